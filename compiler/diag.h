@@ -1,0 +1,39 @@
+/*
+ * diag.h - user-facing diagnostics for .nn programs.
+ *
+ * Every user error is printed as
+ *
+ *     FILE:LINE:COL: error: MESSAGE
+ *      LINE | source text of that line
+ *           |     ^~~~~~
+ *     FILE:LINE:COL: note: ...        (optional, e.g. where an operand was defined)
+ *     hint: ...                       (optional)
+ *
+ * and counted; phases keep going where they can so that one run reports
+ * several independent errors.  Output goes to the current sink (stderr by
+ * default; tests capture it into a buffer).
+ */
+#ifndef NNC_DIAG_H
+#define NNC_DIAG_H
+
+#include "ast.h"
+#include "util.h"
+
+void nnc_diag_set_color(int on); /* 1 = ANSI colours, 0 = none */
+/* Send diagnostics to `b` instead of stderr (NULL restores stderr). */
+void nnc_diag_capture(nnc_buf *b);
+int nnc_diag_error_count(void);
+void nnc_diag_reset(void);
+
+void nnc_error(const nnc_source *src, nnc_loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
+void nnc_note(const nnc_source *src, nnc_loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
+/* A hint line attached to the previous error. */
+void nnc_hint(const char *fmt, ...) NNC_PRINTF(1, 2);
+/* An error not tied to a place in the source (e.g. cannot open the file). */
+void nnc_error_plain(const char *fmt, ...) NNC_PRINTF(1, 2);
+
+/* Closest of `choices` (NULL-terminated) to `word` by edit distance, or NULL
+ * if none is close enough to suggest. */
+const char *nnc_suggest(const char *word, const char *const *choices);
+
+#endif
