@@ -1,0 +1,168 @@
+/*
+ * autodiff.c - reverse-mode automatic differentiation on the IR, followed
+ * by the optimizer update.
+ *
+ * The forward graph [0, n_eval) is walked backwards from the loss.  Each
+ * node's gradient rule (column 5 of ops.def) receives the node id and the id
+ * of the node holding dLoss/dNode, and appends nodes computing the gradients
+ * of its operands; gradients reaching one value along several paths are
+ * summed.  Only values that depend on a parameter get gradients, so no
+ * gradient of the input is computed.  The losses are means over the batch:
+ * their gradient ops include the 1/n.  Every parameter's final gradient node
+ * is tagged to live in the grads array at the parameter's offset, where the
+ * single fused optimizer node (the last node) reads it.
+ */
+#include "ir.h"
+
+typedef struct ad_ctx {
+	ir_graph *g;
+	int *grad;        /* node -> node holding its gradient, or -1 */
+	bool *needs_grad; /* node depends on a parameter */
+} ad_ctx;
+
+typedef void grad_fn(ad_ctx *a, int node, int dy);
+
+static int emit(ad_ctx *a, ir_op op, int nin, const int *in, int like)
+{
+	ir_graph *g = a->g;
+	int id = ir_add(g, op, nin, in);
+	g->nodes[id].loc = g->nodes[like].loc;
+	NNC_ASSERT(ir_infer_shape(g, id));
+	return id;
+}
+
+static int emit1(ad_ctx *a, ir_op op, int x, int like) { return emit(a, op, 1, &x, like); }
+
+static int emit2(ad_ctx *a, ir_op op, int x, int y, int like)
+{
+	int in[2] = {x, y};
+	return emit(a, op, 2, in, like);
+}
+
+/* Adds `dx` to the gradient of `target`. */
+static void accum(ad_ctx *a, int target, int dx)
+{
+	if (!a->needs_grad[target])
+		return;
+	if (a->grad[target] < 0)
+		a->grad[target] = dx;
+	else
+		a->grad[target] = emit2(a, IR_ADD, a->grad[target], dx, target);
+}
+
+static int operand(ad_ctx *a, int node, int k) { return a->g->nodes[node].in[k]; }
+
+static void grad_none(ad_ctx *a, int node, int dy)
+{
+	(void)a;
+	(void)node;
+	(void)dy;
+}
+
+/* y = x W + b:  dx = dy W^T,  dW = x^T dy,  db = sum_n dy */
+static void grad_dense(ad_ctx *a, int node, int dy)
+{
+	ir_graph *g = a->g;
+	int x = operand(a, node, 0), w = operand(a, node, 1);
+	if (a->needs_grad[x]) {
+		int wt = emit1(a, IR_TRANSPOSE, w, node);
+		accum(a, x, emit2(a, IR_DENSE_BWD_X, dy, wt, node));
+	}
+	accum(a, w, emit2(a, IR_DENSE_BWD_W, x, dy, node));
+	if (g->nodes[node].nin > 2) {
+		int b = operand(a, node, 2);
+		accum(a, b, emit1(a, IR_BIAS_GRAD, dy, node));
+	}
+}
+
+static void grad_add(ad_ctx *a, int node, int dy)
+{
+	accum(a, operand(a, node, 0), dy);
+	accum(a, operand(a, node, 1), dy);
+}
+
+static void grad_sub(ad_ctx *a, int node, int dy)
+{
+	accum(a, operand(a, node, 0), dy);
+	if (a->needs_grad[operand(a, node, 1)])
+		accum(a, operand(a, node, 1), emit1(a, IR_NEG, dy, node));
+}
+
+static void grad_mul(ad_ctx *a, int node, int dy)
+{
+	int x = operand(a, node, 0), y = operand(a, node, 1);
+	if (a->needs_grad[x])
+		accum(a, x, emit2(a, IR_MUL, dy, y, node));
+	if (a->needs_grad[y])
+		accum(a, y, emit2(a, IR_MUL, dy, x, node));
+}
+
+static void grad_affine(ad_ctx *a, int node, int dy)
+{
+	int id = emit1(a, IR_AFFINE, dy, node);
+	a->g->nodes[id].fa[0] = a->g->nodes[node].fa[0];
+	a->g->nodes[id].fa[1] = 0;
+	accum(a, operand(a, node, 0), id);
+}
+
+/* Activation derivatives are written in terms of the output y. */
+static void grad_relu(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit2(a, IR_RELU_GRAD, node, dy, node)); }
+static void grad_sigmoid(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit2(a, IR_SIGMOID_GRAD, node, dy, node)); }
+static void grad_tanh(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit2(a, IR_TANH_GRAD, node, dy, node)); }
+static void grad_softmax(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit2(a, IR_SOFTMAX_GRAD, node, dy, node)); }
+
+/* Loss gradients: the seed dLoss/dLoss = 1 is implicit (dy is -1). */
+static void grad_loss(ad_ctx *a, int node, ir_op op)
+{
+	int p = operand(a, node, 0), y = operand(a, node, 1);
+	accum(a, p, emit2(a, op, p, y, node));
+}
+
+static void grad_xent(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_XENT_GRAD); }
+static void grad_mse(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_MSE_GRAD); }
+static void grad_bce(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_BCE_GRAD); }
+
+static grad_fn *const grad_rules[IR_NUM_OPS] = {
+#define OP(id, name, arity, shape, grad, lower) [IR_##id] = grad,
+#include "ops.def"
+#undef OP
+};
+
+void nnc_autodiff(ir_graph *g)
+{
+	int n0 = g->n;
+	ad_ctx A = {g, nnc_alloc(sizeof(int) * (size_t)n0 * 4 + 64), nnc_alloc(sizeof(bool) * (size_t)n0 + 1)};
+	ad_ctx *a = &A;
+	for (int i = 0; i < n0; i++) {
+		ir_node *n = &g->nodes[i];
+		a->grad[i] = -1;
+		a->needs_grad[i] = n->op == IR_PARAM;
+		for (int k = 0; k < n->nin; k++)
+			a->needs_grad[i] |= a->needs_grad[n->in[k]];
+	}
+	NNC_ASSERT(g->loss >= 0);
+	grad_rules[g->nodes[g->loss].op](a, g->loss, -1);
+	for (int i = g->loss - 1; i >= 0; i--) {
+		if (g->nodes[i].dead || a->grad[i] < 0 || !a->needs_grad[i])
+			continue;
+		grad_rules[g->nodes[i].op](a, i, a->grad[i]);
+	}
+	/* every parameter's gradient lives in grads, at the parameter's offset */
+	for (int p = 0; p < g->nparams; p++) {
+		int gn = a->grad[g->params[p].node];
+		if (gn < 0)
+			continue; /* not reachable from the loss: its gradient stays 0 */
+		ir_node *n = &g->nodes[gn];
+		if (n->storage == ST_GRAD || n->op == IR_PARAM) /* already another param's: copy */
+			gn = emit1(a, IR_COPY, gn, gn), n = &g->nodes[gn];
+		n->storage = ST_GRAD;
+		n->offset = g->params[p].offset;
+		n->param = p;
+	}
+	ir_op upd = g->opt.kind == NNRT_OPT_ADAM ? IR_ADAM_UPDATE : IR_SGD_UPDATE;
+	int u = ir_add(g, upd, 0, NULL);
+	NNC_ASSERT(ir_infer_shape(g, u));
+	g->opt_floats = g->opt.kind == NNRT_OPT_ADAM ? 2 * g->param_floats
+			: g->opt.momentum != 0      ? g->param_floats
+						    : 0;
+}

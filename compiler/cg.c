@@ -1,0 +1,561 @@
+/*
+ * cg.c - lowering driver: builder helpers, one LLVM function per op, the
+ * three entry bodies (train_step, eval_step, infer), the model descriptor
+ * that runtime/nnrt.h declares, and main().
+ */
+#include "cg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cg_math.h"
+
+/* ---- small helpers ---- */
+
+LLVMValueRef cg_i64(cg_ctx *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+LLVMValueRef cg_i32(cg_ctx *c, int32_t v) { return LLVMConstInt(c->i32, (unsigned long long)(int64_t)v, 1); }
+LLVMValueRef cg_f32(cg_ctx *c, double v) { return LLVMConstReal(c->f32, v); }
+
+LLVMValueRef cg_splat(cg_ctx *c, LLVMValueRef s)
+{
+	LLVMValueRef v = LLVMBuildInsertElement(c->B, LLVMGetPoison(c->v16), s, cg_i32(c, 0), "");
+	LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(c->i32, CG_VW));
+	return LLVMBuildShuffleVector(c->B, v, LLVMGetPoison(c->v16), zeros, "splat");
+}
+
+LLVMValueRef cg_vf32(cg_ctx *c, double v)
+{
+	LLVMValueRef e[CG_VW];
+	for (int i = 0; i < CG_VW; i++)
+		e[i] = cg_f32(c, v);
+	return LLVMConstVector(e, CG_VW);
+}
+
+LLVMValueRef cg_mask(cg_ctx *c, int nlanes)
+{
+	LLVMValueRef e[CG_VW];
+	for (int i = 0; i < CG_VW; i++)
+		e[i] = LLVMConstInt(c->i1, i < nlanes, 0);
+	return LLVMConstVector(e, CG_VW);
+}
+
+LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining)
+{
+	LLVMValueRef e[CG_VW];
+	for (int i = 0; i < CG_VW; i++)
+		e[i] = cg_i64(c, i);
+	LLVMValueRef iota = LLVMConstVector(e, CG_VW);
+	LLVMValueRef rem = LLVMBuildInsertElement(c->B, LLVMGetPoison(LLVMVectorType(c->i64, CG_VW)), remaining,
+						  cg_i32(c, 0), "");
+	rem = LLVMBuildShuffleVector(c->B, rem, LLVMGetPoison(LLVMVectorType(c->i64, CG_VW)),
+				     LLVMConstNull(LLVMVectorType(c->i32, CG_VW)), "");
+	return LLVMBuildICmp(c->B, LLVMIntSLT, iota, rem, "mask");
+}
+
+LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name)
+{
+	/* allocas go to the entry block so that mem2reg promotes them */
+	LLVMBasicBlockRef cur = LLVMGetInsertBlock(c->B);
+	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(c->fn);
+	LLVMValueRef first = LLVMGetFirstInstruction(entry);
+	if (first)
+		LLVMPositionBuilderBefore(c->B, first);
+	else
+		LLVMPositionBuilderAtEnd(c->B, entry);
+	LLVMValueRef a = LLVMBuildAlloca(c->B, t, name);
+	LLVMPositionBuilderAtEnd(c->B, cur);
+	return a;
+}
+
+LLVMValueRef cg_load(cg_ctx *c, LLVMTypeRef t, LLVMValueRef p) { return LLVMBuildLoad2(c->B, t, p, ""); }
+void cg_store(cg_ctx *c, LLVMValueRef v, LLVMValueRef p) { LLVMBuildStore(c->B, v, p); }
+
+LLVMValueRef cg_gep(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx)
+{
+	return LLVMBuildInBoundsGEP2(c->B, c->f32, base, &idx, 1, "");
+}
+
+LLVMValueRef cg_gep_i32(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx)
+{
+	return LLVMBuildInBoundsGEP2(c->B, c->i32, base, &idx, 1, "");
+}
+
+LLVMValueRef cg_call_intr(cg_ctx *c, const char *name, LLVMTypeRef *over, int nover, LLVMValueRef *a, int na)
+{
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	NNC_ASSERT(id != 0);
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->M, id, over, (size_t)nover);
+	LLVMTypeRef ft = LLVMIntrinsicGetType(c->C, id, over, (size_t)nover);
+	return LLVMBuildCall2(c->B, ft, f, a, (unsigned)na, "");
+}
+
+LLVMValueRef cg_vload(cg_ctx *c, LLVMValueRef p, LLVMValueRef mask)
+{
+	if (!mask) {
+		LLVMValueRef v = LLVMBuildLoad2(c->B, c->v16, p, "");
+		LLVMSetAlignment(v, 4);
+		return v;
+	}
+	LLVMTypeRef over[2] = {c->v16, c->ptr};
+	LLVMValueRef a[4] = {p, cg_i32(c, 4), mask, LLVMConstNull(c->v16)};
+	return cg_call_intr(c, "llvm.masked.load", over, 2, a, 4);
+}
+
+void cg_vstore(cg_ctx *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask)
+{
+	if (!mask) {
+		LLVMValueRef s = LLVMBuildStore(c->B, v, p);
+		LLVMSetAlignment(s, 4);
+		return;
+	}
+	LLVMTypeRef over[2] = {c->v16, c->ptr};
+	LLVMValueRef a[4] = {v, p, cg_i32(c, 4), mask};
+	cg_call_intr(c, "llvm.masked.store", over, 2, a, 4);
+}
+
+LLVMValueRef cg_fma(cg_ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc)
+{
+	LLVMTypeRef t = LLVMTypeOf(acc);
+	LLVMValueRef args[3] = {a, b, acc};
+	return cg_call_intr(c, "llvm.fma", &t, 1, args, 3);
+}
+
+LLVMValueRef cg_min_i64(cg_ctx *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+LLVMValueRef cg_hsum(cg_ctx *c, LLVMValueRef v)
+{
+	/* pairwise halving: a fixed order, so results do not depend on lanes */
+	int w = CG_VW;
+	while (w > 1) {
+		int h = w / 2;
+		LLVMValueRef lo[CG_VW], hi[CG_VW];
+		for (int i = 0; i < h; i++) {
+			lo[i] = cg_i32(c, i);
+			hi[i] = cg_i32(c, i + h);
+		}
+		LLVMValueRef a = LLVMBuildShuffleVector(c->B, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(lo, (unsigned)h), "");
+		LLVMValueRef b = LLVMBuildShuffleVector(c->B, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(hi, (unsigned)h), "");
+		v = LLVMBuildFAdd(c->B, a, b, "");
+		w = h;
+	}
+	return LLVMBuildExtractElement(c->B, v, cg_i32(c, 0), "");
+}
+
+cg_loop cg_loop_begin(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi, int64_t step)
+{
+	cg_loop l;
+	l.var = cg_alloca(c, c->i64, "iv");
+	l.step = cg_i64(c, step);
+	cg_store(c, lo, l.var);
+	l.cond = LLVMAppendBasicBlockInContext(c->C, c->fn, "loop.cond");
+	LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->C, c->fn, "loop.body");
+	l.exit = LLVMAppendBasicBlockInContext(c->C, c->fn, "loop.exit");
+	LLVMBuildBr(c->B, l.cond);
+	LLVMPositionBuilderAtEnd(c->B, l.cond);
+	l.i = cg_load(c, c->i64, l.var);
+	LLVMBuildCondBr(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, l.i, hi, ""), body, l.exit);
+	LLVMPositionBuilderAtEnd(c->B, body);
+	return l;
+}
+
+void cg_loop_end(cg_ctx *c, cg_loop *l)
+{
+	LLVMValueRef next = LLVMBuildAdd(c->B, l->i, l->step, "");
+	cg_store(c, next, l->var);
+	LLVMBuildBr(c->B, l->cond);
+	LLVMPositionBuilderAtEnd(c->B, l->exit);
+}
+
+cg_if cg_if_begin(cg_ctx *c, LLVMValueRef cond)
+{
+	cg_if f;
+	LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c->C, c->fn, "if.then");
+	f.els = LLVMAppendBasicBlockInContext(c->C, c->fn, "if.else");
+	f.end = LLVMAppendBasicBlockInContext(c->C, c->fn, "if.end");
+	LLVMBuildCondBr(c->B, cond, then, f.els);
+	LLVMPositionBuilderAtEnd(c->B, then);
+	return f;
+}
+
+void cg_if_else(cg_ctx *c, cg_if *f)
+{
+	LLVMBuildBr(c->B, f->end);
+	LLVMPositionBuilderAtEnd(c->B, f->els);
+	f->els = NULL;
+}
+
+void cg_if_end(cg_ctx *c, cg_if *f)
+{
+	LLVMBuildBr(c->B, f->end);
+	if (f->els) {
+		LLVMPositionBuilderAtEnd(c->B, f->els);
+		LLVMBuildBr(c->B, f->end);
+	}
+	LLVMPositionBuilderAtEnd(c->B, f->end);
+}
+
+/* ---- access to nnrt_step_args ---- */
+
+enum { A_PARAMS, A_GRADS, A_OPT, A_WS, A_X, A_Y, A_OUT, A_METRICS, A_N, A_HP };
+
+static LLVMValueRef arg_field(cg_ctx *c, int field, LLVMTypeRef t)
+{
+	LLVMValueRef p = LLVMBuildStructGEP2(c->B, c->args_t, c->args, (unsigned)field, "");
+	return cg_load(c, t, p);
+}
+
+LLVMValueRef cg_batch_n(cg_ctx *c) { return arg_field(c, A_N, c->i64); }
+LLVMValueRef cg_metrics(cg_ctx *c) { return arg_field(c, A_METRICS, c->ptr); }
+
+LLVMValueRef cg_hp(cg_ctx *c, int k)
+{
+	LLVMValueRef idx[2] = {cg_i32(c, A_HP), cg_i32(c, k)};
+	LLVMValueRef base = LLVMBuildStructGEP2(c->B, c->args_t, c->args, A_HP, "");
+	(void)idx;
+	LLVMValueRef i = cg_i64(c, k);
+	return cg_load(c, c->f32, LLVMBuildInBoundsGEP2(c->B, c->f32, base, &i, 1, ""));
+}
+
+LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n)
+{
+	int field;
+	switch (n->storage) {
+	case ST_INPUT: field = A_X; break;
+	case ST_LABEL: field = A_Y; break;
+	case ST_PARAM: field = A_PARAMS; break;
+	case ST_GRAD: field = A_GRADS; break;
+	case ST_WS: field = A_WS; break;
+	case ST_OUT: field = A_OUT; break;
+	default: nnc_internal_error(__FILE__, __LINE__, "tensor %s has no storage", ir_op_name(n->op));
+	}
+	LLVMValueRef base = arg_field(c, field, c->ptr);
+	if (n->offset == 0)
+		return base;
+	return cg_gep(c, base, cg_i64(c, n->offset));
+}
+
+LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n) { return n->batched ? cg_batch_n(c) : cg_i64(c, 1); }
+
+void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef *hi)
+{
+	LLVMValueRef tid = LLVMBuildSExt(c->B, c->tid, c->i64, "");
+	LLVMValueRef nth = LLVMBuildSExt(c->B, c->nth, c->i64, "");
+	LLVMValueRef t1 = LLVMBuildAdd(c->B, tid, cg_i64(c, 1), "");
+	*lo = LLVMBuildSDiv(c->B, LLVMBuildMul(c->B, tid, ntasks, ""), nth, "lo");
+	*hi = LLVMBuildSDiv(c->B, LLVMBuildMul(c->B, t1, ntasks, ""), nth, "hi");
+}
+
+LLVMValueRef cg_act(cg_ctx *c, ir_act a, LLVMValueRef x)
+{
+	switch (a) {
+	case ACT_NONE: return x;
+	case ACT_RELU: {
+		LLVMValueRef z = LLVMConstNull(LLVMTypeOf(x));
+		return LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, x, z, ""), x, z, "relu");
+	}
+	case ACT_SIGMOID: return cgm_sigmoid(c->B, x);
+	case ACT_TANH: return cgm_tanh(c->B, x);
+	}
+	nnc_unreachable();
+}
+
+LLVMValueRef cg_dact(cg_ctx *c, ir_act a, LLVMValueRef y, LLVMValueRef dy)
+{
+	LLVMTypeRef t = LLVMTypeOf(y);
+	LLVMValueRef one = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? cg_vf32(c, 1) : cg_f32(c, 1);
+	switch (a) {
+	case ACT_NONE: return dy;
+	case ACT_RELU: {
+		LLVMValueRef z = LLVMConstNull(t);
+		return LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, y, z, ""), dy, z, "");
+	}
+	case ACT_SIGMOID:
+		return LLVMBuildFMul(c->B, dy, LLVMBuildFMul(c->B, y, LLVMBuildFSub(c->B, one, y, ""), ""), "");
+	case ACT_TANH:
+		return LLVMBuildFMul(c->B, dy, LLVMBuildFSub(c->B, one, LLVMBuildFMul(c->B, y, y, ""), ""), "");
+	}
+	nnc_unreachable();
+}
+
+/* ---- functions ---- */
+
+static void set_fn_attrs(cg_ctx *c, LLVMValueRef fn)
+{
+	const char *kv[][2] = {{"min-legal-vector-width", "512"}, {"prefer-vector-width", "512"},
+			       {"no-trapping-math", "true"}};
+	for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
+		LLVMAttributeRef at = LLVMCreateStringAttribute(c->C, kv[i][0], (unsigned)strlen(kv[i][0]), kv[i][1],
+								(unsigned)strlen(kv[i][1]));
+		LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, at);
+	}
+	unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, nounwind, 0));
+}
+
+static void begin_fn(cg_ctx *c, LLVMValueRef fn)
+{
+	c->fn = fn;
+	c->args = LLVMGetParam(fn, 0);
+	c->tid = LLVMGetParam(fn, 1);
+	c->nth = LLVMGetParam(fn, 2);
+	LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->C, fn, "entry");
+	LLVMPositionBuilderAtEnd(c->B, entry);
+}
+
+/* One op function per live node that computes something. */
+static LLVMValueRef *op_fns;
+
+static lower_fn *const lowerings[IR_NUM_OPS] = {
+#define OP(id, name, arity, shape, grad, lower) [IR_##id] = lower,
+#include "ops.def"
+#undef OP
+};
+
+static bool has_code(const ir_node *n)
+{
+	return !n->dead && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM;
+}
+
+static void lower_op(cg_ctx *c, int id)
+{
+	ir_node *n = &c->g->nodes[id];
+	char name[64];
+	snprintf(name, sizeof name, "op%d.%s", id, ir_op_name(n->op));
+	LLVMValueRef fn = LLVMAddFunction(c->M, name, c->op_fn_t);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	set_fn_attrs(c, fn);
+	begin_fn(c, fn);
+	lowerings[n->op](c, n);
+	LLVMBuildRetVoid(c->B);
+	op_fns[id] = fn;
+}
+
+/* An entry body: the listed ops in order, a barrier between two ops. */
+static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n)
+{
+	LLVMValueRef fn = LLVMAddFunction(c->M, name, c->op_fn_t);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	set_fn_attrs(c, fn);
+	begin_fn(c, fn);
+	for (int k = 0; k < n; k++) {
+		LLVMValueRef a[3] = {c->args, c->tid, c->nth};
+		LLVMBuildCall2(c->B, c->op_fn_t, op_fns[ids[k]], a, 3, "");
+		if (k + 1 < n)
+			LLVMBuildCall2(c->B, c->barrier_t, c->barrier_fn, NULL, 0, "");
+	}
+	LLVMBuildRetVoid(c->B);
+	return fn;
+}
+
+/* ---- the model descriptor (mirrors runtime/nnrt.h) ---- */
+
+static LLVMValueRef cstr(cg_ctx *c, const char *s)
+{
+	if (!s)
+		return LLVMConstNull(c->ptr);
+	size_t len = strlen(s);
+	LLVMValueRef init = LLVMConstStringInContext2(c->C, s, len, 0);
+	LLVMValueRef g = LLVMAddGlobal(c->M, LLVMTypeOf(init), ".str");
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+	return g;
+}
+
+static LLVMValueRef ci32(cg_ctx *c, int64_t v) { return LLVMConstInt(c->i32, (unsigned long long)v, 1); }
+static LLVMValueRef ci64(cg_ctx *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+
+static LLVMValueRef shape4(cg_ctx *c, int rank, const int64_t *d)
+{
+	LLVMValueRef e[4];
+	for (int i = 0; i < 4; i++)
+		e[i] = ci64(c, i < rank ? d[i] : 0);
+	return LLVMConstArray2(c->i64, e, 4);
+}
+
+static LLVMTypeRef data_spec_t(cg_ctx *c)
+{
+	LLVMTypeRef f[] = {c->i32, c->i32, c->ptr, c->ptr, c->ptr, c->ptr, c->f32, c->f32, c->f32, c->f32,
+			   c->i64, c->i64, c->i64};
+	return LLVMStructTypeInContext(c->C, f, sizeof f / sizeof f[0], 0);
+}
+
+static LLVMValueRef data_spec(cg_ctx *c, const nnrt_data_spec *d)
+{
+	LLVMValueRef f[] = {ci32(c, d->kind), ci32(c, d->has_header), cstr(c, d->path_x), cstr(c, d->path_y),
+			    cstr(c, d->cols_x), cstr(c, d->cols_y), cg_f32(c, d->scale), cg_f32(c, d->shift),
+			    cg_f32(c, d->noise), cg_f32(c, 0), ci64(c, d->count), ci64(c, d->seed), ci64(c, d->classes)};
+	return LLVMConstNamedStruct(data_spec_t(c), f, sizeof f / sizeof f[0]);
+}
+
+static LLVMValueRef param_table(cg_ctx *c, const char *prefix)
+{
+	ir_graph *g = c->g;
+	LLVMTypeRef f[] = {c->ptr, c->i64, c->i64, LLVMArrayType2(c->i64, 4), c->i32, c->i32, c->f32, c->f32,
+			   c->f32, c->f32};
+	LLVMTypeRef pt = LLVMStructTypeInContext(c->C, f, sizeof f / sizeof f[0], 0);
+	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->nparams);
+	for (int i = 0; i < g->nparams; i++) {
+		ir_param *p = &g->params[i];
+		LLVMValueRef v[] = {cstr(c, p->name), ci64(c, p->offset), ci64(c, p->size), shape4(c, p->rank, p->dims),
+				    ci32(c, p->rank), ci32(c, p->init), cg_f32(c, p->init_arg), cg_f32(c, p->fan_in),
+				    cg_f32(c, p->fan_out), cg_f32(c, 0)};
+		rows[i] = LLVMConstNamedStruct(pt, v, sizeof v / sizeof v[0]);
+	}
+	LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)g->nparams);
+	LLVMValueRef gv = LLVMAddGlobal(c->M, LLVMTypeOf(arr), nnc_sprintf("%s_params", prefix));
+	LLVMSetInitializer(gv, arr);
+	LLVMSetGlobalConstant(gv, 1);
+	LLVMSetLinkage(gv, LLVMInternalLinkage);
+	return gv;
+}
+
+static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMValueRef eval, LLVMValueRef infer)
+{
+	ir_graph *g = c->g;
+	ir_node *in = &g->nodes[g->input];
+	LLVMTypeRef ds = data_spec_t(c);
+	LLVMTypeRef f[] = {
+		c->i64, c->i64, c->ptr, c->ptr, c->i64,                 /* struct_size .. fingerprint */
+		LLVMArrayType2(c->i64, 4), c->i32, c->i32,              /* input_shape, input_rank, label_kind */
+		c->i64, c->i64, c->i64, c->i64,                         /* input_size .. batch */
+		c->i32, c->i32, c->i32, c->i32,                         /* loss, optimizer, n_params, pad */
+		c->ptr, c->i64, c->i64, c->i64,                         /* params .. ws_floats */
+		c->f32, c->f32, c->f32, c->f32, c->f32, c->f32,         /* lr .. pad2 */
+		c->i64, c->i64, ds, ds, c->ptr, c->ptr, c->ptr,
+	};
+	LLVMTypeRef mt = LLVMStructTypeInContext(c->C, f, sizeof f / sizeof f[0], 0);
+	LLVMTargetDataRef td = LLVMGetModuleDataLayout(c->M);
+	int64_t size = (int64_t)LLVMABISizeOfType(td, mt);
+	int64_t out_size = g->output >= 0 ? g->nodes[g->output].size : 0;
+	LLVMValueRef v[] = {
+		ci64(c, size), ci64(c, NNRT_ABI_VERSION), cstr(c, g->model_name), cstr(c, g->src->path),
+		LLVMConstInt(c->i64, g->fingerprint, 0), shape4(c, in->rank, in->dims), ci32(c, in->rank),
+		ci32(c, g->label_kind), ci64(c, in->size), ci64(c, g->label_size), ci64(c, out_size),
+		ci64(c, g->batch), ci32(c, g->loss_kind), ci32(c, g->opt.kind), ci32(c, g->nparams), ci32(c, 0),
+		param_table(c, prefix), ci64(c, g->param_floats), ci64(c, g->opt_floats), ci64(c, g->ws_floats),
+		cg_f32(c, g->opt.lr), cg_f32(c, g->opt.momentum), cg_f32(c, g->opt.beta1), cg_f32(c, g->opt.beta2),
+		cg_f32(c, g->opt.eps), cg_f32(c, 0), ci64(c, g->epochs), ci64(c, g->seed), data_spec(c, &g->train),
+		data_spec(c, &g->test), train ? train : LLVMConstNull(c->ptr), eval ? eval : LLVMConstNull(c->ptr),
+		infer ? infer : LLVMConstNull(c->ptr),
+	};
+	LLVMValueRef init = LLVMConstNamedStruct(mt, v, sizeof v / sizeof v[0]);
+	LLVMValueRef gv = LLVMAddGlobal(c->M, mt, nnc_sprintf("%s_model", prefix));
+	LLVMSetInitializer(gv, init);
+	LLVMSetGlobalConstant(gv, 1);
+
+	if (c->opt->emit_main) {
+		LLVMTypeRef mp[2] = {c->i32, c->ptr};
+		LLVMTypeRef main_t = LLVMFunctionType(c->i32, mp, 2, 0);
+		LLVMValueRef mainf = LLVMAddFunction(c->M, "main", main_t);
+		LLVMTypeRef np[3] = {c->ptr, c->i32, c->ptr};
+		LLVMTypeRef nm_t = LLVMFunctionType(c->i32, np, 3, 0);
+		LLVMValueRef nm = LLVMAddFunction(c->M, "nnrt_main", nm_t);
+		LLVMPositionBuilderAtEnd(c->B, LLVMAppendBasicBlockInContext(c->C, mainf, "entry"));
+		LLVMValueRef a[3] = {gv, LLVMGetParam(mainf, 0), LLVMGetParam(mainf, 1)};
+		LLVMBuildRet(c->B, LLVMBuildCall2(c->B, nm_t, nm, a, 3, ""));
+	}
+}
+
+/* Nodes needed to compute `root` (its ancestors), in order. */
+static int collect_ancestors(ir_graph *g, int root, int *ids)
+{
+	bool *need = nnc_alloc((size_t)g->n);
+	need[root] = true;
+	for (int i = root; i >= 0; i--) {
+		if (!need[i])
+			continue;
+		for (int k = 0; k < g->nodes[i].nin; k++)
+			need[g->nodes[i].in[k]] = true;
+	}
+	int n = 0;
+	for (int i = 0; i <= root; i++)
+		if (need[i] && has_code(&g->nodes[i]))
+			ids[n++] = i;
+	return n;
+}
+
+LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
+{
+	cg_ctx C0 = {0}, *c = &C0;
+	c->g = g;
+	c->opt = opt;
+	c->C = ctx;
+	c->M = LLVMModuleCreateWithNameInContext(g->model_name, ctx);
+	c->B = LLVMCreateBuilderInContext(ctx);
+	c->f32 = LLVMFloatTypeInContext(ctx);
+	c->f64 = LLVMDoubleTypeInContext(ctx);
+	c->i1 = LLVMInt1TypeInContext(ctx);
+	c->i8 = LLVMInt8TypeInContext(ctx);
+	c->i32 = LLVMInt32TypeInContext(ctx);
+	c->i64 = LLVMInt64TypeInContext(ctx);
+	c->ptr = LLVMPointerTypeInContext(ctx, 0);
+	c->v16 = LLVMVectorType(c->f32, CG_VW);
+	c->m16 = LLVMVectorType(c->i1, CG_VW);
+	c->vt = LLVMVoidTypeInContext(ctx);
+	/* nnrt_step_args: 8 pointers, n, hp[8] */
+	LLVMTypeRef af[] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->i64,
+			    LLVMArrayType2(c->f32, 8)};
+	c->args_t = LLVMStructTypeInContext(ctx, af, sizeof af / sizeof af[0], 0);
+	LLVMTypeRef op_params[3] = {c->ptr, c->i32, c->i32};
+	c->op_fn_t = LLVMFunctionType(c->vt, op_params, 3, 0);
+	c->barrier_t = LLVMFunctionType(c->vt, NULL, 0, 0);
+	c->barrier_fn = LLVMAddFunction(c->M, "nnrt_barrier", c->barrier_t);
+
+	/* target triple and data layout of the host, so struct layout matches C */
+	char *triple = LLVMGetDefaultTargetTriple();
+	LLVMSetTarget(c->M, triple);
+	LLVMTargetRef target;
+	char *err = NULL;
+	if (LLVMGetTargetFromTriple(triple, &target, &err))
+		nnc_internal_error(__FILE__, __LINE__, "no LLVM target for %s: %s", triple, err);
+	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, "", "", LLVMCodeGenLevelDefault,
+							  LLVMRelocPIC, LLVMCodeModelDefault);
+	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+	char *dl = LLVMCopyStringRepOfTargetData(td);
+	LLVMSetDataLayout(c->M, dl);
+	LLVMDisposeMessage(dl);
+	LLVMDisposeTargetData(td);
+	LLVMDisposeTargetMachine(tm);
+	LLVMDisposeMessage(triple);
+
+	const char *prefix = opt->prefix ? opt->prefix : g->model_name;
+	op_fns = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->n);
+	int *ids = nnc_alloc(sizeof(int) * (size_t)g->n);
+	int last = opt->inference_only ? g->n_eval : g->n_train;
+	for (int i = 0; i < last; i++)
+		if (has_code(&g->nodes[i]))
+			lower_op(c, i);
+	for (int i = g->n_train; i < g->n; i++)
+		if (has_code(&g->nodes[i]))
+			lower_op(c, i);
+
+	LLVMValueRef train = NULL, eval, infer = NULL;
+	int n = 0;
+	if (!opt->inference_only) {
+		for (int i = 0; i < g->n_train; i++)
+			if (has_code(&g->nodes[i]))
+				ids[n++] = i;
+		train = emit_body(c, nnc_sprintf("%s_train_step", prefix), ids, n);
+	}
+	n = 0;
+	for (int i = 0; i < g->n_eval; i++)
+		if (has_code(&g->nodes[i]))
+			ids[n++] = i;
+	eval = emit_body(c, nnc_sprintf("%s_eval_step", prefix), ids, n);
+	if (g->output >= 0) {
+		int src = g->nodes[g->output].in[0];
+		n = collect_ancestors(g, src, ids);
+		for (int i = g->n_train; i < g->n; i++)
+			if (has_code(&g->nodes[i]))
+				ids[n++] = i;
+		infer = emit_body(c, nnc_sprintf("%s_infer", prefix), ids, n);
+	}
+	emit_model(c, prefix, train, eval, infer);
+	LLVMDisposeBuilder(c->B);
+	return c->M;
+}

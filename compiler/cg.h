@@ -1,0 +1,105 @@
+/*
+ * cg.h - lowering of the planned IR graph to LLVM IR (internal to cg*.c).
+ *
+ * Every op becomes one internal function `void op_K(nnrt_step_args *, i32 tid,
+ * i32 nthreads)` that does this thread's share of the op's work; the entry
+ * points (train_step, eval_step, infer) call the op functions in order with a
+ * runtime barrier between them.  Kernels are specialised to static shapes:
+ * only the batch size n is read at run time.  Vectors are <16 x float>.
+ */
+#ifndef NNC_CG_H
+#define NNC_CG_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "ir.h"
+
+#define CG_VW 16 /* floats per vector */
+
+typedef struct cg_options {
+	int opt_level;       /* 0..3 */
+	bool naive;          /* -O0 / --no-fuse: reference kernels, no fusion */
+	bool emit_main;      /* define main() calling nnrt_main */
+	bool inference_only; /* leave out train_step */
+	const char *prefix;  /* symbol prefix, default: model name */
+} cg_options;
+
+typedef struct cg_ctx {
+	ir_graph *g;
+	const cg_options *opt;
+	LLVMContextRef C;
+	LLVMModuleRef M;
+	LLVMBuilderRef B;
+	LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, v16, m16, vt, args_t, op_fn_t;
+	LLVMValueRef fn;     /* function being built */
+	LLVMValueRef args, tid, nth;
+	LLVMValueRef barrier_fn;
+	LLVMTypeRef barrier_t;
+} cg_ctx;
+
+/* ---- helpers (cg.c) ---- */
+LLVMValueRef cg_i64(cg_ctx *c, int64_t v);
+LLVMValueRef cg_i32(cg_ctx *c, int32_t v);
+LLVMValueRef cg_f32(cg_ctx *c, double v);
+LLVMValueRef cg_splat(cg_ctx *c, LLVMValueRef scalar);
+LLVMValueRef cg_vf32(cg_ctx *c, double v);         /* splat constant */
+LLVMValueRef cg_mask(cg_ctx *c, int nlanes);       /* first nlanes lanes on */
+LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining); /* lanes < remaining */
+LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name);
+LLVMValueRef cg_load(cg_ctx *c, LLVMTypeRef t, LLVMValueRef p);
+void cg_store(cg_ctx *c, LLVMValueRef v, LLVMValueRef p);
+LLVMValueRef cg_gep(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx); /* float* + idx */
+LLVMValueRef cg_gep_i32(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef cg_vload(cg_ctx *c, LLVMValueRef p, LLVMValueRef mask);  /* mask NULL = full */
+void cg_vstore(cg_ctx *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask);
+LLVMValueRef cg_call_intr(cg_ctx *c, const char *name, LLVMTypeRef *over, int nover, LLVMValueRef *a, int na);
+LLVMValueRef cg_fma(cg_ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
+LLVMValueRef cg_min_i64(cg_ctx *c, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_hsum(cg_ctx *c, LLVMValueRef v);   /* horizontal sum of a vector */
+
+/* Loops: for (i = lo; i < hi; i += step) */
+typedef struct cg_loop {
+	LLVMValueRef var, i, step;
+	LLVMBasicBlockRef cond, exit;
+} cg_loop;
+cg_loop cg_loop_begin(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi, int64_t step);
+void cg_loop_end(cg_ctx *c, cg_loop *l);
+/* if (cond) { ... } [else { ... }] */
+typedef struct cg_if {
+	LLVMBasicBlockRef els, end;
+} cg_if;
+cg_if cg_if_begin(cg_ctx *c, LLVMValueRef cond);
+void cg_if_else(cg_ctx *c, cg_if *f);
+void cg_if_end(cg_ctx *c, cg_if *f);
+
+/* Run-time values available in an op function. */
+LLVMValueRef cg_batch_n(cg_ctx *c);                   /* i64 n */
+LLVMValueRef cg_hp(cg_ctx *c, int k);                 /* float hp[k] */
+LLVMValueRef cg_metrics(cg_ctx *c);                   /* double* */
+LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n);  /* base pointer of a node's tensor */
+/* Rows of a node: n if batched, else 1. */
+LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n);
+/* This thread's share [*lo, *hi) of ntasks tasks. */
+void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef *hi);
+
+/* Activation and its derivative (from the activation's output y), vectors. */
+LLVMValueRef cg_act(cg_ctx *c, ir_act a, LLVMValueRef x);
+LLVMValueRef cg_dact(cg_ctx *c, ir_act a, LLVMValueRef y, LLVMValueRef dy);
+
+/* ---- kernels (cg_kernels.c): one lowering per row of ops.def ---- */
+typedef void lower_fn(cg_ctx *c, ir_node *n);
+#define OP(id, name, arity, shape, grad, lower) lower_fn lower;
+#include "ops.def"
+#undef OP
+
+/* ---- entry (cg.c) and emission (emit.c) ---- */
+LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx);
+typedef enum { EMIT_OBJ, EMIT_ASM, EMIT_LL } emit_kind;
+/* Verifies, optimises for the host CPU and writes the module. 0 on success. */
+int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path);
+/* Links an object with the runtime into an executable. 0 on success. */
+int nnc_link(const char *obj, const char *exe);
+
+#endif

@@ -1,0 +1,551 @@
+/*
+ * cg_kernels.c - the lowering of each op to an LLVM loop nest specialised
+ * to its static shapes (only the batch size n is a run-time value).
+ *
+ * Matrix products (dense forward, its two backward products) share one
+ * generator, gemm(): register tiles of MR rows x NV vectors of 16 floats held
+ * in accumulators across the whole reduction, the A element broadcast, the B
+ * row loaded once per k, and an epilogue that adds the bias, applies the
+ * activation or multiplies by the activation's derivative before the one
+ * store.  Work is split into tiles, statically across threads; every
+ * reduction runs inside one tile in a fixed order, so results do not depend
+ * on the number of threads.
+ */
+#include "cg.h"
+
+#include "cg_math.h"
+
+static ir_node *operand(cg_ctx *c, ir_node *n, int k) { return &c->g->nodes[n->in[k]]; }
+
+/* ---- matrix product ---- */
+
+/* C[m, j] = epilogue(sum_k A(m, k) B[k, j]) for m < M, j < N, where
+ * A(m, k) = a[m*sam + k*sak], B[k, j] = b[k*ldb + j], C[m, j] = c[m*ldc + j]. */
+typedef struct gemm_spec {
+	LLVMValueRef a, b, c;
+	LLVMValueRef M;  /* i64, may be run-time */
+	LLVMValueRef K;  /* i64, may be run-time */
+	int64_t N;
+	int64_t sam, sak, ldb, ldc;
+	int64_t mmax;    /* upper bound of M (for choosing tiles) */
+	LLVMValueRef bias; /* float[N] or NULL */
+	ir_act act;
+	ir_act dact;     /* multiply by act'(y), y[m, j] = y[m*ldy + j] */
+	LLVMValueRef y;
+	int64_t ldy;
+} gemm_spec;
+
+/* One register tile: rows [m0, m0+mr), vectors [j0, j0 + 16 nv), the last
+ * vector masked to `tail` lanes (16 = full). */
+static void gemm_tile(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueRef j0, int mr, int nv, int tail)
+{
+	LLVMValueRef acc[16][4];
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < nv; v++) {
+			acc[r][v] = cg_alloca(c, c->v16, "acc");
+			cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
+		}
+	LLVMValueRef tmask = tail < CG_VW ? cg_mask(c, tail) : NULL;
+	/* row base offsets of A for each r: (m0 + r) * sam */
+	LLVMValueRef arow[16];
+	for (int r = 0; r < mr; r++)
+		arow[r] = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, m0, cg_i64(c, r), ""), cg_i64(c, s->sam), "");
+	cg_loop k = cg_loop_begin(c, cg_i64(c, 0), s->K, 1);
+	{
+		LLVMValueRef brow = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, k.i, cg_i64(c, s->ldb), ""), j0, "");
+		LLVMValueRef bv[4];
+		for (int v = 0; v < nv; v++) {
+			LLVMValueRef p = cg_gep(c, s->b, LLVMBuildAdd(c->B, brow, cg_i64(c, 16 * v), ""));
+			bv[v] = cg_vload(c, p, v == nv - 1 ? tmask : NULL);
+		}
+		LLVMValueRef koff = LLVMBuildMul(c->B, k.i, cg_i64(c, s->sak), "");
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef av = cg_load(c, c->f32, cg_gep(c, s->a, LLVMBuildAdd(c->B, arow[r], koff, "")));
+			LLVMValueRef bc = cg_splat(c, av);
+			for (int v = 0; v < nv; v++)
+				cg_store(c, cg_fma(c, bc, bv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
+		}
+	}
+	cg_loop_end(c, &k);
+	/* epilogue */
+	LLVMValueRef bias[4] = {0};
+	if (s->bias)
+		for (int v = 0; v < nv; v++)
+			bias[v] = cg_vload(c, cg_gep(c, s->bias, LLVMBuildAdd(c->B, j0, cg_i64(c, 16 * v), "")),
+					   v == nv - 1 ? tmask : NULL);
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef m = LLVMBuildAdd(c->B, m0, cg_i64(c, r), "");
+		for (int v = 0; v < nv; v++) {
+			LLVMValueRef j = LLVMBuildAdd(c->B, j0, cg_i64(c, 16 * v), "");
+			LLVMValueRef mask = v == nv - 1 ? tmask : NULL;
+			LLVMValueRef x = cg_load(c, c->v16, acc[r][v]);
+			if (s->bias)
+				x = LLVMBuildFAdd(c->B, x, bias[v], "");
+			x = cg_act(c, s->act, x);
+			if (s->dact) {
+				LLVMValueRef yo = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldy), ""), j, "");
+				x = cg_dact(c, s->dact, cg_vload(c, cg_gep(c, s->y, yo), mask), x);
+			}
+			LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, "");
+			cg_vstore(c, x, cg_gep(c, s->c, co), mask);
+		}
+	}
+}
+
+/* Rows of a block: a full tile when all mr rows exist, else one row at a time. */
+static void gemm_rows(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueRef j0, int mr, int nv, int tail)
+{
+	LLVMValueRef rows = cg_min_i64(c, cg_i64(c, mr), LLVMBuildSub(c->B, s->M, m0, ""));
+	cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, rows, cg_i64(c, mr), ""));
+	gemm_tile(c, s, m0, j0, mr, nv, tail);
+	cg_if_else(c, &f);
+	cg_loop r = cg_loop_begin(c, cg_i64(c, 0), rows, 1);
+	gemm_tile(c, s, LLVMBuildAdd(c->B, m0, r.i, ""), j0, 1, nv, tail);
+	cg_loop_end(c, &r);
+	cg_if_end(c, &f);
+}
+
+static void gemm(cg_ctx *c, const gemm_spec *s)
+{
+	int64_t nvec = (s->N + CG_VW - 1) / CG_VW;
+	int nv = nvec >= 4 ? 4 : (int)nvec;
+	int mr = nv == 4 ? 4 : nv == 3 ? 6 : nv == 2 ? 8 : 16;
+	while (mr > 1 && s->mmax < mr)
+		mr /= 2;
+	int64_t jw = (int64_t)nv * CG_VW;
+	int64_t nj = (s->N + jw - 1) / jw;
+	/* the last column block may be narrower and end in a partial vector */
+	int64_t last_cols = s->N - (nj - 1) * jw;
+	int last_nv = (int)((last_cols + CG_VW - 1) / CG_VW);
+	int last_tail = (int)(last_cols - (int64_t)(last_nv - 1) * CG_VW);
+
+	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
+	LLVMValueRef ntasks = LLVMBuildMul(c->B, mb, cg_i64(c, nj), "");
+	LLVMValueRef lo, hi;
+	cg_partition(c, ntasks, &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	{
+		LLVMValueRef bi = LLVMBuildSDiv(c->B, t.i, cg_i64(c, nj), "");
+		LLVMValueRef ji = LLVMBuildSRem(c->B, t.i, cg_i64(c, nj), "");
+		LLVMValueRef m0 = LLVMBuildMul(c->B, bi, cg_i64(c, mr), "");
+		LLVMValueRef j0 = LLVMBuildMul(c->B, ji, cg_i64(c, jw), "");
+		if (last_nv == nv && last_tail == CG_VW) {
+			gemm_rows(c, s, m0, j0, mr, nv, CG_VW);
+		} else if (nj == 1) {
+			gemm_rows(c, s, m0, j0, mr, last_nv, last_tail);
+		} else {
+			cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, ji, cg_i64(c, nj - 1), ""));
+			gemm_rows(c, s, m0, j0, mr, last_nv, last_tail);
+			cg_if_else(c, &f);
+			gemm_rows(c, s, m0, j0, mr, nv, CG_VW);
+			cg_if_end(c, &f);
+		}
+	}
+	cg_loop_end(c, &t);
+}
+
+/* y[n, o] = act(x[n, i] W[i, o] + b[o]) */
+void lower_dense(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0), *w = operand(c, n, 1);
+	gemm_spec s = {0};
+	s.a = cg_tensor(c, x);
+	s.b = cg_tensor(c, w);
+	s.c = cg_tensor(c, n);
+	s.M = cg_batch_n(c);
+	s.mmax = c->g->batch;
+	s.K = cg_i64(c, x->size);
+	s.N = n->size;
+	s.sam = x->size;
+	s.sak = 1;
+	s.ldb = n->size;
+	s.ldc = n->size;
+	s.bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	s.act = n->act;
+	gemm(c, &s);
+}
+
+/* dx[n, i] = (dy[n, o] Wt[o, i]) * act'(y[n, i]) */
+void lower_dense_bx(cg_ctx *c, ir_node *n)
+{
+	ir_node *dy = operand(c, n, 0), *wt = operand(c, n, 1);
+	gemm_spec s = {0};
+	s.a = cg_tensor(c, dy);
+	s.b = cg_tensor(c, wt);
+	s.c = cg_tensor(c, n);
+	s.M = cg_batch_n(c);
+	s.mmax = c->g->batch;
+	s.K = cg_i64(c, dy->size);
+	s.N = n->size;
+	s.sam = dy->size;
+	s.sak = 1;
+	s.ldb = n->size;
+	s.ldc = n->size;
+	if (n->dact) {
+		s.dact = n->dact;
+		s.y = cg_tensor(c, operand(c, n, 2));
+		s.ldy = n->size;
+	}
+	gemm(c, &s);
+}
+
+/* dW[i, o] = sum_n x[n, i] dy[n, o]: A(m=i, k=n) = x[n*I + i] */
+void lower_dense_bw(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
+	gemm_spec s = {0};
+	s.a = cg_tensor(c, x);
+	s.b = cg_tensor(c, dy);
+	s.c = cg_tensor(c, n);
+	s.M = cg_i64(c, x->size);
+	s.mmax = x->size;
+	s.K = cg_batch_n(c);
+	s.N = dy->size;
+	s.sam = 1;
+	s.sak = x->size;
+	s.ldb = dy->size;
+	s.ldc = dy->size;
+	gemm(c, &s);
+}
+
+/* db[o] = sum_n dy[n, o]; tasks are vectors of o */
+void lower_bias_grad(cg_ctx *c, ir_node *n)
+{
+	ir_node *dy = operand(c, n, 0);
+	int64_t O = n->size, nvec = (O + CG_VW - 1) / CG_VW;
+	LLVMValueRef src = cg_tensor(c, dy), dst = cg_tensor(c, n), rows = cg_batch_n(c);
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, nvec), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	{
+		LLVMValueRef j = LLVMBuildMul(c->B, t.i, cg_i64(c, CG_VW), "");
+		LLVMValueRef mask = cg_mask_dyn(c, LLVMBuildSub(c->B, cg_i64(c, O), j, ""));
+		LLVMValueRef acc = cg_alloca(c, c->v16, "acc");
+		cg_store(c, LLVMConstNull(c->v16), acc);
+		cg_loop r = cg_loop_begin(c, cg_i64(c, 0), rows, 1);
+		LLVMValueRef off = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, cg_i64(c, O), ""), j, "");
+		cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->v16, acc), cg_vload(c, cg_gep(c, src, off), mask), ""), acc);
+		cg_loop_end(c, &r);
+		cg_vstore(c, cg_load(c, c->v16, acc), cg_gep(c, dst, j), mask);
+	}
+	cg_loop_end(c, &t);
+}
+
+/* wt[o, i] = w[i, o]; tasks are rows of wt */
+void lower_transpose(cg_ctx *c, ir_node *n)
+{
+	ir_node *w = operand(c, n, 0);
+	int64_t I = w->dims[0], O = w->dims[1];
+	LLVMValueRef src = cg_tensor(c, w), dst = cg_tensor(c, n);
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, O), &lo, &hi);
+	cg_loop o = cg_loop_begin(c, lo, hi, 1);
+	cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, I), 1);
+	LLVMValueRef v = cg_load(c, c->f32, cg_gep(c, src, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, i.i, cg_i64(c, O), ""), o.i, "")));
+	cg_store(c, v, cg_gep(c, dst, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, o.i, cg_i64(c, I), ""), i.i, "")));
+	cg_loop_end(c, &i);
+	cg_loop_end(c, &o);
+}
+
+/* ---- element-wise ops over the flat tensor, 16 lanes at a time ---- */
+
+static LLVMValueRef eltwise_value(cg_ctx *c, ir_node *n, LLVMValueRef *x)
+{
+	switch (n->op) {
+	case IR_ADD: return LLVMBuildFAdd(c->B, x[0], x[1], "");
+	case IR_SUB: return LLVMBuildFSub(c->B, x[0], x[1], "");
+	case IR_MUL: return LLVMBuildFMul(c->B, x[0], x[1], "");
+	case IR_NEG: return LLVMBuildFNeg(c->B, x[0], "");
+	case IR_COPY: return x[0];
+	case IR_AFFINE:
+		return LLVMBuildFAdd(c->B, LLVMBuildFMul(c->B, x[0], cg_vf32(c, n->fa[0]), ""), cg_vf32(c, n->fa[1]), "");
+	case IR_RELU: return cg_act(c, ACT_RELU, x[0]);
+	case IR_SIGMOID: return cg_act(c, ACT_SIGMOID, x[0]);
+	case IR_TANH: return cg_act(c, ACT_TANH, x[0]);
+	case IR_RELU_GRAD: return cg_dact(c, ACT_RELU, x[0], x[1]);
+	case IR_SIGMOID_GRAD: return cg_dact(c, ACT_SIGMOID, x[0], x[1]);
+	case IR_TANH_GRAD: return cg_dact(c, ACT_TANH, x[0], x[1]);
+	default: nnc_unreachable();
+	}
+}
+
+#define ELT_CHUNK 4096
+
+void lower_eltwise(cg_ctx *c, ir_node *n)
+{
+	LLVMValueRef total = LLVMBuildMul(c->B, cg_rows(c, n), cg_i64(c, n->size), "");
+	LLVMValueRef src[IR_MAX_IN], dst = cg_tensor(c, n);
+	for (int k = 0; k < n->nin; k++)
+		src[k] = cg_tensor(c, operand(c, n, k));
+	LLVMValueRef ntasks = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, total, cg_i64(c, ELT_CHUNK - 1), ""),
+					    cg_i64(c, ELT_CHUNK), "");
+	LLVMValueRef lo, hi;
+	cg_partition(c, ntasks, &lo, &hi);
+	LLVMValueRef start = LLVMBuildMul(c->B, lo, cg_i64(c, ELT_CHUNK), "");
+	LLVMValueRef end = cg_min_i64(c, total, LLVMBuildMul(c->B, hi, cg_i64(c, ELT_CHUNK), ""));
+	cg_loop i = cg_loop_begin(c, start, end, CG_VW);
+	{
+		LLVMValueRef rem = LLVMBuildSub(c->B, end, i.i, "");
+		LLVMValueRef full = LLVMBuildICmp(c->B, LLVMIntSGE, rem, cg_i64(c, CG_VW), "");
+		LLVMValueRef x[IR_MAX_IN];
+		cg_if f = cg_if_begin(c, full);
+		for (int k = 0; k < n->nin; k++)
+			x[k] = cg_vload(c, cg_gep(c, src[k], i.i), NULL);
+		cg_vstore(c, eltwise_value(c, n, x), cg_gep(c, dst, i.i), NULL);
+		cg_if_else(c, &f);
+		LLVMValueRef mask = cg_mask_dyn(c, rem);
+		for (int k = 0; k < n->nin; k++)
+			x[k] = cg_vload(c, cg_gep(c, src[k], i.i), mask);
+		cg_vstore(c, eltwise_value(c, n, x), cg_gep(c, dst, i.i), mask);
+		cg_if_end(c, &f);
+	}
+	cg_loop_end(c, &i);
+}
+
+/* ---- row-wise ops: one sample's values at a time (scalar code; rows are
+ * short: logits, predictions) ---- */
+
+static LLVMValueRef fload(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx) { return cg_load(c, c->f32, cg_gep(c, base, idx)); }
+static void fstore(cg_ctx *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx) { cg_store(c, v, cg_gep(c, base, idx)); }
+static LLVMValueRef fadd(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(c->B, a, b, ""); }
+static LLVMValueRef fsub(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(c->B, a, b, ""); }
+static LLVMValueRef fmul(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(c->B, a, b, ""); }
+static LLVMValueRef fdiv(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFDiv(c->B, a, b, ""); }
+
+/* max and argmax of row[0..k) */
+static void row_max(cg_ctx *c, LLVMValueRef row, int64_t k, LLVMValueRef *mx, LLVMValueRef *am)
+{
+	LLVMValueRef vmax = cg_alloca(c, c->f32, "max"), varg = cg_alloca(c, c->i64, "argmax");
+	cg_store(c, fload(c, row, cg_i64(c, 0)), vmax);
+	cg_store(c, cg_i64(c, 0), varg);
+	cg_loop j = cg_loop_begin(c, cg_i64(c, 1), cg_i64(c, k), 1);
+	LLVMValueRef v = fload(c, row, j.i), m = cg_load(c, c->f32, vmax);
+	LLVMValueRef gt = LLVMBuildFCmp(c->B, LLVMRealOGT, v, m, "");
+	cg_store(c, LLVMBuildSelect(c->B, gt, v, m, ""), vmax);
+	cg_store(c, LLVMBuildSelect(c->B, gt, j.i, cg_load(c, c->i64, varg), ""), varg);
+	cg_loop_end(c, &j);
+	*mx = cg_load(c, c->f32, vmax);
+	if (am)
+		*am = cg_load(c, c->i64, varg);
+}
+
+/* sum_j exp(row[j] - mx) */
+static LLVMValueRef row_sumexp(cg_ctx *c, LLVMValueRef row, int64_t k, LLVMValueRef mx)
+{
+	LLVMValueRef acc = cg_alloca(c, c->f32, "sum");
+	cg_store(c, cg_f32(c, 0), acc);
+	cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, k), 1);
+	cg_store(c, fadd(c, cg_load(c, c->f32, acc), cgm_exp(c->B, fsub(c, fload(c, row, j.i), mx))), acc);
+	cg_loop_end(c, &j);
+	return cg_load(c, c->f32, acc);
+}
+
+static LLVMValueRef label_class(cg_ctx *c, LLVMValueRef y, LLVMValueRef r)
+{
+	return LLVMBuildSExt(c->B, cg_load(c, c->i32, cg_gep_i32(c, y, r)), c->i64, "");
+}
+
+static LLVMValueRef clamp01(cg_ctx *c, LLVMValueRef p)
+{
+	LLVMValueRef lo = cg_f32(c, 1e-7), hi = cg_f32(c, 1 - 1e-7);
+	p = LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOLT, p, lo, ""), lo, p, "");
+	return LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, p, hi, ""), hi, p, "");
+}
+
+/* Losses: thread 0 sums per-sample losses in sample order (deterministic),
+ * metrics[0] += loss, metrics[1] += correct. */
+static void lower_loss(cg_ctx *c, ir_node *n)
+{
+	ir_node *pn = operand(c, n, 0);
+	int64_t k = pn->size;
+	cg_if only0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
+	LLVMValueRef p = cg_tensor(c, pn), y = cg_tensor(c, operand(c, n, 1)), rows = cg_batch_n(c);
+	LLVMValueRef loss = cg_alloca(c, c->f64, "loss"), correct = cg_alloca(c, c->f64, "correct");
+	cg_store(c, LLVMConstReal(c->f64, 0), loss);
+	cg_store(c, LLVMConstReal(c->f64, 0), correct);
+	cg_loop r = cg_loop_begin(c, cg_i64(c, 0), rows, 1);
+	{
+		LLVMValueRef base = LLVMBuildMul(c->B, r.i, cg_i64(c, k), "");
+		LLVMValueRef row = cg_gep(c, p, base);
+		LLVMValueRef l = NULL, ok = NULL;
+		if (n->op == IR_XENT) {
+			LLVMValueRef mx, am;
+			row_max(c, row, k, &mx, &am);
+			LLVMValueRef cls = label_class(c, y, r.i);
+			LLVMValueRef lse = fadd(c, cgm_log(c->B, row_sumexp(c, row, k, mx)), mx);
+			l = fsub(c, lse, fload(c, row, cls));
+			ok = LLVMBuildUIToFP(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, am, cls, ""), c->f64, "");
+		} else {
+			LLVMValueRef yrow = cg_gep(c, y, base);
+			LLVMValueRef s = cg_alloca(c, c->f32, "s"), hits = cg_alloca(c, c->f32, "hits");
+			cg_store(c, cg_f32(c, 0), s);
+			cg_store(c, cg_f32(c, 0), hits);
+			cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, k), 1);
+			LLVMValueRef pv = fload(c, row, j.i), yv = fload(c, yrow, j.i), e;
+			if (n->op == IR_MSE) {
+				LLVMValueRef d = fsub(c, pv, yv);
+				e = fmul(c, d, d);
+			} else {
+				LLVMValueRef pc = clamp01(c, pv);
+				LLVMValueRef a = fmul(c, yv, cgm_log(c->B, pc));
+				LLVMValueRef b = fmul(c, fsub(c, cg_f32(c, 1), yv), cgm_log(c->B, fsub(c, cg_f32(c, 1), pc)));
+				e = LLVMBuildFNeg(c->B, fadd(c, a, b), "");
+				LLVMValueRef hit = LLVMBuildICmp(c->B, LLVMIntEQ,
+								 LLVMBuildFCmp(c->B, LLVMRealOGT, pv, cg_f32(c, 0.5), ""),
+								 LLVMBuildFCmp(c->B, LLVMRealOGT, yv, cg_f32(c, 0.5), ""), "");
+				cg_store(c, fadd(c, cg_load(c, c->f32, hits), LLVMBuildUIToFP(c->B, hit, c->f32, "")), hits);
+			}
+			cg_store(c, fadd(c, cg_load(c, c->f32, s), e), s);
+			cg_loop_end(c, &j);
+			l = fdiv(c, cg_load(c, c->f32, s), cg_f32(c, (double)k));
+			ok = LLVMBuildFPExt(c->B, fdiv(c, cg_load(c, c->f32, hits), cg_f32(c, (double)k)), c->f64, "");
+		}
+		cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->f64, loss), LLVMBuildFPExt(c->B, l, c->f64, ""), ""), loss);
+		cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->f64, correct), ok, ""), correct);
+	}
+	cg_loop_end(c, &r);
+	LLVMValueRef m = cg_metrics(c);
+	LLVMValueRef one = cg_i64(c, 1);
+	cg_store(c, cg_load(c, c->f64, loss), m);
+	cg_store(c, cg_load(c, c->f64, correct), LLVMBuildInBoundsGEP2(c->B, c->f64, m, &one, 1, ""));
+	cg_if_end(c, &only0);
+}
+
+/* Per-row ops split across threads by rows. */
+static void lower_rows(cg_ctx *c, ir_node *n)
+{
+	ir_node *a = operand(c, n, 0);
+	int64_t k = a->size;
+	LLVMValueRef rows = cg_batch_n(c);
+	LLVMValueRef pa = cg_tensor(c, a), pb = n->nin > 1 ? cg_tensor(c, operand(c, n, 1)) : NULL;
+	LLVMValueRef dst = cg_tensor(c, n);
+	LLVMValueRef nf = LLVMBuildSIToFP(c->B, rows, c->f32, "");
+	LLVMValueRef lo, hi;
+	cg_partition(c, rows, &lo, &hi);
+	cg_loop r = cg_loop_begin(c, lo, hi, 1);
+	{
+		LLVMValueRef base = LLVMBuildMul(c->B, r.i, cg_i64(c, k), "");
+		LLVMValueRef row = cg_gep(c, pa, base), out = cg_gep(c, dst, base);
+		LLVMValueRef brow = pb && n->op != IR_XENT_GRAD ? cg_gep(c, pb, base) : NULL;
+		switch (n->op) {
+		case IR_SOFTMAX:
+		case IR_XENT_GRAD: {
+			LLVMValueRef mx;
+			row_max(c, row, k, &mx, NULL);
+			LLVMValueRef inv = fdiv(c, cg_f32(c, 1), row_sumexp(c, row, k, mx));
+			LLVMValueRef cls = n->op == IR_XENT_GRAD ? label_class(c, pb, r.i) : NULL;
+			cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, k), 1);
+			LLVMValueRef v = fmul(c, cgm_exp(c->B, fsub(c, fload(c, row, j.i), mx)), inv);
+			if (cls) {
+				LLVMValueRef hot = LLVMBuildUIToFP(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, j.i, cls, ""), c->f32, "");
+				v = fdiv(c, fsub(c, v, hot), nf);
+			}
+			fstore(c, v, out, j.i);
+			cg_loop_end(c, &j);
+			break;
+		}
+		case IR_SOFTMAX_GRAD: {
+			/* a = y, b = dy: dx = y (dy - sum(dy y)) */
+			LLVMValueRef acc = cg_alloca(c, c->f32, "dot");
+			cg_store(c, cg_f32(c, 0), acc);
+			cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, k), 1);
+			cg_store(c, fadd(c, cg_load(c, c->f32, acc), fmul(c, fload(c, row, j.i), fload(c, brow, j.i))), acc);
+			cg_loop_end(c, &j);
+			LLVMValueRef dot = cg_load(c, c->f32, acc);
+			cg_loop j2 = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, k), 1);
+			fstore(c, fmul(c, fload(c, row, j2.i), fsub(c, fload(c, brow, j2.i), dot)), out, j2.i);
+			cg_loop_end(c, &j2);
+			break;
+		}
+		case IR_MSE_GRAD:
+		case IR_BCE_GRAD: {
+			LLVMValueRef scale = fmul(c, nf, cg_f32(c, (double)k));
+			cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, k), 1);
+			LLVMValueRef p = fload(c, row, j.i), y = fload(c, brow, j.i), v;
+			if (n->op == IR_MSE_GRAD) {
+				v = fdiv(c, fmul(c, cg_f32(c, 2), fsub(c, p, y)), scale);
+			} else if (n->ia[0]) {
+				v = fdiv(c, fsub(c, p, y), scale); /* w.r.t. the sigmoid's input */
+			} else {
+				LLVMValueRef pc = clamp01(c, p);
+				v = fdiv(c, fsub(c, pc, y), fmul(c, fmul(c, pc, fsub(c, cg_f32(c, 1), pc)), scale));
+			}
+			fstore(c, v, out, j.i);
+			cg_loop_end(c, &j);
+			break;
+		}
+		default:
+			nnc_unreachable();
+		}
+	}
+	cg_loop_end(c, &r);
+}
+
+void lower_rowwise(cg_ctx *c, ir_node *n)
+{
+	if (n->op == IR_XENT || n->op == IR_MSE || n->op == IR_BCE)
+		lower_loss(c, n);
+	else
+		lower_rows(c, n);
+}
+
+/* ---- the fused optimizer step over every parameter at once ----
+ * sgd:  v = mu v + g;  p -= lr v        (no velocity when mu = 0)
+ * adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *       p -= lr (m c1) / (sqrt(v c2) + eps),  c1 = 1/(1-b1^t), c2 = 1/(1-b2^t) */
+void lower_update(cg_ctx *c, ir_node *n)
+{
+	ir_graph *g = c->g;
+	int64_t total = g->param_floats; /* a multiple of 16 */
+	ir_node pn = {.storage = ST_PARAM}, gn = {.storage = ST_GRAD};
+	LLVMValueRef P = cg_tensor(c, &pn), G = cg_tensor(c, &gn);
+	LLVMValueRef O = NULL;
+	if (g->opt_floats) {
+		LLVMValueRef f = LLVMBuildStructGEP2(c->B, c->args_t, c->args, 2, "");
+		O = cg_load(c, c->ptr, f);
+	}
+	LLVMValueRef lr = cg_splat(c, cg_hp(c, NNRT_HP_LR));
+	LLVMValueRef c1 = NULL, c2 = NULL;
+	if (n->op == IR_ADAM_UPDATE) {
+		c1 = cg_splat(c, cg_hp(c, NNRT_HP_ADAM_C1));
+		c2 = cg_splat(c, cg_hp(c, NNRT_HP_ADAM_C2));
+	}
+	int64_t chunks = (total + ELT_CHUNK - 1) / ELT_CHUNK;
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, chunks), &lo, &hi);
+	LLVMValueRef start = LLVMBuildMul(c->B, lo, cg_i64(c, ELT_CHUNK), "");
+	LLVMValueRef end = cg_min_i64(c, cg_i64(c, total), LLVMBuildMul(c->B, hi, cg_i64(c, ELT_CHUNK), ""));
+	cg_loop i = cg_loop_begin(c, start, end, CG_VW);
+	{
+		LLVMValueRef pp = cg_gep(c, P, i.i);
+		LLVMValueRef gv = cg_vload(c, cg_gep(c, G, i.i), NULL), pv = cg_vload(c, pp, NULL);
+		if (n->op == IR_SGD_UPDATE) {
+			LLVMValueRef step = gv;
+			if (O) {
+				LLVMValueRef vp = cg_gep(c, O, i.i);
+				step = cg_fma(c, cg_vf32(c, g->opt.momentum), cg_vload(c, vp, NULL), gv);
+				cg_vstore(c, step, vp, NULL);
+			}
+			cg_vstore(c, LLVMBuildFSub(c->B, pv, fmul(c, lr, step), ""), pp, NULL);
+		} else {
+			LLVMValueRef mp = cg_gep(c, O, i.i);
+			LLVMValueRef vp = cg_gep(c, O, LLVMBuildAdd(c->B, i.i, cg_i64(c, g->param_floats), ""));
+			double b1 = g->opt.beta1, b2 = g->opt.beta2;
+			LLVMValueRef m = cg_fma(c, cg_vf32(c, b1), cg_vload(c, mp, NULL), fmul(c, cg_vf32(c, 1 - b1), gv));
+			LLVMValueRef v = cg_fma(c, cg_vf32(c, b2), cg_vload(c, vp, NULL), fmul(c, cg_vf32(c, 1 - b2), fmul(c, gv, gv)));
+			cg_vstore(c, m, mp, NULL);
+			cg_vstore(c, v, vp, NULL);
+			LLVMTypeRef t = c->v16;
+			LLVMValueRef vc = fmul(c, v, c2);
+			LLVMValueRef den = fadd(c, cg_call_intr(c, "llvm.sqrt", &t, 1, &vc, 1), cg_vf32(c, g->opt.eps));
+			cg_vstore(c, fsub(c, pv, fdiv(c, fmul(c, lr, fmul(c, m, c1)), den)), pp, NULL);
+		}
+	}
+	cg_loop_end(c, &i);
+}
+
+void lower_none(cg_ctx *c, ir_node *n)
+{
+	(void)c;
+	(void)n;
+}

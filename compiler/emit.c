@@ -1,0 +1,82 @@
+/*
+ * emit.c - verification, optimisation for the host CPU, and writing of the
+ * module as an object file, assembly or LLVM IR text.
+ */
+#include <stdio.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <string.h>
+
+#include "cg.h"
+#include "diag.h"
+
+static LLVMTargetMachineRef host_machine(int opt_level)
+{
+	static int initialised;
+	if (!initialised) {
+		LLVMInitializeNativeTarget();
+		LLVMInitializeNativeAsmPrinter();
+		initialised = 1;
+	}
+	char *triple = LLVMGetDefaultTargetTriple();
+	char *cpu = LLVMGetHostCPUName();
+	char *features = LLVMGetHostCPUFeatures();
+	LLVMTargetRef target;
+	char *err = NULL;
+	if (LLVMGetTargetFromTriple(triple, &target, &err))
+		nnc_internal_error(__FILE__, __LINE__, "no LLVM target for %s: %s", triple, err);
+	LLVMCodeGenOptLevel lvl = opt_level <= 0 ? LLVMCodeGenLevelNone
+				  : opt_level == 1 ? LLVMCodeGenLevelLess
+				  : opt_level == 2 ? LLVMCodeGenLevelDefault
+						   : LLVMCodeGenLevelAggressive;
+	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, lvl, LLVMRelocPIC,
+							  LLVMCodeModelDefault);
+	LLVMDisposeMessage(triple);
+	LLVMDisposeMessage(cpu);
+	LLVMDisposeMessage(features);
+	return tm;
+}
+
+int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path)
+{
+	char *err = NULL;
+	if (LLVMVerifyModule(m, LLVMReturnStatusAction, &err)) {
+		fprintf(stderr, "nnc: internal error: the generated LLVM module does not verify:\n%s\n", err);
+		LLVMDisposeMessage(err);
+		return -1;
+	}
+	LLVMDisposeMessage(err);
+	LLVMTargetMachineRef tm = host_machine(opt_level);
+	char passes[32];
+	snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
+	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+	LLVMErrorRef e = LLVMRunPasses(m, passes, tm, po);
+	LLVMDisposePassBuilderOptions(po);
+	if (e) {
+		char *msg = LLVMGetErrorMessage(e);
+		fprintf(stderr, "nnc: internal error: LLVM passes failed: %s\n", msg);
+		LLVMDisposeErrorMessage(msg);
+		LLVMDisposeTargetMachine(tm);
+		return -1;
+	}
+	int rc = 0;
+	if (kind == EMIT_LL) {
+		if (LLVMPrintModuleToFile(m, path, &err)) {
+			fprintf(stderr, "nnc: error: cannot write %s: %s\n", path, err);
+			rc = -1;
+		}
+		LLVMDisposeMessage(err);
+	} else {
+		if (LLVMTargetMachineEmitToFile(tm, m, path, kind == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
+						&err)) {
+			fprintf(stderr, "nnc: error: cannot write %s: %s\n", path, err);
+			rc = -1;
+		}
+		LLVMDisposeMessage(err);
+	}
+	LLVMDisposeTargetMachine(tm);
+	return rc;
+}

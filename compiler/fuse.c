@@ -1,0 +1,119 @@
+/*
+ * fuse.c - operator fusion on the training graph.
+ *
+ * Rules, applied in this order:
+ *   1. sigmoid_grad(p, bce_grad(p, y))  ->  bce_grad(p, y) w.r.t. the logit,
+ *      i.e. (p - y)/(n k): exact, and no 0/0 when p saturates.
+ *   2. act(dense(x, W, b))  ->  dense(x, W, b) act=...  when the dense output
+ *      has no other user: bias and activation are applied in the matmul
+ *      epilogue, on values still in registers.
+ *   3. act_grad(y, dense_bwd_x(dy, Wt))  ->  dense_bwd_x(dy, Wt, y) dact=...
+ *      the backward matmul multiplies by act'(y) before storing.
+ * Then nodes whose value nobody uses are removed.
+ */
+#include "ir.h"
+
+static ir_act act_of(ir_op op)
+{
+	switch (op) {
+	case IR_RELU: case IR_RELU_GRAD: return ACT_RELU;
+	case IR_SIGMOID: case IR_SIGMOID_GRAD: return ACT_SIGMOID;
+	case IR_TANH: case IR_TANH_GRAD: return ACT_TANH;
+	default: return ACT_NONE;
+	}
+}
+
+static bool is_act(ir_op op) { return op == IR_RELU || op == IR_SIGMOID || op == IR_TANH; }
+static bool is_act_grad(ir_op op) { return op == IR_RELU_GRAD || op == IR_SIGMOID_GRAD || op == IR_TANH_GRAD; }
+
+/* The single live user of `id`, or -1 if it has none or several. */
+static int sole_user(ir_graph *g, int id)
+{
+	int user = -1;
+	for (int i = id + 1; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		for (int k = 0; k < n->nin; k++)
+			if (n->in[k] == id) {
+				if (user >= 0 && user != i)
+					return -1;
+				user = i;
+			}
+	}
+	return user;
+}
+
+/* Node `from` disappears: its users read `to` instead, which takes its place. */
+static void forward_to(ir_graph *g, int from, int to)
+{
+	ir_node *f = &g->nodes[from], *t = &g->nodes[to];
+	ir_replace_uses(g, from, to, from + 1);
+	if (g->loss == from)
+		g->loss = to;
+	if (f->storage == ST_GRAD) {
+		t->storage = ST_GRAD;
+		t->offset = f->offset;
+		t->param = f->param;
+	}
+	if (f->name)
+		t->name = f->name;
+	f->dead = true;
+}
+
+static bool is_root(ir_graph *g, int i)
+{
+	ir_node *n = &g->nodes[i];
+	return i == g->loss || i == g->output || n->storage == ST_GRAD || n->op == IR_SGD_UPDATE ||
+	       n->op == IR_ADAM_UPDATE || n->op == IR_INPUT || n->op == IR_LABEL || n->op == IR_PARAM;
+}
+
+void nnc_fuse(ir_graph *g)
+{
+	/* 1. bce through sigmoid */
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead || n->op != IR_SIGMOID_GRAD)
+			continue;
+		ir_node *d = &g->nodes[n->in[1]];
+		if (d->op == IR_BCE_GRAD && d->in[0] == n->in[0] && sole_user(g, n->in[1]) == i) {
+			d->ia[0] = 1; /* gradient w.r.t. the sigmoid's input */
+			forward_to(g, i, n->in[1]);
+		}
+	}
+	/* 2. activation into the dense epilogue */
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead || !is_act(n->op))
+			continue;
+		int d = n->in[0];
+		ir_node *dn = &g->nodes[d];
+		if (dn->op == IR_DENSE && dn->act == ACT_NONE && sole_user(g, d) == i && d != g->output) {
+			dn->act = act_of(n->op);
+			dn->loc = n->loc;
+			forward_to(g, i, d);
+		}
+	}
+	/* 3. activation derivative into the backward matmul epilogue */
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead || !is_act_grad(n->op))
+			continue;
+		int b = n->in[1];
+		ir_node *bn = &g->nodes[b];
+		if (bn->op == IR_DENSE_BWD_X && bn->dact == ACT_NONE && sole_user(g, b) == i &&
+		    bn->storage != ST_GRAD) {
+			bn->dact = act_of(n->op);
+			bn->in[2] = n->in[0];
+			bn->nin = 3;
+			forward_to(g, i, b);
+		}
+	}
+	/* dead nodes: walk backwards so chains disappear in one pass */
+	for (int i = g->n - 1; i >= 0; i--) {
+		if (g->nodes[i].dead || is_root(g, i))
+			continue;
+		if (ir_use_count(g, i, i + 1, g->n) == 0)
+			g->nodes[i].dead = true;
+	}
+}

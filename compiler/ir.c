@@ -1,0 +1,269 @@
+/*
+ * ir.c - building, querying and printing the tensor graph.
+ */
+#include "ir.h"
+
+#include <string.h>
+
+static const char *const op_names[IR_NUM_OPS] = {
+#define OP(id, name, arity, shape, grad, lower) [IR_##id] = name,
+#include "ops.def"
+#undef OP
+};
+
+static const int op_arity[IR_NUM_OPS] = {
+#define OP(id, name, arity, shape, grad, lower) [IR_##id] = arity,
+#include "ops.def"
+#undef OP
+};
+
+const char *ir_op_name(ir_op op) { return op_names[op]; }
+int ir_op_arity(ir_op op) { return op_arity[op]; }
+
+ir_graph *ir_new(const nnc_source *src)
+{
+	ir_graph *g = nnc_alloc(sizeof *g);
+	g->src = src;
+	g->input = g->label = g->loss = g->output = g->infer_out = -1;
+	g->batch = 32;
+	g->epochs = 1;
+	g->seed = 1;
+	return g;
+}
+
+int ir_add(ir_graph *g, ir_op op, int nin, const int *in)
+{
+	NNC_ASSERT(nin <= IR_MAX_IN);
+	if (g->n == g->cap) {
+		int cap = g->cap ? g->cap * 2 : 64;
+		g->nodes = nnc_realloc_array(g->nodes, (size_t)g->n, (size_t)cap, sizeof(ir_node));
+		g->cap = cap;
+	}
+	int id = g->n++;
+	ir_node *n = &g->nodes[id];
+	memset(n, 0, sizeof *n);
+	n->op = op;
+	n->nin = nin;
+	for (int i = 0; i < nin; i++) {
+		NNC_ASSERT(in[i] >= 0 && in[i] < id);
+		n->in[i] = in[i];
+	}
+	n->param = -1;
+	return id;
+}
+
+void ir_set_shape(ir_node *n, bool batched, int rank, const int64_t *dims)
+{
+	NNC_ASSERT(rank >= 0 && rank <= IR_MAX_RANK);
+	n->batched = batched;
+	n->rank = rank;
+	n->size = 1;
+	for (int i = 0; i < rank; i++) {
+		n->dims[i] = dims[i];
+		n->size *= dims[i];
+	}
+}
+
+bool ir_same_shape(const ir_node *a, const ir_node *b)
+{
+	if (a->batched != b->batched || a->rank != b->rank)
+		return false;
+	for (int i = 0; i < a->rank; i++)
+		if (a->dims[i] != b->dims[i])
+			return false;
+	return true;
+}
+
+char *ir_shape_str(const ir_node *n)
+{
+	nnc_buf b = {0};
+	nnc_buf_puts(&b, "[");
+	if (n->batched)
+		nnc_buf_printf(&b, "n%s", n->rank ? ", " : "");
+	for (int i = 0; i < n->rank; i++)
+		nnc_buf_printf(&b, "%s%lld", i ? ", " : "", (long long)n->dims[i]);
+	nnc_buf_puts(&b, "]");
+	char *s = nnc_strdup(b.data);
+	nnc_buf_free(&b);
+	return s;
+}
+
+void ir_replace_uses(ir_graph *g, int from, int to, int start)
+{
+	for (int i = start; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		for (int k = 0; k < n->nin; k++)
+			if (n->in[k] == from)
+				n->in[k] = to;
+	}
+	if (g->output == from)
+		g->output = to;
+}
+
+int ir_use_count(ir_graph *g, int id, int start, int end)
+{
+	int c = 0;
+	for (int i = start; i < end && i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		for (int k = 0; k < n->nin; k++)
+			c += n->in[k] == id;
+	}
+	return c;
+}
+
+static const char *act_name(ir_act a)
+{
+	switch (a) {
+	case ACT_NONE: return "none";
+	case ACT_RELU: return "relu";
+	case ACT_SIGMOID: return "sigmoid";
+	case ACT_TANH: return "tanh";
+	}
+	return "?";
+}
+
+static const char *storage_name(ir_storage s)
+{
+	switch (s) {
+	case ST_NONE: return "";
+	case ST_INPUT: return "x";
+	case ST_LABEL: return "y";
+	case ST_PARAM: return "params";
+	case ST_GRAD: return "grads";
+	case ST_WS: return "ws";
+	case ST_OUT: return "out";
+	}
+	return "?";
+}
+
+static void dump_node(ir_graph *g, int i, nnc_buf *out)
+{
+	ir_node *n = &g->nodes[i];
+	char *shape = ir_shape_str(n);
+	nnc_buf_printf(out, "  %%%d = %s(", i, ir_op_name(n->op));
+	for (int k = 0; k < n->nin; k++)
+		nnc_buf_printf(out, "%s%%%d", k ? ", " : "", n->in[k]);
+	nnc_buf_puts(out, ")");
+	if (n->act)
+		nnc_buf_printf(out, " act=%s", act_name(n->act));
+	if (n->dact)
+		nnc_buf_printf(out, " dact=%s", act_name(n->dact));
+	if (n->op == IR_AFFINE)
+		nnc_buf_printf(out, " a=%g b=%g", n->fa[0], n->fa[1]);
+	nnc_buf_printf(out, " : %s", shape);
+	if (n->name)
+		nnc_buf_printf(out, "  ; %s", n->name);
+	if (n->storage)
+		nnc_buf_printf(out, "  @%s+%lld", storage_name(n->storage), (long long)n->offset);
+	nnc_buf_puts(out, "\n");
+}
+
+void ir_dump(ir_graph *g, nnc_buf *out)
+{
+	nnc_buf_printf(out, "model %s  ; batch %lld, %d params (%lld floats)\n", g->model_name,
+		       (long long)g->batch, g->nparams, (long long)g->param_floats);
+	for (int i = 0; i < g->n; i++) {
+		if (g->nodes[i].dead)
+			continue;
+		if (i == 0)
+			nnc_buf_puts(out, "forward:\n");
+		if (i == g->n_eval && g->n_train > g->n_eval)
+			nnc_buf_puts(out, "backward:\n");
+		if (i == g->n_train && g->n > g->n_train)
+			nnc_buf_puts(out, "inference output:\n");
+		dump_node(g, i, out);
+	}
+}
+
+void ir_dump_dot(ir_graph *g, nnc_buf *out)
+{
+	nnc_buf_printf(out, "digraph \"%s\" {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n",
+		       g->model_name);
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		const char *color = i < g->n_eval ? "lightblue" : i < g->n_train ? "mistyrose" : "palegreen";
+		if (n->op == IR_PARAM)
+			color = "lightyellow";
+		char *shape = ir_shape_str(n);
+		nnc_buf_printf(out, "  n%d [label=\"%s%s%s\\n%s\", style=filled, fillcolor=%s];\n", i,
+			       ir_op_name(n->op), n->name ? " " : "", n->name ? n->name : "", shape, color);
+		for (int k = 0; k < n->nin; k++)
+			nnc_buf_printf(out, "  n%d -> n%d;\n", n->in[k], i);
+	}
+	nnc_buf_puts(out, "}\n");
+}
+
+/* Multiply-adds per sample of a node, counted as 2 FLOPs each. */
+static double node_flops(ir_graph *g, ir_node *n)
+{
+	switch (n->op) {
+	case IR_DENSE: {
+		ir_node *x = &g->nodes[n->in[0]];
+		return 2.0 * (double)x->size * (double)n->size;
+	}
+	case IR_DENSE_BWD_X: {
+		ir_node *dy = &g->nodes[n->in[0]];
+		return 2.0 * (double)dy->size * (double)n->size;
+	}
+	case IR_DENSE_BWD_W: return 2.0 * (double)n->size;
+	case IR_BIAS_GRAD: return (double)n->size;
+	case IR_TRANSPOSE: case IR_SGD_UPDATE: case IR_ADAM_UPDATE: return 0;
+	default: return n->batched ? (double)n->size : 0;
+	}
+}
+
+void ir_stats(ir_graph *g, nnc_buf *out)
+{
+	double ff = 0, bf = 0;
+	for (int i = 0; i < g->n_train; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		if (i < g->n_eval)
+			ff += node_flops(g, n);
+		else
+			bf += node_flops(g, n);
+	}
+	int64_t upd = g->param_floats * (g->opt.kind == NNRT_OPT_ADAM ? 10 : 4);
+	nnc_buf_printf(out, "model %s\n", g->model_name);
+	nnc_buf_printf(out, "  parameters        %lld (%d tensors, %.1f KiB)\n", (long long)g->param_floats,
+		       g->nparams, g->param_floats * 4 / 1024.0);
+	for (int i = 0; i < g->nparams; i++) {
+		ir_param *p = &g->params[i];
+		ir_node tmp = {0};
+		ir_set_shape(&tmp, false, p->rank, p->dims);
+		nnc_buf_printf(out, "    %-24s %-14s %lld\n", p->name, ir_shape_str(&tmp), (long long)p->size);
+	}
+	nnc_buf_printf(out, "  gradients         %.1f KiB\n", g->param_floats * 4 / 1024.0);
+	nnc_buf_printf(out, "  optimizer state   %.1f KiB\n", g->opt_floats * 4 / 1024.0);
+	nnc_buf_printf(out, "  workspace         %.1f KiB for batch %lld (activations and their gradients, planned)\n",
+		       g->ws_floats * 4 / 1024.0, (long long)g->batch);
+	nnc_buf_printf(out, "  FLOPs per sample  forward %.3g, backward %.3g, update %.3g per step\n", ff, bf,
+		       (double)upd);
+}
+
+uint64_t ir_fingerprint(ir_graph *g)
+{
+	uint64_t h = NNC_HASH_INIT;
+	h = nnc_hash(h, g->model_name, strlen(g->model_name));
+	for (int i = 0; i < g->nparams; i++) {
+		ir_param *p = &g->params[i];
+		h = nnc_hash(h, p->name, strlen(p->name));
+		h = nnc_hash(h, &p->rank, sizeof p->rank);
+		h = nnc_hash(h, p->dims, sizeof(int64_t) * (size_t)p->rank);
+	}
+	h = nnc_hash(h, &g->opt.kind, sizeof g->opt.kind);
+	for (int i = 0; i < g->n_eval; i++) {
+		ir_node *n = &g->nodes[i];
+		int op = n->op;
+		h = nnc_hash(h, &op, sizeof op);
+		h = nnc_hash(h, n->in, sizeof(int) * (size_t)n->nin);
+	}
+	return h;
+}

@@ -1,0 +1,152 @@
+/*
+ * ir.h - nnc's typed tensor IR and the passes over it.
+ *
+ * A graph is a flat array of nodes in topological order; operands are
+ * integer indices of earlier nodes.  Every tensor has a static shape: a
+ * batched tensor has an implicit leading batch dimension n (1 <= n <= batch,
+ * only known at run time) in front of `dims`; an unbatched tensor (a
+ * parameter, its gradient, a loss) has exactly `dims`.
+ *
+ * The pipeline, one pass per file (see compiler/main.c):
+ *   sema.c      AST -> forward graph (shape inference, checks)
+ *   autodiff.c  appends the reverse-mode backward graph and the optimizer update
+ *   fuse.c      folds bias+activation into dense, activation derivatives into
+ *               the backward matmul epilogues; removes dead nodes
+ *   plan.c      assigns every tensor a place (param/grad/workspace offsets),
+ *               reusing workspace for tensors whose lifetimes do not overlap
+ *   cg.c        lowers the graph to LLVM IR (one body per entry point)
+ */
+#ifndef NNC_IR_H
+#define NNC_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ast.h"
+#include "nnrt.h"
+#include "util.h"
+
+#define IR_MAX_IN 4
+#define IR_MAX_RANK 4
+
+typedef enum ir_op {
+#define OP(id, name, arity, shape, grad, lower) IR_##id,
+#include "ops.def"
+#undef OP
+	IR_NUM_OPS
+} ir_op;
+
+/* Activation fused into an op's epilogue (forward) or its derivative. */
+typedef enum ir_act {
+	ACT_NONE = 0,
+	ACT_RELU,
+	ACT_SIGMOID,
+	ACT_TANH,
+} ir_act;
+
+/* Where a tensor lives at run time. */
+typedef enum ir_storage {
+	ST_NONE = 0, /* not materialised (dead, or a scalar kept in metrics) */
+	ST_INPUT,    /* nnrt_step_args.x */
+	ST_LABEL,    /* nnrt_step_args.y */
+	ST_PARAM,    /* params + offset */
+	ST_GRAD,     /* grads + offset (a parameter's gradient) */
+	ST_WS,       /* ws + offset (planned workspace) */
+	ST_OUT,      /* nnrt_step_args.out */
+} ir_storage;
+
+typedef struct ir_node {
+	ir_op op;
+	int nin;
+	int in[IR_MAX_IN];     /* operand node ids */
+	bool batched;          /* has the implicit leading batch dimension */
+	int rank;
+	int64_t dims[IR_MAX_RANK];
+	int64_t size;          /* product of dims (per sample if batched) */
+	ir_act act;            /* DENSE: activation applied in the epilogue */
+	ir_act dact;           /* DENSE_BWD_X etc.: multiply by act'(y), y = in[2] */
+	int64_t ia[8];         /* op-specific integers (see each op in ops.def) */
+	double fa[4];          /* op-specific reals (AFFINE: a, b) */
+	int param;             /* PARAM: index in graph params; DENSE_BWD_W/BIAS_GRAD: param it writes */
+	const char *name;      /* user-visible name, or NULL */
+	nnc_loc loc;           /* where it was written (for diagnostics) */
+	bool dead;             /* removed by a pass; skipped by later ones */
+	ir_storage storage;    /* set by plan.c */
+	int64_t offset;        /* floats, within the storage */
+} ir_node;
+
+typedef struct ir_param {
+	const char *name; /* "dense1.weight" */
+	int node;         /* its PARAM node */
+	int rank;
+	int64_t dims[IR_MAX_RANK];
+	int64_t size;
+	int64_t offset;   /* floats into params / grads (set by sema, contiguous) */
+	int init;         /* NNRT_INIT_* */
+	double init_arg;
+	double fan_in, fan_out;
+	bool init_set;    /* the user chose the initialiser */
+	nnc_loc loc;
+} ir_param;
+
+typedef struct ir_optimizer {
+	int kind; /* NNRT_OPT_* */
+	double lr, momentum, beta1, beta2, eps;
+} ir_optimizer;
+
+typedef struct ir_graph {
+	const nnc_source *src;
+	const char *model_name;
+	ir_node *nodes;
+	int n, cap;
+	ir_param *params;
+	int nparams;
+	int64_t param_floats;
+	int64_t opt_floats;
+	int64_t ws_floats;     /* set by plan.c: max over every entry point */
+
+	int input;             /* INPUT node */
+	int label;             /* LABEL node */
+	int label_kind;        /* NNRT_LABEL_* */
+	int64_t label_size;    /* classes, or floats per sample */
+	int loss;              /* loss node */
+	int loss_kind;         /* NNRT_LOSS_* */
+	int output;            /* node whose (transformed) value inference returns */
+	int n_eval;            /* nodes [0, n_eval) form the eval step (forward + loss) */
+	int infer_out;         /* first node of the inference tail appended after training nodes, or -1 */
+	int n_train;           /* nodes [0, n_train) form the train step */
+
+	uint64_t fingerprint;  /* architecture hash, set by sema (checkpoints carry it) */
+	ir_optimizer opt;
+	int64_t batch, epochs, seed;
+	nnrt_data_spec train, test;
+} ir_graph;
+
+/* ---- graph building (ir.c) ---- */
+ir_graph *ir_new(const nnc_source *src);
+int ir_add(ir_graph *g, ir_op op, int nin, const int *in);
+static inline ir_node *ir_at(ir_graph *g, int id) { return &g->nodes[id]; }
+const char *ir_op_name(ir_op op);
+int ir_op_arity(ir_op op);
+void ir_set_shape(ir_node *n, bool batched, int rank, const int64_t *dims);
+bool ir_same_shape(const ir_node *a, const ir_node *b);
+char *ir_shape_str(const ir_node *n); /* "[n, 128]" or "[784, 128]" */
+/* Runs the op's shape rule; reports a user error and returns false on mismatch. */
+bool ir_infer_shape(ir_graph *g, int id);
+/* Replaces every use of node `from` by `to` among nodes [start, g->n). */
+void ir_replace_uses(ir_graph *g, int from, int to, int start);
+int ir_use_count(ir_graph *g, int id, int start, int end);
+void ir_dump(ir_graph *g, nnc_buf *out);
+void ir_dump_dot(ir_graph *g, nnc_buf *out);
+/* Parameter count, memory and FLOPs per sample (forward, backward). */
+void ir_stats(ir_graph *g, nnc_buf *out);
+uint64_t ir_fingerprint(ir_graph *g);
+
+/* ---- passes ---- */
+ir_graph *nnc_sema(const nnc_program *prog);  /* NULL after reporting errors */
+void nnc_autodiff(ir_graph *g);               /* backward nodes + optimizer update */
+void nnc_add_inference_tail(ir_graph *g);     /* the value inference returns, into ST_OUT */
+void nnc_fuse(ir_graph *g);
+void nnc_plan(ir_graph *g);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * link.c - linking a model's object with the runtime into an executable,
+ * through the system C compiler (which knows the C library and OpenMP).
+ *
+ * The runtime is looked for next to the nnc executable in an installed tree
+ * (<prefix>/bin/nnc -> <prefix>/lib/libnnrt.a), then in the build tree nnc
+ * was built in.  NNC_RUNTIME_DIR overrides both.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cg.h"
+
+extern char **environ;
+
+static bool file_exists(const char *p) { return access(p, R_OK) == 0; }
+
+/* Directory holding libnnrt.a, or NULL. */
+static const char *runtime_dir(void)
+{
+	const char *env = getenv("NNC_RUNTIME_DIR");
+	if (env && *env)
+		return env;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			const char *lib = nnc_sprintf("%s/../%s", exe, NNC_INSTALL_LIBDIR);
+			if (file_exists(nnc_sprintf("%s/libnnrt.a", lib)))
+				return lib;
+			const char *build = nnc_sprintf("%s/../runtime", exe);
+			if (file_exists(nnc_sprintf("%s/libnnrt.a", build)))
+				return build;
+		}
+	}
+	if (file_exists(NNC_BUILD_RUNTIME_DIR "/libnnrt.a"))
+		return NNC_BUILD_RUNTIME_DIR;
+	return NULL;
+}
+
+int nnc_link(const char *obj, const char *exe)
+{
+	const char *dir = runtime_dir();
+	if (!dir) {
+		fprintf(stderr, "nnc: error: cannot find the runtime library libnnrt.a "
+				"(looked next to nnc and in %s); set NNC_RUNTIME_DIR\n", NNC_BUILD_RUNTIME_DIR);
+		return -1;
+	}
+	const char *cc = getenv("CC");
+	if (!cc || !*cc)
+		cc = "cc";
+	const char *lib = nnc_sprintf("%s/libnnrt.a", dir);
+	char *argv[] = {(char *)cc, "-o", (char *)exe, (char *)obj, (char *)lib, "-fopenmp", "-lz", "-lm", NULL};
+	pid_t pid;
+	int rc = posix_spawnp(&pid, cc, NULL, NULL, argv, environ);
+	if (rc != 0) {
+		fprintf(stderr, "nnc: error: cannot run the linker '%s': %s\n", cc, strerror(rc));
+		return -1;
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "nnc: error: linking %s failed (%s %s %s ...)\n", exe, cc, obj, lib);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,263 @@
+/*
+ * main.c - the nnc command: flags, and the driver whose one function,
+ * compile(), spells out the whole pipeline.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <llvm/Config/llvm-config.h>
+
+#include "cg.h"
+#include "diag.h"
+
+#define NNC_VERSION "0.1.0"
+
+typedef enum { OUT_EXE, OUT_OBJ, OUT_ASM, OUT_LL, OUT_IR, OUT_AST, OUT_DOT, OUT_STATS } out_kind;
+
+typedef struct options {
+	const char *input;
+	const char *output;
+	out_kind kind;
+	int opt_level;
+	bool no_fuse;
+	bool inference_only;
+	const char *prefix;
+	const char *dump_after; /* sema | autodiff | fuse | plan */
+} options;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: nnc FILE.nn [options]\n"
+		"\n"
+		"Compiles a network description into a native training program.\n"
+		"\n"
+		"output:\n"
+		"  -o PATH            output file (default: the model name, or NAME.o, NAME.s, NAME.ll)\n"
+		"  -c                 write an object file instead of an executable\n"
+		"  -S                 write assembly\n"
+		"  --emit-llvm        write the optimised LLVM IR (.ll)\n"
+		"  --emit-ir          print the tensor IR after all passes (to -o or stdout)\n"
+		"  --emit-ast         print the syntax tree\n"
+		"  --emit-dot         print the graph in Graphviz dot format\n"
+		"  --stats            print parameter count, planned memory and FLOPs per sample\n"
+		"  --dump-after=PASS  print the tensor IR after PASS (sema, autodiff, fuse, plan) to stderr\n"
+		"\n"
+		"code generation:\n"
+		"  -O0 -O1 -O2 -O3    LLVM optimisation level (default -O3)\n"
+		"  --no-fuse          do not fuse activations into matrix products\n"
+		"  --inference-only   leave out the training step (backward and update)\n"
+		"  --prefix NAME      prefix of generated symbols (default: the model name)\n"
+		"\n"
+		"other:\n"
+		"  --color=WHEN       colour diagnostics: auto (default), always, never; NO_COLOR is respected\n"
+		"  -h, --help         this help\n"
+		"  --version          print the version\n"
+		"\n"
+		"exit status: 0 success, 1 error in the .nn file, 2 bad command line, 3 internal or system error\n");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "nnc: error: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nnnc: run 'nnc --help' for the list of options\n");
+	return NNC_EXIT_USAGE;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+	o->opt_level = 3;
+	o->kind = OUT_EXE;
+	const char *color = "auto";
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "--version")) {
+			printf("nnc %s (LLVM %d)\n", NNC_VERSION, LLVM_VERSION_MAJOR);
+			exit(0);
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--prefix")) {
+			if (i + 1 >= argc)
+				return usage_error("%s needs an argument", a);
+			if (!strcmp(a, "-o"))
+				o->output = argv[++i];
+			else
+				o->prefix = argv[++i];
+		} else if (!strcmp(a, "-c")) {
+			o->kind = OUT_OBJ;
+		} else if (!strcmp(a, "-S")) {
+			o->kind = OUT_ASM;
+		} else if (!strcmp(a, "--emit-llvm")) {
+			o->kind = OUT_LL;
+		} else if (!strcmp(a, "--emit-ir")) {
+			o->kind = OUT_IR;
+		} else if (!strcmp(a, "--emit-ast")) {
+			o->kind = OUT_AST;
+		} else if (!strcmp(a, "--emit-dot")) {
+			o->kind = OUT_DOT;
+		} else if (!strcmp(a, "--stats")) {
+			o->kind = OUT_STATS;
+		} else if (!strncmp(a, "--dump-after=", 13)) {
+			o->dump_after = a + 13;
+			if (strcmp(o->dump_after, "sema") && strcmp(o->dump_after, "autodiff") &&
+			    strcmp(o->dump_after, "fuse") && strcmp(o->dump_after, "plan"))
+				return usage_error("unknown pass '%s' (expected sema, autodiff, fuse or plan)", o->dump_after);
+		} else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+			o->opt_level = a[2] - '0';
+		} else if (!strcmp(a, "--no-fuse")) {
+			o->no_fuse = true;
+		} else if (!strcmp(a, "--inference-only")) {
+			o->inference_only = true;
+		} else if (!strncmp(a, "--color=", 8)) {
+			color = a + 8;
+			if (strcmp(color, "auto") && strcmp(color, "always") && strcmp(color, "never"))
+				return usage_error("--color takes auto, always or never, not '%s'", color);
+		} else if (a[0] == '-' && a[1]) {
+			return usage_error("unknown option '%s'", a);
+		} else if (o->input) {
+			return usage_error("more than one input file ('%s')", a);
+		} else {
+			o->input = a;
+		}
+	}
+	if (!o->input)
+		return usage_error("%s", "no input file; usage: nnc FILE.nn [-o OUTPUT]");
+	bool tty = isatty(2);
+	const char *nc = getenv("NO_COLOR");
+	nnc_diag_set_color(!strcmp(color, "always") || (!strcmp(color, "auto") && tty && !(nc && *nc)));
+	return 0;
+}
+
+/* Writes text to -o or stdout. */
+static int write_text(const options *o, const char *text)
+{
+	FILE *f = o->output ? fopen(o->output, "w") : stdout;
+	if (!f) {
+		fprintf(stderr, "nnc: error: cannot write %s: %s\n", o->output, strerror(errno));
+		return NNC_EXIT_INTERNAL;
+	}
+	fputs(text ? text : "", f);
+	if (o->output && fclose(f) != 0) {
+		fprintf(stderr, "nnc: error: cannot write %s: %s\n", o->output, strerror(errno));
+		return NNC_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+static void dump_if(const options *o, const char *pass, ir_graph *g)
+{
+	if (!o->dump_after || strcmp(o->dump_after, pass))
+		return;
+	nnc_buf b = {0};
+	nnc_buf_printf(&b, "; tensor IR after %s\n", pass);
+	ir_dump(g, &b);
+	fputs(b.data, stderr);
+	nnc_buf_free(&b);
+}
+
+static const char *default_output(const options *o, const char *model)
+{
+	switch (o->kind) {
+	case OUT_OBJ: return nnc_sprintf("%s.o", model);
+	case OUT_ASM: return nnc_sprintf("%s.s", model);
+	case OUT_LL: return nnc_sprintf("%s.ll", model);
+	default: return model;
+	}
+}
+
+/* The pipeline: parse -> check -> build IR -> autodiff -> fuse -> plan memory
+ * -> lower to LLVM -> optimise and emit -> link. */
+static int compile(const options *o)
+{
+	nnc_source src = {.path = o->input};
+	long len = 0;
+	src.text = nnc_read_file(o->input, &len);
+	if (!src.text) {
+		fprintf(stderr, "nnc: error: cannot read %s: %s\n", o->input, strerror(errno));
+		return NNC_EXIT_INPUT;
+	}
+	src.len = len;
+	if ((long)strlen(src.text) != len) {
+		fprintf(stderr, "%s: error: the file contains a NUL byte; is it a binary file?\n", o->input);
+		return NNC_EXIT_INPUT;
+	}
+
+	nnc_program *prog = nnc_parse(&src);
+	if (!prog)
+		return NNC_EXIT_INPUT;
+	if (o->kind == OUT_AST) {
+		nnc_buf b = {0};
+		nnc_ast_dump(prog, &b);
+		int rc = write_text(o, b.data);
+		nnc_buf_free(&b);
+		return rc;
+	}
+
+	ir_graph *g = nnc_sema(prog);
+	if (!g)
+		return NNC_EXIT_INPUT;
+	dump_if(o, "sema", g);
+	nnc_autodiff(g);
+	nnc_add_inference_tail(g);
+	dump_if(o, "autodiff", g);
+	if (!o->no_fuse && o->opt_level > 0)
+		nnc_fuse(g);
+	dump_if(o, "fuse", g);
+	nnc_plan(g);
+	dump_if(o, "plan", g);
+
+	if (o->kind == OUT_IR || o->kind == OUT_DOT || o->kind == OUT_STATS) {
+		nnc_buf b = {0};
+		if (o->kind == OUT_IR)
+			ir_dump(g, &b);
+		else if (o->kind == OUT_DOT)
+			ir_dump_dot(g, &b);
+		else
+			ir_stats(g, &b);
+		int rc = write_text(o, b.data);
+		nnc_buf_free(&b);
+		return rc;
+	}
+
+	cg_options co = {.opt_level = o->opt_level, .emit_main = o->kind == OUT_EXE,
+			 .inference_only = o->inference_only, .prefix = o->prefix};
+	LLVMContextRef ctx = LLVMContextCreate();
+	LLVMModuleRef mod = nnc_lower(g, &co, ctx);
+	const char *out = o->output ? o->output : default_output(o, g->model_name);
+	int rc = 0;
+	if (o->kind == OUT_EXE) {
+		char tmp[] = "/tmp/nnc-XXXXXX.o";
+		int fd = mkstemps(tmp, 2);
+		if (fd < 0) {
+			fprintf(stderr, "nnc: error: cannot create a temporary file: %s\n", strerror(errno));
+			rc = NNC_EXIT_INTERNAL;
+		} else {
+			close(fd);
+			if (nnc_emit(mod, o->opt_level, EMIT_OBJ, tmp) || nnc_link(tmp, out))
+				rc = NNC_EXIT_INTERNAL;
+			unlink(tmp);
+		}
+	} else {
+		emit_kind k = o->kind == OUT_OBJ ? EMIT_OBJ : o->kind == OUT_ASM ? EMIT_ASM : EMIT_LL;
+		if (nnc_emit(mod, o->opt_level, k, out))
+			rc = NNC_EXIT_INTERNAL;
+	}
+	LLVMDisposeModule(mod);
+	LLVMContextDispose(ctx);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	options o = {0};
+	int rc = parse_args(argc, argv, &o);
+	if (rc == 0)
+		rc = compile(&o);
+	nnc_arena_free_all();
+	return rc;
+}

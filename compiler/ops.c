@@ -1,0 +1,154 @@
+/*
+ * ops.c - the shape rule of every op in ops.def.
+ *
+ * A shape rule reads its operands' shapes, sets the node's shape, and reports
+ * a user error (naming the op, both shapes, and where each operand was
+ * defined) when they do not fit.  Rules of backward-only ops cannot fail on a
+ * well-formed forward graph; they assert instead.
+ */
+#include "diag.h"
+#include "ir.h"
+
+typedef bool shape_fn(ir_graph *g, ir_node *n);
+
+static ir_node *in(ir_graph *g, ir_node *n, int k) { return &g->nodes[n->in[k]]; }
+
+/* "x (defined at 3:1)" style note for an operand. */
+static void note_operand(ir_graph *g, ir_node *o, const char *role)
+{
+	if (o->loc.line > 0)
+		nnc_note(g->src, o->loc, "%s%s%s has shape %s", role, o->name ? " " : "", o->name ? o->name : "",
+			 ir_shape_str(o));
+}
+
+static bool shape_leaf(ir_graph *g, ir_node *n)
+{
+	(void)g;
+	(void)n;
+	return true; /* set by whoever creates the leaf */
+}
+
+static bool shape_same1(ir_graph *g, ir_node *n)
+{
+	ir_node *a = in(g, n, 0);
+	ir_set_shape(n, a->batched, a->rank, a->dims);
+	return true;
+}
+
+static bool shape_like0(ir_graph *g, ir_node *n)
+{
+	return shape_same1(g, n);
+}
+
+static bool shape_same2(ir_graph *g, ir_node *n)
+{
+	ir_node *a = in(g, n, 0), *b = in(g, n, 1);
+	if (!ir_same_shape(a, b)) {
+		nnc_error(g->src, n->loc, "'%s' needs operands of the same shape, but got %s and %s",
+			  ir_op_name(n->op), ir_shape_str(a), ir_shape_str(b));
+		note_operand(g, a, "left operand");
+		note_operand(g, b, "right operand");
+		return false;
+	}
+	ir_set_shape(n, a->batched, a->rank, a->dims);
+	return true;
+}
+
+/* x[n, i] . W[i, o] + b[o] -> [n, o]; x of higher rank is read flattened. */
+static bool shape_dense(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0), *w = in(g, n, 1);
+	if (!x->batched) {
+		nnc_error(g->src, n->loc, "'dense' needs a per-sample value, but its input has shape %s",
+			  ir_shape_str(x));
+		return false;
+	}
+	NNC_ASSERT(w->rank == 2 && w->dims[0] == x->size);
+	int64_t d[1] = {w->dims[1]};
+	ir_set_shape(n, true, 1, d);
+	return true;
+}
+
+static bool shape_transpose(ir_graph *g, ir_node *n)
+{
+	ir_node *w = in(g, n, 0);
+	NNC_ASSERT(w->rank == 2 && !w->batched);
+	int64_t d[2] = {w->dims[1], w->dims[0]};
+	ir_set_shape(n, false, 2, d);
+	return true;
+}
+
+/* dy[n, o] . Wt[o, i] -> [n, i] */
+static bool shape_dense_bx(ir_graph *g, ir_node *n)
+{
+	ir_node *dy = in(g, n, 0), *wt = in(g, n, 1);
+	NNC_ASSERT(dy->batched && wt->rank == 2 && wt->dims[0] == dy->size);
+	int64_t d[1] = {wt->dims[1]};
+	ir_set_shape(n, true, 1, d);
+	return true;
+}
+
+/* x[n, i], dy[n, o] -> [i, o] */
+static bool shape_dense_bw(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0), *dy = in(g, n, 1);
+	NNC_ASSERT(x->batched && dy->batched);
+	int64_t d[2] = {x->size, dy->size};
+	ir_set_shape(n, false, 2, d);
+	return true;
+}
+
+static bool shape_bias_grad(ir_graph *g, ir_node *n)
+{
+	ir_node *dy = in(g, n, 0);
+	int64_t d[1] = {dy->size};
+	ir_set_shape(n, false, 1, d);
+	return true;
+}
+
+/* loss(pred, label) -> scalar.  The label's kind was checked by sema. */
+static bool shape_loss(ir_graph *g, ir_node *n)
+{
+	ir_node *p = in(g, n, 0), *y = in(g, n, 1);
+	if (!p->batched) {
+		nnc_error(g->src, n->loc, "'%s' needs a per-sample prediction, but got shape %s", ir_op_name(n->op),
+			  ir_shape_str(p));
+		return false;
+	}
+	if (n->op == IR_XENT) {
+		if (p->size != g->label_size) {
+			nnc_error(g->src, n->loc,
+				  "'softmax_cross_entropy' needs %lld logits per sample to match label class(%lld), but got shape %s",
+				  (long long)g->label_size, (long long)g->label_size, ir_shape_str(p));
+			note_operand(g, p, "logits");
+			return false;
+		}
+	} else if (p->size != y->size) {
+		nnc_error(g->src, n->loc, "'%s' needs the prediction and the target to have the same size, but got %s and %s",
+			  ir_op_name(n->op), ir_shape_str(p), ir_shape_str(y));
+		note_operand(g, p, "prediction");
+		note_operand(g, y, "target");
+		return false;
+	}
+	ir_set_shape(n, false, 0, NULL);
+	return true;
+}
+
+static bool shape_update(ir_graph *g, ir_node *n)
+{
+	(void)g;
+	ir_set_shape(n, false, 0, NULL);
+	return true;
+}
+
+static shape_fn *const shape_rules[IR_NUM_OPS] = {
+#define OP(id, name, arity, shape, grad, lower) [IR_##id] = shape,
+#include "ops.def"
+#undef OP
+};
+
+bool ir_infer_shape(ir_graph *g, int id)
+{
+	ir_node *n = &g->nodes[id];
+	return shape_rules[n->op](g, n);
+}
