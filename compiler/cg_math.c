@@ -1,0 +1,260 @@
+/*
+ * cg_math.c - exp, log, tanh and sigmoid written as straight-line LLVM IR.
+ *
+ * Every function works lane-wise on float or <N x float> with no branches,
+ * so a kernel that applies it to a vector stays a vector loop.  The methods:
+ *
+ *   exp:  x = n*ln2 + r, |r| <= ln2/2; e^x = 2^n * p(r), p a degree-6
+ *         minimax polynomial; 2^n is built in the exponent bits, in two
+ *         halves so that n in [-150, 129] (subnormal and overflowing
+ *         results) needs no special case.
+ *   log:  x = 2^e * m, m in [sqrt(1/2), sqrt(2)); log x = e*ln2 + log1p(m-1),
+ *         log1p(f) = f - f^2/2 + f^3 * q(f), q a degree-7 minimax polynomial.
+ *   tanh: |x| < 0.625: x + x^3 * q(x^2) (odd minimax, relative accuracy for
+ *         tiny x); else 1 - 2/(e^(2|x|) + 1); sign copied from x at the end.
+ *   sigmoid: 1 / (1 + e^-x) with the exp above, which saturates cleanly.
+ *
+ * The polynomial coefficients were fitted for this file with a weighted
+ * Remez exchange (relative error for exp and tanh, absolute for log1p) and
+ * rounded to float; the fitting error is ~5e-9, well under float rounding.
+ * Multiply-adds use llvm.fmuladd: one fused instruction where the target has
+ * FMA, a mul and an add where it does not (llvm.fma would become a call to
+ * fmaf there).  Every step tolerates the unfused form.
+ */
+#include "cg_math.h"
+
+#include "util.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ln2 split so that n * LN2_HI is exact for |n| < 2^15 (LN2_HI has 9
+ * significant bits) and LN2_HI + LN2_LO = ln2 to ~1e-11. */
+#define LN2_HI 0.693359375f
+#define LN2_LO (-2.121944417e-4f)
+#define LOG2E 1.442695022f
+/* 1.5 * 2^23: adding it to |v| < 2^22 leaves round(v) in the low mantissa
+ * bits, so it rounds to nearest without llvm.rint (a libcall on plain x86-64)
+ * and gives the integer by a subtraction on the bits. */
+#define ROUND_MAGIC 12582912.0f
+#define ROUND_MAGIC_BITS 0x4b400000
+#define SQRT_HALF_BITS 0x3f3504f3 /* bits of (float)sqrt(0.5) */
+
+/* e^r ~ 1 + r + r^2 * EXP_P(r) on |r| <= 0.3467: relative error 3.1e-9. */
+static const float EXP_P[] = {
+	4.999999404e-01f, 1.666652113e-01f, 4.166838899e-02f,
+	8.368735202e-03f, 1.381456037e-03f,
+};
+/* log1p(f) ~ f - f^2/2 + f^3 * LOG_P(f) on [sqrt(.5)-1, sqrt(2)-1]:
+ * absolute error 5.2e-9. */
+static const float LOG_P[] = {
+	3.333308399e-01f, -2.500079572e-01f, 2.001538277e-01f,
+	-1.663231403e-01f, 1.396015435e-01f, -1.287653446e-01f,
+	1.406222135e-01f, -9.770023823e-02f,
+};
+/* tanh x ~ x + x^3 * TANH_P(x^2) on |x| <= 0.625: relative error 3.2e-10. */
+static const float TANH_P[] = {
+	-3.333333433e-01f, 1.333328485e-01f, -5.395484343e-02f,
+	2.173779532e-02f, -8.255786262e-03f, 2.205281751e-03f,
+};
+#define TANH_SMALL 0.625f
+/* tanh rounds to 1.0f from 9.02 on; clamping keeps e^(2|x|) finite. */
+#define TANH_CLAMP 10.0f
+/* cgm_exp's domain: e^89 overflows to +inf, e^-104 rounds to 0. */
+#define EXP_HI 89.0f
+#define EXP_LO (-104.0f)
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* What every emitter needs: the builder and the float/int types that match
+ * the operand's shape (lanes == 0 for a scalar). */
+typedef struct cgm_emit {
+	LLVMBuilderRef b;
+	LLVMModuleRef mod;
+	LLVMTypeRef fty, ity; /* float / i32, or <lanes x float> / <lanes x i32> */
+	unsigned lanes;
+} cgm_emit;
+
+static cgm_emit cgm_begin(LLVMBuilderRef b, LLVMValueRef x)
+{
+	cgm_emit c = {.b = b, .fty = LLVMTypeOf(x)};
+	LLVMBasicBlockRef bb = LLVMGetInsertBlock(b);
+	NNC_ASSERT(bb != NULL);
+	c.mod = LLVMGetGlobalParent(LLVMGetBasicBlockParent(bb));
+	LLVMContextRef ctx = LLVMGetTypeContext(c.fty);
+	LLVMTypeRef elem = c.fty;
+	if (LLVMGetTypeKind(c.fty) == LLVMVectorTypeKind) {
+		c.lanes = LLVMGetVectorSize(c.fty);
+		elem = LLVMGetElementType(c.fty);
+	}
+	NNC_ASSERT(LLVMGetTypeKind(elem) == LLVMFloatTypeKind);
+	LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx);
+	c.ity = c.lanes ? LLVMVectorType(i32, c.lanes) : i32;
+	return c;
+}
+
+/* A constant of the operand's shape: the scalar itself or its splat. */
+static LLVMValueRef splat(const cgm_emit *c, LLVMValueRef s)
+{
+	if (!c->lanes)
+		return s;
+	LLVMValueRef stack[64];
+	LLVMValueRef *v = c->lanes <= NELEMS(stack) ? stack : nnc_alloc(c->lanes * sizeof(*v));
+	for (unsigned i = 0; i < c->lanes; i++)
+		v[i] = s;
+	return LLVMConstVector(v, c->lanes);
+}
+
+static LLVMValueRef kf(const cgm_emit *c, float v)
+{
+	return splat(c, LLVMConstReal(LLVMFloatTypeInContext(LLVMGetTypeContext(c->fty)), v));
+}
+
+static LLVMValueRef ki(const cgm_emit *c, int32_t v)
+{
+	LLVMTypeRef i32 = c->lanes ? LLVMGetElementType(c->ity) : c->ity;
+	return splat(c, LLVMConstInt(i32, (unsigned long long)(int64_t)v, 1));
+}
+
+static LLVMValueRef intrinsic(const cgm_emit *c, const char *name, LLVMValueRef *args, unsigned n)
+{
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	NNC_ASSERT(id != 0);
+	LLVMTypeRef ty = c->fty;
+	LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, &ty, 1);
+	LLVMTypeRef fnty = LLVMIntrinsicGetType(LLVMGetTypeContext(c->fty), id, &ty, 1);
+	return LLVMBuildCall2(c->b, fnty, fn, args, n, "");
+}
+
+/* a*b + d, fused where the target can. */
+static LLVMValueRef mla(const cgm_emit *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef d)
+{
+	LLVMValueRef args[] = {a, b, d};
+	return intrinsic(c, "llvm.fmuladd", args, 3);
+}
+
+static LLVMValueRef fabs_(const cgm_emit *c, LLVMValueRef x)
+{
+	return intrinsic(c, "llvm.fabs", &x, 1);
+}
+
+static LLVMValueRef copysign_(const cgm_emit *c, LLVMValueRef mag, LLVMValueRef sgn)
+{
+	LLVMValueRef args[] = {mag, sgn};
+	return intrinsic(c, "llvm.copysign", args, 2);
+}
+
+/* cond(x, k) ? k : x.  With an ordered compare a NaN x is kept, which is
+ * what lets NaN flow through the clamps below (llvm.minnum would drop it). */
+static LLVMValueRef clamp_if(const cgm_emit *c, LLVMRealPredicate p, LLVMValueRef x, float k)
+{
+	LLVMValueRef kv = kf(c, k);
+	return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, p, x, kv, ""), kv, x, "");
+}
+
+/* Horner: P[0] + x*(P[1] + x*(... + x*P[n-1])). */
+static LLVMValueRef horner(const cgm_emit *c, LLVMValueRef x, const float *p, size_t n)
+{
+	LLVMValueRef acc = kf(c, p[n - 1]);
+	for (size_t i = n - 1; i-- > 0;)
+		acc = mla(c, acc, x, kf(c, p[i]));
+	return acc;
+}
+
+/* 2^k as float for integer k in [-126, 127]: k + 127 in the exponent field. */
+static LLVMValueRef pow2i(const cgm_emit *c, LLVMValueRef k)
+{
+	LLVMValueRef e = LLVMBuildAdd(c->b, k, ki(c, 127), "");
+	return LLVMBuildBitCast(c->b, LLVMBuildShl(c->b, e, ki(c, 23), ""), c->fty, "");
+}
+
+/* e^x for x in [-104, 89] or NaN (no clamping here).  With wide_range the
+ * scale 2^n is applied as 2^(n/2) * 2^(n - n/2), which covers every n this
+ * domain produces; without it n must stay in [-126, 127] (|x| <= 87). */
+static LLVMValueRef exp_core(const cgm_emit *c, LLVMValueRef x, int wide_range)
+{
+	LLVMBuilderRef b = c->b;
+	LLVMValueRef t = mla(c, x, kf(c, LOG2E), kf(c, ROUND_MAGIC));
+	LLVMValueRef nf = LLVMBuildFSub(b, t, kf(c, ROUND_MAGIC), "exp.n");
+	/* r = x - n*ln2 in two steps: the first is exact with or without FMA. */
+	LLVMValueRef r = mla(c, nf, kf(c, -LN2_HI), x);
+	r = mla(c, nf, kf(c, -LN2_LO), r);
+	LLVMValueRef q = horner(c, r, EXP_P, NELEMS(EXP_P));
+	LLVMValueRef p = mla(c, LLVMBuildFMul(b, r, r, ""), q, r);
+	p = LLVMBuildFAdd(b, p, kf(c, 1.0f), "exp.p");
+	LLVMValueRef n = LLVMBuildSub(b, LLVMBuildBitCast(b, t, c->ity, ""), ki(c, ROUND_MAGIC_BITS), "");
+	if (!wide_range)
+		return LLVMBuildFMul(b, p, pow2i(c, n), "exp");
+	LLVMValueRef n1 = LLVMBuildAShr(b, n, ki(c, 1), "");
+	LLVMValueRef n2 = LLVMBuildSub(b, n, n1, "");
+	/* p * 2^n1 is normal; the second product rounds once into subnormals. */
+	p = LLVMBuildFMul(b, p, pow2i(c, n1), "");
+	return LLVMBuildFMul(b, p, pow2i(c, n2), "exp");
+}
+
+LLVMValueRef cgm_exp(LLVMBuilderRef b, LLVMValueRef x)
+{
+	cgm_emit c = cgm_begin(b, x);
+	x = clamp_if(&c, LLVMRealOGT, x, EXP_HI);
+	x = clamp_if(&c, LLVMRealOLT, x, EXP_LO);
+	return exp_core(&c, x, 1);
+}
+
+LLVMValueRef cgm_log(LLVMBuilderRef b, LLVMValueRef x)
+{
+	cgm_emit c = cgm_begin(b, x);
+	/* Subnormals: scale by 2^23 first and take 23 off the exponent. */
+	LLVMValueRef sub = LLVMBuildFCmp(b, LLVMRealOLT, x, kf(&c, 0x1p-126f), "");
+	LLVMValueRef xs = LLVMBuildSelect(b, sub, LLVMBuildFMul(b, x, kf(&c, 0x1p23f), ""), x, "");
+	LLVMValueRef eadj = LLVMBuildSelect(b, sub, ki(&c, -23), ki(&c, 0), "");
+	/* e = exponent of xs relative to sqrt(1/2), m = xs / 2^e. */
+	LLVMValueRef i = LLVMBuildBitCast(b, xs, c.ity, "");
+	LLVMValueRef e = LLVMBuildAShr(b, LLVMBuildSub(b, i, ki(&c, SQRT_HALF_BITS), ""), ki(&c, 23), "");
+	LLVMValueRef mi = LLVMBuildSub(b, i, LLVMBuildShl(b, e, ki(&c, 23), ""), "");
+	LLVMValueRef f = LLVMBuildFSub(b, LLVMBuildBitCast(b, mi, c.fty, ""), kf(&c, 1.0f), "log.f");
+	/* log1p(f) = f + f^2 * (-1/2 + f * LOG_P(f)) */
+	LLVMValueRef q = mla(&c, f, horner(&c, f, LOG_P, NELEMS(LOG_P)), kf(&c, -0.5f));
+	LLVMValueRef y = mla(&c, LLVMBuildFMul(b, f, f, ""), q, f);
+	LLVMValueRef ef = LLVMBuildSIToFP(b, LLVMBuildAdd(b, e, eadj, ""), c.fty, "log.e");
+	LLVMValueRef r = mla(&c, ef, kf(&c, LN2_HI), mla(&c, ef, kf(&c, LN2_LO), y));
+	/* The bit arithmetic gives finite garbage for these; order matters:
+	 * -0 is not < 0, so it keeps the -inf of the first select. */
+	LLVMValueRef inf = kf(&c, INFINITY);
+	r = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, x, kf(&c, 0.0f), ""),
+	                    LLVMBuildFNeg(b, inf, ""), r, "");
+	r = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealULT, x, kf(&c, 0.0f), ""),
+	                    kf(&c, NAN), r, "");
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, x, inf, ""), inf, r, "log");
+}
+
+LLVMValueRef cgm_tanh(LLVMBuilderRef b, LLVMValueRef x)
+{
+	cgm_emit c = cgm_begin(b, x);
+	/* Both forms are computed on |x| and the sign restored last, which
+	 * also gets tanh(-0) = -0 right. */
+	LLVMValueRef ax = fabs_(&c, x);
+	LLVMValueRef t = LLVMBuildFMul(b, ax, ax, "");
+	LLVMValueRef p = horner(&c, t, TANH_P, NELEMS(TANH_P));
+	LLVMValueRef small = mla(&c, LLVMBuildFMul(b, ax, t, ""), p, ax);
+	/* 1 - 2/(e^(2|x|) + 1); the clamp keeps NaN, so NaN reaches the result. */
+	LLVMValueRef axc = clamp_if(&c, LLVMRealOGT, ax, TANH_CLAMP);
+	LLVMValueRef e = exp_core(&c, LLVMBuildFAdd(b, axc, axc, ""), 0);
+	LLVMValueRef one = kf(&c, 1.0f);
+	LLVMValueRef big = LLVMBuildFSub(b, one,
+	                                 LLVMBuildFDiv(b, kf(&c, 2.0f), LLVMBuildFAdd(b, e, one, ""), ""), "");
+	LLVMValueRef is_small = LLVMBuildFCmp(b, LLVMRealOLT, ax, kf(&c, TANH_SMALL), "");
+	LLVMValueRef y = LLVMBuildSelect(b, is_small, small, big, "");
+	y = copysign_(&c, y, x);
+	LLVMSetValueName2(y, "tanh", 4);
+	return y;
+}
+
+LLVMValueRef cgm_sigmoid(LLVMBuilderRef b, LLVMValueRef x)
+{
+	cgm_emit c = cgm_begin(b, x);
+	/* e^-x is 0 for x > 104 and +inf for x < -89: 1/(1+e) is then exactly
+	 * 1 or 0, never NaN. */
+	LLVMValueRef e = cgm_exp(b, LLVMBuildFNeg(b, x, ""));
+	LLVMValueRef one = kf(&c, 1.0f);
+	return LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, e, ""), "sigmoid");
+}
