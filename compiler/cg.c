@@ -507,6 +507,8 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 	c->barrier_fn = LLVMAddFunction(c->M, "nnrt_barrier", c->barrier_t);
 
 	/* target triple and data layout of the host, so struct layout matches C */
+	LLVMInitializeNativeTarget();
+	LLVMInitializeNativeAsmPrinter();
 	char *triple = LLVMGetDefaultTargetTriple();
 	LLVMSetTarget(c->M, triple);
 	LLVMTargetRef target;

@@ -47,6 +47,7 @@ int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path)
 		return -1;
 	}
 	LLVMDisposeMessage(err);
+	err = NULL;
 	LLVMTargetMachineRef tm = host_machine(opt_level);
 	char passes[32];
 	snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
@@ -68,14 +69,16 @@ int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path)
 			fprintf(stderr, "nnc: error: cannot write %s: %s\n", path, err);
 			rc = -1;
 		}
-		LLVMDisposeMessage(err);
+		if (err)
+			LLVMDisposeMessage(err);
 	} else {
 		if (LLVMTargetMachineEmitToFile(tm, m, path, kind == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
 						&err)) {
 			fprintf(stderr, "nnc: error: cannot write %s: %s\n", path, err);
 			rc = -1;
 		}
-		LLVMDisposeMessage(err);
+		if (err)
+			LLVMDisposeMessage(err);
 	}
 	LLVMDisposeTargetMachine(tm);
 	return rc;

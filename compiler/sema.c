@@ -155,14 +155,6 @@ static const nnc_arg *find_named(const nnc_ast *call, const char *name)
 	return NULL;
 }
 
-static int count_positional(const nnc_ast *call)
-{
-	int n = 0;
-	for (int i = 0; i < call->nargs; i++)
-		n += call->args[i].name == NULL;
-	return n;
-}
-
 static const nnc_arg *positional(const nnc_ast *call, int k)
 {
 	for (int i = 0; i < call->nargs; i++)
@@ -737,7 +729,7 @@ static void stmt_optimizer(sema *s, const nnc_stmt *st)
 		return;
 	for (int i = 0; i < e->nargs; i++) {
 		const nnc_arg *a = &e->args[i];
-		double v;
+		double v = 0;
 		if (!arg_num(s, a, nnc_sprintf("'%s'", a->name), &v))
 			continue;
 		const char *bad = NULL;
@@ -840,7 +832,7 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 	const char *f = e->str;
 	bool ok = true;
 	const nnc_arg *a;
-	double v;
+	double v = 0;
 	if (!strcmp(f, "idx")) {
 		d->kind = NNRT_DATA_IDX;
 		if (!check_args(s, e, 2, idx_opts))
