@@ -128,6 +128,13 @@ enum {
 	NNRT_HP_LR = 0,        /* learning rate of this step */
 	NNRT_HP_ADAM_C1 = 1,   /* Adam: 1 / (1 - beta1^t) */
 	NNRT_HP_ADAM_C2 = 2,   /* Adam: 1 / (1 - beta2^t) */
+	/* Also filled by the runtime, for code that prefers reading these to
+	 * baking in the model's constants: */
+	NNRT_HP_MOMENTUM = 3,  /* nnrt_model.momentum */
+	NNRT_HP_BETA1 = 4,     /* nnrt_model.beta1 */
+	NNRT_HP_BETA2 = 5,     /* nnrt_model.beta2 */
+	NNRT_HP_EPS = 6,       /* nnrt_model.eps */
+	NNRT_HP_STEP = 7,      /* global step t (1-based), as a float */
 };
 
 /* A generated parallel body: called by every thread of the team. */
@@ -181,12 +188,23 @@ void nnrt_set_threads(int n);
 int nnrt_get_threads(void);
 /* Runs `body` once on every thread of the team and returns when all are done. */
 void nnrt_run(nnrt_body_fn body, nnrt_step_args *args);
+/* Runs fn(ctx) on the calling thread while a persistent team of worker
+ * threads waits for the bodies it passes to nnrt_run(): one parallel region
+ * for a whole training run instead of one per step.  Returns fn's result. */
+int nnrt_team(int (*fn)(void *ctx), void *ctx);
 
 /* ---- The training program ---- */
 
 /* main() of a training binary: parses flags, loads data, trains, evaluates,
  * predicts, saves/loads checkpoints.  Returns the process exit status. */
 int nnrt_main(const nnrt_model *m, int argc, char **argv);
+
+/* Exit statuses of nnrt_main. */
+enum {
+	NNRT_EXIT_OK = 0,
+	NNRT_EXIT_FAILURE = 1, /* bad data, bad checkpoint, I/O error, divergence, ABI mismatch */
+	NNRT_EXIT_USAGE = 2,   /* bad command line */
+};
 
 #ifdef __cplusplus
 }

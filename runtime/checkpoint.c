@@ -1,0 +1,462 @@
+/*
+ * checkpoint.c - saves and restores training state (format: docs/checkpoint.md).
+ *
+ * A checkpoint is one little-endian file: a fixed header (magic, version,
+ * total size, model fingerprint, counters, RNG state), the model name and
+ * parameter table (so a mismatch can be explained, not just refused), the
+ * parameters, the optimizer state, and a CRC32 of everything before it.
+ *
+ * Saving is atomic: the bytes go to a temporary file next to the target,
+ * which is flushed, fsync'ed and renamed over it, and then the directory is
+ * fsync'ed so the rename itself survives a crash.  A failed save (disk full,
+ * file size limit) leaves the previous checkpoint as it was.
+ *
+ * Loading reads the whole file, checks magic, version, size and checksum
+ * before trusting any field, then the fingerprint and the parameter table,
+ * and only then copies into the caller's arrays.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "nnrt_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* Bytes of the fixed header, before the model name. */
+#define CKPT_FIXED 104
+
+static int host_is_little_endian(void)
+{
+	const uint16_t one = 1;
+	unsigned char b;
+	memcpy(&b, &one, 1);
+	return b == 1;
+}
+
+/* ---- Writing ---- */
+
+/* A sink that checksums what it writes and remembers the first error. */
+typedef struct ckpt_writer {
+	FILE *f;
+	uLong crc;
+	int64_t bytes;
+	int err; /* errno of the first failed write, or 0 */
+} ckpt_writer;
+
+static void w_bytes(ckpt_writer *w, const void *p, size_t n)
+{
+	if (w->err || n == 0)
+		return;
+	w->crc = crc32(w->crc, p, (uInt)n);
+	if (fwrite(p, 1, n, w->f) != n)
+		w->err = errno ? errno : EIO;
+	w->bytes += (int64_t)n;
+}
+
+static void w_u32(ckpt_writer *w, uint32_t v)
+{
+	unsigned char b[4];
+	for (int i = 0; i < 4; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	w_bytes(w, b, 4);
+}
+
+static void w_u64(ckpt_writer *w, uint64_t v)
+{
+	unsigned char b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	w_bytes(w, b, 8);
+}
+
+static void w_floats(ckpt_writer *w, const float *x, int64_t n)
+{
+	if (host_is_little_endian()) {
+		/* In chunks: crc32 and fwrite take 32-bit counts. */
+		for (int64_t i = 0; i < n; i += 1 << 20) {
+			int64_t k = n - i < (1 << 20) ? n - i : (1 << 20);
+			w_bytes(w, x + i, (size_t)k * sizeof(float));
+		}
+		return;
+	}
+	for (int64_t i = 0; i < n; i++) {
+		uint32_t u;
+		memcpy(&u, &x[i], 4);
+		w_u32(w, u);
+	}
+}
+
+static void w_str(ckpt_writer *w, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	w_u32(w, (uint32_t)n);
+	w_bytes(w, s, n);
+}
+
+static int64_t ckpt_size(const nnrt_model *m)
+{
+	int64_t size = CKPT_FIXED + 4 + (int64_t)(m->name ? strlen(m->name) : 0);
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *p = &m->params[i];
+		size += 4 + (int64_t)(p->name ? strlen(p->name) : 0) + 4 + 8 * (int64_t)p->rank + 16;
+	}
+	return size + 4 * (m->param_floats + m->opt_floats) + 4;
+}
+
+static void write_all(ckpt_writer *w, const nnrt_model *m, const float *params, const float *opt,
+                      const nnrt_train_state *st)
+{
+	w_bytes(w, NNRT_CKPT_MAGIC, 8);
+	w_u32(w, NNRT_CKPT_VERSION);
+	w_u32(w, 0); /* flags, reserved */
+	w_u64(w, (uint64_t)ckpt_size(m));
+	w_u64(w, m->fingerprint);
+	w_u32(w, (uint32_t)m->optimizer);
+	w_u32(w, (uint32_t)m->n_params);
+	w_u64(w, (uint64_t)m->param_floats);
+	w_u64(w, (uint64_t)m->opt_floats);
+	w_u64(w, (uint64_t)st->epoch);
+	w_u64(w, (uint64_t)st->step);
+	for (int i = 0; i < 4; i++)
+		w_u64(w, st->rng.s[i]);
+	w_str(w, m->name);
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *p = &m->params[i];
+		w_str(w, p->name);
+		w_u32(w, (uint32_t)p->rank);
+		for (int k = 0; k < p->rank; k++)
+			w_u64(w, (uint64_t)p->shape[k]);
+		w_u64(w, (uint64_t)p->offset);
+		w_u64(w, (uint64_t)p->size);
+	}
+	w_floats(w, params, m->param_floats);
+	w_floats(w, opt, m->opt_floats);
+	/* The checksum covers every byte before it; it is not checksummed. */
+	uLong crc = w->crc;
+	w_u32(w, (uint32_t)crc);
+}
+
+/* fsyncs the directory holding path, so that a rename into it is durable.
+ * Some file systems cannot sync directories (EINVAL): nothing to do then. */
+static int sync_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		strcpy(dir, ".");
+	} else if (slash == path) {
+		strcpy(dir, "/");
+	} else {
+		size_t n = (size_t)(slash - path);
+		if (n >= sizeof dir)
+			return 0;
+		memcpy(dir, path, n);
+		dir[n] = 0;
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0) {
+		nnrt_sys_error("cannot open directory %s to sync checkpoint %s: %s", dir, path, strerror(errno));
+		return -1;
+	}
+	int rc = 0;
+	if (fsync(fd) != 0 && errno != EINVAL) {
+		nnrt_sys_error("cannot sync directory %s after writing checkpoint %s: %s", dir, path, strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
+int nnrt_ckpt_save(const char *path, const nnrt_model *m, const float *params, const float *opt,
+                   const nnrt_train_state *st)
+{
+	/* Same directory as the target: rename() is atomic only within one
+	 * file system.  The pid keeps two concurrent savers apart. */
+	size_t plen = strlen(path);
+	char *tmp = malloc(plen + 32);
+	if (!tmp) {
+		nnrt_sys_error("cannot save checkpoint %s: out of memory", path);
+		return -1;
+	}
+	snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		nnrt_error("cannot save checkpoint %s: cannot create %s: %s", path, tmp, strerror(errno));
+		free(tmp);
+		return -1;
+	}
+	FILE *f = fdopen(fd, "wb");
+	if (!f) {
+		nnrt_sys_error("cannot save checkpoint %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	ckpt_writer w = {.f = f, .crc = crc32(0L, Z_NULL, 0)};
+	errno = 0;
+	write_all(&w, m, params, opt, st);
+	if (!w.err && fflush(f) != 0)
+		w.err = errno ? errno : EIO;
+	if (!w.err && fsync(fd) != 0)
+		w.err = errno;
+	if (fclose(f) != 0 && !w.err)
+		w.err = errno ? errno : EIO;
+	if (!w.err && w.bytes != ckpt_size(m))
+		w.err = EIO; /* the size field would lie: a bug, but never write it */
+	if (w.err) {
+		nnrt_sys_error("cannot save checkpoint %s: writing %s failed: %s (the previous checkpoint, if any, is "
+		           "unchanged)",
+		           path, tmp, strerror(w.err));
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) != 0) {
+		nnrt_sys_error("cannot save checkpoint %s: cannot rename %s to it: %s", path, tmp, strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	return sync_dir(path);
+}
+
+/* ---- Reading ---- */
+
+/* A bounds-checked cursor over the file's bytes. */
+typedef struct ckpt_reader {
+	const unsigned char *p, *end;
+	int bad; /* a read ran past the end */
+} ckpt_reader;
+
+static const unsigned char *r_take(ckpt_reader *r, size_t n)
+{
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	const unsigned char *q = r->p;
+	r->p += n;
+	return q;
+}
+
+static uint32_t r_u32(ckpt_reader *r)
+{
+	const unsigned char *b = r_take(r, 4);
+	if (!b)
+		return 0;
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static uint64_t r_u64(ckpt_reader *r)
+{
+	uint64_t lo = r_u32(r);
+	return lo | (uint64_t)r_u32(r) << 32;
+}
+
+static void r_floats(const unsigned char *b, float *x, int64_t n)
+{
+	if (host_is_little_endian()) {
+		memcpy(x, b, (size_t)n * sizeof(float));
+		return;
+	}
+	for (int64_t i = 0; i < n; i++) {
+		const unsigned char *q = b + 4 * i;
+		uint32_t u = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+		memcpy(&x[i], &u, 4);
+	}
+}
+
+/* Reads a whole file; the caller frees *data. */
+static int read_file(const char *path, unsigned char **data, int64_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		nnrt_error("cannot open checkpoint %s: %s", path, strerror(errno));
+		return -1;
+	}
+	size_t cap = 1 << 16, n = 0;
+	unsigned char *buf = malloc(cap);
+	while (buf) {
+		n += fread(buf + n, 1, cap - n, f);
+		if (n < cap)
+			break;
+		cap *= 2;
+		unsigned char *nb = realloc(buf, cap);
+		if (!nb)
+			free(buf);
+		buf = nb;
+	}
+	int err = ferror(f);
+	fclose(f);
+	if (!buf) {
+		nnrt_sys_error("cannot read checkpoint %s: out of memory", path);
+		return -1;
+	}
+	if (err) {
+		nnrt_sys_error("cannot read checkpoint %s: %s", path, strerror(errno));
+		free(buf);
+		return -1;
+	}
+	*data = buf;
+	*len = (int64_t)n;
+	return 0;
+}
+
+static void fmt_shape(const int64_t *shape, int rank, char *buf, size_t cap)
+{
+	size_t len = (size_t)snprintf(buf, cap, "[");
+	for (int k = 0; k < rank && len < cap; k++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s%lld", k ? "," : "", (long long)shape[k]);
+	if (len < cap)
+		snprintf(buf + len, cap - len, "]");
+}
+
+/* Checks the parameter table of the file against the model's. */
+static int check_table(const char *path, const nnrt_model *m, ckpt_reader *r, uint32_t n_params)
+{
+	if (n_params != (uint32_t)m->n_params) {
+		nnrt_error("checkpoint %s holds %u parameter tensors but this model has %d", path, n_params,
+		           m->n_params);
+		return -1;
+	}
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *p = &m->params[i];
+		uint32_t nlen = r_u32(r);
+		const unsigned char *name = r_take(r, nlen);
+		uint32_t rank = r_u32(r);
+		int64_t shape[NNRT_MAX_RANK] = {0};
+		if (r->bad || rank > NNRT_MAX_RANK) {
+			nnrt_error("checkpoint %s is malformed (bad parameter table)", path);
+			return -1;
+		}
+		for (uint32_t k = 0; k < rank; k++)
+			shape[k] = (int64_t)r_u64(r);
+		int64_t offset = (int64_t)r_u64(r), size = (int64_t)r_u64(r);
+		if (r->bad) {
+			nnrt_error("checkpoint %s is malformed (bad parameter table)", path);
+			return -1;
+		}
+		const char *want = p->name ? p->name : "";
+		if (nlen != strlen(want) || memcmp(name, want, nlen) != 0) {
+			nnrt_error("checkpoint %s: parameter %d is '%.*s' but this model's is '%s'", path, i, (int)nlen,
+			           (const char *)name, want);
+			return -1;
+		}
+		int same = rank == (uint32_t)p->rank && offset == p->offset && size == p->size;
+		for (uint32_t k = 0; same && k < rank; k++)
+			same = shape[k] == p->shape[k];
+		if (!same) {
+			char a[160], b[160];
+			fmt_shape(shape, (int)rank, a, sizeof a);
+			fmt_shape(p->shape, p->rank, b, sizeof b);
+			nnrt_error("checkpoint %s: parameter '%s' has shape %s but this model's is %s", path, want, a, b);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *opt, nnrt_train_state *st)
+{
+	unsigned char *data;
+	int64_t len;
+	if (read_file(path, &data, &len))
+		return -1;
+	int rc = -1;
+	ckpt_reader r = {data, data + len, 0};
+	if (len >= 8 && memcmp(data, NNRT_CKPT_MAGIC, 8) != 0) {
+		nnrt_error("%s is not an nnc checkpoint (bad magic number)", path);
+		goto out;
+	}
+	if (len < 24) {
+		nnrt_error("checkpoint %s is truncated (%lld bytes)", path, (long long)len);
+		goto out;
+	}
+	r_take(&r, 8);
+	uint32_t version = r_u32(&r);
+	r_u32(&r); /* flags */
+	int64_t size = (int64_t)r_u64(&r);
+	if (version != NNRT_CKPT_VERSION) {
+		nnrt_error("checkpoint %s has format version %u; this runtime reads version %u", path, version,
+		           NNRT_CKPT_VERSION);
+		goto out;
+	}
+	if (len < size) {
+		nnrt_error("checkpoint %s is truncated: %lld of %lld bytes", path, (long long)len, (long long)size);
+		goto out;
+	}
+	if (len > size || size < CKPT_FIXED + 8) {
+		nnrt_error("checkpoint %s is corrupt: %lld bytes, but its header says %lld", path, (long long)len,
+		           (long long)size);
+		goto out;
+	}
+	uint32_t stored = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 | (uint32_t)data[len - 2] << 16 |
+	                  (uint32_t)data[len - 1] << 24;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	for (int64_t i = 0; i < len - 4; i += 1 << 30) {
+		int64_t k = len - 4 - i < (1 << 30) ? len - 4 - i : (1 << 30);
+		crc = crc32(crc, data + i, (uInt)k);
+	}
+	if ((uint32_t)crc != stored) {
+		nnrt_error("checkpoint %s is corrupt: checksum mismatch (stored 0x%08x, computed 0x%08x)", path, stored,
+		           (uint32_t)crc);
+		goto out;
+	}
+	r.end = data + len - 4;
+
+	uint64_t fingerprint = r_u64(&r);
+	r_u32(&r); /* optimizer: implied by the fingerprint, kept for tools */
+	uint32_t n_params = r_u32(&r);
+	int64_t param_floats = (int64_t)r_u64(&r);
+	int64_t opt_floats = (int64_t)r_u64(&r);
+	nnrt_train_state s;
+	s.epoch = (int64_t)r_u64(&r);
+	s.step = (int64_t)r_u64(&r);
+	for (int i = 0; i < 4; i++)
+		s.rng.s[i] = r_u64(&r);
+	uint32_t nlen = r_u32(&r);
+	const unsigned char *name = r_take(&r, nlen);
+	if (r.bad) {
+		nnrt_error("checkpoint %s is malformed (bad header)", path);
+		goto out;
+	}
+	if (fingerprint != m->fingerprint) {
+		nnrt_error("checkpoint %s was written by model '%.*s' (fingerprint 0x%016llx), not by this model '%s' "
+		           "(fingerprint 0x%016llx)",
+		           path, (int)nlen, (const char *)name, (unsigned long long)fingerprint,
+		           m->name ? m->name : "", (unsigned long long)m->fingerprint);
+		goto out;
+	}
+	if (check_table(path, m, &r, n_params))
+		goto out;
+	if (param_floats != m->param_floats) {
+		nnrt_error("checkpoint %s holds %lld parameters but this model has %lld", path, (long long)param_floats,
+		           (long long)m->param_floats);
+		goto out;
+	}
+	if (opt && opt_floats != m->opt_floats) {
+		nnrt_error("checkpoint %s holds %lld optimizer values but this model needs %lld", path,
+		           (long long)opt_floats, (long long)m->opt_floats);
+		goto out;
+	}
+	if (param_floats < 0 || opt_floats < 0 || r.end - r.p != 4 * (param_floats + opt_floats)) {
+		nnrt_error("checkpoint %s is malformed (array sizes do not match the file)", path);
+		goto out;
+	}
+	r_floats(r.p, params, param_floats);
+	if (opt)
+		r_floats(r.p + 4 * param_floats, opt, opt_floats);
+	if (st)
+		*st = s;
+	rc = 0;
+out:
+	free(data);
+	return rc;
+}

@@ -1,0 +1,169 @@
+/*
+ * nnrt_internal.h - declarations shared by the runtime's own files (and its
+ * tests), never by generated code: that only sees nnrt.h.
+ *
+ * One section per .c file, in the order the training program uses them:
+ * util.c (errors, aligned memory), rng.c, data.c, checkpoint.c, train.c.
+ *
+ * Error policy: every failure a user can cause (bad data, bad checkpoint, bad
+ * flags, a full disk) is reported once through nnrt_error(), which prints
+ * "PROG: error: MESSAGE" to stderr, and the function returns non-zero.  The
+ * message names the user's file (and line and column for text files), not the
+ * C file: the reader of a runtime error is the person training the model.
+ * Library code never calls exit(); only nnrt_main() turns a failure into an
+ * exit status.
+ */
+#ifndef NNRT_INTERNAL_H
+#define NNRT_INTERNAL_H
+
+#include "nnrt.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define NNRT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define NNRT_PRINTF(f, a)
+#endif
+
+/* ---- util.c ---- */
+
+/* Program name used as the prefix of every message ("mlp: error: ..."). */
+void nnrt_set_prog(const char *name);
+const char *nnrt_prog(void);
+
+/* Prints "PROG: error: MESSAGE\n" to stderr (unless silenced) and keeps the
+ * message, without prefix or newline, for nnrt_last_error(). */
+void nnrt_error(const char *fmt, ...) NNRT_PRINTF(1, 2);
+void nnrt_verror(const char *fmt, va_list ap);
+/* The message of the latest nnrt_error() ("" if none): lets tests compare
+ * diagnostics exactly.  Static storage, overwritten by the next error. */
+const char *nnrt_last_error(void);
+/* For system failures (a read or write that fails, memory running out):
+ * not the user's doing, so, like llm.c's checked I/O, the message also names
+ * the runtime source line that saw it: "... [runtime/data.c:103]". */
+void nnrt_sys_error_at(const char *file, int line, const char *fmt, ...) NNRT_PRINTF(3, 4);
+#define nnrt_sys_error(...) nnrt_sys_error_at(__FILE__, __LINE__, __VA_ARGS__)
+/* Tests silence stderr while they provoke errors on purpose. */
+void nnrt_set_error_echo(int on);
+
+/* 64-byte aligned, zeroed array of n floats (n may be 0: a valid, unique
+ * pointer is still returned).  NULL, with an error reported, if memory runs
+ * out.  The caller owns it and releases it with nnrt_free(). */
+float *nnrt_alloc_floats(int64_t n, const char *what);
+/* Zeroed heap block of n elements of `size` bytes; NULL + error on failure
+ * or overflow.  Released with nnrt_free(). */
+void *nnrt_calloc(int64_t n, size_t size, const char *what);
+void nnrt_free(void *p);
+
+/* Seconds on a monotonic clock, for throughput lines only. */
+double nnrt_now(void);
+
+/* "f32[1,28,28]" for the model input, "class(10)" or "f32[3]" for its label.
+ * Writes into buf (always NUL-terminated) and returns it. */
+char *nnrt_fmt_input(const nnrt_model *m, char *buf, size_t cap);
+char *nnrt_fmt_label(const nnrt_model *m, char *buf, size_t cap);
+
+/* ---- rng.c ---- */
+
+/* xoshiro256** seeded through splitmix64.  The whole state is these four
+ * words, so a checkpoint that stores them resumes the exact stream.  Normal
+ * draws do not cache a spare value for the same reason. */
+typedef struct nnrt_rng {
+	uint64_t s[4];
+} nnrt_rng;
+
+void nnrt_rng_seed(nnrt_rng *r, uint64_t seed);
+uint64_t nnrt_rng_next(nnrt_rng *r);
+/* Uniform in [0, 1), 24 random bits: every value is exactly a float. */
+float nnrt_rng_uniform(nnrt_rng *r);
+/* Uniform in [0, 1), 53 random bits. */
+double nnrt_rng_uniform_d(nnrt_rng *r);
+/* Standard normal, by Box-Muller (one of the pair is dropped). */
+double nnrt_rng_normal(nnrt_rng *r);
+/* Uniform integer in [0, n), without modulo bias; n must be > 0. */
+uint64_t nnrt_rng_below(nnrt_rng *r, uint64_t n);
+/* Fisher-Yates shuffle of idx[0..n). */
+void nnrt_rng_shuffle(nnrt_rng *r, int64_t *idx, int64_t n);
+
+/* ---- data.c ---- */
+
+/* A data set held compactly: IDX images stay bytes (a quarter of the memory
+ * of floats) and become floats one batch at a time in nnrt_data_gather();
+ * CSV and synthetic sets are floats already scaled.  Exactly one of x_u8 /
+ * x_f32 is set; exactly one of y_class / y_real when has_labels. */
+typedef struct nnrt_dataset {
+	int64_t n;          /* samples */
+	int64_t dim;        /* features per sample (= the model's input_size) */
+	uint8_t *x_u8;      /* [n][dim] raw bytes; feature = raw * scale + shift */
+	float *x_f32;       /* [n][dim] features */
+	float scale, shift; /* for x_u8 only */
+	int has_labels;
+	int32_t label_kind; /* NNRT_LABEL_* of the model */
+	int64_t label_size; /* classes, or floats per label */
+	int32_t *y_class;   /* [n] */
+	float *y_real;      /* [n][label_size] */
+} nnrt_dataset;
+
+/* Loads `spec` for model m.  `what` ("train", "test") starts messages about
+ * the set as a whole; limit > 0 keeps only the first `limit` samples (for
+ * synthetic sets it is ignored: their size is spec->count).  need_labels = 0
+ * loads features only (prediction input).  For CSV, has_header < 0 means:
+ * guess from the first line (any non-numeric field makes it a header).
+ * Returns 0, or non-zero after reporting the error; d is then empty. */
+int nnrt_data_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *spec,
+                   const char *what, int64_t limit, int need_labels);
+/* Loads prediction input: an IDX image file (raw or gzip, recognised by its
+ * magic) or else a CSV file holding the model's feature columns.  `like` is
+ * the training spec, whose scale/shift (and for CSV, columns and header
+ * setting) the file shares; it may be of any kind. */
+int nnrt_data_load_predict(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *like,
+                           const char *path);
+void nnrt_data_free(nnrt_dataset *d);
+
+/* Gathers samples idx[0..n) into x: float [n][dim] and, if y != NULL and the
+ * set has labels, y: int32 [n] (CLASS) or float [n][label_size] (REAL). */
+void nnrt_data_gather(const nnrt_dataset *d, const int64_t *idx, int64_t n, float *x, void *y);
+
+/* Name of a data kind as written in .nn files ("idx", "moons", ...). */
+const char *nnrt_data_kind_name(int32_t kind);
+/* Default sample count of a synthetic set whose count is 0. */
+int64_t nnrt_data_default_count(const nnrt_data_spec *spec, const nnrt_model *m);
+
+/* ---- checkpoint.c (format: docs/checkpoint.md) ---- */
+
+#define NNRT_CKPT_MAGIC "NNRTCKPT"
+#define NNRT_CKPT_VERSION 1u
+
+/* Training state beyond the model's arrays. */
+typedef struct nnrt_train_state {
+	int64_t epoch; /* epochs completed */
+	int64_t step;  /* optimizer steps taken (Adam's t) */
+	nnrt_rng rng;  /* the shuffling stream after `epoch` epochs */
+} nnrt_train_state;
+
+/* Writes params and opt (m->param_floats / m->opt_floats floats) and st to
+ * path, atomically: a temporary file in the same directory is written,
+ * flushed, fsync'ed and renamed over path, then the directory is fsync'ed.
+ * On failure the temporary file is removed and path is left untouched. */
+int nnrt_ckpt_save(const char *path, const nnrt_model *m, const float *params, const float *opt,
+                   const nnrt_train_state *st);
+/* Reads a checkpoint written for model m.  params receives the parameters;
+ * if opt is non-NULL, the optimizer state is loaded as well (and must match
+ * m->opt_floats); st, if non-NULL, receives the counters and RNG.  Nothing is
+ * written to params/opt/st unless the whole file is valid. */
+int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *opt,
+                   nnrt_train_state *st);
+
+/* ---- train.c ---- */
+
+/* Fills params with the initial values of every tensor of m->params, in
+ * table order, drawing from r. */
+void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r);
+/* Checks that m is a model object this runtime understands (ABI, sizes,
+ * parameter table).  0 or non-zero after reporting. */
+int nnrt_check_model(const nnrt_model *m);
+
+#endif

@@ -1,0 +1,793 @@
+/*
+ * train.c - nnrt_main(), the main() of every training binary nnc builds.
+ *
+ * The program, in order:
+ *   check the model object  -> parse flags   -> allocate every array once
+ *   -> initialise parameters from the seed   -> load a checkpoint (--load/--resume)
+ *   -> load data            -> train epochs (shuffle, train_step per batch,
+ *      eval_step over the test set, one line per epoch, periodic checkpoints)
+ *   -> print small models' parameters        -> save.
+ * --eval and --predict replace the training part.
+ *
+ * Determinism: parameter init and shuffles draw from one RNG seeded by the
+ * seed; data sets have their own seeds; the generated bodies split work by
+ * thread id.  So the same seed and thread count give the same output bit for
+ * bit, and a run resumed from a checkpoint continues exactly as the
+ * uninterrupted run would (each epoch's order depends only on the RNG state,
+ * which the checkpoint stores).
+ *
+ * Memory: every array is allocated before the first epoch; the epoch loop
+ * allocates nothing.
+ */
+#include "nnrt_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Model checks ---- */
+
+int nnrt_check_model(const nnrt_model *m)
+{
+	if (!m) {
+		nnrt_error("no model object");
+		return -1;
+	}
+	if (m->struct_size != (int64_t)sizeof(nnrt_model) || m->abi_version != NNRT_ABI_VERSION) {
+		nnrt_error("this program's model object has ABI version %lld and size %lld bytes, but the runtime "
+		           "it is linked with expects ABI version %d and %zu bytes; rebuild it with a matching nnc "
+		           "and runtime",
+		           (long long)m->abi_version, (long long)m->struct_size, NNRT_ABI_VERSION, sizeof(nnrt_model));
+		return -1;
+	}
+	const char *why = NULL;
+	if (!m->name)
+		why = "no model name";
+	else if (m->input_size < 1)
+		why = "input_size < 1";
+	else if (m->batch < 1)
+		why = "batch < 1";
+	else if (m->label_kind != NNRT_LABEL_CLASS && m->label_kind != NNRT_LABEL_REAL)
+		why = "unknown label kind";
+	else if (m->label_size < 1)
+		why = "label_size < 1";
+	else if (m->output_size < 1)
+		why = "output_size < 1";
+	else if (m->loss < NNRT_LOSS_SOFTMAX_XENT || m->loss > NNRT_LOSS_BCE)
+		why = "unknown loss";
+	else if (m->optimizer != NNRT_OPT_SGD && m->optimizer != NNRT_OPT_ADAM)
+		why = "unknown optimizer";
+	else if (m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->n_params < 0)
+		why = "negative array size";
+	else if (m->n_params > 0 && !m->params)
+		why = "no parameter table";
+	else if (!m->train_step || !m->eval_step || !m->infer)
+		why = "missing entry point";
+	if (why) {
+		nnrt_error("invalid model object: %s (a bug in nnc)", why);
+		return -1;
+	}
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *p = &m->params[i];
+		int64_t prod = 1;
+		for (int k = 0; k < p->rank && k < NNRT_MAX_RANK; k++)
+			prod *= p->shape[k];
+		if (!p->name || p->rank < 0 || p->rank > NNRT_MAX_RANK || p->offset < 0 || p->size < 0 ||
+		    p->offset + p->size > m->param_floats || prod != p->size || p->init < NNRT_INIT_ZEROS ||
+		    p->init > NNRT_INIT_CONSTANT) {
+			nnrt_error("invalid model object: parameter %d (%s) is inconsistent (a bug in nnc)", i,
+			           p->name ? p->name : "unnamed");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- Parameter initialisation ---- */
+
+void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r)
+{
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *p = &m->params[i];
+		float *w = params + p->offset;
+		double fan_in = p->fan_in > 0 ? p->fan_in : 1.0;
+		double fan_out = p->fan_out > 0 ? p->fan_out : 1.0;
+		double a = 0;
+		switch (p->init) {
+		case NNRT_INIT_GLOROT_UNIFORM: a = sqrt(6.0 / (fan_in + fan_out)); break;
+		case NNRT_INIT_HE_UNIFORM: a = sqrt(6.0 / fan_in); break;
+		case NNRT_INIT_LECUN_UNIFORM: a = sqrt(3.0 / fan_in); break;
+		case NNRT_INIT_UNIFORM: a = p->init_arg; break;
+		}
+		for (int64_t j = 0; j < p->size; j++) {
+			switch (p->init) {
+			case NNRT_INIT_NORMAL:
+				w[j] = (float)(p->init_arg * nnrt_rng_normal(r));
+				break;
+			case NNRT_INIT_CONSTANT:
+				w[j] = p->init_arg;
+				break;
+			case NNRT_INIT_ZEROS:
+				w[j] = 0.0f;
+				break;
+			default: /* the uniform family: U(-a, a) */
+				w[j] = (float)((2.0 * nnrt_rng_uniform_d(r) - 1.0) * a);
+				break;
+			}
+		}
+	}
+}
+
+/* ---- Flags ---- */
+
+typedef struct opts {
+	int64_t epochs;
+	double lr;
+	uint64_t seed;
+	int64_t threads;
+	const char *data, *test;
+	int64_t limit, test_limit;
+	const char *save, *load, *resume, *predict;
+	int64_t checkpoint_every;
+	int eval, quiet, print_params, help;
+} opts;
+
+enum {
+	FLAG_BOOL,    /* no value */
+	FLAG_COUNT,   /* integer >= 0 */
+	FLAG_POSINT,  /* integer >= 1 */
+	FLAG_THREADS, /* integer in 1..NNRT_MAX_THREADS */
+	FLAG_SEED,    /* integer in 0..2^64-1 */
+	FLAG_POSREAL, /* finite real > 0 */
+	FLAG_PATH,    /* non-empty string */
+};
+
+/* Every flag once: parsing and --help both read this table. */
+static const struct flag {
+	const char *name;
+	const char *arg;
+	int type;
+	size_t off;
+	const char *help;
+} flags[] = {
+	{"--epochs", "N", FLAG_COUNT, offsetof(opts, epochs), "train for N epochs (default: the model's)"},
+	{"--lr", "X", FLAG_POSREAL, offsetof(opts, lr), "learning rate (default: the model's)"},
+	{"--seed", "N", FLAG_SEED, offsetof(opts, seed), "seed of parameter init and shuffling (default: the model's)"},
+	{"--threads", "N", FLAG_THREADS, offsetof(opts, threads),
+	 "worker threads (default: OMP_NUM_THREADS, or one per core)"},
+	{"--data", "PATH[,LABELS]", FLAG_PATH, offsetof(opts, data),
+	 "train on PATH instead: IMAGES,LABELS for IDX files, else a CSV file"},
+	{"--test", "PATH[,LABELS]", FLAG_PATH, offsetof(opts, test), "evaluate on PATH instead (same forms as --data)"},
+	{"--limit", "N", FLAG_POSINT, offsetof(opts, limit), "use only the first N training samples"},
+	{"--test-limit", "N", FLAG_POSINT, offsetof(opts, test_limit), "use only the first N test samples"},
+	{"--save", "FILE", FLAG_PATH, offsetof(opts, save), "save a checkpoint to FILE after training (atomically)"},
+	{"--checkpoint-every", "N", FLAG_POSINT, offsetof(opts, checkpoint_every),
+	 "also save to the --save FILE every N epochs"},
+	{"--load", "FILE", FLAG_PATH, offsetof(opts, load), "start from the parameters in checkpoint FILE"},
+	{"--resume", "FILE", FLAG_PATH, offsetof(opts, resume),
+	 "continue training from checkpoint FILE (parameters, optimizer state, epoch, RNG)"},
+	{"--eval", NULL, FLAG_BOOL, offsetof(opts, eval), "print test loss and accuracy instead of training"},
+	{"--predict", "FILE", FLAG_PATH, offsetof(opts, predict),
+	 "print a prediction per sample of FILE (IDX images or CSV); needs --load or --resume"},
+	{"--print-params", NULL, FLAG_BOOL, offsetof(opts, print_params), "print every parameter tensor"},
+	{"--quiet", NULL, FLAG_BOOL, offsetof(opts, quiet), "print no progress lines"},
+	{"--help", NULL, FLAG_BOOL, offsetof(opts, help), "print this help and exit"},
+};
+#define N_FLAGS (int)(sizeof flags / sizeof flags[0])
+
+static int usage_error(const char *fmt, ...) NNRT_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	nnrt_verror(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help' for the list of flags.\n", nnrt_prog());
+	return NNRT_EXIT_USAGE;
+}
+
+/* Whole decimal number, optionally signed; nothing else in the string. */
+static int parse_int(const char *s, int64_t *v)
+{
+	if (!*s)
+		return -1;
+	char *end;
+	errno = 0;
+	long long x = strtoll(s, &end, 10);
+	if (*end || errno)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+static int set_flag(opts *o, const struct flag *f, const char *val)
+{
+	void *dst = (char *)o + f->off;
+	int64_t i;
+	switch (f->type) {
+	case FLAG_COUNT:
+		if (parse_int(val, &i) || i < 0)
+			return usage_error("%s expects a whole number >= 0, got '%s'", f->name, val);
+		*(int64_t *)dst = i;
+		return 0;
+	case FLAG_POSINT:
+		if (parse_int(val, &i) || i < 1)
+			return usage_error("%s expects a whole number >= 1, got '%s'", f->name, val);
+		*(int64_t *)dst = i;
+		return 0;
+	case FLAG_THREADS:
+		if (parse_int(val, &i) || i < 1 || i > NNRT_MAX_THREADS)
+			return usage_error("%s expects a number of threads from 1 to %d, got '%s'", f->name,
+			                   NNRT_MAX_THREADS, val);
+		*(int64_t *)dst = i;
+		return 0;
+	case FLAG_SEED: {
+		char *end;
+		errno = 0;
+		unsigned long long u = strtoull(val, &end, 10);
+		if (!*val || *end || errno || val[0] == '-' || val[0] == '+' || val[0] == ' ')
+			return usage_error("%s expects a whole number >= 0, got '%s'", f->name, val);
+		*(uint64_t *)dst = u;
+		return 0;
+	}
+	case FLAG_POSREAL: {
+		char *end;
+		errno = 0;
+		double x = strtod(val, &end);
+		if (!*val || *end || errno || !isfinite(x) || x <= 0)
+			return usage_error("%s expects a positive number, got '%s'", f->name, val);
+		*(double *)dst = x;
+		return 0;
+	}
+	case FLAG_PATH:
+		if (!*val)
+			return usage_error("%s expects a file name, got ''", f->name);
+		*(const char **)dst = val;
+		return 0;
+	}
+	return 0;
+}
+
+/* Fills o from argv (defaults come from the model).  0, or an exit status. */
+static int parse_flags(const nnrt_model *m, int argc, char **argv, opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->epochs = m->epochs;
+	o->lr = m->lr;
+	o->seed = (uint64_t)m->seed;
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strncmp(arg, "--", 2) != 0)
+			return usage_error("unexpected argument '%s' (flags start with --)", arg);
+		const char *eq = strchr(arg, '=');
+		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+		const struct flag *f = NULL;
+		for (int k = 0; k < N_FLAGS; k++)
+			if (strlen(flags[k].name) == len && strncmp(flags[k].name, arg, len) == 0)
+				f = &flags[k];
+		if (!f)
+			return usage_error("unknown flag '%.*s'", (int)len, arg);
+		if (f->type == FLAG_BOOL) {
+			if (eq)
+				return usage_error("%s takes no value", f->name);
+			*(int *)((char *)o + f->off) = 1;
+			continue;
+		}
+		const char *val = eq ? eq + 1 : NULL;
+		if (!val) {
+			if (i + 1 >= argc)
+				return usage_error("%s needs a value (%s %s)", f->name, f->name, f->arg);
+			val = argv[++i];
+		}
+		int rc = set_flag(o, f, val);
+		if (rc)
+			return rc;
+	}
+	if (o->help)
+		return 0;
+	if (o->load && o->resume)
+		return usage_error("--load and --resume cannot be used together");
+	if (o->checkpoint_every && !o->save)
+		return usage_error("--checkpoint-every needs --save FILE");
+	if (o->predict && !o->load && !o->resume)
+		return usage_error("--predict needs --load FILE (a trained checkpoint)");
+	return 0;
+}
+
+/* ---- Descriptions for --help ---- */
+
+static const char *loss_name(int32_t loss)
+{
+	switch (loss) {
+	case NNRT_LOSS_SOFTMAX_XENT: return "softmax_cross_entropy";
+	case NNRT_LOSS_MSE: return "mse";
+	case NNRT_LOSS_BCE: return "binary_cross_entropy";
+	}
+	return "unknown";
+}
+
+static void describe_spec(const nnrt_data_spec *s, char *buf, size_t cap)
+{
+	const char *kind = nnrt_data_kind_name(s->kind);
+	switch (s->kind) {
+	case NNRT_DATA_NONE:
+		snprintf(buf, cap, "none");
+		break;
+	case NNRT_DATA_IDX:
+		snprintf(buf, cap, "idx(\"%s\", \"%s\", scale: %g, shift: %g)", s->path_x ? s->path_x : "",
+		         s->path_y ? s->path_y : "", s->scale != 0 ? s->scale : 1.0, s->shift);
+		break;
+	case NNRT_DATA_CSV:
+		snprintf(buf, cap, "csv(\"%s\", header: %s, x: \"%s\", y: \"%s\")", s->path_x ? s->path_x : "",
+		         s->has_header ? "true" : "false", s->cols_x ? s->cols_x : "", s->cols_y ? s->cols_y : "");
+		break;
+	case NNRT_DATA_PARITY:
+	case NNRT_DATA_MAJORITY:
+		snprintf(buf, cap, "%s(bits: %lld, count: %lld, noise: %g, seed: %lld)", kind, (long long)s->classes,
+		         (long long)s->count, s->noise, (long long)s->seed);
+		break;
+	case NNRT_DATA_SPIRAL:
+		snprintf(buf, cap, "spiral(classes: %lld, count: %lld, noise: %g, seed: %lld)", (long long)s->classes,
+		         (long long)s->count, s->noise, (long long)s->seed);
+		break;
+	default:
+		snprintf(buf, cap, "%s(count: %lld, noise: %g, seed: %lld)", kind, (long long)s->count, s->noise,
+		         (long long)s->seed);
+		break;
+	}
+}
+
+static void print_help(const nnrt_model *m)
+{
+	char in[128], lab[128], train[1024], test[1024];
+	describe_spec(&m->train, train, sizeof train);
+	describe_spec(&m->test, test, sizeof test);
+	printf("usage: %s [flags]\n\n", nnrt_prog());
+	printf("Trains the model '%s' (compiled by nnc from %s), then evaluates it on its test data.\n\n",
+	       m->name ? m->name : "", m->source ? m->source : "?");
+	printf("model:\n");
+	printf("  input        %s\n", nnrt_fmt_input(m, in, sizeof in));
+	printf("  label        %s\n", nnrt_fmt_label(m, lab, sizeof lab));
+	printf("  loss         %s\n", loss_name(m->loss));
+	if (m->optimizer == NNRT_OPT_ADAM)
+		printf("  optimizer    adam(lr: %g, beta1: %g, beta2: %g, eps: %g)\n", m->lr, m->beta1, m->beta2, m->eps);
+	else
+		printf("  optimizer    sgd(lr: %g, momentum: %g)\n", m->lr, m->momentum);
+	printf("  parameters   %lld in %d tensors\n", (long long)m->param_floats, m->n_params);
+	printf("  batch        %lld\n", (long long)m->batch);
+	printf("  epochs       %lld\n", (long long)m->epochs);
+	printf("  seed         %lld\n", (long long)m->seed);
+	printf("  train data   %s\n", train);
+	printf("  test data    %s\n", test);
+	printf("\nflags:\n");
+	for (int k = 0; k < N_FLAGS; k++) {
+		char head[64];
+		snprintf(head, sizeof head, "%s%s%s", flags[k].name, flags[k].arg ? " " : "",
+		         flags[k].arg ? flags[k].arg : "");
+		printf("  %-24s %s\n", head, flags[k].help);
+	}
+	printf("\nExit status: 0 on success, 1 on a data, checkpoint or training failure, 2 on a bad command line.\n");
+}
+
+/* ---- Data selection ---- */
+
+/* Applies a --data/--test value to a copy of the model's spec.  `ref` tells
+ * what kind of data the model expects there; `buf` (owned by the caller)
+ * receives a mutable copy of the value. */
+static int override_spec(nnrt_data_spec *s, const nnrt_data_spec *ref, const char *flag, const char *value,
+                         char **buf)
+{
+	*buf = malloc(strlen(value) + 1);
+	if (!*buf) {
+		nnrt_sys_error("out of memory");
+		return NNRT_EXIT_FAILURE;
+	}
+	strcpy(*buf, value);
+	char *comma = strchr(*buf, ',');
+	if (comma)
+		*comma = 0;
+	const char *labels = comma ? comma + 1 : NULL;
+	if (ref->kind == NNRT_DATA_IDX || (ref->kind != NNRT_DATA_CSV && labels)) {
+		if (!labels || !*labels || !**buf)
+			return usage_error("%s expects IMAGES,LABELS for IDX data, got '%s'", flag, value);
+		*s = *ref;
+		if (ref->kind != NNRT_DATA_IDX) {
+			s->scale = 1.0f;
+			s->shift = 0.0f;
+		}
+		s->kind = NNRT_DATA_IDX;
+		s->path_x = *buf;
+		s->path_y = labels;
+		s->count = 0;
+		return 0;
+	}
+	if (labels)
+		return usage_error("%s expects one CSV file for this model, got '%s'", flag, value);
+	*s = *ref;
+	if (ref->kind != NNRT_DATA_CSV) {
+		/* Not described by the model: guess the header, labels last. */
+		memset(s, 0, sizeof *s);
+		s->has_header = -1;
+		s->scale = 1.0f;
+	}
+	s->kind = NNRT_DATA_CSV;
+	s->path_x = *buf;
+	s->count = 0;
+	return 0;
+}
+
+/* ---- The trainer ---- */
+
+typedef struct trainer {
+	const nnrt_model *m;
+	opts o;
+	nnrt_data_spec train_spec, test_spec;
+	char *train_buf, *test_buf;
+	nnrt_dataset train, test, pred;
+	float *params, *grads, *opt, *ws;
+	float *x, *y, *out; /* batch buffers; y holds int32 for CLASS labels */
+	int64_t *perm;      /* training order, reshuffled each epoch */
+	int64_t *order;     /* 0, 1, 2, ...: evaluation and prediction order */
+	nnrt_train_state st;
+	double metrics[4];
+	nnrt_step_args args;
+	int has_acc; /* the loss is a classification loss: print accuracy */
+} trainer;
+
+static void trainer_free(trainer *t)
+{
+	nnrt_data_free(&t->train);
+	nnrt_data_free(&t->test);
+	nnrt_data_free(&t->pred);
+	nnrt_free(t->params);
+	nnrt_free(t->grads);
+	nnrt_free(t->opt);
+	nnrt_free(t->ws);
+	nnrt_free(t->x);
+	nnrt_free(t->y);
+	nnrt_free(t->out);
+	nnrt_free(t->perm);
+	nnrt_free(t->order);
+	free(t->train_buf);
+	free(t->test_buf);
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Keeps the first `limit` samples (synthetic sets are generated whole). */
+static void apply_limit(nnrt_dataset *d, int64_t limit)
+{
+	if (limit > 0 && d->n > limit)
+		d->n = limit;
+}
+
+static int alloc_arrays(trainer *t)
+{
+	const nnrt_model *m = t->m;
+	int64_t nmax = max64(max64(t->train.n, t->test.n), max64(t->pred.n, m->batch));
+	t->params = nnrt_alloc_floats(m->param_floats, "parameters");
+	t->grads = nnrt_alloc_floats(m->param_floats, "gradients");
+	t->opt = nnrt_alloc_floats(m->opt_floats, "optimizer state");
+	t->ws = nnrt_alloc_floats(m->ws_floats, "workspace");
+	t->x = nnrt_alloc_floats(m->batch * m->input_size, "the input batch");
+	t->y = nnrt_alloc_floats(m->batch * m->label_size, "the label batch");
+	t->out = nnrt_alloc_floats(m->batch * m->output_size, "the output batch");
+	t->perm = nnrt_calloc(nmax, sizeof(int64_t), "the sample order");
+	t->order = nnrt_calloc(nmax, sizeof(int64_t), "the sample order");
+	if (!t->params || !t->grads || !t->opt || !t->ws || !t->x || !t->y || !t->out || !t->perm || !t->order)
+		return -1;
+	for (int64_t i = 0; i < nmax; i++)
+		t->order[i] = i;
+	nnrt_step_args *a = &t->args;
+	a->params = t->params;
+	a->grads = t->grads;
+	a->opt = t->opt;
+	a->ws = t->ws;
+	a->x = t->x;
+	a->y = t->y;
+	a->out = t->out;
+	a->metrics = t->metrics;
+	a->hp[NNRT_HP_MOMENTUM] = m->momentum;
+	a->hp[NNRT_HP_BETA1] = m->beta1;
+	a->hp[NNRT_HP_BETA2] = m->beta2;
+	a->hp[NNRT_HP_EPS] = m->eps;
+	return 0;
+}
+
+/* Runs `body` on samples idx[0..n) of d in batches; sums the metrics. */
+static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, double *sum)
+{
+	int64_t batch = t->m->batch;
+	sum[0] = sum[1] = 0;
+	for (int64_t b = 0; b < d->n; b += batch) {
+		int64_t n = d->n - b < batch ? d->n - b : batch;
+		nnrt_data_gather(d, idx + b, n, t->x, t->y);
+		t->args.n = n;
+		memset(t->metrics, 0, sizeof t->metrics);
+		nnrt_run(body, &t->args);
+		sum[0] += t->metrics[0];
+		sum[1] += t->metrics[1];
+	}
+}
+
+/* Test loss and accuracy, per sample. */
+static void evaluate(trainer *t, double *loss, double *acc)
+{
+	double sum[2];
+	t->args.hp[NNRT_HP_LR] = (float)t->o.lr;
+	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
+	*loss = sum[0] / (double)t->test.n;
+	*acc = sum[1] / (double)t->test.n;
+}
+
+static void print_shape(const nnrt_param_info *p)
+{
+	printf("[");
+	for (int k = 0; k < p->rank; k++)
+		printf("%s%lld", k ? "," : "", (long long)p->shape[k]);
+	printf("]");
+}
+
+/* Every tensor by name; matrices one row per line. */
+static void print_params(const nnrt_model *m, const float *params)
+{
+	printf("parameters:\n");
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *p = &m->params[i];
+		printf("  %s ", p->name);
+		print_shape(p);
+		printf("\n");
+		int64_t cols = p->rank >= 2 ? p->shape[p->rank - 1] : p->size;
+		if (cols < 1)
+			cols = 1;
+		for (int64_t r = 0; r * cols < p->size; r++) {
+			printf("   ");
+			for (int64_t c = 0; c < cols && r * cols + c < p->size; c++)
+				printf(" %.6g", params[p->offset + r * cols + c]);
+			printf("\n");
+		}
+	}
+}
+
+static int save(trainer *t, const char *why)
+{
+	if (nnrt_ckpt_save(t->o.save, t->m, t->params, t->opt, &t->st))
+		return -1;
+	if (!t->o.quiet)
+		printf("saved %s to %s (epoch %lld)\n", why, t->o.save, (long long)t->st.epoch);
+	return 0;
+}
+
+static int train(trainer *t)
+{
+	const nnrt_model *m = t->m;
+	const opts *o = &t->o;
+	nnrt_step_args *a = &t->args;
+	int64_t n = t->train.n;
+	int64_t width = 1;
+	for (int64_t e = o->epochs; e >= 10; e /= 10)
+		width++;
+	if (width < 2)
+		width = 2;
+	if (t->st.epoch >= o->epochs && !o->quiet)
+		printf("the checkpoint is at epoch %lld already; nothing to train for --epochs %lld\n",
+		       (long long)t->st.epoch, (long long)o->epochs);
+	while (t->st.epoch < o->epochs) {
+		int64_t epoch = t->st.epoch + 1;
+		double t0 = nnrt_now();
+		/* From the identity each time: the order then depends on the RNG
+		 * state alone, which is what a checkpoint restores. */
+		for (int64_t i = 0; i < n; i++)
+			t->perm[i] = i;
+		nnrt_rng_shuffle(&t->st.rng, t->perm, n);
+		double loss = 0, correct = 0;
+		for (int64_t b = 0, s = 1; b < n; b += m->batch, s++) {
+			int64_t bn = n - b < m->batch ? n - b : m->batch;
+			nnrt_data_gather(&t->train, t->perm + b, bn, t->x, t->y);
+			int64_t step = t->st.step + 1;
+			a->n = bn;
+			a->hp[NNRT_HP_LR] = (float)o->lr;
+			a->hp[NNRT_HP_STEP] = (float)step;
+			if (m->optimizer == NNRT_OPT_ADAM) {
+				a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
+				a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
+			}
+			memset(t->metrics, 0, sizeof t->metrics);
+			nnrt_run(m->train_step, a);
+			if (!isfinite(t->metrics[0])) {
+				nnrt_error("training diverged at epoch %lld, step %lld (loss is %s); %s", (long long)epoch,
+				           (long long)s, isnan(t->metrics[0]) ? "nan" : "inf",
+				           o->save ? "the last good checkpoint is kept" : "nothing was saved");
+				return -1;
+			}
+			t->st.step = step;
+			loss += t->metrics[0];
+			correct += t->metrics[1];
+		}
+		double t1 = nnrt_now();
+		t->st.epoch = epoch;
+		if (!o->quiet) {
+			/* Regression losses get more digits: a good fit's MSE is
+			 * small, and 0.0001 alone says little. */
+			printf(t->has_acc ? "epoch %*lld/%lld  loss %.4f" : "epoch %*lld/%lld  loss %.6f", (int)width,
+			       (long long)epoch, (long long)o->epochs, loss / (double)n);
+			if (t->has_acc)
+				printf("  train_acc %.4f", correct / (double)n);
+			if (t->test.n > 0) {
+				double tl, ta;
+				evaluate(t, &tl, &ta);
+				printf(t->has_acc ? "  test_loss %.4f" : "  test_loss %.6f", tl);
+				if (t->has_acc)
+					printf("  test_acc %.4f", ta);
+			}
+			double dt = t1 - t0 > 0 ? t1 - t0 : 1e-9;
+			printf("  %.2e samples/s  %.2f s\n", (double)n / dt, nnrt_now() - t0);
+			fflush(stdout);
+		}
+		if (o->checkpoint_every && epoch % o->checkpoint_every == 0 && epoch < o->epochs)
+			if (save(t, "checkpoint"))
+				return -1;
+	}
+	return 0;
+}
+
+/* One line per sample: "index class probability" for classifiers, else
+ * "index value...". */
+static void predict(trainer *t)
+{
+	const nnrt_model *m = t->m;
+	nnrt_dataset *d = &t->pred;
+	for (int64_t b = 0; b < d->n; b += m->batch) {
+		int64_t n = d->n - b < m->batch ? d->n - b : m->batch;
+		nnrt_data_gather(d, t->order + b, n, t->x, NULL);
+		t->args.n = n;
+		t->args.y = NULL;
+		nnrt_run(m->infer, &t->args);
+		for (int64_t i = 0; i < n; i++) {
+			const float *out = t->out + i * m->output_size;
+			if (m->loss == NNRT_LOSS_SOFTMAX_XENT) {
+				int64_t best = 0;
+				for (int64_t k = 1; k < m->output_size; k++)
+					if (out[k] > out[best])
+						best = k;
+				printf("%lld %lld %.6f\n", (long long)(b + i), (long long)best, out[best]);
+			} else if (m->loss == NNRT_LOSS_BCE && m->output_size == 1) {
+				int cls = out[0] >= 0.5f;
+				printf("%lld %d %.6f\n", (long long)(b + i), cls, cls ? out[0] : 1.0f - out[0]);
+			} else {
+				printf("%lld", (long long)(b + i));
+				for (int64_t k = 0; k < m->output_size; k++)
+					printf(" %.6g", out[k]);
+				printf("\n");
+			}
+		}
+	}
+	t->args.y = t->y;
+}
+
+static int run(trainer *t)
+{
+	const nnrt_model *m = t->m;
+	opts *o = &t->o;
+	int training = !o->eval && !o->predict;
+
+	/* Which data: the model's, or the flags'.  Bad flag values exit 2. */
+	t->train_spec = m->train;
+	t->test_spec = m->test;
+	if (o->data) {
+		int rc = override_spec(&t->train_spec, &m->train, "--data", o->data, &t->train_buf);
+		if (rc)
+			return rc;
+	}
+	if (o->test) {
+		const nnrt_data_spec *ref = m->test.kind != NNRT_DATA_NONE ? &m->test : &m->train;
+		int rc = override_spec(&t->test_spec, ref, "--test", o->test, &t->test_buf);
+		if (rc)
+			return rc;
+	}
+	if (training && t->train_spec.kind == NNRT_DATA_NONE)
+		return usage_error("the model has no training data; pass --data PATH");
+	if (o->eval && t->test_spec.kind == NNRT_DATA_NONE)
+		return usage_error("--eval needs test data, and the model has none; pass --test PATH");
+
+	/* Data first: its errors are the likeliest, and its sizes size the
+	 * order arrays. */
+	if (training) {
+		int64_t limit = o->limit ? o->limit : t->train_spec.kind <= NNRT_DATA_CSV ? t->train_spec.count : 0;
+		if (nnrt_data_load(&t->train, m, &t->train_spec, "train", limit, 1))
+			return NNRT_EXIT_FAILURE;
+		apply_limit(&t->train, o->limit);
+	}
+	if ((training || o->eval) && t->test_spec.kind != NNRT_DATA_NONE) {
+		int64_t limit = o->test_limit ? o->test_limit
+		                : t->test_spec.kind <= NNRT_DATA_CSV ? t->test_spec.count : 0;
+		if (nnrt_data_load(&t->test, m, &t->test_spec, "test", limit, 1))
+			return NNRT_EXIT_FAILURE;
+		apply_limit(&t->test, o->test_limit);
+	}
+	if (o->predict && nnrt_data_load_predict(&t->pred, m, &t->train_spec, o->predict))
+		return NNRT_EXIT_FAILURE;
+
+	if (alloc_arrays(t))
+		return NNRT_EXIT_FAILURE;
+
+	/* Initialise, then overwrite from a checkpoint: the RNG has then drawn
+	 * the same numbers either way. */
+	nnrt_rng_seed(&t->st.rng, o->seed);
+	nnrt_init_params(m, t->params, &t->st.rng);
+	if (o->load && nnrt_ckpt_load(o->load, m, t->params, NULL, NULL))
+		return NNRT_EXIT_FAILURE;
+	if (o->resume && nnrt_ckpt_load(o->resume, m, t->params, t->opt, &t->st))
+		return NNRT_EXIT_FAILURE;
+
+	if (training) {
+		if (!o->quiet) {
+			printf("model %s: %lld parameters, %lld training samples", m->name, (long long)m->param_floats,
+			       (long long)t->train.n);
+			if (t->test.n)
+				printf(", %lld test samples", (long long)t->test.n);
+			printf(", batch %lld, %s lr %g, %d thread%s\n", (long long)m->batch,
+			       m->optimizer == NNRT_OPT_ADAM ? "adam" : "sgd", o->lr, nnrt_get_threads(),
+			       nnrt_get_threads() == 1 ? "" : "s");
+			if (o->resume)
+				printf("resuming from %s at epoch %lld (step %lld)\n", o->resume, (long long)t->st.epoch,
+				       (long long)t->st.step);
+			fflush(stdout);
+		}
+		if (train(t))
+			return NNRT_EXIT_FAILURE;
+	}
+	if (o->eval) {
+		double tl, ta;
+		evaluate(t, &tl, &ta);
+		printf(t->has_acc ? "test_loss %.4f" : "test_loss %.6f", tl);
+		if (t->has_acc)
+			printf("  test_acc %.4f", ta);
+		printf("  (%lld samples)\n", (long long)t->test.n);
+	}
+	if (o->predict)
+		predict(t);
+	if (o->print_params || (training && !o->quiet && m->param_floats <= 64))
+		print_params(m, t->params);
+	fflush(stdout);
+	if (o->save && save(t, "checkpoint"))
+		return NNRT_EXIT_FAILURE;
+	return NNRT_EXIT_OK;
+}
+
+/* The training run, on thread 0 of the persistent team (see parallel.c). */
+static int run_team(void *t)
+{
+	return run(t);
+}
+
+int nnrt_main(const nnrt_model *m, int argc, char **argv)
+{
+	const char *prog = argc > 0 && argv[0] ? argv[0] : NULL;
+	if (prog && strrchr(prog, '/'))
+		prog = strrchr(prog, '/') + 1;
+	nnrt_set_prog(prog && *prog ? prog : m && m->name ? m->name : "nnrt");
+	if (nnrt_check_model(m))
+		return NNRT_EXIT_FAILURE;
+	trainer t;
+	memset(&t, 0, sizeof t);
+	t.m = m;
+	int rc = parse_flags(m, argc, argv, &t.o);
+	if (rc)
+		return rc;
+	if (t.o.help) {
+		print_help(m);
+		fflush(stdout);
+		return NNRT_EXIT_OK;
+	}
+	nnrt_set_threads((int)t.o.threads);
+	t.has_acc = m->loss != NNRT_LOSS_MSE;
+	rc = nnrt_team(run_team, &t);
+	fflush(stdout);
+	trainer_free(&t);
+	return rc;
+}
