@@ -1,0 +1,1784 @@
+/*
+ * test_runtime.c - tests of libnnrt: RNG, the parallel team, the data
+ * loaders, checkpoints, and nnrt_main end to end.
+ *
+ * The end-to-end tests need model bodies, which normally come from nnc.
+ * Here they are written by hand in C (a 2-16-2 tanh MLP with Adam, a linear
+ * regression with SGD + momentum, a softmax regression for Fashion-MNIST),
+ * using the same contract as generated code: work split by (tid, nthreads),
+ * nnrt_barrier() between dependent phases, metrics written by thread 0.  They
+ * exercise the runtime, not the compiler.
+ *
+ * Every test runs in its own process (Criterion) with its own temporary
+ * directory, holding the small IDX/CSV files it writes.  Error cases are
+ * tables of input -> exact message; "{dir}" in a message stands for that
+ * directory.
+ */
+#define _XOPEN_SOURCE 700
+
+#include <criterion/criterion.h>
+
+#include "nnrt_internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* ---- Scratch directory and files ---- */
+
+static char tmpdir[64];
+
+static void setup(void)
+{
+	strcpy(tmpdir, "/tmp/nnrt_test_XXXXXX");
+	cr_assert(mkdtemp(tmpdir) != NULL);
+	nnrt_set_error_echo(0);
+}
+
+static void teardown(void)
+{
+	DIR *d = opendir(tmpdir);
+	if (!d)
+		return;
+	struct dirent *e;
+	char path[512];
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
+	rmdir(tmpdir);
+}
+
+TestSuite(rng, .init = setup, .fini = teardown);
+TestSuite(parallel, .init = setup, .fini = teardown);
+TestSuite(idx, .init = setup, .fini = teardown);
+TestSuite(csv, .init = setup, .fini = teardown);
+TestSuite(synth, .init = setup, .fini = teardown);
+TestSuite(ckpt, .init = setup, .fini = teardown);
+TestSuite(main, .init = setup, .fini = teardown);
+TestSuite(fashion, .init = setup, .fini = teardown);
+
+/* Path of `name` in the scratch directory (a ring of static buffers). */
+static const char *tpath(const char *name)
+{
+	static char ring[16][512];
+	static int next;
+	char *p = ring[next++ % 16];
+	snprintf(p, 512, "%s/%s", tmpdir, name);
+	return p;
+}
+
+/* `tmpl` with every "{dir}" replaced by the scratch directory. */
+static const char *subst(const char *tmpl)
+{
+	static char ring[4][2048];
+	static int next;
+	char *out = ring[next++ % 4];
+	size_t n = 0;
+	for (const char *p = tmpl; *p && n + 80 < 2048;) {
+		if (strncmp(p, "{dir}", 5) == 0) {
+			n += (size_t)snprintf(out + n, 2048 - n, "%s", tmpdir);
+			p += 5;
+		} else {
+			out[n++] = *p++;
+		}
+	}
+	out[n] = 0;
+	return out;
+}
+
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert(f != NULL, "cannot create %s", path);
+	cr_assert_eq(fwrite(p, 1, n, f), n);
+	cr_assert_eq(fclose(f), 0);
+}
+
+static void write_gz(const char *path, const void *p, size_t n)
+{
+	gzFile f = gzopen(path, "wb");
+	cr_assert(f != NULL);
+	cr_assert_eq(gzwrite(f, p, (unsigned)n), (int)n);
+	cr_assert_eq(gzclose(f), Z_OK);
+}
+
+static void write_text(const char *path, const char *s)
+{
+	write_bytes(path, s, strlen(s));
+}
+
+/* Whole file into a NUL-terminated heap string (NULL if missing). */
+static char *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	size_t k;
+	while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+		n += k;
+		if (n + 1 == cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	fclose(f);
+	buf[n] = 0;
+	if (len)
+		*len = n;
+	return buf;
+}
+
+/* An IDX file of unsigned bytes: big-endian magic 0x000008NN, dims, data. */
+static unsigned char *idx_bytes(size_t *len, int type, int ndims, const uint32_t *dims, const unsigned char *data,
+                                size_t ndata)
+{
+	*len = 4 + 4 * (size_t)ndims + ndata;
+	unsigned char *b = malloc(*len);
+	b[0] = 0, b[1] = 0, b[2] = (unsigned char)type, b[3] = (unsigned char)ndims;
+	for (int i = 0; i < ndims; i++)
+		for (int k = 0; k < 4; k++)
+			b[4 + 4 * i + k] = (unsigned char)(dims[i] >> (24 - 8 * k));
+	if (ndata)
+		memcpy(b + 4 + 4 * ndims, data, ndata);
+	return b;
+}
+
+static void write_idx(const char *path, int gz, int type, int ndims, const uint32_t *dims,
+                      const unsigned char *data, size_t ndata)
+{
+	size_t len;
+	unsigned char *b = idx_bytes(&len, type, ndims, dims, data, ndata);
+	if (gz)
+		write_gz(path, b, len);
+	else
+		write_bytes(path, b, len);
+	free(b);
+}
+
+/* A model with no bodies, enough for the loaders. */
+static nnrt_model data_model(int64_t input, int32_t label_kind, int64_t label_size)
+{
+	nnrt_model m;
+	memset(&m, 0, sizeof m);
+	m.struct_size = sizeof m;
+	m.abi_version = NNRT_ABI_VERSION;
+	m.name = "t";
+	m.input_rank = 1;
+	m.input_shape[0] = input;
+	m.input_size = input;
+	m.label_kind = label_kind;
+	m.label_size = label_size;
+	m.output_size = label_size;
+	m.batch = 4;
+	return m;
+}
+
+/* ---- RNG ---- */
+
+Test(rng, splitmix_seeding_is_the_reference_sequence)
+{
+	/* splitmix64 from state 0 yields 0xe220a8397b1dcdaf first: the
+	 * published first output of the reference generator. */
+	nnrt_rng r;
+	nnrt_rng_seed(&r, 0);
+	cr_assert_eq(r.s[0], 0xe220a8397b1dcdafull);
+}
+
+Test(rng, same_seed_same_stream_other_seed_other_stream)
+{
+	nnrt_rng a, b, c;
+	nnrt_rng_seed(&a, 42);
+	nnrt_rng_seed(&b, 42);
+	nnrt_rng_seed(&c, 43);
+	int differ = 0;
+	for (int i = 0; i < 1000; i++) {
+		uint64_t x = nnrt_rng_next(&a);
+		cr_assert_eq(x, nnrt_rng_next(&b));
+		differ += x != nnrt_rng_next(&c);
+	}
+	cr_assert_eq(differ, 1000);
+}
+
+Test(rng, state_is_four_words_and_resumes_exactly)
+{
+	nnrt_rng a, b;
+	nnrt_rng_seed(&a, 7);
+	for (int i = 0; i < 10; i++)
+		nnrt_rng_normal(&a);
+	memcpy(&b, &a, sizeof a);
+	cr_assert_eq(sizeof a, 4 * sizeof(uint64_t));
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(nnrt_rng_normal(&a), nnrt_rng_normal(&b));
+}
+
+Test(rng, distributions)
+{
+	nnrt_rng r;
+	nnrt_rng_seed(&r, 1);
+	enum { N = 200000 };
+	double su = 0, sn = 0, sn2 = 0;
+	int64_t hist[10] = {0};
+	for (int i = 0; i < N; i++) {
+		float u = nnrt_rng_uniform(&r);
+		cr_assert(u >= 0.0f && u < 1.0f);
+		su += u;
+		double z = nnrt_rng_normal(&r);
+		cr_assert(isfinite(z));
+		sn += z;
+		sn2 += z * z;
+		uint64_t k = nnrt_rng_below(&r, 10);
+		cr_assert(k < 10);
+		hist[k]++;
+	}
+	cr_assert_float_eq(su / N, 0.5, 0.01);
+	cr_assert_float_eq(sn / N, 0.0, 0.01);
+	cr_assert_float_eq(sn2 / N, 1.0, 0.02);
+	for (int k = 0; k < 10; k++)
+		cr_assert(hist[k] > N / 10 - N / 100 && hist[k] < N / 10 + N / 100, "bucket %d: %lld", k,
+		          (long long)hist[k]);
+	cr_assert_eq(nnrt_rng_below(&r, 1), 0);
+}
+
+Test(rng, shuffle_is_a_deterministic_permutation)
+{
+	enum { N = 1000 };
+	int64_t a[N], b[N];
+	nnrt_rng r1, r2;
+	nnrt_rng_seed(&r1, 5);
+	nnrt_rng_seed(&r2, 5);
+	for (int i = 0; i < N; i++)
+		a[i] = b[i] = i;
+	nnrt_rng_shuffle(&r1, a, N);
+	nnrt_rng_shuffle(&r2, b, N);
+	int seen[N] = {0}, moved = 0;
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(a[i], b[i]);
+		seen[a[i]]++;
+		moved += a[i] != i;
+	}
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(seen[i], 1);
+	cr_assert(moved > N / 2);
+}
+
+/* ---- Parallel team ---- */
+
+enum { ROUNDS = 200 };
+static volatile int slots[NNRT_MAX_THREADS];
+static int errors[NNRT_MAX_THREADS], seen_tid[NNRT_MAX_THREADS], seen_nt[NNRT_MAX_THREADS];
+
+/* Each round: everyone writes, barrier, everyone checks everyone, barrier.
+ * Without a working barrier a thread sees a stale slot. */
+static void barrier_body(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	(void)a;
+	seen_tid[tid]++;
+	seen_nt[tid] = nt;
+	for (int r = 1; r <= ROUNDS; r++) {
+		slots[tid] = r;
+		nnrt_barrier();
+		for (int t = 0; t < nt; t++)
+			errors[tid] += slots[t] != r;
+		nnrt_barrier();
+	}
+}
+
+Test(parallel, barrier_orders_every_round)
+{
+	int sizes[] = {1, 2, 3, 4};
+	for (int s = 0; s < 4; s++) {
+		int n = sizes[s];
+		memset(errors, 0, sizeof errors);
+		memset(seen_tid, 0, sizeof seen_tid);
+		nnrt_set_threads(n);
+		cr_assert_eq(nnrt_get_threads(), n);
+		nnrt_step_args args;
+		memset(&args, 0, sizeof args);
+		nnrt_run(barrier_body, &args);
+		for (int t = 0; t < n; t++) {
+			cr_assert_eq(seen_tid[t], 1, "thread %d of %d ran %d times", t, n, seen_tid[t]);
+			cr_assert_eq(seen_nt[t], n);
+			cr_assert_eq(errors[t], 0, "thread %d of %d saw %d stale slots", t, n, errors[t]);
+		}
+		cr_assert_eq(seen_tid[n], 0);
+	}
+}
+
+/* nnrt_team: the caller's function runs on thread 0 while the others wait
+ * for the bodies it passes to nnrt_run. */
+static int team_rounds(void *ctx)
+{
+	nnrt_step_args args;
+	memset(&args, 0, sizeof args);
+	for (int i = 0; i < 5; i++)
+		nnrt_run(barrier_body, &args);
+	return *(int *)ctx;
+}
+
+Test(parallel, persistent_team_runs_every_body_on_every_thread)
+{
+	for (int n = 1; n <= 2; n++) {
+		memset(errors, 0, sizeof errors);
+		memset(seen_tid, 0, sizeof seen_tid);
+		nnrt_set_threads(n);
+		int ret = 40 + n;
+		cr_assert_eq(nnrt_team(team_rounds, &ret), 40 + n);
+		for (int t = 0; t < n; t++) {
+			cr_assert_eq(seen_tid[t], 5, "thread %d of %d ran %d bodies", t, n, seen_tid[t]);
+			cr_assert_eq(seen_nt[t], n);
+			cr_assert_eq(errors[t], 0, "thread %d of %d saw %d stale slots", t, n, errors[t]);
+		}
+		cr_assert_eq(seen_tid[n], 0);
+	}
+}
+
+Test(parallel, thread_count_is_clamped)
+{
+	nnrt_set_threads(100000);
+	cr_assert_eq(nnrt_get_threads(), NNRT_MAX_THREADS);
+	nnrt_set_threads(0);
+	cr_assert(nnrt_get_threads() >= 1);
+}
+
+/* ---- IDX ---- */
+
+/* 5 images of 2x3 bytes, pixel k of image i = 10 i + k; labels i % 3. */
+static unsigned char img5[30], lab5[5] = {0, 1, 2, 0, 1};
+
+static void make_idx_files(void)
+{
+	for (int i = 0; i < 30; i++)
+		img5[i] = (unsigned char)(10 * (i / 6) + i % 6);
+	uint32_t dims[3] = {5, 2, 3}, ldims[1] = {5};
+	write_idx(tpath("good.idx"), 0, 8, 3, dims, img5, 30);
+	write_idx(tpath("good.idx.gz"), 1, 8, 3, dims, img5, 30);
+	write_idx(tpath("labels.idx"), 0, 8, 1, ldims, lab5, 5);
+	write_idx(tpath("labels.idx.gz"), 1, 8, 1, ldims, lab5, 5);
+}
+
+Test(idx, loads_raw_and_gzip_alike)
+{
+	make_idx_files();
+	nnrt_model m = data_model(6, NNRT_LABEL_CLASS, 3);
+	const char *pairs[2][2] = {{tpath("good.idx"), tpath("labels.idx")},
+	                           {tpath("good.idx.gz"), tpath("labels.idx.gz")}};
+	for (int k = 0; k < 2; k++) {
+		nnrt_data_spec spec = {.kind = NNRT_DATA_IDX, .path_x = pairs[k][0], .path_y = pairs[k][1],
+		                       .scale = 0.5f, .shift = -1.0f};
+		nnrt_dataset d;
+		cr_assert_eq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0, "%s", nnrt_last_error());
+		cr_assert_eq(d.n, 5);
+		cr_assert_eq(d.dim, 6);
+		cr_assert(d.x_u8 != NULL && d.x_f32 == NULL);
+		cr_assert_eq(memcmp(d.x_u8, img5, 30), 0);
+		/* Gather samples 4 and 1: floats raw * 0.5 - 1, int32 labels. */
+		int64_t idx[2] = {4, 1};
+		float x[12];
+		int32_t y[2];
+		nnrt_data_gather(&d, idx, 2, x, y);
+		cr_assert_float_eq(x[0], 40 * 0.5f - 1, 1e-6);
+		cr_assert_float_eq(x[5], 45 * 0.5f - 1, 1e-6);
+		cr_assert_float_eq(x[6], 10 * 0.5f - 1, 1e-6);
+		cr_assert_eq(y[0], 1);
+		cr_assert_eq(y[1], 1);
+		nnrt_data_free(&d);
+	}
+}
+
+Test(idx, limit_and_real_labels)
+{
+	make_idx_files();
+	nnrt_model m = data_model(6, NNRT_LABEL_REAL, 1);
+	nnrt_data_spec spec = {.kind = NNRT_DATA_IDX, .path_x = tpath("good.idx"), .path_y = tpath("labels.idx")};
+	nnrt_dataset d;
+	cr_assert_eq(nnrt_data_load(&d, &m, &spec, "train", 3, 1), 0, "%s", nnrt_last_error());
+	cr_assert_eq(d.n, 3);
+	cr_assert_eq(d.y_real[2], 2.0f);
+	nnrt_data_free(&d);
+	/* A vector label takes the byte as a class index, one-hot. */
+	m = data_model(6, NNRT_LABEL_REAL, 3);
+	cr_assert_eq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0, "%s", nnrt_last_error());
+	float want[6] = {1, 0, 0, 0, 1, 0};
+	cr_assert_eq(memcmp(d.y_real, want, sizeof want), 0);
+	nnrt_data_free(&d);
+}
+
+Test(idx, every_error_names_the_file)
+{
+	make_idx_files();
+	uint32_t dims[3] = {5, 2, 3}, ldims[1] = {5};
+	write_text(tpath("empty.idx"), "");
+	write_text(tpath("text.idx"), "hello world");
+	write_idx(tpath("float.idx"), 0, 0x0d, 3, dims, img5, 30);
+	write_idx(tpath("hdr.idx"), 0, 8, 3, dims, NULL, 0);
+	write_bytes(tpath("hdr.idx"), "\0\0\x08\x03\0\0\0\x05", 8);
+	write_idx(tpath("trunc.idx"), 0, 8, 3, dims, img5, 20);
+	write_idx(tpath("trunc.idx.gz"), 1, 8, 3, dims, img5, 20);
+	uint32_t l4[1] = {4};
+	write_idx(tpath("labels4.idx"), 0, 8, 1, l4, lab5, 4);
+	unsigned char bad[5] = {0, 1, 2, 7, 1};
+	write_idx(tpath("badlab.idx"), 0, 8, 1, ldims, bad, 5);
+	uint32_t zero[3] = {0, 2, 3};
+	write_idx(tpath("zero.idx"), 0, 8, 3, zero, NULL, 0);
+	write_idx(tpath("labtrunc.idx"), 0, 8, 1, ldims, lab5, 3);
+	write_bytes(tpath("corrupt.gz"), "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage-garbage-garbage", 33);
+
+	static const struct {
+		const char *images, *labels;
+		int64_t input;
+		const char *want;
+	} cases[] = {
+		{"missing.idx", "labels.idx", 6, "{dir}/missing.idx: cannot open: No such file or directory"},
+		{"good.idx", "missing.idx", 6, "{dir}/missing.idx: cannot open: No such file or directory"},
+		{"empty.idx", "labels.idx", 6, "{dir}/empty.idx: file is empty; expected an IDX image file"},
+		{"text.idx", "labels.idx", 6,
+		 "{dir}/text.idx: not an IDX file: bad magic number 0x68656c6c (expected 0x00000803 for images)"},
+		{"float.idx", "labels.idx", 6,
+		 "{dir}/float.idx: IDX element type 0x0d (float) is not supported; only unsigned bytes (0x08) are"},
+		{"labels.idx", "labels.idx", 6,
+		 "{dir}/labels.idx: expected an IDX image file (magic 0x00000803) but found magic 0x00000801 (1 "
+		 "dimension)"},
+		{"good.idx", "good.idx", 6,
+		 "{dir}/good.idx: expected an IDX label file (magic 0x00000801) but found magic 0x00000803 (3 "
+		 "dimensions)"},
+		{"hdr.idx", "labels.idx", 6, "{dir}/hdr.idx: file is truncated: it ends inside the IDX header"},
+		{"trunc.idx", "labels.idx", 6,
+		 "{dir}/trunc.idx: file is truncated: the header promises 5 images of 6 bytes but the file holds only 20 "
+		 "bytes of image data"},
+		{"trunc.idx.gz", "labels.idx", 6,
+		 "{dir}/trunc.idx.gz: file is truncated: the header promises 5 images of 6 bytes but the file holds only "
+		 "20 bytes of image data"},
+		{"good.idx", "labels4.idx", 6, "{dir}/good.idx has 5 images but {dir}/labels4.idx has 4 labels"},
+		{"good.idx", "badlab.idx", 6,
+		 "{dir}/badlab.idx: label 7 of sample 3 is out of range: the model has 3 classes (0..2)"},
+		{"good.idx", "labels.idx", 5,
+		 "{dir}/good.idx: train images have 2x3 = 6 values per sample but the model input is f32[5]"},
+		{"zero.idx", "labels.idx", 6, "{dir}/zero.idx: no samples (the IDX header gives a count of 0)"},
+		{"good.idx", "labtrunc.idx", 6,
+		 "{dir}/labtrunc.idx: file is truncated: the header promises 5 labels but the file holds only 3"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		nnrt_model m = data_model(cases[i].input, NNRT_LABEL_CLASS, 3);
+		nnrt_data_spec spec = {.kind = NNRT_DATA_IDX, .path_x = tpath(cases[i].images),
+		                       .path_y = tpath(cases[i].labels)};
+		nnrt_dataset d;
+		cr_expect_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0, "case %zu accepted", i);
+		cr_expect_str_eq(nnrt_last_error(), subst(cases[i].want), "case %zu", i);
+		cr_expect_eq(d.n, 0);
+		cr_expect(d.x_u8 == NULL);
+	}
+
+	/* A gzip stream cut in half, and one that is garbage: reported, not
+	 * crashed on. */
+	unsigned char big[4000];
+	for (int i = 0; i < 4000; i++)
+		big[i] = (unsigned char)((i * 7919) >> 3);
+	uint32_t bdims[3] = {250, 4, 4};
+	write_idx(tpath("big.idx.gz"), 1, 8, 3, bdims, big, 4000);
+	size_t len = 0;
+	char *gz = read_all(tpath("big.idx.gz"), &len);
+	write_bytes(tpath("cut.idx.gz"), gz, len / 2);
+	free(gz);
+	nnrt_model m = data_model(16, NNRT_LABEL_CLASS, 3);
+	nnrt_data_spec spec = {.kind = NNRT_DATA_IDX, .path_x = tpath("cut.idx.gz"), .path_y = tpath("labels.idx")};
+	nnrt_dataset d;
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 0), 0);
+	const char *want = subst("{dir}/cut.idx.gz: file is truncated");
+	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
+	spec.path_x = tpath("corrupt.gz");
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 0), 0);
+	want = subst("{dir}/corrupt.gz: ");
+	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
+}
+
+/* ---- CSV ---- */
+
+static int load_csv(nnrt_dataset *d, const nnrt_model *m, const char *file, int header, const char *cx,
+                    const char *cy)
+{
+	nnrt_data_spec spec = {.kind = NNRT_DATA_CSV, .path_x = tpath(file), .has_header = header, .cols_x = cx,
+	                       .cols_y = cy, .scale = 1.0f};
+	return nnrt_data_load(d, m, &spec, "train", 0, 1);
+}
+
+Test(csv, column_selection_by_name_index_and_default)
+{
+	nnrt_model m = data_model(2, NNRT_LABEL_CLASS, 2);
+	write_text(tpath("a.csv"), "a,b,label\n1,2,0\n3,4.5e1,1\n");
+	write_text(tpath("b.csv"), "1, 2 ,1\r\n\r\n  \r\n 3,-4,0\r\n");
+	write_text(tpath("q.csv"), "\"id\",\"b\",\"a\",\"y\"\nfoo,2,1,1\nbar,4,3,0\n");
+	static const struct {
+		const char *file;
+		int header;
+		const char *cx, *cy;
+		float x[4];
+		int32_t y[2];
+	} cases[] = {
+		{"a.csv", 1, "a,b", "label", {1, 2, 3, 45}, {0, 1}},
+		{"a.csv", 1, "b, a", "label", {2, 1, 45, 3}, {0, 1}},
+		{"a.csv", 1, NULL, NULL, {1, 2, 3, 45}, {0, 1}},   /* label = last column */
+		{"a.csv", 1, "0,1", NULL, {1, 2, 3, 45}, {0, 1}},  /* label = the rest */
+		{"a.csv", 1, NULL, "label", {1, 2, 3, 45}, {0, 1}}, /* features = the rest */
+		{"a.csv", -1, NULL, NULL, {1, 2, 3, 45}, {0, 1}},  /* header guessed */
+		{"b.csv", 0, "0,1", "2", {1, 2, 3, -4}, {1, 0}},    /* CRLF, blanks, spaces */
+		{"b.csv", -1, NULL, NULL, {1, 2, 3, -4}, {1, 0}},   /* no header guessed */
+		{"q.csv", 1, "a,b", "y", {1, 2, 3, 4}, {1, 0}},     /* quoted names, text column unused */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		nnrt_dataset d;
+		cr_assert_eq(load_csv(&d, &m, cases[i].file, cases[i].header, cases[i].cx, cases[i].cy), 0, "case %zu: %s",
+		             i, nnrt_last_error());
+		cr_assert_eq(d.n, 2, "case %zu", i);
+		for (int k = 0; k < 4; k++)
+			cr_expect_eq(d.x_f32[k], cases[i].x[k], "case %zu x[%d] = %g", i, k, d.x_f32[k]);
+		cr_expect_eq(d.y_class[0], cases[i].y[0], "case %zu", i);
+		cr_expect_eq(d.y_class[1], cases[i].y[1], "case %zu", i);
+		nnrt_data_free(&d);
+	}
+}
+
+Test(csv, real_labels_gzip_limit_and_scale)
+{
+	nnrt_model m = data_model(1, NNRT_LABEL_REAL, 2);
+	const char *text = "x,y1,y2\n1,0.5,-0.5\n2,1.5,2.5\n3,0,0\n";
+	write_gz(tpath("r.csv.gz"), text, strlen(text));
+	nnrt_data_spec spec = {.kind = NNRT_DATA_CSV, .path_x = tpath("r.csv.gz"), .has_header = 1, .cols_x = "x",
+	                       .scale = 2.0f, .shift = 1.0f};
+	nnrt_dataset d;
+	cr_assert_eq(nnrt_data_load(&d, &m, &spec, "train", 2, 1), 0, "%s", nnrt_last_error());
+	cr_assert_eq(d.n, 2);
+	cr_assert_eq(d.x_f32[1], 5.0f);
+	float want[4] = {0.5f, -0.5f, 1.5f, 2.5f};
+	cr_assert_eq(memcmp(d.y_real, want, sizeof want), 0);
+	nnrt_data_free(&d);
+}
+
+Test(csv, every_error_has_file_line_and_column)
+{
+	write_text(tpath("c.csv"), "a,b,y\n1,2,0\n");
+	write_text(tpath("e.csv"), "");
+	write_text(tpath("h.csv"), "a,b,y\n\n");
+	write_text(tpath("r.csv"), "a,b,y\n1,2,0\n3,4\n");
+	write_text(tpath("f1.csv"), "a,b,y\n1,,0\n");
+	write_text(tpath("f2.csv"), "a,b,y\n1,abc,0\n");
+	write_text(tpath("f3.csv"), "a,b,y\n1, nan,0\n");
+	write_text(tpath("f4.csv"), "a,b,y\ninf,1,0\n");
+	write_text(tpath("f5.csv"), "a,b,y\n1,2,0.5\n");
+	write_text(tpath("f6.csv"), "a,b,y\n1,2,-1\n");
+	write_text(tpath("f7.csv"), "a,b,y\n1,2,0\n1,2,2\n");
+	write_text(tpath("f8.csv"), "1,x,0\n");
+	write_text(tpath("f9.csv"), "a,b,y\n1,2,1e999\n");
+	write_bytes(tpath("bin.csv"), "a,b\0,y\n", 7);
+	static const struct {
+		const char *file;
+		int header;
+		const char *cx, *cy;
+		const char *want;
+	} cases[] = {
+		{"nope.csv", 1, "a,b", "y", "{dir}/nope.csv: cannot open: No such file or directory"},
+		{"e.csv", 1, "a,b", "y", "{dir}/e.csv: the file is empty"},
+		{"h.csv", 1, "a,b", "y", "{dir}/h.csv: no data rows after the header"},
+		{"c.csv", 1, "a,c", "y", "{dir}/c.csv: the header has no column 'c' (its columns are: a, b, y)"},
+		{"c.csv", 0, "a,b", "y",
+		 "{dir}/c.csv: x column 'a' is a name, but the file has no header line; use 0-based column numbers or "
+		 "header: true"},
+		{"c.csv", 1, "0,5", "y", "{dir}/c.csv: x column 5 is out of range: the file has 3 columns (0..2)"},
+		{"c.csv", 1, "a,,b", "y", "{dir}/c.csv: empty column name in the x columns \"a,,b\""},
+		{"c.csv", 1, "a", "y", "{dir}/c.csv: the x columns give 1 value per sample but the model input is f32[2]"},
+		{"c.csv", 1, "a,b", "y,a", "{dir}/c.csv: the y columns give 2 values per sample but the model label "
+		                           "class(2) needs 1"},
+		{"r.csv", 1, "a,b", "y", "{dir}/r.csv:3: row has 2 fields but the header has 3"},
+		{"f1.csv", 1, "a,b", "y", "{dir}/f1.csv:2:3: empty field in column 'b'"},
+		{"f2.csv", 1, "a,b", "y", "{dir}/f2.csv:2:3: 'abc' in column 'b' is not a number"},
+		{"f3.csv", 1, "a,b", "y", "{dir}/f3.csv:2:4: 'nan' in column 'b' is not a finite number"},
+		{"f4.csv", 1, "a,b", "y", "{dir}/f4.csv:2:1: 'inf' in column 'a' is not a finite number"},
+		{"f5.csv", 1, "a,b", "y", "{dir}/f5.csv:2:5: class label '0.5' in column 'y' is not a non-negative integer"},
+		{"f6.csv", 1, "a,b", "y", "{dir}/f6.csv:2:5: class label '-1' in column 'y' is not a non-negative integer"},
+		{"f7.csv", 1, "a,b", "y",
+		 "{dir}/f7.csv:3:5: class label 2 in column 'y' is out of range: the model has 2 classes (0..1)"},
+		{"f8.csv", 0, "0,1", "2", "{dir}/f8.csv:1:3: 'x' in column 1 is not a number"},
+		{"f9.csv", 1, "a,b", "y", "{dir}/f9.csv:2:5: '1e999' in column 'y' is not a finite number"},
+		{"bin.csv", 1, "a,b", "y", "{dir}/bin.csv: not a text file (it contains NUL bytes)"},
+	};
+	nnrt_model m = data_model(2, NNRT_LABEL_CLASS, 2);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		nnrt_dataset d;
+		cr_expect_neq(load_csv(&d, &m, cases[i].file, cases[i].header, cases[i].cx, cases[i].cy), 0,
+		              "case %zu accepted", i);
+		cr_expect_str_eq(nnrt_last_error(), subst(cases[i].want), "case %zu", i);
+		cr_expect(d.x_f32 == NULL && d.n == 0);
+	}
+}
+
+/* ---- Synthetic sets ---- */
+
+static nnrt_dataset synth(nnrt_model *m, int32_t kind, int64_t count, float noise, int64_t seed, int64_t classes)
+{
+	nnrt_data_spec spec = {.kind = kind, .count = count, .noise = noise, .seed = seed, .classes = classes,
+	                       .scale = 1.0f};
+	nnrt_dataset d;
+	cr_assert_eq(nnrt_data_load(&d, m, &spec, "train", 0, 1), 0, "%s", nnrt_last_error());
+	return d;
+}
+
+Test(synth, sizes_balance_and_determinism)
+{
+	static const struct {
+		int32_t kind;
+		int64_t input, classes, count, arg, want_n;
+	} cases[] = {
+		{NNRT_DATA_XOR, 2, 2, 200, 0, 200},       {NNRT_DATA_MOONS, 2, 2, 0, 0, 1000},
+		{NNRT_DATA_CIRCLES, 2, 2, 300, 0, 300},   {NNRT_DATA_SPIRAL, 2, 3, 300, 0, 300},
+		{NNRT_DATA_SPIRAL, 2, 5, 500, 5, 500},    {NNRT_DATA_PARITY, 3, 2, 0, 0, 8},
+		{NNRT_DATA_MAJORITY, 5, 2, 0, 5, 32},     {NNRT_DATA_PARITY, 3, 2, 256, 3, 256},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		nnrt_model m = data_model(cases[i].input, NNRT_LABEL_CLASS, cases[i].classes);
+		nnrt_dataset a = synth(&m, cases[i].kind, cases[i].count, 0.1f, 9, cases[i].arg);
+		nnrt_dataset b = synth(&m, cases[i].kind, cases[i].count, 0.1f, 9, cases[i].arg);
+		nnrt_dataset c = synth(&m, cases[i].kind, cases[i].count, 0.1f, 10, cases[i].arg);
+		cr_assert_eq(a.n, cases[i].want_n, "case %zu: n = %lld", i, (long long)a.n);
+		size_t bytes = (size_t)(a.n * a.dim) * sizeof(float);
+		cr_assert_eq(memcmp(a.x_f32, b.x_f32, bytes), 0, "case %zu not deterministic", i);
+		cr_assert_eq(memcmp(a.y_class, b.y_class, (size_t)a.n * 4), 0);
+		cr_assert_neq(memcmp(a.x_f32, c.x_f32, bytes), 0, "case %zu ignores its seed", i);
+		int64_t count[8] = {0};
+		for (int64_t k = 0; k < a.n; k++) {
+			cr_assert(a.y_class[k] >= 0 && a.y_class[k] < cases[i].classes);
+			count[a.y_class[k]]++;
+		}
+		/* Every class present, and for the geometric sets exactly
+		 * balanced (classes take turns). */
+		for (int k = 0; k < cases[i].classes; k++) {
+			cr_assert(count[k] > 0, "case %zu: class %d empty", i, k);
+			if (cases[i].kind <= NNRT_DATA_SPIRAL)
+				cr_assert(count[k] * cases[i].classes - a.n <= cases[i].classes, "case %zu unbalanced", i);
+		}
+		nnrt_data_free(&a);
+		nnrt_data_free(&b);
+		nnrt_data_free(&c);
+	}
+}
+
+Test(synth, shapes_follow_their_definitions)
+{
+	nnrt_model m = data_model(2, NNRT_LABEL_CLASS, 2);
+	nnrt_dataset d = synth(&m, NNRT_DATA_XOR, 400, 0, 1, 0);
+	for (int64_t i = 0; i < d.n; i++) {
+		float x1 = d.x_f32[2 * i], x2 = d.x_f32[2 * i + 1];
+		cr_assert(fabsf(x1) <= 1 && fabsf(x2) <= 1);
+		cr_assert_eq(d.y_class[i], (x1 < 0) != (x2 < 0), "xor sample %lld", (long long)i);
+	}
+	nnrt_data_free(&d);
+	d = synth(&m, NNRT_DATA_CIRCLES, 400, 0, 1, 0);
+	for (int64_t i = 0; i < d.n; i++) {
+		float r = hypotf(d.x_f32[2 * i], d.x_f32[2 * i + 1]);
+		cr_assert_float_eq(r, d.y_class[i] ? 0.5f : 1.0f, 1e-5);
+	}
+	nnrt_data_free(&d);
+	d = synth(&m, NNRT_DATA_MOONS, 400, 0, 1, 0);
+	for (int64_t i = 0; i < d.n; i++) {
+		float x = d.x_f32[2 * i], y = d.x_f32[2 * i + 1];
+		/* Outer moon: unit circle around (0,0), upper half; inner: around
+		 * (1, 0.5), lower half. */
+		if (d.y_class[i] == 0)
+			cr_assert(fabsf(hypotf(x, y) - 1) < 1e-5 && y >= -1e-6);
+		else
+			cr_assert(fabsf(hypotf(x - 1, y - 0.5f) - 1) < 1e-5 && y <= 0.5f + 1e-6);
+	}
+	nnrt_data_free(&d);
+
+	/* Parity and majority over all 3-bit patterns, cycled to 10. */
+	m = data_model(3, NNRT_LABEL_CLASS, 2);
+	d = synth(&m, NNRT_DATA_PARITY, 10, 0, 1, 3);
+	nnrt_model mr = data_model(3, NNRT_LABEL_REAL, 1);
+	nnrt_dataset maj = synth(&mr, NNRT_DATA_MAJORITY, 0, 0, 1, 0);
+	cr_assert_eq(maj.n, 8);
+	for (int64_t i = 0; i < 10; i++) {
+		int p = (int)(i % 8), ones = (p & 1) + (p >> 1 & 1) + (p >> 2 & 1);
+		cr_assert_eq(d.x_f32[3 * i], (float)(p >> 2 & 1));
+		cr_assert_eq(d.x_f32[3 * i + 2], (float)(p & 1));
+		cr_assert_eq(d.y_class[i], ones & 1);
+		if (i < 8)
+			cr_assert_eq(maj.y_real[i], ones >= 2 ? 1.0f : 0.0f);
+	}
+	nnrt_data_free(&d);
+	nnrt_data_free(&maj);
+}
+
+Test(synth, mismatches_are_reported)
+{
+	nnrt_model m = data_model(3, NNRT_LABEL_CLASS, 2);
+	nnrt_data_spec spec = {.kind = NNRT_DATA_MOONS, .count = 10};
+	nnrt_dataset d;
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(), "train data: moons has 2 features per sample but the model input is f32[3]");
+	m = data_model(2, NNRT_LABEL_CLASS, 2);
+	spec.kind = NNRT_DATA_SPIRAL;
+	spec.classes = 4;
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "test", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(), "test data: spiral has 4 classes but the model label is class(2)");
+	m = data_model(4, NNRT_LABEL_CLASS, 2);
+	spec.kind = NNRT_DATA_PARITY;
+	spec.classes = 30;
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(), "train data: parity(bits: 30): the number of bits must be between 1 and 24");
+}
+
+/* ---- Hand-written model bodies ---- */
+
+enum { MAXT = 8 };
+
+/* 2-16-2 tanh MLP, softmax cross-entropy, Adam.
+ * params: W1 (2,16) | b1 (16) | W2 (16,2) | b2 (2)
+ * ws: per-thread gradient (MAXT, P). */
+enum { MI = 2, MH = 16, MC = 2, MP = MI * MH + MH + MH * MC + MC };
+static double part[MAXT][2]; /* per-thread loss and correct count */
+
+static const nnrt_param_info mlp_params[] = {
+	{.name = "fc1.weight", .offset = 0, .size = MI * MH, .shape = {MI, MH}, .rank = 2,
+	 .init = NNRT_INIT_GLOROT_UNIFORM, .fan_in = MI, .fan_out = MH},
+	{.name = "fc1.bias", .offset = MI * MH, .size = MH, .shape = {MH}, .rank = 1, .init = NNRT_INIT_ZEROS},
+	{.name = "fc2.weight", .offset = MI * MH + MH, .size = MH * MC, .shape = {MH, MC}, .rank = 2,
+	 .init = NNRT_INIT_GLOROT_UNIFORM, .fan_in = MH, .fan_out = MC},
+	{.name = "fc2.bias", .offset = MI * MH + MH + MH * MC, .size = MC, .shape = {MC}, .rank = 1,
+	 .init = NNRT_INIT_ZEROS},
+};
+
+/* x (MI) -> h (MH), p (MC) softmax probabilities. */
+static void mlp_forward(const float *w, const float *x, float *h, float *p)
+{
+	const float *W1 = w, *b1 = w + MI * MH, *W2 = b1 + MH, *b2 = W2 + MH * MC;
+	for (int j = 0; j < MH; j++) {
+		float s = b1[j];
+		for (int i = 0; i < MI; i++)
+			s += x[i] * W1[i * MH + j];
+		h[j] = tanhf(s);
+	}
+	float z[MC], mx = -INFINITY, sum = 0;
+	for (int k = 0; k < MC; k++) {
+		z[k] = b2[k];
+		for (int j = 0; j < MH; j++)
+			z[k] += h[j] * W2[j * MC + k];
+		mx = z[k] > mx ? z[k] : mx;
+	}
+	for (int k = 0; k < MC; k++)
+		sum += p[k] = expf(z[k] - mx);
+	for (int k = 0; k < MC; k++)
+		p[k] /= sum;
+}
+
+static int argmax(const float *p, int n)
+{
+	int b = 0;
+	for (int k = 1; k < n; k++)
+		b = p[k] > p[b] ? k : b;
+	return b;
+}
+
+static void mlp_metrics(nnrt_step_args *a, int32_t tid, int32_t nt, const float *x, const int32_t *y,
+                        float *g)
+{
+	double loss = 0, correct = 0;
+	int64_t lo = a->n * tid / nt, hi = a->n * (tid + 1) / nt;
+	const float *w = a->params;
+	for (int64_t s = lo; s < hi; s++) {
+		float h[MH], p[MC];
+		mlp_forward(w, x + s * MI, h, p);
+		loss -= log(p[y[s]] > 1e-30f ? p[y[s]] : 1e-30f);
+		correct += argmax(p, MC) == y[s];
+		if (!g)
+			continue;
+		const float *W2 = w + MI * MH + MH;
+		float *gW1 = g, *gb1 = g + MI * MH, *gW2 = gb1 + MH, *gb2 = gW2 + MH * MC;
+		float dz[MC];
+		for (int k = 0; k < MC; k++) {
+			dz[k] = p[k] - (k == y[s]);
+			gb2[k] += dz[k];
+		}
+		for (int j = 0; j < MH; j++) {
+			float dh = 0;
+			for (int k = 0; k < MC; k++) {
+				gW2[j * MC + k] += h[j] * dz[k];
+				dh += W2[j * MC + k] * dz[k];
+			}
+			float da = dh * (1 - h[j] * h[j]);
+			gb1[j] += da;
+			for (int i = 0; i < MI; i++)
+				gW1[i * MH + j] += x[s * MI + i] * da;
+		}
+	}
+	part[tid][0] = loss;
+	part[tid][1] = correct;
+}
+
+/* Thread 0 sums the partial metrics in thread order: deterministic. */
+static void sum_metrics(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	if (tid != 0)
+		return;
+	a->metrics[0] = a->metrics[1] = 0;
+	for (int t = 0; t < nt; t++) {
+		a->metrics[0] += part[t][0];
+		a->metrics[1] += part[t][1];
+	}
+}
+
+static void mlp_train(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	float *g = a->ws + (int64_t)tid * MP;
+	memset(g, 0, MP * sizeof(float));
+	mlp_metrics(a, tid, nt, a->x, a->y, g);
+	nnrt_barrier();
+	/* Adam on this thread's slice of the parameters. */
+	int64_t lo = (int64_t)MP * tid / nt, hi = (int64_t)MP * (tid + 1) / nt;
+	float b1 = a->hp[NNRT_HP_BETA1], b2 = a->hp[NNRT_HP_BETA2], eps = a->hp[NNRT_HP_EPS];
+	for (int64_t j = lo; j < hi; j++) {
+		float gj = 0;
+		for (int t = 0; t < nt; t++)
+			gj += a->ws[(int64_t)t * MP + j];
+		gj /= (float)a->n;
+		float *m = &a->opt[j], *v = &a->opt[MP + j];
+		*m = b1 * *m + (1 - b1) * gj;
+		*v = b2 * *v + (1 - b2) * gj * gj;
+		a->params[j] -= a->hp[NNRT_HP_LR] * (*m * a->hp[NNRT_HP_ADAM_C1]) /
+		                (sqrtf(*v * a->hp[NNRT_HP_ADAM_C2]) + eps);
+	}
+	sum_metrics(a, tid, nt);
+}
+
+static void mlp_eval(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	mlp_metrics(a, tid, nt, a->x, a->y, NULL);
+	nnrt_barrier();
+	sum_metrics(a, tid, nt);
+}
+
+static void mlp_infer(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	int64_t lo = a->n * tid / nt, hi = a->n * (tid + 1) / nt;
+	for (int64_t s = lo; s < hi; s++) {
+		float h[MH];
+		mlp_forward(a->params, a->x + s * MI, h, a->out + s * MC);
+	}
+}
+
+static nnrt_model mlp_model(void)
+{
+	nnrt_model m = data_model(MI, NNRT_LABEL_CLASS, MC);
+	m.name = "xor";
+	m.source = "/src/xor.nn";
+	m.fingerprint = 0x1234abcd5678ef00ull;
+	m.loss = NNRT_LOSS_SOFTMAX_XENT;
+	m.optimizer = NNRT_OPT_ADAM;
+	m.n_params = 4;
+	m.params = mlp_params;
+	m.param_floats = MP;
+	m.opt_floats = 2 * MP;
+	m.ws_floats = MAXT * MP;
+	m.batch = 32;
+	m.lr = 0.02f;
+	m.beta1 = 0.9f;
+	m.beta2 = 0.999f;
+	m.eps = 1e-8f;
+	m.epochs = 20;
+	m.seed = 1;
+	m.train = (nnrt_data_spec){.kind = NNRT_DATA_XOR, .count = 1000, .noise = 0.05f, .seed = 11, .scale = 1};
+	m.test = (nnrt_data_spec){.kind = NNRT_DATA_XOR, .count = 500, .noise = 0.05f, .seed = 12, .scale = 1};
+	m.train_step = mlp_train;
+	m.eval_step = mlp_eval;
+	m.infer = mlp_infer;
+	return m;
+}
+
+/* Linear regression y = W.x + b, MSE, SGD with momentum.
+ * params: W (2,1) | b (1); opt: velocity (3); ws: per-thread gradient. */
+enum { LP = 3 };
+static const nnrt_param_info lin_params[] = {
+	{.name = "fc.weight", .offset = 0, .size = 2, .shape = {2, 1}, .rank = 2, .init = NNRT_INIT_ZEROS},
+	{.name = "fc.bias", .offset = 2, .size = 1, .shape = {1}, .rank = 1, .init = NNRT_INIT_ZEROS},
+};
+
+static void lin_part(nnrt_step_args *a, int32_t tid, int32_t nt, float *g)
+{
+	int64_t lo = a->n * tid / nt, hi = a->n * (tid + 1) / nt;
+	const float *x = a->x, *y = a->y, *w = a->params;
+	double loss = 0;
+	for (int64_t s = lo; s < hi; s++) {
+		float e = w[0] * x[2 * s] + w[1] * x[2 * s + 1] + w[2] - y[s];
+		loss += (double)e * e;
+		if (g) {
+			g[0] += 2 * e * x[2 * s];
+			g[1] += 2 * e * x[2 * s + 1];
+			g[2] += 2 * e;
+		}
+	}
+	part[tid][0] = loss;
+	part[tid][1] = 0;
+}
+
+static void lin_train(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	float *g = a->ws + (int64_t)tid * LP;
+	memset(g, 0, LP * sizeof(float));
+	lin_part(a, tid, nt, g);
+	nnrt_barrier();
+	if (tid == 0) {
+		for (int j = 0; j < LP; j++) {
+			float gj = 0;
+			for (int t = 0; t < nt; t++)
+				gj += a->ws[t * LP + j];
+			a->opt[j] = a->hp[NNRT_HP_MOMENTUM] * a->opt[j] + gj / (float)a->n;
+			a->params[j] -= a->hp[NNRT_HP_LR] * a->opt[j];
+		}
+	}
+	sum_metrics(a, tid, nt);
+}
+
+static void lin_eval(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	lin_part(a, tid, nt, NULL);
+	nnrt_barrier();
+	sum_metrics(a, tid, nt);
+}
+
+static void lin_infer(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	int64_t lo = a->n * tid / nt, hi = a->n * (tid + 1) / nt;
+	for (int64_t s = lo; s < hi; s++)
+		a->out[s] = a->params[0] * a->x[2 * s] + a->params[1] * a->x[2 * s + 1] + a->params[2];
+}
+
+/* y = 2.5 x1 - 1.5 x2 + 0.75 + noise, 400 rows, like examples/linear.nn. */
+static nnrt_model lin_model(const char *csv)
+{
+	nnrt_rng r;
+	nnrt_rng_seed(&r, 3);
+	FILE *f = fopen(csv, "w");
+	fprintf(f, "x1,x2,y\n");
+	for (int i = 0; i < 400; i++) {
+		double x1 = 4 * nnrt_rng_uniform_d(&r) - 2, x2 = 4 * nnrt_rng_uniform_d(&r) - 2;
+		fprintf(f, "%.5f,%.5f,%.5f\n", x1, x2, 2.5 * x1 - 1.5 * x2 + 0.75 + 0.01 * nnrt_rng_normal(&r));
+	}
+	fclose(f);
+	nnrt_model m = data_model(2, NNRT_LABEL_REAL, 1);
+	m.name = "linear";
+	m.fingerprint = 0x77;
+	m.loss = NNRT_LOSS_MSE;
+	m.optimizer = NNRT_OPT_SGD;
+	m.n_params = 2;
+	m.params = lin_params;
+	m.param_floats = LP;
+	m.opt_floats = LP;
+	m.ws_floats = MAXT * LP;
+	m.batch = 16;
+	m.lr = 0.05f;
+	m.momentum = 0.5f;
+	m.epochs = 60;
+	m.seed = 1;
+	m.train = (nnrt_data_spec){.kind = NNRT_DATA_CSV, .path_x = csv, .has_header = 1, .cols_x = "x1,x2",
+	                           .cols_y = "y", .scale = 1};
+	m.train_step = lin_train;
+	m.eval_step = lin_eval;
+	m.infer = lin_infer;
+	return m;
+}
+
+/* ---- Running nnrt_main in-process ---- */
+
+typedef struct run_result {
+	int rc;
+	char *out, *err;
+} run_result;
+
+/* Runs nnrt_main(m, "tiny" + args split at spaces), capturing stdout and
+ * stderr through temporary files. */
+static run_result run_main(const nnrt_model *m, const char *fmt, ...)
+{
+	char args[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	char *argv[64];
+	int argc = 0;
+	argv[argc++] = "./tiny";
+	for (char *tok = strtok(args, " "); tok && argc < 63; tok = strtok(NULL, " "))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+
+	char out_path[512], err_path[512];
+	snprintf(out_path, sizeof out_path, "%s/stdout.txt", tmpdir);
+	snprintf(err_path, sizeof err_path, "%s/stderr.txt", tmpdir);
+	fflush(stdout);
+	fflush(stderr);
+	int saved_out = dup(1), saved_err = dup(2);
+	int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	dup2(fo, 1);
+	dup2(fe, 2);
+	close(fo);
+	close(fe);
+	nnrt_set_error_echo(1);
+	run_result r;
+	r.rc = nnrt_main(m, argc, argv);
+	nnrt_set_error_echo(0);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(saved_out, 1);
+	dup2(saved_err, 2);
+	close(saved_out);
+	close(saved_err);
+	r.out = read_all(out_path, NULL);
+	r.err = read_all(err_path, NULL);
+	return r;
+}
+
+static void run_free(run_result *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* The number after the last "key " in s (NAN if absent). */
+static double last_value(const char *s, const char *key)
+{
+	const char *hit = NULL;
+	size_t kl = strlen(key);
+	for (const char *p = strstr(s, key); p; p = strstr(p + 1, key))
+		if (p[kl] == ' ')
+			hit = p;
+	return hit ? strtod(hit + kl + 1, NULL) : NAN;
+}
+
+static int count_lines(const char *s, const char *prefix)
+{
+	int n = 0;
+	for (const char *p = s; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		n += strncmp(p, prefix, strlen(prefix)) == 0;
+	return n;
+}
+
+/* s without the throughput and time columns, which vary run to run. */
+static char *strip_timing(const char *s)
+{
+	char *out = malloc(strlen(s) + 1);
+	size_t n = 0;
+	while (*s) {
+		const char *eol = strchr(s, '\n');
+		size_t len = eol ? (size_t)(eol - s) : strlen(s);
+		const char *sp = strstr(s, " samples/s");
+		size_t keep = len;
+		if (sp && sp < s + len) {
+			const char *q = sp;
+			while (q > s && q[-1] != ' ')
+				q--;
+			keep = (size_t)(q - s);
+		}
+		memcpy(out + n, s, keep);
+		n += keep;
+		out[n++] = '\n';
+		s += len + (eol ? 1 : 0);
+	}
+	out[n] = 0;
+	return out;
+}
+
+static int files_equal(const char *a, const char *b)
+{
+	size_t la = 0, lb = 0;
+	char *x = read_all(a, &la), *y = read_all(b, &lb);
+	int eq = x && y && la == lb && memcmp(x, y, la) == 0;
+	free(x);
+	free(y);
+	return eq;
+}
+
+/* ---- Checkpoints ---- */
+
+Test(ckpt, round_trip_restores_everything)
+{
+	nnrt_model m = mlp_model();
+	float params[MP], opt[2 * MP], p2[MP], o2[2 * MP];
+	for (int i = 0; i < MP; i++)
+		params[i] = (float)i / 7.0f - 3;
+	for (int i = 0; i < 2 * MP; i++)
+		opt[i] = (float)i * 1e-3f;
+	nnrt_train_state st = {.epoch = 4, .step = 126};
+	nnrt_rng_seed(&st.rng, 99);
+	cr_assert_eq(nnrt_ckpt_save(tpath("a.ckpt"), &m, params, opt, &st), 0, "%s", nnrt_last_error());
+	nnrt_train_state s2;
+	cr_assert_eq(nnrt_ckpt_load(tpath("a.ckpt"), &m, p2, o2, &s2), 0, "%s", nnrt_last_error());
+	cr_assert_eq(memcmp(params, p2, sizeof p2), 0);
+	cr_assert_eq(memcmp(opt, o2, sizeof o2), 0);
+	cr_assert_eq(s2.epoch, 4);
+	cr_assert_eq(s2.step, 126);
+	cr_assert_eq(memcmp(&s2.rng, &st.rng, sizeof st.rng), 0);
+	/* Parameters only (--load). */
+	memset(p2, 0, sizeof p2);
+	cr_assert_eq(nnrt_ckpt_load(tpath("a.ckpt"), &m, p2, NULL, NULL), 0);
+	cr_assert_eq(memcmp(params, p2, sizeof p2), 0);
+	/* Saving again replaces it; no temporary file is left behind. */
+	st.epoch = 5;
+	cr_assert_eq(nnrt_ckpt_save(tpath("a.ckpt"), &m, params, opt, &st), 0);
+	cr_assert_eq(nnrt_ckpt_load(tpath("a.ckpt"), &m, p2, o2, &s2), 0);
+	cr_assert_eq(s2.epoch, 5);
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	int files = 0;
+	while ((e = readdir(d)))
+		files += e->d_name[0] != '.';
+	closedir(d);
+	cr_assert_eq(files, 1);
+}
+
+Test(ckpt, rejects_damaged_and_foreign_files)
+{
+	nnrt_model m = mlp_model();
+	float params[MP] = {0}, opt[2 * MP] = {0};
+	nnrt_train_state st = {.epoch = 1, .step = 2};
+	cr_assert_eq(nnrt_ckpt_save(tpath("good.ckpt"), &m, params, opt, &st), 0);
+	size_t len = 0;
+	char *bytes = read_all(tpath("good.ckpt"), &len);
+	cr_assert_eq(len, 104 + 4 + 3 + (4 + 10 + 4 + 16 + 16) + (4 + 8 + 4 + 8 + 16) + (4 + 10 + 4 + 16 + 16) +
+	                      (4 + 8 + 4 + 8 + 16) + 4 * 3 * MP + 4);
+	write_bytes(tpath("trunc.ckpt"), bytes, len - 10);
+	write_bytes(tpath("tiny.ckpt"), bytes, 12);
+	bytes[len / 2] ^= 0x10;
+	write_bytes(tpath("flip.ckpt"), bytes, len);
+	bytes[len / 2] ^= 0x10;
+	bytes[8] = 2;
+	write_bytes(tpath("v2.ckpt"), bytes, len);
+	write_text(tpath("text.ckpt"), "this is not a checkpoint at all");
+	free(bytes);
+
+	nnrt_model other = m;
+	other.name = "moons";
+	other.fingerprint = 0xfeed;
+	cr_assert_eq(nnrt_ckpt_save(tpath("other.ckpt"), &other, params, opt, &st), 0);
+	/* Same fingerprint, different shapes: the table catches it. */
+	nnrt_param_info wide[4];
+	memcpy(wide, mlp_params, sizeof wide);
+	wide[3].shape[0] = 3;
+	wide[3].size = 3;
+	nnrt_model shaped = m;
+	shaped.params = wide;
+	shaped.param_floats = MP + 1;
+	float pw[MP + 1] = {0};
+	cr_assert_eq(nnrt_ckpt_save(tpath("shape.ckpt"), &shaped, pw, opt, &st), 0);
+	/* Adam state against an SGD model of the same shapes. */
+	nnrt_model sgd = m;
+	sgd.opt_floats = MP;
+
+	static const struct {
+		const char *file;
+		int sgd, with_opt;
+		const char *want;
+	} cases[] = {
+		{"nope.ckpt", 0, 1, "cannot open checkpoint {dir}/nope.ckpt: No such file or directory"},
+		{"text.ckpt", 0, 1, "{dir}/text.ckpt is not an nnc checkpoint (bad magic number)"},
+		{"tiny.ckpt", 0, 1, "checkpoint {dir}/tiny.ckpt is truncated (12 bytes)"},
+		{"trunc.ckpt", 0, 1, "checkpoint {dir}/trunc.ckpt is truncated: 1269 of 1279 bytes"},
+		{"v2.ckpt", 0, 1, "checkpoint {dir}/v2.ckpt has format version 2; this runtime reads version 1"},
+		{"other.ckpt", 0, 1,
+		 "checkpoint {dir}/other.ckpt was written by model 'moons' (fingerprint 0x000000000000feed), not by this "
+		 "model 'xor' (fingerprint 0x1234abcd5678ef00)"},
+		{"shape.ckpt", 0, 1, "checkpoint {dir}/shape.ckpt: parameter 'fc2.bias' has shape [3] but this model's is [2]"},
+		{"good.ckpt", 1, 1, "checkpoint {dir}/good.ckpt holds 164 optimizer values but this model needs 82"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		float p[MP + 1], o[2 * MP];
+		nnrt_train_state s;
+		int rc = nnrt_ckpt_load(tpath(cases[i].file), cases[i].sgd ? &sgd : &m, p, cases[i].with_opt ? o : NULL, &s);
+		cr_expect_neq(rc, 0, "case %zu accepted", i);
+		cr_expect_str_eq(nnrt_last_error(), subst(cases[i].want), "case %zu", i);
+	}
+	float p[MP];
+	cr_assert_neq(nnrt_ckpt_load(tpath("flip.ckpt"), &m, p, NULL, NULL), 0);
+	const char *want = subst("checkpoint {dir}/flip.ckpt is corrupt: checksum mismatch (stored 0x");
+	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
+	/* --load does not need the optimizer state to match. */
+	cr_assert_eq(nnrt_ckpt_load(tpath("good.ckpt"), &sgd, p, NULL, NULL), 0);
+}
+
+Test(ckpt, failed_save_keeps_the_old_file)
+{
+	nnrt_model m = mlp_model();
+	float params[MP], opt[2 * MP] = {0}, p2[MP];
+	for (int i = 0; i < MP; i++)
+		params[i] = 1.0f;
+	nnrt_train_state st = {.epoch = 1};
+	cr_assert_eq(nnrt_ckpt_save(tpath("keep.ckpt"), &m, params, opt, &st), 0);
+	/* A file size limit makes the next write fail part-way, as a full
+	 * disk would. */
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit lim = {.rlim_cur = 300, .rlim_max = RLIM_INFINITY};
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (int i = 0; i < MP; i++)
+		params[i] = 2.0f;
+	st.epoch = 2;
+	cr_assert_neq(nnrt_ckpt_save(tpath("keep.ckpt"), &m, params, opt, &st), 0);
+	const char *want = subst("cannot save checkpoint {dir}/keep.ckpt: writing {dir}/keep.ckpt.tmp.");
+	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
+	cr_assert(strstr(nnrt_last_error(), "File too large (the previous checkpoint, if any, is unchanged)"),
+	          "%s", nnrt_last_error());
+	nnrt_train_state s2;
+	cr_assert_eq(nnrt_ckpt_load(tpath("keep.ckpt"), &m, p2, NULL, &s2), 0, "%s", nnrt_last_error());
+	cr_assert_eq(p2[0], 1.0f);
+	cr_assert_eq(s2.epoch, 1);
+	char tmp[600];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", tpath("keep.ckpt"), (long)getpid());
+	cr_assert_neq(access(tmp, F_OK), 0, "temporary file left behind");
+	/* A directory that does not exist: nothing is created. */
+	cr_assert_neq(nnrt_ckpt_save(tpath("no/such/dir.ckpt"), &m, params, opt, &st), 0);
+	want = subst("cannot save checkpoint {dir}/no/such/dir.ckpt: cannot create {dir}/no/such/dir.ckpt.tmp.");
+	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
+}
+
+/* ---- nnrt_main end to end ---- */
+
+Test(main, help_lists_every_flag_and_the_model)
+{
+	nnrt_model m = mlp_model();
+	run_result r = run_main(&m, "--help");
+	cr_assert_eq(r.rc, 0);
+	const char *want[] = {"usage: tiny [flags]", "model 'xor' (compiled by nnc from /src/xor.nn)",
+	                      "input        f32[2]", "label        class(2)", "loss         softmax_cross_entropy",
+	                      "optimizer    adam(lr: 0.02, beta1: 0.9, beta2: 0.999, eps: 1e-08)",
+	                      "batch        32", "epochs       20",
+	                      "train data   xor(count: 1000, noise: 0.05, seed: 11)", "--epochs N", "--lr X",
+	                      "--seed N", "--threads N", "--data PATH[,LABELS]", "--test PATH[,LABELS]", "--limit N",
+	                      "--test-limit N", "--save FILE", "--load FILE", "--resume FILE", "--checkpoint-every N",
+	                      "--predict FILE", "--eval", "--quiet", "--print-params", "--help"};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+		cr_expect(strstr(r.out, want[i]) != NULL, "help lacks '%s'", want[i]);
+	run_free(&r);
+}
+
+Test(main, bad_command_lines_exit_2)
+{
+	static const struct {
+		const char *args, *want;
+	} cases[] = {
+		{"--epochs abc", "tiny: error: --epochs expects a whole number >= 0, got 'abc'"},
+		{"--epochs=abc", "tiny: error: --epochs expects a whole number >= 0, got 'abc'"},
+		{"--epochs -2", "tiny: error: --epochs expects a whole number >= 0, got '-2'"},
+		{"--lr -1", "tiny: error: --lr expects a positive number, got '-1'"},
+		{"--lr 0", "tiny: error: --lr expects a positive number, got '0'"},
+		{"--lr nan", "tiny: error: --lr expects a positive number, got 'nan'"},
+		{"--seed -3", "tiny: error: --seed expects a whole number >= 0, got '-3'"},
+		{"--threads 0", "tiny: error: --threads expects a number of threads from 1 to 256, got '0'"},
+		{"--limit 0", "tiny: error: --limit expects a whole number >= 1, got '0'"},
+		{"--bogus", "tiny: error: unknown flag '--bogus'"},
+		{"--batch 8", "tiny: error: unknown flag '--batch'"},
+		{"--epochs", "tiny: error: --epochs needs a value (--epochs N)"},
+		{"--quiet=1", "tiny: error: --quiet takes no value"},
+		{"data.csv", "tiny: error: unexpected argument 'data.csv' (flags start with --)"},
+		{"--checkpoint-every 2", "tiny: error: --checkpoint-every needs --save FILE"},
+		{"--predict x.csv", "tiny: error: --predict needs --load FILE (a trained checkpoint)"},
+		{"--load a --resume b", "tiny: error: --load and --resume cannot be used together"},
+	};
+	nnrt_model m = mlp_model();
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		run_result r = run_main(&m, "%s", cases[i].args);
+		cr_expect_eq(r.rc, 2, "'%s' exited %d", cases[i].args, r.rc);
+		char want[512];
+		snprintf(want, sizeof want, "%s\nTry 'tiny --help' for the list of flags.\n", cases[i].want);
+		cr_expect_str_eq(r.err, want, "'%s'", cases[i].args);
+		cr_expect_str_eq(r.out, "");
+		run_free(&r);
+	}
+}
+
+Test(main, data_and_model_errors_exit_1)
+{
+	nnrt_model m = mlp_model();
+	run_result r = run_main(&m, "--data %s", tpath("missing.csv"));
+	cr_assert_eq(r.rc, 1);
+	cr_assert_str_eq(r.err, subst("tiny: error: {dir}/missing.csv: cannot open: No such file or directory\n"));
+	run_free(&r);
+	r = run_main(&m, "--load %s", tpath("missing.ckpt"));
+	cr_assert_eq(r.rc, 1);
+	cr_assert_str_eq(r.err, subst("tiny: error: cannot open checkpoint {dir}/missing.ckpt: No such file or directory\n"));
+	run_free(&r);
+	nnrt_model bad = m;
+	bad.struct_size -= 8;
+	r = run_main(&bad, "");
+	cr_assert_eq(r.rc, 1);
+	cr_assert(strstr(r.err, "tiny: error: this program's model object has ABI version 1 and size") == r.err, "%s",
+	          r.err);
+	run_free(&r);
+	nnrt_model notest = m;
+	notest.test.kind = NNRT_DATA_NONE;
+	r = run_main(&notest, "--eval");
+	cr_assert_eq(r.rc, 2);
+	cr_assert(strstr(r.err, "--eval needs test data, and the model has none; pass --test PATH"), "%s", r.err);
+	run_free(&r);
+}
+
+Test(main, learns_xor_and_reports_each_epoch)
+{
+	nnrt_model m = mlp_model();
+	run_result r = run_main(&m, "--threads 1");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert_str_eq(r.err, "");
+	const char *head = "model xor: 82 parameters, 1000 training samples, 500 test samples, batch 32, adam lr 0.02, "
+	                   "1 thread\n";
+	cr_assert(strncmp(r.out, head, strlen(head)) == 0, "%s", r.out);
+	cr_assert_eq(count_lines(r.out, "epoch "), 20);
+	cr_assert(strstr(r.out, "\nepoch  1/20  loss "), "%s", r.out);
+	double acc = last_value(r.out, "test_acc"), train_acc = last_value(r.out, "train_acc");
+	cr_assert(acc > 0.95 && train_acc > 0.95, "xor not learnt: test_acc %g\n%s", acc, r.out);
+	cr_assert(last_value(r.out, "loss") < 0.2);
+	/* 82 parameters: more than 64, so not printed unasked. */
+	cr_assert(!strstr(r.out, "parameters:"));
+	run_free(&r);
+}
+
+Test(main, learns_moons_on_one_and_four_threads)
+{
+	nnrt_model m = mlp_model();
+	m.train.kind = m.test.kind = NNRT_DATA_MOONS;
+	m.train.noise = m.test.noise = 0.1f;
+	for (int threads = 1; threads <= 4; threads *= 4) {
+		run_result r = run_main(&m, "--threads %d --epochs 30 --lr 0.03", threads);
+		cr_assert_eq(r.rc, 0, "%s", r.err);
+		double acc = last_value(r.out, "test_acc");
+		cr_assert(acc > 0.95, "moons not learnt on %d threads: %g\n%s", threads, acc, r.out);
+		run_free(&r);
+	}
+}
+
+Test(main, fits_a_linear_model_from_csv_and_prints_it)
+{
+	nnrt_model m = lin_model(tpath("linear.csv"));
+	run_result r = run_main(&m, "--threads 1");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	/* Regression: no accuracy columns. */
+	cr_assert(!strstr(r.out, "acc"), "%s", r.out);
+	cr_assert(last_value(r.out, "loss") < 0.01, "%s", r.out);
+	const char *p = strstr(r.out, "parameters:\n  fc.weight [2,1]\n");
+	cr_assert(p, "%s", r.out);
+	float w1, w2, b;
+	cr_assert_eq(sscanf(p, "parameters:\n  fc.weight [2,1]\n %f\n %f\n  fc.bias [1]\n %f", &w1, &w2, &b), 3, "%s", p);
+	cr_assert_float_eq(w1, 2.5f, 0.02);
+	cr_assert_float_eq(w2, -1.5f, 0.02);
+	cr_assert_float_eq(b, 0.75f, 0.02);
+	run_free(&r);
+	/* Predictions for a CSV with the feature columns only. */
+	write_text(tpath("pts.csv"), "x1,x2\n0,0\n1,1\n-2,0.5\n");
+	r = run_main(&m, "--quiet --save %s", tpath("lin.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+	run_free(&r);
+	r = run_main(&m, "--load %s --predict %s", tpath("lin.ckpt"), tpath("pts.csv"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	double v0, v1, v2;
+	cr_assert_eq(sscanf(r.out, "0 %lf\n1 %lf\n2 %lf\n", &v0, &v1, &v2), 3, "%s", r.out);
+	cr_assert_float_eq(v0, 0.75, 0.03);
+	cr_assert_float_eq(v1, 1.75, 0.03);
+	cr_assert_float_eq(v2, -5.0, 0.05);
+	run_free(&r);
+}
+
+Test(main, save_load_eval_and_predict)
+{
+	nnrt_model m = mlp_model();
+	const char *ck = tpath("xor.ckpt");
+	run_result r = run_main(&m, "--threads 1 --epochs 10 --save %s", ck);
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	char line[128];
+	snprintf(line, sizeof line, "saved checkpoint to %s (epoch 10)\n", ck);
+	cr_assert(strstr(r.out, line), "%s", r.out);
+	double tl = last_value(r.out, "test_loss"), ta = last_value(r.out, "test_acc");
+	run_free(&r);
+
+	/* --eval on the loaded parameters reproduces the last epoch's numbers. */
+	r = run_main(&m, "--threads 1 --load %s --eval", ck);
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	char want[128];
+	snprintf(want, sizeof want, "test_loss %.4f  test_acc %.4f  (500 samples)\n", tl, ta);
+	cr_assert_str_eq(r.out, want);
+	run_free(&r);
+	/* An initialised model is near chance. */
+	r = run_main(&m, "--eval");
+	cr_assert_eq(r.rc, 0);
+	cr_assert(last_value(r.out, "test_acc") < 0.8, "%s", r.out);
+	run_free(&r);
+
+	/* --predict on a CSV: "index class probability" per row. */
+	write_text(tpath("pts.csv"), "0.5,0.5\n-0.5,0.5\n0.5,-0.5\n-0.5,-0.5\n");
+	r = run_main(&m, "--load %s --predict %s", ck, tpath("pts.csv"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	int idx[4], cls[4];
+	double prob[4];
+	cr_assert_eq(sscanf(r.out, "%d %d %lf\n%d %d %lf\n%d %d %lf\n%d %d %lf\n", &idx[0], &cls[0], &prob[0], &idx[1],
+	                    &cls[1], &prob[1], &idx[2], &cls[2], &prob[2], &idx[3], &cls[3], &prob[3]),
+	             12, "%s", r.out);
+	int want_cls[4] = {0, 1, 1, 0};
+	for (int i = 0; i < 4; i++) {
+		cr_expect_eq(idx[i], i);
+		cr_expect_eq(cls[i], want_cls[i], "%s", r.out);
+		cr_expect(prob[i] > 0.8 && prob[i] <= 1.0, "%s", r.out);
+	}
+	cr_assert_eq(count_lines(r.out, ""), 4);
+	run_free(&r);
+
+	/* --print-params with the loaded parameters. */
+	r = run_main(&m, "--load %s --eval --print-params", ck);
+	cr_assert(strstr(r.out, "parameters:\n  fc1.weight [2,16]\n   "), "%s", r.out);
+	cr_assert(strstr(r.out, "\n  fc2.bias [2]\n   "), "%s", r.out);
+	run_free(&r);
+
+	/* A checkpoint of another model is refused. */
+	nnrt_model lin = lin_model(tpath("linear.csv"));
+	r = run_main(&lin, "--load %s --epochs 0", ck);
+	cr_assert_eq(r.rc, 1);
+	cr_assert(strstr(r.err, "was written by model 'xor' (fingerprint 0x1234abcd5678ef00), not by this model "
+	                        "'linear'"),
+	          "%s", r.err);
+	run_free(&r);
+}
+
+Test(main, predicts_from_idx_images)
+{
+	/* xor points stored as 1x2 byte "images": byte = (x + 1) * 127.5. */
+	nnrt_model m = mlp_model();
+	nnrt_data_spec xs = {.kind = NNRT_DATA_XOR, .count = 600, .seed = 5, .scale = 1};
+	nnrt_dataset d;
+	cr_assert_eq(nnrt_data_load(&d, &m, &xs, "train", 0, 1), 0);
+	unsigned char *img = malloc((size_t)d.n * 2), *lab = malloc((size_t)d.n);
+	for (int64_t i = 0; i < d.n; i++) {
+		img[2 * i] = (unsigned char)lrintf((d.x_f32[2 * i] + 1) * 127.5f);
+		img[2 * i + 1] = (unsigned char)lrintf((d.x_f32[2 * i + 1] + 1) * 127.5f);
+		lab[i] = (unsigned char)d.y_class[i];
+	}
+	uint32_t dims[3] = {(uint32_t)d.n, 1, 2}, ldims[1] = {(uint32_t)d.n}, pdims[3] = {100, 1, 2};
+	write_idx(tpath("img.idx.gz"), 1, 8, 3, dims, img, (size_t)d.n * 2);
+	write_idx(tpath("lab.idx"), 0, 8, 1, ldims, lab, (size_t)d.n);
+	write_idx(tpath("pred.idx"), 0, 8, 3, pdims, img + 1000, 200);
+	m.train = (nnrt_data_spec){.kind = NNRT_DATA_IDX, .path_x = "/nonexistent", .path_y = "/nonexistent",
+	                           .scale = 1 / 127.5f, .shift = -1};
+	m.test.kind = NNRT_DATA_NONE;
+	run_result r = run_main(&m, "--threads 1 --epochs 30 --data %s,%s --save %s", tpath("img.idx.gz"),
+	                        tpath("lab.idx"), tpath("m.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(!strstr(r.out, "test_acc"));
+	cr_assert(last_value(r.out, "train_acc") > 0.95, "%s", r.out);
+	run_free(&r);
+	r = run_main(&m, "--load %s --predict %s", tpath("m.ckpt"), tpath("pred.idx"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert_eq(count_lines(r.out, ""), 100);
+	int right = 0;
+	const char *p = r.out;
+	for (int i = 0; i < 100; i++) {
+		int k, c;
+		double prob;
+		cr_assert_eq(sscanf(p, "%d %d %lf", &k, &c, &prob), 3);
+		cr_assert_eq(k, i);
+		right += c == lab[500 + i];
+		p = strchr(p, '\n') + 1;
+	}
+	cr_assert(right >= 90, "%d of 100 right", right);
+	run_free(&r);
+	/* Same file through --test and --eval, with the labels. */
+	r = run_main(&m, "--load %s --eval --test %s,%s --test-limit 50", tpath("m.ckpt"), tpath("img.idx.gz"),
+	             tpath("lab.idx"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "(50 samples)"), "%s", r.out);
+	run_free(&r);
+	/* A single path for IDX data is a usage error. */
+	r = run_main(&m, "--data %s", tpath("img.idx.gz"));
+	cr_assert_eq(r.rc, 2);
+	cr_assert(strstr(r.err, subst("--data expects IMAGES,LABELS for IDX data, got '{dir}/img.idx.gz'")), "%s",
+	          r.err);
+	run_free(&r);
+	free(img);
+	free(lab);
+	nnrt_data_free(&d);
+}
+
+Test(main, same_seed_same_threads_same_bits)
+{
+	nnrt_model m = mlp_model();
+	run_result a = run_main(&m, "--threads 3 --epochs 5 --save %s", tpath("a.ckpt"));
+	run_result b = run_main(&m, "--threads 3 --epochs 5 --save %s", tpath("b.ckpt"));
+	cr_assert_eq(a.rc, 0);
+	cr_assert_eq(b.rc, 0);
+	char *sa = strip_timing(a.out), *sb = strip_timing(b.out);
+	/* Only the checkpoint's name differs. */
+	char *ka = strstr(sa, "saved checkpoint"), *kb = strstr(sb, "saved checkpoint");
+	cr_assert(ka && kb);
+	*ka = *kb = 0;
+	cr_assert_str_eq(sa, sb);
+	cr_assert(files_equal(tpath("a.ckpt"), tpath("b.ckpt")));
+	/* Another seed gives another model. */
+	run_result c = run_main(&m, "--threads 3 --epochs 5 --seed 2 --save %s", tpath("c.ckpt"));
+	cr_assert(!files_equal(tpath("a.ckpt"), tpath("c.ckpt")));
+	free(sa);
+	free(sb);
+	run_free(&a);
+	run_free(&b);
+	run_free(&c);
+}
+
+Test(main, resume_continues_exactly)
+{
+	nnrt_model m = mlp_model();
+	run_result r = run_main(&m, "--threads 2 --epochs 6 --save %s", tpath("full.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	/* Checkpoints every 2 epochs, stopped at 4 ... */
+	r = run_main(&m, "--threads 2 --epochs 4 --checkpoint-every 2 --save %s", tpath("half.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	char line[256];
+	snprintf(line, sizeof line, "saved checkpoint to %s (epoch 2)\n", tpath("half.ckpt"));
+	cr_assert(strstr(r.out, line), "%s", r.out);
+	run_free(&r);
+	/* ... resumed to 6: bit for bit the uninterrupted run. */
+	r = run_main(&m, "--threads 2 --epochs 6 --resume %s --save %s", tpath("half.ckpt"), tpath("resumed.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	snprintf(line, sizeof line, "resuming from %s at epoch 4 (step 128)\n", tpath("half.ckpt"));
+	cr_assert(strstr(r.out, line), "%s", r.out);
+	cr_assert(strstr(r.out, "\nepoch  5/6 "), "%s", r.out);
+	cr_assert_eq(count_lines(r.out, "epoch "), 2);
+	cr_assert(files_equal(tpath("full.ckpt"), tpath("resumed.ckpt")));
+	run_free(&r);
+}
+
+/* Wraps mlp_train; turns the loss of one chosen step into NaN. */
+static int poison_step, steps_seen;
+static void poison_train(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	mlp_train(a, tid, nt);
+	if (tid == 0 && ++steps_seen == poison_step)
+		a->metrics[0] = NAN;
+}
+
+Test(main, divergence_stops_and_keeps_the_last_checkpoint)
+{
+	nnrt_model m = mlp_model();
+	m.train_step = poison_train;
+	poison_step = 32 + 3; /* 32 steps per epoch: epoch 2, step 3 */
+	const char *ck = tpath("last.ckpt");
+	run_result r = run_main(&m, "--threads 2 --checkpoint-every 1 --save %s", ck);
+	cr_assert_eq(r.rc, 1);
+	cr_assert_str_eq(r.err, "tiny: error: training diverged at epoch 2, step 3 (loss is nan); the last good "
+	                        "checkpoint is kept\n");
+	float p[MP];
+	nnrt_train_state st;
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0);
+	cr_assert_eq(st.epoch, 1);
+	run_free(&r);
+	steps_seen = 0;
+	poison_step = 1;
+	r = run_main(&m, "");
+	cr_assert_eq(r.rc, 1);
+	cr_assert_str_eq(r.err, "tiny: error: training diverged at epoch 1, step 1 (loss is nan); nothing was saved\n");
+	run_free(&r);
+}
+
+Test(main, data_override_limits_and_csv_training)
+{
+	/* xor points in a CSV without a header: the label is the last column. */
+	nnrt_model m = mlp_model();
+	nnrt_data_spec xs = {.kind = NNRT_DATA_XOR, .count = 800, .seed = 21, .scale = 1};
+	nnrt_dataset d;
+	cr_assert_eq(nnrt_data_load(&d, &m, &xs, "train", 0, 1), 0);
+	FILE *f = fopen(tpath("xor.csv"), "w");
+	for (int64_t i = 0; i < d.n; i++)
+		fprintf(f, "%.4f,%.4f,%d\n", d.x_f32[2 * i], d.x_f32[2 * i + 1], d.y_class[i]);
+	fclose(f);
+	nnrt_data_free(&d);
+	run_result r = run_main(&m, "--threads 1 --data %s --limit 600 --test-limit 100 --epochs 25", tpath("xor.csv"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "600 training samples, 100 test samples"), "%s", r.out);
+	cr_assert(last_value(r.out, "test_acc") > 0.9, "%s", r.out);
+	run_free(&r);
+	/* --epochs 0: initialise and save; --quiet prints nothing. */
+	r = run_main(&m, "--epochs 0 --quiet --save %s", tpath("init.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+	nnrt_train_state st;
+	float p[MP];
+	cr_assert_eq(nnrt_ckpt_load(tpath("init.ckpt"), &m, p, NULL, &st), 0);
+	cr_assert_eq(st.epoch, 0);
+	run_free(&r);
+}
+
+/* ---- Fashion-MNIST, when installed ---- */
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/"
+
+static void need_fashion(void)
+{
+	if (access(FMNIST "t10k-images-idx3-ubyte.gz", R_OK) != 0)
+		cr_skip_test("Fashion-MNIST is not installed");
+}
+
+Test(fashion, loads_the_test_set)
+{
+	need_fashion();
+	nnrt_model m = data_model(784, NNRT_LABEL_CLASS, 10);
+	nnrt_data_spec spec = {.kind = NNRT_DATA_IDX, .path_x = FMNIST "t10k-images-idx3-ubyte.gz",
+	                       .path_y = FMNIST "t10k-labels-idx1-ubyte.gz", .scale = 1 / 255.0f};
+	nnrt_dataset d;
+	cr_assert_eq(nnrt_data_load(&d, &m, &spec, "test", 0, 1), 0, "%s", nnrt_last_error());
+	cr_assert_eq(d.n, 10000);
+	int64_t per[10] = {0};
+	for (int64_t i = 0; i < d.n; i++)
+		per[d.y_class[i]]++;
+	for (int k = 0; k < 10; k++)
+		cr_assert_eq(per[k], 1000);
+	int64_t idx[1] = {0};
+	float x[784];
+	nnrt_data_gather(&d, idx, 1, x, NULL);
+	float mx = 0;
+	for (int i = 0; i < 784; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	cr_assert(mx > 0.5f && mx <= 1.0f);
+	nnrt_data_free(&d);
+
+	m = data_model(100, NNRT_LABEL_CLASS, 10);
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "test", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(), FMNIST "t10k-images-idx3-ubyte.gz: test images have 28x28 = 784 values "
+	                                           "per sample but the model input is f32[100]");
+	m = data_model(784, NNRT_LABEL_CLASS, 10);
+	spec.path_y = FMNIST "train-labels-idx1-ubyte.gz";
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "test", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(), FMNIST "t10k-images-idx3-ubyte.gz has 10000 images but " FMNIST
+	                                           "train-labels-idx1-ubyte.gz has 60000 labels");
+	m = data_model(784, NNRT_LABEL_CLASS, 5);
+	spec.path_y = FMNIST "t10k-labels-idx1-ubyte.gz";
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "test", 0, 1), 0);
+	cr_assert(strstr(nnrt_last_error(), "is out of range: the model has 5 classes (0..4)"), "%s",
+	          nnrt_last_error());
+}
+
+/* Softmax regression 784 -> 10 with plain SGD: W (784,10) | b (10). */
+enum { SI = 784, SC = 10, SP = SI * SC + SC };
+static const nnrt_param_info soft_params[] = {
+	{.name = "fc.weight", .offset = 0, .size = SI * SC, .shape = {SI, SC}, .rank = 2, .init = NNRT_INIT_ZEROS},
+	{.name = "fc.bias", .offset = SI * SC, .size = SC, .shape = {SC}, .rank = 1, .init = NNRT_INIT_ZEROS},
+};
+
+static void soft_part(nnrt_step_args *a, int32_t tid, int32_t nt, float *g, float *out)
+{
+	int64_t lo = a->n * tid / nt, hi = a->n * (tid + 1) / nt;
+	const float *W = a->params, *b = W + SI * SC;
+	const int32_t *y = a->y;
+	double loss = 0, correct = 0;
+	for (int64_t s = lo; s < hi; s++) {
+		const float *x = a->x + s * SI;
+		float z[SC], mx = -INFINITY, sum = 0;
+		for (int k = 0; k < SC; k++)
+			z[k] = b[k];
+		for (int i = 0; i < SI; i++)
+			for (int k = 0; k < SC; k++)
+				z[k] += x[i] * W[i * SC + k];
+		for (int k = 0; k < SC; k++)
+			mx = z[k] > mx ? z[k] : mx;
+		for (int k = 0; k < SC; k++)
+			sum += z[k] = expf(z[k] - mx);
+		for (int k = 0; k < SC; k++)
+			z[k] /= sum;
+		if (out) {
+			memcpy(out + s * SC, z, sizeof z);
+			continue;
+		}
+		loss -= log(z[y[s]] > 1e-30f ? z[y[s]] : 1e-30f);
+		correct += argmax(z, SC) == y[s];
+		if (!g)
+			continue;
+		z[y[s]] -= 1;
+		for (int i = 0; i < SI; i++)
+			if (x[i] != 0)
+				for (int k = 0; k < SC; k++)
+					g[i * SC + k] += x[i] * z[k];
+		for (int k = 0; k < SC; k++)
+			g[SI * SC + k] += z[k];
+	}
+	part[tid][0] = loss;
+	part[tid][1] = correct;
+}
+
+static void soft_train(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	float *g = a->ws + (int64_t)tid * SP;
+	memset(g, 0, SP * sizeof(float));
+	soft_part(a, tid, nt, g, NULL);
+	nnrt_barrier();
+	int64_t lo = (int64_t)SP * tid / nt, hi = (int64_t)SP * (tid + 1) / nt;
+	for (int64_t j = lo; j < hi; j++) {
+		float gj = 0;
+		for (int t = 0; t < nt; t++)
+			gj += a->ws[(int64_t)t * SP + j];
+		a->params[j] -= a->hp[NNRT_HP_LR] * gj / (float)a->n;
+	}
+	sum_metrics(a, tid, nt);
+}
+
+static void soft_eval(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	soft_part(a, tid, nt, NULL, NULL);
+	nnrt_barrier();
+	sum_metrics(a, tid, nt);
+}
+
+static void soft_infer(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	soft_part(a, tid, nt, NULL, a->out);
+}
+
+Test(fashion, softmax_regression_learns)
+{
+	need_fashion();
+	nnrt_model m = data_model(SI, NNRT_LABEL_CLASS, SC);
+	m.name = "fashion";
+	m.input_rank = 3;
+	m.input_shape[0] = 1, m.input_shape[1] = 28, m.input_shape[2] = 28;
+	m.fingerprint = 0xfa5;
+	m.loss = NNRT_LOSS_SOFTMAX_XENT;
+	m.optimizer = NNRT_OPT_SGD;
+	m.n_params = 2;
+	m.params = soft_params;
+	m.param_floats = SP;
+	m.ws_floats = MAXT * SP;
+	m.batch = 64;
+	m.lr = 0.1f;
+	m.epochs = 2;
+	m.train = (nnrt_data_spec){.kind = NNRT_DATA_IDX, .path_x = FMNIST "train-images-idx3-ubyte.gz",
+	                           .path_y = FMNIST "train-labels-idx1-ubyte.gz", .scale = 1 / 255.0f};
+	m.test = (nnrt_data_spec){.kind = NNRT_DATA_IDX, .path_x = FMNIST "t10k-images-idx3-ubyte.gz",
+	                          .path_y = FMNIST "t10k-labels-idx1-ubyte.gz", .scale = 1 / 255.0f};
+	m.train_step = soft_train;
+	m.eval_step = soft_eval;
+	m.infer = soft_infer;
+	run_result r = run_main(&m, "--threads 2 --limit 3000 --test-limit 1000 --save %s", tpath("f.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "model fashion: 7850 parameters, 3000 training samples, 1000 test samples"), "%s",
+	          r.out);
+	cr_assert(last_value(r.out, "test_acc") > 0.7, "%s", r.out);
+	run_free(&r);
+	/* Predict the first test images from the gzip file. */
+	r = run_main(&m, "--threads 2 --load %s --predict " FMNIST "t10k-images-idx3-ubyte.gz", tpath("f.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert_eq(count_lines(r.out, ""), 10000);
+	run_free(&r);
+	r = run_main(&m, "--help");
+	cr_assert(strstr(r.out, "input        f32[1,28,28]"), "%s", r.out);
+	run_free(&r);
+}
