@@ -104,9 +104,10 @@ static int gz_read(gzFile f, const char *path, void *buf, int64_t n, int64_t *go
 			return -1;
 		}
 		if (r == 0) {
-			/* End of input.  A gzip member cut short also ends here, but
-			 * gzerror says so: report it as corruption, not as a short
-			 * file. */
+			/* End of input.  A gzip stream cut short also ends here,
+			 * with Z_BUF_ERROR ("unexpected end of file"): that is a
+			 * truncated file, which the caller reports with the sizes
+			 * it expected.  Any other error is corruption. */
 			int zerr;
 			const char *msg = gzerror(f, &zerr);
 			if (zerr != Z_OK && zerr != Z_BUF_ERROR) {
