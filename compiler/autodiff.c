@@ -12,6 +12,8 @@
  * is tagged to live in the grads array at the parameter's offset, where the
  * single fused optimizer node (the last node) reads it.
  */
+#include <string.h>
+
 #include "ir.h"
 
 typedef struct ad_ctx {
@@ -65,8 +67,14 @@ static void grad_dense(ad_ctx *a, int node, int dy)
 	ir_graph *g = a->g;
 	int x = operand(a, node, 0), w = operand(a, node, 1);
 	if (a->needs_grad[x]) {
-		int wt = emit1(a, IR_TRANSPOSE, w, node);
-		accum(a, x, emit2(a, IR_DENSE_BWD_X, dy, wt, node));
+		if (g->nodes[x].layout == LAYOUT_CN) {
+			/* x is batch-innermost (after convolutions): so is its gradient */
+			int dyt = emit1(a, IR_TO_CN, dy, node);
+			accum(a, x, emit2(a, IR_DENSE_BWD_XT, w, dyt, node));
+		} else {
+			int wt = emit1(a, IR_TRANSPOSE, w, node);
+			accum(a, x, emit2(a, IR_DENSE_BWD_X, dy, wt, node));
+		}
 	}
 	accum(a, w, emit2(a, IR_DENSE_BWD_W, x, dy, node));
 	if (g->nodes[node].nin > 2) {
@@ -74,6 +82,70 @@ static void grad_dense(ad_ctx *a, int node, int dy)
 		accum(a, b, emit1(a, IR_BIAS_GRAD, dy, node));
 	}
 }
+
+/* y = conv(x, w) + b: dx = transposed convolution of dy with w,
+ * dw = correlation of x with dy, db = sum of dy over samples and positions */
+static void grad_conv(ad_ctx *a, int node, int dy)
+{
+	ir_graph *g = a->g;
+	int x = operand(a, node, 0), w = operand(a, node, 1);
+	ir_node *cn = &g->nodes[node];
+	if (a->needs_grad[x]) {
+		int in[2] = {dy, w};
+		int id = ir_add(g, IR_CONV2D_BWD_X, 2, in);
+		ir_node *b = &g->nodes[id];
+		memcpy(b->ia, cn->ia, sizeof(int64_t) * 6);
+		b->ia[6] = g->nodes[x].dims[0];
+		b->ia[7] = g->nodes[x].dims[1];
+		b->ia[8] = g->nodes[x].dims[2];
+		b->loc = cn->loc;
+		NNC_ASSERT(ir_infer_shape(g, id));
+		accum(a, x, id);
+	}
+	int in[2] = {x, dy};
+	int id = ir_add(g, IR_CONV2D_BWD_W, 2, in);
+	memcpy(g->nodes[id].ia, g->nodes[node].ia, sizeof(int64_t) * 6);
+	g->nodes[id].loc = g->nodes[node].loc;
+	NNC_ASSERT(ir_infer_shape(g, id));
+	accum(a, w, id);
+	if (g->nodes[node].nin > 2)
+		accum(a, operand(a, node, 2), emit1(a, IR_CONV_BIAS_GRAD, dy, node));
+}
+
+/* pooling gradients keep the window geometry of their forward op */
+static int pool_grad(ad_ctx *a, ir_op op, int nin, const int *in, int node)
+{
+	ir_graph *g = a->g;
+	int id = ir_add(g, op, nin, in);
+	memcpy(g->nodes[id].ia, g->nodes[node].ia, sizeof(int64_t) * 4);
+	g->nodes[id].loc = g->nodes[node].loc;
+	NNC_ASSERT(ir_infer_shape(g, id));
+	return id;
+}
+
+static void grad_maxpool(ad_ctx *a, int node, int dy)
+{
+	int x = operand(a, node, 0);
+	int in[3] = {x, node, dy};
+	accum(a, x, pool_grad(a, IR_MAXPOOL_BWD, 3, in, node));
+}
+
+static void grad_avgpool(ad_ctx *a, int node, int dy)
+{
+	int x = operand(a, node, 0);
+	int in[2] = {x, dy};
+	accum(a, x, pool_grad(a, IR_AVGPOOL_BWD, 2, in, node));
+}
+
+static void grad_gavgpool(ad_ctx *a, int node, int dy)
+{
+	int x = operand(a, node, 0);
+	int in[2] = {x, dy};
+	accum(a, x, pool_grad(a, IR_GAVGPOOL_BWD, 2, in, node));
+}
+
+static void grad_to_cn(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit1(a, IR_TO_NC, dy, node)); }
+static void grad_to_nc(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit1(a, IR_TO_CN, dy, node)); }
 
 static void grad_add(ad_ctx *a, int node, int dy)
 {

@@ -550,11 +550,7 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 			ids[n++] = i;
 	eval = emit_body(c, nnc_sprintf("%s_eval_step", prefix), ids, n);
 	if (g->output >= 0) {
-		int src = g->nodes[g->output].in[0];
-		n = collect_ancestors(g, src, ids);
-		for (int i = g->n_train; i < g->n; i++)
-			if (has_code(&g->nodes[i]))
-				ids[n++] = i;
+		n = collect_ancestors(g, g->output, ids);
 		infer = emit_body(c, nnc_sprintf("%s_infer", prefix), ids, n);
 	}
 	emit_model(c, prefix, train, eval, infer);

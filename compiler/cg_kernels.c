@@ -156,8 +156,13 @@ void lower_dense(cg_ctx *c, ir_node *n)
 	s.mmax = c->g->batch;
 	s.K = cg_i64(c, x->size);
 	s.N = n->size;
-	s.sam = x->size;
-	s.sak = 1;
+	if (x->layout == LAYOUT_CN) { /* x[i][s]: A(m = s, k = i) */
+		s.sam = 1;
+		s.sak = c->g->bpad;
+	} else {
+		s.sam = x->size;
+		s.sak = 1;
+	}
 	s.ldb = n->size;
 	s.ldc = n->size;
 	s.bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
@@ -189,6 +194,32 @@ void lower_dense_bx(cg_ctx *c, ir_node *n)
 	gemm(c, &s);
 }
 
+/* dxT[i][s] = act'(y) * sum_o W[i][o] dyT[o][s], for x batch-innermost.
+ * All bpad sample columns are computed (the ones past n are never read). */
+void lower_dense_bxt(cg_ctx *c, ir_node *n)
+{
+	ir_node *w = operand(c, n, 0), *dyt = operand(c, n, 1);
+	int64_t bp = c->g->bpad;
+	gemm_spec s = {0};
+	s.a = cg_tensor(c, w);
+	s.b = cg_tensor(c, dyt);
+	s.c = cg_tensor(c, n);
+	s.M = cg_i64(c, w->dims[0]);
+	s.mmax = w->dims[0];
+	s.K = cg_i64(c, w->dims[1]);
+	s.N = bp;
+	s.sam = w->dims[1];
+	s.sak = 1;
+	s.ldb = bp;
+	s.ldc = bp;
+	if (n->dact) {
+		s.dact = n->dact;
+		s.y = cg_tensor(c, operand(c, n, 2));
+		s.ldy = bp;
+	}
+	gemm(c, &s);
+}
+
 /* dW[i, o] = sum_n x[n, i] dy[n, o]: A(m=i, k=n) = x[n*I + i] */
 void lower_dense_bw(cg_ctx *c, ir_node *n)
 {
@@ -201,8 +232,13 @@ void lower_dense_bw(cg_ctx *c, ir_node *n)
 	s.mmax = x->size;
 	s.K = cg_batch_n(c);
 	s.N = dy->size;
-	s.sam = 1;
-	s.sak = x->size;
+	if (x->layout == LAYOUT_CN) { /* x[i][s]: A(m = i, k = s) */
+		s.sam = c->g->bpad;
+		s.sak = 1;
+	} else {
+		s.sam = 1;
+		s.sak = x->size;
+	}
 	s.ldb = dy->size;
 	s.ldc = dy->size;
 	gemm(c, &s);
@@ -273,7 +309,9 @@ static LLVMValueRef eltwise_value(cg_ctx *c, ir_node *n, LLVMValueRef *x)
 
 void lower_eltwise(cg_ctx *c, ir_node *n)
 {
-	LLVMValueRef total = LLVMBuildMul(c->B, cg_rows(c, n), cg_i64(c, n->size), "");
+	/* batch-innermost tensors are processed whole (bpad columns) */
+	LLVMValueRef total = n->batched && n->layout == LAYOUT_CN ? cg_i64(c, n->size * c->g->bpad)
+								   : LLVMBuildMul(c->B, cg_rows(c, n), cg_i64(c, n->size), "");
 	LLVMValueRef src[IR_MAX_IN], dst = cg_tensor(c, n);
 	for (int k = 0; k < n->nin; k++)
 		src[k] = cg_tensor(c, operand(c, n, k));

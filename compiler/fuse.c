@@ -88,7 +88,8 @@ void nnc_fuse(ir_graph *g)
 			continue;
 		int d = n->in[0];
 		ir_node *dn = &g->nodes[d];
-		if (dn->op == IR_DENSE && dn->act == ACT_NONE && sole_user(g, d) == i && d != g->output) {
+		if ((dn->op == IR_DENSE || dn->op == IR_CONV2D) && dn->act == ACT_NONE && sole_user(g, d) == i &&
+		    d != g->output) {
 			dn->act = act_of(n->op);
 			dn->loc = n->loc;
 			forward_to(g, i, d);
@@ -101,7 +102,8 @@ void nnc_fuse(ir_graph *g)
 			continue;
 		int b = n->in[1];
 		ir_node *bn = &g->nodes[b];
-		if (bn->op == IR_DENSE_BWD_X && bn->dact == ACT_NONE && sole_user(g, b) == i &&
+		bool fusable = bn->op == IR_DENSE_BWD_X || bn->op == IR_DENSE_BWD_XT || bn->op == IR_CONV2D_BWD_X;
+		if (fusable && bn->dact == ACT_NONE && sole_user(g, b) == i &&
 		    bn->storage != ST_GRAD) {
 			bn->dact = act_of(n->op);
 			bn->in[2] = n->in[0];

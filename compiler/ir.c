@@ -154,7 +154,7 @@ static void dump_node(ir_graph *g, int i, nnc_buf *out)
 		nnc_buf_printf(out, " dact=%s", act_name(n->dact));
 	if (n->op == IR_AFFINE)
 		nnc_buf_printf(out, " a=%g b=%g", n->fa[0], n->fa[1]);
-	nnc_buf_printf(out, " : %s", shape);
+	nnc_buf_printf(out, " : %s%s", shape, n->batched && n->layout == LAYOUT_CN ? " cn" : "");
 	if (n->name)
 		nnc_buf_printf(out, "  ; %s", n->name);
 	if (n->storage)
@@ -212,6 +212,17 @@ static double node_flops(ir_graph *g, ir_node *n)
 		return 2.0 * (double)dy->size * (double)n->size;
 	}
 	case IR_DENSE_BWD_W: return 2.0 * (double)n->size;
+	case IR_DENSE_BWD_XT: return 2.0 * (double)n->size * (double)g->nodes[n->in[1]].size;
+	case IR_CONV2D: /* per output value: C*KH*KW multiply-adds */
+		return 2.0 * (double)n->size * (double)(g->nodes[n->in[1]].size / n->dims[0]);
+	case IR_CONV2D_BWD_X: {
+		ir_node *w = &g->nodes[n->in[1]];
+		return 2.0 * (double)g->nodes[n->in[0]].size * (double)(w->size / w->dims[0]);
+	}
+	case IR_CONV2D_BWD_W: {
+		ir_node *dy = &g->nodes[n->in[1]];
+		return 2.0 * (double)dy->size * (double)(n->size / n->dims[0]);
+	}
 	case IR_BIAS_GRAD: return (double)n->size;
 	case IR_TRANSPOSE: case IR_SGD_UPDATE: case IR_ADAM_UPDATE: return 0;
 	default: return n->batched ? (double)n->size : 0;

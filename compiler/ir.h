@@ -55,6 +55,14 @@ typedef enum ir_storage {
 	ST_OUT,      /* nnrt_step_args.out */
 } ir_storage;
 
+/* Memory layout of a batched tensor. */
+typedef enum ir_layout {
+	LAYOUT_NC = 0, /* [n][per-sample values]: one sample after another */
+	LAYOUT_CN = 1, /* [per-sample values][bpad]: the batch innermost, so that
+			* convolution and pooling vectorise over samples; bpad is
+			* the batch rounded up to a multiple of 16 */
+} ir_layout;
+
 typedef struct ir_node {
 	ir_op op;
 	int nin;
@@ -63,9 +71,10 @@ typedef struct ir_node {
 	int rank;
 	int64_t dims[IR_MAX_RANK];
 	int64_t size;          /* product of dims (per sample if batched) */
+	ir_layout layout;      /* batched tensors only */
 	ir_act act;            /* DENSE: activation applied in the epilogue */
 	ir_act dact;           /* DENSE_BWD_X etc.: multiply by act'(y), y = in[2] */
-	int64_t ia[8];         /* op-specific integers (see each op in ops.def) */
+	int64_t ia[12];        /* op-specific integers (see each op in ops.def) */
 	double fa[4];          /* op-specific reals (AFFINE: a, b) */
 	int param;             /* PARAM: index in graph params; DENSE_BWD_W/BIAS_GRAD: param it writes */
 	const char *name;      /* user-visible name, or NULL */
@@ -119,6 +128,7 @@ typedef struct ir_graph {
 	uint64_t fingerprint;  /* architecture hash, set by sema (checkpoints carry it) */
 	ir_optimizer opt;
 	int64_t batch, epochs, seed;
+	int64_t bpad;          /* batch rounded up to 16: row length of CN tensors */
 	nnrt_data_spec train, test;
 } ir_graph;
 

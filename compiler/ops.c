@@ -32,6 +32,7 @@ static bool shape_same1(ir_graph *g, ir_node *n)
 {
 	ir_node *a = in(g, n, 0);
 	ir_set_shape(n, a->batched, a->rank, a->dims);
+	n->layout = n->op == IR_TO_CN ? LAYOUT_CN : n->op == IR_TO_NC ? LAYOUT_NC : a->layout;
 	return true;
 }
 
@@ -51,6 +52,95 @@ static bool shape_same2(ir_graph *g, ir_node *n)
 		return false;
 	}
 	ir_set_shape(n, a->batched, a->rank, a->dims);
+	NNC_ASSERT(a->layout == b->layout || !a->batched || !b->batched);
+	n->layout = a->layout;
+	return true;
+}
+
+/* Output size of a window sliding over `in` values. */
+static int64_t out_dim(int64_t in, int64_t k, int64_t stride, int64_t pad)
+{
+	return (in + 2 * pad - k) / stride + 1;
+}
+
+/* x[C, H, W] (CN), w[F, C, KH, KW] -> [F, OH, OW] (CN).  sema checked that
+ * the kernel fits; ia = kh kw sh sw ph pw. */
+static bool shape_conv(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0), *w = in(g, n, 1);
+	NNC_ASSERT(x->rank == 3 && w->rank == 4 && w->dims[1] == x->dims[0]);
+	int64_t d[3] = {w->dims[0], out_dim(x->dims[1], n->ia[0], n->ia[2], n->ia[4]),
+			out_dim(x->dims[2], n->ia[1], n->ia[3], n->ia[5])};
+	NNC_ASSERT(d[1] > 0 && d[2] > 0);
+	ir_set_shape(n, true, 3, d);
+	n->layout = LAYOUT_CN;
+	return true;
+}
+
+static bool shape_pool(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0);
+	NNC_ASSERT(x->rank == 3);
+	int64_t d[3] = {x->dims[0], out_dim(x->dims[1], n->ia[0], n->ia[2], 0),
+			out_dim(x->dims[2], n->ia[1], n->ia[3], 0)};
+	NNC_ASSERT(d[1] > 0 && d[2] > 0);
+	ir_set_shape(n, true, 3, d);
+	n->layout = LAYOUT_CN;
+	return true;
+}
+
+static bool shape_gpool(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0);
+	NNC_ASSERT(x->rank == 3);
+	int64_t d[1] = {x->dims[0]};
+	ir_set_shape(n, true, 1, d);
+	n->layout = LAYOUT_CN;
+	return true;
+}
+
+/* (dy, w) -> dx with x's shape, kept in ia[6..8] */
+static bool shape_conv_bx(ir_graph *g, ir_node *n)
+{
+	(void)g;
+	int64_t d[3] = {n->ia[6], n->ia[7], n->ia[8]};
+	ir_set_shape(n, true, 3, d);
+	n->layout = LAYOUT_CN;
+	return true;
+}
+
+/* (x, dy) -> [F, C, KH, KW] */
+static bool shape_conv_bw(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0), *dy = in(g, n, 1);
+	int64_t d[4] = {dy->dims[0], x->dims[0], n->ia[0], n->ia[1]};
+	ir_set_shape(n, false, 4, d);
+	return true;
+}
+
+static bool shape_conv_bg(ir_graph *g, ir_node *n)
+{
+	int64_t d[1] = {in(g, n, 0)->dims[0]};
+	ir_set_shape(n, false, 1, d);
+	return true;
+}
+
+/* pooling gradients have the shape of the pooled input x = in[0] */
+static bool shape_pool_bwd(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0);
+	ir_set_shape(n, true, x->rank, x->dims);
+	n->layout = LAYOUT_CN;
+	return true;
+}
+
+/* W[i, o], dyT[o] (CN) -> dxT[i] (CN) */
+static bool shape_dense_bxt(ir_graph *g, ir_node *n)
+{
+	ir_node *w = in(g, n, 0);
+	int64_t d[1] = {w->dims[0]};
+	ir_set_shape(n, true, 1, d);
+	n->layout = LAYOUT_CN;
 	return true;
 }
 

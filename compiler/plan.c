@@ -59,7 +59,8 @@ static int64_t plan_range(ir_graph *g, int lo, int hi, int64_t base)
 				live[k++] = live[j];
 		nlive = k;
 		qsort(live, (size_t)nlive, sizeof(block), cmp_block);
-		int64_t need = round16(n->batched ? n->size * g->batch : n->size);
+		int64_t rows = n->layout == LAYOUT_CN ? g->bpad : g->batch;
+		int64_t need = round16(n->batched ? n->size * rows : n->size);
 		int64_t off = base;
 		for (int j = 0; j < nlive; j++) {
 			if (live[j].off - off >= need)

@@ -44,7 +44,8 @@ typedef struct sema {
 	const nnc_stmt *loss_stmt, *opt_stmt, *train_stmt, *model_stmt, *output_stmt;
 } sema;
 
-static const char *const builtin_layers[] = {"dense", "relu", "sigmoid", "tanh", "softmax", NULL};
+static const char *const builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
+					     "relu", "sigmoid", "tanh", "softmax", NULL};
 static const char *const loss_names[] = {"softmax_cross_entropy", "mse", "binary_cross_entropy", NULL};
 static const char *const opt_names[] = {"sgd", "adam", NULL};
 static const char *const data_names[] = {"idx", "csv", "xor", "moons", "circles", "spiral", "parity", "majority", NULL};
@@ -128,6 +129,7 @@ static int add_shaped(sema *s, ir_op op, int nin, const int *in, nnc_loc loc)
 }
 
 static val eval(sema *s, const nnc_ast *e);
+static int relayout(sema *s, int node, ir_layout want);
 
 static const char *kind_name(val_kind k)
 {
@@ -414,8 +416,207 @@ static val eval_unary_layer(sema *s, const nnc_ast *call, ir_op op)
 		nnc_error(s->src, call->loc, "'%s' needs a per-sample value", call->str);
 		return verr(call->loc);
 	}
-	int id = add_shaped(s, op, 1, &x.node, call->loc);
+	int xin = op == IR_SOFTMAX ? relayout(s, x.node, LAYOUT_NC) : x.node;
+	int id = add_shaped(s, op, 1, &xin, call->loc);
 	return id < 0 ? verr(call->loc) : vtensor(id, call->loc);
+}
+
+/* Layout conversions the user never writes: convolution and pooling work on
+ * batch-innermost (CN) tensors, losses and softmax on sample-major (NC) ones. */
+static int relayout(sema *s, int node, ir_layout want)
+{
+	ir_node *n = &s->g->nodes[node];
+	if (!n->batched || n->layout == want)
+		return node;
+	nnc_loc loc = n->loc;
+	int id = add_node(s, want == LAYOUT_CN ? IR_TO_CN : IR_TO_NC, 1, &node, loc);
+	NNC_ASSERT(ir_infer_shape(s->g, id));
+	return id;
+}
+
+/* A number, or a list of two numbers [a, b], for kernel/stride/pad. */
+static bool pair_arg(sema *s, const nnc_arg *a, const char *what, int64_t lo, int64_t out[2])
+{
+	const nnc_ast *e = a->value;
+	if (e->kind == AST_LIST) {
+		if (e->nargs != 2) {
+			nnc_error(s->src, e->loc, "%s must be a number or a list of two numbers [height, width]", what);
+			return false;
+		}
+		return arg_int(s, &e->args[0], what, lo, &out[0]) && arg_int(s, &e->args[1], what, lo, &out[1]);
+	}
+	if (!arg_int(s, a, what, lo, &out[0]))
+		return false;
+	out[1] = out[0];
+	return true;
+}
+
+/* The per-sample [C, H, W] input of an image layer, or an error. */
+static bool image_input(sema *s, const nnc_ast *call, val x)
+{
+	ir_node *xn = &s->g->nodes[x.node];
+	if (!xn->batched || xn->rank != 3) {
+		nnc_error(s->src, call->loc, "'%s' needs an image input of shape [C, H, W], but its input has shape %s",
+			  call->str, ir_shape_str(xn));
+		if (xn->loc.line > 0)
+			nnc_note(s->src, xn->loc, "the input%s%s is defined here", xn->name ? " " : "", xn->name ? xn->name : "");
+		return false;
+	}
+	return true;
+}
+
+static const char *const conv_opts[] = {"filters", "kernel", "stride", "pad", "init", "bias_init", "bias", "name", NULL};
+
+/* conv2d(x, filters, kernel, stride: 1, pad: 0 | [ph, pw] | same, init:, bias_init:, bias:, name:) */
+static val eval_conv(sema *s, const nnc_ast *call)
+{
+	bool ok = check_args(s, call, 3, conv_opts);
+	val x = tensor_arg(s, call, 0, "an input tensor");
+	int64_t filters = 0, k[2] = {0, 0}, st[2] = {1, 1}, pd[2] = {0, 0};
+	const nnc_arg *a;
+	const nnc_arg *fa = positional(call, 1) ? positional(call, 1) : find_named(call, "filters");
+	const nnc_arg *ka = positional(call, 2) ? positional(call, 2) : find_named(call, "kernel");
+	if (!fa || !ka) {
+		nnc_error(s->src, call->loc, "'conv2d' needs the number of filters and the kernel size, e.g. conv2d(6, 5)");
+		return verr(call->loc);
+	}
+	ok &= arg_int(s, fa, "the number of filters", 1, &filters);
+	ok &= pair_arg(s, ka, "the kernel size", 1, k);
+	if ((a = find_named(call, "stride")))
+		ok &= pair_arg(s, a, "the stride", 1, st);
+	bool same = false;
+	if ((a = find_named(call, "pad"))) {
+		if (a->value->kind == AST_NAME && !strcmp(a->value->str, "same"))
+			same = true;
+		else
+			ok &= pair_arg(s, a, "the padding", 0, pd);
+	}
+	int winit = NNRT_INIT_GLOROT_UNIFORM, binit = NNRT_INIT_ZEROS;
+	double warg = 0, barg = 0;
+	bool wset = false, bset = false, has_bias = true;
+	if ((a = find_named(call, "init"))) {
+		ok &= parse_init(s, a, &winit, &warg);
+		wset = true;
+	}
+	if ((a = find_named(call, "bias_init"))) {
+		ok &= parse_init(s, a, &binit, &barg);
+		bset = true;
+	}
+	if ((a = find_named(call, "bias")))
+		ok &= arg_bool(s, a, "'bias'", &has_bias);
+	const char *lname = NULL;
+	if ((a = find_named(call, "name")))
+		ok &= arg_str(s, a, "a layer name", &lname);
+	if (!ok || x.kind != V_TENSOR || !image_input(s, call, x))
+		return verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	int64_t C = xn->dims[0], H = xn->dims[1], W = xn->dims[2];
+	if (same) {
+		if (st[0] != 1 || st[1] != 1 || k[0] % 2 == 0 || k[1] % 2 == 0) {
+			nnc_error(s->src, find_named(call, "pad")->value->loc,
+				  "pad: same needs stride 1 and an odd kernel, but the kernel is %lldx%lld with stride %lldx%lld",
+				  (long long)k[0], (long long)k[1], (long long)st[0], (long long)st[1]);
+			return verr(call->loc);
+		}
+		pd[0] = (k[0] - 1) / 2;
+		pd[1] = (k[1] - 1) / 2;
+	}
+	if (k[0] > H + 2 * pd[0] || k[1] > W + 2 * pd[1]) {
+		nnc_error(s->src, call->loc,
+			  "conv2d kernel %lldx%lld is larger than its input %lldx%lldx%lld padded by %lldx%lld",
+			  (long long)k[0], (long long)k[1], (long long)C, (long long)H, (long long)W, (long long)pd[0],
+			  (long long)pd[1]);
+		if (xn->loc.line > 0)
+			nnc_note(s->src, xn->loc, "the input has shape %s", ir_shape_str(xn));
+		return verr(call->loc);
+	}
+	if (pd[0] >= k[0] || pd[1] >= k[1]) {
+		nnc_error(s->src, find_named(call, "pad")->value->loc, "the padding must be smaller than the kernel");
+		return verr(call->loc);
+	}
+	int nconv = 1;
+	for (int i = 0; i < s->g->nparams; i++)
+		nconv += strstr(s->g->params[i].name, "conv") == s->g->params[i].name &&
+			 strstr(s->g->params[i].name, ".weight") != NULL;
+	if (!lname)
+		lname = nnc_sprintf("conv%d", nconv);
+	int xin = relayout(s, x.node, LAYOUT_CN);
+	int64_t wd[4] = {filters, C, k[0], k[1]}, bd[1] = {filters};
+	double fan_in = (double)(C * k[0] * k[1]), fan_out = (double)(filters * k[0] * k[1]);
+	int w = add_param(s, nnc_sprintf("%s.weight", lname), 4, wd, winit, warg, wset, fan_in, fan_out, call->loc);
+	int ins[3] = {xin, w, -1};
+	int nin = 2;
+	if (has_bias) {
+		ins[2] = add_param(s, nnc_sprintf("%s.bias", lname), 1, bd, binit, barg, bset, fan_in, fan_out, call->loc);
+		nin = 3;
+	}
+	int id = add_node(s, IR_CONV2D, nin, ins, call->loc);
+	int64_t at[6] = {k[0], k[1], st[0], st[1], pd[0], pd[1]};
+	memcpy(s->g->nodes[id].ia, at, sizeof at);
+	NNC_ASSERT(ir_infer_shape(s->g, id));
+	return vtensor(id, call->loc);
+}
+
+static const char *const pool_opts[] = {"size", "stride", NULL};
+
+/* maxpool(x, size, stride) / avgpool(...): stride defaults to size */
+static val eval_pool(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool ok = check_args(s, call, 3, pool_opts);
+	val x = tensor_arg(s, call, 0, "an input tensor");
+	int64_t k[2] = {0, 0}, st[2] = {0, 0};
+	const nnc_arg *ka = positional(call, 1) ? positional(call, 1) : find_named(call, "size");
+	const nnc_arg *sa = positional(call, 2) ? positional(call, 2) : find_named(call, "stride");
+	if (!ka) {
+		nnc_error(s->src, call->loc, "'%s' needs the window size, e.g. %s(2)", call->str, call->str);
+		return verr(call->loc);
+	}
+	ok &= pair_arg(s, ka, "the window size", 1, k);
+	if (sa)
+		ok &= pair_arg(s, sa, "the stride", 1, st);
+	else
+		st[0] = k[0], st[1] = k[1];
+	if (!ok || x.kind != V_TENSOR || !image_input(s, call, x))
+		return verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	if (k[0] > xn->dims[1] || k[1] > xn->dims[2]) {
+		nnc_error(s->src, call->loc, "%s window %lldx%lld is larger than its input %lldx%lldx%lld", call->str,
+			  (long long)k[0], (long long)k[1], (long long)xn->dims[0], (long long)xn->dims[1],
+			  (long long)xn->dims[2]);
+		return verr(call->loc);
+	}
+	int xin = relayout(s, x.node, LAYOUT_CN);
+	int id = add_node(s, op, 1, &xin, call->loc);
+	int64_t at[4] = {k[0], k[1], st[0], st[1]};
+	memcpy(s->g->nodes[id].ia, at, sizeof at);
+	NNC_ASSERT(ir_infer_shape(s->g, id));
+	return vtensor(id, call->loc);
+}
+
+static val eval_gpool(sema *s, const nnc_ast *call)
+{
+	if (!check_args(s, call, 1, NULL))
+		return verr(call->loc);
+	val x = tensor_arg(s, call, 0, "an input tensor");
+	if (x.kind != V_TENSOR || !image_input(s, call, x))
+		return verr(call->loc);
+	int xin = relayout(s, x.node, LAYOUT_CN);
+	int id = add_shaped(s, IR_GAVGPOOL, 1, &xin, call->loc);
+	return id < 0 ? verr(call->loc) : vtensor(id, call->loc);
+}
+
+/* flatten(x): every tensor is stored contiguously per sample, so this is free:
+ * the value is the same node, and dense reads any rank as a vector. */
+static val eval_flatten(sema *s, const nnc_ast *call)
+{
+	if (!check_args(s, call, 1, NULL))
+		return verr(call->loc);
+	val x = tensor_arg(s, call, 0, "an input tensor");
+	if (x.kind == V_TENSOR && !s->g->nodes[x.node].batched) {
+		nnc_error(s->src, call->loc, "'flatten' needs a per-sample value");
+		return verr(call->loc);
+	}
+	return x;
 }
 
 static val eval_call(sema *s, const nnc_ast *call)
@@ -423,6 +624,16 @@ static val eval_call(sema *s, const nnc_ast *call)
 	const char *f = call->str;
 	if (!strcmp(f, "dense"))
 		return eval_dense(s, call);
+	if (!strcmp(f, "conv2d"))
+		return eval_conv(s, call);
+	if (!strcmp(f, "maxpool"))
+		return eval_pool(s, call, IR_MAXPOOL);
+	if (!strcmp(f, "avgpool"))
+		return eval_pool(s, call, IR_AVGPOOL);
+	if (!strcmp(f, "global_avgpool"))
+		return eval_gpool(s, call);
+	if (!strcmp(f, "flatten"))
+		return eval_flatten(s, call);
 	if (!strcmp(f, "relu"))
 		return eval_unary_layer(s, call, IR_RELU);
 	if (!strcmp(f, "sigmoid"))
@@ -488,6 +699,11 @@ static val eval_binop(sema *s, const nnc_ast *e)
 		}
 		ir_op op = e->op == '+' ? IR_ADD : e->op == '-' ? IR_SUB : IR_MUL;
 		int ins[2] = {a.node, b.node};
+		if (ir_same_shape(&s->g->nodes[a.node], &s->g->nodes[b.node]) &&
+		    s->g->nodes[a.node].layout != s->g->nodes[b.node].layout) {
+			ins[0] = relayout(s, a.node, LAYOUT_CN);
+			ins[1] = relayout(s, b.node, LAYOUT_CN);
+		}
 		int id = add_shaped(s, op, 2, ins, e->loc);
 		return id < 0 ? verr(e->loc) : vtensor(id, e->loc);
 	}
@@ -676,7 +892,7 @@ static void stmt_loss(sema *s, const nnc_stmt *st)
 			 g->nodes[g->label].name);
 		return;
 	}
-	int ins[2] = {p.node, y.node};
+	int ins[2] = {relayout(s, p.node, LAYOUT_NC), y.node};
 	int id = add_shaped(s, op, 2, ins, e->loc);
 	if (id < 0)
 		return;
@@ -1018,7 +1234,7 @@ static void default_inits(ir_graph *g)
 {
 	for (int i = 0; i < g->n; i++) {
 		ir_node *n = &g->nodes[i];
-		if (n->dead || n->op != IR_DENSE)
+		if (n->dead || (n->op != IR_DENSE && n->op != IR_CONV2D))
 			continue;
 		ir_param *w = &g->params[g->nodes[n->in[1]].param];
 		if (w->init_set)
@@ -1049,6 +1265,7 @@ static void add_output_tail(sema *s)
 	if (out < 0)
 		return;
 	g->infer_out = g->n;
+	out = relayout(s, out, LAYOUT_NC);
 	ir_op op = (g->output < 0 && g->loss_kind == NNRT_LOSS_SOFTMAX_XENT) ? IR_SOFTMAX : IR_COPY;
 	int id = add_shaped(s, op, 1, &out, g->nodes[out].loc);
 	NNC_ASSERT(id >= 0);
@@ -1145,6 +1362,7 @@ ir_graph *nnc_sema(const nnc_program *prog)
 		return NULL;
 	}
 	default_inits(g);
+	g->bpad = (g->batch + 15) / 16 * 16;
 	g->fingerprint = ir_fingerprint(g);
 	g->n_eval = g->n;
 	return g;

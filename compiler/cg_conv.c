@@ -1,0 +1,541 @@
+/*
+ * cg_conv.c - lowering of convolution, pooling and layout changes.
+ *
+ * These ops work on batch-innermost (CN) tensors: value i of sample s is at
+ * i*bpad + s, so every kernel vectorises over 16 samples at a time with no
+ * padding waste and no im2col buffer, whatever the image and kernel sizes.
+ * Kernel loops are specialised to the static shapes; border handling is
+ * done by clipping the tap ranges, never by branches in the inner loop.
+ *
+ *   conv forward   tile: MR filters x NV sample vectors, accumulated over
+ *                  every (c, kh, kw) tap, then bias + activation, one store
+ *   conv dx        the same tile over MR input channels, reading the taps
+ *                  that reach each input position; act' fused before the store
+ *   conv dw        per (filter block, c, kh, kw): sums over positions and
+ *                  samples in vector accumulators, one horizontal sum at the
+ *                  end; only the n real samples are read (masked tail)
+ */
+#include "cg.h"
+
+static ir_node *operand(cg_ctx *c, ir_node *n, int k) { return &c->g->nodes[n->in[k]]; }
+
+static LLVMValueRef add(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(c->B, a, b, ""); }
+static LLVMValueRef sub(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSub(c->B, a, b, ""); }
+static LLVMValueRef mul(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildMul(c->B, a, b, ""); }
+static LLVMValueRef mulk(cg_ctx *c, LLVMValueRef a, int64_t k) { return k == 1 ? a : mul(c, a, cg_i64(c, k)); }
+static LLVMValueRef addk(cg_ctx *c, LLVMValueRef a, int64_t k) { return k == 0 ? a : add(c, a, cg_i64(c, k)); }
+static LLVMValueRef max0(cg_ctx *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+/* Number of 16-sample vectors holding the n real samples. */
+static LLVMValueRef nvec_dyn(cg_ctx *c) { return LLVMBuildSDiv(c->B, addk(c, cg_batch_n(c), 15), cg_i64(c, 16), ""); }
+
+/* Vectors per register tile: the largest of 4, 3, 2, 1 dividing bpad/16. */
+static int tile_nv(cg_ctx *c)
+{
+	int64_t v = c->g->bpad / CG_VW;
+	for (int nv = 4; nv > 1; nv--)
+		if (v % nv == 0)
+			return nv;
+	return 1;
+}
+
+/* Rows per tile for `count` rows (filters or channels), nv vectors wide. */
+static int tile_mr(int64_t count, int nv)
+{
+	int cap = 24 / nv;
+	if (count <= cap)
+		return (int)count;
+	for (int mr = cap; mr >= (cap + 1) / 2; mr--)
+		if (count % mr == 0)
+			return mr;
+	return cap;
+}
+
+/* ---- layout changes ---- */
+
+/* TO_CN: x[s][i] -> xt[i][s];  TO_NC: xt[i][s] -> x[s][i].  Tasks: blocks of i. */
+void lower_relayout(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	int64_t S = n->size, bp = c->g->bpad;
+	LLVMValueRef src = cg_tensor(c, x), dst = cg_tensor(c, n), rows = cg_batch_n(c);
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, S), &lo, &hi);
+	cg_loop i = cg_loop_begin(c, lo, hi, 1);
+	cg_loop s = cg_loop_begin(c, cg_i64(c, 0), rows, 1);
+	LLVMValueRef nc = add(c, mulk(c, s.i, S), i.i), cn = add(c, mulk(c, i.i, bp), s.i);
+	bool to_cn = n->op == IR_TO_CN;
+	cg_store(c, cg_load(c, c->f32, cg_gep(c, src, to_cn ? nc : cn)), cg_gep(c, dst, to_cn ? cn : nc));
+	cg_loop_end(c, &s);
+	cg_loop_end(c, &i);
+}
+
+/* ---- convolution forward ---- */
+
+typedef struct conv_geo {
+	int64_t C, H, W, F, OH, OW, KH, KW, SH, SW, PH, PW;
+} conv_geo;
+
+static conv_geo geometry(ir_node *x, ir_node *y, const int64_t *ia)
+{
+	conv_geo g = {x->dims[0], x->dims[1], x->dims[2], y->dims[0], y->dims[1], y->dims[2],
+		      ia[0],      ia[1],      ia[2],      ia[3],      ia[4],      ia[5]};
+	return g;
+}
+
+/* Taps k in [lo, hi) with 0 <= o*s - p + k < extent. */
+static void tap_range(cg_ctx *c, LLVMValueRef o, int64_t s, int64_t p, int64_t K, int64_t extent,
+		      LLVMValueRef *lo, LLVMValueRef *hi)
+{
+	LLVMValueRef base = sub(c, mulk(c, o, s), cg_i64(c, p)); /* input index of tap 0 */
+	*lo = max0(c, cg_i64(c, 0), sub(c, cg_i64(c, 0), base));
+	*hi = cg_min_i64(c, cg_i64(c, K), sub(c, cg_i64(c, extent), base));
+}
+
+static void conv_fwd_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt,
+			  LLVMValueRef Bias, LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, int mr, int nv)
+{
+	int64_t bp = c->g->bpad;
+	LLVMValueRef khlo, khhi, kwlo, kwhi;
+	tap_range(c, oh, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
+	LLVMValueRef nvb = LLVMBuildSDiv(c->B, addk(c, nvec_dyn(c), nv - 1), cg_i64(c, nv), "");
+	cg_loop ow = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->OW), 1);
+	tap_range(c, ow.i, G->SW, G->PW, G->KW, G->W, &kwlo, &kwhi);
+	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nvb, 1);
+	{
+		LLVMValueRef s0 = mulk(c, vb.i, (int64_t)nv * CG_VW);
+		LLVMValueRef acc[8][4];
+		for (int r = 0; r < mr; r++)
+			for (int v = 0; v < nv; v++) {
+				acc[r][v] = cg_alloca(c, c->v16, "acc");
+				cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
+			}
+		cg_loop ci = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->C), 1);
+		cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
+		LLVMValueRef ih = add(c, sub(c, mulk(c, oh, G->SH), cg_i64(c, G->PH)), kh.i);
+		LLVMValueRef xrow = mulk(c, add(c, mulk(c, ci.i, G->H), ih), G->W);
+		LLVMValueRef wrow = add(c, mulk(c, ci.i, G->KH * G->KW), mulk(c, kh.i, G->KW));
+		cg_loop kw = cg_loop_begin(c, kwlo, kwhi, 1);
+		{
+			LLVMValueRef iw = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), kw.i);
+			LLVMValueRef xoff = add(c, mulk(c, add(c, xrow, iw), bp), s0);
+			LLVMValueRef xv[4];
+			for (int v = 0; v < nv; v++)
+				xv[v] = cg_vload(c, cg_gep(c, X, addk(c, xoff, 16 * v)), NULL);
+			LLVMValueRef widx = add(c, wrow, kw.i);
+			for (int r = 0; r < mr; r++) {
+				LLVMValueRef fr = addk(c, f0, r);
+				LLVMValueRef wo = add(c, mulk(c, fr, G->C * G->KH * G->KW), widx);
+				LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
+				for (int v = 0; v < nv; v++)
+					cg_store(c, cg_fma(c, wv, xv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
+			}
+		}
+		cg_loop_end(c, &kw);
+		cg_loop_end(c, &kh);
+		cg_loop_end(c, &ci);
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef fr = addk(c, f0, r);
+			LLVMValueRef bv = Bias ? cg_splat(c, cg_load(c, c->f32, cg_gep(c, Bias, fr))) : NULL;
+			LLVMValueRef yoff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, fr, G->OH), oh), G->OW), ow.i), bp), s0);
+			for (int v = 0; v < nv; v++) {
+				LLVMValueRef val = cg_load(c, c->v16, acc[r][v]);
+				if (bv)
+					val = LLVMBuildFAdd(c->B, val, bv, "");
+				cg_vstore(c, cg_act(c, n->act, val), cg_gep(c, Y, addk(c, yoff, 16 * v)), NULL);
+			}
+		}
+	}
+	cg_loop_end(c, &vb);
+	cg_loop_end(c, &ow);
+}
+
+/* y[f][oh][ow] = act(b[f] + sum_{c,kh,kw} w[f][c][kh][kw] x[c][oh*sh-ph+kh][ow*sw-pw+kw]) */
+void lower_conv(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	conv_geo G = geometry(x, n, n->ia);
+	int nv = tile_nv(c), mr = tile_mr(G.F, nv);
+	int64_t nfb = (G.F + mr - 1) / mr, last = G.F - (nfb - 1) * mr;
+	LLVMValueRef X = cg_tensor(c, x), Wt = cg_tensor(c, operand(c, n, 1)), Y = cg_tensor(c, n);
+	LLVMValueRef Bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, nfb * G.OH), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef fb = LLVMBuildSDiv(c->B, t.i, cg_i64(c, G.OH), ""), oh = LLVMBuildSRem(c->B, t.i, cg_i64(c, G.OH), "");
+	LLVMValueRef f0 = mulk(c, fb, mr);
+	if (last == mr) {
+		conv_fwd_tile(c, n, &G, X, Wt, Bias, Y, f0, oh, mr, nv);
+	} else {
+		cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, fb, cg_i64(c, nfb - 1), ""));
+		conv_fwd_tile(c, n, &G, X, Wt, Bias, Y, f0, oh, (int)last, nv);
+		cg_if_else(c, &f);
+		conv_fwd_tile(c, n, &G, X, Wt, Bias, Y, f0, oh, mr, nv);
+		cg_if_end(c, &f);
+	}
+	cg_loop_end(c, &t);
+}
+
+/* ---- convolution, gradient of the input ---- */
+
+static void conv_bx_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef DY, LLVMValueRef Wt,
+			 LLVMValueRef DX, LLVMValueRef Yact, LLVMValueRef c0, LLVMValueRef ih, int mr, int nv)
+{
+	int64_t bp = c->g->bpad;
+	/* taps kh with oh = (ih + ph - kh)/sh integral and in [0, OH) */
+	LLVMValueRef t0 = addk(c, ih, G->PH);
+	LLVMValueRef khlo = max0(c, cg_i64(c, 0), sub(c, t0, cg_i64(c, (G->OH - 1) * G->SH)));
+	LLVMValueRef khhi = cg_min_i64(c, cg_i64(c, G->KH), addk(c, t0, 1));
+	LLVMValueRef nvb = LLVMBuildSDiv(c->B, addk(c, nvec_dyn(c), nv - 1), cg_i64(c, nv), "");
+	cg_loop iw = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->W), 1);
+	LLVMValueRef u0 = addk(c, iw.i, G->PW);
+	LLVMValueRef kwlo = max0(c, cg_i64(c, 0), sub(c, u0, cg_i64(c, (G->OW - 1) * G->SW)));
+	LLVMValueRef kwhi = cg_min_i64(c, cg_i64(c, G->KW), addk(c, u0, 1));
+	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nvb, 1);
+	{
+		LLVMValueRef s0 = mulk(c, vb.i, (int64_t)nv * CG_VW);
+		LLVMValueRef acc[8][4];
+		for (int r = 0; r < mr; r++)
+			for (int v = 0; v < nv; v++) {
+				acc[r][v] = cg_alloca(c, c->v16, "acc");
+				cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
+			}
+		cg_loop f = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->F), 1);
+		cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
+		LLVMValueRef th = sub(c, t0, kh.i);
+		LLVMValueRef okh = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMBuildSRem(c->B, th, cg_i64(c, G->SH), ""), cg_i64(c, 0), "");
+		cg_if fh = cg_if_begin(c, okh);
+		LLVMValueRef oh = LLVMBuildSDiv(c->B, th, cg_i64(c, G->SH), "");
+		cg_loop kw = cg_loop_begin(c, kwlo, kwhi, 1);
+		{
+			LLVMValueRef tw = sub(c, u0, kw.i);
+			LLVMValueRef okw = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMBuildSRem(c->B, tw, cg_i64(c, G->SW), ""), cg_i64(c, 0), "");
+			cg_if fw = cg_if_begin(c, okw);
+			LLVMValueRef ow = LLVMBuildSDiv(c->B, tw, cg_i64(c, G->SW), "");
+			LLVMValueRef doff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f.i, G->OH), oh), G->OW), ow), bp), s0);
+			LLVMValueRef dv[4];
+			for (int v = 0; v < nv; v++)
+				dv[v] = cg_vload(c, cg_gep(c, DY, addk(c, doff, 16 * v)), NULL);
+			LLVMValueRef wbase = add(c, mulk(c, f.i, G->C * G->KH * G->KW), add(c, mulk(c, kh.i, G->KW), kw.i));
+			for (int r = 0; r < mr; r++) {
+				LLVMValueRef wo = add(c, wbase, mulk(c, addk(c, c0, r), G->KH * G->KW));
+				LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
+				for (int v = 0; v < nv; v++)
+					cg_store(c, cg_fma(c, wv, dv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
+			}
+			cg_if_end(c, &fw);
+		}
+		cg_loop_end(c, &kw);
+		cg_if_end(c, &fh);
+		cg_loop_end(c, &kh);
+		cg_loop_end(c, &f);
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef cr = addk(c, c0, r);
+			LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, cr, G->H), ih), G->W), iw.i), bp), s0);
+			for (int v = 0; v < nv; v++) {
+				LLVMValueRef p = addk(c, off, 16 * v);
+				LLVMValueRef val = cg_load(c, c->v16, acc[r][v]);
+				if (n->dact)
+					val = cg_dact(c, n->dact, cg_vload(c, cg_gep(c, Yact, p), NULL), val);
+				cg_vstore(c, val, cg_gep(c, DX, p), NULL);
+			}
+		}
+	}
+	cg_loop_end(c, &vb);
+	cg_loop_end(c, &iw);
+}
+
+void lower_conv_bx(cg_ctx *c, ir_node *n)
+{
+	ir_node *dy = operand(c, n, 0);
+	conv_geo G = geometry(n, dy, n->ia); /* x has the shape of this node */
+	int nv = tile_nv(c), mr = tile_mr(G.C, nv);
+	int64_t ncb = (G.C + mr - 1) / mr, last = G.C - (ncb - 1) * mr;
+	LLVMValueRef DY = cg_tensor(c, dy), Wt = cg_tensor(c, operand(c, n, 1)), DX = cg_tensor(c, n);
+	LLVMValueRef Yact = n->dact ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, ncb * G.H), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef cb = LLVMBuildSDiv(c->B, t.i, cg_i64(c, G.H), ""), ih = LLVMBuildSRem(c->B, t.i, cg_i64(c, G.H), "");
+	LLVMValueRef c0 = mulk(c, cb, mr);
+	if (last == mr) {
+		conv_bx_tile(c, n, &G, DY, Wt, DX, Yact, c0, ih, mr, nv);
+	} else {
+		cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, cb, cg_i64(c, ncb - 1), ""));
+		conv_bx_tile(c, n, &G, DY, Wt, DX, Yact, c0, ih, (int)last, nv);
+		cg_if_else(c, &f);
+		conv_bx_tile(c, n, &G, DY, Wt, DX, Yact, c0, ih, mr, nv);
+		cg_if_end(c, &f);
+	}
+	cg_loop_end(c, &t);
+}
+
+/* ---- convolution, gradient of the weights and bias ---- */
+
+/* Loads sample vector `v` of a CN row, lanes past n zeroed. */
+static LLVMValueRef load_samples(cg_ctx *c, LLVMValueRef base, LLVMValueRef off, LLVMValueRef mask)
+{
+	return cg_vload(c, cg_gep(c, base, off), mask);
+}
+
+/* Iterates the sample vectors of the n real samples: full vectors unmasked,
+ * then one masked tail.  body(ctx, s0, mask) is emitted twice. */
+typedef void sample_body(cg_ctx *c, void *ctx, LLVMValueRef s0, LLVMValueRef mask);
+
+static void for_samples(cg_ctx *c, sample_body *body, void *ctx)
+{
+	LLVMValueRef n = cg_batch_n(c);
+	LLVMValueRef full = LLVMBuildSDiv(c->B, n, cg_i64(c, 16), "");
+	cg_loop v = cg_loop_begin(c, cg_i64(c, 0), full, 1);
+	body(c, ctx, mulk(c, v.i, 16), NULL);
+	cg_loop_end(c, &v);
+	LLVMValueRef s0 = mulk(c, full, 16);
+	LLVMValueRef rem = sub(c, n, s0);
+	cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntSGT, rem, cg_i64(c, 0), ""));
+	body(c, ctx, s0, cg_mask_dyn(c, rem));
+	cg_if_end(c, &f);
+}
+
+typedef struct bw_ctx {
+	LLVMValueRef X, DY, xoff, doff[8], acc[8];
+	int mr;
+} bw_ctx;
+
+static void bw_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
+{
+	bw_ctx *b = p;
+	LLVMValueRef xv = load_samples(c, b->X, add(c, b->xoff, s0), mask);
+	for (int r = 0; r < b->mr; r++) {
+		LLVMValueRef dv = load_samples(c, b->DY, add(c, b->doff[r], s0), mask);
+		cg_store(c, cg_fma(c, dv, xv, cg_load(c, c->v16, b->acc[r])), b->acc[r]);
+	}
+}
+
+static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValueRef DY, LLVMValueRef DW,
+			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kh, LLVMValueRef kw, int mr)
+{
+	int64_t bp = c->g->bpad;
+	bw_ctx b = {.X = X, .DY = DY, .mr = mr};
+	for (int r = 0; r < mr; r++) {
+		b.acc[r] = cg_alloca(c, c->v16, "acc");
+		cg_store(c, LLVMConstNull(c->v16), b.acc[r]);
+	}
+	/* positions whose tap (kh, kw) lands inside the input */
+	LLVMValueRef ohlo, ohhi, owlo, owhi;
+	{
+		/* oh*sh - ph + kh in [0, H):  oh >= ceil((ph - kh)/sh), oh <= (H - 1 + ph - kh)/sh */
+		LLVMValueRef a = sub(c, cg_i64(c, G->PH), kh);
+		LLVMValueRef lo = LLVMBuildSDiv(c->B, addk(c, a, G->SH - 1), cg_i64(c, G->SH), "");
+		ohlo = max0(c, cg_i64(c, 0), LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSGT, a, cg_i64(c, 0), ""), lo, cg_i64(c, 0), ""));
+		LLVMValueRef e = add(c, cg_i64(c, G->H - 1 + G->PH), LLVMBuildNeg(c->B, kh, ""));
+		LLVMValueRef hi = addk(c, LLVMBuildSDiv(c->B, e, cg_i64(c, G->SH), ""), 1);
+		hi = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, e, cg_i64(c, 0), ""), cg_i64(c, 0), hi, "");
+		ohhi = cg_min_i64(c, cg_i64(c, G->OH), hi);
+		LLVMValueRef a2 = sub(c, cg_i64(c, G->PW), kw);
+		LLVMValueRef lo2 = LLVMBuildSDiv(c->B, addk(c, a2, G->SW - 1), cg_i64(c, G->SW), "");
+		owlo = max0(c, cg_i64(c, 0), LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSGT, a2, cg_i64(c, 0), ""), lo2, cg_i64(c, 0), ""));
+		LLVMValueRef e2 = add(c, cg_i64(c, G->W - 1 + G->PW), LLVMBuildNeg(c->B, kw, ""));
+		LLVMValueRef hi2 = addk(c, LLVMBuildSDiv(c->B, e2, cg_i64(c, G->SW), ""), 1);
+		hi2 = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, e2, cg_i64(c, 0), ""), cg_i64(c, 0), hi2, "");
+		owhi = cg_min_i64(c, cg_i64(c, G->OW), hi2);
+	}
+	cg_loop oh = cg_loop_begin(c, ohlo, ohhi, 1);
+	LLVMValueRef ih = add(c, sub(c, mulk(c, oh.i, G->SH), cg_i64(c, G->PH)), kh);
+	cg_loop ow = cg_loop_begin(c, owlo, owhi, 1);
+	{
+		LLVMValueRef iw = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), kw);
+		b.xoff = mulk(c, add(c, mulk(c, add(c, mulk(c, ci, G->H), ih), G->W), iw), bp);
+		for (int r = 0; r < mr; r++)
+			b.doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->OH), oh.i), G->OW), ow.i), bp);
+		for_samples(c, bw_body, &b);
+	}
+	cg_loop_end(c, &ow);
+	cg_loop_end(c, &oh);
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->C), ci), G->KH * G->KW),
+				       add(c, mulk(c, kh, G->KW), kw));
+		cg_store(c, cg_hsum(c, cg_load(c, c->v16, b.acc[r])), cg_gep(c, DW, off));
+	}
+}
+
+/* dw[f][c][kh][kw] = sum_{oh, ow, s < n} dy[f][oh][ow][s] x[c][ih][iw][s] */
+void lower_conv_bw(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
+	conv_geo G = geometry(x, dy, n->ia);
+	int mr = G.F <= 8 ? (int)G.F : tile_mr(G.F, 3);
+	int64_t nfb = (G.F + mr - 1) / mr, last = G.F - (nfb - 1) * mr;
+	int64_t taps = G.KH * G.KW;
+	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DW = cg_tensor(c, n);
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, nfb * G.C * taps), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef tap = LLVMBuildSRem(c->B, t.i, cg_i64(c, taps), "");
+	LLVMValueRef rest = LLVMBuildSDiv(c->B, t.i, cg_i64(c, taps), "");
+	LLVMValueRef ci = LLVMBuildSRem(c->B, rest, cg_i64(c, G.C), "");
+	LLVMValueRef fb = LLVMBuildSDiv(c->B, rest, cg_i64(c, G.C), "");
+	LLVMValueRef kh = LLVMBuildSDiv(c->B, tap, cg_i64(c, G.KW), ""), kw = LLVMBuildSRem(c->B, tap, cg_i64(c, G.KW), "");
+	LLVMValueRef f0 = mulk(c, fb, mr);
+	if (last == mr) {
+		conv_bw_tile(c, &G, X, DY, DW, f0, ci, kh, kw, mr);
+	} else {
+		cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, fb, cg_i64(c, nfb - 1), ""));
+		conv_bw_tile(c, &G, X, DY, DW, f0, ci, kh, kw, (int)last);
+		cg_if_else(c, &f);
+		conv_bw_tile(c, &G, X, DY, DW, f0, ci, kh, kw, mr);
+		cg_if_end(c, &f);
+	}
+	cg_loop_end(c, &t);
+}
+
+typedef struct sum_ctx {
+	LLVMValueRef base, off, acc;
+} sum_ctx;
+
+static void sum_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
+{
+	sum_ctx *b = p;
+	LLVMValueRef v = load_samples(c, b->base, add(c, b->off, s0), mask);
+	cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->v16, b->acc), v, ""), b->acc);
+}
+
+/* db[f] = sum over positions and the n samples of dy[f][...] */
+void lower_conv_bg(cg_ctx *c, ir_node *n)
+{
+	ir_node *dy = operand(c, n, 0);
+	int64_t F = n->size, P = dy->size / F, bp = c->g->bpad;
+	LLVMValueRef DY = cg_tensor(c, dy), DB = cg_tensor(c, n);
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, F), &lo, &hi);
+	cg_loop f = cg_loop_begin(c, lo, hi, 1);
+	sum_ctx b = {.base = DY, .acc = cg_alloca(c, c->v16, "acc")};
+	cg_store(c, LLVMConstNull(c->v16), b.acc);
+	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, P), 1);
+	b.off = mulk(c, add(c, mulk(c, f.i, P), p.i), bp);
+	for_samples(c, sum_body, &b);
+	cg_loop_end(c, &p);
+	cg_store(c, cg_hsum(c, cg_load(c, c->v16, b.acc)), cg_gep(c, DB, f.i));
+	cg_loop_end(c, &f);
+}
+
+/* ---- pooling ---- */
+
+/* Forward pooling; tasks are channels.  Sample vectors up to ceil(n/16). */
+void lower_pool(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	int64_t C = x->dims[0], H = x->dims[1], W = x->dims[2], bp = c->g->bpad;
+	int64_t KH, KW, SH, SW, OH, OW;
+	if (n->op == IR_GAVGPOOL) {
+		KH = H, KW = W, SH = SW = 1, OH = OW = 1;
+	} else {
+		KH = n->ia[0], KW = n->ia[1], SH = n->ia[2], SW = n->ia[3], OH = n->dims[1], OW = n->dims[2];
+	}
+	LLVMValueRef X = cg_tensor(c, x), Y = cg_tensor(c, n), nv = nvec_dyn(c);
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, C * OH), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef ch = LLVMBuildSDiv(c->B, t.i, cg_i64(c, OH), ""), oh = LLVMBuildSRem(c->B, t.i, cg_i64(c, OH), "");
+	cg_loop ow = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, OW), 1);
+	cg_loop v = cg_loop_begin(c, cg_i64(c, 0), nv, 1);
+	{
+		LLVMValueRef s0 = mulk(c, v.i, 16);
+		LLVMValueRef acc = cg_alloca(c, c->v16, "acc");
+		bool max = n->op == IR_MAXPOOL;
+		cg_store(c, max ? cg_vf32(c, -__builtin_inff()) : LLVMConstNull(c->v16), acc);
+		/* constant trip counts: LLVM unrolls small windows completely */
+		cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KH), 1);
+		LLVMValueRef ih = add(c, mulk(c, oh, SH), i.i);
+		cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KW), 1);
+		{
+			LLVMValueRef iw = add(c, mulk(c, ow.i, SW), j.i);
+			LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, ch, H), ih), W), iw), bp), s0);
+			LLVMValueRef xv = cg_vload(c, cg_gep(c, X, off), NULL), a = cg_load(c, c->v16, acc);
+			LLVMValueRef r = max ? LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, xv, a, ""), xv, a, "")
+					     : LLVMBuildFAdd(c->B, a, xv, "");
+			cg_store(c, r, acc);
+		}
+		cg_loop_end(c, &j);
+		cg_loop_end(c, &i);
+		LLVMValueRef r = cg_load(c, c->v16, acc);
+		if (!max)
+			r = LLVMBuildFMul(c->B, r, cg_vf32(c, 1.0 / (double)(KH * KW)), "");
+		LLVMValueRef yoff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, ch, OH), oh), OW), ow.i), bp), s0);
+		cg_vstore(c, r, cg_gep(c, Y, yoff), NULL);
+	}
+	cg_loop_end(c, &v);
+	cg_loop_end(c, &ow);
+	cg_loop_end(c, &t);
+}
+
+/* Pooling gradients; tasks are channels, so no two threads touch one dx value.
+ * dx is cleared, then every window adds its share (avg: dy/k, max: dy to the
+ * first position holding the maximum, per sample). */
+void lower_pool_bwd(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	ir_node *dy = operand(c, n, n->op == IR_MAXPOOL_BWD ? 2 : 1);
+	int64_t C = x->dims[0], H = x->dims[1], W = x->dims[2], bp = c->g->bpad;
+	int64_t KH, KW, SH, SW, OH, OW;
+	if (n->op == IR_GAVGPOOL_BWD) {
+		KH = H, KW = W, SH = SW = 1, OH = OW = 1;
+	} else {
+		KH = n->ia[0], KW = n->ia[1], SH = n->ia[2], SW = n->ia[3], OH = dy->dims[1], OW = dy->dims[2];
+	}
+	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DX = cg_tensor(c, n), nv = nvec_dyn(c);
+	LLVMValueRef Y = n->op == IR_MAXPOOL_BWD ? cg_tensor(c, operand(c, n, 1)) : NULL;
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, C), &lo, &hi);
+	cg_loop ch = cg_loop_begin(c, lo, hi, 1);
+	{
+		cg_loop z = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, H * W), 1);
+		cg_loop v = cg_loop_begin(c, cg_i64(c, 0), nv, 1);
+		LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, ch.i, H * W), z.i), bp), mulk(c, v.i, 16));
+		cg_vstore(c, LLVMConstNull(c->v16), cg_gep(c, DX, off), NULL);
+		cg_loop_end(c, &v);
+		cg_loop_end(c, &z);
+	}
+	cg_loop oh = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, OH), 1);
+	cg_loop ow = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, OW), 1);
+	cg_loop v = cg_loop_begin(c, cg_i64(c, 0), nv, 1);
+	{
+		LLVMValueRef s0 = mulk(c, v.i, 16);
+		LLVMValueRef yoff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, ch.i, OH), oh.i), OW), ow.i), bp), s0);
+		LLVMValueRef g = cg_vload(c, cg_gep(c, DY, yoff), NULL);
+		LLVMValueRef yv = Y ? cg_vload(c, cg_gep(c, Y, yoff), NULL) : NULL;
+		LLVMValueRef taken = NULL;
+		if (Y) {
+			taken = cg_alloca(c, c->m16, "taken");
+			cg_store(c, LLVMConstNull(c->m16), taken);
+		} else {
+			g = LLVMBuildFMul(c->B, g, cg_vf32(c, 1.0 / (double)(KH * KW)), "");
+		}
+		cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KH), 1);
+		LLVMValueRef ih = add(c, mulk(c, oh.i, SH), i.i);
+		cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KW), 1);
+		{
+			LLVMValueRef iw = add(c, mulk(c, ow.i, SW), j.i);
+			LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, ch.i, H), ih), W), iw), bp), s0);
+			LLVMValueRef p = cg_gep(c, DX, off);
+			LLVMValueRef add_v = g;
+			if (Y) {
+				LLVMValueRef xv = cg_vload(c, cg_gep(c, X, off), NULL);
+				LLVMValueRef tk = cg_load(c, c->m16, taken);
+				LLVMValueRef hit = LLVMBuildAnd(c->B, LLVMBuildFCmp(c->B, LLVMRealOEQ, xv, yv, ""),
+								LLVMBuildNot(c->B, tk, ""), "");
+				cg_store(c, LLVMBuildOr(c->B, tk, hit, ""), taken);
+				add_v = LLVMBuildSelect(c->B, hit, g, LLVMConstNull(c->v16), "");
+			}
+			cg_vstore(c, LLVMBuildFAdd(c->B, cg_vload(c, p, NULL), add_v, ""), p, NULL);
+		}
+		cg_loop_end(c, &j);
+		cg_loop_end(c, &i);
+	}
+	cg_loop_end(c, &v);
+	cg_loop_end(c, &ow);
+	cg_loop_end(c, &oh);
+	cg_loop_end(c, &ch);
+}
