@@ -8,11 +8,12 @@
  * nnc_ast_dump prints one statement per line, as S-expressions:
  *
  *     (model mlp)
- *     (input x (f32 784))                  (label y (class 10))
+ *     (input x (f32 784))
+ *     (label y (class 10))
  *     (let h (pipe relu (pipe dense x 128)))
+ *     (output (pipe softmax logits))
  *     (loss (call softmax_cross_entropy logits y))
  *     (optimizer (call sgd lr: 0.05 momentum: 0.9))
- *     (output EXPR)
  *     (train
  *       data: (call idx "a.gz" "b.gz" scale: (/ 1 255))
  *       batch: 64)
@@ -20,11 +21,12 @@
  * Expressions: a name is bare; a whole number prints as such (60), any
  * other in the shortest %g form that reads back exactly (0.05, 1e-05), and
  * ".0" marks a number written with '.' or an exponent whose value is whole
- * (`5.` and `5e0` print 5.0, `5` prints 5); strings are quoted with
- * C escapes; (call f ARGS) is a call and (pipe f ARGS) one whose first
- * argument came from '|>'; a named argument prints as `name: value`;
- * (+ a b), (- a b), (* a b), (/ a b), (neg a), (list ...).  Locations are
- * not printed.
+ * (`5.` and `5e0` print 5.0, `5` prints 5); strings are quoted with C
+ * escapes (\n \t \r \\ \" and \xHH for other control bytes; a NUL from \0
+ * ends the string, as it does for every reader of the tree); (call f ARGS)
+ * is a call and (pipe f ARGS) one whose first argument came from '|>'; a
+ * named argument prints as `name: value`; (+ a b), (- a b), (* a b),
+ * (/ a b), (neg a), (list ...).  Locations are not printed.
  */
 #include <limits.h>
 #include <math.h>

@@ -327,6 +327,10 @@ static void lower_op(cg_ctx *c, int id)
 	LLVMValueRef fn = LLVMAddFunction(c->M, name, c->op_fn_t);
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	set_fn_attrs(c, fn);
+	/* the three entry bodies share op functions: compiling each kernel
+	 * once keeps code size and compile time down */
+	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, noinline, 0));
 	begin_fn(c, fn);
 	lowerings[n->op](c, n);
 	LLVMBuildRetVoid(c->B);

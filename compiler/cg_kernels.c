@@ -67,7 +67,7 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueR
 		}
 	}
 	cg_loop_end(c, &k);
-	/* epilogue */
+	/* epilogue, part 1 (unrolled): accumulators + bias, stored once */
 	LLVMValueRef bias[4] = {0};
 	if (s->bias)
 		for (int v = 0; v < nv; v++)
@@ -77,24 +77,45 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueR
 		LLVMValueRef m = LLVMBuildAdd(c->B, m0, cg_i64(c, r), "");
 		for (int v = 0; v < nv; v++) {
 			LLVMValueRef j = LLVMBuildAdd(c->B, j0, cg_i64(c, 16 * v), "");
-			LLVMValueRef mask = v == nv - 1 ? tmask : NULL;
 			LLVMValueRef x = cg_load(c, c->v16, acc[r][v]);
 			if (s->bias)
 				x = LLVMBuildFAdd(c->B, x, bias[v], "");
-			x = cg_act(c, s->act, x);
-			if (s->dact) {
-				LLVMValueRef yo = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldy), ""), j, "");
-				x = cg_dact(c, s->dact, cg_vload(c, cg_gep(c, s->y, yo), mask), x);
-			}
 			LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, "");
-			cg_vstore(c, x, cg_gep(c, s->c, co), mask);
+			cg_vstore(c, x, cg_gep(c, s->c, co), v == nv - 1 ? tmask : NULL);
 		}
 	}
+	/* part 2: the activation (or its derivative) over the tile while it is
+	 * in L1, as a loop so that the polynomial is emitted once, not per
+	 * accumulator */
+	if (!s->act && !s->dact)
+		return;
+	LLVMValueRef fullm = cg_mask(c, CG_VW), lastm = tmask ? tmask : fullm;
+	cg_loop r = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, mr), 1);
+	cg_loop v = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nv), 1);
+	{
+		LLVMValueRef m = LLVMBuildAdd(c->B, m0, r.i, "");
+		LLVMValueRef j = LLVMBuildAdd(c->B, j0, LLVMBuildMul(c->B, v.i, cg_i64(c, 16), ""), "");
+		LLVMValueRef last = LLVMBuildICmp(c->B, LLVMIntEQ, v.i, cg_i64(c, nv - 1), "");
+		LLVMValueRef mask = tmask ? LLVMBuildSelect(c->B, last, lastm, fullm, "") : NULL;
+		LLVMValueRef p = cg_gep(c, s->c, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, ""));
+		LLVMValueRef x = cg_act(c, s->act, cg_vload(c, p, mask));
+		if (s->dact) {
+			LLVMValueRef yo = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldy), ""), j, "");
+			x = cg_dact(c, s->dact, cg_vload(c, cg_gep(c, s->y, yo), mask), x);
+		}
+		cg_vstore(c, x, p, mask);
+	}
+	cg_loop_end(c, &v);
+	cg_loop_end(c, &r);
 }
 
 /* Rows of a block: a full tile when all mr rows exist, else one row at a time. */
 static void gemm_rows(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueRef j0, int mr, int nv, int tail)
 {
+	if (LLVMIsAConstantInt(s->M) && LLVMConstIntGetSExtValue(s->M) % mr == 0) {
+		gemm_tile(c, s, m0, j0, mr, nv, tail); /* every block is full */
+		return;
+	}
 	LLVMValueRef rows = cg_min_i64(c, cg_i64(c, mr), LLVMBuildSub(c->B, s->M, m0, ""));
 	cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, rows, cg_i64(c, mr), ""));
 	gemm_tile(c, s, m0, j0, mr, nv, tail);

@@ -52,8 +52,13 @@ int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path)
 	char passes[32];
 	snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
 	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
-	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+	/* kernels are emitted with explicit <16 x float> vectors; the
+	 * auto-vectorisers would only cost compile time */
+	LLVMPassBuilderOptionsSetLoopVectorization(po, 0);
+	LLVMPassBuilderOptionsSetSLPVectorization(po, 0);
+	/* register tiles are unrolled by construction; unrolling the long
+	 * reduction loops again only multiplies code size and compile time */
+	LLVMPassBuilderOptionsSetLoopUnrolling(po, opt_level >= 3);
 	LLVMErrorRef e = LLVMRunPasses(m, passes, tm, po);
 	LLVMDisposePassBuilderOptions(po);
 	if (e) {

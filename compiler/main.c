@@ -47,7 +47,7 @@ static void usage(FILE *f)
 		"  --dump-after=PASS  print the tensor IR after PASS (sema, autodiff, fuse, plan) to stderr\n"
 		"\n"
 		"code generation:\n"
-		"  -O0 -O1 -O2 -O3    LLVM optimisation level (default -O3)\n"
+		"  -O0 -O1 -O2 -O3    LLVM optimisation level (default -O2)\n"
 		"  --no-fuse          do not fuse activations into matrix products\n"
 		"  --inference-only   leave out the training step (backward and update)\n"
 		"  --prefix NAME      prefix of generated symbols (default: the model name)\n"
@@ -70,7 +70,7 @@ static int usage_error(const char *fmt, const char *arg)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-	o->opt_level = 3;
+	o->opt_level = 2;
 	o->kind = OUT_EXE;
 	const char *color = "auto";
 	for (int i = 1; i < argc; i++) {
