@@ -242,9 +242,12 @@ void ir_stats(ir_graph *g, nnc_buf *out)
 			bf += node_flops(g, n);
 	}
 	int64_t upd = g->param_floats * (g->opt.kind == NNRT_OPT_ADAM ? 10 : 4);
+	int64_t count = 0;
+	for (int i = 0; i < g->nparams; i++)
+		count += g->params[i].size;
 	nnc_buf_printf(out, "model %s\n", g->model_name);
-	nnc_buf_printf(out, "  parameters        %lld (%d tensors, %.1f KiB)\n", (long long)g->param_floats,
-		       g->nparams, g->param_floats * 4 / 1024.0);
+	nnc_buf_printf(out, "  parameters        %lld (%d tensors, %.1f KiB with 64-byte alignment)\n",
+		       (long long)count, g->nparams, g->param_floats * 4 / 1024.0);
 	for (int i = 0; i < g->nparams; i++) {
 		ir_param *p = &g->params[i];
 		ir_node tmp = {0};

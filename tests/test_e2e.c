@@ -1,0 +1,322 @@
+#define _POSIX_C_SOURCE 200809L
+/*
+ * test_e2e.c - compile -> link -> train tests of the shipped examples, with
+ * accuracy and loss thresholds that only a network that really learns can
+ * reach, plus determinism, checkpoints, prediction and failure modes of the
+ * nnc command and the training binaries, exactly as a user runs them.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/nnc-e2e-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+/* Runs a shell command, returns its exit status; stdout+stderr in *out (malloc'd). */
+static int run(char **out, const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	char full[4200];
+	snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
+	FILE *p = popen(full, "r");
+	cr_assert_not_null(p, "popen failed: %s", cmd);
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	size_t n;
+	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+		len += n;
+		if (cap - len < 1024)
+			buf = realloc(buf, cap *= 2);
+	}
+	buf[len] = 0;
+	int st = pclose(p);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Compiles examples/NAME.nn into tmpdir/NAME. */
+static void compile_example(const char *name)
+{
+	char *out;
+	int rc = run(&out, "'%s' '%s/examples/%s.nn' -o '%s/%s'", NNC_EXE, NNC_SOURCE_DIR, name, tmpdir, name);
+	cr_assert_eq(rc, 0, "nnc %s.nn failed (%d):\n%s", name, rc, out);
+	free(out);
+}
+
+/* Value of `key` (e.g. "test_acc") in the last line that has it. */
+static double last_value(const char *text, const char *key)
+{
+	double v = NAN;
+	size_t kl = strlen(key);
+	for (const char *p = text; (p = strstr(p, key)); p += kl)
+		if ((p == text || p[-1] == ' ') && p[kl] == ' ')
+			v = strtod(p + kl, NULL);
+	return v;
+}
+
+/* The epoch lines without their timing columns (samples/s and seconds). */
+static char *strip_timing(const char *text)
+{
+	char *r = calloc(strlen(text) + 1, 1);
+	const char *line = text;
+	while (*line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		if (!strncmp(line, "epoch", 5)) {
+			const char *cut = strstr(line, "samples/s");
+			size_t keep = len;
+			if (cut && cut < line + len) {
+				/* drop the number before "samples/s" too */
+				const char *q = cut - 2;
+				while (q > line && *q != ' ')
+					q--;
+				keep = (size_t)(q - line);
+			}
+			strncat(r, line, keep);
+			strcat(r, "\n");
+		}
+		line += len + (end != NULL);
+	}
+	return r;
+}
+
+TestSuite(e2e, .init = setup, .fini = teardown, .timeout = 300);
+
+Test(e2e, moons_learns_the_nonlinear_boundary)
+{
+	compile_example("moons");
+	char *out;
+	cr_assert_eq(run(&out, "'%s/moons'", tmpdir), 0);
+	double acc = last_value(out, "test_acc");
+	cr_expect_geq(acc, 0.97, "moons test accuracy %.4f < 0.97\n%s", acc, out);
+	free(out);
+}
+
+Test(e2e, seed_321_network_learns_parity)
+{
+	compile_example("seed");
+	char *out;
+	cr_assert_eq(run(&out, "'%s/seed'", tmpdir), 0);
+	double acc = last_value(out, "test_acc");
+	cr_expect_geq(acc, 0.99, "3-bit parity accuracy %.4f < 0.99\n%s", acc, out);
+	free(out);
+}
+
+Test(e2e, linear_model_recovers_w_and_b)
+{
+	compile_example("linear");
+	char *out;
+	cr_assert_eq(run(&out, "'%s/linear'", tmpdir), 0);
+	/* y = 2.5 x1 - 1.5 x2 + 0.75 + noise: printed after training */
+	const char *w = strstr(out, "dense1.weight");
+	const char *b = strstr(out, "dense1.bias");
+	cr_assert(w && b, "parameters not printed:\n%s", out);
+	double w1, w2, b0;
+	const char *p = strchr(w, '\n');
+	cr_assert(p && sscanf(p, "%lf %lf", &w1, &w2) == 2, "cannot read W:\n%s", w);
+	p = strchr(b, '\n');
+	cr_assert(p && sscanf(p, "%lf", &b0) == 1, "cannot read B:\n%s", b);
+	cr_expect(fabs(w1 - 2.5) < 0.05 && fabs(w2 + 1.5) < 0.05 && fabs(b0 - 0.75) < 0.05,
+		  "fitted W = (%g, %g), B = %g; expected (2.5, -1.5), 0.75", w1, w2, b0);
+	double loss = last_value(out, "loss");
+	cr_expect_lt(loss, 0.01, "final MSE %g", loss);
+	free(out);
+}
+
+Test(e2e, mlp_fashion_mnist_five_epochs, .timeout = 600)
+{
+	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+	compile_example("mlp");
+	char *out;
+	cr_assert_eq(run(&out, "'%s/mlp' --epochs 5", tmpdir), 0);
+	double acc = last_value(out, "test_acc");
+	cr_expect_geq(acc, 0.86, "MLP test accuracy after 5 epochs %.4f < 0.86\n%s", acc, out);
+	free(out);
+}
+
+Test(e2e, lenet_learns_from_a_slice, .timeout = 300)
+{
+	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+	compile_example("lenet");
+	char *out;
+	cr_assert_eq(run(&out, "'%s/lenet' --epochs 2 --limit 6400 --test-limit 2000", tmpdir), 0);
+	double acc = last_value(out, "test_acc");
+	/* 10 classes: chance is 0.10 */
+	cr_expect_geq(acc, 0.70, "LeNet test accuracy %.4f after 2 epochs on 6400 images\n%s", acc, out);
+	free(out);
+}
+
+Test(e2e, same_seed_same_losses_bit_for_bit)
+{
+	compile_example("moons");
+	char *a, *b, *c;
+	cr_assert_eq(run(&a, "'%s/moons' --epochs 5 --threads 2", tmpdir), 0);
+	cr_assert_eq(run(&b, "'%s/moons' --epochs 5 --threads 2", tmpdir), 0);
+	cr_assert_eq(run(&c, "'%s/moons' --epochs 5 --threads 1", tmpdir), 0);
+	char *sa = strip_timing(a), *sb = strip_timing(b), *sc = strip_timing(c);
+	cr_assert_gt(strlen(sa), 100);
+	cr_expect_str_eq(sa, sb, "two runs with the same seed differ");
+	/* reductions never cross tiles, so the thread count does not matter either */
+	cr_expect_str_eq(sa, sc, "1 and 2 threads differ");
+	char *d;
+	cr_assert_eq(run(&d, "'%s/moons' --epochs 5 --seed 99", tmpdir), 0);
+	char *sd = strip_timing(d);
+	cr_expect_str_neq(sa, sd, "a different seed gave the same run");
+	free(a), free(b), free(c), free(d), free(sa), free(sb), free(sc), free(sd);
+}
+
+Test(e2e, save_load_eval_predict)
+{
+	compile_example("moons");
+	char *out, *ev, *pr;
+	cr_assert_eq(run(&out, "'%s/moons' --epochs 10 --save '%s/m.ckpt'", tmpdir, tmpdir), 0);
+	double acc = last_value(out, "test_acc");
+	cr_assert_eq(run(&ev, "'%s/moons' --load '%s/m.ckpt' --eval", tmpdir, tmpdir), 0);
+	double acc2 = last_value(ev, "test_acc");
+	cr_expect_float_eq(acc, acc2, 1e-9, "eval of the saved model %.4f != final test accuracy %.4f", acc2, acc);
+	char path[300];
+	snprintf(path, sizeof path, "%s/points.csv", tmpdir);
+	FILE *f = fopen(path, "w");
+	fprintf(f, "x1,x2\n-1.0,0.2\n2.0,0.3\n0.0,0.9\n1.0,-0.4\n");
+	fclose(f);
+	cr_assert_eq(run(&pr, "'%s/moons' --load '%s/m.ckpt' --predict '%s'", tmpdir, tmpdir, path), 0);
+	int lines = 0, idx, cls;
+	double prob;
+	for (const char *p = pr; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+		if (sscanf(p, "%d %d %lf", &idx, &cls, &prob) == 3) {
+			cr_expect(cls == 0 || cls == 1);
+			cr_expect(prob >= 0.5 && prob <= 1.0);
+			lines++;
+		}
+	cr_expect_eq(lines, 4, "expected 4 predictions:\n%s", pr);
+	free(out), free(ev), free(pr);
+}
+
+/* A .nn file written into tmpdir. */
+static const char *write_nn(const char *name, const char *text)
+{
+	static char path[300];
+	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static const char *typo_program =
+	"model t\n"
+	"input x : f32[2]\n"
+	"label y : class(2)\n"
+	"h = x |> dense(8) |> rellu\n"
+	"loss softmax_cross_entropy(h, y)\n"
+	"optimizer sgd(lr: 0.1)\n"
+	"train { data: moons(count: 100) }\n";
+
+Test(e2e, compiler_reports_typos_with_place_and_hint)
+{
+	const char *path = write_nn("typo.nn", typo_program);
+	char *out;
+	int rc = run(&out, "'%s' '%s' -o '%s/t'", NNC_EXE, path, tmpdir);
+	cr_expect_eq(rc, 1, "exit status %d for a bad program", rc);
+	char want[400];
+	snprintf(want, sizeof want, "%s:4:22: error: unknown layer or function 'rellu'", path);
+	cr_expect(strstr(out, want) != NULL, "expected '%s' in:\n%s", want, out);
+	cr_expect(strstr(out, "did you mean 'relu'?") != NULL, "no hint in:\n%s", out);
+	cr_expect(strstr(out, "^~~~~") != NULL, "no caret underline in:\n%s", out);
+	free(out);
+}
+
+Test(e2e, command_line_errors)
+{
+	char *out;
+	cr_expect_eq(run(&out, "'%s' --frobnicate x.nn", NNC_EXE), 2);
+	cr_expect(strstr(out, "unknown option '--frobnicate'") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(run(&out, "'%s'", NNC_EXE), 2);
+	free(out);
+	cr_expect_eq(run(&out, "'%s' '%s/does-not-exist.nn'", NNC_EXE, tmpdir), 1);
+	cr_expect(strstr(out, "does-not-exist.nn") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(run(&out, "'%s' --help", NNC_EXE), 0);
+	cr_expect(strstr(out, "usage: nnc") != NULL);
+	free(out);
+
+	compile_example("moons");
+	cr_expect_eq(run(&out, "'%s/moons' --epochs abc", tmpdir), 2);
+	free(out);
+	cr_expect_eq(run(&out, "'%s/moons' --bogus", tmpdir), 2);
+	free(out);
+}
+
+Test(e2e, missing_data_file_is_named)
+{
+	compile_example("mlp");
+	char *out;
+	int rc = run(&out, "'%s/mlp' --data '%s/nope-images.gz,%s/nope-labels.gz'", tmpdir, tmpdir, tmpdir);
+	cr_expect_eq(rc, 1);
+	cr_expect(strstr(out, "nope-images.gz") != NULL, "the missing file is not named:\n%s", out);
+	free(out);
+}
+
+Test(e2e, truncated_checkpoint_is_rejected)
+{
+	compile_example("moons");
+	char *out;
+	cr_assert_eq(run(&out, "'%s/moons' --epochs 1 --save '%s/m.ckpt'", tmpdir, tmpdir), 0);
+	free(out);
+	cr_assert_eq(run(&out, "head -c 100 '%s/m.ckpt' > '%s/t.ckpt'", tmpdir, tmpdir), 0);
+	free(out);
+	int rc = run(&out, "'%s/moons' --load '%s/t.ckpt' --eval", tmpdir, tmpdir);
+	cr_expect_eq(rc, 1);
+	cr_expect(strstr(out, "t.ckpt") != NULL, "%s", out);
+	free(out);
+}
+
+Test(e2e, emit_outputs_and_stats)
+{
+	char *out;
+	cr_assert_eq(run(&out, "'%s' '%s/examples/lenet.nn' --stats", NNC_EXE, NNC_SOURCE_DIR), 0);
+	cr_expect(strstr(out, "parameters        61706 ") != NULL, "LeNet parameter count:\n%s", out);
+	cr_expect(strstr(out, "FLOPs per sample") != NULL);
+	free(out);
+	cr_assert_eq(run(&out, "'%s' '%s/examples/mlp.nn' --emit-llvm -o '%s/m.ll' && grep -c 'x float>' '%s/m.ll'",
+			 NNC_EXE, NNC_SOURCE_DIR, tmpdir, tmpdir), 0);
+	free(out);
+	/* code is generated for the host CPU: on an AVX-512 machine it uses zmm registers */
+	if (run(NULL, "grep -qw avx512f /proc/cpuinfo") == 0) {
+		cr_assert_eq(run(&out, "'%s' '%s/examples/mlp.nn' -S -o '%s/m.s' && grep -c zmm '%s/m.s'", NNC_EXE,
+				 NNC_SOURCE_DIR, tmpdir, tmpdir), 0, "no AVX-512 registers in the assembly");
+		free(out);
+	}
+	cr_assert_eq(run(&out, "'%s' '%s/examples/mlp.nn' --emit-dot", NNC_EXE, NNC_SOURCE_DIR), 0);
+	cr_expect(strstr(out, "digraph") != NULL);
+	free(out);
+}
