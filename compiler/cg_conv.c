@@ -471,13 +471,17 @@ void lower_pool(cg_ctx *c, ir_node *n)
 	cg_loop_end(c, &t);
 }
 
-/* Pooling gradients; tasks are channels, so no two threads touch one dx value.
- * dx is cleared, then every window adds its share (avg: dy/k, max: dy to the
- * first position holding the maximum, per sample). */
+/* Pooling gradients; tasks are channels, so no two threads touch one dx
+ * value.  Windows that tile the input (stride = size) write each dx value
+ * once, with the fused activation derivative applied on the way; otherwise
+ * dx is cleared, every window adds its share, and the derivative follows in
+ * a pass over the channel while it is still in cache.  avg: dy/k to each
+ * position; max: dy to the first position holding the maximum, per sample. */
 void lower_pool_bwd(cg_ctx *c, ir_node *n)
 {
+	bool maxp = n->op == IR_MAXPOOL_BWD;
 	ir_node *x = operand(c, n, 0);
-	ir_node *dy = operand(c, n, n->op == IR_MAXPOOL_BWD ? 2 : 1);
+	ir_node *dy = operand(c, n, maxp ? 2 : 1);
 	int64_t C = x->dims[0], H = x->dims[1], W = x->dims[2], bp = c->g->bpad;
 	int64_t KH, KW, SH, SW, OH, OW;
 	if (n->op == IR_GAVGPOOL_BWD) {
@@ -485,12 +489,15 @@ void lower_pool_bwd(cg_ctx *c, ir_node *n)
 	} else {
 		KH = n->ia[0], KW = n->ia[1], SH = n->ia[2], SW = n->ia[3], OH = dy->dims[1], OW = dy->dims[2];
 	}
+	bool direct = KH == SH && KW == SW;
+	bool covered = direct && OH * KH == H && OW * KW == W;
 	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DX = cg_tensor(c, n), nv = nvec_dyn(c);
-	LLVMValueRef Y = n->op == IR_MAXPOOL_BWD ? cg_tensor(c, operand(c, n, 1)) : NULL;
+	LLVMValueRef Y = maxp ? cg_tensor(c, operand(c, n, 1)) : NULL;
+	LLVMValueRef A = n->dact ? cg_tensor(c, operand(c, n, n->nin - 1)) : NULL; /* activation output */
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, C), &lo, &hi);
 	cg_loop ch = cg_loop_begin(c, lo, hi, 1);
-	{
+	if (!covered) {
 		cg_loop z = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, H * W), 1);
 		cg_loop v = cg_loop_begin(c, cg_i64(c, 0), nv, 1);
 		LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, ch.i, H * W), z.i), bp), mulk(c, v.i, 16));
@@ -520,16 +527,22 @@ void lower_pool_bwd(cg_ctx *c, ir_node *n)
 			LLVMValueRef iw = add(c, mulk(c, ow.i, SW), j.i);
 			LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, ch.i, H), ih), W), iw), bp), s0);
 			LLVMValueRef p = cg_gep(c, DX, off);
-			LLVMValueRef add_v = g;
+			LLVMValueRef val = g;
 			if (Y) {
 				LLVMValueRef xv = cg_vload(c, cg_gep(c, X, off), NULL);
 				LLVMValueRef tk = cg_load(c, c->m16, taken);
 				LLVMValueRef hit = LLVMBuildAnd(c->B, LLVMBuildFCmp(c->B, LLVMRealOEQ, xv, yv, ""),
 								LLVMBuildNot(c->B, tk, ""), "");
 				cg_store(c, LLVMBuildOr(c->B, tk, hit, ""), taken);
-				add_v = LLVMBuildSelect(c->B, hit, g, LLVMConstNull(c->v16), "");
+				val = LLVMBuildSelect(c->B, hit, g, LLVMConstNull(c->v16), "");
 			}
-			cg_vstore(c, LLVMBuildFAdd(c->B, cg_vload(c, p, NULL), add_v, ""), p, NULL);
+			if (direct) {
+				if (A)
+					val = cg_dact(c, n->dact, cg_vload(c, cg_gep(c, A, off), NULL), val);
+				cg_vstore(c, val, p, NULL);
+			} else {
+				cg_vstore(c, LLVMBuildFAdd(c->B, cg_vload(c, p, NULL), val, ""), p, NULL);
+			}
 		}
 		cg_loop_end(c, &j);
 		cg_loop_end(c, &i);
@@ -537,5 +550,14 @@ void lower_pool_bwd(cg_ctx *c, ir_node *n)
 	cg_loop_end(c, &v);
 	cg_loop_end(c, &ow);
 	cg_loop_end(c, &oh);
+	if (A && !direct) {
+		cg_loop z = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, H * W), 1);
+		cg_loop v2 = cg_loop_begin(c, cg_i64(c, 0), nv, 1);
+		LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, ch.i, H * W), z.i), bp), mulk(c, v2.i, 16));
+		LLVMValueRef p = cg_gep(c, DX, off);
+		cg_vstore(c, cg_dact(c, n->dact, cg_vload(c, cg_gep(c, A, off), NULL), cg_vload(c, p, NULL)), p, NULL);
+		cg_loop_end(c, &v2);
+		cg_loop_end(c, &z);
+	}
 	cg_loop_end(c, &ch);
 }

@@ -8,7 +8,9 @@
  *      has no other user: bias and activation are applied in the matmul
  *      epilogue, on values still in registers.
  *   3. act_grad(y, dense_bwd_x(dy, Wt))  ->  dense_bwd_x(dy, Wt, y) dact=...
- *      the backward matmul multiplies by act'(y) before storing.
+ *      the backward matmul multiplies by act'(y) before storing; likewise
+ *      for the backward convolution and pooling: the gradient leaving a
+ *      pooling layer goes through the activation before it is stored.
  * Then nodes whose value nobody uses are removed.
  */
 #include "ir.h"
@@ -102,12 +104,13 @@ void nnc_fuse(ir_graph *g)
 			continue;
 		int b = n->in[1];
 		ir_node *bn = &g->nodes[b];
-		bool fusable = bn->op == IR_DENSE_BWD_X || bn->op == IR_DENSE_BWD_XT || bn->op == IR_CONV2D_BWD_X;
-		if (fusable && bn->dact == ACT_NONE && sole_user(g, b) == i &&
-		    bn->storage != ST_GRAD) {
+		bool fusable = bn->op == IR_DENSE_BWD_X || bn->op == IR_DENSE_BWD_XT || bn->op == IR_CONV2D_BWD_X ||
+			       bn->op == IR_AVGPOOL_BWD || bn->op == IR_MAXPOOL_BWD || bn->op == IR_GAVGPOOL_BWD;
+		if (fusable && bn->dact == ACT_NONE && sole_user(g, b) == i && bn->storage != ST_GRAD &&
+		    bn->nin < IR_MAX_IN) {
+			/* the activation's output y becomes the last operand */
 			bn->dact = act_of(n->op);
-			bn->in[2] = n->in[0];
-			bn->nin = 3;
+			bn->in[bn->nin++] = n->in[0];
 			forward_to(g, i, b);
 		}
 	}

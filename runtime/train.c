@@ -338,6 +338,15 @@ static void describe_spec(const nnrt_data_spec *s, char *buf, size_t cap)
 	}
 }
 
+/* Learnable values (param_floats also counts the 64-byte alignment padding). */
+static int64_t param_count(const nnrt_model *m)
+{
+	int64_t n = 0;
+	for (int32_t i = 0; i < m->n_params; i++)
+		n += m->params[i].size;
+	return n;
+}
+
 static void print_help(const nnrt_model *m)
 {
 	char in[128], lab[128], train[1024], test[1024];
@@ -354,7 +363,7 @@ static void print_help(const nnrt_model *m)
 		printf("  optimizer    adam(lr: %g, beta1: %g, beta2: %g, eps: %g)\n", m->lr, m->beta1, m->beta2, m->eps);
 	else
 		printf("  optimizer    sgd(lr: %g, momentum: %g)\n", m->lr, m->momentum);
-	printf("  parameters   %lld in %d tensors\n", (long long)m->param_floats, m->n_params);
+	printf("  parameters   %lld in %d tensors\n", (long long)param_count(m), m->n_params);
 	printf("  batch        %lld\n", (long long)m->batch);
 	printf("  epochs       %lld\n", (long long)m->epochs);
 	printf("  seed         %lld\n", (long long)m->seed);
@@ -726,7 +735,7 @@ static int run(trainer *t)
 
 	if (training) {
 		if (!o->quiet) {
-			printf("model %s: %lld parameters, %lld training samples", m->name, (long long)m->param_floats,
+			printf("model %s: %lld parameters, %lld training samples", m->name, (long long)param_count(m),
 			       (long long)t->train.n);
 			if (t->test.n)
 				printf(", %lld test samples", (long long)t->test.n);
