@@ -299,94 +299,148 @@ static void for_samples(cg_ctx *c, sample_body *body, void *ctx)
 	cg_if_end(c, &f);
 }
 
+/* dw tile: MR filters x KG consecutive kw taps of one (c, kh), accumulated as
+ * vectors over samples.  Per position and sample vector it loads MR dy
+ * vectors and KG x vectors for MR*KG multiply-adds, and a task streams only
+ * MR filters of dy, so the data stays in cache. */
 typedef struct bw_ctx {
-	LLVMValueRef X, DY, xoff, doff[8], acc[8];
-	int mr;
+	LLVMValueRef X, DY, xoff[8], doff[8], acc[8][8];
+	LLVMValueRef valid[8]; /* per kw: tap inside the input (NULL = always) */
+	int mr, kg;
 } bw_ctx;
 
 static void bw_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 {
 	bw_ctx *b = p;
-	LLVMValueRef xv = load_samples(c, b->X, add(c, b->xoff, s0), mask);
-	for (int r = 0; r < b->mr; r++) {
-		LLVMValueRef dv = load_samples(c, b->DY, add(c, b->doff[r], s0), mask);
-		cg_store(c, cg_fma(c, dv, xv, cg_load(c, c->v16, b->acc[r])), b->acc[r]);
+	LLVMValueRef dv[8];
+	for (int r = 0; r < b->mr; r++)
+		dv[r] = load_samples(c, b->DY, add(c, b->doff[r], s0), mask);
+	for (int k = 0; k < b->kg; k++) {
+		cg_if f = {0};
+		if (b->valid[k])
+			f = cg_if_begin(c, b->valid[k]);
+		LLVMValueRef xv = load_samples(c, b->X, add(c, b->xoff[k], s0), mask);
+		for (int r = 0; r < b->mr; r++)
+			cg_store(c, cg_fma(c, dv[r], xv, cg_load(c, c->v16, b->acc[r][k])), b->acc[r][k]);
+		if (b->valid[k])
+			cg_if_end(c, &f);
 	}
+}
+
+/* Positions o in [lo, hi) for which o*s - p + k lands in [0, extent) for
+ * every k in [k0, k0 + kg). */
+static void pos_range(cg_ctx *c, LLVMValueRef k0, int64_t kg, int64_t s, int64_t p, int64_t extent, int64_t O,
+		      LLVMValueRef *lo, LLVMValueRef *hi)
+{
+	/* o >= ceil((p - k0) / s) */
+	LLVMValueRef a = sub(c, cg_i64(c, p), k0);
+	LLVMValueRef l = LLVMBuildSDiv(c->B, addk(c, a, s - 1), cg_i64(c, s), "");
+	*lo = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSGT, a, cg_i64(c, 0), ""), l, cg_i64(c, 0), "");
+	/* o <= (extent - 1 + p - (k0 + kg - 1)) / s */
+	LLVMValueRef e = sub(c, cg_i64(c, extent - 1 + p - (kg - 1)), k0);
+	LLVMValueRef h = addk(c, LLVMBuildSDiv(c->B, e, cg_i64(c, s), ""), 1);
+	h = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, e, cg_i64(c, 0), ""), cg_i64(c, 0), h, "");
+	*hi = cg_min_i64(c, cg_i64(c, O), h);
+	*lo = cg_min_i64(c, *lo, *hi);
+}
+
+/* One output row oh, positions ow in [lo, hi); `checked` tests each tap. */
+static void bw_positions(cg_ctx *c, const conv_geo *G, bw_ctx *b, LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef ih,
+			 LLVMValueRef oh, LLVMValueRef kw0, LLVMValueRef lo, LLVMValueRef hi, bool checked)
+{
+	int64_t bp = c->g->bpad;
+	cg_loop ow = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef iw0 = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), kw0);
+	LLVMValueRef xrow = mulk(c, add(c, mulk(c, ci, G->H), ih), G->W);
+	for (int k = 0; k < b->kg; k++) {
+		LLVMValueRef iw = addk(c, iw0, k);
+		b->xoff[k] = mulk(c, add(c, xrow, iw), bp);
+		b->valid[k] = NULL;
+		if (checked)
+			b->valid[k] = LLVMBuildAnd(c->B, LLVMBuildICmp(c->B, LLVMIntSGE, iw, cg_i64(c, 0), ""),
+						   LLVMBuildICmp(c->B, LLVMIntSLT, iw, cg_i64(c, G->W), ""), "");
+	}
+	for (int r = 0; r < b->mr; r++)
+		b->doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->OH), oh), G->OW), ow.i), bp);
+	for_samples(c, bw_body, b);
+	cg_loop_end(c, &ow);
 }
 
 static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValueRef DY, LLVMValueRef DW,
-			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kh, LLVMValueRef kw, int mr)
+			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kh, LLVMValueRef kw0, int mr, int kg)
 {
-	int64_t bp = c->g->bpad;
-	bw_ctx b = {.X = X, .DY = DY, .mr = mr};
-	for (int r = 0; r < mr; r++) {
-		b.acc[r] = cg_alloca(c, c->v16, "acc");
-		cg_store(c, LLVMConstNull(c->v16), b.acc[r]);
-	}
-	/* positions whose tap (kh, kw) lands inside the input */
+	bw_ctx b = {.X = X, .DY = DY, .mr = mr, .kg = kg};
+	for (int r = 0; r < mr; r++)
+		for (int k = 0; k < kg; k++) {
+			b.acc[r][k] = cg_alloca(c, c->v16, "acc");
+			cg_store(c, LLVMConstNull(c->v16), b.acc[r][k]);
+		}
 	LLVMValueRef ohlo, ohhi, owlo, owhi;
-	{
-		/* oh*sh - ph + kh in [0, H):  oh >= ceil((ph - kh)/sh), oh <= (H - 1 + ph - kh)/sh */
-		LLVMValueRef a = sub(c, cg_i64(c, G->PH), kh);
-		LLVMValueRef lo = LLVMBuildSDiv(c->B, addk(c, a, G->SH - 1), cg_i64(c, G->SH), "");
-		ohlo = max0(c, cg_i64(c, 0), LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSGT, a, cg_i64(c, 0), ""), lo, cg_i64(c, 0), ""));
-		LLVMValueRef e = add(c, cg_i64(c, G->H - 1 + G->PH), LLVMBuildNeg(c->B, kh, ""));
-		LLVMValueRef hi = addk(c, LLVMBuildSDiv(c->B, e, cg_i64(c, G->SH), ""), 1);
-		hi = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, e, cg_i64(c, 0), ""), cg_i64(c, 0), hi, "");
-		ohhi = cg_min_i64(c, cg_i64(c, G->OH), hi);
-		LLVMValueRef a2 = sub(c, cg_i64(c, G->PW), kw);
-		LLVMValueRef lo2 = LLVMBuildSDiv(c->B, addk(c, a2, G->SW - 1), cg_i64(c, G->SW), "");
-		owlo = max0(c, cg_i64(c, 0), LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSGT, a2, cg_i64(c, 0), ""), lo2, cg_i64(c, 0), ""));
-		LLVMValueRef e2 = add(c, cg_i64(c, G->W - 1 + G->PW), LLVMBuildNeg(c->B, kw, ""));
-		LLVMValueRef hi2 = addk(c, LLVMBuildSDiv(c->B, e2, cg_i64(c, G->SW), ""), 1);
-		hi2 = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, e2, cg_i64(c, 0), ""), cg_i64(c, 0), hi2, "");
-		owhi = cg_min_i64(c, cg_i64(c, G->OW), hi2);
-	}
+	pos_range(c, kh, 1, G->SH, G->PH, G->H, G->OH, &ohlo, &ohhi);
+	pos_range(c, kw0, kg, G->SW, G->PW, G->W, G->OW, &owlo, &owhi);
 	cg_loop oh = cg_loop_begin(c, ohlo, ohhi, 1);
-	LLVMValueRef ih = add(c, sub(c, mulk(c, oh.i, G->SH), cg_i64(c, G->PH)), kh);
-	cg_loop ow = cg_loop_begin(c, owlo, owhi, 1);
 	{
-		LLVMValueRef iw = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), kw);
-		b.xoff = mulk(c, add(c, mulk(c, add(c, mulk(c, ci, G->H), ih), G->W), iw), bp);
-		for (int r = 0; r < mr; r++)
-			b.doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->OH), oh.i), G->OW), ow.i), bp);
-		for_samples(c, bw_body, &b);
+		LLVMValueRef ih = add(c, sub(c, mulk(c, oh.i, G->SH), cg_i64(c, G->PH)), kh);
+		/* border positions test each tap; the interior runs unchecked */
+		bw_positions(c, G, &b, f0, ci, ih, oh.i, kw0, cg_i64(c, 0), owlo, true);
+		bw_positions(c, G, &b, f0, ci, ih, oh.i, kw0, owlo, owhi, false);
+		bw_positions(c, G, &b, f0, ci, ih, oh.i, kw0, owhi, cg_i64(c, G->OW), true);
 	}
-	cg_loop_end(c, &ow);
 	cg_loop_end(c, &oh);
-	for (int r = 0; r < mr; r++) {
-		LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->C), ci), G->KH * G->KW),
-				       add(c, mulk(c, kh, G->KW), kw));
-		cg_store(c, cg_hsum(c, cg_load(c, c->v16, b.acc[r])), cg_gep(c, DW, off));
-	}
+	for (int r = 0; r < mr; r++)
+		for (int k = 0; k < kg; k++) {
+			LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->C), ci), G->KH * G->KW),
+					       add(c, mulk(c, kh, G->KW), addk(c, kw0, k)));
+			cg_store(c, cg_hsum(c, cg_load(c, c->v16, b.acc[r][k])), cg_gep(c, DW, off));
+		}
 }
 
-/* dw[f][c][kh][kw] = sum_{oh, ow, s < n} dy[f][oh][ow][s] x[c][ih][iw][s] */
+/* dw[f][c][kh][kw] = sum_{oh, ow, s < n} dy[f][oh][ow][s] x[c][ih][iw][s].
+ * Tasks: (filter block, c, kh, kw group). */
 void lower_conv_bw(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	conv_geo G = geometry(x, dy, n->ia);
-	int mr = G.F <= 8 ? (int)G.F : tile_mr(G.F, 3);
-	int64_t nfb = (G.F + mr - 1) / mr, last = G.F - (nfb - 1) * mr;
-	int64_t taps = G.KH * G.KW;
+	int kg = G.KW <= 5 ? (int)G.KW : G.KW % 4 == 0 ? 4 : 5;
+	int64_t nkg = (G.KW + kg - 1) / kg, lastkg = G.KW - (nkg - 1) * kg;
+	int mr = tile_mr(G.F, kg <= 4 ? 5 : kg); /* mr * kg accumulators, at most 24 */
+	if (mr * kg > 24)
+		mr = 24 / kg;
+	int64_t nfb = (G.F + mr - 1) / mr, lastmr = G.F - (nfb - 1) * mr;
 	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DW = cg_tensor(c, n);
 	LLVMValueRef lo, hi;
-	cg_partition(c, cg_i64(c, nfb * G.C * taps), &lo, &hi);
+	cg_partition(c, cg_i64(c, nfb * G.C * G.KH * nkg), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
-	LLVMValueRef tap = LLVMBuildSRem(c->B, t.i, cg_i64(c, taps), "");
-	LLVMValueRef rest = LLVMBuildSDiv(c->B, t.i, cg_i64(c, taps), "");
-	LLVMValueRef ci = LLVMBuildSRem(c->B, rest, cg_i64(c, G.C), "");
-	LLVMValueRef fb = LLVMBuildSDiv(c->B, rest, cg_i64(c, G.C), "");
-	LLVMValueRef kh = LLVMBuildSDiv(c->B, tap, cg_i64(c, G.KW), ""), kw = LLVMBuildSRem(c->B, tap, cg_i64(c, G.KW), "");
-	LLVMValueRef f0 = mulk(c, fb, mr);
-	if (last == mr) {
-		conv_bw_tile(c, &G, X, DY, DW, f0, ci, kh, kw, mr);
-	} else {
-		cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, fb, cg_i64(c, nfb - 1), ""));
-		conv_bw_tile(c, &G, X, DY, DW, f0, ci, kh, kw, (int)last);
-		cg_if_else(c, &f);
-		conv_bw_tile(c, &G, X, DY, DW, f0, ci, kh, kw, mr);
-		cg_if_end(c, &f);
+	LLVMValueRef q = t.i;
+	LLVMValueRef gi = LLVMBuildSRem(c->B, q, cg_i64(c, nkg), "");
+	q = LLVMBuildSDiv(c->B, q, cg_i64(c, nkg), "");
+	LLVMValueRef kh = LLVMBuildSRem(c->B, q, cg_i64(c, G.KH), "");
+	q = LLVMBuildSDiv(c->B, q, cg_i64(c, G.KH), "");
+	LLVMValueRef ci = LLVMBuildSRem(c->B, q, cg_i64(c, G.C), "");
+	LLVMValueRef fb = LLVMBuildSDiv(c->B, q, cg_i64(c, G.C), "");
+	LLVMValueRef f0 = mulk(c, fb, mr), kw0 = mulk(c, gi, kg);
+	/* up to four static variants: last filter block, last kw group */
+	LLVMValueRef lastf = LLVMBuildICmp(c->B, LLVMIntEQ, fb, cg_i64(c, nfb - 1), "");
+	LLVMValueRef lastg = LLVMBuildICmp(c->B, LLVMIntEQ, gi, cg_i64(c, nkg - 1), "");
+	int mrs[2] = {mr, (int)lastmr}, kgs[2] = {kg, (int)lastkg};
+	for (int a = 0; a < 2; a++) {
+		if (a == 1 && lastmr == mr)
+			break;
+		cg_if fa = {0};
+		if (lastmr != mr)
+			fa = cg_if_begin(c, a ? lastf : LLVMBuildNot(c->B, lastf, ""));
+		for (int bq = 0; bq < 2; bq++) {
+			if (bq == 1 && lastkg == kg)
+				break;
+			cg_if fbq = {0};
+			if (lastkg != kg)
+				fbq = cg_if_begin(c, bq ? lastg : LLVMBuildNot(c->B, lastg, ""));
+			conv_bw_tile(c, &G, X, DY, DW, f0, ci, kh, kw0, mrs[a], kgs[bq]);
+			if (lastkg != kg)
+				cg_if_end(c, &fbq);
+		}
+		if (lastmr != mr)
+			cg_if_end(c, &fa);
 	}
 	cg_loop_end(c, &t);
 }
