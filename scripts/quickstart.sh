@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The main job: install what is missing, build nnc, compile the example
-# network and train it on Fashion-MNIST, printing test accuracy per epoch.
+# The main job: install what is missing, build nnc, compile LeNet-5 and train
+# it on Fashion-MNIST, printing loss and train/test accuracy per epoch.
+# Extra arguments go to the training binary (e.g. --epochs 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh
 mkdir -p out
-./build/compiler/nnc examples/mlp.nn -o out/mlp
-./out/mlp --save out/mlp.ckpt
+./build/compiler/nnc examples/lenet.nn -o out/lenet
+./out/lenet --save out/lenet.ckpt "$@"
