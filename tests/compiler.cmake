@@ -6,3 +6,10 @@ nnc_add_test(test_cg_math SOURCES test_cg_math.c
   ${PROJECT_SOURCE_DIR}/compiler/cg_math.c ${PROJECT_SOURCE_DIR}/compiler/util.c
   LIBS LLVM m)
 target_include_directories(test_cg_math PRIVATE ${PROJECT_SOURCE_DIR}/compiler ${LLVM_INCLUDE_DIRS})
+
+# The generated code, JIT-compiled in-process with MCJIT and run through the
+# runtime: forward against a C reference, finite-difference gradients,
+# optimizer updates, determinism, fused IR and memory plan, exact diagnostics.
+# -rdynamic lets MCJIT resolve nnrt_barrier from the test executable.
+nnc_add_test(test_codegen SOURCES test_codegen.c LIBS nnccore nnrt TIMEOUT 60)
+target_link_options(test_codegen PRIVATE -rdynamic)

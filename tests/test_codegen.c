@@ -1,0 +1,1370 @@
+/*
+ * test_codegen.c - the code nnc generates, compiled and run in this process.
+ *
+ * Each program below goes through the same pipeline as compiler/main.c
+ * (parse, sema, autodiff, inference tail, fuse unless unfused, plan, lower);
+ * then, instead of nnc_emit, the module is verified, optimised with
+ * default<O2> for the host CPU and JIT-compiled with MCJIT, and the
+ * `<model>_model` descriptor (runtime/nnrt.h) is run through nnrt_run() on
+ * arrays allocated here.  The generated code calls nnrt_barrier(), which MCJIT
+ * resolves from this executable (it is linked with -rdynamic).
+ *
+ * What is checked, as tables of networks:
+ *   - forward: infer and eval_step against a plain double-precision C
+ *     reference of each network, fused (-O3) and unfused (-O0, --no-fuse),
+ *     and fused against unfused;
+ *   - gradients: train_step with learning rate 0 against central differences
+ *     of the eval_step loss, for every parameter entry, every op and loss;
+ *   - optimizers: SGD, SGD with momentum and Adam against the update rule;
+ *   - determinism: gradients bit-identical for 1, 2 and 3 threads;
+ *   - the IR after fusion (golden text) and the memory plan (no two live
+ *     workspace tensors overlap);
+ *   - semantic and shape errors with their exact text.
+ * The checkers themselves are tested too: each is shown a corrupted input and
+ * must reject it.  A new op or loss adds rows (a network and its reference),
+ * not machinery.
+ */
+#include <criterion/criterion.h>
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/ExecutionEngine.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg.h"
+#include "diag.h"
+#include "ir.h"
+#include "nnrt.h"
+#include "util.h"
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+/* Programs need a path for diagnostics and for relative data paths. */
+#define SRC_PATH "/tmp/nnc_test_codegen.nn"
+
+/* ---- random numbers (splitmix64) ------------------------------------ */
+
+typedef struct rng {
+	uint64_t s;
+} rng;
+
+static uint64_t rng_next(rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi). */
+static double rng_uniform(rng *r, double lo, double hi)
+{
+	return lo + (hi - lo) * (double)(rng_next(r) >> 11) * 0x1p-53;
+}
+
+/* ---- compiling a program string ------------------------------------- */
+
+static nnc_source *make_source(const char *text)
+{
+	nnc_source *src = nnc_alloc(sizeof *src);
+	src->path = SRC_PATH;
+	src->text = text;
+	src->len = (long)strlen(text);
+	return src;
+}
+
+/* The driver's pipeline up to the memory plan; `fuse` is -O3 vs -O0. */
+static ir_graph *build_graph(const char *text, bool fuse)
+{
+	nnc_buf diags = {0};
+	nnc_diag_reset();
+	nnc_diag_capture(&diags);
+	nnc_program *prog = nnc_parse(make_source(text));
+	ir_graph *g = prog ? nnc_sema(prog) : NULL;
+	nnc_diag_capture(NULL);
+	cr_assert(g, "the program does not compile:\n%s\n%s", diags.data ? diags.data : "", text);
+	nnc_buf_free(&diags);
+	nnc_autodiff(g);
+	nnc_add_inference_tail(g);
+	if (fuse)
+		nnc_fuse(g);
+	nnc_plan(g);
+	return g;
+}
+
+/* A program text with `optimizer LINE` appended (programs below leave it out
+ * so the optimizer tests can vary it). */
+static const char *with_optimizer(const char *text, const char *opt)
+{
+	return nnc_sprintf("%soptimizer %s\n", text, opt);
+}
+
+/* ---- JIT: module -> verify -> default<O2> for the host -> MCJIT ------- */
+
+typedef struct jitted {
+	LLVMContextRef ctx;
+	LLVMExecutionEngineRef ee; /* owns the module */
+	const nnrt_model *m;
+} jitted;
+
+static void jit_init(void)
+{
+	static int done;
+	if (done)
+		return;
+	LLVMLinkInMCJIT();
+	cr_assert(!LLVMInitializeNativeTarget(), "no native target");
+	cr_assert(!LLVMInitializeNativeAsmPrinter(), "no native asm printer");
+	done = 1;
+}
+
+static void verify_module(LLVMModuleRef mod, const char *when)
+{
+	char *msg = NULL;
+	if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg))
+		cr_assert_fail("the generated module does not verify %s:\n%s", when, msg);
+	LLVMDisposeMessage(msg);
+}
+
+static jitted jit_graph(ir_graph *g, bool fuse)
+{
+	jit_init();
+	jitted j = {0};
+	j.ctx = LLVMContextCreate();
+	cg_options co = {.opt_level = fuse ? 3 : 0};
+	LLVMModuleRef mod = nnc_lower(g, &co, j.ctx);
+	verify_module(mod, "after lowering");
+
+	char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
+	char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+	LLVMTargetRef target;
+	cr_assert(!LLVMGetTargetFromTriple(triple, &target, &err), "target %s: %s", triple, err);
+	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault,
+							  LLVMRelocDefault, LLVMCodeModelJITDefault);
+	/* MCJIT picks a generic CPU; the attributes make it compile for this
+	 * host, as nnc_emit does */
+	for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn))
+		if (LLVMCountBasicBlocks(fn)) {
+			LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", cpu);
+			LLVMAddTargetDependentFunctionAttr(fn, "target-features", features);
+		}
+	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+	LLVMErrorRef e = LLVMRunPasses(mod, "default<O2>", tm, po);
+	LLVMDisposePassBuilderOptions(po);
+	if (e)
+		cr_assert_fail("LLVMRunPasses: %s", LLVMGetErrorMessage(e));
+	verify_module(mod, "after optimisation");
+	LLVMDisposeTargetMachine(tm);
+	LLVMDisposeMessage(triple);
+	LLVMDisposeMessage(cpu);
+	LLVMDisposeMessage(features);
+
+	struct LLVMMCJITCompilerOptions o;
+	LLVMInitializeMCJITCompilerOptions(&o, sizeof o);
+	o.OptLevel = 2;
+	cr_assert(!LLVMCreateMCJITCompilerForModule(&j.ee, mod, &o, sizeof o, &err), "MCJIT: %s", err);
+	const char *name = nnc_sprintf("%s_model", g->model_name);
+	uint64_t addr = LLVMGetGlobalValueAddress(j.ee, name);
+	cr_assert(addr, "the JIT has no %s", name);
+	j.m = (const nnrt_model *)(uintptr_t)addr;
+	cr_assert_eq(j.m->struct_size, (int64_t)sizeof(nnrt_model), "nnrt_model layout differs from nnrt.h");
+	cr_assert_eq(j.m->abi_version, NNRT_ABI_VERSION);
+	cr_assert_eq(j.m->param_floats, g->param_floats);
+	cr_assert_eq(j.m->ws_floats, g->ws_floats);
+	return j;
+}
+
+static void jit_free(jitted *j)
+{
+	LLVMDisposeExecutionEngine(j->ee);
+	LLVMContextDispose(j->ctx);
+}
+
+/* ---- running a step ------------------------------------------------- */
+
+/* The four model arrays plus one batch of inputs, labels and outputs. */
+typedef struct state {
+	const nnrt_model *m;
+	float *params, *grads, *opt, *ws, *x, *out;
+	void *y;
+	int64_t out_cap; /* floats in out, a canary zone after the batch */
+	nnrt_step_args a;
+	double metrics[2];
+} state;
+
+#define CANARY 12345.0f
+
+/* Zeroed, 64-byte aligned floats (at least one vector). */
+static float *falloc(int64_t n)
+{
+	size_t bytes = ((size_t)(n < 16 ? 16 : n) * sizeof(float) + 63) / 64 * 64;
+	float *p = aligned_alloc(64, bytes);
+	cr_assert(p);
+	memset(p, 0, bytes);
+	return p;
+}
+
+static state state_new(const nnrt_model *m)
+{
+	state s = {.m = m};
+	s.params = falloc(m->param_floats);
+	s.grads = falloc(m->param_floats);
+	s.opt = falloc(m->opt_floats);
+	s.ws = falloc(m->ws_floats);
+	s.x = falloc(m->batch * m->input_size);
+	s.out_cap = m->batch * m->output_size + 16;
+	s.out = falloc(s.out_cap);
+	s.y = falloc(m->batch * m->label_size);
+	return s;
+}
+
+static void state_free(state *s)
+{
+	free(s->params);
+	free(s->grads);
+	free(s->opt);
+	free(s->ws);
+	free(s->x);
+	free(s->out);
+	free(s->y);
+}
+
+/* Runs one body on the first n samples.  The workspace is filled with NaN
+ * first, so a kernel that reads a tensor nobody wrote shows up; the outputs
+ * past n * output_size hold a canary that must survive. */
+static void run(state *s, nnrt_body_fn body, int64_t n, float lr)
+{
+	const nnrt_model *m = s->m;
+	cr_assert(body);
+	for (int64_t i = 0; i < m->ws_floats; i++)
+		s->ws[i] = NAN;
+	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
+		s->out[i] = CANARY;
+	s->metrics[0] = s->metrics[1] = -1;
+	float hp[8] = {0};
+	memcpy(hp, s->a.hp, sizeof hp);
+	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
+				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n};
+	memcpy(s->a.hp, hp, sizeof hp);
+	s->a.hp[NNRT_HP_LR] = lr;
+	s->a.hp[NNRT_HP_MOMENTUM] = m->momentum;
+	s->a.hp[NNRT_HP_BETA1] = m->beta1;
+	s->a.hp[NNRT_HP_BETA2] = m->beta2;
+	s->a.hp[NNRT_HP_EPS] = m->eps;
+	nnrt_run(body, &s->a);
+	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
+		cr_assert(s->out[i] == CANARY, "%s wrote out[%lld], past its %lld x %lld outputs", m->name,
+			  (long long)i, (long long)n, (long long)m->output_size);
+}
+
+/* Parameters U(-a, a), a ~ 1.5 / sqrt(fan_in) for weights; padding stays 0. */
+static void fill_params(const nnrt_model *m, float *p, uint64_t seed)
+{
+	rng r = {seed};
+	memset(p, 0, sizeof(float) * (size_t)m->param_floats);
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *pi = &m->params[i];
+		double a = pi->rank == 2 ? 1.5 / sqrt((double)pi->shape[0]) : 0.5;
+		for (int64_t k = 0; k < pi->size; k++)
+			p[pi->offset + k] = (float)rng_uniform(&r, -a, a);
+	}
+}
+
+/* Inputs U(-1, 1); class labels uniform; BCE targets 0 or 1; MSE targets U(-1, 1). */
+static void fill_batch(state *s, int64_t n, uint64_t seed)
+{
+	const nnrt_model *m = s->m;
+	rng r = {seed};
+	for (int64_t i = 0; i < n * m->input_size; i++)
+		s->x[i] = (float)rng_uniform(&r, -1, 1);
+	if (m->label_kind == NNRT_LABEL_CLASS) {
+		for (int64_t i = 0; i < n; i++)
+			((int32_t *)s->y)[i] = (int32_t)(rng_next(&r) % (uint64_t)m->label_size);
+	} else {
+		for (int64_t i = 0; i < n * m->label_size; i++)
+			((float *)s->y)[i] = m->loss == NNRT_LOSS_BCE ? (float)(rng_next(&r) & 1)
+								 : (float)rng_uniform(&r, -1, 1);
+	}
+}
+
+/* ---- the C reference of a network ----------------------------------- */
+
+/* Reads parameters straight from the params array the JIT uses. */
+typedef struct ref {
+	const nnrt_model *m;
+	const float *params;
+	uint64_t relu_signs; /* hash of the sign of every relu input seen */
+} ref;
+
+static const nnrt_param_info *find_param(const nnrt_model *m, const char *name)
+{
+	for (int i = 0; i < m->n_params; i++)
+		if (!strcmp(m->params[i].name, name))
+			return &m->params[i];
+	return NULL;
+}
+
+/* y[o] = sum_i x[i] W[i][o] + b[o]: W is [in][out] row-major, b is [out]. */
+static void ref_dense(ref *r, const char *layer, bool bias, const double *x, int64_t in, int64_t out, double *y)
+{
+	char name[64];
+	snprintf(name, sizeof name, "%s.weight", layer);
+	const nnrt_param_info *w = find_param(r->m, name);
+	cr_assert(w && w->rank == 2 && w->shape[0] == in && w->shape[1] == out, "%s: no %s [%lld, %lld]",
+		  r->m->name, name, (long long)in, (long long)out);
+	snprintf(name, sizeof name, "%s.bias", layer);
+	const nnrt_param_info *b = find_param(r->m, name);
+	cr_assert(bias ? b && b->rank == 1 && b->shape[0] == out : !b, "%s: %s is %s", r->m->name, name,
+		  bias ? "missing" : "present, but the layer has bias: false");
+	for (int64_t o = 0; o < out; o++) {
+		double acc = b ? r->params[b->offset + o] : 0;
+		for (int64_t i = 0; i < in; i++)
+			acc += x[i] * r->params[w->offset + i * out + o];
+		y[o] = acc;
+	}
+}
+
+static double ref_relu(ref *r, double z)
+{
+	r->relu_signs = (r->relu_signs ^ (uint64_t)(z > 0)) * 0x100000001b3ull;
+	return z > 0 ? z : 0;
+}
+
+static double sigmoid(double z) { return 1 / (1 + exp(-z)); }
+
+static void ref_softmax(const double *z, int64_t k, double *p)
+{
+	double mx = z[0], sum = 0;
+	for (int64_t j = 1; j < k; j++)
+		mx = z[j] > mx ? z[j] : mx;
+	for (int64_t j = 0; j < k; j++)
+		sum += exp(z[j] - mx);
+	for (int64_t j = 0; j < k; j++)
+		p[j] = exp(z[j] - mx) / sum;
+}
+
+/* One sample: x -> pred, the loss's first operand (label_size values), and
+ * out, the value of an `output` statement (networks without one leave it). */
+typedef void forward_fn(ref *r, const float *x, double *pred, double *out);
+
+/* ---- the networks --------------------------------------------------- */
+
+/* Every forward op: dense with and without bias, relu (standalone: its input
+ * is used twice), tanh and sigmoid (fused at -O3), + - * between tensors,
+ * scalar affine maps, negation, ops on the input that need no gradient,
+ * softmax_cross_entropy (and the softmax of the inference tail). */
+static const char ops_src[] =
+	"model opsnet\n"
+	"input x : f32[7]\n"
+	"label y : class(2)\n"
+	"xs = x * 2 - 1\n"
+	"a = xs * x |> dense(5)\n"
+	"b = a |> relu\n"
+	"c = a + b\n"
+	"d = c |> dense(9, bias: false) |> tanh\n"
+	"e = d * 0.5 + 1\n"
+	"f = -e\n"
+	"g = f - d\n"
+	"h = g * d\n"
+	"s = h |> dense(6) |> sigmoid\n"
+	"logits = s |> dense(2)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"train {\n  data: parity(bits: 7)\n  batch: 8\n}\n";
+
+static void fwd_ops(ref *r, const float *x, double *pred, double *out)
+{
+	(void)out;
+	double t[7], a[5], c[5], d[9], h[9], s[6];
+	for (int i = 0; i < 7; i++)
+		t[i] = (x[i] * 2.0 - 1) * x[i];
+	ref_dense(r, "dense1", true, t, 7, 5, a);
+	for (int i = 0; i < 5; i++)
+		c[i] = a[i] + ref_relu(r, a[i]);
+	ref_dense(r, "dense2", false, c, 5, 9, d);
+	for (int i = 0; i < 9; i++) {
+		d[i] = tanh(d[i]);
+		double e = d[i] * 0.5 + 1, f = -e, g = f - d[i];
+		h[i] = g * d[i];
+	}
+	ref_dense(r, "dense3", true, h, 9, 6, s);
+	for (int i = 0; i < 6; i++)
+		s[i] = sigmoid(s[i]);
+	ref_dense(r, "dense4", true, s, 6, 2, pred);
+}
+
+/* softmax inside the network (softmax_grad), mse over 4 outputs (the 1/k),
+ * an explicit output, an input of rank 2 read flattened by dense. */
+static const char soft_src[] =
+	"model softnet\n"
+	"input x : f32[3, 5]\n"
+	"label t : f32[4]\n"
+	"h = x |> dense(11) |> relu\n"
+	"p = h |> dense(4) |> softmax\n"
+	"q = p * 3 - 0.5\n"
+	"output q\n"
+	"loss mse(q, t)\n"
+	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 8\n}\n";
+
+static void fwd_soft(ref *r, const float *x, double *pred, double *out)
+{
+	double xd[15], h[11], z[4], p[4];
+	for (int i = 0; i < 15; i++)
+		xd[i] = x[i];
+	ref_dense(r, "dense1", true, xd, 15, 11, h);
+	for (int i = 0; i < 11; i++)
+		h[i] = ref_relu(r, h[i]);
+	ref_dense(r, "dense2", true, h, 11, 4, z);
+	ref_softmax(z, 4, p);
+	for (int i = 0; i < 4; i++)
+		pred[i] = out[i] = p[i] * 3 - 0.5;
+}
+
+/* binary_cross_entropy on a sigmoid output of 3 values. */
+static const char bce_src[] =
+	"model bcenet\n"
+	"input x : f32[6]\n"
+	"label y : f32[3]\n"
+	"h = x |> dense(13) |> tanh\n"
+	"z = h |> dense(3)\n"
+	"p = z |> sigmoid\n"
+	"loss binary_cross_entropy(p, y)\n"
+	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 8\n}\n";
+
+static void fwd_bce(ref *r, const float *x, double *pred, double *out)
+{
+	(void)out;
+	double xd[6], h[13], z[3];
+	for (int i = 0; i < 6; i++)
+		xd[i] = x[i];
+	ref_dense(r, "dense1", true, xd, 6, 13, h);
+	for (int i = 0; i < 13; i++)
+		h[i] = tanh(h[i]);
+	ref_dense(r, "dense2", true, h, 13, 3, z);
+	for (int i = 0; i < 3; i++)
+		pred[i] = sigmoid(z[i]);
+}
+
+/* The 3-3-1 parity network of examples/seed.nn: one output, a batch of 5. */
+static const char seed_src[] =
+	"model seednet\n"
+	"input x : f32[3]\n"
+	"label y : f32[1]\n"
+	"hidden = x |> dense(3) |> sigmoid\n"
+	"p = hidden |> dense(1) |> sigmoid\n"
+	"loss binary_cross_entropy(p, y)\n"
+	"train {\n  data: parity(bits: 3, count: 256)\n  batch: 5\n}\n";
+
+static void fwd_seed(ref *r, const float *x, double *pred, double *out)
+{
+	(void)out;
+	double xd[3], h[3], z[1];
+	for (int i = 0; i < 3; i++)
+		xd[i] = x[i];
+	ref_dense(r, "dense1", true, xd, 3, 3, h);
+	for (int i = 0; i < 3; i++)
+		h[i] = sigmoid(h[i]);
+	ref_dense(r, "dense2", true, h, 3, 1, z);
+	pred[0] = sigmoid(z[0]);
+}
+
+/* Wider layers: several register tiles and column blocks (70 > 64 columns),
+ * partial row tiles (batch 13), a product with the input (one operand needs
+ * no gradient) and a difference whose right side does (neg). */
+static const char wide_src[] =
+	"model widenet\n"
+	"input x : f32[19]\n"
+	"label y : class(5)\n"
+	"v = x |> dense(19) |> sigmoid\n"
+	"u = v * x\n"
+	"r = x - u\n"
+	"h = r |> dense(70) |> relu\n"
+	"k = h |> dense(37) |> tanh\n"
+	"logits = k |> dense(5)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 13\n}\n";
+
+static void fwd_wide(ref *r, const float *x, double *pred, double *out)
+{
+	(void)out;
+	double xd[19], v[19], rr[19], h[70], k[37];
+	for (int i = 0; i < 19; i++)
+		xd[i] = x[i];
+	ref_dense(r, "dense1", true, xd, 19, 19, v);
+	for (int i = 0; i < 19; i++)
+		rr[i] = xd[i] - sigmoid(v[i]) * xd[i];
+	ref_dense(r, "dense2", true, rr, 19, 70, h);
+	for (int i = 0; i < 70; i++)
+		h[i] = ref_relu(r, h[i]);
+	ref_dense(r, "dense3", true, h, 70, 37, k);
+	for (int i = 0; i < 37; i++)
+		k[i] = tanh(k[i]);
+	ref_dense(r, "dense4", true, k, 37, 5, pred);
+}
+
+typedef struct net {
+	const char *name;
+	const char *src;  /* without the optimizer line */
+	forward_fn *fwd;
+	bool explicit_out; /* has an `output` statement */
+	int kink_params;   /* the first k parameter tensors feed a relu: their
+			    * differences are skipped where a relu input
+			    * changes sign between p - h and p + h */
+} net;
+
+static const net nets[] = {
+	{"opsnet", ops_src, fwd_ops, false, 2},
+	{"softnet", soft_src, fwd_soft, true, 2},
+	{"bcenet", bce_src, fwd_bce, false, 0},
+	{"seednet", seed_src, fwd_seed, false, 0},
+	{"widenet", wide_src, fwd_wide, false, 4},
+};
+
+/* Reference of a batch: infer's outputs [n][output_size] and the metrics
+ * eval_step reports (sum of per-sample losses, number correct). */
+static void ref_batch(const net *nt, ref *r, const float *x, const void *y, int64_t n, double *out, double metrics[2])
+{
+	const nnrt_model *m = r->m;
+	int64_t k = m->label_size, os = m->output_size;
+	double pred[128], o[128];
+	cr_assert(k <= 128 && os <= 128);
+	metrics[0] = metrics[1] = 0;
+	for (int64_t i = 0; i < n; i++) {
+		nt->fwd(r, x + i * m->input_size, pred, o);
+		if (!nt->explicit_out) {
+			if (m->loss == NNRT_LOSS_SOFTMAX_XENT)
+				ref_softmax(pred, k, o);
+			else
+				memcpy(o, pred, sizeof(double) * (size_t)k);
+		}
+		if (out)
+			memcpy(out + i * os, o, sizeof(double) * (size_t)os);
+		if (m->loss == NNRT_LOSS_SOFTMAX_XENT) {
+			int32_t cls = ((const int32_t *)y)[i];
+			double mx = pred[0], sum = 0;
+			int64_t am = 0;
+			for (int64_t j = 1; j < k; j++)
+				if (pred[j] > mx)
+					mx = pred[j], am = j;
+			for (int64_t j = 0; j < k; j++)
+				sum += exp(pred[j] - mx);
+			metrics[0] += log(sum) + mx - pred[cls];
+			metrics[1] += am == cls;
+		} else {
+			const float *t = (const float *)y + i * k;
+			double l = 0, hits = 0;
+			for (int64_t j = 0; j < k; j++) {
+				if (m->loss == NNRT_LOSS_MSE) {
+					l += (pred[j] - t[j]) * (pred[j] - t[j]);
+				} else {
+					double p = fmin(fmax(pred[j], 1e-7), 1 - 1e-7);
+					l -= t[j] * log(p) + (1 - t[j]) * log(1 - p);
+					hits += (pred[j] > 0.5) == (t[j] > 0.5);
+				}
+			}
+			metrics[0] += l / (double)k;
+			metrics[1] += hits / (double)k;
+		}
+	}
+}
+
+/* |a - r| within tol relative to max(1, |r|). */
+static bool close_to(double a, double r, double tol)
+{
+	return fabs(a - r) <= tol * fmax(1.0, fabs(r));
+}
+
+/* ---- 1. forward against the reference -------------------------------- */
+
+#define FWD_TOL 1e-5
+
+/* j[1] is the program fused (-O3), j[0] unfused (-O0). */
+static void check_forward(const net *nt, const jitted j[2])
+{
+	state s[2];
+	for (int f = 0; f < 2; f++)
+		s[f] = state_new(j[f].m);
+	const nnrt_model *m = j[1].m;
+	cr_assert_eq(j[0].m->param_floats, m->param_floats);
+	cr_assert_eq(j[0].m->output_size, m->output_size);
+	int64_t os = m->output_size;
+	double *want = calloc((size_t)(m->batch * os), sizeof(double));
+	float *p0 = falloc(m->param_floats);
+	int64_t ns[3] = {1, 3, m->batch};
+	double worst = 0; /* largest error relative to max(1, |reference|) */
+	for (int t = 0; t < 3; t++) {
+		int64_t n = ns[t];
+		for (int f = 0; f < 2; f++) {
+			fill_params(m, s[f].params, 100 + (uint64_t)t);
+			fill_batch(&s[f], n, 200 + (uint64_t)t);
+		}
+		memcpy(p0, s[1].params, sizeof(float) * (size_t)m->param_floats);
+		ref r = {m, s[1].params, 0};
+		double wm[2];
+		ref_batch(nt, &r, s[1].x, s[1].y, n, want, wm);
+		for (int threads = 1; threads <= 2; threads++) {
+			nnrt_set_threads(threads);
+			for (int f = 0; f < 2; f++) {
+				const char *how = f ? "fused" : "unfused";
+				run(&s[f], j[f].m->infer, n, 0);
+				for (int64_t i = 0; i < n * os; i++) {
+					worst = fmax(worst, fabs(s[f].out[i] - want[i]) / fmax(1.0, fabs(want[i])));
+					cr_assert(close_to(s[f].out[i], want[i], FWD_TOL),
+						  "%s %s infer, n=%lld, %d threads: out[%lld][%lld] = %.9g, reference %.9g",
+						  nt->name, how, (long long)n, threads, (long long)(i / os),
+						  (long long)(i % os), s[f].out[i], want[i]);
+				}
+				run(&s[f], j[f].m->eval_step, n, 0);
+				worst = fmax(worst, fabs(s[f].metrics[0] - wm[0]) / fmax(1.0, fabs(wm[0])));
+				cr_assert(close_to(s[f].metrics[0], wm[0], FWD_TOL),
+					  "%s %s eval_step, n=%lld: loss sum %.9g, reference %.9g", nt->name, how,
+					  (long long)n, s[f].metrics[0], wm[0]);
+				cr_assert(s[f].metrics[1] == wm[1] ||
+						  (m->loss == NNRT_LOSS_BCE && fabs(s[f].metrics[1] - wm[1]) < 1e-6),
+					  "%s %s eval_step, n=%lld: %g correct, reference %g", nt->name, how,
+					  (long long)n, s[f].metrics[1], wm[1]);
+				cr_assert(!memcmp(p0, s[f].params, sizeof(float) * (size_t)m->param_floats),
+					  "%s %s: infer or eval_step changed the parameters", nt->name, how);
+			}
+			for (int64_t i = 0; i < n * os; i++)
+				cr_assert(close_to(s[1].out[i], s[0].out[i], FWD_TOL),
+					  "%s: fused and unfused infer differ at out[%lld]: %.9g vs %.9g", nt->name,
+					  (long long)i, s[1].out[i], s[0].out[i]);
+		}
+		/* the comparison can fail: a reference whose last parameter tensor
+		 * is off by 1e-3 in its first entry must disagree with the program */
+		const nnrt_param_info *last = &m->params[m->n_params - 1];
+		p0[last->offset] += 1e-3f;
+		ref wrong = {m, p0, 0};
+		ref_batch(nt, &wrong, s[1].x, s[1].y, n, want, wm);
+		int64_t differ = 0;
+		for (int64_t i = 0; i < n * os; i++)
+			differ += !close_to(s[1].out[i], want[i], FWD_TOL);
+		cr_assert(differ > 0, "%s, n=%lld: the forward check does not notice %s[0] off by 1e-3", nt->name,
+			  (long long)n, last->name);
+	}
+	cr_log_info("%s forward: worst error %.3g (tolerance %g)", nt->name, worst, FWD_TOL);
+	free(want);
+	free(p0);
+	for (int f = 0; f < 2; f++)
+		state_free(&s[f]);
+}
+
+/* ---- 2. gradients against central differences ------------------------ */
+
+#define FD_STEP 1e-2
+#define GRAD_ATOL 1e-4 /* per entry: |g - fd| <= ATOL + RTOL |fd| */
+#define GRAD_RTOL 2e-3
+#define GRAD_NORM_RTOL 5e-3 /* per tensor: |g - fd| <= NORM_RTOL |fd| (2-norms) */
+
+/* Judges one parameter tensor's analytic gradient g against the differences
+ * fd; entries with skip[i] (the difference crossed a relu kink) are left out.
+ * Returns NULL if it passes, else why (arena). */
+static const char *grad_verdict(const double *g, const double *fd, const bool *skip, int64_t k)
+{
+	double dn = 0, fn = 0;
+	for (int64_t i = 0; i < k; i++) {
+		if (skip[i])
+			continue;
+		if (fabs(g[i] - fd[i]) > GRAD_ATOL + GRAD_RTOL * fabs(fd[i]))
+			return nnc_sprintf("entry %lld: gradient %.7g, central difference %.7g", (long long)i, g[i],
+					   fd[i]);
+		dn += (g[i] - fd[i]) * (g[i] - fd[i]);
+		fn += fd[i] * fd[i];
+	}
+	if (sqrt(dn) > GRAD_NORM_RTOL * sqrt(fn) + 1e-6)
+		return nnc_sprintf("|g - fd| = %.4g is more than %g of |fd| = %.4g", sqrt(dn), GRAD_NORM_RTOL, sqrt(fn));
+	return NULL;
+}
+
+/* One parameter tensor's gradient and its differences. */
+typedef struct grad_table {
+	const char *param;
+	int64_t k;
+	double *g, *fd;
+	bool *skip;
+} grad_table;
+
+typedef struct grad_run {
+	grad_table t[8];
+	int nt;
+	int64_t n;
+	double max_err; /* largest |g - fd| / (ATOL + RTOL |fd|) */
+	int64_t skipped, checked;
+} grad_run;
+
+/* Loss (the mean over the n samples, as training uses) at the current
+ * params; with `signs`, also the relu sign pattern of the reference. */
+static double mean_loss(state *s, const net *nt, int64_t n, uint64_t *signs)
+{
+	run(s, s->m->eval_step, n, 0);
+	if (signs) {
+		ref r = {s->m, s->params, 0};
+		double wm[2];
+		ref_batch(nt, &r, s->x, s->y, n, NULL, wm);
+		*signs = r.relu_signs;
+	}
+	return s->metrics[0] / (double)n;
+}
+
+/* Analytic gradients of the program (train_step with learning rate 0 at
+ * `threads` threads) and central differences of eval_step, for every entry. */
+static grad_run gradients(const net *nt, const nnrt_model *m, int64_t n_or_batch, int threads, uint64_t seed)
+{
+	state s = state_new(m);
+	int64_t n = n_or_batch > 0 ? n_or_batch : m->batch;
+	fill_params(m, s.params, seed);
+	fill_batch(&s, n, seed + 1);
+	float *p0 = falloc(m->param_floats);
+	memcpy(p0, s.params, sizeof(float) * (size_t)m->param_floats);
+	for (int pi = 0; pi < m->n_params; pi++) /* every gradient must be written */
+		for (int64_t e = 0; e < m->params[pi].size; e++)
+			s.grads[m->params[pi].offset + e] = NAN;
+	nnrt_set_threads(threads);
+	run(&s, m->train_step, n, 0);
+	cr_assert(!memcmp(p0, s.params, sizeof(float) * (size_t)m->param_floats),
+		  "%s: train_step with hp[NNRT_HP_LR] = 0 changed the parameters", nt->name);
+	nnrt_set_threads(1);
+	grad_run gr = {.n = n};
+	cr_assert((size_t)m->n_params <= NELEMS(gr.t));
+	for (int pi = 0; pi < m->n_params; pi++) {
+		const nnrt_param_info *info = &m->params[pi];
+		grad_table *t = &gr.t[gr.nt++];
+		t->param = info->name;
+		t->k = info->size;
+		t->g = calloc((size_t)t->k, sizeof(double));
+		t->fd = calloc((size_t)t->k, sizeof(double));
+		t->skip = calloc((size_t)t->k, sizeof(bool));
+		bool kinks = pi < nt->kink_params;
+		for (int64_t e = 0; e < t->k; e++) {
+			float *p = &s.params[info->offset + e];
+			float orig = *p;
+			t->g[e] = s.grads[info->offset + e];
+			cr_assert(isfinite(t->g[e]), "%s: gradient of %s[%lld] is %g", nt->name, info->name,
+				  (long long)e, t->g[e]);
+			uint64_t sp = 0, sm = 0;
+			*p = (float)(orig + FD_STEP);
+			double hp = *p, lp = mean_loss(&s, nt, n, kinks ? &sp : NULL);
+			*p = (float)(orig - FD_STEP);
+			double hm = *p, lm = mean_loss(&s, nt, n, kinks ? &sm : NULL);
+			*p = orig;
+			t->fd[e] = (lp - lm) / (hp - hm);
+			t->skip[e] = sp != sm;
+			gr.skipped += t->skip[e];
+			gr.checked += !t->skip[e];
+			if (!t->skip[e]) {
+				double err = fabs(t->g[e] - t->fd[e]) / (GRAD_ATOL + GRAD_RTOL * fabs(t->fd[e]));
+				gr.max_err = fmax(gr.max_err, err);
+			}
+		}
+	}
+	free(p0);
+	state_free(&s);
+	return gr;
+}
+
+static void grad_run_free(grad_run *gr)
+{
+	for (int i = 0; i < gr->nt; i++) {
+		free(gr->t[i].g);
+		free(gr->t[i].fd);
+		free(gr->t[i].skip);
+	}
+}
+
+/* The verdict must reject the analytic gradients of a tensor when they are
+ * off by a factor, have the wrong sign, miss the 1/n of the mean (n = 3), or
+ * are wrong in their largest entry alone. */
+static void check_verdict_rejects(const net *nt, const grad_table *t)
+{
+	static const double factors[] = {-1, 2, 0.5, 3, 1.05, 0};
+	double *g = calloc((size_t)t->k, sizeof(double));
+	for (size_t f = 0; f < NELEMS(factors); f++) {
+		for (int64_t e = 0; e < t->k; e++)
+			g[e] = t->g[e] * factors[f];
+		cr_assert(grad_verdict(g, t->fd, t->skip, t->k), "%s: d/d %s scaled by %g passes the check", nt->name,
+			  t->param, factors[f]);
+	}
+	int64_t big = 0;
+	for (int64_t e = 0; e < t->k; e++)
+		if (!t->skip[e] && (t->skip[big] || fabs(t->fd[e]) > fabs(t->fd[big])))
+			big = e;
+	memcpy(g, t->g, sizeof(double) * (size_t)t->k);
+	g[big] = -g[big];
+	cr_assert(grad_verdict(g, t->fd, t->skip, t->k), "%s: d/d %s with entry %lld negated passes the check",
+		  nt->name, t->param, (long long)big);
+	free(g);
+}
+
+/* j[1] is the program fused, j[0] unfused; both with `optimizer sgd`. */
+static void check_gradients(const net *nt, const jitted j[2])
+{
+	for (int fuse = 1; fuse >= 0; fuse--) {
+		for (int b = 0; b < 2; b++) {
+			int64_t n = b ? 0 : 3; /* 3 samples (n < batch), then the full batch */
+			grad_run gr = gradients(nt, j[fuse].m, n, 2, 300 + (uint64_t)b);
+			double worst_norm = 0;
+			for (int i = 0; i < gr.nt; i++) {
+				grad_table *t = &gr.t[i];
+				const char *why = grad_verdict(t->g, t->fd, t->skip, t->k);
+				cr_assert(!why, "%s (%s, n=%lld): d loss / d %s: %s", nt->name, fuse ? "fused" : "unfused",
+					  (long long)gr.n, t->param, why);
+				if (gr.n == 3)
+					check_verdict_rejects(nt, t);
+				double dn = 0, fn = 0;
+				for (int64_t e = 0; e < t->k; e++)
+					if (!t->skip[e]) {
+						dn += (t->g[e] - t->fd[e]) * (t->g[e] - t->fd[e]);
+						fn += t->fd[e] * t->fd[e];
+					}
+				worst_norm = fmax(worst_norm, sqrt(dn) / (GRAD_NORM_RTOL * sqrt(fn) + 1e-6));
+			}
+			/* no more than a few differences may straddle a relu kink */
+			cr_assert(gr.skipped * 8 <= gr.checked + gr.skipped, "%s: %lld of %lld differences skipped",
+				  nt->name, (long long)gr.skipped, (long long)(gr.checked + gr.skipped));
+			cr_log_info("%s %s n=%lld: %lld entries, %lld skipped at relu kinks; worst error %.3f of the "
+				    "entry tolerance, %.3f of the tensor tolerance",
+				    nt->name, fuse ? "fused" : "unfused", (long long)gr.n, (long long)gr.checked,
+				    (long long)gr.skipped, gr.max_err, worst_norm);
+			grad_run_free(&gr);
+		}
+	}
+}
+
+/* Each network is compiled twice (JIT compilation is most of the time) and
+ * both checks run on the two. */
+static void check_net(const net *nt)
+{
+	const char *src = with_optimizer(nt->src, "sgd(lr: 1)");
+	jitted j[2];
+	for (int f = 0; f < 2; f++)
+		j[f] = jit_graph(build_graph(src, f), f);
+	check_forward(nt, j);
+	check_gradients(nt, j);
+	for (int f = 0; f < 2; f++)
+		jit_free(&j[f]);
+}
+
+Test(network, opsnet) { check_net(&nets[0]); }
+Test(network, softnet) { check_net(&nets[1]); }
+Test(network, bcenet) { check_net(&nets[2]); }
+Test(network, seednet) { check_net(&nets[3]); }
+Test(network, widenet) { check_net(&nets[4]); }
+
+/* ---- 3. optimizer updates --------------------------------------------- */
+
+typedef struct opt_case {
+	const char *opt;
+	float lr; /* hp[NNRT_HP_LR]: the step's rate, deliberately not the model's */
+	/* the hyper-parameters as written (the kernel bakes in these doubles;
+	 * nnrt_model carries them rounded to float) */
+	double momentum, beta1, beta2, eps;
+} opt_case;
+
+static const opt_case opt_cases[] = {
+	{"sgd(lr: 0.1)", 0.07f, 0, 0.9, 0.999, 1e-8},
+	{"sgd(lr: 0.1, momentum: 0.55)", 0.3f, 0.55, 0.9, 0.999, 1e-8},
+	{"adam(lr: 0.01)", 0.02f, 0, 0.9, 0.999, 1e-8},
+	{"adam(lr: 0.01, beta1: 0.8, beta2: 0.95, eps: 0.001)", 0.05f, 0, 0.8, 0.95, 0.001},
+};
+
+/* Three steps; after each, params and optimizer state must equal the update
+ * rule applied (in double) to the previous params and the step's gradients. */
+static void check_optimizer(const net *nt, const opt_case *oc)
+{
+	jitted j = jit_graph(build_graph(with_optimizer(nt->src, oc->opt), true), true);
+	const nnrt_model *m = j.m;
+	state s = state_new(m);
+	int64_t pf = m->param_floats;
+	bool adam = m->optimizer == NNRT_OPT_ADAM;
+	cr_assert_eq(m->opt_floats, adam ? 2 * pf : oc->momentum != 0 ? pf : 0, "%s: opt_floats %lld", oc->opt,
+		     (long long)m->opt_floats);
+	cr_assert(m->momentum == (float)oc->momentum && m->beta1 == (float)oc->beta1 &&
+			  m->beta2 == (float)oc->beta2 && m->eps == (float)oc->eps,
+		  "%s: the model carries momentum %g, betas %g %g, eps %g", oc->opt, m->momentum, m->beta1, m->beta2,
+		  m->eps);
+	fill_params(m, s.params, 500);
+	double *p = calloc((size_t)pf, sizeof(double)), *v = calloc((size_t)pf, sizeof(double));
+	double *mo = calloc((size_t)pf, sizeof(double));
+	nnrt_set_threads(2);
+	for (int step = 1; step <= 3; step++) {
+		for (int64_t i = 0; i < pf; i++)
+			p[i] = s.params[i];
+		fill_batch(&s, step == 2 ? 3 : m->batch, 600 + (uint64_t)step);
+		double b1 = oc->beta1, b2 = oc->beta2;
+		s.a.hp[NNRT_HP_STEP] = (float)step;
+		s.a.hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(b1, step)));
+		s.a.hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(b2, step)));
+		run(&s, m->train_step, step == 2 ? 3 : m->batch, oc->lr);
+		double lr = oc->lr, c1 = s.a.hp[NNRT_HP_ADAM_C1], c2 = s.a.hp[NNRT_HP_ADAM_C2];
+		for (int64_t i = 0; i < pf; i++) {
+			double g = s.grads[i];
+			if (!adam) {
+				double d = g;
+				if (oc->momentum != 0)
+					d = v[i] = oc->momentum * v[i] + g;
+				p[i] -= lr * d;
+			} else {
+				mo[i] = b1 * mo[i] + (1 - b1) * g;
+				v[i] = b2 * v[i] + (1 - b2) * g * g;
+				p[i] -= lr * mo[i] * c1 / (sqrt(v[i] * c2) + oc->eps);
+			}
+			cr_assert(fabs(s.params[i] - p[i]) <= 1e-6 + 1e-5 * fabs(p[i]),
+				  "%s, step %d: params[%lld] = %.9g, the update rule gives %.9g (gradient %.9g)", oc->opt,
+				  step, (long long)i, s.params[i], p[i], g);
+			if (adam) {
+				cr_assert(fabs(s.opt[i] - mo[i]) <= 1e-7 + 1e-5 * fabs(mo[i]),
+					  "%s, step %d: first moment [%lld] = %.9g, want %.9g", oc->opt, step, (long long)i,
+					  s.opt[i], mo[i]);
+				cr_assert(fabs(s.opt[pf + i] - v[i]) <= 1e-9 + 1e-5 * fabs(v[i]),
+					  "%s, step %d: second moment [%lld] = %.9g, want %.9g", oc->opt, step,
+					  (long long)i, s.opt[pf + i], v[i]);
+			} else if (oc->momentum != 0) {
+				cr_assert(fabs(s.opt[i] - v[i]) <= 1e-7 + 1e-5 * fabs(v[i]),
+					  "%s, step %d: velocity [%lld] = %.9g, want %.9g", oc->opt, step, (long long)i,
+					  s.opt[i], v[i]);
+			}
+			p[i] = s.params[i]; /* the next step starts from the program's params */
+		}
+	}
+	free(p);
+	free(v);
+	free(mo);
+	state_free(&s);
+	jit_free(&j);
+}
+
+Test(optimizer, sgd) { check_optimizer(&nets[0], &opt_cases[0]); }
+Test(optimizer, sgd_momentum) { check_optimizer(&nets[4], &opt_cases[1]); }
+Test(optimizer, adam) { check_optimizer(&nets[0], &opt_cases[2]); }
+Test(optimizer, adam_betas_eps) { check_optimizer(&nets[4], &opt_cases[3]); }
+
+/* ---- 4. determinism across thread counts ------------------------------ */
+
+/* Large enough that every kernel splits its work: 64 x 70 = 4480 values in
+ * the element-wise ops (more than one 4096-float chunk), several gemm tiles. */
+static const char det_src[] =
+	"model detnet\n"
+	"input x : f32[37]\n"
+	"label y : class(5)\n"
+	"a = x |> dense(70)\n"
+	"b = a |> relu\n"
+	"c = a + b\n"
+	"k = c |> dense(33) |> tanh\n"
+	"logits = k |> dense(5)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer sgd(lr: 0.1)\n"
+	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 64\n}\n";
+
+Test(determinism, one_two_and_three_threads)
+{
+	jitted j = jit_graph(build_graph(det_src, true), true);
+	const nnrt_model *m = j.m;
+	state s = state_new(m);
+	int64_t pf = m->param_floats, ns[2] = {64, 29};
+	float *g1 = falloc(pf), *o1 = falloc(m->batch * m->output_size);
+	for (int t = 0; t < 2; t++) {
+		int64_t n = ns[t];
+		fill_params(m, s.params, 700);
+		fill_batch(&s, n, 701 + (uint64_t)t);
+		double l1 = 0;
+		for (int threads = 1; threads <= 3; threads++) {
+			nnrt_set_threads(threads);
+			memset(s.grads, 0, sizeof(float) * (size_t)pf);
+			run(&s, m->train_step, n, 0);
+			double loss = s.metrics[0];
+			run(&s, m->infer, n, 0);
+			if (threads == 1) {
+				memcpy(g1, s.grads, sizeof(float) * (size_t)pf);
+				memcpy(o1, s.out, sizeof(float) * (size_t)(n * m->output_size));
+				l1 = loss;
+				continue;
+			}
+			for (int64_t i = 0; i < pf; i++)
+				cr_assert(!memcmp(&g1[i], &s.grads[i], sizeof(float)),
+					  "n=%lld: grads[%lld] is %.9g with 1 thread, %.9g with %d", (long long)n,
+					  (long long)i, g1[i], s.grads[i], threads);
+			cr_assert(!memcmp(o1, s.out, sizeof(float) * (size_t)(n * m->output_size)),
+				  "n=%lld: infer differs between 1 and %d threads", (long long)n, threads);
+			cr_assert(loss == l1, "n=%lld: loss %.17g with 1 thread, %.17g with %d", (long long)n, l1, loss,
+				  threads);
+		}
+	}
+	free(g1);
+	free(o1);
+	state_free(&s);
+	jit_free(&j);
+}
+
+/* ---- 5. the IR after fusion, and the memory plan ---------------------- */
+
+static const char tiny_src[] =
+	"model tiny\n"
+	"input x : f32[7]\n"
+	"label y : class(3)\n"
+	"h = x |> dense(5) |> relu\n"
+	"logits = h |> dense(3)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer sgd(lr: 0.1)\n"
+	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 4\n}\n";
+
+/* The dump after nnc_fuse, before the plan places anything but gradients:
+ * relu folded into the first dense (act=relu), its derivative into the
+ * backward product (dact=relu), no relu or relu_grad node left. */
+static const char tiny_fused_ir[] =
+	"model tiny  ; batch 4, 4 params (96 floats)\n"
+	"forward:\n"
+	"  %0 = input() : [n, 7]  ; x\n"
+	"  %1 = label() : [n, 1]  ; y\n"
+	"  %2 = param() : [7, 5]  ; dense1.weight\n"
+	"  %3 = param() : [5]  ; dense1.bias\n"
+	"  %4 = dense(%0, %2, %3) act=relu : [n, 5]  ; h\n"
+	"  %6 = param() : [5, 3]  ; dense2.weight\n"
+	"  %7 = param() : [3]  ; dense2.bias\n"
+	"  %8 = dense(%4, %6, %7) : [n, 3]  ; logits\n"
+	"  %9 = softmax_cross_entropy(%8, %1) : []\n"
+	"backward:\n"
+	"  %10 = softmax_cross_entropy_grad(%8, %1) : [n, 3]\n"
+	"  %11 = transpose(%6) : [3, 5]\n"
+	"  %12 = dense_bwd_x(%10, %11, %4) dact=relu : [n, 5]\n"
+	"  %13 = dense_bwd_w(%4, %10) : [5, 3]  @grads+64\n"
+	"  %14 = bias_grad(%10) : [3]  @grads+80\n"
+	"  %16 = dense_bwd_w(%0, %12) : [7, 5]  @grads+0\n"
+	"  %17 = bias_grad(%12) : [5]  @grads+48\n"
+	"  %18 = sgd_update() : []\n"
+	"inference output:\n"
+	"  %19 = softmax(%8) : [n, 3]\n";
+
+Test(ir, golden_after_fusion)
+{
+	nnc_buf diags = {0};
+	nnc_diag_reset();
+	nnc_diag_capture(&diags);
+	nnc_program *prog = nnc_parse(make_source(tiny_src));
+	ir_graph *g = prog ? nnc_sema(prog) : NULL;
+	nnc_diag_capture(NULL);
+	cr_assert(g, "%s", diags.data ? diags.data : "");
+	nnc_autodiff(g);
+	nnc_add_inference_tail(g);
+	nnc_fuse(g);
+	nnc_buf b = {0};
+	ir_dump(g, &b);
+	cr_assert_str_eq(b.data, tiny_fused_ir, "IR after fusion:\n%s", b.data);
+	nnc_buf_free(&b);
+}
+
+/* Without fusion the same program keeps relu and relu_grad as nodes. */
+Test(ir, unfused_keeps_activation_nodes)
+{
+	ir_graph *g = build_graph(tiny_src, false);
+	nnc_buf b = {0};
+	ir_dump(g, &b);
+	cr_assert(strstr(b.data, " = relu(%4) : [n, 5]  ; h"), "%s", b.data);
+	cr_assert(strstr(b.data, " = relu_grad(%5, %12) : [n, 5]"), "%s", b.data);
+	cr_assert(!strstr(b.data, "act="), "%s", b.data);
+	nnc_buf_free(&b);
+}
+
+/* Every fusable activation of the test networks is fused: after nnc_fuse no
+ * live relu/sigmoid/tanh reads a dense whose only user it is, and no
+ * activation derivative reads a dense_bwd_x it could have been folded into. */
+Test(ir, every_fusable_activation_is_fused)
+{
+	for (size_t ni = 0; ni < NELEMS(nets); ni++) {
+		ir_graph *g = build_graph(with_optimizer(nets[ni].src, "sgd(lr: 0.1)"), true);
+		for (int i = 0; i < g->n; i++) {
+			ir_node *n = &g->nodes[i];
+			if (n->dead)
+				continue;
+			bool act = n->op == IR_RELU || n->op == IR_SIGMOID || n->op == IR_TANH;
+			bool dact = n->op == IR_RELU_GRAD || n->op == IR_SIGMOID_GRAD || n->op == IR_TANH_GRAD;
+			if (!act && !dact)
+				continue;
+			int src = act ? n->in[0] : n->in[1];
+			ir_node *d = &g->nodes[src];
+			int users = ir_use_count(g, src, src + 1, g->n);
+			cr_assert(!(act && d->op == IR_DENSE && users == 1),
+				  "%s: %%%d = %s of dense %%%d was not fused", nets[ni].name, i, ir_op_name(n->op), src);
+			cr_assert(!(dact && d->op == IR_DENSE_BWD_X && users == 1 && d->storage != ST_GRAD),
+				  "%s: %%%d = %s of dense_bwd_x %%%d was not fused", nets[ni].name, i, ir_op_name(n->op),
+				  src);
+		}
+	}
+}
+
+/* Floats a tensor occupies: batch rows (bpad for batch-innermost tensors). */
+static int64_t ws_floats_of(ir_graph *g, const ir_node *n)
+{
+	if (!n->batched)
+		return n->size;
+	return n->size * (n->layout == LAYOUT_CN ? g->bpad : g->batch);
+}
+
+/* Checks the workspace plan of nodes [lo, hi): every ST_WS tensor lies in
+ * [0, ws_floats) at a 16-float boundary, and two tensors whose lifetimes
+ * (definition to last reader in [lo, hi)) overlap do not share memory.
+ * Returns NULL or the first violation (arena). */
+static const char *plan_violation(ir_graph *g, int lo, int hi)
+{
+	int *last = nnc_alloc(sizeof(int) * (size_t)g->n);
+	for (int i = 0; i < g->n; i++)
+		last[i] = i;
+	for (int i = lo; i < hi; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		for (int k = 0; k < n->nin; k++)
+			if (last[n->in[k]] < i)
+				last[n->in[k]] = i;
+	}
+	for (int i = lo; i < hi; i++) {
+		ir_node *a = &g->nodes[i];
+		if (a->dead || a->storage != ST_WS)
+			continue;
+		int64_t asz = ws_floats_of(g, a);
+		if (a->offset < 0 || a->offset % 16 || a->offset + asz > g->ws_floats)
+			return nnc_sprintf("%%%d %s: [%lld, %lld) is misplaced in a workspace of %lld", i,
+					   ir_op_name(a->op), (long long)a->offset, (long long)(a->offset + asz),
+					   (long long)g->ws_floats);
+		for (int j = i + 1; j < hi; j++) {
+			ir_node *b = &g->nodes[j];
+			if (b->dead || b->storage != ST_WS)
+				continue;
+			int64_t bsz = ws_floats_of(g, b);
+			bool live_together = j <= last[i]; /* b is defined while a is still read */
+			bool share = a->offset < b->offset + bsz && b->offset < a->offset + asz;
+			if (live_together && share)
+				return nnc_sprintf("%%%d %s [%lld, %lld) (last read by %%%d) overlaps %%%d %s [%lld, %lld)",
+						   i, ir_op_name(a->op), (long long)a->offset, (long long)(a->offset + asz),
+						   last[i], j, ir_op_name(b->op), (long long)b->offset,
+						   (long long)(b->offset + bsz));
+		}
+	}
+	return NULL;
+}
+
+Test(plan, live_workspace_tensors_never_overlap)
+{
+	const char *srcs[NELEMS(nets) + 2];
+	for (size_t i = 0; i < NELEMS(nets); i++)
+		srcs[i] = with_optimizer(nets[i].src, "adam(lr: 0.01)");
+	srcs[NELEMS(nets)] = det_src;
+	srcs[NELEMS(nets) + 1] = tiny_src;
+	for (size_t i = 0; i < NELEMS(srcs); i++)
+		for (int fuse = 0; fuse < 2; fuse++) {
+			ir_graph *g = build_graph(srcs[i], fuse);
+			int ws = 0;
+			for (int k = 0; k < g->n_train; k++)
+				ws += !g->nodes[k].dead && g->nodes[k].storage == ST_WS;
+			cr_assert(ws >= 3, "%s: only %d workspace tensors", g->model_name, ws);
+			const char *why = plan_violation(g, 0, g->n_train);
+			cr_assert(!why, "%s (%s): %s", g->model_name, fuse ? "fused" : "unfused", why);
+			why = plan_violation(g, g->n_train, g->n);
+			cr_assert(!why, "%s (%s), inference tail: %s", g->model_name, fuse ? "fused" : "unfused", why);
+		}
+}
+
+/* The checker rejects a plan where a tensor is put on top of a live one. */
+Test(plan, the_checker_catches_an_overlap)
+{
+	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
+	cr_assert(!plan_violation(g, 0, g->n_train));
+	/* a node and the first workspace operand it reads are live together */
+	bool broke = false;
+	for (int i = 0; i < g->n_train && !broke; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead || n->storage != ST_WS)
+			continue;
+		for (int k = 0; k < n->nin; k++) {
+			ir_node *o = &g->nodes[n->in[k]];
+			if (o->storage == ST_WS) {
+				n->offset = o->offset;
+				broke = true;
+				break;
+			}
+		}
+	}
+	cr_assert(broke);
+	cr_assert(plan_violation(g, 0, g->n_train), "an output placed on its own operand passes");
+}
+
+/* ---- 6. semantic and shape errors, exact text --------------------------- */
+
+/* A valid program; each case replaces one line of it. */
+#define L_MODEL "model m\n"
+#define L_INPUT "input x : f32[7]\n"
+#define L_LABEL "label y : class(2)\n"
+#define L_LOSS "loss softmax_cross_entropy(logits, y)\n"
+#define L_OPT "optimizer sgd(lr: 0.1)\n"
+#define L_TRAIN "train {\n  data: parity(bits: 7)\n  batch: 8\n}\n"
+
+typedef struct diag_case {
+	const char *name;
+	const char *src;
+	const char *first;  /* the first line of the diagnostics, exactly */
+	const char *also;   /* another whole line that must appear, or NULL */
+	int errors;         /* error count */
+} diag_case;
+
+static const diag_case diag_cases[] = {
+	{"add of [n, 5] and [n, 3]",
+	 L_MODEL L_INPUT L_LABEL "a = x |> dense(5)\nb = x |> dense(3)\nc = a + b\nlogits = c |> dense(2)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":6:5: error: 'add' needs operands of the same shape, but got [n, 5] and [n, 3]",
+	 SRC_PATH ":4:5: note: left operand a has shape [n, 5]", 1},
+	{"sub of input and hidden",
+	 L_MODEL L_INPUT L_LABEL "a = x |> dense(5)\nlogits = (x - a) |> dense(2)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":5:11: error: 'sub' needs operands of the same shape, but got [n, 7] and [n, 5]",
+	 SRC_PATH ":2:7: note: left operand x has shape [n, 7]", 1},
+	{"mul of [n, 2] and [n, 3]",
+	 L_MODEL L_INPUT L_LABEL "a = x |> dense(2)\nb = x |> dense(3)\nlogits = a * b\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":6:10: error: 'mul' needs operands of the same shape, but got [n, 2] and [n, 3]", NULL, 1},
+	{"unknown layer",
+	 L_MODEL L_INPUT L_LABEL "h = x |> dense(5) |> relo\nlogits = h |> dense(2)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:22: error: unknown layer or function 'relo'", "hint: did you mean 'relu'?", 1},
+	{"unknown name",
+	 L_MODEL L_INPUT L_LABEL "hidden = x |> dense(5)\nlogits = hiden |> dense(2)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":5:10: error: unknown name 'hiden'", "hint: did you mean 'hidden'?", 1},
+	{"mse with a class label",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2)\nloss mse(logits, y)\n" L_OPT L_TRAIN,
+	 SRC_PATH ":5:18: error: 'mse' needs a real-valued f32[...] label, but 'y' is class(N)",
+	 "hint: declare it as: label y : f32[k], or use softmax_cross_entropy", 1},
+	{"softmax_cross_entropy with a real label",
+	 L_MODEL L_INPUT "label y : f32[2]\nlogits = x |> dense(2)\n" L_LOSS L_OPT
+	 "train {\n  data: csv(\"d.csv\", x: [0], y: [1])\n}\n",
+	 SRC_PATH ":5:36: error: 'softmax_cross_entropy' needs a class(N) label, but 'y' is a real-valued f32[...]",
+	 "hint: declare it as: label y : class(N)", 1},
+	{"logits do not match the classes",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(3)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":5:6: error: 'softmax_cross_entropy' needs 2 logits per sample to match label class(2), but got shape [n, 3]",
+	 NULL, 1},
+	{"negative learning rate",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2)\n" L_LOSS "optimizer sgd(lr: -1)\n" L_TRAIN,
+	 SRC_PATH ":6:19: error: the learning rate must be positive, not -1", NULL, 1},
+	{"momentum of 1",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2)\n" L_LOSS "optimizer sgd(lr: 0.1, momentum: 1)\n" L_TRAIN,
+	 SRC_PATH ":6:34: error: momentum must be in [0, 1), not 1", NULL, 1},
+	{"unknown optimizer",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2)\n" L_LOSS "optimizer adma(lr: 0.1)\n" L_TRAIN,
+	 SRC_PATH ":6:11: error: unknown optimizer 'adma'", "hint: did you mean 'adam'?", 1},
+	{"batch of 0",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2)\n" L_LOSS L_OPT "train {\n  data: parity(bits: 7)\n  batch: 0\n}\n",
+	 SRC_PATH ":9:10: error: the batch size must be a whole number >= 1, not 0", NULL, 1},
+	{"synthetic set with the wrong input size",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2)\n" L_LOSS L_OPT "train {\n  data: moons(count: 100)\n}\n",
+	 SRC_PATH ":8:9: error: moons() gives 2 features per sample, but input 'x' has shape [n, 7]", NULL, 1},
+	{"parity with the wrong number of bits",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2)\n" L_LOSS L_OPT "train {\n  data: parity(bits: 5)\n}\n",
+	 SRC_PATH ":8:9: error: parity() gives 5 features per sample, but input 'x' has shape [n, 7]", NULL, 1},
+	{"synthetic set with the wrong number of classes",
+	 L_MODEL "input x : f32[2]\nlabel y : class(3)\nlogits = x |> dense(3)\n" L_LOSS L_OPT
+	 "train {\n  data: xor(count: 10)\n}\n",
+	 SRC_PATH ":8:9: error: xor() has 2 classes, but label 'y' is class(3)", NULL, 1},
+	{"unknown train setting",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2)\n" L_LOSS L_OPT
+	 "train {\n  data: parity(bits: 7)\n  epoch: 3\n}\n",
+	 SRC_PATH ":9:3: error: unknown train setting 'epoch'", "hint: did you mean 'epochs'?", 1},
+	{"dense option misspelt",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2, bais: false)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:24: error: 'dense' has no option 'bais'", "hint: did you mean 'bias'?", 1},
+	{"dense without units",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:10: error: 'dense' needs the number of units, e.g. dense(128)", NULL, 1},
+	{"tensor divided by a tensor",
+	 L_MODEL L_INPUT L_LABEL "a = x |> dense(2)\nlogits = a / a\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":5:10: error: dividing a tensor by a tensor is not supported; divide by a number", NULL, 1},
+	{"division by zero",
+	 L_MODEL L_INPUT L_LABEL "a = x |> dense(2)\nlogits = a / (1 - 1)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":5:15: error: division by zero", NULL, 1},
+	{"name defined twice",
+	 L_MODEL L_INPUT L_LABEL "h = x |> dense(2)\nh = h |> relu\nlogits = h\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":5:1: error: 'h' is already defined", SRC_PATH ":4:1: note: 'h' was first defined here", 1},
+	{"two independent errors are both reported",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> sigmoud\n" L_LOSS "optimizer sgd(lr: 0)\n" L_TRAIN,
+	 SRC_PATH ":4:27: error: unknown layer or function 'sigmoud'",
+	 SRC_PATH ":6:19: error: the learning rate must be positive, not 0", 2},
+};
+
+/* Splits off line `k` (0-based) of s into buf; false if there is none. */
+static bool nth_line(const char *s, int k, char *buf, size_t cap)
+{
+	for (; k > 0 && s; k--) {
+		s = strchr(s, '\n');
+		if (s)
+			s++;
+	}
+	if (!s || !*s)
+		return false;
+	size_t len = strcspn(s, "\n");
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(buf, s, len);
+	buf[len] = 0;
+	return true;
+}
+
+static bool has_line(const char *s, const char *line)
+{
+	char buf[512];
+	for (int k = 0; nth_line(s, k, buf, sizeof buf); k++)
+		if (!strcmp(buf, line))
+			return true;
+	return false;
+}
+
+Test(diagnostics, exact_text)
+{
+	cr_assert(NELEMS(diag_cases) >= 12);
+	for (size_t i = 0; i < NELEMS(diag_cases); i++) {
+		const diag_case *dc = &diag_cases[i];
+		nnc_buf b = {0};
+		nnc_diag_set_color(0);
+		nnc_diag_reset();
+		nnc_diag_capture(&b);
+		nnc_program *prog = nnc_parse(make_source(dc->src));
+		cr_assert(prog, "%s: syntax error:\n%s", dc->name, b.data ? b.data : "");
+		ir_graph *g = nnc_sema(prog);
+		nnc_diag_capture(NULL);
+		const char *text = b.data ? b.data : "";
+		char first[512] = "";
+		nth_line(text, 0, first, sizeof first);
+		cr_expect(!g, "%s: the program compiled", dc->name);
+		cr_expect_str_eq(first, dc->first, "%s: first line\n  got:  %s\n  want: %s\nall:\n%s", dc->name, first,
+				 dc->first, text);
+		if (dc->also)
+			cr_expect(has_line(text, dc->also), "%s: no line '%s' in\n%s", dc->name, dc->also, text);
+		cr_expect_eq(nnc_diag_error_count(), dc->errors, "%s: %d errors, want %d:\n%s", dc->name,
+			     nnc_diag_error_count(), dc->errors, text);
+		nnc_buf_free(&b);
+	}
+}
+
+/* One case in full: the source line and the caret under the whole span. */
+Test(diagnostics, caret_under_the_span)
+{
+	const char *src = L_MODEL L_INPUT L_LABEL "a = x |> dense(5)\nb = x |> dense(3)\nc = a + b\nlogits = c |> dense(2)\n" L_LOSS L_OPT L_TRAIN;
+	nnc_buf b = {0};
+	nnc_diag_set_color(0);
+	nnc_diag_reset();
+	nnc_diag_capture(&b);
+	nnc_program *prog = nnc_parse(make_source(src));
+	cr_assert(prog);
+	cr_assert(!nnc_sema(prog));
+	nnc_diag_capture(NULL);
+	cr_assert_str_eq(b.data,
+			 SRC_PATH ":6:5: error: 'add' needs operands of the same shape, but got [n, 5] and [n, 3]\n"
+			 "    6 | c = a + b\n"
+			 "      |     ^~~~~\n"
+			 SRC_PATH ":4:5: note: left operand a has shape [n, 5]\n"
+			 "    4 | a = x |> dense(5)\n"
+			 "      |     ^~~~~~~~~~~~~\n"
+			 SRC_PATH ":5:5: note: right operand b has shape [n, 3]\n"
+			 "    5 | b = x |> dense(3)\n"
+			 "      |     ^~~~~~~~~~~~~\n");
+	nnc_buf_free(&b);
+}
