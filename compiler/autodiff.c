@@ -70,7 +70,17 @@ static void grad_dense(ad_ctx *a, int node, int dy)
 		if (g->nodes[x].layout == LAYOUT_CN) {
 			/* x is batch-innermost (after convolutions): so is its gradient */
 			int dyt = emit1(a, IR_TO_CN, dy, node);
-			accum(a, x, emit2(a, IR_DENSE_BWD_XT, w, dyt, node));
+			int in[2] = {w, dyt};
+			int id = ir_add(g, IR_DENSE_BWD_XT, 2, in);
+			ir_node *b = &g->nodes[id], *xn = &g->nodes[x];
+			/* the gradient has x's shape (e.g. [C, H, W] before a flatten),
+			 * which the pooling or convolution gradient after it reads */
+			b->ia[10] = xn->rank;
+			for (int k = 0; k < xn->rank; k++)
+				b->ia[6 + k] = xn->dims[k];
+			b->loc = g->nodes[node].loc;
+			NNC_ASSERT(ir_infer_shape(g, id));
+			accum(a, x, id);
 		} else {
 			int wt = emit1(a, IR_TRANSPOSE, w, node);
 			accum(a, x, emit2(a, IR_DENSE_BWD_X, dy, wt, node));

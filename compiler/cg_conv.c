@@ -81,6 +81,7 @@ typedef struct conv_geo {
 
 static conv_geo geometry(ir_node *x, ir_node *y, const int64_t *ia)
 {
+	NNC_ASSERT(x->rank == 3 && y->rank == 3);
 	conv_geo g = {x->dims[0], x->dims[1], x->dims[2], y->dims[0], y->dims[1], y->dims[2],
 		      ia[0],      ia[1],      ia[2],      ia[3],      ia[4],      ia[5]};
 	return g;
@@ -541,6 +542,7 @@ void lower_pool_bwd(cg_ctx *c, ir_node *n)
 	if (n->op == IR_GAVGPOOL_BWD) {
 		KH = H, KW = W, SH = SW = 1, OH = OW = 1;
 	} else {
+		NNC_ASSERT(dy->rank == 3 && x->rank == 3);
 		KH = n->ia[0], KW = n->ia[1], SH = n->ia[2], SW = n->ia[3], OH = dy->dims[1], OW = dy->dims[2];
 	}
 	bool direct = KH == SH && KW == SW;

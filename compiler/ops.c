@@ -134,12 +134,12 @@ static bool shape_pool_bwd(ir_graph *g, ir_node *n)
 	return true;
 }
 
-/* W[i, o], dyT[o] (CN) -> dxT[i] (CN) */
+/* W[i, o], dyT[o] (CN) -> dxT with x's shape (rank ia[10], dims ia[6..9]), CN */
 static bool shape_dense_bxt(ir_graph *g, ir_node *n)
 {
 	ir_node *w = in(g, n, 0);
-	int64_t d[1] = {w->dims[0]};
-	ir_set_shape(n, true, 1, d);
+	ir_set_shape(n, true, (int)n->ia[10], &n->ia[6]);
+	NNC_ASSERT(n->size == w->dims[0]);
 	n->layout = LAYOUT_CN;
 	return true;
 }
