@@ -168,8 +168,10 @@ Test(e2e, lenet_learns_from_a_slice, .timeout = 300)
 	char *out;
 	cr_assert_eq(run(&out, "'%s/lenet' --epochs 2 --limit 6400 --test-limit 2000", tmpdir), 0);
 	double acc = last_value(out, "test_acc");
-	/* 10 classes: chance is 0.10 */
-	cr_expect_geq(acc, 0.70, "LeNet test accuracy %.4f after 2 epochs on 6400 images\n%s", acc, out);
+	/* 10 classes: chance is 0.10.  With its dense layers alone learning (the
+	 * convolutions frozen at their initial values) LeNet reaches 0.72 here;
+	 * with every layer learning, 0.80. */
+	cr_expect_geq(acc, 0.78, "LeNet test accuracy %.4f after 2 epochs on 6400 images\n%s", acc, out);
 	free(out);
 }
 
