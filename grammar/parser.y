@@ -332,10 +332,9 @@ stmt:
 	}
 ;
 
-/* The { } of a train block; the last setting may end at the '}'. */
+/* The { } of a train block. */
 block:
 	'{' items '}'			{ $$ = $2; }
-|	'{' items setting '}'		{ $$ = arglist_push($2, $3.name, $3.name_loc, $3.value); }
 |	'{' items error '}' {
 		yyerrok;
 		ps->recovering = false;
@@ -347,14 +346,15 @@ block:
 
 opt_newline: %empty | NEWLINE ;
 
-/* The settings of a train block, each ended by a separator (a ',' may be
- * followed by a NEWLINE too).  After an error the rest of the line is
- * skipped: a ',' is no place to resume, as it may be inside the arguments
- * of a call. */
+/* The settings of a train block, separated by newlines, commas, or just
+ * spaces (`batch: 64  epochs: 5`: a setting's value cannot continue with a
+ * name, so the next `key:` starts a new one).  After an error the rest of
+ * the line is skipped: a ',' is no place to resume, as it may be inside the
+ * arguments of a call. */
 items:
 	%empty				{ $$ = NULL; }
 |	items NEWLINE			{ $$ = $1; }
-|	items setting sep		{ $$ = arglist_push($1, $2.name, $2.name_loc, $2.value); }
+|	items setting opt_comma		{ $$ = arglist_push($1, $2.name, $2.name_loc, $2.value); }
 |	items error NEWLINE {
 		yyerrok;
 		ps->recovering = false;
@@ -370,8 +370,6 @@ setting:
 		$$ = (nnc_arg){$1, @1, $3};
 	}
 ;
-
-sep: ',' | NEWLINE ;
 
 /* f32[d1, ...] or class(N). */
 type:
