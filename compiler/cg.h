@@ -20,7 +20,7 @@
 
 typedef struct cg_options {
 	int opt_level;       /* 0..3 */
-	bool naive;          /* -O0 / --no-fuse: reference kernels, no fusion */
+	bool naive;          /* -O0 / --naive-kernels: reference kernels (cg_naive.c) */
 	bool emit_main;      /* define main() calling nnrt_main */
 	bool inference_only; /* leave out train_step */
 	const char *prefix;  /* symbol prefix, default: model name */
@@ -93,6 +93,14 @@ typedef void lower_fn(cg_ctx *c, ir_node *n);
 #define OP(id, name, arity, shape, grad, lower) lower_fn lower;
 #include "ops.def"
 #undef OP
+
+/* ---- reference kernels (cg_naive.c), used when cg_options.naive ---- */
+void naive_dense(cg_ctx *c, ir_node *n);
+void naive_dense_bx(cg_ctx *c, ir_node *n); /* DENSE_BWD_X and DENSE_BWD_XT */
+void naive_dense_bw(cg_ctx *c, ir_node *n);
+void naive_conv(cg_ctx *c, ir_node *n);
+void naive_conv_bx(cg_ctx *c, ir_node *n);
+void naive_conv_bw(cg_ctx *c, ir_node *n);
 
 /* ---- entry (cg.c) and emission (emit.c) ---- */
 LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx);

@@ -157,6 +157,10 @@ static void conv_fwd_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef
 /* y[f][oh][ow] = act(b[f] + sum_{c,kh,kw} w[f][c][kh][kw] x[c][oh*sh-ph+kh][ow*sw-pw+kw]) */
 void lower_conv(cg_ctx *c, ir_node *n)
 {
+	if (c->opt->naive) {
+		naive_conv(c, n);
+		return;
+	}
 	ir_node *x = operand(c, n, 0);
 	conv_geo G = geometry(x, n, n->ia);
 	int nv = tile_nv(c), mr = tile_mr(G.F, nv);
@@ -251,6 +255,10 @@ static void conv_bx_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef 
 
 void lower_conv_bx(cg_ctx *c, ir_node *n)
 {
+	if (c->opt->naive) {
+		naive_conv_bx(c, n);
+		return;
+	}
 	ir_node *dy = operand(c, n, 0);
 	conv_geo G = geometry(n, dy, n->ia); /* x has the shape of this node */
 	int nv = tile_nv(c), mr = tile_mr(G.C, nv);
@@ -400,6 +408,10 @@ static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValue
  * Tasks: (filter block, c, kh, kw group). */
 void lower_conv_bw(cg_ctx *c, ir_node *n)
 {
+	if (c->opt->naive) {
+		naive_conv_bw(c, n);
+		return;
+	}
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	conv_geo G = geometry(x, dy, n->ia);
 	int kg = G.KW <= 5 ? (int)G.KW : G.KW % 4 == 0 ? 4 : 5;

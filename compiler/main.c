@@ -2,6 +2,7 @@
  * main.c - the nnc command: flags, and the driver whose one function,
  * compile(), spells out the whole pipeline.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "cg.h"
 #include "diag.h"
+#include "header.h"
 
 #define NNC_VERSION "0.1.0"
 
@@ -23,8 +25,10 @@ typedef struct options {
 	out_kind kind;
 	int opt_level;
 	bool no_fuse;
+	bool naive;
 	bool inference_only;
 	const char *prefix;
+	const char *header;     /* --header PATH */
 	const char *dump_after; /* sema | autodiff | fuse | plan */
 } options;
 
@@ -37,7 +41,8 @@ static void usage(FILE *f)
 		"\n"
 		"output:\n"
 		"  -o PATH            output file (default: the model name, or NAME.o, NAME.s, NAME.ll)\n"
-		"  -c                 write an object file instead of an executable\n"
+		"  -c                 write an object file, and its C header beside it, instead of an executable\n"
+		"  --header PATH      where -c (or -S, --emit-llvm) writes the C header (default: OUTPUT.h)\n"
 		"  -S                 write assembly\n"
 		"  --emit-llvm        write the optimised LLVM IR (.ll)\n"
 		"  --emit-ir          print the tensor IR after all passes (to -o or stdout)\n"
@@ -49,6 +54,8 @@ static void usage(FILE *f)
 		"code generation:\n"
 		"  -O0 -O1 -O2 -O3    LLVM optimisation level (default -O2)\n"
 		"  --no-fuse          do not fuse activations into matrix products\n"
+		"  --naive-kernels    plain scalar reference loops for products and convolutions\n"
+		"                     (also implied by -O0, which does no fusion either)\n"
 		"  --inference-only   leave out the training step (backward and update)\n"
 		"  --prefix NAME      prefix of generated symbols (default: the model name)\n"
 		"\n"
@@ -68,6 +75,16 @@ static int usage_error(const char *fmt, const char *arg)
 	return NNC_EXIT_USAGE;
 }
 
+static bool is_identifier(const char *s)
+{
+	if (!*s || (!isalpha((unsigned char)*s) && *s != '_'))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return false;
+	return true;
+}
+
 static int parse_args(int argc, char **argv, options *o)
 {
 	o->opt_level = 2;
@@ -81,13 +98,15 @@ static int parse_args(int argc, char **argv, options *o)
 		} else if (!strcmp(a, "--version")) {
 			printf("nnc %s (LLVM %d)\n", NNC_VERSION, LLVM_VERSION_MAJOR);
 			exit(0);
-		} else if (!strcmp(a, "-o") || !strcmp(a, "--prefix")) {
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--prefix") || !strcmp(a, "--header")) {
 			if (i + 1 >= argc)
 				return usage_error("%s needs an argument", a);
 			if (!strcmp(a, "-o"))
 				o->output = argv[++i];
-			else
+			else if (!strcmp(a, "--prefix"))
 				o->prefix = argv[++i];
+			else
+				o->header = argv[++i];
 		} else if (!strcmp(a, "-c")) {
 			o->kind = OUT_OBJ;
 		} else if (!strcmp(a, "-S")) {
@@ -111,6 +130,8 @@ static int parse_args(int argc, char **argv, options *o)
 			o->opt_level = a[2] - '0';
 		} else if (!strcmp(a, "--no-fuse")) {
 			o->no_fuse = true;
+		} else if (!strcmp(a, "--naive-kernels")) {
+			o->naive = true;
 		} else if (!strcmp(a, "--inference-only")) {
 			o->inference_only = true;
 		} else if (!strncmp(a, "--color=", 8)) {
@@ -127,6 +148,10 @@ static int parse_args(int argc, char **argv, options *o)
 	}
 	if (!o->input)
 		return usage_error("%s", "no input file; usage: nnc FILE.nn [-o OUTPUT]");
+	if (o->prefix && !is_identifier(o->prefix))
+		return usage_error("--prefix '%s' is not a C identifier (letters, digits, '_'; no digit first)", o->prefix);
+	if (o->header && o->kind != OUT_OBJ && o->kind != OUT_ASM && o->kind != OUT_LL)
+		return usage_error("%s", "--header goes with -c, -S or --emit-llvm");
 	bool tty = isatty(2);
 	const char *nc = getenv("NO_COLOR");
 	nnc_diag_set_color(!strcmp(color, "always") || (!strcmp(color, "auto") && tty && !(nc && *nc)));
@@ -160,6 +185,35 @@ static void dump_if(const options *o, const char *pass, ir_graph *g)
 	nnc_buf_free(&b);
 }
 
+/* The C header of -c: --header, else the object's name with .h for .o. */
+static const char *header_path(const options *o, const char *object)
+{
+	if (o->header)
+		return o->header;
+	if (o->kind != OUT_OBJ)
+		return NULL;
+	size_t len = strlen(object);
+	if (len > 2 && !strcmp(object + len - 2, ".o"))
+		return nnc_sprintf("%.*s.h", (int)(len - 2), object);
+	return nnc_sprintf("%s.h", object);
+}
+
+/* Writes the header that documents and wraps the object's model. */
+static int write_header(const options *o, ir_graph *g, const char *object)
+{
+	const char *path = header_path(o, object);
+	if (!path)
+		return 0;
+	nnc_buf b = {0};
+	const char *slash = strrchr(object, '/');
+	nnc_header(g, o->prefix ? o->prefix : g->model_name, o->inference_only, slash ? slash + 1 : object, &b);
+	options to = *o;
+	to.output = path;
+	int rc = write_text(&to, b.data);
+	nnc_buf_free(&b);
+	return rc;
+}
+
 static const char *default_output(const options *o, const char *model)
 {
 	switch (o->kind) {
@@ -171,7 +225,7 @@ static const char *default_output(const options *o, const char *model)
 }
 
 /* The pipeline: parse -> check -> build IR -> autodiff -> fuse -> plan memory
- * -> lower to LLVM -> optimise and emit -> link. */
+ * -> lower to LLVM -> optimise and emit -> link (or, for -c, the C header). */
 static int compile(const options *o)
 {
 	nnc_source src = {.path = o->input};
@@ -224,7 +278,8 @@ static int compile(const options *o)
 		return rc;
 	}
 
-	cg_options co = {.opt_level = o->opt_level, .emit_main = o->kind == OUT_EXE,
+	cg_options co = {.opt_level = o->opt_level, .naive = o->naive || o->opt_level == 0,
+			 .emit_main = o->kind == OUT_EXE,
 			 .inference_only = o->inference_only, .prefix = o->prefix};
 	LLVMContextRef ctx = LLVMContextCreate();
 	LLVMModuleRef mod = nnc_lower(g, &co, ctx);
@@ -246,6 +301,8 @@ static int compile(const options *o)
 		emit_kind k = o->kind == OUT_OBJ ? EMIT_OBJ : o->kind == OUT_ASM ? EMIT_ASM : EMIT_LL;
 		if (nnc_emit(mod, o->opt_level, k, out))
 			rc = NNC_EXIT_INTERNAL;
+		else
+			rc = write_header(o, g, out);
 	}
 	LLVMDisposeModule(mod);
 	LLVMContextDispose(ctx);

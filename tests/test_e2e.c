@@ -322,3 +322,25 @@ Test(e2e, emit_outputs_and_stats)
 	cr_expect(strstr(out, "digraph") != NULL);
 	free(out);
 }
+
+/* The fast kernels against the reference loop nests (nnc --naive-kernels),
+ * through a whole LeNet training run: every product, convolution and their
+ * gradients feed the printed losses. */
+Test(e2e, fast_kernels_match_naive_kernels, .timeout = 300)
+{
+	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+	char *out;
+	int rc = run(&out, "'%s' '%s/examples/lenet.nn' -o '%s/fast' && '%s' '%s/examples/lenet.nn' --naive-kernels -o '%s/naive'",
+		     NNC_EXE, NNC_SOURCE_DIR, tmpdir, NNC_EXE, NNC_SOURCE_DIR, tmpdir);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	char *a, *b;
+	cr_assert_eq(run(&a, "'%s/fast' --epochs 1 --limit 640 --test-limit 500", tmpdir), 0);
+	cr_assert_eq(run(&b, "'%s/naive' --epochs 1 --limit 640 --test-limit 500", tmpdir), 0);
+	double la = last_value(a, "loss"), lb = last_value(b, "loss");
+	double ta = last_value(a, "test_loss"), tb = last_value(b, "test_loss");
+	cr_expect(fabs(la - lb) < 2e-3 && fabs(ta - tb) < 2e-3,
+		  "fast and naive kernels disagree: loss %.4f vs %.4f, test loss %.4f vs %.4f", la, lb, ta, tb);
+	free(a), free(b);
+}
