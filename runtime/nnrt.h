@@ -178,7 +178,9 @@ typedef struct nnrt_model {
 
 /* ---- Entry points used by generated code ---- */
 
-/* Barrier across the team running a generated body. */
+/* Barrier across the team running a generated body.  Every team has its
+ * own barrier (see runtime/parallel.c), so bodies run from different user
+ * threads do not wait for one another. */
 void nnrt_barrier(void);
 
 /* ---- Parallel execution ---- */
@@ -192,6 +194,10 @@ void nnrt_run(nnrt_body_fn body, nnrt_step_args *args);
  * threads waits for the bodies it passes to nnrt_run(): one parallel region
  * for a whole training run instead of one per step.  Returns fn's result. */
 int nnrt_team(int (*fn)(void *ctx), void *ctx);
+/* nnrt_run with a team of `nthreads` threads for this call (0 = the default
+ * of nnrt_set_threads).  Inside nnrt_team() the persistent team runs the body,
+ * whatever its size. */
+void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
 
 /* ---- The training program ---- */
 

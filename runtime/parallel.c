@@ -18,6 +18,15 @@
  *    the thread being waited for).
  *  Outside nnrt_team(), nnrt_run() opens a region per call (still correct).
  *
+ * No global mutable state: every team (a region opened by nnrt_run, or a
+ * persistent team) has its own barrier, on the stack of the function that
+ * opened it.  Generated code calls nnrt_barrier() with no arguments, so each
+ * thread finds its team's barrier through a _Thread_local pointer set when
+ * it joins the team and restored when it leaves.  Two user threads that each
+ * run a model (two instances through the embedding API, or two nnrt_team()
+ * runs) therefore never share a barrier.  The one process-wide setting is the
+ * default team size of nnrt_set_threads().
+ *
  * Determinism: generated code splits work by (tid, nthreads) only, and we
  * forbid OpenMP from shrinking teams (omp_set_dynamic(0)).  Nothing here
  * allocates.
@@ -30,22 +39,28 @@
 #include <stdbool.h>
 #include <time.h>
 
-/* 0 = OpenMP's default (OMP_NUM_THREADS, or one per core). */
-static int team_size;
+/* 0 = OpenMP's default (OMP_NUM_THREADS, or one per core).  Atomic: any
+ * thread may read it while another sets it. */
+static atomic_int team_size;
 
-void nnrt_set_threads(int n)
+static int clamp_threads(int n)
 {
 	if (n < 0)
 		n = 0;
-	if (n > NNRT_MAX_THREADS)
-		n = NNRT_MAX_THREADS;
-	team_size = n;
+	return n > NNRT_MAX_THREADS ? NNRT_MAX_THREADS : n;
+}
+
+void nnrt_set_threads(int n)
+{
+	atomic_store_explicit(&team_size, clamp_threads(n), memory_order_relaxed);
 	omp_set_dynamic(0);
 }
 
 int nnrt_get_threads(void)
 {
-	int n = team_size ? team_size : omp_get_max_threads();
+	int n = atomic_load_explicit(&team_size, memory_order_relaxed);
+	if (!n)
+		n = omp_get_max_threads();
 	if (n < 1)
 		n = 1;
 	return n > NNRT_MAX_THREADS ? NNRT_MAX_THREADS : n;
@@ -69,49 +84,79 @@ static void backoff(unsigned long *spins)
 
 /* ---- barrier ---- */
 
-static struct {
+/* The barrier of one team; zero-initialised by whoever opens the team. */
+typedef struct team_barrier {
 	_Alignas(64) atomic_int count;
 	_Alignas(64) atomic_int gen;
-} bar;
+} team_barrier;
+
+/* This thread's current team: its barrier and size (NULL, 1 outside any). */
+static _Thread_local team_barrier *my_barrier;
+static _Thread_local int my_nthreads = 1;
 
 void nnrt_barrier(void)
 {
-	int n = omp_get_num_threads();
-	if (n <= 1)
+	team_barrier *b = my_barrier;
+	int n = my_nthreads;
+	if (n <= 1 || !b)
 		return;
-	int g = atomic_load_explicit(&bar.gen, memory_order_acquire);
-	if (atomic_fetch_add_explicit(&bar.count, 1, memory_order_acq_rel) == n - 1) {
-		atomic_store_explicit(&bar.count, 0, memory_order_relaxed);
-		atomic_fetch_add_explicit(&bar.gen, 1, memory_order_release);
+	int g = atomic_load_explicit(&b->gen, memory_order_acquire);
+	if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == n - 1) {
+		atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+		atomic_fetch_add_explicit(&b->gen, 1, memory_order_release);
 		return;
 	}
 	unsigned long spins = 0;
-	while (atomic_load_explicit(&bar.gen, memory_order_acquire) == g)
+	while (atomic_load_explicit(&b->gen, memory_order_acquire) == g)
 		backoff(&spins);
+}
+
+/* Joining a team: remembers the thread's previous team, to restore it. */
+typedef struct membership {
+	team_barrier *barrier;
+	int nthreads;
+} membership;
+
+static membership join(team_barrier *b, int nthreads)
+{
+	membership old = {my_barrier, my_nthreads};
+	my_barrier = b;
+	my_nthreads = nthreads;
+	return old;
+}
+
+static void leave(membership old)
+{
+	my_barrier = old.barrier;
+	my_nthreads = old.nthreads;
 }
 
 /* ---- persistent team ---- */
 
-static struct {
+typedef struct team {
 	_Alignas(64) atomic_long posted; /* number of bodies posted, or -1 to stop */
 	nnrt_body_fn body;
 	nnrt_step_args *args;
 	int nthreads;
-	bool active;
+	int level; /* omp_get_level() inside the team's region */
+	team_barrier barrier;
 } team;
 
-static void worker(int tid)
+/* Set on thread 0 of a persistent team while the caller's function runs. */
+static _Thread_local team *my_team;
+
+static void worker(team *t, int tid)
 {
 	long seen = 0;
 	for (;;) {
 		unsigned long spins = 0;
 		long p;
-		while ((p = atomic_load_explicit(&team.posted, memory_order_acquire)) == seen)
+		while ((p = atomic_load_explicit(&t->posted, memory_order_acquire)) == seen)
 			backoff(&spins);
 		if (p < 0)
 			return;
 		seen = p;
-		team.body(team.args, tid, team.nthreads);
+		t->body(t->args, tid, t->nthreads);
 		nnrt_barrier();
 	}
 }
@@ -119,42 +164,70 @@ static void worker(int tid)
 int nnrt_team(int (*fn)(void *ctx), void *ctx)
 {
 	int n = nnrt_get_threads();
-	if (n <= 1 || team.active || omp_in_parallel())
+	if (n <= 1 || my_team || omp_in_parallel())
 		return fn(ctx);
+	team t = {.nthreads = 1};
+	atomic_init(&t.posted, 0);
+	atomic_init(&t.barrier.count, 0);
+	atomic_init(&t.barrier.gen, 0);
 	int rc = 0;
 	omp_set_dynamic(0);
-	atomic_store(&team.posted, 0);
 #pragma omp parallel num_threads(n)
 	{
+		int nt = omp_get_num_threads();
+		membership old = join(&t.barrier, nt);
 		if (omp_get_thread_num() == 0) {
-			team.nthreads = omp_get_num_threads();
-			team.active = true;
+			/* published to the workers by the release in nnrt_run */
+			t.nthreads = nt;
+			t.level = omp_get_level();
+			my_team = &t;
 			rc = fn(ctx);
-			team.active = false;
-			atomic_store_explicit(&team.posted, -1, memory_order_release);
+			my_team = NULL;
+			atomic_store_explicit(&t.posted, -1, memory_order_release);
 		} else {
-			worker(omp_get_thread_num());
+			worker(&t, omp_get_thread_num());
 		}
+		leave(old);
 	}
 	return rc;
 }
 
-void nnrt_run(nnrt_body_fn body, nnrt_step_args *args)
+/* ---- running one body ---- */
+
+void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads)
 {
-	if (team.active && omp_get_thread_num() == 0 && omp_in_parallel()) {
-		team.body = body;
-		team.args = args;
-		atomic_fetch_add_explicit(&team.posted, 1, memory_order_release);
-		body(args, 0, team.nthreads);
+	team *t = my_team;
+	if (t && omp_get_level() == t->level) {
+		t->body = body;
+		t->args = args;
+		atomic_fetch_add_explicit(&t->posted, 1, memory_order_release);
+		body(args, 0, t->nthreads);
 		nnrt_barrier(); /* every thread has finished this body */
 		return;
 	}
-	int n = nnrt_get_threads();
+	int n = clamp_threads(nthreads);
+	if (!n)
+		n = nnrt_get_threads();
 	if (n == 1) {
+		membership old = join(NULL, 1);
 		body(args, 0, 1);
+		leave(old);
 		return;
 	}
+	team_barrier b;
+	atomic_init(&b.count, 0);
+	atomic_init(&b.gen, 0);
 	omp_set_dynamic(0);
 #pragma omp parallel num_threads(n)
-	body(args, (int32_t)omp_get_thread_num(), (int32_t)omp_get_num_threads());
+	{
+		int nt = omp_get_num_threads();
+		membership old = join(&b, nt);
+		body(args, (int32_t)omp_get_thread_num(), (int32_t)nt);
+		leave(old);
+	}
+}
+
+void nnrt_run(nnrt_body_fn body, nnrt_step_args *args)
+{
+	nnrt_run_threads(body, args, 0);
 }
