@@ -199,6 +199,123 @@ int nnrt_team(int (*fn)(void *ctx), void *ctx);
  * whatever its size. */
 void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
 
+/* ---- Embedding: model instances (runtime/api.c) ----
+ *
+ * The API behind the header `nnc model.nn -c` writes beside the object; the
+ * generated `<prefix>_*` functions are inline wrappers of these, bound to
+ * `<prefix>_model`.  An instance is one copy of a model's state: parameters,
+ * gradients, optimizer state, workspace, step counter and learning rate.
+ *
+ * Errors: functions that can fail return NNRT_OK (0) or an NNRT_ERR_* code;
+ * nnrt_strerror() names the code, nnrt_instance_error() gives the details of
+ * the instance's latest failure.  Nothing here calls exit() or abort().
+ *
+ * Threads: an instance is used by one thread at a time (calls on one
+ * instance must not overlap); different instances, of one model or of
+ * several, may be used from different threads at once and never share
+ * mutable state.  A model descriptor is constant and shared freely.  Each
+ * call runs its work on a team of threads (nnrt_instance_set_threads).
+ *
+ * Memory: an instance allocates nothing after it is created.  Inputs and
+ * outputs are the caller's arrays, read and written only during the call. */
+
+typedef struct nnrt_instance nnrt_instance;
+
+/* Status codes of the embedding API. */
+enum nnrt_status {
+	NNRT_OK = 0,
+	NNRT_ERR_ARG = 1,          /* a NULL pointer, n < 1, or no such parameter */
+	NNRT_ERR_NOMEM = 2,        /* out of memory */
+	NNRT_ERR_SIZE = 3,         /* caller memory below the instance size, or a length that does not match */
+	NNRT_ERR_ALIGN = 4,        /* caller memory not aligned to NNRT_INSTANCE_ALIGN bytes */
+	NNRT_ERR_MODEL = 5,        /* the model object does not match this runtime (ABI), or is inconsistent */
+	NNRT_ERR_NO_TRAINING = 6,  /* the model was compiled with --inference-only */
+	NNRT_ERR_BATCH = 7,        /* a training batch larger than the compiled batch size */
+	NNRT_ERR_LABEL = 8,        /* a class label outside [0, classes) */
+	NNRT_ERR_DIVERGED = 9,     /* the loss is NaN or infinite (the update has been applied) */
+	NNRT_ERR_IO = 10,          /* a file cannot be opened, read or written */
+	NNRT_ERR_CHECKPOINT = 11,  /* not a valid checkpoint of this model */
+};
+
+/* Bytes an instance occupies: a fixed header, then params, grads, opt and
+ * workspace floats, each rounded up to 64 bytes; a model compiled without
+ * training (trains = 0) needs no grads and no optimizer state.  The compiler
+ * writes this number into the generated header as <PREFIX>_MEMORY_SIZE. */
+#define NNRT_INSTANCE_ALIGN 64
+#define NNRT_INSTANCE_HEADER_BYTES 512
+#define NNRT_BYTES64(floats) ((((uint64_t)(floats) * 4u) + 63u) / 64u * 64u)
+#define NNRT_INSTANCE_MEMORY_SIZE(param_floats, opt_floats, ws_floats, trains) \
+	((uint64_t)NNRT_INSTANCE_HEADER_BYTES + NNRT_BYTES64(param_floats) + NNRT_BYTES64(ws_floats) + \
+	 ((trains) ? NNRT_BYTES64(param_floats) + NNRT_BYTES64(opt_floats) : 0u))
+
+/* Message for a status code ("unknown error code" for others).  Static. */
+const char *nnrt_strerror(int code);
+
+/* Bytes an instance of m needs (0 if m is NULL). */
+size_t nnrt_instance_memory_size(const nnrt_model *m);
+/* A new instance on the heap, parameters initialised from the model's seed.
+ * NULL on failure, with the code in *err (err may be NULL).  The caller owns
+ * it and releases it with nnrt_instance_free(). */
+nnrt_instance *nnrt_instance_new(const nnrt_model *m, int *err);
+/* The same in the caller's memory: mem aligned to NNRT_INSTANCE_ALIGN, size
+ * >= nnrt_instance_memory_size(m).  The caller keeps owning mem; it must
+ * outlive the instance and is not touched after nnrt_instance_free(). */
+nnrt_instance *nnrt_instance_new_in(const nnrt_model *m, void *mem, size_t size, int *err);
+/* Releases an instance (NULL is ignored). */
+void nnrt_instance_free(nnrt_instance *inst);
+const nnrt_model *nnrt_instance_model(const nnrt_instance *inst);
+/* Details of the latest failure on inst ("" if none).  Owned by inst. */
+const char *nnrt_instance_error(const nnrt_instance *inst);
+
+/* Re-initialises the parameters from `seed` exactly as a training binary run
+ * with --seed does, and clears optimizer state and step count. */
+int nnrt_instance_init(nnrt_instance *inst, uint64_t seed);
+/* Threads per call for this instance: 1..NNRT_MAX_THREADS, or 0 for the
+ * process default (nnrt_set_threads, else OMP_NUM_THREADS or one per core).
+ * Results are bit-identical for every thread count. */
+int nnrt_instance_set_threads(nnrt_instance *inst, int nthreads);
+/* Learning rate of later training steps (default: the model's). */
+int nnrt_instance_set_lr(nnrt_instance *inst, float lr);
+float nnrt_instance_lr(const nnrt_instance *inst);
+/* Training steps taken (Adam's t), including those of a loaded checkpoint. */
+int64_t nnrt_instance_steps(const nnrt_instance *inst);
+
+/* Inference on n >= 1 samples: x is float[n][input_size], out receives
+ * float[n][output_size] (probabilities for softmax_cross_entropy models,
+ * else the prediction).  n may exceed the compiled batch: the samples are
+ * run batch by batch. */
+int nnrt_instance_infer(nnrt_instance *inst, const float *x, int64_t n, float *out);
+/* One training step (forward, backward, optimizer update) on a batch of
+ * 1 <= n <= batch samples: y is int32_t[n] class indices for class labels,
+ * else float[n][label_size].  *loss (if loss is non-NULL) receives the mean
+ * loss of the batch before the update. */
+int nnrt_instance_train_step(nnrt_instance *inst, const float *x, const void *y, int64_t n, float *loss);
+/* Mean loss and accuracy (fraction of correct predictions, for
+ * classification losses) over n >= 1 labelled samples; no update.  Either
+ * output pointer may be NULL. */
+int nnrt_instance_evaluate(nnrt_instance *inst, const float *x, const void *y, int64_t n, double *loss,
+                           double *accuracy);
+
+/* Index of the parameter tensor called `name` (e.g. "dense1.weight") in
+ * m->params, or -1. */
+int nnrt_model_param_index(const nnrt_model *m, const char *name);
+/* Copies parameter tensor `index` (m->params[index].size floats, row-major)
+ * out of / into the instance; count must equal that size. */
+int nnrt_instance_get_param(const nnrt_instance *inst, int index, float *dst, int64_t count);
+int nnrt_instance_set_param(nnrt_instance *inst, int index, const float *src, int64_t count);
+/* The whole parameter array (m->param_floats floats, laid out as m->params
+ * says), owned by the instance; valid until it is freed. */
+float *nnrt_instance_params(nnrt_instance *inst);
+
+/* Writes / reads a checkpoint in the format of the training binaries' --save
+ * and --load (docs/checkpoint.md).  Saving is atomic.  Loading takes the
+ * parameters and, for a model compiled with training, the optimizer state
+ * and step count too, so training continues where the file left off; nothing
+ * changes unless the whole file is valid.  The runtime also prints a failed
+ * load's or save's message to stderr. */
+int nnrt_instance_save(nnrt_instance *inst, const char *path);
+int nnrt_instance_load(nnrt_instance *inst, const char *path);
+
 /* ---- The training program ---- */
 
 /* main() of a training binary: parses flags, loads data, trains, evaluates,
