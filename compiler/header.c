@@ -1,0 +1,414 @@
+/*
+ * header.c - the C header of a model compiled with `nnc -c`.
+ *
+ * The object defines one symbol, `const nnrt_model <prefix>_model`; the
+ * header is what a user reads to use it.  It is written from the planned
+ * graph, so every number in it is the one the object was built with:
+ *
+ *   - a comment block documenting the model: input, label and output shapes,
+ *     parameter tensors, batch, memory per instance, whether training is
+ *     compiled in, how to build, how to use, errors, threads and ownership;
+ *   - macros for shapes and sizes (<PREFIX>_INPUT_SIZE, _BATCH, _MEMORY_SIZE,
+ *     one index and size per parameter tensor, ...);
+ *   - `static inline` wrappers `<prefix>_new`, `_infer`, `_train_step`, ...
+ *     over the generic instance API of runtime/nnrt.h, typed for this model
+ *     (labels are int32_t or float as the model wants; an instance of one
+ *     model cannot be passed to another's functions).
+ *
+ * The header is C99 and C++ compatible and includes only <nnrt.h>.
+ */
+#include "header.h"
+
+#include <ctype.h>
+#include <string.h>
+
+/* PREFIX for macros: the prefix in capitals. */
+static const char *upper(const char *s)
+{
+	char *u = nnc_strdup(s);
+	for (char *p = u; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	return u;
+}
+
+/* A parameter name as part of a macro name: "dense1.weight" -> DENSE1_WEIGHT. */
+static const char *macro_part(const char *name)
+{
+	char *u = nnc_strdup(name);
+	for (char *p = u; *p; p++)
+		*p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+	return u;
+}
+
+/* Text that may sit inside a C comment (a path could hold its end). */
+static const char *comment_safe(const char *s)
+{
+	if (!s)
+		return "";
+	nnc_buf b = {0};
+	for (const char *p = s; *p; p++) {
+		nnc_buf_printf(&b, "%c", *p);
+		if (p[0] == '*' && p[1] == '/')
+			nnc_buf_puts(&b, " ");
+	}
+	char *r = nnc_strdup(b.data ? b.data : "");
+	nnc_buf_free(&b);
+	return r;
+}
+
+/* A float literal that is one in C too ("1.0f", not "1f"). */
+static const char *float_lit(double v)
+{
+	char *s = nnc_sprintf("%.9g", v);
+	if (!strpbrk(s, ".eEn"))
+		return nnc_sprintf("%s.0f", s);
+	return nnc_sprintf("%sf", s);
+}
+
+/* "[784]", "[1, 28, 28]" */
+static const char *dims_str(int rank, const int64_t *dims)
+{
+	nnc_buf b = {0};
+	nnc_buf_puts(&b, "[");
+	for (int i = 0; i < rank; i++)
+		nnc_buf_printf(&b, "%s%lld", i ? ", " : "", (long long)dims[i]);
+	nnc_buf_puts(&b, "]");
+	char *r = nnc_strdup(b.data);
+	nnc_buf_free(&b);
+	return r;
+}
+
+/* "[n][784]" */
+static const char *batched_str(int rank, const int64_t *dims)
+{
+	nnc_buf b = {0};
+	nnc_buf_puts(&b, "[n]");
+	for (int i = 0; i < rank; i++)
+		nnc_buf_printf(&b, "[%lld]", (long long)dims[i]);
+	char *r = nnc_strdup(b.data);
+	nnc_buf_free(&b);
+	return r;
+}
+
+static const char *loss_name(int kind)
+{
+	switch (kind) {
+	case NNRT_LOSS_SOFTMAX_XENT: return "softmax_cross_entropy";
+	case NNRT_LOSS_MSE: return "mse";
+	case NNRT_LOSS_BCE: return "binary_cross_entropy";
+	}
+	nnc_unreachable();
+}
+
+static const char *optimizer_str(const ir_optimizer *o)
+{
+	if (o->kind == NNRT_OPT_ADAM)
+		return nnc_sprintf("adam(lr: %g, beta1: %g, beta2: %g, eps: %g)", o->lr, o->beta1, o->beta2, o->eps);
+	return nnc_sprintf("sgd(lr: %g, momentum: %g)", o->lr, o->momentum);
+}
+
+/* What inference writes per sample. */
+static const char *output_str(ir_graph *g)
+{
+	ir_node *out = &g->nodes[g->output];
+	if (out->op == IR_SOFTMAX)
+		return "class probabilities (the softmax of the logits)";
+	const ir_node *src = out->nin > 0 ? &g->nodes[out->in[0]] : out;
+	while (!src->name && src->nin == 1 && (src->op == IR_TO_NC || src->op == IR_TO_CN))
+		src = &g->nodes[src->in[0]];
+	if (src->name)
+		return nnc_sprintf("the value of '%s'%s", src->name,
+				   g->loss_kind == NNRT_LOSS_BCE ? " (a probability)" : "");
+	return "the prediction";
+}
+
+static const char *kib(uint64_t bytes)
+{
+	if (bytes >= 10u << 20)
+		return nnc_sprintf("%.1f MiB", (double)bytes / (1 << 20));
+	return nnc_sprintf("%.1f KiB", (double)bytes / 1024);
+}
+
+/* The comment block: everything a user needs before reading any code. */
+static void doc_block(ir_graph *g, const char *P, const char *U, bool train, const char *object, uint64_t mem,
+		      int64_t count, nnc_buf *o)
+{
+	ir_node *in = &g->nodes[g->input];
+	ir_node *out = &g->nodes[g->output];
+	const char *label = g->label_kind == NNRT_LABEL_CLASS ? "int32_t" : "float";
+	nnc_buf_printf(o, "/*\n * %s.h - C API of the network '%s', compiled by nnc from %s.\n", P, g->model_name,
+		       comment_safe(g->src->path));
+	nnc_buf_printf(o, " * Generated: edit the .nn file and run nnc again, not this file.\n *\n");
+	nnc_buf_printf(o, " * THE MODEL\n");
+	nnc_buf_printf(o, " *   input      %s : f32%s, %lld floats per sample (%s_INPUT_SIZE)\n",
+		       in->name ? in->name : "x", dims_str(in->rank, in->dims), (long long)in->size, U);
+	if (g->label_kind == NNRT_LABEL_CLASS)
+		nnc_buf_printf(o, " *   label      class(%lld): one int32_t per sample, 0 <= y < %s_CLASSES\n",
+			       (long long)g->label_size, U);
+	else
+		nnc_buf_printf(o, " *   label      f32[%lld]: %s_LABEL_SIZE floats per sample\n", (long long)g->label_size,
+			       U);
+	nnc_buf_printf(o, " *   output     %s: f32[%lld] per sample (%s_OUTPUT_SIZE)\n", output_str(g),
+		       (long long)out->size, U);
+	nnc_buf_printf(o, " *   loss       %s\n", loss_name(g->loss_kind));
+	nnc_buf_printf(o, " *   optimizer  %s\n", optimizer_str(&g->opt));
+	nnc_buf_printf(o, " *   parameters %lld learnable floats in %d tensors (%s_PARAM_COUNT):\n", (long long)count,
+		       g->nparams, U);
+	for (int i = 0; i < g->nparams; i++) {
+		ir_param *p = &g->params[i];
+		nnc_buf_printf(o, " *                %-18s %-16s %s_P_%s\n", p->name, dims_str(p->rank, p->dims), U,
+			       macro_part(p->name));
+	}
+	nnc_buf_printf(o, " *   batch      a training step takes 1 to %lld samples (%s_BATCH); inference any n >= 1\n",
+		       (long long)g->batch, U);
+	nnc_buf_printf(o, " *   memory     %llu bytes (%s) per instance (%s_MEMORY_SIZE): parameters,%s\n",
+		       (unsigned long long)mem, kib(mem), U, train ? " gradients," : "");
+	nnc_buf_printf(o, " *              %sworkspace for a batch of %lld; inputs and outputs are yours\n",
+		       train ? "optimizer state, " : "", (long long)g->batch);
+	if (train)
+		nnc_buf_printf(o, " *   training   compiled in: %s_train_step() runs forward, backward and update\n", P);
+	else
+		nnc_buf_printf(o, " *   training   NOT compiled in (nnc --inference-only): inference and evaluation only\n");
+	nnc_buf_printf(o, " *   data       the .nn file's training data: feature = raw * %s_DATA_SCALE + %s_DATA_SHIFT\n",
+		       U, U);
+	nnc_buf_printf(o, " *\n * BUILDING\n");
+	nnc_buf_printf(o, " *   The object needs the nnc runtime, libnnrt, and OpenMP:\n");
+	nnc_buf_printf(o, " *     cc app.c %s $(pkg-config --cflags --libs nnrt)   i.e.  -lnnrt -fopenmp -lz -lm\n",
+		       comment_safe(object));
+	nnc_buf_printf(o, " *   With CMake: find_package(nnc) and nnc_add_model(app %s.nn), which runs nnc.\n", g->model_name);
+	nnc_buf_printf(o, " *\n * USE\n");
+	nnc_buf_printf(o, " *   int err;\n");
+	nnc_buf_printf(o, " *   %s_instance *net = %s_new(&err);    // parameters initialised from the model's seed\n", P,
+		       P);
+	nnc_buf_printf(o, " *   if (!net) { fprintf(stderr, \"%%s\\n\", nnrt_strerror(err)); return 1; }\n");
+	nnc_buf_printf(o, " *   err = %s_load(net, \"%s.ckpt\");     // a checkpoint of `./%s --save %s.ckpt`\n", P,
+		       g->model_name, g->model_name, g->model_name);
+	nnc_buf_printf(o, " *   float out[%s_OUTPUT_SIZE];\n", U);
+	nnc_buf_printf(o, " *   err = %s_infer(net, x, 1, out);     // x: %s_INPUT_SIZE floats\n", P, U);
+	if (train) {
+		nnc_buf_printf(o, " *   float loss;                          // or train it, one batch at a time:\n");
+		nnc_buf_printf(o, " *   err = %s_train_step(net, xs, ys, %s_BATCH, &loss);   // ys: %s labels\n", P, U,
+			       label);
+	}
+	nnc_buf_printf(o, " *   err = %s_save(net, \"%s.ckpt\");\n", P, g->model_name);
+	nnc_buf_printf(o, " *   %s_free(net);\n", P);
+	nnc_buf_printf(o, " *   Arrays are row-major, sample after sample: x is float%s, out float[n][%lld].\n",
+		       batched_str(in->rank, in->dims), (long long)out->size);
+	nnc_buf_printf(o, " *\n * ERRORS\n");
+	nnc_buf_printf(o, " *   Every function that can fail returns 0 (NNRT_OK) or an NNRT_ERR_* code (nnrt.h);\n");
+	nnc_buf_printf(o, " *   nnrt_strerror(code) names it, %s_error(net) adds the details of net's latest\n", P);
+	nnc_buf_printf(o, " *   failure.  Nothing exits or aborts.  Failed checkpoint loads and saves are also\n");
+	nnc_buf_printf(o, " *   reported on stderr by the runtime.\n");
+	nnc_buf_printf(o, " *\n * THREADS AND OWNERSHIP\n");
+	nnc_buf_printf(o, " *   An instance is all the mutable state there is: no globals.  Use one instance\n");
+	nnc_buf_printf(o, " *   from one thread at a time; different instances (of this model or others) may\n");
+	nnc_buf_printf(o, " *   be used from different threads at once and stay independent.  Each call runs\n");
+	nnc_buf_printf(o, " *   on a team of OpenMP threads (%s_set_threads; results do not depend on it).\n", P);
+	nnc_buf_printf(o, " *   %s_new() allocates the instance, which you release with %s_free();\n", P, P);
+	nnc_buf_printf(o, " *   %s_new_in() places it in memory you own (%s_MEMORY_SIZE bytes, 64-byte aligned)\n", P,
+		       U);
+	nnc_buf_printf(o, " *   and allocates nothing.  No function keeps a pointer to your arrays.\n");
+	nnc_buf_printf(o, " */\n");
+}
+
+/* Macros for shapes and sizes. */
+static void constants(ir_graph *g, const char *P, const char *U, bool train, uint64_t mem, int64_t count, nnc_buf *o)
+{
+	ir_node *in = &g->nodes[g->input];
+	nnc_buf_printf(o, "/* Shapes and sizes (counts of floats unless said otherwise). */\n");
+	nnc_buf_printf(o, "#define %s_INPUT_SIZE %lld\n", U, (long long)in->size);
+	nnc_buf_printf(o, "#define %s_INPUT_RANK %d\n", U, in->rank);
+	nnc_buf_printf(o, "#define %s_INPUT_SHAPE {", U);
+	for (int i = 0; i < in->rank; i++)
+		nnc_buf_printf(o, "%s%lld", i ? ", " : "", (long long)in->dims[i]);
+	nnc_buf_printf(o, "}\n");
+	nnc_buf_printf(o, "#define %s_OUTPUT_SIZE %lld\n", U, (long long)g->nodes[g->output].size);
+	nnc_buf_printf(o, "#define %s_LABEL_SIZE %lld /* %s */\n", U, (long long)g->label_size,
+		       g->label_kind == NNRT_LABEL_CLASS ? "classes; one int32_t label per sample"
+							 : "floats per sample");
+	if (g->label_kind == NNRT_LABEL_CLASS)
+		nnc_buf_printf(o, "#define %s_CLASSES %lld\n", U, (long long)g->label_size);
+	nnc_buf_printf(o, "#define %s_BATCH %lld /* samples per training step, at most */\n", U, (long long)g->batch);
+	nnc_buf_printf(o, "#define %s_PARAM_COUNT %lld /* learnable values */\n", U, (long long)count);
+	nnc_buf_printf(o, "#define %s_PARAM_TENSORS %d\n", U, g->nparams);
+	nnc_buf_printf(o, "#define %s_PARAM_FLOATS %lld /* length of %s_params(net), with 64-byte padding */\n", U,
+		       (long long)g->param_floats, P);
+	nnc_buf_printf(o, "#define %s_MEMORY_SIZE %lluu /* bytes per instance */\n", U, (unsigned long long)mem);
+	nnc_buf_printf(o, "#define %s_MEMORY_ALIGN %d /* bytes: alignment of %s_new_in() memory */\n", U,
+		       NNRT_INSTANCE_ALIGN, P);
+	nnc_buf_printf(o, "#define %s_TRAINING %d /* 1: training compiled in */\n", U, train ? 1 : 0);
+	double scale = g->train.scale != 0 ? g->train.scale : 1.0;
+	nnc_buf_printf(o, "#define %s_DATA_SCALE %s\n", U, float_lit(scale));
+	nnc_buf_printf(o, "#define %s_DATA_SHIFT %s\n", U, float_lit(g->train.shift));
+	nnc_buf_printf(o, "\n/* Parameter tensors: index (for _get_param/_set_param) and size. */\n");
+	for (int i = 0; i < g->nparams; i++) {
+		ir_param *p = &g->params[i];
+		const char *m = macro_part(p->name);
+		nnc_buf_printf(o, "#define %s_P_%s %d /* %s %s */\n", U, m, i, p->name, dims_str(p->rank, p->dims));
+		nnc_buf_printf(o, "#define %s_P_%s_SIZE %lld\n", U, m, (long long)p->size);
+	}
+}
+
+/* Appends text with every $ replaced by the prefix, every @ by PREFIX. */
+static void put(nnc_buf *o, const char *P, const char *U, const char *text)
+{
+	for (const char *t = text; *t; t++) {
+		if (*t == '$')
+			nnc_buf_puts(o, P);
+		else if (*t == '@')
+			nnc_buf_puts(o, U);
+		else
+			nnc_buf_printf(o, "%c", *t);
+	}
+}
+
+static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_buf *o)
+{
+	const char *label = g->label_kind == NNRT_LABEL_CLASS ? "int32_t" : "float";
+	put(o, P, U,
+	    "/* One instance: parameters, optimizer state, workspace, step count.  Opaque,\n"
+	    " * and a type of its own, so it cannot be passed to another model's functions. */\n"
+	    "typedef struct $_instance $_instance;\n"
+	    "\n"
+	    "/* The model descriptor the object defines (runtime/nnrt.h): names, shapes,\n"
+	    " * parameter table.  Constant. */\n"
+	    "extern const nnrt_model $_model;\n"
+	    "\n"
+	    "/* A new instance, parameters initialised from the model's seed; NULL with the\n"
+	    " * code in *err (err may be NULL) on failure.  Release it with $_free(). */\n"
+	    "static inline $_instance *$_new(int *err)\n"
+	    "{\n"
+	    "\treturn ($_instance *)nnrt_instance_new(&$_model, err);\n"
+	    "}\n"
+	    "\n"
+	    "/* The same in your memory: at least @_MEMORY_SIZE bytes aligned to 64 (e.g.\n"
+	    " * aligned_alloc(64, ...) or _Alignas(64) static storage).  Nothing is allocated;\n"
+	    " * the memory stays yours and must outlive the instance. */\n"
+	    "static inline $_instance *$_new_in(void *mem, size_t size, int *err)\n"
+	    "{\n"
+	    "\treturn ($_instance *)nnrt_instance_new_in(&$_model, mem, size, err);\n"
+	    "}\n"
+	    "\n"
+	    "/* Releases an instance from $_new(); for $_new_in() it only ends its use. */\n"
+	    "static inline void $_free($_instance *net)\n"
+	    "{\n"
+	    "\tnnrt_instance_free((nnrt_instance *)net);\n"
+	    "}\n"
+	    "\n"
+	    "/* Parameters from `seed` as the training binary's --seed would draw them;\n"
+	    " * optimizer state and step count cleared. */\n"
+	    "static inline int $_init($_instance *net, uint64_t seed)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_init((nnrt_instance *)net, seed);\n"
+	    "}\n"
+	    "\n"
+	    "/* Threads per call for this instance (0: OMP_NUM_THREADS, or one per core). */\n"
+	    "static inline int $_set_threads($_instance *net, int nthreads)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_set_threads((nnrt_instance *)net, nthreads);\n"
+	    "}\n"
+	    "\n"
+	    "/* Inference on n >= 1 samples, any n: x is float[n][@_INPUT_SIZE], out receives\n"
+	    " * float[n][@_OUTPUT_SIZE]. */\n"
+	    "static inline int $_infer($_instance *net, const float *x, int64_t n, float *out)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_infer((nnrt_instance *)net, x, n, out);\n"
+	    "}\n"
+	    "\n");
+	if (train) {
+		put(o, P, U,
+		    "/* One training step on 1 <= n <= @_BATCH samples: forward, backward, optimizer\n"
+		    " * update.  *loss (loss may be NULL) receives the batch's mean loss. */\n");
+		put(o, P, U, nnc_sprintf("static inline int $_train_step($_instance *net, const float *x, const %s *y, "
+				      "int64_t n,\n\tfloat *loss)\n",
+				      label));
+		put(o, P, U,
+		    "{\n"
+		    "\treturn nnrt_instance_train_step((nnrt_instance *)net, x, y, n, loss);\n"
+		    "}\n"
+		    "\n"
+		    "/* Learning rate of later steps (default: the model's). */\n"
+		    "static inline int $_set_lr($_instance *net, float lr)\n"
+		    "{\n"
+		    "\treturn nnrt_instance_set_lr((nnrt_instance *)net, lr);\n"
+		    "}\n"
+		    "\n"
+		    "static inline float $_lr(const $_instance *net)\n"
+		    "{\n"
+		    "\treturn nnrt_instance_lr((const nnrt_instance *)net);\n"
+		    "}\n"
+		    "\n");
+	}
+	put(o, P, U,
+	    "/* Mean loss and accuracy over n >= 1 labelled samples, without training.\n"
+	    " * loss or accuracy may be NULL. */\n");
+	put(o, P, U, nnc_sprintf("static inline int $_evaluate($_instance *net, const float *x, const %s *y, int64_t n,\n"
+			      "\tdouble *loss, double *accuracy)\n",
+			      label));
+	put(o, P, U,
+	    "{\n"
+	    "\treturn nnrt_instance_evaluate((nnrt_instance *)net, x, y, n, loss, accuracy);\n"
+	    "}\n"
+	    "\n"
+	    "/* Index of the parameter tensor `name` (\"dense1.weight\"), or -1. */\n"
+	    "static inline int $_param_index(const char *name)\n"
+	    "{\n"
+	    "\treturn nnrt_model_param_index(&$_model, name);\n"
+	    "}\n"
+	    "\n"
+	    "/* Copies tensor `index` (@_P_*) out of / into net; count must be its size\n"
+	    " * (@_P_*_SIZE floats, row-major). */\n"
+	    "static inline int $_get_param(const $_instance *net, int index, float *dst, int64_t count)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_get_param((const nnrt_instance *)net, index, dst, count);\n"
+	    "}\n"
+	    "\n"
+	    "static inline int $_set_param($_instance *net, int index, const float *src, int64_t count)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_set_param((nnrt_instance *)net, index, src, count);\n"
+	    "}\n"
+	    "\n"
+	    "/* All parameters, @_PARAM_FLOATS floats laid out as $_model.params says.\n"
+	    " * Owned by net. */\n"
+	    "static inline float *$_params($_instance *net)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_params((nnrt_instance *)net);\n"
+	    "}\n"
+	    "\n"
+	    "/* Checkpoints, the files of the training binary's --save and --load.  Saving\n"
+	    " * is atomic; loading changes nothing unless the file is valid, and takes the\n"
+	    " * optimizer state and step count too when training is compiled in. */\n"
+	    "static inline int $_save($_instance *net, const char *path)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_save((nnrt_instance *)net, path);\n"
+	    "}\n"
+	    "\n"
+	    "static inline int $_load($_instance *net, const char *path)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_load((nnrt_instance *)net, path);\n"
+	    "}\n"
+	    "\n"
+	    "/* Details of net's latest failure (\"\" if none); owned by net. */\n"
+	    "static inline const char *$_error(const $_instance *net)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_error((const nnrt_instance *)net);\n"
+	    "}\n");
+}
+
+void nnc_header(ir_graph *g, const char *prefix, bool inference_only, const char *object, nnc_buf *out)
+{
+	bool train = !inference_only;
+	const char *U = upper(prefix);
+	uint64_t mem = NNRT_INSTANCE_MEMORY_SIZE(g->param_floats, g->opt_floats, g->ws_floats, train);
+	int64_t count = 0;
+	for (int i = 0; i < g->nparams; i++)
+		count += g->params[i].size;
+	doc_block(g, prefix, U, train, object, mem, count, out);
+	nnc_buf_printf(out, "#ifndef NNC_MODEL_%s_H\n#define NNC_MODEL_%s_H\n\n", U, U);
+	nnc_buf_printf(out, "#include <stddef.h>\n#include <stdint.h>\n\n#include <nnrt.h>\n\n");
+	nnc_buf_printf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+	constants(g, prefix, U, train, mem, count, out);
+	nnc_buf_puts(out, "\n");
+	wrappers(g, prefix, U, train, out);
+	nnc_buf_printf(out, "\n#ifdef __cplusplus\n}\n#endif\n#endif\n");
+}
