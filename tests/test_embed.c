@@ -698,6 +698,36 @@ Test(embed, instances_trained_concurrently_in_two_threads_equal_instances_traine
 	free(y);
 }
 
+/* A training loop inside nnrt_team(): one team of threads for every call. */
+typedef struct team_job {
+	moons_instance *net;
+	const data *d;
+} team_job;
+
+static int team_loop(void *p)
+{
+	team_job *j = p;
+	train_moons(j->net, j->d, 2);
+	return 7;
+}
+
+Test(embed, an_instance_trains_alike_inside_a_persistent_team)
+{
+	data d = moons_set(500, 41, 0);
+	int err;
+	moons_instance *a = moons_new(&err), *b = moons_new(&err);
+	team_job j = {a, &d};
+	nnrt_set_threads(2);
+	cr_assert_eq(nnrt_team(team_loop, &j), 7);
+	nnrt_set_threads(0);
+	cr_assert_eq(moons_set_threads(b, 1), NNRT_OK);
+	train_moons(b, &d, 2);
+	cr_assert(same_params(moons_params(a), moons_params(b), moons_model.param_floats));
+	moons_free(a);
+	moons_free(b);
+	data_free(&d);
+}
+
 Test(embed, an_instance_in_caller_memory)
 {
 	size_t size = MOONS_MEMORY_SIZE;
