@@ -45,7 +45,7 @@ static int tile_nv(cg_ctx *c)
 /* Rows per tile for `count` rows (filters or channels), nv vectors wide. */
 static int tile_mr(int64_t count, int nv)
 {
-	int cap = 24 / nv;
+	int cap = 24 / nv; /* at most 24 rows: the accumulator arrays below */
 	if (count <= cap)
 		return (int)count;
 	for (int mr = cap; mr >= (cap + 1) / 2; mr--)
@@ -108,7 +108,7 @@ static void conv_fwd_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef
 	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nvb, 1);
 	{
 		LLVMValueRef s0 = mulk(c, vb.i, (int64_t)nv * CG_VW);
-		LLVMValueRef acc[8][4];
+		LLVMValueRef acc[24][4]; /* tile_mr() rows x tile_nv() vectors */
 		for (int r = 0; r < mr; r++)
 			for (int v = 0; v < nv; v++) {
 				acc[r][v] = cg_alloca(c, c->v16, "acc");
@@ -202,7 +202,7 @@ static void conv_bx_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef 
 	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nvb, 1);
 	{
 		LLVMValueRef s0 = mulk(c, vb.i, (int64_t)nv * CG_VW);
-		LLVMValueRef acc[8][4];
+		LLVMValueRef acc[24][4]; /* tile_mr() rows x tile_nv() vectors */
 		for (int r = 0; r < mr; r++)
 			for (int v = 0; v < nv; v++) {
 				acc[r][v] = cg_alloca(c, c->v16, "acc");
@@ -419,6 +419,7 @@ void lower_conv_bw(cg_ctx *c, ir_node *n)
 	int mr = tile_mr(G.F, kg <= 4 ? 5 : kg); /* mr * kg accumulators, at most 24 */
 	if (mr * kg > 24)
 		mr = 24 / kg;
+	NNC_ASSERT(mr <= 8 && kg <= 8); /* bw_ctx's arrays */
 	int64_t nfb = (G.F + mr - 1) / mr, lastmr = G.F - (nfb - 1) * mr;
 	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DW = cg_tensor(c, n);
 	LLVMValueRef lo, hi;

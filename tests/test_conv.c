@@ -397,11 +397,12 @@ static const net nets[] = {
 	 {CONV("conv1", 9, 3, 3, 1, 1, 0, 0), LAYER(L_SIGMOID), CONV("conv2", 4, 2, 3, 2, 2, 1, 1), LAYER(L_SIGMOID),
 	  POOL(L_AVGPOOL, 3, 2), DENSE("dense1", 3)},
 	 {37, 19}, 0},
-	/* examples/lenet.nn with a batch of 8 (one vector of samples).
-	 * KNOWN COMPILER BUG, this network crashes nnc_lower: see Test(conv, lenet). */
+	/* examples/lenet.nn with a batch of 8 (one vector of samples, so the
+	 * register tiles are 16 filters tall: this crashed nnc_lower while the
+	 * accumulator arrays of cg_conv.c held only 8 rows) */
 	{"lenet", LENET_SRC(8), LENET_LAYERS, {8, 5}, 6},
 	/* the same with a batch of 33 (three vectors: register tiles of 8
-	 * filters), which the bug above does not reach */
+	 * filters) */
 	{"lenet33", LENET_SRC(33), LENET_LAYERS, {33, 20}, 6},
 };
 
@@ -1186,14 +1187,6 @@ static void check_net(int which, int fused_acts, int fused_dacts)
 Test(conv, strided) { check_net(NET_STRIDED, 1, 1); }
 Test(conv, samepool) { check_net(NET_SAMEPOOL, 2, 2); }
 Test(conv, sigstack) { check_net(NET_SIGSTACK, 2, 2); }
-/* FAILS (crashes) because of a compiler bug, not a test bug.  With batch 8,
- * bpad = 16 and tile_nv() = 1, so tile_mr(16 filters, 1) = 16 for conv2's
- * forward tile; conv_fwd_tile() (compiler/cg_conv.c) keeps its accumulators in
- * `LLVMValueRef acc[8][4]`, and rows r >= 8 write past the array: a stack
- * overflow inside nnc_lower, which segfaults.  conv_bx_tile() has the same
- * acc[8][4] with tile_mr(C, nv).  Any conv2d with more than 8 filters (or a
- * conv2d_bwd_x with more than 8 input channels) at batch <= 16, or 9..12 at
- * batch 17..32, overflows; e.g. `conv2d(12, 3)` at batch 32 crashes the nnc
- * command line too.  examples/lenet.nn (batch 64: 6-row tiles) is not hit. */
+/* batch 8: conv2's 16 filters form one 16-row register tile */
 Test(conv, lenet) { check_net(NET_LENET, 2, 2); }
 Test(conv, lenet33) { check_net(NET_LENET33, 2, 2); }
