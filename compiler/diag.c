@@ -8,13 +8,14 @@
 #include <string.h>
 
 static int color;
-static int nerrors;
+static int nerrors, nwarnings;
 static nnc_buf *capture;
 
 void nnc_diag_set_color(int on) { color = on; }
 void nnc_diag_capture(nnc_buf *b) { capture = b; }
 int nnc_diag_error_count(void) { return nerrors; }
-void nnc_diag_reset(void) { nerrors = 0; }
+int nnc_diag_warning_count(void) { return nwarnings; }
+void nnc_diag_reset(void) { nerrors = nwarnings = 0; }
 
 static void out(const char *fmt, ...) NNC_PRINTF(1, 2);
 static void out(const char *fmt, ...)
@@ -91,6 +92,15 @@ void nnc_error(const nnc_source *src, nnc_loc loc, const char *fmt, ...)
 	report(src, loc, "error", "\033[1;31m", fmt, ap);
 	va_end(ap);
 	nerrors++;
+}
+
+void nnc_warning(const nnc_source *src, nnc_loc loc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report(src, loc, "warning", "\033[1;35m", fmt, ap);
+	va_end(ap);
+	nwarnings++;
 }
 
 void nnc_note(const nnc_source *src, nnc_loc loc, const char *fmt, ...)

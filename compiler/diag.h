@@ -10,8 +10,12 @@
  *     hint: ...                       (optional)
  *
  * and counted; phases keep going where they can so that one run reports
- * several independent errors.  Output goes to the current sink (stderr by
- * default; tests capture it into a buffer).
+ * several independent errors.  A warning ("FILE:LINE:COL: warning: ...",
+ * same layout) points at something legal but almost certainly unintended,
+ * such as a value that is never used; warnings are counted apart and never
+ * change the exit status.  Output goes to the current sink (stderr by
+ * default; tests capture it into a buffer).  docs/diagnostics.md shows
+ * examples.
  */
 #ifndef NNC_DIAG_H
 #define NNC_DIAG_H
@@ -23,11 +27,13 @@ void nnc_diag_set_color(int on); /* 1 = ANSI colours, 0 = none */
 /* Send diagnostics to `b` instead of stderr (NULL restores stderr). */
 void nnc_diag_capture(nnc_buf *b);
 int nnc_diag_error_count(void);
-void nnc_diag_reset(void);
+int nnc_diag_warning_count(void);
+void nnc_diag_reset(void); /* both counts back to 0 */
 
 void nnc_error(const nnc_source *src, nnc_loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
+void nnc_warning(const nnc_source *src, nnc_loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
 void nnc_note(const nnc_source *src, nnc_loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
-/* A hint line attached to the previous error. */
+/* A hint line attached to the previous error or warning. */
 void nnc_hint(const char *fmt, ...) NNC_PRINTF(1, 2);
 /* An error not tied to a place in the source (e.g. cannot open the file). */
 void nnc_error_plain(const char *fmt, ...) NNC_PRINTF(1, 2);
