@@ -43,6 +43,33 @@
 
 /* ---- parsing ---- */
 
+/* Expressions nested deeper than this are refused: the later phases walk
+ * them recursively, and no real program comes near it (a chain of 256
+ * operators or brackets), while a generated or corrupt file might. */
+#define MAX_DEPTH 256
+
+/* The depth of e below level d, not looking further than MAX_DEPTH + 1. */
+static int ast_depth(const nnc_ast *e, int d)
+{
+	if (!e || d > MAX_DEPTH)
+		return d;
+	int m = d + 1, k;
+	if ((k = ast_depth(e->lhs, d + 1)) > m)
+		m = k;
+	if ((k = ast_depth(e->rhs, d + 1)) > m)
+		m = k;
+	for (int i = 0; i < e->nargs && m <= MAX_DEPTH; i++)
+		if ((k = ast_depth(e->args[i].value, d + 1)) > m)
+			m = k;
+	return m;
+}
+
+static void check_depth(const nnc_source *src, const nnc_ast *e)
+{
+	if (e && ast_depth(e, 0) > MAX_DEPTH)
+		nnc_error(src, e->loc, "this expression is nested too deeply (more than %d levels)", MAX_DEPTH);
+}
+
 nnc_program *nnc_parse(const nnc_source *src)
 {
 	int errors = nnc_diag_error_count();
@@ -62,6 +89,11 @@ nnc_program *nnc_parse(const nnc_source *src)
 
 	/* The parser only gives up after reporting why. */
 	NNC_ASSERT(rc == 0 || nnc_diag_error_count() > errors);
+	for (int i = 0; i < ps.nstmts; i++) {
+		check_depth(src, ps.stmts[i].expr);
+		for (int k = 0; k < ps.stmts[i].nsettings; k++)
+			check_depth(src, ps.stmts[i].settings[k].value);
+	}
 	if (nnc_diag_error_count() > errors)
 		return NULL;
 	nnc_program *prog = nnc_alloc(sizeof *prog);

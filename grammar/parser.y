@@ -772,8 +772,15 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, nnc_
 	return 0;
 }
 
+/* Only bison's own failures get here: syntax errors go through
+ * yyreport_syntax_error.  The one a program can cause is a stack overflow,
+ * from thousands of nested brackets or unary minuses. */
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, nnc_parser *ps, const char *msg)
 {
 	(void)scanner;
-	nnc_error(ps->src, *loc, "%s", msg);
+	if (!strcmp(msg, "memory exhausted"))
+		nnc_error(ps->src, *loc, "the program is nested too deeply here for the parser (more than %d levels)",
+			  YYMAXDEPTH);
+	else
+		nnc_error(ps->src, *loc, "%s", msg);
 }
