@@ -16,6 +16,9 @@ static ir_node *in(ir_graph *g, ir_node *n, int k) { return &g->nodes[n->in[k]];
 /* "x (defined at 3:1)" style note for an operand. */
 static void note_operand(ir_graph *g, ir_node *o, const char *role)
 {
+	/* a layout change sema inserted is not what the user wrote */
+	while ((o->op == IR_TO_CN || o->op == IR_TO_NC) && !o->name)
+		o = &g->nodes[o->in[0]];
 	if (o->loc.line > 0)
 		nnc_note(g->src, o->loc, "%s%s%s has shape %s", role, o->name ? " " : "", o->name ? o->name : "",
 			 ir_shape_str(o));
@@ -211,6 +214,9 @@ static bool shape_loss(ir_graph *g, ir_node *n)
 				  "'softmax_cross_entropy' needs %lld logits per sample to match label class(%lld), but got shape %s",
 				  (long long)g->label_size, (long long)g->label_size, ir_shape_str(p));
 			note_operand(g, p, "logits");
+			if (y->loc.line > 0)
+				nnc_note(g->src, y->loc, "label %s is class(%lld)", y->name ? y->name : "",
+					 (long long)g->label_size);
 			return false;
 		}
 	} else if (p->size != y->size) {

@@ -9,6 +9,10 @@
  * shows every independent mistake; a statement whose value could not be
  * built binds its name to an error marker that silences follow-on errors.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* realpath, PATH_MAX (LLVM's flags set it too) */
+#endif
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -33,6 +37,7 @@ typedef struct binding {
 	nnc_loc loc;
 	int node;    /* -1 when its definition had an error */
 	bool used;
+	bool is_let; /* NAME = EXPR (not input or label) */
 } binding;
 
 typedef struct sema {
@@ -42,7 +47,16 @@ typedef struct sema {
 	int nnames, cap;
 	int ndense;
 	const nnc_stmt *loss_stmt, *opt_stmt, *train_stmt, *model_stmt, *output_stmt;
+	int errors0;   /* errors reported before this program's checks */
+	bool label_ok; /* evaluating the loss's target, where the label belongs */
 } sema;
+
+/* The largest tensor nnc accepts, in elements (per sample if batched).
+ * 2^31 floats is 8 GiB, far beyond any model this compiler is meant for;
+ * the cap keeps every size and offset computation well inside int64_t. */
+#define MAX_ELEMS ((int64_t)1 << 31)
+/* The upper bound of whole-number options that have no tighter one. */
+#define MAX_INT_ARG 1e15
 
 static const char *const builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
 					     "relu", "sigmoid", "tanh", "softmax", NULL};
@@ -75,7 +89,7 @@ static bool bind(sema *s, const char *name, nnc_loc loc, int node)
 		s->names = nnc_realloc_array(s->names, (size_t)s->nnames, (size_t)cap, sizeof(binding));
 		s->cap = cap;
 	}
-	s->names[s->nnames++] = (binding){name, loc, node, false};
+	s->names[s->nnames++] = (binding){name, loc, node, false, false};
 	return true;
 }
 
@@ -191,6 +205,8 @@ static bool check_args(sema *s, const nnc_ast *call, int max_pos, const char *co
 				nnc_hint("did you mean '%s'?", best);
 			else if (allowed && allowed[0])
 				nnc_hint("the options of '%s' are: %s", call->str, join_choices(allowed));
+			else
+				nnc_hint("'%s' takes no options", call->str);
 			ok = false;
 			continue;
 		}
@@ -218,17 +234,65 @@ static bool arg_num(sema *s, const nnc_arg *a, const char *what, double *out)
 	return true;
 }
 
-static bool arg_int(sema *s, const nnc_arg *a, const char *what, int64_t lo, int64_t *out)
+/* A whole number in [lo, hi]. */
+static bool arg_int_in(sema *s, const nnc_arg *a, const char *what, int64_t lo, double hi, int64_t *out)
 {
 	double d;
 	if (!arg_num(s, a, what, &d))
 		return false;
-	if (d != floor(d) || d < (double)lo || d > 1e15) {
+	if (d != floor(d) || d < (double)lo) {
 		nnc_error(s->src, a->value->loc, "%s must be a whole number >= %lld, not %g", what, (long long)lo, d);
+		return false;
+	}
+	if (d > hi) {
+		nnc_error(s->src, a->value->loc, "%s must be at most %.0f, not %g", what, hi, d);
 		return false;
 	}
 	*out = (int64_t)d;
 	return true;
+}
+
+static bool arg_int(sema *s, const nnc_arg *a, const char *what, int64_t lo, int64_t *out)
+{
+	return arg_int_in(s, a, what, lo, MAX_INT_ARG, out);
+}
+
+/* Whether v, which the runtime keeps as a 32-bit float, is one. */
+static bool float_ok(sema *s, nnc_loc loc, const char *what, double v)
+{
+	if (fabs(v) > FLT_MAX) {
+		nnc_error(s->src, loc, "%s is too large: %g is beyond the range of a 32-bit float (about 3.4e38)", what, v);
+		return false;
+	}
+	return true;
+}
+
+/* "[784, 1000000]" */
+static const char *dims_str(int rank, const int64_t *dims)
+{
+	nnc_buf b = {0};
+	nnc_buf_puts(&b, "[");
+	for (int i = 0; i < rank; i++)
+		nnc_buf_printf(&b, "%s%lld", i ? ", " : "", (long long)dims[i]);
+	nnc_buf_puts(&b, "]");
+	const char *r = nnc_strdup(b.data);
+	nnc_buf_free(&b);
+	return r;
+}
+
+/* Whether a tensor of shape dims[0..rank) is within MAX_ELEMS (reported at
+ * loc, as `what`, if not).  Checked before the shape reaches the IR, whose
+ * size arithmetic assumes it fits. */
+static bool size_ok(sema *s, nnc_loc loc, const char *what, int rank, const int64_t *dims)
+{
+	double n = 1;
+	for (int i = 0; i < rank; i++)
+		n *= (double)dims[i];
+	if (n <= (double)MAX_ELEMS)
+		return true;
+	nnc_error(s->src, loc, "%s would have shape %s, %.4g values; at most %lld per tensor are supported", what,
+		  dims_str(rank, dims), n, (long long)MAX_ELEMS);
+	return false;
 }
 
 static bool arg_str(sema *s, const nnc_arg *a, const char *what, const char **out)
@@ -296,7 +360,8 @@ static bool parse_init(sema *s, const nnc_arg *a, int *init, double *arg)
 		}
 		*init = inits[i].init;
 		*arg = 0;
-		if (given && !arg_num(s, &e->args[0], "the initialiser's argument", arg))
+		if (given && (!arg_num(s, &e->args[0], "the initialiser's argument", arg) ||
+			      !float_ok(s, e->args[0].value->loc, "the initialiser's argument", *arg)))
 			return false;
 		if ((*init == NNRT_INIT_NORMAL || *init == NNRT_INIT_UNIFORM) && *arg < 0) {
 			nnc_error(s->src, e->args[0].value->loc, "'%s' needs a non-negative scale", name);
@@ -357,7 +422,7 @@ static val eval_dense(sema *s, const nnc_ast *call)
 	} else if (!ua && !un) {
 		nnc_error(s->src, call->loc, "'dense' needs the number of units, e.g. dense(128)");
 		ok = false;
-	} else if (!arg_int(s, ua ? ua : un, "the number of units", 1, &units))
+	} else if (!arg_int_in(s, ua ? ua : un, "the number of units", 1, (double)MAX_ELEMS, &units))
 		ok = false;
 	int winit = NNRT_INIT_GLOROT_UNIFORM, binit = NNRT_INIT_ZEROS;
 	double warg = 0, barg = 0;
@@ -389,6 +454,8 @@ static val eval_dense(sema *s, const nnc_ast *call)
 		lname = nnc_sprintf("dense%d", s->ndense);
 	int64_t in = xn->size;
 	int64_t wd[2] = {in, units}, bd[1] = {units};
+	if (!size_ok(s, call->loc, "the weight of this layer", 2, wd))
+		return verr(call->loc);
 	int w = add_param(s, nnc_sprintf("%s.weight", lname), 2, wd, winit, warg, wset, (double)in, (double)units,
 			  call->loc);
 	int b = has_bias ? add_param(s, nnc_sprintf("%s.bias", lname), 1, bd, binit, barg, bset, (double)in,
@@ -443,9 +510,15 @@ static bool pair_arg(sema *s, const nnc_arg *a, const char *what, int64_t lo, in
 			nnc_error(s->src, e->loc, "%s must be a number or a list of two numbers [height, width]", what);
 			return false;
 		}
-		return arg_int(s, &e->args[0], what, lo, &out[0]) && arg_int(s, &e->args[1], what, lo, &out[1]);
+		return arg_int_in(s, &e->args[0], what, lo, (double)INT32_MAX, &out[0]) &&
+		       arg_int_in(s, &e->args[1], what, lo, (double)INT32_MAX, &out[1]);
 	}
-	if (!arg_int(s, a, what, lo, &out[0]))
+	if (e->kind == AST_NAME && !lookup(s, e->str)) {
+		nnc_error(s->src, e->loc, "%s must be a number or a list of two numbers [height, width], not '%s'", what,
+			  e->str);
+		return false;
+	}
+	if (!arg_int_in(s, a, what, lo, (double)INT32_MAX, &out[0]))
 		return false;
 	out[1] = out[0];
 	return true;
@@ -480,16 +553,22 @@ static val eval_conv(sema *s, const nnc_ast *call)
 		nnc_error(s->src, call->loc, "'conv2d' needs the number of filters and the kernel size, e.g. conv2d(6, 5)");
 		return verr(call->loc);
 	}
-	ok &= arg_int(s, fa, "the number of filters", 1, &filters);
+	ok &= arg_int_in(s, fa, "the number of filters", 1, (double)INT32_MAX, &filters);
 	ok &= pair_arg(s, ka, "the kernel size", 1, k);
 	if ((a = find_named(call, "stride")))
 		ok &= pair_arg(s, a, "the stride", 1, st);
 	bool same = false;
 	if ((a = find_named(call, "pad"))) {
-		if (a->value->kind == AST_NAME && !strcmp(a->value->str, "same"))
+		if (a->value->kind == AST_NAME && !strcmp(a->value->str, "same")) {
 			same = true;
-		else
+		} else if (a->value->kind == AST_NAME && !lookup(s, a->value->str)) {
+			nnc_error(s->src, a->value->loc, "unknown padding '%s'", a->value->str);
+			nnc_hint(!strcmp(a->value->str, "valid") ? "no padding is pad: 0"
+								: "the padding is a number, a list [height, width], or same");
+			ok = false;
+		} else {
 			ok &= pair_arg(s, a, "the padding", 0, pd);
+		}
 	}
 	int winit = NNRT_INIT_GLOROT_UNIFORM, binit = NNRT_INIT_ZEROS;
 	double warg = 0, barg = 0;
@@ -540,8 +619,12 @@ static val eval_conv(sema *s, const nnc_ast *call)
 			 strstr(s->g->params[i].name, ".weight") != NULL;
 	if (!lname)
 		lname = nnc_sprintf("conv%d", nconv);
-	int xin = relayout(s, x.node, LAYOUT_CN);
 	int64_t wd[4] = {filters, C, k[0], k[1]}, bd[1] = {filters};
+	int64_t od[3] = {filters, (H + 2 * pd[0] - k[0]) / st[0] + 1, (W + 2 * pd[1] - k[1]) / st[1] + 1};
+	if (!size_ok(s, call->loc, "the weight of this layer", 4, wd) ||
+	    !size_ok(s, call->loc, "the output of this layer", 3, od))
+		return verr(call->loc);
+	int xin = relayout(s, x.node, LAYOUT_CN);
 	double fan_in = (double)(C * k[0] * k[1]), fan_out = (double)(filters * k[0] * k[1]);
 	int w = add_param(s, nnc_sprintf("%s.weight", lname), 4, wd, winit, warg, wset, fan_in, fan_out, call->loc);
 	int ins[3] = {xin, w, -1};
@@ -583,6 +666,8 @@ static val eval_pool(sema *s, const nnc_ast *call, ir_op op)
 		nnc_error(s->src, call->loc, "%s window %lldx%lld is larger than its input %lldx%lldx%lld", call->str,
 			  (long long)k[0], (long long)k[1], (long long)xn->dims[0], (long long)xn->dims[1],
 			  (long long)xn->dims[2]);
+		if (xn->loc.line > 0)
+			nnc_note(s->src, xn->loc, "the input has shape %s", ir_shape_str(xn));
 		return verr(call->loc);
 	}
 	int xin = relayout(s, x.node, LAYOUT_CN);
@@ -685,6 +770,10 @@ static val eval_binop(sema *s, const nnc_ast *e)
 			r = a.num / b.num;
 			break;
 		}
+		if (!isfinite(r)) {
+			nnc_error(s->src, e->loc, "the value of this expression is too large (it overflows)");
+			return verr(e->loc);
+		}
 		return (val){.kind = V_NUM, .num = r, .loc = e->loc};
 	}
 	if ((a.kind != V_TENSOR && a.kind != V_NUM) || (b.kind != V_TENSOR && b.kind != V_NUM)) {
@@ -727,6 +816,9 @@ static val eval_binop(sema *s, const nnc_ast *e)
 		fa = 1 / c;
 		break;
 	}
+	if (!float_ok(s, e->loc, "the factor of this expression", fa) ||
+	    !float_ok(s, e->loc, "the offset of this expression", fb))
+		return verr(e->loc);
 	int id = add_shaped(s, IR_AFFINE, 1, &t, e->loc);
 	if (id < 0)
 		return verr(e->loc);
@@ -749,6 +841,13 @@ static val eval(sema *s, const nnc_ast *e)
 		binding *b = lookup(s, e->str);
 		if (b) {
 			b->used = true;
+			if (b->node >= 0 && b->node == s->g->label && !s->label_ok) {
+				/* inference has no label to read */
+				nnc_error(s->src, e->loc, "the label '%s' can only be the target of the loss", e->str);
+				nnc_hint("the prediction must not depend on the label: it is not known when the model "
+					 "predicts");
+				return verr(e->loc);
+			}
 			return b->node < 0 ? verr(e->loc) : vtensor(b->node, e->loc);
 		}
 		for (int i = 0; builtin_layers[i]; i++)
@@ -817,6 +916,11 @@ static void stmt_tensor_decl(sema *s, const nnc_stmt *st)
 		g->label_kind = NNRT_LABEL_CLASS;
 		g->label_size = t->dims[0];
 	} else {
+		if (!size_ok(s, t->loc, is_input ? "the input" : "the label", t->rank, t->dims)) {
+			n->dead = true;
+			bind(s, st->name, st->name_loc, -1);
+			return;
+		}
 		ir_set_shape(n, true, t->rank, t->dims);
 		if (!is_input) {
 			g->label_kind = NNRT_LABEL_REAL;
@@ -873,7 +977,9 @@ static void stmt_loss(sema *s, const nnc_stmt *st)
 		nnc_error(s->src, e->loc, "'%s' needs the label as its second argument", e->str);
 		return;
 	}
+	s->label_ok = true;
 	val y = eval(s, ya->value);
+	s->label_ok = false;
 	if (p.kind != V_TENSOR || y.kind == V_ERROR)
 		return;
 	if (y.kind != V_TENSOR || y.node != g->label) {
@@ -896,6 +1002,17 @@ static void stmt_loss(sema *s, const nnc_stmt *st)
 	int id = add_shaped(s, op, 2, ins, e->loc);
 	if (id < 0)
 		return;
+	/* Legal, but almost certainly not what was meant. */
+	const ir_node *pn = &g->nodes[p.node];
+	if (op == IR_XENT && pn->op == IR_SOFTMAX) {
+		nnc_warning(s->src, pn->loc, "'softmax_cross_entropy' applies softmax itself, but its input has already "
+			    "been through softmax");
+		nnc_hint("pass the logits, the values before softmax");
+	} else if (op == IR_BCE && pn->op != IR_SIGMOID) {
+		nnc_warning(s->src, pn->loc, "'binary_cross_entropy' needs probabilities in (0, 1), but its input is not "
+			    "the output of sigmoid");
+		nnc_hint("end the network with '|> sigmoid'");
+	}
 	g->loss = id;
 	g->loss_kind = op == IR_XENT ? NNRT_LOSS_SOFTMAX_XENT : op == IR_MSE ? NNRT_LOSS_MSE : NNRT_LOSS_BCE;
 }
@@ -972,6 +1089,10 @@ static void stmt_optimizer(sema *s, const nnc_stmt *st)
 		}
 		if (bad)
 			nnc_error(s->src, a->value->loc, "%s, not %g", bad, v);
+		else if (!float_ok(s, a->value->loc, nnc_sprintf("'%s'", a->name), v))
+			;
+		else if (v > 0 && (float)v == 0)
+			nnc_error(s->src, a->value->loc, "'%s' is too small: %g is 0 as a 32-bit float", a->name, v);
 	}
 }
 
@@ -1003,7 +1124,7 @@ static const char *csv_cols(sema *s, const nnc_arg *a)
 				goto out;
 			}
 			nnc_buf_printf(&b, "%s%s", i ? "," : "", it->str);
-		} else if (it->kind == AST_NUM && it->is_int && it->num >= 0) {
+		} else if (it->kind == AST_NUM && it->is_int && it->num >= 0 && it->num <= INT32_MAX) {
 			nnc_buf_printf(&b, "%s%lld", i ? "," : "", (long long)it->num);
 		} else {
 			nnc_error(s->src, it->loc, "a CSV column is a name (string) or a 0-based index");
@@ -1022,7 +1143,8 @@ out:
 
 static const char *const idx_opts[] = {"scale", "shift", "limit", NULL};
 static const char *const csv_opts[] = {"header", "x", "y", "scale", "shift", "limit", NULL};
-static const char *const synth_opts[] = {"count", "noise", "seed", "classes", NULL};
+static const char *const synth_opts[] = {"count", "noise", "seed", NULL};
+static const char *const spiral_opts[] = {"count", "noise", "seed", "classes", NULL};
 static const char *const bits_opts[] = {"bits", "count", NULL};
 
 /* Number of features a synthetic set produces (or 0 if not synthetic). */
@@ -1108,7 +1230,7 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 			return false;
 		}
 		bool bits = d->kind == NNRT_DATA_PARITY || d->kind == NNRT_DATA_MAJORITY;
-		if (!check_args(s, e, 0, bits ? bits_opts : synth_opts))
+		if (!check_args(s, e, 0, bits ? bits_opts : d->kind == NNRT_DATA_SPIRAL ? spiral_opts : synth_opts))
 			return false;
 		d->seed = 1;
 		d->classes = d->kind == NNRT_DATA_SPIRAL ? 3 : 2;
@@ -1125,36 +1247,83 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 			}
 		}
 		if ((a = find_named(e, "noise"))) {
-			ok &= arg_num(s, a, "'noise'", &v);
-			if (ok && !(v >= 0)) {
+			if (!arg_num(s, a, "'noise'", &v) || !float_ok(s, a->value->loc, "'noise'", v)) {
+				ok = false;
+			} else if (!(v >= 0)) {
 				nnc_error(s->src, a->value->loc, "'noise' must be non-negative");
 				ok = false;
+			} else {
+				d->noise = (float)v;
 			}
-			d->noise = (float)v;
 		}
 		if ((a = find_named(e, "seed")))
 			ok &= arg_int(s, a, "'seed'", 0, &d->seed);
 		if ((a = find_named(e, "classes")))
-			ok &= arg_int(s, a, "'classes'", 2, &d->classes);
+			ok &= arg_int_in(s, a, "'classes'", 2, 1000, &d->classes);
 		if ((a = find_named(e, "count"))) {
-			ok &= arg_int(s, a, "'count'", 1, &d->count);
+			/* the runtime's limit: the set is generated whole in memory */
+			ok &= arg_int_in(s, a, "'count'", 1, 4294967296.0, &d->count);
 		} else if (!bits)
 			d->count = 1000;
 	}
 	if ((a = find_named(e, "scale"))) {
-		ok &= arg_num(s, a, "'scale'", &v);
-		d->scale = (float)v;
+		if (arg_num(s, a, "'scale'", &v) && float_ok(s, a->value->loc, "'scale'", v)) {
+			d->scale = (float)v;
+			if (d->scale == 0) {
+				/* the runtime would read 0 as "not given" */
+				nnc_error(s->src, a->value->loc, "'scale' must not be 0: every feature would be 0");
+				ok = false;
+			}
+		} else {
+			ok = false;
+		}
 	}
 	if ((a = find_named(e, "shift"))) {
-		ok &= arg_num(s, a, "'shift'", &v);
-		d->shift = (float)v;
+		if (arg_num(s, a, "'shift'", &v) && float_ok(s, a->value->loc, "'shift'", v))
+			d->shift = (float)v;
+		else
+			ok = false;
 	}
 	if ((a = find_named(e, "limit")))
 		ok &= arg_int(s, a, "'limit'", 1, &d->count);
 	if (!ok)
 		return false;
-	/* synthetic sets have a known sample shape: check it against the model */
 	ir_graph *g = s->g;
+	/* CSV columns chosen in the program: as many as the model reads?  The
+	 * training binary refuses the data otherwise (--data keeps the column
+	 * choice), but the file may not exist yet, so this is a warning.  Only
+	 * for an error-free model, whose declarations can be trusted. */
+	if (d->kind == NNRT_DATA_CSV && nnc_diag_error_count() == s->errors0 && g->input >= 0 && g->label >= 0) {
+		const nnc_arg *xa = find_named(e, "x"), *ya = find_named(e, "y");
+		int nx = 1, ny = 1;
+		for (const char *c = d->cols_x; *c; c++)
+			nx += *c == ',';
+		for (const char *c = d->cols_y; *c; c++)
+			ny += *c == ',';
+		const ir_node *in = &g->nodes[g->input], *lb = &g->nodes[g->label];
+		int64_t want_y = g->label_kind == NNRT_LABEL_CLASS ? 1 : g->label_size;
+		if (nx != in->size) {
+			nnc_warning(s->src, xa->value->loc,
+				    "csv() reads %d feature column%s, but input '%s' has shape %s: %lld value%s per sample", nx,
+				    nx == 1 ? "" : "s", in->name, ir_shape_str(in), (long long)in->size,
+				    in->size == 1 ? "" : "s");
+			nnc_note(s->src, in->loc, "'%s' is declared here", in->name);
+			nnc_hint("the training program will refuse this data");
+		} else if (ny != want_y) {
+			if (g->label_kind == NNRT_LABEL_CLASS)
+				nnc_warning(s->src, ya->value->loc,
+					    "csv() reads %d label columns, but label '%s' is class(%lld): one column, the class "
+					    "index", ny, lb->name, (long long)g->label_size);
+			else
+				nnc_warning(s->src, ya->value->loc,
+					    "csv() reads %d label column%s, but label '%s' has shape %s: %lld value%s per sample",
+					    ny, ny == 1 ? "" : "s", lb->name, ir_shape_str(lb), (long long)want_y,
+					    want_y == 1 ? "" : "s");
+			nnc_note(s->src, lb->loc, "'%s' is declared here", lb->name);
+			nnc_hint("the training program will refuse this data");
+		}
+	}
+	/* synthetic sets have a known sample shape: check it against the model */
 	int64_t nf = synth_features(d);
 	if (nf && g->input >= 0 && g->nodes[g->input].size != nf) {
 		nnc_error(s->src, e->loc, "%s() gives %lld features per sample, but input '%s' has shape %s", f,
@@ -1222,9 +1391,38 @@ static void stmt_train(sema *s, const nnc_stmt *st)
 		else if (!strcmp(a->name, "seed"))
 			arg_int(s, a, "the seed", 0, &g->seed);
 	}
-	if (!g->train.kind && nnc_diag_error_count() == 0) {
+	bool has_data = false;
+	for (int i = 0; i < st->nsettings; i++)
+		has_data |= nnc_suggest(st->settings[i].name, (const char *const[]){"data", NULL}) != NULL;
+	if (!has_data) {
 		nnc_error(s->src, st->loc, "the train block needs a 'data' source");
 		nnc_hint("for example: data: moons(count: 1000, noise: 0.1)");
+	}
+}
+
+/* Values the loss and the output do not depend on: legal, but a layer left
+ * out by mistake is better pointed at.  Warned about once the program has no
+ * error, so that a value whose user failed is not reported too. */
+static void warn_unused(sema *s)
+{
+	ir_graph *g = s->g;
+	bool *live = nnc_alloc((size_t)g->n);
+	if (g->loss >= 0)
+		live[g->loss] = true;
+	if (g->output >= 0)
+		live[g->output] = true;
+	for (int i = g->n - 1; i >= 0; i--)
+		for (int k = 0; live[i] && k < g->nodes[i].nin; k++)
+			live[g->nodes[i].in[k]] = true;
+	for (int i = 0; i < s->nnames; i++) {
+		const binding *b = &s->names[i];
+		if (!b->is_let || b->node < 0 || live[b->node])
+			continue;
+		if (!b->used)
+			nnc_warning(s->src, b->loc, "'%s' is never used", b->name);
+		else
+			nnc_warning(s->src, b->loc, "'%s' is used, but neither the loss nor the output depends on it",
+				    b->name);
 	}
 }
 
@@ -1279,6 +1477,7 @@ ir_graph *nnc_sema(const nnc_program *prog)
 	s->g = ir_new(prog->src);
 	ir_graph *g = s->g;
 	int errors0 = nnc_diag_error_count();
+	s->errors0 = errors0;
 
 	for (int i = 0; i < prog->nstmts; i++) {
 		const nnc_stmt *st = &prog->stmts[i];
@@ -1304,7 +1503,8 @@ ir_graph *nnc_sema(const nnc_program *prog)
 			}
 			if (v.kind == V_TENSOR && !g->nodes[v.node].name)
 				g->nodes[v.node].name = st->name;
-			bind(s, st->name, st->name_loc, v.kind == V_TENSOR ? v.node : -1);
+			if (bind(s, st->name, st->name_loc, v.kind == V_TENSOR ? v.node : -1))
+				s->names[s->nnames - 1].is_let = true;
 			break;
 		}
 		case STMT_OUTPUT: {
@@ -1342,15 +1542,16 @@ ir_graph *nnc_sema(const nnc_program *prog)
 		nnc_error(s->src, top, "the program declares no input; add e.g. 'input x : f32[784]'");
 	if (g->label < 0 && nnc_diag_error_count() == errors0)
 		nnc_error(s->src, top, "the program declares no label; add e.g. 'label y : class(10)'");
-	if (!s->loss_stmt && nnc_diag_error_count() == errors0) {
+	/* A missing statement is independent of any other mistake. */
+	if (!s->loss_stmt) {
 		nnc_error(s->src, top, "the program has no loss");
 		nnc_hint("add e.g. 'loss softmax_cross_entropy(logits, y)'");
 	}
-	if (!s->opt_stmt && nnc_diag_error_count() == errors0) {
+	if (!s->opt_stmt) {
 		nnc_error(s->src, top, "the program has no optimizer");
 		nnc_hint("add e.g. 'optimizer sgd(lr: 0.05, momentum: 0.9)'");
 	}
-	if (!s->train_stmt && nnc_diag_error_count() == errors0) {
+	if (!s->train_stmt) {
 		nnc_error(s->src, top, "the program has no train block");
 		nnc_hint("add e.g. 'train { data: moons(count: 1000)  batch: 32  epochs: 10 }'");
 	}
@@ -1361,6 +1562,7 @@ ir_graph *nnc_sema(const nnc_program *prog)
 		nnc_hint("add a layer with weights, e.g. dense(10)");
 		return NULL;
 	}
+	warn_unused(s);
 	default_inits(g);
 	g->bpad = (g->batch + 15) / 16 * 16;
 	g->fingerprint = ir_fingerprint(g);
