@@ -1,0 +1,594 @@
+#define _POSIX_C_SOURCE 200809L
+/*
+ * test_diag.c - every kind of user error nnc reports, as tables:
+ *   - malformed programs through nnc_parse + nnc_sema, each with the exact
+ *     first diagnostic line (file:line:col: error: message), the error
+ *     count, and optionally another whole line that must appear (the note
+ *     naming where an operand was defined, or the hint);
+ *   - legal but suspicious programs and their exact warnings, which must
+ *     leave the error count at 0;
+ *   - a few whole outputs, to pin the caret and the order of notes;
+ *   - the nnc command itself: exit statuses 0, 1 and 2, --color and
+ *     NO_COLOR.
+ * Cases are grouped by the phase that catches them: scanner, parser,
+ * names, shapes, options, hyper-parameters, data sources, the loss, and
+ * the statements a program needs.  A new message adds a row.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ast.h"
+#include "diag.h"
+#include "ir.h"
+#include "util.h"
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define F "bad.nn"
+
+/* A valid program, one statement per line; each case changes a line or two.
+ *   1 model   2 input   3 label   4 network   5 loss   6 optimizer   7 train */
+#define MODEL "model m\n"
+#define INPUT "input x : f32[2]\n"
+#define LABEL "label y : class(2)\n"
+#define NET "logits = x |> dense(8) |> relu |> dense(2)\n"
+#define LOSS "loss softmax_cross_entropy(logits, y)\n"
+#define OPT "optimizer sgd(lr: 0.1)\n"
+#define TRAIN "train { data: moons(count: 100) }\n"
+#define HEAD MODEL INPUT LABEL
+#define TAIL LOSS OPT TRAIN
+/* An image model: input [1, 8, 8], line 4 is the network. */
+#define IMG MODEL "input x : f32[1, 8, 8]\n" LABEL
+#define IMGTAIL LOSS OPT "train { data: idx(\"i.gz\", \"l.gz\") }\n"
+/* A regression model: label f32[1]. */
+#define REG MODEL INPUT "label y : f32[1]\n"
+
+#define MINUS10 "----------"
+#define MINUS100 MINUS10 MINUS10 MINUS10 MINUS10 MINUS10 MINUS10 MINUS10 MINUS10 MINUS10 MINUS10
+
+typedef struct diag_case {
+	const char *name;
+	const char *src;
+	int errors;        /* error count */
+	const char *first; /* the first line of the output, exactly */
+	const char *also;  /* another whole line of the output, or NULL */
+} diag_case;
+
+static const diag_case cases[] = {
+	/* ---- the scanner ---- */
+	{"unknown character", HEAD "logits = x |> dense(2) @ 2\n" TAIL, 1,
+	 F ":4:24: error: unexpected character '@'",
+	 "hint: the symbols of .nn are = : , ; ( ) [ ] { } + - * / |> and # for a comment"},
+	{"'|' for '|>'", HEAD "logits = x | dense(2)\n" TAIL, 1, F ":4:12: error: unexpected character '|'",
+	 "hint: the pipe operator is written '|>'"},
+	{"malformed number", HEAD NET LOSS "optimizer sgd(lr: 0.1.2)\n" TRAIN, 1,
+	 F ":6:19: error: malformed number '0.1.2'", NULL},
+	{"exponent without digits", HEAD NET LOSS "optimizer sgd(lr: 1e)\n" TRAIN, 1,
+	 F ":6:19: error: malformed number '1e'", "hint: an exponent needs digits, as in 1e-3"},
+	{"unterminated string", HEAD NET TAIL "train { data: csv(\"a.csv, x: [0], y: [1]) }\n", 1,
+	 F ":8:19: error: unterminated string: a newline before the closing '\"'", NULL},
+	{"single quotes", HEAD NET LOSS OPT "train { data: csv('a.csv', x: [0], y: [1]) }\n", 1,
+	 F ":7:19: error: strings are written in double quotes, not single quotes", NULL},
+	{"bad escape", HEAD NET LOSS OPT "train { data: csv(\"a\\q.csv\", x: [0], y: [1]) }\n", 1,
+	 F ":7:21: error: unknown escape sequence '\\q'", NULL},
+
+	/* ---- the parser: recovery, one message per mistake ---- */
+	{"missing ')': the next line shows it", HEAD "logits = x |> dense(2\n" TAIL, 1,
+	 F ":5:1: error: unexpected keyword 'loss', expected ',' or ')'", F ":4:20: note: to match this '('"},
+	{"missing operand", HEAD "logits = (x |> dense(2)) *\n" TAIL, 1,
+	 F ":4:27: error: unexpected end of line, expected an expression", NULL},
+	{"operator after a pipe", HEAD "logits = x |> dense(2) + 1\n" TAIL, 1,
+	 F ":4:24: error: unexpected '+', expected end of line", NULL},
+	{"'=' in the train block", HEAD NET LOSS OPT "train { data = moons() }\n", 1,
+	 F ":7:14: error: a train setting is written 'data: value', with ':' not '='", NULL},
+	{"keyword as a name", HEAD "loss = x |> dense(2)\n" TAIL, 1,
+	 F ":4:6: error: unexpected '=', expected an expression",
+	 "hint: 'loss' is a reserved keyword and cannot be used as a name"},
+	{"misspelt keyword", HEAD NET "los softmax_cross_entropy(logits, y)\n" OPT TRAIN, 1,
+	 F ":5:5: error: unexpected identifier 'softmax_cross_entropy', expected '='", "hint: did you mean 'loss'?"},
+	{"three independent syntax errors", HEAD "a = )\nb = x |> \nc = (1 +)\n" TAIL, 3,
+	 F ":4:5: error: unexpected ')', expected an expression", NULL},
+	{"zero dimension", MODEL "input x : f32[2, 0]\n" LABEL NET TAIL, 1,
+	 F ":2:18: error: the dimension must be a positive integer, not 0", NULL},
+	{"one class", MODEL INPUT "label y : class(1)\n" NET TAIL, 1,
+	 F ":3:11: error: class(1) needs at least 2 classes", NULL},
+	{"two labels", HEAD "label z : class(3)\n" NET TAIL, 1, F ":4:1: error: only one 'label' is supported",
+	 F ":3:7: note: the first one is here"},
+	{"an expression nested too deeply", HEAD "logits = x |> dense(2)\nv = " MINUS100 MINUS100 MINUS100 "1\n" TAIL, 1,
+	 F ":5:5: error: this expression is nested too deeply (more than 256 levels)", NULL},
+
+	/* ---- names ---- */
+	{"unknown name with a suggestion", HEAD "hidden = x |> dense(8)\nlogits = hiden |> dense(2)\n" TAIL, 1,
+	 F ":5:10: error: unknown name 'hiden'", "hint: did you mean 'hidden'?"},
+	{"unknown layer with a suggestion", HEAD "logits = x |> dense(8) |> rellu |> dense(2)\n" TAIL, 1,
+	 F ":4:27: error: unknown layer or function 'rellu'", "hint: did you mean 'relu'?"},
+	{"unknown layer, no close match: the list", HEAD "logits = x |> dense(8) |> gelu2x |> dense(2)\n" TAIL, 1,
+	 F ":4:27: error: unknown layer or function 'gelu2x'",
+	 "hint: layers and activations are: dense, conv2d, maxpool, avgpool, global_avgpool, flatten, relu, sigmoid, "
+	 "tanh, softmax"},
+	{"name used before it is defined", HEAD "logits = h |> dense(2)\nh = x |> dense(8)\n" TAIL, 1,
+	 F ":4:10: error: unknown name 'h'", NULL},
+	{"name defined twice", HEAD "h = x |> dense(8)\nh = x |> dense(4)\nlogits = h |> dense(2)\n" TAIL, 1,
+	 F ":5:1: error: 'h' is already defined", F ":4:1: note: 'h' was first defined here"},
+	{"a layer used as a value", HEAD "logits = relu\n" TAIL, 1,
+	 F ":4:10: error: 'relu' is a layer; apply it to a value, e.g. x |> relu", NULL},
+	{"a loss used as a layer", HEAD "logits = x |> mse(y)\n" TAIL, 1,
+	 F ":4:15: error: 'mse' is a loss; use it in a 'loss' statement", NULL},
+	{"a data source used as a layer", HEAD "logits = moons(count: 3)\n" TAIL, 1,
+	 F ":4:10: error: 'moons' is a data source; use it in the 'train' block", NULL},
+	{"the label inside the network", HEAD "logits = y |> dense(2)\n" TAIL, 1,
+	 F ":4:10: error: the label 'y' can only be the target of the loss",
+	 "hint: the prediction must not depend on the label: it is not known when the model predicts"},
+	{"the label as the output", HEAD NET "output y\n" TAIL, 1,
+	 F ":5:8: error: the label 'y' can only be the target of the loss", NULL},
+	{"a number where a tensor belongs", HEAD "logits = 3 * 4\n" TAIL, 1,
+	 F ":4:10: error: 'logits' must be a tensor, not a number", NULL},
+	{"a follow-on error is not reported", HEAD "h = x |> dense(8) |> rellu\nlogits = h |> dense(2)\n" TAIL, 1,
+	 F ":4:22: error: unknown layer or function 'rellu'", NULL},
+
+	/* ---- shapes: the op, both shapes, where each operand was defined ---- */
+	{"add of [n, 8] and [n, 4]", HEAD "a = x |> dense(8)\nb = x |> dense(4)\nlogits = (a + b) |> dense(2)\n" TAIL,
+	 1, F ":6:11: error: 'add' needs operands of the same shape, but got [n, 8] and [n, 4]",
+	 F ":5:5: note: right operand b has shape [n, 4]"},
+	{"mul of the input and a layer", HEAD "a = x |> dense(3)\nlogits = (x * a) |> dense(2)\n" TAIL, 1,
+	 F ":5:11: error: 'mul' needs operands of the same shape, but got [n, 2] and [n, 3]",
+	 F ":2:7: note: left operand x has shape [n, 2]"},
+	{"logits do not match class(N)", HEAD "logits = x |> dense(3)\n" TAIL, 1,
+	 F ":5:6: error: 'softmax_cross_entropy' needs 2 logits per sample to match label class(2), but got shape "
+	   "[n, 3]",
+	 F ":3:7: note: label y is class(2)"},
+	{"mse of different sizes", REG "p = x |> dense(3)\nloss mse(p, y)\n" OPT
+	 "train { data: csv(\"d.csv\", x: [0, 1], y: [2]) }\n", 1,
+	 F ":5:6: error: 'mse' needs the prediction and the target to have the same size, but got [n, 3] and [n, 1]",
+	 F ":4:5: note: prediction p has shape [n, 3]"},
+	{"conv2d kernel larger than its input", IMG "logits = x |> conv2d(4, 9) |> flatten |> dense(2)\n" IMGTAIL, 1,
+	 F ":4:10: error: conv2d kernel 9x9 is larger than its input 1x8x8 padded by 0x0",
+	 F ":2:7: note: the input has shape [n, 1, 8, 8]"},
+	{"maxpool window larger than its input", IMG "logits = x |> maxpool(16) |> flatten |> dense(2)\n" IMGTAIL, 1,
+	 F ":4:10: error: maxpool window 16x16 is larger than its input 1x8x8",
+	 F ":2:7: note: the input has shape [n, 1, 8, 8]"},
+	{"avgpool after a conv that shrank the image", IMG "c = x |> conv2d(2, 5)\nlogits = c |> avgpool(5) |> dense(2)\n"
+	 IMGTAIL, 1, F ":5:10: error: avgpool window 5x5 is larger than its input 2x4x4", NULL},
+	{"conv2d of a vector", HEAD "logits = x |> conv2d(2, 1) |> dense(2)\n" TAIL, 1,
+	 F ":4:10: error: 'conv2d' needs an image input of shape [C, H, W], but its input has shape [n, 2]",
+	 F ":2:7: note: the input x is defined here"},
+	{"global_avgpool of a vector", HEAD "logits = x |> dense(4) |> global_avgpool |> dense(2)\n" TAIL, 1,
+	 F ":4:10: error: 'global_avgpool' needs an image input of shape [C, H, W], but its input has shape [n, 4]",
+	 NULL},
+	{"a layer too large to exist", HEAD "logits = x |> dense(100000) |> dense(100000) |> dense(2)\n" TAIL, 1,
+	 F ":4:10: error: the weight of this layer would have shape [100000, 100000], 1e+10 values; at most "
+	   "2147483648 per tensor are supported",
+	 NULL},
+	{"an input too large to exist", MODEL "input x : f32[100000, 100000]\n" LABEL NET TAIL, 1,
+	 F ":2:11: error: the input would have shape [100000, 100000], 1e+10 values; at most 2147483648 per tensor "
+	   "are supported",
+	 NULL},
+	{"tensor divided by a tensor", HEAD "a = x |> dense(2)\nlogits = a / a\n" TAIL, 1,
+	 F ":5:10: error: dividing a tensor by a tensor is not supported; divide by a number", NULL},
+
+	/* ---- options ---- */
+	{"misspelt option", HEAD "logits = x |> dense(2, bais: false)\n" TAIL, 1,
+	 F ":4:24: error: 'dense' has no option 'bais'", "hint: did you mean 'bias'?"},
+	{"unknown option: the valid ones", HEAD "logits = x |> dense(2, activation: relu)\n" TAIL, 1,
+	 F ":4:24: error: 'dense' has no option 'activation'",
+	 "hint: the options of 'dense' are: units, init, bias_init, bias, name"},
+	{"an option of a layer that has none", HEAD "logits = x |> dense(2) |> relu(alpha: 0.1)\n" TAIL, 1,
+	 F ":4:32: error: 'relu' has no option 'alpha'", "hint: 'relu' takes no options"},
+	{"duplicate option", HEAD NET LOSS "optimizer sgd(lr: 0.1, lr: 0.2)\n" TRAIN, 1,
+	 F ":6:24: error: option 'lr' is given twice", F ":6:15: note: first given here"},
+	{"units given twice", HEAD "logits = x |> dense(2, units: 3)\n" TAIL, 1,
+	 F ":4:24: error: the number of units is given twice", NULL},
+	{"too many arguments", HEAD "logits = x |> dense(2, 3)\n" TAIL, 1,
+	 F ":4:24: error: too many arguments to 'dense' (it takes 2 plus named options)", NULL},
+	{"unknown initialiser: the valid ones", HEAD "logits = x |> dense(2, init: kaiming)\n" TAIL, 1,
+	 F ":4:30: error: unknown initialiser 'kaiming'",
+	 "hint: initialisers are: glorot, xavier, he, lecun, zeros, normal, uniform, constant"},
+	{"initialiser without its argument", HEAD "logits = x |> dense(2, init: normal)\n" TAIL, 1,
+	 F ":4:30: error: initialiser 'normal' takes one number, e.g. normal(0.01)", NULL},
+	{"bias that is not a boolean", HEAD "logits = x |> dense(2, bias: 1)\n" TAIL, 1,
+	 F ":4:30: error: 'bias' must be true or false", NULL},
+	{"unknown padding", IMG "logits = x |> conv2d(2, 3, pad: valid) |> flatten |> dense(2)\n" IMGTAIL, 1,
+	 F ":4:33: error: unknown padding 'valid'", "hint: no padding is pad: 0"},
+	{"pad: same with an even kernel", IMG "logits = x |> conv2d(2, 4, pad: same) |> flatten |> dense(2)\n" IMGTAIL,
+	 1, F ":4:33: error: pad: same needs stride 1 and an odd kernel, but the kernel is 4x4 with stride 1x1", NULL},
+	{"kernel given as a name", IMG "logits = x |> conv2d(2, big) |> flatten |> dense(2)\n" IMGTAIL, 1,
+	 F ":4:25: error: the kernel size must be a number or a list of two numbers [height, width], not 'big'", NULL},
+	{"unknown optimizer", HEAD NET LOSS "optimizer adamw(lr: 0.1)\n" TRAIN, 1,
+	 F ":6:11: error: unknown optimizer 'adamw'", "hint: did you mean 'adam'?"},
+	{"an adam option on sgd", HEAD NET LOSS "optimizer sgd(lr: 0.1, beta1: 0.9)\n" TRAIN, 1,
+	 F ":6:24: error: 'sgd' has no option 'beta1'", "hint: the options of 'sgd' are: lr, momentum"},
+	{"unknown train setting", HEAD NET LOSS OPT "train { data: moons(count: 100), epoch: 3 }\n", 1,
+	 F ":7:34: error: unknown train setting 'epoch'", "hint: did you mean 'epochs'?"},
+	{"duplicate train setting", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 8, batch: 16 }\n", 1,
+	 F ":7:44: error: train setting 'batch' is given twice", F ":7:34: note: first given here"},
+
+	/* ---- hyper-parameters ---- */
+	{"negative learning rate", HEAD NET LOSS "optimizer sgd(lr: -0.1)\n" TRAIN, 1,
+	 F ":6:19: error: the learning rate must be positive, not -0.1", NULL},
+	{"learning rate 0", HEAD NET LOSS "optimizer adam(lr: 0)\n" TRAIN, 1,
+	 F ":6:20: error: the learning rate must be positive, not 0", NULL},
+	{"learning rate below float range", HEAD NET LOSS "optimizer sgd(lr: 1e-50)\n" TRAIN, 1,
+	 F ":6:19: error: 'lr' is too small: 1e-50 is 0 as a 32-bit float", NULL},
+	{"learning rate above float range", HEAD NET LOSS "optimizer sgd(lr: 1e39)\n" TRAIN, 1,
+	 F ":6:19: error: 'lr' is too large: 1e+39 is beyond the range of a 32-bit float (about 3.4e38)", NULL},
+	{"momentum of 1", HEAD NET LOSS "optimizer sgd(lr: 0.1, momentum: 1)\n" TRAIN, 1,
+	 F ":6:34: error: momentum must be in [0, 1), not 1", NULL},
+	{"beta2 above 1", HEAD NET LOSS "optimizer adam(beta2: 1.5)\n" TRAIN, 1,
+	 F ":6:23: error: beta2 must be in [0, 1), not 1.5", NULL},
+	{"eps of 0", HEAD NET LOSS "optimizer adam(eps: 0)\n" TRAIN, 1, F ":6:21: error: eps must be positive, not 0",
+	 NULL},
+	{"batch 0", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 0 }\n", 1,
+	 F ":7:41: error: the batch size must be a whole number >= 1, not 0", NULL},
+	{"batch too large", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 100000 }\n", 1,
+	 F ":7:41: error: the batch size must be at most 65536", NULL},
+	{"fractional epochs", HEAD NET LOSS OPT "train { data: moons(count: 100), epochs: 2.5 }\n", 1,
+	 F ":7:42: error: the number of epochs must be a whole number >= 1, not 2.5", NULL},
+	{"negative seed", HEAD NET LOSS OPT "train { data: moons(count: 100), seed: -1 }\n", 1,
+	 F ":7:40: error: the seed must be a whole number >= 0, not -1", NULL},
+	{"seed too large", HEAD NET LOSS OPT "train { data: moons(count: 100), seed: 1e300 }\n", 1,
+	 F ":7:40: error: the seed must be at most 1000000000000000, not 1e+300", NULL},
+	{"arithmetic that overflows", HEAD NET LOSS "optimizer sgd(lr: 1e300 * 1e300)\n" TRAIN, 1,
+	 F ":6:19: error: the value of this expression is too large (it overflows)", NULL},
+	{"division by zero", HEAD "logits = (x |> dense(2)) / (1 - 1)\n" TAIL, 1, F ":4:29: error: division by zero",
+	 NULL},
+	{"negative std of an initialiser", HEAD "logits = x |> dense(2, init: normal(-1))\n" TAIL, 1,
+	 F ":4:37: error: 'normal' needs a non-negative scale", NULL},
+	{"two bad hyper-parameters, two errors", HEAD NET LOSS "optimizer sgd(lr: 0, momentum: -1)\n" TRAIN, 2,
+	 F ":6:19: error: the learning rate must be positive, not 0", NULL},
+
+	/* ---- data sources ---- */
+	{"unknown data source", HEAD NET LOSS OPT "train { data: moon(count: 100) }\n", 1,
+	 F ":7:15: error: unknown data source 'moon'", "hint: did you mean 'moons'?"},
+	{"a string where a data source belongs", HEAD NET LOSS OPT "train { data: \"train.csv\" }\n", 1,
+	 F ":7:15: error: 'data' must be a data source such as idx(\"images\", \"labels\") or moons(count: 1000)",
+	 NULL},
+	{"idx() with one path", HEAD NET LOSS OPT "train { data: idx(\"images.gz\") }\n", 1,
+	 F ":7:15: error: idx() needs two paths: the image file and the label file", NULL},
+	{"csv() without feature columns", HEAD NET LOSS OPT "train { data: csv(\"d.csv\", y: [2]) }\n", 1,
+	 F ":7:15: error: csv() needs the feature columns, e.g. x: [\"x1\", \"x2\"]", NULL},
+	{"csv() column with a comma", HEAD NET LOSS OPT "train { data: csv(\"d.csv\", x: [\"a,b\"], y: [2]) }\n", 1,
+	 F ":7:32: error: a column name cannot contain ','", NULL},
+	{"csv() column that is not a name or index", HEAD NET LOSS OPT "train { data: csv(\"d.csv\", x: [1.5], y: [2]) }\n",
+	 1, F ":7:32: error: a CSV column is a name (string) or a 0-based index", NULL},
+	{"moons for a 3-feature input", MODEL "input x : f32[3]\n" LABEL NET TAIL, 1,
+	 F ":7:15: error: moons() gives 2 features per sample, but input 'x' has shape [n, 3]", NULL},
+	{"spiral arms against the classes", HEAD NET LOSS OPT "train { data: spiral(classes: 3) }\n", 1,
+	 F ":7:15: error: spiral() has 3 classes, but label 'y' is class(2)", NULL},
+	{"classes on a set that has two", HEAD NET LOSS OPT "train { data: moons(classes: 3) }\n", 1,
+	 F ":7:21: error: 'moons' has no option 'classes'", "hint: the options of 'moons' are: count, noise, seed"},
+	{"parity with too many bits", MODEL "input x : f32[21]\n" LABEL NET LOSS OPT "train { data: parity(bits: 21) }\n",
+	 1, F ":7:28: error: 'bits' must be at most 20", NULL},
+	{"negative noise", HEAD NET LOSS OPT "train { data: moons(noise: -0.1) }\n", 1,
+	 F ":7:28: error: 'noise' must be non-negative", NULL},
+	{"count of 0", HEAD NET LOSS OPT "train { data: moons(count: 0) }\n", 1,
+	 F ":7:28: error: 'count' must be a whole number >= 1, not 0", NULL},
+	{"scale of 0", HEAD NET LOSS OPT "train { data: idx(\"i\", \"l\", scale: 0) }\n", 1,
+	 F ":7:36: error: 'scale' must not be 0: every feature would be 0", NULL},
+	{"test set for a different input", HEAD NET LOSS OPT "train { data: moons(), test: parity(bits: 3) }\n", 1,
+	 F ":7:30: error: parity() gives 3 features per sample, but input 'x' has shape [n, 2]", NULL},
+	{"no data in the train block", HEAD NET LOSS OPT "train { batch: 8 }\n", 1,
+	 F ":7:1: error: the train block needs a 'data' source", "hint: for example: data: moons(count: 1000, noise: 0.1)"},
+	{"misspelt data is one error", HEAD NET LOSS OPT "train { dta: moons() }\n", 1,
+	 F ":7:9: error: unknown train setting 'dta'", "hint: did you mean 'data'?"},
+
+	/* ---- the loss and its label ---- */
+	{"unknown loss", HEAD NET "loss cross_entropy(logits, y)\n" OPT TRAIN, 1,
+	 F ":5:6: error: unknown loss 'cross_entropy'", "hint: losses are: softmax_cross_entropy, mse, binary_cross_entropy"},
+	{"mse with a class label", HEAD NET "loss mse(logits, y)\n" OPT TRAIN, 1,
+	 F ":5:18: error: 'mse' needs a real-valued f32[...] label, but 'y' is class(N)",
+	 "hint: declare it as: label y : f32[k], or use softmax_cross_entropy"},
+	{"softmax_cross_entropy with a real label", REG "logits = x |> dense(2)\n" LOSS OPT
+	 "train { data: csv(\"d.csv\", x: [0, 1], y: [2]) }\n", 1,
+	 F ":5:36: error: 'softmax_cross_entropy' needs a class(N) label, but 'y' is a real-valued f32[...]",
+	 "hint: declare it as: label y : class(N)"},
+	{"the loss's target is not the label", HEAD NET "loss softmax_cross_entropy(logits, x)\n" OPT TRAIN, 1,
+	 F ":5:36: error: the second argument of 'softmax_cross_entropy' must be the label", F ":3:7: note: the label is declared here"},
+	{"a loss without its label", HEAD NET "loss softmax_cross_entropy(logits)\n" OPT TRAIN, 1,
+	 F ":5:6: error: 'softmax_cross_entropy' needs the label as its second argument", NULL},
+	{"a model without parameters", MODEL "input x : f32[1]\nlabel y : f32[1]\np = x * 2\nloss mse(p, y)\n" OPT
+	 "train { data: csv(\"d.csv\", x: [0], y: [1]) }\n", 1,
+	 F ":5:6: error: the model has no parameters to train", "hint: add a layer with weights, e.g. dense(10)"},
+
+	/* ---- statements a program needs, once ---- */
+	{"no model line", INPUT LABEL NET TAIL, 1, F ":1:1: error: the program has no 'model NAME' line",
+	 "hint: start the file with, for example: model mlp"},
+	{"no input and no loss: both reported", MODEL OPT TRAIN, 2,
+	 F ":1:1: error: the program declares no input; add e.g. 'input x : f32[784]'",
+	 F ":1:1: error: the program has no loss"},
+	{"no loss", HEAD NET OPT TRAIN, 1, F ":1:1: error: the program has no loss",
+	 "hint: add e.g. 'loss softmax_cross_entropy(logits, y)'"},
+	{"no optimizer", HEAD NET LOSS TRAIN, 1, F ":1:1: error: the program has no optimizer", NULL},
+	{"no train block", HEAD NET LOSS OPT, 1, F ":1:1: error: the program has no train block", NULL},
+	{"no loss, no optimizer, and a bad layer: three errors", HEAD "logits = x |> dense(2) |> rellu\n" TRAIN, 3,
+	 F ":4:27: error: unknown layer or function 'rellu'", F ":1:1: error: the program has no optimizer"},
+	{"two losses", HEAD NET LOSS LOSS OPT TRAIN, 1, F ":6:1: error: the loss is already defined",
+	 F ":5:1: note: first defined here"},
+	{"two optimizers", HEAD NET LOSS OPT OPT TRAIN, 1, F ":7:1: error: the optimizer is already defined", NULL},
+	{"two train blocks", HEAD NET LOSS OPT TRAIN TRAIN, 1, F ":8:1: error: the train block is already defined",
+	 NULL},
+	{"two inputs", HEAD "input z : f32[2]\n" NET TAIL, 1, F ":4:1: error: only one 'input' is supported", NULL},
+	{"an input of class type", MODEL "input x : class(3)\n" LABEL NET TAIL, 1,
+	 F ":2:11: error: an input must be a tensor type like f32[784], not class(...)", NULL},
+};
+
+/* Line k (0-based) of s, or false if there is none. */
+static bool nth_line(const char *s, int k, char *buf, size_t cap)
+{
+	for (; k > 0 && s; k--) {
+		s = strchr(s, '\n');
+		if (s)
+			s++;
+	}
+	if (!s || !*s)
+		return false;
+	size_t len = strcspn(s, "\n");
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(buf, s, len);
+	buf[len] = 0;
+	return true;
+}
+
+static bool has_line(const char *s, const char *line)
+{
+	char buf[1024];
+	for (int k = 0; nth_line(s, k, buf, sizeof buf); k++)
+		if (!strcmp(buf, line))
+			return true;
+	return false;
+}
+
+/* Parses and checks `text` as file F; diagnostics into *out.  The graph, or
+ * NULL. */
+static ir_graph *check(const char *text, nnc_buf *out)
+{
+	nnc_source *src = nnc_alloc(sizeof *src);
+	src->path = F;
+	src->text = text;
+	src->len = (long)strlen(text);
+	nnc_diag_set_color(0);
+	nnc_diag_reset();
+	nnc_diag_capture(out);
+	nnc_program *prog = nnc_parse(src);
+	ir_graph *g = prog ? nnc_sema(prog) : NULL;
+	nnc_diag_capture(NULL);
+	return g;
+}
+
+Test(diag, malformed_programs)
+{
+	cr_assert_geq(NELEMS(cases), 60);
+	for (size_t i = 0; i < NELEMS(cases); i++) {
+		const diag_case *c = &cases[i];
+		nnc_buf b = {0};
+		ir_graph *g = check(c->src, &b);
+		const char *text = b.data ? b.data : "";
+		char first[1024] = "";
+		nth_line(text, 0, first, sizeof first);
+		cr_expect(!g, "[%s] the program compiled", c->name);
+		cr_expect_str_eq(first, c->first, "[%s] first line\n  got:  %s\n  want: %s\nall:\n%s", c->name, first,
+				 c->first, text);
+		if (c->also)
+			cr_expect(has_line(text, c->also), "[%s] no line\n  %s\nin\n%s", c->name, c->also, text);
+		cr_expect_eq(nnc_diag_error_count(), c->errors, "[%s] %d errors, want %d:\n%s", c->name,
+			     nnc_diag_error_count(), c->errors, text);
+		nnc_buf_free(&b);
+	}
+}
+
+/* The valid base program compiles without a word. */
+Test(diag, base_program_is_clean)
+{
+	nnc_buf b = {0};
+	cr_assert(check(HEAD NET TAIL, &b), "%s", b.data);
+	cr_expect_null(b.data, "%s", b.data);
+	cr_expect_eq(nnc_diag_warning_count(), 0);
+	nnc_buf_free(&b);
+}
+
+/* ---- warnings: legal programs that are almost certainly mistakes ---- */
+
+typedef struct warn_case {
+	const char *name;
+	const char *src;
+	int warnings;
+	const char *first; /* the first line of the output, exactly */
+	const char *also;
+} warn_case;
+
+static const warn_case warn_cases[] = {
+	{"a value never used", HEAD "h = x |> dense(4)\n" NET TAIL, 1, F ":4:1: warning: 'h' is never used", NULL},
+	{"a chain of values the loss does not need", HEAD "a = x |> dense(4)\nb = a |> relu\n" NET TAIL, 2,
+	 F ":4:1: warning: 'a' is used, but neither the loss nor the output depends on it",
+	 F ":5:1: warning: 'b' is never used"},
+	{"an output is a use", HEAD "p = x |> dense(4)\noutput p\n" NET TAIL, 0, NULL, NULL},
+	{"softmax before softmax_cross_entropy", HEAD "logits = x |> dense(2) |> softmax\n" TAIL, 1,
+	 F ":4:10: warning: 'softmax_cross_entropy' applies softmax itself, but its input has already been through "
+	   "softmax",
+	 "hint: pass the logits, the values before softmax"},
+	{"binary_cross_entropy of a value that is not a probability",
+	 REG "p = x |> dense(1)\nloss binary_cross_entropy(p, y)\n" OPT "train { data: xor() }\n", 1,
+	 F ":4:5: warning: 'binary_cross_entropy' needs probabilities in (0, 1), but its input is not the output of "
+	   "sigmoid",
+	 "hint: end the network with '|> sigmoid'"},
+	{"csv() feature columns against the input", HEAD NET LOSS OPT "train { data: csv(\"d.csv\", x: [0], y: [2]) }\n",
+	 1, F ":7:31: warning: csv() reads 1 feature column, but input 'x' has shape [n, 2]: 2 values per sample",
+	 "hint: the training program will refuse this data"},
+	{"csv() label columns against class(N)", HEAD NET LOSS OPT
+	 "train { data: csv(\"d.csv\", x: [0, 1], y: [2, 3]) }\n", 1,
+	 F ":7:42: warning: csv() reads 2 label columns, but label 'y' is class(2): one column, the class index",
+	 F ":3:7: note: 'y' is declared here"},
+};
+
+Test(diag, warnings_do_not_fail_the_program)
+{
+	for (size_t i = 0; i < NELEMS(warn_cases); i++) {
+		const warn_case *c = &warn_cases[i];
+		nnc_buf b = {0};
+		ir_graph *g = check(c->src, &b);
+		const char *text = b.data ? b.data : "";
+		cr_expect(g != NULL, "[%s] did not compile:\n%s", c->name, text);
+		cr_expect_eq(nnc_diag_error_count(), 0, "[%s]", c->name);
+		cr_expect_eq(nnc_diag_warning_count(), c->warnings, "[%s] %d warnings, want %d:\n%s", c->name,
+			     nnc_diag_warning_count(), c->warnings, text);
+		char first[1024] = "";
+		nth_line(text, 0, first, sizeof first);
+		cr_expect_str_eq(first, c->first ? c->first : "", "[%s] first line\n  got:  %s\n  want: %s", c->name,
+				 first, c->first ? c->first : "");
+		if (c->also)
+			cr_expect(has_line(text, c->also), "[%s] no line\n  %s\nin\n%s", c->name, c->also, text);
+		nnc_buf_free(&b);
+	}
+}
+
+/* ---- whole outputs ---- */
+
+Test(diag, shape_error_names_both_operands_with_carets)
+{
+	nnc_buf b = {0};
+	cr_assert_null(check(HEAD "a = x |> dense(8)\nb = x |> dense(4)\nlogits = (a + b) |> dense(2)\n" TAIL, &b));
+	cr_expect_str_eq(b.data, F ":6:11: error: 'add' needs operands of the same shape, but got [n, 8] and [n, 4]\n"
+				 "    6 | logits = (a + b) |> dense(2)\n"
+				 "      |           ^~~~~\n"
+				 F ":4:5: note: left operand a has shape [n, 8]\n"
+				 "    4 | a = x |> dense(8)\n"
+				 "      |     ^~~~~~~~~~~~~\n"
+				 F ":5:5: note: right operand b has shape [n, 4]\n"
+				 "    5 | b = x |> dense(4)\n"
+				 "      |     ^~~~~~~~~~~~~\n");
+	nnc_buf_free(&b);
+}
+
+Test(diag, warning_layout)
+{
+	nnc_buf b = {0};
+	cr_assert_not_null(check(HEAD "\thidden = x |> dense(4)\n" NET TAIL, &b));
+	/* a tab before the name is kept, so the caret lines up */
+	cr_expect_str_eq(b.data, F ":4:2: warning: 'hidden' is never used\n"
+				 "    4 | \thidden = x |> dense(4)\n"
+				 "      | \t^~~~~~\n");
+	nnc_buf_free(&b);
+}
+
+Test(diag, colour)
+{
+	nnc_buf b = {0};
+	nnc_source src = {F, "x = )\n", 6};
+	nnc_diag_reset();
+	nnc_diag_set_color(1);
+	nnc_diag_capture(&b);
+	cr_assert_null(nnc_parse(&src));
+	nnc_diag_capture(NULL);
+	nnc_diag_set_color(0);
+	cr_expect_str_eq(b.data, "\033[1m" F ":1:5: \033[1;31merror:\033[0m\033[1m unexpected ')', expected an "
+				 "expression\033[0m\n"
+				 "    1 | x = )\n"
+				 "      |     \033[1;32m^\033[0m\n");
+	nnc_buf_free(&b);
+}
+
+/* ---- the nnc command ---- */
+
+static char tmpdir[64];
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/nnc-diag-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	cr_expect_eq(system(cmd), 0);
+}
+
+/* Runs `cmd` through the shell with stdout+stderr captured; the exit status. */
+static int run(char **out, const char *fmt, ...)
+{
+	char cmd[2048], full[2200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
+	FILE *p = popen(full, "r");
+	cr_assert_not_null(p);
+	nnc_buf b = {0};
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk - 1, p)) > 0) {
+		chunk[n] = 0;
+		nnc_buf_puts(&b, chunk);
+	}
+	int st = pclose(p);
+	*out = nnc_strdup(b.data ? b.data : "");
+	nnc_buf_free(&b);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static const char *write_nn(const char *name, const char *text)
+{
+	const char *path = nnc_sprintf("%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+TestSuite(driver, .init = setup, .fini = teardown);
+
+/* 0 success (warnings included), 1 an error in the input, 2 a bad command line. */
+Test(driver, exit_statuses)
+{
+	char *out;
+	const char *good = write_nn("good.nn", HEAD NET TAIL);
+	const char *warn = write_nn("warn.nn", HEAD "h = x |> dense(4)\n" NET TAIL);
+	const char *bad = write_nn("bad.nn", HEAD "logits = x |> dense(2) |> rellu\n" TAIL);
+	const char *syntax = write_nn("syntax.nn", HEAD "logits = x |> dense(2\n" TAIL);
+	cr_expect_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, good), 0, "%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, warn), 0, "%s", out);
+	cr_expect(strstr(out, "warn.nn:4:1: warning: 'h' is never used\n"), "%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, bad), 1, "%s", out);
+	cr_expect(strstr(out, "bad.nn:4:27: error: unknown layer or function 'rellu'\n"), "%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s'", NNC_EXE, syntax), 1, "%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s/missing.nn'", NNC_EXE, tmpdir), 1, "%s", out);
+	cr_expect(strstr(out, "missing.nn: No such file or directory"), "the path is not named:\n%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s' --frobnicate", NNC_EXE, good), 2, "%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s' --color=sometimes", NNC_EXE, good), 2, "%s", out);
+	cr_expect_eq(run(&out, "'%s'", NNC_EXE), 2, "%s", out);
+	/* a binary file is an input error, not a crash */
+	const char *bin = nnc_sprintf("%s/bin.nn", tmpdir);
+	FILE *f = fopen(bin, "wb");
+	fwrite("model m\n\0\x01\x02", 1, 11, f);
+	fclose(f);
+	cr_expect_eq(run(&out, "'%s' '%s'", NNC_EXE, bin), 1, "%s", out);
+}
+
+Test(driver, color_and_no_color)
+{
+	char *out;
+	const char *bad = write_nn("bad.nn", HEAD "logits = x |> dense(2) |> rellu\n" TAIL);
+	cr_expect_eq(run(&out, "'%s' '%s' --color=always", NNC_EXE, bad), 1);
+	cr_expect(strstr(out, "\033[1;31merror:") != NULL, "no colour with --color=always:\n%s", out);
+	/* an explicit --color=always wins over NO_COLOR */
+	cr_expect_eq(run(&out, "NO_COLOR=1 '%s' '%s' --color=always", NNC_EXE, bad), 1);
+	cr_expect(strstr(out, "\033[") != NULL, "%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s' --color=never", NNC_EXE, bad), 1);
+	cr_expect(strstr(out, "\033[") == NULL, "colour with --color=never:\n%s", out);
+	/* auto: colour only on a terminal and without NO_COLOR; `script` gives
+	 * the command a terminal where it is installed */
+	cr_expect_eq(run(&out, "NO_COLOR=1 '%s' '%s'", NNC_EXE, bad), 1);
+	cr_expect(strstr(out, "\033[") == NULL, "colour into a pipe:\n%s", out);
+	if (run(&out, "command -v script") == 0) {
+		run(&out, "script -qec \"'%s' '%s'\" /dev/null", NNC_EXE, bad);
+		cr_expect(strstr(out, "\033[1;31merror:") != NULL, "no colour on a terminal:\n%s", out);
+		run(&out, "NO_COLOR=1 script -qec \"'%s' '%s'\" /dev/null", NNC_EXE, bad);
+		cr_expect(strstr(out, "\033[") == NULL, "colour on a terminal despite NO_COLOR:\n%s", out);
+	}
+}
