@@ -11,11 +11,11 @@ target_include_directories(test_cg_math PRIVATE ${PROJECT_SOURCE_DIR}/compiler $
 # runtime: forward against a C reference, finite-difference gradients,
 # optimizer updates, determinism, fused IR and memory plan, exact diagnostics.
 # -rdynamic lets MCJIT resolve nnrt_barrier from the test executable.
-nnc_add_test(test_codegen SOURCES test_codegen.c LIBS nnccore nnrt TIMEOUT 60)
+nnc_add_test(test_codegen SOURCES test_codegen.c jit_harness.c LIBS nnccore nnrt TIMEOUT 60)
 target_link_options(test_codegen PRIVATE -rdynamic)
 
 # Convolution and pooling: forward against a naive C reference, gradients
 # against finite differences and a reference backward pass, fused vs unfused,
 # thread-count independence, a LeNet-shaped network.
-nnc_add_test(test_conv SOURCES test_conv.c LIBS nnccore nnrt)
+nnc_add_test(test_conv SOURCES test_conv.c jit_harness.c LIBS nnccore nnrt)
 target_link_options(test_conv PRIVATE -rdynamic)

@@ -42,60 +42,17 @@
 #include "ir.h"
 #include "nnrt.h"
 #include "util.h"
+#include "jit_harness.h"
 
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 /* Programs need a path for diagnostics and for relative data paths. */
 #define SRC_PATH "/tmp/nnc_test_codegen.nn"
-
-/* ---- random numbers (splitmix64) ------------------------------------ */
-
-typedef struct rng {
-	uint64_t s;
-} rng;
-
-static uint64_t rng_next(rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [lo, hi). */
-static double rng_uniform(rng *r, double lo, double hi)
-{
-	return lo + (hi - lo) * (double)(rng_next(r) >> 11) * 0x1p-53;
-}
-
-/* ---- compiling a program string ------------------------------------- */
-
-static nnc_source *make_source(const char *text)
-{
-	nnc_source *src = nnc_alloc(sizeof *src);
-	src->path = SRC_PATH;
-	src->text = text;
-	src->len = (long)strlen(text);
-	return src;
-}
-
-/* The driver's pipeline up to the memory plan; `fuse` is -O3 vs -O0. */
-static ir_graph *build_graph(const char *text, bool fuse)
-{
-	nnc_buf diags = {0};
-	nnc_diag_reset();
-	nnc_diag_capture(&diags);
-	nnc_program *prog = nnc_parse(make_source(text));
-	ir_graph *g = prog ? nnc_sema(prog) : NULL;
-	nnc_diag_capture(NULL);
-	cr_assert(g, "the program does not compile:\n%s\n%s", diags.data ? diags.data : "", text);
-	nnc_buf_free(&diags);
-	nnc_autodiff(g);
-	nnc_add_inference_tail(g);
-	if (fuse)
-		nnc_fuse(g);
-	nnc_plan(g);
-	return g;
-}
+#define make_source(text) th_make_source(SRC_PATH, (text))
+#define build_graph(text, fuse) th_build_graph(SRC_PATH, (text), (fuse))
+/* test_codegen's "unfused" is nnc --no-fuse: fast kernels, optimised */
+#define jit_graph(g, fuse) th_jit((g), false, true)
+#define jit_free th_jit_free
+#define state_new th_state_new
+#define state_free th_state_free
 
 /* A program text with `optimizer LINE` appended (programs below leave it out
  * so the optimizer tests can vary it). */
@@ -104,137 +61,7 @@ static const char *with_optimizer(const char *text, const char *opt)
 	return nnc_sprintf("%soptimizer %s\n", text, opt);
 }
 
-/* ---- JIT: module -> verify -> default<O2> for the host -> MCJIT ------- */
-
-typedef struct jitted {
-	LLVMContextRef ctx;
-	LLVMExecutionEngineRef ee; /* owns the module */
-	const nnrt_model *m;
-} jitted;
-
-static void jit_init(void)
-{
-	static int done;
-	if (done)
-		return;
-	LLVMLinkInMCJIT();
-	cr_assert(!LLVMInitializeNativeTarget(), "no native target");
-	cr_assert(!LLVMInitializeNativeAsmPrinter(), "no native asm printer");
-	done = 1;
-}
-
-static void verify_module(LLVMModuleRef mod, const char *when)
-{
-	char *msg = NULL;
-	if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg))
-		cr_assert_fail("the generated module does not verify %s:\n%s", when, msg);
-	LLVMDisposeMessage(msg);
-}
-
-static jitted jit_graph(ir_graph *g, bool fuse)
-{
-	jit_init();
-	jitted j = {0};
-	j.ctx = LLVMContextCreate();
-	cg_options co = {.opt_level = fuse ? 3 : 0};
-	LLVMModuleRef mod = nnc_lower(g, &co, j.ctx);
-	verify_module(mod, "after lowering");
-
-	char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
-	char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-	LLVMTargetRef target;
-	cr_assert(!LLVMGetTargetFromTriple(triple, &target, &err), "target %s: %s", triple, err);
-	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault,
-							  LLVMRelocDefault, LLVMCodeModelJITDefault);
-	/* MCJIT picks a generic CPU; the attributes make it compile for this
-	 * host, as nnc_emit does */
-	for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn))
-		if (LLVMCountBasicBlocks(fn)) {
-			LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", cpu);
-			LLVMAddTargetDependentFunctionAttr(fn, "target-features", features);
-		}
-	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
-	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
-	LLVMErrorRef e = LLVMRunPasses(mod, "default<O2>", tm, po);
-	LLVMDisposePassBuilderOptions(po);
-	if (e)
-		cr_assert_fail("LLVMRunPasses: %s", LLVMGetErrorMessage(e));
-	verify_module(mod, "after optimisation");
-	LLVMDisposeTargetMachine(tm);
-	LLVMDisposeMessage(triple);
-	LLVMDisposeMessage(cpu);
-	LLVMDisposeMessage(features);
-
-	struct LLVMMCJITCompilerOptions o;
-	LLVMInitializeMCJITCompilerOptions(&o, sizeof o);
-	o.OptLevel = 2;
-	cr_assert(!LLVMCreateMCJITCompilerForModule(&j.ee, mod, &o, sizeof o, &err), "MCJIT: %s", err);
-	const char *name = nnc_sprintf("%s_model", g->model_name);
-	uint64_t addr = LLVMGetGlobalValueAddress(j.ee, name);
-	cr_assert(addr, "the JIT has no %s", name);
-	j.m = (const nnrt_model *)(uintptr_t)addr;
-	cr_assert_eq(j.m->struct_size, (int64_t)sizeof(nnrt_model), "nnrt_model layout differs from nnrt.h");
-	cr_assert_eq(j.m->abi_version, NNRT_ABI_VERSION);
-	cr_assert_eq(j.m->param_floats, g->param_floats);
-	cr_assert_eq(j.m->ws_floats, g->ws_floats);
-	return j;
-}
-
-static void jit_free(jitted *j)
-{
-	LLVMDisposeExecutionEngine(j->ee);
-	LLVMContextDispose(j->ctx);
-}
-
 /* ---- running a step ------------------------------------------------- */
-
-/* The four model arrays plus one batch of inputs, labels and outputs. */
-typedef struct state {
-	const nnrt_model *m;
-	float *params, *grads, *opt, *ws, *x, *out;
-	void *y;
-	int64_t out_cap; /* floats in out, a canary zone after the batch */
-	nnrt_step_args a;
-	double metrics[2];
-} state;
-
-#define CANARY 12345.0f
-
-/* Zeroed, 64-byte aligned floats (at least one vector). */
-static float *falloc(int64_t n)
-{
-	size_t bytes = ((size_t)(n < 16 ? 16 : n) * sizeof(float) + 63) / 64 * 64;
-	float *p = aligned_alloc(64, bytes);
-	cr_assert(p);
-	memset(p, 0, bytes);
-	return p;
-}
-
-static state state_new(const nnrt_model *m)
-{
-	state s = {.m = m};
-	s.params = falloc(m->param_floats);
-	s.grads = falloc(m->param_floats);
-	s.opt = falloc(m->opt_floats);
-	s.ws = falloc(m->ws_floats);
-	s.x = falloc(m->batch * m->input_size);
-	s.out_cap = m->batch * m->output_size + 16;
-	s.out = falloc(s.out_cap);
-	s.y = falloc(m->batch * m->label_size);
-	return s;
-}
-
-static void state_free(state *s)
-{
-	free(s->params);
-	free(s->grads);
-	free(s->opt);
-	free(s->ws);
-	free(s->x);
-	free(s->out);
-	free(s->y);
-}
 
 /* Runs one body on the first n samples.  The workspace is filled with NaN
  * first, so a kernel that reads a tensor nobody wrote shows up; the outputs
@@ -242,26 +69,12 @@ static void state_free(state *s)
 static void run(state *s, nnrt_body_fn body, int64_t n, float lr)
 {
 	const nnrt_model *m = s->m;
-	cr_assert(body);
-	for (int64_t i = 0; i < m->ws_floats; i++)
-		s->ws[i] = NAN;
-	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
-		s->out[i] = CANARY;
-	s->metrics[0] = s->metrics[1] = -1;
-	float hp[8] = {0};
-	memcpy(hp, s->a.hp, sizeof hp);
-	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
-				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n};
-	memcpy(s->a.hp, hp, sizeof hp);
 	s->a.hp[NNRT_HP_LR] = lr;
 	s->a.hp[NNRT_HP_MOMENTUM] = m->momentum;
 	s->a.hp[NNRT_HP_BETA1] = m->beta1;
 	s->a.hp[NNRT_HP_BETA2] = m->beta2;
 	s->a.hp[NNRT_HP_EPS] = m->eps;
-	nnrt_run(body, &s->a);
-	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
-		cr_assert(s->out[i] == CANARY, "%s wrote out[%lld], past its %lld x %lld outputs", m->name,
-			  (long long)i, (long long)n, (long long)m->output_size);
+	th_run(s, body, n);
 }
 
 /* Parameters U(-a, a), a ~ 1.5 / sqrt(fan_in) for weights; padding stays 0. */
@@ -595,7 +408,7 @@ static void check_forward(const net *nt, const jitted j[2])
 	cr_assert_eq(j[0].m->output_size, m->output_size);
 	int64_t os = m->output_size;
 	double *want = calloc((size_t)(m->batch * os), sizeof(double));
-	float *p0 = falloc(m->param_floats);
+	float *p0 = th_falloc(m->param_floats);
 	int64_t ns[3] = {1, 3, m->batch};
 	double worst = 0; /* largest error relative to max(1, |reference|) */
 	for (int t = 0; t < 3; t++) {
@@ -721,7 +534,7 @@ static grad_run gradients(const net *nt, const nnrt_model *m, int64_t n_or_batch
 	int64_t n = n_or_batch > 0 ? n_or_batch : m->batch;
 	fill_params(m, s.params, seed);
 	fill_batch(&s, n, seed + 1);
-	float *p0 = falloc(m->param_floats);
+	float *p0 = th_falloc(m->param_floats);
 	memcpy(p0, s.params, sizeof(float) * (size_t)m->param_floats);
 	for (int pi = 0; pi < m->n_params; pi++) /* every gradient must be written */
 		for (int64_t e = 0; e < m->params[pi].size; e++)
@@ -968,7 +781,7 @@ Test(determinism, one_two_and_three_threads)
 	const nnrt_model *m = j.m;
 	state s = state_new(m);
 	int64_t pf = m->param_floats, ns[2] = {64, 29};
-	float *g1 = falloc(pf), *o1 = falloc(m->batch * m->output_size);
+	float *g1 = th_falloc(pf), *o1 = th_falloc(m->batch * m->output_size);
 	for (int t = 0; t < 2; t++) {
 		int64_t n = ns[t];
 		fill_params(m, s.params, 700);

@@ -60,39 +60,11 @@
 #include "ir.h"
 #include "nnrt.h"
 #include "util.h"
+#include "jit_harness.h"
 
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 #define SRC_PATH "/tmp/nnc_test_conv.nn"
 
-/* ---- random numbers (splitmix64) ------------------------------------ */
-
-typedef struct rng {
-	uint64_t s;
-} rng;
-
-static uint64_t rng_next(rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static double rng_uniform(rng *r, double lo, double hi)
-{
-	return lo + (hi - lo) * (double)(rng_next(r) >> 11) * 0x1p-53;
-}
-
 /* ---- compiling and JIT-ing a program string -------------------------- */
-
-static nnc_source *make_source(const char *text)
-{
-	nnc_source *src = nnc_alloc(sizeof *src);
-	src->path = SRC_PATH;
-	src->text = text;
-	src->len = (long)strlen(text);
-	return src;
-}
 
 /* The three ways nnc builds a program (compiler/main.c). */
 typedef enum variant {
@@ -104,153 +76,18 @@ typedef enum variant {
 
 static const char *const variant_names[] = {"fused", "unfused", "naive"};
 
-/* The driver's pipeline up to the memory plan. */
-static ir_graph *build_graph(const char *text, bool fuse)
-{
-	nnc_buf diags = {0};
-	nnc_diag_reset();
-	nnc_diag_capture(&diags);
-	nnc_program *prog = nnc_parse(make_source(text));
-	ir_graph *g = prog ? nnc_sema(prog) : NULL;
-	nnc_diag_capture(NULL);
-	cr_assert(g, "the program does not compile:\n%s\n%s", diags.data ? diags.data : "", text);
-	nnc_buf_free(&diags);
-	nnc_autodiff(g);
-	nnc_add_inference_tail(g);
-	if (fuse)
-		nnc_fuse(g);
-	nnc_plan(g);
-	return g;
-}
-
-typedef struct jitted {
-	ir_graph *g;
-	LLVMContextRef ctx;
-	LLVMExecutionEngineRef ee; /* owns the module */
-	const nnrt_model *m;
-} jitted;
-
-static void jit_init(void)
-{
-	static int done;
-	if (done)
-		return;
-	LLVMLinkInMCJIT();
-	cr_assert(!LLVMInitializeNativeTarget(), "no native target");
-	cr_assert(!LLVMInitializeNativeAsmPrinter(), "no native asm printer");
-	done = 1;
-}
-
-static void verify_module(LLVMModuleRef mod, const char *when)
-{
-	char *msg = NULL;
-	if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg))
-		cr_assert_fail("the generated module does not verify %s:\n%s", when, msg);
-	LLVMDisposeMessage(msg);
-}
-
 /* Builds `src` as variant v, lowers, verifies, optimises for the host CPU
  * (default<O2>, or nothing for -O0) and JIT-compiles it. */
 static jitted jit_program(const char *src, variant v)
 {
-	jit_init();
-	int opt = v == V_NAIVE ? 0 : 2;
-	jitted j = {.g = build_graph(src, v == V_FUSED)};
-	j.ctx = LLVMContextCreate();
-	cg_options co = {.opt_level = opt, .naive = v == V_NAIVE};
-	LLVMModuleRef mod = nnc_lower(j.g, &co, j.ctx);
-	verify_module(mod, "after lowering");
-
-	char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
-	char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-	LLVMTargetRef target;
-	cr_assert(!LLVMGetTargetFromTriple(triple, &target, &err), "target %s: %s", triple, err);
-	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault,
-							  LLVMRelocDefault, LLVMCodeModelJITDefault);
-	/* MCJIT would pick a generic CPU: compile for this host, as nnc_emit does */
-	for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn))
-		if (LLVMCountBasicBlocks(fn)) {
-			LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", cpu);
-			LLVMAddTargetDependentFunctionAttr(fn, "target-features", features);
-		}
-	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
-	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
-	LLVMErrorRef e = LLVMRunPasses(mod, opt ? "default<O2>" : "default<O0>", tm, po);
-	LLVMDisposePassBuilderOptions(po);
-	if (e)
-		cr_assert_fail("LLVMRunPasses: %s", LLVMGetErrorMessage(e));
-	verify_module(mod, "after optimisation");
-	LLVMDisposeTargetMachine(tm);
-	LLVMDisposeMessage(triple);
-	LLVMDisposeMessage(cpu);
-	LLVMDisposeMessage(features);
-
-	struct LLVMMCJITCompilerOptions o;
-	LLVMInitializeMCJITCompilerOptions(&o, sizeof o);
-	o.OptLevel = (unsigned)opt;
-	cr_assert(!LLVMCreateMCJITCompilerForModule(&j.ee, mod, &o, sizeof o, &err), "MCJIT: %s", err);
-	const char *name = nnc_sprintf("%s_model", j.g->model_name);
-	uint64_t addr = LLVMGetGlobalValueAddress(j.ee, name);
-	cr_assert(addr, "the JIT has no %s", name);
-	j.m = (const nnrt_model *)(uintptr_t)addr;
-	cr_assert_eq(j.m->struct_size, (int64_t)sizeof(nnrt_model), "nnrt_model layout differs from nnrt.h");
-	cr_assert_eq(j.m->param_floats, j.g->param_floats);
-	return j;
+	return th_jit(th_build_graph(SRC_PATH, src, v == V_FUSED), v == V_NAIVE, v != V_NAIVE);
 }
 
-static void jit_free(jitted *j)
-{
-	LLVMDisposeExecutionEngine(j->ee);
-	LLVMContextDispose(j->ctx);
-}
+#define jit_free th_jit_free
+#define state_new th_state_new
+#define state_free th_state_free
 
 /* ---- running a step ------------------------------------------------- */
-
-typedef struct state {
-	const nnrt_model *m;
-	float *params, *grads, *opt, *ws, *x, *out;
-	int32_t *y;
-	int64_t out_cap; /* floats in out: the batch plus a canary zone */
-	double metrics[2];
-} state;
-
-#define CANARY 12345.0f
-
-/* Zeroed, 64-byte aligned floats (at least one vector). */
-static float *falloc(int64_t n)
-{
-	size_t bytes = ((size_t)(n < 16 ? 16 : n) * sizeof(float) + 63) / 64 * 64;
-	float *p = aligned_alloc(64, bytes);
-	cr_assert(p);
-	memset(p, 0, bytes);
-	return p;
-}
-
-static state state_new(const nnrt_model *m)
-{
-	state s = {.m = m};
-	s.params = falloc(m->param_floats);
-	s.grads = falloc(m->param_floats);
-	s.opt = falloc(m->opt_floats);
-	s.ws = falloc(m->ws_floats);
-	s.x = falloc(m->batch * m->input_size);
-	s.out_cap = m->batch * m->output_size + 16;
-	s.out = falloc(s.out_cap);
-	s.y = (int32_t *)falloc(m->batch);
-	return s;
-}
-
-static void state_free(state *s)
-{
-	free(s->params);
-	free(s->grads);
-	free(s->opt);
-	free(s->ws);
-	free(s->x);
-	free(s->out);
-	free(s->y);
-}
 
 /* Runs one body on the first n samples with learning rate 0.  The workspace
  * is NaN first, so a kernel reading a value nobody wrote (a padding lane of a
@@ -258,22 +95,10 @@ static void state_free(state *s)
  * hold a canary that must survive. */
 static void run(state *s, nnrt_body_fn body, int64_t n)
 {
-	const nnrt_model *m = s->m;
-	cr_assert(body);
-	for (int64_t i = 0; i < m->ws_floats; i++)
-		s->ws[i] = NAN;
-	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
-		s->out[i] = CANARY;
-	s->metrics[0] = s->metrics[1] = -1;
-	nnrt_step_args a = {.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
-			    .y = s->y, .out = s->out, .metrics = s->metrics, .n = n};
-	a.hp[NNRT_HP_LR] = 0;
-	a.hp[NNRT_HP_MOMENTUM] = m->momentum;
-	a.hp[NNRT_HP_STEP] = 1;
-	nnrt_run(body, &a);
-	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
-		cr_assert(s->out[i] == CANARY, "%s wrote out[%lld], past its %lld x %lld outputs", m->name,
-			  (long long)i, (long long)n, (long long)m->output_size);
+	memset(s->a.hp, 0, sizeof s->a.hp);
+	s->a.hp[NNRT_HP_MOMENTUM] = s->m->momentum;
+	s->a.hp[NNRT_HP_STEP] = 1;
+	th_run(s, body, n);
 }
 
 /* Weights U(-a, a) with a = 1.5 / sqrt(fan_in), biases U(-0.5, 0.5). */
@@ -299,7 +124,7 @@ static void fill_batch(state *s, int64_t n, uint64_t seed)
 	for (int64_t i = 0; i < n * m->input_size; i++)
 		s->x[i] = (float)rng_uniform(&r, -1, 1);
 	for (int64_t i = 0; i < n; i++)
-		s->y[i] = (int32_t)(rng_next(&r) % (uint64_t)m->label_size);
+		((int32_t *)s->y)[i] = (int32_t)(rng_next(&r) % (uint64_t)m->label_size);
 }
 
 /* ---- the networks, as layer tables ----------------------------------- */
@@ -762,7 +587,7 @@ static void check_forward(const net *nt, const jitted j[NUM_VARIANTS])
 			fill_batch(&s[f], n, 200 + (uint64_t)t);
 		}
 		double wm[2];
-		ref_batch(&r, s[0].params, s[0].x, s[0].y, n, want, wm, NULL, FAULT_NONE);
+		ref_batch(&r, s[0].params, s[0].x, (const int32_t *)s[0].y, n, want, wm, NULL, FAULT_NONE);
 		for (int threads = 1; threads <= 2; threads++) {
 			nnrt_set_threads(threads);
 			for (int f = 0; f < NUM_VARIANTS; f++) {
@@ -783,10 +608,10 @@ static void check_forward(const net *nt, const jitted j[NUM_VARIANTS])
 		}
 		/* the comparison can fail: the reference with the first conv
 		 * weight off by 1e-2 must disagree with the program */
-		float *p = falloc(m->param_floats);
+		float *p = th_falloc(m->param_floats);
 		memcpy(p, s[0].params, sizeof(float) * (size_t)m->param_floats);
 		p[r.pw[0]->offset] += 1e-2f;
-		ref_batch(&r, p, s[0].x, s[0].y, n, want, wm, NULL, FAULT_NONE);
+		ref_batch(&r, p, s[0].x, (const int32_t *)s[0].y, n, want, wm, NULL, FAULT_NONE);
 		int64_t differ = 0;
 		for (int64_t i = 0; i < n * K; i++)
 			differ += !close_to(s[0].out[i], want[i], FWD_TOL);
@@ -902,7 +727,7 @@ static void check_gradients_at(const net *nt, const jitted *j, variant v, int64_
 	int64_t pf = m->param_floats;
 	fill_params(m, s.params, seed);
 	fill_batch(&s, n, seed + 1);
-	float *p0 = falloc(pf);
+	float *p0 = th_falloc(pf);
 	memcpy(p0, s.params, sizeof(float) * (size_t)pf);
 	for (int pi = 0; pi < m->n_params; pi++) /* every gradient must be written (padding stays 0) */
 		for (int64_t e = 0; e < m->params[pi].size; e++)
@@ -917,7 +742,7 @@ static void check_gradients_at(const net *nt, const jitted *j, variant v, int64_
 
 	/* against the reference's backward pass, every entry */
 	double wm[2];
-	ref_batch(&r, s.params, s.x, s.y, n, NULL, wm, rg, FAULT_NONE);
+	ref_batch(&r, s.params, s.x, (const int32_t *)s.y, n, NULL, wm, rg, FAULT_NONE);
 	for (int pi = 0; pi < m->n_params; pi++) {
 		const nnrt_param_info *p = &m->params[pi];
 		double big = 0;
@@ -996,7 +821,7 @@ static void check_gradients_at(const net *nt, const jitted *j, variant v, int64_
 	if (sensitivity) {
 		double *fg = malloc(sizeof(double) * (size_t)pf);
 		for (int f = FAULT_NONE + 1; f < NUM_FAULTS; f++) {
-			ref_batch(&r, s.params, s.x, s.y, n, NULL, wm, fg, (fault)f);
+			ref_batch(&r, s.params, s.x, (const int32_t *)s.y, n, NULL, wm, fg, (fault)f);
 			double change = 0;
 			for (int64_t i = 0; i < pf; i++)
 				change = fmax(change, fabs(fg[i] - rg[i]));
@@ -1126,7 +951,7 @@ static void check_threads(const net *nt, const jitted *j, variant v)
 	const nnrt_model *m = j->m;
 	state s = state_new(m);
 	int64_t pf = m->param_floats, K = m->label_size;
-	float *g1 = falloc(pf), *o1 = falloc(m->batch * K);
+	float *g1 = th_falloc(pf), *o1 = th_falloc(m->batch * K);
 	const char *vs = variant_names[v];
 	for (int t = 0; t < 2; t++) {
 		int64_t n = nt->ns[t];

@@ -1,0 +1,184 @@
+/*
+ * jit_harness.c - see jit_harness.h.
+ */
+#include "jit_harness.h"
+
+#include <criterion/criterion.h>
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg.h"
+#include "diag.h"
+#include "util.h"
+
+uint64_t rng_next(rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+double rng_uniform(rng *r, double lo, double hi)
+{
+	return lo + (hi - lo) * (double)(rng_next(r) >> 11) * 0x1p-53;
+}
+
+nnc_source *th_make_source(const char *path, const char *text)
+{
+	nnc_source *src = nnc_alloc(sizeof *src);
+	src->path = path;
+	src->text = text;
+	src->len = (long)strlen(text);
+	return src;
+}
+
+ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
+{
+	nnc_source *src = th_make_source(path, text);
+	nnc_buf diags = {0};
+	nnc_diag_reset();
+	nnc_diag_capture(&diags);
+	nnc_program *prog = nnc_parse(src);
+	ir_graph *g = prog ? nnc_sema(prog) : NULL;
+	nnc_diag_capture(NULL);
+	cr_assert(g, "the program does not compile:\n%s\n%s", diags.data ? diags.data : "", text);
+	nnc_buf_free(&diags);
+	nnc_autodiff(g);
+	nnc_add_inference_tail(g);
+	if (fuse)
+		nnc_fuse(g);
+	nnc_plan(g);
+	return g;
+}
+
+static void jit_init(void)
+{
+	static int done;
+	if (done)
+		return;
+	LLVMLinkInMCJIT();
+	cr_assert(!LLVMInitializeNativeTarget(), "no native target");
+	cr_assert(!LLVMInitializeNativeAsmPrinter(), "no native asm printer");
+	done = 1;
+}
+
+static void verify_module(LLVMModuleRef mod, const char *when)
+{
+	char *msg = NULL;
+	if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg))
+		cr_assert_fail("the generated module does not verify %s:\n%s", when, msg);
+	LLVMDisposeMessage(msg);
+}
+
+jitted th_jit(ir_graph *g, bool naive, bool optimise)
+{
+	jit_init();
+	jitted j = {.g = g};
+	j.ctx = LLVMContextCreate();
+	cg_options co = {.opt_level = optimise ? 2 : 0, .naive = naive};
+	LLVMModuleRef mod = nnc_lower(g, &co, j.ctx);
+	verify_module(mod, "after lowering");
+
+	char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
+	char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+	LLVMTargetRef target;
+	cr_assert(!LLVMGetTargetFromTriple(triple, &target, &err), "target %s: %s", triple, err);
+	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault,
+							  LLVMRelocDefault, LLVMCodeModelJITDefault);
+	/* MCJIT would pick a generic CPU: compile for this host, as nnc_emit does */
+	for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn))
+		if (LLVMCountBasicBlocks(fn)) {
+			LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", cpu);
+			LLVMAddTargetDependentFunctionAttr(fn, "target-features", features);
+		}
+	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+	LLVMErrorRef e = LLVMRunPasses(mod, optimise ? "default<O2>" : "default<O0>", tm, po);
+	LLVMDisposePassBuilderOptions(po);
+	if (e)
+		cr_assert_fail("LLVMRunPasses: %s", LLVMGetErrorMessage(e));
+	verify_module(mod, "after optimisation");
+	LLVMDisposeTargetMachine(tm);
+	LLVMDisposeMessage(triple);
+	LLVMDisposeMessage(cpu);
+	LLVMDisposeMessage(features);
+
+	struct LLVMMCJITCompilerOptions o;
+	LLVMInitializeMCJITCompilerOptions(&o, sizeof o);
+	o.OptLevel = optimise ? 2 : 0;
+	cr_assert(!LLVMCreateMCJITCompilerForModule(&j.ee, mod, &o, sizeof o, &err), "MCJIT: %s", err);
+	const char *name = nnc_sprintf("%s_model", g->model_name);
+	uint64_t addr = LLVMGetGlobalValueAddress(j.ee, name);
+	cr_assert(addr, "the JIT has no %s", name);
+	j.m = (const nnrt_model *)(uintptr_t)addr;
+	cr_assert_eq(j.m->struct_size, (int64_t)sizeof(nnrt_model), "nnrt_model layout differs from nnrt.h");
+	cr_assert_eq(j.m->abi_version, NNRT_ABI_VERSION);
+	cr_assert_eq(j.m->param_floats, g->param_floats);
+	cr_assert_eq(j.m->ws_floats, g->ws_floats);
+	return j;
+}
+
+void th_jit_free(jitted *j)
+{
+	LLVMDisposeExecutionEngine(j->ee);
+	LLVMContextDispose(j->ctx);
+}
+
+float *th_falloc(int64_t n)
+{
+	size_t bytes = ((size_t)(n < 16 ? 16 : n) * sizeof(float) + 63) / 64 * 64;
+	float *p = aligned_alloc(64, bytes);
+	cr_assert(p);
+	memset(p, 0, bytes);
+	return p;
+}
+
+state th_state_new(const nnrt_model *m)
+{
+	state s = {.m = m};
+	s.params = th_falloc(m->param_floats);
+	s.grads = th_falloc(m->param_floats);
+	s.opt = th_falloc(m->opt_floats);
+	s.ws = th_falloc(m->ws_floats);
+	s.x = th_falloc(m->batch * m->input_size);
+	s.out_cap = m->batch * m->output_size + 16;
+	s.out = th_falloc(s.out_cap);
+	s.y = th_falloc(m->batch * m->label_size);
+	return s;
+}
+
+void th_state_free(state *s)
+{
+	free(s->params);
+	free(s->grads);
+	free(s->opt);
+	free(s->ws);
+	free(s->x);
+	free(s->out);
+	free(s->y);
+}
+
+void th_run(state *s, nnrt_body_fn body, int64_t n)
+{
+	const nnrt_model *m = s->m;
+	cr_assert(body);
+	for (int64_t i = 0; i < m->ws_floats; i++)
+		s->ws[i] = NAN;
+	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
+		s->out[i] = TH_CANARY;
+	s->metrics[0] = s->metrics[1] = -1;
+	float hp[8];
+	memcpy(hp, s->a.hp, sizeof hp);
+	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
+				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n};
+	memcpy(s->a.hp, hp, sizeof hp);
+	nnrt_run(body, &s->a);
+	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
+		cr_assert(s->out[i] == TH_CANARY, "%s wrote out[%lld], past its %lld x %lld outputs", m->name,
+			  (long long)i, (long long)n, (long long)m->output_size);
+}

@@ -1,0 +1,72 @@
+/*
+ * jit_harness.h - running generated code inside a test process.
+ *
+ * A test compiles a program string through the same pipeline as nnc
+ * (parse, sema, autodiff, inference tail, [fuse], plan, lower), optimises the
+ * module for the host CPU, JIT-compiles it with MCJIT and calls the model's
+ * bodies through nnrt_run() on arrays it owns.  Tests link with -rdynamic so
+ * that the JIT finds nnrt_barrier in the test executable.
+ */
+#ifndef NNC_TEST_JIT_HARNESS_H
+#define NNC_TEST_JIT_HARNESS_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/ExecutionEngine.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ir.h"
+#include "nnrt.h"
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* splitmix64: deterministic test data */
+typedef struct rng {
+	uint64_t s;
+} rng;
+uint64_t rng_next(rng *r);
+double rng_uniform(rng *r, double lo, double hi); /* uniform in [lo, hi) */
+
+/* A program text that claims to live at `path` (arena memory). */
+nnc_source *th_make_source(const char *path, const char *text);
+
+/* The driver's pipeline up to the memory plan, for a program text that
+ * claims to live at `path`; fails the test with the diagnostics if the
+ * program does not compile. */
+ir_graph *th_build_graph(const char *path, const char *text, bool fuse);
+
+typedef struct jitted {
+	ir_graph *g;
+	LLVMContextRef ctx;
+	LLVMExecutionEngineRef ee; /* owns the module */
+	const nnrt_model *m;
+} jitted;
+
+/* Lowers g (reference kernels if `naive`), verifies, runs default<O2> for
+ * the host (default<O0> unless `optimise`) and JIT-compiles it. */
+jitted th_jit(ir_graph *g, bool naive, bool optimise);
+void th_jit_free(jitted *j);
+
+/* Zeroed, 64-byte aligned floats (at least one vector); free() them. */
+float *th_falloc(int64_t n);
+
+/* The model's four arrays plus one batch of inputs, labels and outputs. */
+typedef struct state {
+	const nnrt_model *m;
+	float *params, *grads, *opt, *ws, *x, *out;
+	void *y;         /* int32 classes or float targets */
+	int64_t out_cap; /* floats in out: the batch plus a canary zone */
+	nnrt_step_args a;
+	double metrics[2];
+} state;
+#define TH_CANARY 12345.0f
+
+state th_state_new(const nnrt_model *m);
+void th_state_free(state *s);
+/* Runs `body` on the first n samples with the hyper-parameters in s->a.hp.
+ * The workspace is NaN first, so a kernel reading a value nobody wrote
+ * poisons the result; outputs past n samples hold a canary that must
+ * survive. */
+void th_run(state *s, nnrt_body_fn body, int64_t n);
+
+#endif
