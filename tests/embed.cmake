@@ -17,7 +17,8 @@ nnc_add_model(test_embed ${PROJECT_SOURCE_DIR}/examples/mlp.nn)
 nnc_add_model(test_embed ${PROJECT_SOURCE_DIR}/examples/linear.nn)
 target_compile_definitions(test_embed PRIVATE
   NNC_CMAKE_COMMAND="${CMAKE_COMMAND}"
-  NNC_LIBDIR="${CMAKE_INSTALL_LIBDIR}")
+  NNC_LIBDIR="${CMAKE_INSTALL_LIBDIR}"
+  NNC_SANITIZED=$<BOOL:${NNC_SANITIZE}>)
 # The install tests copy these from the build tree.
 add_dependencies(test_embed nnc nnrt nnrt_shared)
 unset(NNC_MODEL_COMPILER)

@@ -903,10 +903,14 @@ Test(embed, installed_nnc_links_programs_and_a_downstream_cmake_project_builds, 
 	free(out);
 
 	/* tests/downstream: find_package(nnc) + nnc_add_model, static and shared runtime, C and C++ */
+	/* A sanitized runtime needs the sanitizers in every program that links
+	 * it: C programs get them from $CC (as the tests' nnc links do), the C++
+	 * one from here. */
 	free(must("configuring tests/downstream",
 		  "%s '%s' -S '%s/tests/downstream' -B '%s/ds' -DCMAKE_PREFIX_PATH='%s' -DCMAKE_BUILD_TYPE=Release "
-		  "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF",
-		  user_env(), NNC_CMAKE_COMMAND, NNC_SOURCE_DIR, tmpdir, prefix));
+		  "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF %s",
+		  user_env(), NNC_CMAKE_COMMAND, NNC_SOURCE_DIR, tmpdir, prefix,
+		  NNC_SANITIZED ? "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined" : ""));
 	char *cache = read_text(path("ds/CMakeCache.txt"));
 	char want[600];
 	snprintf(want, sizeof want, "nnc_DIR:PATH=%s/%s/cmake/nnc", prefix, NNC_LIBDIR);
