@@ -16,6 +16,7 @@
 #include "nnrt_internal.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,52 @@ static int gz_read(gzFile f, const char *path, void *buf, int64_t n, int64_t *go
 		*got += r;
 	}
 	return 0;
+}
+
+/* Reads up to n bytes into a new buffer (*out, freed with nnrt_free) that
+ * grows with the data that actually arrives: a header that promises more
+ * than the file holds costs no more memory than the file.  *got as in
+ * gz_read. */
+static int gz_read_alloc(gzFile f, const char *path, int64_t n, const char *what, uint8_t **out, int64_t *got)
+{
+	int64_t cap = n < ((int64_t)1 << 24) ? n : ((int64_t)1 << 24);
+	uint8_t *buf = nnrt_calloc(cap, 1, what);
+	*out = NULL;
+	*got = 0;
+	while (buf) {
+		int64_t g;
+		if (gz_read(f, path, buf + *got, cap - *got, &g)) {
+			nnrt_free(buf);
+			return -1;
+		}
+		*got += g;
+		if (*got < cap || cap == n)
+			break;
+		int64_t ncap = cap > n / 2 ? n : 2 * cap;
+		uint8_t *nb = realloc(buf, (size_t)ncap);
+		if (!nb) {
+			nnrt_sys_error("out of memory reading %s (%lld bytes of %s)", path, (long long)ncap, what);
+			nnrt_free(buf);
+			return -1;
+		}
+		buf = nb;
+		cap = ncap;
+	}
+	if (!buf)
+		return -1;
+	*out = buf;
+	return 0;
+}
+
+/* After the data a header describes: 0 at a clean end of file, 1 if bytes
+ * are left over, -1 (reported) if the rest is corrupt (a gzip checksum). */
+static int gz_at_end(gzFile f, const char *path)
+{
+	unsigned char c;
+	int64_t got;
+	if (gz_read(f, path, &c, 1, &got))
+		return -1;
+	return got > 0;
 }
 
 static gzFile gz_open(const char *path)
@@ -265,11 +312,14 @@ static int load_idx(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *
 	d->n = n;
 	d->scale = spec_scale(spec);
 	d->shift = spec->shift;
-	d->x_u8 = nnrt_calloc(n * per, 1, "images");
-	if (!d->x_u8)
+	/* features are byte * scale + shift, made batch by batch: check the
+	 * extremes once, here */
+	if (!isfinite(255.0f * d->scale + d->shift) || !isfinite(d->shift)) {
+		nnrt_error("%s data: scale %g and shift %g make features that are not finite", what, d->scale, d->shift);
 		goto out;
+	}
 	int64_t got;
-	if (gz_read(im.f, im.path, d->x_u8, n * per, &got))
+	if (gz_read_alloc(im.f, im.path, n * per, "images", &d->x_u8, &got))
 		goto out;
 	if (got < n * per) {
 		nnrt_error("%s: file is truncated: the header promises %lld images of %lld bytes but the file "
@@ -277,20 +327,35 @@ static int load_idx(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *
 		           im.path, (long long)im.dims[0], (long long)per, (long long)got);
 		goto out;
 	}
+	/* More bytes than the header describes: its dimensions are wrong. */
+	if (n == im.dims[0]) {
+		int more = gz_at_end(im.f, im.path);
+		if (more > 0)
+			nnrt_error("%s: the file holds more than the %lld images of %s bytes its header describes", im.path,
+			           (long long)im.dims[0], shape);
+		if (more)
+			goto out;
+	}
 
 	if (need_labels) {
-		uint8_t *raw = nnrt_calloc(n, 1, "labels");
-		if (!raw || alloc_labels(d)) {
-			nnrt_free(raw);
+		uint8_t *raw;
+		if (gz_read_alloc(lb.f, lb.path, n, "labels", &raw, &got))
 			goto out;
-		}
-		if (gz_read(lb.f, lb.path, raw, n, &got)) {
-			nnrt_free(raw);
-			goto out;
-		}
 		if (got < n) {
 			nnrt_error("%s: file is truncated: the header promises %lld labels but the file holds only %lld",
 			           lb.path, (long long)lb.dims[0], (long long)got);
+			nnrt_free(raw);
+			goto out;
+		}
+		int more = n == lb.dims[0] ? gz_at_end(lb.f, lb.path) : 0;
+		if (more > 0)
+			nnrt_error("%s: the file holds more than the %lld labels its header describes", lb.path,
+			           (long long)lb.dims[0]);
+		if (more) {
+			nnrt_free(raw);
+			goto out;
+		}
+		if (alloc_labels(d)) {
 			nnrt_free(raw);
 			goto out;
 		}
@@ -436,7 +501,7 @@ static int split_fields(const csv_line *line, csv_field *f, int max)
 	}
 }
 
-enum { NUM_OK, NUM_EMPTY, NUM_BAD, NUM_NONFINITE };
+enum { NUM_OK, NUM_EMPTY, NUM_BAD, NUM_NONFINITE, NUM_RANGE };
 
 static int parse_num(const csv_field *f, double *v)
 {
@@ -449,6 +514,8 @@ static int parse_num(const csv_field *f, double *v)
 		return NUM_BAD;
 	if (!isfinite(*v))
 		return NUM_NONFINITE; /* "nan", "inf", or an overflow like 1e999 */
+	if (fabs(*v) > FLT_MAX)
+		return NUM_RANGE; /* it would be inf as the float training reads */
 	return NUM_OK;
 }
 
@@ -619,6 +686,10 @@ static int bad_field(const csv_cols *c, const csv_line *line, const csv_field *f
 		nnrt_error("%s:%lld:%d: '%.*s' in column %s is not a number", c->path, (long long)line->no, f->col,
 		           f->len > 40 ? 40 : f->len, f->p, name);
 		break;
+	case NUM_RANGE:
+		nnrt_error("%s:%lld:%d: '%.*s' in column %s is too large for a 32-bit float", c->path,
+		           (long long)line->no, f->col, f->len > 40 ? 40 : f->len, f->p, name);
+		break;
 	default:
 		nnrt_error("%s:%lld:%d: '%.*s' in column %s is not a finite number", c->path, (long long)line->no,
 		           f->col, f->len > 40 ? 40 : f->len, f->p, name);
@@ -715,7 +786,16 @@ static int load_csv(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *
 				bad_field(&c, &line, &row[c.x[j]], c.x[j], why);
 				goto out;
 			}
-			d->x_f32[i * m->input_size + j] = (float)v * scale + shift;
+			float x = (float)v * scale + shift;
+			if (!isfinite(x)) {
+				const csv_field *f = &row[c.x[j]];
+				char name[128];
+				nnrt_error("%s:%lld:%d: '%.*s' in column %s is not finite after scaling (scale %g, shift %g)",
+				           c.path, (long long)line.no, f->col, f->len > 40 ? 40 : f->len, f->p,
+				           col_name(&c, c.x[j], name, sizeof name), scale, shift);
+				goto out;
+			}
+			d->x_f32[i * m->input_size + j] = x;
 		}
 		if (!need_labels)
 			continue;
@@ -900,6 +980,12 @@ static int load_synthetic(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_
 		int c = synth_sample(spec, i, nclass, bits, &r, x);
 		for (int64_t j = 0; j < nf; j++)
 			x[j] = x[j] * scale + shift;
+		for (int64_t j = 0; j < nf; j++)
+			if (!isfinite(x[j])) {
+				nnrt_error("%s data: %s(noise: %g) with scale %g and shift %g gives features that are not finite",
+				           what, kind, spec->noise, scale, shift);
+				return -1;
+			}
 		if (need_labels)
 			set_label(d, i, c);
 	}
@@ -950,6 +1036,7 @@ int nnrt_data_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *s
 
 int nnrt_data_load_predict(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *like, const char *path)
 {
+	memset(d, 0, sizeof *d); /* empty on every failure, as nnrt_data_load leaves it */
 	/* Sniff the format: IDX starts with two zero bytes and a type byte;
 	 * a CSV file never starts with a NUL. */
 	gzFile f = gz_open(path);
