@@ -280,6 +280,55 @@ LLVMValueRef cg_dact(cg_ctx *c, ir_act a, LLVMValueRef y, LLVMValueRef dy)
 	nnc_unreachable();
 }
 
+/* ---- out-of-line epilogues ---- */
+
+static void set_fn_attrs(cg_ctx *c, LLVMValueRef fn);
+
+void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, int nv, int tail, LLVMValueRef cptr, int64_t ldc,
+		      LLVMValueRef yptr, int64_t ldy, LLVMValueRef rows)
+{
+	NNC_ASSERT(nv >= 1 && nv <= 4 && tail >= 1 && tail <= CG_VW);
+	LLVMTypeRef pt[5] = {c->ptr, c->i64, c->ptr, c->i64, c->i64};
+	LLVMTypeRef ft = LLVMFunctionType(c->vt, pt, 5, 0);
+	LLVMValueRef *slot = &c->epilogues[act][dact][nv][tail];
+	if (!*slot) {
+		/* build it once, with the builder state of the caller saved */
+		LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->B);
+		LLVMValueRef saved_fn = c->fn;
+		char name[64];
+		snprintf(name, sizeof name, "epilogue.%d.%d.%dx%d", act, dact, nv, tail);
+		LLVMValueRef fn = LLVMAddFunction(c->M, name, ft);
+		LLVMSetLinkage(fn, LLVMInternalLinkage);
+		set_fn_attrs(c, fn);
+		unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+		LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, noinline, 0));
+		c->fn = fn;
+		LLVMPositionBuilderAtEnd(c->B, LLVMAppendBasicBlockInContext(c->C, fn, "entry"));
+		LLVMValueRef C = LLVMGetParam(fn, 0), L = LLVMGetParam(fn, 1), Y = LLVMGetParam(fn, 2);
+		LLVMValueRef LY = LLVMGetParam(fn, 3), R = LLVMGetParam(fn, 4);
+		LLVMValueRef tmask = tail < CG_VW ? cg_mask(c, tail) : NULL;
+		cg_loop r = cg_loop_begin(c, cg_i64(c, 0), R, 1);
+		for (int v = 0; v < nv; v++) {
+			LLVMValueRef mask = v == nv - 1 ? tmask : NULL;
+			LLVMValueRef off = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, L, ""), cg_i64(c, 16 * v), "");
+			LLVMValueRef p = cg_gep(c, C, off);
+			LLVMValueRef x = cg_act(c, act, cg_vload(c, p, mask));
+			if (dact) {
+				LLVMValueRef yo = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, LY, ""), cg_i64(c, 16 * v), "");
+				x = cg_dact(c, dact, cg_vload(c, cg_gep(c, Y, yo), mask), x);
+			}
+			cg_vstore(c, x, p, mask);
+		}
+		cg_loop_end(c, &r);
+		LLVMBuildRetVoid(c->B);
+		*slot = fn;
+		c->fn = saved_fn;
+		LLVMPositionBuilderAtEnd(c->B, saved);
+	}
+	LLVMValueRef a[5] = {cptr, cg_i64(c, ldc), yptr ? yptr : LLVMConstNull(c->ptr), cg_i64(c, ldy), rows};
+	LLVMBuildCall2(c->B, ft, *slot, a, 5, "");
+}
+
 /* ---- functions ---- */
 
 static void set_fn_attrs(cg_ctx *c, LLVMValueRef fn)
@@ -344,11 +393,19 @@ static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	set_fn_attrs(c, fn);
 	begin_fn(c, fn);
+	if (c->tick_fn) {
+		LLVMValueRef start = cg_i32(c, -1);
+		LLVMBuildCall2(c->B, c->tick_t, c->tick_fn, &start, 1, "");
+	}
 	for (int k = 0; k < n; k++) {
 		LLVMValueRef a[3] = {c->args, c->tid, c->nth};
 		LLVMBuildCall2(c->B, c->op_fn_t, op_fns[ids[k]], a, 3, "");
 		if (k + 1 < n)
 			LLVMBuildCall2(c->B, c->barrier_t, c->barrier_fn, NULL, 0, "");
+		if (c->tick_fn) {
+			LLVMValueRef op = cg_i32(c, c->op_index[ids[k]]);
+			LLVMBuildCall2(c->B, c->tick_t, c->tick_fn, &op, 1, "");
+		}
 	}
 	LLVMBuildRetVoid(c->B);
 	return fn;
@@ -418,7 +475,43 @@ static LLVMValueRef param_table(cg_ctx *c, const char *prefix)
 	return gv;
 }
 
-static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMValueRef eval, LLVMValueRef infer)
+/* The ops of the training step with their kernel class and FLOPs; also
+ * numbers them (c->op_index) for the profile ticks. */
+static LLVMValueRef op_table(cg_ctx *c, const char *prefix, int *count)
+{
+	ir_graph *g = c->g;
+	LLVMTypeRef f[] = {c->ptr, c->ptr, c->f64, c->f64};
+	LLVMTypeRef ot = LLVMStructTypeInContext(c->C, f, 4, 0);
+	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)(g->n + 1));
+	int n = 0;
+	for (int i = 0; i < g->n_train; i++) {
+		ir_node *nd = &g->nodes[i];
+		if (!has_code(nd))
+			continue;
+		c->op_index[i] = n;
+		const char *name = nd->name ? nnc_sprintf("%s %s", ir_op_name(nd->op), nd->name)
+				   : nd->param >= 0 && (nd->storage == ST_GRAD)
+					   ? nnc_sprintf("%s d%s", ir_op_name(nd->op), g->params[nd->param].name)
+					   : nnc_sprintf("%s %%%d", ir_op_name(nd->op), i);
+		double per_step = 0;
+		if (nd->op == IR_SGD_UPDATE || nd->op == IR_ADAM_UPDATE)
+			per_step = (double)g->param_floats * (nd->op == IR_ADAM_UPDATE ? 10 : 4);
+		double per_sample = nd->op == IR_SGD_UPDATE || nd->op == IR_ADAM_UPDATE ? 0 : ir_node_flops(g, nd);
+		LLVMValueRef v[] = {cstr(c, name), cstr(c, ir_op_kind(nd->op)), LLVMConstReal(c->f64, per_sample),
+				    LLVMConstReal(c->f64, per_step)};
+		rows[n++] = LLVMConstNamedStruct(ot, v, 4);
+	}
+	*count = n;
+	LLVMValueRef arr = LLVMConstArray2(ot, rows, (uint64_t)n);
+	LLVMValueRef gv = LLVMAddGlobal(c->M, LLVMTypeOf(arr), nnc_sprintf("%s_ops", prefix));
+	LLVMSetInitializer(gv, arr);
+	LLVMSetGlobalConstant(gv, 1);
+	LLVMSetLinkage(gv, LLVMInternalLinkage);
+	return gv;
+}
+
+static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMValueRef eval, LLVMValueRef infer,
+		       LLVMValueRef ops, int n_ops)
 {
 	ir_graph *g = c->g;
 	ir_node *in = &g->nodes[g->input];
@@ -431,6 +524,7 @@ static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMVa
 		c->ptr, c->i64, c->i64, c->i64,                         /* params .. ws_floats */
 		c->f32, c->f32, c->f32, c->f32, c->f32, c->f32,         /* lr .. pad2 */
 		c->i64, c->i64, ds, ds, c->ptr, c->ptr, c->ptr,
+		c->ptr, c->i32, c->i32,                                 /* ops, n_ops, profiled */
 	};
 	LLVMTypeRef mt = LLVMStructTypeInContext(c->C, f, sizeof f / sizeof f[0], 0);
 	LLVMTargetDataRef td = LLVMGetModuleDataLayout(c->M);
@@ -446,6 +540,7 @@ static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMVa
 		cg_f32(c, g->opt.eps), cg_f32(c, 0), ci64(c, g->epochs), ci64(c, g->seed), data_spec(c, &g->train),
 		data_spec(c, &g->test), train ? train : LLVMConstNull(c->ptr), eval ? eval : LLVMConstNull(c->ptr),
 		infer ? infer : LLVMConstNull(c->ptr),
+		ops, ci32(c, n_ops), ci32(c, c->opt->profile),
 	};
 	LLVMValueRef init = LLVMConstNamedStruct(mt, v, sizeof v / sizeof v[0]);
 	LLVMValueRef gv = LLVMAddGlobal(c->M, mt, nnc_sprintf("%s_model", prefix));
@@ -532,6 +627,16 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 	const char *prefix = opt->prefix ? opt->prefix : g->model_name;
 	op_fns = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->n);
 	int *ids = nnc_alloc(sizeof(int) * (size_t)g->n);
+	c->op_index = nnc_alloc(sizeof(int) * (size_t)g->n);
+	for (int i = 0; i < g->n; i++)
+		c->op_index[i] = -1;
+	int n_ops = 0;
+	LLVMValueRef ops = op_table(c, prefix, &n_ops);
+	if (opt->profile) {
+		LLVMTypeRef i32 = c->i32;
+		c->tick_t = LLVMFunctionType(c->vt, &i32, 1, 0);
+		c->tick_fn = LLVMAddFunction(c->M, "nnrt_prof_tick", c->tick_t);
+	}
 	int last = opt->inference_only ? g->n_eval : g->n_train;
 	for (int i = 0; i < last; i++)
 		if (has_code(&g->nodes[i]))
@@ -557,7 +662,7 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 		n = collect_ancestors(g, g->output, ids);
 		infer = emit_body(c, nnc_sprintf("%s_infer", prefix), ids, n);
 	}
-	emit_model(c, prefix, train, eval, infer);
+	emit_model(c, prefix, train, eval, infer, ops, n_ops);
 	LLVMDisposeBuilder(c->B);
 	return c->M;
 }

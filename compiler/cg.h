@@ -24,6 +24,7 @@ typedef struct cg_options {
 	bool emit_main;      /* define main() calling nnrt_main */
 	bool inference_only; /* leave out train_step */
 	const char *prefix;  /* symbol prefix, default: model name */
+	bool profile;        /* bodies call nnrt_prof_tick after every op */
 } cg_options;
 
 typedef struct cg_ctx {
@@ -37,6 +38,10 @@ typedef struct cg_ctx {
 	LLVMValueRef args, tid, nth;
 	LLVMValueRef barrier_fn;
 	LLVMTypeRef barrier_t;
+	LLVMValueRef tick_fn;   /* nnrt_prof_tick, with cg_options.profile */
+	LLVMTypeRef tick_t;
+	int *op_index;          /* node -> index in the op table, or -1 */
+	LLVMValueRef epilogues[4][4][5][17]; /* cg_call_epilogue functions by act, dact, nv, tail */
 } cg_ctx;
 
 /* ---- helpers (cg.c) ---- */
@@ -83,6 +88,14 @@ LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n);  /* base pointer of a node'
 LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n);
 /* This thread's share [*lo, *hi) of ntasks tasks. */
 void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef *hi);
+
+/* Applies the activation (and/or multiplies by the derivative of `dact`
+ * taken at y) in place to a tile of `rows` rows of nv vectors, the last one
+ * with `tail` lanes: c[r*ldc + v*16 ...], y[r*ldy + v*16 ...].  The work
+ * happens in a separate function so that the polynomials' constants do not
+ * occupy registers in the caller's accumulation loops. */
+void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, int nv, int tail, LLVMValueRef cptr, int64_t ldc,
+		      LLVMValueRef yptr, int64_t ldy, LLVMValueRef rows);
 
 /* Activation and its derivative (from the activation's output y), vectors. */
 LLVMValueRef cg_act(cg_ctx *c, ir_act a, LLVMValueRef x);

@@ -146,8 +146,14 @@ static void conv_fwd_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef
 				LLVMValueRef val = cg_load(c, c->v16, acc[r][v]);
 				if (bv)
 					val = LLVMBuildFAdd(c->B, val, bv, "");
-				cg_vstore(c, cg_act(c, n->act, val), cg_gep(c, Y, addk(c, yoff, 16 * v)), NULL);
+				cg_vstore(c, val, cg_gep(c, Y, addk(c, yoff, 16 * v)), NULL);
 			}
+		}
+		/* the activation, out of line (filters are OH*OW*bp apart) */
+		if (n->act) {
+			LLVMValueRef y0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f0, G->OH), oh), G->OW), ow.i), bp), s0);
+			cg_call_epilogue(c, n->act, ACT_NONE, nv, CG_VW, cg_gep(c, Y, y0), G->OH * G->OW * bp, NULL, 0,
+					 cg_i64(c, mr));
 		}
 	}
 	cg_loop_end(c, &vb);
@@ -240,13 +246,13 @@ static void conv_bx_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef 
 		for (int r = 0; r < mr; r++) {
 			LLVMValueRef cr = addk(c, c0, r);
 			LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, cr, G->H), ih), G->W), iw.i), bp), s0);
-			for (int v = 0; v < nv; v++) {
-				LLVMValueRef p = addk(c, off, 16 * v);
-				LLVMValueRef val = cg_load(c, c->v16, acc[r][v]);
-				if (n->dact)
-					val = cg_dact(c, n->dact, cg_vload(c, cg_gep(c, Yact, p), NULL), val);
-				cg_vstore(c, val, cg_gep(c, DX, p), NULL);
-			}
+			for (int v = 0; v < nv; v++)
+				cg_vstore(c, cg_load(c, c->v16, acc[r][v]), cg_gep(c, DX, addk(c, off, 16 * v)), NULL);
+		}
+		if (n->dact) {
+			LLVMValueRef x0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, c0, G->H), ih), G->W), iw.i), bp), s0);
+			cg_call_epilogue(c, ACT_NONE, n->dact, nv, CG_VW, cg_gep(c, DX, x0), G->H * G->W * bp,
+					 cg_gep(c, Yact, x0), G->H * G->W * bp, cg_i64(c, mr));
 		}
 	}
 	cg_loop_end(c, &vb);

@@ -85,28 +85,14 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueR
 		}
 	}
 	/* part 2: the activation (or its derivative) over the tile while it is
-	 * in L1, as a loop so that the polynomial is emitted once, not per
-	 * accumulator */
+	 * in L1, out of line (see cg_call_epilogue) */
 	if (!s->act && !s->dact)
 		return;
-	LLVMValueRef fullm = cg_mask(c, CG_VW), lastm = tmask ? tmask : fullm;
-	cg_loop r = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, mr), 1);
-	cg_loop v = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nv), 1);
-	{
-		LLVMValueRef m = LLVMBuildAdd(c->B, m0, r.i, "");
-		LLVMValueRef j = LLVMBuildAdd(c->B, j0, LLVMBuildMul(c->B, v.i, cg_i64(c, 16), ""), "");
-		LLVMValueRef last = LLVMBuildICmp(c->B, LLVMIntEQ, v.i, cg_i64(c, nv - 1), "");
-		LLVMValueRef mask = tmask ? LLVMBuildSelect(c->B, last, lastm, fullm, "") : NULL;
-		LLVMValueRef p = cg_gep(c, s->c, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, ""));
-		LLVMValueRef x = cg_act(c, s->act, cg_vload(c, p, mask));
-		if (s->dact) {
-			LLVMValueRef yo = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldy), ""), j, "");
-			x = cg_dact(c, s->dact, cg_vload(c, cg_gep(c, s->y, yo), mask), x);
-		}
-		cg_vstore(c, x, p, mask);
-	}
-	cg_loop_end(c, &v);
-	cg_loop_end(c, &r);
+	LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m0, cg_i64(c, s->ldc), ""), j0, "");
+	LLVMValueRef yp = NULL;
+	if (s->dact)
+		yp = cg_gep(c, s->y, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m0, cg_i64(c, s->ldy), ""), j0, ""));
+	cg_call_epilogue(c, s->act, s->dact, nv, tail, cg_gep(c, s->c, co), s->ldc, yp, s->ldy, cg_i64(c, mr));
 }
 
 /* Rows of a block: a full tile when all mr rows exist, else one row at a time. */

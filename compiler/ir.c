@@ -200,7 +200,7 @@ void ir_dump_dot(ir_graph *g, nnc_buf *out)
 }
 
 /* Multiply-adds per sample of a node, counted as 2 FLOPs each. */
-static double node_flops(ir_graph *g, ir_node *n)
+double ir_node_flops(ir_graph *g, const ir_node *n)
 {
 	switch (n->op) {
 	case IR_DENSE: {
@@ -229,6 +229,26 @@ static double node_flops(ir_graph *g, ir_node *n)
 	}
 }
 
+const char *ir_op_kind(ir_op op)
+{
+	switch (op) {
+	case IR_DENSE: return "dense";
+	case IR_DENSE_BWD_X: case IR_DENSE_BWD_XT: return "dense dx";
+	case IR_DENSE_BWD_W: return "dense dW";
+	case IR_CONV2D: return "conv";
+	case IR_CONV2D_BWD_X: return "conv dx";
+	case IR_CONV2D_BWD_W: return "conv dW";
+	case IR_BIAS_GRAD: case IR_CONV_BIAS_GRAD: return "bias grad";
+	case IR_MAXPOOL: case IR_AVGPOOL: case IR_GAVGPOOL: return "pool";
+	case IR_MAXPOOL_BWD: case IR_AVGPOOL_BWD: case IR_GAVGPOOL_BWD: return "pool grad";
+	case IR_TRANSPOSE: case IR_TO_CN: case IR_TO_NC: return "layout";
+	case IR_XENT: case IR_MSE: case IR_BCE: case IR_SOFTMAX: case IR_XENT_GRAD: case IR_MSE_GRAD:
+	case IR_BCE_GRAD: case IR_SOFTMAX_GRAD: return "loss";
+	case IR_SGD_UPDATE: case IR_ADAM_UPDATE: return "update";
+	default: return "elementwise";
+	}
+}
+
 void ir_stats(ir_graph *g, nnc_buf *out)
 {
 	double ff = 0, bf = 0;
@@ -237,9 +257,9 @@ void ir_stats(ir_graph *g, nnc_buf *out)
 		if (n->dead)
 			continue;
 		if (i < g->n_eval)
-			ff += node_flops(g, n);
+			ff += ir_node_flops(g, n);
 		else
-			bf += node_flops(g, n);
+			bf += ir_node_flops(g, n);
 	}
 	int64_t upd = g->param_floats * (g->opt.kind == NNRT_OPT_ADAM ? 10 : 4);
 	int64_t count = 0;

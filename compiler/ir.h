@@ -148,6 +148,10 @@ void ir_replace_uses(ir_graph *g, int from, int to, int start);
 int ir_use_count(ir_graph *g, int id, int start, int end);
 void ir_dump(ir_graph *g, nnc_buf *out);
 void ir_dump_dot(ir_graph *g, nnc_buf *out);
+/* FLOPs per sample of one node (multiply-adds count 2). */
+double ir_node_flops(ir_graph *g, const ir_node *n);
+/* Kernel class of an op, for profiles: "dense", "conv dW", "pool", ... */
+const char *ir_op_kind(ir_op op);
 /* Parameter count, memory and FLOPs per sample (forward, backward). */
 void ir_stats(ir_graph *g, nnc_buf *out);
 uint64_t ir_fingerprint(ir_graph *g);

@@ -26,6 +26,7 @@ typedef struct options {
 	int opt_level;
 	bool no_fuse;
 	bool naive;
+	bool profile;
 	bool inference_only;
 	const char *prefix;
 	const char *header;     /* --header PATH */
@@ -54,6 +55,7 @@ static void usage(FILE *f)
 		"code generation:\n"
 		"  -O0 -O1 -O2 -O3    LLVM optimisation level (default -O2)\n"
 		"  --no-fuse          do not fuse activations into matrix products\n"
+		"  --profile          time every op; the training binary's --profile prints the table\n"
 		"  --naive-kernels    plain scalar reference loops for products and convolutions\n"
 		"                     (also implied by -O0, which does no fusion either)\n"
 		"  --inference-only   leave out the training step (backward and update)\n"
@@ -132,6 +134,8 @@ static int parse_args(int argc, char **argv, options *o)
 			o->no_fuse = true;
 		} else if (!strcmp(a, "--naive-kernels")) {
 			o->naive = true;
+		} else if (!strcmp(a, "--profile")) {
+			o->profile = true;
 		} else if (!strcmp(a, "--inference-only")) {
 			o->inference_only = true;
 		} else if (!strncmp(a, "--color=", 8)) {
@@ -278,7 +282,7 @@ static int compile(const options *o)
 		return rc;
 	}
 
-	cg_options co = {.opt_level = o->opt_level, .naive = o->naive || o->opt_level == 0,
+	cg_options co = {.opt_level = o->opt_level, .naive = o->naive || o->opt_level == 0, .profile = o->profile,
 			 .emit_main = o->kind == OUT_EXE,
 			 .inference_only = o->inference_only, .prefix = o->prefix};
 	LLVMContextRef ctx = LLVMContextCreate();

@@ -31,7 +31,7 @@
 extern "C" {
 #endif
 
-#define NNRT_ABI_VERSION 1
+#define NNRT_ABI_VERSION 2
 #define NNRT_MAX_RANK 4
 #define NNRT_MAX_THREADS 256
 
@@ -137,6 +137,14 @@ enum {
 	NNRT_HP_STEP = 7,      /* global step t (1-based), as a float */
 };
 
+/* One op of the training step, for profiles (nnc --profile) and reports. */
+typedef struct nnrt_op_info {
+	const char *name;       /* op and the value it computes, e.g. "conv2d c1" */
+	const char *kind;       /* kernel class: "dense", "dense dx", "conv dW", ... */
+	double flops_per_sample;
+	double flops_per_step;  /* work that does not scale with the batch (the update) */
+} nnrt_op_info;
+
 /* A generated parallel body: called by every thread of the team. */
 typedef void (*nnrt_body_fn)(nnrt_step_args *args, int32_t tid, int32_t nthreads);
 
@@ -174,6 +182,9 @@ typedef struct nnrt_model {
 	nnrt_body_fn train_step; /* forward + loss + backward + update; metrics for the batch */
 	nnrt_body_fn eval_step;  /* forward + loss; metrics, no update */
 	nnrt_body_fn infer;      /* forward; writes out */
+	const nnrt_op_info *ops; /* the ops of train_step, in order */
+	int32_t n_ops;
+	int32_t profiled;        /* compiled with nnc --profile: bodies call nnrt_prof_tick */
 } nnrt_model;
 
 /* ---- Entry points used by generated code ---- */
@@ -182,6 +193,19 @@ typedef struct nnrt_model {
  * own barrier (see runtime/parallel.c), so bodies run from different user
  * threads do not wait for one another. */
 void nnrt_barrier(void);
+
+/* Profiled bodies (nnc --profile) call this on every thread after op
+ * `op` (an index into nnrt_model.ops) and its barrier, and with -1 when they
+ * start; thread 0 of the team accumulates the time between calls. */
+void nnrt_prof_tick(int32_t op);
+
+/* ---- Profiles (runtime/profile.c) ---- */
+
+/* Starts or stops counting ticks (off by default); `samples` is the batch of
+ * the step about to run, for GFLOP/s. */
+void nnrt_prof_enable(int on, int64_t samples);
+/* Prints time and GFLOP/s per op and per kernel class, and clears the counts. */
+void nnrt_prof_report(const nnrt_model *m);
 
 /* ---- Parallel execution ---- */
 
