@@ -9,7 +9,9 @@
  * Saving is atomic: the bytes go to a temporary file next to the target,
  * which is flushed, fsync'ed and renamed over it, and then the directory is
  * fsync'ed so the rename itself survives a crash.  A failed save (disk full,
- * file size limit) leaves the previous checkpoint as it was.
+ * file size limit) leaves the previous checkpoint as it was.  A process
+ * killed while saving leaves its temporary file behind; the next process
+ * that saves to the same checkpoint removes it.
  *
  * Loading reads the whole file, checks magic, version, size and checksum
  * before trusting any field, then the fingerprint and the parameter table,
@@ -19,8 +21,10 @@
 
 #include "nnrt_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -172,9 +176,52 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
+/* Removes PATH.tmp.PID files left by savers that were killed (PID no
+ * longer running).  Best effort, once per process: a file that cannot be
+ * removed is only clutter, never read. */
+static void remove_stale_tmp(const char *path)
+{
+	static int done;
+	if (done)
+		return;
+	done = 1;
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == path)
+		strcpy(dir, "/");
+	else if ((size_t)(slash - path) < sizeof dir)
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	else
+		return;
+	size_t blen = strlen(base);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));) {
+		const char *n = e->d_name;
+		if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0)
+			continue;
+		const char *digits = n + blen + 5;
+		char *end;
+		long pid = strtol(digits, &end, 10);
+		if (end == digits || *end || pid <= 0 || pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* still running, or not ours to judge */
+		char full[8192];
+		snprintf(full, sizeof full, "%s/%s", dir, n);
+		unlink(full);
+	}
+	closedir(d);
+}
+
 int nnrt_ckpt_save(const char *path, const nnrt_model *m, const float *params, const float *opt,
                    const nnrt_train_state *st)
 {
+	remove_stale_tmp(path);
 	/* Same directory as the target: rename() is atomic only within one
 	 * file system.  The pid keeps two concurrent savers apart. */
 	size_t plen = strlen(path);

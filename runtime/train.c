@@ -571,6 +571,21 @@ static int save(trainer *t, const char *why)
 	return 0;
 }
 
+/* The first parameter tensor holding a NaN or an infinity, or NULL.  *bad
+ * receives the value. */
+static const nnrt_param_info *nonfinite_param(const nnrt_model *m, const float *params, float *bad)
+{
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *p = &m->params[i];
+		for (int64_t j = 0; j < p->size; j++)
+			if (!isfinite(params[p->offset + j])) {
+				*bad = params[p->offset + j];
+				return p;
+			}
+	}
+	return NULL;
+}
+
 static int train(trainer *t)
 {
 	const nnrt_model *m = t->m;
@@ -616,6 +631,18 @@ static int train(trainer *t)
 			t->st.step = step;
 			loss += t->metrics[0];
 			correct += t->metrics[1];
+		}
+		/* A non-finite gradient makes the next step's loss non-finite,
+		 * except after the last step: so the parameters are checked
+		 * once an epoch, before anything can save them. */
+		float bad;
+		const nnrt_param_info *p = nonfinite_param(m, t->params, &bad);
+		if (p) {
+			int64_t steps = (n + m->batch - 1) / m->batch;
+			nnrt_error("training diverged at epoch %lld, step %lld (parameter '%s' is %s); %s", (long long)epoch,
+			           (long long)steps, p->name, isnan(bad) ? "nan" : "inf",
+			           o->save ? "the last good checkpoint is kept" : "nothing was saved");
+			return -1;
 		}
 		double t1 = nnrt_now();
 		t->st.epoch = epoch;
