@@ -1,0 +1,474 @@
+#define _POSIX_C_SOURCE 200809L
+/*
+ * test_robust.c - nothing is lost and bad input never crashes, tested on
+ * real training binaries built by nnc:
+ *   - kill -9 at random moments while checkpointing every epoch: the
+ *     checkpoint is always absent or loads cleanly, and the temporary files
+ *     the killed processes leave behind are removed by the next run;
+ *   - a run interrupted (by --epochs, and by kill -9) and resumed ends with
+ *     a checkpoint identical byte for byte to an uninterrupted run's;
+ *   - a diverging run stops naming epoch and step and keeps the last good
+ *     checkpoint;
+ *   - damaged data files (IDX with wrong sizes, corrupt gzip, CSV values out
+ *     of range) and damaged checkpoints exit 1 with a message naming the
+ *     file, never with a signal.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static char dir[64];
+
+static void setup(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/nnc-robust-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(robust, .init = setup, .fini = teardown, .timeout = 600);
+
+/* dir/NAME, valid for the next 63 calls: keep a copy (PATH_COPY) of
+ * anything needed longer. */
+static const char *path(const char *name)
+{
+	static char buf[64][256];
+	static int k;
+	char *p = buf[k++ % 64];
+	snprintf(p, 256, "%s/%s", dir, name);
+	return p;
+}
+
+#define PATH_COPY(var, name) \
+	char var[256]; \
+	snprintf(var, sizeof var, "%s", path(name))
+
+/* Runs a shell command with stdout+stderr in *out (malloc'd, may be NULL);
+ * returns the exit status, or 128 + the signal that killed it. */
+static int run(char **out, const char *fmt, ...)
+{
+	char cmd[4096], full[4200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
+	FILE *p = popen(full, "r");
+	cr_assert_not_null(p);
+	size_t cap = 1 << 16, len = 0, n;
+	char *buf = malloc(cap);
+	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+		len += n;
+		if (cap - len < 1024)
+			buf = realloc(buf, cap *= 2);
+	}
+	buf[len] = 0;
+	int st = pclose(p);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	/* the shell reports a child killed by signal s as 128 + s */
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void write_file(const char *p, const void *data, size_t n)
+{
+	FILE *f = fopen(p, "wb");
+	cr_assert_not_null(f, "cannot write %s", p);
+	cr_assert_eq(fwrite(data, 1, n, f), n);
+	fclose(f);
+}
+
+static unsigned char *read_file(const char *p, size_t *n)
+{
+	FILE *f = fopen(p, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	*n = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	unsigned char *b = malloc(*n + 1);
+	cr_assert_eq(fread(b, 1, *n, f), *n);
+	fclose(f);
+	return b;
+}
+
+static bool same_bytes(const char *a, const char *b)
+{
+	size_t na, nb;
+	unsigned char *x = read_file(a, &na), *y = read_file(b, &nb);
+	bool same = x && y && na == nb && memcmp(x, y, na) == 0;
+	free(x);
+	free(y);
+	return same;
+}
+
+/* Compiles `src` (a .nn text) into dir/NAME. */
+static void compile(const char *name, const char *src)
+{
+	char nn[64];
+	snprintf(nn, sizeof nn, "%s.nn", name);
+	write_file(path(nn), src, strlen(src));
+	char *out;
+	int rc = run(&out, "'%s' '%s' -o '%s'", NNC_EXE, path(nn), path(name));
+	cr_assert_eq(rc, 0, "nnc %s failed (%d):\n%s", nn, rc, out);
+	free(out);
+}
+
+/* Many short epochs, so that a kill lands at any point of a save. */
+static const char *const moons_nn =
+	"model moons\n"
+	"input x : f32[2]\n"
+	"label y : class(2)\n"
+	"logits = x |> dense(16) |> tanh |> dense(16) |> tanh |> dense(2)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer adam(lr: 0.01)\n"
+	"train { data: moons(count: 256, noise: 0.1, seed: 1), test: moons(count: 64, seed: 2),"
+	" batch: 32, epochs: 1000000, seed: 3 }\n";
+
+/* Epochs completed, from a checkpoint's header (docs/checkpoint.md). */
+static int64_t ckpt_epoch(const char *p)
+{
+	size_t n;
+	unsigned char *b = read_file(p, &n);
+	cr_assert(b && n >= 64, "cannot read %s", p);
+	int64_t e = 0;
+	for (int i = 7; i >= 0; i--)
+		e = e << 8 | b[56 + i];
+	free(b);
+	return e;
+}
+
+/* Starts `exe args` (no shell), lets it run for `ms`, kills it with SIGKILL. */
+static void run_and_kill(const char *exe, char *const *argv, long ms)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		execv(exe, argv);
+		_exit(127);
+	}
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+	kill(pid, SIGKILL);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	/* it must still have been running: it was killed, it did not exit */
+	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the run ended before the kill (status %d)", st);
+}
+
+static int count_tmp(const char *base)
+{
+	DIR *d = opendir(dir);
+	cr_assert_not_null(d);
+	int n = 0;
+	size_t bl = strlen(base);
+	for (struct dirent *e; (e = readdir(d));)
+		n += strncmp(e->d_name, base, bl) == 0 && strncmp(e->d_name + bl, ".tmp.", 5) == 0;
+	closedir(d);
+	return n;
+}
+
+static uint64_t rng_state;
+
+static long rand_ms(long lo, long hi)
+{
+	rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+	return lo + (long)(rng_state % (uint64_t)(hi - lo));
+}
+
+Test(robust, kill_9_never_leaves_a_bad_checkpoint)
+{
+	compile("moons", moons_nn);
+	rng_state = (uint64_t)time(NULL) * 2654435761u | 1;
+	PATH_COPY(exe, "moons");
+	PATH_COPY(ck, "m.ckpt");
+	char *argv[] = {exe, "--checkpoint-every", "1", "--save", ck, "--quiet", "--threads", "2", NULL};
+	int loaded = 0;
+	for (int i = 0; i < 10; i++) {
+		long ms = rand_ms(30, 600);
+		run_and_kill(exe, argv, ms);
+		struct stat sb;
+		if (stat(ck, &sb) != 0)
+			continue; /* killed before the first save: nothing, which is fine */
+		char *out;
+		int rc = run(&out, "'%s' --load '%s' --eval --quiet", exe, ck);
+		cr_expect_eq(rc, 0, "kill after %ld ms (run %d) left a checkpoint that does not load:\n%s", ms, i, out);
+		free(out);
+		loaded++;
+	}
+	cr_expect_gt(loaded, 0, "no run lived long enough to save a checkpoint");
+	/* the killed runs' temporary files are cleaned up by the next save */
+	char *out;
+	cr_assert_eq(run(&out, "'%s' --epochs 1 --save '%s' --quiet", exe, ck), 0, "%s", out);
+	free(out);
+	cr_expect_eq(count_tmp("m.ckpt"), 0, "temporary files left after a clean run");
+}
+
+Test(robust, interrupted_and_resumed_equals_uninterrupted)
+{
+	compile("moons", moons_nn);
+	PATH_COPY(exe, "moons");
+	PATH_COPY(kk, "k.ckpt");
+	char *out;
+	/* stopped by --epochs, resumed */
+	cr_assert_eq(run(&out, "'%s' --epochs 6 --save '%s' --quiet --threads 2", exe, path("a.ckpt")), 0, "%s", out);
+	free(out);
+	cr_assert_eq(run(&out, "'%s' --epochs 3 --save '%s' --quiet --threads 2", exe, path("b.ckpt")), 0, "%s", out);
+	free(out);
+	cr_assert_eq(run(&out, "'%s' --resume '%s' --epochs 6 --save '%s' --quiet --threads 2", exe, path("b.ckpt"),
+			 path("b.ckpt")), 0, "%s", out);
+	free(out);
+	cr_expect(same_bytes(path("a.ckpt"), path("b.ckpt")), "resumed at epoch 3 differs from the uninterrupted run");
+
+	/* killed with SIGKILL at an unknown epoch, resumed three epochs further */
+	rng_state = (uint64_t)time(NULL) * 40503u | 1;
+	char *argv[] = {exe, "--checkpoint-every", "1", "--save", kk, "--quiet", "--threads", "2", NULL};
+	long ms = rand_ms(200, 500);
+	run_and_kill(exe, argv, ms);
+	int64_t e = ckpt_epoch(path("k.ckpt"));
+	cr_assert_gt(e, 0);
+	cr_assert_eq(run(&out, "'%s' --resume '%s' --epochs %lld --save '%s' --quiet --threads 2", exe, path("k.ckpt"),
+			 (long long)e + 3, path("k.ckpt")), 0, "%s", out);
+	free(out);
+	cr_assert_eq(run(&out, "'%s' --epochs %lld --save '%s' --quiet --threads 2", exe, (long long)e + 3, path("u.ckpt")),
+		     0, "%s", out);
+	free(out);
+	cr_expect(same_bytes(path("k.ckpt"), path("u.ckpt")),
+		  "killed after %ld ms at epoch %lld and resumed: differs from the uninterrupted run", ms, (long long)e);
+	/* and the parameters as printed agree too */
+	char *pa, *pb;
+	cr_assert_eq(run(&pa, "'%s' --load '%s' --eval --print-params", exe, path("k.ckpt")), 0);
+	cr_assert_eq(run(&pb, "'%s' --load '%s' --eval --print-params", exe, path("u.ckpt")), 0);
+	cr_expect_str_eq(pa, pb);
+	free(pa);
+	free(pb);
+}
+
+Test(robust, divergence_stops_and_keeps_the_last_good_checkpoint)
+{
+	compile("moons", moons_nn);
+	PATH_COPY(exe, "moons");
+	PATH_COPY(ck, "d.ckpt");
+	char *out;
+	cr_assert_eq(run(&out, "'%s' --epochs 2 --save '%s' --quiet", exe, ck), 0, "%s", out);
+	free(out);
+	cr_assert_eq(run(&out, "cp '%s' '%s'", ck, path("good.ckpt")), 0);
+	free(out);
+	int rc = run(&out, "'%s' --resume '%s' --epochs 50 --lr 1e38 --checkpoint-every 1 --save '%s' --quiet", exe, ck,
+		     ck);
+	cr_expect_eq(rc, 1, "a diverging run exited %d:\n%s", rc, out);
+	cr_expect(strstr(out, "moons: error: training diverged at epoch 3, step ") == out,
+		  "the message does not name epoch 3:\n%s", out);
+	cr_expect(strstr(out, "the last good checkpoint is kept") != NULL, "%s", out);
+	free(out);
+	cr_expect(same_bytes(ck, path("good.ckpt")), "the checkpoint changed");
+	cr_expect_eq(run(&out, "'%s' --load '%s' --eval --quiet", exe, ck), 0, "%s", out);
+	free(out);
+}
+
+/* ---- damaged files ---- */
+
+static const char *const idx_nn =
+	"model tiny\n"
+	"input x : f32[2, 2]\n"
+	"label y : class(3)\n"
+	"logits = x |> dense(3)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer sgd(lr: 0.1)\n"
+	"train { data: idx(\"img\", \"lab\", scale: 1/255), epochs: 1, batch: 2 }\n";
+
+static size_t be32(unsigned char *b, uint32_t v)
+{
+	b[0] = (unsigned char)(v >> 24), b[1] = (unsigned char)(v >> 16), b[2] = (unsigned char)(v >> 8),
+	b[3] = (unsigned char)v;
+	return 4;
+}
+
+/* An IDX image file of `count` (header) images of 2x2, `have` of them present, plus `extra` bytes. */
+static size_t idx_images(unsigned char *b, uint32_t count, int have, int extra)
+{
+	size_t n = be32(b, 0x803);
+	n += be32(b + n, count);
+	n += be32(b + n, 2);
+	n += be32(b + n, 2);
+	for (int i = 0; i < 4 * have + extra; i++)
+		b[n++] = (unsigned char)(i * 7);
+	return n;
+}
+
+static size_t idx_labels(unsigned char *b, uint32_t count, int have, int top)
+{
+	size_t n = be32(b, 0x801);
+	n += be32(b + n, count);
+	for (int i = 0; i < have; i++)
+		b[n++] = (unsigned char)(i % top);
+	return n;
+}
+
+static void write_gz(const char *p, const void *data, size_t n)
+{
+	gzFile f = gzopen(p, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(gzwrite(f, data, (unsigned)n), (int)n);
+	cr_assert_eq(gzclose(f), Z_OK);
+}
+
+/* Runs the binary on the current img/lab and expects exit 1 with `want` in
+ * the message. */
+static void expect_data_error(const char *what, const char *want)
+{
+	char *out;
+	int rc = run(&out, "cd '%s' && ./tiny --quiet", dir);
+	cr_expect_eq(rc, 1, "[%s] exit status %d:\n%s", what, rc, out);
+	cr_expect(strstr(out, want) != NULL, "[%s] no '%s' in:\n%s", what, want, out);
+	free(out);
+}
+
+Test(robust, damaged_data_files_exit_1_with_the_file_named)
+{
+	compile("tiny", idx_nn);
+	unsigned char im[256], lb[64];
+	size_t ni, nl;
+	char *out;
+
+	ni = idx_images(im, 6, 6, 0), nl = idx_labels(lb, 6, 6, 3);
+	write_file(path("img"), im, ni), write_file(path("lab"), lb, nl);
+	cr_assert_eq(run(&out, "cd '%s' && ./tiny --quiet", dir), 0, "valid files fail:\n%s", out);
+	free(out);
+
+	/* a header that promises four billion images: refused, without
+	 * trying to allocate them */
+	ni = idx_images(im, 0xffffffffu, 6, 0), nl = idx_labels(lb, 0xffffffffu, 6, 3);
+	write_file(path("img"), im, ni), write_file(path("lab"), lb, nl);
+	expect_data_error("huge count", "img: file is truncated: the header promises 4294967295 images of 4 bytes but the "
+					"file holds only 24 bytes of image data");
+	/* more data than the header describes: its dimensions are wrong */
+	ni = idx_images(im, 6, 6, 3), nl = idx_labels(lb, 6, 6, 3);
+	write_file(path("img"), im, ni), write_file(path("lab"), lb, nl);
+	expect_data_error("extra bytes", "img: the file holds more than the 6 images of 2x2 bytes its header describes");
+	/* labels beyond class(3) */
+	ni = idx_images(im, 6, 6, 0), nl = idx_labels(lb, 6, 6, 5);
+	write_file(path("img"), im, ni), write_file(path("lab"), lb, nl);
+	expect_data_error("label range", "lab: label 3 of sample 3 is out of range: the model has 3 classes (0..2)");
+	/* image and label counts differ */
+	nl = idx_labels(lb, 5, 5, 3);
+	write_file(path("lab"), lb, nl);
+	expect_data_error("count mismatch", "has 6 images but");
+	/* gzip: cut short, and with a flipped byte in the compressed stream */
+	unsigned char big[4096];
+	nl = idx_labels(big, 600, 600, 3);
+	write_file(path("lab"), big, nl);
+	ni = idx_images(big, 600, 600, 0);
+	write_gz(path("img"), big, ni);
+	size_t gn;
+	unsigned char *gz = read_file(path("img"), &gn);
+	write_file(path("img"), gz, gn / 2);
+	expect_data_error("truncated gzip", "img: file is truncated");
+	gz[gn / 2] ^= 0x55;
+	write_file(path("img"), gz, gn);
+	free(gz);
+	int rc = run(&out, "cd '%s' && ./tiny --quiet", dir);
+	cr_expect_eq(rc, 1, "[corrupt gzip] exit status %d:\n%s", rc, out);
+	cr_expect(strstr(out, "tiny: error: ") == out && strstr(out, "img") != NULL, "[corrupt gzip]\n%s", out);
+	free(out);
+	/* a missing file is named */
+	cr_assert_eq(unlink(path("img")), 0);
+	expect_data_error("missing file", "img: cannot open: No such file or directory");
+}
+
+static const char *const csv_nn =
+	"model reg\n"
+	"input x : f32[2]\n"
+	"label y : f32[1]\n"
+	"p = x |> dense(1)\n"
+	"loss mse(p, y)\n"
+	"optimizer sgd(lr: 0.01)\n"
+	"train { data: csv(\"d.csv\", header: true, x: [\"a\", \"b\"], y: [\"t\"]), epochs: 1 }\n";
+
+Test(robust, csv_errors_have_line_and_column)
+{
+	compile("reg", csv_nn);
+	static const struct {
+		const char *csv, *want;
+	} rows[] = {
+		{"a,b,t\n1,2,3\n4,x5,6\n", "d.csv:3:3: 'x5' in column 'b' is not a number"},
+		{"a,b,t\n1,2,3\n4,nan,6\n", "d.csv:3:3: 'nan' in column 'b' is not a finite number"},
+		{"a,b,t\n1,2,3\n4,5,1e39\n", "d.csv:3:5: '1e39' in column 't' is too large for a 32-bit float"},
+		{"a,b,t\n1,2,3\n4,,6\n", "d.csv:3:3: empty field in column 'b'"},
+		{"a,b,t\n1,2,3\n4,5\n", "d.csv:3: row has 2 fields but the header has 3"},
+		{"a,c,t\n1,2,3\n", "d.csv: the header has no column 'b' (its columns are: a, c, t)"},
+		{"a,b,t\n", "d.csv: no data rows after the header"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		write_file(path("d.csv"), rows[i].csv, strlen(rows[i].csv));
+		char *out;
+		int rc = run(&out, "cd '%s' && ./reg --quiet", dir);
+		cr_expect_eq(rc, 1, "[%s] exit status %d:\n%s", rows[i].want, rc, out);
+		cr_expect(strstr(out, rows[i].want) != NULL, "no '%s' in:\n%s", rows[i].want, out);
+		free(out);
+	}
+}
+
+Test(robust, damaged_checkpoints_are_refused)
+{
+	compile("moons", moons_nn);
+	/* the same layers with another width: another model */
+	char other[1024];
+	snprintf(other, sizeof other, "%s", moons_nn);
+	char *w = strstr(other, "dense(16) |> tanh |> dense(2)");
+	cr_assert_not_null(w);
+	memcpy(w, "dense(12)", 9);
+	compile("other", other);
+	PATH_COPY(exe, "moons");
+	PATH_COPY(ck, "c.ckpt");
+	char *out;
+	cr_assert_eq(run(&out, "'%s' --epochs 1 --save '%s' --quiet", exe, ck), 0, "%s", out);
+	free(out);
+	size_t n;
+	unsigned char *b = read_file(ck, &n);
+	/* a bit flipped anywhere: the checksum */
+	for (size_t at = 0; at < n; at += n / 7 + 1) {
+		b[at] ^= 0x10;
+		write_file(path("f.ckpt"), b, n);
+		b[at] ^= 0x10;
+		int rc = run(&out, "'%s' --load '%s' --eval --quiet", exe, path("f.ckpt"));
+		cr_expect_eq(rc, 1, "a bit flipped at byte %zu: exit %d\n%s", at, rc, out);
+		cr_expect(strstr(out, "f.ckpt") != NULL, "%s", out);
+		free(out);
+	}
+	/* cut short anywhere */
+	for (size_t len = 0; len < n; len += n / 5 + 1) {
+		write_file(path("t.ckpt"), b, len);
+		int rc = run(&out, "'%s' --resume '%s' --quiet", exe, path("t.ckpt"));
+		cr_expect_eq(rc, 1, "cut to %zu bytes: exit %d\n%s", len, rc, out);
+		cr_expect(strstr(out, "t.ckpt") != NULL, "%s", out);
+		free(out);
+	}
+	free(b);
+	/* written by another model */
+	int rc = run(&out, "'%s' --load '%s' --eval --quiet", path("other"), ck);
+	cr_expect_eq(rc, 1);
+	cr_expect(strstr(out, "was written by model 'moons'") != NULL, "%s", out);
+	free(out);
+}
