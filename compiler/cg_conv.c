@@ -96,67 +96,79 @@ static void tap_range(cg_ctx *c, LLVMValueRef o, int64_t s, int64_t p, int64_t K
 	*hi = cg_min_i64(c, cg_i64(c, K), sub(c, cg_i64(c, extent), base));
 }
 
+/* One register tile of conv_fwd_tile at sample offset s0, nv vectors wide. */
+static void conv_fwd_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt,
+				LLVMValueRef Bias, LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef ow_i, LLVMValueRef khlo, LLVMValueRef khhi,
+				 LLVMValueRef kwlo, LLVMValueRef kwhi, LLVMValueRef s0, int mr, int nv)
+{
+	int64_t bp = c->g->bpad;
+	LLVMValueRef acc[24][4]; /* tile_mr() rows x tile_nv() vectors */
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < nv; v++) {
+			acc[r][v] = cg_alloca(c, c->v16, "acc");
+			cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
+		}
+	cg_loop ci = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->C), 1);
+	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
+	LLVMValueRef ih = add(c, sub(c, mulk(c, oh, G->SH), cg_i64(c, G->PH)), kh.i);
+	LLVMValueRef xrow = mulk(c, add(c, mulk(c, ci.i, G->H), ih), G->W);
+	LLVMValueRef wrow = add(c, mulk(c, ci.i, G->KH * G->KW), mulk(c, kh.i, G->KW));
+	cg_loop kw = cg_loop_begin(c, kwlo, kwhi, 1);
+	{
+		LLVMValueRef iw = add(c, sub(c, mulk(c, ow_i, G->SW), cg_i64(c, G->PW)), kw.i);
+		LLVMValueRef xoff = add(c, mulk(c, add(c, xrow, iw), bp), s0);
+		LLVMValueRef xv[4];
+		for (int v = 0; v < nv; v++)
+			xv[v] = cg_vload(c, cg_gep(c, X, addk(c, xoff, 16 * v)), NULL);
+		LLVMValueRef widx = add(c, wrow, kw.i);
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef fr = addk(c, f0, r);
+			LLVMValueRef wo = add(c, mulk(c, fr, G->C * G->KH * G->KW), widx);
+			LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
+			for (int v = 0; v < nv; v++)
+				cg_store(c, cg_fma(c, wv, xv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
+		}
+	}
+	cg_loop_end(c, &kw);
+	cg_loop_end(c, &kh);
+	cg_loop_end(c, &ci);
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef fr = addk(c, f0, r);
+		LLVMValueRef bv = Bias ? cg_splat(c, cg_load(c, c->f32, cg_gep(c, Bias, fr))) : NULL;
+		LLVMValueRef yoff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, fr, G->OH), oh), G->OW), ow_i), bp), s0);
+		for (int v = 0; v < nv; v++) {
+			LLVMValueRef val = cg_load(c, c->v16, acc[r][v]);
+			if (bv)
+				val = LLVMBuildFAdd(c->B, val, bv, "");
+			cg_vstore(c, val, cg_gep(c, Y, addk(c, yoff, 16 * v)), NULL);
+		}
+	}
+	/* the activation, out of line (filters are OH*OW*bp apart) */
+	if (n->act) {
+		LLVMValueRef y0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f0, G->OH), oh), G->OW), ow_i), bp), s0);
+		cg_call_epilogue(c, n->act, ACT_NONE, nv, CG_VW, cg_gep(c, Y, y0), G->OH * G->OW * bp, NULL, 0,
+				 cg_i64(c, mr));
+	}
+}
+
 static void conv_fwd_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt,
 			  LLVMValueRef Bias, LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, int mr, int nv)
 {
-	int64_t bp = c->g->bpad;
 	LLVMValueRef khlo, khhi, kwlo, kwhi;
 	tap_range(c, oh, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
-	LLVMValueRef nvb = LLVMBuildSDiv(c->B, addk(c, nvec_dyn(c), nv - 1), cg_i64(c, nv), "");
 	cg_loop ow = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->OW), 1);
 	tap_range(c, ow.i, G->SW, G->PW, G->KW, G->W, &kwlo, &kwhi);
-	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nvb, 1);
-	{
-		LLVMValueRef s0 = mulk(c, vb.i, (int64_t)nv * CG_VW);
-		LLVMValueRef acc[24][4]; /* tile_mr() rows x tile_nv() vectors */
-		for (int r = 0; r < mr; r++)
-			for (int v = 0; v < nv; v++) {
-				acc[r][v] = cg_alloca(c, c->v16, "acc");
-				cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
-			}
-		cg_loop ci = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->C), 1);
-		cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
-		LLVMValueRef ih = add(c, sub(c, mulk(c, oh, G->SH), cg_i64(c, G->PH)), kh.i);
-		LLVMValueRef xrow = mulk(c, add(c, mulk(c, ci.i, G->H), ih), G->W);
-		LLVMValueRef wrow = add(c, mulk(c, ci.i, G->KH * G->KW), mulk(c, kh.i, G->KW));
-		cg_loop kw = cg_loop_begin(c, kwlo, kwhi, 1);
-		{
-			LLVMValueRef iw = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), kw.i);
-			LLVMValueRef xoff = add(c, mulk(c, add(c, xrow, iw), bp), s0);
-			LLVMValueRef xv[4];
-			for (int v = 0; v < nv; v++)
-				xv[v] = cg_vload(c, cg_gep(c, X, addk(c, xoff, 16 * v)), NULL);
-			LLVMValueRef widx = add(c, wrow, kw.i);
-			for (int r = 0; r < mr; r++) {
-				LLVMValueRef fr = addk(c, f0, r);
-				LLVMValueRef wo = add(c, mulk(c, fr, G->C * G->KH * G->KW), widx);
-				LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
-				for (int v = 0; v < nv; v++)
-					cg_store(c, cg_fma(c, wv, xv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
-			}
-		}
-		cg_loop_end(c, &kw);
-		cg_loop_end(c, &kh);
-		cg_loop_end(c, &ci);
-		for (int r = 0; r < mr; r++) {
-			LLVMValueRef fr = addk(c, f0, r);
-			LLVMValueRef bv = Bias ? cg_splat(c, cg_load(c, c->f32, cg_gep(c, Bias, fr))) : NULL;
-			LLVMValueRef yoff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, fr, G->OH), oh), G->OW), ow.i), bp), s0);
-			for (int v = 0; v < nv; v++) {
-				LLVMValueRef val = cg_load(c, c->v16, acc[r][v]);
-				if (bv)
-					val = LLVMBuildFAdd(c->B, val, bv, "");
-				cg_vstore(c, val, cg_gep(c, Y, addk(c, yoff, 16 * v)), NULL);
-			}
-		}
-		/* the activation, out of line (filters are OH*OW*bp apart) */
-		if (n->act) {
-			LLVMValueRef y0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f0, G->OH), oh), G->OW), ow.i), bp), s0);
-			cg_call_epilogue(c, n->act, ACT_NONE, nv, CG_VW, cg_gep(c, Y, y0), G->OH * G->OW * bp, NULL, 0,
-					 cg_i64(c, mr));
-		}
-	}
+	LLVMValueRef nvec = nvec_dyn(c), nfull = LLVMBuildSDiv(c->B, nvec, cg_i64(c, nv), "");
+	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nfull, 1);
+	conv_fwd_tile_block(c, n, G, X, Wt, Bias, Y, f0, oh, ow.i, khlo, khhi, kwlo, kwhi,
+			    mulk(c, vb.i, (int64_t)nv * CG_VW), mr, nv);
 	cg_loop_end(c, &vb);
+	if (nv > 1) { /* the last vectors one at a time: small n computes no unused lanes */
+		cg_loop v1 = cg_loop_begin(c, mulk(c, nfull, nv), nvec, 1);
+		conv_fwd_tile_block(c, n, G, X, Wt, Bias, Y, f0, oh, ow.i, khlo, khhi, kwlo, kwhi, mulk(c, v1.i, CG_VW),
+				    mr, 1);
+		cg_loop_end(c, &v1);
+	}
 	cg_loop_end(c, &ow);
 }
 
@@ -192,70 +204,82 @@ void lower_conv(cg_ctx *c, ir_node *n)
 
 /* ---- convolution, gradient of the input ---- */
 
+/* One register tile of conv_bx_tile at sample offset s0, nv vectors wide. */
+static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef DY, LLVMValueRef Wt, LLVMValueRef DX,
+				LLVMValueRef Yact, LLVMValueRef c0, LLVMValueRef ih, LLVMValueRef iw_i, LLVMValueRef t0,
+				LLVMValueRef u0, LLVMValueRef khlo, LLVMValueRef khhi, LLVMValueRef kwlo, LLVMValueRef kwhi, LLVMValueRef s0, int mr, int nv)
+{
+	int64_t bp = c->g->bpad;
+	LLVMValueRef acc[24][4]; /* tile_mr() rows x tile_nv() vectors */
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < nv; v++) {
+			acc[r][v] = cg_alloca(c, c->v16, "acc");
+			cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
+		}
+	cg_loop f = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->F), 1);
+	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
+	LLVMValueRef th = sub(c, t0, kh.i);
+	LLVMValueRef okh = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMBuildSRem(c->B, th, cg_i64(c, G->SH), ""), cg_i64(c, 0), "");
+	cg_if fh = cg_if_begin(c, okh);
+	LLVMValueRef oh = LLVMBuildSDiv(c->B, th, cg_i64(c, G->SH), "");
+	cg_loop kw = cg_loop_begin(c, kwlo, kwhi, 1);
+	{
+		LLVMValueRef tw = sub(c, u0, kw.i);
+		LLVMValueRef okw = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMBuildSRem(c->B, tw, cg_i64(c, G->SW), ""), cg_i64(c, 0), "");
+		cg_if fw = cg_if_begin(c, okw);
+		LLVMValueRef ow = LLVMBuildSDiv(c->B, tw, cg_i64(c, G->SW), "");
+		LLVMValueRef doff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f.i, G->OH), oh), G->OW), ow), bp), s0);
+		LLVMValueRef dv[4];
+		for (int v = 0; v < nv; v++)
+			dv[v] = cg_vload(c, cg_gep(c, DY, addk(c, doff, 16 * v)), NULL);
+		LLVMValueRef wbase = add(c, mulk(c, f.i, G->C * G->KH * G->KW), add(c, mulk(c, kh.i, G->KW), kw.i));
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef wo = add(c, wbase, mulk(c, addk(c, c0, r), G->KH * G->KW));
+			LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
+			for (int v = 0; v < nv; v++)
+				cg_store(c, cg_fma(c, wv, dv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
+		}
+		cg_if_end(c, &fw);
+	}
+	cg_loop_end(c, &kw);
+	cg_if_end(c, &fh);
+	cg_loop_end(c, &kh);
+	cg_loop_end(c, &f);
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef cr = addk(c, c0, r);
+		LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, cr, G->H), ih), G->W), iw_i), bp), s0);
+		for (int v = 0; v < nv; v++)
+			cg_vstore(c, cg_load(c, c->v16, acc[r][v]), cg_gep(c, DX, addk(c, off, 16 * v)), NULL);
+	}
+	if (n->dact) {
+		LLVMValueRef x0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, c0, G->H), ih), G->W), iw_i), bp), s0);
+		cg_call_epilogue(c, ACT_NONE, n->dact, nv, CG_VW, cg_gep(c, DX, x0), G->H * G->W * bp,
+				 cg_gep(c, Yact, x0), G->H * G->W * bp, cg_i64(c, mr));
+	}
+}
+
 static void conv_bx_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef DY, LLVMValueRef Wt,
 			 LLVMValueRef DX, LLVMValueRef Yact, LLVMValueRef c0, LLVMValueRef ih, int mr, int nv)
 {
-	int64_t bp = c->g->bpad;
 	/* taps kh with oh = (ih + ph - kh)/sh integral and in [0, OH) */
 	LLVMValueRef t0 = addk(c, ih, G->PH);
 	LLVMValueRef khlo = max0(c, cg_i64(c, 0), sub(c, t0, cg_i64(c, (G->OH - 1) * G->SH)));
 	LLVMValueRef khhi = cg_min_i64(c, cg_i64(c, G->KH), addk(c, t0, 1));
-	LLVMValueRef nvb = LLVMBuildSDiv(c->B, addk(c, nvec_dyn(c), nv - 1), cg_i64(c, nv), "");
 	cg_loop iw = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->W), 1);
 	LLVMValueRef u0 = addk(c, iw.i, G->PW);
 	LLVMValueRef kwlo = max0(c, cg_i64(c, 0), sub(c, u0, cg_i64(c, (G->OW - 1) * G->SW)));
 	LLVMValueRef kwhi = cg_min_i64(c, cg_i64(c, G->KW), addk(c, u0, 1));
-	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nvb, 1);
-	{
-		LLVMValueRef s0 = mulk(c, vb.i, (int64_t)nv * CG_VW);
-		LLVMValueRef acc[24][4]; /* tile_mr() rows x tile_nv() vectors */
-		for (int r = 0; r < mr; r++)
-			for (int v = 0; v < nv; v++) {
-				acc[r][v] = cg_alloca(c, c->v16, "acc");
-				cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
-			}
-		cg_loop f = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->F), 1);
-		cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
-		LLVMValueRef th = sub(c, t0, kh.i);
-		LLVMValueRef okh = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMBuildSRem(c->B, th, cg_i64(c, G->SH), ""), cg_i64(c, 0), "");
-		cg_if fh = cg_if_begin(c, okh);
-		LLVMValueRef oh = LLVMBuildSDiv(c->B, th, cg_i64(c, G->SH), "");
-		cg_loop kw = cg_loop_begin(c, kwlo, kwhi, 1);
-		{
-			LLVMValueRef tw = sub(c, u0, kw.i);
-			LLVMValueRef okw = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMBuildSRem(c->B, tw, cg_i64(c, G->SW), ""), cg_i64(c, 0), "");
-			cg_if fw = cg_if_begin(c, okw);
-			LLVMValueRef ow = LLVMBuildSDiv(c->B, tw, cg_i64(c, G->SW), "");
-			LLVMValueRef doff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f.i, G->OH), oh), G->OW), ow), bp), s0);
-			LLVMValueRef dv[4];
-			for (int v = 0; v < nv; v++)
-				dv[v] = cg_vload(c, cg_gep(c, DY, addk(c, doff, 16 * v)), NULL);
-			LLVMValueRef wbase = add(c, mulk(c, f.i, G->C * G->KH * G->KW), add(c, mulk(c, kh.i, G->KW), kw.i));
-			for (int r = 0; r < mr; r++) {
-				LLVMValueRef wo = add(c, wbase, mulk(c, addk(c, c0, r), G->KH * G->KW));
-				LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
-				for (int v = 0; v < nv; v++)
-					cg_store(c, cg_fma(c, wv, dv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
-			}
-			cg_if_end(c, &fw);
-		}
-		cg_loop_end(c, &kw);
-		cg_if_end(c, &fh);
-		cg_loop_end(c, &kh);
-		cg_loop_end(c, &f);
-		for (int r = 0; r < mr; r++) {
-			LLVMValueRef cr = addk(c, c0, r);
-			LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, cr, G->H), ih), G->W), iw.i), bp), s0);
-			for (int v = 0; v < nv; v++)
-				cg_vstore(c, cg_load(c, c->v16, acc[r][v]), cg_gep(c, DX, addk(c, off, 16 * v)), NULL);
-		}
-		if (n->dact) {
-			LLVMValueRef x0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, c0, G->H), ih), G->W), iw.i), bp), s0);
-			cg_call_epilogue(c, ACT_NONE, n->dact, nv, CG_VW, cg_gep(c, DX, x0), G->H * G->W * bp,
-					 cg_gep(c, Yact, x0), G->H * G->W * bp, cg_i64(c, mr));
-		}
-	}
+	LLVMValueRef nvec = nvec_dyn(c), nfull = LLVMBuildSDiv(c->B, nvec, cg_i64(c, nv), "");
+	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nfull, 1);
+	conv_bx_tile_block(c, n, G, DY, Wt, DX, Yact, c0, ih, iw.i, t0, u0, khlo, khhi, kwlo, kwhi,
+			   mulk(c, vb.i, (int64_t)nv * CG_VW), mr, nv);
 	cg_loop_end(c, &vb);
+	if (nv > 1) { /* the last vectors one at a time: small n computes no unused lanes */
+		cg_loop v1 = cg_loop_begin(c, mulk(c, nfull, nv), nvec, 1);
+		conv_bx_tile_block(c, n, G, DY, Wt, DX, Yact, c0, ih, iw.i, t0, u0, khlo, khhi, kwlo, kwhi,
+				   mulk(c, v1.i, CG_VW), mr, 1);
+		cg_loop_end(c, &v1);
+	}
 	cg_loop_end(c, &iw);
 }
 
