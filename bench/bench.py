@@ -10,9 +10,14 @@ For each model (examples/mlp.nn, examples/lenet.nn) this script
      2 torch threads, with OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 in
      that command only (Debian's OpenBLAS 0.3.21 mis-detects this CPU), and
      keeps PyTorch's best,
-  4. prints a table and the nnc/PyTorch ratios.
+  4. measures inference (forward only) at batch 64 and batch 1: nnc through
+     the generated header (bench/infer_bench.c on `nnc -c --prefix model`),
+     PyTorch with torch.inference_mode (bench/torch_ref.py --infer),
+  5. with --profile, compiles `nnc --profile` and prints GFLOP/s per kernel
+     class next to the machine's peak from bench/peak.c,
+  6. prints a table and the nnc/PyTorch ratios.
 
-Usage: bench/bench.py [--models mlp,lenet] [--epochs N] [--no-torch] [--nnc PATH]
+Usage: bench/bench.py [--models mlp,lenet] [--epochs N] [--no-torch] [--no-infer] [--profile] [--nnc PATH]
 Only the standard library is used here, so any python3 runs it.
 """
 import argparse
@@ -64,6 +69,60 @@ def nnc_train(exe, epochs, threads):
             "rss_mib": rss, "lines": lines}
 
 
+def nnc_infer(nnc, model, outdir, threads):
+    """Inference samples/s at batch 64 and 1 through the generated C API."""
+    d = os.path.join(outdir, f"infer-{model}")
+    os.makedirs(d, exist_ok=True)
+    obj = os.path.join(d, "model.o")
+    subprocess.run([nnc, os.path.join(ROOT, "examples", f"{model}.nn"), "-c", "--prefix", "model", "-o", obj],
+                   check=True)
+    exe = os.path.join(d, "infer_bench")
+    lib = os.path.join(os.path.dirname(os.path.dirname(nnc)), "runtime", "libnnrt.a")
+    subprocess.run(["cc", "-O2", "-I", d, "-I", os.path.join(ROOT, "runtime"),
+                    os.path.join(ROOT, "bench", "infer_bench.c"), obj, lib, "-fopenmp", "-lz", "-lm", "-o", exe],
+                   check=True)
+    res = {}
+    for th in threads:
+        out = subprocess.run([exe, str(th)], check=True, stdout=subprocess.PIPE, text=True).stdout
+        res[th] = json.loads(out.strip().splitlines()[-1])
+    return res
+
+
+def nnc_profile(nnc, model, outdir, epochs):
+    """Per-class GFLOP/s of a `nnc --profile` build, one thread."""
+    exe = os.path.join(outdir, f"{model}-prof")
+    subprocess.run([nnc, os.path.join(ROOT, "examples", f"{model}.nn"), "--profile", "-o", exe], check=True)
+    out = subprocess.run([exe, "--epochs", str(epochs), "--threads", "1"], check=True, stdout=subprocess.PIPE,
+                         text=True).stdout
+    classes = {}
+    on = False
+    for line in out.splitlines():
+        if "by class:" in line:
+            on = True
+            continue
+        m = re.match(r"\s+(\S+(?: \S+)?)\s+([0-9.]+) ms\s+([0-9.]+) %(?:\s+([0-9.]+) GFLOP/s)?", line)
+        if on and m:
+            classes[m.group(1)] = {"ms": float(m.group(2)), "share": float(m.group(3)),
+                                   "gflops": float(m.group(4)) if m.group(4) else None}
+    return classes
+
+
+def machine_peak(outdir):
+    exe = os.path.join(outdir, "peak")
+    subprocess.run(["cc", "-O3", "-march=native", "-fopenmp", os.path.join(ROOT, "bench", "peak.c"), "-o", exe],
+                   check=True)
+    out = subprocess.run([exe, "2"], check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def torch_infer(model, threads):
+    env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", OPENBLAS_NUM_THREADS="1")
+    out, _ = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", model, "--epochs", "0",
+                  "--threads", str(threads), "--infer", "--json"], env=env)
+    res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+    return {"infer_batch64": res["infer_samples_per_s_batch64"], "infer_batch1": res["infer_samples_per_s_batch1"]}
+
+
 def have_torch():
     if not os.path.exists(TORCH_PY):
         return False
@@ -88,6 +147,8 @@ def main():
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--nnc", default=os.path.join(ROOT, "build", "compiler", "nnc"))
     ap.add_argument("--json", help="also write all figures to this file")
+    ap.add_argument("--no-infer", action="store_true", help="skip the inference measurements")
+    ap.add_argument("--profile", action="store_true", help="per-kernel-class GFLOP/s and the machine peak")
     args = ap.parse_args()
 
     if not os.path.exists(args.nnc):
@@ -114,7 +175,20 @@ def main():
                     print(f"{model}: torch {th} thread(s): {r['torch'][th]['samples_per_s']:,.0f} samples/s, "
                           f"test acc {r['torch'][th]['test_acc']:.4f}, RSS {r['torch'][th]['rss_mib']:.1f} MiB",
                           flush=True)
+            if not args.no_infer:
+                r["nnc_infer"] = nnc_infer(args.nnc, model, tmp, (1, 2))
+                for th, v in r["nnc_infer"].items():
+                    print(f"{model}: nnc inference {th} thread(s): batch 64 {v['infer_batch64']:,.0f}/s, "
+                          f"batch 1 {v['infer_batch1']:,.0f}/s", flush=True)
+                if use_torch:
+                    r["torch_infer"] = {th: torch_infer(model, th) for th in (1, 2)}
+                    for th, v in r["torch_infer"].items():
+                        print(f"{model}: torch inference {th} thread(s): batch 64 {v['infer_batch64']:,.0f}/s, "
+                              f"batch 1 {v['infer_batch1']:,.0f}/s", flush=True)
+            if args.profile:
+                r["profile"] = nnc_profile(args.nnc, model, tmp, args.epochs)
             report[model] = r
+        peak = machine_peak(tmp) if args.profile else None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -139,9 +213,32 @@ def main():
         print(line)
     print("\nratio = nnc best samples/s / PyTorch best samples/s (training, batch 64); "
           "RSS ratio = nnc peak RSS / PyTorch's smallest peak RSS")
+    if not args.no_infer:
+        print(f"\n{'inference':10} {'nnc b64':>10} {'torch b64':>10} {'ratio':>6} {'nnc b1':>9} {'torch b1':>9} {'ratio':>6}")
+        for model in args.models.split(","):
+            r = report[model]
+            n64 = max(v["infer_batch64"] for v in r["nnc_infer"].values())
+            n1 = max(v["infer_batch1"] for v in r["nnc_infer"].values())
+            if r.get("torch_infer"):
+                t64 = max(v["infer_batch64"] for v in r["torch_infer"].values())
+                t1 = max(v["infer_batch1"] for v in r["torch_infer"].values())
+                print(f"{model:10} {n64:>10,.0f} {t64:>10,.0f} {n64 / t64:>6.2f} {n1:>9,.0f} {t1:>9,.0f} {n1 / t1:>6.2f}")
+            else:
+                print(f"{model:10} {n64:>10,.0f} {'-':>10} {'-':>6} {n1:>9,.0f} {'-':>9} {'-':>6}")
+        print("(best of 1 and 2 threads on each side; nnc through the generated C API, PyTorch in inference_mode)")
+    if args.profile:
+        pk = peak
+        print(f"\nmachine peak ({pk['isa']}): FMA {pk['fma_1t']:.0f} GFLOP/s on 1 thread, "
+              f"{pk['fma_nt']:.0f} on {pk['threads']}; in-cache sgemm {pk['sgemm_1t']:.0f} / {pk['sgemm_nt']:.0f}")
+        for model in args.models.split(","):
+            print(f"{model}: GFLOP/s per kernel class, 1 thread (share of step time; % of 1-thread sgemm peak)")
+            for k, v in report[model]["profile"].items():
+                if v["gflops"] is not None and v["gflops"] >= 1:
+                    print(f"    {k:12} {v['gflops']:7.1f} GFLOP/s  {v['share']:5.1f} % of time  "
+                          f"{100 * v['gflops'] / pk['sgemm_1t']:5.1f} % of peak")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(report, f, indent=1, default=str)
+            json.dump({"models": report, "peak": peak}, f, indent=1, default=str)
 
 
 if __name__ == "__main__":
