@@ -406,6 +406,36 @@ static int add_param(sema *s, const char *name, int rank, const int64_t *dims, i
 	return id;
 }
 
+/* The options every layer with weights takes:
+ * init:, bias_init:, bias: true|false, name: "fc1". */
+typedef struct weight_opts {
+	int winit, binit;   /* NNRT_INIT_* */
+	double warg, barg;  /* their arguments */
+	bool wset, bset;    /* the user chose them (else defaults apply later) */
+	bool has_bias;
+	const char *name;   /* NULL: numbered automatically */
+} weight_opts;
+
+static bool parse_weight_opts(sema *s, const nnc_ast *call, weight_opts *o)
+{
+	*o = (weight_opts){.winit = NNRT_INIT_GLOROT_UNIFORM, .binit = NNRT_INIT_ZEROS, .has_bias = true};
+	bool ok = true;
+	const nnc_arg *a;
+	if ((a = find_named(call, "init"))) {
+		ok &= parse_init(s, a, &o->winit, &o->warg);
+		o->wset = true;
+	}
+	if ((a = find_named(call, "bias_init"))) {
+		ok &= parse_init(s, a, &o->binit, &o->barg);
+		o->bset = true;
+	}
+	if ((a = find_named(call, "bias")))
+		ok &= arg_bool(s, a, "'bias'", &o->has_bias);
+	if ((a = find_named(call, "name")))
+		ok &= arg_str(s, a, "a layer name", &o->name);
+	return ok;
+}
+
 static const char *const dense_opts[] = {"units", "init", "bias_init", "bias", "name", NULL};
 
 /* dense(x, units, init: ..., bias_init: ..., bias: true, name: "fc1") */
@@ -424,23 +454,8 @@ static val eval_dense(sema *s, const nnc_ast *call)
 		ok = false;
 	} else if (!arg_int_in(s, ua ? ua : un, "the number of units", 1, (double)MAX_ELEMS, &units))
 		ok = false;
-	int winit = NNRT_INIT_GLOROT_UNIFORM, binit = NNRT_INIT_ZEROS;
-	double warg = 0, barg = 0;
-	bool wset = false, bset = false, has_bias = true;
-	const nnc_arg *a;
-	if ((a = find_named(call, "init"))) {
-		ok &= parse_init(s, a, &winit, &warg);
-		wset = true;
-	}
-	if ((a = find_named(call, "bias_init"))) {
-		ok &= parse_init(s, a, &binit, &barg);
-		bset = true;
-	}
-	if ((a = find_named(call, "bias")))
-		ok &= arg_bool(s, a, "'bias'", &has_bias);
-	const char *lname = NULL;
-	if ((a = find_named(call, "name")))
-		ok &= arg_str(s, a, "a layer name", &lname);
+	weight_opts wo;
+	ok &= parse_weight_opts(s, call, &wo);
 	if (!ok || x.kind != V_TENSOR)
 		return verr(call->loc);
 	ir_node *xn = &s->g->nodes[x.node];
@@ -450,18 +465,18 @@ static val eval_dense(sema *s, const nnc_ast *call)
 		return verr(call->loc);
 	}
 	s->ndense++;
-	if (!lname)
-		lname = nnc_sprintf("dense%d", s->ndense);
+	if (!wo.name)
+		wo.name = nnc_sprintf("dense%d", s->ndense);
 	int64_t in = xn->size;
 	int64_t wd[2] = {in, units}, bd[1] = {units};
 	if (!size_ok(s, call->loc, "the weight of this layer", 2, wd))
 		return verr(call->loc);
-	int w = add_param(s, nnc_sprintf("%s.weight", lname), 2, wd, winit, warg, wset, (double)in, (double)units,
+	int w = add_param(s, nnc_sprintf("%s.weight", wo.name), 2, wd, wo.winit, wo.warg, wo.wset, (double)in, (double)units,
 			  call->loc);
-	int b = has_bias ? add_param(s, nnc_sprintf("%s.bias", lname), 1, bd, binit, barg, bset, (double)in,
+	int b = wo.has_bias ? add_param(s, nnc_sprintf("%s.bias", wo.name), 1, bd, wo.binit, wo.barg, wo.bset, (double)in,
 				     (double)units, call->loc)
 			 : -1;
-	if (!has_bias) {
+	if (!wo.has_bias) {
 		/* DENSE with two operands has no bias */
 		int ins[2] = {x.node, w};
 		int id = add_shaped(s, IR_DENSE, 2, ins, call->loc);
@@ -570,22 +585,8 @@ static val eval_conv(sema *s, const nnc_ast *call)
 			ok &= pair_arg(s, a, "the padding", 0, pd);
 		}
 	}
-	int winit = NNRT_INIT_GLOROT_UNIFORM, binit = NNRT_INIT_ZEROS;
-	double warg = 0, barg = 0;
-	bool wset = false, bset = false, has_bias = true;
-	if ((a = find_named(call, "init"))) {
-		ok &= parse_init(s, a, &winit, &warg);
-		wset = true;
-	}
-	if ((a = find_named(call, "bias_init"))) {
-		ok &= parse_init(s, a, &binit, &barg);
-		bset = true;
-	}
-	if ((a = find_named(call, "bias")))
-		ok &= arg_bool(s, a, "'bias'", &has_bias);
-	const char *lname = NULL;
-	if ((a = find_named(call, "name")))
-		ok &= arg_str(s, a, "a layer name", &lname);
+	weight_opts wo;
+	ok &= parse_weight_opts(s, call, &wo);
 	if (!ok || x.kind != V_TENSOR || !image_input(s, call, x))
 		return verr(call->loc);
 	ir_node *xn = &s->g->nodes[x.node];
@@ -617,8 +618,8 @@ static val eval_conv(sema *s, const nnc_ast *call)
 	for (int i = 0; i < s->g->nparams; i++)
 		nconv += strstr(s->g->params[i].name, "conv") == s->g->params[i].name &&
 			 strstr(s->g->params[i].name, ".weight") != NULL;
-	if (!lname)
-		lname = nnc_sprintf("conv%d", nconv);
+	if (!wo.name)
+		wo.name = nnc_sprintf("conv%d", nconv);
 	int64_t wd[4] = {filters, C, k[0], k[1]}, bd[1] = {filters};
 	int64_t od[3] = {filters, (H + 2 * pd[0] - k[0]) / st[0] + 1, (W + 2 * pd[1] - k[1]) / st[1] + 1};
 	if (!size_ok(s, call->loc, "the weight of this layer", 4, wd) ||
@@ -626,11 +627,11 @@ static val eval_conv(sema *s, const nnc_ast *call)
 		return verr(call->loc);
 	int xin = relayout(s, x.node, LAYOUT_CN);
 	double fan_in = (double)(C * k[0] * k[1]), fan_out = (double)(filters * k[0] * k[1]);
-	int w = add_param(s, nnc_sprintf("%s.weight", lname), 4, wd, winit, warg, wset, fan_in, fan_out, call->loc);
+	int w = add_param(s, nnc_sprintf("%s.weight", wo.name), 4, wd, wo.winit, wo.warg, wo.wset, fan_in, fan_out, call->loc);
 	int ins[3] = {xin, w, -1};
 	int nin = 2;
-	if (has_bias) {
-		ins[2] = add_param(s, nnc_sprintf("%s.bias", lname), 1, bd, binit, barg, bset, fan_in, fan_out, call->loc);
+	if (wo.has_bias) {
+		ins[2] = add_param(s, nnc_sprintf("%s.bias", wo.name), 1, bd, wo.binit, wo.barg, wo.bset, fan_in, fan_out, call->loc);
 		nin = 3;
 	}
 	int id = add_node(s, IR_CONV2D, nin, ins, call->loc);
