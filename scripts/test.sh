@@ -36,7 +36,8 @@ if [ "$secs" -gt 0 ]; then
   if ! command -v clang >/dev/null || ! dpkg -s libclang-rt-14-dev >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get install -y -q clang libclang-rt-14-dev
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q clang libclang-rt-14-dev
   fi
   bash scripts/fuzz.sh "$secs"
   step "fuzzing found nothing"
