@@ -621,7 +621,9 @@ static int train(trainer *t)
 				a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
 			}
 			memset(t->metrics, 0, sizeof t->metrics);
+			nnrt_prof_enable(m->profiled, bn);
 			nnrt_run(m->train_step, a);
+			nnrt_prof_enable(0, 0);
 			if (!isfinite(t->metrics[0])) {
 				nnrt_error("training diverged at epoch %lld, step %lld (loss is %s); %s", (long long)epoch,
 				           (long long)s, isnan(t->metrics[0]) ? "nan" : "inf",
@@ -789,6 +791,8 @@ static int run(trainer *t)
 		predict(t);
 	if (o->print_params || (training && !o->quiet && m->param_floats <= 64))
 		print_params(m, t->params);
+	if (training && m->profiled)
+		nnrt_prof_report(m);
 	fflush(stdout);
 	if (o->save && save(t, "checkpoint"))
 		return NNRT_EXIT_FAILURE;

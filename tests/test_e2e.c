@@ -344,3 +344,22 @@ Test(e2e, fast_kernels_match_naive_kernels, .timeout = 300)
 		  "fast and naive kernels disagree: loss %.4f vs %.4f, test loss %.4f vs %.4f", la, lb, ta, tb);
 	free(a), free(b);
 }
+
+/* nnc --profile: the binary reports time and GFLOP/s per op and kernel class. */
+Test(e2e, profile_reports_every_op_and_class)
+{
+	char *out;
+	cr_assert_eq(run(&out, "'%s' '%s/examples/moons.nn' --profile -o '%s/mp'", NNC_EXE, NNC_SOURCE_DIR, tmpdir), 0);
+	free(out);
+	cr_assert_eq(run(&out, "'%s/mp' --epochs 2", tmpdir), 0);
+	cr_expect(strstr(out, "profile: 126 training steps, 4000 samples") != NULL, "%s", out);
+	cr_expect(strstr(out, "by class:") != NULL, "%s", out);
+	cr_expect(strstr(out, "dense dW") != NULL && strstr(out, "update") != NULL, "%s", out);
+	cr_expect(strstr(out, "GFLOP/s") != NULL, "%s", out);
+	free(out);
+	/* without --profile there is no profile */
+	compile_example("moons");
+	cr_assert_eq(run(&out, "'%s/moons' --epochs 1", tmpdir), 0);
+	cr_expect(strstr(out, "profile:") == NULL, "%s", out);
+	free(out);
+}
