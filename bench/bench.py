@@ -117,7 +117,7 @@ def machine_peak(outdir):
 
 def torch_infer(model, threads):
     env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", OPENBLAS_NUM_THREADS="1")
-    out, _ = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", model, "--epochs", "0",
+    out, _ = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", model, "--epochs", "1", "--limit", "640",
                   "--threads", str(threads), "--infer", "--json"], env=env)
     res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
     return {"infer_batch64": res["infer_samples_per_s_batch64"], "infer_batch1": res["infer_samples_per_s_batch1"]}
