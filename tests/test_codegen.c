@@ -863,6 +863,7 @@ Test(ir, golden_after_fusion)
 	ir_graph *g = prog ? nnc_sema(prog) : NULL;
 	nnc_diag_capture(NULL);
 	cr_assert(g, "%s", diags.data ? diags.data : "");
+	nnc_buf_free(&diags);
 	nnc_autodiff(g);
 	nnc_add_inference_tail(g);
 	nnc_fuse(g);
