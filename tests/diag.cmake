@@ -4,5 +4,5 @@ nnc_add_test(test_diag SOURCES test_diag.c LIBS nnccore)
 add_dependencies(test_diag nnc)
 # Robustness of the training binaries: kill -9 while checkpointing, exact
 # resume, divergence, damaged data and checkpoints.
-nnc_add_test(test_robust SOURCES test_robust.c LIBS ZLIB::ZLIB TIMEOUT 600)
+nnc_add_test(test_robust SOURCES test_robust.c sh_harness.c LIBS ZLIB::ZLIB TIMEOUT 600)
 add_dependencies(test_robust nnc nnrt)

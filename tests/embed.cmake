@@ -10,7 +10,7 @@ set(NNC_MODEL_RUNTIME nnrt)
 include(${PROJECT_SOURCE_DIR}/cmake/nncModel.cmake)
 
 find_package(Threads REQUIRED)
-nnc_add_test(test_embed SOURCES test_embed.c LIBS Threads::Threads TIMEOUT 600)
+nnc_add_test(test_embed SOURCES test_embed.c sh_harness.c LIBS Threads::Threads TIMEOUT 600)
 nnc_add_model(test_embed ${PROJECT_SOURCE_DIR}/examples/moons.nn)
 nnc_add_model(test_embed ${PROJECT_SOURCE_DIR}/examples/moons.nn PREFIX moons_inf INFERENCE_ONLY)
 nnc_add_model(test_embed ${PROJECT_SOURCE_DIR}/examples/mlp.nn)

@@ -6,6 +6,7 @@
  * nnc command and the training binaries, exactly as a user runs them.
  */
 #include <criterion/criterion.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,56 +15,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sh_harness.h"
+
 static char tmpdir[256];
 
 static void setup(void)
 {
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/nnc-e2e-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
+	sh_mktemp(tmpdir, sizeof tmpdir, "e2e");
 }
 
 static void teardown(void)
 {
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
+	sh_rmtree(tmpdir);
 }
 
-/* Runs a shell command, returns its exit status; stdout+stderr in *out (malloc'd). */
-static int run(char **out, const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	char full[4200];
-	snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
-	FILE *p = popen(full, "r");
-	cr_assert_not_null(p, "popen failed: %s", cmd);
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap);
-	size_t n;
-	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-		len += n;
-		if (cap - len < 1024)
-			buf = realloc(buf, cap *= 2);
-	}
-	buf[len] = 0;
-	int st = pclose(p);
-	if (out)
-		*out = buf;
-	else
-		free(buf);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 /* Compiles examples/NAME.nn into tmpdir/NAME. */
 static void compile_example(const char *name)
 {
 	char *out;
-	int rc = run(&out, "'%s' '%s/examples/%s.nn' -o '%s/%s'", NNC_EXE, NNC_SOURCE_DIR, name, tmpdir, name);
+	int rc = sh_run(&out, "'%s' '%s/examples/%s.nn' -o '%s/%s'", NNC_EXE, NNC_SOURCE_DIR, name, tmpdir, name);
 	cr_assert_eq(rc, 0, "nnc %s.nn failed (%d):\n%s", name, rc, out);
 	free(out);
 }
@@ -111,7 +82,7 @@ Test(e2e, moons_learns_the_nonlinear_boundary)
 {
 	compile_example("moons");
 	char *out;
-	cr_assert_eq(run(&out, "'%s/moons'", tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s/moons'", tmpdir), 0);
 	double acc = last_value(out, "test_acc");
 	cr_expect_geq(acc, 0.97, "moons test accuracy %.4f < 0.97\n%s", acc, out);
 	free(out);
@@ -121,7 +92,7 @@ Test(e2e, seed_321_network_learns_parity)
 {
 	compile_example("seed");
 	char *out;
-	cr_assert_eq(run(&out, "'%s/seed'", tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s/seed'", tmpdir), 0);
 	double acc = last_value(out, "test_acc");
 	cr_expect_geq(acc, 0.99, "3-bit parity accuracy %.4f < 0.99\n%s", acc, out);
 	free(out);
@@ -131,7 +102,7 @@ Test(e2e, linear_model_recovers_w_and_b)
 {
 	compile_example("linear");
 	char *out;
-	cr_assert_eq(run(&out, "'%s/linear'", tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s/linear'", tmpdir), 0);
 	/* y = 2.5 x1 - 1.5 x2 + 0.75 + noise: printed after training */
 	const char *w = strstr(out, "dense1.weight");
 	const char *b = strstr(out, "dense1.bias");
@@ -154,7 +125,7 @@ Test(e2e, mlp_fashion_mnist_five_epochs, .timeout = 600)
 		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
 	compile_example("mlp");
 	char *out;
-	cr_assert_eq(run(&out, "'%s/mlp' --epochs 5", tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s/mlp' --epochs 5", tmpdir), 0);
 	double acc = last_value(out, "test_acc");
 	cr_expect_geq(acc, 0.86, "MLP test accuracy after 5 epochs %.4f < 0.86\n%s", acc, out);
 	free(out);
@@ -166,7 +137,7 @@ Test(e2e, lenet_learns_from_a_slice, .timeout = 300)
 		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
 	compile_example("lenet");
 	char *out;
-	cr_assert_eq(run(&out, "'%s/lenet' --epochs 2 --limit 6400 --test-limit 2000", tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s/lenet' --epochs 2 --limit 6400 --test-limit 2000", tmpdir), 0);
 	double acc = last_value(out, "test_acc");
 	/* 10 classes: chance is 0.10.  With its dense layers alone learning (the
 	 * convolutions frozen at their initial values) LeNet reaches 0.72 here;
@@ -179,16 +150,16 @@ Test(e2e, same_seed_same_losses_bit_for_bit)
 {
 	compile_example("moons");
 	char *a, *b, *c;
-	cr_assert_eq(run(&a, "'%s/moons' --epochs 5 --threads 2", tmpdir), 0);
-	cr_assert_eq(run(&b, "'%s/moons' --epochs 5 --threads 2", tmpdir), 0);
-	cr_assert_eq(run(&c, "'%s/moons' --epochs 5 --threads 1", tmpdir), 0);
+	cr_assert_eq(sh_run(&a, "'%s/moons' --epochs 5 --threads 2", tmpdir), 0);
+	cr_assert_eq(sh_run(&b, "'%s/moons' --epochs 5 --threads 2", tmpdir), 0);
+	cr_assert_eq(sh_run(&c, "'%s/moons' --epochs 5 --threads 1", tmpdir), 0);
 	char *sa = strip_timing(a), *sb = strip_timing(b), *sc = strip_timing(c);
 	cr_assert_gt(strlen(sa), 100);
 	cr_expect_str_eq(sa, sb, "two runs with the same seed differ");
 	/* reductions never cross tiles, so the thread count does not matter either */
 	cr_expect_str_eq(sa, sc, "1 and 2 threads differ");
 	char *d;
-	cr_assert_eq(run(&d, "'%s/moons' --epochs 5 --seed 99", tmpdir), 0);
+	cr_assert_eq(sh_run(&d, "'%s/moons' --epochs 5 --seed 99", tmpdir), 0);
 	char *sd = strip_timing(d);
 	cr_expect_str_neq(sa, sd, "a different seed gave the same run");
 	free(a), free(b), free(c), free(d), free(sa), free(sb), free(sc), free(sd);
@@ -198,9 +169,9 @@ Test(e2e, save_load_eval_predict)
 {
 	compile_example("moons");
 	char *out, *ev, *pr;
-	cr_assert_eq(run(&out, "'%s/moons' --epochs 10 --save '%s/m.ckpt'", tmpdir, tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s/moons' --epochs 10 --save '%s/m.ckpt'", tmpdir, tmpdir), 0);
 	double acc = last_value(out, "test_acc");
-	cr_assert_eq(run(&ev, "'%s/moons' --load '%s/m.ckpt' --eval", tmpdir, tmpdir), 0);
+	cr_assert_eq(sh_run(&ev, "'%s/moons' --load '%s/m.ckpt' --eval", tmpdir, tmpdir), 0);
 	double acc2 = last_value(ev, "test_acc");
 	cr_expect_float_eq(acc, acc2, 1e-9, "eval of the saved model %.4f != final test accuracy %.4f", acc2, acc);
 	char path[300];
@@ -208,7 +179,7 @@ Test(e2e, save_load_eval_predict)
 	FILE *f = fopen(path, "w");
 	fprintf(f, "x1,x2\n-1.0,0.2\n2.0,0.3\n0.0,0.9\n1.0,-0.4\n");
 	fclose(f);
-	cr_assert_eq(run(&pr, "'%s/moons' --load '%s/m.ckpt' --predict '%s'", tmpdir, tmpdir, path), 0);
+	cr_assert_eq(sh_run(&pr, "'%s/moons' --load '%s/m.ckpt' --predict '%s'", tmpdir, tmpdir, path), 0);
 	int lines = 0, idx, cls;
 	double prob;
 	for (const char *p = pr; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
@@ -246,7 +217,7 @@ Test(e2e, compiler_reports_typos_with_place_and_hint)
 {
 	const char *path = write_nn("typo.nn", typo_program);
 	char *out;
-	int rc = run(&out, "'%s' '%s' -o '%s/t'", NNC_EXE, path, tmpdir);
+	int rc = sh_run(&out, "'%s' '%s' -o '%s/t'", NNC_EXE, path, tmpdir);
 	cr_expect_eq(rc, 1, "exit status %d for a bad program", rc);
 	char want[400];
 	snprintf(want, sizeof want, "%s:4:22: error: unknown layer or function 'rellu'", path);
@@ -259,22 +230,22 @@ Test(e2e, compiler_reports_typos_with_place_and_hint)
 Test(e2e, command_line_errors)
 {
 	char *out;
-	cr_expect_eq(run(&out, "'%s' --frobnicate x.nn", NNC_EXE), 2);
+	cr_expect_eq(sh_run(&out, "'%s' --frobnicate x.nn", NNC_EXE), 2);
 	cr_expect(strstr(out, "unknown option '--frobnicate'") != NULL, "%s", out);
 	free(out);
-	cr_expect_eq(run(&out, "'%s'", NNC_EXE), 2);
+	cr_expect_eq(sh_run(&out, "'%s'", NNC_EXE), 2);
 	free(out);
-	cr_expect_eq(run(&out, "'%s' '%s/does-not-exist.nn'", NNC_EXE, tmpdir), 1);
+	cr_expect_eq(sh_run(&out, "'%s' '%s/does-not-exist.nn'", NNC_EXE, tmpdir), 1);
 	cr_expect(strstr(out, "does-not-exist.nn") != NULL, "%s", out);
 	free(out);
-	cr_expect_eq(run(&out, "'%s' --help", NNC_EXE), 0);
+	cr_expect_eq(sh_run(&out, "'%s' --help", NNC_EXE), 0);
 	cr_expect(strstr(out, "usage: nnc") != NULL);
 	free(out);
 
 	compile_example("moons");
-	cr_expect_eq(run(&out, "'%s/moons' --epochs abc", tmpdir), 2);
+	cr_expect_eq(sh_run(&out, "'%s/moons' --epochs abc", tmpdir), 2);
 	free(out);
-	cr_expect_eq(run(&out, "'%s/moons' --bogus", tmpdir), 2);
+	cr_expect_eq(sh_run(&out, "'%s/moons' --bogus", tmpdir), 2);
 	free(out);
 }
 
@@ -282,7 +253,7 @@ Test(e2e, missing_data_file_is_named)
 {
 	compile_example("mlp");
 	char *out;
-	int rc = run(&out, "'%s/mlp' --data '%s/nope-images.gz,%s/nope-labels.gz'", tmpdir, tmpdir, tmpdir);
+	int rc = sh_run(&out, "'%s/mlp' --data '%s/nope-images.gz,%s/nope-labels.gz'", tmpdir, tmpdir, tmpdir);
 	cr_expect_eq(rc, 1);
 	cr_expect(strstr(out, "nope-images.gz") != NULL, "the missing file is not named:\n%s", out);
 	free(out);
@@ -292,11 +263,11 @@ Test(e2e, truncated_checkpoint_is_rejected)
 {
 	compile_example("moons");
 	char *out;
-	cr_assert_eq(run(&out, "'%s/moons' --epochs 1 --save '%s/m.ckpt'", tmpdir, tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s/moons' --epochs 1 --save '%s/m.ckpt'", tmpdir, tmpdir), 0);
 	free(out);
-	cr_assert_eq(run(&out, "head -c 100 '%s/m.ckpt' > '%s/t.ckpt'", tmpdir, tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "head -c 100 '%s/m.ckpt' > '%s/t.ckpt'", tmpdir, tmpdir), 0);
 	free(out);
-	int rc = run(&out, "'%s/moons' --load '%s/t.ckpt' --eval", tmpdir, tmpdir);
+	int rc = sh_run(&out, "'%s/moons' --load '%s/t.ckpt' --eval", tmpdir, tmpdir);
 	cr_expect_eq(rc, 1);
 	cr_expect(strstr(out, "t.ckpt") != NULL, "%s", out);
 	free(out);
@@ -305,20 +276,20 @@ Test(e2e, truncated_checkpoint_is_rejected)
 Test(e2e, emit_outputs_and_stats)
 {
 	char *out;
-	cr_assert_eq(run(&out, "'%s' '%s/examples/lenet.nn' --stats", NNC_EXE, NNC_SOURCE_DIR), 0);
+	cr_assert_eq(sh_run(&out, "'%s' '%s/examples/lenet.nn' --stats", NNC_EXE, NNC_SOURCE_DIR), 0);
 	cr_expect(strstr(out, "parameters        61706 ") != NULL, "LeNet parameter count:\n%s", out);
 	cr_expect(strstr(out, "FLOPs per sample") != NULL);
 	free(out);
-	cr_assert_eq(run(&out, "'%s' '%s/examples/mlp.nn' --emit-llvm -o '%s/m.ll' && grep -c 'x float>' '%s/m.ll'",
+	cr_assert_eq(sh_run(&out, "'%s' '%s/examples/mlp.nn' --emit-llvm -o '%s/m.ll' && grep -c 'x float>' '%s/m.ll'",
 			 NNC_EXE, NNC_SOURCE_DIR, tmpdir, tmpdir), 0);
 	free(out);
 	/* code is generated for the host CPU: on an AVX-512 machine it uses zmm registers */
-	if (run(NULL, "grep -qw avx512f /proc/cpuinfo") == 0) {
-		cr_assert_eq(run(&out, "'%s' '%s/examples/mlp.nn' -S -o '%s/m.s' && grep -c zmm '%s/m.s'", NNC_EXE,
+	if (sh_run(NULL, "grep -qw avx512f /proc/cpuinfo") == 0) {
+		cr_assert_eq(sh_run(&out, "'%s' '%s/examples/mlp.nn' -S -o '%s/m.s' && grep -c zmm '%s/m.s'", NNC_EXE,
 				 NNC_SOURCE_DIR, tmpdir, tmpdir), 0, "no AVX-512 registers in the assembly");
 		free(out);
 	}
-	cr_assert_eq(run(&out, "'%s' '%s/examples/mlp.nn' --emit-dot", NNC_EXE, NNC_SOURCE_DIR), 0);
+	cr_assert_eq(sh_run(&out, "'%s' '%s/examples/mlp.nn' --emit-dot", NNC_EXE, NNC_SOURCE_DIR), 0);
 	cr_expect(strstr(out, "digraph") != NULL);
 	free(out);
 }
@@ -331,13 +302,13 @@ Test(e2e, fast_kernels_match_naive_kernels, .timeout = 300)
 	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
 		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
 	char *out;
-	int rc = run(&out, "'%s' '%s/examples/lenet.nn' -o '%s/fast' && '%s' '%s/examples/lenet.nn' --naive-kernels -o '%s/naive'",
+	int rc = sh_run(&out, "'%s' '%s/examples/lenet.nn' -o '%s/fast' && '%s' '%s/examples/lenet.nn' --naive-kernels -o '%s/naive'",
 		     NNC_EXE, NNC_SOURCE_DIR, tmpdir, NNC_EXE, NNC_SOURCE_DIR, tmpdir);
 	cr_assert_eq(rc, 0, "%s", out);
 	free(out);
 	char *a, *b;
-	cr_assert_eq(run(&a, "'%s/fast' --epochs 1 --limit 640 --test-limit 500", tmpdir), 0);
-	cr_assert_eq(run(&b, "'%s/naive' --epochs 1 --limit 640 --test-limit 500", tmpdir), 0);
+	cr_assert_eq(sh_run(&a, "'%s/fast' --epochs 1 --limit 640 --test-limit 500", tmpdir), 0);
+	cr_assert_eq(sh_run(&b, "'%s/naive' --epochs 1 --limit 640 --test-limit 500", tmpdir), 0);
 	double la = last_value(a, "loss"), lb = last_value(b, "loss");
 	double ta = last_value(a, "test_loss"), tb = last_value(b, "test_loss");
 	cr_expect(fabs(la - lb) < 2e-3 && fabs(ta - tb) < 2e-3,
@@ -349,9 +320,9 @@ Test(e2e, fast_kernels_match_naive_kernels, .timeout = 300)
 Test(e2e, profile_reports_every_op_and_class)
 {
 	char *out;
-	cr_assert_eq(run(&out, "'%s' '%s/examples/moons.nn' --profile -o '%s/mp'", NNC_EXE, NNC_SOURCE_DIR, tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s' '%s/examples/moons.nn' --profile -o '%s/mp'", NNC_EXE, NNC_SOURCE_DIR, tmpdir), 0);
 	free(out);
-	cr_assert_eq(run(&out, "'%s/mp' --epochs 2", tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s/mp' --epochs 2", tmpdir), 0);
 	cr_expect(strstr(out, "profile: 126 training steps, 4000 samples") != NULL, "%s", out);
 	cr_expect(strstr(out, "by class:") != NULL, "%s", out);
 	cr_expect(strstr(out, "dense dW") != NULL && strstr(out, "update") != NULL, "%s", out);
@@ -359,7 +330,7 @@ Test(e2e, profile_reports_every_op_and_class)
 	free(out);
 	/* without --profile there is no profile */
 	compile_example("moons");
-	cr_assert_eq(run(&out, "'%s/moons' --epochs 1", tmpdir), 0);
+	cr_assert_eq(sh_run(&out, "'%s/moons' --epochs 1", tmpdir), 0);
 	cr_expect(strstr(out, "profile:") == NULL, "%s", out);
 	free(out);
 }

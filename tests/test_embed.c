@@ -20,6 +20,7 @@
  *               CMake (find_package(nnc)) and with make + pkg-config, and run
  */
 #include <criterion/criterion.h>
+
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -36,6 +37,7 @@
 #include "moons.h"
 #include "moons_inf.h"
 #include "nnrt_internal.h"
+#include "sh_harness.h"
 
 #define FASHION_TEST_IMAGES "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
@@ -43,49 +45,18 @@ static char tmpdir[256];
 
 static void setup(void)
 {
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/nnc-embed-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
+	sh_mktemp(tmpdir, sizeof tmpdir, "embed");
 }
 
 static void teardown(void)
 {
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
+	sh_rmtree(tmpdir);
 }
 
 TestSuite(embed, .init = setup, .fini = teardown, .timeout = 300);
 
 /* ---- helpers ---- */
 
-/* Runs a shell command; its exit status, stdout+stderr in *out (malloc'd). */
-static int run(char **out, const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	char full[8300];
-	snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
-	FILE *p = popen(full, "r");
-	cr_assert_not_null(p, "popen failed: %s", cmd);
-	size_t cap = 1 << 16, len = 0, n;
-	char *buf = malloc(cap);
-	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-		len += n;
-		if (cap - len < 1024)
-			buf = realloc(buf, cap *= 2);
-	}
-	buf[len] = 0;
-	int st = pclose(p);
-	if (out)
-		*out = buf;
-	else
-		free(buf);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 /* Runs a command that must succeed; returns its output. */
 static char *must(const char *what, const char *fmt, ...)
@@ -96,7 +67,7 @@ static char *must(const char *what, const char *fmt, ...)
 	vsnprintf(cmd, sizeof cmd, fmt, ap);
 	va_end(ap);
 	char *out;
-	int rc = run(&out, "%s", cmd);
+	int rc = sh_run(&out, "%s", cmd);
 	cr_assert_eq(rc, 0, "%s failed (exit %d): %s\n%s", what, rc, cmd, out);
 	return out;
 }
@@ -294,7 +265,7 @@ Test(embed, c_writes_the_object_and_a_header_beside_it)
 	free(must("nnc --emit-dot", "'%s' '%s/examples/moons.nn' --emit-dot | grep -q digraph", NNC_EXE, NNC_SOURCE_DIR));
 
 	/* the header is C++ too */
-	if (run(NULL, "command -v c++") == 0)
+	if (sh_run(NULL, "command -v c++") == 0)
 		free(must("c++", "cd '%s' && printf '#include \"moons.h\"\\nint main() { return moons_new(nullptr) ? 0 : 1; }\\n' "
 			  "> u.cpp && c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -I'%s/runtime' -c u.cpp",
 			  tmpdir, NNC_SOURCE_DIR));
@@ -312,7 +283,7 @@ Test(embed, header_flags_are_checked)
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		char *out;
-		int rc = run(&out, "cd '%s' && '%s' '%s/examples/moons.nn' %s", tmpdir, NNC_EXE, NNC_SOURCE_DIR,
+		int rc = sh_run(&out, "cd '%s' && '%s' '%s/examples/moons.nn' %s", tmpdir, NNC_EXE, NNC_SOURCE_DIR,
 			     rows[i].flags);
 		cr_expect_eq(rc, 2, "nnc %s: exit %d", rows[i].flags, rc);
 		cr_expect(strstr(out, rows[i].message), "nnc %s said:\n%s", rows[i].flags, out);

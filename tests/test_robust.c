@@ -14,6 +14,7 @@
  *     file, never with a signal.
  */
 #include <criterion/criterion.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -27,19 +28,18 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "sh_harness.h"
+
 static char dir[64];
 
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/nnc-robust-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	sh_mktemp(dir, sizeof dir, "robust");
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_expect_eq(system(cmd), 0);
+	sh_rmtree(dir);
 }
 
 TestSuite(robust, .init = setup, .fini = teardown, .timeout = 600);
@@ -59,34 +59,6 @@ static const char *path(const char *name)
 	char var[256]; \
 	snprintf(var, sizeof var, "%s", path(name))
 
-/* Runs a shell command with stdout+stderr in *out (malloc'd, may be NULL);
- * returns the exit status, or 128 + the signal that killed it. */
-static int run(char **out, const char *fmt, ...)
-{
-	char cmd[4096], full[4200];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
-	FILE *p = popen(full, "r");
-	cr_assert_not_null(p);
-	size_t cap = 1 << 16, len = 0, n;
-	char *buf = malloc(cap);
-	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-		len += n;
-		if (cap - len < 1024)
-			buf = realloc(buf, cap *= 2);
-	}
-	buf[len] = 0;
-	int st = pclose(p);
-	if (out)
-		*out = buf;
-	else
-		free(buf);
-	/* the shell reports a child killed by signal s as 128 + s */
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 static void write_file(const char *p, const void *data, size_t n)
 {
@@ -127,7 +99,7 @@ static void compile(const char *name, const char *src)
 	snprintf(nn, sizeof nn, "%s.nn", name);
 	write_file(path(nn), src, strlen(src));
 	char *out;
-	int rc = run(&out, "'%s' '%s' -o '%s'", NNC_EXE, path(nn), path(name));
+	int rc = sh_run(&out, "'%s' '%s' -o '%s'", NNC_EXE, path(nn), path(name));
 	cr_assert_eq(rc, 0, "nnc %s failed (%d):\n%s", nn, rc, out);
 	free(out);
 }
@@ -212,7 +184,7 @@ Test(robust, kill_9_never_leaves_a_bad_checkpoint)
 		if (stat(ck, &sb) != 0)
 			continue; /* killed before the first save: nothing, which is fine */
 		char *out;
-		int rc = run(&out, "'%s' --load '%s' --eval --quiet", exe, ck);
+		int rc = sh_run(&out, "'%s' --load '%s' --eval --quiet", exe, ck);
 		cr_expect_eq(rc, 0, "kill after %ld ms (run %d) left a checkpoint that does not load:\n%s", ms, i, out);
 		free(out);
 		loaded++;
@@ -220,7 +192,7 @@ Test(robust, kill_9_never_leaves_a_bad_checkpoint)
 	cr_expect_gt(loaded, 0, "no run lived long enough to save a checkpoint");
 	/* the killed runs' temporary files are cleaned up by the next save */
 	char *out;
-	cr_assert_eq(run(&out, "'%s' --epochs 1 --save '%s' --quiet", exe, ck), 0, "%s", out);
+	cr_assert_eq(sh_run(&out, "'%s' --epochs 1 --save '%s' --quiet", exe, ck), 0, "%s", out);
 	free(out);
 	cr_expect_eq(count_tmp("m.ckpt"), 0, "temporary files left after a clean run");
 }
@@ -232,11 +204,11 @@ Test(robust, interrupted_and_resumed_equals_uninterrupted)
 	PATH_COPY(kk, "k.ckpt");
 	char *out;
 	/* stopped by --epochs, resumed */
-	cr_assert_eq(run(&out, "'%s' --epochs 6 --save '%s' --quiet --threads 2", exe, path("a.ckpt")), 0, "%s", out);
+	cr_assert_eq(sh_run(&out, "'%s' --epochs 6 --save '%s' --quiet --threads 2", exe, path("a.ckpt")), 0, "%s", out);
 	free(out);
-	cr_assert_eq(run(&out, "'%s' --epochs 3 --save '%s' --quiet --threads 2", exe, path("b.ckpt")), 0, "%s", out);
+	cr_assert_eq(sh_run(&out, "'%s' --epochs 3 --save '%s' --quiet --threads 2", exe, path("b.ckpt")), 0, "%s", out);
 	free(out);
-	cr_assert_eq(run(&out, "'%s' --resume '%s' --epochs 6 --save '%s' --quiet --threads 2", exe, path("b.ckpt"),
+	cr_assert_eq(sh_run(&out, "'%s' --resume '%s' --epochs 6 --save '%s' --quiet --threads 2", exe, path("b.ckpt"),
 			 path("b.ckpt")), 0, "%s", out);
 	free(out);
 	cr_expect(same_bytes(path("a.ckpt"), path("b.ckpt")), "resumed at epoch 3 differs from the uninterrupted run");
@@ -248,18 +220,18 @@ Test(robust, interrupted_and_resumed_equals_uninterrupted)
 	run_and_kill(exe, argv, ms);
 	int64_t e = ckpt_epoch(path("k.ckpt"));
 	cr_assert_gt(e, 0);
-	cr_assert_eq(run(&out, "'%s' --resume '%s' --epochs %lld --save '%s' --quiet --threads 2", exe, path("k.ckpt"),
+	cr_assert_eq(sh_run(&out, "'%s' --resume '%s' --epochs %lld --save '%s' --quiet --threads 2", exe, path("k.ckpt"),
 			 (long long)e + 3, path("k.ckpt")), 0, "%s", out);
 	free(out);
-	cr_assert_eq(run(&out, "'%s' --epochs %lld --save '%s' --quiet --threads 2", exe, (long long)e + 3, path("u.ckpt")),
+	cr_assert_eq(sh_run(&out, "'%s' --epochs %lld --save '%s' --quiet --threads 2", exe, (long long)e + 3, path("u.ckpt")),
 		     0, "%s", out);
 	free(out);
 	cr_expect(same_bytes(path("k.ckpt"), path("u.ckpt")),
 		  "killed after %ld ms at epoch %lld and resumed: differs from the uninterrupted run", ms, (long long)e);
 	/* and the parameters as printed agree too */
 	char *pa, *pb;
-	cr_assert_eq(run(&pa, "'%s' --load '%s' --eval --print-params", exe, path("k.ckpt")), 0);
-	cr_assert_eq(run(&pb, "'%s' --load '%s' --eval --print-params", exe, path("u.ckpt")), 0);
+	cr_assert_eq(sh_run(&pa, "'%s' --load '%s' --eval --print-params", exe, path("k.ckpt")), 0);
+	cr_assert_eq(sh_run(&pb, "'%s' --load '%s' --eval --print-params", exe, path("u.ckpt")), 0);
 	cr_expect_str_eq(pa, pb);
 	free(pa);
 	free(pb);
@@ -271,11 +243,11 @@ Test(robust, divergence_stops_and_keeps_the_last_good_checkpoint)
 	PATH_COPY(exe, "moons");
 	PATH_COPY(ck, "d.ckpt");
 	char *out;
-	cr_assert_eq(run(&out, "'%s' --epochs 2 --save '%s' --quiet", exe, ck), 0, "%s", out);
+	cr_assert_eq(sh_run(&out, "'%s' --epochs 2 --save '%s' --quiet", exe, ck), 0, "%s", out);
 	free(out);
-	cr_assert_eq(run(&out, "cp '%s' '%s'", ck, path("good.ckpt")), 0);
+	cr_assert_eq(sh_run(&out, "cp '%s' '%s'", ck, path("good.ckpt")), 0);
 	free(out);
-	int rc = run(&out, "'%s' --resume '%s' --epochs 50 --lr 1e38 --checkpoint-every 1 --save '%s' --quiet", exe, ck,
+	int rc = sh_run(&out, "'%s' --resume '%s' --epochs 50 --lr 1e38 --checkpoint-every 1 --save '%s' --quiet", exe, ck,
 		     ck);
 	cr_expect_eq(rc, 1, "a diverging run exited %d:\n%s", rc, out);
 	cr_expect(strstr(out, "moons: error: training diverged at epoch 3, step ") == out,
@@ -283,7 +255,7 @@ Test(robust, divergence_stops_and_keeps_the_last_good_checkpoint)
 	cr_expect(strstr(out, "the last good checkpoint is kept") != NULL, "%s", out);
 	free(out);
 	cr_expect(same_bytes(ck, path("good.ckpt")), "the checkpoint changed");
-	cr_expect_eq(run(&out, "'%s' --load '%s' --eval --quiet", exe, ck), 0, "%s", out);
+	cr_expect_eq(sh_run(&out, "'%s' --load '%s' --eval --quiet", exe, ck), 0, "%s", out);
 	free(out);
 }
 
@@ -339,7 +311,7 @@ static void write_gz(const char *p, const void *data, size_t n)
 static void expect_data_error(const char *what, const char *want)
 {
 	char *out;
-	int rc = run(&out, "cd '%s' && ./tiny --quiet", dir);
+	int rc = sh_run(&out, "cd '%s' && ./tiny --quiet", dir);
 	cr_expect_eq(rc, 1, "[%s] exit status %d:\n%s", what, rc, out);
 	cr_expect(strstr(out, want) != NULL, "[%s] no '%s' in:\n%s", what, want, out);
 	free(out);
@@ -354,7 +326,7 @@ Test(robust, damaged_data_files_exit_1_with_the_file_named)
 
 	ni = idx_images(im, 6, 6, 0), nl = idx_labels(lb, 6, 6, 3);
 	write_file(path("img"), im, ni), write_file(path("lab"), lb, nl);
-	cr_assert_eq(run(&out, "cd '%s' && ./tiny --quiet", dir), 0, "valid files fail:\n%s", out);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./tiny --quiet", dir), 0, "valid files fail:\n%s", out);
 	free(out);
 
 	/* a header that promises four billion images: refused, without
@@ -388,7 +360,7 @@ Test(robust, damaged_data_files_exit_1_with_the_file_named)
 	gz[gn / 2] ^= 0x55;
 	write_file(path("img"), gz, gn);
 	free(gz);
-	int rc = run(&out, "cd '%s' && ./tiny --quiet", dir);
+	int rc = sh_run(&out, "cd '%s' && ./tiny --quiet", dir);
 	cr_expect_eq(rc, 1, "[corrupt gzip] exit status %d:\n%s", rc, out);
 	cr_expect(strstr(out, "tiny: error: ") == out && strstr(out, "img") != NULL, "[corrupt gzip]\n%s", out);
 	free(out);
@@ -423,7 +395,7 @@ Test(robust, csv_errors_have_line_and_column)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		write_file(path("d.csv"), rows[i].csv, strlen(rows[i].csv));
 		char *out;
-		int rc = run(&out, "cd '%s' && ./reg --quiet", dir);
+		int rc = sh_run(&out, "cd '%s' && ./reg --quiet", dir);
 		cr_expect_eq(rc, 1, "[%s] exit status %d:\n%s", rows[i].want, rc, out);
 		cr_expect(strstr(out, rows[i].want) != NULL, "no '%s' in:\n%s", rows[i].want, out);
 		free(out);
@@ -443,7 +415,7 @@ Test(robust, damaged_checkpoints_are_refused)
 	PATH_COPY(exe, "moons");
 	PATH_COPY(ck, "c.ckpt");
 	char *out;
-	cr_assert_eq(run(&out, "'%s' --epochs 1 --save '%s' --quiet", exe, ck), 0, "%s", out);
+	cr_assert_eq(sh_run(&out, "'%s' --epochs 1 --save '%s' --quiet", exe, ck), 0, "%s", out);
 	free(out);
 	size_t n;
 	unsigned char *b = read_file(ck, &n);
@@ -452,7 +424,7 @@ Test(robust, damaged_checkpoints_are_refused)
 		b[at] ^= 0x10;
 		write_file(path("f.ckpt"), b, n);
 		b[at] ^= 0x10;
-		int rc = run(&out, "'%s' --load '%s' --eval --quiet", exe, path("f.ckpt"));
+		int rc = sh_run(&out, "'%s' --load '%s' --eval --quiet", exe, path("f.ckpt"));
 		cr_expect_eq(rc, 1, "a bit flipped at byte %zu: exit %d\n%s", at, rc, out);
 		cr_expect(strstr(out, "f.ckpt") != NULL, "%s", out);
 		free(out);
@@ -460,14 +432,14 @@ Test(robust, damaged_checkpoints_are_refused)
 	/* cut short anywhere */
 	for (size_t len = 0; len < n; len += n / 5 + 1) {
 		write_file(path("t.ckpt"), b, len);
-		int rc = run(&out, "'%s' --resume '%s' --quiet", exe, path("t.ckpt"));
+		int rc = sh_run(&out, "'%s' --resume '%s' --quiet", exe, path("t.ckpt"));
 		cr_expect_eq(rc, 1, "cut to %zu bytes: exit %d\n%s", len, rc, out);
 		cr_expect(strstr(out, "t.ckpt") != NULL, "%s", out);
 		free(out);
 	}
 	free(b);
 	/* written by another model */
-	int rc = run(&out, "'%s' --load '%s' --eval --quiet", path("other"), ck);
+	int rc = sh_run(&out, "'%s' --load '%s' --eval --quiet", path("other"), ck);
 	cr_expect_eq(rc, 1);
 	cr_expect(strstr(out, "was written by model 'moons'") != NULL, "%s", out);
 	free(out);

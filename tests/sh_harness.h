@@ -1,0 +1,20 @@
+/*
+ * sh_harness.h - tests that run programs the way a user does: through the
+ * shell, in a temporary directory of their own.
+ */
+#ifndef NNC_TEST_SH_HARNESS_H
+#define NNC_TEST_SH_HARNESS_H
+
+#include <stddef.h>
+
+/* Runs the shell command printf(fmt, ...) with stdout and stderr captured
+ * into *out (malloc'd; pass NULL to discard).  Returns the exit status, or
+ * 128 + the number of the signal that ended the command. */
+int sh_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Creates /tmp/nnc-TAG-XXXXXX into buf (fails the test if it cannot). */
+void sh_mktemp(char *buf, size_t size, const char *tag);
+/* Removes a directory made by sh_mktemp, with everything in it. */
+void sh_rmtree(const char *dir);
+
+#endif
