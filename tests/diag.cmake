@@ -1,6 +1,6 @@
 # Diagnostics: malformed programs and their exact messages, warnings, the
 # nnc command's exit statuses and colours.
-nnc_add_test(test_diag SOURCES test_diag.c LIBS nnccore)
+nnc_add_test(test_diag SOURCES test_diag.c sh_harness.c LIBS nnccore)
 add_dependencies(test_diag nnc)
 # Robustness of the training binaries: kill -9 while checkpointing, exact
 # resume, divergence, damaged data and checkpoints.

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 int sh_run(char **out, const char *fmt, ...)
@@ -52,4 +53,30 @@ void sh_rmtree(const char *dir)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+bool sh_nth_line(const char *s, int k, char *buf, size_t cap)
+{
+	for (; k > 0 && s; k--) {
+		s = strchr(s, '\n');
+		if (s)
+			s++;
+	}
+	if (!s || !*s)
+		return false;
+	size_t len = strcspn(s, "\n");
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(buf, s, len);
+	buf[len] = 0;
+	return true;
+}
+
+bool sh_has_line(const char *s, const char *line)
+{
+	char buf[1024];
+	for (int k = 0; sh_nth_line(s, k, buf, sizeof buf); k++)
+		if (!strcmp(buf, line))
+			return true;
+	return false;
 }

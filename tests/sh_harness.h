@@ -5,6 +5,7 @@
 #ifndef NNC_TEST_SH_HARNESS_H
 #define NNC_TEST_SH_HARNESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Runs the shell command printf(fmt, ...) with stdout and stderr captured
@@ -16,5 +17,11 @@ int sh_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void sh_mktemp(char *buf, size_t size, const char *tag);
 /* Removes a directory made by sh_mktemp, with everything in it. */
 void sh_rmtree(const char *dir);
+
+/* Line k (0-based) of s into buf (cut to cap - 1 bytes); false if s has no
+ * line k. */
+bool sh_nth_line(const char *s, int k, char *buf, size_t cap);
+/* s has a line equal to `line`. */
+bool sh_has_line(const char *s, const char *line);
 
 #endif

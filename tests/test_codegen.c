@@ -43,6 +43,7 @@
 #include "nnrt.h"
 #include "util.h"
 #include "jit_harness.h"
+#include "sh_harness.h"
 
 /* Programs need a path for diagnostics and for relative data paths. */
 #define SRC_PATH "/tmp/nnc_test_codegen.nn"
@@ -1104,32 +1105,6 @@ static const diag_case diag_cases[] = {
 	 SRC_PATH ":6:19: error: the learning rate must be positive, not 0", 2},
 };
 
-/* Splits off line `k` (0-based) of s into buf; false if there is none. */
-static bool nth_line(const char *s, int k, char *buf, size_t cap)
-{
-	for (; k > 0 && s; k--) {
-		s = strchr(s, '\n');
-		if (s)
-			s++;
-	}
-	if (!s || !*s)
-		return false;
-	size_t len = strcspn(s, "\n");
-	if (len >= cap)
-		len = cap - 1;
-	memcpy(buf, s, len);
-	buf[len] = 0;
-	return true;
-}
-
-static bool has_line(const char *s, const char *line)
-{
-	char buf[512];
-	for (int k = 0; nth_line(s, k, buf, sizeof buf); k++)
-		if (!strcmp(buf, line))
-			return true;
-	return false;
-}
 
 Test(diagnostics, exact_text)
 {
@@ -1146,12 +1121,12 @@ Test(diagnostics, exact_text)
 		nnc_diag_capture(NULL);
 		const char *text = b.data ? b.data : "";
 		char first[512] = "";
-		nth_line(text, 0, first, sizeof first);
+		sh_nth_line(text, 0, first, sizeof first);
 		cr_expect(!g, "%s: the program compiled", dc->name);
 		cr_expect_str_eq(first, dc->first, "%s: first line\n  got:  %s\n  want: %s\nall:\n%s", dc->name, first,
 				 dc->first, text);
 		if (dc->also)
-			cr_expect(has_line(text, dc->also), "%s: no line '%s' in\n%s", dc->name, dc->also, text);
+			cr_expect(sh_has_line(text, dc->also), "%s: no line '%s' in\n%s", dc->name, dc->also, text);
 		cr_expect_eq(nnc_diag_error_count(), dc->errors, "%s: %d errors, want %d:\n%s", dc->name,
 			     nnc_diag_error_count(), dc->errors, text);
 		nnc_buf_free(&b);

@@ -25,6 +25,7 @@
 #include "diag.h"
 #include "ir.h"
 #include "util.h"
+#include "sh_harness.h"
 
 #define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 #define F "bad.nn"
@@ -314,32 +315,6 @@ static const diag_case cases[] = {
 	 F ":2:11: error: an input must be a tensor type like f32[784], not class(...)", NULL},
 };
 
-/* Line k (0-based) of s, or false if there is none. */
-static bool nth_line(const char *s, int k, char *buf, size_t cap)
-{
-	for (; k > 0 && s; k--) {
-		s = strchr(s, '\n');
-		if (s)
-			s++;
-	}
-	if (!s || !*s)
-		return false;
-	size_t len = strcspn(s, "\n");
-	if (len >= cap)
-		len = cap - 1;
-	memcpy(buf, s, len);
-	buf[len] = 0;
-	return true;
-}
-
-static bool has_line(const char *s, const char *line)
-{
-	char buf[1024];
-	for (int k = 0; nth_line(s, k, buf, sizeof buf); k++)
-		if (!strcmp(buf, line))
-			return true;
-	return false;
-}
 
 /* Parses and checks `text` as file F; diagnostics into *out.  The graph, or
  * NULL. */
@@ -367,12 +342,12 @@ Test(diag, malformed_programs)
 		ir_graph *g = check(c->src, &b);
 		const char *text = b.data ? b.data : "";
 		char first[1024] = "";
-		nth_line(text, 0, first, sizeof first);
+		sh_nth_line(text, 0, first, sizeof first);
 		cr_expect(!g, "[%s] the program compiled", c->name);
 		cr_expect_str_eq(first, c->first, "[%s] first line\n  got:  %s\n  want: %s\nall:\n%s", c->name, first,
 				 c->first, text);
 		if (c->also)
-			cr_expect(has_line(text, c->also), "[%s] no line\n  %s\nin\n%s", c->name, c->also, text);
+			cr_expect(sh_has_line(text, c->also), "[%s] no line\n  %s\nin\n%s", c->name, c->also, text);
 		cr_expect_eq(nnc_diag_error_count(), c->errors, "[%s] %d errors, want %d:\n%s", c->name,
 			     nnc_diag_error_count(), c->errors, text);
 		nnc_buf_free(&b);
@@ -435,11 +410,11 @@ Test(diag, warnings_do_not_fail_the_program)
 		cr_expect_eq(nnc_diag_warning_count(), c->warnings, "[%s] %d warnings, want %d:\n%s", c->name,
 			     nnc_diag_warning_count(), c->warnings, text);
 		char first[1024] = "";
-		nth_line(text, 0, first, sizeof first);
+		sh_nth_line(text, 0, first, sizeof first);
 		cr_expect_str_eq(first, c->first ? c->first : "", "[%s] first line\n  got:  %s\n  want: %s", c->name,
 				 first, c->first ? c->first : "");
 		if (c->also)
-			cr_expect(has_line(text, c->also), "[%s] no line\n  %s\nin\n%s", c->name, c->also, text);
+			cr_expect(sh_has_line(text, c->also), "[%s] no line\n  %s\nin\n%s", c->name, c->also, text);
 		nnc_buf_free(&b);
 	}
 }
