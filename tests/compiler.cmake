@@ -11,7 +11,7 @@ target_include_directories(test_cg_math PRIVATE ${PROJECT_SOURCE_DIR}/compiler $
 # runtime: forward against a C reference, finite-difference gradients,
 # optimizer updates, determinism, fused IR and memory plan, exact diagnostics.
 # -rdynamic lets MCJIT resolve nnrt_barrier from the test executable.
-nnc_add_test(test_codegen SOURCES test_codegen.c jit_harness.c sh_harness.c LIBS nnccore nnrt TIMEOUT 60)
+nnc_add_test(test_codegen SOURCES test_codegen.c jit_harness.c sh_harness.c LIBS nnccore nnrt TIMEOUT 600)
 target_link_options(test_codegen PRIVATE -rdynamic)
 
 # Convolution and pooling: forward against a naive C reference, gradients
