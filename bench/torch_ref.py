@@ -12,9 +12,12 @@ Debian's interpreter and python3-torch:
     OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 \
         /usr/bin/python3 bench/torch_ref.py --model mlp --epochs 1 --threads 1
 
-Why the environment variables: the OpenBLAS that Debian's PyTorch links
-against mis-detects this CPU (a Zen part with AVX-512) and falls back to a
-slow generic kernel unless OPENBLAS_CORETYPE=SkylakeX is set; and
+Why the environment variables: PyTorch's dense layers run on Debian's
+OpenBLAS (0.3.21), whose kernel choice can be forced by OPENBLAS_CORETYPE.
+The environment on this machine presets OPENBLAS_CORETYPE=Haswell (AVX2
+kernels), which makes the MLP markedly slower than OpenBLAS's AVX-512
+SkylakeX kernels on this CPU (an AMD EPYC with AVX-512); setting
+OPENBLAS_CORETYPE=SkylakeX explicitly overrides whatever is inherited.
 OPENBLAS_NUM_THREADS=1 keeps OpenBLAS's own thread pool from fighting
 PyTorch's OpenMP pool.  The bench driver sets both in this command's
 environment.  The script itself tries nothing fancy (no compilation, no
