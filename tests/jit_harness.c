@@ -182,3 +182,33 @@ void th_run(state *s, nnrt_body_fn body, int64_t n)
 		cr_assert(s->out[i] == TH_CANARY, "%s wrote out[%lld], past its %lld x %lld outputs", m->name,
 			  (long long)i, (long long)n, (long long)m->output_size);
 }
+
+void th_fill_params(const nnrt_model *m, float *p, uint64_t seed)
+{
+	rng r = {seed};
+	memset(p, 0, sizeof(float) * (size_t)m->param_floats);
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *pi = &m->params[i];
+		double fan_in = pi->rank == 4 ? (double)(pi->shape[1] * pi->shape[2] * pi->shape[3])
+			      : pi->rank == 2 ? (double)pi->shape[0] : 0;
+		double a = fan_in > 0 ? 1.5 / sqrt(fan_in) : 0.5;
+		for (int64_t k = 0; k < pi->size; k++)
+			p[pi->offset + k] = (float)rng_uniform(&r, -a, a);
+	}
+}
+
+void th_fill_batch(state *s, int64_t n, uint64_t seed)
+{
+	const nnrt_model *m = s->m;
+	rng r = {seed};
+	for (int64_t i = 0; i < n * m->input_size; i++)
+		s->x[i] = (float)rng_uniform(&r, -1, 1);
+	if (m->label_kind == NNRT_LABEL_CLASS) {
+		for (int64_t i = 0; i < n; i++)
+			((int32_t *)s->y)[i] = (int32_t)(rng_next(&r) % (uint64_t)m->label_size);
+	} else {
+		for (int64_t i = 0; i < n * m->label_size; i++)
+			((float *)s->y)[i] = m->loss == NNRT_LOSS_BCE ? (float)(rng_next(&r) & 1)
+								 : (float)rng_uniform(&r, -1, 1);
+	}
+}

@@ -69,4 +69,11 @@ void th_state_free(state *s);
  * survive. */
 void th_run(state *s, nnrt_body_fn body, int64_t n);
 
+/* Parameters U(-a, a): a = 1.5 / sqrt(fan_in) for dense [in][out] and conv
+ * [F][C][KH][KW] weights, 0.5 for the rest; padding between tensors 0. */
+void th_fill_params(const nnrt_model *m, float *p, uint64_t seed);
+/* Inputs U(-1, 1) for n samples; class labels uniform; BCE targets 0 or 1;
+ * other real targets U(-1, 1). */
+void th_fill_batch(state *s, int64_t n, uint64_t seed);
+
 #endif

@@ -78,35 +78,7 @@ static void run(state *s, nnrt_body_fn body, int64_t n, float lr)
 	th_run(s, body, n);
 }
 
-/* Parameters U(-a, a), a ~ 1.5 / sqrt(fan_in) for weights; padding stays 0. */
-static void fill_params(const nnrt_model *m, float *p, uint64_t seed)
-{
-	rng r = {seed};
-	memset(p, 0, sizeof(float) * (size_t)m->param_floats);
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *pi = &m->params[i];
-		double a = pi->rank == 2 ? 1.5 / sqrt((double)pi->shape[0]) : 0.5;
-		for (int64_t k = 0; k < pi->size; k++)
-			p[pi->offset + k] = (float)rng_uniform(&r, -a, a);
-	}
-}
 
-/* Inputs U(-1, 1); class labels uniform; BCE targets 0 or 1; MSE targets U(-1, 1). */
-static void fill_batch(state *s, int64_t n, uint64_t seed)
-{
-	const nnrt_model *m = s->m;
-	rng r = {seed};
-	for (int64_t i = 0; i < n * m->input_size; i++)
-		s->x[i] = (float)rng_uniform(&r, -1, 1);
-	if (m->label_kind == NNRT_LABEL_CLASS) {
-		for (int64_t i = 0; i < n; i++)
-			((int32_t *)s->y)[i] = (int32_t)(rng_next(&r) % (uint64_t)m->label_size);
-	} else {
-		for (int64_t i = 0; i < n * m->label_size; i++)
-			((float *)s->y)[i] = m->loss == NNRT_LOSS_BCE ? (float)(rng_next(&r) & 1)
-								 : (float)rng_uniform(&r, -1, 1);
-	}
-}
 
 /* ---- the C reference of a network ----------------------------------- */
 
@@ -415,8 +387,8 @@ static void check_forward(const net *nt, const jitted j[2])
 	for (int t = 0; t < 3; t++) {
 		int64_t n = ns[t];
 		for (int f = 0; f < 2; f++) {
-			fill_params(m, s[f].params, 100 + (uint64_t)t);
-			fill_batch(&s[f], n, 200 + (uint64_t)t);
+			th_fill_params(m, s[f].params, 100 + (uint64_t)t);
+			th_fill_batch(&s[f], n, 200 + (uint64_t)t);
 		}
 		memcpy(p0, s[1].params, sizeof(float) * (size_t)m->param_floats);
 		ref r = {m, s[1].params, 0};
@@ -533,8 +505,8 @@ static grad_run gradients(const net *nt, const nnrt_model *m, int64_t n_or_batch
 {
 	state s = state_new(m);
 	int64_t n = n_or_batch > 0 ? n_or_batch : m->batch;
-	fill_params(m, s.params, seed);
-	fill_batch(&s, n, seed + 1);
+	th_fill_params(m, s.params, seed);
+	th_fill_batch(&s, n, seed + 1);
 	float *p0 = th_falloc(m->param_floats);
 	memcpy(p0, s.params, sizeof(float) * (size_t)m->param_floats);
 	for (int pi = 0; pi < m->n_params; pi++) /* every gradient must be written */
@@ -703,14 +675,14 @@ static void check_optimizer(const net *nt, const opt_case *oc)
 			  m->beta2 == (float)oc->beta2 && m->eps == (float)oc->eps,
 		  "%s: the model carries momentum %g, betas %g %g, eps %g", oc->opt, m->momentum, m->beta1, m->beta2,
 		  m->eps);
-	fill_params(m, s.params, 500);
+	th_fill_params(m, s.params, 500);
 	double *p = calloc((size_t)pf, sizeof(double)), *v = calloc((size_t)pf, sizeof(double));
 	double *mo = calloc((size_t)pf, sizeof(double));
 	nnrt_set_threads(2);
 	for (int step = 1; step <= 3; step++) {
 		for (int64_t i = 0; i < pf; i++)
 			p[i] = s.params[i];
-		fill_batch(&s, step == 2 ? 3 : m->batch, 600 + (uint64_t)step);
+		th_fill_batch(&s, step == 2 ? 3 : m->batch, 600 + (uint64_t)step);
 		double b1 = oc->beta1, b2 = oc->beta2;
 		s.a.hp[NNRT_HP_STEP] = (float)step;
 		s.a.hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(b1, step)));
@@ -785,8 +757,8 @@ Test(determinism, one_two_and_three_threads)
 	float *g1 = th_falloc(pf), *o1 = th_falloc(m->batch * m->output_size);
 	for (int t = 0; t < 2; t++) {
 		int64_t n = ns[t];
-		fill_params(m, s.params, 700);
-		fill_batch(&s, n, 701 + (uint64_t)t);
+		th_fill_params(m, s.params, 700);
+		th_fill_batch(&s, n, 701 + (uint64_t)t);
 		double l1 = 0;
 		for (int threads = 1; threads <= 3; threads++) {
 			nnrt_set_threads(threads);

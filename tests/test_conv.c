@@ -101,31 +101,7 @@ static void run(state *s, nnrt_body_fn body, int64_t n)
 	th_run(s, body, n);
 }
 
-/* Weights U(-a, a) with a = 1.5 / sqrt(fan_in), biases U(-0.5, 0.5). */
-static void fill_params(const nnrt_model *m, float *p, uint64_t seed)
-{
-	rng r = {seed};
-	memset(p, 0, sizeof(float) * (size_t)m->param_floats);
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *pi = &m->params[i];
-		double fan_in = pi->rank == 4 ? (double)(pi->shape[1] * pi->shape[2] * pi->shape[3])
-			      : pi->rank == 2 ? (double)pi->shape[0] : 0;
-		double a = fan_in > 0 ? 1.5 / sqrt(fan_in) : 0.5;
-		for (int64_t k = 0; k < pi->size; k++)
-			p[pi->offset + k] = (float)rng_uniform(&r, -a, a);
-	}
-}
 
-/* Inputs U(-1, 1), classes uniform. */
-static void fill_batch(state *s, int64_t n, uint64_t seed)
-{
-	const nnrt_model *m = s->m;
-	rng r = {seed};
-	for (int64_t i = 0; i < n * m->input_size; i++)
-		s->x[i] = (float)rng_uniform(&r, -1, 1);
-	for (int64_t i = 0; i < n; i++)
-		((int32_t *)s->y)[i] = (int32_t)(rng_next(&r) % (uint64_t)m->label_size);
-}
 
 /* ---- the networks, as layer tables ----------------------------------- */
 
@@ -583,8 +559,8 @@ static void check_forward(const net *nt, const jitted j[NUM_VARIANTS])
 	for (int t = 0; t < 2; t++) {
 		int64_t n = nt->ns[t];
 		for (int f = 0; f < NUM_VARIANTS; f++) {
-			fill_params(m, s[f].params, 100 + (uint64_t)t);
-			fill_batch(&s[f], n, 200 + (uint64_t)t);
+			th_fill_params(m, s[f].params, 100 + (uint64_t)t);
+			th_fill_batch(&s[f], n, 200 + (uint64_t)t);
 		}
 		double wm[2];
 		ref_batch(&r, s[0].params, s[0].x, (const int32_t *)s[0].y, n, want, wm, NULL, FAULT_NONE);
@@ -725,8 +701,8 @@ static void check_gradients_at(const net *nt, const jitted *j, variant v, int64_
 	refnet r = ref_bind(nt, m);
 	state s = state_new(m);
 	int64_t pf = m->param_floats;
-	fill_params(m, s.params, seed);
-	fill_batch(&s, n, seed + 1);
+	th_fill_params(m, s.params, seed);
+	th_fill_batch(&s, n, seed + 1);
 	float *p0 = th_falloc(pf);
 	memcpy(p0, s.params, sizeof(float) * (size_t)pf);
 	for (int pi = 0; pi < m->n_params; pi++) /* every gradient must be written (padding stays 0) */
@@ -908,8 +884,8 @@ static void check_fusion(const net *nt, const jitted j[NUM_VARIANTS], int want_a
 	for (int t = 0; t < 2; t++) {
 		int64_t n = nt->ns[t];
 		for (int v = 0; v < NUM_VARIANTS; v++) {
-			fill_params(m, s[v].params, 400 + (uint64_t)t);
-			fill_batch(&s[v], n, 500 + (uint64_t)t);
+			th_fill_params(m, s[v].params, 400 + (uint64_t)t);
+			th_fill_batch(&s[v], n, 500 + (uint64_t)t);
 			run(&s[v], j[v].m->infer, n);
 			run(&s[v], j[v].m->train_step, n);
 		}
@@ -955,8 +931,8 @@ static void check_threads(const net *nt, const jitted *j, variant v)
 	const char *vs = variant_names[v];
 	for (int t = 0; t < 2; t++) {
 		int64_t n = nt->ns[t];
-		fill_params(m, s.params, 600 + (uint64_t)t);
-		fill_batch(&s, n, 700 + (uint64_t)t);
+		th_fill_params(m, s.params, 600 + (uint64_t)t);
+		th_fill_batch(&s, n, 700 + (uint64_t)t);
 		double l1 = 0;
 		for (int threads = 1; threads <= 3; threads++) {
 			nnrt_set_threads(threads);
