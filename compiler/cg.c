@@ -207,8 +207,18 @@ static LLVMValueRef arg_field(cg_ctx *c, int field, LLVMTypeRef t)
 	return cg_load(c, t, p);
 }
 
-LLVMValueRef cg_batch_n(cg_ctx *c) { return arg_field(c, A_N, c->i64); }
-LLVMValueRef cg_metrics(cg_ctx *c) { return arg_field(c, A_METRICS, c->ptr); }
+/* The chunk an op function works on (see cg.h); mirrors chunk_args() below. */
+enum { K_WS, K_GRADS, K_METRICS, K_S0, K_N, K_TOTAL };
+
+static LLVMValueRef chunk_field(cg_ctx *c, int field, LLVMTypeRef t)
+{
+	NNC_ASSERT(c->chunk);
+	return cg_load(c, t, LLVMBuildStructGEP2(c->B, c->chunk_t, c->chunk, (unsigned)field, ""));
+}
+
+LLVMValueRef cg_batch_n(cg_ctx *c) { return chunk_field(c, K_N, c->i64); }
+LLVMValueRef cg_batch_total(cg_ctx *c) { return chunk_field(c, K_TOTAL, c->i64); }
+LLVMValueRef cg_metrics(cg_ctx *c) { return chunk_field(c, K_METRICS, c->ptr); }
 
 LLVMValueRef cg_hp(cg_ctx *c, int k)
 {
@@ -221,17 +231,22 @@ LLVMValueRef cg_hp(cg_ctx *c, int k)
 
 LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n)
 {
-	int field;
+	LLVMValueRef base;
 	switch (n->storage) {
-	case ST_INPUT: field = A_X; break;
-	case ST_LABEL: field = A_Y; break;
-	case ST_PARAM: field = A_PARAMS; break;
-	case ST_GRAD: field = A_GRADS; break;
-	case ST_WS: field = A_WS; break;
-	case ST_OUT: field = A_OUT; break;
+	case ST_INPUT:
+	case ST_LABEL:
+	case ST_OUT:
+		/* the caller's [n][size] arrays (int32 labels are 4 bytes too) */
+		NNC_ASSERT(n->batched && n->layout == LAYOUT_NC);
+		base = arg_field(c, n->storage == ST_INPUT ? A_X : n->storage == ST_LABEL ? A_Y : A_OUT, c->ptr);
+		if (c->g->chunks > 1)
+			base = cg_gep(c, base, LLVMBuildMul(c->B, chunk_field(c, K_S0, c->i64), cg_i64(c, n->size), ""));
+		break;
+	case ST_PARAM: base = arg_field(c, A_PARAMS, c->ptr); break;
+	case ST_GRAD: base = chunk_field(c, K_GRADS, c->ptr); break;
+	case ST_WS: base = n->batched ? chunk_field(c, K_WS, c->ptr) : arg_field(c, A_WS, c->ptr); break;
 	default: nnc_internal_error(__FILE__, __LINE__, "tensor %s has no storage", ir_op_name(n->op));
 	}
-	LLVMValueRef base = arg_field(c, field, c->ptr);
 	if (n->offset == 0)
 		return base;
 	return cg_gep(c, base, cg_i64(c, n->offset));
@@ -350,6 +365,7 @@ static void begin_fn(cg_ctx *c, LLVMValueRef fn)
 	c->args = LLVMGetParam(fn, 0);
 	c->tid = LLVMGetParam(fn, 1);
 	c->nth = LLVMGetParam(fn, 2);
+	c->chunk = LLVMCountParams(fn) > 3 ? LLVMGetParam(fn, 3) : NULL;
 	LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->C, fn, "entry");
 	LLVMPositionBuilderAtEnd(c->B, entry);
 }
@@ -386,27 +402,167 @@ static void lower_op(cg_ctx *c, int id)
 	op_fns[id] = fn;
 }
 
-/* An entry body: the listed ops in order, a barrier between two ops. */
+static void barrier(cg_ctx *c) { LLVMBuildCall2(c->B, c->barrier_t, c->barrier_fn, NULL, 0, ""); }
+
+static void tick(cg_ctx *c, int op)
+{
+	if (c->tick_fn) {
+		LLVMValueRef v = cg_i32(c, op);
+		LLVMBuildCall2(c->B, c->tick_t, c->tick_fn, &v, 1, "");
+	}
+}
+
+/* Fills a cg_chunk (alloca'd in the body) for chunk k (i64) of a step of n
+ * samples; chunk 0 writes its gradients and metrics straight to the
+ * caller's arrays, the others to their partials in the workspace. */
+static LLVMValueRef chunk_args(cg_ctx *c, LLVMValueRef slot, LLVMValueRef k, LLVMValueRef n)
+{
+	ir_graph *g = c->g;
+	LLVMValueRef ws = arg_field(c, A_WS, c->ptr);
+	LLVMValueRef is0 = LLVMBuildICmp(c->B, LLVMIntEQ, k, cg_i64(c, 0), "");
+	LLVMValueRef km1 = LLVMBuildSub(c->B, k, cg_i64(c, 1), "");
+	LLVMValueRef s0 = LLVMBuildMul(c->B, k, cg_i64(c, g->cbatch), "");
+	LLVMValueRef left = LLVMBuildSub(c->B, n, s0, "");
+	LLVMValueRef f[6];
+	f[K_WS] = cg_gep(c, ws, LLVMBuildAdd(c->B, cg_i64(c, g->ws_chunk0), LLVMBuildMul(c->B, k, cg_i64(c, g->ws_chunk), ""), ""));
+	f[K_GRADS] = LLVMBuildSelect(c->B, is0, arg_field(c, A_GRADS, c->ptr),
+				     cg_gep(c, ws, LLVMBuildAdd(c->B, cg_i64(c, g->ws_partials),
+								LLVMBuildMul(c->B, km1, cg_i64(c, g->param_floats), ""), "")), "");
+	f[K_METRICS] = LLVMBuildSelect(c->B, is0, arg_field(c, A_METRICS, c->ptr),
+				       cg_gep(c, ws, LLVMBuildAdd(c->B, cg_i64(c, g->ws_metrics), LLVMBuildMul(c->B, k, cg_i64(c, 4), ""), "")), "");
+	f[K_S0] = s0;
+	f[K_N] = cg_min_i64(c, left, cg_i64(c, g->cbatch));
+	f[K_TOTAL] = n;
+	for (int i = 0; i < 6; i++)
+		cg_store(c, f[i], LLVMBuildStructGEP2(c->B, c->chunk_t, slot, (unsigned)i, ""));
+	return slot;
+}
+
+/* Zeros what no op writes in a chunk's gradients, so that the update can
+ * sum whole vectors: the padding after each parameter and the gradients of
+ * parameters that the loss does not reach. */
+static void clear_unwritten(cg_ctx *c, LLVMValueRef grads)
+{
+	ir_graph *g = c->g;
+	bool *written = nnc_alloc((size_t)g->nparams + 1);
+	for (int i = 0; i < g->n_train; i++) {
+		ir_node *nd = &g->nodes[i];
+		if (!nd->dead && nd->storage == ST_GRAD && nd->param >= 0)
+			written[nd->param] = true;
+	}
+	for (int p = 0; p < g->nparams; p++) {
+		ir_param *pr = &g->params[p];
+		int64_t lo = pr->offset + (written[p] ? pr->size : 0), hi = pr->offset + (pr->size + 15) / 16 * 16;
+		if (hi - lo > 16) {
+			cg_loop j = cg_loop_begin(c, cg_i64(c, lo), cg_i64(c, hi), 1);
+			cg_store(c, cg_f32(c, 0), cg_gep(c, grads, j.i));
+			cg_loop_end(c, &j);
+		} else {
+			for (int64_t j = lo; j < hi; j++)
+				cg_store(c, cg_f32(c, 0), cg_gep(c, grads, cg_i64(c, j)));
+		}
+	}
+}
+
+static void call_op(cg_ctx *c, int id, LLVMValueRef tid, LLVMValueRef nth, LLVMValueRef chunk)
+{
+	LLVMValueRef a[4] = {c->args, tid, nth, chunk};
+	LLVMBuildCall2(c->B, c->op_fn_t, op_fns[id], a, 4, "");
+}
+
+/* Chunks in use for a step of n samples: ceil(n / cbatch). */
+static LLVMValueRef active_chunks(cg_ctx *c, LLVMValueRef n)
+{
+	return LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, n, cg_i64(c, c->g->cbatch - 1), ""), cg_i64(c, c->g->cbatch), "");
+}
+
+/* Thread 0: metrics = the sum of the chunks' partial metrics, in chunk order. */
+static void sum_metrics(cg_ctx *c, LLVMValueRef n)
+{
+	cg_if t0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
+	LLVMValueRef m = arg_field(c, A_METRICS, c->ptr), ws = arg_field(c, A_WS, c->ptr);
+	cg_loop k = cg_loop_begin(c, cg_i64(c, 1), active_chunks(c, n), 1);
+	for (int j = 0; j < 2; j++) {
+		LLVMValueRef pj = cg_i64(c, j);
+		LLVMValueRef dst = LLVMBuildInBoundsGEP2(c->B, c->f64, m, &pj, 1, "");
+		LLVMValueRef off = LLVMBuildAdd(c->B, cg_i64(c, c->g->ws_metrics), LLVMBuildMul(c->B, k.i, cg_i64(c, 4), ""), "");
+		LLVMValueRef src = LLVMBuildInBoundsGEP2(c->B, c->f64, cg_gep(c, ws, off), &pj, 1, "");
+		cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->f64, dst), cg_load(c, c->f64, src), ""), dst);
+	}
+	cg_loop_end(c, &k);
+	cg_if_end(c, &t0);
+}
+
+/* An entry body.  One chunk: the listed ops in order, split across the
+ * threads, a barrier between two ops.  Several chunks: ops on parameters
+ * only (packed weights), a barrier; each thread runs the forward/backward
+ * ops of its chunks alone; a barrier; the metrics and the update sum the
+ * chunks' partials. */
 static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n)
 {
-	LLVMValueRef fn = LLVMAddFunction(c->M, name, c->op_fn_t);
+	ir_graph *g = c->g;
+	LLVMValueRef fn = LLVMAddFunction(c->M, name, c->body_fn_t);
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	set_fn_attrs(c, fn);
 	begin_fn(c, fn);
-	if (c->tick_fn) {
-		LLVMValueRef start = cg_i32(c, -1);
-		LLVMBuildCall2(c->B, c->tick_t, c->tick_fn, &start, 1, "");
+	LLVMValueRef nsteps = arg_field(c, A_N, c->i64);
+	LLVMValueRef ck0 = chunk_args(c, cg_alloca(c, c->chunk_t, "chunk0"), cg_i64(c, 0), nsteps);
+	tick(c, -1);
+	if (g->chunks == 1) {
+		for (int k = 0; k < n; k++) {
+			call_op(c, ids[k], c->tid, c->nth, ck0);
+			if (k + 1 < n)
+				barrier(c);
+			tick(c, c->op_index[ids[k]]);
+		}
+		LLVMBuildRetVoid(c->B);
+		return fn;
 	}
+	bool metrics = false, pre = false, post = false;
 	for (int k = 0; k < n; k++) {
-		LLVMValueRef a[3] = {c->args, c->tid, c->nth};
-		LLVMBuildCall2(c->B, c->op_fn_t, op_fns[ids[k]], a, 3, "");
-		if (k + 1 < n)
-			LLVMBuildCall2(c->B, c->barrier_t, c->barrier_fn, NULL, 0, "");
-		if (c->tick_fn) {
-			LLVMValueRef op = cg_i32(c, c->op_index[ids[k]]);
-			LLVMBuildCall2(c->B, c->tick_t, c->tick_fn, &op, 1, "");
+		ir_node *nd = &g->nodes[ids[k]];
+		post |= ir_node_phase(g, nd) == PHASE_UPDATE;
+		metrics |= nd->op == IR_XENT || nd->op == IR_MSE || nd->op == IR_BCE;
+		if (ir_node_phase(g, nd) == PHASE_PARAM) {
+			for (int j = 0; pre && j < nd->nin; j++)
+				if (has_code(&g->nodes[nd->in[j]])) { /* reads a packed weight: wait for it */
+					barrier(c);
+					break;
+				}
+			call_op(c, ids[k], c->tid, c->nth, ck0);
+			pre = true;
+			tick(c, c->op_index[ids[k]]);
 		}
 	}
+	if (pre)
+		barrier(c);
+	/* this thread's chunks: [tid K / nth, (tid + 1) K / nth) */
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, g->chunks), &lo, &hi);
+	hi = cg_min_i64(c, hi, active_chunks(c, nsteps));
+	LLVMValueRef slot = cg_alloca(c, c->chunk_t, "chunk");
+	LLVMValueRef zero = cg_i32(c, 0), one = cg_i32(c, 1);
+	cg_loop k = cg_loop_begin(c, lo, hi, 1);
+	chunk_args(c, slot, k.i, nsteps);
+	if (post)
+		clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->chunk_t, slot, K_GRADS, "")));
+	for (int j = 0; j < n; j++) {
+		ir_phase ph = ir_node_phase(g, &g->nodes[ids[j]]);
+		if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE) {
+			call_op(c, ids[j], zero, one, slot);
+			tick(c, c->op_index[ids[j]]);
+		}
+	}
+	cg_loop_end(c, &k);
+	if (metrics || post)
+		barrier(c);
+	if (metrics)
+		sum_metrics(c, nsteps);
+	for (int j = 0; j < n; j++)
+		if (ir_node_phase(g, &g->nodes[ids[j]]) == PHASE_UPDATE) {
+			call_op(c, ids[j], c->tid, c->nth, ck0);
+			tick(c, c->op_index[ids[j]]);
+		}
 	LLVMBuildRetVoid(c->B);
 	return fn;
 }
@@ -600,8 +756,12 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 	LLVMTypeRef af[] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->i64,
 			    LLVMArrayType2(c->f32, 8)};
 	c->args_t = LLVMStructTypeInContext(ctx, af, sizeof af / sizeof af[0], 0);
-	LLVMTypeRef op_params[3] = {c->ptr, c->i32, c->i32};
-	c->op_fn_t = LLVMFunctionType(c->vt, op_params, 3, 0);
+	LLVMTypeRef op_params[4] = {c->ptr, c->i32, c->i32, c->ptr};
+	c->op_fn_t = LLVMFunctionType(c->vt, op_params, 4, 0);
+	c->body_fn_t = LLVMFunctionType(c->vt, op_params, 3, 0);
+	/* cg_chunk: ws, grads, metrics, s0, n, total (see chunk_args) */
+	LLVMTypeRef kf[6] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64, c->i64};
+	c->chunk_t = LLVMStructTypeInContext(ctx, kf, 6, 0);
 	c->barrier_t = LLVMFunctionType(c->vt, NULL, 0, 0);
 	c->barrier_fn = LLVMAddFunction(c->M, "nnrt_barrier", c->barrier_t);
 

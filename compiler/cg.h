@@ -2,8 +2,12 @@
  * cg.h - lowering of the planned IR graph to LLVM IR (internal to cg*.c).
  *
  * Every op becomes one internal function `void op_K(nnrt_step_args *, i32 tid,
- * i32 nthreads)` that does this thread's share of the op's work; the entry
- * points (train_step, eval_step, infer) call the op functions in order with a
+ * i32 nthreads, cg_chunk *)` that does this thread's share of the op's work
+ * on the samples of one chunk (plan.c): batched tensors are read and written
+ * at the chunk's place, sums over samples go to the chunk's partial gradients
+ * and metrics.  The entry points (train_step, eval_step, infer) run the chunks
+ * on separate threads (each op with tid 0 of 1), then sum the partials; with
+ * one chunk they call the ops in order, split across the threads, with a
  * runtime barrier between them.  Kernels are specialised to static shapes:
  * only the batch size n is read at run time.  Vectors are <16 x float>.
  */
@@ -35,7 +39,8 @@ typedef struct cg_ctx {
 	LLVMBuilderRef B;
 	LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, v16, m16, vt, args_t, op_fn_t;
 	LLVMValueRef fn;     /* function being built */
-	LLVMValueRef args, tid, nth;
+	LLVMValueRef args, tid, nth, chunk; /* parameters of the op function being built */
+	LLVMTypeRef chunk_t, body_fn_t;
 	LLVMValueRef barrier_fn;
 	LLVMTypeRef barrier_t;
 	LLVMValueRef tick_fn;   /* nnrt_prof_tick, with cg_options.profile */
@@ -80,7 +85,8 @@ void cg_if_else(cg_ctx *c, cg_if *f);
 void cg_if_end(cg_ctx *c, cg_if *f);
 
 /* Run-time values available in an op function. */
-LLVMValueRef cg_batch_n(cg_ctx *c);                   /* i64 n */
+LLVMValueRef cg_batch_n(cg_ctx *c);                   /* i64: samples of this chunk */
+LLVMValueRef cg_batch_total(cg_ctx *c);               /* i64: samples of the whole step (means) */
 LLVMValueRef cg_hp(cg_ctx *c, int k);                 /* float hp[k] */
 LLVMValueRef cg_metrics(cg_ctx *c);                   /* double* */
 LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n);  /* base pointer of a node's tensor */

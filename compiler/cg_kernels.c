@@ -164,7 +164,7 @@ void lower_dense(cg_ctx *c, ir_node *n)
 	s.b = cg_tensor(c, w);
 	s.c = cg_tensor(c, n);
 	s.M = cg_batch_n(c);
-	s.mmax = c->g->batch;
+	s.mmax = c->g->cbatch;
 	s.K = cg_i64(c, x->size);
 	s.N = n->size;
 	if (x->layout == LAYOUT_CN) { /* x[i][s]: A(m = s, k = i) */
@@ -194,7 +194,7 @@ void lower_dense_bx(cg_ctx *c, ir_node *n)
 	s.b = cg_tensor(c, wt);
 	s.c = cg_tensor(c, n);
 	s.M = cg_batch_n(c);
-	s.mmax = c->g->batch;
+	s.mmax = c->g->cbatch;
 	s.K = cg_i64(c, dy->size);
 	s.N = n->size;
 	s.sam = dy->size;
@@ -480,7 +480,7 @@ static void lower_rows(cg_ctx *c, ir_node *n)
 	LLVMValueRef rows = cg_batch_n(c);
 	LLVMValueRef pa = cg_tensor(c, a), pb = n->nin > 1 ? cg_tensor(c, operand(c, n, 1)) : NULL;
 	LLVMValueRef dst = cg_tensor(c, n);
-	LLVMValueRef nf = LLVMBuildSIToFP(c->B, rows, c->f32, "");
+	LLVMValueRef nf = LLVMBuildSIToFP(c->B, cg_batch_total(c), c->f32, ""); /* means are over the step */
 	LLVMValueRef lo, hi;
 	cg_partition(c, rows, &lo, &hi);
 	cg_loop r = cg_loop_begin(c, lo, hi, 1);
@@ -553,7 +553,27 @@ void lower_rowwise(cg_ctx *c, ir_node *n)
 /* ---- the fused optimizer step over every parameter at once ----
  * sgd:  v = mu v + g;  p -= lr v        (no velocity when mu = 0)
  * adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
- *       p -= lr (m c1) / (sqrt(v c2) + eps),  c1 = 1/(1-b1^t), c2 = 1/(1-b2^t) */
+ *       p -= lr (m c1) / (sqrt(v c2) + eps),  c1 = 1/(1-b1^t), c2 = 1/(1-b2^t)
+ * With several chunks, g is first the sum of the chunks' partial gradients
+ * (in chunk order, so any thread count gives the same sum), stored back. */
+static LLVMValueRef sum_partials(cg_ctx *c, LLVMValueRef gv, LLVMValueRef i)
+{
+	ir_graph *g = c->g;
+	LLVMValueRef f = LLVMBuildStructGEP2(c->B, c->args_t, c->args, 3, ""); /* ws */
+	LLVMValueRef ws = cg_load(c, c->ptr, f);
+	LLVMValueRef n = cg_batch_total(c);
+	LLVMValueRef active = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, n, cg_i64(c, g->cbatch - 1), ""), cg_i64(c, g->cbatch), "");
+	LLVMValueRef acc = cg_alloca(c, c->v16, "g");
+	cg_store(c, gv, acc);
+	cg_loop k = cg_loop_begin(c, cg_i64(c, 1), active, 1);
+	LLVMValueRef off = LLVMBuildAdd(c->B, cg_i64(c, g->ws_partials - g->param_floats),
+					LLVMBuildMul(c->B, k.i, cg_i64(c, g->param_floats), ""), "");
+	LLVMValueRef pv = cg_vload(c, cg_gep(c, ws, LLVMBuildAdd(c->B, off, i, "")), NULL);
+	cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->v16, acc), pv, ""), acc);
+	cg_loop_end(c, &k);
+	return cg_load(c, c->v16, acc);
+}
+
 void lower_update(cg_ctx *c, ir_node *n)
 {
 	ir_graph *g = c->g;
@@ -580,6 +600,10 @@ void lower_update(cg_ctx *c, ir_node *n)
 	{
 		LLVMValueRef pp = cg_gep(c, P, i.i);
 		LLVMValueRef gv = cg_vload(c, cg_gep(c, G, i.i), NULL), pv = cg_vload(c, pp, NULL);
+		if (g->chunks > 1) {
+			gv = sum_partials(c, gv, i.i);
+			cg_vstore(c, gv, cg_gep(c, G, i.i), NULL);
+		}
 		if (n->op == IR_SGD_UPDATE) {
 			LLVMValueRef step = gv;
 			if (O) {

@@ -128,7 +128,20 @@ typedef struct ir_graph {
 	uint64_t fingerprint;  /* architecture hash, set by sema (checkpoints carry it) */
 	ir_optimizer opt;
 	int64_t batch, epochs, seed;
-	int64_t bpad;          /* batch rounded up to 16: row length of CN tensors */
+	int64_t bpad;          /* cbatch rounded up to 16: row length of CN tensors */
+
+	/* Sample chunks (plan.c, docs/architecture.md "Parallel schedule"): the
+	 * batch is cut into `chunks` slices of at most `cbatch` samples; each
+	 * slice runs the whole forward/backward pass on one thread, in its own
+	 * copy of the batched workspace.  chunks == 1: every op is split across
+	 * the threads instead, with a barrier after each. */
+	int64_t chunks;        /* requested by the driver before nnc_plan(); 1 or more */
+	int64_t cbatch;        /* samples per chunk: ceil(batch / chunks) */
+	int64_t ws_shared;     /* floats at the start of ws: unbatched tensors */
+	int64_t ws_partials;   /* ws offset of chunks 1.. partial gradients ((chunks-1) * param_floats) */
+	int64_t ws_metrics;    /* ws offset of the chunks' partial metrics (2 doubles each) */
+	int64_t ws_chunk0;     /* ws offset of chunk 0's batched tensors */
+	int64_t ws_chunk;      /* floats per chunk of batched tensors */
 	nnrt_data_spec train, test;
 } ir_graph;
 
@@ -162,5 +175,14 @@ void nnc_autodiff(ir_graph *g);               /* backward nodes + optimizer upda
 void nnc_add_inference_tail(ir_graph *g);     /* the value inference returns, into ST_OUT */
 void nnc_fuse(ir_graph *g);
 void nnc_plan(ir_graph *g);
+/* Chunks when the driver asks for none (nnc --chunks). */
+#define NNC_DEFAULT_CHUNKS 2
+typedef enum ir_phase {
+	PHASE_SAMPLE, /* batched result: runs per chunk */
+	PHASE_REDUCE, /* unbatched result from batched inputs (gradients, losses): per chunk, summed after */
+	PHASE_PARAM,  /* from parameters only (packed weights): before the chunks */
+	PHASE_UPDATE, /* the optimizer update: after the chunks */
+} ir_phase;
+ir_phase ir_node_phase(const ir_graph *g, const ir_node *n);
 
 #endif

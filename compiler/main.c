@@ -31,6 +31,7 @@ typedef struct options {
 	const char *prefix;
 	const char *header;     /* --header PATH */
 	const char *dump_after; /* sema | autodiff | fuse | plan */
+	int chunks;             /* --chunks N; 0: NNC_DEFAULT_CHUNKS */
 } options;
 
 static void usage(FILE *f)
@@ -59,6 +60,8 @@ static void usage(FILE *f)
 		"  --naive-kernels    plain scalar reference loops for products and convolutions\n"
 		"                     (also implied by -O0, which does no fusion either)\n"
 		"  --inference-only   leave out the training step (backward and update)\n"
+		"  --chunks N         cut each batch into N slices that threads run whole (default 2);\n"
+		"                     results do not depend on the thread count, but on N\n"
 		"  --prefix NAME      prefix of generated symbols (default: the model name)\n"
 		"\n"
 		"other:\n"
@@ -109,6 +112,14 @@ static int parse_args(int argc, char **argv, options *o)
 				o->prefix = argv[++i];
 			else
 				o->header = argv[++i];
+		} else if (!strcmp(a, "--chunks")) {
+			char *end;
+			if (i + 1 >= argc)
+				return usage_error("%s needs an argument", a);
+			long v = strtol(argv[++i], &end, 10);
+			if (*end || end == argv[i] || v < 1 || v > 256)
+				return usage_error("--chunks needs a number from 1 to 256, not '%s'", argv[i]);
+			o->chunks = (int)v;
 		} else if (!strcmp(a, "-c")) {
 			o->kind = OUT_OBJ;
 		} else if (!strcmp(a, "-S")) {
@@ -266,6 +277,7 @@ static int compile(const options *o)
 	if (!o->no_fuse && o->opt_level > 0)
 		nnc_fuse(g);
 	dump_if(o, "fuse", g);
+	g->chunks = o->chunks;
 	nnc_plan(g);
 	dump_if(o, "plan", g);
 

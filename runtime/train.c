@@ -507,6 +507,37 @@ static int alloc_arrays(trainer *t)
 	return 0;
 }
 
+/* One step with its batch gathered by the team: each thread converts the
+ * rows that its share of the step reads first (the generated bodies give
+ * thread t the t-th slice of the batch), so the conversion runs in parallel
+ * and the rows are in that thread's cache.  `args` comes first: the team
+ * runs gather_step() with a pointer to it. */
+typedef struct gathered_step {
+	nnrt_step_args args;
+	nnrt_body_fn body;
+	const nnrt_dataset *d;
+	const int64_t *idx;
+} gathered_step;
+
+static void gather_step(nnrt_step_args *a, int32_t tid, int32_t nthreads)
+{
+	gathered_step *g = (gathered_step *)a;
+	int64_t lo = a->n * tid / nthreads, hi = a->n * (tid + 1) / nthreads;
+	int32_t *y = (int32_t *)a->y; /* int32 or float: 4 bytes per value */
+	int64_t ylen = g->d->y_class ? 1 : g->d->label_size;
+	nnrt_data_gather(g->d, g->idx + lo, hi - lo, (float *)a->x + lo * g->d->dim, y ? y + lo * ylen : NULL);
+	nnrt_barrier();
+	g->body(a, tid, nthreads);
+}
+
+/* body on samples idx[0..n) of d (labels too when t->args.y is set). */
+static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t n)
+{
+	gathered_step g = {.args = t->args, .body = body, .d = d, .idx = idx};
+	g.args.n = n;
+	nnrt_run(gather_step, &g.args);
+}
+
 /* Runs `body` on samples idx[0..n) of d in batches; sums the metrics. */
 static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, double *sum)
 {
@@ -514,10 +545,8 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 	sum[0] = sum[1] = 0;
 	for (int64_t b = 0; b < d->n; b += batch) {
 		int64_t n = d->n - b < batch ? d->n - b : batch;
-		nnrt_data_gather(d, idx + b, n, t->x, t->y);
-		t->args.n = n;
 		memset(t->metrics, 0, sizeof t->metrics);
-		nnrt_run(body, &t->args);
+		run_gathered(t, body, d, idx + b, n);
 		sum[0] += t->metrics[0];
 		sum[1] += t->metrics[1];
 	}
@@ -611,7 +640,6 @@ static int train(trainer *t)
 		double loss = 0, correct = 0;
 		for (int64_t b = 0, s = 1; b < n; b += m->batch, s++) {
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
-			nnrt_data_gather(&t->train, t->perm + b, bn, t->x, t->y);
 			int64_t step = t->st.step + 1;
 			a->n = bn;
 			a->hp[NNRT_HP_LR] = (float)o->lr;
@@ -622,7 +650,7 @@ static int train(trainer *t)
 			}
 			memset(t->metrics, 0, sizeof t->metrics);
 			nnrt_prof_enable(m->profiled, bn);
-			nnrt_run(m->train_step, a);
+			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
 			nnrt_prof_enable(0, 0);
 			if (!isfinite(t->metrics[0])) {
 				nnrt_error("training diverged at epoch %lld, step %lld (loss is %s); %s", (long long)epoch,
@@ -681,10 +709,9 @@ static void predict(trainer *t)
 	nnrt_dataset *d = &t->pred;
 	for (int64_t b = 0; b < d->n; b += m->batch) {
 		int64_t n = d->n - b < m->batch ? d->n - b : m->batch;
-		nnrt_data_gather(d, t->order + b, n, t->x, NULL);
 		t->args.n = n;
 		t->args.y = NULL;
-		nnrt_run(m->infer, &t->args);
+		run_gathered(t, m->infer, d, t->order + b, n);
 		for (int64_t i = 0; i < n; i++) {
 			const float *out = t->out + i * m->output_size;
 			if (m->loss == NNRT_LOSS_SOFTMAX_XENT) {

@@ -38,6 +38,8 @@ nnc_source *th_make_source(const char *path, const char *text)
 	return src;
 }
 
+int64_t th_chunks;
+
 ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 {
 	nnc_source *src = th_make_source(path, text);
@@ -53,6 +55,7 @@ ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 	nnc_add_inference_tail(g);
 	if (fuse)
 		nnc_fuse(g);
+	g->chunks = th_chunks;
 	nnc_plan(g);
 	return g;
 }

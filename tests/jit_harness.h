@@ -34,6 +34,8 @@ nnc_source *th_make_source(const char *path, const char *text);
  * claims to live at `path`; fails the test with the diagnostics if the
  * program does not compile. */
 ir_graph *th_build_graph(const char *path, const char *text, bool fuse);
+/* Chunks th_build_graph asks the planner for (nnc --chunks); 0: the default. */
+extern int64_t th_chunks;
 
 typedef struct jitted {
 	ir_graph *g;

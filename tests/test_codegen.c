@@ -885,20 +885,37 @@ Test(ir, every_fusable_activation_is_fused)
 	}
 }
 
-/* Floats a tensor occupies: batch rows (bpad for batch-innermost tensors). */
+/* Floats a tensor occupies: a chunk's rows (bpad for batch-innermost tensors). */
 static int64_t ws_floats_of(ir_graph *g, const ir_node *n)
 {
 	if (!n->batched)
 		return n->size;
-	return n->size * (n->layout == LAYOUT_CN ? g->bpad : g->batch);
+	return n->size * (n->layout == LAYOUT_CN ? g->bpad : g->cbatch);
 }
 
-/* Checks the workspace plan of nodes [lo, hi): every ST_WS tensor lies in
- * [0, ws_floats) at a 16-float boundary, and two tensors whose lifetimes
- * (definition to last reader in [lo, hi)) overlap do not share memory.
+/* Checks the workspace plan of nodes [lo, hi): the regions (unbatched
+ * tensors, partial gradients, partial metrics, chunks) follow each other
+ * inside ws_floats; every ST_WS tensor lies in its region (unbatched: the
+ * first; batched: a chunk, at an offset from the chunk's start) at a
+ * 16-float boundary; two tensors of one region whose lifetimes (definition
+ * to last reader in [lo, hi)) overlap do not share memory, and with several
+ * chunks unbatched tensors (written before the chunks run) share with none.
  * Returns NULL or the first violation (arena). */
 static const char *plan_violation(ir_graph *g, int lo, int hi)
 {
+	bool chunked = g->chunks > 1;
+	if (g->chunks < 1 || g->cbatch * g->chunks < g->batch || g->bpad < g->cbatch || g->bpad % 16)
+		return nnc_sprintf("%lld chunks of %lld samples (bpad %lld) for batch %lld", (long long)g->chunks,
+				   (long long)g->cbatch, (long long)g->bpad, (long long)g->batch);
+	if (g->ws_partials < g->ws_shared ||
+	    g->ws_metrics < g->ws_partials + (chunked ? (g->chunks - 1) * g->param_floats : 0) ||
+	    g->ws_chunk0 < g->ws_metrics + (chunked ? 4 * g->chunks : 0) ||
+	    g->ws_chunk0 + g->chunks * g->ws_chunk > g->ws_floats || g->ws_chunk0 % 16 || g->ws_chunk % 16)
+		return nnc_sprintf("workspace regions overlap: shared %lld, partials %lld, metrics %lld, chunks %lld x %lld "
+				   "from %lld, total %lld",
+				   (long long)g->ws_shared, (long long)g->ws_partials, (long long)g->ws_metrics,
+				   (long long)g->chunks, (long long)g->ws_chunk, (long long)g->ws_chunk0,
+				   (long long)g->ws_floats);
 	int *last = nnc_alloc(sizeof(int) * (size_t)g->n);
 	for (int i = 0; i < g->n; i++)
 		last[i] = i;
@@ -914,17 +931,17 @@ static const char *plan_violation(ir_graph *g, int lo, int hi)
 		ir_node *a = &g->nodes[i];
 		if (a->dead || a->storage != ST_WS)
 			continue;
-		int64_t asz = ws_floats_of(g, a);
-		if (a->offset < 0 || a->offset % 16 || a->offset + asz > g->ws_floats)
-			return nnc_sprintf("%%%d %s: [%lld, %lld) is misplaced in a workspace of %lld", i,
-					   ir_op_name(a->op), (long long)a->offset, (long long)(a->offset + asz),
-					   (long long)g->ws_floats);
+		int64_t asz = ws_floats_of(g, a), region = a->batched ? g->ws_chunk : g->ws_shared;
+		if (a->offset < 0 || a->offset % 16 || a->offset + asz > region)
+			return nnc_sprintf("%%%d %s: [%lld, %lld) is misplaced in a region of %lld", i, ir_op_name(a->op),
+					   (long long)a->offset, (long long)(a->offset + asz), (long long)region);
 		for (int j = i + 1; j < hi; j++) {
 			ir_node *b = &g->nodes[j];
-			if (b->dead || b->storage != ST_WS)
+			if (b->dead || b->storage != ST_WS || b->batched != a->batched)
 				continue;
 			int64_t bsz = ws_floats_of(g, b);
-			bool live_together = j <= last[i]; /* b is defined while a is still read */
+			/* b is defined while a is still read */
+			bool live_together = j <= last[i] || (chunked && !a->batched);
 			bool share = a->offset < b->offset + bsz && b->offset < a->offset + asz;
 			if (live_together && share)
 				return nnc_sprintf("%%%d %s [%lld, %lld) (last read by %%%d) overlaps %%%d %s [%lld, %lld)",
@@ -970,7 +987,7 @@ Test(plan, the_checker_catches_an_overlap)
 			continue;
 		for (int k = 0; k < n->nin; k++) {
 			ir_node *o = &g->nodes[n->in[k]];
-			if (o->storage == ST_WS) {
+			if (o->storage == ST_WS && o->batched == n->batched) {
 				n->offset = o->offset;
 				broke = true;
 				break;

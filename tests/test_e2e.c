@@ -127,7 +127,9 @@ Test(e2e, mlp_fashion_mnist_five_epochs, .timeout = 600)
 	char *out;
 	cr_assert_eq(sh_run(&out, "'%s/mlp' --epochs 5", tmpdir), 0);
 	double acc = last_value(out, "test_acc");
-	cr_expect_geq(acc, 0.86, "MLP test accuracy after 5 epochs %.4f < 0.86\n%s", acc, out);
+	/* 0.8594 (PyTorch: 0.8587 with the same seed); a network that does not
+	 * learn its hidden layer stays near 0.84 */
+	cr_expect_geq(acc, 0.855, "MLP test accuracy after 5 epochs %.4f < 0.855\n%s", acc, out);
 	free(out);
 }
 
