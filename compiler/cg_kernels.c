@@ -35,22 +35,37 @@ typedef struct gemm_spec {
 	int64_t ldy;
 } gemm_spec;
 
+/* A slice [k0, k1) of the reduction; the first starts from zero, the others
+ * from the partial sums in C; only the last applies the epilogue. */
+typedef struct kslice {
+	LLVMValueRef k0, k1;
+	bool first, last;
+} kslice;
+
 /* One register tile: rows [m0, m0+mr), vectors [j0, j0 + 16 nv), the last
- * vector masked to `tail` lanes (16 = full). */
-static void gemm_tile(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueRef j0, int mr, int nv, int tail)
+ * vector masked to `tail` lanes (16 = full), over the slice ks of k. */
+static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValueRef m0, LLVMValueRef j0, int mr,
+		      int nv, int tail)
 {
 	LLVMValueRef acc[16][4];
+	LLVMValueRef tmask = tail < CG_VW ? cg_mask(c, tail) : NULL;
 	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < nv; v++) {
 			acc[r][v] = cg_alloca(c, c->v16, "acc");
-			cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
+			LLVMValueRef init = LLVMConstNull(c->v16);
+			if (!ks->first) {
+				LLVMValueRef m = LLVMBuildAdd(c->B, m0, cg_i64(c, r), "");
+				LLVMValueRef j = LLVMBuildAdd(c->B, j0, cg_i64(c, 16 * v), "");
+				LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, "");
+				init = cg_vload(c, cg_gep(c, s->c, co), v == nv - 1 ? tmask : NULL);
+			}
+			cg_store(c, init, acc[r][v]);
 		}
-	LLVMValueRef tmask = tail < CG_VW ? cg_mask(c, tail) : NULL;
 	/* row base offsets of A for each r: (m0 + r) * sam */
 	LLVMValueRef arow[16];
 	for (int r = 0; r < mr; r++)
 		arow[r] = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, m0, cg_i64(c, r), ""), cg_i64(c, s->sam), "");
-	cg_loop k = cg_loop_begin(c, cg_i64(c, 0), s->K, 1);
+	cg_loop k = cg_loop_begin(c, ks->k0, ks->k1, 1);
 	{
 		LLVMValueRef brow = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, k.i, cg_i64(c, s->ldb), ""), j0, "");
 		LLVMValueRef bv[4];
@@ -69,7 +84,7 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueR
 	cg_loop_end(c, &k);
 	/* epilogue, part 1 (unrolled): accumulators + bias, stored once */
 	LLVMValueRef bias[4] = {0};
-	if (s->bias)
+	if (s->bias && ks->last)
 		for (int v = 0; v < nv; v++)
 			bias[v] = cg_vload(c, cg_gep(c, s->bias, LLVMBuildAdd(c->B, j0, cg_i64(c, 16 * v), "")),
 					   v == nv - 1 ? tmask : NULL);
@@ -78,7 +93,7 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueR
 		for (int v = 0; v < nv; v++) {
 			LLVMValueRef j = LLVMBuildAdd(c->B, j0, cg_i64(c, 16 * v), "");
 			LLVMValueRef x = cg_load(c, c->v16, acc[r][v]);
-			if (s->bias)
+			if (bias[v])
 				x = LLVMBuildFAdd(c->B, x, bias[v], "");
 			LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, "");
 			cg_vstore(c, x, cg_gep(c, s->c, co), v == nv - 1 ? tmask : NULL);
@@ -86,7 +101,7 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueR
 	}
 	/* part 2: the activation (or its derivative) over the tile while it is
 	 * in L1, out of line (see cg_call_epilogue) */
-	if (!s->act && !s->dact)
+	if ((!s->act && !s->dact) || !ks->last)
 		return;
 	LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m0, cg_i64(c, s->ldc), ""), j0, "");
 	LLVMValueRef yp = NULL;
@@ -96,27 +111,67 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueR
 }
 
 /* Rows of a block: a full tile when all mr rows exist, else one row at a time. */
-static void gemm_rows(cg_ctx *c, const gemm_spec *s, LLVMValueRef m0, LLVMValueRef j0, int mr, int nv, int tail)
+static void gemm_rows(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValueRef m0, LLVMValueRef j0, int mr,
+		      int nv, int tail)
 {
 	if (LLVMIsAConstantInt(s->M) && LLVMConstIntGetSExtValue(s->M) % mr == 0) {
-		gemm_tile(c, s, m0, j0, mr, nv, tail); /* every block is full */
+		gemm_tile(c, s, ks, m0, j0, mr, nv, tail); /* every block is full */
 		return;
 	}
 	LLVMValueRef rows = cg_min_i64(c, cg_i64(c, mr), LLVMBuildSub(c->B, s->M, m0, ""));
 	cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, rows, cg_i64(c, mr), ""));
-	gemm_tile(c, s, m0, j0, mr, nv, tail);
+	gemm_tile(c, s, ks, m0, j0, mr, nv, tail);
 	cg_if_else(c, &f);
 	cg_loop r = cg_loop_begin(c, cg_i64(c, 0), rows, 1);
-	gemm_tile(c, s, LLVMBuildAdd(c->B, m0, r.i, ""), j0, 1, nv, tail);
+	gemm_tile(c, s, ks, LLVMBuildAdd(c->B, m0, r.i, ""), j0, 1, nv, tail);
 	cg_loop_end(c, &r);
 	cg_if_end(c, &f);
+}
+
+/* The row blocks [b0, b1) of one column block over the slice ks. */
+static void gemm_block_rows(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValueRef b0, LLVMValueRef b1,
+			    LLVMValueRef j0, int mr, int nv, int tail)
+{
+	cg_loop b = cg_loop_begin(c, b0, b1, 1);
+	gemm_rows(c, s, ks, LLVMBuildMul(c->B, b.i, cg_i64(c, mr), ""), j0, mr, nv, tail);
+	cg_loop_end(c, &b);
+}
+
+/* Reduction slices: a long constant K is cut so that the slice of B that a
+ * column block reads (GEMM_KC rows of 16 nv floats) stays in L1 while every
+ * row block of the task uses it; the partial sums wait in C. */
+#define GEMM_L1_BYTES 32768
+/* Row blocks per task: enough rows to reuse a slice of B, few enough tasks
+ * per column block to split across threads when there is a single chunk. */
+#define GEMM_ROWS_PER_TASK 64
+
+/* A task: one column block (ji) and a group of row blocks [b0, b1). */
+static void gemm_task(cg_ctx *c, const gemm_spec *s, LLVMValueRef b0, LLVMValueRef b1, LLVMValueRef j0, int mr,
+		      int nv, int tail)
+{
+	int64_t kc = GEMM_L1_BYTES / (nv * CG_VW * 4);
+	if (!LLVMIsAConstantInt(s->K) || LLVMConstIntGetSExtValue(s->K) <= kc + kc / 2) {
+		kslice ks = {cg_i64(c, 0), s->K, true, true};
+		gemm_block_rows(c, s, &ks, b0, b1, j0, mr, nv, tail);
+		return;
+	}
+	int64_t K = LLVMConstIntGetSExtValue(s->K), nk = (K + kc - 1) / kc;
+	kc = (K + nk - 1) / nk; /* even slices */
+	for (int64_t q = 0; q < nk; q++) {
+		int64_t k1 = (q + 1) * kc < K ? (q + 1) * kc : K;
+		kslice ks = {cg_i64(c, q * kc), cg_i64(c, k1), q == 0, q == nk - 1};
+		gemm_block_rows(c, s, &ks, b0, b1, j0, mr, nv, tail);
+	}
 }
 
 static void gemm(cg_ctx *c, const gemm_spec *s)
 {
 	int64_t nvec = (s->N + CG_VW - 1) / CG_VW;
-	int nv = nvec >= 4 ? 4 : (int)nvec;
-	int mr = nv == 4 ? 4 : nv == 3 ? 6 : nv == 2 ? 8 : 16;
+	/* 8 x 48 floats: 24 accumulators, 3 loads of B and 8 broadcasts of A per
+	 * 24 FMAs (measured faster than 4 x 64 and 6 x 64 on a 784-128 layer);
+	 * 8 rows divide the usual chunk sizes */
+	int nv = nvec >= 3 ? 3 : (int)nvec;
+	int mr = nv == 1 ? 16 : 8;
 	while (mr > 1 && s->mmax < mr)
 		mr /= 2;
 	int64_t jw = (int64_t)nv * CG_VW;
@@ -125,26 +180,29 @@ static void gemm(cg_ctx *c, const gemm_spec *s)
 	int64_t last_cols = s->N - (nj - 1) * jw;
 	int last_nv = (int)((last_cols + CG_VW - 1) / CG_VW);
 	int last_tail = (int)(last_cols - (int64_t)(last_nv - 1) * CG_VW);
+	int64_t group = GEMM_ROWS_PER_TASK / mr > 1 ? GEMM_ROWS_PER_TASK / mr : 1; /* row blocks per task */
 
 	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
-	LLVMValueRef ntasks = LLVMBuildMul(c->B, mb, cg_i64(c, nj), "");
+	LLVMValueRef ng = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, mb, cg_i64(c, group - 1), ""), cg_i64(c, group), "");
+	LLVMValueRef ntasks = LLVMBuildMul(c->B, ng, cg_i64(c, nj), "");
 	LLVMValueRef lo, hi;
 	cg_partition(c, ntasks, &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
 	{
-		LLVMValueRef bi = LLVMBuildSDiv(c->B, t.i, cg_i64(c, nj), "");
+		LLVMValueRef gi = LLVMBuildSDiv(c->B, t.i, cg_i64(c, nj), "");
 		LLVMValueRef ji = LLVMBuildSRem(c->B, t.i, cg_i64(c, nj), "");
-		LLVMValueRef m0 = LLVMBuildMul(c->B, bi, cg_i64(c, mr), "");
+		LLVMValueRef b0 = LLVMBuildMul(c->B, gi, cg_i64(c, group), "");
+		LLVMValueRef b1 = cg_min_i64(c, mb, LLVMBuildAdd(c->B, b0, cg_i64(c, group), ""));
 		LLVMValueRef j0 = LLVMBuildMul(c->B, ji, cg_i64(c, jw), "");
 		if (last_nv == nv && last_tail == CG_VW) {
-			gemm_rows(c, s, m0, j0, mr, nv, CG_VW);
+			gemm_task(c, s, b0, b1, j0, mr, nv, CG_VW);
 		} else if (nj == 1) {
-			gemm_rows(c, s, m0, j0, mr, last_nv, last_tail);
+			gemm_task(c, s, b0, b1, j0, mr, last_nv, last_tail);
 		} else {
 			cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, ji, cg_i64(c, nj - 1), ""));
-			gemm_rows(c, s, m0, j0, mr, last_nv, last_tail);
+			gemm_task(c, s, b0, b1, j0, mr, last_nv, last_tail);
 			cg_if_else(c, &f);
-			gemm_rows(c, s, m0, j0, mr, nv, CG_VW);
+			gemm_task(c, s, b0, b1, j0, mr, nv, CG_VW);
 			cg_if_end(c, &f);
 		}
 	}

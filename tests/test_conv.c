@@ -205,9 +205,20 @@ static const net nets[] = {
 	/* the same with a batch of 33 (three vectors: register tiles of 8
 	 * filters) */
 	{"lenet33", LENET_SRC(33), LENET_LAYERS, {33, 20}, 6},
+	/* dense layers only, sample-major input: 300 inputs cut the reduction
+	 * of the first product in two slices (cg_kernels.c gemm_task); 53
+	 * outputs leave a 5-lane column block; 21 samples in chunks of 11 leave
+	 * rows outside the 8-row tiles */
+	{"widedense",
+	 "model widedense\n"
+	 "input x : f32[3, 10, 10]\n"
+	 "label y : class(5)\n"
+	 "logits = x |> flatten |> dense(53) |> relu |> dense(5)\n" TRAIN_BLOCK(21),
+	 {DENSE("dense1", 53), LAYER(L_RELU), DENSE("dense2", 5)},
+	 {21, 13}, 8},
 };
 
-enum { NET_STRIDED, NET_SAMEPOOL, NET_SIGSTACK, NET_LENET, NET_LENET33 };
+enum { NET_STRIDED, NET_SAMEPOOL, NET_SIGSTACK, NET_LENET, NET_LENET33, NET_WIDEDENSE };
 
 /* ---- the reference ---------------------------------------------------- */
 
@@ -993,6 +1004,7 @@ Test(conv, sigstack) { check_net(NET_SIGSTACK, 2, 2); }
 /* batch 8: conv2's 16 filters form one 16-row register tile */
 Test(conv, lenet) { check_net(NET_LENET, 2, 2); }
 Test(conv, lenet33) { check_net(NET_LENET33, 2, 2); }
+Test(conv, widedense) { check_net(NET_WIDEDENSE, 0, 0); }
 
 /* ---- the parallel schedule ------------------------------------------------
  * Chunks (plan.c) change only the order in which per-chunk gradient sums are
