@@ -388,7 +388,7 @@ static void lower_op(cg_ctx *c, int id)
 {
 	ir_node *n = &c->g->nodes[id];
 	char name[64];
-	snprintf(name, sizeof name, "op%d.%s", id, ir_op_name(n->op));
+	snprintf(name, sizeof name, "%sop%d.%s", c->g == c->opt->small ? "small." : "", id, ir_op_name(n->op));
 	LLVMValueRef fn = LLVMAddFunction(c->M, name, c->op_fn_t);
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	set_fn_attrs(c, fn);
@@ -563,6 +563,53 @@ static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n
 			call_op(c, ids[j], c->tid, c->nth, ck0);
 			tick(c, c->op_index[ids[j]]);
 		}
+	LLVMBuildRetVoid(c->B);
+	return fn;
+}
+
+/* Nodes needed to compute `root` (its ancestors), in order. */
+static int collect_ancestors(ir_graph *g, int root, int *ids);
+
+/* infer() for n <= NNC_SMALL_BATCH: the ops of the sample-major copy
+ * (small.c), run by thread 0 alone; the other threads return at once. */
+static LLVMValueRef emit_infer(cg_ctx *c, const char *name, const int *ids, int n)
+{
+	LLVMValueRef big = emit_body(c, nnc_sprintf("%s.batch", name), ids, n);
+	ir_graph *g = c->g, *s = c->opt->small;
+	if (!s)
+		return big;
+	LLVMValueRef *fns = op_fns;
+	op_fns = nnc_alloc(sizeof(LLVMValueRef) * (size_t)s->n);
+	int *sids = nnc_alloc(sizeof(int) * (size_t)s->n);
+	c->g = s;
+	int ns = collect_ancestors(s, s->output, sids);
+	for (int k = 0; k < ns; k++)
+		lower_op(c, sids[k]);
+	LLVMValueRef small = LLVMAddFunction(c->M, nnc_sprintf("%s.few", name), c->body_fn_t);
+	LLVMSetLinkage(small, LLVMInternalLinkage);
+	set_fn_attrs(c, small);
+	begin_fn(c, small);
+	LLVMValueRef ck = chunk_args(c, cg_alloca(c, c->chunk_t, "chunk0"), cg_i64(c, 0), arg_field(c, A_N, c->i64));
+	for (int k = 0; k < ns; k++)
+		call_op(c, sids[k], cg_i32(c, 0), cg_i32(c, 1), ck);
+	LLVMBuildRetVoid(c->B);
+	c->g = g;
+	op_fns = fns;
+
+	LLVMValueRef fn = LLVMAddFunction(c->M, name, c->body_fn_t);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	set_fn_attrs(c, fn);
+	begin_fn(c, fn);
+	LLVMValueRef a[3] = {c->args, c->tid, c->nth};
+	LLVMValueRef few = LLVMBuildICmp(c->B, LLVMIntSLE, arg_field(c, A_N, c->i64), cg_i64(c, NNC_SMALL_BATCH), "");
+	cg_if f = cg_if_begin(c, few);
+	cg_if t0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
+	LLVMValueRef one[3] = {c->args, cg_i32(c, 0), cg_i32(c, 1)};
+	LLVMBuildCall2(c->B, c->body_fn_t, small, one, 3, "");
+	cg_if_end(c, &t0);
+	cg_if_else(c, &f);
+	LLVMBuildCall2(c->B, c->body_fn_t, big, a, 3, "");
+	cg_if_end(c, &f);
 	LLVMBuildRetVoid(c->B);
 	return fn;
 }
@@ -820,7 +867,7 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 	eval = emit_body(c, nnc_sprintf("%s_eval_step", prefix), ids, n);
 	if (g->output >= 0) {
 		n = collect_ancestors(g, g->output, ids);
-		infer = emit_body(c, nnc_sprintf("%s_infer", prefix), ids, n);
+		infer = emit_infer(c, nnc_sprintf("%s_infer", prefix), ids, n);
 	}
 	emit_model(c, prefix, train, eval, infer, ops, n_ops);
 	LLVMDisposeBuilder(c->B);

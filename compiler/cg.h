@@ -29,6 +29,7 @@ typedef struct cg_options {
 	bool inference_only; /* leave out train_step */
 	const char *prefix;  /* symbol prefix, default: model name */
 	bool profile;        /* bodies call nnrt_prof_tick after every op */
+	ir_graph *small;     /* nnc_small_batch(): infer() runs it for few samples; or NULL */
 } cg_options;
 
 typedef struct cg_ctx {

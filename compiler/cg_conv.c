@@ -172,9 +172,155 @@ static void conv_fwd_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef
 	cg_loop_end(c, &ow);
 }
 
+/* ---- sample-major convolution (small.c: inference on a few samples) ----
+ * One sample at a time; register tiles of mr filters x nv vectors of 16
+ * consecutive output columns of one output row.  Input columns are loaded
+ * as vectors (a gather for a column stride > 1) with the lanes that fall in
+ * the padding or past the row masked off. */
+
+static LLVMValueRef isplat(cg_ctx *c, LLVMValueRef v)
+{
+	LLVMTypeRef vt = LLVMVectorType(c->i64, CG_VW);
+	LLVMValueRef one = LLVMBuildInsertElement(c->B, LLVMGetPoison(vt), v, cg_i32(c, 0), "");
+	return LLVMBuildShuffleVector(c->B, one, LLVMGetPoison(vt), LLVMConstNull(LLVMVectorType(c->i32, CG_VW)), "");
+}
+
+/* Lanes l of the vector of outputs ow0 + l that exist (ow0 + l < OW) and
+ * read an input column inside the image for tap kw. */
+static LLVMValueRef nc_lanes(cg_ctx *c, const conv_geo *G, LLVMValueRef ow0, int64_t kw)
+{
+	LLVMValueRef e[CG_VW];
+	for (int i = 0; i < CG_VW; i++)
+		e[i] = LLVMConstInt(c->i64, (unsigned long long)i, 0);
+	LLVMValueRef ow = add(c, LLVMConstVector(e, CG_VW), isplat(c, ow0));
+	/* iw = ow*SW - PW + kw */
+	LLVMValueRef iw = add(c, mul(c, ow, isplat(c, cg_i64(c, G->SW))), isplat(c, cg_i64(c, kw - G->PW)));
+	LLVMValueRef in_row = LLVMBuildAnd(c->B, LLVMBuildICmp(c->B, LLVMIntSGE, iw, LLVMConstNull(LLVMTypeOf(iw)), ""),
+					   LLVMBuildICmp(c->B, LLVMIntSLT, iw, isplat(c, cg_i64(c, G->W)), ""), "");
+	LLVMValueRef exists = LLVMBuildICmp(c->B, LLVMIntSLT, ow, isplat(c, cg_i64(c, G->OW)), "");
+	return LLVMBuildAnd(c->B, in_row, exists, "");
+}
+
+/* 16 input values x[row + (ow0 + l)*SW - PW + kw] under mask, 0 elsewhere. */
+static LLVMValueRef nc_load(cg_ctx *c, const conv_geo *G, LLVMValueRef row, LLVMValueRef ow0, int64_t kw,
+			    LLVMValueRef mask)
+{
+	LLVMValueRef first = addk(c, mulk(c, ow0, G->SW), kw - G->PW);
+	/* may point before the row (not inbounds): only the masked lanes are read */
+	LLVMValueRef p = LLVMBuildGEP2(c->B, c->f32, row, &first, 1, "");
+	if (G->SW == 1)
+		return cg_vload(c, p, mask);
+	LLVMValueRef e[CG_VW];
+	for (int i = 0; i < CG_VW; i++)
+		e[i] = LLVMConstInt(c->i64, (unsigned long long)(i * G->SW), 0);
+	LLVMValueRef ptrs = LLVMBuildGEP2(c->B, c->f32, p, (LLVMValueRef[]){LLVMConstVector(e, CG_VW)}, 1, "");
+	LLVMTypeRef over[2] = {c->v16, LLVMVectorType(c->ptr, CG_VW)};
+	LLVMValueRef a[4] = {ptrs, cg_i32(c, 4), mask, LLVMConstNull(c->v16)};
+	return cg_call_intr(c, "llvm.masked.gather", over, 2, a, 4);
+}
+
+static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt, LLVMValueRef Bias,
+			 LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef owb, int mr, int nv)
+{
+	LLVMValueRef acc[24][4];
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < nv; v++) {
+			acc[r][v] = cg_alloca(c, c->v16, "acc");
+			cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
+		}
+	LLVMValueRef khlo, khhi;
+	tap_range(c, oh, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
+	cg_loop ci = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->C), 1);
+	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
+	LLVMValueRef ih = add(c, sub(c, mulk(c, oh, G->SH), cg_i64(c, G->PH)), kh.i);
+	LLVMValueRef row = cg_gep(c, X, mulk(c, add(c, mulk(c, ci.i, G->H), ih), G->W));
+	LLVMValueRef wrow = add(c, mulk(c, ci.i, G->KH * G->KW), mulk(c, kh.i, G->KW));
+	for (int64_t kw = 0; kw < G->KW; kw++) {
+		LLVMValueRef xv[4];
+		for (int v = 0; v < nv; v++) {
+			LLVMValueRef ow0 = addk(c, owb, 16 * v);
+			xv[v] = nc_load(c, G, row, ow0, kw, nc_lanes(c, G, ow0, kw));
+		}
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef wo = add(c, mulk(c, addk(c, f0, r), G->C * G->KH * G->KW), addk(c, wrow, kw));
+			LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
+			for (int v = 0; v < nv; v++)
+				cg_store(c, cg_fma(c, wv, xv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
+		}
+	}
+	cg_loop_end(c, &kh);
+	cg_loop_end(c, &ci);
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef fr = addk(c, f0, r);
+		LLVMValueRef bv = Bias ? cg_splat(c, cg_load(c, c->f32, cg_gep(c, Bias, fr))) : NULL;
+		LLVMValueRef yrow = cg_gep(c, Y, mulk(c, add(c, mulk(c, fr, G->OH), oh), G->OW));
+		for (int v = 0; v < nv; v++) {
+			LLVMValueRef val = cg_load(c, c->v16, acc[r][v]);
+			if (bv)
+				val = LLVMBuildFAdd(c->B, val, bv, "");
+			val = cg_act(c, n->act, val);
+			LLVMValueRef ow0 = addk(c, owb, 16 * v);
+			LLVMValueRef left = sub(c, cg_i64(c, G->OW), ow0);
+			cg_vstore(c, val, cg_gep(c, yrow, ow0), cg_mask_dyn(c, left));
+		}
+	}
+}
+
+/* Tasks: (sample, filter block, output row, block of up to 64 columns). */
+static void lower_conv_nc(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	conv_geo G = geometry(x, n, n->ia);
+	int64_t nvt = (G.OW + 15) / 16;
+	int nv = nvt < 4 ? (int)nvt : 4, mr = tile_mr(G.F, nv);
+	int64_t ncb = (nvt + nv - 1) / nv, lastv = nvt - (ncb - 1) * nv;
+	int64_t nfb = (G.F + mr - 1) / mr, last = G.F - (nfb - 1) * mr;
+	LLVMValueRef X = cg_tensor(c, x), Wt = cg_tensor(c, operand(c, n, 1)), Y = cg_tensor(c, n);
+	LLVMValueRef Bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	int64_t per = nfb * G.OH * ncb; /* tasks per sample */
+	LLVMValueRef lo, hi;
+	cg_partition(c, mulk(c, cg_batch_n(c), per), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef smp = LLVMBuildSDiv(c->B, t.i, cg_i64(c, per), "");
+	LLVMValueRef rest = LLVMBuildSRem(c->B, t.i, cg_i64(c, per), "");
+	LLVMValueRef fb = LLVMBuildSDiv(c->B, rest, cg_i64(c, G.OH * ncb), "");
+	rest = LLVMBuildSRem(c->B, rest, cg_i64(c, G.OH * ncb), "");
+	LLVMValueRef oh = LLVMBuildSDiv(c->B, rest, cg_i64(c, ncb), ""), cb = LLVMBuildSRem(c->B, rest, cg_i64(c, ncb), "");
+	LLVMValueRef Xs = cg_gep(c, X, mulk(c, smp, x->size)), Ys = cg_gep(c, Y, mulk(c, smp, n->size));
+	LLVMValueRef f0 = mulk(c, fb, mr), owb = mulk(c, cb, 16 * nv);
+	/* four shapes: last filter block or not, last column block or not */
+	LLVMValueRef lastf = LLVMBuildICmp(c->B, LLVMIntEQ, fb, cg_i64(c, nfb - 1), "");
+	LLVMValueRef lastc = LLVMBuildICmp(c->B, LLVMIntEQ, cb, cg_i64(c, ncb - 1), "");
+	for (int fl = 0; fl < 2; fl++) {
+		if (fl == 1 && last == mr)
+			break;
+		cg_if ff = {0};
+		bool fsplit = last != mr;
+		if (fsplit)
+			ff = cg_if_begin(c, fl == 0 ? LLVMBuildNot(c->B, lastf, "") : lastf);
+		int rows = fl == 0 ? mr : (int)last;
+		if (lastv == nv) {
+			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, nv);
+		} else {
+			cg_if fc = cg_if_begin(c, lastc);
+			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, (int)lastv);
+			cg_if_else(c, &fc);
+			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, nv);
+			cg_if_end(c, &fc);
+		}
+		if (fsplit)
+			cg_if_end(c, &ff);
+	}
+	cg_loop_end(c, &t);
+}
+
 /* y[f][oh][ow] = act(b[f] + sum_{c,kh,kw} w[f][c][kh][kw] x[c][oh*sh-ph+kh][ow*sw-pw+kw]) */
 void lower_conv(cg_ctx *c, ir_node *n)
 {
+	if (operand(c, n, 0)->layout == LAYOUT_NC) {
+		lower_conv_nc(c, n);
+		return;
+	}
 	if (c->opt->naive) {
 		naive_conv(c, n);
 		return;
@@ -521,6 +667,44 @@ void lower_conv_bg(cg_ctx *c, ir_node *n)
 
 /* ---- pooling ---- */
 
+/* Sample-major pooling (small.c): scalar code, one output at a time; tasks
+ * are (sample, channel, output row). */
+static void lower_pool_nc(cg_ctx *c, ir_node *n, int64_t KH, int64_t KW, int64_t SH, int64_t SW, int64_t OH, int64_t OW)
+{
+	ir_node *x = operand(c, n, 0);
+	int64_t C = x->dims[0], H = x->dims[1], W = x->dims[2];
+	bool max = n->op == IR_MAXPOOL;
+	LLVMValueRef X = cg_tensor(c, x), Y = cg_tensor(c, n), lo, hi;
+	cg_partition(c, mulk(c, cg_batch_n(c), C * OH), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef plane = LLVMBuildSDiv(c->B, t.i, cg_i64(c, OH), ""); /* sample * C + channel */
+	LLVMValueRef oh = LLVMBuildSRem(c->B, t.i, cg_i64(c, OH), "");
+	cg_loop ow = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, OW), 1);
+	{
+		LLVMValueRef acc = cg_alloca(c, c->f32, "acc");
+		cg_store(c, cg_f32(c, max ? -__builtin_inff() : 0.0), acc);
+		cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KH), 1);
+		LLVMValueRef ih = add(c, mulk(c, oh, SH), i.i);
+		cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KW), 1);
+		{
+			LLVMValueRef iw = add(c, mulk(c, ow.i, SW), j.i);
+			LLVMValueRef xv = cg_load(c, c->f32, cg_gep(c, X, add(c, mulk(c, add(c, mulk(c, plane, H), ih), W), iw)));
+			LLVMValueRef a = cg_load(c, c->f32, acc);
+			cg_store(c, max ? LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, xv, a, ""), xv, a, "")
+					: LLVMBuildFAdd(c->B, a, xv, ""),
+				 acc);
+		}
+		cg_loop_end(c, &j);
+		cg_loop_end(c, &i);
+		LLVMValueRef r = cg_load(c, c->f32, acc);
+		if (!max)
+			r = LLVMBuildFMul(c->B, r, cg_f32(c, 1.0 / (double)(KH * KW)), "");
+		cg_store(c, r, cg_gep(c, Y, add(c, mulk(c, add(c, mulk(c, plane, OH), oh), OW), ow.i)));
+	}
+	cg_loop_end(c, &ow);
+	cg_loop_end(c, &t);
+}
+
 /* Forward pooling; tasks are channels.  Sample vectors up to ceil(n/16). */
 void lower_pool(cg_ctx *c, ir_node *n)
 {
@@ -531,6 +715,10 @@ void lower_pool(cg_ctx *c, ir_node *n)
 		KH = H, KW = W, SH = SW = 1, OH = OW = 1;
 	} else {
 		KH = n->ia[0], KW = n->ia[1], SH = n->ia[2], SW = n->ia[3], OH = n->dims[1], OW = n->dims[2];
+	}
+	if (x->layout == LAYOUT_NC) {
+		lower_pool_nc(c, n, KH, KW, SH, SW, OH, OW);
+		return;
 	}
 	LLVMValueRef X = cg_tensor(c, x), Y = cg_tensor(c, n), nv = nvec_dyn(c);
 	LLVMValueRef lo, hi;

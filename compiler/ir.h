@@ -184,5 +184,10 @@ typedef enum ir_phase {
 	PHASE_UPDATE, /* the optimizer update: after the chunks */
 } ir_phase;
 ir_phase ir_node_phase(const ir_graph *g, const ir_node *n);
+/* small.c: the sample-major copy of the inference graph that infer() runs
+ * for n <= NNC_SMALL_BATCH samples, planned; NULL when the main graph has no
+ * batch-innermost tensor on the way to the output. */
+#define NNC_SMALL_BATCH 4
+ir_graph *nnc_small_batch(ir_graph *g);
 
 #endif

@@ -280,6 +280,9 @@ static int compile(const options *o)
 	g->chunks = o->chunks;
 	nnc_plan(g);
 	dump_if(o, "plan", g);
+	bool naive = o->naive || o->opt_level == 0;
+	/* infer() on a few samples runs a sample-major copy (small.c) */
+	ir_graph *small = naive ? NULL : nnc_small_batch(g);
 
 	if (o->kind == OUT_IR || o->kind == OUT_DOT || o->kind == OUT_STATS) {
 		nnc_buf b = {0};
@@ -294,7 +297,7 @@ static int compile(const options *o)
 		return rc;
 	}
 
-	cg_options co = {.opt_level = o->opt_level, .naive = o->naive || o->opt_level == 0, .profile = o->profile,
+	cg_options co = {.opt_level = o->opt_level, .naive = naive, .profile = o->profile, .small = small,
 			 .emit_main = o->kind == OUT_EXE,
 			 .inference_only = o->inference_only, .prefix = o->prefix};
 	LLVMContextRef ctx = LLVMContextCreate();

@@ -84,7 +84,7 @@ jitted th_jit(ir_graph *g, bool naive, bool optimise)
 	jit_init();
 	jitted j = {.g = g};
 	j.ctx = LLVMContextCreate();
-	cg_options co = {.opt_level = optimise ? 2 : 0, .naive = naive};
+	cg_options co = {.opt_level = optimise ? 2 : 0, .naive = naive, .small = naive ? NULL : nnc_small_batch(g)};
 	LLVMModuleRef mod = nnc_lower(g, &co, j.ctx);
 	verify_module(mod, "after lowering");
 

@@ -1096,3 +1096,64 @@ Test(schedule, chunks_capped_by_the_batch)
 	cr_assert_eq(g->cbatch, 1);
 	cr_assert_eq(g->bpad, 16);
 }
+
+/* ---- inference on a few samples (small.c) ---------------------------------
+ * infer() with n <= NNC_SMALL_BATCH runs the sample-major copy of the graph:
+ * its own convolution and pooling kernels.  Every net, n = 1 .. 4 and the
+ * first n on the batch-innermost path, on 1 and 2 threads, against the
+ * reference forward pass; outputs past n keep their canary. */
+Test(small_batch, few_samples_match_the_reference, .timeout = 240)
+{
+	for (size_t ni = 0; ni < NELEMS(nets); ni++) {
+		const net *nt = &nets[ni];
+		ir_graph *g = th_build_graph(SRC_PATH, nt->src, true);
+		jitted j = th_jit(g, false, true);
+		/* the convolutional nets get a sample-major copy; widedense needs none */
+		bool conv = nt->L[0].k == L_CONV;
+		cr_assert(conv == (nnc_small_batch(g) != NULL), "%s: sample-major copy %s", nt->name,
+			  conv ? "missing" : "made for a sample-major graph");
+		const nnrt_model *m = j.m;
+		refnet r = ref_bind(nt, m);
+		int64_t K = m->label_size;
+		state s = state_new(m);
+		double *want = malloc(sizeof(double) * (size_t)(m->batch * K));
+		for (int64_t n = 1; n <= NNC_SMALL_BATCH + 1 && n <= m->batch; n++) {
+			th_fill_params(m, s.params, 300 + (uint64_t)n);
+			th_fill_batch(&s, n, 310 + (uint64_t)n);
+			double wm[2];
+			ref_batch(&r, s.params, s.x, (const int32_t *)s.y, n, want, wm, NULL, FAULT_NONE);
+			for (int threads = 1; threads <= 2; threads++) {
+				nnrt_set_threads(threads);
+				run(&s, m->infer, n);
+				for (int64_t i = 0; i < n * K; i++)
+					cr_assert(close_to(s.out[i], want[i], FWD_TOL),
+						  "%s infer, n=%lld, %d threads: p[%lld][%lld] = %.9g, reference %.9g", nt->name,
+						  (long long)n, threads, (long long)(i / K), (long long)(i % K), s.out[i], want[i]);
+			}
+		}
+		nnrt_set_threads(1);
+		free(want);
+		state_free(&s);
+		jit_free(&j);
+	}
+}
+
+/* The copy is sample-major throughout and converts nothing. */
+Test(small_batch, the_copy_has_no_batch_innermost_tensor)
+{
+	ir_graph *g = th_build_graph(SRC_PATH, LENET_SRC(64), true);
+	ir_graph *s = nnc_small_batch(g);
+	cr_assert(s);
+	int convs = 0;
+	for (int i = 0; i < s->n; i++) {
+		ir_node *n = &s->nodes[i];
+		if (n->dead)
+			continue;
+		cr_assert(n->op != IR_TO_CN && n->op != IR_TO_NC, "%%%d converts layouts", i);
+		cr_assert(!n->batched || n->layout == LAYOUT_NC, "%%%d (%s) is batch-innermost", i, ir_op_name(n->op));
+		convs += n->op == IR_CONV2D;
+	}
+	cr_assert_eq(convs, 2);
+	cr_assert_eq(s->nodes[s->output].storage, ST_OUT);
+	cr_assert(g->ws_floats >= s->ws_floats);
+}

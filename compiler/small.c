@@ -1,0 +1,82 @@
+/*
+ * small.c - the sample-major inference graph for a few samples.
+ *
+ * Convolution and pooling keep the batch innermost (CN, docs/architecture.md
+ * "Layouts") so that their kernels fill 16 lanes with 16 samples.  With one
+ * sample, 15 of those lanes compute nothing: inference on a handful of
+ * samples would run at a sixteenth of the machine.  So nnc also compiles the
+ * inference graph a second time, every tensor sample-major (NC), where the
+ * convolution kernels vectorise over output columns instead (cg_conv.c), and
+ * the generated infer() picks that version for n <= NNC_SMALL_BATCH.
+ *
+ * The copy keeps the ancestors of the inference output only, drops the
+ * layout conversions (an NC tensor is stored like the input it came from),
+ * and is planned for NNC_SMALL_BATCH samples in one chunk.  Parameters,
+ * input, output and workspace are the same arrays as the main graph's (the
+ * workspace grows if the copy needs more).
+ */
+#include <string.h>
+
+#include "ir.h"
+
+static bool uses_cn(const ir_graph *g, const bool *need)
+{
+	for (int i = 0; i < g->n; i++)
+		if (need[i] && g->nodes[i].batched && g->nodes[i].layout == LAYOUT_CN)
+			return true;
+	return false;
+}
+
+ir_graph *nnc_small_batch(ir_graph *g)
+{
+	if (g->output < 0)
+		return NULL;
+	bool *need = nnc_alloc((size_t)g->n);
+	need[g->output] = true;
+	for (int i = g->output; i >= 0; i--)
+		if (need[i] && !g->nodes[i].dead)
+			for (int k = 0; k < g->nodes[i].nin; k++)
+				need[g->nodes[i].in[k]] = true;
+	if (!uses_cn(g, need))
+		return NULL; /* the main graph is sample-major already */
+
+	ir_graph *s = nnc_alloc(sizeof *s);
+	*s = *g;
+	s->nodes = nnc_alloc(sizeof(ir_node) * (size_t)g->n);
+	memcpy(s->nodes, g->nodes, sizeof(ir_node) * (size_t)g->n);
+	/* a conversion's users read its operand instead */
+	int *alias = nnc_alloc(sizeof(int) * (size_t)g->n);
+	for (int i = 0; i < s->n; i++) {
+		ir_node *n = &s->nodes[i];
+		alias[i] = i;
+		for (int k = 0; k < n->nin; k++)
+			n->in[k] = alias[n->in[k]];
+		if (!need[i] || n->dead) {
+			n->dead = true;
+			continue;
+		}
+		if (n->op == IR_TO_CN || n->op == IR_TO_NC) {
+			alias[i] = n->in[0];
+			n->dead = true;
+			continue;
+		}
+		n->layout = LAYOUT_NC;
+		if (n->storage == ST_WS)
+			n->storage = ST_NONE; /* planned again below */
+	}
+	/* the output is an alias target now if it was a conversion */
+	int out = alias[g->output];
+	if (out != g->output) {
+		/* the value reaching the output was computed in CN and converted:
+		 * it is now written directly to the caller's array */
+		s->nodes[out].storage = ST_NONE;
+	}
+	s->output = out;
+	s->loss = -1;
+	s->batch = NNC_SMALL_BATCH;
+	s->chunks = 1;
+	nnc_plan(s);
+	if (s->ws_floats > g->ws_floats) /* one workspace serves both */
+		g->ws_floats = s->ws_floats;
+	return s;
+}
