@@ -530,6 +530,30 @@ static void lower_loss(cg_ctx *c, ir_node *n)
 	cg_if_end(c, &only0);
 }
 
+static LLVMValueRef cg_isplat32(cg_ctx *c, LLVMValueRef v)
+{
+	LLVMTypeRef vt = LLVMVectorType(c->i32, CG_VW);
+	LLVMValueRef one = LLVMBuildInsertElement(c->B, LLVMGetPoison(vt), v, cg_i32(c, 0), "");
+	return LLVMBuildShuffleVector(c->B, one, LLVMGetPoison(vt), LLVMConstNull(vt), "");
+}
+
+/* softmax of a row of at most 16 values (the lanes of `mask`), as one
+ * vector: the same operations in the same order as the scalar loops (the
+ * sum is an ordered reduction), so the same results. */
+static LLVMValueRef row_softmax_vec(cg_ctx *c, LLVMValueRef row, LLVMValueRef mask)
+{
+	LLVMTypeRef over[2] = {c->v16, c->ptr};
+	LLVMValueRef la[4] = {row, cg_i32(c, 4), mask, cg_vf32(c, -__builtin_inff())};
+	LLVMValueRef v = cg_call_intr(c, "llvm.masked.load", over, 2, la, 4);
+	LLVMTypeRef vt = c->v16;
+	LLVMValueRef mx = cg_call_intr(c, "llvm.vector.reduce.fmax", &vt, 1, &v, 1);
+	LLVMValueRef e = cgm_exp(c->B, LLVMBuildFSub(c->B, v, cg_splat(c, mx), ""));
+	e = LLVMBuildSelect(c->B, mask, e, LLVMConstNull(c->v16), "");
+	LLVMValueRef ra[2] = {cg_f32(c, 0), e};
+	LLVMValueRef sum = cg_call_intr(c, "llvm.vector.reduce.fadd", &vt, 1, ra, 2);
+	return LLVMBuildFMul(c->B, e, cg_splat(c, fdiv(c, cg_f32(c, 1), sum)), "");
+}
+
 /* Per-row ops split across threads by rows. */
 static void lower_rows(cg_ctx *c, ir_node *n)
 {
@@ -549,6 +573,21 @@ static void lower_rows(cg_ctx *c, ir_node *n)
 		switch (n->op) {
 		case IR_SOFTMAX:
 		case IR_XENT_GRAD: {
+			if (k <= CG_VW) { /* the whole row in one vector */
+				LLVMValueRef mask = cg_mask(c, (int)k);
+				LLVMValueRef v = row_softmax_vec(c, row, mask);
+				if (n->op == IR_XENT_GRAD) {
+					LLVMValueRef e[CG_VW];
+					for (int i = 0; i < CG_VW; i++)
+						e[i] = cg_i32(c, i);
+					LLVMValueRef cls = LLVMBuildTrunc(c->B, label_class(c, pb, r.i), c->i32, "");
+					LLVMValueRef lane = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMConstVector(e, CG_VW), cg_isplat32(c, cls), "");
+					LLVMValueRef hot = LLVMBuildUIToFP(c->B, lane, c->v16, "");
+					v = LLVMBuildFDiv(c->B, LLVMBuildFSub(c->B, v, hot, ""), cg_splat(c, nf), "");
+				}
+				cg_vstore(c, v, out, mask);
+				break;
+			}
 			LLVMValueRef mx;
 			row_max(c, row, k, &mx, NULL);
 			LLVMValueRef inv = fdiv(c, cg_f32(c, 1), row_sumexp(c, row, k, mx));
