@@ -36,11 +36,15 @@ typedef struct gemm_spec {
 } gemm_spec;
 
 /* A slice [k0, k1) of the reduction; the first starts from zero, the others
- * from the partial sums in C; only the last applies the epilogue. */
+ * from the partial sums in C; only the last applies the epilogue.  first and
+ * last are i1 values (constants when K is not cut). */
 typedef struct kslice {
 	LLVMValueRef k0, k1;
-	bool first, last;
+	LLVMValueRef first, last;
 } kslice;
+
+static bool is_true(LLVMValueRef v) { return LLVMIsAConstantInt(v) && LLVMConstIntGetZExtValue(v); }
+static bool is_false(LLVMValueRef v) { return LLVMIsAConstantInt(v) && !LLVMConstIntGetZExtValue(v); }
 
 /* One register tile: rows [m0, m0+mr), vectors [j0, j0 + 16 nv), the last
  * vector masked to `tail` lanes (16 = full), over the slice ks of k. */
@@ -53,11 +57,12 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValue
 		for (int v = 0; v < nv; v++) {
 			acc[r][v] = cg_alloca(c, c->v16, "acc");
 			LLVMValueRef init = LLVMConstNull(c->v16);
-			if (!ks->first) {
+			if (!is_true(ks->first)) { /* C holds this slice's start (read, unused, on the first) */
 				LLVMValueRef m = LLVMBuildAdd(c->B, m0, cg_i64(c, r), "");
 				LLVMValueRef j = LLVMBuildAdd(c->B, j0, cg_i64(c, 16 * v), "");
 				LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, "");
-				init = cg_vload(c, cg_gep(c, s->c, co), v == nv - 1 ? tmask : NULL);
+				LLVMValueRef part = cg_vload(c, cg_gep(c, s->c, co), v == nv - 1 ? tmask : NULL);
+				init = LLVMBuildSelect(c->B, ks->first, init, part, "");
 			}
 			cg_store(c, init, acc[r][v]);
 		}
@@ -84,10 +89,12 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValue
 	cg_loop_end(c, &k);
 	/* epilogue, part 1 (unrolled): accumulators + bias, stored once */
 	LLVMValueRef bias[4] = {0};
-	if (s->bias && ks->last)
-		for (int v = 0; v < nv; v++)
+	if (s->bias && !is_false(ks->last))
+		for (int v = 0; v < nv; v++) {
 			bias[v] = cg_vload(c, cg_gep(c, s->bias, LLVMBuildAdd(c->B, j0, cg_i64(c, 16 * v), "")),
 					   v == nv - 1 ? tmask : NULL);
+			bias[v] = LLVMBuildSelect(c->B, ks->last, bias[v], LLVMConstNull(c->v16), "");
+		}
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef m = LLVMBuildAdd(c->B, m0, cg_i64(c, r), "");
 		for (int v = 0; v < nv; v++) {
@@ -101,13 +108,15 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValue
 	}
 	/* part 2: the activation (or its derivative) over the tile while it is
 	 * in L1, out of line (see cg_call_epilogue) */
-	if ((!s->act && !s->dact) || !ks->last)
+	if ((!s->act && !s->dact) || is_false(ks->last))
 		return;
+	cg_if lf = cg_if_begin(c, ks->last);
 	LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m0, cg_i64(c, s->ldc), ""), j0, "");
 	LLVMValueRef yp = NULL;
 	if (s->dact)
 		yp = cg_gep(c, s->y, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m0, cg_i64(c, s->ldy), ""), j0, ""));
 	cg_call_epilogue(c, s->act, s->dact, nv, tail, cg_gep(c, s->c, co), s->ldc, yp, s->ldy, cg_i64(c, mr));
+	cg_if_end(c, &lf);
 }
 
 /* Rows of a block: a full tile when all mr rows exist, else one row at a time. */
@@ -151,17 +160,20 @@ static void gemm_task(cg_ctx *c, const gemm_spec *s, LLVMValueRef b0, LLVMValueR
 {
 	int64_t kc = GEMM_L1_BYTES / (nv * CG_VW * 4);
 	if (!LLVMIsAConstantInt(s->K) || LLVMConstIntGetSExtValue(s->K) <= kc + kc / 2) {
-		kslice ks = {cg_i64(c, 0), s->K, true, true};
+		LLVMValueRef yes = LLVMConstInt(c->i1, 1, 0);
+		kslice ks = {cg_i64(c, 0), s->K, yes, yes};
 		gemm_block_rows(c, s, &ks, b0, b1, j0, mr, nv, tail);
 		return;
 	}
 	int64_t K = LLVMConstIntGetSExtValue(s->K), nk = (K + kc - 1) / kc;
 	kc = (K + nk - 1) / nk; /* even slices */
-	for (int64_t q = 0; q < nk; q++) {
-		int64_t k1 = (q + 1) * kc < K ? (q + 1) * kc : K;
-		kslice ks = {cg_i64(c, q * kc), cg_i64(c, k1), q == 0, q == nk - 1};
-		gemm_block_rows(c, s, &ks, b0, b1, j0, mr, nv, tail);
-	}
+	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nk), 1); /* one copy of the code for all slices */
+	LLVMValueRef k0 = LLVMBuildMul(c->B, q.i, cg_i64(c, kc), "");
+	kslice ks = {k0, cg_min_i64(c, cg_i64(c, K), LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
+		     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, cg_i64(c, 0), ""),
+		     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, cg_i64(c, nk - 1), "")};
+	gemm_block_rows(c, s, &ks, b0, b1, j0, mr, nv, tail);
+	cg_loop_end(c, &q);
 }
 
 static void gemm(cg_ctx *c, const gemm_spec *s)

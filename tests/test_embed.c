@@ -280,6 +280,9 @@ Test(embed, header_flags_are_checked)
 		{"-c --prefix 9lives", "--prefix '9lives' is not a C identifier"},
 		{"-c --prefix a-b", "--prefix 'a-b' is not a C identifier"},
 		{"-c --header", "--header needs an argument"},
+		{"--stats --chunks 0", "--chunks needs a number from 1 to 256, not '0'"},
+		{"--stats --chunks 2x", "--chunks needs a number from 1 to 256, not '2x'"},
+		{"--stats --chunks", "--chunks needs an argument"},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		char *out;
