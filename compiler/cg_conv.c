@@ -187,14 +187,14 @@ static LLVMValueRef isplat(cg_ctx *c, LLVMValueRef v)
 
 /* Lanes l of the vector of outputs ow0 + l that exist (ow0 + l < OW) and
  * read an input column inside the image for tap kw. */
-static LLVMValueRef nc_lanes(cg_ctx *c, const conv_geo *G, LLVMValueRef ow0, int64_t kw)
+static LLVMValueRef nc_lanes(cg_ctx *c, const conv_geo *G, LLVMValueRef ow0, LLVMValueRef kw)
 {
 	LLVMValueRef e[CG_VW];
 	for (int i = 0; i < CG_VW; i++)
 		e[i] = LLVMConstInt(c->i64, (unsigned long long)i, 0);
 	LLVMValueRef ow = add(c, LLVMConstVector(e, CG_VW), isplat(c, ow0));
 	/* iw = ow*SW - PW + kw */
-	LLVMValueRef iw = add(c, mul(c, ow, isplat(c, cg_i64(c, G->SW))), isplat(c, cg_i64(c, kw - G->PW)));
+	LLVMValueRef iw = add(c, mul(c, ow, isplat(c, cg_i64(c, G->SW))), isplat(c, addk(c, kw, -G->PW)));
 	LLVMValueRef in_row = LLVMBuildAnd(c->B, LLVMBuildICmp(c->B, LLVMIntSGE, iw, LLVMConstNull(LLVMTypeOf(iw)), ""),
 					   LLVMBuildICmp(c->B, LLVMIntSLT, iw, isplat(c, cg_i64(c, G->W)), ""), "");
 	LLVMValueRef exists = LLVMBuildICmp(c->B, LLVMIntSLT, ow, isplat(c, cg_i64(c, G->OW)), "");
@@ -202,10 +202,10 @@ static LLVMValueRef nc_lanes(cg_ctx *c, const conv_geo *G, LLVMValueRef ow0, int
 }
 
 /* 16 input values x[row + (ow0 + l)*SW - PW + kw] under mask, 0 elsewhere. */
-static LLVMValueRef nc_load(cg_ctx *c, const conv_geo *G, LLVMValueRef row, LLVMValueRef ow0, int64_t kw,
+static LLVMValueRef nc_load(cg_ctx *c, const conv_geo *G, LLVMValueRef row, LLVMValueRef ow0, LLVMValueRef kw,
 			    LLVMValueRef mask)
 {
-	LLVMValueRef first = addk(c, mulk(c, ow0, G->SW), kw - G->PW);
+	LLVMValueRef first = addk(c, add(c, mulk(c, ow0, G->SW), kw), -G->PW);
 	/* may point before the row (not inbounds): only the masked lanes are read */
 	LLVMValueRef p = LLVMBuildGEP2(c->B, c->f32, row, &first, 1, "");
 	if (G->SW == 1)
@@ -219,8 +219,9 @@ static LLVMValueRef nc_load(cg_ctx *c, const conv_geo *G, LLVMValueRef row, LLVM
 	return cg_call_intr(c, "llvm.masked.gather", over, 2, a, 4);
 }
 
+/* ... the last of the nv vectors holding `tail` outputs */
 static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt, LLVMValueRef Bias,
-			 LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef owb, int mr, int nv)
+			 LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef owb, int mr, int nv, int tail)
 {
 	LLVMValueRef acc[24][4];
 	for (int r = 0; r < mr; r++)
@@ -235,19 +236,21 @@ static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef 
 	LLVMValueRef ih = add(c, sub(c, mulk(c, oh, G->SH), cg_i64(c, G->PH)), kh.i);
 	LLVMValueRef row = cg_gep(c, X, mulk(c, add(c, mulk(c, ci.i, G->H), ih), G->W));
 	LLVMValueRef wrow = add(c, mulk(c, ci.i, G->KH * G->KW), mulk(c, kh.i, G->KW));
-	for (int64_t kw = 0; kw < G->KW; kw++) {
+	cg_loop kw = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->KW), 1);
+	{
 		LLVMValueRef xv[4];
 		for (int v = 0; v < nv; v++) {
 			LLVMValueRef ow0 = addk(c, owb, 16 * v);
-			xv[v] = nc_load(c, G, row, ow0, kw, nc_lanes(c, G, ow0, kw));
+			xv[v] = nc_load(c, G, row, ow0, kw.i, nc_lanes(c, G, ow0, kw.i));
 		}
 		for (int r = 0; r < mr; r++) {
-			LLVMValueRef wo = add(c, mulk(c, addk(c, f0, r), G->C * G->KH * G->KW), addk(c, wrow, kw));
+			LLVMValueRef wo = add(c, mulk(c, addk(c, f0, r), G->C * G->KH * G->KW), add(c, wrow, kw.i));
 			LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
 			for (int v = 0; v < nv; v++)
 				cg_store(c, cg_fma(c, wv, xv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
 		}
 	}
+	cg_loop_end(c, &kw);
 	cg_loop_end(c, &kh);
 	cg_loop_end(c, &ci);
 	for (int r = 0; r < mr; r++) {
@@ -258,11 +261,13 @@ static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef 
 			LLVMValueRef val = cg_load(c, c->v16, acc[r][v]);
 			if (bv)
 				val = LLVMBuildFAdd(c->B, val, bv, "");
-			val = cg_act(c, n->act, val);
 			LLVMValueRef ow0 = addk(c, owb, 16 * v);
-			LLVMValueRef left = sub(c, cg_i64(c, G->OW), ow0);
-			cg_vstore(c, val, cg_gep(c, yrow, ow0), cg_mask_dyn(c, left));
+			cg_vstore(c, val, cg_gep(c, yrow, ow0), v == nv - 1 && tail < CG_VW ? cg_mask(c, tail) : NULL);
 		}
+	}
+	if (n->act) { /* out of line: the polynomial's constants stay out of the loop above */
+		LLVMValueRef y0 = add(c, mulk(c, add(c, mulk(c, f0, G->OH), oh), G->OW), owb);
+		cg_call_epilogue(c, n->act, ACT_NONE, nv, tail, cg_gep(c, Y, y0), G->OH * G->OW, NULL, 0, cg_i64(c, mr));
 	}
 }
 
@@ -299,13 +304,14 @@ static void lower_conv_nc(cg_ctx *c, ir_node *n)
 		if (fsplit)
 			ff = cg_if_begin(c, fl == 0 ? LLVMBuildNot(c->B, lastf, "") : lastf);
 		int rows = fl == 0 ? mr : (int)last;
-		if (lastv == nv) {
-			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, nv);
+		int tail = (int)(G.OW - (ncb - 1) * 16 * nv - 16 * (lastv - 1)); /* outputs in the last vector */
+		if (ncb == 1) {
+			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, (int)lastv, tail);
 		} else {
 			cg_if fc = cg_if_begin(c, lastc);
-			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, (int)lastv);
+			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, (int)lastv, tail);
 			cg_if_else(c, &fc);
-			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, nv);
+			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, nv, CG_VW);
 			cg_if_end(c, &fc);
 		}
 		if (fsplit)
