@@ -125,6 +125,8 @@ void naive_conv_bw(cg_ctx *c, ir_node *n);
 /* ---- entry (cg.c) and emission (emit.c) ---- */
 LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx);
 typedef enum { EMIT_OBJ, EMIT_ASM, EMIT_LL } emit_kind;
+/* The LLVM pass pipeline nnc_emit runs at -O<opt_level>. */
+const char *nnc_pass_pipeline(int opt_level);
 /* Verifies, optimises for the host CPU and writes the module. 0 on success. */
 int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path);
 /* Links an object with the runtime into an executable. 0 on success. */

@@ -101,7 +101,7 @@ jitted th_jit(ir_graph *g, bool naive, bool optimise)
 			LLVMAddTargetDependentFunctionAttr(fn, "target-features", features);
 		}
 	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-	LLVMErrorRef e = LLVMRunPasses(mod, optimise ? "default<O2>" : "default<O0>", tm, po);
+	LLVMErrorRef e = LLVMRunPasses(mod, nnc_pass_pipeline(optimise ? 2 : 0), tm, po);
 	LLVMDisposePassBuilderOptions(po);
 	if (e)
 		cr_assert_fail("LLVMRunPasses: %s", LLVMGetErrorMessage(e));

@@ -44,7 +44,7 @@ typedef struct jitted {
 	const nnrt_model *m;
 } jitted;
 
-/* Lowers g (reference kernels if `naive`), verifies, runs default<O2> for
+/* Lowers g (reference kernels if `naive`), verifies, runs nnc's -O2 pipeline for
  * the host (default<O0> unless `optimise`) and JIT-compiles it. */
 jitted th_jit(ir_graph *g, bool naive, bool optimise);
 void th_jit_free(jitted *j);

@@ -4,7 +4,7 @@
  * Each program below goes through the same pipeline as compiler/main.c
  * (parse, sema, autodiff, inference tail, fuse unless unfused, plan, lower);
  * then, instead of nnc_emit, the module is verified, optimised with
- * default<O2> for the host CPU and JIT-compiled with MCJIT, and the
+ * nnc's -O2 pass pipeline for the host CPU and JIT-compiled with MCJIT, and the
  * `<model>_model` descriptor (runtime/nnrt.h) is run through nnrt_run() on
  * arrays allocated here.  The generated code calls nnrt_barrier(), which MCJIT
  * resolves from this executable (it is linked with -rdynamic).

@@ -77,7 +77,7 @@ typedef enum variant {
 static const char *const variant_names[] = {"fused", "unfused", "naive"};
 
 /* Builds `src` as variant v, lowers, verifies, optimises for the host CPU
- * (default<O2>, or nothing for -O0) and JIT-compiles it. */
+ * (nnc's -O2 pipeline, or nothing for -O0) and JIT-compiles it. */
 static jitted jit_program(const char *src, variant v)
 {
 	return th_jit(th_build_graph(SRC_PATH, src, v == V_FUSED), v == V_NAIVE, v != V_NAIVE);
