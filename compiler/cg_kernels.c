@@ -102,13 +102,15 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValue
 			LLVMValueRef x = cg_load(c, c->v16, acc[r][v]);
 			if (bias[v])
 				x = LLVMBuildFAdd(c->B, x, bias[v], "");
+			if (s->act == ACT_RELU && !s->dact) /* no constants to keep: inline */
+				x = LLVMBuildSelect(c->B, ks->last, cg_act(c, ACT_RELU, x), x, "");
 			LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, "");
 			cg_vstore(c, x, cg_gep(c, s->c, co), v == nv - 1 ? tmask : NULL);
 		}
 	}
 	/* part 2: the activation (or its derivative) over the tile while it is
 	 * in L1, out of line (see cg_call_epilogue) */
-	if ((!s->act && !s->dact) || is_false(ks->last))
+	if ((!s->act && !s->dact) || is_false(ks->last) || (s->act == ACT_RELU && !s->dact))
 		return;
 	cg_if lf = cg_if_begin(c, ks->last);
 	LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m0, cg_i64(c, s->ldc), ""), j0, "");
