@@ -552,8 +552,8 @@ static LLVMValueRef cg_isplat32(cg_ctx *c, LLVMValueRef v)
 }
 
 /* softmax of a row of at most 16 values (the lanes of `mask`), as one
- * vector: the same operations in the same order as the scalar loops (the
- * sum is an ordered reduction), so the same results. */
+ * vector; the sum of the exponentials is a tree of adds (the scalar loop of
+ * longer rows adds in order), the same tree every time. */
 static LLVMValueRef row_softmax_vec(cg_ctx *c, LLVMValueRef row, LLVMValueRef mask)
 {
 	LLVMTypeRef over[2] = {c->v16, c->ptr};
@@ -565,6 +565,7 @@ static LLVMValueRef row_softmax_vec(cg_ctx *c, LLVMValueRef row, LLVMValueRef ma
 	e = LLVMBuildSelect(c->B, mask, e, LLVMConstNull(c->v16), "");
 	LLVMValueRef ra[2] = {cg_f32(c, 0), e};
 	LLVMValueRef sum = cg_call_intr(c, "llvm.vector.reduce.fadd", &vt, 1, ra, 2);
+	LLVMSetFastMathFlags(sum, LLVMFastMathAllowReassoc); /* a tree of adds: fixed, so deterministic */
 	return LLVMBuildFMul(c->B, e, cg_splat(c, fdiv(c, cg_f32(c, 1), sum)), "");
 }
 
