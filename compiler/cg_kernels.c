@@ -569,6 +569,41 @@ static LLVMValueRef row_softmax_vec(cg_ctx *c, LLVMValueRef row, LLVMValueRef ma
 	return LLVMBuildFMul(c->B, e, cg_splat(c, fdiv(c, cg_f32(c, 1), sum)), "");
 }
 
+/* One row r of SOFTMAX or XENT_GRAD with k <= 16 values. */
+static void softmax_row_vec(cg_ctx *c, ir_node *n, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef dst,
+			    LLVMValueRef nf, LLVMValueRef r, int64_t k)
+{
+	LLVMValueRef base = LLVMBuildMul(c->B, r, cg_i64(c, k), "");
+	LLVMValueRef mask = cg_mask(c, (int)k);
+	LLVMValueRef v = row_softmax_vec(c, cg_gep(c, pa, base), mask);
+	if (n->op == IR_XENT_GRAD) {
+		LLVMValueRef e[CG_VW];
+		for (int i = 0; i < CG_VW; i++)
+			e[i] = cg_i32(c, i);
+		LLVMValueRef cls = LLVMBuildTrunc(c->B, label_class(c, pb, r), c->i32, "");
+		LLVMValueRef lane = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMConstVector(e, CG_VW), cg_isplat32(c, cls), "");
+		LLVMValueRef hot = LLVMBuildUIToFP(c->B, lane, c->v16, "");
+		v = LLVMBuildFDiv(c->B, LLVMBuildFSub(c->B, v, hot, ""), cg_splat(c, nf), "");
+	}
+	cg_vstore(c, v, cg_gep(c, dst, base), mask);
+}
+
+/* Rows [lo, hi), four at a time: each row is a chain of dependent steps
+ * (max, exponentials, sum, scale), four chains keep the core busy. */
+static void softmax_rows_vec(cg_ctx *c, ir_node *n, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef dst,
+			     LLVMValueRef nf, LLVMValueRef lo, LLVMValueRef hi, int64_t k)
+{
+	LLVMValueRef quads = LLVMBuildSDiv(c->B, LLVMBuildSub(c->B, hi, lo, ""), cg_i64(c, 4), "");
+	LLVMValueRef mid = LLVMBuildAdd(c->B, lo, LLVMBuildMul(c->B, quads, cg_i64(c, 4), ""), "");
+	cg_loop r = cg_loop_begin(c, lo, mid, 4);
+	for (int u = 0; u < 4; u++)
+		softmax_row_vec(c, n, pa, pb, dst, nf, LLVMBuildAdd(c->B, r.i, cg_i64(c, u), ""), k);
+	cg_loop_end(c, &r);
+	cg_loop r1 = cg_loop_begin(c, mid, hi, 1);
+	softmax_row_vec(c, n, pa, pb, dst, nf, r1.i, k);
+	cg_loop_end(c, &r1);
+}
+
 /* Per-row ops split across threads by rows. */
 static void lower_rows(cg_ctx *c, ir_node *n)
 {
@@ -580,6 +615,10 @@ static void lower_rows(cg_ctx *c, ir_node *n)
 	LLVMValueRef nf = LLVMBuildSIToFP(c->B, cg_batch_total(c), c->f32, ""); /* means are over the step */
 	LLVMValueRef lo, hi;
 	cg_partition(c, rows, &lo, &hi);
+	if ((n->op == IR_SOFTMAX || n->op == IR_XENT_GRAD) && k <= CG_VW) { /* a row is one vector */
+		softmax_rows_vec(c, n, pa, pb, dst, nf, lo, hi, k);
+		return;
+	}
 	cg_loop r = cg_loop_begin(c, lo, hi, 1);
 	{
 		LLVMValueRef base = LLVMBuildMul(c->B, r.i, cg_i64(c, k), "");
@@ -588,21 +627,6 @@ static void lower_rows(cg_ctx *c, ir_node *n)
 		switch (n->op) {
 		case IR_SOFTMAX:
 		case IR_XENT_GRAD: {
-			if (k <= CG_VW) { /* the whole row in one vector */
-				LLVMValueRef mask = cg_mask(c, (int)k);
-				LLVMValueRef v = row_softmax_vec(c, row, mask);
-				if (n->op == IR_XENT_GRAD) {
-					LLVMValueRef e[CG_VW];
-					for (int i = 0; i < CG_VW; i++)
-						e[i] = cg_i32(c, i);
-					LLVMValueRef cls = LLVMBuildTrunc(c->B, label_class(c, pb, r.i), c->i32, "");
-					LLVMValueRef lane = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMConstVector(e, CG_VW), cg_isplat32(c, cls), "");
-					LLVMValueRef hot = LLVMBuildUIToFP(c->B, lane, c->v16, "");
-					v = LLVMBuildFDiv(c->B, LLVMBuildFSub(c->B, v, hot, ""), cg_splat(c, nf), "");
-				}
-				cg_vstore(c, v, out, mask);
-				break;
-			}
 			LLVMValueRef mx;
 			row_max(c, row, k, &mx, NULL);
 			LLVMValueRef inv = fdiv(c, cg_f32(c, 1), row_sumexp(c, row, k, mx));
