@@ -266,13 +266,13 @@ static void fwd_seed(ref *r, const float *x, double *pred, double *out)
 static const char wide_src[] =
 	"model widenet\n"
 	"input x : f32[19]\n"
-	"label y : class(5)\n"
+	"label y : class(21)\n"
 	"v = x |> dense(19) |> sigmoid\n"
 	"u = v * x\n"
 	"r = x - u\n"
 	"h = r |> dense(70) |> relu\n"
 	"k = h |> dense(37) |> tanh\n"
-	"logits = k |> dense(5)\n"
+	"logits = k |> dense(21)\n" /* more than 16 classes: the softmax rows are not one vector */
 	"loss softmax_cross_entropy(logits, y)\n"
 	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 13\n}\n";
 
@@ -291,7 +291,7 @@ static void fwd_wide(ref *r, const float *x, double *pred, double *out)
 	ref_dense(r, "dense3", true, h, 70, 37, k);
 	for (int i = 0; i < 37; i++)
 		k[i] = tanh(k[i]);
-	ref_dense(r, "dense4", true, k, 37, 5, pred);
+	ref_dense(r, "dense4", true, k, 37, 21, pred);
 }
 
 typedef struct net {
