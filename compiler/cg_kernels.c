@@ -79,6 +79,19 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValue
 			bv[v] = cg_vload(c, p, v == nv - 1 ? tmask : NULL);
 		}
 		LLVMValueRef koff = LLVMBuildMul(c->B, k.i, cg_i64(c, s->sak), "");
+		if (s->sak == 1 && s->sam >= 16 * CG_VW && mr > 1) {
+			/* long sample-major rows of A, e.g. the caller's input (often
+			 * not in cache): the next row block's rows are prefetched
+			 * along, one row per k, 16 columns ahead */
+			LLVMValueRef r = LLVMBuildAnd(c->B, k.i, cg_i64(c, mr - 1), "");
+			LLVMValueRef row = LLVMBuildAdd(c->B, LLVMBuildAdd(c->B, m0, cg_i64(c, mr), ""), r, "");
+			LLVMValueRef off = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, row, cg_i64(c, s->sam), ""),
+							LLVMBuildAdd(c->B, k.i, cg_i64(c, CG_VW), ""), "");
+			LLVMValueRef pp = LLVMBuildGEP2(c->B, c->f32, s->a, &off, 1, ""); /* may pass the end: a hint */
+			LLVMTypeRef pt = c->ptr;
+			LLVMValueRef pa[4] = {pp, cg_i32(c, 0), cg_i32(c, 3), cg_i32(c, 1)};
+			cg_call_intr(c, "llvm.prefetch", &pt, 1, pa, 4);
+		}
 		for (int r = 0; r < mr; r++) {
 			LLVMValueRef av = cg_load(c, c->f32, cg_gep(c, s->a, LLVMBuildAdd(c->B, arow[r], koff, "")));
 			LLVMValueRef bc = cg_splat(c, av);
