@@ -31,6 +31,12 @@ ir_graph *ir_new(const nnc_source *src)
 	return g;
 }
 
+void ir_drop_training(ir_graph *g)
+{
+	for (int i = g->n_eval; i < g->n_train; i++)
+		g->nodes[i].dead = true;
+}
+
 int ir_add(ir_graph *g, ir_op op, int nin, const int *in)
 {
 	NNC_ASSERT(nin <= IR_MAX_IN);

@@ -175,6 +175,9 @@ void nnc_autodiff(ir_graph *g);               /* backward nodes + optimizer upda
 void nnc_add_inference_tail(ir_graph *g);     /* the value inference returns, into ST_OUT */
 void nnc_fuse(ir_graph *g);
 void nnc_plan(ir_graph *g);
+/* --inference-only: marks the backward pass and the update (nodes [n_eval,
+ * n_train)) dead, so that nnc_plan gives them no memory. */
+void ir_drop_training(ir_graph *g);
 /* Chunks when the driver asks for none (nnc --chunks). */
 #define NNC_DEFAULT_CHUNKS 2
 typedef enum ir_phase {

@@ -165,8 +165,11 @@ void nnc_plan(ir_graph *g)
 	/* inference tail nodes other than the output (none today) */
 	int64_t ws2 = plan_range(g, g->n_train, g->n, ws, true, false);
 	g->ws_chunk = ws > ws2 ? ws : ws2;
+	bool grads = false; /* not with --inference-only (ir_drop_training) */
+	for (int i = 0; i < g->n; i++)
+		grads |= !g->nodes[i].dead && g->nodes[i].storage == ST_GRAD;
 	g->ws_partials = g->ws_shared;
-	g->ws_metrics = g->ws_partials + (chunked ? (g->chunks - 1) * g->param_floats : 0);
+	g->ws_metrics = g->ws_partials + (chunked && grads ? (g->chunks - 1) * g->param_floats : 0);
 	g->ws_chunk0 = g->ws_metrics + (chunked ? round16(4 * g->chunks) : 0);
 	g->ws_floats = g->ws_chunk0 + g->chunks * g->ws_chunk;
 	if (g->ws_floats == 0)
