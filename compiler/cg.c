@@ -18,9 +18,10 @@ LLVMValueRef cg_f32(cg_ctx *c, double v) { return LLVMConstReal(c->f32, v); }
 
 LLVMValueRef cg_splat(cg_ctx *c, LLVMValueRef s)
 {
-	LLVMValueRef v = LLVMBuildInsertElement(c->B, LLVMGetPoison(c->v16), s, cg_i32(c, 0), "");
+	LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(s), CG_VW);
+	LLVMValueRef v = LLVMBuildInsertElement(c->B, LLVMGetPoison(vt), s, cg_i32(c, 0), "");
 	LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(c->i32, CG_VW));
-	return LLVMBuildShuffleVector(c->B, v, LLVMGetPoison(c->v16), zeros, "splat");
+	return LLVMBuildShuffleVector(c->B, v, LLVMGetPoison(vt), zeros, "splat");
 }
 
 LLVMValueRef cg_vf32(cg_ctx *c, double v)
@@ -39,17 +40,18 @@ LLVMValueRef cg_mask(cg_ctx *c, int nlanes)
 	return LLVMConstVector(e, CG_VW);
 }
 
-LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining)
+LLVMValueRef cg_iota(cg_ctx *c, unsigned bits)
 {
+	LLVMTypeRef elem = LLVMIntTypeInContext(c->C, bits);
 	LLVMValueRef e[CG_VW];
 	for (int i = 0; i < CG_VW; i++)
-		e[i] = cg_i64(c, i);
-	LLVMValueRef iota = LLVMConstVector(e, CG_VW);
-	LLVMValueRef rem = LLVMBuildInsertElement(c->B, LLVMGetPoison(LLVMVectorType(c->i64, CG_VW)), remaining,
-						  cg_i32(c, 0), "");
-	rem = LLVMBuildShuffleVector(c->B, rem, LLVMGetPoison(LLVMVectorType(c->i64, CG_VW)),
-				     LLVMConstNull(LLVMVectorType(c->i32, CG_VW)), "");
-	return LLVMBuildICmp(c->B, LLVMIntSLT, iota, rem, "mask");
+		e[i] = LLVMConstInt(elem, (unsigned long long)i, 0);
+	return LLVMConstVector(e, CG_VW);
+}
+
+LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining)
+{
+	return LLVMBuildICmp(c->B, LLVMIntSLT, cg_iota(c, 64), cg_splat(c, remaining), "mask");
 }
 
 LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name)

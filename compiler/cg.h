@@ -54,10 +54,11 @@ typedef struct cg_ctx {
 LLVMValueRef cg_i64(cg_ctx *c, int64_t v);
 LLVMValueRef cg_i32(cg_ctx *c, int32_t v);
 LLVMValueRef cg_f32(cg_ctx *c, double v);
-LLVMValueRef cg_splat(cg_ctx *c, LLVMValueRef scalar);
+LLVMValueRef cg_splat(cg_ctx *c, LLVMValueRef scalar);   /* 16 copies, of any scalar type */
 LLVMValueRef cg_vf32(cg_ctx *c, double v);         /* splat constant */
 LLVMValueRef cg_mask(cg_ctx *c, int nlanes);       /* first nlanes lanes on */
 LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining); /* lanes < remaining */
+LLVMValueRef cg_iota(cg_ctx *c, unsigned bits);             /* <0, 1, .., 15> as `bits`-bit integers */
 LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name);
 LLVMValueRef cg_load(cg_ctx *c, LLVMTypeRef t, LLVMValueRef p);
 void cg_store(cg_ctx *c, LLVMValueRef v, LLVMValueRef p);

@@ -178,26 +178,16 @@ static void conv_fwd_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef
  * as vectors (a gather for a column stride > 1) with the lanes that fall in
  * the padding or past the row masked off. */
 
-static LLVMValueRef isplat(cg_ctx *c, LLVMValueRef v)
-{
-	LLVMTypeRef vt = LLVMVectorType(c->i64, CG_VW);
-	LLVMValueRef one = LLVMBuildInsertElement(c->B, LLVMGetPoison(vt), v, cg_i32(c, 0), "");
-	return LLVMBuildShuffleVector(c->B, one, LLVMGetPoison(vt), LLVMConstNull(LLVMVectorType(c->i32, CG_VW)), "");
-}
-
 /* Lanes l of the vector of outputs ow0 + l that exist (ow0 + l < OW) and
  * read an input column inside the image for tap kw. */
 static LLVMValueRef nc_lanes(cg_ctx *c, const conv_geo *G, LLVMValueRef ow0, LLVMValueRef kw)
 {
-	LLVMValueRef e[CG_VW];
-	for (int i = 0; i < CG_VW; i++)
-		e[i] = LLVMConstInt(c->i64, (unsigned long long)i, 0);
-	LLVMValueRef ow = add(c, LLVMConstVector(e, CG_VW), isplat(c, ow0));
+	LLVMValueRef ow = add(c, cg_iota(c, 64), cg_splat(c, ow0));
 	/* iw = ow*SW - PW + kw */
-	LLVMValueRef iw = add(c, mul(c, ow, isplat(c, cg_i64(c, G->SW))), isplat(c, addk(c, kw, -G->PW)));
+	LLVMValueRef iw = add(c, mul(c, ow, cg_splat(c, cg_i64(c, G->SW))), cg_splat(c, addk(c, kw, -G->PW)));
 	LLVMValueRef in_row = LLVMBuildAnd(c->B, LLVMBuildICmp(c->B, LLVMIntSGE, iw, LLVMConstNull(LLVMTypeOf(iw)), ""),
-					   LLVMBuildICmp(c->B, LLVMIntSLT, iw, isplat(c, cg_i64(c, G->W)), ""), "");
-	LLVMValueRef exists = LLVMBuildICmp(c->B, LLVMIntSLT, ow, isplat(c, cg_i64(c, G->OW)), "");
+					   LLVMBuildICmp(c->B, LLVMIntSLT, iw, cg_splat(c, cg_i64(c, G->W)), ""), "");
+	LLVMValueRef exists = LLVMBuildICmp(c->B, LLVMIntSLT, ow, cg_splat(c, cg_i64(c, G->OW)), "");
 	return LLVMBuildAnd(c->B, in_row, exists, "");
 }
 

@@ -557,13 +557,6 @@ static void lower_loss(cg_ctx *c, ir_node *n)
 	cg_if_end(c, &only0);
 }
 
-static LLVMValueRef cg_isplat32(cg_ctx *c, LLVMValueRef v)
-{
-	LLVMTypeRef vt = LLVMVectorType(c->i32, CG_VW);
-	LLVMValueRef one = LLVMBuildInsertElement(c->B, LLVMGetPoison(vt), v, cg_i32(c, 0), "");
-	return LLVMBuildShuffleVector(c->B, one, LLVMGetPoison(vt), LLVMConstNull(vt), "");
-}
-
 /* softmax of a row of at most 16 values (the lanes of `mask`), as one
  * vector; the sum of the exponentials is a tree of adds (the scalar loop of
  * longer rows adds in order), the same tree every time. */
@@ -590,11 +583,8 @@ static void softmax_row_vec(cg_ctx *c, ir_node *n, LLVMValueRef pa, LLVMValueRef
 	LLVMValueRef mask = cg_mask(c, (int)k);
 	LLVMValueRef v = row_softmax_vec(c, cg_gep(c, pa, base), mask);
 	if (n->op == IR_XENT_GRAD) {
-		LLVMValueRef e[CG_VW];
-		for (int i = 0; i < CG_VW; i++)
-			e[i] = cg_i32(c, i);
 		LLVMValueRef cls = LLVMBuildTrunc(c->B, label_class(c, pb, r), c->i32, "");
-		LLVMValueRef lane = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMConstVector(e, CG_VW), cg_isplat32(c, cls), "");
+		LLVMValueRef lane = LLVMBuildICmp(c->B, LLVMIntEQ, cg_iota(c, 32), cg_splat(c, cls), "");
 		LLVMValueRef hot = LLVMBuildUIToFP(c->B, lane, c->v16, "");
 		v = LLVMBuildFDiv(c->B, LLVMBuildFSub(c->B, v, hot, ""), cg_splat(c, nf), "");
 	}
