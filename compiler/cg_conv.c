@@ -96,13 +96,17 @@ static void tap_range(cg_ctx *c, LLVMValueRef o, int64_t s, int64_t p, int64_t K
 	*hi = cg_min_i64(c, cg_i64(c, K), sub(c, cg_i64(c, extent), base));
 }
 
-/* One register tile of conv_fwd_tile at sample offset s0, nv vectors wide. */
-static void conv_fwd_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt,
-				LLVMValueRef Bias, LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef ow_i, LLVMValueRef khlo, LLVMValueRef khhi,
-				 LLVMValueRef kwlo, LLVMValueRef kwhi, LLVMValueRef s0, int mr, int nv)
+/* The nv input vectors xv[] of tap (ci, ih, kw) for one register tile. */
+typedef void tap_loader(cg_ctx *c, const conv_geo *G, const void *ctx, LLVMValueRef ci, LLVMValueRef ih,
+			LLVMValueRef kw, int nv, LLVMValueRef *xv);
+
+/* The forward convolution's register tile, for both layouts: allocates
+ * acc[r][v] and sums into it w[f0 + r][ci][kh][kw] times input vector v of
+ * every tap, kh in [khlo, khhi), kw in [kwlo, kwhi). */
+static void conv_accumulate(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt, LLVMValueRef f0, LLVMValueRef oh,
+			    LLVMValueRef khlo, LLVMValueRef khhi, LLVMValueRef kwlo, LLVMValueRef kwhi, int mr, int nv,
+			    tap_loader *load, const void *ctx, LLVMValueRef acc[24][4])
 {
-	int64_t bp = c->g->bpad;
-	LLVMValueRef acc[24][4]; /* tile_mr() rows x tile_nv() vectors */
 	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < nv; v++) {
 			acc[r][v] = cg_alloca(c, c->v16, "acc");
@@ -111,19 +115,14 @@ static void conv_fwd_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVa
 	cg_loop ci = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->C), 1);
 	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
 	LLVMValueRef ih = add(c, sub(c, mulk(c, oh, G->SH), cg_i64(c, G->PH)), kh.i);
-	LLVMValueRef xrow = mulk(c, add(c, mulk(c, ci.i, G->H), ih), G->W);
 	LLVMValueRef wrow = add(c, mulk(c, ci.i, G->KH * G->KW), mulk(c, kh.i, G->KW));
 	cg_loop kw = cg_loop_begin(c, kwlo, kwhi, 1);
 	{
-		LLVMValueRef iw = add(c, sub(c, mulk(c, ow_i, G->SW), cg_i64(c, G->PW)), kw.i);
-		LLVMValueRef xoff = add(c, mulk(c, add(c, xrow, iw), bp), s0);
 		LLVMValueRef xv[4];
-		for (int v = 0; v < nv; v++)
-			xv[v] = cg_vload(c, cg_gep(c, X, addk(c, xoff, 16 * v)), NULL);
+		load(c, G, ctx, ci.i, ih, kw.i, nv, xv);
 		LLVMValueRef widx = add(c, wrow, kw.i);
 		for (int r = 0; r < mr; r++) {
-			LLVMValueRef fr = addk(c, f0, r);
-			LLVMValueRef wo = add(c, mulk(c, fr, G->C * G->KH * G->KW), widx);
+			LLVMValueRef wo = add(c, mulk(c, addk(c, f0, r), G->C * G->KH * G->KW), widx);
 			LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
 			for (int v = 0; v < nv; v++)
 				cg_store(c, cg_fma(c, wv, xv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
@@ -132,6 +131,32 @@ static void conv_fwd_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVa
 	cg_loop_end(c, &kw);
 	cg_loop_end(c, &kh);
 	cg_loop_end(c, &ci);
+}
+
+/* Batch-innermost input: vectors of 16 samples at output column ow, from sample s0. */
+typedef struct cn_taps {
+	LLVMValueRef X, ow, s0;
+} cn_taps;
+
+static void cn_load(cg_ctx *c, const conv_geo *G, const void *ctx, LLVMValueRef ci, LLVMValueRef ih, LLVMValueRef kw,
+		    int nv, LLVMValueRef *xv)
+{
+	const cn_taps *t = ctx;
+	LLVMValueRef iw = add(c, sub(c, mulk(c, t->ow, G->SW), cg_i64(c, G->PW)), kw);
+	LLVMValueRef xoff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, ci, G->H), ih), G->W), iw), c->g->bpad), t->s0);
+	for (int v = 0; v < nv; v++)
+		xv[v] = cg_vload(c, cg_gep(c, t->X, addk(c, xoff, 16 * v)), NULL);
+}
+
+/* One register tile of conv_fwd_tile at sample offset s0, nv vectors wide. */
+static void conv_fwd_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt,
+				LLVMValueRef Bias, LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef ow_i, LLVMValueRef khlo, LLVMValueRef khhi,
+				 LLVMValueRef kwlo, LLVMValueRef kwhi, LLVMValueRef s0, int mr, int nv)
+{
+	int64_t bp = c->g->bpad;
+	LLVMValueRef acc[24][4]; /* tile_mr() rows x tile_nv() vectors */
+	cn_taps taps = {X, ow_i, s0};
+	conv_accumulate(c, G, Wt, f0, oh, khlo, khhi, kwlo, kwhi, mr, nv, cn_load, &taps, acc);
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef fr = addk(c, f0, r);
 		LLVMValueRef bv = Bias ? cg_splat(c, cg_load(c, c->f32, cg_gep(c, Bias, fr))) : NULL;
@@ -209,40 +234,30 @@ static LLVMValueRef nc_load(cg_ctx *c, const conv_geo *G, LLVMValueRef row, LLVM
 	return cg_call_intr(c, "llvm.masked.gather", over, 2, a, 4);
 }
 
+/* Sample-major input: vectors of 16 output columns from owb, of one sample at X. */
+typedef struct nc_taps {
+	LLVMValueRef X, owb;
+} nc_taps;
+
+static void nc_taps_load(cg_ctx *c, const conv_geo *G, const void *ctx, LLVMValueRef ci, LLVMValueRef ih,
+			 LLVMValueRef kw, int nv, LLVMValueRef *xv)
+{
+	const nc_taps *t = ctx;
+	LLVMValueRef row = cg_gep(c, t->X, mulk(c, add(c, mulk(c, ci, G->H), ih), G->W));
+	for (int v = 0; v < nv; v++) {
+		LLVMValueRef ow0 = addk(c, t->owb, 16 * v);
+		xv[v] = nc_load(c, G, row, ow0, kw, nc_lanes(c, G, ow0, kw));
+	}
+}
+
 /* ... the last of the nv vectors holding `tail` outputs */
 static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt, LLVMValueRef Bias,
 			 LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef owb, int mr, int nv, int tail)
 {
-	LLVMValueRef acc[24][4];
-	for (int r = 0; r < mr; r++)
-		for (int v = 0; v < nv; v++) {
-			acc[r][v] = cg_alloca(c, c->v16, "acc");
-			cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
-		}
-	LLVMValueRef khlo, khhi;
+	LLVMValueRef acc[24][4], khlo, khhi;
 	tap_range(c, oh, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
-	cg_loop ci = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->C), 1);
-	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
-	LLVMValueRef ih = add(c, sub(c, mulk(c, oh, G->SH), cg_i64(c, G->PH)), kh.i);
-	LLVMValueRef row = cg_gep(c, X, mulk(c, add(c, mulk(c, ci.i, G->H), ih), G->W));
-	LLVMValueRef wrow = add(c, mulk(c, ci.i, G->KH * G->KW), mulk(c, kh.i, G->KW));
-	cg_loop kw = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->KW), 1);
-	{
-		LLVMValueRef xv[4];
-		for (int v = 0; v < nv; v++) {
-			LLVMValueRef ow0 = addk(c, owb, 16 * v);
-			xv[v] = nc_load(c, G, row, ow0, kw.i, nc_lanes(c, G, ow0, kw.i));
-		}
-		for (int r = 0; r < mr; r++) {
-			LLVMValueRef wo = add(c, mulk(c, addk(c, f0, r), G->C * G->KH * G->KW), add(c, wrow, kw.i));
-			LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
-			for (int v = 0; v < nv; v++)
-				cg_store(c, cg_fma(c, wv, xv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
-		}
-	}
-	cg_loop_end(c, &kw);
-	cg_loop_end(c, &kh);
-	cg_loop_end(c, &ci);
+	nc_taps taps = {X, owb};
+	conv_accumulate(c, G, Wt, f0, oh, khlo, khhi, cg_i64(c, 0), cg_i64(c, G->KW), mr, nv, nc_taps_load, &taps, acc);
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef fr = addk(c, f0, r);
 		LLVMValueRef bv = Bias ? cg_splat(c, cg_load(c, c->f32, cg_gep(c, Bias, fr))) : NULL;
