@@ -91,8 +91,9 @@ def nnc_infer_run(exe, th):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def keep_best(old, new, keys):
-    """Best of repeated runs: the higher figure of each key; RSS: the higher (worse)."""
+def keep_best(old, new, keys, rss):
+    """Best of repeated runs: the higher figure of each key (the accuracy goes with the best
+    samples/s); the peak RSS combined by `rss` (nnc: max, its worst; PyTorch: min, its best)."""
     if old is None:
         return new
     out = dict(old)
@@ -102,8 +103,16 @@ def keep_best(old, new, keys):
             if k == "samples_per_s":
                 out.update({kk: new[kk] for kk in ("mean_samples_per_s", "test_acc", "lines") if kk in new})
     if "rss_mib" in new:
-        out["rss_mib"] = max(old["rss_mib"], new["rss_mib"])
+        out["rss_mib"] = rss(old["rss_mib"], new["rss_mib"])
     return out
+
+
+def train_line(v):
+    return f"{v['samples_per_s']:,.0f} samples/s, test acc {v['test_acc']:.4f}, RSS {v['rss_mib']:.1f} MiB"
+
+
+def infer_line(v):
+    return f"batch 64 {v['infer_batch64']:,.0f}/s, batch 1 {v['infer_batch1']:,.0f}/s"
 
 
 def nnc_profile(nnc, model, outdir, epochs):
@@ -185,38 +194,27 @@ def main():
         for model in args.models.split(","):
             exe, ctime = nnc_compile(args.nnc, model, tmp)
             r = {"compile_s": ctime, "nnc": {}, "torch": {}}
-            ib = None if args.no_infer else nnc_infer_build(args.nnc, model, tmp)
-            if ib:
+            train, infer = ("samples_per_s",), ("infer_batch64", "infer_batch1")
+            # (label, run one thread count, where the best goes, figures, RSS rule, printout)
+            jobs = [("nnc", lambda th: nnc_train(exe, args.epochs, th), r["nnc"], train, max, train_line)]
+            if use_torch:
+                jobs.append(("torch", lambda th: torch_train(model, args.epochs, th), r["torch"], train, min,
+                             train_line))
+            if not args.no_infer:
+                ib = nnc_infer_build(args.nnc, model, tmp)
                 r["nnc_infer"], r["torch_infer"] = {}, {}
-            ikeys = ("infer_batch64", "infer_batch1")
+                jobs.append(("nnc inference", lambda th: nnc_infer_run(ib, th), r["nnc_infer"], infer, max,
+                             infer_line))
+                if use_torch:
+                    jobs.append(("torch inference", lambda th: torch_infer(model, th), r["torch_infer"], infer,
+                                 max, infer_line))
             for rep in range(args.repeat):
                 tag = f" (round {rep + 1}/{args.repeat})" if args.repeat > 1 else ""
-                for th in (1, 2):
-                    v = nnc_train(exe, args.epochs, th)
-                    r["nnc"][th] = keep_best(r["nnc"].get(th), v, ("samples_per_s",))
-                    print(f"{model}: nnc {th} thread(s): {v['samples_per_s']:,.0f} samples/s, "
-                          f"test acc {v['test_acc']:.4f}, RSS {v['rss_mib']:.1f} MiB{tag}", flush=True)
-                if use_torch:
+                for label, run_one, best, keys, rss, line in jobs:
                     for th in (1, 2):
-                        v = torch_train(model, args.epochs, th)
-                        old = r["torch"].get(th)
-                        r["torch"][th] = keep_best(old, v, ("samples_per_s",))
-                        if old:  # PyTorch's RSS: its smallest
-                            r["torch"][th]["rss_mib"] = min(old["rss_mib"], v["rss_mib"])
-                        print(f"{model}: torch {th} thread(s): {v['samples_per_s']:,.0f} samples/s, "
-                              f"test acc {v['test_acc']:.4f}, RSS {v['rss_mib']:.1f} MiB{tag}", flush=True)
-                if ib:
-                    for th in (1, 2):
-                        v = nnc_infer_run(ib, th)
-                        r["nnc_infer"][th] = keep_best(r["nnc_infer"].get(th), v, ikeys)
-                        print(f"{model}: nnc inference {th} thread(s): batch 64 {v['infer_batch64']:,.0f}/s, "
-                              f"batch 1 {v['infer_batch1']:,.0f}/s{tag}", flush=True)
-                    if use_torch:
-                        for th in (1, 2):
-                            v = torch_infer(model, th)
-                            r["torch_infer"][th] = keep_best(r["torch_infer"].get(th), v, ikeys)
-                            print(f"{model}: torch inference {th} thread(s): batch 64 {v['infer_batch64']:,.0f}/s, "
-                                  f"batch 1 {v['infer_batch1']:,.0f}/s{tag}", flush=True)
+                        v = run_one(th)
+                        best[th] = keep_best(best.get(th), v, keys, rss)
+                        print(f"{model}: {label} {th} thread(s): {line(v)}{tag}", flush=True)
             if args.profile:
                 r["profile"] = nnc_profile(args.nnc, model, tmp, args.epochs)
             report[model] = r
