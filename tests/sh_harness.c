@@ -13,11 +13,17 @@
 
 int sh_run(char **out, const char *fmt, ...)
 {
-	char cmd[8192], full[8300];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	int rc = sh_vrun(out, fmt, ap);
 	va_end(ap);
+	return rc;
+}
+
+int sh_vrun(char **out, const char *fmt, va_list ap)
+{
+	char cmd[8192], full[8300];
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
 	snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
 	FILE *p = popen(full, "r");
 	cr_assert_not_null(p, "popen failed: %s", cmd);

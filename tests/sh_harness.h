@@ -5,6 +5,7 @@
 #ifndef NNC_TEST_SH_HARNESS_H
 #define NNC_TEST_SH_HARNESS_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -12,6 +13,8 @@
  * into *out (malloc'd; pass NULL to discard).  Returns the exit status, or
  * 128 + the number of the signal that ended the command. */
 int sh_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* sh_run with the arguments in a va_list. */
+int sh_vrun(char **out, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Creates /tmp/nnc-TAG-XXXXXX into buf (fails the test if it cannot). */
 void sh_mktemp(char *buf, size_t size, const char *tag);

@@ -18,8 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "ast.h"
 #include "diag.h"
@@ -469,12 +467,7 @@ Test(diag, colour)
 
 static char tmpdir[64];
 
-static void setup(void)
-{
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/nnc-diag-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
-}
-
+static void setup(void) { sh_mktemp(tmpdir, sizeof tmpdir, "diag"); }
 static void teardown(void)
 {
 	char cmd[128];
@@ -482,28 +475,18 @@ static void teardown(void)
 	cr_expect_eq(system(cmd), 0);
 }
 
-/* Runs `cmd` through the shell with stdout+stderr captured; the exit status. */
+/* sh_run, its output kept in the arena (the checks below read it freely). */
+static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int run(char **out, const char *fmt, ...)
 {
-	char cmd[2048], full[2200];
+	char *text;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	int rc = sh_vrun(&text, fmt, ap);
 	va_end(ap);
-	snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
-	FILE *p = popen(full, "r");
-	cr_assert_not_null(p);
-	nnc_buf b = {0};
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk - 1, p)) > 0) {
-		chunk[n] = 0;
-		nnc_buf_puts(&b, chunk);
-	}
-	int st = pclose(p);
-	*out = nnc_strdup(b.data ? b.data : "");
-	nnc_buf_free(&b);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	*out = nnc_strdup(text);
+	free(text);
+	return rc;
 }
 
 static const char *write_nn(const char *name, const char *text)
