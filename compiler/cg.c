@@ -472,8 +472,7 @@ static void call_op(cg_ctx *c, int id, LLVMValueRef tid, LLVMValueRef nth, LLVMV
 	LLVMBuildCall2(c->B, c->op_fn_t, op_fns[id], a, 4, "");
 }
 
-/* Chunks in use for a step of n samples: ceil(n / cbatch). */
-static LLVMValueRef active_chunks(cg_ctx *c, LLVMValueRef n)
+LLVMValueRef cg_active_chunks(cg_ctx *c, LLVMValueRef n)
 {
 	return LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, n, cg_i64(c, c->g->cbatch - 1), ""), cg_i64(c, c->g->cbatch), "");
 }
@@ -483,7 +482,7 @@ static void sum_metrics(cg_ctx *c, LLVMValueRef n)
 {
 	cg_if t0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
 	LLVMValueRef m = arg_field(c, A_METRICS, c->ptr), ws = arg_field(c, A_WS, c->ptr);
-	cg_loop k = cg_loop_begin(c, cg_i64(c, 1), active_chunks(c, n), 1);
+	cg_loop k = cg_loop_begin(c, cg_i64(c, 1), cg_active_chunks(c, n), 1);
 	for (int j = 0; j < 2; j++) {
 		LLVMValueRef pj = cg_i64(c, j);
 		LLVMValueRef dst = LLVMBuildInBoundsGEP2(c->B, c->f64, m, &pj, 1, "");
@@ -541,7 +540,7 @@ static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n
 	/* this thread's chunks: [tid K / nth, (tid + 1) K / nth) */
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, g->chunks), &lo, &hi);
-	hi = cg_min_i64(c, hi, active_chunks(c, nsteps));
+	hi = cg_min_i64(c, hi, cg_active_chunks(c, nsteps));
 	LLVMValueRef slot = cg_alloca(c, c->chunk_t, "chunk");
 	LLVMValueRef zero = cg_i32(c, 0), one = cg_i32(c, 1);
 	cg_loop k = cg_loop_begin(c, lo, hi, 1);
@@ -768,14 +767,7 @@ static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMVa
 /* Nodes needed to compute `root` (its ancestors), in order. */
 static int collect_ancestors(ir_graph *g, int root, int *ids)
 {
-	bool *need = nnc_alloc((size_t)g->n);
-	need[root] = true;
-	for (int i = root; i >= 0; i--) {
-		if (!need[i])
-			continue;
-		for (int k = 0; k < g->nodes[i].nin; k++)
-			need[g->nodes[i].in[k]] = true;
-	}
+	bool *need = ir_ancestors(g, root);
 	int n = 0;
 	for (int i = 0; i <= root; i++)
 		if (need[i] && has_code(&g->nodes[i]))

@@ -89,6 +89,7 @@ void cg_if_end(cg_ctx *c, cg_if *f);
 /* Run-time values available in an op function. */
 LLVMValueRef cg_batch_n(cg_ctx *c);                   /* i64: samples of this chunk */
 LLVMValueRef cg_batch_total(cg_ctx *c);               /* i64: samples of the whole step (means) */
+LLVMValueRef cg_active_chunks(cg_ctx *c, LLVMValueRef n); /* chunks holding samples: ceil(n / cbatch) */
 LLVMValueRef cg_hp(cg_ctx *c, int k);                 /* float hp[k] */
 LLVMValueRef cg_metrics(cg_ctx *c);                   /* double* */
 LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n);  /* base pointer of a node's tensor */

@@ -701,7 +701,7 @@ static LLVMValueRef sum_partials(cg_ctx *c, LLVMValueRef gv, LLVMValueRef i)
 	LLVMValueRef f = LLVMBuildStructGEP2(c->B, c->args_t, c->args, 3, ""); /* ws */
 	LLVMValueRef ws = cg_load(c, c->ptr, f);
 	LLVMValueRef n = cg_batch_total(c);
-	LLVMValueRef active = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, n, cg_i64(c, g->cbatch - 1), ""), cg_i64(c, g->cbatch), "");
+	LLVMValueRef active = cg_active_chunks(c, n);
 	LLVMValueRef acc = cg_alloca(c, c->v16, "g");
 	cg_store(c, gv, acc);
 	cg_loop k = cg_loop_begin(c, cg_i64(c, 1), active, 1);

@@ -31,6 +31,17 @@ ir_graph *ir_new(const nnc_source *src)
 	return g;
 }
 
+bool *ir_ancestors(const ir_graph *g, int root)
+{
+	bool *need = nnc_alloc((size_t)g->n);
+	need[root] = true;
+	for (int i = root; i >= 0; i--)
+		if (need[i])
+			for (int k = 0; k < g->nodes[i].nin; k++)
+				need[g->nodes[i].in[k]] = true;
+	return need;
+}
+
 void ir_drop_training(ir_graph *g)
 {
 	for (int i = g->n_eval; i < g->n_train; i++)

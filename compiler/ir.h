@@ -165,6 +165,8 @@ void ir_dump_dot(ir_graph *g, nnc_buf *out);
 double ir_node_flops(ir_graph *g, const ir_node *n);
 /* Kernel class of an op, for profiles: "dense", "conv dW", "pool", ... */
 const char *ir_op_kind(ir_op op);
+/* need[i] (arena) is true for root and every node it is computed from. */
+bool *ir_ancestors(const ir_graph *g, int root);
 /* Parameter count, memory and FLOPs per sample (forward, backward). */
 void ir_stats(ir_graph *g, nnc_buf *out);
 uint64_t ir_fingerprint(ir_graph *g);

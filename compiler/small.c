@@ -31,12 +31,7 @@ ir_graph *nnc_small_batch(ir_graph *g)
 {
 	if (g->output < 0)
 		return NULL;
-	bool *need = nnc_alloc((size_t)g->n);
-	need[g->output] = true;
-	for (int i = g->output; i >= 0; i--)
-		if (need[i] && !g->nodes[i].dead)
-			for (int k = 0; k < g->nodes[i].nin; k++)
-				need[g->nodes[i].in[k]] = true;
+	bool *need = ir_ancestors(g, g->output);
 	if (!uses_cn(g, need))
 		return NULL; /* the main graph is sample-major already */
 
