@@ -65,19 +65,6 @@ static const char *float_lit(double v)
 	return nnc_sprintf("%sf", s);
 }
 
-/* "[784]", "[1, 28, 28]" */
-static const char *dims_str(int rank, const int64_t *dims)
-{
-	nnc_buf b = {0};
-	nnc_buf_puts(&b, "[");
-	for (int i = 0; i < rank; i++)
-		nnc_buf_printf(&b, "%s%lld", i ? ", " : "", (long long)dims[i]);
-	nnc_buf_puts(&b, "]");
-	char *r = nnc_strdup(b.data);
-	nnc_buf_free(&b);
-	return r;
-}
-
 /* "[n][784]" */
 static const char *batched_str(int rank, const int64_t *dims)
 {
@@ -141,7 +128,7 @@ static void doc_block(ir_graph *g, const char *P, const char *U, bool train, con
 	nnc_buf_printf(o, " * Generated: edit the .nn file and run nnc again, not this file.\n *\n");
 	nnc_buf_printf(o, " * THE MODEL\n");
 	nnc_buf_printf(o, " *   input      %s : f32%s, %lld floats per sample (%s_INPUT_SIZE)\n",
-		       in->name ? in->name : "x", dims_str(in->rank, in->dims), (long long)in->size, U);
+		       in->name ? in->name : "x", ir_dims_str(false, in->rank, in->dims), (long long)in->size, U);
 	if (g->label_kind == NNRT_LABEL_CLASS)
 		nnc_buf_printf(o, " *   label      class(%lld): one int32_t per sample, 0 <= y < %s_CLASSES\n",
 			       (long long)g->label_size, U);
@@ -156,7 +143,7 @@ static void doc_block(ir_graph *g, const char *P, const char *U, bool train, con
 		       g->nparams, U);
 	for (int i = 0; i < g->nparams; i++) {
 		ir_param *p = &g->params[i];
-		nnc_buf_printf(o, " *                %-18s %-16s %s_P_%s\n", p->name, dims_str(p->rank, p->dims), U,
+		nnc_buf_printf(o, " *                %-18s %-16s %s_P_%s\n", p->name, ir_dims_str(false, p->rank, p->dims), U,
 			       macro_part(p->name));
 	}
 	nnc_buf_printf(o, " *   batch      a training step takes 1 to %lld samples (%s_BATCH); inference any n >= 1\n",
@@ -244,7 +231,7 @@ static void constants(ir_graph *g, const char *P, const char *U, bool train, uin
 	for (int i = 0; i < g->nparams; i++) {
 		ir_param *p = &g->params[i];
 		const char *m = macro_part(p->name);
-		nnc_buf_printf(o, "#define %s_P_%s %d /* %s %s */\n", U, m, i, p->name, dims_str(p->rank, p->dims));
+		nnc_buf_printf(o, "#define %s_P_%s %d /* %s %s */\n", U, m, i, p->name, ir_dims_str(false, p->rank, p->dims));
 		nnc_buf_printf(o, "#define %s_P_%s_SIZE %lld\n", U, m, (long long)p->size);
 	}
 }

@@ -91,19 +91,21 @@ bool ir_same_shape(const ir_node *a, const ir_node *b)
 	return true;
 }
 
-char *ir_shape_str(const ir_node *n)
+char *ir_dims_str(bool batched, int rank, const int64_t *dims)
 {
 	nnc_buf b = {0};
 	nnc_buf_puts(&b, "[");
-	if (n->batched)
-		nnc_buf_printf(&b, "n%s", n->rank ? ", " : "");
-	for (int i = 0; i < n->rank; i++)
-		nnc_buf_printf(&b, "%s%lld", i ? ", " : "", (long long)n->dims[i]);
+	if (batched)
+		nnc_buf_printf(&b, "n%s", rank ? ", " : "");
+	for (int i = 0; i < rank; i++)
+		nnc_buf_printf(&b, "%s%lld", i ? ", " : "", (long long)dims[i]);
 	nnc_buf_puts(&b, "]");
 	char *s = nnc_strdup(b.data);
 	nnc_buf_free(&b);
 	return s;
 }
+
+char *ir_shape_str(const ir_node *n) { return ir_dims_str(n->batched, n->rank, n->dims); }
 
 void ir_replace_uses(ir_graph *g, int from, int to, int start)
 {
@@ -287,9 +289,7 @@ void ir_stats(ir_graph *g, nnc_buf *out)
 		       (long long)count, g->nparams, g->param_floats * 4 / 1024.0);
 	for (int i = 0; i < g->nparams; i++) {
 		ir_param *p = &g->params[i];
-		ir_node tmp = {0};
-		ir_set_shape(&tmp, false, p->rank, p->dims);
-		nnc_buf_printf(out, "    %-24s %-14s %lld\n", p->name, ir_shape_str(&tmp), (long long)p->size);
+		nnc_buf_printf(out, "    %-24s %-14s %lld\n", p->name, ir_dims_str(false, p->rank, p->dims), (long long)p->size);
 	}
 	nnc_buf_printf(out, "  gradients         %.1f KiB\n", g->param_floats * 4 / 1024.0);
 	nnc_buf_printf(out, "  optimizer state   %.1f KiB\n", g->opt_floats * 4 / 1024.0);

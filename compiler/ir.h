@@ -154,6 +154,7 @@ int ir_op_arity(ir_op op);
 void ir_set_shape(ir_node *n, bool batched, int rank, const int64_t *dims);
 bool ir_same_shape(const ir_node *a, const ir_node *b);
 char *ir_shape_str(const ir_node *n); /* "[n, 128]" or "[784, 128]" */
+char *ir_dims_str(bool batched, int rank, const int64_t *dims); /* the same from its parts */
 /* Runs the op's shape rule; reports a user error and returns false on mismatch. */
 bool ir_infer_shape(ir_graph *g, int id);
 /* Replaces every use of node `from` by `to` among nodes [start, g->n). */

@@ -267,19 +267,6 @@ static bool float_ok(sema *s, nnc_loc loc, const char *what, double v)
 	return true;
 }
 
-/* "[784, 1000000]" */
-static const char *dims_str(int rank, const int64_t *dims)
-{
-	nnc_buf b = {0};
-	nnc_buf_puts(&b, "[");
-	for (int i = 0; i < rank; i++)
-		nnc_buf_printf(&b, "%s%lld", i ? ", " : "", (long long)dims[i]);
-	nnc_buf_puts(&b, "]");
-	const char *r = nnc_strdup(b.data);
-	nnc_buf_free(&b);
-	return r;
-}
-
 /* Whether a tensor of shape dims[0..rank) is within MAX_ELEMS (reported at
  * loc, as `what`, if not).  Checked before the shape reaches the IR, whose
  * size arithmetic assumes it fits. */
@@ -291,7 +278,7 @@ static bool size_ok(sema *s, nnc_loc loc, const char *what, int rank, const int6
 	if (n <= (double)MAX_ELEMS)
 		return true;
 	nnc_error(s->src, loc, "%s would have shape %s, %.4g values; at most %lld per tensor are supported", what,
-		  dims_str(rank, dims), n, (long long)MAX_ELEMS);
+		  ir_dims_str(false, rank, dims), n, (long long)MAX_ELEMS);
 	return false;
 }
 
