@@ -18,8 +18,10 @@
  * The header is C99 and C++ compatible and includes only <nnrt.h>.
  */
 #include "header.h"
+#include "diag.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* PREFIX for macros: the prefix in capitals. */
@@ -40,18 +42,31 @@ static const char *macro_part(const char *name)
 	return u;
 }
 
-/* Text that may sit inside a C comment (a path could hold its end). */
+/* User text (layer names, paths) as it may sit inside a C comment: a star
+ * then a slash in a name must not end the comment, nor a slash then a star
+ * open a nested one (a -Wcomment warning), nor "??/" make a trigraph line
+ * splice under -std=c99.
+ * Bytes outside printable ASCII are written as \xNN, so a header is plain
+ * ASCII whatever the names hold.  Nothing else the header writes comes from
+ * the user except identifiers (model, prefix, input: checked to be C names)
+ * and numbers; no user text goes into a string literal. */
 static const char *comment_safe(const char *s)
 {
 	if (!s)
 		return "";
 	nnc_buf b = {0};
+	nnc_buf_puts(&b, "");
 	for (const char *p = s; *p; p++) {
-		nnc_buf_printf(&b, "%c", *p);
-		if (p[0] == '*' && p[1] == '/')
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c > 0x7e)
+			nnc_buf_printf(&b, "\\x%02x", c);
+		else
+			nnc_buf_printf(&b, "%c", c);
+		/* break "*" "/", "/" "*" and "??" apart */
+		if ((p[0] == '*' && p[1] == '/') || (p[0] == '/' && p[1] == '*') || (p[0] == '?' && p[1] == '?'))
 			nnc_buf_puts(&b, " ");
 	}
-	char *r = nnc_strdup(b.data ? b.data : "");
+	char *r = nnc_strdup(b.data);
 	nnc_buf_free(&b);
 	return r;
 }
@@ -104,7 +119,7 @@ static const char *output_str(ir_graph *g)
 	while (!src->name && src->nin == 1 && (src->op == IR_TO_NC || src->op == IR_TO_CN))
 		src = &g->nodes[src->in[0]];
 	if (src->name)
-		return nnc_sprintf("the value of '%s'%s", src->name,
+		return nnc_sprintf("the value of '%s'%s", comment_safe(src->name),
 				   g->loss_kind == NNRT_LOSS_BCE ? " (a probability)" : "");
 	return "the prediction";
 }
@@ -128,7 +143,7 @@ static void doc_block(ir_graph *g, const char *P, const char *U, bool train, con
 	nnc_buf_printf(o, " * Generated: edit the .nn file and run nnc again, not this file.\n *\n");
 	nnc_buf_printf(o, " * THE MODEL\n");
 	nnc_buf_printf(o, " *   input      %s : f32%s, %lld floats per sample (%s_INPUT_SIZE)\n",
-		       in->name ? in->name : "x", ir_dims_str(false, in->rank, in->dims), (long long)in->size, U);
+		       comment_safe(in->name ? in->name : "x"), ir_dims_str(false, in->rank, in->dims), (long long)in->size, U);
 	if (g->label_kind == NNRT_LABEL_CLASS)
 		nnc_buf_printf(o, " *   label      class(%lld): one int32_t per sample, 0 <= y < %s_CLASSES\n",
 			       (long long)g->label_size, U);
@@ -143,7 +158,7 @@ static void doc_block(ir_graph *g, const char *P, const char *U, bool train, con
 		       g->nparams, U);
 	for (int i = 0; i < g->nparams; i++) {
 		ir_param *p = &g->params[i];
-		nnc_buf_printf(o, " *                %-18s %-16s %s_P_%s\n", p->name, ir_dims_str(false, p->rank, p->dims), U,
+		nnc_buf_printf(o, " *                %-18s %-16s %s_P_%s\n", comment_safe(p->name), ir_dims_str(false, p->rank, p->dims), U,
 			       macro_part(p->name));
 	}
 	nnc_buf_printf(o, " *   batch      a training step takes 1 to %lld samples (%s_BATCH); inference any n >= 1\n",
@@ -231,7 +246,7 @@ static void constants(ir_graph *g, const char *P, const char *U, bool train, uin
 	for (int i = 0; i < g->nparams; i++) {
 		ir_param *p = &g->params[i];
 		const char *m = macro_part(p->name);
-		nnc_buf_printf(o, "#define %s_P_%s %d /* %s %s */\n", U, m, i, p->name, ir_dims_str(false, p->rank, p->dims));
+		nnc_buf_printf(o, "#define %s_P_%s %d /* %s %s */\n", U, m, i, comment_safe(p->name), ir_dims_str(false, p->rank, p->dims));
 		nnc_buf_printf(o, "#define %s_P_%s_SIZE %lld\n", U, m, (long long)p->size);
 	}
 }
@@ -265,7 +280,7 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 	    " * code in *err (err may be NULL) on failure.  Release it with $_free(). */\n"
 	    "static inline $_instance *$_new(int *err)\n"
 	    "{\n"
-	    "\treturn ($_instance *)nnrt_instance_new(&$_model, err);\n"
+	    "\treturn NNRT_PTR_CAST($_instance *, nnrt_instance_new(&$_model, err));\n"
 	    "}\n"
 	    "\n"
 	    "/* The same in your memory: at least @_MEMORY_SIZE bytes aligned to 64 (e.g.\n"
@@ -273,33 +288,33 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 	    " * the memory stays yours and must outlive the instance. */\n"
 	    "static inline $_instance *$_new_in(void *mem, size_t size, int *err)\n"
 	    "{\n"
-	    "\treturn ($_instance *)nnrt_instance_new_in(&$_model, mem, size, err);\n"
+	    "\treturn NNRT_PTR_CAST($_instance *, nnrt_instance_new_in(&$_model, mem, size, err));\n"
 	    "}\n"
 	    "\n"
 	    "/* Releases an instance from $_new(); for $_new_in() it only ends its use. */\n"
 	    "static inline void $_free($_instance *net)\n"
 	    "{\n"
-	    "\tnnrt_instance_free((nnrt_instance *)net);\n"
+	    "\tnnrt_instance_free(NNRT_PTR_CAST(nnrt_instance *, net));\n"
 	    "}\n"
 	    "\n"
 	    "/* Parameters from `seed` as the training binary's --seed would draw them;\n"
 	    " * optimizer state and step count cleared. */\n"
 	    "static inline int $_init($_instance *net, uint64_t seed)\n"
 	    "{\n"
-	    "\treturn nnrt_instance_init((nnrt_instance *)net, seed);\n"
+	    "\treturn nnrt_instance_init(NNRT_PTR_CAST(nnrt_instance *, net), seed);\n"
 	    "}\n"
 	    "\n"
 	    "/* Threads per call for this instance (0: OMP_NUM_THREADS, or one per core). */\n"
 	    "static inline int $_set_threads($_instance *net, int nthreads)\n"
 	    "{\n"
-	    "\treturn nnrt_instance_set_threads((nnrt_instance *)net, nthreads);\n"
+	    "\treturn nnrt_instance_set_threads(NNRT_PTR_CAST(nnrt_instance *, net), nthreads);\n"
 	    "}\n"
 	    "\n"
 	    "/* Inference on n >= 1 samples, any n: x is float[n][@_INPUT_SIZE], out receives\n"
 	    " * float[n][@_OUTPUT_SIZE]. */\n"
 	    "static inline int $_infer($_instance *net, const float *x, int64_t n, float *out)\n"
 	    "{\n"
-	    "\treturn nnrt_instance_infer((nnrt_instance *)net, x, n, out);\n"
+	    "\treturn nnrt_instance_infer(NNRT_PTR_CAST(nnrt_instance *, net), x, n, out);\n"
 	    "}\n"
 	    "\n");
 	if (train) {
@@ -311,18 +326,18 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 				      label));
 		put(o, P, U,
 		    "{\n"
-		    "\treturn nnrt_instance_train_step((nnrt_instance *)net, x, y, n, loss);\n"
+		    "\treturn nnrt_instance_train_step(NNRT_PTR_CAST(nnrt_instance *, net), x, y, n, loss);\n"
 		    "}\n"
 		    "\n"
 		    "/* Learning rate of later steps (default: the model's). */\n"
 		    "static inline int $_set_lr($_instance *net, float lr)\n"
 		    "{\n"
-		    "\treturn nnrt_instance_set_lr((nnrt_instance *)net, lr);\n"
+		    "\treturn nnrt_instance_set_lr(NNRT_PTR_CAST(nnrt_instance *, net), lr);\n"
 		    "}\n"
 		    "\n"
 		    "static inline float $_lr(const $_instance *net)\n"
 		    "{\n"
-		    "\treturn nnrt_instance_lr((const nnrt_instance *)net);\n"
+		    "\treturn nnrt_instance_lr(NNRT_PTR_CAST(const nnrt_instance *, net));\n"
 		    "}\n"
 		    "\n");
 	}
@@ -334,7 +349,7 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 			      label));
 	put(o, P, U,
 	    "{\n"
-	    "\treturn nnrt_instance_evaluate((nnrt_instance *)net, x, y, n, loss, accuracy);\n"
+	    "\treturn nnrt_instance_evaluate(NNRT_PTR_CAST(nnrt_instance *, net), x, y, n, loss, accuracy);\n"
 	    "}\n"
 	    "\n"
 	    "/* Index of the parameter tensor `name` (\"dense1.weight\"), or -1. */\n"
@@ -347,19 +362,19 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 	    " * (@_P_*_SIZE floats, row-major). */\n"
 	    "static inline int $_get_param(const $_instance *net, int index, float *dst, int64_t count)\n"
 	    "{\n"
-	    "\treturn nnrt_instance_get_param((const nnrt_instance *)net, index, dst, count);\n"
+	    "\treturn nnrt_instance_get_param(NNRT_PTR_CAST(const nnrt_instance *, net), index, dst, count);\n"
 	    "}\n"
 	    "\n"
 	    "static inline int $_set_param($_instance *net, int index, const float *src, int64_t count)\n"
 	    "{\n"
-	    "\treturn nnrt_instance_set_param((nnrt_instance *)net, index, src, count);\n"
+	    "\treturn nnrt_instance_set_param(NNRT_PTR_CAST(nnrt_instance *, net), index, src, count);\n"
 	    "}\n"
 	    "\n"
 	    "/* All parameters, @_PARAM_FLOATS floats laid out as $_model.params says.\n"
 	    " * Owned by net. */\n"
 	    "static inline float *$_params($_instance *net)\n"
 	    "{\n"
-	    "\treturn nnrt_instance_params((nnrt_instance *)net);\n"
+	    "\treturn nnrt_instance_params(NNRT_PTR_CAST(nnrt_instance *, net));\n"
 	    "}\n"
 	    "\n"
 	    "/* Checkpoints, the files of the training binary's --save and --load.  Saving\n"
@@ -367,19 +382,106 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 	    " * optimizer state and step count too when training is compiled in. */\n"
 	    "static inline int $_save($_instance *net, const char *path)\n"
 	    "{\n"
-	    "\treturn nnrt_instance_save((nnrt_instance *)net, path);\n"
+	    "\treturn nnrt_instance_save(NNRT_PTR_CAST(nnrt_instance *, net), path);\n"
 	    "}\n"
 	    "\n"
 	    "static inline int $_load($_instance *net, const char *path)\n"
 	    "{\n"
-	    "\treturn nnrt_instance_load((nnrt_instance *)net, path);\n"
+	    "\treturn nnrt_instance_load(NNRT_PTR_CAST(nnrt_instance *, net), path);\n"
 	    "}\n"
 	    "\n"
 	    "/* Details of net's latest failure (\"\" if none); owned by net. */\n"
 	    "static inline const char *$_error(const $_instance *net)\n"
 	    "{\n"
-	    "\treturn nnrt_instance_error((const nnrt_instance *)net);\n"
+	    "\treturn nnrt_instance_error(NNRT_PTR_CAST(const nnrt_instance *, net));\n"
 	    "}\n");
+}
+
+/* ---- names the header (and checkpoints) rely on ---- */
+
+bool nnc_reserved_name(const char *name)
+{
+	static const char rt[] = "nnrt";
+	for (int i = 0; i < 4; i++)
+		if (tolower((unsigned char)name[i]) != rt[i])
+			return false;
+	return name[4] == 0 || name[4] == '_';
+}
+
+/* A parameter's layer: its name without the last ".part" ("fc1.weight"). */
+static const char *layer_of(const char *param)
+{
+	const char *dot = strrchr(param, '.');
+	return dot ? nnc_sprintf("%.*s", (int)(dot - param), param) : param;
+}
+
+typedef struct mangled {
+	const char *macro; /* macro_part(name) */
+	int param;
+} mangled;
+
+static int by_macro(const void *a, const void *b)
+{
+	const mangled *x = a, *y = b;
+	int c = strcmp(x->macro, y->macro);
+	return c ? c : (x->param > y->param) - (x->param < y->param);
+}
+
+bool nnc_check_names(const nnc_program *prog, const ir_graph *g, const char *prefix)
+{
+	bool ok = true;
+	for (int i = 0; i < prog->nstmts; i++) {
+		const nnc_stmt *st = &prog->stmts[i];
+		if (st->kind == STMT_MODEL && st->name && nnc_reserved_name(st->name)) {
+			nnc_error(prog->src, st->name_loc,
+				  "the model name '%s' is reserved: 'nnrt' and names starting with 'nnrt_' belong to the runtime", st->name);
+			nnc_hint("the name prefixes every symbol of the model (%s_model, %s_new, ...); choose another",
+				 st->name, st->name);
+			ok = false;
+		}
+	}
+	/* Parameters by their C spelling; equal spellings sort together, in
+	 * source order.  A layer's parameters are consecutive in g->params,
+	 * so one error per layer: at its first clashing parameter. */
+	int n = g->nparams;
+	mangled *m = nnc_alloc(sizeof(mangled) * (size_t)(n ? n : 1));
+	int *first = nnc_alloc(sizeof(int) * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++) {
+		m[i] = (mangled){macro_part(g->params[i].name), i};
+		first[i] = -1;
+	}
+	qsort(m, (size_t)n, sizeof *m, by_macro);
+	for (int i = 1; i < n; i++)
+		if (!strcmp(m[i].macro, m[i - 1].macro)) {
+			int j = i - 1;
+			while (j > 0 && !strcmp(m[j - 1].macro, m[i].macro))
+				j--;
+			first[m[i].param] = m[j].param;
+		}
+	for (int i = 0; i < n; i++) {
+		if (first[i] < 0)
+			continue;
+		const ir_param *p = &g->params[i], *q = &g->params[first[i]];
+		const char *lp = layer_of(p->name), *lq = layer_of(q->name);
+		ok = false;
+		if (!strcmp(p->name, q->name)) {
+			nnc_error(g->src, p->loc, "a second layer is named '%s': the model would have two parameters '%s'",
+				  lp, p->name);
+			nnc_note(g->src, q->loc, "the first layer named '%s' is here", lq);
+			nnc_hint("a layer without name: is called after its kind and number (dense1, dense2, ...); "
+				 "give one of them another name: \"...\"");
+		} else {
+			nnc_error(g->src, p->loc, "layer name '%s' clashes with '%s': both become %s in C names such as "
+				  "%s_P_%s", lp, lq, macro_part(lp), upper(prefix ? prefix : g->model_name),
+				  macro_part(p->name));
+			nnc_note(g->src, q->loc, "layer '%s' is here", lq);
+			nnc_hint("in C names every character other than a letter or digit becomes '_', and letters "
+				 "capitals; rename one of the layers");
+		}
+		while (i + 1 < n && !strcmp(layer_of(g->params[i + 1].name), lp))
+			i++; /* one error per layer */
+	}
+	return ok;
 }
 
 void nnc_header(ir_graph *g, const char *prefix, bool inference_only, const char *object, nnc_buf *out)

@@ -165,6 +165,8 @@ static int parse_args(int argc, char **argv, options *o)
 		return usage_error("%s", "no input file; usage: nnc FILE.nn [-o OUTPUT]");
 	if (o->prefix && !is_identifier(o->prefix))
 		return usage_error("--prefix '%s' is not a C identifier (letters, digits, '_'; no digit first)", o->prefix);
+	if (o->prefix && nnc_reserved_name(o->prefix))
+		return usage_error("--prefix '%s' is reserved: 'nnrt' and names starting with 'nnrt_' belong to the runtime", o->prefix);
 	if (o->header && o->kind != OUT_OBJ && o->kind != OUT_ASM && o->kind != OUT_LL)
 		return usage_error("%s", "--header goes with -c, -S or --emit-llvm");
 	bool tty = isatty(2);
@@ -268,7 +270,7 @@ static int compile(const options *o)
 	}
 
 	ir_graph *g = nnc_sema(prog);
-	if (!g)
+	if (!g || !nnc_check_names(prog, g, o->prefix))
 		return NNC_EXIT_INPUT;
 	dump_if(o, "sema", g);
 	nnc_autodiff(g);

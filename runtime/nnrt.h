@@ -187,6 +187,15 @@ typedef struct nnrt_model {
 	int32_t profiled;        /* compiled with nnc --profile: bodies call nnrt_prof_tick */
 } nnrt_model;
 
+/* A pointer conversion that is C and also warning-free C++ (g++/clang++
+ * -Wold-style-cast): the headers of `nnc -c` convert between a model's own
+ * instance type and nnrt_instance with it. */
+#ifdef __cplusplus
+#define NNRT_PTR_CAST(T, p) reinterpret_cast<T>(p)
+#else
+#define NNRT_PTR_CAST(T, p) ((T)(p))
+#endif
+
 /* ---- Entry points used by generated code ---- */
 
 /* Barrier across the team running a generated body.  Every team has its

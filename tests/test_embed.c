@@ -268,7 +268,7 @@ Test(embed, c_writes_the_object_and_a_header_beside_it)
 	/* the header is C++ too */
 	if (sh_run(NULL, "command -v c++") == 0)
 		free(must("c++", "cd '%s' && printf '#include \"moons.h\"\\nint main() { return moons_new(nullptr) ? 0 : 1; }\\n' "
-			  "> u.cpp && c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -I'%s/runtime' -c u.cpp",
+			  "> u.cpp && c++ -std=c++17 -Wall -Wextra -Wpedantic -Wold-style-cast -Werror -I'%s/runtime' -c u.cpp",
 			  tmpdir, NNC_SOURCE_DIR));
 }
 
@@ -291,6 +291,105 @@ Test(embed, header_flags_are_checked)
 			     rows[i].flags);
 		cr_expect_eq(rc, 2, "nnc %s: exit %d", rows[i].flags, rc);
 		cr_expect(strstr(out, rows[i].message), "nnc %s said:\n%s", rows[i].flags, out);
+		free(out);
+	}
+}
+
+/* A small classifier whose two dense layers are called `first` and `second`
+ * (a `name:` argument each, or none when NULL), compiled as model `model`. */
+static void write_named_model(const char *file, const char *model, const char *first, const char *second)
+{
+	char a[200] = "", b[200] = "";
+	if (first)
+		snprintf(a, sizeof a, ", name: \"%s\"", first);
+	if (second)
+		snprintf(b, sizeof b, ", name: \"%s\"", second);
+	FILE *f = fopen(file, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "model %s\ninput x : f32[2]\nlabel y : class(2)\n"
+		   "h = x |> dense(4%s) |> tanh\nlogits = h |> dense(2%s)\n"
+		   "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.1)\n"
+		   "train {\n  data: xor(count: 64, seed: 1)\n  batch: 16\n  epochs: 1\n}\n", model, a, b);
+	fclose(f);
+}
+
+/* Layer names may hold any bytes; the header must still be one that every
+ * C and C++ compiler here takes without a warning under the strictest flags
+ * users build with (a star-slash in a name used to end a comment, and the
+ * wrappers' C casts failed -Wold-style-cast). */
+Test(embed, headers_compile_without_warnings_as_c_and_cxx_whatever_the_layer_names)
+{
+	write_named_model(path("odd.nn"), "odd", "x*/y/*z?\?/\xc3\xa9\x01", "w*/");
+	free(must("nnc -c", "cd '%s' && '%s' odd.nn -c -o odd.o", tmpdir, NNC_EXE));
+	char *h = read_text(path("odd.h"));
+	for (const char *p = h; *p; p++)
+		cr_assert((*p >= 0x20 && *p < 0x7f) || *p == '\n' || *p == '\t', "byte 0x%02x in the header",
+			  (unsigned char)*p);
+	cr_expect(strstr(h, "#define ODD_P_X__Y__Z_______WEIGHT 0 /* x* /y/ *z? ?/\\xc3\\xa9\\x01.weight [2, 4] */"),
+		  "%s", h);
+	free(h);
+	write_text(path("use.c"), "#include \"odd.h\"\nint main(void) { odd_instance *n = odd_new(0); "
+				  "odd_free(n); return n ? 0 : 1; }\n");
+	write_text(path("use.cpp"), "#include \"odd.h\"\nint main() { odd_instance *n = odd_new(nullptr); "
+				    "odd_free(n); return n ? 0 : 1; }\n");
+	const char *strict = "-Wall -Wextra -Wpedantic -Werror";
+	struct {
+		const char *cc, *flags, *file;
+	} builds[] = {
+		{"cc", "-std=c99", "use.c"},
+		{"clang", "-std=c99", "use.c"},
+		{"c++", "-std=c++11 -Wold-style-cast", "use.cpp"},
+		{"clang++", "-std=c++11 -Wold-style-cast", "use.cpp"},
+	};
+	int built = 0;
+	for (size_t i = 0; i < sizeof builds / sizeof builds[0]; i++) {
+		if (sh_run(NULL, "command -v %s", builds[i].cc) != 0)
+			continue;
+		free(must(builds[i].cc, "cd '%s' && %s %s %s -I'%s/runtime' -c %s -o /dev/null", tmpdir, builds[i].cc,
+			  builds[i].flags, strict, NNC_SOURCE_DIR, builds[i].file));
+		built++;
+	}
+	cr_assert_geq(built, 1, "no C compiler found");
+}
+
+/* Names that would clash as C identifiers (in the header) or as checkpoint
+ * entries are errors of the .nn file, for every kind of build; names in the
+ * runtime's namespace are refused as model names and as --prefix. */
+Test(embed, names_that_clash_in_c_or_in_checkpoints_are_errors)
+{
+	struct {
+		const char *model, *first, *second, *flags;
+		int status;
+		const char *message, *note;
+	} rows[] = {
+		{"t", "a.b", "a_b", "-c", 1,
+		 "t.nn:5:10: error: layer name 'a_b' clashes with 'a.b': both become A_B in C names such as T_P_A_B_WEIGHT", "t.nn:4:5: note: layer 'a.b' is here"},
+		{"t", "a.b", "a_b", "-o t", 1, "layer name 'a_b' clashes with 'a.b'", NULL},
+		{"t", "Fc", "fc", "--emit-ir", 1, "layer name 'fc' clashes with 'Fc': both become FC", NULL},
+		{"t", "dense2", NULL, "-c", 1,
+		 "t.nn:5:10: error: a second layer is named 'dense2': the model would have two parameters 'dense2.weight'",
+		 "t.nn:4:5: note: the first layer named 'dense2' is here"},
+		{"t", "dense2", NULL, "-o t", 1, "a second layer is named 'dense2'", NULL},
+		{"nnrt", NULL, NULL, "-c", 1,
+		 "t.nn:1:7: error: the model name 'nnrt' is reserved: 'nnrt' and names starting with 'nnrt_' belong to the runtime", NULL},
+		{"NNRT_instance", NULL, NULL, "-o t", 1, "the model name 'NNRT_instance' is reserved", NULL},
+		{"t", NULL, NULL, "-c --prefix nnrt_instance", 2, "--prefix 'nnrt_instance' is reserved", NULL},
+		{"t", NULL, NULL, "-c --prefix Nnrt", 2, "--prefix 'Nnrt' is reserved", NULL},
+		/* not clashes: distinct in C, or only sharing a beginning */
+		{"nnrtx", "a.b", "a.bb", "-c", 0, NULL, NULL},
+		{"t", NULL, NULL, "-c --prefix nnrtx", 0, NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		write_named_model(path("t.nn"), rows[i].model, rows[i].first, rows[i].second);
+		char *out;
+		int rc = sh_run(&out, "cd '%s' && rm -f t.o t.h && '%s' t.nn %s", tmpdir, NNC_EXE, rows[i].flags);
+		cr_expect_eq(rc, rows[i].status, "row %zu (%s): exit %d\n%s", i, rows[i].flags, rc, out);
+		if (rows[i].message)
+			cr_expect(strstr(out, rows[i].message), "row %zu: wanted '%s' in:\n%s", i, rows[i].message, out);
+		if (rows[i].note)
+			cr_expect(strstr(out, rows[i].note), "row %zu: wanted '%s' in:\n%s", i, rows[i].note, out);
+		if (rows[i].status)
+			cr_expect_neq(access(path("t.h"), F_OK), 0, "row %zu: a header was written", i);
 		free(out);
 	}
 }
@@ -911,11 +1010,15 @@ Test(embed, installed_nnc_links_programs_and_a_downstream_cmake_project_builds, 
 	/* A sanitized runtime needs the sanitizers in every program that links
 	 * it: C programs get them from $CC (as the tests' nnc links do), the C++
 	 * one from here. */
+	/* clang++ where there is one: g++ does not see the C casts that
+	 * -Wold-style-cast forbids in inline functions nobody calls.  Not with
+	 * the sanitizers, whose runtimes differ between gcc and clang. */
+	const char *cxx = sh_run(NULL, "command -v clang++") == 0 ? "-DCMAKE_CXX_COMPILER=clang++" : "";
 	free(must("configuring tests/downstream",
 		  "%s '%s' -S '%s/tests/downstream' -B '%s/ds' -DCMAKE_PREFIX_PATH='%s' -DCMAKE_BUILD_TYPE=Release "
 		  "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF %s",
 		  user_env(), NNC_CMAKE_COMMAND, NNC_SOURCE_DIR, tmpdir, prefix,
-		  NNC_SANITIZED ? "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined" : ""));
+		  NNC_SANITIZED ? "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined" : cxx));
 	char *cache = read_text(path("ds/CMakeCache.txt"));
 	char want[600];
 	snprintf(want, sizeof want, "nnc_DIR:PATH=%s/%s/cmake/nnc", prefix, NNC_LIBDIR);
