@@ -177,6 +177,8 @@ static void doc_block(ir_graph *g, const char *P, const char *U, bool train, con
 	nnc_buf_printf(o, " *   The object needs the nnc runtime, libnnrt, and OpenMP:\n");
 	nnc_buf_printf(o, " *     cc app.c %s $(pkg-config --cflags --libs nnrt)   i.e.  -lnnrt -fopenmp -lz -lm\n",
 		       comment_safe(object));
+	nnc_buf_printf(o, " *   plus -Wl,-rpath,$(pkg-config --variable=libdir nnrt) where the loader does not\n");
+	nnc_buf_printf(o, " *   look for the shared libnnrt (or link libnnrt.a by path).\n");
 	nnc_buf_printf(o, " *   With CMake: find_package(nnc) and nnc_add_model(app %s.nn), which runs nnc.\n", g->model_name);
 	nnc_buf_printf(o, " *\n * USE\n");
 	nnc_buf_printf(o, " *   int err;\n");
@@ -200,7 +202,8 @@ static void doc_block(ir_graph *g, const char *P, const char *U, bool train, con
 	nnc_buf_printf(o, " *   Every function that can fail returns 0 (NNRT_OK) or an NNRT_ERR_* code (nnrt.h);\n");
 	nnc_buf_printf(o, " *   nnrt_strerror(code) names it, %s_error(net) adds the details of net's latest\n", P);
 	nnc_buf_printf(o, " *   failure.  Nothing exits or aborts.  Failed checkpoint loads and saves are also\n");
-	nnc_buf_printf(o, " *   reported on stderr by the runtime.\n");
+	nnc_buf_printf(o, " *   reported on stderr by the runtime, unless net has an error handler\n");
+	nnc_buf_printf(o, " *   (%s_set_error_handler(net, nnrt_error_ignore, NULL) silences it).\n", P);
 	nnc_buf_printf(o, " *\n * THREADS AND OWNERSHIP\n");
 	nnc_buf_printf(o, " *   An instance is all the mutable state there is: no globals.  Use one instance\n");
 	nnc_buf_printf(o, " *   from one thread at a time; different instances (of this model or others) may\n");
@@ -379,7 +382,9 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 	    "\n"
 	    "/* Checkpoints, the files of the training binary's --save and --load.  Saving\n"
 	    " * is atomic; loading changes nothing unless the file is valid, and takes the\n"
-	    " * optimizer state and step count too when training is compiled in. */\n"
+	    " * counters (epoch, steps), and the optimizer state when training is compiled\n"
+	    " * in.  NNRT_ERR_IO: the file cannot be read; NNRT_ERR_CHECKPOINT: it is not\n"
+	    " * a checkpoint of this model, and $_error(net) says what differs. */\n"
 	    "static inline int $_save($_instance *net, const char *path)\n"
 	    "{\n"
 	    "\treturn nnrt_instance_save(NNRT_PTR_CAST(nnrt_instance *, net), path);\n"
@@ -390,10 +395,36 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 	    "\treturn nnrt_instance_load(NNRT_PTR_CAST(nnrt_instance *, net), path);\n"
 	    "}\n"
 	    "\n"
-	    "/* Details of net's latest failure (\"\" if none); owned by net. */\n"
+	    "/* Epochs completed, as checkpoints record it (the training binary's --resume\n"
+	    " * continues after it).  Yours to count: a training step does not change it. */\n"
+	    "static inline int $_set_epoch($_instance *net, int64_t epoch)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_set_epoch(NNRT_PTR_CAST(nnrt_instance *, net), epoch);\n"
+	    "}\n"
+	    "\n"
+	    "static inline int64_t $_epoch(const $_instance *net)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_epoch(NNRT_PTR_CAST(const nnrt_instance *, net));\n"
+	    "}\n"
+	    "\n"
+	    "/* Details of net's latest failure (\"\" if none, or after $_clear_error);\n"
+	    " * owned by net. */\n"
 	    "static inline const char *$_error(const $_instance *net)\n"
 	    "{\n"
 	    "\treturn nnrt_instance_error(NNRT_PTR_CAST(const nnrt_instance *, net));\n"
+	    "}\n"
+	    "\n"
+	    "static inline void $_clear_error($_instance *net)\n"
+	    "{\n"
+	    "\tnnrt_instance_clear_error(NNRT_PTR_CAST(nnrt_instance *, net));\n"
+	    "}\n"
+	    "\n"
+	    "/* fn(ctx, code, message) receives each failure of net; the runtime then\n"
+	    " * prints nothing on stderr for net.  nnrt_error_ignore silences; NULL\n"
+	    " * restores the default. */\n"
+	    "static inline int $_set_error_handler($_instance *net, nnrt_error_fn fn, void *ctx)\n"
+	    "{\n"
+	    "\treturn nnrt_instance_set_error_handler(NNRT_PTR_CAST(nnrt_instance *, net), fn, ctx);\n"
 	    "}\n");
 }
 

@@ -22,7 +22,6 @@
  */
 #include "nnrt_internal.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +35,8 @@ struct nnrt_instance {
 	int threads;                      /* 0 = the process default */
 	int trains;                       /* the model has a train_step */
 	int heap;                         /* the block came from nnrt_instance_new */
+	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
+	void *on_error_ctx;
 	char msg[320];                    /* latest failure, for nnrt_instance_error */
 };
 
@@ -64,7 +65,8 @@ const char *nnrt_strerror(int code)
 	return messages[code];
 }
 
-/* Records a failure on inst and returns its code. */
+/* Records a failure on inst, hands it to inst's error handler, and returns
+ * its code. */
 static int fail(nnrt_instance *inst, int code, const char *fmt, ...) NNRT_PRINTF(3, 4);
 static int fail(nnrt_instance *inst, int code, const char *fmt, ...)
 {
@@ -73,8 +75,17 @@ static int fail(nnrt_instance *inst, int code, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(inst->msg, sizeof inst->msg, fmt, ap);
 		va_end(ap);
+		if (inst->on_error)
+			inst->on_error(inst->on_error_ctx, code, inst->msg);
 	}
 	return code;
+}
+
+void nnrt_error_ignore(void *ctx, int code, const char *message)
+{
+	(void)ctx;
+	(void)code;
+	(void)message;
 }
 
 static int trains(const nnrt_model *m)
@@ -192,6 +203,21 @@ const char *nnrt_instance_error(const nnrt_instance *inst)
 	return inst ? inst->msg : "";
 }
 
+void nnrt_instance_clear_error(nnrt_instance *inst)
+{
+	if (inst)
+		inst->msg[0] = 0;
+}
+
+int nnrt_instance_set_error_handler(nnrt_instance *inst, nnrt_error_fn fn, void *ctx)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	inst->on_error = fn;
+	inst->on_error_ctx = ctx;
+	return NNRT_OK;
+}
+
 int nnrt_instance_init(nnrt_instance *inst, uint64_t seed)
 {
 	if (!inst)
@@ -238,6 +264,21 @@ float nnrt_instance_lr(const nnrt_instance *inst)
 int64_t nnrt_instance_steps(const nnrt_instance *inst)
 {
 	return inst ? inst->st.step : 0;
+}
+
+int nnrt_instance_set_epoch(nnrt_instance *inst, int64_t epoch)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	if (epoch < 0)
+		return fail(inst, NNRT_ERR_ARG, "set_epoch: %lld epochs; the count cannot be negative", (long long)epoch);
+	inst->st.epoch = epoch;
+	return NNRT_OK;
+}
+
+int64_t nnrt_instance_epoch(const nnrt_instance *inst)
+{
+	return inst ? inst->st.epoch : 0;
 }
 
 /* Step arguments for n samples at x (and y, out). */
@@ -433,7 +474,10 @@ int nnrt_instance_save(nnrt_instance *inst, const char *path)
 	float *opt = inst->opt;
 	if (!opt && !(opt = calloc(m->opt_floats > 0 ? (size_t)m->opt_floats : 1, sizeof(float))))
 		return fail(inst, NNRT_ERR_NOMEM, "save: out of memory");
+	/* With a handler of its own, the instance's failures go there only. */
+	int was = nnrt_mute_errors(inst->on_error != NULL);
 	int rc = nnrt_ckpt_save(path, m, inst->params, opt, &inst->st);
+	nnrt_mute_errors(was);
 	if (opt != inst->opt)
 		free(opt);
 	if (rc)
@@ -447,14 +491,19 @@ int nnrt_instance_load(nnrt_instance *inst, const char *path)
 		return NNRT_ERR_ARG;
 	if (!path || !*path)
 		return fail(inst, NNRT_ERR_ARG, "load: no file name");
-	/* Told apart here so that the code says whose problem it is: a file
-	 * that is not there, or one that is not a checkpoint of this model. */
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return fail(inst, NNRT_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
-	fclose(f);
+	/* The counters come along in every case (the epoch is the caller's to
+	 * read); the optimizer state only for a model that trains. */
 	nnrt_train_state st = inst->st;
-	if (nnrt_ckpt_load(path, inst->m, inst->params, inst->opt, inst->trains ? &st : NULL))
+	int was = nnrt_mute_errors(inst->on_error != NULL);
+	int rc = nnrt_ckpt_load(path, inst->m, inst->params, inst->opt, &st);
+	nnrt_mute_errors(was);
+	/* The code says whose problem it is: a file that cannot be read, or one
+	 * that is not a checkpoint of this model. */
+	if (rc == NNRT_CKPT_IO)
+		return fail(inst, NNRT_ERR_IO, "%s", nnrt_last_error());
+	if (rc == NNRT_CKPT_NOMEM)
+		return fail(inst, NNRT_ERR_NOMEM, "%s", nnrt_last_error());
+	if (rc)
 		return fail(inst, NNRT_ERR_CHECKPOINT, "%s", nnrt_last_error());
 	inst->st = st;
 	return NNRT_OK;

@@ -320,13 +320,22 @@ static void r_floats(const unsigned char *b, float *x, int64_t n)
 	}
 }
 
-/* Reads a whole file; the caller frees *data. */
+/* Reads a whole file; the caller frees *data.  0, or NNRT_CKPT_IO /
+ * NNRT_CKPT_NOMEM after reporting: a file that cannot be read is an I/O
+ * failure, not a bad checkpoint, and the embedding API tells them apart. */
 static int read_file(const char *path, unsigned char **data, int64_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		nnrt_error("cannot open checkpoint %s: %s", path, strerror(errno));
-		return -1;
+		return NNRT_CKPT_IO;
+	}
+	struct stat sb;
+	if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		/* fopen() opens a directory; reading it fails with EISDIR */
+		nnrt_error("cannot read checkpoint %s: it is a directory", path);
+		fclose(f);
+		return NNRT_CKPT_IO;
 	}
 	size_t cap = 1 << 16, n = 0;
 	unsigned char *buf = malloc(cap);
@@ -344,12 +353,12 @@ static int read_file(const char *path, unsigned char **data, int64_t *len)
 	fclose(f);
 	if (!buf) {
 		nnrt_sys_error("cannot read checkpoint %s: out of memory", path);
-		return -1;
+		return NNRT_CKPT_NOMEM;
 	}
 	if (err) {
 		nnrt_sys_error("cannot read checkpoint %s: %s", path, strerror(errno));
 		free(buf);
-		return -1;
+		return NNRT_CKPT_IO;
 	}
 	*data = buf;
 	*len = (int64_t)n;
@@ -365,13 +374,23 @@ static void fmt_shape(const int64_t *shape, int rank, char *buf, size_t cap)
 		snprintf(buf + len, cap - len, "]");
 }
 
-/* Checks the parameter table of the file against the model's. */
-static int check_table(const char *path, const nnrt_model *m, ckpt_reader *r, uint32_t n_params)
+static const char *opt_name(uint32_t kind)
 {
+	return kind == NNRT_OPT_ADAM ? "adam" : kind == NNRT_OPT_SGD ? "sgd" : "an unknown optimizer";
+}
+
+/* Compares the file's parameter table with the model's and writes the first
+ * difference into why ("parameter 'fc2.bias' has shape [3] but this model's
+ * is [2]").  0: the same; 1: different; -1: the table is malformed.
+ * *damage is set when only offsets or sizes differ: the shapes (which the
+ * fingerprint covers) agree, so the table contradicts itself. */
+static int table_diff(const nnrt_model *m, ckpt_reader *r, uint32_t n_params, char *why, size_t cap,
+                      int *damage)
+{
+	*damage = 0;
 	if (n_params != (uint32_t)m->n_params) {
-		nnrt_error("checkpoint %s holds %u parameter tensors but this model has %d", path, n_params,
-		           m->n_params);
-		return -1;
+		snprintf(why, cap, "the file holds %u parameter tensors but this model has %d", n_params, m->n_params);
+		return 1;
 	}
 	for (int i = 0; i < m->n_params; i++) {
 		const nnrt_param_info *p = &m->params[i];
@@ -379,32 +398,35 @@ static int check_table(const char *path, const nnrt_model *m, ckpt_reader *r, ui
 		const unsigned char *name = r_take(r, nlen);
 		uint32_t rank = r_u32(r);
 		int64_t shape[NNRT_MAX_RANK] = {0};
-		if (r->bad || rank > NNRT_MAX_RANK) {
-			nnrt_error("checkpoint %s is malformed (bad parameter table)", path);
+		if (r->bad || rank > NNRT_MAX_RANK)
 			return -1;
-		}
 		for (uint32_t k = 0; k < rank; k++)
 			shape[k] = (int64_t)r_u64(r);
 		int64_t offset = (int64_t)r_u64(r), size = (int64_t)r_u64(r);
-		if (r->bad) {
-			nnrt_error("checkpoint %s is malformed (bad parameter table)", path);
+		if (r->bad)
 			return -1;
-		}
 		const char *want = p->name ? p->name : "";
 		if (nlen != strlen(want) || memcmp(name, want, nlen) != 0) {
-			nnrt_error("checkpoint %s: parameter %d is '%.*s' but this model's is '%s'", path, i, (int)nlen,
-			           (const char *)name, want);
-			return -1;
+			snprintf(why, cap, "parameter %d is '%.*s' but this model's is '%s'", i, (int)(nlen < 200 ? nlen : 200),
+			         (const char *)name, want);
+			return 1;
 		}
-		int same = rank == (uint32_t)p->rank && offset == p->offset && size == p->size;
+		int same = rank == (uint32_t)p->rank;
 		for (uint32_t k = 0; same && k < rank; k++)
 			same = shape[k] == p->shape[k];
+		char a[160], b[160];
+		fmt_shape(shape, (int)rank, a, sizeof a);
+		fmt_shape(p->shape, p->rank, b, sizeof b);
 		if (!same) {
-			char a[160], b[160];
-			fmt_shape(shape, (int)rank, a, sizeof a);
-			fmt_shape(p->shape, p->rank, b, sizeof b);
-			nnrt_error("checkpoint %s: parameter '%s' has shape %s but this model's is %s", path, want, a, b);
-			return -1;
+			snprintf(why, cap, "parameter '%s' has shape %s but this model's is %s", want, a, b);
+			return 1;
+		}
+		if (offset != p->offset || size != p->size) {
+			*damage = 1;
+			snprintf(why, cap, "its table gives parameter '%s' (shape %s) offset %lld and %lld values, but this "
+			         "model's is at offset %lld with %lld values", want, a, (long long)offset, (long long)size,
+			         (long long)p->offset, (long long)p->size);
+			return 1;
 		}
 	}
 	return 0;
@@ -414,9 +436,10 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 {
 	unsigned char *data;
 	int64_t len;
-	if (read_file(path, &data, &len))
-		return -1;
-	int rc = -1;
+	int rc = read_file(path, &data, &len);
+	if (rc)
+		return rc;
+	rc = NNRT_CKPT_INVALID;
 	ckpt_reader r = {data, data + len, 0};
 	if (len >= 8 && memcmp(data, NNRT_CKPT_MAGIC, 8) != 0) {
 		nnrt_error("%s is not an nnc checkpoint (bad magic number)", path);
@@ -459,7 +482,7 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	r.end = data + len - 4;
 
 	uint64_t fingerprint = r_u64(&r);
-	r_u32(&r); /* optimizer: implied by the fingerprint, kept for tools */
+	uint32_t optimizer = r_u32(&r); /* implied by the fingerprint; explains a mismatch */
 	uint32_t n_params = r_u32(&r);
 	int64_t param_floats = (int64_t)r_u64(&r);
 	int64_t opt_floats = (int64_t)r_u64(&r);
@@ -474,15 +497,44 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		nnrt_error("checkpoint %s is malformed (bad header)", path);
 		goto out;
 	}
-	if (fingerprint != m->fingerprint) {
+	/* A model changed since the file was written changes its fingerprint;
+	 * the parameter table then usually says what changed, so it is read
+	 * first.  With the fingerprint equal, a different table is damage. */
+	char why[600];
+	int damage;
+	int diff = table_diff(m, &r, n_params, why, sizeof why, &damage);
+	if (diff < 0) {
+		nnrt_error("checkpoint %s is malformed (bad parameter table)", path);
+		goto out;
+	}
+	int same_name = nlen == strlen(m->name ? m->name : "") && !memcmp(name, m->name ? m->name : "", nlen);
+	if (fingerprint != m->fingerprint && !same_name) {
 		nnrt_error("checkpoint %s was written by model '%.*s' (fingerprint 0x%016llx), not by this model '%s' "
 		           "(fingerprint 0x%016llx)",
 		           path, (int)nlen, (const char *)name, (unsigned long long)fingerprint,
 		           m->name ? m->name : "", (unsigned long long)m->fingerprint);
 		goto out;
 	}
-	if (check_table(path, m, &r, n_params))
+	if (diff && damage) {
+		nnrt_error("checkpoint %s is damaged: %s", path, why);
 		goto out;
+	}
+	if (diff) {
+		nnrt_error("checkpoint %s: %s", path, why);
+		goto out;
+	}
+	if (fingerprint != m->fingerprint) {
+		if (optimizer != (uint32_t)m->optimizer)
+			nnrt_error("checkpoint %s was written with the %s optimizer but this model '%s' uses %s", path,
+			           opt_name(optimizer), m->name ? m->name : "", opt_name((uint32_t)m->optimizer));
+		else
+			nnrt_error("checkpoint %s was written by another version of model '%s' (fingerprint 0x%016llx, this "
+			           "model's 0x%016llx): the parameter tensors are the same, the layers without parameters "
+			           "differ",
+			           path, m->name ? m->name : "", (unsigned long long)fingerprint,
+			           (unsigned long long)m->fingerprint);
+		goto out;
+	}
 	if (param_floats != m->param_floats) {
 		nnrt_error("checkpoint %s holds %lld parameters but this model has %lld", path, (long long)param_floats,
 		           (long long)m->param_floats);

@@ -228,8 +228,8 @@ void nnrt_run(nnrt_body_fn body, nnrt_step_args *args);
  * for a whole training run instead of one per step.  Returns fn's result. */
 int nnrt_team(int (*fn)(void *ctx), void *ctx);
 /* nnrt_run with a team of `nthreads` threads for this call (0 = the default
- * of nnrt_set_threads).  Inside nnrt_team() the persistent team runs the body,
- * whatever its size. */
+ * of nnrt_set_threads).  Inside nnrt_team() the persistent team runs the body
+ * on min(nthreads, its size) of its threads (0: all of them). */
 void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
 
 /* ---- Embedding: model instances (runtime/api.c) ----
@@ -250,7 +250,13 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  * call runs its work on a team of threads (nnrt_instance_set_threads).
  *
  * Memory: an instance allocates nothing after it is created.  Inputs and
- * outputs are the caller's arrays, read and written only during the call. */
+ * outputs are the caller's arrays, read and written only during the call.
+ *
+ * Compatibility: functions are only ever added (the epoch, clear-error and
+ * error-handler functions came after the first release), and an instance
+ * stays an opaque block behind a fixed NNRT_INSTANCE_HEADER_BYTES header.  So
+ * objects and headers generated before keep working with this runtime, and
+ * NNRT_ABI_VERSION, which versions the nnrt_model layout, is unchanged. */
 
 typedef struct nnrt_instance nnrt_instance;
 
@@ -297,21 +303,42 @@ nnrt_instance *nnrt_instance_new_in(const nnrt_model *m, void *mem, size_t size,
 /* Releases an instance (NULL is ignored). */
 void nnrt_instance_free(nnrt_instance *inst);
 const nnrt_model *nnrt_instance_model(const nnrt_instance *inst);
-/* Details of the latest failure on inst ("" if none).  Owned by inst. */
+/* Details of the latest failure on inst ("" if none, or after
+ * nnrt_instance_clear_error).  Owned by inst. */
 const char *nnrt_instance_error(const nnrt_instance *inst);
+void nnrt_instance_clear_error(nnrt_instance *inst);
+
+/* Receives each failure of an instance as it happens: the code the call
+ * returns and the message nnrt_instance_error() then gives.  Called on the
+ * thread of the failing call, before it returns. */
+typedef void (*nnrt_error_fn)(void *ctx, int code, const char *message);
+/* Sends inst's failures to fn(ctx, ...).  While a handler is set the runtime
+ * prints nothing on stderr for inst (by default a failed checkpoint load or
+ * save is also printed there, as "nnrt: error: ..."); fn = NULL restores
+ * that.  nnrt_error_ignore is a handler that drops everything: silence. */
+int nnrt_instance_set_error_handler(nnrt_instance *inst, nnrt_error_fn fn, void *ctx);
+void nnrt_error_ignore(void *ctx, int code, const char *message);
 
 /* Re-initialises the parameters from `seed` exactly as a training binary run
  * with --seed does, and clears optimizer state and step count. */
 int nnrt_instance_init(nnrt_instance *inst, uint64_t seed);
 /* Threads per call for this instance: 1..NNRT_MAX_THREADS, or 0 for the
  * process default (nnrt_set_threads, else OMP_NUM_THREADS or one per core).
- * Results are bit-identical for every thread count. */
+ * Inside nnrt_team() the calls run on that many of the team's threads (at
+ * most all of them; 0: all).  Results are bit-identical for every thread
+ * count. */
 int nnrt_instance_set_threads(nnrt_instance *inst, int nthreads);
 /* Learning rate of later training steps (default: the model's). */
 int nnrt_instance_set_lr(nnrt_instance *inst, float lr);
 float nnrt_instance_lr(const nnrt_instance *inst);
 /* Training steps taken (Adam's t), including those of a loaded checkpoint. */
 int64_t nnrt_instance_steps(const nnrt_instance *inst);
+/* Epochs completed, as checkpoints record it: a training binary run with
+ * --resume on a checkpoint saved by the instance continues after it.  The
+ * instance never changes it by itself (an epoch is the caller's loop);
+ * loading a checkpoint sets it, nnrt_instance_init clears it.  >= 0. */
+int nnrt_instance_set_epoch(nnrt_instance *inst, int64_t epoch);
+int64_t nnrt_instance_epoch(const nnrt_instance *inst);
 
 /* Inference on n >= 1 samples: x is float[n][input_size], out receives
  * float[n][output_size] (probabilities for softmax_cross_entropy models,
@@ -343,9 +370,13 @@ float *nnrt_instance_params(nnrt_instance *inst);
 /* Writes / reads a checkpoint in the format of the training binaries' --save
  * and --load (docs/checkpoint.md).  Saving is atomic.  Loading takes the
  * parameters and, for a model compiled with training, the optimizer state
- * and step count too, so training continues where the file left off; nothing
- * changes unless the whole file is valid.  The runtime also prints a failed
- * load's or save's message to stderr. */
+ * and step count too, so training continues where the file left off; the
+ * epoch count (nnrt_instance_epoch) is saved and loaded in every case.
+ * Nothing changes unless the whole file is valid.  A file that cannot be
+ * opened or read (missing, a directory) is NNRT_ERR_IO, one that is not a
+ * valid checkpoint of this model NNRT_ERR_CHECKPOINT.  Unless the instance
+ * has an error handler, the runtime also prints a failed load's or save's
+ * message to stderr. */
 int nnrt_instance_save(nnrt_instance *inst, const char *path);
 int nnrt_instance_load(nnrt_instance *inst, const char *path);
 

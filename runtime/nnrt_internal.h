@@ -39,7 +39,8 @@ const char *nnrt_prog(void);
 void nnrt_error(const char *fmt, ...) NNRT_PRINTF(1, 2);
 void nnrt_verror(const char *fmt, va_list ap);
 /* The message of the latest nnrt_error() ("" if none): lets tests compare
- * diagnostics exactly.  Static storage, overwritten by the next error. */
+ * diagnostics exactly.  Thread-local storage, overwritten by the calling
+ * thread's next error. */
 const char *nnrt_last_error(void);
 /* For system failures (a read or write that fails, memory running out):
  * not the user's doing, so, like llm.c's checked I/O, the message also names
@@ -48,6 +49,9 @@ void nnrt_sys_error_at(const char *file, int line, const char *fmt, ...) NNRT_PR
 #define nnrt_sys_error(...) nnrt_sys_error_at(__FILE__, __LINE__, __VA_ARGS__)
 /* Tests silence stderr while they provoke errors on purpose. */
 void nnrt_set_error_echo(int on);
+/* Silences stderr for the calling thread only (the embedding API, while an
+ * instance has its own error handler); returns the previous setting. */
+int nnrt_mute_errors(int on);
 
 /* 64-byte aligned, zeroed array of n floats (n may be 0: a valid, unique
  * pointer is still returned).  NULL, with an error reported, if memory runs
@@ -153,7 +157,13 @@ int nnrt_ckpt_save(const char *path, const nnrt_model *m, const float *params, c
 /* Reads a checkpoint written for model m.  params receives the parameters;
  * if opt is non-NULL, the optimizer state is loaded as well (and must match
  * m->opt_floats); st, if non-NULL, receives the counters and RNG.  Nothing is
- * written to params/opt/st unless the whole file is valid. */
+ * written to params/opt/st unless the whole file is valid.  Returns 0, or,
+ * after reporting, one of: */
+enum {
+	NNRT_CKPT_INVALID = -1, /* read, but not a valid checkpoint of m */
+	NNRT_CKPT_IO = -2,      /* cannot be opened or read (missing, a directory, EIO) */
+	NNRT_CKPT_NOMEM = -3,   /* out of memory while reading */
+};
 int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *opt,
                    nnrt_train_state *st);
 

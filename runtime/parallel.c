@@ -138,12 +138,29 @@ typedef struct team {
 	nnrt_body_fn body;
 	nnrt_step_args *args;
 	int nthreads;
-	int level; /* omp_get_level() inside the team's region */
+	int active; /* threads that run the posted body: 1..nthreads */
+	int level;  /* omp_get_level() inside the team's region */
 	team_barrier barrier;
+	team_barrier sub; /* the barrier of the active threads, when fewer than all */
 } team;
 
 /* Set on thread 0 of a persistent team while the caller's function runs. */
 static _Thread_local team *my_team;
+
+/* Thread tid's share of the posted body.  A call that asked for fewer
+ * threads than the team has (nnrt_instance_set_threads) runs on threads
+ * 0..active-1 with a barrier of their own; the others only wait at the
+ * team's barrier after it. */
+static void run_share(team *t, int tid)
+{
+	if (t->active == t->nthreads) {
+		t->body(t->args, tid, t->nthreads);
+	} else if (tid < t->active) {
+		membership old = join(&t->sub, t->active);
+		t->body(t->args, tid, t->active);
+		leave(old);
+	}
+}
 
 static void worker(team *t, int tid)
 {
@@ -156,7 +173,7 @@ static void worker(team *t, int tid)
 		if (p < 0)
 			return;
 		seen = p;
-		t->body(t->args, tid, t->nthreads);
+		run_share(t, tid);
 		nnrt_barrier();
 	}
 }
@@ -170,6 +187,8 @@ int nnrt_team(int (*fn)(void *ctx), void *ctx)
 	atomic_init(&t.posted, 0);
 	atomic_init(&t.barrier.count, 0);
 	atomic_init(&t.barrier.gen, 0);
+	atomic_init(&t.sub.count, 0);
+	atomic_init(&t.sub.gen, 0);
 	int rc = 0;
 	omp_set_dynamic(0);
 #pragma omp parallel num_threads(n)
@@ -197,15 +216,16 @@ int nnrt_team(int (*fn)(void *ctx), void *ctx)
 void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads)
 {
 	team *t = my_team;
+	int n = clamp_threads(nthreads);
 	if (t && omp_get_level() == t->level) {
 		t->body = body;
 		t->args = args;
+		t->active = n && n < t->nthreads ? n : t->nthreads;
 		atomic_fetch_add_explicit(&t->posted, 1, memory_order_release);
-		body(args, 0, t->nthreads);
+		run_share(t, 0);
 		nnrt_barrier(); /* every thread has finished this body */
 		return;
 	}
-	int n = clamp_threads(nthreads);
 	if (!n)
 		n = nnrt_get_threads();
 	if (n == 1) {

@@ -11,8 +11,11 @@
 #include <string.h>
 
 static const char *prog_name = "nnrt";
-static char last_error[1024];
+/* Per thread: instances used from several threads at once each see their
+ * own failure (runtime/api.c copies it right after the call that failed). */
+static _Thread_local char last_error[1024];
 static int error_echo = 1;
+static _Thread_local int muted; /* nnrt_mute_errors() */
 
 void nnrt_set_prog(const char *name)
 {
@@ -27,7 +30,7 @@ const char *nnrt_prog(void)
 void nnrt_verror(const char *fmt, va_list ap)
 {
 	vsnprintf(last_error, sizeof last_error, fmt, ap);
-	if (error_echo) {
+	if (error_echo && !muted) {
 		fprintf(stderr, "%s: error: %s\n", prog_name, last_error);
 		fflush(stderr);
 	}
@@ -60,6 +63,13 @@ const char *nnrt_last_error(void)
 void nnrt_set_error_echo(int on)
 {
 	error_echo = on;
+}
+
+int nnrt_mute_errors(int on)
+{
+	int was = muted;
+	muted = on;
+	return was;
 }
 
 float *nnrt_alloc_floats(int64_t n, const char *what)

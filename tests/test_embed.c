@@ -24,6 +24,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -966,6 +967,267 @@ Test(embed, errors_are_codes_with_messages)
 	moons_free(net);
 	moons_free(NULL);
 	nnrt_set_error_echo(1);
+}
+
+/* A file that cannot be read is NNRT_ERR_IO, whatever fopen() thinks of it. */
+Test(embed, a_checkpoint_path_that_cannot_be_read_is_an_io_error)
+{
+	int err;
+	moons_instance *net = moons_new(&err);
+	moons_set_error_handler(net, nnrt_error_ignore, NULL);
+	expect_code(net, moons_load(net, tmpdir), NNRT_ERR_IO, "it is a directory");
+	expect_code(net, moons_load(net, path("missing.ckpt")), NNRT_ERR_IO, "No such file or directory");
+	expect_code(net, moons_save(net, tmpdir), NNRT_ERR_IO, "cannot save checkpoint");
+	moons_free(net);
+}
+
+/* Saves a checkpoint of an instance of `m` (a variant of moons) to file. */
+static void save_variant(const nnrt_model *m, const char *file)
+{
+	int err;
+	nnrt_instance *v = nnrt_instance_new(m, &err);
+	cr_assert_not_null(v, "variant model refused: %s", nnrt_strerror(err));
+	cr_assert_eq(nnrt_instance_save(v, file), NNRT_OK, "%s", nnrt_instance_error(v));
+	nnrt_instance_free(v);
+}
+
+/* The checkpoint of another version of a model says what changed, and a
+ * damaged parameter table says what is damaged (it used to say "has shape
+ * [2] but this model's is [2]"). */
+Test(embed, a_checkpoint_of_another_version_says_what_changed)
+{
+	nnrt_param_info params[16];
+	cr_assert_leq(moons_model.n_params, 16);
+	int bias = MOONS_P_DENSE3_BIAS;
+	struct {
+		const char *file, *message;
+	} rows[] = {
+		{"wider.ckpt", "wider.ckpt: parameter 'dense3.bias' has shape [3] but this model's is [2]"},
+		{"sgd.ckpt", "sgd.ckpt was written with the sgd optimizer but this model 'moons' uses adam"},
+		{"act.ckpt", "act.ckpt was written by another version of model 'moons' (fingerprint 0x00000000000000ac, "
+			     "this model's 0x"},
+		{"fewer.ckpt", "fewer.ckpt: the file holds 5 parameter tensors but this model has 6"},
+		{"renamed.ckpt", "renamed.ckpt: parameter 5 is 'out.bias' but this model's is 'dense3.bias'"},
+		{"damaged.ckpt", "damaged.ckpt is damaged: its table gives parameter 'dense3.bias' (shape [2]) offset "},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		nnrt_model m = moons_model;
+		memcpy(params, moons_model.params, sizeof(nnrt_param_info) * (size_t)m.n_params);
+		m.params = params;
+		m.fingerprint ^= 1;
+		switch (i) {
+		case 0: params[bias].shape[0] = params[bias].size = 3; break; /* within the 64-byte padding */
+		case 1: m.optimizer = NNRT_OPT_SGD; break;
+		case 2: m.fingerprint = 0xac; break;
+		case 3: m.n_params--; break;
+		case 4: params[bias].name = "out.bias"; break;
+		case 5: m.fingerprint = moons_model.fingerprint; params[bias].offset -= 2; break;
+		}
+		save_variant(&m, path(rows[i].file));
+		int err;
+		moons_instance *net = moons_new(&err);
+		moons_set_error_handler(net, nnrt_error_ignore, NULL);
+		float before[512];
+		memcpy(before, moons_params(net), sizeof(float) * (size_t)moons_model.param_floats);
+		expect_code(net, moons_load(net, path(rows[i].file)), NNRT_ERR_CHECKPOINT, rows[i].message);
+		cr_expect(same_params(before, moons_params(net), moons_model.param_floats), "row %zu: changed", i);
+		moons_free(net);
+	}
+}
+
+/* The epoch count goes into checkpoints and comes back, also for the
+ * training binary's --resume. */
+Test(embed, the_epoch_count_is_saved_and_loaded)
+{
+	int err;
+	moons_instance *net = moons_new(&err), *back = moons_new(&err);
+	cr_assert_eq(moons_epoch(net), 0);
+	expect_code(net, moons_set_epoch(net, -1), NNRT_ERR_ARG, "cannot be negative");
+	data d = moons_set(320, 3, 0);
+	train_moons(net, &d, 3);
+	cr_assert_eq(moons_epoch(net), 0, "train_step counted epochs");
+	cr_assert_eq(moons_set_epoch(net, 3), NNRT_OK);
+	cr_assert_eq(moons_save(net, path("e3.ckpt")), NNRT_OK, "%s", moons_error(net));
+	cr_assert_eq(moons_load(back, path("e3.ckpt")), NNRT_OK, "%s", moons_error(back));
+	cr_assert_eq(moons_epoch(back), 3);
+	cr_assert_eq(moons_init(back, 1), NNRT_OK);
+	cr_assert_eq(moons_epoch(back), 0, "init() kept the epoch");
+	/* an inference-only instance keeps the count too */
+	moons_inf_instance *inf = moons_inf_new(&err);
+	cr_assert_eq(moons_inf_load(inf, path("e3.ckpt")), NNRT_OK, "%s", moons_inf_error(inf));
+	cr_assert_eq(moons_inf_epoch(inf), 3);
+	moons_inf_free(inf);
+	compile_example("moons");
+	char *out = must("moons --resume", "cd '%s' && ./moons --resume e3.ckpt --epochs 4", tmpdir);
+	cr_assert(strstr(out, "at epoch 3 (step ") && strstr(out, "epoch  4/4") && !strstr(out, "epoch  1/4"), "%s", out);
+	free(out);
+	moons_free(net);
+	moons_free(back);
+	data_free(&d);
+}
+
+/* A body standing in for a generated one: counts the threads it ran on. */
+static atomic_int body_calls, body_team;
+static void counting_body(nnrt_step_args *a, int32_t tid, int32_t nthreads)
+{
+	(void)a;
+	atomic_fetch_add(&body_calls, 1);
+	if (tid == 0)
+		atomic_store(&body_team, nthreads);
+	nnrt_barrier();
+}
+
+typedef struct threads_job {
+	nnrt_instance *inst;
+	int want[3]; /* set_threads -> threads the body ran on */
+	int got[3];
+} threads_job;
+
+static int threads_loop(void *p)
+{
+	threads_job *j = p;
+	float x[2] = {0}, out[2];
+	for (int k = 0; k < 3; k++) {
+		static const int counts[3] = {1, 0, 2};
+		nnrt_instance_set_threads(j->inst, counts[k]);
+		atomic_store(&body_calls, 0);
+		nnrt_instance_infer(j->inst, x, 1, out);
+		j->got[k] = atomic_load(&body_calls) * 100 + atomic_load(&body_team);
+	}
+	return 0;
+}
+
+/* _set_threads applies inside nnrt_team() too (it used to be ignored there:
+ * the team's every thread ran every call). */
+Test(embed, set_threads_applies_inside_a_persistent_team)
+{
+	nnrt_model m = moons_model;
+	m.infer = counting_body;
+	int err;
+	nnrt_instance *inst = nnrt_instance_new(&m, &err);
+	cr_assert_not_null(inst);
+	threads_job j = {.inst = inst};
+	nnrt_set_threads(2);
+	nnrt_team(threads_loop, &j);
+	nnrt_set_threads(0);
+	/* 1 thread: one call with a team of 1; 0 and 2: the whole team of 2 */
+	cr_expect_eq(j.got[0], 101, "set_threads(1): %d calls, team of %d", j.got[0] / 100, j.got[0] % 100);
+	cr_expect_eq(j.got[1], 202, "set_threads(0): %d calls, team of %d", j.got[1] / 100, j.got[1] % 100);
+	cr_expect_eq(j.got[2], 202, "set_threads(2): %d calls, team of %d", j.got[2] / 100, j.got[2] % 100);
+	nnrt_instance_free(inst);
+}
+
+typedef struct seen_error {
+	int calls, code;
+	char message[400];
+} seen_error;
+
+static void remember_error(void *ctx, int code, const char *message)
+{
+	seen_error *e = ctx;
+	e->calls++;
+	e->code = code;
+	snprintf(e->message, sizeof e->message, "%s", message);
+}
+
+/* Runs fn(net) with stderr going to a file; returns what it printed. */
+static char *stderr_of(void (*fn)(moons_instance *), moons_instance *net)
+{
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *f = fopen(path("stderr.txt"), "w");
+	cr_assert_not_null(f);
+	dup2(fileno(f), 2);
+	fn(net);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fclose(f);
+	return read_text(path("stderr.txt"));
+}
+
+static void load_junk(moons_instance *net)
+{
+	moons_load(net, path("junk.ckpt"));
+}
+
+/* The last error can be cleared; an error handler gets every failure and
+ * silences stderr; without one the runtime prints as it always did. */
+Test(embed, errors_can_be_cleared_handled_and_silenced)
+{
+	int err;
+	moons_instance *net = moons_new(&err);
+	float x[2] = {0}, out[2];
+	write_text(path("junk.ckpt"), "not a checkpoint at all, really");
+	char *printed = stderr_of(load_junk, net);
+	cr_expect(strstr(printed, "nnrt: error: ") && strstr(printed, "is not an nnc checkpoint"), "'%s'", printed);
+	free(printed);
+	cr_assert_str_neq(moons_error(net), "");
+	moons_clear_error(net);
+	cr_assert_str_eq(moons_error(net), "");
+
+	seen_error seen = {0};
+	cr_assert_eq(moons_set_error_handler(net, remember_error, &seen), NNRT_OK);
+	printed = stderr_of(load_junk, net);
+	cr_expect_str_eq(printed, "", "printed with a handler set");
+	free(printed);
+	cr_expect_eq(seen.calls, 1);
+	cr_expect_eq(seen.code, NNRT_ERR_CHECKPOINT);
+	cr_expect_str_eq(seen.message, moons_error(net));
+	cr_expect_eq(moons_infer(net, x, 0, out), NNRT_ERR_ARG);
+	cr_expect_eq(seen.calls, 2, "every failure reaches the handler");
+	cr_expect(strstr(seen.message, "0 samples"), "%s", seen.message);
+	cr_expect_eq(moons_infer(net, x, 1, out), NNRT_OK);
+	cr_expect_eq(seen.calls, 2, "success is no failure");
+
+	cr_assert_eq(moons_set_error_handler(net, nnrt_error_ignore, NULL), NNRT_OK);
+	printed = stderr_of(load_junk, net);
+	cr_expect_str_eq(printed, "");
+	free(printed);
+	cr_expect(strstr(moons_error(net), "is not an nnc checkpoint"), "%s", moons_error(net));
+	moons_free(net);
+}
+
+/* The runtime's last message is per thread: a failure in one thread does not
+ * overwrite what another thread is about to copy into its instance. */
+typedef struct error_race {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stage;
+	char mine[400];
+} error_race;
+
+static void *fail_then_wait(void *p)
+{
+	error_race *r = p;
+	nnrt_error("first thread's failure");
+	pthread_mutex_lock(&r->mu);
+	r->stage = 1;
+	pthread_cond_broadcast(&r->cv);
+	while (r->stage != 2)
+		pthread_cond_wait(&r->cv, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+	snprintf(r->mine, sizeof r->mine, "%s", nnrt_last_error());
+	return NULL;
+}
+
+Test(embed, the_runtime_keeps_the_last_error_per_thread)
+{
+	nnrt_set_error_echo(0);
+	error_race r = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, ""};
+	pthread_t t;
+	pthread_create(&t, NULL, fail_then_wait, &r);
+	pthread_mutex_lock(&r.mu);
+	while (r.stage != 1)
+		pthread_cond_wait(&r.cv, &r.mu);
+	nnrt_error("second thread's failure");
+	r.stage = 2;
+	pthread_cond_broadcast(&r.cv);
+	pthread_mutex_unlock(&r.mu);
+	pthread_join(t, NULL);
+	nnrt_set_error_echo(1);
+	cr_expect_str_eq(r.mine, "first thread's failure");
+	cr_expect_str_eq(nnrt_last_error(), "second thread's failure");
 }
 
 /* ---- the installed tree ---- */

@@ -105,6 +105,7 @@ int main(int argc, char **argv)
 			sum += (double)loss * n;
 		}
 		printf("epoch %2d  loss %.4f\n", e, sum / TRAIN);
+		moons_set_epoch(net, e); /* recorded in the checkpoint, for ./moons --resume */
 	}
 	double loss, acc;
 	if ((err = moons_evaluate(net, &test_x[0][0], test_y, TEST, &loss, &acc))) {
