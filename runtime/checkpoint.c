@@ -545,7 +545,12 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		           (long long)opt_floats, (long long)m->opt_floats);
 		goto out;
 	}
-	if (param_floats < 0 || opt_floats < 0 || r.end - r.p != 4 * (param_floats + opt_floats)) {
+	/* Compared in floats: 4 * (param_floats + opt_floats) overflows for
+	 * counts a file can claim (--load and inference-only instances do not
+	 * check opt_floats against the model). */
+	int64_t floats_left = (r.end - r.p) / 4;
+	if (param_floats < 0 || opt_floats < 0 || (r.end - r.p) % 4 != 0 || param_floats > floats_left ||
+	    opt_floats != floats_left - param_floats) {
 		nnrt_error("checkpoint %s is malformed (array sizes do not match the file)", path);
 		goto out;
 	}

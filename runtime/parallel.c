@@ -31,6 +31,7 @@
  * forbid OpenMP from shrinking teams (omp_set_dynamic(0)).  Nothing here
  * allocates.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, under -std=c17 */
 #include "nnrt.h"
 
 #include <omp.h>

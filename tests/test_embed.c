@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "linear.h"
 #include "mlp.h"
@@ -1033,6 +1034,39 @@ Test(embed, a_checkpoint_of_another_version_says_what_changed)
 		cr_expect(same_params(before, moons_params(net), moons_model.param_floats), "row %zu: changed", i);
 		moons_free(net);
 	}
+}
+
+/* Found by tests/fuzz/fuzz_checkpoint.c: an inference-only instance (like
+ * --load) does not compare the file's optimizer count with the model's, and
+ * a huge count overflowed the size check (UBSan: signed overflow).  The
+ * file's size field and checksum are made right, so only that count is off. */
+Test(embed, a_huge_optimizer_count_is_refused_without_overflow)
+{
+	int err;
+	moons_instance *net = moons_new(&err);
+	cr_assert_eq(moons_save(net, path("ok.ckpt")), NNRT_OK);
+	moons_free(net);
+	size_t n = (size_t)file_size(path("ok.ckpt"));
+	unsigned char *b = malloc(n);
+	FILE *f = fopen(path("ok.ckpt"), "rb");
+	cr_assert_eq(fread(b, 1, n, f), n);
+	fclose(f);
+	const uint64_t huge = 0x4000000000000001ull; /* 4 * (params + huge) wraps */
+	for (int i = 0; i < 8; i++)
+		b[48 + i] = (unsigned char)(huge >> (8 * i));
+	uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+	for (int i = 0; i < 4; i++)
+		b[n - 4 + i] = (unsigned char)(crc >> (8 * i));
+	f = fopen(path("huge.ckpt"), "wb");
+	cr_assert_eq(fwrite(b, 1, n, f), n);
+	fclose(f);
+	free(b);
+	moons_inf_instance *inf = moons_inf_new(&err);
+	moons_inf_set_error_handler(inf, nnrt_error_ignore, NULL);
+	cr_expect_eq(moons_inf_load(inf, path("huge.ckpt")), NNRT_ERR_CHECKPOINT);
+	cr_expect(strstr(moons_inf_error(inf), "is malformed (array sizes do not match the file)"), "%s",
+		  moons_inf_error(inf));
+	moons_inf_free(inf);
 }
 
 /* The epoch count goes into checkpoints and comes back, also for the
