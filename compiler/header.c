@@ -465,13 +465,16 @@ bool nnc_check_names(const nnc_program *prog, const ir_graph *g, const char *pre
 		const nnc_stmt *st = &prog->stmts[i];
 		if (st->kind == STMT_MODEL && st->name && nnc_reserved_name(st->name)) {
 			nnc_error(prog->src, st->name_loc,
-				  "the model name '%s' is reserved: 'nnrt' and names starting with 'nnrt_' belong to the runtime", st->name);
+				  "the model name '%s' is reserved: 'nnrt' and names starting with 'nnrt_' belong to "
+				  "the runtime", st->name);
 			nnc_hint("the name prefixes every symbol of the model (%s_model, %s_new, ...); choose another",
 				 st->name, st->name);
 			ok = false;
 		}
 	}
-	/* Parameters by their C spelling; equal spellings sort together, in
+	/* Only parameter macros can clash: the others are fixed names, none of
+	 * which starts with P_, and the functions are the prefix's.
+	 * Parameters by their C spelling; equal spellings sort together, in
 	 * source order.  A layer's parameters are consecutive in g->params,
 	 * so one error per layer: at its first clashing parameter. */
 	int n = g->nparams;
@@ -482,13 +485,12 @@ bool nnc_check_names(const nnc_program *prog, const ir_graph *g, const char *pre
 		first[i] = -1;
 	}
 	qsort(m, (size_t)n, sizeof *m, by_macro);
-	for (int i = 1; i < n; i++)
-		if (!strcmp(m[i].macro, m[i - 1].macro)) {
-			int j = i - 1;
-			while (j > 0 && !strcmp(m[j - 1].macro, m[i].macro))
-				j--;
-			first[m[i].param] = m[j].param;
-		}
+	for (int i = 1, start = 0; i < n; i++) {
+		if (strcmp(m[i].macro, m[start].macro))
+			start = i;
+		else
+			first[m[i].param] = m[start].param;
+	}
 	for (int i = 0; i < n; i++) {
 		if (first[i] < 0)
 			continue;

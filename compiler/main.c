@@ -166,7 +166,8 @@ static int parse_args(int argc, char **argv, options *o)
 	if (o->prefix && !is_identifier(o->prefix))
 		return usage_error("--prefix '%s' is not a C identifier (letters, digits, '_'; no digit first)", o->prefix);
 	if (o->prefix && nnc_reserved_name(o->prefix))
-		return usage_error("--prefix '%s' is reserved: 'nnrt' and names starting with 'nnrt_' belong to the runtime", o->prefix);
+		return usage_error("--prefix '%s' is reserved: 'nnrt' and names starting with 'nnrt_' belong to the "
+				   "runtime", o->prefix);
 	if (o->header && o->kind != OUT_OBJ && o->kind != OUT_ASM && o->kind != OUT_LL)
 		return usage_error("%s", "--header goes with -c, -S or --emit-llvm");
 	bool tty = isatty(2);
