@@ -67,6 +67,14 @@ int main(void)
 		return 1;
 	if (!check(memcmp(out, out2, sizeof out) == 0, "the inference-only build predicts differently"))
 		return 1;
+	/* the newer parts of the API, from the installed library too */
+	xor_set_error_handler(net, nnrt_error_ignore, NULL);
+	if (!check(xor_set_epoch(net, 60) == NNRT_OK && xor_epoch(net) == 60, "set_epoch") ||
+	    !check(xor_load(net, "no such file.ckpt") == NNRT_ERR_IO && xor_error(net)[0], "load a missing file"))
+		return 1;
+	xor_clear_error(net);
+	if (!check(xor_error(net)[0] == 0, "clear_error"))
+		return 1;
 	xor_free(net);
 	xor_infer_free(inf);
 	printf("downstream ok\n");
