@@ -369,9 +369,9 @@ float *nnrt_instance_params(nnrt_instance *inst);
 
 /* Writes / reads a checkpoint in the format of the training binaries' --save
  * and --load (docs/checkpoint.md).  Saving is atomic.  Loading takes the
- * parameters and, for a model compiled with training, the optimizer state
- * and step count too, so training continues where the file left off; the
- * epoch count (nnrt_instance_epoch) is saved and loaded in every case.
+ * parameters and the counters (epochs, steps, the shuffling RNG) and, for a
+ * model compiled with training, the optimizer state too, so training
+ * continues where the file left off.
  * Nothing changes unless the whole file is valid.  A file that cannot be
  * opened or read (missing, a directory) is NNRT_ERR_IO, one that is not a
  * valid checkpoint of this model NNRT_ERR_CHECKPOINT.  Unless the instance
