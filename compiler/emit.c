@@ -10,6 +10,7 @@
 
 #include "cg.h"
 #include "diag.h"
+#include "output.h"
 
 static LLVMTargetMachineRef host_machine(int opt_level)
 {
@@ -64,7 +65,7 @@ int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path)
 	if (LLVMVerifyModule(m, LLVMReturnStatusAction, &err)) {
 		fprintf(stderr, "nnc: internal error: the generated LLVM module does not verify:\n%s\n", err);
 		LLVMDisposeMessage(err);
-		return -1;
+		return NNC_EXIT_INTERNAL;
 	}
 	LLVMDisposeMessage(err);
 	err = NULL;
@@ -85,21 +86,25 @@ int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path)
 		fprintf(stderr, "nnc: internal error: LLVM passes failed: %s\n", msg);
 		LLVMDisposeErrorMessage(msg);
 		LLVMDisposeTargetMachine(tm);
-		return -1;
+		return NNC_EXIT_INTERNAL;
 	}
+	/* the bytes go through output.c, which checks every write and whose
+	 * temporary files a signal removes (LLVM's own file streams abort the
+	 * process on a write error) */
 	int rc = 0;
 	if (kind == EMIT_LL) {
-		if (LLVMPrintModuleToFile(m, path, &err)) {
-			fprintf(stderr, "nnc: error: cannot write %s: %s\n", path, err);
-			rc = -1;
-		}
-		if (err)
-			LLVMDisposeMessage(err);
+		char *text = LLVMPrintModuleToString(m);
+		rc = nnc_out_write(path, text, strlen(text));
+		LLVMDisposeMessage(text);
 	} else {
-		if (LLVMTargetMachineEmitToFile(tm, m, path, kind == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
-						&err)) {
-			fprintf(stderr, "nnc: error: cannot write %s: %s\n", path, err);
-			rc = -1;
+		LLVMMemoryBufferRef buf = NULL;
+		if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, kind == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
+							&err, &buf)) {
+			fprintf(stderr, "nnc: internal error: LLVM code generation failed: %s\n", err);
+			rc = NNC_EXIT_INTERNAL;
+		} else {
+			rc = nnc_out_write(path, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+			LLVMDisposeMemoryBuffer(buf);
 		}
 		if (err)
 			LLVMDisposeMessage(err);
