@@ -35,6 +35,7 @@ typedef struct options {
 	const char *header;     /* --header PATH */
 	const char *dump_after; /* sema | autodiff | fuse | plan */
 	int chunks;             /* --chunks N; 0: NNC_DEFAULT_CHUNKS */
+	nnc_target target;      /* --cpu, --target-features */
 } options;
 
 static void usage(FILE *f)
@@ -67,6 +68,10 @@ static void usage(FILE *f)
 		"  --chunks N         cut each batch into N slices that threads run whole (default 2);\n"
 		"                     results do not depend on the thread count, but on N\n"
 		"  --prefix NAME      prefix of generated symbols (default: the model name)\n"
+		"  --cpu NAME         generate code for CPU NAME (default: host, this machine's); x86-64-v3\n"
+		"                     for code that runs on most x86 CPUs of the last ten years;\n"
+		"                     --cpu help lists the CPUs and features\n"
+		"  --target-features +F,-F  add or remove CPU features (LLVM's names)\n"
 		"\n"
 		"other:\n"
 		"  --color=WHEN       colour diagnostics: auto (default), always, never; NO_COLOR is respected\n"
@@ -149,14 +154,20 @@ static int parse_args(int argc, char **argv, options *o)
 			printf("nnc %s (LLVM %d)\n", NNC_VERSION, LLVM_VERSION_MAJOR);
 			exit(nnc_out_close_stdout());
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--prefix") || !strcmp(a, "--header") ||
-			   !strcmp(a, "--chunks")) {
+			   !strcmp(a, "--chunks") || !strcmp(a, "--cpu") || !strcmp(a, "--target-features")) {
 			if (i + 1 >= argc)
 				return usage_error("%s needs an argument", a);
 			const char *v = argv[++i];
+			if (!strcmp(a, "--cpu") && !strcmp(v, "help")) {
+				nnc_target_help(stdout);
+				exit(nnc_out_close_stdout());
+			}
 			rc = set_value(!strcmp(a, "-o")         ? &o->output
 				       : !strcmp(a, "--prefix") ? &o->prefix
 				       : !strcmp(a, "--header") ? &o->header
-								: &chunks,
+				       : !strcmp(a, "--cpu")    ? &o->target.cpu
+				       : !strcmp(a, "--chunks") ? &chunks
+								: &o->target.features,
 				       a, v);
 		} else if (!strncmp(a, "--dump-after=", 13)) {
 			o->dump_after = a + 13;
@@ -204,6 +215,9 @@ static int parse_args(int argc, char **argv, options *o)
 		return usage_error("--prefix '%s' is not a C identifier (letters, digits, '_'; no digit first)", o->prefix);
 	if (o->header && o->kind != OUT_OBJ && o->kind != OUT_ASM && o->kind != OUT_LL)
 		return usage_error("%s", "--header goes with -c, -S or --emit-llvm");
+	int rc = nnc_target_check(&o->target);
+	if (rc)
+		return rc;
 	/* a training binary runs the training step; without it nnrt_main
 	 * could not even start */
 	if (o->inference_only && o->kind == OUT_EXE)
@@ -313,13 +327,13 @@ static int write_code(const options *o, ir_graph *g, LLVMModuleRef mod, const ch
 		const char *obj = nnc_scratch(".o"), *exe = obj ? nnc_out_stage(out) : NULL;
 		if (!exe)
 			return NNC_EXIT_INTERNAL;
-		rc = nnc_emit(mod, o->opt_level, EMIT_OBJ, obj);
+		rc = nnc_emit(mod, &o->target, o->opt_level, EMIT_OBJ, obj);
 		if (!rc)
 			rc = nnc_link(obj, exe);
 	} else {
 		emit_kind k = o->kind == OUT_OBJ ? EMIT_OBJ : o->kind == OUT_ASM ? EMIT_ASM : EMIT_LL;
 		const char *tmp = nnc_out_stage(out);
-		rc = tmp ? nnc_emit(mod, o->opt_level, k, tmp) : NNC_EXIT_INTERNAL;
+		rc = tmp ? nnc_emit(mod, &o->target, o->opt_level, k, tmp) : NNC_EXIT_INTERNAL;
 		if (!rc)
 			rc = write_header(o, g, out);
 	}
@@ -388,7 +402,7 @@ static int compile(const options *o)
 
 	cg_options co = {.opt_level = o->opt_level, .naive = naive, .profile = o->profile, .small = small,
 			 .emit_main = o->kind == OUT_EXE,
-			 .inference_only = o->inference_only, .prefix = o->prefix};
+			 .inference_only = o->inference_only, .prefix = o->prefix, .target = &o->target};
 	LLVMContextRef ctx = LLVMContextCreate();
 	LLVMModuleRef mod = nnc_lower(g, &co, ctx);
 	rc = write_code(o, g, mod, out);

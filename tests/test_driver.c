@@ -8,7 +8,10 @@
  *     twice, --inference-only for an executable) exit 2 naming the flags;
  *   - lost output (a full disk, a file-size limit, a full stdout) exits 3;
  *   - an interrupted compile leaves no temporary file and no partial
- *     output, and stops the linker it started.
+ *     output, and stops the linker it started;
+ *   - --cpu and --target-features are checked against LLVM's tables, and
+ *     binaries and objects compiled for a CPU refuse to start on one that
+ *     lacks its extensions, naming them, instead of dying of SIGILL.
  */
 #include <criterion/criterion.h>
 
@@ -21,7 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nnrt.h"
 #include "sh_harness.h"
+#include "target.h"
+#include "util.h"
 
 static char dir[64];
 
@@ -416,4 +422,184 @@ Test(driver, a_compile_interrupted_at_any_moment_leaves_nothing_behind)
 		expect_clean(old, "a compile interrupted by a signal");
 	}
 	free(old);
+}
+
+/* ---- the target CPU ---- */
+
+Test(driver, cpu_and_target_features_are_checked)
+{
+	write_file("m.nn", moons_nn);
+	static const usage_case bad[] = {
+		{"m.nn --cpu skylak", "nnc: error: --cpu: LLVM knows no CPU 'skylak'; 'nnc --cpu help' lists the CPUs and "
+				      "features"},
+		{"m.nn --cpu ''", "nnc: error: --cpu needs a non-empty argument"},
+		{"m.nn --cpu x86-64 --cpu x86-64-v3", "nnc: error: --cpu given twice ('x86-64' and 'x86-64-v3')"},
+		{"m.nn --target-features +avx3", "nnc: error: --target-features: LLVM knows no feature 'avx3'"},
+		{"m.nn --target-features avx2", "nnc: error: --target-features takes +name or -name items separated by "
+						"commas, not 'avx2'"},
+		{"m.nn --target-features +avx2,", "nnc: error: --target-features: an empty item in '+avx2,'"},
+		{"m.nn --target-features +avx2,,-fma", "not ''"},
+		{"m.nn --target-features ''", "nnc: error: --target-features needs a non-empty argument"},
+		{"m.nn --target-features", "nnc: error: --target-features needs an argument"},
+	};
+	char *out;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_expect_eq(nnc(&out, bad[i].args), 2, "nnc %s:\n%s", bad[i].args, out);
+		cr_expect(strstr(out, bad[i].needle), "nnc %s: no '%s' in\n%s", bad[i].args, bad[i].needle, out);
+		free(out);
+	}
+	cr_expect_eq(nnc(&out, "--cpu help"), 0, "%s", out);
+	cr_expect(sh_has_line(out, "  x86-64-v3") && sh_has_line(out, "  x86-64") && strstr(out, "\n  avx512f "),
+		  "%s", out);
+	free(out);
+	cr_expect_eq(nnc(&out, "--cpu help > /dev/full"), 3, "%s", out);
+	free(out);
+	cr_expect_eq(nnc(&out, "m.nn --cpu x86-64-v2 --target-features +avx,-sse4.2 --stats"), 0, "%s", out);
+	free(out);
+}
+
+/* The extensions nnc records for a CPU are the ones LLVM enables for it,
+ * and all of them are ones the runtime can detect. */
+Test(driver, recorded_extensions_are_llvms_and_the_runtime_knows_them)
+{
+	LLVMTargetMachineRef tm = nnc_target_machine(NULL, 0);
+	for (int i = 0; nnc_target_checked[i]; i++) {
+		cr_expect(nnc_llvm_feature_known(tm, nnc_target_checked[i]), "LLVM has no '%s'", nnc_target_checked[i]);
+		char err[512];
+		cr_expect_neq(nnrt_cpu_check(nnc_target_checked[i], err, sizeof err), -1, "%s", err);
+	}
+	LLVMDisposeTargetMachine(tm);
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64"}), "");
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64-v2"}),
+			 "sse3,ssse3,sse4.1,sse4.2,popcnt,cx16,sahf");
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64-v3"}),
+			 "sse3,ssse3,sse4.1,sse4.2,popcnt,cx16,sahf,avx,avx2,fma,f16c,bmi,bmi2,lzcnt,movbe");
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64-v3", .features = "-avx2,-fma"}),
+			 "sse3,ssse3,sse4.1,sse4.2,popcnt,cx16,sahf,avx,f16c,bmi,bmi2,lzcnt,movbe");
+	/* with what a feature implies: AVX-512F needs AVX2, FMA and F16C */
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64-v2", .features = "+avx512f"}),
+			 "sse3,ssse3,sse4.1,sse4.2,popcnt,cx16,sahf,avx,avx2,fma,f16c,avx512f");
+	cr_expect(strstr(nnc_target_required(&(nnc_target){.cpu = "x86-64-v4"}),
+			 ",avx512f,avx512dq,avx512cd,avx512bw,avx512vl"));
+	/* the runtime's answers */
+	char err[512];
+	cr_expect_eq(nnrt_cpu_check(NULL, err, sizeof err), 0);
+	cr_expect_eq(nnrt_cpu_check("", err, sizeof err), 0);
+	cr_expect_eq(nnrt_cpu_check("sse3,avx9000", err, sizeof err), -1);
+	cr_expect(strstr(err, "cannot check whether this CPU has avx9000, "), "%s", err);
+	setenv("NNRT_CPU_DISABLE", "sse4.1,fma", 1);
+	cr_expect_eq(nnrt_cpu_check("sse3,sse4.1,fma", err, sizeof err), 1);
+	cr_expect_str_eq(err, "this CPU lacks sse4.1, fma, which the model's code was compiled for; compile it for this "
+			      "CPU (nnc's default) or a CPU it can run, such as nnc --cpu x86-64");
+	unsetenv("NNRT_CPU_DISABLE");
+	nnc_arena_free_all();
+}
+
+/* Value of `key` (e.g. "test_loss ") in the last line of out. */
+static double last_metric(const char *out, const char *key)
+{
+	const char *p = NULL;
+	for (const char *q = out; (q = strstr(q, key)); q++)
+		p = q;
+	cr_assert_not_null(p, "no %s in\n%s", key, out);
+	return atof(p + strlen(key));
+}
+
+Test(driver, binaries_check_the_cpu_before_running_its_code)
+{
+	write_file("m.nn", moons_nn);
+	char *out;
+	static const char *const cpus[] = {"host", "x86-64", "x86-64-v3", "x86-64-v4"};
+	for (size_t i = 0; i < sizeof cpus / sizeof cpus[0]; i++) {
+		char args[128];
+		snprintf(args, sizeof args, "m.nn --cpu %s -o m-%s", cpus[i], cpus[i]);
+		cr_assert_eq(nnc(&out, args), 0, "nnc %s:\n%s", args, out);
+		free(out);
+	}
+	__builtin_cpu_init();
+	bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+	bool v4 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+		  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+	/* the generic build runs anywhere, and trains like the host's build */
+	int rc = sh_run(&out, "cd '%s' && ./m-x86-64 --epochs 3", dir);
+	cr_assert_eq(rc, 0, "%s", out);
+	double loss = last_metric(out, "test_loss "), acc = last_metric(out, "test_acc ");
+	free(out);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./m-host --epochs 3", dir), 0, "%s", out);
+	cr_expect_float_eq(last_metric(out, "test_loss "), loss, 1e-3 * loss + 1e-6, "%s", out);
+	cr_expect_float_eq(last_metric(out, "test_acc "), acc, 1e-6, "%s", out);
+	free(out);
+	/* a CPU level this one has runs; one it lacks is refused, naming what is missing */
+	rc = sh_run(&out, "cd '%s' && ./m-x86-64-v3 --epochs 1", dir);
+	cr_expect_eq(rc, v3 ? 0 : 1, "%s", out);
+	free(out);
+	rc = sh_run(&out, "cd '%s' && ./m-x86-64-v4 --epochs 1", dir);
+	if (v4) {
+		cr_expect_eq(rc, 0, "%s", out);
+	} else {
+		cr_expect_eq(rc, 1, "a CPU without AVX-512 ran code compiled for x86-64-v4 (status %d):\n%s", rc, out);
+		cr_expect(strstr(out, "m-x86-64-v4: error: this CPU lacks avx512f, "), "%s", out);
+		cr_expect(strstr(out, "such as nnc --cpu x86-64-v"), "%s", out);
+	}
+	free(out);
+	/* a CPU without an extension, simulated */
+	if (v3) {
+		rc = sh_run(&out, "cd '%s' && NNRT_CPU_DISABLE=fma ./m-x86-64-v3 --epochs 1", dir);
+		cr_expect_eq(rc, 1, "%s", out);
+		cr_expect(strstr(out, "m-x86-64-v3: error: this CPU lacks fma, which the model's code was compiled for; "
+				      "compile it for this CPU (nnc's default) or a CPU it can run, such as nnc --cpu "
+				      "x86-64-v2\n"),
+			  "%s", out);
+		free(out);
+		rc = sh_run(&out, "cd '%s' && NNRT_CPU_DISABLE=avx2 ./m-host --epochs 1", dir);
+		cr_expect_eq(rc, 1, "%s", out);
+		cr_expect(strstr(out, "this CPU lacks avx2, "), "%s", out);
+		free(out);
+	}
+	rc = sh_run(&out, "cd '%s' && NNRT_CPU_DISABLE=avx2,fma,sse4.2 ./m-x86-64 --epochs 1", dir);
+	cr_expect_eq(rc, 0, "the generic build needs nothing:\n%s", out);
+	free(out);
+}
+
+/* Through the embedding API, <prefix>_new fails with NNRT_ERR_CPU and
+ * nnrt_cpu_check names what is missing. */
+Test(driver, embedded_objects_check_the_cpu_in_new)
+{
+	write_file("m.nn", moons_nn);
+	write_file("app.c", "#include <stdio.h>\n"
+			    "#include \"m.h\"\n"
+			    "int main(void)\n"
+			    "{\n"
+			    "\tint err = -1;\n"
+			    "\tmoons_instance *net = moons_new(&err);\n"
+			    "\tif (!net) {\n"
+			    "\t\tchar why[400];\n"
+			    "\t\tnnrt_cpu_check(moons_model.cpu_features, why, sizeof why);\n"
+			    "\t\tprintf(\"new: %d: %s\\n%s\\n\", err, nnrt_strerror(err), why);\n"
+			    "\t\treturn 1;\n"
+			    "\t}\n"
+			    "\tfloat x[2] = {0.5f, -0.25f}, y[2];\n"
+			    "\tint rc = moons_infer(net, x, 1, y);\n"
+			    "\tprintf(\"infer: %d %.3f\\n\", rc, y[0] + y[1]);\n"
+			    "\tmoons_free(net);\n"
+			    "\treturn rc;\n"
+			    "}\n");
+	char *out;
+	cr_assert_eq(nnc(&out, "m.nn -c -o m.o --cpu x86-64-v3"), 0, "%s", out);
+	free(out);
+	int rc = sh_run(&out, "cd '%s' && ${CC:-cc} app.c m.o -I'%s/runtime' '%s/runtime/libnnrt.a' -fopenmp -lz -lm -o app",
+			dir, NNC_SOURCE_DIR, NNC_BINARY_DIR);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+		cr_expect_eq(sh_run(&out, "cd '%s' && ./app", dir), 0, "%s", out);
+		cr_expect(strstr(out, "infer: 0 1.000"), "%s", out);
+		free(out);
+	}
+	rc = sh_run(&out, "cd '%s' && NNRT_CPU_DISABLE=avx2,bmi2 ./app", dir);
+	cr_expect_eq(rc, 1, "%s", out);
+	cr_expect(strstr(out, "new: 12: this CPU lacks instruction-set extensions the model was compiled for"), "%s", out);
+	cr_expect(strstr(out, "this CPU lacks avx2, bmi2, which the model's code was compiled for"), "%s", out);
+	free(out);
 }
