@@ -170,7 +170,8 @@ static int parse_args(int argc, char **argv, options *o)
 								: &o->target.features,
 				       a, v);
 		} else if (!strncmp(a, "--dump-after=", 13)) {
-			o->dump_after = a + 13;
+			if ((rc = set_value(&o->dump_after, "--dump-after", a + 13)))
+				return rc;
 			if (strcmp(o->dump_after, "sema") && strcmp(o->dump_after, "autodiff") &&
 			    strcmp(o->dump_after, "fuse") && strcmp(o->dump_after, "plan"))
 				return usage_error("unknown pass '%s' (expected sema, autodiff, fuse or plan)", o->dump_after);
