@@ -212,7 +212,7 @@ static bool same_file(const claimed *a, const claimed *b)
 {
 	if (a->exists && b->exists)
 		return a->dev == b->dev && a->ino == b->ino;
-	return !strcmp(a->norm, b->norm);
+	return a->norm && b->norm && !strcmp(a->norm, b->norm);
 }
 
 /* Fills in f's identity; 0 or an exit status (message printed). */

@@ -323,6 +323,13 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The linker the tests use ($CC: the sanitizer build sets it). */
+static const char *real_cc(void)
+{
+	const char *cc = getenv("CC");
+	return cc && *cc ? cc : "cc";
+}
+
 /* Starts `nnc m.nn -o m` in dir with TMPDIR=dir/tmp and CC=cc (no shell
  * between, so that SIGINT is not ignored); its pid. */
 static pid_t start_nnc(const char *cc)
@@ -370,7 +377,9 @@ Test(driver, an_interrupted_link_leaves_nothing_behind)
 	free(out);
 	/* a linker that says when it starts, takes its time, and says when it
 	 * went on to link */
-	write_file("slowcc", "#!/bin/sh\ntouch linking\nsleep 3\ntouch linked\nexec cc \"$@\"\n");
+	char script[512];
+	snprintf(script, sizeof script, "#!/bin/sh\ntouch linking\nsleep 3\ntouch linked\nexec '%s' \"$@\"\n", real_cc());
+	write_file("slowcc", script);
 	char cc[128];
 	snprintf(cc, sizeof cc, "%s/slowcc", dir);
 	chmod(cc, 0755);
@@ -408,7 +417,7 @@ Test(driver, a_compile_interrupted_at_any_moment_leaves_nothing_behind)
 	cr_assert_eq(sh_run(&out, "mkdir '%s/tmp' && ln -s \"$(command -v cc)\" '%s/slowcc'", dir, dir), 0, "%s", out);
 	free(out);
 	for (long ms = 0; ms < 400; ms += 20) {
-		pid_t pid = start_nnc("cc");
+		pid_t pid = start_nnc(real_cc());
 		sleep_ms(ms);
 		kill(pid, SIGTERM);
 		int st;
