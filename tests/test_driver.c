@@ -106,6 +106,9 @@ static const clash_case clashes[] = {
 	/* neither exists yet: the same resolved path */
 	{"m.nn -c -o new.o --header ./sub/../new.o", "-o 'new.o' and --header './sub/../new.o' are the same file"},
 	{"m.nn -c -o new.o --header new.o", "-o 'new.o' and --header 'new.o' are the same file"},
+	/* the default output is the model's name: here, the source's */
+	{"moons", "nnc: error: the output 'moons' is the input file 'moons'; refusing to overwrite it"},
+	{"moons -c -o moons.o --header moons", "--header 'moons' is the input file 'moons'"},
 	/* distinct names are fine */
 	{"m.nn -c -o m.hh --header m.hh.h", NULL},
 };
@@ -113,6 +116,7 @@ static const clash_case clashes[] = {
 Test(driver, outputs_never_overwrite_the_input_or_each_other)
 {
 	write_file("m.nn", moons_nn);
+	write_file("moons", moons_nn);
 	char *out;
 	cr_assert_eq(sh_run(&out, "cd '%s' && mkdir sub && ln -s m.nn soft.nn && ln m.nn hard.nn", dir), 0, "%s", out);
 	free(out);
@@ -132,7 +136,10 @@ Test(driver, outputs_never_overwrite_the_input_or_each_other)
 	}
 	/* nothing was written by the refused compiles */
 	char *ls = listing();
-	cr_expect_str_eq(ls, "hard.nn\nm.hh\nm.hh.h\nm.nn\nsoft.nn\nsub\n");
+	cr_expect_str_eq(ls, "hard.nn\nm.hh\nm.hh.h\nm.nn\nmoons\nsoft.nn\nsub\n");
+	char *src = read_file("moons");
+	cr_expect_str_eq(src, moons_nn);
+	free(src);
 	free(ls);
 }
 
