@@ -729,6 +729,7 @@ static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMVa
 		c->f32, c->f32, c->f32, c->f32, c->f32, c->f32,         /* lr .. pad2 */
 		c->i64, c->i64, ds, ds, c->ptr, c->ptr, c->ptr,
 		c->ptr, c->i32, c->i32,                                 /* ops, n_ops, profiled */
+		c->ptr,                                                 /* cpu_features */
 	};
 	LLVMTypeRef mt = LLVMStructTypeInContext(c->C, f, sizeof f / sizeof f[0], 0);
 	LLVMTargetDataRef td = LLVMGetModuleDataLayout(c->M);
@@ -745,6 +746,7 @@ static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMVa
 		data_spec(c, &g->test), train ? train : LLVMConstNull(c->ptr), eval ? eval : LLVMConstNull(c->ptr),
 		infer ? infer : LLVMConstNull(c->ptr),
 		ops, ci32(c, n_ops), ci32(c, c->opt->profile),
+		cstr(c, nnc_target_required(c->opt->target)),
 	};
 	LLVMValueRef init = LLVMConstNamedStruct(mt, v, sizeof v / sizeof v[0]);
 	LLVMValueRef gv = LLVMAddGlobal(c->M, mt, nnc_sprintf("%s_model", prefix));
@@ -806,17 +808,11 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 	c->barrier_t = LLVMFunctionType(c->vt, NULL, 0, 0);
 	c->barrier_fn = LLVMAddFunction(c->M, "nnrt_barrier", c->barrier_t);
 
-	/* target triple and data layout of the host, so struct layout matches C */
-	LLVMInitializeNativeTarget();
-	LLVMInitializeNativeAsmPrinter();
-	char *triple = LLVMGetDefaultTargetTriple();
+	/* target triple and data layout of the machine emit.c generates code
+	 * for (target.c), so struct layout matches C */
+	LLVMTargetMachineRef tm = nnc_target_machine(opt->target, opt->opt_level);
+	char *triple = LLVMGetTargetMachineTriple(tm);
 	LLVMSetTarget(c->M, triple);
-	LLVMTargetRef target;
-	char *err = NULL;
-	if (LLVMGetTargetFromTriple(triple, &target, &err))
-		nnc_internal_error(__FILE__, __LINE__, "no LLVM target for %s: %s", triple, err);
-	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, "", "", LLVMCodeGenLevelDefault,
-							  LLVMRelocPIC, LLVMCodeModelDefault);
 	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
 	char *dl = LLVMCopyStringRepOfTargetData(td);
 	LLVMSetDataLayout(c->M, dl);

@@ -19,6 +19,7 @@
 #include <llvm-c/TargetMachine.h>
 
 #include "ir.h"
+#include "target.h"
 
 #define CG_VW 16 /* floats per vector */
 
@@ -30,6 +31,7 @@ typedef struct cg_options {
 	const char *prefix;  /* symbol prefix, default: model name */
 	bool profile;        /* bodies call nnrt_prof_tick after every op */
 	ir_graph *small;     /* nnc_small_batch(): infer() runs it for few samples; or NULL */
+	const nnc_target *target; /* --cpu, --target-features; NULL: this host */
 } cg_options;
 
 typedef struct cg_ctx {
@@ -129,9 +131,11 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx);
 typedef enum { EMIT_OBJ, EMIT_ASM, EMIT_LL } emit_kind;
 /* The LLVM pass pipeline nnc_emit runs at -O<opt_level>. */
 const char *nnc_pass_pipeline(int opt_level);
-/* Verifies, optimises for the host CPU and writes the module. 0 on success. */
-int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path);
-/* Links an object with the runtime into an executable. 0 on success. */
+/* Verifies, optimises and writes the module into `tmp`, a temporary file
+ * from output.h.  0, or nnc's exit status (message printed). */
+int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *tmp);
+/* Links an object with the runtime into the executable `exe` (a temporary
+ * file from output.h).  0, or nnc's exit status (message printed). */
 int nnc_link(const char *obj, const char *exe);
 
 #endif

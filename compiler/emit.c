@@ -1,6 +1,6 @@
 /*
- * emit.c - verification, optimisation for the host CPU, and writing of the
- * module as an object file, assembly or LLVM IR text.
+ * emit.c - verification, optimisation for the target CPU (target.c), and
+ * writing of the module as an object file, assembly or LLVM IR text.
  */
 #include <stdio.h>
 
@@ -10,36 +10,20 @@
 
 #include "cg.h"
 #include "diag.h"
+#include "output.h"
 
-static LLVMTargetMachineRef host_machine(int opt_level)
+/* The generated main() only calls the runtime, whose first act is to check
+ * that this CPU has the features the model's code needs: compiled for the
+ * architecture's baseline, main itself runs anywhere. */
+static void baseline_main(LLVMModuleRef m)
 {
-	static int initialised;
-	if (!initialised) {
-		LLVMInitializeNativeTarget();
-		LLVMInitializeNativeAsmPrinter();
-		initialised = 1;
-	}
-	char *triple = LLVMGetDefaultTargetTriple();
-	char *cpu = LLVMGetHostCPUName();
-	char *features = LLVMGetHostCPUFeatures();
-	LLVMTargetRef target;
-	char *err = NULL;
-	if (LLVMGetTargetFromTriple(triple, &target, &err))
-		nnc_internal_error(__FILE__, __LINE__, "no LLVM target for %s: %s", triple, err);
-	/* -O2 generates machine code at LLVM's "less" level: the kernels are
-	 * already tiled and scheduled by construction, the default level's extra
-	 * machine passes bought no speed (LeNet, MLP training and inference
-	 * measured alike) and cost 0.15 s of LeNet's 1 s compile */
-	LLVMCodeGenOptLevel lvl = opt_level <= 0 ? LLVMCodeGenLevelNone
-				  : opt_level == 1 ? LLVMCodeGenLevelLess
-				  : opt_level == 2 ? LLVMCodeGenLevelLess
-						   : LLVMCodeGenLevelAggressive;
-	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, lvl, LLVMRelocPIC,
-							  LLVMCodeModelDefault);
-	LLVMDisposeMessage(triple);
-	LLVMDisposeMessage(cpu);
-	LLVMDisposeMessage(features);
-	return tm;
+	LLVMValueRef f = LLVMGetNamedFunction(m, "main");
+	const char *triple = LLVMGetTarget(m);
+	if (!f || strncmp(triple, "x86_64", 6))
+		return;
+	LLVMContextRef c = LLVMGetModuleContext(m);
+	LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateStringAttribute(c, "target-cpu", 10, "x86-64", 6));
+	LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateStringAttribute(c, "target-features", 15, "", 0));
 }
 
 /* -O2 runs our own short pipeline: the kernels come out of cg*.c tiled,
@@ -58,17 +42,18 @@ const char *nnc_pass_pipeline(int opt_level)
 				: "default<O3>";
 }
 
-int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path)
+int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *path)
 {
 	char *err = NULL;
 	if (LLVMVerifyModule(m, LLVMReturnStatusAction, &err)) {
 		fprintf(stderr, "nnc: internal error: the generated LLVM module does not verify:\n%s\n", err);
 		LLVMDisposeMessage(err);
-		return -1;
+		return NNC_EXIT_INTERNAL;
 	}
 	LLVMDisposeMessage(err);
 	err = NULL;
-	LLVMTargetMachineRef tm = host_machine(opt_level);
+	baseline_main(m);
+	LLVMTargetMachineRef tm = nnc_target_machine(t, opt_level);
 	const char *passes = nnc_pass_pipeline(opt_level);
 	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
 	/* kernels are emitted with explicit <16 x float> vectors; the
@@ -85,21 +70,25 @@ int nnc_emit(LLVMModuleRef m, int opt_level, emit_kind kind, const char *path)
 		fprintf(stderr, "nnc: internal error: LLVM passes failed: %s\n", msg);
 		LLVMDisposeErrorMessage(msg);
 		LLVMDisposeTargetMachine(tm);
-		return -1;
+		return NNC_EXIT_INTERNAL;
 	}
+	/* the bytes go through output.c, which checks every write and whose
+	 * temporary files a signal removes (LLVM's own file streams abort the
+	 * process on a write error) */
 	int rc = 0;
 	if (kind == EMIT_LL) {
-		if (LLVMPrintModuleToFile(m, path, &err)) {
-			fprintf(stderr, "nnc: error: cannot write %s: %s\n", path, err);
-			rc = -1;
-		}
-		if (err)
-			LLVMDisposeMessage(err);
+		char *text = LLVMPrintModuleToString(m);
+		rc = nnc_out_write(path, text, strlen(text));
+		LLVMDisposeMessage(text);
 	} else {
-		if (LLVMTargetMachineEmitToFile(tm, m, path, kind == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
-						&err)) {
-			fprintf(stderr, "nnc: error: cannot write %s: %s\n", path, err);
-			rc = -1;
+		LLVMMemoryBufferRef buf = NULL;
+		if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, kind == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
+							&err, &buf)) {
+			fprintf(stderr, "nnc: internal error: LLVM code generation failed: %s\n", err);
+			rc = NNC_EXIT_INTERNAL;
+		} else {
+			rc = nnc_out_write(path, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+			LLVMDisposeMemoryBuffer(buf);
 		}
 		if (err)
 			LLVMDisposeMessage(err);

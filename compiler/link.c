@@ -5,6 +5,10 @@
  * The runtime is looked for next to the nnc executable in an installed tree
  * (<prefix>/bin/nnc -> <prefix>/lib/libnnrt.a), then in the build tree nnc
  * was built in.  NNC_RUNTIME_DIR overrides both.
+ *
+ * The linker runs in a process group of its own, so that a fatal signal to
+ * nnc stops it and whatever it started (collect2, ld) before the temporary
+ * files go (output.c); a Ctrl-C on the terminal reaches it through nnc.
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +20,7 @@
 #include <unistd.h>
 
 #include "cg.h"
+#include "output.h"
 
 extern char **environ;
 
@@ -53,7 +58,7 @@ int nnc_link(const char *obj, const char *exe)
 	if (!dir) {
 		fprintf(stderr, "nnc: error: cannot find the runtime library libnnrt.a "
 				"(looked next to nnc and in %s); set NNC_RUNTIME_DIR\n", NNC_BUILD_RUNTIME_DIR);
-		return -1;
+		return NNC_EXIT_INTERNAL;
 	}
 	const char *cc = getenv("CC");
 	if (!cc || !*cc)
@@ -61,18 +66,28 @@ int nnc_link(const char *obj, const char *exe)
 	const char *lib = nnc_sprintf("%s/libnnrt.a", dir);
 	char *argv[] = {(char *)cc, "-o", (char *)exe, (char *)obj, (char *)lib, "-fopenmp", "-lz", "-lm", NULL};
 	pid_t pid;
-	int rc = posix_spawnp(&pid, cc, NULL, NULL, argv, environ);
+	posix_spawnattr_t attr;
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	int rc = posix_spawnp(&pid, cc, NULL, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	if (rc != 0) {
 		fprintf(stderr, "nnc: error: cannot run the linker '%s': %s\n", cc, strerror(rc));
-		return -1;
+		return NNC_EXIT_INTERNAL;
 	}
+	nnc_out_set_child(pid);
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
+		if (errno != EINTR) {
+			nnc_out_set_child(0);
+			fprintf(stderr, "nnc: error: waiting for the linker: %s\n", strerror(errno));
+			return NNC_EXIT_INTERNAL;
+		}
+	nnc_out_set_child(0);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "nnc: error: linking %s failed (%s %s %s ...)\n", exe, cc, obj, lib);
-		return -1;
+		return NNC_EXIT_INTERNAL;
 	}
 	return 0;
 }

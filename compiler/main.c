@@ -14,6 +14,7 @@
 #include "cg.h"
 #include "diag.h"
 #include "header.h"
+#include "output.h"
 
 #define NNC_VERSION "0.1.0"
 
@@ -23,6 +24,8 @@ typedef struct options {
 	const char *input;
 	const char *output;
 	out_kind kind;
+	const char *kind_flag;  /* the flag that chose kind, or NULL for the executable */
+	bool force;             /* --force: replace files nnc did not write */
 	int opt_level;
 	bool no_fuse;
 	bool naive;
@@ -32,6 +35,7 @@ typedef struct options {
 	const char *header;     /* --header PATH */
 	const char *dump_after; /* sema | autodiff | fuse | plan */
 	int chunks;             /* --chunks N; 0: NNC_DEFAULT_CHUNKS */
+	nnc_target target;      /* --cpu, --target-features */
 } options;
 
 static void usage(FILE *f)
@@ -45,6 +49,7 @@ static void usage(FILE *f)
 		"  -o PATH            output file (default: the model name, or NAME.o, NAME.s, NAME.ll)\n"
 		"  -c                 write an object file, and its C header beside it, instead of an executable\n"
 		"  --header PATH      where -c (or -S, --emit-llvm) writes the C header (default: OUTPUT.h)\n"
+		"  --force            replace an existing output even if nnc did not write it\n"
 		"  -S                 write assembly\n"
 		"  --emit-llvm        write the optimised LLVM IR (.ll)\n"
 		"  --emit-ir          print the tensor IR after all passes (to -o or stdout)\n"
@@ -59,10 +64,16 @@ static void usage(FILE *f)
 		"  --profile          time every op; the training binary's --profile prints the table\n"
 		"  --naive-kernels    plain scalar reference loops for products and convolutions\n"
 		"                     (also implied by -O0, which does no fusion either)\n"
-		"  --inference-only   leave out the training step (backward and update)\n"
+		"  --inference-only   leave out the training step (backward and update); with -c, -S\n"
+		"                     or --emit-llvm\n"
 		"  --chunks N         cut each batch into N slices that threads run whole (default 2);\n"
 		"                     results do not depend on the thread count, but on N\n"
 		"  --prefix NAME      prefix of generated symbols (default: the model name)\n"
+		"  --cpu NAME         generate code for CPU NAME (default: host, this machine's); x86-64-v3\n"
+		"                     for code that runs on most x86 CPUs of the last ten years;\n"
+		"                     --cpu help lists the CPUs and features\n"
+		"  --target-features LIST\n"
+		"                     add (+NAME) or remove (-NAME) CPU features, comma-separated\n"
 		"\n"
 		"other:\n"
 		"  --color=WHEN       colour diagnostics: auto (default), always, never; NO_COLOR is respected\n"
@@ -90,57 +101,84 @@ static bool is_identifier(const char *s)
 	return true;
 }
 
+/* Sets a flag that takes a value; giving it twice with different values
+ * is an error rather than a silent choice of the last. */
+static int set_value(const char **slot, const char *flag, const char *v)
+{
+	if (!*v)
+		return usage_error("%s needs a non-empty argument", flag);
+	if (*slot && strcmp(*slot, v)) {
+		fprintf(stderr, "nnc: error: %s given twice ('%s' and '%s')\n", flag, *slot, v);
+		fprintf(stderr, "nnc: run 'nnc --help' for the list of options\n");
+		return NNC_EXIT_USAGE;
+	}
+	*slot = v;
+	return 0;
+}
+
+/* Sets the output kind; two different kinds (-c -S) are an error. */
+static int set_kind(options *o, out_kind k, const char *flag)
+{
+	if (o->kind_flag && strcmp(o->kind_flag, flag)) {
+		fprintf(stderr, "nnc: error: %s and %s both choose what nnc writes; give one of them\n", o->kind_flag,
+			flag);
+		fprintf(stderr, "nnc: run 'nnc --help' for the list of options\n");
+		return NNC_EXIT_USAGE;
+	}
+	o->kind = k;
+	o->kind_flag = flag;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o)
 {
+	static const struct {
+		const char *flag;
+		out_kind kind;
+	} kinds[] = {{"-c", OUT_OBJ},         {"-S", OUT_ASM},         {"--emit-llvm", OUT_LL},
+		     {"--emit-ir", OUT_IR},   {"--emit-ast", OUT_AST}, {"--emit-dot", OUT_DOT},
+		     {"--stats", OUT_STATS}};
 	o->opt_level = 2;
 	o->kind = OUT_EXE;
-	const char *color = "auto";
+	const char *color = "auto", *chunks = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+		int rc = 0;
+		size_t k = 0;
+		while (k < sizeof kinds / sizeof kinds[0] && strcmp(a, kinds[k].flag))
+			k++;
+		if (k < sizeof kinds / sizeof kinds[0]) {
+			rc = set_kind(o, kinds[k].kind, kinds[k].flag);
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
-			exit(0);
+			exit(nnc_out_close_stdout());
 		} else if (!strcmp(a, "--version")) {
 			printf("nnc %s (LLVM %d)\n", NNC_VERSION, LLVM_VERSION_MAJOR);
-			exit(0);
-		} else if (!strcmp(a, "-o") || !strcmp(a, "--prefix") || !strcmp(a, "--header")) {
+			exit(nnc_out_close_stdout());
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--prefix") || !strcmp(a, "--header") ||
+			   !strcmp(a, "--chunks") || !strcmp(a, "--cpu") || !strcmp(a, "--target-features")) {
 			if (i + 1 >= argc)
 				return usage_error("%s needs an argument", a);
-			if (!strcmp(a, "-o"))
-				o->output = argv[++i];
-			else if (!strcmp(a, "--prefix"))
-				o->prefix = argv[++i];
-			else
-				o->header = argv[++i];
-		} else if (!strcmp(a, "--chunks")) {
-			char *end;
-			if (i + 1 >= argc)
-				return usage_error("%s needs an argument", a);
-			long v = strtol(argv[++i], &end, 10);
-			if (*end || end == argv[i] || v < 1 || v > 256)
-				return usage_error("--chunks needs a number from 1 to 256, not '%s'", argv[i]);
-			o->chunks = (int)v;
-		} else if (!strcmp(a, "-c")) {
-			o->kind = OUT_OBJ;
-		} else if (!strcmp(a, "-S")) {
-			o->kind = OUT_ASM;
-		} else if (!strcmp(a, "--emit-llvm")) {
-			o->kind = OUT_LL;
-		} else if (!strcmp(a, "--emit-ir")) {
-			o->kind = OUT_IR;
-		} else if (!strcmp(a, "--emit-ast")) {
-			o->kind = OUT_AST;
-		} else if (!strcmp(a, "--emit-dot")) {
-			o->kind = OUT_DOT;
-		} else if (!strcmp(a, "--stats")) {
-			o->kind = OUT_STATS;
+			const char *v = argv[++i];
+			if (!strcmp(a, "--cpu") && !strcmp(v, "help")) {
+				nnc_target_help(stdout);
+				exit(nnc_out_close_stdout());
+			}
+			rc = set_value(!strcmp(a, "-o")         ? &o->output
+				       : !strcmp(a, "--prefix") ? &o->prefix
+				       : !strcmp(a, "--header") ? &o->header
+				       : !strcmp(a, "--cpu")    ? &o->target.cpu
+				       : !strcmp(a, "--chunks") ? &chunks
+								: &o->target.features,
+				       a, v);
 		} else if (!strncmp(a, "--dump-after=", 13)) {
-			o->dump_after = a + 13;
+			if ((rc = set_value(&o->dump_after, "--dump-after", a + 13)))
+				return rc;
 			if (strcmp(o->dump_after, "sema") && strcmp(o->dump_after, "autodiff") &&
 			    strcmp(o->dump_after, "fuse") && strcmp(o->dump_after, "plan"))
 				return usage_error("unknown pass '%s' (expected sema, autodiff, fuse or plan)", o->dump_after);
 		} else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
-			o->opt_level = a[2] - '0';
+			o->opt_level = a[2] - '0'; /* the last -O wins, as with cc */
 		} else if (!strcmp(a, "--no-fuse")) {
 			o->no_fuse = true;
 		} else if (!strcmp(a, "--naive-kernels")) {
@@ -149,20 +187,33 @@ static int parse_args(int argc, char **argv, options *o)
 			o->profile = true;
 		} else if (!strcmp(a, "--inference-only")) {
 			o->inference_only = true;
+		} else if (!strcmp(a, "--force")) {
+			o->force = true;
 		} else if (!strncmp(a, "--color=", 8)) {
 			color = a + 8;
 			if (strcmp(color, "auto") && strcmp(color, "always") && strcmp(color, "never"))
 				return usage_error("--color takes auto, always or never, not '%s'", color);
 		} else if (a[0] == '-' && a[1]) {
 			return usage_error("unknown option '%s'", a);
+		} else if (!*a) {
+			return usage_error("%s", "an empty input file name");
 		} else if (o->input) {
 			return usage_error("more than one input file ('%s')", a);
 		} else {
 			o->input = a;
 		}
+		if (rc)
+			return rc;
 	}
 	if (!o->input)
 		return usage_error("%s", "no input file; usage: nnc FILE.nn [-o OUTPUT]");
+	if (chunks) {
+		char *end;
+		long v = strtol(chunks, &end, 10);
+		if (*end || end == chunks || v < 1 || v > 256)
+			return usage_error("--chunks needs a number from 1 to 256, not '%s'", chunks);
+		o->chunks = (int)v;
+	}
 	if (o->prefix && !is_identifier(o->prefix))
 		return usage_error("--prefix '%s' is not a C identifier (letters, digits, '_'; no digit first)", o->prefix);
 	if (o->prefix && nnc_reserved_name(o->prefix))
@@ -170,26 +221,32 @@ static int parse_args(int argc, char **argv, options *o)
 				   "runtime", o->prefix);
 	if (o->header && o->kind != OUT_OBJ && o->kind != OUT_ASM && o->kind != OUT_LL)
 		return usage_error("%s", "--header goes with -c, -S or --emit-llvm");
+	int rc = nnc_target_check(&o->target);
+	if (rc)
+		return rc;
+	/* a training binary runs the training step; without it nnrt_main
+	 * could not even start */
+	if (o->inference_only && o->kind == OUT_EXE)
+		return usage_error("%s", "--inference-only leaves out the training step a training binary runs; "
+					 "use it with -c (an object for embedding), -S or --emit-llvm");
 	bool tty = isatty(2);
 	const char *nc = getenv("NO_COLOR");
 	nnc_diag_set_color(!strcmp(color, "always") || (!strcmp(color, "auto") && tty && !(nc && *nc)));
 	return 0;
 }
 
-/* Writes text to -o or stdout. */
-static int write_text(const options *o, const char *text)
+/* Writes text to the claimed output `path`, or to stdout if it is NULL
+ * (checked once, when nnc closes it). */
+static int write_text(const char *path, const char *text)
 {
-	FILE *f = o->output ? fopen(o->output, "w") : stdout;
-	if (!f) {
-		fprintf(stderr, "nnc: error: cannot write %s: %s\n", o->output, strerror(errno));
-		return NNC_EXIT_INTERNAL;
+	if (!path) {
+		fputs(text ? text : "", stdout);
+		return 0;
 	}
-	fputs(text ? text : "", f);
-	if (o->output && fclose(f) != 0) {
-		fprintf(stderr, "nnc: error: cannot write %s: %s\n", o->output, strerror(errno));
+	const char *tmp = nnc_out_stage(path);
+	if (!tmp)
 		return NNC_EXIT_INTERNAL;
-	}
-	return 0;
+	return nnc_out_write(tmp, text ? text : "", text ? strlen(text) : 0);
 }
 
 static void dump_if(const options *o, const char *pass, ir_graph *g)
@@ -225,9 +282,7 @@ static int write_header(const options *o, ir_graph *g, const char *object)
 	nnc_buf b = {0};
 	const char *slash = strrchr(object, '/');
 	nnc_header(g, o->prefix ? o->prefix : g->model_name, o->inference_only, slash ? slash + 1 : object, &b);
-	options to = *o;
-	to.output = path;
-	int rc = write_text(&to, b.data);
+	int rc = write_text(path, b.data);
 	nnc_buf_free(&b);
 	return rc;
 }
@@ -242,12 +297,64 @@ static const char *default_output(const options *o, const char *model)
 	}
 }
 
+/* Checks the outputs of this compile against the input and each other
+ * (output.h) before any work is done. */
+static int claim_outputs(const options *o, const char *out)
+{
+	int rc = out ? nnc_out_claim(out, o->output ? "-o" : "the output", o->force) : 0;
+	const char *h = out ? header_path(o, out) : NULL;
+	if (!rc && h)
+		rc = nnc_out_claim(h, o->header ? "--header" : "the header", o->force);
+	return rc;
+}
+
+/* The text outputs: the tensor IR, the graph and the statistics. */
+static int write_dump(const options *o, ir_graph *g)
+{
+	nnc_buf b = {0};
+	if (o->kind == OUT_IR)
+		ir_dump(g, &b);
+	else if (o->kind == OUT_DOT)
+		ir_dump_dot(g, &b);
+	else
+		ir_stats(g, &b);
+	int rc = write_text(o->output, b.data);
+	nnc_buf_free(&b);
+	return rc;
+}
+
+/* Emits the module as the object, assembly or LLVM IR at `out` (with the C
+ * header), or as an object linked into the executable `out`; nothing
+ * replaces an existing file until everything has been written. */
+static int write_code(const options *o, ir_graph *g, LLVMModuleRef mod, const char *out)
+{
+	int rc;
+	if (o->kind == OUT_EXE) {
+		const char *obj = nnc_scratch(".o"), *exe = obj ? nnc_out_stage(out) : NULL;
+		if (!exe)
+			return NNC_EXIT_INTERNAL;
+		rc = nnc_emit(mod, &o->target, o->opt_level, EMIT_OBJ, obj);
+		if (!rc)
+			rc = nnc_link(obj, exe);
+	} else {
+		emit_kind k = o->kind == OUT_OBJ ? EMIT_OBJ : o->kind == OUT_ASM ? EMIT_ASM : EMIT_LL;
+		const char *tmp = nnc_out_stage(out);
+		rc = tmp ? nnc_emit(mod, &o->target, o->opt_level, k, tmp) : NNC_EXIT_INTERNAL;
+		if (!rc)
+			rc = write_header(o, g, out);
+	}
+	return rc ? rc : nnc_out_commit();
+}
+
 /* The pipeline: parse -> check -> build IR -> autodiff -> fuse -> plan memory
  * -> lower to LLVM -> optimise and emit -> link (or, for -c, the C header). */
 static int compile(const options *o)
 {
 	nnc_source src = {.path = o->input};
 	long len = 0;
+	int rc = nnc_out_claim_input(o->input);
+	if (rc)
+		return rc;
 	src.text = nnc_read_file(o->input, &len);
 	if (!src.text) {
 		fprintf(stderr, "nnc: error: cannot read %s: %s\n", o->input, strerror(errno));
@@ -263,16 +370,22 @@ static int compile(const options *o)
 	if (!prog)
 		return NNC_EXIT_INPUT;
 	if (o->kind == OUT_AST) {
+		if ((rc = claim_outputs(o, o->output)))
+			return rc;
 		nnc_buf b = {0};
 		nnc_ast_dump(prog, &b);
-		int rc = write_text(o, b.data);
+		rc = write_text(o->output, b.data);
 		nnc_buf_free(&b);
-		return rc;
+		return rc ? rc : nnc_out_commit();
 	}
 
 	ir_graph *g = nnc_sema(prog);
 	if (!g || !nnc_check_names(prog, g, o->prefix))
 		return NNC_EXIT_INPUT;
+	bool dump = o->kind == OUT_IR || o->kind == OUT_DOT || o->kind == OUT_STATS;
+	const char *out = dump ? o->output : o->output ? o->output : default_output(o, g->model_name);
+	if ((rc = claim_outputs(o, out)))
+		return rc;
 	dump_if(o, "sema", g);
 	nnc_autodiff(g);
 	nnc_add_inference_tail(g);
@@ -288,46 +401,17 @@ static int compile(const options *o)
 	bool naive = o->naive || o->opt_level == 0;
 	/* infer() on a few samples runs a sample-major copy (small.c) */
 	ir_graph *small = naive ? NULL : nnc_small_batch(g);
-
-	if (o->kind == OUT_IR || o->kind == OUT_DOT || o->kind == OUT_STATS) {
-		nnc_buf b = {0};
-		if (o->kind == OUT_IR)
-			ir_dump(g, &b);
-		else if (o->kind == OUT_DOT)
-			ir_dump_dot(g, &b);
-		else
-			ir_stats(g, &b);
-		int rc = write_text(o, b.data);
-		nnc_buf_free(&b);
-		return rc;
+	if (dump) {
+		rc = write_dump(o, g);
+		return rc ? rc : nnc_out_commit();
 	}
 
 	cg_options co = {.opt_level = o->opt_level, .naive = naive, .profile = o->profile, .small = small,
 			 .emit_main = o->kind == OUT_EXE,
-			 .inference_only = o->inference_only, .prefix = o->prefix};
+			 .inference_only = o->inference_only, .prefix = o->prefix, .target = &o->target};
 	LLVMContextRef ctx = LLVMContextCreate();
 	LLVMModuleRef mod = nnc_lower(g, &co, ctx);
-	const char *out = o->output ? o->output : default_output(o, g->model_name);
-	int rc = 0;
-	if (o->kind == OUT_EXE) {
-		char tmp[] = "/tmp/nnc-XXXXXX.o";
-		int fd = mkstemps(tmp, 2);
-		if (fd < 0) {
-			fprintf(stderr, "nnc: error: cannot create a temporary file: %s\n", strerror(errno));
-			rc = NNC_EXIT_INTERNAL;
-		} else {
-			close(fd);
-			if (nnc_emit(mod, o->opt_level, EMIT_OBJ, tmp) || nnc_link(tmp, out))
-				rc = NNC_EXIT_INTERNAL;
-			unlink(tmp);
-		}
-	} else {
-		emit_kind k = o->kind == OUT_OBJ ? EMIT_OBJ : o->kind == OUT_ASM ? EMIT_ASM : EMIT_LL;
-		if (nnc_emit(mod, o->opt_level, k, out))
-			rc = NNC_EXIT_INTERNAL;
-		else
-			rc = write_header(o, g, out);
-	}
+	rc = write_code(o, g, mod, out);
 	LLVMDisposeModule(mod);
 	LLVMContextDispose(ctx);
 	return rc;
@@ -336,9 +420,11 @@ static int compile(const options *o)
 int main(int argc, char **argv)
 {
 	options o = {0};
+	nnc_out_init();
 	int rc = parse_args(argc, argv, &o);
 	if (rc == 0)
 		rc = compile(&o);
+	int out_rc = nnc_out_close_stdout();
 	nnc_arena_free_all();
-	return rc;
+	return rc ? rc : out_rc;
 }

@@ -56,6 +56,8 @@ static const char *const messages[] = {
 	[NNRT_ERR_DIVERGED] = "training diverged: the loss is NaN or infinite",
 	[NNRT_ERR_IO] = "a file cannot be opened, read or written",
 	[NNRT_ERR_CHECKPOINT] = "not a valid checkpoint of this model",
+	[NNRT_ERR_CPU] = "this CPU lacks instruction-set extensions the model was compiled for "
+	                 "(nnrt_cpu_check(model->cpu_features, ...) names them; see nnc --cpu)",
 };
 
 const char *nnrt_strerror(int code)
@@ -120,6 +122,9 @@ static int check_model(const nnrt_model *m)
 		if (p->offset < 0 || p->size < 0 || p->offset + p->size > m->param_floats)
 			return NNRT_ERR_MODEL;
 	}
+	/* before any generated code runs: it could die of SIGILL */
+	if (nnrt_cpu_check(m->cpu_features, NULL, 0))
+		return NNRT_ERR_CPU;
 	return NNRT_OK;
 }
 

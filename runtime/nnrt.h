@@ -31,7 +31,7 @@
 extern "C" {
 #endif
 
-#define NNRT_ABI_VERSION 2
+#define NNRT_ABI_VERSION 3
 #define NNRT_MAX_RANK 4
 #define NNRT_MAX_THREADS 256
 
@@ -185,6 +185,7 @@ typedef struct nnrt_model {
 	const nnrt_op_info *ops; /* the ops of train_step, in order */
 	int32_t n_ops;
 	int32_t profiled;        /* compiled with nnc --profile: bodies call nnrt_prof_tick */
+	const char *cpu_features; /* extensions the code needs, "avx,avx2,fma,...": see nnrt_cpu_check */
 } nnrt_model;
 
 /* A pointer conversion that is C and also warning-free C++ (g++/clang++
@@ -195,6 +196,18 @@ typedef struct nnrt_model {
 #else
 #define NNRT_PTR_CAST(T, p) ((T)(p))
 #endif
+
+/* ---- The CPU (runtime/cpu.c) ---- */
+
+/* Checks that this CPU (and the operating system, for the AVX and AVX-512
+ * registers) has every extension in `features`, a comma-separated list in
+ * LLVM's names as nnrt_model.cpu_features holds it (NULL or "": nothing to
+ * check).  0 if it does; 1 if some are missing, -1 if a name is unknown to
+ * this runtime, with a message naming them in err (n bytes; err may be
+ * NULL).  nnrt_main and the instance constructors call it first.  For
+ * tests, the environment variable NNRT_CPU_DISABLE="avx2,fma" makes the
+ * listed extensions count as missing. */
+int nnrt_cpu_check(const char *features, char *err, size_t n);
 
 /* ---- Entry points used by generated code ---- */
 
@@ -274,6 +287,7 @@ enum nnrt_status {
 	NNRT_ERR_DIVERGED = 9,     /* the loss is NaN or infinite (the update has been applied) */
 	NNRT_ERR_IO = 10,          /* a file cannot be opened, read or written */
 	NNRT_ERR_CHECKPOINT = 11,  /* not a valid checkpoint of this model */
+	NNRT_ERR_CPU = 12,         /* this CPU lacks extensions the model was compiled for (nnrt_cpu_check) */
 };
 
 /* Bytes an instance occupies: a fixed header, then params, grads, opt and

@@ -41,6 +41,11 @@ int nnrt_check_model(const nnrt_model *m)
 		           (long long)m->abi_version, (long long)m->struct_size, NNRT_ABI_VERSION, sizeof(nnrt_model));
 		return -1;
 	}
+	char cpu[400];
+	if (nnrt_cpu_check(m->cpu_features, cpu, sizeof cpu)) {
+		nnrt_error("%s", cpu);
+		return -1;
+	}
 	const char *why = NULL;
 	if (!m->name)
 		why = "no model name";

@@ -6,3 +6,6 @@ add_dependencies(test_diag nnc)
 # resume, divergence, damaged data and checkpoints.
 nnc_add_test(test_robust SOURCES test_robust.c sh_harness.c LIBS ZLIB::ZLIB TIMEOUT 600)
 add_dependencies(test_robust nnc nnrt)
+# The nnc command's outputs, command line and interruptions (test_driver.c).
+nnc_add_test(test_driver SOURCES test_driver.c sh_harness.c LIBS nnccore nnrt TIMEOUT 600)
+add_dependencies(test_driver nnc nnrt)

@@ -1,0 +1,618 @@
+#define _POSIX_C_SOURCE 200809L
+/*
+ * test_driver.c - the nnc command as a careless user meets it:
+ *   - outputs never destroy inputs or each other (the same file by name,
+ *     through a symbolic or a hard link, or by a path that only resolves to
+ *     the same place), and replace only files nnc writes unless --force;
+ *   - bad command lines (empty arguments, two output kinds, a flag given
+ *     twice, --inference-only for an executable) exit 2 naming the flags;
+ *   - lost output (a full disk, a file-size limit, a full stdout) exits 3;
+ *   - an interrupted compile leaves no temporary file and no partial
+ *     output, and stops the linker it started;
+ *   - --cpu and --target-features are checked against LLVM's tables, and
+ *     binaries and objects compiled for a CPU refuse to start on one that
+ *     lacks its extensions, naming them, instead of dying of SIGILL.
+ */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nnrt.h"
+#include "sh_harness.h"
+#include "target.h"
+#include "util.h"
+
+static char dir[64];
+
+static void setup(void) { sh_mktemp(dir, sizeof dir, "driver"); }
+static void teardown(void) { sh_rmtree(dir); }
+
+TestSuite(driver, .init = setup, .fini = teardown, .timeout = 300);
+
+static const char *const moons_nn =
+	"model moons\n"
+	"input x : f32[2]\n"
+	"label y : class(2)\n"
+	"logits = x |> dense(16) |> tanh |> dense(2)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer adam(lr: 0.01)\n"
+	"train { data: moons(count: 256, noise: 0.1, seed: 1), test: moons(count: 64, seed: 2),"
+	" batch: 32, epochs: 2, seed: 3 }\n";
+
+static void write_file(const char *name, const char *text)
+{
+	char p[256];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f, "cannot write %s", p);
+	fputs(text, f);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* The whole file dir/NAME, or NULL; malloc'd. */
+static char *read_file(const char *name)
+{
+	char p[256];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	FILE *f = fopen(p, "rb");
+	if (!f)
+		return NULL;
+	char *b = calloc(1, 1 << 20);
+	size_t n = fread(b, 1, (1 << 20) - 1, f);
+	b[n] = 0;
+	fclose(f);
+	return b;
+}
+
+/* Runs `cd dir && nnc ARGS`, output into *out (malloc'd); the exit status. */
+static int nnc(char **out, const char *args)
+{
+	return sh_run(out, "cd '%s' && '%s' %s", dir, NNC_EXE, args);
+}
+
+/* The names in dir (one per line, sorted, dot files included). */
+static char *listing(void)
+{
+	char *out;
+	cr_assert_eq(sh_run(&out, "cd '%s' && ls -A | LC_ALL=C sort", dir), 0);
+	return out;
+}
+
+/* ---- outputs and inputs ---- */
+
+typedef struct clash_case {
+	const char *args;   /* the command line, in dir where m.nn and m.o exist */
+	const char *needle; /* in the message */
+} clash_case;
+
+static const clash_case clashes[] = {
+	{"m.nn -o m.nn", "nnc: error: -o 'm.nn' is the input file 'm.nn'; refusing to overwrite it"},
+	{"m.nn --emit-ir -o m.nn", "-o 'm.nn' is the input file 'm.nn'"},
+	{"m.nn --emit-ast -o m.nn", "-o 'm.nn' is the input file 'm.nn'"},
+	{"m.nn -S -o ./m.nn", "-o './m.nn' is the input file 'm.nn'"},
+	{"m.nn -c --header m.nn", "--header 'm.nn' is the input file 'm.nn'"},
+	{"m.nn -c -o m.o --header m.o", "nnc: error: -o 'm.o' and --header 'm.o' are the same file"},
+	{"m.nn -o soft.nn", "-o 'soft.nn' is the input file 'm.nn'"},   /* a symbolic link to m.nn */
+	{"m.nn -o hard.nn", "-o 'hard.nn' is the input file 'm.nn'"},   /* a hard link to m.nn */
+	{"m.nn -o sub/../m.nn", "-o 'sub/../m.nn' is the input file 'm.nn'"},
+	{"soft.nn --emit-dot -o m.nn", "-o 'm.nn' is the input file 'soft.nn'"},
+	/* neither exists yet: the same resolved path */
+	{"m.nn -c -o new.o --header ./sub/../new.o", "-o 'new.o' and --header './sub/../new.o' are the same file"},
+	{"m.nn -c -o new.o --header new.o", "-o 'new.o' and --header 'new.o' are the same file"},
+	/* the default output is the model's name: here, the source's */
+	{"moons", "nnc: error: the output 'moons' is the input file 'moons'; refusing to overwrite it"},
+	{"moons -c -o moons.o --header moons", "--header 'moons' is the input file 'moons'"},
+	/* distinct names are fine */
+	{"m.nn -c -o m.hh --header m.hh.h", NULL},
+};
+
+Test(driver, outputs_never_overwrite_the_input_or_each_other)
+{
+	write_file("m.nn", moons_nn);
+	write_file("moons", moons_nn);
+	char *out;
+	cr_assert_eq(sh_run(&out, "cd '%s' && mkdir sub && ln -s m.nn soft.nn && ln m.nn hard.nn", dir), 0, "%s", out);
+	free(out);
+	for (size_t i = 0; i < sizeof clashes / sizeof clashes[0]; i++) {
+		const clash_case *c = &clashes[i];
+		int rc = nnc(&out, c->args);
+		if (!c->needle) {
+			cr_expect_eq(rc, 0, "nnc %s: %d\n%s", c->args, rc, out);
+		} else {
+			cr_expect_eq(rc, 2, "nnc %s: %d\n%s", c->args, rc, out);
+			cr_expect(strstr(out, c->needle), "nnc %s: no '%s' in\n%s", c->args, c->needle, out);
+		}
+		free(out);
+		char *now = read_file("m.nn");
+		cr_assert_str_eq(now, moons_nn, "nnc %s changed the source", c->args);
+		free(now);
+	}
+	/* nothing was written by the refused compiles */
+	char *ls = listing();
+	cr_expect_str_eq(ls, "hard.nn\nm.hh\nm.hh.h\nm.nn\nmoons\nsoft.nn\nsub\n");
+	char *src = read_file("moons");
+	cr_expect_str_eq(src, moons_nn);
+	free(src);
+	free(ls);
+}
+
+/* Every output kind may replace its own earlier output (and any other of
+ * nnc's), an empty file or a device, but not a file nnc did not write. */
+Test(driver, existing_files_are_replaced_only_if_nnc_wrote_them)
+{
+	static const char *const kinds[] = {"", "-c", "-S", "--emit-llvm", "--emit-ir", "--emit-ast", "--emit-dot",
+					    "--stats"};
+	write_file("m.nn", moons_nn);
+	write_file("other.nn", moons_nn);
+	write_file("notes.txt", "my notes\n");
+	write_file("prog.c", "/* my program */\nint main(void) { return 0; }\n");
+	write_file("empty", "");
+	char *out;
+	size_t nk = sizeof kinds / sizeof kinds[0];
+	char args[256];
+	for (size_t k = 0; k < nk; k++) {
+		snprintf(args, sizeof args, "m.nn %s -o out%zu", kinds[k], k);
+		cr_expect_eq(nnc(&out, args), 0, "nnc %s:\n%s", args, out);
+		free(out);
+	}
+	for (size_t k = 0; k < nk; k++) {
+		/* its own earlier output, and another kind's */
+		snprintf(args, sizeof args, "m.nn %s -o out%zu", kinds[k], k);
+		cr_expect_eq(nnc(&out, args), 0, "nnc %s (again):\n%s", args, out);
+		free(out);
+		snprintf(args, sizeof args, "m.nn %s -o out%zu", kinds[k], (k + 1) % nk);
+		cr_expect_eq(nnc(&out, args), 0, "nnc %s over a %s output:\n%s", args, kinds[(k + 1) % nk], out);
+		free(out);
+		static const char *const precious[] = {"other.nn", "notes.txt", "prog.c"};
+		for (size_t p = 0; p < 3; p++) {
+			snprintf(args, sizeof args, "m.nn %s -o %s", kinds[k], precious[p]);
+			cr_expect_eq(nnc(&out, args), 2, "nnc %s:\n%s", args, out);
+			cr_expect(strstr(out, "exists and is not a file nnc writes") && strstr(out, "--force"), "%s", out);
+			free(out);
+		}
+		snprintf(args, sizeof args, "m.nn %s -o empty", kinds[k]);
+		cr_expect_eq(nnc(&out, args), 0, "nnc %s:\n%s", args, out);
+		free(out);
+		write_file("empty", "");
+		/* a device is written in place (-c's header needs a place of its own) */
+		snprintf(args, sizeof args, "m.nn %s -o /dev/null%s", kinds[k], k == 1 ? " --header h.h" : "");
+		cr_expect_eq(nnc(&out, args), 0, "nnc %s:\n%s", args, out);
+		free(out);
+	}
+	char *t = read_file("notes.txt"), *c = read_file("prog.c"), *n = read_file("other.nn");
+	cr_expect_str_eq(t, "my notes\n");
+	cr_expect_str_eq(c, "/* my program */\nint main(void) { return 0; }\n");
+	cr_expect_str_eq(n, moons_nn);
+	free(t);
+	free(c);
+	free(n);
+	/* --force replaces them */
+	cr_expect_eq(nnc(&out, "m.nn --emit-ir -o notes.txt --force"), 0, "%s", out);
+	free(out);
+	t = read_file("notes.txt");
+	cr_expect(!strncmp(t, "model moons", 11), "%s", t);
+	free(t);
+	/* the header -c would write beside the object is checked too */
+	cr_expect_eq(nnc(&out, "m.nn -c -o prog.o --header prog.c"), 2, "%s", out);
+	cr_expect(strstr(out, "--header 'prog.c' exists and is not a file nnc writes"), "%s", out);
+	free(out);
+	/* and nothing else was left behind */
+	char *ls = listing();
+	cr_expect(!strstr(ls, ".nnc-"), "temporary files left:\n%s", ls);
+	free(ls);
+}
+
+Test(driver, outputs_into_a_missing_directory_or_onto_a_directory)
+{
+	write_file("m.nn", moons_nn);
+	char *out;
+	cr_expect_eq(nnc(&out, "m.nn -o nodir/m"), 3, "%s", out);
+	cr_expect(strstr(out, "nnc: error: cannot write nodir/m: directory 'nodir': No such file or directory"), "%s",
+		  out);
+	free(out);
+	cr_expect_eq(nnc(&out, "m.nn -c -o m.o --header nodir/m.h"), 3, "%s", out);
+	free(out);
+	cr_expect_eq(sh_run(&out, "mkdir '%s/d'", dir), 0);
+	free(out);
+	cr_expect_eq(nnc(&out, "m.nn -o d"), 2, "%s", out);
+	cr_expect(strstr(out, "nnc: error: -o 'd' is a directory"), "%s", out);
+	free(out);
+	cr_expect_eq(nnc(&out, "m.nn -o d/"), 2, "%s", out);
+	free(out);
+	/* checked before the compile: no object was written for the header's sake */
+	char *ls = listing();
+	cr_expect_str_eq(ls, "d\nm.nn\n");
+	free(ls);
+}
+
+/* ---- the command line ---- */
+
+typedef struct usage_case {
+	const char *args;
+	const char *needle;
+} usage_case;
+
+static const usage_case usage_cases[] = {
+	{"m.nn -o ''", "nnc: error: -o needs a non-empty argument"},
+	{"m.nn -c --header ''", "nnc: error: --header needs a non-empty argument"},
+	{"m.nn --prefix ''", "nnc: error: --prefix needs a non-empty argument"},
+	{"m.nn --chunks ''", "nnc: error: --chunks needs a non-empty argument"},
+	{"''", "nnc: error: an empty input file name"},
+	{"m.nn -c -S", "nnc: error: -c and -S both choose what nnc writes; give one of them"},
+	{"m.nn -S -c", "nnc: error: -S and -c both choose what nnc writes"},
+	{"m.nn --emit-ir --stats", "nnc: error: --emit-ir and --stats both choose what nnc writes"},
+	{"m.nn --emit-llvm -c", "nnc: error: --emit-llvm and -c both choose"},
+	{"m.nn -o a -o b", "nnc: error: -o given twice ('a' and 'b')"},
+	{"m.nn --prefix p --prefix q", "nnc: error: --prefix given twice ('p' and 'q')"},
+	{"m.nn --chunks 2 --chunks 4", "nnc: error: --chunks given twice ('2' and '4')"},
+	{"m.nn --dump-after=sema --dump-after=plan --stats", "nnc: error: --dump-after given twice ('sema' and 'plan')"},
+	{"m.nn --dump-after= --stats", "nnc: error: --dump-after needs a non-empty argument"},
+	{"m.nn --inference-only", "nnc: error: --inference-only leaves out the training step a training binary runs; "
+				  "use it with -c (an object for embedding), -S or --emit-llvm"},
+	{"m.nn --inference-only -o m", "--inference-only leaves out the training step"},
+};
+
+Test(driver, bad_command_lines_exit_2_naming_the_flags)
+{
+	write_file("m.nn", moons_nn);
+	char *out;
+	for (size_t i = 0; i < sizeof usage_cases / sizeof usage_cases[0]; i++) {
+		const usage_case *u = &usage_cases[i];
+		cr_expect_eq(nnc(&out, u->args), 2, "nnc %s:\n%s", u->args, out);
+		cr_expect(strstr(out, u->needle), "nnc %s: no '%s' in\n%s", u->args, u->needle, out);
+		free(out);
+	}
+	/* repeating a flag with the same value, or the same kind, is fine */
+	cr_expect_eq(nnc(&out, "m.nn -c -c -o m.o -o m.o --inference-only"), 0, "%s", out);
+	free(out);
+	char *ls = listing();
+	cr_expect_str_eq(ls, "m.h\nm.nn\nm.o\n");
+	free(ls);
+}
+
+/* ---- lost output ---- */
+
+Test(driver, lost_output_exits_3)
+{
+	write_file("m.nn", moons_nn);
+	char *out;
+	static const char *const to_stdout[] = {"m.nn --emit-ir", "m.nn --emit-ast", "m.nn --emit-dot", "m.nn --stats",
+						"--help", "--version"};
+	for (size_t i = 0; i < sizeof to_stdout / sizeof to_stdout[0]; i++) {
+		char args[128];
+		snprintf(args, sizeof args, "%s > /dev/full", to_stdout[i]);
+		cr_expect_eq(nnc(&out, args), 3, "nnc %s:\n%s", args, out);
+		free(out);
+	}
+	cr_expect_eq(nnc(&out, "m.nn --emit-ir > /dev/full"), 3, "%s", out);
+	cr_expect(strstr(out, "nnc: error: cannot write to standard output: No space left on device"), "%s", out);
+	free(out);
+	/* a device as the file: written in place, the error reported */
+	cr_expect_eq(nnc(&out, "m.nn --emit-ir -o /dev/full"), 3, "%s", out);
+	cr_expect(strstr(out, "nnc: error: cannot write /dev/full: No space left on device"), "%s", out);
+	free(out);
+	/* a file-size limit: EFBIG, not death by SIGXFSZ with the temporary
+	 * file left behind; the earlier output stays whole */
+	cr_expect_eq(nnc(&out, "m.nn -c -o m.o"), 0, "%s", out);
+	free(out);
+	char *before = read_file("m.o");
+	cr_expect_eq(sh_run(&out, "cd '%s' && ulimit -f 8 && '%s' m.nn -c -o m.o", dir, NNC_EXE), 3, "%s", out);
+	cr_expect(strstr(out, "nnc: error: cannot write m.o: File too large"), "%s", out);
+	free(out);
+	char *after = read_file("m.o");
+	cr_expect(before && after && !memcmp(before, after, 1 << 16), "m.o was changed by the failed compile");
+	free(before);
+	free(after);
+	char *ls = listing();
+	cr_expect_str_eq(ls, "m.h\nm.nn\nm.o\n");
+	free(ls);
+}
+
+/* ---- interruptions ---- */
+
+static bool exists(const char *name)
+{
+	char p[256];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return access(p, F_OK) == 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* The linker the tests use ($CC: the sanitizer build sets it). */
+static const char *real_cc(void)
+{
+	const char *cc = getenv("CC");
+	return cc && *cc ? cc : "cc";
+}
+
+/* Starts `nnc m.nn -o m` in dir with TMPDIR=dir/tmp and CC=cc (no shell
+ * between, so that SIGINT is not ignored); its pid. */
+static pid_t start_nnc(const char *cc)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char tmp[128];
+		snprintf(tmp, sizeof tmp, "%s/tmp", dir);
+		if (chdir(dir) != 0)
+			_exit(99);
+		setenv("TMPDIR", tmp, 1);
+		setenv("CC", cc, 1);
+		freopen("/dev/null", "w", stderr);
+		execl(NNC_EXE, "nnc", "m.nn", "-o", "m", (char *)NULL);
+		_exit(98);
+	}
+	return pid;
+}
+
+/* Nothing but m.nn, m (as it was: `old`), the linker script and the empty
+ * tmp directory is left in dir. */
+static void expect_clean(const char *old, const char *what)
+{
+	char *out;
+	cr_assert_eq(sh_run(&out, "cd '%s' && find . -mindepth 1 | LC_ALL=C sort", dir), 0);
+	cr_expect_str_eq(out, "./m\n./m.nn\n./slowcc\n./tmp\n", "%s left:\n%s", what, out);
+	free(out);
+	char *now = read_file("m");
+	cr_expect(now && !memcmp(now, old, 1 << 16), "%s changed the earlier output", what);
+	free(now);
+}
+
+/* A signal while the linker runs: the linker and everything it started
+ * stop, the temporary object and executable go, the old output stays, and
+ * nnc dies of the signal. */
+Test(driver, an_interrupted_link_leaves_nothing_behind)
+{
+	write_file("m.nn", moons_nn);
+	char *out;
+	cr_assert_eq(nnc(&out, "m.nn -o m"), 0, "%s", out);
+	free(out);
+	char *old = read_file("m");
+	cr_assert_eq(sh_run(&out, "mkdir '%s/tmp'", dir), 0);
+	free(out);
+	/* a linker that says when it starts, takes its time, and says when it
+	 * went on to link */
+	char script[512];
+	snprintf(script, sizeof script, "#!/bin/sh\ntouch linking\nsleep 3\ntouch linked\nexec '%s' \"$@\"\n", real_cc());
+	write_file("slowcc", script);
+	char cc[128];
+	snprintf(cc, sizeof cc, "%s/slowcc", dir);
+	chmod(cc, 0755);
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		pid_t pid = start_nnc(cc);
+		for (int t = 0; t < 600 && !exists("linking"); t++)
+			sleep_ms(50);
+		cr_assert(exists("linking"), "the linker never started");
+		kill(pid, sigs[i]);
+		int st;
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == sigs[i], "nnc did not die of signal %d (status %#x)", sigs[i],
+			  st);
+		sleep_ms(4000); /* the linker would have finished by now */
+		cr_expect(!exists("linked"), "the linker went on after nnc died of signal %d", sigs[i]);
+		char p[256];
+		snprintf(p, sizeof p, "%s/linking", dir);
+		remove(p);
+		snprintf(p, sizeof p, "%s/linked", dir);
+		remove(p);
+		expect_clean(old, "a compile interrupted by a signal");
+	}
+	free(old);
+}
+
+/* Signals at every moment of a whole compile (parse, emit, link). */
+Test(driver, a_compile_interrupted_at_any_moment_leaves_nothing_behind)
+{
+	write_file("m.nn", moons_nn);
+	char *out;
+	cr_assert_eq(nnc(&out, "m.nn -o m"), 0, "%s", out);
+	free(out);
+	char *old = read_file("m");
+	cr_assert_eq(sh_run(&out, "mkdir '%s/tmp' && ln -s \"$(command -v cc)\" '%s/slowcc'", dir, dir), 0, "%s", out);
+	free(out);
+	for (long ms = 0; ms < 400; ms += 20) {
+		pid_t pid = start_nnc(real_cc());
+		sleep_ms(ms);
+		kill(pid, SIGTERM);
+		int st;
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		cr_expect((WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM) || (WIFEXITED(st) && WEXITSTATUS(st) == 0),
+			  "status %#x after a SIGTERM at %ld ms", st, ms);
+		sleep_ms(100);
+		expect_clean(old, "a compile interrupted by a signal");
+	}
+	free(old);
+}
+
+/* ---- the target CPU ---- */
+
+Test(driver, cpu_and_target_features_are_checked)
+{
+	write_file("m.nn", moons_nn);
+	static const usage_case bad[] = {
+		{"m.nn --cpu skylak", "nnc: error: --cpu: LLVM knows no CPU 'skylak'; 'nnc --cpu help' lists the CPUs and "
+				      "features"},
+		{"m.nn --cpu ''", "nnc: error: --cpu needs a non-empty argument"},
+		{"m.nn --cpu x86-64 --cpu x86-64-v3", "nnc: error: --cpu given twice ('x86-64' and 'x86-64-v3')"},
+		{"m.nn --target-features +avx3", "nnc: error: --target-features: LLVM knows no feature 'avx3'"},
+		{"m.nn --target-features avx2", "nnc: error: --target-features takes +name or -name items separated by "
+						"commas, not 'avx2'"},
+		{"m.nn --target-features +avx2,", "nnc: error: --target-features: an empty item in '+avx2,'"},
+		{"m.nn --target-features +avx2,,-fma", "not ''"},
+		{"m.nn --target-features ''", "nnc: error: --target-features needs a non-empty argument"},
+		{"m.nn --target-features", "nnc: error: --target-features needs an argument"},
+	};
+	char *out;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_expect_eq(nnc(&out, bad[i].args), 2, "nnc %s:\n%s", bad[i].args, out);
+		cr_expect(strstr(out, bad[i].needle), "nnc %s: no '%s' in\n%s", bad[i].args, bad[i].needle, out);
+		free(out);
+	}
+	cr_expect_eq(nnc(&out, "--cpu help"), 0, "%s", out);
+	cr_expect(sh_has_line(out, "  x86-64-v3") && sh_has_line(out, "  x86-64") && strstr(out, "\n  avx512f "),
+		  "%s", out);
+	free(out);
+	cr_expect_eq(nnc(&out, "--cpu help > /dev/full"), 3, "%s", out);
+	free(out);
+	cr_expect_eq(nnc(&out, "m.nn --cpu x86-64-v2 --target-features +avx,-sse4.2 --stats"), 0, "%s", out);
+	free(out);
+}
+
+/* The extensions nnc records for a CPU are the ones LLVM enables for it,
+ * and all of them are ones the runtime can detect. */
+Test(driver, recorded_extensions_are_llvms_and_the_runtime_knows_them)
+{
+	LLVMTargetMachineRef tm = nnc_target_machine(NULL, 0);
+	for (int i = 0; nnc_target_checked[i]; i++) {
+		cr_expect(nnc_llvm_feature_known(tm, nnc_target_checked[i]), "LLVM has no '%s'", nnc_target_checked[i]);
+		char err[512];
+		cr_expect_neq(nnrt_cpu_check(nnc_target_checked[i], err, sizeof err), -1, "%s", err);
+	}
+	LLVMDisposeTargetMachine(tm);
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64"}), "");
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64-v2"}),
+			 "sse3,ssse3,sse4.1,sse4.2,popcnt,cx16,sahf");
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64-v3"}),
+			 "sse3,ssse3,sse4.1,sse4.2,popcnt,cx16,sahf,avx,avx2,fma,f16c,bmi,bmi2,lzcnt,movbe");
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64-v3", .features = "-avx2,-fma"}),
+			 "sse3,ssse3,sse4.1,sse4.2,popcnt,cx16,sahf,avx,f16c,bmi,bmi2,lzcnt,movbe");
+	/* with what a feature implies: AVX-512F needs AVX2, FMA and F16C */
+	cr_expect_str_eq(nnc_target_required(&(nnc_target){.cpu = "x86-64-v2", .features = "+avx512f"}),
+			 "sse3,ssse3,sse4.1,sse4.2,popcnt,cx16,sahf,avx,avx2,fma,f16c,avx512f");
+	cr_expect(strstr(nnc_target_required(&(nnc_target){.cpu = "x86-64-v4"}),
+			 ",avx512f,avx512dq,avx512cd,avx512bw,avx512vl"));
+	/* the runtime's answers */
+	char err[512];
+	cr_expect_eq(nnrt_cpu_check(NULL, err, sizeof err), 0);
+	cr_expect_eq(nnrt_cpu_check("", err, sizeof err), 0);
+	cr_expect_eq(nnrt_cpu_check("sse3,avx9000", err, sizeof err), -1);
+	cr_expect(strstr(err, "cannot check whether this CPU has avx9000, "), "%s", err);
+	setenv("NNRT_CPU_DISABLE", "sse4.1,fma", 1);
+	cr_expect_eq(nnrt_cpu_check("sse3,sse4.1,fma", err, sizeof err), 1);
+	cr_expect_str_eq(err, "this CPU lacks sse4.1, fma, which the model's code was compiled for; compile it for this "
+			      "CPU (nnc's default) or a CPU it can run, such as nnc --cpu x86-64");
+	unsetenv("NNRT_CPU_DISABLE");
+	nnc_arena_free_all();
+}
+
+/* Value of `key` (e.g. "test_loss ") in the last line of out. */
+static double last_metric(const char *out, const char *key)
+{
+	const char *p = NULL;
+	for (const char *q = out; (q = strstr(q, key)); q++)
+		p = q;
+	cr_assert_not_null(p, "no %s in\n%s", key, out);
+	return atof(p + strlen(key));
+}
+
+Test(driver, binaries_check_the_cpu_before_running_its_code)
+{
+	write_file("m.nn", moons_nn);
+	char *out;
+	static const char *const cpus[] = {"host", "x86-64", "x86-64-v3", "x86-64-v4"};
+	for (size_t i = 0; i < sizeof cpus / sizeof cpus[0]; i++) {
+		char args[128];
+		snprintf(args, sizeof args, "m.nn --cpu %s -o m-%s", cpus[i], cpus[i]);
+		cr_assert_eq(nnc(&out, args), 0, "nnc %s:\n%s", args, out);
+		free(out);
+	}
+	__builtin_cpu_init();
+	bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+	bool v4 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+		  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+	/* the generic build runs anywhere, and trains like the host's build */
+	int rc = sh_run(&out, "cd '%s' && ./m-x86-64 --epochs 3", dir);
+	cr_assert_eq(rc, 0, "%s", out);
+	double loss = last_metric(out, "test_loss "), acc = last_metric(out, "test_acc ");
+	free(out);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./m-host --epochs 3", dir), 0, "%s", out);
+	cr_expect_float_eq(last_metric(out, "test_loss "), loss, 1e-3 * loss + 1e-6, "%s", out);
+	cr_expect_float_eq(last_metric(out, "test_acc "), acc, 1e-6, "%s", out);
+	free(out);
+	/* a CPU level this one has runs; one it lacks is refused, naming what is missing */
+	rc = sh_run(&out, "cd '%s' && ./m-x86-64-v3 --epochs 1", dir);
+	cr_expect_eq(rc, v3 ? 0 : 1, "%s", out);
+	free(out);
+	rc = sh_run(&out, "cd '%s' && ./m-x86-64-v4 --epochs 1", dir);
+	if (v4) {
+		cr_expect_eq(rc, 0, "%s", out);
+	} else {
+		cr_expect_eq(rc, 1, "a CPU without AVX-512 ran code compiled for x86-64-v4 (status %d):\n%s", rc, out);
+		cr_expect(strstr(out, "m-x86-64-v4: error: this CPU lacks avx512f, "), "%s", out);
+		cr_expect(strstr(out, "such as nnc --cpu x86-64-v"), "%s", out);
+	}
+	free(out);
+	/* a CPU without an extension, simulated */
+	if (v3) {
+		rc = sh_run(&out, "cd '%s' && NNRT_CPU_DISABLE=fma ./m-x86-64-v3 --epochs 1", dir);
+		cr_expect_eq(rc, 1, "%s", out);
+		cr_expect(strstr(out, "m-x86-64-v3: error: this CPU lacks fma, which the model's code was compiled for; "
+				      "compile it for this CPU (nnc's default) or a CPU it can run, such as nnc --cpu "
+				      "x86-64-v2\n"),
+			  "%s", out);
+		free(out);
+		rc = sh_run(&out, "cd '%s' && NNRT_CPU_DISABLE=avx2 ./m-host --epochs 1", dir);
+		cr_expect_eq(rc, 1, "%s", out);
+		cr_expect(strstr(out, "this CPU lacks avx2, "), "%s", out);
+		free(out);
+	}
+	rc = sh_run(&out, "cd '%s' && NNRT_CPU_DISABLE=avx2,fma,sse4.2 ./m-x86-64 --epochs 1", dir);
+	cr_expect_eq(rc, 0, "the generic build needs nothing:\n%s", out);
+	free(out);
+}
+
+/* Through the embedding API, <prefix>_new fails with NNRT_ERR_CPU and
+ * nnrt_cpu_check names what is missing. */
+Test(driver, embedded_objects_check_the_cpu_in_new)
+{
+	write_file("m.nn", moons_nn);
+	write_file("app.c", "#include <stdio.h>\n"
+			    "#include \"m.h\"\n"
+			    "int main(void)\n"
+			    "{\n"
+			    "\tint err = -1;\n"
+			    "\tmoons_instance *net = moons_new(&err);\n"
+			    "\tif (!net) {\n"
+			    "\t\tchar why[400];\n"
+			    "\t\tnnrt_cpu_check(moons_model.cpu_features, why, sizeof why);\n"
+			    "\t\tprintf(\"new: %d: %s\\n%s\\n\", err, nnrt_strerror(err), why);\n"
+			    "\t\treturn 1;\n"
+			    "\t}\n"
+			    "\tfloat x[2] = {0.5f, -0.25f}, y[2];\n"
+			    "\tint rc = moons_infer(net, x, 1, y);\n"
+			    "\tprintf(\"infer: %d %.3f\\n\", rc, y[0] + y[1]);\n"
+			    "\tmoons_free(net);\n"
+			    "\treturn rc;\n"
+			    "}\n");
+	char *out;
+	cr_assert_eq(nnc(&out, "m.nn -c -o m.o --cpu x86-64-v3"), 0, "%s", out);
+	free(out);
+	int rc = sh_run(&out, "cd '%s' && ${CC:-cc} app.c m.o -I'%s/runtime' '%s/runtime/libnnrt.a' -fopenmp -lz -lm -o app",
+			dir, NNC_SOURCE_DIR, NNC_BINARY_DIR);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+		cr_expect_eq(sh_run(&out, "cd '%s' && ./app", dir), 0, "%s", out);
+		cr_expect(strstr(out, "infer: 0 1.000"), "%s", out);
+		free(out);
+	}
+	rc = sh_run(&out, "cd '%s' && NNRT_CPU_DISABLE=avx2,bmi2 ./app", dir);
+	cr_expect_eq(rc, 1, "%s", out);
+	cr_expect(strstr(out, "new: 12: this CPU lacks instruction-set extensions the model was compiled for"), "%s", out);
+	cr_expect(strstr(out, "this CPU lacks avx2, bmi2, which the model's code was compiled for"), "%s", out);
+	free(out);
+}
