@@ -117,7 +117,7 @@ static void write_all(ckpt_writer *w, const nnrt_model *m, const float *params, 
 {
 	w_bytes(w, NNRT_CKPT_MAGIC, 8);
 	w_u32(w, NNRT_CKPT_VERSION);
-	w_u32(w, 0); /* flags, reserved */
+	w_u32(w, (uint32_t)st->batch); /* steps into the next epoch (docs/checkpoint.md) */
 	w_u64(w, (uint64_t)ckpt_size(m));
 	w_u64(w, m->fingerprint);
 	w_u32(w, (uint32_t)m->optimizer);
@@ -320,8 +320,9 @@ static void r_floats(const unsigned char *b, float *x, int64_t n)
 	}
 }
 
-/* Reads a whole file; the caller frees *data. */
-static int read_file(const char *path, unsigned char **data, int64_t *len)
+/* Reads a whole file, or stops soon after `limit` bytes (a device or a
+ * huge file: *len > limit then); the caller frees *data. */
+static int read_file(const char *path, unsigned char **data, int64_t *len, int64_t limit)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -332,7 +333,7 @@ static int read_file(const char *path, unsigned char **data, int64_t *len)
 	unsigned char *buf = malloc(cap);
 	while (buf) {
 		n += fread(buf + n, 1, cap - n, f);
-		if (n < cap)
+		if (n < cap || n > (size_t)limit)
 			break;
 		cap *= 2;
 		unsigned char *nb = realloc(buf, cap);
@@ -414,8 +415,16 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 {
 	unsigned char *data;
 	int64_t len;
-	if (read_file(path, &data, &len))
+	/* A checkpoint of this model has this size, or, for --load, which
+	 * ignores the optimizer state, at most Adam's two moments per
+	 * parameter: reading stops after it, so /dev/urandom or a huge file
+	 * costs no more. */
+	int64_t want = ckpt_size(m);
+	if (!opt && m->opt_floats < 2 * m->param_floats)
+		want += 4 * (2 * m->param_floats - m->opt_floats);
+	if (read_file(path, &data, &len, want))
 		return -1;
+	int oversize = len > want; /* it cannot be ours; header and table say why */
 	int rc = -1;
 	ckpt_reader r = {data, data + len, 0};
 	if (len >= 8 && memcmp(data, NNRT_CKPT_MAGIC, 8) != 0) {
@@ -428,18 +437,18 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	}
 	r_take(&r, 8);
 	uint32_t version = r_u32(&r);
-	r_u32(&r); /* flags */
+	uint32_t batch = r_u32(&r); /* steps into the next epoch: checked below */
 	int64_t size = (int64_t)r_u64(&r);
 	if (version != NNRT_CKPT_VERSION) {
 		nnrt_error("checkpoint %s has format version %u; this runtime reads version %u", path, version,
 		           NNRT_CKPT_VERSION);
 		goto out;
 	}
-	if (len < size) {
+	if (!oversize && len < size) {
 		nnrt_error("checkpoint %s is truncated: %lld of %lld bytes", path, (long long)len, (long long)size);
 		goto out;
 	}
-	if (len > size || size < CKPT_FIXED + 8) {
+	if (!oversize && (len > size || size < CKPT_FIXED + 8)) {
 		nnrt_error("checkpoint %s is corrupt: %lld bytes, but its header says %lld", path, (long long)len,
 		           (long long)size);
 		goto out;
@@ -451,21 +460,22 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		int64_t k = len - 4 - i < (1 << 30) ? len - 4 - i : (1 << 30);
 		crc = crc32(crc, data + i, (uInt)k);
 	}
-	if ((uint32_t)crc != stored) {
+	if (!oversize && (uint32_t)crc != stored) {
 		nnrt_error("checkpoint %s is corrupt: checksum mismatch (stored 0x%08x, computed 0x%08x)", path, stored,
 		           (uint32_t)crc);
 		goto out;
 	}
-	r.end = data + len - 4;
+	r.end = oversize ? data + len : data + len - 4;
 
 	uint64_t fingerprint = r_u64(&r);
-	r_u32(&r); /* optimizer: implied by the fingerprint, kept for tools */
+	uint32_t optimizer = r_u32(&r); /* implied by the fingerprint: checked below */
 	uint32_t n_params = r_u32(&r);
 	int64_t param_floats = (int64_t)r_u64(&r);
 	int64_t opt_floats = (int64_t)r_u64(&r);
 	nnrt_train_state s;
 	s.epoch = (int64_t)r_u64(&r);
 	s.step = (int64_t)r_u64(&r);
+	s.batch = batch;
 	for (int i = 0; i < 4; i++)
 		s.rng.s[i] = r_u64(&r);
 	uint32_t nlen = r_u32(&r);
@@ -493,8 +503,33 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		           (long long)opt_floats, (long long)m->opt_floats);
 		goto out;
 	}
+	if (oversize) {
+		nnrt_error("checkpoint %s is corrupt: it is larger than any checkpoint of this model (%lld bytes)", path,
+		           (long long)want);
+		goto out;
+	}
 	if (param_floats < 0 || opt_floats < 0 || r.end - r.p != 4 * (param_floats + opt_floats)) {
 		nnrt_error("checkpoint %s is malformed (array sizes do not match the file)", path);
+		goto out;
+	}
+	/* The counters drive loops and the optimizer: a file whose checksum
+	 * is right but whose fields are not (another tool's, or crafted) must
+	 * not make --resume run forever or step Adam backwards. */
+	const char *bad = NULL;
+	if (s.epoch < 0 || s.epoch > NNRT_CKPT_MAX_COUNT)
+		bad = "epoch";
+	else if (s.step < 0 || s.step > NNRT_CKPT_MAX_COUNT)
+		bad = "step";
+	else if (s.batch > s.step)
+		bad = "epoch_step";
+	else if (optimizer != (uint32_t)m->optimizer)
+		bad = "optimizer";
+	else if (!(s.rng.s[0] | s.rng.s[1] | s.rng.s[2] | s.rng.s[3]))
+		bad = "rng"; /* all zero: xoshiro's one fixed point, never seeded */
+	if (bad) {
+		nnrt_error("checkpoint %s is corrupt: its %s field is out of range (epoch %lld, step %lld, epoch_step "
+		           "%lld, optimizer %u)",
+		           path, bad, (long long)s.epoch, (long long)s.step, (long long)s.batch, optimizer);
 		goto out;
 	}
 	r_floats(r.p, params, param_floats);

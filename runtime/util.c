@@ -62,6 +62,11 @@ void nnrt_set_error_echo(int on)
 	error_echo = on;
 }
 
+int nnrt_error_echo(void)
+{
+	return error_echo;
+}
+
 float *nnrt_alloc_floats(int64_t n, const char *what)
 {
 	/* 64 bytes: one cache line, and the widest vector (AVX-512) the code

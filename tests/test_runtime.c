@@ -1150,6 +1150,7 @@ Test(ckpt, rejects_damaged_and_foreign_files)
 	nnrt_model m = mlp_model();
 	float params[MP] = {0}, opt[2 * MP] = {0};
 	nnrt_train_state st = {.epoch = 1, .step = 2};
+	nnrt_rng_seed(&st.rng, 7);
 	cr_assert_eq(nnrt_ckpt_save(tpath("good.ckpt"), &m, params, opt, &st), 0);
 	size_t len = 0;
 	char *bytes = read_all(tpath("good.ckpt"), &len);
@@ -1220,7 +1221,8 @@ Test(ckpt, failed_save_keeps_the_old_file)
 	float params[MP], opt[2 * MP] = {0}, p2[MP];
 	for (int i = 0; i < MP; i++)
 		params[i] = 1.0f;
-	nnrt_train_state st = {.epoch = 1};
+	nnrt_train_state st = {.epoch = 1, .step = 1};
+	nnrt_rng_seed(&st.rng, 7);
 	cr_assert_eq(nnrt_ckpt_save(tpath("keep.ckpt"), &m, params, opt, &st), 0);
 	/* A file size limit makes the next write fail part-way, as a full
 	 * disk would. */
@@ -1290,6 +1292,13 @@ Test(main, bad_command_lines_exit_2)
 		{"--checkpoint-every 2", "tiny: error: --checkpoint-every needs --save FILE"},
 		{"--predict x.csv", "tiny: error: --predict needs --load FILE (a trained checkpoint)"},
 		{"--load a --resume b", "tiny: error: --load and --resume cannot be used together"},
+		{"--lr 1e-60", "tiny: error: --lr 1e-60 is too small: it is 0 as a 32-bit float"},
+		{"--lr 1e300", "tiny: error: --lr 1e300 is too large: beyond the range of a 32-bit float (about 3.4e38)"},
+		{"--lr inf", "tiny: error: --lr inf is too large: beyond the range of a 32-bit float (about 3.4e38)"},
+		{"--eval", "tiny: error: --eval needs --load FILE (a trained checkpoint); to evaluate the initial "
+		           "parameters, save them with --epochs 0 --save FILE and load that"},
+		{"--load x --eval --save x", "tiny: error: --save cannot be used with --eval, which changes nothing to save"},
+		{"--force", "tiny: error: --force needs --save FILE"},
 	};
 	nnrt_model m = mlp_model();
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1325,7 +1334,7 @@ Test(main, data_and_model_errors_exit_1)
 	run_free(&r);
 	nnrt_model notest = m;
 	notest.test.kind = NNRT_DATA_NONE;
-	r = run_main(&notest, "--eval");
+	r = run_main(&notest, "--load %s --eval", tpath("x.ckpt"));
 	cr_assert_eq(r.rc, 2);
 	cr_assert(strstr(r.err, "--eval needs test data, and the model has none; pass --test PATH"), "%s", r.err);
 	run_free(&r);
@@ -1415,9 +1424,13 @@ Test(main, save_load_eval_and_predict)
 	snprintf(want, sizeof want, "test_loss %.4f  test_acc %.4f  (500 samples)\n", tl, ta);
 	cr_assert_str_eq(r.out, want);
 	run_free(&r);
-	/* An initialised model is near chance. */
-	r = run_main(&m, "--eval");
-	cr_assert_eq(r.rc, 0);
+	/* An initialised model is near chance: evaluating it takes saving it
+	 * first, on purpose (a bare --eval is refused, see bad_command_lines). */
+	r = run_main(&m, "--epochs 0 --save %s", tpath("init.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	r = run_main(&m, "--load %s --eval", tpath("init.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
 	cr_assert(last_value(r.out, "test_acc") < 0.8, "%s", r.out);
 	run_free(&r);
 
@@ -1578,8 +1591,12 @@ Test(main, divergence_stops_and_keeps_the_last_checkpoint)
 	const char *ck = tpath("last.ckpt");
 	run_result r = run_main(&m, "--threads 2 --checkpoint-every 1 --save %s", ck);
 	cr_assert_eq(r.rc, 1);
-	cr_assert_str_eq(r.err, "tiny: error: training diverged at epoch 2, step 3 (loss is nan); the last good "
-	                        "checkpoint is kept\n");
+	char want[512];
+	snprintf(want, sizeof want,
+	         "tiny: error: training diverged at epoch 2, step 3 (loss is nan); the last good checkpoint, of epoch 1, "
+	         "is kept in %s\n",
+	         ck);
+	cr_assert_str_eq(r.err, want);
 	float p[MP];
 	nnrt_train_state st;
 	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0);
@@ -1590,6 +1607,159 @@ Test(main, divergence_stops_and_keeps_the_last_checkpoint)
 	r = run_main(&m, "");
 	cr_assert_eq(r.rc, 1);
 	cr_assert_str_eq(r.err, "tiny: error: training diverged at epoch 1, step 1 (loss is nan); nothing was saved\n");
+	run_free(&r);
+}
+
+/* Wraps mlp_train; raises stop_sig stop_times times after step stop_step,
+ * as a user's Ctrl-C (or kill) would in the middle of a run. */
+static int stop_step, stop_sig, stop_times;
+static void stop_train(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	mlp_train(a, tid, nt);
+	if (tid == 0 && ++steps_seen == stop_step)
+		for (int i = 0; i < stop_times; i++)
+			raise(stop_sig);
+}
+
+Test(main, a_signal_saves_a_checkpoint_that_resumes_exactly)
+{
+	nnrt_model m = mlp_model();
+	run_result r = run_main(&m, "--threads 2 --epochs 4 --save %s", tpath("full.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+
+	/* SIGTERM in the middle of epoch 2 (32 steps an epoch): the step
+	 * finishes, the state is saved, the status is 128 + 15. */
+	m.train_step = stop_train;
+	steps_seen = 0, stop_step = 32 + 5, stop_sig = SIGTERM, stop_times = 1;
+	const char *ck = tpath("int.ckpt");
+	struct sigaction before, after;
+	cr_assert_eq(sigaction(SIGTERM, NULL, &before), 0);
+	r = run_main(&m, "--threads 2 --epochs 4 --save %s", ck);
+	cr_assert_eq(r.rc, 128 + SIGTERM, "%s", r.err);
+	char want[1024];
+	snprintf(want, sizeof want,
+	         "tiny: interrupted by SIGTERM in epoch 2 after step 5; saved checkpoint to %s (--resume %s continues "
+	         "from there)\n",
+	         ck, ck);
+	cr_assert_str_eq(r.err, want);
+	cr_assert_eq(count_lines(r.out, "epoch "), 1, "%s", r.out);
+	run_free(&r);
+	float p[MP];
+	nnrt_train_state st;
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(st.epoch, 1);
+	cr_assert_eq(st.step, 37);
+	cr_assert_eq(st.batch, 5);
+	/* The handler is the caller's again. */
+	cr_assert_eq(sigaction(SIGTERM, NULL, &after), 0);
+	cr_assert(after.sa_handler == before.sa_handler);
+
+	/* Resumed: the same shuffle, step 6 next, and bit for bit the run that
+	 * was never interrupted. */
+	m.train_step = mlp_train;
+	r = run_main(&m, "--threads 2 --epochs 4 --resume %s --save %s", ck, tpath("resumed.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	snprintf(want, sizeof want, "resuming from %s in epoch 2 after step 5 (step 37 in all)\n", ck);
+	cr_assert(strstr(r.out, want), "%s", r.out);
+	cr_assert_eq(count_lines(r.out, "epoch "), 3, "%s", r.out);
+	cr_assert(files_equal(tpath("full.ckpt"), tpath("resumed.ckpt")));
+	run_free(&r);
+
+	/* Resumed on other data, the epoch is not the one it stopped in. */
+	r = run_main(&m, "--threads 2 --epochs 4 --limit 100 --resume %s", ck);
+	cr_assert_eq(r.rc, 1);
+	snprintf(want, sizeof want,
+	         "tiny: error: checkpoint %s was saved after step 5 of epoch 2, but an epoch of this data has 4 steps; "
+	         "resume it with the data (and --limit) it was trained on\n",
+	         ck);
+	cr_assert_str_eq(r.err, want);
+	run_free(&r);
+
+	/* At the last step of an epoch: the epoch completes. */
+	m.train_step = stop_train;
+	steps_seen = 0, stop_step = 32;
+	r = run_main(&m, "--threads 2 --epochs 4 --save %s", ck);
+	cr_assert_eq(r.rc, 128 + SIGTERM, "%s", r.err);
+	snprintf(want, sizeof want,
+	         "tiny: interrupted by SIGTERM after epoch 1; saved checkpoint to %s (--resume %s continues from there)\n",
+	         ck, ck);
+	cr_assert_str_eq(r.err, want);
+	run_free(&r);
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(st.epoch, 1);
+	cr_assert_eq(st.batch, 0);
+
+	/* Without --save, nothing is saved, and it says so. */
+	steps_seen = 0, stop_step = 3, stop_sig = SIGINT;
+	r = run_main(&m, "--threads 2 --epochs 4");
+	cr_assert_eq(r.rc, 128 + SIGINT);
+	cr_assert_str_eq(r.err, "tiny: interrupted by SIGINT in epoch 1 after step 3; nothing is saved (no --save FILE "
+	                        "was given)\n");
+	run_free(&r);
+}
+
+/* A second signal does not wait for the step: the process dies by it. */
+Test(main, a_second_signal_exits_at_once, .signal = SIGINT)
+{
+	nnrt_model m = mlp_model();
+	m.train_step = stop_train;
+	steps_seen = 0, stop_step = 3, stop_sig = SIGINT, stop_times = 2;
+	run_result r = run_main(&m, "--threads 2 --save %s", tpath("never.ckpt"));
+	run_free(&r);
+}
+
+Test(main, unusable_save_paths_are_refused_before_training)
+{
+	nnrt_model m = mlp_model();
+	write_text(tpath("notes.txt"), "my notes\n");
+	write_text(tpath("xor.nn"), "model xor\n");
+	write_text(tpath("d.csv"), "0.5,0.5,0\n");
+	write_text(tpath("file"), "x");
+	static char src[512];
+	snprintf(src, sizeof src, "%s", tpath("xor.nn"));
+	m.source = src;
+	static const struct {
+		const char *args, *want;
+	} cases[] = {
+		{"--save {dir}/no/such/x.ckpt",
+		 "--save {dir}/no/such/x.ckpt: cannot use directory {dir}/no/such: No such file or directory"},
+		{"--save {dir}/file/x.ckpt", "--save {dir}/file/x.ckpt: {dir}/file is not a directory"},
+		{"--save {dir}", "--save {dir}: is a directory"},
+		{"--save /dev/null", "--save /dev/null: not a regular file; a checkpoint can only replace a regular file"},
+		{"--save {dir}/notes.txt",
+		 "--save {dir}/notes.txt: the file exists and is not an nnc checkpoint; pass --force to replace it"},
+		{"--save {dir}/xor.nn --force", "--save {dir}/xor.nn is the model's source file; refusing to overwrite it"},
+		{"--data {dir}/d.csv --save {dir}/d.csv --force",
+		 "--save {dir}/d.csv is a training data file; refusing to overwrite it"},
+		{"--load {dir}/x.ckpt --predict {dir}/d.csv --save {dir}/y.ckpt",
+		 "--save cannot be used with --predict, which changes nothing to save"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char args[1024];
+		snprintf(args, sizeof args, "%s", subst(cases[i].args));
+		run_result r = run_main(&m, "--threads 1 %s", args);
+		cr_expect_eq(r.rc, 2, "'%s' exited %d", args, r.rc);
+		char want[1024];
+		snprintf(want, sizeof want, "tiny: error: %s\nTry 'tiny --help' for the list of flags.\n",
+		         subst(cases[i].want));
+		cr_expect_str_eq(r.err, want, "'%s'", args);
+		cr_expect_str_eq(r.out, "", "'%s' trained before refusing", args);
+		run_free(&r);
+	}
+	size_t n;
+	char *notes = read_all(tpath("notes.txt"), &n);
+	cr_assert_str_eq(notes, "my notes\n");
+	free(notes);
+	/* --force replaces it; an empty file needs no --force. */
+	run_result r = run_main(&m, "--threads 1 --epochs 1 --quiet --save %s --force", tpath("notes.txt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	float p[MP];
+	cr_assert_eq(nnrt_ckpt_load(tpath("notes.txt"), &m, p, NULL, NULL), 0, "%s", nnrt_last_error());
+	write_text(tpath("empty"), "");
+	r = run_main(&m, "--threads 1 --epochs 1 --quiet --save %s", tpath("empty"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
 	run_free(&r);
 }
 
