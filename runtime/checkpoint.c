@@ -515,21 +515,21 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	/* The counters drive loops and the optimizer: a file whose checksum
 	 * is right but whose fields are not (another tool's, or crafted) must
 	 * not make --resume run forever or step Adam backwards. */
-	const char *bad = NULL;
+	char bad[160] = "";
 	if (s.epoch < 0 || s.epoch > NNRT_CKPT_MAX_COUNT)
-		bad = "epoch";
+		snprintf(bad, sizeof bad, "its epoch counter is %lld, outside 0..2^53", (long long)s.epoch);
 	else if (s.step < 0 || s.step > NNRT_CKPT_MAX_COUNT)
-		bad = "step";
+		snprintf(bad, sizeof bad, "its step counter is %lld, outside 0..2^53", (long long)s.step);
 	else if (s.batch > s.step)
-		bad = "epoch_step";
+		snprintf(bad, sizeof bad, "its epoch_step %lld exceeds its step counter %lld", (long long)s.batch,
+		         (long long)s.step);
 	else if (optimizer != (uint32_t)m->optimizer)
-		bad = "optimizer";
+		snprintf(bad, sizeof bad, "its optimizer field is %u but this model's optimizer is %d", optimizer,
+		         m->optimizer);
 	else if (!(s.rng.s[0] | s.rng.s[1] | s.rng.s[2] | s.rng.s[3]))
-		bad = "rng"; /* all zero: xoshiro's one fixed point, never seeded */
-	if (bad) {
-		nnrt_error("checkpoint %s is corrupt: its %s field is out of range (epoch %lld, step %lld, epoch_step "
-		           "%lld, optimizer %u)",
-		           path, bad, (long long)s.epoch, (long long)s.step, (long long)s.batch, optimizer);
+		snprintf(bad, sizeof bad, "its RNG state is all zero, which no run writes");
+	if (*bad) {
+		nnrt_error("checkpoint %s is corrupt: %s", path, bad);
 		goto out;
 	}
 	r_floats(r.p, params, param_floats);

@@ -69,6 +69,21 @@ static void set_label(nnrt_dataset *d, int64_t i, double v)
 	}
 }
 
+/* A cross-entropy compares probabilities: a real target outside [0, 1]
+ * makes its loss negative or unbounded, and the training "converges" to
+ * nonsense without a word.  NULL if `v` suits m's loss, else the loss's
+ * name for the message. */
+static const char *bad_target(const nnrt_model *m, double v)
+{
+	if (m->label_kind != NNRT_LABEL_REAL || (v >= 0 && v <= 1))
+		return NULL;
+	if (m->loss == NNRT_LOSS_BCE)
+		return "binary_cross_entropy";
+	if (m->loss == NNRT_LOSS_SOFTMAX_XENT)
+		return "softmax_cross_entropy";
+	return NULL;
+}
+
 static int alloc_labels(nnrt_dataset *d)
 {
 	if (d->label_kind == NNRT_LABEL_CLASS)
@@ -363,6 +378,13 @@ static int load_idx(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *
 		 * other label treats it as a class index. */
 		int is_index = !(d->label_kind == NNRT_LABEL_REAL && d->label_size == 1);
 		for (int64_t i = 0; i < n; i++) {
+			const char *loss = is_index ? NULL : bad_target(m, raw[i]);
+			if (loss) {
+				nnrt_error("%s: label %d of sample %lld is outside [0, 1], which %s needs", lb.path, raw[i],
+				           (long long)i, loss);
+				nnrt_free(raw);
+				goto out;
+			}
 			if (is_index && raw[i] >= d->label_size) {
 				nnrt_error("%s: label %d of sample %lld is out of range: the model has %lld classes (0..%lld)",
 				           lb.path, raw[i], (long long)i, (long long)d->label_size,
@@ -824,6 +846,14 @@ static int load_csv(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *
 				}
 				d->y_class[i] = (int32_t)v;
 			} else {
+				const char *loss = bad_target(m, v);
+				if (loss) {
+					char name[128];
+					nnrt_error("%s:%lld:%d: target '%.*s' in column %s is outside [0, 1], which %s needs", c.path,
+					           (long long)line.no, f->col, f->len > 40 ? 40 : f->len, f->p,
+					           col_name(&c, c.y[j], name, sizeof name), loss);
+					goto out;
+				}
 				d->y_real[i * m->label_size + j] = (float)v;
 			}
 		}
@@ -960,6 +990,13 @@ static int load_synthetic(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_
 		if (m->label_kind == NNRT_LABEL_REAL && m->label_size != 1 && m->label_size != nclass) {
 			nnrt_error("%s data: %s gives one class per sample but the model label is %s", what, kind,
 			           nnrt_fmt_label(m, lab, sizeof lab));
+			return -1;
+		}
+		/* A single real target takes the class number itself. */
+		const char *loss = m->label_size == 1 ? bad_target(m, (double)(nclass - 1)) : NULL;
+		if (loss) {
+			nnrt_error("%s data: %s has %lld classes, but %s needs targets in [0, 1]", what, kind,
+			           (long long)nclass, loss);
 			return -1;
 		}
 	}

@@ -480,7 +480,8 @@ static void print_help(const nnrt_model *m)
 		         flags[k].arg ? flags[k].arg : "");
 		printf("  %-24s %s\n", head, flags[k].help);
 	}
-	printf("\nExit status: 0 on success, 1 on a data, checkpoint or training failure, 2 on a bad command line.\n");
+	printf("\nExit status: 0 on success, 1 on a data, checkpoint, training or output failure, 2 on a bad command\n"
+	       "line, 128+N when interrupted by signal N (SIGINT, SIGTERM: saved to the --save FILE first).\n");
 }
 
 /* ---- The trainer ---- */

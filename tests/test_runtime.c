@@ -623,6 +623,53 @@ Test(csv, every_error_has_file_line_and_column)
 	}
 }
 
+Test(csv, cross_entropy_targets_must_be_probabilities)
+{
+	nnrt_model m = data_model(2, NNRT_LABEL_REAL, 1);
+	m.loss = NNRT_LOSS_BCE;
+	write_text(tpath("ok.csv"), "a,b,t\n1,2,0\n3,4,1\n5,6,0.25\n");
+	write_text(tpath("hi.csv"), "a,b,t\n1,2,0\n3,4,1.5\n");
+	write_text(tpath("lo.csv"), "a,b,t\n1,2,-0.5\n");
+	nnrt_dataset d;
+	cr_assert_eq(load_csv(&d, &m, "ok.csv", 1, "a,b", "t"), 0, "%s", nnrt_last_error());
+	nnrt_data_free(&d);
+	cr_assert_neq(load_csv(&d, &m, "hi.csv", 1, "a,b", "t"), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 subst("{dir}/hi.csv:3:5: target '1.5' in column 't' is outside [0, 1], which "
+	                       "binary_cross_entropy needs"));
+	cr_assert_neq(load_csv(&d, &m, "lo.csv", 1, "a,b", "t"), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 subst("{dir}/lo.csv:2:5: target '-0.5' in column 't' is outside [0, 1], which "
+	                       "binary_cross_entropy needs"));
+	/* Soft targets of a softmax cross-entropy too; MSE takes anything. */
+	nnrt_model soft = data_model(2, NNRT_LABEL_REAL, 1);
+	soft.loss = NNRT_LOSS_SOFTMAX_XENT;
+	cr_assert_neq(load_csv(&d, &soft, "hi.csv", 1, "a,b", "t"), 0);
+	cr_assert(strstr(nnrt_last_error(), "which softmax_cross_entropy needs"), "%s", nnrt_last_error());
+	nnrt_model mse = data_model(2, NNRT_LABEL_REAL, 1);
+	mse.loss = NNRT_LOSS_MSE;
+	cr_assert_eq(load_csv(&d, &mse, "hi.csv", 1, "a,b", "t"), 0, "%s", nnrt_last_error());
+	nnrt_data_free(&d);
+	/* IDX bytes as real targets: 0 and 1 only. */
+	nnrt_model im = data_model(4, NNRT_LABEL_REAL, 1);
+	im.loss = NNRT_LOSS_BCE;
+	uint32_t dims[3] = {3, 2, 2}, ldims[1] = {3};
+	unsigned char img[12] = {0}, lab[3] = {0, 1, 2};
+	write_idx(tpath("i.idx"), 0, 8, 3, dims, img, 12);
+	write_idx(tpath("l.idx"), 0, 8, 1, ldims, lab, 3);
+	nnrt_data_spec spec = {.kind = NNRT_DATA_IDX, .path_x = tpath("i.idx"), .path_y = tpath("l.idx"), .scale = 1};
+	cr_assert_neq(nnrt_data_load(&d, &im, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 subst("{dir}/l.idx: label 2 of sample 2 is outside [0, 1], which binary_cross_entropy needs"));
+	cr_assert_eq(nnrt_data_load(&d, &im, &spec, "train", 2, 1), 0, "%s", nnrt_last_error());
+	nnrt_data_free(&d);
+	/* A three-armed spiral against one BCE target. */
+	nnrt_data_spec sp = {.kind = NNRT_DATA_SPIRAL, .count = 30, .classes = 3, .scale = 1};
+	cr_assert_neq(nnrt_data_load(&d, &m, &sp, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 "train data: spiral has 3 classes, but binary_cross_entropy needs targets in [0, 1]");
+}
+
 /* ---- Synthetic sets ---- */
 
 static nnrt_dataset synth(nnrt_model *m, int32_t kind, int64_t count, float noise, int64_t seed, int64_t classes)
@@ -1251,6 +1298,95 @@ Test(ckpt, failed_save_keeps_the_old_file)
 }
 
 /* ---- nnrt_main end to end ---- */
+
+Test(ckpt, header_fields_are_checked_against_the_model_and_ranges)
+{
+	nnrt_model m = mlp_model();
+	float params[MP] = {0}, opt[2 * MP] = {0};
+	static const struct {
+		int64_t epoch, step, batch;
+		int zero_rng, sgd;
+		const char *want;
+	} rows[] = {
+		{INT64_MIN, 10, 0, 0, 0, "its epoch counter is -9223372036854775808, outside 0..2^53"},
+		{-1, 10, 0, 0, 0, "its epoch counter is -1, outside 0..2^53"},
+		{INT64_MAX, 10, 0, 0, 0, "its epoch counter is 9223372036854775807, outside 0..2^53"},
+		{1, -5, 0, 0, 0, "its step counter is -5, outside 0..2^53"},
+		{1, 10, 11, 0, 0, "its epoch_step 11 exceeds its step counter 10"},
+		{1, 10, 0, 1, 0, "its RNG state is all zero, which no run writes"},
+		{1, 10, 0, 0, 1, "its optimizer field is 1 but this model's optimizer is 2"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		nnrt_train_state st = {.epoch = rows[i].epoch, .step = rows[i].step, .batch = rows[i].batch};
+		if (!rows[i].zero_rng)
+			nnrt_rng_seed(&st.rng, 3);
+		nnrt_model w = m;
+		if (rows[i].sgd)
+			w.optimizer = NNRT_OPT_SGD; /* same fingerprint: a crafted file */
+		cr_assert_eq(nnrt_ckpt_save(tpath("h.ckpt"), &w, params, opt, &st), 0, "%s", nnrt_last_error());
+		float p[MP];
+		nnrt_train_state s;
+		cr_expect_neq(nnrt_ckpt_load(tpath("h.ckpt"), &m, p, opt, &s), 0, "row %zu accepted", i);
+		char want[512];
+		snprintf(want, sizeof want, "checkpoint %s is corrupt: %s", tpath("h.ckpt"), rows[i].want);
+		cr_expect_str_eq(nnrt_last_error(), want, "row %zu", i);
+	}
+	/* A run resumed from a crafted epoch does not run forever: refused. */
+	nnrt_train_state st = {.epoch = INT64_MIN, .step = 1};
+	nnrt_rng_seed(&st.rng, 3);
+	cr_assert_eq(nnrt_ckpt_save(tpath("h.ckpt"), &m, params, opt, &st), 0);
+	run_result r = run_main(&m, "--threads 1 --resume %s --epochs 2", tpath("h.ckpt"));
+	cr_assert_eq(r.rc, 1);
+	cr_assert(strstr(r.err, "is corrupt: its epoch counter is -9223372036854775808"), "%s", r.err);
+	run_free(&r);
+}
+
+/* Reading stops where this model's checkpoint must end: a device or a huge
+ * file is refused after that many bytes, not read until memory runs out. */
+Test(ckpt, reading_is_bounded_by_the_model, .timeout = 30)
+{
+	nnrt_model m = mlp_model();
+	float params[MP] = {0}, opt[2 * MP] = {0}, p[MP], o[2 * MP];
+	nnrt_train_state st = {.epoch = 1, .step = 2};
+	nnrt_rng_seed(&st.rng, 7);
+	cr_assert_eq(nnrt_ckpt_save(tpath("g.ckpt"), &m, params, opt, &st), 0);
+	size_t len = 0;
+	char *bytes = read_all(tpath("g.ckpt"), &len);
+	char *longer = malloc(len + 4);
+	memcpy(longer, bytes, len);
+	memset(longer + len, 0, 4);
+	write_bytes(tpath("long.ckpt"), longer, len + 4);
+	free(longer);
+	free(bytes);
+	cr_assert_neq(nnrt_ckpt_load(tpath("long.ckpt"), &m, p, o, NULL), 0);
+	char want[512];
+	snprintf(want, sizeof want, "checkpoint %s is corrupt: it is larger than any checkpoint of this model (%zu bytes)",
+	         tpath("long.ckpt"), len);
+	cr_assert_str_eq(nnrt_last_error(), want);
+	cr_assert_neq(nnrt_ckpt_load("/dev/zero", &m, p, NULL, NULL), 0);
+	cr_assert_str_eq(nnrt_last_error(), "/dev/zero is not an nnc checkpoint (bad magic number)");
+	cr_assert_neq(nnrt_ckpt_load("/dev/urandom", &m, p, o, NULL), 0);
+	cr_assert_str_eq(nnrt_last_error(), "/dev/urandom is not an nnc checkpoint (bad magic number)");
+	/* A FIFO that never ends: stops after the model's size too. */
+	cr_assert_eq(mkfifo(tpath("fifo"), 0600), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(tpath("fifo"), O_WRONLY);
+		char buf[4096];
+		memcpy(buf, "NNRTCKPT", 8);
+		memset(buf + 8, 1, sizeof buf - 8);
+		while (write(fd, buf, sizeof buf) > 0)
+			memcpy(buf, "xxxxxxxx", 8);
+		_exit(0);
+	}
+	cr_assert_neq(nnrt_ckpt_load(tpath("fifo"), &m, p, o, NULL), 0);
+	kill(pid, SIGKILL);
+	snprintf(want, sizeof want, "checkpoint %s has format version 16843009; this runtime reads version 1",
+	         tpath("fifo"));
+	cr_assert_str_eq(nnrt_last_error(), want);
+}
+
+
 
 Test(main, help_lists_every_flag_and_the_model)
 {
