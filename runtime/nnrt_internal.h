@@ -59,6 +59,10 @@ float *nnrt_alloc_floats(int64_t n, const char *what);
 void *nnrt_calloc(int64_t n, size_t size, const char *what);
 void nnrt_free(void *p);
 
+/* Bytes of physical memory (INT64_MAX if unknown): the bound of what a
+ * data file's header may promise. */
+int64_t nnrt_memory_bytes(void);
+
 /* Seconds on a monotonic clock, for throughput lines only. */
 double nnrt_now(void);
 

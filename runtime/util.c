@@ -4,11 +4,14 @@
  * Kept tiny on purpose: the runtime allocates a handful of arrays at start-up
  * and nothing afterwards, so it needs no allocator of its own.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include "nnrt_internal.h"
 
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *prog_name = "nnrt";
 static char last_error[1024];
@@ -104,6 +107,14 @@ void *nnrt_calloc(int64_t n, size_t size, const char *what)
 void nnrt_free(void *p)
 {
 	free(p);
+}
+
+int64_t nnrt_memory_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || size <= 0 || pages > INT64_MAX / size)
+		return INT64_MAX;
+	return (int64_t)pages * size;
 }
 
 double nnrt_now(void)

@@ -557,6 +557,22 @@ Test(robust, csv_errors_have_line_and_column)
 		cr_expect_eq(rc, 1, "[%s] exit status %d:\n%s", rows[i].want, rc, out);
 		cr_expect(strstr(out, rows[i].want) != NULL, "no '%s' in:\n%s", rows[i].want, out);
 		free(out);
+	}	/* devices: refused at once, not read until memory runs out */
+	static const struct {
+		const char *args, *want;
+	} dev[] = {
+		{"--data /dev/zero", "reg: error: /dev/zero: not a text file (it contains NUL bytes)\n"},
+		{"--data /dev/urandom", "reg: error: /dev/urandom: not a text file (it contains NUL bytes)\n"},
+		{"--load /dev/urandom", "reg: error: /dev/urandom is not an nnc checkpoint (bad magic number)\n"},
+		{"--resume /dev/zero", "reg: error: /dev/zero is not an nnc checkpoint (bad magic number)\n"},
+	};
+	write_file(path("d.csv"), "a,b,t\n1,2,3\n", 12);
+	for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) {
+		char *out;
+		int rc = sh_run(&out, "cd '%s' && timeout 20 ./reg --quiet %s", dir, dev[i].args);
+		cr_expect_eq(rc, 1, "[%s] exit status %d:\n%s", dev[i].args, rc, out);
+		cr_expect_str_eq(out, dev[i].want, "[%s]", dev[i].args);
+		free(out);
 	}
 }
 

@@ -504,6 +504,95 @@ Test(idx, every_error_names_the_file)
 	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
 }
 
+/* Starts a child that writes `head` (n bytes) into the FIFO at path, then
+ * `fill` forever; returns its pid (kill it when done). */
+static pid_t endless_fifo(const char *path, const void *head, size_t n, const char *fill)
+{
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		int fd = open(path, O_WRONLY);
+		if (write(fd, head, n) < 0)
+			_exit(0);
+		char buf[4096];
+		size_t fl = strlen(fill), k = 0;
+		for (size_t i = 0; i < sizeof buf; i++)
+			buf[i] = fl ? fill[k++ % fl] : 0;
+		/* whole copies of fill only, so that the stream stays regular */
+		size_t whole = fl ? sizeof buf / fl * fl : sizeof buf;
+		while (write(fd, buf, whole) > 0)
+			;
+		_exit(0);
+	}
+	return pid;
+}
+
+/* Devices, pipes and files without line breaks are refused (or read only
+ * as far as --limit needs) instead of read until memory runs out. */
+Test(idx, huge_promises_from_streams_are_refused, .timeout = 30)
+{
+	nnrt_model m = data_model(1024 * 1024, NNRT_LABEL_CLASS, 10);
+	unsigned char hdr[16];
+	size_t len;
+	uint32_t dims[3] = {0xffffffffu, 1024, 1024};
+	unsigned char *b = idx_bytes(&len, 8, 3, dims, NULL, 0);
+	memcpy(hdr, b, 16);
+	free(b);
+	pid_t pid = endless_fifo(tpath("fifo"), hdr, 16, "");
+	uint32_t ldims[1] = {0xffffffffu};
+	write_idx(tpath("lab.idx"), 0, 8, 1, ldims, NULL, 0);
+	nnrt_data_spec spec = {.kind = NNRT_DATA_IDX, .path_x = tpath("fifo"), .path_y = tpath("lab.idx"), .scale = 1};
+	nnrt_dataset d;
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	kill(pid, SIGKILL);
+	const char *want = subst("{dir}/fifo: the header promises 4294967295 images of 1048576 bytes (4194304.0 GiB), more "
+	                         "than this machine's memory (");
+	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
+	/* gzip: the stream can be far larger than the file */
+	write_idx(tpath("big.gz"), 1, 8, 3, dims, NULL, 0);
+	spec.path_x = tpath("big.gz");
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert(strstr(nnrt_last_error(), "big.gz: the header promises 4294967295 images"), "%s", nnrt_last_error());
+	/* a plain file is read only as far as it goes */
+	write_idx(tpath("big.idx"), 0, 8, 3, dims, NULL, 0);
+	spec.path_x = tpath("big.idx");
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 subst("{dir}/big.idx: file is truncated: the header promises 4294967295 images of 1048576 bytes "
+	                       "but the file holds only 0 bytes of image data"));
+}
+
+Test(csv, devices_pipes_and_endless_lines_are_bounded, .timeout = 30)
+{
+	nnrt_model m = data_model(2, NNRT_LABEL_CLASS, 2);
+	nnrt_dataset d;
+	nnrt_data_spec spec = {.kind = NNRT_DATA_CSV, .path_x = "/dev/zero", .has_header = -1, .scale = 1};
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(), "/dev/zero: not a text file (it contains NUL bytes)");
+	/* a line longer than 1 MiB (this model's rows are far shorter) */
+	size_t big = (1 << 20) + 10;
+	char *line = malloc(big + 16);
+	strcpy(line, "a,b,y\n1,2,0\n");
+	memset(line + 12, '7', big);
+	line[12 + big] = 0;
+	write_text(tpath("long.csv"), line);
+	free(line);
+	spec.path_x = tpath("long.csv");
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(), subst("{dir}/long.csv:3: line is longer than 1048576 bytes; not a CSV file?"));
+	/* an endless pipe of rows: --limit rows are read, and no more */
+	pid_t pid = endless_fifo(tpath("rows"), "a,b,y\n", 6, "0.5,-1,1\n\n");
+	spec.path_x = tpath("rows");
+	cr_assert_eq(nnrt_data_load(&d, &m, &spec, "train", 1000, 1), 0, "%s", nnrt_last_error());
+	kill(pid, SIGKILL);
+	cr_assert_eq(d.n, 1000);
+	cr_assert_eq(d.x_f32[2 * 999 + 1], -1.0f);
+	cr_assert_eq(d.y_class[999], 1);
+	nnrt_data_free(&d);
+}
+
 /* ---- CSV ---- */
 
 static int load_csv(nnrt_dataset *d, const nnrt_model *m, const char *file, int header, const char *cx,
