@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (tests/fuzz/) with clang, ASan and UBSan in
-# build-fuzz/ and runs each for SECONDS (default 60), both at once.
+# build-fuzz/ and runs each for SECONDS (default 60), all at once: the front
+# end (fuzz_frontend), the data and checkpoint loaders (fuzz_loaders) and the
+# training binary's command line (fuzz_cli).
 #
 #   scripts/fuzz.sh [SECONDS]       fuzz; exit 1 if anything was found
 #   scripts/fuzz.sh --seeds         rewrite tests/fuzz/corpus_loaders/
@@ -23,7 +25,8 @@ esac
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang is needed (apt-get install clang)" >&2; exit 2; }
 CC=clang cmake -S . -B build-fuzz -DNNC_FUZZ=ON -DNNC_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz --target fuzz_frontend fuzz_loaders -j"$(nproc)" >/dev/null
+targets=(frontend loaders cli)
+cmake --build build-fuzz --target "${targets[@]/#/fuzz_}" -j"$(nproc)" >/dev/null
 
 if [ $seeds = 1 ]; then
   rm -f tests/fuzz/corpus_loaders/*
@@ -36,7 +39,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 status=0
 pids=()
-for t in frontend loaders; do
+for t in "${targets[@]}"; do
   mkdir -p build-fuzz/corpus/$t build-fuzz/artifacts/$t
   cp -n tests/fuzz/corpus_$t/* build-fuzz/corpus/$t/ 2>/dev/null || true
   dict=()
@@ -47,8 +50,8 @@ for t in frontend loaders; do
     >build-fuzz/fuzz_$t.log 2>&1 &
   pids+=($!)
 done
-for i in 0 1; do
-  t=$([ $i = 0 ] && echo frontend || echo loaders)
+for i in "${!targets[@]}"; do
+  t=${targets[$i]}
   if ! wait "${pids[$i]}"; then
     status=1
     echo "fuzz.sh: fuzz_$t found a problem; see build-fuzz/fuzz_$t.log and build-fuzz/artifacts/$t/" >&2
