@@ -46,6 +46,14 @@ static void flush_stdout(void)
 		stdout_errno = errno ? errno : EIO;
 }
 
+/* After a printf: a flush inside it that failed left its errno. */
+static int stdout_failed(void)
+{
+	if (ferror(stdout) && !stdout_errno)
+		stdout_errno = errno ? errno : EIO;
+	return stdout_errno != 0;
+}
+
 /* ---- Model checks ---- */
 
 int nnrt_check_model(const nnrt_model *m)
@@ -479,6 +487,7 @@ static void print_help(const nnrt_model *m)
 		snprintf(head, sizeof head, "%s%s%s", flags[k].name, flags[k].arg ? " " : "",
 		         flags[k].arg ? flags[k].arg : "");
 		printf("  %-24s %s\n", head, flags[k].help);
+		stdout_failed();
 	}
 	printf("\nExit status: 0 on success, 1 on a data, checkpoint, training or output failure, 2 on a bad command\n"
 	       "line, 128+N when interrupted by signal N (SIGINT, SIGTERM: saved to the --save FILE first).\n");
@@ -638,7 +647,7 @@ static void print_params(const nnrt_model *m, const float *params)
 		int64_t cols = p->rank >= 2 ? p->shape[p->rank - 1] : p->size;
 		if (cols < 1)
 			cols = 1;
-		for (int64_t r = 0; r * cols < p->size; r++) {
+		for (int64_t r = 0; r * cols < p->size && !stdout_failed(); r++) {
 			printf("   ");
 			for (int64_t c = 0; c < cols && r * cols + c < p->size; c++)
 				printf(" %.6g", params[p->offset + r * cols + c]);
@@ -901,12 +910,12 @@ static void predict(trainer *t)
 {
 	const nnrt_model *m = t->m;
 	nnrt_dataset *d = &t->pred;
-	for (int64_t b = 0; b < d->n && !ferror(stdout); b += m->batch) {
+	for (int64_t b = 0; b < d->n && !stdout_failed(); b += m->batch) {
 		int64_t n = d->n - b < m->batch ? d->n - b : m->batch;
 		t->args.n = n;
 		t->args.y = NULL;
 		run_gathered(t, m->infer, d, t->order + b, n);
-		for (int64_t i = 0; i < n; i++) {
+		for (int64_t i = 0; i < n && !stdout_failed(); i++) {
 			const float *out = t->out + i * m->output_size;
 			if (m->loss == NNRT_LOSS_SOFTMAX_XENT) {
 				int64_t best = 0;
@@ -1134,6 +1143,7 @@ static int run_team(void *t)
  * disk, /dev/full) fails the run, as a failed checkpoint write does. */
 static int check_stdout(int rc)
 {
+	stdout_failed();
 	flush_stdout();
 	if (!stdout_errno && !ferror(stdout))
 		return rc;
