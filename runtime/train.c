@@ -490,7 +490,8 @@ static void print_help(const nnrt_model *m)
 		stdout_failed();
 	}
 	printf("\nExit status: 0 on success, 1 on a data, checkpoint, training or output failure, 2 on a bad command\n"
-	       "line, 128+N when interrupted by signal N (SIGINT, SIGTERM: saved to the --save FILE first).\n");
+	       "line, 128+N when interrupted by signal N (SIGINT, SIGTERM, SIGHUP, SIGPIPE: saved to the --save FILE\n"
+	       "first).\n");
 }
 
 /* ---- The trainer ---- */
@@ -711,7 +712,9 @@ static int diverged_params(const trainer *t, int64_t epoch, int64_t s)
 
 /* ---- Interruption ---- */
 
-/* SIGINT and SIGTERM while training.  The handler only records the signal,
+/* SIGINT, SIGTERM and SIGHUP (the terminal went away) while training, and
+ * SIGPIPE (whoever read stdout went away: `./model | head`), which would
+ * otherwise end hours of training unsaved.  The handler only records the signal,
  * which is all a handler may safely do; the training loop looks at the
  * record between steps, when no thread of the team is inside a body and the
  * parameters, optimizer state and counters agree, and stops there.  Any
@@ -723,19 +726,23 @@ static volatile sig_atomic_t caught_signal;
 
 static void on_stop_signal(int sig)
 {
-	if (caught_signal) {
+	/* Every later write to the closed pipe raises SIGPIPE again: only
+	 * the user's signals count twice. */
+	if (caught_signal && sig != SIGPIPE) {
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
 	}
-	caught_signal = sig;
+	if (!caught_signal)
+		caught_signal = sig;
 }
 
-static const int stop_signals[2] = {SIGINT, SIGTERM};
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+#define N_STOP_SIGNALS (int)(sizeof stop_signals / sizeof stop_signals[0])
 
 typedef struct stop_handlers {
-	struct sigaction old[2];
-	int installed[2];
+	struct sigaction old[N_STOP_SIGNALS];
+	int installed[N_STOP_SIGNALS];
 } stop_handlers;
 
 /* A signal ignored when the program started (`nohup`, `cmd &` in a
@@ -743,7 +750,7 @@ typedef struct stop_handlers {
 static void catch_stop_signals(stop_handlers *h)
 {
 	caught_signal = 0;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < N_STOP_SIGNALS; i++) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = on_stop_signal;
@@ -757,14 +764,20 @@ static void catch_stop_signals(stop_handlers *h)
 
 static void restore_stop_signals(const stop_handlers *h)
 {
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < N_STOP_SIGNALS; i++)
 		if (h->installed[i])
 			sigaction(stop_signals[i], &h->old[i], NULL);
 }
 
 static const char *signal_name(int sig)
 {
-	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+	switch (sig) {
+	case SIGINT: return "SIGINT";
+	case SIGTERM: return "SIGTERM";
+	case SIGHUP: return "SIGHUP";
+	case SIGPIPE: return "SIGPIPE (standard output was closed)";
+	}
+	return "a signal";
 }
 
 /* The end of an interrupted run: save what there is, say so, and give the

@@ -322,7 +322,17 @@ Test(robust, sigterm_and_sigint_save_then_exit_128_plus_the_signal)
 		             out);
 		free(out);
 	}
-	/* a second signal ends it at once, by the signal (two kinds: two of
+	/* the reader of stdout gone: saved too, not killed by SIGPIPE */
+	unlink(ck);
+	char *out;
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./moons --save s.ckpt --threads 2 2>err | head -n 2 >/dev/null; cat err", dir),
+	             0);
+	cr_expect(strstr(out, "moons: interrupted by SIGPIPE (standard output was closed) after epoch "), "%s", out);
+	cr_expect(strstr(out, "saved checkpoint to s.ckpt"), "%s", out);
+	free(out);
+	cr_expect_eq(sh_run(&out, "'%s' --load '%s' --eval --quiet", exe, ck), 0, "%s", out);
+	free(out);
+		/* a second signal ends it at once, by the signal (two kinds: two of
 	 * one kind sent together may arrive as one) */
 	int st = run_and_signal(exe, argv, 400, SIGTERM, SIGINT);
 	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "status %d", st);

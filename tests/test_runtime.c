@@ -1489,7 +1489,7 @@ Test(main, help_lists_every_flag_and_the_model)
 	                      "train data   xor(count: 1000, noise: 0.05, seed: 11)", "--epochs N", "--lr X",
 	                      "--seed N", "--threads N", "--data PATH[,LABELS]", "--test PATH[,LABELS]", "--limit N",
 	                      "--test-limit N", "--save FILE", "--load FILE", "--resume FILE", "--checkpoint-every N",
-	                      "--predict FILE", "--eval", "--quiet", "--print-params", "--help"};
+	                      "--predict FILE", "--eval", "--quiet", "--print-params", "--help", "--force"};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
 		cr_expect(strstr(r.out, want[i]) != NULL, "help lacks '%s'", want[i]);
 	run_free(&r);
@@ -1922,6 +1922,22 @@ Test(main, a_signal_saves_a_checkpoint_that_resumes_exactly)
 	cr_assert_str_eq(r.err, "tiny: interrupted by SIGINT in epoch 1 after step 3; nothing is saved (no --save FILE "
 	                        "was given)\n");
 	run_free(&r);
+	/* The terminal gone (SIGHUP), or the reader of stdout (SIGPIPE, any
+	 * number of times: every write to the pipe raises it again). */
+	steps_seen = 0, stop_step = 40, stop_sig = SIGHUP;
+	r = run_main(&m, "--threads 2 --epochs 4 --save %s", ck);
+	cr_assert_eq(r.rc, 128 + SIGHUP, "%s", r.err);
+	cr_assert(strstr(r.err, "tiny: interrupted by SIGHUP in epoch 2 after step 8; saved checkpoint to "), "%s", r.err);
+	run_free(&r);
+	steps_seen = 0, stop_step = 40, stop_sig = SIGPIPE, stop_times = 3;
+	r = run_main(&m, "--threads 2 --epochs 4 --save %s", ck);
+	cr_assert_eq(r.rc, 128 + SIGPIPE, "%s", r.err);
+	cr_assert(strstr(r.err, "tiny: interrupted by SIGPIPE (standard output was closed) in epoch 2 after step 8; saved "
+	                        "checkpoint to "),
+	          "%s", r.err);
+	run_free(&r);
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(st.batch, 8);
 }
 
 /* A second signal does not wait for the step: the process dies by it. */
