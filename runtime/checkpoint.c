@@ -508,7 +508,11 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		           (long long)want);
 		goto out;
 	}
-	if (param_floats < 0 || opt_floats < 0 || r.end - r.p != 4 * (param_floats + opt_floats)) {
+	/* opt_floats is unchecked for --load: compared by division, since
+	 * 4 * (param_floats + opt_floats) can overflow. */
+	int64_t rest = r.end - r.p;
+	if (param_floats < 0 || opt_floats < 0 || rest % 4 || opt_floats > rest / 4 ||
+	    param_floats != rest / 4 - opt_floats) {
 		nnrt_error("checkpoint %s is malformed (array sizes do not match the file)", path);
 		goto out;
 	}

@@ -1420,6 +1420,27 @@ Test(ckpt, header_fields_are_checked_against_the_model_and_ranges)
 		snprintf(want, sizeof want, "checkpoint %s is corrupt: %s", tpath("h.ckpt"), rows[i].want);
 		cr_expect_str_eq(nnrt_last_error(), want, "row %zu", i);
 	}
+	/* A crafted opt_floats (ignored by --load) with a correct checksum:
+	 * the size arithmetic must not overflow (UBSan build). */
+	nnrt_train_state ok = {.epoch = 1, .step = 2};
+	nnrt_rng_seed(&ok.rng, 3);
+	cr_assert_eq(nnrt_ckpt_save(tpath("o.ckpt"), &m, params, opt, &ok), 0);
+	size_t n = 0;
+	unsigned char *b = (unsigned char *)read_all(tpath("o.ckpt"), &n);
+	uint64_t huge = (uint64_t)1 << 62;
+	for (int k = 0; k < 8; k++)
+		b[48 + k] = (unsigned char)(huge >> (8 * k));
+	uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+	for (int k = 0; k < 4; k++)
+		b[n - 4 + k] = (unsigned char)(crc >> (8 * k));
+	write_bytes(tpath("o.ckpt"), b, n);
+	free(b);
+	float q[MP];
+	cr_assert_neq(nnrt_ckpt_load(tpath("o.ckpt"), &m, q, NULL, NULL), 0);
+	char msg[512];
+	snprintf(msg, sizeof msg, "checkpoint %s is malformed (array sizes do not match the file)", tpath("o.ckpt"));
+	cr_assert_str_eq(nnrt_last_error(), msg);
+
 	/* A run resumed from a crafted epoch does not run forever: refused. */
 	nnrt_train_state st = {.epoch = INT64_MIN, .step = 1};
 	nnrt_rng_seed(&st.rng, 3);
