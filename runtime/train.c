@@ -2,11 +2,14 @@
  * train.c - nnrt_main(), the main() of every training binary nnc builds.
  *
  * The program, in order:
- *   check the model object  -> parse flags   -> allocate every array once
+ *   check the model object  -> parse flags (nnrt_cli_parse: no file touched)
+ *   -> check the --save path (before any work it could waste)
+ *   -> load data            -> allocate every array once
  *   -> initialise parameters from the seed   -> load a checkpoint (--load/--resume)
- *   -> load data            -> train epochs (shuffle, train_step per batch,
- *      eval_step over the test set, one line per epoch, periodic checkpoints)
- *   -> print small models' parameters        -> save.
+ *   -> train epochs (shuffle, train_step per batch, eval_step over the test
+ *      set, one line per epoch, periodic checkpoints; a signal stops it
+ *      between two steps and saves)
+ *   -> print small models' parameters        -> save -> check stdout was written.
  * --eval and --predict replace the training part.
  *
  * Determinism: parameter init and shuffles draw from one RNG seeded by the
