@@ -1859,6 +1859,16 @@ Test(main, divergence_stops_and_keeps_the_last_checkpoint)
 /* Wraps mlp_train; raises stop_sig stop_times times after step stop_step,
  * as a user's Ctrl-C (or kill) would in the middle of a run. */
 static int stop_step, stop_sig, stop_times;
+
+/* The dispositions of an interactive shell: a test run in the background
+ * inherits SIGINT ignored, and the runtime rightly leaves it so. */
+static void default_signals(void)
+{
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+}
 static void stop_train(nnrt_step_args *a, int32_t tid, int32_t nt)
 {
 	mlp_train(a, tid, nt);
@@ -1869,6 +1879,7 @@ static void stop_train(nnrt_step_args *a, int32_t tid, int32_t nt)
 
 Test(main, a_signal_saves_a_checkpoint_that_resumes_exactly)
 {
+	default_signals();
 	nnrt_model m = mlp_model();
 	run_result r = run_main(&m, "--threads 2 --epochs 4 --save %s", tpath("full.ckpt"));
 	cr_assert_eq(r.rc, 0, "%s", r.err);
@@ -1964,6 +1975,7 @@ Test(main, a_signal_saves_a_checkpoint_that_resumes_exactly)
 /* A second signal does not wait for the step: the process dies by it. */
 Test(main, a_second_signal_exits_at_once, .signal = SIGINT)
 {
+	default_signals();
 	nnrt_model m = mlp_model();
 	m.train_step = stop_train;
 	steps_seen = 0, stop_step = 3, stop_sig = SIGINT, stop_times = 2;
