@@ -117,7 +117,7 @@ static void write_all(ckpt_writer *w, const nnrt_model *m, const float *params, 
 {
 	w_bytes(w, NNRT_CKPT_MAGIC, 8);
 	w_u32(w, NNRT_CKPT_VERSION);
-	w_u32(w, 0); /* flags, reserved */
+	w_u32(w, (uint32_t)st->batch); /* steps into the next epoch (docs/checkpoint.md) */
 	w_u64(w, (uint64_t)ckpt_size(m));
 	w_u64(w, m->fingerprint);
 	w_u32(w, (uint32_t)m->optimizer);
@@ -320,10 +320,12 @@ static void r_floats(const unsigned char *b, float *x, int64_t n)
 	}
 }
 
-/* Reads a whole file; the caller frees *data.  0, or NNRT_CKPT_IO /
- * NNRT_CKPT_NOMEM after reporting: a file that cannot be read is an I/O
- * failure, not a bad checkpoint, and the embedding API tells them apart. */
-static int read_file(const char *path, unsigned char **data, int64_t *len)
+/* Reads a whole file, or stops soon after `limit` bytes (a device or a
+ * huge file: *len > limit then); the caller frees *data.  0, or
+ * NNRT_CKPT_IO / NNRT_CKPT_NOMEM after reporting: a file that cannot be read
+ * is an I/O failure, not a bad checkpoint, and the embedding API tells them
+ * apart. */
+static int read_file(const char *path, unsigned char **data, int64_t *len, int64_t limit)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -341,7 +343,7 @@ static int read_file(const char *path, unsigned char **data, int64_t *len)
 	unsigned char *buf = malloc(cap);
 	while (buf) {
 		n += fread(buf + n, 1, cap - n, f);
-		if (n < cap)
+		if (n < cap || n > (size_t)limit)
 			break;
 		cap *= 2;
 		unsigned char *nb = realloc(buf, cap);
@@ -436,9 +438,17 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 {
 	unsigned char *data;
 	int64_t len;
-	int rc = read_file(path, &data, &len);
+	/* A checkpoint of this model has this size, or, for --load, which
+	 * ignores the optimizer state, at most Adam's two moments per
+	 * parameter: reading stops after it, so /dev/urandom or a huge file
+	 * costs no more. */
+	int64_t want = ckpt_size(m);
+	if (!opt && m->opt_floats < 2 * m->param_floats)
+		want += 4 * (2 * m->param_floats - m->opt_floats);
+	int rc = read_file(path, &data, &len, want);
 	if (rc)
 		return rc;
+	int oversize = len > want; /* it cannot be ours; header and table say why */
 	rc = NNRT_CKPT_INVALID;
 	ckpt_reader r = {data, data + len, 0};
 	if (len >= 8 && memcmp(data, NNRT_CKPT_MAGIC, 8) != 0) {
@@ -451,18 +461,18 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	}
 	r_take(&r, 8);
 	uint32_t version = r_u32(&r);
-	r_u32(&r); /* flags */
+	uint32_t batch = r_u32(&r); /* steps into the next epoch: checked below */
 	int64_t size = (int64_t)r_u64(&r);
 	if (version != NNRT_CKPT_VERSION) {
 		nnrt_error("checkpoint %s has format version %u; this runtime reads version %u", path, version,
 		           NNRT_CKPT_VERSION);
 		goto out;
 	}
-	if (len < size) {
+	if (!oversize && len < size) {
 		nnrt_error("checkpoint %s is truncated: %lld of %lld bytes", path, (long long)len, (long long)size);
 		goto out;
 	}
-	if (len > size || size < CKPT_FIXED + 8) {
+	if (!oversize && (len > size || size < CKPT_FIXED + 8)) {
 		nnrt_error("checkpoint %s is corrupt: %lld bytes, but its header says %lld", path, (long long)len,
 		           (long long)size);
 		goto out;
@@ -474,12 +484,12 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		int64_t k = len - 4 - i < (1 << 30) ? len - 4 - i : (1 << 30);
 		crc = crc32(crc, data + i, (uInt)k);
 	}
-	if ((uint32_t)crc != stored) {
+	if (!oversize && (uint32_t)crc != stored) {
 		nnrt_error("checkpoint %s is corrupt: checksum mismatch (stored 0x%08x, computed 0x%08x)", path, stored,
 		           (uint32_t)crc);
 		goto out;
 	}
-	r.end = data + len - 4;
+	r.end = oversize ? data + len : data + len - 4;
 
 	uint64_t fingerprint = r_u64(&r);
 	uint32_t optimizer = r_u32(&r); /* implied by the fingerprint; explains a mismatch */
@@ -489,6 +499,7 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	nnrt_train_state s;
 	s.epoch = (int64_t)r_u64(&r);
 	s.step = (int64_t)r_u64(&r);
+	s.batch = batch;
 	for (int i = 0; i < 4; i++)
 		s.rng.s[i] = r_u64(&r);
 	uint32_t nlen = r_u32(&r);
@@ -545,6 +556,11 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		           (long long)opt_floats, (long long)m->opt_floats);
 		goto out;
 	}
+	if (oversize) {
+		nnrt_error("checkpoint %s is corrupt: it is larger than any checkpoint of this model (%lld bytes)", path,
+		           (long long)want);
+		goto out;
+	}
 	/* Compared in floats: 4 * (param_floats + opt_floats) overflows for
 	 * counts a file can claim (--load and inference-only instances do not
 	 * check opt_floats against the model). */
@@ -552,6 +568,26 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	if (param_floats < 0 || opt_floats < 0 || (r.end - r.p) % 4 != 0 || param_floats > floats_left ||
 	    opt_floats != floats_left - param_floats) {
 		nnrt_error("checkpoint %s is malformed (array sizes do not match the file)", path);
+		goto out;
+	}
+	/* The counters drive loops and the optimizer: a file whose checksum
+	 * is right but whose fields are not (another tool's, or crafted) must
+	 * not make --resume run forever or step Adam backwards. */
+	char bad[160] = "";
+	if (s.epoch < 0 || s.epoch > NNRT_CKPT_MAX_COUNT)
+		snprintf(bad, sizeof bad, "its epoch counter is %lld, outside 0..2^53", (long long)s.epoch);
+	else if (s.step < 0 || s.step > NNRT_CKPT_MAX_COUNT)
+		snprintf(bad, sizeof bad, "its step counter is %lld, outside 0..2^53", (long long)s.step);
+	else if (s.batch > s.step)
+		snprintf(bad, sizeof bad, "its epoch_step %lld exceeds its step counter %lld", (long long)s.batch,
+		         (long long)s.step);
+	else if (optimizer != (uint32_t)m->optimizer)
+		snprintf(bad, sizeof bad, "its optimizer field is %u but this model's optimizer is %d", optimizer,
+		         m->optimizer);
+	else if (!(s.rng.s[0] | s.rng.s[1] | s.rng.s[2] | s.rng.s[3]))
+		snprintf(bad, sizeof bad, "its RNG state is all zero, which no run writes");
+	if (*bad) {
+		nnrt_error("checkpoint %s is corrupt: %s", path, bad);
 		goto out;
 	}
 	r_floats(r.p, params, param_floats);

@@ -13,6 +13,8 @@
  * Every error names the file, and for CSV the line and column, and returns
  * non-zero with the data set left empty.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include "nnrt_internal.h"
 
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 /* A .nn file that says nothing about scaling gives scale 0 if the compiler
@@ -67,6 +70,21 @@ static void set_label(nnrt_dataset *d, int64_t i, double v)
 		for (int64_t k = 0; k < d->label_size; k++)
 			d->y_real[i * d->label_size + k] = (k == (int64_t)v) ? 1.0f : 0.0f;
 	}
+}
+
+/* A cross-entropy compares probabilities: a real target outside [0, 1]
+ * makes its loss negative or unbounded, and the training "converges" to
+ * nonsense without a word.  NULL if `v` suits m's loss, else the loss's
+ * name for the message. */
+static const char *bad_target(const nnrt_model *m, double v)
+{
+	if (m->label_kind != NNRT_LABEL_REAL || (v >= 0 && v <= 1))
+		return NULL;
+	if (m->loss == NNRT_LOSS_BCE)
+		return "binary_cross_entropy";
+	if (m->loss == NNRT_LOSS_SOFTMAX_XENT)
+		return "softmax_cross_entropy";
+	return NULL;
 }
 
 static int alloc_labels(nnrt_dataset *d)
@@ -309,6 +327,21 @@ static int load_idx(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *
 	int64_t n = im.dims[0];
 	if (limit > 0 && limit < n)
 		n = limit;
+	/* The buffer grows only with the bytes that arrive, so a plain file
+	 * costs at most its size; but a device, a pipe or a gzip stream can
+	 * deliver all that the header promises: more than the memory is
+	 * refused up front.  (n < 2^32 and per <= 2^40: n * per could
+	 * overflow, a division cannot.) */
+	struct stat sb;
+	int regular_raw = gzdirect(im.f) && stat(im.path, &sb) == 0 && S_ISREG(sb.st_mode);
+	int64_t mem = nnrt_memory_bytes();
+	if (!regular_raw && per > mem / n) {
+		nnrt_error("%s: the header promises %lld images of %lld bytes (%.1f GiB), more than this machine's memory "
+		           "(%.1f GiB)",
+		           im.path, (long long)n, (long long)per, (double)n * (double)per / (1 << 30),
+		           (double)mem / (1 << 30));
+		goto out;
+	}
 	d->n = n;
 	d->scale = spec_scale(spec);
 	d->shift = spec->shift;
@@ -363,6 +396,13 @@ static int load_idx(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *
 		 * other label treats it as a class index. */
 		int is_index = !(d->label_kind == NNRT_LABEL_REAL && d->label_size == 1);
 		for (int64_t i = 0; i < n; i++) {
+			const char *loss = is_index ? NULL : bad_target(m, raw[i]);
+			if (loss) {
+				nnrt_error("%s: label %d of sample %lld is outside [0, 1], which %s needs", lb.path, raw[i],
+				           (long long)i, loss);
+				nnrt_free(raw);
+				goto out;
+			}
 			if (is_index && raw[i] >= d->label_size) {
 				nnrt_error("%s: label %d of sample %lld is out of range: the model has %lld classes (0..%lld)",
 				           lb.path, raw[i], (long long)i, (long long)d->label_size,
@@ -383,15 +423,26 @@ out:
 
 /* ---- CSV ---- */
 
-/* Reads a whole (optionally gzip'ed) text file, NUL-terminated.  The caller
+/* Limits of a CSV file, so that a device, a pipe that never ends or a file
+ * with no line breaks is refused instead of read until memory runs out. */
+typedef struct text_limits {
+	int64_t max_line;  /* bytes in one line */
+	int64_t max_bytes; /* bytes in all */
+	int64_t max_lines; /* non-blank lines worth reading (0: all) */
+} text_limits;
+
+/* Reads a whole (optionally gzip'ed) text file, NUL-terminated, within
+ * `lim`; with max_lines, stops after that many non-blank lines.  The caller
  * frees *text. */
-static int read_text(const char *path, char **text, int64_t *len)
+static int read_text(const char *path, const text_limits *lim, char **text, int64_t *len)
 {
 	*text = NULL;
 	gzFile f = gz_open(path);
 	if (!f)
 		return -1;
 	int64_t cap = 1 << 16, n = 0;
+	int64_t lineno = 1, line_len = 0, lines = 0;
+	int nonblank = 0;
 	char *buf = malloc((size_t)cap);
 	for (;;) {
 		if (!buf) {
@@ -405,9 +456,51 @@ static int read_text(const char *path, char **text, int64_t *len)
 			gzclose(f);
 			return -1;
 		}
+		/* Checked as it arrives: /dev/zero is refused after one block. */
+		const char *why = NULL;
+		int64_t i;
+		for (i = n; i < n + got && !why; i++) {
+			char c = buf[i];
+			if (c == '\n') {
+				lines += nonblank;
+				nonblank = 0;
+				line_len = 0;
+				lineno++;
+				if (lim->max_lines > 0 && lines >= lim->max_lines)
+					break;
+				continue;
+			}
+			if (c == 0)
+				why = "nul";
+			else if (++line_len > lim->max_line)
+				why = "line";
+			nonblank |= c != ' ' && c != '\t' && c != '\r';
+		}
+		if (why) {
+			if (*why == 'n')
+				nnrt_error("%s: not a text file (it contains NUL bytes)", path);
+			else
+				nnrt_error("%s:%lld: line is longer than %lld bytes; not a CSV file?", path, (long long)lineno,
+				           (long long)lim->max_line);
+			free(buf);
+			gzclose(f);
+			return -1;
+		}
+		if (i < n + got) { /* enough lines: the rest is not read */
+			n = i + 1;
+			break;
+		}
 		n += got;
 		if (n < cap - 1)
 			break;
+		if (n >= lim->max_bytes) {
+			nnrt_error("%s: the file holds more than %lld MiB of text, more than a data set this machine's memory "
+			           "can hold; use --limit, or a smaller file",
+			           path, (long long)(lim->max_bytes >> 20));
+			free(buf);
+			gzclose(f);
+			return -1;
+		}
 		cap *= 2;
 		char *nb = realloc(buf, (size_t)cap);
 		if (!nb)
@@ -416,11 +509,6 @@ static int read_text(const char *path, char **text, int64_t *len)
 	}
 	gzclose(f);
 	buf[n] = 0;
-	if (memchr(buf, 0, (size_t)n)) {
-		nnrt_error("%s: not a text file (it contains NUL bytes)", path);
-		free(buf);
-		return -1;
-	}
 	*text = buf;
 	*len = n;
 	return 0;
@@ -705,9 +793,15 @@ static int load_csv(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *
 		nnrt_error("%s data: csv() needs a file", what);
 		return -1;
 	}
+	/* A line holds at most every column at 64 characters, or 1 MiB; a
+	 * file at most a quarter of the memory (its floats take as much). */
+	text_limits lim = {.max_line = (int64_t)1 << 20, .max_bytes = nnrt_memory_bytes() / 4,
+	                   .max_lines = limit > 0 ? limit + 1 : 0};
+	if (64 * (m->input_size + m->label_size) > lim.max_line)
+		lim.max_line = 64 * (m->input_size + m->label_size);
 	char *text;
 	int64_t text_len;
-	if (read_text(spec->path_x, &text, &text_len))
+	if (read_text(spec->path_x, &lim, &text, &text_len))
 		return -1;
 	csv_cols c = {.path = spec->path_x};
 	csv_field *row = NULL;
@@ -824,6 +918,14 @@ static int load_csv(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *
 				}
 				d->y_class[i] = (int32_t)v;
 			} else {
+				const char *loss = bad_target(m, v);
+				if (loss) {
+					char name[128];
+					nnrt_error("%s:%lld:%d: target '%.*s' in column %s is outside [0, 1], which %s needs", c.path,
+					           (long long)line.no, f->col, f->len > 40 ? 40 : f->len, f->p,
+					           col_name(&c, c.y[j], name, sizeof name), loss);
+					goto out;
+				}
 				d->y_real[i * m->label_size + j] = (float)v;
 			}
 		}
@@ -960,6 +1062,13 @@ static int load_synthetic(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_
 		if (m->label_kind == NNRT_LABEL_REAL && m->label_size != 1 && m->label_size != nclass) {
 			nnrt_error("%s data: %s gives one class per sample but the model label is %s", what, kind,
 			           nnrt_fmt_label(m, lab, sizeof lab));
+			return -1;
+		}
+		/* A single real target takes the class number itself. */
+		const char *loss = m->label_size == 1 ? bad_target(m, (double)(nclass - 1)) : NULL;
+		if (loss) {
+			nnrt_error("%s data: %s has %lld classes, but %s needs targets in [0, 1]", what, kind,
+			           (long long)nclass, loss);
 			return -1;
 		}
 	}

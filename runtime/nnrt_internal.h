@@ -52,6 +52,7 @@ void nnrt_set_error_echo(int on);
 /* Silences stderr for the calling thread only (the embedding API, while an
  * instance has its own error handler); returns the previous setting. */
 int nnrt_mute_errors(int on);
+int nnrt_error_echo(void);
 
 /* 64-byte aligned, zeroed array of n floats (n may be 0: a valid, unique
  * pointer is still returned).  NULL, with an error reported, if memory runs
@@ -61,6 +62,10 @@ float *nnrt_alloc_floats(int64_t n, const char *what);
  * or overflow.  Released with nnrt_free(). */
 void *nnrt_calloc(int64_t n, size_t size, const char *what);
 void nnrt_free(void *p);
+
+/* Bytes of physical memory (INT64_MAX if unknown): the bound of what a
+ * data file's header may promise. */
+int64_t nnrt_memory_bytes(void);
 
 /* Seconds on a monotonic clock, for throughput lines only. */
 double nnrt_now(void);
@@ -140,12 +145,17 @@ int64_t nnrt_data_default_count(const nnrt_data_spec *spec, const nnrt_model *m)
 
 #define NNRT_CKPT_MAGIC "NNRTCKPT"
 #define NNRT_CKPT_VERSION 1u
+/* Bound of the epoch and step counters a checkpoint may hold (2^53: exact
+ * as a double, and more steps than any run takes). */
+#define NNRT_CKPT_MAX_COUNT ((int64_t)1 << 53)
 
 /* Training state beyond the model's arrays. */
 typedef struct nnrt_train_state {
 	int64_t epoch; /* epochs completed */
 	int64_t step;  /* optimizer steps taken (Adam's t) */
-	nnrt_rng rng;  /* the shuffling stream after `epoch` epochs */
+	int64_t batch; /* steps of epoch `epoch + 1` already taken: 0 except
+	                  after a run interrupted in the middle of an epoch */
+	nnrt_rng rng;  /* the shuffling stream before epoch `epoch + 1`'s shuffle */
 } nnrt_train_state;
 
 /* Writes params and opt (m->param_floats / m->opt_floats floats) and st to
@@ -168,6 +178,29 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
                    nnrt_train_state *st);
 
 /* ---- train.c ---- */
+
+/* The training binary's command line, parsed.  Paths point into argv (or
+ * into train_buf/test_buf, which the struct owns). */
+typedef struct nnrt_cli {
+	int64_t epochs;
+	double lr;
+	uint64_t seed;
+	int64_t threads;
+	const char *data, *test;
+	int64_t limit, test_limit;
+	const char *save, *load, *resume, *predict;
+	int64_t checkpoint_every;
+	int eval, quiet, print_params, force, help;
+	nnrt_data_spec train_spec, test_spec; /* the model's, or --data/--test's */
+	char *train_buf, *test_buf;
+} nnrt_cli;
+
+/* Parses argv (defaults from m) and checks the flags against each other and
+ * against the model, touching no file: 0, or the exit status of a bad
+ * command line (2) after reporting it.  Never exits.  Release c with
+ * nnrt_cli_free() either way. */
+int nnrt_cli_parse(nnrt_cli *c, const nnrt_model *m, int argc, char **argv);
+void nnrt_cli_free(nnrt_cli *c);
 
 /* Fills params with the initial values of every tensor of m->params, in
  * table order, drawing from r. */

@@ -2,11 +2,14 @@
  * train.c - nnrt_main(), the main() of every training binary nnc builds.
  *
  * The program, in order:
- *   check the model object  -> parse flags   -> allocate every array once
+ *   check the model object  -> parse flags (nnrt_cli_parse: no file touched)
+ *   -> check the --save path (before any work it could waste)
+ *   -> load data            -> allocate every array once
  *   -> initialise parameters from the seed   -> load a checkpoint (--load/--resume)
- *   -> load data            -> train epochs (shuffle, train_step per batch,
- *      eval_step over the test set, one line per epoch, periodic checkpoints)
- *   -> print small models' parameters        -> save.
+ *   -> train epochs (shuffle, train_step per batch, eval_step over the test
+ *      set, one line per epoch, periodic checkpoints; a signal stops it
+ *      between two steps and saves)
+ *   -> print small models' parameters        -> save -> check stdout was written.
  * --eval and --predict replace the training part.
  *
  * Determinism: parameter init and shuffles draw from one RNG seeded by the
@@ -19,12 +22,40 @@
  * Memory: every array is allocated before the first epoch; the epoch loop
  * allocates nothing.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include "nnrt_internal.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- Standard output ---- */
+
+/* The reason of the first failed flush of stdout.  stdio keeps only an
+ * error flag, and a failed flush drops the buffer, so the next flush
+ * "succeeds": the reason must be taken at the flush that failed. */
+static int stdout_errno;
+
+static void flush_stdout(void)
+{
+	errno = 0;
+	if (fflush(stdout) != 0 && !stdout_errno)
+		stdout_errno = errno ? errno : EIO;
+}
+
+/* After a printf: a flush inside it that failed left its errno. */
+static int stdout_failed(void)
+{
+	if (ferror(stdout) && !stdout_errno)
+		stdout_errno = errno ? errno : EIO;
+	return stdout_errno != 0;
+}
 
 /* ---- Model checks ---- */
 
@@ -126,17 +157,7 @@ void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r)
 
 /* ---- Flags ---- */
 
-typedef struct opts {
-	int64_t epochs;
-	double lr;
-	uint64_t seed;
-	int64_t threads;
-	const char *data, *test;
-	int64_t limit, test_limit;
-	const char *save, *load, *resume, *predict;
-	int64_t checkpoint_every;
-	int eval, quiet, print_params, help;
-} opts;
+typedef nnrt_cli opts;
 
 enum {
 	FLAG_BOOL,    /* no value */
@@ -144,7 +165,7 @@ enum {
 	FLAG_POSINT,  /* integer >= 1 */
 	FLAG_THREADS, /* integer in 1..NNRT_MAX_THREADS */
 	FLAG_SEED,    /* integer in 0..2^64-1 */
-	FLAG_POSREAL, /* finite real > 0 */
+	FLAG_LR,      /* real > 0 that a float holds as neither 0 nor inf */
 	FLAG_PATH,    /* non-empty string */
 };
 
@@ -157,7 +178,7 @@ static const struct flag {
 	const char *help;
 } flags[] = {
 	{"--epochs", "N", FLAG_COUNT, offsetof(opts, epochs), "train for N epochs (default: the model's)"},
-	{"--lr", "X", FLAG_POSREAL, offsetof(opts, lr), "learning rate (default: the model's)"},
+	{"--lr", "X", FLAG_LR, offsetof(opts, lr), "learning rate (default: the model's)"},
 	{"--seed", "N", FLAG_SEED, offsetof(opts, seed), "seed of parameter init and shuffling (default: the model's)"},
 	{"--threads", "N", FLAG_THREADS, offsetof(opts, threads),
 	 "worker threads (default: OMP_NUM_THREADS, or one per core)"},
@@ -166,13 +187,16 @@ static const struct flag {
 	{"--test", "PATH[,LABELS]", FLAG_PATH, offsetof(opts, test), "evaluate on PATH instead (same forms as --data)"},
 	{"--limit", "N", FLAG_POSINT, offsetof(opts, limit), "use only the first N training samples"},
 	{"--test-limit", "N", FLAG_POSINT, offsetof(opts, test_limit), "use only the first N test samples"},
-	{"--save", "FILE", FLAG_PATH, offsetof(opts, save), "save a checkpoint to FILE after training (atomically)"},
+	{"--save", "FILE", FLAG_PATH, offsetof(opts, save),
+	 "save a checkpoint to FILE after training, or when interrupted (atomically)"},
 	{"--checkpoint-every", "N", FLAG_POSINT, offsetof(opts, checkpoint_every),
 	 "also save to the --save FILE every N epochs"},
+	{"--force", NULL, FLAG_BOOL, offsetof(opts, force), "let --save replace a file that is not a checkpoint"},
 	{"--load", "FILE", FLAG_PATH, offsetof(opts, load), "start from the parameters in checkpoint FILE"},
 	{"--resume", "FILE", FLAG_PATH, offsetof(opts, resume),
 	 "continue training from checkpoint FILE (parameters, optimizer state, epoch, RNG)"},
-	{"--eval", NULL, FLAG_BOOL, offsetof(opts, eval), "print test loss and accuracy instead of training"},
+	{"--eval", NULL, FLAG_BOOL, offsetof(opts, eval),
+	 "print test loss and accuracy instead of training; needs --load or --resume"},
 	{"--predict", "FILE", FLAG_PATH, offsetof(opts, predict),
 	 "print a prediction per sample of FILE (IDX images or CSV); needs --load or --resume"},
 	{"--print-params", NULL, FLAG_BOOL, offsetof(opts, print_params), "print every parameter tensor"},
@@ -188,7 +212,8 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	nnrt_verror(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "Try '%s --help' for the list of flags.\n", nnrt_prog());
+	if (nnrt_error_echo())
+		fprintf(stderr, "Try '%s --help' for the list of flags.\n", nnrt_prog());
 	return NNRT_EXIT_USAGE;
 }
 
@@ -236,12 +261,20 @@ static int set_flag(opts *o, const struct flag *f, const char *val)
 		*(uint64_t *)dst = u;
 		return 0;
 	}
-	case FLAG_POSREAL: {
+	case FLAG_LR: {
+		/* The generated code reads the rate as a float: the .nn file's
+		 * rule (compiler/sema.c) refuses what a float makes 0 or inf,
+		 * and so does the flag.  errno is not consulted: ERANGE on
+		 * underflow is the float test's to report, more precisely. */
 		char *end;
-		errno = 0;
 		double x = strtod(val, &end);
-		if (!*val || *end || errno || !isfinite(x) || x <= 0)
+		if (!*val || *end || isnan(x) || x <= 0)
 			return usage_error("%s expects a positive number, got '%s'", f->name, val);
+		if (x > FLT_MAX)
+			return usage_error("%s %s is too large: beyond the range of a 32-bit float (about 3.4e38)", f->name,
+			                   val);
+		if ((float)x == 0)
+			return usage_error("%s %s is too small: it is 0 as a 32-bit float", f->name, val);
 		*(double *)dst = x;
 		return 0;
 	}
@@ -254,8 +287,59 @@ static int set_flag(opts *o, const struct flag *f, const char *val)
 	return 0;
 }
 
-/* Fills o from argv (defaults come from the model).  0, or an exit status. */
-static int parse_flags(const nnrt_model *m, int argc, char **argv, opts *o)
+/* Applies a --data/--test value to a copy of the model's spec.  `ref` tells
+ * what kind of data the model expects there; `buf` (owned by the caller)
+ * receives a mutable copy of the value. */
+static int override_spec(nnrt_data_spec *s, const nnrt_data_spec *ref, const char *flag, const char *value,
+                         char **buf)
+{
+	*buf = malloc(strlen(value) + 1);
+	if (!*buf) {
+		nnrt_sys_error("out of memory");
+		return NNRT_EXIT_FAILURE;
+	}
+	strcpy(*buf, value);
+	char *comma = strchr(*buf, ',');
+	if (comma)
+		*comma = 0;
+	const char *labels = comma ? comma + 1 : NULL;
+	if (ref->kind == NNRT_DATA_IDX || (ref->kind != NNRT_DATA_CSV && labels)) {
+		if (!labels || !*labels || !**buf)
+			return usage_error("%s expects IMAGES,LABELS for IDX data, got '%s'", flag, value);
+		*s = *ref;
+		if (ref->kind != NNRT_DATA_IDX) {
+			s->scale = 1.0f;
+			s->shift = 0.0f;
+		}
+		s->kind = NNRT_DATA_IDX;
+		s->path_x = *buf;
+		s->path_y = labels;
+		s->count = 0;
+		return 0;
+	}
+	if (labels)
+		return usage_error("%s expects one CSV file for this model, got '%s'", flag, value);
+	*s = *ref;
+	if (ref->kind != NNRT_DATA_CSV) {
+		/* Not described by the model: guess the header, labels last. */
+		memset(s, 0, sizeof *s);
+		s->has_header = -1;
+		s->scale = 1.0f;
+	}
+	s->kind = NNRT_DATA_CSV;
+	s->path_x = *buf;
+	s->count = 0;
+	return 0;
+}
+
+void nnrt_cli_free(nnrt_cli *c)
+{
+	free(c->train_buf);
+	free(c->test_buf);
+	c->train_buf = c->test_buf = NULL;
+}
+
+int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 {
 	memset(o, 0, sizeof *o);
 	o->epochs = m->epochs;
@@ -297,6 +381,37 @@ static int parse_flags(const nnrt_model *m, int argc, char **argv, opts *o)
 		return usage_error("--checkpoint-every needs --save FILE");
 	if (o->predict && !o->load && !o->resume)
 		return usage_error("--predict needs --load FILE (a trained checkpoint)");
+	/* Evaluating the random initial parameters is never what was meant;
+	 * whoever wants it saves them first (--epochs 0 --save FILE). */
+	if (o->eval && !o->load && !o->resume)
+		return usage_error("--eval needs --load FILE (a trained checkpoint); to evaluate the initial "
+		                   "parameters, save them with --epochs 0 --save FILE and load that");
+	/* Nothing changes without training: a --save would only rewrite the
+	 * loaded checkpoint with its optimizer state and epoch lost. */
+	if (o->save && (o->eval || o->predict))
+		return usage_error("--save cannot be used with %s, which changes nothing to save",
+		                   o->eval ? "--eval" : "--predict");
+	if (o->force && !o->save)
+		return usage_error("--force needs --save FILE");
+
+	/* Which data: the model's, or the flags'. */
+	o->train_spec = m->train;
+	o->test_spec = m->test;
+	if (o->data) {
+		int rc = override_spec(&o->train_spec, &m->train, "--data", o->data, &o->train_buf);
+		if (rc)
+			return rc;
+	}
+	if (o->test) {
+		const nnrt_data_spec *ref = m->test.kind != NNRT_DATA_NONE ? &m->test : &m->train;
+		int rc = override_spec(&o->test_spec, ref, "--test", o->test, &o->test_buf);
+		if (rc)
+			return rc;
+	}
+	if (!o->eval && !o->predict && o->train_spec.kind == NNRT_DATA_NONE)
+		return usage_error("the model has no training data; pass --data PATH");
+	if (o->eval && o->test_spec.kind == NNRT_DATA_NONE)
+		return usage_error("--eval needs test data, and the model has none; pass --test PATH");
 	return 0;
 }
 
@@ -380,55 +495,11 @@ static void print_help(const nnrt_model *m)
 		snprintf(head, sizeof head, "%s%s%s", flags[k].name, flags[k].arg ? " " : "",
 		         flags[k].arg ? flags[k].arg : "");
 		printf("  %-24s %s\n", head, flags[k].help);
+		stdout_failed();
 	}
-	printf("\nExit status: 0 on success, 1 on a data, checkpoint or training failure, 2 on a bad command line.\n");
-}
-
-/* ---- Data selection ---- */
-
-/* Applies a --data/--test value to a copy of the model's spec.  `ref` tells
- * what kind of data the model expects there; `buf` (owned by the caller)
- * receives a mutable copy of the value. */
-static int override_spec(nnrt_data_spec *s, const nnrt_data_spec *ref, const char *flag, const char *value,
-                         char **buf)
-{
-	*buf = malloc(strlen(value) + 1);
-	if (!*buf) {
-		nnrt_sys_error("out of memory");
-		return NNRT_EXIT_FAILURE;
-	}
-	strcpy(*buf, value);
-	char *comma = strchr(*buf, ',');
-	if (comma)
-		*comma = 0;
-	const char *labels = comma ? comma + 1 : NULL;
-	if (ref->kind == NNRT_DATA_IDX || (ref->kind != NNRT_DATA_CSV && labels)) {
-		if (!labels || !*labels || !**buf)
-			return usage_error("%s expects IMAGES,LABELS for IDX data, got '%s'", flag, value);
-		*s = *ref;
-		if (ref->kind != NNRT_DATA_IDX) {
-			s->scale = 1.0f;
-			s->shift = 0.0f;
-		}
-		s->kind = NNRT_DATA_IDX;
-		s->path_x = *buf;
-		s->path_y = labels;
-		s->count = 0;
-		return 0;
-	}
-	if (labels)
-		return usage_error("%s expects one CSV file for this model, got '%s'", flag, value);
-	*s = *ref;
-	if (ref->kind != NNRT_DATA_CSV) {
-		/* Not described by the model: guess the header, labels last. */
-		memset(s, 0, sizeof *s);
-		s->has_header = -1;
-		s->scale = 1.0f;
-	}
-	s->kind = NNRT_DATA_CSV;
-	s->path_x = *buf;
-	s->count = 0;
-	return 0;
+	printf("\nExit status: 0 on success, 1 on a data, checkpoint, training or output failure, 2 on a bad command\n"
+	       "line, 128+N when interrupted by signal N (SIGINT, SIGTERM, SIGHUP, SIGPIPE: saved to the --save FILE\n"
+	       "first).\n");
 }
 
 /* ---- The trainer ---- */
@@ -436,8 +507,6 @@ static int override_spec(nnrt_data_spec *s, const nnrt_data_spec *ref, const cha
 typedef struct trainer {
 	const nnrt_model *m;
 	opts o;
-	nnrt_data_spec train_spec, test_spec;
-	char *train_buf, *test_buf;
 	nnrt_dataset train, test, pred;
 	float *params, *grads, *opt, *ws;
 	float *x, *y, *out; /* batch buffers; y holds int32 for CLASS labels */
@@ -446,7 +515,8 @@ typedef struct trainer {
 	nnrt_train_state st;
 	double metrics[4];
 	nnrt_step_args args;
-	int has_acc; /* the loss is a classification loss: print accuracy */
+	int has_acc;         /* the loss is a classification loss: print accuracy */
+	int64_t saved_epoch; /* epoch of this run's latest checkpoint, or -1 */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -463,8 +533,7 @@ static void trainer_free(trainer *t)
 	nnrt_free(t->out);
 	nnrt_free(t->perm);
 	nnrt_free(t->order);
-	free(t->train_buf);
-	free(t->test_buf);
+	nnrt_cli_free(&t->o);
 }
 
 static int64_t max64(int64_t a, int64_t b)
@@ -587,7 +656,7 @@ static void print_params(const nnrt_model *m, const float *params)
 		int64_t cols = p->rank >= 2 ? p->shape[p->rank - 1] : p->size;
 		if (cols < 1)
 			cols = 1;
-		for (int64_t r = 0; r * cols < p->size; r++) {
+		for (int64_t r = 0; r * cols < p->size && !stdout_failed(); r++) {
 			printf("   ");
 			for (int64_t c = 0; c < cols && r * cols + c < p->size; c++)
 				printf(" %.6g", params[p->offset + r * cols + c]);
@@ -600,9 +669,24 @@ static int save(trainer *t, const char *why)
 {
 	if (nnrt_ckpt_save(t->o.save, t->m, t->params, t->opt, &t->st))
 		return -1;
+	t->saved_epoch = t->st.epoch;
 	if (!t->o.quiet)
 		printf("saved %s to %s (epoch %lld)\n", why, t->o.save, (long long)t->st.epoch);
 	return 0;
+}
+
+/* What a failed run leaves, said truthfully: whoever reads it decides from
+ * it whether there is anything to resume. */
+static const char *what_is_kept(const trainer *t, char *buf, size_t cap)
+{
+	if (t->saved_epoch >= 0)
+		snprintf(buf, cap, "the last good checkpoint, of epoch %lld, is kept in %s", (long long)t->saved_epoch,
+		         t->o.save);
+	else if (t->o.save && access(t->o.save, F_OK) == 0)
+		snprintf(buf, cap, "nothing was saved by this run; %s is left as it was", t->o.save);
+	else
+		snprintf(buf, cap, "nothing was saved");
+	return buf;
 }
 
 /* The first parameter tensor holding a NaN or an infinity, or NULL.  *bad
@@ -620,22 +704,146 @@ static const nnrt_param_info *nonfinite_param(const nnrt_model *m, const float *
 	return NULL;
 }
 
+/* Reports a parameter gone NaN or infinite after step `s` of `epoch`, if
+ * any: non-zero then. */
+static int diverged_params(const trainer *t, int64_t epoch, int64_t s)
+{
+	float bad;
+	const nnrt_param_info *p = nonfinite_param(t->m, t->params, &bad);
+	if (!p)
+		return 0;
+	char kept[8192];
+	nnrt_error("training diverged at epoch %lld, step %lld (parameter '%s' is %s); %s", (long long)epoch,
+	           (long long)s, p->name, isnan(bad) ? "nan" : "inf", what_is_kept(t, kept, sizeof kept));
+	return 1;
+}
+
+/* ---- Interruption ---- */
+
+/* SIGINT, SIGTERM and SIGHUP (the terminal went away) while training, and
+ * SIGPIPE (whoever read stdout went away: `./model | head`), which would
+ * otherwise end hours of training unsaved.  The handler only records the signal,
+ * which is all a handler may safely do; the training loop looks at the
+ * record between steps, when no thread of the team is inside a body and the
+ * parameters, optimizer state and counters agree, and stops there.  Any
+ * thread may take the signal (the OpenMP workers too): recording it is all
+ * any of them does.  A second signal means "now": its default action,
+ * raised again (the process dies by it, leaving at worst a temporary file
+ * that the next save removes). */
+static volatile sig_atomic_t caught_signal;
+
+static void on_stop_signal(int sig)
+{
+	/* Every later write to the closed pipe raises SIGPIPE again: only
+	 * the user's signals count twice. */
+	if (caught_signal && sig != SIGPIPE) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	if (!caught_signal)
+		caught_signal = sig;
+}
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+#define N_STOP_SIGNALS (int)(sizeof stop_signals / sizeof stop_signals[0])
+
+typedef struct stop_handlers {
+	struct sigaction old[N_STOP_SIGNALS];
+	int installed[N_STOP_SIGNALS];
+} stop_handlers;
+
+/* A signal ignored when the program started (`nohup`, `cmd &` in a
+ * script) stays ignored, as the shell meant. */
+static void catch_stop_signals(stop_handlers *h)
+{
+	caught_signal = 0;
+	for (int i = 0; i < N_STOP_SIGNALS; i++) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_stop_signal;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART; /* no EINTR in the middle of a printf */
+		h->installed[i] = 0;
+		if (sigaction(stop_signals[i], NULL, &h->old[i]) == 0 && h->old[i].sa_handler != SIG_IGN)
+			h->installed[i] = sigaction(stop_signals[i], &sa, NULL) == 0;
+	}
+}
+
+static void restore_stop_signals(const stop_handlers *h)
+{
+	for (int i = 0; i < N_STOP_SIGNALS; i++)
+		if (h->installed[i])
+			sigaction(stop_signals[i], &h->old[i], NULL);
+}
+
+static const char *signal_name(int sig)
+{
+	switch (sig) {
+	case SIGINT: return "SIGINT";
+	case SIGTERM: return "SIGTERM";
+	case SIGHUP: return "SIGHUP";
+	case SIGPIPE: return "SIGPIPE (standard output was closed)";
+	}
+	return "a signal";
+}
+
+/* The end of an interrupted run: save what there is, say so, and give the
+ * status a shell gives a process that the signal ended (128 + its number). */
+static int interrupted(trainer *t)
+{
+	int sig = caught_signal;
+	char where[128];
+	if (t->st.batch)
+		snprintf(where, sizeof where, "in epoch %lld after step %lld", (long long)t->st.epoch + 1,
+		         (long long)t->st.batch);
+	else
+		snprintf(where, sizeof where, "after epoch %lld", (long long)t->st.epoch);
+	flush_stdout();
+	if (!t->o.save) {
+		fprintf(stderr, "%s: interrupted by %s %s; nothing is saved (no --save FILE was given)\n", nnrt_prog(),
+		        signal_name(sig), where);
+		return 128 + sig;
+	}
+	if (nnrt_ckpt_save(t->o.save, t->m, t->params, t->opt, &t->st)) {
+		char kept[8192];
+		nnrt_error("interrupted by %s %s, and the checkpoint could not be saved; %s", signal_name(sig), where,
+		           what_is_kept(t, kept, sizeof kept));
+		return NNRT_EXIT_FAILURE;
+	}
+	fprintf(stderr, "%s: interrupted by %s %s; saved checkpoint to %s (--resume %s continues from there)\n",
+	        nnrt_prog(), signal_name(sig), where, t->o.save, t->o.save);
+	return 128 + sig;
+}
+
+enum { TRAIN_DONE, TRAIN_FAILED, TRAIN_INTERRUPTED };
+
 static int train(trainer *t)
 {
 	const nnrt_model *m = t->m;
 	const opts *o = &t->o;
 	nnrt_step_args *a = &t->args;
 	int64_t n = t->train.n;
+	int64_t steps = (n + m->batch - 1) / m->batch; /* per epoch */
 	int64_t width = 1;
 	for (int64_t e = o->epochs; e >= 10; e /= 10)
 		width++;
 	if (width < 2)
 		width = 2;
+	if (t->st.batch >= steps) {
+		nnrt_error("checkpoint %s was saved after step %lld of epoch %lld, but an epoch of this data has %lld "
+		           "step%s; resume it with the data (and --limit) it was trained on",
+		           o->resume, (long long)t->st.batch, (long long)t->st.epoch + 1, (long long)steps,
+		           steps == 1 ? "" : "s");
+		return TRAIN_FAILED;
+	}
 	if (t->st.epoch >= o->epochs && !o->quiet)
 		printf("the checkpoint is at epoch %lld already; nothing to train for --epochs %lld\n",
 		       (long long)t->st.epoch, (long long)o->epochs);
 	while (t->st.epoch < o->epochs) {
 		int64_t epoch = t->st.epoch + 1;
+		int64_t first = t->st.batch; /* steps taken by an interrupted run */
+		nnrt_rng before = t->st.rng;
 		double t0 = nnrt_now();
 		/* From the identity each time: the order then depends on the RNG
 		 * state alone, which is what a checkpoint restores. */
@@ -643,7 +851,7 @@ static int train(trainer *t)
 			t->perm[i] = i;
 		nnrt_rng_shuffle(&t->st.rng, t->perm, n);
 		double loss = 0, correct = 0;
-		for (int64_t b = 0, s = 1; b < n; b += m->batch, s++) {
+		for (int64_t b = first * m->batch, s = first + 1; b < n; b += m->batch, s++) {
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
 			int64_t step = t->st.step + 1;
 			a->n = bn;
@@ -658,36 +866,44 @@ static int train(trainer *t)
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
 			nnrt_prof_enable(0, 0);
 			if (!isfinite(t->metrics[0])) {
+				char kept[8192];
 				nnrt_error("training diverged at epoch %lld, step %lld (loss is %s); %s", (long long)epoch,
 				           (long long)s, isnan(t->metrics[0]) ? "nan" : "inf",
-				           o->save ? "the last good checkpoint is kept" : "nothing was saved");
-				return -1;
+				           what_is_kept(t, kept, sizeof kept));
+				return TRAIN_FAILED;
 			}
 			t->st.step = step;
 			loss += t->metrics[0];
 			correct += t->metrics[1];
+			if (caught_signal && b + m->batch < n && s <= (int64_t)UINT32_MAX) {
+				/* Stopped inside the epoch: the checkpoint records
+				 * the steps taken and the RNG state before this
+				 * epoch's shuffle, so --resume redraws the same order
+				 * and goes on with step s + 1. */
+				if (diverged_params(t, epoch, s))
+					return TRAIN_FAILED;
+				t->st.batch = s;
+				t->st.rng = before;
+				return TRAIN_INTERRUPTED;
+			}
 		}
+		t->st.batch = 0;
 		/* A non-finite gradient makes the next step's loss non-finite,
 		 * except after the last step: so the parameters are checked
 		 * once an epoch, before anything can save them. */
-		float bad;
-		const nnrt_param_info *p = nonfinite_param(m, t->params, &bad);
-		if (p) {
-			int64_t steps = (n + m->batch - 1) / m->batch;
-			nnrt_error("training diverged at epoch %lld, step %lld (parameter '%s' is %s); %s", (long long)epoch,
-			           (long long)steps, p->name, isnan(bad) ? "nan" : "inf",
-			           o->save ? "the last good checkpoint is kept" : "nothing was saved");
-			return -1;
-		}
+		if (diverged_params(t, epoch, steps))
+			return TRAIN_FAILED;
 		double t1 = nnrt_now();
 		t->st.epoch = epoch;
 		if (!o->quiet) {
 			/* Regression losses get more digits: a good fit's MSE is
-			 * small, and 0.0001 alone says little. */
+			 * small, and 0.0001 alone says little.  An epoch resumed
+			 * in its middle averages over the samples this run saw. */
+			double seen = (double)(n - first * m->batch);
 			printf(t->has_acc ? "epoch %*lld/%lld  loss %.4f" : "epoch %*lld/%lld  loss %.6f", (int)width,
-			       (long long)epoch, (long long)o->epochs, loss / (double)n);
+			       (long long)epoch, (long long)o->epochs, loss / seen);
 			if (t->has_acc)
-				printf("  train_acc %.4f", correct / (double)n);
+				printf("  train_acc %.4f", correct / seen);
 			if (t->test.n > 0) {
 				double tl, ta;
 				evaluate(t, &tl, &ta);
@@ -696,28 +912,31 @@ static int train(trainer *t)
 					printf("  test_acc %.4f", ta);
 			}
 			double dt = t1 - t0 > 0 ? t1 - t0 : 1e-9;
-			printf("  %.2e samples/s  %.2f s\n", (double)n / dt, nnrt_now() - t0);
-			fflush(stdout);
+			printf("  %.2e samples/s  %.2f s\n", seen / dt, nnrt_now() - t0);
+			flush_stdout();
 		}
 		if (o->checkpoint_every && epoch % o->checkpoint_every == 0 && epoch < o->epochs)
 			if (save(t, "checkpoint"))
-				return -1;
+				return TRAIN_FAILED;
+		if (caught_signal && epoch < o->epochs)
+			return TRAIN_INTERRUPTED;
 	}
-	return 0;
+	return TRAIN_DONE;
 }
 
 /* One line per sample: "index class probability" for classifiers, else
- * "index value...". */
+ * "index value...".  Stops at the first failed write (reported by
+ * nnrt_main). */
 static void predict(trainer *t)
 {
 	const nnrt_model *m = t->m;
 	nnrt_dataset *d = &t->pred;
-	for (int64_t b = 0; b < d->n; b += m->batch) {
+	for (int64_t b = 0; b < d->n && !stdout_failed(); b += m->batch) {
 		int64_t n = d->n - b < m->batch ? d->n - b : m->batch;
 		t->args.n = n;
 		t->args.y = NULL;
 		run_gathered(t, m->infer, d, t->order + b, n);
-		for (int64_t i = 0; i < n; i++) {
+		for (int64_t i = 0; i < n && !stdout_failed(); i++) {
 			const float *out = t->out + i * m->output_size;
 			if (m->loss == NNRT_LOSS_SOFTMAX_XENT) {
 				int64_t best = 0;
@@ -739,47 +958,141 @@ static void predict(trainer *t)
 	t->args.y = t->y;
 }
 
+/* ---- Paths checked before any work ---- */
+
+/* Whether `path` names the file st describes (a path that cannot be
+ * stat'ed does not). */
+static int same_file(const struct stat *st, const char *path)
+{
+	struct stat o;
+	return path && stat(path, &o) == 0 && o.st_dev == st->st_dev && o.st_ino == st->st_ino;
+}
+
+/* Whether the file at path begins with the checkpoint magic or is empty:
+ * the only files --save replaces without --force. */
+static int replaceable(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	char b[8];
+	size_t n = fread(b, 1, sizeof b, f);
+	fclose(f);
+	return n == 0 || (n == 8 && memcmp(b, NNRT_CKPT_MAGIC, 8) == 0);
+}
+
+/* What `st` is among the files this run reads, or NULL. */
+static const char *input_named(const trainer *t, const struct stat *st)
+{
+	const opts *o = &t->o;
+	static char buf[64];
+	if (same_file(st, "/proc/self/exe"))
+		return "this program itself";
+	if (same_file(st, t->m->source))
+		return "the model's source file";
+	const nnrt_data_spec *specs[4] = {&o->train_spec, &o->test_spec, &t->m->train, &t->m->test};
+	for (int i = 0; i < 4; i++) {
+		int kind = specs[i]->kind;
+		if ((kind == NNRT_DATA_IDX || kind == NNRT_DATA_CSV) &&
+		    (same_file(st, specs[i]->path_x) || (kind == NNRT_DATA_IDX && same_file(st, specs[i]->path_y)))) {
+			snprintf(buf, sizeof buf, "a %s data file", i % 2 ? "test" : "training");
+			return buf;
+		}
+	}
+	if (same_file(st, o->predict))
+		return "the --predict input";
+	return NULL;
+}
+
+/* Refuses, before the data is even loaded, a --save FILE that could not be
+ * written at the end (a missing or read-only directory) or must not be
+ * replaced: a directory, a device, one of this run's inputs (the program,
+ * its source, its data), or an existing file that is not a checkpoint
+ * unless --force says so.  Exit status 2: the command line is at fault. */
+static int check_save_path(const trainer *t)
+{
+	const char *path = t->o.save;
+	size_t len = strlen(path);
+	char *dir = malloc(len + 2);
+	if (!dir) {
+		nnrt_sys_error("out of memory");
+		return NNRT_EXIT_FAILURE;
+	}
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == path)
+		strcpy(dir, "/");
+	else
+		snprintf(dir, len + 2, "%.*s", (int)(slash - path), path);
+	struct stat st;
+	int rc = 0;
+	if (stat(dir, &st) != 0)
+		rc = usage_error("--save %s: cannot use directory %s: %s", path, dir, strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		rc = usage_error("--save %s: %s is not a directory", path, dir);
+	else if (access(dir, W_OK | X_OK) != 0)
+		rc = usage_error("--save %s: cannot write in directory %s: %s", path, dir, strerror(errno));
+	free(dir);
+	if (rc)
+		return rc;
+	if (stat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		return usage_error("--save %s: %s", path, strerror(errno));
+	}
+	if (S_ISDIR(st.st_mode))
+		return usage_error("--save %s: is a directory", path);
+	if (!S_ISREG(st.st_mode))
+		return usage_error("--save %s: not a regular file; a checkpoint can only replace a regular file", path);
+	const char *input = input_named(t, &st);
+	if (input)
+		return usage_error("--save %s is %s; refusing to overwrite it", path, input);
+	if (!t->o.force && !replaceable(path))
+		return usage_error("--save %s: the file exists and is not an nnc checkpoint; pass --force to replace it",
+		                   path);
+	return 0;
+}
+
+/* A checkpoint to read must not be the program itself: no checkpoint
+ * check would explain that as clearly. */
+static int check_load_path(const char *flag, const char *path)
+{
+	struct stat st;
+	if (path && stat(path, &st) == 0 && same_file(&st, "/proc/self/exe"))
+		return usage_error("%s %s is this program itself, not a checkpoint", flag, path);
+	return 0;
+}
+
 static int run(trainer *t)
 {
 	const nnrt_model *m = t->m;
 	opts *o = &t->o;
 	int training = !o->eval && !o->predict;
+	int rc;
 
-	/* Which data: the model's, or the flags'.  Bad flag values exit 2. */
-	t->train_spec = m->train;
-	t->test_spec = m->test;
-	if (o->data) {
-		int rc = override_spec(&t->train_spec, &m->train, "--data", o->data, &t->train_buf);
-		if (rc)
-			return rc;
-	}
-	if (o->test) {
-		const nnrt_data_spec *ref = m->test.kind != NNRT_DATA_NONE ? &m->test : &m->train;
-		int rc = override_spec(&t->test_spec, ref, "--test", o->test, &t->test_buf);
-		if (rc)
-			return rc;
-	}
-	if (training && t->train_spec.kind == NNRT_DATA_NONE)
-		return usage_error("the model has no training data; pass --data PATH");
-	if (o->eval && t->test_spec.kind == NNRT_DATA_NONE)
-		return usage_error("--eval needs test data, and the model has none; pass --test PATH");
+	/* Output first: an unusable --save must not cost a training run. */
+	if (o->save && (rc = check_save_path(t)) != 0)
+		return rc;
+	if ((rc = check_load_path("--load", o->load)) != 0 || (rc = check_load_path("--resume", o->resume)) != 0)
+		return rc;
 
-	/* Data first: its errors are the likeliest, and its sizes size the
+	/* Data next: its errors are the likeliest, and its sizes size the
 	 * order arrays. */
 	if (training) {
-		int64_t limit = o->limit ? o->limit : t->train_spec.kind <= NNRT_DATA_CSV ? t->train_spec.count : 0;
-		if (nnrt_data_load(&t->train, m, &t->train_spec, "train", limit, 1))
+		int64_t limit = o->limit ? o->limit : o->train_spec.kind <= NNRT_DATA_CSV ? o->train_spec.count : 0;
+		if (nnrt_data_load(&t->train, m, &o->train_spec, "train", limit, 1))
 			return NNRT_EXIT_FAILURE;
 		apply_limit(&t->train, o->limit);
 	}
-	if ((training || o->eval) && t->test_spec.kind != NNRT_DATA_NONE) {
+	if ((training || o->eval) && o->test_spec.kind != NNRT_DATA_NONE) {
 		int64_t limit = o->test_limit ? o->test_limit
-		                : t->test_spec.kind <= NNRT_DATA_CSV ? t->test_spec.count : 0;
-		if (nnrt_data_load(&t->test, m, &t->test_spec, "test", limit, 1))
+		                : o->test_spec.kind <= NNRT_DATA_CSV ? o->test_spec.count : 0;
+		if (nnrt_data_load(&t->test, m, &o->test_spec, "test", limit, 1))
 			return NNRT_EXIT_FAILURE;
 		apply_limit(&t->test, o->test_limit);
 	}
-	if (o->predict && nnrt_data_load_predict(&t->pred, m, &t->train_spec, o->predict))
+	if (o->predict && nnrt_data_load_predict(&t->pred, m, &o->train_spec, o->predict))
 		return NNRT_EXIT_FAILURE;
 
 	if (alloc_arrays(t))
@@ -794,6 +1107,7 @@ static int run(trainer *t)
 	if (o->resume && nnrt_ckpt_load(o->resume, m, t->params, t->opt, &t->st))
 		return NNRT_EXIT_FAILURE;
 
+	stop_handlers handlers;
 	if (training) {
 		if (!o->quiet) {
 			printf("model %s: %lld parameters, %lld training samples", m->name, (long long)param_count(m),
@@ -803,13 +1117,22 @@ static int run(trainer *t)
 			printf(", batch %lld, %s lr %g, %d thread%s\n", (long long)m->batch,
 			       m->optimizer == NNRT_OPT_ADAM ? "adam" : "sgd", o->lr, nnrt_get_threads(),
 			       nnrt_get_threads() == 1 ? "" : "s");
-			if (o->resume)
+			if (o->resume && t->st.batch)
+				printf("resuming from %s in epoch %lld after step %lld (step %lld in all)\n", o->resume,
+				       (long long)t->st.epoch + 1, (long long)t->st.batch, (long long)t->st.step);
+			else if (o->resume)
 				printf("resuming from %s at epoch %lld (step %lld)\n", o->resume, (long long)t->st.epoch,
 				       (long long)t->st.step);
-			fflush(stdout);
+			flush_stdout();
 		}
-		if (train(t))
-			return NNRT_EXIT_FAILURE;
+		/* From here on an interruption has something to save. */
+		catch_stop_signals(&handlers);
+		rc = train(t);
+		if (rc != TRAIN_DONE) {
+			rc = rc == TRAIN_INTERRUPTED ? interrupted(t) : NNRT_EXIT_FAILURE;
+			restore_stop_signals(&handlers);
+			return rc;
+		}
 	}
 	if (o->eval) {
 		double tl, ta;
@@ -837,6 +1160,19 @@ static int run_team(void *t)
 	return run(t);
 }
 
+/* Every line the binary prints goes to stdout: a write that failed (a full
+ * disk, /dev/full) fails the run, as a failed checkpoint write does. */
+static int check_stdout(int rc)
+{
+	stdout_failed();
+	flush_stdout();
+	if (!stdout_errno && !ferror(stdout))
+		return rc;
+	nnrt_error("cannot write to standard output: %s", strerror(stdout_errno ? stdout_errno : EIO));
+	clearerr(stdout);
+	return rc ? rc : NNRT_EXIT_FAILURE;
+}
+
 int nnrt_main(const nnrt_model *m, int argc, char **argv)
 {
 	const char *prog = argc > 0 && argv[0] ? argv[0] : NULL;
@@ -848,18 +1184,28 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	trainer t;
 	memset(&t, 0, sizeof t);
 	t.m = m;
-	int rc = parse_flags(m, argc, argv, &t.o);
-	if (rc)
-		return rc;
-	if (t.o.help) {
-		print_help(m);
-		fflush(stdout);
-		return NNRT_EXIT_OK;
+	t.saved_epoch = -1;
+	stdout_errno = 0;
+	int rc = nnrt_cli_parse(&t.o, m, argc, argv);
+	if (rc || t.o.help) {
+		if (!rc)
+			print_help(m);
+		nnrt_cli_free(&t.o);
+		return check_stdout(rc);
 	}
+	/* A file size limit (ulimit -f) must fail a write with EFBIG, which
+	 * the checkpoint writer reports and cleans up after, rather than kill
+	 * the process by SIGXFSZ in the middle of it. */
+	struct sigaction ign, old_xfsz;
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	sigemptyset(&ign.sa_mask);
+	int xfsz = sigaction(SIGXFSZ, &ign, &old_xfsz) == 0;
 	nnrt_set_threads((int)t.o.threads);
 	t.has_acc = m->loss != NNRT_LOSS_MSE;
-	rc = nnrt_team(run_team, &t);
-	fflush(stdout);
+	rc = check_stdout(nnrt_team(run_team, &t));
+	if (xfsz)
+		sigaction(SIGXFSZ, &old_xfsz, NULL);
 	trainer_free(&t);
 	return rc;
 }

@@ -4,11 +4,14 @@
  * Kept tiny on purpose: the runtime allocates a handful of arrays at start-up
  * and nothing afterwards, so it needs no allocator of its own.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include "nnrt_internal.h"
 
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *prog_name = "nnrt";
 /* Per thread: instances used from several threads at once each see their
@@ -72,6 +75,11 @@ int nnrt_mute_errors(int on)
 	return was;
 }
 
+int nnrt_error_echo(void)
+{
+	return error_echo;
+}
+
 float *nnrt_alloc_floats(int64_t n, const char *what)
 {
 	/* 64 bytes: one cache line, and the widest vector (AVX-512) the code
@@ -109,6 +117,14 @@ void *nnrt_calloc(int64_t n, size_t size, const char *what)
 void nnrt_free(void *p)
 {
 	free(p);
+}
+
+int64_t nnrt_memory_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || size <= 0 || pages > INT64_MAX / size)
+		return INT64_MAX;
+	return (int64_t)pages * size;
 }
 
 double nnrt_now(void)

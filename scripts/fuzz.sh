@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (tests/fuzz/) with clang, ASan and UBSan in
-# build-fuzz/ and runs each for SECONDS (default 60), all at once.
+# build-fuzz/ and runs each for SECONDS (default 60), all at once: the front
+# end (fuzz_frontend), the data and checkpoint loaders (fuzz_loaders), the
+# training binary's command line (fuzz_cli) and checkpoints loaded through
+# the embedding API (fuzz_checkpoint).
 #
 #   scripts/fuzz.sh [SECONDS]       fuzz; exit 1 if anything was found
 #   scripts/fuzz.sh --seeds         rewrite tests/fuzz/corpus_loaders/ and the
@@ -24,7 +27,7 @@ esac
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang is needed (apt-get install clang)" >&2; exit 2; }
 CC=clang cmake -S . -B build-fuzz -DNNC_FUZZ=ON -DNNC_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-targets=(frontend loaders checkpoint)
+targets=(frontend loaders cli checkpoint)
 cmake --build build-fuzz --target "${targets[@]/#/fuzz_}" -j"$(nproc)" >/dev/null
 
 if [ $seeds = 1 ]; then

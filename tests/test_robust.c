@@ -252,11 +252,212 @@ Test(robust, divergence_stops_and_keeps_the_last_good_checkpoint)
 	cr_expect_eq(rc, 1, "a diverging run exited %d:\n%s", rc, out);
 	cr_expect(strstr(out, "moons: error: training diverged at epoch 3, step ") == out,
 		  "the message does not name epoch 3:\n%s", out);
-	cr_expect(strstr(out, "the last good checkpoint is kept") != NULL, "%s", out);
+	/* this run saved nothing: the checkpoint is the one from before */
+	char want[1024];
+	snprintf(want, sizeof want, "nothing was saved by this run; %s is left as it was\n", ck);
+	cr_expect(strstr(out, want) != NULL, "%s", out);
 	free(out);
 	cr_expect(same_bytes(ck, path("good.ckpt")), "the checkpoint changed");
 	cr_expect_eq(sh_run(&out, "'%s' --load '%s' --eval --quiet", exe, ck), 0, "%s", out);
 	free(out);
+	/* diverging in the first epoch of a fresh run: no checkpoint exists,
+	 * and none is claimed */
+	rc = sh_run(&out, "'%s' --epochs 5 --lr 1e38 --checkpoint-every 1 --save '%s' --quiet", exe, path("new.ckpt"));
+	cr_expect_eq(rc, 1, "%s", out);
+	cr_expect(strstr(out, "moons: error: training diverged at epoch 1, step ") == out, "%s", out);
+	cr_expect(strstr(out, "); nothing was saved\n") != NULL, "%s", out);
+	free(out);
+	cr_expect_neq(access(path("new.ckpt"), F_OK), 0);
+}
+
+/* ---- interruptions and limits ---- */
+
+/* Starts `exe args` with stdout and stderr into dir/log, waits until it
+ * trains (an epoch line in the log: the handlers are in place; however
+ * loaded the machine) and `ms` more, sends `sig` (and then `sig2` at once,
+ * if not 0), and returns the wait status. */
+static int run_and_signal(const char *exe, char *const *argv, long ms, int sig, int sig2)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int log = open(path("log"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(log, 1);
+		dup2(log, 2);
+		/* as in an interactive shell: a test started in the background
+		 * inherits SIGINT ignored, and the binary rightly keeps it so */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		execv(exe, argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 3000; i++) {
+		size_t n = 0;
+		char *log = (char *)read_file(path("log"), &n);
+		bool training = log && (log[n] = 0, strstr(log, "\nepoch ") != NULL);
+		free(log);
+		if (training)
+			break;
+		struct timespec poll = {0, 10000000L};
+		nanosleep(&poll, NULL);
+	}
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+	kill(pid, sig);
+	if (sig2)
+		kill(pid, sig2);
+	/* a run that ignores the signal fails the test instead of hanging it */
+	int st;
+	for (int i = 0; i < 6000 && waitpid(pid, &st, WNOHANG) == 0; i++) {
+		struct timespec poll = {0, 10000000L};
+		nanosleep(&poll, NULL);
+	}
+	if (waitpid(pid, &st, WNOHANG) == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		cr_assert_fail("the run did not stop within 60 s of signal %d", sig);
+	}
+	return st;
+}
+
+Test(robust, sigterm_and_sigint_save_then_exit_128_plus_the_signal)
+{
+	compile("moons", moons_nn);
+	PATH_COPY(exe, "moons");
+	PATH_COPY(ck, "s.ckpt");
+	char *argv[] = {exe, "--save", ck, "--threads", "2", NULL};
+	for (int k = 0; k < 2; k++) {
+		int sig = k ? SIGINT : SIGTERM;
+		unlink(ck);
+		int st = run_and_signal(exe, argv, 100, sig, 0);
+		cr_assert(WIFEXITED(st), "killed by signal %d instead of exiting", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+		cr_expect_eq(WEXITSTATUS(st), 128 + sig);
+		size_t n;
+		char *log = (char *)read_file(path("log"), &n);
+		log[n] = 0;
+		char want[1024];
+		snprintf(want, sizeof want, "saved checkpoint to %s (--resume %s continues from there)\n", ck, ck);
+		cr_expect(strstr(log, sig == SIGINT ? "moons: interrupted by SIGINT " : "moons: interrupted by SIGTERM "),
+		          "%s", log);
+		cr_expect(strstr(log, want), "%s", log);
+		free(log);
+		int64_t e = ckpt_epoch(ck);
+		char *out;
+		cr_expect_eq(sh_run(&out, "'%s' --resume '%s' --epochs %lld --quiet", exe, ck, (long long)e + 2), 0, "%s",
+		             out);
+		free(out);
+	}
+	/* the reader of stdout gone: saved too, not killed by SIGPIPE (at
+	 * its default disposition, as in a user's shell; --epochs bounds the
+	 * run should it be ignored after all) */
+	unlink(ck);
+	signal(SIGPIPE, SIG_DFL);
+	char *out;
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./moons --epochs 5000 --save s.ckpt --threads 2 2>err | head -n 2 >/dev/null; "
+	                          "cat err",
+	                    dir),
+	             0);
+	cr_expect(strstr(out, "moons: interrupted by SIGPIPE (standard output was closed) after epoch "), "%s", out);
+	cr_expect(strstr(out, "saved checkpoint to s.ckpt"), "%s", out);
+	free(out);
+	cr_expect_eq(sh_run(&out, "'%s' --load '%s' --eval --quiet", exe, ck), 0, "%s", out);
+	free(out);
+		/* a second signal ends it at once, by the signal (two kinds: two of
+	 * one kind sent together may arrive as one) */
+	int st = run_and_signal(exe, argv, 100, SIGTERM, SIGINT);
+	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "status %d", st);
+}
+
+Test(robust, file_size_limit_fails_the_save_with_exit_1_and_no_temporary_file)
+{
+	compile("moons", moons_nn);
+	/* SIGXFSZ at its default disposition, as in a user's shell: the
+	 * binary itself must keep it from killing the run. */
+	signal(SIGXFSZ, SIG_DFL);
+	char *out;
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./moons --epochs 1 --quiet --save m.ckpt", dir), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&out, "cp '%s' '%s'", path("m.ckpt"), path("old.ckpt")), 0);
+	free(out);
+	/* ulimit -f counts blocks of 512 (sh) or 1024 (bash) bytes: either
+	 * way smaller than the checkpoint */
+	int rc = sh_run(&out, "cd '%s' && sh -c 'ulimit -f 2; exec ./moons --epochs 2 --quiet --save m.ckpt'", dir);
+	cr_expect_eq(rc, 1, "exit %d:\n%s", rc, out);
+	cr_expect(strstr(out, "moons: error: cannot save checkpoint m.ckpt: writing m.ckpt.tmp.") == out, "%s", out);
+	cr_expect(strstr(out, "File too large (the previous checkpoint, if any, is unchanged)"), "%s", out);
+	free(out);
+	cr_expect_eq(count_tmp("m.ckpt"), 0, "the temporary file was left behind");
+	cr_expect(same_bytes(path("m.ckpt"), path("old.ckpt")), "the previous checkpoint changed");
+}
+
+Test(robust, save_never_replaces_the_program_or_its_source)
+{
+	compile("moons", moons_nn);
+	char *out;
+	cr_assert_eq(sh_run(&out, "cp '%s' '%s'", path("moons"), path("moons.orig")), 0);
+	free(out);
+	static const struct {
+		const char *args, *want;
+	} rows[] = {
+		{"--save moons", "moons: error: --save moons is this program itself; refusing to overwrite it\n"},
+		{"--save moons --force", "moons: error: --save moons is this program itself; refusing to overwrite it\n"},
+		{"--save ./link --force", "moons: error: --save ./link is this program itself; refusing to overwrite it\n"},
+		{"--save moons.nn", "moons: error: --save moons.nn is the model's source file; refusing to overwrite it\n"},
+		{"--save notes", "moons: error: --save notes: the file exists and is not an nnc checkpoint; pass --force to "
+		                 "replace it\n"},
+		{"--save moons.nn --force", "moons: error: --save moons.nn is the model's source file; refusing to "
+		                            "overwrite it\n"},
+		{"--save nodir/m.ckpt", "moons: error: --save nodir/m.ckpt: cannot use directory nodir: No such file or "
+		                        "directory\n"},
+		{"--load moons --eval", "moons: error: --load moons is this program itself, not a checkpoint\n"},
+		{"--resume ./moons", "moons: error: --resume ./moons is this program itself, not a checkpoint\n"},
+	};
+	cr_assert_eq(symlink("moons", path("link")), 0);
+	write_file(path("notes"), "notes\n", 6);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		/* all epochs: a refusal after training would never come */
+		int rc = sh_run(&out, "cd '%s' && timeout 60 ./moons --quiet %s", dir, rows[i].args);
+		cr_expect_eq(rc, 2, "'%s': exit %d\n%s", rows[i].args, rc, out);
+		char want[512];
+		snprintf(want, sizeof want, "%sTry 'moons --help' for the list of flags.\n", rows[i].want);
+		cr_expect_str_eq(out, want, "'%s'", rows[i].args);
+		free(out);
+	}
+	cr_expect(same_bytes(path("moons"), path("moons.orig")), "the program was changed");
+}
+
+static const char *const moons_csv_nn =
+	"model mc\n"
+	"input x : f32[2]\n"
+	"label y : class(2)\n"
+	"logits = x |> dense(8) |> tanh |> dense(2)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer adam(lr: 0.01)\n"
+	"train { data: moons(count: 64, seed: 1), batch: 16, epochs: 1, seed: 3 }\n";
+
+Test(robust, output_write_errors_fail_the_run)
+{
+	compile("mc", moons_csv_nn);
+	char *out;
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./mc --quiet --save m.ckpt", dir), 0, "%s", out);
+	free(out);
+	FILE *f = fopen(path("pts.csv"), "w");
+	for (int i = 0; i < 2000; i++)
+		fprintf(f, "%g,%g\n", (i % 40) / 20.0 - 1, (i % 17) / 17.0);
+	fclose(f);
+	static const char *const rows[] = {
+		"./mc --load m.ckpt --predict pts.csv",
+		"./mc --epochs 3",
+		"./mc --load m.ckpt --epochs 0 --print-params",
+		"./mc --help",
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		int rc = sh_run(&out, "cd '%s' && %s > /dev/full", dir, rows[i]);
+		cr_expect_eq(rc, 1, "'%s > /dev/full' exited %d:\n%s", rows[i], rc, out);
+		cr_expect(strstr(out, "mc: error: cannot write to standard output: No space left on device\n"), "'%s':\n%s",
+		          rows[i], out);
+		free(out);
+	}
 }
 
 /* ---- damaged files ---- */
@@ -398,6 +599,22 @@ Test(robust, csv_errors_have_line_and_column)
 		int rc = sh_run(&out, "cd '%s' && ./reg --quiet", dir);
 		cr_expect_eq(rc, 1, "[%s] exit status %d:\n%s", rows[i].want, rc, out);
 		cr_expect(strstr(out, rows[i].want) != NULL, "no '%s' in:\n%s", rows[i].want, out);
+		free(out);
+	}	/* devices: refused at once, not read until memory runs out */
+	static const struct {
+		const char *args, *want;
+	} dev[] = {
+		{"--data /dev/zero", "reg: error: /dev/zero: not a text file (it contains NUL bytes)\n"},
+		{"--data /dev/urandom", "reg: error: /dev/urandom: not a text file (it contains NUL bytes)\n"},
+		{"--load /dev/urandom", "reg: error: /dev/urandom is not an nnc checkpoint (bad magic number)\n"},
+		{"--resume /dev/zero", "reg: error: /dev/zero is not an nnc checkpoint (bad magic number)\n"},
+	};
+	write_file(path("d.csv"), "a,b,t\n1,2,3\n", 12);
+	for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) {
+		char *out;
+		int rc = sh_run(&out, "cd '%s' && timeout 20 ./reg --quiet %s", dir, dev[i].args);
+		cr_expect_eq(rc, 1, "[%s] exit status %d:\n%s", dev[i].args, rc, out);
+		cr_expect_str_eq(out, dev[i].want, "[%s]", dev[i].args);
 		free(out);
 	}
 }

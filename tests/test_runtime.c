@@ -504,6 +504,95 @@ Test(idx, every_error_names_the_file)
 	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
 }
 
+/* Starts a child that writes `head` (n bytes) into the FIFO at path, then
+ * `fill` forever; returns its pid (kill it when done). */
+static pid_t endless_fifo(const char *path, const void *head, size_t n, const char *fill)
+{
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		int fd = open(path, O_WRONLY);
+		if (write(fd, head, n) < 0)
+			_exit(0);
+		char buf[4096];
+		size_t fl = strlen(fill), k = 0;
+		for (size_t i = 0; i < sizeof buf; i++)
+			buf[i] = fl ? fill[k++ % fl] : 0;
+		/* whole copies of fill only, so that the stream stays regular */
+		size_t whole = fl ? sizeof buf / fl * fl : sizeof buf;
+		while (write(fd, buf, whole) > 0)
+			;
+		_exit(0);
+	}
+	return pid;
+}
+
+/* Devices, pipes and files without line breaks are refused (or read only
+ * as far as --limit needs) instead of read until memory runs out. */
+Test(idx, huge_promises_from_streams_are_refused, .timeout = 30)
+{
+	nnrt_model m = data_model(1024 * 1024, NNRT_LABEL_CLASS, 10);
+	unsigned char hdr[16];
+	size_t len;
+	uint32_t dims[3] = {0xffffffffu, 1024, 1024};
+	unsigned char *b = idx_bytes(&len, 8, 3, dims, NULL, 0);
+	memcpy(hdr, b, 16);
+	free(b);
+	pid_t pid = endless_fifo(tpath("fifo"), hdr, 16, "");
+	uint32_t ldims[1] = {0xffffffffu};
+	write_idx(tpath("lab.idx"), 0, 8, 1, ldims, NULL, 0);
+	nnrt_data_spec spec = {.kind = NNRT_DATA_IDX, .path_x = tpath("fifo"), .path_y = tpath("lab.idx"), .scale = 1};
+	nnrt_dataset d;
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	kill(pid, SIGKILL);
+	const char *want = subst("{dir}/fifo: the header promises 4294967295 images of 1048576 bytes (4194304.0 GiB), more "
+	                         "than this machine's memory (");
+	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
+	/* gzip: the stream can be far larger than the file */
+	write_idx(tpath("big.gz"), 1, 8, 3, dims, NULL, 0);
+	spec.path_x = tpath("big.gz");
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert(strstr(nnrt_last_error(), "big.gz: the header promises 4294967295 images"), "%s", nnrt_last_error());
+	/* a plain file is read only as far as it goes */
+	write_idx(tpath("big.idx"), 0, 8, 3, dims, NULL, 0);
+	spec.path_x = tpath("big.idx");
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 subst("{dir}/big.idx: file is truncated: the header promises 4294967295 images of 1048576 bytes "
+	                       "but the file holds only 0 bytes of image data"));
+}
+
+Test(csv, devices_pipes_and_endless_lines_are_bounded, .timeout = 30)
+{
+	nnrt_model m = data_model(2, NNRT_LABEL_CLASS, 2);
+	nnrt_dataset d;
+	nnrt_data_spec spec = {.kind = NNRT_DATA_CSV, .path_x = "/dev/zero", .has_header = -1, .scale = 1};
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(), "/dev/zero: not a text file (it contains NUL bytes)");
+	/* a line longer than 1 MiB (this model's rows are far shorter) */
+	size_t big = (1 << 20) + 10;
+	char *line = malloc(big + 16);
+	strcpy(line, "a,b,y\n1,2,0\n");
+	memset(line + 12, '7', big);
+	line[12 + big] = 0;
+	write_text(tpath("long.csv"), line);
+	free(line);
+	spec.path_x = tpath("long.csv");
+	cr_assert_neq(nnrt_data_load(&d, &m, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(), subst("{dir}/long.csv:3: line is longer than 1048576 bytes; not a CSV file?"));
+	/* an endless pipe of rows: --limit rows are read, and no more */
+	pid_t pid = endless_fifo(tpath("rows"), "a,b,y\n", 6, "0.5,-1,1\n\n");
+	spec.path_x = tpath("rows");
+	cr_assert_eq(nnrt_data_load(&d, &m, &spec, "train", 1000, 1), 0, "%s", nnrt_last_error());
+	kill(pid, SIGKILL);
+	cr_assert_eq(d.n, 1000);
+	cr_assert_eq(d.x_f32[2 * 999 + 1], -1.0f);
+	cr_assert_eq(d.y_class[999], 1);
+	nnrt_data_free(&d);
+}
+
 /* ---- CSV ---- */
 
 static int load_csv(nnrt_dataset *d, const nnrt_model *m, const char *file, int header, const char *cx,
@@ -621,6 +710,53 @@ Test(csv, every_error_has_file_line_and_column)
 		cr_expect_str_eq(nnrt_last_error(), subst(cases[i].want), "case %zu", i);
 		cr_expect(d.x_f32 == NULL && d.n == 0);
 	}
+}
+
+Test(csv, cross_entropy_targets_must_be_probabilities)
+{
+	nnrt_model m = data_model(2, NNRT_LABEL_REAL, 1);
+	m.loss = NNRT_LOSS_BCE;
+	write_text(tpath("ok.csv"), "a,b,t\n1,2,0\n3,4,1\n5,6,0.25\n");
+	write_text(tpath("hi.csv"), "a,b,t\n1,2,0\n3,4,1.5\n");
+	write_text(tpath("lo.csv"), "a,b,t\n1,2,-0.5\n");
+	nnrt_dataset d;
+	cr_assert_eq(load_csv(&d, &m, "ok.csv", 1, "a,b", "t"), 0, "%s", nnrt_last_error());
+	nnrt_data_free(&d);
+	cr_assert_neq(load_csv(&d, &m, "hi.csv", 1, "a,b", "t"), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 subst("{dir}/hi.csv:3:5: target '1.5' in column 't' is outside [0, 1], which "
+	                       "binary_cross_entropy needs"));
+	cr_assert_neq(load_csv(&d, &m, "lo.csv", 1, "a,b", "t"), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 subst("{dir}/lo.csv:2:5: target '-0.5' in column 't' is outside [0, 1], which "
+	                       "binary_cross_entropy needs"));
+	/* Soft targets of a softmax cross-entropy too; MSE takes anything. */
+	nnrt_model soft = data_model(2, NNRT_LABEL_REAL, 1);
+	soft.loss = NNRT_LOSS_SOFTMAX_XENT;
+	cr_assert_neq(load_csv(&d, &soft, "hi.csv", 1, "a,b", "t"), 0);
+	cr_assert(strstr(nnrt_last_error(), "which softmax_cross_entropy needs"), "%s", nnrt_last_error());
+	nnrt_model mse = data_model(2, NNRT_LABEL_REAL, 1);
+	mse.loss = NNRT_LOSS_MSE;
+	cr_assert_eq(load_csv(&d, &mse, "hi.csv", 1, "a,b", "t"), 0, "%s", nnrt_last_error());
+	nnrt_data_free(&d);
+	/* IDX bytes as real targets: 0 and 1 only. */
+	nnrt_model im = data_model(4, NNRT_LABEL_REAL, 1);
+	im.loss = NNRT_LOSS_BCE;
+	uint32_t dims[3] = {3, 2, 2}, ldims[1] = {3};
+	unsigned char img[12] = {0}, lab[3] = {0, 1, 2};
+	write_idx(tpath("i.idx"), 0, 8, 3, dims, img, 12);
+	write_idx(tpath("l.idx"), 0, 8, 1, ldims, lab, 3);
+	nnrt_data_spec spec = {.kind = NNRT_DATA_IDX, .path_x = tpath("i.idx"), .path_y = tpath("l.idx"), .scale = 1};
+	cr_assert_neq(nnrt_data_load(&d, &im, &spec, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 subst("{dir}/l.idx: label 2 of sample 2 is outside [0, 1], which binary_cross_entropy needs"));
+	cr_assert_eq(nnrt_data_load(&d, &im, &spec, "train", 2, 1), 0, "%s", nnrt_last_error());
+	nnrt_data_free(&d);
+	/* A three-armed spiral against one BCE target. */
+	nnrt_data_spec sp = {.kind = NNRT_DATA_SPIRAL, .count = 30, .classes = 3, .scale = 1};
+	cr_assert_neq(nnrt_data_load(&d, &m, &sp, "train", 0, 1), 0);
+	cr_assert_str_eq(nnrt_last_error(),
+	                 "train data: spiral has 3 classes, but binary_cross_entropy needs targets in [0, 1]");
 }
 
 /* ---- Synthetic sets ---- */
@@ -1150,6 +1286,7 @@ Test(ckpt, rejects_damaged_and_foreign_files)
 	nnrt_model m = mlp_model();
 	float params[MP] = {0}, opt[2 * MP] = {0};
 	nnrt_train_state st = {.epoch = 1, .step = 2};
+	nnrt_rng_seed(&st.rng, 7);
 	cr_assert_eq(nnrt_ckpt_save(tpath("good.ckpt"), &m, params, opt, &st), 0);
 	size_t len = 0;
 	char *bytes = read_all(tpath("good.ckpt"), &len);
@@ -1220,7 +1357,8 @@ Test(ckpt, failed_save_keeps_the_old_file)
 	float params[MP], opt[2 * MP] = {0}, p2[MP];
 	for (int i = 0; i < MP; i++)
 		params[i] = 1.0f;
-	nnrt_train_state st = {.epoch = 1};
+	nnrt_train_state st = {.epoch = 1, .step = 1};
+	nnrt_rng_seed(&st.rng, 7);
 	cr_assert_eq(nnrt_ckpt_save(tpath("keep.ckpt"), &m, params, opt, &st), 0);
 	/* A file size limit makes the next write fail part-way, as a full
 	 * disk would. */
@@ -1250,6 +1388,116 @@ Test(ckpt, failed_save_keeps_the_old_file)
 
 /* ---- nnrt_main end to end ---- */
 
+Test(ckpt, header_fields_are_checked_against_the_model_and_ranges)
+{
+	nnrt_model m = mlp_model();
+	float params[MP] = {0}, opt[2 * MP] = {0};
+	static const struct {
+		int64_t epoch, step, batch;
+		int zero_rng, sgd;
+		const char *want;
+	} rows[] = {
+		{INT64_MIN, 10, 0, 0, 0, "its epoch counter is -9223372036854775808, outside 0..2^53"},
+		{-1, 10, 0, 0, 0, "its epoch counter is -1, outside 0..2^53"},
+		{INT64_MAX, 10, 0, 0, 0, "its epoch counter is 9223372036854775807, outside 0..2^53"},
+		{1, -5, 0, 0, 0, "its step counter is -5, outside 0..2^53"},
+		{1, 10, 11, 0, 0, "its epoch_step 11 exceeds its step counter 10"},
+		{1, 10, 0, 1, 0, "its RNG state is all zero, which no run writes"},
+		{1, 10, 0, 0, 1, "its optimizer field is 1 but this model's optimizer is 2"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		nnrt_train_state st = {.epoch = rows[i].epoch, .step = rows[i].step, .batch = rows[i].batch};
+		if (!rows[i].zero_rng)
+			nnrt_rng_seed(&st.rng, 3);
+		nnrt_model w = m;
+		if (rows[i].sgd)
+			w.optimizer = NNRT_OPT_SGD; /* same fingerprint: a crafted file */
+		cr_assert_eq(nnrt_ckpt_save(tpath("h.ckpt"), &w, params, opt, &st), 0, "%s", nnrt_last_error());
+		float p[MP];
+		nnrt_train_state s;
+		cr_expect_neq(nnrt_ckpt_load(tpath("h.ckpt"), &m, p, opt, &s), 0, "row %zu accepted", i);
+		char want[512];
+		snprintf(want, sizeof want, "checkpoint %s is corrupt: %s", tpath("h.ckpt"), rows[i].want);
+		cr_expect_str_eq(nnrt_last_error(), want, "row %zu", i);
+	}
+	/* A crafted opt_floats (ignored by --load) with a correct checksum:
+	 * the size arithmetic must not overflow (UBSan build). */
+	nnrt_train_state ok = {.epoch = 1, .step = 2};
+	nnrt_rng_seed(&ok.rng, 3);
+	cr_assert_eq(nnrt_ckpt_save(tpath("o.ckpt"), &m, params, opt, &ok), 0);
+	size_t n = 0;
+	unsigned char *b = (unsigned char *)read_all(tpath("o.ckpt"), &n);
+	uint64_t huge = (uint64_t)1 << 62;
+	for (int k = 0; k < 8; k++)
+		b[48 + k] = (unsigned char)(huge >> (8 * k));
+	uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+	for (int k = 0; k < 4; k++)
+		b[n - 4 + k] = (unsigned char)(crc >> (8 * k));
+	write_bytes(tpath("o.ckpt"), b, n);
+	free(b);
+	float q[MP];
+	cr_assert_neq(nnrt_ckpt_load(tpath("o.ckpt"), &m, q, NULL, NULL), 0);
+	char msg[512];
+	snprintf(msg, sizeof msg, "checkpoint %s is malformed (array sizes do not match the file)", tpath("o.ckpt"));
+	cr_assert_str_eq(nnrt_last_error(), msg);
+
+	/* A run resumed from a crafted epoch does not run forever: refused. */
+	nnrt_train_state st = {.epoch = INT64_MIN, .step = 1};
+	nnrt_rng_seed(&st.rng, 3);
+	cr_assert_eq(nnrt_ckpt_save(tpath("h.ckpt"), &m, params, opt, &st), 0);
+	run_result r = run_main(&m, "--threads 1 --resume %s --epochs 2", tpath("h.ckpt"));
+	cr_assert_eq(r.rc, 1);
+	cr_assert(strstr(r.err, "is corrupt: its epoch counter is -9223372036854775808"), "%s", r.err);
+	run_free(&r);
+}
+
+/* Reading stops where this model's checkpoint must end: a device or a huge
+ * file is refused after that many bytes, not read until memory runs out. */
+Test(ckpt, reading_is_bounded_by_the_model, .timeout = 30)
+{
+	nnrt_model m = mlp_model();
+	float params[MP] = {0}, opt[2 * MP] = {0}, p[MP], o[2 * MP];
+	nnrt_train_state st = {.epoch = 1, .step = 2};
+	nnrt_rng_seed(&st.rng, 7);
+	cr_assert_eq(nnrt_ckpt_save(tpath("g.ckpt"), &m, params, opt, &st), 0);
+	size_t len = 0;
+	char *bytes = read_all(tpath("g.ckpt"), &len);
+	char *longer = malloc(len + 4);
+	memcpy(longer, bytes, len);
+	memset(longer + len, 0, 4);
+	write_bytes(tpath("long.ckpt"), longer, len + 4);
+	free(longer);
+	free(bytes);
+	cr_assert_neq(nnrt_ckpt_load(tpath("long.ckpt"), &m, p, o, NULL), 0);
+	char want[512];
+	snprintf(want, sizeof want, "checkpoint %s is corrupt: it is larger than any checkpoint of this model (%zu bytes)",
+	         tpath("long.ckpt"), len);
+	cr_assert_str_eq(nnrt_last_error(), want);
+	cr_assert_neq(nnrt_ckpt_load("/dev/zero", &m, p, NULL, NULL), 0);
+	cr_assert_str_eq(nnrt_last_error(), "/dev/zero is not an nnc checkpoint (bad magic number)");
+	cr_assert_neq(nnrt_ckpt_load("/dev/urandom", &m, p, o, NULL), 0);
+	cr_assert_str_eq(nnrt_last_error(), "/dev/urandom is not an nnc checkpoint (bad magic number)");
+	/* A FIFO that never ends: stops after the model's size too. */
+	cr_assert_eq(mkfifo(tpath("fifo"), 0600), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(tpath("fifo"), O_WRONLY);
+		char buf[4096];
+		memcpy(buf, "NNRTCKPT", 8);
+		memset(buf + 8, 1, sizeof buf - 8);
+		while (write(fd, buf, sizeof buf) > 0)
+			memcpy(buf, "xxxxxxxx", 8);
+		_exit(0);
+	}
+	cr_assert_neq(nnrt_ckpt_load(tpath("fifo"), &m, p, o, NULL), 0);
+	kill(pid, SIGKILL);
+	snprintf(want, sizeof want, "checkpoint %s has format version 16843009; this runtime reads version 1",
+	         tpath("fifo"));
+	cr_assert_str_eq(nnrt_last_error(), want);
+}
+
+
+
 Test(main, help_lists_every_flag_and_the_model)
 {
 	nnrt_model m = mlp_model();
@@ -1262,7 +1510,7 @@ Test(main, help_lists_every_flag_and_the_model)
 	                      "train data   xor(count: 1000, noise: 0.05, seed: 11)", "--epochs N", "--lr X",
 	                      "--seed N", "--threads N", "--data PATH[,LABELS]", "--test PATH[,LABELS]", "--limit N",
 	                      "--test-limit N", "--save FILE", "--load FILE", "--resume FILE", "--checkpoint-every N",
-	                      "--predict FILE", "--eval", "--quiet", "--print-params", "--help"};
+	                      "--predict FILE", "--eval", "--quiet", "--print-params", "--help", "--force"};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
 		cr_expect(strstr(r.out, want[i]) != NULL, "help lacks '%s'", want[i]);
 	run_free(&r);
@@ -1290,6 +1538,13 @@ Test(main, bad_command_lines_exit_2)
 		{"--checkpoint-every 2", "tiny: error: --checkpoint-every needs --save FILE"},
 		{"--predict x.csv", "tiny: error: --predict needs --load FILE (a trained checkpoint)"},
 		{"--load a --resume b", "tiny: error: --load and --resume cannot be used together"},
+		{"--lr 1e-60", "tiny: error: --lr 1e-60 is too small: it is 0 as a 32-bit float"},
+		{"--lr 1e300", "tiny: error: --lr 1e300 is too large: beyond the range of a 32-bit float (about 3.4e38)"},
+		{"--lr inf", "tiny: error: --lr inf is too large: beyond the range of a 32-bit float (about 3.4e38)"},
+		{"--eval", "tiny: error: --eval needs --load FILE (a trained checkpoint); to evaluate the initial "
+		           "parameters, save them with --epochs 0 --save FILE and load that"},
+		{"--load x --eval --save x", "tiny: error: --save cannot be used with --eval, which changes nothing to save"},
+		{"--force", "tiny: error: --force needs --save FILE"},
 	};
 	nnrt_model m = mlp_model();
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1325,7 +1580,7 @@ Test(main, data_and_model_errors_exit_1)
 	run_free(&r);
 	nnrt_model notest = m;
 	notest.test.kind = NNRT_DATA_NONE;
-	r = run_main(&notest, "--eval");
+	r = run_main(&notest, "--load %s --eval", tpath("x.ckpt"));
 	cr_assert_eq(r.rc, 2);
 	cr_assert(strstr(r.err, "--eval needs test data, and the model has none; pass --test PATH"), "%s", r.err);
 	run_free(&r);
@@ -1415,9 +1670,13 @@ Test(main, save_load_eval_and_predict)
 	snprintf(want, sizeof want, "test_loss %.4f  test_acc %.4f  (500 samples)\n", tl, ta);
 	cr_assert_str_eq(r.out, want);
 	run_free(&r);
-	/* An initialised model is near chance. */
-	r = run_main(&m, "--eval");
-	cr_assert_eq(r.rc, 0);
+	/* An initialised model is near chance: evaluating it takes saving it
+	 * first, on purpose (a bare --eval is refused, see bad_command_lines). */
+	r = run_main(&m, "--epochs 0 --save %s", tpath("init.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	r = run_main(&m, "--load %s --eval", tpath("init.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
 	cr_assert(last_value(r.out, "test_acc") < 0.8, "%s", r.out);
 	run_free(&r);
 
@@ -1578,8 +1837,12 @@ Test(main, divergence_stops_and_keeps_the_last_checkpoint)
 	const char *ck = tpath("last.ckpt");
 	run_result r = run_main(&m, "--threads 2 --checkpoint-every 1 --save %s", ck);
 	cr_assert_eq(r.rc, 1);
-	cr_assert_str_eq(r.err, "tiny: error: training diverged at epoch 2, step 3 (loss is nan); the last good "
-	                        "checkpoint is kept\n");
+	char want[512];
+	snprintf(want, sizeof want,
+	         "tiny: error: training diverged at epoch 2, step 3 (loss is nan); the last good checkpoint, of epoch 1, "
+	         "is kept in %s\n",
+	         ck);
+	cr_assert_str_eq(r.err, want);
 	float p[MP];
 	nnrt_train_state st;
 	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0);
@@ -1590,6 +1853,187 @@ Test(main, divergence_stops_and_keeps_the_last_checkpoint)
 	r = run_main(&m, "");
 	cr_assert_eq(r.rc, 1);
 	cr_assert_str_eq(r.err, "tiny: error: training diverged at epoch 1, step 1 (loss is nan); nothing was saved\n");
+	run_free(&r);
+}
+
+/* Wraps mlp_train; raises stop_sig stop_times times after step stop_step,
+ * as a user's Ctrl-C (or kill) would in the middle of a run. */
+static int stop_step, stop_sig, stop_times;
+
+/* The dispositions of an interactive shell: a test run in the background
+ * inherits SIGINT ignored, and the runtime rightly leaves it so. */
+static void default_signals(void)
+{
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+}
+static void stop_train(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	mlp_train(a, tid, nt);
+	if (tid == 0 && ++steps_seen == stop_step)
+		for (int i = 0; i < stop_times; i++)
+			raise(stop_sig);
+}
+
+Test(main, a_signal_saves_a_checkpoint_that_resumes_exactly)
+{
+	default_signals();
+	nnrt_model m = mlp_model();
+	run_result r = run_main(&m, "--threads 2 --epochs 4 --save %s", tpath("full.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+
+	/* SIGTERM in the middle of epoch 2 (32 steps an epoch): the step
+	 * finishes, the state is saved, the status is 128 + 15. */
+	m.train_step = stop_train;
+	steps_seen = 0, stop_step = 32 + 5, stop_sig = SIGTERM, stop_times = 1;
+	const char *ck = tpath("int.ckpt");
+	struct sigaction before, after;
+	cr_assert_eq(sigaction(SIGTERM, NULL, &before), 0);
+	r = run_main(&m, "--threads 2 --epochs 4 --save %s", ck);
+	cr_assert_eq(r.rc, 128 + SIGTERM, "%s", r.err);
+	char want[1024];
+	snprintf(want, sizeof want,
+	         "tiny: interrupted by SIGTERM in epoch 2 after step 5; saved checkpoint to %s (--resume %s continues "
+	         "from there)\n",
+	         ck, ck);
+	cr_assert_str_eq(r.err, want);
+	cr_assert_eq(count_lines(r.out, "epoch "), 1, "%s", r.out);
+	run_free(&r);
+	float p[MP];
+	nnrt_train_state st;
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(st.epoch, 1);
+	cr_assert_eq(st.step, 37);
+	cr_assert_eq(st.batch, 5);
+	/* The handler is the caller's again. */
+	cr_assert_eq(sigaction(SIGTERM, NULL, &after), 0);
+	cr_assert(after.sa_handler == before.sa_handler);
+
+	/* Resumed: the same shuffle, step 6 next, and bit for bit the run that
+	 * was never interrupted. */
+	m.train_step = mlp_train;
+	r = run_main(&m, "--threads 2 --epochs 4 --resume %s --save %s", ck, tpath("resumed.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	snprintf(want, sizeof want, "resuming from %s in epoch 2 after step 5 (step 37 in all)\n", ck);
+	cr_assert(strstr(r.out, want), "%s", r.out);
+	cr_assert_eq(count_lines(r.out, "epoch "), 3, "%s", r.out);
+	cr_assert(files_equal(tpath("full.ckpt"), tpath("resumed.ckpt")));
+	run_free(&r);
+
+	/* Resumed on other data, the epoch is not the one it stopped in. */
+	r = run_main(&m, "--threads 2 --epochs 4 --limit 100 --resume %s", ck);
+	cr_assert_eq(r.rc, 1);
+	snprintf(want, sizeof want,
+	         "tiny: error: checkpoint %s was saved after step 5 of epoch 2, but an epoch of this data has 4 steps; "
+	         "resume it with the data (and --limit) it was trained on\n",
+	         ck);
+	cr_assert_str_eq(r.err, want);
+	run_free(&r);
+
+	/* At the last step of an epoch: the epoch completes. */
+	m.train_step = stop_train;
+	steps_seen = 0, stop_step = 32;
+	r = run_main(&m, "--threads 2 --epochs 4 --save %s", ck);
+	cr_assert_eq(r.rc, 128 + SIGTERM, "%s", r.err);
+	snprintf(want, sizeof want,
+	         "tiny: interrupted by SIGTERM after epoch 1; saved checkpoint to %s (--resume %s continues from there)\n",
+	         ck, ck);
+	cr_assert_str_eq(r.err, want);
+	run_free(&r);
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(st.epoch, 1);
+	cr_assert_eq(st.batch, 0);
+
+	/* Without --save, nothing is saved, and it says so. */
+	steps_seen = 0, stop_step = 3, stop_sig = SIGINT;
+	r = run_main(&m, "--threads 2 --epochs 4");
+	cr_assert_eq(r.rc, 128 + SIGINT);
+	cr_assert_str_eq(r.err, "tiny: interrupted by SIGINT in epoch 1 after step 3; nothing is saved (no --save FILE "
+	                        "was given)\n");
+	run_free(&r);
+	/* The terminal gone (SIGHUP), or the reader of stdout (SIGPIPE, any
+	 * number of times: every write to the pipe raises it again). */
+	steps_seen = 0, stop_step = 40, stop_sig = SIGHUP;
+	r = run_main(&m, "--threads 2 --epochs 4 --save %s", ck);
+	cr_assert_eq(r.rc, 128 + SIGHUP, "%s", r.err);
+	cr_assert(strstr(r.err, "tiny: interrupted by SIGHUP in epoch 2 after step 8; saved checkpoint to "), "%s", r.err);
+	run_free(&r);
+	steps_seen = 0, stop_step = 40, stop_sig = SIGPIPE, stop_times = 3;
+	r = run_main(&m, "--threads 2 --epochs 4 --save %s", ck);
+	cr_assert_eq(r.rc, 128 + SIGPIPE, "%s", r.err);
+	cr_assert(strstr(r.err, "tiny: interrupted by SIGPIPE (standard output was closed) in epoch 2 after step 8; saved "
+	                        "checkpoint to "),
+	          "%s", r.err);
+	run_free(&r);
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(st.batch, 8);
+}
+
+/* A second signal does not wait for the step: the process dies by it. */
+Test(main, a_second_signal_exits_at_once, .signal = SIGINT)
+{
+	default_signals();
+	nnrt_model m = mlp_model();
+	m.train_step = stop_train;
+	steps_seen = 0, stop_step = 3, stop_sig = SIGINT, stop_times = 2;
+	run_result r = run_main(&m, "--threads 2 --save %s", tpath("never.ckpt"));
+	run_free(&r);
+}
+
+Test(main, unusable_save_paths_are_refused_before_training)
+{
+	nnrt_model m = mlp_model();
+	write_text(tpath("notes.txt"), "my notes\n");
+	write_text(tpath("xor.nn"), "model xor\n");
+	write_text(tpath("d.csv"), "0.5,0.5,0\n");
+	write_text(tpath("file"), "x");
+	static char src[512];
+	snprintf(src, sizeof src, "%s", tpath("xor.nn"));
+	m.source = src;
+	static const struct {
+		const char *args, *want;
+	} cases[] = {
+		{"--save {dir}/no/such/x.ckpt",
+		 "--save {dir}/no/such/x.ckpt: cannot use directory {dir}/no/such: No such file or directory"},
+		{"--save {dir}/file/x.ckpt", "--save {dir}/file/x.ckpt: {dir}/file is not a directory"},
+		{"--save {dir}", "--save {dir}: is a directory"},
+		{"--save /dev/null", "--save /dev/null: not a regular file; a checkpoint can only replace a regular file"},
+		{"--save {dir}/notes.txt",
+		 "--save {dir}/notes.txt: the file exists and is not an nnc checkpoint; pass --force to replace it"},
+		{"--save {dir}/xor.nn --force", "--save {dir}/xor.nn is the model's source file; refusing to overwrite it"},
+		{"--data {dir}/d.csv --save {dir}/d.csv --force",
+		 "--save {dir}/d.csv is a training data file; refusing to overwrite it"},
+		{"--load {dir}/x.ckpt --predict {dir}/d.csv --save {dir}/y.ckpt",
+		 "--save cannot be used with --predict, which changes nothing to save"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char args[1024];
+		snprintf(args, sizeof args, "%s", subst(cases[i].args));
+		run_result r = run_main(&m, "--threads 1 %s", args);
+		cr_expect_eq(r.rc, 2, "'%s' exited %d", args, r.rc);
+		char want[1024];
+		snprintf(want, sizeof want, "tiny: error: %s\nTry 'tiny --help' for the list of flags.\n",
+		         subst(cases[i].want));
+		cr_expect_str_eq(r.err, want, "'%s'", args);
+		cr_expect_str_eq(r.out, "", "'%s' trained before refusing", args);
+		run_free(&r);
+	}
+	size_t n;
+	char *notes = read_all(tpath("notes.txt"), &n);
+	cr_assert_str_eq(notes, "my notes\n");
+	free(notes);
+	/* --force replaces it; an empty file needs no --force. */
+	run_result r = run_main(&m, "--threads 1 --epochs 1 --quiet --save %s --force", tpath("notes.txt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	float p[MP];
+	cr_assert_eq(nnrt_ckpt_load(tpath("notes.txt"), &m, p, NULL, NULL), 0, "%s", nnrt_last_error());
+	write_text(tpath("empty"), "");
+	r = run_main(&m, "--threads 1 --epochs 1 --quiet --save %s", tpath("empty"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
 	run_free(&r);
 }
 
