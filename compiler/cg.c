@@ -441,8 +441,9 @@ static LLVMValueRef chunk_args(cg_ctx *c, LLVMValueRef slot, LLVMValueRef k, LLV
 }
 
 /* Zeros what no op writes in a chunk's gradients, so that the update can
- * sum whole vectors: the padding after each parameter and the gradients of
- * parameters that the loss does not reach. */
+ * sum (and step along) whole vectors: the padding after each parameter and
+ * the gradients of parameters that the loss does not reach, which are
+ * therefore 0 whatever the caller's grads held and whatever the chunking. */
 static void clear_unwritten(cg_ctx *c, LLVMValueRef grads)
 {
 	ir_graph *g = c->g;
@@ -510,6 +511,14 @@ static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n
 	LLVMValueRef ck0 = chunk_args(c, cg_alloca(c, c->chunk_t, "chunk0"), cg_i64(c, 0), nsteps);
 	tick(c, -1);
 	if (g->chunks == 1) {
+		bool update = false;
+		for (int k = 0; k < n; k++)
+			update |= ir_node_phase(g, &g->nodes[ids[k]]) == PHASE_UPDATE;
+		if (update) { /* before the first barrier; no op writes these */
+			cg_if t0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
+			clear_unwritten(c, arg_field(c, A_GRADS, c->ptr));
+			cg_if_end(c, &t0);
+		}
 		for (int k = 0; k < n; k++) {
 			call_op(c, ids[k], c->tid, c->nth, ck0);
 			if (k + 1 < n)

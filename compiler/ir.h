@@ -190,6 +190,9 @@ typedef enum ir_phase {
 	PHASE_UPDATE, /* the optimizer update: after the chunks */
 } ir_phase;
 ir_phase ir_node_phase(const ir_graph *g, const ir_node *n);
+/* The step updates the parameters (a live optimizer node): its chunks need
+ * partial gradients, and every gradient entry must be written. */
+bool ir_has_update(const ir_graph *g);
 /* small.c: the sample-major copy of the inference graph that infer() runs
  * for n <= NNC_SMALL_BATCH samples, planned; NULL when the main graph has no
  * batch-innermost tensor on the way to the output. */

@@ -1550,6 +1550,12 @@ ir_graph *nnc_sema(const nnc_program *prog)
 		nnc_hint("add a layer with weights, e.g. dense(10)");
 		return NULL;
 	}
+	bool *reaches = ir_ancestors(g, g->loss), trains = false;
+	for (int p = 0; p < g->nparams; p++)
+		trains |= reaches[g->params[p].node];
+	if (!trains) /* legal (the metrics are still right), but trains nothing */
+		nnc_warning(s->src, g->nodes[g->loss].loc,
+			    "the loss depends on no parameter, so training will not change the model");
 	warn_unused(s);
 	default_inits(g);
 	g->bpad = (g->batch + 15) / 16 * 16;

@@ -643,6 +643,82 @@ Test(network, bcenet) { check_net(&nets[2]); }
 Test(network, seednet) { check_net(&nets[3]); }
 Test(network, widenet) { check_net(&nets[4]); }
 
+/* A loss that reaches no parameter, beside a parameterised output: a step
+ * changes nothing, whatever the optimizer, the fusion and the chunking, and
+ * the metrics are those of the reference.  (The planner used to reserve the
+ * chunks' partial gradients only when some node writes a gradient, so chunk
+ * 1 wrote its zeros over the metrics and chunk 0's tensors, and the update
+ * summed workspace garbage into the weights.) */
+static const char free_src[] =
+	"model freenet\n"
+	"input x : f32[3]\n"
+	"label t : f32[3]\n"
+	"h = x |> dense(40) |> tanh\n"
+	"output h\n"
+	"p = x * 2 - 1\n"
+	"loss mse(p, t)\n"
+	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 8\n}\n";
+
+static void fwd_free(ref *r, const float *x, double *pred, double *out)
+{
+	double xd[3];
+	for (int i = 0; i < 3; i++)
+		pred[i] = (xd[i] = x[i]) * 2.0 - 1;
+	ref_dense(r, "dense1", true, xd, 3, 40, out);
+	for (int i = 0; i < 40; i++)
+		out[i] = tanh(out[i]);
+}
+
+Test(network, loss_reaching_no_parameter)
+{
+	static const net nt = {"freenet", free_src, fwd_free, true, 0};
+	static const char *opts[] = {"sgd(lr: 0.5, momentum: 0.9)", "adam(lr: 0.1)"};
+	for (size_t oi = 0; oi < NELEMS(opts); oi++)
+		for (int chunks = 0; chunks < 2; chunks++) { /* the default (2), then 1 */
+			jitted j[2];
+			th_chunks = chunks;
+			for (int f = 0; f < 2; f++)
+				j[f] = jit_graph(build_graph(with_optimizer(free_src, opts[oi]), f), f);
+			th_chunks = 0;
+			cr_assert_eq(j[1].g->chunks, chunks ? 1 : NNC_DEFAULT_CHUNKS);
+			if (oi == 0)
+				check_forward(&nt, j);
+			for (int f = 0; f < 2; f++) {
+				const nnrt_model *m = j[f].m;
+				state s = state_new(m);
+				th_fill_params(m, s.params, 900);
+				float *p0 = th_falloc(m->param_floats);
+				memcpy(p0, s.params, sizeof(float) * (size_t)m->param_floats);
+				for (int64_t i = 0; i < m->param_floats; i++) /* every gradient must be written */
+					s.grads[i] = NAN;
+				nnrt_set_threads(2);
+				for (int step = 1; step <= 2; step++) {
+					int64_t n = step == 1 ? m->batch : 3;
+					th_fill_batch(&s, n, 900 + (uint64_t)step);
+					s.a.hp[NNRT_HP_STEP] = (float)step;
+					s.a.hp[NNRT_HP_ADAM_C1] = s.a.hp[NNRT_HP_ADAM_C2] = 2;
+					run(&s, m->train_step, n, 0.5f);
+					ref r = {m, s.params, 0};
+					double wm[2];
+					ref_batch(&nt, &r, s.x, s.y, n, NULL, wm);
+					const char *how = nnc_sprintf("%s, %s, %lld chunks, step %d", opts[oi],
+								      f ? "fused" : "unfused", (long long)j[f].g->chunks, step);
+					cr_assert(close_to(s.metrics[0], wm[0], FWD_TOL) && s.metrics[1] == wm[1],
+						  "%s: metrics %.9g %g, reference %.9g %g", how, s.metrics[0], s.metrics[1],
+						  wm[0], wm[1]);
+					for (int64_t i = 0; i < m->param_floats; i++)
+						cr_assert(s.grads[i] == 0 && s.params[i] == p0[i],
+							  "%s: grads[%lld] = %g, params[%lld] %.9g -> %.9g", how, (long long)i,
+							  s.grads[i], (long long)i, p0[i], s.params[i]);
+				}
+				free(p0);
+				state_free(&s);
+			}
+			for (int f = 0; f < 2; f++)
+				jit_free(&j[f]);
+		}
+}
+
 /* ---- 3. optimizer updates --------------------------------------------- */
 
 typedef struct opt_case {
@@ -885,74 +961,6 @@ Test(ir, every_fusable_activation_is_fused)
 	}
 }
 
-/* Floats a tensor occupies: a chunk's rows (bpad for batch-innermost tensors). */
-static int64_t ws_floats_of(ir_graph *g, const ir_node *n)
-{
-	if (!n->batched)
-		return n->size;
-	return n->size * (n->layout == LAYOUT_CN ? g->bpad : g->cbatch);
-}
-
-/* Checks the workspace plan of nodes [lo, hi): the regions (unbatched
- * tensors, partial gradients, partial metrics, chunks) follow each other
- * inside ws_floats; every ST_WS tensor lies in its region (unbatched: the
- * first; batched: a chunk, at an offset from the chunk's start) at a
- * 16-float boundary; two tensors of one region whose lifetimes (definition
- * to last reader in [lo, hi)) overlap do not share memory, and with several
- * chunks unbatched tensors (written before the chunks run) share with none.
- * Returns NULL or the first violation (arena). */
-static const char *plan_violation(ir_graph *g, int lo, int hi)
-{
-	bool chunked = g->chunks > 1;
-	if (g->chunks < 1 || g->cbatch * g->chunks < g->batch || g->bpad < g->cbatch || g->bpad % 16)
-		return nnc_sprintf("%lld chunks of %lld samples (bpad %lld) for batch %lld", (long long)g->chunks,
-				   (long long)g->cbatch, (long long)g->bpad, (long long)g->batch);
-	if (g->ws_partials < g->ws_shared ||
-	    g->ws_metrics < g->ws_partials + (chunked ? (g->chunks - 1) * g->param_floats : 0) ||
-	    g->ws_chunk0 < g->ws_metrics + (chunked ? 4 * g->chunks : 0) ||
-	    g->ws_chunk0 + g->chunks * g->ws_chunk > g->ws_floats || g->ws_chunk0 % 16 || g->ws_chunk % 16)
-		return nnc_sprintf("workspace regions overlap: shared %lld, partials %lld, metrics %lld, chunks %lld x %lld "
-				   "from %lld, total %lld",
-				   (long long)g->ws_shared, (long long)g->ws_partials, (long long)g->ws_metrics,
-				   (long long)g->chunks, (long long)g->ws_chunk, (long long)g->ws_chunk0,
-				   (long long)g->ws_floats);
-	int *last = nnc_alloc(sizeof(int) * (size_t)g->n);
-	for (int i = 0; i < g->n; i++)
-		last[i] = i;
-	for (int i = lo; i < hi; i++) {
-		ir_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		for (int k = 0; k < n->nin; k++)
-			if (last[n->in[k]] < i)
-				last[n->in[k]] = i;
-	}
-	for (int i = lo; i < hi; i++) {
-		ir_node *a = &g->nodes[i];
-		if (a->dead || a->storage != ST_WS)
-			continue;
-		int64_t asz = ws_floats_of(g, a), region = a->batched ? g->ws_chunk : g->ws_shared;
-		if (a->offset < 0 || a->offset % 16 || a->offset + asz > region)
-			return nnc_sprintf("%%%d %s: [%lld, %lld) is misplaced in a region of %lld", i, ir_op_name(a->op),
-					   (long long)a->offset, (long long)(a->offset + asz), (long long)region);
-		for (int j = i + 1; j < hi; j++) {
-			ir_node *b = &g->nodes[j];
-			if (b->dead || b->storage != ST_WS || b->batched != a->batched)
-				continue;
-			int64_t bsz = ws_floats_of(g, b);
-			/* b is defined while a is still read */
-			bool live_together = j <= last[i] || (chunked && !a->batched);
-			bool share = a->offset < b->offset + bsz && b->offset < a->offset + asz;
-			if (live_together && share)
-				return nnc_sprintf("%%%d %s [%lld, %lld) (last read by %%%d) overlaps %%%d %s [%lld, %lld)",
-						   i, ir_op_name(a->op), (long long)a->offset, (long long)(a->offset + asz),
-						   last[i], j, ir_op_name(b->op), (long long)b->offset,
-						   (long long)(b->offset + bsz));
-		}
-	}
-	return NULL;
-}
-
 Test(plan, live_workspace_tensors_never_overlap)
 {
 	const char *srcs[NELEMS(nets) + 2];
@@ -967,18 +975,40 @@ Test(plan, live_workspace_tensors_never_overlap)
 			for (int k = 0; k < g->n_train; k++)
 				ws += !g->nodes[k].dead && g->nodes[k].storage == ST_WS;
 			cr_assert(ws >= 3, "%s: only %d workspace tensors", g->model_name, ws);
-			const char *why = plan_violation(g, 0, g->n_train);
+			const char *why = th_plan_violation(g, 0, g->n_train);
 			cr_assert(!why, "%s (%s): %s", g->model_name, fuse ? "fused" : "unfused", why);
-			why = plan_violation(g, g->n_train, g->n);
+			why = th_plan_violation(g, g->n_train, g->n);
 			cr_assert(!why, "%s (%s), inference tail: %s", g->model_name, fuse ? "fused" : "unfused", why);
 		}
+}
+
+/* The checker rejects a chunked training plan without room for the chunks'
+ * partial gradients (what the planner gave a loss reaching no parameter). */
+Test(plan, the_checker_catches_missing_partial_gradients)
+{
+	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
+	cr_assert(g->chunks > 1 && !th_plan_violation(g, 0, g->n_train));
+	g->ws_metrics = g->ws_partials;
+	cr_assert(th_plan_violation(g, 0, g->n_train), "a plan without partial gradients passes");
+}
+
+/* The checker rejects a gradient written outside its parameter's place. */
+Test(plan, the_checker_catches_a_misplaced_gradient)
+{
+	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
+	int k = 0;
+	while (k < g->n_train && (g->nodes[k].dead || g->nodes[k].storage != ST_GRAD))
+		k++;
+	cr_assert(k < g->n_train);
+	g->nodes[k].offset += 16;
+	cr_assert(th_plan_violation(g, 0, g->n_train), "a gradient 16 floats off its place passes");
 }
 
 /* The checker rejects a plan where a tensor is put on top of a live one. */
 Test(plan, the_checker_catches_an_overlap)
 {
 	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
-	cr_assert(!plan_violation(g, 0, g->n_train));
+	cr_assert(!th_plan_violation(g, 0, g->n_train));
 	/* a node and the first workspace operand it reads are live together */
 	bool broke = false;
 	for (int i = 0; i < g->n_train && !broke; i++) {
@@ -995,7 +1025,7 @@ Test(plan, the_checker_catches_an_overlap)
 		}
 	}
 	cr_assert(broke);
-	cr_assert(plan_violation(g, 0, g->n_train), "an output placed on its own operand passes");
+	cr_assert(th_plan_violation(g, 0, g->n_train), "an output placed on its own operand passes");
 }
 
 /* ---- 6. semantic and shape errors, exact text --------------------------- */
