@@ -171,7 +171,7 @@ static void conv_fwd_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVa
 	/* the activation, out of line (filters are OH*OW*bp apart) */
 	if (n->act) {
 		LLVMValueRef y0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f0, G->OH), oh), G->OW), ow_i), bp), s0);
-		cg_call_epilogue(c, n->act, ACT_NONE, nv, CG_VW, cg_gep(c, Y, y0), G->OH * G->OW * bp, NULL, 0,
+		cg_call_epilogue(c, n->act, ACT_NONE, n->fa[IR_FA_ACT], nv, CG_VW, cg_gep(c, Y, y0), G->OH * G->OW * bp, NULL, 0,
 				 cg_i64(c, mr));
 	}
 }
@@ -272,7 +272,7 @@ static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef 
 	}
 	if (n->act) { /* out of line: the polynomial's constants stay out of the loop above */
 		LLVMValueRef y0 = add(c, mulk(c, add(c, mulk(c, f0, G->OH), oh), G->OW), owb);
-		cg_call_epilogue(c, n->act, ACT_NONE, nv, tail, cg_gep(c, Y, y0), G->OH * G->OW, NULL, 0, cg_i64(c, mr));
+		cg_call_epilogue(c, n->act, ACT_NONE, n->fa[IR_FA_ACT], nv, tail, cg_gep(c, Y, y0), G->OH * G->OW, NULL, 0, cg_i64(c, mr));
 	}
 }
 
@@ -410,7 +410,7 @@ static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVal
 	}
 	if (n->dact) {
 		LLVMValueRef x0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, c0, G->H), ih), G->W), iw_i), bp), s0);
-		cg_call_epilogue(c, ACT_NONE, n->dact, nv, CG_VW, cg_gep(c, DX, x0), G->H * G->W * bp,
+		cg_call_epilogue(c, ACT_NONE, n->dact, n->fa[IR_FA_ACT], nv, CG_VW, cg_gep(c, DX, x0), G->H * G->W * bp,
 				 cg_gep(c, Yact, x0), G->H * G->W * bp, cg_i64(c, mr));
 	}
 }
@@ -836,7 +836,7 @@ void lower_pool_bwd(cg_ctx *c, ir_node *n)
 			}
 			if (direct) {
 				if (A)
-					val = cg_dact(c, n->dact, cg_vload(c, cg_gep(c, A, off), NULL), val);
+					val = cg_dact(c, n->dact, n->fa[IR_FA_ACT], cg_vload(c, cg_gep(c, A, off), NULL), val);
 				cg_vstore(c, val, p, NULL);
 			} else {
 				cg_vstore(c, LLVMBuildFAdd(c->B, cg_vload(c, p, NULL), val, ""), p, NULL);
@@ -853,7 +853,7 @@ void lower_pool_bwd(cg_ctx *c, ir_node *n)
 		cg_loop v2 = cg_loop_begin(c, cg_i64(c, 0), nv, 1);
 		LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, ch.i, H * W), z.i), bp), mulk(c, v2.i, 16));
 		LLVMValueRef p = cg_gep(c, DX, off);
-		cg_vstore(c, cg_dact(c, n->dact, cg_vload(c, cg_gep(c, A, off), NULL), cg_vload(c, p, NULL)), p, NULL);
+		cg_vstore(c, cg_dact(c, n->dact, n->fa[IR_FA_ACT], cg_vload(c, cg_gep(c, A, off), NULL), cg_vload(c, p, NULL)), p, NULL);
 		cg_loop_end(c, &v2);
 		cg_loop_end(c, &z);
 	}

@@ -258,3 +258,50 @@ LLVMValueRef cgm_sigmoid(LLVMBuilderRef b, LLVMValueRef x)
 	LLVMValueRef one = kf(&c, 1.0f);
 	return LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, e, ""), "sigmoid");
 }
+
+/* ---- activations (acts.def) ----
+ * The derivative emitters get dy and what the row's `from` names; their
+ * formulas are in terms of it. */
+
+/* relu(x) = max(x, 0);  from y: dy * (y > 0) */
+LLVMValueRef cgm_relu(LLVMBuilderRef b, LLVMValueRef x, double opt)
+{
+	(void)opt;
+	LLVMValueRef z = LLVMConstNull(LLVMTypeOf(x));
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, z, ""), x, z, "relu");
+}
+
+LLVMValueRef cgm_drelu(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double opt)
+{
+	(void)opt;
+	LLVMValueRef z = LLVMConstNull(LLVMTypeOf(y));
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, y, z, ""), dy, z, "");
+}
+
+/* sigmoid:  from y: dy * y (1 - y) */
+LLVMValueRef cgm_sigmoid_act(LLVMBuilderRef b, LLVMValueRef x, double opt)
+{
+	(void)opt;
+	return cgm_sigmoid(b, x);
+}
+
+LLVMValueRef cgm_dsigmoid(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, y);
+	return LLVMBuildFMul(b, dy, LLVMBuildFMul(b, y, LLVMBuildFSub(b, kf(&c, 1.0f), y, ""), ""), "");
+}
+
+/* tanh:  from y: dy * (1 - y^2) */
+LLVMValueRef cgm_tanh_act(LLVMBuilderRef b, LLVMValueRef x, double opt)
+{
+	(void)opt;
+	return cgm_tanh(b, x);
+}
+
+LLVMValueRef cgm_dtanh(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, y);
+	return LLVMBuildFMul(b, dy, LLVMBuildFSub(b, kf(&c, 1.0f), LLVMBuildFMul(b, y, y, ""), ""), "");
+}

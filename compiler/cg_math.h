@@ -36,4 +36,14 @@ LLVMValueRef cgm_tanh(LLVMBuilderRef b, LLVMValueRef x);
  * 0 at -inf, 1 at +inf; NaN -> NaN. */
 LLVMValueRef cgm_sigmoid(LLVMBuilderRef b, LLVMValueRef x);
 
+/* ---- activations: the emitters acts.def names ----
+ * act:  y = f(x), with the row's option;
+ * dact: dy * f'(x), from v = x or v = y as the row's `from` says.
+ * Same types as above (float or <N x float>, dy like v). */
+typedef LLVMValueRef cgm_act_fn(LLVMBuilderRef b, LLVMValueRef x, double opt);
+typedef LLVMValueRef cgm_dact_fn(LLVMBuilderRef b, LLVMValueRef v, LLVMValueRef dy, double opt);
+
+cgm_act_fn cgm_relu, cgm_sigmoid_act, cgm_tanh_act;
+cgm_dact_fn cgm_drelu, cgm_dsigmoid, cgm_dtanh;
+
 #endif

@@ -935,7 +935,7 @@ Test(ir, unfused_keeps_activation_nodes)
 }
 
 /* Every fusable activation of the test networks is fused: after nnc_fuse no
- * live relu/sigmoid/tanh reads a dense whose only user it is, and no
+ * live activation (acts.def) reads a dense whose only user it is, and no
  * activation derivative reads a dense_bwd_x it could have been folded into. */
 Test(ir, every_fusable_activation_is_fused)
 {
@@ -945,8 +945,7 @@ Test(ir, every_fusable_activation_is_fused)
 			ir_node *n = &g->nodes[i];
 			if (n->dead)
 				continue;
-			bool act = n->op == IR_RELU || n->op == IR_SIGMOID || n->op == IR_TANH;
-			bool dact = n->op == IR_RELU_GRAD || n->op == IR_SIGMOID_GRAD || n->op == IR_TANH_GRAD;
+			bool dact = ir_op_is_act_grad(n->op), act = ir_op_act(n->op) != ACT_NONE && !dact;
 			if (!act && !dact)
 				continue;
 			int src = act ? n->in[0] : n->in[1];
