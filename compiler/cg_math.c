@@ -25,6 +25,7 @@
 
 #include "util.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -304,4 +305,70 @@ LLVMValueRef cgm_dtanh(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double
 	(void)opt;
 	cgm_emit c = cgm_begin(b, y);
 	return LLVMBuildFMul(b, dy, LLVMBuildFSub(b, kf(&c, 1.0f), LLVMBuildFMul(b, y, y, ""), ""), "");
+}
+
+/* e^x - 1 for x <= 0 or NaN, relative error ~1e-7: near 0 the exp
+ * polynomial without its leading 1 (no cancellation); below -0.3466
+ * e^x - 1, which is then at most -0.29. */
+static LLVMValueRef expm1_neg(const cgm_emit *c, LLVMValueRef x)
+{
+	LLVMBuilderRef b = c->b;
+	LLVMValueRef near = mla(c, LLVMBuildFMul(b, x, x, ""), horner(c, x, EXP_P, NELEMS(EXP_P)), x);
+	LLVMValueRef far = LLVMBuildFSub(b, cgm_exp(b, x), kf(c, 1.0f), "");
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, kf(c, -0.3466f), ""), near, far, "expm1");
+}
+
+/* leaky_relu(x) = x > 0 ? x : alpha x;  from y (alpha >= 0): y > 0 ? dy : alpha dy */
+LLVMValueRef cgm_leaky_relu(LLVMBuilderRef b, LLVMValueRef x, double alpha)
+{
+	cgm_emit c = cgm_begin(b, x);
+	LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, x, LLVMConstNull(c.fty), "");
+	return LLVMBuildSelect(b, pos, x, LLVMBuildFMul(b, x, kf(&c, (float)alpha), ""), "leaky_relu");
+}
+
+LLVMValueRef cgm_dleaky_relu(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double alpha)
+{
+	cgm_emit c = cgm_begin(b, y);
+	LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, y, LLVMConstNull(c.fty), "");
+	return LLVMBuildSelect(b, pos, dy, LLVMBuildFMul(b, dy, kf(&c, (float)alpha), ""), "");
+}
+
+/* elu(x) = x > 0 ? x : alpha (e^x - 1);  from y (alpha >= 0):
+ * y > 0 ? dy : dy (y + alpha), as alpha e^x = y + alpha */
+LLVMValueRef cgm_elu(LLVMBuilderRef b, LLVMValueRef x, double alpha)
+{
+	cgm_emit c = cgm_begin(b, x);
+	LLVMValueRef neg = LLVMBuildFMul(b, kf(&c, (float)alpha), expm1_neg(&c, clamp_if(&c, LLVMRealOGT, x, 0.0f)), "");
+	LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, x, LLVMConstNull(c.fty), "");
+	return LLVMBuildSelect(b, pos, x, neg, "elu");
+}
+
+LLVMValueRef cgm_delu(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double alpha)
+{
+	cgm_emit c = cgm_begin(b, y);
+	LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, y, LLVMConstNull(c.fty), "");
+	return LLVMBuildSelect(b, pos, dy, LLVMBuildFMul(b, dy, LLVMBuildFAdd(b, y, kf(&c, (float)alpha), ""), ""), "");
+}
+
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|), log1p(u) =
+ * log(w) u / (w - 1) with w = 1 + u (exact for the rounded w, so no
+ * relative error is lost for small u).  From y: dy (1 - e^-y) = dy sigmoid(x). */
+LLVMValueRef cgm_softplus(LLVMBuilderRef b, LLVMValueRef x, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, x);
+	LLVMValueRef u = cgm_exp(b, LLVMBuildFNeg(b, fabs_(&c, x), ""));
+	LLVMValueRef w = LLVMBuildFAdd(b, u, kf(&c, 1.0f), "");
+	LLVMValueRef l = LLVMBuildFMul(b, cgm_log(b, w), LLVMBuildFDiv(b, u, LLVMBuildFSub(b, w, kf(&c, 1.0f), ""), ""), "");
+	l = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, w, kf(&c, 1.0f), ""), u, l, "");
+	LLVMValueRef pos = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, kf(&c, 0.0f), ""), x, kf(&c, 0.0f), "");
+	return LLVMBuildFAdd(b, pos, l, "softplus");
+}
+
+LLVMValueRef cgm_dsoftplus(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, y);
+	LLVMValueRef s = LLVMBuildFNeg(b, expm1_neg(&c, LLVMBuildFNeg(b, y, "")), "");
+	return LLVMBuildFMul(b, dy, s, "");
 }

@@ -43,7 +43,8 @@ LLVMValueRef cgm_sigmoid(LLVMBuilderRef b, LLVMValueRef x);
 typedef LLVMValueRef cgm_act_fn(LLVMBuilderRef b, LLVMValueRef x, double opt);
 typedef LLVMValueRef cgm_dact_fn(LLVMBuilderRef b, LLVMValueRef v, LLVMValueRef dy, double opt);
 
-cgm_act_fn cgm_relu, cgm_sigmoid_act, cgm_tanh_act;
-cgm_dact_fn cgm_drelu, cgm_dsigmoid, cgm_dtanh;
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) cgm_act_fn act; cgm_dact_fn dact;
+#include "acts.def"
+#undef ACT
 
 #endif

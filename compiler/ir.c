@@ -69,8 +69,8 @@ char *ir_act_str(ir_act a, double opt)
 	if (ai->opt_kind == ACT_OPT_NONE)
 		return nnc_strdup(ai->name);
 	if (ai->opt_kind == ACT_OPT_BOOL)
-		return nnc_sprintf("%s(%s: %s)", ai->name, ai->opt, opt != 0 ? "true" : "false");
-	return nnc_sprintf("%s(%s: %g)", ai->name, ai->opt, opt);
+		return nnc_sprintf("%s(%s=%s)", ai->name, ai->opt, opt != 0 ? "true" : "false");
+	return nnc_sprintf("%s(%s=%g)", ai->name, ai->opt, opt);
 }
 
 ir_graph *ir_new(const nnc_source *src)
@@ -216,8 +216,10 @@ static void dump_node(ir_graph *g, int i, nnc_buf *out)
 	if (n->op == IR_AFFINE)
 		nnc_buf_printf(out, " a=%g b=%g", n->fa[0], n->fa[1]);
 	ir_act a = ir_op_act(n->op);
-	if (a != ACT_NONE && ir_act_get(a)->opt_kind != ACT_OPT_NONE)
-		nnc_buf_printf(out, " %s", ir_act_str(a, n->fa[IR_FA_ACT]) + strlen(ir_act_get(a)->name));
+	if (a != ACT_NONE && ir_act_get(a)->opt_kind != ACT_OPT_NONE) { /* " alpha=0.1" */
+		char *as = ir_act_str(a, n->fa[IR_FA_ACT]) + strlen(ir_act_get(a)->name) + 1;
+		nnc_buf_printf(out, " %.*s", (int)strlen(as) - 1, as);
+	}
 	nnc_buf_printf(out, " : %s%s", shape, n->batched && n->layout == LAYOUT_CN ? " cn" : "");
 	if (n->name)
 		nnc_buf_printf(out, "  ; %s", n->name);

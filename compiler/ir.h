@@ -69,7 +69,7 @@ ir_act ir_op_act(ir_op op);
 bool ir_op_is_act_grad(ir_op op);
 ir_op ir_act_op(ir_act a);      /* IR_<ID> */
 ir_op ir_act_grad_op(ir_act a); /* IR_<ID>_GRAD */
-/* "relu", "leaky_relu(alpha: 0.2)": an activation and its option (arena) */
+/* "relu", "leaky_relu(alpha=0.2)": an activation and its option (arena) */
 char *ir_act_str(ir_act a, double opt);
 
 /* Where a tensor lives at run time. */

@@ -512,17 +512,17 @@ static val eval_act(sema *s, const nnc_ast *call, ir_act a)
 	bool ok = check_args(s, call, 1, opts);
 	double v = ai->opt_default;
 	const nnc_arg *oa = ai->opt ? find_named(call, ai->opt) : NULL;
+	const char *what = oa ? nnc_sprintf("'%s' of %s", ai->opt, ai->name) : NULL;
 	if (oa && ai->opt_kind == ACT_OPT_BOOL) {
 		bool b = false;
-		ok &= arg_bool(s, oa, nnc_sprintf("'%s'", ai->opt), &b);
+		ok &= arg_bool(s, oa, what, &b);
 		v = b;
-	} else if (oa && arg_num(s, oa, nnc_sprintf("'%s'", ai->opt), &v)) {
+	} else if (oa && arg_num(s, oa, what, &v)) {
 		if (!(v >= ai->opt_min)) {
-			nnc_error(s->src, oa->value->loc, "'%s' of %s must be at least %g, not %g", ai->opt, ai->name,
-				  ai->opt_min, v);
+			nnc_error(s->src, oa->value->loc, "%s must be at least %g, not %g", what, ai->opt_min, v);
 			ok = false;
 		} else {
-			ok &= float_ok(s, oa->value->loc, nnc_sprintf("'%s'", ai->opt), v);
+			ok &= float_ok(s, oa->value->loc, what, v);
 		}
 	} else if (oa) {
 		ok = false;

@@ -42,6 +42,7 @@
 #include "ir.h"
 #include "nnrt.h"
 #include "util.h"
+#include "act_ref.h"
 #include "jit_harness.h"
 #include "sh_harness.h"
 
@@ -294,6 +295,52 @@ static void fwd_wide(ref *r, const float *x, double *pred, double *out)
 	ref_dense(r, "dense4", true, k, 37, 21, pred);
 }
 
+/* Every activation of acts.def after its own dense layer, options at
+ * non-default values: leaky_relu, elu and softplus (derivative from y) are
+ * folded into the dense epilogues forward and backward. */
+static const char act_src[] =
+	"model actnet\n"
+	"input x : f32[6]\n"
+	"label y : class(3)\n"
+	"a = x |> dense(8) |> leaky_relu(alpha: 0.2)\n"
+	"b = a |> dense(8) |> elu(alpha: 0.7)\n"
+	"c = b |> dense(8) |> softplus\n"
+	"logits = c |> dense(3)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 11\n}\n";
+
+/* An activation of act_ref.h; kinks (relu-like) go into the sign hash. */
+static double ref_act(ref *r, const char *name, double opt, double z)
+{
+	const act_ref *a = act_ref_find(name);
+	cr_assert(a, "no C reference of %s", name);
+	if (a->kink(opt))
+		r->relu_signs = (r->relu_signs ^ (uint64_t)(z > 0)) * 0x100000001b3ull;
+	return a->f(z, opt);
+}
+
+static void fwd_act(ref *r, const float *x, double *pred, double *out)
+{
+	(void)out;
+	static const struct {
+		const char *act;
+		double opt;
+	} layers[] = {{"leaky_relu", 0.2}, {"elu", 0.7}, {"softplus", 0}};
+	double h[8], t[8];
+	int64_t in = 6;
+	for (int i = 0; i < 6; i++)
+		h[i] = x[i];
+	for (size_t l = 0; l < NELEMS(layers); l++) {
+		char name[16];
+		snprintf(name, sizeof name, "dense%zu", l + 1);
+		ref_dense(r, name, true, h, in, 8, t);
+		for (int i = 0; i < 8; i++)
+			h[i] = ref_act(r, layers[l].act, layers[l].opt, t[i]);
+		in = 8;
+	}
+	ref_dense(r, "dense4", true, h, 8, 3, pred);
+}
+
 typedef struct net {
 	const char *name;
 	const char *src;  /* without the optimizer line */
@@ -310,6 +357,7 @@ static const net nets[] = {
 	{"bcenet", bce_src, fwd_bce, false, 0},
 	{"seednet", seed_src, fwd_seed, false, 0},
 	{"widenet", wide_src, fwd_wide, false, 4},
+	{"actnet", act_src, fwd_act, false, 8},
 };
 
 /* Reference of a batch: infer's outputs [n][output_size] and the metrics
@@ -478,7 +526,7 @@ typedef struct grad_table {
 } grad_table;
 
 typedef struct grad_run {
-	grad_table t[8];
+	grad_table t[16];
 	int nt;
 	int64_t n;
 	double max_err; /* largest |g - fd| / (ATOL + RTOL |fd|) */
@@ -642,6 +690,7 @@ Test(network, softnet) { check_net(&nets[1]); }
 Test(network, bcenet) { check_net(&nets[2]); }
 Test(network, seednet) { check_net(&nets[3]); }
 Test(network, widenet) { check_net(&nets[4]); }
+Test(network, actnet) { check_net(&nets[5]); }
 
 /* A loss that reaches no parameter, beside a parameterised output: a step
  * changes nothing, whatever the optimizer, the fusion and the chunking, and
@@ -960,6 +1009,26 @@ Test(ir, every_fusable_activation_is_fused)
 	}
 }
 
+/* The activations of actnet fuse as acts.def says: those whose derivative
+ * reads y into the dense epilogue and the backward product; options travel
+ * with them. */
+Test(ir, activations_fuse_as_their_table_says)
+{
+	ir_graph *g = build_graph(with_optimizer(act_src, "sgd(lr: 0.1)"), true);
+	nnc_buf b = {0};
+	ir_dump(g, &b);
+	static const char *const want[] = {
+		"act=leaky_relu(alpha=0.2) : [n, 8]  ; a", "act=elu(alpha=0.7) : [n, 8]  ; b", "act=softplus : [n, 8]  ; c",
+		"dact=leaky_relu(alpha=0.2)", "dact=elu(alpha=0.7)", "dact=softplus",
+	};
+	for (size_t i = 0; i < NELEMS(want); i++)
+		cr_expect(strstr(b.data, want[i]), "no '%s' in\n%s", want[i], b.data);
+	for (int i = 0; i < g->n; i++)
+		cr_expect(g->nodes[i].dead || !ir_op_is_act_grad(g->nodes[i].op), "%%%d = %s was not fused:\n%s", i,
+			  ir_op_name(g->nodes[i].op), b.data);
+	nnc_buf_free(&b);
+}
+
 Test(plan, live_workspace_tensors_never_overlap)
 {
 	const char *srcs[NELEMS(nets) + 2];
@@ -1117,6 +1186,22 @@ static const diag_case diag_cases[] = {
 	{"name defined twice",
 	 L_MODEL L_INPUT L_LABEL "h = x |> dense(2)\nh = h |> relu\nlogits = h\n" L_LOSS L_OPT L_TRAIN,
 	 SRC_PATH ":5:1: error: 'h' is already defined", SRC_PATH ":4:1: note: 'h' was first defined here", 1},
+	{"activation option below its minimum",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> leaky_relu(alpha: -0.5)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:45: error: 'alpha' of leaky_relu must be at least 0, not -0.5", NULL, 1},
+	{"activation option beyond float",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> elu(alpha: 1e39)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:38: error: 'alpha' of elu is too large: 1e+39 is beyond the range of a 32-bit float (about 3.4e38)",
+	 NULL, 1},
+	{"option of an activation that has none",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> softplus(alpha: 1)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:36: error: 'softplus' has no option 'alpha'", "hint: 'softplus' takes no options", 1},
+	{"activation option misspelt",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> elu(alpah: 1)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:31: error: 'elu' has no option 'alpah'", "hint: did you mean 'alpha'?", 1},
+	{"activation option given by position",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> leaky_relu(0.2)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:38: error: too many arguments to 'leaky_relu' (it takes 1 plus named options)", NULL, 1},
 	{"two independent errors are both reported",
 	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> sigmoud\n" L_LOSS "optimizer sgd(lr: 0)\n" L_TRAIN,
 	 SRC_PATH ":4:27: error: unknown layer or function 'sigmoud'",
