@@ -302,6 +302,19 @@ static double sigmoid_ref(double x)
 	return 1 / (1 + exp(-x));
 }
 
+static double judge_erf(float x, float y, double r, double m[2])
+{
+	if (isnan(x))
+		return isnan(y) ? 0 : INFINITY;
+	if (isnan(y) || fabsf(y) > 1 || (y != 0 && signbit(y) != signbit(x)))
+		return INFINITY;
+	if (fabsf(x) >= 3.92f)
+		return fabsf(y) == 1.0f ? 0 : INFINITY;
+	m[0] = r != 0 ? fabs(y - r) / fabs(r) : 0;
+	/* x * 1.128 rounded into subnormals cannot be relatively accurate */
+	return fabs(y - r) / (2e-7 * fabs(r) + 0x1p-148);
+}
+
 typedef struct math_case {
 	const char *name;
 	emit_fn *emit;
@@ -320,6 +333,7 @@ static const math_case cases[] = {
 	 {"abs err (< 5e-7)", "rel err for |x| <= 1 (< 1e-6)"}},
 	{"sigmoid", cgm_sigmoid, sigmoid_ref, judge_sigmoid, -120.0f, 120.0f,
 	 {"abs err (< 5e-7)", "rel err on [-87,0] (not required)"}},
+	{"erf", cgm_erf, erf, judge_erf, -5.0f, 5.0f, {"rel err (< 2e-7)", NULL}},
 };
 
 static const math_case *find_case(const char *name)
@@ -451,6 +465,7 @@ Test(cg_math, exp) { check_function("exp"); }
 Test(cg_math, log) { check_function("log"); }
 Test(cg_math, tanh) { check_function("tanh"); }
 Test(cg_math, sigmoid) { check_function("sigmoid"); }
+Test(cg_math, erf) { check_function("erf"); }
 
 /* ---- activations (acts.def) against act_ref.h ------------------------
  * Each activation and its derivative emitter, with each option value of
@@ -486,7 +501,8 @@ typedef struct act_case {
 /* every activation; options at their default and another value */
 static const act_case act_cases[] = {
 	{"relu", 0},         {"sigmoid", 0},   {"tanh", 0},     {"leaky_relu", 0.01}, {"leaky_relu", 0.3},
-	{"elu", 1},          {"elu", 0.5},     {"softplus", 0},
+	{"elu", 1},          {"elu", 0.5},     {"softplus", 0}, {"silu", 0},          {"gelu", 1},
+	{"gelu", 0},
 };
 
 static const act_emit *cur_act;

@@ -297,7 +297,8 @@ static void fwd_wide(ref *r, const float *x, double *pred, double *out)
 
 /* Every activation of acts.def after its own dense layer, options at
  * non-default values: leaky_relu, elu and softplus (derivative from y) are
- * folded into the dense epilogues forward and backward. */
+ * folded into the dense epilogues forward and backward, silu and the two
+ * gelus (derivative from x) into the backward products only. */
 static const char act_src[] =
 	"model actnet\n"
 	"input x : f32[6]\n"
@@ -305,7 +306,10 @@ static const char act_src[] =
 	"a = x |> dense(8) |> leaky_relu(alpha: 0.2)\n"
 	"b = a |> dense(8) |> elu(alpha: 0.7)\n"
 	"c = b |> dense(8) |> softplus\n"
-	"logits = c |> dense(3)\n"
+	"d = c |> dense(8) |> silu\n"
+	"e = d |> dense(8) |> gelu\n"
+	"f = e |> dense(8) |> gelu(approximate: false)\n"
+	"logits = f |> dense(3)\n"
 	"loss softmax_cross_entropy(logits, y)\n"
 	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 11\n}\n";
 
@@ -325,7 +329,7 @@ static void fwd_act(ref *r, const float *x, double *pred, double *out)
 	static const struct {
 		const char *act;
 		double opt;
-	} layers[] = {{"leaky_relu", 0.2}, {"elu", 0.7}, {"softplus", 0}};
+	} layers[] = {{"leaky_relu", 0.2}, {"elu", 0.7}, {"softplus", 0}, {"silu", 0}, {"gelu", 1}, {"gelu", 0}};
 	double h[8], t[8];
 	int64_t in = 6;
 	for (int i = 0; i < 6; i++)
@@ -338,7 +342,7 @@ static void fwd_act(ref *r, const float *x, double *pred, double *out)
 			h[i] = ref_act(r, layers[l].act, layers[l].opt, t[i]);
 		in = 8;
 	}
-	ref_dense(r, "dense4", true, h, 8, 3, pred);
+	ref_dense(r, "dense7", true, h, 8, 3, pred);
 }
 
 typedef struct net {
@@ -357,7 +361,7 @@ static const net nets[] = {
 	{"bcenet", bce_src, fwd_bce, false, 0},
 	{"seednet", seed_src, fwd_seed, false, 0},
 	{"widenet", wide_src, fwd_wide, false, 4},
-	{"actnet", act_src, fwd_act, false, 8},
+	{"actnet", act_src, fwd_act, false, 14},
 };
 
 /* Reference of a batch: infer's outputs [n][output_size] and the metrics
@@ -1010,8 +1014,9 @@ Test(ir, every_fusable_activation_is_fused)
 }
 
 /* The activations of actnet fuse as acts.def says: those whose derivative
- * reads y into the dense epilogue and the backward product; options travel
- * with them. */
+ * reads y into the dense epilogue and the backward product, those that read
+ * x into the backward product only (their input stays a tensor); options
+ * travel with them. */
 Test(ir, activations_fuse_as_their_table_says)
 {
 	ir_graph *g = build_graph(with_optimizer(act_src, "sgd(lr: 0.1)"), true);
@@ -1019,7 +1024,9 @@ Test(ir, activations_fuse_as_their_table_says)
 	ir_dump(g, &b);
 	static const char *const want[] = {
 		"act=leaky_relu(alpha=0.2) : [n, 8]  ; a", "act=elu(alpha=0.7) : [n, 8]  ; b", "act=softplus : [n, 8]  ; c",
-		"dact=leaky_relu(alpha=0.2)", "dact=elu(alpha=0.7)", "dact=softplus",
+		" = silu(%", " = gelu(%", "approximate=true : [n, 8]  ; e", "approximate=false : [n, 8]  ; f",
+		"dact=leaky_relu(alpha=0.2)", "dact=elu(alpha=0.7)", "dact=softplus", "dact=silu",
+		"dact=gelu(approximate=true)", "dact=gelu(approximate=false)",
 	};
 	for (size_t i = 0; i < NELEMS(want); i++)
 		cr_expect(strstr(b.data, want[i]), "no '%s' in\n%s", want[i], b.data);
@@ -1193,9 +1200,12 @@ static const diag_case diag_cases[] = {
 	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> elu(alpha: 1e39)\n" L_LOSS L_OPT L_TRAIN,
 	 SRC_PATH ":4:38: error: 'alpha' of elu is too large: 1e+39 is beyond the range of a 32-bit float (about 3.4e38)",
 	 NULL, 1},
+	{"boolean activation option given a number",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> gelu(approximate: 1)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:45: error: 'approximate' of gelu must be true or false", NULL, 1},
 	{"option of an activation that has none",
-	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> softplus(alpha: 1)\n" L_LOSS L_OPT L_TRAIN,
-	 SRC_PATH ":4:36: error: 'softplus' has no option 'alpha'", "hint: 'softplus' takes no options", 1},
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> silu(alpha: 1)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:32: error: 'silu' has no option 'alpha'", "hint: 'silu' takes no options", 1},
 	{"activation option misspelt",
 	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> elu(alpah: 1)\n" L_LOSS L_OPT L_TRAIN,
 	 SRC_PATH ":4:31: error: 'elu' has no option 'alpah'", "hint: did you mean 'alpha'?", 1},

@@ -236,9 +236,23 @@ static const net nets[] = {
 	  POOL(L_MAXPOOL, 2, 2), CONV("conv3", 3, 1, 1, 1, 1, 0, 0), ACTL("leaky_relu", 0.2), LAYER(L_GAP),
 	  DENSE("dense1", 3)},
 	 {13, 6}, 0},
+	/* those whose derivative reads x: the conv keeps its output (no forward
+	 * fusion in a training graph), the derivatives go into conv2d_bwd_x and
+	 * global_avgpool_bwd reading the conv outputs */
+	{"actx",
+	 "model actx\n"
+	 "input x : f32[3, 7, 6]\n"
+	 "label y : class(3)\n"
+	 "a = x |> conv2d(4, 3, pad: same) |> silu\n"                                /* [4, 7, 6] */
+	 "b = a |> conv2d(5, [3, 2], stride: [2, 1]) |> gelu\n"                      /* [5, 3, 5] */
+	 "c = b |> conv2d(3, 1) |> gelu(approximate: false) |> global_avgpool\n"     /* [3, 3, 5] -> [3] */
+	 "logits = c |> dense(3)\n" TRAIN_BLOCK(18),
+	 {CONV("conv1", 4, 3, 3, 1, 1, 1, 1), ACTL("silu", 0), CONV("conv2", 5, 3, 2, 2, 1, 0, 0), ACTL("gelu", 1),
+	  CONV("conv3", 3, 1, 1, 1, 1, 0, 0), ACTL("gelu", 0), LAYER(L_GAP), DENSE("dense1", 3)},
+	 {18, 7}, 0},
 };
 
-enum { NET_STRIDED, NET_SAMEPOOL, NET_SIGSTACK, NET_LENET, NET_LENET33, NET_WIDEDENSE, NET_ACTY };
+enum { NET_STRIDED, NET_SAMEPOOL, NET_SIGSTACK, NET_LENET, NET_LENET33, NET_WIDEDENSE, NET_ACTY, NET_ACTX };
 
 /* ---- the reference ---------------------------------------------------- */
 
@@ -1035,6 +1049,7 @@ Test(conv, lenet) { check_net(NET_LENET, 2, 2); }
 Test(conv, lenet33) { check_net(NET_LENET33, 2, 2); }
 Test(conv, widedense) { check_net(NET_WIDEDENSE, 0, 0); }
 Test(conv, activations_from_y) { check_net(NET_ACTY, 3, 3); }
+Test(conv, activations_from_x) { check_net(NET_ACTX, 0, 3); }
 
 /* ---- the parallel schedule ------------------------------------------------
  * Chunks (plan.c) change only the order in which per-chunk gradient sums are
