@@ -18,7 +18,6 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 
-#include "cg_math.h"
 #include "ir.h"
 
 #define CG_VW 16 /* floats per vector */
