@@ -292,21 +292,30 @@ LLVMValueRef cg_dact(cg_ctx *c, ir_act a, double opt, LLVMValueRef v, LLVMValueR
 
 static void set_fn_attrs(cg_ctx *c, LLVMValueRef fn);
 
+LLVMValueRef cg_act_dst(cg_ctx *c, const ir_node *n)
+{
+	if (n->act_dst < 0)
+		return NULL;
+	NNC_ASSERT(!c->g->nodes[n->act_dst].dead); /* ir_drop_dead_act_dst */
+	return cg_tensor(c, &c->g->nodes[n->act_dst]);
+}
+
 void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, double opt, int nv, int tail, LLVMValueRef cptr,
 		      int64_t ldc, LLVMValueRef yptr, int64_t ldy, LLVMValueRef rows)
 {
 	NNC_ASSERT(nv >= 1 && nv <= 4 && tail >= 1 && tail <= CG_VW && (act == ACT_NONE || dact == ACT_NONE));
+	bool to_y = act && yptr; /* act(c) into y, c kept */
 	LLVMTypeRef pt[5] = {c->ptr, c->i64, c->ptr, c->i64, c->i64};
 	LLVMTypeRef ft = LLVMFunctionType(c->vt, pt, 5, 0);
 	/* one function per (activation, option, shape of the tile), made on
 	 * first use; a module needs a handful */
 	LLVMValueRef *slot = NULL;
 	for (cg_epilogue *e = c->epilogues; e && !slot; e = e->next)
-		if (e->act == act && e->dact == dact && e->opt == opt && e->nv == nv && e->tail == tail)
+		if (e->act == act && e->dact == dact && e->opt == opt && e->nv == nv && e->tail == tail && e->to_y == to_y)
 			slot = &e->fn;
 	if (!slot) {
 		cg_epilogue *e = nnc_alloc(sizeof *e);
-		*e = (cg_epilogue){c->epilogues, act, dact, opt, nv, tail, NULL};
+		*e = (cg_epilogue){c->epilogues, act, dact, opt, nv, tail, to_y, NULL};
 		c->epilogues = e;
 		slot = &e->fn;
 	}
@@ -315,8 +324,8 @@ void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, double opt, int nv, in
 		LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->B);
 		LLVMValueRef saved_fn = c->fn;
 		char name[64];
-		snprintf(name, sizeof name, "epilogue.%s.%s.%dx%d", act ? ir_act_get(act)->name : "none",
-			 dact ? ir_act_get(dact)->name : "none", nv, tail);
+		snprintf(name, sizeof name, "epilogue.%s.%s.%dx%d%s", act ? ir_act_get(act)->name : "none",
+			 dact ? ir_act_get(dact)->name : "none", nv, tail, to_y ? ".to_y" : "");
 		LLVMValueRef fn = LLVMAddFunction(c->M, name, ft);
 		LLVMSetLinkage(fn, LLVMInternalLinkage);
 		set_fn_attrs(c, fn);
@@ -333,11 +342,10 @@ void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, double opt, int nv, in
 			LLVMValueRef off = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, L, ""), cg_i64(c, 16 * v), "");
 			LLVMValueRef p = cg_gep(c, C, off);
 			LLVMValueRef x = cg_act(c, act, opt, cg_vload(c, p, mask));
-			if (dact) {
-				LLVMValueRef yo = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, LY, ""), cg_i64(c, 16 * v), "");
+			LLVMValueRef yo = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, LY, ""), cg_i64(c, 16 * v), "");
+			if (dact)
 				x = cg_dact(c, dact, opt, cg_vload(c, cg_gep(c, Y, yo), mask), x);
-			}
-			cg_vstore(c, x, p, mask);
+			cg_vstore(c, x, to_y ? cg_gep(c, Y, yo) : p, mask);
 		}
 		cg_loop_end(c, &r);
 		LLVMBuildRetVoid(c->B);
@@ -386,7 +394,7 @@ static lower_fn *const lowerings[IR_NUM_OPS] = {
 
 static bool has_code(const ir_node *n)
 {
-	return !n->dead && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM;
+	return !n->dead && !n->in_epilogue && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM;
 }
 
 static void lower_op(cg_ctx *c, int id)

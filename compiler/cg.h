@@ -55,6 +55,7 @@ typedef struct cg_epilogue {
 	ir_act act, dact;
 	double opt;
 	int nv, tail;
+	bool to_y;
 	LLVMValueRef fn;
 } cg_epilogue;
 
@@ -109,7 +110,8 @@ void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef
 /* Applies the activation, or multiplies by the derivative of `dact` taken
  * at v (x or y, acts.def's `from`), in place to a tile of `rows` rows of nv
  * vectors, the last one with `tail` lanes: c[r*ldc + v*16 ...],
- * v[r*ldy + v*16 ...]; `opt` is the activation's option.  The work happens
+ * v[r*ldy + v*16 ...]; `opt` is the activation's option.  With `act` and a
+ * y pointer, act(c) goes to y instead and c is left as it is (cg_act_dst).  The work happens
  * in a separate function so that the polynomials' constants do not occupy
  * registers in the caller's accumulation loops. */
 void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, double opt, int nv, int tail, LLVMValueRef cptr,
@@ -119,6 +121,9 @@ void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, double opt, int nv, in
  * derivative from v (x or y, as the row says; ACT_NONE: dy), with the
  * activation's option; float or vector values. */
 LLVMValueRef cg_act(cg_ctx *c, ir_act a, double opt, LLVMValueRef x);
+/* Where a product's or convolution's epilogue writes act(value) besides the
+ * value itself (ir_node.act_dst, same shape and layout), or NULL: in place. */
+LLVMValueRef cg_act_dst(cg_ctx *c, const ir_node *n);
 LLVMValueRef cg_dact(cg_ctx *c, ir_act a, double opt, LLVMValueRef v, LLVMValueRef dy);
 
 /* ---- kernels (cg_kernels.c): one lowering per row of ops.def ---- */

@@ -32,12 +32,13 @@ typedef struct gemm_spec {
 	ir_act act;
 	ir_act dact;     /* multiply by act'(v), v[m, j] = y[m*ldy + j] (x or y, acts.def) */
 	double opt;      /* the activation's option */
+	LLVMValueRef out2; /* act(C) goes here (ldc apart), C keeping the value; or NULL */
 	LLVMValueRef y;
 	int64_t ldy;
 } gemm_spec;
 
 /* The forward activation goes into the accumulation loop itself. */
-static bool inline_act(const gemm_spec *s) { return s->act && !s->dact && ir_act_get(s->act)->inl; }
+static bool inline_act(const gemm_spec *s) { return s->act && !s->dact && !s->out2 && ir_act_get(s->act)->inl; }
 
 /* A slice [k0, k1) of the reduction; the first starts from zero, the others
  * from the partial sums in C; only the last applies the epilogue.  first and
@@ -134,7 +135,10 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValue
 	LLVMValueRef yp = NULL;
 	if (s->dact)
 		yp = cg_gep(c, s->y, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m0, cg_i64(c, s->ldy), ""), j0, ""));
-	cg_call_epilogue(c, s->act, s->dact, s->opt, nv, tail, cg_gep(c, s->c, co), s->ldc, yp, s->ldy, cg_i64(c, mr));
+	int64_t ldy = s->out2 ? s->ldc : s->ldy;
+	if (s->out2)
+		yp = cg_gep(c, s->out2, co);
+	cg_call_epilogue(c, s->act, s->dact, s->opt, nv, tail, cg_gep(c, s->c, co), s->ldc, yp, ldy, cg_i64(c, mr));
 	cg_if_end(c, &lf);
 }
 
@@ -268,6 +272,7 @@ void lower_dense(cg_ctx *c, ir_node *n)
 	s.bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
 	s.act = n->act;
 	s.opt = n->fa[IR_FA_ACT];
+	s.out2 = cg_act_dst(c, n);
 	gemm(c, &s);
 }
 

@@ -7,9 +7,10 @@
  *   2. act(dense(x, W, b))  ->  dense(x, W, b) act=...  when the dense output
  *      has no other user: bias and activation are applied in the matmul
  *      epilogue, on values still in registers.  Likewise for conv2d.  An
- *      activation whose derivative reads its input x (acts.def's `from`)
- *      is folded only where nothing else reads x, i.e. where no derivative
- *      needs it: the sole-user test says exactly that.
+ *      activation whose derivative reads its input z (acts.def's `from`)
+ *      keeps its node and its tensor, but the product's epilogue writes it
+ *      (act_dst) besides z, which the derivative reads: one pass over the
+ *      tile instead of two (the activation node is then in_epilogue).
  *   3. act_grad(v, dense_bwd_x(dy, Wt))  ->  dense_bwd_x(dy, Wt, v) dact=...
  *      the backward matmul multiplies by act'(v) before storing, v being
  *      the activation's output y or input x as its derivative needs;
@@ -86,12 +87,18 @@ void nnc_fuse(ir_graph *g)
 			continue;
 		int d = n->in[0];
 		ir_node *dn = &g->nodes[d];
-		if ((dn->op == IR_DENSE || dn->op == IR_CONV2D) && dn->act == ACT_NONE && sole_user(g, d) == i &&
-		    d != g->output) {
+		if ((dn->op != IR_DENSE && dn->op != IR_CONV2D) || dn->act != ACT_NONE)
+			continue;
+		if (sole_user(g, d) == i && d != g->output) {
 			dn->act = ir_op_act(n->op);
 			dn->fa[IR_FA_ACT] = n->fa[IR_FA_ACT];
 			dn->loc = n->loc;
 			forward_to(g, i, d);
+		} else if (ir_act_get(ir_op_act(n->op))->from == ACT_FROM_X) {
+			dn->act = ir_op_act(n->op);
+			dn->fa[IR_FA_ACT] = n->fa[IR_FA_ACT];
+			dn->act_dst = i;
+			n->in_epilogue = true;
 		}
 	}
 	/* 3. activation derivative into the backward matmul epilogue */
@@ -119,4 +126,5 @@ void nnc_fuse(ir_graph *g)
 		if (ir_use_count(g, i, i + 1, g->n) == 0)
 			g->nodes[i].dead = true;
 	}
+	ir_drop_dead_act_dst(g);
 }

@@ -101,6 +101,17 @@ void ir_drop_training(ir_graph *g)
 		g->nodes[i].dead = true;
 }
 
+void ir_drop_dead_act_dst(ir_graph *g)
+{
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->act_dst >= 0 && g->nodes[n->act_dst].dead) {
+			n->act = ACT_NONE;
+			n->act_dst = -1;
+		}
+	}
+}
+
 int ir_add(ir_graph *g, ir_op op, int nin, const int *in)
 {
 	NNC_ASSERT(nin <= IR_MAX_IN);
@@ -119,6 +130,7 @@ int ir_add(ir_graph *g, ir_op op, int nin, const int *in)
 		n->in[i] = in[i];
 	}
 	n->param = -1;
+	n->act_dst = -1;
 	return id;
 }
 
@@ -211,6 +223,8 @@ static void dump_node(ir_graph *g, int i, nnc_buf *out)
 	nnc_buf_puts(out, ")");
 	if (n->act)
 		nnc_buf_printf(out, " act=%s", ir_act_str(n->act, n->fa[IR_FA_ACT]));
+	if (n->act_dst >= 0)
+		nnc_buf_printf(out, " into %%%d", n->act_dst);
 	if (n->dact)
 		nnc_buf_printf(out, " dact=%s", ir_act_str(n->dact, n->fa[IR_FA_ACT]));
 	if (n->op == IR_AFFINE)
@@ -220,6 +234,8 @@ static void dump_node(ir_graph *g, int i, nnc_buf *out)
 		char *as = ir_act_str(a, n->fa[IR_FA_ACT]) + strlen(ir_act_get(a)->name) + 1;
 		nnc_buf_printf(out, " %.*s", (int)strlen(as) - 1, as);
 	}
+	if (n->in_epilogue)
+		nnc_buf_printf(out, " in-epilogue of %%%d", n->in[0]);
 	nnc_buf_printf(out, " : %s%s", shape, n->batched && n->layout == LAYOUT_CN ? " cn" : "");
 	if (n->name)
 		nnc_buf_printf(out, "  ; %s", n->name);

@@ -101,6 +101,11 @@ typedef struct ir_node {
 	int64_t size;          /* product of dims (per sample if batched) */
 	ir_layout layout;      /* batched tensors only */
 	ir_act act;            /* DENSE, CONV2D: activation applied in the epilogue */
+	int act_dst;           /* with act: the node whose tensor receives act(value) while this
+				* one keeps the value itself (an activation whose derivative
+				* needs its input x), or -1: act applied in place */
+	bool in_epilogue;      /* an activation node that act_dst of its operand writes: it has
+				* no code of its own */
 	ir_act dact;           /* DENSE_BWD_X etc.: multiply by act'(v), v (x or y,
 				* acts.def's `from`) the last operand */
 	int64_t ia[12];        /* op-specific integers (see each op in ops.def) */
@@ -209,6 +214,9 @@ void nnc_autodiff(ir_graph *g);               /* backward nodes + optimizer upda
 void nnc_add_inference_tail(ir_graph *g);     /* the value inference returns, into ST_OUT */
 void nnc_fuse(ir_graph *g);
 void nnc_plan(ir_graph *g);
+/* A product or convolution whose act_dst node is dead (nothing reads the
+ * activation) keeps its plain value and applies no activation. */
+void ir_drop_dead_act_dst(ir_graph *g);
 /* --inference-only: marks the backward pass and the update (nodes [n_eval,
  * n_train)) dead, so that nnc_plan gives them no memory. */
 void ir_drop_training(ir_graph *g);

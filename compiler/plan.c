@@ -52,6 +52,11 @@ static int64_t plan_range(ir_graph *g, int lo, int hi, int64_t base, bool batche
 		for (int k = 0; k < n->nin; k++)
 			if (last[n->in[k]] < i)
 				last[n->in[k]] = i;
+		/* written by its operand's epilogue, while that op still reads its
+		 * own operands: they must not be given this tensor's memory */
+		for (int k = 0; n->in_epilogue && k < g->nodes[n->in[0]].nin; k++)
+			if (last[g->nodes[n->in[0]].in[k]] < i)
+				last[g->nodes[n->in[0]].in[k]] = i;
 	}
 	block *live = nnc_alloc(sizeof(block) * (size_t)(hi - lo + 1));
 	int nlive = 0;

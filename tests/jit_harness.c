@@ -173,6 +173,12 @@ const char *th_plan_violation(ir_graph *g, int lo, int hi)
 		for (int k = 0; k < n->nin; k++)
 			if (last[n->in[k]] < i)
 				last[n->in[k]] = i;
+		/* an activation written by its operand's epilogue is written while
+		 * that op reads its own operands */
+		const ir_node *p = &g->nodes[n->in[0]];
+		for (int k = 0; n->in_epilogue && k < p->nin; k++)
+			if (last[p->in[k]] < i)
+				last[p->in[k]] = i;
 	}
 	for (int i = lo; i < hi; i++) {
 		ir_node *a = &g->nodes[i];

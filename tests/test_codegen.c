@@ -297,8 +297,9 @@ static void fwd_wide(ref *r, const float *x, double *pred, double *out)
 
 /* Every activation of acts.def after its own dense layer, options at
  * non-default values: leaky_relu, elu and softplus (derivative from y) are
- * folded into the dense epilogues forward and backward, silu and the two
- * gelus (derivative from x) into the backward products only. */
+ * folded into the dense epilogues forward (in place) and backward, silu
+ * and the two gelus (derivative from x) too, their epilogue writing both
+ * the product and the activation. */
 static const char act_src[] =
 	"model actnet\n"
 	"input x : f32[6]\n"
@@ -1014,9 +1015,10 @@ Test(ir, every_fusable_activation_is_fused)
 }
 
 /* The activations of actnet fuse as acts.def says: those whose derivative
- * reads y into the dense epilogue and the backward product, those that read
- * x into the backward product only (their input stays a tensor); options
- * travel with them. */
+ * reads y into the dense epilogue (in place) and the backward product,
+ * those that read x too, but the epilogue writes the activation into its
+ * own node's tensor and keeps x for the derivative; options travel with
+ * them. */
 Test(ir, activations_fuse_as_their_table_says)
 {
 	ir_graph *g = build_graph(with_optimizer(act_src, "sgd(lr: 0.1)"), true);
@@ -1024,7 +1026,9 @@ Test(ir, activations_fuse_as_their_table_says)
 	ir_dump(g, &b);
 	static const char *const want[] = {
 		"act=leaky_relu(alpha=0.2) : [n, 8]  ; a", "act=elu(alpha=0.7) : [n, 8]  ; b", "act=softplus : [n, 8]  ; c",
-		" = silu(%", " = gelu(%", "approximate=true : [n, 8]  ; e", "approximate=false : [n, 8]  ; f",
+		"act=silu into %17 : [n, 8]", "= silu(%16) in-epilogue of %16 : [n, 8]  ; d",
+		"act=gelu(approximate=true) into %21 : [n, 8]", "= gelu(%20) approximate=true in-epilogue of %20 : [n, 8]  ; e",
+		"act=gelu(approximate=false) into %25 : [n, 8]", "= gelu(%24) approximate=false in-epilogue of %24 : [n, 8]  ; f",
 		"dact=leaky_relu(alpha=0.2)", "dact=elu(alpha=0.7)", "dact=softplus", "dact=silu",
 		"dact=gelu(approximate=true)", "dact=gelu(approximate=false)",
 	};

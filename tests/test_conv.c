@@ -236,9 +236,9 @@ static const net nets[] = {
 	  POOL(L_MAXPOOL, 2, 2), CONV("conv3", 3, 1, 1, 1, 1, 0, 0), ACTL("leaky_relu", 0.2), LAYER(L_GAP),
 	  DENSE("dense1", 3)},
 	 {13, 6}, 0},
-	/* those whose derivative reads x: the conv keeps its output (no forward
-	 * fusion in a training graph), the derivatives go into conv2d_bwd_x and
-	 * global_avgpool_bwd reading the conv outputs */
+	/* those whose derivative reads x: the conv epilogue writes the
+	 * activation into the activation's tensor and keeps its own output for
+	 * the derivatives, which go into conv2d_bwd_x and global_avgpool_bwd */
 	{"actx",
 	 "model actx\n"
 	 "input x : f32[3, 7, 6]\n"
@@ -1049,7 +1049,7 @@ Test(conv, lenet) { check_net(NET_LENET, 2, 2); }
 Test(conv, lenet33) { check_net(NET_LENET33, 2, 2); }
 Test(conv, widedense) { check_net(NET_WIDEDENSE, 0, 0); }
 Test(conv, activations_from_y) { check_net(NET_ACTY, 3, 3); }
-Test(conv, activations_from_x) { check_net(NET_ACTX, 0, 3); }
+Test(conv, activations_from_x) { check_net(NET_ACTX, 3, 3); }
 
 /* ---- the parallel schedule ------------------------------------------------
  * Chunks (plan.c) change only the order in which per-chunk gradient sums are
