@@ -649,15 +649,27 @@ Test(cg_math, judges_accept_exact_and_reject_perturbed)
 	}
 }
 
-/* Nothing may lower to a call: not in the optimised IR (only the intrinsics
- * cg_math.c uses), nor in the machine code of the host or baseline x86-64
- * (where llvm.fma or llvm.rint would become fmaf/rintf calls). */
+/* Nothing may lower to a call, in the functions or the activations: not in
+ * the optimised IR (only the intrinsics cg_math.c uses), nor in the machine
+ * code of the host or baseline x86-64 (where llvm.fma or llvm.rint would
+ * become fmaf/rintf calls). */
 Test(cg_math, no_calls_in_ir_or_machine_code)
 {
 	static const char *const allowed[] = {"llvm.fmuladd.", "llvm.fabs.", "llvm.copysign."};
 	jit j = jit_new("cgm_asm");
 	for (size_t i = 0; i < NELEMS(cases); i++)
 		build_all_variants(&j, cases[i].name, cases[i].emit);
+	for (size_t i = 0; i < NELEMS(act_cases); i++) { /* and every activation and derivative */
+		for (size_t k = 0; k < NELEMS(act_emits); k++)
+			if (!strcmp(act_emits[k].name, act_cases[i].name))
+				cur_act = &act_emits[k];
+		cur_opt = act_cases[i].opt;
+		char name[64];
+		snprintf(name, sizeof name, "%s_%g", act_cases[i].name, act_cases[i].opt);
+		build_all_variants(&j, name, emit_cur_act);
+		snprintf(name, sizeof name, "d%s_%g", act_cases[i].name, act_cases[i].opt);
+		build_all_variants(&j, name, emit_cur_dact);
+	}
 	for (LLVMValueRef fn = LLVMGetFirstFunction(j.mod); fn; fn = LLVMGetNextFunction(fn)) {
 		if (LLVMCountBasicBlocks(fn))
 			continue;
