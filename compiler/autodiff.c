@@ -187,10 +187,16 @@ static void grad_affine(ad_ctx *a, int node, int dy)
 	accum(a, operand(a, node, 0), id);
 }
 
-/* Activation derivatives are written in terms of the output y. */
-static void grad_relu(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit2(a, IR_RELU_GRAD, node, dy, node)); }
-static void grad_sigmoid(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit2(a, IR_SIGMOID_GRAD, node, dy, node)); }
-static void grad_tanh(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit2(a, IR_TANH_GRAD, node, dy, node)); }
+/* Every activation of acts.def: dx = dy f'(x), written in terms of the
+ * output y or the input x as the row's `from` says; the option travels. */
+static void grad_act(ad_ctx *a, int node, int dy)
+{
+	ir_act act = ir_op_act(a->g->nodes[node].op);
+	int v = ir_act_get(act)->from == ACT_FROM_X ? operand(a, node, 0) : node;
+	int id = emit2(a, ir_act_grad_op(act), v, dy, node);
+	a->g->nodes[id].fa[IR_FA_ACT] = a->g->nodes[node].fa[IR_FA_ACT];
+	accum(a, operand(a, node, 0), id);
+}
 static void grad_softmax(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit2(a, IR_SOFTMAX_GRAD, node, dy, node)); }
 
 /* Loss gradients: the seed dLoss/dLoss = 1 is implicit (dy is -1). */
@@ -205,7 +211,7 @@ static void grad_mse(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node,
 static void grad_bce(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_BCE_GRAD); }
 
 static grad_fn *const grad_rules[IR_NUM_OPS] = {
-#define OP(id, name, arity, shape, grad, lower) [IR_##id] = grad,
+#define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = grad,
 #include "ops.def"
 #undef OP
 };

@@ -265,55 +265,67 @@ void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef
 	*hi = LLVMBuildSDiv(c->B, LLVMBuildMul(c->B, t1, ntasks, ""), nth, "hi");
 }
 
-LLVMValueRef cg_act(cg_ctx *c, ir_act a, LLVMValueRef x)
+/* acts.def's emitters (cg_math.c), by activation. */
+static cgm_act_fn *const act_emit[IR_NUM_ACTS] = {
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) [ACT_##id] = act,
+#include "acts.def"
+#undef ACT
+};
+
+static cgm_dact_fn *const dact_emit[IR_NUM_ACTS] = {
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) [ACT_##id] = dact,
+#include "acts.def"
+#undef ACT
+};
+
+LLVMValueRef cg_act(cg_ctx *c, ir_act a, double opt, LLVMValueRef x)
 {
-	switch (a) {
-	case ACT_NONE: return x;
-	case ACT_RELU: {
-		LLVMValueRef z = LLVMConstNull(LLVMTypeOf(x));
-		return LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, x, z, ""), x, z, "relu");
-	}
-	case ACT_SIGMOID: return cgm_sigmoid(c->B, x);
-	case ACT_TANH: return cgm_tanh(c->B, x);
-	}
-	nnc_unreachable();
+	return a == ACT_NONE ? x : act_emit[a](c->B, x, opt);
 }
 
-LLVMValueRef cg_dact(cg_ctx *c, ir_act a, LLVMValueRef y, LLVMValueRef dy)
+LLVMValueRef cg_dact(cg_ctx *c, ir_act a, double opt, LLVMValueRef v, LLVMValueRef dy)
 {
-	LLVMTypeRef t = LLVMTypeOf(y);
-	LLVMValueRef one = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? cg_vf32(c, 1) : cg_f32(c, 1);
-	switch (a) {
-	case ACT_NONE: return dy;
-	case ACT_RELU: {
-		LLVMValueRef z = LLVMConstNull(t);
-		return LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, y, z, ""), dy, z, "");
-	}
-	case ACT_SIGMOID:
-		return LLVMBuildFMul(c->B, dy, LLVMBuildFMul(c->B, y, LLVMBuildFSub(c->B, one, y, ""), ""), "");
-	case ACT_TANH:
-		return LLVMBuildFMul(c->B, dy, LLVMBuildFSub(c->B, one, LLVMBuildFMul(c->B, y, y, ""), ""), "");
-	}
-	nnc_unreachable();
+	return a == ACT_NONE ? dy : dact_emit[a](c->B, v, dy, opt);
 }
 
 /* ---- out-of-line epilogues ---- */
 
 static void set_fn_attrs(cg_ctx *c, LLVMValueRef fn);
 
-void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, int nv, int tail, LLVMValueRef cptr, int64_t ldc,
-		      LLVMValueRef yptr, int64_t ldy, LLVMValueRef rows)
+LLVMValueRef cg_act_dst(cg_ctx *c, const ir_node *n)
 {
-	NNC_ASSERT(nv >= 1 && nv <= 4 && tail >= 1 && tail <= CG_VW);
+	if (n->act_dst < 0)
+		return NULL;
+	NNC_ASSERT(!c->g->nodes[n->act_dst].dead); /* ir_drop_dead_act_dst */
+	return cg_tensor(c, &c->g->nodes[n->act_dst]);
+}
+
+void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, double opt, int nv, int tail, LLVMValueRef cptr,
+		      int64_t ldc, LLVMValueRef yptr, int64_t ldy, LLVMValueRef rows)
+{
+	NNC_ASSERT(nv >= 1 && nv <= 4 && tail >= 1 && tail <= CG_VW && (act == ACT_NONE || dact == ACT_NONE));
+	bool to_y = act && yptr; /* act(c) into y, c kept */
 	LLVMTypeRef pt[5] = {c->ptr, c->i64, c->ptr, c->i64, c->i64};
 	LLVMTypeRef ft = LLVMFunctionType(c->vt, pt, 5, 0);
-	LLVMValueRef *slot = &c->epilogues[act][dact][nv][tail];
+	/* one function per (activation, option, shape of the tile), made on
+	 * first use; a module needs a handful */
+	LLVMValueRef *slot = NULL;
+	for (cg_epilogue *e = c->epilogues; e && !slot; e = e->next)
+		if (e->act == act && e->dact == dact && e->opt == opt && e->nv == nv && e->tail == tail && e->to_y == to_y)
+			slot = &e->fn;
+	if (!slot) {
+		cg_epilogue *e = nnc_alloc(sizeof *e);
+		*e = (cg_epilogue){c->epilogues, act, dact, opt, nv, tail, to_y, NULL};
+		c->epilogues = e;
+		slot = &e->fn;
+	}
 	if (!*slot) {
 		/* build it once, with the builder state of the caller saved */
 		LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->B);
 		LLVMValueRef saved_fn = c->fn;
 		char name[64];
-		snprintf(name, sizeof name, "epilogue.%d.%d.%dx%d", act, dact, nv, tail);
+		snprintf(name, sizeof name, "epilogue.%s.%s.%dx%d%s", act ? ir_act_get(act)->name : "none",
+			 dact ? ir_act_get(dact)->name : "none", nv, tail, to_y ? ".to_y" : "");
 		LLVMValueRef fn = LLVMAddFunction(c->M, name, ft);
 		LLVMSetLinkage(fn, LLVMInternalLinkage);
 		set_fn_attrs(c, fn);
@@ -329,12 +341,11 @@ void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, int nv, int tail, LLVM
 			LLVMValueRef mask = v == nv - 1 ? tmask : NULL;
 			LLVMValueRef off = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, L, ""), cg_i64(c, 16 * v), "");
 			LLVMValueRef p = cg_gep(c, C, off);
-			LLVMValueRef x = cg_act(c, act, cg_vload(c, p, mask));
-			if (dact) {
-				LLVMValueRef yo = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, LY, ""), cg_i64(c, 16 * v), "");
-				x = cg_dact(c, dact, cg_vload(c, cg_gep(c, Y, yo), mask), x);
-			}
-			cg_vstore(c, x, p, mask);
+			LLVMValueRef x = cg_act(c, act, opt, cg_vload(c, p, mask));
+			LLVMValueRef yo = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, LY, ""), cg_i64(c, 16 * v), "");
+			if (dact)
+				x = cg_dact(c, dact, opt, cg_vload(c, cg_gep(c, Y, yo), mask), x);
+			cg_vstore(c, x, to_y ? cg_gep(c, Y, yo) : p, mask);
 		}
 		cg_loop_end(c, &r);
 		LLVMBuildRetVoid(c->B);
@@ -376,14 +387,14 @@ static void begin_fn(cg_ctx *c, LLVMValueRef fn)
 static LLVMValueRef *op_fns;
 
 static lower_fn *const lowerings[IR_NUM_OPS] = {
-#define OP(id, name, arity, shape, grad, lower) [IR_##id] = lower,
+#define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = lower,
 #include "ops.def"
 #undef OP
 };
 
 static bool has_code(const ir_node *n)
 {
-	return !n->dead && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM;
+	return !n->dead && !n->in_epilogue && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM;
 }
 
 static void lower_op(cg_ctx *c, int id)
@@ -441,8 +452,9 @@ static LLVMValueRef chunk_args(cg_ctx *c, LLVMValueRef slot, LLVMValueRef k, LLV
 }
 
 /* Zeros what no op writes in a chunk's gradients, so that the update can
- * sum whole vectors: the padding after each parameter and the gradients of
- * parameters that the loss does not reach. */
+ * sum (and step along) whole vectors: the padding after each parameter and
+ * the gradients of parameters that the loss does not reach, which are
+ * therefore 0 whatever the caller's grads held and whatever the chunking. */
 static void clear_unwritten(cg_ctx *c, LLVMValueRef grads)
 {
 	ir_graph *g = c->g;
@@ -510,6 +522,14 @@ static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n
 	LLVMValueRef ck0 = chunk_args(c, cg_alloca(c, c->chunk_t, "chunk0"), cg_i64(c, 0), nsteps);
 	tick(c, -1);
 	if (g->chunks == 1) {
+		bool update = false;
+		for (int k = 0; k < n; k++)
+			update |= ir_node_phase(g, &g->nodes[ids[k]]) == PHASE_UPDATE;
+		if (update) { /* before the first barrier; no op writes these */
+			cg_if t0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
+			clear_unwritten(c, arg_field(c, A_GRADS, c->ptr));
+			cg_if_end(c, &t0);
+		}
 		for (int k = 0; k < n; k++) {
 			call_op(c, ids[k], c->tid, c->nth, ck0);
 			if (k + 1 < n)

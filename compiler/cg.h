@@ -49,8 +49,17 @@ typedef struct cg_ctx {
 	LLVMValueRef tick_fn;   /* nnrt_prof_tick, with cg_options.profile */
 	LLVMTypeRef tick_t;
 	int *op_index;          /* node -> index in the op table, or -1 */
-	LLVMValueRef epilogues[4][4][5][17]; /* cg_call_epilogue functions by act, dact, nv, tail */
+	struct cg_epilogue *epilogues; /* cg_call_epilogue's functions, made on first use */
 } cg_ctx;
+
+typedef struct cg_epilogue {
+	struct cg_epilogue *next;
+	ir_act act, dact;
+	double opt;
+	int nv, tail;
+	bool to_y;
+	LLVMValueRef fn;
+} cg_epilogue;
 
 /* ---- helpers (cg.c) ---- */
 LLVMValueRef cg_i64(cg_ctx *c, int64_t v);
@@ -100,21 +109,28 @@ LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n);
 /* This thread's share [*lo, *hi) of ntasks tasks. */
 void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef *hi);
 
-/* Applies the activation (and/or multiplies by the derivative of `dact`
- * taken at y) in place to a tile of `rows` rows of nv vectors, the last one
- * with `tail` lanes: c[r*ldc + v*16 ...], y[r*ldy + v*16 ...].  The work
- * happens in a separate function so that the polynomials' constants do not
- * occupy registers in the caller's accumulation loops. */
-void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, int nv, int tail, LLVMValueRef cptr, int64_t ldc,
-		      LLVMValueRef yptr, int64_t ldy, LLVMValueRef rows);
+/* Applies the activation, or multiplies by the derivative of `dact` taken
+ * at v (x or y, acts.def's `from`), in place to a tile of `rows` rows of nv
+ * vectors, the last one with `tail` lanes: c[r*ldc + v*16 ...],
+ * v[r*ldy + v*16 ...]; `opt` is the activation's option.  With `act` and a
+ * y pointer, act(c) goes to y instead and c is left as it is (cg_act_dst).  The work happens
+ * in a separate function so that the polynomials' constants do not occupy
+ * registers in the caller's accumulation loops. */
+void cg_call_epilogue(cg_ctx *c, ir_act act, ir_act dact, double opt, int nv, int tail, LLVMValueRef cptr,
+		      int64_t ldc, LLVMValueRef yptr, int64_t ldy, LLVMValueRef rows);
 
-/* Activation and its derivative (from the activation's output y), vectors. */
-LLVMValueRef cg_act(cg_ctx *c, ir_act a, LLVMValueRef x);
-LLVMValueRef cg_dact(cg_ctx *c, ir_act a, LLVMValueRef y, LLVMValueRef dy);
+/* An activation of acts.def (ACT_NONE: x itself) and dy times its
+ * derivative from v (x or y, as the row says; ACT_NONE: dy), with the
+ * activation's option; float or vector values. */
+LLVMValueRef cg_act(cg_ctx *c, ir_act a, double opt, LLVMValueRef x);
+/* Where a product's or convolution's epilogue writes act(value) besides the
+ * value itself (ir_node.act_dst, same shape and layout), or NULL: in place. */
+LLVMValueRef cg_act_dst(cg_ctx *c, const ir_node *n);
+LLVMValueRef cg_dact(cg_ctx *c, ir_act a, double opt, LLVMValueRef v, LLVMValueRef dy);
 
 /* ---- kernels (cg_kernels.c): one lowering per row of ops.def ---- */
 typedef void lower_fn(cg_ctx *c, ir_node *n);
-#define OP(id, name, arity, shape, grad, lower) lower_fn lower;
+#define OP(id, name, arity, shape, grad, lower, kind, flops) lower_fn lower;
 #include "ops.def"
 #undef OP
 

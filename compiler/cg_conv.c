@@ -171,8 +171,9 @@ static void conv_fwd_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVa
 	/* the activation, out of line (filters are OH*OW*bp apart) */
 	if (n->act) {
 		LLVMValueRef y0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f0, G->OH), oh), G->OW), ow_i), bp), s0);
-		cg_call_epilogue(c, n->act, ACT_NONE, nv, CG_VW, cg_gep(c, Y, y0), G->OH * G->OW * bp, NULL, 0,
-				 cg_i64(c, mr));
+		LLVMValueRef Ya = cg_act_dst(c, n); /* or in place */
+		cg_call_epilogue(c, n->act, ACT_NONE, n->fa[IR_FA_ACT], nv, CG_VW, cg_gep(c, Y, y0), G->OH * G->OW * bp,
+				 Ya ? cg_gep(c, Ya, y0) : NULL, Ya ? G->OH * G->OW * bp : 0, cg_i64(c, mr));
 	}
 }
 
@@ -252,7 +253,8 @@ static void nc_taps_load(cg_ctx *c, const conv_geo *G, const void *ctx, LLVMValu
 
 /* ... the last of the nv vectors holding `tail` outputs */
 static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt, LLVMValueRef Bias,
-			 LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef owb, int mr, int nv, int tail)
+			 LLVMValueRef Y, LLVMValueRef Ya, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef owb, int mr, int nv,
+			 int tail)
 {
 	LLVMValueRef acc[24][4], khlo, khhi;
 	tap_range(c, oh, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
@@ -272,7 +274,8 @@ static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef 
 	}
 	if (n->act) { /* out of line: the polynomial's constants stay out of the loop above */
 		LLVMValueRef y0 = add(c, mulk(c, add(c, mulk(c, f0, G->OH), oh), G->OW), owb);
-		cg_call_epilogue(c, n->act, ACT_NONE, nv, tail, cg_gep(c, Y, y0), G->OH * G->OW, NULL, 0, cg_i64(c, mr));
+		cg_call_epilogue(c, n->act, ACT_NONE, n->fa[IR_FA_ACT], nv, tail, cg_gep(c, Y, y0), G->OH * G->OW,
+				 Ya ? cg_gep(c, Ya, y0) : NULL, Ya ? G->OH * G->OW : 0, cg_i64(c, mr));
 	}
 }
 
@@ -297,6 +300,9 @@ static void lower_conv_nc(cg_ctx *c, ir_node *n)
 	rest = LLVMBuildSRem(c->B, rest, cg_i64(c, G.OH * ncb), "");
 	LLVMValueRef oh = LLVMBuildSDiv(c->B, rest, cg_i64(c, ncb), ""), cb = LLVMBuildSRem(c->B, rest, cg_i64(c, ncb), "");
 	LLVMValueRef Xs = cg_gep(c, X, mulk(c, smp, x->size)), Ys = cg_gep(c, Y, mulk(c, smp, n->size));
+	LLVMValueRef Ya = cg_act_dst(c, n); /* the activation's tensor, or NULL: in place */
+	if (Ya)
+		Ya = cg_gep(c, Ya, mulk(c, smp, n->size));
 	LLVMValueRef f0 = mulk(c, fb, mr), owb = mulk(c, cb, 16 * nv);
 	/* four shapes: last filter block or not, last column block or not */
 	LLVMValueRef lastf = LLVMBuildICmp(c->B, LLVMIntEQ, fb, cg_i64(c, nfb - 1), "");
@@ -311,12 +317,12 @@ static void lower_conv_nc(cg_ctx *c, ir_node *n)
 		int rows = fl == 0 ? mr : (int)last;
 		int tail = (int)(G.OW - (ncb - 1) * 16 * nv - 16 * (lastv - 1)); /* outputs in the last vector */
 		if (ncb == 1) {
-			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, (int)lastv, tail);
+			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, Ya, f0, oh, owb, rows, (int)lastv, tail);
 		} else {
 			cg_if fc = cg_if_begin(c, lastc);
-			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, (int)lastv, tail);
+			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, Ya, f0, oh, owb, rows, (int)lastv, tail);
 			cg_if_else(c, &fc);
-			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, f0, oh, owb, rows, nv, CG_VW);
+			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, Ya, f0, oh, owb, rows, nv, CG_VW);
 			cg_if_end(c, &fc);
 		}
 		if (fsplit)
@@ -410,7 +416,7 @@ static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVal
 	}
 	if (n->dact) {
 		LLVMValueRef x0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, c0, G->H), ih), G->W), iw_i), bp), s0);
-		cg_call_epilogue(c, ACT_NONE, n->dact, nv, CG_VW, cg_gep(c, DX, x0), G->H * G->W * bp,
+		cg_call_epilogue(c, ACT_NONE, n->dact, n->fa[IR_FA_ACT], nv, CG_VW, cg_gep(c, DX, x0), G->H * G->W * bp,
 				 cg_gep(c, Yact, x0), G->H * G->W * bp, cg_i64(c, mr));
 	}
 }
@@ -836,7 +842,7 @@ void lower_pool_bwd(cg_ctx *c, ir_node *n)
 			}
 			if (direct) {
 				if (A)
-					val = cg_dact(c, n->dact, cg_vload(c, cg_gep(c, A, off), NULL), val);
+					val = cg_dact(c, n->dact, n->fa[IR_FA_ACT], cg_vload(c, cg_gep(c, A, off), NULL), val);
 				cg_vstore(c, val, p, NULL);
 			} else {
 				cg_vstore(c, LLVMBuildFAdd(c->B, cg_vload(c, p, NULL), val, ""), p, NULL);
@@ -853,7 +859,7 @@ void lower_pool_bwd(cg_ctx *c, ir_node *n)
 		cg_loop v2 = cg_loop_begin(c, cg_i64(c, 0), nv, 1);
 		LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, ch.i, H * W), z.i), bp), mulk(c, v2.i, 16));
 		LLVMValueRef p = cg_gep(c, DX, off);
-		cg_vstore(c, cg_dact(c, n->dact, cg_vload(c, cg_gep(c, A, off), NULL), cg_vload(c, p, NULL)), p, NULL);
+		cg_vstore(c, cg_dact(c, n->dact, n->fa[IR_FA_ACT], cg_vload(c, cg_gep(c, A, off), NULL), cg_vload(c, p, NULL)), p, NULL);
 		cg_loop_end(c, &v2);
 		cg_loop_end(c, &z);
 	}

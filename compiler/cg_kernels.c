@@ -30,10 +30,15 @@ typedef struct gemm_spec {
 	int64_t mmax;    /* upper bound of M (for choosing tiles) */
 	LLVMValueRef bias; /* float[N] or NULL */
 	ir_act act;
-	ir_act dact;     /* multiply by act'(y), y[m, j] = y[m*ldy + j] */
+	ir_act dact;     /* multiply by act'(v), v[m, j] = y[m*ldy + j] (x or y, acts.def) */
+	double opt;      /* the activation's option */
+	LLVMValueRef out2; /* act(C) goes here (ldc apart), C keeping the value; or NULL */
 	LLVMValueRef y;
 	int64_t ldy;
 } gemm_spec;
+
+/* The forward activation goes into the accumulation loop itself. */
+static bool inline_act(const gemm_spec *s) { return s->act && !s->dact && !s->out2 && ir_act_get(s->act)->inl; }
 
 /* A slice [k0, k1) of the reduction; the first starts from zero, the others
  * from the partial sums in C; only the last applies the epilogue.  first and
@@ -115,22 +120,25 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValue
 			LLVMValueRef x = cg_load(c, c->v16, acc[r][v]);
 			if (bias[v])
 				x = LLVMBuildFAdd(c->B, x, bias[v], "");
-			if (s->act == ACT_RELU && !s->dact) /* no constants to keep: inline */
-				x = LLVMBuildSelect(c->B, ks->last, cg_act(c, ACT_RELU, x), x, "");
+			if (inline_act(s)) /* no constants to keep: inline */
+				x = LLVMBuildSelect(c->B, ks->last, cg_act(c, s->act, s->opt, x), x, "");
 			LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, "");
 			cg_vstore(c, x, cg_gep(c, s->c, co), v == nv - 1 ? tmask : NULL);
 		}
 	}
 	/* part 2: the activation (or its derivative) over the tile while it is
 	 * in L1, out of line (see cg_call_epilogue) */
-	if ((!s->act && !s->dact) || is_false(ks->last) || (s->act == ACT_RELU && !s->dact))
+	if ((!s->act && !s->dact) || is_false(ks->last) || inline_act(s))
 		return;
 	cg_if lf = cg_if_begin(c, ks->last);
 	LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m0, cg_i64(c, s->ldc), ""), j0, "");
 	LLVMValueRef yp = NULL;
 	if (s->dact)
 		yp = cg_gep(c, s->y, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m0, cg_i64(c, s->ldy), ""), j0, ""));
-	cg_call_epilogue(c, s->act, s->dact, nv, tail, cg_gep(c, s->c, co), s->ldc, yp, s->ldy, cg_i64(c, mr));
+	int64_t ldy = s->out2 ? s->ldc : s->ldy;
+	if (s->out2)
+		yp = cg_gep(c, s->out2, co);
+	cg_call_epilogue(c, s->act, s->dact, s->opt, nv, tail, cg_gep(c, s->c, co), s->ldc, yp, ldy, cg_i64(c, mr));
 	cg_if_end(c, &lf);
 }
 
@@ -263,6 +271,8 @@ void lower_dense(cg_ctx *c, ir_node *n)
 	s.ldc = n->size;
 	s.bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
 	s.act = n->act;
+	s.opt = n->fa[IR_FA_ACT];
+	s.out2 = cg_act_dst(c, n);
 	gemm(c, &s);
 }
 
@@ -288,6 +298,7 @@ void lower_dense_bx(cg_ctx *c, ir_node *n)
 	s.ldc = n->size;
 	if (n->dact) {
 		s.dact = n->dact;
+		s.opt = n->fa[IR_FA_ACT];
 		s.y = cg_tensor(c, operand(c, n, 2));
 		s.ldy = n->size;
 	}
@@ -318,6 +329,7 @@ void lower_dense_bxt(cg_ctx *c, ir_node *n)
 	s.ldc = bp;
 	if (n->dact) {
 		s.dact = n->dact;
+		s.opt = n->fa[IR_FA_ACT];
 		s.y = cg_tensor(c, operand(c, n, 2));
 		s.ldy = bp;
 	}
@@ -403,14 +415,13 @@ static LLVMValueRef eltwise_value(cg_ctx *c, ir_node *n, LLVMValueRef *x)
 	case IR_COPY: return x[0];
 	case IR_AFFINE:
 		return LLVMBuildFAdd(c->B, LLVMBuildFMul(c->B, x[0], cg_vf32(c, n->fa[0]), ""), cg_vf32(c, n->fa[1]), "");
-	case IR_RELU: return cg_act(c, ACT_RELU, x[0]);
-	case IR_SIGMOID: return cg_act(c, ACT_SIGMOID, x[0]);
-	case IR_TANH: return cg_act(c, ACT_TANH, x[0]);
-	case IR_RELU_GRAD: return cg_dact(c, ACT_RELU, x[0], x[1]);
-	case IR_SIGMOID_GRAD: return cg_dact(c, ACT_SIGMOID, x[0], x[1]);
-	case IR_TANH_GRAD: return cg_dact(c, ACT_TANH, x[0], x[1]);
-	default: nnc_unreachable();
+	default: break;
 	}
+	ir_act a = ir_op_act(n->op); /* an activation of acts.def, or its derivative */
+	NNC_ASSERT(a != ACT_NONE);
+	if (ir_op_is_act_grad(n->op))
+		return cg_dact(c, a, n->fa[IR_FA_ACT], x[0], x[1]);
+	return cg_act(c, a, n->fa[IR_FA_ACT], x[0]);
 }
 
 #define ELT_CHUNK 4096

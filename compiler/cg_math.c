@@ -25,6 +25,7 @@
 
 #include "util.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -257,4 +258,244 @@ LLVMValueRef cgm_sigmoid(LLVMBuilderRef b, LLVMValueRef x)
 	LLVMValueRef e = cgm_exp(b, LLVMBuildFNeg(b, x, ""));
 	LLVMValueRef one = kf(&c, 1.0f);
 	return LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, e, ""), "sigmoid");
+}
+
+/* ---- activations (acts.def) ----
+ * The derivative emitters get dy and what the row's `from` names; their
+ * formulas are in terms of it. */
+
+/* relu(x) = max(x, 0);  from y: dy * (y > 0) */
+LLVMValueRef cgm_relu(LLVMBuilderRef b, LLVMValueRef x, double opt)
+{
+	(void)opt;
+	LLVMValueRef z = LLVMConstNull(LLVMTypeOf(x));
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, z, ""), x, z, "relu");
+}
+
+LLVMValueRef cgm_drelu(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double opt)
+{
+	(void)opt;
+	LLVMValueRef z = LLVMConstNull(LLVMTypeOf(y));
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, y, z, ""), dy, z, "");
+}
+
+/* sigmoid:  from y: dy * y (1 - y) */
+LLVMValueRef cgm_sigmoid_act(LLVMBuilderRef b, LLVMValueRef x, double opt)
+{
+	(void)opt;
+	return cgm_sigmoid(b, x);
+}
+
+LLVMValueRef cgm_dsigmoid(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, y);
+	return LLVMBuildFMul(b, dy, LLVMBuildFMul(b, y, LLVMBuildFSub(b, kf(&c, 1.0f), y, ""), ""), "");
+}
+
+/* tanh:  from y: dy * (1 - y^2) */
+LLVMValueRef cgm_tanh_act(LLVMBuilderRef b, LLVMValueRef x, double opt)
+{
+	(void)opt;
+	return cgm_tanh(b, x);
+}
+
+LLVMValueRef cgm_dtanh(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, y);
+	return LLVMBuildFMul(b, dy, LLVMBuildFSub(b, kf(&c, 1.0f), LLVMBuildFMul(b, y, y, ""), ""), "");
+}
+
+/* ---- erf, erfc and the normal distribution function ----
+ *   erf z  = z * ERF_P(z^2) for |z| < 1 (relative error 7e-8 after rounding
+ *            the coefficients to float);
+ *   erfc z = e^(-z^2) * ERFC_P(t) / (z + 2), t = (z - 2)/(z + 2), for z in
+ *            [1, 10] (relative 2.2e-8), e^(-z^2) taken as e^(-zh^2) e^(-d)
+ *            with zh z's top 12 bits (zh^2 exact) and d = (z - zh)(z + zh),
+ *            so that the rounding of z^2 is not magnified by the exponential.
+ * The coefficients were fitted for this file (Chebyshev fits with mpmath,
+ * then rounded to float and re-measured). */
+static const float ERF_P[] = {
+	1.128379107e+00f, -3.761262596e-01f, 1.128359437e-01f, -2.685421146e-02f,
+	5.189087242e-03f, -8.016864303e-04f, 7.875874871e-05f,
+};
+static const float ERFC_P[] = {
+	1.021582723e+00f, -6.871606708e-01f, 2.794720829e-01f, -3.644441813e-02f, -2.150854096e-02f,
+	6.512654945e-03f, 3.039981239e-03f, -9.859090205e-04f, -3.427501942e-04f,
+};
+/* erfc(10.5) is below the smallest subnormal */
+#define ERFC_CLAMP 10.5f
+
+/* erfc z for z >= 1 (or NaN; smaller z are not used). */
+static LLVMValueRef erfc_big(const cgm_emit *c, LLVMValueRef z)
+{
+	LLVMBuilderRef b = c->b;
+	z = clamp_if(c, LLVMRealOGT, z, ERFC_CLAMP);
+	LLVMValueRef q = LLVMBuildFDiv(b, kf(c, 1.0f), LLVMBuildFAdd(b, z, kf(c, 2.0f), ""), "");
+	LLVMValueRef t = LLVMBuildFMul(b, LLVMBuildFSub(b, z, kf(c, 2.0f), ""), q, "");
+	LLVMValueRef h = horner(c, t, ERFC_P, NELEMS(ERFC_P));
+	LLVMValueRef zh = LLVMBuildBitCast(b, LLVMBuildAnd(b, LLVMBuildBitCast(b, z, c->ity, ""), ki(c, (int32_t)0xfffff000u), ""),
+	                                   c->fty, "");
+	LLVMValueRef d = LLVMBuildFMul(b, LLVMBuildFSub(b, z, zh, ""), LLVMBuildFAdd(b, z, zh, ""), "");
+	LLVMValueRef e = LLVMBuildFMul(b, cgm_exp(b, LLVMBuildFNeg(b, LLVMBuildFMul(b, zh, zh, ""), "")),
+	                               cgm_exp(b, LLVMBuildFNeg(b, d, "")), "");
+	return LLVMBuildFMul(b, LLVMBuildFMul(b, e, h, ""), q, "erfc");
+}
+
+static LLVMValueRef erf_small(const cgm_emit *c, LLVMValueRef z)
+{
+	return LLVMBuildFMul(c->b, z, horner(c, LLVMBuildFMul(c->b, z, z, ""), ERF_P, NELEMS(ERF_P)), "");
+}
+
+LLVMValueRef cgm_erf(LLVMBuilderRef b, LLVMValueRef x)
+{
+	cgm_emit c = cgm_begin(b, x);
+	LLVMValueRef ax = fabs_(&c, x);
+	LLVMValueRef big = copysign_(&c, LLVMBuildFSub(b, kf(&c, 1.0f), erfc_big(&c, ax), ""), x);
+	LLVMValueRef is_small = LLVMBuildFCmp(b, LLVMRealOLT, ax, kf(&c, 1.0f), "");
+	return LLVMBuildSelect(b, is_small, erf_small(&c, x), big, "erf");
+}
+
+/* Phi(x) = (1 + erf(x/sqrt 2)) / 2, relative accuracy on both tails (the
+ * left one is erfc(|z|)/2, not 1 - something). */
+static LLVMValueRef normal_cdf(const cgm_emit *c, LLVMValueRef x)
+{
+	LLVMBuilderRef b = c->b;
+	LLVMValueRef z = LLVMBuildFMul(b, x, kf(c, 0.70710678118654752f), "");
+	LLVMValueRef az = fabs_(c, z);
+	LLVMValueRef half = kf(c, 0.5f);
+	LLVMValueRef small = mla(c, half, erf_small(c, z), half);
+	LLVMValueRef tail = LLVMBuildFMul(b, half, erfc_big(c, az), "");
+	LLVMValueRef big = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, z, kf(c, 0.0f), ""),
+	                                   LLVMBuildFSub(b, kf(c, 1.0f), tail, ""), tail, "");
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, az, kf(c, 1.0f), ""), small, big, "Phi");
+}
+
+/* e^x - 1 for x <= 0 or NaN, relative error ~1e-7: near 0 the exp
+ * polynomial without its leading 1 (no cancellation); below -0.3466
+ * e^x - 1, which is then at most -0.29. */
+static LLVMValueRef expm1_neg(const cgm_emit *c, LLVMValueRef x)
+{
+	LLVMBuilderRef b = c->b;
+	LLVMValueRef near = mla(c, LLVMBuildFMul(b, x, x, ""), horner(c, x, EXP_P, NELEMS(EXP_P)), x);
+	LLVMValueRef far = LLVMBuildFSub(b, cgm_exp(b, x), kf(c, 1.0f), "");
+	return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, kf(c, -0.3466f), ""), near, far, "expm1");
+}
+
+/* x*s with s -> 0 as x -> -inf: -inf * 0 would be NaN, the limit is -0. */
+static LLVMValueRef times_vanishing(const cgm_emit *c, LLVMValueRef x, LLVMValueRef s)
+{
+	return LLVMBuildFMul(c->b, clamp_if(c, LLVMRealOLT, x, -FLT_MAX), s, "");
+}
+
+/* leaky_relu(x) = x > 0 ? x : alpha x;  from y (alpha >= 0): y > 0 ? dy : alpha dy */
+LLVMValueRef cgm_leaky_relu(LLVMBuilderRef b, LLVMValueRef x, double alpha)
+{
+	cgm_emit c = cgm_begin(b, x);
+	LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, x, LLVMConstNull(c.fty), "");
+	return LLVMBuildSelect(b, pos, x, LLVMBuildFMul(b, x, kf(&c, (float)alpha), ""), "leaky_relu");
+}
+
+LLVMValueRef cgm_dleaky_relu(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double alpha)
+{
+	cgm_emit c = cgm_begin(b, y);
+	LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, y, LLVMConstNull(c.fty), "");
+	return LLVMBuildSelect(b, pos, dy, LLVMBuildFMul(b, dy, kf(&c, (float)alpha), ""), "");
+}
+
+/* elu(x) = x > 0 ? x : alpha (e^x - 1);  from y (alpha >= 0):
+ * y > 0 ? dy : dy (y + alpha), as alpha e^x = y + alpha */
+LLVMValueRef cgm_elu(LLVMBuilderRef b, LLVMValueRef x, double alpha)
+{
+	cgm_emit c = cgm_begin(b, x);
+	LLVMValueRef neg = LLVMBuildFMul(b, kf(&c, (float)alpha), expm1_neg(&c, clamp_if(&c, LLVMRealOGT, x, 0.0f)), "");
+	LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, x, LLVMConstNull(c.fty), "");
+	return LLVMBuildSelect(b, pos, x, neg, "elu");
+}
+
+LLVMValueRef cgm_delu(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double alpha)
+{
+	cgm_emit c = cgm_begin(b, y);
+	LLVMValueRef pos = LLVMBuildFCmp(b, LLVMRealOGT, y, LLVMConstNull(c.fty), "");
+	return LLVMBuildSelect(b, pos, dy, LLVMBuildFMul(b, dy, LLVMBuildFAdd(b, y, kf(&c, (float)alpha), ""), ""), "");
+}
+
+/* silu(x) = x sigmoid(x);  from x: dy s (1 + x (1 - s)), s = sigmoid(x) */
+LLVMValueRef cgm_silu(LLVMBuilderRef b, LLVMValueRef x, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, x);
+	return times_vanishing(&c, x, cgm_sigmoid(b, x));
+}
+
+LLVMValueRef cgm_dsilu(LLVMBuilderRef b, LLVMValueRef x, LLVMValueRef dy, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, x);
+	/* beyond +-200 the derivative is exactly 0 or 1; the clamp keeps
+	 * inf * 0 out */
+	x = clamp_if(&c, LLVMRealOLT, clamp_if(&c, LLVMRealOGT, x, 200.0f), -200.0f);
+	LLVMValueRef s = cgm_sigmoid(b, x);
+	LLVMValueRef d = LLVMBuildFMul(b, s, mla(&c, x, LLVMBuildFSub(b, kf(&c, 1.0f), s, ""), kf(&c, 1.0f)), "");
+	return LLVMBuildFMul(b, dy, d, "");
+}
+
+/* gelu(x) = x Phi(x) (approximate: false), or the tanh approximation
+ * x (1 + tanh(k0 (x + k1 x^3)))/2 = x sigmoid(2 k0 (x + k1 x^3)), written
+ * with sigmoid so that the left tail keeps its relative accuracy.
+ * From x: Phi(x) + x phi(x), resp. s + x s (1 - s) 2 k0 (1 + 3 k1 x^2). */
+#define GELU_K0 0.7978845608028654 /* sqrt(2/pi) */
+#define GELU_K1 0.044715
+LLVMValueRef cgm_gelu(LLVMBuilderRef b, LLVMValueRef x, double approximate)
+{
+	cgm_emit c = cgm_begin(b, x);
+	if (approximate == 0)
+		return times_vanishing(&c, x, normal_cdf(&c, x));
+	LLVMValueRef x2 = LLVMBuildFMul(b, x, x, "");
+	LLVMValueRef v = LLVMBuildFMul(b, x, mla(&c, x2, kf(&c, (float)(2 * GELU_K0 * GELU_K1)), kf(&c, (float)(2 * GELU_K0))), "");
+	return times_vanishing(&c, x, cgm_sigmoid(b, v));
+}
+
+LLVMValueRef cgm_dgelu(LLVMBuilderRef b, LLVMValueRef x, LLVMValueRef dy, double approximate)
+{
+	cgm_emit c = cgm_begin(b, x);
+	/* beyond +-50 the derivative is exactly 0 or 1 */
+	x = clamp_if(&c, LLVMRealOLT, clamp_if(&c, LLVMRealOGT, x, 50.0f), -50.0f);
+	LLVMValueRef x2 = LLVMBuildFMul(b, x, x, "");
+	LLVMValueRef d;
+	if (approximate == 0) {
+		LLVMValueRef pdf = LLVMBuildFMul(b, kf(&c, 0.39894228040143268f),
+		                                 cgm_exp(b, LLVMBuildFMul(b, x2, kf(&c, -0.5f), "")), "");
+		d = mla(&c, x, pdf, normal_cdf(&c, x));
+	} else {
+		LLVMValueRef v = LLVMBuildFMul(b, x, mla(&c, x2, kf(&c, (float)(2 * GELU_K0 * GELU_K1)), kf(&c, (float)(2 * GELU_K0))), "");
+		LLVMValueRef s = cgm_sigmoid(b, v), sm = cgm_sigmoid(b, LLVMBuildFNeg(b, v, ""));
+		LLVMValueRef dv = mla(&c, x2, kf(&c, (float)(6 * GELU_K0 * GELU_K1)), kf(&c, (float)(2 * GELU_K0)));
+		d = mla(&c, LLVMBuildFMul(b, x, LLVMBuildFMul(b, s, sm, ""), ""), dv, s);
+	}
+	return LLVMBuildFMul(b, dy, d, "");
+}
+
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|), log1p(u) =
+ * log(w) u / (w - 1) with w = 1 + u (exact for the rounded w, so no
+ * relative error is lost for small u).  From y: dy (1 - e^-y) = dy sigmoid(x). */
+LLVMValueRef cgm_softplus(LLVMBuilderRef b, LLVMValueRef x, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, x);
+	LLVMValueRef u = cgm_exp(b, LLVMBuildFNeg(b, fabs_(&c, x), ""));
+	LLVMValueRef w = LLVMBuildFAdd(b, u, kf(&c, 1.0f), "");
+	LLVMValueRef l = LLVMBuildFMul(b, cgm_log(b, w), LLVMBuildFDiv(b, u, LLVMBuildFSub(b, w, kf(&c, 1.0f), ""), ""), "");
+	l = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, w, kf(&c, 1.0f), ""), u, l, "");
+	LLVMValueRef pos = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, kf(&c, 0.0f), ""), x, kf(&c, 0.0f), "");
+	return LLVMBuildFAdd(b, pos, l, "softplus");
+}
+
+LLVMValueRef cgm_dsoftplus(LLVMBuilderRef b, LLVMValueRef y, LLVMValueRef dy, double opt)
+{
+	(void)opt;
+	cgm_emit c = cgm_begin(b, y);
+	LLVMValueRef s = LLVMBuildFNeg(b, expm1_neg(&c, LLVMBuildFNeg(b, y, "")), "");
+	return LLVMBuildFMul(b, dy, s, "");
 }

@@ -36,4 +36,20 @@ LLVMValueRef cgm_tanh(LLVMBuilderRef b, LLVMValueRef x);
  * 0 at -inf, 1 at +inf; NaN -> NaN. */
 LLVMValueRef cgm_sigmoid(LLVMBuilderRef b, LLVMValueRef x);
 
+/* erf x.  Relative error < 2e-7 (|x| < 1: an odd polynomial; beyond,
+ * 1 - erfc |x| with erfc from exp(-x^2) times a polynomial), sign kept,
+ * exactly +-1 for |x| > 3.9; NaN -> NaN. */
+LLVMValueRef cgm_erf(LLVMBuilderRef b, LLVMValueRef x);
+
+/* ---- activations: the emitters acts.def names ----
+ * act:  y = f(x), with the row's option;
+ * dact: dy * f'(x), from v = x or v = y as the row's `from` says.
+ * Same types as above (float or <N x float>, dy like v). */
+typedef LLVMValueRef cgm_act_fn(LLVMBuilderRef b, LLVMValueRef x, double opt);
+typedef LLVMValueRef cgm_dact_fn(LLVMBuilderRef b, LLVMValueRef v, LLVMValueRef dy, double opt);
+
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) cgm_act_fn act; cgm_dact_fn dact;
+#include "acts.def"
+#undef ACT
+
 #endif

@@ -55,7 +55,10 @@ void naive_dense(cg_ctx *c, ir_node *n)
 	LLVMValueRef v = cg_load(c, c->f32, acc);
 	if (Bs)
 		v = LLVMBuildFAdd(c->B, v, ld(c, Bs, j.i), "");
-	st(c, cg_act(c, n->act, v), Y, at(c, n, s.i, j.i));
+	LLVMValueRef Ya = cg_act_dst(c, n); /* act(v) there, v kept; or in place */
+	st(c, Ya ? v : cg_act(c, n->act, n->fa[IR_FA_ACT], v), Y, at(c, n, s.i, j.i));
+	if (Ya)
+		st(c, cg_act(c, n->act, n->fa[IR_FA_ACT], v), Ya, at(c, n, s.i, j.i));
 	cg_loop_end(c, &j);
 	cg_loop_end(c, &s);
 }
@@ -81,7 +84,7 @@ void naive_dense_bx(cg_ctx *c, ir_node *n)
 	LLVMValueRef idx = at(c, n, s.i, i.i);
 	LLVMValueRef v = cg_load(c, c->f32, acc);
 	if (Yv)
-		v = cg_dact(c, n->dact, ld(c, Yv, idx), v);
+		v = cg_dact(c, n->dact, n->fa[IR_FA_ACT], ld(c, Yv, idx), v);
 	st(c, v, DX, idx);
 	cg_loop_end(c, &i);
 	cg_loop_end(c, &s);
@@ -152,7 +155,10 @@ void naive_conv(cg_ctx *c, ir_node *n)
 	LLVMValueRef v = cg_load(c, c->f32, acc);
 	if (Bs)
 		v = LLVMBuildFAdd(c->B, v, ld(c, Bs, f.i), "");
-	st(c, cg_act(c, n->act, v), Y, img(c, n, f.i, oh.i, ow.i, s.i));
+	LLVMValueRef Ya = cg_act_dst(c, n); /* act(v) there, v kept; or in place */
+	st(c, Ya ? v : cg_act(c, n->act, n->fa[IR_FA_ACT], v), Y, img(c, n, f.i, oh.i, ow.i, s.i));
+	if (Ya)
+		st(c, cg_act(c, n->act, n->fa[IR_FA_ACT], v), Ya, img(c, n, f.i, oh.i, ow.i, s.i));
 	cg_loop_end(c, &s);
 	cg_loop_end(c, &ow);
 	cg_loop_end(c, &oh);
@@ -198,7 +204,7 @@ void naive_conv_bx(cg_ctx *c, ir_node *n)
 	LLVMValueRef idx = img(c, n, ch.i, ih.i, iw.i, s.i);
 	LLVMValueRef v = cg_load(c, c->f32, acc);
 	if (Yv)
-		v = cg_dact(c, n->dact, ld(c, Yv, idx), v);
+		v = cg_dact(c, n->dact, n->fa[IR_FA_ACT], ld(c, Yv, idx), v);
 	st(c, v, DX, idx);
 	cg_loop_end(c, &s);
 	cg_loop_end(c, &iw);

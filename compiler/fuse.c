@@ -6,27 +6,24 @@
  *      i.e. (p - y)/(n k): exact, and no 0/0 when p saturates.
  *   2. act(dense(x, W, b))  ->  dense(x, W, b) act=...  when the dense output
  *      has no other user: bias and activation are applied in the matmul
- *      epilogue, on values still in registers.
- *   3. act_grad(y, dense_bwd_x(dy, Wt))  ->  dense_bwd_x(dy, Wt, y) dact=...
- *      the backward matmul multiplies by act'(y) before storing; likewise
- *      for the backward convolution and pooling: the gradient leaving a
- *      pooling layer goes through the activation before it is stored.
- * Then nodes whose value nobody uses are removed.
+ *      epilogue, on values still in registers.  Likewise for conv2d.  An
+ *      activation whose derivative reads its input z (acts.def's `from`)
+ *      keeps its node and its tensor, but the product's epilogue writes it
+ *      (act_dst) besides z, which the derivative reads: one pass over the
+ *      tile instead of two (the activation node is then in_epilogue).
+ *   3. act_grad(v, dense_bwd_x(dy, Wt))  ->  dense_bwd_x(dy, Wt, v) dact=...
+ *      the backward matmul multiplies by act'(v) before storing, v being
+ *      the activation's output y or input x as its derivative needs;
+ *      likewise for the backward convolution and pooling: the gradient
+ *      leaving a pooling layer goes through the activation before it is
+ *      stored.
+ * Every activation of acts.def takes part; its option (fa[IR_FA_ACT])
+ * moves with it into the epilogue.  Then nodes whose value nobody uses are
+ * removed.
  */
 #include "ir.h"
 
-static ir_act act_of(ir_op op)
-{
-	switch (op) {
-	case IR_RELU: case IR_RELU_GRAD: return ACT_RELU;
-	case IR_SIGMOID: case IR_SIGMOID_GRAD: return ACT_SIGMOID;
-	case IR_TANH: case IR_TANH_GRAD: return ACT_TANH;
-	default: return ACT_NONE;
-	}
-}
-
-static bool is_act(ir_op op) { return op == IR_RELU || op == IR_SIGMOID || op == IR_TANH; }
-static bool is_act_grad(ir_op op) { return op == IR_RELU_GRAD || op == IR_SIGMOID_GRAD || op == IR_TANH_GRAD; }
+static bool is_act(ir_op op) { return ir_op_act(op) != ACT_NONE && !ir_op_is_act_grad(op); }
 
 /* The single live user of `id`, or -1 if it has none or several. */
 static int sole_user(ir_graph *g, int id)
@@ -90,17 +87,24 @@ void nnc_fuse(ir_graph *g)
 			continue;
 		int d = n->in[0];
 		ir_node *dn = &g->nodes[d];
-		if ((dn->op == IR_DENSE || dn->op == IR_CONV2D) && dn->act == ACT_NONE && sole_user(g, d) == i &&
-		    d != g->output) {
-			dn->act = act_of(n->op);
+		if ((dn->op != IR_DENSE && dn->op != IR_CONV2D) || dn->act != ACT_NONE)
+			continue;
+		if (sole_user(g, d) == i && d != g->output) {
+			dn->act = ir_op_act(n->op);
+			dn->fa[IR_FA_ACT] = n->fa[IR_FA_ACT];
 			dn->loc = n->loc;
 			forward_to(g, i, d);
+		} else if (ir_act_get(ir_op_act(n->op))->from == ACT_FROM_X) {
+			dn->act = ir_op_act(n->op);
+			dn->fa[IR_FA_ACT] = n->fa[IR_FA_ACT];
+			dn->act_dst = i;
+			n->in_epilogue = true;
 		}
 	}
 	/* 3. activation derivative into the backward matmul epilogue */
 	for (int i = 0; i < g->n; i++) {
 		ir_node *n = &g->nodes[i];
-		if (n->dead || !is_act_grad(n->op))
+		if (n->dead || !ir_op_is_act_grad(n->op))
 			continue;
 		int b = n->in[1];
 		ir_node *bn = &g->nodes[b];
@@ -108,8 +112,9 @@ void nnc_fuse(ir_graph *g)
 			       bn->op == IR_AVGPOOL_BWD || bn->op == IR_MAXPOOL_BWD || bn->op == IR_GAVGPOOL_BWD;
 		if (fusable && bn->dact == ACT_NONE && sole_user(g, b) == i && bn->storage != ST_GRAD &&
 		    bn->nin < IR_MAX_IN) {
-			/* the activation's output y becomes the last operand */
-			bn->dact = act_of(n->op);
+			/* what the derivative reads (y or x) becomes the last operand */
+			bn->dact = ir_op_act(n->op);
+			bn->fa[IR_FA_ACT] = n->fa[IR_FA_ACT];
 			bn->in[bn->nin++] = n->in[0];
 			forward_to(g, i, b);
 		}
@@ -121,4 +126,5 @@ void nnc_fuse(ir_graph *g)
 		if (ir_use_count(g, i, i + 1, g->n) == 0)
 			g->nodes[i].dead = true;
 	}
+	ir_drop_dead_act_dst(g);
 }

@@ -6,19 +6,72 @@
 #include <string.h>
 
 static const char *const op_names[IR_NUM_OPS] = {
-#define OP(id, name, arity, shape, grad, lower) [IR_##id] = name,
+#define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = name,
 #include "ops.def"
 #undef OP
 };
 
 static const int op_arity[IR_NUM_OPS] = {
-#define OP(id, name, arity, shape, grad, lower) [IR_##id] = arity,
+#define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = arity,
+#include "ops.def"
+#undef OP
+};
+
+static const char *const op_kinds[IR_NUM_OPS] = {
+#define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = kind,
 #include "ops.def"
 #undef OP
 };
 
 const char *ir_op_name(ir_op op) { return op_names[op]; }
 int ir_op_arity(ir_op op) { return op_arity[op]; }
+const char *ir_op_kind(ir_op op) { return op_kinds[op]; }
+
+/* ---- activations (acts.def) ---- */
+
+static const ir_act_info act_infos[IR_NUM_ACTS] = {
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) \
+	[ACT_##id] = {name, from, init, opt, kind, def, min, inl, fl, dfl},
+#include "acts.def"
+#undef ACT
+};
+
+static const ir_act op_act[IR_NUM_OPS] = {
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) \
+	[IR_##id] = ACT_##id, [IR_##id##_GRAD] = ACT_##id,
+#include "acts.def"
+#undef ACT
+};
+
+static const ir_op act_ops[IR_NUM_ACTS][2] = {
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) \
+	[ACT_##id] = {IR_##id, IR_##id##_GRAD},
+#include "acts.def"
+#undef ACT
+};
+
+const ir_act_info *ir_act_get(ir_act a)
+{
+	NNC_ASSERT(a > ACT_NONE && a < IR_NUM_ACTS);
+	return &act_infos[a];
+}
+
+ir_act ir_op_act(ir_op op) { return op_act[op]; }
+bool ir_op_is_act_grad(ir_op op) { return op_act[op] != ACT_NONE && act_ops[op_act[op]][1] == op; }
+ir_op ir_act_op(ir_act a) { return act_ops[a][0]; }
+ir_op ir_act_grad_op(ir_act a) { return act_ops[a][1]; }
+
+char *ir_act_str(ir_act a, double opt)
+{
+	if (a == ACT_NONE)
+		return "none";
+	const ir_act_info *ai = ir_act_get(a);
+	if (ai->opt_kind == ACT_OPT_NONE)
+		return nnc_strdup(ai->name);
+	if (ai->opt_kind == ACT_OPT_BOOL)
+		return nnc_sprintf("%s(%s=%s)", ai->name, ai->opt, opt != 0 ? "true" : "false");
+	return nnc_sprintf("%s(%s=%g)", ai->name, ai->opt, opt);
+}
 
 ir_graph *ir_new(const nnc_source *src)
 {
@@ -48,6 +101,17 @@ void ir_drop_training(ir_graph *g)
 		g->nodes[i].dead = true;
 }
 
+void ir_drop_dead_act_dst(ir_graph *g)
+{
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->act_dst >= 0 && g->nodes[n->act_dst].dead) {
+			n->act = ACT_NONE;
+			n->act_dst = -1;
+		}
+	}
+}
+
 int ir_add(ir_graph *g, ir_op op, int nin, const int *in)
 {
 	NNC_ASSERT(nin <= IR_MAX_IN);
@@ -66,6 +130,7 @@ int ir_add(ir_graph *g, ir_op op, int nin, const int *in)
 		n->in[i] = in[i];
 	}
 	n->param = -1;
+	n->act_dst = -1;
 	return id;
 }
 
@@ -134,17 +199,6 @@ int ir_use_count(ir_graph *g, int id, int start, int end)
 	return c;
 }
 
-static const char *act_name(ir_act a)
-{
-	switch (a) {
-	case ACT_NONE: return "none";
-	case ACT_RELU: return "relu";
-	case ACT_SIGMOID: return "sigmoid";
-	case ACT_TANH: return "tanh";
-	}
-	return "?";
-}
-
 static const char *storage_name(ir_storage s)
 {
 	switch (s) {
@@ -168,11 +222,20 @@ static void dump_node(ir_graph *g, int i, nnc_buf *out)
 		nnc_buf_printf(out, "%s%%%d", k ? ", " : "", n->in[k]);
 	nnc_buf_puts(out, ")");
 	if (n->act)
-		nnc_buf_printf(out, " act=%s", act_name(n->act));
+		nnc_buf_printf(out, " act=%s", ir_act_str(n->act, n->fa[IR_FA_ACT]));
+	if (n->act_dst >= 0)
+		nnc_buf_printf(out, " into %%%d", n->act_dst);
 	if (n->dact)
-		nnc_buf_printf(out, " dact=%s", act_name(n->dact));
+		nnc_buf_printf(out, " dact=%s", ir_act_str(n->dact, n->fa[IR_FA_ACT]));
 	if (n->op == IR_AFFINE)
 		nnc_buf_printf(out, " a=%g b=%g", n->fa[0], n->fa[1]);
+	ir_act a = ir_op_act(n->op);
+	if (a != ACT_NONE && ir_act_get(a)->opt_kind != ACT_OPT_NONE) { /* " alpha=0.1" */
+		char *as = ir_act_str(a, n->fa[IR_FA_ACT]) + strlen(ir_act_get(a)->name) + 1;
+		nnc_buf_printf(out, " %.*s", (int)strlen(as) - 1, as);
+	}
+	if (n->in_epilogue)
+		nnc_buf_printf(out, " in-epilogue of %%%d", n->in[0]);
 	nnc_buf_printf(out, " : %s%s", shape, n->batched && n->layout == LAYOUT_CN ? " cn" : "");
 	if (n->name)
 		nnc_buf_printf(out, "  ; %s", n->name);
@@ -218,55 +281,61 @@ void ir_dump_dot(ir_graph *g, nnc_buf *out)
 	nnc_buf_puts(out, "}\n");
 }
 
-/* Multiply-adds per sample of a node, counted as 2 FLOPs each. */
-double ir_node_flops(ir_graph *g, const ir_node *n)
+/* ---- FLOPs per sample (ops.def's flops column); multiply-adds count 2 ---- */
+
+static double flops_none(const ir_graph *g, const ir_node *n) { (void)g, (void)n; return 0; }
+static double flops_size(const ir_graph *g, const ir_node *n) { (void)g; return (double)n->size; }
+/* one per value of a per-sample result */
+static double flops_elt(const ir_graph *g, const ir_node *n) { (void)g; return n->batched ? (double)n->size : 0; }
+
+static double flops_act(const ir_graph *g, const ir_node *n)
 {
-	switch (n->op) {
-	case IR_DENSE: {
-		ir_node *x = &g->nodes[n->in[0]];
-		return 2.0 * (double)x->size * (double)n->size;
-	}
-	case IR_DENSE_BWD_X: {
-		ir_node *dy = &g->nodes[n->in[0]];
-		return 2.0 * (double)dy->size * (double)n->size;
-	}
-	case IR_DENSE_BWD_W: return 2.0 * (double)n->size;
-	case IR_DENSE_BWD_XT: return 2.0 * (double)n->size * (double)g->nodes[n->in[1]].size;
-	case IR_CONV2D: /* per output value: C*KH*KW multiply-adds */
-		return 2.0 * (double)n->size * (double)(g->nodes[n->in[1]].size / n->dims[0]);
-	case IR_CONV2D_BWD_X: {
-		ir_node *w = &g->nodes[n->in[1]];
-		return 2.0 * (double)g->nodes[n->in[0]].size * (double)(w->size / w->dims[0]);
-	}
-	case IR_CONV2D_BWD_W: {
-		ir_node *dy = &g->nodes[n->in[1]];
-		return 2.0 * (double)dy->size * (double)(n->size / n->dims[0]);
-	}
-	case IR_BIAS_GRAD: return (double)n->size;
-	case IR_TRANSPOSE: case IR_SGD_UPDATE: case IR_ADAM_UPDATE: return 0;
-	default: return n->batched ? (double)n->size : 0;
-	}
+	const ir_act_info *ai = ir_act_get(ir_op_act(n->op));
+	return flops_elt(g, n) * (ir_op_is_act_grad(n->op) ? ai->dflops : ai->flops);
 }
 
-const char *ir_op_kind(ir_op op)
+static double flops_dense(const ir_graph *g, const ir_node *n)
 {
-	switch (op) {
-	case IR_DENSE: return "dense";
-	case IR_DENSE_BWD_X: case IR_DENSE_BWD_XT: return "dense dx";
-	case IR_DENSE_BWD_W: return "dense dW";
-	case IR_CONV2D: return "conv";
-	case IR_CONV2D_BWD_X: return "conv dx";
-	case IR_CONV2D_BWD_W: return "conv dW";
-	case IR_BIAS_GRAD: case IR_CONV_BIAS_GRAD: return "bias grad";
-	case IR_MAXPOOL: case IR_AVGPOOL: case IR_GAVGPOOL: return "pool";
-	case IR_MAXPOOL_BWD: case IR_AVGPOOL_BWD: case IR_GAVGPOOL_BWD: return "pool grad";
-	case IR_TRANSPOSE: case IR_TO_CN: case IR_TO_NC: return "layout";
-	case IR_XENT: case IR_MSE: case IR_BCE: case IR_SOFTMAX: case IR_XENT_GRAD: case IR_MSE_GRAD:
-	case IR_BCE_GRAD: case IR_SOFTMAX_GRAD: return "loss";
-	case IR_SGD_UPDATE: case IR_ADAM_UPDATE: return "update";
-	default: return "elementwise";
-	}
+	return 2.0 * (double)g->nodes[n->in[0]].size * (double)n->size;
 }
+
+static double flops_dense_bx(const ir_graph *g, const ir_node *n)
+{
+	return 2.0 * (double)g->nodes[n->in[0]].size * (double)n->size;
+}
+
+static double flops_dense_bw(const ir_graph *g, const ir_node *n) { (void)g; return 2.0 * (double)n->size; }
+
+static double flops_dense_bxt(const ir_graph *g, const ir_node *n)
+{
+	return 2.0 * (double)n->size * (double)g->nodes[n->in[1]].size;
+}
+
+/* per output value: C*KH*KW multiply-adds */
+static double flops_conv(const ir_graph *g, const ir_node *n)
+{
+	return 2.0 * (double)n->size * (double)(g->nodes[n->in[1]].size / n->dims[0]);
+}
+
+static double flops_conv_bx(const ir_graph *g, const ir_node *n)
+{
+	const ir_node *w = &g->nodes[n->in[1]];
+	return 2.0 * (double)g->nodes[n->in[0]].size * (double)(w->size / w->dims[0]);
+}
+
+static double flops_conv_bw(const ir_graph *g, const ir_node *n)
+{
+	return 2.0 * (double)g->nodes[n->in[1]].size * (double)(n->size / n->dims[0]);
+}
+
+typedef double flops_fn(const ir_graph *g, const ir_node *n);
+static flops_fn *const op_flops[IR_NUM_OPS] = {
+#define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = flops,
+#include "ops.def"
+#undef OP
+};
+
+double ir_node_flops(ir_graph *g, const ir_node *n) { return op_flops[n->op](g, n); }
 
 void ir_stats(ir_graph *g, nnc_buf *out)
 {
@@ -299,6 +368,23 @@ void ir_stats(ir_graph *g, nnc_buf *out)
 		       (double)upd);
 }
 
+/* Checkpoints carry the fingerprint, so it must not change when ops.def is
+ * reordered or grows: the forward ops that existed when it hashed enum
+ * values keep those values (their positions in this frozen list); any op
+ * added since hashes its name.  Never reorder or extend this list. */
+static int fingerprint_code(ir_op op)
+{
+	static const char *const frozen[] = {
+		"input", "label", "param", "dense", "add", "sub", "mul", "affine", "relu", "sigmoid", "tanh",
+		"softmax", "conv2d", "maxpool", "avgpool", "global_avgpool", "to_batch_inner", "to_batch_outer",
+		"softmax_cross_entropy", "mse", "binary_cross_entropy",
+	};
+	for (int i = 0; i < (int)(sizeof frozen / sizeof frozen[0]); i++)
+		if (!strcmp(frozen[i], ir_op_name(op)))
+			return i;
+	return -1;
+}
+
 uint64_t ir_fingerprint(ir_graph *g)
 {
 	uint64_t h = NNC_HASH_INIT;
@@ -312,8 +398,11 @@ uint64_t ir_fingerprint(ir_graph *g)
 	h = nnc_hash(h, &g->opt.kind, sizeof g->opt.kind);
 	for (int i = 0; i < g->n_eval; i++) {
 		ir_node *n = &g->nodes[i];
-		int op = n->op;
-		h = nnc_hash(h, &op, sizeof op);
+		int op = fingerprint_code(n->op);
+		if (op >= 0)
+			h = nnc_hash(h, &op, sizeof op);
+		else
+			h = nnc_hash(h, ir_op_name(n->op), strlen(ir_op_name(n->op)));
 		h = nnc_hash(h, n->in, sizeof(int) * (size_t)n->nin);
 	}
 	return h;

@@ -28,21 +28,49 @@
 
 #define IR_MAX_IN 4
 #define IR_MAX_RANK 4
+#define IR_FA_ACT 2 /* fa[] slot of an activation's option */
 
 typedef enum ir_op {
-#define OP(id, name, arity, shape, grad, lower) IR_##id,
+#define OP(id, name, arity, shape, grad, lower, kind, flops) IR_##id,
 #include "ops.def"
 #undef OP
 	IR_NUM_OPS
 } ir_op;
 
-/* Activation fused into an op's epilogue (forward) or its derivative. */
+/* An element-wise activation (a row of acts.def): a node of its op, or fused
+ * into another op's epilogue (forward) or its derivative. */
 typedef enum ir_act {
 	ACT_NONE = 0,
-	ACT_RELU,
-	ACT_SIGMOID,
-	ACT_TANH,
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) ACT_##id,
+#include "acts.def"
+#undef ACT
+	IR_NUM_ACTS
 } ir_act;
+
+/* acts.def's `from`: what an activation's derivative reads besides dy. */
+typedef enum ir_act_from { ACT_FROM_Y, ACT_FROM_X } ir_act_from;
+/* acts.def's option kinds. */
+typedef enum ir_act_opt { ACT_OPT_NONE, ACT_OPT_NUM, ACT_OPT_BOOL } ir_act_opt;
+
+/* acts.def's columns that the passes read (cg.c has the emitters). */
+typedef struct ir_act_info {
+	const char *name;
+	ir_act_from from;
+	int init;             /* NNRT_INIT_* of a weight that feeds only this activation */
+	const char *opt;      /* the option's name, or NULL */
+	ir_act_opt opt_kind;
+	double opt_default, opt_min;
+	bool inl;             /* applied inline in matmul loops */
+	double flops, dflops; /* per element: forward, derivative */
+} ir_act_info;
+const ir_act_info *ir_act_get(ir_act a); /* a != ACT_NONE */
+/* The activation of an activation op or of its derivative op, or ACT_NONE. */
+ir_act ir_op_act(ir_op op);
+bool ir_op_is_act_grad(ir_op op);
+ir_op ir_act_op(ir_act a);      /* IR_<ID> */
+ir_op ir_act_grad_op(ir_act a); /* IR_<ID>_GRAD */
+/* "relu", "leaky_relu(alpha=0.2)": an activation and its option (arena) */
+char *ir_act_str(ir_act a, double opt);
 
 /* Where a tensor lives at run time. */
 typedef enum ir_storage {
@@ -72,10 +100,18 @@ typedef struct ir_node {
 	int64_t dims[IR_MAX_RANK];
 	int64_t size;          /* product of dims (per sample if batched) */
 	ir_layout layout;      /* batched tensors only */
-	ir_act act;            /* DENSE: activation applied in the epilogue */
-	ir_act dact;           /* DENSE_BWD_X etc.: multiply by act'(y), y = in[2] */
+	ir_act act;            /* DENSE, CONV2D: activation applied in the epilogue */
+	int act_dst;           /* with act: the node whose tensor receives act(value) while this
+				* one keeps the value itself (an activation whose derivative
+				* needs its input x), or -1: act applied in place */
+	bool in_epilogue;      /* an activation node that act_dst of its operand writes: it has
+				* no code of its own */
+	ir_act dact;           /* DENSE_BWD_X etc.: multiply by act'(v), v (x or y,
+				* acts.def's `from`) the last operand */
 	int64_t ia[12];        /* op-specific integers (see each op in ops.def) */
-	double fa[4];          /* op-specific reals (AFFINE: a, b) */
+	double fa[4];          /* op-specific reals (AFFINE: a, b); fa[IR_FA_ACT]: the
+				* option of the node's activation (an activation op,
+				* its derivative, or act/dact) */
 	int param;             /* PARAM: index in graph params; DENSE_BWD_W/BIAS_GRAD: param it writes */
 	const char *name;      /* user-visible name, or NULL */
 	nnc_loc loc;           /* where it was written (for diagnostics) */
@@ -178,6 +214,9 @@ void nnc_autodiff(ir_graph *g);               /* backward nodes + optimizer upda
 void nnc_add_inference_tail(ir_graph *g);     /* the value inference returns, into ST_OUT */
 void nnc_fuse(ir_graph *g);
 void nnc_plan(ir_graph *g);
+/* A product or convolution whose act_dst node is dead (nothing reads the
+ * activation) keeps its plain value and applies no activation. */
+void ir_drop_dead_act_dst(ir_graph *g);
 /* --inference-only: marks the backward pass and the update (nodes [n_eval,
  * n_train)) dead, so that nnc_plan gives them no memory. */
 void ir_drop_training(ir_graph *g);
@@ -190,6 +229,9 @@ typedef enum ir_phase {
 	PHASE_UPDATE, /* the optimizer update: after the chunks */
 } ir_phase;
 ir_phase ir_node_phase(const ir_graph *g, const ir_node *n);
+/* The step updates the parameters (a live optimizer node): its chunks need
+ * partial gradients, and every gradient entry must be written. */
+bool ir_has_update(const ir_graph *g);
 /* small.c: the sample-major copy of the inference graph that infer() runs
  * for n <= NNC_SMALL_BATCH samples, planned; NULL when the main graph has no
  * batch-innermost tensor on the way to the output. */

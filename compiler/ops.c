@@ -238,7 +238,7 @@ static bool shape_update(ir_graph *g, ir_node *n)
 }
 
 static shape_fn *const shape_rules[IR_NUM_OPS] = {
-#define OP(id, name, arity, shape, grad, lower) [IR_##id] = shape,
+#define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = shape,
 #include "ops.def"
 #undef OP
 };

@@ -52,6 +52,11 @@ static int64_t plan_range(ir_graph *g, int lo, int hi, int64_t base, bool batche
 		for (int k = 0; k < n->nin; k++)
 			if (last[n->in[k]] < i)
 				last[n->in[k]] = i;
+		/* written by its operand's epilogue, while that op still reads its
+		 * own operands: they must not be given this tensor's memory */
+		for (int k = 0; n->in_epilogue && k < g->nodes[n->in[0]].nin; k++)
+			if (last[g->nodes[n->in[0]].in[k]] < i)
+				last[g->nodes[n->in[0]].in[k]] = i;
 	}
 	block *live = nnc_alloc(sizeof(block) * (size_t)(hi - lo + 1));
 	int nlive = 0;
@@ -100,6 +105,14 @@ ir_phase ir_node_phase(const ir_graph *g, const ir_node *n)
 		if (g->nodes[n->in[k]].batched)
 			return PHASE_REDUCE;
 	return PHASE_PARAM;
+}
+
+bool ir_has_update(const ir_graph *g)
+{
+	for (int i = 0; i < g->n; i++)
+		if (!g->nodes[i].dead && ir_node_phase(g, &g->nodes[i]) == PHASE_UPDATE)
+			return true;
+	return false;
 }
 
 /* Chunks pay off only when the step is a forward/backward pass over samples
@@ -165,11 +178,12 @@ void nnc_plan(ir_graph *g)
 	/* inference tail nodes other than the output (none today) */
 	int64_t ws2 = plan_range(g, g->n_train, g->n, ws, true, false);
 	g->ws_chunk = ws > ws2 ? ws : ws2;
-	bool grads = false; /* not with --inference-only (ir_drop_training) */
-	for (int i = 0; i < g->n; i++)
-		grads |= !g->nodes[i].dead && g->nodes[i].storage == ST_GRAD;
+	/* Chunks 1.. hand the update whole partial gradient vectors whenever the
+	 * step has an update, also when no node writes a gradient (a loss that
+	 * reaches no parameter: the chunks then write zeros, cg.c's
+	 * clear_unwritten).  Only --inference-only (ir_drop_training) needs none. */
 	g->ws_partials = g->ws_shared;
-	g->ws_metrics = g->ws_partials + (chunked && grads ? (g->chunks - 1) * g->param_floats : 0);
+	g->ws_metrics = g->ws_partials + (chunked && ir_has_update(g) ? (g->chunks - 1) * g->param_floats : 0);
 	g->ws_chunk0 = g->ws_metrics + (chunked ? round16(4 * g->chunks) : 0);
 	g->ws_floats = g->ws_chunk0 + g->chunks * g->ws_chunk;
 	if (g->ws_floats == 0)

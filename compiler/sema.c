@@ -59,7 +59,10 @@ typedef struct sema {
 #define MAX_INT_ARG 1e15
 
 static const char *const builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
-					     "relu", "sigmoid", "tanh", "softmax", NULL};
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) name,
+#include "acts.def"
+#undef ACT
+					     "softmax", NULL};
 static const char *const loss_names[] = {"softmax_cross_entropy", "mse", "binary_cross_entropy", NULL};
 static const char *const opt_names[] = {"sgd", "adam", NULL};
 static const char *const data_names[] = {"idx", "csv", "xor", "moons", "circles", "spiral", "parity", "majority", NULL};
@@ -474,10 +477,9 @@ static val eval_dense(sema *s, const nnc_ast *call)
 	return id < 0 ? verr(call->loc) : vtensor(id, call->loc);
 }
 
-static val eval_unary_layer(sema *s, const nnc_ast *call, ir_op op)
+/* The per-sample tensor an element-wise layer applies to. */
+static val eval_unary_layer_input(sema *s, const nnc_ast *call)
 {
-	if (!check_args(s, call, 1, NULL))
-		return verr(call->loc);
 	val x = tensor_arg(s, call, 0, "an input tensor");
 	if (x.kind != V_TENSOR)
 		return x;
@@ -485,9 +487,56 @@ static val eval_unary_layer(sema *s, const nnc_ast *call, ir_op op)
 		nnc_error(s->src, call->loc, "'%s' needs a per-sample value", call->str);
 		return verr(call->loc);
 	}
+	return x;
+}
+
+static val eval_unary_layer(sema *s, const nnc_ast *call, ir_op op)
+{
+	if (!check_args(s, call, 1, NULL))
+		return verr(call->loc);
+	val x = eval_unary_layer_input(s, call);
+	if (x.kind != V_TENSOR)
+		return x;
 	int xin = op == IR_SOFTMAX ? relayout(s, x.node, LAYOUT_NC) : x.node;
 	int id = add_shaped(s, op, 1, &xin, call->loc);
 	return id < 0 ? verr(call->loc) : vtensor(id, call->loc);
+}
+
+/* An activation of acts.def: `x |> name` or `x |> name(option: value)`,
+ * the option a number (at least the row's minimum) or true/false, with the
+ * row's default when not given; it rides on the node in fa[IR_FA_ACT]. */
+static val eval_act(sema *s, const nnc_ast *call, ir_act a)
+{
+	const ir_act_info *ai = ir_act_get(a);
+	const char *opts[2] = {ai->opt, NULL};
+	bool ok = check_args(s, call, 1, opts);
+	double v = ai->opt_default;
+	const nnc_arg *oa = ai->opt ? find_named(call, ai->opt) : NULL;
+	const char *what = oa ? nnc_sprintf("'%s' of %s", ai->opt, ai->name) : NULL;
+	if (oa && ai->opt_kind == ACT_OPT_BOOL) {
+		bool b = false;
+		ok &= arg_bool(s, oa, what, &b);
+		v = b;
+	} else if (oa && arg_num(s, oa, what, &v)) {
+		if (!(v >= ai->opt_min)) {
+			nnc_error(s->src, oa->value->loc, "%s must be at least %g, not %g", what, ai->opt_min, v);
+			ok = false;
+		} else {
+			ok &= float_ok(s, oa->value->loc, what, v);
+		}
+	} else if (oa) {
+		ok = false;
+	}
+	if (!ok)
+		return verr(call->loc);
+	val x = eval_unary_layer_input(s, call);
+	if (x.kind != V_TENSOR)
+		return x;
+	int id = add_shaped(s, ir_act_op(a), 1, &x.node, call->loc);
+	if (id < 0)
+		return verr(call->loc);
+	s->g->nodes[id].fa[IR_FA_ACT] = v;
+	return vtensor(id, call->loc);
 }
 
 /* Layout conversions the user never writes: convolution and pooling work on
@@ -707,12 +756,9 @@ static val eval_call(sema *s, const nnc_ast *call)
 		return eval_gpool(s, call);
 	if (!strcmp(f, "flatten"))
 		return eval_flatten(s, call);
-	if (!strcmp(f, "relu"))
-		return eval_unary_layer(s, call, IR_RELU);
-	if (!strcmp(f, "sigmoid"))
-		return eval_unary_layer(s, call, IR_SIGMOID);
-	if (!strcmp(f, "tanh"))
-		return eval_unary_layer(s, call, IR_TANH);
+	for (ir_act a = ACT_NONE + 1; a < IR_NUM_ACTS; a++)
+		if (!strcmp(f, ir_act_get(a)->name))
+			return eval_act(s, call, a);
 	if (!strcmp(f, "softmax"))
 		return eval_unary_layer(s, call, IR_SOFTMAX);
 	for (int i = 0; loss_names[i]; i++)
@@ -1425,7 +1471,7 @@ static void default_inits(ir_graph *g)
 		ir_param *w = &g->params[g->nodes[n->in[1]].param];
 		if (w->init_set)
 			continue;
-		bool relu_only = true;
+		bool he_only = true; /* every user an activation that wants He */
 		int users = 0;
 		for (int j = i + 1; j < g->n; j++) {
 			ir_node *u = &g->nodes[j];
@@ -1434,10 +1480,11 @@ static void default_inits(ir_graph *g)
 			for (int k = 0; k < u->nin; k++)
 				if (u->in[k] == i) {
 					users++;
-					relu_only &= u->op == IR_RELU;
+					he_only &= ir_op_act(u->op) != ACT_NONE &&
+						   ir_act_get(ir_op_act(u->op))->init == NNRT_INIT_HE_UNIFORM;
 				}
 		}
-		w->init = users && relu_only ? NNRT_INIT_HE_UNIFORM : NNRT_INIT_GLOROT_UNIFORM;
+		w->init = users && he_only ? NNRT_INIT_HE_UNIFORM : NNRT_INIT_GLOROT_UNIFORM;
 	}
 }
 
@@ -1550,6 +1597,12 @@ ir_graph *nnc_sema(const nnc_program *prog)
 		nnc_hint("add a layer with weights, e.g. dense(10)");
 		return NULL;
 	}
+	bool *reaches = ir_ancestors(g, g->loss), trains = false;
+	for (int p = 0; p < g->nparams; p++)
+		trains |= reaches[g->params[p].node];
+	if (!trains) /* legal (the metrics are still right), but trains nothing */
+		nnc_warning(s->src, g->nodes[g->loss].loc,
+			    "the loss depends on no parameter, so training will not change the model");
 	warn_unused(s);
 	default_inits(g);
 	g->bpad = (g->batch + 15) / 16 * 16;

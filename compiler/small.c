@@ -67,6 +67,7 @@ ir_graph *nnc_small_batch(ir_graph *g)
 		s->nodes[out].storage = ST_NONE;
 	}
 	s->output = out;
+	ir_drop_dead_act_dst(s);
 	s->loss = -1;
 	s->batch = NNC_SMALL_BATCH;
 	s->chunks = 1;

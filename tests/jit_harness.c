@@ -57,6 +57,7 @@ ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 		nnc_fuse(g);
 	g->chunks = th_chunks;
 	nnc_plan(g);
+	th_check_plan(g);
 	return g;
 }
 
@@ -85,6 +86,9 @@ jitted th_jit(ir_graph *g, bool naive, bool optimise)
 	jitted j = {.g = g};
 	j.ctx = LLVMContextCreate();
 	cg_options co = {.opt_level = optimise ? 2 : 0, .naive = naive, .small = naive ? NULL : nnc_small_batch(g)};
+	th_check_plan(g); /* also a graph a test planned itself */
+	if (co.small)
+		th_check_plan(co.small);
 	LLVMModuleRef mod = nnc_lower(g, &co, j.ctx);
 	verify_module(mod, "after lowering");
 
@@ -124,6 +128,98 @@ jitted th_jit(ir_graph *g, bool naive, bool optimise)
 	cr_assert_eq(j.m->param_floats, g->param_floats);
 	cr_assert_eq(j.m->ws_floats, g->ws_floats);
 	return j;
+}
+
+/* Floats a tensor occupies: a chunk's rows (bpad for batch-innermost tensors). */
+static int64_t ws_floats_of(const ir_graph *g, const ir_node *n)
+{
+	if (!n->batched)
+		return n->size;
+	return n->size * (n->layout == LAYOUT_CN ? g->bpad : g->cbatch);
+}
+
+/* Checks the workspace plan of nodes [lo, hi): the regions (unbatched
+ * tensors, partial gradients, partial metrics, chunks) follow each other
+ * inside ws_floats; every ST_WS tensor lies in its region (unbatched: the
+ * first; batched: a chunk, at an offset from the chunk's start) at a
+ * 16-float boundary; two tensors of one region whose lifetimes (definition
+ * to last reader in [lo, hi)) overlap do not share memory, and with several
+ * chunks unbatched tensors (written before the chunks run) share with none.
+ * Returns NULL or the first violation (arena). */
+const char *th_plan_violation(ir_graph *g, int lo, int hi)
+{
+	bool chunked = g->chunks > 1;
+	if (g->chunks < 1 || g->cbatch * g->chunks < g->batch || g->bpad < g->cbatch || g->bpad % 16)
+		return nnc_sprintf("%lld chunks of %lld samples (bpad %lld) for batch %lld", (long long)g->chunks,
+				   (long long)g->cbatch, (long long)g->bpad, (long long)g->batch);
+	/* the chunks' partial gradients: what cg.c's bodies use whenever the
+	 * step has an update, whether or not a node writes a gradient */
+	int64_t partials = chunked && ir_has_update(g) ? (g->chunks - 1) * g->param_floats : 0;
+	if (g->ws_partials < g->ws_shared || g->ws_metrics < g->ws_partials + partials ||
+	    g->ws_chunk0 < g->ws_metrics + (chunked ? 4 * g->chunks : 0) ||
+	    g->ws_chunk0 + g->chunks * g->ws_chunk > g->ws_floats || g->ws_chunk0 % 16 || g->ws_chunk % 16)
+		return nnc_sprintf("workspace regions overlap: shared %lld, partials %lld, metrics %lld, chunks %lld x %lld "
+				   "from %lld, total %lld",
+				   (long long)g->ws_shared, (long long)g->ws_partials, (long long)g->ws_metrics,
+				   (long long)g->chunks, (long long)g->ws_chunk, (long long)g->ws_chunk0,
+				   (long long)g->ws_floats);
+	int *last = nnc_alloc(sizeof(int) * (size_t)g->n);
+	for (int i = 0; i < g->n; i++)
+		last[i] = i;
+	for (int i = lo; i < hi; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		for (int k = 0; k < n->nin; k++)
+			if (last[n->in[k]] < i)
+				last[n->in[k]] = i;
+		/* an activation written by its operand's epilogue is written while
+		 * that op reads its own operands */
+		const ir_node *p = &g->nodes[n->in[0]];
+		for (int k = 0; n->in_epilogue && k < p->nin; k++)
+			if (last[p->in[k]] < i)
+				last[p->in[k]] = i;
+	}
+	for (int i = lo; i < hi; i++) {
+		ir_node *a = &g->nodes[i];
+		if (!a->dead && (a->storage == ST_PARAM || a->storage == ST_GRAD)) {
+			/* a parameter or its gradient: exactly the parameter's place */
+			const ir_param *p = a->param >= 0 && a->param < g->nparams ? &g->params[a->param] : NULL;
+			if (!p || a->offset != p->offset || a->size != p->size || a->batched)
+				return nnc_sprintf("%%%d %s in %s+%lld is not the place of parameter %d", i,
+						   ir_op_name(a->op), a->storage == ST_PARAM ? "params" : "grads",
+						   (long long)a->offset, a->param);
+		}
+		if (a->dead || a->storage != ST_WS)
+			continue;
+		int64_t asz = ws_floats_of(g, a), region = a->batched ? g->ws_chunk : g->ws_shared;
+		if (a->offset < 0 || a->offset % 16 || a->offset + asz > region)
+			return nnc_sprintf("%%%d %s: [%lld, %lld) is misplaced in a region of %lld", i, ir_op_name(a->op),
+					   (long long)a->offset, (long long)(a->offset + asz), (long long)region);
+		for (int j = i + 1; j < hi; j++) {
+			ir_node *b = &g->nodes[j];
+			if (b->dead || b->storage != ST_WS || b->batched != a->batched)
+				continue;
+			int64_t bsz = ws_floats_of(g, b);
+			/* b is defined while a is still read */
+			bool live_together = j <= last[i] || (chunked && !a->batched);
+			bool share = a->offset < b->offset + bsz && b->offset < a->offset + asz;
+			if (live_together && share)
+				return nnc_sprintf("%%%d %s [%lld, %lld) (last read by %%%d) overlaps %%%d %s [%lld, %lld)",
+						   i, ir_op_name(a->op), (long long)a->offset, (long long)(a->offset + asz),
+						   last[i], j, ir_op_name(b->op), (long long)b->offset,
+						   (long long)(b->offset + bsz));
+		}
+	}
+	return NULL;
+}
+
+void th_check_plan(ir_graph *g)
+{
+	const char *why = th_plan_violation(g, 0, g->n_train);
+	cr_assert(!why, "%s: the memory plan is wrong: %s", g->model_name, why);
+	why = th_plan_violation(g, g->n_train, g->n);
+	cr_assert(!why, "%s: the memory plan of the inference tail is wrong: %s", g->model_name, why);
 }
 
 void th_jit_free(jitted *j)

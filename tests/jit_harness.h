@@ -32,10 +32,19 @@ nnc_source *th_make_source(const char *path, const char *text);
 
 /* The driver's pipeline up to the memory plan, for a program text that
  * claims to live at `path`; fails the test with the diagnostics if the
- * program does not compile. */
+ * program does not compile, or if the plan fails th_check_plan. */
 ir_graph *th_build_graph(const char *path, const char *text, bool fuse);
 /* Chunks th_build_graph asks the planner for (nnc --chunks); 0: the default. */
 extern int64_t th_chunks;
+
+/* The memory plan checker: the regions of the workspace (unbatched tensors,
+ * partial gradients, partial metrics, chunks) follow each other; parameters
+ * and gradients sit at their parameter's place; no two workspace tensors of
+ * nodes [lo, hi) that are live together share memory.  NULL, or the first
+ * violation (arena).  th_build_graph and th_jit run it on every graph
+ * (th_check_plan fails the test). */
+const char *th_plan_violation(ir_graph *g, int lo, int hi);
+void th_check_plan(ir_graph *g);
 
 typedef struct jitted {
 	ir_graph *g;

@@ -14,6 +14,7 @@
  * The JIT helper (jit_*) is self-contained: copy it into other tests.
  */
 #include "cg_math.h"
+#include "act_ref.h"
 
 #include <criterion/criterion.h>
 #include <float.h>
@@ -301,6 +302,19 @@ static double sigmoid_ref(double x)
 	return 1 / (1 + exp(-x));
 }
 
+static double judge_erf(float x, float y, double r, double m[2])
+{
+	if (isnan(x))
+		return isnan(y) ? 0 : INFINITY;
+	if (isnan(y) || fabsf(y) > 1 || (y != 0 && signbit(y) != signbit(x)))
+		return INFINITY;
+	if (fabsf(x) >= 3.92f)
+		return fabsf(y) == 1.0f ? 0 : INFINITY;
+	m[0] = r != 0 ? fabs(y - r) / fabs(r) : 0;
+	/* x * 1.128 rounded into subnormals cannot be relatively accurate */
+	return fabs(y - r) / (2e-7 * fabs(r) + 0x1p-148);
+}
+
 typedef struct math_case {
 	const char *name;
 	emit_fn *emit;
@@ -319,6 +333,7 @@ static const math_case cases[] = {
 	 {"abs err (< 5e-7)", "rel err for |x| <= 1 (< 1e-6)"}},
 	{"sigmoid", cgm_sigmoid, sigmoid_ref, judge_sigmoid, -120.0f, 120.0f,
 	 {"abs err (< 5e-7)", "rel err on [-87,0] (not required)"}},
+	{"erf", cgm_erf, erf, judge_erf, -5.0f, 5.0f, {"rel err (< 2e-7)", NULL}},
 };
 
 static const math_case *find_case(const char *name)
@@ -450,6 +465,161 @@ Test(cg_math, exp) { check_function("exp"); }
 Test(cg_math, log) { check_function("log"); }
 Test(cg_math, tanh) { check_function("tanh"); }
 Test(cg_math, sigmoid) { check_function("sigmoid"); }
+Test(cg_math, erf) { check_function("erf"); }
+
+/* ---- activations (acts.def) against act_ref.h ------------------------
+ * Each activation and its derivative emitter, with each option value of
+ * the rows below, built into map kernels of every width for both CPUs and
+ * swept like the functions above.  The derivative kernel computes
+ * dact(v, 1) with v = x or v = act(x), as the table's `from` says, so it is
+ * compared with f'(x) as the compiled backward pass uses it. */
+
+typedef struct act_emit {
+	const char *name;
+	const char *from; /* "ACT_FROM_X" or "ACT_FROM_Y" */
+	cgm_act_fn *act;
+	cgm_dact_fn *dact;
+} act_emit;
+
+static const act_emit act_emits[] = {
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) {name, #from, act, dact},
+#include "acts.def"
+#undef ACT
+};
+
+/* Tolerances: |y - r| <= ATOL + RTOL |r|. */
+#define ACT_RTOL 1e-6
+#define ACT_ATOL 1e-7
+#define DACT_RTOL 2e-6
+#define DACT_ATOL 2e-7
+
+typedef struct act_case {
+	const char *name;
+	double opt;
+} act_case;
+
+/* every activation; options at their default and another value */
+static const act_case act_cases[] = {
+	{"relu", 0},         {"sigmoid", 0},   {"tanh", 0},     {"leaky_relu", 0.01}, {"leaky_relu", 0.3},
+	{"elu", 1},          {"elu", 0.5},     {"softplus", 0}, {"silu", 0},          {"gelu", 1},
+	{"gelu", 0},
+};
+
+static const act_emit *cur_act;
+static double cur_opt;
+
+static LLVMValueRef emit_cur_act(LLVMBuilderRef b, LLVMValueRef x) { return cur_act->act(b, x, cur_opt); }
+
+static LLVMValueRef emit_cur_dact(LLVMBuilderRef b, LLVMValueRef x)
+{
+	LLVMTypeRef t = LLVMTypeOf(x);
+	LLVMValueRef one = LLVMConstReal(LLVMFloatTypeInContext(LLVMGetTypeContext(t)), 1.0);
+	if (LLVMGetTypeKind(t) == LLVMVectorTypeKind) {
+		LLVMValueRef v[MAX_WIDTH];
+		for (unsigned i = 0; i < LLVMGetVectorSize(t); i++)
+			v[i] = one;
+		one = LLVMConstVector(v, LLVMGetVectorSize(t));
+	}
+	LLVMValueRef v = strcmp(cur_act->from, "ACT_FROM_X") ? cur_act->act(b, x, cur_opt) : x;
+	return cur_act->dact(b, v, one, cur_opt);
+}
+
+/* Scores y against r = f(x): <= 1 passes.  NaN only from NaN, and a NaN
+ * input gives NaN (except relu, which has always mapped NaN to 0, and the
+ * derivatives, which a NaN forward value makes moot); where the double
+ * reference itself fails (NaN at +-inf), only a non-NaN y is asked. */
+static double judge_act(float x, float y, double r, double rtol, double atol, double *rel, bool nan_in_nan_out)
+{
+	if (isnan(x))
+		return isnan(y) || !nan_in_nan_out ? 0 : INFINITY;
+	if (isnan(y))
+		return INFINITY;
+	if (isnan(r))
+		return 0;
+	if (isinf(r))
+		return y == r ? 0 : INFINITY;
+	if (fabs(r) > 1e-30)
+		*rel = fabs(y - r) / fabs(r);
+	return fabs(y - r) / (atol + rtol * fabs(r));
+}
+
+static void check_activation(const act_case *ac)
+{
+	const act_emit *ae = NULL;
+	for (size_t i = 0; i < NELEMS(act_emits); i++)
+		if (!strcmp(act_emits[i].name, ac->name))
+			ae = &act_emits[i];
+	const act_ref *ar = act_ref_find(ac->name);
+	cr_assert(ae && ar, "%s: not in acts.def or act_ref.h", ac->name);
+	/* the sweep of the exp case (x in [-110, 90], all bit patterns, specials) */
+	sweep s = make_sweep(find_case("exp"));
+	double *rf = malloc(s.n * sizeof(double)), *rd = malloc(s.n * sizeof(double));
+	float *y = malloc(s.n * sizeof(float));
+	cr_assert(rf && rd && y);
+	for (size_t i = 0; i < s.n; i++) {
+		rf[i] = ar->f(s.x[i], ac->opt);
+		rd[i] = ar->df(s.x[i], ac->opt);
+	}
+	jit j = jit_new(ac->name);
+	cur_act = ae;
+	cur_opt = ac->opt;
+	char fname[2][64];
+	snprintf(fname[0], sizeof fname[0], "%s_%g", ac->name, ac->opt);
+	snprintf(fname[1], sizeof fname[1], "d%s_%g", ac->name, ac->opt);
+	build_all_variants(&j, fname[0], emit_cur_act);
+	build_all_variants(&j, fname[1], emit_cur_dact);
+	jit_compile(&j);
+	char name[96];
+	for (int d = 0; d < 2; d++)
+		for (size_t c = 0; c < NELEMS(cpus); c++)
+			for (size_t w = 0; w < NELEMS(widths); w++) {
+				kernel_name(name, sizeof name, fname[d], widths[w], c);
+				kernel_fn *k = (kernel_fn *)(uintptr_t)jit_sym(&j, name);
+				memset(y, 0xff, s.n * sizeof(float));
+				k(s.x, y, (int64_t)s.n);
+				const double *r = d ? rd : rf;
+				size_t fails = 0, worst = 0;
+				double wscore = -1, maxrel = 0;
+				for (size_t i = 0; i < s.n; i++) {
+					double rel = 0;
+					double sc = judge_act(s.x[i], y[i], r[i], d ? DACT_RTOL : ACT_RTOL,
+							      d ? DACT_ATOL : ACT_ATOL, &rel, !d && strcmp(ac->name, "relu"));
+					fails += !(sc <= 1);
+					if (!(sc <= wscore))
+						wscore = sc, worst = i;
+					if (fabs(s.x[i]) <= 20 && rel > maxrel)
+						maxrel = rel;
+				}
+				cr_log_info("%-28s max rel err on [-20, 20] %.3g", name, maxrel);
+				cr_expect(fails == 0, "%s: %zu of %zu out of bounds; worst x=%a (%.9g) gave %.9g, want %.9g",
+					  name, fails, s.n, (double)s.x[worst], (double)s.x[worst], (double)y[worst],
+					  r[worst]);
+			}
+	jit_free(&j);
+	free(rf);
+	free(rd);
+	free(y);
+	sweep_free(&s);
+}
+
+Test(cg_math, activations_against_c_reference)
+{
+	for (size_t i = 0; i < NELEMS(act_cases); i++)
+		check_activation(&act_cases[i]);
+}
+
+/* Every row of acts.def has a case above, a C reference and a network in
+ * test_codegen.c / test_conv.c (which look it up by name). */
+Test(cg_math, every_activation_has_a_case)
+{
+	for (size_t i = 0; i < NELEMS(act_emits); i++) {
+		bool found = false;
+		for (size_t k = 0; k < NELEMS(act_cases); k++)
+			found |= !strcmp(act_cases[k].name, act_emits[i].name);
+		cr_expect(found && act_ref_find(act_emits[i].name), "%s has no case or no C reference",
+			  act_emits[i].name);
+	}
+}
 
 /* The judges themselves: the correctly rounded answer passes everywhere,
  * and one off by ~2e-6 relative (a slightly wrong coefficient) is caught
@@ -479,15 +649,27 @@ Test(cg_math, judges_accept_exact_and_reject_perturbed)
 	}
 }
 
-/* Nothing may lower to a call: not in the optimised IR (only the intrinsics
- * cg_math.c uses), nor in the machine code of the host or baseline x86-64
- * (where llvm.fma or llvm.rint would become fmaf/rintf calls). */
+/* Nothing may lower to a call, in the functions or the activations: not in
+ * the optimised IR (only the intrinsics cg_math.c uses), nor in the machine
+ * code of the host or baseline x86-64 (where llvm.fma or llvm.rint would
+ * become fmaf/rintf calls). */
 Test(cg_math, no_calls_in_ir_or_machine_code)
 {
 	static const char *const allowed[] = {"llvm.fmuladd.", "llvm.fabs.", "llvm.copysign."};
 	jit j = jit_new("cgm_asm");
 	for (size_t i = 0; i < NELEMS(cases); i++)
 		build_all_variants(&j, cases[i].name, cases[i].emit);
+	for (size_t i = 0; i < NELEMS(act_cases); i++) { /* and every activation and derivative */
+		for (size_t k = 0; k < NELEMS(act_emits); k++)
+			if (!strcmp(act_emits[k].name, act_cases[i].name))
+				cur_act = &act_emits[k];
+		cur_opt = act_cases[i].opt;
+		char name[64];
+		snprintf(name, sizeof name, "%s_%g", act_cases[i].name, act_cases[i].opt);
+		build_all_variants(&j, name, emit_cur_act);
+		snprintf(name, sizeof name, "d%s_%g", act_cases[i].name, act_cases[i].opt);
+		build_all_variants(&j, name, emit_cur_dact);
+	}
 	for (LLVMValueRef fn = LLVMGetFirstFunction(j.mod); fn; fn = LLVMGetNextFunction(fn)) {
 		if (LLVMCountBasicBlocks(fn))
 			continue;

@@ -42,6 +42,7 @@
 #include "ir.h"
 #include "nnrt.h"
 #include "util.h"
+#include "act_ref.h"
 #include "jit_harness.h"
 #include "sh_harness.h"
 
@@ -294,6 +295,57 @@ static void fwd_wide(ref *r, const float *x, double *pred, double *out)
 	ref_dense(r, "dense4", true, k, 37, 21, pred);
 }
 
+/* Every activation of acts.def after its own dense layer, options at
+ * non-default values: leaky_relu, elu and softplus (derivative from y) are
+ * folded into the dense epilogues forward (in place) and backward, silu
+ * and the two gelus (derivative from x) too, their epilogue writing both
+ * the product and the activation. */
+static const char act_src[] =
+	"model actnet\n"
+	"input x : f32[6]\n"
+	"label y : class(3)\n"
+	"a = x |> dense(8) |> leaky_relu(alpha: 0.2)\n"
+	"b = a |> dense(8) |> elu(alpha: 0.7)\n"
+	"c = b |> dense(8) |> softplus\n"
+	"d = c |> dense(8) |> silu\n"
+	"e = d |> dense(8) |> gelu\n"
+	"f = e |> dense(8) |> gelu(approximate: false)\n"
+	"logits = f |> dense(3)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 11\n}\n";
+
+/* An activation of act_ref.h; kinks (relu-like) go into the sign hash. */
+static double ref_act(ref *r, const char *name, double opt, double z)
+{
+	const act_ref *a = act_ref_find(name);
+	cr_assert(a, "no C reference of %s", name);
+	if (a->kink(opt))
+		r->relu_signs = (r->relu_signs ^ (uint64_t)(z > 0)) * 0x100000001b3ull;
+	return a->f(z, opt);
+}
+
+static void fwd_act(ref *r, const float *x, double *pred, double *out)
+{
+	(void)out;
+	static const struct {
+		const char *act;
+		double opt;
+	} layers[] = {{"leaky_relu", 0.2}, {"elu", 0.7}, {"softplus", 0}, {"silu", 0}, {"gelu", 1}, {"gelu", 0}};
+	double h[8], t[8];
+	int64_t in = 6;
+	for (int i = 0; i < 6; i++)
+		h[i] = x[i];
+	for (size_t l = 0; l < NELEMS(layers); l++) {
+		char name[16];
+		snprintf(name, sizeof name, "dense%zu", l + 1);
+		ref_dense(r, name, true, h, in, 8, t);
+		for (int i = 0; i < 8; i++)
+			h[i] = ref_act(r, layers[l].act, layers[l].opt, t[i]);
+		in = 8;
+	}
+	ref_dense(r, "dense7", true, h, 8, 3, pred);
+}
+
 typedef struct net {
 	const char *name;
 	const char *src;  /* without the optimizer line */
@@ -310,6 +362,7 @@ static const net nets[] = {
 	{"bcenet", bce_src, fwd_bce, false, 0},
 	{"seednet", seed_src, fwd_seed, false, 0},
 	{"widenet", wide_src, fwd_wide, false, 4},
+	{"actnet", act_src, fwd_act, false, 14},
 };
 
 /* Reference of a batch: infer's outputs [n][output_size] and the metrics
@@ -478,7 +531,7 @@ typedef struct grad_table {
 } grad_table;
 
 typedef struct grad_run {
-	grad_table t[8];
+	grad_table t[16];
 	int nt;
 	int64_t n;
 	double max_err; /* largest |g - fd| / (ATOL + RTOL |fd|) */
@@ -642,6 +695,83 @@ Test(network, softnet) { check_net(&nets[1]); }
 Test(network, bcenet) { check_net(&nets[2]); }
 Test(network, seednet) { check_net(&nets[3]); }
 Test(network, widenet) { check_net(&nets[4]); }
+Test(network, actnet) { check_net(&nets[5]); }
+
+/* A loss that reaches no parameter, beside a parameterised output: a step
+ * changes nothing, whatever the optimizer, the fusion and the chunking, and
+ * the metrics are those of the reference.  (The planner used to reserve the
+ * chunks' partial gradients only when some node writes a gradient, so chunk
+ * 1 wrote its zeros over the metrics and chunk 0's tensors, and the update
+ * summed workspace garbage into the weights.) */
+static const char free_src[] =
+	"model freenet\n"
+	"input x : f32[3]\n"
+	"label t : f32[3]\n"
+	"h = x |> dense(40) |> tanh\n"
+	"output h\n"
+	"p = x * 2 - 1\n"
+	"loss mse(p, t)\n"
+	"train {\n  data: csv(\"unused.csv\", x: [0], y: [1])\n  batch: 8\n}\n";
+
+static void fwd_free(ref *r, const float *x, double *pred, double *out)
+{
+	double xd[3];
+	for (int i = 0; i < 3; i++)
+		pred[i] = (xd[i] = x[i]) * 2.0 - 1;
+	ref_dense(r, "dense1", true, xd, 3, 40, out);
+	for (int i = 0; i < 40; i++)
+		out[i] = tanh(out[i]);
+}
+
+Test(network, loss_reaching_no_parameter)
+{
+	static const net nt = {"freenet", free_src, fwd_free, true, 0};
+	static const char *opts[] = {"sgd(lr: 0.5, momentum: 0.9)", "adam(lr: 0.1)"};
+	for (size_t oi = 0; oi < NELEMS(opts); oi++)
+		for (int chunks = 0; chunks < 2; chunks++) { /* the default (2), then 1 */
+			jitted j[2];
+			th_chunks = chunks;
+			for (int f = 0; f < 2; f++)
+				j[f] = jit_graph(build_graph(with_optimizer(free_src, opts[oi]), f), f);
+			th_chunks = 0;
+			cr_assert_eq(j[1].g->chunks, chunks ? 1 : NNC_DEFAULT_CHUNKS);
+			if (oi == 0)
+				check_forward(&nt, j);
+			for (int f = 0; f < 2; f++) {
+				const nnrt_model *m = j[f].m;
+				state s = state_new(m);
+				th_fill_params(m, s.params, 900);
+				float *p0 = th_falloc(m->param_floats);
+				memcpy(p0, s.params, sizeof(float) * (size_t)m->param_floats);
+				for (int64_t i = 0; i < m->param_floats; i++) /* every gradient must be written */
+					s.grads[i] = NAN;
+				nnrt_set_threads(2);
+				for (int step = 1; step <= 2; step++) {
+					int64_t n = step == 1 ? m->batch : 3;
+					th_fill_batch(&s, n, 900 + (uint64_t)step);
+					s.a.hp[NNRT_HP_STEP] = (float)step;
+					s.a.hp[NNRT_HP_ADAM_C1] = s.a.hp[NNRT_HP_ADAM_C2] = 2;
+					run(&s, m->train_step, n, 0.5f);
+					ref r = {m, s.params, 0};
+					double wm[2];
+					ref_batch(&nt, &r, s.x, s.y, n, NULL, wm);
+					const char *how = nnc_sprintf("%s, %s, %lld chunks, step %d", opts[oi],
+								      f ? "fused" : "unfused", (long long)j[f].g->chunks, step);
+					cr_assert(close_to(s.metrics[0], wm[0], FWD_TOL) && s.metrics[1] == wm[1],
+						  "%s: metrics %.9g %g, reference %.9g %g", how, s.metrics[0], s.metrics[1],
+						  wm[0], wm[1]);
+					for (int64_t i = 0; i < m->param_floats; i++)
+						cr_assert(s.grads[i] == 0 && s.params[i] == p0[i],
+							  "%s: grads[%lld] = %g, params[%lld] %.9g -> %.9g", how, (long long)i,
+							  s.grads[i], (long long)i, p0[i], s.params[i]);
+				}
+				free(p0);
+				state_free(&s);
+			}
+			for (int f = 0; f < 2; f++)
+				jit_free(&j[f]);
+		}
+}
 
 /* ---- 3. optimizer updates --------------------------------------------- */
 
@@ -859,7 +989,7 @@ Test(ir, unfused_keeps_activation_nodes)
 }
 
 /* Every fusable activation of the test networks is fused: after nnc_fuse no
- * live relu/sigmoid/tanh reads a dense whose only user it is, and no
+ * live activation (acts.def) reads a dense whose only user it is, and no
  * activation derivative reads a dense_bwd_x it could have been folded into. */
 Test(ir, every_fusable_activation_is_fused)
 {
@@ -869,8 +999,7 @@ Test(ir, every_fusable_activation_is_fused)
 			ir_node *n = &g->nodes[i];
 			if (n->dead)
 				continue;
-			bool act = n->op == IR_RELU || n->op == IR_SIGMOID || n->op == IR_TANH;
-			bool dact = n->op == IR_RELU_GRAD || n->op == IR_SIGMOID_GRAD || n->op == IR_TANH_GRAD;
+			bool dact = ir_op_is_act_grad(n->op), act = ir_op_act(n->op) != ACT_NONE && !dact;
 			if (!act && !dact)
 				continue;
 			int src = act ? n->in[0] : n->in[1];
@@ -885,72 +1014,30 @@ Test(ir, every_fusable_activation_is_fused)
 	}
 }
 
-/* Floats a tensor occupies: a chunk's rows (bpad for batch-innermost tensors). */
-static int64_t ws_floats_of(ir_graph *g, const ir_node *n)
+/* The activations of actnet fuse as acts.def says: those whose derivative
+ * reads y into the dense epilogue (in place) and the backward product,
+ * those that read x too, but the epilogue writes the activation into its
+ * own node's tensor and keeps x for the derivative; options travel with
+ * them. */
+Test(ir, activations_fuse_as_their_table_says)
 {
-	if (!n->batched)
-		return n->size;
-	return n->size * (n->layout == LAYOUT_CN ? g->bpad : g->cbatch);
-}
-
-/* Checks the workspace plan of nodes [lo, hi): the regions (unbatched
- * tensors, partial gradients, partial metrics, chunks) follow each other
- * inside ws_floats; every ST_WS tensor lies in its region (unbatched: the
- * first; batched: a chunk, at an offset from the chunk's start) at a
- * 16-float boundary; two tensors of one region whose lifetimes (definition
- * to last reader in [lo, hi)) overlap do not share memory, and with several
- * chunks unbatched tensors (written before the chunks run) share with none.
- * Returns NULL or the first violation (arena). */
-static const char *plan_violation(ir_graph *g, int lo, int hi)
-{
-	bool chunked = g->chunks > 1;
-	if (g->chunks < 1 || g->cbatch * g->chunks < g->batch || g->bpad < g->cbatch || g->bpad % 16)
-		return nnc_sprintf("%lld chunks of %lld samples (bpad %lld) for batch %lld", (long long)g->chunks,
-				   (long long)g->cbatch, (long long)g->bpad, (long long)g->batch);
-	if (g->ws_partials < g->ws_shared ||
-	    g->ws_metrics < g->ws_partials + (chunked ? (g->chunks - 1) * g->param_floats : 0) ||
-	    g->ws_chunk0 < g->ws_metrics + (chunked ? 4 * g->chunks : 0) ||
-	    g->ws_chunk0 + g->chunks * g->ws_chunk > g->ws_floats || g->ws_chunk0 % 16 || g->ws_chunk % 16)
-		return nnc_sprintf("workspace regions overlap: shared %lld, partials %lld, metrics %lld, chunks %lld x %lld "
-				   "from %lld, total %lld",
-				   (long long)g->ws_shared, (long long)g->ws_partials, (long long)g->ws_metrics,
-				   (long long)g->chunks, (long long)g->ws_chunk, (long long)g->ws_chunk0,
-				   (long long)g->ws_floats);
-	int *last = nnc_alloc(sizeof(int) * (size_t)g->n);
+	ir_graph *g = build_graph(with_optimizer(act_src, "sgd(lr: 0.1)"), true);
+	nnc_buf b = {0};
+	ir_dump(g, &b);
+	static const char *const want[] = {
+		"act=leaky_relu(alpha=0.2) : [n, 8]  ; a", "act=elu(alpha=0.7) : [n, 8]  ; b", "act=softplus : [n, 8]  ; c",
+		"act=silu into %17 : [n, 8]", "= silu(%16) in-epilogue of %16 : [n, 8]  ; d",
+		"act=gelu(approximate=true) into %21 : [n, 8]", "= gelu(%20) approximate=true in-epilogue of %20 : [n, 8]  ; e",
+		"act=gelu(approximate=false) into %25 : [n, 8]", "= gelu(%24) approximate=false in-epilogue of %24 : [n, 8]  ; f",
+		"dact=leaky_relu(alpha=0.2)", "dact=elu(alpha=0.7)", "dact=softplus", "dact=silu",
+		"dact=gelu(approximate=true)", "dact=gelu(approximate=false)",
+	};
+	for (size_t i = 0; i < NELEMS(want); i++)
+		cr_expect(strstr(b.data, want[i]), "no '%s' in\n%s", want[i], b.data);
 	for (int i = 0; i < g->n; i++)
-		last[i] = i;
-	for (int i = lo; i < hi; i++) {
-		ir_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		for (int k = 0; k < n->nin; k++)
-			if (last[n->in[k]] < i)
-				last[n->in[k]] = i;
-	}
-	for (int i = lo; i < hi; i++) {
-		ir_node *a = &g->nodes[i];
-		if (a->dead || a->storage != ST_WS)
-			continue;
-		int64_t asz = ws_floats_of(g, a), region = a->batched ? g->ws_chunk : g->ws_shared;
-		if (a->offset < 0 || a->offset % 16 || a->offset + asz > region)
-			return nnc_sprintf("%%%d %s: [%lld, %lld) is misplaced in a region of %lld", i, ir_op_name(a->op),
-					   (long long)a->offset, (long long)(a->offset + asz), (long long)region);
-		for (int j = i + 1; j < hi; j++) {
-			ir_node *b = &g->nodes[j];
-			if (b->dead || b->storage != ST_WS || b->batched != a->batched)
-				continue;
-			int64_t bsz = ws_floats_of(g, b);
-			/* b is defined while a is still read */
-			bool live_together = j <= last[i] || (chunked && !a->batched);
-			bool share = a->offset < b->offset + bsz && b->offset < a->offset + asz;
-			if (live_together && share)
-				return nnc_sprintf("%%%d %s [%lld, %lld) (last read by %%%d) overlaps %%%d %s [%lld, %lld)",
-						   i, ir_op_name(a->op), (long long)a->offset, (long long)(a->offset + asz),
-						   last[i], j, ir_op_name(b->op), (long long)b->offset,
-						   (long long)(b->offset + bsz));
-		}
-	}
-	return NULL;
+		cr_expect(g->nodes[i].dead || !ir_op_is_act_grad(g->nodes[i].op), "%%%d = %s was not fused:\n%s", i,
+			  ir_op_name(g->nodes[i].op), b.data);
+	nnc_buf_free(&b);
 }
 
 Test(plan, live_workspace_tensors_never_overlap)
@@ -967,18 +1054,40 @@ Test(plan, live_workspace_tensors_never_overlap)
 			for (int k = 0; k < g->n_train; k++)
 				ws += !g->nodes[k].dead && g->nodes[k].storage == ST_WS;
 			cr_assert(ws >= 3, "%s: only %d workspace tensors", g->model_name, ws);
-			const char *why = plan_violation(g, 0, g->n_train);
+			const char *why = th_plan_violation(g, 0, g->n_train);
 			cr_assert(!why, "%s (%s): %s", g->model_name, fuse ? "fused" : "unfused", why);
-			why = plan_violation(g, g->n_train, g->n);
+			why = th_plan_violation(g, g->n_train, g->n);
 			cr_assert(!why, "%s (%s), inference tail: %s", g->model_name, fuse ? "fused" : "unfused", why);
 		}
+}
+
+/* The checker rejects a chunked training plan without room for the chunks'
+ * partial gradients (what the planner gave a loss reaching no parameter). */
+Test(plan, the_checker_catches_missing_partial_gradients)
+{
+	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
+	cr_assert(g->chunks > 1 && !th_plan_violation(g, 0, g->n_train));
+	g->ws_metrics = g->ws_partials;
+	cr_assert(th_plan_violation(g, 0, g->n_train), "a plan without partial gradients passes");
+}
+
+/* The checker rejects a gradient written outside its parameter's place. */
+Test(plan, the_checker_catches_a_misplaced_gradient)
+{
+	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
+	int k = 0;
+	while (k < g->n_train && (g->nodes[k].dead || g->nodes[k].storage != ST_GRAD))
+		k++;
+	cr_assert(k < g->n_train);
+	g->nodes[k].offset += 16;
+	cr_assert(th_plan_violation(g, 0, g->n_train), "a gradient 16 floats off its place passes");
 }
 
 /* The checker rejects a plan where a tensor is put on top of a live one. */
 Test(plan, the_checker_catches_an_overlap)
 {
 	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
-	cr_assert(!plan_violation(g, 0, g->n_train));
+	cr_assert(!th_plan_violation(g, 0, g->n_train));
 	/* a node and the first workspace operand it reads are live together */
 	bool broke = false;
 	for (int i = 0; i < g->n_train && !broke; i++) {
@@ -995,7 +1104,7 @@ Test(plan, the_checker_catches_an_overlap)
 		}
 	}
 	cr_assert(broke);
-	cr_assert(plan_violation(g, 0, g->n_train), "an output placed on its own operand passes");
+	cr_assert(th_plan_violation(g, 0, g->n_train), "an output placed on its own operand passes");
 }
 
 /* ---- 6. semantic and shape errors, exact text --------------------------- */
@@ -1088,6 +1197,25 @@ static const diag_case diag_cases[] = {
 	{"name defined twice",
 	 L_MODEL L_INPUT L_LABEL "h = x |> dense(2)\nh = h |> relu\nlogits = h\n" L_LOSS L_OPT L_TRAIN,
 	 SRC_PATH ":5:1: error: 'h' is already defined", SRC_PATH ":4:1: note: 'h' was first defined here", 1},
+	{"activation option below its minimum",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> leaky_relu(alpha: -0.5)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:45: error: 'alpha' of leaky_relu must be at least 0, not -0.5", NULL, 1},
+	{"activation option beyond float",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> elu(alpha: 1e39)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:38: error: 'alpha' of elu is too large: 1e+39 is beyond the range of a 32-bit float (about 3.4e38)",
+	 NULL, 1},
+	{"boolean activation option given a number",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> gelu(approximate: 1)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:45: error: 'approximate' of gelu must be true or false", NULL, 1},
+	{"option of an activation that has none",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> silu(alpha: 1)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:32: error: 'silu' has no option 'alpha'", "hint: 'silu' takes no options", 1},
+	{"activation option misspelt",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> elu(alpah: 1)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:31: error: 'elu' has no option 'alpah'", "hint: did you mean 'alpha'?", 1},
+	{"activation option given by position",
+	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> leaky_relu(0.2)\n" L_LOSS L_OPT L_TRAIN,
+	 SRC_PATH ":4:38: error: too many arguments to 'leaky_relu' (it takes 1 plus named options)", NULL, 1},
 	{"two independent errors are both reported",
 	 L_MODEL L_INPUT L_LABEL "logits = x |> dense(2) |> sigmoud\n" L_LOSS "optimizer sgd(lr: 0)\n" L_TRAIN,
 	 SRC_PATH ":4:27: error: unknown layer or function 'sigmoud'",

@@ -60,6 +60,7 @@
 #include "ir.h"
 #include "nnrt.h"
 #include "util.h"
+#include "act_ref.h"
 #include "jit_harness.h"
 
 #define SRC_PATH "/tmp/nnc_test_conv.nn"
@@ -115,6 +116,7 @@ typedef enum lkind {
 	L_TANH,
 	L_SIGMOID,
 	L_DENSE,   /* name, out = units; reads any shape flattened */
+	L_ACT,     /* name = an activation of act_ref.h, opt its option */
 } lkind;
 
 typedef struct layer {
@@ -122,12 +124,14 @@ typedef struct layer {
 	const char *name; /* L_CONV, L_DENSE: parameter prefix */
 	int64_t out;
 	int64_t kh, kw, sh, sw, ph, pw;
+	double opt; /* L_ACT */
 } layer;
 
-#define CONV(nm, f, kh, kw, sh, sw, ph, pw) {L_CONV, nm, f, kh, kw, sh, sw, ph, pw}
-#define POOL(kind, k, s) {kind, NULL, 0, k, k, s, s, 0, 0}
-#define LAYER(kind) {kind, NULL, 0, 0, 0, 0, 0, 0, 0}
-#define DENSE(nm, u) {L_DENSE, nm, u, 0, 0, 0, 0, 0, 0}
+#define CONV(nm, f, kh, kw, sh, sw, ph, pw) {L_CONV, nm, f, kh, kw, sh, sw, ph, pw, 0}
+#define POOL(kind, k, s) {kind, NULL, 0, k, k, s, s, 0, 0, 0}
+#define LAYER(kind) {kind, NULL, 0, 0, 0, 0, 0, 0, 0, 0}
+#define DENSE(nm, u) {L_DENSE, nm, u, 0, 0, 0, 0, 0, 0, 0}
+#define ACTL(nm, o) {L_ACT, nm, 0, 0, 0, 0, 0, 0, 0, o}
 
 #define MAXL 16
 
@@ -216,9 +220,39 @@ static const net nets[] = {
 	 "logits = x |> flatten |> dense(53) |> relu |> dense(5)\n" TRAIN_BLOCK(21),
 	 {DENSE("dense1", 53), LAYER(L_RELU), DENSE("dense2", 5)},
 	 {21, 13}, 8},
+	/* the activations of acts.def whose derivative reads y, after convs:
+	 * folded into the conv epilogues, their derivatives into conv2d_bwd_x,
+	 * maxpool_bwd and global_avgpool_bwd (kinked ones on small tensors, so
+	 * that few differences straddle a kink) */
+	{"acty",
+	 "model acty\n"
+	 "input x : f32[2, 8, 7]\n"
+	 "label y : class(3)\n"
+	 "a = x |> conv2d(4, 3, pad: 1) |> softplus\n"                                /* [4, 8, 7] */
+	 "b = a |> conv2d(5, 3, stride: 2) |> elu |> maxpool(2)\n"                    /* [5, 3, 3] -> [5, 1, 1] */
+	 "c = b |> conv2d(3, 1) |> leaky_relu(alpha: 0.2) |> global_avgpool\n"        /* [3, 1, 1] -> [3] */
+	 "logits = c |> dense(3)\n" TRAIN_BLOCK(13),
+	 {CONV("conv1", 4, 3, 3, 1, 1, 1, 1), ACTL("softplus", 0), CONV("conv2", 5, 3, 3, 2, 2, 0, 0), ACTL("elu", 1),
+	  POOL(L_MAXPOOL, 2, 2), CONV("conv3", 3, 1, 1, 1, 1, 0, 0), ACTL("leaky_relu", 0.2), LAYER(L_GAP),
+	  DENSE("dense1", 3)},
+	 {13, 6}, 0},
+	/* those whose derivative reads x: the conv epilogue writes the
+	 * activation into the activation's tensor and keeps its own output for
+	 * the derivatives, which go into conv2d_bwd_x and global_avgpool_bwd */
+	{"actx",
+	 "model actx\n"
+	 "input x : f32[3, 7, 6]\n"
+	 "label y : class(3)\n"
+	 "a = x |> conv2d(4, 3, pad: same) |> silu\n"                                /* [4, 7, 6] */
+	 "b = a |> conv2d(5, [3, 2], stride: [2, 1]) |> gelu\n"                      /* [5, 3, 5] */
+	 "c = b |> conv2d(3, 1) |> gelu(approximate: false) |> global_avgpool\n"     /* [3, 3, 5] -> [3] */
+	 "logits = c |> dense(3)\n" TRAIN_BLOCK(18),
+	 {CONV("conv1", 4, 3, 3, 1, 1, 1, 1), ACTL("silu", 0), CONV("conv2", 5, 3, 2, 2, 1, 0, 0), ACTL("gelu", 1),
+	  CONV("conv3", 3, 1, 1, 1, 1, 0, 0), ACTL("gelu", 0), LAYER(L_GAP), DENSE("dense1", 3)},
+	 {18, 7}, 0},
 };
 
-enum { NET_STRIDED, NET_SAMEPOOL, NET_SIGSTACK, NET_LENET, NET_LENET33, NET_WIDEDENSE };
+enum { NET_STRIDED, NET_SAMEPOOL, NET_SIGSTACK, NET_LENET, NET_LENET33, NET_WIDEDENSE, NET_ACTY, NET_ACTX };
 
 /* ---- the reference ---------------------------------------------------- */
 
@@ -310,7 +344,8 @@ static refnet ref_bind(const net *nt, const nnrt_model *m)
 			r.c[l + 1] = C, r.h[l + 1] = H, r.w[l + 1] = W;
 			break;
 		}
-		r.has_kinks |= L->k == L_RELU || L->k == L_MAXPOOL;
+		r.has_kinks |= L->k == L_RELU || L->k == L_MAXPOOL ||
+			       (L->k == L_ACT && act_ref_find(L->name)->kink(L->opt));
 		r.size[l + 1] = r.c[l + 1] * r.h[l + 1] * r.w[l + 1];
 		if (r.size[l + 1] > r.maxsize)
 			r.maxsize = r.size[l + 1];
@@ -496,6 +531,12 @@ static void ref_batch(const refnet *r, const float *P, const float *x, const int
 				for (int64_t i = 0; i < r->size[l]; i++)
 					b[i] = sigmoid(a[i]);
 				break;
+			case L_ACT: {
+				const act_ref *ar = act_ref_find(r->L[l].name);
+				for (int64_t i = 0; i < r->size[l]; i++)
+					b[i] = ar->f(a[i], r->L[l].opt);
+				break;
+			}
 			default: cr_assert_fail("layer kind %d", r->L[l].k);
 			}
 		}
@@ -532,8 +573,10 @@ static void ref_batch(const refnet *r, const float *P, const float *x, const int
 			default: {
 				bool skip = flt == FAULT_DACT && l > 0 && r->L[l - 1].k == L_CONV;
 				for (int64_t i = 0; i < r->size[l]; i++) {
-					double dact = L->k == L_RELU ? (b[i] > 0) : L->k == L_TANH ? 1 - b[i] * b[i]
-											  : b[i] * (1 - b[i]);
+					double dact = L->k == L_ACT    ? act_ref_find(L->name)->df(a[i], L->opt)
+						      : L->k == L_RELU ? (b[i] > 0)
+						      : L->k == L_TANH ? 1 - b[i] * b[i]
+									: b[i] * (1 - b[i]);
 					d1[i] = skip ? d0[i] : d0[i] * dact;
 				}
 			}
@@ -1005,6 +1048,8 @@ Test(conv, sigstack) { check_net(NET_SIGSTACK, 2, 2); }
 Test(conv, lenet) { check_net(NET_LENET, 2, 2); }
 Test(conv, lenet33) { check_net(NET_LENET33, 2, 2); }
 Test(conv, widedense) { check_net(NET_WIDEDENSE, 0, 0); }
+Test(conv, activations_from_y) { check_net(NET_ACTY, 3, 3); }
+Test(conv, activations_from_x) { check_net(NET_ACTX, 3, 3); }
 
 /* ---- the parallel schedule ------------------------------------------------
  * Chunks (plan.c) change only the order in which per-chunk gradient sums are

@@ -104,10 +104,10 @@ static const diag_case cases[] = {
 	 F ":5:10: error: unknown name 'hiden'", "hint: did you mean 'hidden'?"},
 	{"unknown layer with a suggestion", HEAD "logits = x |> dense(8) |> rellu |> dense(2)\n" TAIL, 1,
 	 F ":4:27: error: unknown layer or function 'rellu'", "hint: did you mean 'relu'?"},
-	{"unknown layer, no close match: the list", HEAD "logits = x |> dense(8) |> gelu2x |> dense(2)\n" TAIL, 1,
-	 F ":4:27: error: unknown layer or function 'gelu2x'",
+	{"unknown layer, no close match: the list", HEAD "logits = x |> dense(8) |> frobnicate |> dense(2)\n" TAIL, 1,
+	 F ":4:27: error: unknown layer or function 'frobnicate'",
 	 "hint: layers and activations are: dense, conv2d, maxpool, avgpool, global_avgpool, flatten, relu, sigmoid, "
-	 "tanh, softmax"},
+	 "tanh, leaky_relu, elu, softplus, silu, gelu, softmax"},
 	{"name used before it is defined", HEAD "logits = h |> dense(2)\nh = x |> dense(8)\n" TAIL, 1,
 	 F ":4:10: error: unknown name 'h'", NULL},
 	{"name defined twice", HEAD "h = x |> dense(8)\nh = x |> dense(4)\nlogits = h |> dense(2)\n" TAIL, 1,

@@ -206,6 +206,51 @@ static const char *write_nn(const char *name, const char *text)
 	return path;
 }
 
+/* Losses that reach no parameter, beside an unused layer: the program
+ * compiles with a warning and trains nothing.  Chunked code used to write
+ * the chunks' partial gradients into memory the plan had not reserved
+ * (free(): invalid pointer, weights of 1e20, a false "training diverged"). */
+Test(e2e, loss_reaching_no_parameter_trains_nothing)
+{
+	static const char *const programs[] = {
+		"model free\ninput x : f32[2]\nlabel y : class(2)\nunused = x |> dense(8)\nlogits = x |> relu\n"
+		"loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.1)\n"
+		"train {\n  data: moons(count: 2000, noise: 0.1)\n  batch: 32\n}\n",
+		"model free\ninput x : f32[2]\nlabel y : f32[2]\nunused = x |> dense(8)\n"
+		"loss mse(x, y)\noptimizer adam(lr: 0.1)\n"
+		"train {\n  data: csv(\"%s/examples/data/linear.csv\", header: true, x: [\"x1\", \"x2\"], y: [\"x2\", \"y\"])\n"
+		"  batch: 16\n}\n",
+	};
+	for (size_t i = 0; i < sizeof programs / sizeof programs[0]; i++) {
+		char text[1024];
+		snprintf(text, sizeof text, programs[i], NNC_SOURCE_DIR);
+		const char *path = write_nn("free.nn", text);
+		char *out, *run[3];
+		cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/free' && '%s' --chunks 1 '%s' -o '%s/free1'", NNC_EXE, path,
+				    tmpdir, NNC_EXE, path, tmpdir),
+			     0, "%s", out);
+		cr_expect(strstr(out, "warning: the loss depends on no parameter, so training will not change the model"),
+			  "%s", out);
+		cr_assert_eq(sh_run(&run[0], "'%s/free' --epochs 1", tmpdir), 0, "%s", run[0]);
+		cr_assert_eq(sh_run(&run[1], "'%s/free' --epochs 3", tmpdir), 0, "%s", run[1]);
+		cr_assert_eq(sh_run(&run[2], "'%s/free1' --epochs 3", tmpdir), 0, "%s", run[2]);
+		char *s[3];
+		for (int k = 0; k < 3; k++)
+			s[k] = strip_timing(run[k]);
+		/* the parameters after 1 and after 3 epochs, and the chunked and
+		 * unchunked runs, are the same */
+		const char *p1 = strstr(run[0], "parameters:"), *p3 = strstr(run[1], "parameters:");
+		cr_assert(p1 && p3, "no parameter dump:\n%s", run[0]);
+		cr_expect_str_eq(p1, p3, "training changed the parameters");
+		cr_expect(!strstr(p3, "e+"), "huge values:\n%s", p3);
+		cr_expect_str_eq(s[1], s[2], "--chunks 1 differs");
+		cr_expect(strstr(s[1], "epoch  3/3  loss "), "%s", s[1]);
+		for (int k = 0; k < 3; k++)
+			free(run[k]), free(s[k]);
+		free(out);
+	}
+}
+
 static const char *typo_program =
 	"model t\n"
 	"input x : f32[2]\n"
