@@ -177,6 +177,27 @@ enum {
 int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *opt,
                    nnrt_train_state *st);
 
+/* ---- model.c ---- */
+
+/* Checks that m is a model object this runtime can run: its ABI, this CPU
+ * (nnrt_cpu_check), its fields and its parameter table.  `training` = 1
+ * also requires a train_step (the training binary); the embedding API
+ * passes 0, since an object compiled with --inference-only has none.
+ * Returns NNRT_OK, NNRT_ERR_ARG (m is NULL), NNRT_ERR_MODEL or NNRT_ERR_CPU,
+ * with the reason written into why (n bytes; why may be NULL).  Prints
+ * nothing: the caller reports. */
+int nnrt_model_check(const nnrt_model *m, int training, char *why, size_t n);
+
+/* Fills params with the initial values of every tensor of m->params, in
+ * table order, drawing from r. */
+void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r);
+
+/* Sets a->hp for a step of m at learning rate lr: `step` is the 1-based
+ * number of the training step about to run (Adam's t), or 0 for a step that
+ * does not train (evaluation, inference).  The one place the hyper-parameters
+ * are computed, for the training binary and the embedding API alike. */
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step);
+
 /* ---- train.c ---- */
 
 /* The training binary's command line, parsed.  Paths point into argv (or
@@ -201,12 +222,5 @@ typedef struct nnrt_cli {
  * nnrt_cli_free() either way. */
 int nnrt_cli_parse(nnrt_cli *c, const nnrt_model *m, int argc, char **argv);
 void nnrt_cli_free(nnrt_cli *c);
-
-/* Fills params with the initial values of every tensor of m->params, in
- * table order, drawing from r. */
-void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r);
-/* Checks that m is a model object this runtime understands (ABI, sizes,
- * parameter table).  0 or non-zero after reporting. */
-int nnrt_check_model(const nnrt_model *m);
 
 #endif

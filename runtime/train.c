@@ -2,7 +2,7 @@
  * train.c - nnrt_main(), the main() of every training binary nnc builds.
  *
  * The program, in order:
- *   check the model object  -> parse flags (nnrt_cli_parse: no file touched)
+ *   check the model object (model.c) -> parse flags (nnrt_cli_parse: no file touched)
  *   -> check the --save path (before any work it could waste)
  *   -> load data            -> allocate every array once
  *   -> initialise parameters from the seed   -> load a checkpoint (--load/--resume)
@@ -55,104 +55,6 @@ static int stdout_failed(void)
 	if (ferror(stdout) && !stdout_errno)
 		stdout_errno = errno ? errno : EIO;
 	return stdout_errno != 0;
-}
-
-/* ---- Model checks ---- */
-
-int nnrt_check_model(const nnrt_model *m)
-{
-	if (!m) {
-		nnrt_error("no model object");
-		return -1;
-	}
-	if (m->struct_size != (int64_t)sizeof(nnrt_model) || m->abi_version != NNRT_ABI_VERSION) {
-		nnrt_error("this program's model object has ABI version %lld and size %lld bytes, but the runtime "
-		           "it is linked with expects ABI version %d and %zu bytes; rebuild it with a matching nnc "
-		           "and runtime",
-		           (long long)m->abi_version, (long long)m->struct_size, NNRT_ABI_VERSION, sizeof(nnrt_model));
-		return -1;
-	}
-	char cpu[400];
-	if (nnrt_cpu_check(m->cpu_features, cpu, sizeof cpu)) {
-		nnrt_error("%s", cpu);
-		return -1;
-	}
-	const char *why = NULL;
-	if (!m->name)
-		why = "no model name";
-	else if (m->input_size < 1)
-		why = "input_size < 1";
-	else if (m->batch < 1)
-		why = "batch < 1";
-	else if (m->label_kind != NNRT_LABEL_CLASS && m->label_kind != NNRT_LABEL_REAL)
-		why = "unknown label kind";
-	else if (m->label_size < 1)
-		why = "label_size < 1";
-	else if (m->output_size < 1)
-		why = "output_size < 1";
-	else if (m->loss < NNRT_LOSS_SOFTMAX_XENT || m->loss > NNRT_LOSS_BCE)
-		why = "unknown loss";
-	else if (m->optimizer != NNRT_OPT_SGD && m->optimizer != NNRT_OPT_ADAM)
-		why = "unknown optimizer";
-	else if (m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->n_params < 0)
-		why = "negative array size";
-	else if (m->n_params > 0 && !m->params)
-		why = "no parameter table";
-	else if (!m->train_step || !m->eval_step || !m->infer)
-		why = "missing entry point";
-	if (why) {
-		nnrt_error("invalid model object: %s (a bug in nnc)", why);
-		return -1;
-	}
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *p = &m->params[i];
-		int64_t prod = 1;
-		for (int k = 0; k < p->rank && k < NNRT_MAX_RANK; k++)
-			prod *= p->shape[k];
-		if (!p->name || p->rank < 0 || p->rank > NNRT_MAX_RANK || p->offset < 0 || p->size < 0 ||
-		    p->offset + p->size > m->param_floats || prod != p->size || p->init < NNRT_INIT_ZEROS ||
-		    p->init > NNRT_INIT_CONSTANT) {
-			nnrt_error("invalid model object: parameter %d (%s) is inconsistent (a bug in nnc)", i,
-			           p->name ? p->name : "unnamed");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* ---- Parameter initialisation ---- */
-
-void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r)
-{
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *p = &m->params[i];
-		float *w = params + p->offset;
-		double fan_in = p->fan_in > 0 ? p->fan_in : 1.0;
-		double fan_out = p->fan_out > 0 ? p->fan_out : 1.0;
-		double a = 0;
-		switch (p->init) {
-		case NNRT_INIT_GLOROT_UNIFORM: a = sqrt(6.0 / (fan_in + fan_out)); break;
-		case NNRT_INIT_HE_UNIFORM: a = sqrt(6.0 / fan_in); break;
-		case NNRT_INIT_LECUN_UNIFORM: a = sqrt(3.0 / fan_in); break;
-		case NNRT_INIT_UNIFORM: a = p->init_arg; break;
-		}
-		for (int64_t j = 0; j < p->size; j++) {
-			switch (p->init) {
-			case NNRT_INIT_NORMAL:
-				w[j] = (float)(p->init_arg * nnrt_rng_normal(r));
-				break;
-			case NNRT_INIT_CONSTANT:
-				w[j] = p->init_arg;
-				break;
-			case NNRT_INIT_ZEROS:
-				w[j] = 0.0f;
-				break;
-			default: /* the uniform family: U(-a, a) */
-				w[j] = (float)((2.0 * nnrt_rng_uniform_d(r) - 1.0) * a);
-				break;
-			}
-		}
-	}
 }
 
 /* ---- Flags ---- */
@@ -574,10 +476,7 @@ static int alloc_arrays(trainer *t)
 	a->y = t->y;
 	a->out = t->out;
 	a->metrics = t->metrics;
-	a->hp[NNRT_HP_MOMENTUM] = m->momentum;
-	a->hp[NNRT_HP_BETA1] = m->beta1;
-	a->hp[NNRT_HP_BETA2] = m->beta2;
-	a->hp[NNRT_HP_EPS] = m->eps;
+	nnrt_step_hp(a, m, (float)t->o.lr, 0);
 	return 0;
 }
 
@@ -630,7 +529,7 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 static void evaluate(trainer *t, double *loss, double *acc)
 {
 	double sum[2];
-	t->args.hp[NNRT_HP_LR] = (float)t->o.lr;
+	nnrt_step_hp(&t->args, t->m, (float)t->o.lr, 0);
 	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
 	*loss = sum[0] / (double)t->test.n;
 	*acc = sum[1] / (double)t->test.n;
@@ -855,12 +754,7 @@ static int train(trainer *t)
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
 			int64_t step = t->st.step + 1;
 			a->n = bn;
-			a->hp[NNRT_HP_LR] = (float)o->lr;
-			a->hp[NNRT_HP_STEP] = (float)step;
-			if (m->optimizer == NNRT_OPT_ADAM) {
-				a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
-				a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
-			}
+			nnrt_step_hp(a, m, (float)o->lr, step);
 			memset(t->metrics, 0, sizeof t->metrics);
 			nnrt_prof_enable(m->profiled, bn);
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
@@ -1179,8 +1073,11 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	if (prog && strrchr(prog, '/'))
 		prog = strrchr(prog, '/') + 1;
 	nnrt_set_prog(prog && *prog ? prog : m && m->name ? m->name : "nnrt");
-	if (nnrt_check_model(m))
+	char why[512];
+	if (nnrt_model_check(m, 1, why, sizeof why)) {
+		nnrt_error("%s", why);
 		return NNRT_EXIT_FAILURE;
+	}
 	trainer t;
 	memset(&t, 0, sizeof t);
 	t.m = m;
