@@ -26,20 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct nnrt_instance {
-	const nnrt_model *m;
-	float *params, *grads, *opt, *ws; /* grads, opt: NULL without training */
-	nnrt_train_state st;              /* step count and RNG, as checkpoints store them */
-	double metrics[4];
-	float lr;
-	int threads;                      /* 0 = the process default */
-	int trains;                       /* the model has a train_step */
-	int heap;                         /* the block came from nnrt_instance_new */
-	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
-	void *on_error_ctx;
-	char msg[320];                    /* latest failure, for nnrt_instance_error */
-};
-
 _Static_assert(sizeof(struct nnrt_instance) <= NNRT_INSTANCE_HEADER_BYTES,
                "NNRT_INSTANCE_HEADER_BYTES is part of the ABI: generated headers size instances with it");
 
@@ -108,8 +94,9 @@ static void set_err(int *err, int code)
 		*err = code;
 }
 
-/* Lays the instance out in mem (of nnrt_instance_memory_size(m) bytes). */
-static nnrt_instance *place(const nnrt_model *m, void *mem, int heap)
+/* Lays the instance out in mem (of nnrt_instance_memory_size(m) bytes)
+ * and initialises its parameters from seed. */
+static nnrt_instance *place(const nnrt_model *m, void *mem, int heap, uint64_t seed)
 {
 	size_t size = nnrt_instance_memory_size(m);
 	memset(mem, 0, size);
@@ -128,11 +115,11 @@ static nnrt_instance *place(const nnrt_model *m, void *mem, int heap)
 		p += NNRT_BYTES64(m->param_floats);
 		inst->opt = (float *)p;
 	}
-	nnrt_instance_init(inst, (uint64_t)m->seed);
+	nnrt_instance_init(inst, seed);
 	return inst;
 }
 
-nnrt_instance *nnrt_instance_new(const nnrt_model *m, int *err)
+nnrt_instance *nnrt_instance_new_seeded(const nnrt_model *m, uint64_t seed, int *err)
 {
 	int rc = nnrt_model_check(m, 0, NULL, 0);
 	if (rc) {
@@ -146,7 +133,12 @@ nnrt_instance *nnrt_instance_new(const nnrt_model *m, int *err)
 		return NULL;
 	}
 	set_err(err, NNRT_OK);
-	return place(m, mem, 1);
+	return place(m, mem, 1, seed);
+}
+
+nnrt_instance *nnrt_instance_new(const nnrt_model *m, int *err)
+{
+	return nnrt_instance_new_seeded(m, m ? (uint64_t)m->seed : 0, err);
 }
 
 nnrt_instance *nnrt_instance_new_in(const nnrt_model *m, void *mem, size_t size, int *err)
@@ -163,7 +155,7 @@ nnrt_instance *nnrt_instance_new_in(const nnrt_model *m, void *mem, size_t size,
 		return NULL;
 	}
 	set_err(err, NNRT_OK);
-	return place(m, mem, 0);
+	return place(m, mem, 0, (uint64_t)m->seed);
 }
 
 void nnrt_instance_free(nnrt_instance *inst)

@@ -55,6 +55,11 @@ static const char *bad_field(const nnrt_model *m, int training)
 		return "unknown optimizer";
 	if (m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->n_params < 0)
 		return "negative array size";
+	/* 2^58 floats each: an instance's size (NNRT_INSTANCE_MEMORY_SIZE,
+	 * params twice) stays below 2^62 bytes and cannot wrap. */
+	const int64_t max = (int64_t)1 << 58;
+	if (m->param_floats > max || m->opt_floats > max || m->ws_floats > max)
+		return "array size too large";
 	if (m->n_params > 0 && !m->params)
 		return "no parameter table";
 	if ((training && !m->train_step) || !m->eval_step || !m->infer)

@@ -223,4 +223,27 @@ typedef struct nnrt_cli {
 int nnrt_cli_parse(nnrt_cli *c, const nnrt_model *m, int argc, char **argv);
 void nnrt_cli_free(nnrt_cli *c);
 
+/* ---- api.c ---- */
+
+/* An instance's header (nnrt.h says what an instance is).  Visible to the
+ * runtime's own files so that the training binary keeps its model state in
+ * an instance too, instead of in arrays of its own. */
+struct nnrt_instance {
+	const nnrt_model *m;
+	float *params, *grads, *opt, *ws; /* grads, opt: NULL without training */
+	nnrt_train_state st;              /* step count and RNG, as checkpoints store them */
+	double metrics[4];
+	float lr;
+	int threads;                      /* 0 = the process default */
+	int trains;                       /* the model has a train_step */
+	int heap;                         /* the block came from nnrt_instance_new */
+	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
+	void *on_error_ctx;
+	char msg[320];                    /* latest failure, for nnrt_instance_error */
+};
+
+/* nnrt_instance_new, with the parameters initialised from `seed` rather
+ * than the model's (a training binary's --seed). */
+nnrt_instance *nnrt_instance_new_seeded(const nnrt_model *m, uint64_t seed, int *err);
+
 #endif

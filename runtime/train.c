@@ -406,17 +406,19 @@ static void print_help(const nnrt_model *m)
 
 /* ---- The trainer ---- */
 
+/* The model's state (parameters, gradients, optimizer state, workspace,
+ * counters and RNG, learning rate) is an instance of the embedding API
+ * (api.c), the one owner of that state; the trainer adds what a run over
+ * data sets needs. */
 typedef struct trainer {
 	const nnrt_model *m;
 	opts o;
+	nnrt_instance *inst;
 	nnrt_dataset train, test, pred;
-	float *params, *grads, *opt, *ws;
 	float *x, *y, *out; /* batch buffers; y holds int32 for CLASS labels */
 	int64_t *perm;      /* training order, reshuffled each epoch */
 	int64_t *order;     /* 0, 1, 2, ...: evaluation and prediction order */
-	nnrt_train_state st;
-	double metrics[4];
-	nnrt_step_args args;
+	nnrt_step_args args; /* the instance's arrays and the batch buffers */
 	int has_acc;         /* the loss is a classification loss: print accuracy */
 	int64_t saved_epoch; /* epoch of this run's latest checkpoint, or -1 */
 } trainer;
@@ -426,10 +428,7 @@ static void trainer_free(trainer *t)
 	nnrt_data_free(&t->train);
 	nnrt_data_free(&t->test);
 	nnrt_data_free(&t->pred);
-	nnrt_free(t->params);
-	nnrt_free(t->grads);
-	nnrt_free(t->opt);
-	nnrt_free(t->ws);
+	nnrt_instance_free(t->inst);
 	nnrt_free(t->x);
 	nnrt_free(t->y);
 	nnrt_free(t->out);
@@ -450,33 +449,40 @@ static void apply_limit(nnrt_dataset *d, int64_t limit)
 		d->n = limit;
 }
 
+/* The instance, its parameters initialised from --seed, and the batch and
+ * order arrays. */
 static int alloc_arrays(trainer *t)
 {
 	const nnrt_model *m = t->m;
 	int64_t nmax = max64(max64(t->train.n, t->test.n), max64(t->pred.n, m->batch));
-	t->params = nnrt_alloc_floats(m->param_floats, "parameters");
-	t->grads = nnrt_alloc_floats(m->param_floats, "gradients");
-	t->opt = nnrt_alloc_floats(m->opt_floats, "optimizer state");
-	t->ws = nnrt_alloc_floats(m->ws_floats, "workspace");
+	int err;
+	t->inst = nnrt_instance_new_seeded(m, t->o.seed, &err);
+	if (!t->inst) {
+		nnrt_sys_error("cannot allocate the model's parameters, gradients, optimizer state and workspace "
+		               "(%zu bytes): %s", nnrt_instance_memory_size(m), nnrt_strerror(err));
+		return -1;
+	}
+	nnrt_instance *inst = t->inst;
+	inst->lr = (float)t->o.lr;
 	t->x = nnrt_alloc_floats(m->batch * m->input_size, "the input batch");
 	t->y = nnrt_alloc_floats(m->batch * m->label_size, "the label batch");
 	t->out = nnrt_alloc_floats(m->batch * m->output_size, "the output batch");
 	t->perm = nnrt_calloc(nmax, sizeof(int64_t), "the sample order");
 	t->order = nnrt_calloc(nmax, sizeof(int64_t), "the sample order");
-	if (!t->params || !t->grads || !t->opt || !t->ws || !t->x || !t->y || !t->out || !t->perm || !t->order)
+	if (!t->x || !t->y || !t->out || !t->perm || !t->order)
 		return -1;
 	for (int64_t i = 0; i < nmax; i++)
 		t->order[i] = i;
 	nnrt_step_args *a = &t->args;
-	a->params = t->params;
-	a->grads = t->grads;
-	a->opt = t->opt;
-	a->ws = t->ws;
+	a->params = inst->params;
+	a->grads = inst->grads;
+	a->opt = inst->opt;
+	a->ws = inst->ws;
 	a->x = t->x;
 	a->y = t->y;
 	a->out = t->out;
-	a->metrics = t->metrics;
-	nnrt_step_hp(a, m, (float)t->o.lr, 0);
+	a->metrics = inst->metrics;
+	nnrt_step_hp(a, m, inst->lr, 0);
 	return 0;
 }
 
@@ -515,13 +521,14 @@ static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, c
 static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, double *sum)
 {
 	int64_t batch = t->m->batch;
+	double *m = t->inst->metrics;
 	sum[0] = sum[1] = 0;
 	for (int64_t b = 0; b < d->n; b += batch) {
 		int64_t n = d->n - b < batch ? d->n - b : batch;
-		memset(t->metrics, 0, sizeof t->metrics);
+		memset(m, 0, sizeof t->inst->metrics);
 		run_gathered(t, body, d, idx + b, n);
-		sum[0] += t->metrics[0];
-		sum[1] += t->metrics[1];
+		sum[0] += m[0];
+		sum[1] += m[1];
 	}
 }
 
@@ -529,7 +536,7 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 static void evaluate(trainer *t, double *loss, double *acc)
 {
 	double sum[2];
-	nnrt_step_hp(&t->args, t->m, (float)t->o.lr, 0);
+	nnrt_step_hp(&t->args, t->m, t->inst->lr, 0);
 	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
 	*loss = sum[0] / (double)t->test.n;
 	*acc = sum[1] / (double)t->test.n;
@@ -566,11 +573,11 @@ static void print_params(const nnrt_model *m, const float *params)
 
 static int save(trainer *t, const char *why)
 {
-	if (nnrt_ckpt_save(t->o.save, t->m, t->params, t->opt, &t->st))
+	if (nnrt_ckpt_save(t->o.save, t->m, t->inst->params, t->inst->opt, &t->inst->st))
 		return -1;
-	t->saved_epoch = t->st.epoch;
+	t->saved_epoch = t->inst->st.epoch;
 	if (!t->o.quiet)
-		printf("saved %s to %s (epoch %lld)\n", why, t->o.save, (long long)t->st.epoch);
+		printf("saved %s to %s (epoch %lld)\n", why, t->o.save, (long long)t->inst->st.epoch);
 	return 0;
 }
 
@@ -608,7 +615,7 @@ static const nnrt_param_info *nonfinite_param(const nnrt_model *m, const float *
 static int diverged_params(const trainer *t, int64_t epoch, int64_t s)
 {
 	float bad;
-	const nnrt_param_info *p = nonfinite_param(t->m, t->params, &bad);
+	const nnrt_param_info *p = nonfinite_param(t->m, t->inst->params, &bad);
 	if (!p)
 		return 0;
 	char kept[8192];
@@ -692,19 +699,20 @@ static const char *signal_name(int sig)
 static int interrupted(trainer *t)
 {
 	int sig = caught_signal;
+	const nnrt_train_state *st = &t->inst->st;
 	char where[128];
-	if (t->st.batch)
-		snprintf(where, sizeof where, "in epoch %lld after step %lld", (long long)t->st.epoch + 1,
-		         (long long)t->st.batch);
+	if (st->batch)
+		snprintf(where, sizeof where, "in epoch %lld after step %lld", (long long)st->epoch + 1,
+		         (long long)st->batch);
 	else
-		snprintf(where, sizeof where, "after epoch %lld", (long long)t->st.epoch);
+		snprintf(where, sizeof where, "after epoch %lld", (long long)st->epoch);
 	flush_stdout();
 	if (!t->o.save) {
 		fprintf(stderr, "%s: interrupted by %s %s; nothing is saved (no --save FILE was given)\n", nnrt_prog(),
 		        signal_name(sig), where);
 		return 128 + sig;
 	}
-	if (nnrt_ckpt_save(t->o.save, t->m, t->params, t->opt, &t->st)) {
+	if (nnrt_ckpt_save(t->o.save, t->m, t->inst->params, t->inst->opt, &t->inst->st)) {
 		char kept[8192];
 		nnrt_error("interrupted by %s %s, and the checkpoint could not be saved; %s", signal_name(sig), where,
 		           what_is_kept(t, kept, sizeof kept));
@@ -722,6 +730,8 @@ static int train(trainer *t)
 	const nnrt_model *m = t->m;
 	const opts *o = &t->o;
 	nnrt_step_args *a = &t->args;
+	nnrt_instance *inst = t->inst;
+	nnrt_train_state *st = &inst->st;
 	int64_t n = t->train.n;
 	int64_t steps = (n + m->batch - 1) / m->batch; /* per epoch */
 	int64_t width = 1;
@@ -729,46 +739,46 @@ static int train(trainer *t)
 		width++;
 	if (width < 2)
 		width = 2;
-	if (t->st.batch >= steps) {
+	if (st->batch >= steps) {
 		nnrt_error("checkpoint %s was saved after step %lld of epoch %lld, but an epoch of this data has %lld "
 		           "step%s; resume it with the data (and --limit) it was trained on",
-		           o->resume, (long long)t->st.batch, (long long)t->st.epoch + 1, (long long)steps,
+		           o->resume, (long long)st->batch, (long long)st->epoch + 1, (long long)steps,
 		           steps == 1 ? "" : "s");
 		return TRAIN_FAILED;
 	}
-	if (t->st.epoch >= o->epochs && !o->quiet)
+	if (st->epoch >= o->epochs && !o->quiet)
 		printf("the checkpoint is at epoch %lld already; nothing to train for --epochs %lld\n",
-		       (long long)t->st.epoch, (long long)o->epochs);
-	while (t->st.epoch < o->epochs) {
-		int64_t epoch = t->st.epoch + 1;
-		int64_t first = t->st.batch; /* steps taken by an interrupted run */
-		nnrt_rng before = t->st.rng;
+		       (long long)st->epoch, (long long)o->epochs);
+	while (st->epoch < o->epochs) {
+		int64_t epoch = st->epoch + 1;
+		int64_t first = st->batch; /* steps taken by an interrupted run */
+		nnrt_rng before = st->rng;
 		double t0 = nnrt_now();
 		/* From the identity each time: the order then depends on the RNG
 		 * state alone, which is what a checkpoint restores. */
 		for (int64_t i = 0; i < n; i++)
 			t->perm[i] = i;
-		nnrt_rng_shuffle(&t->st.rng, t->perm, n);
+		nnrt_rng_shuffle(&st->rng, t->perm, n);
 		double loss = 0, correct = 0;
 		for (int64_t b = first * m->batch, s = first + 1; b < n; b += m->batch, s++) {
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
-			int64_t step = t->st.step + 1;
+			int64_t step = st->step + 1;
 			a->n = bn;
-			nnrt_step_hp(a, m, (float)o->lr, step);
-			memset(t->metrics, 0, sizeof t->metrics);
+			nnrt_step_hp(a, m, inst->lr, step);
+			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
 			nnrt_prof_enable(0, 0);
-			if (!isfinite(t->metrics[0])) {
+			if (!isfinite(inst->metrics[0])) {
 				char kept[8192];
 				nnrt_error("training diverged at epoch %lld, step %lld (loss is %s); %s", (long long)epoch,
-				           (long long)s, isnan(t->metrics[0]) ? "nan" : "inf",
+				           (long long)s, isnan(inst->metrics[0]) ? "nan" : "inf",
 				           what_is_kept(t, kept, sizeof kept));
 				return TRAIN_FAILED;
 			}
-			t->st.step = step;
-			loss += t->metrics[0];
-			correct += t->metrics[1];
+			st->step = step;
+			loss += inst->metrics[0];
+			correct += inst->metrics[1];
 			if (caught_signal && b + m->batch < n && s <= (int64_t)UINT32_MAX) {
 				/* Stopped inside the epoch: the checkpoint records
 				 * the steps taken and the RNG state before this
@@ -776,19 +786,19 @@ static int train(trainer *t)
 				 * and goes on with step s + 1. */
 				if (diverged_params(t, epoch, s))
 					return TRAIN_FAILED;
-				t->st.batch = s;
-				t->st.rng = before;
+				st->batch = s;
+				st->rng = before;
 				return TRAIN_INTERRUPTED;
 			}
 		}
-		t->st.batch = 0;
+		st->batch = 0;
 		/* A non-finite gradient makes the next step's loss non-finite,
 		 * except after the last step: so the parameters are checked
 		 * once an epoch, before anything can save them. */
 		if (diverged_params(t, epoch, steps))
 			return TRAIN_FAILED;
 		double t1 = nnrt_now();
-		t->st.epoch = epoch;
+		st->epoch = epoch;
 		if (!o->quiet) {
 			/* Regression losses get more digits: a good fit's MSE is
 			 * small, and 0.0001 alone says little.  An epoch resumed
@@ -963,6 +973,7 @@ static int run(trainer *t)
 	const nnrt_model *m = t->m;
 	opts *o = &t->o;
 	int training = !o->eval && !o->predict;
+	const nnrt_train_state *st;
 	int rc;
 
 	/* Output first: an unusable --save must not cost a training run. */
@@ -992,13 +1003,12 @@ static int run(trainer *t)
 	if (alloc_arrays(t))
 		return NNRT_EXIT_FAILURE;
 
-	/* Initialise, then overwrite from a checkpoint: the RNG has then drawn
-	 * the same numbers either way. */
-	nnrt_rng_seed(&t->st.rng, o->seed);
-	nnrt_init_params(m, t->params, &t->st.rng);
-	if (o->load && nnrt_ckpt_load(o->load, m, t->params, NULL, NULL))
+	/* Initialised from the seed, then overwritten from a checkpoint: the
+	 * RNG has then drawn the same numbers either way. */
+	st = &t->inst->st;
+	if (o->load && nnrt_ckpt_load(o->load, m, t->inst->params, NULL, NULL))
 		return NNRT_EXIT_FAILURE;
-	if (o->resume && nnrt_ckpt_load(o->resume, m, t->params, t->opt, &t->st))
+	if (o->resume && nnrt_ckpt_load(o->resume, m, t->inst->params, t->inst->opt, &t->inst->st))
 		return NNRT_EXIT_FAILURE;
 
 	stop_handlers handlers;
@@ -1011,12 +1021,12 @@ static int run(trainer *t)
 			printf(", batch %lld, %s lr %g, %d thread%s\n", (long long)m->batch,
 			       m->optimizer == NNRT_OPT_ADAM ? "adam" : "sgd", o->lr, nnrt_get_threads(),
 			       nnrt_get_threads() == 1 ? "" : "s");
-			if (o->resume && t->st.batch)
+			if (o->resume && st->batch)
 				printf("resuming from %s in epoch %lld after step %lld (step %lld in all)\n", o->resume,
-				       (long long)t->st.epoch + 1, (long long)t->st.batch, (long long)t->st.step);
+				       (long long)st->epoch + 1, (long long)st->batch, (long long)st->step);
 			else if (o->resume)
-				printf("resuming from %s at epoch %lld (step %lld)\n", o->resume, (long long)t->st.epoch,
-				       (long long)t->st.step);
+				printf("resuming from %s at epoch %lld (step %lld)\n", o->resume, (long long)st->epoch,
+				       (long long)st->step);
 			flush_stdout();
 		}
 		/* From here on an interruption has something to save. */
@@ -1039,7 +1049,7 @@ static int run(trainer *t)
 	if (o->predict)
 		predict(t);
 	if (o->print_params || (training && !o->quiet && m->param_floats <= 64))
-		print_params(m, t->params);
+		print_params(m, t->inst->params);
 	if (training && m->profiled)
 		nnrt_prof_report(m);
 	fflush(stdout);

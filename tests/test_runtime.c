@@ -1264,6 +1264,7 @@ Test(model, one_check_refuses_a_bad_model_for_the_binary_and_the_api)
 		{"invalid model object: parameter 2 (fc2.weight) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
 		{"invalid model object: parameter 3 (fc2.bias) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
 		{"invalid model object: negative array size (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: array size too large (a bug in nnc)", NNRT_ERR_MODEL},
 		{"invalid model object: no model name (a bug in nnc)", NNRT_ERR_MODEL},
 		{"invalid model object: unknown label kind (a bug in nnc)", NNRT_ERR_MODEL},
 		{"this program's model object has ABI version ", NNRT_ERR_MODEL},
@@ -1280,10 +1281,11 @@ Test(model, one_check_refuses_a_bad_model_for_the_binary_and_the_api)
 		case 3: params[2].shape[0] = MH + 1; break; /* 17 x 2 is not its 32 values */
 		case 4: params[3].offset = MP - 1; break;  /* runs past param_floats */
 		case 5: m.ws_floats = -1; break;
-		case 6: m.name = NULL; break;
-		case 7: m.label_kind = 0; break;
-		case 8: m.abi_version = NNRT_ABI_VERSION + 1; break;
-		case 9:
+		case 6: m.opt_floats = INT64_MAX; break; /* wrapped the instance size: a crash */
+		case 7: m.name = NULL; break;
+		case 8: m.label_kind = 0; break;
+		case 9: m.abi_version = NNRT_ABI_VERSION + 1; break;
+		case 10:
 			m.cpu_features = "sse3";
 			setenv("NNRT_CPU_DISABLE", "sse3", 1);
 			break;
