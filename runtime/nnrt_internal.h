@@ -44,7 +44,7 @@ void nnrt_verror(const char *fmt, va_list ap);
 const char *nnrt_last_error(void);
 /* For system failures (a read or write that fails, memory running out):
  * not the user's doing, so, like llm.c's checked I/O, the message also names
- * the runtime source line that saw it: "... [runtime/data.c:103]". */
+ * the runtime source line that saw it: "... [runtime/data.c:119]". */
 void nnrt_sys_error_at(const char *file, int line, const char *fmt, ...) NNRT_PRINTF(3, 4);
 #define nnrt_sys_error(...) nnrt_sys_error_at(__FILE__, __LINE__, __VA_ARGS__)
 /* Tests silence stderr while they provoke errors on purpose. */
@@ -97,7 +97,7 @@ uint64_t nnrt_rng_below(nnrt_rng *r, uint64_t n);
 /* Fisher-Yates shuffle of idx[0..n). */
 void nnrt_rng_shuffle(nnrt_rng *r, int64_t *idx, int64_t n);
 
-/* ---- data.c ---- */
+/* ---- data.c (the loaders behind it: idx.c, csv.c, synth.c; loader.h) ---- */
 
 /* A data set held compactly: IDX images stay bytes (a quarter of the memory
  * of floats) and become floats one batch at a time in nnrt_data_gather();
@@ -138,7 +138,7 @@ void nnrt_data_gather(const nnrt_dataset *d, const int64_t *idx, int64_t n, floa
 
 /* Name of a data kind as written in .nn files ("idx", "moons", ...). */
 const char *nnrt_data_kind_name(int32_t kind);
-/* Default sample count of a synthetic set whose count is 0. */
+/* Default sample count of a synthetic set whose count is 0 (synth.c). */
 int64_t nnrt_data_default_count(const nnrt_data_spec *spec, const nnrt_model *m);
 
 /* ---- checkpoint.c (format: docs/checkpoint.md) ---- */
