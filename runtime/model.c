@@ -137,19 +137,16 @@ void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r)
 
 /* ---- Hyper-parameters of a step ---- */
 
+_Static_assert(NNRT_HP_COUNT <= sizeof ((nnrt_step_args *)0)->hp / sizeof(float), "nnrt_step_args.hp is too small");
+
+/* Exactly the slots the generated optimizer update reads; the reserved
+ * rest stays zero. */
 void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step)
 {
 	memset(a->hp, 0, sizeof a->hp);
 	a->hp[NNRT_HP_LR] = lr;
-	a->hp[NNRT_HP_MOMENTUM] = m->momentum;
-	a->hp[NNRT_HP_BETA1] = m->beta1;
-	a->hp[NNRT_HP_BETA2] = m->beta2;
-	a->hp[NNRT_HP_EPS] = m->eps;
-	if (step < 1)
-		return;
-	a->hp[NNRT_HP_STEP] = (float)step;
 	/* Adam's bias corrections, in double: beta^t of a float beta. */
-	if (m->optimizer == NNRT_OPT_ADAM) {
+	if (step >= 1 && m->optimizer == NNRT_OPT_ADAM) {
 		a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
 		a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
 	}

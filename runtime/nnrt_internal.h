@@ -3,7 +3,9 @@
  * tests), never by generated code: that only sees nnrt.h.
  *
  * One section per .c file, in the order the training program uses them:
- * util.c (errors, aligned memory), rng.c, data.c, checkpoint.c, train.c.
+ * util.c (errors, aligned memory), rng.c, data.c (with the loaders of
+ * loader.h), checkpoint.c, model.c, train.c, api.c.  cpu.c, parallel.c and
+ * profile.c serve generated code too, so nnrt.h declares them.
  *
  * Error policy: every failure a user can cause (bad data, bad checkpoint, bad
  * flags, a full disk) is reported once through nnrt_error(), which prints

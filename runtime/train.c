@@ -4,8 +4,10 @@
  * The program, in order:
  *   check the model object (model.c) -> parse flags (nnrt_cli_parse: no file touched)
  *   -> check the --save path (before any work it could waste)
- *   -> load data            -> allocate every array once
- *   -> initialise parameters from the seed   -> load a checkpoint (--load/--resume)
+ *   -> load data
+ *   -> create the instance that holds the model's state (api.c), its
+ *      parameters initialised from the seed, and the batch arrays
+ *   -> load a checkpoint into it (--load/--resume)
  *   -> train epochs (shuffle, train_step per batch, eval_step over the test
  *      set, one line per epoch, periodic checkpoints; a signal stops it
  *      between two steps and saves)
@@ -165,7 +167,7 @@ static int set_flag(opts *o, const struct flag *f, const char *val)
 	}
 	case FLAG_LR: {
 		/* The generated code reads the rate as a float: the .nn file's
-		 * rule (compiler/sema.c) refuses what a float makes 0 or inf,
+		 * rule (nnc's semantic check) refuses what a float makes 0 or inf,
 		 * and so does the flag.  errno is not consulted: ERANGE on
 		 * underflow is the float test's to report, more precisely. */
 		char *end;

@@ -982,7 +982,8 @@ static void mlp_train(nnrt_step_args *a, int32_t tid, int32_t nt)
 	nnrt_barrier();
 	/* Adam on this thread's slice of the parameters. */
 	int64_t lo = (int64_t)MP * tid / nt, hi = (int64_t)MP * (tid + 1) / nt;
-	float b1 = a->hp[NNRT_HP_BETA1], b2 = a->hp[NNRT_HP_BETA2], eps = a->hp[NNRT_HP_EPS];
+	/* the model's constants, compiled in as nnc does (mlp_model) */
+	const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
 	for (int64_t j = lo; j < hi; j++) {
 		float gj = 0;
 		for (int t = 0; t < nt; t++)
@@ -1044,6 +1045,7 @@ static nnrt_model mlp_model(void)
 /* Linear regression y = W.x + b, MSE, SGD with momentum.
  * params: W (2,1) | b (1); opt: velocity (3); ws: per-thread gradient. */
 enum { LP = 3 };
+#define LIN_MOMENTUM 0.5f /* compiled in, as nnc does */
 static const nnrt_param_info lin_params[] = {
 	{.name = "fc.weight", .offset = 0, .size = 2, .shape = {2, 1}, .rank = 2, .init = NNRT_INIT_ZEROS},
 	{.name = "fc.bias", .offset = 2, .size = 1, .shape = {1}, .rank = 1, .init = NNRT_INIT_ZEROS},
@@ -1078,7 +1080,7 @@ static void lin_train(nnrt_step_args *a, int32_t tid, int32_t nt)
 			float gj = 0;
 			for (int t = 0; t < nt; t++)
 				gj += a->ws[t * LP + j];
-			a->opt[j] = a->hp[NNRT_HP_MOMENTUM] * a->opt[j] + gj / (float)a->n;
+			a->opt[j] = LIN_MOMENTUM * a->opt[j] + gj / (float)a->n;
 			a->params[j] -= a->hp[NNRT_HP_LR] * a->opt[j];
 		}
 	}
@@ -1123,7 +1125,7 @@ static nnrt_model lin_model(const char *csv)
 	m.ws_floats = MAXT * LP;
 	m.batch = 16;
 	m.lr = 0.05f;
-	m.momentum = 0.5f;
+	m.momentum = LIN_MOMENTUM;
 	m.epochs = 60;
 	m.seed = 1;
 	m.train = (nnrt_data_spec){.kind = NNRT_DATA_CSV, .path_x = csv, .has_header = 1, .cols_x = "x1,x2",
@@ -1360,14 +1362,18 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 		cr_assert_float_eq(a.hp[NNRT_HP_ADAM_C2], rows[i].c2, 1e-4 * rows[i].c2, "t = %lld: c2 %.9g",
 		                   (long long)rows[i].t, a.hp[NNRT_HP_ADAM_C2]);
 	}
-	/* no corrections outside a training step, nor for SGD */
+	/* no corrections outside a training step, nor for SGD; the reserved
+	 * slots are zero */
 	nnrt_step_args a;
 	memset(&a, 0x55, sizeof a);
 	nnrt_step_hp(&a, &m, 0.5f, 0);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
 	m.optimizer = NNRT_OPT_SGD;
+	memset(&a, 0x55, sizeof a);
 	nnrt_step_hp(&a, &m, 0.5f, 7);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
+	for (size_t k = NNRT_HP_COUNT; k < sizeof a.hp / sizeof a.hp[0]; k++)
+		cr_assert_eq(a.hp[k], 0.0f, "reserved hp[%zu] is %g", k, a.hp[k]);
 }
 
 /* What the binary's and the API's train steps hand the body, step by step. */
