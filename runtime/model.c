@@ -22,8 +22,9 @@
 
 /* ---- The model check ---- */
 
-static int why_(char *why, size_t n, int code, const char *fmt, ...) NNRT_PRINTF(4, 5);
-static int why_(char *why, size_t n, int code, const char *fmt, ...)
+/* Writes the reason into why (n bytes, if why is not NULL); returns code. */
+static int refuse(char *why, size_t n, int code, const char *fmt, ...) NNRT_PRINTF(4, 5);
+static int refuse(char *why, size_t n, int code, const char *fmt, ...)
 {
 	if (why && n) {
 		va_list ap;
@@ -67,35 +68,51 @@ static const char *bad_field(const nnrt_model *m, int training)
 	return NULL;
 }
 
+/* Whether parameter p has a name, an initialiser, a place inside the
+ * parameter array and a shape that holds its size.  No sum or product here
+ * can overflow, whatever the fields hold. */
+static int param_ok(const nnrt_model *m, const nnrt_param_info *p)
+{
+	if (!p->name || p->rank < 0 || p->rank > NNRT_MAX_RANK || p->init < NNRT_INIT_ZEROS ||
+	    p->init > NNRT_INIT_CONSTANT)
+		return 0;
+	if (p->offset < 0 || p->size < 0 || p->offset > m->param_floats || p->size > m->param_floats - p->offset)
+		return 0;
+	int64_t prod = 1;
+	for (int k = 0; k < p->rank; k++) {
+		/* prod * shape[k] > size, said without the product */
+		if (p->shape[k] < 0 || (p->shape[k] > 0 && prod > p->size / p->shape[k]))
+			return 0;
+		prod *= p->shape[k];
+	}
+	return prod == p->size;
+}
+
 int nnrt_model_check(const nnrt_model *m, int training, char *why, size_t n)
 {
 	if (why && n)
 		why[0] = 0;
 	if (!m)
-		return why_(why, n, NNRT_ERR_ARG, "no model object");
+		return refuse(why, n, NNRT_ERR_ARG, "no model object");
 	/* First the layout: no other field can be trusted before it. */
 	if (m->struct_size != (int64_t)sizeof(nnrt_model) || m->abi_version != NNRT_ABI_VERSION)
-		return why_(why, n, NNRT_ERR_MODEL,
-		            "this program's model object has ABI version %lld and size %lld bytes, but the runtime "
-		            "it is linked with expects ABI version %d and %zu bytes; rebuild it with a matching nnc "
-		            "and runtime",
-		            (long long)m->abi_version, (long long)m->struct_size, NNRT_ABI_VERSION, sizeof(nnrt_model));
+		return refuse(why, n, NNRT_ERR_MODEL,
+		              "this program's model object has ABI version %lld and size %lld bytes, but the runtime "
+		              "it is linked with expects ABI version %d and %zu bytes; rebuild it with a matching nnc "
+		              "and runtime",
+		              (long long)m->abi_version, (long long)m->struct_size, NNRT_ABI_VERSION, sizeof(nnrt_model));
 	/* Then the CPU, before any generated code runs: it could die of SIGILL. */
 	if (nnrt_cpu_check(m->cpu_features, why, n))
 		return NNRT_ERR_CPU;
 	const char *bad = bad_field(m, training);
 	if (bad)
-		return why_(why, n, NNRT_ERR_MODEL, "invalid model object: %s (a bug in nnc)", bad);
+		return refuse(why, n, NNRT_ERR_MODEL, "invalid model object: %s (a bug in nnc)", bad);
 	for (int i = 0; i < m->n_params; i++) {
 		const nnrt_param_info *p = &m->params[i];
-		int64_t prod = 1;
-		for (int k = 0; k < p->rank && k < NNRT_MAX_RANK; k++)
-			prod *= p->shape[k];
-		if (!p->name || p->rank < 0 || p->rank > NNRT_MAX_RANK || p->offset < 0 || p->size < 0 ||
-		    p->offset + p->size > m->param_floats || prod != p->size || p->init < NNRT_INIT_ZEROS ||
-		    p->init > NNRT_INIT_CONSTANT)
-			return why_(why, n, NNRT_ERR_MODEL, "invalid model object: parameter %d (%s) is inconsistent (a bug in nnc)",
-			            i, p->name ? p->name : "unnamed");
+		if (!param_ok(m, p))
+			return refuse(why, n, NNRT_ERR_MODEL,
+			              "invalid model object: parameter %d (%s) is inconsistent (a bug in nnc)", i,
+			              p->name ? p->name : "unnamed");
 	}
 	return NNRT_OK;
 }

@@ -1265,6 +1265,7 @@ Test(model, one_check_refuses_a_bad_model_for_the_binary_and_the_api)
 		{"invalid model object: parameter 1 (fc1.bias) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
 		{"invalid model object: parameter 2 (fc2.weight) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
 		{"invalid model object: parameter 3 (fc2.bias) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: parameter 1 (fc1.bias) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
 		{"invalid model object: negative array size (a bug in nnc)", NNRT_ERR_MODEL},
 		{"invalid model object: array size too large (a bug in nnc)", NNRT_ERR_MODEL},
 		{"invalid model object: no model name (a bug in nnc)", NNRT_ERR_MODEL},
@@ -1282,12 +1283,17 @@ Test(model, one_check_refuses_a_bad_model_for_the_binary_and_the_api)
 		case 2: params[1].init = NNRT_INIT_CONSTANT + 1; break;
 		case 3: params[2].shape[0] = MH + 1; break; /* 17 x 2 is not its 32 values */
 		case 4: params[3].offset = MP - 1; break;  /* runs past param_floats */
-		case 5: m.ws_floats = -1; break;
-		case 6: m.opt_floats = INT64_MAX; break; /* wrapped the instance size: a crash */
-		case 7: m.name = NULL; break;
-		case 8: m.label_kind = 0; break;
-		case 9: m.abi_version = NNRT_ABI_VERSION + 1; break;
-		case 10:
+		case 5: /* (2^62 + 4) x 4 wraps around to its 16 values */
+			params[1].rank = 2;
+			params[1].shape[0] = ((int64_t)1 << 62) + 4;
+			params[1].shape[1] = 4;
+			break;
+		case 6: m.ws_floats = -1; break;
+		case 7: m.opt_floats = INT64_MAX; break; /* wrapped the instance size: a crash */
+		case 8: m.name = NULL; break;
+		case 9: m.label_kind = 0; break;
+		case 10: m.abi_version = NNRT_ABI_VERSION + 1; break;
+		case 11:
 			m.cpu_features = "sse3";
 			setenv("NNRT_CPU_DISABLE", "sse3", 1);
 			break;
