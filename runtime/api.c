@@ -15,30 +15,16 @@
  *
  * Everything an instance changes lives in its block, so instances are
  * independent of each other, also when used from several threads at once
- * (each call opens its own team; see parallel.c).  The training steps mirror
- * runtime/train.c exactly (same hyper-parameters, Adam bias corrections and
- * initialisation), so an instance trained on the same batches ends with the
- * parameters a training binary would have.
+ * (each call opens its own team; see parallel.c).  The model check, the
+ * initialisation and the hyper-parameters of every step are model.c's, the
+ * ones the training binary uses, so an instance trained on the same batches
+ * ends with the parameters a training binary would have.
  */
 #include "nnrt_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct nnrt_instance {
-	const nnrt_model *m;
-	float *params, *grads, *opt, *ws; /* grads, opt: NULL without training */
-	nnrt_train_state st;              /* step count and RNG, as checkpoints store them */
-	double metrics[4];
-	float lr;
-	int threads;                      /* 0 = the process default */
-	int trains;                       /* the model has a train_step */
-	int heap;                         /* the block came from nnrt_instance_new */
-	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
-	void *on_error_ctx;
-	char msg[320];                    /* latest failure, for nnrt_instance_error */
-};
 
 _Static_assert(sizeof(struct nnrt_instance) <= NNRT_INSTANCE_HEADER_BYTES,
                "NNRT_INSTANCE_HEADER_BYTES is part of the ABI: generated headers size instances with it");
@@ -102,40 +88,15 @@ size_t nnrt_instance_memory_size(const nnrt_model *m)
 	return (size_t)NNRT_INSTANCE_MEMORY_SIZE(m->param_floats, m->opt_floats, m->ws_floats, trains(m));
 }
 
-/* The checks of nnrt_check_model() that matter here, without its message:
- * an object compiled with --inference-only has no train_step, and that is
- * fine for an instance. */
-static int check_model(const nnrt_model *m)
-{
-	if (!m)
-		return NNRT_ERR_ARG;
-	if (m->struct_size != (int64_t)sizeof(nnrt_model) || m->abi_version != NNRT_ABI_VERSION)
-		return NNRT_ERR_MODEL;
-	if (!m->name || !m->infer || !m->eval_step || m->input_size < 1 || m->output_size < 1 || m->batch < 1 ||
-	    m->label_size < 1 || m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->n_params < 0 ||
-	    (m->n_params > 0 && !m->params))
-		return NNRT_ERR_MODEL;
-	if (m->label_kind != NNRT_LABEL_CLASS && m->label_kind != NNRT_LABEL_REAL)
-		return NNRT_ERR_MODEL;
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *p = &m->params[i];
-		if (p->offset < 0 || p->size < 0 || p->offset + p->size > m->param_floats)
-			return NNRT_ERR_MODEL;
-	}
-	/* before any generated code runs: it could die of SIGILL */
-	if (nnrt_cpu_check(m->cpu_features, NULL, 0))
-		return NNRT_ERR_CPU;
-	return NNRT_OK;
-}
-
 static void set_err(int *err, int code)
 {
 	if (err)
 		*err = code;
 }
 
-/* Lays the instance out in mem (of nnrt_instance_memory_size(m) bytes). */
-static nnrt_instance *place(const nnrt_model *m, void *mem, int heap)
+/* Lays the instance out in mem (of nnrt_instance_memory_size(m) bytes)
+ * and initialises its parameters from seed. */
+static nnrt_instance *place(const nnrt_model *m, void *mem, int heap, uint64_t seed)
 {
 	size_t size = nnrt_instance_memory_size(m);
 	memset(mem, 0, size);
@@ -154,13 +115,13 @@ static nnrt_instance *place(const nnrt_model *m, void *mem, int heap)
 		p += NNRT_BYTES64(m->param_floats);
 		inst->opt = (float *)p;
 	}
-	nnrt_instance_init(inst, (uint64_t)m->seed);
+	nnrt_instance_init(inst, seed);
 	return inst;
 }
 
-nnrt_instance *nnrt_instance_new(const nnrt_model *m, int *err)
+nnrt_instance *nnrt_instance_new_seeded(const nnrt_model *m, uint64_t seed, int *err)
 {
-	int rc = check_model(m);
+	int rc = nnrt_model_check(m, 0, NULL, 0);
 	if (rc) {
 		set_err(err, rc);
 		return NULL;
@@ -172,12 +133,17 @@ nnrt_instance *nnrt_instance_new(const nnrt_model *m, int *err)
 		return NULL;
 	}
 	set_err(err, NNRT_OK);
-	return place(m, mem, 1);
+	return place(m, mem, 1, seed);
+}
+
+nnrt_instance *nnrt_instance_new(const nnrt_model *m, int *err)
+{
+	return nnrt_instance_new_seeded(m, m ? (uint64_t)m->seed : 0, err);
 }
 
 nnrt_instance *nnrt_instance_new_in(const nnrt_model *m, void *mem, size_t size, int *err)
 {
-	int rc = check_model(m);
+	int rc = nnrt_model_check(m, 0, NULL, 0);
 	if (!rc && !mem)
 		rc = NNRT_ERR_ARG;
 	else if (!rc && (uintptr_t)mem % NNRT_INSTANCE_ALIGN)
@@ -189,7 +155,7 @@ nnrt_instance *nnrt_instance_new_in(const nnrt_model *m, void *mem, size_t size,
 		return NULL;
 	}
 	set_err(err, NNRT_OK);
-	return place(m, mem, 0);
+	return place(m, mem, 0, (uint64_t)m->seed);
 }
 
 void nnrt_instance_free(nnrt_instance *inst)
@@ -286,17 +252,15 @@ int64_t nnrt_instance_epoch(const nnrt_instance *inst)
 	return inst ? inst->st.epoch : 0;
 }
 
-/* Step arguments for n samples at x (and y, out). */
-static nnrt_step_args step_args(nnrt_instance *inst, const float *x, const void *y, float *out, int64_t n)
+/* Step arguments for n samples at x (and y, out); `step` as nnrt_step_hp()
+ * takes it. */
+static nnrt_step_args step_args(nnrt_instance *inst, const float *x, const void *y, float *out, int64_t n,
+                                int64_t step)
 {
 	const nnrt_model *m = inst->m;
 	nnrt_step_args a = {.params = inst->params, .grads = inst->grads, .opt = inst->opt, .ws = inst->ws,
 	                    .x = x, .y = y, .out = out, .metrics = inst->metrics, .n = n};
-	a.hp[NNRT_HP_LR] = inst->lr;
-	a.hp[NNRT_HP_MOMENTUM] = m->momentum;
-	a.hp[NNRT_HP_BETA1] = m->beta1;
-	a.hp[NNRT_HP_BETA2] = m->beta2;
-	a.hp[NNRT_HP_EPS] = m->eps;
+	nnrt_step_hp(&a, m, inst->lr, step);
 	return a;
 }
 
@@ -317,7 +281,7 @@ int nnrt_instance_infer(nnrt_instance *inst, const float *x, int64_t n, float *o
 	const nnrt_model *m = inst->m;
 	for (int64_t b = 0; b < n; b += m->batch) {
 		int64_t k = n - b < m->batch ? n - b : m->batch;
-		nnrt_step_args a = step_args(inst, x + b * m->input_size, NULL, out + b * m->output_size, k);
+		nnrt_step_args a = step_args(inst, x + b * m->input_size, NULL, out + b * m->output_size, k, 0);
 		run(inst, m->infer, &a);
 	}
 	return NNRT_OK;
@@ -361,12 +325,7 @@ int nnrt_instance_train_step(nnrt_instance *inst, const float *x, const void *y,
 		return fail(inst, NNRT_ERR_BATCH, "train_step: %lld samples, but model '%s' was compiled for batches of at most %lld",
 		            (long long)n, m->name, (long long)m->batch);
 	int64_t step = inst->st.step + 1;
-	nnrt_step_args a = step_args(inst, x, y, NULL, n);
-	a.hp[NNRT_HP_STEP] = (float)step;
-	if (m->optimizer == NNRT_OPT_ADAM) {
-		a.hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
-		a.hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
-	}
+	nnrt_step_args a = step_args(inst, x, y, NULL, n, step);
 	run(inst, m->train_step, &a);
 	inst->st.step = step;
 	double mean = inst->metrics[0] / (double)n;
@@ -392,7 +351,7 @@ int nnrt_instance_evaluate(nnrt_instance *inst, const float *x, const void *y, i
 		int64_t k = n - b < m->batch ? n - b : m->batch;
 		const void *yb = m->label_kind == NNRT_LABEL_CLASS ? (const void *)((const int32_t *)y + b)
 		                                                    : (const void *)((const float *)y + b * m->label_size);
-		nnrt_step_args a = step_args(inst, x + b * m->input_size, yb, NULL, k);
+		nnrt_step_args a = step_args(inst, x + b * m->input_size, yb, NULL, k, 0);
 		run(inst, m->eval_step, &a);
 		sum += inst->metrics[0];
 		correct += inst->metrics[1];

@@ -12,14 +12,18 @@
  * costs one parallel region, and no thread is started per step.
  *
  * Memory: the runtime allocates, once, four float arrays sized by the model
- * (params, grads, opt state, workspace).  Generated code addresses tensors as
- * base + constant offset; it never allocates.
+ * (params, grads, opt state, workspace), in one block: an instance (below),
+ * which is also what a training binary trains.  Generated code addresses
+ * tensors as base + constant offset; it never allocates.
  *
  * Layout of every batched tensor: row-major [n][per-sample shape], n <= batch.
  * Images are [n][C][H][W].  Dense weights are [in][out], biases [out].
  *
- * The code generator mirrors these structs field by field (compiler/cg_abi.c);
- * nnrt_model.struct_size lets the runtime refuse a mismatched object.
+ * The code generator mirrors these structs field by field in LLVM types
+ * (compiler/cg.c: emit_model() and data_spec_t() for nnrt_model and
+ * nnrt_data_spec, the args_t of nnc_lower() for nnrt_step_args);
+ * nnrt_model.struct_size and abi_version let the runtime refuse a mismatched
+ * object.
  */
 #ifndef NNRT_H
 #define NNRT_H
@@ -120,21 +124,19 @@ typedef struct nnrt_step_args {
 	float *out;          /* infer: [n][output_size] */
 	double *metrics;     /* [0] sum of per-sample losses, [1] number correct (written by thread 0) */
 	int64_t n;           /* samples in this batch, 1 <= n <= batch */
-	float hp[8];         /* hyper-parameters, see NNRT_HP_* */
+	float hp[8];         /* hyper-parameters of this step, see NNRT_HP_* */
 } nnrt_step_args;
 
-/* Indices into nnrt_step_args.hp. */
+/* Indices into nnrt_step_args.hp: the values that change from run to run
+ * (--lr, nnrt_instance_set_lr) or from step to step.  The .nn file's
+ * constants (momentum, beta1, beta2, eps) are compiled into the generated
+ * update instead.  hp[NNRT_HP_COUNT..7] are zero and reserved: the array
+ * keeps its size so that the layout stays that of ABI version 3. */
 enum {
-	NNRT_HP_LR = 0,        /* learning rate of this step */
-	NNRT_HP_ADAM_C1 = 1,   /* Adam: 1 / (1 - beta1^t) */
-	NNRT_HP_ADAM_C2 = 2,   /* Adam: 1 / (1 - beta2^t) */
-	/* Also filled by the runtime, for code that prefers reading these to
-	 * baking in the model's constants: */
-	NNRT_HP_MOMENTUM = 3,  /* nnrt_model.momentum */
-	NNRT_HP_BETA1 = 4,     /* nnrt_model.beta1 */
-	NNRT_HP_BETA2 = 5,     /* nnrt_model.beta2 */
-	NNRT_HP_EPS = 6,       /* nnrt_model.eps */
-	NNRT_HP_STEP = 7,      /* global step t (1-based), as a float */
+	NNRT_HP_LR = 0,      /* learning rate of this step */
+	NNRT_HP_ADAM_C1 = 1, /* Adam at step t (1-based): 1 / (1 - beta1^t); else 0 */
+	NNRT_HP_ADAM_C2 = 2, /* Adam at step t: 1 / (1 - beta2^t); else 0 */
+	NNRT_HP_COUNT = 3,
 };
 
 /* One op of the training step, for profiles (nnc --profile) and reports. */

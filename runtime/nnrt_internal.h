@@ -3,7 +3,9 @@
  * tests), never by generated code: that only sees nnrt.h.
  *
  * One section per .c file, in the order the training program uses them:
- * util.c (errors, aligned memory), rng.c, data.c, checkpoint.c, train.c.
+ * util.c (errors, aligned memory), rng.c, data.c (with the loaders of
+ * loader.h), checkpoint.c, model.c, train.c, api.c.  cpu.c, parallel.c and
+ * profile.c serve generated code too, so nnrt.h declares them.
  *
  * Error policy: every failure a user can cause (bad data, bad checkpoint, bad
  * flags, a full disk) is reported once through nnrt_error(), which prints
@@ -44,7 +46,7 @@ void nnrt_verror(const char *fmt, va_list ap);
 const char *nnrt_last_error(void);
 /* For system failures (a read or write that fails, memory running out):
  * not the user's doing, so, like llm.c's checked I/O, the message also names
- * the runtime source line that saw it: "... [runtime/data.c:103]". */
+ * the runtime source line that saw it: "... [runtime/data.c:119]". */
 void nnrt_sys_error_at(const char *file, int line, const char *fmt, ...) NNRT_PRINTF(3, 4);
 #define nnrt_sys_error(...) nnrt_sys_error_at(__FILE__, __LINE__, __VA_ARGS__)
 /* Tests silence stderr while they provoke errors on purpose. */
@@ -97,7 +99,7 @@ uint64_t nnrt_rng_below(nnrt_rng *r, uint64_t n);
 /* Fisher-Yates shuffle of idx[0..n). */
 void nnrt_rng_shuffle(nnrt_rng *r, int64_t *idx, int64_t n);
 
-/* ---- data.c ---- */
+/* ---- data.c (the loaders behind it: idx.c, csv.c, synth.c; loader.h) ---- */
 
 /* A data set held compactly: IDX images stay bytes (a quarter of the memory
  * of floats) and become floats one batch at a time in nnrt_data_gather();
@@ -138,7 +140,7 @@ void nnrt_data_gather(const nnrt_dataset *d, const int64_t *idx, int64_t n, floa
 
 /* Name of a data kind as written in .nn files ("idx", "moons", ...). */
 const char *nnrt_data_kind_name(int32_t kind);
-/* Default sample count of a synthetic set whose count is 0. */
+/* Default sample count of a synthetic set whose count is 0 (synth.c). */
 int64_t nnrt_data_default_count(const nnrt_data_spec *spec, const nnrt_model *m);
 
 /* ---- checkpoint.c (format: docs/checkpoint.md) ---- */
@@ -177,6 +179,27 @@ enum {
 int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *opt,
                    nnrt_train_state *st);
 
+/* ---- model.c ---- */
+
+/* Checks that m is a model object this runtime can run: its ABI, this CPU
+ * (nnrt_cpu_check), its fields and its parameter table.  `training` = 1
+ * also requires a train_step (the training binary); the embedding API
+ * passes 0, since an object compiled with --inference-only has none.
+ * Returns NNRT_OK, NNRT_ERR_ARG (m is NULL), NNRT_ERR_MODEL or NNRT_ERR_CPU,
+ * with the reason written into why (n bytes; why may be NULL).  Prints
+ * nothing: the caller reports. */
+int nnrt_model_check(const nnrt_model *m, int training, char *why, size_t n);
+
+/* Fills params with the initial values of every tensor of m->params, in
+ * table order, drawing from r. */
+void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r);
+
+/* Sets a->hp for a step of m at learning rate lr: `step` is the 1-based
+ * number of the training step about to run (Adam's t), or 0 for a step that
+ * does not train (evaluation, inference).  The one place the hyper-parameters
+ * are computed, for the training binary and the embedding API alike. */
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step);
+
 /* ---- train.c ---- */
 
 /* The training binary's command line, parsed.  Paths point into argv (or
@@ -202,11 +225,27 @@ typedef struct nnrt_cli {
 int nnrt_cli_parse(nnrt_cli *c, const nnrt_model *m, int argc, char **argv);
 void nnrt_cli_free(nnrt_cli *c);
 
-/* Fills params with the initial values of every tensor of m->params, in
- * table order, drawing from r. */
-void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r);
-/* Checks that m is a model object this runtime understands (ABI, sizes,
- * parameter table).  0 or non-zero after reporting. */
-int nnrt_check_model(const nnrt_model *m);
+/* ---- api.c ---- */
+
+/* An instance's header (nnrt.h says what an instance is).  Visible to the
+ * runtime's own files so that the training binary keeps its model state in
+ * an instance too, instead of in arrays of its own. */
+struct nnrt_instance {
+	const nnrt_model *m;
+	float *params, *grads, *opt, *ws; /* grads, opt: NULL without training */
+	nnrt_train_state st;              /* step count and RNG, as checkpoints store them */
+	double metrics[4];
+	float lr;
+	int threads;                      /* 0 = the process default */
+	int trains;                       /* the model has a train_step */
+	int heap;                         /* the block came from nnrt_instance_new */
+	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
+	void *on_error_ctx;
+	char msg[320];                    /* latest failure, for nnrt_instance_error */
+};
+
+/* nnrt_instance_new, with the parameters initialised from `seed` rather
+ * than the model's (a training binary's --seed). */
+nnrt_instance *nnrt_instance_new_seeded(const nnrt_model *m, uint64_t seed, int *err);
 
 #endif

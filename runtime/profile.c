@@ -6,7 +6,7 @@
  * that just finished, barrier included: that is the op's share of the wall
  * clock, load imbalance and all.  Only steps run between nnrt_prof_enable(1)
  * and nnrt_prof_enable(0) count (the training binary enables it around
- * train_step when given --profile).  Process-wide state: profiles are for
+ * train_step when its model was compiled with --profile).  Process-wide state: profiles are for
  * the training binaries, not for embedded instances.
  */
 #include <omp.h>

@@ -2,10 +2,12 @@
  * train.c - nnrt_main(), the main() of every training binary nnc builds.
  *
  * The program, in order:
- *   check the model object  -> parse flags (nnrt_cli_parse: no file touched)
+ *   check the model object (model.c) -> parse flags (nnrt_cli_parse: no file touched)
  *   -> check the --save path (before any work it could waste)
- *   -> load data            -> allocate every array once
- *   -> initialise parameters from the seed   -> load a checkpoint (--load/--resume)
+ *   -> load data
+ *   -> create the instance that holds the model's state (api.c), its
+ *      parameters initialised from the seed, and the batch arrays
+ *   -> load a checkpoint into it (--load/--resume)
  *   -> train epochs (shuffle, train_step per batch, eval_step over the test
  *      set, one line per epoch, periodic checkpoints; a signal stops it
  *      between two steps and saves)
@@ -55,104 +57,6 @@ static int stdout_failed(void)
 	if (ferror(stdout) && !stdout_errno)
 		stdout_errno = errno ? errno : EIO;
 	return stdout_errno != 0;
-}
-
-/* ---- Model checks ---- */
-
-int nnrt_check_model(const nnrt_model *m)
-{
-	if (!m) {
-		nnrt_error("no model object");
-		return -1;
-	}
-	if (m->struct_size != (int64_t)sizeof(nnrt_model) || m->abi_version != NNRT_ABI_VERSION) {
-		nnrt_error("this program's model object has ABI version %lld and size %lld bytes, but the runtime "
-		           "it is linked with expects ABI version %d and %zu bytes; rebuild it with a matching nnc "
-		           "and runtime",
-		           (long long)m->abi_version, (long long)m->struct_size, NNRT_ABI_VERSION, sizeof(nnrt_model));
-		return -1;
-	}
-	char cpu[400];
-	if (nnrt_cpu_check(m->cpu_features, cpu, sizeof cpu)) {
-		nnrt_error("%s", cpu);
-		return -1;
-	}
-	const char *why = NULL;
-	if (!m->name)
-		why = "no model name";
-	else if (m->input_size < 1)
-		why = "input_size < 1";
-	else if (m->batch < 1)
-		why = "batch < 1";
-	else if (m->label_kind != NNRT_LABEL_CLASS && m->label_kind != NNRT_LABEL_REAL)
-		why = "unknown label kind";
-	else if (m->label_size < 1)
-		why = "label_size < 1";
-	else if (m->output_size < 1)
-		why = "output_size < 1";
-	else if (m->loss < NNRT_LOSS_SOFTMAX_XENT || m->loss > NNRT_LOSS_BCE)
-		why = "unknown loss";
-	else if (m->optimizer != NNRT_OPT_SGD && m->optimizer != NNRT_OPT_ADAM)
-		why = "unknown optimizer";
-	else if (m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->n_params < 0)
-		why = "negative array size";
-	else if (m->n_params > 0 && !m->params)
-		why = "no parameter table";
-	else if (!m->train_step || !m->eval_step || !m->infer)
-		why = "missing entry point";
-	if (why) {
-		nnrt_error("invalid model object: %s (a bug in nnc)", why);
-		return -1;
-	}
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *p = &m->params[i];
-		int64_t prod = 1;
-		for (int k = 0; k < p->rank && k < NNRT_MAX_RANK; k++)
-			prod *= p->shape[k];
-		if (!p->name || p->rank < 0 || p->rank > NNRT_MAX_RANK || p->offset < 0 || p->size < 0 ||
-		    p->offset + p->size > m->param_floats || prod != p->size || p->init < NNRT_INIT_ZEROS ||
-		    p->init > NNRT_INIT_CONSTANT) {
-			nnrt_error("invalid model object: parameter %d (%s) is inconsistent (a bug in nnc)", i,
-			           p->name ? p->name : "unnamed");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* ---- Parameter initialisation ---- */
-
-void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r)
-{
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *p = &m->params[i];
-		float *w = params + p->offset;
-		double fan_in = p->fan_in > 0 ? p->fan_in : 1.0;
-		double fan_out = p->fan_out > 0 ? p->fan_out : 1.0;
-		double a = 0;
-		switch (p->init) {
-		case NNRT_INIT_GLOROT_UNIFORM: a = sqrt(6.0 / (fan_in + fan_out)); break;
-		case NNRT_INIT_HE_UNIFORM: a = sqrt(6.0 / fan_in); break;
-		case NNRT_INIT_LECUN_UNIFORM: a = sqrt(3.0 / fan_in); break;
-		case NNRT_INIT_UNIFORM: a = p->init_arg; break;
-		}
-		for (int64_t j = 0; j < p->size; j++) {
-			switch (p->init) {
-			case NNRT_INIT_NORMAL:
-				w[j] = (float)(p->init_arg * nnrt_rng_normal(r));
-				break;
-			case NNRT_INIT_CONSTANT:
-				w[j] = p->init_arg;
-				break;
-			case NNRT_INIT_ZEROS:
-				w[j] = 0.0f;
-				break;
-			default: /* the uniform family: U(-a, a) */
-				w[j] = (float)((2.0 * nnrt_rng_uniform_d(r) - 1.0) * a);
-				break;
-			}
-		}
-	}
 }
 
 /* ---- Flags ---- */
@@ -263,7 +167,7 @@ static int set_flag(opts *o, const struct flag *f, const char *val)
 	}
 	case FLAG_LR: {
 		/* The generated code reads the rate as a float: the .nn file's
-		 * rule (compiler/sema.c) refuses what a float makes 0 or inf,
+		 * rule (nnc's semantic check) refuses what a float makes 0 or inf,
 		 * and so does the flag.  errno is not consulted: ERANGE on
 		 * underflow is the float test's to report, more precisely. */
 		char *end;
@@ -504,17 +408,19 @@ static void print_help(const nnrt_model *m)
 
 /* ---- The trainer ---- */
 
+/* The model's state (parameters, gradients, optimizer state, workspace,
+ * counters and RNG, learning rate) is an instance of the embedding API
+ * (api.c), the one owner of that state; the trainer adds what a run over
+ * data sets needs. */
 typedef struct trainer {
 	const nnrt_model *m;
 	opts o;
+	nnrt_instance *inst;
 	nnrt_dataset train, test, pred;
-	float *params, *grads, *opt, *ws;
 	float *x, *y, *out; /* batch buffers; y holds int32 for CLASS labels */
 	int64_t *perm;      /* training order, reshuffled each epoch */
 	int64_t *order;     /* 0, 1, 2, ...: evaluation and prediction order */
-	nnrt_train_state st;
-	double metrics[4];
-	nnrt_step_args args;
+	nnrt_step_args args; /* the instance's arrays and the batch buffers */
 	int has_acc;         /* the loss is a classification loss: print accuracy */
 	int64_t saved_epoch; /* epoch of this run's latest checkpoint, or -1 */
 } trainer;
@@ -524,10 +430,7 @@ static void trainer_free(trainer *t)
 	nnrt_data_free(&t->train);
 	nnrt_data_free(&t->test);
 	nnrt_data_free(&t->pred);
-	nnrt_free(t->params);
-	nnrt_free(t->grads);
-	nnrt_free(t->opt);
-	nnrt_free(t->ws);
+	nnrt_instance_free(t->inst);
 	nnrt_free(t->x);
 	nnrt_free(t->y);
 	nnrt_free(t->out);
@@ -548,36 +451,40 @@ static void apply_limit(nnrt_dataset *d, int64_t limit)
 		d->n = limit;
 }
 
+/* The instance, its parameters initialised from --seed, and the batch and
+ * order arrays. */
 static int alloc_arrays(trainer *t)
 {
 	const nnrt_model *m = t->m;
 	int64_t nmax = max64(max64(t->train.n, t->test.n), max64(t->pred.n, m->batch));
-	t->params = nnrt_alloc_floats(m->param_floats, "parameters");
-	t->grads = nnrt_alloc_floats(m->param_floats, "gradients");
-	t->opt = nnrt_alloc_floats(m->opt_floats, "optimizer state");
-	t->ws = nnrt_alloc_floats(m->ws_floats, "workspace");
+	int err;
+	t->inst = nnrt_instance_new_seeded(m, t->o.seed, &err);
+	if (!t->inst) {
+		nnrt_sys_error("cannot allocate the model's parameters, gradients, optimizer state and workspace "
+		               "(%zu bytes): %s", nnrt_instance_memory_size(m), nnrt_strerror(err));
+		return -1;
+	}
+	nnrt_instance *inst = t->inst;
+	inst->lr = (float)t->o.lr;
 	t->x = nnrt_alloc_floats(m->batch * m->input_size, "the input batch");
 	t->y = nnrt_alloc_floats(m->batch * m->label_size, "the label batch");
 	t->out = nnrt_alloc_floats(m->batch * m->output_size, "the output batch");
 	t->perm = nnrt_calloc(nmax, sizeof(int64_t), "the sample order");
 	t->order = nnrt_calloc(nmax, sizeof(int64_t), "the sample order");
-	if (!t->params || !t->grads || !t->opt || !t->ws || !t->x || !t->y || !t->out || !t->perm || !t->order)
+	if (!t->x || !t->y || !t->out || !t->perm || !t->order)
 		return -1;
 	for (int64_t i = 0; i < nmax; i++)
 		t->order[i] = i;
 	nnrt_step_args *a = &t->args;
-	a->params = t->params;
-	a->grads = t->grads;
-	a->opt = t->opt;
-	a->ws = t->ws;
+	a->params = inst->params;
+	a->grads = inst->grads;
+	a->opt = inst->opt;
+	a->ws = inst->ws;
 	a->x = t->x;
 	a->y = t->y;
 	a->out = t->out;
-	a->metrics = t->metrics;
-	a->hp[NNRT_HP_MOMENTUM] = m->momentum;
-	a->hp[NNRT_HP_BETA1] = m->beta1;
-	a->hp[NNRT_HP_BETA2] = m->beta2;
-	a->hp[NNRT_HP_EPS] = m->eps;
+	a->metrics = inst->metrics;
+	nnrt_step_hp(a, m, inst->lr, 0);
 	return 0;
 }
 
@@ -616,13 +523,14 @@ static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, c
 static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, double *sum)
 {
 	int64_t batch = t->m->batch;
+	double *m = t->inst->metrics;
 	sum[0] = sum[1] = 0;
 	for (int64_t b = 0; b < d->n; b += batch) {
 		int64_t n = d->n - b < batch ? d->n - b : batch;
-		memset(t->metrics, 0, sizeof t->metrics);
+		memset(m, 0, sizeof t->inst->metrics);
 		run_gathered(t, body, d, idx + b, n);
-		sum[0] += t->metrics[0];
-		sum[1] += t->metrics[1];
+		sum[0] += m[0];
+		sum[1] += m[1];
 	}
 }
 
@@ -630,7 +538,7 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 static void evaluate(trainer *t, double *loss, double *acc)
 {
 	double sum[2];
-	t->args.hp[NNRT_HP_LR] = (float)t->o.lr;
+	nnrt_step_hp(&t->args, t->m, t->inst->lr, 0);
 	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
 	*loss = sum[0] / (double)t->test.n;
 	*acc = sum[1] / (double)t->test.n;
@@ -667,11 +575,11 @@ static void print_params(const nnrt_model *m, const float *params)
 
 static int save(trainer *t, const char *why)
 {
-	if (nnrt_ckpt_save(t->o.save, t->m, t->params, t->opt, &t->st))
+	if (nnrt_ckpt_save(t->o.save, t->m, t->inst->params, t->inst->opt, &t->inst->st))
 		return -1;
-	t->saved_epoch = t->st.epoch;
+	t->saved_epoch = t->inst->st.epoch;
 	if (!t->o.quiet)
-		printf("saved %s to %s (epoch %lld)\n", why, t->o.save, (long long)t->st.epoch);
+		printf("saved %s to %s (epoch %lld)\n", why, t->o.save, (long long)t->inst->st.epoch);
 	return 0;
 }
 
@@ -709,7 +617,7 @@ static const nnrt_param_info *nonfinite_param(const nnrt_model *m, const float *
 static int diverged_params(const trainer *t, int64_t epoch, int64_t s)
 {
 	float bad;
-	const nnrt_param_info *p = nonfinite_param(t->m, t->params, &bad);
+	const nnrt_param_info *p = nonfinite_param(t->m, t->inst->params, &bad);
 	if (!p)
 		return 0;
 	char kept[8192];
@@ -793,19 +701,20 @@ static const char *signal_name(int sig)
 static int interrupted(trainer *t)
 {
 	int sig = caught_signal;
+	const nnrt_train_state *st = &t->inst->st;
 	char where[128];
-	if (t->st.batch)
-		snprintf(where, sizeof where, "in epoch %lld after step %lld", (long long)t->st.epoch + 1,
-		         (long long)t->st.batch);
+	if (st->batch)
+		snprintf(where, sizeof where, "in epoch %lld after step %lld", (long long)st->epoch + 1,
+		         (long long)st->batch);
 	else
-		snprintf(where, sizeof where, "after epoch %lld", (long long)t->st.epoch);
+		snprintf(where, sizeof where, "after epoch %lld", (long long)st->epoch);
 	flush_stdout();
 	if (!t->o.save) {
 		fprintf(stderr, "%s: interrupted by %s %s; nothing is saved (no --save FILE was given)\n", nnrt_prog(),
 		        signal_name(sig), where);
 		return 128 + sig;
 	}
-	if (nnrt_ckpt_save(t->o.save, t->m, t->params, t->opt, &t->st)) {
+	if (nnrt_ckpt_save(t->o.save, t->m, t->inst->params, t->inst->opt, &t->inst->st)) {
 		char kept[8192];
 		nnrt_error("interrupted by %s %s, and the checkpoint could not be saved; %s", signal_name(sig), where,
 		           what_is_kept(t, kept, sizeof kept));
@@ -823,6 +732,8 @@ static int train(trainer *t)
 	const nnrt_model *m = t->m;
 	const opts *o = &t->o;
 	nnrt_step_args *a = &t->args;
+	nnrt_instance *inst = t->inst;
+	nnrt_train_state *st = &inst->st;
 	int64_t n = t->train.n;
 	int64_t steps = (n + m->batch - 1) / m->batch; /* per epoch */
 	int64_t width = 1;
@@ -830,51 +741,46 @@ static int train(trainer *t)
 		width++;
 	if (width < 2)
 		width = 2;
-	if (t->st.batch >= steps) {
+	if (st->batch >= steps) {
 		nnrt_error("checkpoint %s was saved after step %lld of epoch %lld, but an epoch of this data has %lld "
 		           "step%s; resume it with the data (and --limit) it was trained on",
-		           o->resume, (long long)t->st.batch, (long long)t->st.epoch + 1, (long long)steps,
+		           o->resume, (long long)st->batch, (long long)st->epoch + 1, (long long)steps,
 		           steps == 1 ? "" : "s");
 		return TRAIN_FAILED;
 	}
-	if (t->st.epoch >= o->epochs && !o->quiet)
+	if (st->epoch >= o->epochs && !o->quiet)
 		printf("the checkpoint is at epoch %lld already; nothing to train for --epochs %lld\n",
-		       (long long)t->st.epoch, (long long)o->epochs);
-	while (t->st.epoch < o->epochs) {
-		int64_t epoch = t->st.epoch + 1;
-		int64_t first = t->st.batch; /* steps taken by an interrupted run */
-		nnrt_rng before = t->st.rng;
+		       (long long)st->epoch, (long long)o->epochs);
+	while (st->epoch < o->epochs) {
+		int64_t epoch = st->epoch + 1;
+		int64_t first = st->batch; /* steps taken by an interrupted run */
+		nnrt_rng before = st->rng;
 		double t0 = nnrt_now();
 		/* From the identity each time: the order then depends on the RNG
 		 * state alone, which is what a checkpoint restores. */
 		for (int64_t i = 0; i < n; i++)
 			t->perm[i] = i;
-		nnrt_rng_shuffle(&t->st.rng, t->perm, n);
+		nnrt_rng_shuffle(&st->rng, t->perm, n);
 		double loss = 0, correct = 0;
 		for (int64_t b = first * m->batch, s = first + 1; b < n; b += m->batch, s++) {
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
-			int64_t step = t->st.step + 1;
+			int64_t step = st->step + 1;
 			a->n = bn;
-			a->hp[NNRT_HP_LR] = (float)o->lr;
-			a->hp[NNRT_HP_STEP] = (float)step;
-			if (m->optimizer == NNRT_OPT_ADAM) {
-				a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
-				a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
-			}
-			memset(t->metrics, 0, sizeof t->metrics);
+			nnrt_step_hp(a, m, inst->lr, step);
+			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
 			nnrt_prof_enable(0, 0);
-			if (!isfinite(t->metrics[0])) {
+			if (!isfinite(inst->metrics[0])) {
 				char kept[8192];
 				nnrt_error("training diverged at epoch %lld, step %lld (loss is %s); %s", (long long)epoch,
-				           (long long)s, isnan(t->metrics[0]) ? "nan" : "inf",
+				           (long long)s, isnan(inst->metrics[0]) ? "nan" : "inf",
 				           what_is_kept(t, kept, sizeof kept));
 				return TRAIN_FAILED;
 			}
-			t->st.step = step;
-			loss += t->metrics[0];
-			correct += t->metrics[1];
+			st->step = step;
+			loss += inst->metrics[0];
+			correct += inst->metrics[1];
 			if (caught_signal && b + m->batch < n && s <= (int64_t)UINT32_MAX) {
 				/* Stopped inside the epoch: the checkpoint records
 				 * the steps taken and the RNG state before this
@@ -882,19 +788,19 @@ static int train(trainer *t)
 				 * and goes on with step s + 1. */
 				if (diverged_params(t, epoch, s))
 					return TRAIN_FAILED;
-				t->st.batch = s;
-				t->st.rng = before;
+				st->batch = s;
+				st->rng = before;
 				return TRAIN_INTERRUPTED;
 			}
 		}
-		t->st.batch = 0;
+		st->batch = 0;
 		/* A non-finite gradient makes the next step's loss non-finite,
 		 * except after the last step: so the parameters are checked
 		 * once an epoch, before anything can save them. */
 		if (diverged_params(t, epoch, steps))
 			return TRAIN_FAILED;
 		double t1 = nnrt_now();
-		t->st.epoch = epoch;
+		st->epoch = epoch;
 		if (!o->quiet) {
 			/* Regression losses get more digits: a good fit's MSE is
 			 * small, and 0.0001 alone says little.  An epoch resumed
@@ -1069,6 +975,7 @@ static int run(trainer *t)
 	const nnrt_model *m = t->m;
 	opts *o = &t->o;
 	int training = !o->eval && !o->predict;
+	const nnrt_train_state *st;
 	int rc;
 
 	/* Output first: an unusable --save must not cost a training run. */
@@ -1098,13 +1005,12 @@ static int run(trainer *t)
 	if (alloc_arrays(t))
 		return NNRT_EXIT_FAILURE;
 
-	/* Initialise, then overwrite from a checkpoint: the RNG has then drawn
-	 * the same numbers either way. */
-	nnrt_rng_seed(&t->st.rng, o->seed);
-	nnrt_init_params(m, t->params, &t->st.rng);
-	if (o->load && nnrt_ckpt_load(o->load, m, t->params, NULL, NULL))
+	/* Initialised from the seed, then overwritten from a checkpoint: the
+	 * RNG has then drawn the same numbers either way. */
+	st = &t->inst->st;
+	if (o->load && nnrt_ckpt_load(o->load, m, t->inst->params, NULL, NULL))
 		return NNRT_EXIT_FAILURE;
-	if (o->resume && nnrt_ckpt_load(o->resume, m, t->params, t->opt, &t->st))
+	if (o->resume && nnrt_ckpt_load(o->resume, m, t->inst->params, t->inst->opt, &t->inst->st))
 		return NNRT_EXIT_FAILURE;
 
 	stop_handlers handlers;
@@ -1117,12 +1023,12 @@ static int run(trainer *t)
 			printf(", batch %lld, %s lr %g, %d thread%s\n", (long long)m->batch,
 			       m->optimizer == NNRT_OPT_ADAM ? "adam" : "sgd", o->lr, nnrt_get_threads(),
 			       nnrt_get_threads() == 1 ? "" : "s");
-			if (o->resume && t->st.batch)
+			if (o->resume && st->batch)
 				printf("resuming from %s in epoch %lld after step %lld (step %lld in all)\n", o->resume,
-				       (long long)t->st.epoch + 1, (long long)t->st.batch, (long long)t->st.step);
+				       (long long)st->epoch + 1, (long long)st->batch, (long long)st->step);
 			else if (o->resume)
-				printf("resuming from %s at epoch %lld (step %lld)\n", o->resume, (long long)t->st.epoch,
-				       (long long)t->st.step);
+				printf("resuming from %s at epoch %lld (step %lld)\n", o->resume, (long long)st->epoch,
+				       (long long)st->step);
 			flush_stdout();
 		}
 		/* From here on an interruption has something to save. */
@@ -1145,7 +1051,7 @@ static int run(trainer *t)
 	if (o->predict)
 		predict(t);
 	if (o->print_params || (training && !o->quiet && m->param_floats <= 64))
-		print_params(m, t->params);
+		print_params(m, t->inst->params);
 	if (training && m->profiled)
 		nnrt_prof_report(m);
 	fflush(stdout);
@@ -1179,8 +1085,11 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	if (prog && strrchr(prog, '/'))
 		prog = strrchr(prog, '/') + 1;
 	nnrt_set_prog(prog && *prog ? prog : m && m->name ? m->name : "nnrt");
-	if (nnrt_check_model(m))
+	char why[512];
+	if (nnrt_model_check(m, 1, why, sizeof why)) {
+		nnrt_error("%s", why);
 		return NNRT_EXIT_FAILURE;
+	}
 	trainer t;
 	memset(&t, 0, sizeof t);
 	t.m = m;

@@ -70,12 +70,7 @@ static const char *with_optimizer(const char *text, const char *opt)
  * past n * output_size hold a canary that must survive. */
 static void run(state *s, nnrt_body_fn body, int64_t n, float lr)
 {
-	const nnrt_model *m = s->m;
 	s->a.hp[NNRT_HP_LR] = lr;
-	s->a.hp[NNRT_HP_MOMENTUM] = m->momentum;
-	s->a.hp[NNRT_HP_BETA1] = m->beta1;
-	s->a.hp[NNRT_HP_BETA2] = m->beta2;
-	s->a.hp[NNRT_HP_EPS] = m->eps;
 	th_run(s, body, n);
 }
 
@@ -814,7 +809,6 @@ static void check_optimizer(const net *nt, const opt_case *oc)
 			p[i] = s.params[i];
 		th_fill_batch(&s, step == 2 ? 3 : m->batch, 600 + (uint64_t)step);
 		double b1 = oc->beta1, b2 = oc->beta2;
-		s.a.hp[NNRT_HP_STEP] = (float)step;
 		s.a.hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(b1, step)));
 		s.a.hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(b2, step)));
 		run(&s, m->train_step, step == 2 ? 3 : m->batch, oc->lr);

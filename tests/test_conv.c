@@ -97,8 +97,6 @@ static jitted jit_program(const char *src, variant v)
 static void run(state *s, nnrt_body_fn body, int64_t n)
 {
 	memset(s->a.hp, 0, sizeof s->a.hp);
-	s->a.hp[NNRT_HP_MOMENTUM] = s->m->momentum;
-	s->a.hp[NNRT_HP_STEP] = 1;
 	th_run(s, body, n);
 }
 

@@ -542,6 +542,64 @@ Test(embed, an_instance_trains_bit_for_bit_like_the_training_binary)
 	moons_free(bin);
 }
 
+/* How far Adam's first step moved each parameter, against the learning rate:
+ * with the bias corrections of step 1 (c1 = 1 / (1 - beta1), c2 =
+ * 1 / (1 - beta2)) the corrected moments are g and g^2, so every parameter
+ * with a gradient well above eps moves by lr exactly, whatever g is.  Wrong
+ * corrections move it by 0 (none), 3.2 lr (c1 = c2 = 1) or 1000 lr (the two
+ * swapped).  Returns the share of parameters that moved by lr; fails on one
+ * that moved further. */
+static double share_moved_by_lr(const float *before, const float *after, int64_t count, float lr)
+{
+	int64_t by_lr = 0;
+	for (int64_t j = 0; j < count; j++) {
+		double d = fabs((double)before[j] - (double)after[j]);
+		cr_assert(d <= lr * (1 + 1e-4), "parameter %lld moved by %g, more than lr %g", (long long)j, d, lr);
+		by_lr += fabs(d - lr) <= 1e-4 * lr;
+	}
+	return (double)by_lr / (double)count;
+}
+
+/* The hyper-parameters the runtime fills (model.c) are those moons's
+ * generated Adam update reads, through the API and through the binary. */
+Test(embed, adams_first_step_moves_every_parameter_by_the_learning_rate)
+{
+	int64_t P = moons_model.param_floats;
+	int64_t used = 0; /* param_floats counts the 64-byte padding, which never moves */
+	for (int i = 0; i < moons_model.n_params; i++)
+		used += moons_model.params[i].size;
+	float *p0 = malloc((size_t)P * sizeof(float)), *p1 = malloc((size_t)P * sizeof(float));
+	float lr = moons_model.lr;
+	cr_assert_eq(moons_model.optimizer, NNRT_OPT_ADAM);
+
+	/* the API: one train_step */
+	int err;
+	moons_instance *net = moons_new(&err);
+	data d = moons_set(MOONS_BATCH, 5, 0);
+	memcpy(p0, moons_params(net), (size_t)P * sizeof(float));
+	cr_assert_eq(moons_train_step(net, d.x, d.y, d.n, NULL), NNRT_OK, "%s", moons_error(net));
+	double api = share_moved_by_lr(p0, moons_params(net), P, lr) * (double)P / (double)used;
+	cr_assert(api > 0.9, "only %.0f%% of the parameters moved by lr", 100 * api);
+
+	/* the binary: one batch of its own data, from the same initial values */
+	compile_example("moons");
+	free(must("init", "'%s' --epochs 0 --quiet --save '%s'", path("moons"), path("p0.ckpt")));
+	free(must("step", "'%s' --epochs 1 --limit %d --quiet --save '%s'", path("moons"), MOONS_BATCH,
+		  path("p1.ckpt")));
+	cr_assert_eq(moons_load(net, path("p0.ckpt")), NNRT_OK, "%s", moons_error(net));
+	cr_assert_eq(nnrt_instance_steps((nnrt_instance *)net), 0);
+	memcpy(p0, moons_params(net), (size_t)P * sizeof(float));
+	cr_assert_eq(moons_load(net, path("p1.ckpt")), NNRT_OK, "%s", moons_error(net));
+	cr_assert_eq(nnrt_instance_steps((nnrt_instance *)net), 1);
+	memcpy(p1, moons_params(net), (size_t)P * sizeof(float));
+	double bin = share_moved_by_lr(p0, p1, P, lr) * (double)P / (double)used;
+	cr_assert(bin > 0.9, "only %.0f%% of the parameters moved by lr", 100 * bin);
+	data_free(&d);
+	moons_free(net);
+	free(p0);
+	free(p1);
+}
+
 /* ---- --inference-only ---- */
 
 /* <PREFIX>_MEMORY_SIZE from the header written beside `object` (X.o -> X.h). */

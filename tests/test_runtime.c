@@ -68,6 +68,7 @@ TestSuite(csv, .init = setup, .fini = teardown);
 TestSuite(synth, .init = setup, .fini = teardown);
 TestSuite(ckpt, .init = setup, .fini = teardown);
 TestSuite(main, .init = setup, .fini = teardown);
+TestSuite(model, .init = setup, .fini = teardown);
 TestSuite(fashion, .init = setup, .fini = teardown);
 
 /* Path of `name` in the scratch directory (a ring of static buffers). */
@@ -981,7 +982,8 @@ static void mlp_train(nnrt_step_args *a, int32_t tid, int32_t nt)
 	nnrt_barrier();
 	/* Adam on this thread's slice of the parameters. */
 	int64_t lo = (int64_t)MP * tid / nt, hi = (int64_t)MP * (tid + 1) / nt;
-	float b1 = a->hp[NNRT_HP_BETA1], b2 = a->hp[NNRT_HP_BETA2], eps = a->hp[NNRT_HP_EPS];
+	/* the model's constants, compiled in as nnc does (mlp_model) */
+	const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
 	for (int64_t j = lo; j < hi; j++) {
 		float gj = 0;
 		for (int t = 0; t < nt; t++)
@@ -1043,6 +1045,7 @@ static nnrt_model mlp_model(void)
 /* Linear regression y = W.x + b, MSE, SGD with momentum.
  * params: W (2,1) | b (1); opt: velocity (3); ws: per-thread gradient. */
 enum { LP = 3 };
+#define LIN_MOMENTUM 0.5f /* compiled in, as nnc does */
 static const nnrt_param_info lin_params[] = {
 	{.name = "fc.weight", .offset = 0, .size = 2, .shape = {2, 1}, .rank = 2, .init = NNRT_INIT_ZEROS},
 	{.name = "fc.bias", .offset = 2, .size = 1, .shape = {1}, .rank = 1, .init = NNRT_INIT_ZEROS},
@@ -1077,7 +1080,7 @@ static void lin_train(nnrt_step_args *a, int32_t tid, int32_t nt)
 			float gj = 0;
 			for (int t = 0; t < nt; t++)
 				gj += a->ws[t * LP + j];
-			a->opt[j] = a->hp[NNRT_HP_MOMENTUM] * a->opt[j] + gj / (float)a->n;
+			a->opt[j] = LIN_MOMENTUM * a->opt[j] + gj / (float)a->n;
 			a->params[j] -= a->hp[NNRT_HP_LR] * a->opt[j];
 		}
 	}
@@ -1122,7 +1125,7 @@ static nnrt_model lin_model(const char *csv)
 	m.ws_floats = MAXT * LP;
 	m.batch = 16;
 	m.lr = 0.05f;
-	m.momentum = 0.5f;
+	m.momentum = LIN_MOMENTUM;
 	m.epochs = 60;
 	m.seed = 1;
 	m.train = (nnrt_data_spec){.kind = NNRT_DATA_CSV, .path_x = csv, .has_header = 1, .cols_x = "x1,x2",
@@ -1241,6 +1244,188 @@ static int files_equal(const char *a, const char *b)
 	free(x);
 	free(y);
 	return eq;
+}
+
+/* ---- The model object (model.c) ---- */
+
+/* One check (nnrt_model_check) serves the training binary and the
+ * embedding API: every bad object is refused by both, with the same reason,
+ * and the API used to let an unknown loss, optimizer or initialiser and a
+ * parameter whose shape disagrees with its size through.  Only train_step
+ * is theirs to judge differently: an --inference-only object has none. */
+Test(model, one_check_refuses_a_bad_model_for_the_binary_and_the_api)
+{
+	static nnrt_param_info params[4];
+	struct {
+		const char *why;
+		int code;
+	} rows[] = {
+		{"invalid model object: unknown loss (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: unknown optimizer (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: parameter 1 (fc1.bias) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: parameter 2 (fc2.weight) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: parameter 3 (fc2.bias) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: parameter 1 (fc1.bias) is inconsistent (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: negative array size (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: array size too large (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: no model name (a bug in nnc)", NNRT_ERR_MODEL},
+		{"invalid model object: unknown label kind (a bug in nnc)", NNRT_ERR_MODEL},
+		{"this program's model object has ABI version ", NNRT_ERR_MODEL},
+		{"this CPU lacks ", NNRT_ERR_CPU},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		nnrt_model m = mlp_model();
+		memcpy(params, mlp_params, sizeof params);
+		m.params = params;
+		switch (i) {
+		case 0: m.loss = NNRT_LOSS_BCE + 1; break;
+		case 1: m.optimizer = 0; break;
+		case 2: params[1].init = NNRT_INIT_CONSTANT + 1; break;
+		case 3: params[2].shape[0] = MH + 1; break; /* 17 x 2 is not its 32 values */
+		case 4: params[3].offset = MP - 1; break;  /* runs past param_floats */
+		case 5: /* (2^62 + 4) x 4 wraps around to its 16 values */
+			params[1].rank = 2;
+			params[1].shape[0] = ((int64_t)1 << 62) + 4;
+			params[1].shape[1] = 4;
+			break;
+		case 6: m.ws_floats = -1; break;
+		case 7: m.opt_floats = INT64_MAX; break; /* wrapped the instance size: a crash */
+		case 8: m.name = NULL; break;
+		case 9: m.label_kind = 0; break;
+		case 10: m.abi_version = NNRT_ABI_VERSION + 1; break;
+		case 11:
+			m.cpu_features = "sse3";
+			setenv("NNRT_CPU_DISABLE", "sse3", 1);
+			break;
+		}
+		char why[512];
+		cr_assert_eq(nnrt_model_check(&m, 1, why, sizeof why), rows[i].code, "row %zu: %s", i, why);
+		cr_assert(strncmp(why, rows[i].why, strlen(rows[i].why)) == 0, "row %zu: %s", i, why);
+		cr_assert_eq(nnrt_model_check(&m, 0, NULL, 0), rows[i].code, "row %zu", i);
+		/* the training binary reports it and exits 1 before touching a flag */
+		run_result r = run_main(&m, "--epochs 0 --no-such-flag");
+		cr_assert_eq(r.rc, NNRT_EXIT_FAILURE, "row %zu: %s", i, r.err);
+		char want[600];
+		snprintf(want, sizeof want, "tiny: error: %s\n", why);
+		cr_assert_str_eq(r.err, want, "row %zu", i);
+		cr_assert_str_eq(r.out, "");
+		run_free(&r);
+		/* the API refuses it with the check's code, in either constructor */
+		int err = -1;
+		cr_assert_null(nnrt_instance_new(&m, &err), "row %zu: accepted", i);
+		cr_assert_eq(err, rows[i].code, "row %zu: %s", i, nnrt_strerror(err));
+		static _Alignas(NNRT_INSTANCE_ALIGN) unsigned char mem[NNRT_INSTANCE_HEADER_BYTES + 65536];
+		err = -1;
+		cr_assert_null(nnrt_instance_new_in(&m, mem, sizeof mem, &err), "row %zu: accepted", i);
+		cr_assert_eq(err, rows[i].code, "row %zu", i);
+		unsetenv("NNRT_CPU_DISABLE");
+	}
+	cr_assert_eq(nnrt_model_check(NULL, 1, NULL, 0), NNRT_ERR_ARG);
+
+	/* no train_step: an object for inference, which only the API runs */
+	nnrt_model m = mlp_model();
+	cr_assert_eq(nnrt_model_check(&m, 1, NULL, 0), NNRT_OK);
+	m.train_step = NULL;
+	char why[512];
+	cr_assert_eq(nnrt_model_check(&m, 1, why, sizeof why), NNRT_ERR_MODEL);
+	cr_assert_str_eq(why, "invalid model object: missing entry point (a bug in nnc)");
+	run_result r = run_main(&m, "");
+	cr_assert_eq(r.rc, NNRT_EXIT_FAILURE);
+	cr_assert_str_eq(r.err, "tiny: error: invalid model object: missing entry point (a bug in nnc)\n");
+	run_free(&r);
+	int err;
+	nnrt_instance *inst = nnrt_instance_new(&m, &err);
+	cr_assert_not_null(inst, "%s", nnrt_strerror(err));
+	nnrt_instance_free(inst);
+	m.eval_step = NULL;
+	cr_assert_null(nnrt_instance_new(&m, &err));
+	cr_assert_eq(err, NNRT_ERR_MODEL);
+}
+
+/* The hyper-parameters of a step are what the update needs: the rate, and
+ * for Adam the bias corrections 1 / (1 - beta^t) of step t (Kingma & Ba),
+ * here against the values worked out by hand. */
+Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
+{
+	nnrt_model m = mlp_model(); /* Adam, beta1 0.9, beta2 0.999 */
+	struct {
+		int64_t t;
+		double c1, c2;
+	} rows[] = {
+		{1, 10.0, 1000.0},
+		{2, 1 / 0.19, 1 / 0.001999},
+		{3, 1 / 0.271, 1 / (1 - 0.997002999)},
+		{100, 1 / (1 - 2.6561398887587544e-05), 1 / (1 - 0.9047921471137090)},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		nnrt_step_args a;
+		memset(&a, 0x55, sizeof a);
+		nnrt_step_hp(&a, &m, 0.25f, rows[i].t);
+		cr_assert_eq(a.hp[NNRT_HP_LR], 0.25f);
+		/* the float betas are not exactly 0.9 and 0.999: 1e-5 apart at most */
+		cr_assert_float_eq(a.hp[NNRT_HP_ADAM_C1], rows[i].c1, 1e-5 * rows[i].c1, "t = %lld: c1 %.9g",
+		                   (long long)rows[i].t, a.hp[NNRT_HP_ADAM_C1]);
+		cr_assert_float_eq(a.hp[NNRT_HP_ADAM_C2], rows[i].c2, 1e-4 * rows[i].c2, "t = %lld: c2 %.9g",
+		                   (long long)rows[i].t, a.hp[NNRT_HP_ADAM_C2]);
+	}
+	/* no corrections outside a training step, nor for SGD; the reserved
+	 * slots are zero */
+	nnrt_step_args a;
+	memset(&a, 0x55, sizeof a);
+	nnrt_step_hp(&a, &m, 0.5f, 0);
+	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
+	m.optimizer = NNRT_OPT_SGD;
+	memset(&a, 0x55, sizeof a);
+	nnrt_step_hp(&a, &m, 0.5f, 7);
+	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
+	for (size_t k = NNRT_HP_COUNT; k < sizeof a.hp / sizeof a.hp[0]; k++)
+		cr_assert_eq(a.hp[k], 0.0f, "reserved hp[%zu] is %g", k, a.hp[k]);
+}
+
+/* What the binary's and the API's train steps hand the body, step by step. */
+enum { HP_LOG = 64 };
+static float hp_log[HP_LOG][8];
+static int hp_logged;
+
+static void logging_train(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	if (tid == 0 && hp_logged < HP_LOG)
+		memcpy(hp_log[hp_logged++], a->hp, sizeof a->hp);
+	mlp_train(a, tid, nt);
+}
+
+/* The training binary and an instance give the body of step t the same
+ * hyper-parameters, which are nnrt_step_hp's for t. */
+Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
+{
+	nnrt_model m = mlp_model();
+	m.train_step = logging_train;
+	m.test.kind = NNRT_DATA_NONE;
+	hp_logged = 0;
+	run_result r = run_main(&m, "--epochs 1 --limit 96 --lr 0.125 --threads 2 --quiet");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	cr_assert_eq(hp_logged, 3, "3 steps of 32, not %d", hp_logged);
+	float bin[3][8];
+	memcpy(bin, hp_log, sizeof bin);
+
+	hp_logged = 0;
+	int err;
+	nnrt_instance *inst = nnrt_instance_new(&m, &err);
+	cr_assert_not_null(inst);
+	cr_assert_eq(nnrt_instance_set_lr(inst, 0.125f), NNRT_OK);
+	float x[32 * MI] = {0};
+	int32_t y[32] = {0};
+	for (int s = 0; s < 3; s++)
+		cr_assert_eq(nnrt_instance_train_step(inst, x, y, 32, NULL), NNRT_OK, "%s", nnrt_instance_error(inst));
+	nnrt_instance_free(inst);
+	cr_assert_eq(hp_logged, 3);
+	for (int s = 0; s < 3; s++) {
+		nnrt_step_args want;
+		nnrt_step_hp(&want, &m, 0.125f, s + 1);
+		cr_assert(memcmp(bin[s], want.hp, sizeof want.hp) == 0, "binary, step %d", s + 1);
+		cr_assert(memcmp(hp_log[s], want.hp, sizeof want.hp) == 0, "api, step %d", s + 1);
+	}
 }
 
 /* ---- Checkpoints ---- */

@@ -1,0 +1,170 @@
+/*
+ * model.c - what the runtime knows about a model object, in one place: the
+ * check that an object is one this runtime can run, the initial values of
+ * its parameters, and the hyper-parameters handed to each generated step.
+ *
+ * Both ways of running a model go through these functions: the training
+ * binary (nnrt_main, train.c) and the embedding API (api.c).  Before, each
+ * had its own copy of the model check and of the per-step hyper-parameters,
+ * and the copies had drifted (the API accepted an unknown loss or
+ * initialiser that the binary refused).  With one copy, an instance trained
+ * on the binary's batches ends with the binary's parameters by construction.
+ *
+ * Nothing here allocates or prints: the check writes its reason into the
+ * caller's buffer, and each caller reports it its own way (nnrt_error for
+ * the binary, a status code for the API).
+ */
+#include "nnrt_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+/* ---- The model check ---- */
+
+/* Writes the reason into why (n bytes, if why is not NULL); returns code. */
+static int refuse(char *why, size_t n, int code, const char *fmt, ...) NNRT_PRINTF(4, 5);
+static int refuse(char *why, size_t n, int code, const char *fmt, ...)
+{
+	if (why && n) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, n, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* The first field of m (beyond the ABI) that no object of nnc's has, or NULL. */
+static const char *bad_field(const nnrt_model *m, int training)
+{
+	if (!m->name)
+		return "no model name";
+	if (m->input_size < 1)
+		return "input_size < 1";
+	if (m->batch < 1)
+		return "batch < 1";
+	if (m->label_kind != NNRT_LABEL_CLASS && m->label_kind != NNRT_LABEL_REAL)
+		return "unknown label kind";
+	if (m->label_size < 1)
+		return "label_size < 1";
+	if (m->output_size < 1)
+		return "output_size < 1";
+	if (m->loss < NNRT_LOSS_SOFTMAX_XENT || m->loss > NNRT_LOSS_BCE)
+		return "unknown loss";
+	if (m->optimizer != NNRT_OPT_SGD && m->optimizer != NNRT_OPT_ADAM)
+		return "unknown optimizer";
+	if (m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->n_params < 0)
+		return "negative array size";
+	/* 2^58 floats each: an instance's size (NNRT_INSTANCE_MEMORY_SIZE,
+	 * params twice) stays below 2^62 bytes and cannot wrap. */
+	const int64_t max = (int64_t)1 << 58;
+	if (m->param_floats > max || m->opt_floats > max || m->ws_floats > max)
+		return "array size too large";
+	if (m->n_params > 0 && !m->params)
+		return "no parameter table";
+	if ((training && !m->train_step) || !m->eval_step || !m->infer)
+		return "missing entry point";
+	return NULL;
+}
+
+/* Whether parameter p has a name, an initialiser, a place inside the
+ * parameter array and a shape that holds its size.  No sum or product here
+ * can overflow, whatever the fields hold. */
+static int param_ok(const nnrt_model *m, const nnrt_param_info *p)
+{
+	if (!p->name || p->rank < 0 || p->rank > NNRT_MAX_RANK || p->init < NNRT_INIT_ZEROS ||
+	    p->init > NNRT_INIT_CONSTANT)
+		return 0;
+	if (p->offset < 0 || p->size < 0 || p->offset > m->param_floats || p->size > m->param_floats - p->offset)
+		return 0;
+	int64_t prod = 1;
+	for (int k = 0; k < p->rank; k++) {
+		/* prod * shape[k] > size, said without the product */
+		if (p->shape[k] < 0 || (p->shape[k] > 0 && prod > p->size / p->shape[k]))
+			return 0;
+		prod *= p->shape[k];
+	}
+	return prod == p->size;
+}
+
+int nnrt_model_check(const nnrt_model *m, int training, char *why, size_t n)
+{
+	if (why && n)
+		why[0] = 0;
+	if (!m)
+		return refuse(why, n, NNRT_ERR_ARG, "no model object");
+	/* First the layout: no other field can be trusted before it. */
+	if (m->struct_size != (int64_t)sizeof(nnrt_model) || m->abi_version != NNRT_ABI_VERSION)
+		return refuse(why, n, NNRT_ERR_MODEL,
+		              "this program's model object has ABI version %lld and size %lld bytes, but the runtime "
+		              "it is linked with expects ABI version %d and %zu bytes; rebuild it with a matching nnc "
+		              "and runtime",
+		              (long long)m->abi_version, (long long)m->struct_size, NNRT_ABI_VERSION, sizeof(nnrt_model));
+	/* Then the CPU, before any generated code runs: it could die of SIGILL. */
+	if (nnrt_cpu_check(m->cpu_features, why, n))
+		return NNRT_ERR_CPU;
+	const char *bad = bad_field(m, training);
+	if (bad)
+		return refuse(why, n, NNRT_ERR_MODEL, "invalid model object: %s (a bug in nnc)", bad);
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *p = &m->params[i];
+		if (!param_ok(m, p))
+			return refuse(why, n, NNRT_ERR_MODEL,
+			              "invalid model object: parameter %d (%s) is inconsistent (a bug in nnc)", i,
+			              p->name ? p->name : "unnamed");
+	}
+	return NNRT_OK;
+}
+
+/* ---- Parameter initialisation ---- */
+
+void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r)
+{
+	for (int i = 0; i < m->n_params; i++) {
+		const nnrt_param_info *p = &m->params[i];
+		float *w = params + p->offset;
+		double fan_in = p->fan_in > 0 ? p->fan_in : 1.0;
+		double fan_out = p->fan_out > 0 ? p->fan_out : 1.0;
+		double a = 0;
+		switch (p->init) {
+		case NNRT_INIT_GLOROT_UNIFORM: a = sqrt(6.0 / (fan_in + fan_out)); break;
+		case NNRT_INIT_HE_UNIFORM: a = sqrt(6.0 / fan_in); break;
+		case NNRT_INIT_LECUN_UNIFORM: a = sqrt(3.0 / fan_in); break;
+		case NNRT_INIT_UNIFORM: a = p->init_arg; break;
+		}
+		for (int64_t j = 0; j < p->size; j++) {
+			switch (p->init) {
+			case NNRT_INIT_NORMAL:
+				w[j] = (float)(p->init_arg * nnrt_rng_normal(r));
+				break;
+			case NNRT_INIT_CONSTANT:
+				w[j] = p->init_arg;
+				break;
+			case NNRT_INIT_ZEROS:
+				w[j] = 0.0f;
+				break;
+			default: /* the uniform family: U(-a, a) */
+				w[j] = (float)((2.0 * nnrt_rng_uniform_d(r) - 1.0) * a);
+				break;
+			}
+		}
+	}
+}
+
+/* ---- Hyper-parameters of a step ---- */
+
+_Static_assert(NNRT_HP_COUNT <= sizeof ((nnrt_step_args *)0)->hp / sizeof(float), "nnrt_step_args.hp is too small");
+
+/* Exactly the slots the generated optimizer update reads; the reserved
+ * rest stays zero. */
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step)
+{
+	memset(a->hp, 0, sizeof a->hp);
+	a->hp[NNRT_HP_LR] = lr;
+	/* Adam's bias corrections, in double: beta^t of a float beta. */
+	if (step >= 1 && m->optimizer == NNRT_OPT_ADAM) {
+		a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
+		a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
+	}
+}
