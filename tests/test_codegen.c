@@ -744,7 +744,6 @@ Test(network, loss_reaching_no_parameter)
 				for (int step = 1; step <= 2; step++) {
 					int64_t n = step == 1 ? m->batch : 3;
 					th_fill_batch(&s, n, 900 + (uint64_t)step);
-					s.a.hp[NNRT_HP_STEP] = (float)step;
 					s.a.hp[NNRT_HP_ADAM_C1] = s.a.hp[NNRT_HP_ADAM_C2] = 2;
 					run(&s, m->train_step, n, 0.5f);
 					ref r = {m, s.params, 0};
