@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,17 +67,32 @@ int nnc_link(const char *obj, const char *exe)
 	const char *lib = nnc_sprintf("%s/libnnrt.a", dir);
 	char *argv[] = {(char *)cc, "-o", (char *)exe, (char *)obj, (char *)lib, "-fopenmp", "-lz", "-lm", NULL};
 	pid_t pid;
+	/* The fatal signals stay blocked from before the spawn until the
+	 * handler knows the linker's group: a signal in between (a loaded
+	 * machine can hold the parent back while the linker runs) would
+	 * otherwise leave the linker running after nnc died.  The linker
+	 * itself starts with the mask nnc had. */
+	sigset_t fatal, before;
+	sigemptyset(&fatal);
+	sigaddset(&fatal, SIGINT);
+	sigaddset(&fatal, SIGTERM);
+	sigaddset(&fatal, SIGHUP);
+	sigaddset(&fatal, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &fatal, &before);
 	posix_spawnattr_t attr;
 	posix_spawnattr_init(&attr);
 	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setsigmask(&attr, &before);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
 	int rc = posix_spawnp(&pid, cc, NULL, &attr, argv, environ);
 	posix_spawnattr_destroy(&attr);
+	if (rc == 0)
+		nnc_out_set_child(pid);
+	sigprocmask(SIG_SETMASK, &before, NULL);
 	if (rc != 0) {
 		fprintf(stderr, "nnc: error: cannot run the linker '%s': %s\n", cc, strerror(rc));
 		return NNC_EXIT_INTERNAL;
 	}
-	nnc_out_set_child(pid);
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
