@@ -77,6 +77,7 @@ typedef struct nnc_parser {
 	int prev_line_end; /* column of the last '\n' consumed (for EOF) */
 	bool at_line_start;
 	bool eof_newline_sent;
+	nnc_loc pending_nl; /* the line end held back in AFTER_NL */
 
 	/* open brackets, innermost last */
 	nnc_bracket *open;
