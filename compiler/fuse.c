@@ -71,6 +71,7 @@ static bool reads(const ir_node *n, int id)
 static int sole_user(ir_graph *g, int id)
 {
 	int user = -1;
+	nnc_work.graph_steps += users[id].n;
 	for (int j = 0; j < users[id].n; j++) {
 		int i = users[id].v[j];
 		if (g->nodes[i].dead || !reads(&g->nodes[i], id) || i == user)
@@ -86,6 +87,7 @@ static int sole_user(ir_graph *g, int id)
 static void forward_to(ir_graph *g, int from, int to)
 {
 	ir_node *f = &g->nodes[from], *t = &g->nodes[to];
+	nnc_work.graph_steps += users[from].n;
 	for (int j = 0; j < users[from].n; j++) {
 		ir_node *u = &g->nodes[users[from].v[j]];
 		if (u->dead || !reads(u, from))

@@ -47,6 +47,7 @@ typedef struct free_space {
 static int64_t take(free_space *fs, int64_t need)
 {
 	for (int j = 0; j < fs->n; j++) {
+		nnc_work.graph_steps++;
 		if (fs->v[j].end - fs->v[j].off < need)
 			continue;
 		int64_t off = fs->v[j].off;
@@ -63,6 +64,7 @@ static int64_t take(free_space *fs, int64_t need)
 
 static void give_back(free_space *fs, int64_t off, int64_t end)
 {
+	nnc_work.graph_steps++;
 	int lo = 0, hi = fs->n; /* the first gap above off */
 	while (lo < hi) {
 		int mid = (lo + hi) / 2;

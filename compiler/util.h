@@ -70,6 +70,7 @@ typedef struct nnc_work_counts {
 	long name_compares;    /* names compared by sema's lookups */
 	long suggest_compares; /* candidates weighed for "did you mean" hints */
 	long line_scan_bytes;  /* bytes diag.c read to find the lines it shows */
+	long graph_steps;      /* users and free gaps visited by fuse.c, plan.c */
 } nnc_work_counts;
 extern nnc_work_counts nnc_work;
 

@@ -543,6 +543,34 @@ Test(diag, many_syntax_errors_stop_after_twenty)
 	nnc_buf_free(&b);
 }
 
+/* The passes between the checks and code generation visit each node a few
+ * times: fusion asked every node for its users by scanning the graph, and
+ * the memory plan sorted every live tensor for each new one. */
+Test(diag, long_chains_cost_the_passes_a_few_steps_per_node)
+{
+	static const char *const shapes[] = {"v%d = v%d |> dense(4) |> relu\n", "v%d = v%d |> tanh\n"};
+	for (size_t k = 0; k < NELEMS(shapes); k++) {
+		nnc_buf b = {0};
+		nnc_buf_puts(&b, HEAD "v0 = x |> dense(4)\n");
+		for (int i = 1; i <= 5000; i++)
+			nnc_buf_printf(&b, shapes[k], i, i - 1);
+		nnc_buf_puts(&b, "logits = v5000 |> dense(2)\n" TAIL);
+		nnc_buf d = {0};
+		ir_graph *g = check(b.data, &d);
+		cr_assert_not_null(g, "%.2000s", d.data ? d.data : "");
+		nnc_work = (nnc_work_counts){0};
+		nnc_autodiff(g);
+		nnc_add_inference_tail(g);
+		nnc_fuse(g);
+		g->chunks = 2;
+		nnc_plan(g);
+		cr_expect_lt(nnc_work.graph_steps, 4L * g->n, "[%s] %ld steps for %d nodes", shapes[k],
+			     nnc_work.graph_steps, g->n);
+		nnc_buf_free(&b);
+		nnc_buf_free(&d);
+	}
+}
+
 /* A line of a megabyte is shown as a window around the caret. */
 Test(diag, a_long_line_is_shown_around_the_caret)
 {
