@@ -71,6 +71,7 @@ typedef struct nnc_work_counts {
 	long suggest_compares; /* candidates weighed for "did you mean" hints */
 	long line_scan_bytes;  /* bytes diag.c read to find the lines it shows */
 	long graph_steps;      /* users and free gaps visited by fuse.c, plan.c */
+	long bracket_steps;    /* open brackets the scanner searched for a '{' */
 } nnc_work_counts;
 extern nnc_work_counts nnc_work;
 

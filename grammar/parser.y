@@ -82,6 +82,7 @@ typedef struct nnc_parser {
 	/* open brackets, innermost last */
 	nnc_bracket *open;
 	int nopen, capopen;
+	int nbraces; /* how many of them are '{' (only a '}' closes one) */
 
 	/* the last two tokens returned (the parser's lookahead is `tok`) */
 	int tok, prev_tok;

@@ -607,6 +607,24 @@ Test(parser, diagnostics)
 	}
 }
 
+/* Each '}' searches the open brackets for its '{' only when there is one:
+ * 3000 '(' and 100,000 stray '}' searched 3e8 times. */
+Test(parser, stray_braces_do_not_search_every_open_bracket)
+{
+	nnc_buf text = {0}, diags = {0};
+	nnc_buf_puts(&text, "model m\nx = ");
+	for (int i = 0; i < 3000; i++)
+		nnc_buf_puts(&text, "(");
+	for (int i = 0; i < 100000; i++)
+		nnc_buf_puts(&text, "}");
+	nnc_buf_puts(&text, "\ntrain {\n  batch: f((1}\n");
+	nnc_work = (nnc_work_counts){0};
+	cr_expect_null(parse_text(text.data, &diags));
+	cr_expect_leq(nnc_work.bracket_steps, 10, "%ld steps", nnc_work.bracket_steps);
+	nnc_buf_free(&text);
+	nnc_buf_free(&diags);
+}
+
 /* A file's name appears in its messages; the count spans several parses. */
 Test(parser, path_in_messages)
 {
