@@ -13,7 +13,8 @@
  * several independent errors.  A warning ("FILE:LINE:COL: warning: ...",
  * same layout) points at something legal but almost certainly unintended,
  * such as a value that is never used; warnings are counted apart and never
- * change the exit status.  Output goes to the current sink (stderr by
+ * change the exit status.  Source text quoted in a message or echoed is
+ * escaped (control bytes and invalid UTF-8 as \xHH).  Output goes to the current sink (stderr by
  * default; tests capture it into a buffer).  docs/diagnostics.md shows
  * examples.
  */
@@ -28,7 +29,13 @@ void nnc_diag_set_color(int on); /* 1 = ANSI colours, 0 = none */
 void nnc_diag_capture(nnc_buf *b);
 int nnc_diag_error_count(void);
 int nnc_diag_warning_count(void);
-void nnc_diag_reset(void); /* both counts back to 0 */
+void nnc_diag_reset(void); /* both counts back to 0, printing on again */
+
+/* After this many errors the next one prints "too many errors" and nothing
+ * more is printed (errors are still counted) until nnc_diag_reset. */
+#define NNC_MAX_ERRORS 20
+/* Whether that limit was passed: the parser and the checks stop early. */
+bool nnc_diag_too_many(void);
 
 void nnc_error(const nnc_source *src, nnc_loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
 void nnc_warning(const nnc_source *src, nnc_loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
@@ -41,5 +48,17 @@ void nnc_error_plain(const char *fmt, ...) NNC_PRINTF(1, 2);
 /* Closest of `choices` (NULL-terminated) to `word` by edit distance, or NULL
  * if none is close enough to suggest. */
 const char *nnc_suggest(const char *word, const char *const *choices);
+
+/* The same, one choice at a time, for choices not in an array (sema's
+ * names): begin, try each, then read `best` (NULL if none is close). */
+typedef struct nnc_suggester {
+	const char *word;
+	int len;
+	int limit;        /* the largest distance worth suggesting */
+	const char *best; /* the closest so far, NULL if none within limit */
+	int bestd;        /* its distance, limit + 1 while there is none */
+} nnc_suggester;
+void nnc_suggest_begin(nnc_suggester *sg, const char *word);
+void nnc_suggest_try(nnc_suggester *sg, const char *choice);
 
 #endif

@@ -45,7 +45,11 @@ typedef struct sema {
 	const nnc_source *src;
 	binding *names;
 	int nnames, cap;
+	int *table;    /* hash table of names: index + 1 into names, 0 = free */
+	int tsize;     /* a power of two, at least twice nnames */
+	const nnc_stmt *defining; /* the NAME = EXPR being evaluated */
 	int ndense;
+	int nconv_weights; /* parameters named conv*.weight so far */
 	const nnc_stmt *loss_stmt, *opt_stmt, *train_stmt, *model_stmt, *output_stmt;
 	int errors0;   /* errors reported before this program's checks */
 	bool label_ok; /* evaluating the loss's target, where the label belongs */
@@ -71,12 +75,39 @@ static const char *const train_keys[] = {"data", "test", "batch", "epochs", "see
 
 /* ---- names ---- */
 
+/* Names live in a hash table: a program of 100,000 definitions looked
+ * each one up in the list of all before it (16 s for 20,000). */
+static unsigned name_slot(const sema *s, const char *name)
+{
+	return (unsigned)nnc_hash(NNC_HASH_INIT, name, strlen(name)) & (unsigned)(s->tsize - 1);
+}
+
 static binding *lookup(sema *s, const char *name)
 {
-	for (int i = 0; i < s->nnames; i++)
-		if (!strcmp(s->names[i].name, name))
-			return &s->names[i];
-	return NULL;
+	if (!s->tsize)
+		return NULL;
+	for (unsigned i = name_slot(s, name);; i = (i + 1) & (unsigned)(s->tsize - 1)) {
+		if (!s->table[i])
+			return NULL;
+		nnc_work.name_compares++;
+		if (!strcmp(s->names[s->table[i] - 1].name, name))
+			return &s->names[s->table[i] - 1];
+	}
+}
+
+/* Puts names[k] in the table, growing it to keep it at most half full. */
+static void table_insert(sema *s, int k)
+{
+	if (2 * (k + 1) > s->tsize) {
+		s->tsize = s->tsize ? s->tsize * 2 : 64;
+		s->table = nnc_alloc(sizeof(int) * (size_t)s->tsize);
+		for (int j = 0; j < k; j++)
+			table_insert(s, j);
+	}
+	unsigned i = name_slot(s, s->names[k].name);
+	while (s->table[i])
+		i = (i + 1) & (unsigned)(s->tsize - 1);
+	s->table[i] = k + 1;
 }
 
 static bool bind(sema *s, const char *name, nnc_loc loc, int node)
@@ -93,22 +124,28 @@ static bool bind(sema *s, const char *name, nnc_loc loc, int node)
 		s->cap = cap;
 	}
 	s->names[s->nnames++] = (binding){name, loc, node, false, false};
+	table_insert(s, s->nnames - 1);
 	return true;
 }
 
-/* Suggestion for an unknown name: defined values first, then layer names. */
+/* The names an unknown one is compared with: the last ones defined, so that
+ * a hint costs the same in a program of any size. */
+#define HINT_NAMES 4096
+
+/* Suggestion for an unknown name: defined values first, then layer names.
+ * Nothing is compared once the errors are no longer printed. */
 static void hint_unknown(sema *s, const char *name, const char *const *extra)
 {
-	const char **choices = nnc_alloc(sizeof(char *) * (size_t)(s->nnames + 32));
-	int k = 0;
-	for (int i = 0; i < s->nnames; i++)
-		choices[k++] = s->names[i].name;
-	for (int i = 0; extra && extra[i] && k < s->nnames + 31; i++)
-		choices[k++] = extra[i];
-	choices[k] = NULL;
-	const char *best = nnc_suggest(name, choices);
-	if (best)
-		nnc_hint("did you mean '%s'?", best);
+	if (nnc_diag_too_many())
+		return;
+	nnc_suggester sg;
+	nnc_suggest_begin(&sg, name);
+	for (int i = s->nnames > HINT_NAMES ? s->nnames - HINT_NAMES : 0; i < s->nnames; i++)
+		nnc_suggest_try(&sg, s->names[i].name);
+	for (int i = 0; extra && extra[i]; i++)
+		nnc_suggest_try(&sg, extra[i]);
+	if (sg.best)
+		nnc_hint("did you mean '%s'?", sg.best);
 }
 
 static char *join_choices(const char *const *c)
@@ -213,11 +250,14 @@ static bool check_args(sema *s, const nnc_ast *call, int max_pos, const char *co
 			ok = false;
 			continue;
 		}
+		/* the first earlier one: with every one, a call repeating an
+		 * option N times cost N^2 comparisons */
 		for (int j = 0; j < i; j++)
 			if (call->args[j].name && !strcmp(call->args[j].name, a->name)) {
 				nnc_error(s->src, a->name_loc, "option '%s' is given twice", a->name);
 				nnc_note(s->src, call->args[j].name_loc, "first given here");
 				ok = false;
+				break;
 			}
 	}
 	return ok;
@@ -377,8 +417,15 @@ static int add_param(sema *s, const char *name, int rank, const int64_t *dims, i
 	ir_set_shape(n, false, rank, dims);
 	n->name = name;
 	n->param = g->nparams;
-	g->params = nnc_realloc_array(g->params, (size_t)g->nparams, (size_t)g->nparams + 1, sizeof(ir_param));
+	/* grown by doubling (at each power of two): grown by one, the whole
+	 * table was copied into the arena for every parameter (10,000 dense
+	 * layers: 23 GB) */
+	if ((g->nparams & (g->nparams - 1)) == 0)
+		g->params = nnc_realloc_array(g->params, (size_t)g->nparams,
+					      g->nparams ? 2 * (size_t)g->nparams : 1, sizeof(ir_param));
 	ir_param *p = &g->params[g->nparams++];
+	/* counted here, not by a scan of all parameters per layer */
+	s->nconv_weights += strstr(name, "conv") == name && strstr(name, ".weight") != NULL;
 	p->name = name;
 	p->node = id;
 	p->rank = rank;
@@ -650,10 +697,7 @@ static val eval_conv(sema *s, const nnc_ast *call)
 		nnc_error(s->src, find_named(call, "pad")->value->loc, "the padding must be smaller than the kernel");
 		return verr(call->loc);
 	}
-	int nconv = 1;
-	for (int i = 0; i < s->g->nparams; i++)
-		nconv += strstr(s->g->params[i].name, "conv") == s->g->params[i].name &&
-			 strstr(s->g->params[i].name, ".weight") != NULL;
+	int nconv = 1 + s->nconv_weights;
 	if (!wo.name)
 		wo.name = nnc_sprintf("conv%d", nconv);
 	int64_t wd[4] = {filters, C, k[0], k[1]}, bd[1] = {filters};
@@ -889,6 +933,12 @@ static val eval(sema *s, const nnc_ast *e)
 				nnc_error(s->src, e->loc, "'%s' is a layer; apply it to a value, e.g. x |> %s", e->str, e->str);
 				return verr(e->loc);
 			}
+		if (s->defining && !strcmp(e->str, s->defining->name)) {
+			nnc_error(s->src, e->loc, "'%s' is used in its own definition", e->str);
+			nnc_hint("a value cannot use itself; to extend '%s', give the result a new name: '%s2 = %s |> ...'",
+				 e->str, e->str, e->str);
+			return verr(e->loc);
+		}
 		nnc_error(s->src, e->loc, "unknown name '%s'", e->str);
 		hint_unknown(s, e->str, builtin_layers);
 		return verr(e->loc);
@@ -1461,9 +1511,21 @@ static void warn_unused(sema *s)
 }
 
 /* The default initialiser of a dense weight depends on what follows it:
- * He for relu (keeps the variance of relu layers), Glorot otherwise. */
+ * He when every reader is an activation whose table row asks for it (relu
+ * and its kin keep the variance of their layers), Glorot otherwise. */
 static void default_inits(ir_graph *g)
 {
+	/* the readers of every node, counted in one pass */
+	int *users = nnc_alloc(sizeof(int) * (size_t)g->n);
+	bool *not_he = nnc_alloc((size_t)g->n); /* some reader does not want He */
+	for (int j = 0; j < g->n; j++) {
+		const ir_node *u = &g->nodes[j];
+		bool he = ir_op_act(u->op) != ACT_NONE && ir_act_get(ir_op_act(u->op))->init == NNRT_INIT_HE_UNIFORM;
+		for (int k = 0; !u->dead && k < u->nin; k++) {
+			users[u->in[k]]++;
+			not_he[u->in[k]] |= !he;
+		}
+	}
 	for (int i = 0; i < g->n; i++) {
 		ir_node *n = &g->nodes[i];
 		if (n->dead || (n->op != IR_DENSE && n->op != IR_CONV2D))
@@ -1471,20 +1533,7 @@ static void default_inits(ir_graph *g)
 		ir_param *w = &g->params[g->nodes[n->in[1]].param];
 		if (w->init_set)
 			continue;
-		bool he_only = true; /* every user an activation that wants He */
-		int users = 0;
-		for (int j = i + 1; j < g->n; j++) {
-			ir_node *u = &g->nodes[j];
-			if (u->dead)
-				continue;
-			for (int k = 0; k < u->nin; k++)
-				if (u->in[k] == i) {
-					users++;
-					he_only &= ir_op_act(u->op) != ACT_NONE &&
-						   ir_act_get(ir_op_act(u->op))->init == NNRT_INIT_HE_UNIFORM;
-				}
-		}
-		w->init = users && he_only ? NNRT_INIT_HE_UNIFORM : NNRT_INIT_GLOROT_UNIFORM;
+		w->init = users[i] && !not_he[i] ? NNRT_INIT_HE_UNIFORM : NNRT_INIT_GLOROT_UNIFORM;
 	}
 }
 
@@ -1514,7 +1563,7 @@ ir_graph *nnc_sema(const nnc_program *prog)
 	int errors0 = nnc_diag_error_count();
 	s->errors0 = errors0;
 
-	for (int i = 0; i < prog->nstmts; i++) {
+	for (int i = 0; i < prog->nstmts && !nnc_diag_too_many(); i++) {
 		const nnc_stmt *st = &prog->stmts[i];
 		switch (st->kind) {
 		case STMT_MODEL:
@@ -1531,7 +1580,9 @@ ir_graph *nnc_sema(const nnc_program *prog)
 			stmt_tensor_decl(s, st);
 			break;
 		case STMT_LET: {
+			s->defining = st;
 			val v = eval(s, st->expr);
+			s->defining = NULL;
 			if (v.kind == V_NUM || v.kind == V_STR) {
 				nnc_error(s->src, st->expr->loc, "'%s' must be a tensor, not %s", st->name, kind_name(v.kind));
 				v = verr(st->loc);

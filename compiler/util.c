@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The arena is a chain of blocks; large requests get a block of their own. */
 typedef struct arena_block {
@@ -16,6 +17,11 @@ typedef struct arena_block {
 } arena_block;
 
 static arena_block *arena_head;
+static size_t arena_bytes;
+
+nnc_work_counts nnc_work;
+
+size_t nnc_arena_bytes(void) { return arena_bytes; }
 
 static void *xmalloc(size_t n)
 {
@@ -40,6 +46,7 @@ void *nnc_alloc(size_t size)
 	}
 	void *p = arena_head->data + arena_head->used;
 	arena_head->used += size;
+	arena_bytes += size;
 	memset(p, 0, size);
 	return p;
 }
@@ -80,6 +87,7 @@ char *nnc_sprintf(const char *fmt, ...)
 
 void nnc_arena_free_all(void)
 {
+	arena_bytes = 0;
 	while (arena_head) {
 		arena_block *next = arena_head->next;
 		free(arena_head);
@@ -129,15 +137,28 @@ void nnc_buf_free(nnc_buf *b)
 	b->len = b->cap = 0;
 }
 
+/*
+ * Reads at most NNC_MAX_SOURCE + 1 bytes whatever the file is: a regular
+ * file announces its size, but a device (/dev/zero), a FIFO or a file still
+ * growing does not, and must not fill memory before the limit is noticed.
+ * A directory opens fine on Linux and then fails with EIO on the first
+ * read, so it is recognised up front and named for what it is (EISDIR).
+ */
 char *nnc_read_file(const char *path, long *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return NULL;
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && (S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size > NNC_MAX_SOURCE))) {
+		fclose(f);
+		errno = S_ISDIR(st.st_mode) ? EISDIR : EFBIG;
+		return NULL;
+	}
 	nnc_buf b = {0};
 	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+	size_t n, want = sizeof chunk;
+	while ((n = fread(chunk, 1, want, f)) > 0) {
 		if (b.len + n + 1 > b.cap) {
 			size_t cap = b.cap ? b.cap * 2 : sizeof chunk * 2;
 			while (cap < b.len + n + 1)
@@ -154,12 +175,21 @@ char *nnc_read_file(const char *path, long *len)
 		}
 		memcpy(b.data + b.len, chunk, n);
 		b.len += n;
+		if (b.len > (size_t)NNC_MAX_SOURCE) {
+			fclose(f);
+			free(b.data);
+			errno = EFBIG;
+			return NULL;
+		}
+		/* never more than one byte past the limit */
+		size_t left = (size_t)NNC_MAX_SOURCE + 1 - b.len;
+		want = left < sizeof chunk ? left : sizeof chunk;
 	}
-	int err = ferror(f);
+	int err = ferror(f) ? errno : 0;
 	fclose(f);
 	if (err) {
 		free(b.data);
-		errno = EIO;
+		errno = err == EISDIR ? EISDIR : EIO;
 		return NULL;
 	}
 	char *p = nnc_strndup(b.data ? b.data : "", b.len);

@@ -45,7 +45,13 @@ void nnc_buf_vprintf(nnc_buf *b, const char *fmt, va_list ap);
 void nnc_buf_puts(nnc_buf *b, const char *s);
 void nnc_buf_free(nnc_buf *b);
 
-/* Reads a whole file; returns NULL (errno set) on failure.  Arena memory. */
+/* The largest source file nnc reads, in bytes (16 MiB: the examples are
+ * about 1 KiB, a 100,000-line program about 3 MiB). */
+#define NNC_MAX_SOURCE ((long)16 << 20)
+
+/* Reads a whole file of at most NNC_MAX_SOURCE bytes; returns NULL (errno
+ * set) on failure: EFBIG if it is larger (a device such as /dev/zero is read
+ * no further than that), EISDIR for a directory.  Arena memory. */
 char *nnc_read_file(const char *path, long *len);
 
 /* Internal errors: print "nnc: internal error at FILE:LINE: msg" and exit 3. */
@@ -56,6 +62,21 @@ NNC_NORETURN void nnc_internal_error(const char *file, int line, const char *fmt
 		if (!(c)) \
 			nnc_internal_error(__FILE__, __LINE__, "assertion failed: %s", #c); \
 	} while (0)
+
+/* Counts of the front end's inner steps whose number could grow faster
+ * than the program if a lookup went linear again: tests bound them
+ * (tests/test_diag.c, "scale"), which times could not do reliably. */
+typedef struct nnc_work_counts {
+	long name_compares;    /* names compared by sema's lookups */
+	long suggest_compares; /* candidates weighed for "did you mean" hints */
+	long line_scan_bytes;  /* bytes diag.c read to find the lines it shows */
+	long graph_steps;      /* users and free gaps visited by fuse.c, plan.c */
+	long bracket_steps;    /* open brackets the scanner searched for a '{' */
+} nnc_work_counts;
+extern nnc_work_counts nnc_work;
+
+/* Bytes the arena has handed out since the start (or the last free_all). */
+size_t nnc_arena_bytes(void);
 
 /* 64-bit FNV-1a, for fingerprints. */
 uint64_t nnc_hash(uint64_t h, const void *data, size_t n);

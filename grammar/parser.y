@@ -77,10 +77,12 @@ typedef struct nnc_parser {
 	int prev_line_end; /* column of the last '\n' consumed (for EOF) */
 	bool at_line_start;
 	bool eof_newline_sent;
+	nnc_loc pending_nl; /* the line end held back in AFTER_NL */
 
 	/* open brackets, innermost last */
 	nnc_bracket *open;
 	int nopen, capopen;
+	int nbraces; /* how many of them are '{' (only a '}' closes one) */
 
 	/* the last two tokens returned (the parser's lookahead is `tok`) */
 	int tok, prev_tok;

@@ -110,6 +110,11 @@ static const diag_case cases[] = {
 	 "tanh, leaky_relu, elu, softplus, silu, gelu, softmax"},
 	{"name used before it is defined", HEAD "logits = h |> dense(2)\nh = x |> dense(8)\n" TAIL, 1,
 	 F ":4:10: error: unknown name 'h'", NULL},
+	{"a value used in its own definition", HEAD "logits = logits |> dense(2)\n" TAIL, 1,
+	 F ":4:10: error: 'logits' is used in its own definition",
+	 "hint: a value cannot use itself; to extend 'logits', give the result a new name: 'logits2 = logits |> ...'"},
+	{"... also deep inside it", HEAD "h = x |> dense(2)\nlogits = h + (x |> dense(2, name: \"a\") |> relu) * logits\n" TAIL,
+	 1, F ":5:51: error: 'logits' is used in its own definition", NULL},
 	{"name defined twice", HEAD "h = x |> dense(8)\nh = x |> dense(4)\nlogits = h |> dense(2)\n" TAIL, 1,
 	 F ":5:1: error: 'h' is already defined", F ":4:1: note: 'h' was first defined here"},
 	{"a layer used as a value", HEAD "logits = relu\n" TAIL, 1,
@@ -178,6 +183,8 @@ static const diag_case cases[] = {
 	 F ":4:32: error: 'relu' has no option 'alpha'", "hint: 'relu' takes no options"},
 	{"duplicate option", HEAD NET LOSS "optimizer sgd(lr: 0.1, lr: 0.2)\n" TRAIN, 1,
 	 F ":6:24: error: option 'lr' is given twice", F ":6:15: note: first given here"},
+	{"an option given three times: one error per repeat", HEAD NET LOSS "optimizer sgd(lr: 0.1, lr: 0.2, lr: 0.3)\n"
+	 TRAIN, 2, F ":6:24: error: option 'lr' is given twice", F ":6:33: error: option 'lr' is given twice"},
 	{"units given twice", HEAD "logits = x |> dense(2, units: 3)\n" TAIL, 1,
 	 F ":4:24: error: the number of units is given twice", NULL},
 	{"too many arguments", HEAD "logits = x |> dense(2, 3)\n" TAIL, 1,
@@ -463,6 +470,129 @@ Test(diag, colour)
 	nnc_buf_free(&b);
 }
 
+/* ---- bounded work on huge or hostile programs ----
+ * Counted, not timed: each count is a small multiple of the program's size
+ * and would be its square if a lookup or a rescan went linear again. */
+
+/* A program of `n` lines from fmt (one %d, the line number), after HEAD. */
+static char *lines_program(int n, const char *fmt, const char *tail)
+{
+	nnc_buf b = {0};
+	nnc_buf_puts(&b, HEAD);
+	for (int i = 0; i < n; i++)
+		nnc_buf_printf(&b, fmt, i, i);
+	nnc_buf_puts(&b, tail);
+	char *text = nnc_strdup(b.data);
+	nnc_buf_free(&b);
+	return text;
+}
+
+static int count_lines_with(const char *text, const char *part)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, part)); p++)
+		n++;
+	return n;
+}
+
+Test(diag, many_definitions_cost_a_few_compares_each)
+{
+	enum { N = 20000 };
+	char *text = lines_program(N, "v%d = x |> dense(2)\n", "v = v7 + v19999\n" NET TAIL);
+	nnc_buf b = {0};
+	nnc_work = (nnc_work_counts){0};
+	ir_graph *g = check(text, &b);
+	cr_assert_not_null(g, "%.2000s", b.data ? b.data : "");
+	/* 20,002 definitions and their uses: a linear lookup makes 2e8 */
+	cr_expect_lt(nnc_work.name_compares, 4 * N, "%ld name compares", nnc_work.name_compares);
+	/* no v%d nor v reaches the loss: 20,001 warnings, each showing its
+	 * line without reading the file from the start */
+	cr_expect_eq(nnc_diag_warning_count(), N + 1);
+	cr_expect_lt(nnc_work.line_scan_bytes, 3 * (long)strlen(text), "%ld bytes scanned for %zu",
+		     nnc_work.line_scan_bytes, strlen(text));
+	nnc_buf_free(&b);
+}
+
+Test(diag, many_unknown_names_stop_after_twenty_errors)
+{
+	enum { N = 20000 };
+	char *text = lines_program(N, "v%d = w%d |> relu\n", NET TAIL);
+	nnc_buf b = {0};
+	nnc_work = (nnc_work_counts){0};
+	size_t arena0 = nnc_arena_bytes();
+	cr_assert_null(check(text, &b));
+	const char *out = b.data ? b.data : "";
+	cr_expect_eq(count_lines_with(out, ": error: "), NNC_MAX_ERRORS + 1, "%s", out);
+	cr_expect(sh_has_line(out, "nnc: error: " F ": too many errors; stopping after the first 20"), "%s", out);
+	cr_expect(strstr(out, "unknown name 'w20'") == NULL, "%s", out);
+	/* hints for the errors shown only, each among a bounded set of names;
+	 * copying every name for every hint took 1.6 GB */
+	cr_expect_leq(nnc_work.suggest_compares, NNC_MAX_ERRORS * (4096 + 16), "%ld", nnc_work.suggest_compares);
+	cr_expect_lt(nnc_arena_bytes() - arena0, (size_t)N * 1024, "%zu bytes", nnc_arena_bytes() - arena0);
+	nnc_buf_free(&b);
+}
+
+Test(diag, many_syntax_errors_stop_after_twenty)
+{
+	char *text = lines_program(500, "v%d = ) %d\n", TAIL);
+	nnc_buf b = {0};
+	cr_assert_null(check(text, &b));
+	const char *out = b.data ? b.data : "";
+	cr_expect_eq(count_lines_with(out, ": error: "), NNC_MAX_ERRORS + 1, "%s", out);
+	cr_expect(sh_has_line(out, "nnc: error: " F ": too many errors; stopping after the first 20"), "%s", out);
+	nnc_buf_free(&b);
+}
+
+/* The passes between the checks and code generation visit each node a few
+ * times: fusion asked every node for its users by scanning the graph, and
+ * the memory plan sorted every live tensor for each new one. */
+Test(diag, long_chains_cost_the_passes_a_few_steps_per_node)
+{
+	static const char *const shapes[] = {"v%d = v%d |> dense(4) |> relu\n", "v%d = v%d |> tanh\n"};
+	for (size_t k = 0; k < NELEMS(shapes); k++) {
+		nnc_buf b = {0};
+		nnc_buf_puts(&b, HEAD "v0 = x |> dense(4)\n");
+		for (int i = 1; i <= 5000; i++)
+			nnc_buf_printf(&b, shapes[k], i, i - 1);
+		nnc_buf_puts(&b, "logits = v5000 |> dense(2)\n" TAIL);
+		nnc_buf d = {0};
+		ir_graph *g = check(b.data, &d);
+		cr_assert_not_null(g, "%.2000s", d.data ? d.data : "");
+		nnc_work = (nnc_work_counts){0};
+		nnc_autodiff(g);
+		nnc_add_inference_tail(g);
+		nnc_fuse(g);
+		g->chunks = 2;
+		nnc_plan(g);
+		cr_expect_lt(nnc_work.graph_steps, 4L * g->n, "[%s] %ld steps for %d nodes", shapes[k],
+			     nnc_work.graph_steps, g->n);
+		nnc_buf_free(&b);
+		nnc_buf_free(&d);
+	}
+}
+
+/* A line of a megabyte is shown as a window around the caret. */
+Test(diag, a_long_line_is_shown_around_the_caret)
+{
+	nnc_buf src = {0};
+	nnc_buf_puts(&src, HEAD "h = x");
+	for (int i = 0; i < 100000; i++)
+		nnc_buf_puts(&src, " + x");
+	nnc_buf_puts(&src, " $\n" NET TAIL);
+	nnc_buf b = {0};
+	cr_assert_null(check(src.data, &b));
+	const char *out = b.data ? b.data : "";
+	cr_expect(strncmp(out, F ":4:400007: error: unexpected character '$'\n", 45) == 0, "%.300s", out);
+	cr_expect_lt(strlen(out), 1000, "%zu bytes of output", strlen(out));
+	char shown[1024], caret[1024];
+	cr_assert(sh_nth_line(out, 1, shown, sizeof shown) && sh_nth_line(out, 2, caret, sizeof caret));
+	cr_expect(strstr(shown, "    4 | ...") == shown && strstr(shown, "x $") != NULL, "%s", shown);
+	/* the caret is under the '$' */
+	cr_expect_eq(strchr(caret, '^') - caret, strstr(shown, "$") - shown, "%s\n%s", shown, caret);
+	nnc_buf_free(&src);
+	nnc_buf_free(&b);
+}
+
 /* ---- the nnc command ---- */
 
 static char tmpdir[64];
@@ -526,6 +656,40 @@ Test(driver, exit_statuses)
 	fwrite("model m\n\0\x01\x02", 1, 11, f);
 	fclose(f);
 	cr_expect_eq(run(&out, "'%s' '%s'", NNC_EXE, bin), 1, "%s", out);
+}
+
+/* What is not a .nn file is refused, naming it, without reading it all. */
+Test(driver, sources_that_are_not_programs)
+{
+	char *out;
+	cr_expect_eq(run(&out, "'%s' '%s'", NNC_EXE, tmpdir), 1, "%s", out);
+	cr_expect(strstr(out, nnc_sprintf("cannot read %s: Is a directory", tmpdir)), "%s", out);
+	/* a device would be read until memory runs out: give it 4 GB (not
+	 * under AddressSanitizer, which reserves terabytes of address space) */
+	cr_expect_eq(run(&out, "ldd '%s' | grep -q libasan || ulimit -v 4000000; timeout 60 '%s' /dev/zero", NNC_EXE,
+			 NNC_EXE),
+		     1, "%s", out);
+	cr_expect(strstr(out, "cannot read /dev/zero: File too large"), "%s", out);
+	/* the limit is 16 MiB; a sparse file costs no disk */
+	const char *big = nnc_sprintf("%s/big.nn", tmpdir);
+	cr_assert_eq(run(&out, "truncate -s %ld '%s'", NNC_MAX_SOURCE + 1, big), 0, "%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s'", NNC_EXE, big), 1, "%s", out);
+	cr_expect(strstr(out, "big.nn: File too large"), "%s", out);
+	cr_assert_eq(run(&out, "truncate -s %ld '%s'", NNC_MAX_SOURCE, big), 0, "%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s'", NNC_EXE, big), 1, "%s", out);
+	cr_expect(strstr(out, "NUL byte"), "a file of exactly the limit is read:\n%s", out);
+}
+
+/* Line ends of other systems compile like LF ones. */
+Test(driver, cr_and_crlf_line_ends)
+{
+	char *out;
+	const char *cr = write_nn("cr.nn", "model m\rinput x : f32[2]\rlabel y : class(2)\r"
+				       "logits = x |> dense(8)\r  |> relu |> dense(2)\r" TAIL);
+	const char *crlf = write_nn("crlf.nn", "model m\r\ninput x : f32[2]\r\nlabel y : class(2)\r\n"
+					   "logits = x |> dense(8) |> relu\r\n\r\n  |> dense(2)\r\n" TAIL);
+	cr_expect_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, cr), 0, "%s", out);
+	cr_expect_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, crlf), 0, "%s", out);
 }
 
 Test(driver, color_and_no_color)

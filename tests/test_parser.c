@@ -87,6 +87,12 @@ static const dump_case dump_cases[] = {
 	{"newlines inside brackets", "v = f(\n  1,\n  [2,\n   3],\n)\nw = (a\n + b)\n",
 	 "(let v (call f 1 (list 2 3)))\n(let w (+ a b))\n"},
 	{"CRLF line ends", "model m\r\nx = 1\r\n", "(model m)\n(let x 1)\n"},
+	{"CR-only line ends", "model m\rx = 1\r# c\r\ry = 2", "(model m)\n(let x 1)\n(let y 2)\n"},
+	{"mixed line ends and a CR-ended comment", "model m\rx = 1\r\ny = 2\n# c\rz = 3\r",
+	 "(model m)\n(let x 1)\n(let y 2)\n(let z 3)\n"},
+	{"continuation after CR line ends", "h = x\r  # then\r\r  |> relu\rz = h\r",
+	 "(let h (pipe relu x))\n(let z h)\n"},
+	{"newlines inside brackets, CR only", "v = f(\r  1,\r  2)\r", "(let v (call f 1 2))\n"},
 	{"train block", "train {\n  data: moons(count: 2000)\n  batch: 32\n}\n",
 	 "(train\n  data: (call moons count: 2000)\n  batch: 32)\n"},
 	{"train block on one line", "train { batch: 8, epochs: 3 }\n", "(train\n  batch: 8\n  epochs: 3)\n"},
@@ -216,6 +222,9 @@ static const dump_case loc_cases[] = {
 	 "train@1:1-4:2 batch@2:3-2:8 num@2:10-2:11 seed@3:3-3:7 call@3:9-3:13 callee@3:9-3:10 num@3:11-3:12"},
 	{"decimal and exponent spans", "v = [0.05, 2.5E+4]\n",
 	 "let@1:1-1:19 name@1:1-1:2 list@1:5-1:19 num@1:6-1:10 num@1:12-1:18"},
+	/* "\r\n" is one line end, a lone "\r" another */
+	{"lines counted across CR, CRLF and LF", "# a\r\r\n\n  p = a\r  |> f\n",
+	 "let@4:3-5:7 name@4:3-4:4 call@4:7-5:7 callee@5:6-5:7 name@4:7-4:8"},
 };
 
 Test(parser, locations)
@@ -538,6 +547,45 @@ static const err_case err_cases[] = {
 	 "<input>:1:7: error: unexpected character '|'", NULL},
 	{"error on the last line without newline", "model m\nx = )", 1,
 	 "<input>:2:5: error: unexpected ')', expected an expression", NULL},
+
+	/* other line ends: the right line and column, and that line shown */
+	{"error in a file with CR-only line ends", "model m\rx = 1\ry = )\rz = 2\r", 1,
+	 "<input>:3:5: error: unexpected ')', expected an expression",
+	 "<input>:3:5: error: unexpected ')', expected an expression\n"
+	 "    3 | y = )\n"
+	 "      |     ^\n"},
+	{"error in a file with CRLF line ends", "model m\r\n\r\ny = 1 2\r\n", 1,
+	 "<input>:3:7: error: unexpected number 2, expected end of line",
+	 "<input>:3:7: error: unexpected number 2, expected end of line\n"
+	 "    3 | y = 1 2\n"
+	 "      |       ^\n"},
+	{"end of a CR-only file inside brackets", "model m\rx = f(1,\r", 1,
+	 "<input>:2:9: error: unexpected end of file, expected an expression or ')'", NULL},
+	{"end of a CRLF file inside brackets", "model m\r\nx = f(1,\r\n", 1,
+	 "<input>:2:9: error: unexpected end of file, expected an expression or ')'", NULL},
+
+	/* bytes of the source never reach the terminal raw: the source line
+	 * shows them as \xHH and the caret still lines up */
+	{"control character, escaped where the line is shown", "x = 1\x01 + 2\n", 1,
+	 "<input>:1:6: error: unexpected character (byte 0x01)",
+	 "<input>:1:6: error: unexpected character (byte 0x01)\n"
+	 "    1 | x = 1\\x01 + 2\n"
+	 "      |      ^~~~\n"},
+	{"escape sequence in a comment of an echoed line", "x = ) # \x1b[2J\x07\n", 1,
+	 "<input>:1:5: error: unexpected ')', expected an expression",
+	 "<input>:1:5: error: unexpected ')', expected an expression\n"
+	 "    1 | x = ) # \\x1b[2J\\x07\n"
+	 "      |     ^\n"},
+	{"caret after an escaped byte", "# \x7f\x1b\n\tx = \x1b )\n", 1,
+	 "<input>:2:6: error: unexpected character (byte 0x1b)",
+	 "<input>:2:6: error: unexpected character (byte 0x1b)\n"
+	 "    2 | \tx = \\x1b )\n"
+	 "      | \t    ^~~~\n"},
+	{"C1 control and invalid UTF-8 in a string", "s = \"\xc2\x9b" "2J \xff \xc3\xa9\" )\n", 1,
+	 "<input>:1:17: error: unexpected ')', expected end of line",
+	 "<input>:1:17: error: unexpected ')', expected end of line\n"
+	 "    1 | s = \"\\xc2\\x9b" "2J \\xff \xc3\xa9\" )\n"
+	 "      |                         ^\n"},
 };
 
 Test(parser, diagnostics)
@@ -557,6 +605,24 @@ Test(parser, diagnostics)
 			cr_expect_str_eq(out, c->full, "[%s] output is\n%s\nexpected\n%s", c->name, out, c->full);
 		nnc_buf_free(&diags);
 	}
+}
+
+/* Each '}' searches the open brackets for its '{' only when there is one:
+ * 3000 '(' and 100,000 stray '}' searched 3e8 times. */
+Test(parser, stray_braces_do_not_search_every_open_bracket)
+{
+	nnc_buf text = {0}, diags = {0};
+	nnc_buf_puts(&text, "model m\nx = ");
+	for (int i = 0; i < 3000; i++)
+		nnc_buf_puts(&text, "(");
+	for (int i = 0; i < 100000; i++)
+		nnc_buf_puts(&text, "}");
+	nnc_buf_puts(&text, "\ntrain {\n  batch: f((1}\n");
+	nnc_work = (nnc_work_counts){0};
+	cr_expect_null(parse_text(text.data, &diags));
+	cr_expect_leq(nnc_work.bracket_steps, 10, "%ld steps", nnc_work.bracket_steps);
+	nnc_buf_free(&text);
+	nnc_buf_free(&diags);
 }
 
 /* A file's name appears in its messages; the count spans several parses. */

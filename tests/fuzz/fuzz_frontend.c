@@ -77,8 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data, size);
 	text[size] = 0;
 	int nlines = 1;
+	/* lines end at \n, \r\n or a lone \r, as the scanner counts them */
 	for (size_t i = 0; i < size; i++)
-		nlines += text[i] == '\n';
+		nlines += text[i] == '\n' || (text[i] == '\r' && text[i + 1] != '\n');
 	nnc_source src = {.path = PATH, .text = text, .len = (long)size};
 
 	nnc_buf diags = {0}, dump = {0};
