@@ -18,21 +18,11 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 
+#include "backend.h"
 #include "ir.h"
 #include "target.h"
 
 #define CG_VW 16 /* floats per vector */
-
-typedef struct cg_options {
-	int opt_level;       /* 0..3 */
-	bool naive;          /* -O0 / --naive-kernels: reference kernels (cg_naive.c) */
-	bool emit_main;      /* define main() calling nnrt_main */
-	bool inference_only; /* leave out train_step */
-	const char *prefix;  /* symbol prefix, default: model name */
-	bool profile;        /* bodies call nnrt_prof_tick after every op */
-	ir_graph *small;     /* nnc_small_batch(): infer() runs it for few samples; or NULL */
-	const nnc_target *target; /* --cpu, --target-features; NULL: this host */
-} cg_options;
 
 typedef struct cg_ctx {
 	ir_graph *g;
@@ -141,17 +131,5 @@ void naive_dense_bw(cg_ctx *c, ir_node *n);
 void naive_conv(cg_ctx *c, ir_node *n);
 void naive_conv_bx(cg_ctx *c, ir_node *n);
 void naive_conv_bw(cg_ctx *c, ir_node *n);
-
-/* ---- entry (cg.c) and emission (emit.c) ---- */
-LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx);
-typedef enum { EMIT_OBJ, EMIT_ASM, EMIT_LL } emit_kind;
-/* The LLVM pass pipeline nnc_emit runs at -O<opt_level>. */
-const char *nnc_pass_pipeline(int opt_level);
-/* Verifies, optimises and writes the module into `tmp`, a temporary file
- * from output.h.  0, or nnc's exit status (message printed). */
-int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *tmp);
-/* Links an object with the runtime into the executable `exe` (a temporary
- * file from output.h).  0, or nnc's exit status (message printed). */
-int nnc_link(const char *obj, const char *exe);
 
 #endif

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cg.h"
+#include "backend.h"
 #include "diag.h"
 #include "util.h"
 
