@@ -201,32 +201,27 @@ void cg_if_end(cg_ctx *c, cg_if *f)
 
 /* ---- access to nnrt_step_args ---- */
 
-enum { A_PARAMS, A_GRADS, A_OPT, A_WS, A_X, A_Y, A_OUT, A_METRICS, A_N, A_HP };
-
-static LLVMValueRef arg_field(cg_ctx *c, int field, LLVMTypeRef t)
+LLVMValueRef cg_arg(cg_ctx *c, cg_args_field f)
 {
-	LLVMValueRef p = LLVMBuildStructGEP2(c->B, c->args_t, c->args, (unsigned)field, "");
-	return cg_load(c, t, p);
+	LLVMValueRef p = LLVMBuildStructGEP2(c->B, c->abi.step_args, c->args, (unsigned)f, "");
+	return cg_load(c, cg_abi_field_type(c->abi.step_args, (unsigned)f), p);
 }
 
-/* The chunk an op function works on (see cg.h); mirrors chunk_args() below. */
-enum { K_WS, K_GRADS, K_METRICS, K_S0, K_N, K_TOTAL };
-
-static LLVMValueRef chunk_field(cg_ctx *c, int field, LLVMTypeRef t)
+/* The chunk an op function works on (cg_abi.h); filled by chunk_args() below. */
+static LLVMValueRef chunk_field(cg_ctx *c, cg_chunk_field f)
 {
 	NNC_ASSERT(c->chunk);
-	return cg_load(c, t, LLVMBuildStructGEP2(c->B, c->chunk_t, c->chunk, (unsigned)field, ""));
+	LLVMValueRef p = LLVMBuildStructGEP2(c->B, c->abi.chunk, c->chunk, (unsigned)f, "");
+	return cg_load(c, cg_abi_field_type(c->abi.chunk, (unsigned)f), p);
 }
 
-LLVMValueRef cg_batch_n(cg_ctx *c) { return chunk_field(c, K_N, c->i64); }
-LLVMValueRef cg_batch_total(cg_ctx *c) { return chunk_field(c, K_TOTAL, c->i64); }
-LLVMValueRef cg_metrics(cg_ctx *c) { return chunk_field(c, K_METRICS, c->ptr); }
+LLVMValueRef cg_batch_n(cg_ctx *c) { return chunk_field(c, CG_CHUNK_n); }
+LLVMValueRef cg_batch_total(cg_ctx *c) { return chunk_field(c, CG_CHUNK_total); }
+LLVMValueRef cg_metrics(cg_ctx *c) { return chunk_field(c, CG_CHUNK_metrics); }
 
 LLVMValueRef cg_hp(cg_ctx *c, int k)
 {
-	LLVMValueRef idx[2] = {cg_i32(c, A_HP), cg_i32(c, k)};
-	LLVMValueRef base = LLVMBuildStructGEP2(c->B, c->args_t, c->args, A_HP, "");
-	(void)idx;
+	LLVMValueRef base = LLVMBuildStructGEP2(c->B, c->abi.step_args, c->args, CG_ARGS_hp, "");
 	LLVMValueRef i = cg_i64(c, k);
 	return cg_load(c, c->f32, LLVMBuildInBoundsGEP2(c->B, c->f32, base, &i, 1, ""));
 }
@@ -240,13 +235,13 @@ LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n)
 	case ST_OUT:
 		/* the caller's [n][size] arrays (int32 labels are 4 bytes too) */
 		NNC_ASSERT(n->batched && n->layout == LAYOUT_NC);
-		base = arg_field(c, n->storage == ST_INPUT ? A_X : n->storage == ST_LABEL ? A_Y : A_OUT, c->ptr);
+		base = cg_arg(c, n->storage == ST_INPUT ? CG_ARGS_x : n->storage == ST_LABEL ? CG_ARGS_y : CG_ARGS_out);
 		if (c->g->chunks > 1)
-			base = cg_gep(c, base, LLVMBuildMul(c->B, chunk_field(c, K_S0, c->i64), cg_i64(c, n->size), ""));
+			base = cg_gep(c, base, LLVMBuildMul(c->B, chunk_field(c, CG_CHUNK_s0), cg_i64(c, n->size), ""));
 		break;
-	case ST_PARAM: base = arg_field(c, A_PARAMS, c->ptr); break;
-	case ST_GRAD: base = chunk_field(c, K_GRADS, c->ptr); break;
-	case ST_WS: base = n->batched ? chunk_field(c, K_WS, c->ptr) : arg_field(c, A_WS, c->ptr); break;
+	case ST_PARAM: base = cg_arg(c, CG_ARGS_params); break;
+	case ST_GRAD: base = chunk_field(c, CG_CHUNK_grads); break;
+	case ST_WS: base = n->batched ? chunk_field(c, CG_CHUNK_ws) : cg_arg(c, CG_ARGS_ws); break;
 	default: nnc_internal_error(__FILE__, __LINE__, "tensor %s has no storage", ir_op_name(n->op));
 	}
 	if (n->offset == 0)
@@ -431,23 +426,23 @@ static void tick(cg_ctx *c, int op)
 static LLVMValueRef chunk_args(cg_ctx *c, LLVMValueRef slot, LLVMValueRef k, LLVMValueRef n)
 {
 	ir_graph *g = c->g;
-	LLVMValueRef ws = arg_field(c, A_WS, c->ptr);
+	LLVMValueRef ws = cg_arg(c, CG_ARGS_ws);
 	LLVMValueRef is0 = LLVMBuildICmp(c->B, LLVMIntEQ, k, cg_i64(c, 0), "");
 	LLVMValueRef km1 = LLVMBuildSub(c->B, k, cg_i64(c, 1), "");
 	LLVMValueRef s0 = LLVMBuildMul(c->B, k, cg_i64(c, g->cbatch), "");
 	LLVMValueRef left = LLVMBuildSub(c->B, n, s0, "");
-	LLVMValueRef f[6];
-	f[K_WS] = cg_gep(c, ws, LLVMBuildAdd(c->B, cg_i64(c, g->ws_chunk0), LLVMBuildMul(c->B, k, cg_i64(c, g->ws_chunk), ""), ""));
-	f[K_GRADS] = LLVMBuildSelect(c->B, is0, arg_field(c, A_GRADS, c->ptr),
+	LLVMValueRef f[CG_CHUNK_NFIELDS];
+	f[CG_CHUNK_ws] = cg_gep(c, ws, LLVMBuildAdd(c->B, cg_i64(c, g->ws_chunk0), LLVMBuildMul(c->B, k, cg_i64(c, g->ws_chunk), ""), ""));
+	f[CG_CHUNK_grads] = LLVMBuildSelect(c->B, is0, cg_arg(c, CG_ARGS_grads),
 				     cg_gep(c, ws, LLVMBuildAdd(c->B, cg_i64(c, g->ws_partials),
 								LLVMBuildMul(c->B, km1, cg_i64(c, g->param_floats), ""), "")), "");
-	f[K_METRICS] = LLVMBuildSelect(c->B, is0, arg_field(c, A_METRICS, c->ptr),
+	f[CG_CHUNK_metrics] = LLVMBuildSelect(c->B, is0, cg_arg(c, CG_ARGS_metrics),
 				       cg_gep(c, ws, LLVMBuildAdd(c->B, cg_i64(c, g->ws_metrics), LLVMBuildMul(c->B, k, cg_i64(c, 4), ""), "")), "");
-	f[K_S0] = s0;
-	f[K_N] = cg_min_i64(c, left, cg_i64(c, g->cbatch));
-	f[K_TOTAL] = n;
-	for (int i = 0; i < 6; i++)
-		cg_store(c, f[i], LLVMBuildStructGEP2(c->B, c->chunk_t, slot, (unsigned)i, ""));
+	f[CG_CHUNK_s0] = s0;
+	f[CG_CHUNK_n] = cg_min_i64(c, left, cg_i64(c, g->cbatch));
+	f[CG_CHUNK_total] = n;
+	for (int i = 0; i < CG_CHUNK_NFIELDS; i++)
+		cg_store(c, f[i], LLVMBuildStructGEP2(c->B, c->abi.chunk, slot, (unsigned)i, ""));
 	return slot;
 }
 
@@ -493,7 +488,7 @@ LLVMValueRef cg_active_chunks(cg_ctx *c, LLVMValueRef n)
 static void sum_metrics(cg_ctx *c, LLVMValueRef n)
 {
 	cg_if t0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
-	LLVMValueRef m = arg_field(c, A_METRICS, c->ptr), ws = arg_field(c, A_WS, c->ptr);
+	LLVMValueRef m = cg_arg(c, CG_ARGS_metrics), ws = cg_arg(c, CG_ARGS_ws);
 	cg_loop k = cg_loop_begin(c, cg_i64(c, 1), cg_active_chunks(c, n), 1);
 	for (int j = 0; j < 2; j++) {
 		LLVMValueRef pj = cg_i64(c, j);
@@ -518,8 +513,8 @@ static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	set_fn_attrs(c, fn);
 	begin_fn(c, fn);
-	LLVMValueRef nsteps = arg_field(c, A_N, c->i64);
-	LLVMValueRef ck0 = chunk_args(c, cg_alloca(c, c->chunk_t, "chunk0"), cg_i64(c, 0), nsteps);
+	LLVMValueRef nsteps = cg_arg(c, CG_ARGS_n);
+	LLVMValueRef ck0 = chunk_args(c, cg_alloca(c, c->abi.chunk, "chunk0"), cg_i64(c, 0), nsteps);
 	tick(c, -1);
 	if (g->chunks == 1) {
 		bool update = false;
@@ -527,7 +522,7 @@ static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n
 			update |= ir_node_phase(g, &g->nodes[ids[k]]) == PHASE_UPDATE;
 		if (update) { /* before the first barrier; no op writes these */
 			cg_if t0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
-			clear_unwritten(c, arg_field(c, A_GRADS, c->ptr));
+			clear_unwritten(c, cg_arg(c, CG_ARGS_grads));
 			cg_if_end(c, &t0);
 		}
 		for (int k = 0; k < n; k++) {
@@ -561,12 +556,12 @@ static LLVMValueRef emit_body(cg_ctx *c, const char *name, const int *ids, int n
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, g->chunks), &lo, &hi);
 	hi = cg_min_i64(c, hi, cg_active_chunks(c, nsteps));
-	LLVMValueRef slot = cg_alloca(c, c->chunk_t, "chunk");
+	LLVMValueRef slot = cg_alloca(c, c->abi.chunk, "chunk");
 	LLVMValueRef zero = cg_i32(c, 0), one = cg_i32(c, 1);
 	cg_loop k = cg_loop_begin(c, lo, hi, 1);
 	chunk_args(c, slot, k.i, nsteps);
 	if (post)
-		clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->chunk_t, slot, K_GRADS, "")));
+		clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->abi.chunk, slot, CG_CHUNK_grads, "")));
 	for (int j = 0; j < n; j++) {
 		ir_phase ph = ir_node_phase(g, &g->nodes[ids[j]]);
 		if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE) {
@@ -610,7 +605,7 @@ static LLVMValueRef emit_infer(cg_ctx *c, const char *name, const int *ids, int 
 	LLVMSetLinkage(small, LLVMInternalLinkage);
 	set_fn_attrs(c, small);
 	begin_fn(c, small);
-	LLVMValueRef ck = chunk_args(c, cg_alloca(c, c->chunk_t, "chunk0"), cg_i64(c, 0), arg_field(c, A_N, c->i64));
+	LLVMValueRef ck = chunk_args(c, cg_alloca(c, c->abi.chunk, "chunk0"), cg_i64(c, 0), cg_arg(c, CG_ARGS_n));
 	for (int k = 0; k < ns; k++)
 		call_op(c, sids[k], cg_i32(c, 0), cg_i32(c, 1), ck);
 	LLVMBuildRetVoid(c->B);
@@ -622,7 +617,7 @@ static LLVMValueRef emit_infer(cg_ctx *c, const char *name, const int *ids, int 
 	set_fn_attrs(c, fn);
 	begin_fn(c, fn);
 	LLVMValueRef a[3] = {c->args, c->tid, c->nth};
-	LLVMValueRef few = LLVMBuildICmp(c->B, LLVMIntSLE, arg_field(c, A_N, c->i64), cg_i64(c, NNC_SMALL_BATCH), "");
+	LLVMValueRef few = LLVMBuildICmp(c->B, LLVMIntSLE, cg_arg(c, CG_ARGS_n), cg_i64(c, NNC_SMALL_BATCH), "");
 	cg_if f = cg_if_begin(c, few);
 	cg_if t0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
 	LLVMValueRef one[3] = {c->args, cg_i32(c, 0), cg_i32(c, 1)};
@@ -662,34 +657,46 @@ static LLVMValueRef shape4(cg_ctx *c, int rank, const int64_t *d)
 	return LLVMConstArray2(c->i64, e, 4);
 }
 
-static LLVMTypeRef data_spec_t(cg_ctx *c)
-{
-	LLVMTypeRef f[] = {c->i32, c->i32, c->ptr, c->ptr, c->ptr, c->ptr, c->f32, c->f32, c->f32, c->f32,
-			   c->i64, c->i64, c->i64};
-	return LLVMStructTypeInContext(c->C, f, sizeof f / sizeof f[0], 0);
-}
-
+/* The fields are filled by name (cg_abi.h), one statement each, in the
+ * order the globals they create (strings, tables) should appear. */
 static LLVMValueRef data_spec(cg_ctx *c, const nnrt_data_spec *d)
 {
-	LLVMValueRef f[] = {ci32(c, d->kind), ci32(c, d->has_header), cstr(c, d->path_x), cstr(c, d->path_y),
-			    cstr(c, d->cols_x), cstr(c, d->cols_y), cg_f32(c, d->scale), cg_f32(c, d->shift),
-			    cg_f32(c, d->noise), cg_f32(c, 0), ci64(c, d->count), ci64(c, d->seed), ci64(c, d->classes)};
-	return LLVMConstNamedStruct(data_spec_t(c), f, sizeof f / sizeof f[0]);
+	LLVMValueRef f[CG_DATA_NFIELDS];
+	f[CG_DATA_kind] = ci32(c, d->kind);
+	f[CG_DATA_has_header] = ci32(c, d->has_header);
+	f[CG_DATA_path_x] = cstr(c, d->path_x);
+	f[CG_DATA_path_y] = cstr(c, d->path_y);
+	f[CG_DATA_cols_x] = cstr(c, d->cols_x);
+	f[CG_DATA_cols_y] = cstr(c, d->cols_y);
+	f[CG_DATA_scale] = cg_f32(c, d->scale);
+	f[CG_DATA_shift] = cg_f32(c, d->shift);
+	f[CG_DATA_noise] = cg_f32(c, d->noise);
+	f[CG_DATA_pad_] = cg_f32(c, 0);
+	f[CG_DATA_count] = ci64(c, d->count);
+	f[CG_DATA_seed] = ci64(c, d->seed);
+	f[CG_DATA_classes] = ci64(c, d->classes);
+	return LLVMConstNamedStruct(c->abi.data_spec, f, CG_DATA_NFIELDS);
 }
 
 static LLVMValueRef param_table(cg_ctx *c, const char *prefix)
 {
 	ir_graph *g = c->g;
-	LLVMTypeRef f[] = {c->ptr, c->i64, c->i64, LLVMArrayType2(c->i64, 4), c->i32, c->i32, c->f32, c->f32,
-			   c->f32, c->f32};
-	LLVMTypeRef pt = LLVMStructTypeInContext(c->C, f, sizeof f / sizeof f[0], 0);
+	LLVMTypeRef pt = c->abi.param_info;
 	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->nparams);
 	for (int i = 0; i < g->nparams; i++) {
 		ir_param *p = &g->params[i];
-		LLVMValueRef v[] = {cstr(c, p->name), ci64(c, p->offset), ci64(c, p->size), shape4(c, p->rank, p->dims),
-				    ci32(c, p->rank), ci32(c, p->init), cg_f32(c, p->init_arg), cg_f32(c, p->fan_in),
-				    cg_f32(c, p->fan_out), cg_f32(c, 0)};
-		rows[i] = LLVMConstNamedStruct(pt, v, sizeof v / sizeof v[0]);
+		LLVMValueRef v[CG_PARAM_NFIELDS];
+		v[CG_PARAM_name] = cstr(c, p->name);
+		v[CG_PARAM_offset] = ci64(c, p->offset);
+		v[CG_PARAM_size] = ci64(c, p->size);
+		v[CG_PARAM_shape] = shape4(c, p->rank, p->dims);
+		v[CG_PARAM_rank] = ci32(c, p->rank);
+		v[CG_PARAM_init] = ci32(c, p->init);
+		v[CG_PARAM_init_arg] = cg_f32(c, p->init_arg);
+		v[CG_PARAM_fan_in] = cg_f32(c, p->fan_in);
+		v[CG_PARAM_fan_out] = cg_f32(c, p->fan_out);
+		v[CG_PARAM_pad_] = cg_f32(c, 0);
+		rows[i] = LLVMConstNamedStruct(pt, v, CG_PARAM_NFIELDS);
 	}
 	LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)g->nparams);
 	LLVMValueRef gv = LLVMAddGlobal(c->M, LLVMTypeOf(arr), nnc_sprintf("%s_params", prefix));
@@ -704,8 +711,7 @@ static LLVMValueRef param_table(cg_ctx *c, const char *prefix)
 static LLVMValueRef op_table(cg_ctx *c, const char *prefix, int *count)
 {
 	ir_graph *g = c->g;
-	LLVMTypeRef f[] = {c->ptr, c->ptr, c->f64, c->f64};
-	LLVMTypeRef ot = LLVMStructTypeInContext(c->C, f, 4, 0);
+	LLVMTypeRef ot = c->abi.op_info;
 	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)(g->n + 1));
 	int n = 0;
 	for (int i = 0; i < g->n_train; i++) {
@@ -721,9 +727,12 @@ static LLVMValueRef op_table(cg_ctx *c, const char *prefix, int *count)
 		if (nd->op == IR_SGD_UPDATE || nd->op == IR_ADAM_UPDATE)
 			per_step = (double)g->param_floats * (nd->op == IR_ADAM_UPDATE ? 10 : 4);
 		double per_sample = nd->op == IR_SGD_UPDATE || nd->op == IR_ADAM_UPDATE ? 0 : ir_node_flops(g, nd);
-		LLVMValueRef v[] = {cstr(c, name), cstr(c, ir_op_kind(nd->op)), LLVMConstReal(c->f64, per_sample),
-				    LLVMConstReal(c->f64, per_step)};
-		rows[n++] = LLVMConstNamedStruct(ot, v, 4);
+		LLVMValueRef v[CG_OPINFO_NFIELDS];
+		v[CG_OPINFO_name] = cstr(c, name);
+		v[CG_OPINFO_kind] = cstr(c, ir_op_kind(nd->op));
+		v[CG_OPINFO_flops_per_sample] = LLVMConstReal(c->f64, per_sample);
+		v[CG_OPINFO_flops_per_step] = LLVMConstReal(c->f64, per_step);
+		rows[n++] = LLVMConstNamedStruct(ot, v, CG_OPINFO_NFIELDS);
 	}
 	*count = n;
 	LLVMValueRef arr = LLVMConstArray2(ot, rows, (uint64_t)n);
@@ -739,36 +748,48 @@ static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMVa
 {
 	ir_graph *g = c->g;
 	ir_node *in = &g->nodes[g->input];
-	LLVMTypeRef ds = data_spec_t(c);
-	LLVMTypeRef f[] = {
-		c->i64, c->i64, c->ptr, c->ptr, c->i64,                 /* struct_size .. fingerprint */
-		LLVMArrayType2(c->i64, 4), c->i32, c->i32,              /* input_shape, input_rank, label_kind */
-		c->i64, c->i64, c->i64, c->i64,                         /* input_size .. batch */
-		c->i32, c->i32, c->i32, c->i32,                         /* loss, optimizer, n_params, pad */
-		c->ptr, c->i64, c->i64, c->i64,                         /* params .. ws_floats */
-		c->f32, c->f32, c->f32, c->f32, c->f32, c->f32,         /* lr .. pad2 */
-		c->i64, c->i64, ds, ds, c->ptr, c->ptr, c->ptr,
-		c->ptr, c->i32, c->i32,                                 /* ops, n_ops, profiled */
-		c->ptr,                                                 /* cpu_features */
-	};
-	LLVMTypeRef mt = LLVMStructTypeInContext(c->C, f, sizeof f / sizeof f[0], 0);
+	LLVMTypeRef mt = c->abi.model;
 	LLVMTargetDataRef td = LLVMGetModuleDataLayout(c->M);
-	int64_t size = (int64_t)LLVMABISizeOfType(td, mt);
 	int64_t out_size = g->output >= 0 ? g->nodes[g->output].size : 0;
-	LLVMValueRef v[] = {
-		ci64(c, size), ci64(c, NNRT_ABI_VERSION), cstr(c, g->model_name), cstr(c, g->src->path),
-		LLVMConstInt(c->i64, g->fingerprint, 0), shape4(c, in->rank, in->dims), ci32(c, in->rank),
-		ci32(c, g->label_kind), ci64(c, in->size), ci64(c, g->label_size), ci64(c, out_size),
-		ci64(c, g->batch), ci32(c, g->loss_kind), ci32(c, g->opt.kind), ci32(c, g->nparams), ci32(c, 0),
-		param_table(c, prefix), ci64(c, g->param_floats), ci64(c, g->opt_floats), ci64(c, g->ws_floats),
-		cg_f32(c, g->opt.lr), cg_f32(c, g->opt.momentum), cg_f32(c, g->opt.beta1), cg_f32(c, g->opt.beta2),
-		cg_f32(c, g->opt.eps), cg_f32(c, 0), ci64(c, g->epochs), ci64(c, g->seed), data_spec(c, &g->train),
-		data_spec(c, &g->test), train ? train : LLVMConstNull(c->ptr), eval ? eval : LLVMConstNull(c->ptr),
-		infer ? infer : LLVMConstNull(c->ptr),
-		ops, ci32(c, n_ops), ci32(c, c->opt->profile),
-		cstr(c, nnc_target_required(c->opt->target)),
-	};
-	LLVMValueRef init = LLVMConstNamedStruct(mt, v, sizeof v / sizeof v[0]);
+	LLVMValueRef v[CG_MODEL_NFIELDS];
+	v[CG_MODEL_struct_size] = ci64(c, (int64_t)LLVMABISizeOfType(td, mt));
+	v[CG_MODEL_abi_version] = ci64(c, NNRT_ABI_VERSION);
+	v[CG_MODEL_name] = cstr(c, g->model_name);
+	v[CG_MODEL_source] = cstr(c, g->src->path);
+	v[CG_MODEL_fingerprint] = LLVMConstInt(c->i64, g->fingerprint, 0);
+	v[CG_MODEL_input_shape] = shape4(c, in->rank, in->dims);
+	v[CG_MODEL_input_rank] = ci32(c, in->rank);
+	v[CG_MODEL_label_kind] = ci32(c, g->label_kind);
+	v[CG_MODEL_input_size] = ci64(c, in->size);
+	v[CG_MODEL_label_size] = ci64(c, g->label_size);
+	v[CG_MODEL_output_size] = ci64(c, out_size);
+	v[CG_MODEL_batch] = ci64(c, g->batch);
+	v[CG_MODEL_loss] = ci32(c, g->loss_kind);
+	v[CG_MODEL_optimizer] = ci32(c, g->opt.kind);
+	v[CG_MODEL_n_params] = ci32(c, g->nparams);
+	v[CG_MODEL_pad_] = ci32(c, 0);
+	v[CG_MODEL_params] = param_table(c, prefix);
+	v[CG_MODEL_param_floats] = ci64(c, g->param_floats);
+	v[CG_MODEL_opt_floats] = ci64(c, g->opt_floats);
+	v[CG_MODEL_ws_floats] = ci64(c, g->ws_floats);
+	v[CG_MODEL_lr] = cg_f32(c, g->opt.lr);
+	v[CG_MODEL_momentum] = cg_f32(c, g->opt.momentum);
+	v[CG_MODEL_beta1] = cg_f32(c, g->opt.beta1);
+	v[CG_MODEL_beta2] = cg_f32(c, g->opt.beta2);
+	v[CG_MODEL_eps] = cg_f32(c, g->opt.eps);
+	v[CG_MODEL_pad2_] = cg_f32(c, 0);
+	v[CG_MODEL_epochs] = ci64(c, g->epochs);
+	v[CG_MODEL_seed] = ci64(c, g->seed);
+	v[CG_MODEL_train] = data_spec(c, &g->train);
+	v[CG_MODEL_test] = data_spec(c, &g->test);
+	v[CG_MODEL_train_step] = train ? train : LLVMConstNull(c->ptr);
+	v[CG_MODEL_eval_step] = eval ? eval : LLVMConstNull(c->ptr);
+	v[CG_MODEL_infer] = infer ? infer : LLVMConstNull(c->ptr);
+	v[CG_MODEL_ops] = ops;
+	v[CG_MODEL_n_ops] = ci32(c, n_ops);
+	v[CG_MODEL_profiled] = ci32(c, c->opt->profile);
+	v[CG_MODEL_cpu_features] = cstr(c, nnc_target_required(c->opt->target));
+	LLVMValueRef init = LLVMConstNamedStruct(mt, v, CG_MODEL_NFIELDS);
 	LLVMValueRef gv = LLVMAddGlobal(c->M, mt, nnc_sprintf("%s_model", prefix));
 	LLVMSetInitializer(gv, init);
 	LLVMSetGlobalConstant(gv, 1);
@@ -815,16 +836,10 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 	c->v16 = LLVMVectorType(c->f32, CG_VW);
 	c->m16 = LLVMVectorType(c->i1, CG_VW);
 	c->vt = LLVMVoidTypeInContext(ctx);
-	/* nnrt_step_args: 8 pointers, n, hp[8] */
-	LLVMTypeRef af[] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->i64,
-			    LLVMArrayType2(c->f32, 8)};
-	c->args_t = LLVMStructTypeInContext(ctx, af, sizeof af / sizeof af[0], 0);
+	c->abi = cg_abi_types(ctx);
 	LLVMTypeRef op_params[4] = {c->ptr, c->i32, c->i32, c->ptr};
 	c->op_fn_t = LLVMFunctionType(c->vt, op_params, 4, 0);
 	c->body_fn_t = LLVMFunctionType(c->vt, op_params, 3, 0);
-	/* cg_chunk: ws, grads, metrics, s0, n, total (see chunk_args) */
-	LLVMTypeRef kf[6] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64, c->i64};
-	c->chunk_t = LLVMStructTypeInContext(ctx, kf, 6, 0);
 	c->barrier_t = LLVMFunctionType(c->vt, NULL, 0, 0);
 	c->barrier_fn = LLVMAddFunction(c->M, "nnrt_barrier", c->barrier_t);
 

@@ -19,6 +19,7 @@
 #include <llvm-c/TargetMachine.h>
 
 #include "backend.h"
+#include "cg_abi.h"
 #include "ir.h"
 #include "target.h"
 
@@ -30,10 +31,11 @@ typedef struct cg_ctx {
 	LLVMContextRef C;
 	LLVMModuleRef M;
 	LLVMBuilderRef B;
-	LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, v16, m16, vt, args_t, op_fn_t;
+	LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, v16, m16, vt, op_fn_t;
+	cg_abi abi;          /* runtime structs and the chunk record (cg_abi.h) */
 	LLVMValueRef fn;     /* function being built */
 	LLVMValueRef args, tid, nth, chunk; /* parameters of the op function being built */
-	LLVMTypeRef chunk_t, body_fn_t;
+	LLVMTypeRef body_fn_t;
 	LLVMValueRef barrier_fn;
 	LLVMTypeRef barrier_t;
 	LLVMValueRef tick_fn;   /* nnrt_prof_tick, with cg_options.profile */
@@ -88,6 +90,7 @@ void cg_if_else(cg_ctx *c, cg_if *f);
 void cg_if_end(cg_ctx *c, cg_if *f);
 
 /* Run-time values available in an op function. */
+LLVMValueRef cg_arg(cg_ctx *c, cg_args_field f);      /* a field of nnrt_step_args, loaded */
 LLVMValueRef cg_batch_n(cg_ctx *c);                   /* i64: samples of this chunk */
 LLVMValueRef cg_batch_total(cg_ctx *c);               /* i64: samples of the whole step (means) */
 LLVMValueRef cg_active_chunks(cg_ctx *c, LLVMValueRef n); /* chunks holding samples: ceil(n / cbatch) */

@@ -709,8 +709,7 @@ void lower_rowwise(cg_ctx *c, ir_node *n)
 static LLVMValueRef sum_partials(cg_ctx *c, LLVMValueRef gv, LLVMValueRef i)
 {
 	ir_graph *g = c->g;
-	LLVMValueRef f = LLVMBuildStructGEP2(c->B, c->args_t, c->args, 3, ""); /* ws */
-	LLVMValueRef ws = cg_load(c, c->ptr, f);
+	LLVMValueRef ws = cg_arg(c, CG_ARGS_ws);
 	LLVMValueRef n = cg_batch_total(c);
 	LLVMValueRef active = cg_active_chunks(c, n);
 	LLVMValueRef acc = cg_alloca(c, c->v16, "g");
@@ -731,10 +730,8 @@ void lower_update(cg_ctx *c, ir_node *n)
 	ir_node pn = {.storage = ST_PARAM}, gn = {.storage = ST_GRAD};
 	LLVMValueRef P = cg_tensor(c, &pn), G = cg_tensor(c, &gn);
 	LLVMValueRef O = NULL;
-	if (g->opt_floats) {
-		LLVMValueRef f = LLVMBuildStructGEP2(c->B, c->args_t, c->args, 2, "");
-		O = cg_load(c, c->ptr, f);
-	}
+	if (g->opt_floats)
+		O = cg_arg(c, CG_ARGS_opt);
 	LLVMValueRef lr = cg_splat(c, cg_hp(c, NNRT_HP_LR));
 	LLVMValueRef c1 = NULL, c2 = NULL;
 	if (n->op == IR_ADAM_UPDATE) {

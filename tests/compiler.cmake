@@ -19,3 +19,7 @@ target_link_options(test_codegen PRIVATE -rdynamic)
 # thread-count independence, a LeNet-shaped network.
 nnc_add_test(test_conv SOURCES test_conv.c jit_harness.c LIBS nnccore nnrt)
 target_link_options(test_conv PRIVATE -rdynamic)
+
+# The runtime structs as the code generator describes them to LLVM
+# (cg_abi.h) against nnrt.h's C layout, field by field by name.
+nnc_add_test(test_abi SOURCES test_abi.c LIBS nnccore)
