@@ -15,34 +15,12 @@
 #define NNC_CG_H
 
 #include <llvm-c/Core.h>
-#include <llvm-c/Target.h>
-#include <llvm-c/TargetMachine.h>
 
 #include "backend.h"
 #include "cg_abi.h"
+#include "cg_build.h"
 #include "ir.h"
 #include "target.h"
-
-#define CG_VW 16 /* floats per vector */
-
-typedef struct cg_ctx {
-	ir_graph *g;
-	const cg_options *opt;
-	LLVMContextRef C;
-	LLVMModuleRef M;
-	LLVMBuilderRef B;
-	LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, v16, m16, vt, op_fn_t;
-	cg_abi abi;          /* runtime structs and the chunk record (cg_abi.h) */
-	LLVMValueRef fn;     /* function being built */
-	LLVMValueRef args, tid, nth, chunk; /* parameters of the op function being built */
-	LLVMTypeRef body_fn_t;
-	LLVMValueRef barrier_fn;
-	LLVMTypeRef barrier_t;
-	LLVMValueRef tick_fn;   /* nnrt_prof_tick, with cg_options.profile */
-	LLVMTypeRef tick_t;
-	int *op_index;          /* node -> index in the op table, or -1 */
-	struct cg_epilogue *epilogues; /* cg_call_epilogue's functions, made on first use */
-} cg_ctx;
 
 typedef struct cg_epilogue {
 	struct cg_epilogue *next;
@@ -53,41 +31,7 @@ typedef struct cg_epilogue {
 	LLVMValueRef fn;
 } cg_epilogue;
 
-/* ---- helpers (cg.c) ---- */
-LLVMValueRef cg_i64(cg_ctx *c, int64_t v);
-LLVMValueRef cg_i32(cg_ctx *c, int32_t v);
-LLVMValueRef cg_f32(cg_ctx *c, double v);
-LLVMValueRef cg_splat(cg_ctx *c, LLVMValueRef scalar);   /* 16 copies, of any scalar type */
-LLVMValueRef cg_vf32(cg_ctx *c, double v);         /* splat constant */
-LLVMValueRef cg_mask(cg_ctx *c, int nlanes);       /* first nlanes lanes on */
-LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining); /* lanes < remaining */
-LLVMValueRef cg_iota(cg_ctx *c, unsigned bits);             /* <0, 1, .., 15> as `bits`-bit integers */
-LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name);
-LLVMValueRef cg_load(cg_ctx *c, LLVMTypeRef t, LLVMValueRef p);
-void cg_store(cg_ctx *c, LLVMValueRef v, LLVMValueRef p);
-LLVMValueRef cg_gep(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx); /* float* + idx */
-LLVMValueRef cg_gep_i32(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx);
-LLVMValueRef cg_vload(cg_ctx *c, LLVMValueRef p, LLVMValueRef mask);  /* mask NULL = full */
-void cg_vstore(cg_ctx *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask);
-LLVMValueRef cg_call_intr(cg_ctx *c, const char *name, LLVMTypeRef *over, int nover, LLVMValueRef *a, int na);
-LLVMValueRef cg_fma(cg_ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
-LLVMValueRef cg_min_i64(cg_ctx *c, LLVMValueRef a, LLVMValueRef b);
-LLVMValueRef cg_hsum(cg_ctx *c, LLVMValueRef v);   /* horizontal sum of a vector */
-
-/* Loops: for (i = lo; i < hi; i += step) */
-typedef struct cg_loop {
-	LLVMValueRef var, i, step;
-	LLVMBasicBlockRef cond, exit;
-} cg_loop;
-cg_loop cg_loop_begin(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi, int64_t step);
-void cg_loop_end(cg_ctx *c, cg_loop *l);
-/* if (cond) { ... } [else { ... }] */
-typedef struct cg_if {
-	LLVMBasicBlockRef els, end;
-} cg_if;
-cg_if cg_if_begin(cg_ctx *c, LLVMValueRef cond);
-void cg_if_else(cg_ctx *c, cg_if *f);
-void cg_if_end(cg_ctx *c, cg_if *f);
+/* ---- what an op function sees (cg_op.c) ---- */
 
 /* Run-time values available in an op function. */
 LLVMValueRef cg_arg(cg_ctx *c, cg_args_field f);      /* a field of nnrt_step_args, loaded */
