@@ -66,6 +66,33 @@ static lower_fn *const lowerings[IR_NUM_OPS] = {
 #undef OP
 };
 
+/* The reference kernel (cg_naive.c) of each op that has one, and the
+ * fast lowering's precondition (NULL: every node of the op). */
+static const struct {
+	lower_fn *naive;
+	can_lower_fn *can_fast;
+} reference[IR_NUM_OPS] = {
+	[IR_DENSE] = {naive_dense, NULL},
+	[IR_DENSE_BWD_X] = {naive_dense_bx, NULL},
+	[IR_DENSE_BWD_XT] = {naive_dense_bx, NULL},
+	[IR_DENSE_BWD_W] = {naive_dense_bw, NULL},
+	[IR_CONV2D] = {naive_conv, NULL},
+	[IR_CONV2D_BWD_X] = {naive_conv_bx, can_lower_conv_bwd},
+	[IR_CONV2D_BWD_W] = {naive_conv_bw, can_lower_conv_bwd},
+};
+
+/* Fast or reference, in this one place: the reference kernel when
+ * --naive-kernels (or -O0) asks for it or the fast one cannot take n. */
+static lower_fn *choose_lowering(const cg_ctx *c, const ir_node *n)
+{
+	lower_fn *naive = reference[n->op].naive;
+	can_lower_fn *can = reference[n->op].can_fast;
+	if (naive && (c->opt->naive || (can && !can(c, n))))
+		return naive;
+	NNC_ASSERT(!can || can(c, n)); /* a precondition needs a reference kernel */
+	return lowerings[n->op];
+}
+
 static bool has_code(const ir_node *n)
 {
 	return !n->dead && !n->in_epilogue && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM;
@@ -86,7 +113,7 @@ static void lower_op(cg_unit *u, int id)
 	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, noinline, 0));
 	begin_fn(c, fn);
-	lowerings[n->op](c, n);
+	choose_lowering(c, n)(c, n);
 	LLVMBuildRetVoid(c->B);
 	u->op_fns[id] = fn;
 }

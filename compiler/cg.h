@@ -65,13 +65,20 @@ LLVMValueRef cg_act(cg_ctx *c, ir_act a, double opt, LLVMValueRef x);
 LLVMValueRef cg_act_dst(cg_ctx *c, const ir_node *n);
 LLVMValueRef cg_dact(cg_ctx *c, ir_act a, double opt, LLVMValueRef v, LLVMValueRef dy);
 
-/* ---- kernels (cg_kernels.c): one lowering per row of ops.def ---- */
+/* ---- the fast lowerings (cg_kernels.c, cg_conv.c): one per row of ops.def ---- */
 typedef void lower_fn(cg_ctx *c, ir_node *n);
 #define OP(id, name, arity, shape, grad, lower, kind, flops) lower_fn lower;
 #include "ops.def"
 #undef OP
 
-/* ---- reference kernels (cg_naive.c), used when cg_options.naive ---- */
+/* ---- when a fast lowering applies ----
+ * A fast lowering that handles only some nodes of its op says which here;
+ * the dispatcher (cg.c) gives the others to the reference kernel. */
+typedef bool can_lower_fn(const cg_ctx *c, const ir_node *n);
+can_lower_fn can_lower_conv_bwd; /* CONV2D_BWD_X, CONV2D_BWD_W (cg_conv.c) */
+
+/* ---- reference kernels (cg_naive.c): chosen by the dispatcher (cg.c) with
+ * cg_options.naive, or where the fast lowering cannot handle the node ---- */
 void naive_dense(cg_ctx *c, ir_node *n);
 void naive_dense_bx(cg_ctx *c, ir_node *n); /* DENSE_BWD_X and DENSE_BWD_XT */
 void naive_dense_bw(cg_ctx *c, ir_node *n);

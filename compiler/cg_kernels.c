@@ -247,10 +247,6 @@ static void gemm(cg_ctx *c, const gemm_spec *s)
 /* y[n, o] = act(x[n, i] W[i, o] + b[o]) */
 void lower_dense(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_dense(c, n);
-		return;
-	}
 	ir_node *x = operand(c, n, 0), *w = operand(c, n, 1);
 	gemm_spec s = {0};
 	s.a = cg_tensor(c, x);
@@ -279,10 +275,6 @@ void lower_dense(cg_ctx *c, ir_node *n)
 /* dx[n, i] = (dy[n, o] Wt[o, i]) * act'(y[n, i]) */
 void lower_dense_bx(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_dense_bx(c, n);
-		return;
-	}
 	ir_node *dy = operand(c, n, 0), *wt = operand(c, n, 1);
 	gemm_spec s = {0};
 	s.a = cg_tensor(c, dy);
@@ -309,10 +301,6 @@ void lower_dense_bx(cg_ctx *c, ir_node *n)
  * All bpad sample columns are computed (the ones past n are never read). */
 void lower_dense_bxt(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_dense_bx(c, n);
-		return;
-	}
 	ir_node *w = operand(c, n, 0), *dyt = operand(c, n, 1);
 	int64_t bp = c->g->bpad;
 	gemm_spec s = {0};
@@ -339,10 +327,6 @@ void lower_dense_bxt(cg_ctx *c, ir_node *n)
 /* dW[i, o] = sum_n x[n, i] dy[n, o]: A(m=i, k=n) = x[n*I + i] */
 void lower_dense_bw(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_dense_bw(c, n);
-		return;
-	}
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	gemm_spec s = {0};
 	s.a = cg_tensor(c, x);
