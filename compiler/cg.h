@@ -10,6 +10,12 @@
  * one chunk they call the ops in order, split across the threads, with a
  * runtime barrier between them.  Kernels are specialised to static shapes:
  * only the batch size n is read at run time.  Vectors are <16 x float>.
+ *
+ * This header is the middle layer (docs/architecture.md, "Code
+ * generation"): what an op function sees (cg_op.c) and the lowerings
+ * written against it (cg_kernels.c, cg_conv.c, cg_naive.c), above the
+ * builder helpers (cg_build.h) and below the dispatcher (cg.c), which
+ * alone knows how the bodies call them.
  */
 #ifndef NNC_CG_H
 #define NNC_CG_H

@@ -19,7 +19,7 @@ LLVMValueRef cg_arg(cg_ctx *c, cg_args_field f)
 	return cg_load(c, cg_abi_field_type(c->abi.step_args, (unsigned)f), p);
 }
 
-/* The chunk an op function works on (cg_abi.h); filled by chunk_args() below. */
+/* The chunk an op function works on (cg_abi.h); the bodies fill it (cg.c, chunk_args). */
 static LLVMValueRef chunk_field(cg_ctx *c, cg_chunk_field f)
 {
 	NNC_ASSERT(c->chunk);
