@@ -83,11 +83,12 @@ static const struct {
 
 /* Fast or reference, in this one place: the reference kernel when
  * --naive-kernels (or -O0) asks for it or the fast one cannot take n. */
-static lower_fn *choose_lowering(const cg_ctx *c, const ir_node *n)
+static lower_fn *choose_lowering(const cg_unit *u, const ir_node *n)
 {
+	const cg_ctx *c = &u->c;
 	lower_fn *naive = reference[n->op].naive;
 	can_lower_fn *can = reference[n->op].can_fast;
-	if (naive && (c->opt->naive || (can && !can(c, n))))
+	if (naive && (u->m->opt->naive || (can && !can(c, n))))
 		return naive;
 	NNC_ASSERT(!can || can(c, n)); /* a precondition needs a reference kernel */
 	return lowerings[n->op];
@@ -113,7 +114,7 @@ static void lower_op(cg_unit *u, int id)
 	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, noinline, 0));
 	begin_fn(c, fn);
-	choose_lowering(c, n)(c, n);
+	choose_lowering(u, n)(c, n);
 	LLVMBuildRetVoid(c->B);
 	u->op_fns[id] = fn;
 }
@@ -446,8 +447,8 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 	return gv;
 }
 
-static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMValueRef eval, LLVMValueRef infer,
-		       LLVMValueRef ops, int n_ops)
+static void emit_model(cg_ctx *c, const cg_options *opt, const char *prefix, LLVMValueRef train,
+		       LLVMValueRef eval, LLVMValueRef infer, LLVMValueRef ops, int n_ops)
 {
 	ir_graph *g = c->g;
 	ir_node *in = &g->nodes[g->input];
@@ -490,14 +491,14 @@ static void emit_model(cg_ctx *c, const char *prefix, LLVMValueRef train, LLVMVa
 	v[CG_MODEL_infer] = infer ? infer : LLVMConstNull(c->ptr);
 	v[CG_MODEL_ops] = ops;
 	v[CG_MODEL_n_ops] = ci32(c, n_ops);
-	v[CG_MODEL_profiled] = ci32(c, c->opt->profile);
-	v[CG_MODEL_cpu_features] = cstr(c, nnc_target_required(c->opt->target));
+	v[CG_MODEL_profiled] = ci32(c, opt->profile);
+	v[CG_MODEL_cpu_features] = cstr(c, nnc_target_required(opt->target));
 	LLVMValueRef init = LLVMConstNamedStruct(mt, v, CG_MODEL_NFIELDS);
 	LLVMValueRef gv = LLVMAddGlobal(c->M, mt, nnc_sprintf("%s_model", prefix));
 	LLVMSetInitializer(gv, init);
 	LLVMSetGlobalConstant(gv, 1);
 
-	if (c->opt->emit_main) {
+	if (opt->emit_main) {
 		LLVMTypeRef mp[2] = {c->i32, c->ptr};
 		LLVMTypeRef main_t = LLVMFunctionType(c->i32, mp, 2, 0);
 		LLVMValueRef mainf = LLVMAddFunction(c->M, "main", main_t);
@@ -523,7 +524,7 @@ static int collect_ancestors(ir_graph *g, int root, int *ids)
 
 LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 {
-	cg_ctx proto = {.opt = opt};
+	cg_ctx proto = {0};
 	cg_build_init(&proto, ctx, LLVMModuleCreateWithNameInContext(g->model_name, ctx));
 	proto.abi = cg_abi_types(ctx);
 	cg_module m = {.opt = opt};
@@ -587,7 +588,7 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 		n = collect_ancestors(g, g->output, ids);
 		infer = emit_infer(u, few, nnc_sprintf("%s_infer", prefix), ids, n);
 	}
-	emit_model(c, prefix, train, eval, infer, ops, n_ops);
+	emit_model(c, opt, prefix, train, eval, infer, ops, n_ops);
 	LLVMDisposeBuilder(c->B);
 	return c->M;
 }

@@ -21,7 +21,6 @@
 #define CG_VW 16 /* floats per vector */
 
 struct ir_graph;
-struct cg_options;
 struct cg_epilogue;
 
 /* One code generator's state.  The builder helpers below use only the
@@ -37,7 +36,6 @@ typedef struct cg_ctx {
 
 	/* the unit being lowered (cg.h) */
 	struct ir_graph *g;             /* the graph of this unit: the model's, or small.c's copy */
-	const struct cg_options *opt;
 	cg_abi abi;                     /* runtime structs and the chunk record (cg_abi.h) */
 	LLVMValueRef args, tid, nth, chunk; /* parameters of the op function being built */
 	struct cg_epilogue **epilogues; /* cg_call_epilogue's functions, shared by the units of a module */
