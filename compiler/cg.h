@@ -10,47 +10,23 @@
  * one chunk they call the ops in order, split across the threads, with a
  * runtime barrier between them.  Kernels are specialised to static shapes:
  * only the batch size n is read at run time.  Vectors are <16 x float>.
+ *
+ * This header is the middle layer (docs/architecture.md, "Code
+ * generation"): what an op function sees (cg_op.c) and the lowerings
+ * written against it (cg_kernels.c, cg_conv.c, cg_naive.c), above the
+ * builder helpers (cg_build.h) and below the dispatcher (cg.c), which
+ * alone knows how the bodies call them.
  */
 #ifndef NNC_CG_H
 #define NNC_CG_H
 
 #include <llvm-c/Core.h>
-#include <llvm-c/Target.h>
-#include <llvm-c/TargetMachine.h>
 
+#include "backend.h"
+#include "cg_abi.h"
+#include "cg_build.h"
 #include "ir.h"
 #include "target.h"
-
-#define CG_VW 16 /* floats per vector */
-
-typedef struct cg_options {
-	int opt_level;       /* 0..3 */
-	bool naive;          /* -O0 / --naive-kernels: reference kernels (cg_naive.c) */
-	bool emit_main;      /* define main() calling nnrt_main */
-	bool inference_only; /* leave out train_step */
-	const char *prefix;  /* symbol prefix, default: model name */
-	bool profile;        /* bodies call nnrt_prof_tick after every op */
-	ir_graph *small;     /* nnc_small_batch(): infer() runs it for few samples; or NULL */
-	const nnc_target *target; /* --cpu, --target-features; NULL: this host */
-} cg_options;
-
-typedef struct cg_ctx {
-	ir_graph *g;
-	const cg_options *opt;
-	LLVMContextRef C;
-	LLVMModuleRef M;
-	LLVMBuilderRef B;
-	LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, v16, m16, vt, args_t, op_fn_t;
-	LLVMValueRef fn;     /* function being built */
-	LLVMValueRef args, tid, nth, chunk; /* parameters of the op function being built */
-	LLVMTypeRef chunk_t, body_fn_t;
-	LLVMValueRef barrier_fn;
-	LLVMTypeRef barrier_t;
-	LLVMValueRef tick_fn;   /* nnrt_prof_tick, with cg_options.profile */
-	LLVMTypeRef tick_t;
-	int *op_index;          /* node -> index in the op table, or -1 */
-	struct cg_epilogue *epilogues; /* cg_call_epilogue's functions, made on first use */
-} cg_ctx;
 
 typedef struct cg_epilogue {
 	struct cg_epilogue *next;
@@ -61,43 +37,10 @@ typedef struct cg_epilogue {
 	LLVMValueRef fn;
 } cg_epilogue;
 
-/* ---- helpers (cg.c) ---- */
-LLVMValueRef cg_i64(cg_ctx *c, int64_t v);
-LLVMValueRef cg_i32(cg_ctx *c, int32_t v);
-LLVMValueRef cg_f32(cg_ctx *c, double v);
-LLVMValueRef cg_splat(cg_ctx *c, LLVMValueRef scalar);   /* 16 copies, of any scalar type */
-LLVMValueRef cg_vf32(cg_ctx *c, double v);         /* splat constant */
-LLVMValueRef cg_mask(cg_ctx *c, int nlanes);       /* first nlanes lanes on */
-LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining); /* lanes < remaining */
-LLVMValueRef cg_iota(cg_ctx *c, unsigned bits);             /* <0, 1, .., 15> as `bits`-bit integers */
-LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name);
-LLVMValueRef cg_load(cg_ctx *c, LLVMTypeRef t, LLVMValueRef p);
-void cg_store(cg_ctx *c, LLVMValueRef v, LLVMValueRef p);
-LLVMValueRef cg_gep(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx); /* float* + idx */
-LLVMValueRef cg_gep_i32(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx);
-LLVMValueRef cg_vload(cg_ctx *c, LLVMValueRef p, LLVMValueRef mask);  /* mask NULL = full */
-void cg_vstore(cg_ctx *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask);
-LLVMValueRef cg_call_intr(cg_ctx *c, const char *name, LLVMTypeRef *over, int nover, LLVMValueRef *a, int na);
-LLVMValueRef cg_fma(cg_ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
-LLVMValueRef cg_min_i64(cg_ctx *c, LLVMValueRef a, LLVMValueRef b);
-LLVMValueRef cg_hsum(cg_ctx *c, LLVMValueRef v);   /* horizontal sum of a vector */
-
-/* Loops: for (i = lo; i < hi; i += step) */
-typedef struct cg_loop {
-	LLVMValueRef var, i, step;
-	LLVMBasicBlockRef cond, exit;
-} cg_loop;
-cg_loop cg_loop_begin(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi, int64_t step);
-void cg_loop_end(cg_ctx *c, cg_loop *l);
-/* if (cond) { ... } [else { ... }] */
-typedef struct cg_if {
-	LLVMBasicBlockRef els, end;
-} cg_if;
-cg_if cg_if_begin(cg_ctx *c, LLVMValueRef cond);
-void cg_if_else(cg_ctx *c, cg_if *f);
-void cg_if_end(cg_ctx *c, cg_if *f);
+/* ---- what an op function sees (cg_op.c) ---- */
 
 /* Run-time values available in an op function. */
+LLVMValueRef cg_arg(cg_ctx *c, cg_args_field f);      /* a field of nnrt_step_args, loaded */
 LLVMValueRef cg_batch_n(cg_ctx *c);                   /* i64: samples of this chunk */
 LLVMValueRef cg_batch_total(cg_ctx *c);               /* i64: samples of the whole step (means) */
 LLVMValueRef cg_active_chunks(cg_ctx *c, LLVMValueRef n); /* chunks holding samples: ceil(n / cbatch) */
@@ -128,30 +71,25 @@ LLVMValueRef cg_act(cg_ctx *c, ir_act a, double opt, LLVMValueRef x);
 LLVMValueRef cg_act_dst(cg_ctx *c, const ir_node *n);
 LLVMValueRef cg_dact(cg_ctx *c, ir_act a, double opt, LLVMValueRef v, LLVMValueRef dy);
 
-/* ---- kernels (cg_kernels.c): one lowering per row of ops.def ---- */
+/* ---- the fast lowerings (cg_kernels.c, cg_conv.c): one per row of ops.def ---- */
 typedef void lower_fn(cg_ctx *c, ir_node *n);
 #define OP(id, name, arity, shape, grad, lower, kind, flops) lower_fn lower;
 #include "ops.def"
 #undef OP
 
-/* ---- reference kernels (cg_naive.c), used when cg_options.naive ---- */
+/* ---- when a fast lowering applies ----
+ * A fast lowering that handles only some nodes of its op says which here;
+ * the dispatcher (cg.c) gives the others to the reference kernel. */
+typedef bool can_lower_fn(const cg_ctx *c, const ir_node *n);
+can_lower_fn can_lower_conv_bwd; /* CONV2D_BWD_X, CONV2D_BWD_W (cg_conv.c) */
+
+/* ---- reference kernels (cg_naive.c): chosen by the dispatcher (cg.c) with
+ * cg_options.naive, or where the fast lowering cannot handle the node ---- */
 void naive_dense(cg_ctx *c, ir_node *n);
 void naive_dense_bx(cg_ctx *c, ir_node *n); /* DENSE_BWD_X and DENSE_BWD_XT */
 void naive_dense_bw(cg_ctx *c, ir_node *n);
 void naive_conv(cg_ctx *c, ir_node *n);
 void naive_conv_bx(cg_ctx *c, ir_node *n);
 void naive_conv_bw(cg_ctx *c, ir_node *n);
-
-/* ---- entry (cg.c) and emission (emit.c) ---- */
-LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx);
-typedef enum { EMIT_OBJ, EMIT_ASM, EMIT_LL } emit_kind;
-/* The LLVM pass pipeline nnc_emit runs at -O<opt_level>. */
-const char *nnc_pass_pipeline(int opt_level);
-/* Verifies, optimises and writes the module into `tmp`, a temporary file
- * from output.h.  0, or nnc's exit status (message printed). */
-int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *tmp);
-/* Links an object with the runtime into the executable `exe` (a temporary
- * file from output.h).  0, or nnc's exit status (message printed). */
-int nnc_link(const char *obj, const char *exe);
 
 #endif

@@ -338,10 +338,6 @@ void lower_conv(cg_ctx *c, ir_node *n)
 		lower_conv_nc(c, n);
 		return;
 	}
-	if (c->opt->naive) {
-		naive_conv(c, n);
-		return;
-	}
 	ir_node *x = operand(c, n, 0);
 	conv_geo G = geometry(x, n, n->ia);
 	int nv = tile_nv(c), mr = tile_mr(G.F, nv);
@@ -446,12 +442,21 @@ static void conv_bx_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef 
 	cg_loop_end(c, &iw);
 }
 
+/* The kernels below vectorise over 16 samples: they need the batch
+ * innermost (CN), as the main graph has it (small.c's sample-major copy
+ * has no backward pass). */
+bool can_lower_conv_bwd(const cg_ctx *c, const ir_node *n)
+{
+	for (int k = 0; k < n->nin; k++) {
+		const ir_node *in = &c->g->nodes[n->in[k]];
+		if (in->batched && in->layout != LAYOUT_CN)
+			return false;
+	}
+	return !n->batched || n->layout == LAYOUT_CN;
+}
+
 void lower_conv_bx(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_conv_bx(c, n);
-		return;
-	}
 	ir_node *dy = operand(c, n, 0);
 	conv_geo G = geometry(n, dy, n->ia); /* x has the shape of this node */
 	int nv = tile_nv(c), mr = tile_mr(G.C, nv);
@@ -601,10 +606,6 @@ static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValue
  * Tasks: (filter block, c, kh, kw group). */
 void lower_conv_bw(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_conv_bw(c, n);
-		return;
-	}
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	conv_geo G = geometry(x, dy, n->ia);
 	int kg = G.KW <= 5 ? (int)G.KW : G.KW % 4 == 0 ? 4 : 5;

@@ -247,10 +247,6 @@ static void gemm(cg_ctx *c, const gemm_spec *s)
 /* y[n, o] = act(x[n, i] W[i, o] + b[o]) */
 void lower_dense(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_dense(c, n);
-		return;
-	}
 	ir_node *x = operand(c, n, 0), *w = operand(c, n, 1);
 	gemm_spec s = {0};
 	s.a = cg_tensor(c, x);
@@ -279,10 +275,6 @@ void lower_dense(cg_ctx *c, ir_node *n)
 /* dx[n, i] = (dy[n, o] Wt[o, i]) * act'(y[n, i]) */
 void lower_dense_bx(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_dense_bx(c, n);
-		return;
-	}
 	ir_node *dy = operand(c, n, 0), *wt = operand(c, n, 1);
 	gemm_spec s = {0};
 	s.a = cg_tensor(c, dy);
@@ -309,10 +301,6 @@ void lower_dense_bx(cg_ctx *c, ir_node *n)
  * All bpad sample columns are computed (the ones past n are never read). */
 void lower_dense_bxt(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_dense_bx(c, n);
-		return;
-	}
 	ir_node *w = operand(c, n, 0), *dyt = operand(c, n, 1);
 	int64_t bp = c->g->bpad;
 	gemm_spec s = {0};
@@ -339,10 +327,6 @@ void lower_dense_bxt(cg_ctx *c, ir_node *n)
 /* dW[i, o] = sum_n x[n, i] dy[n, o]: A(m=i, k=n) = x[n*I + i] */
 void lower_dense_bw(cg_ctx *c, ir_node *n)
 {
-	if (c->opt->naive) {
-		naive_dense_bw(c, n);
-		return;
-	}
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	gemm_spec s = {0};
 	s.a = cg_tensor(c, x);
@@ -709,8 +693,7 @@ void lower_rowwise(cg_ctx *c, ir_node *n)
 static LLVMValueRef sum_partials(cg_ctx *c, LLVMValueRef gv, LLVMValueRef i)
 {
 	ir_graph *g = c->g;
-	LLVMValueRef f = LLVMBuildStructGEP2(c->B, c->args_t, c->args, 3, ""); /* ws */
-	LLVMValueRef ws = cg_load(c, c->ptr, f);
+	LLVMValueRef ws = cg_arg(c, CG_ARGS_ws);
 	LLVMValueRef n = cg_batch_total(c);
 	LLVMValueRef active = cg_active_chunks(c, n);
 	LLVMValueRef acc = cg_alloca(c, c->v16, "g");
@@ -731,10 +714,8 @@ void lower_update(cg_ctx *c, ir_node *n)
 	ir_node pn = {.storage = ST_PARAM}, gn = {.storage = ST_GRAD};
 	LLVMValueRef P = cg_tensor(c, &pn), G = cg_tensor(c, &gn);
 	LLVMValueRef O = NULL;
-	if (g->opt_floats) {
-		LLVMValueRef f = LLVMBuildStructGEP2(c->B, c->args_t, c->args, 2, "");
-		O = cg_load(c, c->ptr, f);
-	}
+	if (g->opt_floats)
+		O = cg_arg(c, CG_ARGS_opt);
 	LLVMValueRef lr = cg_splat(c, cg_hp(c, NNRT_HP_LR));
 	LLVMValueRef c1 = NULL, c2 = NULL;
 	if (n->op == IR_ADAM_UPDATE) {

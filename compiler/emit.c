@@ -8,7 +8,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <string.h>
 
-#include "cg.h"
+#include "backend.h"
 #include "diag.h"
 #include "output.h"
 

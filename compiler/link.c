@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cg.h"
+#include "backend.h"
 #include "output.h"
 
 extern char **environ;

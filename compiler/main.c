@@ -11,7 +11,7 @@
 
 #include <llvm/Config/llvm-config.h>
 
-#include "cg.h"
+#include "backend.h"
 #include "diag.h"
 #include "header.h"
 #include "output.h"

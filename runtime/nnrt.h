@@ -19,11 +19,11 @@
  * Layout of every batched tensor: row-major [n][per-sample shape], n <= batch.
  * Images are [n][C][H][W].  Dense weights are [in][out], biases [out].
  *
- * The code generator mirrors these structs field by field in LLVM types
- * (compiler/cg.c: emit_model() and data_spec_t() for nnrt_model and
- * nnrt_data_spec, the args_t of nnc_lower() for nnrt_step_args);
- * nnrt_model.struct_size and abi_version let the runtime refuse a mismatched
- * object.
+ * The code generator mirrors these structs field by field in LLVM types,
+ * each described once as a (field, type) list in compiler/cg_abi.h;
+ * tests/test_abi.c checks every field's offset by name against this file,
+ * and nnrt_model.struct_size and abi_version let the runtime refuse a
+ * mismatched object.
  */
 #ifndef NNRT_H
 #define NNRT_H

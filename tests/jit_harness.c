@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cg.h"
+#include "backend.h"
 #include "diag.h"
 #include "util.h"
 
@@ -92,12 +92,9 @@ jitted th_jit(ir_graph *g, bool naive, bool optimise)
 	LLVMModuleRef mod = nnc_lower(g, &co, j.ctx);
 	verify_module(mod, "after lowering");
 
-	char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
-	char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-	LLVMTargetRef target;
-	cr_assert(!LLVMGetTargetFromTriple(triple, &target, &err), "target %s: %s", triple, err);
-	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault,
-							  LLVMRelocDefault, LLVMCodeModelJITDefault);
+	/* the machine nnc_lower laid the module out for (target.c, this host) */
+	LLVMTargetMachineRef tm = nnc_target_machine(NULL, optimise ? 2 : 0);
+	char *cpu = LLVMGetTargetMachineCPU(tm), *features = LLVMGetTargetMachineFeatureString(tm), *err = NULL;
 	/* MCJIT would pick a generic CPU: compile for this host, as nnc_emit does */
 	for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn))
 		if (LLVMCountBasicBlocks(fn)) {
@@ -111,7 +108,6 @@ jitted th_jit(ir_graph *g, bool naive, bool optimise)
 		cr_assert_fail("LLVMRunPasses: %s", LLVMGetErrorMessage(e));
 	verify_module(mod, "after optimisation");
 	LLVMDisposeTargetMachine(tm);
-	LLVMDisposeMessage(triple);
 	LLVMDisposeMessage(cpu);
 	LLVMDisposeMessage(features);
 

@@ -11,10 +11,12 @@
  * for baseline x86-64 (SSE2, no FMA), because llvm.fmuladd lowers to
  * different instructions on the two.
  *
- * The JIT helper (jit_*) is self-contained: copy it into other tests.
+ * The JIT helper (jit_*) takes its target machine from compiler/target.c,
+ * like nnc itself.
  */
 #include "cg_math.h"
 #include "act_ref.h"
+#include "target.h"
 
 #include <criterion/criterion.h>
 #include <float.h>
@@ -54,13 +56,12 @@ static jit jit_new(const char *name)
 	j.ctx = LLVMContextCreate();
 	j.mod = LLVMModuleCreateWithNameInContext(name, j.ctx);
 	j.b = LLVMCreateBuilderInContext(j.ctx);
-	j.cpu = LLVMGetHostCPUName();
-	j.features = LLVMGetHostCPUFeatures();
-	char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
-	LLVMTargetRef target;
-	cr_assert(!LLVMGetTargetFromTriple(triple, &target, &err), "target %s: %s", triple, err);
-	j.tm = LLVMCreateTargetMachine(target, triple, j.cpu, j.features, LLVMCodeGenLevelDefault,
-	                               LLVMRelocDefault, LLVMCodeModelJITDefault);
+	/* nnc's own machine for this host (target.c), as nnc_lower and
+	 * nnc_emit use it */
+	j.tm = nnc_target_machine(NULL, 2);
+	j.cpu = LLVMGetTargetMachineCPU(j.tm);
+	j.features = LLVMGetTargetMachineFeatureString(j.tm);
+	char *triple = LLVMGetTargetMachineTriple(j.tm);
 	LLVMSetTarget(j.mod, triple);
 	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(j.tm);
 	LLVMSetModuleDataLayout(j.mod, td);

@@ -37,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cg.h"
+#include "backend.h"
 #include "diag.h"
 #include "ir.h"
 #include "nnrt.h"

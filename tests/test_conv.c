@@ -55,7 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cg.h"
+#include "backend.h"
 #include "diag.h"
 #include "ir.h"
 #include "nnrt.h"
@@ -1199,4 +1199,48 @@ Test(small_batch, the_copy_has_no_batch_innermost_tensor)
 	cr_assert_eq(convs, 2);
 	cr_assert_eq(s->nodes[s->output].storage, ST_OUT);
 	cr_assert(g->ws_floats >= s->ws_floats);
+}
+
+/* The op function of node `id` in a module lowered from g, as IR text. */
+static char *op_function_ir(ir_graph *g, int id, bool naive)
+{
+	LLVMContextRef ctx = LLVMContextCreate();
+	cg_options co = {.opt_level = 2, .naive = naive};
+	LLVMModuleRef mod = nnc_lower(g, &co, ctx);
+	const char *name = nnc_sprintf("op%d.%s", id, ir_op_name(g->nodes[id].op));
+	LLVMValueRef fn = LLVMGetNamedFunction(mod, name);
+	cr_assert(fn, "no function %s", name);
+	char *ir = LLVMPrintValueToString(fn);
+	char *copy = nnc_strdup(ir);
+	LLVMDisposeMessage(ir);
+	LLVMDisposeModule(mod);
+	LLVMContextDispose(ctx);
+	return copy;
+}
+
+/* Fast or reference is decided in one place (cg.c): with --naive-kernels,
+ * and for a convolution's backward pass whose batched operands are not
+ * batch-innermost, which the fast kernels (16 samples a vector) cannot
+ * take; the reference kernels are scalar. */
+Test(dispatch, conv_backward_falls_back_to_the_reference_where_the_fast_kernel_cannot)
+{
+	ir_graph *g = th_build_graph(SRC_PATH, LENET_SRC(16), true);
+	int bx = -1, bw = -1;
+	for (int i = 0; i < g->n; i++) {
+		if (g->nodes[i].dead)
+			continue;
+		if (g->nodes[i].op == IR_CONV2D_BWD_X && bx < 0)
+			bx = i;
+		if (g->nodes[i].op == IR_CONV2D_BWD_W && bw < 0)
+			bw = i;
+	}
+	cr_assert(bx >= 0 && bw >= 0, "no convolution backward pass");
+	cr_expect(strstr(op_function_ir(g, bx, false), "<16 x float>"), "conv2d_bwd_x is not the fast kernel");
+	cr_expect(!strstr(op_function_ir(g, bx, true), "<16 x float>"), "--naive-kernels: conv2d_bwd_x is vectorised");
+	/* the same nodes with sample-major operands (layout only: the code is
+	 * generated, not run) */
+	g->nodes[g->nodes[bx].in[0]].layout = LAYOUT_NC;
+	g->nodes[g->nodes[bw].in[1]].layout = LAYOUT_NC;
+	cr_expect(!strstr(op_function_ir(g, bx, false), "<16 x float>"), "conv2d_bwd_x on NC got the fast kernel");
+	cr_expect(!strstr(op_function_ir(g, bw, false), "<16 x float>"), "conv2d_bwd_w on NC got the fast kernel");
 }

@@ -1,0 +1,43 @@
+/*
+ * backend.h - the back end as the driver sees it: lower a planned graph to
+ * an LLVM module (cg*.c), optimise and write it (emit.c), link it with the
+ * runtime (link.c).  main.c, and tests that drive the whole back end,
+ * include this and nothing of cg.h, which is internal to cg*.c.
+ */
+#ifndef NNC_BACKEND_H
+#define NNC_BACKEND_H
+
+#include <stdbool.h>
+
+#include <llvm-c/Core.h>
+
+#include "ir.h"
+#include "target.h"
+
+typedef struct cg_options {
+	int opt_level;       /* 0..3 */
+	bool naive;          /* -O0 / --naive-kernels: reference kernels (cg_naive.c) */
+	bool emit_main;      /* define main() calling nnrt_main */
+	bool inference_only; /* leave out train_step */
+	const char *prefix;  /* symbol prefix, default: model name */
+	bool profile;        /* bodies call nnrt_prof_tick after every op */
+	ir_graph *small;     /* nnc_small_batch(): infer() runs it for few samples; or NULL */
+	const nnc_target *target; /* --cpu, --target-features; NULL: this host */
+} cg_options;
+
+/* The planned graph g (and opt->small) as a new module in ctx, with the
+ * target triple and data layout of opt->target (target.c); the caller
+ * disposes of it. */
+LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx);
+
+typedef enum { EMIT_OBJ, EMIT_ASM, EMIT_LL } emit_kind;
+/* The LLVM pass pipeline nnc_emit runs at -O<opt_level>. */
+const char *nnc_pass_pipeline(int opt_level);
+/* Verifies, optimises and writes the module into `tmp`, a temporary file
+ * from output.h.  0, or nnc's exit status (message printed). */
+int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *tmp);
+/* Links an object with the runtime into the executable `exe` (a temporary
+ * file from output.h).  0, or nnc's exit status (message printed). */
+int nnc_link(const char *obj, const char *exe);
+
+#endif

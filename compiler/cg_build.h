@@ -1,0 +1,85 @@
+/*
+ * cg_build.h - the LLVM builder helpers every lowering writes with: types,
+ * constants, splats and masks of <16 x float> vectors, allocas, loads and
+ * stores, masked vector loads and stores, intrinsic calls, loops and ifs.
+ *
+ * The bottom layer of the code generator (docs/architecture.md, "Code
+ * generation"): it knows LLVM and the vector width, nothing of the graph,
+ * the ops or how the bodies call them.  The elementary functions
+ * (exp, log, tanh, ...) are cg_math.h, the same layer.
+ */
+#ifndef NNC_CG_BUILD_H
+#define NNC_CG_BUILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <llvm-c/Core.h>
+
+#include "cg_abi.h"
+
+#define CG_VW 16 /* floats per vector */
+
+struct ir_graph;
+struct cg_epilogue;
+
+/* One code generator's state.  The builder helpers below use only the
+ * first group; the rest describes the op function being built, set by the
+ * dispatcher (cg.c) and read by the lowerings through cg.h. */
+typedef struct cg_ctx {
+	/* the builder (this file) */
+	LLVMContextRef C;
+	LLVMModuleRef M;
+	LLVMBuilderRef B;
+	LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, v16, m16, vt;
+	LLVMValueRef fn; /* function being built */
+
+	/* the unit being lowered (cg.h) */
+	struct ir_graph *g;             /* the graph of this unit: the model's, or small.c's copy */
+	cg_abi abi;                     /* runtime structs and the chunk record (cg_abi.h) */
+	LLVMValueRef args, tid, nth, chunk; /* parameters of the op function being built */
+	struct cg_epilogue **epilogues; /* cg_call_epilogue's functions, shared by the units of a module */
+} cg_ctx;
+
+/* The types above for context C, the module M, a new builder. */
+void cg_build_init(cg_ctx *c, LLVMContextRef C, LLVMModuleRef M);
+/* The function attributes of every generated kernel (vector width,
+ * nounwind, no trapping math). */
+void cg_fn_attrs(cg_ctx *c, LLVMValueRef fn);
+
+LLVMValueRef cg_i64(cg_ctx *c, int64_t v);
+LLVMValueRef cg_i32(cg_ctx *c, int32_t v);
+LLVMValueRef cg_f32(cg_ctx *c, double v);
+LLVMValueRef cg_splat(cg_ctx *c, LLVMValueRef scalar);   /* 16 copies, of any scalar type */
+LLVMValueRef cg_vf32(cg_ctx *c, double v);         /* splat constant */
+LLVMValueRef cg_mask(cg_ctx *c, int nlanes);       /* first nlanes lanes on */
+LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining); /* lanes < remaining */
+LLVMValueRef cg_iota(cg_ctx *c, unsigned bits);             /* <0, 1, .., 15> as `bits`-bit integers */
+LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name); /* in the entry block */
+LLVMValueRef cg_load(cg_ctx *c, LLVMTypeRef t, LLVMValueRef p);
+void cg_store(cg_ctx *c, LLVMValueRef v, LLVMValueRef p);
+LLVMValueRef cg_gep(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx); /* float* + idx */
+LLVMValueRef cg_gep_i32(cg_ctx *c, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef cg_vload(cg_ctx *c, LLVMValueRef p, LLVMValueRef mask);  /* mask NULL = full */
+void cg_vstore(cg_ctx *c, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask);
+LLVMValueRef cg_call_intr(cg_ctx *c, const char *name, LLVMTypeRef *over, int nover, LLVMValueRef *a, int na);
+LLVMValueRef cg_fma(cg_ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
+LLVMValueRef cg_min_i64(cg_ctx *c, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_hsum(cg_ctx *c, LLVMValueRef v);   /* horizontal sum of a vector */
+
+/* Loops: for (i = lo; i < hi; i += step) */
+typedef struct cg_loop {
+	LLVMValueRef var, i, step;
+	LLVMBasicBlockRef cond, exit;
+} cg_loop;
+cg_loop cg_loop_begin(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi, int64_t step);
+void cg_loop_end(cg_ctx *c, cg_loop *l);
+/* if (cond) { ... } [else { ... }] */
+typedef struct cg_if {
+	LLVMBasicBlockRef els, end;
+} cg_if;
+cg_if cg_if_begin(cg_ctx *c, LLVMValueRef cond);
+void cg_if_else(cg_ctx *c, cg_if *f);
+void cg_if_end(cg_ctx *c, cg_if *f);
+
+#endif
