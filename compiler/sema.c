@@ -311,6 +311,10 @@ val sema_tensor_arg(sema *s, const nnc_ast *call, int k, const char *what)
 	}
 	return v;
 }
+
+/* expr + expr | expr - expr | expr * expr | expr / expr
+ * number op number: folded at compile time; tensor op tensor (not /): an
+ * element-wise node; tensor op number, number op tensor: an affine map. */
 static val eval_binop(sema *s, const nnc_ast *e)
 {
 	val a = eval(s, e->lhs), b = eval(s, e->rhs);
@@ -387,6 +391,8 @@ static val eval_binop(sema *s, const nnc_ast *e)
 	return sema_vtensor(id, e->loc);
 }
 
+/* expr: NUMBER | "string" | NAME | -expr | expr BINOP expr | call | expr |> call
+ * A number stays a compile-time value until it meets a tensor. */
 static val eval(sema *s, const nnc_ast *e)
 {
 	switch (e->kind) {
@@ -450,6 +456,8 @@ static val eval(sema *s, const nnc_ast *e)
 
 /* ---- statements ---- */
 
+/* input NAME : f32[d, ...]
+ * label NAME : class(N) | f32[d, ...] */
 static void stmt_tensor_decl(sema *s, const nnc_stmt *st)
 {
 	ir_graph *g = s->g;
@@ -501,6 +509,8 @@ static void stmt_tensor_decl(sema *s, const nnc_stmt *st)
 	bind(s, st->name, st->name_loc, id);
 }
 
+/* loss softmax_cross_entropy(logits, label) | mse(pred, label)
+ *      | binary_cross_entropy(pred, label) */
 static void stmt_loss(sema *s, const nnc_stmt *st)
 {
 	ir_graph *g = s->g;
@@ -607,6 +617,10 @@ static void warn_unused(sema *s)
 				    b->name);
 	}
 }
+
+/* program: statements, one a line, in any order (a name before its uses):
+ *   model NAME | input ... | label ... | NAME = expr | output expr
+ *   | loss ... | optimizer ... | train { ... } */
 ir_graph *nnc_sema(const nnc_program *prog)
 {
 	sema S = {0}, *s = &S;

@@ -121,8 +121,10 @@ static bool parse_weight_opts(sema *s, const nnc_ast *call, weight_opts *o)
 
 static const char *const dense_opts[] = {"units", "init", "bias_init", "bias", "name", NULL};
 
-/* dense(x, units, init: ..., bias_init: ..., bias: true, name: "fc1") */
-static val eval_dense(sema *s, const nnc_ast *call)
+/* dense(x, units, init: INIT, bias_init: INIT, bias: true, name: "fc1")
+ * x |> dense(units, ...)
+ * x any per-sample tensor (read as a vector): [n, units] */
+static val eval_dense(sema *s, const nnc_ast *call, ir_op op)
 {
 	bool ok = sema_check_args(s, call, 2, dense_opts);
 	val x = sema_tensor_arg(s, call, 0, "an input tensor");
@@ -162,11 +164,11 @@ static val eval_dense(sema *s, const nnc_ast *call)
 	if (!wo.has_bias) {
 		/* DENSE with two operands has no bias */
 		int ins[2] = {x.node, w};
-		int id = sema_add_shaped(s, IR_DENSE, 2, ins, call->loc);
+		int id = sema_add_shaped(s, op, 2, ins, call->loc);
 		return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
 	}
 	int ins[3] = {x.node, w, b};
-	int id = sema_add_shaped(s, IR_DENSE, 3, ins, call->loc);
+	int id = sema_add_shaped(s, op, 3, ins, call->loc);
 	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
 }
 
@@ -183,6 +185,7 @@ static val eval_unary_layer_input(sema *s, const nnc_ast *call)
 	return x;
 }
 
+/* softmax(x) | x |> softmax: over the per-sample values */
 static val eval_unary_layer(sema *s, const nnc_ast *call, ir_op op)
 {
 	if (!sema_check_args(s, call, 1, NULL))
@@ -195,7 +198,7 @@ static val eval_unary_layer(sema *s, const nnc_ast *call, ir_op op)
 	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
 }
 
-/* An activation of acts.def: `x |> name` or `x |> name(option: value)`,
+/* NAME(x) | x |> NAME | x |> NAME(option: value), NAME an activation of acts.def:
  * the option a number (at least the row's minimum) or true/false, with the
  * row's default when not given; it rides on the node in fa[IR_FA_ACT]. */
 static val eval_act(sema *s, const nnc_ast *call, ir_act a)
@@ -284,8 +287,10 @@ static bool image_input(sema *s, const nnc_ast *call, val x)
 
 static const char *const conv_opts[] = {"filters", "kernel", "stride", "pad", "init", "bias_init", "bias", "name", NULL};
 
-/* conv2d(x, filters, kernel, stride: 1, pad: 0 | [ph, pw] | same, init:, bias_init:, bias:, name:) */
-static val eval_conv(sema *s, const nnc_ast *call)
+/* conv2d(x, filters, kernel, stride: 1, pad: 0 | [ph, pw] | same, init:, bias_init:, bias:, name:)
+ * x |> conv2d(filters, kernel, ...)
+ * kernel, stride: N | [h, w]; x [n, C, H, W] -> [n, filters, H', W'] */
+static val eval_conv(sema *s, const nnc_ast *call, ir_op op)
 {
 	bool ok = sema_check_args(s, call, 3, conv_opts);
 	val x = sema_tensor_arg(s, call, 0, "an input tensor");
@@ -360,7 +365,7 @@ static val eval_conv(sema *s, const nnc_ast *call)
 		ins[2] = add_param(s, nnc_sprintf("%s.bias", wo.name), 1, bd, wo.binit, wo.barg, wo.bset, fan_in, fan_out, call->loc);
 		nin = 3;
 	}
-	int id = sema_add_node(s, IR_CONV2D, nin, ins, call->loc);
+	int id = sema_add_node(s, op, nin, ins, call->loc);
 	int64_t at[6] = {k[0], k[1], st[0], st[1], pd[0], pd[1]};
 	memcpy(s->g->nodes[id].ia, at, sizeof at);
 	NNC_ASSERT(ir_infer_shape(s->g, id));
@@ -369,7 +374,8 @@ static val eval_conv(sema *s, const nnc_ast *call)
 
 static const char *const pool_opts[] = {"size", "stride", NULL};
 
-/* maxpool(x, size, stride) / avgpool(...): stride defaults to size */
+/* maxpool(x, size, stride) | avgpool(x, size, stride) | x |> maxpool(size, ...)
+ * size, stride: N | [h, w]; the stride defaults to the size */
 static val eval_pool(sema *s, const nnc_ast *call, ir_op op)
 {
 	bool ok = sema_check_args(s, call, 3, pool_opts);
@@ -405,7 +411,8 @@ static val eval_pool(sema *s, const nnc_ast *call, ir_op op)
 	return sema_vtensor(id, call->loc);
 }
 
-static val eval_gpool(sema *s, const nnc_ast *call)
+/* global_avgpool(x) | x |> global_avgpool: [n, C, H, W] -> [n, C] */
+static val eval_gpool(sema *s, const nnc_ast *call, ir_op op)
 {
 	if (!sema_check_args(s, call, 1, NULL))
 		return sema_verr(call->loc);
@@ -413,14 +420,15 @@ static val eval_gpool(sema *s, const nnc_ast *call)
 	if (x.kind != V_TENSOR || !image_input(s, call, x))
 		return sema_verr(call->loc);
 	int xin = sema_relayout(s, x.node, LAYOUT_CN);
-	int id = sema_add_shaped(s, IR_GAVGPOOL, 1, &xin, call->loc);
+	int id = sema_add_shaped(s, op, 1, &xin, call->loc);
 	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
 }
 
-/* flatten(x): every tensor is stored contiguously per sample, so this is free:
+/* flatten(x) | x |> flatten: every tensor is stored contiguously per sample, so this is free:
  * the value is the same node, and dense reads any rank as a vector. */
-static val eval_flatten(sema *s, const nnc_ast *call)
+static val eval_flatten(sema *s, const nnc_ast *call, ir_op op)
 {
+	(void)op;
 	if (!sema_check_args(s, call, 1, NULL))
 		return sema_verr(call->loc);
 	val x = sema_tensor_arg(s, call, 0, "an input tensor");
@@ -431,26 +439,36 @@ static val eval_flatten(sema *s, const nnc_ast *call)
 	return x;
 }
 
+/* A layer builder checks one call of its layer and appends its nodes; op is
+ * its table row's (the one builder of several layers tells them apart by it). */
+typedef val layer_builder(sema *s, const nnc_ast *call, ir_op op);
+
+/* The layers that are not activations (those come from acts.def). */
+static const struct {
+	const char *name;
+	layer_builder *build;
+	ir_op op;
+} layers[] = {
+	{"dense", eval_dense, IR_DENSE},
+	{"conv2d", eval_conv, IR_CONV2D},
+	{"maxpool", eval_pool, IR_MAXPOOL},
+	{"avgpool", eval_pool, IR_AVGPOOL},
+	{"global_avgpool", eval_gpool, IR_GAVGPOOL},
+	{"flatten", eval_flatten, IR_NUM_OPS},
+	{"softmax", eval_unary_layer, IR_SOFTMAX},
+};
+
+/* NAME(args) | x |> NAME(args) | x |> NAME: a layer, an activation, or a
+ * misplaced loss, optimizer or data source (reported as such). */
 val sema_eval_call(sema *s, const nnc_ast *call)
 {
 	const char *f = call->str;
-	if (!strcmp(f, "dense"))
-		return eval_dense(s, call);
-	if (!strcmp(f, "conv2d"))
-		return eval_conv(s, call);
-	if (!strcmp(f, "maxpool"))
-		return eval_pool(s, call, IR_MAXPOOL);
-	if (!strcmp(f, "avgpool"))
-		return eval_pool(s, call, IR_AVGPOOL);
-	if (!strcmp(f, "global_avgpool"))
-		return eval_gpool(s, call);
-	if (!strcmp(f, "flatten"))
-		return eval_flatten(s, call);
+	for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+		if (!strcmp(f, layers[i].name))
+			return layers[i].build(s, call, layers[i].op);
 	for (ir_act a = ACT_NONE + 1; a < IR_NUM_ACTS; a++)
 		if (!strcmp(f, ir_act_get(a)->name))
 			return eval_act(s, call, a);
-	if (!strcmp(f, "softmax"))
-		return eval_unary_layer(s, call, IR_SOFTMAX);
 	for (int i = 0; sema_loss_names[i]; i++)
 		if (!strcmp(f, sema_loss_names[i])) {
 			nnc_error(s->src, call->callee_loc, "'%s' is a loss; use it in a 'loss' statement", f);

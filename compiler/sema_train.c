@@ -17,6 +17,8 @@
 static const char *const sgd_opts[] = {"lr", "momentum", NULL};
 static const char *const adam_opts[] = {"lr", "beta1", "beta2", "eps", NULL};
 
+/* optimizer sgd(lr: 0.01, momentum: 0)
+ * optimizer adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8) */
 void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 {
 	ir_optimizer *o = &s->g->opt;
@@ -138,12 +140,6 @@ out:
 	return r;
 }
 
-static const char *const idx_opts[] = {"scale", "shift", "limit", NULL};
-static const char *const csv_opts[] = {"header", "x", "y", "scale", "shift", "limit", NULL};
-static const char *const synth_opts[] = {"count", "noise", "seed", NULL};
-static const char *const spiral_opts[] = {"count", "noise", "seed", "classes", NULL};
-static const char *const bits_opts[] = {"bits", "count", NULL};
-
 /* Number of features a synthetic set produces (or 0 if not synthetic). */
 static int64_t synth_features(const nnrt_data_spec *d)
 {
@@ -154,173 +150,200 @@ static int64_t synth_features(const nnrt_data_spec *d)
 	}
 }
 
-static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
+/* Each data source kind has its own parser.  It fills d from the call e and
+ * returns false to stop at once (nothing more is worth checking); a mistake
+ * after which the remaining options are still checked clears *ok instead. */
+typedef bool data_parser(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok);
+
+/* idx("images", "labels", scale:, shift:, limit:) */
+static bool data_idx(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
 {
-	const nnc_ast *e = setting->value;
-	if (e->kind != AST_CALL) {
-		nnc_error(s->src, e->loc, "'%s' must be a data source such as idx(\"images\", \"labels\") or moons(count: 1000)",
-			  setting->name);
+	static const char *const opts[] = {"scale", "shift", "limit", NULL};
+	(void)ok;
+	if (!sema_check_args(s, e, 2, opts))
+		return false;
+	const nnc_arg *pi = sema_positional(e, 0), *pl = sema_positional(e, 1);
+	if (!pi || !pl) {
+		nnc_error(s->src, e->loc, "idx() needs two paths: the image file and the label file");
 		return false;
 	}
-	memset(d, 0, sizeof *d);
-	d->scale = 1;
+	const char *p1, *p2;
+	if (!sema_arg_str(s, pi, "the image file", &p1) || !sema_arg_str(s, pl, "the label file", &p2))
+		return false;
+	d->path_x = resolve_path(s, p1);
+	d->path_y = resolve_path(s, p2);
+	return true;
+}
+
+/* csv("file.csv", x: COLUMNS, y: COLUMNS, header: false, scale:, shift:, limit:)
+ * COLUMNS: "name" | index | [COLUMN, ...] */
+static bool data_csv(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
+{
+	static const char *const opts[] = {"header", "x", "y", "scale", "shift", "limit", NULL};
+	if (!sema_check_args(s, e, 1, opts))
+		return false;
+	const nnc_arg *pp = sema_positional(e, 0), *a;
+	const char *p;
+	if (!pp) {
+		nnc_error(s->src, e->loc, "csv() needs the path of the file");
+		return false;
+	}
+	if (!sema_arg_str(s, pp, "the CSV file", &p))
+		return false;
+	d->path_x = resolve_path(s, p);
+	bool hdr = false;
+	if ((a = sema_find_named(e, "header")))
+		*ok &= sema_arg_bool(s, a, "'header'", &hdr);
+	d->has_header = hdr;
+	if (!(a = sema_find_named(e, "x"))) {
+		nnc_error(s->src, e->loc, "csv() needs the feature columns, e.g. x: [\"x1\", \"x2\"]");
+		return false;
+	}
+	*ok &= (d->cols_x = csv_cols(s, a)) != NULL;
+	if (!(a = sema_find_named(e, "y"))) {
+		nnc_error(s->src, e->loc, "csv() needs the label column(s), e.g. y: \"label\"");
+		return false;
+	}
+	*ok &= (d->cols_y = csv_cols(s, a)) != NULL;
+	return true;
+}
+
+/* xor | moons | circles (count: 1000, noise: 0, seed: 1)
+ * spiral(count: 1000, noise: 0, seed: 1, classes: 3)
+ * parity | majority (bits: N, count: 2^N) */
+static bool data_synth(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
+{
+	static const char *const synth_opts[] = {"count", "noise", "seed", NULL};
+	static const char *const spiral_opts[] = {"count", "noise", "seed", "classes", NULL};
+	static const char *const bits_opts[] = {"bits", "count", NULL};
 	const char *f = e->str;
-	bool ok = true;
 	const nnc_arg *a;
 	double v = 0;
-	if (!strcmp(f, "idx")) {
-		d->kind = NNRT_DATA_IDX;
-		if (!sema_check_args(s, e, 2, idx_opts))
-			return false;
-		const nnc_arg *pi = sema_positional(e, 0), *pl = sema_positional(e, 1);
-		if (!pi || !pl) {
-			nnc_error(s->src, e->loc, "idx() needs two paths: the image file and the label file");
-			return false;
-		}
-		const char *p1, *p2;
-		if (!sema_arg_str(s, pi, "the image file", &p1) || !sema_arg_str(s, pl, "the label file", &p2))
-			return false;
-		d->path_x = resolve_path(s, p1);
-		d->path_y = resolve_path(s, p2);
-	} else if (!strcmp(f, "csv")) {
-		d->kind = NNRT_DATA_CSV;
-		if (!sema_check_args(s, e, 1, csv_opts))
-			return false;
-		const nnc_arg *pp = sema_positional(e, 0);
-		const char *p;
-		if (!pp) {
-			nnc_error(s->src, e->loc, "csv() needs the path of the file");
+	bool bits = d->kind == NNRT_DATA_PARITY || d->kind == NNRT_DATA_MAJORITY;
+	if (!sema_check_args(s, e, 0, bits ? bits_opts : d->kind == NNRT_DATA_SPIRAL ? spiral_opts : synth_opts))
+		return false;
+	d->seed = 1;
+	d->classes = d->kind == NNRT_DATA_SPIRAL ? 3 : 2;
+	if (bits) {
+		if (!(a = sema_find_named(e, "bits"))) {
+			nnc_error(s->src, e->loc, "%s() needs the number of bits, e.g. %s(bits: 3)", f, f);
 			return false;
 		}
-		if (!sema_arg_str(s, pp, "the CSV file", &p))
+		if (!sema_arg_int(s, a, "'bits'", 1, &d->classes))
 			return false;
-		d->path_x = resolve_path(s, p);
-		bool hdr = false;
-		if ((a = sema_find_named(e, "header")))
-			ok &= sema_arg_bool(s, a, "'header'", &hdr);
-		d->has_header = hdr;
-		if (!(a = sema_find_named(e, "x"))) {
-			nnc_error(s->src, e->loc, "csv() needs the feature columns, e.g. x: [\"x1\", \"x2\"]");
+		if (d->classes > 20) {
+			nnc_error(s->src, a->value->loc, "'bits' must be at most 20");
 			return false;
 		}
-		ok &= (d->cols_x = csv_cols(s, a)) != NULL;
-		if (!(a = sema_find_named(e, "y"))) {
-			nnc_error(s->src, e->loc, "csv() needs the label column(s), e.g. y: \"label\"");
-			return false;
-		}
-		ok &= (d->cols_y = csv_cols(s, a)) != NULL;
-	} else {
-		static const struct { const char *name; int kind; } synth[] = {
-			{"xor", NNRT_DATA_XOR}, {"moons", NNRT_DATA_MOONS}, {"circles", NNRT_DATA_CIRCLES},
-			{"spiral", NNRT_DATA_SPIRAL}, {"parity", NNRT_DATA_PARITY}, {"majority", NNRT_DATA_MAJORITY},
-		};
-		for (size_t i = 0; i < sizeof synth / sizeof synth[0]; i++)
-			if (!strcmp(f, synth[i].name))
-				d->kind = synth[i].kind;
-		if (!d->kind) {
-			nnc_error(s->src, e->callee_loc, "unknown data source '%s'", f);
-			const char *best = nnc_suggest(f, sema_data_names);
-			if (best)
-				nnc_hint("did you mean '%s'?", best);
-			else
-				nnc_hint("data sources are: %s", sema_join_choices(sema_data_names));
-			return false;
-		}
-		bool bits = d->kind == NNRT_DATA_PARITY || d->kind == NNRT_DATA_MAJORITY;
-		if (!sema_check_args(s, e, 0, bits ? bits_opts : d->kind == NNRT_DATA_SPIRAL ? spiral_opts : synth_opts))
-			return false;
-		d->seed = 1;
-		d->classes = d->kind == NNRT_DATA_SPIRAL ? 3 : 2;
-		if (bits) {
-			if (!(a = sema_find_named(e, "bits"))) {
-				nnc_error(s->src, e->loc, "%s() needs the number of bits, e.g. %s(bits: 3)", f, f);
-				return false;
-			}
-			if (!sema_arg_int(s, a, "'bits'", 1, &d->classes))
-				return false;
-			if (d->classes > 20) {
-				nnc_error(s->src, a->value->loc, "'bits' must be at most 20");
-				return false;
-			}
-		}
-		if ((a = sema_find_named(e, "noise"))) {
-			if (!sema_arg_num(s, a, "'noise'", &v) || !sema_float_ok(s, a->value->loc, "'noise'", v)) {
-				ok = false;
-			} else if (!(v >= 0)) {
-				nnc_error(s->src, a->value->loc, "'noise' must be non-negative");
-				ok = false;
-			} else {
-				d->noise = (float)v;
-			}
-		}
-		if ((a = sema_find_named(e, "seed")))
-			ok &= sema_arg_int(s, a, "'seed'", 0, &d->seed);
-		if ((a = sema_find_named(e, "classes")))
-			ok &= sema_arg_int_in(s, a, "'classes'", 2, 1000, &d->classes);
-		if ((a = sema_find_named(e, "count"))) {
-			/* the runtime's limit: the set is generated whole in memory */
-			ok &= sema_arg_int_in(s, a, "'count'", 1, 4294967296.0, &d->count);
-		} else if (!bits)
-			d->count = 1000;
 	}
+	if ((a = sema_find_named(e, "noise"))) {
+		if (!sema_arg_num(s, a, "'noise'", &v) || !sema_float_ok(s, a->value->loc, "'noise'", v)) {
+			*ok = false;
+		} else if (!(v >= 0)) {
+			nnc_error(s->src, a->value->loc, "'noise' must be non-negative");
+			*ok = false;
+		} else {
+			d->noise = (float)v;
+		}
+	}
+	if ((a = sema_find_named(e, "seed")))
+		*ok &= sema_arg_int(s, a, "'seed'", 0, &d->seed);
+	if ((a = sema_find_named(e, "classes")))
+		*ok &= sema_arg_int_in(s, a, "'classes'", 2, 1000, &d->classes);
+	if ((a = sema_find_named(e, "count"))) {
+		/* the runtime's limit: the set is generated whole in memory */
+		*ok &= sema_arg_int_in(s, a, "'count'", 1, 4294967296.0, &d->count);
+	} else if (!bits)
+		d->count = 1000;
+	return true;
+}
+
+/* The data sources, in the order sema_data_names lists them. */
+static const struct {
+	const char *name;
+	int kind; /* NNRT_DATA_* */
+	data_parser *parse;
+} data_sources[] = {
+	{"idx", NNRT_DATA_IDX, data_idx},           {"csv", NNRT_DATA_CSV, data_csv},
+	{"xor", NNRT_DATA_XOR, data_synth},         {"moons", NNRT_DATA_MOONS, data_synth},
+	{"circles", NNRT_DATA_CIRCLES, data_synth}, {"spiral", NNRT_DATA_SPIRAL, data_synth},
+	{"parity", NNRT_DATA_PARITY, data_synth},   {"majority", NNRT_DATA_MAJORITY, data_synth},
+};
+
+/* The options every data source takes: scale: S, shift: B (x -> x * S + B),
+ * limit: N (the first N samples).  Clears *ok on a mistake. */
+static void data_common(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
+{
+	const nnc_arg *a;
+	double v = 0;
 	if ((a = sema_find_named(e, "scale"))) {
 		if (sema_arg_num(s, a, "'scale'", &v) && sema_float_ok(s, a->value->loc, "'scale'", v)) {
 			d->scale = (float)v;
 			if (d->scale == 0) {
 				/* the runtime would read 0 as "not given" */
 				nnc_error(s->src, a->value->loc, "'scale' must not be 0: every feature would be 0");
-				ok = false;
+				*ok = false;
 			}
 		} else {
-			ok = false;
+			*ok = false;
 		}
 	}
 	if ((a = sema_find_named(e, "shift"))) {
 		if (sema_arg_num(s, a, "'shift'", &v) && sema_float_ok(s, a->value->loc, "'shift'", v))
 			d->shift = (float)v;
 		else
-			ok = false;
+			*ok = false;
 	}
 	if ((a = sema_find_named(e, "limit")))
-		ok &= sema_arg_int(s, a, "'limit'", 1, &d->count);
-	if (!ok)
-		return false;
+		*ok &= sema_arg_int(s, a, "'limit'", 1, &d->count);
+}
+
+/* The model cross-check of a CSV source: the columns chosen in the program,
+ * as many as the model reads?  The training binary refuses the data
+ * otherwise (--data keeps the column choice), but the file may not exist
+ * yet, so this is a warning.  Only for an error-free model, whose
+ * declarations can be trusted. */
+static void check_csv_columns(sema *s, const nnc_ast *e, const nnrt_data_spec *d)
+{
 	ir_graph *g = s->g;
-	/* CSV columns chosen in the program: as many as the model reads?  The
-	 * training binary refuses the data otherwise (--data keeps the column
-	 * choice), but the file may not exist yet, so this is a warning.  Only
-	 * for an error-free model, whose declarations can be trusted. */
-	if (d->kind == NNRT_DATA_CSV && nnc_diag_error_count() == s->errors0 && g->input >= 0 && g->label >= 0) {
-		const nnc_arg *xa = sema_find_named(e, "x"), *ya = sema_find_named(e, "y");
-		int nx = 1, ny = 1;
-		for (const char *c = d->cols_x; *c; c++)
-			nx += *c == ',';
-		for (const char *c = d->cols_y; *c; c++)
-			ny += *c == ',';
-		const ir_node *in = &g->nodes[g->input], *lb = &g->nodes[g->label];
-		int64_t want_y = g->label_kind == NNRT_LABEL_CLASS ? 1 : g->label_size;
-		if (nx != in->size) {
-			nnc_warning(s->src, xa->value->loc,
-				    "csv() reads %d feature column%s, but input '%s' has shape %s: %lld value%s per sample", nx,
-				    nx == 1 ? "" : "s", in->name, ir_shape_str(in), (long long)in->size,
-				    in->size == 1 ? "" : "s");
-			nnc_note(s->src, in->loc, "'%s' is declared here", in->name);
-			nnc_hint("the training program will refuse this data");
-		} else if (ny != want_y) {
-			if (g->label_kind == NNRT_LABEL_CLASS)
-				nnc_warning(s->src, ya->value->loc,
-					    "csv() reads %d label columns, but label '%s' is class(%lld): one column, the class "
-					    "index", ny, lb->name, (long long)g->label_size);
-			else
-				nnc_warning(s->src, ya->value->loc,
-					    "csv() reads %d label column%s, but label '%s' has shape %s: %lld value%s per sample",
-					    ny, ny == 1 ? "" : "s", lb->name, ir_shape_str(lb), (long long)want_y,
-					    want_y == 1 ? "" : "s");
-			nnc_note(s->src, lb->loc, "'%s' is declared here", lb->name);
-			nnc_hint("the training program will refuse this data");
-		}
+	if (nnc_diag_error_count() != s->errors0 || g->input < 0 || g->label < 0)
+		return;
+	const nnc_arg *xa = sema_find_named(e, "x"), *ya = sema_find_named(e, "y");
+	int nx = 1, ny = 1;
+	for (const char *c = d->cols_x; *c; c++)
+		nx += *c == ',';
+	for (const char *c = d->cols_y; *c; c++)
+		ny += *c == ',';
+	const ir_node *in = &g->nodes[g->input], *lb = &g->nodes[g->label];
+	int64_t want_y = g->label_kind == NNRT_LABEL_CLASS ? 1 : g->label_size;
+	if (nx != in->size) {
+		nnc_warning(s->src, xa->value->loc,
+			    "csv() reads %d feature column%s, but input '%s' has shape %s: %lld value%s per sample", nx,
+			    nx == 1 ? "" : "s", in->name, ir_shape_str(in), (long long)in->size,
+			    in->size == 1 ? "" : "s");
+		nnc_note(s->src, in->loc, "'%s' is declared here", in->name);
+		nnc_hint("the training program will refuse this data");
+	} else if (ny != want_y) {
+		if (g->label_kind == NNRT_LABEL_CLASS)
+			nnc_warning(s->src, ya->value->loc,
+				    "csv() reads %d label columns, but label '%s' is class(%lld): one column, the class "
+				    "index", ny, lb->name, (long long)g->label_size);
+		else
+			nnc_warning(s->src, ya->value->loc,
+				    "csv() reads %d label column%s, but label '%s' has shape %s: %lld value%s per sample",
+				    ny, ny == 1 ? "" : "s", lb->name, ir_shape_str(lb), (long long)want_y,
+				    want_y == 1 ? "" : "s");
+		nnc_note(s->src, lb->loc, "'%s' is declared here", lb->name);
+		nnc_hint("the training program will refuse this data");
 	}
-	/* synthetic sets have a known sample shape: check it against the model */
+}
+
+/* The model cross-check of a synthetic source, whose sample shape and
+ * classes are known: an error when the model's input or label disagree. */
+static bool check_synth_shape(sema *s, const nnc_ast *e, const nnrt_data_spec *d)
+{
+	ir_graph *g = s->g;
+	const char *f = e->str;
 	int64_t nf = synth_features(d);
 	if (nf && g->input >= 0 && g->nodes[g->input].size != nf) {
 		nnc_error(s->src, e->loc, "%s() gives %lld features per sample, but input '%s' has shape %s", f,
@@ -343,6 +366,46 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 	return true;
 }
 
+/* data: SOURCE / test: SOURCE in the train block, SOURCE one of the calls
+ * above; d is filled and checked against the model. */
+static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
+{
+	const nnc_ast *e = setting->value;
+	if (e->kind != AST_CALL) {
+		nnc_error(s->src, e->loc, "'%s' must be a data source such as idx(\"images\", \"labels\") or moons(count: 1000)",
+			  setting->name);
+		return false;
+	}
+	memset(d, 0, sizeof *d);
+	d->scale = 1;
+	const char *f = e->str;
+	data_parser *parse = NULL;
+	for (size_t i = 0; i < sizeof data_sources / sizeof data_sources[0]; i++)
+		if (!strcmp(f, data_sources[i].name)) {
+			d->kind = data_sources[i].kind;
+			parse = data_sources[i].parse;
+		}
+	if (!parse) {
+		nnc_error(s->src, e->callee_loc, "unknown data source '%s'", f);
+		const char *best = nnc_suggest(f, sema_data_names);
+		if (best)
+			nnc_hint("did you mean '%s'?", best);
+		else
+			nnc_hint("data sources are: %s", sema_join_choices(sema_data_names));
+		return false;
+	}
+	bool ok = true;
+	if (!parse(s, e, d, &ok))
+		return false;
+	data_common(s, e, d, &ok);
+	if (!ok)
+		return false;
+	if (d->kind == NNRT_DATA_CSV)
+		check_csv_columns(s, e, d);
+	return check_synth_shape(s, e, d);
+}
+
+/* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1 } */
 void sema_stmt_train(sema *s, const nnc_stmt *st)
 {
 	ir_graph *g = s->g;
