@@ -621,11 +621,13 @@ static void warn_unused(sema *s)
 /* program: statements, one a line, in any order (a name before its uses):
  *   model NAME | input ... | label ... | NAME = expr | output expr
  *   | loss ... | optimizer ... | train { ... } */
-ir_graph *nnc_sema(const nnc_program *prog)
+ir_graph *nnc_sema(const nnc_program *prog, nnc_train_config *cfg)
 {
 	sema S = {0}, *s = &S;
 	s->src = prog->src;
 	s->g = ir_new(prog->src);
+	*cfg = (nnc_train_config){.batch = 32, .epochs = 1, .seed = 1};
+	s->cfg = cfg;
 	ir_graph *g = s->g;
 	int errors0 = nnc_diag_error_count();
 	s->errors0 = errors0;
@@ -723,8 +725,9 @@ ir_graph *nnc_sema(const nnc_program *prog)
 			    "the loss depends on no parameter, so training will not change the model");
 	warn_unused(s);
 	nnc_default_inits(g);
+	g->batch = cfg->batch;
 	g->bpad = (g->batch + 15) / 16 * 16;
-	g->fingerprint = ir_fingerprint(g);
+	g->fingerprint = ir_fingerprint(g, cfg->opt.kind);
 	g->n_eval = g->n;
 	return g;
 }

@@ -36,6 +36,7 @@ typedef struct binding {
 
 typedef struct sema {
 	ir_graph *g;
+	nnc_train_config *cfg; /* what the optimizer and the train block set */
 	const nnc_source *src;
 	binding *names;
 	int nnames, cap;

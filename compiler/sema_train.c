@@ -21,7 +21,7 @@ static const char *const adam_opts[] = {"lr", "beta1", "beta2", "eps", NULL};
  * optimizer adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8) */
 void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 {
-	ir_optimizer *o = &s->g->opt;
+	ir_optimizer *o = &s->cfg->opt;
 	const nnc_ast *e = st->expr;
 	if (s->opt_stmt) {
 		nnc_error(s->src, st->loc, "the optimizer is already defined");
@@ -408,7 +408,7 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 /* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1 } */
 void sema_stmt_train(sema *s, const nnc_stmt *st)
 {
-	ir_graph *g = s->g;
+	nnc_train_config *cfg = s->cfg;
 	if (s->train_stmt) {
 		nnc_error(s->src, st->loc, "the train block is already defined");
 		nnc_note(s->src, s->train_stmt->loc, "first defined here");
@@ -440,16 +440,16 @@ void sema_stmt_train(sema *s, const nnc_stmt *st)
 		if (dup)
 			continue;
 		if (!strcmp(a->name, "data"))
-			data_source(s, a, &g->train);
+			data_source(s, a, &cfg->train);
 		else if (!strcmp(a->name, "test"))
-			data_source(s, a, &g->test);
+			data_source(s, a, &cfg->test);
 		else if (!strcmp(a->name, "batch")) {
-			if (sema_arg_int(s, a, "the batch size", 1, &g->batch) && g->batch > 65536)
+			if (sema_arg_int(s, a, "the batch size", 1, &cfg->batch) && cfg->batch > 65536)
 				nnc_error(s->src, a->value->loc, "the batch size must be at most 65536");
 		} else if (!strcmp(a->name, "epochs"))
-			sema_arg_int(s, a, "the number of epochs", 1, &g->epochs);
+			sema_arg_int(s, a, "the number of epochs", 1, &cfg->epochs);
 		else if (!strcmp(a->name, "seed"))
-			sema_arg_int(s, a, "the seed", 0, &g->seed);
+			sema_arg_int(s, a, "the seed", 0, &cfg->seed);
 	}
 	bool has_data = false;
 	for (int i = 0; i < st->nsettings; i++)

@@ -956,11 +956,12 @@ Test(ir, golden_after_fusion)
 	nnc_diag_reset();
 	nnc_diag_capture(&diags);
 	nnc_program *prog = nnc_parse(make_source(tiny_src));
-	ir_graph *g = prog ? nnc_sema(prog) : NULL;
+	nnc_train_config cfg;
+	ir_graph *g = prog ? nnc_sema(prog, &cfg) : NULL;
 	nnc_diag_capture(NULL);
 	cr_assert(g, "%s", diags.data ? diags.data : "");
 	nnc_buf_free(&diags);
-	nnc_autodiff(g);
+	nnc_autodiff(g, &cfg.opt);
 	nnc_add_inference_tail(g);
 	nnc_fuse(g);
 	nnc_buf b = {0};
@@ -1227,7 +1228,8 @@ Test(diagnostics, exact_text)
 		nnc_diag_capture(&b);
 		nnc_program *prog = nnc_parse(make_source(dc->src));
 		cr_assert(prog, "%s: syntax error:\n%s", dc->name, b.data ? b.data : "");
-		ir_graph *g = nnc_sema(prog);
+		nnc_train_config cfg;
+		ir_graph *g = nnc_sema(prog, &cfg);
 		nnc_diag_capture(NULL);
 		const char *text = b.data ? b.data : "";
 		char first[512] = "";
@@ -1253,7 +1255,8 @@ Test(diagnostics, caret_under_the_span)
 	nnc_diag_capture(&b);
 	nnc_program *prog = nnc_parse(make_source(src));
 	cr_assert(prog);
-	cr_assert(!nnc_sema(prog));
+	nnc_train_config cfg;
+	cr_assert(!nnc_sema(prog, &cfg));
 	nnc_diag_capture(NULL);
 	cr_assert_str_eq(b.data,
 			 SRC_PATH ":6:5: error: 'add' needs operands of the same shape, but got [n, 5] and [n, 3]\n"
