@@ -169,33 +169,6 @@ char *ir_dims_str(bool batched, int rank, const int64_t *dims)
 
 char *ir_shape_str(const ir_node *n) { return ir_dims_str(n->batched, n->rank, n->dims); }
 
-void ir_replace_uses(ir_graph *g, int from, int to, int start)
-{
-	for (int i = start; i < g->n; i++) {
-		ir_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		for (int k = 0; k < n->nin; k++)
-			if (n->in[k] == from)
-				n->in[k] = to;
-	}
-	if (g->output == from)
-		g->output = to;
-}
-
-int ir_use_count(ir_graph *g, int id, int start, int end)
-{
-	int c = 0;
-	for (int i = start; i < end && i < g->n; i++) {
-		ir_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		for (int k = 0; k < n->nin; k++)
-			c += n->in[k] == id;
-	}
-	return c;
-}
-
 static const char *storage_name(ir_storage s)
 {
 	switch (s) {

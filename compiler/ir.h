@@ -194,7 +194,6 @@ typedef struct ir_graph {
 /* ---- graph building (ir.c) ---- */
 ir_graph *ir_new(const nnc_source *src);
 int ir_add(ir_graph *g, ir_op op, int nin, const int *in);
-static inline ir_node *ir_at(ir_graph *g, int id) { return &g->nodes[id]; }
 const char *ir_op_name(ir_op op);
 int ir_op_arity(ir_op op);
 void ir_set_shape(ir_node *n, bool batched, int rank, const int64_t *dims);
@@ -203,9 +202,6 @@ char *ir_shape_str(const ir_node *n); /* "[n, 128]" or "[784, 128]" */
 char *ir_dims_str(bool batched, int rank, const int64_t *dims); /* the same from its parts */
 /* Runs the op's shape rule; reports a user error and returns false on mismatch. */
 bool ir_infer_shape(ir_graph *g, int id);
-/* Replaces every use of node `from` by `to` among nodes [start, g->n). */
-void ir_replace_uses(ir_graph *g, int from, int to, int start);
-int ir_use_count(ir_graph *g, int id, int start, int end);
 void ir_dump(ir_graph *g, nnc_buf *out);
 void ir_dump_dot(ir_graph *g, nnc_buf *out);
 /* FLOPs per sample of one node (multiply-adds count 2). */

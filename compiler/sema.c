@@ -24,8 +24,6 @@ const char *const sema_builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpoo
 const char *const sema_loss_names[] = {"softmax_cross_entropy", "mse", "binary_cross_entropy", NULL};
 const char *const sema_opt_names[] = {"sgd", "adam", NULL};
 const char *const sema_data_names[] = {"idx", "csv", "xor", "moons", "circles", "spiral", "parity", "majority", NULL};
-const char *const sema_init_names[] = {"glorot", "xavier", "he", "lecun", "zeros", "normal", "uniform", "constant", NULL};
-const char *const sema_train_keys[] = {"data", "test", "batch", "epochs", "seed", NULL};
 
 /* ---- names ---- */
 
@@ -146,12 +144,6 @@ static const char *kind_name(val_kind k)
 	}
 	return "?";
 }
-
-/* A named or positional argument lookup for calls. */
-typedef struct callargs {
-	const nnc_ast *call;
-	bool *seen;
-} callargs;
 
 const nnc_arg *sema_find_named(const nnc_ast *call, const char *name)
 {

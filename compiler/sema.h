@@ -62,8 +62,6 @@ extern const char *const sema_builtin_layers[];
 extern const char *const sema_loss_names[];
 extern const char *const sema_opt_names[];
 extern const char *const sema_data_names[];
-extern const char *const sema_init_names[];
-extern const char *const sema_train_keys[];
 
 /* ---- names and values (sema.c) ---- */
 static inline val sema_verr(nnc_loc loc) { return (val){.kind = V_ERROR, .loc = loc}; }

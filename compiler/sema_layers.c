@@ -10,6 +10,8 @@
 
 /* ---- layers ---- */
 
+static const char *const init_names[] = {"glorot", "xavier", "he", "lecun", "zeros", "normal", "uniform", "constant", NULL};
+
 /* init: glorot | he | lecun | zeros | normal(std) | uniform(bound) | constant(v) */
 static bool parse_init(sema *s, const nnc_arg *a, int *init, double *arg)
 {
@@ -46,11 +48,11 @@ static bool parse_init(sema *s, const nnc_arg *a, int *init, double *arg)
 		return true;
 	}
 	nnc_error(s->src, e->loc, "unknown initialiser '%s'", name);
-	const char *best = nnc_suggest(name, sema_init_names);
+	const char *best = nnc_suggest(name, init_names);
 	if (best)
 		nnc_hint("did you mean '%s'?", best);
 	else
-		nnc_hint("initialisers are: %s", sema_join_choices(sema_init_names));
+		nnc_hint("initialisers are: %s", sema_join_choices(init_names));
 	return false;
 }
 

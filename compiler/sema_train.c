@@ -405,6 +405,8 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 	return check_synth_shape(s, e, d);
 }
 
+static const char *const train_keys[] = {"data", "test", "batch", "epochs", "seed", NULL};
+
 /* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1 } */
 void sema_stmt_train(sema *s, const nnc_stmt *st)
 {
@@ -418,15 +420,15 @@ void sema_stmt_train(sema *s, const nnc_stmt *st)
 	for (int i = 0; i < st->nsettings; i++) {
 		const nnc_arg *a = &st->settings[i];
 		bool known = false;
-		for (int k = 0; sema_train_keys[k]; k++)
-			known |= !strcmp(sema_train_keys[k], a->name);
+		for (int k = 0; train_keys[k]; k++)
+			known |= !strcmp(train_keys[k], a->name);
 		if (!known) {
 			nnc_error(s->src, a->name_loc, "unknown train setting '%s'", a->name);
-			const char *best = nnc_suggest(a->name, sema_train_keys);
+			const char *best = nnc_suggest(a->name, train_keys);
 			if (best)
 				nnc_hint("did you mean '%s'?", best);
 			else
-				nnc_hint("train settings are: %s", sema_join_choices(sema_train_keys));
+				nnc_hint("train settings are: %s", sema_join_choices(train_keys));
 			continue;
 		}
 		bool dup = false;
