@@ -8,8 +8,10 @@
  * parameter, its gradient, a loss) has exactly `dims`.
  *
  * The pipeline, one pass per file (see compiler/main.c):
- *   sema.c      AST -> forward graph (shape inference, checks)
+ *   sema*.c     AST -> forward graph (shape inference, checks), and beside it
+ *               the training configuration (nnc_train_config)
  *   autodiff.c  appends the reverse-mode backward graph and the optimizer update
+ *   pass_infer.c appends the inference tail
  *   fuse.c      folds bias+activation into dense, activation derivatives into
  *               the backward matmul epilogues; removes dead nodes
  *   plan.c      assigns every tensor a place (param/grad/workspace offsets),
