@@ -16,14 +16,7 @@
 
 #include "sema.h"
 
-const char *const sema_builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
-#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) name,
-#include "acts.def"
-#undef ACT
-					     "softmax", NULL};
 const char *const sema_loss_names[] = {"softmax_cross_entropy", "mse", "binary_cross_entropy", NULL};
-const char *const sema_opt_names[] = {"sgd", "adam", NULL};
-const char *const sema_data_names[] = {"idx", "csv", "xor", "moons", "circles", "spiral", "parity", "majority", NULL};
 
 /* ---- names ---- */
 

@@ -441,6 +441,13 @@ static val eval_flatten(sema *s, const nnc_ast *call, ir_op op)
 	return x;
 }
 
+/* Every layer name (the table below and acts.def), for suggestions. */
+const char *const sema_builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) name,
+#include "acts.def"
+#undef ACT
+					     "softmax", NULL};
+
 /* A layer builder checks one call of its layer and appends its nodes; op is
  * its table row's (the one builder of several layers tells them apart by it). */
 typedef val layer_builder(sema *s, const nnc_ast *call, ir_op op);
@@ -459,6 +466,8 @@ static const struct {
 	{"flatten", eval_flatten, IR_NUM_OPS},
 	{"softmax", eval_unary_layer, IR_SOFTMAX},
 };
+_Static_assert(sizeof layers / sizeof layers[0] + IR_NUM_ACTS == sizeof sema_builtin_layers / sizeof sema_builtin_layers[0],
+	       "every layer of the table is in sema_builtin_layers");
 
 /* NAME(args) | x |> NAME(args) | x |> NAME: a layer, an activation, or a
  * misplaced loss, optimizer or data source (reported as such). */

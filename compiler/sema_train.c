@@ -14,6 +14,8 @@
 
 #include "sema.h"
 
+const char *const sema_opt_names[] = {"sgd", "adam", NULL};
+
 static const char *const sgd_opts[] = {"lr", "momentum", NULL};
 static const char *const adam_opts[] = {"lr", "beta1", "beta2", "eps", NULL};
 
@@ -269,6 +271,11 @@ static const struct {
 	{"circles", NNRT_DATA_CIRCLES, data_synth}, {"spiral", NNRT_DATA_SPIRAL, data_synth},
 	{"parity", NNRT_DATA_PARITY, data_synth},   {"majority", NNRT_DATA_MAJORITY, data_synth},
 };
+
+/* The names of data_sources, for suggestions. */
+const char *const sema_data_names[] = {"idx", "csv", "xor", "moons", "circles", "spiral", "parity", "majority", NULL};
+_Static_assert(sizeof data_sources / sizeof data_sources[0] + 1 == sizeof sema_data_names / sizeof sema_data_names[0],
+	       "every data source is in sema_data_names");
 
 /* The options every data source takes: scale: S, shift: B (x -> x * S + B),
  * limit: N (the first N samples).  Clears *ok on a mistake. */
