@@ -8,6 +8,10 @@
  * are reported and checking continues with the next statement, so one run
  * shows every independent mistake; a statement whose value could not be
  * built binds its name to an error marker that silences follow-on errors.
+ *
+ * This file holds names, values and statements and the driver; the layer
+ * builders, the training configuration and the passes sema runs are in the
+ * files sema.h lists.
  */
 #include <float.h>
 #include <math.h>
