@@ -216,7 +216,7 @@ static grad_fn *const grad_rules[IR_NUM_OPS] = {
 #undef OP
 };
 
-void nnc_autodiff(ir_graph *g)
+void nnc_autodiff(ir_graph *g, const ir_optimizer *opt)
 {
 	int n0 = g->n;
 	ad_ctx A = {g, nnc_alloc(sizeof(int) * (size_t)n0 * 4 + 64), nnc_alloc(sizeof(bool) * (size_t)n0 + 1)};
@@ -247,10 +247,15 @@ void nnc_autodiff(ir_graph *g)
 		n->offset = g->params[p].offset;
 		n->param = p;
 	}
-	ir_op upd = g->opt.kind == NNRT_OPT_ADAM ? IR_ADAM_UPDATE : IR_SGD_UPDATE;
-	int u = ir_add(g, upd, 0, NULL);
+	/* the update carries the optimizer's constants (baked into its code);
+	 * the learning rate is a run-time hyper-parameter */
+	bool adam = opt->kind == NNRT_OPT_ADAM;
+	int u = ir_add(g, adam ? IR_ADAM_UPDATE : IR_SGD_UPDATE, 0, NULL);
 	NNC_ASSERT(ir_infer_shape(g, u));
-	g->opt_floats = g->opt.kind == NNRT_OPT_ADAM ? 2 * g->param_floats
-			: g->opt.momentum != 0      ? g->param_floats
-						    : 0;
+	double *fa = g->nodes[u].fa;
+	if (adam)
+		fa[0] = opt->beta1, fa[1] = opt->beta2, fa[2] = opt->eps;
+	else
+		fa[0] = opt->momentum;
+	g->opt_floats = adam ? 2 * g->param_floats : opt->momentum != 0 ? g->param_floats : 0;
 }

@@ -25,10 +25,11 @@ typedef struct cg_options {
 	const nnc_target *target; /* --cpu, --target-features; NULL: this host */
 } cg_options;
 
-/* The planned graph g (and opt->small) as a new module in ctx, with the
+/* The planned graph g (and opt->small) as a new module in ctx, with cfg in
+ * its model descriptor and the
  * target triple and data layout of opt->target (target.c); the caller
  * disposes of it. */
-LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx);
+LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_options *opt, LLVMContextRef ctx);
 
 typedef enum { EMIT_OBJ, EMIT_ASM, EMIT_LL } emit_kind;
 /* The LLVM pass pipeline nnc_emit runs at -O<opt_level>. */

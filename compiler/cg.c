@@ -447,7 +447,7 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 	return gv;
 }
 
-static void emit_model(cg_ctx *c, const cg_options *opt, const char *prefix, LLVMValueRef train,
+static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options *opt, const char *prefix, LLVMValueRef train,
 		       LLVMValueRef eval, LLVMValueRef infer, LLVMValueRef ops, int n_ops)
 {
 	ir_graph *g = c->g;
@@ -469,23 +469,23 @@ static void emit_model(cg_ctx *c, const cg_options *opt, const char *prefix, LLV
 	v[CG_MODEL_output_size] = ci64(c, out_size);
 	v[CG_MODEL_batch] = ci64(c, g->batch);
 	v[CG_MODEL_loss] = ci32(c, g->loss_kind);
-	v[CG_MODEL_optimizer] = ci32(c, g->opt.kind);
+	v[CG_MODEL_optimizer] = ci32(c, cfg->opt.kind);
 	v[CG_MODEL_n_params] = ci32(c, g->nparams);
 	v[CG_MODEL_pad_] = ci32(c, 0);
 	v[CG_MODEL_params] = param_table(c, prefix);
 	v[CG_MODEL_param_floats] = ci64(c, g->param_floats);
 	v[CG_MODEL_opt_floats] = ci64(c, g->opt_floats);
 	v[CG_MODEL_ws_floats] = ci64(c, g->ws_floats);
-	v[CG_MODEL_lr] = cg_f32(c, g->opt.lr);
-	v[CG_MODEL_momentum] = cg_f32(c, g->opt.momentum);
-	v[CG_MODEL_beta1] = cg_f32(c, g->opt.beta1);
-	v[CG_MODEL_beta2] = cg_f32(c, g->opt.beta2);
-	v[CG_MODEL_eps] = cg_f32(c, g->opt.eps);
+	v[CG_MODEL_lr] = cg_f32(c, cfg->opt.lr);
+	v[CG_MODEL_momentum] = cg_f32(c, cfg->opt.momentum);
+	v[CG_MODEL_beta1] = cg_f32(c, cfg->opt.beta1);
+	v[CG_MODEL_beta2] = cg_f32(c, cfg->opt.beta2);
+	v[CG_MODEL_eps] = cg_f32(c, cfg->opt.eps);
 	v[CG_MODEL_pad2_] = cg_f32(c, 0);
-	v[CG_MODEL_epochs] = ci64(c, g->epochs);
-	v[CG_MODEL_seed] = ci64(c, g->seed);
-	v[CG_MODEL_train] = data_spec(c, &g->train);
-	v[CG_MODEL_test] = data_spec(c, &g->test);
+	v[CG_MODEL_epochs] = ci64(c, cfg->epochs);
+	v[CG_MODEL_seed] = ci64(c, cfg->seed);
+	v[CG_MODEL_train] = data_spec(c, &cfg->train);
+	v[CG_MODEL_test] = data_spec(c, &cfg->test);
 	v[CG_MODEL_train_step] = train ? train : LLVMConstNull(c->ptr);
 	v[CG_MODEL_eval_step] = eval ? eval : LLVMConstNull(c->ptr);
 	v[CG_MODEL_infer] = infer ? infer : LLVMConstNull(c->ptr);
@@ -522,7 +522,7 @@ static int collect_ancestors(ir_graph *g, int root, int *ids)
 	return n;
 }
 
-LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
+LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_options *opt, LLVMContextRef ctx)
 {
 	cg_ctx proto = {0};
 	cg_build_init(&proto, ctx, LLVMModuleCreateWithNameInContext(g->model_name, ctx));
@@ -588,7 +588,7 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 		n = collect_ancestors(g, g->output, ids);
 		infer = emit_infer(u, few, nnc_sprintf("%s_infer", prefix), ids, n);
 	}
-	emit_model(c, opt, prefix, train, eval, infer, ops, n_ops);
+	emit_model(c, cfg, opt, prefix, train, eval, infer, ops, n_ops);
 	LLVMDisposeBuilder(c->B);
 	return c->M;
 }

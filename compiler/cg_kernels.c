@@ -739,21 +739,21 @@ void lower_update(cg_ctx *c, ir_node *n)
 			LLVMValueRef step = gv;
 			if (O) {
 				LLVMValueRef vp = cg_gep(c, O, i.i);
-				step = cg_fma(c, cg_vf32(c, g->opt.momentum), cg_vload(c, vp, NULL), gv);
+				step = cg_fma(c, cg_vf32(c, n->fa[0]), cg_vload(c, vp, NULL), gv);
 				cg_vstore(c, step, vp, NULL);
 			}
 			cg_vstore(c, LLVMBuildFSub(c->B, pv, fmul(c, lr, step), ""), pp, NULL);
 		} else {
 			LLVMValueRef mp = cg_gep(c, O, i.i);
 			LLVMValueRef vp = cg_gep(c, O, LLVMBuildAdd(c->B, i.i, cg_i64(c, g->param_floats), ""));
-			double b1 = g->opt.beta1, b2 = g->opt.beta2;
+			double b1 = n->fa[0], b2 = n->fa[1];
 			LLVMValueRef m = cg_fma(c, cg_vf32(c, b1), cg_vload(c, mp, NULL), fmul(c, cg_vf32(c, 1 - b1), gv));
 			LLVMValueRef v = cg_fma(c, cg_vf32(c, b2), cg_vload(c, vp, NULL), fmul(c, cg_vf32(c, 1 - b2), fmul(c, gv, gv)));
 			cg_vstore(c, m, mp, NULL);
 			cg_vstore(c, v, vp, NULL);
 			LLVMTypeRef t = c->v16;
 			LLVMValueRef vc = fmul(c, v, c2);
-			LLVMValueRef den = fadd(c, cg_call_intr(c, "llvm.sqrt", &t, 1, &vc, 1), cg_vf32(c, g->opt.eps));
+			LLVMValueRef den = fadd(c, cg_call_intr(c, "llvm.sqrt", &t, 1, &vc, 1), cg_vf32(c, n->fa[2]));
 			cg_vstore(c, fsub(c, pv, fdiv(c, fmul(c, lr, fmul(c, m, c1)), den)), pp, NULL);
 		}
 	}

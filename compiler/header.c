@@ -132,8 +132,8 @@ static const char *kib(uint64_t bytes)
 }
 
 /* The comment block: everything a user needs before reading any code. */
-static void doc_block(ir_graph *g, const char *P, const char *U, bool train, const char *object, uint64_t mem,
-		      int64_t count, nnc_buf *o)
+static void doc_block(ir_graph *g, const nnc_train_config *cfg, const char *P, const char *U, bool train,
+		      const char *object, uint64_t mem, int64_t count, nnc_buf *o)
 {
 	ir_node *in = &g->nodes[g->input];
 	ir_node *out = &g->nodes[g->output];
@@ -153,7 +153,7 @@ static void doc_block(ir_graph *g, const char *P, const char *U, bool train, con
 	nnc_buf_printf(o, " *   output     %s: f32[%lld] per sample (%s_OUTPUT_SIZE)\n", output_str(g),
 		       (long long)out->size, U);
 	nnc_buf_printf(o, " *   loss       %s\n", loss_name(g->loss_kind));
-	nnc_buf_printf(o, " *   optimizer  %s\n", optimizer_str(&g->opt));
+	nnc_buf_printf(o, " *   optimizer  %s\n", optimizer_str(&cfg->opt));
 	nnc_buf_printf(o, " *   parameters %lld learnable floats in %d tensors (%s_PARAM_COUNT):\n", (long long)count,
 		       g->nparams, U);
 	for (int i = 0; i < g->nparams; i++) {
@@ -217,7 +217,8 @@ static void doc_block(ir_graph *g, const char *P, const char *U, bool train, con
 }
 
 /* Macros for shapes and sizes. */
-static void constants(ir_graph *g, const char *P, const char *U, bool train, uint64_t mem, int64_t count, nnc_buf *o)
+static void constants(ir_graph *g, const nnc_train_config *cfg, const char *P, const char *U, bool train, uint64_t mem,
+		      int64_t count, nnc_buf *o)
 {
 	ir_node *in = &g->nodes[g->input];
 	nnc_buf_printf(o, "/* Shapes and sizes (counts of floats unless said otherwise). */\n");
@@ -242,9 +243,9 @@ static void constants(ir_graph *g, const char *P, const char *U, bool train, uin
 	nnc_buf_printf(o, "#define %s_MEMORY_ALIGN %d /* bytes: alignment of %s_new_in() memory */\n", U,
 		       NNRT_INSTANCE_ALIGN, P);
 	nnc_buf_printf(o, "#define %s_TRAINING %d /* 1: training compiled in */\n", U, train ? 1 : 0);
-	double scale = g->train.scale != 0 ? g->train.scale : 1.0;
+	double scale = cfg->train.scale != 0 ? cfg->train.scale : 1.0;
 	nnc_buf_printf(o, "#define %s_DATA_SCALE %s\n", U, float_lit(scale));
-	nnc_buf_printf(o, "#define %s_DATA_SHIFT %s\n", U, float_lit(g->train.shift));
+	nnc_buf_printf(o, "#define %s_DATA_SHIFT %s\n", U, float_lit(cfg->train.shift));
 	nnc_buf_printf(o, "\n/* Parameter tensors: index (for _get_param/_set_param) and size. */\n");
 	for (int i = 0; i < g->nparams; i++) {
 		ir_param *p = &g->params[i];
@@ -517,7 +518,7 @@ bool nnc_check_names(const nnc_program *prog, const ir_graph *g, const char *pre
 	return ok;
 }
 
-void nnc_header(ir_graph *g, const char *prefix, bool inference_only, const char *object, nnc_buf *out)
+void nnc_header(ir_graph *g, const nnc_train_config *cfg, const char *prefix, bool inference_only, const char *object, nnc_buf *out)
 {
 	bool train = !inference_only;
 	const char *U = upper(prefix);
@@ -525,11 +526,11 @@ void nnc_header(ir_graph *g, const char *prefix, bool inference_only, const char
 	int64_t count = 0;
 	for (int i = 0; i < g->nparams; i++)
 		count += g->params[i].size;
-	doc_block(g, prefix, U, train, object, mem, count, out);
+	doc_block(g, cfg, prefix, U, train, object, mem, count, out);
 	nnc_buf_printf(out, "#ifndef NNC_MODEL_%s_H\n#define NNC_MODEL_%s_H\n\n", U, U);
 	nnc_buf_printf(out, "#include <stddef.h>\n#include <stdint.h>\n\n#include <nnrt.h>\n\n");
 	nnc_buf_printf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
-	constants(g, prefix, U, train, mem, count, out);
+	constants(g, cfg, prefix, U, train, mem, count, out);
 	nnc_buf_puts(out, "\n");
 	wrappers(g, prefix, U, train, out);
 	nnc_buf_printf(out, "\n#ifdef __cplusplus\n}\n#endif\n#endif\n");

@@ -11,7 +11,8 @@
 /* Appends the header of the planned graph g to out.  `prefix` is the symbol
  * prefix the object was compiled with, `object` the object file's name (for
  * the build line in the comment). */
-void nnc_header(ir_graph *g, const char *prefix, bool inference_only, const char *object, nnc_buf *out);
+void nnc_header(ir_graph *g, const nnc_train_config *cfg, const char *prefix, bool inference_only, const char *object,
+		nnc_buf *out);
 
 /* Checks, for every build, the names that become C identifiers or
  * checkpoint entries: the model name may not be in the runtime's namespace

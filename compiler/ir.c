@@ -78,9 +78,6 @@ ir_graph *ir_new(const nnc_source *src)
 	ir_graph *g = nnc_alloc(sizeof *g);
 	g->src = src;
 	g->input = g->label = g->loss = g->output = g->infer_out = -1;
-	g->batch = 32;
-	g->epochs = 1;
-	g->seed = 1;
 	return g;
 }
 
@@ -171,33 +168,6 @@ char *ir_dims_str(bool batched, int rank, const int64_t *dims)
 }
 
 char *ir_shape_str(const ir_node *n) { return ir_dims_str(n->batched, n->rank, n->dims); }
-
-void ir_replace_uses(ir_graph *g, int from, int to, int start)
-{
-	for (int i = start; i < g->n; i++) {
-		ir_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		for (int k = 0; k < n->nin; k++)
-			if (n->in[k] == from)
-				n->in[k] = to;
-	}
-	if (g->output == from)
-		g->output = to;
-}
-
-int ir_use_count(ir_graph *g, int id, int start, int end)
-{
-	int c = 0;
-	for (int i = start; i < end && i < g->n; i++) {
-		ir_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		for (int k = 0; k < n->nin; k++)
-			c += n->in[k] == id;
-	}
-	return c;
-}
 
 static const char *storage_name(ir_storage s)
 {
@@ -349,7 +319,10 @@ void ir_stats(ir_graph *g, nnc_buf *out)
 		else
 			bf += ir_node_flops(g, n);
 	}
-	int64_t upd = g->param_floats * (g->opt.kind == NNRT_OPT_ADAM ? 10 : 4);
+	bool adam = false; /* the update's op, dead or not (--inference-only) */
+	for (int i = g->n_eval; i < g->n_train; i++)
+		adam |= g->nodes[i].op == IR_ADAM_UPDATE;
+	int64_t upd = g->param_floats * (adam ? 10 : 4);
 	int64_t count = 0;
 	for (int i = 0; i < g->nparams; i++)
 		count += g->params[i].size;
@@ -385,7 +358,7 @@ static int fingerprint_code(ir_op op)
 	return -1;
 }
 
-uint64_t ir_fingerprint(ir_graph *g)
+uint64_t ir_fingerprint(ir_graph *g, int opt_kind)
 {
 	uint64_t h = NNC_HASH_INIT;
 	h = nnc_hash(h, g->model_name, strlen(g->model_name));
@@ -395,7 +368,7 @@ uint64_t ir_fingerprint(ir_graph *g)
 		h = nnc_hash(h, &p->rank, sizeof p->rank);
 		h = nnc_hash(h, p->dims, sizeof(int64_t) * (size_t)p->rank);
 	}
-	h = nnc_hash(h, &g->opt.kind, sizeof g->opt.kind);
+	h = nnc_hash(h, &opt_kind, sizeof opt_kind);
 	for (int i = 0; i < g->n_eval; i++) {
 		ir_node *n = &g->nodes[i];
 		int op = fingerprint_code(n->op);

@@ -8,8 +8,10 @@
  * parameter, its gradient, a loss) has exactly `dims`.
  *
  * The pipeline, one pass per file (see compiler/main.c):
- *   sema.c      AST -> forward graph (shape inference, checks)
+ *   sema*.c     AST -> forward graph (shape inference, checks), and beside it
+ *               the training configuration (nnc_train_config)
  *   autodiff.c  appends the reverse-mode backward graph and the optimizer update
+ *   pass_infer.c appends the inference tail
  *   fuse.c      folds bias+activation into dense, activation derivatives into
  *               the backward matmul epilogues; removes dead nodes
  *   plan.c      assigns every tensor a place (param/grad/workspace offsets),
@@ -109,7 +111,8 @@ typedef struct ir_node {
 	ir_act dact;           /* DENSE_BWD_X etc.: multiply by act'(v), v (x or y,
 				* acts.def's `from`) the last operand */
 	int64_t ia[12];        /* op-specific integers (see each op in ops.def) */
-	double fa[4];          /* op-specific reals (AFFINE: a, b); fa[IR_FA_ACT]: the
+	double fa[4];          /* op-specific reals (AFFINE: a, b; SGD_UPDATE: momentum;
+				* ADAM_UPDATE: beta1, beta2, eps); fa[IR_FA_ACT]: the
 				* option of the node's activation (an activation op,
 				* its derivative, or act/dact) */
 	int param;             /* PARAM: index in graph params; DENSE_BWD_W/BIAS_GRAD: param it writes */
@@ -139,6 +142,16 @@ typedef struct ir_optimizer {
 	double lr, momentum, beta1, beta2, eps;
 } ir_optimizer;
 
+/* The training configuration (the optimizer statement and the train block),
+ * produced by sema beside the graph, not in it: the passes and the back end
+ * that need it take it explicitly (autodiff the optimizer, nnc_lower the
+ * model descriptor, nnc_header the data scaling). */
+typedef struct nnc_train_config {
+	ir_optimizer opt;
+	int64_t batch, epochs, seed;
+	nnrt_data_spec train, test;
+} nnc_train_config;
+
 typedef struct ir_graph {
 	const nnc_source *src;
 	const char *model_name;
@@ -162,8 +175,8 @@ typedef struct ir_graph {
 	int n_train;           /* nodes [0, n_train) form the train step */
 
 	uint64_t fingerprint;  /* architecture hash, set by sema (checkpoints carry it) */
-	ir_optimizer opt;
-	int64_t batch, epochs, seed;
+	int64_t batch;         /* samples a step is planned for, at most: the training
+				* batch (sema), NNC_SMALL_BATCH in small.c's copy */
 	int64_t bpad;          /* cbatch rounded up to 16: row length of CN tensors */
 
 	/* Sample chunks (plan.c, docs/architecture.md "Parallel schedule"): the
@@ -178,13 +191,11 @@ typedef struct ir_graph {
 	int64_t ws_metrics;    /* ws offset of the chunks' partial metrics (2 doubles each) */
 	int64_t ws_chunk0;     /* ws offset of chunk 0's batched tensors */
 	int64_t ws_chunk;      /* floats per chunk of batched tensors */
-	nnrt_data_spec train, test;
 } ir_graph;
 
 /* ---- graph building (ir.c) ---- */
 ir_graph *ir_new(const nnc_source *src);
 int ir_add(ir_graph *g, ir_op op, int nin, const int *in);
-static inline ir_node *ir_at(ir_graph *g, int id) { return &g->nodes[id]; }
 const char *ir_op_name(ir_op op);
 int ir_op_arity(ir_op op);
 void ir_set_shape(ir_node *n, bool batched, int rank, const int64_t *dims);
@@ -193,9 +204,6 @@ char *ir_shape_str(const ir_node *n); /* "[n, 128]" or "[784, 128]" */
 char *ir_dims_str(bool batched, int rank, const int64_t *dims); /* the same from its parts */
 /* Runs the op's shape rule; reports a user error and returns false on mismatch. */
 bool ir_infer_shape(ir_graph *g, int id);
-/* Replaces every use of node `from` by `to` among nodes [start, g->n). */
-void ir_replace_uses(ir_graph *g, int from, int to, int start);
-int ir_use_count(ir_graph *g, int id, int start, int end);
 void ir_dump(ir_graph *g, nnc_buf *out);
 void ir_dump_dot(ir_graph *g, nnc_buf *out);
 /* FLOPs per sample of one node (multiply-adds count 2). */
@@ -206,11 +214,12 @@ const char *ir_op_kind(ir_op op);
 bool *ir_ancestors(const ir_graph *g, int root);
 /* Parameter count, memory and FLOPs per sample (forward, backward). */
 void ir_stats(ir_graph *g, nnc_buf *out);
-uint64_t ir_fingerprint(ir_graph *g);
+uint64_t ir_fingerprint(ir_graph *g, int opt_kind); /* opt_kind: NNRT_OPT_* */
 
 /* ---- passes ---- */
-ir_graph *nnc_sema(const nnc_program *prog);  /* NULL after reporting errors */
-void nnc_autodiff(ir_graph *g);               /* backward nodes + optimizer update */
+/* The forward graph, and *cfg filled; NULL after reporting errors. */
+ir_graph *nnc_sema(const nnc_program *prog, nnc_train_config *cfg);
+void nnc_autodiff(ir_graph *g, const ir_optimizer *opt); /* backward nodes + optimizer update */
 void nnc_add_inference_tail(ir_graph *g);     /* the value inference returns, into ST_OUT */
 void nnc_fuse(ir_graph *g);
 void nnc_plan(ir_graph *g);

@@ -274,14 +274,14 @@ static const char *header_path(const options *o, const char *object)
 }
 
 /* Writes the header that documents and wraps the object's model. */
-static int write_header(const options *o, ir_graph *g, const char *object)
+static int write_header(const options *o, ir_graph *g, const nnc_train_config *cfg, const char *object)
 {
 	const char *path = header_path(o, object);
 	if (!path)
 		return 0;
 	nnc_buf b = {0};
 	const char *slash = strrchr(object, '/');
-	nnc_header(g, o->prefix ? o->prefix : g->model_name, o->inference_only, slash ? slash + 1 : object, &b);
+	nnc_header(g, cfg, o->prefix ? o->prefix : g->model_name, o->inference_only, slash ? slash + 1 : object, &b);
 	int rc = write_text(path, b.data);
 	nnc_buf_free(&b);
 	return rc;
@@ -326,7 +326,8 @@ static int write_dump(const options *o, ir_graph *g)
 /* Emits the module as the object, assembly or LLVM IR at `out` (with the C
  * header), or as an object linked into the executable `out`; nothing
  * replaces an existing file until everything has been written. */
-static int write_code(const options *o, ir_graph *g, LLVMModuleRef mod, const char *out)
+static int write_code(const options *o, ir_graph *g, const nnc_train_config *cfg, LLVMModuleRef mod,
+		      const char *out)
 {
 	int rc;
 	if (o->kind == OUT_EXE) {
@@ -341,7 +342,7 @@ static int write_code(const options *o, ir_graph *g, LLVMModuleRef mod, const ch
 		const char *tmp = nnc_out_stage(out);
 		rc = tmp ? nnc_emit(mod, &o->target, o->opt_level, k, tmp) : NNC_EXIT_INTERNAL;
 		if (!rc)
-			rc = write_header(o, g, out);
+			rc = write_header(o, g, cfg, out);
 	}
 	return rc ? rc : nnc_out_commit();
 }
@@ -379,7 +380,8 @@ static int compile(const options *o)
 		return rc ? rc : nnc_out_commit();
 	}
 
-	ir_graph *g = nnc_sema(prog);
+	nnc_train_config cfg; /* beside the graph: the optimizer and the train block */
+	ir_graph *g = nnc_sema(prog, &cfg);
 	if (!g || !nnc_check_names(prog, g, o->prefix))
 		return NNC_EXIT_INPUT;
 	bool dump = o->kind == OUT_IR || o->kind == OUT_DOT || o->kind == OUT_STATS;
@@ -387,7 +389,7 @@ static int compile(const options *o)
 	if ((rc = claim_outputs(o, out)))
 		return rc;
 	dump_if(o, "sema", g);
-	nnc_autodiff(g);
+	nnc_autodiff(g, &cfg.opt);
 	nnc_add_inference_tail(g);
 	dump_if(o, "autodiff", g);
 	if (!o->no_fuse && o->opt_level > 0)
@@ -410,8 +412,8 @@ static int compile(const options *o)
 			 .emit_main = o->kind == OUT_EXE,
 			 .inference_only = o->inference_only, .prefix = o->prefix, .target = &o->target};
 	LLVMContextRef ctx = LLVMContextCreate();
-	LLVMModuleRef mod = nnc_lower(g, &co, ctx);
-	rc = write_code(o, g, mod, out);
+	LLVMModuleRef mod = nnc_lower(g, &cfg, &co, ctx);
+	rc = write_code(o, g, &cfg, mod, out);
 	LLVMDisposeModule(mod);
 	LLVMContextDispose(ctx);
 	return rc;

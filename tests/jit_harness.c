@@ -40,18 +40,37 @@ nnc_source *th_make_source(const char *path, const char *text)
 
 int64_t th_chunks;
 
+/* The graphs th_build_graph made, each with its training configuration. */
+static struct built {
+	const ir_graph *g;
+	nnc_train_config cfg;
+} *built;
+static int nbuilt;
+
+const nnc_train_config *th_config(const ir_graph *g)
+{
+	for (int i = nbuilt - 1; i >= 0; i--)
+		if (built[i].g == g)
+			return &built[i].cfg;
+	cr_assert_fail("graph %p was not made by th_build_graph", (const void *)g);
+	return NULL;
+}
+
 ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 {
+	nnc_train_config cfg;
 	nnc_source *src = th_make_source(path, text);
 	nnc_buf diags = {0};
 	nnc_diag_reset();
 	nnc_diag_capture(&diags);
 	nnc_program *prog = nnc_parse(src);
-	ir_graph *g = prog ? nnc_sema(prog) : NULL;
+	ir_graph *g = prog ? nnc_sema(prog, &cfg) : NULL;
 	nnc_diag_capture(NULL);
 	cr_assert(g, "the program does not compile:\n%s\n%s", diags.data ? diags.data : "", text);
 	nnc_buf_free(&diags);
-	nnc_autodiff(g);
+	built = nnc_realloc_array(built, (size_t)nbuilt, (size_t)nbuilt + 1, sizeof *built);
+	built[nbuilt++] = (struct built){g, cfg};
+	nnc_autodiff(g, &cfg.opt);
 	nnc_add_inference_tail(g);
 	if (fuse)
 		nnc_fuse(g);
@@ -89,7 +108,7 @@ jitted th_jit(ir_graph *g, bool naive, bool optimise)
 	th_check_plan(g); /* also a graph a test planned itself */
 	if (co.small)
 		th_check_plan(co.small);
-	LLVMModuleRef mod = nnc_lower(g, &co, j.ctx);
+	LLVMModuleRef mod = nnc_lower(g, th_config(g), &co, j.ctx);
 	verify_module(mod, "after lowering");
 
 	/* the machine nnc_lower laid the module out for (target.c, this host) */

@@ -34,6 +34,8 @@ nnc_source *th_make_source(const char *path, const char *text);
  * claims to live at `path`; fails the test with the diagnostics if the
  * program does not compile, or if the plan fails th_check_plan. */
 ir_graph *th_build_graph(const char *path, const char *text, bool fuse);
+/* The training configuration sema produced beside g (a graph of th_build_graph). */
+const nnc_train_config *th_config(const ir_graph *g);
 /* Chunks th_build_graph asks the planner for (nnc --chunks); 0: the default. */
 extern int64_t th_chunks;
 

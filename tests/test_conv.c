@@ -1206,7 +1206,7 @@ static char *op_function_ir(ir_graph *g, int id, bool naive)
 {
 	LLVMContextRef ctx = LLVMContextCreate();
 	cg_options co = {.opt_level = 2, .naive = naive};
-	LLVMModuleRef mod = nnc_lower(g, &co, ctx);
+	LLVMModuleRef mod = nnc_lower(g, th_config(g), &co, ctx);
 	const char *name = nnc_sprintf("op%d.%s", id, ir_op_name(g->nodes[id].op));
 	LLVMValueRef fn = LLVMGetNamedFunction(mod, name);
 	cr_assert(fn, "no function %s", name);

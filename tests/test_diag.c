@@ -321,6 +321,9 @@ static const diag_case cases[] = {
 };
 
 
+/* The training configuration of check()'s last graph. */
+static nnc_train_config check_cfg;
+
 /* Parses and checks `text` as file F; diagnostics into *out.  The graph, or
  * NULL. */
 static ir_graph *check(const char *text, nnc_buf *out)
@@ -333,7 +336,7 @@ static ir_graph *check(const char *text, nnc_buf *out)
 	nnc_diag_reset();
 	nnc_diag_capture(out);
 	nnc_program *prog = nnc_parse(src);
-	ir_graph *g = prog ? nnc_sema(prog) : NULL;
+	ir_graph *g = prog ? nnc_sema(prog, &check_cfg) : NULL;
 	nnc_diag_capture(NULL);
 	return g;
 }
@@ -559,7 +562,7 @@ Test(diag, long_chains_cost_the_passes_a_few_steps_per_node)
 		ir_graph *g = check(b.data, &d);
 		cr_assert_not_null(g, "%.2000s", d.data ? d.data : "");
 		nnc_work = (nnc_work_counts){0};
-		nnc_autodiff(g);
+		nnc_autodiff(g, &check_cfg.opt);
 		nnc_add_inference_tail(g);
 		nnc_fuse(g);
 		g->chunks = 2;

@@ -94,14 +94,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("the parser reported an error but returned a program", diags.data);
 	if (prog) {
 		nnc_ast_dump(prog, &dump);
-		ir_graph *g = nnc_sema(prog);
+		nnc_train_config cfg;
+		ir_graph *g = nnc_sema(prog, &cfg);
 		int errors = nnc_diag_error_count();
 		if (!g && errors == 0)
 			fail("sema failed without an error", diags.data);
 		if (g && errors != 0)
 			fail("sema reported an error but returned a graph", diags.data);
 		if (g) {
-			nnc_autodiff(g);
+			nnc_autodiff(g, &cfg.opt);
 			nnc_add_inference_tail(g);
 			nnc_fuse(g);
 			nnc_plan(g);

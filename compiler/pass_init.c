@@ -1,0 +1,34 @@
+/*
+ * pass_init.c - the default initialiser of each weight the user left
+ * unset, chosen from what reads the layer's value (run at the end of sema).
+ */
+#include "nnrt.h"
+
+#include "sema.h"
+
+/* The default initialiser of a dense weight depends on what follows it:
+ * He when every reader is an activation whose table row asks for it (relu
+ * and its kin keep the variance of their layers), Glorot otherwise. */
+void nnc_default_inits(ir_graph *g)
+{
+	/* the readers of every node, counted in one pass */
+	int *users = nnc_alloc(sizeof(int) * (size_t)g->n);
+	bool *not_he = nnc_alloc((size_t)g->n); /* some reader does not want He */
+	for (int j = 0; j < g->n; j++) {
+		const ir_node *u = &g->nodes[j];
+		bool he = ir_op_act(u->op) != ACT_NONE && ir_act_get(ir_op_act(u->op))->init == NNRT_INIT_HE_UNIFORM;
+		for (int k = 0; !u->dead && k < u->nin; k++) {
+			users[u->in[k]]++;
+			not_he[u->in[k]] |= !he;
+		}
+	}
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead || (n->op != IR_DENSE && n->op != IR_CONV2D))
+			continue;
+		ir_param *w = &g->params[g->nodes[n->in[1]].param];
+		if (w->init_set)
+			continue;
+		w->init = users[i] && !not_he[i] ? NNRT_INIT_HE_UNIFORM : NNRT_INIT_GLOROT_UNIFORM;
+	}
+}

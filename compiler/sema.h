@@ -1,0 +1,96 @@
+/*
+ * sema.h - what the files of the semantic phase share (internal to them).
+ *
+ *   sema.c         names, values, statements, constant folding, the driver nnc_sema
+ *   sema_layers.c  the layer builders (dense, conv2d, pooling, activations)
+ *   sema_train.c   the training configuration: optimizer, train block, data sources
+ *   pass_init.c    the default-initialiser heuristic (a pass over the forward graph)
+ *   pass_infer.c   the inference tail (a pass run after autodiff)
+ *
+ * Values are checked and built as in sema.c's header comment; every helper
+ * here reports its own user errors and returns false, -1 or an error value.
+ */
+#ifndef NNC_SEMA_H
+#define NNC_SEMA_H
+
+#include "diag.h"
+#include "ir.h"
+
+typedef enum { V_ERROR, V_TENSOR, V_NUM, V_STR, V_NAME } val_kind;
+
+typedef struct val {
+	val_kind kind;
+	int node;         /* V_TENSOR */
+	double num;       /* V_NUM */
+	const char *str;  /* V_STR, V_NAME */
+	nnc_loc loc;
+} val;
+
+typedef struct binding {
+	const char *name;
+	nnc_loc loc;
+	int node;    /* -1 when its definition had an error */
+	bool used;
+	bool is_let; /* NAME = EXPR (not input or label) */
+} binding;
+
+typedef struct sema {
+	ir_graph *g;
+	nnc_train_config *cfg; /* what the optimizer and the train block set */
+	const nnc_source *src;
+	binding *names;
+	int nnames, cap;
+	int *table;    /* hash table of names: index + 1 into names, 0 = free */
+	int tsize;     /* a power of two, at least twice nnames */
+	const nnc_stmt *defining; /* the NAME = EXPR being evaluated */
+	int ndense;
+	int nconv_weights; /* parameters named conv*.weight so far */
+	const nnc_stmt *loss_stmt, *opt_stmt, *train_stmt, *model_stmt, *output_stmt;
+	int errors0;   /* errors reported before this program's checks */
+	bool label_ok; /* evaluating the loss's target, where the label belongs */
+} sema;
+
+/* The largest tensor nnc accepts, in elements (per sample if batched).
+ * 2^31 floats is 8 GiB, far beyond any model this compiler is meant for;
+ * the cap keeps every size and offset computation well inside int64_t. */
+#define MAX_ELEMS ((int64_t)1 << 31)
+/* The upper bound of whole-number options that have no tighter one. */
+#define MAX_INT_ARG 1e15
+
+/* The builtin names, for suggestions and for "'x' is a loss" messages. */
+extern const char *const sema_builtin_layers[];
+extern const char *const sema_loss_names[];
+extern const char *const sema_opt_names[];
+extern const char *const sema_data_names[];
+
+/* ---- names and values (sema.c) ---- */
+static inline val sema_verr(nnc_loc loc) { return (val){.kind = V_ERROR, .loc = loc}; }
+static inline val sema_vtensor(int node, nnc_loc loc) { return (val){.kind = V_TENSOR, .node = node, .loc = loc}; }
+binding *sema_lookup(sema *s, const char *name);
+char *sema_join_choices(const char *const *c);
+int sema_add_node(sema *s, ir_op op, int nin, const int *in, nnc_loc loc);
+int sema_add_shaped(sema *s, ir_op op, int nin, const int *in, nnc_loc loc);
+const nnc_arg *sema_find_named(const nnc_ast *call, const char *name);
+const nnc_arg *sema_positional(const nnc_ast *call, int k);
+bool sema_check_args(sema *s, const nnc_ast *call, int max_pos, const char *const *allowed);
+bool sema_arg_num(sema *s, const nnc_arg *a, const char *what, double *out);
+bool sema_arg_int_in(sema *s, const nnc_arg *a, const char *what, int64_t lo, double hi, int64_t *out);
+bool sema_arg_int(sema *s, const nnc_arg *a, const char *what, int64_t lo, int64_t *out);
+bool sema_float_ok(sema *s, nnc_loc loc, const char *what, double v);
+bool sema_size_ok(sema *s, nnc_loc loc, const char *what, int rank, const int64_t *dims);
+bool sema_arg_str(sema *s, const nnc_arg *a, const char *what, const char **out);
+bool sema_arg_bool(sema *s, const nnc_arg *a, const char *what, bool *out);
+val sema_tensor_arg(sema *s, const nnc_ast *call, int k, const char *what);
+
+/* ---- layers (sema_layers.c) ---- */
+int sema_relayout(sema *s, int node, ir_layout want);
+val sema_eval_call(sema *s, const nnc_ast *call);
+
+/* ---- training configuration (sema_train.c) ---- */
+void sema_stmt_optimizer(sema *s, const nnc_stmt *st);
+void sema_stmt_train(sema *s, const nnc_stmt *st);
+
+/* ---- passes over the forward graph ---- */
+void nnc_default_inits(ir_graph *g); /* pass_init.c */
+
+#endif

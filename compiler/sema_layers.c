@@ -1,0 +1,505 @@
+/*
+ * sema_layers.c - the layer builders: each checks one layer call's arguments
+ * and shapes and appends its nodes (and parameters) to the forward graph.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sema.h"
+
+/* ---- layers ---- */
+
+static const char *const init_names[] = {"glorot", "xavier", "he", "lecun", "zeros", "normal", "uniform", "constant", NULL};
+
+/* init: glorot | he | lecun | zeros | normal(std) | uniform(bound) | constant(v) */
+static bool parse_init(sema *s, const nnc_arg *a, int *init, double *arg)
+{
+	const nnc_ast *e = a->value;
+	const char *name = e->kind == AST_NAME ? e->str : e->kind == AST_CALL ? e->str : NULL;
+	if (!name) {
+		nnc_error(s->src, e->loc, "an initialiser must be a name like 'he' or a call like 'normal(0.01)'");
+		return false;
+	}
+	static const struct { const char *name; int init; int nargs; } inits[] = {
+		{"glorot", NNRT_INIT_GLOROT_UNIFORM, 0}, {"xavier", NNRT_INIT_GLOROT_UNIFORM, 0},
+		{"he", NNRT_INIT_HE_UNIFORM, 0},         {"lecun", NNRT_INIT_LECUN_UNIFORM, 0},
+		{"zeros", NNRT_INIT_ZEROS, 0},           {"normal", NNRT_INIT_NORMAL, 1},
+		{"uniform", NNRT_INIT_UNIFORM, 1},       {"constant", NNRT_INIT_CONSTANT, 1},
+	};
+	for (size_t i = 0; i < sizeof inits / sizeof inits[0]; i++) {
+		if (strcmp(inits[i].name, name))
+			continue;
+		int given = e->kind == AST_CALL ? e->nargs : 0;
+		if (given != inits[i].nargs || (e->kind == AST_CALL && e->args[0].name)) {
+			nnc_error(s->src, e->loc, "initialiser '%s' takes %s", name,
+				  inits[i].nargs ? "one number, e.g. normal(0.01)" : "no arguments");
+			return false;
+		}
+		*init = inits[i].init;
+		*arg = 0;
+		if (given && (!sema_arg_num(s, &e->args[0], "the initialiser's argument", arg) ||
+			      !sema_float_ok(s, e->args[0].value->loc, "the initialiser's argument", *arg)))
+			return false;
+		if ((*init == NNRT_INIT_NORMAL || *init == NNRT_INIT_UNIFORM) && *arg < 0) {
+			nnc_error(s->src, e->args[0].value->loc, "'%s' needs a non-negative scale", name);
+			return false;
+		}
+		return true;
+	}
+	nnc_error(s->src, e->loc, "unknown initialiser '%s'", name);
+	const char *best = nnc_suggest(name, init_names);
+	if (best)
+		nnc_hint("did you mean '%s'?", best);
+	else
+		nnc_hint("initialisers are: %s", sema_join_choices(init_names));
+	return false;
+}
+
+static int add_param(sema *s, const char *name, int rank, const int64_t *dims, int init, double init_arg,
+		     bool init_set, double fan_in, double fan_out, nnc_loc loc)
+{
+	ir_graph *g = s->g;
+	int id = sema_add_node(s, IR_PARAM, 0, NULL, loc);
+	ir_node *n = &g->nodes[id];
+	ir_set_shape(n, false, rank, dims);
+	n->name = name;
+	n->param = g->nparams;
+	/* grown by doubling (at each power of two): grown by one, the whole
+	 * table was copied into the arena for every parameter (10,000 dense
+	 * layers: 23 GB) */
+	if ((g->nparams & (g->nparams - 1)) == 0)
+		g->params = nnc_realloc_array(g->params, (size_t)g->nparams,
+					      g->nparams ? 2 * (size_t)g->nparams : 1, sizeof(ir_param));
+	ir_param *p = &g->params[g->nparams++];
+	/* counted here, not by a scan of all parameters per layer */
+	s->nconv_weights += strstr(name, "conv") == name && strstr(name, ".weight") != NULL;
+	p->name = name;
+	p->node = id;
+	p->rank = rank;
+	memcpy(p->dims, dims, sizeof(int64_t) * (size_t)rank);
+	p->size = n->size;
+	p->offset = g->param_floats;
+	/* keep every tensor 16-float (64-byte) aligned for vector loads */
+	g->param_floats += (n->size + 15) / 16 * 16;
+	p->init = init;
+	p->init_arg = init_arg;
+	p->init_set = init_set;
+	p->fan_in = fan_in;
+	p->fan_out = fan_out;
+	p->loc = loc;
+	return id;
+}
+
+/* The options every layer with weights takes:
+ * init:, bias_init:, bias: true|false, name: "fc1". */
+typedef struct weight_opts {
+	int winit, binit;   /* NNRT_INIT_* */
+	double warg, barg;  /* their arguments */
+	bool wset, bset;    /* the user chose them (else defaults apply later) */
+	bool has_bias;
+	const char *name;   /* NULL: numbered automatically */
+} weight_opts;
+
+static bool parse_weight_opts(sema *s, const nnc_ast *call, weight_opts *o)
+{
+	*o = (weight_opts){.winit = NNRT_INIT_GLOROT_UNIFORM, .binit = NNRT_INIT_ZEROS, .has_bias = true};
+	bool ok = true;
+	const nnc_arg *a;
+	if ((a = sema_find_named(call, "init"))) {
+		ok &= parse_init(s, a, &o->winit, &o->warg);
+		o->wset = true;
+	}
+	if ((a = sema_find_named(call, "bias_init"))) {
+		ok &= parse_init(s, a, &o->binit, &o->barg);
+		o->bset = true;
+	}
+	if ((a = sema_find_named(call, "bias")))
+		ok &= sema_arg_bool(s, a, "'bias'", &o->has_bias);
+	if ((a = sema_find_named(call, "name")))
+		ok &= sema_arg_str(s, a, "a layer name", &o->name);
+	return ok;
+}
+
+static const char *const dense_opts[] = {"units", "init", "bias_init", "bias", "name", NULL};
+
+/* dense(x, units, init: INIT, bias_init: INIT, bias: true, name: "fc1")
+ * x |> dense(units, ...)
+ * x any per-sample tensor (read as a vector): [n, units] */
+static val eval_dense(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool ok = sema_check_args(s, call, 2, dense_opts);
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	int64_t units = 0;
+	const nnc_arg *ua = sema_positional(call, 1);
+	const nnc_arg *un = sema_find_named(call, "units");
+	if (ua && un) {
+		nnc_error(s->src, un->name_loc, "the number of units is given twice");
+		ok = false;
+	} else if (!ua && !un) {
+		nnc_error(s->src, call->loc, "'dense' needs the number of units, e.g. dense(128)");
+		ok = false;
+	} else if (!sema_arg_int_in(s, ua ? ua : un, "the number of units", 1, (double)MAX_ELEMS, &units))
+		ok = false;
+	weight_opts wo;
+	ok &= parse_weight_opts(s, call, &wo);
+	if (!ok || x.kind != V_TENSOR)
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	if (!xn->batched) {
+		nnc_error(s->src, call->loc, "'dense' needs a per-sample value, but its input has shape %s",
+			  ir_shape_str(xn));
+		return sema_verr(call->loc);
+	}
+	s->ndense++;
+	if (!wo.name)
+		wo.name = nnc_sprintf("dense%d", s->ndense);
+	int64_t in = xn->size;
+	int64_t wd[2] = {in, units}, bd[1] = {units};
+	if (!sema_size_ok(s, call->loc, "the weight of this layer", 2, wd))
+		return sema_verr(call->loc);
+	int w = add_param(s, nnc_sprintf("%s.weight", wo.name), 2, wd, wo.winit, wo.warg, wo.wset, (double)in, (double)units,
+			  call->loc);
+	int b = wo.has_bias ? add_param(s, nnc_sprintf("%s.bias", wo.name), 1, bd, wo.binit, wo.barg, wo.bset, (double)in,
+				     (double)units, call->loc)
+			 : -1;
+	if (!wo.has_bias) {
+		/* DENSE with two operands has no bias */
+		int ins[2] = {x.node, w};
+		int id = sema_add_shaped(s, op, 2, ins, call->loc);
+		return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
+	}
+	int ins[3] = {x.node, w, b};
+	int id = sema_add_shaped(s, op, 3, ins, call->loc);
+	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
+}
+
+/* The per-sample tensor an element-wise layer applies to. */
+static val eval_unary_layer_input(sema *s, const nnc_ast *call)
+{
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	if (x.kind != V_TENSOR)
+		return x;
+	if (!s->g->nodes[x.node].batched) {
+		nnc_error(s->src, call->loc, "'%s' needs a per-sample value", call->str);
+		return sema_verr(call->loc);
+	}
+	return x;
+}
+
+/* softmax(x) | x |> softmax: over the per-sample values */
+static val eval_unary_layer(sema *s, const nnc_ast *call, ir_op op)
+{
+	if (!sema_check_args(s, call, 1, NULL))
+		return sema_verr(call->loc);
+	val x = eval_unary_layer_input(s, call);
+	if (x.kind != V_TENSOR)
+		return x;
+	int xin = op == IR_SOFTMAX ? sema_relayout(s, x.node, LAYOUT_NC) : x.node;
+	int id = sema_add_shaped(s, op, 1, &xin, call->loc);
+	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
+}
+
+/* NAME(x) | x |> NAME | x |> NAME(option: value), NAME an activation of acts.def:
+ * the option a number (at least the row's minimum) or true/false, with the
+ * row's default when not given; it rides on the node in fa[IR_FA_ACT]. */
+static val eval_act(sema *s, const nnc_ast *call, ir_act a)
+{
+	const ir_act_info *ai = ir_act_get(a);
+	const char *opts[2] = {ai->opt, NULL};
+	bool ok = sema_check_args(s, call, 1, opts);
+	double v = ai->opt_default;
+	const nnc_arg *oa = ai->opt ? sema_find_named(call, ai->opt) : NULL;
+	const char *what = oa ? nnc_sprintf("'%s' of %s", ai->opt, ai->name) : NULL;
+	if (oa && ai->opt_kind == ACT_OPT_BOOL) {
+		bool b = false;
+		ok &= sema_arg_bool(s, oa, what, &b);
+		v = b;
+	} else if (oa && sema_arg_num(s, oa, what, &v)) {
+		if (!(v >= ai->opt_min)) {
+			nnc_error(s->src, oa->value->loc, "%s must be at least %g, not %g", what, ai->opt_min, v);
+			ok = false;
+		} else {
+			ok &= sema_float_ok(s, oa->value->loc, what, v);
+		}
+	} else if (oa) {
+		ok = false;
+	}
+	if (!ok)
+		return sema_verr(call->loc);
+	val x = eval_unary_layer_input(s, call);
+	if (x.kind != V_TENSOR)
+		return x;
+	int id = sema_add_shaped(s, ir_act_op(a), 1, &x.node, call->loc);
+	if (id < 0)
+		return sema_verr(call->loc);
+	s->g->nodes[id].fa[IR_FA_ACT] = v;
+	return sema_vtensor(id, call->loc);
+}
+
+/* Layout conversions the user never writes: convolution and pooling work on
+ * batch-innermost (CN) tensors, losses and softmax on sample-major (NC) ones. */
+int sema_relayout(sema *s, int node, ir_layout want)
+{
+	ir_node *n = &s->g->nodes[node];
+	if (!n->batched || n->layout == want)
+		return node;
+	nnc_loc loc = n->loc;
+	int id = sema_add_node(s, want == LAYOUT_CN ? IR_TO_CN : IR_TO_NC, 1, &node, loc);
+	NNC_ASSERT(ir_infer_shape(s->g, id));
+	return id;
+}
+
+/* A number, or a list of two numbers [a, b], for kernel/stride/pad. */
+static bool pair_arg(sema *s, const nnc_arg *a, const char *what, int64_t lo, int64_t out[2])
+{
+	const nnc_ast *e = a->value;
+	if (e->kind == AST_LIST) {
+		if (e->nargs != 2) {
+			nnc_error(s->src, e->loc, "%s must be a number or a list of two numbers [height, width]", what);
+			return false;
+		}
+		return sema_arg_int_in(s, &e->args[0], what, lo, (double)INT32_MAX, &out[0]) &&
+		       sema_arg_int_in(s, &e->args[1], what, lo, (double)INT32_MAX, &out[1]);
+	}
+	if (e->kind == AST_NAME && !sema_lookup(s, e->str)) {
+		nnc_error(s->src, e->loc, "%s must be a number or a list of two numbers [height, width], not '%s'", what,
+			  e->str);
+		return false;
+	}
+	if (!sema_arg_int_in(s, a, what, lo, (double)INT32_MAX, &out[0]))
+		return false;
+	out[1] = out[0];
+	return true;
+}
+
+/* The per-sample [C, H, W] input of an image layer, or an error. */
+static bool image_input(sema *s, const nnc_ast *call, val x)
+{
+	ir_node *xn = &s->g->nodes[x.node];
+	if (!xn->batched || xn->rank != 3) {
+		nnc_error(s->src, call->loc, "'%s' needs an image input of shape [C, H, W], but its input has shape %s",
+			  call->str, ir_shape_str(xn));
+		if (xn->loc.line > 0)
+			nnc_note(s->src, xn->loc, "the input%s%s is defined here", xn->name ? " " : "", xn->name ? xn->name : "");
+		return false;
+	}
+	return true;
+}
+
+static const char *const conv_opts[] = {"filters", "kernel", "stride", "pad", "init", "bias_init", "bias", "name", NULL};
+
+/* conv2d(x, filters, kernel, stride: 1, pad: 0 | [ph, pw] | same, init:, bias_init:, bias:, name:)
+ * x |> conv2d(filters, kernel, ...)
+ * kernel, stride: N | [h, w]; x [n, C, H, W] -> [n, filters, H', W'] */
+static val eval_conv(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool ok = sema_check_args(s, call, 3, conv_opts);
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	int64_t filters = 0, k[2] = {0, 0}, st[2] = {1, 1}, pd[2] = {0, 0};
+	const nnc_arg *a;
+	const nnc_arg *fa = sema_positional(call, 1) ? sema_positional(call, 1) : sema_find_named(call, "filters");
+	const nnc_arg *ka = sema_positional(call, 2) ? sema_positional(call, 2) : sema_find_named(call, "kernel");
+	if (!fa || !ka) {
+		nnc_error(s->src, call->loc, "'conv2d' needs the number of filters and the kernel size, e.g. conv2d(6, 5)");
+		return sema_verr(call->loc);
+	}
+	ok &= sema_arg_int_in(s, fa, "the number of filters", 1, (double)INT32_MAX, &filters);
+	ok &= pair_arg(s, ka, "the kernel size", 1, k);
+	if ((a = sema_find_named(call, "stride")))
+		ok &= pair_arg(s, a, "the stride", 1, st);
+	bool same = false;
+	if ((a = sema_find_named(call, "pad"))) {
+		if (a->value->kind == AST_NAME && !strcmp(a->value->str, "same")) {
+			same = true;
+		} else if (a->value->kind == AST_NAME && !sema_lookup(s, a->value->str)) {
+			nnc_error(s->src, a->value->loc, "unknown padding '%s'", a->value->str);
+			nnc_hint(!strcmp(a->value->str, "valid") ? "no padding is pad: 0"
+								: "the padding is a number, a list [height, width], or same");
+			ok = false;
+		} else {
+			ok &= pair_arg(s, a, "the padding", 0, pd);
+		}
+	}
+	weight_opts wo;
+	ok &= parse_weight_opts(s, call, &wo);
+	if (!ok || x.kind != V_TENSOR || !image_input(s, call, x))
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	int64_t C = xn->dims[0], H = xn->dims[1], W = xn->dims[2];
+	if (same) {
+		if (st[0] != 1 || st[1] != 1 || k[0] % 2 == 0 || k[1] % 2 == 0) {
+			nnc_error(s->src, sema_find_named(call, "pad")->value->loc,
+				  "pad: same needs stride 1 and an odd kernel, but the kernel is %lldx%lld with stride %lldx%lld",
+				  (long long)k[0], (long long)k[1], (long long)st[0], (long long)st[1]);
+			return sema_verr(call->loc);
+		}
+		pd[0] = (k[0] - 1) / 2;
+		pd[1] = (k[1] - 1) / 2;
+	}
+	if (k[0] > H + 2 * pd[0] || k[1] > W + 2 * pd[1]) {
+		nnc_error(s->src, call->loc,
+			  "conv2d kernel %lldx%lld is larger than its input %lldx%lldx%lld padded by %lldx%lld",
+			  (long long)k[0], (long long)k[1], (long long)C, (long long)H, (long long)W, (long long)pd[0],
+			  (long long)pd[1]);
+		if (xn->loc.line > 0)
+			nnc_note(s->src, xn->loc, "the input has shape %s", ir_shape_str(xn));
+		return sema_verr(call->loc);
+	}
+	if (pd[0] >= k[0] || pd[1] >= k[1]) {
+		nnc_error(s->src, sema_find_named(call, "pad")->value->loc, "the padding must be smaller than the kernel");
+		return sema_verr(call->loc);
+	}
+	int nconv = 1 + s->nconv_weights;
+	if (!wo.name)
+		wo.name = nnc_sprintf("conv%d", nconv);
+	int64_t wd[4] = {filters, C, k[0], k[1]}, bd[1] = {filters};
+	int64_t od[3] = {filters, (H + 2 * pd[0] - k[0]) / st[0] + 1, (W + 2 * pd[1] - k[1]) / st[1] + 1};
+	if (!sema_size_ok(s, call->loc, "the weight of this layer", 4, wd) ||
+	    !sema_size_ok(s, call->loc, "the output of this layer", 3, od))
+		return sema_verr(call->loc);
+	int xin = sema_relayout(s, x.node, LAYOUT_CN);
+	double fan_in = (double)(C * k[0] * k[1]), fan_out = (double)(filters * k[0] * k[1]);
+	int w = add_param(s, nnc_sprintf("%s.weight", wo.name), 4, wd, wo.winit, wo.warg, wo.wset, fan_in, fan_out, call->loc);
+	int ins[3] = {xin, w, -1};
+	int nin = 2;
+	if (wo.has_bias) {
+		ins[2] = add_param(s, nnc_sprintf("%s.bias", wo.name), 1, bd, wo.binit, wo.barg, wo.bset, fan_in, fan_out, call->loc);
+		nin = 3;
+	}
+	int id = sema_add_node(s, op, nin, ins, call->loc);
+	int64_t at[6] = {k[0], k[1], st[0], st[1], pd[0], pd[1]};
+	memcpy(s->g->nodes[id].ia, at, sizeof at);
+	NNC_ASSERT(ir_infer_shape(s->g, id));
+	return sema_vtensor(id, call->loc);
+}
+
+static const char *const pool_opts[] = {"size", "stride", NULL};
+
+/* maxpool(x, size, stride) | avgpool(x, size, stride) | x |> maxpool(size, ...)
+ * size, stride: N | [h, w]; the stride defaults to the size */
+static val eval_pool(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool ok = sema_check_args(s, call, 3, pool_opts);
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	int64_t k[2] = {0, 0}, st[2] = {0, 0};
+	const nnc_arg *ka = sema_positional(call, 1) ? sema_positional(call, 1) : sema_find_named(call, "size");
+	const nnc_arg *sa = sema_positional(call, 2) ? sema_positional(call, 2) : sema_find_named(call, "stride");
+	if (!ka) {
+		nnc_error(s->src, call->loc, "'%s' needs the window size, e.g. %s(2)", call->str, call->str);
+		return sema_verr(call->loc);
+	}
+	ok &= pair_arg(s, ka, "the window size", 1, k);
+	if (sa)
+		ok &= pair_arg(s, sa, "the stride", 1, st);
+	else
+		st[0] = k[0], st[1] = k[1];
+	if (!ok || x.kind != V_TENSOR || !image_input(s, call, x))
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	if (k[0] > xn->dims[1] || k[1] > xn->dims[2]) {
+		nnc_error(s->src, call->loc, "%s window %lldx%lld is larger than its input %lldx%lldx%lld", call->str,
+			  (long long)k[0], (long long)k[1], (long long)xn->dims[0], (long long)xn->dims[1],
+			  (long long)xn->dims[2]);
+		if (xn->loc.line > 0)
+			nnc_note(s->src, xn->loc, "the input has shape %s", ir_shape_str(xn));
+		return sema_verr(call->loc);
+	}
+	int xin = sema_relayout(s, x.node, LAYOUT_CN);
+	int id = sema_add_node(s, op, 1, &xin, call->loc);
+	int64_t at[4] = {k[0], k[1], st[0], st[1]};
+	memcpy(s->g->nodes[id].ia, at, sizeof at);
+	NNC_ASSERT(ir_infer_shape(s->g, id));
+	return sema_vtensor(id, call->loc);
+}
+
+/* global_avgpool(x) | x |> global_avgpool: [n, C, H, W] -> [n, C] */
+static val eval_gpool(sema *s, const nnc_ast *call, ir_op op)
+{
+	if (!sema_check_args(s, call, 1, NULL))
+		return sema_verr(call->loc);
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	if (x.kind != V_TENSOR || !image_input(s, call, x))
+		return sema_verr(call->loc);
+	int xin = sema_relayout(s, x.node, LAYOUT_CN);
+	int id = sema_add_shaped(s, op, 1, &xin, call->loc);
+	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
+}
+
+/* flatten(x) | x |> flatten: every tensor is stored contiguously per sample, so this is free:
+ * the value is the same node, and dense reads any rank as a vector. */
+static val eval_flatten(sema *s, const nnc_ast *call, ir_op op)
+{
+	(void)op;
+	if (!sema_check_args(s, call, 1, NULL))
+		return sema_verr(call->loc);
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	if (x.kind == V_TENSOR && !s->g->nodes[x.node].batched) {
+		nnc_error(s->src, call->loc, "'flatten' needs a per-sample value");
+		return sema_verr(call->loc);
+	}
+	return x;
+}
+
+/* Every layer name (the table below and acts.def), for suggestions. */
+const char *const sema_builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
+#define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) name,
+#include "acts.def"
+#undef ACT
+					     "softmax", NULL};
+
+/* A layer builder checks one call of its layer and appends its nodes; op is
+ * its table row's (the one builder of several layers tells them apart by it). */
+typedef val layer_builder(sema *s, const nnc_ast *call, ir_op op);
+
+/* The layers that are not activations (those come from acts.def). */
+static const struct {
+	const char *name;
+	layer_builder *build;
+	ir_op op;
+} layers[] = {
+	{"dense", eval_dense, IR_DENSE},
+	{"conv2d", eval_conv, IR_CONV2D},
+	{"maxpool", eval_pool, IR_MAXPOOL},
+	{"avgpool", eval_pool, IR_AVGPOOL},
+	{"global_avgpool", eval_gpool, IR_GAVGPOOL},
+	{"flatten", eval_flatten, IR_NUM_OPS},
+	{"softmax", eval_unary_layer, IR_SOFTMAX},
+};
+_Static_assert(sizeof layers / sizeof layers[0] + IR_NUM_ACTS == sizeof sema_builtin_layers / sizeof sema_builtin_layers[0],
+	       "every layer of the table is in sema_builtin_layers");
+
+/* NAME(args) | x |> NAME(args) | x |> NAME: a layer, an activation, or a
+ * misplaced loss, optimizer or data source (reported as such). */
+val sema_eval_call(sema *s, const nnc_ast *call)
+{
+	const char *f = call->str;
+	for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+		if (!strcmp(f, layers[i].name))
+			return layers[i].build(s, call, layers[i].op);
+	for (ir_act a = ACT_NONE + 1; a < IR_NUM_ACTS; a++)
+		if (!strcmp(f, ir_act_get(a)->name))
+			return eval_act(s, call, a);
+	for (int i = 0; sema_loss_names[i]; i++)
+		if (!strcmp(f, sema_loss_names[i])) {
+			nnc_error(s->src, call->callee_loc, "'%s' is a loss; use it in a 'loss' statement", f);
+			return sema_verr(call->loc);
+		}
+	for (int i = 0; sema_opt_names[i]; i++)
+		if (!strcmp(f, sema_opt_names[i])) {
+			nnc_error(s->src, call->callee_loc, "'%s' is an optimizer; use it in an 'optimizer' statement", f);
+			return sema_verr(call->loc);
+		}
+	for (int i = 0; sema_data_names[i]; i++)
+		if (!strcmp(f, sema_data_names[i])) {
+			nnc_error(s->src, call->callee_loc, "'%s' is a data source; use it in the 'train' block", f);
+			return sema_verr(call->loc);
+		}
+	nnc_error(s->src, call->callee_loc, "unknown layer or function '%s'", f);
+	const char *best = nnc_suggest(f, sema_builtin_layers);
+	if (best)
+		nnc_hint("did you mean '%s'?", best);
+	else
+		nnc_hint("layers and activations are: %s", sema_join_choices(sema_builtin_layers));
+	return sema_verr(call->loc);
+}

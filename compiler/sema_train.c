@@ -1,0 +1,470 @@
+/*
+ * sema_train.c - the training configuration: the optimizer statement, the
+ * train block and its data sources (paths resolved beside the .nn file).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* realpath, PATH_MAX (LLVM's flags set it too) */
+#endif
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sema.h"
+
+const char *const sema_opt_names[] = {"sgd", "adam", NULL};
+
+static const char *const sgd_opts[] = {"lr", "momentum", NULL};
+static const char *const adam_opts[] = {"lr", "beta1", "beta2", "eps", NULL};
+
+/* optimizer sgd(lr: 0.01, momentum: 0)
+ * optimizer adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8) */
+void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
+{
+	ir_optimizer *o = &s->cfg->opt;
+	const nnc_ast *e = st->expr;
+	if (s->opt_stmt) {
+		nnc_error(s->src, st->loc, "the optimizer is already defined");
+		nnc_note(s->src, s->opt_stmt->loc, "first defined here");
+		return;
+	}
+	s->opt_stmt = st;
+	if (e->kind != AST_CALL && e->kind != AST_NAME) {
+		nnc_error(s->src, e->loc, "an optimizer must be a call such as sgd(lr: 0.05)");
+		return;
+	}
+	const char *const *opts;
+	o->lr = 0.01;
+	o->momentum = 0;
+	o->beta1 = 0.9;
+	o->beta2 = 0.999;
+	o->eps = 1e-8;
+	if (!strcmp(e->str, "sgd")) {
+		o->kind = NNRT_OPT_SGD;
+		opts = sgd_opts;
+	} else if (!strcmp(e->str, "adam")) {
+		o->kind = NNRT_OPT_ADAM;
+		o->lr = 0.001;
+		opts = adam_opts;
+	} else {
+		nnc_error(s->src, e->kind == AST_CALL ? e->callee_loc : e->loc, "unknown optimizer '%s'", e->str);
+		const char *best = nnc_suggest(e->str, sema_opt_names);
+		if (best)
+			nnc_hint("did you mean '%s'?", best);
+		else
+			nnc_hint("optimizers are: %s", sema_join_choices(sema_opt_names));
+		return;
+	}
+	if (e->kind == AST_NAME)
+		return;
+	if (!sema_check_args(s, e, 0, opts))
+		return;
+	for (int i = 0; i < e->nargs; i++) {
+		const nnc_arg *a = &e->args[i];
+		double v = 0;
+		if (!sema_arg_num(s, a, nnc_sprintf("'%s'", a->name), &v))
+			continue;
+		const char *bad = NULL;
+		if (!strcmp(a->name, "lr")) {
+			o->lr = v;
+			if (!(v > 0) || !isfinite(v))
+				bad = "the learning rate must be positive";
+		} else if (!strcmp(a->name, "momentum")) {
+			o->momentum = v;
+			if (!(v >= 0 && v < 1))
+				bad = "momentum must be in [0, 1)";
+		} else if (!strcmp(a->name, "beta1")) {
+			o->beta1 = v;
+			if (!(v >= 0 && v < 1))
+				bad = "beta1 must be in [0, 1)";
+		} else if (!strcmp(a->name, "beta2")) {
+			o->beta2 = v;
+			if (!(v >= 0 && v < 1))
+				bad = "beta2 must be in [0, 1)";
+		} else if (!strcmp(a->name, "eps")) {
+			o->eps = v;
+			if (!(v > 0))
+				bad = "eps must be positive";
+		}
+		if (bad)
+			nnc_error(s->src, a->value->loc, "%s, not %g", bad, v);
+		else if (!sema_float_ok(s, a->value->loc, nnc_sprintf("'%s'", a->name), v))
+			;
+		else if (v > 0 && (float)v == 0)
+			nnc_error(s->src, a->value->loc, "'%s' is too small: %g is 0 as a 32-bit float", a->name, v);
+	}
+}
+
+/* Resolves `path` relative to the directory of the .nn file. */
+static const char *resolve_path(sema *s, const char *path)
+{
+	if (path[0] == '/')
+		return path;
+	const char *slash = strrchr(s->src->path, '/');
+	char *dir = slash ? nnc_strndup(s->src->path, (size_t)(slash - s->src->path)) : nnc_strdup(".");
+	char buf[PATH_MAX];
+	char *abs = realpath(dir, buf);
+	return nnc_sprintf("%s/%s", abs ? abs : dir, path);
+}
+
+/* Column list for csv: a string, a number, or a list of them -> "a,b,3". */
+static const char *csv_cols(sema *s, const nnc_arg *a)
+{
+	const nnc_ast *e = a->value;
+	nnc_buf b = {0};
+	const nnc_ast *one[1] = {e};
+	int n = e->kind == AST_LIST ? e->nargs : 1;
+	const char *r = NULL;
+	for (int i = 0; i < n; i++) {
+		const nnc_ast *it = e->kind == AST_LIST ? e->args[i].value : one[0];
+		if (it->kind == AST_STR) {
+			if (strchr(it->str, ',')) {
+				nnc_error(s->src, it->loc, "a column name cannot contain ','");
+				goto out;
+			}
+			nnc_buf_printf(&b, "%s%s", i ? "," : "", it->str);
+		} else if (it->kind == AST_NUM && it->is_int && it->num >= 0 && it->num <= INT32_MAX) {
+			nnc_buf_printf(&b, "%s%lld", i ? "," : "", (long long)it->num);
+		} else {
+			nnc_error(s->src, it->loc, "a CSV column is a name (string) or a 0-based index");
+			goto out;
+		}
+	}
+	if (n == 0) {
+		nnc_error(s->src, e->loc, "the column list is empty");
+		goto out;
+	}
+	r = nnc_strdup(b.data);
+out:
+	nnc_buf_free(&b);
+	return r;
+}
+
+/* Number of features a synthetic set produces (or 0 if not synthetic). */
+static int64_t synth_features(const nnrt_data_spec *d)
+{
+	switch (d->kind) {
+	case NNRT_DATA_XOR: case NNRT_DATA_MOONS: case NNRT_DATA_CIRCLES: case NNRT_DATA_SPIRAL: return 2;
+	case NNRT_DATA_PARITY: case NNRT_DATA_MAJORITY: return d->classes;
+	default: return 0;
+	}
+}
+
+/* Each data source kind has its own parser.  It fills d from the call e and
+ * returns false to stop at once (nothing more is worth checking); a mistake
+ * after which the remaining options are still checked clears *ok instead. */
+typedef bool data_parser(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok);
+
+/* idx("images", "labels", scale:, shift:, limit:) */
+static bool data_idx(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
+{
+	static const char *const opts[] = {"scale", "shift", "limit", NULL};
+	(void)ok;
+	if (!sema_check_args(s, e, 2, opts))
+		return false;
+	const nnc_arg *pi = sema_positional(e, 0), *pl = sema_positional(e, 1);
+	if (!pi || !pl) {
+		nnc_error(s->src, e->loc, "idx() needs two paths: the image file and the label file");
+		return false;
+	}
+	const char *p1, *p2;
+	if (!sema_arg_str(s, pi, "the image file", &p1) || !sema_arg_str(s, pl, "the label file", &p2))
+		return false;
+	d->path_x = resolve_path(s, p1);
+	d->path_y = resolve_path(s, p2);
+	return true;
+}
+
+/* csv("file.csv", x: COLUMNS, y: COLUMNS, header: false, scale:, shift:, limit:)
+ * COLUMNS: "name" | index | [COLUMN, ...] */
+static bool data_csv(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
+{
+	static const char *const opts[] = {"header", "x", "y", "scale", "shift", "limit", NULL};
+	if (!sema_check_args(s, e, 1, opts))
+		return false;
+	const nnc_arg *pp = sema_positional(e, 0), *a;
+	const char *p;
+	if (!pp) {
+		nnc_error(s->src, e->loc, "csv() needs the path of the file");
+		return false;
+	}
+	if (!sema_arg_str(s, pp, "the CSV file", &p))
+		return false;
+	d->path_x = resolve_path(s, p);
+	bool hdr = false;
+	if ((a = sema_find_named(e, "header")))
+		*ok &= sema_arg_bool(s, a, "'header'", &hdr);
+	d->has_header = hdr;
+	if (!(a = sema_find_named(e, "x"))) {
+		nnc_error(s->src, e->loc, "csv() needs the feature columns, e.g. x: [\"x1\", \"x2\"]");
+		return false;
+	}
+	*ok &= (d->cols_x = csv_cols(s, a)) != NULL;
+	if (!(a = sema_find_named(e, "y"))) {
+		nnc_error(s->src, e->loc, "csv() needs the label column(s), e.g. y: \"label\"");
+		return false;
+	}
+	*ok &= (d->cols_y = csv_cols(s, a)) != NULL;
+	return true;
+}
+
+/* xor | moons | circles (count: 1000, noise: 0, seed: 1)
+ * spiral(count: 1000, noise: 0, seed: 1, classes: 3)
+ * parity | majority (bits: N, count: 2^N) */
+static bool data_synth(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
+{
+	static const char *const synth_opts[] = {"count", "noise", "seed", NULL};
+	static const char *const spiral_opts[] = {"count", "noise", "seed", "classes", NULL};
+	static const char *const bits_opts[] = {"bits", "count", NULL};
+	const char *f = e->str;
+	const nnc_arg *a;
+	double v = 0;
+	bool bits = d->kind == NNRT_DATA_PARITY || d->kind == NNRT_DATA_MAJORITY;
+	if (!sema_check_args(s, e, 0, bits ? bits_opts : d->kind == NNRT_DATA_SPIRAL ? spiral_opts : synth_opts))
+		return false;
+	d->seed = 1;
+	d->classes = d->kind == NNRT_DATA_SPIRAL ? 3 : 2;
+	if (bits) {
+		if (!(a = sema_find_named(e, "bits"))) {
+			nnc_error(s->src, e->loc, "%s() needs the number of bits, e.g. %s(bits: 3)", f, f);
+			return false;
+		}
+		if (!sema_arg_int(s, a, "'bits'", 1, &d->classes))
+			return false;
+		if (d->classes > 20) {
+			nnc_error(s->src, a->value->loc, "'bits' must be at most 20");
+			return false;
+		}
+	}
+	if ((a = sema_find_named(e, "noise"))) {
+		if (!sema_arg_num(s, a, "'noise'", &v) || !sema_float_ok(s, a->value->loc, "'noise'", v)) {
+			*ok = false;
+		} else if (!(v >= 0)) {
+			nnc_error(s->src, a->value->loc, "'noise' must be non-negative");
+			*ok = false;
+		} else {
+			d->noise = (float)v;
+		}
+	}
+	if ((a = sema_find_named(e, "seed")))
+		*ok &= sema_arg_int(s, a, "'seed'", 0, &d->seed);
+	if ((a = sema_find_named(e, "classes")))
+		*ok &= sema_arg_int_in(s, a, "'classes'", 2, 1000, &d->classes);
+	if ((a = sema_find_named(e, "count"))) {
+		/* the runtime's limit: the set is generated whole in memory */
+		*ok &= sema_arg_int_in(s, a, "'count'", 1, 4294967296.0, &d->count);
+	} else if (!bits)
+		d->count = 1000;
+	return true;
+}
+
+/* The data sources, in the order sema_data_names lists them. */
+static const struct {
+	const char *name;
+	int kind; /* NNRT_DATA_* */
+	data_parser *parse;
+} data_sources[] = {
+	{"idx", NNRT_DATA_IDX, data_idx},           {"csv", NNRT_DATA_CSV, data_csv},
+	{"xor", NNRT_DATA_XOR, data_synth},         {"moons", NNRT_DATA_MOONS, data_synth},
+	{"circles", NNRT_DATA_CIRCLES, data_synth}, {"spiral", NNRT_DATA_SPIRAL, data_synth},
+	{"parity", NNRT_DATA_PARITY, data_synth},   {"majority", NNRT_DATA_MAJORITY, data_synth},
+};
+
+/* The names of data_sources, for suggestions. */
+const char *const sema_data_names[] = {"idx", "csv", "xor", "moons", "circles", "spiral", "parity", "majority", NULL};
+_Static_assert(sizeof data_sources / sizeof data_sources[0] + 1 == sizeof sema_data_names / sizeof sema_data_names[0],
+	       "every data source is in sema_data_names");
+
+/* The options every data source takes: scale: S, shift: B (x -> x * S + B),
+ * limit: N (the first N samples).  Clears *ok on a mistake. */
+static void data_common(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
+{
+	const nnc_arg *a;
+	double v = 0;
+	if ((a = sema_find_named(e, "scale"))) {
+		if (sema_arg_num(s, a, "'scale'", &v) && sema_float_ok(s, a->value->loc, "'scale'", v)) {
+			d->scale = (float)v;
+			if (d->scale == 0) {
+				/* the runtime would read 0 as "not given" */
+				nnc_error(s->src, a->value->loc, "'scale' must not be 0: every feature would be 0");
+				*ok = false;
+			}
+		} else {
+			*ok = false;
+		}
+	}
+	if ((a = sema_find_named(e, "shift"))) {
+		if (sema_arg_num(s, a, "'shift'", &v) && sema_float_ok(s, a->value->loc, "'shift'", v))
+			d->shift = (float)v;
+		else
+			*ok = false;
+	}
+	if ((a = sema_find_named(e, "limit")))
+		*ok &= sema_arg_int(s, a, "'limit'", 1, &d->count);
+}
+
+/* The model cross-check of a CSV source: the columns chosen in the program,
+ * as many as the model reads?  The training binary refuses the data
+ * otherwise (--data keeps the column choice), but the file may not exist
+ * yet, so this is a warning.  Only for an error-free model, whose
+ * declarations can be trusted. */
+static void check_csv_columns(sema *s, const nnc_ast *e, const nnrt_data_spec *d)
+{
+	ir_graph *g = s->g;
+	if (nnc_diag_error_count() != s->errors0 || g->input < 0 || g->label < 0)
+		return;
+	const nnc_arg *xa = sema_find_named(e, "x"), *ya = sema_find_named(e, "y");
+	int nx = 1, ny = 1;
+	for (const char *c = d->cols_x; *c; c++)
+		nx += *c == ',';
+	for (const char *c = d->cols_y; *c; c++)
+		ny += *c == ',';
+	const ir_node *in = &g->nodes[g->input], *lb = &g->nodes[g->label];
+	int64_t want_y = g->label_kind == NNRT_LABEL_CLASS ? 1 : g->label_size;
+	if (nx != in->size) {
+		nnc_warning(s->src, xa->value->loc,
+			    "csv() reads %d feature column%s, but input '%s' has shape %s: %lld value%s per sample", nx,
+			    nx == 1 ? "" : "s", in->name, ir_shape_str(in), (long long)in->size,
+			    in->size == 1 ? "" : "s");
+		nnc_note(s->src, in->loc, "'%s' is declared here", in->name);
+		nnc_hint("the training program will refuse this data");
+	} else if (ny != want_y) {
+		if (g->label_kind == NNRT_LABEL_CLASS)
+			nnc_warning(s->src, ya->value->loc,
+				    "csv() reads %d label columns, but label '%s' is class(%lld): one column, the class "
+				    "index", ny, lb->name, (long long)g->label_size);
+		else
+			nnc_warning(s->src, ya->value->loc,
+				    "csv() reads %d label column%s, but label '%s' has shape %s: %lld value%s per sample",
+				    ny, ny == 1 ? "" : "s", lb->name, ir_shape_str(lb), (long long)want_y,
+				    want_y == 1 ? "" : "s");
+		nnc_note(s->src, lb->loc, "'%s' is declared here", lb->name);
+		nnc_hint("the training program will refuse this data");
+	}
+}
+
+/* The model cross-check of a synthetic source, whose sample shape and
+ * classes are known: an error when the model's input or label disagree. */
+static bool check_synth_shape(sema *s, const nnc_ast *e, const nnrt_data_spec *d)
+{
+	ir_graph *g = s->g;
+	const char *f = e->str;
+	int64_t nf = synth_features(d);
+	if (nf && g->input >= 0 && g->nodes[g->input].size != nf) {
+		nnc_error(s->src, e->loc, "%s() gives %lld features per sample, but input '%s' has shape %s", f,
+			  (long long)nf, g->nodes[g->input].name, ir_shape_str(&g->nodes[g->input]));
+		return false;
+	}
+	if (nf && g->label >= 0) {
+		int64_t classes = d->kind == NNRT_DATA_SPIRAL ? d->classes : 2;
+		if (g->label_kind == NNRT_LABEL_CLASS && g->label_size != classes) {
+			nnc_error(s->src, e->loc, "%s() has %lld classes, but label '%s' is class(%lld)", f,
+				  (long long)classes, g->nodes[g->label].name, (long long)g->label_size);
+			return false;
+		}
+		if (g->label_kind == NNRT_LABEL_REAL && (g->label_size != 1 || classes != 2)) {
+			nnc_error(s->src, e->loc, "%s() gives class labels; declare the label as class(%lld)%s", f,
+				  (long long)classes, classes == 2 ? " or f32[1] (0 or 1)" : "");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* data: SOURCE / test: SOURCE in the train block, SOURCE one of the calls
+ * above; d is filled and checked against the model. */
+static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
+{
+	const nnc_ast *e = setting->value;
+	if (e->kind != AST_CALL) {
+		nnc_error(s->src, e->loc, "'%s' must be a data source such as idx(\"images\", \"labels\") or moons(count: 1000)",
+			  setting->name);
+		return false;
+	}
+	memset(d, 0, sizeof *d);
+	d->scale = 1;
+	const char *f = e->str;
+	data_parser *parse = NULL;
+	for (size_t i = 0; i < sizeof data_sources / sizeof data_sources[0]; i++)
+		if (!strcmp(f, data_sources[i].name)) {
+			d->kind = data_sources[i].kind;
+			parse = data_sources[i].parse;
+		}
+	if (!parse) {
+		nnc_error(s->src, e->callee_loc, "unknown data source '%s'", f);
+		const char *best = nnc_suggest(f, sema_data_names);
+		if (best)
+			nnc_hint("did you mean '%s'?", best);
+		else
+			nnc_hint("data sources are: %s", sema_join_choices(sema_data_names));
+		return false;
+	}
+	bool ok = true;
+	if (!parse(s, e, d, &ok))
+		return false;
+	data_common(s, e, d, &ok);
+	if (!ok)
+		return false;
+	if (d->kind == NNRT_DATA_CSV)
+		check_csv_columns(s, e, d);
+	return check_synth_shape(s, e, d);
+}
+
+static const char *const train_keys[] = {"data", "test", "batch", "epochs", "seed", NULL};
+
+/* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1 } */
+void sema_stmt_train(sema *s, const nnc_stmt *st)
+{
+	nnc_train_config *cfg = s->cfg;
+	if (s->train_stmt) {
+		nnc_error(s->src, st->loc, "the train block is already defined");
+		nnc_note(s->src, s->train_stmt->loc, "first defined here");
+		return;
+	}
+	s->train_stmt = st;
+	for (int i = 0; i < st->nsettings; i++) {
+		const nnc_arg *a = &st->settings[i];
+		bool known = false;
+		for (int k = 0; train_keys[k]; k++)
+			known |= !strcmp(train_keys[k], a->name);
+		if (!known) {
+			nnc_error(s->src, a->name_loc, "unknown train setting '%s'", a->name);
+			const char *best = nnc_suggest(a->name, train_keys);
+			if (best)
+				nnc_hint("did you mean '%s'?", best);
+			else
+				nnc_hint("train settings are: %s", sema_join_choices(train_keys));
+			continue;
+		}
+		bool dup = false;
+		for (int j = 0; j < i; j++)
+			if (!strcmp(st->settings[j].name, a->name)) {
+				nnc_error(s->src, a->name_loc, "train setting '%s' is given twice", a->name);
+				nnc_note(s->src, st->settings[j].name_loc, "first given here");
+				dup = true;
+				break;
+			}
+		if (dup)
+			continue;
+		if (!strcmp(a->name, "data"))
+			data_source(s, a, &cfg->train);
+		else if (!strcmp(a->name, "test"))
+			data_source(s, a, &cfg->test);
+		else if (!strcmp(a->name, "batch")) {
+			if (sema_arg_int(s, a, "the batch size", 1, &cfg->batch) && cfg->batch > 65536)
+				nnc_error(s->src, a->value->loc, "the batch size must be at most 65536");
+		} else if (!strcmp(a->name, "epochs"))
+			sema_arg_int(s, a, "the number of epochs", 1, &cfg->epochs);
+		else if (!strcmp(a->name, "seed"))
+			sema_arg_int(s, a, "the seed", 0, &cfg->seed);
+	}
+	bool has_data = false;
+	for (int i = 0; i < st->nsettings; i++)
+		has_data |= nnc_suggest(st->settings[i].name, (const char *const[]){"data", NULL}) != NULL;
+	if (!has_data) {
+		nnc_error(s->src, st->loc, "the train block needs a 'data' source");
+		nnc_hint("for example: data: moons(count: 1000, noise: 0.1)");
+	}
+}
