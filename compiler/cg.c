@@ -163,9 +163,9 @@ static void clear_unwritten(cg_ctx *c, LLVMValueRef grads)
 {
 	ir_graph *g = c->g;
 	bool *written = nnc_alloc((size_t)g->nparams + 1);
-	for (int i = 0; i < g->n_train; i++) {
+	for (int i = 0; i < g->n; i++) {
 		ir_node *nd = &g->nodes[i];
-		if (!nd->dead && nd->storage == ST_GRAD && nd->param >= 0)
+		if (!nd->dead && (nd->entries & IR_ENTRY_TRAIN) && nd->storage == ST_GRAD && nd->param >= 0)
 			written[nd->param] = true;
 	}
 	for (int p = 0; p < g->nparams; p++) {
@@ -289,8 +289,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, const int *ids, int 
 	return fn;
 }
 
-/* Nodes needed to compute `root` (its ancestors), in order. */
-static int collect_ancestors(ir_graph *g, int root, int *ids);
+static int entry_ops(ir_graph *g, unsigned entry, int *ids);
 
 /* infer() for n <= NNC_SMALL_BATCH: the ops of the sample-major copy
  * (small.c), run by thread 0 alone; the other threads return at once. */
@@ -302,7 +301,7 @@ static LLVMValueRef emit_infer(cg_unit *u, cg_unit *few, const char *name, const
 	cg_ctx *c = &few->c;
 	ir_graph *s = c->g;
 	int *sids = nnc_alloc(sizeof(int) * (size_t)s->n);
-	int ns = collect_ancestors(s, s->output, sids);
+	int ns = entry_ops(s, IR_ENTRY_INFER, sids);
 	for (int k = 0; k < ns; k++)
 		lower_op(few, sids[k]);
 	LLVMValueRef small = LLVMAddFunction(c->M, nnc_sprintf("%s.few", name), u->m->body_fn_t);
@@ -418,9 +417,9 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 	LLVMTypeRef ot = c->abi.op_info;
 	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)(g->n + 1));
 	int n = 0;
-	for (int i = 0; i < g->n_train; i++) {
+	for (int i = 0; i < g->n; i++) {
 		ir_node *nd = &g->nodes[i];
-		if (!has_code(nd))
+		if (!has_code(nd) || !(nd->entries & (IR_ENTRY_TRAIN | IR_ENTRY_EVAL)))
 			continue;
 		u->op_index[i] = n;
 		const char *name = nd->name ? nnc_sprintf("%s %s", ir_op_name(nd->op), nd->name)
@@ -511,15 +510,14 @@ static void emit_model(cg_ctx *c, const cg_options *opt, const char *prefix, LLV
 	}
 }
 
-/* Nodes needed to compute `root` (its ancestors), in order. */
-static int collect_ancestors(ir_graph *g, int root, int *ids)
+/* The nodes with code that `entry` runs, in order: its body's op calls. */
+static int entry_ops(ir_graph *g, unsigned entry, int *ids)
 {
-	bool *need = ir_ancestors(g, root);
-	int n = 0;
-	for (int i = 0; i <= root; i++)
-		if (need[i] && has_code(&g->nodes[i]))
-			ids[n++] = i;
-	return n;
+	int n = ir_entry_nodes(g, entry, ids), k = 0;
+	for (int i = 0; i < n; i++)
+		if (has_code(&g->nodes[ids[i]]))
+			ids[k++] = ids[i];
+	return k;
 }
 
 LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
@@ -563,29 +561,22 @@ LLVMModuleRef nnc_lower(ir_graph *g, const cg_options *opt, LLVMContextRef ctx)
 		m.tick_t = LLVMFunctionType(c->vt, &i32, 1, 0);
 		m.tick_fn = LLVMAddFunction(c->M, "nnrt_prof_tick", m.tick_t);
 	}
-	int last = opt->inference_only ? g->n_eval : g->n_train;
-	for (int i = 0; i < last; i++)
-		if (has_code(&g->nodes[i]))
-			lower_op(u, i);
-	for (int i = g->n_train; i < g->n; i++)
-		if (has_code(&g->nodes[i]))
+	/* one op function per node that some entry runs; each entry's body
+	 * calls those of its own node list (ir.h, IR_ENTRY_*) */
+	for (int i = 0; i < g->n; i++)
+		if (has_code(&g->nodes[i]) && g->nodes[i].entries)
 			lower_op(u, i);
 
 	LLVMValueRef train = NULL, eval, infer = NULL;
-	int n = 0;
+	int n;
 	if (!opt->inference_only) {
-		for (int i = 0; i < g->n_train; i++)
-			if (has_code(&g->nodes[i]))
-				ids[n++] = i;
+		n = entry_ops(g, IR_ENTRY_TRAIN, ids);
 		train = emit_body(u, nnc_sprintf("%s_train_step", prefix), ids, n);
 	}
-	n = 0;
-	for (int i = 0; i < g->n_eval; i++)
-		if (has_code(&g->nodes[i]))
-			ids[n++] = i;
+	n = entry_ops(g, IR_ENTRY_EVAL, ids);
 	eval = emit_body(u, nnc_sprintf("%s_eval_step", prefix), ids, n);
 	if (g->output >= 0) {
-		n = collect_ancestors(g, g->output, ids);
+		n = entry_ops(g, IR_ENTRY_INFER, ids);
 		infer = emit_infer(u, few, nnc_sprintf("%s_infer", prefix), ids, n);
 	}
 	emit_model(c, opt, prefix, train, eval, infer, ops, n_ops);

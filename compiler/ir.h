@@ -72,6 +72,20 @@ ir_op ir_act_grad_op(ir_act a); /* IR_<ID>_GRAD */
 /* "relu", "leaky_relu(alpha=0.2)": an activation and its option (arena) */
 char *ir_act_str(ir_act a, double opt);
 
+/* The entry points of the generated code (docs/architecture.md "The IR").
+ * Every node carries the set of entries that run it: sema's forward nodes
+ * run in the train and eval steps, autodiff's backward and update nodes in
+ * the train step only, the inference tail in inference only, and the
+ * forward nodes the output depends on also in inference.  A node whose
+ * behaviour depends on the mode (e.g. dropout) is two nodes, one per mode,
+ * each in its own entry's list. */
+enum {
+	IR_ENTRY_TRAIN = 1, /* train_step: forward, loss, backward, update */
+	IR_ENTRY_EVAL = 2,  /* eval_step: forward and loss */
+	IR_ENTRY_INFER = 4, /* infer: forward to the output, into the caller's out */
+	IR_ENTRY_ALL = 7,
+};
+
 /* Where a tensor lives at run time. */
 typedef enum ir_storage {
 	ST_NONE = 0, /* not materialised (dead, or a scalar kept in metrics) */
@@ -116,6 +130,7 @@ typedef struct ir_node {
 	const char *name;      /* user-visible name, or NULL */
 	nnc_loc loc;           /* where it was written (for diagnostics) */
 	bool dead;             /* removed by a pass; skipped by later ones */
+	uint8_t entries;       /* IR_ENTRY_* that run it (ir_add gives g->adding) */
 	ir_storage storage;    /* set by plan.c */
 	int64_t offset;        /* floats, within the storage */
 } ir_node;
@@ -157,9 +172,8 @@ typedef struct ir_graph {
 	int loss;              /* loss node */
 	int loss_kind;         /* NNRT_LOSS_* */
 	int output;            /* node whose (transformed) value inference returns */
-	int n_eval;            /* nodes [0, n_eval) form the eval step (forward + loss) */
-	int infer_out;         /* first node of the inference tail appended after training nodes, or -1 */
-	int n_train;           /* nodes [0, n_train) form the train step */
+	uint8_t adding;        /* the entries of the nodes ir_add appends: TRAIN|EVAL for sema's
+				* forward graph, TRAIN for autodiff, INFER for the inference tail */
 
 	uint64_t fingerprint;  /* architecture hash, set by sema (checkpoints carry it) */
 	ir_optimizer opt;
@@ -217,9 +231,17 @@ void nnc_plan(ir_graph *g);
 /* A product or convolution whose act_dst node is dead (nothing reads the
  * activation) keeps its plain value and applies no activation. */
 void ir_drop_dead_act_dst(ir_graph *g);
-/* --inference-only: marks the backward pass and the update (nodes [n_eval,
- * n_train)) dead, so that nnc_plan gives them no memory. */
+/* --inference-only: marks the nodes that only the train step runs (the
+ * backward pass and the update) dead, so that nnc_plan gives them no memory,
+ * and leaves the graph without a train entry. */
 void ir_drop_training(ir_graph *g);
+/* The live nodes that `entry` (IR_ENTRY_*) runs, in order, into ids (g->n
+ * ints); returns their count. */
+int ir_entry_nodes(const ir_graph *g, unsigned entry, int *ids);
+/* Inference runs exactly the ancestors of the output: clears IR_ENTRY_INFER
+ * on the others (after fusion, which only removes ancestors).  nnc_plan
+ * calls it. */
+void ir_settle_infer(ir_graph *g);
 /* Chunks when the driver asks for none (nnc --chunks). */
 #define NNC_DEFAULT_CHUNKS 2
 typedef enum ir_phase {

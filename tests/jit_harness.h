@@ -43,7 +43,7 @@ extern int64_t th_chunks;
  * nodes [lo, hi) that are live together share memory.  NULL, or the first
  * violation (arena).  th_build_graph and th_jit run it on every graph
  * (th_check_plan fails the test). */
-const char *th_plan_violation(ir_graph *g, int lo, int hi);
+const char *th_plan_violation(ir_graph *g, unsigned entries);
 void th_check_plan(ir_graph *g);
 
 typedef struct jitted {

@@ -1044,14 +1044,55 @@ Test(plan, live_workspace_tensors_never_overlap)
 		for (int fuse = 0; fuse < 2; fuse++) {
 			ir_graph *g = build_graph(srcs[i], fuse);
 			int ws = 0;
-			for (int k = 0; k < g->n_train; k++)
-				ws += !g->nodes[k].dead && g->nodes[k].storage == ST_WS;
+			for (int k = 0; k < g->n; k++)
+				ws += !g->nodes[k].dead && (g->nodes[k].entries & IR_ENTRY_TRAIN) && g->nodes[k].storage == ST_WS;
 			cr_assert(ws >= 3, "%s: only %d workspace tensors", g->model_name, ws);
-			const char *why = th_plan_violation(g, 0, g->n_train);
+			const char *why = th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL);
 			cr_assert(!why, "%s (%s): %s", g->model_name, fuse ? "fused" : "unfused", why);
-			why = th_plan_violation(g, g->n_train, g->n);
+			why = th_plan_violation(g, IR_ENTRY_INFER);
 			cr_assert(!why, "%s (%s), inference tail: %s", g->model_name, fuse ? "fused" : "unfused", why);
 		}
+}
+
+/* Each node lists the entries that run it (ir.h, IR_ENTRY_*): sema's
+ * forward graph and loss run in the train and eval steps, autodiff's nodes
+ * in the train step only, inference runs exactly the output's ancestors
+ * and its tail; --inference-only drops the train entry and its nodes. */
+Test(entries, each_node_lists_the_entries_that_run_it)
+{
+	for (int fuse = 0; fuse < 2; fuse++) {
+		ir_graph *g = build_graph(with_optimizer(ops_src, "adam(lr: 0.01)"), fuse);
+		bool *need = ir_ancestors(g, g->output);
+		int train_only = 0, step = 0;
+		for (int i = 0; i < g->n; i++) {
+			ir_node *n = &g->nodes[i];
+			if (n->dead)
+				continue;
+			cr_assert(n->entries, "%%%d %s runs in no entry", i, ir_op_name(n->op));
+			cr_assert_eq(!!(n->entries & IR_ENTRY_INFER), need[i], "%%%d %s: inference runs %s", i,
+				     ir_op_name(n->op), need[i] ? "without it" : "it needlessly");
+			if (n->entries & IR_ENTRY_EVAL)
+				cr_assert(n->entries & IR_ENTRY_TRAIN, "%%%d %s: evaluated, not trained", i, ir_op_name(n->op));
+			train_only += n->entries == IR_ENTRY_TRAIN;
+			step += !!(n->entries & IR_ENTRY_EVAL);
+		}
+		cr_assert_eq(g->nodes[g->loss].entries, IR_ENTRY_TRAIN | IR_ENTRY_EVAL);
+		cr_assert_eq(g->nodes[g->output].entries, IR_ENTRY_INFER);
+		cr_assert_eq(g->nodes[g->input].entries, IR_ENTRY_ALL);
+		cr_assert_eq(g->nodes[g->n - 2].op, IR_ADAM_UPDATE);
+		cr_assert_eq(g->nodes[g->n - 2].entries, IR_ENTRY_TRAIN);
+		cr_assert(train_only > 5 && step > 10, "%d train-only nodes, %d evaluated", train_only, step);
+		int *ids = nnc_alloc(sizeof(int) * (size_t)g->n);
+		int ntrain = ir_entry_nodes(g, IR_ENTRY_TRAIN, ids);
+		cr_assert_eq(ntrain, train_only + step);
+		cr_assert_eq(ids[ntrain - 1], g->n - 2, "the update ends the train step");
+
+		ir_drop_training(g);
+		cr_assert_eq(ir_entry_nodes(g, IR_ENTRY_TRAIN, ids), 0);
+		cr_assert_eq(ir_entry_nodes(g, IR_ENTRY_EVAL, ids), step);
+		cr_assert(g->nodes[g->n - 2].dead);
+		cr_assert(!g->nodes[g->loss].dead && !g->nodes[g->output].dead);
+	}
 }
 
 /* The checker rejects a chunked training plan without room for the chunks'
@@ -1059,9 +1100,9 @@ Test(plan, live_workspace_tensors_never_overlap)
 Test(plan, the_checker_catches_missing_partial_gradients)
 {
 	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
-	cr_assert(g->chunks > 1 && !th_plan_violation(g, 0, g->n_train));
+	cr_assert(g->chunks > 1 && !th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL));
 	g->ws_metrics = g->ws_partials;
-	cr_assert(th_plan_violation(g, 0, g->n_train), "a plan without partial gradients passes");
+	cr_assert(th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL), "a plan without partial gradients passes");
 }
 
 /* The checker rejects a gradient written outside its parameter's place. */
@@ -1069,23 +1110,23 @@ Test(plan, the_checker_catches_a_misplaced_gradient)
 {
 	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
 	int k = 0;
-	while (k < g->n_train && (g->nodes[k].dead || g->nodes[k].storage != ST_GRAD))
+	while (k < g->n && (g->nodes[k].dead || g->nodes[k].storage != ST_GRAD))
 		k++;
-	cr_assert(k < g->n_train);
+	cr_assert(k < g->n);
 	g->nodes[k].offset += 16;
-	cr_assert(th_plan_violation(g, 0, g->n_train), "a gradient 16 floats off its place passes");
+	cr_assert(th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL), "a gradient 16 floats off its place passes");
 }
 
 /* The checker rejects a plan where a tensor is put on top of a live one. */
 Test(plan, the_checker_catches_an_overlap)
 {
 	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
-	cr_assert(!th_plan_violation(g, 0, g->n_train));
+	cr_assert(!th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL));
 	/* a node and the first workspace operand it reads are live together */
 	bool broke = false;
-	for (int i = 0; i < g->n_train && !broke; i++) {
+	for (int i = 0; i < g->n && !broke; i++) {
 		ir_node *n = &g->nodes[i];
-		if (n->dead || n->storage != ST_WS)
+		if (n->dead || !(n->entries & IR_ENTRY_TRAIN) || n->storage != ST_WS)
 			continue;
 		for (int k = 0; k < n->nin; k++) {
 			ir_node *o = &g->nodes[n->in[k]];
@@ -1097,7 +1138,7 @@ Test(plan, the_checker_catches_an_overlap)
 		}
 	}
 	cr_assert(broke);
-	cr_assert(th_plan_violation(g, 0, g->n_train), "an output placed on its own operand passes");
+	cr_assert(th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL), "an output placed on its own operand passes");
 }
 
 /* ---- 6. semantic and shape errors, exact text --------------------------- */
