@@ -96,7 +96,8 @@ static lower_fn *choose_lowering(const cg_unit *u, const ir_node *n)
 
 static bool has_code(const ir_node *n)
 {
-	return !n->dead && !n->in_epilogue && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM;
+	return !n->dead && !n->in_epilogue && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM &&
+	       n->op != IR_STATE;
 }
 
 /* One op function per live node that computes something. */
@@ -380,13 +381,14 @@ static LLVMValueRef data_spec(cg_ctx *c, const nnrt_data_spec *d)
 	return LLVMConstNamedStruct(c->abi.data_spec, f, CG_DATA_NFIELDS);
 }
 
-static LLVMValueRef param_table(cg_ctx *c, const char *prefix)
+/* The rows of the parameter table, or of the state table (the same
+ * nnrt_param_info rows), as the global `prefix`_`what`. */
+static LLVMValueRef param_table(cg_ctx *c, const char *prefix, const char *what, const ir_param *params, int np)
 {
-	ir_graph *g = c->g;
 	LLVMTypeRef pt = c->abi.param_info;
-	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->nparams);
-	for (int i = 0; i < g->nparams; i++) {
-		ir_param *p = &g->params[i];
+	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)np + 1);
+	for (int i = 0; i < np; i++) {
+		const ir_param *p = &params[i];
 		LLVMValueRef v[CG_PARAM_NFIELDS];
 		v[CG_PARAM_name] = cstr(c, p->name);
 		v[CG_PARAM_offset] = ci64(c, p->offset);
@@ -400,8 +402,8 @@ static LLVMValueRef param_table(cg_ctx *c, const char *prefix)
 		v[CG_PARAM_pad_] = cg_f32(c, 0);
 		rows[i] = LLVMConstNamedStruct(pt, v, CG_PARAM_NFIELDS);
 	}
-	LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)g->nparams);
-	LLVMValueRef gv = LLVMAddGlobal(c->M, LLVMTypeOf(arr), nnc_sprintf("%s_params", prefix));
+	LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)np);
+	LLVMValueRef gv = LLVMAddGlobal(c->M, LLVMTypeOf(arr), nnc_sprintf("%s_%s", prefix, what));
 	LLVMSetInitializer(gv, arr);
 	LLVMSetGlobalConstant(gv, 1);
 	LLVMSetLinkage(gv, LLVMInternalLinkage);
@@ -470,11 +472,13 @@ static void emit_model(cg_ctx *c, const cg_options *opt, const char *prefix, LLV
 	v[CG_MODEL_loss] = ci32(c, g->loss_kind);
 	v[CG_MODEL_optimizer] = ci32(c, g->opt.kind);
 	v[CG_MODEL_n_params] = ci32(c, g->nparams);
-	v[CG_MODEL_pad_] = ci32(c, 0);
-	v[CG_MODEL_params] = param_table(c, prefix);
+	v[CG_MODEL_n_state] = ci32(c, g->nstates);
+	v[CG_MODEL_params] = param_table(c, prefix, "params", g->params, g->nparams);
+	v[CG_MODEL_state] = g->nstates ? param_table(c, prefix, "state", g->states, g->nstates) : LLVMConstNull(c->ptr);
 	v[CG_MODEL_param_floats] = ci64(c, g->param_floats);
 	v[CG_MODEL_opt_floats] = ci64(c, g->opt_floats);
 	v[CG_MODEL_ws_floats] = ci64(c, g->ws_floats);
+	v[CG_MODEL_state_floats] = ci64(c, g->state_floats);
 	v[CG_MODEL_lr] = cg_f32(c, g->opt.lr);
 	v[CG_MODEL_momentum] = cg_f32(c, g->opt.momentum);
 	v[CG_MODEL_beta1] = cg_f32(c, g->opt.beta1);

@@ -760,6 +760,18 @@ void lower_update(cg_ctx *c, ir_node *n)
 	cg_loop_end(c, &i);
 }
 
+/* s[i] += 1 in place, this thread's share of the elements (a state op of
+ * the train step: it runs before the chunks, with the param ops) */
+void lower_step_count(cg_ctx *c, ir_node *n)
+{
+	LLVMValueRef s = cg_tensor(c, n), lo, hi;
+	cg_partition(c, cg_i64(c, n->size), &lo, &hi);
+	cg_loop i = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef p = cg_gep(c, s, i.i);
+	cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->f32, p), cg_f32(c, 1), ""), p);
+	cg_loop_end(c, &i);
+}
+
 void lower_none(cg_ctx *c, ir_node *n)
 {
 	(void)c;

@@ -232,6 +232,7 @@ static const char *storage_name(ir_storage s)
 	case ST_GRAD: return "grads";
 	case ST_WS: return "ws";
 	case ST_OUT: return "out";
+	case ST_STATE: return "state";
 	}
 	return "?";
 }
@@ -416,5 +417,33 @@ uint64_t ir_fingerprint(ir_graph *g)
 		h = nnc_hash(h, p->dims, sizeof(int64_t) * (size_t)p->rank);
 	}
 	h = nnc_hash(h, &g->opt.kind, sizeof g->opt.kind);
+	for (int i = 0; i < g->nstates; i++) { /* none before state existed: those hashes stay */
+		ir_param *p = &g->states[i];
+		h = nnc_hash(h, p->name, strlen(p->name));
+		h = nnc_hash(h, p->dims, sizeof(int64_t) * (size_t)p->rank);
+	}
 	return h;
+}
+
+int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, double init)
+{
+	int id = ir_add(g, IR_STATE, 0, NULL);
+	ir_node *n = &g->nodes[id];
+	ir_set_shape(n, false, rank, dims);
+	n->name = name;
+	n->param = g->nstates;
+	g->states = nnc_realloc_array(g->states, (size_t)g->nstates, (size_t)g->nstates + 1, sizeof(ir_param));
+	ir_param *p = &g->states[g->nstates++];
+	memset(p, 0, sizeof *p);
+	p->name = name;
+	p->node = id;
+	p->rank = rank;
+	memcpy(p->dims, dims, sizeof(int64_t) * (size_t)rank);
+	p->size = n->size;
+	p->offset = g->state_floats;
+	p->init = NNRT_INIT_CONSTANT;
+	p->init_arg = init;
+	p->init_set = true;
+	g->state_floats += (n->size + 15) / 16 * 16;
+	return id;
 }

@@ -95,6 +95,7 @@ typedef enum ir_storage {
 	ST_GRAD,     /* grads + offset (a parameter's gradient) */
 	ST_WS,       /* ws + offset (planned workspace) */
 	ST_OUT,      /* nnrt_step_args.out */
+	ST_STATE,    /* nnrt_step_args.state + offset (non-trainable state) */
 } ir_storage;
 
 /* Memory layout of a batched tensor. */
@@ -126,7 +127,8 @@ typedef struct ir_node {
 	double fa[4];          /* op-specific reals (AFFINE: a, b); fa[IR_FA_ACT]: the
 				* option of the node's activation (an activation op,
 				* its derivative, or act/dact) */
-	int param;             /* PARAM: index in graph params; DENSE_BWD_W/BIAS_GRAD: param it writes */
+	int param;             /* PARAM: index in graph params; DENSE_BWD_W/BIAS_GRAD: param it writes;
+				* STATE: index in graph states */
 	const char *name;      /* user-visible name, or NULL */
 	nnc_loc loc;           /* where it was written (for diagnostics) */
 	bool dead;             /* removed by a pass; skipped by later ones */
@@ -164,6 +166,9 @@ typedef struct ir_graph {
 	int64_t param_floats;
 	int64_t opt_floats;
 	int64_t ws_floats;     /* set by plan.c: max over every entry point */
+	ir_param *states;      /* non-trainable state tensors (init: NNRT_INIT_CONSTANT, init_arg) */
+	int nstates;
+	int64_t state_floats;  /* contiguous, each tensor padded to 16 floats */
 
 	int input;             /* INPUT node */
 	int label;             /* LABEL node */
@@ -221,6 +226,11 @@ bool *ir_ancestors(const ir_graph *g, int root);
 /* Parameter count, memory and FLOPs per sample (forward, backward). */
 void ir_stats(ir_graph *g, nnc_buf *out);
 uint64_t ir_fingerprint(ir_graph *g);
+/* A state tensor `name` of shape dims, every value `init` at the start: a
+ * new row of g->states and its STATE node (returned). */
+int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, double init);
+/* An op that writes a state tensor in place: a side effect, never dead. */
+static inline bool ir_writes_state(const ir_node *n) { return n->op == IR_STEP_COUNT; }
 
 /* ---- passes ---- */
 ir_graph *nnc_sema(const nnc_program *prog);  /* NULL after reporting errors */

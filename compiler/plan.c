@@ -18,6 +18,9 @@
  * offsets are relative to the chunk's start).  Unbatched tensors (packed
  * weights) are written before the chunks run and read by all of them, so they
  * never share memory.
+ *
+ * Non-trainable state (ST_STATE) has its own array, laid out by
+ * ir_add_state; an op writing state writes its operand's tensor in place.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -231,7 +234,16 @@ void nnc_plan(ir_graph *g)
 			n->storage = ST_PARAM;
 			n->offset = g->params[n->param].offset;
 			break;
-		default: break;
+		case IR_STATE:
+			n->storage = ST_STATE;
+			n->offset = g->states[n->param].offset;
+			break;
+		default:
+			if (ir_writes_state(n)) { /* in place */
+				n->storage = ST_STATE;
+				n->offset = g->nodes[n->in[0]].offset;
+			}
+			break;
 		}
 	}
 	if (g->output >= 0)

@@ -39,6 +39,7 @@ nnc_source *th_make_source(const char *path, const char *text)
 }
 
 int64_t th_chunks;
+void (*th_graph_hook)(ir_graph *g);
 
 ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 {
@@ -51,6 +52,8 @@ ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 	nnc_diag_capture(NULL);
 	cr_assert(g, "the program does not compile:\n%s\n%s", diags.data ? diags.data : "", text);
 	nnc_buf_free(&diags);
+	if (th_graph_hook)
+		th_graph_hook(g);
 	nnc_autodiff(g);
 	nnc_add_inference_tail(g);
 	if (fuse)

@@ -36,6 +36,9 @@ nnc_source *th_make_source(const char *path, const char *text);
 ir_graph *th_build_graph(const char *path, const char *text, bool fuse);
 /* Chunks th_build_graph asks the planner for (nnc --chunks); 0: the default. */
 extern int64_t th_chunks;
+/* If set, th_build_graph calls it on sema's graph before autodiff: a test
+ * adds internal nodes that no surface syntax makes (state, STEP_COUNT). */
+extern void (*th_graph_hook)(ir_graph *g);
 
 /* The memory plan checker: the regions of the workspace (unbatched tensors,
  * partial gradients, partial metrics, chunks) follow each other; parameters

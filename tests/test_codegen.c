@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "diag.h"
@@ -1092,6 +1093,92 @@ Test(entries, each_node_lists_the_entries_that_run_it)
 		cr_assert_eq(ir_entry_nodes(g, IR_ENTRY_EVAL, ids), step);
 		cr_assert(g->nodes[g->n - 2].dead);
 		cr_assert(!g->nodes[g->loss].dead && !g->nodes[g->output].dead);
+	}
+}
+
+/* The tests' way to give a model state (no op of the language has any
+ * yet): a counter of 3 values starting at 0.5, which STEP_COUNT, a node of
+ * the train step only, increments. */
+static void add_step_counter(ir_graph *g)
+{
+	int64_t dims[1] = {3};
+	int s = ir_add_state(g, "steps", 1, dims, 0.5);
+	uint8_t was = g->adding;
+	g->adding = IR_ENTRY_TRAIN;
+	int c = ir_add(g, IR_STEP_COUNT, 1, &s);
+	cr_assert(ir_infer_shape(g, c));
+	g->adding = was;
+}
+
+/* State exists end to end: the plan puts it in its own array, the model
+ * descriptor lists it, an instance initialises it, the train step (once
+ * per step, whatever the chunks) changes it and the eval step and
+ * inference do not, and a checkpoint carries it. */
+Test(state, the_train_step_updates_state_and_checkpoints_carry_it)
+{
+	for (int chunks = 1; chunks <= 2; chunks++) {
+		th_chunks = chunks;
+		th_graph_hook = add_step_counter;
+		ir_graph *g = build_graph(with_optimizer(ops_src, "adam(lr: 0.01)"), true);
+		th_graph_hook = NULL;
+		th_chunks = 0;
+		cr_assert_eq(g->chunks, chunks);
+		int counter = -1;
+		for (int i = 0; i < g->n; i++)
+			if (!g->nodes[i].dead && g->nodes[i].op == IR_STEP_COUNT)
+				counter = i;
+		cr_assert(counter >= 0, "fusion removed the state op");
+		cr_assert_eq(g->nodes[counter].storage, ST_STATE);
+		cr_assert_eq(g->nodes[counter].entries, IR_ENTRY_TRAIN);
+		cr_assert_eq(g->state_floats, 16);
+
+		jitted j = th_jit(g, false, true);
+		const nnrt_model *m = j.m;
+		cr_assert_eq(m->n_state, 1);
+		cr_assert_eq(m->state_floats, 16);
+		cr_assert_str_eq(m->state[0].name, "steps");
+		cr_assert_eq(m->state[0].size, 3);
+		cr_assert_eq(nnrt_model_state_index(m, "steps"), 0);
+		cr_assert_eq(nnrt_model_state_index(m, "dense1.weight"), -1);
+		int err = 0;
+		nnrt_instance *inst = nnrt_instance_new(m, &err);
+		cr_assert(inst, "instance: error %d", err);
+		float s[3], x[8 * 7];
+		int32_t y[8];
+		for (int i = 0; i < 8 * 7; i++)
+			x[i] = (float)(i % 5) * 0.25f;
+		for (int i = 0; i < 8; i++)
+			y[i] = i % 2;
+		cr_assert_eq(nnrt_instance_get_state(inst, 0, s, 3), NNRT_OK);
+		cr_assert(s[0] == 0.5f && s[1] == 0.5f && s[2] == 0.5f, "initial state %g %g %g", s[0], s[1], s[2]);
+		float loss;
+		cr_assert_eq(nnrt_instance_train_step(inst, x, y, 8, &loss), NNRT_OK);
+		cr_assert_eq(nnrt_instance_train_step(inst, x, y, 5, &loss), NNRT_OK);
+		double el, acc;
+		cr_assert_eq(nnrt_instance_evaluate(inst, x, y, 8, &el, &acc), NNRT_OK);
+		float out[8 * 2];
+		cr_assert_eq(nnrt_instance_infer(inst, x, 8, out), NNRT_OK);
+		cr_assert_eq(nnrt_instance_get_state(inst, 0, s, 3), NNRT_OK);
+		for (int k = 0; k < 3; k++)
+			cr_assert_eq(s[k], 2.5f, "chunks %d: state[%d] = %g after two train steps", chunks, k, s[k]);
+		cr_assert_eq(nnrt_instance_state(inst)[0], 2.5f);
+
+		char path[] = "/tmp/nnc_state_XXXXXX";
+		int fd = mkstemp(path);
+		cr_assert(fd >= 0);
+		close(fd);
+		cr_assert_eq(nnrt_instance_save(inst, path), NNRT_OK, "%s", nnrt_instance_error(inst));
+		float zero[3] = {0, 0, 0};
+		cr_assert_eq(nnrt_instance_set_state(inst, 0, zero, 3), NNRT_OK);
+		cr_assert_eq(nnrt_instance_set_state(inst, 1, zero, 3), NNRT_ERR_ARG);
+		cr_assert_eq(nnrt_instance_set_state(inst, 0, zero, 2), NNRT_ERR_SIZE);
+		cr_assert_eq(nnrt_instance_load(inst, path), NNRT_OK, "%s", nnrt_instance_error(inst));
+		unlink(path);
+		cr_assert_eq(nnrt_instance_get_state(inst, 0, s, 3), NNRT_OK);
+		for (int k = 0; k < 3; k++)
+			cr_assert_eq(s[k], 2.5f, "state[%d] = %g after the load", k, s[k]);
+		nnrt_instance_free(inst);
+		th_jit_free(&j);
 	}
 }
 
