@@ -21,7 +21,7 @@
 /* nnrt_step_args: what a body gets from the runtime */
 #define CG_STEP_ARGS(F)                                                                              \
 	F(params, PTR) F(grads, PTR) F(opt, PTR) F(ws, PTR) F(x, PTR) F(y, PTR) F(out, PTR) F(metrics, PTR) \
-	F(n, I64) F(hp, HP) F(state, PTR)
+	F(n, I64) F(hp, HP) F(state, PTR) F(seed, I64) F(sample0, I64)
 
 /* nnrt_param_info: one row of the parameter table */
 #define CG_PARAM_INFO(F)                                                                               \

@@ -27,6 +27,11 @@ static LLVMValueRef chunk_field(cg_ctx *c, cg_chunk_field f)
 	return cg_load(c, cg_abi_field_type(c->abi.chunk, (unsigned)f), p);
 }
 
+LLVMValueRef cg_first_sample(cg_ctx *c)
+{
+	return LLVMBuildAdd(c->B, cg_arg(c, CG_ARGS_sample0), chunk_field(c, CG_CHUNK_s0), "");
+}
+
 LLVMValueRef cg_batch_n(cg_ctx *c) { return chunk_field(c, CG_CHUNK_n); }
 LLVMValueRef cg_batch_total(cg_ctx *c) { return chunk_field(c, CG_CHUNK_total); }
 LLVMValueRef cg_metrics(cg_ctx *c) { return chunk_field(c, CG_CHUNK_metrics); }

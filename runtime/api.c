@@ -200,6 +200,7 @@ int nnrt_instance_init(nnrt_instance *inst, uint64_t seed)
 	/* As nnrt_main does: one stream seeds the parameters and then goes on
 	 * to shuffle, so a checkpoint saved from here resumes like a binary's. */
 	memset(&inst->st, 0, sizeof inst->st);
+	inst->seed = seed;
 	nnrt_rng_seed(&inst->st.rng, seed);
 	memset(inst->params, 0, (size_t)m->param_floats * sizeof(float));
 	nnrt_init_params(m, inst->params, &inst->st.rng);
@@ -264,7 +265,7 @@ static nnrt_step_args step_args(nnrt_instance *inst, const float *x, const void 
 	const nnrt_model *m = inst->m;
 	nnrt_step_args a = {.params = inst->params, .grads = inst->grads, .opt = inst->opt, .ws = inst->ws,
 	                    .x = x, .y = y, .out = out, .metrics = inst->metrics, .n = n, .state = inst->state};
-	nnrt_step_hp(&a, m, inst->lr, step);
+	nnrt_step_hp(&a, m, inst->lr, step, inst->seed);
 	return a;
 }
 

@@ -179,9 +179,15 @@ void nnrt_init_state(const nnrt_model *m, float *state)
 _Static_assert(NNRT_HP_COUNT <= sizeof ((nnrt_step_args *)0)->hp / sizeof(float), "nnrt_step_args.hp is too small");
 
 /* Exactly the slots the generated optimizer update reads; the reserved
- * rest stays zero. */
-void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step)
+ * rest stays zero.  And the step's random stream (nnrt_random_bits): the
+ * run's seed, and the global index of the step's first sample, counted
+ * from the step number (which checkpoints carry) so that a resumed run
+ * draws what the uninterrupted one would have; a partial last batch just
+ * leaves indices unused. */
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step, uint64_t seed)
 {
+	a->seed = seed;
+	a->sample0 = step >= 1 ? (step - 1) * m->batch : 0;
 	memset(a->hp, 0, sizeof a->hp);
 	a->hp[NNRT_HP_LR] = lr;
 	/* Adam's bias corrections, in double: beta^t of a float beta. */
@@ -189,4 +195,24 @@ void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step
 		a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
 		a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
 	}
+}
+
+/* ---- The random stream of the steps (nnrt.h) ---- */
+
+uint64_t nnrt_mix64(uint64_t z)
+{
+	z += 0x9E3779B97F4A7C15ull;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+uint32_t nnrt_random_bits(uint64_t seed, int64_t sample, int64_t elem)
+{
+	return (uint32_t)(nnrt_mix64(nnrt_mix64(seed ^ nnrt_mix64((uint64_t)sample)) + (uint64_t)elem) >> 32);
+}
+
+float nnrt_random_uniform(uint64_t seed, int64_t sample, int64_t elem)
+{
+	return (float)(nnrt_random_bits(seed, sample, elem) >> 8) * 0x1p-24f;
 }

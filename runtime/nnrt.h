@@ -126,13 +126,27 @@ typedef struct nnrt_step_args {
 	int64_t n;           /* samples in this batch, 1 <= n <= batch */
 	float hp[8];         /* hyper-parameters of this step, see NNRT_HP_* */
 	float *state;        /* state_floats: non-trainable persistent tensors (m->state) */
+	uint64_t seed;       /* the run's seed: with sample0, the step's random stream */
+	int64_t sample0;     /* global index of the step's first sample: (step - 1) * batch of a
+			      * train step, 0 otherwise; sample i of the step is sample0 + i */
 } nnrt_step_args;
+
+/* The random stream of the generated code: value number `elem` of global
+ * sample `sample` in the run of `seed`, 32 random bits.  A pure function
+ * of its three arguments (a counter-based generator built on splitmix64's
+ * finaliser), so the values a step draws do not depend on how the batch is
+ * cut into chunks or threads.  cg_build.c emits the same function
+ * (runtime/model.c has this one). */
+uint64_t nnrt_mix64(uint64_t z); /* splitmix64's finaliser */
+uint32_t nnrt_random_bits(uint64_t seed, int64_t sample, int64_t elem);
+/* The same as a float uniform in [0, 1): the top 24 bits, times 2^-24. */
+float nnrt_random_uniform(uint64_t seed, int64_t sample, int64_t elem);
 
 /* Indices into nnrt_step_args.hp: the values that change from run to run
  * (--lr, nnrt_instance_set_lr) or from step to step.  The .nn file's
  * constants (momentum, beta1, beta2, eps) are compiled into the generated
  * update instead.  hp[NNRT_HP_COUNT..7] are zero and reserved: the array
- * keeps its size so that the layout stays that of ABI version 3. */
+ * keeps its size (8 slots since ABI version 3). */
 enum {
 	NNRT_HP_LR = 0,      /* learning rate of this step */
 	NNRT_HP_ADAM_C1 = 1, /* Adam at step t (1-based): 1 / (1 - beta1^t); else 0 */
@@ -273,9 +287,11 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  *
  * Compatibility: functions are only ever added (the epoch, clear-error and
  * error-handler functions came after the first release), and an instance
- * stays an opaque block behind a fixed NNRT_INSTANCE_HEADER_BYTES header.  So
- * objects and headers generated before keep working with this runtime, and
- * NNRT_ABI_VERSION, which versions the nnrt_model layout, is unchanged. */
+ * stays an opaque block behind a fixed NNRT_INSTANCE_HEADER_BYTES header.
+ * NNRT_ABI_VERSION versions the layout of nnrt_model and nnrt_step_args,
+ * which the generated code shares: version 4 added the state tensors and
+ * the random stream, so objects of an older nnc are refused with a message
+ * asking to rebuild them (nnrt_model_check). */
 
 typedef struct nnrt_instance nnrt_instance;
 

@@ -203,7 +203,7 @@ void nnrt_init_state(const nnrt_model *m, float *state);
  * number of the training step about to run (Adam's t), or 0 for a step that
  * does not train (evaluation, inference).  The one place the hyper-parameters
  * are computed, for the training binary and the embedding API alike. */
-void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step);
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step, uint64_t seed);
 
 /* ---- train.c ---- */
 
@@ -239,6 +239,7 @@ struct nnrt_instance {
 	const nnrt_model *m;
 	float *params, *grads, *opt, *ws; /* grads, opt: NULL without training */
 	float *state;                     /* m->state_floats: non-trainable state */
+	uint64_t seed;                    /* of the parameters and the steps' random stream */
 	nnrt_train_state st;              /* step count and RNG, as checkpoints store them */
 	double metrics[4];
 	float lr;

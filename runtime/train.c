@@ -485,7 +485,7 @@ static int alloc_arrays(trainer *t)
 	a->y = t->y;
 	a->out = t->out;
 	a->metrics = inst->metrics;
-	nnrt_step_hp(a, m, inst->lr, 0);
+	nnrt_step_hp(a, m, inst->lr, 0, inst->seed);
 	return 0;
 }
 
@@ -539,7 +539,7 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 static void evaluate(trainer *t, double *loss, double *acc)
 {
 	double sum[2];
-	nnrt_step_hp(&t->args, t->m, t->inst->lr, 0);
+	nnrt_step_hp(&t->args, t->m, t->inst->lr, 0, t->inst->seed);
 	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
 	*loss = sum[0] / (double)t->test.n;
 	*acc = sum[1] / (double)t->test.n;
@@ -775,7 +775,7 @@ static int train(trainer *t)
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
 			int64_t step = st->step + 1;
 			a->n = bn;
-			nnrt_step_hp(a, m, inst->lr, step);
+			nnrt_step_hp(a, m, inst->lr, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);

@@ -1182,6 +1182,73 @@ Test(state, the_train_step_updates_state_and_checkpoints_carry_it)
 	}
 }
 
+/* The tests' way to draw from the step's random stream (no op of the
+ * language does yet): the output becomes RANDOM of the input's shape. */
+static void add_random_output(ir_graph *g)
+{
+	int r = ir_add(g, IR_RANDOM, 1, &g->input);
+	cr_assert(ir_infer_shape(g, r));
+	g->output = r;
+}
+
+/* The random stream is a function of (seed, global sample index, element)
+ * alone: under 1, 2 or 3 chunks and 1 or 2 threads, for a full and a
+ * partial batch, the generated code draws exactly nnrt_random_uniform's
+ * values, sample i of the step being sample0 + i. */
+Test(random, the_stream_is_independent_of_chunks_and_threads)
+{
+	const uint64_t seed = 0x5eed0123456789abull;
+	const int64_t sample0 = 4000000007;
+	int64_t distinct = 0;
+	for (int chunks = 1; chunks <= 3; chunks++) {
+		th_chunks = chunks;
+		th_graph_hook = add_random_output;
+		ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
+		th_graph_hook = NULL;
+		th_chunks = 0;
+		cr_assert_eq(g->chunks, chunks);
+		jitted j = th_jit(g, false, true);
+		const nnrt_model *m = j.m;
+		cr_assert_eq(m->output_size, 7);
+		float *params = th_falloc(m->param_floats), *ws = th_falloc(m->ws_floats), *x = th_falloc(8 * 7);
+		float out[8 * 7];
+		double metrics[4];
+		for (int threads = 1; threads <= 2; threads++)
+			for (int64_t n = 8; n >= 5; n -= 3) {
+				memset(out, 0, sizeof out);
+				nnrt_step_args a = {.params = params, .ws = ws, .x = x, .out = out, .metrics = metrics, .n = n,
+						    .seed = seed, .sample0 = sample0};
+				nnrt_run_threads(m->infer, &a, threads);
+				for (int64_t i = 0; i < n; i++)
+					for (int64_t e = 0; e < 7; e++) {
+						float want = nnrt_random_uniform(seed, sample0 + i, e);
+						cr_assert(want >= 0 && want < 1);
+						cr_assert_eq(out[i * 7 + e], want, "chunks %d, threads %d, n %lld: sample %lld, value %lld: %.9g, not %.9g",
+							     chunks, threads, (long long)n, (long long)i, (long long)e, out[i * 7 + e], want);
+						distinct += out[i * 7 + e] != out[0];
+					}
+			}
+		free(params), free(ws), free(x);
+		th_jit_free(&j);
+	}
+	cr_assert_gt(distinct, 200, "the stream repeats itself");
+}
+
+/* nnrt_random_bits against values worked out from splitmix64 by hand
+ * (its finaliser on seed ^ mix(sample), plus the element, mixed again),
+ * so that the C reference the test above trusts is itself the function
+ * nnrt.h documents. */
+Test(random, the_reference_is_splitmix64s_finaliser)
+{
+	/* mix64(0) = 0xe220a8397b1dcdaf, splitmix64's first output from 0 */
+	cr_assert_eq(nnrt_mix64(0), 0xe220a8397b1dcdafull);
+	uint64_t h = nnrt_mix64(nnrt_mix64(7 ^ nnrt_mix64(3)) + 5);
+	cr_assert_eq(nnrt_random_bits(7, 3, 5), (uint32_t)(h >> 32));
+	cr_assert_eq(nnrt_random_uniform(7, 3, 5), (float)(uint32_t)(h >> 40) * 0x1p-24f);
+	cr_assert_neq(nnrt_random_bits(7, 3, 5), nnrt_random_bits(7, 5, 3));
+	cr_assert_neq(nnrt_random_bits(7, 3, 5), nnrt_random_bits(8, 3, 5));
+}
+
 /* The checker rejects a chunked training plan without room for the chunks'
  * partial gradients (what the planner gave a loss reaching no parameter). */
 Test(plan, the_checker_catches_missing_partial_gradients)

@@ -1360,7 +1360,7 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		nnrt_step_args a;
 		memset(&a, 0x55, sizeof a);
-		nnrt_step_hp(&a, &m, 0.25f, rows[i].t);
+		nnrt_step_hp(&a, &m, 0.25f, rows[i].t, 3);
 		cr_assert_eq(a.hp[NNRT_HP_LR], 0.25f);
 		/* the float betas are not exactly 0.9 and 0.999: 1e-5 apart at most */
 		cr_assert_float_eq(a.hp[NNRT_HP_ADAM_C1], rows[i].c1, 1e-5 * rows[i].c1, "t = %lld: c1 %.9g",
@@ -1372,12 +1372,15 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	 * slots are zero */
 	nnrt_step_args a;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, 0.5f, 0);
+	nnrt_step_hp(&a, &m, 0.5f, 0, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
+	cr_assert(a.seed == 3 && a.sample0 == 0, "outside a training step: seed %llu, sample0 %lld",
+	          (unsigned long long)a.seed, (long long)a.sample0);
 	m.optimizer = NNRT_OPT_SGD;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, 0.5f, 7);
+	nnrt_step_hp(&a, &m, 0.5f, 7, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
+	cr_assert(a.seed == 3 && a.sample0 == 6 * m.batch, "step 7 starts at sample %lld", (long long)a.sample0);
 	for (size_t k = NNRT_HP_COUNT; k < sizeof a.hp / sizeof a.hp[0]; k++)
 		cr_assert_eq(a.hp[k], 0.0f, "reserved hp[%zu] is %g", k, a.hp[k]);
 }
@@ -1385,33 +1388,43 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 /* What the binary's and the API's train steps hand the body, step by step. */
 enum { HP_LOG = 64 };
 static float hp_log[HP_LOG][8];
+static uint64_t seed_log[HP_LOG];
+static int64_t sample0_log[HP_LOG];
 static int hp_logged;
 
 static void logging_train(nnrt_step_args *a, int32_t tid, int32_t nt)
 {
-	if (tid == 0 && hp_logged < HP_LOG)
+	if (tid == 0 && hp_logged < HP_LOG) {
+		seed_log[hp_logged] = a->seed;
+		sample0_log[hp_logged] = a->sample0;
 		memcpy(hp_log[hp_logged++], a->hp, sizeof a->hp);
+	}
 	mlp_train(a, tid, nt);
 }
 
 /* The training binary and an instance give the body of step t the same
- * hyper-parameters, which are nnrt_step_hp's for t. */
+ * hyper-parameters, which are nnrt_step_hp's for t, and the same random
+ * stream: the run's seed, and (t - 1) * batch as the first sample. */
 Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 {
 	nnrt_model m = mlp_model();
 	m.train_step = logging_train;
 	m.test.kind = NNRT_DATA_NONE;
 	hp_logged = 0;
-	run_result r = run_main(&m, "--epochs 1 --limit 96 --lr 0.125 --threads 2 --quiet");
+	run_result r = run_main(&m, "--epochs 1 --limit 96 --lr 0.125 --threads 2 --quiet --seed 9");
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	run_free(&r);
 	cr_assert_eq(hp_logged, 3, "3 steps of 32, not %d", hp_logged);
 	float bin[3][8];
 	memcpy(bin, hp_log, sizeof bin);
+	uint64_t bin_seed[3];
+	int64_t bin_sample0[3];
+	memcpy(bin_seed, seed_log, sizeof bin_seed);
+	memcpy(bin_sample0, sample0_log, sizeof bin_sample0);
 
 	hp_logged = 0;
 	int err;
-	nnrt_instance *inst = nnrt_instance_new(&m, &err);
+	nnrt_instance *inst = nnrt_instance_new_seeded(&m, 9, &err);
 	cr_assert_not_null(inst);
 	cr_assert_eq(nnrt_instance_set_lr(inst, 0.125f), NNRT_OK);
 	float x[32 * MI] = {0};
@@ -1422,9 +1435,13 @@ Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 	cr_assert_eq(hp_logged, 3);
 	for (int s = 0; s < 3; s++) {
 		nnrt_step_args want;
-		nnrt_step_hp(&want, &m, 0.125f, s + 1);
+		nnrt_step_hp(&want, &m, 0.125f, s + 1, 9);
 		cr_assert(memcmp(bin[s], want.hp, sizeof want.hp) == 0, "binary, step %d", s + 1);
 		cr_assert(memcmp(hp_log[s], want.hp, sizeof want.hp) == 0, "api, step %d", s + 1);
+		cr_assert(bin_seed[s] == 9 && seed_log[s] == 9, "step %d: seeds %llu and %llu", s + 1,
+		          (unsigned long long)bin_seed[s], (unsigned long long)seed_log[s]);
+		cr_assert(bin_sample0[s] == 32 * s && sample0_log[s] == 32 * s, "step %d: first samples %lld and %lld",
+		          s + 1, (long long)bin_sample0[s], (long long)sample0_log[s]);
 	}
 }
 
