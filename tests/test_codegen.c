@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "header.h"
 #include "diag.h"
 #include "ir.h"
 #include "nnrt.h"
@@ -1180,6 +1181,38 @@ Test(state, the_train_step_updates_state_and_checkpoints_carry_it)
 		nnrt_instance_free(inst);
 		th_jit_free(&j);
 	}
+}
+
+/* The header of a model with state: its size macros, an index and size per
+ * state tensor, and the accessors, compiling cleanly as C. */
+Test(state, the_header_gives_sizes_indices_and_accessors)
+{
+	th_graph_hook = add_step_counter;
+	ir_graph *g = build_graph(with_optimizer(ops_src, "adam(lr: 0.01)"), true);
+	th_graph_hook = NULL;
+	nnc_buf h = {0};
+	nnc_header(g, "sc", false, "sc.o", &h);
+	static const char *const want[] = {
+		"#define SC_STATE_TENSORS 1 ", "#define SC_STATE_FLOATS 16 ", "#define SC_S_STEPS 0 ",
+		"#define SC_S_STEPS_SIZE 3\n", "static inline int sc_get_state(", "static inline float *sc_state(",
+	};
+	for (size_t i = 0; i < NELEMS(want); i++)
+		cr_assert(strstr(h.data, want[i]), "the header lacks '%s':\n%s", want[i], h.data);
+	char dir[256], *out;
+	sh_mktemp(dir, sizeof dir, "hdr");
+	char path[300];
+	snprintf(path, sizeof path, "%s/sc.h", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert(f);
+	fputs(h.data, f);
+	fclose(f);
+	int rc = sh_run(&out, "cd '%s' && printf '#include \"sc.h\"\\nint main(void) { return SC_S_STEPS + (int)sizeof(&sc_get_state) * 0; }\\n' > u.c && "
+			"cc -std=c11 -Wall -Wextra -Wpedantic -Werror -I'%s/runtime' -c u.c -o /dev/null",
+			dir, NNC_SOURCE_DIR);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	sh_rmtree(dir);
+	nnc_buf_free(&h);
 }
 
 /* The tests' way to draw from the step's random stream (no op of the
