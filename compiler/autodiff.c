@@ -2,7 +2,7 @@
  * autodiff.c - reverse-mode automatic differentiation on the IR, followed
  * by the optimizer update.
  *
- * The forward graph [0, n_eval) is walked backwards from the loss.  Each
+ * The forward graph (sema's nodes) is walked backwards from the loss.  Each
  * node's gradient rule (column 5 of ops.def) receives the node id and the id
  * of the node holding dLoss/dNode, and appends nodes computing the gradients
  * of its operands; gradients reaching one value along several paths are
@@ -10,7 +10,8 @@
  * gradient of the input is computed.  The losses are means over the batch:
  * their gradient ops include the 1/n.  Every parameter's final gradient node
  * is tagged to live in the grads array at the parameter's offset, where the
- * single fused optimizer node (the last node) reads it.
+ * single fused optimizer node (the last node) reads it.  Every node appended
+ * here belongs to the train step only (IR_ENTRY_TRAIN).
  */
 #include <string.h>
 
@@ -219,6 +220,7 @@ static grad_fn *const grad_rules[IR_NUM_OPS] = {
 void nnc_autodiff(ir_graph *g, const ir_optimizer *opt)
 {
 	int n0 = g->n;
+	g->adding = IR_ENTRY_TRAIN;
 	ad_ctx A = {g, nnc_alloc(sizeof(int) * (size_t)n0 * 4 + 64), nnc_alloc(sizeof(bool) * (size_t)n0 + 1)};
 	ad_ctx *a = &A;
 	for (int i = 0; i < n0; i++) {

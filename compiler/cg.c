@@ -96,7 +96,8 @@ static lower_fn *choose_lowering(const cg_unit *u, const ir_node *n)
 
 static bool has_code(const ir_node *n)
 {
-	return !n->dead && !n->in_epilogue && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM;
+	return !n->dead && !n->in_epilogue && n->op != IR_INPUT && n->op != IR_LABEL && n->op != IR_PARAM &&
+	       n->op != IR_STATE;
 }
 
 /* One op function per live node that computes something. */
@@ -163,9 +164,9 @@ static void clear_unwritten(cg_ctx *c, LLVMValueRef grads)
 {
 	ir_graph *g = c->g;
 	bool *written = nnc_alloc((size_t)g->nparams + 1);
-	for (int i = 0; i < g->n_train; i++) {
+	for (int i = 0; i < g->n; i++) {
 		ir_node *nd = &g->nodes[i];
-		if (!nd->dead && nd->storage == ST_GRAD && nd->param >= 0)
+		if (!nd->dead && (nd->entries & IR_ENTRY_TRAIN) && nd->storage == ST_GRAD && nd->param >= 0)
 			written[nd->param] = true;
 	}
 	for (int p = 0; p < g->nparams; p++) {
@@ -289,8 +290,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, const int *ids, int 
 	return fn;
 }
 
-/* Nodes needed to compute `root` (its ancestors), in order. */
-static int collect_ancestors(ir_graph *g, int root, int *ids);
+static int entry_ops(ir_graph *g, unsigned entry, int *ids);
 
 /* infer() for n <= NNC_SMALL_BATCH: the ops of the sample-major copy
  * (small.c), run by thread 0 alone; the other threads return at once. */
@@ -302,7 +302,7 @@ static LLVMValueRef emit_infer(cg_unit *u, cg_unit *few, const char *name, const
 	cg_ctx *c = &few->c;
 	ir_graph *s = c->g;
 	int *sids = nnc_alloc(sizeof(int) * (size_t)s->n);
-	int ns = collect_ancestors(s, s->output, sids);
+	int ns = entry_ops(s, IR_ENTRY_INFER, sids);
 	for (int k = 0; k < ns; k++)
 		lower_op(few, sids[k]);
 	LLVMValueRef small = LLVMAddFunction(c->M, nnc_sprintf("%s.few", name), u->m->body_fn_t);
@@ -381,13 +381,14 @@ static LLVMValueRef data_spec(cg_ctx *c, const nnrt_data_spec *d)
 	return LLVMConstNamedStruct(c->abi.data_spec, f, CG_DATA_NFIELDS);
 }
 
-static LLVMValueRef param_table(cg_ctx *c, const char *prefix)
+/* The rows of the parameter table, or of the state table (the same
+ * nnrt_param_info rows), as the global `prefix`_`what`. */
+static LLVMValueRef param_table(cg_ctx *c, const char *prefix, const char *what, const ir_param *params, int np)
 {
-	ir_graph *g = c->g;
 	LLVMTypeRef pt = c->abi.param_info;
-	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->nparams);
-	for (int i = 0; i < g->nparams; i++) {
-		ir_param *p = &g->params[i];
+	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)np + 1);
+	for (int i = 0; i < np; i++) {
+		const ir_param *p = &params[i];
 		LLVMValueRef v[CG_PARAM_NFIELDS];
 		v[CG_PARAM_name] = cstr(c, p->name);
 		v[CG_PARAM_offset] = ci64(c, p->offset);
@@ -401,8 +402,8 @@ static LLVMValueRef param_table(cg_ctx *c, const char *prefix)
 		v[CG_PARAM_pad_] = cg_f32(c, 0);
 		rows[i] = LLVMConstNamedStruct(pt, v, CG_PARAM_NFIELDS);
 	}
-	LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)g->nparams);
-	LLVMValueRef gv = LLVMAddGlobal(c->M, LLVMTypeOf(arr), nnc_sprintf("%s_params", prefix));
+	LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)np);
+	LLVMValueRef gv = LLVMAddGlobal(c->M, LLVMTypeOf(arr), nnc_sprintf("%s_%s", prefix, what));
 	LLVMSetInitializer(gv, arr);
 	LLVMSetGlobalConstant(gv, 1);
 	LLVMSetLinkage(gv, LLVMInternalLinkage);
@@ -418,9 +419,9 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 	LLVMTypeRef ot = c->abi.op_info;
 	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)(g->n + 1));
 	int n = 0;
-	for (int i = 0; i < g->n_train; i++) {
+	for (int i = 0; i < g->n; i++) {
 		ir_node *nd = &g->nodes[i];
-		if (!has_code(nd))
+		if (!has_code(nd) || !(nd->entries & (IR_ENTRY_TRAIN | IR_ENTRY_EVAL)))
 			continue;
 		u->op_index[i] = n;
 		const char *name = nd->name ? nnc_sprintf("%s %s", ir_op_name(nd->op), nd->name)
@@ -471,11 +472,13 @@ static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options 
 	v[CG_MODEL_loss] = ci32(c, g->loss_kind);
 	v[CG_MODEL_optimizer] = ci32(c, cfg->opt.kind);
 	v[CG_MODEL_n_params] = ci32(c, g->nparams);
-	v[CG_MODEL_pad_] = ci32(c, 0);
-	v[CG_MODEL_params] = param_table(c, prefix);
+	v[CG_MODEL_n_state] = ci32(c, g->nstates);
+	v[CG_MODEL_params] = param_table(c, prefix, "params", g->params, g->nparams);
+	v[CG_MODEL_state] = g->nstates ? param_table(c, prefix, "state", g->states, g->nstates) : LLVMConstNull(c->ptr);
 	v[CG_MODEL_param_floats] = ci64(c, g->param_floats);
 	v[CG_MODEL_opt_floats] = ci64(c, g->opt_floats);
 	v[CG_MODEL_ws_floats] = ci64(c, g->ws_floats);
+	v[CG_MODEL_state_floats] = ci64(c, g->state_floats);
 	v[CG_MODEL_lr] = cg_f32(c, cfg->opt.lr);
 	v[CG_MODEL_momentum] = cg_f32(c, cfg->opt.momentum);
 	v[CG_MODEL_beta1] = cg_f32(c, cfg->opt.beta1);
@@ -511,15 +514,14 @@ static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options 
 	}
 }
 
-/* Nodes needed to compute `root` (its ancestors), in order. */
-static int collect_ancestors(ir_graph *g, int root, int *ids)
+/* The nodes with code that `entry` runs, in order: its body's op calls. */
+static int entry_ops(ir_graph *g, unsigned entry, int *ids)
 {
-	bool *need = ir_ancestors(g, root);
-	int n = 0;
-	for (int i = 0; i <= root; i++)
-		if (need[i] && has_code(&g->nodes[i]))
-			ids[n++] = i;
-	return n;
+	int n = ir_entry_nodes(g, entry, ids), k = 0;
+	for (int i = 0; i < n; i++)
+		if (has_code(&g->nodes[ids[i]]))
+			ids[k++] = ids[i];
+	return k;
 }
 
 LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_options *opt, LLVMContextRef ctx)
@@ -563,29 +565,22 @@ LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_optio
 		m.tick_t = LLVMFunctionType(c->vt, &i32, 1, 0);
 		m.tick_fn = LLVMAddFunction(c->M, "nnrt_prof_tick", m.tick_t);
 	}
-	int last = opt->inference_only ? g->n_eval : g->n_train;
-	for (int i = 0; i < last; i++)
-		if (has_code(&g->nodes[i]))
-			lower_op(u, i);
-	for (int i = g->n_train; i < g->n; i++)
-		if (has_code(&g->nodes[i]))
+	/* one op function per node that some entry runs; each entry's body
+	 * calls those of its own node list (ir.h, IR_ENTRY_*) */
+	for (int i = 0; i < g->n; i++)
+		if (has_code(&g->nodes[i]) && g->nodes[i].entries)
 			lower_op(u, i);
 
 	LLVMValueRef train = NULL, eval, infer = NULL;
-	int n = 0;
+	int n;
 	if (!opt->inference_only) {
-		for (int i = 0; i < g->n_train; i++)
-			if (has_code(&g->nodes[i]))
-				ids[n++] = i;
+		n = entry_ops(g, IR_ENTRY_TRAIN, ids);
 		train = emit_body(u, nnc_sprintf("%s_train_step", prefix), ids, n);
 	}
-	n = 0;
-	for (int i = 0; i < g->n_eval; i++)
-		if (has_code(&g->nodes[i]))
-			ids[n++] = i;
+	n = entry_ops(g, IR_ENTRY_EVAL, ids);
 	eval = emit_body(u, nnc_sprintf("%s_eval_step", prefix), ids, n);
 	if (g->output >= 0) {
-		n = collect_ancestors(g, g->output, ids);
+		n = entry_ops(g, IR_ENTRY_INFER, ids);
 		infer = emit_infer(u, few, nnc_sprintf("%s_infer", prefix), ids, n);
 	}
 	emit_model(c, cfg, opt, prefix, train, eval, infer, ops, n_ops);

@@ -43,6 +43,9 @@ typedef struct cg_epilogue {
 LLVMValueRef cg_arg(cg_ctx *c, cg_args_field f);      /* a field of nnrt_step_args, loaded */
 LLVMValueRef cg_batch_n(cg_ctx *c);                   /* i64: samples of this chunk */
 LLVMValueRef cg_batch_total(cg_ctx *c);               /* i64: samples of the whole step (means) */
+LLVMValueRef cg_first_sample(cg_ctx *c);              /* i64: global index of the chunk's first sample
+						       * (args.sample0 + the chunk's start): the
+						       * random stream's sample index */
 LLVMValueRef cg_active_chunks(cg_ctx *c, LLVMValueRef n); /* chunks holding samples: ceil(n / cbatch) */
 LLVMValueRef cg_hp(cg_ctx *c, int k);                 /* float hp[k] */
 LLVMValueRef cg_metrics(cg_ctx *c);                   /* double* */

@@ -21,7 +21,7 @@
 /* nnrt_step_args: what a body gets from the runtime */
 #define CG_STEP_ARGS(F)                                                                              \
 	F(params, PTR) F(grads, PTR) F(opt, PTR) F(ws, PTR) F(x, PTR) F(y, PTR) F(out, PTR) F(metrics, PTR) \
-	F(n, I64) F(hp, HP)
+	F(n, I64) F(hp, HP) F(state, PTR) F(seed, I64) F(sample0, I64)
 
 /* nnrt_param_info: one row of the parameter table */
 #define CG_PARAM_INFO(F)                                                                               \
@@ -40,8 +40,9 @@
 #define CG_MODEL(F)                                                                                        \
 	F(struct_size, I64) F(abi_version, I64) F(name, PTR) F(source, PTR) F(fingerprint, I64)                 \
 	F(input_shape, SHAPE) F(input_rank, I32) F(label_kind, I32) F(input_size, I64) F(label_size, I64)       \
-	F(output_size, I64) F(batch, I64) F(loss, I32) F(optimizer, I32) F(n_params, I32) F(pad_, I32)          \
-	F(params, PTR) F(param_floats, I64) F(opt_floats, I64) F(ws_floats, I64) F(lr, F32) F(momentum, F32)    \
+	F(output_size, I64) F(batch, I64) F(loss, I32) F(optimizer, I32) F(n_params, I32) F(n_state, I32)       \
+	F(params, PTR) F(state, PTR) F(param_floats, I64) F(opt_floats, I64) F(ws_floats, I64)                  \
+	F(state_floats, I64) F(lr, F32) F(momentum, F32)                                                        \
 	F(beta1, F32) F(beta2, F32) F(eps, F32) F(pad2_, F32) F(epochs, I64) F(seed, I64) F(train, DATA)        \
 	F(test, DATA) F(train_step, PTR) F(eval_step, PTR) F(infer, PTR) F(ops, PTR) F(n_ops, I32)              \
 	F(profiled, I32) F(cpu_features, PTR)

@@ -223,3 +223,23 @@ void cg_fn_attrs(cg_ctx *c, LLVMValueRef fn)
 	unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, nounwind, 0));
 }
+
+/* splitmix64's finaliser on an i64 (nnrt.h, nnrt_mix64) */
+static LLVMValueRef mix64(cg_ctx *c, LLVMValueRef z)
+{
+	LLVMBuilderRef B = c->B;
+	z = LLVMBuildAdd(B, z, LLVMConstInt(c->i64, 0x9E3779B97F4A7C15ull, 0), "");
+	z = LLVMBuildMul(B, LLVMBuildXor(B, z, LLVMBuildLShr(B, z, cg_i64(c, 30), ""), ""),
+			 LLVMConstInt(c->i64, 0xBF58476D1CE4E5B9ull, 0), "");
+	z = LLVMBuildMul(B, LLVMBuildXor(B, z, LLVMBuildLShr(B, z, cg_i64(c, 27), ""), ""),
+			 LLVMConstInt(c->i64, 0x94D049BB133111EBull, 0), "");
+	return LLVMBuildXor(B, z, LLVMBuildLShr(B, z, cg_i64(c, 31), ""), "");
+}
+
+LLVMValueRef cg_random_uniform(cg_ctx *c, LLVMValueRef seed, LLVMValueRef sample, LLVMValueRef elem)
+{
+	LLVMBuilderRef B = c->B;
+	LLVMValueRef h = mix64(c, LLVMBuildAdd(B, mix64(c, LLVMBuildXor(B, seed, mix64(c, sample), "")), elem, ""));
+	LLVMValueRef top24 = LLVMBuildLShr(B, h, cg_i64(c, 40), ""); /* (bits >> 32) >> 8 */
+	return LLVMBuildFMul(B, LLVMBuildUIToFP(B, top24, c->f32, ""), cg_f32(c, 0x1p-24), "");
+}

@@ -760,6 +760,33 @@ void lower_update(cg_ctx *c, ir_node *n)
 	cg_loop_end(c, &i);
 }
 
+/* s[i] += 1 in place, this thread's share of the elements (a state op of
+ * the train step: it runs before the chunks, with the param ops) */
+void lower_step_count(cg_ctx *c, ir_node *n)
+{
+	LLVMValueRef s = cg_tensor(c, n), lo, hi;
+	cg_partition(c, cg_i64(c, n->size), &lo, &hi);
+	cg_loop i = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef p = cg_gep(c, s, i.i);
+	cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->f32, p), cg_f32(c, 1), ""), p);
+	cg_loop_end(c, &i);
+}
+
+/* out[s][e] = U(seed, first sample + s, e): a pure function of the global
+ * sample index, so any chunking and thread count draw the same values */
+void lower_random(cg_ctx *c, ir_node *n)
+{
+	NNC_ASSERT(n->batched && n->layout == LAYOUT_NC);
+	LLVMValueRef dst = cg_tensor(c, n), seed = cg_arg(c, CG_ARGS_seed), first = cg_first_sample(c), lo, hi;
+	cg_partition(c, cg_batch_n(c), &lo, &hi);
+	cg_loop s = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef sample = LLVMBuildAdd(c->B, first, s.i, ""), row = LLVMBuildMul(c->B, s.i, cg_i64(c, n->size), "");
+	cg_loop e = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, n->size), 1);
+	cg_store(c, cg_random_uniform(c, seed, sample, e.i), cg_gep(c, dst, LLVMBuildAdd(c->B, row, e.i, "")));
+	cg_loop_end(c, &e);
+	cg_loop_end(c, &s);
+}
+
 void lower_none(cg_ctx *c, ir_node *n)
 {
 	(void)c;

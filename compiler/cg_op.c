@@ -27,6 +27,11 @@ static LLVMValueRef chunk_field(cg_ctx *c, cg_chunk_field f)
 	return cg_load(c, cg_abi_field_type(c->abi.chunk, (unsigned)f), p);
 }
 
+LLVMValueRef cg_first_sample(cg_ctx *c)
+{
+	return LLVMBuildAdd(c->B, cg_arg(c, CG_ARGS_sample0), chunk_field(c, CG_CHUNK_s0), "");
+}
+
 LLVMValueRef cg_batch_n(cg_ctx *c) { return chunk_field(c, CG_CHUNK_n); }
 LLVMValueRef cg_batch_total(cg_ctx *c) { return chunk_field(c, CG_CHUNK_total); }
 LLVMValueRef cg_metrics(cg_ctx *c) { return chunk_field(c, CG_CHUNK_metrics); }
@@ -52,6 +57,7 @@ LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n)
 			base = cg_gep(c, base, LLVMBuildMul(c->B, chunk_field(c, CG_CHUNK_s0), cg_i64(c, n->size), ""));
 		break;
 	case ST_PARAM: base = cg_arg(c, CG_ARGS_params); break;
+	case ST_STATE: base = cg_arg(c, CG_ARGS_state); break;
 	case ST_GRAD: base = chunk_field(c, CG_CHUNK_grads); break;
 	case ST_WS: base = n->batched ? chunk_field(c, CG_CHUNK_ws) : cg_arg(c, CG_ARGS_ws); break;
 	default: nnc_internal_error(__FILE__, __LINE__, "tensor %s has no storage", ir_op_name(n->op));

@@ -112,7 +112,8 @@ static bool is_root(ir_graph *g, int i)
 {
 	ir_node *n = &g->nodes[i];
 	return i == g->loss || i == g->output || n->storage == ST_GRAD || n->op == IR_SGD_UPDATE ||
-	       n->op == IR_ADAM_UPDATE || n->op == IR_INPUT || n->op == IR_LABEL || n->op == IR_PARAM;
+	       n->op == IR_ADAM_UPDATE || n->op == IR_INPUT || n->op == IR_LABEL || n->op == IR_PARAM ||
+	       n->op == IR_STATE || ir_writes_state(n);
 }
 
 void nnc_fuse(ir_graph *g)

@@ -239,6 +239,10 @@ static void constants(ir_graph *g, const nnc_train_config *cfg, const char *P, c
 	nnc_buf_printf(o, "#define %s_PARAM_TENSORS %d\n", U, g->nparams);
 	nnc_buf_printf(o, "#define %s_PARAM_FLOATS %lld /* length of %s_params(net), with 64-byte padding */\n", U,
 		       (long long)g->param_floats, P);
+	nnc_buf_printf(o, "#define %s_STATE_TENSORS %d /* non-trainable state: running statistics, counters */\n", U,
+		       g->nstates);
+	nnc_buf_printf(o, "#define %s_STATE_FLOATS %lld /* length of the state array, with 64-byte padding */\n", U,
+		       (long long)g->state_floats);
 	nnc_buf_printf(o, "#define %s_MEMORY_SIZE %lluu /* bytes per instance */\n", U, (unsigned long long)mem);
 	nnc_buf_printf(o, "#define %s_MEMORY_ALIGN %d /* bytes: alignment of %s_new_in() memory */\n", U,
 		       NNRT_INSTANCE_ALIGN, P);
@@ -252,6 +256,15 @@ static void constants(ir_graph *g, const nnc_train_config *cfg, const char *P, c
 		const char *m = macro_part(p->name);
 		nnc_buf_printf(o, "#define %s_P_%s %d /* %s %s */\n", U, m, i, comment_safe(p->name), ir_dims_str(false, p->rank, p->dims));
 		nnc_buf_printf(o, "#define %s_P_%s_SIZE %lld\n", U, m, (long long)p->size);
+	}
+	if (g->nstates)
+		nnc_buf_printf(o, "\n/* State tensors: index (for _get_state/_set_state) and size. */\n");
+	for (int i = 0; i < g->nstates; i++) {
+		ir_param *p = &g->states[i];
+		const char *m = macro_part(p->name);
+		nnc_buf_printf(o, "#define %s_S_%s %d /* %s %s */\n", U, m, i, comment_safe(p->name),
+			       ir_dims_str(false, p->rank, p->dims));
+		nnc_buf_printf(o, "#define %s_S_%s_SIZE %lld\n", U, m, (long long)p->size);
 	}
 }
 
@@ -380,7 +393,33 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 	    "{\n"
 	    "\treturn nnrt_instance_params(NNRT_PTR_CAST(nnrt_instance *, net));\n"
 	    "}\n"
-	    "\n"
+	    "\n");
+	if (g->nstates)
+		put(o, P, U,
+		    "/* The state tensors (@_S_*: non-trainable values the train step updates,\n"
+		    " * which checkpoints carry), like the parameters: an index by name, a copy\n"
+		    " * out or in, and the whole array of @_STATE_FLOATS floats, owned by net. */\n"
+		    "static inline int $_state_index(const char *name)\n"
+		    "{\n"
+		    "\treturn nnrt_model_state_index(&$_model, name);\n"
+		    "}\n"
+		    "\n"
+		    "static inline int $_get_state(const $_instance *net, int index, float *dst, int64_t count)\n"
+		    "{\n"
+		    "\treturn nnrt_instance_get_state(NNRT_PTR_CAST(const nnrt_instance *, net), index, dst, count);\n"
+		    "}\n"
+		    "\n"
+		    "static inline int $_set_state($_instance *net, int index, const float *src, int64_t count)\n"
+		    "{\n"
+		    "\treturn nnrt_instance_set_state(NNRT_PTR_CAST(nnrt_instance *, net), index, src, count);\n"
+		    "}\n"
+		    "\n"
+		    "static inline float *$_state($_instance *net)\n"
+		    "{\n"
+		    "\treturn nnrt_instance_state(NNRT_PTR_CAST(nnrt_instance *, net));\n"
+		    "}\n"
+		    "\n");
+	put(o, P, U,
 	    "/* Checkpoints, the files of the training binary's --save and --load.  Saving\n"
 	    " * is atomic; loading changes nothing unless the file is valid, and takes the\n"
 	    " * counters (epoch, steps), and the optimizer state when training is compiled\n"
@@ -522,7 +561,7 @@ void nnc_header(ir_graph *g, const nnc_train_config *cfg, const char *prefix, bo
 {
 	bool train = !inference_only;
 	const char *U = upper(prefix);
-	uint64_t mem = NNRT_INSTANCE_MEMORY_SIZE(g->param_floats, g->opt_floats, g->ws_floats, train);
+	uint64_t mem = NNRT_INSTANCE_MEMORY_SIZE(g->param_floats, g->opt_floats, g->ws_floats, g->state_floats, train);
 	int64_t count = 0;
 	for (int i = 0; i < g->nparams; i++)
 		count += g->params[i].size;

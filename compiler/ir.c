@@ -77,7 +77,8 @@ ir_graph *ir_new(const nnc_source *src)
 {
 	ir_graph *g = nnc_alloc(sizeof *g);
 	g->src = src;
-	g->input = g->label = g->loss = g->output = g->infer_out = -1;
+	g->input = g->label = g->loss = g->output = -1;
+	g->adding = IR_ENTRY_TRAIN | IR_ENTRY_EVAL;
 	return g;
 }
 
@@ -94,8 +95,29 @@ bool *ir_ancestors(const ir_graph *g, int root)
 
 void ir_drop_training(ir_graph *g)
 {
-	for (int i = g->n_eval; i < g->n_train; i++)
-		g->nodes[i].dead = true;
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->entries == IR_ENTRY_TRAIN)
+			n->dead = true;
+		n->entries &= (uint8_t)~IR_ENTRY_TRAIN;
+	}
+}
+
+int ir_entry_nodes(const ir_graph *g, unsigned entry, int *ids)
+{
+	int k = 0;
+	for (int i = 0; i < g->n; i++)
+		if (!g->nodes[i].dead && (g->nodes[i].entries & entry))
+			ids[k++] = i;
+	return k;
+}
+
+void ir_settle_infer(ir_graph *g)
+{
+	bool *need = g->output >= 0 ? ir_ancestors(g, g->output) : NULL;
+	for (int i = 0; i < g->n; i++)
+		if (!need || !need[i])
+			g->nodes[i].entries &= (uint8_t)~IR_ENTRY_INFER;
 }
 
 void ir_drop_dead_act_dst(ir_graph *g)
@@ -128,6 +150,7 @@ int ir_add(ir_graph *g, ir_op op, int nin, const int *in)
 	}
 	n->param = -1;
 	n->act_dst = -1;
+	n->entries = g->adding;
 	return id;
 }
 
@@ -179,8 +202,16 @@ static const char *storage_name(ir_storage s)
 	case ST_GRAD: return "grads";
 	case ST_WS: return "ws";
 	case ST_OUT: return "out";
+	case ST_STATE: return "state";
 	}
 	return "?";
+}
+
+/* The section of the dumps a node is listed in: 0 forward (the eval step
+ * runs it), 1 backward (the train step only), 2 the inference output. */
+static int ir_entry_section(const ir_node *n)
+{
+	return n->entries & IR_ENTRY_EVAL ? 0 : n->entries & IR_ENTRY_TRAIN ? 1 : 2;
 }
 
 static void dump_node(ir_graph *g, int i, nnc_buf *out)
@@ -218,15 +249,15 @@ void ir_dump(ir_graph *g, nnc_buf *out)
 {
 	nnc_buf_printf(out, "model %s  ; batch %lld, %d params (%lld floats)\n", g->model_name,
 		       (long long)g->batch, g->nparams, (long long)g->param_floats);
+	static const char *const header[] = {"forward:\n", "backward:\n", "inference output:\n"};
+	int section = -1;
 	for (int i = 0; i < g->n; i++) {
 		if (g->nodes[i].dead)
 			continue;
-		if (i == 0)
-			nnc_buf_puts(out, "forward:\n");
-		if (i == g->n_eval && g->n_train > g->n_eval)
-			nnc_buf_puts(out, "backward:\n");
-		if (i == g->n_train && g->n > g->n_train)
-			nnc_buf_puts(out, "inference output:\n");
+		int s = ir_entry_section(&g->nodes[i]);
+		if (s != section)
+			nnc_buf_puts(out, header[s]);
+		section = s;
 		dump_node(g, i, out);
 	}
 }
@@ -239,7 +270,8 @@ void ir_dump_dot(ir_graph *g, nnc_buf *out)
 		ir_node *n = &g->nodes[i];
 		if (n->dead)
 			continue;
-		const char *color = i < g->n_eval ? "lightblue" : i < g->n_train ? "mistyrose" : "palegreen";
+		static const char *const colors[] = {"lightblue", "mistyrose", "palegreen"};
+		const char *color = colors[ir_entry_section(n)];
 		if (n->op == IR_PARAM)
 			color = "lightyellow";
 		char *shape = ir_shape_str(n);
@@ -310,17 +342,17 @@ double ir_node_flops(ir_graph *g, const ir_node *n) { return op_flops[n->op](g, 
 void ir_stats(ir_graph *g, nnc_buf *out)
 {
 	double ff = 0, bf = 0;
-	for (int i = 0; i < g->n_train; i++) {
+	for (int i = 0; i < g->n; i++) {
 		ir_node *n = &g->nodes[i];
-		if (n->dead)
+		if (n->dead || !(n->entries & (IR_ENTRY_TRAIN | IR_ENTRY_EVAL)))
 			continue;
-		if (i < g->n_eval)
+		if (n->entries & IR_ENTRY_EVAL)
 			ff += ir_node_flops(g, n);
 		else
 			bf += ir_node_flops(g, n);
 	}
 	bool adam = false; /* the update's op, dead or not (--inference-only) */
-	for (int i = g->n_eval; i < g->n_train; i++)
+	for (int i = 0; i < g->n; i++)
 		adam |= g->nodes[i].op == IR_ADAM_UPDATE;
 	int64_t upd = g->param_floats * (adam ? 10 : 4);
 	int64_t count = 0;
@@ -341,23 +373,12 @@ void ir_stats(ir_graph *g, nnc_buf *out)
 		       (double)upd);
 }
 
-/* Checkpoints carry the fingerprint, so it must not change when ops.def is
- * reordered or grows: the forward ops that existed when it hashed enum
- * values keep those values (their positions in this frozen list); any op
- * added since hashes its name.  Never reorder or extend this list. */
-static int fingerprint_code(ir_op op)
-{
-	static const char *const frozen[] = {
-		"input", "label", "param", "dense", "add", "sub", "mul", "affine", "relu", "sigmoid", "tanh",
-		"softmax", "conv2d", "maxpool", "avgpool", "global_avgpool", "to_batch_inner", "to_batch_outer",
-		"softmax_cross_entropy", "mse", "binary_cross_entropy",
-	};
-	for (int i = 0; i < (int)(sizeof frozen / sizeof frozen[0]); i++)
-		if (!strcmp(frozen[i], ir_op_name(op)))
-			return i;
-	return -1;
-}
-
+/* Checkpoints carry the fingerprint: the model name, every parameter's name
+ * and shape, and the optimizer.  It has never covered the ops: the loop
+ * over the forward nodes it used to have ran over nodes [0, n_eval), and
+ * sema set n_eval after hashing, so it hashed none; every checkpoint in
+ * existence carries this hash, so covering the ops now would need a new
+ * checkpoint version (each file keeps the hash of its own version). */
 uint64_t ir_fingerprint(ir_graph *g, int opt_kind)
 {
 	uint64_t h = NNC_HASH_INIT;
@@ -369,14 +390,33 @@ uint64_t ir_fingerprint(ir_graph *g, int opt_kind)
 		h = nnc_hash(h, p->dims, sizeof(int64_t) * (size_t)p->rank);
 	}
 	h = nnc_hash(h, &opt_kind, sizeof opt_kind);
-	for (int i = 0; i < g->n_eval; i++) {
-		ir_node *n = &g->nodes[i];
-		int op = fingerprint_code(n->op);
-		if (op >= 0)
-			h = nnc_hash(h, &op, sizeof op);
-		else
-			h = nnc_hash(h, ir_op_name(n->op), strlen(ir_op_name(n->op)));
-		h = nnc_hash(h, n->in, sizeof(int) * (size_t)n->nin);
+	for (int i = 0; i < g->nstates; i++) { /* none before state existed: those hashes stay */
+		ir_param *p = &g->states[i];
+		h = nnc_hash(h, p->name, strlen(p->name));
+		h = nnc_hash(h, p->dims, sizeof(int64_t) * (size_t)p->rank);
 	}
 	return h;
+}
+
+int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, double init)
+{
+	int id = ir_add(g, IR_STATE, 0, NULL);
+	ir_node *n = &g->nodes[id];
+	ir_set_shape(n, false, rank, dims);
+	n->name = name;
+	n->param = g->nstates;
+	g->states = nnc_realloc_array(g->states, (size_t)g->nstates, (size_t)g->nstates + 1, sizeof(ir_param));
+	ir_param *p = &g->states[g->nstates++];
+	memset(p, 0, sizeof *p);
+	p->name = name;
+	p->node = id;
+	p->rank = rank;
+	memcpy(p->dims, dims, sizeof(int64_t) * (size_t)rank);
+	p->size = n->size;
+	p->offset = g->state_floats;
+	p->init = NNRT_INIT_CONSTANT;
+	p->init_arg = init;
+	p->init_set = true;
+	g->state_floats += (n->size + 15) / 16 * 16;
+	return id;
 }

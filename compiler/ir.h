@@ -74,6 +74,20 @@ ir_op ir_act_grad_op(ir_act a); /* IR_<ID>_GRAD */
 /* "relu", "leaky_relu(alpha=0.2)": an activation and its option (arena) */
 char *ir_act_str(ir_act a, double opt);
 
+/* The entry points of the generated code (docs/architecture.md "The IR").
+ * Every node carries the set of entries that run it: sema's forward nodes
+ * run in the train and eval steps, autodiff's backward and update nodes in
+ * the train step only, the inference tail in inference only, and the
+ * forward nodes the output depends on also in inference.  A node whose
+ * behaviour depends on the mode (e.g. dropout) is two nodes, one per mode,
+ * each in its own entry's list. */
+enum {
+	IR_ENTRY_TRAIN = 1, /* train_step: forward, loss, backward, update */
+	IR_ENTRY_EVAL = 2,  /* eval_step: forward and loss */
+	IR_ENTRY_INFER = 4, /* infer: forward to the output, into the caller's out */
+	IR_ENTRY_ALL = 7,
+};
+
 /* Where a tensor lives at run time. */
 typedef enum ir_storage {
 	ST_NONE = 0, /* not materialised (dead, or a scalar kept in metrics) */
@@ -83,6 +97,7 @@ typedef enum ir_storage {
 	ST_GRAD,     /* grads + offset (a parameter's gradient) */
 	ST_WS,       /* ws + offset (planned workspace) */
 	ST_OUT,      /* nnrt_step_args.out */
+	ST_STATE,    /* nnrt_step_args.state + offset (non-trainable state) */
 } ir_storage;
 
 /* Memory layout of a batched tensor. */
@@ -115,10 +130,12 @@ typedef struct ir_node {
 				* ADAM_UPDATE: beta1, beta2, eps); fa[IR_FA_ACT]: the
 				* option of the node's activation (an activation op,
 				* its derivative, or act/dact) */
-	int param;             /* PARAM: index in graph params; DENSE_BWD_W/BIAS_GRAD: param it writes */
+	int param;             /* PARAM: index in graph params; DENSE_BWD_W/BIAS_GRAD: param it writes;
+				* STATE: index in graph states */
 	const char *name;      /* user-visible name, or NULL */
 	nnc_loc loc;           /* where it was written (for diagnostics) */
 	bool dead;             /* removed by a pass; skipped by later ones */
+	uint8_t entries;       /* IR_ENTRY_* that run it (ir_add gives g->adding) */
 	ir_storage storage;    /* set by plan.c */
 	int64_t offset;        /* floats, within the storage */
 } ir_node;
@@ -162,6 +179,9 @@ typedef struct ir_graph {
 	int64_t param_floats;
 	int64_t opt_floats;
 	int64_t ws_floats;     /* set by plan.c: max over every entry point */
+	ir_param *states;      /* non-trainable state tensors (init: NNRT_INIT_CONSTANT, init_arg) */
+	int nstates;
+	int64_t state_floats;  /* contiguous, each tensor padded to 16 floats */
 
 	int input;             /* INPUT node */
 	int label;             /* LABEL node */
@@ -170,9 +190,8 @@ typedef struct ir_graph {
 	int loss;              /* loss node */
 	int loss_kind;         /* NNRT_LOSS_* */
 	int output;            /* node whose (transformed) value inference returns */
-	int n_eval;            /* nodes [0, n_eval) form the eval step (forward + loss) */
-	int infer_out;         /* first node of the inference tail appended after training nodes, or -1 */
-	int n_train;           /* nodes [0, n_train) form the train step */
+	uint8_t adding;        /* the entries of the nodes ir_add appends: TRAIN|EVAL for sema's
+				* forward graph, TRAIN for autodiff, INFER for the inference tail */
 
 	uint64_t fingerprint;  /* architecture hash, set by sema (checkpoints carry it) */
 	int64_t batch;         /* samples a step is planned for, at most: the training
@@ -215,6 +234,11 @@ bool *ir_ancestors(const ir_graph *g, int root);
 /* Parameter count, memory and FLOPs per sample (forward, backward). */
 void ir_stats(ir_graph *g, nnc_buf *out);
 uint64_t ir_fingerprint(ir_graph *g, int opt_kind); /* opt_kind: NNRT_OPT_* */
+/* A state tensor `name` of shape dims, every value `init` at the start: a
+ * new row of g->states and its STATE node (returned). */
+int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, double init);
+/* An op that writes a state tensor in place: a side effect, never dead. */
+static inline bool ir_writes_state(const ir_node *n) { return n->op == IR_STEP_COUNT; }
 
 /* ---- passes ---- */
 /* The forward graph, and *cfg filled; NULL after reporting errors. */
@@ -226,9 +250,17 @@ void nnc_plan(ir_graph *g);
 /* A product or convolution whose act_dst node is dead (nothing reads the
  * activation) keeps its plain value and applies no activation. */
 void ir_drop_dead_act_dst(ir_graph *g);
-/* --inference-only: marks the backward pass and the update (nodes [n_eval,
- * n_train)) dead, so that nnc_plan gives them no memory. */
+/* --inference-only: marks the nodes that only the train step runs (the
+ * backward pass and the update) dead, so that nnc_plan gives them no memory,
+ * and leaves the graph without a train entry. */
 void ir_drop_training(ir_graph *g);
+/* The live nodes that `entry` (IR_ENTRY_*) runs, in order, into ids (g->n
+ * ints); returns their count. */
+int ir_entry_nodes(const ir_graph *g, unsigned entry, int *ids);
+/* Inference runs exactly the ancestors of the output: clears IR_ENTRY_INFER
+ * on the others (after fusion, which only removes ancestors).  nnc_plan
+ * calls it. */
+void ir_settle_infer(ir_graph *g);
 /* Chunks when the driver asks for none (nnc --chunks). */
 #define NNC_DEFAULT_CHUNKS 2
 typedef enum ir_phase {

@@ -18,6 +18,9 @@
  * offsets are relative to the chunk's start).  Unbatched tensors (packed
  * weights) are written before the chunks run and read by all of them, so they
  * never share memory.
+ *
+ * Non-trainable state (ST_STATE) has its own array, laid out by
+ * ir_add_state; an op writing state writes its operand's tensor in place.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -99,15 +102,17 @@ static void give_back(free_space *fs, int64_t off, int64_t end)
 
 static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
-/* Plans the batched (or, with !batched, the unbatched) nodes of [lo, hi)
- * with lifetimes computed over [lo, hi); returns the workspace size used.
- * Unbatched tensors keep their memory for the whole step when `pinned`. */
-static int64_t plan_range(ir_graph *g, int lo, int hi, int64_t base, bool batched, bool pinned)
+/* Plans the batched (or, with !batched, the unbatched) nodes of the list
+ * ids[0..nids) (increasing) with lifetimes computed over that list; returns
+ * the workspace size used.  Unbatched tensors keep their memory for the
+ * whole step when `pinned`. */
+static int64_t plan_range(ir_graph *g, const int *ids, int nids, int64_t base, bool batched, bool pinned)
 {
 	int *last = nnc_alloc(sizeof(int) * (size_t)g->n);
 	for (int i = 0; i < g->n; i++)
 		last[i] = i;
-	for (int i = lo; i < hi; i++) {
+	for (int t = 0; t < nids; t++) {
+		int i = ids[t];
 		ir_node *n = &g->nodes[i];
 		if (n->dead)
 			continue;
@@ -126,10 +131,11 @@ static int64_t plan_range(ir_graph *g, int lo, int hi, int64_t base, bool batche
 	int64_t *size = nnc_alloc(sizeof(int64_t) * (size_t)g->n); /* of each block placed */
 	for (int i = 0; i < g->n; i++)
 		dies[i] = -1;
-	int freed = lo; /* dies[lo .. freed) are given back */
+	int freed = nids ? ids[0] : 0; /* dies[ids[0] .. freed) are given back */
 	free_space fs = {.tail = base};
 	int64_t top = base;
-	for (int i = lo; i < hi; i++) {
+	for (int t = 0; t < nids; t++) {
+		int i = ids[t];
 		ir_node *n = &g->nodes[i];
 		if (n->dead || n->storage != ST_NONE || n->size == 0)
 			continue;
@@ -228,18 +234,45 @@ void nnc_plan(ir_graph *g)
 			n->storage = ST_PARAM;
 			n->offset = g->params[n->param].offset;
 			break;
-		default: break;
+		case IR_STATE:
+			n->storage = ST_STATE;
+			n->offset = g->states[n->param].offset;
+			break;
+		default:
+			if (ir_writes_state(n)) { /* in place */
+				n->storage = ST_STATE;
+				n->offset = g->nodes[n->in[0]].offset;
+			}
+			break;
 		}
 	}
 	if (g->output >= 0)
 		g->nodes[g->output].storage = ST_OUT;
+	ir_settle_infer(g);
 	choose_chunks(g);
 	bool chunked = g->chunks > 1;
-	int64_t sh = plan_range(g, 0, g->n_train, 0, false, chunked);
-	g->ws_shared = plan_range(g, g->n_train, g->n, sh, false, chunked);
-	int64_t ws = plan_range(g, 0, g->n_train, 0, true, false);
-	/* inference tail nodes other than the output (none today) */
-	int64_t ws2 = plan_range(g, g->n_train, g->n, ws, true, false);
+	/* The entries run one at a time, so each could have its own plan; one
+	 * plan serves all instead: the nodes of the train and eval steps with
+	 * lifetimes over both lists merged in node order (for a node in one
+	 * step only, a conservative lifetime), then the nodes only inference
+	 * runs (the tail), above them.  Each node has one place whatever the
+	 * entry, and inference reads the forward tensors where the steps put
+	 * them. */
+	int *step = nnc_alloc(sizeof(int) * (size_t)g->n + 1), *rest = nnc_alloc(sizeof(int) * (size_t)g->n + 1);
+	int nstep = 0, nrest = 0;
+	for (int i = 0; i < g->n; i++) {
+		if (g->nodes[i].dead)
+			continue;
+		if (g->nodes[i].entries & (IR_ENTRY_TRAIN | IR_ENTRY_EVAL))
+			step[nstep++] = i;
+		else
+			rest[nrest++] = i;
+	}
+	int64_t sh = plan_range(g, step, nstep, 0, false, chunked);
+	g->ws_shared = plan_range(g, rest, nrest, sh, false, chunked);
+	int64_t ws = plan_range(g, step, nstep, 0, true, false);
+	/* inference tail nodes other than the output (a layout conversion) */
+	int64_t ws2 = plan_range(g, rest, nrest, ws, true, false);
 	g->ws_chunk = ws > ws2 ? ws : ws2;
 	/* Chunks 1.. hand the update whole partial gradient vectors whenever the
 	 * step has an update, also when no node writes a gradient (a loss that

@@ -717,6 +717,5 @@ ir_graph *nnc_sema(const nnc_program *prog, nnc_train_config *cfg)
 	g->batch = cfg->batch;
 	g->bpad = (g->batch + 15) / 16 * 16;
 	g->fingerprint = ir_fingerprint(g, cfg->opt.kind);
-	g->n_eval = g->n;
 	return g;
 }

@@ -85,7 +85,8 @@ size_t nnrt_instance_memory_size(const nnrt_model *m)
 {
 	if (!m)
 		return 0;
-	return (size_t)NNRT_INSTANCE_MEMORY_SIZE(m->param_floats, m->opt_floats, m->ws_floats, trains(m));
+	return (size_t)NNRT_INSTANCE_MEMORY_SIZE(m->param_floats, m->opt_floats, m->ws_floats, m->state_floats,
+	                                         trains(m));
 }
 
 static void set_err(int *err, int code)
@@ -110,6 +111,8 @@ static nnrt_instance *place(const nnrt_model *m, void *mem, int heap, uint64_t s
 	p += NNRT_BYTES64(m->param_floats);
 	inst->ws = (float *)p;
 	p += NNRT_BYTES64(m->ws_floats);
+	inst->state = (float *)p;
+	p += NNRT_BYTES64(m->state_floats);
 	if (inst->trains) {
 		inst->grads = (float *)p;
 		p += NNRT_BYTES64(m->param_floats);
@@ -197,9 +200,11 @@ int nnrt_instance_init(nnrt_instance *inst, uint64_t seed)
 	/* As nnrt_main does: one stream seeds the parameters and then goes on
 	 * to shuffle, so a checkpoint saved from here resumes like a binary's. */
 	memset(&inst->st, 0, sizeof inst->st);
+	inst->seed = seed;
 	nnrt_rng_seed(&inst->st.rng, seed);
 	memset(inst->params, 0, (size_t)m->param_floats * sizeof(float));
 	nnrt_init_params(m, inst->params, &inst->st.rng);
+	nnrt_init_state(m, inst->state);
 	if (inst->trains) {
 		memset(inst->grads, 0, (size_t)m->param_floats * sizeof(float));
 		memset(inst->opt, 0, (size_t)m->opt_floats * sizeof(float));
@@ -259,8 +264,8 @@ static nnrt_step_args step_args(nnrt_instance *inst, const float *x, const void 
 {
 	const nnrt_model *m = inst->m;
 	nnrt_step_args a = {.params = inst->params, .grads = inst->grads, .opt = inst->opt, .ws = inst->ws,
-	                    .x = x, .y = y, .out = out, .metrics = inst->metrics, .n = n};
-	nnrt_step_hp(&a, m, inst->lr, step);
+	                    .x = x, .y = y, .out = out, .metrics = inst->metrics, .n = n, .state = inst->state};
+	nnrt_step_hp(&a, m, inst->lr, step, inst->seed);
 	return a;
 }
 
@@ -363,27 +368,37 @@ int nnrt_instance_evaluate(nnrt_instance *inst, const float *x, const void *y, i
 	return NNRT_OK;
 }
 
-int nnrt_model_param_index(const nnrt_model *m, const char *name)
+static int table_index(const nnrt_param_info *rows, int n, const char *name)
 {
-	if (!m || !name)
-		return -1;
-	for (int i = 0; i < m->n_params; i++)
-		if (m->params[i].name && !strcmp(m->params[i].name, name))
+	for (int i = 0; i < n && name; i++)
+		if (rows[i].name && !strcmp(rows[i].name, name))
 			return i;
 	return -1;
 }
 
-/* The tensor `index` of inst's model, or NULL after recording why not. */
-static const nnrt_param_info *param_at(nnrt_instance *inst, const char *what, int index, const void *buf,
-                                       int64_t count, int *rc)
+int nnrt_model_param_index(const nnrt_model *m, const char *name)
+{
+	return m ? table_index(m->params, m->n_params, name) : -1;
+}
+
+int nnrt_model_state_index(const nnrt_model *m, const char *name)
+{
+	return m ? table_index(m->state, m->n_state, name) : -1;
+}
+
+/* The tensor `index` of inst's model (of its state tensors if `state`), or
+ * NULL after recording why not. */
+static const nnrt_param_info *tensor_at(nnrt_instance *inst, int state, const char *what, int index,
+                                        const void *buf, int64_t count, int *rc)
 {
 	const nnrt_model *m = inst->m;
-	if (index < 0 || index >= m->n_params) {
-		*rc = fail(inst, NNRT_ERR_ARG, "%s: no parameter tensor %d (model '%s' has %d)", what, index, m->name,
-		           m->n_params);
+	int n = state ? m->n_state : m->n_params;
+	if (index < 0 || index >= n) {
+		*rc = fail(inst, NNRT_ERR_ARG, "%s: no %s tensor %d (model '%s' has %d)", what,
+		           state ? "state" : "parameter", index, m->name, n);
 		return NULL;
 	}
-	const nnrt_param_info *p = &m->params[index];
+	const nnrt_param_info *p = state ? &m->state[index] : &m->params[index];
 	if (!buf) {
 		*rc = fail(inst, NNRT_ERR_ARG, "%s: the array is NULL", what);
 		return NULL;
@@ -402,7 +417,7 @@ int nnrt_instance_get_param(const nnrt_instance *inst, int index, float *dst, in
 		return NNRT_ERR_ARG;
 	int rc = NNRT_OK;
 	/* Only the message buffer is written on failure. */
-	const nnrt_param_info *p = param_at((nnrt_instance *)inst, "get_param", index, dst, count, &rc);
+	const nnrt_param_info *p = tensor_at((nnrt_instance *)inst, 0, "get_param", index, dst, count, &rc);
 	if (!p)
 		return rc;
 	memcpy(dst, inst->params + p->offset, (size_t)p->size * sizeof(float));
@@ -414,7 +429,7 @@ int nnrt_instance_set_param(nnrt_instance *inst, int index, const float *src, in
 	if (!inst)
 		return NNRT_ERR_ARG;
 	int rc = NNRT_OK;
-	const nnrt_param_info *p = param_at(inst, "set_param", index, src, count, &rc);
+	const nnrt_param_info *p = tensor_at(inst, 0, "set_param", index, src, count, &rc);
 	if (!p)
 		return rc;
 	memcpy(inst->params + p->offset, src, (size_t)p->size * sizeof(float));
@@ -424,6 +439,35 @@ int nnrt_instance_set_param(nnrt_instance *inst, int index, const float *src, in
 float *nnrt_instance_params(nnrt_instance *inst)
 {
 	return inst ? inst->params : NULL;
+}
+
+int nnrt_instance_get_state(const nnrt_instance *inst, int index, float *dst, int64_t count)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	int rc = NNRT_OK;
+	const nnrt_param_info *p = tensor_at((nnrt_instance *)inst, 1, "get_state", index, dst, count, &rc);
+	if (!p)
+		return rc;
+	memcpy(dst, inst->state + p->offset, (size_t)p->size * sizeof(float));
+	return NNRT_OK;
+}
+
+int nnrt_instance_set_state(nnrt_instance *inst, int index, const float *src, int64_t count)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	int rc = NNRT_OK;
+	const nnrt_param_info *p = tensor_at(inst, 1, "set_state", index, src, count, &rc);
+	if (!p)
+		return rc;
+	memcpy(inst->state + p->offset, src, (size_t)p->size * sizeof(float));
+	return NNRT_OK;
+}
+
+float *nnrt_instance_state(nnrt_instance *inst)
+{
+	return inst ? inst->state : NULL;
 }
 
 int nnrt_instance_save(nnrt_instance *inst, const char *path)
@@ -440,7 +484,7 @@ int nnrt_instance_save(nnrt_instance *inst, const char *path)
 		return fail(inst, NNRT_ERR_NOMEM, "save: out of memory");
 	/* With a handler of its own, the instance's failures go there only. */
 	int was = nnrt_mute_errors(inst->on_error != NULL);
-	int rc = nnrt_ckpt_save(path, m, inst->params, opt, &inst->st);
+	int rc = nnrt_ckpt_save(path, m, inst->params, opt, inst->state, &inst->st);
 	nnrt_mute_errors(was);
 	if (opt != inst->opt)
 		free(opt);
@@ -459,7 +503,7 @@ int nnrt_instance_load(nnrt_instance *inst, const char *path)
 	 * read); the optimizer state only for a model that trains. */
 	nnrt_train_state st = inst->st;
 	int was = nnrt_mute_errors(inst->on_error != NULL);
-	int rc = nnrt_ckpt_load(path, inst->m, inst->params, inst->opt, &st);
+	int rc = nnrt_ckpt_load(path, inst->m, inst->params, inst->opt, inst->state, &st);
 	nnrt_mute_errors(was);
 	/* The code says whose problem it is: a file that cannot be read, or one
 	 * that is not a checkpoint of this model. */

@@ -4,7 +4,9 @@
  * A checkpoint is one little-endian file: a fixed header (magic, version,
  * total size, model fingerprint, counters, RNG state), the model name and
  * parameter table (so a mismatch can be explained, not just refused), the
- * parameters, the optimizer state, and a CRC32 of everything before it.
+ * state table (version 2), the parameters, the optimizer state, the state
+ * tensors, and a CRC32 of everything before it.  Version 1 files, which
+ * predate state, still load.
  *
  * Saving is atomic: the bytes go to a temporary file next to the target,
  * which is flushed, fsync'ed and renamed over it, and then the directory is
@@ -102,18 +104,37 @@ static void w_str(ckpt_writer *w, const char *s)
 	w_bytes(w, s, n);
 }
 
+static int64_t table_size(const nnrt_param_info *rows, int n)
+{
+	int64_t size = 0;
+	for (int i = 0; i < n; i++)
+		size += 4 + (int64_t)(rows[i].name ? strlen(rows[i].name) : 0) + 4 + 8 * (int64_t)rows[i].rank + 16;
+	return size;
+}
+
+/* Bytes of m's checkpoint in the current version. */
 static int64_t ckpt_size(const nnrt_model *m)
 {
 	int64_t size = CKPT_FIXED + 4 + (int64_t)(m->name ? strlen(m->name) : 0);
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *p = &m->params[i];
-		size += 4 + (int64_t)(p->name ? strlen(p->name) : 0) + 4 + 8 * (int64_t)p->rank + 16;
+	size += table_size(m->params, m->n_params) + 12 + table_size(m->state, m->n_state);
+	return size + 4 * (m->param_floats + m->opt_floats + m->state_floats) + 4;
+}
+
+static void w_table(ckpt_writer *w, const nnrt_param_info *rows, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const nnrt_param_info *p = &rows[i];
+		w_str(w, p->name);
+		w_u32(w, (uint32_t)p->rank);
+		for (int k = 0; k < p->rank; k++)
+			w_u64(w, (uint64_t)p->shape[k]);
+		w_u64(w, (uint64_t)p->offset);
+		w_u64(w, (uint64_t)p->size);
 	}
-	return size + 4 * (m->param_floats + m->opt_floats) + 4;
 }
 
 static void write_all(ckpt_writer *w, const nnrt_model *m, const float *params, const float *opt,
-                      const nnrt_train_state *st)
+                      const float *state, const nnrt_train_state *st)
 {
 	w_bytes(w, NNRT_CKPT_MAGIC, 8);
 	w_u32(w, NNRT_CKPT_VERSION);
@@ -129,17 +150,13 @@ static void write_all(ckpt_writer *w, const nnrt_model *m, const float *params, 
 	for (int i = 0; i < 4; i++)
 		w_u64(w, st->rng.s[i]);
 	w_str(w, m->name);
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *p = &m->params[i];
-		w_str(w, p->name);
-		w_u32(w, (uint32_t)p->rank);
-		for (int k = 0; k < p->rank; k++)
-			w_u64(w, (uint64_t)p->shape[k]);
-		w_u64(w, (uint64_t)p->offset);
-		w_u64(w, (uint64_t)p->size);
-	}
+	w_table(w, m->params, m->n_params);
+	w_u32(w, (uint32_t)m->n_state);
+	w_u64(w, (uint64_t)m->state_floats);
+	w_table(w, m->state, m->n_state);
 	w_floats(w, params, m->param_floats);
 	w_floats(w, opt, m->opt_floats);
+	w_floats(w, state, m->state_floats);
 	/* The checksum covers every byte before it; it is not checksummed. */
 	uLong crc = w->crc;
 	w_u32(w, (uint32_t)crc);
@@ -219,7 +236,7 @@ static void remove_stale_tmp(const char *path)
 }
 
 int nnrt_ckpt_save(const char *path, const nnrt_model *m, const float *params, const float *opt,
-                   const nnrt_train_state *st)
+                   const float *state, const nnrt_train_state *st)
 {
 	remove_stale_tmp(path);
 	/* Same directory as the target: rename() is atomic only within one
@@ -247,7 +264,7 @@ int nnrt_ckpt_save(const char *path, const nnrt_model *m, const float *params, c
 	}
 	ckpt_writer w = {.f = f, .crc = crc32(0L, Z_NULL, 0)};
 	errno = 0;
-	write_all(&w, m, params, opt, st);
+	write_all(&w, m, params, opt, state, st);
 	if (!w.err && fflush(f) != 0)
 		w.err = errno ? errno : EIO;
 	if (!w.err && fsync(fd) != 0)
@@ -386,16 +403,16 @@ static const char *opt_name(uint32_t kind)
  * is [2]").  0: the same; 1: different; -1: the table is malformed.
  * *damage is set when only offsets or sizes differ: the shapes (which the
  * fingerprint covers) agree, so the table contradicts itself. */
-static int table_diff(const nnrt_model *m, ckpt_reader *r, uint32_t n_params, char *why, size_t cap,
-                      int *damage)
+static int table_diff(const nnrt_param_info *rows, int nrows, const char *what, ckpt_reader *r, uint32_t n_params,
+                      char *why, size_t cap, int *damage)
 {
 	*damage = 0;
-	if (n_params != (uint32_t)m->n_params) {
-		snprintf(why, cap, "the file holds %u parameter tensors but this model has %d", n_params, m->n_params);
+	if (n_params != (uint32_t)nrows) {
+		snprintf(why, cap, "the file holds %u %s tensors but this model has %d", n_params, what, nrows);
 		return 1;
 	}
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *p = &m->params[i];
+	for (int i = 0; i < nrows; i++) {
+		const nnrt_param_info *p = &rows[i];
 		uint32_t nlen = r_u32(r);
 		const unsigned char *name = r_take(r, nlen);
 		uint32_t rank = r_u32(r);
@@ -409,7 +426,7 @@ static int table_diff(const nnrt_model *m, ckpt_reader *r, uint32_t n_params, ch
 			return -1;
 		const char *want = p->name ? p->name : "";
 		if (nlen != strlen(want) || memcmp(name, want, nlen) != 0) {
-			snprintf(why, cap, "parameter %d is '%.*s' but this model's is '%s'", i, (int)(nlen < 200 ? nlen : 200),
+			snprintf(why, cap, "%s %d is '%.*s' but this model's is '%s'", what, i, (int)(nlen < 200 ? nlen : 200),
 			         (const char *)name, want);
 			return 1;
 		}
@@ -420,13 +437,13 @@ static int table_diff(const nnrt_model *m, ckpt_reader *r, uint32_t n_params, ch
 		fmt_shape(shape, (int)rank, a, sizeof a);
 		fmt_shape(p->shape, p->rank, b, sizeof b);
 		if (!same) {
-			snprintf(why, cap, "parameter '%s' has shape %s but this model's is %s", want, a, b);
+			snprintf(why, cap, "%s '%s' has shape %s but this model's is %s", what, want, a, b);
 			return 1;
 		}
 		if (offset != p->offset || size != p->size) {
 			*damage = 1;
-			snprintf(why, cap, "its table gives parameter '%s' (shape %s) offset %lld and %lld values, but this "
-			         "model's is at offset %lld with %lld values", want, a, (long long)offset, (long long)size,
+			snprintf(why, cap, "its table gives %s '%s' (shape %s) offset %lld and %lld values, but this "
+			         "model's is at offset %lld with %lld values", what, want, a, (long long)offset, (long long)size,
 			         (long long)p->offset, (long long)p->size);
 			return 1;
 		}
@@ -434,7 +451,8 @@ static int table_diff(const nnrt_model *m, ckpt_reader *r, uint32_t n_params, ch
 	return 0;
 }
 
-int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *opt, nnrt_train_state *st)
+int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *opt, float *state,
+                   nnrt_train_state *st)
 {
 	unsigned char *data;
 	int64_t len;
@@ -463,8 +481,8 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	uint32_t version = r_u32(&r);
 	uint32_t batch = r_u32(&r); /* steps into the next epoch: checked below */
 	int64_t size = (int64_t)r_u64(&r);
-	if (version != NNRT_CKPT_VERSION) {
-		nnrt_error("checkpoint %s has format version %u; this runtime reads version %u", path, version,
+	if (version < 1 || version > NNRT_CKPT_VERSION) {
+		nnrt_error("checkpoint %s has format version %u; this runtime reads versions 1 to %u", path, version,
 		           NNRT_CKPT_VERSION);
 		goto out;
 	}
@@ -513,10 +531,29 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	 * first.  With the fingerprint equal, a different table is damage. */
 	char why[600];
 	int damage;
-	int diff = table_diff(m, &r, n_params, why, sizeof why, &damage);
+	int diff = table_diff(m->params, m->n_params, "parameter", &r, n_params, why, sizeof why, &damage);
 	if (diff < 0) {
 		nnrt_error("checkpoint %s is malformed (bad parameter table)", path);
 		goto out;
+	}
+	/* Version 2 adds the state tensors after the parameter table; a
+	 * version 1 file has none. */
+	uint32_t n_state = 0;
+	int64_t state_floats = 0;
+	if (!diff && version >= 2) {
+		n_state = r_u32(&r);
+		state_floats = (int64_t)r_u64(&r);
+		if (r.bad) {
+			nnrt_error("checkpoint %s is malformed (bad state table)", path);
+			goto out;
+		}
+	}
+	if (!diff) {
+		diff = table_diff(m->state, m->n_state, "state", &r, n_state, why, sizeof why, &damage);
+		if (diff < 0) {
+			nnrt_error("checkpoint %s is malformed (bad state table)", path);
+			goto out;
+		}
 	}
 	int same_name = nlen == strlen(m->name ? m->name : "") && !memcmp(name, m->name ? m->name : "", nlen);
 	if (fingerprint != m->fingerprint && !same_name) {
@@ -551,6 +588,11 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		           (long long)m->param_floats);
 		goto out;
 	}
+	if (state_floats != m->state_floats) {
+		nnrt_error("checkpoint %s holds %lld state values but this model has %lld", path, (long long)state_floats,
+		           (long long)m->state_floats);
+		goto out;
+	}
 	if (opt && opt_floats != m->opt_floats) {
 		nnrt_error("checkpoint %s holds %lld optimizer values but this model needs %lld", path,
 		           (long long)opt_floats, (long long)m->opt_floats);
@@ -566,7 +608,7 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	 * check opt_floats against the model). */
 	int64_t floats_left = (r.end - r.p) / 4;
 	if (param_floats < 0 || opt_floats < 0 || (r.end - r.p) % 4 != 0 || param_floats > floats_left ||
-	    opt_floats != floats_left - param_floats) {
+	    opt_floats > floats_left - param_floats || opt_floats != floats_left - param_floats - state_floats) {
 		nnrt_error("checkpoint %s is malformed (array sizes do not match the file)", path);
 		goto out;
 	}
@@ -593,6 +635,8 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	r_floats(r.p, params, param_floats);
 	if (opt)
 		r_floats(r.p + 4 * param_floats, opt, opt_floats);
+	if (state_floats)
+		r_floats(r.p + 4 * (param_floats + opt_floats), state, state_floats);
 	if (st)
 		*st = s;
 	rc = 0;

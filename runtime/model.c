@@ -1,7 +1,8 @@
 /*
  * model.c - what the runtime knows about a model object, in one place: the
  * check that an object is one this runtime can run, the initial values of
- * its parameters, and the hyper-parameters handed to each generated step.
+ * its parameters and state, and the hyper-parameters handed to each
+ * generated step.
  *
  * Both ways of running a model go through these functions: the training
  * binary (nnrt_main, train.c) and the embedding API (api.c).  Before, each
@@ -54,29 +55,32 @@ static const char *bad_field(const nnrt_model *m, int training)
 		return "unknown loss";
 	if (m->optimizer != NNRT_OPT_SGD && m->optimizer != NNRT_OPT_ADAM)
 		return "unknown optimizer";
-	if (m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->n_params < 0)
+	if (m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->state_floats < 0 || m->n_params < 0 ||
+	    m->n_state < 0)
 		return "negative array size";
 	/* 2^58 floats each: an instance's size (NNRT_INSTANCE_MEMORY_SIZE,
 	 * params twice) stays below 2^62 bytes and cannot wrap. */
 	const int64_t max = (int64_t)1 << 58;
-	if (m->param_floats > max || m->opt_floats > max || m->ws_floats > max)
+	if (m->param_floats > max || m->opt_floats > max || m->ws_floats > max || m->state_floats > max)
 		return "array size too large";
 	if (m->n_params > 0 && !m->params)
 		return "no parameter table";
+	if (m->n_state > 0 && !m->state)
+		return "no state table";
 	if ((training && !m->train_step) || !m->eval_step || !m->infer)
 		return "missing entry point";
 	return NULL;
 }
 
-/* Whether parameter p has a name, an initialiser, a place inside the
- * parameter array and a shape that holds its size.  No sum or product here
- * can overflow, whatever the fields hold. */
-static int param_ok(const nnrt_model *m, const nnrt_param_info *p)
+/* Whether parameter (or state tensor) p has a name, an initialiser, a
+ * place inside its array of `floats` and a shape that holds its size.  No
+ * sum or product here can overflow, whatever the fields hold. */
+static int param_ok(int64_t floats, const nnrt_param_info *p)
 {
 	if (!p->name || p->rank < 0 || p->rank > NNRT_MAX_RANK || p->init < NNRT_INIT_ZEROS ||
 	    p->init > NNRT_INIT_CONSTANT)
 		return 0;
-	if (p->offset < 0 || p->size < 0 || p->offset > m->param_floats || p->size > m->param_floats - p->offset)
+	if (p->offset < 0 || p->size < 0 || p->offset > floats || p->size > floats - p->offset)
 		return 0;
 	int64_t prod = 1;
 	for (int k = 0; k < p->rank; k++) {
@@ -109,9 +113,16 @@ int nnrt_model_check(const nnrt_model *m, int training, char *why, size_t n)
 		return refuse(why, n, NNRT_ERR_MODEL, "invalid model object: %s (a bug in nnc)", bad);
 	for (int i = 0; i < m->n_params; i++) {
 		const nnrt_param_info *p = &m->params[i];
-		if (!param_ok(m, p))
+		if (!param_ok(m->param_floats, p))
 			return refuse(why, n, NNRT_ERR_MODEL,
 			              "invalid model object: parameter %d (%s) is inconsistent (a bug in nnc)", i,
+			              p->name ? p->name : "unnamed");
+	}
+	for (int i = 0; i < m->n_state; i++) {
+		const nnrt_param_info *p = &m->state[i];
+		if (!param_ok(m->state_floats, p) || p->init != NNRT_INIT_CONSTANT)
+			return refuse(why, n, NNRT_ERR_MODEL,
+			              "invalid model object: state tensor %d (%s) is inconsistent (a bug in nnc)", i,
 			              p->name ? p->name : "unnamed");
 	}
 	return NNRT_OK;
@@ -152,14 +163,31 @@ void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r)
 	}
 }
 
+void nnrt_init_state(const nnrt_model *m, float *state)
+{
+	if (m->state_floats > 0)
+		memset(state, 0, (size_t)m->state_floats * sizeof(float));
+	for (int i = 0; i < m->n_state; i++) {
+		const nnrt_param_info *p = &m->state[i];
+		for (int64_t j = 0; j < p->size; j++)
+			state[p->offset + j] = p->init_arg;
+	}
+}
+
 /* ---- Hyper-parameters of a step ---- */
 
 _Static_assert(NNRT_HP_COUNT <= sizeof ((nnrt_step_args *)0)->hp / sizeof(float), "nnrt_step_args.hp is too small");
 
 /* Exactly the slots the generated optimizer update reads; the reserved
- * rest stays zero. */
-void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step)
+ * rest stays zero.  And the step's random stream (nnrt_random_bits): the
+ * run's seed, and the global index of the step's first sample, counted
+ * from the step number (which checkpoints carry) so that a resumed run
+ * draws what the uninterrupted one would have; a partial last batch just
+ * leaves indices unused. */
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step, uint64_t seed)
 {
+	a->seed = seed;
+	a->sample0 = step >= 1 ? (step - 1) * m->batch : 0;
 	memset(a->hp, 0, sizeof a->hp);
 	a->hp[NNRT_HP_LR] = lr;
 	/* Adam's bias corrections, in double: beta^t of a float beta. */
@@ -167,4 +195,24 @@ void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step
 		a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
 		a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
 	}
+}
+
+/* ---- The random stream of the steps (nnrt.h) ---- */
+
+uint64_t nnrt_mix64(uint64_t z)
+{
+	z += 0x9E3779B97F4A7C15ull;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+uint32_t nnrt_random_bits(uint64_t seed, int64_t sample, int64_t elem)
+{
+	return (uint32_t)(nnrt_mix64(nnrt_mix64(seed ^ nnrt_mix64((uint64_t)sample)) + (uint64_t)elem) >> 32);
+}
+
+float nnrt_random_uniform(uint64_t seed, int64_t sample, int64_t elem)
+{
+	return (float)(nnrt_random_bits(seed, sample, elem) >> 8) * 0x1p-24f;
 }

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define NNRT_ABI_VERSION 3
+#define NNRT_ABI_VERSION 4
 #define NNRT_MAX_RANK 4
 #define NNRT_MAX_THREADS 256
 
@@ -125,13 +125,28 @@ typedef struct nnrt_step_args {
 	double *metrics;     /* [0] sum of per-sample losses, [1] number correct (written by thread 0) */
 	int64_t n;           /* samples in this batch, 1 <= n <= batch */
 	float hp[8];         /* hyper-parameters of this step, see NNRT_HP_* */
+	float *state;        /* state_floats: non-trainable persistent tensors (m->state) */
+	uint64_t seed;       /* the run's seed: with sample0, the step's random stream */
+	int64_t sample0;     /* global index of the step's first sample: (step - 1) * batch of a
+			      * train step, 0 otherwise; sample i of the step is sample0 + i */
 } nnrt_step_args;
+
+/* The random stream of the generated code: value number `elem` of global
+ * sample `sample` in the run of `seed`, 32 random bits.  A pure function
+ * of its three arguments (a counter-based generator built on splitmix64's
+ * finaliser), so the values a step draws do not depend on how the batch is
+ * cut into chunks or threads.  cg_build.c emits the same function
+ * (runtime/model.c has this one). */
+uint64_t nnrt_mix64(uint64_t z); /* splitmix64's finaliser */
+uint32_t nnrt_random_bits(uint64_t seed, int64_t sample, int64_t elem);
+/* The same as a float uniform in [0, 1): the top 24 bits, times 2^-24. */
+float nnrt_random_uniform(uint64_t seed, int64_t sample, int64_t elem);
 
 /* Indices into nnrt_step_args.hp: the values that change from run to run
  * (--lr, nnrt_instance_set_lr) or from step to step.  The .nn file's
  * constants (momentum, beta1, beta2, eps) are compiled into the generated
  * update instead.  hp[NNRT_HP_COUNT..7] are zero and reserved: the array
- * keeps its size so that the layout stays that of ABI version 3. */
+ * keeps its size (8 slots since ABI version 3). */
 enum {
 	NNRT_HP_LR = 0,      /* learning rate of this step */
 	NNRT_HP_ADAM_C1 = 1, /* Adam at step t (1-based): 1 / (1 - beta1^t); else 0 */
@@ -166,11 +181,14 @@ typedef struct nnrt_model {
 	int32_t loss;          /* NNRT_LOSS_* */
 	int32_t optimizer;     /* NNRT_OPT_* */
 	int32_t n_params;
-	int32_t pad_;
+	int32_t n_state;       /* tensors of non-trainable state (running statistics, counters) */
 	const nnrt_param_info *params;
+	const nnrt_param_info *state; /* n_state rows: name, place in the state array, shape,
+				       * initial value (NNRT_INIT_CONSTANT, init_arg) */
 	int64_t param_floats;
 	int64_t opt_floats;
 	int64_t ws_floats;
+	int64_t state_floats;  /* length of the state array (64-byte padded tensors) */
 	float lr;
 	float momentum;
 	float beta1;
@@ -269,9 +287,11 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  *
  * Compatibility: functions are only ever added (the epoch, clear-error and
  * error-handler functions came after the first release), and an instance
- * stays an opaque block behind a fixed NNRT_INSTANCE_HEADER_BYTES header.  So
- * objects and headers generated before keep working with this runtime, and
- * NNRT_ABI_VERSION, which versions the nnrt_model layout, is unchanged. */
+ * stays an opaque block behind a fixed NNRT_INSTANCE_HEADER_BYTES header.
+ * NNRT_ABI_VERSION versions the layout of nnrt_model and nnrt_step_args,
+ * which the generated code shares: version 4 added the state tensors and
+ * the random stream, so objects of an older nnc are refused with a message
+ * asking to rebuild them (nnrt_model_check). */
 
 typedef struct nnrt_instance nnrt_instance;
 
@@ -292,16 +312,17 @@ enum nnrt_status {
 	NNRT_ERR_CPU = 12,         /* this CPU lacks extensions the model was compiled for (nnrt_cpu_check) */
 };
 
-/* Bytes an instance occupies: a fixed header, then params, grads, opt and
- * workspace floats, each rounded up to 64 bytes; a model compiled without
- * training (trains = 0) needs no grads and no optimizer state.  The compiler
- * writes this number into the generated header as <PREFIX>_MEMORY_SIZE. */
+/* Bytes an instance occupies: a fixed header, then params, workspace,
+ * state, grads and opt floats, each rounded up to 64 bytes; a model
+ * compiled without training (trains = 0) needs no grads and no optimizer
+ * state.  The compiler writes this number into the generated header as
+ * <PREFIX>_MEMORY_SIZE. */
 #define NNRT_INSTANCE_ALIGN 64
 #define NNRT_INSTANCE_HEADER_BYTES 512
 #define NNRT_BYTES64(floats) ((((uint64_t)(floats) * 4u) + 63u) / 64u * 64u)
-#define NNRT_INSTANCE_MEMORY_SIZE(param_floats, opt_floats, ws_floats, trains) \
+#define NNRT_INSTANCE_MEMORY_SIZE(param_floats, opt_floats, ws_floats, state_floats, trains)          \
 	((uint64_t)NNRT_INSTANCE_HEADER_BYTES + NNRT_BYTES64(param_floats) + NNRT_BYTES64(ws_floats) + \
-	 ((trains) ? NNRT_BYTES64(param_floats) + NNRT_BYTES64(opt_floats) : 0u))
+	 NNRT_BYTES64(state_floats) + ((trains) ? NNRT_BYTES64(param_floats) + NNRT_BYTES64(opt_floats) : 0u))
 
 /* Message for a status code ("unknown error code" for others).  Static. */
 const char *nnrt_strerror(int code);
@@ -382,6 +403,14 @@ int nnrt_instance_set_param(nnrt_instance *inst, int index, const float *src, in
 /* The whole parameter array (m->param_floats floats, laid out as m->params
  * says), owned by the instance; valid until it is freed. */
 float *nnrt_instance_params(nnrt_instance *inst);
+/* The state tensors (m->state: non-trainable values such as running
+ * statistics, which the train step updates and checkpoints carry), like
+ * the parameters: an index by name, a copy out or in of one tensor, and the
+ * whole array (m->state_floats floats, owned by the instance). */
+int nnrt_model_state_index(const nnrt_model *m, const char *name);
+int nnrt_instance_get_state(const nnrt_instance *inst, int index, float *dst, int64_t count);
+int nnrt_instance_set_state(nnrt_instance *inst, int index, const float *src, int64_t count);
+float *nnrt_instance_state(nnrt_instance *inst);
 
 /* Writes / reads a checkpoint in the format of the training binaries' --save
  * and --load (docs/checkpoint.md).  Saving is atomic.  Loading takes the

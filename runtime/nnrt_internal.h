@@ -146,7 +146,7 @@ int64_t nnrt_data_default_count(const nnrt_data_spec *spec, const nnrt_model *m)
 /* ---- checkpoint.c (format: docs/checkpoint.md) ---- */
 
 #define NNRT_CKPT_MAGIC "NNRTCKPT"
-#define NNRT_CKPT_VERSION 1u
+#define NNRT_CKPT_VERSION 2u /* 2: the state tensors; version 1 files (no state) load too */
 /* Bound of the epoch and step counters a checkpoint may hold (2^53: exact
  * as a double, and more steps than any run takes). */
 #define NNRT_CKPT_MAX_COUNT ((int64_t)1 << 53)
@@ -160,23 +160,26 @@ typedef struct nnrt_train_state {
 	nnrt_rng rng;  /* the shuffling stream before epoch `epoch + 1`'s shuffle */
 } nnrt_train_state;
 
-/* Writes params and opt (m->param_floats / m->opt_floats floats) and st to
+/* Writes params, opt and state (m->param_floats / m->opt_floats /
+ * m->state_floats floats; state may be NULL when m has none) and st to
  * path, atomically: a temporary file in the same directory is written,
  * flushed, fsync'ed and renamed over path, then the directory is fsync'ed.
  * On failure the temporary file is removed and path is left untouched. */
 int nnrt_ckpt_save(const char *path, const nnrt_model *m, const float *params, const float *opt,
-                   const nnrt_train_state *st);
-/* Reads a checkpoint written for model m.  params receives the parameters;
- * if opt is non-NULL, the optimizer state is loaded as well (and must match
+                   const float *state, const nnrt_train_state *st);
+/* Reads a checkpoint written for model m.  params receives the parameters
+ * and state (which may be NULL when m has none) the state tensors; a
+ * version 1 file has none, and loads for a model without state.  If opt is
+ * non-NULL, the optimizer state is loaded as well (and must match
  * m->opt_floats); st, if non-NULL, receives the counters and RNG.  Nothing is
- * written to params/opt/st unless the whole file is valid.  Returns 0, or,
+ * written to params/opt/state/st unless the whole file is valid.  Returns 0, or,
  * after reporting, one of: */
 enum {
 	NNRT_CKPT_INVALID = -1, /* read, but not a valid checkpoint of m */
 	NNRT_CKPT_IO = -2,      /* cannot be opened or read (missing, a directory, EIO) */
 	NNRT_CKPT_NOMEM = -3,   /* out of memory while reading */
 };
-int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *opt,
+int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *opt, float *state,
                    nnrt_train_state *st);
 
 /* ---- model.c ---- */
@@ -193,12 +196,14 @@ int nnrt_model_check(const nnrt_model *m, int training, char *why, size_t n);
 /* Fills params with the initial values of every tensor of m->params, in
  * table order, drawing from r. */
 void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r);
+/* The state tensors' initial values (m->state_floats floats; padding 0). */
+void nnrt_init_state(const nnrt_model *m, float *state);
 
 /* Sets a->hp for a step of m at learning rate lr: `step` is the 1-based
  * number of the training step about to run (Adam's t), or 0 for a step that
  * does not train (evaluation, inference).  The one place the hyper-parameters
  * are computed, for the training binary and the embedding API alike. */
-void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step);
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step, uint64_t seed);
 
 /* ---- train.c ---- */
 
@@ -233,6 +238,8 @@ void nnrt_cli_free(nnrt_cli *c);
 struct nnrt_instance {
 	const nnrt_model *m;
 	float *params, *grads, *opt, *ws; /* grads, opt: NULL without training */
+	float *state;                     /* m->state_floats: non-trainable state */
+	uint64_t seed;                    /* of the parameters and the steps' random stream */
 	nnrt_train_state st;              /* step count and RNG, as checkpoints store them */
 	double metrics[4];
 	float lr;

@@ -103,7 +103,7 @@ static const struct flag {
 	 "print test loss and accuracy instead of training; needs --load or --resume"},
 	{"--predict", "FILE", FLAG_PATH, offsetof(opts, predict),
 	 "print a prediction per sample of FILE (IDX images or CSV); needs --load or --resume"},
-	{"--print-params", NULL, FLAG_BOOL, offsetof(opts, print_params), "print every parameter tensor"},
+	{"--print-params", NULL, FLAG_BOOL, offsetof(opts, print_params), "print every parameter tensor (and state tensor)"},
 	{"--quiet", NULL, FLAG_BOOL, offsetof(opts, quiet), "print no progress lines"},
 	{"--help", NULL, FLAG_BOOL, offsetof(opts, help), "print this help and exit"},
 };
@@ -480,11 +480,12 @@ static int alloc_arrays(trainer *t)
 	a->grads = inst->grads;
 	a->opt = inst->opt;
 	a->ws = inst->ws;
+	a->state = inst->state;
 	a->x = t->x;
 	a->y = t->y;
 	a->out = t->out;
 	a->metrics = inst->metrics;
-	nnrt_step_hp(a, m, inst->lr, 0);
+	nnrt_step_hp(a, m, inst->lr, 0, inst->seed);
 	return 0;
 }
 
@@ -538,7 +539,7 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 static void evaluate(trainer *t, double *loss, double *acc)
 {
 	double sum[2];
-	nnrt_step_hp(&t->args, t->m, t->inst->lr, 0);
+	nnrt_step_hp(&t->args, t->m, t->inst->lr, 0, t->inst->seed);
 	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
 	*loss = sum[0] / (double)t->test.n;
 	*acc = sum[1] / (double)t->test.n;
@@ -552,12 +553,13 @@ static void print_shape(const nnrt_param_info *p)
 	printf("]");
 }
 
-/* Every tensor by name; matrices one row per line. */
-static void print_params(const nnrt_model *m, const float *params)
+/* Every tensor of a table (parameters or state) by name; matrices one row
+ * per line. */
+static void print_table(const char *title, const nnrt_param_info *rows, int n, const float *params)
 {
-	printf("parameters:\n");
-	for (int i = 0; i < m->n_params; i++) {
-		const nnrt_param_info *p = &m->params[i];
+	printf("%s:\n", title);
+	for (int i = 0; i < n; i++) {
+		const nnrt_param_info *p = &rows[i];
 		printf("  %s ", p->name);
 		print_shape(p);
 		printf("\n");
@@ -573,9 +575,16 @@ static void print_params(const nnrt_model *m, const float *params)
 	}
 }
 
+static void print_params(const nnrt_model *m, const nnrt_instance *inst)
+{
+	print_table("parameters", m->params, m->n_params, inst->params);
+	if (m->n_state > 0)
+		print_table("state", m->state, m->n_state, inst->state);
+}
+
 static int save(trainer *t, const char *why)
 {
-	if (nnrt_ckpt_save(t->o.save, t->m, t->inst->params, t->inst->opt, &t->inst->st))
+	if (nnrt_ckpt_save(t->o.save, t->m, t->inst->params, t->inst->opt, t->inst->state, &t->inst->st))
 		return -1;
 	t->saved_epoch = t->inst->st.epoch;
 	if (!t->o.quiet)
@@ -714,7 +723,7 @@ static int interrupted(trainer *t)
 		        signal_name(sig), where);
 		return 128 + sig;
 	}
-	if (nnrt_ckpt_save(t->o.save, t->m, t->inst->params, t->inst->opt, &t->inst->st)) {
+	if (nnrt_ckpt_save(t->o.save, t->m, t->inst->params, t->inst->opt, t->inst->state, &t->inst->st)) {
 		char kept[8192];
 		nnrt_error("interrupted by %s %s, and the checkpoint could not be saved; %s", signal_name(sig), where,
 		           what_is_kept(t, kept, sizeof kept));
@@ -766,7 +775,7 @@ static int train(trainer *t)
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
 			int64_t step = st->step + 1;
 			a->n = bn;
-			nnrt_step_hp(a, m, inst->lr, step);
+			nnrt_step_hp(a, m, inst->lr, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
@@ -1008,9 +1017,9 @@ static int run(trainer *t)
 	/* Initialised from the seed, then overwritten from a checkpoint: the
 	 * RNG has then drawn the same numbers either way. */
 	st = &t->inst->st;
-	if (o->load && nnrt_ckpt_load(o->load, m, t->inst->params, NULL, NULL))
+	if (o->load && nnrt_ckpt_load(o->load, m, t->inst->params, NULL, t->inst->state, NULL))
 		return NNRT_EXIT_FAILURE;
-	if (o->resume && nnrt_ckpt_load(o->resume, m, t->inst->params, t->inst->opt, &t->inst->st))
+	if (o->resume && nnrt_ckpt_load(o->resume, m, t->inst->params, t->inst->opt, t->inst->state, &t->inst->st))
 		return NNRT_EXIT_FAILURE;
 
 	stop_handlers handlers;
@@ -1051,7 +1060,7 @@ static int run(trainer *t)
 	if (o->predict)
 		predict(t);
 	if (o->print_params || (training && !o->quiet && m->param_floats <= 64))
-		print_params(m, t->inst->params);
+		print_params(m, t->inst);
 	if (training && m->profiled)
 		nnrt_prof_report(m);
 	fflush(stdout);

@@ -39,6 +39,7 @@ nnc_source *th_make_source(const char *path, const char *text)
 }
 
 int64_t th_chunks;
+void (*th_graph_hook)(ir_graph *g);
 
 /* The graphs th_build_graph made, each with its training configuration. */
 static struct built {
@@ -70,6 +71,8 @@ ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 	nnc_buf_free(&diags);
 	built = nnc_realloc_array(built, (size_t)nbuilt, (size_t)nbuilt + 1, sizeof *built);
 	built[nbuilt++] = (struct built){g, cfg};
+	if (th_graph_hook)
+		th_graph_hook(g);
 	nnc_autodiff(g, &cfg.opt);
 	nnc_add_inference_tail(g);
 	if (fuse)
@@ -153,15 +156,15 @@ static int64_t ws_floats_of(const ir_graph *g, const ir_node *n)
 	return n->size * (n->layout == LAYOUT_CN ? g->bpad : g->cbatch);
 }
 
-/* Checks the workspace plan of nodes [lo, hi): the regions (unbatched
+/* Checks the workspace plan of the nodes of `entries`: the regions (unbatched
  * tensors, partial gradients, partial metrics, chunks) follow each other
  * inside ws_floats; every ST_WS tensor lies in its region (unbatched: the
  * first; batched: a chunk, at an offset from the chunk's start) at a
  * 16-float boundary; two tensors of one region whose lifetimes (definition
- * to last reader in [lo, hi)) overlap do not share memory, and with several
+ * to last reader among the nodes of `entries`, IR_ENTRY_*) overlap do not share memory, and with several
  * chunks unbatched tensors (written before the chunks run) share with none.
  * Returns NULL or the first violation (arena). */
-const char *th_plan_violation(ir_graph *g, int lo, int hi)
+const char *th_plan_violation(ir_graph *g, unsigned entries)
 {
 	bool chunked = g->chunks > 1;
 	if (g->chunks < 1 || g->cbatch * g->chunks < g->batch || g->bpad < g->cbatch || g->bpad % 16)
@@ -181,9 +184,9 @@ const char *th_plan_violation(ir_graph *g, int lo, int hi)
 	int *last = nnc_alloc(sizeof(int) * (size_t)g->n);
 	for (int i = 0; i < g->n; i++)
 		last[i] = i;
-	for (int i = lo; i < hi; i++) {
+	for (int i = 0; i < g->n; i++) {
 		ir_node *n = &g->nodes[i];
-		if (n->dead)
+		if (n->dead || !(n->entries & entries))
 			continue;
 		for (int k = 0; k < n->nin; k++)
 			if (last[n->in[k]] < i)
@@ -195,8 +198,10 @@ const char *th_plan_violation(ir_graph *g, int lo, int hi)
 			if (last[p->in[k]] < i)
 				last[p->in[k]] = i;
 	}
-	for (int i = lo; i < hi; i++) {
+	for (int i = 0; i < g->n; i++) {
 		ir_node *a = &g->nodes[i];
+		if (!(a->entries & entries))
+			continue;
 		if (!a->dead && (a->storage == ST_PARAM || a->storage == ST_GRAD)) {
 			/* a parameter or its gradient: exactly the parameter's place */
 			const ir_param *p = a->param >= 0 && a->param < g->nparams ? &g->params[a->param] : NULL;
@@ -211,9 +216,9 @@ const char *th_plan_violation(ir_graph *g, int lo, int hi)
 		if (a->offset < 0 || a->offset % 16 || a->offset + asz > region)
 			return nnc_sprintf("%%%d %s: [%lld, %lld) is misplaced in a region of %lld", i, ir_op_name(a->op),
 					   (long long)a->offset, (long long)(a->offset + asz), (long long)region);
-		for (int j = i + 1; j < hi; j++) {
+		for (int j = i + 1; j < g->n; j++) {
 			ir_node *b = &g->nodes[j];
-			if (b->dead || b->storage != ST_WS || b->batched != a->batched)
+			if (b->dead || !(b->entries & entries) || b->storage != ST_WS || b->batched != a->batched)
 				continue;
 			int64_t bsz = ws_floats_of(g, b);
 			/* b is defined while a is still read */
@@ -231,9 +236,9 @@ const char *th_plan_violation(ir_graph *g, int lo, int hi)
 
 void th_check_plan(ir_graph *g)
 {
-	const char *why = th_plan_violation(g, 0, g->n_train);
+	const char *why = th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL);
 	cr_assert(!why, "%s: the memory plan is wrong: %s", g->model_name, why);
-	why = th_plan_violation(g, g->n_train, g->n);
+	why = th_plan_violation(g, IR_ENTRY_INFER);
 	cr_assert(!why, "%s: the memory plan of the inference tail is wrong: %s", g->model_name, why);
 }
 

@@ -38,6 +38,9 @@ ir_graph *th_build_graph(const char *path, const char *text, bool fuse);
 const nnc_train_config *th_config(const ir_graph *g);
 /* Chunks th_build_graph asks the planner for (nnc --chunks); 0: the default. */
 extern int64_t th_chunks;
+/* If set, th_build_graph calls it on sema's graph before autodiff: a test
+ * adds internal nodes that no surface syntax makes (state, STEP_COUNT). */
+extern void (*th_graph_hook)(ir_graph *g);
 
 /* The memory plan checker: the regions of the workspace (unbatched tensors,
  * partial gradients, partial metrics, chunks) follow each other; parameters
@@ -45,7 +48,7 @@ extern int64_t th_chunks;
  * nodes [lo, hi) that are live together share memory.  NULL, or the first
  * violation (arena).  th_build_graph and th_jit run it on every graph
  * (th_check_plan fails the test). */
-const char *th_plan_violation(ir_graph *g, int lo, int hi);
+const char *th_plan_violation(ir_graph *g, unsigned entries);
 void th_check_plan(ir_graph *g);
 
 typedef struct jitted {

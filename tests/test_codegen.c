@@ -36,8 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
+#include "header.h"
 #include "diag.h"
 #include "ir.h"
 #include "nnrt.h"
@@ -1055,14 +1057,240 @@ Test(plan, live_workspace_tensors_never_overlap)
 		for (int fuse = 0; fuse < 2; fuse++) {
 			ir_graph *g = build_graph(srcs[i], fuse);
 			int ws = 0;
-			for (int k = 0; k < g->n_train; k++)
-				ws += !g->nodes[k].dead && g->nodes[k].storage == ST_WS;
+			for (int k = 0; k < g->n; k++)
+				ws += !g->nodes[k].dead && (g->nodes[k].entries & IR_ENTRY_TRAIN) && g->nodes[k].storage == ST_WS;
 			cr_assert(ws >= 3, "%s: only %d workspace tensors", g->model_name, ws);
-			const char *why = th_plan_violation(g, 0, g->n_train);
+			const char *why = th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL);
 			cr_assert(!why, "%s (%s): %s", g->model_name, fuse ? "fused" : "unfused", why);
-			why = th_plan_violation(g, g->n_train, g->n);
+			why = th_plan_violation(g, IR_ENTRY_INFER);
 			cr_assert(!why, "%s (%s), inference tail: %s", g->model_name, fuse ? "fused" : "unfused", why);
 		}
+}
+
+/* Each node lists the entries that run it (ir.h, IR_ENTRY_*): sema's
+ * forward graph and loss run in the train and eval steps, autodiff's nodes
+ * in the train step only, inference runs exactly the output's ancestors
+ * and its tail; --inference-only drops the train entry and its nodes. */
+Test(entries, each_node_lists_the_entries_that_run_it)
+{
+	for (int fuse = 0; fuse < 2; fuse++) {
+		ir_graph *g = build_graph(with_optimizer(ops_src, "adam(lr: 0.01)"), fuse);
+		bool *need = ir_ancestors(g, g->output);
+		int train_only = 0, step = 0;
+		for (int i = 0; i < g->n; i++) {
+			ir_node *n = &g->nodes[i];
+			if (n->dead)
+				continue;
+			cr_assert(n->entries, "%%%d %s runs in no entry", i, ir_op_name(n->op));
+			cr_assert_eq(!!(n->entries & IR_ENTRY_INFER), need[i], "%%%d %s: inference runs %s", i,
+				     ir_op_name(n->op), need[i] ? "without it" : "it needlessly");
+			if (n->entries & IR_ENTRY_EVAL)
+				cr_assert(n->entries & IR_ENTRY_TRAIN, "%%%d %s: evaluated, not trained", i, ir_op_name(n->op));
+			train_only += n->entries == IR_ENTRY_TRAIN;
+			step += !!(n->entries & IR_ENTRY_EVAL);
+		}
+		cr_assert_eq(g->nodes[g->loss].entries, IR_ENTRY_TRAIN | IR_ENTRY_EVAL);
+		cr_assert_eq(g->nodes[g->output].entries, IR_ENTRY_INFER);
+		cr_assert_eq(g->nodes[g->input].entries, IR_ENTRY_ALL);
+		cr_assert_eq(g->nodes[g->n - 2].op, IR_ADAM_UPDATE);
+		cr_assert_eq(g->nodes[g->n - 2].entries, IR_ENTRY_TRAIN);
+		cr_assert(train_only > 5 && step > 10, "%d train-only nodes, %d evaluated", train_only, step);
+		int *ids = nnc_alloc(sizeof(int) * (size_t)g->n);
+		int ntrain = ir_entry_nodes(g, IR_ENTRY_TRAIN, ids);
+		cr_assert_eq(ntrain, train_only + step);
+		cr_assert_eq(ids[ntrain - 1], g->n - 2, "the update ends the train step");
+
+		ir_drop_training(g);
+		cr_assert_eq(ir_entry_nodes(g, IR_ENTRY_TRAIN, ids), 0);
+		cr_assert_eq(ir_entry_nodes(g, IR_ENTRY_EVAL, ids), step);
+		cr_assert(g->nodes[g->n - 2].dead);
+		cr_assert(!g->nodes[g->loss].dead && !g->nodes[g->output].dead);
+	}
+}
+
+/* The tests' way to give a model state (no op of the language has any
+ * yet): a counter of 3 values starting at 0.5, which STEP_COUNT, a node of
+ * the train step only, increments. */
+static void add_step_counter(ir_graph *g)
+{
+	int64_t dims[1] = {3};
+	int s = ir_add_state(g, "steps", 1, dims, 0.5);
+	uint8_t was = g->adding;
+	g->adding = IR_ENTRY_TRAIN;
+	int c = ir_add(g, IR_STEP_COUNT, 1, &s);
+	cr_assert(ir_infer_shape(g, c));
+	g->adding = was;
+}
+
+/* State exists end to end: the plan puts it in its own array, the model
+ * descriptor lists it, an instance initialises it, the train step (once
+ * per step, whatever the chunks) changes it and the eval step and
+ * inference do not, and a checkpoint carries it. */
+Test(state, the_train_step_updates_state_and_checkpoints_carry_it)
+{
+	for (int chunks = 1; chunks <= 2; chunks++) {
+		th_chunks = chunks;
+		th_graph_hook = add_step_counter;
+		ir_graph *g = build_graph(with_optimizer(ops_src, "adam(lr: 0.01)"), true);
+		th_graph_hook = NULL;
+		th_chunks = 0;
+		cr_assert_eq(g->chunks, chunks);
+		int counter = -1;
+		for (int i = 0; i < g->n; i++)
+			if (!g->nodes[i].dead && g->nodes[i].op == IR_STEP_COUNT)
+				counter = i;
+		cr_assert(counter >= 0, "fusion removed the state op");
+		cr_assert_eq(g->nodes[counter].storage, ST_STATE);
+		cr_assert_eq(g->nodes[counter].entries, IR_ENTRY_TRAIN);
+		cr_assert_eq(g->state_floats, 16);
+
+		jitted j = th_jit(g, false, true);
+		const nnrt_model *m = j.m;
+		cr_assert_eq(m->n_state, 1);
+		cr_assert_eq(m->state_floats, 16);
+		cr_assert_str_eq(m->state[0].name, "steps");
+		cr_assert_eq(m->state[0].size, 3);
+		cr_assert_eq(nnrt_model_state_index(m, "steps"), 0);
+		cr_assert_eq(nnrt_model_state_index(m, "dense1.weight"), -1);
+		int err = 0;
+		nnrt_instance *inst = nnrt_instance_new(m, &err);
+		cr_assert(inst, "instance: error %d", err);
+		float s[3], x[8 * 7];
+		int32_t y[8];
+		for (int i = 0; i < 8 * 7; i++)
+			x[i] = (float)(i % 5) * 0.25f;
+		for (int i = 0; i < 8; i++)
+			y[i] = i % 2;
+		cr_assert_eq(nnrt_instance_get_state(inst, 0, s, 3), NNRT_OK);
+		cr_assert(s[0] == 0.5f && s[1] == 0.5f && s[2] == 0.5f, "initial state %g %g %g", s[0], s[1], s[2]);
+		float loss;
+		cr_assert_eq(nnrt_instance_train_step(inst, x, y, 8, &loss), NNRT_OK);
+		cr_assert_eq(nnrt_instance_train_step(inst, x, y, 5, &loss), NNRT_OK);
+		double el, acc;
+		cr_assert_eq(nnrt_instance_evaluate(inst, x, y, 8, &el, &acc), NNRT_OK);
+		float out[8 * 2];
+		cr_assert_eq(nnrt_instance_infer(inst, x, 8, out), NNRT_OK);
+		cr_assert_eq(nnrt_instance_get_state(inst, 0, s, 3), NNRT_OK);
+		for (int k = 0; k < 3; k++)
+			cr_assert_eq(s[k], 2.5f, "chunks %d: state[%d] = %g after two train steps", chunks, k, s[k]);
+		cr_assert_eq(nnrt_instance_state(inst)[0], 2.5f);
+
+		char path[] = "/tmp/nnc_state_XXXXXX";
+		int fd = mkstemp(path);
+		cr_assert(fd >= 0);
+		close(fd);
+		cr_assert_eq(nnrt_instance_save(inst, path), NNRT_OK, "%s", nnrt_instance_error(inst));
+		float zero[3] = {0, 0, 0};
+		cr_assert_eq(nnrt_instance_set_state(inst, 0, zero, 3), NNRT_OK);
+		cr_assert_eq(nnrt_instance_set_state(inst, 1, zero, 3), NNRT_ERR_ARG);
+		cr_assert_eq(nnrt_instance_set_state(inst, 0, zero, 2), NNRT_ERR_SIZE);
+		cr_assert_eq(nnrt_instance_load(inst, path), NNRT_OK, "%s", nnrt_instance_error(inst));
+		unlink(path);
+		cr_assert_eq(nnrt_instance_get_state(inst, 0, s, 3), NNRT_OK);
+		for (int k = 0; k < 3; k++)
+			cr_assert_eq(s[k], 2.5f, "state[%d] = %g after the load", k, s[k]);
+		nnrt_instance_free(inst);
+		th_jit_free(&j);
+	}
+}
+
+/* The header of a model with state: its size macros, an index and size per
+ * state tensor, and the accessors, compiling cleanly as C. */
+Test(state, the_header_gives_sizes_indices_and_accessors)
+{
+	th_graph_hook = add_step_counter;
+	ir_graph *g = build_graph(with_optimizer(ops_src, "adam(lr: 0.01)"), true);
+	th_graph_hook = NULL;
+	nnc_buf h = {0};
+	nnc_header(g, th_config(g), "sc", false, "sc.o", &h);
+	static const char *const want[] = {
+		"#define SC_STATE_TENSORS 1 ", "#define SC_STATE_FLOATS 16 ", "#define SC_S_STEPS 0 ",
+		"#define SC_S_STEPS_SIZE 3\n", "static inline int sc_get_state(", "static inline float *sc_state(",
+	};
+	for (size_t i = 0; i < NELEMS(want); i++)
+		cr_assert(strstr(h.data, want[i]), "the header lacks '%s':\n%s", want[i], h.data);
+	char dir[256], *out;
+	sh_mktemp(dir, sizeof dir, "hdr");
+	char path[300];
+	snprintf(path, sizeof path, "%s/sc.h", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert(f);
+	fputs(h.data, f);
+	fclose(f);
+	int rc = sh_run(&out, "cd '%s' && printf '#include \"sc.h\"\\nint main(void) { return SC_S_STEPS + (int)sizeof(&sc_get_state) * 0; }\\n' > u.c && "
+			"cc -std=c11 -Wall -Wextra -Wpedantic -Werror -I'%s/runtime' -c u.c -o /dev/null",
+			dir, NNC_SOURCE_DIR);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	sh_rmtree(dir);
+	nnc_buf_free(&h);
+}
+
+/* The tests' way to draw from the step's random stream (no op of the
+ * language does yet): the output becomes RANDOM of the input's shape. */
+static void add_random_output(ir_graph *g)
+{
+	int r = ir_add(g, IR_RANDOM, 1, &g->input);
+	cr_assert(ir_infer_shape(g, r));
+	g->output = r;
+}
+
+/* The random stream is a function of (seed, global sample index, element)
+ * alone: under 1, 2 or 3 chunks and 1 or 2 threads, for a full and a
+ * partial batch, the generated code draws exactly nnrt_random_uniform's
+ * values, sample i of the step being sample0 + i. */
+Test(random, the_stream_is_independent_of_chunks_and_threads)
+{
+	const uint64_t seed = 0x5eed0123456789abull;
+	const int64_t sample0 = 4000000007;
+	int64_t distinct = 0;
+	for (int chunks = 1; chunks <= 3; chunks++) {
+		th_chunks = chunks;
+		th_graph_hook = add_random_output;
+		ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
+		th_graph_hook = NULL;
+		th_chunks = 0;
+		cr_assert_eq(g->chunks, chunks);
+		jitted j = th_jit(g, false, true);
+		const nnrt_model *m = j.m;
+		cr_assert_eq(m->output_size, 7);
+		float *params = th_falloc(m->param_floats), *ws = th_falloc(m->ws_floats), *x = th_falloc(8 * 7);
+		float out[8 * 7];
+		double metrics[4];
+		for (int threads = 1; threads <= 2; threads++)
+			for (int64_t n = 8; n >= 5; n -= 3) {
+				memset(out, 0, sizeof out);
+				nnrt_step_args a = {.params = params, .ws = ws, .x = x, .out = out, .metrics = metrics, .n = n,
+						    .seed = seed, .sample0 = sample0};
+				nnrt_run_threads(m->infer, &a, threads);
+				for (int64_t i = 0; i < n; i++)
+					for (int64_t e = 0; e < 7; e++) {
+						float want = nnrt_random_uniform(seed, sample0 + i, e);
+						cr_assert(want >= 0 && want < 1);
+						cr_assert_eq(out[i * 7 + e], want, "chunks %d, threads %d, n %lld: sample %lld, value %lld: %.9g, not %.9g",
+							     chunks, threads, (long long)n, (long long)i, (long long)e, out[i * 7 + e], want);
+						distinct += out[i * 7 + e] != out[0];
+					}
+			}
+		free(params), free(ws), free(x);
+		th_jit_free(&j);
+	}
+	cr_assert_gt(distinct, 200, "the stream repeats itself");
+}
+
+/* nnrt_random_bits against values worked out from splitmix64 by hand
+ * (its finaliser on seed ^ mix(sample), plus the element, mixed again),
+ * so that the C reference the test above trusts is itself the function
+ * nnrt.h documents. */
+Test(random, the_reference_is_splitmix64s_finaliser)
+{
+	/* mix64(0) = 0xe220a8397b1dcdaf, splitmix64's first output from 0 */
+	cr_assert_eq(nnrt_mix64(0), 0xe220a8397b1dcdafull);
+	uint64_t h = nnrt_mix64(nnrt_mix64(7 ^ nnrt_mix64(3)) + 5);
+	cr_assert_eq(nnrt_random_bits(7, 3, 5), (uint32_t)(h >> 32));
+	cr_assert_eq(nnrt_random_uniform(7, 3, 5), (float)(uint32_t)(h >> 40) * 0x1p-24f);
+	cr_assert_neq(nnrt_random_bits(7, 3, 5), nnrt_random_bits(7, 5, 3));
+	cr_assert_neq(nnrt_random_bits(7, 3, 5), nnrt_random_bits(8, 3, 5));
 }
 
 /* The checker rejects a chunked training plan without room for the chunks'
@@ -1070,9 +1298,9 @@ Test(plan, live_workspace_tensors_never_overlap)
 Test(plan, the_checker_catches_missing_partial_gradients)
 {
 	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
-	cr_assert(g->chunks > 1 && !th_plan_violation(g, 0, g->n_train));
+	cr_assert(g->chunks > 1 && !th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL));
 	g->ws_metrics = g->ws_partials;
-	cr_assert(th_plan_violation(g, 0, g->n_train), "a plan without partial gradients passes");
+	cr_assert(th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL), "a plan without partial gradients passes");
 }
 
 /* The checker rejects a gradient written outside its parameter's place. */
@@ -1080,23 +1308,23 @@ Test(plan, the_checker_catches_a_misplaced_gradient)
 {
 	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
 	int k = 0;
-	while (k < g->n_train && (g->nodes[k].dead || g->nodes[k].storage != ST_GRAD))
+	while (k < g->n && (g->nodes[k].dead || g->nodes[k].storage != ST_GRAD))
 		k++;
-	cr_assert(k < g->n_train);
+	cr_assert(k < g->n);
 	g->nodes[k].offset += 16;
-	cr_assert(th_plan_violation(g, 0, g->n_train), "a gradient 16 floats off its place passes");
+	cr_assert(th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL), "a gradient 16 floats off its place passes");
 }
 
 /* The checker rejects a plan where a tensor is put on top of a live one. */
 Test(plan, the_checker_catches_an_overlap)
 {
 	ir_graph *g = build_graph(with_optimizer(ops_src, "sgd(lr: 0.1)"), true);
-	cr_assert(!th_plan_violation(g, 0, g->n_train));
+	cr_assert(!th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL));
 	/* a node and the first workspace operand it reads are live together */
 	bool broke = false;
-	for (int i = 0; i < g->n_train && !broke; i++) {
+	for (int i = 0; i < g->n && !broke; i++) {
 		ir_node *n = &g->nodes[i];
-		if (n->dead || n->storage != ST_WS)
+		if (n->dead || !(n->entries & IR_ENTRY_TRAIN) || n->storage != ST_WS)
 			continue;
 		for (int k = 0; k < n->nin; k++) {
 			ir_node *o = &g->nodes[n->in[k]];
@@ -1108,7 +1336,7 @@ Test(plan, the_checker_catches_an_overlap)
 		}
 	}
 	cr_assert(broke);
-	cr_assert(th_plan_violation(g, 0, g->n_train), "an output placed on its own operand passes");
+	cr_assert(th_plan_violation(g, IR_ENTRY_TRAIN | IR_ENTRY_EVAL), "an output placed on its own operand passes");
 }
 
 /* ---- 6. semantic and shape errors, exact text --------------------------- */

@@ -194,6 +194,27 @@ Test(e2e, save_load_eval_predict)
 	free(out), free(ev), free(pr);
 }
 
+/* A checkpoint of format version 1 (tests/fixtures/seed-v1.ckpt, written
+ * by the seed example built before checkpoints carried state) still loads:
+ * the same evaluation and parameters as that build printed
+ * (seed-v1.eval.txt), and --resume from it saves a version 2 file that
+ * loads to the same parameters. */
+Test(e2e, a_version_1_checkpoint_still_loads)
+{
+	compile_example("seed");
+	char *out, *want, *again;
+	cr_assert_eq(sh_run(&out, "'%s/seed' --load '%s/tests/fixtures/seed-v1.ckpt' --eval --print-params", tmpdir,
+			    NNC_SOURCE_DIR), 0);
+	cr_assert_eq(sh_run(&want, "cat '%s/tests/fixtures/seed-v1.eval.txt'", NNC_SOURCE_DIR), 0);
+	cr_assert_str_eq(out, want);
+	cr_assert_eq(sh_run(&again, "'%s/seed' --resume '%s/tests/fixtures/seed-v1.ckpt' --epochs 3 --quiet --save '%s/v2.ckpt' "
+			      "&& od -An -tu4 -j8 -N4 '%s/v2.ckpt' && '%s/seed' --load '%s/v2.ckpt' --eval --print-params",
+			      tmpdir, NNC_SOURCE_DIR, tmpdir, tmpdir, tmpdir, tmpdir), 0, "%s", again);
+	cr_assert(!strncmp(again, "          2\n", 12), "the new file's version: %s", again);
+	cr_assert_str_eq(again + 12, want, "the version 2 file holds other parameters");
+	free(out), free(want), free(again);
+}
+
 /* A .nn file written into tmpdir. */
 static const char *write_nn(const char *name, const char *text)
 {

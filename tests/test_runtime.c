@@ -1360,7 +1360,7 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		nnrt_step_args a;
 		memset(&a, 0x55, sizeof a);
-		nnrt_step_hp(&a, &m, 0.25f, rows[i].t);
+		nnrt_step_hp(&a, &m, 0.25f, rows[i].t, 3);
 		cr_assert_eq(a.hp[NNRT_HP_LR], 0.25f);
 		/* the float betas are not exactly 0.9 and 0.999: 1e-5 apart at most */
 		cr_assert_float_eq(a.hp[NNRT_HP_ADAM_C1], rows[i].c1, 1e-5 * rows[i].c1, "t = %lld: c1 %.9g",
@@ -1372,12 +1372,15 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	 * slots are zero */
 	nnrt_step_args a;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, 0.5f, 0);
+	nnrt_step_hp(&a, &m, 0.5f, 0, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
+	cr_assert(a.seed == 3 && a.sample0 == 0, "outside a training step: seed %llu, sample0 %lld",
+	          (unsigned long long)a.seed, (long long)a.sample0);
 	m.optimizer = NNRT_OPT_SGD;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, 0.5f, 7);
+	nnrt_step_hp(&a, &m, 0.5f, 7, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
+	cr_assert(a.seed == 3 && a.sample0 == 6 * m.batch, "step 7 starts at sample %lld", (long long)a.sample0);
 	for (size_t k = NNRT_HP_COUNT; k < sizeof a.hp / sizeof a.hp[0]; k++)
 		cr_assert_eq(a.hp[k], 0.0f, "reserved hp[%zu] is %g", k, a.hp[k]);
 }
@@ -1385,33 +1388,43 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 /* What the binary's and the API's train steps hand the body, step by step. */
 enum { HP_LOG = 64 };
 static float hp_log[HP_LOG][8];
+static uint64_t seed_log[HP_LOG];
+static int64_t sample0_log[HP_LOG];
 static int hp_logged;
 
 static void logging_train(nnrt_step_args *a, int32_t tid, int32_t nt)
 {
-	if (tid == 0 && hp_logged < HP_LOG)
+	if (tid == 0 && hp_logged < HP_LOG) {
+		seed_log[hp_logged] = a->seed;
+		sample0_log[hp_logged] = a->sample0;
 		memcpy(hp_log[hp_logged++], a->hp, sizeof a->hp);
+	}
 	mlp_train(a, tid, nt);
 }
 
 /* The training binary and an instance give the body of step t the same
- * hyper-parameters, which are nnrt_step_hp's for t. */
+ * hyper-parameters, which are nnrt_step_hp's for t, and the same random
+ * stream: the run's seed, and (t - 1) * batch as the first sample. */
 Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 {
 	nnrt_model m = mlp_model();
 	m.train_step = logging_train;
 	m.test.kind = NNRT_DATA_NONE;
 	hp_logged = 0;
-	run_result r = run_main(&m, "--epochs 1 --limit 96 --lr 0.125 --threads 2 --quiet");
+	run_result r = run_main(&m, "--epochs 1 --limit 96 --lr 0.125 --threads 2 --quiet --seed 9");
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	run_free(&r);
 	cr_assert_eq(hp_logged, 3, "3 steps of 32, not %d", hp_logged);
 	float bin[3][8];
 	memcpy(bin, hp_log, sizeof bin);
+	uint64_t bin_seed[3];
+	int64_t bin_sample0[3];
+	memcpy(bin_seed, seed_log, sizeof bin_seed);
+	memcpy(bin_sample0, sample0_log, sizeof bin_sample0);
 
 	hp_logged = 0;
 	int err;
-	nnrt_instance *inst = nnrt_instance_new(&m, &err);
+	nnrt_instance *inst = nnrt_instance_new_seeded(&m, 9, &err);
 	cr_assert_not_null(inst);
 	cr_assert_eq(nnrt_instance_set_lr(inst, 0.125f), NNRT_OK);
 	float x[32 * MI] = {0};
@@ -1422,9 +1435,13 @@ Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 	cr_assert_eq(hp_logged, 3);
 	for (int s = 0; s < 3; s++) {
 		nnrt_step_args want;
-		nnrt_step_hp(&want, &m, 0.125f, s + 1);
+		nnrt_step_hp(&want, &m, 0.125f, s + 1, 9);
 		cr_assert(memcmp(bin[s], want.hp, sizeof want.hp) == 0, "binary, step %d", s + 1);
 		cr_assert(memcmp(hp_log[s], want.hp, sizeof want.hp) == 0, "api, step %d", s + 1);
+		cr_assert(bin_seed[s] == 9 && seed_log[s] == 9, "step %d: seeds %llu and %llu", s + 1,
+		          (unsigned long long)bin_seed[s], (unsigned long long)seed_log[s]);
+		cr_assert(bin_sample0[s] == 32 * s && sample0_log[s] == 32 * s, "step %d: first samples %lld and %lld",
+		          s + 1, (long long)bin_sample0[s], (long long)sample0_log[s]);
 	}
 }
 
@@ -1440,9 +1457,9 @@ Test(ckpt, round_trip_restores_everything)
 		opt[i] = (float)i * 1e-3f;
 	nnrt_train_state st = {.epoch = 4, .step = 126};
 	nnrt_rng_seed(&st.rng, 99);
-	cr_assert_eq(nnrt_ckpt_save(tpath("a.ckpt"), &m, params, opt, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(nnrt_ckpt_save(tpath("a.ckpt"), &m, params, opt, NULL, &st), 0, "%s", nnrt_last_error());
 	nnrt_train_state s2;
-	cr_assert_eq(nnrt_ckpt_load(tpath("a.ckpt"), &m, p2, o2, &s2), 0, "%s", nnrt_last_error());
+	cr_assert_eq(nnrt_ckpt_load(tpath("a.ckpt"), &m, p2, o2, NULL, &s2), 0, "%s", nnrt_last_error());
 	cr_assert_eq(memcmp(params, p2, sizeof p2), 0);
 	cr_assert_eq(memcmp(opt, o2, sizeof o2), 0);
 	cr_assert_eq(s2.epoch, 4);
@@ -1450,12 +1467,12 @@ Test(ckpt, round_trip_restores_everything)
 	cr_assert_eq(memcmp(&s2.rng, &st.rng, sizeof st.rng), 0);
 	/* Parameters only (--load). */
 	memset(p2, 0, sizeof p2);
-	cr_assert_eq(nnrt_ckpt_load(tpath("a.ckpt"), &m, p2, NULL, NULL), 0);
+	cr_assert_eq(nnrt_ckpt_load(tpath("a.ckpt"), &m, p2, NULL, NULL, NULL), 0);
 	cr_assert_eq(memcmp(params, p2, sizeof p2), 0);
 	/* Saving again replaces it; no temporary file is left behind. */
 	st.epoch = 5;
-	cr_assert_eq(nnrt_ckpt_save(tpath("a.ckpt"), &m, params, opt, &st), 0);
-	cr_assert_eq(nnrt_ckpt_load(tpath("a.ckpt"), &m, p2, o2, &s2), 0);
+	cr_assert_eq(nnrt_ckpt_save(tpath("a.ckpt"), &m, params, opt, NULL, &st), 0);
+	cr_assert_eq(nnrt_ckpt_load(tpath("a.ckpt"), &m, p2, o2, NULL, &s2), 0);
 	cr_assert_eq(s2.epoch, 5);
 	DIR *d = opendir(tmpdir);
 	struct dirent *e;
@@ -1466,31 +1483,81 @@ Test(ckpt, round_trip_restores_everything)
 	cr_assert_eq(files, 1);
 }
 
+/* Version 2 carries the state tensors (nnrt_model.state): saved, loaded
+ * back exactly, and a file whose state table is not the model's is refused
+ * with the difference named. */
+Test(ckpt, state_round_trips_and_must_match)
+{
+	nnrt_model plain = mlp_model(), m = plain;
+	static const nnrt_param_info rows[2] = {
+		{.name = "bn.mean", .offset = 0, .size = 3, .shape = {3}, .rank = 1, .init = NNRT_INIT_CONSTANT},
+		{.name = "bn.var", .offset = 16, .size = 3, .shape = {3}, .rank = 1, .init = NNRT_INIT_CONSTANT, .init_arg = 1},
+	};
+	m.n_state = 2;
+	m.state = rows;
+	m.state_floats = 32;
+	cr_assert_eq(nnrt_model_check(&m, 1, NULL, 0), NNRT_OK);
+	float params[MP], opt[2 * MP] = {0}, state[32], p2[MP], o2[2 * MP], s2[32];
+	for (int i = 0; i < MP; i++)
+		params[i] = (float)i * 0.5f;
+	for (int i = 0; i < 32; i++)
+		state[i] = (float)i - 7.25f;
+	nnrt_init_state(&m, s2);
+	cr_assert(s2[0] == 0 && s2[16] == 1 && s2[18] == 1 && s2[19] == 0, "initial state");
+	nnrt_train_state st = {.epoch = 1, .step = 2}, s;
+	nnrt_rng_seed(&st.rng, 7);
+	cr_assert_eq(nnrt_ckpt_save(tpath("s.ckpt"), &m, params, opt, state, &st), 0, "%s", nnrt_last_error());
+	memset(s2, 0, sizeof s2);
+	cr_assert_eq(nnrt_ckpt_load(tpath("s.ckpt"), &m, p2, o2, s2, &s), 0, "%s", nnrt_last_error());
+	cr_assert(!memcmp(s2, state, sizeof s2) && !memcmp(p2, params, sizeof p2), "state or parameters differ");
+	cr_assert_eq(nnrt_ckpt_load(tpath("s.ckpt"), &m, p2, NULL, s2, NULL), 0, "--load takes the state too");
+
+	char want[512];
+	cr_assert_neq(nnrt_ckpt_load(tpath("s.ckpt"), &plain, p2, o2, NULL, &s), 0);
+	snprintf(want, sizeof want, "checkpoint %s: the file holds 2 state tensors but this model has 0", tpath("s.ckpt"));
+	cr_assert_str_eq(nnrt_last_error(), want);
+	cr_assert_eq(nnrt_ckpt_save(tpath("p.ckpt"), &plain, params, opt, NULL, &st), 0);
+	cr_assert_neq(nnrt_ckpt_load(tpath("p.ckpt"), &m, p2, o2, s2, &s), 0);
+	snprintf(want, sizeof want, "checkpoint %s: the file holds 0 state tensors but this model has 2", tpath("p.ckpt"));
+	cr_assert_str_eq(nnrt_last_error(), want);
+	nnrt_param_info wide[2];
+	memcpy(wide, rows, sizeof wide);
+	wide[1].shape[0] = 2;
+	wide[1].size = 2;
+	nnrt_model other = m;
+	other.state = wide;
+	cr_assert_neq(nnrt_ckpt_load(tpath("s.ckpt"), &other, p2, o2, s2, &s), 0);
+	snprintf(want, sizeof want, "checkpoint %s: state 'bn.var' has shape [3] but this model's is [2]", tpath("s.ckpt"));
+	cr_assert_str_eq(nnrt_last_error(), want);
+}
+
 Test(ckpt, rejects_damaged_and_foreign_files)
 {
 	nnrt_model m = mlp_model();
 	float params[MP] = {0}, opt[2 * MP] = {0};
 	nnrt_train_state st = {.epoch = 1, .step = 2};
 	nnrt_rng_seed(&st.rng, 7);
-	cr_assert_eq(nnrt_ckpt_save(tpath("good.ckpt"), &m, params, opt, &st), 0);
+	cr_assert_eq(nnrt_ckpt_save(tpath("good.ckpt"), &m, params, opt, NULL, &st), 0);
 	size_t len = 0;
 	char *bytes = read_all(tpath("good.ckpt"), &len);
+	/* header, name, parameter table, state table (none: its two counts),
+	 * parameters and Adam's state, checksum */
 	cr_assert_eq(len, 104 + 4 + 3 + (4 + 10 + 4 + 16 + 16) + (4 + 8 + 4 + 8 + 16) + (4 + 10 + 4 + 16 + 16) +
-	                      (4 + 8 + 4 + 8 + 16) + 4 * 3 * MP + 4);
+	                      (4 + 8 + 4 + 8 + 16) + 12 + 4 * 3 * MP + 4);
 	write_bytes(tpath("trunc.ckpt"), bytes, len - 10);
 	write_bytes(tpath("tiny.ckpt"), bytes, 12);
 	bytes[len / 2] ^= 0x10;
 	write_bytes(tpath("flip.ckpt"), bytes, len);
 	bytes[len / 2] ^= 0x10;
-	bytes[8] = 2;
-	write_bytes(tpath("v2.ckpt"), bytes, len);
+	bytes[8] = 3;
+	write_bytes(tpath("v3.ckpt"), bytes, len);
 	write_text(tpath("text.ckpt"), "this is not a checkpoint at all");
 	free(bytes);
 
 	nnrt_model other = m;
 	other.name = "moons";
 	other.fingerprint = 0xfeed;
-	cr_assert_eq(nnrt_ckpt_save(tpath("other.ckpt"), &other, params, opt, &st), 0);
+	cr_assert_eq(nnrt_ckpt_save(tpath("other.ckpt"), &other, params, opt, NULL, &st), 0);
 	/* Same fingerprint, different shapes: the table catches it. */
 	nnrt_param_info wide[4];
 	memcpy(wide, mlp_params, sizeof wide);
@@ -1500,7 +1567,7 @@ Test(ckpt, rejects_damaged_and_foreign_files)
 	shaped.params = wide;
 	shaped.param_floats = MP + 1;
 	float pw[MP + 1] = {0};
-	cr_assert_eq(nnrt_ckpt_save(tpath("shape.ckpt"), &shaped, pw, opt, &st), 0);
+	cr_assert_eq(nnrt_ckpt_save(tpath("shape.ckpt"), &shaped, pw, opt, NULL, &st), 0);
 	/* Adam state against an SGD model of the same shapes. */
 	nnrt_model sgd = m;
 	sgd.opt_floats = MP;
@@ -1513,8 +1580,8 @@ Test(ckpt, rejects_damaged_and_foreign_files)
 		{"nope.ckpt", 0, 1, "cannot open checkpoint {dir}/nope.ckpt: No such file or directory"},
 		{"text.ckpt", 0, 1, "{dir}/text.ckpt is not an nnc checkpoint (bad magic number)"},
 		{"tiny.ckpt", 0, 1, "checkpoint {dir}/tiny.ckpt is truncated (12 bytes)"},
-		{"trunc.ckpt", 0, 1, "checkpoint {dir}/trunc.ckpt is truncated: 1269 of 1279 bytes"},
-		{"v2.ckpt", 0, 1, "checkpoint {dir}/v2.ckpt has format version 2; this runtime reads version 1"},
+		{"trunc.ckpt", 0, 1, "checkpoint {dir}/trunc.ckpt is truncated: 1281 of 1291 bytes"},
+		{"v3.ckpt", 0, 1, "checkpoint {dir}/v3.ckpt has format version 3; this runtime reads versions 1 to 2"},
 		{"other.ckpt", 0, 1,
 		 "checkpoint {dir}/other.ckpt was written by model 'moons' (fingerprint 0x000000000000feed), not by this "
 		 "model 'xor' (fingerprint 0x1234abcd5678ef00)"},
@@ -1524,16 +1591,16 @@ Test(ckpt, rejects_damaged_and_foreign_files)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		float p[MP + 1], o[2 * MP];
 		nnrt_train_state s;
-		int rc = nnrt_ckpt_load(tpath(cases[i].file), cases[i].sgd ? &sgd : &m, p, cases[i].with_opt ? o : NULL, &s);
+		int rc = nnrt_ckpt_load(tpath(cases[i].file), cases[i].sgd ? &sgd : &m, p, cases[i].with_opt ? o : NULL, NULL, &s);
 		cr_expect_neq(rc, 0, "case %zu accepted", i);
 		cr_expect_str_eq(nnrt_last_error(), subst(cases[i].want), "case %zu", i);
 	}
 	float p[MP];
-	cr_assert_neq(nnrt_ckpt_load(tpath("flip.ckpt"), &m, p, NULL, NULL), 0);
+	cr_assert_neq(nnrt_ckpt_load(tpath("flip.ckpt"), &m, p, NULL, NULL, NULL), 0);
 	const char *want = subst("checkpoint {dir}/flip.ckpt is corrupt: checksum mismatch (stored 0x");
 	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
 	/* --load does not need the optimizer state to match. */
-	cr_assert_eq(nnrt_ckpt_load(tpath("good.ckpt"), &sgd, p, NULL, NULL), 0);
+	cr_assert_eq(nnrt_ckpt_load(tpath("good.ckpt"), &sgd, p, NULL, NULL, NULL), 0);
 }
 
 Test(ckpt, failed_save_keeps_the_old_file)
@@ -1544,7 +1611,7 @@ Test(ckpt, failed_save_keeps_the_old_file)
 		params[i] = 1.0f;
 	nnrt_train_state st = {.epoch = 1, .step = 1};
 	nnrt_rng_seed(&st.rng, 7);
-	cr_assert_eq(nnrt_ckpt_save(tpath("keep.ckpt"), &m, params, opt, &st), 0);
+	cr_assert_eq(nnrt_ckpt_save(tpath("keep.ckpt"), &m, params, opt, NULL, &st), 0);
 	/* A file size limit makes the next write fail part-way, as a full
 	 * disk would. */
 	signal(SIGXFSZ, SIG_IGN);
@@ -1553,20 +1620,20 @@ Test(ckpt, failed_save_keeps_the_old_file)
 	for (int i = 0; i < MP; i++)
 		params[i] = 2.0f;
 	st.epoch = 2;
-	cr_assert_neq(nnrt_ckpt_save(tpath("keep.ckpt"), &m, params, opt, &st), 0);
+	cr_assert_neq(nnrt_ckpt_save(tpath("keep.ckpt"), &m, params, opt, NULL, &st), 0);
 	const char *want = subst("cannot save checkpoint {dir}/keep.ckpt: writing {dir}/keep.ckpt.tmp.");
 	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
 	cr_assert(strstr(nnrt_last_error(), "File too large (the previous checkpoint, if any, is unchanged)"),
 	          "%s", nnrt_last_error());
 	nnrt_train_state s2;
-	cr_assert_eq(nnrt_ckpt_load(tpath("keep.ckpt"), &m, p2, NULL, &s2), 0, "%s", nnrt_last_error());
+	cr_assert_eq(nnrt_ckpt_load(tpath("keep.ckpt"), &m, p2, NULL, NULL, &s2), 0, "%s", nnrt_last_error());
 	cr_assert_eq(p2[0], 1.0f);
 	cr_assert_eq(s2.epoch, 1);
 	char tmp[600];
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", tpath("keep.ckpt"), (long)getpid());
 	cr_assert_neq(access(tmp, F_OK), 0, "temporary file left behind");
 	/* A directory that does not exist: nothing is created. */
-	cr_assert_neq(nnrt_ckpt_save(tpath("no/such/dir.ckpt"), &m, params, opt, &st), 0);
+	cr_assert_neq(nnrt_ckpt_save(tpath("no/such/dir.ckpt"), &m, params, opt, NULL, &st), 0);
 	want = subst("cannot save checkpoint {dir}/no/such/dir.ckpt: cannot create {dir}/no/such/dir.ckpt.tmp.");
 	cr_assert_eq(strncmp(nnrt_last_error(), want, strlen(want)), 0, "%s", nnrt_last_error());
 }
@@ -1597,10 +1664,10 @@ Test(ckpt, header_fields_are_checked_against_the_model_and_ranges)
 		nnrt_model w = m;
 		if (rows[i].sgd)
 			w.optimizer = NNRT_OPT_SGD; /* same fingerprint: a crafted file */
-		cr_assert_eq(nnrt_ckpt_save(tpath("h.ckpt"), &w, params, opt, &st), 0, "%s", nnrt_last_error());
+		cr_assert_eq(nnrt_ckpt_save(tpath("h.ckpt"), &w, params, opt, NULL, &st), 0, "%s", nnrt_last_error());
 		float p[MP];
 		nnrt_train_state s;
-		cr_expect_neq(nnrt_ckpt_load(tpath("h.ckpt"), &m, p, opt, &s), 0, "row %zu accepted", i);
+		cr_expect_neq(nnrt_ckpt_load(tpath("h.ckpt"), &m, p, opt, NULL, &s), 0, "row %zu accepted", i);
 		char want[512];
 		snprintf(want, sizeof want, "checkpoint %s is corrupt: %s", tpath("h.ckpt"), rows[i].want);
 		cr_expect_str_eq(nnrt_last_error(), want, "row %zu", i);
@@ -1609,7 +1676,7 @@ Test(ckpt, header_fields_are_checked_against_the_model_and_ranges)
 	 * the size arithmetic must not overflow (UBSan build). */
 	nnrt_train_state ok = {.epoch = 1, .step = 2};
 	nnrt_rng_seed(&ok.rng, 3);
-	cr_assert_eq(nnrt_ckpt_save(tpath("o.ckpt"), &m, params, opt, &ok), 0);
+	cr_assert_eq(nnrt_ckpt_save(tpath("o.ckpt"), &m, params, opt, NULL, &ok), 0);
 	size_t n = 0;
 	unsigned char *b = (unsigned char *)read_all(tpath("o.ckpt"), &n);
 	uint64_t huge = (uint64_t)1 << 62;
@@ -1621,7 +1688,7 @@ Test(ckpt, header_fields_are_checked_against_the_model_and_ranges)
 	write_bytes(tpath("o.ckpt"), b, n);
 	free(b);
 	float q[MP];
-	cr_assert_neq(nnrt_ckpt_load(tpath("o.ckpt"), &m, q, NULL, NULL), 0);
+	cr_assert_neq(nnrt_ckpt_load(tpath("o.ckpt"), &m, q, NULL, NULL, NULL), 0);
 	char msg[512];
 	snprintf(msg, sizeof msg, "checkpoint %s is malformed (array sizes do not match the file)", tpath("o.ckpt"));
 	cr_assert_str_eq(nnrt_last_error(), msg);
@@ -1629,7 +1696,7 @@ Test(ckpt, header_fields_are_checked_against_the_model_and_ranges)
 	/* A run resumed from a crafted epoch does not run forever: refused. */
 	nnrt_train_state st = {.epoch = INT64_MIN, .step = 1};
 	nnrt_rng_seed(&st.rng, 3);
-	cr_assert_eq(nnrt_ckpt_save(tpath("h.ckpt"), &m, params, opt, &st), 0);
+	cr_assert_eq(nnrt_ckpt_save(tpath("h.ckpt"), &m, params, opt, NULL, &st), 0);
 	run_result r = run_main(&m, "--threads 1 --resume %s --epochs 2", tpath("h.ckpt"));
 	cr_assert_eq(r.rc, 1);
 	cr_assert(strstr(r.err, "is corrupt: its epoch counter is -9223372036854775808"), "%s", r.err);
@@ -1644,7 +1711,7 @@ Test(ckpt, reading_is_bounded_by_the_model, .timeout = 30)
 	float params[MP] = {0}, opt[2 * MP] = {0}, p[MP], o[2 * MP];
 	nnrt_train_state st = {.epoch = 1, .step = 2};
 	nnrt_rng_seed(&st.rng, 7);
-	cr_assert_eq(nnrt_ckpt_save(tpath("g.ckpt"), &m, params, opt, &st), 0);
+	cr_assert_eq(nnrt_ckpt_save(tpath("g.ckpt"), &m, params, opt, NULL, &st), 0);
 	size_t len = 0;
 	char *bytes = read_all(tpath("g.ckpt"), &len);
 	char *longer = malloc(len + 4);
@@ -1653,14 +1720,14 @@ Test(ckpt, reading_is_bounded_by_the_model, .timeout = 30)
 	write_bytes(tpath("long.ckpt"), longer, len + 4);
 	free(longer);
 	free(bytes);
-	cr_assert_neq(nnrt_ckpt_load(tpath("long.ckpt"), &m, p, o, NULL), 0);
+	cr_assert_neq(nnrt_ckpt_load(tpath("long.ckpt"), &m, p, o, NULL, NULL), 0);
 	char want[512];
 	snprintf(want, sizeof want, "checkpoint %s is corrupt: it is larger than any checkpoint of this model (%zu bytes)",
 	         tpath("long.ckpt"), len);
 	cr_assert_str_eq(nnrt_last_error(), want);
-	cr_assert_neq(nnrt_ckpt_load("/dev/zero", &m, p, NULL, NULL), 0);
+	cr_assert_neq(nnrt_ckpt_load("/dev/zero", &m, p, NULL, NULL, NULL), 0);
 	cr_assert_str_eq(nnrt_last_error(), "/dev/zero is not an nnc checkpoint (bad magic number)");
-	cr_assert_neq(nnrt_ckpt_load("/dev/urandom", &m, p, o, NULL), 0);
+	cr_assert_neq(nnrt_ckpt_load("/dev/urandom", &m, p, o, NULL, NULL), 0);
 	cr_assert_str_eq(nnrt_last_error(), "/dev/urandom is not an nnc checkpoint (bad magic number)");
 	/* A FIFO that never ends: stops after the model's size too. */
 	cr_assert_eq(mkfifo(tpath("fifo"), 0600), 0);
@@ -1674,9 +1741,9 @@ Test(ckpt, reading_is_bounded_by_the_model, .timeout = 30)
 			memcpy(buf, "xxxxxxxx", 8);
 		_exit(0);
 	}
-	cr_assert_neq(nnrt_ckpt_load(tpath("fifo"), &m, p, o, NULL), 0);
+	cr_assert_neq(nnrt_ckpt_load(tpath("fifo"), &m, p, o, NULL, NULL), 0);
 	kill(pid, SIGKILL);
-	snprintf(want, sizeof want, "checkpoint %s has format version 16843009; this runtime reads version 1",
+	snprintf(want, sizeof want, "checkpoint %s has format version 16843009; this runtime reads versions 1 to 2",
 	         tpath("fifo"));
 	cr_assert_str_eq(nnrt_last_error(), want);
 }
@@ -2030,7 +2097,7 @@ Test(main, divergence_stops_and_keeps_the_last_checkpoint)
 	cr_assert_str_eq(r.err, want);
 	float p[MP];
 	nnrt_train_state st;
-	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0);
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, NULL, &st), 0);
 	cr_assert_eq(st.epoch, 1);
 	run_free(&r);
 	steps_seen = 0;
@@ -2089,7 +2156,7 @@ Test(main, a_signal_saves_a_checkpoint_that_resumes_exactly)
 	run_free(&r);
 	float p[MP];
 	nnrt_train_state st;
-	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, NULL, &st), 0, "%s", nnrt_last_error());
 	cr_assert_eq(st.epoch, 1);
 	cr_assert_eq(st.step, 37);
 	cr_assert_eq(st.batch, 5);
@@ -2128,7 +2195,7 @@ Test(main, a_signal_saves_a_checkpoint_that_resumes_exactly)
 	         ck, ck);
 	cr_assert_str_eq(r.err, want);
 	run_free(&r);
-	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, NULL, &st), 0, "%s", nnrt_last_error());
 	cr_assert_eq(st.epoch, 1);
 	cr_assert_eq(st.batch, 0);
 
@@ -2153,7 +2220,7 @@ Test(main, a_signal_saves_a_checkpoint_that_resumes_exactly)
 	                        "checkpoint to "),
 	          "%s", r.err);
 	run_free(&r);
-	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, &st), 0, "%s", nnrt_last_error());
+	cr_assert_eq(nnrt_ckpt_load(ck, &m, p, NULL, NULL, &st), 0, "%s", nnrt_last_error());
 	cr_assert_eq(st.batch, 8);
 }
 
@@ -2215,7 +2282,7 @@ Test(main, unusable_save_paths_are_refused_before_training)
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	run_free(&r);
 	float p[MP];
-	cr_assert_eq(nnrt_ckpt_load(tpath("notes.txt"), &m, p, NULL, NULL), 0, "%s", nnrt_last_error());
+	cr_assert_eq(nnrt_ckpt_load(tpath("notes.txt"), &m, p, NULL, NULL, NULL), 0, "%s", nnrt_last_error());
 	write_text(tpath("empty"), "");
 	r = run_main(&m, "--threads 1 --epochs 1 --quiet --save %s", tpath("empty"));
 	cr_assert_eq(r.rc, 0, "%s", r.err);
@@ -2245,7 +2312,7 @@ Test(main, data_override_limits_and_csv_training)
 	cr_assert_str_eq(r.out, "");
 	nnrt_train_state st;
 	float p[MP];
-	cr_assert_eq(nnrt_ckpt_load(tpath("init.ckpt"), &m, p, NULL, &st), 0);
+	cr_assert_eq(nnrt_ckpt_load(tpath("init.ckpt"), &m, p, NULL, NULL, &st), 0);
 	cr_assert_eq(st.epoch, 0);
 	run_free(&r);
 }

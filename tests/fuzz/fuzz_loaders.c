@@ -136,7 +136,7 @@ static void run_checkpoint(const nnrt_model *m, int resume, const uint8_t *p, si
 	memcpy(opt0, opt, sizeof opt);
 	memcpy(&st0, &st, sizeof st);
 	write_file(path_a, p, n);
-	if (nnrt_ckpt_load(path_a, m, par, resume ? opt : NULL, resume ? &st : NULL) != 0) {
+	if (nnrt_ckpt_load(path_a, m, par, resume ? opt : NULL, NULL, resume ? &st : NULL) != 0) {
 		if (memcmp(par, par0, sizeof par) || memcmp(opt, opt0, sizeof opt) || memcmp(&st, &st0, sizeof st))
 			fail("a rejected checkpoint changed the caller's arrays");
 		return;
@@ -319,7 +319,7 @@ static void write_seeds(const char *out)
 			opt[i] = (float)i / 16;
 		nnrt_train_state st = {.epoch = 3, .step = 42};
 		nnrt_rng_seed(&st.rng, 7);
-		if (nnrt_ckpt_save(path_a, m, par, opt, &st))
+		if (nnrt_ckpt_save(path_a, m, par, opt, NULL, &st))
 			abort();
 		FILE *f = fopen(path_a, "rb");
 		n = fread(buf, 1, sizeof buf, f);
