@@ -398,6 +398,26 @@ uint64_t ir_fingerprint(ir_graph *g, int opt_kind)
 	return h;
 }
 
+ir_param *ir_table_add(ir_param **rows, int *n, int64_t *floats, const ir_node *node, int id)
+{
+	/* grown by doubling (at each power of two): grown by one, the whole
+	 * table was copied into the arena for every row (10,000 dense layers:
+	 * 23 GB) */
+	if ((*n & (*n - 1)) == 0)
+		*rows = nnc_realloc_array(*rows, (size_t)*n, *n ? 2 * (size_t)*n : 1, sizeof(ir_param));
+	ir_param *p = &(*rows)[(*n)++];
+	memset(p, 0, sizeof *p);
+	p->name = node->name;
+	p->node = id;
+	p->rank = node->rank;
+	memcpy(p->dims, node->dims, sizeof(int64_t) * (size_t)node->rank);
+	p->size = node->size;
+	p->offset = *floats;
+	/* keep every tensor 16-float (64-byte) aligned for vector loads */
+	*floats += (node->size + 15) / 16 * 16;
+	return p;
+}
+
 int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, double init)
 {
 	int id = ir_add(g, IR_STATE, 0, NULL);
@@ -405,18 +425,9 @@ int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, d
 	ir_set_shape(n, false, rank, dims);
 	n->name = name;
 	n->param = g->nstates;
-	g->states = nnc_realloc_array(g->states, (size_t)g->nstates, (size_t)g->nstates + 1, sizeof(ir_param));
-	ir_param *p = &g->states[g->nstates++];
-	memset(p, 0, sizeof *p);
-	p->name = name;
-	p->node = id;
-	p->rank = rank;
-	memcpy(p->dims, dims, sizeof(int64_t) * (size_t)rank);
-	p->size = n->size;
-	p->offset = g->state_floats;
+	ir_param *p = ir_table_add(&g->states, &g->nstates, &g->state_floats, n, id);
 	p->init = NNRT_INIT_CONSTANT;
 	p->init_arg = init;
 	p->init_set = true;
-	g->state_floats += (n->size + 15) / 16 * 16;
 	return id;
 }

@@ -237,6 +237,10 @@ uint64_t ir_fingerprint(ir_graph *g, int opt_kind); /* opt_kind: NNRT_OPT_* */
 /* A state tensor `name` of shape dims, every value `init` at the start: a
  * new row of g->states and its STATE node (returned). */
 int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, double init);
+/* Appends the row of tensor node `id` (its name and shape) to a parameter or
+ * state table of *n rows, placed at *floats, which grows by the tensor's size
+ * rounded up to 16 floats (64-byte alignment). */
+ir_param *ir_table_add(ir_param **rows, int *n, int64_t *floats, const ir_node *node, int id);
 /* An op that writes a state tensor in place: a side effect, never dead. */
 static inline bool ir_writes_state(const ir_node *n) { return n->op == IR_STEP_COUNT; }
 

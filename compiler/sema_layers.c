@@ -65,23 +65,9 @@ static int add_param(sema *s, const char *name, int rank, const int64_t *dims, i
 	ir_set_shape(n, false, rank, dims);
 	n->name = name;
 	n->param = g->nparams;
-	/* grown by doubling (at each power of two): grown by one, the whole
-	 * table was copied into the arena for every parameter (10,000 dense
-	 * layers: 23 GB) */
-	if ((g->nparams & (g->nparams - 1)) == 0)
-		g->params = nnc_realloc_array(g->params, (size_t)g->nparams,
-					      g->nparams ? 2 * (size_t)g->nparams : 1, sizeof(ir_param));
-	ir_param *p = &g->params[g->nparams++];
+	ir_param *p = ir_table_add(&g->params, &g->nparams, &g->param_floats, n, id);
 	/* counted here, not by a scan of all parameters per layer */
 	s->nconv_weights += strstr(name, "conv") == name && strstr(name, ".weight") != NULL;
-	p->name = name;
-	p->node = id;
-	p->rank = rank;
-	memcpy(p->dims, dims, sizeof(int64_t) * (size_t)rank);
-	p->size = n->size;
-	p->offset = g->param_floats;
-	/* keep every tensor 16-float (64-byte) aligned for vector loads */
-	g->param_floats += (n->size + 15) / 16 * 16;
 	p->init = init;
 	p->init_arg = init_arg;
 	p->init_set = init_set;
