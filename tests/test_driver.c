@@ -15,6 +15,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,22 +367,28 @@ static pid_t start_nnc(const char *cc)
  * gone, who reaps it and when is not up to nnc). */
 static bool group_alive(pid_t g)
 {
-	char *out;
-	int rc = sh_run(&out, "for f in /proc/[0-9]*/stat; do cat \"$f\"; echo; done 2>/dev/null");
-	cr_assert_eq(rc, 0);
+	DIR *d = opendir("/proc");
+	cr_assert_not_null(d);
 	bool alive = false;
-	for (const char *l = out; *l && !alive; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
+	for (struct dirent *e; !alive && (e = readdir(d));) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		char p[300], stat[512];
+		snprintf(p, sizeof p, "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(p, "r");
+		if (!f)
+			continue; /* gone in between */
+		size_t n = fread(stat, 1, sizeof stat - 1, f);
+		fclose(f);
+		stat[n] = 0;
 		/* pid (comm) state ppid pgrp: comm may hold spaces and ')' */
-		const char *close = NULL;
-		for (const char *c = l; *c && *c != '\n'; c++)
-			if (*c == ')')
-				close = c;
+		char *close = strrchr(stat, ')');
 		char state;
 		int ppid, pgrp;
 		if (close && sscanf(close + 1, " %c %d %d", &state, &ppid, &pgrp) == 3)
 			alive = pgrp == g && state != 'Z';
 	}
-	free(out);
+	closedir(d);
 	return alive;
 }
 
@@ -390,12 +397,14 @@ static bool group_alive(pid_t g)
  * machine is). */
 static bool wait_group_gone(pid_t g, int secs)
 {
-	for (int t = 0; t < secs * 20; t++) {
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
 		if (!group_alive(g))
 			return true;
-		struct timespec ts = {0, 50000000L};
-		nanosleep(&ts, NULL);
-	}
+		sleep_ms(20);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (now.tv_sec - t0.tv_sec < secs);
 	return !group_alive(g);
 }
 
