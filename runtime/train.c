@@ -651,15 +651,19 @@ static volatile sig_atomic_t caught_signal;
 
 static void on_stop_signal(int sig)
 {
+	/* Two signals sent together can be taken by two threads at once: one
+	 * atomic step decides which was first (a test and then a store let
+	 * both be first, and the second did not end the run).  A lock-free
+	 * atomic is safe in a handler. */
+	int none = 0;
+	if (__atomic_compare_exchange_n(&caught_signal, &none, sig, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		return;
 	/* Every later write to the closed pipe raises SIGPIPE again: only
 	 * the user's signals count twice. */
-	if (caught_signal && sig != SIGPIPE) {
+	if (sig != SIGPIPE) {
 		signal(sig, SIG_DFL);
 		raise(sig);
-		return;
 	}
-	if (!caught_signal)
-		caught_signal = sig;
 }
 
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
