@@ -202,6 +202,8 @@ static void show_line(const nnc_source *src, nnc_loc loc)
 	}
 	if (to - from > WINDOW_BEFORE + WINDOW_AFTER) {
 		to = (col - 1 > from ? col - 1 : from) + WINDOW_AFTER;
+		if (to > width) /* a caret near the end of a long line */
+			to = width;
 		while (to < width && ((unsigned char)p[to] & 0xc0) == 0x80)
 			to++;
 	}

@@ -1,6 +1,7 @@
 /*
  * util.c - arena, text buffer, file reading, internal errors.
  */
+#define _POSIX_C_SOURCE 200809L /* fileno */
 #include "util.h"
 
 #include <errno.h>

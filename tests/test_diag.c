@@ -590,9 +590,38 @@ Test(diag, a_long_line_is_shown_around_the_caret)
 	char shown[1024], caret[1024];
 	cr_assert(sh_nth_line(out, 1, shown, sizeof shown) && sh_nth_line(out, 2, caret, sizeof caret));
 	cr_expect(strstr(shown, "    4 | ...") == shown && strstr(shown, "x $") != NULL, "%s", shown);
+	/* the window stops at the end of the line, not WINDOW_AFTER bytes past
+	 * the caret (it showed the next lines as \x0a..., and read past the
+	 * end of a file ending there: found by fuzz_frontend) */
+	size_t len = strlen(shown);
+	cr_expect(len >= 3 && !strcmp(shown + len - 3, "x $"), "%s", shown);
 	/* the caret is under the '$' */
 	cr_expect_eq(strchr(caret, '^') - caret, strstr(shown, "$") - shown, "%s\n%s", shown, caret);
 	nnc_buf_free(&src);
+	nnc_buf_free(&b);
+}
+
+/* A cut line whose window start walks back over continuation bytes (here
+ * stray 0xbe bytes) to stay on a character boundary: the window's end was
+ * then put WINDOW_AFTER bytes past the caret, beyond the end of the line,
+ * showing the next lines or memory past the end of a file that ends there
+ * (found by fuzz_frontend; the input is its finding). */
+Test(diag, a_window_ends_with_its_line)
+{
+	FILE *f = fopen(NNC_SOURCE_DIR "/tests/fuzz/corpus_frontend/regress-long-line-caret-at-end", "rb");
+	cr_assert(f);
+	char text[1024];
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = 0;
+	nnc_buf b = {0};
+	cr_assert_null(check(text, &b));
+	const char *out = b.data ? b.data : "";
+	cr_expect(strstr(out, ":3:271: error: unexpected ':'") != NULL, "%s", out);
+	char shown[4096];
+	cr_assert(sh_nth_line(out, 4, shown, sizeof shown), "%s", out);
+	size_t len = strlen(shown);
+	cr_expect(strstr(shown, "    3 | ...") == shown && len >= 4 && !strcmp(shown + len - 4, "2) }"), "%s", shown);
 	nnc_buf_free(&b);
 }
 
