@@ -411,29 +411,31 @@ static const nnrt_param_info *tensor_at(nnrt_instance *inst, int state, const ch
 	return p;
 }
 
-int nnrt_instance_get_param(const nnrt_instance *inst, int index, float *dst, int64_t count)
+/* Copies parameter (state = 0) or state (1) tensor `index` out of the
+ * instance into buf, or (in) from buf into it; only the message buffer is
+ * written on failure. */
+static int tensor_copy(nnrt_instance *inst, int state, const char *what, int index, float *buf, int64_t count,
+		       int in)
 {
 	if (!inst)
 		return NNRT_ERR_ARG;
 	int rc = NNRT_OK;
-	/* Only the message buffer is written on failure. */
-	const nnrt_param_info *p = tensor_at((nnrt_instance *)inst, 0, "get_param", index, dst, count, &rc);
+	const nnrt_param_info *p = tensor_at(inst, state, what, index, buf, count, &rc);
 	if (!p)
 		return rc;
-	memcpy(dst, inst->params + p->offset, (size_t)p->size * sizeof(float));
+	float *t = (state ? inst->state : inst->params) + p->offset;
+	memcpy(in ? t : buf, in ? buf : t, (size_t)p->size * sizeof(float));
 	return NNRT_OK;
+}
+
+int nnrt_instance_get_param(const nnrt_instance *inst, int index, float *dst, int64_t count)
+{
+	return tensor_copy((nnrt_instance *)inst, 0, "get_param", index, dst, count, 0);
 }
 
 int nnrt_instance_set_param(nnrt_instance *inst, int index, const float *src, int64_t count)
 {
-	if (!inst)
-		return NNRT_ERR_ARG;
-	int rc = NNRT_OK;
-	const nnrt_param_info *p = tensor_at(inst, 0, "set_param", index, src, count, &rc);
-	if (!p)
-		return rc;
-	memcpy(inst->params + p->offset, src, (size_t)p->size * sizeof(float));
-	return NNRT_OK;
+	return tensor_copy(inst, 0, "set_param", index, (float *)src, count, 1);
 }
 
 float *nnrt_instance_params(nnrt_instance *inst)
@@ -443,26 +445,12 @@ float *nnrt_instance_params(nnrt_instance *inst)
 
 int nnrt_instance_get_state(const nnrt_instance *inst, int index, float *dst, int64_t count)
 {
-	if (!inst)
-		return NNRT_ERR_ARG;
-	int rc = NNRT_OK;
-	const nnrt_param_info *p = tensor_at((nnrt_instance *)inst, 1, "get_state", index, dst, count, &rc);
-	if (!p)
-		return rc;
-	memcpy(dst, inst->state + p->offset, (size_t)p->size * sizeof(float));
-	return NNRT_OK;
+	return tensor_copy((nnrt_instance *)inst, 1, "get_state", index, dst, count, 0);
 }
 
 int nnrt_instance_set_state(nnrt_instance *inst, int index, const float *src, int64_t count)
 {
-	if (!inst)
-		return NNRT_ERR_ARG;
-	int rc = NNRT_OK;
-	const nnrt_param_info *p = tensor_at(inst, 1, "set_state", index, src, count, &rc);
-	if (!p)
-		return rc;
-	memcpy(inst->state + p->offset, src, (size_t)p->size * sizeof(float));
-	return NNRT_OK;
+	return tensor_copy(inst, 1, "set_state", index, (float *)src, count, 1);
 }
 
 float *nnrt_instance_state(nnrt_instance *inst)
