@@ -31,7 +31,9 @@ typedef struct cg_unit {
 	cg_ctx c;              /* c.g is this unit's graph */
 	const cg_module *m;
 	const char *tag;       /* prefix of its op functions' names: "" or "small." */
-	LLVMValueRef *op_fns;  /* node -> its op function, or NULL */
+	LLVMValueRef *op_fns;  /* node -> its op function, or NULL; the train step's
+				* for a mode-dependent op (ir_op_mode_dependent) */
+	LLVMValueRef *op_fns_eval; /* node -> its eval/infer function if mode-dependent */
 	int *op_index;         /* node -> index in the op table (profile ticks), or -1 */
 } cg_unit;
 
@@ -41,6 +43,7 @@ static cg_unit new_unit(cg_module *m, const cg_ctx *proto, ir_graph *g, const ch
 	u.c.g = g;
 	u.c.epilogues = &m->epilogues;
 	u.op_fns = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->n);
+	u.op_fns_eval = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->n);
 	u.op_index = nnc_alloc(sizeof(int) * (size_t)g->n);
 	for (int i = 0; i < g->n; i++)
 		u.op_index[i] = -1;
@@ -100,13 +103,13 @@ static bool has_code(const ir_node *n)
 	       n->op != IR_STATE;
 }
 
-/* One op function per live node that computes something. */
-static void lower_op(cg_unit *u, int id)
+/* The op function of node id for one mode (train: the train step's). */
+static LLVMValueRef lower_fn_for(cg_unit *u, int id, bool train, const char *suffix)
 {
 	cg_ctx *c = &u->c;
 	ir_node *n = &c->g->nodes[id];
-	char name[64];
-	snprintf(name, sizeof name, "%sop%d.%s", u->tag, id, ir_op_name(n->op));
+	char name[80];
+	snprintf(name, sizeof name, "%sop%d.%s%s", u->tag, id, ir_op_name(n->op), suffix);
 	LLVMValueRef fn = LLVMAddFunction(c->M, name, u->m->op_fn_t);
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	cg_fn_attrs(c, fn);
@@ -115,9 +118,27 @@ static void lower_op(cg_unit *u, int id)
 	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, noinline, 0));
 	begin_fn(c, fn);
+	c->train_mode = train;
 	choose_lowering(u, n)(c, n);
+	c->train_mode = false;
 	LLVMBuildRetVoid(c->B);
-	u->op_fns[id] = fn;
+	return fn;
+}
+
+/* One op function per live node that computes something; two for a
+ * mode-dependent op that both the train step and eval/infer run. */
+static void lower_op(cg_unit *u, int id)
+{
+	ir_node *n = &u->c.g->nodes[id];
+	bool train = (n->entries & IR_ENTRY_TRAIN) != 0, other = (n->entries & ~IR_ENTRY_TRAIN) != 0;
+	if (!ir_op_mode_dependent(n->op)) {
+		u->op_fns[id] = lower_fn_for(u, id, false, "");
+		return;
+	}
+	if (train)
+		u->op_fns[id] = lower_fn_for(u, id, true, ".train");
+	if (other)
+		u->op_fns_eval[id] = lower_fn_for(u, id, false, ".eval");
 }
 
 static void barrier(cg_unit *u) { LLVMBuildCall2(u->c.B, u->m->barrier_t, u->m->barrier_fn, NULL, 0, ""); }
@@ -183,10 +204,13 @@ static void clear_unwritten(cg_ctx *c, LLVMValueRef grads)
 	}
 }
 
-static void call_op(cg_unit *u, int id, LLVMValueRef tid, LLVMValueRef nth, LLVMValueRef chunk)
+/* Calls node id's op function; train: from the train step's body. */
+static void call_op(cg_unit *u, int id, bool train, LLVMValueRef tid, LLVMValueRef nth, LLVMValueRef chunk)
 {
 	LLVMValueRef a[4] = {u->c.args, tid, nth, chunk};
-	LLVMBuildCall2(u->c.B, u->m->op_fn_t, u->op_fns[id], a, 4, "");
+	LLVMValueRef fn = train || !u->op_fns_eval[id] ? u->op_fns[id] : u->op_fns_eval[id];
+	NNC_ASSERT(fn);
+	LLVMBuildCall2(u->c.B, u->m->op_fn_t, fn, a, 4, "");
 }
 
 
@@ -212,7 +236,7 @@ static void sum_metrics(cg_ctx *c, LLVMValueRef n)
  * only (packed weights), a barrier; each thread runs the forward/backward
  * ops of its chunks alone; a barrier; the metrics and the update sum the
  * chunks' partials. */
-static LLVMValueRef emit_body(cg_unit *u, const char *name, const int *ids, int n)
+static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const int *ids, int n)
 {
 	cg_ctx *c = &u->c;
 	ir_graph *g = c->g;
@@ -233,7 +257,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, const int *ids, int 
 			cg_if_end(c, &t0);
 		}
 		for (int k = 0; k < n; k++) {
-			call_op(u, ids[k], c->tid, c->nth, ck0);
+			call_op(u, ids[k], train, c->tid, c->nth, ck0);
 			if (k + 1 < n)
 				barrier(u);
 			tick(u, u->op_index[ids[k]]);
@@ -252,7 +276,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, const int *ids, int 
 					barrier(u);
 					break;
 				}
-			call_op(u, ids[k], c->tid, c->nth, ck0);
+			call_op(u, ids[k], train, c->tid, c->nth, ck0);
 			pre = true;
 			tick(u, u->op_index[ids[k]]);
 		}
@@ -272,7 +296,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, const int *ids, int 
 	for (int j = 0; j < n; j++) {
 		ir_phase ph = ir_node_phase(g, &g->nodes[ids[j]]);
 		if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE) {
-			call_op(u, ids[j], zero, one, slot);
+			call_op(u, ids[j], train, zero, one, slot);
 			tick(u, u->op_index[ids[j]]);
 		}
 	}
@@ -283,7 +307,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, const int *ids, int 
 		sum_metrics(c, nsteps);
 	for (int j = 0; j < n; j++)
 		if (ir_node_phase(g, &g->nodes[ids[j]]) == PHASE_UPDATE) {
-			call_op(u, ids[j], c->tid, c->nth, ck0);
+			call_op(u, ids[j], train, c->tid, c->nth, ck0);
 			tick(u, u->op_index[ids[j]]);
 		}
 	LLVMBuildRetVoid(c->B);
@@ -296,7 +320,7 @@ static int entry_ops(ir_graph *g, unsigned entry, int *ids);
  * (small.c), run by thread 0 alone; the other threads return at once. */
 static LLVMValueRef emit_infer(cg_unit *u, cg_unit *few, const char *name, const int *ids, int n)
 {
-	LLVMValueRef big = emit_body(u, nnc_sprintf("%s.batch", name), ids, n);
+	LLVMValueRef big = emit_body(u, nnc_sprintf("%s.batch", name), false, ids, n);
 	if (!few)
 		return big;
 	cg_ctx *c = &few->c;
@@ -311,7 +335,7 @@ static LLVMValueRef emit_infer(cg_unit *u, cg_unit *few, const char *name, const
 	begin_fn(c, small);
 	LLVMValueRef ck = chunk_args(c, cg_alloca(c, c->abi.chunk, "chunk0"), cg_i64(c, 0), cg_arg(c, CG_ARGS_n));
 	for (int k = 0; k < ns; k++)
-		call_op(few, sids[k], cg_i32(c, 0), cg_i32(c, 1), ck);
+		call_op(few, sids[k], false, cg_i32(c, 0), cg_i32(c, 1), ck);
 	LLVMBuildRetVoid(c->B);
 
 	c = &u->c;
@@ -575,10 +599,10 @@ LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_optio
 	int n;
 	if (!opt->inference_only) {
 		n = entry_ops(g, IR_ENTRY_TRAIN, ids);
-		train = emit_body(u, nnc_sprintf("%s_train_step", prefix), ids, n);
+		train = emit_body(u, nnc_sprintf("%s_train_step", prefix), true, ids, n);
 	}
 	n = entry_ops(g, IR_ENTRY_EVAL, ids);
-	eval = emit_body(u, nnc_sprintf("%s_eval_step", prefix), ids, n);
+	eval = emit_body(u, nnc_sprintf("%s_eval_step", prefix), false, ids, n);
 	if (g->output >= 0) {
 		n = entry_ops(g, IR_ENTRY_INFER, ids);
 		infer = emit_infer(u, few, nnc_sprintf("%s_infer", prefix), ids, n);

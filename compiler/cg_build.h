@@ -38,6 +38,8 @@ typedef struct cg_ctx {
 	struct ir_graph *g;             /* the graph of this unit: the model's, or small.c's copy */
 	cg_abi abi;                     /* runtime structs and the chunk record (cg_abi.h) */
 	LLVMValueRef args, tid, nth, chunk; /* parameters of the op function being built */
+	bool train_mode;                /* the op function is the train step's (a mode-dependent
+					 * op, ir_op_mode_dependent, is lowered once per mode) */
 	struct cg_epilogue **epilogues; /* cg_call_epilogue's functions, shared by the units of a module */
 } cg_ctx;
 

@@ -431,3 +431,11 @@ int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, d
 	p->init_set = true;
 	return id;
 }
+
+bool ir_op_mode_dependent(ir_op op)
+{
+	switch (op) {
+	default:
+		return false;
+	}
+}

@@ -243,6 +243,10 @@ int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, d
 ir_param *ir_table_add(ir_param **rows, int *n, int64_t *floats, const ir_node *node, int id);
 /* An op that writes a state tensor in place: a side effect, never dead. */
 static inline bool ir_writes_state(const ir_node *n) { return n->op == IR_STEP_COUNT; }
+/* An op whose lowering depends on the mode (dropout: a random mask in the
+ * train step, the identity in eval and inference): one node in every entry's
+ * list, one op function per mode (cg.c), its tensor in one place. */
+bool ir_op_mode_dependent(ir_op op);
 
 /* ---- passes ---- */
 /* The forward graph, and *cfg filled; NULL after reporting errors. */
