@@ -60,7 +60,7 @@ static const diag_case cases[] = {
 	/* ---- the scanner ---- */
 	{"unknown character", HEAD "logits = x |> dense(2) @ 2\n" TAIL, 1,
 	 F ":4:24: error: unexpected character '@'",
-	 "hint: the symbols of .nn are = : , ; ( ) [ ] { } + - * / |> and # for a comment"},
+	 "hint: the symbols of .nn are = : , ; ( ) [ ] { } + - * / |> == != < <= > >= && || ! and # for a comment"},
 	{"'|' for '|>'", HEAD "logits = x | dense(2)\n" TAIL, 1, F ":4:12: error: unexpected character '|'",
 	 "hint: the pipe operator is written '|>'"},
 	{"malformed number", HEAD NET LOSS "optimizer sgd(lr: 0.1.2)\n" TRAIN, 1,

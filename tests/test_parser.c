@@ -166,7 +166,7 @@ static void loc_put(nnc_buf *b, const char *what, nnc_loc l)
 
 static void loc_expr(nnc_buf *b, const nnc_ast *e)
 {
-	static const char *const kinds[] = {"num", "str", "name", "call", "binop", "neg", "list"};
+	static const char *const kinds[] = {"num", "str", "name", "call", "binop", "neg", "not", "list"};
 	loc_put(b, kinds[e->kind], e->loc);
 	if (e->kind == AST_CALL)
 		loc_put(b, "callee", e->callee_loc);
@@ -335,7 +335,7 @@ static const err_case err_cases[] = {
 	 "<input>:1:7: error: unexpected character '$'\n"
 	 "    1 | x = 1 $ 2\n"
 	 "      |       ^\n"
-	 "hint: the symbols of .nn are = : , ; ( ) [ ] { } + - * / |> and # for a comment\n"},
+	 "hint: the symbols of .nn are = : , ; ( ) [ ] { } + - * / |> == != < <= > >= && || ! and # for a comment\n"},
 	{"lone '|'", "y = a | b\n", 1, "<input>:1:7: error: unexpected character '|'",
 	 "<input>:1:7: error: unexpected character '|'\n"
 	 "    1 | y = a | b\n"
