@@ -21,3 +21,8 @@ target_link_options(test_conv PRIVATE -rdynamic)
 # The runtime structs as the code generator describes them to LLVM
 # (cg_abi.h) against nnrt.h's C layout, field by field by name.
 nnc_add_test(test_abi SOURCES test_abi.c LIBS nnccore)
+
+# Blocks and shared layers through the JIT: a block net equals the net
+# written out, names by call site, a shared layer's summed gradients.
+nnc_add_test(test_blocks SOURCES test_blocks.c jit_harness.c LIBS nnccore nnrt)
+target_link_options(test_blocks PRIVATE -rdynamic)

@@ -1,0 +1,260 @@
+/*
+ * test_blocks.c - blocks (user-defined sub-networks expanded by sema) and
+ * shared layers, run for real through the JIT harness:
+ *   - a net built from blocks (with if, repeat, defaults, named arguments
+ *     and a block calling a block) is the same graph as the net written
+ *     out by hand: same parameters in the same order, the same values
+ *     after training steps, names differing only by their prefixes;
+ *   - parameter names by call site, in the model descriptor and in the
+ *     header's macros, two levels deep;
+ *   - a shared layer: one parameter set, its gradient the sum over its uses
+ *     (against central differences of the loss), a later use of another
+ *     input size an error.
+ * Messages of the errors are rows of test_diag.c.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+#include "header.h"
+#include "ir.h"
+#include "nnrt.h"
+#include "util.h"
+#include "jit_harness.h"
+
+#define SRC_PATH "/tmp/nnc_test_blocks.nn"
+
+#define TAIL "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.05, momentum: 0.9)\n" \
+	     "train { data: idx(\"i.gz\", \"l.gz\"), batch: 8 }\n"
+
+/* Two residual blocks (the second with a projection, chosen by `if`), a
+ * stage that repeats one, an activation passed as a word. */
+static const char block_src[] =
+	"model blk\n"
+	"input x : f32[2, 6, 6]\n"
+	"label y : class(3)\n"
+	"block residual(x, filters, stride: 1, act: relu) {\n"
+	"  h = x |> conv2d(filters, 3, stride: stride, pad: 1, bias: false) |> act\n"
+	"  h = h |> conv2d(filters, 3, pad: 1)\n"
+	"  s = x\n"
+	"  if stride != 1 || filters != 4 { s = x |> conv2d(filters, 1, stride: stride, bias: false) }\n"
+	"  return relu(h + s)\n"
+	"}\n"
+	"block stage(x, filters, n) {\n"
+	"  h = x |> residual(filters, stride: 2, act: tanh)\n"
+	"  repeat n - 1 { h = h |> residual(filters) }\n"
+	"  return h\n"
+	"}\n"
+	"h = x |> conv2d(4, 3, pad: 1) |> relu |> residual(4)\n"
+	"h2 = h |> stage(n: 2, filters: 5)\n"
+	"logits = h2 |> global_avgpool |> dense(3)\n" TAIL;
+
+/* The same network, written out. */
+static const char hand_src[] =
+	"model blk\n"
+	"input x : f32[2, 6, 6]\n"
+	"label y : class(3)\n"
+	"a = x |> conv2d(4, 3, pad: 1) |> relu\n"
+	"a1 = a |> conv2d(4, 3, pad: 1, bias: false) |> relu\n"
+	"a2 = a1 |> conv2d(4, 3, pad: 1)\n"
+	"b = relu(a2 + a)\n"
+	"b1 = b |> conv2d(5, 3, stride: 2, pad: 1, bias: false) |> tanh\n"
+	"b2 = b1 |> conv2d(5, 3, pad: 1)\n"
+	"bs = b |> conv2d(5, 1, stride: 2, bias: false)\n"
+	"c = relu(b2 + bs)\n"
+	"c1 = c |> conv2d(5, 3, pad: 1, bias: false) |> relu\n"
+	"c2 = c1 |> conv2d(5, 3, pad: 1)\n"
+	"cs = c |> conv2d(5, 1, bias: false)\n"
+	"d = relu(c2 + cs)\n"
+	"logits = d |> global_avgpool |> dense(3)\n" TAIL;
+
+static const char *const block_names[] = {
+	"conv1.weight",
+	"conv1.bias",
+	"residual1.conv1.weight",
+	"residual1.conv2.weight",
+	"residual1.conv2.bias",
+	"stage1.residual1.conv1.weight",
+	"stage1.residual1.conv2.weight",
+	"stage1.residual1.conv2.bias",
+	"stage1.residual1.conv3.weight",
+	"stage1.residual2.conv1.weight",
+	"stage1.residual2.conv2.weight",
+	"stage1.residual2.conv2.bias",
+	"stage1.residual2.conv3.weight",
+	"dense1.weight",
+	"dense1.bias",
+};
+
+Test(blocks, parameters_are_named_by_call_site_two_levels_deep)
+{
+	ir_graph *g = th_build_graph(SRC_PATH, block_src, true);
+	cr_assert_eq(g->nparams, (int)NELEMS(block_names));
+	for (int i = 0; i < g->nparams; i++)
+		cr_expect_str_eq(g->params[i].name, block_names[i], "parameter %d", i);
+	/* the header's macros, upper-cased with '.' as '_' */
+	nnc_buf h = {0};
+	nnc_header(g, th_config(g), "blk", false, "blk.o", &h);
+	cr_expect(strstr(h.data, "#define BLK_P_STAGE1_RESIDUAL2_CONV3_WEIGHT 12 ") != NULL, "%s", h.data);
+	cr_expect(strstr(h.data, "#define BLK_P_RESIDUAL1_CONV2_BIAS 4 ") != NULL, "%s", h.data);
+	nnc_buf_free(&h);
+}
+
+/* Runs `steps` training steps of a program on one fixed batch from the same
+ * parameters; returns the parameters after them (caller frees). */
+static float *train(const char *src, int steps, int64_t *floats, char ***names)
+{
+	ir_graph *g = th_build_graph(SRC_PATH, src, true);
+	jitted j = th_jit(g, false, true);
+	const nnrt_model *m = j.m;
+	state s = th_state_new(m);
+	th_fill_params(m, s.params, 31);
+	th_fill_batch(&s, m->batch, 32);
+	nnrt_set_threads(2);
+	for (int k = 0; k < steps; k++) {
+		s.a.hp[NNRT_HP_LR] = 0.05f;
+		th_run(&s, m->train_step, m->batch);
+	}
+	nnrt_set_threads(1);
+	*floats = m->param_floats;
+	float *p = malloc(sizeof(float) * (size_t)m->param_floats);
+	memcpy(p, s.params, sizeof(float) * (size_t)m->param_floats);
+	*names = calloc((size_t)m->n_params + 1, sizeof(char *));
+	for (int i = 0; i < m->n_params; i++)
+		(*names)[i] = strdup(m->params[i].name);
+	th_state_free(&s);
+	th_jit_free(&j);
+	return p;
+}
+
+Test(blocks, a_block_net_trains_exactly_like_the_net_written_out)
+{
+	int64_t nb, nh;
+	char **names_b, **names_h;
+	float *pb = train(block_src, 4, &nb, &names_b);
+	float *ph = train(hand_src, 4, &nh, &names_h);
+	cr_assert_eq(nb, nh);
+	int np = 0;
+	while (names_b[np])
+		np++;
+	cr_assert_eq(np, (int)NELEMS(block_names));
+	/* the hand-written net numbers its convolutions conv1 ... conv9 */
+	for (int i = 0; i < np; i++) {
+		cr_expect_str_eq(names_b[i], block_names[i]);
+		cr_expect(names_h[i] != NULL);
+	}
+	cr_expect_str_eq(names_h[2], "conv2.weight");
+	cr_expect_str_eq(names_h[12], "conv9.weight");
+	bool moved = false;
+	for (int64_t i = 0; i < nb; i++) {
+		cr_assert(!memcmp(&pb[i], &ph[i], sizeof(float)), "params[%lld]: %.9g from blocks, %.9g by hand",
+			  (long long)i, pb[i], ph[i]);
+		moved |= pb[i] != 0;
+	}
+	cr_expect(moved);
+	for (int i = 0; i < np; i++)
+		free(names_b[i]), free(names_h[i]);
+	free(names_b);
+	free(names_h);
+	free(pb);
+	free(ph);
+}
+
+/* Two branches apply one dense layer: x and 2x - 0.5 (a siamese pair). */
+static const char shared_src[] =
+	"model siam\n"
+	"input x : f32[5]\n"
+	"label y : class(3)\n"
+	"layer enc = dense(4)\n"
+	"a = x |> enc |> tanh\n"
+	"b = (x * 2 - 0.5) |> enc |> tanh\n"
+	"logits = (a * b + a) |> dense(3)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer sgd(lr: 0.1)\n"
+	"train { data: idx(\"i.gz\", \"l.gz\"), batch: 6 }\n";
+
+Test(blocks, a_shared_layer_has_one_parameter_set_and_sums_its_gradients)
+{
+	ir_graph *g = th_build_graph(SRC_PATH, shared_src, true);
+	jitted j = th_jit(g, false, true);
+	const nnrt_model *m = j.m;
+	cr_assert_eq(m->n_params, 4);
+	cr_expect_str_eq(m->params[0].name, "enc.weight");
+	cr_expect_str_eq(m->params[1].name, "enc.bias");
+	cr_expect_str_eq(m->params[2].name, "dense1.weight");
+	state s = th_state_new(m);
+	int64_t n = 6;
+	th_fill_params(m, s.params, 5);
+	th_fill_batch(&s, n, 6);
+	s.a.hp[NNRT_HP_LR] = 0;
+	th_run(&s, m->train_step, n);
+	double worst = 0;
+	for (int pi = 0; pi < 2; pi++) {
+		const nnrt_param_info *info = &m->params[pi];
+		for (int64_t e = 0; e < info->size; e++) {
+			float *p = &s.params[info->offset + e], orig = *p;
+			double gr = s.grads[info->offset + e], l[2], h[2];
+			for (int k = 0; k < 2; k++) {
+				*p = (float)(orig + (k ? -1e-2 : 1e-2));
+				h[k] = *p;
+				th_run(&s, m->eval_step, n);
+				l[k] = s.metrics[0] / (double)n;
+			}
+			*p = orig;
+			double fd = (l[0] - l[1]) / (h[0] - h[1]);
+			double err = fabs(gr - fd) / (1e-3 + 1e-2 * fabs(fd));
+			cr_expect(err < 1, "%s[%lld]: gradient %.6g, central difference %.6g", info->name, (long long)e, gr,
+				  fd);
+			worst = fmax(worst, fabs(fd));
+		}
+	}
+	cr_expect(worst > 1e-3, "the shared weight's gradient is not trivially zero");
+	th_state_free(&s);
+	th_jit_free(&j);
+}
+
+/* The gradient of a shared layer is not that of its first or last use alone:
+ * the same net with two layers (one per branch), both holding the shared
+ * layer's values, has gradients whose sum is the shared one. */
+Test(blocks, the_shared_gradient_is_the_sum_of_the_unshared_ones)
+{
+	const char *two = "model siam\n"
+			  "input x : f32[5]\n"
+			  "label y : class(3)\n"
+			  "a = x |> dense(4, name: \"enc\") |> tanh\n"
+			  "b = (x * 2 - 0.5) |> dense(4, name: \"enc2\") |> tanh\n"
+			  "logits = (a * b + a) |> dense(3)\n"
+			  "loss softmax_cross_entropy(logits, y)\n"
+			  "optimizer sgd(lr: 0.1)\n"
+			  "train { data: idx(\"i.gz\", \"l.gz\"), batch: 6 }\n";
+	jitted js = th_jit(th_build_graph(SRC_PATH, shared_src, true), false, true);
+	jitted jt = th_jit(th_build_graph(SRC_PATH, two, true), false, true);
+	state ss = th_state_new(js.m), st = th_state_new(jt.m);
+	th_fill_params(js.m, ss.params, 5);
+	th_fill_batch(&ss, 6, 6);
+	th_fill_batch(&st, 6, 6);
+	const nnrt_param_info *sp = js.m->params, *tp = jt.m->params;
+	/* enc, enc2 <- the shared enc; dense1 <- dense1 */
+	for (int k = 0; k < 2; k++) {
+		memcpy(&st.params[tp[k].offset], &ss.params[sp[k].offset], sizeof(float) * (size_t)sp[k].size);
+		memcpy(&st.params[tp[k + 2].offset], &ss.params[sp[k].offset], sizeof(float) * (size_t)sp[k].size);
+		memcpy(&st.params[tp[k + 4].offset], &ss.params[sp[k + 2].offset], sizeof(float) * (size_t)sp[k + 2].size);
+	}
+	ss.a.hp[NNRT_HP_LR] = st.a.hp[NNRT_HP_LR] = 0;
+	th_run(&ss, js.m->train_step, 6);
+	th_run(&st, jt.m->train_step, 6);
+	for (int k = 0; k < 2; k++)
+		for (int64_t e = 0; e < sp[k].size; e++) {
+			double sum = (double)st.grads[tp[k].offset + e] + st.grads[tp[k + 2].offset + e];
+			double got = ss.grads[sp[k].offset + e];
+			cr_expect(fabs(got - sum) <= 1e-5 * (1 + fabs(sum)), "%s[%lld]: shared %.9g, sum of the two %.9g",
+				  sp[k].name, (long long)e, got, sum);
+		}
+	th_state_free(&ss);
+	th_state_free(&st);
+	th_jit_free(&js);
+	th_jit_free(&jt);
+}
