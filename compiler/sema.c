@@ -849,7 +849,7 @@ static void collect_blocks(sema *s, const nnc_program *prog)
 		const nnc_stmt *st = &prog->stmts[i];
 		if (st->kind != STMT_BLOCK)
 			continue;
-		bool ok = true;
+		bool ok = true, dup = false;
 		if (is_builtin(st->name)) {
 			nnc_error(s->src, st->name_loc, "'%s' is a built-in name; a block needs another", st->name);
 			ok = false;
@@ -858,7 +858,7 @@ static void collect_blocks(sema *s, const nnc_program *prog)
 			if (!strcmp(s->blocks[k].st->name, st->name)) {
 				nnc_error(s->src, st->name_loc, "block '%s' is already defined", st->name);
 				nnc_note(s->src, s->blocks[k].st->name_loc, "first defined here");
-				ok = false;
+				dup = true;
 				break;
 			}
 		if (st->nparams == 0) {
@@ -881,8 +881,9 @@ static void collect_blocks(sema *s, const nnc_program *prog)
 					break;
 				}
 		}
-		if (ok)
-			s->blocks[s->nblocks++] = (block_def){.st = st};
+		/* a block with an error is still known: its calls are silent */
+		if (!dup && !is_builtin(st->name))
+			s->blocks[s->nblocks++] = (block_def){.st = st, .bad = !ok};
 	}
 	qsort(s->blocks, (size_t)s->nblocks, sizeof *s->blocks, by_block_name);
 	for (int i = 0; i < s->nblocks; i++)
@@ -1064,7 +1065,11 @@ static void stmt_layer(sema *s, const nnc_stmt *st)
 		nnc_error(s->src, e->loc, "a shared layer is a call of a built-in layer without its input, such as "
 			  "'layer %s = dense(64)'", st->name);
 		nnc_hint("apply it where it is used: 'a |> %s', 'b |> %s'", st->name, st->name);
-		bind(s, st->name, st->name_loc, -1);
+		binding *b = bind(s, st->name, st->name_loc, -1);
+		if (b) { /* its uses are silent errors */
+			b->layer = nnc_alloc(sizeof *b->layer);
+			b->layer->failed = true;
+		}
 		return;
 	}
 	if (is_builtin(st->name) || find_block(s, st->name)) {
@@ -1239,10 +1244,12 @@ static val expand_block(sema *s, block_def *b, const nnc_ast *call)
 	for (int i = 0; i < call->nargs; i++) {
 		const nnc_arg *a = &call->args[i];
 		if (!a->name) {
-			if (npos >= np) {
+			if (npos == np) {
 				nnc_error(s->src, a->value->loc, "too many arguments to block '%s' (it takes %d)", def->name, np);
 				nnc_hint("'%s' is defined as %s", def->name, sig);
 				ok = false;
+			} else if (npos > np) {
+				/* reported at the first one */
 			} else if (given[npos]) {
 				nnc_error(s->src, a->value->loc, "parameter '%s' of block '%s' is given twice", param_name(&def->params[npos]), def->name);
 				ok = false;
@@ -1269,7 +1276,14 @@ static val expand_block(sema *s, block_def *b, const nnc_ast *call)
 			k++;
 		if (k == np) {
 			nnc_error(s->src, a->name_loc, "block '%s' has no parameter '%s'", def->name, a->name);
-			nnc_hint("'%s' is defined as %s", def->name, sig);
+			nnc_suggester sg;
+			nnc_suggest_begin(&sg, a->name);
+			for (int j = 0; j < np; j++)
+				nnc_suggest_try(&sg, param_name(&def->params[j]));
+			if (sg.best)
+				nnc_hint("did you mean '%s'? ('%s' is defined as %s)", sg.best, def->name, sig);
+			else
+				nnc_hint("'%s' is defined as %s", def->name, sig);
 			ok = false;
 		} else if (given[k]) {
 			nnc_error(s->src, a->name_loc, "parameter '%s' of block '%s' is given twice", a->name, def->name);

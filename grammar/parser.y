@@ -838,7 +838,8 @@ static void describe_error(const yypcontext_t *ctx, const nnc_parser *ps, syntax
 
 	e->open = ps->nopen ? &ps->open[ps->nopen - 1] : NULL;
 	e->later_line = e->la == YYSYMBOL_YYEOF || (e->open && e->loc.line > e->open->loc.line);
-	e->stmt_in_block = e->open && e->open->c == '{' && is_keyword(e->la) && ps->tok_first_on_line &&
+	e->stmt_in_block = e->open && e->open->c == '{' && is_keyword(e->la) && !is_context_keyword(e->la) &&
+			   ps->tok_first_on_line &&
 			   !ps->tok_before_colon;
 }
 
