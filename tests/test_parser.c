@@ -78,6 +78,37 @@ static const dump_case dump_cases[] = {
 	{"string escapes", "s = \"a\\tb\\n\\\"q\\\" \\\\ \\r \\x41\\x7e\"\n",
 	 "(let s \"a\\tb\\n\\\"q\\\" \\\\ \\r A~\")\n"},
 	{"string with a \\x control byte", "s = \"\\x01\"\n", "(let s \"\\x01\")\n"},
+	{"a block with if, else if, else and repeat",
+	 "block res(x, f, stride: 1, act: relu) {\n"
+	 "  h = x |> conv2d(f, 3, stride: stride) |> act\n"
+	 "  if stride != 1 && !(f < 8) { s = x } else if f >= 2 || f == 0 {\n"
+	 "    s = h\n"
+	 "  } else {\n"
+	 "    s = -x\n"
+	 "  }\n"
+	 "  repeat f - 1 { h = h |> relu; h = h }\n"
+	 "  return h + s\n"
+	 "}\n",
+	 "(block res (x f stride: 1 act: relu)\n"
+	 "  (let h (pipe act (pipe conv2d x f 3 stride: stride)))\n"
+	 "  (if (&& (!= stride 1) (! (< f 8)))\n"
+	 "    (let s x)\n"
+	 "   else\n"
+	 "    (if (|| (>= f 2) (== f 0))\n"
+	 "      (let s h)\n"
+	 "     else\n"
+	 "      (let s (neg x))))\n"
+	 "  (repeat (- f 1)\n"
+	 "    (let h (pipe relu h))\n"
+	 "    (let h h))\n"
+	 "  (return (+ h s)))\n"},
+	{"a shared layer", "layer enc = dense(64, name: \"e\")\na = x |> enc\n",
+	 "(layer enc (call dense 64 name: \"e\"))\n(let a (pipe enc x))\n"},
+	{"the new words stay names where a value goes",
+	 "block = x |> relu\nif = block\nrepeat = f(if: 1, return: 2)\nlayer = [block, else]\n",
+	 "(let block (pipe relu x))\n(let if block)\n(let repeat (call f if: 1 return: 2))\n(let layer (list block else))\n"},
+	{"comparisons bind tighter than && and ||, looser than +", "c = a + 1 <= b * 2 || !c && d > e\n",
+	 "(let c (|| (<= (+ a 1) (* b 2)) (&& (! c) (> d e))))\n"},
 	{"empty string and utf-8", "s = \"\"\nt = \"héllo\"\n", "(let s \"\")\n(let t \"héllo\")\n"},
 	{"comment after code", "x = 1 # one\n", "(let x 1)\n"},
 	{"semicolons end statements", "model m; x = 1;\ny = 2 ;\n", "(model m)\n(let x 1)\n(let y 2)\n"},
