@@ -1328,6 +1328,8 @@ static val expand_block(sema *s, block_def *b, const nnc_ast *call)
 	const nnc_stmt *outer_defining = s->defining;
 	bool outer_returned = s->returned;
 	val outer_ret = s->ret;
+	int outer_first = s->first_node;
+	s->first_node = s->g->n;
 	s->lscope = ls;
 	s->defining = NULL;
 	s->returned = false;
@@ -1356,6 +1358,7 @@ static val expand_block(sema *s, block_def *b, const nnc_ast *call)
 	s->defining = outer_defining;
 	s->returned = outer_returned;
 	s->ret = outer_ret;
+	s->first_node = outer_first;
 	swap_names(s, outer_names);
 	nnc_diag_pop_context();
 	return ok && r.kind == V_TENSOR ? sema_vtensor(r.node, call->loc) : sema_verr(call->loc);
@@ -1432,7 +1435,7 @@ static void stmt_let(sema *s, const nnc_stmt *st)
 		nnc_error(s->src, st->expr->loc, "'%s' must be a tensor, not %s", st->name, kind_name(v.kind));
 		v = sema_verr(st->loc);
 	}
-	if (v.kind == V_TENSOR && !s->g->nodes[v.node].name)
+	if (v.kind == V_TENSOR && !s->g->nodes[v.node].name && v.node >= s->first_node)
 		s->g->nodes[v.node].name = nnc_sprintf("%s%s", s->lscope->prefix, st->name);
 	binding *b = bind(s, st->name, st->name_loc, v.kind == V_TENSOR ? v.node : -1);
 	if (b)

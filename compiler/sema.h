@@ -91,6 +91,7 @@ typedef struct sema {
 	long steps;
 	nnc_loc site; /* the top-level call of the expansion, where its parameters are reported */
 	val ret;      /* the value a block's `return` gave; V_ERROR before */
+	int first_node; /* the first node of the call being expanded (it names only its own) */
 	bool returned;
 	const nnc_stmt *loss_stmt, *opt_stmt, *train_stmt, *model_stmt, *output_stmt;
 	int errors0;   /* errors reported before this program's checks */

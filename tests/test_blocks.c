@@ -258,3 +258,18 @@ Test(blocks, the_shared_gradient_is_the_sum_of_the_unshared_ones)
 	th_jit_free(&js);
 	th_jit_free(&jt);
 }
+
+/* A shared weight's default initialiser: He only if every use is followed by
+ * a rectifier (the last use alone decided before). */
+Test(blocks, a_shared_weight_gets_he_only_if_every_use_asks_for_it)
+{
+	const char *fmt = "model siam\ninput x : f32[5]\nlabel y : class(3)\nlayer enc = dense(4)\n"
+			  "a = x |> enc |> %s\nb = (x * 2) |> enc |> relu\nlogits = (a + b) |> dense(3)\n"
+			  "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.1)\n"
+			  "train { data: idx(\"i.gz\", \"l.gz\"), batch: 6 }\n";
+	ir_graph *g = th_build_graph(SRC_PATH, nnc_sprintf(fmt, "tanh"), true);
+	cr_expect_str_eq(g->params[0].name, "enc.weight");
+	cr_expect_eq(g->params[0].init, NNRT_INIT_GLOROT_UNIFORM);
+	g = th_build_graph(SRC_PATH, nnc_sprintf(fmt, "relu"), true);
+	cr_expect_eq(g->params[0].init, NNRT_INIT_HE_UNIFORM);
+}
