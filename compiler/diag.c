@@ -45,6 +45,8 @@ static struct {
 } *ctx;
 static int nctx, capctx, owed;
 
+static void out(const char *fmt, ...) NNC_PRINTF(1, 2);
+
 /* Where every line of one source starts (index i: line i + 1). */
 static struct {
 	const char *text;
@@ -75,8 +77,14 @@ void nnc_diag_flush(void)
 {
 	int n = owed;
 	owed = 0;
-	for (int i = nctx - 1; i >= nctx - n && i >= 0 && !muted; i--)
+	/* a deep nesting is shown by its 8 innermost calls and the outermost */
+	for (int i = nctx - 1; i >= nctx - n && i >= 0 && !muted; i--) {
+		if (i == nctx - 9 && i > nctx - n) {
+			out("      (%d more calls)\n", i - (nctx - n));
+			i = nctx - n;
+		}
 		note_plain(ctx[i].src, ctx[i].loc, "%s", ctx[i].what);
+	}
 }
 
 void nnc_diag_push_context(const nnc_source *src, nnc_loc loc, const char *what)

@@ -674,6 +674,7 @@ static void stmt_loss(sema *s, const nnc_stmt *st)
 #define MAX_BLOCK_DEPTH 64
 #define MAX_REPEAT 10000
 #define MAX_STEPS 1000000L
+#define MAX_NODES 4000000
 
 struct block_def {
 	const nnc_stmt *st; /* STMT_BLOCK */
@@ -820,7 +821,11 @@ static void check_recursion(sema *s)
 					from--;
 				nnc_buf path = {0};
 				for (int j = from; j < top; j++) {
-					nnc_buf_printf(&path, "%s -> ", s->blocks[stack[j]].st->name);
+					/* a long cycle is shown by its ends */
+					if (j - from < 8 || j == top - 1)
+						nnc_buf_printf(&path, "%s -> ", s->blocks[stack[j]].st->name);
+					else if (j - from == 8)
+						nnc_buf_printf(&path, "(%d more) -> ", top - from - 9);
 					s->blocks[stack[j]].bad = true;
 				}
 				nnc_buf_puts(&path, s->blocks[c].st->name);
@@ -1162,6 +1167,11 @@ static void exec_stmts(sema *s, const nnc_stmt *st, int n)
 		if (++s->steps == MAX_STEPS) {
 			nnc_error(s->src, t->loc, "the blocks expand to more than %ld statements", MAX_STEPS);
 			nnc_hint("a repeat count or a nesting of blocks is too large");
+		}
+		if (s->g->n > MAX_NODES && s->steps < MAX_STEPS) {
+			nnc_error(s->src, t->loc, "the blocks expand to more than %d operations", MAX_NODES);
+			nnc_hint("a repeat count or a nesting of blocks is too large");
+			s->steps = MAX_STEPS;
 		}
 		if (s->steps >= MAX_STEPS) {
 			s->returned = true;

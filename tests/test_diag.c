@@ -541,6 +541,49 @@ Test(diag, notes_of_the_calls_follow_each_error)
 	nnc_buf_free(&b);
 }
 
+static int count_lines_with(const char *text, const char *part);
+
+/* Hostile nestings end in one error each, with a bounded number of notes:
+ * a chain of 100 blocks (nested more than 64 deep: the 8 innermost calls,
+ * a count, the outermost), a cycle of 30 (its path shortened), a repeat
+ * that would run 10^8 statements. */
+Test(diag, deep_long_and_large_expansions_are_bounded)
+{
+	nnc_buf p = {0}, b = {0};
+	nnc_buf_puts(&p, HEAD "block b0(x) {\n  return x |> relu\n}\n");
+	for (int i = 1; i < 100; i++)
+		nnc_buf_printf(&p, "block b%d(x) {\n  return x |> b%d\n}\n", i, i - 1);
+	nnc_buf_puts(&p, "logits = x |> b99 |> dense(2)\n" TAIL);
+	cr_assert_null(check(p.data, &b));
+	cr_expect_eq(nnc_diag_error_count(), 1, "%s", b.data);
+	cr_expect(sh_has_line(b.data, F ":113:10: error: blocks are nested more than 64 deep here"), "%s", b.data);
+	cr_expect(sh_has_line(b.data, "      (55 more calls)"), "%s", b.data);
+	cr_expect(sh_has_line(b.data, F ":304:15: note: in block 'b99' called here"), "%s", b.data);
+	cr_expect_eq(count_lines_with(b.data, ": note: "), 9, "%s", b.data);
+	nnc_buf_free(&b);
+	nnc_buf_free(&p);
+
+	p = (nnc_buf){0};
+	b = (nnc_buf){0};
+	nnc_buf_puts(&p, HEAD);
+	for (int i = 0; i < 30; i++)
+		nnc_buf_printf(&p, "block b%d(x) {\n  return x |> b%d\n}\n", i, (i + 1) % 30);
+	nnc_buf_puts(&p, "logits = x |> b0 |> dense(2)\n" TAIL);
+	cr_assert_null(check(p.data, &b));
+	cr_expect_eq(nnc_diag_error_count(), 1, "%s", b.data);
+	cr_expect(sh_has_line(b.data, F ":92:15: error: block 'b0' is recursive: b0 -> b1 -> b2 -> b3 -> b4 -> b5 -> b6 -> "
+				  "b7 -> (21 more) -> b29 -> b0"), "%s", b.data);
+	nnc_buf_free(&b);
+	nnc_buf_free(&p);
+
+	b = (nnc_buf){0};
+	cr_assert_null(check(HEAD "block a(x) {\n  repeat 10000 { repeat 10000 { x = x |> relu } }\n  return x\n}\n"
+			      "logits = x |> a |> dense(2)\n" TAIL, &b));
+	cr_expect_eq(nnc_diag_error_count(), 1, "%s", b.data);
+	cr_expect(sh_has_line(b.data, F ":5:33: error: the blocks expand to more than 1000000 statements"), "%s", b.data);
+	nnc_buf_free(&b);
+}
+
 Test(diag, warning_layout)
 {
 	nnc_buf b = {0};
