@@ -273,3 +273,73 @@ Test(blocks, a_shared_weight_gets_he_only_if_every_use_asks_for_it)
 	g = th_build_graph(SRC_PATH, nnc_sprintf(fmt, "relu"), true);
 	cr_expect_eq(g->params[0].init, NNRT_INIT_HE_UNIFORM);
 }
+
+/* ---- through the nnc command and the training binary ---- */
+
+#include "sh_harness.h"
+
+/* A block and a shared layer in a program the binary trains: the names
+ * --print-params shows, the shared weight once in the checkpoint, and a
+ * reload giving the same evaluation. */
+Test(blocks, the_binary_prints_and_checkpoints_call_site_and_shared_names, .timeout = 300)
+{
+	char dir[64], *out;
+	sh_mktemp(dir, sizeof dir, "blocks");
+	char *nn = nnc_sprintf("%s/pair.nn", dir);
+	FILE *f = fopen(nn, "w");
+	cr_assert_not_null(f);
+	fputs("model pair\n"
+	      "input x : f32[2]\n"
+	      "label y : class(2)\n"
+	      "block mlp(x, units, act: relu) {\n"
+	      "  return x |> dense(units) |> act\n"
+	      "}\n"
+	      "layer enc = dense(4)\n"
+	      "a = x |> enc |> tanh\n"
+	      "b = (x * -1) |> enc |> tanh\n"
+	      "logits = (a + b) |> mlp(6, act: tanh) |> mlp(5, name: \"head\") |> dense(2)\n"
+	      "loss softmax_cross_entropy(logits, y)\n"
+	      "optimizer adam(lr: 0.01)\n"
+	      "train { data: moons(count: 200), test: moons(count: 100, seed: 2), batch: 16, epochs: 2 }\n",
+	      f);
+	fclose(f);
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/pair' && '%s/pair' --quiet --save '%s/p.ckpt' && "
+			     "'%s/pair' --load '%s/p.ckpt' --print-params --quiet",
+			     NNC_EXE, nn, dir, dir, dir, dir, dir),
+		     0, "%s", out);
+	const char *names[] = {"enc.weight [2,4]", "enc.bias [4]", "mlp1.dense1.weight [4,6]", "mlp1.dense1.bias [6]",
+			       "head.dense1.weight [6,5]", "head.dense1.bias [5]", "dense1.weight [5,2]", "dense1.bias [2]"};
+	for (size_t i = 0; i < NELEMS(names); i++)
+		cr_expect(sh_has_line(out, nnc_sprintf("  %s", names[i])), "no line '  %s' in\n%s", names[i], out);
+	free(out);
+	/* the shared weight is stored once */
+	cr_assert_eq(sh_run(&out, "grep -ao 'enc\\.weight' '%s/p.ckpt' | wc -l", dir), 0);
+	cr_expect_eq(atoi(out), 1, "enc.weight is in the checkpoint %s times", out);
+	free(out);
+	sh_rmtree(dir);
+}
+
+/* The C-name clash check covers the names made by calls: a block call's
+ * layer r1.dense1 and a top-level layer r1_dense1 both become R1_DENSE1;
+ * the call's layer is shown at the call. */
+Test(blocks, call_site_names_are_in_the_c_name_clash_check)
+{
+	char dir[64], *out;
+	sh_mktemp(dir, sizeof dir, "blocks");
+	char *nn = nnc_sprintf("%s/clash.nn", dir);
+	FILE *f = fopen(nn, "w");
+	cr_assert_not_null(f);
+	fputs("model clash\ninput x : f32[2]\nlabel y : class(2)\n"
+	      "block r(x, units) {\n  return x |> dense(units) |> relu\n}\n"
+	      "h = x |> r(3)\nlogits = h |> dense(2, name: \"r1_dense1\")\n"
+	      "loss softmax_cross_entropy(logits, y)\noptimizer sgd\ntrain { data: moons() }\n",
+	      f);
+	fclose(f);
+	cr_expect_eq(sh_run(&out, "cd '%s' && '%s' clash.nn -o /dev/null", dir, NNC_EXE), 1, "%s", out);
+	cr_expect(sh_has_line(out, "clash.nn:8:10: error: layer name 'r1_dense1' clashes with 'r1.dense1': both become "
+				   "R1_DENSE1 in C names such as CLASH_P_R1_DENSE1_WEIGHT"),
+		  "%s", out);
+	cr_expect(sh_has_line(out, "clash.nn:7:10: note: layer 'r1.dense1' is here"), "%s", out);
+	free(out);
+	sh_rmtree(dir);
+}
