@@ -343,3 +343,58 @@ Test(blocks, call_site_names_are_in_the_c_name_clash_check)
 	free(out);
 	sh_rmtree(dir);
 }
+
+/* ---- what the body can do, as the parameters it makes ---- */
+
+#define HEAD1 "model t\ninput x : f32[2, 6, 6]\nlabel y : class(2)\n"
+#define TAIL1 "logits = h |> global_avgpool |> dense(2)\nloss softmax_cross_entropy(logits, y)\n" \
+	      "optimizer sgd\ntrain { data: idx(\"i.gz\", \"l.gz\") }\n"
+
+typedef struct param_case {
+	const char *name;
+	const char *src;
+	const char *params; /* "name [dims]" of every parameter, one a line */
+} param_case;
+
+static const param_case param_cases[] = {
+	{"a list and a string as arguments, a default from an earlier parameter",
+	 HEAD1 "block c(x, f, k: [3, 1], g: f * 2, nm: \"w\") {\n"
+	 "  h = x |> conv2d(f, k, pad: [1, 0], name: nm)\n  return h |> conv2d(g, 1, bias: false)\n}\n"
+	 "h = x |> c(3)\n" TAIL1,
+	 "c1.w.weight [3,2,3,1]\nc1.w.bias [3]\nc1.conv2.weight [6,3,1,1]\ndense1.weight [6,2]\ndense1.bias [2]\n"},
+	{"else if, repeat 0, a number bound in the body and rebound",
+	 HEAD1 "block c(x, n) {\n  k = 3\n  if n == 1 { k = 1 } else if n == 2 { k = 5 } else { k = 7 }\n"
+	 "  repeat n - 1 { x = x |> relu }\n  return x |> conv2d(4, k, pad: (k - 1) / 2)\n}\n"
+	 "h = x |> c(2) |> c(1, name: \"one\")\n" TAIL1,
+	 "c1.conv1.weight [4,2,5,5]\nc1.conv1.bias [4]\none.conv1.weight [4,4,1,1]\none.conv1.bias [4]\n"
+	 "dense1.weight [4,2]\ndense1.bias [2]\n"},
+	{"a shared layer inside a block: one per call; a shared conv2d on images of two sizes",
+	 HEAD1 "block two(x) {\n  layer c = conv2d(3, 3, pad: 1)\n  a = x |> c |> relu |> maxpool(2)\n"
+	 "  b = x |> maxpool(2) |> c\n  return a + b\n}\n"
+	 "h = x |> conv2d(2, 1) |> two |> two\n" TAIL1,
+	 "conv1.weight [2,2,1,1]\nconv1.bias [2]\ntwo1.c.weight [3,2,3,3]\ntwo1.c.bias [3]\n"
+	 "two2.c.weight [3,3,3,3]\ntwo2.c.bias [3]\ndense1.weight [3,2]\ndense1.bias [2]\n"},
+	{"top-level convolutions keep their numbers around block calls",
+	 HEAD1 "block conv_block(x, f) {\n  return x |> conv2d(f, 3, pad: 1) |> relu\n}\n"
+	 "h = x |> conv2d(4, 1) |> conv_block(4) |> conv2d(4, 1) |> conv_block(3)\n" TAIL1,
+	 "conv1.weight [4,2,1,1]\nconv1.bias [4]\nconv_block1.conv1.weight [4,4,3,3]\nconv_block1.conv1.bias [4]\n"
+	 "conv2.weight [4,4,1,1]\nconv2.bias [4]\nconv_block2.conv1.weight [3,4,3,3]\nconv_block2.conv1.bias [3]\n"
+	 "dense1.weight [3,2]\ndense1.bias [2]\n"},
+};
+
+Test(blocks, bodies_make_the_parameters_their_arguments_ask_for)
+{
+	for (size_t i = 0; i < NELEMS(param_cases); i++) {
+		const param_case *c = &param_cases[i];
+		ir_graph *g = th_build_graph(SRC_PATH, c->src, true);
+		nnc_buf b = {0};
+		for (int p = 0; p < g->nparams; p++) {
+			nnc_buf_printf(&b, "%s [", g->params[p].name);
+			for (int d = 0; d < g->params[p].rank; d++)
+				nnc_buf_printf(&b, "%s%lld", d ? "," : "", (long long)g->params[p].dims[d]);
+			nnc_buf_puts(&b, "]\n");
+		}
+		cr_expect_str_eq(b.data, c->params, "[%s]", c->name);
+		nnc_buf_free(&b);
+	}
+}

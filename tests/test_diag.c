@@ -369,6 +369,13 @@ static const diag_case cases[] = {
 	 F ":6:11: error: shared layer 'enc' is applied to inputs of different shapes: [n, 3] here, [n, 2] at its first "
 	 "use",
 	 F ":5:5: note: its first use, which made 'enc.weight' [2, 3]"},
+	{"a shared conv2d on another number of channels",
+	 IMG "layer c = conv2d(2, 3)\nh = x |> c\nlogits = (h |> c) |> flatten |> dense(2)\n" IMGTAIL, 1,
+	 F ":6:11: error: shared layer 'c' is applied to inputs of different shapes: [n, 2, 6, 6] here, [n, 1, 8, 8] at "
+	 "its first use",
+	 F ":5:5: note: its first use, which made 'c.weight' [2, 1, 3, 3]"},
+	{"a tensor in a block's list argument", HEAD BLOCK_R "logits = x |> r(2, act: [x]) |> dense(2)\n" TAIL, 1,
+	 F ":7:26: error: a list holds numbers, strings or words, not a tensor", NULL},
 	{"a shared layer given arguments where it is used", HEAD "layer enc = dense(3)\nlogits = x |> enc(2)\n" TAIL, 1,
 	 F ":5:10: error: 'enc' is a shared layer: apply it to one value and nothing else, as in 'x |> enc'",
 	 "hint: its options are given where it is defined"},
