@@ -1468,6 +1468,8 @@ static void warn_unused(sema *s)
 			live[g->nodes[i].in[k]] = true;
 	for (int i = 0; i < s->nnames; i++) {
 		const binding *b = &s->names[i];
+		if (b->layer && !b->layer->built && !b->layer->failed)
+			nnc_warning(s->src, b->loc, "shared layer '%s' is never applied", b->name);
 		if (!b->is_let || b->node < 0 || live[b->node])
 			continue;
 		if (!b->used)

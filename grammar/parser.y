@@ -941,7 +941,9 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, nnc_
 
 	syntax_error e = {0};
 	describe_error(ctx, ps, &e);
-	if (ps->block_broken && (e.orphan_setting || (e.want_stmt && e.la == YYTRANSLATE('}')) ||
+	/* (a broken block's body: its return, if, repeat lines too) */
+	if (ps->block_broken && (e.orphan_setting ||
+				 (e.want_stmt && (e.la == YYTRANSLATE('}') || is_context_keyword(e.la))) ||
 				 e.loc.line == ps->block_broken_line))
 		return 0;
 	/* after a setting outside a block, a 'train' without its '{' or an

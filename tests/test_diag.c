@@ -454,6 +454,9 @@ static const warn_case warn_cases[] = {
 	 F ":4:1: warning: 'a' is used, but neither the loss nor the output depends on it",
 	 F ":5:1: warning: 'b' is never used"},
 	{"an output is a use", HEAD "p = x |> dense(4)\noutput p\n" NET TAIL, 0, NULL, NULL},
+	{"a shared layer never applied", HEAD "layer enc = dense(4)\n" NET TAIL, 1,
+	 F ":4:7: warning: shared layer 'enc' is never applied", NULL},
+	{"a block never called: no warning", HEAD BLOCK_R NET TAIL, 0, NULL, NULL},
 	{"softmax before softmax_cross_entropy", HEAD "logits = x |> dense(2) |> softmax\n" TAIL, 1,
 	 F ":4:10: warning: 'softmax_cross_entropy' applies softmax itself, but its input has already been through "
 	   "softmax",

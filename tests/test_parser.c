@@ -361,6 +361,31 @@ typedef struct err_case {
 } err_case;
 
 static const err_case err_cases[] = {
+	/* blocks */
+	{"a block without parameters in parentheses: one error for its lines", "block a {\n  return x\n}\n", 1,
+	 "<input>:1:9: error: unexpected '{', expected '('", NULL},
+	{"a block's '}' missing", "block a(x) {\n  return x\n\nloss mse(x, y)\n", 1,
+	 "<input>:4:1: error: unexpected keyword 'loss'",
+	 "<input>:4:1: error: unexpected keyword 'loss'\n"
+	 "    4 | loss mse(x, y)\n"
+	 "      | ^~~~\n"
+	 "<input>:1:12: note: to match this '{'\n"
+	 "    1 | block a(x) {\n"
+	 "      |            ^\n"
+	 "hint: a '}' is missing before this statement\n"},
+	{"a misspelt return", "block a(x) {\n  retrun x\n}\n", 1, "<input>:2:10: error: unexpected identifier 'x', expected '='",
+	 "<input>:2:10: error: unexpected identifier 'x', expected '='\n"
+	 "    2 |   retrun x\n"
+	 "      |          ^\n"
+	 "hint: did you mean 'return'?\n"},
+	{"return at the top level", "return x\n", 1, "<input>:1:1: error: unexpected keyword 'return', expected a statement",
+	 "<input>:1:1: error: unexpected keyword 'return', expected a statement\n"
+	 "    1 | return x\n"
+	 "      | ^~~~~~\n"
+	 "hint: 'return' is only allowed inside a block's body\n"},
+	{"a number as a parameter", "block a(1, x) {\n  return x\n}\n", 1,
+	 "<input>:1:9: error: a block's parameter is a name, or 'name: default'", NULL},
+	{"chained comparisons", "c = a < b < 2\n", 1, "<input>:1:11: error: unexpected '<', expected end of line", NULL},
 	/* the scanner */
 	{"unknown character", "x = 1 $ 2\n", 1, "<input>:1:7: error: unexpected character '$'",
 	 "<input>:1:7: error: unexpected character '$'\n"
