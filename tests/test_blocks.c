@@ -398,3 +398,40 @@ Test(blocks, bodies_make_the_parameters_their_arguments_ask_for)
 		nnc_buf_free(&b);
 	}
 }
+
+/* The same network from blocks and written out, trained by the binary from
+ * the file's seed: the default initialisers (He after relu, Glorot after
+ * tanh, chosen through the block's act argument) and every value after
+ * training agree; only the names differ. */
+Test(blocks, the_binary_trains_a_block_net_like_the_net_written_out, .timeout = 300)
+{
+	char dir[64], *a, *b;
+	sh_mktemp(dir, sizeof dir, "blocks");
+	const char *tail = "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.1, momentum: 0.9)\n"
+			   "train { data: moons(count: 300), batch: 16, epochs: 3, seed: 5 }\n";
+	const char *progs[2] = {
+		nnc_sprintf("model m\ninput x : f32[2]\nlabel y : class(2)\n"
+			    "block layer2(x, units, act: relu) {\n  h = x |> dense(units) |> act\n"
+			    "  return h |> dense(units) |> act\n}\n"
+			    "logits = x |> layer2(8) |> layer2(6, act: tanh) |> dense(2)\n%s", tail),
+		nnc_sprintf("model m\ninput x : f32[2]\nlabel y : class(2)\n"
+			    "a = x |> dense(8) |> relu |> dense(8) |> relu\n"
+			    "logits = a |> dense(6) |> tanh |> dense(6) |> tanh |> dense(2)\n%s", tail),
+	};
+	char *outs[2];
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(nnc_sprintf("%s/p%d.nn", dir, i), "w");
+		cr_assert_not_null(f);
+		fputs(progs[i], f);
+		fclose(f);
+		/* the parameters' values only: the lines without a name */
+		cr_assert_eq(sh_run(&outs[i], "cd '%s' && '%s' p%d.nn -o p%d && ./p%d --quiet --print-params | grep -v '\\['",
+				    dir, NNC_EXE, i, i, i),
+			     0, "%s", outs[i]);
+	}
+	a = outs[0], b = outs[1];
+	cr_expect(strlen(a) > 100, "%s", a);
+	cr_expect_str_eq(a, b);
+	free(a), free(b);
+	sh_rmtree(dir);
+}
