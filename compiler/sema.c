@@ -718,7 +718,6 @@ static const char *block_signature(const nnc_stmt *def)
 		const nnc_arg *p = &def->params[i];
 		nnc_buf_printf(&b, "%s%s", i ? ", " : "", p->name ? p->name : p->value->str);
 		if (p->name) {
-			nnc_buf tmp = {0};
 			const nnc_ast *d = p->value;
 			if (d->kind == AST_NUM)
 				nnc_buf_printf(&b, ": %g", d->num);
@@ -726,7 +725,6 @@ static const char *block_signature(const nnc_stmt *def)
 				nnc_buf_printf(&b, ": %s", d->str);
 			else
 				nnc_buf_puts(&b, ": ...");
-			nnc_buf_free(&tmp);
 		}
 	}
 	nnc_buf_puts(&b, ")");
@@ -1023,7 +1021,7 @@ const char *sema_layer_name(sema *s, const char *kind, const char *name)
 	return nnc_sprintf("%s%s", ls->prefix, name ? name : nnc_sprintf("%s%d", kind, n));
 }
 
-int sema_shared_param(sema *s, int rank, const int64_t *dims, nnc_loc loc)
+int sema_shared_param(sema *s, int rank, const int64_t *dims)
 {
 	shared_layer *sl = s->share;
 	if (!sl || !sl->built)
@@ -1036,7 +1034,6 @@ int sema_shared_param(sema *s, int rank, const int64_t *dims, nnc_loc loc)
 		same = p->dims[i] == dims[i];
 	if (same)
 		return id;
-	(void)loc;
 	const ir_node *now = &s->g->nodes[sl->input.node], *first = &s->g->nodes[sl->first_input];
 	nnc_error(s->src, sl->use->loc, "shared layer '%s' is applied to inputs of different shapes: %s here, %s at its "
 		  "first use", sl->name, ir_shape_str(now), ir_shape_str(first));

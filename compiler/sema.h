@@ -137,7 +137,7 @@ const char *sema_layer_name(sema *s, const char *kind, const char *name);
 /* While a shared layer is applied again: its next parameter, checked to have
  * the shape dims (-1 after an error); else -2: make a new one and give it to
  * sema_param_made. */
-int sema_shared_param(sema *s, int rank, const int64_t *dims, nnc_loc loc);
+int sema_shared_param(sema *s, int rank, const int64_t *dims);
 void sema_param_made(sema *s, int node);
 /* A call of a user-defined block or a shared layer: *out is its value and
  * true is returned; false if `call` is neither. */

@@ -60,7 +60,7 @@ static int add_param(sema *s, const char *name, int rank, const int64_t *dims, i
 		     bool init_set, double fan_in, double fan_out, nnc_loc loc)
 {
 	ir_graph *g = s->g;
-	int shared = sema_shared_param(s, rank, dims, loc); /* a shared layer's again */
+	int shared = sema_shared_param(s, rank, dims); /* a shared layer's again */
 	if (shared != -2)
 		return shared;
 	int id = sema_add_node(s, IR_PARAM, 0, NULL, loc);
