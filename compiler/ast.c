@@ -26,7 +26,22 @@
  * ends the string, as it does for every reader of the tree); (call f ARGS)
  * is a call and (pipe f ARGS) one whose first argument came from '|>'; a
  * named argument prints as `name: value`; (+ a b), (- a b), (* a b),
- * (/ a b), (neg a), (list ...).  Locations are not printed.
+ * (/ a b), (neg a), (list ...); conditions print as (== a b), (&& a b),
+ * (! a).  Locations are not printed.
+ *
+ * A block prints its parameters and then its body, one statement a line,
+ * indented; `if` and `repeat` likewise:
+ *
+ *     (block res (x f stride: 1)
+ *       (let h (pipe conv2d x f 3))
+ *       (if (!= stride 1)
+ *         (let h (pipe relu h))
+ *        else
+ *         (let h x))
+ *       (repeat 2
+ *         (let h (pipe relu h)))
+ *       (return h))
+ *     (layer enc (call dense 64))
  */
 #include <limits.h>
 #include <math.h>
@@ -70,6 +85,54 @@ static void check_depth(const nnc_source *src, const nnc_ast *e)
 		nnc_error(src, e->loc, "this expression is nested too deeply (more than %d levels)", MAX_DEPTH);
 }
 
+/* The expressions of statements, also inside bodies, nested at most
+ * MAX_DEPTH deep themselves (sema walks bodies recursively too). */
+static void check_stmts(const nnc_source *src, const nnc_stmt *st, int n, int level)
+{
+	for (int i = 0; i < n; i++) {
+		const nnc_stmt *s = &st[i];
+		check_depth(src, s->expr);
+		if (s->kind == STMT_TRAIN)
+			for (int k = 0; k < s->nsettings; k++)
+				check_depth(src, s->settings[k].value);
+		if (s->kind == STMT_BLOCK)
+			for (int k = 0; k < s->nparams; k++)
+				check_depth(src, s->params[k].value);
+		if (!nnc_stmt_has_body(s->kind))
+			continue;
+		if (level >= MAX_DEPTH) {
+			nnc_error(src, s->loc, "statements are nested too deeply here (more than %d levels)", MAX_DEPTH);
+			continue;
+		}
+		check_stmts(src, s->body, s->nbody, level + 1);
+		check_stmts(src, s->else_body, s->nelse, level + 1);
+	}
+}
+
+bool nnc_stmt_has_body(nnc_stmt_kind k)
+{
+	return k == STMT_BLOCK || k == STMT_IF || k == STMT_REPEAT;
+}
+
+const char *nnc_ast_op_name(char op)
+{
+	switch (op) {
+	case AST_OP_EQ: return "==";
+	case AST_OP_NE: return "!=";
+	case AST_OP_LE: return "<=";
+	case AST_OP_GE: return ">=";
+	case AST_OP_AND: return "&&";
+	case AST_OP_OR: return "||";
+	case '+': return "+";
+	case '-': return "-";
+	case '*': return "*";
+	case '/': return "/";
+	case '<': return "<";
+	case '>': return ">";
+	}
+	nnc_unreachable();
+}
+
 nnc_program *nnc_parse(const nnc_source *src)
 {
 	int errors = nnc_diag_error_count();
@@ -89,11 +152,7 @@ nnc_program *nnc_parse(const nnc_source *src)
 
 	/* The parser only gives up after reporting why. */
 	NNC_ASSERT(rc == 0 || nnc_diag_error_count() > errors);
-	for (int i = 0; i < ps.nstmts; i++) {
-		check_depth(src, ps.stmts[i].expr);
-		for (int k = 0; k < ps.stmts[i].nsettings; k++)
-			check_depth(src, ps.stmts[i].settings[k].value);
-	}
+	check_stmts(src, ps.stmts, ps.nstmts, 0);
 	if (nnc_diag_error_count() > errors)
 		return NULL;
 	nnc_program *prog = nnc_alloc(sizeof *prog);
@@ -172,14 +231,15 @@ static void dump_expr(const nnc_ast *e, nnc_buf *out)
 		nnc_buf_puts(out, ")");
 		return;
 	case AST_BINOP:
-		nnc_buf_printf(out, "(%c ", e->op);
+		nnc_buf_printf(out, "(%s ", nnc_ast_op_name(e->op));
 		dump_expr(e->lhs, out);
 		nnc_buf_puts(out, " ");
 		dump_expr(e->rhs, out);
 		nnc_buf_puts(out, ")");
 		return;
 	case AST_NEG:
-		nnc_buf_puts(out, "(neg ");
+	case AST_NOT:
+		nnc_buf_puts(out, e->kind == AST_NEG ? "(neg " : "(! ");
 		dump_expr(e->lhs, out);
 		nnc_buf_puts(out, ")");
 		return;
@@ -204,22 +264,67 @@ static void dump_type(const nnc_type *t, nnc_buf *out)
 	nnc_buf_puts(out, ")");
 }
 
-static void dump_stmt(const nnc_stmt *s, nnc_buf *out)
+static void dump_stmt(const nnc_stmt *s, int level, nnc_buf *out);
+
+/* The statements of a body, each on a new line indented to `level`. */
+static void dump_body(const nnc_stmt *st, int n, int level, nnc_buf *out)
+{
+	for (int i = 0; i < n; i++) {
+		nnc_buf_printf(out, "\n%*s", 2 * level, "");
+		dump_stmt(&st[i], level, out);
+	}
+}
+
+/* One statement at nesting `level`, without its final newline. */
+static void dump_stmt(const nnc_stmt *s, int level, nnc_buf *out)
 {
 	switch (s->kind) {
+	case STMT_BLOCK:
+		nnc_buf_printf(out, "(block %s (", s->name);
+		for (int i = 0; i < s->nparams; i++) {
+			nnc_buf_puts(out, i ? " " : "");
+			if (s->params[i].name)
+				nnc_buf_printf(out, "%s: ", s->params[i].name);
+			dump_expr(s->params[i].value, out);
+		}
+		nnc_buf_puts(out, ")");
+		dump_body(s->body, s->nbody, level + 1, out);
+		nnc_buf_puts(out, ")");
+		return;
+	case STMT_LAYER:
+		nnc_buf_printf(out, "(layer %s ", s->name);
+		dump_expr(s->expr, out);
+		nnc_buf_puts(out, ")");
+		return;
+	case STMT_RETURN:
+		nnc_buf_puts(out, "(return ");
+		dump_expr(s->expr, out);
+		nnc_buf_puts(out, ")");
+		return;
+	case STMT_IF:
+	case STMT_REPEAT:
+		nnc_buf_puts(out, s->kind == STMT_IF ? "(if " : "(repeat ");
+		dump_expr(s->expr, out);
+		dump_body(s->body, s->nbody, level + 1, out);
+		if (s->else_body) {
+			nnc_buf_printf(out, "\n%*s else", 2 * level, "");
+			dump_body(s->else_body, s->nelse, level + 1, out);
+		}
+		nnc_buf_puts(out, ")");
+		return;
 	case STMT_MODEL:
-		nnc_buf_printf(out, "(model %s)\n", s->name);
+		nnc_buf_printf(out, "(model %s)", s->name);
 		return;
 	case STMT_INPUT:
 	case STMT_LABEL:
 		nnc_buf_printf(out, "(%s %s ", s->kind == STMT_INPUT ? "input" : "label", s->name);
 		dump_type(&s->type, out);
-		nnc_buf_puts(out, ")\n");
+		nnc_buf_puts(out, ")");
 		return;
 	case STMT_LET:
 		nnc_buf_printf(out, "(let %s ", s->name);
 		dump_expr(s->expr, out);
-		nnc_buf_puts(out, ")\n");
+		nnc_buf_puts(out, ")");
 		return;
 	case STMT_OUTPUT:
 	case STMT_LOSS:
@@ -227,7 +332,7 @@ static void dump_stmt(const nnc_stmt *s, nnc_buf *out)
 		nnc_buf_printf(out, "(%s ",
 			       s->kind == STMT_OUTPUT ? "output" : s->kind == STMT_LOSS ? "loss" : "optimizer");
 		dump_expr(s->expr, out);
-		nnc_buf_puts(out, ")\n");
+		nnc_buf_puts(out, ")");
 		return;
 	case STMT_TRAIN:
 		nnc_buf_puts(out, "(train");
@@ -235,7 +340,7 @@ static void dump_stmt(const nnc_stmt *s, nnc_buf *out)
 			nnc_buf_printf(out, "\n  %s: ", s->settings[i].name);
 			dump_expr(s->settings[i].value, out);
 		}
-		nnc_buf_puts(out, ")\n");
+		nnc_buf_puts(out, ")");
 		return;
 	}
 	nnc_unreachable();
@@ -243,6 +348,8 @@ static void dump_stmt(const nnc_stmt *s, nnc_buf *out)
 
 void nnc_ast_dump(const nnc_program *prog, nnc_buf *out)
 {
-	for (int i = 0; i < prog->nstmts; i++)
-		dump_stmt(&prog->stmts[i], out);
+	for (int i = 0; i < prog->nstmts; i++) {
+		dump_stmt(&prog->stmts[i], 0, out);
+		nnc_buf_puts(out, "\n");
+	}
 }

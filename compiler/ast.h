@@ -35,8 +35,10 @@ typedef enum nnc_ast_kind {
 	AST_STR,   /* str: contents with escapes already decoded */
 	AST_NAME,  /* str: the identifier */
 	AST_CALL,  /* str: callee name; args/nargs; callee_loc; piped */
-	AST_BINOP, /* op: '+', '-', '*', '/'; lhs, rhs */
+	AST_BINOP, /* op: '+', '-', '*', '/', or a comparison or logical op
+	            * (AST_OP_EQ ...: see nnc_ast_op_name); lhs, rhs */
 	AST_NEG,   /* lhs */
+	AST_NOT,   /* lhs: `!a`, a compile-time condition */
 	AST_LIST,  /* args/nargs, all positional: `[0, 1, "x"]` */
 } nnc_ast_kind;
 
@@ -46,7 +48,7 @@ struct nnc_ast {
 	double num;        /* AST_NUM */
 	bool is_int;       /* AST_NUM: written without '.' or exponent */
 	const char *str;   /* AST_STR, AST_NAME, AST_CALL */
-	char op;           /* AST_BINOP */
+	char op;           /* AST_BINOP: the character, or one of AST_OP_* */
 	bool piped;        /* AST_CALL: the first argument came from `|>` */
 	nnc_ast *lhs;      /* AST_BINOP, AST_NEG */
 	nnc_ast *rhs;      /* AST_BINOP */
@@ -54,6 +56,19 @@ struct nnc_ast {
 	int nargs;
 	nnc_loc callee_loc; /* AST_CALL: the callee name */
 };
+
+/* The two-character operators of AST_BINOP (the others are their own
+ * character: '+' '-' '*' '/' '<' '>'). */
+enum {
+	AST_OP_EQ = 'e', /* == */
+	AST_OP_NE = 'n', /* != */
+	AST_OP_LE = 'l', /* <= */
+	AST_OP_GE = 'g', /* >= */
+	AST_OP_AND = '&', /* && */
+	AST_OP_OR = '|',  /* || */
+};
+/* How op is written: "+", "==", "&&", ... */
+const char *nnc_ast_op_name(char op);
 
 /* A declared type: `f32[784]`, `f32[1, 28, 28]`, `class(10)`. */
 typedef enum nnc_type_kind {
@@ -77,18 +92,48 @@ typedef enum nnc_stmt_kind {
 	STMT_LOSS,      /* loss EXPR              : expr (a call) */
 	STMT_OPTIMIZER, /* optimizer EXPR         : expr (a call) */
 	STMT_TRAIN,     /* train { KEY: EXPR ... } : settings/nsettings */
+	STMT_BLOCK,     /* block NAME(PARAMS) { BODY } : name, params/nparams, body/nbody */
+	STMT_LAYER,     /* layer NAME = CALL      : name, expr (a layer instance to share) */
+	/* only in a block's body: */
+	STMT_RETURN,    /* return EXPR            : expr */
+	STMT_IF,        /* if EXPR { BODY } [else { ELSE }] : expr, body/nbody, else_body/nelse
+	                 * (`else if` is an else body holding one STMT_IF) */
+	STMT_REPEAT,    /* repeat EXPR { BODY }   : expr, body/nbody */
 } nnc_stmt_kind;
 
 typedef struct nnc_stmt {
 	nnc_stmt_kind kind;
 	nnc_loc loc;       /* the whole statement */
-	const char *name;  /* MODEL, INPUT, LABEL, LET */
+	const char *name;  /* MODEL, INPUT, LABEL, LET, BLOCK, LAYER */
 	nnc_loc name_loc;
-	nnc_type type;     /* INPUT, LABEL */
-	nnc_ast *expr;     /* LET, OUTPUT, LOSS, OPTIMIZER */
-	nnc_arg *settings; /* TRAIN: every entry is named */
-	int nsettings;
+	nnc_ast *expr;     /* LET, OUTPUT, LOSS, OPTIMIZER, LAYER, RETURN, IF, REPEAT */
+	/* which of these is valid depends on the kind (a union keeps a program
+	 * of many statements small) */
+	union {
+		nnc_type type; /* INPUT, LABEL */
+		struct {
+			struct nnc_stmt *body; /* BLOCK, IF (the then part), REPEAT */
+			int nbody;
+			struct nnc_stmt *else_body; /* IF */
+			int nelse;
+		};
+	};
+	union {
+		struct {
+			nnc_arg *settings; /* TRAIN: every entry is named */
+			int nsettings;
+		};
+		struct {
+			nnc_arg *params; /* BLOCK: a positional one is a parameter
+					  * without default (its value an AST_NAME), a
+					  * named one has its default as the value */
+			int nparams;
+		};
+	};
 } nnc_stmt;
+
+/* Whether statements of kind k have body/nbody (and else_body/nelse). */
+bool nnc_stmt_has_body(nnc_stmt_kind k);
 
 /* The program text, kept for diagnostics. */
 typedef struct nnc_source {

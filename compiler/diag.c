@@ -14,6 +14,11 @@
  * nnc_diag_too_many); a source line is found through an index built once per
  * file, so printing N diagnostics costs N lines, not N times the file; and
  * only a window of a very long line is shown around the caret.
+ *
+ * Errors inside a block's expansion carry notes naming the calls that led
+ * there (nnc_diag_push_context); they are printed after the error's own
+ * notes and hint, so they wait until the next diagnostic, push, pop or
+ * nnc_diag_flush.
  */
 #include "diag.h"
 
@@ -30,6 +35,18 @@ static int nerrors, nwarnings;
 static bool muted; /* over the error limit: print nothing until reset */
 static nnc_buf *capture;
 
+/* The block calls being expanded (innermost last), and how many of them the
+ * last error or warning still owes its notes for (they follow its own notes
+ * and hint, so they are printed at the next report, push, pop or flush). */
+static struct {
+	const nnc_source *src;
+	nnc_loc loc;
+	const char *what;
+} *ctx;
+static int nctx, capctx, owed;
+
+static void out(const char *fmt, ...) NNC_PRINTF(1, 2);
+
 /* Where every line of one source starts (index i: line i + 1). */
 static struct {
 	const char *text;
@@ -44,8 +61,58 @@ int nnc_diag_error_count(void) { return nerrors; }
 int nnc_diag_warning_count(void) { return nwarnings; }
 bool nnc_diag_too_many(void) { return muted; }
 
+static void report(const nnc_source *src, nnc_loc loc, const char *kind, const char *kcolor,
+		   const char *fmt, va_list ap);
+
+static void note_plain(const nnc_source *src, nnc_loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
+static void note_plain(const nnc_source *src, nnc_loc loc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report(src, loc, "note", "\033[1;36m", fmt, ap);
+	va_end(ap);
+}
+
+void nnc_diag_flush(void)
+{
+	int n = owed;
+	owed = 0;
+	/* a deep nesting is shown by its 8 innermost calls and the outermost */
+	for (int i = nctx - 1; i >= nctx - n && i >= 0 && !muted; i--) {
+		if (i == nctx - 9 && i > nctx - n) {
+			out("      (%d more calls)\n", i - (nctx - n));
+			i = nctx - n;
+		}
+		note_plain(ctx[i].src, ctx[i].loc, "%s", ctx[i].what);
+	}
+}
+
+void nnc_diag_push_context(const nnc_source *src, nnc_loc loc, const char *what)
+{
+	nnc_diag_flush();
+	if (nctx == capctx) {
+		capctx = capctx ? 2 * capctx : 16;
+		void *p = realloc(ctx, sizeof *ctx * (size_t)capctx);
+		if (!p)
+			nnc_internal_error(__FILE__, __LINE__, "out of memory");
+		ctx = p;
+	}
+	ctx[nctx].src = src;
+	ctx[nctx].loc = loc;
+	ctx[nctx].what = what;
+	nctx++;
+}
+
+void nnc_diag_pop_context(void)
+{
+	nnc_diag_flush();
+	NNC_ASSERT(nctx > 0);
+	nctx--;
+}
+
 void nnc_diag_reset(void)
 {
+	nctx = owed = 0;
 	nerrors = nwarnings = 0;
 	muted = false;
 	lines.text = NULL; /* the next source may reuse the last one's memory */
@@ -266,16 +333,19 @@ static bool count_error(const char *path)
 
 void nnc_error(const nnc_source *src, nnc_loc loc, const char *fmt, ...)
 {
+	nnc_diag_flush();
 	if (!count_error(src ? src->path : NULL))
 		return;
 	va_list ap;
 	va_start(ap, fmt);
 	report(src, loc, "error", "\033[1;31m", fmt, ap);
 	va_end(ap);
+	owed = nctx;
 }
 
 void nnc_warning(const nnc_source *src, nnc_loc loc, const char *fmt, ...)
 {
+	nnc_diag_flush();
 	nwarnings++;
 	if (muted)
 		return;
@@ -283,6 +353,7 @@ void nnc_warning(const nnc_source *src, nnc_loc loc, const char *fmt, ...)
 	va_start(ap, fmt);
 	report(src, loc, "warning", "\033[1;35m", fmt, ap);
 	va_end(ap);
+	owed = nctx;
 }
 
 void nnc_note(const nnc_source *src, nnc_loc loc, const char *fmt, ...)
@@ -309,6 +380,7 @@ void nnc_hint(const char *fmt, ...)
 
 void nnc_error_plain(const char *fmt, ...)
 {
+	nnc_diag_flush();
 	if (!count_error(NULL))
 		return;
 	va_list ap;

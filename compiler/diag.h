@@ -45,6 +45,20 @@ void nnc_hint(const char *fmt, ...) NNC_PRINTF(1, 2);
 /* An error not tied to a place in the source (e.g. cannot open the file). */
 void nnc_error_plain(const char *fmt, ...) NNC_PRINTF(1, 2);
 
+/*
+ * Where the checks are: inside the expansion of a block called at `loc`.
+ * While contexts are pushed, every error and warning is followed (after
+ * its own notes and hint) by one note per context, innermost first:
+ *
+ *     FILE:21:9: note: in block 'residual' called here
+ *
+ * `what` is the note's text.  Pops match pushes; nnc_diag_flush prints
+ * what an error still owes before output is read.
+ */
+void nnc_diag_push_context(const nnc_source *src, nnc_loc loc, const char *what);
+void nnc_diag_pop_context(void);
+void nnc_diag_flush(void);
+
 /* Closest of `choices` (NULL-terminated) to `word` by edit distance, or NULL
  * if none is close enough to suggest. */
 const char *nnc_suggest(const char *word, const char *const *choices);

@@ -14,6 +14,7 @@ void nnc_default_inits(ir_graph *g)
 	/* the readers of every node, counted in one pass */
 	int *users = nnc_alloc(sizeof(int) * (size_t)g->n);
 	bool *not_he = nnc_alloc((size_t)g->n); /* some reader does not want He */
+	bool *seen = nnc_alloc((size_t)g->nparams + 1); /* a weight's default was chosen once */
 	for (int j = 0; j < g->n; j++) {
 		const ir_node *u = &g->nodes[j];
 		bool he = ir_op_act(u->op) != ACT_NONE && ir_act_get(ir_op_act(u->op))->init == NNRT_INIT_HE_UNIFORM;
@@ -26,9 +27,13 @@ void nnc_default_inits(ir_graph *g)
 		ir_node *n = &g->nodes[i];
 		if (n->dead || (n->op != IR_DENSE && n->op != IR_CONV2D))
 			continue;
-		ir_param *w = &g->params[g->nodes[n->in[1]].param];
+		int pi = g->nodes[n->in[1]].param;
+		ir_param *w = &g->params[pi];
 		if (w->init_set)
 			continue;
-		w->init = users[i] && !not_he[i] ? NNRT_INIT_HE_UNIFORM : NNRT_INIT_GLOROT_UNIFORM;
+		/* a shared layer's weight: He only if every use asks for it */
+		bool he = users[i] && !not_he[i] && (!seen[pi] || w->init == NNRT_INIT_HE_UNIFORM);
+		w->init = he ? NNRT_INIT_HE_UNIFORM : NNRT_INIT_GLOROT_UNIFORM;
+		seen[pi] = true;
 	}
 }

@@ -26,13 +26,50 @@ typedef struct val {
 	nnc_loc loc;
 } val;
 
+struct shared_layer;
+
 typedef struct binding {
 	const char *name;
 	nnc_loc loc;
 	int node;    /* -1 when its definition had an error */
 	bool used;
 	bool is_let; /* NAME = EXPR (not input or label) */
+	/* in a block's body, a compile-time value instead of a node: an
+	 * AST_NUM, AST_STR, AST_NAME (a bare word such as relu) or AST_LIST of
+	 * them (node is -1) */
+	const nnc_ast *lit;
+	struct shared_layer *layer; /* `layer NAME = CALL`: node is -1 */
 } binding;
+
+/* `layer enc = dense(64)`: one layer instance, applied by `x |> enc`
+ * wherever it is used; its parameters are made at the first use (their
+ * shapes depend on its input) and reused by the others. */
+typedef struct shared_layer {
+	const nnc_ast *call; /* the layer call as written, without its input */
+	const char *name;    /* the layer's full name: its parameters' prefix */
+	int *params;         /* the PARAM nodes, in the order the builder makes them */
+	int nparams, cap;
+	int next;            /* while a later use is built: the next one to reuse */
+	bool built, failed;
+	nnc_loc first_use;
+	int first_input;     /* the input node of the first use */
+	const nnc_ast *use;  /* the call being built, and its input: */
+	val input;
+} shared_layer;
+
+/* Layer names in one scope: the file, or one block instance. */
+typedef struct name_count {
+	const char *kind;
+	int n;
+} name_count;
+
+typedef struct layer_scope {
+	const char *prefix; /* "" at the top level, "stage1.residual2." in a block instance */
+	name_count *counts; /* how many layers of each kind were named in it */
+	int ncounts, cap;
+} layer_scope;
+
+typedef struct block_def block_def;
 
 typedef struct sema {
 	ir_graph *g;
@@ -43,8 +80,19 @@ typedef struct sema {
 	int *table;    /* hash table of names: index + 1 into names, 0 = free */
 	int tsize;     /* a power of two, at least twice nnames */
 	const nnc_stmt *defining; /* the NAME = EXPR being evaluated */
-	int ndense;
-	int nconv_weights; /* parameters named conv*.weight so far */
+	int nconv_weights; /* top-level parameters named conv*.weight so far */
+	layer_scope *lscope; /* where layers are named now */
+	shared_layer *share; /* the shared layer being applied, or NULL */
+	/* blocks (sema.c): their definitions, sorted by name; the expansion in
+	 * progress (depth, statements run, its top-level call) */
+	block_def *blocks;
+	int nblocks;
+	int depth;
+	long steps;
+	nnc_loc site; /* the top-level call of the expansion, where its parameters are reported */
+	val ret;      /* the value a block's `return` gave; V_ERROR before */
+	int first_node; /* the first node of the call being expanded (it names only its own) */
+	bool returned;
 	const nnc_stmt *loss_stmt, *opt_stmt, *train_stmt, *model_stmt, *output_stmt;
 	int errors0;   /* errors reported before this program's checks */
 	bool label_ok; /* evaluating the loss's target, where the label belongs */
@@ -81,6 +129,19 @@ bool sema_size_ok(sema *s, nnc_loc loc, const char *what, int rank, const int64_
 bool sema_arg_str(sema *s, const nnc_arg *a, const char *what, const char **out);
 bool sema_arg_bool(sema *s, const nnc_arg *a, const char *what, bool *out);
 val sema_tensor_arg(sema *s, const nnc_ast *call, int k, const char *what);
+/* The full name of a layer of `kind` ("dense", "conv", ...) built now:
+ * `name` (from its name: option) or kind + the count of that kind in the
+ * scope, after the scope's prefix ("residual2.conv1").  Every builder of a
+ * layer with parameters names it here. */
+const char *sema_layer_name(sema *s, const char *kind, const char *name);
+/* While a shared layer is applied again: its next parameter, checked to have
+ * the shape dims (-1 after an error); else -2: make a new one and give it to
+ * sema_param_made. */
+int sema_shared_param(sema *s, int rank, const int64_t *dims);
+void sema_param_made(sema *s, int node);
+/* A call of a user-defined block or a shared layer: *out is its value and
+ * true is returned; false if `call` is neither. */
+bool sema_eval_user_call(sema *s, const nnc_ast **call, val *out);
 
 /* ---- layers (sema_layers.c) ---- */
 int sema_relayout(sema *s, int node, ir_layout want);

@@ -60,14 +60,20 @@ static int add_param(sema *s, const char *name, int rank, const int64_t *dims, i
 		     bool init_set, double fan_in, double fan_out, nnc_loc loc)
 {
 	ir_graph *g = s->g;
+	int shared = sema_shared_param(s, rank, dims); /* a shared layer's again */
+	if (shared != -2)
+		return shared;
 	int id = sema_add_node(s, IR_PARAM, 0, NULL, loc);
+	sema_param_made(s, id);
 	ir_node *n = &g->nodes[id];
 	ir_set_shape(n, false, rank, dims);
 	n->name = name;
 	n->param = g->nparams;
 	ir_param *p = ir_table_add(&g->params, &g->nparams, &g->param_floats, n, id);
 	/* counted here, not by a scan of all parameters per layer */
-	s->nconv_weights += strstr(name, "conv") == name && strstr(name, ".weight") != NULL;
+	s->nconv_weights += !s->depth && strstr(name, "conv") == name && strstr(name, ".weight") != NULL;
+	if (s->depth) /* in a block: reported at the call that made it */
+		loc = s->site;
 	p->init = init;
 	p->init_arg = init_arg;
 	p->init_set = init_set;
@@ -137,18 +143,18 @@ static val eval_dense(sema *s, const nnc_ast *call, ir_op op)
 			  ir_shape_str(xn));
 		return sema_verr(call->loc);
 	}
-	s->ndense++;
-	if (!wo.name)
-		wo.name = nnc_sprintf("dense%d", s->ndense);
+	wo.name = sema_layer_name(s, "dense", wo.name);
 	int64_t in = xn->size;
 	int64_t wd[2] = {in, units}, bd[1] = {units};
 	if (!sema_size_ok(s, call->loc, "the weight of this layer", 2, wd))
 		return sema_verr(call->loc);
 	int w = add_param(s, nnc_sprintf("%s.weight", wo.name), 2, wd, wo.winit, wo.warg, wo.wset, (double)in, (double)units,
 			  call->loc);
-	int b = wo.has_bias ? add_param(s, nnc_sprintf("%s.bias", wo.name), 1, bd, wo.binit, wo.barg, wo.bset, (double)in,
-				     (double)units, call->loc)
-			 : -1;
+	int b = wo.has_bias && w >= 0 ? add_param(s, nnc_sprintf("%s.bias", wo.name), 1, bd, wo.binit, wo.barg, wo.bset,
+						  (double)in, (double)units, call->loc)
+				      : -1;
+	if (w < 0 || (wo.has_bias && b < 0))
+		return sema_verr(call->loc);
 	if (!wo.has_bias) {
 		/* DENSE with two operands has no bias */
 		int ins[2] = {x.node, w};
@@ -336,9 +342,7 @@ static val eval_conv(sema *s, const nnc_ast *call, ir_op op)
 		nnc_error(s->src, sema_find_named(call, "pad")->value->loc, "the padding must be smaller than the kernel");
 		return sema_verr(call->loc);
 	}
-	int nconv = 1 + s->nconv_weights;
-	if (!wo.name)
-		wo.name = nnc_sprintf("conv%d", nconv);
+	wo.name = sema_layer_name(s, "conv", wo.name);
 	int64_t wd[4] = {filters, C, k[0], k[1]}, bd[1] = {filters};
 	int64_t od[3] = {filters, (H + 2 * pd[0] - k[0]) / st[0] + 1, (W + 2 * pd[1] - k[1]) / st[1] + 1};
 	if (!sema_size_ok(s, call->loc, "the weight of this layer", 4, wd) ||
@@ -349,10 +353,12 @@ static val eval_conv(sema *s, const nnc_ast *call, ir_op op)
 	int w = add_param(s, nnc_sprintf("%s.weight", wo.name), 4, wd, wo.winit, wo.warg, wo.wset, fan_in, fan_out, call->loc);
 	int ins[3] = {xin, w, -1};
 	int nin = 2;
-	if (wo.has_bias) {
+	if (wo.has_bias && w >= 0) {
 		ins[2] = add_param(s, nnc_sprintf("%s.bias", wo.name), 1, bd, wo.binit, wo.barg, wo.bset, fan_in, fan_out, call->loc);
 		nin = 3;
 	}
+	if (w < 0 || (nin == 3 && ins[2] < 0))
+		return sema_verr(call->loc);
 	int id = sema_add_node(s, op, nin, ins, call->loc);
 	int64_t at[6] = {k[0], k[1], st[0], st[1], pd[0], pd[1]};
 	memcpy(s->g->nodes[id].ia, at, sizeof at);
@@ -459,6 +465,9 @@ _Static_assert(sizeof layers / sizeof layers[0] + IR_NUM_ACTS == sizeof sema_bui
  * misplaced loss, optimizer or data source (reported as such). */
 val sema_eval_call(sema *s, const nnc_ast *call)
 {
+	val user;
+	if (sema_eval_user_call(s, &call, &user)) /* a block or a shared layer */
+		return user;
 	const char *f = call->str;
 	for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
 		if (!strcmp(f, layers[i].name))

@@ -67,6 +67,12 @@ typedef struct nnc_arglist {
 	int n, cap;
 } nnc_arglist;
 
+/* A growing list of statements: a block's body. */
+typedef struct nnc_stmtlist {
+	nnc_stmt *v;
+	int n, cap;
+} nnc_stmtlist;
+
 /* State shared by the scanner and the parser for one nnc_parse() call. */
 typedef struct nnc_parser {
 	const nnc_source *src;
@@ -118,6 +124,12 @@ int yylex(YYSTYPE *lval, YYLTYPE *lloc, yyscan_t scanner);
 #define NNC_KEYWORDS(X) \
 	X("model", TOK_MODEL) X("input", TOK_INPUT) X("label", TOK_LABEL) X("output", TOK_OUTPUT) \
 	X("loss", TOK_LOSS) X("optimizer", TOK_OPTIMIZER) X("train", TOK_TRAIN)
+
+/* Contextual keywords: the scanner makes these words keywords only where a
+ * statement starts (`else` after a '}'), so values keep every name. */
+#define NNC_CONTEXT_KEYWORDS(X) \
+	X("block", TOK_BLOCK) X("layer", TOK_LAYER) X("return", TOK_RETURN) X("if", TOK_IF) \
+	X("else", TOK_ELSE) X("repeat", TOK_REPEAT)
 }
 
 %code {
@@ -168,6 +180,50 @@ static nnc_ast *new_call(nnc_loc loc, const char *f, nnc_loc f_loc, nnc_ast *lhs
 	for (int i = 0; args && i < args->n; i++)
 		e->args[e->nargs++] = args->v[i];
 	return e;
+}
+
+static nnc_stmtlist *stmtlist_push(nnc_stmtlist *l, const nnc_stmt *s)
+{
+	if (!l)
+		l = nnc_alloc(sizeof *l);
+	if (!s)
+		return l;
+	if (l->n == l->cap) {
+		int cap = l->cap ? l->cap * 2 : 8;
+		l->v = nnc_realloc_array(l->v, (size_t)l->n, (size_t)cap, sizeof *l->v);
+		l->cap = cap;
+	}
+	l->v[l->n++] = *s;
+	return l;
+}
+
+static nnc_ast *new_binop(nnc_loc loc, char op, nnc_ast *lhs, nnc_ast *rhs)
+{
+	nnc_ast *e = new_node(AST_BINOP, loc);
+	e->op = op;
+	e->lhs = lhs;
+	e->rhs = rhs;
+	return e;
+}
+
+/* block NAME(PARAMS): a parameter is a name, or `name: default`. */
+static nnc_stmt *new_block(nnc_parser *ps, nnc_loc loc, const char *name, nnc_loc name_loc,
+			   const nnc_arglist *params, const nnc_stmtlist *body)
+{
+	nnc_stmt *s = new_stmt(STMT_BLOCK, loc);
+	s->name = name;
+	s->name_loc = name_loc;
+	s->params = params ? params->v : NULL;
+	s->nparams = params ? params->n : 0;
+	s->body = body ? body->v : NULL;
+	s->nbody = body ? body->n : 0;
+	for (int i = 0; i < s->nparams; i++)
+		if (!s->params[i].name && s->params[i].value->kind != AST_NAME) {
+			nnc_error(ps->src, s->params[i].value->loc,
+				  "a block's parameter is a name, or 'name: default'");
+			return NULL;
+		}
+	return s;
 }
 
 static void push_stmt(nnc_parser *ps, const nnc_stmt *s)
@@ -245,6 +301,7 @@ static bool check_tensor_name(nnc_parser *ps, const char *name, nnc_loc name_loc
 	nnc_type type;
 	nnc_stmt *stmt;
 	nnc_arg arg;
+	nnc_stmtlist *body;
 }
 
 /* The order of declaration is the order in which expected tokens are
@@ -261,10 +318,23 @@ static bool check_tensor_name(nnc_parser *ps, const char *name, nnc_loc name_loc
 %token LOSS "loss"
 %token OPTIMIZER "optimizer"
 %token TRAIN "train"
-%token ',' ')' ']' '}' ':' '=' ';'
+%token BLOCK "block"
+%token LAYER "layer"
+%token RETURN "return"
+%token IF "if"
+%token ELSE "else"
+%token REPEAT "repeat"
+%token EQ "=="
+%token NE "!="
+%token LE "<="
+%token GE ">="
+%token AND "&&"
+%token OR "||"
+%token ',' ')' ']' '}' ':' '=' ';' '<' '>' '!'
 
-%type <stmt> stmt
-%type <ast> expr sum term unary primary
+%type <stmt> stmt bstmt if_stmt
+%type <ast> expr disj conj neg cmp sum term unary primary
+%type <body> body bseq blines
 %type <list> args arglist elems elemlist items block
 %type <type> type dims
 %type <num> dim
@@ -325,6 +395,13 @@ stmt:
 		$$->settings = $3 ? $3->v : NULL;
 		$$->nsettings = $3 ? $3->n : 0;
 	}
+|	BLOCK IDENT '(' args ')' body	{ $$ = new_block(ps, @$, $2, @2, $4, $6); }
+|	LAYER IDENT '=' expr {
+		$$ = new_stmt(STMT_LAYER, @$);
+		$$->name = $2;
+		$$->name_loc = @2;
+		$$->expr = $4;
+	}
 |	IDENT block {
 		/* most likely a misspelt 'train': check the block anyway */
 		nnc_error(ps->src, @1, "unknown statement '%s'", $1);
@@ -347,6 +424,80 @@ block:
 ;
 
 opt_newline: %empty | NEWLINE ;
+
+/* The { } of a block, an if or a repeat: statements, one a line; the last
+ * one may end at the '}' (`if c { s = x }`). */
+body:
+	'{' bseq '}'			{ $$ = $2; }
+;
+
+bseq:
+	blines
+|	blines bstmt			{ $$ = stmtlist_push($1, $2); }
+;
+
+blines:
+	%empty				{ $$ = stmtlist_push(NULL, NULL); }
+|	blines NEWLINE			{ $$ = $1; }
+|	blines bstmt NEWLINE		{ $$ = stmtlist_push($1, $2); }
+|	blines bstmt ';'		{ $$ = stmtlist_push($1, $2); }
+|	blines error NEWLINE {
+		yyerrok;
+		ps->recovering = false;
+		$$ = $1;
+	}
+;
+
+bstmt:
+	IDENT '=' expr {
+		$$ = new_stmt(STMT_LET, @$);
+		$$->name = $1;
+		$$->name_loc = @1;
+		$$->expr = $3;
+	}
+|	LAYER IDENT '=' expr {
+		$$ = new_stmt(STMT_LAYER, @$);
+		$$->name = $2;
+		$$->name_loc = @2;
+		$$->expr = $4;
+	}
+|	RETURN expr {
+		$$ = new_stmt(STMT_RETURN, @$);
+		$$->expr = $2;
+	}
+|	if_stmt
+|	REPEAT expr body {
+		$$ = new_stmt(STMT_REPEAT, @$);
+		$$->expr = $2;
+		$$->body = $3->v;
+		$$->nbody = $3->n;
+	}
+;
+
+if_stmt:
+	IF expr body {
+		$$ = new_stmt(STMT_IF, @$);
+		$$->expr = $2;
+		$$->body = $3->v;
+		$$->nbody = $3->n;
+	}
+|	IF expr body ELSE body {
+		$$ = new_stmt(STMT_IF, @$);
+		$$->expr = $2;
+		$$->body = $3->v;
+		$$->nbody = $3->n;
+		$$->else_body = $5->v;
+		$$->nelse = $5->n;
+	}
+|	IF expr body ELSE if_stmt {
+		$$ = new_stmt(STMT_IF, @$);
+		$$->expr = $2;
+		$$->body = $3->v;
+		$$->nbody = $3->n;
+		$$->else_body = $5;
+		$$->nelse = 1;
+	}
+;
 
 /* The settings of a train block, separated by newlines, commas, or just
  * spaces (`batch: 64  epochs: 5`: a setting's value cannot continue with a
@@ -432,9 +583,39 @@ dim:
 
 /* Lowest precedence: `a |> f(args)` and `a |> f`, left-associative. */
 expr:
-	sum
+	disj
 |	expr PIPE IDENT				{ $$ = new_call(@$, $3, @3, $1, NULL); }
 |	expr PIPE IDENT '(' args ')'		{ $$ = new_call(@$, $3, @3, $1, $5); }
+;
+
+/* Conditions, computed at compile time: a || b, a && b, !a, and one
+ * comparison (a < b < c is not one). */
+disj:
+	conj
+|	disj OR conj			{ $$ = new_binop(@$, AST_OP_OR, $1, $3); }
+;
+
+conj:
+	neg
+|	conj AND neg			{ $$ = new_binop(@$, AST_OP_AND, $1, $3); }
+;
+
+neg:
+	cmp
+|	'!' neg {
+		$$ = new_node(AST_NOT, @$);
+		$$->lhs = $2;
+	}
+;
+
+cmp:
+	sum
+|	sum EQ sum			{ $$ = new_binop(@$, AST_OP_EQ, $1, $3); }
+|	sum NE sum			{ $$ = new_binop(@$, AST_OP_NE, $1, $3); }
+|	sum '<' sum			{ $$ = new_binop(@$, '<', $1, $3); }
+|	sum LE sum			{ $$ = new_binop(@$, AST_OP_LE, $1, $3); }
+|	sum '>' sum			{ $$ = new_binop(@$, '>', $1, $3); }
+|	sum GE sum			{ $$ = new_binop(@$, AST_OP_GE, $1, $3); }
 ;
 
 sum:
@@ -532,12 +713,17 @@ elemlist:
 
 static bool is_keyword(yysymbol_kind_t s)
 {
-	return s >= YYSYMBOL_MODEL && s <= YYSYMBOL_TRAIN;
+	return s >= YYSYMBOL_MODEL && s <= YYSYMBOL_REPEAT;
+}
+
+static bool is_context_keyword(yysymbol_kind_t s)
+{
+	return s >= YYSYMBOL_BLOCK && s <= YYSYMBOL_REPEAT;
 }
 
 static const char *const keyword_names[] = {
 #define KEYWORD(name, tok) name,
-	NNC_KEYWORDS(KEYWORD)
+	NNC_KEYWORDS(KEYWORD) NNC_CONTEXT_KEYWORDS(KEYWORD)
 #undef KEYWORD
 	NULL,
 };
@@ -554,7 +740,8 @@ static bool starts_expr(yysymbol_kind_t s)
 static bool is_binop(yysymbol_kind_t s)
 {
 	return s == YYSYMBOL_PIPE || s == YYTRANSLATE('+') || s == YYTRANSLATE('-') || s == YYTRANSLATE('*') ||
-	       s == YYTRANSLATE('/');
+	       s == YYTRANSLATE('/') || s == YYSYMBOL_EQ || s == YYSYMBOL_NE || s == YYSYMBOL_LE || s == YYSYMBOL_GE ||
+	       s == YYTRANSLATE('<') || s == YYTRANSLATE('>') || s == YYSYMBOL_AND || s == YYSYMBOL_OR;
 }
 
 /* The lookahead token as the message names it: "identifier 'x'". */
@@ -651,7 +838,8 @@ static void describe_error(const yypcontext_t *ctx, const nnc_parser *ps, syntax
 
 	e->open = ps->nopen ? &ps->open[ps->nopen - 1] : NULL;
 	e->later_line = e->la == YYSYMBOL_YYEOF || (e->open && e->loc.line > e->open->loc.line);
-	e->stmt_in_block = e->open && e->open->c == '{' && is_keyword(e->la) && ps->tok_first_on_line &&
+	e->stmt_in_block = e->open && e->open->c == '{' && is_keyword(e->la) && !is_context_keyword(e->la) &&
+			   ps->tok_first_on_line &&
 			   !ps->tok_before_colon;
 }
 
@@ -680,7 +868,7 @@ static void print_message(const nnc_parser *ps, const syntax_error *e)
 				 (e->has[YYSYMBOL_NEWLINE] || e->has[YYTRANSLATE(',')] || e->has[YYTRANSLATE(')')] ||
 				  e->has[YYTRANSLATE(']')] || e->has[YYTRANSLATE('}')]);
 		for (int s = 0; s < YYNTOKENS; s++) {
-			if (!e->has[s] || (e->want_expr && starts_expr(s)) || is_binop(s))
+			if (!e->has[s] || (e->want_expr && (starts_expr(s) || s == YYTRANSLATE('!'))) || is_binop(s))
 				continue;
 			if (s == YYTRANSLATE(';') && e->has[YYSYMBOL_NEWLINE])
 				continue;
@@ -718,7 +906,11 @@ static void print_hints(const nnc_parser *ps, const syntax_error *e)
 	const char *suggestion = e->bad_start && ps->prev_text ? nnc_suggest(ps->prev_text, keyword_names) : NULL;
 	if (e->stmt_in_block)
 		nnc_hint("a '}' is missing before this statement");
-	else if (is_keyword(e->la) && (e->want_expr || e->has[YYSYMBOL_IDENT]))
+	else if (e->la == YYSYMBOL_ELSE && !e->has[YYSYMBOL_ELSE])
+		nnc_hint("'else' follows the '}' of its 'if' on the same line: '} else {'");
+	else if (is_context_keyword(e->la) && e->la != YYSYMBOL_LAYER && e->la != YYSYMBOL_BLOCK && e->want_stmt)
+		nnc_hint("'%s' is only allowed inside a block's body", yysymbol_name(e->la));
+	else if (is_keyword(e->la) && !is_context_keyword(e->la) && (e->want_expr || e->has[YYSYMBOL_IDENT]))
 		nnc_hint("'%s' is a reserved keyword and cannot be used as a name", yysymbol_name(e->la));
 	else if (e->la == YYTRANSLATE('=') && is_keyword(e->prev))
 		nnc_hint("'%s' is a reserved keyword and cannot be used as a name", yysymbol_name(e->prev));
@@ -749,7 +941,9 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, nnc_
 
 	syntax_error e = {0};
 	describe_error(ctx, ps, &e);
-	if (ps->block_broken && (e.orphan_setting || (e.want_stmt && e.la == YYTRANSLATE('}')) ||
+	/* (a broken block's body: its return, if, repeat lines too) */
+	if (ps->block_broken && (e.orphan_setting ||
+				 (e.want_stmt && (e.la == YYTRANSLATE('}') || is_context_keyword(e.la))) ||
 				 e.loc.line == ps->block_broken_line))
 		return 0;
 	/* after a setting outside a block, a 'train' without its '{' or an

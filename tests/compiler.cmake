@@ -21,3 +21,10 @@ target_link_options(test_conv PRIVATE -rdynamic)
 # The runtime structs as the code generator describes them to LLVM
 # (cg_abi.h) against nnrt.h's C layout, field by field by name.
 nnc_add_test(test_abi SOURCES test_abi.c LIBS nnccore)
+
+# Blocks and shared layers through the JIT: a block net equals the net
+# written out, names by call site, a shared layer's summed gradients.
+# The last test compiles and runs a program with the nnc command.
+nnc_add_test(test_blocks SOURCES test_blocks.c jit_harness.c sh_harness.c LIBS nnccore nnrt TIMEOUT 600)
+target_link_options(test_blocks PRIVATE -rdynamic)
+add_dependencies(test_blocks nnc nnrt)

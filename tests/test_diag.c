@@ -42,6 +42,8 @@
 /* An image model: input [1, 8, 8], line 4 is the network. */
 #define IMG MODEL "input x : f32[1, 8, 8]\n" LABEL
 #define IMGTAIL LOSS OPT "train { data: idx(\"i.gz\", \"l.gz\") }\n"
+/* A block taking the units and an activation, lines 4-6. */
+#define BLOCK_R "block r(x, units, act: relu) {\n  return x |> dense(units) |> act\n}\n"
 /* A regression model: label f32[1]. */
 #define REG MODEL INPUT "label y : f32[1]\n"
 
@@ -60,7 +62,7 @@ static const diag_case cases[] = {
 	/* ---- the scanner ---- */
 	{"unknown character", HEAD "logits = x |> dense(2) @ 2\n" TAIL, 1,
 	 F ":4:24: error: unexpected character '@'",
-	 "hint: the symbols of .nn are = : , ; ( ) [ ] { } + - * / |> and # for a comment"},
+	 "hint: the symbols of .nn are = : , ; ( ) [ ] { } + - * / |> == != < <= > >= && || ! and # for a comment"},
 	{"'|' for '|>'", HEAD "logits = x | dense(2)\n" TAIL, 1, F ":4:12: error: unexpected character '|'",
 	 "hint: the pipe operator is written '|>'"},
 	{"malformed number", HEAD NET LOSS "optimizer sgd(lr: 0.1.2)\n" TRAIN, 1,
@@ -318,6 +320,70 @@ static const diag_case cases[] = {
 	{"two inputs", HEAD "input z : f32[2]\n" NET TAIL, 1, F ":4:1: error: only one 'input' is supported", NULL},
 	{"an input of class type", MODEL "input x : class(3)\n" LABEL NET TAIL, 1,
 	 F ":2:11: error: an input must be a tensor type like f32[784], not class(...)", NULL},
+	/* ---- blocks and shared layers (lines 4-6: block r) ---- */
+	{"a block call missing an argument", HEAD BLOCK_R "logits = x |> r() |> dense(2)\n" TAIL, 1,
+	 F ":7:10: error: block 'r' needs a value for its parameter 'units'",
+	 "hint: 'r' is defined as r(x, units, act: relu)"},
+	{"a block call with an unknown argument", HEAD BLOCK_R "logits = x |> r(8, unit: 3) |> dense(2)\n" TAIL, 1,
+	 F ":7:20: error: block 'r' has no parameter 'unit'",
+	 "hint: did you mean 'units'? ('r' is defined as r(x, units, act: relu))"},
+	{"a block argument given twice", HEAD BLOCK_R "logits = x |> r(8, units: 3) |> dense(2)\n" TAIL, 1,
+	 F ":7:20: error: parameter 'units' of block 'r' is given twice", F ":7:17: note: first given here"},
+	{"too many block arguments: one error", HEAD BLOCK_R "logits = x |> r(8, 3, 4, 5) |> dense(2)\n" TAIL, 1,
+	 F ":7:23: error: too many arguments to block 'r' (it takes 3)", NULL},
+	{"a bad word argument: the error in the block, a note at the call",
+	 HEAD BLOCK_R "logits = x |> r(8, act: rleu) |> dense(2)\n" TAIL, 1,
+	 F ":5:31: error: unknown layer or function 'rleu'", F ":7:15: note: in block 'r' called here"},
+	{"recursion through another block",
+	 HEAD "block a(x) {\n  return x |> b\n}\nblock b(x) {\n  return x |> a\n}\nlogits = x |> a |> dense(2)\n" TAIL, 1,
+	 F ":8:15: error: block 'a' is recursive: a -> b -> a",
+	 "hint: blocks are expanded where they are called, so a block cannot call itself; repeat a part with 'repeat N { "
+	 "... }'"},
+	{"direct recursion", HEAD "block a(x) {\n  return x |> a |> relu\n}\nlogits = x |> a |> dense(2)\n" TAIL, 1,
+	 F ":5:15: error: block 'a' is recursive: a -> a", NULL},
+	{"a tensor in a condition",
+	 HEAD "block a(x) {\n  h = x |> dense(3)\n  if h > 0 { h = h |> relu }\n  return h\n}\nlogits = x |> a |> dense(2)\n"
+	 TAIL, 1,
+	 F ":6:6: error: '>' is computed when the program is compiled: it needs two numbers, not a tensor and a number",
+	 "hint: a condition can test a block's arguments, not the values of a tensor"},
+	{"a block without return", HEAD "block a(x) {\n  h = x |> dense(3)\n}\nlogits = x |> a |> dense(2)\n" TAIL, 1,
+	 F ":4:7: error: block 'a' ends without returning a value", F ":7:15: note: in block 'a' called here"},
+	{"a block returning a number", HEAD "block a(x, n) {\n  return n\n}\nlogits = x |> a(3) |> dense(2)\n" TAIL, 1,
+	 F ":5:10: error: a block returns a tensor, not a number", F ":7:15: note: in block 'a' called here"},
+	{"a negative repeat count",
+	 HEAD "block a(x, n) {\n  repeat n { x = x |> relu }\n  return x\n}\nlogits = x |> a(-1) |> dense(2)\n" TAIL, 1,
+	 F ":5:10: error: the count of 'repeat' must be a whole number from 0 to 10000, not -1",
+	 F ":8:15: note: in block 'a' called here"},
+	{"a block named like a layer", HEAD "block dense(x) {\n  return x\n}\n" NET TAIL, 1,
+	 F ":4:7: error: 'dense' is a built-in name; a block needs another", NULL},
+	{"a parameter twice: the block's calls say nothing more",
+	 HEAD "block a(x, x) {\n  return x\n}\nlogits = x |> a(1) |> dense(2)\n" TAIL, 1,
+	 F ":4:12: error: parameter 'x' appears twice", NULL},
+	{"'if' outside a block", HEAD NET "if 1 { h = x }\n" TAIL, 1,
+	 F ":5:1: error: unexpected keyword 'if', expected a statement", "hint: 'if' is only allowed inside a block's body"},
+	{"'else' on the line after the '}'",
+	 HEAD "block a(x) {\n  if 1 { h = x }\n  else { h = x }\n  return h\n}\nlogits = x |> a |> dense(2)\n" TAIL, 1,
+	 F ":6:3: error: unexpected keyword 'else'", "hint: 'else' follows the '}' of its 'if' on the same line: '} else {'"},
+	{"a shared layer applied to inputs of different sizes",
+	 HEAD "layer enc = dense(3)\nh = x |> enc\nlogits = (h |> enc) + (x |> enc) |> dense(2)\n" TAIL, 1,
+	 F ":6:11: error: shared layer 'enc' is applied to inputs of different shapes: [n, 3] here, [n, 2] at its first "
+	 "use",
+	 F ":5:5: note: its first use, which made 'enc.weight' [2, 3]"},
+	{"a shared conv2d on another number of channels",
+	 IMG "layer c = conv2d(2, 3)\nh = x |> c\nlogits = (h |> c) |> flatten |> dense(2)\n" IMGTAIL, 1,
+	 F ":6:11: error: shared layer 'c' is applied to inputs of different shapes: [n, 2, 6, 6] here, [n, 1, 8, 8] at "
+	 "its first use",
+	 F ":5:5: note: its first use, which made 'c.weight' [2, 1, 3, 3]"},
+	{"a tensor in a block's list argument", HEAD BLOCK_R "logits = x |> r(2, act: [x]) |> dense(2)\n" TAIL, 1,
+	 F ":7:26: error: a list holds numbers, strings or words, not a tensor", NULL},
+	{"a shared layer given arguments where it is used", HEAD "layer enc = dense(3)\nlogits = x |> enc(2)\n" TAIL, 1,
+	 F ":5:10: error: 'enc' is a shared layer: apply it to one value and nothing else, as in 'x |> enc'",
+	 "hint: its options are given where it is defined"},
+	{"a shared layer used as a value", HEAD "layer enc = dense(2)\nlogits = enc\n" TAIL, 1,
+	 F ":5:10: error: 'enc' is a shared layer; apply it to a value, e.g. x |> enc", NULL},
+	{"a shared layer with its input", HEAD "layer enc = x |> dense(2)\nlogits = x |> enc\n" TAIL, 1,
+	 F ":4:13: error: a shared layer is a call of a built-in layer without its input, such as 'layer enc = "
+	 "dense(64)'", NULL},
 };
 
 
@@ -388,6 +454,9 @@ static const warn_case warn_cases[] = {
 	 F ":4:1: warning: 'a' is used, but neither the loss nor the output depends on it",
 	 F ":5:1: warning: 'b' is never used"},
 	{"an output is a use", HEAD "p = x |> dense(4)\noutput p\n" NET TAIL, 0, NULL, NULL},
+	{"a shared layer never applied", HEAD "layer enc = dense(4)\n" NET TAIL, 1,
+	 F ":4:7: warning: shared layer 'enc' is never applied", NULL},
+	{"a block never called: no warning", HEAD BLOCK_R NET TAIL, 0, NULL, NULL},
 	{"softmax before softmax_cross_entropy", HEAD "logits = x |> dense(2) |> softmax\n" TAIL, 1,
 	 F ":4:10: warning: 'softmax_cross_entropy' applies softmax itself, but its input has already been through "
 	   "softmax",
@@ -442,6 +511,86 @@ Test(diag, shape_error_names_both_operands_with_carets)
 				 F ":5:5: note: right operand b has shape [n, 4]\n"
 				 "    5 | b = x |> dense(4)\n"
 				 "      |     ^~~~~~~~~~~~~\n");
+	nnc_buf_free(&b);
+}
+
+/* An error two blocks deep: the line in the inner block, then one note per
+ * call, innermost first, after the error's own notes and hint. */
+Test(diag, an_error_two_blocks_deep_names_both_calls)
+{
+	nnc_buf b = {0};
+	cr_assert_null(check(HEAD "block inner(x, k) {\n  return x |> dense(k) |> relu\n}\n"
+			      "block outer(x, k) {\n  h = x |> inner(k - 1)\n  return h\n}\n"
+			      "logits = x |> outer(1) |> dense(2)\n" TAIL, &b));
+	cr_expect_str_eq(b.data, F ":5:21: error: the number of units must be a whole number >= 1, not 0\n"
+				 "    5 |   return x |> dense(k) |> relu\n"
+				 "      |                     ^\n"
+				 F ":8:12: note: in block 'inner' called here\n"
+				 "    8 |   h = x |> inner(k - 1)\n"
+				 "      |            ^~~~~~~~~~~~\n"
+				 F ":11:15: note: in block 'outer' called here\n"
+				 "   11 | logits = x |> outer(1) |> dense(2)\n"
+				 "      |               ^~~~~~~~\n");
+	nnc_buf_free(&b);
+}
+
+/* The notes of the calls come after the error's own notes and hint, and
+ * each error inside a block gets them. */
+Test(diag, notes_of_the_calls_follow_each_error)
+{
+	nnc_buf b = {0};
+	cr_assert_null(check(HEAD "block a(x) {\n  h = x |> rellu\n  return h + (x |> dense(3))\n}\n"
+			      "logits = x |> a |> dense(2)\n" TAIL, &b));
+	cr_expect_str_eq(b.data, F ":5:12: error: unknown layer or function 'rellu'\n"
+				 "    5 |   h = x |> rellu\n"
+				 "      |            ^~~~~\n"
+				 "hint: did you mean 'relu'?\n"
+				 F ":8:15: note: in block 'a' called here\n"
+				 "    8 | logits = x |> a |> dense(2)\n"
+				 "      |               ^\n");
+	nnc_buf_free(&b);
+}
+
+static int count_lines_with(const char *text, const char *part);
+
+/* Hostile nestings end in one error each, with a bounded number of notes:
+ * a chain of 100 blocks (nested more than 64 deep: the 8 innermost calls,
+ * a count, the outermost), a cycle of 30 (its path shortened), a repeat
+ * that would run 10^8 statements. */
+Test(diag, deep_long_and_large_expansions_are_bounded)
+{
+	nnc_buf p = {0}, b = {0};
+	nnc_buf_puts(&p, HEAD "block b0(x) {\n  return x |> relu\n}\n");
+	for (int i = 1; i < 100; i++)
+		nnc_buf_printf(&p, "block b%d(x) {\n  return x |> b%d\n}\n", i, i - 1);
+	nnc_buf_puts(&p, "logits = x |> b99 |> dense(2)\n" TAIL);
+	cr_assert_null(check(p.data, &b));
+	cr_expect_eq(nnc_diag_error_count(), 1, "%s", b.data);
+	cr_expect(sh_has_line(b.data, F ":113:10: error: blocks are nested more than 64 deep here"), "%s", b.data);
+	cr_expect(sh_has_line(b.data, "      (55 more calls)"), "%s", b.data);
+	cr_expect(sh_has_line(b.data, F ":304:15: note: in block 'b99' called here"), "%s", b.data);
+	cr_expect_eq(count_lines_with(b.data, ": note: "), 9, "%s", b.data);
+	nnc_buf_free(&b);
+	nnc_buf_free(&p);
+
+	p = (nnc_buf){0};
+	b = (nnc_buf){0};
+	nnc_buf_puts(&p, HEAD);
+	for (int i = 0; i < 30; i++)
+		nnc_buf_printf(&p, "block b%d(x) {\n  return x |> b%d\n}\n", i, (i + 1) % 30);
+	nnc_buf_puts(&p, "logits = x |> b0 |> dense(2)\n" TAIL);
+	cr_assert_null(check(p.data, &b));
+	cr_expect_eq(nnc_diag_error_count(), 1, "%s", b.data);
+	cr_expect(sh_has_line(b.data, F ":92:15: error: block 'b0' is recursive: b0 -> b1 -> b2 -> b3 -> b4 -> b5 -> b6 -> "
+				  "b7 -> (21 more) -> b29 -> b0"), "%s", b.data);
+	nnc_buf_free(&b);
+	nnc_buf_free(&p);
+
+	b = (nnc_buf){0};
+	cr_assert_null(check(HEAD "block a(x) {\n  repeat 10000 { repeat 10000 { x = x |> relu } }\n  return x\n}\n"
+			      "logits = x |> a |> dense(2)\n" TAIL, &b));
+	cr_expect_eq(nnc_diag_error_count(), 1, "%s", b.data);
+	cr_expect(sh_has_line(b.data, F ":5:33: error: the blocks expand to more than 1000000 statements"), "%s", b.data);
 	nnc_buf_free(&b);
 }
 

@@ -78,6 +78,37 @@ static const dump_case dump_cases[] = {
 	{"string escapes", "s = \"a\\tb\\n\\\"q\\\" \\\\ \\r \\x41\\x7e\"\n",
 	 "(let s \"a\\tb\\n\\\"q\\\" \\\\ \\r A~\")\n"},
 	{"string with a \\x control byte", "s = \"\\x01\"\n", "(let s \"\\x01\")\n"},
+	{"a block with if, else if, else and repeat",
+	 "block res(x, f, stride: 1, act: relu) {\n"
+	 "  h = x |> conv2d(f, 3, stride: stride) |> act\n"
+	 "  if stride != 1 && !(f < 8) { s = x } else if f >= 2 || f == 0 {\n"
+	 "    s = h\n"
+	 "  } else {\n"
+	 "    s = -x\n"
+	 "  }\n"
+	 "  repeat f - 1 { h = h |> relu; h = h }\n"
+	 "  return h + s\n"
+	 "}\n",
+	 "(block res (x f stride: 1 act: relu)\n"
+	 "  (let h (pipe act (pipe conv2d x f 3 stride: stride)))\n"
+	 "  (if (&& (!= stride 1) (! (< f 8)))\n"
+	 "    (let s x)\n"
+	 "   else\n"
+	 "    (if (|| (>= f 2) (== f 0))\n"
+	 "      (let s h)\n"
+	 "     else\n"
+	 "      (let s (neg x))))\n"
+	 "  (repeat (- f 1)\n"
+	 "    (let h (pipe relu h))\n"
+	 "    (let h h))\n"
+	 "  (return (+ h s)))\n"},
+	{"a shared layer", "layer enc = dense(64, name: \"e\")\na = x |> enc\n",
+	 "(layer enc (call dense 64 name: \"e\"))\n(let a (pipe enc x))\n"},
+	{"the new words stay names where a value goes",
+	 "block = x |> relu\nif = block\nrepeat = f(if: 1, return: 2)\nlayer = [block, else]\n",
+	 "(let block (pipe relu x))\n(let if block)\n(let repeat (call f if: 1 return: 2))\n(let layer (list block else))\n"},
+	{"comparisons bind tighter than && and ||, looser than +", "c = a + 1 <= b * 2 || !c && d > e\n",
+	 "(let c (|| (<= (+ a 1) (* b 2)) (&& (! c) (> d e))))\n"},
 	{"empty string and utf-8", "s = \"\"\nt = \"héllo\"\n", "(let s \"\")\n(let t \"héllo\")\n"},
 	{"comment after code", "x = 1 # one\n", "(let x 1)\n"},
 	{"semicolons end statements", "model m; x = 1;\ny = 2 ;\n", "(model m)\n(let x 1)\n(let y 2)\n"},
@@ -166,7 +197,7 @@ static void loc_put(nnc_buf *b, const char *what, nnc_loc l)
 
 static void loc_expr(nnc_buf *b, const nnc_ast *e)
 {
-	static const char *const kinds[] = {"num", "str", "name", "call", "binop", "neg", "list"};
+	static const char *const kinds[] = {"num", "str", "name", "call", "binop", "neg", "not", "list"};
 	loc_put(b, kinds[e->kind], e->loc);
 	if (e->kind == AST_CALL)
 		loc_put(b, "callee", e->callee_loc);
@@ -330,12 +361,37 @@ typedef struct err_case {
 } err_case;
 
 static const err_case err_cases[] = {
+	/* blocks */
+	{"a block without parameters in parentheses: one error for its lines", "block a {\n  return x\n}\n", 1,
+	 "<input>:1:9: error: unexpected '{', expected '('", NULL},
+	{"a block's '}' missing", "block a(x) {\n  return x\n\nloss mse(x, y)\n", 1,
+	 "<input>:4:1: error: unexpected keyword 'loss'",
+	 "<input>:4:1: error: unexpected keyword 'loss'\n"
+	 "    4 | loss mse(x, y)\n"
+	 "      | ^~~~\n"
+	 "<input>:1:12: note: to match this '{'\n"
+	 "    1 | block a(x) {\n"
+	 "      |            ^\n"
+	 "hint: a '}' is missing before this statement\n"},
+	{"a misspelt return", "block a(x) {\n  retrun x\n}\n", 1, "<input>:2:10: error: unexpected identifier 'x', expected '='",
+	 "<input>:2:10: error: unexpected identifier 'x', expected '='\n"
+	 "    2 |   retrun x\n"
+	 "      |          ^\n"
+	 "hint: did you mean 'return'?\n"},
+	{"return at the top level", "return x\n", 1, "<input>:1:1: error: unexpected keyword 'return', expected a statement",
+	 "<input>:1:1: error: unexpected keyword 'return', expected a statement\n"
+	 "    1 | return x\n"
+	 "      | ^~~~~~\n"
+	 "hint: 'return' is only allowed inside a block's body\n"},
+	{"a number as a parameter", "block a(1, x) {\n  return x\n}\n", 1,
+	 "<input>:1:9: error: a block's parameter is a name, or 'name: default'", NULL},
+	{"chained comparisons", "c = a < b < 2\n", 1, "<input>:1:11: error: unexpected '<', expected end of line", NULL},
 	/* the scanner */
 	{"unknown character", "x = 1 $ 2\n", 1, "<input>:1:7: error: unexpected character '$'",
 	 "<input>:1:7: error: unexpected character '$'\n"
 	 "    1 | x = 1 $ 2\n"
 	 "      |       ^\n"
-	 "hint: the symbols of .nn are = : , ; ( ) [ ] { } + - * / |> and # for a comment\n"},
+	 "hint: the symbols of .nn are = : , ; ( ) [ ] { } + - * / |> == != < <= > >= && || ! and # for a comment\n"},
 	{"lone '|'", "y = a | b\n", 1, "<input>:1:7: error: unexpected character '|'",
 	 "<input>:1:7: error: unexpected character '|'\n"
 	 "    1 | y = a | b\n"
