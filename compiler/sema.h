@@ -44,6 +44,7 @@ typedef struct sema {
 	int tsize;     /* a power of two, at least twice nnames */
 	const nnc_stmt *defining; /* the NAME = EXPR being evaluated */
 	int ndense;
+	int ndropout;  /* dropouts so far: the next one's random stream (stable: it picks the masks) */
 	int nconv_weights; /* parameters named conv*.weight so far */
 	const nnc_stmt *loss_stmt, *opt_stmt, *train_stmt, *model_stmt, *output_stmt;
 	int errors0;   /* errors reported before this program's checks */
