@@ -445,7 +445,8 @@ static val eval_dropout(sema *s, const nnc_ast *call, ir_op op)
 		nnc_error(s->src, pn->name_loc, "the dropout rate is given twice");
 		ok = false;
 	} else if (!pa && !pn) {
-		nnc_error(s->src, call->loc, "'dropout' needs the rate of dropped values, e.g. dropout(0.5)");
+		if (ok) /* not after a misspelt option: that error says it */
+			nnc_error(s->src, call->loc, "'dropout' needs the rate of dropped values, e.g. dropout(0.5)");
 		ok = false;
 	} else if (!sema_arg_num(s, pa ? pa : pn, "the dropout rate", &p)) {
 		ok = false;
