@@ -215,13 +215,14 @@ Test(dropout, two_dropouts_draw_different_masks)
 }
 
 /* In eval_step and infer, dropout passes its input on: infer returns it
- * unchanged (the batch path and the few-sample copy), and eval_step's
- * loss is that of the same network without the dropout, to the bit. */
+ * unchanged (dropped sample-major and batch-innermost, through the batch
+ * path and, for n = 3, the few-sample copy), and eval_step's loss is that
+ * of the same network without the dropout, to the bit. */
 static const char drop_eval_src[] =
 	"model dropeval\ninput x : f32[2, 4, 5]\nlabel y : class(3)\n"
 	"c = x |> conv2d(3, 3, pad: 1) |> tanh\n"
 	"d = c |> dropout(0.5)\n"
-	"e = x |> dropout(0.25)\n"
+	"e = concat(x |> dropout(0.25), x |> maxpool(1) |> dropout(0.5))\n"
 	"output e\n"
 	"logits = concat(d, d) |> dense(3)\n"
 	"loss softmax_cross_entropy(logits, y)\n" TRAIN_CSV;
@@ -246,8 +247,11 @@ Test(dropout, eval_and_infer_pass_values_through)
 			memcpy(t.y, s.y, sizeof(int32_t) * (size_t)n);
 			for (int threads = 1; threads <= 2; threads++) {
 				run_step(&s, j.m->infer, n, threads);
-				cr_assert(!memcmp(s.out, s.x, sizeof(float) * (size_t)(n * 40)),
-					  "infer (n %lld, %d threads) changed the values dropout passes on", (long long)n, threads);
+				for (int64_t i = 0; i < n; i++)
+					for (int half = 0; half < 2; half++)
+						cr_assert(!memcmp(s.out + i * 80 + half * 40, s.x + i * 40, sizeof(float) * 40),
+							  "infer (n %lld, %d threads) changed the values dropout passes on, sample %lld",
+							  (long long)n, threads, (long long)i);
 				run_step(&s, j.m->eval_step, n, threads);
 				run_step(&t, k.m->eval_step, n, threads);
 				cr_assert(s.metrics[0] == t.metrics[0] && s.metrics[1] == t.metrics[1],
