@@ -267,6 +267,49 @@ Test(dropout, eval_and_infer_pass_values_through)
 	}
 }
 
+/* The embedding API on the same model: nnrt_instance_infer passes the
+ * values through (in batches, n above the compiled batch), evaluate is
+ * deterministic and sees no dropout, and each training step draws new
+ * masks (its first sample moves on), so two steps on the same batch with a
+ * negligible learning rate report different losses, both unlike the
+ * evaluation's. */
+Test(dropout, the_embedding_api_infers_without_it_and_trains_with_it)
+{
+	jitted j = th_jit(th_build_graph(SRC_PATH, drop_eval_src, true), false, true);
+	int err = 0;
+	nnrt_instance *inst = nnrt_instance_new(j.m, &err);
+	cr_assert(inst, "%s", nnrt_strerror(err));
+	enum { N = 50 };
+	float *x = th_falloc(N * 40), *out = th_falloc(N * 80);
+	int32_t y[N];
+	rng r = {41};
+	for (int i = 0; i < N * 40; i++)
+		x[i] = (float)rng_uniform(&r, -1, 1);
+	for (int i = 0; i < N; i++)
+		y[i] = (int32_t)(rng_next(&r) % 3);
+	for (int64_t n = 3; n <= N; n += N - 3) {
+		cr_assert_eq(nnrt_instance_infer(inst, x, n, out), NNRT_OK, "%s", nnrt_instance_error(inst));
+		for (int64_t i = 0; i < n; i++)
+			cr_assert(!memcmp(out + i * 80, x + i * 40, 160) && !memcmp(out + i * 80 + 40, x + i * 40, 160),
+				  "infer of %lld samples changed sample %lld", (long long)n, (long long)i);
+	}
+	double e1, e2;
+	cr_assert_eq(nnrt_instance_evaluate(inst, x, y, 37, &e1, NULL), NNRT_OK);
+	cr_assert_eq(nnrt_instance_evaluate(inst, x, y, 37, &e2, NULL), NNRT_OK);
+	cr_assert(e1 == e2);
+	cr_assert_eq(nnrt_instance_set_lr(inst, 1e-20f), NNRT_OK);
+	float t1, t2;
+	cr_assert_eq(nnrt_instance_train_step(inst, x, y, 37, &t1), NNRT_OK);
+	cr_assert_eq(nnrt_instance_train_step(inst, x, y, 37, &t2), NNRT_OK);
+	cr_assert(t1 != t2 && fabs(t1 - e1) > 1e-6 && fabs(t2 - e1) > 1e-6,
+		  "train step losses %.9g, %.9g; evaluation %.9g", t1, t2, e1);
+	cr_assert_eq(nnrt_instance_evaluate(inst, x, y, 37, &e2, NULL), NNRT_OK);
+	cr_assert(fabs(e2 - e1) < 1e-9, "the steps changed the model: %.17g, then %.17g", e1, e2);
+	free(x), free(out);
+	nnrt_instance_free(inst);
+	th_jit_free(&j);
+}
+
 /* ---- gradients against central differences ---------------------------- */
 
 #define FD_STEP 1e-2
@@ -472,7 +515,8 @@ static void ref_cat_nc(const nnrt_model *m, const float *p, const float *x, doub
 
 /* Channels, piped: two convolutions and the input itself (converted to
  * batch-innermost); then a vector concat of a batch-innermost pooling and
- * a sample-major dense layer. */
+ * a sample-major dense layer; the channels also feed a dense layer
+ * directly (a batch-innermost gradient, summed with the pooling's). */
 static const char cat_cn_src[] =
 	"model catcn\ninput x : f32[2, 5, 5]\nlabel y : class(3)\n"
 	"a = x |> conv2d(3, 3, pad: 1) |> tanh\n"
@@ -480,7 +524,7 @@ static const char cat_cn_src[] =
 	"c = a |> concat(b, x)\n"
 	"output c\n"
 	"f = concat(c |> global_avgpool, x |> dense(4) |> tanh)\n"
-	"logits = f |> dense(3)\n"
+	"logits = (f |> dense(3)) + (c |> dense(3))\n"
 	"loss softmax_cross_entropy(logits, y)\n" TRAIN_CSV;
 
 static void ref_cat_cn(const nnrt_model *m, const float *p, const float *x, double *c)
