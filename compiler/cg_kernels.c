@@ -790,8 +790,8 @@ void lower_random(cg_ctx *c, ir_node *n)
 /* ---- dropout, concat and its slices: values moved, some dropped ----
  *
  * Each moves `len` per-sample values of every sample from one tensor to
- * another (both in the same layout), at value offsets so and do, and with
- * a mask keeps value v of sample s when U(seed, first sample + s,
+ * another (both in the same layout), from value src_off of each sample to
+ * value dst_off, and with a mask keeps value v of sample s when U(seed, first sample + s,
  * (stream << 32) + v) >= p, scaled by 1 / (1 - p), and writes 0 for the
  * others.  The draw's element index is the value's place in its sample
  * (row-major in the per-sample shape) whatever the layout, so a dropout
@@ -801,7 +801,7 @@ void lower_random(cg_ctx *c, ir_node *n)
 typedef struct move_spec {
 	LLVMValueRef src, dst;
 	int64_t src_size, dst_size; /* per-sample values of the two tensors (NC row lengths) */
-	int64_t so, dd, len;
+	int64_t src_off, dst_off, len;
 	bool drop;                  /* masked (dropout in the train step) */
 	double p;
 	int64_t stream;
@@ -842,8 +842,8 @@ static void move_nc(cg_ctx *c, const move_spec *m)
 	int64_t full = m->len / CG_VW * CG_VW;
 	cg_partition(c, cg_batch_n(c), &lo, &hi);
 	cg_loop s = cg_loop_begin(c, lo, hi, 1);
-	LLVMValueRef sb = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, s.i, cg_i64(c, m->src_size), ""), cg_i64(c, m->so), "");
-	LLVMValueRef db = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, s.i, cg_i64(c, m->dst_size), ""), cg_i64(c, m->dd), "");
+	LLVMValueRef sb = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, s.i, cg_i64(c, m->src_size), ""), cg_i64(c, m->src_off), "");
+	LLVMValueRef db = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, s.i, cg_i64(c, m->dst_size), ""), cg_i64(c, m->dst_off), "");
 	LLVMValueRef sample = m->drop ? cg_splat(c, LLVMBuildAdd(c->B, first, s.i, "")) : NULL;
 	if (full > 0) {
 		cg_loop v = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, full), CG_VW);
@@ -865,8 +865,8 @@ static void move_cn(cg_ctx *c, const move_spec *m)
 	cg_partition(c, cg_i64(c, m->len), &lo, &hi);
 	cg_loop v = cg_loop_begin(c, lo, hi, 1);
 	{
-		LLVMValueRef sb = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->so), ""), cg_i64(c, bp), "");
-		LLVMValueRef db = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->dd), ""), cg_i64(c, bp), "");
+		LLVMValueRef sb = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->src_off), ""), cg_i64(c, bp), "");
+		LLVMValueRef db = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->dst_off), ""), cg_i64(c, bp), "");
 		LLVMValueRef elem = m->drop ? cg_splat(c, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->stream << 32), "")) : NULL;
 		cg_loop s = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, bp), CG_VW);
 		LLVMValueRef sample = NULL;
@@ -886,9 +886,10 @@ static void move(cg_ctx *c, const move_spec *m, ir_layout layout)
 		move_nc(c, m);
 }
 
-/* y = x mask / (1 - p) (the train step, and DROPOUT_GRAD: dx = dy mask /
- * (1 - p), the same draws), y = x (eval and inference: a copy, since the
- * node's tensor has one place in every mode) */
+/* x[n, ...] -> y[n, ...], either layout: y = x mask / (1 - p) in the train
+ * step (and DROPOUT_GRAD: dx = dy mask / (1 - p), the same draws), y = x
+ * in eval and inference (a copy: the node's tensor has one place in every
+ * mode, so it cannot be its operand's in one of them only) */
 void lower_dropout(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0);
@@ -898,7 +899,9 @@ void lower_dropout(cg_ctx *c, ir_node *n)
 	move(c, &m, n->layout);
 }
 
-/* y[n, a | b | ...]: each operand's values after the previous ones' */
+/* a[n, ka], b[n, kb], ... -> y[n, ka + kb + ...] (or [C, H, W] images
+ * along C, which is the same per sample), either layout: each operand's
+ * values after the previous ones' */
 void lower_concat(cg_ctx *c, ir_node *n)
 {
 	int64_t off = 0;
@@ -911,7 +914,7 @@ void lower_concat(cg_ctx *c, ir_node *n)
 	}
 }
 
-/* dx[n, k] = dy[n, from .. from + k) */
+/* dy[n, total] -> dx[n, k] = dy[n, from .. from + k), either layout */
 void lower_slice(cg_ctx *c, ir_node *n)
 {
 	ir_node *dy = operand(c, n, 0);

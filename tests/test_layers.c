@@ -789,7 +789,7 @@ static char *last_field(const char *text, const char *key)
 }
 
 /* The epoch lines without their timing (the samples/s and seconds at the
- * end of each). */
+ * end of each); arena memory. */
 static char *epoch_lines(const char *text)
 {
 	nnc_buf b = {0};
@@ -803,7 +803,9 @@ static char *epoch_lines(const char *text)
 		}
 		line += len + (line[len] == '\n');
 	}
-	return b.data ? b.data : "";
+	char *r = nnc_strdup(b.data ? b.data : ""); /* the arena's */
+	nnc_buf_free(&b);
+	return r;
 }
 
 Test(e2e, a_network_with_dropout_learns_and_evaluates_without_it, .timeout = 300)
@@ -816,6 +818,7 @@ Test(e2e, a_network_with_dropout_learns_and_evaluates_without_it, .timeout = 300
 	fclose(f);
 	char *out, *ev, *again, *one;
 	cr_assert_eq(sh_run(&out, "'%s' '%s/m.nn' -o '%s/m'", NNC_EXE, dir, dir), 0, "%s", out);
+	free(out);
 	cr_assert_eq(sh_run(&out, "'%s/m' --threads 2 --save '%s/m.ckpt'", dir, dir), 0, "%s", out);
 	double acc = strtod(last_field(out, "test_acc"), NULL);
 	cr_expect_geq(acc, 0.97, "test accuracy %.4f with dropout\n%s", acc, out);
