@@ -825,6 +825,33 @@ Test(e2e, a_network_with_dropout_learns_and_evaluates_without_it, .timeout = 300
 	cr_assert_eq(sh_run(&ev, "'%s/m' --load '%s/m.ckpt' --eval", dir, dir), 0, "%s", ev);
 	cr_expect_str_eq(last_field(ev, "test_loss"), last_field(out, "test_loss"), "--eval:\n%s\ntraining:\n%s", ev, out);
 	cr_expect_str_eq(last_field(ev, "test_acc"), last_field(out, "test_acc"), "--eval:\n%s\ntraining:\n%s", ev, out);
+	/* --predict passes through the dropouts too: the same lines twice */
+	FILE *pf = fopen(nnc_sprintf("%s/p.csv", dir), "w");
+	cr_assert(pf);
+	fputs("x1,x2\n-1.0,0.2\n2.0,0.3\n0.0,0.9\n1.0,-0.4\n0.5,0.5\n", pf);
+	fclose(pf);
+	/* --predict and --eval give what the same network without its dropouts
+	 * gives from the checkpoint (the parameters are the same, so it loads) */
+	char *plain = nnc_strdup(mlp_src);
+	for (const char *cut; (cut = strstr(plain, " |> dropout"));) {
+		const char *end = strchr(cut, ')') + 1;
+		memmove((char *)cut, end, strlen(end) + 1);
+	}
+	cr_assert(!strstr(plain, "dropout"));
+	f = fopen(nnc_sprintf("%s/m0.nn", dir), "w");
+	cr_assert(f);
+	fputs(plain, f);
+	fclose(f);
+	char *p1, *p2, *e0;
+	cr_assert_eq(sh_run(&p1, "'%s' '%s/m0.nn' -o '%s/m0'", NNC_EXE, dir, dir), 0, "%s", p1);
+	free(p1);
+	cr_assert_eq(sh_run(&p1, "'%s/m' --load '%s/m.ckpt' --predict '%s/p.csv'", dir, dir, dir), 0, "%s", p1);
+	cr_assert_eq(sh_run(&p2, "'%s/m0' --load '%s/m.ckpt' --predict '%s/p.csv'", dir, dir, dir), 0, "%s", p2);
+	cr_expect(strstr(p1, "\n4 ") || !strncmp(p1, "4 ", 2), "five predictions expected:\n%s", p1);
+	cr_expect_str_eq(p1, p2, "--predict with and without the dropouts differ");
+	cr_assert_eq(sh_run(&e0, "'%s/m0' --load '%s/m.ckpt' --eval", dir, dir), 0, "%s", e0);
+	cr_expect_str_eq(ev, e0, "--eval with and without the dropouts differ");
+	free(p1), free(p2), free(e0);
 	/* the masks come from the seed alone: another run, and one on one
 	 * thread, train the same, to the printed digit */
 	cr_assert_eq(sh_run(&again, "'%s/m' --threads 2 --epochs 3", dir), 0, "%s", again);
