@@ -246,14 +246,24 @@ static LLVMValueRef mix64(cg_ctx *c, LLVMValueRef z)
 	return LLVMBuildXor(B, z, LLVMBuildLShr(B, z, k64(c, z, 31), ""), "");
 }
 
-LLVMValueRef cg_random_uniform(cg_ctx *c, LLVMValueRef seed, LLVMValueRef sample, LLVMValueRef elem)
+LLVMValueRef cg_random_key(cg_ctx *c, LLVMValueRef seed, LLVMValueRef sample)
+{
+	return mix64(c, LLVMBuildXor(c->B, seed, mix64(c, sample), ""));
+}
+
+LLVMValueRef cg_random_at(cg_ctx *c, LLVMValueRef key, LLVMValueRef elem)
 {
 	LLVMBuilderRef B = c->B;
 	bool vec = LLVMGetTypeKind(LLVMTypeOf(elem)) == LLVMVectorTypeKind;
-	LLVMValueRef h = mix64(c, LLVMBuildAdd(B, mix64(c, LLVMBuildXor(B, seed, mix64(c, sample), "")), elem, ""));
+	LLVMValueRef h = mix64(c, LLVMBuildAdd(B, key, elem, ""));
 	LLVMValueRef top24 = LLVMBuildLShr(B, h, k64(c, h, 40), ""); /* (bits >> 32) >> 8 */
 	/* below 2^24: exact in an i32 and in a float */
 	top24 = LLVMBuildTrunc(B, top24, vec ? LLVMVectorType(c->i32, CG_VW) : c->i32, "");
 	LLVMValueRef u = LLVMBuildUIToFP(B, top24, vec ? c->v16 : c->f32, "");
 	return LLVMBuildFMul(B, u, vec ? cg_vf32(c, 0x1p-24) : cg_f32(c, 0x1p-24), "");
+}
+
+LLVMValueRef cg_random_uniform(cg_ctx *c, LLVMValueRef seed, LLVMValueRef sample, LLVMValueRef elem)
+{
+	return cg_random_at(c, cg_random_key(c, seed, sample), elem);
 }

@@ -807,14 +807,15 @@ typedef struct move_spec {
 	int64_t stream;
 } move_spec;
 
-/* 16 values of the move at src + si, dst + di (mask NULL: all 16) whose
- * draws have these sample and element indices (<16 x i64>) */
-static void move_vec(cg_ctx *c, const move_spec *m, LLVMValueRef seed, LLVMValueRef si, LLVMValueRef di,
-		     LLVMValueRef sample, LLVMValueRef elem, LLVMValueRef mask)
+/* 16 values of the move at src + si, dst + di (mask NULL: all 16); with a
+ * mask, drawn from the samples' keys (cg_random_key) at these element
+ * indices (<16 x i64>) */
+static void move_vec(cg_ctx *c, const move_spec *m, LLVMValueRef si, LLVMValueRef di, LLVMValueRef key,
+		     LLVMValueRef elem, LLVMValueRef mask)
 {
 	LLVMValueRef x = cg_vload(c, cg_gep(c, m->src, si), mask);
 	if (m->drop) {
-		LLVMValueRef u = cg_random_uniform(c, seed, sample, elem);
+		LLVMValueRef u = cg_random_at(c, key, elem);
 		LLVMValueRef keep = LLVMBuildFCmp(c->B, LLVMRealOGE, u, cg_vf32(c, (float)m->p), "keep");
 		LLVMValueRef y = LLVMBuildFMul(c->B, x, cg_vf32(c, (float)(1 / (1 - m->p))), "");
 		x = LLVMBuildSelect(c->B, keep, y, LLVMConstNull(c->v16), "");
@@ -822,60 +823,72 @@ static void move_vec(cg_ctx *c, const move_spec *m, LLVMValueRef seed, LLVMValue
 	cg_vstore(c, x, cg_gep(c, m->dst, di), mask);
 }
 
-/* Sample-major, one sample's values [v0, v0 + 16) (mask: the tail's lanes) */
-static void move_row_vec(cg_ctx *c, const move_spec *m, LLVMValueRef seed, LLVMValueRef sample, LLVMValueRef sb,
-			 LLVMValueRef db, LLVMValueRef v0, LLVMValueRef mask)
+/* The element index of value v (i64) of a sample in the dropout's stream */
+static LLVMValueRef stream_elem(cg_ctx *c, const move_spec *m, LLVMValueRef v)
 {
-	LLVMValueRef elem = NULL;
-	if (m->drop)
-		elem = LLVMBuildAdd(c->B, cg_splat(c, LLVMBuildAdd(c->B, v0, cg_i64(c, m->stream << 32), "")),
-				    cg_iota(c, 64), "elem");
-	move_vec(c, m, seed, LLVMBuildAdd(c->B, sb, v0, ""), LLVMBuildAdd(c->B, db, v0, ""), sample, elem, mask);
+	return LLVMBuildAdd(c->B, v, cg_i64(c, m->stream << 32), "elem");
+}
+
+/* Sample-major, one sample's values [v0, v0 + 16) (mask: the tail's lanes) */
+static void move_row_vec(cg_ctx *c, const move_spec *m, LLVMValueRef key, LLVMValueRef sb, LLVMValueRef db,
+			 LLVMValueRef v0, LLVMValueRef mask)
+{
+	LLVMValueRef elem = m->drop ? LLVMBuildAdd(c->B, cg_splat(c, stream_elem(c, m, v0)), cg_iota(c, 64), "") : NULL;
+	move_vec(c, m, LLVMBuildAdd(c->B, sb, v0, ""), LLVMBuildAdd(c->B, db, v0, ""), key, elem, mask);
 }
 
 /* Sample-major: this thread's samples, each a row of len values (whole
- * vectors, then one masked tail: len is static). */
+ * vectors, then one masked tail: len is static); a sample's key is drawn
+ * once, as a scalar. */
 static void move_nc(cg_ctx *c, const move_spec *m)
 {
-	LLVMValueRef seed = m->drop ? cg_splat(c, cg_arg(c, CG_ARGS_seed)) : NULL;
+	LLVMValueRef seed = m->drop ? cg_arg(c, CG_ARGS_seed) : NULL;
 	LLVMValueRef first = m->drop ? cg_first_sample(c) : NULL, lo, hi;
 	int64_t full = m->len / CG_VW * CG_VW;
 	cg_partition(c, cg_batch_n(c), &lo, &hi);
 	cg_loop s = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef sb = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, s.i, cg_i64(c, m->src_size), ""), cg_i64(c, m->src_off), "");
 	LLVMValueRef db = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, s.i, cg_i64(c, m->dst_size), ""), cg_i64(c, m->dst_off), "");
-	LLVMValueRef sample = m->drop ? cg_splat(c, LLVMBuildAdd(c->B, first, s.i, "")) : NULL;
+	LLVMValueRef key = m->drop ? cg_splat(c, cg_random_key(c, seed, LLVMBuildAdd(c->B, first, s.i, ""))) : NULL;
 	if (full > 0) {
 		cg_loop v = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, full), CG_VW);
-		move_row_vec(c, m, seed, sample, sb, db, v.i, NULL);
+		move_row_vec(c, m, key, sb, db, v.i, NULL);
 		cg_loop_end(c, &v);
 	}
 	if (full < m->len)
-		move_row_vec(c, m, seed, sample, sb, db, cg_i64(c, full), cg_mask(c, (int)(m->len - full)));
+		move_row_vec(c, m, key, sb, db, cg_i64(c, full), cg_mask(c, (int)(m->len - full)));
 	cg_loop_end(c, &s);
 }
 
 /* Batch-innermost: this thread's values, each a row of bpad samples (the
- * columns past n are moved too, and never read). */
+ * columns past n are moved too, and never read).  A copy goes row by row;
+ * a dropout goes column block by column block, so that the 16 samples'
+ * keys are drawn once for all the thread's values. */
 static void move_cn(cg_ctx *c, const move_spec *m)
 {
 	int64_t bp = c->g->bpad;
-	LLVMValueRef seed = m->drop ? cg_splat(c, cg_arg(c, CG_ARGS_seed)) : NULL;
-	LLVMValueRef first = m->drop ? cg_first_sample(c) : NULL, lo, hi;
+	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, m->len), &lo, &hi);
-	cg_loop v = cg_loop_begin(c, lo, hi, 1);
-	{
+	if (!m->drop) {
+		cg_loop v = cg_loop_begin(c, lo, hi, 1);
 		LLVMValueRef sb = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->src_off), ""), cg_i64(c, bp), "");
 		LLVMValueRef db = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->dst_off), ""), cg_i64(c, bp), "");
-		LLVMValueRef elem = m->drop ? cg_splat(c, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->stream << 32), "")) : NULL;
 		cg_loop s = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, bp), CG_VW);
-		LLVMValueRef sample = NULL;
-		if (m->drop)
-			sample = LLVMBuildAdd(c->B, cg_splat(c, LLVMBuildAdd(c->B, first, s.i, "")), cg_iota(c, 64), "");
-		move_vec(c, m, seed, LLVMBuildAdd(c->B, sb, s.i, ""), LLVMBuildAdd(c->B, db, s.i, ""), sample, elem, NULL);
+		move_vec(c, m, LLVMBuildAdd(c->B, sb, s.i, ""), LLVMBuildAdd(c->B, db, s.i, ""), NULL, NULL, NULL);
 		cg_loop_end(c, &s);
+		cg_loop_end(c, &v);
+		return;
 	}
+	LLVMValueRef seed = cg_splat(c, cg_arg(c, CG_ARGS_seed)), first = cg_first_sample(c);
+	cg_loop s = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, bp), CG_VW);
+	LLVMValueRef sample = LLVMBuildAdd(c->B, cg_splat(c, LLVMBuildAdd(c->B, first, s.i, "")), cg_iota(c, 64), "");
+	LLVMValueRef key = cg_random_key(c, seed, sample);
+	cg_loop v = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef sb = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->src_off), ""), cg_i64(c, bp), ""), s.i, "");
+	LLVMValueRef db = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->dst_off), ""), cg_i64(c, bp), ""), s.i, "");
+	move_vec(c, m, sb, db, key, cg_splat(c, stream_elem(c, m, v.i)), NULL);
 	cg_loop_end(c, &v);
+	cg_loop_end(c, &s);
 }
 
 static void move(cg_ctx *c, const move_spec *m, ir_layout layout)
