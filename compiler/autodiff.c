@@ -188,6 +188,48 @@ static void grad_affine(ad_ctx *a, int node, int dy)
 	accum(a, operand(a, node, 0), id);
 }
 
+/* y = x mask / (1 - p):  dx = dy mask / (1 - p), the same mask.  The
+ * backward op draws the mask again from the step's random stream (the same
+ * seed, sample and element index, so the same bits) instead of reading one
+ * the forward stored: a stored mask would be one more batch-sized tensor
+ * live from the forward to the backward pass, in every chunk, while drawing
+ * costs a few integer multiplies per value in a kernel that is bound by
+ * memory anyway.  dy may be in either layout: the draw does not depend on it. */
+static void grad_dropout(ad_ctx *a, int node, int dy)
+{
+	int id = emit1(a, IR_DROPOUT_GRAD, dy, node);
+	ir_node *d = &a->g->nodes[id], *f = &a->g->nodes[node];
+	d->fa[0] = f->fa[0];
+	d->ia[0] = f->ia[0];
+	accum(a, operand(a, node, 0), id);
+}
+
+/* y = concat(x1, x2, ...):  dxk = the slice of dy that xk filled */
+static void grad_concat(ad_ctx *a, int node, int dy)
+{
+	ir_graph *g = a->g;
+	if (g->nodes[dy].layout != g->nodes[node].layout) /* a gradient comes in its value's layout; be sure */
+		dy = emit1(a, g->nodes[node].layout == LAYOUT_CN ? IR_TO_CN : IR_TO_NC, dy, node);
+	int64_t off = 0;
+	for (int k = 0; k < g->nodes[node].nin; k++) {
+		int x = operand(a, node, k);
+		ir_node *xn = &g->nodes[x];
+		int64_t size = xn->size, rank = xn->rank, dims[IR_MAX_RANK];
+		memcpy(dims, xn->dims, sizeof dims);
+		if (a->needs_grad[x]) {
+			int id = ir_add(g, IR_SLICE, 1, &dy);
+			ir_node *sl = &g->nodes[id];
+			sl->ia[0] = off;
+			sl->ia[1] = rank;
+			memcpy(&sl->ia[2], dims, sizeof(int64_t) * (size_t)rank);
+			sl->loc = g->nodes[node].loc;
+			NNC_ASSERT(ir_infer_shape(g, id));
+			accum(a, x, id);
+		}
+		off += size;
+	}
+}
+
 /* Every activation of acts.def: dx = dy f'(x), written in terms of the
  * output y or the input x as the row's `from` says; the option travels. */
 static void grad_act(ad_ctx *a, int node, int dy)

@@ -224,22 +224,46 @@ void cg_fn_attrs(cg_ctx *c, LLVMValueRef fn)
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, nounwind, 0));
 }
 
-/* splitmix64's finaliser on an i64 (nnrt.h, nnrt_mix64) */
+/* An i64 constant of z's type: a scalar, or a vector of them. */
+static LLVMValueRef k64(cg_ctx *c, LLVMValueRef z, uint64_t v)
+{
+	LLVMValueRef k = LLVMConstInt(c->i64, v, 0);
+	if (LLVMGetTypeKind(LLVMTypeOf(z)) != LLVMVectorTypeKind)
+		return k;
+	LLVMValueRef e[CG_VW];
+	for (int i = 0; i < CG_VW; i++)
+		e[i] = k;
+	return LLVMConstVector(e, CG_VW);
+}
+
+/* splitmix64's finaliser on an i64 or a vector of them (nnrt.h, nnrt_mix64) */
 static LLVMValueRef mix64(cg_ctx *c, LLVMValueRef z)
 {
 	LLVMBuilderRef B = c->B;
-	z = LLVMBuildAdd(B, z, LLVMConstInt(c->i64, 0x9E3779B97F4A7C15ull, 0), "");
-	z = LLVMBuildMul(B, LLVMBuildXor(B, z, LLVMBuildLShr(B, z, cg_i64(c, 30), ""), ""),
-			 LLVMConstInt(c->i64, 0xBF58476D1CE4E5B9ull, 0), "");
-	z = LLVMBuildMul(B, LLVMBuildXor(B, z, LLVMBuildLShr(B, z, cg_i64(c, 27), ""), ""),
-			 LLVMConstInt(c->i64, 0x94D049BB133111EBull, 0), "");
-	return LLVMBuildXor(B, z, LLVMBuildLShr(B, z, cg_i64(c, 31), ""), "");
+	z = LLVMBuildAdd(B, z, k64(c, z, 0x9E3779B97F4A7C15ull), "");
+	z = LLVMBuildMul(B, LLVMBuildXor(B, z, LLVMBuildLShr(B, z, k64(c, z, 30), ""), ""), k64(c, z, 0xBF58476D1CE4E5B9ull), "");
+	z = LLVMBuildMul(B, LLVMBuildXor(B, z, LLVMBuildLShr(B, z, k64(c, z, 27), ""), ""), k64(c, z, 0x94D049BB133111EBull), "");
+	return LLVMBuildXor(B, z, LLVMBuildLShr(B, z, k64(c, z, 31), ""), "");
+}
+
+LLVMValueRef cg_random_key(cg_ctx *c, LLVMValueRef seed, LLVMValueRef sample)
+{
+	return mix64(c, LLVMBuildXor(c->B, seed, mix64(c, sample), ""));
+}
+
+LLVMValueRef cg_random_at(cg_ctx *c, LLVMValueRef key, LLVMValueRef elem)
+{
+	LLVMBuilderRef B = c->B;
+	bool vec = LLVMGetTypeKind(LLVMTypeOf(elem)) == LLVMVectorTypeKind;
+	LLVMValueRef h = mix64(c, LLVMBuildAdd(B, key, elem, ""));
+	LLVMValueRef top24 = LLVMBuildLShr(B, h, k64(c, h, 40), ""); /* (bits >> 32) >> 8 */
+	/* below 2^24: exact in an i32 and in a float */
+	top24 = LLVMBuildTrunc(B, top24, vec ? LLVMVectorType(c->i32, CG_VW) : c->i32, "");
+	LLVMValueRef u = LLVMBuildUIToFP(B, top24, vec ? c->v16 : c->f32, "");
+	return LLVMBuildFMul(B, u, vec ? cg_vf32(c, 0x1p-24) : cg_f32(c, 0x1p-24), "");
 }
 
 LLVMValueRef cg_random_uniform(cg_ctx *c, LLVMValueRef seed, LLVMValueRef sample, LLVMValueRef elem)
 {
-	LLVMBuilderRef B = c->B;
-	LLVMValueRef h = mix64(c, LLVMBuildAdd(B, mix64(c, LLVMBuildXor(B, seed, mix64(c, sample), "")), elem, ""));
-	LLVMValueRef top24 = LLVMBuildLShr(B, h, cg_i64(c, 40), ""); /* (bits >> 32) >> 8 */
-	return LLVMBuildFMul(B, LLVMBuildUIToFP(B, top24, c->f32, ""), cg_f32(c, 0x1p-24), "");
+	return cg_random_at(c, cg_random_key(c, seed, sample), elem);
 }

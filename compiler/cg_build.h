@@ -69,8 +69,14 @@ LLVMValueRef cg_fma(cg_ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc)
 LLVMValueRef cg_min_i64(cg_ctx *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_hsum(cg_ctx *c, LLVMValueRef v);   /* horizontal sum of a vector */
 /* The runtime's random stream (nnrt.h, nnrt_random_uniform): a float in
- * [0, 1) from i64 seed, global sample index and element index. */
+ * [0, 1) from i64 seed, global sample index and element index; or, given
+ * three <16 x i64> vectors, a <16 x float> of 16 draws. */
 LLVMValueRef cg_random_uniform(cg_ctx *c, LLVMValueRef seed, LLVMValueRef sample, LLVMValueRef elem);
+/* The same in two halves, for kernels that draw many elements of one
+ * sample: the sample's key (two of the three mixes), then an element's
+ * draw from it (one mix); scalars or vectors, elem of the key's type. */
+LLVMValueRef cg_random_key(cg_ctx *c, LLVMValueRef seed, LLVMValueRef sample);
+LLVMValueRef cg_random_at(cg_ctx *c, LLVMValueRef key, LLVMValueRef elem);
 
 /* Loops: for (i = lo; i < hi; i += step) */
 typedef struct cg_loop {

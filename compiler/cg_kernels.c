@@ -787,6 +787,155 @@ void lower_random(cg_ctx *c, ir_node *n)
 	cg_loop_end(c, &s);
 }
 
+/* ---- dropout, concat and its slices: values moved, some dropped ----
+ *
+ * Each moves `len` per-sample values of every sample from one tensor to
+ * another (both in the same layout), from value src_off of each sample to
+ * value dst_off, and with a mask keeps value v of sample s when U(seed, first sample + s,
+ * (stream << 32) + v) >= p, scaled by 1 / (1 - p), and writes 0 for the
+ * others.  The draw's element index is the value's place in its sample
+ * (row-major in the per-sample shape) whatever the layout, so a dropout
+ * on a sample-major tensor and on a batch-innermost one of the same
+ * values keep the same ones; the stream (the dropout's ordinal, sema)
+ * keeps two dropouts of one sample apart. */
+typedef struct move_spec {
+	LLVMValueRef src, dst;
+	int64_t src_size, dst_size; /* per-sample values of the two tensors (NC row lengths) */
+	int64_t src_off, dst_off, len;
+	bool drop;                  /* masked (dropout in the train step) */
+	double p;
+	int64_t stream;
+} move_spec;
+
+/* 16 values of the move at src + si, dst + di (mask NULL: all 16); with a
+ * mask, drawn from the samples' keys (cg_random_key) at these element
+ * indices (<16 x i64>) */
+static void move_vec(cg_ctx *c, const move_spec *m, LLVMValueRef si, LLVMValueRef di, LLVMValueRef key,
+		     LLVMValueRef elem, LLVMValueRef mask)
+{
+	LLVMValueRef x = cg_vload(c, cg_gep(c, m->src, si), mask);
+	if (m->drop) {
+		LLVMValueRef u = cg_random_at(c, key, elem);
+		LLVMValueRef keep = LLVMBuildFCmp(c->B, LLVMRealOGE, u, cg_vf32(c, (float)m->p), "keep");
+		LLVMValueRef y = LLVMBuildFMul(c->B, x, cg_vf32(c, (float)(1 / (1 - m->p))), "");
+		x = LLVMBuildSelect(c->B, keep, y, LLVMConstNull(c->v16), "");
+	}
+	cg_vstore(c, x, cg_gep(c, m->dst, di), mask);
+}
+
+/* The element index of value v (i64) of a sample in the dropout's stream */
+static LLVMValueRef stream_elem(cg_ctx *c, const move_spec *m, LLVMValueRef v)
+{
+	return LLVMBuildAdd(c->B, v, cg_i64(c, m->stream << 32), "elem");
+}
+
+/* Sample-major, one sample's values [v0, v0 + 16) (mask: the tail's lanes) */
+static void move_row_vec(cg_ctx *c, const move_spec *m, LLVMValueRef key, LLVMValueRef sb, LLVMValueRef db,
+			 LLVMValueRef v0, LLVMValueRef mask)
+{
+	LLVMValueRef elem = m->drop ? LLVMBuildAdd(c->B, cg_splat(c, stream_elem(c, m, v0)), cg_iota(c, 64), "") : NULL;
+	move_vec(c, m, LLVMBuildAdd(c->B, sb, v0, ""), LLVMBuildAdd(c->B, db, v0, ""), key, elem, mask);
+}
+
+/* Sample-major: this thread's samples, each a row of len values (whole
+ * vectors, then one masked tail: len is static); a sample's key is drawn
+ * once, as a scalar. */
+static void move_nc(cg_ctx *c, const move_spec *m)
+{
+	LLVMValueRef seed = m->drop ? cg_arg(c, CG_ARGS_seed) : NULL;
+	LLVMValueRef first = m->drop ? cg_first_sample(c) : NULL, lo, hi;
+	int64_t full = m->len / CG_VW * CG_VW;
+	cg_partition(c, cg_batch_n(c), &lo, &hi);
+	cg_loop s = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef sb = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, s.i, cg_i64(c, m->src_size), ""), cg_i64(c, m->src_off), "");
+	LLVMValueRef db = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, s.i, cg_i64(c, m->dst_size), ""), cg_i64(c, m->dst_off), "");
+	LLVMValueRef key = m->drop ? cg_splat(c, cg_random_key(c, seed, LLVMBuildAdd(c->B, first, s.i, ""))) : NULL;
+	if (full > 0) {
+		cg_loop v = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, full), CG_VW);
+		move_row_vec(c, m, key, sb, db, v.i, NULL);
+		cg_loop_end(c, &v);
+	}
+	if (full < m->len)
+		move_row_vec(c, m, key, sb, db, cg_i64(c, full), cg_mask(c, (int)(m->len - full)));
+	cg_loop_end(c, &s);
+}
+
+/* Batch-innermost: this thread's values, each a row of bpad samples (the
+ * columns past n are moved too, and never read).  A copy goes row by row;
+ * a dropout goes column block by column block, so that the 16 samples'
+ * keys are drawn once for all the thread's values. */
+static void move_cn(cg_ctx *c, const move_spec *m)
+{
+	int64_t bp = c->g->bpad;
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, m->len), &lo, &hi);
+	if (!m->drop) {
+		cg_loop v = cg_loop_begin(c, lo, hi, 1);
+		LLVMValueRef sb = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->src_off), ""), cg_i64(c, bp), "");
+		LLVMValueRef db = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->dst_off), ""), cg_i64(c, bp), "");
+		cg_loop s = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, bp), CG_VW);
+		move_vec(c, m, LLVMBuildAdd(c->B, sb, s.i, ""), LLVMBuildAdd(c->B, db, s.i, ""), NULL, NULL, NULL);
+		cg_loop_end(c, &s);
+		cg_loop_end(c, &v);
+		return;
+	}
+	LLVMValueRef seed = cg_splat(c, cg_arg(c, CG_ARGS_seed)), first = cg_first_sample(c);
+	cg_loop s = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, bp), CG_VW);
+	LLVMValueRef sample = LLVMBuildAdd(c->B, cg_splat(c, LLVMBuildAdd(c->B, first, s.i, "")), cg_iota(c, 64), "");
+	LLVMValueRef key = cg_random_key(c, seed, sample);
+	cg_loop v = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef sb = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->src_off), ""), cg_i64(c, bp), ""), s.i, "");
+	LLVMValueRef db = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, LLVMBuildAdd(c->B, v.i, cg_i64(c, m->dst_off), ""), cg_i64(c, bp), ""), s.i, "");
+	move_vec(c, m, sb, db, key, cg_splat(c, stream_elem(c, m, v.i)), NULL);
+	cg_loop_end(c, &v);
+	cg_loop_end(c, &s);
+}
+
+static void move(cg_ctx *c, const move_spec *m, ir_layout layout)
+{
+	if (layout == LAYOUT_CN)
+		move_cn(c, m);
+	else
+		move_nc(c, m);
+}
+
+/* x[n, ...] -> y[n, ...], either layout: y = x mask / (1 - p) in the train
+ * step (and DROPOUT_GRAD: dx = dy mask / (1 - p), the same draws), y = x
+ * in eval and inference (a copy: the node's tensor has one place in every
+ * mode, so it cannot be its operand's in one of them only) */
+void lower_dropout(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	NNC_ASSERT(n->batched && x->layout == n->layout);
+	move_spec m = {cg_tensor(c, x), cg_tensor(c, n), n->size, n->size, 0, 0, n->size,
+		       c->train_mode || n->op == IR_DROPOUT_GRAD, n->fa[0], n->ia[0]};
+	move(c, &m, n->layout);
+}
+
+/* a[n, ka], b[n, kb], ... -> y[n, ka + kb + ...] (or [C, H, W] images
+ * along C, which is the same per sample), either layout: each operand's
+ * values after the previous ones' */
+void lower_concat(cg_ctx *c, ir_node *n)
+{
+	int64_t off = 0;
+	for (int k = 0; k < n->nin; k++) {
+		ir_node *x = operand(c, n, k);
+		NNC_ASSERT(x->layout == n->layout);
+		move_spec m = {cg_tensor(c, x), cg_tensor(c, n), x->size, n->size, 0, off, x->size, false, 0, 0};
+		move(c, &m, n->layout);
+		off += x->size;
+	}
+}
+
+/* dy[n, total] -> dx[n, k] = dy[n, from .. from + k), either layout */
+void lower_slice(cg_ctx *c, ir_node *n)
+{
+	ir_node *dy = operand(c, n, 0);
+	NNC_ASSERT(dy->layout == n->layout);
+	move_spec m = {cg_tensor(c, dy), cg_tensor(c, n), dy->size, n->size, n->ia[0], 0, n->size, false, 0, 0};
+	move(c, &m, n->layout);
+}
+
 void lower_none(cg_ctx *c, ir_node *n)
 {
 	(void)c;

@@ -230,6 +230,10 @@ static void dump_node(ir_graph *g, int i, nnc_buf *out)
 		nnc_buf_printf(out, " dact=%s", ir_act_str(n->dact, n->fa[IR_FA_ACT]));
 	if (n->op == IR_AFFINE)
 		nnc_buf_printf(out, " a=%g b=%g", n->fa[0], n->fa[1]);
+	if (n->op == IR_DROPOUT || n->op == IR_DROPOUT_GRAD)
+		nnc_buf_printf(out, " p=%g stream=%lld", n->fa[0], (long long)n->ia[0]);
+	if (n->op == IR_SLICE)
+		nnc_buf_printf(out, " from=%lld", (long long)n->ia[0]);
 	ir_act a = ir_op_act(n->op);
 	if (a != ACT_NONE && ir_act_get(a)->opt_kind != ACT_OPT_NONE) { /* " alpha=0.1" */
 		char *as = ir_act_str(a, n->fa[IR_FA_ACT]) + strlen(ir_act_get(a)->name) + 1;
@@ -435,6 +439,8 @@ int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, d
 bool ir_op_mode_dependent(ir_op op)
 {
 	switch (op) {
+	case IR_DROPOUT:
+		return true;
 	default:
 		return false;
 	}

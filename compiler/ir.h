@@ -79,8 +79,8 @@ char *ir_act_str(ir_act a, double opt);
  * run in the train and eval steps, autodiff's backward and update nodes in
  * the train step only, the inference tail in inference only, and the
  * forward nodes the output depends on also in inference.  A node whose
- * behaviour depends on the mode (e.g. dropout) is two nodes, one per mode,
- * each in its own entry's list. */
+ * behaviour depends on the mode (dropout) is one node in every list, with
+ * one op function per mode (ir_op_mode_dependent). */
 enum {
 	IR_ENTRY_TRAIN = 1, /* train_step: forward, loss, backward, update */
 	IR_ENTRY_EVAL = 2,  /* eval_step: forward and loss */

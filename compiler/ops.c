@@ -199,6 +199,37 @@ static bool shape_bias_grad(ir_graph *g, ir_node *n)
 	return true;
 }
 
+/* a[n, ka], b[n, kb], ... -> [n, ka + kb + ...] (features), or images
+ * a[n, Ca, H, W], ... -> [n, Ca + Cb + ..., H, W] (channels): either way
+ * the per-sample values of the operands one after another, in their common
+ * layout.  sema checked the ranks and sizes and made the layouts agree. */
+static bool shape_concat(ir_graph *g, ir_node *n)
+{
+	ir_node *a = in(g, n, 0);
+	NNC_ASSERT(n->nin >= 2 && a->batched && (a->rank == 1 || a->rank == 3));
+	int64_t d[3] = {0, a->rank == 3 ? a->dims[1] : 0, a->rank == 3 ? a->dims[2] : 0};
+	for (int k = 0; k < n->nin; k++) {
+		ir_node *b = in(g, n, k);
+		NNC_ASSERT(b->batched && b->rank == a->rank && b->layout == a->layout);
+		NNC_ASSERT(a->rank == 1 || (b->dims[1] == d[1] && b->dims[2] == d[2]));
+		d[0] += b->dims[0];
+	}
+	ir_set_shape(n, true, a->rank, d);
+	n->layout = a->layout;
+	return true;
+}
+
+/* dy -> the part of it one operand of a concat gave: rank ia[1], dims
+ * ia[2..4], from per-sample value ia[0] on, in dy's layout */
+static bool shape_slice(ir_graph *g, ir_node *n)
+{
+	ir_node *dy = in(g, n, 0);
+	ir_set_shape(n, true, (int)n->ia[1], &n->ia[2]);
+	NNC_ASSERT(dy->batched && n->ia[0] >= 0 && n->ia[0] + n->size <= dy->size);
+	n->layout = dy->layout;
+	return true;
+}
+
 /* loss(pred, label) -> scalar.  The label's kind was checked by sema. */
 static bool shape_loss(ir_graph *g, ir_node *n)
 {

@@ -93,6 +93,7 @@ typedef struct sema {
 	val ret;      /* the value a block's `return` gave; V_ERROR before */
 	int first_node; /* the first node of the call being expanded (it names only its own) */
 	bool returned;
+	int ndropout;  /* dropouts so far: the next one's random stream (stable: it picks the masks) */
 	const nnc_stmt *loss_stmt, *opt_stmt, *train_stmt, *model_stmt, *output_stmt;
 	int errors0;   /* errors reported before this program's checks */
 	bool label_ok; /* evaluating the loss's target, where the label belongs */

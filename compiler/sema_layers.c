@@ -433,12 +433,128 @@ static val eval_flatten(sema *s, const nnc_ast *call, ir_op op)
 	return x;
 }
 
+static const char *const dropout_opts[] = {"p", NULL};
+
+/* dropout(x, p) | dropout(x, p: 0.5) | x |> dropout(0.5)
+ * x any per-sample tensor, p in [0, 1) the share of values dropped: in the
+ * train step each value is kept with probability 1 - p and scaled by
+ * 1 / (1 - p) (inverted dropout), elsewhere it is passed on unchanged.  The
+ * n-th dropout of the program draws from stream n (stable: the stream
+ * picks the masks, so it must not depend on anything but the program). */
+static val eval_dropout(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool ok = sema_check_args(s, call, 2, dropout_opts);
+	val x = eval_unary_layer_input(s, call);
+	const nnc_arg *pa = sema_positional(call, 1), *pn = sema_find_named(call, "p");
+	double p = 0;
+	if (pa && pn) {
+		nnc_error(s->src, pn->name_loc, "the dropout rate is given twice");
+		ok = false;
+	} else if (!pa && !pn) {
+		if (ok) /* not after a misspelt option: that error says it */
+			nnc_error(s->src, call->loc, "'dropout' needs the rate of dropped values, e.g. dropout(0.5)");
+		ok = false;
+	} else if (!sema_arg_num(s, pa ? pa : pn, "the dropout rate", &p)) {
+		ok = false;
+	} else if (!(p >= 0 && p < 1)) {
+		nnc_error(s->src, (pa ? pa : pn)->value->loc, "the dropout rate must be in [0, 1), not %g", p);
+		ok = false;
+	}
+	if (!ok || x.kind != V_TENSOR)
+		return sema_verr(call->loc);
+	if (p == 0)
+		return x; /* drops nothing: no node */
+	int id = sema_add_shaped(s, op, 1, &x.node, call->loc);
+	if (id < 0)
+		return sema_verr(call->loc);
+	s->g->nodes[id].fa[0] = p;
+	s->g->nodes[id].ia[0] = ++s->ndropout;
+	return sema_vtensor(id, call->loc);
+}
+
+/* How a concat's diagnostics name operand k: the name written, or its place. */
+static const char *concat_operand(const nnc_ast *call, int k)
+{
+	const nnc_ast *e = sema_positional(call, k)->value;
+	return e->kind == AST_NAME ? nnc_sprintf("'%s'", e->str) : nnc_sprintf("operand %d", k + 1);
+}
+
+/* concat(a, b, ...) | a |> concat(b, ...)
+ * Two or more per-sample tensors joined along their first axis: vectors
+ * [n, ka], [n, kb] -> [n, ka + kb] (features, sample-major), or images
+ * [n, Ca, H, W], [n, Cb, H, W] -> [n, Ca + Cb, H, W] (channels,
+ * batch-innermost).  More operands than a node holds become a chain. */
+static val eval_concat(sema *s, const nnc_ast *call, ir_op op)
+{
+	int npos = 0;
+	while (sema_positional(call, npos))
+		npos++;
+	if (!sema_check_args(s, call, npos, NULL))
+		return sema_verr(call->loc);
+	if (npos < 2) {
+		nnc_error(s->src, call->loc, "'concat' needs at least two tensors to join, e.g. concat(a, b)");
+		return sema_verr(call->loc);
+	}
+	int *ins = nnc_alloc(sizeof(int) * (size_t)npos);
+	bool ok = true;
+	for (int k = 0; k < npos; k++) {
+		val v = sema_tensor_arg(s, call, k, "tensors to join");
+		ins[k] = v.kind == V_TENSOR ? v.node : -1;
+		ok &= v.kind == V_TENSOR;
+	}
+	if (!ok)
+		return sema_verr(call->loc);
+	ir_node *a = &s->g->nodes[ins[0]];
+	int64_t total = 0;
+	for (int k = 0; k < npos; k++) {
+		ir_node *b = &s->g->nodes[ins[k]];
+		nnc_loc at = sema_positional(call, k)->value->loc;
+		if (!b->batched || (b->rank != 1 && b->rank != 3)) {
+			nnc_error(s->src, at, "'concat' joins vectors [n, k] or images [n, C, H, W], but %s has shape %s",
+				  concat_operand(call, k), ir_shape_str(b));
+			return sema_verr(call->loc);
+		}
+		if (b->rank != a->rank) {
+			nnc_error(s->src, at, "'concat' needs operands of the same rank, but %s has shape %s and %s has shape %s",
+				  concat_operand(call, 0), ir_shape_str(a), concat_operand(call, k), ir_shape_str(b));
+			return sema_verr(call->loc);
+		}
+		if (b->rank == 3 && (b->dims[1] != a->dims[1] || b->dims[2] != a->dims[2])) {
+			nnc_error(s->src, at,
+				  "'concat' joins images along channels, so their height and width must agree, but %s has shape %s and %s has shape %s",
+				  concat_operand(call, 0), ir_shape_str(a), concat_operand(call, k), ir_shape_str(b));
+			return sema_verr(call->loc);
+		}
+		total += b->dims[0];
+	}
+	int64_t d[3] = {total, a->dims[1], a->dims[2]};
+	if (!sema_size_ok(s, call->loc, "the result of this concat", a->rank, d))
+		return sema_verr(call->loc);
+	ir_layout want = a->rank == 3 ? LAYOUT_CN : LAYOUT_NC;
+	for (int k = 0; k < npos; k++)
+		ins[k] = sema_relayout(s, ins[k], want);
+	/* a node takes IR_MAX_IN operands: the first ones, then the result and
+	 * the next ones, and so on */
+	int id = -1;
+	for (int k = 0; k < npos;) {
+		int part[IR_MAX_IN], m = 0;
+		if (id >= 0)
+			part[m++] = id;
+		while (m < IR_MAX_IN && k < npos)
+			part[m++] = ins[k++];
+		id = sema_add_shaped(s, op, m, part, call->loc);
+		if (id < 0)
+			return sema_verr(call->loc);
+	}
+	return sema_vtensor(id, call->loc);
+}
+
 /* Every layer name (the table below and acts.def), for suggestions. */
 const char *const sema_builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
 #define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) name,
 #include "acts.def"
 #undef ACT
-					     "softmax", NULL};
+					     "softmax", "dropout", "concat", NULL};
 
 /* A layer builder checks one call of its layer and appends its nodes; op is
  * its table row's (the one builder of several layers tells them apart by it). */
@@ -457,6 +573,8 @@ static const struct {
 	{"global_avgpool", eval_gpool, IR_GAVGPOOL},
 	{"flatten", eval_flatten, IR_NUM_OPS},
 	{"softmax", eval_unary_layer, IR_SOFTMAX},
+	{"dropout", eval_dropout, IR_DROPOUT},
+	{"concat", eval_concat, IR_CONCAT},
 };
 _Static_assert(sizeof layers / sizeof layers[0] + IR_NUM_ACTS == sizeof sema_builtin_layers / sizeof sema_builtin_layers[0],
 	       "every layer of the table is in sema_builtin_layers");

@@ -28,3 +28,10 @@ nnc_add_test(test_abi SOURCES test_abi.c LIBS nnccore)
 nnc_add_test(test_blocks SOURCES test_blocks.c jit_harness.c sh_harness.c LIBS nnccore nnrt TIMEOUT 600)
 target_link_options(test_blocks PRIVATE -rdynamic)
 add_dependencies(test_blocks nnc nnrt)
+
+# Dropout, concat, fan-out and residual connections: masks against the
+# runtime's random stream, gradients against central differences, concat
+# against a C reference, their diagnostics, and a training run of nnc.
+nnc_add_test(test_layers SOURCES test_layers.c jit_harness.c sh_harness.c LIBS nnccore nnrt TIMEOUT 600)
+target_link_options(test_layers PRIVATE -rdynamic)
+add_dependencies(test_layers nnc nnrt)
