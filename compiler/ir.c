@@ -89,7 +89,8 @@ bool *ir_ancestors(const ir_graph *g, int root)
 	for (int i = root; i >= 0; i--)
 		if (need[i])
 			for (int k = 0; k < g->nodes[i].nin; k++)
-				need[g->nodes[i].in[k]] = true;
+				if (!ir_operand_train_only(&g->nodes[i], k))
+					need[g->nodes[i].in[k]] = true;
 	return need;
 }
 
@@ -330,6 +331,22 @@ static double flops_conv_bw(const ir_graph *g, const ir_node *n)
 	return 2.0 * (double)g->nodes[n->in[1]].size * (double)(n->size / n->dims[0]);
 }
 
+/* batchnorm: a multiply-add per value (and the fused activation) */
+static double flops_bn(const ir_graph *g, const ir_node *n)
+{
+	(void)g;
+	return (double)n->size * (2 + (n->act ? ir_act_get(n->act)->flops : 0));
+}
+
+/* its statistics: a sum, then a subtract and a multiply-add per value of x */
+static double flops_bn_partial(const ir_graph *g, const ir_node *n) { return 4.0 * (double)g->nodes[n->in[0]].size; }
+
+/* its backward passes: about four per value of x (and the fused derivative) */
+static double flops_bn_bwd(const ir_graph *g, const ir_node *n)
+{
+	return (double)g->nodes[n->in[0]].size * (4 + (n->dact ? ir_act_get(n->dact)->dflops : 0));
+}
+
 typedef double flops_fn(const ir_graph *g, const ir_node *n);
 static flops_fn *const op_flops[IR_NUM_OPS] = {
 #define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = flops,
@@ -435,6 +452,8 @@ int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, d
 bool ir_op_mode_dependent(ir_op op)
 {
 	switch (op) {
+	case IR_BN_COMBINE: /* the batch's statistics, or the running ones */
+		return true;
 	default:
 		return false;
 	}

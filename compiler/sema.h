@@ -45,6 +45,7 @@ typedef struct sema {
 	const nnc_stmt *defining; /* the NAME = EXPR being evaluated */
 	int ndense;
 	int nconv_weights; /* parameters named conv*.weight so far */
+	int nbatchnorm;    /* batchnorm layers so far (their default names) */
 	const nnc_stmt *loss_stmt, *opt_stmt, *train_stmt, *model_stmt, *output_stmt;
 	int errors0;   /* errors reported before this program's checks */
 	bool label_ok; /* evaluating the loss's target, where the label belongs */
