@@ -21,3 +21,10 @@ target_link_options(test_conv PRIVATE -rdynamic)
 # The runtime structs as the code generator describes them to LLVM
 # (cg_abi.h) against nnrt.h's C layout, field by field by name.
 nnc_add_test(test_abi SOURCES test_abi.c LIBS nnccore)
+
+# Batch normalisation: train (batch statistics) and eval (running
+# statistics) against a double C reference for dense and convolution
+# positions, gradients against central differences, fused/unfused/naive,
+# thread and chunk independence of the cross-chunk statistics.
+nnc_add_test(test_norm SOURCES test_norm.c jit_harness.c LIBS nnccore nnrt TIMEOUT 600)
+target_link_options(test_norm PRIVATE -rdynamic)

@@ -70,6 +70,7 @@ float *th_falloc(int64_t n);
 typedef struct state {
 	const nnrt_model *m;
 	float *params, *grads, *opt, *ws, *x, *out;
+	float *st;       /* the model's state (nnrt_model.state), at its initial values */
 	void *y;         /* int32 classes or float targets */
 	int64_t out_cap; /* floats in out: the batch plus a canary zone */
 	nnrt_step_args a;

@@ -106,7 +106,7 @@ static const diag_case cases[] = {
 	 F ":4:27: error: unknown layer or function 'rellu'", "hint: did you mean 'relu'?"},
 	{"unknown layer, no close match: the list", HEAD "logits = x |> dense(8) |> frobnicate |> dense(2)\n" TAIL, 1,
 	 F ":4:27: error: unknown layer or function 'frobnicate'",
-	 "hint: layers and activations are: dense, conv2d, maxpool, avgpool, global_avgpool, flatten, relu, sigmoid, "
+	 "hint: layers and activations are: dense, conv2d, maxpool, avgpool, global_avgpool, flatten, batchnorm, relu, sigmoid, "
 	 "tanh, leaky_relu, elu, softplus, silu, gelu, softmax"},
 	{"name used before it is defined", HEAD "logits = h |> dense(2)\nh = x |> dense(8)\n" TAIL, 1,
 	 F ":4:10: error: unknown name 'h'", NULL},
