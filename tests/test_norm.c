@@ -49,6 +49,7 @@ typedef struct bnnet {
 	bool affine;
 	double momentum, eps;
 	int64_t K, batch;
+	bool resid; /* dense: a + dense(a) after the activation */
 } bnnet;
 
 #define TRAIN_BLOCK(batch) \
@@ -60,25 +61,31 @@ static const bnnet nets[] = {
 	{"dense_tanh",
 	 "model bnd\ninput x : f32[7]\nlabel y : class(3)\n"
 	 "h = x |> dense(6) |> batchnorm(momentum: 0.3) |> tanh\nlogits = h |> dense(3)\n" TRAIN_BLOCK(20),
-	 7, 1, 1, false, false, 6, A_TANH, true, 0.3, 1e-5, 3, 20},
+	 7, 1, 1, false, false, 6, A_TANH, true, 0.3, 1e-5, 3, 20, false},
 	{"dense_relu_wide",
 	 "model bnw\ninput x : f32[5]\nlabel y : class(4)\n"
 	 "h = x |> dense(37) |> batchnorm |> relu\nlogits = h |> dense(4)\n" TRAIN_BLOCK(20),
-	 5, 1, 1, false, false, 37, A_RELU, true, 0.1, 1e-5, 4, 20},
+	 5, 1, 1, false, false, 37, A_RELU, true, 0.1, 1e-5, 4, 20, false},
 	{"dense_no_affine",
 	 "model bna\ninput x : f32[7]\nlabel y : class(3)\n"
 	 "h = x |> dense(6) |> batchnorm(affine: false, eps: 0.001, momentum: 1)\nlogits = h |> dense(3)\n" TRAIN_BLOCK(20),
-	 7, 1, 1, false, false, 6, A_NONE, false, 1, 1e-3, 3, 20},
+	 7, 1, 1, false, false, 6, A_NONE, false, 1, 1e-3, 3, 20, false},
 	{"conv_relu",
 	 "model bnc\ninput x : f32[2, 5, 5]\nlabel y : class(3)\n"
 	 "h = x |> conv2d(3, 3, pad: 1) |> batchnorm(momentum: 0.2) |> relu\nlogits = h |> flatten |> dense(3)\n" TRAIN_BLOCK(20),
-	 2, 5, 5, true, false, 3, A_RELU, true, 0.2, 1e-5, 3, 20},
+	 2, 5, 5, true, false, 3, A_RELU, true, 0.2, 1e-5, 3, 20, false},
 	{"conv_gap",
 	 "model bng\ninput x : f32[2, 4, 4]\nlabel y : class(3)\n"
 	 "h = x |> conv2d(5, 3, pad: 1) |> relu |> global_avgpool |> batchnorm |> tanh\nlogits = h |> dense(3)\n" TRAIN_BLOCK(20),
-	 2, 4, 4, true, true, 5, A_TANH, true, 0.1, 1e-5, 3, 20},
+	 2, 4, 4, true, true, 5, A_TANH, true, 0.1, 1e-5, 3, 20, false},
+	/* relu's derivative has no product after it to go into: batchnorm's
+	 * backward ops apply it (fuse.c rule 4) */
+	{"dense_residual",
+	 "model bnr\ninput x : f32[7]\nlabel y : class(3)\n"
+	 "h = x |> dense(6) |> batchnorm |> relu\nlogits = (h + (h |> dense(6))) |> dense(3)\n" TRAIN_BLOCK(20),
+	 7, 1, 1, false, false, 6, A_RELU, true, 0.1, 1e-5, 3, 20, true},
 };
-enum { NET_DENSE_TANH, NET_DENSE_WIDE, NET_DENSE_NOAFFINE, NET_CONV, NET_GAP };
+enum { NET_DENSE_TANH, NET_DENSE_WIDE, NET_DENSE_NOAFFINE, NET_CONV, NET_GAP, NET_RESID };
 
 /* ---- the double-precision reference ---- */
 
@@ -104,7 +111,7 @@ static double act_f(bn_act a, double v) { return a == A_RELU ? (v > 0 ? v : 0) :
 static double ref_loss(const bnnet *nt, const nnrt_model *m, const double *P, const float *st, const float *x,
 		       const int32_t *y, int64_t n, bool train, double *rm_new, double *rv_new, double *probs)
 {
-	const char *l1 = nt->conv ? "conv1" : "dense1", *l2 = nt->conv ? "dense1" : "dense2";
+	const char *l1 = nt->conv ? "conv1" : "dense1", *l2 = nt->conv ? "dense1" : nt->resid ? "dense3" : "dense2";
 	int64_t in = nt->C0 * nt->H * nt->W, F = nt->F, HW = nt->conv && !nt->gap ? nt->H * nt->W : 1;
 	int64_t w1 = pidx(m, nnc_sprintf("%s.weight", l1)), b1 = pidx(m, nnc_sprintf("%s.bias", l1));
 	int64_t w2 = pidx(m, nnc_sprintf("%s.weight", l2)), b2 = pidx(m, nnc_sprintf("%s.bias", l2));
@@ -168,6 +175,19 @@ static double ref_loss(const bnnet *nt, const nnrt_model *m, const double *P, co
 				double *v = &z[(s * F + f) * HW + p];
 				*v = act_f(nt->act, g * (*v - mean) / sqrt(var + nt->eps) + b);
 			}
+	}
+	if (nt->resid) { /* a + dense2(a), F -> F */
+		int64_t wr = pidx(m, "dense2.weight"), br = pidx(m, "dense2.bias");
+		double r[64];
+		for (int64_t s = 0; s < n; s++) {
+			for (int64_t f = 0; f < F; f++) {
+				r[f] = P[br + f];
+				for (int64_t i = 0; i < F; i++)
+					r[f] += z[s * F + i] * P[wr + i * F + f];
+			}
+			for (int64_t f = 0; f < F; f++)
+				z[s * F + f] += r[f];
+		}
 	}
 	double loss = 0;
 	for (int64_t s = 0; s < n; s++) {
@@ -330,6 +350,36 @@ Test(norm, dense_wide_relu, .timeout = 240) { check_net(NET_DENSE_WIDE); }
 Test(norm, dense_without_affine, .timeout = 240) { check_net(NET_DENSE_NOAFFINE); }
 Test(norm, conv_per_channel, .timeout = 240) { check_net(NET_CONV); }
 Test(norm, after_global_avgpool, .timeout = 240) { check_net(NET_GAP); }
+Test(norm, residual_activation_derivative_in_batchnorm, .timeout = 240) { check_net(NET_RESID); }
+
+/* What fusion does with the activation after a batchnorm: forward, it is
+ * applied in the normalising pass (the node disappears); backward, its
+ * derivative goes into the next layer's backward product where there is
+ * one (rule 3), else into batchnorm's two backward passes (rule 4). */
+Test(norm, the_activation_fuses_into_batchnorm)
+{
+	static const struct {
+		int net;
+		ir_act act;
+		int bn_dacts; /* backward batchnorm ops applying the derivative */
+	} want[] = {{NET_DENSE_TANH, ACT_TANH, 0}, {NET_CONV, ACT_RELU, 0}, {NET_RESID, ACT_RELU, 2}, {NET_DENSE_NOAFFINE, ACT_NONE, 0}};
+	for (size_t k = 0; k < NELEMS(want); k++) {
+		ir_graph *g = th_build_graph(SRC_PATH, nets[want[k].net].src, true);
+		int bn = -1, dacts = 0, acts = 0;
+		for (int i = 0; i < g->n; i++) {
+			ir_node *n = &g->nodes[i];
+			if (n->dead)
+				continue;
+			bn = n->op == IR_BATCHNORM ? i : bn;
+			dacts += (n->op == IR_BN_BWD_PARTIAL || n->op == IR_BN_BWD_X) && n->dact == want[k].act && n->dact;
+			acts += ir_op_act(n->op) != ACT_NONE && !ir_op_is_act_grad(n->op);
+		}
+		cr_assert(bn >= 0);
+		cr_assert_eq(g->nodes[bn].act, want[k].act, "%s: batchnorm's act", nets[want[k].net].name);
+		cr_assert_eq(acts, 0, "%s: an activation node is left", nets[want[k].net].name);
+		cr_assert_eq(dacts, want[k].bn_dacts, "%s: %d backward batchnorm ops apply the derivative", nets[want[k].net].name, dacts);
+	}
+}
 
 /* ---- the schedule: threads, chunks, steps ---- */
 
