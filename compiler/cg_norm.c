@@ -24,7 +24,8 @@
  * read, from the activation's output v (the last operand).
  *
  * Columns past the chunk's n samples in a CN tensor hold no sample: the
- * reductions mask them; the element-wise passes compute them (never read).
+ * reductions mask them; the element-wise passes compute them (never read),
+ * so a channel is one block of P x bpad floats, one flat loop.
  */
 #include "cg.h"
 
@@ -53,25 +54,25 @@ static LLVMValueRef zero_off(cg_ctx *c, LLVMValueRef mask, LLVMValueRef v)
 	return mask ? LLVMBuildSelect(c->B, mask, v, LLVMConstNull(LLVMTypeOf(v)), "") : v;
 }
 
-/* A reduction's body: the vector of 16 values at offset `off` of the
- * operands, the lanes off `mask` (NULL: all on) holding no value. */
-typedef void bn_body(cg_ctx *c, void *ctx, LLVMValueRef off, LLVMValueRef mask);
+/* A pass's body: the vector of 16 values at offset `off` of the operands;
+ * loads take `lmask` (NULL: the whole vector exists), sums leave out the
+ * lanes off `smask` (NULL: every lane is a value). */
+typedef void bn_body(cg_ctx *c, void *ctx, LLVMValueRef off, LLVMValueRef lmask, LLVMValueRef smask);
 
-/* Every vector of channel ch of a CN tensor that holds samples: full
- * vectors unmasked, the chunk's last partial one masked. */
+/* Every vector of channel ch of a CN tensor: P rows of bpad/16 vectors,
+ * a row's vectors unrolled, each with the mask of the chunk's samples in
+ * it (computed once); the loads are whole (bpad columns exist). */
 static void for_channel(cg_ctx *c, const bn_geo *G, LLVMValueRef ch, bn_body *body, void *ctx)
 {
+	int64_t slots = G->bp / CG_VW;
 	LLVMValueRef n = cg_batch_n(c);
-	LLVMValueRef full = LLVMBuildSDiv(c->B, n, cg_i64(c, CG_VW), "");
-	LLVMValueRef rem = LLVMBuildSub(c->B, n, mulk(c, full, CG_VW), "");
+	LLVMValueRef *mask = nnc_alloc(sizeof(LLVMValueRef) * (size_t)slots);
+	for (int64_t v = 0; v < slots; v++)
+		mask[v] = cg_mask_dyn(c, LLVMBuildSub(c->B, n, cg_i64(c, v * CG_VW), ""));
 	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->P), 1);
 	LLVMValueRef row = mulk(c, add(c, mulk(c, ch, G->P), p.i), G->bp);
-	cg_loop v = cg_loop_begin(c, cg_i64(c, 0), full, 1);
-	body(c, ctx, add(c, row, mulk(c, v.i, CG_VW)), NULL);
-	cg_loop_end(c, &v);
-	cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntSGT, rem, cg_i64(c, 0), ""));
-	body(c, ctx, add(c, row, mulk(c, full, CG_VW)), cg_mask_dyn(c, rem));
-	cg_if_end(c, &f);
+	for (int64_t v = 0; v < slots; v++)
+		body(c, ctx, add(c, row, cg_i64(c, v * CG_VW)), NULL, mask[v]);
 	cg_loop_end(c, &p);
 }
 
@@ -81,7 +82,7 @@ static void for_block(cg_ctx *c, const bn_geo *G, LLVMValueRef j, bn_body *body,
 	LLVMValueRef f0 = mulk(c, j, CG_VW);
 	LLVMValueRef mask = G->C % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, cg_i64(c, G->C), f0, "")) : NULL;
 	cg_loop s = cg_loop_begin(c, cg_i64(c, 0), cg_batch_n(c), 1);
-	body(c, ctx, add(c, mulk(c, s.i, G->C), f0), mask);
+	body(c, ctx, add(c, mulk(c, s.i, G->C), f0), mask, mask);
 	cg_loop_end(c, &s);
 }
 
@@ -147,10 +148,10 @@ typedef struct stat_ctx {
 	LLVMValueRef X, acc, mean; /* mean: <16 x double>, NULL in the first pass */
 } stat_ctx;
 
-static void stat_body(cg_ctx *c, void *p, LLVMValueRef off, LLVMValueRef mask)
+static void stat_body(cg_ctx *c, void *p, LLVMValueRef off, LLVMValueRef lmask, LLVMValueRef mask)
 {
 	stat_ctx *s = p;
-	LLVMValueRef x = ext(c, cg_vload(c, cg_gep(c, s->X, off), mask));
+	LLVMValueRef x = ext(c, cg_vload(c, cg_gep(c, s->X, off), lmask));
 	if (s->mean) {
 		LLVMValueRef d = LLVMBuildFSub(c->B, x, s->mean, "");
 		x = LLVMBuildFMul(c->B, d, d, "");
@@ -279,15 +280,14 @@ void lower_batchnorm(cg_ctx *c, ir_node *n)
 		if (BE)
 			shift = LLVMBuildFAdd(c->B, fload(c, BE, ch.i), shift, "");
 		LLVMValueRef vs = cg_splat(c, scale), vb = cg_splat(c, shift);
-		LLVMValueRef nv = LLVMBuildSDiv(c->B, add(c, cg_batch_n(c), cg_i64(c, CG_VW - 1)), cg_i64(c, CG_VW), "");
-		cg_loop p = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G.P), 1);
-		LLVMValueRef row = mulk(c, add(c, mulk(c, ch.i, G.P), p.i), G.bp);
-		cg_loop v = cg_loop_begin(c, cg_i64(c, 0), nv, 1);
-		LLVMValueRef off = add(c, row, mulk(c, v.i, CG_VW));
+		/* the channel's P rows of bpad columns are one block: every
+		 * column (those past n are never read) */
+		LLVMValueRef base = mulk(c, ch.i, G.P * G.bp);
+		cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G.P * G.bp), CG_VW);
+		LLVMValueRef off = add(c, base, i.i);
 		LLVMValueRef y = cg_act(c, n->act, opt, cg_fma(c, cg_vload(c, cg_gep(c, X, off), NULL), vs, vb));
 		cg_vstore(c, y, cg_gep(c, Y, off), NULL);
-		cg_loop_end(c, &v);
-		cg_loop_end(c, &p);
+		cg_loop_end(c, &i);
 		cg_loop_end(c, &ch);
 		return;
 	}
@@ -346,7 +346,7 @@ typedef struct bwd_ctx {
 	LLVMValueRef a, b, cc, DX; /* bwd x: dx = a dy + b (x - mean) + cc */
 } bwd_ctx;
 
-static LLVMValueRef grad_in(cg_ctx *c, bwd_ctx *b, LLVMValueRef off, LLVMValueRef mask)
+static LLVMValueRef grad_in(cg_ctx *c, bwd_ctx *b, LLVMValueRef off, LLVMValueRef mask /* of the loads */)
 {
 	LLVMValueRef dy = cg_vload(c, cg_gep(c, b->DY, off), mask);
 	if (!b->n->dact)
@@ -354,11 +354,11 @@ static LLVMValueRef grad_in(cg_ctx *c, bwd_ctx *b, LLVMValueRef off, LLVMValueRe
 	return cg_dact(c, b->n->dact, b->n->fa[IR_FA_ACT], cg_vload(c, cg_gep(c, b->V, off), mask), dy);
 }
 
-static void bwd_partial_body(cg_ctx *c, void *p, LLVMValueRef off, LLVMValueRef mask)
+static void bwd_partial_body(cg_ctx *c, void *p, LLVMValueRef off, LLVMValueRef lmask, LLVMValueRef mask)
 {
 	bwd_ctx *b = p;
-	LLVMValueRef d = grad_in(c, b, off, mask);
-	LLVMValueRef xh = LLVMBuildFMul(c->B, LLVMBuildFSub(c->B, cg_vload(c, cg_gep(c, b->X, off), mask), b->mean, ""), b->sd, "");
+	LLVMValueRef d = grad_in(c, b, off, lmask);
+	LLVMValueRef xh = LLVMBuildFMul(c->B, LLVMBuildFSub(c->B, cg_vload(c, cg_gep(c, b->X, off), lmask), b->mean, ""), b->sd, "");
 	acc_add(c, b->acc0, zero_off(c, mask, ext(c, d)));
 	acc_add(c, b->acc1, zero_off(c, mask, ext(c, LLVMBuildFMul(c->B, d, xh, ""))));
 }
@@ -428,8 +428,9 @@ void lower_bn_bwd_combine(cg_ctx *c, ir_node *n)
 	cg_loop_end(c, &ch);
 }
 
-static void bwd_x_body(cg_ctx *c, void *p, LLVMValueRef off, LLVMValueRef mask)
+static void bwd_x_body(cg_ctx *c, void *p, LLVMValueRef off, LLVMValueRef mask, LLVMValueRef smask)
 {
+	(void)smask; /* CN: every column is computed (those past n are never read) */
 	bwd_ctx *b = p;
 	LLVMValueRef d = grad_in(c, b, off, mask);
 	LLVMValueRef xc = LLVMBuildFSub(c->B, cg_vload(c, cg_gep(c, b->X, off), mask), b->mean, "");
