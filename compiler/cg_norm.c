@@ -456,3 +456,45 @@ void lower_bn_bwd_x(cg_ctx *c, ir_node *n)
 	for_task(c, &G, t.i, bwd_x_body, &b);
 	cg_loop_end(c, &t);
 }
+
+/* ---- folding into the layer before (--inference-only, pass_infer.c) ---- */
+
+/* s[ch] = gamma[ch] / sd[ch] (sd: stats row 1, 1 / sqrt(var + eps)) */
+static LLVMValueRef fold_scale(cg_ctx *c, LLVMValueRef S, LLVMValueRef GA, int64_t C, LLVMValueRef ch)
+{
+	LLVMValueRef s = fload(c, S, add(c, ch, cg_i64(c, C)));
+	return GA ? LLVMBuildFMul(c->B, fload(c, GA, ch), s, "") : s;
+}
+
+/* W'[.., ch, ..] = W s[ch]: dense W[in][C] (ch the column), conv W[C][...] (the row) */
+void lower_bn_fold_w(cg_ctx *c, ir_node *n)
+{
+	ir_node *w = operand(c, n, 0), *st = operand(c, n, 1);
+	int64_t C = st->dims[1], per = w->size / C;
+	LLVMValueRef W = cg_tensor(c, w), S = cg_tensor(c, st), D = cg_tensor(c, n), lo, hi;
+	LLVMValueRef GA = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	cg_partition(c, cg_i64(c, w->size), &lo, &hi);
+	cg_loop i = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef ch = n->ia[0] ? LLVMBuildSDiv(c->B, i.i, cg_i64(c, per), "") : LLVMBuildSRem(c->B, i.i, cg_i64(c, C), "");
+	cg_store(c, LLVMBuildFMul(c->B, fload(c, W, i.i), fold_scale(c, S, GA, C, ch), ""), cg_gep(c, D, i.i));
+	cg_loop_end(c, &i);
+}
+
+/* b'[ch] = (b[ch] - mean[ch]) s[ch] + beta[ch] (b 0 without a bias) */
+void lower_bn_fold_b(cg_ctx *c, ir_node *n)
+{
+	ir_node *st = operand(c, n, 0);
+	int64_t C = n->size;
+	bool affine = n->ia[0], bias = n->ia[1];
+	LLVMValueRef S = cg_tensor(c, st), D = cg_tensor(c, n), lo, hi;
+	LLVMValueRef GA = affine ? cg_tensor(c, operand(c, n, 1)) : NULL, BE = affine ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	LLVMValueRef B = bias ? cg_tensor(c, operand(c, n, affine ? 3 : 1)) : NULL;
+	cg_partition(c, cg_i64(c, C), &lo, &hi);
+	cg_loop i = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef z = B ? LLVMBuildFSub(c->B, fload(c, B, i.i), fload(c, S, i.i), "") : LLVMBuildFNeg(c->B, fload(c, S, i.i), "");
+	LLVMValueRef v = LLVMBuildFMul(c->B, z, fold_scale(c, S, GA, C, i.i), "");
+	if (BE)
+		v = LLVMBuildFAdd(c->B, v, fload(c, BE, i.i), "");
+	cg_store(c, v, cg_gep(c, D, i.i));
+	cg_loop_end(c, &i);
+}

@@ -265,6 +265,10 @@ bool ir_op_mode_dependent(ir_op op);
 ir_graph *nnc_sema(const nnc_program *prog, nnc_train_config *cfg);
 void nnc_autodiff(ir_graph *g, const ir_optimizer *opt); /* backward nodes + optimizer update */
 void nnc_add_inference_tail(ir_graph *g);     /* the value inference returns, into ST_OUT */
+/* --inference-only, after ir_drop_training: a batchnorm after a dense or
+ * conv2d layer (its only reader) becomes that layer with weights and bias
+ * scaled from the running statistics (pass_infer.c). */
+void nnc_fold_batchnorm(ir_graph *g);
 void nnc_fuse(ir_graph *g);
 void nnc_plan(ir_graph *g);
 /* A product or convolution whose act_dst node is dead (nothing reads the

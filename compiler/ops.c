@@ -254,7 +254,8 @@ static bool shape_bn_coef(ir_graph *g, ir_node *n)
 	return true;
 }
 
-/* dgamma or dbeta: [C], one row of the partial [2, C] */
+/* dgamma or dbeta: [C], one row of the partial [2, C]; a folded bias: [C]
+ * from the statistics [2, C] */
 static bool shape_bn_pgrad(ir_graph *g, ir_node *n)
 {
 	int64_t d[1] = {in(g, n, 0)->dims[1]};

@@ -40,6 +40,7 @@ nnc_source *th_make_source(const char *path, const char *text)
 
 int64_t th_chunks;
 void (*th_graph_hook)(ir_graph *g);
+void (*th_plan_hook)(ir_graph *g);
 
 /* The graphs th_build_graph made, each with its training configuration. */
 static struct built {
@@ -77,6 +78,8 @@ ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 	nnc_add_inference_tail(g);
 	if (fuse)
 		nnc_fuse(g);
+	if (th_plan_hook)
+		th_plan_hook(g);
 	g->chunks = th_chunks;
 	nnc_plan(g);
 	th_check_plan(g);

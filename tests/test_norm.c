@@ -508,3 +508,79 @@ Test(norm, running_statistics_after_steps, .timeout = 120)
 	th_state_free(&s);
 	th_jit_free(&j);
 }
+
+/* ---- --inference-only: batchnorm folded into the layer before ---- */
+
+static void inference_only(ir_graph *g) { ir_drop_training(g); }
+static void inference_only_folded(ir_graph *g)
+{
+	ir_drop_training(g);
+	nnc_fold_batchnorm(g);
+}
+
+/* The driver's --inference-only pipeline folds each batchnorm after a
+ * dense or conv2d into it (no batchnorm node is left, the layer carries
+ * the activation); eval_step and infer() of the folded program agree with
+ * the unfolded one and with the reference's running-statistics forward. */
+Test(norm, inference_only_folds_batchnorm_into_the_layer, .timeout = 240)
+{
+	static const int which[] = {NET_DENSE_TANH, NET_DENSE_NOAFFINE, NET_CONV, NET_RESID, NET_GAP};
+	for (size_t w = 0; w < NELEMS(which); w++) {
+		const bnnet *nt = &nets[which[w]];
+		jitted j[2];
+		for (int folded = 0; folded < 2; folded++) {
+			th_plan_hook = folded ? inference_only_folded : inference_only;
+			ir_graph *g = th_build_graph(SRC_PATH, nt->src, true);
+			th_plan_hook = NULL;
+			int bns = 0, folds = 0;
+			for (int i = 0; i < g->n; i++) {
+				bns += !g->nodes[i].dead && g->nodes[i].op == IR_BATCHNORM;
+				folds += !g->nodes[i].dead && g->nodes[i].op == IR_BN_FOLD_W;
+			}
+			/* after global_avgpool there is no layer to fold into */
+			bool can = !nt->gap;
+			cr_assert_eq(bns, folded && can ? 0 : 1, "%s: %d batchnorm nodes left", nt->name, bns);
+			cr_assert_eq(folds, folded && can ? 1 : 0, "%s: %d folds", nt->name, folds);
+			j[folded] = th_jit(g, false, true);
+		}
+		const nnrt_model *m = j[0].m;
+		for (int64_t n = 13; n > 0; n -= 10) { /* 3: infer() runs small.c's sample-major copy */
+			double *probs = malloc(sizeof(double) * (size_t)(n * nt->K));
+			float *outs[2];
+			double losses[2];
+			for (int folded = 0; folded < 2; folded++) {
+				state s = th_state_new(j[folded].m);
+				th_fill_params(m, s.params, 91);
+				th_fill_batch(&s, n, 92);
+				rng r = {93};
+				int64_t rm = sidx(m, "batchnorm1.running_mean"), rv = sidx(m, "batchnorm1.running_var");
+				for (int64_t f = 0; f < nt->F; f++) {
+					s.st[rm + f] = (float)rng_uniform(&r, -1, 1);
+					s.st[rv + f] = (float)rng_uniform(&r, 0.2, 3);
+				}
+				double *P = params_d(&s);
+				double want = ref_loss(nt, m, P, s.st, s.x, s.y, n, false, NULL, NULL, probs);
+				free(P);
+				run(&s, j[folded].m->eval_step, n, 0);
+				losses[folded] = s.metrics[0] / (double)n;
+				cr_assert(close_to(losses[folded], want, 2e-5), "%s folded %d: eval loss %.8g, the reference %.8g", nt->name,
+					  folded, losses[folded], want);
+				run(&s, j[folded].m->infer, n, 0);
+				outs[folded] = th_falloc(n * nt->K);
+				memcpy(outs[folded], s.out, sizeof(float) * (size_t)(n * nt->K));
+				for (int64_t i = 0; i < n * nt->K; i++)
+					cr_assert(fabs(s.out[i] - probs[i]) <= 2e-5, "%s folded %d: infer out[%lld] %.8g, the reference %.8g",
+						  nt->name, folded, (long long)i, s.out[i], probs[i]);
+				th_state_free(&s);
+			}
+			for (int64_t i = 0; i < n * nt->K; i++)
+				cr_assert(fabs(outs[0][i] - outs[1][i]) <= 1e-5, "%s: folded infer out[%lld] %.8g, unfolded %.8g", nt->name,
+					  (long long)i, outs[1][i], outs[0][i]);
+			free(outs[0]);
+			free(outs[1]);
+			free(probs);
+		}
+		th_jit_free(&j[0]);
+		th_jit_free(&j[1]);
+	}
+}
