@@ -327,8 +327,8 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 		barrier(u);
 		for (; j < n && body_phase(g, &g->nodes[ids[j]], train) == PHASE_COMBINE; j++) {
 			call_op(u, ids[j], train, c->tid, c->nth, ck0);
-			tick(u, u->op_index[ids[j]]);
 			barrier(u);
+			tick(u, u->op_index[ids[j]]); /* the combine's time: its op and the waits around it */
 		}
 	}
 	if (metrics || post)
