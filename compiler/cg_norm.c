@@ -66,6 +66,16 @@ static void for_channel(cg_ctx *c, const bn_geo *G, LLVMValueRef ch, bn_body *bo
 {
 	int64_t slots = G->bp / CG_VW;
 	LLVMValueRef n = cg_batch_n(c);
+	if (slots > 8) { /* a large chunk: a loop over the row's vectors, not a copy of the body each */
+		cg_loop p = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->P), 1);
+		LLVMValueRef row = mulk(c, add(c, mulk(c, ch, G->P), p.i), G->bp);
+		cg_loop v = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, slots), 1);
+		LLVMValueRef s0 = mulk(c, v.i, CG_VW);
+		body(c, ctx, add(c, row, s0), NULL, cg_mask_dyn(c, LLVMBuildSub(c->B, n, s0, "")));
+		cg_loop_end(c, &v);
+		cg_loop_end(c, &p);
+		return;
+	}
 	LLVMValueRef *mask = nnc_alloc(sizeof(LLVMValueRef) * (size_t)slots);
 	for (int64_t v = 0; v < slots; v++)
 		mask[v] = cg_mask_dyn(c, LLVMBuildSub(c->B, n, cg_i64(c, v * CG_VW), ""));

@@ -84,8 +84,13 @@ static const bnnet nets[] = {
 	 "model bnr\ninput x : f32[7]\nlabel y : class(3)\n"
 	 "h = x |> dense(6) |> batchnorm |> relu\nlogits = (h + (h |> dense(6))) |> dense(3)\n" TRAIN_BLOCK(20),
 	 7, 1, 1, false, false, 6, A_RELU, true, 0.1, 1e-5, 3, 20, true},
+	/* chunks of 150 samples: rows of 10 vectors, which the kernels loop over */
+	{"conv_large_chunks",
+	 "model bnl\ninput x : f32[2, 5, 5]\nlabel y : class(3)\n"
+	 "h = x |> conv2d(3, 3, pad: 1) |> batchnorm(momentum: 0.2) |> relu\nlogits = h |> flatten |> dense(3)\n" TRAIN_BLOCK(300),
+	 2, 5, 5, true, false, 3, A_RELU, true, 0.2, 1e-5, 3, 300, false},
 };
-enum { NET_DENSE_TANH, NET_DENSE_WIDE, NET_DENSE_NOAFFINE, NET_CONV, NET_GAP, NET_RESID };
+enum { NET_DENSE_TANH, NET_DENSE_WIDE, NET_DENSE_NOAFFINE, NET_CONV, NET_GAP, NET_RESID, NET_LARGE };
 
 /* ---- the double-precision reference ---- */
 
@@ -351,6 +356,17 @@ Test(norm, dense_without_affine, .timeout = 240) { check_net(NET_DENSE_NOAFFINE)
 Test(norm, conv_per_channel, .timeout = 240) { check_net(NET_CONV); }
 Test(norm, after_global_avgpool, .timeout = 240) { check_net(NET_GAP); }
 Test(norm, residual_activation_derivative_in_batchnorm, .timeout = 240) { check_net(NET_RESID); }
+
+Test(norm, large_chunks, .timeout = 240)
+{
+	const bnnet *nt = &nets[NET_LARGE];
+	jitted j = jit_net(nt, V_FUSED, 0);
+	nnrt_set_threads(2);
+	check_forward(nt, &j, V_FUSED, 300);
+	check_forward(nt, &j, V_FUSED, 157);
+	check_gradients(nt, &j, V_FUSED, 157);
+	th_jit_free(&j);
+}
 
 /* What fusion does with the activation after a batchnorm: forward, it is
  * applied in the normalising pass (the node disappears); backward, its
