@@ -481,6 +481,7 @@ static val eval_batchnorm(sema *s, const nnc_ast *call, ir_op op)
 	}
 	int rm = ir_add_state(s->g, nnc_sprintf("%s.running_mean", name), 1, cd, 0);
 	int rv = ir_add_state(s->g, nnc_sprintf("%s.running_var", name), 1, cd, 1);
+	s->g->states[s->g->nstates - 2].loc = s->g->states[s->g->nstates - 1].loc = call->loc; /* name clashes */
 	/* the batch's statistics: a partial per chunk (the train step only), merged */
 	int part = sema_add_shaped(s, IR_BN_PARTIAL, 1, &xin, call->loc);
 	s->g->nodes[part].entries = IR_ENTRY_TRAIN;

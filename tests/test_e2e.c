@@ -453,3 +453,34 @@ Test(e2e, batchnorm_trains_evaluates_and_resumes, .timeout = 300)
 	free(s1), free(s2);
 	free(out), free(ev), free(pp), free(half), free(res);
 }
+
+/* State tensors are named like parameters (checkpoints, the header's
+ * <PREFIX>_S_ macros): two batchnorms without parameters (affine: false)
+ * named alike, or alike in C, are errors of the .nn file like two dense
+ * layers would be. */
+Test(e2e, batchnorm_state_names_that_clash_are_errors)
+{
+	static const struct {
+		const char *a, *b, *message, *note;
+	} rows[] = {
+		{"bn", "bn", "t.nn:4:10: error: a second layer is named 'bn': the model would have two state tensors 'bn.running_mean'",
+		 "t.nn:4:10: note: the first layer named 'bn' is here"},
+		{"b.n", "b_n", "t.nn:4:10: error: layer name 'b_n' clashes with 'b.n': both become B_N in C names such as T_S_B_N_RUNNING_MEAN",
+		 "t.nn:4:10: note: layer 'b.n' is here"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		char text[600];
+		snprintf(text, sizeof text,
+			 "model t\ninput x : f32[2]\nlabel y : class(2)\n"
+			 "logits = x |> dense(4) |> batchnorm(affine: false, name: \"%s\") |> dense(4) |> batchnorm(affine: false, name: \"%s\") |> dense(2)\n"
+			 "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.1)\ntrain { data: moons(count: 100) }\n",
+			 rows[i].a, rows[i].b);
+		write_nn("t.nn", text);
+		char *out;
+		int rc = sh_run(&out, "cd '%s' && '%s' t.nn -c", tmpdir, NNC_EXE);
+		cr_expect_eq(rc, 1, "row %zu: exit %d\n%s", i, rc, out);
+		cr_expect(strstr(out, rows[i].message), "row %zu: wanted '%s' in:\n%s", i, rows[i].message, out);
+		cr_expect(strstr(out, rows[i].note), "row %zu: wanted '%s' in:\n%s", i, rows[i].note, out);
+		free(out);
+	}
+}
