@@ -279,7 +279,8 @@ void ir_dump_dot(ir_graph *g, nnc_buf *out)
 		nnc_buf_printf(out, "  n%d [label=\"%s%s%s\\n%s\", style=filled, fillcolor=%s];\n", i,
 			       ir_op_name(n->op), n->name ? " " : "", n->name ? n->name : "", shape, color);
 		for (int k = 0; k < n->nin; k++)
-			nnc_buf_printf(out, "  n%d -> n%d;\n", n->in[k], i);
+			if (!g->nodes[n->in[k]].dead) /* a train-only operand after --inference-only */
+				nnc_buf_printf(out, "  n%d -> n%d;\n", n->in[k], i);
 	}
 	nnc_buf_puts(out, "}\n");
 }

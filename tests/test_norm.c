@@ -557,6 +557,18 @@ Test(norm, inference_only_folds_batchnorm_into_the_layer, .timeout = 240)
 			bool can = !nt->gap;
 			cr_assert_eq(bns, folded && can ? 0 : 1, "%s: %d batchnorm nodes left", nt->name, bns);
 			cr_assert_eq(folds, folded && can ? 1 : 0, "%s: %d folds", nt->name, folds);
+			/* --emit-dot draws no edge from a node it does not draw (the
+			 * statistics' train-only partial is dead here) */
+			nnc_buf dot = {0};
+			ir_dump_dot(g, &dot);
+			for (const char *e = dot.data; (e = strstr(e, " -> ")); e++) {
+				const char *a = e;
+				while (a > dot.data && a[-1] != ' ')
+					a--;
+				int from = atoi(a + 1);
+				cr_assert(strstr(dot.data, nnc_sprintf("  n%d [label", from)), "%s: an edge from undrawn n%d", nt->name, from);
+			}
+			nnc_buf_free(&dot);
 			j[folded] = th_jit(g, false, true);
 		}
 		const nnrt_model *m = j[0].m;
