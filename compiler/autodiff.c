@@ -155,6 +155,38 @@ static void grad_gavgpool(ad_ctx *a, int node, int dy)
 	accum(a, x, pool_grad(a, IR_GAVGPOOL_BWD, 2, in, node));
 }
 
+/* y = gamma xhat + beta, xhat = (x - mean) / sd over the whole batch (per
+ * channel; N values: samples times positions):
+ *   dbeta = sum dy,  dgamma = sum dy xhat,
+ *   dx = gamma / sd (dy - dbeta / N - xhat dgamma / N).
+ * The two sums are a per-chunk partial; dbeta and dgamma are its rows (each
+ * chunk's share, summed by the update like any gradient), dx needs the
+ * whole batch's sums: a combine (PHASE_COMBINE) turns them into the
+ * coefficients of dx = a dy + b (x - mean) + c, which every chunk applies. */
+static void grad_batchnorm(ad_ctx *a, int node, int dy)
+{
+	ir_graph *g = a->g;
+	int x = operand(a, node, 0), stats = operand(a, node, 1);
+	bool affine = g->nodes[node].nin > 2;
+	int pin[3] = {x, dy, stats};
+	int part = emit(a, IR_BN_BWD_PARTIAL, 3, pin, node);
+	if (affine) {
+		for (int row = 0; row < 2; row++) { /* dbeta, dgamma */
+			int pg = ir_add(g, IR_BN_PARAM_GRAD, 1, &part);
+			g->nodes[pg].ia[0] = row;
+			g->nodes[pg].loc = g->nodes[node].loc;
+			NNC_ASSERT(ir_infer_shape(g, pg));
+			accum(a, operand(a, node, row ? 2 : 3), pg);
+		}
+	}
+	if (!a->needs_grad[x])
+		return;
+	int cin[3] = {part, stats, affine ? operand(a, node, 2) : -1};
+	int coef = emit(a, IR_BN_BWD_COMBINE, affine ? 3 : 2, cin, node);
+	int xin[3] = {x, dy, coef};
+	accum(a, x, emit(a, IR_BN_BWD_X, 3, xin, node));
+}
+
 static void grad_to_cn(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit1(a, IR_TO_NC, dy, node)); }
 static void grad_to_nc(ad_ctx *a, int node, int dy) { accum(a, operand(a, node, 0), emit1(a, IR_TO_CN, dy, node)); }
 

@@ -231,11 +231,23 @@ static void sum_metrics(cg_ctx *c, LLVMValueRef n)
 	cg_if_end(c, &t0);
 }
 
+/* A node's phase in the body of one mode: a mode-dependent combine reads
+ * no partials outside the train step (the running statistics instead), so
+ * there it runs before the chunks with the ops on parameters. */
+static ir_phase body_phase(const ir_graph *g, const ir_node *nd, bool train)
+{
+	ir_phase ph = ir_node_phase(g, nd);
+	return ph == PHASE_COMBINE && !train && ir_op_mode_dependent(nd->op) ? PHASE_PARAM : ph;
+}
+
 /* An entry body.  One chunk: the listed ops in order, split across the
  * threads, a barrier between two ops.  Several chunks: ops on parameters
  * only (packed weights), a barrier; each thread runs the forward/backward
  * ops of its chunks alone; a barrier; the metrics and the update sum the
- * chunks' partials. */
+ * chunks' partials.  A combine op (batch statistics: PHASE_COMBINE) cuts
+ * the chunk loop into segments: every thread runs the segment's ops on its
+ * chunks, a barrier, the combine split across the threads, a barrier, the
+ * next segment (docs/architecture.md "Cross-chunk reductions"). */
 static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const int *ids, int n)
 {
 	cg_ctx *c = &u->c;
@@ -270,7 +282,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 		ir_node *nd = &g->nodes[ids[k]];
 		post |= ir_node_phase(g, nd) == PHASE_UPDATE;
 		metrics |= nd->op == IR_XENT || nd->op == IR_MSE || nd->op == IR_BCE;
-		if (ir_node_phase(g, nd) == PHASE_PARAM) {
+		if (body_phase(g, nd, train) == PHASE_PARAM) {
 			for (int j = 0; pre && j < nd->nin; j++)
 				if (has_code(&g->nodes[nd->in[j]])) { /* reads a packed weight: wait for it */
 					barrier(u);
@@ -289,18 +301,36 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	hi = cg_min_i64(c, hi, cg_active_chunks(c, nsteps));
 	LLVMValueRef slot = cg_alloca(c, c->abi.chunk, "chunk");
 	LLVMValueRef zero = cg_i32(c, 0), one = cg_i32(c, 1);
-	cg_loop k = cg_loop_begin(c, lo, hi, 1);
-	chunk_args(c, slot, k.i, nsteps);
-	if (post)
-		clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->abi.chunk, slot, CG_CHUNK_grads, "")));
-	for (int j = 0; j < n; j++) {
-		ir_phase ph = ir_node_phase(g, &g->nodes[ids[j]]);
-		if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE) {
-			call_op(u, ids[j], train, zero, one, slot);
-			tick(u, u->op_index[ids[j]]);
+	/* segments of the chunk loop, cut by the combine ops (which merge every
+	 * chunk's partials: a barrier before and after them); none in a graph
+	 * without batch statistics, which keeps the one loop */
+	for (int j = 0, first = 1;; first = 0) {
+		int end = j;
+		while (end < n && body_phase(g, &g->nodes[ids[end]], train) != PHASE_COMBINE)
+			end++;
+		cg_loop k = cg_loop_begin(c, lo, hi, 1);
+		chunk_args(c, slot, k.i, nsteps);
+		if (post && first)
+			clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->abi.chunk, slot, CG_CHUNK_grads, "")));
+		for (; j < end; j++) {
+			ir_phase ph = body_phase(g, &g->nodes[ids[j]], train);
+			if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE) {
+				call_op(u, ids[j], train, zero, one, slot);
+				tick(u, u->op_index[ids[j]]);
+			}
+		}
+		cg_loop_end(c, &k);
+		if (j == n)
+			break;
+		/* the combine ops: every chunk's partial is written; each reads
+		 * the combine before it or is read by the next segment */
+		barrier(u);
+		for (; j < n && body_phase(g, &g->nodes[ids[j]], train) == PHASE_COMBINE; j++) {
+			call_op(u, ids[j], train, c->tid, c->nth, ck0);
+			barrier(u);
+			tick(u, u->op_index[ids[j]]); /* the combine's time: its op and the waits around it */
 		}
 	}
-	cg_loop_end(c, &k);
 	if (metrics || post)
 		barrier(u);
 	if (metrics)

@@ -50,6 +50,10 @@ LLVMValueRef cg_active_chunks(cg_ctx *c, LLVMValueRef n); /* chunks holding samp
 LLVMValueRef cg_hp(cg_ctx *c, int k);                 /* float hp[k] */
 LLVMValueRef cg_metrics(cg_ctx *c);                   /* double* */
 LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n);  /* base pointer of a node's tensor */
+/* Chunk k's copy of a per-chunk tensor (ir_per_chunk), and the samples of
+ * chunk k (k < cg_active_chunks): what a combine op reads of every chunk. */
+LLVMValueRef cg_chunk_tensor(cg_ctx *c, const ir_node *n, LLVMValueRef k);
+LLVMValueRef cg_chunk_samples(cg_ctx *c, LLVMValueRef k);
 /* Rows of a node: n if batched, else 1. */
 LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n);
 /* This thread's share [*lo, *hi) of ntasks tasks. */

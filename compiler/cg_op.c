@@ -59,12 +59,27 @@ LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n)
 	case ST_PARAM: base = cg_arg(c, CG_ARGS_params); break;
 	case ST_STATE: base = cg_arg(c, CG_ARGS_state); break;
 	case ST_GRAD: base = chunk_field(c, CG_CHUNK_grads); break;
-	case ST_WS: base = n->batched ? chunk_field(c, CG_CHUNK_ws) : cg_arg(c, CG_ARGS_ws); break;
+	case ST_WS: base = n->batched || ir_per_chunk(n) ? chunk_field(c, CG_CHUNK_ws) : cg_arg(c, CG_ARGS_ws); break;
 	default: nnc_internal_error(__FILE__, __LINE__, "tensor %s has no storage", ir_op_name(n->op));
 	}
 	if (n->offset == 0)
 		return base;
 	return cg_gep(c, base, cg_i64(c, n->offset));
+}
+
+LLVMValueRef cg_chunk_tensor(cg_ctx *c, const ir_node *n, LLVMValueRef k)
+{
+	ir_graph *g = c->g;
+	NNC_ASSERT(n->storage == ST_WS && ir_per_chunk(n));
+	LLVMValueRef off = LLVMBuildAdd(c->B, cg_i64(c, g->ws_chunk0 + n->offset),
+					LLVMBuildMul(c->B, k, cg_i64(c, g->ws_chunk), ""), "");
+	return cg_gep(c, cg_arg(c, CG_ARGS_ws), off);
+}
+
+LLVMValueRef cg_chunk_samples(cg_ctx *c, LLVMValueRef k)
+{
+	LLVMValueRef left = LLVMBuildSub(c->B, cg_batch_total(c), LLVMBuildMul(c->B, k, cg_i64(c, c->g->cbatch), ""), "");
+	return cg_min_i64(c, left, cg_i64(c, c->g->cbatch));
 }
 
 LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n) { return n->batched ? cg_batch_n(c) : cg_i64(c, 1); }

@@ -11,12 +11,16 @@
  *      keeps its node and its tensor, but the product's epilogue writes it
  *      (act_dst) besides z, which the derivative reads: one pass over the
  *      tile instead of two (the activation node is then in_epilogue).
+ *   2b. act(batchnorm(x)) -> batchnorm(x) act=...  for an activation whose
+ *      derivative reads its output y: applied in the normalising pass.
  *   3. act_grad(v, dense_bwd_x(dy, Wt))  ->  dense_bwd_x(dy, Wt, v) dact=...
  *      the backward matmul multiplies by act'(v) before storing, v being
  *      the activation's output y or input x as its derivative needs;
  *      likewise for the backward convolution and pooling: the gradient
  *      leaving a pooling layer goes through the activation before it is
  *      stored.
+ *   4. an activation derivative that rule 3 left, read only by a
+ *      batchnorm's backward ops: they apply it where they read dy.
  * Every activation of acts.def takes part; its option (fa[IR_FA_ACT])
  * moves with it into the epilogue.  Then nodes whose value nobody uses are
  * removed.
@@ -137,6 +141,14 @@ void nnc_fuse(ir_graph *g)
 			continue;
 		int d = n->in[0];
 		ir_node *dn = &g->nodes[d];
+		if (dn->op == IR_BATCHNORM && dn->act == ACT_NONE && ir_act_get(ir_op_act(n->op))->from == ACT_FROM_Y &&
+		    sole_user(g, d) == i && d != g->output) {
+			/* applied in the normalising pass; the derivative reads y */
+			dn->act = ir_op_act(n->op);
+			dn->fa[IR_FA_ACT] = n->fa[IR_FA_ACT];
+			forward_to(g, i, d);
+			continue;
+		}
 		if ((dn->op != IR_DENSE && dn->op != IR_CONV2D) || dn->act != ACT_NONE)
 			continue;
 		if (sole_user(g, d) == i && d != g->output) {
@@ -169,6 +181,39 @@ void nnc_fuse(ir_graph *g)
 			add_user(n->in[0], b);
 			forward_to(g, i, b);
 		}
+	}
+	/* 4. an activation derivative left over (the layer after it has no
+	 * backward product or pooling to take it, e.g. a residual sum) whose
+	 * readers are a batchnorm's backward ops: each applies it where it
+	 * reads dy */
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead || !ir_op_is_act_grad(n->op) || n->storage == ST_GRAD)
+			continue;
+		bool all = users[i].n > 0;
+		int nusers = 0;
+		for (int j = 0; j < users[i].n && all; j++) {
+			ir_node *u = &g->nodes[users[i].v[j]];
+			if (u->dead || !reads(u, i))
+				continue;
+			nusers++;
+			all = (u->op == IR_BN_BWD_PARTIAL || u->op == IR_BN_BWD_X) && u->in[1] == i && u->in[0] != i &&
+			      u->dact == ACT_NONE && u->nin < IR_MAX_IN;
+		}
+		if (!all || !nusers)
+			continue;
+		for (int j = 0; j < users[i].n; j++) {
+			ir_node *u = &g->nodes[users[i].v[j]];
+			if (u->dead || !reads(u, i))
+				continue;
+			u->dact = ir_op_act(n->op);
+			u->fa[IR_FA_ACT] = n->fa[IR_FA_ACT];
+			u->in[1] = n->in[1];
+			u->in[u->nin++] = n->in[0];
+			add_user(n->in[0], users[i].v[j]);
+			add_user(n->in[1], users[i].v[j]);
+		}
+		n->dead = true;
 	}
 	/* dead nodes: walk backwards so chains disappear in one pass, counting
 	 * the live reads of each node once */

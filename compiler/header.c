@@ -498,6 +498,53 @@ static int by_macro(const void *a, const void *b)
 	return c ? c : (x->param > y->param) - (x->param < y->param);
 }
 
+/* Layers whose tensors of one table (parameters: what = "parameters",
+ * macro letter P; state: "state tensors", S) clash by name or C spelling:
+ * reported, false.  Equal spellings sort together, in source order.  A
+ * layer's tensors are consecutive in the table, so one error per layer: at
+ * its first clashing tensor. */
+static bool check_table(const ir_graph *g, const ir_param *rows, int n, const char *what, char letter, const char *prefix)
+{
+	bool ok = true;
+	mangled *m = nnc_alloc(sizeof(mangled) * (size_t)(n ? n : 1));
+	int *first = nnc_alloc(sizeof(int) * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++) {
+		m[i] = (mangled){macro_part(rows[i].name), i};
+		first[i] = -1;
+	}
+	qsort(m, (size_t)n, sizeof *m, by_macro);
+	for (int i = 1, start = 0; i < n; i++) {
+		if (strcmp(m[i].macro, m[start].macro))
+			start = i;
+		else
+			first[m[i].param] = m[start].param;
+	}
+	for (int i = 0; i < n; i++) {
+		if (first[i] < 0)
+			continue;
+		const ir_param *p = &rows[i], *q = &rows[first[i]];
+		const char *lp = layer_of(p->name), *lq = layer_of(q->name);
+		ok = false;
+		if (!strcmp(p->name, q->name)) {
+			nnc_error(g->src, p->loc, "a second layer is named '%s': the model would have two %s '%s'", lp,
+				  what, p->name);
+			nnc_note(g->src, q->loc, "the first layer named '%s' is here", lq);
+			nnc_hint("a layer without name: is called after its kind and number (dense1, dense2, ...); "
+				 "give one of them another name: \"...\"");
+		} else {
+			nnc_error(g->src, p->loc, "layer name '%s' clashes with '%s': both become %s in C names such as "
+				  "%s_%c_%s", lp, lq, macro_part(lp), upper(prefix ? prefix : g->model_name), letter,
+				  macro_part(p->name));
+			nnc_note(g->src, q->loc, "layer '%s' is here", lq);
+			nnc_hint("in C names every character other than a letter or digit becomes '_', and letters "
+				 "capitals; rename one of the layers");
+		}
+		while (i + 1 < n && !strcmp(layer_of(rows[i + 1].name), lp))
+			i++; /* one error per layer */
+	}
+	return ok;
+}
+
 bool nnc_check_names(const nnc_program *prog, const ir_graph *g, const char *prefix)
 {
 	bool ok = true;
@@ -512,48 +559,13 @@ bool nnc_check_names(const nnc_program *prog, const ir_graph *g, const char *pre
 			ok = false;
 		}
 	}
-	/* Only parameter macros can clash: the others are fixed names, none of
-	 * which starts with P_, and the functions are the prefix's.
-	 * Parameters by their C spelling; equal spellings sort together, in
-	 * source order.  A layer's parameters are consecutive in g->params,
-	 * so one error per layer: at its first clashing parameter. */
-	int n = g->nparams;
-	mangled *m = nnc_alloc(sizeof(mangled) * (size_t)(n ? n : 1));
-	int *first = nnc_alloc(sizeof(int) * (size_t)(n ? n : 1));
-	for (int i = 0; i < n; i++) {
-		m[i] = (mangled){macro_part(g->params[i].name), i};
-		first[i] = -1;
-	}
-	qsort(m, (size_t)n, sizeof *m, by_macro);
-	for (int i = 1, start = 0; i < n; i++) {
-		if (strcmp(m[i].macro, m[start].macro))
-			start = i;
-		else
-			first[m[i].param] = m[start].param;
-	}
-	for (int i = 0; i < n; i++) {
-		if (first[i] < 0)
-			continue;
-		const ir_param *p = &g->params[i], *q = &g->params[first[i]];
-		const char *lp = layer_of(p->name), *lq = layer_of(q->name);
-		ok = false;
-		if (!strcmp(p->name, q->name)) {
-			nnc_error(g->src, p->loc, "a second layer is named '%s': the model would have two parameters '%s'",
-				  lp, p->name);
-			nnc_note(g->src, q->loc, "the first layer named '%s' is here", lq);
-			nnc_hint("a layer without name: is called after its kind and number (dense1, dense2, ...); "
-				 "give one of them another name: \"...\"");
-		} else {
-			nnc_error(g->src, p->loc, "layer name '%s' clashes with '%s': both become %s in C names such as "
-				  "%s_P_%s", lp, lq, macro_part(lp), upper(prefix ? prefix : g->model_name),
-				  macro_part(p->name));
-			nnc_note(g->src, q->loc, "layer '%s' is here", lq);
-			nnc_hint("in C names every character other than a letter or digit becomes '_', and letters "
-				 "capitals; rename one of the layers");
-		}
-		while (i + 1 < n && !strcmp(layer_of(g->params[i + 1].name), lp))
-			i++; /* one error per layer */
-	}
+	/* Only parameter and state macros can clash: the others are fixed
+	 * names, none of which starts with P_ or S_, and the functions are the
+	 * prefix's.  The state tensors are checked when the parameters (which
+	 * a layer with state mostly has too) are fine: one error per clash. */
+	ok &= check_table(g, g->params, g->nparams, "parameters", 'P', prefix);
+	if (ok)
+		ok = check_table(g, g->states, g->nstates, "state tensors", 'S', prefix);
 	return ok;
 }
 

@@ -89,7 +89,8 @@ bool *ir_ancestors(const ir_graph *g, int root)
 	for (int i = root; i >= 0; i--)
 		if (need[i])
 			for (int k = 0; k < g->nodes[i].nin; k++)
-				need[g->nodes[i].in[k]] = true;
+				if (!ir_operand_train_only(&g->nodes[i], k))
+					need[g->nodes[i].in[k]] = true;
 	return need;
 }
 
@@ -282,7 +283,8 @@ void ir_dump_dot(ir_graph *g, nnc_buf *out)
 		nnc_buf_printf(out, "  n%d [label=\"%s%s%s\\n%s\", style=filled, fillcolor=%s];\n", i,
 			       ir_op_name(n->op), n->name ? " " : "", n->name ? n->name : "", shape, color);
 		for (int k = 0; k < n->nin; k++)
-			nnc_buf_printf(out, "  n%d -> n%d;\n", n->in[k], i);
+			if (!g->nodes[n->in[k]].dead) /* a train-only operand after --inference-only */
+				nnc_buf_printf(out, "  n%d -> n%d;\n", n->in[k], i);
 	}
 	nnc_buf_puts(out, "}\n");
 }
@@ -332,6 +334,22 @@ static double flops_conv_bx(const ir_graph *g, const ir_node *n)
 static double flops_conv_bw(const ir_graph *g, const ir_node *n)
 {
 	return 2.0 * (double)g->nodes[n->in[1]].size * (double)(n->size / n->dims[0]);
+}
+
+/* batchnorm: a multiply-add per value (and the fused activation) */
+static double flops_bn(const ir_graph *g, const ir_node *n)
+{
+	(void)g;
+	return (double)n->size * (2 + (n->act ? ir_act_get(n->act)->flops : 0));
+}
+
+/* its statistics: a sum, then a subtract and a multiply-add per value of x */
+static double flops_bn_partial(const ir_graph *g, const ir_node *n) { return 4.0 * (double)g->nodes[n->in[0]].size; }
+
+/* its backward passes: about four per value of x (and the fused derivative) */
+static double flops_bn_bwd(const ir_graph *g, const ir_node *n)
+{
+	return (double)g->nodes[n->in[0]].size * (4 + (n->dact ? ir_act_get(n->dact)->dflops : 0));
 }
 
 typedef double flops_fn(const ir_graph *g, const ir_node *n);
@@ -440,6 +458,7 @@ bool ir_op_mode_dependent(ir_op op)
 {
 	switch (op) {
 	case IR_DROPOUT:
+	case IR_BN_COMBINE: /* the batch's statistics, or the running ones */
 		return true;
 	default:
 		return false;

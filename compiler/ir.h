@@ -229,7 +229,9 @@ void ir_dump_dot(ir_graph *g, nnc_buf *out);
 double ir_node_flops(ir_graph *g, const ir_node *n);
 /* Kernel class of an op, for profiles: "dense", "conv dW", "pool", ... */
 const char *ir_op_kind(ir_op op);
-/* need[i] (arena) is true for root and every node it is computed from. */
+/* need[i] (arena) is true for root and every node it is computed from in
+ * eval and inference (operands only the train step reads, ir_operand_train_only,
+ * are not followed). */
 bool *ir_ancestors(const ir_graph *g, int root);
 /* Parameter count, memory and FLOPs per sample (forward, backward). */
 void ir_stats(ir_graph *g, nnc_buf *out);
@@ -241,6 +243,16 @@ int ir_add_state(ir_graph *g, const char *name, int rank, const int64_t *dims, d
  * state table of *n rows, placed at *floats, which grows by the tensor's size
  * rounded up to 16 floats (64-byte alignment). */
 ir_param *ir_table_add(ir_param **rows, int *n, int64_t *floats, const ir_node *node, int id);
+/* Batch normalisation normalises per channel of a [C, H, W] value, per
+ * feature of a vector: its channels, and the positions of one channel. */
+static inline int64_t ir_bn_channels(const ir_node *x) { return x->rank == 3 ? x->dims[0] : x->size; }
+/* A per-chunk tensor (docs/architecture.md "Cross-chunk reductions"): an
+ * unbatched value every chunk computes from its own samples, in its own
+ * copy of the batched workspace, for an op of PHASE_COMBINE to merge. */
+static inline bool ir_per_chunk(const ir_node *n) { return n->op == IR_BN_PARTIAL || n->op == IR_BN_BWD_PARTIAL; }
+/* Operand k of n is read by the train step only (the batch statistics of
+ * a batchnorm's combine): eval and inference do not need what computes it. */
+static inline bool ir_operand_train_only(const ir_node *n, int k) { return n->op == IR_BN_COMBINE && k == 0; }
 /* An op that writes a state tensor in place: a side effect, never dead. */
 static inline bool ir_writes_state(const ir_node *n) { return n->op == IR_STEP_COUNT; }
 /* An op whose lowering depends on the mode (dropout: a random mask in the
@@ -253,6 +265,10 @@ bool ir_op_mode_dependent(ir_op op);
 ir_graph *nnc_sema(const nnc_program *prog, nnc_train_config *cfg);
 void nnc_autodiff(ir_graph *g, const ir_optimizer *opt); /* backward nodes + optimizer update */
 void nnc_add_inference_tail(ir_graph *g);     /* the value inference returns, into ST_OUT */
+/* --inference-only, after ir_drop_training: a batchnorm after a dense or
+ * conv2d layer (its only reader) becomes that layer with weights and bias
+ * scaled from the running statistics (pass_infer.c). */
+void nnc_fold_batchnorm(ir_graph *g);
 void nnc_fuse(ir_graph *g);
 void nnc_plan(ir_graph *g);
 /* A product or convolution whose act_dst node is dead (nothing reads the
@@ -276,6 +292,8 @@ typedef enum ir_phase {
 	PHASE_REDUCE, /* unbatched result from batched inputs (gradients, losses): per chunk, summed after */
 	PHASE_PARAM,  /* from parameters only (packed weights): before the chunks */
 	PHASE_UPDATE, /* the optimizer update: after the chunks */
+	PHASE_COMBINE, /* merges every chunk's per-chunk partial (ir_per_chunk): between two
+			* segments of the chunk loop, split across the threads (cg.c) */
 } ir_phase;
 ir_phase ir_node_phase(const ir_graph *g, const ir_node *n);
 /* The step updates the parameters (a live optimizer node): its chunks need

@@ -395,8 +395,11 @@ static int compile(const options *o)
 	if (!o->no_fuse && o->opt_level > 0)
 		nnc_fuse(g);
 	dump_if(o, "fuse", g);
-	if (o->inference_only)
+	if (o->inference_only) {
 		ir_drop_training(g); /* nothing after the loss gets code or memory */
+		if (!o->no_fuse && o->opt_level > 0)
+			nnc_fold_batchnorm(g);
+	}
 	g->chunks = o->chunks;
 	nnc_plan(g);
 	dump_if(o, "plan", g);

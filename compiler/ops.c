@@ -268,6 +268,32 @@ static bool shape_update(ir_graph *g, ir_node *n)
 	return true;
 }
 
+/* batch normalisation's statistics: [2, C] for x's C channels (ir_bn_channels) */
+static bool shape_bn_stats(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0);
+	int64_t d[2] = {2, x->batched ? ir_bn_channels(x) : x->dims[1]};
+	ir_set_shape(n, false, 2, d);
+	return true;
+}
+
+/* the backward coefficients of dx: [4, C] from the partial [2, C] */
+static bool shape_bn_coef(ir_graph *g, ir_node *n)
+{
+	int64_t d[2] = {4, in(g, n, 0)->dims[1]};
+	ir_set_shape(n, false, 2, d);
+	return true;
+}
+
+/* dgamma or dbeta: [C], one row of the partial [2, C]; a folded bias: [C]
+ * from the statistics [2, C] */
+static bool shape_bn_pgrad(ir_graph *g, ir_node *n)
+{
+	int64_t d[1] = {in(g, n, 0)->dims[1]};
+	ir_set_shape(n, false, 1, d);
+	return true;
+}
+
 static shape_fn *const shape_rules[IR_NUM_OPS] = {
 #define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = shape,
 #include "ops.def"

@@ -1,6 +1,8 @@
 /*
- * pass_infer.c - the inference tail: the value prediction reports (softmax of
- * the logits, or a copy of the output), appended after the training nodes.
+ * pass_infer.c - the passes for inference: the inference tail (the value
+ * prediction reports: softmax of the logits, or a copy of the output),
+ * appended after the training nodes; and with --inference-only, batchnorm
+ * folded into the layer before it.
  */
 
 #include "sema.h"
@@ -36,4 +38,114 @@ void nnc_add_inference_tail(ir_graph *g)
 			if (need[i])
 				g->nodes[i].entries |= IR_ENTRY_INFER;
 	}
+}
+
+/*
+ * Batchnorm folding (--inference-only).  Without a train step, a batchnorm
+ * normalises with its running statistics, an affine map per channel:
+ *   y = (z - mean) s + beta,  s = gamma / sqrt(var + eps)
+ * so after z = x W + b (or a convolution) it is the same layer with
+ *   W' = W s (per output channel),  b' = (b - mean) s + beta,
+ * computed once per call by two ops on parameters and state (before the
+ * chunks), and one pass over the activations fewer.  The batchnorm's
+ * position in the node order is where the layer's copy goes (after the
+ * statistics and gamma, beta, which sema made after the layer), so the
+ * graph is rebuilt with two nodes more per fold and every reference
+ * renumbered.
+ */
+
+static bool foldable(const ir_graph *g, const int *uses, int bn)
+{
+	const ir_node *n = &g->nodes[bn];
+	if (n->dead || n->op != IR_BATCHNORM)
+		return false;
+	int l = n->in[0];
+	const ir_node *ln = &g->nodes[l];
+	return (ln->op == IR_DENSE || ln->op == IR_CONV2D) && uses[l] == 1 && l != g->output && ln->act == ACT_NONE &&
+	       ln->act_dst < 0 && ln->storage == ST_NONE;
+}
+
+void nnc_fold_batchnorm(ir_graph *g)
+{
+	int *uses = nnc_alloc(sizeof(int) * (size_t)(g->n + 1));
+	for (int i = 0; i < g->n; i++)
+		for (int k = 0; !g->nodes[i].dead && k < g->nodes[i].nin; k++)
+			uses[g->nodes[i].in[k]]++;
+	int nfold = 0;
+	for (int i = 0; i < g->n; i++)
+		nfold += foldable(g, uses, i);
+	if (!nfold)
+		return;
+	ir_node *old = g->nodes;
+	int n0 = g->n, *map = nnc_alloc(sizeof(int) * (size_t)n0);
+	g->cap = n0 + 2 * nfold;
+	g->nodes = nnc_alloc(sizeof(ir_node) * (size_t)g->cap);
+	g->n = 0;
+	for (int i = 0; i < n0; i++) {
+		ir_node *o = &old[i];
+		if (!foldable(&(ir_graph){.nodes = old, .output = g->output}, uses, i)) {
+			ir_node *n = &g->nodes[g->n];
+			*n = *o;
+			for (int k = 0; k < n->nin; k++)
+				n->in[k] = map[n->in[k]];
+			if (n->act_dst >= 0)
+				n->act_dst = -1 - n->act_dst; /* renumbered below: a later node */
+			map[i] = g->n++;
+			continue;
+		}
+		const ir_node *l = &old[o->in[0]];
+		bool affine = o->nin > 2, bias = l->nin > 2;
+		ir_node base = {.param = -1, .act_dst = -1, .entries = o->entries, .loc = o->loc};
+		/* W' = W s */
+		ir_node *w = &g->nodes[g->n];
+		*w = base;
+		w->op = IR_BN_FOLD_W;
+		w->in[w->nin++] = map[l->in[1]];
+		w->in[w->nin++] = map[o->in[1]];
+		if (affine)
+			w->in[w->nin++] = map[o->in[2]];
+		w->ia[0] = l->op == IR_CONV2D;
+		NNC_ASSERT(ir_infer_shape(g, g->n));
+		int wid = g->n++;
+		/* b' = (b - mean) s + beta */
+		ir_node *b = &g->nodes[g->n];
+		*b = base;
+		b->op = IR_BN_FOLD_B;
+		b->in[b->nin++] = map[o->in[1]];
+		if (affine) {
+			b->in[b->nin++] = map[o->in[2]];
+			b->in[b->nin++] = map[o->in[3]];
+		}
+		if (bias)
+			b->in[b->nin++] = map[l->in[2]];
+		b->ia[0] = affine;
+		b->ia[1] = bias;
+		NNC_ASSERT(ir_infer_shape(g, g->n));
+		int bid = g->n++;
+		/* the layer again, at the batchnorm's place, with its activation */
+		ir_node *y = &g->nodes[g->n];
+		*y = *l;
+		y->in[0] = map[l->in[0]];
+		y->in[1] = wid;
+		y->in[2] = bid;
+		y->nin = 3;
+		y->act = o->act;
+		y->fa[IR_FA_ACT] = o->fa[IR_FA_ACT];
+		y->name = o->name ? o->name : l->name;
+		y->entries = o->entries;
+		NNC_ASSERT(ir_infer_shape(g, g->n));
+		g->nodes[map[o->in[0]]].dead = true; /* the layer's only reader was the batchnorm */
+		map[i] = g->n++;
+	}
+	for (int i = 0; i < g->n; i++)
+		if (g->nodes[i].act_dst < -1)
+			g->nodes[i].act_dst = map[-1 - g->nodes[i].act_dst];
+	int *roots[] = {&g->input, &g->label, &g->loss, &g->output};
+	for (size_t r = 0; r < sizeof roots / sizeof roots[0]; r++)
+		if (*roots[r] >= 0)
+			*roots[r] = map[*roots[r]];
+	for (int p = 0; p < g->nparams; p++)
+		g->params[p].node = map[g->params[p].node];
+	for (int s = 0; s < g->nstates; s++)
+		g->states[s].node = map[g->states[s].node];
 }

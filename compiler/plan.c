@@ -16,8 +16,14 @@
  *   [unbatched tensors][partial gradients][partial metrics][chunk 0]...[chunk K-1]
  * where each chunk holds every batched tensor for cbatch samples (batched
  * offsets are relative to the chunk's start).  Unbatched tensors (packed
- * weights) are written before the chunks run and read by all of them, so they
- * never share memory.
+ * weights, batch statistics) are read by all chunks, so they never share
+ * memory.  A per-chunk partial (ir_per_chunk: a chunk's share of a batch
+ * statistic) is placed like a batched tensor, in each chunk's copy.  A
+ * combine op cuts the chunk loop into segments (cg.c): every chunk runs its
+ * ops of a segment, then the combine reads all chunks' partials, then the
+ * next segment; within one chunk the ops still run in node order, so
+ * lifetimes in node order stay right across the barriers (a partial lives
+ * until the combine that reads it).
  *
  * Non-trainable state (ST_STATE) has its own array, laid out by
  * ir_add_state; an op writing state writes its operand's tensor in place.
@@ -141,8 +147,8 @@ static int64_t plan_range(ir_graph *g, const int *ids, int nids, int64_t base, b
 			continue;
 		if (!n->batched && n->rank == 0)
 			continue; /* a loss: a scalar in metrics */
-		if (n->batched != batched)
-			continue;
+		if ((n->batched || ir_per_chunk(n)) != batched)
+			continue; /* a per-chunk partial lives in the chunk's copy */
 		/* give back the blocks whose last reader has run */
 		for (; freed < i; freed++)
 			for (int d = dies[freed]; d >= 0; d = next_dead[d])
@@ -168,10 +174,12 @@ ir_phase ir_node_phase(const ir_graph *g, const ir_node *n)
 {
 	if (n->op == IR_SGD_UPDATE || n->op == IR_ADAM_UPDATE)
 		return PHASE_UPDATE;
-	if (n->batched)
+	if (n->op == IR_BN_COMBINE || n->op == IR_BN_BWD_COMBINE)
+		return PHASE_COMBINE;
+	if (n->batched || ir_per_chunk(n))
 		return PHASE_SAMPLE;
 	for (int k = 0; k < n->nin; k++)
-		if (g->nodes[n->in[k]].batched)
+		if (g->nodes[n->in[k]].batched || ir_per_chunk(&g->nodes[n->in[k]]))
 			return PHASE_REDUCE;
 	return PHASE_PARAM;
 }
@@ -186,7 +194,10 @@ bool ir_has_update(const ir_graph *g)
 
 /* Chunks pay off only when the step is a forward/backward pass over samples
  * with weight-shaped results that are summed over samples (gradients into
- * grads, losses into metrics) and read by nothing but the update. */
+ * grads, losses into metrics) and read by nothing but the update.  Sums
+ * that the pass itself needs (batch statistics) are per-chunk partials
+ * merged by a combine op between two segments of the chunk loop: those
+ * keep the chunks. */
 static bool chunkable(const ir_graph *g)
 {
 	bool *late = nnc_alloc((size_t)g->n); /* needs a sum over the chunks */

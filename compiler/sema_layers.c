@@ -418,6 +418,93 @@ static val eval_gpool(sema *s, const nnc_ast *call, ir_op op)
 	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
 }
 
+static const char *const bn_opts[] = {"momentum", "eps", "affine", "name", NULL};
+
+/* batchnorm(x, momentum: 0.1, eps: 1e-5, affine: true, name: "bn1")
+ * x |> batchnorm | x |> batchnorm(momentum: 0.01)
+ * x [n, F] (after dense: per feature) or [n, C, H, W] (after conv2d or
+ * pooling: per channel) -> the same shape.  Parameters NAME.weight (gamma,
+ * 1) and NAME.bias (beta, 0) when affine; state NAME.running_mean (0) and
+ * NAME.running_var (1).  The train step normalises with the whole batch's
+ * statistics and updates the running ones (PyTorch's rule); eval and
+ * inference normalise with the running ones. */
+static val eval_batchnorm(sema *s, const nnc_ast *call, ir_op op)
+{
+	(void)op;
+	bool ok = sema_check_args(s, call, 1, bn_opts);
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	double momentum = 0.1, eps = 1e-5;
+	bool affine = true;
+	const char *name = NULL;
+	const nnc_arg *a;
+	if ((a = sema_find_named(call, "momentum"))) {
+		if (!sema_arg_num(s, a, "'momentum' of batchnorm", &momentum)) {
+			ok = false;
+		} else if (!(momentum >= 0 && momentum <= 1)) {
+			nnc_error(s->src, a->value->loc, "'momentum' of batchnorm must be between 0 and 1, not %g", momentum);
+			ok = false;
+		}
+	}
+	if ((a = sema_find_named(call, "eps"))) {
+		if (!sema_arg_num(s, a, "'eps' of batchnorm", &eps)) {
+			ok = false;
+		} else if (!(eps > 0)) {
+			nnc_error(s->src, a->value->loc, "'eps' of batchnorm must be positive, not %g", eps);
+			ok = false;
+		} else {
+			ok &= sema_float_ok(s, a->value->loc, "'eps' of batchnorm", eps);
+		}
+	}
+	if ((a = sema_find_named(call, "affine")))
+		ok &= sema_arg_bool(s, a, "'affine' of batchnorm", &affine);
+	if ((a = sema_find_named(call, "name")))
+		ok &= sema_arg_str(s, a, "a layer name", &name);
+	if (!ok || x.kind != V_TENSOR)
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	if (!xn->batched || (xn->rank != 1 && xn->rank != 3)) {
+		nnc_error(s->src, call->loc,
+			  "'batchnorm' needs a vector of features [F] or an image [C, H, W], but its input has shape %s",
+			  ir_shape_str(xn));
+		if (xn->loc.line > 0)
+			nnc_note(s->src, xn->loc, "the input%s%s is defined here", xn->name ? " " : "", xn->name ? xn->name : "");
+		return sema_verr(call->loc);
+	}
+	if (s->share) {
+		/* its running statistics would be updated once per use, each with
+		 * another input's statistics: refused rather than guessed */
+		nnc_error(s->src, call->loc, "'batchnorm' cannot be a shared layer: its running statistics belong to one place");
+		nnc_hint("write a batchnorm at each place (the layers before it may be shared)");
+		return sema_verr(call->loc);
+	}
+	name = sema_layer_name(s, "batchnorm", name);
+	int xin = xn->rank == 3 ? sema_relayout(s, x.node, LAYOUT_CN) : x.node;
+	int64_t cd[1] = {ir_bn_channels(&s->g->nodes[xin])};
+	double fan = (double)cd[0];
+	int ins[4] = {xin, -1, -1, -1};
+	if (affine) {
+		ins[2] = add_param(s, nnc_sprintf("%s.weight", name), 1, cd, NNRT_INIT_CONSTANT, 1, true, fan, fan, call->loc);
+		ins[3] = add_param(s, nnc_sprintf("%s.bias", name), 1, cd, NNRT_INIT_ZEROS, 0, true, fan, fan, call->loc);
+	}
+	int rm = ir_add_state(s->g, nnc_sprintf("%s.running_mean", name), 1, cd, 0);
+	int rv = ir_add_state(s->g, nnc_sprintf("%s.running_var", name), 1, cd, 1);
+	s->g->states[s->g->nstates - 2].loc = s->g->states[s->g->nstates - 1].loc = call->loc; /* name clashes */
+	/* the batch's statistics: a partial per chunk (the train step only), merged */
+	int part = sema_add_shaped(s, IR_BN_PARTIAL, 1, &xin, call->loc);
+	s->g->nodes[part].entries = IR_ENTRY_TRAIN;
+	int cin[3] = {part, rm, rv};
+	int stats = sema_add_shaped(s, IR_BN_COMBINE, 3, cin, call->loc);
+	s->g->nodes[stats].fa[0] = momentum;
+	s->g->nodes[stats].fa[1] = eps;
+	s->g->nodes[stats].name = name;
+	ins[1] = stats;
+	int id = sema_add_shaped(s, IR_BATCHNORM, affine ? 4 : 2, ins, call->loc);
+	if (id < 0)
+		return sema_verr(call->loc);
+	s->g->nodes[id].name = name;
+	return sema_vtensor(id, call->loc);
+}
+
 /* flatten(x) | x |> flatten: every tensor is stored contiguously per sample, so this is free:
  * the value is the same node, and dense reads any rank as a vector. */
 static val eval_flatten(sema *s, const nnc_ast *call, ir_op op)
@@ -551,6 +638,7 @@ static val eval_concat(sema *s, const nnc_ast *call, ir_op op)
 
 /* Every layer name (the table below and acts.def), for suggestions. */
 const char *const sema_builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
+					     "batchnorm",
 #define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) name,
 #include "acts.def"
 #undef ACT
@@ -571,6 +659,7 @@ static const struct {
 	{"maxpool", eval_pool, IR_MAXPOOL},
 	{"avgpool", eval_pool, IR_AVGPOOL},
 	{"global_avgpool", eval_gpool, IR_GAVGPOOL},
+	{"batchnorm", eval_batchnorm, IR_BATCHNORM},
 	{"flatten", eval_flatten, IR_NUM_OPS},
 	{"softmax", eval_unary_layer, IR_SOFTMAX},
 	{"dropout", eval_dropout, IR_DROPOUT},

@@ -56,6 +56,7 @@ ir_graph *nnc_small_batch(ir_graph *g)
 			continue;
 		}
 		n->layout = LAYOUT_NC;
+		n->entries &= (uint8_t)~IR_ENTRY_TRAIN; /* a mode-dependent op: its eval lowering only */
 		if (n->storage == ST_WS)
 			n->storage = ST_NONE; /* planned again below */
 	}

@@ -35,3 +35,10 @@ add_dependencies(test_blocks nnc nnrt)
 nnc_add_test(test_layers SOURCES test_layers.c jit_harness.c sh_harness.c LIBS nnccore nnrt TIMEOUT 600)
 target_link_options(test_layers PRIVATE -rdynamic)
 add_dependencies(test_layers nnc nnrt)
+
+# Batch normalisation: train (batch statistics) and eval (running
+# statistics) against a double C reference for dense and convolution
+# positions, gradients against central differences, fused/unfused/naive,
+# thread and chunk independence of the cross-chunk statistics.
+nnc_add_test(test_norm SOURCES test_norm.c jit_harness.c LIBS nnccore nnrt TIMEOUT 600)
+target_link_options(test_norm PRIVATE -rdynamic)

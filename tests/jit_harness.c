@@ -40,6 +40,7 @@ nnc_source *th_make_source(const char *path, const char *text)
 
 int64_t th_chunks;
 void (*th_graph_hook)(ir_graph *g);
+void (*th_plan_hook)(ir_graph *g);
 
 /* The graphs th_build_graph made, each with its training configuration. */
 static struct built {
@@ -77,6 +78,8 @@ ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 	nnc_add_inference_tail(g);
 	if (fuse)
 		nnc_fuse(g);
+	if (th_plan_hook)
+		th_plan_hook(g);
 	g->chunks = th_chunks;
 	nnc_plan(g);
 	th_check_plan(g);
@@ -212,17 +215,19 @@ const char *th_plan_violation(ir_graph *g, unsigned entries)
 		}
 		if (a->dead || a->storage != ST_WS)
 			continue;
-		int64_t asz = ws_floats_of(g, a), region = a->batched ? g->ws_chunk : g->ws_shared;
+		/* a per-chunk partial (ir_per_chunk) lives in each chunk like a batched tensor */
+		bool a_chunk = a->batched || ir_per_chunk(a);
+		int64_t asz = ws_floats_of(g, a), region = a_chunk ? g->ws_chunk : g->ws_shared;
 		if (a->offset < 0 || a->offset % 16 || a->offset + asz > region)
 			return nnc_sprintf("%%%d %s: [%lld, %lld) is misplaced in a region of %lld", i, ir_op_name(a->op),
 					   (long long)a->offset, (long long)(a->offset + asz), (long long)region);
 		for (int j = i + 1; j < g->n; j++) {
 			ir_node *b = &g->nodes[j];
-			if (b->dead || !(b->entries & entries) || b->storage != ST_WS || b->batched != a->batched)
+			if (b->dead || !(b->entries & entries) || b->storage != ST_WS || (b->batched || ir_per_chunk(b)) != a_chunk)
 				continue;
 			int64_t bsz = ws_floats_of(g, b);
 			/* b is defined while a is still read */
-			bool live_together = j <= last[i] || (chunked && !a->batched);
+			bool live_together = j <= last[i] || (chunked && !a_chunk);
 			bool share = a->offset < b->offset + bsz && b->offset < a->offset + asz;
 			if (live_together && share)
 				return nnc_sprintf("%%%d %s [%lld, %lld) (last read by %%%d) overlaps %%%d %s [%lld, %lld)",
@@ -268,6 +273,10 @@ state th_state_new(const nnrt_model *m)
 	s.out_cap = m->batch * m->output_size + 16;
 	s.out = th_falloc(s.out_cap);
 	s.y = th_falloc(m->batch * m->label_size);
+	s.st = th_falloc(m->state_floats);
+	for (int i = 0; i < m->n_state; i++)
+		for (int64_t k = 0; k < m->state[i].size; k++)
+			s.st[m->state[i].offset + k] = m->state[i].init_arg;
 	return s;
 }
 
@@ -280,6 +289,7 @@ void th_state_free(state *s)
 	free(s->x);
 	free(s->out);
 	free(s->y);
+	free(s->st);
 }
 
 void th_run(state *s, nnrt_body_fn body, int64_t n)
@@ -294,7 +304,7 @@ void th_run(state *s, nnrt_body_fn body, int64_t n)
 	float hp[8];
 	memcpy(hp, s->a.hp, sizeof hp);
 	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
-				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n};
+				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n, .state = s->st};
 	memcpy(s->a.hp, hp, sizeof hp);
 	nnrt_run(body, &s->a);
 	for (int64_t i = n * m->output_size; i < s->out_cap; i++)

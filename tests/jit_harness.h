@@ -41,6 +41,9 @@ extern int64_t th_chunks;
 /* If set, th_build_graph calls it on sema's graph before autodiff: a test
  * adds internal nodes that no surface syntax makes (state, STEP_COUNT). */
 extern void (*th_graph_hook)(ir_graph *g);
+/* If set, th_build_graph calls it after fusion, before the plan (what the
+ * driver does there with --inference-only). */
+extern void (*th_plan_hook)(ir_graph *g);
 
 /* The memory plan checker: the regions of the workspace (unbatched tensors,
  * partial gradients, partial metrics, chunks) follow each other; parameters
@@ -70,6 +73,7 @@ float *th_falloc(int64_t n);
 typedef struct state {
 	const nnrt_model *m;
 	float *params, *grads, *opt, *ws, *x, *out;
+	float *st;       /* the model's state (nnrt_model.state), at its initial values */
 	void *y;         /* int32 classes or float targets */
 	int64_t out_cap; /* floats in out: the batch plus a canary zone */
 	nnrt_step_args a;

@@ -108,7 +108,7 @@ static const diag_case cases[] = {
 	 F ":4:27: error: unknown layer or function 'rellu'", "hint: did you mean 'relu'?"},
 	{"unknown layer, no close match: the list", HEAD "logits = x |> dense(8) |> frobnicate |> dense(2)\n" TAIL, 1,
 	 F ":4:27: error: unknown layer or function 'frobnicate'",
-	 "hint: layers and activations are: dense, conv2d, maxpool, avgpool, global_avgpool, flatten, relu, sigmoid, "
+	 "hint: layers and activations are: dense, conv2d, maxpool, avgpool, global_avgpool, flatten, batchnorm, relu, sigmoid, "
 	 "tanh, leaky_relu, elu, softplus, silu, gelu, softmax, dropout, concat"},
 	{"name used before it is defined", HEAD "logits = h |> dense(2)\nh = x |> dense(8)\n" TAIL, 1,
 	 F ":4:10: error: unknown name 'h'", NULL},
@@ -164,6 +164,24 @@ static const diag_case cases[] = {
 	{"global_avgpool of a vector", HEAD "logits = x |> dense(4) |> global_avgpool |> dense(2)\n" TAIL, 1,
 	 F ":4:10: error: 'global_avgpool' needs an image input of shape [C, H, W], but its input has shape [n, 4]",
 	 NULL},
+	{"batchnorm of a matrix", MODEL "input x : f32[2, 3]\n" LABEL "logits = x |> batchnorm |> dense(2)\n" LOSS OPT
+	 "train { data: idx(\"i.gz\", \"l.gz\") }\n", 1,
+	 F ":4:10: error: 'batchnorm' needs a vector of features [F] or an image [C, H, W], but its input has shape [n, 2, 3]",
+	 F ":2:7: note: the input x is defined here"},
+	{"batchnorm momentum above 1", HEAD "logits = x |> dense(4) |> batchnorm(momentum: 1.5) |> dense(2)\n" TAIL, 1,
+	 F ":4:47: error: 'momentum' of batchnorm must be between 0 and 1, not 1.5", NULL},
+	{"batchnorm momentum and eps negative", HEAD "logits = x |> dense(4) |> batchnorm(eps: -1e-5, momentum: -0.1) |> dense(2)\n" TAIL, 2,
+	 F ":4:59: error: 'momentum' of batchnorm must be between 0 and 1, not -0.1",
+	 F ":4:42: error: 'eps' of batchnorm must be positive, not -1e-05"},
+	{"batchnorm eps zero", HEAD "logits = x |> dense(4) |> batchnorm(eps: 0) |> dense(2)\n" TAIL, 1,
+	 F ":4:42: error: 'eps' of batchnorm must be positive, not 0", NULL},
+	{"batchnorm affine not a truth value", HEAD "logits = x |> dense(4) |> batchnorm(affine: 1) |> dense(2)\n" TAIL, 1,
+	 F ":4:45: error: 'affine' of batchnorm must be true or false", NULL},
+	{"batchnorm as a shared layer", HEAD "layer bn = batchnorm()\nlogits = x |> dense(2) |> bn\n" TAIL, 1,
+	 F ":5:10: error: 'batchnorm' cannot be a shared layer: its running statistics belong to one place",
+	 "hint: write a batchnorm at each place (the layers before it may be shared)"},
+	{"batchnorm unknown option", HEAD "logits = x |> dense(4) |> batchnorm(mom: 0.1) |> dense(2)\n" TAIL, 1,
+	 F ":4:37: error: 'batchnorm' has no option 'mom'", "hint: the options of 'batchnorm' are: momentum, eps, affine, name"},
 	{"a layer too large to exist", HEAD "logits = x |> dense(100000) |> dense(100000) |> dense(2)\n" TAIL, 1,
 	 F ":4:10: error: the weight of this layer would have shape [100000, 100000], 1e+10 values; at most "
 	   "2147483648 per tensor are supported",

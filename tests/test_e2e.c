@@ -402,3 +402,85 @@ Test(e2e, profile_reports_every_op_and_class)
 	cr_expect(strstr(out, "profile:") == NULL, "%s", out);
 	free(out);
 }
+
+/* Batch normalisation end to end: a conv net with batchnorm after each
+ * convolution and after a dense layer learns from a slice of Fashion-MNIST;
+ * --eval of its checkpoint (the running statistics: state the checkpoint
+ * carries) gives the run's last test line; --print-params names the
+ * parameters and state; --resume continues with the state restored (the
+ * slow momentum of the last batchnorm keeps a third of the state it starts
+ * from after an epoch, so a resume without it would evaluate differently). */
+Test(e2e, batchnorm_trains_evaluates_and_resumes, .timeout = 300)
+{
+	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+	const char *nn = write_nn(
+		"bn.nn",
+		"model bnconv\ninput x : f32[1, 28, 28]\nlabel y : class(10)\n"
+		"c1 = x |> conv2d(8, 3, pad: 1, bias: false) |> batchnorm |> relu |> maxpool(2)\n"
+		"c2 = c1 |> conv2d(16, 3, pad: 1, bias: false) |> batchnorm(name: \"bn2\") |> relu |> maxpool(2)\n"
+		"f = c2 |> flatten |> dense(64) |> batchnorm(momentum: 0.01) |> relu\n"
+		"logits = f |> dense(10)\n"
+		"loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.05, momentum: 0.9)\n"
+		"train {\n"
+		"  data: idx(\"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz\",\n"
+		"            \"/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+		"  test: idx(\"/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\",\n"
+		"            \"/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+		"  batch: 50\n  epochs: 2\n  seed: 1\n}\n");
+	char *out, *ev, *pp, *half, *res;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/bn'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	free(out);
+	const char *slice = "--limit 6400 --test-limit 2000";
+	cr_assert_eq(sh_run(&out, "'%s/bn' %s --save '%s/a.ckpt'", tmpdir, slice, tmpdir), 0, "%s", out);
+	double acc = last_value(out, "test_acc"), loss = last_value(out, "test_loss");
+	/* chance is 0.10; LeNet reaches 0.80 on this slice in two epochs */
+	cr_expect_geq(acc, 0.84, "test accuracy %.4f after 2 epochs on 6400 images\n%s", acc, out);
+	cr_assert_eq(sh_run(&ev, "'%s/bn' --load '%s/a.ckpt' --eval --test-limit 2000", tmpdir, tmpdir), 0, "%s", ev);
+	cr_expect_float_eq(last_value(ev, "test_acc"), acc, 1e-9, "--eval: %s, the run's last line: %s", ev, out);
+	cr_expect_float_eq(last_value(ev, "test_loss"), loss, 1e-9, "--eval: %s, the run's last line: %s", ev, out);
+	cr_assert_eq(sh_run(&pp, "'%s/bn' --load '%s/a.ckpt' --print-params", tmpdir, tmpdir), 0, "%s", pp);
+	static const char *const names[] = {"batchnorm1.weight [8]", "batchnorm1.bias [8]", "batchnorm1.running_mean [8]",
+					    "batchnorm1.running_var [8]", "bn2.running_var [16]", "batchnorm3.running_mean [64]"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		cr_expect(strstr(pp, names[i]), "--print-params has no '%s':\n%s", names[i], pp);
+	cr_assert_eq(sh_run(&half, "'%s/bn' %s --epochs 1 --quiet --save '%s/b.ckpt'", tmpdir, slice, tmpdir), 0, "%s", half);
+	cr_assert_eq(sh_run(&res, "'%s/bn' %s --resume '%s/b.ckpt'", tmpdir, slice, tmpdir), 0, "%s", res);
+	char *s1 = strip_timing(out), *s2 = strip_timing(res);
+	const char *second = strstr(s1, "epoch  2/2");
+	cr_assert(second);
+	cr_expect_str_eq(s2, second, "the resumed run's epoch 2:\n%s\nthe whole run's:\n%s", s2, second);
+	free(s1), free(s2);
+	free(out), free(ev), free(pp), free(half), free(res);
+}
+
+/* State tensors are named like parameters (checkpoints, the header's
+ * <PREFIX>_S_ macros): two batchnorms without parameters (affine: false)
+ * named alike, or alike in C, are errors of the .nn file like two dense
+ * layers would be. */
+Test(e2e, batchnorm_state_names_that_clash_are_errors)
+{
+	static const struct {
+		const char *a, *b, *message, *note;
+	} rows[] = {
+		{"bn", "bn", "t.nn:4:10: error: a second layer is named 'bn': the model would have two state tensors 'bn.running_mean'",
+		 "t.nn:4:10: note: the first layer named 'bn' is here"},
+		{"b.n", "b_n", "t.nn:4:10: error: layer name 'b_n' clashes with 'b.n': both become B_N in C names such as T_S_B_N_RUNNING_MEAN",
+		 "t.nn:4:10: note: layer 'b.n' is here"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		char text[600];
+		snprintf(text, sizeof text,
+			 "model t\ninput x : f32[2]\nlabel y : class(2)\n"
+			 "logits = x |> dense(4) |> batchnorm(affine: false, name: \"%s\") |> dense(4) |> batchnorm(affine: false, name: \"%s\") |> dense(2)\n"
+			 "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.1)\ntrain { data: moons(count: 100) }\n",
+			 rows[i].a, rows[i].b);
+		write_nn("t.nn", text);
+		char *out;
+		int rc = sh_run(&out, "cd '%s' && '%s' t.nn -c", tmpdir, NNC_EXE);
+		cr_expect_eq(rc, 1, "row %zu: exit %d\n%s", i, rc, out);
+		cr_expect(strstr(out, rows[i].message), "row %zu: wanted '%s' in:\n%s", i, rows[i].message, out);
+		cr_expect(strstr(out, rows[i].note), "row %zu: wanted '%s' in:\n%s", i, rows[i].note, out);
+		free(out);
+	}
+}
