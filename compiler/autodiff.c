@@ -249,15 +249,27 @@ void nnc_autodiff(ir_graph *g, const ir_optimizer *opt)
 		n->offset = g->params[p].offset;
 		n->param = p;
 	}
-	/* the update carries the optimizer's constants (baked into its code);
-	 * the learning rate is a run-time hyper-parameter */
-	bool adam = opt->kind == NNRT_OPT_ADAM;
-	int u = ir_add(g, adam ? IR_ADAM_UPDATE : IR_SGD_UPDATE, 0, NULL);
+	/* the update carries the optimizer's constants (baked into its code):
+	 *   ia[0] NNRT_OPTF_* flags, ia[1] NNRT_OPT_* kind (adam and adamw share an op);
+	 *   sgd_update     fa = momentum, dampening
+	 *   adam_update    fa = beta1, beta2, eps
+	 *   rmsprop_update fa = alpha, eps, momentum
+	 *   fa[3] the .nn file's weight decay (for --stats: the code reads the step's)
+	 * the learning rate and the weight decay are run-time hyper-parameters */
+	bool adam = opt->kind == NNRT_OPT_ADAM || opt->kind == NNRT_OPT_ADAMW;
+	int u = ir_add(g, adam ? IR_ADAM_UPDATE : opt->kind == NNRT_OPT_RMSPROP ? IR_RMSPROP_UPDATE : IR_SGD_UPDATE, 0,
+		       NULL);
 	NNC_ASSERT(ir_infer_shape(g, u));
-	double *fa = g->nodes[u].fa;
+	ir_node *un = &g->nodes[u];
+	un->ia[0] = opt->flags;
+	un->ia[1] = opt->kind;
+	double *fa = un->fa;
 	if (adam)
 		fa[0] = opt->beta1, fa[1] = opt->beta2, fa[2] = opt->eps;
+	else if (opt->kind == NNRT_OPT_RMSPROP)
+		fa[0] = opt->alpha, fa[1] = opt->eps, fa[2] = opt->momentum;
 	else
-		fa[0] = opt->momentum;
-	g->opt_floats = adam ? 2 * g->param_floats : opt->momentum != 0 ? g->param_floats : 0;
+		fa[0] = opt->momentum, fa[1] = opt->dampening;
+	fa[3] = opt->weight_decay;
+	g->opt_floats = ir_opt_slots(opt) * g->param_floats;
 }

@@ -429,9 +429,9 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 					   ? nnc_sprintf("%s d%s", ir_op_name(nd->op), g->params[nd->param].name)
 					   : nnc_sprintf("%s %%%d", ir_op_name(nd->op), i);
 		double per_step = 0;
-		if (nd->op == IR_SGD_UPDATE || nd->op == IR_ADAM_UPDATE)
-			per_step = (double)g->param_floats * (nd->op == IR_ADAM_UPDATE ? 10 : 4);
-		double per_sample = nd->op == IR_SGD_UPDATE || nd->op == IR_ADAM_UPDATE ? 0 : ir_node_flops(g, nd);
+		if (ir_is_update(nd->op))
+			per_step = ir_update_flops(g, nd);
+		double per_sample = ir_is_update(nd->op) ? 0 : ir_node_flops(g, nd);
 		LLVMValueRef v[CG_OPINFO_NFIELDS];
 		v[CG_OPINFO_name] = cstr(c, name);
 		v[CG_OPINFO_kind] = cstr(c, ir_op_kind(nd->op));
@@ -484,6 +484,10 @@ static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options 
 	v[CG_MODEL_beta1] = cg_f32(c, cfg->opt.beta1);
 	v[CG_MODEL_beta2] = cg_f32(c, cfg->opt.beta2);
 	v[CG_MODEL_eps] = cg_f32(c, cfg->opt.eps);
+	v[CG_MODEL_weight_decay] = cg_f32(c, cfg->opt.weight_decay);
+	v[CG_MODEL_alpha] = cg_f32(c, cfg->opt.alpha);
+	v[CG_MODEL_dampening] = cg_f32(c, cfg->opt.dampening);
+	v[CG_MODEL_opt_flags] = ci32(c, cfg->opt.flags);
 	v[CG_MODEL_pad2_] = cg_f32(c, 0);
 	v[CG_MODEL_epochs] = ci64(c, cfg->epochs);
 	v[CG_MODEL_seed] = ci64(c, cfg->seed);

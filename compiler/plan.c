@@ -166,7 +166,7 @@ static int64_t plan_range(ir_graph *g, const int *ids, int nids, int64_t base, b
 /* Which part of a step a node belongs to in the parallel schedule. */
 ir_phase ir_node_phase(const ir_graph *g, const ir_node *n)
 {
-	if (n->op == IR_SGD_UPDATE || n->op == IR_ADAM_UPDATE)
+	if (ir_is_update(n->op))
 		return PHASE_UPDATE;
 	if (n->batched)
 		return PHASE_SAMPLE;

@@ -14,13 +14,38 @@
 
 #include "sema.h"
 
-const char *const sema_opt_names[] = {"sgd", "adam", NULL};
+const char *const sema_opt_names[] = {"sgd", "adam", "adamw", "rmsprop", NULL};
 
-static const char *const sgd_opts[] = {"lr", "momentum", NULL};
-static const char *const adam_opts[] = {"lr", "beta1", "beta2", "eps", NULL};
+/* The optimizers: their options and defaults (torch.optim's). */
+static const struct {
+	const char *name;
+	int kind; /* NNRT_OPT_* */
+	const char *const opts[10];
+	double lr, weight_decay;
+} optimizers[] = {
+	{"sgd", NNRT_OPT_SGD, {"lr", "momentum", "dampening", "nesterov", "weight_decay", "decay_biases"}, 0.01, 0},
+	{"adam", NNRT_OPT_ADAM, {"lr", "beta1", "beta2", "eps", "amsgrad", "weight_decay", "decay_biases"}, 0.001, 0},
+	{"adamw", NNRT_OPT_ADAMW, {"lr", "beta1", "beta2", "eps", "amsgrad", "weight_decay", "decay_biases"}, 0.001,
+	 0.01},
+	{"rmsprop", NNRT_OPT_RMSPROP,
+	 {"lr", "alpha", "eps", "momentum", "centered", "weight_decay", "decay_biases"}, 0.01, 0},
+};
 
-/* optimizer sgd(lr: 0.01, momentum: 0)
- * optimizer adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8) */
+/* The boolean options and their NNRT_OPTF_* flag. */
+static const struct {
+	const char *name;
+	int flag;
+} opt_flags[] = {
+	{"nesterov", NNRT_OPTF_NESTEROV},
+	{"centered", NNRT_OPTF_CENTERED},
+	{"amsgrad", NNRT_OPTF_AMSGRAD},
+	{"decay_biases", NNRT_OPTF_DECAY_BIASES},
+};
+
+/* optimizer sgd(lr: 0.01, momentum: 0, dampening: 0, nesterov: false, weight_decay: 0, decay_biases: false)
+ * optimizer adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, amsgrad: false, weight_decay: 0, ...)
+ * optimizer adamw(... as adam, weight_decay: 0.01)
+ * optimizer rmsprop(lr: 0.01, alpha: 0.99, eps: 1e-8, momentum: 0, centered: false, weight_decay: 0, ...) */
 void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 {
 	ir_optimizer *o = &s->cfg->opt;
@@ -35,20 +60,11 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 		nnc_error(s->src, e->loc, "an optimizer must be a call such as sgd(lr: 0.05)");
 		return;
 	}
-	const char *const *opts;
-	o->lr = 0.01;
-	o->momentum = 0;
-	o->beta1 = 0.9;
-	o->beta2 = 0.999;
-	o->eps = 1e-8;
-	if (!strcmp(e->str, "sgd")) {
-		o->kind = NNRT_OPT_SGD;
-		opts = sgd_opts;
-	} else if (!strcmp(e->str, "adam")) {
-		o->kind = NNRT_OPT_ADAM;
-		o->lr = 0.001;
-		opts = adam_opts;
-	} else {
+	int which = -1;
+	for (size_t k = 0; k < sizeof optimizers / sizeof optimizers[0]; k++)
+		if (!strcmp(e->str, optimizers[k].name))
+			which = (int)k;
+	if (which < 0) {
 		nnc_error(s->src, e->kind == AST_CALL ? e->callee_loc : e->loc, "unknown optimizer '%s'", e->str);
 		const char *best = nnc_suggest(e->str, sema_opt_names);
 		if (best)
@@ -57,12 +73,34 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			nnc_hint("optimizers are: %s", sema_join_choices(sema_opt_names));
 		return;
 	}
+	memset(o, 0, sizeof *o);
+	o->kind = optimizers[which].kind;
+	o->lr = optimizers[which].lr;
+	o->weight_decay = optimizers[which].weight_decay;
+	o->beta1 = 0.9;
+	o->beta2 = 0.999;
+	o->eps = 1e-8;
+	o->alpha = 0.99;
 	if (e->kind == AST_NAME)
 		return;
-	if (!sema_check_args(s, e, 0, opts))
+	if (!sema_check_args(s, e, 0, optimizers[which].opts))
 		return;
+	const nnc_arg *nesterov = NULL;
 	for (int i = 0; i < e->nargs; i++) {
 		const nnc_arg *a = &e->args[i];
+		bool is_flag = false;
+		for (size_t k = 0; k < sizeof opt_flags / sizeof opt_flags[0]; k++)
+			if (!strcmp(a->name, opt_flags[k].name)) {
+				bool b = false;
+				is_flag = true;
+				if (sema_arg_bool(s, a, nnc_sprintf("'%s'", a->name), &b) && b)
+					o->flags |= opt_flags[k].flag;
+			}
+		if (is_flag) {
+			if (!strcmp(a->name, "nesterov"))
+				nesterov = a;
+			continue;
+		}
 		double v = 0;
 		if (!sema_arg_num(s, a, nnc_sprintf("'%s'", a->name), &v))
 			continue;
@@ -75,6 +113,10 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			o->momentum = v;
 			if (!(v >= 0 && v < 1))
 				bad = "momentum must be in [0, 1)";
+		} else if (!strcmp(a->name, "dampening")) {
+			o->dampening = v;
+			if (!(v >= 0 && v <= 1))
+				bad = "dampening must be in [0, 1]";
 		} else if (!strcmp(a->name, "beta1")) {
 			o->beta1 = v;
 			if (!(v >= 0 && v < 1))
@@ -83,10 +125,18 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			o->beta2 = v;
 			if (!(v >= 0 && v < 1))
 				bad = "beta2 must be in [0, 1)";
+		} else if (!strcmp(a->name, "alpha")) {
+			o->alpha = v;
+			if (!(v >= 0 && v < 1))
+				bad = "alpha must be in [0, 1)";
 		} else if (!strcmp(a->name, "eps")) {
 			o->eps = v;
 			if (!(v > 0))
 				bad = "eps must be positive";
+		} else if (!strcmp(a->name, "weight_decay")) {
+			o->weight_decay = v;
+			if (!(v >= 0))
+				bad = "weight_decay must be non-negative";
 		}
 		if (bad)
 			nnc_error(s->src, a->value->loc, "%s, not %g", bad, v);
@@ -94,6 +144,11 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			;
 		else if (v > 0 && (float)v == 0)
 			nnc_error(s->src, a->value->loc, "'%s' is too small: %g is 0 as a 32-bit float", a->name, v);
+	}
+	/* torch.optim.SGD refuses the same */
+	if (nesterov && (o->flags & NNRT_OPTF_NESTEROV) && (o->momentum == 0 || o->dampening != 0)) {
+		nnc_error(s->src, nesterov->value->loc, "Nesterov momentum needs a momentum and no dampening");
+		nnc_hint("give a momentum, e.g. sgd(lr: 0.1, momentum: 0.9, nesterov: true)");
 	}
 }
 

@@ -53,7 +53,7 @@ static const char *bad_field(const nnrt_model *m, int training)
 		return "output_size < 1";
 	if (m->loss < NNRT_LOSS_SOFTMAX_XENT || m->loss > NNRT_LOSS_BCE)
 		return "unknown loss";
-	if (m->optimizer != NNRT_OPT_SGD && m->optimizer != NNRT_OPT_ADAM)
+	if (!nnrt_opt_name(m->optimizer))
 		return "unknown optimizer";
 	if (m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->state_floats < 0 || m->n_params < 0 ||
 	    m->n_state < 0)
@@ -174,6 +174,54 @@ void nnrt_init_state(const nnrt_model *m, float *state)
 	}
 }
 
+/* ---- The optimizer ---- */
+
+const char *nnrt_opt_name(int32_t kind)
+{
+	switch (kind) {
+	case NNRT_OPT_SGD: return "sgd";
+	case NNRT_OPT_ADAM: return "adam";
+	case NNRT_OPT_ADAMW: return "adamw";
+	case NNRT_OPT_RMSPROP: return "rmsprop";
+	}
+	return NULL;
+}
+
+char *nnrt_fmt_optimizer(const nnrt_model *m, char *buf, size_t n)
+{
+	size_t k = 0;
+#define PUT(...) (k += (size_t)snprintf(buf + (k < n ? k : n), k < n ? n - k : 0, __VA_ARGS__))
+	const char *name = nnrt_opt_name(m->optimizer);
+	PUT("%s(lr: %g", name ? name : "?", m->lr);
+	switch (m->optimizer) {
+	case NNRT_OPT_ADAM:
+	case NNRT_OPT_ADAMW:
+		PUT(", beta1: %g, beta2: %g, eps: %g", m->beta1, m->beta2, m->eps);
+		if (m->opt_flags & NNRT_OPTF_AMSGRAD)
+			PUT(", amsgrad: true");
+		break;
+	case NNRT_OPT_RMSPROP:
+		PUT(", alpha: %g, eps: %g, momentum: %g", m->alpha, m->eps, m->momentum);
+		if (m->opt_flags & NNRT_OPTF_CENTERED)
+			PUT(", centered: true");
+		break;
+	default:
+		PUT(", momentum: %g", m->momentum);
+		if (m->dampening != 0)
+			PUT(", dampening: %g", m->dampening);
+		if (m->opt_flags & NNRT_OPTF_NESTEROV)
+			PUT(", nesterov: true");
+	}
+	if (m->weight_decay != 0 || m->optimizer == NNRT_OPT_ADAMW) {
+		PUT(", weight_decay: %g", m->weight_decay);
+		if (m->opt_flags & NNRT_OPTF_DECAY_BIASES)
+			PUT(", decay_biases: true");
+	}
+	PUT(")");
+#undef PUT
+	return buf;
+}
+
 /* ---- Hyper-parameters of a step ---- */
 
 _Static_assert(NNRT_HP_COUNT <= sizeof ((nnrt_step_args *)0)->hp / sizeof(float), "nnrt_step_args.hp is too small");
@@ -184,14 +232,17 @@ _Static_assert(NNRT_HP_COUNT <= sizeof ((nnrt_step_args *)0)->hp / sizeof(float)
  * from the step number (which checkpoints carry) so that a resumed run
  * draws what the uninterrupted one would have; a partial last batch just
  * leaves indices unused. */
-void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step, uint64_t seed)
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, float wd, int64_t step, uint64_t seed)
 {
 	a->seed = seed;
 	a->sample0 = step >= 1 ? (step - 1) * m->batch : 0;
 	memset(a->hp, 0, sizeof a->hp);
 	a->hp[NNRT_HP_LR] = lr;
+	a->hp[NNRT_HP_WD] = wd;
+	/* torch's SGD starts the velocity at the first gradient, undamped */
+	a->hp[NNRT_HP_DAMP] = step <= 1 ? 1.0f : (float)(1.0 - (double)m->dampening);
 	/* Adam's bias corrections, in double: beta^t of a float beta. */
-	if (step >= 1 && m->optimizer == NNRT_OPT_ADAM) {
+	if (step >= 1 && (m->optimizer == NNRT_OPT_ADAM || m->optimizer == NNRT_OPT_ADAMW)) {
 		a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
 		a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
 	}

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define NNRT_ABI_VERSION 4
+#define NNRT_ABI_VERSION 5
 #define NNRT_MAX_RANK 4
 #define NNRT_MAX_THREADS 256
 
@@ -52,10 +52,22 @@ enum {
 	NNRT_LOSS_BCE = 3,          /* probability (sigmoid output) vs 0/1 target */
 };
 
-/* Optimizers. */
+/* Optimizers (docs/language.md gives each update rule).  The optimizer
+ * state is 0 to 3 arrays of param_floats floats, one after the other, each
+ * laid out like params, in the order listed here (opt_floats says how many). */
 enum {
-	NNRT_OPT_SGD = 1,  /* opt state: velocity per parameter if momentum != 0 */
-	NNRT_OPT_ADAM = 2, /* opt state: first then second moment per parameter */
+	NNRT_OPT_SGD = 1,     /* opt state: velocity, if momentum != 0 */
+	NNRT_OPT_ADAM = 2,    /* opt state: first moment, second moment, [amsgrad: max second moment] */
+	NNRT_OPT_RMSPROP = 3, /* opt state: mean square, [centered: mean], [momentum != 0: velocity] */
+	NNRT_OPT_ADAMW = 4,   /* Adam with decoupled weight decay; state as Adam's */
+};
+
+/* nnrt_model.opt_flags: the optimizer's boolean options. */
+enum {
+	NNRT_OPTF_NESTEROV = 1,     /* sgd: Nesterov momentum */
+	NNRT_OPTF_CENTERED = 2,     /* rmsprop: divide by the variance, not the mean square */
+	NNRT_OPTF_AMSGRAD = 4,      /* adam, adamw: the maximum of the second moments */
+	NNRT_OPTF_DECAY_BIASES = 8, /* weight decay applies to rank-1 tensors (biases) too */
 };
 
 /* Parameter initialisers. */
@@ -143,15 +155,18 @@ uint32_t nnrt_random_bits(uint64_t seed, int64_t sample, int64_t elem);
 float nnrt_random_uniform(uint64_t seed, int64_t sample, int64_t elem);
 
 /* Indices into nnrt_step_args.hp: the values that change from run to run
- * (--lr, nnrt_instance_set_lr) or from step to step.  The .nn file's
- * constants (momentum, beta1, beta2, eps) are compiled into the generated
- * update instead.  hp[NNRT_HP_COUNT..7] are zero and reserved: the array
- * keeps its size (8 slots since ABI version 3). */
+ * (--lr, nnrt_instance_set_lr, --weight-decay) or from step to step.  The
+ * .nn file's constants (momentum, betas, eps, alpha) are compiled into the
+ * generated update instead.  hp[NNRT_HP_COUNT..7] are zero and reserved:
+ * the array keeps its size (8 slots since ABI version 3). */
 enum {
 	NNRT_HP_LR = 0,      /* learning rate of this step */
-	NNRT_HP_ADAM_C1 = 1, /* Adam at step t (1-based): 1 / (1 - beta1^t); else 0 */
-	NNRT_HP_ADAM_C2 = 2, /* Adam at step t: 1 / (1 - beta2^t); else 0 */
-	NNRT_HP_COUNT = 3,
+	NNRT_HP_ADAM_C1 = 1, /* Adam, AdamW at step t (1-based): 1 / (1 - beta1^t); else 0 */
+	NNRT_HP_ADAM_C2 = 2, /* Adam, AdamW at step t: 1 / (1 - beta2^t); else 0 */
+	NNRT_HP_DAMP = 3,    /* sgd with momentum: the gradient's weight in the velocity, 1 at
+			      * step 1 (torch starts the velocity at g) and 1 - dampening after */
+	NNRT_HP_WD = 4,      /* weight decay of this step (0: none) */
+	NNRT_HP_COUNT = 5,
 };
 
 /* One op of the training step, for profiles (nnc --profile) and reports. */
@@ -194,6 +209,10 @@ typedef struct nnrt_model {
 	float beta1;
 	float beta2;
 	float eps;
+	float weight_decay;    /* the .nn file's (the step's is hp[NNRT_HP_WD]) */
+	float alpha;           /* rmsprop's smoothing constant */
+	float dampening;       /* sgd */
+	int32_t opt_flags;     /* NNRT_OPTF_* */
 	float pad2_;
 	int64_t epochs;
 	int64_t seed;
@@ -290,8 +309,10 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  * stays an opaque block behind a fixed NNRT_INSTANCE_HEADER_BYTES header.
  * NNRT_ABI_VERSION versions the layout of nnrt_model and nnrt_step_args,
  * which the generated code shares: version 4 added the state tensors and
- * the random stream, so objects of an older nnc are refused with a message
- * asking to rebuild them (nnrt_model_check). */
+ * the random stream, version 5 the optimizers' options (weight decay,
+ * RMSprop, AdamW, flags) and their hyper-parameter slots, so objects of an
+ * older nnc are refused with a message asking to rebuild them
+ * (nnrt_model_check). */
 
 typedef struct nnrt_instance nnrt_instance;
 
@@ -368,6 +389,11 @@ int nnrt_instance_set_threads(nnrt_instance *inst, int nthreads);
 /* Learning rate of later training steps (default: the model's). */
 int nnrt_instance_set_lr(nnrt_instance *inst, float lr);
 float nnrt_instance_lr(const nnrt_instance *inst);
+/* Weight decay of later training steps, >= 0 (default: the model's
+ * weight_decay; 0 turns it off).  Which parameters it applies to is
+ * compiled in (docs/language.md, "Weight decay"). */
+int nnrt_instance_set_weight_decay(nnrt_instance *inst, float wd);
+float nnrt_instance_weight_decay(const nnrt_instance *inst);
 /* Training steps taken (Adam's t), including those of a loaded checkpoint. */
 int64_t nnrt_instance_steps(const nnrt_instance *inst);
 /* Epochs completed, as checkpoints record it: a training binary run with

@@ -199,11 +199,15 @@ void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r);
 /* The state tensors' initial values (m->state_floats floats; padding 0). */
 void nnrt_init_state(const nnrt_model *m, float *state);
 
-/* Sets a->hp for a step of m at learning rate lr: `step` is the 1-based
+/* Sets a->hp for a step of m at learning rate lr and weight decay wd: `step` is the 1-based
  * number of the training step about to run (Adam's t), or 0 for a step that
  * does not train (evaluation, inference).  The one place the hyper-parameters
  * are computed, for the training binary and the embedding API alike. */
-void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step, uint64_t seed);
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, float wd, int64_t step, uint64_t seed);
+/* The name of optimizer `kind` (NNRT_OPT_*) as .nn files write it, or NULL. */
+const char *nnrt_opt_name(int32_t kind);
+/* m's optimizer as the .nn file would write it, into buf (n bytes). */
+char *nnrt_fmt_optimizer(const nnrt_model *m, char *buf, size_t n);
 
 /* ---- train.c ---- */
 
@@ -212,6 +216,7 @@ void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step
 typedef struct nnrt_cli {
 	int64_t epochs;
 	double lr;
+	double weight_decay;
 	uint64_t seed;
 	int64_t threads;
 	const char *data, *test;
@@ -243,6 +248,7 @@ struct nnrt_instance {
 	nnrt_train_state st;              /* step count and RNG, as checkpoints store them */
 	double metrics[4];
 	float lr;
+	float wd;                         /* weight decay (nnrt_instance_set_weight_decay) */
 	int threads;                      /* 0 = the process default */
 	int trains;                       /* the model has a train_step */
 	int heap;                         /* the block came from nnrt_instance_new */

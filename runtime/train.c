@@ -70,6 +70,7 @@ enum {
 	FLAG_THREADS, /* integer in 1..NNRT_MAX_THREADS */
 	FLAG_SEED,    /* integer in 0..2^64-1 */
 	FLAG_LR,      /* real > 0 that a float holds as neither 0 nor inf */
+	FLAG_REAL0,   /* real >= 0 that a float holds as a finite number */
 	FLAG_PATH,    /* non-empty string */
 };
 
@@ -83,6 +84,8 @@ static const struct flag {
 } flags[] = {
 	{"--epochs", "N", FLAG_COUNT, offsetof(opts, epochs), "train for N epochs (default: the model's)"},
 	{"--lr", "X", FLAG_LR, offsetof(opts, lr), "learning rate (default: the model's)"},
+	{"--weight-decay", "X", FLAG_REAL0, offsetof(opts, weight_decay),
+	 "weight decay, 0 for none (default: the model's; which tensors decay is compiled in)"},
 	{"--seed", "N", FLAG_SEED, offsetof(opts, seed), "seed of parameter init and shuffling (default: the model's)"},
 	{"--threads", "N", FLAG_THREADS, offsetof(opts, threads),
 	 "worker threads (default: OMP_NUM_THREADS, or one per core)"},
@@ -182,6 +185,17 @@ static int set_flag(opts *o, const struct flag *f, const char *val)
 		*(double *)dst = x;
 		return 0;
 	}
+	case FLAG_REAL0: {
+		char *end;
+		double x = strtod(val, &end);
+		if (!*val || *end || !(x >= 0))
+			return usage_error("%s expects a number >= 0, got '%s'", f->name, val);
+		if (x > FLT_MAX)
+			return usage_error("%s %s is too large: beyond the range of a 32-bit float (about 3.4e38)", f->name,
+			                   val);
+		*(double *)dst = x;
+		return 0;
+	}
 	case FLAG_PATH:
 		if (!*val)
 			return usage_error("%s expects a file name, got ''", f->name);
@@ -248,6 +262,7 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 	memset(o, 0, sizeof *o);
 	o->epochs = m->epochs;
 	o->lr = m->lr;
+	o->weight_decay = m->weight_decay;
 	o->seed = (uint64_t)m->seed;
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -383,10 +398,8 @@ static void print_help(const nnrt_model *m)
 	printf("  input        %s\n", nnrt_fmt_input(m, in, sizeof in));
 	printf("  label        %s\n", nnrt_fmt_label(m, lab, sizeof lab));
 	printf("  loss         %s\n", loss_name(m->loss));
-	if (m->optimizer == NNRT_OPT_ADAM)
-		printf("  optimizer    adam(lr: %g, beta1: %g, beta2: %g, eps: %g)\n", m->lr, m->beta1, m->beta2, m->eps);
-	else
-		printf("  optimizer    sgd(lr: %g, momentum: %g)\n", m->lr, m->momentum);
+	char opt[256];
+	printf("  optimizer    %s\n", nnrt_fmt_optimizer(m, opt, sizeof opt));
 	printf("  parameters   %lld in %d tensors\n", (long long)param_count(m), m->n_params);
 	printf("  batch        %lld\n", (long long)m->batch);
 	printf("  epochs       %lld\n", (long long)m->epochs);
@@ -466,6 +479,7 @@ static int alloc_arrays(trainer *t)
 	}
 	nnrt_instance *inst = t->inst;
 	inst->lr = (float)t->o.lr;
+	inst->wd = (float)t->o.weight_decay;
 	t->x = nnrt_alloc_floats(m->batch * m->input_size, "the input batch");
 	t->y = nnrt_alloc_floats(m->batch * m->label_size, "the label batch");
 	t->out = nnrt_alloc_floats(m->batch * m->output_size, "the output batch");
@@ -485,7 +499,7 @@ static int alloc_arrays(trainer *t)
 	a->y = t->y;
 	a->out = t->out;
 	a->metrics = inst->metrics;
-	nnrt_step_hp(a, m, inst->lr, 0, inst->seed);
+	nnrt_step_hp(a, m, inst->lr, inst->wd, 0, inst->seed);
 	return 0;
 }
 
@@ -539,7 +553,7 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 static void evaluate(trainer *t, double *loss, double *acc)
 {
 	double sum[2];
-	nnrt_step_hp(&t->args, t->m, t->inst->lr, 0, t->inst->seed);
+	nnrt_step_hp(&t->args, t->m, t->inst->lr, t->inst->wd, 0, t->inst->seed);
 	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
 	*loss = sum[0] / (double)t->test.n;
 	*acc = sum[1] / (double)t->test.n;
@@ -779,7 +793,7 @@ static int train(trainer *t)
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
 			int64_t step = st->step + 1;
 			a->n = bn;
-			nnrt_step_hp(a, m, inst->lr, step, inst->seed);
+			nnrt_step_hp(a, m, inst->lr, inst->wd, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
@@ -1034,7 +1048,7 @@ static int run(trainer *t)
 			if (t->test.n)
 				printf(", %lld test samples", (long long)t->test.n);
 			printf(", batch %lld, %s lr %g, %d thread%s\n", (long long)m->batch,
-			       m->optimizer == NNRT_OPT_ADAM ? "adam" : "sgd", o->lr, nnrt_get_threads(),
+			       nnrt_opt_name(m->optimizer), o->lr, nnrt_get_threads(),
 			       nnrt_get_threads() == 1 ? "" : "s");
 			if (o->resume && st->batch)
 				printf("resuming from %s in epoch %lld after step %lld (step %lld in all)\n", o->resume,

@@ -202,10 +202,13 @@ static const diag_case cases[] = {
 	 1, F ":4:33: error: pad: same needs stride 1 and an odd kernel, but the kernel is 4x4 with stride 1x1", NULL},
 	{"kernel given as a name", IMG "logits = x |> conv2d(2, big) |> flatten |> dense(2)\n" IMGTAIL, 1,
 	 F ":4:25: error: the kernel size must be a number or a list of two numbers [height, width], not 'big'", NULL},
-	{"unknown optimizer", HEAD NET LOSS "optimizer adamw(lr: 0.1)\n" TRAIN, 1,
-	 F ":6:11: error: unknown optimizer 'adamw'", "hint: did you mean 'adam'?"},
+	{"unknown optimizer", HEAD NET LOSS "optimizer rmsprob(lr: 0.1)\n" TRAIN, 1,
+	 F ":6:11: error: unknown optimizer 'rmsprob'", "hint: did you mean 'rmsprop'?"},
 	{"an adam option on sgd", HEAD NET LOSS "optimizer sgd(lr: 0.1, beta1: 0.9)\n" TRAIN, 1,
-	 F ":6:24: error: 'sgd' has no option 'beta1'", "hint: the options of 'sgd' are: lr, momentum"},
+	 F ":6:24: error: 'sgd' has no option 'beta1'",
+	 "hint: the options of 'sgd' are: lr, momentum, dampening, nesterov, weight_decay, decay_biases"},
+	{"an sgd option on rmsprop", HEAD NET LOSS "optimizer rmsprop(nesterov: true)\n" TRAIN, 1,
+	 F ":6:19: error: 'rmsprop' has no option 'nesterov'", NULL},
 	{"unknown train setting", HEAD NET LOSS OPT "train { data: moons(count: 100), epoch: 3 }\n", 1,
 	 F ":7:34: error: unknown train setting 'epoch'", "hint: did you mean 'epochs'?"},
 	{"duplicate train setting", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 8, batch: 16 }\n", 1,
@@ -226,6 +229,19 @@ static const diag_case cases[] = {
 	 F ":6:23: error: beta2 must be in [0, 1), not 1.5", NULL},
 	{"eps of 0", HEAD NET LOSS "optimizer adam(eps: 0)\n" TRAIN, 1, F ":6:21: error: eps must be positive, not 0",
 	 NULL},
+	{"negative weight decay", HEAD NET LOSS "optimizer adamw(weight_decay: -0.01)\n" TRAIN, 1,
+	 F ":6:31: error: weight_decay must be non-negative, not -0.01", NULL},
+	{"alpha of 1", HEAD NET LOSS "optimizer rmsprop(alpha: 1)\n" TRAIN, 1,
+	 F ":6:26: error: alpha must be in [0, 1), not 1", NULL},
+	{"dampening above 1", HEAD NET LOSS "optimizer sgd(momentum: 0.9, dampening: 2)\n" TRAIN, 1,
+	 F ":6:41: error: dampening must be in [0, 1], not 2", NULL},
+	{"nesterov without momentum", HEAD NET LOSS "optimizer sgd(lr: 0.1, nesterov: true)\n" TRAIN, 1,
+	 F ":6:34: error: Nesterov momentum needs a momentum and no dampening",
+	 "hint: give a momentum, e.g. sgd(lr: 0.1, momentum: 0.9, nesterov: true)"},
+	{"nesterov with dampening", HEAD NET LOSS "optimizer sgd(momentum: 0.9, dampening: 0.1, nesterov: true)\n" TRAIN,
+	 1, F ":6:56: error: Nesterov momentum needs a momentum and no dampening", NULL},
+	{"amsgrad that is not a boolean", HEAD NET LOSS "optimizer adam(amsgrad: 1)\n" TRAIN, 1,
+	 F ":6:25: error: 'amsgrad' must be true or false", NULL},
 	{"batch 0", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 0 }\n", 1,
 	 F ":7:41: error: the batch size must be a whole number >= 1, not 0", NULL},
 	{"batch too large", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 100000 }\n", 1,
@@ -662,6 +678,25 @@ static const char *write_nn(const char *name, const char *text)
 }
 
 TestSuite(driver, .init = setup, .fini = teardown);
+
+/* --stats says which tensors weight decay applies to: the weights, not
+ * the biases unless decay_biases; nothing without a decay. */
+Test(driver, stats_name_the_decayed_tensors)
+{
+	char *out;
+	const char *wd = write_nn("wd.nn", HEAD NET LOSS "optimizer adamw(weight_decay: 0.05)\n" TRAIN);
+	cr_assert_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, wd), 0, "%s", out);
+	cr_expect(strstr(out, "dense1.weight            [2, 8]         16  weight decay\n") &&
+			  strstr(out, "dense1.bias              [8]            8\n") &&
+			  strstr(out, "dense2.weight            [8, 2]         16  weight decay\n"),
+		  "%s", out);
+	const char *all = write_nn("all.nn", HEAD NET LOSS "optimizer sgd(weight_decay: 0.05, decay_biases: true)\n" TRAIN);
+	cr_assert_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, all), 0, "%s", out);
+	cr_expect(strstr(out, "dense1.bias              [8]            8  weight decay\n"), "%s", out);
+	const char *none = write_nn("none.nn", HEAD NET LOSS "optimizer sgd(decay_biases: true)\n" TRAIN);
+	cr_assert_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, none), 0, "%s", out);
+	cr_expect(!strstr(out, "weight decay"), "%s", out);
+}
 
 /* 0 success (warnings included), 1 an error in the input, 2 a bad command line. */
 Test(driver, exit_statuses)

@@ -1,0 +1,244 @@
+/*
+ * cg_update.c - the lowering of the optimizer update: one fused loop over
+ * every parameter float at once (parameters, gradients and each optimizer
+ * state array share one layout), split across the threads in blocks of
+ * UPDATE_BLOCK floats.
+ *
+ * The rules are torch.optim's (docs/language.md writes each one out), with
+ * g the batch-mean gradient, wd the step's weight decay, lr its rate:
+ *   sgd      g += wd p;  v = mu v + d g (d: 1 at step 1, else 1 - dampening);
+ *            step = nesterov ? g + mu v : v (no v when mu = 0: step = g);  p -= lr step
+ *   adam     g += wd p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *            [amsgrad: vmax = max(vmax, v), used for v];
+ *            p -= lr (m c1) / (sqrt(v c2) + eps),  c1 = 1/(1-b1^t), c2 = 1/(1-b2^t)
+ *   adamw    p *= 1 - lr wd, then adam without the g += wd p
+ *   rmsprop  g += wd p;  s = a s + (1-a) g^2;  [centered: ga = a ga + (1-a) g];
+ *            r = sqrt(s [- ga^2]) + eps;  [mu: b = mu b + g / r, p -= lr b] else p -= lr g / r
+ * The constants of the .nn file (momentum, betas, eps, alpha) are baked in;
+ * lr, wd, c1, c2 and d come from the step's hp[] (nnrt.h NNRT_HP_*), so the
+ * runtime changes them without recompiling.
+ *
+ * Weight decay applies to the parameters ir_param_decays() chooses (by
+ * default not to biases).  The parameters are cut into runs of tensors that
+ * are alike in that, and the loop runs over a constant table of the runs'
+ * bounds, each with its decay (the step's wd or 0).  A decay of 0 selects the
+ * plain gradient, so a run without decay computes exactly what it did before
+ * weight decay existed, bit for bit.
+ *
+ * With several chunks, g is first the sum of the chunks' partial gradients
+ * (in chunk order, so any thread count gives the same sum), stored back
+ * into grads.  Every element's update reads only that element: the result
+ * does not depend on the thread split either.
+ */
+#include "cg.h"
+
+#define UPDATE_BLOCK 4096 /* floats: the unit of the threads' static split */
+
+static LLVMValueRef fadd(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(c->B, a, b, ""); }
+static LLVMValueRef fsub(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(c->B, a, b, ""); }
+static LLVMValueRef fmul(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(c->B, a, b, ""); }
+static LLVMValueRef fdiv(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFDiv(c->B, a, b, ""); }
+static LLVMValueRef vsqrt(cg_ctx *c, LLVMValueRef v)
+{
+	LLVMTypeRef t = c->v16;
+	return cg_call_intr(c, "llvm.sqrt", &t, 1, &v, 1);
+}
+static LLVMValueRef vmax(cg_ctx *c, LLVMValueRef a, LLVMValueRef b)
+{
+	LLVMTypeRef t = c->v16;
+	LLVMValueRef ab[2] = {a, b};
+	return cg_call_intr(c, "llvm.maxnum", &t, 1, ab, 2);
+}
+
+static LLVMValueRef sum_partials(cg_ctx *c, LLVMValueRef gv, LLVMValueRef i)
+{
+	ir_graph *g = c->g;
+	LLVMValueRef ws = cg_arg(c, CG_ARGS_ws);
+	LLVMValueRef n = cg_batch_total(c);
+	LLVMValueRef active = cg_active_chunks(c, n);
+	LLVMValueRef acc = cg_alloca(c, c->v16, "g");
+	cg_store(c, gv, acc);
+	cg_loop k = cg_loop_begin(c, cg_i64(c, 1), active, 1);
+	LLVMValueRef off = LLVMBuildAdd(c->B, cg_i64(c, g->ws_partials - g->param_floats),
+					LLVMBuildMul(c->B, k.i, cg_i64(c, g->param_floats), ""), "");
+	LLVMValueRef pv = cg_vload(c, cg_gep(c, ws, LLVMBuildAdd(c->B, off, i, "")), NULL);
+	cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->v16, acc), pv, ""), acc);
+	cg_loop_end(c, &k);
+	return cg_load(c, c->v16, acc);
+}
+
+/* A private constant array of `n` elements of type t. */
+static LLVMValueRef const_table(cg_ctx *c, LLVMTypeRef t, LLVMValueRef *v, unsigned n, const char *name)
+{
+	LLVMValueRef init = LLVMConstArray2(t, v, n);
+	LLVMValueRef gv = LLVMAddGlobal(c->M, LLVMTypeOf(init), name);
+	LLVMSetInitializer(gv, init);
+	LLVMSetGlobalConstant(gv, 1);
+	LLVMSetLinkage(gv, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+	return gv;
+}
+
+/* The runs of parameters alike in decay: bounds[0..nruns] (floats) and
+ * whether each decays, in arena arrays; returns nruns (at least 1). */
+static int decay_runs(const ir_graph *g, int flags, int64_t **bounds, bool **decays)
+{
+	*bounds = nnc_alloc(sizeof(int64_t) * ((size_t)g->nparams + 2));
+	*decays = nnc_alloc((size_t)g->nparams + 1);
+	int n = 0;
+	(*bounds)[0] = 0;
+	(*decays)[0] = g->nparams > 0 && ir_param_decays(&g->params[0], flags);
+	for (int p = 1; p < g->nparams; p++) {
+		bool d = ir_param_decays(&g->params[p], flags);
+		if (d != (*decays)[n]) {
+			(*bounds)[++n] = g->params[p].offset;
+			(*decays)[n] = d;
+		}
+	}
+	(*bounds)[++n] = g->param_floats;
+	return n;
+}
+
+/* The values the rule reads, hoisted out of the element loop. */
+typedef struct upd_vals {
+	ir_node *n;
+	LLVMValueRef P, G, O;      /* params, grads, optimizer state */
+	LLVMValueRef lr, c1, c2, d; /* splats of hp[] */
+	LLVMValueRef wd;           /* splat of this run's decay; */
+	LLVMValueRef no_wd;        /* i1: it is 0 */
+	LLVMValueRef keep;         /* adamw: splat of 1 - lr wd */
+} upd_vals;
+
+/* Slot k of the optimizer state at element i. */
+static LLVMValueRef slot(cg_ctx *c, const upd_vals *u, int k, LLVMValueRef i)
+{
+	return cg_gep(c, u->O, k ? LLVMBuildAdd(c->B, i, cg_i64(c, k * c->g->param_floats), "") : i);
+}
+
+/* The update of the 16 floats at element i. */
+static void update_vector(cg_ctx *c, const upd_vals *u, LLVMValueRef i)
+{
+	ir_graph *g = c->g;
+	ir_node *n = u->n;
+	int flags = (int)n->ia[0];
+	bool adamw = n->ia[1] == NNRT_OPT_ADAMW;
+	LLVMValueRef pp = cg_gep(c, u->P, i);
+	LLVMValueRef gv = cg_vload(c, cg_gep(c, u->G, i), NULL), pv = cg_vload(c, pp, NULL);
+	if (g->chunks > 1) {
+		gv = sum_partials(c, gv, i);
+		cg_vstore(c, gv, cg_gep(c, u->G, i), NULL);
+	}
+	if (adamw) /* decoupled: p *= 1 - lr wd, exactly p when wd = 0 */
+		pv = fmul(c, pv, u->keep);
+	else /* coupled (L2): g += wd p, exactly g when wd = 0 */
+		gv = LLVMBuildSelect(c->B, u->no_wd, gv, cg_fma(c, u->wd, pv, gv), "");
+	if (n->op == IR_SGD_UPDATE) {
+		double mu = n->fa[0];
+		LLVMValueRef step = gv;
+		if (mu != 0) {
+			LLVMValueRef vp = slot(c, u, 0, i);
+			LLVMValueRef dg = n->fa[1] != 0 ? fmul(c, u->d, gv) : gv;
+			LLVMValueRef v = cg_fma(c, cg_vf32(c, mu), cg_vload(c, vp, NULL), dg);
+			cg_vstore(c, v, vp, NULL);
+			step = flags & NNRT_OPTF_NESTEROV ? cg_fma(c, cg_vf32(c, mu), v, gv) : v;
+		}
+		cg_vstore(c, fsub(c, pv, fmul(c, u->lr, step)), pp, NULL);
+	} else if (n->op == IR_ADAM_UPDATE) {
+		LLVMValueRef mp = slot(c, u, 0, i), vp = slot(c, u, 1, i);
+		double b1 = n->fa[0], b2 = n->fa[1];
+		LLVMValueRef m = cg_fma(c, cg_vf32(c, b1), cg_vload(c, mp, NULL), fmul(c, cg_vf32(c, 1 - b1), gv));
+		LLVMValueRef v =
+			cg_fma(c, cg_vf32(c, b2), cg_vload(c, vp, NULL), fmul(c, cg_vf32(c, 1 - b2), fmul(c, gv, gv)));
+		cg_vstore(c, m, mp, NULL);
+		cg_vstore(c, v, vp, NULL);
+		if (flags & NNRT_OPTF_AMSGRAD) {
+			LLVMValueRef xp = slot(c, u, 2, i);
+			v = vmax(c, cg_vload(c, xp, NULL), v);
+			cg_vstore(c, v, xp, NULL);
+		}
+		LLVMValueRef den = fadd(c, vsqrt(c, fmul(c, v, u->c2)), cg_vf32(c, n->fa[2]));
+		cg_vstore(c, fsub(c, pv, fdiv(c, fmul(c, u->lr, fmul(c, m, u->c1)), den)), pp, NULL);
+	} else {
+		double a = n->fa[0], eps = n->fa[1], mu = n->fa[2];
+		int k = 0;
+		LLVMValueRef sp = slot(c, u, k++, i);
+		LLVMValueRef s = cg_fma(c, cg_vf32(c, a), cg_vload(c, sp, NULL), fmul(c, cg_vf32(c, 1 - a), fmul(c, gv, gv)));
+		cg_vstore(c, s, sp, NULL);
+		if (flags & NNRT_OPTF_CENTERED) {
+			LLVMValueRef ap = slot(c, u, k++, i);
+			LLVMValueRef ga = cg_fma(c, cg_vf32(c, a), cg_vload(c, ap, NULL), fmul(c, cg_vf32(c, 1 - a), gv));
+			cg_vstore(c, ga, ap, NULL);
+			/* s - ga^2 >= 0 exactly; rounding may take it below 0 */
+			s = vmax(c, fsub(c, s, fmul(c, ga, ga)), cg_vf32(c, 0));
+		}
+		LLVMValueRef r = fadd(c, vsqrt(c, s), cg_vf32(c, eps));
+		LLVMValueRef step = fdiv(c, gv, r);
+		if (mu != 0) {
+			LLVMValueRef bp = slot(c, u, k++, i);
+			step = cg_fma(c, cg_vf32(c, mu), cg_vload(c, bp, NULL), step);
+			cg_vstore(c, step, bp, NULL);
+		}
+		cg_vstore(c, fsub(c, pv, fmul(c, u->lr, step)), pp, NULL);
+	}
+}
+
+/* The run's decay wd (a float): the values update_vector reads of it. */
+static void set_decay(cg_ctx *c, upd_vals *u, LLVMValueRef wd)
+{
+	u->wd = cg_splat(c, wd);
+	u->no_wd = LLVMBuildFCmp(c->B, LLVMRealOEQ, wd, cg_f32(c, 0), "");
+	u->keep = cg_splat(c, fsub(c, cg_f32(c, 1), fmul(c, cg_hp(c, NNRT_HP_LR), wd)));
+}
+
+void lower_update(cg_ctx *c, ir_node *n)
+{
+	ir_graph *g = c->g;
+	int64_t total = g->param_floats; /* a multiple of 16 */
+	ir_node pn = {.storage = ST_PARAM}, gn = {.storage = ST_GRAD};
+	upd_vals u = {.n = n, .P = cg_tensor(c, &pn), .G = cg_tensor(c, &gn)};
+	if (g->opt_floats)
+		u.O = cg_arg(c, CG_ARGS_opt);
+	u.lr = cg_splat(c, cg_hp(c, NNRT_HP_LR));
+	if (n->op == IR_ADAM_UPDATE) {
+		u.c1 = cg_splat(c, cg_hp(c, NNRT_HP_ADAM_C1));
+		u.c2 = cg_splat(c, cg_hp(c, NNRT_HP_ADAM_C2));
+	}
+	if (n->op == IR_SGD_UPDATE && n->fa[1] != 0)
+		u.d = cg_splat(c, cg_hp(c, NNRT_HP_DAMP));
+	LLVMValueRef wd = cg_hp(c, NNRT_HP_WD);
+	int64_t blocks = (total + UPDATE_BLOCK - 1) / UPDATE_BLOCK;
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, blocks), &lo, &hi);
+	LLVMValueRef start = LLVMBuildMul(c->B, lo, cg_i64(c, UPDATE_BLOCK), "");
+	LLVMValueRef end = cg_min_i64(c, cg_i64(c, total), LLVMBuildMul(c->B, hi, cg_i64(c, UPDATE_BLOCK), ""));
+	int64_t *bounds;
+	bool *decays;
+	int nruns = decay_runs(g, (int)n->ia[0], &bounds, &decays);
+	if (nruns == 1) {
+		set_decay(c, &u, decays[0] ? wd : cg_f32(c, 0));
+		cg_loop i = cg_loop_begin(c, start, end, CG_VW);
+		update_vector(c, &u, i.i);
+		cg_loop_end(c, &i);
+		return;
+	}
+	/* for each run r: its part of [start, end), at decay wd * scale[r] */
+	LLVMValueRef *bv = nnc_alloc(sizeof(LLVMValueRef) * (size_t)(nruns + 1));
+	LLVMValueRef *sv = nnc_alloc(sizeof(LLVMValueRef) * (size_t)nruns);
+	for (int r = 0; r <= nruns; r++)
+		bv[r] = cg_i64(c, bounds[r]);
+	for (int r = 0; r < nruns; r++)
+		sv[r] = cg_f32(c, decays[r] ? 1 : 0);
+	LLVMValueRef bt = const_table(c, c->i64, bv, (unsigned)nruns + 1, "update.runs");
+	LLVMValueRef st = const_table(c, c->f32, sv, (unsigned)nruns, "update.decays");
+	cg_loop r = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nruns), 1);
+	LLVMValueRef b0 = cg_load(c, c->i64, LLVMBuildGEP2(c->B, c->i64, bt, &r.i, 1, ""));
+	LLVMValueRef r1 = LLVMBuildAdd(c->B, r.i, cg_i64(c, 1), "");
+	LLVMValueRef b1 = cg_load(c, c->i64, LLVMBuildGEP2(c->B, c->i64, bt, &r1, 1, ""));
+	LLVMValueRef rlo = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSGT, b0, start, ""), b0, start, "");
+	LLVMValueRef rhi = cg_min_i64(c, b1, end);
+	set_decay(c, &u, fmul(c, wd, cg_load(c, c->f32, cg_gep(c, st, r.i))));
+	cg_loop i = cg_loop_begin(c, rlo, rhi, CG_VW);
+	update_vector(c, &u, i.i);
+	cg_loop_end(c, &i);
+	cg_loop_end(c, &r);
+}
