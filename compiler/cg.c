@@ -381,6 +381,22 @@ static LLVMValueRef data_spec(cg_ctx *c, const nnrt_data_spec *d)
 	return LLVMConstNamedStruct(c->abi.data_spec, f, CG_DATA_NFIELDS);
 }
 
+static LLVMValueRef schedule(cg_ctx *c, const nnrt_schedule *s)
+{
+	LLVMValueRef f[CG_SCHED_NFIELDS], ms[NNRT_MAX_MILESTONES];
+	f[CG_SCHED_kind] = ci32(c, s->kind);
+	f[CG_SCHED_n_milestones] = ci32(c, s->n_milestones);
+	f[CG_SCHED_warmup] = ci64(c, s->warmup);
+	f[CG_SCHED_a] = LLVMConstReal(c->f64, s->a);
+	f[CG_SCHED_b] = LLVMConstReal(c->f64, s->b);
+	f[CG_SCHED_c] = LLVMConstReal(c->f64, s->c);
+	f[CG_SCHED_d] = LLVMConstReal(c->f64, s->d);
+	for (int k = 0; k < NNRT_MAX_MILESTONES; k++)
+		ms[k] = LLVMConstReal(c->f64, s->milestones[k]);
+	f[CG_SCHED_milestones] = LLVMConstArray2(c->f64, ms, NNRT_MAX_MILESTONES);
+	return LLVMConstNamedStruct(c->abi.schedule, f, CG_SCHED_NFIELDS);
+}
+
 /* The rows of the parameter table, or of the state table (the same
  * nnrt_param_info rows), as the global `prefix`_`what`. */
 static LLVMValueRef param_table(cg_ctx *c, const char *prefix, const char *what, const ir_param *params, int np)
@@ -489,6 +505,7 @@ static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options 
 	v[CG_MODEL_dampening] = cg_f32(c, cfg->opt.dampening);
 	v[CG_MODEL_opt_flags] = ci32(c, cfg->opt.flags);
 	v[CG_MODEL_pad2_] = cg_f32(c, 0);
+	v[CG_MODEL_schedule] = schedule(c, &cfg->sched);
 	v[CG_MODEL_epochs] = ci64(c, cfg->epochs);
 	v[CG_MODEL_seed] = ci64(c, cfg->seed);
 	v[CG_MODEL_train] = data_spec(c, &cfg->train);

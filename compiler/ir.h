@@ -181,6 +181,7 @@ static inline bool ir_is_update(ir_op op)
  * model descriptor, nnc_header the data scaling). */
 typedef struct nnc_train_config {
 	ir_optimizer opt;
+	nnrt_schedule sched; /* of the learning rate (the train block's schedule: and warmup:) */
 	int64_t batch, epochs, seed;
 	nnrt_data_spec train, test;
 } nnc_train_config;

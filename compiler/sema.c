@@ -699,6 +699,7 @@ ir_graph *nnc_sema(const nnc_program *prog, nnc_train_config *cfg)
 		nnc_error(s->src, top, "the program has no train block");
 		nnc_hint("add e.g. 'train { data: moons(count: 1000)  batch: 32  epochs: 10 }'");
 	}
+	sema_check_schedule(s);
 	if (nnc_diag_error_count() != errors0)
 		return NULL;
 	if (g->nparams == 0) {

@@ -125,6 +125,37 @@ typedef struct nnrt_data_spec {
 	int64_t classes;    /* spiral: number of arms; parity/majority: number of bits */
 } nnrt_data_spec;
 
+/* Learning-rate schedules (docs/language.md, "Learning-rate schedules"):
+ * the rate of each training step is nnrt_schedule_lr() of the step number,
+ * a pure function, so a resumed run continues the schedule from the step
+ * count its checkpoint holds.  Durations are in epochs, measured per step
+ * (a step is 1 / steps-per-epoch of an epoch) from the end of the warmup;
+ * 0 means "the rest of the training". */
+enum {
+	NNRT_SCHED_CONSTANT = 0,    /* lr */
+	NNRT_SCHED_STEP = 1,        /* a: every (epochs), b: gamma; lr gamma^floor(e / every) */
+	NNRT_SCHED_MULTISTEP = 2,   /* b: gamma, milestones; lr gamma^(milestones <= e) */
+	NNRT_SCHED_EXPONENTIAL = 3, /* b: gamma per epoch; lr gamma^e */
+	NNRT_SCHED_COSINE = 4,      /* a: epochs (0: the rest), c: minimum rate; or with restarts (SGDR):
+				     * d: the first period (epochs, > 0), b: each next one's factor */
+	NNRT_SCHED_POLYNOMIAL = 5,  /* a: epochs (0: the rest), b: power, c: final rate */
+	NNRT_SCHED_ONECYCLE = 6,    /* a: epochs (0: the rest), b: pct rising, c: div, d: final_div */
+};
+#define NNRT_MAX_MILESTONES 8
+
+typedef struct nnrt_schedule {
+	int32_t kind;         /* NNRT_SCHED_* */
+	int32_t n_milestones; /* multistep: entries of milestones */
+	int64_t warmup;       /* steps of linear warmup before the schedule starts, 0: none */
+	double a, b, c, d;    /* the kind's values, above */
+	double milestones[NNRT_MAX_MILESTONES]; /* multistep: epochs, increasing */
+} nnrt_schedule;
+
+/* The rate of training step `step` (1-based) under schedule s at base
+ * (peak) rate lr, in a run of `epoch_steps` steps per epoch and `total`
+ * steps in all.  Pure: no state, the same value every time. */
+double nnrt_schedule_lr(const nnrt_schedule *s, double lr, int64_t step, int64_t epoch_steps, int64_t total);
+
 /* Arguments of one generated step, filled by the runtime. */
 typedef struct nnrt_step_args {
 	float *params;       /* param_floats */
@@ -214,6 +245,7 @@ typedef struct nnrt_model {
 	float dampening;       /* sgd */
 	int32_t opt_flags;     /* NNRT_OPTF_* */
 	float pad2_;
+	nnrt_schedule schedule; /* of the learning rate */
 	int64_t epochs;
 	int64_t seed;
 	nnrt_data_spec train;
@@ -310,7 +342,7 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  * NNRT_ABI_VERSION versions the layout of nnrt_model and nnrt_step_args,
  * which the generated code shares: version 4 added the state tensors and
  * the random stream, version 5 the optimizers' options (weight decay,
- * RMSprop, AdamW, flags) and their hyper-parameter slots, so objects of an
+ * RMSprop, AdamW, flags), their hyper-parameter slots and the schedule, so objects of an
  * older nnc are refused with a message asking to rebuild them
  * (nnrt_model_check). */
 

@@ -208,6 +208,8 @@ void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, float wd, in
 const char *nnrt_opt_name(int32_t kind);
 /* m's optimizer as the .nn file would write it, into buf (n bytes). */
 char *nnrt_fmt_optimizer(const nnrt_model *m, char *buf, size_t n);
+/* A schedule as the .nn file would write it ("cosine(min: 1e-05), warmup 500 steps"). */
+char *nnrt_fmt_schedule(const nnrt_schedule *s, char *buf, size_t n);
 
 /* ---- train.c ---- */
 
@@ -217,6 +219,9 @@ typedef struct nnrt_cli {
 	int64_t epochs;
 	double lr;
 	double weight_decay;
+	const char *schedule; /* --schedule NAME, or NULL */
+	int64_t warmup;       /* --warmup N, or the model's */
+	nnrt_schedule sched;  /* the model's schedule with the flags applied */
 	uint64_t seed;
 	int64_t threads;
 	const char *data, *test;

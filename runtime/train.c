@@ -72,6 +72,7 @@ enum {
 	FLAG_LR,      /* real > 0 that a float holds as neither 0 nor inf */
 	FLAG_REAL0,   /* real >= 0 that a float holds as a finite number */
 	FLAG_PATH,    /* non-empty string */
+	FLAG_WORD,    /* non-empty string: a name */
 };
 
 /* Every flag once: parsing and --help both read this table. */
@@ -86,6 +87,11 @@ static const struct flag {
 	{"--lr", "X", FLAG_LR, offsetof(opts, lr), "learning rate (default: the model's)"},
 	{"--weight-decay", "X", FLAG_REAL0, offsetof(opts, weight_decay),
 	 "weight decay, 0 for none (default: the model's; which tensors decay is compiled in)"},
+	{"--schedule", "NAME", FLAG_WORD, offsetof(opts, schedule),
+	 "learning-rate schedule: constant, cosine, polynomial, onecycle over the whole run, or the model's own "
+	 "(default: the model's)"},
+	{"--warmup", "N", FLAG_COUNT, offsetof(opts, warmup),
+	 "steps of linear learning-rate warmup, 0 for none (default: the model's)"},
 	{"--seed", "N", FLAG_SEED, offsetof(opts, seed), "seed of parameter init and shuffling (default: the model's)"},
 	{"--threads", "N", FLAG_THREADS, offsetof(opts, threads),
 	 "worker threads (default: OMP_NUM_THREADS, or one per core)"},
@@ -201,6 +207,11 @@ static int set_flag(opts *o, const struct flag *f, const char *val)
 			return usage_error("%s expects a file name, got ''", f->name);
 		*(const char **)dst = val;
 		return 0;
+	case FLAG_WORD:
+		if (!*val)
+			return usage_error("%s expects a name, got ''", f->name);
+		*(const char **)dst = val;
+		return 0;
 	}
 	return 0;
 }
@@ -257,12 +268,55 @@ void nnrt_cli_free(nnrt_cli *c)
 	c->train_buf = c->test_buf = NULL;
 }
 
+/* The model's schedule, or --schedule's: a schedule whose values follow
+ * from the length of the run, or the model's own kind again; --warmup. */
+static int choose_schedule(opts *o, const nnrt_model *m)
+{
+	o->sched = m->schedule;
+	o->sched.warmup = o->warmup;
+	if (!o->schedule)
+		return 0;
+	static const struct {
+		const char *name;
+		int kind;
+	} names[] = {
+		{"constant", NNRT_SCHED_CONSTANT}, {"step", NNRT_SCHED_STEP},
+		{"multistep", NNRT_SCHED_MULTISTEP}, {"exponential", NNRT_SCHED_EXPONENTIAL},
+		{"cosine", NNRT_SCHED_COSINE},     {"polynomial", NNRT_SCHED_POLYNOMIAL},
+		{"onecycle", NNRT_SCHED_ONECYCLE},
+	};
+	int kind = -1;
+	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+		if (!strcmp(o->schedule, names[k].name))
+			kind = names[k].kind;
+	if (kind < 0)
+		return usage_error("unknown schedule '%s' for --schedule (constant, cosine, polynomial, onecycle, or the "
+		                   "model's own)", o->schedule);
+	if (kind == m->schedule.kind)
+		return 0;
+	if (kind == NNRT_SCHED_STEP || kind == NNRT_SCHED_MULTISTEP || kind == NNRT_SCHED_EXPONENTIAL)
+		return usage_error("--schedule %s needs values that only the .nn file can give (the model's schedule "
+		                   "is another); write it in the train block", o->schedule);
+	int64_t w = o->sched.warmup;
+	memset(&o->sched, 0, sizeof o->sched);
+	o->sched.kind = kind;
+	o->sched.warmup = w;
+	if (kind == NNRT_SCHED_POLYNOMIAL)
+		o->sched.b = 1;
+	if (kind == NNRT_SCHED_COSINE)
+		o->sched.b = 1;
+	if (kind == NNRT_SCHED_ONECYCLE)
+		o->sched.b = 0.3, o->sched.c = 25, o->sched.d = 1e4;
+	return 0;
+}
+
 int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 {
 	memset(o, 0, sizeof *o);
 	o->epochs = m->epochs;
 	o->lr = m->lr;
 	o->weight_decay = m->weight_decay;
+	o->warmup = m->schedule.warmup;
 	o->seed = (uint64_t)m->seed;
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -294,6 +348,9 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 	}
 	if (o->help)
 		return 0;
+	int bad = choose_schedule(o, m);
+	if (bad)
+		return bad;
 	if (o->load && o->resume)
 		return usage_error("--load and --resume cannot be used together");
 	if (o->checkpoint_every && !o->save)
@@ -400,6 +457,7 @@ static void print_help(const nnrt_model *m)
 	printf("  loss         %s\n", loss_name(m->loss));
 	char opt[256];
 	printf("  optimizer    %s\n", nnrt_fmt_optimizer(m, opt, sizeof opt));
+	printf("  schedule     %s\n", nnrt_fmt_schedule(&m->schedule, opt, sizeof opt));
 	printf("  parameters   %lld in %d tensors\n", (long long)param_count(m), m->n_params);
 	printf("  batch        %lld\n", (long long)m->batch);
 	printf("  epochs       %lld\n", (long long)m->epochs);
@@ -775,6 +833,14 @@ static int train(trainer *t)
 		           steps == 1 ? "" : "s");
 		return TRAIN_FAILED;
 	}
+	int64_t total = o->epochs * steps;
+	int scheduled = o->sched.kind != NNRT_SCHED_CONSTANT || o->sched.warmup > 0;
+	if (o->sched.warmup > 0 && o->sched.warmup >= total && st->epoch < o->epochs) {
+		nnrt_error("the warmup of %lld steps is not shorter than the training: %lld epoch%s of %lld step%s",
+		           (long long)o->sched.warmup, (long long)o->epochs, o->epochs == 1 ? "" : "s", (long long)steps,
+		           steps == 1 ? "" : "s");
+		return TRAIN_FAILED;
+	}
 	if (st->epoch >= o->epochs && !o->quiet)
 		printf("the checkpoint is at epoch %lld already; nothing to train for --epochs %lld\n",
 		       (long long)st->epoch, (long long)o->epochs);
@@ -788,12 +854,14 @@ static int train(trainer *t)
 		for (int64_t i = 0; i < n; i++)
 			t->perm[i] = i;
 		nnrt_rng_shuffle(&st->rng, t->perm, n);
-		double loss = 0, correct = 0;
+		double loss = 0, correct = 0, rate = inst->lr;
 		for (int64_t b = first * m->batch, s = first + 1; b < n; b += m->batch, s++) {
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
 			int64_t step = st->step + 1;
 			a->n = bn;
-			nnrt_step_hp(a, m, inst->lr, inst->wd, step, inst->seed);
+			/* a pure function of the step: a resumed run goes on with it */
+			rate = scheduled ? nnrt_schedule_lr(&o->sched, inst->lr, step, steps, total) : inst->lr;
+			nnrt_step_hp(a, m, (float)rate, inst->wd, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
@@ -844,6 +912,8 @@ static int train(trainer *t)
 				if (t->has_acc)
 					printf("  test_acc %.4f", ta);
 			}
+			if (scheduled) /* the rate of the epoch's last step */
+				printf("  lr %.4g", (double)(float)rate);
 			double dt = t1 - t0 > 0 ? t1 - t0 : 1e-9;
 			printf("  %.2e samples/s  %.2f s\n", seen / dt, nnrt_now() - t0);
 			flush_stdout();

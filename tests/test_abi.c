@@ -89,6 +89,15 @@ Test(abi, data_spec)
 	check_whole("nnrt_data_spec", abi.data_spec, sizeof(nnrt_data_spec), _Alignof(nnrt_data_spec));
 }
 
+Test(abi, schedule)
+{
+#define F(f, t) check_field("nnrt_schedule", abi.schedule, #f, CG_SCHED_##f, offsetof(nnrt_schedule, f), \
+			    FIELD_SIZE(nnrt_schedule, f));
+	CG_SCHEDULE(F)
+#undef F
+	check_whole("nnrt_schedule", abi.schedule, sizeof(nnrt_schedule), _Alignof(nnrt_schedule));
+}
+
 Test(abi, op_info)
 {
 #define F(f, t) check_field("nnrt_op_info", abi.op_info, #f, CG_OPINFO_##f, offsetof(nnrt_op_info, f), \

@@ -261,6 +261,26 @@ static const diag_case cases[] = {
 	{"two bad hyper-parameters, two errors", HEAD NET LOSS "optimizer sgd(lr: 0, momentum: -1)\n" TRAIN, 2,
 	 F ":6:19: error: the learning rate must be positive, not 0", NULL},
 
+	/* ---- learning-rate schedules ---- */
+	{"unknown schedule", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: cosin(min: 0) }\n", 1,
+	 F ":7:44: error: unknown schedule 'cosin'", "hint: did you mean 'cosine'?"},
+	{"step schedule without its period", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: step(gamma: 0.5) }\n",
+	 1, F ":7:44: error: schedule 'step' needs 'every' (epochs), e.g. step(every: 30, gamma: 0.1)", NULL},
+	{"minimum rate above the rate", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: cosine(min: 0.5) }\n",
+	 1, F ":7:56: error: the schedule's 'min' rate 0.5 is above the learning rate 0.1", NULL},
+	{"warmup longer than the training", HEAD NET LOSS OPT "train { data: moons(count: 100), warmup: 10 }\n", 1,
+	 F ":7:42: error: the warmup of 10 steps is not shorter than the training: 1 epoch of 4 steps", NULL},
+	{"negative warmup", HEAD NET LOSS OPT "train { data: moons(count: 100), warmup: -1 }\n", 1,
+	 F ":7:42: error: the warmup (steps) must be a whole number >= 0, not -1", NULL},
+	{"restarts and one decay", HEAD NET LOSS OPT
+	 "train { data: moons(count: 100), schedule: cosine(epochs: 5, period: 2) }\n", 1,
+	 F ":7:62: error: 'period' (cosine with restarts) and 'epochs' (one decay) exclude each other", NULL},
+	{"milestones out of order", HEAD NET LOSS OPT
+	 "train { data: moons(count: 100), schedule: multistep(at: [5, 3]) }\n", 1,
+	 F ":7:62: error: the milestones must be positive and increasing, not 3 after 5", NULL},
+	{"onecycle's pct above 1", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: onecycle(pct: 2) }\n", 1,
+	 F ":7:58: error: 'pct' must be in (0, 1], not 2", NULL},
+
 	/* ---- data sources ---- */
 	{"unknown data source", HEAD NET LOSS OPT "train { data: moon(count: 100) }\n", 1,
 	 F ":7:15: error: unknown data source 'moon'", "hint: did you mean 'moons'?"},

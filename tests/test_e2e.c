@@ -215,6 +215,51 @@ Test(e2e, a_version_1_checkpoint_still_loads)
 	free(out), free(want), free(again);
 }
 
+/* A .nn file written into tmpdir (below). */
+static const char *write_nn(const char *name, const char *text);
+
+
+/* A run interrupted in the middle of a warmup, or of the cosine after it,
+ * and resumed, ends byte for byte with the checkpoint and the epoch lines
+ * (rate included) of the run that was never interrupted: the schedule is
+ * a function of the step count the checkpoint carries.  The interruption
+ * is head closing the pipe after the first epoch line: SIGPIPE at the
+ * next line's write, a save at the end of epoch 2 (or 3, if head was
+ * slow): step 126 or 189 of 252, inside the warmup of 200 steps, past the
+ * one of 100. */
+Test(e2e, schedule_resumes_exactly)
+{
+	static const int warmups[] = {200, 100};
+	for (int k = 0; k < 2; k++) {
+		char text[1024];
+		snprintf(text, sizeof text,
+			 "model sched\ninput x : f32[2]\nlabel y : class(2)\n"
+			 "logits = x |> dense(16) |> relu |> dense(2)\n"
+			 "loss softmax_cross_entropy(logits, y)\n"
+			 "optimizer sgd(lr: 0.2, momentum: 0.9, nesterov: true, weight_decay: 0.001)\n"
+			 "train {\n  data: moons(count: 2000, noise: 0.1)\n  batch: 32\n  epochs: 4\n"
+			 "  schedule: cosine(min: 0.002)\n  warmup: %d\n}\n",
+			 warmups[k]);
+		const char *nn = write_nn("sched.nn", text);
+		char *out, *a, *b, *c, *cmp;
+		cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/sched'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+		cr_assert_eq(sh_run(&a, "'%s/sched' --save '%s/mid.ckpt' | head -n 2 >/dev/null; test -s '%s/mid.ckpt'",
+				    tmpdir, tmpdir, tmpdir), 0, "%s", a);
+		cr_assert_eq(sh_run(&b, "'%s/sched' --resume '%s/mid.ckpt' --save '%s/end.ckpt'", tmpdir, tmpdir, tmpdir),
+			     0, "%s", b);
+		cr_assert(strstr(b, "resuming from"), "%s", b);
+		cr_assert_eq(sh_run(&c, "'%s/sched' --save '%s/full.ckpt'", tmpdir, tmpdir), 0, "%s", c);
+		cr_expect_eq(sh_run(&cmp, "cmp '%s/end.ckpt' '%s/full.ckpt'", tmpdir, tmpdir), 0,
+			     "warmup %d: the resumed run ends elsewhere: %s", warmups[k], cmp);
+		char *sb = strip_timing(b), *sc = strip_timing(c);
+		cr_assert(strstr(sb, " 4/4  loss") && strstr(sc, " 4/4  loss"), "%s\n%s", sb, sc);
+		cr_expect_str_eq(strstr(sb, " 4/4  loss"), strstr(sc, " 4/4  loss"), "warmup %d: the last epochs differ",
+				 warmups[k]);
+		cr_expect(strstr(sc, "lr "), "no rate in the epoch lines: %s", sc);
+		free(out), free(a), free(b), free(c), free(cmp), free(sb), free(sc);
+	}
+}
+
 /* A .nn file written into tmpdir. */
 static const char *write_nn(const char *name, const char *text)
 {

@@ -1461,6 +1461,205 @@ Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 	}
 }
 
+/* ---- Learning-rate schedules against torch's own formulations ----
+ * Each reference below is written the way torch.optim.lr_scheduler steps
+ * (the chainable recurrences of StepLR, MultiStepLR, CosineAnnealingLR,
+ * PolynomialLR, the T_cur bookkeeping of CosineAnnealingWarmRestarts, the
+ * phases of OneCycleLR), step by step over the whole run, independently of
+ * nnrt_schedule_lr's closed forms.  S = 8 steps per epoch keeps 1/S exact,
+ * so the restarts' epoch sums land on their boundaries exactly. */
+enum { SCH_S = 8, SCH_EPOCHS = 25, SCH_TOTAL = SCH_S * SCH_EPOCHS };
+
+static double sch_anneal(double start, double end, double pct)
+{
+	return end + (start - end) / 2.0 * (cos(3.14159265358979323846 * pct) + 1);
+}
+
+/* ref[u] for u = 0 .. n-1 (steps after the warmup) */
+static void sch_reference(const nnrt_schedule *s, double lr, int n, double *ref)
+{
+	const double pi = 3.14159265358979323846;
+	double cur = lr;
+	switch (s->kind) {
+	case NNRT_SCHED_STEP:
+		for (int u = 0; u < n; u++) {
+			if (u > 0 && u % (int)(s->a * SCH_S) == 0)
+				cur *= s->b;
+			ref[u] = cur;
+		}
+		break;
+	case NNRT_SCHED_MULTISTEP:
+		for (int u = 0; u < n; u++) {
+			for (int k = 0; k < s->n_milestones; k++)
+				if (u > 0 && u == (int)(s->milestones[k] * SCH_S))
+					cur *= s->b;
+			ref[u] = cur;
+		}
+		break;
+	case NNRT_SCHED_EXPONENTIAL:
+		for (int u = 0; u < n; u++) {
+			if (u > 0)
+				cur *= pow(s->b, 1.0 / SCH_S);
+			ref[u] = cur;
+		}
+		break;
+	case NNRT_SCHED_COSINE:
+		if (s->d > 0) { /* CosineAnnealingWarmRestarts.step() */
+			double tcur = 0, ti = s->d;
+			for (int u = 0; u < n; u++) {
+				if (u > 0) {
+					tcur += 1.0 / SCH_S;
+					if (tcur >= ti) {
+						tcur -= ti;
+						ti *= s->b;
+					}
+				}
+				ref[u] = s->c + (lr - s->c) * (1 + cos(pi * tcur / ti)) / 2;
+			}
+		} else { /* CosineAnnealingLR's recursive form, then flat */
+			double T = (s->a > 0 ? s->a : (double)n / SCH_S) * SCH_S;
+			for (int u = 0; u < n; u++) {
+				if (u > 0 && u <= T)
+					cur = s->c + (cur - s->c) * (1 + cos(pi * u / T)) / (1 + cos(pi * (u - 1) / T));
+				ref[u] = u <= T ? cur : s->c;
+			}
+		}
+		break;
+	case NNRT_SCHED_POLYNOMIAL: { /* PolynomialLR's chainable factor, on lr - min */
+		double T = (s->a > 0 ? s->a : (double)n / SCH_S) * SCH_S;
+		cur = lr - s->c;
+		for (int u = 0; u < n; u++) {
+			if (u > 0 && u <= T)
+				cur *= pow((1.0 - u / T) / (1.0 - (u - 1) / T), s->b);
+			ref[u] = s->c + (u <= T ? cur : 0);
+		}
+		break;
+	}
+	case NNRT_SCHED_ONECYCLE: { /* OneCycleLR.get_lr(), two phases, cos */
+		double N = (s->a > 0 ? s->a : (double)n / SCH_S) * SCH_S;
+		double init = lr / s->c, fin = init / s->d;
+		struct {
+			double end, start_lr, end_lr;
+		} ph[2] = {{s->b * N - 1, init, lr}, {N - 1, lr, fin}};
+		for (int u = 0; u < n; u++) {
+			double start = 0;
+			ref[u] = fin;
+			for (int i = 0; i < 2; i++) {
+				if (u <= ph[i].end || i == 1) {
+					double pct = (u - start) / (ph[i].end - start);
+					ref[u] = u > N - 1 ? fin : sch_anneal(ph[i].start_lr, ph[i].end_lr, pct);
+					break;
+				}
+				start = ph[i].end;
+			}
+		}
+		break;
+	}
+	default:
+		for (int u = 0; u < n; u++)
+			ref[u] = lr;
+	}
+}
+
+Test(model, every_schedule_follows_torchs_steps)
+{
+	static const nnrt_schedule cases[] = {
+		{.kind = NNRT_SCHED_CONSTANT},
+		{.kind = NNRT_SCHED_STEP, .a = 3, .b = 0.5},
+		{.kind = NNRT_SCHED_STEP, .a = 0.5, .b = 0.9, .warmup = 13},
+		{.kind = NNRT_SCHED_MULTISTEP, .b = 0.1, .n_milestones = 3, .milestones = {2, 5, 11}},
+		{.kind = NNRT_SCHED_EXPONENTIAL, .b = 0.8},
+		{.kind = NNRT_SCHED_COSINE, .c = 0.001},
+		{.kind = NNRT_SCHED_COSINE, .a = 10, .c = 0.0001, .warmup = 20},
+		{.kind = NNRT_SCHED_COSINE, .d = 2, .b = 1, .c = 0.001},
+		{.kind = NNRT_SCHED_COSINE, .d = 1, .b = 2, .c = 0, .warmup = 5},
+		{.kind = NNRT_SCHED_POLYNOMIAL, .b = 1},
+		{.kind = NNRT_SCHED_POLYNOMIAL, .a = 12, .b = 2, .c = 0.002, .warmup = 7},
+		{.kind = NNRT_SCHED_ONECYCLE, .b = 0.3, .c = 25, .d = 1e4},
+		{.kind = NNRT_SCHED_ONECYCLE, .a = 20, .b = 0.25, .c = 10, .d = 100, .warmup = 3},
+	};
+	const double lr = 0.1;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const nnrt_schedule *s = &cases[i];
+		int w = (int)s->warmup, n = SCH_TOTAL - w;
+		double ref[SCH_TOTAL];
+		sch_reference(s, lr, n, ref);
+		for (int step = 1; step <= SCH_TOTAL; step++) {
+			/* warmup: linear from lr0 / w to lr0, the schedule's first rate */
+			double want = step <= w ? ref[0] * step / w : ref[step - 1 - w];
+			double got = nnrt_schedule_lr(s, lr, step, SCH_S, SCH_TOTAL);
+			cr_assert(fabs(got - want) <= 1e-6 * fabs(want) + 1e-12, "case %zu (kind %d), step %d: %.12g, torch %.12g", i,
+			          s->kind, step, got, want);
+		}
+	}
+	/* values worked out by hand */
+	nnrt_schedule cos = {.kind = NNRT_SCHED_COSINE, .a = 10, .c = 0.02, .warmup = 4};
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 1, 8, 200), 0.025, 1e-15);  /* warmup: lr / 4 */
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 4, 8, 200), 0.1, 1e-15);    /* its end: lr */
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 5, 8, 200), 0.1, 1e-15);    /* the cosine's start */
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 45, 8, 200), 0.06, 1e-15);  /* halfway: (lr + min) / 2 */
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 200, 8, 200), 0.02, 1e-15); /* after 10 epochs: min */
+	nnrt_schedule one = {.kind = NNRT_SCHED_ONECYCLE, .b = 0.25, .c = 25, .d = 1e4};
+	cr_assert_float_eq(nnrt_schedule_lr(&one, 0.1, 1, 10, 100), 0.004, 1e-15); /* lr / div */
+	cr_assert_float_eq(nnrt_schedule_lr(&one, 0.1, 25, 10, 100), 0.1, 1e-15);  /* the peak, step 25 - 1 */
+	cr_assert_float_eq(nnrt_schedule_lr(&one, 0.1, 100, 10, 100), 4e-7, 1e-18); /* lr / div / final_div */
+}
+
+/* The training binary's steps get the schedule's rate (and the epoch line
+ * shows the last one), from the step count, across epochs. */
+Test(model, the_binary_hands_each_step_its_scheduled_rate)
+{
+	nnrt_model m = mlp_model();
+	m.train_step = logging_train;
+	m.test.kind = NNRT_DATA_NONE;
+	m.schedule = (nnrt_schedule){.kind = NNRT_SCHED_COSINE, .c = 0.001, .warmup = 2};
+	hp_logged = 0;
+	run_result r = run_main(&m, "--epochs 3 --limit 96 --lr 0.125 --threads 2 --seed 9");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert_eq(hp_logged, 9, "3 epochs of 3 steps, not %d", hp_logged);
+	for (int s = 0; s < 9; s++) {
+		float want = (float)nnrt_schedule_lr(&m.schedule, 0.125, s + 1, 3, 9);
+		cr_assert_eq(hp_log[s][NNRT_HP_LR], want, "step %d: %.9g, want %.9g", s + 1, hp_log[s][NNRT_HP_LR], want);
+	}
+	cr_assert_eq(hp_log[0][NNRT_HP_LR], 0.0625f, "warmup's first step: lr / 2");
+	/* torch's convention: the minimum comes at step T, one after the last */
+	cr_assert(hp_log[8][NNRT_HP_LR] > 0.001f && hp_log[8][NNRT_HP_LR] < 0.01f, "the last step: %g",
+	          hp_log[8][NNRT_HP_LR]);
+	char line[64];
+	snprintf(line, sizeof line, "  lr %.4g  ", (double)hp_log[8][NNRT_HP_LR]);
+	cr_assert(strstr(r.out, line), "the epoch line shows the rate (%s):\n%s", line, r.out);
+	run_free(&r);
+	/* --schedule and --warmup replace the model's */
+	hp_logged = 0;
+	r = run_main(&m, "--epochs 1 --limit 96 --lr 0.125 --schedule constant --warmup 0 --quiet");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	for (int s = 0; s < 3; s++)
+		cr_assert_eq(hp_log[s][NNRT_HP_LR], 0.125f, "constant, step %d: %g", s + 1, hp_log[s][NNRT_HP_LR]);
+	run_free(&r);
+	hp_logged = 0;
+	r = run_main(&m, "--epochs 2 --limit 96 --lr 0.125 --schedule polynomial --quiet");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	nnrt_schedule poly = {.kind = NNRT_SCHED_POLYNOMIAL, .b = 1, .warmup = 2};
+	for (int s = 0; s < 6; s++)
+		cr_assert_eq(hp_log[s][NNRT_HP_LR], (float)nnrt_schedule_lr(&poly, 0.125, s + 1, 3, 6), "polynomial, step %d",
+		             s + 1);
+	run_free(&r);
+	r = run_main(&m, "--epochs 1 --limit 96 --warmup 3");
+	cr_assert_eq(r.rc, 1);
+	cr_assert(strstr(r.err, "error: the warmup of 3 steps is not shorter than the training: 1 epoch of 3 steps"), "%s",
+	          r.err);
+	run_free(&r);
+	r = run_main(&m, "--schedule cosin");
+	cr_assert_eq(r.rc, 2);
+	cr_assert(strstr(r.err, "unknown schedule 'cosin' for --schedule"), "%s", r.err);
+	run_free(&r);
+	r = run_main(&m, "--schedule step");
+	cr_assert_eq(r.rc, 2);
+	cr_assert(strstr(r.err, "--schedule step needs values that only the .nn file can give"), "%s", r.err);
+	run_free(&r);
+}
+
+
 /* ---- Checkpoints ---- */
 
 Test(ckpt, round_trip_restores_everything)
