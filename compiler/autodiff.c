@@ -207,7 +207,15 @@ static void grad_loss(ad_ctx *a, int node, ir_op op)
 	accum(a, p, emit2(a, op, p, y, node));
 }
 
-static void grad_xent(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_XENT_GRAD); }
+/* label smoothing eps travels in fa[0]: d/dz = (softmax(z) - (1-eps) onehot - eps/K) / n */
+static void grad_xent(ad_ctx *a, int node, int dy)
+{
+	(void)dy;
+	int p = operand(a, node, 0), y = operand(a, node, 1);
+	int id = emit2(a, IR_XENT_GRAD, p, y, node);
+	a->g->nodes[id].fa[0] = a->g->nodes[node].fa[0];
+	accum(a, p, id);
+}
 static void grad_mse(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_MSE_GRAD); }
 static void grad_bce(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_BCE_GRAD); }
 

@@ -514,7 +514,19 @@ static void lower_loss(cg_ctx *c, ir_node *n)
 			row_max(c, row, k, &mx, &am);
 			LLVMValueRef cls = label_class(c, y, r.i);
 			LLVMValueRef lse = fadd(c, cgm_log(c->B, row_sumexp(c, row, k, mx)), mx);
-			l = fsub(c, lse, fload(c, row, cls));
+			double eps = n->fa[0];
+			if (eps == 0) {
+				l = fsub(c, lse, fload(c, row, cls));
+			} else { /* against (1-eps) onehot + eps/K: lse - (1-eps) z[y] - eps mean(z) */
+				LLVMValueRef s = cg_alloca(c, c->f32, "zsum");
+				cg_store(c, cg_f32(c, 0), s);
+				cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, k), 1);
+				cg_store(c, fadd(c, cg_load(c, c->f32, s), fload(c, row, j.i)), s);
+				cg_loop_end(c, &j);
+				LLVMValueRef zy = fmul(c, cg_f32(c, 1 - eps), fload(c, row, cls));
+				LLVMValueRef zm = fmul(c, cg_f32(c, eps / (double)k), cg_load(c, c->f32, s));
+				l = fsub(c, fsub(c, lse, zy), zm);
+			}
 			ok = LLVMBuildUIToFP(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, am, cls, ""), c->f64, "");
 		} else {
 			LLVMValueRef yrow = cg_gep(c, y, base);
@@ -581,6 +593,9 @@ static void softmax_row_vec(cg_ctx *c, ir_node *n, LLVMValueRef pa, LLVMValueRef
 		LLVMValueRef cls = LLVMBuildTrunc(c->B, label_class(c, pb, r), c->i32, "");
 		LLVMValueRef lane = LLVMBuildICmp(c->B, LLVMIntEQ, cg_iota(c, 32), cg_splat(c, cls), "");
 		LLVMValueRef hot = LLVMBuildUIToFP(c->B, lane, c->v16, "");
+		double eps = n->fa[0];
+		if (eps != 0) /* the smoothed target (1-eps) onehot + eps/K */
+			hot = cg_fma(c, hot, cg_vf32(c, 1 - eps), cg_vf32(c, eps / (double)k));
 		v = LLVMBuildFDiv(c->B, LLVMBuildFSub(c->B, v, hot, ""), cg_splat(c, nf), "");
 	}
 	cg_vstore(c, v, cg_gep(c, dst, base), mask);
@@ -633,6 +648,8 @@ static void lower_rows(cg_ctx *c, ir_node *n)
 			LLVMValueRef v = fmul(c, cgm_exp(c->B, fsub(c, fload(c, row, j.i), mx)), inv);
 			if (cls) {
 				LLVMValueRef hot = LLVMBuildUIToFP(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, j.i, cls, ""), c->f32, "");
+				if (n->fa[0] != 0) /* the smoothed target */
+					hot = fadd(c, fmul(c, hot, cg_f32(c, 1 - n->fa[0])), cg_f32(c, n->fa[0] / (double)k));
 				v = fdiv(c, fsub(c, v, hot), nf);
 			}
 			fstore(c, v, out, j.i);

@@ -230,6 +230,8 @@ static void dump_node(ir_graph *g, int i, nnc_buf *out)
 		nnc_buf_printf(out, " dact=%s", ir_act_str(n->dact, n->fa[IR_FA_ACT]));
 	if (n->op == IR_AFFINE)
 		nnc_buf_printf(out, " a=%g b=%g", n->fa[0], n->fa[1]);
+	if ((n->op == IR_XENT || n->op == IR_XENT_GRAD) && n->fa[0] != 0)
+		nnc_buf_printf(out, " smoothing=%g", n->fa[0]);
 	ir_act a = ir_op_act(n->op);
 	if (a != ACT_NONE && ir_act_get(a)->opt_kind != ACT_OPT_NONE) { /* " alpha=0.1" */
 		char *as = ir_act_str(a, n->fa[IR_FA_ACT]) + strlen(ir_act_get(a)->name) + 1;

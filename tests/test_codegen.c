@@ -353,6 +353,11 @@ typedef struct net {
 			    * changes sign between p - h and p + h */
 } net;
 
+/* softmax_cross_entropy's label smoothing in the network being checked (its
+ * source and its reference), 0 but in check_smoothed_net: a setting of the
+ * check rather than a column of every row of nets[]. */
+static double net_smoothing;
+
 static const net nets[] = {
 	{"opsnet", ops_src, fwd_ops, false, 2},
 	{"softnet", soft_src, fwd_soft, true, 2},
@@ -361,6 +366,17 @@ static const net nets[] = {
 	{"widenet", wide_src, fwd_wide, false, 4},
 	{"actnet", act_src, fwd_act, false, 14},
 };
+
+/* nt's source, with net_smoothing on its softmax_cross_entropy. */
+static const char *net_src(const net *nt)
+{
+	if (net_smoothing == 0)
+		return nt->src;
+	const char *at = strstr(nt->src, "softmax_cross_entropy(logits, y)");
+	cr_assert(at, "%s has no softmax_cross_entropy(logits, y)", nt->name);
+	int pre = (int)(at - nt->src) + (int)strlen("softmax_cross_entropy(logits, y");
+	return nnc_sprintf("%.*s, smoothing: %g%s", pre, nt->src, net_smoothing, nt->src + pre);
+}
 
 /* Reference of a batch: infer's outputs [n][output_size] and the metrics
  * eval_step reports (sum of per-sample losses, number correct). */
@@ -390,7 +406,11 @@ static void ref_batch(const net *nt, ref *r, const float *x, const void *y, int6
 					mx = pred[j], am = j;
 			for (int64_t j = 0; j < k; j++)
 				sum += exp(pred[j] - mx);
-			metrics[0] += log(sum) + mx - pred[cls];
+			/* torch's label smoothing: the target (1-eps) onehot + eps/K */
+			double eps = net_smoothing, zsum = 0;
+			for (int64_t j = 0; j < k; j++)
+				zsum += pred[j];
+			metrics[0] += log(sum) + mx - (1 - eps) * pred[cls] - eps * zsum / (double)k;
 			metrics[1] += am == cls;
 		} else {
 			const float *t = (const float *)y + i * k;
@@ -677,7 +697,7 @@ static void check_gradients(const net *nt, const jitted j[2])
  * both checks run on the two. */
 static void check_net(const net *nt)
 {
-	const char *src = with_optimizer(nt->src, "sgd(lr: 1)");
+	const char *src = with_optimizer(net_src(nt), "sgd(lr: 1)");
 	jitted j[2];
 	for (int f = 0; f < 2; f++)
 		j[f] = jit_graph(build_graph(src, f), f);
@@ -693,6 +713,16 @@ Test(network, bcenet) { check_net(&nets[2]); }
 Test(network, seednet) { check_net(&nets[3]); }
 Test(network, widenet) { check_net(&nets[4]); }
 Test(network, actnet) { check_net(&nets[5]); }
+/* Label smoothing: its loss against the reference, its gradient against
+ * finite differences; 3 classes (a row is one vector), 21 (a loop). */
+static void check_smoothed_net(const net *nt, double eps)
+{
+	net_smoothing = eps;
+	check_net(nt);
+	net_smoothing = 0;
+}
+Test(network, opsnet_label_smoothing) { check_smoothed_net(&nets[0], 0.1); }
+Test(network, widenet_label_smoothing) { check_smoothed_net(&nets[4], 0.25); }
 
 /* A loss that reaches no parameter, beside a parameterised output: a step
  * changes nothing, whatever the optimizer, the fusion and the chunking, and

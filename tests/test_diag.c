@@ -261,6 +261,11 @@ static const diag_case cases[] = {
 	{"two bad hyper-parameters, two errors", HEAD NET LOSS "optimizer sgd(lr: 0, momentum: -1)\n" TRAIN, 2,
 	 F ":6:19: error: the learning rate must be positive, not 0", NULL},
 
+	{"label smoothing of 1", HEAD NET "loss softmax_cross_entropy(logits, y, smoothing: 1)\n" OPT TRAIN, 1,
+	 F ":5:50: error: 'smoothing' must be in [0, 1), not 1", NULL},
+	{"label smoothing on mse", MODEL INPUT "label y : f32[1]\n" NET "loss mse(logits, y, smoothing: 0.1)\n" OPT TRAIN,
+	 1, F ":5:21: error: 'mse' has no option 'smoothing'", "hint: 'mse' takes no options"},
+
 	/* ---- learning-rate schedules ---- */
 	{"unknown schedule", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: cosin(min: 0) }\n", 1,
 	 F ":7:44: error: unknown schedule 'cosin'", "hint: did you mean 'cosine'?"},
