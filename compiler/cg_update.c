@@ -29,10 +29,20 @@
  * (in chunk order, so any thread count gives the same sum), stored back
  * into grads.  Every element's update reads only that element: the result
  * does not depend on the thread split either.
+ *
+ * Gradient clipping comes first, as torch's clip_grad_value_ and
+ * clip_grad_norm_ before optimizer.step(): each value to [-cv, cv] (a NaN
+ * stays NaN), then the whole gradient scaled by min(1, cn / (|g| + 1e-6)),
+ * |g| the global norm over every parameter; cv, cn from hp[], 0 = off.
+ * The norm needs the whole gradient before any update: with clip_norm
+ * compiled in, a first pass sums the partials and the squares of each
+ * block of UPDATE_BLOCK floats (in double, lanes in order) into the
+ * workspace (ws_norm, plan.c), a barrier, and every thread adds the
+ * blocks' sums in block order: the same norm for any thread count.
  */
 #include "cg.h"
 
-#define UPDATE_BLOCK 4096 /* floats: the unit of the threads' static split */
+#define UPDATE_BLOCK IR_UPDATE_BLOCK /* floats: the unit of the threads' static split */
 
 static LLVMValueRef fadd(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(c->B, a, b, ""); }
 static LLVMValueRef fsub(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(c->B, a, b, ""); }
@@ -102,6 +112,9 @@ static int decay_runs(const ir_graph *g, int flags, int64_t **bounds, bool **dec
 /* The values the rule reads, hoisted out of the element loop. */
 typedef struct upd_vals {
 	ir_node *n;
+	bool summed;               /* the partials are in G already (the norm's pass) */
+	LLVMValueRef cv, cv_on;    /* clip_value (a float), and whether it is > 0 */
+	LLVMValueRef coef;         /* splat: the global norm's factor, or NULL */
 	LLVMValueRef P, G, O;      /* params, grads, optimizer state */
 	LLVMValueRef lr, c1, c2, d; /* splats of hp[] */
 	LLVMValueRef wd;           /* splat of this run's decay; */
@@ -115,6 +128,15 @@ static LLVMValueRef slot(cg_ctx *c, const upd_vals *u, int k, LLVMValueRef i)
 	return cg_gep(c, u->O, k ? LLVMBuildAdd(c->B, i, cg_i64(c, k * c->g->param_floats), "") : i);
 }
 
+/* g clipped to [-cv, cv] when cv > 0; exactly g otherwise, NaN included. */
+static LLVMValueRef clip_value(cg_ctx *c, const upd_vals *u, LLVMValueRef gv)
+{
+	LLVMValueRef hi = cg_splat(c, u->cv), lo = LLVMBuildFNeg(c->B, hi, "");
+	LLVMValueRef v = LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOLT, gv, lo, ""), lo, gv, "");
+	v = LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, v, hi, ""), hi, v, "");
+	return LLVMBuildSelect(c->B, u->cv_on, v, gv, "");
+}
+
 /* The update of the 16 floats at element i. */
 static void update_vector(cg_ctx *c, const upd_vals *u, LLVMValueRef i)
 {
@@ -124,10 +146,13 @@ static void update_vector(cg_ctx *c, const upd_vals *u, LLVMValueRef i)
 	bool adamw = n->ia[1] == NNRT_OPT_ADAMW;
 	LLVMValueRef pp = cg_gep(c, u->P, i);
 	LLVMValueRef gv = cg_vload(c, cg_gep(c, u->G, i), NULL), pv = cg_vload(c, pp, NULL);
-	if (g->chunks > 1) {
+	if (g->chunks > 1 && !u->summed) {
 		gv = sum_partials(c, gv, i);
 		cg_vstore(c, gv, cg_gep(c, u->G, i), NULL);
 	}
+	gv = clip_value(c, u, gv);
+	if (u->coef)
+		gv = fmul(c, gv, u->coef);
 	if (adamw) /* decoupled: p *= 1 - lr wd, exactly p when wd = 0 */
 		pv = fmul(c, pv, u->keep);
 	else /* coupled (L2): g += wd p, exactly g when wd = 0 */
@@ -190,6 +215,59 @@ static void set_decay(cg_ctx *c, upd_vals *u, LLVMValueRef wd)
 	u->keep = cg_splat(c, fsub(c, cg_f32(c, 1), fmul(c, cg_hp(c, NNRT_HP_LR), wd)));
 }
 
+/* clip_norm's first pass over this thread's blocks [blo, bhi): the
+ * partial gradients summed into G, and each block's sum of squares (of the
+ * values clipped by value) into ws_norm; then, after a barrier, the factor
+ * min(1, cn / (norm + 1e-6)) (1 when cn = 0), a float. */
+static LLVMValueRef norm_factor(cg_ctx *c, const upd_vals *u, LLVMValueRef blo, LLVMValueRef bhi)
+{
+	ir_graph *g = c->g;
+	int64_t total = g->param_floats, nblocks = (total + UPDATE_BLOCK - 1) / UPDATE_BLOCK;
+	LLVMTypeRef vd = LLVMVectorType(c->f64, CG_VW);
+	LLVMValueRef sums = cg_gep(c, cg_arg(c, CG_ARGS_ws), cg_i64(c, g->ws_norm)); /* double[nblocks] */
+	LLVMValueRef acc = cg_alloca(c, vd, "sq");
+	cg_loop b = cg_loop_begin(c, blo, bhi, 1);
+	{
+		LLVMValueRef i0 = LLVMBuildMul(c->B, b.i, cg_i64(c, UPDATE_BLOCK), "");
+		LLVMValueRef i1 = cg_min_i64(c, cg_i64(c, total), LLVMBuildAdd(c->B, i0, cg_i64(c, UPDATE_BLOCK), ""));
+		cg_store(c, LLVMConstNull(vd), acc);
+		cg_loop i = cg_loop_begin(c, i0, i1, CG_VW);
+		LLVMValueRef gv = cg_vload(c, cg_gep(c, u->G, i.i), NULL);
+		if (g->chunks > 1) {
+			gv = sum_partials(c, gv, i.i);
+			cg_vstore(c, gv, cg_gep(c, u->G, i.i), NULL);
+		}
+		LLVMValueRef gd = LLVMBuildFPExt(c->B, clip_value(c, u, gv), vd, "");
+		cg_store(c, cg_fma(c, gd, gd, cg_load(c, vd, acc)), acc);
+		cg_loop_end(c, &i);
+		LLVMValueRef ra[2] = {LLVMConstReal(c->f64, 0), cg_load(c, vd, acc)};
+		LLVMValueRef s = cg_call_intr(c, "llvm.vector.reduce.fadd", &vd, 1, ra, 2); /* in lane order */
+		cg_store(c, s, LLVMBuildGEP2(c->B, c->f64, sums, &b.i, 1, ""));
+	}
+	cg_loop_end(c, &b);
+	LLVMValueRef bar = LLVMGetNamedFunction(c->M, "nnrt_barrier");
+	LLVMTypeRef bt = LLVMFunctionType(LLVMVoidTypeInContext(c->C), NULL, 0, 0);
+	if (!bar)
+		bar = LLVMAddFunction(c->M, "nnrt_barrier", bt);
+	LLVMBuildCall2(c->B, bt, bar, NULL, 0, "");
+	/* every thread: the blocks' sums in block order */
+	LLVMValueRef tot = cg_alloca(c, c->f64, "norm2");
+	cg_store(c, LLVMConstReal(c->f64, 0), tot);
+	cg_loop k = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nblocks), 1);
+	LLVMValueRef sk = cg_load(c, c->f64, LLVMBuildGEP2(c->B, c->f64, sums, &k.i, 1, ""));
+	cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->f64, tot), sk, ""), tot);
+	cg_loop_end(c, &k);
+	LLVMTypeRef f64 = c->f64;
+	LLVMValueRef t = cg_load(c, c->f64, tot);
+	LLVMValueRef norm = cg_call_intr(c, "llvm.sqrt", &f64, 1, &t, 1);
+	LLVMValueRef cn = LLVMBuildFPExt(c->B, cg_hp(c, NNRT_HP_CLIP_NORM), c->f64, "");
+	LLVMValueRef coef = LLVMBuildFDiv(c->B, cn, LLVMBuildFAdd(c->B, norm, LLVMConstReal(c->f64, 1e-6), ""), "");
+	LLVMValueRef one = LLVMConstReal(c->f64, 1);
+	LLVMValueRef keep = LLVMBuildOr(c->B, LLVMBuildFCmp(c->B, LLVMRealOLE, cn, LLVMConstReal(c->f64, 0), ""),
+					LLVMBuildFCmp(c->B, LLVMRealUGE, coef, one, ""), "");
+	return LLVMBuildFPTrunc(c->B, LLVMBuildSelect(c->B, keep, one, coef, ""), c->f32, "");
+}
+
 void lower_update(cg_ctx *c, ir_node *n)
 {
 	ir_graph *g = c->g;
@@ -206,9 +284,15 @@ void lower_update(cg_ctx *c, ir_node *n)
 	if (n->op == IR_SGD_UPDATE && n->fa[1] != 0)
 		u.d = cg_splat(c, cg_hp(c, NNRT_HP_DAMP));
 	LLVMValueRef wd = cg_hp(c, NNRT_HP_WD);
+	u.cv = cg_hp(c, NNRT_HP_CLIP_VALUE);
+	u.cv_on = LLVMBuildFCmp(c->B, LLVMRealOGT, u.cv, cg_f32(c, 0), "");
 	int64_t blocks = (total + UPDATE_BLOCK - 1) / UPDATE_BLOCK;
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, blocks), &lo, &hi);
+	if (n->ia[0] & NNRT_OPTF_CLIP_NORM) {
+		u.coef = cg_splat(c, norm_factor(c, &u, lo, hi));
+		u.summed = true;
+	}
 	LLVMValueRef start = LLVMBuildMul(c->B, lo, cg_i64(c, UPDATE_BLOCK), "");
 	LLVMValueRef end = cg_min_i64(c, cg_i64(c, total), LLVMBuildMul(c->B, hi, cg_i64(c, UPDATE_BLOCK), ""));
 	int64_t *bounds;

@@ -121,6 +121,10 @@ static const char *optimizer_str(const ir_optimizer *o)
 	if (o->weight_decay != 0 || o->kind == NNRT_OPT_ADAMW)
 		s = nnc_sprintf("%s, weight_decay: %g%s", s, o->weight_decay,
 				o->flags & NNRT_OPTF_DECAY_BIASES ? ", decay_biases: true" : "");
+	if (o->clip_norm > 0)
+		s = nnc_sprintf("%s, clip_norm: %g", s, o->clip_norm);
+	if (o->clip_value > 0)
+		s = nnc_sprintf("%s, clip_value: %g", s, o->clip_value);
 	return nnc_sprintf("%s)", s);
 }
 

@@ -161,7 +161,13 @@ typedef struct ir_optimizer {
 	double alpha;        /* rmsprop */
 	double dampening;    /* sgd */
 	double weight_decay; /* coupled (L2 in the gradient), or decoupled for adamw */
+	double clip_norm, clip_value; /* gradient clipping, 0: none (clip_norm also sets NNRT_OPTF_CLIP_NORM) */
 } ir_optimizer;
+
+/* The update's unit of work: the threads split the parameters into blocks
+ * of this many floats (a multiple of 16), and the global norm of clipping
+ * is summed per block, in block order. */
+#define IR_UPDATE_BLOCK 4096
 
 /* Floats of optimizer state per parameter float (nnrt.h, NNRT_OPT_*). */
 int ir_opt_slots(const ir_optimizer *o);
@@ -225,6 +231,8 @@ typedef struct ir_graph {
 	int64_t ws_shared;     /* floats at the start of ws: unbatched tensors */
 	int64_t ws_partials;   /* ws offset of chunks 1.. partial gradients ((chunks-1) * param_floats) */
 	int64_t ws_metrics;    /* ws offset of the chunks' partial metrics (2 doubles each) */
+	int64_t ws_norm;       /* ws offset of the update's per-block sums of squares (a double
+				* per IR_UPDATE_BLOCK, clip_norm only) */
 	int64_t ws_chunk0;     /* ws offset of chunk 0's batched tensors */
 	int64_t ws_chunk;      /* floats per chunk of batched tensors */
 } ir_graph;

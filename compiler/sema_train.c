@@ -23,12 +23,16 @@ static const struct {
 	const char *const opts[10];
 	double lr, weight_decay;
 } optimizers[] = {
-	{"sgd", NNRT_OPT_SGD, {"lr", "momentum", "dampening", "nesterov", "weight_decay", "decay_biases"}, 0.01, 0},
-	{"adam", NNRT_OPT_ADAM, {"lr", "beta1", "beta2", "eps", "amsgrad", "weight_decay", "decay_biases"}, 0.001, 0},
-	{"adamw", NNRT_OPT_ADAMW, {"lr", "beta1", "beta2", "eps", "amsgrad", "weight_decay", "decay_biases"}, 0.001,
+	{"sgd", NNRT_OPT_SGD,
+	 {"lr", "momentum", "dampening", "nesterov", "weight_decay", "decay_biases", "clip_norm", "clip_value"}, 0.01, 0},
+	{"adam", NNRT_OPT_ADAM,
+	 {"lr", "beta1", "beta2", "eps", "amsgrad", "weight_decay", "decay_biases", "clip_norm", "clip_value"}, 0.001, 0},
+	{"adamw", NNRT_OPT_ADAMW,
+	 {"lr", "beta1", "beta2", "eps", "amsgrad", "weight_decay", "decay_biases", "clip_norm", "clip_value"}, 0.001,
 	 0.01},
 	{"rmsprop", NNRT_OPT_RMSPROP,
-	 {"lr", "alpha", "eps", "momentum", "centered", "weight_decay", "decay_biases"}, 0.01, 0},
+	 {"lr", "alpha", "eps", "momentum", "centered", "weight_decay", "decay_biases", "clip_norm", "clip_value"}, 0.01,
+	 0},
 };
 
 /* The boolean options and their NNRT_OPTF_* flag. */
@@ -45,7 +49,8 @@ static const struct {
 /* optimizer sgd(lr: 0.01, momentum: 0, dampening: 0, nesterov: false, weight_decay: 0, decay_biases: false)
  * optimizer adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, amsgrad: false, weight_decay: 0, ...)
  * optimizer adamw(... as adam, weight_decay: 0.01)
- * optimizer rmsprop(lr: 0.01, alpha: 0.99, eps: 1e-8, momentum: 0, centered: false, weight_decay: 0, ...) */
+ * optimizer rmsprop(lr: 0.01, alpha: 0.99, eps: 1e-8, momentum: 0, centered: false, weight_decay: 0, ...)
+ * and on each: clip_norm: X (the gradient's global norm), clip_value: X (each value to [-X, X]) */
 void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 {
 	ir_optimizer *o = &s->cfg->opt;
@@ -137,6 +142,12 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			o->weight_decay = v;
 			if (!(v >= 0))
 				bad = "weight_decay must be non-negative";
+		} else if (!strcmp(a->name, "clip_norm") || !strcmp(a->name, "clip_value")) {
+			*(a->name[5] == 'n' ? &o->clip_norm : &o->clip_value) = v;
+			if (!(v > 0))
+				bad = a->name[5] == 'n' ? "clip_norm must be positive" : "clip_value must be positive";
+			else if (a->name[5] == 'n')
+				o->flags |= NNRT_OPTF_CLIP_NORM;
 		}
 		if (bad)
 			nnc_error(s->src, a->value->loc, "%s, not %g", bad, v);

@@ -108,6 +108,8 @@ static nnrt_instance *place(const nnrt_model *m, void *mem, int heap, uint64_t s
 	inst->heap = heap;
 	inst->lr = m->lr;
 	inst->wd = m->weight_decay;
+	inst->clip_norm = m->clip_norm;
+	inst->clip_value = m->clip_value;
 	inst->params = (float *)p;
 	p += NNRT_BYTES64(m->param_floats);
 	inst->ws = (float *)p;
@@ -281,7 +283,8 @@ static nnrt_step_args step_args(nnrt_instance *inst, const float *x, const void 
 	const nnrt_model *m = inst->m;
 	nnrt_step_args a = {.params = inst->params, .grads = inst->grads, .opt = inst->opt, .ws = inst->ws,
 	                    .x = x, .y = y, .out = out, .metrics = inst->metrics, .n = n, .state = inst->state};
-	nnrt_step_hp(&a, m, inst->lr, inst->wd, step, inst->seed);
+	nnrt_hyper h = nnrt_instance_hyper(inst, inst->lr);
+	nnrt_step_hp(&a, m, &h, step, inst->seed);
 	return a;
 }
 

@@ -220,6 +220,10 @@ char *nnrt_fmt_optimizer(const nnrt_model *m, char *buf, size_t n)
 		if (m->opt_flags & NNRT_OPTF_DECAY_BIASES)
 			PUT(", decay_biases: true");
 	}
+	if (m->clip_norm > 0)
+		PUT(", clip_norm: %g", m->clip_norm);
+	if (m->clip_value > 0)
+		PUT(", clip_value: %g", m->clip_value);
 	PUT(")");
 #undef PUT
 	return buf;
@@ -276,13 +280,15 @@ _Static_assert(NNRT_HP_COUNT <= sizeof ((nnrt_step_args *)0)->hp / sizeof(float)
  * from the step number (which checkpoints carry) so that a resumed run
  * draws what the uninterrupted one would have; a partial last batch just
  * leaves indices unused. */
-void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, float wd, int64_t step, uint64_t seed)
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, const nnrt_hyper *h, int64_t step, uint64_t seed)
 {
 	a->seed = seed;
 	a->sample0 = step >= 1 ? (step - 1) * m->batch : 0;
 	memset(a->hp, 0, sizeof a->hp);
-	a->hp[NNRT_HP_LR] = lr;
-	a->hp[NNRT_HP_WD] = wd;
+	a->hp[NNRT_HP_LR] = h->lr;
+	a->hp[NNRT_HP_WD] = h->wd;
+	a->hp[NNRT_HP_CLIP_NORM] = h->clip_norm;
+	a->hp[NNRT_HP_CLIP_VALUE] = h->clip_value;
 	/* torch's SGD starts the velocity at the first gradient, undamped */
 	a->hp[NNRT_HP_DAMP] = step <= 1 ? 1.0f : (float)(1.0 - (double)m->dampening);
 	/* Adam's bias corrections, in double: beta^t of a float beta. */

@@ -68,6 +68,7 @@ enum {
 	NNRT_OPTF_CENTERED = 2,     /* rmsprop: divide by the variance, not the mean square */
 	NNRT_OPTF_AMSGRAD = 4,      /* adam, adamw: the maximum of the second moments */
 	NNRT_OPTF_DECAY_BIASES = 8, /* weight decay applies to rank-1 tensors (biases) too */
+	NNRT_OPTF_CLIP_NORM = 16,   /* the update clips the gradient's global norm (a pass over it first) */
 };
 
 /* Parameter initialisers. */
@@ -197,7 +198,9 @@ enum {
 	NNRT_HP_DAMP = 3,    /* sgd with momentum: the gradient's weight in the velocity, 1 at
 			      * step 1 (torch starts the velocity at g) and 1 - dampening after */
 	NNRT_HP_WD = 4,      /* weight decay of this step (0: none) */
-	NNRT_HP_COUNT = 5,
+	NNRT_HP_CLIP_NORM = 5,  /* the gradient's global norm is clipped to this (0: not clipped) */
+	NNRT_HP_CLIP_VALUE = 6, /* each gradient value is clipped to [-this, this] (0: not clipped) */
+	NNRT_HP_COUNT = 7,
 };
 
 /* One op of the training step, for profiles (nnc --profile) and reports. */
@@ -244,6 +247,8 @@ typedef struct nnrt_model {
 	float alpha;           /* rmsprop's smoothing constant */
 	float dampening;       /* sgd */
 	int32_t opt_flags;     /* NNRT_OPTF_* */
+	float clip_norm;       /* the .nn file's gradient clipping (0: none) by global norm, */
+	float clip_value;      /* and by value */
 	float pad2_;
 	nnrt_schedule schedule; /* of the learning rate */
 	int64_t epochs;

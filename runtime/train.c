@@ -87,6 +87,10 @@ static const struct flag {
 	{"--lr", "X", FLAG_LR, offsetof(opts, lr), "learning rate (default: the model's)"},
 	{"--weight-decay", "X", FLAG_REAL0, offsetof(opts, weight_decay),
 	 "weight decay, 0 for none (default: the model's; which tensors decay is compiled in)"},
+	{"--clip-norm", "X", FLAG_REAL0, offsetof(opts, clip_norm),
+	 "clip the gradient's global norm to X, 0 for no clipping (default: the model's; needs clip_norm: in the .nn)"},
+	{"--clip-value", "X", FLAG_REAL0, offsetof(opts, clip_value),
+	 "clip each gradient value to [-X, X], 0 for no clipping (default: the model's)"},
 	{"--schedule", "NAME", FLAG_WORD, offsetof(opts, schedule),
 	 "learning-rate schedule: constant, cosine, polynomial, onecycle over the whole run, or the model's own "
 	 "(default: the model's)"},
@@ -316,6 +320,8 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 	o->epochs = m->epochs;
 	o->lr = m->lr;
 	o->weight_decay = m->weight_decay;
+	o->clip_norm = m->clip_norm;
+	o->clip_value = m->clip_value;
 	o->warmup = m->schedule.warmup;
 	o->seed = (uint64_t)m->seed;
 	for (int i = 1; i < argc; i++) {
@@ -351,6 +357,10 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 	int bad = choose_schedule(o, m);
 	if (bad)
 		return bad;
+	/* the norm needs its own pass, compiled in only when the model asks */
+	if (o->clip_norm > 0 && !(m->opt_flags & NNRT_OPTF_CLIP_NORM))
+		return usage_error("--clip-norm needs a model compiled with clip_norm: in its optimizer (the pass that "
+		                   "computes the gradient's norm is compiled in only then)");
 	if (o->load && o->resume)
 		return usage_error("--load and --resume cannot be used together");
 	if (o->checkpoint_every && !o->save)
@@ -538,6 +548,8 @@ static int alloc_arrays(trainer *t)
 	nnrt_instance *inst = t->inst;
 	inst->lr = (float)t->o.lr;
 	inst->wd = (float)t->o.weight_decay;
+	inst->clip_norm = (float)t->o.clip_norm;
+	inst->clip_value = (float)t->o.clip_value;
 	t->x = nnrt_alloc_floats(m->batch * m->input_size, "the input batch");
 	t->y = nnrt_alloc_floats(m->batch * m->label_size, "the label batch");
 	t->out = nnrt_alloc_floats(m->batch * m->output_size, "the output batch");
@@ -557,7 +569,8 @@ static int alloc_arrays(trainer *t)
 	a->y = t->y;
 	a->out = t->out;
 	a->metrics = inst->metrics;
-	nnrt_step_hp(a, m, inst->lr, inst->wd, 0, inst->seed);
+	nnrt_hyper h = nnrt_instance_hyper(inst, inst->lr);
+	nnrt_step_hp(a, m, &h, 0, inst->seed);
 	return 0;
 }
 
@@ -611,7 +624,8 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 static void evaluate(trainer *t, double *loss, double *acc)
 {
 	double sum[2];
-	nnrt_step_hp(&t->args, t->m, t->inst->lr, t->inst->wd, 0, t->inst->seed);
+	nnrt_hyper h = nnrt_instance_hyper(t->inst, t->inst->lr);
+	nnrt_step_hp(&t->args, t->m, &h, 0, t->inst->seed);
 	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
 	*loss = sum[0] / (double)t->test.n;
 	*acc = sum[1] / (double)t->test.n;
@@ -861,7 +875,8 @@ static int train(trainer *t)
 			a->n = bn;
 			/* a pure function of the step: a resumed run goes on with it */
 			rate = scheduled ? nnrt_schedule_lr(&o->sched, inst->lr, step, steps, total) : inst->lr;
-			nnrt_step_hp(a, m, (float)rate, inst->wd, step, inst->seed);
+			nnrt_hyper h = nnrt_instance_hyper(inst, (float)rate);
+			nnrt_step_hp(a, m, &h, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);

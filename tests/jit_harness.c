@@ -174,7 +174,7 @@ const char *th_plan_violation(ir_graph *g, unsigned entries)
 	 * step has an update, whether or not a node writes a gradient */
 	int64_t partials = chunked && ir_has_update(g) ? (g->chunks - 1) * g->param_floats : 0;
 	if (g->ws_partials < g->ws_shared || g->ws_metrics < g->ws_partials + partials ||
-	    g->ws_chunk0 < g->ws_metrics + (chunked ? 4 * g->chunks : 0) ||
+	    g->ws_norm < g->ws_metrics + (chunked ? 4 * g->chunks : 0) || g->ws_chunk0 < g->ws_norm ||
 	    g->ws_chunk0 + g->chunks * g->ws_chunk > g->ws_floats || g->ws_chunk0 % 16 || g->ws_chunk % 16)
 		return nnc_sprintf("workspace regions overlap: shared %lld, partials %lld, metrics %lld, chunks %lld x %lld "
 				   "from %lld, total %lld",

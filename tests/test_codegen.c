@@ -809,34 +809,47 @@ typedef struct opt_case {
 	int kind, flags; /* NNRT_OPT_*, NNRT_OPTF_* */
 	double momentum, dampening, beta1, beta2, eps, alpha;
 	int slots; /* optimizer state arrays */
+	float cn, cv; /* hp[NNRT_HP_CLIP_NORM], hp[NNRT_HP_CLIP_VALUE] (clip_norm: compiles the norm's pass in) */
 } opt_case;
 
-enum { NEST = NNRT_OPTF_NESTEROV, CENT = NNRT_OPTF_CENTERED, AMS = NNRT_OPTF_AMSGRAD, ALLD = NNRT_OPTF_DECAY_BIASES };
+enum {
+	NEST = NNRT_OPTF_NESTEROV,
+	CENT = NNRT_OPTF_CENTERED,
+	AMS = NNRT_OPTF_AMSGRAD,
+	ALLD = NNRT_OPTF_DECAY_BIASES,
+	CLIPN = NNRT_OPTF_CLIP_NORM,
+};
 #define SGD_ NNRT_OPT_SGD
 #define ADAM_ NNRT_OPT_ADAM
 #define ADAMW_ NNRT_OPT_ADAMW
 #define RMS_ NNRT_OPT_RMSPROP
 static const opt_case opt_cases[] = {
-	{"sgd(lr: 0.1)", 0.07f, 0, SGD_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 0},
-	{"sgd(lr: 0.1, momentum: 0.55)", 0.3f, 0, SGD_, 0, 0.55, 0, 0.9, 0.999, 1e-8, 0.99, 1},
-	{"adam(lr: 0.01)", 0.02f, 0, ADAM_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2},
-	{"adam(lr: 0.01, beta1: 0.8, beta2: 0.95, eps: 0.001)", 0.05f, 0, ADAM_, 0, 0, 0, 0.8, 0.95, 0.001, 0.99, 2},
+	{"sgd(lr: 0.1)", 0.07f, 0, SGD_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 0, 0, 0},
+	{"sgd(lr: 0.1, momentum: 0.55)", 0.3f, 0, SGD_, 0, 0.55, 0, 0.9, 0.999, 1e-8, 0.99, 1, 0, 0},
+	{"adam(lr: 0.01)", 0.02f, 0, ADAM_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2, 0, 0},
+	{"adam(lr: 0.01, beta1: 0.8, beta2: 0.95, eps: 0.001)", 0.05f, 0, ADAM_, 0, 0, 0, 0.8, 0.95, 0.001, 0.99, 2, 0, 0},
 	/* 4: weight decay, Nesterov, dampening, amsgrad, AdamW, RMSprop */
 	{"sgd(lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01)", 0.05f, 0.03f, SGD_, NEST, 0.9, 0, 0.9,
-	 0.999, 1e-8, 0.99, 1},
+	 0.999, 1e-8, 0.99, 1, 0, 0},
 	{"sgd(momentum: 0.8, dampening: 0.3, weight_decay: 0.05, decay_biases: true)", 0.1f, 0.05f, SGD_, ALLD, 0.8,
-	 0.3, 0.9, 0.999, 1e-8, 0.99, 1},
-	{"sgd(lr: 0.1, weight_decay: 0.5)", 0.1f, 0.5f, SGD_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 0},
-	{"adam(lr: 0.01, amsgrad: true, weight_decay: 0.1)", 0.01f, 0.1f, ADAM_, AMS, 0, 0, 0.9, 0.999, 1e-8, 0.99, 3},
-	{"adamw(lr: 0.01)", 0.02f, 0.01f, ADAMW_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2},
+	 0.3, 0.9, 0.999, 1e-8, 0.99, 1, 0, 0},
+	{"sgd(lr: 0.1, weight_decay: 0.5)", 0.1f, 0.5f, SGD_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 0, 0, 0},
+	{"adam(lr: 0.01, amsgrad: true, weight_decay: 0.1)", 0.01f, 0.1f, ADAM_, AMS, 0, 0, 0.9, 0.999, 1e-8, 0.99, 3, 0, 0},
+	{"adamw(lr: 0.01)", 0.02f, 0.01f, ADAMW_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2, 0, 0},
 	{"adamw(lr: 0.01, weight_decay: 0.3, amsgrad: true, decay_biases: true, beta2: 0.9)", 0.03f, 0.3f, ADAMW_,
-	 AMS | ALLD, 0, 0, 0.9, 0.9, 1e-8, 0.99, 3},
-	{"rmsprop", 0.01f, 0, RMS_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 1},
+	 AMS | ALLD, 0, 0, 0.9, 0.9, 1e-8, 0.99, 3, 0, 0},
+	{"rmsprop", 0.01f, 0, RMS_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 1, 0, 0},
 	{"rmsprop(lr: 0.01, alpha: 0.9, momentum: 0.5, centered: true, weight_decay: 0.02)", 0.005f, 0.02f, RMS_, CENT,
-	 0.5, 0, 0.9, 0.999, 1e-8, 0.9, 3},
-	{"rmsprop(centered: true, eps: 0.001)", 0.01f, 0, RMS_, CENT, 0, 0, 0.9, 0.999, 0.001, 0.99, 2},
+	 0.5, 0, 0.9, 0.999, 1e-8, 0.9, 3, 0, 0},
+	{"rmsprop(centered: true, eps: 0.001)", 0.01f, 0, RMS_, CENT, 0, 0, 0.9, 0.999, 0.001, 0.99, 2, 0, 0},
 	{"rmsprop(momentum: 0.9, weight_decay: 0.1, decay_biases: true)", 0.002f, 0.1f, RMS_, ALLD, 0.9, 0, 0.9, 0.999,
-	 1e-8, 0.99, 2},
+	 1e-8, 0.99, 2, 0, 0},
+	/* 14: gradient clipping, by norm (small enough to clip every step), by value, both */
+	{"sgd(lr: 0.1, momentum: 0.9, clip_norm: 0.5)", 0.1f, 0, SGD_, CLIPN, 0.9, 0, 0.9, 0.999, 1e-8, 0.99, 1, 0.01f, 0},
+	{"adam(lr: 0.01, clip_value: 0.01)", 0.01f, 0, ADAM_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2, 0, 0.002f},
+	{"adamw(lr: 0.01, clip_norm: 1, clip_value: 1)", 0.01f, 0.01f, ADAMW_, CLIPN, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2,
+	 0.02f, 0.003f},
+	{"rmsprop(clip_norm: 2, weight_decay: 0.1)", 0.01f, 0.1f, RMS_, CLIPN, 0, 0, 0.9, 0.999, 1e-8, 0.99, 1, 0, 0},
 };
 
 /* torch.optim's rule for one parameter float, in double (docs/language.md):
@@ -916,6 +929,7 @@ static void check_optimizer(const net *nt, const opt_case *oc)
 		for (int64_t e = 0; e < m->params[k].size; e++)
 			decays[m->params[k].offset + e] = m->params[k].rank >= 2 || (oc->flags & NNRT_OPTF_DECAY_BIASES);
 	double *st = calloc((size_t)(3 * pf), sizeof(double));
+	int64_t clipped_values = 0, clipped_steps = 0;
 	nnrt_set_threads(2);
 	for (int step = 1; step <= 50; step++) {
 		int64_t n = step % 3 == 2 ? 3 : m->batch;
@@ -925,14 +939,29 @@ static void check_optimizer(const net *nt, const opt_case *oc)
 		s.a.hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(b2, step)));
 		s.a.hp[NNRT_HP_DAMP] = step == 1 ? 1.0f : (float)(1 - oc->dampening);
 		s.a.hp[NNRT_HP_WD] = oc->wd;
+		s.a.hp[NNRT_HP_CLIP_NORM] = oc->cn;
+		s.a.hp[NNRT_HP_CLIP_VALUE] = oc->cv;
 		float *p0 = th_falloc(pf);
 		memcpy(p0, s.params, sizeof(float) * (size_t)pf);
 		for (int64_t i = 0; i < oc->slots * pf; i++)
 			st[i] = s.opt[i];
 		run(&s, m->train_step, n, oc->lr);
+		/* torch's clip_grad_value_, then clip_grad_norm_ (over every
+		 * parameter), on the batch's gradient, which grads holds */
+		double norm2 = 0, coef = 1;
+		for (int64_t i = 0; i < pf; i++) {
+			double gi = s.grads[i];
+			if (oc->cv > 0)
+				gi = fmin(fmax(gi, -oc->cv), oc->cv);
+			clipped_values += gi != s.grads[i];
+			norm2 += gi * gi;
+		}
+		if (oc->cn > 0 && oc->cn / (sqrt(norm2) + 1e-6) < 1)
+			coef = oc->cn / (sqrt(norm2) + 1e-6), clipped_steps++;
 		for (int64_t i = 0; i < pf; i++) {
 			double v[3] = {st[i], st[pf + i], st[2 * pf + i]}, term[3] = {0, 0, 0};
-			double want = torch_rule(oc, p0[i], s.grads[i], v, term, step, decays[i]);
+			double gi = oc->cv > 0 ? fmin(fmax(s.grads[i], -oc->cv), oc->cv) : s.grads[i];
+			double want = torch_rule(oc, p0[i], gi * coef, v, term, step, decays[i]);
 			cr_assert(fabs(s.params[i] - want) <= 1e-6 * fmax(1, fabs(want)),
 				  "%s, step %d: params[%lld] = %.9g, torch's rule gives %.9g (from %.9g, gradient %.9g)",
 				  oc->opt, step, (long long)i, s.params[i], want, p0[i], s.grads[i]);
@@ -947,6 +976,10 @@ static void check_optimizer(const net *nt, const opt_case *oc)
 		}
 		free(p0);
 	}
+	/* the clipping cases must clip */
+	cr_assert(oc->cn == 0 || clipped_steps > 25, "%s: the norm was clipped in %lld steps", oc->opt,
+		  (long long)clipped_steps);
+	cr_assert(oc->cv == 0 || clipped_values > 0, "%s: no value was clipped", oc->opt);
 	free(st);
 	free(decays);
 	state_free(&s);
@@ -967,6 +1000,16 @@ Test(optimizer, rmsprop) { check_optimizer(&nets[0], &opt_cases[10]); }
 Test(optimizer, rmsprop_centered_momentum_decay) { check_optimizer(&nets[4], &opt_cases[11]); }
 Test(optimizer, rmsprop_centered) { check_optimizer(&nets[1], &opt_cases[12]); }
 Test(optimizer, rmsprop_momentum_decay_biases) { check_optimizer(&nets[0], &opt_cases[13]); }
+Test(optimizer, sgd_clip_norm) { check_optimizer(&nets[4], &opt_cases[14]); }
+Test(optimizer, sgd_clip_norm_one_chunk) /* every op split across the threads, barriers between */
+{
+	th_chunks = 1;
+	check_optimizer(&nets[4], &opt_cases[14]);
+	th_chunks = 0;
+}
+Test(optimizer, adam_clip_value) { check_optimizer(&nets[0], &opt_cases[15]); }
+Test(optimizer, adamw_clip_norm_and_value) { check_optimizer(&nets[1], &opt_cases[16]); }
+Test(optimizer, rmsprop_clip_norm_compiled_in_but_off) { check_optimizer(&nets[4], &opt_cases[17]); }
 
 /* Every parameter is checked against the rule, so a test must give the
  * decay something to tell apart: a network with weights and biases. */
@@ -1043,7 +1086,7 @@ Test(determinism, one_two_and_three_threads)
 /* The update of every optimizer, with weight decay over runs of decayed and
  * spared tensors that cross the threads' 4096-float blocks: parameters and
  * optimizer state after three steps are the same bits for 1, 2 and 3
- * threads. */
+ * threads; so is the clipping's global norm, summed over the blocks. */
 Test(determinism, every_optimizer_on_one_two_and_three_threads)
 {
 	static const char *opts[] = {
@@ -1052,6 +1095,7 @@ Test(determinism, every_optimizer_on_one_two_and_three_threads)
 		"adam(lr: 0.01, amsgrad: true, weight_decay: 0.1)",
 		"adamw(lr: 0.01, amsgrad: true)",
 		"rmsprop(lr: 0.01, momentum: 0.5, centered: true, weight_decay: 0.02)",
+		"sgd(lr: 0.1, momentum: 0.9, clip_norm: 0.01, clip_value: 0.001)",
 	};
 	const char *base = nnc_strndup(det_src, strstr(det_src, "optimizer") - det_src);
 	const char *train = strstr(det_src, "train {");
@@ -1072,6 +1116,8 @@ Test(determinism, every_optimizer_on_one_two_and_three_threads)
 				s.a.hp[NNRT_HP_ADAM_C2] = (float)(1 / (1 - pow(0.999, step)));
 				s.a.hp[NNRT_HP_DAMP] = step == 1 ? 1 : 0.5f;
 				s.a.hp[NNRT_HP_WD] = (float)m->weight_decay;
+				s.a.hp[NNRT_HP_CLIP_NORM] = m->clip_norm;
+				s.a.hp[NNRT_HP_CLIP_VALUE] = m->clip_value;
 				run(&s, m->train_step, step == 2 ? 29 : 64, (float)m->lr);
 			}
 			if (threads == 1) {
