@@ -142,12 +142,15 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			o->weight_decay = v;
 			if (!(v >= 0))
 				bad = "weight_decay must be non-negative";
-		} else if (!strcmp(a->name, "clip_norm") || !strcmp(a->name, "clip_value")) {
-			*(a->name[5] == 'n' ? &o->clip_norm : &o->clip_value) = v;
+		} else if (!strcmp(a->name, "clip_norm")) {
+			o->clip_norm = v;
+			o->flags |= NNRT_OPTF_CLIP_NORM; /* compiles the norm's pass in */
 			if (!(v > 0))
-				bad = a->name[5] == 'n' ? "clip_norm must be positive" : "clip_value must be positive";
-			else if (a->name[5] == 'n')
-				o->flags |= NNRT_OPTF_CLIP_NORM;
+				bad = "clip_norm must be positive";
+		} else if (!strcmp(a->name, "clip_value")) {
+			o->clip_value = v;
+			if (!(v > 0))
+				bad = "clip_value must be positive";
 		}
 		if (bad)
 			nnc_error(s->src, a->value->loc, "%s, not %g", bad, v);
