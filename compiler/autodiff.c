@@ -258,7 +258,8 @@ void nnc_autodiff(ir_graph *g, const ir_optimizer *opt)
 		n->param = p;
 	}
 	/* the update carries the optimizer's constants (baked into its code):
-	 *   ia[0] NNRT_OPTF_* flags, ia[1] NNRT_OPT_* kind (adam and adamw share an op);
+	 *   ia[0] NNRT_OPTF_* flags, ia[1] NNRT_OPT_* kind (adam and adamw share an op),
+	 *   ia[2] the optimizer state slot of the accumulated gradient;
 	 *   sgd_update     fa = momentum, dampening
 	 *   adam_update    fa = beta1, beta2, eps
 	 *   rmsprop_update fa = alpha, eps, momentum
@@ -271,6 +272,7 @@ void nnc_autodiff(ir_graph *g, const ir_optimizer *opt)
 	ir_node *un = &g->nodes[u];
 	un->ia[0] = opt->flags;
 	un->ia[1] = opt->kind;
+	un->ia[2] = ir_rule_slots(opt); /* accumulate: the slot of the accumulated gradient */
 	double *fa = un->fa;
 	if (adam)
 		fa[0] = opt->beta1, fa[1] = opt->beta2, fa[2] = opt->eps;

@@ -506,6 +506,7 @@ static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options 
 	v[CG_MODEL_opt_flags] = ci32(c, cfg->opt.flags);
 	v[CG_MODEL_clip_norm] = cg_f32(c, cfg->opt.clip_norm);
 	v[CG_MODEL_clip_value] = cg_f32(c, cfg->opt.clip_value);
+	v[CG_MODEL_accumulate] = ci64(c, cfg->opt.accumulate > 1 ? cfg->opt.accumulate : 1);
 	v[CG_MODEL_pad2_] = cg_f32(c, 0);
 	v[CG_MODEL_schedule] = schedule(c, &cfg->sched);
 	v[CG_MODEL_epochs] = ci64(c, cfg->epochs);

@@ -49,7 +49,7 @@
 	F(params, PTR) F(state, PTR) F(param_floats, I64) F(opt_floats, I64) F(ws_floats, I64)                  \
 	F(state_floats, I64) F(lr, F32) F(momentum, F32)                                                        \
 	F(beta1, F32) F(beta2, F32) F(eps, F32) F(weight_decay, F32) F(alpha, F32) F(dampening, F32)            \
-	F(opt_flags, I32) F(clip_norm, F32) F(clip_value, F32) F(pad2_, F32) F(schedule, SCHED) F(epochs, I64) F(seed, I64) F(train, DATA)                              \
+	F(opt_flags, I32) F(clip_norm, F32) F(clip_value, F32) F(pad2_, F32) F(accumulate, I64) F(schedule, SCHED) F(epochs, I64) F(seed, I64) F(train, DATA)                              \
 	F(test, DATA) F(train_step, PTR) F(eval_step, PTR) F(infer, PTR) F(ops, PTR) F(n_ops, I32)              \
 	F(profiled, I32) F(cpu_features, PTR)
 

@@ -39,6 +39,12 @@
  * block of UPDATE_BLOCK floats (in double, lanes in order) into the
  * workspace (ws_norm, plan.c), a barrier, and every thread adds the
  * blocks' sums in block order: the same norm for any thread count.
+ *
+ * With accumulate (NNRT_OPTF_ACCUMULATE), the last optimizer state array
+ * holds the weighted sum of a group's micro-batch gradients: a step that
+ * does not end its group adds w g to it and updates nothing; the last one
+ * updates with w g + the sum, and clears it (w, and whether the step ends
+ * the group, come from hp[]).
  */
 #include "cg.h"
 
@@ -115,6 +121,8 @@ typedef struct upd_vals {
 	bool summed;               /* the partials are in G already (the norm's pass) */
 	LLVMValueRef cv, cv_on;    /* clip_value (a float), and whether it is > 0 */
 	LLVMValueRef coef;         /* splat: the global norm's factor, or NULL */
+	LLVMValueRef accw;         /* accumulate: splat of this micro-batch's weight, or NULL */
+	int acc_slot;              /* accumulate: the optimizer state slot of the sum */
 	LLVMValueRef P, G, O;      /* params, grads, optimizer state */
 	LLVMValueRef lr, c1, c2, d; /* splats of hp[] */
 	LLVMValueRef wd;           /* splat of this run's decay; */
@@ -149,6 +157,11 @@ static void update_vector(cg_ctx *c, const upd_vals *u, LLVMValueRef i)
 	if (g->chunks > 1 && !u->summed) {
 		gv = sum_partials(c, gv, i);
 		cg_vstore(c, gv, cg_gep(c, u->G, i), NULL);
+	}
+	if (u->accw) { /* the group's last micro-batch: the weighted sum of all of them */
+		LLVMValueRef ap = slot(c, u, u->acc_slot, i);
+		gv = cg_fma(c, u->accw, gv, cg_vload(c, ap, NULL));
+		cg_vstore(c, LLVMConstNull(c->v16), ap, NULL);
 	}
 	gv = clip_value(c, u, gv);
 	if (u->coef)
@@ -268,6 +281,8 @@ static LLVMValueRef norm_factor(cg_ctx *c, const upd_vals *u, LLVMValueRef blo, 
 	return LLVMBuildFPTrunc(c->B, LLVMBuildSelect(c->B, keep, one, coef, ""), c->f32, "");
 }
 
+static void update_runs(cg_ctx *c, upd_vals *u0, LLVMValueRef start, LLVMValueRef end, LLVMValueRef wd);
+
 void lower_update(cg_ctx *c, ir_node *n)
 {
 	ir_graph *g = c->g;
@@ -295,9 +310,40 @@ void lower_update(cg_ctx *c, ir_node *n)
 	}
 	LLVMValueRef start = LLVMBuildMul(c->B, lo, cg_i64(c, UPDATE_BLOCK), "");
 	LLVMValueRef end = cg_min_i64(c, cg_i64(c, total), LLVMBuildMul(c->B, hi, cg_i64(c, UPDATE_BLOCK), ""));
+	if (!(n->ia[0] & NNRT_OPTF_ACCUMULATE)) {
+		update_runs(c, &u, start, end, wd);
+		return;
+	}
+	/* accumulate: a micro-batch that does not end its group only adds its
+	 * weighted gradient to the sum; the last one updates with the whole */
+	u.acc_slot = (int)n->ia[2];
+	LLVMValueRef w = cg_splat(c, cg_hp(c, NNRT_HP_ACC_WEIGHT));
+	cg_if f = cg_if_begin(c, LLVMBuildFCmp(c->B, LLVMRealOEQ, cg_hp(c, NNRT_HP_ACC_APPLY), cg_f32(c, 0), ""));
+	cg_loop i = cg_loop_begin(c, start, end, CG_VW);
+	{
+		LLVMValueRef gp = cg_gep(c, u.G, i.i), ap = slot(c, &u, u.acc_slot, i.i);
+		LLVMValueRef gv = cg_vload(c, gp, NULL);
+		if (g->chunks > 1) {
+			gv = sum_partials(c, gv, i.i);
+			cg_vstore(c, gv, gp, NULL);
+		}
+		cg_vstore(c, cg_fma(c, w, gv, cg_vload(c, ap, NULL)), ap, NULL);
+	}
+	cg_loop_end(c, &i);
+	cg_if_else(c, &f);
+	u.accw = w;
+	update_runs(c, &u, start, end, wd);
+	cg_if_end(c, &f);
+}
+
+/* The update of [start, end), run by run of decayed or spared tensors. */
+static void update_runs(cg_ctx *c, upd_vals *u0, LLVMValueRef start, LLVMValueRef end, LLVMValueRef wd)
+{
+	ir_graph *g = c->g;
+	upd_vals u = *u0;
 	int64_t *bounds;
 	bool *decays;
-	int nruns = decay_runs(g, (int)n->ia[0], &bounds, &decays);
+	int nruns = decay_runs(g, (int)u.n->ia[0], &bounds, &decays);
 	if (nruns == 1) {
 		set_decay(c, &u, decays[0] ? wd : cg_f32(c, 0));
 		cg_loop i = cg_loop_begin(c, start, end, CG_VW);

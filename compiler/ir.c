@@ -378,7 +378,10 @@ void ir_stats(ir_graph *g, nnc_buf *out)
 		       upd);
 }
 
-int ir_opt_slots(const ir_optimizer *o)
+/* The rule's state arrays (ir_rule_slots), and the accumulated gradient. */
+int ir_opt_slots(const ir_optimizer *o) { return ir_rule_slots(o) + !!(o->flags & NNRT_OPTF_ACCUMULATE); }
+
+int ir_rule_slots(const ir_optimizer *o)
 {
 	switch (o->kind) {
 	case NNRT_OPT_SGD: return o->momentum != 0;

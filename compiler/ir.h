@@ -162,6 +162,7 @@ typedef struct ir_optimizer {
 	double dampening;    /* sgd */
 	double weight_decay; /* coupled (L2 in the gradient), or decoupled for adamw */
 	double clip_norm, clip_value; /* gradient clipping, 0: none (clip_norm also sets NNRT_OPTF_CLIP_NORM) */
+	int64_t accumulate;  /* micro-batches per update (the train block's; > 1 sets NNRT_OPTF_ACCUMULATE) */
 } ir_optimizer;
 
 /* The update's unit of work: the threads split the parameters into blocks
@@ -169,8 +170,10 @@ typedef struct ir_optimizer {
  * is summed per block, in block order. */
 #define IR_UPDATE_BLOCK 4096
 
-/* Floats of optimizer state per parameter float (nnrt.h, NNRT_OPT_*). */
+/* Floats of optimizer state per parameter float (nnrt.h, NNRT_OPT_*): the
+ * rule's (ir_rule_slots), then the accumulated gradient with accumulate. */
 int ir_opt_slots(const ir_optimizer *o);
+int ir_rule_slots(const ir_optimizer *o);
 /* Whether weight decay applies to parameter p, for an optimizer of `flags`
  * (NNRT_OPTF_*): tensors of rank >= 2 (weights), and those of rank 0 or 1
  * (biases, normalisation scales and shifts) only with decay_biases. */
@@ -188,6 +191,7 @@ static inline bool ir_is_update(ir_op op)
 typedef struct nnc_train_config {
 	ir_optimizer opt;
 	nnrt_schedule sched; /* of the learning rate (the train block's schedule: and warmup:) */
+	int64_t accumulate;  /* the train block's accumulate: (sema copies it into opt) */
 	int64_t batch, epochs, seed;
 	nnrt_data_spec train, test;
 } nnc_train_config;

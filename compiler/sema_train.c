@@ -646,6 +646,18 @@ void sema_check_schedule(sema *s)
 	const nnrt_schedule *sc = &cfg->sched;
 	if (!s->train_stmt || !s->opt_stmt || nnc_diag_error_count() != s->errors0)
 		return;
+	if (cfg->accumulate > 1) {
+		cfg->opt.accumulate = cfg->accumulate;
+		cfg->opt.flags |= NNRT_OPTF_ACCUMULATE;
+		if (cfg->opt.flags & NNRT_OPTF_CLIP_NORM) {
+			const nnc_stmt *st = s->train_stmt;
+			for (int i = 0; i < st->nsettings; i++)
+				if (!strcmp(st->settings[i].name, "accumulate"))
+					nnc_error(s->src, st->settings[i].value->loc,
+						  "accumulate does not work with clip_norm yet (the norm of the "
+						  "accumulated gradient is not computed)");
+		}
+	}
 	if ((sc->kind == NNRT_SCHED_COSINE || sc->kind == NNRT_SCHED_POLYNOMIAL) && sc->c > cfg->opt.lr) {
 		const nnc_stmt *st = s->train_stmt;
 		for (int i = 0; i < st->nsettings; i++)
@@ -672,9 +684,11 @@ void sema_check_schedule(sema *s)
 	}
 }
 
-static const char *const train_keys[] = {"data", "test", "batch", "epochs", "seed", "schedule", "warmup", NULL};
+static const char *const train_keys[] = {"data",     "test",   "batch",	   "epochs", "seed",
+					 "schedule", "warmup", "accumulate", NULL};
 
-/* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1  schedule: SCHEDULE  warmup: 0 } */
+/* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1  schedule: SCHEDULE  warmup: 0
+ *         accumulate: 1 } */
 void sema_stmt_train(sema *s, const nnc_stmt *st)
 {
 	nnc_train_config *cfg = s->cfg;
@@ -723,6 +737,8 @@ void sema_stmt_train(sema *s, const nnc_stmt *st)
 			schedule_setting(s, a, &cfg->sched);
 		else if (!strcmp(a->name, "warmup"))
 			sema_arg_int(s, a, "the warmup (steps)", 0, &cfg->sched.warmup);
+		else if (!strcmp(a->name, "accumulate"))
+			sema_arg_int_in(s, a, "'accumulate' (micro-batches per update)", 1, 65536, &cfg->accumulate);
 	}
 	bool has_data = false;
 	for (int i = 0; i < st->nsettings; i++)

@@ -289,6 +289,10 @@ void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, const nnrt_hyper *h, i
 	a->hp[NNRT_HP_WD] = h->wd;
 	a->hp[NNRT_HP_CLIP_NORM] = h->clip_norm;
 	a->hp[NNRT_HP_CLIP_VALUE] = h->clip_value;
+	a->hp[NNRT_HP_ACC_WEIGHT] = h->acc_weight;
+	a->hp[NNRT_HP_ACC_APPLY] = h->acc_apply;
+	if (h->t > 0) /* the optimizer's step: the update's number (accumulate) */
+		step = h->t;
 	/* torch's SGD starts the velocity at the first gradient, undamped */
 	a->hp[NNRT_HP_DAMP] = step <= 1 ? 1.0f : (float)(1.0 - (double)m->dampening);
 	/* Adam's bias corrections, in double: beta^t of a float beta. */

@@ -69,6 +69,7 @@ enum {
 	NNRT_OPTF_AMSGRAD = 4,      /* adam, adamw: the maximum of the second moments */
 	NNRT_OPTF_DECAY_BIASES = 8, /* weight decay applies to rank-1 tensors (biases) too */
 	NNRT_OPTF_CLIP_NORM = 16,   /* the update clips the gradient's global norm (a pass over it first) */
+	NNRT_OPTF_ACCUMULATE = 32,  /* gradients accumulate over micro-batches (train block's accumulate) */
 };
 
 /* Parameter initialisers. */
@@ -168,7 +169,7 @@ typedef struct nnrt_step_args {
 	float *out;          /* infer: [n][output_size] */
 	double *metrics;     /* [0] sum of per-sample losses, [1] number correct (written by thread 0) */
 	int64_t n;           /* samples in this batch, 1 <= n <= batch */
-	float hp[8];         /* hyper-parameters of this step, see NNRT_HP_* */
+	float hp[16];        /* hyper-parameters of this step, see NNRT_HP_* */
 	float *state;        /* state_floats: non-trainable persistent tensors (m->state) */
 	uint64_t seed;       /* the run's seed: with sample0, the step's random stream */
 	int64_t sample0;     /* global index of the step's first sample: (step - 1) * batch of a
@@ -189,8 +190,8 @@ float nnrt_random_uniform(uint64_t seed, int64_t sample, int64_t elem);
 /* Indices into nnrt_step_args.hp: the values that change from run to run
  * (--lr, nnrt_instance_set_lr, --weight-decay) or from step to step.  The
  * .nn file's constants (momentum, betas, eps, alpha) are compiled into the
- * generated update instead.  hp[NNRT_HP_COUNT..7] are zero and reserved:
- * the array keeps its size (8 slots since ABI version 3). */
+ * generated update instead.  hp[NNRT_HP_COUNT..15] are zero and reserved:
+ * the array keeps its size (16 slots since ABI version 5). */
 enum {
 	NNRT_HP_LR = 0,      /* learning rate of this step */
 	NNRT_HP_ADAM_C1 = 1, /* Adam, AdamW at step t (1-based): 1 / (1 - beta1^t); else 0 */
@@ -200,7 +201,9 @@ enum {
 	NNRT_HP_WD = 4,      /* weight decay of this step (0: none) */
 	NNRT_HP_CLIP_NORM = 5,  /* the gradient's global norm is clipped to this (0: not clipped) */
 	NNRT_HP_CLIP_VALUE = 6, /* each gradient value is clipped to [-this, this] (0: not clipped) */
-	NNRT_HP_COUNT = 7,
+	NNRT_HP_ACC_WEIGHT = 7, /* accumulate: this micro-batch's share of its group's samples */
+	NNRT_HP_ACC_APPLY = 8,  /* accumulate: 1 on the group's last micro-batch (update), else 0 */
+	NNRT_HP_COUNT = 9,
 };
 
 /* One op of the training step, for profiles (nnc --profile) and reports. */
@@ -250,6 +253,8 @@ typedef struct nnrt_model {
 	float clip_norm;       /* the .nn file's gradient clipping (0: none) by global norm, */
 	float clip_value;      /* and by value */
 	float pad2_;
+	int64_t accumulate;    /* micro-batches per update (1: every step updates); the
+				* accumulated gradient is the last optimizer state array */
 	nnrt_schedule schedule; /* of the learning rate */
 	int64_t epochs;
 	int64_t seed;

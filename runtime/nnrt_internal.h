@@ -200,9 +200,13 @@ void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r);
 void nnrt_init_state(const nnrt_model *m, float *state);
 
 /* The run-time hyper-parameters of a step (nnrt.h NNRT_HP_*): the rate,
- * the weight decay and the clipping (0: none). */
+ * the weight decay and the clipping (0: none); with accumulate, the
+ * micro-batch's weight in its group, whether it ends the group, and the
+ * optimizer's step t (the update's number; 0: the step's own number). */
 typedef struct nnrt_hyper {
 	float lr, wd, clip_norm, clip_value;
+	float acc_weight, acc_apply;
+	int64_t t;
 } nnrt_hyper;
 
 /* Sets a->hp for a step of m with the values of h: `step` is the 1-based
@@ -273,7 +277,7 @@ struct nnrt_instance {
 /* The hyper-parameters of inst's next step, at rate lr. */
 static inline nnrt_hyper nnrt_instance_hyper(const nnrt_instance *inst, float lr)
 {
-	nnrt_hyper h = {lr, inst->wd, inst->clip_norm, inst->clip_value};
+	nnrt_hyper h = {lr, inst->wd, inst->clip_norm, inst->clip_value, 1, 1, 0};
 	return h;
 }
 

@@ -847,7 +847,11 @@ static int train(trainer *t)
 		           steps == 1 ? "" : "s");
 		return TRAIN_FAILED;
 	}
-	int64_t total = o->epochs * steps;
+	/* accumulate: groups of acc micro-batch steps of an epoch make one
+	 * update each (the last group may be shorter); the optimizer's step
+	 * and the schedule count updates */
+	int64_t acc = m->accumulate > 1 ? m->accumulate : 1, updates = (steps + acc - 1) / acc; /* per epoch */
+	int64_t total = o->epochs * updates;
 	int scheduled = o->sched.kind != NNRT_SCHED_CONSTANT || o->sched.warmup > 0;
 	if (o->sched.warmup > 0 && o->sched.warmup >= total && st->epoch < o->epochs) {
 		nnrt_error("the warmup of %lld steps is not shorter than the training: %lld epoch%s of %lld step%s",
@@ -874,8 +878,17 @@ static int train(trainer *t)
 			int64_t step = st->step + 1;
 			a->n = bn;
 			/* a pure function of the step: a resumed run goes on with it */
-			rate = scheduled ? nnrt_schedule_lr(&o->sched, inst->lr, step, steps, total) : inst->lr;
-			nnrt_hyper h = nnrt_instance_hyper(inst, (float)rate);
+			int64_t u = step;
+			nnrt_hyper h = nnrt_instance_hyper(inst, 0);
+			if (acc > 1) {
+				int64_t grp = (s - 1) / acc, last = (grp + 1) * acc < steps ? (grp + 1) * acc : steps;
+				int64_t end = last * m->batch < n ? last * m->batch : n;
+				h.acc_weight = (float)((double)bn / (double)(end - grp * acc * m->batch));
+				h.acc_apply = s == last;
+				h.t = u = st->epoch * updates + grp + 1;
+			}
+			rate = scheduled ? nnrt_schedule_lr(&o->sched, inst->lr, u, updates, total) : inst->lr;
+			h.lr = (float)rate;
 			nnrt_step_hp(a, m, &h, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);

@@ -291,7 +291,7 @@ void th_run(state *s, nnrt_body_fn body, int64_t n)
 	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
 		s->out[i] = TH_CANARY;
 	s->metrics[0] = s->metrics[1] = -1;
-	float hp[8];
+	float hp[sizeof s->a.hp / sizeof(float)];
 	memcpy(hp, s->a.hp, sizeof hp);
 	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
 				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n};

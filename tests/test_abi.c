@@ -124,8 +124,8 @@ Test(abi, hyper_parameters_fit)
 	cr_assert_eq(LLVMGetTypeKind(hp), LLVMArrayTypeKind);
 	cr_expect_eq(LLVMGetArrayLength2(hp), (uint64_t)(FIELD_SIZE(nnrt_step_args, hp) / sizeof(float)));
 	cr_expect_leq((uint64_t)NNRT_HP_COUNT, LLVMGetArrayLength2(hp));
-	int slots[] = {NNRT_HP_LR, NNRT_HP_ADAM_C1, NNRT_HP_ADAM_C2, NNRT_HP_DAMP, NNRT_HP_WD, NNRT_HP_CLIP_NORM,
-		       NNRT_HP_CLIP_VALUE};
+	int slots[] = {NNRT_HP_LR,	  NNRT_HP_ADAM_C1,    NNRT_HP_ADAM_C2,	  NNRT_HP_DAMP,	     NNRT_HP_WD,
+		       NNRT_HP_CLIP_NORM, NNRT_HP_CLIP_VALUE, NNRT_HP_ACC_WEIGHT, NNRT_HP_ACC_APPLY};
 	for (size_t k = 0; k < sizeof slots / sizeof slots[0]; k++)
 		cr_expect_lt((uint64_t)slots[k], (uint64_t)NNRT_HP_COUNT, "hp slot %d", slots[k]);
 }

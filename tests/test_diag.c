@@ -291,6 +291,13 @@ static const diag_case cases[] = {
 	{"onecycle's pct above 1", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: onecycle(pct: 2) }\n", 1,
 	 F ":7:58: error: 'pct' must be in (0, 1], not 2", NULL},
 
+	{"accumulate of 0", HEAD NET LOSS OPT "train { data: moons(count: 100), accumulate: 0 }\n", 1,
+	 F ":7:46: error: 'accumulate' (micro-batches per update) must be a whole number >= 1, not 0", NULL},
+	{"accumulate with clip_norm", HEAD NET LOSS "optimizer sgd(clip_norm: 1)\n"
+	 "train { data: moons(count: 100), accumulate: 4 }\n", 1,
+	 F ":7:46: error: accumulate does not work with clip_norm yet (the norm of the accumulated gradient is not "
+	   "computed)", NULL},
+
 	/* ---- data sources ---- */
 	{"unknown data source", HEAD NET LOSS OPT "train { data: moon(count: 100) }\n", 1,
 	 F ":7:15: error: unknown data source 'moon'", "hint: did you mean 'moons'?"},
