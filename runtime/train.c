@@ -470,6 +470,8 @@ static void print_help(const nnrt_model *m)
 	printf("  schedule     %s\n", nnrt_fmt_schedule(&m->schedule, opt, sizeof opt));
 	printf("  parameters   %lld in %d tensors\n", (long long)param_count(m), m->n_params);
 	printf("  batch        %lld\n", (long long)m->batch);
+	if (m->accumulate > 1)
+		printf("  accumulate   %lld micro-batches per update\n", (long long)m->accumulate);
 	printf("  epochs       %lld\n", (long long)m->epochs);
 	printf("  seed         %lld\n", (long long)m->seed);
 	printf("  train data   %s\n", train);
