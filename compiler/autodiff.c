@@ -281,7 +281,15 @@ static void grad_loss(ad_ctx *a, int node, ir_op op)
 	accum(a, p, emit2(a, op, p, y, node));
 }
 
-static void grad_xent(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_XENT_GRAD); }
+/* label smoothing eps travels in fa[0]: d/dz = (softmax(z) - (1-eps) onehot - eps/K) / n */
+static void grad_xent(ad_ctx *a, int node, int dy)
+{
+	(void)dy;
+	int p = operand(a, node, 0), y = operand(a, node, 1);
+	int id = emit2(a, IR_XENT_GRAD, p, y, node);
+	a->g->nodes[id].fa[0] = a->g->nodes[node].fa[0];
+	accum(a, p, id);
+}
 static void grad_mse(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_MSE_GRAD); }
 static void grad_bce(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_BCE_GRAD); }
 
@@ -323,15 +331,29 @@ void nnc_autodiff(ir_graph *g, const ir_optimizer *opt)
 		n->offset = g->params[p].offset;
 		n->param = p;
 	}
-	/* the update carries the optimizer's constants (baked into its code);
-	 * the learning rate is a run-time hyper-parameter */
-	bool adam = opt->kind == NNRT_OPT_ADAM;
-	int u = ir_add(g, adam ? IR_ADAM_UPDATE : IR_SGD_UPDATE, 0, NULL);
+	/* the update carries the optimizer's constants (baked into its code):
+	 *   ia[0] NNRT_OPTF_* flags, ia[1] NNRT_OPT_* kind (adam and adamw share an op),
+	 *   ia[2] the optimizer state slot of the accumulated gradient;
+	 *   sgd_update     fa = momentum, dampening
+	 *   adam_update    fa = beta1, beta2, eps
+	 *   rmsprop_update fa = alpha, eps, momentum
+	 *   fa[3] the .nn file's weight decay (for --stats: the code reads the step's)
+	 * the learning rate and the weight decay are run-time hyper-parameters */
+	bool adam = opt->kind == NNRT_OPT_ADAM || opt->kind == NNRT_OPT_ADAMW;
+	int u = ir_add(g, adam ? IR_ADAM_UPDATE : opt->kind == NNRT_OPT_RMSPROP ? IR_RMSPROP_UPDATE : IR_SGD_UPDATE, 0,
+		       NULL);
 	NNC_ASSERT(ir_infer_shape(g, u));
-	double *fa = g->nodes[u].fa;
+	ir_node *un = &g->nodes[u];
+	un->ia[0] = opt->flags;
+	un->ia[1] = opt->kind;
+	un->ia[2] = ir_rule_slots(opt); /* accumulate: the slot of the accumulated gradient */
+	double *fa = un->fa;
 	if (adam)
 		fa[0] = opt->beta1, fa[1] = opt->beta2, fa[2] = opt->eps;
+	else if (opt->kind == NNRT_OPT_RMSPROP)
+		fa[0] = opt->alpha, fa[1] = opt->eps, fa[2] = opt->momentum;
 	else
-		fa[0] = opt->momentum;
-	g->opt_floats = adam ? 2 * g->param_floats : opt->momentum != 0 ? g->param_floats : 0;
+		fa[0] = opt->momentum, fa[1] = opt->dampening;
+	fa[3] = opt->weight_decay;
+	g->opt_floats = ir_opt_slots(opt) * g->param_floats;
 }

@@ -435,6 +435,22 @@ static LLVMValueRef data_spec(cg_ctx *c, const nnrt_data_spec *d)
 	return LLVMConstNamedStruct(c->abi.data_spec, f, CG_DATA_NFIELDS);
 }
 
+static LLVMValueRef schedule(cg_ctx *c, const nnrt_schedule *s)
+{
+	LLVMValueRef f[CG_SCHED_NFIELDS], ms[NNRT_MAX_MILESTONES];
+	f[CG_SCHED_kind] = ci32(c, s->kind);
+	f[CG_SCHED_n_milestones] = ci32(c, s->n_milestones);
+	f[CG_SCHED_warmup] = ci64(c, s->warmup);
+	f[CG_SCHED_a] = LLVMConstReal(c->f64, s->a);
+	f[CG_SCHED_b] = LLVMConstReal(c->f64, s->b);
+	f[CG_SCHED_c] = LLVMConstReal(c->f64, s->c);
+	f[CG_SCHED_d] = LLVMConstReal(c->f64, s->d);
+	for (int k = 0; k < NNRT_MAX_MILESTONES; k++)
+		ms[k] = LLVMConstReal(c->f64, s->milestones[k]);
+	f[CG_SCHED_milestones] = LLVMConstArray2(c->f64, ms, NNRT_MAX_MILESTONES);
+	return LLVMConstNamedStruct(c->abi.schedule, f, CG_SCHED_NFIELDS);
+}
+
 /* The rows of the parameter table, or of the state table (the same
  * nnrt_param_info rows), as the global `prefix`_`what`. */
 static LLVMValueRef param_table(cg_ctx *c, const char *prefix, const char *what, const ir_param *params, int np)
@@ -483,9 +499,9 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 					   ? nnc_sprintf("%s d%s", ir_op_name(nd->op), g->params[nd->param].name)
 					   : nnc_sprintf("%s %%%d", ir_op_name(nd->op), i);
 		double per_step = 0;
-		if (nd->op == IR_SGD_UPDATE || nd->op == IR_ADAM_UPDATE)
-			per_step = (double)g->param_floats * (nd->op == IR_ADAM_UPDATE ? 10 : 4);
-		double per_sample = nd->op == IR_SGD_UPDATE || nd->op == IR_ADAM_UPDATE ? 0 : ir_node_flops(g, nd);
+		if (ir_is_update(nd->op))
+			per_step = ir_update_flops(g, nd);
+		double per_sample = ir_is_update(nd->op) ? 0 : ir_node_flops(g, nd);
 		LLVMValueRef v[CG_OPINFO_NFIELDS];
 		v[CG_OPINFO_name] = cstr(c, name);
 		v[CG_OPINFO_kind] = cstr(c, ir_op_kind(nd->op));
@@ -538,7 +554,15 @@ static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options 
 	v[CG_MODEL_beta1] = cg_f32(c, cfg->opt.beta1);
 	v[CG_MODEL_beta2] = cg_f32(c, cfg->opt.beta2);
 	v[CG_MODEL_eps] = cg_f32(c, cfg->opt.eps);
+	v[CG_MODEL_weight_decay] = cg_f32(c, cfg->opt.weight_decay);
+	v[CG_MODEL_alpha] = cg_f32(c, cfg->opt.alpha);
+	v[CG_MODEL_dampening] = cg_f32(c, cfg->opt.dampening);
+	v[CG_MODEL_opt_flags] = ci32(c, cfg->opt.flags);
+	v[CG_MODEL_clip_norm] = cg_f32(c, cfg->opt.clip_norm);
+	v[CG_MODEL_clip_value] = cg_f32(c, cfg->opt.clip_value);
+	v[CG_MODEL_accumulate] = ci64(c, cfg->opt.accumulate > 1 ? cfg->opt.accumulate : 1);
 	v[CG_MODEL_pad2_] = cg_f32(c, 0);
+	v[CG_MODEL_schedule] = schedule(c, &cfg->sched);
 	v[CG_MODEL_epochs] = ci64(c, cfg->epochs);
 	v[CG_MODEL_seed] = ci64(c, cfg->seed);
 	v[CG_MODEL_train] = data_spec(c, &cfg->train);

@@ -10,7 +10,7 @@
 #define CG_HP_SLOTS (sizeof((nnrt_step_args *)0)->hp / sizeof(float))
 
 typedef struct abi_prims {
-	LLVMTypeRef i32, i64, f32, f64, ptr, shape, hp, data;
+	LLVMTypeRef i32, i64, f32, f64, ptr, shape, hp, data, sched, miles;
 } abi_prims;
 
 static LLVMTypeRef make(LLVMContextRef C, LLVMTypeRef *f, unsigned n)
@@ -28,7 +28,8 @@ cg_abi cg_abi_types(LLVMContextRef C)
 	p.ptr = LLVMPointerTypeInContext(C, 0);
 	p.shape = LLVMArrayType2(p.i64, NNRT_MAX_RANK);
 	p.hp = LLVMArrayType2(p.f32, CG_HP_SLOTS);
-	p.data = NULL;
+	p.data = p.sched = NULL;
+	p.miles = LLVMArrayType2(p.f64, NNRT_MAX_MILESTONES);
 #define CG_ABI_TYPE(f, t) p.t,
 #define I32 i32
 #define I64 i64
@@ -38,9 +39,13 @@ cg_abi cg_abi_types(LLVMContextRef C)
 #define SHAPE shape
 #define HP hp
 #define DATA data
+#define SCHED sched
+#define MILES miles
 	cg_abi a;
 	LLVMTypeRef data[] = {CG_DATA_SPEC(CG_ABI_TYPE)};
 	a.data_spec = p.data = make(C, data, CG_DATA_NFIELDS);
+	LLVMTypeRef sched[] = {CG_SCHEDULE(CG_ABI_TYPE)};
+	a.schedule = p.sched = make(C, sched, CG_SCHED_NFIELDS);
 	LLVMTypeRef args[] = {CG_STEP_ARGS(CG_ABI_TYPE)};
 	a.step_args = make(C, args, CG_ARGS_NFIELDS);
 	LLVMTypeRef param[] = {CG_PARAM_INFO(CG_ABI_TYPE)};
@@ -59,6 +64,8 @@ cg_abi cg_abi_types(LLVMContextRef C)
 #undef SHAPE
 #undef HP
 #undef DATA
+#undef SCHED
+#undef MILES
 #undef CG_ABI_TYPE
 	_Static_assert(sizeof data / sizeof data[0] == CG_DATA_NFIELDS, "one type per field");
 	return a;

@@ -11,7 +11,8 @@
  * swapped with another of its type on one side only fails that test.
  *
  * Types: I32 I64 F32 F64 PTR; SHAPE int64_t[NNRT_MAX_RANK]; HP the
- * hyper-parameters' float array; DATA an nnrt_data_spec.
+ * hyper-parameters' float array; DATA an nnrt_data_spec; SCHED an
+ * nnrt_schedule; MILES its double[NNRT_MAX_MILESTONES].
  */
 #ifndef NNC_CG_ABI_H
 #define NNC_CG_ABI_H
@@ -33,6 +34,10 @@
 	F(kind, I32) F(has_header, I32) F(path_x, PTR) F(path_y, PTR) F(cols_x, PTR) F(cols_y, PTR) F(scale, F32) \
 	F(shift, F32) F(noise, F32) F(pad_, F32) F(count, I64) F(seed, I64) F(classes, I64)
 
+/* nnrt_schedule: the learning-rate schedule */
+#define CG_SCHEDULE(F)                                                                                     \
+	F(kind, I32) F(n_milestones, I32) F(warmup, I64) F(a, F64) F(b, F64) F(c, F64) F(d, F64) F(milestones, MILES)
+
 /* nnrt_op_info: one row of the op table */
 #define CG_OP_INFO(F) F(name, PTR) F(kind, PTR) F(flops_per_sample, F64) F(flops_per_step, F64)
 
@@ -43,7 +48,8 @@
 	F(output_size, I64) F(batch, I64) F(loss, I32) F(optimizer, I32) F(n_params, I32) F(n_state, I32)       \
 	F(params, PTR) F(state, PTR) F(param_floats, I64) F(opt_floats, I64) F(ws_floats, I64)                  \
 	F(state_floats, I64) F(lr, F32) F(momentum, F32)                                                        \
-	F(beta1, F32) F(beta2, F32) F(eps, F32) F(pad2_, F32) F(epochs, I64) F(seed, I64) F(train, DATA)        \
+	F(beta1, F32) F(beta2, F32) F(eps, F32) F(weight_decay, F32) F(alpha, F32) F(dampening, F32)            \
+	F(opt_flags, I32) F(clip_norm, F32) F(clip_value, F32) F(pad2_, F32) F(accumulate, I64) F(schedule, SCHED) F(epochs, I64) F(seed, I64) F(train, DATA)                              \
 	F(test, DATA) F(train_step, PTR) F(eval_step, PTR) F(infer, PTR) F(ops, PTR) F(n_ops, I32)              \
 	F(profiled, I32) F(cpu_features, PTR)
 
@@ -57,18 +63,20 @@
 #define CG_ABI_ENUM_PARAM(f, t) CG_PARAM_##f,
 #define CG_ABI_ENUM_DATA(f, t) CG_DATA_##f,
 #define CG_ABI_ENUM_OPINFO(f, t) CG_OPINFO_##f,
+#define CG_ABI_ENUM_SCHED(f, t) CG_SCHED_##f,
 #define CG_ABI_ENUM_MODEL(f, t) CG_MODEL_##f,
 #define CG_ABI_ENUM_CHUNK(f, t) CG_CHUNK_##f,
 typedef enum { CG_STEP_ARGS(CG_ABI_ENUM_ARGS) CG_ARGS_NFIELDS } cg_args_field;
 typedef enum { CG_PARAM_INFO(CG_ABI_ENUM_PARAM) CG_PARAM_NFIELDS } cg_param_field;
 typedef enum { CG_DATA_SPEC(CG_ABI_ENUM_DATA) CG_DATA_NFIELDS } cg_data_field;
 typedef enum { CG_OP_INFO(CG_ABI_ENUM_OPINFO) CG_OPINFO_NFIELDS } cg_opinfo_field;
+typedef enum { CG_SCHEDULE(CG_ABI_ENUM_SCHED) CG_SCHED_NFIELDS } cg_sched_field;
 typedef enum { CG_MODEL(CG_ABI_ENUM_MODEL) CG_MODEL_NFIELDS } cg_model_field;
 typedef enum { CG_CHUNK(CG_ABI_ENUM_CHUNK) CG_CHUNK_NFIELDS } cg_chunk_field;
 
 /* The LLVM struct types, literal (unnamed), of one context. */
 typedef struct cg_abi {
-	LLVMTypeRef step_args, param_info, data_spec, op_info, model, chunk;
+	LLVMTypeRef step_args, param_info, data_spec, schedule, op_info, model, chunk;
 } cg_abi;
 
 cg_abi cg_abi_types(LLVMContextRef C);

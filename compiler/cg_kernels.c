@@ -514,7 +514,19 @@ static void lower_loss(cg_ctx *c, ir_node *n)
 			row_max(c, row, k, &mx, &am);
 			LLVMValueRef cls = label_class(c, y, r.i);
 			LLVMValueRef lse = fadd(c, cgm_log(c->B, row_sumexp(c, row, k, mx)), mx);
-			l = fsub(c, lse, fload(c, row, cls));
+			double eps = n->fa[0];
+			if (eps == 0) {
+				l = fsub(c, lse, fload(c, row, cls));
+			} else { /* against (1-eps) onehot + eps/K: lse - (1-eps) z[y] - eps mean(z) */
+				LLVMValueRef s = cg_alloca(c, c->f32, "zsum");
+				cg_store(c, cg_f32(c, 0), s);
+				cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, k), 1);
+				cg_store(c, fadd(c, cg_load(c, c->f32, s), fload(c, row, j.i)), s);
+				cg_loop_end(c, &j);
+				LLVMValueRef zy = fmul(c, cg_f32(c, 1 - eps), fload(c, row, cls));
+				LLVMValueRef zm = fmul(c, cg_f32(c, eps / (double)k), cg_load(c, c->f32, s));
+				l = fsub(c, fsub(c, lse, zy), zm);
+			}
 			ok = LLVMBuildUIToFP(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, am, cls, ""), c->f64, "");
 		} else {
 			LLVMValueRef yrow = cg_gep(c, y, base);
@@ -581,6 +593,9 @@ static void softmax_row_vec(cg_ctx *c, ir_node *n, LLVMValueRef pa, LLVMValueRef
 		LLVMValueRef cls = LLVMBuildTrunc(c->B, label_class(c, pb, r), c->i32, "");
 		LLVMValueRef lane = LLVMBuildICmp(c->B, LLVMIntEQ, cg_iota(c, 32), cg_splat(c, cls), "");
 		LLVMValueRef hot = LLVMBuildUIToFP(c->B, lane, c->v16, "");
+		double eps = n->fa[0];
+		if (eps != 0) /* the smoothed target (1-eps) onehot + eps/K */
+			hot = cg_fma(c, hot, cg_vf32(c, 1 - eps), cg_vf32(c, eps / (double)k));
 		v = LLVMBuildFDiv(c->B, LLVMBuildFSub(c->B, v, hot, ""), cg_splat(c, nf), "");
 	}
 	cg_vstore(c, v, cg_gep(c, dst, base), mask);
@@ -633,6 +648,8 @@ static void lower_rows(cg_ctx *c, ir_node *n)
 			LLVMValueRef v = fmul(c, cgm_exp(c->B, fsub(c, fload(c, row, j.i), mx)), inv);
 			if (cls) {
 				LLVMValueRef hot = LLVMBuildUIToFP(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, j.i, cls, ""), c->f32, "");
+				if (n->fa[0] != 0) /* the smoothed target */
+					hot = fadd(c, fmul(c, hot, cg_f32(c, 1 - n->fa[0])), cg_f32(c, n->fa[0] / (double)k));
 				v = fdiv(c, fsub(c, v, hot), nf);
 			}
 			fstore(c, v, out, j.i);
@@ -682,82 +699,6 @@ void lower_rowwise(cg_ctx *c, ir_node *n)
 		lower_loss(c, n);
 	else
 		lower_rows(c, n);
-}
-
-/* ---- the fused optimizer step over every parameter at once ----
- * sgd:  v = mu v + g;  p -= lr v        (no velocity when mu = 0)
- * adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
- *       p -= lr (m c1) / (sqrt(v c2) + eps),  c1 = 1/(1-b1^t), c2 = 1/(1-b2^t)
- * With several chunks, g is first the sum of the chunks' partial gradients
- * (in chunk order, so any thread count gives the same sum), stored back. */
-static LLVMValueRef sum_partials(cg_ctx *c, LLVMValueRef gv, LLVMValueRef i)
-{
-	ir_graph *g = c->g;
-	LLVMValueRef ws = cg_arg(c, CG_ARGS_ws);
-	LLVMValueRef n = cg_batch_total(c);
-	LLVMValueRef active = cg_active_chunks(c, n);
-	LLVMValueRef acc = cg_alloca(c, c->v16, "g");
-	cg_store(c, gv, acc);
-	cg_loop k = cg_loop_begin(c, cg_i64(c, 1), active, 1);
-	LLVMValueRef off = LLVMBuildAdd(c->B, cg_i64(c, g->ws_partials - g->param_floats),
-					LLVMBuildMul(c->B, k.i, cg_i64(c, g->param_floats), ""), "");
-	LLVMValueRef pv = cg_vload(c, cg_gep(c, ws, LLVMBuildAdd(c->B, off, i, "")), NULL);
-	cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->v16, acc), pv, ""), acc);
-	cg_loop_end(c, &k);
-	return cg_load(c, c->v16, acc);
-}
-
-void lower_update(cg_ctx *c, ir_node *n)
-{
-	ir_graph *g = c->g;
-	int64_t total = g->param_floats; /* a multiple of 16 */
-	ir_node pn = {.storage = ST_PARAM}, gn = {.storage = ST_GRAD};
-	LLVMValueRef P = cg_tensor(c, &pn), G = cg_tensor(c, &gn);
-	LLVMValueRef O = NULL;
-	if (g->opt_floats)
-		O = cg_arg(c, CG_ARGS_opt);
-	LLVMValueRef lr = cg_splat(c, cg_hp(c, NNRT_HP_LR));
-	LLVMValueRef c1 = NULL, c2 = NULL;
-	if (n->op == IR_ADAM_UPDATE) {
-		c1 = cg_splat(c, cg_hp(c, NNRT_HP_ADAM_C1));
-		c2 = cg_splat(c, cg_hp(c, NNRT_HP_ADAM_C2));
-	}
-	int64_t chunks = (total + ELT_CHUNK - 1) / ELT_CHUNK;
-	LLVMValueRef lo, hi;
-	cg_partition(c, cg_i64(c, chunks), &lo, &hi);
-	LLVMValueRef start = LLVMBuildMul(c->B, lo, cg_i64(c, ELT_CHUNK), "");
-	LLVMValueRef end = cg_min_i64(c, cg_i64(c, total), LLVMBuildMul(c->B, hi, cg_i64(c, ELT_CHUNK), ""));
-	cg_loop i = cg_loop_begin(c, start, end, CG_VW);
-	{
-		LLVMValueRef pp = cg_gep(c, P, i.i);
-		LLVMValueRef gv = cg_vload(c, cg_gep(c, G, i.i), NULL), pv = cg_vload(c, pp, NULL);
-		if (g->chunks > 1) {
-			gv = sum_partials(c, gv, i.i);
-			cg_vstore(c, gv, cg_gep(c, G, i.i), NULL);
-		}
-		if (n->op == IR_SGD_UPDATE) {
-			LLVMValueRef step = gv;
-			if (O) {
-				LLVMValueRef vp = cg_gep(c, O, i.i);
-				step = cg_fma(c, cg_vf32(c, n->fa[0]), cg_vload(c, vp, NULL), gv);
-				cg_vstore(c, step, vp, NULL);
-			}
-			cg_vstore(c, LLVMBuildFSub(c->B, pv, fmul(c, lr, step), ""), pp, NULL);
-		} else {
-			LLVMValueRef mp = cg_gep(c, O, i.i);
-			LLVMValueRef vp = cg_gep(c, O, LLVMBuildAdd(c->B, i.i, cg_i64(c, g->param_floats), ""));
-			double b1 = n->fa[0], b2 = n->fa[1];
-			LLVMValueRef m = cg_fma(c, cg_vf32(c, b1), cg_vload(c, mp, NULL), fmul(c, cg_vf32(c, 1 - b1), gv));
-			LLVMValueRef v = cg_fma(c, cg_vf32(c, b2), cg_vload(c, vp, NULL), fmul(c, cg_vf32(c, 1 - b2), fmul(c, gv, gv)));
-			cg_vstore(c, m, mp, NULL);
-			cg_vstore(c, v, vp, NULL);
-			LLVMTypeRef t = c->v16;
-			LLVMValueRef vc = fmul(c, v, c2);
-			LLVMValueRef den = fadd(c, cg_call_intr(c, "llvm.sqrt", &t, 1, &vc, 1), cg_vf32(c, n->fa[2]));
-			cg_vstore(c, fsub(c, pv, fdiv(c, fmul(c, lr, fmul(c, m, c1)), den)), pp, NULL);
-		}
-	}
-	cg_loop_end(c, &i);
 }
 
 /* s[i] += 1 in place, this thread's share of the elements (a state op of

@@ -115,8 +115,8 @@ static void forward_to(ir_graph *g, int from, int to)
 static bool is_root(ir_graph *g, int i)
 {
 	ir_node *n = &g->nodes[i];
-	return i == g->loss || i == g->output || n->storage == ST_GRAD || n->op == IR_SGD_UPDATE ||
-	       n->op == IR_ADAM_UPDATE || n->op == IR_INPUT || n->op == IR_LABEL || n->op == IR_PARAM ||
+	return i == g->loss || i == g->output || n->storage == ST_GRAD || ir_is_update(n->op) ||
+	       n->op == IR_INPUT || n->op == IR_LABEL || n->op == IR_PARAM ||
 	       n->op == IR_STATE || ir_writes_state(n);
 }
 

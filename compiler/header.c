@@ -102,11 +102,30 @@ static const char *loss_name(int kind)
 	nnc_unreachable();
 }
 
+/* The optimizer as the .nn file would write it: every number, and the
+ * options that are not at their default. */
 static const char *optimizer_str(const ir_optimizer *o)
 {
-	if (o->kind == NNRT_OPT_ADAM)
-		return nnc_sprintf("adam(lr: %g, beta1: %g, beta2: %g, eps: %g)", o->lr, o->beta1, o->beta2, o->eps);
-	return nnc_sprintf("sgd(lr: %g, momentum: %g)", o->lr, o->momentum);
+	const char *s;
+	bool adam = o->kind == NNRT_OPT_ADAM || o->kind == NNRT_OPT_ADAMW;
+	if (adam)
+		s = nnc_sprintf("%s(lr: %g, beta1: %g, beta2: %g, eps: %g%s", o->kind == NNRT_OPT_ADAM ? "adam" : "adamw",
+				o->lr, o->beta1, o->beta2, o->eps, o->flags & NNRT_OPTF_AMSGRAD ? ", amsgrad: true" : "");
+	else if (o->kind == NNRT_OPT_RMSPROP)
+		s = nnc_sprintf("rmsprop(lr: %g, alpha: %g, eps: %g, momentum: %g%s", o->lr, o->alpha, o->eps, o->momentum,
+				o->flags & NNRT_OPTF_CENTERED ? ", centered: true" : "");
+	else
+		s = nnc_sprintf("sgd(lr: %g, momentum: %g%s%s", o->lr, o->momentum,
+				o->dampening != 0 ? nnc_sprintf(", dampening: %g", o->dampening) : "",
+				o->flags & NNRT_OPTF_NESTEROV ? ", nesterov: true" : "");
+	if (o->weight_decay != 0 || o->kind == NNRT_OPT_ADAMW)
+		s = nnc_sprintf("%s, weight_decay: %g%s", s, o->weight_decay,
+				o->flags & NNRT_OPTF_DECAY_BIASES ? ", decay_biases: true" : "");
+	if (o->clip_norm > 0)
+		s = nnc_sprintf("%s, clip_norm: %g", s, o->clip_norm);
+	if (o->clip_value > 0)
+		s = nnc_sprintf("%s, clip_value: %g", s, o->clip_value);
+	return nnc_sprintf("%s)", s);
 }
 
 /* What inference writes per sample. */
@@ -355,6 +374,17 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 		    "static inline float $_lr(const $_instance *net)\n"
 		    "{\n"
 		    "\treturn nnrt_instance_lr(NNRT_PTR_CAST(const nnrt_instance *, net));\n"
+		    "}\n"
+		    "\n"
+		    "/* Weight decay of later steps, >= 0 (default: the model's; 0: none). */\n"
+		    "static inline int $_set_weight_decay($_instance *net, float wd)\n"
+		    "{\n"
+		    "\treturn nnrt_instance_set_weight_decay(NNRT_PTR_CAST(nnrt_instance *, net), wd);\n"
+		    "}\n"
+		    "\n"
+		    "static inline float $_weight_decay(const $_instance *net)\n"
+		    "{\n"
+		    "\treturn nnrt_instance_weight_decay(NNRT_PTR_CAST(const nnrt_instance *, net));\n"
 		    "}\n"
 		    "\n");
 	}

@@ -235,6 +235,8 @@ static void dump_node(ir_graph *g, int i, nnc_buf *out)
 		nnc_buf_printf(out, " p=%g stream=%lld", n->fa[0], (long long)n->ia[0]);
 	if (n->op == IR_SLICE)
 		nnc_buf_printf(out, " from=%lld", (long long)n->ia[0]);
+	if ((n->op == IR_XENT || n->op == IR_XENT_GRAD) && n->fa[0] != 0)
+		nnc_buf_printf(out, " smoothing=%g", n->fa[0]);
 	ir_act a = ir_op_act(n->op);
 	if (a != ACT_NONE && ir_act_get(a)->opt_kind != ACT_OPT_NONE) { /* " alpha=0.1" */
 		char *as = ir_act_str(a, n->fa[IR_FA_ACT]) + strlen(ir_act_get(a)->name) + 1;
@@ -373,10 +375,11 @@ void ir_stats(ir_graph *g, nnc_buf *out)
 		else
 			bf += ir_node_flops(g, n);
 	}
-	bool adam = false; /* the update's op, dead or not (--inference-only) */
+	double upd = 0; /* the update's op, dead or not (--inference-only) */
+	const ir_node *un = NULL;
 	for (int i = 0; i < g->n; i++)
-		adam |= g->nodes[i].op == IR_ADAM_UPDATE;
-	int64_t upd = g->param_floats * (adam ? 10 : 4);
+		if (ir_is_update(g->nodes[i].op))
+			upd = ir_update_flops(g, un = &g->nodes[i]);
 	int64_t count = 0;
 	for (int i = 0; i < g->nparams; i++)
 		count += g->params[i].size;
@@ -385,14 +388,47 @@ void ir_stats(ir_graph *g, nnc_buf *out)
 		       (long long)count, g->nparams, g->param_floats * 4 / 1024.0);
 	for (int i = 0; i < g->nparams; i++) {
 		ir_param *p = &g->params[i];
-		nnc_buf_printf(out, "    %-24s %-14s %lld\n", p->name, ir_dims_str(false, p->rank, p->dims), (long long)p->size);
+		bool decays = un && un->fa[3] != 0 && ir_param_decays(p, (int)un->ia[0]);
+		nnc_buf_printf(out, "    %-24s %-14s %lld%s\n", p->name, ir_dims_str(false, p->rank, p->dims),
+			       (long long)p->size, decays ? "  weight decay" : "");
 	}
 	nnc_buf_printf(out, "  gradients         %.1f KiB\n", g->param_floats * 4 / 1024.0);
 	nnc_buf_printf(out, "  optimizer state   %.1f KiB\n", g->opt_floats * 4 / 1024.0);
 	nnc_buf_printf(out, "  workspace         %.1f KiB for batch %lld (activations and their gradients, planned)\n",
 		       g->ws_floats * 4 / 1024.0, (long long)g->batch);
 	nnc_buf_printf(out, "  FLOPs per sample  forward %.3g, backward %.3g, update %.3g per step\n", ff, bf,
-		       (double)upd);
+		       upd);
+}
+
+/* The rule's state arrays (ir_rule_slots), and the accumulated gradient. */
+int ir_opt_slots(const ir_optimizer *o) { return ir_rule_slots(o) + !!(o->flags & NNRT_OPTF_ACCUMULATE); }
+
+int ir_rule_slots(const ir_optimizer *o)
+{
+	switch (o->kind) {
+	case NNRT_OPT_SGD: return o->momentum != 0;
+	case NNRT_OPT_ADAM:
+	case NNRT_OPT_ADAMW: return 2 + !!(o->flags & NNRT_OPTF_AMSGRAD);
+	case NNRT_OPT_RMSPROP: return 1 + !!(o->flags & NNRT_OPTF_CENTERED) + (o->momentum != 0);
+	}
+	nnc_unreachable();
+}
+
+bool ir_param_decays(const ir_param *p, int flags) { return p->rank >= 2 || (flags & NNRT_OPTF_DECAY_BIASES); }
+
+/* Per step: a few FLOPs per parameter float by the rule (docs/language.md);
+ * the weight decay's multiply-add is not counted. */
+double ir_update_flops(const ir_graph *g, const ir_node *n)
+{
+	int f = (int)n->ia[0];
+	double per;
+	if (n->op == IR_SGD_UPDATE)
+		per = 4 + (f & NNRT_OPTF_NESTEROV ? 2 : 0);
+	else if (n->op == IR_ADAM_UPDATE)
+		per = 10 + (f & NNRT_OPTF_AMSGRAD ? 1 : 0);
+	else
+		per = 8 + (f & NNRT_OPTF_CENTERED ? 4 : 0) + (n->fa[2] != 0 ? 2 : 0);
+	return (double)g->param_floats * per;
 }
 
 /* Checkpoints carry the fingerprint: the model name, every parameter's name

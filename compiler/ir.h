@@ -126,8 +126,8 @@ typedef struct ir_node {
 	ir_act dact;           /* DENSE_BWD_X etc.: multiply by act'(v), v (x or y,
 				* acts.def's `from`) the last operand */
 	int64_t ia[12];        /* op-specific integers (see each op in ops.def) */
-	double fa[4];          /* op-specific reals (AFFINE: a, b; SGD_UPDATE: momentum;
-				* ADAM_UPDATE: beta1, beta2, eps); fa[IR_FA_ACT]: the
+	double fa[4];          /* op-specific reals (AFFINE: a, b; the updates: see
+				* nnc_autodiff's update_consts); fa[IR_FA_ACT]: the
 				* option of the node's activation (an activation op,
 				* its derivative, or act/dact) */
 	int param;             /* PARAM: index in graph params; DENSE_BWD_W/BIAS_GRAD: param it writes;
@@ -155,9 +155,34 @@ typedef struct ir_param {
 } ir_param;
 
 typedef struct ir_optimizer {
-	int kind; /* NNRT_OPT_* */
+	int kind;  /* NNRT_OPT_* */
+	int flags; /* NNRT_OPTF_* */
 	double lr, momentum, beta1, beta2, eps;
+	double alpha;        /* rmsprop */
+	double dampening;    /* sgd */
+	double weight_decay; /* coupled (L2 in the gradient), or decoupled for adamw */
+	double clip_norm, clip_value; /* gradient clipping, 0: none (clip_norm also sets NNRT_OPTF_CLIP_NORM) */
+	int64_t accumulate;  /* micro-batches per update (the train block's; > 1 sets NNRT_OPTF_ACCUMULATE) */
 } ir_optimizer;
+
+/* The update's unit of work: the threads split the parameters into blocks
+ * of this many floats (a multiple of 16), and the global norm of clipping
+ * is summed per block, in block order. */
+#define IR_UPDATE_BLOCK 4096
+
+/* Floats of optimizer state per parameter float (nnrt.h, NNRT_OPT_*): the
+ * rule's (ir_rule_slots), then the accumulated gradient with accumulate. */
+int ir_opt_slots(const ir_optimizer *o);
+int ir_rule_slots(const ir_optimizer *o);
+/* Whether weight decay applies to parameter p, for an optimizer of `flags`
+ * (NNRT_OPTF_*): tensors of rank >= 2 (weights), and those of rank 0 or 1
+ * (biases, normalisation scales and shifts) only with decay_biases. */
+bool ir_param_decays(const ir_param *p, int flags);
+/* The optimizer update op (SGD_UPDATE, ADAM_UPDATE, RMSPROP_UPDATE). */
+static inline bool ir_is_update(ir_op op)
+{
+	return op == IR_SGD_UPDATE || op == IR_ADAM_UPDATE || op == IR_RMSPROP_UPDATE;
+}
 
 /* The training configuration (the optimizer statement and the train block),
  * produced by sema beside the graph, not in it: the passes and the back end
@@ -165,6 +190,8 @@ typedef struct ir_optimizer {
  * model descriptor, nnc_header the data scaling). */
 typedef struct nnc_train_config {
 	ir_optimizer opt;
+	nnrt_schedule sched; /* of the learning rate (the train block's schedule: and warmup:) */
+	int64_t accumulate;  /* the train block's accumulate: (sema copies it into opt) */
 	int64_t batch, epochs, seed;
 	nnrt_data_spec train, test;
 } nnc_train_config;
@@ -208,6 +235,8 @@ typedef struct ir_graph {
 	int64_t ws_shared;     /* floats at the start of ws: unbatched tensors */
 	int64_t ws_partials;   /* ws offset of chunks 1.. partial gradients ((chunks-1) * param_floats) */
 	int64_t ws_metrics;    /* ws offset of the chunks' partial metrics (2 doubles each) */
+	int64_t ws_norm;       /* ws offset of the update's per-block sums of squares (a double
+				* per IR_UPDATE_BLOCK, clip_norm only) */
 	int64_t ws_chunk0;     /* ws offset of chunk 0's batched tensors */
 	int64_t ws_chunk;      /* floats per chunk of batched tensors */
 } ir_graph;
@@ -235,6 +264,8 @@ const char *ir_op_kind(ir_op op);
 bool *ir_ancestors(const ir_graph *g, int root);
 /* Parameter count, memory and FLOPs per sample (forward, backward). */
 void ir_stats(ir_graph *g, nnc_buf *out);
+/* FLOPs of one step of update node n over every parameter. */
+double ir_update_flops(const ir_graph *g, const ir_node *n);
 uint64_t ir_fingerprint(ir_graph *g, int opt_kind); /* opt_kind: NNRT_OPT_* */
 /* A state tensor `name` of shape dims, every value `init` at the start: a
  * new row of g->states and its STATE node (returned). */

@@ -169,10 +169,20 @@ static int64_t plan_range(ir_graph *g, const int *ids, int nids, int64_t base, b
 	return top;
 }
 
+/* The blocks whose sums of squares the update keeps in ws_norm: one per
+ * IR_UPDATE_BLOCK floats of parameters when it clips the global norm. */
+static int64_t norm_blocks(const ir_graph *g)
+{
+	for (int i = 0; i < g->n; i++)
+		if (!g->nodes[i].dead && ir_is_update(g->nodes[i].op) && (g->nodes[i].ia[0] & NNRT_OPTF_CLIP_NORM))
+			return (g->param_floats + IR_UPDATE_BLOCK - 1) / IR_UPDATE_BLOCK;
+	return 0;
+}
+
 /* Which part of a step a node belongs to in the parallel schedule. */
 ir_phase ir_node_phase(const ir_graph *g, const ir_node *n)
 {
-	if (n->op == IR_SGD_UPDATE || n->op == IR_ADAM_UPDATE)
+	if (ir_is_update(n->op))
 		return PHASE_UPDATE;
 	if (n->op == IR_BN_COMBINE || n->op == IR_BN_BWD_COMBINE)
 		return PHASE_COMBINE;
@@ -291,7 +301,8 @@ void nnc_plan(ir_graph *g)
 	 * clear_unwritten).  Only --inference-only (ir_drop_training) needs none. */
 	g->ws_partials = g->ws_shared;
 	g->ws_metrics = g->ws_partials + (chunked && ir_has_update(g) ? (g->chunks - 1) * g->param_floats : 0);
-	g->ws_chunk0 = g->ws_metrics + (chunked ? round16(4 * g->chunks) : 0);
+	g->ws_norm = g->ws_metrics + (chunked ? round16(4 * g->chunks) : 0);
+	g->ws_chunk0 = g->ws_norm + round16(2 * norm_blocks(g));
 	g->ws_floats = g->ws_chunk0 + g->chunks * g->ws_chunk;
 	if (g->ws_floats == 0)
 		g->ws_floats = 16;

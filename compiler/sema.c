@@ -575,7 +575,7 @@ static void stmt_tensor_decl(sema *s, const nnc_stmt *st)
 	bind(s, st->name, st->name_loc, id);
 }
 
-/* loss softmax_cross_entropy(logits, label) | mse(pred, label)
+/* loss softmax_cross_entropy(logits, label, smoothing: 0) | mse(pred, label)
  *      | binary_cross_entropy(pred, label) */
 static void stmt_loss(sema *s, const nnc_stmt *st)
 {
@@ -611,8 +611,19 @@ static void stmt_loss(sema *s, const nnc_stmt *st)
 			nnc_hint("losses are: %s", sema_join_choices(sema_loss_names));
 		return;
 	}
-	if (!sema_check_args(s, e, 2, NULL))
+	static const char *const xent_opts[] = {"smoothing", NULL};
+	if (!sema_check_args(s, e, 2, op == IR_XENT ? xent_opts : NULL))
 		return;
+	double smoothing = 0;
+	const nnc_arg *sa = sema_find_named(e, "smoothing");
+	if (sa) {
+		if (!sema_arg_num(s, sa, "'smoothing'", &smoothing))
+			return;
+		if (!(smoothing >= 0 && smoothing < 1)) {
+			nnc_error(s->src, sa->value->loc, "'smoothing' must be in [0, 1), not %g", smoothing);
+			return;
+		}
+	}
 	val p = sema_tensor_arg(s, e, 0, "a prediction");
 	const nnc_arg *ya = sema_positional(e, 1);
 	if (!ya) {
@@ -644,6 +655,7 @@ static void stmt_loss(sema *s, const nnc_stmt *st)
 	int id = sema_add_shaped(s, op, 2, ins, e->loc);
 	if (id < 0)
 		return;
+	g->nodes[id].fa[0] = smoothing; /* XENT: label smoothing (its gradient gets it too) */
 	/* Legal, but almost certainly not what was meant. */
 	const ir_node *pn = &g->nodes[p.node];
 	if (op == IR_XENT && pn->op == IR_SOFTMAX) {
@@ -1571,6 +1583,7 @@ ir_graph *nnc_sema(const nnc_program *prog, nnc_train_config *cfg)
 		nnc_error(s->src, top, "the program has no train block");
 		nnc_hint("add e.g. 'train { data: moons(count: 1000)  batch: 32  epochs: 10 }'");
 	}
+	sema_check_schedule(s);
 	nnc_diag_flush();
 	if (nnc_diag_error_count() != errors0)
 		return NULL;

@@ -150,6 +150,9 @@ val sema_eval_call(sema *s, const nnc_ast *call);
 
 /* ---- training configuration (sema_train.c) ---- */
 void sema_stmt_optimizer(sema *s, const nnc_stmt *st);
+/* The checks of the schedule that need the optimizer and the train block
+ * both (after every statement). */
+void sema_check_schedule(sema *s);
 void sema_stmt_train(sema *s, const nnc_stmt *st);
 
 /* ---- passes over the forward graph ---- */

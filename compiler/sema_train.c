@@ -14,13 +14,43 @@
 
 #include "sema.h"
 
-const char *const sema_opt_names[] = {"sgd", "adam", NULL};
+const char *const sema_opt_names[] = {"sgd", "adam", "adamw", "rmsprop", NULL};
 
-static const char *const sgd_opts[] = {"lr", "momentum", NULL};
-static const char *const adam_opts[] = {"lr", "beta1", "beta2", "eps", NULL};
+/* The optimizers: their options and defaults (torch.optim's). */
+static const struct {
+	const char *name;
+	int kind; /* NNRT_OPT_* */
+	const char *const opts[10];
+	double lr, weight_decay;
+} optimizers[] = {
+	{"sgd", NNRT_OPT_SGD,
+	 {"lr", "momentum", "dampening", "nesterov", "weight_decay", "decay_biases", "clip_norm", "clip_value"}, 0.01, 0},
+	{"adam", NNRT_OPT_ADAM,
+	 {"lr", "beta1", "beta2", "eps", "amsgrad", "weight_decay", "decay_biases", "clip_norm", "clip_value"}, 0.001, 0},
+	{"adamw", NNRT_OPT_ADAMW,
+	 {"lr", "beta1", "beta2", "eps", "amsgrad", "weight_decay", "decay_biases", "clip_norm", "clip_value"}, 0.001,
+	 0.01},
+	{"rmsprop", NNRT_OPT_RMSPROP,
+	 {"lr", "alpha", "eps", "momentum", "centered", "weight_decay", "decay_biases", "clip_norm", "clip_value"}, 0.01,
+	 0},
+};
 
-/* optimizer sgd(lr: 0.01, momentum: 0)
- * optimizer adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8) */
+/* The boolean options and their NNRT_OPTF_* flag. */
+static const struct {
+	const char *name;
+	int flag;
+} opt_flags[] = {
+	{"nesterov", NNRT_OPTF_NESTEROV},
+	{"centered", NNRT_OPTF_CENTERED},
+	{"amsgrad", NNRT_OPTF_AMSGRAD},
+	{"decay_biases", NNRT_OPTF_DECAY_BIASES},
+};
+
+/* optimizer sgd(lr: 0.01, momentum: 0, dampening: 0, nesterov: false, weight_decay: 0, decay_biases: false)
+ * optimizer adam(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, amsgrad: false, weight_decay: 0, ...)
+ * optimizer adamw(... as adam, weight_decay: 0.01)
+ * optimizer rmsprop(lr: 0.01, alpha: 0.99, eps: 1e-8, momentum: 0, centered: false, weight_decay: 0, ...)
+ * and on each: clip_norm: X (the gradient's global norm), clip_value: X (each value to [-X, X]) */
 void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 {
 	ir_optimizer *o = &s->cfg->opt;
@@ -35,20 +65,11 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 		nnc_error(s->src, e->loc, "an optimizer must be a call such as sgd(lr: 0.05)");
 		return;
 	}
-	const char *const *opts;
-	o->lr = 0.01;
-	o->momentum = 0;
-	o->beta1 = 0.9;
-	o->beta2 = 0.999;
-	o->eps = 1e-8;
-	if (!strcmp(e->str, "sgd")) {
-		o->kind = NNRT_OPT_SGD;
-		opts = sgd_opts;
-	} else if (!strcmp(e->str, "adam")) {
-		o->kind = NNRT_OPT_ADAM;
-		o->lr = 0.001;
-		opts = adam_opts;
-	} else {
+	int which = -1;
+	for (size_t k = 0; k < sizeof optimizers / sizeof optimizers[0]; k++)
+		if (!strcmp(e->str, optimizers[k].name))
+			which = (int)k;
+	if (which < 0) {
 		nnc_error(s->src, e->kind == AST_CALL ? e->callee_loc : e->loc, "unknown optimizer '%s'", e->str);
 		const char *best = nnc_suggest(e->str, sema_opt_names);
 		if (best)
@@ -57,12 +78,34 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			nnc_hint("optimizers are: %s", sema_join_choices(sema_opt_names));
 		return;
 	}
+	memset(o, 0, sizeof *o);
+	o->kind = optimizers[which].kind;
+	o->lr = optimizers[which].lr;
+	o->weight_decay = optimizers[which].weight_decay;
+	o->beta1 = 0.9;
+	o->beta2 = 0.999;
+	o->eps = 1e-8;
+	o->alpha = 0.99;
 	if (e->kind == AST_NAME)
 		return;
-	if (!sema_check_args(s, e, 0, opts))
+	if (!sema_check_args(s, e, 0, optimizers[which].opts))
 		return;
+	const nnc_arg *nesterov = NULL;
 	for (int i = 0; i < e->nargs; i++) {
 		const nnc_arg *a = &e->args[i];
+		bool is_flag = false;
+		for (size_t k = 0; k < sizeof opt_flags / sizeof opt_flags[0]; k++)
+			if (!strcmp(a->name, opt_flags[k].name)) {
+				bool b = false;
+				is_flag = true;
+				if (sema_arg_bool(s, a, nnc_sprintf("'%s'", a->name), &b) && b)
+					o->flags |= opt_flags[k].flag;
+			}
+		if (is_flag) {
+			if (!strcmp(a->name, "nesterov"))
+				nesterov = a;
+			continue;
+		}
 		double v = 0;
 		if (!sema_arg_num(s, a, nnc_sprintf("'%s'", a->name), &v))
 			continue;
@@ -75,6 +118,10 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			o->momentum = v;
 			if (!(v >= 0 && v < 1))
 				bad = "momentum must be in [0, 1)";
+		} else if (!strcmp(a->name, "dampening")) {
+			o->dampening = v;
+			if (!(v >= 0 && v <= 1))
+				bad = "dampening must be in [0, 1]";
 		} else if (!strcmp(a->name, "beta1")) {
 			o->beta1 = v;
 			if (!(v >= 0 && v < 1))
@@ -83,10 +130,27 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			o->beta2 = v;
 			if (!(v >= 0 && v < 1))
 				bad = "beta2 must be in [0, 1)";
+		} else if (!strcmp(a->name, "alpha")) {
+			o->alpha = v;
+			if (!(v >= 0 && v < 1))
+				bad = "alpha must be in [0, 1)";
 		} else if (!strcmp(a->name, "eps")) {
 			o->eps = v;
 			if (!(v > 0))
 				bad = "eps must be positive";
+		} else if (!strcmp(a->name, "weight_decay")) {
+			o->weight_decay = v;
+			if (!(v >= 0))
+				bad = "weight_decay must be non-negative";
+		} else if (!strcmp(a->name, "clip_norm")) {
+			o->clip_norm = v;
+			o->flags |= NNRT_OPTF_CLIP_NORM; /* compiles the norm's pass in */
+			if (!(v > 0))
+				bad = "clip_norm must be positive";
+		} else if (!strcmp(a->name, "clip_value")) {
+			o->clip_value = v;
+			if (!(v > 0))
+				bad = "clip_value must be positive";
 		}
 		if (bad)
 			nnc_error(s->src, a->value->loc, "%s, not %g", bad, v);
@@ -94,6 +158,11 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st)
 			;
 		else if (v > 0 && (float)v == 0)
 			nnc_error(s->src, a->value->loc, "'%s' is too small: %g is 0 as a 32-bit float", a->name, v);
+	}
+	/* torch.optim.SGD refuses the same */
+	if (nesterov && (o->flags & NNRT_OPTF_NESTEROV) && (o->momentum == 0 || o->dampening != 0)) {
+		nnc_error(s->src, nesterov->value->loc, "Nesterov momentum needs a momentum and no dampening");
+		nnc_hint("give a momentum, e.g. sgd(lr: 0.1, momentum: 0.9, nesterov: true)");
 	}
 }
 
@@ -412,9 +481,214 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 	return check_synth_shape(s, e, d);
 }
 
-static const char *const train_keys[] = {"data", "test", "batch", "epochs", "seed", NULL};
+/* ---- the learning-rate schedule ---- */
 
-/* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1 } */
+/* The schedules, in the order sema_schedule_names lists them. */
+static const struct {
+	const char *name;
+	int kind; /* NNRT_SCHED_* */
+	const char *const opts[6];
+} schedules[] = {
+	{"constant", NNRT_SCHED_CONSTANT, {NULL}},
+	{"step", NNRT_SCHED_STEP, {"every", "gamma"}},
+	{"multistep", NNRT_SCHED_MULTISTEP, {"at", "gamma"}},
+	{"exponential", NNRT_SCHED_EXPONENTIAL, {"gamma"}},
+	{"cosine", NNRT_SCHED_COSINE, {"epochs", "min", "period", "mult"}},
+	{"polynomial", NNRT_SCHED_POLYNOMIAL, {"epochs", "power", "min"}},
+	{"onecycle", NNRT_SCHED_ONECYCLE, {"epochs", "pct", "div", "final_div"}},
+};
+static const char *const schedule_names[] = {"constant",   "step",     "multistep", "exponential",
+					     "cosine",     "polynomial", "onecycle", NULL};
+
+/* A number option of a schedule: *v keeps its default when absent;
+ * false (after reporting) when given but not in (lo, hi] (lo_incl: [lo, hi]). */
+static bool sched_num(sema *s, const nnc_ast *e, const char *name, double lo, bool lo_incl, double hi, double *v)
+{
+	const nnc_arg *a = sema_find_named(e, name);
+	if (!a)
+		return true;
+	if (!sema_arg_num(s, a, nnc_sprintf("'%s'", name), v) || !sema_float_ok(s, a->value->loc, nnc_sprintf("'%s'", name), *v))
+		return false;
+	if (!(lo_incl ? *v >= lo : *v > lo) || !(*v <= hi)) {
+		if (isinf(hi))
+			nnc_error(s->src, a->value->loc, "'%s' must be %s %g, not %g", name, lo_incl ? ">=" : ">", lo, *v);
+		else
+			nnc_error(s->src, a->value->loc, "'%s' must be in %c%g, %g], not %g", name, lo_incl ? '[' : '(', lo,
+				  hi, *v);
+		return false;
+	}
+	return true;
+}
+
+/* schedule: constant | step(every: E, gamma: 0.1) | multistep(at: [E, ...], gamma: 0.1)
+ *         | exponential(gamma: G) | cosine(epochs: T, min: 0) | cosine(period: T0, mult: 1, min: 0)
+ *         | polynomial(epochs: T, power: 1, min: 0) | onecycle(epochs: T, pct: 0.3, div: 25, final_div: 1e4)
+ * Durations are epochs (fractions allowed) after the warmup; T defaults to
+ * the rest of the training.  The rates are absolute (min: 1e-5). */
+static void schedule_setting(sema *s, const nnc_arg *setting, nnrt_schedule *sc)
+{
+	const nnc_ast *e = setting->value;
+	if (e->kind != AST_CALL && e->kind != AST_NAME) {
+		nnc_error(s->src, e->loc, "'schedule' must be a schedule such as cosine() or step(every: 30, gamma: 0.1)");
+		return;
+	}
+	int which = -1;
+	for (size_t k = 0; k < sizeof schedules / sizeof schedules[0]; k++)
+		if (!strcmp(e->str, schedules[k].name))
+			which = (int)k;
+	if (which < 0) {
+		nnc_error(s->src, e->kind == AST_CALL ? e->callee_loc : e->loc, "unknown schedule '%s'", e->str);
+		const char *best = nnc_suggest(e->str, schedule_names);
+		if (best)
+			nnc_hint("did you mean '%s'?", best);
+		else
+			nnc_hint("schedules are: %s", sema_join_choices(schedule_names));
+		return;
+	}
+	int64_t warmup = sc->warmup;
+	memset(sc, 0, sizeof *sc);
+	sc->warmup = warmup;
+	sc->kind = schedules[which].kind;
+	/* the defaults */
+	switch (sc->kind) {
+	case NNRT_SCHED_STEP: case NNRT_SCHED_MULTISTEP: sc->b = 0.1; break;
+	case NNRT_SCHED_POLYNOMIAL: sc->b = 1; break;
+	case NNRT_SCHED_COSINE: sc->b = 1; break;
+	case NNRT_SCHED_ONECYCLE: sc->b = 0.3, sc->c = 25, sc->d = 1e4; break;
+	}
+	if (e->kind == AST_NAME) {
+		if (sc->kind == NNRT_SCHED_STEP || sc->kind == NNRT_SCHED_MULTISTEP || sc->kind == NNRT_SCHED_EXPONENTIAL)
+			goto needs;
+		return;
+	}
+	if (!sema_check_args(s, e, 0, schedules[which].opts))
+		return;
+	const double inf = INFINITY;
+	switch (sc->kind) {
+	case NNRT_SCHED_STEP:
+		if (!sema_find_named(e, "every"))
+			goto needs;
+		sched_num(s, e, "every", 0, false, inf, &sc->a);
+		sched_num(s, e, "gamma", 0, false, inf, &sc->b);
+		break;
+	case NNRT_SCHED_MULTISTEP: {
+		const nnc_arg *at = sema_find_named(e, "at");
+		if (!at)
+			goto needs;
+		sched_num(s, e, "gamma", 0, false, inf, &sc->b);
+		const nnc_ast *l = at->value;
+		if (l->kind != AST_LIST || l->nargs < 1 || l->nargs > NNRT_MAX_MILESTONES) {
+			nnc_error(s->src, l->loc, "'at' must be a list of 1 to %d epochs, e.g. at: [30, 60]",
+				  NNRT_MAX_MILESTONES);
+			return;
+		}
+		for (int i = 0; i < l->nargs; i++) {
+			nnc_arg one = {.name = "at", .name_loc = at->name_loc, .value = l->args[i].value};
+			double v = 0;
+			if (!sema_arg_num(s, &one, "a milestone", &v) || !sema_float_ok(s, one.value->loc, "a milestone", v))
+				return;
+			if (!(v > (i ? sc->milestones[i - 1] : 0))) {
+				nnc_error(s->src, one.value->loc, "the milestones must be positive and increasing, not %g after %g",
+					  v, i ? sc->milestones[i - 1] : 0);
+				return;
+			}
+			sc->milestones[i] = v;
+		}
+		sc->n_milestones = l->nargs;
+		break;
+	}
+	case NNRT_SCHED_EXPONENTIAL:
+		if (!sema_find_named(e, "gamma"))
+			goto needs;
+		sched_num(s, e, "gamma", 0, false, inf, &sc->b);
+		break;
+	case NNRT_SCHED_COSINE: {
+		const nnc_arg *ep = sema_find_named(e, "epochs"), *pe = sema_find_named(e, "period");
+		if (ep && pe) {
+			nnc_error(s->src, pe->name_loc, "'period' (cosine with restarts) and 'epochs' (one decay) exclude each other");
+			return;
+		}
+		if (sema_find_named(e, "mult") && !pe) {
+			nnc_error(s->src, sema_find_named(e, "mult")->name_loc, "'mult' needs a restart 'period'");
+			return;
+		}
+		sched_num(s, e, "epochs", 0, false, inf, &sc->a);
+		sched_num(s, e, "period", 0, false, inf, &sc->d);
+		sched_num(s, e, "mult", 1, true, inf, &sc->b);
+		sched_num(s, e, "min", 0, true, inf, &sc->c);
+		break;
+	}
+	case NNRT_SCHED_POLYNOMIAL:
+		sched_num(s, e, "epochs", 0, false, inf, &sc->a);
+		sched_num(s, e, "power", 0, false, inf, &sc->b);
+		sched_num(s, e, "min", 0, true, inf, &sc->c);
+		break;
+	case NNRT_SCHED_ONECYCLE:
+		sched_num(s, e, "epochs", 0, false, inf, &sc->a);
+		sched_num(s, e, "pct", 0, false, 1, &sc->b);
+		sched_num(s, e, "div", 0, false, inf, &sc->c);
+		sched_num(s, e, "final_div", 0, false, inf, &sc->d);
+		break;
+	}
+	return;
+needs:
+	nnc_error(s->src, e->loc, "schedule '%s' needs %s", e->str,
+		  sc->kind == NNRT_SCHED_STEP	     ? "'every' (epochs), e.g. step(every: 30, gamma: 0.1)"
+		  : sc->kind == NNRT_SCHED_MULTISTEP ? "the milestones 'at', e.g. multistep(at: [30, 60], gamma: 0.1)"
+						     : "'gamma' (per epoch), e.g. exponential(gamma: 0.95)");
+}
+
+/* The schedule's minimum or final rate must be below the learning rate
+ * (the optimizer may come after the train block: checked at the end). */
+void sema_check_schedule(sema *s)
+{
+	nnc_train_config *cfg = s->cfg;
+	const nnrt_schedule *sc = &cfg->sched;
+	if (!s->train_stmt || !s->opt_stmt || nnc_diag_error_count() != s->errors0)
+		return;
+	if (cfg->accumulate > 1) {
+		cfg->opt.accumulate = cfg->accumulate;
+		cfg->opt.flags |= NNRT_OPTF_ACCUMULATE;
+		if (cfg->opt.flags & NNRT_OPTF_CLIP_NORM) {
+			const nnc_stmt *st = s->train_stmt;
+			for (int i = 0; i < st->nsettings; i++)
+				if (!strcmp(st->settings[i].name, "accumulate"))
+					nnc_error(s->src, st->settings[i].value->loc,
+						  "accumulate does not work with clip_norm yet (the norm of the "
+						  "accumulated gradient is not computed)");
+		}
+	}
+	if ((sc->kind == NNRT_SCHED_COSINE || sc->kind == NNRT_SCHED_POLYNOMIAL) && sc->c > cfg->opt.lr) {
+		const nnc_stmt *st = s->train_stmt;
+		for (int i = 0; i < st->nsettings; i++)
+			if (!strcmp(st->settings[i].name, "schedule")) {
+				const nnc_arg *m = sema_find_named(st->settings[i].value, "min");
+				nnc_error(s->src, m ? m->value->loc : st->settings[i].value->loc,
+					  "the schedule's 'min' rate %g is above the learning rate %g", sc->c, cfg->opt.lr);
+			}
+	}
+	/* a warmup longer than the training: known here for a synthetic set */
+	int64_t n = cfg->train.count;
+	if (sc->warmup > 0 && n > 0 && cfg->train.kind >= NNRT_DATA_XOR) {
+		int64_t total = (n + cfg->batch - 1) / cfg->batch * cfg->epochs;
+		if (sc->warmup >= total) {
+			const nnc_stmt *st = s->train_stmt;
+			for (int i = 0; i < st->nsettings; i++)
+				if (!strcmp(st->settings[i].name, "warmup"))
+					nnc_error(s->src, st->settings[i].value->loc,
+						  "the warmup of %lld steps is not shorter than the training: %lld epoch%s of "
+						  "%lld steps",
+						  (long long)sc->warmup, (long long)cfg->epochs, cfg->epochs == 1 ? "" : "s",
+						  (long long)((n + cfg->batch - 1) / cfg->batch));
+		}
+	}
+}
+
+static const char *const train_keys[] = {"data",     "test",   "batch",	   "epochs", "seed",
+					 "schedule", "warmup", "accumulate", NULL};
+
+/* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1  schedule: SCHEDULE  warmup: 0
+ *         accumulate: 1 } */
 void sema_stmt_train(sema *s, const nnc_stmt *st)
 {
 	nnc_train_config *cfg = s->cfg;
@@ -459,6 +733,12 @@ void sema_stmt_train(sema *s, const nnc_stmt *st)
 			sema_arg_int(s, a, "the number of epochs", 1, &cfg->epochs);
 		else if (!strcmp(a->name, "seed"))
 			sema_arg_int(s, a, "the seed", 0, &cfg->seed);
+		else if (!strcmp(a->name, "schedule"))
+			schedule_setting(s, a, &cfg->sched);
+		else if (!strcmp(a->name, "warmup"))
+			sema_arg_int(s, a, "the warmup (steps)", 0, &cfg->sched.warmup);
+		else if (!strcmp(a->name, "accumulate"))
+			sema_arg_int_in(s, a, "'accumulate' (micro-batches per update)", 1, 65536, &cfg->accumulate);
 	}
 	bool has_data = false;
 	for (int i = 0; i < st->nsettings; i++)

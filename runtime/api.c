@@ -107,6 +107,9 @@ static nnrt_instance *place(const nnrt_model *m, void *mem, int heap, uint64_t s
 	inst->trains = trains(m);
 	inst->heap = heap;
 	inst->lr = m->lr;
+	inst->wd = m->weight_decay;
+	inst->clip_norm = m->clip_norm;
+	inst->clip_value = m->clip_value;
 	inst->params = (float *)p;
 	p += NNRT_BYTES64(m->param_floats);
 	inst->ws = (float *)p;
@@ -237,6 +240,21 @@ float nnrt_instance_lr(const nnrt_instance *inst)
 	return inst ? inst->lr : 0.0f;
 }
 
+int nnrt_instance_set_weight_decay(nnrt_instance *inst, float wd)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	if (!isfinite(wd) || wd < 0)
+		return fail(inst, NNRT_ERR_ARG, "weight decay %g is not a non-negative number", (double)wd);
+	inst->wd = wd;
+	return NNRT_OK;
+}
+
+float nnrt_instance_weight_decay(const nnrt_instance *inst)
+{
+	return inst ? inst->wd : 0.0f;
+}
+
 int64_t nnrt_instance_steps(const nnrt_instance *inst)
 {
 	return inst ? inst->st.step : 0;
@@ -265,7 +283,8 @@ static nnrt_step_args step_args(nnrt_instance *inst, const float *x, const void 
 	const nnrt_model *m = inst->m;
 	nnrt_step_args a = {.params = inst->params, .grads = inst->grads, .opt = inst->opt, .ws = inst->ws,
 	                    .x = x, .y = y, .out = out, .metrics = inst->metrics, .n = n, .state = inst->state};
-	nnrt_step_hp(&a, m, inst->lr, step, inst->seed);
+	nnrt_hyper h = nnrt_instance_hyper(inst, inst->lr);
+	nnrt_step_hp(&a, m, &h, step, inst->seed);
 	return a;
 }
 

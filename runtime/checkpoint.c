@@ -395,7 +395,8 @@ static void fmt_shape(const int64_t *shape, int rank, char *buf, size_t cap)
 
 static const char *opt_name(uint32_t kind)
 {
-	return kind == NNRT_OPT_ADAM ? "adam" : kind == NNRT_OPT_SGD ? "sgd" : "an unknown optimizer";
+	const char *s = kind <= INT32_MAX ? nnrt_opt_name((int32_t)kind) : NULL;
+	return s ? s : "an unknown optimizer";
 }
 
 /* Compares the file's parameter table with the model's and writes the first
@@ -457,12 +458,13 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	unsigned char *data;
 	int64_t len;
 	/* A checkpoint of this model has this size, or, for --load, which
-	 * ignores the optimizer state, at most Adam's two moments per
-	 * parameter: reading stops after it, so /dev/urandom or a huge file
+	 * ignores the optimizer state, at most three state floats per
+	 * parameter float (RMSprop centered with momentum, Adam with
+	 * amsgrad): reading stops after it, so /dev/urandom or a huge file
 	 * costs no more. */
 	int64_t want = ckpt_size(m);
-	if (!opt && m->opt_floats < 2 * m->param_floats)
-		want += 4 * (2 * m->param_floats - m->opt_floats);
+	if (!opt && m->opt_floats < 3 * m->param_floats)
+		want += 4 * (3 * m->param_floats - m->opt_floats);
 	int rc = read_file(path, &data, &len, want);
 	if (rc)
 		return rc;

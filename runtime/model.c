@@ -53,7 +53,7 @@ static const char *bad_field(const nnrt_model *m, int training)
 		return "output_size < 1";
 	if (m->loss < NNRT_LOSS_SOFTMAX_XENT || m->loss > NNRT_LOSS_BCE)
 		return "unknown loss";
-	if (m->optimizer != NNRT_OPT_SGD && m->optimizer != NNRT_OPT_ADAM)
+	if (!nnrt_opt_name(m->optimizer))
 		return "unknown optimizer";
 	if (m->param_floats < 0 || m->opt_floats < 0 || m->ws_floats < 0 || m->state_floats < 0 || m->n_params < 0 ||
 	    m->n_state < 0)
@@ -63,6 +63,9 @@ static const char *bad_field(const nnrt_model *m, int training)
 	const int64_t max = (int64_t)1 << 58;
 	if (m->param_floats > max || m->opt_floats > max || m->ws_floats > max || m->state_floats > max)
 		return "array size too large";
+	if (m->schedule.kind < NNRT_SCHED_CONSTANT || m->schedule.kind > NNRT_SCHED_ONECYCLE ||
+	    m->schedule.n_milestones < 0 || m->schedule.n_milestones > NNRT_MAX_MILESTONES || m->schedule.warmup < 0)
+		return "invalid learning-rate schedule";
 	if (m->n_params > 0 && !m->params)
 		return "no parameter table";
 	if (m->n_state > 0 && !m->state)
@@ -174,6 +177,99 @@ void nnrt_init_state(const nnrt_model *m, float *state)
 	}
 }
 
+/* ---- The optimizer ---- */
+
+const char *nnrt_opt_name(int32_t kind)
+{
+	switch (kind) {
+	case NNRT_OPT_SGD: return "sgd";
+	case NNRT_OPT_ADAM: return "adam";
+	case NNRT_OPT_ADAMW: return "adamw";
+	case NNRT_OPT_RMSPROP: return "rmsprop";
+	}
+	return NULL;
+}
+
+char *nnrt_fmt_optimizer(const nnrt_model *m, char *buf, size_t n)
+{
+	size_t k = 0;
+#define PUT(...) (k += (size_t)snprintf(buf + (k < n ? k : n), k < n ? n - k : 0, __VA_ARGS__))
+	const char *name = nnrt_opt_name(m->optimizer);
+	PUT("%s(lr: %g", name ? name : "?", m->lr);
+	switch (m->optimizer) {
+	case NNRT_OPT_ADAM:
+	case NNRT_OPT_ADAMW:
+		PUT(", beta1: %g, beta2: %g, eps: %g", m->beta1, m->beta2, m->eps);
+		if (m->opt_flags & NNRT_OPTF_AMSGRAD)
+			PUT(", amsgrad: true");
+		break;
+	case NNRT_OPT_RMSPROP:
+		PUT(", alpha: %g, eps: %g, momentum: %g", m->alpha, m->eps, m->momentum);
+		if (m->opt_flags & NNRT_OPTF_CENTERED)
+			PUT(", centered: true");
+		break;
+	default:
+		PUT(", momentum: %g", m->momentum);
+		if (m->dampening != 0)
+			PUT(", dampening: %g", m->dampening);
+		if (m->opt_flags & NNRT_OPTF_NESTEROV)
+			PUT(", nesterov: true");
+	}
+	if (m->weight_decay != 0 || m->optimizer == NNRT_OPT_ADAMW) {
+		PUT(", weight_decay: %g", m->weight_decay);
+		if (m->opt_flags & NNRT_OPTF_DECAY_BIASES)
+			PUT(", decay_biases: true");
+	}
+	if (m->clip_norm > 0)
+		PUT(", clip_norm: %g", m->clip_norm);
+	if (m->clip_value > 0)
+		PUT(", clip_value: %g", m->clip_value);
+	PUT(")");
+#undef PUT
+	return buf;
+}
+
+char *nnrt_fmt_schedule(const nnrt_schedule *s, char *buf, size_t n)
+{
+	size_t k = 0;
+#define PUT(...) (k += (size_t)snprintf(buf + (k < n ? k : n), k < n ? n - k : 0, __VA_ARGS__))
+	switch (s->kind) {
+	case NNRT_SCHED_STEP: PUT("step(every: %g, gamma: %g)", s->a, s->b); break;
+	case NNRT_SCHED_MULTISTEP:
+		PUT("multistep(at: [");
+		for (int i = 0; i < s->n_milestones && i < NNRT_MAX_MILESTONES; i++)
+			PUT("%s%g", i ? ", " : "", s->milestones[i]);
+		PUT("], gamma: %g)", s->b);
+		break;
+	case NNRT_SCHED_EXPONENTIAL: PUT("exponential(gamma: %g)", s->b); break;
+	case NNRT_SCHED_COSINE:
+		if (s->d > 0)
+			PUT("cosine(period: %g, mult: %g, min: %g)", s->d, s->b, s->c);
+		else if (s->a > 0)
+			PUT("cosine(epochs: %g, min: %g)", s->a, s->c);
+		else
+			PUT("cosine(min: %g)", s->c);
+		break;
+	case NNRT_SCHED_POLYNOMIAL:
+		PUT("polynomial(");
+		if (s->a > 0)
+			PUT("epochs: %g, ", s->a);
+		PUT("power: %g, min: %g)", s->b, s->c);
+		break;
+	case NNRT_SCHED_ONECYCLE:
+		PUT("onecycle(");
+		if (s->a > 0)
+			PUT("epochs: %g, ", s->a);
+		PUT("pct: %g, div: %g, final_div: %g)", s->b, s->c, s->d);
+		break;
+	default: PUT("constant"); break;
+	}
+	if (s->warmup > 0)
+		PUT(", warmup %lld step%s", (long long)s->warmup, s->warmup == 1 ? "" : "s");
+#undef PUT
+	return buf;
+}
+
 /* ---- Hyper-parameters of a step ---- */
 
 _Static_assert(NNRT_HP_COUNT <= sizeof ((nnrt_step_args *)0)->hp / sizeof(float), "nnrt_step_args.hp is too small");
@@ -184,17 +280,104 @@ _Static_assert(NNRT_HP_COUNT <= sizeof ((nnrt_step_args *)0)->hp / sizeof(float)
  * from the step number (which checkpoints carry) so that a resumed run
  * draws what the uninterrupted one would have; a partial last batch just
  * leaves indices unused. */
-void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step, uint64_t seed)
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, const nnrt_hyper *h, int64_t step, uint64_t seed)
 {
 	a->seed = seed;
 	a->sample0 = step >= 1 ? (step - 1) * m->batch : 0;
 	memset(a->hp, 0, sizeof a->hp);
-	a->hp[NNRT_HP_LR] = lr;
+	a->hp[NNRT_HP_LR] = h->lr;
+	a->hp[NNRT_HP_WD] = h->wd;
+	a->hp[NNRT_HP_CLIP_NORM] = h->clip_norm;
+	a->hp[NNRT_HP_CLIP_VALUE] = h->clip_value;
+	a->hp[NNRT_HP_ACC_WEIGHT] = h->acc_weight;
+	a->hp[NNRT_HP_ACC_APPLY] = h->acc_apply;
+	if (h->t > 0) /* the optimizer's step: the update's number (accumulate) */
+		step = h->t;
+	/* torch's SGD starts the velocity at the first gradient, undamped */
+	a->hp[NNRT_HP_DAMP] = step <= 1 ? 1.0f : (float)(1.0 - (double)m->dampening);
 	/* Adam's bias corrections, in double: beta^t of a float beta. */
-	if (step >= 1 && m->optimizer == NNRT_OPT_ADAM) {
+	if (step >= 1 && (m->optimizer == NNRT_OPT_ADAM || m->optimizer == NNRT_OPT_ADAMW)) {
 		a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
 		a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
 	}
+}
+
+/* ---- The learning-rate schedule (nnrt.h; docs/language.md) ---- */
+
+#define SCHED_PI 3.14159265358979323846
+
+/* torch's _annealing_cos: from start at p = 0 to end at p = 1 along half
+ * a cosine. */
+static double anneal_cos(double start, double end, double p)
+{
+	return end + (start - end) / 2 * (cos(SCHED_PI * p) + 1);
+}
+
+/* The schedule's factor at position e (epochs since the warmup, measured
+ * in steps of 1 / S), u the step index from 0 after the warmup and L the
+ * length of the rest of the training (epochs). */
+static double schedule_at(const nnrt_schedule *s, double lr, double e, double u, double S, double L)
+{
+	switch (s->kind) {
+	case NNRT_SCHED_STEP:
+		/* in steps, so that a boundary is exact: floor(u / (every S)) */
+		return lr * pow(s->b, floor(u / (s->a * S)));
+	case NNRT_SCHED_MULTISTEP: {
+		int k = 0;
+		while (k < s->n_milestones && k < NNRT_MAX_MILESTONES && s->milestones[k] * S <= u)
+			k++;
+		return lr * pow(s->b, k);
+	}
+	case NNRT_SCHED_EXPONENTIAL:
+		return lr * pow(s->b, e);
+	case NNRT_SCHED_COSINE: {
+		double lo = s->c, T = s->a > 0 ? s->a : L, x;
+		if (s->d > 0) { /* SGDR: periods d, d b, d b^2, ... (torch's CosineAnnealingWarmRestarts) */
+			double T0 = s->d, mult = s->b >= 1 ? s->b : 1;
+			if (mult == 1) {
+				double i = floor(e / T0);
+				x = e - i * T0, T = T0;
+			} else {
+				double i = floor(log(e / T0 * (mult - 1) + 1) / log(mult));
+				x = e - T0 * (pow(mult, i) - 1) / (mult - 1), T = T0 * pow(mult, i);
+			}
+		} else {
+			x = e < T ? e : T;
+		}
+		return T > 0 ? lo + (lr - lo) * (1 + cos(SCHED_PI * x / T)) / 2 : lo;
+	}
+	case NNRT_SCHED_POLYNOMIAL: {
+		double T = s->a > 0 ? s->a : L, x = e < T ? e : T;
+		return T > 0 ? s->c + (lr - s->c) * pow(1 - x / T, s->b) : s->c;
+	}
+	case NNRT_SCHED_ONECYCLE: {
+		/* torch's OneCycleLR (cosine annealing), its step index u over
+		 * N = T S steps; after the last one, the final rate */
+		double N = (s->a > 0 ? s->a : L) * S;
+		double init = lr / s->c, fin = init / s->d;
+		double up = s->b * N - 1, end = N - 1;
+		if (u <= up)
+			return anneal_cos(init, lr, up > 0 ? u / up : 1);
+		if (u >= end)
+			return fin;
+		return anneal_cos(lr, fin, (u - up) / (end - up));
+	}
+	default:
+		return lr;
+	}
+}
+
+double nnrt_schedule_lr(const nnrt_schedule *s, double lr, int64_t step, int64_t epoch_steps, int64_t total)
+{
+	double S = epoch_steps > 0 ? (double)epoch_steps : 1;
+	int64_t w = s->warmup > 0 ? s->warmup : 0;
+	double L = (double)(total - w) / S;
+	if (step < 1)
+		step = 1;
+	if (step <= w) /* linear, from lr / w at step 1 to the schedule's start at step w */
+		return schedule_at(s, lr, 0, 0, S, L) * (double)step / (double)w;
+	double u = (double)(step - 1 - w);
+	return schedule_at(s, lr, u / S, u, S, L);
 }
 
 /* ---- The random stream of the steps (nnrt.h) ---- */

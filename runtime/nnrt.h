@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define NNRT_ABI_VERSION 4
+#define NNRT_ABI_VERSION 5
 #define NNRT_MAX_RANK 4
 #define NNRT_MAX_THREADS 256
 
@@ -52,10 +52,24 @@ enum {
 	NNRT_LOSS_BCE = 3,          /* probability (sigmoid output) vs 0/1 target */
 };
 
-/* Optimizers. */
+/* Optimizers (docs/language.md gives each update rule).  The optimizer
+ * state is 0 to 3 arrays of param_floats floats, one after the other, each
+ * laid out like params, in the order listed here (opt_floats says how many). */
 enum {
-	NNRT_OPT_SGD = 1,  /* opt state: velocity per parameter if momentum != 0 */
-	NNRT_OPT_ADAM = 2, /* opt state: first then second moment per parameter */
+	NNRT_OPT_SGD = 1,     /* opt state: velocity, if momentum != 0 */
+	NNRT_OPT_ADAM = 2,    /* opt state: first moment, second moment, [amsgrad: max second moment] */
+	NNRT_OPT_RMSPROP = 3, /* opt state: mean square, [centered: mean], [momentum != 0: velocity] */
+	NNRT_OPT_ADAMW = 4,   /* Adam with decoupled weight decay; state as Adam's */
+};
+
+/* nnrt_model.opt_flags: the optimizer's boolean options. */
+enum {
+	NNRT_OPTF_NESTEROV = 1,     /* sgd: Nesterov momentum */
+	NNRT_OPTF_CENTERED = 2,     /* rmsprop: divide by the variance, not the mean square */
+	NNRT_OPTF_AMSGRAD = 4,      /* adam, adamw: the maximum of the second moments */
+	NNRT_OPTF_DECAY_BIASES = 8, /* weight decay applies to rank-1 tensors (biases) too */
+	NNRT_OPTF_CLIP_NORM = 16,   /* the update clips the gradient's global norm (a pass over it first) */
+	NNRT_OPTF_ACCUMULATE = 32,  /* gradients accumulate over micro-batches (train block's accumulate) */
 };
 
 /* Parameter initialisers. */
@@ -113,6 +127,37 @@ typedef struct nnrt_data_spec {
 	int64_t classes;    /* spiral: number of arms; parity/majority: number of bits */
 } nnrt_data_spec;
 
+/* Learning-rate schedules (docs/language.md, "Learning-rate schedules"):
+ * the rate of each training step is nnrt_schedule_lr() of the step number,
+ * a pure function, so a resumed run continues the schedule from the step
+ * count its checkpoint holds.  Durations are in epochs, measured per step
+ * (a step is 1 / steps-per-epoch of an epoch) from the end of the warmup;
+ * 0 means "the rest of the training". */
+enum {
+	NNRT_SCHED_CONSTANT = 0,    /* lr */
+	NNRT_SCHED_STEP = 1,        /* a: every (epochs), b: gamma; lr gamma^floor(e / every) */
+	NNRT_SCHED_MULTISTEP = 2,   /* b: gamma, milestones; lr gamma^(milestones <= e) */
+	NNRT_SCHED_EXPONENTIAL = 3, /* b: gamma per epoch; lr gamma^e */
+	NNRT_SCHED_COSINE = 4,      /* a: epochs (0: the rest), c: minimum rate; or with restarts (SGDR):
+				     * d: the first period (epochs, > 0), b: each next one's factor */
+	NNRT_SCHED_POLYNOMIAL = 5,  /* a: epochs (0: the rest), b: power, c: final rate */
+	NNRT_SCHED_ONECYCLE = 6,    /* a: epochs (0: the rest), b: pct rising, c: div, d: final_div */
+};
+#define NNRT_MAX_MILESTONES 8
+
+typedef struct nnrt_schedule {
+	int32_t kind;         /* NNRT_SCHED_* */
+	int32_t n_milestones; /* multistep: entries of milestones */
+	int64_t warmup;       /* steps of linear warmup before the schedule starts, 0: none */
+	double a, b, c, d;    /* the kind's values, above */
+	double milestones[NNRT_MAX_MILESTONES]; /* multistep: epochs, increasing */
+} nnrt_schedule;
+
+/* The rate of training step `step` (1-based) under schedule s at base
+ * (peak) rate lr, in a run of `epoch_steps` steps per epoch and `total`
+ * steps in all.  Pure: no state, the same value every time. */
+double nnrt_schedule_lr(const nnrt_schedule *s, double lr, int64_t step, int64_t epoch_steps, int64_t total);
+
 /* Arguments of one generated step, filled by the runtime. */
 typedef struct nnrt_step_args {
 	float *params;       /* param_floats */
@@ -124,7 +169,7 @@ typedef struct nnrt_step_args {
 	float *out;          /* infer: [n][output_size] */
 	double *metrics;     /* [0] sum of per-sample losses, [1] number correct (written by thread 0) */
 	int64_t n;           /* samples in this batch, 1 <= n <= batch */
-	float hp[8];         /* hyper-parameters of this step, see NNRT_HP_* */
+	float hp[16];        /* hyper-parameters of this step, see NNRT_HP_* */
 	float *state;        /* state_floats: non-trainable persistent tensors (m->state) */
 	uint64_t seed;       /* the run's seed: with sample0, the step's random stream */
 	int64_t sample0;     /* global index of the step's first sample: (step - 1) * batch of a
@@ -143,15 +188,22 @@ uint32_t nnrt_random_bits(uint64_t seed, int64_t sample, int64_t elem);
 float nnrt_random_uniform(uint64_t seed, int64_t sample, int64_t elem);
 
 /* Indices into nnrt_step_args.hp: the values that change from run to run
- * (--lr, nnrt_instance_set_lr) or from step to step.  The .nn file's
- * constants (momentum, beta1, beta2, eps) are compiled into the generated
- * update instead.  hp[NNRT_HP_COUNT..7] are zero and reserved: the array
- * keeps its size (8 slots since ABI version 3). */
+ * (--lr, nnrt_instance_set_lr, --weight-decay) or from step to step.  The
+ * .nn file's constants (momentum, betas, eps, alpha) are compiled into the
+ * generated update instead.  hp[NNRT_HP_COUNT..15] are zero and reserved:
+ * the array keeps its size (16 slots since ABI version 5). */
 enum {
 	NNRT_HP_LR = 0,      /* learning rate of this step */
-	NNRT_HP_ADAM_C1 = 1, /* Adam at step t (1-based): 1 / (1 - beta1^t); else 0 */
-	NNRT_HP_ADAM_C2 = 2, /* Adam at step t: 1 / (1 - beta2^t); else 0 */
-	NNRT_HP_COUNT = 3,
+	NNRT_HP_ADAM_C1 = 1, /* Adam, AdamW at step t (1-based): 1 / (1 - beta1^t); else 0 */
+	NNRT_HP_ADAM_C2 = 2, /* Adam, AdamW at step t: 1 / (1 - beta2^t); else 0 */
+	NNRT_HP_DAMP = 3,    /* sgd with momentum: the gradient's weight in the velocity, 1 at
+			      * step 1 (torch starts the velocity at g) and 1 - dampening after */
+	NNRT_HP_WD = 4,      /* weight decay of this step (0: none) */
+	NNRT_HP_CLIP_NORM = 5,  /* the gradient's global norm is clipped to this (0: not clipped) */
+	NNRT_HP_CLIP_VALUE = 6, /* each gradient value is clipped to [-this, this] (0: not clipped) */
+	NNRT_HP_ACC_WEIGHT = 7, /* accumulate: this micro-batch's share of its group's samples */
+	NNRT_HP_ACC_APPLY = 8,  /* accumulate: 1 on the group's last micro-batch (update), else 0 */
+	NNRT_HP_COUNT = 9,
 };
 
 /* One op of the training step, for profiles (nnc --profile) and reports. */
@@ -194,7 +246,16 @@ typedef struct nnrt_model {
 	float beta1;
 	float beta2;
 	float eps;
+	float weight_decay;    /* the .nn file's (the step's is hp[NNRT_HP_WD]) */
+	float alpha;           /* rmsprop's smoothing constant */
+	float dampening;       /* sgd */
+	int32_t opt_flags;     /* NNRT_OPTF_* */
+	float clip_norm;       /* the .nn file's gradient clipping (0: none) by global norm, */
+	float clip_value;      /* and by value */
 	float pad2_;
+	int64_t accumulate;    /* micro-batches per update (1: every step updates); the
+				* accumulated gradient is the last optimizer state array */
+	nnrt_schedule schedule; /* of the learning rate */
 	int64_t epochs;
 	int64_t seed;
 	nnrt_data_spec train;
@@ -290,8 +351,10 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  * stays an opaque block behind a fixed NNRT_INSTANCE_HEADER_BYTES header.
  * NNRT_ABI_VERSION versions the layout of nnrt_model and nnrt_step_args,
  * which the generated code shares: version 4 added the state tensors and
- * the random stream, so objects of an older nnc are refused with a message
- * asking to rebuild them (nnrt_model_check). */
+ * the random stream, version 5 the optimizers' options (weight decay,
+ * RMSprop, AdamW, flags), their hyper-parameter slots and the schedule, so objects of an
+ * older nnc are refused with a message asking to rebuild them
+ * (nnrt_model_check). */
 
 typedef struct nnrt_instance nnrt_instance;
 
@@ -368,6 +431,11 @@ int nnrt_instance_set_threads(nnrt_instance *inst, int nthreads);
 /* Learning rate of later training steps (default: the model's). */
 int nnrt_instance_set_lr(nnrt_instance *inst, float lr);
 float nnrt_instance_lr(const nnrt_instance *inst);
+/* Weight decay of later training steps, >= 0 (default: the model's
+ * weight_decay; 0 turns it off).  Which parameters it applies to is
+ * compiled in (docs/language.md, "Weight decay"). */
+int nnrt_instance_set_weight_decay(nnrt_instance *inst, float wd);
+float nnrt_instance_weight_decay(const nnrt_instance *inst);
 /* Training steps taken (Adam's t), including those of a loaded checkpoint. */
 int64_t nnrt_instance_steps(const nnrt_instance *inst);
 /* Epochs completed, as checkpoints record it: a training binary run with

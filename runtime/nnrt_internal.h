@@ -199,11 +199,27 @@ void nnrt_init_params(const nnrt_model *m, float *params, nnrt_rng *r);
 /* The state tensors' initial values (m->state_floats floats; padding 0). */
 void nnrt_init_state(const nnrt_model *m, float *state);
 
-/* Sets a->hp for a step of m at learning rate lr: `step` is the 1-based
+/* The run-time hyper-parameters of a step (nnrt.h NNRT_HP_*): the rate,
+ * the weight decay and the clipping (0: none); with accumulate, the
+ * micro-batch's weight in its group, whether it ends the group, and the
+ * optimizer's step t (the update's number; 0: the step's own number). */
+typedef struct nnrt_hyper {
+	float lr, wd, clip_norm, clip_value;
+	float acc_weight, acc_apply;
+	int64_t t;
+} nnrt_hyper;
+
+/* Sets a->hp for a step of m with the values of h: `step` is the 1-based
  * number of the training step about to run (Adam's t), or 0 for a step that
  * does not train (evaluation, inference).  The one place the hyper-parameters
  * are computed, for the training binary and the embedding API alike. */
-void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step, uint64_t seed);
+void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, const nnrt_hyper *h, int64_t step, uint64_t seed);
+/* The name of optimizer `kind` (NNRT_OPT_*) as .nn files write it, or NULL. */
+const char *nnrt_opt_name(int32_t kind);
+/* m's optimizer as the .nn file would write it, into buf (n bytes). */
+char *nnrt_fmt_optimizer(const nnrt_model *m, char *buf, size_t n);
+/* A schedule as the .nn file would write it ("cosine(min: 1e-05), warmup 500 steps"). */
+char *nnrt_fmt_schedule(const nnrt_schedule *s, char *buf, size_t n);
 
 /* ---- train.c ---- */
 
@@ -212,6 +228,11 @@ void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, float lr, int64_t step
 typedef struct nnrt_cli {
 	int64_t epochs;
 	double lr;
+	double weight_decay;
+	double clip_norm, clip_value;
+	const char *schedule; /* --schedule NAME, or NULL */
+	int64_t warmup;       /* --warmup N, or the model's */
+	nnrt_schedule sched;  /* the model's schedule with the flags applied */
 	uint64_t seed;
 	int64_t threads;
 	const char *data, *test;
@@ -243,6 +264,8 @@ struct nnrt_instance {
 	nnrt_train_state st;              /* step count and RNG, as checkpoints store them */
 	double metrics[4];
 	float lr;
+	float wd;                         /* weight decay (nnrt_instance_set_weight_decay) */
+	float clip_norm, clip_value;      /* gradient clipping (the model's, or the flags') */
 	int threads;                      /* 0 = the process default */
 	int trains;                       /* the model has a train_step */
 	int heap;                         /* the block came from nnrt_instance_new */
@@ -250,6 +273,13 @@ struct nnrt_instance {
 	void *on_error_ctx;
 	char msg[320];                    /* latest failure, for nnrt_instance_error */
 };
+
+/* The hyper-parameters of inst's next step, at rate lr. */
+static inline nnrt_hyper nnrt_instance_hyper(const nnrt_instance *inst, float lr)
+{
+	nnrt_hyper h = {lr, inst->wd, inst->clip_norm, inst->clip_value, 1, 1, 0};
+	return h;
+}
 
 /* nnrt_instance_new, with the parameters initialised from `seed` rather
  * than the model's (a training binary's --seed). */

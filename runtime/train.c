@@ -70,7 +70,9 @@ enum {
 	FLAG_THREADS, /* integer in 1..NNRT_MAX_THREADS */
 	FLAG_SEED,    /* integer in 0..2^64-1 */
 	FLAG_LR,      /* real > 0 that a float holds as neither 0 nor inf */
+	FLAG_REAL0,   /* real >= 0 that a float holds as a finite number */
 	FLAG_PATH,    /* non-empty string */
+	FLAG_WORD,    /* non-empty string: a name */
 };
 
 /* Every flag once: parsing and --help both read this table. */
@@ -83,6 +85,17 @@ static const struct flag {
 } flags[] = {
 	{"--epochs", "N", FLAG_COUNT, offsetof(opts, epochs), "train for N epochs (default: the model's)"},
 	{"--lr", "X", FLAG_LR, offsetof(opts, lr), "learning rate (default: the model's)"},
+	{"--weight-decay", "X", FLAG_REAL0, offsetof(opts, weight_decay),
+	 "weight decay, 0 for none (default: the model's; which tensors decay is compiled in)"},
+	{"--clip-norm", "X", FLAG_REAL0, offsetof(opts, clip_norm),
+	 "clip the gradient's global norm to X, 0 for no clipping (default: the model's; needs clip_norm: in the .nn)"},
+	{"--clip-value", "X", FLAG_REAL0, offsetof(opts, clip_value),
+	 "clip each gradient value to [-X, X], 0 for no clipping (default: the model's)"},
+	{"--schedule", "NAME", FLAG_WORD, offsetof(opts, schedule),
+	 "learning-rate schedule: constant, cosine, polynomial, onecycle over the whole run, or the model's own "
+	 "(default: the model's)"},
+	{"--warmup", "N", FLAG_COUNT, offsetof(opts, warmup),
+	 "steps of linear learning-rate warmup, 0 for none (default: the model's)"},
 	{"--seed", "N", FLAG_SEED, offsetof(opts, seed), "seed of parameter init and shuffling (default: the model's)"},
 	{"--threads", "N", FLAG_THREADS, offsetof(opts, threads),
 	 "worker threads (default: OMP_NUM_THREADS, or one per core)"},
@@ -182,9 +195,25 @@ static int set_flag(opts *o, const struct flag *f, const char *val)
 		*(double *)dst = x;
 		return 0;
 	}
+	case FLAG_REAL0: {
+		char *end;
+		double x = strtod(val, &end);
+		if (!*val || *end || !(x >= 0))
+			return usage_error("%s expects a number >= 0, got '%s'", f->name, val);
+		if (x > FLT_MAX)
+			return usage_error("%s %s is too large: beyond the range of a 32-bit float (about 3.4e38)", f->name,
+			                   val);
+		*(double *)dst = x;
+		return 0;
+	}
 	case FLAG_PATH:
 		if (!*val)
 			return usage_error("%s expects a file name, got ''", f->name);
+		*(const char **)dst = val;
+		return 0;
+	case FLAG_WORD:
+		if (!*val)
+			return usage_error("%s expects a name, got ''", f->name);
 		*(const char **)dst = val;
 		return 0;
 	}
@@ -243,11 +272,57 @@ void nnrt_cli_free(nnrt_cli *c)
 	c->train_buf = c->test_buf = NULL;
 }
 
+/* The model's schedule, or --schedule's: a schedule whose values follow
+ * from the length of the run, or the model's own kind again; --warmup. */
+static int choose_schedule(opts *o, const nnrt_model *m)
+{
+	o->sched = m->schedule;
+	o->sched.warmup = o->warmup;
+	if (!o->schedule)
+		return 0;
+	static const struct {
+		const char *name;
+		int kind;
+	} names[] = {
+		{"constant", NNRT_SCHED_CONSTANT}, {"step", NNRT_SCHED_STEP},
+		{"multistep", NNRT_SCHED_MULTISTEP}, {"exponential", NNRT_SCHED_EXPONENTIAL},
+		{"cosine", NNRT_SCHED_COSINE},     {"polynomial", NNRT_SCHED_POLYNOMIAL},
+		{"onecycle", NNRT_SCHED_ONECYCLE},
+	};
+	int kind = -1;
+	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+		if (!strcmp(o->schedule, names[k].name))
+			kind = names[k].kind;
+	if (kind < 0)
+		return usage_error("unknown schedule '%s' for --schedule (constant, cosine, polynomial, onecycle, or the "
+		                   "model's own)", o->schedule);
+	if (kind == m->schedule.kind)
+		return 0;
+	if (kind == NNRT_SCHED_STEP || kind == NNRT_SCHED_MULTISTEP || kind == NNRT_SCHED_EXPONENTIAL)
+		return usage_error("--schedule %s needs values that only the .nn file can give (the model's schedule "
+		                   "is another); write it in the train block", o->schedule);
+	int64_t w = o->sched.warmup;
+	memset(&o->sched, 0, sizeof o->sched);
+	o->sched.kind = kind;
+	o->sched.warmup = w;
+	if (kind == NNRT_SCHED_POLYNOMIAL)
+		o->sched.b = 1;
+	if (kind == NNRT_SCHED_COSINE)
+		o->sched.b = 1;
+	if (kind == NNRT_SCHED_ONECYCLE)
+		o->sched.b = 0.3, o->sched.c = 25, o->sched.d = 1e4;
+	return 0;
+}
+
 int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 {
 	memset(o, 0, sizeof *o);
 	o->epochs = m->epochs;
 	o->lr = m->lr;
+	o->weight_decay = m->weight_decay;
+	o->clip_norm = m->clip_norm;
+	o->clip_value = m->clip_value;
+	o->warmup = m->schedule.warmup;
 	o->seed = (uint64_t)m->seed;
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -279,6 +354,13 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 	}
 	if (o->help)
 		return 0;
+	int bad = choose_schedule(o, m);
+	if (bad)
+		return bad;
+	/* the norm needs its own pass, compiled in only when the model asks */
+	if (o->clip_norm > 0 && !(m->opt_flags & NNRT_OPTF_CLIP_NORM))
+		return usage_error("--clip-norm needs a model compiled with clip_norm: in its optimizer (the pass that "
+		                   "computes the gradient's norm is compiled in only then)");
 	if (o->load && o->resume)
 		return usage_error("--load and --resume cannot be used together");
 	if (o->checkpoint_every && !o->save)
@@ -383,12 +465,13 @@ static void print_help(const nnrt_model *m)
 	printf("  input        %s\n", nnrt_fmt_input(m, in, sizeof in));
 	printf("  label        %s\n", nnrt_fmt_label(m, lab, sizeof lab));
 	printf("  loss         %s\n", loss_name(m->loss));
-	if (m->optimizer == NNRT_OPT_ADAM)
-		printf("  optimizer    adam(lr: %g, beta1: %g, beta2: %g, eps: %g)\n", m->lr, m->beta1, m->beta2, m->eps);
-	else
-		printf("  optimizer    sgd(lr: %g, momentum: %g)\n", m->lr, m->momentum);
+	char opt[256];
+	printf("  optimizer    %s\n", nnrt_fmt_optimizer(m, opt, sizeof opt));
+	printf("  schedule     %s\n", nnrt_fmt_schedule(&m->schedule, opt, sizeof opt));
 	printf("  parameters   %lld in %d tensors\n", (long long)param_count(m), m->n_params);
 	printf("  batch        %lld\n", (long long)m->batch);
+	if (m->accumulate > 1)
+		printf("  accumulate   %lld micro-batches per update\n", (long long)m->accumulate);
 	printf("  epochs       %lld\n", (long long)m->epochs);
 	printf("  seed         %lld\n", (long long)m->seed);
 	printf("  train data   %s\n", train);
@@ -466,6 +549,9 @@ static int alloc_arrays(trainer *t)
 	}
 	nnrt_instance *inst = t->inst;
 	inst->lr = (float)t->o.lr;
+	inst->wd = (float)t->o.weight_decay;
+	inst->clip_norm = (float)t->o.clip_norm;
+	inst->clip_value = (float)t->o.clip_value;
 	t->x = nnrt_alloc_floats(m->batch * m->input_size, "the input batch");
 	t->y = nnrt_alloc_floats(m->batch * m->label_size, "the label batch");
 	t->out = nnrt_alloc_floats(m->batch * m->output_size, "the output batch");
@@ -485,7 +571,8 @@ static int alloc_arrays(trainer *t)
 	a->y = t->y;
 	a->out = t->out;
 	a->metrics = inst->metrics;
-	nnrt_step_hp(a, m, inst->lr, 0, inst->seed);
+	nnrt_hyper h = nnrt_instance_hyper(inst, inst->lr);
+	nnrt_step_hp(a, m, &h, 0, inst->seed);
 	return 0;
 }
 
@@ -539,7 +626,8 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 static void evaluate(trainer *t, double *loss, double *acc)
 {
 	double sum[2];
-	nnrt_step_hp(&t->args, t->m, t->inst->lr, 0, t->inst->seed);
+	nnrt_hyper h = nnrt_instance_hyper(t->inst, t->inst->lr);
+	nnrt_step_hp(&t->args, t->m, &h, 0, t->inst->seed);
 	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
 	*loss = sum[0] / (double)t->test.n;
 	*acc = sum[1] / (double)t->test.n;
@@ -761,6 +849,18 @@ static int train(trainer *t)
 		           steps == 1 ? "" : "s");
 		return TRAIN_FAILED;
 	}
+	/* accumulate: groups of acc micro-batch steps of an epoch make one
+	 * update each (the last group may be shorter); the optimizer's step
+	 * and the schedule count updates */
+	int64_t acc = m->accumulate > 1 ? m->accumulate : 1, updates = (steps + acc - 1) / acc; /* per epoch */
+	int64_t total = o->epochs * updates;
+	int scheduled = o->sched.kind != NNRT_SCHED_CONSTANT || o->sched.warmup > 0;
+	if (o->sched.warmup > 0 && o->sched.warmup >= total && st->epoch < o->epochs) {
+		nnrt_error("the warmup of %lld steps is not shorter than the training: %lld epoch%s of %lld step%s",
+		           (long long)o->sched.warmup, (long long)o->epochs, o->epochs == 1 ? "" : "s", (long long)steps,
+		           steps == 1 ? "" : "s");
+		return TRAIN_FAILED;
+	}
 	if (st->epoch >= o->epochs && !o->quiet)
 		printf("the checkpoint is at epoch %lld already; nothing to train for --epochs %lld\n",
 		       (long long)st->epoch, (long long)o->epochs);
@@ -774,12 +874,24 @@ static int train(trainer *t)
 		for (int64_t i = 0; i < n; i++)
 			t->perm[i] = i;
 		nnrt_rng_shuffle(&st->rng, t->perm, n);
-		double loss = 0, correct = 0;
+		double loss = 0, correct = 0, rate = inst->lr;
 		for (int64_t b = first * m->batch, s = first + 1; b < n; b += m->batch, s++) {
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
 			int64_t step = st->step + 1;
 			a->n = bn;
-			nnrt_step_hp(a, m, inst->lr, step, inst->seed);
+			/* a pure function of the step: a resumed run goes on with it */
+			int64_t u = step;
+			nnrt_hyper h = nnrt_instance_hyper(inst, 0);
+			if (acc > 1) {
+				int64_t grp = (s - 1) / acc, last = (grp + 1) * acc < steps ? (grp + 1) * acc : steps;
+				int64_t end = last * m->batch < n ? last * m->batch : n;
+				h.acc_weight = (float)((double)bn / (double)(end - grp * acc * m->batch));
+				h.acc_apply = s == last;
+				h.t = u = st->epoch * updates + grp + 1;
+			}
+			rate = scheduled ? nnrt_schedule_lr(&o->sched, inst->lr, u, updates, total) : inst->lr;
+			h.lr = (float)rate;
+			nnrt_step_hp(a, m, &h, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
 			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
@@ -830,6 +942,8 @@ static int train(trainer *t)
 				if (t->has_acc)
 					printf("  test_acc %.4f", ta);
 			}
+			if (scheduled) /* the rate of the epoch's last step */
+				printf("  lr %.4g", (double)(float)rate);
 			double dt = t1 - t0 > 0 ? t1 - t0 : 1e-9;
 			printf("  %.2e samples/s  %.2f s\n", seen / dt, nnrt_now() - t0);
 			flush_stdout();
@@ -1034,7 +1148,7 @@ static int run(trainer *t)
 			if (t->test.n)
 				printf(", %lld test samples", (long long)t->test.n);
 			printf(", batch %lld, %s lr %g, %d thread%s\n", (long long)m->batch,
-			       m->optimizer == NNRT_OPT_ADAM ? "adam" : "sgd", o->lr, nnrt_get_threads(),
+			       nnrt_opt_name(m->optimizer), o->lr, nnrt_get_threads(),
 			       nnrt_get_threads() == 1 ? "" : "s");
 			if (o->resume && st->batch)
 				printf("resuming from %s in epoch %lld after step %lld (step %lld in all)\n", o->resume,

@@ -177,7 +177,7 @@ const char *th_plan_violation(ir_graph *g, unsigned entries)
 	 * step has an update, whether or not a node writes a gradient */
 	int64_t partials = chunked && ir_has_update(g) ? (g->chunks - 1) * g->param_floats : 0;
 	if (g->ws_partials < g->ws_shared || g->ws_metrics < g->ws_partials + partials ||
-	    g->ws_chunk0 < g->ws_metrics + (chunked ? 4 * g->chunks : 0) ||
+	    g->ws_norm < g->ws_metrics + (chunked ? 4 * g->chunks : 0) || g->ws_chunk0 < g->ws_norm ||
 	    g->ws_chunk0 + g->chunks * g->ws_chunk > g->ws_floats || g->ws_chunk0 % 16 || g->ws_chunk % 16)
 		return nnc_sprintf("workspace regions overlap: shared %lld, partials %lld, metrics %lld, chunks %lld x %lld "
 				   "from %lld, total %lld",
@@ -301,7 +301,7 @@ void th_run(state *s, nnrt_body_fn body, int64_t n)
 	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
 		s->out[i] = TH_CANARY;
 	s->metrics[0] = s->metrics[1] = -1;
-	float hp[8];
+	float hp[sizeof s->a.hp / sizeof(float)];
 	memcpy(hp, s->a.hp, sizeof hp);
 	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
 				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n, .state = s->st};

@@ -89,6 +89,15 @@ Test(abi, data_spec)
 	check_whole("nnrt_data_spec", abi.data_spec, sizeof(nnrt_data_spec), _Alignof(nnrt_data_spec));
 }
 
+Test(abi, schedule)
+{
+#define F(f, t) check_field("nnrt_schedule", abi.schedule, #f, CG_SCHED_##f, offsetof(nnrt_schedule, f), \
+			    FIELD_SIZE(nnrt_schedule, f));
+	CG_SCHEDULE(F)
+#undef F
+	check_whole("nnrt_schedule", abi.schedule, sizeof(nnrt_schedule), _Alignof(nnrt_schedule));
+}
+
 Test(abi, op_info)
 {
 #define F(f, t) check_field("nnrt_op_info", abi.op_info, #f, CG_OPINFO_##f, offsetof(nnrt_op_info, f), \
@@ -114,6 +123,9 @@ Test(abi, hyper_parameters_fit)
 	LLVMTypeRef hp = LLVMStructGetTypeAtIndex(abi.step_args, CG_ARGS_hp);
 	cr_assert_eq(LLVMGetTypeKind(hp), LLVMArrayTypeKind);
 	cr_expect_eq(LLVMGetArrayLength2(hp), (uint64_t)(FIELD_SIZE(nnrt_step_args, hp) / sizeof(float)));
-	cr_expect_lt((uint64_t)NNRT_HP_ADAM_C2, LLVMGetArrayLength2(hp));
-	cr_expect_lt((uint64_t)NNRT_HP_LR, LLVMGetArrayLength2(hp));
+	cr_expect_leq((uint64_t)NNRT_HP_COUNT, LLVMGetArrayLength2(hp));
+	int slots[] = {NNRT_HP_LR,	  NNRT_HP_ADAM_C1,    NNRT_HP_ADAM_C2,	  NNRT_HP_DAMP,	     NNRT_HP_WD,
+		       NNRT_HP_CLIP_NORM, NNRT_HP_CLIP_VALUE, NNRT_HP_ACC_WEIGHT, NNRT_HP_ACC_APPLY};
+	for (size_t k = 0; k < sizeof slots / sizeof slots[0]; k++)
+		cr_expect_lt((uint64_t)slots[k], (uint64_t)NNRT_HP_COUNT, "hp slot %d", slots[k]);
 }

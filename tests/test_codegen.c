@@ -353,6 +353,11 @@ typedef struct net {
 			    * changes sign between p - h and p + h */
 } net;
 
+/* softmax_cross_entropy's label smoothing in the network being checked (its
+ * source and its reference), 0 but in check_smoothed_net: a setting of the
+ * check rather than a column of every row of nets[]. */
+static double net_smoothing;
+
 static const net nets[] = {
 	{"opsnet", ops_src, fwd_ops, false, 2},
 	{"softnet", soft_src, fwd_soft, true, 2},
@@ -361,6 +366,17 @@ static const net nets[] = {
 	{"widenet", wide_src, fwd_wide, false, 4},
 	{"actnet", act_src, fwd_act, false, 14},
 };
+
+/* nt's source, with net_smoothing on its softmax_cross_entropy. */
+static const char *net_src(const net *nt)
+{
+	if (net_smoothing == 0)
+		return nt->src;
+	const char *at = strstr(nt->src, "softmax_cross_entropy(logits, y)");
+	cr_assert(at, "%s has no softmax_cross_entropy(logits, y)", nt->name);
+	int pre = (int)(at - nt->src) + (int)strlen("softmax_cross_entropy(logits, y");
+	return nnc_sprintf("%.*s, smoothing: %g%s", pre, nt->src, net_smoothing, nt->src + pre);
+}
 
 /* Reference of a batch: infer's outputs [n][output_size] and the metrics
  * eval_step reports (sum of per-sample losses, number correct). */
@@ -390,7 +406,11 @@ static void ref_batch(const net *nt, ref *r, const float *x, const void *y, int6
 					mx = pred[j], am = j;
 			for (int64_t j = 0; j < k; j++)
 				sum += exp(pred[j] - mx);
-			metrics[0] += log(sum) + mx - pred[cls];
+			/* torch's label smoothing: the target (1-eps) onehot + eps/K */
+			double eps = net_smoothing, zsum = 0;
+			for (int64_t j = 0; j < k; j++)
+				zsum += pred[j];
+			metrics[0] += log(sum) + mx - (1 - eps) * pred[cls] - eps * zsum / (double)k;
 			metrics[1] += am == cls;
 		} else {
 			const float *t = (const float *)y + i * k;
@@ -677,7 +697,7 @@ static void check_gradients(const net *nt, const jitted j[2])
  * both checks run on the two. */
 static void check_net(const net *nt)
 {
-	const char *src = with_optimizer(nt->src, "sgd(lr: 1)");
+	const char *src = with_optimizer(net_src(nt), "sgd(lr: 1)");
 	jitted j[2];
 	for (int f = 0; f < 2; f++)
 		j[f] = jit_graph(build_graph(src, f), f);
@@ -693,6 +713,16 @@ Test(network, bcenet) { check_net(&nets[2]); }
 Test(network, seednet) { check_net(&nets[3]); }
 Test(network, widenet) { check_net(&nets[4]); }
 Test(network, actnet) { check_net(&nets[5]); }
+/* Label smoothing: its loss against the reference, its gradient against
+ * finite differences; 3 classes (a row is one vector), 21 (a loop). */
+static void check_smoothed_net(const net *nt, double eps)
+{
+	net_smoothing = eps;
+	check_net(nt);
+	net_smoothing = 0;
+}
+Test(network, opsnet_label_smoothing) { check_smoothed_net(&nets[0], 0.1); }
+Test(network, widenet_label_smoothing) { check_smoothed_net(&nets[4], 0.25); }
 
 /* A loss that reaches no parameter, beside a parameterised output: a step
  * changes nothing, whatever the optimizer, the fusion and the chunking, and
@@ -773,80 +803,185 @@ Test(network, loss_reaching_no_parameter)
 
 typedef struct opt_case {
 	const char *opt;
-	float lr; /* hp[NNRT_HP_LR]: the step's rate, deliberately not the model's */
+	float lr, wd; /* hp[NNRT_HP_LR], hp[NNRT_HP_WD]: the step's, deliberately not the model's */
 	/* the hyper-parameters as written (the kernel bakes in these doubles;
 	 * nnrt_model carries them rounded to float) */
-	double momentum, beta1, beta2, eps;
+	int kind, flags; /* NNRT_OPT_*, NNRT_OPTF_* */
+	double momentum, dampening, beta1, beta2, eps, alpha;
+	int slots; /* optimizer state arrays */
+	float cn, cv; /* hp[NNRT_HP_CLIP_NORM], hp[NNRT_HP_CLIP_VALUE] (clip_norm: compiles the norm's pass in) */
 } opt_case;
 
+enum {
+	NEST = NNRT_OPTF_NESTEROV,
+	CENT = NNRT_OPTF_CENTERED,
+	AMS = NNRT_OPTF_AMSGRAD,
+	ALLD = NNRT_OPTF_DECAY_BIASES,
+	CLIPN = NNRT_OPTF_CLIP_NORM,
+};
+#define SGD_ NNRT_OPT_SGD
+#define ADAM_ NNRT_OPT_ADAM
+#define ADAMW_ NNRT_OPT_ADAMW
+#define RMS_ NNRT_OPT_RMSPROP
 static const opt_case opt_cases[] = {
-	{"sgd(lr: 0.1)", 0.07f, 0, 0.9, 0.999, 1e-8},
-	{"sgd(lr: 0.1, momentum: 0.55)", 0.3f, 0.55, 0.9, 0.999, 1e-8},
-	{"adam(lr: 0.01)", 0.02f, 0, 0.9, 0.999, 1e-8},
-	{"adam(lr: 0.01, beta1: 0.8, beta2: 0.95, eps: 0.001)", 0.05f, 0, 0.8, 0.95, 0.001},
+	{"sgd(lr: 0.1)", 0.07f, 0, SGD_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 0, 0, 0},
+	{"sgd(lr: 0.1, momentum: 0.55)", 0.3f, 0, SGD_, 0, 0.55, 0, 0.9, 0.999, 1e-8, 0.99, 1, 0, 0},
+	{"adam(lr: 0.01)", 0.02f, 0, ADAM_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2, 0, 0},
+	{"adam(lr: 0.01, beta1: 0.8, beta2: 0.95, eps: 0.001)", 0.05f, 0, ADAM_, 0, 0, 0, 0.8, 0.95, 0.001, 0.99, 2, 0, 0},
+	/* 4: weight decay, Nesterov, dampening, amsgrad, AdamW, RMSprop */
+	{"sgd(lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01)", 0.05f, 0.03f, SGD_, NEST, 0.9, 0, 0.9,
+	 0.999, 1e-8, 0.99, 1, 0, 0},
+	{"sgd(momentum: 0.8, dampening: 0.3, weight_decay: 0.05, decay_biases: true)", 0.1f, 0.05f, SGD_, ALLD, 0.8,
+	 0.3, 0.9, 0.999, 1e-8, 0.99, 1, 0, 0},
+	{"sgd(lr: 0.1, weight_decay: 0.5)", 0.1f, 0.5f, SGD_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 0, 0, 0},
+	{"adam(lr: 0.01, amsgrad: true, weight_decay: 0.1)", 0.01f, 0.1f, ADAM_, AMS, 0, 0, 0.9, 0.999, 1e-8, 0.99, 3, 0, 0},
+	{"adamw(lr: 0.01)", 0.02f, 0.01f, ADAMW_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2, 0, 0},
+	{"adamw(lr: 0.01, weight_decay: 0.3, amsgrad: true, decay_biases: true, beta2: 0.9)", 0.03f, 0.3f, ADAMW_,
+	 AMS | ALLD, 0, 0, 0.9, 0.9, 1e-8, 0.99, 3, 0, 0},
+	{"rmsprop", 0.01f, 0, RMS_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 1, 0, 0},
+	{"rmsprop(lr: 0.01, alpha: 0.9, momentum: 0.5, centered: true, weight_decay: 0.02)", 0.005f, 0.02f, RMS_, CENT,
+	 0.5, 0, 0.9, 0.999, 1e-8, 0.9, 3, 0, 0},
+	{"rmsprop(centered: true, eps: 0.001)", 0.01f, 0, RMS_, CENT, 0, 0, 0.9, 0.999, 0.001, 0.99, 2, 0, 0},
+	{"rmsprop(momentum: 0.9, weight_decay: 0.1, decay_biases: true)", 0.002f, 0.1f, RMS_, ALLD, 0.9, 0, 0.9, 0.999,
+	 1e-8, 0.99, 2, 0, 0},
+	/* 14: gradient clipping, by norm (small enough to clip every step), by value, both */
+	{"sgd(lr: 0.1, momentum: 0.9, clip_norm: 0.5)", 0.1f, 0, SGD_, CLIPN, 0.9, 0, 0.9, 0.999, 1e-8, 0.99, 1, 0.01f, 0},
+	{"adam(lr: 0.01, clip_value: 0.01)", 0.01f, 0, ADAM_, 0, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2, 0, 0.002f},
+	{"adamw(lr: 0.01, clip_norm: 1, clip_value: 1)", 0.01f, 0.01f, ADAMW_, CLIPN, 0, 0, 0.9, 0.999, 1e-8, 0.99, 2,
+	 0.02f, 0.003f},
+	{"rmsprop(clip_norm: 2, weight_decay: 0.1)", 0.01f, 0.1f, RMS_, CLIPN, 0, 0, 0.9, 0.999, 1e-8, 0.99, 1, 0, 0},
 };
 
-/* Three steps; after each, params and optimizer state must equal the update
- * rule applied (in double) to the previous params and the step's gradients. */
+/* torch.optim's rule for one parameter float, in double (docs/language.md):
+ * st[k] its optimizer state arrays' values, t the step (from 1), decays
+ * whether weight decay applies to it; term[k] receives the size of what
+ * the step adds to st[k] (the scale of its rounding where the sum cancels).
+ * Returns the new parameter. */
+static double torch_rule(const opt_case *oc, double p, double g, double *st, double *term, int t, bool decays)
+{
+	double lr = oc->lr, wd = decays ? oc->wd : 0;
+	if (oc->kind == NNRT_OPT_ADAMW)
+		p *= 1 - lr * wd;
+	else
+		g += wd * p;
+	switch (oc->kind) {
+	case NNRT_OPT_SGD:
+		if (oc->momentum != 0) {
+			st[0] = t == 1 ? g : oc->momentum * st[0] + (1 - oc->dampening) * g;
+			term[0] = fabs(g);
+			g = oc->flags & NNRT_OPTF_NESTEROV ? g + oc->momentum * st[0] : st[0];
+		}
+		return p - lr * g;
+	case NNRT_OPT_ADAM:
+	case NNRT_OPT_ADAMW: {
+		double b1 = oc->beta1, b2 = oc->beta2;
+		st[0] = b1 * st[0] + (1 - b1) * g;
+		st[1] = b2 * st[1] + (1 - b2) * g * g;
+		term[0] = fabs(g);
+		double v = st[1];
+		if (oc->flags & NNRT_OPTF_AMSGRAD)
+			v = st[2] = fmax(st[2], st[1]);
+		double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
+		return p - lr / bc1 * st[0] / (sqrt(v) / sqrt(bc2) + oc->eps);
+	}
+	default: {
+		double a = oc->alpha;
+		int k = 1;
+		st[0] = a * st[0] + (1 - a) * g * g;
+		double avg = st[0];
+		if (oc->flags & NNRT_OPTF_CENTERED) {
+			st[k] = a * st[k] + (1 - a) * g;
+			term[k] = fabs(g);
+			avg -= st[k] * st[k];
+			k++;
+		}
+		avg = sqrt(avg) + oc->eps;
+		if (oc->momentum != 0) {
+			st[k] = oc->momentum * st[k] + g / avg;
+			term[k] = fabs(g / avg);
+			return p - lr * st[k];
+		}
+		return p - lr * g / avg;
+	}
+	}
+}
+
+/* 50 steps; after each, params and optimizer state must equal torch's rule
+ * applied in double to the step's gradients and the params and state the
+ * program had before the step (each step checked on its own: a state carried
+ * in double from step 1 drifts from the float one, most where it cancels). */
 static void check_optimizer(const net *nt, const opt_case *oc)
 {
 	jitted j = jit_graph(build_graph(with_optimizer(nt->src, oc->opt), true), true);
 	const nnrt_model *m = j.m;
 	state s = state_new(m);
 	int64_t pf = m->param_floats;
-	bool adam = m->optimizer == NNRT_OPT_ADAM;
-	cr_assert_eq(m->opt_floats, adam ? 2 * pf : oc->momentum != 0 ? pf : 0, "%s: opt_floats %lld", oc->opt,
-		     (long long)m->opt_floats);
-	cr_assert(m->momentum == (float)oc->momentum && m->beta1 == (float)oc->beta1 &&
-			  m->beta2 == (float)oc->beta2 && m->eps == (float)oc->eps,
-		  "%s: the model carries momentum %g, betas %g %g, eps %g", oc->opt, m->momentum, m->beta1, m->beta2,
-		  m->eps);
+	cr_assert_eq(m->optimizer, oc->kind, "%s: optimizer %d", oc->opt, m->optimizer);
+	cr_assert_eq(m->opt_flags, oc->flags, "%s: flags %d", oc->opt, m->opt_flags);
+	cr_assert_eq(m->opt_floats, oc->slots * pf, "%s: opt_floats %lld", oc->opt, (long long)m->opt_floats);
+	cr_assert(m->momentum == (float)oc->momentum && m->beta1 == (float)oc->beta1 && m->beta2 == (float)oc->beta2 &&
+			  m->eps == (float)oc->eps && m->alpha == (float)oc->alpha && m->dampening == (float)oc->dampening,
+		  "%s: the model carries momentum %g, betas %g %g, eps %g, alpha %g, dampening %g", oc->opt, m->momentum,
+		  m->beta1, m->beta2, m->eps, m->alpha, m->dampening);
 	th_fill_params(m, s.params, 500);
-	double *p = calloc((size_t)pf, sizeof(double)), *v = calloc((size_t)pf, sizeof(double));
-	double *mo = calloc((size_t)pf, sizeof(double));
+	bool *decays = calloc((size_t)pf, 1);
+	for (int k = 0; k < m->n_params; k++)
+		for (int64_t e = 0; e < m->params[k].size; e++)
+			decays[m->params[k].offset + e] = m->params[k].rank >= 2 || (oc->flags & NNRT_OPTF_DECAY_BIASES);
+	double *st = calloc((size_t)(3 * pf), sizeof(double));
+	int64_t clipped_values = 0, clipped_steps = 0;
 	nnrt_set_threads(2);
-	for (int step = 1; step <= 3; step++) {
-		for (int64_t i = 0; i < pf; i++)
-			p[i] = s.params[i];
-		th_fill_batch(&s, step == 2 ? 3 : m->batch, 600 + (uint64_t)step);
+	for (int step = 1; step <= 50; step++) {
+		int64_t n = step % 3 == 2 ? 3 : m->batch;
+		th_fill_batch(&s, n, 600 + (uint64_t)step);
 		double b1 = oc->beta1, b2 = oc->beta2;
 		s.a.hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(b1, step)));
 		s.a.hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(b2, step)));
-		run(&s, m->train_step, step == 2 ? 3 : m->batch, oc->lr);
-		double lr = oc->lr, c1 = s.a.hp[NNRT_HP_ADAM_C1], c2 = s.a.hp[NNRT_HP_ADAM_C2];
+		s.a.hp[NNRT_HP_DAMP] = step == 1 ? 1.0f : (float)(1 - oc->dampening);
+		s.a.hp[NNRT_HP_WD] = oc->wd;
+		s.a.hp[NNRT_HP_CLIP_NORM] = oc->cn;
+		s.a.hp[NNRT_HP_CLIP_VALUE] = oc->cv;
+		float *p0 = th_falloc(pf);
+		memcpy(p0, s.params, sizeof(float) * (size_t)pf);
+		for (int64_t i = 0; i < oc->slots * pf; i++)
+			st[i] = s.opt[i];
+		run(&s, m->train_step, n, oc->lr);
+		/* torch's clip_grad_value_, then clip_grad_norm_ (over every
+		 * parameter), on the batch's gradient, which grads holds */
+		double norm2 = 0, coef = 1;
 		for (int64_t i = 0; i < pf; i++) {
-			double g = s.grads[i];
-			if (!adam) {
-				double d = g;
-				if (oc->momentum != 0)
-					d = v[i] = oc->momentum * v[i] + g;
-				p[i] -= lr * d;
-			} else {
-				mo[i] = b1 * mo[i] + (1 - b1) * g;
-				v[i] = b2 * v[i] + (1 - b2) * g * g;
-				p[i] -= lr * mo[i] * c1 / (sqrt(v[i] * c2) + oc->eps);
-			}
-			cr_assert(fabs(s.params[i] - p[i]) <= 1e-6 + 1e-5 * fabs(p[i]),
-				  "%s, step %d: params[%lld] = %.9g, the update rule gives %.9g (gradient %.9g)", oc->opt,
-				  step, (long long)i, s.params[i], p[i], g);
-			if (adam) {
-				cr_assert(fabs(s.opt[i] - mo[i]) <= 1e-7 + 1e-5 * fabs(mo[i]),
-					  "%s, step %d: first moment [%lld] = %.9g, want %.9g", oc->opt, step, (long long)i,
-					  s.opt[i], mo[i]);
-				cr_assert(fabs(s.opt[pf + i] - v[i]) <= 1e-9 + 1e-5 * fabs(v[i]),
-					  "%s, step %d: second moment [%lld] = %.9g, want %.9g", oc->opt, step,
-					  (long long)i, s.opt[pf + i], v[i]);
-			} else if (oc->momentum != 0) {
-				cr_assert(fabs(s.opt[i] - v[i]) <= 1e-7 + 1e-5 * fabs(v[i]),
-					  "%s, step %d: velocity [%lld] = %.9g, want %.9g", oc->opt, step, (long long)i,
-					  s.opt[i], v[i]);
-			}
-			p[i] = s.params[i]; /* the next step starts from the program's params */
+			double gi = s.grads[i];
+			if (oc->cv > 0)
+				gi = fmin(fmax(gi, -oc->cv), oc->cv);
+			clipped_values += gi != s.grads[i];
+			norm2 += gi * gi;
 		}
+		if (oc->cn > 0 && oc->cn / (sqrt(norm2) + 1e-6) < 1)
+			coef = oc->cn / (sqrt(norm2) + 1e-6), clipped_steps++;
+		for (int64_t i = 0; i < pf; i++) {
+			double v[3] = {st[i], st[pf + i], st[2 * pf + i]}, term[3] = {0, 0, 0};
+			double gi = oc->cv > 0 ? fmin(fmax(s.grads[i], -oc->cv), oc->cv) : s.grads[i];
+			double want = torch_rule(oc, p0[i], gi * coef, v, term, step, decays[i]);
+			cr_assert(fabs(s.params[i] - want) <= 1e-6 * fmax(1, fabs(want)),
+				  "%s, step %d: params[%lld] = %.9g, torch's rule gives %.9g (from %.9g, gradient %.9g)",
+				  oc->opt, step, (long long)i, s.params[i], want, p0[i], s.grads[i]);
+			for (int k = 0; k < oc->slots; k++) {
+				float got = s.opt[k * pf + i];
+				/* one step's rounding: relative to the terms, which may cancel */
+				double old = st[k * pf + i];
+				cr_assert(fabs(got - v[k]) <= 1e-30 + 1e-6 * (fabs(v[k]) + fabs(old) + term[k]),
+					  "%s, step %d: optimizer state %d [%lld] = %.9g, want %.9g (was %.9g)", oc->opt,
+					  step, k, (long long)i, got, v[k], old);
+			}
+		}
+		free(p0);
 	}
-	free(p);
-	free(v);
-	free(mo);
+	/* the clipping cases must clip */
+	cr_assert(oc->cn == 0 || clipped_steps > 25, "%s: the norm was clipped in %lld steps", oc->opt,
+		  (long long)clipped_steps);
+	cr_assert(oc->cv == 0 || clipped_values > 0, "%s: no value was clipped", oc->opt);
+	free(st);
+	free(decays);
 	state_free(&s);
 	jit_free(&j);
 }
@@ -855,6 +990,41 @@ Test(optimizer, sgd) { check_optimizer(&nets[0], &opt_cases[0]); }
 Test(optimizer, sgd_momentum) { check_optimizer(&nets[4], &opt_cases[1]); }
 Test(optimizer, adam) { check_optimizer(&nets[0], &opt_cases[2]); }
 Test(optimizer, adam_betas_eps) { check_optimizer(&nets[4], &opt_cases[3]); }
+Test(optimizer, sgd_nesterov_weight_decay) { check_optimizer(&nets[0], &opt_cases[4]); }
+Test(optimizer, sgd_dampening_decay_biases) { check_optimizer(&nets[4], &opt_cases[5]); }
+Test(optimizer, sgd_weight_decay) { check_optimizer(&nets[1], &opt_cases[6]); }
+Test(optimizer, adam_amsgrad_weight_decay) { check_optimizer(&nets[0], &opt_cases[7]); }
+Test(optimizer, adamw) { check_optimizer(&nets[4], &opt_cases[8]); }
+Test(optimizer, adamw_amsgrad_decay_biases) { check_optimizer(&nets[1], &opt_cases[9]); }
+Test(optimizer, rmsprop) { check_optimizer(&nets[0], &opt_cases[10]); }
+Test(optimizer, rmsprop_centered_momentum_decay) { check_optimizer(&nets[4], &opt_cases[11]); }
+Test(optimizer, rmsprop_centered) { check_optimizer(&nets[1], &opt_cases[12]); }
+Test(optimizer, rmsprop_momentum_decay_biases) { check_optimizer(&nets[0], &opt_cases[13]); }
+Test(optimizer, sgd_clip_norm) { check_optimizer(&nets[4], &opt_cases[14]); }
+Test(optimizer, sgd_clip_norm_one_chunk) /* every op split across the threads, barriers between */
+{
+	th_chunks = 1;
+	check_optimizer(&nets[4], &opt_cases[14]);
+	th_chunks = 0;
+}
+Test(optimizer, adam_clip_value) { check_optimizer(&nets[0], &opt_cases[15]); }
+Test(optimizer, adamw_clip_norm_and_value) { check_optimizer(&nets[1], &opt_cases[16]); }
+Test(optimizer, rmsprop_clip_norm_compiled_in_but_off) { check_optimizer(&nets[4], &opt_cases[17]); }
+
+/* Every parameter is checked against the rule, so a test must give the
+ * decay something to tell apart: a network with weights and biases. */
+Test(optimizer, weight_decay_spares_biases_by_default)
+{
+	ir_graph *g = build_graph(with_optimizer(nets[0].src, "sgd(weight_decay: 0.1)"), true);
+	int n1 = 0, n2 = 0;
+	for (int k = 0; k < g->nparams; k++) {
+		bool d = ir_param_decays(&g->params[k], 0);
+		cr_assert_eq(d, g->params[k].rank >= 2, "%s decays: %d", g->params[k].name, d);
+		cr_assert(ir_param_decays(&g->params[k], NNRT_OPTF_DECAY_BIASES));
+		n1 += g->params[k].rank < 2, n2 += g->params[k].rank >= 2;
+	}
+	cr_assert(n1 > 0 && n2 > 0, "%d biases, %d weights", n1, n2);
+}
 
 /* ---- 4. determinism across thread counts ------------------------------ */
 
@@ -911,6 +1081,60 @@ Test(determinism, one_two_and_three_threads)
 	free(o1);
 	state_free(&s);
 	jit_free(&j);
+}
+
+/* The update of every optimizer, with weight decay over runs of decayed and
+ * spared tensors that cross the threads' 4096-float blocks: parameters and
+ * optimizer state after three steps are the same bits for 1, 2 and 3
+ * threads; so is the clipping's global norm, summed over the blocks. */
+Test(determinism, every_optimizer_on_one_two_and_three_threads)
+{
+	static const char *opts[] = {
+		"sgd(lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01)",
+		"sgd(lr: 0.1, momentum: 0.9, dampening: 0.5, weight_decay: 0.01)",
+		"adam(lr: 0.01, amsgrad: true, weight_decay: 0.1)",
+		"adamw(lr: 0.01, amsgrad: true)",
+		"rmsprop(lr: 0.01, momentum: 0.5, centered: true, weight_decay: 0.02)",
+		"sgd(lr: 0.1, momentum: 0.9, clip_norm: 0.01, clip_value: 0.001)",
+	};
+	const char *base = nnc_strndup(det_src, strstr(det_src, "optimizer") - det_src);
+	const char *train = strstr(det_src, "train {");
+	for (size_t oi = 0; oi < NELEMS(opts); oi++) {
+		jitted j = jit_graph(build_graph(nnc_sprintf("%soptimizer %s\n%s", base, opts[oi], train), true), true);
+		const nnrt_model *m = j.m;
+		state s = state_new(m);
+		int64_t pf = m->param_floats, of = m->opt_floats;
+		cr_assert_gt(pf, 4096, "the update must span two blocks");
+		float *p1 = th_falloc(pf), *o1 = th_falloc(of);
+		for (int threads = 1; threads <= 3; threads++) {
+			nnrt_set_threads(threads);
+			th_fill_params(m, s.params, 700);
+			memset(s.opt, 0, sizeof(float) * (size_t)of);
+			for (int step = 1; step <= 3; step++) {
+				th_fill_batch(&s, step == 2 ? 29 : 64, 710 + (uint64_t)step);
+				s.a.hp[NNRT_HP_ADAM_C1] = (float)(1 / (1 - pow(0.9, step)));
+				s.a.hp[NNRT_HP_ADAM_C2] = (float)(1 / (1 - pow(0.999, step)));
+				s.a.hp[NNRT_HP_DAMP] = step == 1 ? 1 : 0.5f;
+				s.a.hp[NNRT_HP_WD] = (float)m->weight_decay;
+				s.a.hp[NNRT_HP_CLIP_NORM] = m->clip_norm;
+				s.a.hp[NNRT_HP_CLIP_VALUE] = m->clip_value;
+				run(&s, m->train_step, step == 2 ? 29 : 64, (float)m->lr);
+			}
+			if (threads == 1) {
+				memcpy(p1, s.params, sizeof(float) * (size_t)pf);
+				memcpy(o1, s.opt, sizeof(float) * (size_t)of);
+				continue;
+			}
+			cr_assert(!memcmp(p1, s.params, sizeof(float) * (size_t)pf), "%s: params differ between 1 and %d threads",
+				  opts[oi], threads);
+			cr_assert(!memcmp(o1, s.opt, sizeof(float) * (size_t)of),
+				  "%s: optimizer state differs between 1 and %d threads", opts[oi], threads);
+		}
+		free(p1);
+		free(o1);
+		state_free(&s);
+		jit_free(&j);
+	}
 }
 
 /* ---- 5. the IR after fusion, and the memory plan ---------------------- */

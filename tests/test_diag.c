@@ -222,10 +222,14 @@ static const diag_case cases[] = {
 	 1, F ":4:33: error: pad: same needs stride 1 and an odd kernel, but the kernel is 4x4 with stride 1x1", NULL},
 	{"kernel given as a name", IMG "logits = x |> conv2d(2, big) |> flatten |> dense(2)\n" IMGTAIL, 1,
 	 F ":4:25: error: the kernel size must be a number or a list of two numbers [height, width], not 'big'", NULL},
-	{"unknown optimizer", HEAD NET LOSS "optimizer adamw(lr: 0.1)\n" TRAIN, 1,
-	 F ":6:11: error: unknown optimizer 'adamw'", "hint: did you mean 'adam'?"},
+	{"unknown optimizer", HEAD NET LOSS "optimizer rmsprob(lr: 0.1)\n" TRAIN, 1,
+	 F ":6:11: error: unknown optimizer 'rmsprob'", "hint: did you mean 'rmsprop'?"},
 	{"an adam option on sgd", HEAD NET LOSS "optimizer sgd(lr: 0.1, beta1: 0.9)\n" TRAIN, 1,
-	 F ":6:24: error: 'sgd' has no option 'beta1'", "hint: the options of 'sgd' are: lr, momentum"},
+	 F ":6:24: error: 'sgd' has no option 'beta1'",
+	 "hint: the options of 'sgd' are: lr, momentum, dampening, nesterov, weight_decay, decay_biases, clip_norm, "
+	 "clip_value"},
+	{"an sgd option on rmsprop", HEAD NET LOSS "optimizer rmsprop(nesterov: true)\n" TRAIN, 1,
+	 F ":6:19: error: 'rmsprop' has no option 'nesterov'", NULL},
 	{"unknown train setting", HEAD NET LOSS OPT "train { data: moons(count: 100), epoch: 3 }\n", 1,
 	 F ":7:34: error: unknown train setting 'epoch'", "hint: did you mean 'epochs'?"},
 	{"duplicate train setting", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 8, batch: 16 }\n", 1,
@@ -246,6 +250,23 @@ static const diag_case cases[] = {
 	 F ":6:23: error: beta2 must be in [0, 1), not 1.5", NULL},
 	{"eps of 0", HEAD NET LOSS "optimizer adam(eps: 0)\n" TRAIN, 1, F ":6:21: error: eps must be positive, not 0",
 	 NULL},
+	{"negative weight decay", HEAD NET LOSS "optimizer adamw(weight_decay: -0.01)\n" TRAIN, 1,
+	 F ":6:31: error: weight_decay must be non-negative, not -0.01", NULL},
+	{"alpha of 1", HEAD NET LOSS "optimizer rmsprop(alpha: 1)\n" TRAIN, 1,
+	 F ":6:26: error: alpha must be in [0, 1), not 1", NULL},
+	{"dampening above 1", HEAD NET LOSS "optimizer sgd(momentum: 0.9, dampening: 2)\n" TRAIN, 1,
+	 F ":6:41: error: dampening must be in [0, 1], not 2", NULL},
+	{"nesterov without momentum", HEAD NET LOSS "optimizer sgd(lr: 0.1, nesterov: true)\n" TRAIN, 1,
+	 F ":6:34: error: Nesterov momentum needs a momentum and no dampening",
+	 "hint: give a momentum, e.g. sgd(lr: 0.1, momentum: 0.9, nesterov: true)"},
+	{"nesterov with dampening", HEAD NET LOSS "optimizer sgd(momentum: 0.9, dampening: 0.1, nesterov: true)\n" TRAIN,
+	 1, F ":6:56: error: Nesterov momentum needs a momentum and no dampening", NULL},
+	{"clip_norm of 0", HEAD NET LOSS "optimizer sgd(clip_norm: 0)\n" TRAIN, 1,
+	 F ":6:26: error: clip_norm must be positive, not 0", NULL},
+	{"negative clip_value", HEAD NET LOSS "optimizer adam(clip_value: -1)\n" TRAIN, 1,
+	 F ":6:28: error: clip_value must be positive, not -1", NULL},
+	{"amsgrad that is not a boolean", HEAD NET LOSS "optimizer adam(amsgrad: 1)\n" TRAIN, 1,
+	 F ":6:25: error: 'amsgrad' must be true or false", NULL},
 	{"batch 0", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 0 }\n", 1,
 	 F ":7:41: error: the batch size must be a whole number >= 1, not 0", NULL},
 	{"batch too large", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 100000 }\n", 1,
@@ -264,6 +285,38 @@ static const diag_case cases[] = {
 	 F ":4:37: error: 'normal' needs a non-negative scale", NULL},
 	{"two bad hyper-parameters, two errors", HEAD NET LOSS "optimizer sgd(lr: 0, momentum: -1)\n" TRAIN, 2,
 	 F ":6:19: error: the learning rate must be positive, not 0", NULL},
+
+	{"label smoothing of 1", HEAD NET "loss softmax_cross_entropy(logits, y, smoothing: 1)\n" OPT TRAIN, 1,
+	 F ":5:50: error: 'smoothing' must be in [0, 1), not 1", NULL},
+	{"label smoothing on mse", MODEL INPUT "label y : f32[1]\n" NET "loss mse(logits, y, smoothing: 0.1)\n" OPT TRAIN,
+	 1, F ":5:21: error: 'mse' has no option 'smoothing'", "hint: 'mse' takes no options"},
+
+	/* ---- learning-rate schedules ---- */
+	{"unknown schedule", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: cosin(min: 0) }\n", 1,
+	 F ":7:44: error: unknown schedule 'cosin'", "hint: did you mean 'cosine'?"},
+	{"step schedule without its period", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: step(gamma: 0.5) }\n",
+	 1, F ":7:44: error: schedule 'step' needs 'every' (epochs), e.g. step(every: 30, gamma: 0.1)", NULL},
+	{"minimum rate above the rate", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: cosine(min: 0.5) }\n",
+	 1, F ":7:56: error: the schedule's 'min' rate 0.5 is above the learning rate 0.1", NULL},
+	{"warmup longer than the training", HEAD NET LOSS OPT "train { data: moons(count: 100), warmup: 10 }\n", 1,
+	 F ":7:42: error: the warmup of 10 steps is not shorter than the training: 1 epoch of 4 steps", NULL},
+	{"negative warmup", HEAD NET LOSS OPT "train { data: moons(count: 100), warmup: -1 }\n", 1,
+	 F ":7:42: error: the warmup (steps) must be a whole number >= 0, not -1", NULL},
+	{"restarts and one decay", HEAD NET LOSS OPT
+	 "train { data: moons(count: 100), schedule: cosine(epochs: 5, period: 2) }\n", 1,
+	 F ":7:62: error: 'period' (cosine with restarts) and 'epochs' (one decay) exclude each other", NULL},
+	{"milestones out of order", HEAD NET LOSS OPT
+	 "train { data: moons(count: 100), schedule: multistep(at: [5, 3]) }\n", 1,
+	 F ":7:62: error: the milestones must be positive and increasing, not 3 after 5", NULL},
+	{"onecycle's pct above 1", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: onecycle(pct: 2) }\n", 1,
+	 F ":7:58: error: 'pct' must be in (0, 1], not 2", NULL},
+
+	{"accumulate of 0", HEAD NET LOSS OPT "train { data: moons(count: 100), accumulate: 0 }\n", 1,
+	 F ":7:46: error: 'accumulate' (micro-batches per update) must be a whole number >= 1, not 0", NULL},
+	{"accumulate with clip_norm", HEAD NET LOSS "optimizer sgd(clip_norm: 1)\n"
+	 "train { data: moons(count: 100), accumulate: 4 }\n", 1,
+	 F ":7:46: error: accumulate does not work with clip_norm yet (the norm of the accumulated gradient is not "
+	   "computed)", NULL},
 
 	/* ---- data sources ---- */
 	{"unknown data source", HEAD NET LOSS OPT "train { data: moon(count: 100) }\n", 1,
@@ -829,6 +882,25 @@ static const char *write_nn(const char *name, const char *text)
 }
 
 TestSuite(driver, .init = setup, .fini = teardown);
+
+/* --stats says which tensors weight decay applies to: the weights, not
+ * the biases unless decay_biases; nothing without a decay. */
+Test(driver, stats_name_the_decayed_tensors)
+{
+	char *out;
+	const char *wd = write_nn("wd.nn", HEAD NET LOSS "optimizer adamw(weight_decay: 0.05)\n" TRAIN);
+	cr_assert_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, wd), 0, "%s", out);
+	cr_expect(strstr(out, "dense1.weight            [2, 8]         16  weight decay\n") &&
+			  strstr(out, "dense1.bias              [8]            8\n") &&
+			  strstr(out, "dense2.weight            [8, 2]         16  weight decay\n"),
+		  "%s", out);
+	const char *all = write_nn("all.nn", HEAD NET LOSS "optimizer sgd(weight_decay: 0.05, decay_biases: true)\n" TRAIN);
+	cr_assert_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, all), 0, "%s", out);
+	cr_expect(strstr(out, "dense1.bias              [8]            8  weight decay\n"), "%s", out);
+	const char *none = write_nn("none.nn", HEAD NET LOSS "optimizer sgd(decay_biases: true)\n" TRAIN);
+	cr_assert_eq(run(&out, "'%s' '%s' --stats", NNC_EXE, none), 0, "%s", out);
+	cr_expect(!strstr(out, "weight decay"), "%s", out);
+}
 
 /* 0 success (warnings included), 1 an error in the input, 2 a bad command line. */
 Test(driver, exit_statuses)

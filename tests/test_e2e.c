@@ -215,6 +215,151 @@ Test(e2e, a_version_1_checkpoint_still_loads)
 	free(out), free(want), free(again);
 }
 
+/* A .nn file written into tmpdir (below). */
+static const char *write_nn(const char *name, const char *text);
+
+
+/* A run interrupted in the middle of a warmup, or of the cosine after it,
+ * and resumed, ends byte for byte with the checkpoint and the epoch lines
+ * (rate included) of the run that was never interrupted: the schedule is
+ * a function of the step count the checkpoint carries.  The interruption
+ * is head closing the pipe after the first epoch line: SIGPIPE at the
+ * next line's write, a save at the end of epoch 2 (or 3, if head was
+ * slow): step 500 or 750 of 1000, inside the warmup of 800 steps, past the
+ * one of 300.  (A run that wrote every line before head closed the pipe
+ * is not interrupted: tried again, up to five times.) */
+Test(e2e, schedule_resumes_exactly)
+{
+	static const int warmups[] = {800, 300};
+	for (int k = 0; k < 2; k++) {
+		char text[1024];
+		snprintf(text, sizeof text,
+			 "model sched\ninput x : f32[2]\nlabel y : class(2)\n"
+			 "logits = x |> dense(16) |> relu |> dense(2)\n"
+			 "loss softmax_cross_entropy(logits, y)\n"
+			 "optimizer sgd(lr: 0.2, momentum: 0.9, nesterov: true, weight_decay: 0.001)\n"
+			 "train {\n  data: moons(count: 8000, noise: 0.1)\n  batch: 32\n  epochs: 4\n"
+			 "  schedule: cosine(min: 0.002)\n  warmup: %d\n}\n",
+			 warmups[k]);
+		const char *nn = write_nn("sched.nn", text);
+		char *out, *a, *b, *c, *cmp;
+		cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/sched'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+		long epoch = 4;
+		for (int tries = 0; tries < 5 && epoch == 4; tries++) {
+			if (tries)
+				free(a);
+			cr_assert_eq(sh_run(&a, "'%s/sched' --save '%s/mid.ckpt' 2>/dev/null | head -n 2 >/dev/null; "
+					    "od -An -tu8 -j56 -N8 '%s/mid.ckpt'", tmpdir, tmpdir, tmpdir), 0, "%s", a);
+			epoch = strtol(a, NULL, 10);
+		}
+		cr_assert(epoch == 2 || epoch == 3, "the run was not interrupted (epoch %ld)", epoch);
+		cr_assert_eq(sh_run(&b, "'%s/sched' --resume '%s/mid.ckpt' --save '%s/end.ckpt'", tmpdir, tmpdir, tmpdir),
+			     0, "%s", b);
+		cr_assert(strstr(b, "resuming from"), "%s", b);
+		cr_assert_eq(sh_run(&c, "'%s/sched' --save '%s/full.ckpt'", tmpdir, tmpdir), 0, "%s", c);
+		cr_expect_eq(sh_run(&cmp, "cmp '%s/end.ckpt' '%s/full.ckpt'", tmpdir, tmpdir), 0,
+			     "warmup %d: the resumed run ends elsewhere: %s", warmups[k], cmp);
+		char *sb = strip_timing(b), *sc = strip_timing(c);
+		cr_assert(strstr(sb, " 4/4  loss") && strstr(sc, " 4/4  loss"), "%s\n%s", sb, sc);
+		cr_expect_str_eq(strstr(sb, " 4/4  loss"), strstr(sc, " 4/4  loss"), "warmup %d: the last epochs differ",
+				 warmups[k]);
+		cr_expect(strstr(sc, "lr "), "no rate in the epoch lines: %s", sc);
+		free(out), free(a), free(b), free(c), free(cmp), free(sb), free(sc);
+	}
+}
+
+/* The numbers of a --print-params dump (the values, after each tensor's
+ * "name [shape]" line), at most cap of them. */
+static int param_values(const char *dump, double *v, int cap)
+{
+	int n = 0;
+	const char *p = strstr(dump, "parameters:");
+	for (p = p ? strchr(p, '\n') : NULL; p && *p && n < cap; p = strchr(p + 1, '\n')) {
+		const char *q = p + 1, *eol = strchr(q, '\n') ? strchr(q, '\n') : q + strlen(q);
+		if (memchr(q, '[', (size_t)(eol - q)))
+			continue; /* a tensor's name line */
+		char *end;
+		for (double x = strtod(q, &end); end != q && end <= eol && n < cap; x = strtod(q, &end)) {
+			v[n++] = x;
+			q = end;
+		}
+	}
+	return n;
+}
+
+/* accumulate: 4 micro-batches of 8 train like batches of 32, up to float
+ * rounding, with Adam (whose step t counts updates), weight decay and a
+ * warmup and cosine schedule (which count updates too), and the last,
+ * shorter group of each epoch (2000 samples: 62 groups of 32, one of 16);
+ * batches of 8 without accumulate do not. */
+Test(e2e, accumulate_trains_like_a_larger_batch)
+{
+	static const int cfg[3][2] = {{8, 4}, {32, 1}, {8, 1}};
+	double v[3][256];
+	int nv[3];
+	for (int k = 0; k < 3; k++) {
+		char text[1024], *out, *run;
+		snprintf(text, sizeof text,
+			 "model acc\ninput x : f32[2]\nlabel y : class(2)\n"
+			 "logits = x |> dense(16) |> tanh |> dense(2)\n"
+			 "loss softmax_cross_entropy(logits, y)\n"
+			 "optimizer adam(lr: 0.01, weight_decay: 0.01)\n"
+			 "train {\n  data: moons(count: 2000, noise: 0.1)\n  batch: %d\n  accumulate: %d\n  epochs: 2\n"
+			 "  schedule: cosine(min: 0.001)\n  warmup: 10\n}\n",
+			 cfg[k][0], cfg[k][1]);
+		const char *nn = write_nn("acc.nn", text);
+		cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/acc'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+		cr_assert_eq(sh_run(&run, "'%s/acc' --print-params --threads 2", tmpdir), 0, "%s", run);
+		nv[k] = param_values(run, v[k], 256);
+		cr_assert_eq(nv[k], 16 * 2 + 16 + 16 * 2 + 2, "%d values in:\n%s", nv[k], run);
+		free(out), free(run);
+	}
+	double worst = 0, apart = 0;
+	for (int i = 0; i < nv[0]; i++) { /* relative to max(0.01, |value|); no libm here */
+		double scale = v[1][i] > 0.01 || v[1][i] < -0.01 ? (v[1][i] < 0 ? -v[1][i] : v[1][i]) : 0.01;
+		double d0 = (v[0][i] - v[1][i]) / scale, d2 = (v[2][i] - v[1][i]) / scale;
+		d0 = d0 < 0 ? -d0 : d0, d2 = d2 < 0 ? -d2 : d2;
+		worst = d0 > worst ? d0 : worst;
+		apart = d2 > apart ? d2 : apart;
+	}
+	cr_expect_leq(worst, 2e-4, "accumulated micro-batches are %g apart from the large batch", worst);
+	cr_expect_gt(apart, 1e-2, "batches of 8 without accumulate are only %g apart: the test tells nothing", apart);
+}
+
+/* A run stopped by SIGTERM in the middle of a group of micro-batches (the
+ * checkpoint's epoch_step not a multiple of 3) resumes to the checkpoint
+ * of the uninterrupted run, byte for byte: the partial sum is optimizer
+ * state, the group's position follows from the step.  (A stop at a group's
+ * end, or after the run, is tried again, up to eight times.) */
+Test(e2e, accumulate_resumes_mid_group_exactly)
+{
+	const char *nn = write_nn("accr.nn", "model accr\ninput x : f32[2]\nlabel y : class(2)\n"
+					     "logits = x |> dense(16) |> tanh |> dense(2)\n"
+					     "loss softmax_cross_entropy(logits, y)\n"
+					     "optimizer sgd(lr: 0.05, momentum: 0.9, dampening: 0.1)\n"
+					     "train {\n  data: moons(count: 40000, noise: 0.1)\n  batch: 8\n"
+					     "  accumulate: 3\n  epochs: 3\n  schedule: cosine(min: 0.001)\n  warmup: 100\n}\n");
+	char *out, *cmp;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/accr' && '%s/accr' --quiet --save '%s/full.ckpt'", NNC_EXE, nn,
+			    tmpdir, tmpdir, tmpdir), 0, "%s", out);
+	free(out);
+	long at = 0;
+	for (int tries = 0; tries < 8 && (at == 0 || at % 3 == 0); tries++) {
+		cr_assert_eq(sh_run(&out, "rm -f '%s/mid.ckpt'; '%s/accr' --quiet --save '%s/mid.ckpt' 2>/dev/null & "
+				    "sleep 0.%d; kill -TERM $! 2>/dev/null; wait; od -An -tu4 -j12 -N4 '%s/mid.ckpt' "
+				    "2>/dev/null || echo 0",
+				    tmpdir, tmpdir, tmpdir, 1 + tries, tmpdir), 0, "%s", out);
+		at = strtol(out, NULL, 10);
+		free(out);
+	}
+	cr_assert(at > 0 && at % 3 != 0, "no stop in the middle of a group (epoch step %ld)", at);
+	cr_assert_eq(sh_run(&out, "'%s/accr' --quiet --resume '%s/mid.ckpt' --save '%s/end.ckpt'", tmpdir, tmpdir, tmpdir),
+		     0, "%s", out);
+	cr_expect_eq(sh_run(&cmp, "cmp '%s/end.ckpt' '%s/full.ckpt'", tmpdir, tmpdir), 0,
+		     "resumed after micro-step %ld of an epoch, the run ends elsewhere: %s", at, cmp);
+	free(out), free(cmp);
+}
+
 /* A .nn file written into tmpdir. */
 static const char *write_nn(const char *name, const char *text)
 {

@@ -942,6 +942,25 @@ Test(embed, parameters_by_name_and_index)
 	float got[2];
 	cr_assert_eq(linear_get_param(net, w, got, 2), NNRT_OK);
 	cr_assert(got[0] == 2.5f && got[1] == -1.5f);
+	/* weight decay (sgd, coupled): on a batch with zero gradients (x = 0,
+	 * target = the bias) it alone moves the weight, w -= lr wd w, and
+	 * spares the bias; 0 turns it off again */
+	cr_assert_eq(linear_weight_decay(net), 0.0f);
+	cr_assert_eq(linear_set_weight_decay(net, 0.5f), NNRT_OK);
+	cr_assert_eq(linear_weight_decay(net), 0.5f);
+	cr_assert_eq(linear_set_weight_decay(net, NAN), NNRT_ERR_ARG);
+	linear_set_lr(net, 0.125f);
+	const float zx[2][2] = {{0, 0}, {0, 0}}, zt[2] = {0.75f, 0.75f};
+	cr_assert_eq(linear_train_step(net, zx[0], zt, 2, NULL), NNRT_OK);
+	cr_assert_eq(linear_get_param(net, w, got, 2), NNRT_OK);
+	cr_assert(got[0] == 2.34375f && got[1] == -1.40625f, "decayed weight %.9g %.9g", got[0], got[1]);
+	cr_assert_eq(linear_get_param(net, b, got, 1), NNRT_OK);
+	cr_assert(got[0] == 0.75f, "the bias moved to %.9g", got[0]);
+	cr_assert_eq(linear_set_weight_decay(net, 0), NNRT_OK);
+	cr_assert_eq(linear_train_step(net, zx[0], zt, 2, NULL), NNRT_OK);
+	cr_assert_eq(linear_get_param(net, w, got, 2), NNRT_OK);
+	cr_assert(got[0] == 2.34375f && got[1] == -1.40625f, "no decay, yet the weight moved: %.9g %.9g", got[0], got[1]);
+	cr_assert_eq(linear_set_param(net, w, wv, LINEAR_P_DENSE1_WEIGHT_SIZE), NNRT_OK);
 	/* real-valued labels: a few steps towards y = x1 - x2 */
 	const float target[3] = {-1, 0, -6};
 	float l0, l1;
@@ -951,7 +970,7 @@ Test(embed, parameters_by_name_and_index)
 	for (int i = 0; i < 50; i++)
 		cr_assert_eq(linear_train_step(net, x[0], target, 3, &l1), NNRT_OK);
 	cr_assert_lt(l1, l0);
-	cr_assert_eq(nnrt_instance_steps((nnrt_instance *)net), 51);
+	cr_assert_eq(nnrt_instance_steps((nnrt_instance *)net), 53);
 	/* init() starts over: the model's initialiser here is zeros */
 	cr_assert_eq(linear_init(net, 1), NNRT_OK);
 	cr_assert_eq(linear_get_param(net, w, got, 2), NNRT_OK);

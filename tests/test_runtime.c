@@ -1360,7 +1360,7 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		nnrt_step_args a;
 		memset(&a, 0x55, sizeof a);
-		nnrt_step_hp(&a, &m, 0.25f, rows[i].t, 3);
+		nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0}, rows[i].t, 3);
 		cr_assert_eq(a.hp[NNRT_HP_LR], 0.25f);
 		/* the float betas are not exactly 0.9 and 0.999: 1e-5 apart at most */
 		cr_assert_float_eq(a.hp[NNRT_HP_ADAM_C1], rows[i].c1, 1e-5 * rows[i].c1, "t = %lld: c1 %.9g",
@@ -1372,14 +1372,29 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	 * slots are zero */
 	nnrt_step_args a;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, 0.5f, 0, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0}, 0, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
 	cr_assert(a.seed == 3 && a.sample0 == 0, "outside a training step: seed %llu, sample0 %lld",
 	          (unsigned long long)a.seed, (long long)a.sample0);
+	/* AdamW has Adam's corrections */
+	m.optimizer = NNRT_OPT_ADAMW;
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0}, 1, 3);
+	cr_assert(a.hp[NNRT_HP_ADAM_C1] == (float)(1 / (1 - (double)m.beta1)), "adamw: c1 %g", a.hp[NNRT_HP_ADAM_C1]);
 	m.optimizer = NNRT_OPT_SGD;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, 0.5f, 7, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0.125f, 2.5f, 0.75f, 0, 0, 0}, 7, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
+	cr_assert(a.hp[NNRT_HP_WD] == 0.125f, "the weight decay is %g", a.hp[NNRT_HP_WD]);
+	cr_assert(a.hp[NNRT_HP_CLIP_NORM] == 2.5f && a.hp[NNRT_HP_CLIP_VALUE] == 0.75f, "clipping %g %g",
+	          a.hp[NNRT_HP_CLIP_NORM], a.hp[NNRT_HP_CLIP_VALUE]);
+	/* SGD's dampening: the first step takes the whole gradient (torch
+	 * starts the velocity at g), the later ones 1 - dampening of it */
+	cr_assert(a.hp[NNRT_HP_DAMP] == 1.0f, "no dampening: %g", a.hp[NNRT_HP_DAMP]);
+	m.dampening = 0.25f;
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0}, 1, 3);
+	cr_assert(a.hp[NNRT_HP_DAMP] == 1.0f, "step 1: %g", a.hp[NNRT_HP_DAMP]);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0}, 7, 3);
+	cr_assert(a.hp[NNRT_HP_DAMP] == 0.75f, "step 7: %g", a.hp[NNRT_HP_DAMP]);
 	cr_assert(a.seed == 3 && a.sample0 == 6 * m.batch, "step 7 starts at sample %lld", (long long)a.sample0);
 	for (size_t k = NNRT_HP_COUNT; k < sizeof a.hp / sizeof a.hp[0]; k++)
 		cr_assert_eq(a.hp[k], 0.0f, "reserved hp[%zu] is %g", k, a.hp[k]);
@@ -1387,7 +1402,7 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 
 /* What the binary's and the API's train steps hand the body, step by step. */
 enum { HP_LOG = 64 };
-static float hp_log[HP_LOG][8];
+static float hp_log[HP_LOG][sizeof ((nnrt_step_args *)0)->hp / sizeof(float)];
 static uint64_t seed_log[HP_LOG];
 static int64_t sample0_log[HP_LOG];
 static int hp_logged;
@@ -1411,11 +1426,11 @@ Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 	m.train_step = logging_train;
 	m.test.kind = NNRT_DATA_NONE;
 	hp_logged = 0;
-	run_result r = run_main(&m, "--epochs 1 --limit 96 --lr 0.125 --threads 2 --quiet --seed 9");
+	run_result r = run_main(&m, "--epochs 1 --limit 96 --lr 0.125 --weight-decay 0.0625 --threads 2 --quiet --seed 9");
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	run_free(&r);
 	cr_assert_eq(hp_logged, 3, "3 steps of 32, not %d", hp_logged);
-	float bin[3][8];
+	float bin[3][sizeof ((nnrt_step_args *)0)->hp / sizeof(float)];
 	memcpy(bin, hp_log, sizeof bin);
 	uint64_t bin_seed[3];
 	int64_t bin_sample0[3];
@@ -1427,6 +1442,9 @@ Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 	nnrt_instance *inst = nnrt_instance_new_seeded(&m, 9, &err);
 	cr_assert_not_null(inst);
 	cr_assert_eq(nnrt_instance_set_lr(inst, 0.125f), NNRT_OK);
+	cr_assert_eq(nnrt_instance_set_weight_decay(inst, 0.0625f), NNRT_OK);
+	cr_assert_eq(nnrt_instance_weight_decay(inst), 0.0625f);
+	cr_assert_eq(nnrt_instance_set_weight_decay(inst, -1), NNRT_ERR_ARG);
 	float x[32 * MI] = {0};
 	int32_t y[32] = {0};
 	for (int s = 0; s < 3; s++)
@@ -1435,7 +1453,7 @@ Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 	cr_assert_eq(hp_logged, 3);
 	for (int s = 0; s < 3; s++) {
 		nnrt_step_args want;
-		nnrt_step_hp(&want, &m, 0.125f, s + 1, 9);
+		nnrt_step_hp(&want, &m, &(nnrt_hyper){0.125f, 0.0625f, 0, 0, 1, 1, 0}, s + 1, 9);
 		cr_assert(memcmp(bin[s], want.hp, sizeof want.hp) == 0, "binary, step %d", s + 1);
 		cr_assert(memcmp(hp_log[s], want.hp, sizeof want.hp) == 0, "api, step %d", s + 1);
 		cr_assert(bin_seed[s] == 9 && seed_log[s] == 9, "step %d: seeds %llu and %llu", s + 1,
@@ -1444,6 +1462,228 @@ Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 		          s + 1, (long long)bin_sample0[s], (long long)sample0_log[s]);
 	}
 }
+
+/* ---- Learning-rate schedules against torch's own formulations ----
+ * Each reference below is written the way torch.optim.lr_scheduler steps
+ * (the chainable recurrences of StepLR, MultiStepLR, CosineAnnealingLR,
+ * PolynomialLR, the T_cur bookkeeping of CosineAnnealingWarmRestarts, the
+ * phases of OneCycleLR), step by step over the whole run, independently of
+ * nnrt_schedule_lr's closed forms.  S = 8 steps per epoch keeps 1/S exact,
+ * so the restarts' epoch sums land on their boundaries exactly. */
+enum { SCH_S = 8, SCH_EPOCHS = 25, SCH_TOTAL = SCH_S * SCH_EPOCHS };
+
+static double sch_anneal(double start, double end, double pct)
+{
+	return end + (start - end) / 2.0 * (cos(3.14159265358979323846 * pct) + 1);
+}
+
+/* ref[u] for u = 0 .. n-1 (steps after the warmup) */
+static void sch_reference(const nnrt_schedule *s, double lr, int n, double *ref)
+{
+	const double pi = 3.14159265358979323846;
+	double cur = lr;
+	switch (s->kind) {
+	case NNRT_SCHED_STEP:
+		for (int u = 0; u < n; u++) {
+			if (u > 0 && u % (int)(s->a * SCH_S) == 0)
+				cur *= s->b;
+			ref[u] = cur;
+		}
+		break;
+	case NNRT_SCHED_MULTISTEP:
+		for (int u = 0; u < n; u++) {
+			for (int k = 0; k < s->n_milestones; k++)
+				if (u > 0 && u == (int)(s->milestones[k] * SCH_S))
+					cur *= s->b;
+			ref[u] = cur;
+		}
+		break;
+	case NNRT_SCHED_EXPONENTIAL:
+		for (int u = 0; u < n; u++) {
+			if (u > 0)
+				cur *= pow(s->b, 1.0 / SCH_S);
+			ref[u] = cur;
+		}
+		break;
+	case NNRT_SCHED_COSINE:
+		if (s->d > 0) { /* CosineAnnealingWarmRestarts.step() */
+			double tcur = 0, ti = s->d;
+			for (int u = 0; u < n; u++) {
+				if (u > 0) {
+					tcur += 1.0 / SCH_S;
+					if (tcur >= ti) {
+						tcur -= ti;
+						ti *= s->b;
+					}
+				}
+				ref[u] = s->c + (lr - s->c) * (1 + cos(pi * tcur / ti)) / 2;
+			}
+		} else { /* CosineAnnealingLR's recursive form, then flat */
+			double T = (s->a > 0 ? s->a : (double)n / SCH_S) * SCH_S;
+			for (int u = 0; u < n; u++) {
+				if (u > 0 && u <= T)
+					cur = s->c + (cur - s->c) * (1 + cos(pi * u / T)) / (1 + cos(pi * (u - 1) / T));
+				ref[u] = u <= T ? cur : s->c;
+			}
+		}
+		break;
+	case NNRT_SCHED_POLYNOMIAL: { /* PolynomialLR's chainable factor, on lr - min */
+		double T = (s->a > 0 ? s->a : (double)n / SCH_S) * SCH_S;
+		cur = lr - s->c;
+		for (int u = 0; u < n; u++) {
+			if (u > 0 && u <= T)
+				cur *= pow((1.0 - u / T) / (1.0 - (u - 1) / T), s->b);
+			ref[u] = s->c + (u <= T ? cur : 0);
+		}
+		break;
+	}
+	case NNRT_SCHED_ONECYCLE: { /* OneCycleLR.get_lr(), two phases, cos */
+		double N = (s->a > 0 ? s->a : (double)n / SCH_S) * SCH_S;
+		double init = lr / s->c, fin = init / s->d;
+		struct {
+			double end, start_lr, end_lr;
+		} ph[2] = {{s->b * N - 1, init, lr}, {N - 1, lr, fin}};
+		for (int u = 0; u < n; u++) {
+			double start = 0;
+			ref[u] = fin;
+			for (int i = 0; i < 2; i++) {
+				if (u <= ph[i].end || i == 1) {
+					double pct = (u - start) / (ph[i].end - start);
+					ref[u] = u > N - 1 ? fin : sch_anneal(ph[i].start_lr, ph[i].end_lr, pct);
+					break;
+				}
+				start = ph[i].end;
+			}
+		}
+		break;
+	}
+	default:
+		for (int u = 0; u < n; u++)
+			ref[u] = lr;
+	}
+}
+
+Test(model, every_schedule_follows_torchs_steps)
+{
+	static const nnrt_schedule cases[] = {
+		{.kind = NNRT_SCHED_CONSTANT},
+		{.kind = NNRT_SCHED_STEP, .a = 3, .b = 0.5},
+		{.kind = NNRT_SCHED_STEP, .a = 0.5, .b = 0.9, .warmup = 13},
+		{.kind = NNRT_SCHED_MULTISTEP, .b = 0.1, .n_milestones = 3, .milestones = {2, 5, 11}},
+		{.kind = NNRT_SCHED_EXPONENTIAL, .b = 0.8},
+		{.kind = NNRT_SCHED_COSINE, .c = 0.001},
+		{.kind = NNRT_SCHED_COSINE, .a = 10, .c = 0.0001, .warmup = 20},
+		{.kind = NNRT_SCHED_COSINE, .d = 2, .b = 1, .c = 0.001},
+		{.kind = NNRT_SCHED_COSINE, .d = 1, .b = 2, .c = 0, .warmup = 5},
+		{.kind = NNRT_SCHED_POLYNOMIAL, .b = 1},
+		{.kind = NNRT_SCHED_POLYNOMIAL, .a = 12, .b = 2, .c = 0.002, .warmup = 7},
+		{.kind = NNRT_SCHED_ONECYCLE, .b = 0.3, .c = 25, .d = 1e4},
+		{.kind = NNRT_SCHED_ONECYCLE, .a = 20, .b = 0.25, .c = 10, .d = 100, .warmup = 3},
+	};
+	const double lr = 0.1;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const nnrt_schedule *s = &cases[i];
+		int w = (int)s->warmup, n = SCH_TOTAL - w;
+		double ref[SCH_TOTAL];
+		sch_reference(s, lr, n, ref);
+		for (int step = 1; step <= SCH_TOTAL; step++) {
+			/* warmup: linear from lr0 / w to lr0, the schedule's first rate */
+			double want = step <= w ? ref[0] * step / w : ref[step - 1 - w];
+			double got = nnrt_schedule_lr(s, lr, step, SCH_S, SCH_TOTAL);
+			cr_assert(fabs(got - want) <= 1e-6 * fabs(want) + 1e-12, "case %zu (kind %d), step %d: %.12g, torch %.12g", i,
+			          s->kind, step, got, want);
+		}
+	}
+	/* values worked out by hand */
+	nnrt_schedule cos = {.kind = NNRT_SCHED_COSINE, .a = 10, .c = 0.02, .warmup = 4};
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 1, 8, 200), 0.025, 1e-15);  /* warmup: lr / 4 */
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 4, 8, 200), 0.1, 1e-15);    /* its end: lr */
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 5, 8, 200), 0.1, 1e-15);    /* the cosine's start */
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 45, 8, 200), 0.06, 1e-15);  /* halfway: (lr + min) / 2 */
+	cr_assert_float_eq(nnrt_schedule_lr(&cos, 0.1, 200, 8, 200), 0.02, 1e-15); /* after 10 epochs: min */
+	nnrt_schedule one = {.kind = NNRT_SCHED_ONECYCLE, .b = 0.25, .c = 25, .d = 1e4};
+	cr_assert_float_eq(nnrt_schedule_lr(&one, 0.1, 1, 10, 100), 0.004, 1e-15); /* lr / div */
+	cr_assert_float_eq(nnrt_schedule_lr(&one, 0.1, 25, 10, 100), 0.1, 1e-15);  /* the peak, step 25 - 1 */
+	cr_assert_float_eq(nnrt_schedule_lr(&one, 0.1, 100, 10, 100), 4e-7, 1e-18); /* lr / div / final_div */
+}
+
+/* The training binary's steps get the schedule's rate (and the epoch line
+ * shows the last one), from the step count, across epochs. */
+Test(model, the_binary_hands_each_step_its_scheduled_rate)
+{
+	nnrt_model m = mlp_model();
+	m.train_step = logging_train;
+	m.test.kind = NNRT_DATA_NONE;
+	m.schedule = (nnrt_schedule){.kind = NNRT_SCHED_COSINE, .c = 0.001, .warmup = 2};
+	hp_logged = 0;
+	run_result r = run_main(&m, "--epochs 3 --limit 96 --lr 0.125 --threads 2 --seed 9");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert_eq(hp_logged, 9, "3 epochs of 3 steps, not %d", hp_logged);
+	for (int s = 0; s < 9; s++) {
+		float want = (float)nnrt_schedule_lr(&m.schedule, 0.125, s + 1, 3, 9);
+		cr_assert_eq(hp_log[s][NNRT_HP_LR], want, "step %d: %.9g, want %.9g", s + 1, hp_log[s][NNRT_HP_LR], want);
+	}
+	cr_assert_eq(hp_log[0][NNRT_HP_LR], 0.0625f, "warmup's first step: lr / 2");
+	/* torch's convention: the minimum comes at step T, one after the last */
+	cr_assert(hp_log[8][NNRT_HP_LR] > 0.001f && hp_log[8][NNRT_HP_LR] < 0.01f, "the last step: %g",
+	          hp_log[8][NNRT_HP_LR]);
+	char line[64];
+	snprintf(line, sizeof line, "  lr %.4g  ", (double)hp_log[8][NNRT_HP_LR]);
+	cr_assert(strstr(r.out, line), "the epoch line shows the rate (%s):\n%s", line, r.out);
+	run_free(&r);
+	/* --schedule and --warmup replace the model's */
+	hp_logged = 0;
+	r = run_main(&m, "--epochs 1 --limit 96 --lr 0.125 --schedule constant --warmup 0 --quiet");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	for (int s = 0; s < 3; s++)
+		cr_assert_eq(hp_log[s][NNRT_HP_LR], 0.125f, "constant, step %d: %g", s + 1, hp_log[s][NNRT_HP_LR]);
+	run_free(&r);
+	hp_logged = 0;
+	r = run_main(&m, "--epochs 2 --limit 96 --lr 0.125 --schedule polynomial --quiet");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	nnrt_schedule poly = {.kind = NNRT_SCHED_POLYNOMIAL, .b = 1, .warmup = 2};
+	for (int s = 0; s < 6; s++)
+		cr_assert_eq(hp_log[s][NNRT_HP_LR], (float)nnrt_schedule_lr(&poly, 0.125, s + 1, 3, 6), "polynomial, step %d",
+		             s + 1);
+	run_free(&r);
+	r = run_main(&m, "--epochs 1 --limit 96 --warmup 3");
+	cr_assert_eq(r.rc, 1);
+	cr_assert(strstr(r.err, "error: the warmup of 3 steps is not shorter than the training: 1 epoch of 3 steps"), "%s",
+	          r.err);
+	run_free(&r);
+	/* clipping: by value on any model; by norm only where it is compiled in */
+	hp_logged = 0;
+	r = run_main(&m, "--epochs 1 --limit 96 --clip-value 0.25 --quiet");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(hp_log[2][NNRT_HP_CLIP_VALUE] == 0.25f && hp_log[2][NNRT_HP_CLIP_NORM] == 0, "%g %g",
+	          hp_log[2][NNRT_HP_CLIP_VALUE], hp_log[2][NNRT_HP_CLIP_NORM]);
+	run_free(&r);
+	r = run_main(&m, "--epochs 1 --limit 96 --clip-norm 1");
+	cr_assert_eq(r.rc, 2);
+	cr_assert(strstr(r.err, "--clip-norm needs a model compiled with clip_norm:"), "%s", r.err);
+	run_free(&r);
+	m.opt_flags |= NNRT_OPTF_CLIP_NORM;
+	m.clip_norm = 5;
+	hp_logged = 0;
+	r = run_main(&m, "--epochs 1 --limit 96 --quiet");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(hp_log[0][NNRT_HP_CLIP_NORM] == 5, "the model's clip_norm: %g", hp_log[0][NNRT_HP_CLIP_NORM]);
+	run_free(&r);
+	hp_logged = 0;
+	r = run_main(&m, "--epochs 1 --limit 96 --clip-norm 1.5 --quiet");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(hp_log[0][NNRT_HP_CLIP_NORM] == 1.5f, "--clip-norm: %g", hp_log[0][NNRT_HP_CLIP_NORM]);
+	run_free(&r);
+	r = run_main(&m, "--schedule cosin");
+	cr_assert_eq(r.rc, 2);
+	cr_assert(strstr(r.err, "unknown schedule 'cosin' for --schedule"), "%s", r.err);
+	run_free(&r);
+	r = run_main(&m, "--schedule step");
+	cr_assert_eq(r.rc, 2);
+	cr_assert(strstr(r.err, "--schedule step needs values that only the .nn file can give"), "%s", r.err);
+	run_free(&r);
+}
+
 
 /* ---- Checkpoints ---- */
 

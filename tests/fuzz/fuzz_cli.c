@@ -72,6 +72,10 @@ static const char *broken_promise(const nnrt_cli *c)
 		return "negative --epochs";
 	if (!(c->lr > 0) || !isfinite(c->lr) || c->lr > FLT_MAX || (float)c->lr == 0)
 		return "a learning rate that is not a positive finite float";
+	if (!(c->weight_decay >= 0) || c->weight_decay > FLT_MAX)
+		return "a weight decay that is not a non-negative finite float";
+	if (!(c->clip_norm >= 0) || c->clip_norm > FLT_MAX || !(c->clip_value >= 0) || c->clip_value > FLT_MAX)
+		return "a clipping bound that is not a non-negative finite float";
 	if (c->threads < 0 || c->threads > NNRT_MAX_THREADS)
 		return "--threads out of range";
 	if (c->limit < 0 || c->test_limit < 0 || c->checkpoint_every < 0)
