@@ -537,6 +537,10 @@ typedef struct bw_ctx {
 	int w;             /* lanes per accumulator: 16, or 8 (two halves) */
 	LLVMValueRef half; /* w == 8: the half being walked, i64 0 or 1 */
 	LLVMTypeRef vt;    /* <w x float> */
+	const conv_geo *G;
+	LLVMValueRef f0, ci, kw0;  /* the tile: filters from f0, channel ci, taps from kw0 */
+	LLVMValueRef oh, ih;       /* the output row and the input row of the tap being walked */
+	LLVMValueRef owlo, owhi;   /* the positions where every tap of the group is inside the input */
 } bw_ctx;
 
 /* w lanes of a CN row from p; lanes where `mask` (w lanes) is off read as 0. */
@@ -602,14 +606,17 @@ static void pos_range(cg_ctx *c, LLVMValueRef k0, int64_t kg, int64_t s, int64_t
 	*lo = cg_min_i64(c, *lo, *hi);
 }
 
-/* One output row oh, positions ow in [lo, hi); `checked` tests each tap. */
-static void bw_positions(cg_ctx *c, const conv_geo *G, bw_ctx *b, LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef ih,
-			 LLVMValueRef oh, LLVMValueRef kw0, LLVMValueRef lo, LLVMValueRef hi, bool checked)
+/* Positions ow in [lo, hi) of the output row b->oh, input row b->ih, for the
+ * sample vector at s0 (mask: its real lanes, NULL = all); `checked` tests
+ * each tap. */
+static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi, bool checked, LLVMValueRef s0,
+			 LLVMValueRef mask)
 {
+	const conv_geo *G = b->G;
 	int64_t bp = c->g->bpad;
 	cg_loop ow = cg_loop_begin(c, lo, hi, 1);
-	LLVMValueRef iw0 = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), kw0);
-	LLVMValueRef xrow = mulk(c, add(c, mulk(c, ci, G->H), ih), G->W);
+	LLVMValueRef iw0 = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), b->kw0);
+	LLVMValueRef xrow = mulk(c, add(c, mulk(c, b->ci, G->H), b->ih), G->W);
 	for (int k = 0; k < b->kg; k++) {
 		LLVMValueRef iw = addk(c, iw0, k);
 		b->xoff[k] = mulk(c, add(c, xrow, iw), bp);
@@ -619,9 +626,21 @@ static void bw_positions(cg_ctx *c, const conv_geo *G, bw_ctx *b, LLVMValueRef f
 						   LLVMBuildICmp(c->B, LLVMIntSLT, iw, cg_i64(c, G->W), ""), "");
 	}
 	for (int r = 0; r < b->mr; r++)
-		b->doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->OH), oh), G->OW), ow.i), bp);
-	for_samples(c, bw_body, b);
+		b->doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, b->f0, r), G->OH), b->oh), G->OW), ow.i), bp);
+	bw_body(c, b, s0, mask);
 	cg_loop_end(c, &ow);
+}
+
+/* One sample vector along the whole row: the border positions test each
+ * tap, the interior runs unchecked.  Positions innermost: the loop runs
+ * OW times with addresses in constant steps (a lane sees its positions in
+ * the same order as with the samples innermost). */
+static void bw_row(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
+{
+	bw_ctx *b = p;
+	bw_positions(c, b, cg_i64(c, 0), b->owlo, true, s0, mask);
+	bw_positions(c, b, b->owlo, b->owhi, false, s0, mask);
+	bw_positions(c, b, b->owhi, cg_i64(c, b->G->OW), true, s0, mask);
 }
 
 /* The tile of filters [f0, f0 + mr), channel ci, taps kw in [kw0, kw0 + kg),
@@ -632,7 +651,8 @@ static void bw_positions(cg_ctx *c, const conv_geo *G, bw_ctx *b, LLVMValueRef f
 static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValueRef DY, LLVMValueRef DW,
 			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kw0, int mr, int kg, int w)
 {
-	bw_ctx b = {.X = X, .DY = DY, .mr = mr, .kg = kg, .w = w, .vt = LLVMVectorType(c->f32, (unsigned)w)};
+	bw_ctx b = {.X = X, .DY = DY, .mr = mr, .kg = kg, .w = w, .vt = LLVMVectorType(c->f32, (unsigned)w),
+		    .G = G, .f0 = f0, .ci = ci, .kw0 = kw0};
 	int64_t halves = CG_VW / w;
 	LLVMTypeRef saved_t = LLVMArrayType(b.vt, (unsigned)(G->KH * halves));
 	LLVMValueRef saved[8][8]; /* [kh][half] of each accumulator */
@@ -644,6 +664,7 @@ static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValue
 		}
 	LLVMValueRef owlo, owhi, khlo, khhi;
 	pos_range(c, kw0, kg, G->SW, G->PW, G->W, G->OW, &owlo, &owhi);
+	b.owlo = owlo, b.owhi = owhi;
 	cg_loop oh = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->OH), 1);
 	tap_range(c, oh.i, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
 	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
@@ -657,10 +678,8 @@ static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValue
 			slot[r][k] = LLVMBuildInBoundsGEP2(c->B, saved_t, saved[r][k], idx, 2, "");
 			cg_store(c, cg_load(c, b.vt, slot[r][k]), b.acc[r][k]);
 		}
-	/* border positions test each tap; the interior runs unchecked */
-	bw_positions(c, G, &b, f0, ci, ih, oh.i, kw0, cg_i64(c, 0), owlo, true);
-	bw_positions(c, G, &b, f0, ci, ih, oh.i, kw0, owlo, owhi, false);
-	bw_positions(c, G, &b, f0, ci, ih, oh.i, kw0, owhi, cg_i64(c, G->OW), true);
+	b.ih = ih, b.oh = oh.i;
+	for_samples(c, bw_row, &b);
 	for (int r = 0; r < mr; r++)
 		for (int k = 0; k < kg; k++)
 			cg_store(c, cg_load(c, b.vt, b.acc[r][k]), slot[r][k]);
