@@ -722,8 +722,7 @@ void lower_conv_bw(cg_ctx *c, ir_node *n)
 	} else {
 		/* half vectors: mr * kg accumulators, mr dy vectors and one x vector in 13 of the 16 registers */
 		w = CG_VW / 2;
-		int cap = 13 / (kg + 1) < 8 ? 13 / (kg + 1) : 8;
-		mr = G.F < cap ? (int)G.F : cap;
+		mr = rows_for(G.F, 13 / (kg + 1) < 8 ? 13 / (kg + 1) : 8); /* a divisor: one variant, half the code */
 	}
 	NNC_ASSERT(mr <= 8 && kg <= 8); /* bw_ctx's arrays */
 	int64_t nfb = (G.F + mr - 1) / mr, lastmr = G.F - (nfb - 1) * mr;
