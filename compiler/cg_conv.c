@@ -11,9 +11,15 @@
  *                  every (c, kh, kw) tap, then bias + activation, one store
  *   conv dx        the same tile over MR input channels, reading the taps
  *                  that reach each input position; act' fused before the store
- *   conv dw        per (filter block, c, kh, kw): sums over positions and
- *                  samples in vector accumulators, one horizontal sum at the
- *                  end; only the n real samples are read (masked tail)
+ *   conv dw        per (filter block, c, kw group), every kh: sums over
+ *                  positions and samples in vector accumulators (AVX2: 8
+ *                  lanes at a time), one horizontal sum at the end; only the
+ *                  n real samples are read (masked tail)
+ *
+ * Register tiles are sized for the target (tile_acc): AVX-512's 32 registers
+ * of 16 floats hold 24 accumulators, AVX2's 16 registers of 8 floats hold 6
+ * of our 16-float vectors.  The tile never changes the order in which a
+ * value's products are added, so results are the same on both.
  */
 #include "cg.h"
 
