@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """nnc vs PyTorch, side by side, in one run.
 
-For each model (examples/mlp.nn, examples/lenet.nn) this script
+For each model of MODELS (its .nn file and the bench/torch_ref.py model that
+is the same network in PyTorch) this script
   1. times `nnc MODEL.nn -o MODEL` (best of 3),
   2. trains the compiled binary for E epochs with 1 and 2 threads and reads its
      samples/s and test accuracy; peak RSS comes from /usr/bin/time,
   3. where /usr/bin/python3 has torch, trains the same network (same data,
      initialisation scheme and hyper-parameters, bench/torch_ref.py) with 1 and
-     2 torch threads, with OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 in
-     that command only (Debian's OpenBLAS 0.3.21 mis-detects this CPU), and
-     keeps PyTorch's best,
+     2 torch threads, with OPENBLAS_CORETYPE (SkylakeX where the CPU has
+     AVX-512, else Haswell) and OPENBLAS_NUM_THREADS=1 in that command only
+     (Debian's OpenBLAS 0.3.21 mis-detects these CPUs), and keeps PyTorch's
+     best,
   4. measures inference (forward only) at batch 64 and batch 1: nnc through
      the generated header (bench/infer_bench.c on `nnc -c --prefix model`),
      PyTorch with torch.inference_mode (bench/torch_ref.py --infer),
@@ -19,7 +21,8 @@ For each model (examples/mlp.nn, examples/lenet.nn) this script
 Steps 2-4 run --repeat rounds (default 3), nnc and PyTorch taking turns, and
 each side keeps its best figure: the machine's speed drifts by 10-30 %.
 
-Usage: bench/bench.py [--models mlp,lenet] [--epochs N] [--repeat N] [--no-torch] [--no-infer] [--profile] [--nnc PATH]
+Usage: bench/bench.py [--models mlp,lenet,resnet,vgg] [--epochs N] [--limit N] [--repeat N] [--no-torch] [--no-infer]
+                      [--profile] [--nnc PATH]
 Only the standard library is used here, so any python3 runs it.
 """
 import argparse
@@ -34,6 +37,30 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_PY = "/usr/bin/python3"
+
+# model -> (its .nn file, relative to the repository; bench/torch_ref.py's --model for the same
+# network).  resnet and vgg (issue #12) are the proxies without batchnorm and dropout until
+# examples/resnet.nn and examples/vgg.nn exist; then their rows become
+#     "resnet": ("examples/resnet.nn", "resnet"),   "vgg": ("examples/vgg.nn", "vgg"),
+MODELS = {
+    "mlp": ("examples/mlp.nn", "mlp"),
+    "lenet": ("examples/lenet.nn", "lenet"),
+    "resnet": ("bench/models/resnet_plain.nn", "resnet_plain"),
+    "vgg": ("bench/models/vgg_plain.nn", "vgg_plain"),
+}
+
+
+def nn_file(model):
+    return os.path.join(ROOT, MODELS[model][0])
+
+
+def torch_env():
+    """The environment of a PyTorch command: OpenBLAS's kernels chosen for this CPU (SkylakeX,
+    AVX-512, where it has avx512f; Haswell, AVX2, otherwise: SkylakeX's kernels die of SIGILL
+    without AVX-512, and the inherited environment may name either), one OpenBLAS thread."""
+    with open("/proc/cpuinfo") as f:
+        avx512 = any(l.startswith("flags") and " avx512f" in l for l in f)
+    return dict(os.environ, OPENBLAS_CORETYPE="SkylakeX" if avx512 else "Haswell", OPENBLAS_NUM_THREADS="1")
 
 
 def run(cmd, env=None, timeout=3600):
@@ -50,7 +77,7 @@ def run(cmd, env=None, timeout=3600):
 
 
 def nnc_compile(nnc, model, outdir):
-    src = os.path.join(ROOT, "examples", f"{model}.nn")
+    src = nn_file(model)
     exe = os.path.join(outdir, model)
     best = float("inf")
     for _ in range(3):
@@ -60,8 +87,12 @@ def nnc_compile(nnc, model, outdir):
     return exe, best
 
 
-def nnc_train(exe, epochs, threads):
-    out, rss = run([exe, "--epochs", str(epochs), "--threads", str(threads)])
+def limit_args(limit):
+    return ["--limit", str(limit)] if limit else []
+
+
+def nnc_train(exe, epochs, threads, limit=None):
+    out, rss = run([exe, "--epochs", str(epochs), "--threads", str(threads)] + limit_args(limit))
     lines = [l for l in out.splitlines() if l.startswith("epoch")]
     if not lines:
         raise RuntimeError(f"no epoch lines from {exe}:\n{out}")
@@ -76,7 +107,7 @@ def nnc_infer_build(nnc, model, outdir):
     d = os.path.join(outdir, f"infer-{model}")
     os.makedirs(d, exist_ok=True)
     obj = os.path.join(d, "model.o")
-    subprocess.run([nnc, os.path.join(ROOT, "examples", f"{model}.nn"), "-c", "--prefix", "model", "-o", obj],
+    subprocess.run([nnc, nn_file(model), "-c", "--prefix", "model", "-o", obj],
                    check=True)
     exe = os.path.join(d, "infer_bench")
     lib = os.path.join(os.path.dirname(os.path.dirname(nnc)), "runtime", "libnnrt.a")
@@ -115,12 +146,12 @@ def infer_line(v):
     return f"batch 64 {v['infer_batch64']:,.0f}/s, batch 1 {v['infer_batch1']:,.0f}/s"
 
 
-def nnc_profile(nnc, model, outdir, epochs):
+def nnc_profile(nnc, model, outdir, epochs, limit=None):
     """Per-class GFLOP/s of a `nnc --profile` build, one thread."""
     exe = os.path.join(outdir, f"{model}-prof")
-    subprocess.run([nnc, os.path.join(ROOT, "examples", f"{model}.nn"), "--profile", "-o", exe], check=True)
-    out = subprocess.run([exe, "--epochs", str(epochs), "--threads", "1"], check=True, stdout=subprocess.PIPE,
-                         text=True).stdout
+    subprocess.run([nnc, nn_file(model), "--profile", "-o", exe], check=True)
+    out = subprocess.run([exe, "--epochs", str(epochs), "--threads", "1"] + limit_args(limit), check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
     classes = {}
     on = False
     for line in out.splitlines():
@@ -143,9 +174,8 @@ def machine_peak(outdir):
 
 
 def torch_infer(model, threads):
-    env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", OPENBLAS_NUM_THREADS="1")
-    out, _ = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", model, "--epochs", "1", "--limit", "640",
-                  "--threads", str(threads), "--infer", "--json"], env=env)
+    out, _ = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", MODELS[model][1], "--epochs", "1",
+                  "--limit", "640", "--threads", str(threads), "--infer", "--json"], env=torch_env())
     res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
     return {"infer_batch64": res["infer_samples_per_s_batch64"], "infer_batch1": res["infer_samples_per_s_batch1"]}
 
@@ -157,10 +187,9 @@ def have_torch():
                           stderr=subprocess.DEVNULL).returncode == 0
 
 
-def torch_train(model, epochs, threads):
-    env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", OPENBLAS_NUM_THREADS="1")
-    out, rss = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", model,
-                    "--epochs", str(epochs), "--threads", str(threads), "--json"], env=env)
+def torch_train(model, epochs, threads, limit=None):
+    out, rss = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", MODELS[model][1],
+                    "--epochs", str(epochs), "--threads", str(threads), "--json"] + limit_args(limit), env=torch_env())
     res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
     sps = [e["train_samples_per_s"] for e in res["epochs"]]
     return {"samples_per_s": max(sps), "mean_samples_per_s": sum(sps) / len(sps),
@@ -171,6 +200,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="mlp,lenet")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--limit", type=int, help="train on the first N training samples only (both sides)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--nnc", default=os.path.join(ROOT, "build", "compiler", "nnc"))
     ap.add_argument("--json", help="also write all figures to this file")
@@ -180,6 +210,9 @@ def main():
                     help="rounds of every measurement, nnc and PyTorch taking turns; each side keeps its best "
                          "(default 3: this machine's speed varies by 10-30%% from minute to minute)")
     args = ap.parse_args()
+    for model in args.models.split(","):
+        if model not in MODELS:
+            sys.exit(f"bench: unknown model '{model}' (known: {', '.join(MODELS)})")
 
     if not os.path.exists(args.nnc):
         sys.exit(f"bench: {args.nnc} not found; build first (bash scripts/build.sh)")
@@ -196,10 +229,11 @@ def main():
             r = {"compile_s": ctime, "nnc": {}, "torch": {}}
             train, infer = ("samples_per_s",), ("infer_batch64", "infer_batch1")
             # (label, run one thread count, where the best goes, figures, RSS rule, printout)
-            jobs = [("nnc", lambda th: nnc_train(exe, args.epochs, th), r["nnc"], train, max, train_line)]
+            jobs = [("nnc", lambda th: nnc_train(exe, args.epochs, th, args.limit), r["nnc"], train, max,
+                     train_line)]
             if use_torch:
-                jobs.append(("torch", lambda th: torch_train(model, args.epochs, th), r["torch"], train, min,
-                             train_line))
+                jobs.append(("torch", lambda th: torch_train(model, args.epochs, th, args.limit), r["torch"], train,
+                             min, train_line))
             if not args.no_infer:
                 ib = nnc_infer_build(args.nnc, model, tmp)
                 r["nnc_infer"], r["torch_infer"] = {}, {}
@@ -216,7 +250,7 @@ def main():
                         best[th] = keep_best(best.get(th), v, keys, rss)
                         print(f"{model}: {label} {th} thread(s): {line(v)}{tag}", flush=True)
             if args.profile:
-                r["profile"] = nnc_profile(args.nnc, model, tmp, args.epochs)
+                r["profile"] = nnc_profile(args.nnc, model, tmp, args.epochs, args.limit)
             report[model] = r
         peak = machine_peak(tmp) if args.profile else None
     finally:
@@ -241,7 +275,7 @@ def main():
             line += (f" {'-':>11} {'-':>6} {n2['samples_per_s'] / n1['samples_per_s']:>6.2f}"
                      f" {n2['test_acc']:>8.4f} {'-':>9} {rss_n:>7.1f}M {'-':>9} {'-':>9}")
         print(line)
-    print("\nratio = nnc best samples/s / PyTorch best samples/s (training, batch 64); "
+    print("\nratio = nnc best samples/s / PyTorch best samples/s (training, each model's batch); "
           "RSS ratio = nnc peak RSS / PyTorch's smallest peak RSS")
     if args.repeat > 1:
         print(f"(every figure: the best of {args.repeat} rounds, nnc and PyTorch taking turns; nnc's RSS: its largest)")
@@ -268,6 +302,10 @@ def main():
                 if v["gflops"] is not None and v["gflops"] >= 1:
                     print(f"    {k:12} {v['gflops']:7.1f} GFLOP/s  {v['share']:5.1f} % of time  "
                           f"{100 * v['gflops'] / pk['sgemm_1t']:5.1f} % of peak")
+            prof = report[model]["profile"]  # the whole step: every class's FLOPs over every class's time
+            ms = sum(v["ms"] for v in prof.values())
+            gf = sum(v["ms"] * v["gflops"] for v in prof.values() if v["gflops"]) / ms if ms else 0.0
+            print(f"    {'whole step':12} {gf:7.1f} GFLOP/s  100.0 % of time  {100 * gf / pk['sgemm_1t']:5.1f} % of peak")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"models": report, "peak": peak}, f, indent=1, default=str)

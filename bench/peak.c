@@ -5,8 +5,8 @@
  *         thread, operands in registers, nothing else (an upper bound no
  *         real kernel reaches)
  *   sgemm an achievable peak: C[M][N] += A[M][K] B[K][N] with operands in
- *         cache, an 8 x 3-vector register tile, the way a tuned BLAS kernel
- *         works
+ *         cache, an 8 x 3-vector register tile (AVX2: 6 x 2), the way a tuned
+ *         BLAS kernel works
  *
  * Both run on 1 thread and on every core (OpenMP), and print GFLOP/s.
  * Build: cc -O3 -march=native -fopenmp bench/peak.c -o peak   (bench.py does this)
@@ -39,8 +39,14 @@ typedef __m256 vec;
 #error "peak.c needs AVX2+FMA or AVX-512"
 #endif
 
-/* 24 independent chains: more than FMA latency x FMA pipes on current cores. */
+/* Independent chains: more than FMA latency x FMA pipes on current cores,
+ * and few enough to stay in registers (AVX2 has 16 of them: 24 chains there
+ * measured the stack, not the FMA units). */
+#if defined(__AVX512F__)
 #define CHAINS 24
+#else
+#define CHAINS 12
+#endif
 static float fma_loop(long iters, float seed)
 {
 	vec a[CHAINS];
@@ -73,11 +79,18 @@ static double fma_gflops(int threads)
 	return 2.0 * VW * CHAINS * (double)iters * threads / t / 1e9;
 }
 
+/* The register tile: 8 x 3 vectors (24 accumulators) with AVX-512's 32
+ * registers, 6 x 2 (12) with AVX2's 16, as tuned BLAS kernels use. */
+#if defined(__AVX512F__)
 #define MR 8
 #define NV 3
+#else
+#define MR 6
+#define NV 2
+#endif
 #define NR (NV * VW)
 
-/* C[0..MR)[0..NR) += A[0..MR)[0..K) B[0..K)[0..NR): 24 accumulators */
+/* C[0..MR)[0..NR) += A[0..MR)[0..K) B[0..K)[0..NR): MR x NV accumulators */
 static void tile(int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
 	vec c[MR][NV];

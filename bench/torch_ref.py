@@ -57,7 +57,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
-BATCH = 64
+BATCH = 64     # the default; BATCHES below gives each model's own
 LR = 0.05
 MOMENTUM = 0.9
 
@@ -162,13 +162,63 @@ def build_lenet():
     )
 
 
-MODELS = {"mlp": build_mlp, "lenet": build_lenet}
+class Residual(nn.Module):
+    """residual(f, s) of issue #12: relu(body(x) + shortcut(x)), body = conv3x3(f, stride s,
+    pad 1) -> [bn] -> relu -> conv3x3(f, pad 1) -> [bn]; shortcut = x when s == 1 and the
+    channels agree, else conv1x1(f, stride s) -> [bn].  Convolutions without bias; the
+    batchnorms only with bn=True (the *_plain proxies leave them out, as
+    bench/models/resnet_plain.nn does)."""
+
+    def __init__(self, cin, f, stride, bn):
+        super().__init__()
+        norm = (lambda: nn.BatchNorm2d(f)) if bn else nn.Identity
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, f, 3, stride=stride, padding=1, bias=False), norm(), nn.ReLU(),
+            nn.Conv2d(f, f, 3, padding=1, bias=False), norm())
+        self.short = (nn.Identity() if stride == 1 and cin == f else
+                      nn.Sequential(nn.Conv2d(cin, f, 1, stride=stride, bias=False), norm()))
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.short(x))
+
+
+def build_resnet(bn=True):
+    """examples/resnet.nn (issue #12): stem conv3x3(16) -> bn -> relu [16,28,28]; residual(16, 1),
+    residual(32, 2) [32,14,14], residual(64, 2) [64,7,7]; global average pool; dense(10).
+    PyTorch's default initialisation."""
+    norm = (lambda: nn.BatchNorm2d(16)) if bn else nn.Identity
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1, bias=False), norm(), nn.ReLU(),
+        Residual(16, 16, 1, bn), Residual(16, 32, 2, bn), Residual(32, 64, 2, bn),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+def build_vgg(bn=True):
+    """examples/vgg.nn (issue #12): [conv3x3(16, same) -> bn -> relu] x 2, maxpool 2 [16,14,14];
+    [conv3x3(32, same) -> bn -> relu] x 2, maxpool 2 [32,7,7]; flatten -> dropout(0.3) ->
+    dense(128) -> relu -> dropout(0.3) -> dense(10).  bn=False (vgg_plain, as
+    bench/models/vgg_plain.nn) leaves out the batchnorms and the dropouts.  Convolutions
+    with bias (nnc's default); PyTorch's default initialisation."""
+    def block(cin, f):
+        return [nn.Conv2d(cin, f, 3, padding=1)] + ([nn.BatchNorm2d(f)] if bn else []) + [nn.ReLU()]
+    drop = (lambda: [nn.Dropout(0.3)]) if bn else (lambda: [])
+    return nn.Sequential(
+        *block(1, 16), *block(16, 16), nn.MaxPool2d(2),
+        *block(16, 32), *block(32, 32), nn.MaxPool2d(2),
+        nn.Flatten(), *drop(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), *drop(), nn.Linear(128, 10))
+
+
+MODELS = {"mlp": build_mlp, "lenet": build_lenet,
+          "resnet": build_resnet, "resnet_plain": lambda: build_resnet(bn=False),
+          "vgg": build_vgg, "vgg_plain": lambda: build_vgg(bn=False)}
 # Per-sample input shape each model takes; the dataset is reshaped (a view)
 # once, before timing.
-INPUT_SHAPES = {"mlp": (784,), "lenet": (1, 28, 28)}
+INPUT_SHAPES = {"mlp": (784,)}
+# Training batch of each model (the .nn file's `batch:`); 64 unless listed.
+BATCHES = {"resnet": 128, "resnet_plain": 128, "vgg": 128, "vgg_plain": 128}
 
 
-def train_epoch(model, opt, x, y, gen):
+def train_epoch(model, opt, x, y, gen, batch):
     """One epoch; returns (mean loss, accuracy, seconds of training loop)."""
     n = x.shape[0]
     model.train()
@@ -176,8 +226,8 @@ def train_epoch(model, opt, x, y, gen):
     correct = torch.zeros((), dtype=torch.int64)
     t0 = time.perf_counter()
     perm = torch.randperm(n, generator=gen)
-    for start in range(0, n, BATCH):
-        idx = perm[start:start + BATCH]          # last partial batch kept
+    for start in range(0, n, batch):
+        idx = perm[start:start + batch]          # last partial batch kept
         xb, yb = x[idx], y[idx]
         logits = model(xb)
         loss = F.cross_entropy(logits, yb)       # mean over the batch
@@ -248,18 +298,20 @@ def main(argv=None):
 
     x_train, y_train = load_split(args.data_dir, "train", args.limit)
     x_test, y_test = load_split(args.data_dir, "t10k")
-    x_train = x_train.view(-1, *INPUT_SHAPES[args.model])
-    x_test = x_test.view(-1, *INPUT_SHAPES[args.model])
+    shape = INPUT_SHAPES.get(args.model, (1, 28, 28))
+    batch = BATCHES.get(args.model, BATCH)
+    x_train = x_train.view(-1, *shape)
+    x_test = x_test.view(-1, *shape)
 
     model = MODELS[args.model]()
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
     say(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model {args.model}, "
-        f"train {x_train.shape[0]}, test {x_test.shape[0]}, batch {BATCH}, seed {args.seed}")
+        f"train {x_train.shape[0]}, test {x_test.shape[0]}, batch {batch}, seed {args.seed}")
 
     epochs = []
     for epoch in range(1, args.epochs + 1):
-        loss, acc, seconds = train_epoch(model, opt, x_train, y_train, gen)
+        loss, acc, seconds = train_epoch(model, opt, x_train, y_train, gen, batch)
         test_acc = evaluate(model, x_test, y_test)
         sps = x_train.shape[0] / seconds
         epochs.append({"epoch": epoch, "train_loss": loss, "train_acc": acc,
@@ -276,7 +328,7 @@ def main(argv=None):
         "seed": args.seed,
         "train_samples": x_train.shape[0],
         "test_samples": x_test.shape[0],
-        "batch": BATCH,
+        "batch": batch,
         "epochs": epochs,
     }
 

@@ -23,6 +23,8 @@ typedef struct cg_options {
 	bool profile;        /* bodies call nnrt_prof_tick after every op */
 	ir_graph *small;     /* nnc_small_batch(): infer() runs it for few samples; or NULL */
 	const nnc_target *target; /* --cpu, --target-features; NULL: this host */
+	int vacc;                 /* register-tile budget (cg_build.h cg_ctx.vacc); 0: the target's. Tests
+				   * set it to build the AVX-512 or the AVX2 tiles on any host */
 } cg_options;
 
 /* The planned graph g (and opt->small) as a new module in ctx, with cfg in

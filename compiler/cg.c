@@ -622,6 +622,8 @@ LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_optio
 	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
 	char *dl = LLVMCopyStringRepOfTargetData(td);
 	LLVMSetDataLayout(proto.M, dl);
+	/* register tiles sized for the target's vector registers (cg_build.h) */
+	proto.vacc = opt->vacc ? opt->vacc : nnc_llvm_feature_enabled(tm, "avx512f") ? 24 : 6;
 	LLVMDisposeMessage(dl);
 	LLVMDisposeTargetData(td);
 	LLVMDisposeTargetMachine(tm);

@@ -41,6 +41,9 @@ typedef struct cg_ctx {
 	bool train_mode;                /* the op function is the train step's (a mode-dependent
 					 * op, ir_op_mode_dependent, is lowered once per mode) */
 	struct cg_epilogue **epilogues; /* cg_call_epilogue's functions, shared by the units of a module */
+	int vacc; /* <16 x float> accumulators a register tile may hold on the target: 24 with
+		   * AVX-512 (32 registers of 16 floats), 6 otherwise (16 registers of 8 floats,
+		   * two per vector, the rest for operands); 0 until nnc_lower sets it: 24 */
 } cg_ctx;
 
 /* The types above for context C, the module M, a new builder. */

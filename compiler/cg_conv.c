@@ -11,9 +11,15 @@
  *                  every (c, kh, kw) tap, then bias + activation, one store
  *   conv dx        the same tile over MR input channels, reading the taps
  *                  that reach each input position; act' fused before the store
- *   conv dw        per (filter block, c, kh, kw): sums over positions and
- *                  samples in vector accumulators, one horizontal sum at the
- *                  end; only the n real samples are read (masked tail)
+ *   conv dw        per (filter block, c, kw group), every kh: sums over
+ *                  positions and samples in vector accumulators (AVX2: 8
+ *                  lanes at a time), one horizontal sum at the end; only the
+ *                  n real samples are read (masked tail)
+ *
+ * Register tiles are sized for the target (tile_acc): AVX-512's 32 registers
+ * of 16 floats hold 24 accumulators, AVX2's 16 registers of 8 floats hold 6
+ * of our 16-float vectors.  The tile never changes the order in which a
+ * value's products are added, so results are the same on both.
  */
 #include "cg.h"
 
@@ -32,26 +38,40 @@ static LLVMValueRef max0(cg_ctx *c, LLVMValueRef a, LLVMValueRef b)
 /* Number of 16-sample vectors holding the n real samples. */
 static LLVMValueRef nvec_dyn(cg_ctx *c) { return LLVMBuildSDiv(c->B, addk(c, cg_batch_n(c), 15), cg_i64(c, 16), ""); }
 
-/* Vectors per register tile: the largest of 4, 3, 2, 1 dividing bpad/16. */
+/* <16 x float> accumulators a register tile may hold (cg_build.h): 24 on
+ * AVX-512, 6 on AVX2, where a vector takes two of the 16 registers and 24
+ * accumulators spilled to the stack on every multiply-add. */
+static int tile_acc(const cg_ctx *c) { return c->vacc ? c->vacc : 24; }
+
+/* Vectors per register tile: the largest of 4, 3, 2, 1 dividing bpad/16 that
+ * leaves room for rows (AVX2: one vector, up to 6 rows, 12 of 16 registers). */
 static int tile_nv(cg_ctx *c)
 {
 	int64_t v = c->g->bpad / CG_VW;
-	for (int nv = 4; nv > 1; nv--)
+	int top = tile_acc(c) >= 24 ? 4 : 1;
+	for (int nv = top; nv > 1; nv--)
 		if (v % nv == 0)
 			return nv;
 	return 1;
 }
 
 /* Rows per tile for `count` rows (filters or channels), nv vectors wide. */
-static int tile_mr(int64_t count, int nv)
+static int rows_for(int64_t count, int cap)
 {
-	int cap = 24 / nv; /* at most 24 rows: the accumulator arrays below */
 	if (count <= cap)
 		return (int)count;
 	for (int mr = cap; mr >= (cap + 1) / 2; mr--)
 		if (count % mr == 0)
 			return mr;
 	return cap;
+}
+
+static int tile_mr(const cg_ctx *c, int64_t count, int nv)
+{
+	int cap = tile_acc(c) / nv; /* at most 24 rows: the accumulator arrays below */
+	if (cap < 8) /* AVX2: every row counts (6 + 6 + 4 filters beat 4 + 4 + 4 + 4) */
+		return count < cap ? (int)count : cap;
+	return rows_for(count, cap);
 }
 
 /* ---- layout changes ---- */
@@ -285,7 +305,8 @@ static void lower_conv_nc(cg_ctx *c, ir_node *n)
 	ir_node *x = operand(c, n, 0);
 	conv_geo G = geometry(x, n, n->ia);
 	int64_t nvt = (G.OW + 15) / 16;
-	int nv = nvt < 4 ? (int)nvt : 4, mr = tile_mr(G.F, nv);
+	int top = tile_acc(c) >= 24 ? 4 : 1;
+	int nv = nvt < top ? (int)nvt : top, mr = tile_mr(c, G.F, nv);
 	int64_t ncb = (nvt + nv - 1) / nv, lastv = nvt - (ncb - 1) * nv;
 	int64_t nfb = (G.F + mr - 1) / mr, last = G.F - (nfb - 1) * mr;
 	LLVMValueRef X = cg_tensor(c, x), Wt = cg_tensor(c, operand(c, n, 1)), Y = cg_tensor(c, n);
@@ -340,7 +361,7 @@ void lower_conv(cg_ctx *c, ir_node *n)
 	}
 	ir_node *x = operand(c, n, 0);
 	conv_geo G = geometry(x, n, n->ia);
-	int nv = tile_nv(c), mr = tile_mr(G.F, nv);
+	int nv = tile_nv(c), mr = tile_mr(c, G.F, nv);
 	int64_t nfb = (G.F + mr - 1) / mr, last = G.F - (nfb - 1) * mr;
 	LLVMValueRef X = cg_tensor(c, x), Wt = cg_tensor(c, operand(c, n, 1)), Y = cg_tensor(c, n);
 	LLVMValueRef Bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
@@ -375,18 +396,16 @@ static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVal
 			acc[r][v] = cg_alloca(c, c->v16, "acc");
 			cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
 		}
+	/* only the taps with (t0 - kh) and (u0 - kw) multiples of the stride
+	 * reach this input: the first of them, then every stride-th */
+	khlo = add(c, khlo, LLVMBuildSRem(c->B, sub(c, t0, khlo), cg_i64(c, G->SH), ""));
+	kwlo = add(c, kwlo, LLVMBuildSRem(c->B, sub(c, u0, kwlo), cg_i64(c, G->SW), ""));
 	cg_loop f = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->F), 1);
-	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
-	LLVMValueRef th = sub(c, t0, kh.i);
-	LLVMValueRef okh = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMBuildSRem(c->B, th, cg_i64(c, G->SH), ""), cg_i64(c, 0), "");
-	cg_if fh = cg_if_begin(c, okh);
-	LLVMValueRef oh = LLVMBuildSDiv(c->B, th, cg_i64(c, G->SH), "");
-	cg_loop kw = cg_loop_begin(c, kwlo, kwhi, 1);
+	cg_loop kh = cg_loop_begin(c, khlo, khhi, G->SH);
+	LLVMValueRef oh = LLVMBuildExactSDiv(c->B, sub(c, t0, kh.i), cg_i64(c, G->SH), "");
+	cg_loop kw = cg_loop_begin(c, kwlo, kwhi, G->SW);
 	{
-		LLVMValueRef tw = sub(c, u0, kw.i);
-		LLVMValueRef okw = LLVMBuildICmp(c->B, LLVMIntEQ, LLVMBuildSRem(c->B, tw, cg_i64(c, G->SW), ""), cg_i64(c, 0), "");
-		cg_if fw = cg_if_begin(c, okw);
-		LLVMValueRef ow = LLVMBuildSDiv(c->B, tw, cg_i64(c, G->SW), "");
+		LLVMValueRef ow = LLVMBuildExactSDiv(c->B, sub(c, u0, kw.i), cg_i64(c, G->SW), "");
 		LLVMValueRef doff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f.i, G->OH), oh), G->OW), ow), bp), s0);
 		LLVMValueRef dv[4];
 		for (int v = 0; v < nv; v++)
@@ -398,10 +417,8 @@ static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVal
 			for (int v = 0; v < nv; v++)
 				cg_store(c, cg_fma(c, wv, dv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
 		}
-		cg_if_end(c, &fw);
 	}
 	cg_loop_end(c, &kw);
-	cg_if_end(c, &fh);
 	cg_loop_end(c, &kh);
 	cg_loop_end(c, &f);
 	for (int r = 0; r < mr; r++) {
@@ -459,7 +476,7 @@ void lower_conv_bx(cg_ctx *c, ir_node *n)
 {
 	ir_node *dy = operand(c, n, 0);
 	conv_geo G = geometry(n, dy, n->ia); /* x has the shape of this node */
-	int nv = tile_nv(c), mr = tile_mr(G.C, nv);
+	int nv = tile_nv(c), mr = tile_mr(c, G.C, nv);
 	int64_t ncb = (G.C + mr - 1) / mr, last = G.C - (ncb - 1) * mr;
 	LLVMValueRef DY = cg_tensor(c, dy), Wt = cg_tensor(c, operand(c, n, 1)), DX = cg_tensor(c, n);
 	LLVMValueRef Yact = n->dact ? cg_tensor(c, operand(c, n, 2)) : NULL;
@@ -509,26 +526,70 @@ static void for_samples(cg_ctx *c, sample_body *body, void *ctx)
 /* dw tile: MR filters x KG consecutive kw taps of one (c, kh), accumulated as
  * vectors over samples.  Per position and sample vector it loads MR dy
  * vectors and KG x vectors for MR*KG multiply-adds, and a task streams only
- * MR filters of dy, so the data stays in cache. */
+ * MR filters of dy, so the data stays in cache.
+ *
+ * Where a 16-float vector takes two registers (AVX2: tile_acc() < 24), the
+ * tile works on 8 lanes at a time: each input row is walked twice (while it
+ * is in L1), for lanes 0-7 and then 8-15 of every 16-sample vector, with the
+ * accumulators of the other half kept in memory, and the two halves of each
+ * accumulator are put back together before the horizontal sum.  Each
+ * lane adds the same products in the same order as a 16-lane accumulator
+ * would, so the sums are bit-identical, and twice the accumulators fit:
+ * 3 filters x 3 taps (13 of 16 registers) instead of 1 x 3. */
 typedef struct bw_ctx {
 	LLVMValueRef X, DY, xoff[8], doff[8], acc[8][8];
 	LLVMValueRef valid[8]; /* per kw: tap inside the input (NULL = always) */
 	int mr, kg;
+	int w;             /* lanes per accumulator: 16, or 8 (two halves) */
+	LLVMValueRef half; /* w == 8: the half being walked, i64 0 or 1 */
+	LLVMTypeRef vt;    /* <w x float> */
+	const conv_geo *G;
+	LLVMValueRef f0, ci, kw0;  /* the tile: filters from f0, channel ci, taps from kw0 */
+	LLVMValueRef oh, ih;       /* the output row and the input row of the tap being walked */
+	LLVMValueRef owlo, owhi;   /* the positions where every tap of the group is inside the input */
 } bw_ctx;
+
+/* w lanes of a CN row from p; lanes where `mask` (w lanes) is off read as 0. */
+static LLVMValueRef load_lanes(cg_ctx *c, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask)
+{
+	if (!mask) {
+		LLVMValueRef v = LLVMBuildLoad2(c->B, vt, p, "");
+		LLVMSetAlignment(v, 4);
+		return v;
+	}
+	LLVMTypeRef over[2] = {vt, c->ptr};
+	LLVMValueRef a[4] = {p, cg_i32(c, 4), mask, LLVMConstNull(vt)};
+	return cg_call_intr(c, "llvm.masked.load", over, 2, a, 4);
+}
+
+/* Lanes [lo, lo + w) of a 16-lane value. */
+static LLVMValueRef lanes(cg_ctx *c, LLVMValueRef v, int lo, int w)
+{
+	LLVMValueRef e[CG_VW];
+	for (int i = 0; i < w; i++)
+		e[i] = cg_i32(c, lo + i);
+	return LLVMBuildShuffleVector(c->B, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(e, (unsigned)w), "");
+}
 
 static void bw_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 {
 	bw_ctx *b = p;
-	LLVMValueRef dv[8];
+	LLVMValueRef dv[8], m = mask;
+	if (b->w < CG_VW) { /* this half of the vector, and of its mask */
+		s0 = add(c, s0, mulk(c, b->half, b->w));
+		if (mask)
+			m = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, b->half, cg_i64(c, 0), ""),
+					    lanes(c, mask, 0, b->w), lanes(c, mask, b->w, b->w), "");
+	}
 	for (int r = 0; r < b->mr; r++)
-		dv[r] = load_samples(c, b->DY, add(c, b->doff[r], s0), mask);
+		dv[r] = load_lanes(c, b->vt, cg_gep(c, b->DY, add(c, b->doff[r], s0)), m);
 	for (int k = 0; k < b->kg; k++) {
 		cg_if f = {0};
 		if (b->valid[k])
 			f = cg_if_begin(c, b->valid[k]);
-		LLVMValueRef xv = load_samples(c, b->X, add(c, b->xoff[k], s0), mask);
+		LLVMValueRef xv = load_lanes(c, b->vt, cg_gep(c, b->X, add(c, b->xoff[k], s0)), m);
 		for (int r = 0; r < b->mr; r++)
-			cg_store(c, cg_fma(c, dv[r], xv, cg_load(c, c->v16, b->acc[r][k])), b->acc[r][k]);
+			cg_store(c, cg_fma(c, dv[r], xv, cg_load(c, b->vt, b->acc[r][k])), b->acc[r][k]);
 		if (b->valid[k])
 			cg_if_end(c, &f);
 	}
@@ -551,14 +612,17 @@ static void pos_range(cg_ctx *c, LLVMValueRef k0, int64_t kg, int64_t s, int64_t
 	*lo = cg_min_i64(c, *lo, *hi);
 }
 
-/* One output row oh, positions ow in [lo, hi); `checked` tests each tap. */
-static void bw_positions(cg_ctx *c, const conv_geo *G, bw_ctx *b, LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef ih,
-			 LLVMValueRef oh, LLVMValueRef kw0, LLVMValueRef lo, LLVMValueRef hi, bool checked)
+/* Positions ow in [lo, hi) of the output row b->oh, input row b->ih, for the
+ * sample vector at s0 (mask: its real lanes, NULL = all); `checked` tests
+ * each tap. */
+static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi, bool checked, LLVMValueRef s0,
+			 LLVMValueRef mask)
 {
+	const conv_geo *G = b->G;
 	int64_t bp = c->g->bpad;
 	cg_loop ow = cg_loop_begin(c, lo, hi, 1);
-	LLVMValueRef iw0 = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), kw0);
-	LLVMValueRef xrow = mulk(c, add(c, mulk(c, ci, G->H), ih), G->W);
+	LLVMValueRef iw0 = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), b->kw0);
+	LLVMValueRef xrow = mulk(c, add(c, mulk(c, b->ci, G->H), b->ih), G->W);
 	for (int k = 0; k < b->kg; k++) {
 		LLVMValueRef iw = addk(c, iw0, k);
 		b->xoff[k] = mulk(c, add(c, xrow, iw), bp);
@@ -568,62 +632,113 @@ static void bw_positions(cg_ctx *c, const conv_geo *G, bw_ctx *b, LLVMValueRef f
 						   LLVMBuildICmp(c->B, LLVMIntSLT, iw, cg_i64(c, G->W), ""), "");
 	}
 	for (int r = 0; r < b->mr; r++)
-		b->doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->OH), oh), G->OW), ow.i), bp);
-	for_samples(c, bw_body, b);
+		b->doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, b->f0, r), G->OH), b->oh), G->OW), ow.i), bp);
+	bw_body(c, b, s0, mask);
 	cg_loop_end(c, &ow);
 }
 
-static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValueRef DY, LLVMValueRef DW,
-			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kh, LLVMValueRef kw0, int mr, int kg)
+/* One sample vector along the whole row: the border positions test each
+ * tap, the interior runs unchecked.  Positions innermost: the loop runs
+ * OW times with addresses in constant steps (a lane sees its positions in
+ * the same order as with the samples innermost). */
+static void bw_row(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 {
-	bw_ctx b = {.X = X, .DY = DY, .mr = mr, .kg = kg};
+	bw_ctx *b = p;
+	bw_positions(c, b, cg_i64(c, 0), b->owlo, true, s0, mask);
+	bw_positions(c, b, b->owlo, b->owhi, false, s0, mask);
+	bw_positions(c, b, b->owhi, cg_i64(c, b->G->OW), true, s0, mask);
+}
+
+/* The tile of filters [f0, f0 + mr), channel ci, taps kw in [kw0, kw0 + kg),
+ * every kh.  Output rows outermost: the dy rows of one output row serve every
+ * kh (and both halves) while they are in L1, and the task streams dy and x
+ * once; each (kh, half)'s accumulators wait in memory between rows.  Every
+ * accumulator still takes its positions in increasing order. */
+static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValueRef DY, LLVMValueRef DW,
+			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kw0, int mr, int kg, int w)
+{
+	bw_ctx b = {.X = X, .DY = DY, .mr = mr, .kg = kg, .w = w, .vt = LLVMVectorType(c->f32, (unsigned)w),
+		    .G = G, .f0 = f0, .ci = ci, .kw0 = kw0};
+	int64_t halves = CG_VW / w;
+	LLVMTypeRef saved_t = LLVMArrayType(b.vt, (unsigned)(G->KH * halves));
+	LLVMValueRef saved[8][8]; /* [kh][half] of each accumulator */
 	for (int r = 0; r < mr; r++)
 		for (int k = 0; k < kg; k++) {
-			b.acc[r][k] = cg_alloca(c, c->v16, "acc");
-			cg_store(c, LLVMConstNull(c->v16), b.acc[r][k]);
+			b.acc[r][k] = cg_alloca(c, b.vt, "acc");
+			saved[r][k] = cg_alloca(c, saved_t, "acc.saved");
+			cg_store(c, LLVMConstNull(saved_t), saved[r][k]);
 		}
-	LLVMValueRef ohlo, ohhi, owlo, owhi;
-	pos_range(c, kh, 1, G->SH, G->PH, G->H, G->OH, &ohlo, &ohhi);
+	LLVMValueRef owlo, owhi, khlo, khhi;
 	pos_range(c, kw0, kg, G->SW, G->PW, G->W, G->OW, &owlo, &owhi);
-	cg_loop oh = cg_loop_begin(c, ohlo, ohhi, 1);
-	{
-		LLVMValueRef ih = add(c, sub(c, mulk(c, oh.i, G->SH), cg_i64(c, G->PH)), kh);
-		/* border positions test each tap; the interior runs unchecked */
-		bw_positions(c, G, &b, f0, ci, ih, oh.i, kw0, cg_i64(c, 0), owlo, true);
-		bw_positions(c, G, &b, f0, ci, ih, oh.i, kw0, owlo, owhi, false);
-		bw_positions(c, G, &b, f0, ci, ih, oh.i, kw0, owhi, cg_i64(c, G->OW), true);
-	}
+	b.owlo = owlo, b.owhi = owhi;
+	cg_loop oh = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->OH), 1);
+	tap_range(c, oh.i, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
+	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
+	LLVMValueRef ih = add(c, sub(c, mulk(c, oh.i, G->SH), cg_i64(c, G->PH)), kh.i);
+	/* two halves: the row is walked for each, while it is in L1 */
+	cg_loop hl = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, halves), 1);
+	b.half = hl.i;
+	LLVMValueRef idx[2] = {cg_i64(c, 0), add(c, mulk(c, kh.i, halves), hl.i)}, slot[8][8];
+	for (int r = 0; r < mr; r++)
+		for (int k = 0; k < kg; k++) {
+			slot[r][k] = LLVMBuildInBoundsGEP2(c->B, saved_t, saved[r][k], idx, 2, "");
+			cg_store(c, cg_load(c, b.vt, slot[r][k]), b.acc[r][k]);
+		}
+	b.ih = ih, b.oh = oh.i;
+	for_samples(c, bw_row, &b);
+	for (int r = 0; r < mr; r++)
+		for (int k = 0; k < kg; k++)
+			cg_store(c, cg_load(c, b.vt, b.acc[r][k]), slot[r][k]);
+	cg_loop_end(c, &hl);
+	cg_loop_end(c, &kh);
 	cg_loop_end(c, &oh);
+	LLVMValueRef whole[CG_VW];
+	for (int i = 0; i < CG_VW; i++)
+		whole[i] = cg_i32(c, i);
+	cg_loop kq = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->KH), 1);
 	for (int r = 0; r < mr; r++)
 		for (int k = 0; k < kg; k++) {
 			LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->C), ci), G->KH * G->KW),
-					       add(c, mulk(c, kh, G->KW), addk(c, kw0, k)));
-			cg_store(c, cg_hsum(c, cg_load(c, c->v16, b.acc[r][k])), cg_gep(c, DW, off));
+					       add(c, mulk(c, kq.i, G->KW), addk(c, kw0, k)));
+			LLVMValueRef i0[2] = {cg_i64(c, 0), mulk(c, kq.i, halves)};
+			LLVMValueRef v = cg_load(c, b.vt, LLVMBuildInBoundsGEP2(c->B, saved_t, saved[r][k], i0, 2, ""));
+			if (halves > 1) { /* lanes 0-7 from the first walk, 8-15 from the second */
+				LLVMValueRef i1[2] = {cg_i64(c, 0), addk(c, mulk(c, kq.i, halves), 1)};
+				LLVMValueRef hi = cg_load(c, b.vt, LLVMBuildInBoundsGEP2(c->B, saved_t, saved[r][k], i1, 2, ""));
+				v = LLVMBuildShuffleVector(c->B, v, hi, LLVMConstVector(whole, CG_VW), "");
+			}
+			cg_store(c, cg_hsum(c, v), cg_gep(c, DW, off));
 		}
+	cg_loop_end(c, &kq);
 }
 
 /* dw[f][c][kh][kw] = sum_{oh, ow, s < n} dy[f][oh][ow][s] x[c][ih][iw][s].
- * Tasks: (filter block, c, kh, kw group). */
+ * Tasks: (filter block, c, kw group). */
 void lower_conv_bw(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	conv_geo G = geometry(x, dy, n->ia);
 	int kg = G.KW <= 5 ? (int)G.KW : G.KW % 4 == 0 ? 4 : 5;
 	int64_t nkg = (G.KW + kg - 1) / kg, lastkg = G.KW - (nkg - 1) * kg;
-	int mr = tile_mr(G.F, kg <= 4 ? 5 : kg); /* mr * kg accumulators, at most 24 */
-	if (mr * kg > 24)
-		mr = 24 / kg;
+	int mr, w = CG_VW;
+	if (tile_acc(c) >= 24) {
+		mr = tile_mr(c, G.F, kg <= 4 ? 5 : kg); /* mr * kg accumulators, at most 24 */
+		if (mr * kg > 24)
+			mr = 24 / kg;
+	} else {
+		/* half vectors: mr * kg accumulators, mr dy vectors and one x vector in 13 of the 16 registers */
+		w = CG_VW / 2;
+		mr = rows_for(G.F, 13 / (kg + 1) < 8 ? 13 / (kg + 1) : 8); /* a divisor: one variant, half the code */
+	}
 	NNC_ASSERT(mr <= 8 && kg <= 8); /* bw_ctx's arrays */
 	int64_t nfb = (G.F + mr - 1) / mr, lastmr = G.F - (nfb - 1) * mr;
 	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DW = cg_tensor(c, n);
 	LLVMValueRef lo, hi;
-	cg_partition(c, cg_i64(c, nfb * G.C * G.KH * nkg), &lo, &hi);
+	cg_partition(c, cg_i64(c, nfb * G.C * nkg), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef q = t.i;
 	LLVMValueRef gi = LLVMBuildSRem(c->B, q, cg_i64(c, nkg), "");
 	q = LLVMBuildSDiv(c->B, q, cg_i64(c, nkg), "");
-	LLVMValueRef kh = LLVMBuildSRem(c->B, q, cg_i64(c, G.KH), "");
-	q = LLVMBuildSDiv(c->B, q, cg_i64(c, G.KH), "");
 	LLVMValueRef ci = LLVMBuildSRem(c->B, q, cg_i64(c, G.C), "");
 	LLVMValueRef fb = LLVMBuildSDiv(c->B, q, cg_i64(c, G.C), "");
 	LLVMValueRef f0 = mulk(c, fb, mr), kw0 = mulk(c, gi, kg);
@@ -643,7 +758,7 @@ void lower_conv_bw(cg_ctx *c, ir_node *n)
 			cg_if fbq = {0};
 			if (lastkg != kg)
 				fbq = cg_if_begin(c, bq ? lastg : LLVMBuildNot(c->B, lastg, ""));
-			conv_bw_tile(c, &G, X, DY, DW, f0, ci, kh, kw0, mrs[a], kgs[bq]);
+			conv_bw_tile(c, &G, X, DY, DW, f0, ci, kw0, mrs[a], kgs[bq], w);
 			if (lastkg != kg)
 				cg_if_end(c, &fbq);
 		}

@@ -38,6 +38,9 @@ ir_graph *th_build_graph(const char *path, const char *text, bool fuse);
 const nnc_train_config *th_config(const ir_graph *g);
 /* Chunks th_build_graph asks the planner for (nnc --chunks); 0: the default. */
 extern int64_t th_chunks;
+/* Register-tile budget th_jit lowers with (cg_options.vacc): 0, the host's;
+ * 24 or 6 give the AVX-512 or the AVX2 tiles on any host. */
+extern int th_vacc;
 /* If set, th_build_graph calls it on sema's graph before autodiff: a test
  * adds internal nodes that no surface syntax makes (state, STEP_COUNT). */
 extern void (*th_graph_hook)(ir_graph *g);

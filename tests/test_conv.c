@@ -248,9 +248,27 @@ static const net nets[] = {
 	 {CONV("conv1", 4, 3, 3, 1, 1, 1, 1), ACTL("silu", 0), CONV("conv2", 5, 3, 2, 2, 1, 0, 0), ACTL("gelu", 1),
 	  CONV("conv3", 3, 1, 1, 1, 1, 0, 0), ACTL("gelu", 0), LAYER(L_GAP), DENSE("dense1", 3)},
 	 {18, 7}, 0},
+	/* the shapes of the ResNet of issue #12, small: a 3x3 pad-1 conv on a
+	 * 7x7 image, a stride-2 3x3 pad-1 conv, a stride-2 1x1 conv, channel
+	 * counts that are not multiples of 16 (18, 20: tiles with a remainder
+	 * whatever the register budget), global average pooling.  n = 29 and 13
+	 * leave the last vector of samples 13 lanes: the second 8-lane half of
+	 * the AVX2 dw tile partly masked */
+	{"resshapes",
+	 "model resshapes\n"
+	 "input x : f32[3, 7, 7]\n"
+	 "label y : class(3)\n"
+	 "a = x |> conv2d(5, 3, pad: 1) |> tanh\n"                                      /* [5, 7, 7] */
+	 "b = a |> conv2d(18, 3, stride: 2, pad: 1, bias: false) |> tanh\n"             /* [18, 4, 4] */
+	 "c = b |> conv2d(20, 1, stride: 2, bias: false) |> sigmoid |> global_avgpool\n" /* [20, 2, 2] -> [20] */
+	 "logits = c |> dense(3)\n" TRAIN_BLOCK(29),
+	 {CONV("conv1", 5, 3, 3, 1, 1, 1, 1), LAYER(L_TANH), CONV("conv2", 18, 3, 3, 2, 2, 1, 1), LAYER(L_TANH),
+	  CONV("conv3", 20, 1, 1, 2, 2, 0, 0), LAYER(L_SIGMOID), LAYER(L_GAP), DENSE("dense1", 3)},
+	 {29, 13}, 12},
 };
 
-enum { NET_STRIDED, NET_SAMEPOOL, NET_SIGSTACK, NET_LENET, NET_LENET33, NET_WIDEDENSE, NET_ACTY, NET_ACTX };
+enum { NET_STRIDED, NET_SAMEPOOL, NET_SIGSTACK, NET_LENET, NET_LENET33, NET_WIDEDENSE, NET_ACTY, NET_ACTX,
+       NET_RESSHAPES };
 
 /* ---- the reference ---------------------------------------------------- */
 
@@ -1048,6 +1066,15 @@ Test(conv, lenet33) { check_net(NET_LENET33, 2, 2); }
 Test(conv, widedense) { check_net(NET_WIDEDENSE, 0, 0); }
 Test(conv, activations_from_y) { check_net(NET_ACTY, 3, 3); }
 Test(conv, activations_from_x) { check_net(NET_ACTX, 3, 3); }
+/* cg_conv.c sizes its register tiles for the target (AVX-512: up to 24
+ * accumulators of 16 lanes; AVX2: 6, and 8-lane halves in conv dw); both
+ * sets of tiles are built and checked here whatever the host runs */
+Test(conv, resnet_shapes_avx2_tiles) { th_vacc = 6; check_net(NET_RESSHAPES, 3, 3); }
+Test(conv, resnet_shapes_avx512_tiles) { th_vacc = 24; check_net(NET_RESSHAPES, 3, 3); }
+Test(conv, lenet33_avx2_tiles) { th_vacc = 6; check_net(NET_LENET33, 2, 2); }
+Test(conv, lenet33_avx512_tiles) { th_vacc = 24; check_net(NET_LENET33, 2, 2); }
+Test(conv, sigstack_avx2_tiles) { th_vacc = 6; check_net(NET_SIGSTACK, 2, 2); }
+Test(conv, sigstack_avx512_tiles) { th_vacc = 24; check_net(NET_SIGSTACK, 2, 2); }
 
 /* ---- the parallel schedule ------------------------------------------------
  * Chunks (plan.c) change only the order in which per-chunk gradient sums are
