@@ -39,14 +39,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_PY = "/usr/bin/python3"
 
 # model -> (its .nn file, relative to the repository; bench/torch_ref.py's --model for the same
-# network).  resnet and vgg (issue #12) are the proxies without batchnorm and dropout until
-# examples/resnet.nn and examples/vgg.nn exist; then their rows become
-#     "resnet": ("examples/resnet.nn", "resnet"),   "vgg": ("examples/vgg.nn", "vgg"),
+# network).  resnet_plain and vgg_plain are the two networks without batchnorm and dropout: side
+# by side with the full ones they show what the normalisation costs on each side.
 MODELS = {
     "mlp": ("examples/mlp.nn", "mlp"),
     "lenet": ("examples/lenet.nn", "lenet"),
-    "resnet": ("bench/models/resnet_plain.nn", "resnet_plain"),
-    "vgg": ("bench/models/vgg_plain.nn", "vgg_plain"),
+    "resnet": ("examples/resnet.nn", "resnet"),
+    "vgg": ("examples/vgg.nn", "vgg"),
+    "resnet_plain": ("bench/models/resnet_plain.nn", "resnet_plain"),
+    "vgg_plain": ("bench/models/vgg_plain.nn", "vgg_plain"),
 }
 
 

@@ -198,9 +198,10 @@ def build_vgg(bn=True):
     [conv3x3(32, same) -> bn -> relu] x 2, maxpool 2 [32,7,7]; flatten -> dropout(0.3) ->
     dense(128) -> relu -> dropout(0.3) -> dense(10).  bn=False (vgg_plain, as
     bench/models/vgg_plain.nn) leaves out the batchnorms and the dropouts.  Convolutions
-    with bias (nnc's default); PyTorch's default initialisation."""
+    without bias before a batchnorm, with bias in vgg_plain; PyTorch's default initialisation."""
     def block(cin, f):
-        return [nn.Conv2d(cin, f, 3, padding=1)] + ([nn.BatchNorm2d(f)] if bn else []) + [nn.ReLU()]
+        # a convolution before a batchnorm has no bias (as in examples/vgg.nn: beta takes its place)
+        return [nn.Conv2d(cin, f, 3, padding=1, bias=not bn)] + ([nn.BatchNorm2d(f)] if bn else []) + [nn.ReLU()]
     drop = (lambda: [nn.Dropout(0.3)]) if bn else (lambda: [])
     return nn.Sequential(
         *block(1, 16), *block(16, 16), nn.MaxPool2d(2),
