@@ -922,6 +922,9 @@ static void print_hints(const nnc_parser *ps, const syntax_error *e)
 		nnc_hint("a name is defined with '='; 'key: value' is only for train settings and named arguments");
 	else if (suggestion)
 		nnc_hint("did you mean '%s'?", suggestion);
+	else if (e->la == YYSYMBOL_IDENT && ps->tok_text &&
+		 (!strcmp(ps->tok_text, "and") || !strcmp(ps->tok_text, "or") || !strcmp(ps->tok_text, "not")))
+		nnc_hint("conditions are combined with '&&', '||' and '!'");
 	else if (e->has[YYTRANSLATE('{')] && !e->bad_start)
 		nnc_hint("a train block is written 'train { key: value, ... }'");
 }

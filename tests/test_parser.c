@@ -385,6 +385,12 @@ static const err_case err_cases[] = {
 	 "hint: 'return' is only allowed inside a block's body\n"},
 	{"a number as a parameter", "block a(1, x) {\n  return x\n}\n", 1,
 	 "<input>:1:9: error: a block's parameter is a name, or 'name: default'", NULL},
+	{"'or' in a condition", "block a(x, s: 1) {\n  if s != 1 or s > 2 { x = x }\n  return x\n}\n", 1,
+	 "<input>:2:13: error: unexpected identifier 'or', expected '{'",
+	 "<input>:2:13: error: unexpected identifier 'or', expected '{'\n"
+	 "    2 |   if s != 1 or s > 2 { x = x }\n"
+	 "      |             ^~\n"
+	 "hint: conditions are combined with '&&', '||' and '!'\n"},
 	{"chained comparisons", "c = a < b < 2\n", 1, "<input>:1:11: error: unexpected '<', expected end of line", NULL},
 	/* the scanner */
 	{"unknown character", "x = 1 $ 2\n", 1, "<input>:1:7: error: unexpected character '$'",
