@@ -218,6 +218,7 @@ typedef struct nnrt_cli {
 	int64_t limit, test_limit;
 	const char *save, *load, *resume, *predict;
 	int64_t checkpoint_every;
+	const char *log; /* --log FILE */
 	int eval, quiet, print_params, force, help;
 	nnrt_data_spec train_spec, test_spec; /* the model's, or --data/--test's */
 	char *train_buf, *test_buf;
@@ -254,5 +255,72 @@ struct nnrt_instance {
 /* nnrt_instance_new, with the parameters initialised from `seed` rather
  * than the model's (a training binary's --seed). */
 nnrt_instance *nnrt_instance_new_seeded(const nnrt_model *m, uint64_t seed, int *err);
+
+/* ---- progress.c ---- */
+
+/* The live progress line of an epoch or an evaluation on a terminal (the
+ * file's header says when it is drawn and why it costs nothing else).
+ * Counts are of this epoch: `first` steps were done before this run began
+ * (a resumed epoch), `done` of `total` are done now; samples, loss and
+ * correct are sums over the samples this run saw. */
+typedef struct nnrt_progress {
+	int on, has_acc;
+	char label[48];
+	int64_t first, done, total;
+	double samples, loss, correct;
+	double t0, next; /* start; earliest time of the next redraw */
+	int cols, width; /* terminal width; columns of the line on screen */
+} nnrt_progress;
+
+/* Whether to draw: stdout is a terminal (not TERM=dumb) and not --quiet. */
+int nnrt_progress_wanted(int quiet);
+/* Starts a line; with on = 0 every other call does nothing. */
+void nnrt_progress_begin(nnrt_progress *p, int on, int has_acc, const char *label, int64_t done, int64_t total);
+/* Redraws now; returns 1 (it wrote to stdout: the caller flushes). */
+int nnrt_progress_draw(nnrt_progress *p, double now);
+/* Blanks the line (the epoch line replaces it); 1 if it wrote. */
+int nnrt_progress_end(nnrt_progress *p);
+
+/* After each step: one clock read, and a redraw at most a few times a
+ * second (and at the last step).  1 if it wrote. */
+static inline int nnrt_progress_step(nnrt_progress *p, int64_t done, double samples, double loss, double correct)
+{
+	if (!p->on)
+		return 0;
+	p->done = done;
+	p->samples = samples;
+	p->loss = loss;
+	p->correct = correct;
+	double now = nnrt_now();
+	if (now < p->next && done < p->total)
+		return 0;
+	return nnrt_progress_draw(p, now);
+}
+
+/* ---- metrics_log.c ---- */
+
+/* The --log FILE of a training run (metrics_log.c says what it holds). */
+enum { NNRT_LOG_CSV, NNRT_LOG_JSON };
+
+typedef struct nnrt_log {
+	FILE *f; /* NULL: no log */
+	const char *path;
+	int format; /* NNRT_LOG_CSV or NNRT_LOG_JSON */
+} nnrt_log;
+
+/* One epoch's row; has_acc and has_test say which columns have values. */
+typedef struct nnrt_log_entry {
+	int64_t epoch, step;
+	double lr, train_loss, train_acc, test_loss, test_acc, seconds, samples_per_s;
+	int has_acc, has_test;
+} nnrt_log_entry;
+
+/* The format path's extension asks for (.csv; .jsonl, .ndjson, .json), or -1. */
+int nnrt_log_format(const char *path);
+/* Opens path, replacing it or appending to it: 0, or -1 with errno set. */
+int nnrt_log_open(nnrt_log *l, const char *path, int append);
+/* Writes and flushes a row: 0, or -1 with errno set.  No-op without a file. */
+int nnrt_log_row(nnrt_log *l, const nnrt_log_entry *r);
+int nnrt_log_close(nnrt_log *l);
 
 #endif
