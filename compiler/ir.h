@@ -235,6 +235,8 @@ const char *ir_op_kind(ir_op op);
 bool *ir_ancestors(const ir_graph *g, int root);
 /* Parameter count, memory and FLOPs per sample (forward, backward). */
 void ir_stats(ir_graph *g, nnc_buf *out);
+/* The layer table of nnc --summary (summary.c), after planning. */
+void nnc_summary(ir_graph *g, nnc_buf *out);
 uint64_t ir_fingerprint(ir_graph *g, int opt_kind); /* opt_kind: NNRT_OPT_* */
 /* A state tensor `name` of shape dims, every value `init` at the start: a
  * new row of g->states and its STATE node (returned). */

@@ -220,6 +220,7 @@ typedef struct nnrt_cli {
 	int64_t checkpoint_every;
 	const char *log; /* --log FILE */
 	int eval, quiet, print_params, force, help;
+	int summary; /* --summary */
 	nnrt_data_spec train_spec, test_spec; /* the model's, or --data/--test's */
 	char *train_buf, *test_buf;
 } nnrt_cli;
@@ -322,5 +323,11 @@ int nnrt_log_open(nnrt_log *l, const char *path, int append);
 /* Writes and flushes a row: 0, or -1 with errno set.  No-op without a file. */
 int nnrt_log_row(nnrt_log *l, const nnrt_log_entry *r);
 int nnrt_log_close(nnrt_log *l);
+
+/* ---- model_summary.c ---- */
+
+/* The training binary's --summary: layers by their tensors, the training
+ * step's ops and FLOPs, and the totals, from the descriptor alone. */
+void nnrt_print_summary(const nnrt_model *m);
 
 #endif

@@ -107,6 +107,8 @@ static const struct flag {
 	{"--quiet", NULL, FLAG_BOOL, offsetof(opts, quiet), "print no progress lines"},
 	{"--log", "FILE", FLAG_PATH, offsetof(opts, log),
 	 "write a row of metrics per epoch to FILE (.csv, or .jsonl/.json for JSON lines); --resume appends"},
+	{"--summary", NULL, FLAG_BOOL, offsetof(opts, summary),
+	 "print the model's layers, tensors, ops and totals, and exit"},
 	{"--help", NULL, FLAG_BOOL, offsetof(opts, help), "print this help and exit"},
 };
 #define N_FLAGS (int)(sizeof flags / sizeof flags[0])
@@ -279,7 +281,7 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		if (rc)
 			return rc;
 	}
-	if (o->help)
+	if (o->help || o->summary)
 		return 0;
 	if (o->load && o->resume)
 		return usage_error("--load and --resume cannot be used together");
@@ -1183,9 +1185,11 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	t.saved_epoch = -1;
 	stdout_errno = 0;
 	int rc = nnrt_cli_parse(&t.o, m, argc, argv);
-	if (rc || t.o.help) {
-		if (!rc)
+	if (rc || t.o.help || t.o.summary) {
+		if (!rc && t.o.help)
 			print_help(m);
+		else if (!rc)
+			nnrt_print_summary(m);
 		nnrt_cli_free(&t.o);
 		return check_stdout(rc);
 	}
