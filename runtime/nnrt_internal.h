@@ -221,6 +221,8 @@ typedef struct nnrt_cli {
 	const char *log; /* --log FILE */
 	int eval, quiet, print_params, force, help;
 	int summary; /* --summary */
+	const char *plot;   /* --plot DIR */
+	int64_t plot_every; /* --plot-every N: epochs between decision boundaries */
 	nnrt_data_spec train_spec, test_spec; /* the model's, or --data/--test's */
 	char *train_buf, *test_buf;
 } nnrt_cli;
@@ -329,5 +331,35 @@ int nnrt_log_close(nnrt_log *l);
 /* The training binary's --summary: layers by their tensors, the training
  * step's ops and FLOPs, and the totals, from the descriptor alone. */
 void nnrt_print_summary(const nnrt_model *m);
+
+/* ---- plot.c ---- */
+
+#define NNRT_PLOT_GRID 80 /* cells per side of the decision-boundary lattice */
+
+/* The --plot DIR of a training run (plot.c says what it draws). */
+typedef struct nnrt_plot {
+	int on, has_acc;
+	const char *dir;
+	double *hist;        /* [cap][5]: epoch, train loss, train acc, test loss, test acc */
+	int64_t n, cap;
+	int boundary;        /* the model classifies two features: draw its boundary */
+	int64_t classes;
+	nnrt_dataset grid;   /* the lattice's points (x_f32 owned here), no labels */
+	int32_t *cls;        /* [grid.n] predicted class, filled by the caller */
+	const nnrt_dataset *train; /* the points drawn on the plane */
+	double lo[2], hi[2]; /* the plane's range */
+} nnrt_plot;
+
+/* Creates DIR if missing and checks that it can be written; allocates the
+ * history of `epochs` epochs and the lattice.  0, or -1 with errno set. */
+int nnrt_plot_open(nnrt_plot *p, const char *dir, const nnrt_model *m, int64_t epochs, int has_acc);
+/* Fits the lattice to the training data (once it is loaded). */
+void nnrt_plot_set_data(nnrt_plot *p, const nnrt_dataset *train);
+/* Records an epoch and rewrites loss.svg (and accuracy.svg): 0, or -1 with errno. */
+int nnrt_plot_epoch(nnrt_plot *p, int64_t epoch, double train_loss, double train_acc, int has_test,
+                    double test_loss, double test_acc);
+/* Writes boundary.svg from p->cls: 0, or -1 with errno. */
+int nnrt_plot_boundary(nnrt_plot *p, int64_t epoch);
+void nnrt_plot_free(nnrt_plot *p);
 
 #endif

@@ -107,6 +107,10 @@ static const struct flag {
 	{"--quiet", NULL, FLAG_BOOL, offsetof(opts, quiet), "print no progress lines"},
 	{"--log", "FILE", FLAG_PATH, offsetof(opts, log),
 	 "write a row of metrics per epoch to FILE (.csv, or .jsonl/.json for JSON lines); --resume appends"},
+	{"--plot", "DIR", FLAG_PATH, offsetof(opts, plot),
+	 "write SVG loss/accuracy curves every epoch (and a 2-feature model's decision boundary) into DIR"},
+	{"--plot-every", "N", FLAG_POSINT, offsetof(opts, plot_every),
+	 "redraw the decision boundary every N epochs (default 1; always after the last)"},
 	{"--summary", NULL, FLAG_BOOL, offsetof(opts, summary),
 	 "print the model's layers, tensors, ops and totals, and exit"},
 	{"--help", NULL, FLAG_BOOL, offsetof(opts, help), "print this help and exit"},
@@ -303,6 +307,10 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		return usage_error("--force needs --save FILE");
 	if (o->log && (o->eval || o->predict))
 		return usage_error("--log cannot be used with %s, which trains no epoch to log", o->eval ? "--eval" : "--predict");
+	if (o->plot_every && !o->plot)
+		return usage_error("--plot-every needs --plot DIR");
+	if (o->plot && o->predict)
+		return usage_error("--plot cannot be used with --predict");
 	if (o->log && nnrt_log_format(o->log) < 0)
 		return usage_error("--log %s: the name must end in .csv (CSV) or .jsonl, .ndjson or .json (JSON lines)", o->log);
 
@@ -428,11 +436,13 @@ typedef struct trainer {
 	float *x, *y, *out; /* batch buffers; y holds int32 for CLASS labels */
 	int64_t *perm;      /* training order, reshuffled each epoch */
 	int64_t *order;     /* 0, 1, 2, ...: evaluation and prediction order */
+	int64_t *plot_order; /* 0, 1, 2, ... over the --plot lattice */
 	nnrt_step_args args; /* the instance's arrays and the batch buffers */
 	int has_acc;         /* the loss is a classification loss: print accuracy */
 	int64_t saved_epoch; /* epoch of this run's latest checkpoint, or -1 */
 	int bar;             /* draw progress lines (progress.c): a terminal, not --quiet */
 	nnrt_log log;        /* --log FILE (metrics_log.c) */
+	nnrt_plot plot;      /* --plot DIR (plot.c) */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -446,8 +456,10 @@ static void trainer_free(trainer *t)
 	nnrt_free(t->out);
 	nnrt_free(t->perm);
 	nnrt_free(t->order);
+	nnrt_free(t->plot_order);
 	nnrt_cli_free(&t->o);
 	nnrt_log_close(&t->log);
+	nnrt_plot_free(&t->plot);
 }
 
 static int64_t max64(int64_t a, int64_t b)
@@ -757,6 +769,45 @@ static int interrupted(trainer *t)
 
 enum { TRAIN_DONE, TRAIN_FAILED, TRAIN_INTERRUPTED };
 
+/* --plot: the curves after every epoch, the decision boundary every
+ * --plot-every epochs and after the last.  Non-zero if a file cannot be
+ * written (reported). */
+static int plot_epoch(trainer *t, int64_t epoch, int64_t first, double tl, double ta, double loss, double correct)
+{
+	double seen = (double)(t->train.n - first * t->m->batch);
+	int rc = nnrt_plot_epoch(&t->plot, epoch, loss / seen, correct / seen, t->test.n > 0, tl, ta);
+	int64_t every = t->o.plot_every ? t->o.plot_every : 1;
+	if (!rc && t->plot.boundary && (epoch % every == 0 || epoch == t->o.epochs)) {
+		/* The lattice through infer, a batch at a time (as --predict). */
+		nnrt_plot *p = &t->plot;
+		const nnrt_model *m = t->m;
+		t->args.y = NULL;
+		for (int64_t b = 0; b < p->grid.n; b += m->batch) {
+			int64_t n = p->grid.n - b < m->batch ? p->grid.n - b : m->batch;
+			run_gathered(t, m->infer, &p->grid, t->plot_order + b, n);
+			for (int64_t i = 0; i < n; i++) {
+				const float *out = t->out + i * m->output_size;
+				int32_t best = 0;
+				if (m->loss == NNRT_LOSS_BCE)
+					best = out[0] >= 0.5f;
+				else
+					for (int64_t k = 1; k < m->output_size; k++)
+						if (out[k] > out[best])
+							best = (int32_t)k;
+				p->cls[b + i] = best;
+			}
+		}
+		t->args.y = t->y;
+		rc = nnrt_plot_boundary(p, epoch);
+	}
+	if (!rc)
+		return 0;
+	char kept[8192];
+	nnrt_error("cannot write the plots in --plot %s: %s; %s", t->o.plot, strerror(errno),
+	           what_is_kept(t, kept, sizeof kept));
+	return -1;
+}
+
 /* The --log row of an epoch: the numbers its epoch line prints, unrounded.
  * first: steps an interrupted run took before this one resumed the epoch;
  * loss, correct: sums over this run's samples; t0, t1: the epoch's start
@@ -868,7 +919,7 @@ static int train(trainer *t)
 		/* Evaluated before the line is begun: its progress line must
 		 * not draw over half an epoch line. */
 		double tl = 0, ta = 0;
-		if (t->test.n > 0 && (!o->quiet || t->log.f))
+		if (t->test.n > 0 && (!o->quiet || t->log.f || t->plot.on))
 			evaluate(t, &tl, &ta);
 		if (!o->quiet) {
 			/* Regression losses get more digits: a good fit's MSE is
@@ -889,6 +940,8 @@ static int train(trainer *t)
 			flush_stdout();
 		}
 		if (log_epoch(t, epoch, first, tl, ta, loss, correct, t0, t1))
+			return TRAIN_FAILED;
+		if (t->plot.on && plot_epoch(t, epoch, first, tl, ta, loss, correct))
 			return TRAIN_FAILED;
 		if (o->checkpoint_every && epoch % o->checkpoint_every == 0 && epoch < o->epochs)
 			if (save(t, "checkpoint"))
@@ -1070,6 +1123,8 @@ static int run(trainer *t)
 		return rc;
 	if ((rc = check_load_path("--load", o->load)) != 0 || (rc = check_load_path("--resume", o->resume)) != 0)
 		return rc;
+	if (o->plot && training && nnrt_plot_open(&t->plot, o->plot, m, o->epochs, t->has_acc))
+		return usage_error("--plot %s: cannot write pictures there: %s", o->plot, strerror(errno));
 	if (o->log && (rc = open_log(t)) != 0)
 		return rc;
 
@@ -1093,6 +1148,14 @@ static int run(trainer *t)
 
 	if (alloc_arrays(t))
 		return NNRT_EXIT_FAILURE;
+	if (t->plot.boundary) {
+		t->plot_order = nnrt_calloc(t->plot.grid.n, sizeof(int64_t), "the plot's lattice order");
+		if (!t->plot_order)
+			return NNRT_EXIT_FAILURE;
+		for (int64_t i = 0; i < t->plot.grid.n; i++)
+			t->plot_order[i] = i;
+		nnrt_plot_set_data(&t->plot, &t->train);
+	}
 
 	/* Initialised from the seed, then overwritten from a checkpoint: the
 	 * RNG has then drawn the same numbers either way. */
