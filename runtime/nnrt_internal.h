@@ -362,4 +362,24 @@ int nnrt_plot_epoch(nnrt_plot *p, int64_t epoch, double train_loss, double train
 int nnrt_plot_boundary(nnrt_plot *p, int64_t epoch);
 void nnrt_plot_free(nnrt_plot *p);
 
+/* ---- confusion.c ---- */
+
+/* Counts of (true class, predicted class) over a test set: m[true * k + pred]. */
+typedef struct nnrt_confusion {
+	int64_t k;
+	int64_t *m; /* owned: nnrt_confusion_free */
+} nnrt_confusion;
+
+/* Fashion-MNIST's ten class names when `s` is that IDX set, else NULL. */
+const char *const *nnrt_class_names(const nnrt_data_spec *s, int64_t classes);
+int nnrt_confusion_init(nnrt_confusion *c, int64_t classes); /* 0, or -1 after reporting */
+void nnrt_confusion_free(nnrt_confusion *c);
+/* Precision, recall, F1 and support (true samples) of class k. */
+void nnrt_confusion_scores(const nnrt_confusion *c, int64_t k, double *precision, double *recall, double *f1,
+                           int64_t *support);
+/* The per-class table, and the matrix for up to 20 classes, to stdout. */
+void nnrt_confusion_print(const nnrt_confusion *c, const char *const *names);
+/* DIR/confusion.svg of --plot (plot.c): 0, or -1 with errno. */
+int nnrt_plot_confusion(nnrt_plot *p, const nnrt_confusion *c, const char *const *names);
+
 #endif

@@ -350,3 +350,55 @@ int nnrt_plot_boundary(nnrt_plot *p, int64_t epoch)
 	fprintf(f, "</svg>\n");
 	return end_file(p, "boundary.svg", f, tmp);
 }
+
+/* ---- Confusion matrix (--eval with --plot) ---- */
+
+/* A cell's shade: white for 0, the full blue for the row's largest share. */
+int nnrt_plot_confusion(nnrt_plot *p, const nnrt_confusion *c, const char *const *names)
+{
+	char tmp[4096];
+	FILE *f = begin_file(p, "confusion.svg", tmp, sizeof tmp);
+	if (!f)
+		return -1;
+	int64_t k = c->k;
+	const int cell = k <= 10 ? 44 : k <= 30 ? 20 : 8, left = 120, top = 80;
+	int side = (int)k * cell, w = left + side + 40, h = top + side + 60;
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+	           "font-family=\"sans-serif\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+	        w, h, w, h);
+	fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">confusion matrix</text>\n", w / 2);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">predicted class</text>\n",
+	        left + side / 2, top - 40);
+	fprintf(f, "<text x=\"14\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 14 %d)\">"
+	           "true class</text>\n",
+	        top + side / 2, top + side / 2);
+	for (int64_t i = 0; i < k; i++) {
+		int64_t row = 0;
+		for (int64_t j = 0; j < k; j++)
+			row += c->m[i * k + j];
+		char lab[32];
+		if (names)
+			snprintf(lab, sizeof lab, "%s", names[i]);
+		else
+			snprintf(lab, sizeof lab, "%lld", (long long)i);
+		fprintf(f, "<text class=\"row\" x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">%s</text>\n",
+		        left - 6, top + (int)i * cell + cell / 2 + 4, lab);
+		fprintf(f, "<text class=\"col\" x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%lld</text>\n",
+		        left + (int)i * cell + cell / 2, top - 8, (long long)i);
+		for (int64_t j = 0; j < k; j++) {
+			int64_t v = c->m[i * k + j];
+			double share = row ? (double)v / (double)row : 0;
+			int shade = (int)(255 - share * 200);
+			fprintf(f, "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,255)\" "
+			           "stroke=\"#ccc\"><title>true %lld, predicted %lld: %lld</title></rect>\n",
+			        left + (int)j * cell, top + (int)i * cell, cell, cell, shade, shade, (long long)i,
+			        (long long)j, (long long)v);
+			if (cell >= 20)
+				fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"%d\" text-anchor=\"middle\" fill=\"%s\">%lld</text>\n",
+				        left + (int)j * cell + cell / 2, top + (int)i * cell + cell / 2 + 4, cell >= 44 ? 11 : 8,
+				        share > 0.5 ? "white" : "black", (long long)v);
+		}
+	}
+	fprintf(f, "</svg>\n");
+	return end_file(p, "confusion.svg", f, tmp);
+}

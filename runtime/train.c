@@ -1110,6 +1110,49 @@ static int open_log(trainer *t)
 	return 0;
 }
 
+/* --eval of a classifier: every test sample's predicted class (through
+ * infer, as --predict) against its label, as per-class scores and a
+ * confusion matrix (confusion.c), and DIR/confusion.svg with --plot. */
+static int eval_classes(trainer *t)
+{
+	const nnrt_model *m = t->m;
+	int bce = m->loss == NNRT_LOSS_BCE && m->output_size == 1;
+	if (m->loss != NNRT_LOSS_SOFTMAX_XENT && !bce)
+		return 0;
+	nnrt_confusion c;
+	if (nnrt_confusion_init(&c, bce ? 2 : m->output_size))
+		return NNRT_EXIT_FAILURE;
+	const nnrt_dataset *d = &t->test;
+	t->args.y = NULL;
+	for (int64_t b = 0; b < d->n; b += m->batch) {
+		int64_t n = d->n - b < m->batch ? d->n - b : m->batch;
+		run_gathered(t, m->infer, d, t->order + b, n);
+		for (int64_t i = 0; i < n; i++) {
+			const float *out = t->out + i * m->output_size;
+			int64_t best = 0;
+			if (bce)
+				best = out[0] >= 0.5f;
+			else
+				for (int64_t k = 1; k < m->output_size; k++)
+					if (out[k] > out[best])
+						best = k;
+			int64_t truth = d->y_class[b + i];
+			if (truth >= 0 && truth < c.k)
+				c.m[truth * c.k + best]++;
+		}
+	}
+	t->args.y = t->y;
+	const char *const *names = nnrt_class_names(&t->o.test_spec, c.k);
+	nnrt_confusion_print(&c, names);
+	int rc = 0;
+	if (t->plot.on && nnrt_plot_confusion(&t->plot, &c, names)) {
+		nnrt_error("cannot write %s/confusion.svg: %s", t->o.plot, strerror(errno));
+		rc = NNRT_EXIT_FAILURE;
+	}
+	nnrt_confusion_free(&c);
+	return rc;
+}
+
 static int run(trainer *t)
 {
 	const nnrt_model *m = t->m;
@@ -1123,7 +1166,7 @@ static int run(trainer *t)
 		return rc;
 	if ((rc = check_load_path("--load", o->load)) != 0 || (rc = check_load_path("--resume", o->resume)) != 0)
 		return rc;
-	if (o->plot && training && nnrt_plot_open(&t->plot, o->plot, m, o->epochs, t->has_acc))
+	if (o->plot && (training || o->eval) && nnrt_plot_open(&t->plot, o->plot, m, o->epochs, t->has_acc))
 		return usage_error("--plot %s: cannot write pictures there: %s", o->plot, strerror(errno));
 	if (o->log && (rc = open_log(t)) != 0)
 		return rc;
@@ -1199,6 +1242,8 @@ static int run(trainer *t)
 		if (t->has_acc)
 			printf("  test_acc %.4f", ta);
 		printf("  (%lld samples)\n", (long long)t->test.n);
+		if (t->test.y_class && (rc = eval_classes(t)) != 0)
+			return rc;
 	}
 	if (o->predict)
 		predict(t);

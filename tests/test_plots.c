@@ -323,3 +323,33 @@ Test(plots, unwritable_plot_dir_is_an_error_before_training)
 	cr_expect(strstr(out, "--plot-every needs --plot DIR"), "%s", out);
 	free(out);
 }
+
+/* --eval on Fashion-MNIST names its ten classes, and --plot draws the
+ * matrix as an SVG that xmllint accepts. */
+Test(plots, fashion_eval_names_classes_and_draws_the_matrix)
+{
+	need_tool("xmllint", "libxml2-utils");
+	if (access("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz", R_OK) != 0)
+		cr_assert_fail("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist (scripts/deps.sh)");
+	char *out;
+	cr_assert_eq(sh_run(&out, "cd '%s' && '%s' '%s/examples/mlp.nn' -o mlp && ./mlp --epochs 1 --limit 3000 --quiet "
+				  "--save m.ckpt && ./mlp --load m.ckpt --eval --test-limit 1000 --plot pics",
+			    tmpdir, NNC_EXE, NNC_SOURCE_DIR),
+		     0, "%s", out);
+	const char *names[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+			       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+	for (int k = 0; k < 10; k++) {
+		char row[64];
+		snprintf(row, sizeof row, "\n%s ", names[k]);
+		cr_expect(strstr(out, row), "no row for %s:\n%s", names[k], out);
+		snprintf(row, sizeof row, "\n%d %s ", k, names[k]);
+		cr_expect(strstr(out, row), "no matrix row for %s:\n%s", names[k], out);
+	}
+	free(out);
+	char path[512];
+	snprintf(path, sizeof path, "%s/pics/confusion.svg", tmpdir);
+	xml_ok(path);
+	char *svg = slurp(path, NULL);
+	cr_expect(strstr(svg, ">Ankle boot</text>"), "class names missing from confusion.svg");
+	free(svg);
+}

@@ -1558,6 +1558,61 @@ Test(main, unwritable_log_is_an_error_before_training)
 	}
 }
 
+/* ---- --eval's per-class scores and confusion matrix (confusion.c) ---- */
+
+/* The matrix sums to the test set, its diagonal is the accuracy the loss
+ * line prints, each row to the class's support, and every precision,
+ * recall and F1 printed is the one the printed matrix gives. */
+Test(main, eval_prints_scores_that_agree_with_its_confusion_matrix)
+{
+	nnrt_model m = mlp_model();
+	run_result r = run_main(&m, "--threads 1 --epochs 3 --quiet --save %s", tpath("x.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	r = run_main(&m, "--threads 1 --load %s --eval --plot %s", tpath("x.ckpt"), tpath("pics"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	const char *t = strstr(r.out, "\nconfusion matrix (rows: true class, columns: predicted class):\n");
+	cr_assert(t, "%s", r.out);
+	long long cm[2][2];
+	cr_assert_eq(sscanf(strchr(t + 1, '\n') + 1, " 0 1\n0 %lld %lld\n1 %lld %lld", &cm[0][0], &cm[0][1], &cm[1][0],
+			    &cm[1][1]),
+		     4, "%s", t);
+	long long total = cm[0][0] + cm[0][1] + cm[1][0] + cm[1][1];
+	cr_assert_eq(total, 500, "%s", r.out);
+	char want[32], got[32];
+	snprintf(want, sizeof want, "%.4f", last_value(r.out, "test_acc"));
+	snprintf(got, sizeof got, "%.4f", (double)(cm[0][0] + cm[1][1]) / (double)total);
+	cr_assert_str_eq(got, want, "the diagonal's accuracy against the printed test_acc");
+	cr_assert(strstr(r.out, "\nclass            precision  recall      f1  support\n"), "%s", r.out);
+	for (int k = 0; k < 2; k++) {
+		char head[8];
+		snprintf(head, sizeof head, "\n%d ", k);
+		const char *row = strstr(r.out, head);
+		cr_assert(row, "%s", r.out);
+		double p, rc, f;
+		long long n;
+		cr_assert_eq(sscanf(row + 1, "%*d %lf %lf %lf %lld", &p, &rc, &f, &n), 4, "%s", row);
+		double tp = (double)cm[k][k], col = (double)(cm[0][k] + cm[1][k]), rowsum = (double)(cm[k][0] + cm[k][1]);
+		cr_expect_float_eq(p, tp / col, 5e-5, "class %d precision", k);
+		cr_expect_float_eq(rc, tp / rowsum, 5e-5, "class %d recall", k);
+		cr_expect_float_eq(f, 2 * (tp / col) * (tp / rowsum) / (tp / col + tp / rowsum), 5e-5, "class %d f1", k);
+		cr_expect_eq(n, (long long)rowsum);
+	}
+	/* --plot: the matrix as SVG, each cell's count in its title. */
+	char *svg = read_all(tpath("pics/confusion.svg"), NULL);
+	cr_assert(svg, "no confusion.svg");
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++) {
+			char cell[64];
+			snprintf(cell, sizeof cell, "<title>true %d, predicted %d: %lld</title>", i, j, cm[i][j]);
+			cr_expect(strstr(svg, cell), "no %s in confusion.svg", cell);
+		}
+	free(svg);
+	unlink(tpath("pics/confusion.svg"));
+	rmdir(tpath("pics"));
+	run_free(&r);
+}
+
 /* ---- The model object (model.c) ---- */
 
 /* One check (nnrt_model_check) serves the training binary and the
