@@ -266,6 +266,8 @@ bool *ir_ancestors(const ir_graph *g, int root);
 void ir_stats(ir_graph *g, nnc_buf *out);
 /* FLOPs of one step of update node n over every parameter. */
 double ir_update_flops(const ir_graph *g, const ir_node *n);
+/* The layer table of nnc --summary (summary.c), after planning. */
+void nnc_summary(ir_graph *g, nnc_buf *out);
 uint64_t ir_fingerprint(ir_graph *g, int opt_kind); /* opt_kind: NNRT_OPT_* */
 /* A state tensor `name` of shape dims, every value `init` at the start: a
  * new row of g->states and its STATE node (returned). */

@@ -18,7 +18,7 @@
 
 #define NNC_VERSION "0.1.0"
 
-typedef enum { OUT_EXE, OUT_OBJ, OUT_ASM, OUT_LL, OUT_IR, OUT_AST, OUT_DOT, OUT_STATS } out_kind;
+typedef enum { OUT_EXE, OUT_OBJ, OUT_ASM, OUT_LL, OUT_IR, OUT_AST, OUT_DOT, OUT_STATS, OUT_SUMMARY } out_kind;
 
 typedef struct options {
 	const char *input;
@@ -56,6 +56,8 @@ static void usage(FILE *f)
 		"  --emit-ast         print the syntax tree\n"
 		"  --emit-dot         print the graph in Graphviz dot format\n"
 		"  --stats            print parameter count, planned memory and FLOPs per sample\n"
+		"  --summary          print a table of every layer and value (shape, parameters, state,\n"
+		"                     FLOPs, memory), block calls as groups, and the totals\n"
 		"  --dump-after=PASS  print the tensor IR after PASS (sema, autodiff, fuse, plan) to stderr\n"
 		"\n"
 		"code generation:\n"
@@ -137,7 +139,7 @@ static int parse_args(int argc, char **argv, options *o)
 		out_kind kind;
 	} kinds[] = {{"-c", OUT_OBJ},         {"-S", OUT_ASM},         {"--emit-llvm", OUT_LL},
 		     {"--emit-ir", OUT_IR},   {"--emit-ast", OUT_AST}, {"--emit-dot", OUT_DOT},
-		     {"--stats", OUT_STATS}};
+		     {"--stats", OUT_STATS},  {"--summary", OUT_SUMMARY}};
 	o->opt_level = 2;
 	o->kind = OUT_EXE;
 	const char *color = "auto", *chunks = NULL;
@@ -316,6 +318,8 @@ static int write_dump(const options *o, ir_graph *g)
 		ir_dump(g, &b);
 	else if (o->kind == OUT_DOT)
 		ir_dump_dot(g, &b);
+	else if (o->kind == OUT_SUMMARY)
+		nnc_summary(g, &b);
 	else
 		ir_stats(g, &b);
 	int rc = write_text(o->output, b.data);
@@ -384,7 +388,7 @@ static int compile(const options *o)
 	ir_graph *g = nnc_sema(prog, &cfg);
 	if (!g || !nnc_check_names(prog, g, o->prefix))
 		return NNC_EXIT_INPUT;
-	bool dump = o->kind == OUT_IR || o->kind == OUT_DOT || o->kind == OUT_STATS;
+	bool dump = o->kind == OUT_IR || o->kind == OUT_DOT || o->kind == OUT_STATS || o->kind == OUT_SUMMARY;
 	const char *out = dump ? o->output : o->output ? o->output : default_output(o, g->model_name);
 	if ((rc = claim_outputs(o, out)))
 		return rc;

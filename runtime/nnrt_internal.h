@@ -239,7 +239,11 @@ typedef struct nnrt_cli {
 	int64_t limit, test_limit;
 	const char *save, *load, *resume, *predict;
 	int64_t checkpoint_every;
+	const char *log; /* --log FILE */
 	int eval, quiet, print_params, force, help;
+	int summary; /* --summary */
+	const char *plot;   /* --plot DIR */
+	int64_t plot_every; /* --plot-every N: epochs between decision boundaries */
 	nnrt_data_spec train_spec, test_spec; /* the model's, or --data/--test's */
 	char *train_buf, *test_buf;
 } nnrt_cli;
@@ -284,5 +288,128 @@ static inline nnrt_hyper nnrt_instance_hyper(const nnrt_instance *inst, float lr
 /* nnrt_instance_new, with the parameters initialised from `seed` rather
  * than the model's (a training binary's --seed). */
 nnrt_instance *nnrt_instance_new_seeded(const nnrt_model *m, uint64_t seed, int *err);
+
+/* ---- progress.c ---- */
+
+/* The live progress line of an epoch or an evaluation on a terminal (the
+ * file's header says when it is drawn and why it costs nothing else).
+ * Counts are of this epoch: `first` steps were done before this run began
+ * (a resumed epoch), `done` of `total` are done now; samples, loss and
+ * correct are sums over the samples this run saw. */
+typedef struct nnrt_progress {
+	int on, has_acc;
+	char label[48];
+	int64_t first, done, total;
+	double samples, loss, correct;
+	double t0, next; /* start; earliest time of the next redraw */
+	int cols, width; /* terminal width; columns of the line on screen */
+} nnrt_progress;
+
+/* Whether to draw: stdout is a terminal (not TERM=dumb) and not --quiet. */
+int nnrt_progress_wanted(int quiet);
+/* Starts a line; with on = 0 every other call does nothing. */
+void nnrt_progress_begin(nnrt_progress *p, int on, int has_acc, const char *label, int64_t done, int64_t total);
+/* Redraws now; returns 1 (it wrote to stdout: the caller flushes). */
+int nnrt_progress_draw(nnrt_progress *p, double now);
+/* Blanks the line (the epoch line replaces it); 1 if it wrote. */
+int nnrt_progress_end(nnrt_progress *p);
+
+/* After each step: one clock read, and a redraw at most a few times a
+ * second (and at the last step).  1 if it wrote. */
+static inline int nnrt_progress_step(nnrt_progress *p, int64_t done, double samples, double loss, double correct)
+{
+	if (!p->on)
+		return 0;
+	p->done = done;
+	p->samples = samples;
+	p->loss = loss;
+	p->correct = correct;
+	double now = nnrt_now();
+	if (now < p->next && done < p->total)
+		return 0;
+	return nnrt_progress_draw(p, now);
+}
+
+/* ---- metrics_log.c ---- */
+
+/* The --log FILE of a training run (metrics_log.c says what it holds). */
+enum { NNRT_LOG_CSV, NNRT_LOG_JSON };
+
+typedef struct nnrt_log {
+	FILE *f; /* NULL: no log */
+	const char *path;
+	int format; /* NNRT_LOG_CSV or NNRT_LOG_JSON */
+} nnrt_log;
+
+/* One epoch's row; has_acc and has_test say which columns have values. */
+typedef struct nnrt_log_entry {
+	int64_t epoch, step;
+	double lr, train_loss, train_acc, test_loss, test_acc, seconds, samples_per_s;
+	int has_acc, has_test;
+} nnrt_log_entry;
+
+/* The format path's extension asks for (.csv; .jsonl, .ndjson, .json), or -1. */
+int nnrt_log_format(const char *path);
+/* Opens path, replacing it or appending to it: 0, or -1 with errno set. */
+int nnrt_log_open(nnrt_log *l, const char *path, int append);
+/* Writes and flushes a row: 0, or -1 with errno set.  No-op without a file. */
+int nnrt_log_row(nnrt_log *l, const nnrt_log_entry *r);
+int nnrt_log_close(nnrt_log *l);
+
+/* ---- model_summary.c ---- */
+
+/* The training binary's --summary: layers by their tensors, the training
+ * step's ops and FLOPs, and the totals, from the descriptor alone. */
+void nnrt_print_summary(const nnrt_model *m);
+
+/* ---- plot.c ---- */
+
+#define NNRT_PLOT_GRID 80 /* cells per side of the decision-boundary lattice */
+
+/* The --plot DIR of a training run (plot.c says what it draws). */
+typedef struct nnrt_plot {
+	int on, has_acc;
+	const char *dir;
+	double *hist;        /* [cap][5]: epoch, train loss, train acc, test loss, test acc */
+	int64_t n, cap;
+	int boundary;        /* the model classifies two features: draw its boundary */
+	int64_t classes;
+	nnrt_dataset grid;   /* the lattice's points (x_f32 owned here), no labels */
+	int32_t *cls;        /* [grid.n] predicted class, filled by the caller */
+	const nnrt_dataset *train; /* the points drawn on the plane */
+	double lo[2], hi[2]; /* the plane's range */
+} nnrt_plot;
+
+/* Creates DIR if missing and checks that it can be written; allocates the
+ * history of `epochs` epochs and the lattice.  0, or -1 with errno set. */
+int nnrt_plot_open(nnrt_plot *p, const char *dir, const nnrt_model *m, int64_t epochs, int has_acc);
+/* Fits the lattice to the training data (once it is loaded). */
+void nnrt_plot_set_data(nnrt_plot *p, const nnrt_dataset *train);
+/* Records an epoch and rewrites loss.svg (and accuracy.svg): 0, or -1 with errno. */
+int nnrt_plot_epoch(nnrt_plot *p, int64_t epoch, double train_loss, double train_acc, int has_test,
+                    double test_loss, double test_acc);
+/* Writes boundary.svg from p->cls: 0, or -1 with errno. */
+int nnrt_plot_boundary(nnrt_plot *p, int64_t epoch);
+void nnrt_plot_free(nnrt_plot *p);
+
+/* ---- confusion.c ---- */
+
+/* Counts of (true class, predicted class) over a test set: m[true * k + pred]. */
+typedef struct nnrt_confusion {
+	int64_t k;
+	int64_t *m; /* owned: nnrt_confusion_free */
+} nnrt_confusion;
+
+/* Fashion-MNIST's ten class names when `s` is that IDX set, else NULL. */
+const char *const *nnrt_class_names(const nnrt_data_spec *s, int64_t classes);
+int nnrt_confusion_init(nnrt_confusion *c, int64_t classes); /* 0, or -1 after reporting */
+void nnrt_confusion_free(nnrt_confusion *c);
+/* Precision, recall, F1 and support (true samples) of class k. */
+void nnrt_confusion_scores(const nnrt_confusion *c, int64_t k, double *precision, double *recall, double *f1,
+                           int64_t *support);
+/* The per-class table, and the matrix for up to 20 classes, to stdout. */
+void nnrt_confusion_print(const nnrt_confusion *c, const char *const *names);
+/* DIR/confusion.svg of --plot (plot.c): 0, or -1 with errno. */
+int nnrt_plot_confusion(nnrt_plot *p, const nnrt_confusion *c, const char *const *names);
 
 #endif

@@ -118,6 +118,14 @@ static const struct flag {
 	 "print a prediction per sample of FILE (IDX images or CSV); needs --load or --resume"},
 	{"--print-params", NULL, FLAG_BOOL, offsetof(opts, print_params), "print every parameter tensor (and state tensor)"},
 	{"--quiet", NULL, FLAG_BOOL, offsetof(opts, quiet), "print no progress lines"},
+	{"--log", "FILE", FLAG_PATH, offsetof(opts, log),
+	 "write a row of metrics per epoch to FILE (.csv, or .jsonl/.json for JSON lines); --resume appends"},
+	{"--plot", "DIR", FLAG_PATH, offsetof(opts, plot),
+	 "write SVG loss/accuracy curves every epoch (and a 2-feature model's decision boundary) into DIR"},
+	{"--plot-every", "N", FLAG_POSINT, offsetof(opts, plot_every),
+	 "redraw the decision boundary every N epochs (default 1; always after the last)"},
+	{"--summary", NULL, FLAG_BOOL, offsetof(opts, summary),
+	 "print the model's layers, tensors, ops and totals, and exit"},
 	{"--help", NULL, FLAG_BOOL, offsetof(opts, help), "print this help and exit"},
 };
 #define N_FLAGS (int)(sizeof flags / sizeof flags[0])
@@ -352,7 +360,7 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		if (rc)
 			return rc;
 	}
-	if (o->help)
+	if (o->help || o->summary)
 		return 0;
 	int bad = choose_schedule(o, m);
 	if (bad)
@@ -379,6 +387,14 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		                   o->eval ? "--eval" : "--predict");
 	if (o->force && !o->save)
 		return usage_error("--force needs --save FILE");
+	if (o->log && (o->eval || o->predict))
+		return usage_error("--log cannot be used with %s, which trains no epoch to log", o->eval ? "--eval" : "--predict");
+	if (o->plot_every && !o->plot)
+		return usage_error("--plot-every needs --plot DIR");
+	if (o->plot && o->predict)
+		return usage_error("--plot cannot be used with --predict");
+	if (o->log && nnrt_log_format(o->log) < 0)
+		return usage_error("--log %s: the name must end in .csv (CSV) or .jsonl, .ndjson or .json (JSON lines)", o->log);
 
 	/* Which data: the model's, or the flags'. */
 	o->train_spec = m->train;
@@ -503,9 +519,13 @@ typedef struct trainer {
 	float *x, *y, *out; /* batch buffers; y holds int32 for CLASS labels */
 	int64_t *perm;      /* training order, reshuffled each epoch */
 	int64_t *order;     /* 0, 1, 2, ...: evaluation and prediction order */
+	int64_t *plot_order; /* 0, 1, 2, ... over the --plot lattice */
 	nnrt_step_args args; /* the instance's arrays and the batch buffers */
 	int has_acc;         /* the loss is a classification loss: print accuracy */
 	int64_t saved_epoch; /* epoch of this run's latest checkpoint, or -1 */
+	int bar;             /* draw progress lines (progress.c): a terminal, not --quiet */
+	nnrt_log log;        /* --log FILE (metrics_log.c) */
+	nnrt_plot plot;      /* --plot DIR (plot.c) */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -519,7 +539,10 @@ static void trainer_free(trainer *t)
 	nnrt_free(t->out);
 	nnrt_free(t->perm);
 	nnrt_free(t->order);
+	nnrt_free(t->plot_order);
 	nnrt_cli_free(&t->o);
+	nnrt_log_close(&t->log);
+	nnrt_plot_free(&t->plot);
 }
 
 static int64_t max64(int64_t a, int64_t b)
@@ -613,13 +636,19 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 	int64_t batch = t->m->batch;
 	double *m = t->inst->metrics;
 	sum[0] = sum[1] = 0;
-	for (int64_t b = 0; b < d->n; b += batch) {
+	nnrt_progress bar;
+	nnrt_progress_begin(&bar, t->bar, t->has_acc, "evaluating", 0, (d->n + batch - 1) / batch);
+	for (int64_t b = 0, s = 1; b < d->n; b += batch, s++) {
 		int64_t n = d->n - b < batch ? d->n - b : batch;
 		memset(m, 0, sizeof t->inst->metrics);
 		run_gathered(t, body, d, idx + b, n);
 		sum[0] += m[0];
 		sum[1] += m[1];
+		if (nnrt_progress_step(&bar, s, (double)(b + n), sum[0], sum[1]))
+			flush_stdout();
 	}
+	if (nnrt_progress_end(&bar))
+		flush_stdout();
 }
 
 /* Test loss and accuracy, per sample. */
@@ -828,6 +857,68 @@ static int interrupted(trainer *t)
 
 enum { TRAIN_DONE, TRAIN_FAILED, TRAIN_INTERRUPTED };
 
+/* --plot: the curves after every epoch, the decision boundary every
+ * --plot-every epochs and after the last.  Non-zero if a file cannot be
+ * written (reported). */
+static int plot_epoch(trainer *t, int64_t epoch, int64_t first, double tl, double ta, double loss, double correct)
+{
+	double seen = (double)(t->train.n - first * t->m->batch);
+	int rc = nnrt_plot_epoch(&t->plot, epoch, loss / seen, correct / seen, t->test.n > 0, tl, ta);
+	int64_t every = t->o.plot_every ? t->o.plot_every : 1;
+	if (!rc && t->plot.boundary && (epoch % every == 0 || epoch == t->o.epochs)) {
+		/* The lattice through infer, a batch at a time (as --predict). */
+		nnrt_plot *p = &t->plot;
+		const nnrt_model *m = t->m;
+		t->args.y = NULL;
+		for (int64_t b = 0; b < p->grid.n; b += m->batch) {
+			int64_t n = p->grid.n - b < m->batch ? p->grid.n - b : m->batch;
+			run_gathered(t, m->infer, &p->grid, t->plot_order + b, n);
+			for (int64_t i = 0; i < n; i++) {
+				const float *out = t->out + i * m->output_size;
+				int32_t best = 0;
+				if (m->loss == NNRT_LOSS_BCE)
+					best = out[0] >= 0.5f;
+				else
+					for (int64_t k = 1; k < m->output_size; k++)
+						if (out[k] > out[best])
+							best = (int32_t)k;
+				p->cls[b + i] = best;
+			}
+		}
+		t->args.y = t->y;
+		rc = nnrt_plot_boundary(p, epoch);
+	}
+	if (!rc)
+		return 0;
+	char kept[8192];
+	nnrt_error("cannot write the plots in --plot %s: %s; %s", t->o.plot, strerror(errno),
+	           what_is_kept(t, kept, sizeof kept));
+	return -1;
+}
+
+/* The --log row of an epoch: the numbers its epoch line prints, unrounded.
+ * first: steps an interrupted run took before this one resumed the epoch;
+ * loss, correct: sums over this run's samples; t0, t1: the epoch's start
+ * and the end of its last step; lr: the rate of its last step (the
+ * schedule's, or the constant one).  Non-zero if the row cannot be written. */
+static int log_epoch(trainer *t, int64_t epoch, int64_t first, double tl, double ta, double loss, double correct,
+                     double t0, double t1, double lr)
+{
+	if (!t->log.f)
+		return 0;
+	double seen = (double)(t->train.n - first * t->m->batch);
+	double dt = t1 - t0 > 0 ? t1 - t0 : 1e-9;
+	nnrt_log_entry r = {.epoch = epoch, .step = t->inst->st.step, .lr = lr,
+	                    .train_loss = loss / seen, .train_acc = correct / seen, .test_loss = tl, .test_acc = ta,
+	                    .seconds = nnrt_now() - t0, .samples_per_s = seen / dt, .has_acc = t->has_acc,
+	                    .has_test = t->test.n > 0};
+	if (nnrt_log_row(&t->log, &r) == 0)
+		return 0;
+	char kept[8192];
+	nnrt_error("cannot write to --log %s: %s; %s", t->log.path, strerror(errno), what_is_kept(t, kept, sizeof kept));
+	return -1;
+}
+
 static int train(trainer *t)
 {
 	const nnrt_model *m = t->m;
@@ -875,6 +966,10 @@ static int train(trainer *t)
 			t->perm[i] = i;
 		nnrt_rng_shuffle(&st->rng, t->perm, n);
 		double loss = 0, correct = 0, rate = inst->lr;
+		nnrt_progress bar;
+		char label[48];
+		snprintf(label, sizeof label, "epoch %*lld/%lld", (int)width, (long long)epoch, (long long)o->epochs);
+		nnrt_progress_begin(&bar, t->bar, t->has_acc, label, first, steps);
 		for (int64_t b = first * m->batch, s = first + 1; b < n; b += m->batch, s++) {
 			int64_t bn = n - b < m->batch ? n - b : m->batch;
 			int64_t step = st->step + 1;
@@ -898,6 +993,8 @@ static int train(trainer *t)
 			nnrt_prof_enable(0, 0);
 			if (!isfinite(inst->metrics[0])) {
 				char kept[8192];
+				if (nnrt_progress_end(&bar))
+					flush_stdout();
 				nnrt_error("training diverged at epoch %lld, step %lld (loss is %s); %s", (long long)epoch,
 				           (long long)s, isnan(inst->metrics[0]) ? "nan" : "inf",
 				           what_is_kept(t, kept, sizeof kept));
@@ -906,11 +1003,15 @@ static int train(trainer *t)
 			st->step = step;
 			loss += inst->metrics[0];
 			correct += inst->metrics[1];
+			if (nnrt_progress_step(&bar, s, (double)(b + bn - first * m->batch), loss, correct))
+				flush_stdout();
 			if (caught_signal && b + m->batch < n && s <= (int64_t)UINT32_MAX) {
 				/* Stopped inside the epoch: the checkpoint records
 				 * the steps taken and the RNG state before this
 				 * epoch's shuffle, so --resume redraws the same order
 				 * and goes on with step s + 1. */
+				if (nnrt_progress_end(&bar))
+					flush_stdout();
 				if (diverged_params(t, epoch, s))
 					return TRAIN_FAILED;
 				st->batch = s;
@@ -918,6 +1019,8 @@ static int train(trainer *t)
 				return TRAIN_INTERRUPTED;
 			}
 		}
+		if (nnrt_progress_end(&bar)) /* the epoch line (or a message) replaces it */
+			flush_stdout();
 		st->batch = 0;
 		/* A non-finite gradient makes the next step's loss non-finite,
 		 * except after the last step: so the parameters are checked
@@ -926,6 +1029,11 @@ static int train(trainer *t)
 			return TRAIN_FAILED;
 		double t1 = nnrt_now();
 		st->epoch = epoch;
+		/* Evaluated before the line is begun: its progress line must
+		 * not draw over half an epoch line. */
+		double tl = 0, ta = 0;
+		if (t->test.n > 0 && (!o->quiet || t->log.f || t->plot.on))
+			evaluate(t, &tl, &ta);
 		if (!o->quiet) {
 			/* Regression losses get more digits: a good fit's MSE is
 			 * small, and 0.0001 alone says little.  An epoch resumed
@@ -936,8 +1044,6 @@ static int train(trainer *t)
 			if (t->has_acc)
 				printf("  train_acc %.4f", correct / seen);
 			if (t->test.n > 0) {
-				double tl, ta;
-				evaluate(t, &tl, &ta);
 				printf(t->has_acc ? "  test_loss %.4f" : "  test_loss %.6f", tl);
 				if (t->has_acc)
 					printf("  test_acc %.4f", ta);
@@ -948,6 +1054,10 @@ static int train(trainer *t)
 			printf("  %.2e samples/s  %.2f s\n", seen / dt, nnrt_now() - t0);
 			flush_stdout();
 		}
+		if (log_epoch(t, epoch, first, tl, ta, loss, correct, t0, t1, (double)(float)rate))
+			return TRAIN_FAILED;
+		if (t->plot.on && plot_epoch(t, epoch, first, tl, ta, loss, correct))
+			return TRAIN_FAILED;
 		if (o->checkpoint_every && epoch % o->checkpoint_every == 0 && epoch < o->epochs)
 			if (save(t, "checkpoint"))
 				return TRAIN_FAILED;
@@ -1097,6 +1207,67 @@ static int check_load_path(const char *flag, const char *path)
 	return 0;
 }
 
+/* Opens the --log FILE before any work, as --save is checked: a fresh run
+ * replaces it, --resume appends.  One of the run's inputs is refused. */
+static int open_log(trainer *t)
+{
+	const char *path = t->o.log;
+	struct stat st;
+	const char *input = stat(path, &st) == 0 ? input_named(t, &st) : NULL;
+	if (input)
+		return usage_error("--log %s is %s; refusing to overwrite it", path, input);
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return usage_error("--log %s: is a directory", path);
+	if (t->o.save && stat(path, &st) == 0 && same_file(&st, t->o.save))
+		return usage_error("--log %s is also the --save file", path);
+	if (nnrt_log_open(&t->log, path, t->o.resume != NULL))
+		return usage_error("--log %s: cannot open for writing: %s", path, strerror(errno));
+	return 0;
+}
+
+/* --eval of a classifier: every test sample's predicted class (through
+ * infer, as --predict) against its label, as per-class scores and a
+ * confusion matrix (confusion.c), and DIR/confusion.svg with --plot. */
+static int eval_classes(trainer *t)
+{
+	const nnrt_model *m = t->m;
+	int bce = m->loss == NNRT_LOSS_BCE && m->output_size == 1;
+	if (m->loss != NNRT_LOSS_SOFTMAX_XENT && !bce)
+		return 0;
+	nnrt_confusion c;
+	if (nnrt_confusion_init(&c, bce ? 2 : m->output_size))
+		return NNRT_EXIT_FAILURE;
+	const nnrt_dataset *d = &t->test;
+	t->args.y = NULL;
+	for (int64_t b = 0; b < d->n; b += m->batch) {
+		int64_t n = d->n - b < m->batch ? d->n - b : m->batch;
+		run_gathered(t, m->infer, d, t->order + b, n);
+		for (int64_t i = 0; i < n; i++) {
+			const float *out = t->out + i * m->output_size;
+			int64_t best = 0;
+			if (bce)
+				best = out[0] >= 0.5f;
+			else
+				for (int64_t k = 1; k < m->output_size; k++)
+					if (out[k] > out[best])
+						best = k;
+			int64_t truth = d->y_class[b + i];
+			if (truth >= 0 && truth < c.k)
+				c.m[truth * c.k + best]++;
+		}
+	}
+	t->args.y = t->y;
+	const char *const *names = nnrt_class_names(&t->o.test_spec, c.k);
+	nnrt_confusion_print(&c, names);
+	int rc = 0;
+	if (t->plot.on && nnrt_plot_confusion(&t->plot, &c, names)) {
+		nnrt_error("cannot write %s/confusion.svg: %s", t->o.plot, strerror(errno));
+		rc = NNRT_EXIT_FAILURE;
+	}
+	nnrt_confusion_free(&c);
+	return rc;
+}
+
 static int run(trainer *t)
 {
 	const nnrt_model *m = t->m;
@@ -1109,6 +1280,10 @@ static int run(trainer *t)
 	if (o->save && (rc = check_save_path(t)) != 0)
 		return rc;
 	if ((rc = check_load_path("--load", o->load)) != 0 || (rc = check_load_path("--resume", o->resume)) != 0)
+		return rc;
+	if (o->plot && (training || o->eval) && nnrt_plot_open(&t->plot, o->plot, m, o->epochs, t->has_acc))
+		return usage_error("--plot %s: cannot write pictures there: %s", o->plot, strerror(errno));
+	if (o->log && (rc = open_log(t)) != 0)
 		return rc;
 
 	/* Data next: its errors are the likeliest, and its sizes size the
@@ -1131,6 +1306,14 @@ static int run(trainer *t)
 
 	if (alloc_arrays(t))
 		return NNRT_EXIT_FAILURE;
+	if (t->plot.boundary) {
+		t->plot_order = nnrt_calloc(t->plot.grid.n, sizeof(int64_t), "the plot's lattice order");
+		if (!t->plot_order)
+			return NNRT_EXIT_FAILURE;
+		for (int64_t i = 0; i < t->plot.grid.n; i++)
+			t->plot_order[i] = i;
+		nnrt_plot_set_data(&t->plot, &t->train);
+	}
 
 	/* Initialised from the seed, then overwritten from a checkpoint: the
 	 * RNG has then drawn the same numbers either way. */
@@ -1174,6 +1357,8 @@ static int run(trainer *t)
 		if (t->has_acc)
 			printf("  test_acc %.4f", ta);
 		printf("  (%lld samples)\n", (long long)t->test.n);
+		if (t->test.y_class && (rc = eval_classes(t)) != 0)
+			return rc;
 	}
 	if (o->predict)
 		predict(t);
@@ -1223,9 +1408,11 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	t.saved_epoch = -1;
 	stdout_errno = 0;
 	int rc = nnrt_cli_parse(&t.o, m, argc, argv);
-	if (rc || t.o.help) {
-		if (!rc)
+	if (rc || t.o.help || t.o.summary) {
+		if (!rc && t.o.help)
 			print_help(m);
+		else if (!rc)
+			nnrt_print_summary(m);
 		nnrt_cli_free(&t.o);
 		return check_stdout(rc);
 	}
@@ -1239,6 +1426,7 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	int xfsz = sigaction(SIGXFSZ, &ign, &old_xfsz) == 0;
 	nnrt_set_threads((int)t.o.threads);
 	t.has_acc = m->loss != NNRT_LOSS_MSE;
+	t.bar = nnrt_progress_wanted(t.o.quiet);
 	rc = check_stdout(nnrt_team(run_team, &t));
 	if (xfsz)
 		sigaction(SIGXFSZ, &old_xfsz, NULL);

@@ -149,7 +149,7 @@ Test(driver, outputs_never_overwrite_the_input_or_each_other)
 Test(driver, existing_files_are_replaced_only_if_nnc_wrote_them)
 {
 	static const char *const kinds[] = {"", "-c", "-S", "--emit-llvm", "--emit-ir", "--emit-ast", "--emit-dot",
-					    "--stats"};
+					    "--stats", "--summary"};
 	write_file("m.nn", moons_nn);
 	write_file("other.nn", moons_nn);
 	write_file("notes.txt", "my notes\n");
@@ -285,7 +285,7 @@ Test(driver, lost_output_exits_3)
 	write_file("m.nn", moons_nn);
 	char *out;
 	static const char *const to_stdout[] = {"m.nn --emit-ir", "m.nn --emit-ast", "m.nn --emit-dot", "m.nn --stats",
-						"--help", "--version"};
+						"m.nn --summary", "--help", "--version"};
 	for (size_t i = 0; i < sizeof to_stdout / sizeof to_stdout[0]; i++) {
 		char args[128];
 		snprintf(args, sizeof args, "%s > /dev/full", to_stdout[i]);

@@ -542,6 +542,77 @@ Test(e2e, emit_outputs_and_stats)
 /* The fast kernels against the reference loop nests (nnc --naive-kernels),
  * through a whole LeNet training run: every product, convolution and their
  * gradients feed the printed losses. */
+/* The line of `text` that starts with `head`, without it (empty if none). */
+static char *line_after(const char *text, const char *head)
+{
+	static char buf[4][256];
+	static int k;
+	char *r = buf[k++ % 4];
+	r[0] = 0;
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncmp(p, head, strlen(head))) {
+			size_t n = strcspn(p + strlen(head), "\n");
+			snprintf(r, sizeof buf[0], "%.*s", (int)n, p + strlen(head));
+			break;
+		}
+	return r;
+}
+
+/* nnc --summary and the binary's --summary give the same totals, and they
+ * are the model's: LeNet's 61706 parameters counted by hand (156 + 2416 +
+ * 48120 + 10164 + 850); a block with batchnorm shows its call as a group
+ * and its running statistics as non-trainable parameters. */
+Test(e2e, summary_of_nnc_and_of_the_binary_agree)
+{
+	compile_example("lenet");
+	const char *nn = write_nn(
+		"blk.nn",
+		"model blk\ninput x : f32[2]\nlabel y : class(2)\n"
+		"block unit(x, n) {\n  return x |> dense(n, bias: false) |> batchnorm |> relu\n}\n"
+		"logits = x |> unit(8) |> unit(6) |> dense(2)\n"
+		"loss softmax_cross_entropy(logits, y)\noptimizer adam(lr: 0.01)\n"
+		"train { data: moons(count: 200), batch: 16, epochs: 1 }\n");
+	char *out;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/blk'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	free(out);
+	const char *models[][2] = {{"lenet", "examples/lenet.nn"}, {"blk", NULL}};
+	const char *totals[] = {"  trainable parameters", "  non-trainable parameters", "  parameter memory",
+				"  planned workspace"};
+	for (int i = 0; i < 2; i++) {
+		char *a, *b;
+		if (models[i][1])
+			cr_assert_eq(sh_run(&a, "'%s' '%s/%s' --summary", NNC_EXE, NNC_SOURCE_DIR, models[i][1]), 0);
+		else
+			cr_assert_eq(sh_run(&a, "'%s' '%s' --summary", NNC_EXE, nn), 0);
+		cr_assert_eq(sh_run(&b, "'%s/%s' --summary", tmpdir, models[i][0]), 0, "%s", b);
+		for (int k = 0; k < 4; k++) {
+			const char *x = line_after(a, totals[k]), *y = line_after(b, totals[k]);
+			cr_expect(*x && !strcmp(x, y), "%s: nnc says '%s', the binary '%s'\n%s\n%s", totals[k], x, y, a, b);
+		}
+		if (i == 0) {
+			cr_expect_str_eq(line_after(a, "  trainable parameters"), "      61706 in 10 tensors", "%s", a);
+			cr_expect_str_eq(line_after(a, "  non-trainable parameters"), "  0 in 0 tensors", "%s", a);
+			cr_expect(strstr(a, "\nconv1 ") && strstr(a, "conv2d+tanh") && strstr(a, "[n, 6, 28, 28]"), "%s", a);
+			/* conv1: 6 filters of 5x5 over 28x28 outputs, 2 FLOPs a multiply-add */
+			cr_expect(strstr(a, "         156        0       235200 "), "%s", a);
+		} else {
+			/* 2*8 + 8*6 + 6*2 + 2 weights, 8+8 and 6+6 batchnorm scales and shifts */
+			cr_expect_str_eq(line_after(a, "  trainable parameters"), "      106 in 8 tensors", "%s", a);
+			/* running mean and variance of 8 and 6 features */
+			cr_expect_str_eq(line_after(a, "  non-trainable parameters"), "  28 in 4 tensors", "%s", a);
+			cr_expect(strstr(a, "\nunit1 ") && strstr(a, "(block)") && strstr(a, "\n  dense1 "), "%s", a);
+			cr_expect(strstr(b, "\n  unit1 (block)\n") && strstr(b, "\n  unit2 (block)\n"), "%s", b);
+		}
+		/* The binary's op table sums to the forward and backward FLOPs. */
+		double fwd, bwd, step;
+		cr_assert_eq(sscanf(line_after(a, "  FLOPs per sample"), " forward %lf, backward %lf", &fwd, &bwd), 2, "%s", a);
+		cr_assert_eq(sscanf(line_after(b, "  FLOPs of a training step"), " %lf", &step), 1, "%s", b);
+		cr_expect(fwd > 0 && bwd > 0 && step == fwd + bwd, "%g + %g != %g", fwd, bwd, step);
+		free(a);
+		free(b);
+	}
+}
+
 Test(e2e, fast_kernels_match_naive_kernels, .timeout = 300)
 {
 	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)

@@ -66,7 +66,7 @@ static int nonempty(const char *s)
 static const char *broken_promise(const nnrt_cli *c)
 {
 	int training = !c->eval && !c->predict;
-	if (c->help)
+	if (c->help || c->summary)
 		return NULL;
 	if (c->epochs < 0)
 		return "negative --epochs";
@@ -88,7 +88,11 @@ static const char *broken_promise(const nnrt_cli *c)
 		return "--save with --eval or --predict";
 	if ((c->checkpoint_every || c->force) && !c->save)
 		return "--checkpoint-every or --force without --save";
-	const char *paths[] = {c->data, c->test, c->save, c->load, c->resume, c->predict};
+	if (c->log && (!training || nnrt_log_format(c->log) < 0))
+		return "--log with --eval or --predict, or without .csv/.jsonl/.ndjson/.json";
+	if ((c->plot_every && !c->plot) || (c->plot && c->predict))
+		return "--plot-every without --plot, or --plot with --predict";
+	const char *paths[] = {c->data, c->test, c->save, c->load, c->resume, c->predict, c->log, c->plot};
 	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
 		if (paths[i] && !*paths[i])
 			return "an empty path accepted";
