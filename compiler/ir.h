@@ -135,6 +135,9 @@ typedef struct ir_node {
 	const char *name;      /* user-visible name, or NULL */
 	nnc_loc loc;           /* where it was written (for diagnostics) */
 	bool dead;             /* removed by a pass; skipped by later ones */
+	bool chunk_share;      /* one use's share of a shared parameter's gradient, summed over a
+				* chunk's samples: a per-chunk tensor (ir_per_chunk) that the sum
+				* of the uses (the gradient, in grads) reads in the same chunk */
 	uint8_t entries;       /* IR_ENTRY_* that run it (ir_add gives g->adding) */
 	ir_storage storage;    /* set by plan.c */
 	int64_t offset;        /* floats, within the storage */
@@ -248,8 +251,12 @@ ir_param *ir_table_add(ir_param **rows, int *n, int64_t *floats, const ir_node *
 static inline int64_t ir_bn_channels(const ir_node *x) { return x->rank == 3 ? x->dims[0] : x->size; }
 /* A per-chunk tensor (docs/architecture.md "Cross-chunk reductions"): an
  * unbatched value every chunk computes from its own samples, in its own
- * copy of the batched workspace, for an op of PHASE_COMBINE to merge. */
-static inline bool ir_per_chunk(const ir_node *n) { return n->op == IR_BN_PARTIAL || n->op == IR_BN_BWD_PARTIAL; }
+ * copy of the batched workspace, for an op of PHASE_COMBINE to merge, or
+ * for the sum of a shared parameter's uses (chunk_share) to add up. */
+static inline bool ir_per_chunk(const ir_node *n)
+{
+	return n->op == IR_BN_PARTIAL || n->op == IR_BN_BWD_PARTIAL || n->chunk_share;
+}
 /* Operand k of n is read by the train step only (the batch statistics of
  * a batchnorm's combine): eval and inference do not need what computes it. */
 static inline bool ir_operand_train_only(const ir_node *n, int k) { return n->op == IR_BN_COMBINE && k == 0; }
