@@ -490,6 +490,38 @@ Test(schedule, batchnorm_keeps_the_chunks)
 	cr_assert_eq(partials, 2);
 }
 
+/* The default initialiser of a layer's weight looks through a batchnorm
+ * and a dropout to the activation after them (He before a rectifier, as
+ * Keras and PyTorch users expect); anything else still gets Glorot. */
+static const struct {
+	const char *body; /* h, from x : f32[2, 5, 5] */
+	int init;         /* of the first layer's weight */
+} init_cases[] = {
+	{"h = x |> conv2d(3, 3, pad: 1) |> batchnorm |> relu", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> conv2d(3, 3, pad: 1) |> batchnorm(affine: false) |> leaky_relu", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> conv2d(3, 3, pad: 1) |> batchnorm |> tanh", NNRT_INIT_GLOROT_UNIFORM},
+	{"h = x |> conv2d(3, 3, pad: 1) |> batchnorm", NNRT_INIT_GLOROT_UNIFORM},
+	{"h = x |> flatten |> dense(6) |> dropout(0.5) |> relu", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> flatten |> dense(6) |> batchnorm |> dropout(0.2) |> relu", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> flatten |> dense(6) |> dropout(0.2) |> batchnorm |> sigmoid", NNRT_INIT_GLOROT_UNIFORM},
+	{"c = x |> conv2d(2, 1) |> batchnorm\nh = relu(c) + tanh(c)", NNRT_INIT_GLOROT_UNIFORM},
+	{"c = x |> conv2d(2, 1) |> batchnorm\nh = relu(c + x)", NNRT_INIT_GLOROT_UNIFORM},
+	{"c = x |> conv2d(2, 1)\nh = relu(c) + relu(c |> batchnorm)", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> conv2d(3, 3, pad: 1) |> relu", NNRT_INIT_HE_UNIFORM},
+};
+
+Test(norm, the_default_initialiser_looks_through_batchnorm_and_dropout)
+{
+	for (size_t i = 0; i < NELEMS(init_cases); i++) {
+		const char *src = nnc_sprintf("model bni\ninput x : f32[2, 5, 5]\nlabel y : class(3)\n%s\n"
+					      "logits = h |> flatten |> dense(3)\n" TRAIN_BLOCK(20),
+					      init_cases[i].body);
+		ir_graph *g = th_build_graph(SRC_PATH, src, true);
+		cr_expect_eq(g->params[0].init, init_cases[i].init, "[%s]: init %d, want %d", init_cases[i].body,
+			     g->params[0].init, init_cases[i].init);
+	}
+}
+
 /* The running statistics after k train steps (each on its own batch, the
  * parameters moving) against the reference's update applied step by step
  * to the same parameters. */
