@@ -28,7 +28,7 @@
 #include "nnrt.h"
 #include "util.h"
 
-#define IR_MAX_IN 4
+#define IR_MAX_IN 5
 #define IR_MAX_RANK 4
 #define IR_FA_ACT 2 /* fa[] slot of an activation's option */
 
@@ -257,6 +257,11 @@ static inline bool ir_per_chunk(const ir_node *n)
 {
 	return n->op == IR_BN_PARTIAL || n->op == IR_BN_BWD_PARTIAL || n->chunk_share;
 }
+/* A batchnorm whose last operand r is added before its activation
+ * (fuse.c: relu(batchnorm(x) + r) in one pass); its gamma and beta are the
+ * operands 2 and 3 when it has them. */
+static inline bool ir_bn_residual(const ir_node *n) { return n->op == IR_BATCHNORM && n->ia[0]; }
+static inline bool ir_bn_affine(const ir_node *n) { return n->nin - (ir_bn_residual(n) ? 1 : 0) > 2; }
 /* Operand k of n is read by the train step only (the batch statistics of
  * a batchnorm's combine): eval and inference do not need what computes it. */
 static inline bool ir_operand_train_only(const ir_node *n, int k) { return n->op == IR_BN_COMBINE && k == 0; }
