@@ -262,9 +262,14 @@ void lower_bn_combine(cg_ctx *c, ir_node *n)
 	LLVMValueRef big = LLVMBuildFCmp(c->B, LLVMRealOGT, N, dk(c, 1), "");
 	LLVMValueRef unb = LLVMBuildSelect(c->B, big, LLVMBuildFDiv(c->B, LLVMBuildFMul(c->B, var, N, ""),
 							     LLVMBuildFSub(c->B, N, dk(c, 1), ""), ""), var, "");
+	/* every chunk merges for itself (chunk_copy): chunk 0 alone moves the
+	 * running statistics */
+	cg_if c0 = cg_if_begin(c, n->chunk_copy ? LLVMBuildICmp(c->B, LLVMIntEQ, cg_chunk_s0(c), cg_i64(c, 0), "")
+						: LLVMConstInt(c->i1, 1, 0));
 	LLVMValueRef rm = dload(c, RM, ch.i), rv = dload(c, RV, ch.i);
 	dstore(c, LLVMBuildFAdd(c->B, LLVMBuildFMul(c->B, dk(c, 1 - m), rm, ""), LLVMBuildFMul(c->B, dk(c, m), mu, ""), ""), RM, ch.i);
 	dstore(c, LLVMBuildFAdd(c->B, LLVMBuildFMul(c->B, dk(c, 1 - m), rv, ""), LLVMBuildFMul(c->B, dk(c, m), unb, ""), ""), RV, ch.i);
+	cg_if_end(c, &c0);
 	cg_loop_end(c, &ch);
 }
 

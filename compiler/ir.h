@@ -138,6 +138,9 @@ typedef struct ir_node {
 	bool chunk_share;      /* one use's share of a shared parameter's gradient, summed over a
 				* chunk's samples: a per-chunk tensor (ir_per_chunk) that the sum
 				* of the uses (the gradient, in grads) reads in the same chunk */
+	bool chunk_copy;       /* a combine whose result every chunk computes for itself, in its
+				* copy of the workspace, from every chunk's partials: no barrier
+				* after it (plan.c, when the step runs in chunks) */
 	uint8_t entries;       /* IR_ENTRY_* that run it (ir_add gives g->adding) */
 	ir_storage storage;    /* set by plan.c */
 	int64_t offset;        /* floats, within the storage */
@@ -255,7 +258,7 @@ static inline int64_t ir_bn_channels(const ir_node *x) { return x->rank == 3 ? x
  * for the sum of a shared parameter's uses (chunk_share) to add up. */
 static inline bool ir_per_chunk(const ir_node *n)
 {
-	return n->op == IR_BN_PARTIAL || n->op == IR_BN_BWD_PARTIAL || n->chunk_share;
+	return n->op == IR_BN_PARTIAL || n->op == IR_BN_BWD_PARTIAL || n->chunk_share || n->chunk_copy;
 }
 /* A batchnorm whose last operand r is added before its activation
  * (fuse.c: relu(batchnorm(x) + r) in one pass); its gamma and beta are the

@@ -486,23 +486,33 @@ Test(schedule, dense_threads_identical_chunks_within_rounding, .timeout = 240) {
 Test(schedule, conv_threads_identical_chunks_within_rounding, .timeout = 240) { check_schedule(NET_CONV); }
 
 /* The graph keeps its chunks: batch statistics do not make the planner fall
- * back to one chunk, and the train step's combine ops are PHASE_COMBINE. */
+ * back to one chunk, and the train step's combine ops are PHASE_COMBINE,
+ * each computed by every chunk for itself (chunk_copy: no barrier after
+ * it); in one chunk they are ordinary ops. */
 Test(schedule, batchnorm_keeps_the_chunks)
 {
-	ir_graph *g = th_build_graph(SRC_PATH, nets[NET_CONV].src, true);
-	cr_assert_eq(g->chunks, NNC_DEFAULT_CHUNKS);
-	int combines = 0, partials = 0;
-	for (int i = 0; i < g->n; i++) {
-		ir_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		combines += ir_node_phase(g, n) == PHASE_COMBINE;
-		partials += ir_per_chunk(n);
-		if (ir_per_chunk(n))
+	for (int64_t chunks = 0; chunks < 2; chunks++) {
+		th_chunks = chunks;
+		ir_graph *g = th_build_graph(SRC_PATH, nets[NET_CONV].src, true);
+		th_chunks = 0;
+		cr_assert_eq(g->chunks, chunks ? 1 : NNC_DEFAULT_CHUNKS);
+		int combines = 0, partials = 0, copies = 0;
+		for (int i = 0; i < g->n; i++) {
+			ir_node *n = &g->nodes[i];
+			if (n->dead)
+				continue;
+			combines += ir_node_phase(g, n) == PHASE_COMBINE;
+			copies += n->chunk_copy;
+			if (n->op != IR_BN_PARTIAL && n->op != IR_BN_BWD_PARTIAL)
+				continue;
+			partials++;
+			cr_assert(ir_per_chunk(n));
 			cr_assert_eq(n->entries, IR_ENTRY_TRAIN, "%%%d %s runs outside the train step", i, ir_op_name(n->op));
+		}
+		cr_assert_eq(combines, 2, "the forward and the backward combine");
+		cr_assert_eq(copies, chunks ? 0 : 2, "the combines computed per chunk");
+		cr_assert_eq(partials, 2);
 	}
-	cr_assert_eq(combines, 2, "the forward and the backward combine");
-	cr_assert_eq(partials, 2);
 }
 
 /* The default initialiser of a layer's weight looks through a batchnorm
