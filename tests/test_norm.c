@@ -412,6 +412,23 @@ Test(norm, the_activation_fuses_into_batchnorm)
 	}
 }
 
+/* --emit-ir: the batch statistics' partial is a forward node that only the
+ * train step runs, shown as such, not under "backward:" (which starts once,
+ * after the loss). */
+Test(norm, emit_ir_shows_the_partial_in_the_forward_pass)
+{
+	ir_graph *g = th_build_graph(SRC_PATH, nets[NET_CONV].src, true);
+	nnc_buf b = {0};
+	ir_dump(g, &b);
+	const char *hdr = "forward, train step only:\n", *part = strstr(b.data, hdr);
+	cr_assert(part, "%s", b.data);
+	const char *line = part + strlen(hdr), *op = strstr(line, " = batchnorm_partial(");
+	cr_assert(op && op < strchr(line, '\n'), "%s", b.data);
+	const char *back = strstr(b.data, "backward:\n"), *loss = strstr(b.data, " = softmax_cross_entropy(");
+	cr_assert(back && loss && loss < back && !strstr(back + 1, "backward:"), "%s", b.data);
+	nnc_buf_free(&b);
+}
+
 /* ---- the schedule: threads, chunks, steps ---- */
 
 typedef struct trained {
