@@ -501,6 +501,7 @@ static void check_schedule(int which)
 
 Test(schedule, dense_threads_identical_chunks_within_rounding, .timeout = 240) { check_schedule(NET_DENSE_WIDE); }
 Test(schedule, conv_threads_identical_chunks_within_rounding, .timeout = 240) { check_schedule(NET_CONV); }
+Test(schedule, residual_threads_identical_chunks_within_rounding, .timeout = 240) { check_schedule(NET_SKIP); }
 
 /* The graph keeps its chunks: batch statistics do not make the planner fall
  * back to one chunk, and the train step's combine ops are PHASE_COMBINE,
