@@ -21,6 +21,8 @@ typedef struct ad_ctx {
 	ir_graph *g;
 	int *grad;        /* node -> node holding its gradient, or -1 */
 	bool *needs_grad; /* node depends on a parameter */
+	bool *use_sum;    /* node -> an ADD of two uses' gradients of one parameter */
+	int use_sum_cap;
 } ad_ctx;
 
 typedef void grad_fn(ad_ctx *a, int node, int dy);
@@ -47,10 +49,63 @@ static void accum(ad_ctx *a, int target, int dx)
 {
 	if (!a->needs_grad[target])
 		return;
-	if (a->grad[target] < 0)
+	if (a->grad[target] < 0) {
 		a->grad[target] = dx;
-	else
-		a->grad[target] = emit2(a, IR_ADD, a->grad[target], dx, target);
+		return;
+	}
+	int sum = emit2(a, IR_ADD, a->grad[target], dx, target);
+	a->grad[target] = sum;
+	if (a->g->nodes[target].op != IR_PARAM)
+		return;
+	if (sum >= a->use_sum_cap) {
+		int cap = 2 * sum + 64;
+		a->use_sum = nnc_realloc_array(a->use_sum, (size_t)a->use_sum_cap, (size_t)cap, sizeof(bool));
+		a->use_sum_cap = cap;
+	}
+	a->use_sum[sum] = true;
+}
+
+static bool is_use_sum(const ad_ctx *a, int id) { return id < a->use_sum_cap && a->use_sum[id]; }
+
+/* A shared parameter's gradient is the sum of its uses' gradients (accum's
+ * ADDs).  When each use's gradient is a sum over the samples (PHASE_REDUCE),
+ * read by that sum alone, a chunk can add up its own shares: the shares and
+ * the sums below the last become per-chunk tensors (chunk_share) and the
+ * last sum is the chunk's partial gradient like any other, so the step keeps
+ * its chunks (plan.c's chunkable).  Otherwise (a use's gradient not summed
+ * over samples, e.g. of a value on parameters only) nothing changes and the
+ * step runs in one chunk. */
+static bool shares_per_sample_sums(const ad_ctx *a, const int *readers, int id)
+{
+	const ir_node *n = &a->g->nodes[id];
+	if (is_use_sum(a, id))
+		return shares_per_sample_sums(a, readers, n->in[0]) && shares_per_sample_sums(a, readers, n->in[1]);
+	return readers[id] == 1 && n->storage != ST_GRAD && n->op != IR_PARAM && n->rank > 0 &&
+	       ir_node_phase(a->g, n) == PHASE_REDUCE;
+}
+
+static void mark_shares(ad_ctx *a, int id, bool root)
+{
+	ir_node *n = &a->g->nodes[id];
+	n->chunk_share = !root;
+	if (!is_use_sum(a, id))
+		return;
+	mark_shares(a, n->in[0], false);
+	mark_shares(a, n->in[1], false);
+}
+
+static void split_shared_gradients(ad_ctx *a)
+{
+	ir_graph *g = a->g;
+	int *readers = nnc_alloc(sizeof(int) * (size_t)g->n + 1);
+	for (int i = 0; i < g->n; i++)
+		for (int k = 0; !g->nodes[i].dead && k < g->nodes[i].nin; k++)
+			readers[g->nodes[i].in[k]]++;
+	for (int p = 0; p < g->nparams; p++) {
+		int gn = a->grad[g->params[p].node];
+		if (gn >= 0 && is_use_sum(a, gn) && shares_per_sample_sums(a, readers, gn))
+			mark_shares(a, gn, true);
+	}
 }
 
 static int operand(ad_ctx *a, int node, int k) { return a->g->nodes[node].in[k]; }
@@ -303,7 +358,7 @@ void nnc_autodiff(ir_graph *g, const ir_optimizer *opt)
 {
 	int n0 = g->n;
 	g->adding = IR_ENTRY_TRAIN;
-	ad_ctx A = {g, nnc_alloc(sizeof(int) * (size_t)n0 * 4 + 64), nnc_alloc(sizeof(bool) * (size_t)n0 + 1)};
+	ad_ctx A = {g, nnc_alloc(sizeof(int) * (size_t)n0 * 4 + 64), nnc_alloc(sizeof(bool) * (size_t)n0 + 1), NULL, 0};
 	ad_ctx *a = &A;
 	for (int i = 0; i < n0; i++) {
 		ir_node *n = &g->nodes[i];
@@ -331,6 +386,7 @@ void nnc_autodiff(ir_graph *g, const ir_optimizer *opt)
 		n->offset = g->params[p].offset;
 		n->param = p;
 	}
+	split_shared_gradients(a);
 	/* the update carries the optimizer's constants (baked into its code):
 	 *   ia[0] NNRT_OPTF_* flags, ia[1] NNRT_OPT_* kind (adam and adamw share an op),
 	 *   ia[2] the optimizer state slot of the accumulated gradient;

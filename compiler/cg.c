@@ -237,7 +237,9 @@ static void sum_metrics(cg_ctx *c, LLVMValueRef n)
 static ir_phase body_phase(const ir_graph *g, const ir_node *nd, bool train)
 {
 	ir_phase ph = ir_node_phase(g, nd);
-	return ph == PHASE_COMBINE && !train && ir_op_mode_dependent(nd->op) ? PHASE_PARAM : ph;
+	if (ph == PHASE_COMBINE && !train && ir_op_mode_dependent(nd->op))
+		return nd->chunk_copy ? PHASE_SAMPLE : PHASE_PARAM; /* a chunk_copy: in each chunk's copy */
+	return ph;
 }
 
 /* An entry body.  One chunk: the listed ops in order, split across the
@@ -302,10 +304,14 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	LLVMValueRef slot = cg_alloca(c, c->abi.chunk, "chunk");
 	LLVMValueRef zero = cg_i32(c, 0), one = cg_i32(c, 1);
 	/* segments of the chunk loop, cut by the combine ops (which merge every
-	 * chunk's partials: a barrier before and after them); none in a graph
-	 * without batch statistics, which keeps the one loop */
+	 * chunk's partials: a barrier before them); none in a graph without
+	 * batch statistics, which keeps the one loop.  A chunk_copy combine
+	 * opens the next segment: each chunk merges for itself, so no thread
+	 * waits after it */
 	for (int j = 0, first = 1;; first = 0) {
 		int end = j;
+		while (end < n && body_phase(g, &g->nodes[ids[end]], train) == PHASE_COMBINE && g->nodes[ids[end]].chunk_copy)
+			end++;
 		while (end < n && body_phase(g, &g->nodes[ids[end]], train) != PHASE_COMBINE)
 			end++;
 		cg_loop k = cg_loop_begin(c, lo, hi, 1);
@@ -314,14 +320,18 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 			clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->abi.chunk, slot, CG_CHUNK_grads, "")));
 		for (; j < end; j++) {
 			ir_phase ph = body_phase(g, &g->nodes[ids[j]], train);
-			if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE) {
+			if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE || ph == PHASE_COMBINE) {
 				call_op(u, ids[j], train, zero, one, slot);
-				tick(u, u->op_index[ids[j]]);
+				tick(u, u->op_index[ids[j]]); /* a combine's: its op and the wait before it */
 			}
 		}
 		cg_loop_end(c, &k);
 		if (j == n)
 			break;
+		if (g->nodes[ids[j]].chunk_copy) {
+			barrier(u); /* every chunk's partial is written */
+			continue;
+		}
 		/* the combine ops: every chunk's partial is written; each reads
 		 * the combine before it or is read by the next segment */
 		barrier(u);

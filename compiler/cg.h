@@ -47,6 +47,7 @@ LLVMValueRef cg_first_sample(cg_ctx *c);              /* i64: global index of th
 						       * (args.sample0 + the chunk's start): the
 						       * random stream's sample index */
 LLVMValueRef cg_active_chunks(cg_ctx *c, LLVMValueRef n); /* chunks holding samples: ceil(n / cbatch) */
+LLVMValueRef cg_chunk_s0(cg_ctx *c); /* the chunk's first sample in the step: 0 for chunk 0 */
 LLVMValueRef cg_hp(cg_ctx *c, int k);                 /* float hp[k] */
 LLVMValueRef cg_metrics(cg_ctx *c);                   /* double* */
 LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n);  /* base pointer of a node's tensor */

@@ -262,21 +262,35 @@ void lower_bn_combine(cg_ctx *c, ir_node *n)
 	LLVMValueRef big = LLVMBuildFCmp(c->B, LLVMRealOGT, N, dk(c, 1), "");
 	LLVMValueRef unb = LLVMBuildSelect(c->B, big, LLVMBuildFDiv(c->B, LLVMBuildFMul(c->B, var, N, ""),
 							     LLVMBuildFSub(c->B, N, dk(c, 1), ""), ""), var, "");
+	/* every chunk merges for itself (chunk_copy): chunk 0 alone moves the
+	 * running statistics */
+	cg_if c0 = cg_if_begin(c, n->chunk_copy ? LLVMBuildICmp(c->B, LLVMIntEQ, cg_chunk_s0(c), cg_i64(c, 0), "")
+						: LLVMConstInt(c->i1, 1, 0));
 	LLVMValueRef rm = dload(c, RM, ch.i), rv = dload(c, RV, ch.i);
 	dstore(c, LLVMBuildFAdd(c->B, LLVMBuildFMul(c->B, dk(c, 1 - m), rm, ""), LLVMBuildFMul(c->B, dk(c, m), mu, ""), ""), RM, ch.i);
 	dstore(c, LLVMBuildFAdd(c->B, LLVMBuildFMul(c->B, dk(c, 1 - m), rv, ""), LLVMBuildFMul(c->B, dk(c, m), unb, ""), ""), RV, ch.i);
+	cg_if_end(c, &c0);
 	cg_loop_end(c, &ch);
 }
 
-/* y = act(x scale + shift), scale = gamma / sd, shift = beta - mean scale
- * (gamma 1, beta 0 without affine); CN: tasks are channels, every sample
- * vector; NC: tasks are samples */
+/* x scale + shift, plus the residual r's value at the same place */
+static LLVMValueRef normalised(cg_ctx *c, LLVMValueRef X, LLVMValueRef R, LLVMValueRef off, LLVMValueRef mask, LLVMValueRef vs,
+			       LLVMValueRef vb)
+{
+	LLVMValueRef v = cg_fma(c, cg_vload(c, cg_gep(c, X, off), mask), vs, vb);
+	return R ? LLVMBuildFAdd(c->B, v, cg_vload(c, cg_gep(c, R, off), mask), "") : v;
+}
+
+/* y = act(x scale + shift [+ r]), scale = gamma / sd, shift = beta - mean
+ * scale (gamma 1, beta 0 without affine; r: a residual, ir_bn_residual);
+ * CN: tasks are channels, every sample vector; NC: tasks are samples */
 void lower_batchnorm(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0), *st = operand(c, n, 1);
 	bn_geo G = geo_of(c, x);
-	bool affine = n->nin > 2;
+	bool affine = ir_bn_affine(n);
 	LLVMValueRef X = cg_tensor(c, x), Y = cg_tensor(c, n), S = cg_tensor(c, st);
+	LLVMValueRef R = ir_bn_residual(n) ? cg_tensor(c, operand(c, n, n->nin - 1)) : NULL;
 	LLVMValueRef GA = affine ? cg_tensor(c, operand(c, n, 2)) : NULL, BE = affine ? cg_tensor(c, operand(c, n, 3)) : NULL;
 	LLVMValueRef SD = cg_gep(c, S, cg_i64(c, G.C)), lo, hi;
 	double opt = n->fa[IR_FA_ACT];
@@ -295,7 +309,7 @@ void lower_batchnorm(cg_ctx *c, ir_node *n)
 		LLVMValueRef base = mulk(c, ch.i, G.P * G.bp);
 		cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G.P * G.bp), CG_VW);
 		LLVMValueRef off = add(c, base, i.i);
-		LLVMValueRef y = cg_act(c, n->act, opt, cg_fma(c, cg_vload(c, cg_gep(c, X, off), NULL), vs, vb));
+		LLVMValueRef y = cg_act(c, n->act, opt, normalised(c, X, R, off, NULL, vs, vb));
 		cg_vstore(c, y, cg_gep(c, Y, off), NULL);
 		cg_loop_end(c, &i);
 		cg_loop_end(c, &ch);
@@ -317,7 +331,7 @@ void lower_batchnorm(cg_ctx *c, ir_node *n)
 		for (int64_t v = 0; v < nv; v++) {
 			LLVMValueRef mask = v == nv - 1 ? tail : NULL;
 			LLVMValueRef off = add(c, mulk(c, r.i, G.P), cg_i64(c, v * CG_VW));
-			LLVMValueRef y = cg_act(c, n->act, opt, cg_fma(c, cg_vload(c, cg_gep(c, X, off), mask), vs, vb));
+			LLVMValueRef y = cg_act(c, n->act, opt, normalised(c, X, R, off, mask, vs, vb));
 			cg_vstore(c, y, cg_gep(c, Y, off), mask);
 		}
 		cg_loop_end(c, &r);
@@ -337,7 +351,7 @@ void lower_batchnorm(cg_ctx *c, ir_node *n)
 		if (BE)
 			shift = LLVMBuildFAdd(c->B, chan_vec(c, &G, BE, j.i), shift, "");
 		LLVMValueRef off = add(c, mulk(c, s.i, G.C), f0);
-		LLVMValueRef y = cg_act(c, n->act, opt, cg_fma(c, cg_vload(c, cg_gep(c, X, off), mask), scale, shift));
+		LLVMValueRef y = cg_act(c, n->act, opt, normalised(c, X, R, off, mask, scale, shift));
 		cg_vstore(c, y, cg_gep(c, Y, off), mask);
 	}
 	cg_loop_end(c, &j);

@@ -33,6 +33,7 @@ LLVMValueRef cg_first_sample(cg_ctx *c)
 }
 
 LLVMValueRef cg_batch_n(cg_ctx *c) { return chunk_field(c, CG_CHUNK_n); }
+LLVMValueRef cg_chunk_s0(cg_ctx *c) { return chunk_field(c, CG_CHUNK_s0); }
 LLVMValueRef cg_batch_total(cg_ctx *c) { return chunk_field(c, CG_CHUNK_total); }
 LLVMValueRef cg_metrics(cg_ctx *c) { return chunk_field(c, CG_CHUNK_metrics); }
 

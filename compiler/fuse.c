@@ -120,6 +120,46 @@ static bool is_root(ir_graph *g, int i)
 	       n->op == IR_STATE || ir_writes_state(n);
 }
 
+/* act(batchnorm(x) + r) -> one batchnorm node with r as its last operand
+ * (a residual block's end: one pass over memory instead of three).  The
+ * activation's node becomes the batchnorm, so that r (often converted or
+ * computed after the batchnorm) comes before it; the batchnorm and the sum
+ * disappear.  Needs an activation whose derivative reads its output
+ * (nothing reads the sum or the batchnorm's own value then), r of the same
+ * layout, and the sum and the batchnorm read by nothing else. */
+static bool residual_into_batchnorm(ir_graph *g, int i)
+{
+	ir_node *n = &g->nodes[i];
+	int s = n->in[0];
+	ir_node *sn = &g->nodes[s];
+	if (sn->op != IR_ADD || ir_act_get(ir_op_act(n->op))->from != ACT_FROM_Y || sole_user(g, s) != i ||
+	    s == g->output || sn->storage == ST_GRAD || n->storage == ST_GRAD)
+		return false;
+	for (int k = 0; k < 2; k++) {
+		int b = sn->in[k], r = sn->in[1 - k];
+		ir_node *bn = &g->nodes[b], *rn = &g->nodes[r];
+		if (bn->op != IR_BATCHNORM || bn->act != ACT_NONE || ir_bn_residual(bn) || bn->nin >= IR_MAX_IN ||
+		    sole_user(g, b) != s || b == g->output || b == r || !ir_same_shape(bn, rn) ||
+		    rn->batched != bn->batched || rn->layout != bn->layout)
+			continue;
+		ir_act act = ir_op_act(n->op);
+		double opt = n->fa[IR_FA_ACT];
+		const char *name = n->name ? n->name : bn->name;
+		*n = *bn; /* the batchnorm, at the activation's place */
+		n->in[n->nin++] = r;
+		n->ia[0] = 1;
+		n->act = act;
+		n->fa[IR_FA_ACT] = opt;
+		n->name = name;
+		for (int q = 0; q < n->nin; q++)
+			add_user(n->in[q], i);
+		bn->dead = true;
+		sn->dead = true;
+		return true;
+	}
+	return false;
+}
+
 void nnc_fuse(ir_graph *g)
 {
 	find_users(g);
@@ -138,6 +178,8 @@ void nnc_fuse(ir_graph *g)
 	for (int i = 0; i < g->n; i++) {
 		ir_node *n = &g->nodes[i];
 		if (n->dead || !is_act(n->op))
+			continue;
+		if (residual_into_batchnorm(g, i))
 			continue;
 		int d = n->in[0];
 		ir_node *dn = &g->nodes[d];

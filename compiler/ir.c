@@ -256,12 +256,15 @@ void ir_dump(ir_graph *g, nnc_buf *out)
 {
 	nnc_buf_printf(out, "model %s  ; batch %lld, %d params (%lld floats)\n", g->model_name,
 		       (long long)g->batch, g->nparams, (long long)g->param_floats);
-	static const char *const header[] = {"forward:\n", "backward:\n", "inference output:\n"};
+	static const char *const header[] = {"forward:\n", "backward:\n", "inference output:\n",
+					     "forward, train step only:\n"};
 	int section = -1;
 	for (int i = 0; i < g->n; i++) {
 		if (g->nodes[i].dead)
 			continue;
 		int s = ir_entry_section(&g->nodes[i]);
+		if (s == 1 && i < g->loss) /* before the loss: part of the forward pass (batch statistics) */
+			s = 3;
 		if (s != section)
 			nnc_buf_puts(out, header[s]);
 		section = s;

@@ -28,7 +28,7 @@
 #include "nnrt.h"
 #include "util.h"
 
-#define IR_MAX_IN 4
+#define IR_MAX_IN 5
 #define IR_MAX_RANK 4
 #define IR_FA_ACT 2 /* fa[] slot of an activation's option */
 
@@ -135,6 +135,12 @@ typedef struct ir_node {
 	const char *name;      /* user-visible name, or NULL */
 	nnc_loc loc;           /* where it was written (for diagnostics) */
 	bool dead;             /* removed by a pass; skipped by later ones */
+	bool chunk_share;      /* one use's share of a shared parameter's gradient, summed over a
+				* chunk's samples: a per-chunk tensor (ir_per_chunk) that the sum
+				* of the uses (the gradient, in grads) reads in the same chunk */
+	bool chunk_copy;       /* a combine whose result every chunk computes for itself, in its
+				* copy of the workspace, from every chunk's partials: no barrier
+				* after it (plan.c, when the step runs in chunks) */
 	uint8_t entries;       /* IR_ENTRY_* that run it (ir_add gives g->adding) */
 	ir_storage storage;    /* set by plan.c */
 	int64_t offset;        /* floats, within the storage */
@@ -281,8 +287,17 @@ ir_param *ir_table_add(ir_param **rows, int *n, int64_t *floats, const ir_node *
 static inline int64_t ir_bn_channels(const ir_node *x) { return x->rank == 3 ? x->dims[0] : x->size; }
 /* A per-chunk tensor (docs/architecture.md "Cross-chunk reductions"): an
  * unbatched value every chunk computes from its own samples, in its own
- * copy of the batched workspace, for an op of PHASE_COMBINE to merge. */
-static inline bool ir_per_chunk(const ir_node *n) { return n->op == IR_BN_PARTIAL || n->op == IR_BN_BWD_PARTIAL; }
+ * copy of the batched workspace, for an op of PHASE_COMBINE to merge, or
+ * for the sum of a shared parameter's uses (chunk_share) to add up. */
+static inline bool ir_per_chunk(const ir_node *n)
+{
+	return n->op == IR_BN_PARTIAL || n->op == IR_BN_BWD_PARTIAL || n->chunk_share || n->chunk_copy;
+}
+/* A batchnorm whose last operand r is added before its activation
+ * (fuse.c: relu(batchnorm(x) + r) in one pass); its gamma and beta are the
+ * operands 2 and 3 when it has them. */
+static inline bool ir_bn_residual(const ir_node *n) { return n->op == IR_BATCHNORM && n->ia[0]; }
+static inline bool ir_bn_affine(const ir_node *n) { return n->nin - (ir_bn_residual(n) ? 1 : 0) > 2; }
 /* Operand k of n is read by the train step only (the batch statistics of
  * a batchnorm's combine): eval and inference do not need what computes it. */
 static inline bool ir_operand_train_only(const ir_node *n, int k) { return n->op == IR_BN_COMBINE && k == 0; }

@@ -223,6 +223,17 @@ static int parse_args(int argc, char **argv, options *o)
 				   "runtime", o->prefix);
 	if (o->header && o->kind != OUT_OBJ && o->kind != OUT_ASM && o->kind != OUT_LL)
 		return usage_error("%s", "--header goes with -c, -S or --emit-llvm");
+	/* -o - is standard output, for the text dumps; what LLVM or the linker
+	 * writes (and -c's header beside it) goes to a named file, never to
+	 * one called '-' */
+	if (o->output && !strcmp(o->output, "-")) {
+		if (o->kind != OUT_IR && o->kind != OUT_AST && o->kind != OUT_DOT && o->kind != OUT_STATS)
+			return usage_error("%s", "-o - (standard output) goes with --emit-ir, --emit-ast, --emit-dot or "
+						 "--stats; an executable, object, assembly or LLVM IR needs a file name");
+		o->output = NULL;
+	}
+	if (o->header && !strcmp(o->header, "-"))
+		return usage_error("%s", "--header - : the C header needs a file name, not standard output");
 	int rc = nnc_target_check(&o->target);
 	if (rc)
 		return rc;

@@ -57,7 +57,7 @@ void nnc_add_inference_tail(ir_graph *g)
 static bool foldable(const ir_graph *g, const int *uses, int bn)
 {
 	const ir_node *n = &g->nodes[bn];
-	if (n->dead || n->op != IR_BATCHNORM)
+	if (n->dead || n->op != IR_BATCHNORM || ir_bn_residual(n))
 		return false;
 	int l = n->in[0];
 	const ir_node *ln = &g->nodes[l];

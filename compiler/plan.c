@@ -20,10 +20,11 @@
  * memory.  A per-chunk partial (ir_per_chunk: a chunk's share of a batch
  * statistic) is placed like a batched tensor, in each chunk's copy.  A
  * combine op cuts the chunk loop into segments (cg.c): every chunk runs its
- * ops of a segment, then the combine reads all chunks' partials, then the
- * next segment; within one chunk the ops still run in node order, so
- * lifetimes in node order stay right across the barriers (a partial lives
- * until the combine that reads it).
+ * ops of a segment, a barrier, then each chunk merges all chunks' partials
+ * into its own copy (chunk_copy) and runs the next segment; within one
+ * chunk the ops still run in node order, so lifetimes in node order stay
+ * right across the barriers.  The partials are never reused within a step:
+ * another thread may read one after its own chunk has moved on.
  *
  * Non-trainable state (ST_STATE) has its own array, laid out by
  * ir_add_state; an op writing state writes its operand's tensor in place.
@@ -115,8 +116,11 @@ static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 static int64_t plan_range(ir_graph *g, const int *ids, int nids, int64_t base, bool batched, bool pinned)
 {
 	int *last = nnc_alloc(sizeof(int) * (size_t)g->n);
-	for (int i = 0; i < g->n; i++)
+	bool cross = false; /* some combine is a chunk_copy */
+	for (int i = 0; i < g->n; i++) {
 		last[i] = i;
+		cross |= !g->nodes[i].dead && g->nodes[i].chunk_copy;
+	}
 	for (int t = 0; t < nids; t++) {
 		int i = ids[t];
 		ir_node *n = &g->nodes[i];
@@ -159,7 +163,10 @@ static int64_t plan_range(ir_graph *g, const int *ids, int nids, int64_t base, b
 		n->storage = ST_WS;
 		n->offset = off;
 		size[i] = need;
-		if (!pinned) {
+		/* a partial that the combines of every chunk read (chunk_copy):
+		 * other threads may still read it while this chunk runs on */
+		bool shared = cross && (n->op == IR_BN_PARTIAL || n->op == IR_BN_BWD_PARTIAL);
+		if (!pinned && !shared) {
 			next_dead[i] = dies[last[i]];
 			dies[last[i]] = i;
 		}
@@ -272,6 +279,14 @@ void nnc_plan(ir_graph *g)
 	ir_settle_infer(g);
 	choose_chunks(g);
 	bool chunked = g->chunks > 1;
+	/* With chunks, every chunk merges the partials itself (one barrier per
+	 * combine, before it) instead of the threads splitting the merge and
+	 * waiting for each other again after it. */
+	bool train = ir_has_update(g);
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		n->chunk_copy = chunked && train && !n->dead && (n->op == IR_BN_COMBINE || n->op == IR_BN_BWD_COMBINE);
+	}
 	/* The entries run one at a time, so each could have its own plan; one
 	 * plan serves all instead: the nodes of the train and eval steps with
 	 * lifetimes over both lists merged in node order (for a node in one

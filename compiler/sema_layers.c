@@ -620,14 +620,15 @@ static val eval_concat(sema *s, const nnc_ast *call, ir_op op)
 	ir_layout want = a->rank == 3 ? LAYOUT_CN : LAYOUT_NC;
 	for (int k = 0; k < npos; k++)
 		ins[k] = sema_relayout(s, ins[k], want);
-	/* a node takes IR_MAX_IN operands: the first ones, then the result and
+	/* a node takes CONCAT_IN operands: the first ones, then the result and
 	 * the next ones, and so on */
+	enum { CONCAT_IN = 4 };
 	int id = -1;
 	for (int k = 0; k < npos;) {
-		int part[IR_MAX_IN], m = 0;
+		int part[CONCAT_IN], m = 0;
 		if (id >= 0)
 			part[m++] = id;
-		while (m < IR_MAX_IN && k < npos)
+		while (m < CONCAT_IN && k < npos)
 			part[m++] = ins[k++];
 		id = sema_add_shaped(s, op, m, part, call->loc);
 		if (id < 0)

@@ -176,17 +176,31 @@ static const char shared_src[] =
 	"optimizer sgd(lr: 0.1)\n"
 	"train { data: idx(\"i.gz\", \"l.gz\"), batch: 6 }\n";
 
+/* The same with a shared convolution (its weight gradient from cg_conv's
+ * kernels, batch-innermost). */
+static const char shared_conv_src[] =
+	"model siamc\n"
+	"input x : f32[2, 5, 5]\n"
+	"label y : class(3)\n"
+	"layer enc = conv2d(3, 3, pad: 1)\n"
+	"a = x |> enc |> tanh\n"
+	"b = (x * 2 - 0.5) |> enc |> tanh\n"
+	"logits = (a * b + a) |> dense(3)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer sgd(lr: 0.1)\n"
+	"train { data: idx(\"i.gz\", \"l.gz\"), batch: 6 }\n";
+
 /* Fused and unfused, in one chunk and in the default chunks, at 1 and 3
  * threads: the shared weight's gradient against central differences of the
- * loss, and the same bits at every thread count.  (The planner runs a
- * shared weight's step in one chunk today: the sum of its uses' gradients
- * is not a partial gradient it can add over chunks; if that changes, the
- * default-chunks case checks it.) */
-static void check_shared_gradient(bool fuse, int64_t chunks)
+ * loss, and the same bits at every thread count.  The default keeps its
+ * chunks: each chunk adds up its own shares of the shared gradient
+ * (chunk_share) into its partial gradient. */
+static void check_shared_gradient(const char *src, bool fuse, int64_t chunks)
 {
 	th_chunks = chunks;
-	ir_graph *g = th_build_graph(SRC_PATH, shared_src, fuse);
+	ir_graph *g = th_build_graph(SRC_PATH, src, fuse);
 	th_chunks = 0;
+	cr_assert_eq(g->chunks, chunks ? chunks : NNC_DEFAULT_CHUNKS, "a shared layer keeps the chunks");
 	jitted j = th_jit(g, false, true);
 	const nnrt_model *m = j.m;
 	const char *how = nnc_sprintf("%s, %lld chunks", fuse ? "fused" : "unfused", (long long)g->chunks);
@@ -239,7 +253,8 @@ Test(blocks, a_shared_layer_has_one_parameter_set_and_sums_its_gradients)
 {
 	for (int fuse = 0; fuse < 2; fuse++)
 		for (int64_t chunks = 0; chunks < 2; chunks++)
-			check_shared_gradient(fuse, chunks);
+			for (int conv = 0; conv < 2; conv++)
+				check_shared_gradient(conv ? shared_conv_src : shared_src, fuse, chunks);
 }
 
 /* The gradient of a shared layer is not that of its first or last use alone:

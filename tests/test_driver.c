@@ -258,6 +258,12 @@ static const usage_case usage_cases[] = {
 	{"m.nn --inference-only", "nnc: error: --inference-only leaves out the training step a training binary runs; "
 				  "use it with -c (an object for embedding), -S or --emit-llvm"},
 	{"m.nn --inference-only -o m", "--inference-only leaves out the training step"},
+	/* -o - is standard output for the dumps only; never a file named '-' */
+	{"m.nn -o -", "nnc: error: -o - (standard output) goes with --emit-ir, --emit-ast, --emit-dot or --stats"},
+	{"m.nn -c -o -", "-o - (standard output) goes with"},
+	{"m.nn -S -o -", "-o - (standard output) goes with"},
+	{"m.nn --emit-llvm -o -", "-o - (standard output) goes with"},
+	{"m.nn -c -o m.o --header -", "nnc: error: --header - : the C header needs a file name"},
 };
 
 Test(driver, bad_command_lines_exit_2_naming_the_flags)
@@ -273,6 +279,20 @@ Test(driver, bad_command_lines_exit_2_naming_the_flags)
 	/* repeating a flag with the same value, or the same kind, is fine */
 	cr_expect_eq(nnc(&out, "m.nn -c -c -o m.o -o m.o --inference-only"), 0, "%s", out);
 	free(out);
+	/* the dumps with -o - go to standard output, as without -o */
+	static const char *const dumps[][2] = {{"--emit-ir", "forward:\n"}, {"--emit-ast", "(model moons)"},
+					       {"--emit-dot", "digraph \"moons\""}, {"--stats", "parameters"}};
+	for (size_t i = 0; i < sizeof dumps / sizeof dumps[0]; i++) {
+		char *plain, args[64];
+		snprintf(args, sizeof args, "m.nn %s -o -", dumps[i][0]);
+		cr_expect_eq(nnc(&out, args), 0, "%s", out);
+		snprintf(args, sizeof args, "m.nn %s", dumps[i][0]);
+		cr_expect_eq(nnc(&plain, args), 0, "%s", plain);
+		cr_expect(strstr(out, dumps[i][1]), "%s -o -: no '%s' in\n%s", dumps[i][0], dumps[i][1], out);
+		cr_expect_str_eq(out, plain, "%s: -o - and no -o differ", dumps[i][0]);
+		free(out);
+		free(plain);
+	}
 	char *ls = listing();
 	cr_expect_str_eq(ls, "m.h\nm.nn\nm.o\n");
 	free(ls);

@@ -50,6 +50,7 @@ typedef struct bnnet {
 	double momentum, eps;
 	int64_t K, batch;
 	bool resid; /* dense: a + dense(a) after the activation */
+	bool skip;  /* conv: act(batchnorm(conv(x)) + x), C0 == F (fuse.c: one pass) */
 } bnnet;
 
 #define TRAIN_BLOCK(batch) \
@@ -61,36 +62,42 @@ static const bnnet nets[] = {
 	{"dense_tanh",
 	 "model bnd\ninput x : f32[7]\nlabel y : class(3)\n"
 	 "h = x |> dense(6) |> batchnorm(momentum: 0.3) |> tanh\nlogits = h |> dense(3)\n" TRAIN_BLOCK(20),
-	 7, 1, 1, false, false, 6, A_TANH, true, 0.3, 1e-5, 3, 20, false},
+	 7, 1, 1, false, false, 6, A_TANH, true, 0.3, 1e-5, 3, 20, false, false},
 	{"dense_relu_wide",
 	 "model bnw\ninput x : f32[5]\nlabel y : class(4)\n"
 	 "h = x |> dense(37) |> batchnorm |> relu\nlogits = h |> dense(4)\n" TRAIN_BLOCK(20),
-	 5, 1, 1, false, false, 37, A_RELU, true, 0.1, 1e-5, 4, 20, false},
+	 5, 1, 1, false, false, 37, A_RELU, true, 0.1, 1e-5, 4, 20, false, false},
 	{"dense_no_affine",
 	 "model bna\ninput x : f32[7]\nlabel y : class(3)\n"
 	 "h = x |> dense(6) |> batchnorm(affine: false, eps: 0.001, momentum: 1)\nlogits = h |> dense(3)\n" TRAIN_BLOCK(20),
-	 7, 1, 1, false, false, 6, A_NONE, false, 1, 1e-3, 3, 20, false},
+	 7, 1, 1, false, false, 6, A_NONE, false, 1, 1e-3, 3, 20, false, false},
 	{"conv_relu",
 	 "model bnc\ninput x : f32[2, 5, 5]\nlabel y : class(3)\n"
 	 "h = x |> conv2d(3, 3, pad: 1) |> batchnorm(momentum: 0.2) |> relu\nlogits = h |> flatten |> dense(3)\n" TRAIN_BLOCK(20),
-	 2, 5, 5, true, false, 3, A_RELU, true, 0.2, 1e-5, 3, 20, false},
+	 2, 5, 5, true, false, 3, A_RELU, true, 0.2, 1e-5, 3, 20, false, false},
 	{"conv_gap",
 	 "model bng\ninput x : f32[2, 4, 4]\nlabel y : class(3)\n"
 	 "h = x |> conv2d(5, 3, pad: 1) |> relu |> global_avgpool |> batchnorm |> tanh\nlogits = h |> dense(3)\n" TRAIN_BLOCK(20),
-	 2, 4, 4, true, true, 5, A_TANH, true, 0.1, 1e-5, 3, 20, false},
+	 2, 4, 4, true, true, 5, A_TANH, true, 0.1, 1e-5, 3, 20, false, false},
 	/* relu's derivative has no product after it to go into: batchnorm's
 	 * backward ops apply it (fuse.c rule 4) */
 	{"dense_residual",
 	 "model bnr\ninput x : f32[7]\nlabel y : class(3)\n"
 	 "h = x |> dense(6) |> batchnorm |> relu\nlogits = (h + (h |> dense(6))) |> dense(3)\n" TRAIN_BLOCK(20),
-	 7, 1, 1, false, false, 6, A_RELU, true, 0.1, 1e-5, 3, 20, true},
+	 7, 1, 1, false, false, 6, A_RELU, true, 0.1, 1e-5, 3, 20, true, false},
 	/* chunks of 150 samples: rows of 10 vectors, which the kernels loop over */
 	{"conv_large_chunks",
 	 "model bnl\ninput x : f32[2, 5, 5]\nlabel y : class(3)\n"
 	 "h = x |> conv2d(3, 3, pad: 1) |> batchnorm(momentum: 0.2) |> relu\nlogits = h |> flatten |> dense(3)\n" TRAIN_BLOCK(300),
-	 2, 5, 5, true, false, 3, A_RELU, true, 0.2, 1e-5, 3, 300, false},
+	 2, 5, 5, true, false, 3, A_RELU, true, 0.2, 1e-5, 3, 300, false, false},
+	/* a residual block's end: the input added after the batchnorm, before
+	 * the activation, fused into the normalising pass */
+	{"conv_skip",
+	 "model bns\ninput x : f32[3, 4, 4]\nlabel y : class(3)\n"
+	 "h = relu((x |> conv2d(3, 3, pad: 1) |> batchnorm) + x)\nlogits = h |> flatten |> dense(3)\n" TRAIN_BLOCK(20),
+	 3, 4, 4, true, false, 3, A_RELU, true, 0.1, 1e-5, 3, 20, false, true},
 };
-enum { NET_DENSE_TANH, NET_DENSE_WIDE, NET_DENSE_NOAFFINE, NET_CONV, NET_GAP, NET_RESID, NET_LARGE };
+enum { NET_DENSE_TANH, NET_DENSE_WIDE, NET_DENSE_NOAFFINE, NET_CONV, NET_GAP, NET_RESID, NET_LARGE, NET_SKIP };
 
 /* ---- the double-precision reference ---- */
 
@@ -178,7 +185,8 @@ static double ref_loss(const bnnet *nt, const nnrt_model *m, const double *P, co
 		for (int64_t s = 0; s < n; s++)
 			for (int64_t p = 0; p < HW; p++) {
 				double *v = &z[(s * F + f) * HW + p];
-				*v = act_f(nt->act, g * (*v - mean) / sqrt(var + nt->eps) + b);
+				double r = nt->skip ? x[s * in + f * HW + p] : 0;
+				*v = act_f(nt->act, g * (*v - mean) / sqrt(var + nt->eps) + b + r);
 			}
 	}
 	if (nt->resid) { /* a + dense2(a), F -> F */
@@ -356,6 +364,7 @@ Test(norm, dense_without_affine, .timeout = 240) { check_net(NET_DENSE_NOAFFINE)
 Test(norm, conv_per_channel, .timeout = 240) { check_net(NET_CONV); }
 Test(norm, after_global_avgpool, .timeout = 240) { check_net(NET_GAP); }
 Test(norm, residual_activation_derivative_in_batchnorm, .timeout = 240) { check_net(NET_RESID); }
+Test(norm, residual_sum_in_batchnorm, .timeout = 240) { check_net(NET_SKIP); }
 
 Test(norm, large_chunks, .timeout = 240)
 {
@@ -378,15 +387,18 @@ Test(norm, the_activation_fuses_into_batchnorm)
 		int net;
 		ir_act act;
 		int bn_dacts; /* backward batchnorm ops applying the derivative */
-	} want[] = {{NET_DENSE_TANH, ACT_TANH, 0}, {NET_CONV, ACT_RELU, 0}, {NET_RESID, ACT_RELU, 2}, {NET_DENSE_NOAFFINE, ACT_NONE, 0}};
+		bool residual; /* act(bn + x): the sum in the normalising pass too */
+	} want[] = {{NET_DENSE_TANH, ACT_TANH, 0, false}, {NET_CONV, ACT_RELU, 0, false}, {NET_RESID, ACT_RELU, 2, false},
+		    {NET_DENSE_NOAFFINE, ACT_NONE, 0, false}, {NET_SKIP, ACT_RELU, 0, true}};
 	for (size_t k = 0; k < NELEMS(want); k++) {
 		ir_graph *g = th_build_graph(SRC_PATH, nets[want[k].net].src, true);
-		int bn = -1, dacts = 0, acts = 0;
+		int bn = -1, dacts = 0, acts = 0, sums = 0;
 		for (int i = 0; i < g->n; i++) {
 			ir_node *n = &g->nodes[i];
 			if (n->dead)
 				continue;
 			bn = n->op == IR_BATCHNORM ? i : bn;
+			sums += n->op == IR_ADD && (n->entries & IR_ENTRY_EVAL);
 			dacts += (n->op == IR_BN_BWD_PARTIAL || n->op == IR_BN_BWD_X) && n->dact == want[k].act && n->dact;
 			acts += ir_op_act(n->op) != ACT_NONE && !ir_op_is_act_grad(n->op);
 		}
@@ -394,7 +406,27 @@ Test(norm, the_activation_fuses_into_batchnorm)
 		cr_assert_eq(g->nodes[bn].act, want[k].act, "%s: batchnorm's act", nets[want[k].net].name);
 		cr_assert_eq(acts, 0, "%s: an activation node is left", nets[want[k].net].name);
 		cr_assert_eq(dacts, want[k].bn_dacts, "%s: %d backward batchnorm ops apply the derivative", nets[want[k].net].name, dacts);
+		cr_assert_eq(ir_bn_residual(&g->nodes[bn]), want[k].residual, "%s: the residual sum", nets[want[k].net].name);
+		if (want[k].residual)
+			cr_assert_eq(sums, 0, "%s: a forward sum is left", nets[want[k].net].name);
 	}
+}
+
+/* --emit-ir: the batch statistics' partial is a forward node that only the
+ * train step runs, shown as such, not under "backward:" (which starts once,
+ * after the loss). */
+Test(norm, emit_ir_shows_the_partial_in_the_forward_pass)
+{
+	ir_graph *g = th_build_graph(SRC_PATH, nets[NET_CONV].src, true);
+	nnc_buf b = {0};
+	ir_dump(g, &b);
+	const char *hdr = "forward, train step only:\n", *part = strstr(b.data, hdr);
+	cr_assert(part, "%s", b.data);
+	const char *line = part + strlen(hdr), *op = strstr(line, " = batchnorm_partial(");
+	cr_assert(op && op < strchr(line, '\n'), "%s", b.data);
+	const char *back = strstr(b.data, "backward:\n"), *loss = strstr(b.data, " = softmax_cross_entropy(");
+	cr_assert(back && loss && loss < back && !strstr(back + 1, "backward:"), "%s", b.data);
+	nnc_buf_free(&b);
 }
 
 /* ---- the schedule: threads, chunks, steps ---- */
@@ -469,25 +501,68 @@ static void check_schedule(int which)
 
 Test(schedule, dense_threads_identical_chunks_within_rounding, .timeout = 240) { check_schedule(NET_DENSE_WIDE); }
 Test(schedule, conv_threads_identical_chunks_within_rounding, .timeout = 240) { check_schedule(NET_CONV); }
+Test(schedule, residual_threads_identical_chunks_within_rounding, .timeout = 240) { check_schedule(NET_SKIP); }
 
 /* The graph keeps its chunks: batch statistics do not make the planner fall
- * back to one chunk, and the train step's combine ops are PHASE_COMBINE. */
+ * back to one chunk, and the train step's combine ops are PHASE_COMBINE,
+ * each computed by every chunk for itself (chunk_copy: no barrier after
+ * it); in one chunk they are ordinary ops. */
 Test(schedule, batchnorm_keeps_the_chunks)
 {
-	ir_graph *g = th_build_graph(SRC_PATH, nets[NET_CONV].src, true);
-	cr_assert_eq(g->chunks, NNC_DEFAULT_CHUNKS);
-	int combines = 0, partials = 0;
-	for (int i = 0; i < g->n; i++) {
-		ir_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		combines += ir_node_phase(g, n) == PHASE_COMBINE;
-		partials += ir_per_chunk(n);
-		if (ir_per_chunk(n))
+	for (int64_t chunks = 0; chunks < 2; chunks++) {
+		th_chunks = chunks;
+		ir_graph *g = th_build_graph(SRC_PATH, nets[NET_CONV].src, true);
+		th_chunks = 0;
+		cr_assert_eq(g->chunks, chunks ? 1 : NNC_DEFAULT_CHUNKS);
+		int combines = 0, partials = 0, copies = 0;
+		for (int i = 0; i < g->n; i++) {
+			ir_node *n = &g->nodes[i];
+			if (n->dead)
+				continue;
+			combines += ir_node_phase(g, n) == PHASE_COMBINE;
+			copies += n->chunk_copy;
+			if (n->op != IR_BN_PARTIAL && n->op != IR_BN_BWD_PARTIAL)
+				continue;
+			partials++;
+			cr_assert(ir_per_chunk(n));
 			cr_assert_eq(n->entries, IR_ENTRY_TRAIN, "%%%d %s runs outside the train step", i, ir_op_name(n->op));
+		}
+		cr_assert_eq(combines, 2, "the forward and the backward combine");
+		cr_assert_eq(copies, chunks ? 0 : 2, "the combines computed per chunk");
+		cr_assert_eq(partials, 2);
 	}
-	cr_assert_eq(combines, 2, "the forward and the backward combine");
-	cr_assert_eq(partials, 2);
+}
+
+/* The default initialiser of a layer's weight looks through a batchnorm
+ * and a dropout to the activation after them (He before a rectifier, as
+ * Keras and PyTorch users expect); anything else still gets Glorot. */
+static const struct {
+	const char *body; /* h, from x : f32[2, 5, 5] */
+	int init;         /* of the first layer's weight */
+} init_cases[] = {
+	{"h = x |> conv2d(3, 3, pad: 1) |> batchnorm |> relu", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> conv2d(3, 3, pad: 1) |> batchnorm(affine: false) |> leaky_relu", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> conv2d(3, 3, pad: 1) |> batchnorm |> tanh", NNRT_INIT_GLOROT_UNIFORM},
+	{"h = x |> conv2d(3, 3, pad: 1) |> batchnorm", NNRT_INIT_GLOROT_UNIFORM},
+	{"h = x |> flatten |> dense(6) |> dropout(0.5) |> relu", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> flatten |> dense(6) |> batchnorm |> dropout(0.2) |> relu", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> flatten |> dense(6) |> dropout(0.2) |> batchnorm |> sigmoid", NNRT_INIT_GLOROT_UNIFORM},
+	{"c = x |> conv2d(2, 1) |> batchnorm\nh = relu(c) + tanh(c)", NNRT_INIT_GLOROT_UNIFORM},
+	{"c = x |> conv2d(2, 1) |> batchnorm\nh = relu(c + x)", NNRT_INIT_GLOROT_UNIFORM},
+	{"c = x |> conv2d(2, 1)\nh = relu(c) + relu(c |> batchnorm)", NNRT_INIT_HE_UNIFORM},
+	{"h = x |> conv2d(3, 3, pad: 1) |> relu", NNRT_INIT_HE_UNIFORM},
+};
+
+Test(norm, the_default_initialiser_looks_through_batchnorm_and_dropout)
+{
+	for (size_t i = 0; i < NELEMS(init_cases); i++) {
+		const char *src = nnc_sprintf("model bni\ninput x : f32[2, 5, 5]\nlabel y : class(3)\n%s\n"
+					      "logits = h |> flatten |> dense(3)\n" TRAIN_BLOCK(20),
+					      init_cases[i].body);
+		ir_graph *g = th_build_graph(SRC_PATH, src, true);
+		cr_expect_eq(g->params[0].init, init_cases[i].init, "[%s]: init %d, want %d", init_cases[i].body,
+			     g->params[0].init, init_cases[i].init);
+	}
 }
 
 /* The running statistics after k train steps (each on its own batch, the
