@@ -194,6 +194,11 @@ typedef struct nnc_train_config {
 	int64_t accumulate;  /* the train block's accumulate: (sema copies it into opt) */
 	int64_t batch, epochs, seed;
 	nnrt_data_spec train, test;
+	struct {                  /* the train block's augment: (nnrt_model's aug_*) */
+		int64_t crop_pad, erase_size;
+		double flip_p, erase_p;
+		nnc_loc loc;      /* of the augment: list, for the check against the input */
+	} aug;
 } nnc_train_config;
 
 typedef struct ir_graph {

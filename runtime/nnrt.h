@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define NNRT_ABI_VERSION 5
+#define NNRT_ABI_VERSION 6
 #define NNRT_MAX_RANK 4
 #define NNRT_MAX_THREADS 256
 
@@ -267,6 +267,11 @@ typedef struct nnrt_model {
 	int32_t n_ops;
 	int32_t profiled;        /* compiled with nnc --profile: bodies call nnrt_prof_tick */
 	const char *cpu_features; /* extensions the code needs, "avx,avx2,fma,...": see nnrt_cpu_check */
+	/* the train block's augment: of image training inputs (augment.c) */
+	int32_t aug_crop_pad;    /* random crop after zero padding by this many pixels per side, 0: none */
+	int32_t aug_erase_size;  /* random erasing: side of the square, in pixels, 0: none */
+	float aug_flip_p;        /* probability of a horizontal flip, 0: none */
+	float aug_erase_p;       /* probability of erasing a square */
 } nnrt_model;
 
 /* A pointer conversion that is C and also warning-free C++ (g++/clang++
@@ -352,7 +357,8 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  * NNRT_ABI_VERSION versions the layout of nnrt_model and nnrt_step_args,
  * which the generated code shares: version 4 added the state tensors and
  * the random stream, version 5 the optimizers' options (weight decay,
- * RMSprop, AdamW, flags), their hyper-parameter slots and the schedule, so objects of an
+ * RMSprop, AdamW, flags), their hyper-parameter slots and the schedule, version 6
+ * the augmentation of training images, so objects of an
  * older nnc are refused with a message asking to rebuild them
  * (nnrt_model_check). */
 

@@ -138,6 +138,18 @@ void nnrt_data_free(nnrt_dataset *d);
  * set has labels, y: int32 [n] (CLASS) or float [n][label_size] (REAL). */
 void nnrt_data_gather(const nnrt_dataset *d, const int64_t *idx, int64_t n, float *x, void *y);
 
+/* ---- Augmentation of training images (augment.c) ---- */
+
+/* Whether m augments its training images (the train block's augment:). */
+int nnrt_augments(const nnrt_model *m);
+/* The key of epoch `epoch`'s random draws (a hash of the seed and the epoch). */
+uint64_t nnrt_augment_key(uint64_t seed, int64_t epoch);
+/* Transforms image x ([C, H, W], m's input) of training sample `sample` in
+ * place: crop, flip, erase, as m's aug_* say, drawn from (key, sample). */
+void nnrt_augment_image(const nnrt_model *m, uint64_t key, int64_t sample, float *x);
+/* The same for the n images of x, (n, input_size), samples idx[0..n). */
+void nnrt_augment_batch(const nnrt_model *m, uint64_t key, const int64_t *idx, int64_t n, float *x);
+
 /* Name of a data kind as written in .nn files ("idx", "moons", ...). */
 const char *nnrt_data_kind_name(int32_t kind);
 /* Default sample count of a synthetic set whose count is 0 (synth.c). */

@@ -586,6 +586,8 @@ typedef struct gathered_step {
 	nnrt_body_fn body;
 	const nnrt_dataset *d;
 	const int64_t *idx;
+	const nnrt_model *aug; /* augments the images (augment.c) with aug_key, or NULL */
+	uint64_t aug_key;
 } gathered_step;
 
 static void gather_step(nnrt_step_args *a, int32_t tid, int32_t nthreads)
@@ -595,16 +597,30 @@ static void gather_step(nnrt_step_args *a, int32_t tid, int32_t nthreads)
 	int32_t *y = (int32_t *)a->y; /* int32 or float: 4 bytes per value */
 	int64_t ylen = g->d->y_class ? 1 : g->d->label_size;
 	nnrt_data_gather(g->d, g->idx + lo, hi - lo, (float *)a->x + lo * g->d->dim, y ? y + lo * ylen : NULL);
+	if (g->aug)
+		nnrt_augment_batch(g->aug, g->aug_key, g->idx + lo, hi - lo, (float *)a->x + lo * g->d->dim);
 	nnrt_barrier();
 	g->body(a, tid, nthreads);
 }
 
-/* body on samples idx[0..n) of d (labels too when t->args.y is set). */
-static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t n)
+/* body on samples idx[0..n) of d (labels too when t->args.y is set); the
+ * images augmented by the draws of epoch aug_epoch, if > 0 and the model
+ * augments. */
+static void run_gathered_aug(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t n,
+                             int64_t aug_epoch)
 {
 	gathered_step g = {.args = t->args, .body = body, .d = d, .idx = idx};
+	if (aug_epoch > 0 && nnrt_augments(t->m)) {
+		g.aug = t->m;
+		g.aug_key = nnrt_augment_key(t->inst->seed, aug_epoch);
+	}
 	g.args.n = n;
 	nnrt_run(gather_step, &g.args);
+}
+
+static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t n)
+{
+	run_gathered_aug(t, body, d, idx, n, 0);
 }
 
 /* Runs `body` on samples idx[0..n) of d in batches; sums the metrics. */
@@ -894,7 +910,7 @@ static int train(trainer *t)
 			nnrt_step_hp(a, m, &h, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
-			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
+			run_gathered_aug(t, m->train_step, &t->train, t->perm + b, bn, epoch);
 			nnrt_prof_enable(0, 0);
 			if (!isfinite(inst->metrics[0])) {
 				char kept[8192];

@@ -629,3 +629,56 @@ Test(e2e, batchnorm_state_names_that_clash_are_errors)
 		free(out);
 	}
 }
+
+/* Augmented training (crop, flip, erase) is a function of the seed, the
+ * epoch and the sample: one thread or two end with the same checkpoint, a
+ * run resumed after epoch 1 ends byte for byte with the uninterrupted one,
+ * and evaluation sees the images unchanged (--eval of the saved model gives
+ * the run's last test metrics).  The same model without augment: trains on
+ * other numbers. */
+Test(e2e, augmentation_is_deterministic_and_resumes_exactly, .timeout = 300)
+{
+	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+	static const char *const fmt =
+		"model aug\ninput x : f32[1, 28, 28]\nlabel y : class(10)\n"
+		"logits = x |> conv2d(4, 5, pad: 2) |> relu |> maxpool(4) |> flatten |> dense(10)\n"
+		"loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.05, momentum: 0.9)\n"
+		"train {\n"
+		"  data: idx(\"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz\",\n"
+		"            \"/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+		"  test: idx(\"/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\",\n"
+		"            \"/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+		"  batch: 32\n  epochs: 2\n  seed: 3\n%s}\n";
+	char text[2048];
+	snprintf(text, sizeof text, fmt, "  augment: [erase(size: 10, p: 0.5), flip, crop(pad: 3)]\n");
+	const char *nn = write_nn("aug.nn", text);
+	char *out, *one, *two, *half, *res, *ev, *plain, *cmp;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/aug'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	snprintf(text, sizeof text, fmt, "");
+	nn = write_nn("plain.nn", text);
+	cr_assert_eq(sh_run(&plain, "'%s' '%s' -o '%s/plain'", NNC_EXE, nn, tmpdir), 0, "%s", plain);
+	free(plain);
+	const char *slice = "--limit 1000 --test-limit 500";
+	cr_assert_eq(sh_run(&one, "'%s/aug' %s --threads 1 --save '%s/one.ckpt'", tmpdir, slice, tmpdir), 0, "%s", one);
+	cr_assert_eq(sh_run(&two, "'%s/aug' %s --threads 2 --save '%s/two.ckpt'", tmpdir, slice, tmpdir), 0, "%s", two);
+	cr_expect_eq(sh_run(&cmp, "cmp '%s/one.ckpt' '%s/two.ckpt'", tmpdir, tmpdir), 0, "1 and 2 threads differ: %s", cmp);
+	free(cmp);
+	char *s1 = strip_timing(one), *s2 = strip_timing(two);
+	cr_expect_str_eq(s1, s2);
+	cr_assert_eq(sh_run(&half, "'%s/aug' %s --epochs 1 --quiet --save '%s/half.ckpt'", tmpdir, slice, tmpdir), 0, "%s",
+		     half);
+	cr_assert_eq(sh_run(&res, "'%s/aug' %s --resume '%s/half.ckpt' --save '%s/res.ckpt'", tmpdir, slice, tmpdir, tmpdir),
+		     0, "%s", res);
+	cr_expect_eq(sh_run(&cmp, "cmp '%s/res.ckpt' '%s/two.ckpt'", tmpdir, tmpdir), 0, "the resumed run ends elsewhere: %s",
+		     cmp);
+	free(cmp);
+	cr_assert_eq(sh_run(&ev, "'%s/aug' --load '%s/one.ckpt' --eval --test-limit 500", tmpdir, tmpdir), 0, "%s", ev);
+	cr_expect_float_eq(last_value(ev, "test_loss"), last_value(one, "test_loss"), 1e-9, "--eval: %s\nthe run: %s", ev,
+			   one);
+	cr_assert_eq(sh_run(&plain, "'%s/plain' %s --threads 1", tmpdir, slice), 0, "%s", plain);
+	char *sp = strip_timing(plain);
+	cr_expect(strcmp(strstr(sp, "epoch"), strstr(s1, "epoch")) != 0, "augment changed nothing:\n%s", sp);
+	free(s1), free(s2), free(sp);
+	free(out), free(one), free(two), free(half), free(res), free(ev), free(plain);
+}

@@ -2720,3 +2720,82 @@ Test(fashion, softmax_regression_learns)
 	cr_assert(strstr(r.out, "input        f32[1,28,28]"), "%s", r.out);
 	run_free(&r);
 }
+
+/* ---- Augmentation (augment.c) ---- */
+
+TestSuite(augment, .init = setup, .fini = teardown);
+
+/* The transforms as the docs define them, written the slow way: the image
+ * copied into a zero-padded canvas and a window read out of it, the flip by
+ * index, the square by its corner.  Draw k of an image is
+ * nnrt_random_uniform(key, sample, k): 0, 1 the window's offset, 2 the
+ * flip, 3 the erasing, 4, 5 the square's centre. */
+static void augment_reference(int64_t c, int64_t h, int64_t w, int pad, float flip_p, int size, float erase_p,
+			      uint64_t key, int64_t sample, const float *in, float *out)
+{
+	int64_t ph = h + 2 * pad, pw = w + 2 * pad;
+	float *canvas = calloc((size_t)(c * ph * pw), sizeof *canvas);
+	cr_assert_not_null(canvas);
+	for (int64_t k = 0; k < c; k++)
+		for (int64_t y = 0; y < h; y++)
+			for (int64_t x = 0; x < w; x++)
+				canvas[(k * ph + y + pad) * pw + x + pad] = in[(k * h + y) * w + x];
+	int64_t oy = 0, ox = 0;
+	if (pad) {
+		oy = (int64_t)floorf(nnrt_random_uniform(key, sample, 0) * (float)(2 * pad + 1));
+		ox = (int64_t)floorf(nnrt_random_uniform(key, sample, 1) * (float)(2 * pad + 1));
+	}
+	int flip = flip_p > 0 && nnrt_random_uniform(key, sample, 2) < flip_p;
+	int erase = size > 0 && nnrt_random_uniform(key, sample, 3) < erase_p;
+	int64_t cy = (int64_t)floorf(nnrt_random_uniform(key, sample, 4) * (float)h);
+	int64_t cx = (int64_t)floorf(nnrt_random_uniform(key, sample, 5) * (float)w);
+	for (int64_t k = 0; k < c; k++)
+		for (int64_t y = 0; y < h; y++)
+			for (int64_t x = 0; x < w; x++) {
+				int64_t sx = flip ? w - 1 - x : x;
+				float v = canvas[(k * ph + y + oy) * pw + sx + ox];
+				if (erase && y >= cy - size / 2 && y < cy - size / 2 + size && x >= cx - size / 2 &&
+				    x < cx - size / 2 + size)
+					v = 0;
+				out[(k * h + y) * w + x] = v;
+			}
+	free(canvas);
+}
+
+/* Every combination of the transforms on 2x5x7 images, 200 samples each,
+ * equal to the reference exactly; and every transform seen to happen. */
+Test(augment, matches_the_reference)
+{
+	nnrt_model m = data_model(70, NNRT_LABEL_CLASS, 2);
+	m.input_rank = 3;
+	m.input_shape[0] = 2, m.input_shape[1] = 5, m.input_shape[2] = 7;
+	float in[70], got[70], want[70];
+	for (int i = 0; i < 70; i++)
+		in[i] = 1.0f + (float)i;
+	static const struct { int pad; float flip; int size; float erase; } combos[] = {
+		{2, 0, 0, 0}, {0, 0.5f, 0, 0}, {0, 0, 3, 0.5f}, {1, 0.5f, 0, 0}, {3, 0.3f, 4, 1.0f}, {4, 1.0f, 5, 0.7f},
+	};
+	for (size_t k = 0; k < sizeof combos / sizeof combos[0]; k++) {
+		m.aug_crop_pad = combos[k].pad, m.aug_flip_p = combos[k].flip;
+		m.aug_erase_size = combos[k].size, m.aug_erase_p = combos[k].erase;
+		cr_assert(nnrt_augments(&m));
+		uint64_t key = nnrt_augment_key(7, (int64_t)k + 1);
+		int changed = 0;
+		for (int64_t s = 0; s < 200; s++) {
+			memcpy(got, in, sizeof in);
+			nnrt_augment_image(&m, key, s, got);
+			augment_reference(2, 5, 7, m.aug_crop_pad, m.aug_flip_p, m.aug_erase_size, m.aug_erase_p, key, s, in,
+					  want);
+			cr_assert_arr_eq(got, want, sizeof got, "combination %zu, sample %lld differs", k, (long long)s);
+			changed += memcmp(got, in, sizeof in) != 0;
+		}
+		cr_expect(changed > 20 && (changed < 200 || combos[k].flip == 1.0f || combos[k].erase == 1.0f),
+			  "combination %zu changed %d of 200",
+			  k, changed);
+	}
+	/* another epoch, other draws; the same epoch, the same ones */
+	cr_expect_neq(nnrt_augment_key(7, 1), nnrt_augment_key(7, 2));
+	cr_expect_neq(nnrt_augment_key(7, 1), nnrt_augment_key(8, 1));
+	m.aug_crop_pad = 0, m.aug_flip_p = 0, m.aug_erase_size = 0;
+	cr_expect(!nnrt_augments(&m));
+}
