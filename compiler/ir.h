@@ -199,6 +199,10 @@ typedef struct nnc_train_config {
 		double flip_p, erase_p;
 		nnc_loc loc;      /* of the augment: list, for the check against the input */
 	} aug;
+	double val_fraction;      /* the train block's validation: (0: none) */
+	int64_t es_metric, es_patience; /* early_stop: NNRT_ES_*, patience in epochs */
+	double es_min_delta;
+	nnc_loc es_loc;           /* of the early_stop: metric */
 } nnc_train_config;
 
 typedef struct ir_graph {

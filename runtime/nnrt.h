@@ -272,7 +272,19 @@ typedef struct nnrt_model {
 	int32_t aug_erase_size;  /* random erasing: side of the square, in pixels, 0: none */
 	float aug_flip_p;        /* probability of a horizontal flip, 0: none */
 	float aug_erase_p;       /* probability of erasing a square */
+	/* the train block's validation: and early_stop: (validation.c) */
+	float val_fraction;      /* of the training data held out for validation, 0: none */
+	int32_t es_metric;       /* NNRT_ES_*: what early stopping watches, NNRT_ES_NONE: no early stopping */
+	int32_t es_patience;     /* epochs without improvement before stopping */
+	float es_min_delta;      /* the least change that counts as an improvement */
 } nnrt_model;
+
+/* The metric early stopping watches (nnrt_model.es_metric). */
+enum {
+	NNRT_ES_NONE = 0,
+	NNRT_ES_VAL_LOSS = 1, /* lower is better */
+	NNRT_ES_VAL_ACC = 2,  /* higher is better */
+};
 
 /* A pointer conversion that is C and also warning-free C++ (g++/clang++
  * -Wold-style-cast): the headers of `nnc -c` convert between a model's own
@@ -358,7 +370,7 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  * which the generated code shares: version 4 added the state tensors and
  * the random stream, version 5 the optimizers' options (weight decay,
  * RMSprop, AdamW, flags), their hyper-parameter slots and the schedule, version 6
- * the augmentation of training images, so objects of an
+ * the augmentation of training images, validation and early stopping, so objects of an
  * older nnc are refused with a message asking to rebuild them
  * (nnrt_model_check). */
 

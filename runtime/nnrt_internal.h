@@ -138,6 +138,33 @@ void nnrt_data_free(nnrt_dataset *d);
  * set has labels, y: int32 [n] (CLASS) or float [n][label_size] (REAL). */
 void nnrt_data_gather(const nnrt_dataset *d, const int64_t *idx, int64_t n, float *x, void *y);
 
+/* ---- Validation split and early stopping (validation.c) ---- */
+
+/* A run's validation samples and early-stopping state.  All arrays are
+ * owned, allocated before the first epoch, released by nnrt_val_free. */
+typedef struct nnrt_validation {
+	int64_t *train_ids, *val_ids; /* sample indices, ascending; NULL: no split */
+	int64_t n_train, n_val;
+	float *best;        /* early stopping: params then state of the best epoch */
+	int64_t best_epoch; /* 0: none yet */
+	double best_value;  /* of the watched metric at best_epoch */
+	int64_t wait;       /* epochs since best_epoch */
+} nnrt_validation;
+
+/* Splits samples 0..n-1 as m's val_fraction says, from `seed` (no split,
+ * v zeroed, without validation).  Non-zero, reported, if none would be left
+ * to train on or on allocation failure. */
+int nnrt_val_split(const nnrt_model *m, uint64_t seed, int64_t n, nnrt_validation *v);
+/* Allocates the best-parameter copy if m stops early; non-zero on failure. */
+int nnrt_es_init(const nnrt_model *m, nnrt_validation *v);
+/* Takes epoch `epoch`'s validation metrics: copies params/state aside if the
+ * watched one improved by more than min_delta.  1: patience is exhausted, stop. */
+int nnrt_es_update(const nnrt_model *m, nnrt_validation *v, int64_t epoch, double loss, double acc,
+                   const float *params, const float *state);
+/* Puts the best epoch's parameters and state back. */
+void nnrt_es_restore(const nnrt_model *m, const nnrt_validation *v, float *params, float *state);
+void nnrt_val_free(nnrt_validation *v);
+
 /* ---- Augmentation of training images (augment.c) ---- */
 
 /* Whether m augments its training images (the train block's augment:). */

@@ -506,6 +506,7 @@ typedef struct trainer {
 	nnrt_step_args args; /* the instance's arrays and the batch buffers */
 	int has_acc;         /* the loss is a classification loss: print accuracy */
 	int64_t saved_epoch; /* epoch of this run's latest checkpoint, or -1 */
+	nnrt_validation val; /* validation split and early stopping (validation.c) */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -519,6 +520,7 @@ static void trainer_free(trainer *t)
 	nnrt_free(t->out);
 	nnrt_free(t->perm);
 	nnrt_free(t->order);
+	nnrt_val_free(&t->val);
 	nnrt_cli_free(&t->o);
 }
 
@@ -623,14 +625,15 @@ static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, c
 	run_gathered_aug(t, body, d, idx, n, 0);
 }
 
-/* Runs `body` on samples idx[0..n) of d in batches; sums the metrics. */
-static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, double *sum)
+/* Runs `body` on samples idx[0..count) of d in batches; sums the metrics. */
+static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t count,
+                        double *sum)
 {
 	int64_t batch = t->m->batch;
 	double *m = t->inst->metrics;
 	sum[0] = sum[1] = 0;
-	for (int64_t b = 0; b < d->n; b += batch) {
-		int64_t n = d->n - b < batch ? d->n - b : batch;
+	for (int64_t b = 0; b < count; b += batch) {
+		int64_t n = count - b < batch ? count - b : batch;
 		memset(m, 0, sizeof t->inst->metrics);
 		run_gathered(t, body, d, idx + b, n);
 		sum[0] += m[0];
@@ -638,15 +641,21 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 	}
 }
 
-/* Test loss and accuracy, per sample. */
-static void evaluate(trainer *t, double *loss, double *acc)
+/* Loss and accuracy, per sample, of samples idx[0..n) of d. */
+static void evaluate_on(trainer *t, const nnrt_dataset *d, const int64_t *idx, int64_t n, double *loss, double *acc)
 {
 	double sum[2];
 	nnrt_hyper h = nnrt_instance_hyper(t->inst, t->inst->lr);
 	nnrt_step_hp(&t->args, t->m, &h, 0, t->inst->seed);
-	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
-	*loss = sum[0] / (double)t->test.n;
-	*acc = sum[1] / (double)t->test.n;
+	run_batches(t, t->m->eval_step, d, idx, n, sum);
+	*loss = sum[0] / (double)n;
+	*acc = sum[1] / (double)n;
+}
+
+/* Test loss and accuracy, per sample. */
+static void evaluate(trainer *t, double *loss, double *acc)
+{
+	evaluate_on(t, &t->test, t->order, t->test.n, loss, acc);
 }
 
 static void print_shape(const nnrt_param_info *p)
@@ -851,7 +860,7 @@ static int train(trainer *t)
 	nnrt_step_args *a = &t->args;
 	nnrt_instance *inst = t->inst;
 	nnrt_train_state *st = &inst->st;
-	int64_t n = t->train.n;
+	int64_t n = t->val.train_ids ? t->val.n_train : t->train.n;
 	int64_t steps = (n + m->batch - 1) / m->batch; /* per epoch */
 	int64_t width = 1;
 	for (int64_t e = o->epochs; e >= 10; e /= 10)
@@ -888,7 +897,7 @@ static int train(trainer *t)
 		/* From the identity each time: the order then depends on the RNG
 		 * state alone, which is what a checkpoint restores. */
 		for (int64_t i = 0; i < n; i++)
-			t->perm[i] = i;
+			t->perm[i] = t->val.train_ids ? t->val.train_ids[i] : i;
 		nnrt_rng_shuffle(&st->rng, t->perm, n);
 		double loss = 0, correct = 0, rate = inst->lr;
 		for (int64_t b = first * m->batch, s = first + 1; b < n; b += m->batch, s++) {
@@ -942,6 +951,12 @@ static int train(trainer *t)
 			return TRAIN_FAILED;
 		double t1 = nnrt_now();
 		st->epoch = epoch;
+		double vl = 0, va = 0;
+		int stop = 0;
+		if (t->val.val_ids) {
+			evaluate_on(t, &t->train, t->val.val_ids, t->val.n_val, &vl, &va);
+			stop = t->val.best && nnrt_es_update(m, &t->val, epoch, vl, va, inst->params, inst->state);
+		}
 		if (!o->quiet) {
 			/* Regression losses get more digits: a good fit's MSE is
 			 * small, and 0.0001 alone says little.  An epoch resumed
@@ -958,6 +973,11 @@ static int train(trainer *t)
 				if (t->has_acc)
 					printf("  test_acc %.4f", ta);
 			}
+			if (t->val.val_ids) {
+				printf(t->has_acc ? "  val_loss %.4f" : "  val_loss %.6f", vl);
+				if (t->has_acc)
+					printf("  val_acc %.4f", va);
+			}
 			if (scheduled) /* the rate of the epoch's last step */
 				printf("  lr %.4g", (double)(float)rate);
 			double dt = t1 - t0 > 0 ? t1 - t0 : 1e-9;
@@ -967,8 +987,25 @@ static int train(trainer *t)
 		if (o->checkpoint_every && epoch % o->checkpoint_every == 0 && epoch < o->epochs)
 			if (save(t, "checkpoint"))
 				return TRAIN_FAILED;
+		if (stop) {
+			if (!o->quiet)
+				printf("early stop after epoch %lld: %s has not improved for %lld epoch%s\n", (long long)epoch,
+				       m->es_metric == NNRT_ES_VAL_LOSS ? "val_loss" : "val_acc",
+				       (long long)t->val.wait, t->val.wait == 1 ? "" : "s");
+			break;
+		}
 		if (caught_signal && epoch < o->epochs)
 			return TRAIN_INTERRUPTED;
+	}
+	if (t->val.best && t->val.best_epoch > 0) {
+		/* Keras' restore_best_weights: the run ends with the best epoch's model */
+		nnrt_es_restore(m, &t->val, inst->params, inst->state);
+		if (!o->quiet) {
+			printf(m->es_metric == NNRT_ES_VAL_LOSS ? "restored the parameters of epoch %lld (val_loss %.4f)\n"
+			                                        : "restored the parameters of epoch %lld (val_acc %.4f)\n",
+			       (long long)t->val.best_epoch, t->val.best_value);
+			flush_stdout();
+		}
 	}
 	return TRAIN_DONE;
 }
@@ -1134,6 +1171,8 @@ static int run(trainer *t)
 		if (nnrt_data_load(&t->train, m, &o->train_spec, "train", limit, 1))
 			return NNRT_EXIT_FAILURE;
 		apply_limit(&t->train, o->limit);
+		if (nnrt_val_split(m, o->seed, t->train.n, &t->val) || nnrt_es_init(m, &t->val))
+			return NNRT_EXIT_FAILURE;
 	}
 	if ((training || o->eval) && o->test_spec.kind != NNRT_DATA_NONE) {
 		int64_t limit = o->test_limit ? o->test_limit
@@ -1160,7 +1199,9 @@ static int run(trainer *t)
 	if (training) {
 		if (!o->quiet) {
 			printf("model %s: %lld parameters, %lld training samples", m->name, (long long)param_count(m),
-			       (long long)t->train.n);
+			       (long long)(t->val.train_ids ? t->val.n_train : t->train.n));
+			if (t->val.val_ids)
+				printf(", %lld validation samples", (long long)t->val.n_val);
 			if (t->test.n)
 				printf(", %lld test samples", (long long)t->test.n);
 			printf(", batch %lld, %s lr %g, %d thread%s\n", (long long)m->batch,

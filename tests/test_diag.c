@@ -341,6 +341,24 @@ static const diag_case cases[] = {
 	{"unknown option of erase", AUG("[erase(size: 2, q: 1)]"), 1, F ":7:61: error: 'erase' has no option 'q'",
 	 "hint: did you mean 'p'?"},
 
+	/* ---- validation and early stopping ---- */
+	{"validation fraction of 1", HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 1 }\n", 1,
+	 F ":7:46: error: the validation fraction must be in (0, 1), not 1", NULL},
+	{"early stopping without validation", HEAD NET LOSS OPT "train { data: moons(count: 100), early_stop: val_loss }\n",
+	 1, F ":7:34: error: early stopping needs validation data", "hint: hold out part of the training data, e.g. validation: 0.1"},
+	{"early stopping on an unknown metric",
+	 HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 0.1, early_stop: val_los }\n", 1,
+	 F ":7:63: error: early stopping cannot watch 'val_los'", "hint: did you mean 'val_loss'?"},
+	{"patience of 0",
+	 HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 0.1, early_stop: val_loss(patience: 0) }\n", 1,
+	 F ":7:82: error: 'patience' (epochs) must be a whole number >= 1, not 0", NULL},
+	{"negative min_delta",
+	 HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 0.1, early_stop: val_loss(min_delta: -1) }\n", 1,
+	 F ":7:83: error: 'min_delta' must be >= 0, not -1", NULL},
+	{"val_acc of a regression", REG "logits = x |> dense(8) |> relu |> dense(1)\nloss mse(logits, y)\n" OPT
+	 "train { data: moons(count: 100), validation: 0.2, early_stop: val_acc }\n", 1,
+	 F ":7:63: error: early stopping cannot watch val_acc: an mse loss has no accuracy", NULL},
+
 	/* ---- data sources ---- */
 	{"unknown data source", HEAD NET LOSS OPT "train { data: moon(count: 100) }\n", 1,
 	 F ":7:15: error: unknown data source 'moon'", "hint: did you mean 'moons'?"},

@@ -682,3 +682,51 @@ Test(e2e, augmentation_is_deterministic_and_resumes_exactly, .timeout = 300)
 	free(s1), free(s2), free(sp);
 	free(out), free(one), free(two), free(half), free(res), free(ev), free(plain);
 }
+
+/* validation: 0.25 holds out 100 of 400 samples; early_stop watches their
+ * loss and stops `patience` epochs after its minimum, which it restores:
+ * the epoch lines say where the minimum was, the run stops 3 epochs later
+ * and names it, and the saved parameters are those of a run of exactly that
+ * many epochs (which restores its own last, best, epoch: nothing). */
+Test(e2e, early_stopping_stops_and_restores_the_best_epoch)
+{
+	const char *nn = write_nn("es.nn", "model es\ninput x : f32[2]\nlabel y : class(2)\n"
+					   "logits = x |> dense(32) |> relu |> dense(2)\n"
+					   "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.5, momentum: 0.9)\n"
+					   "train { data: moons(count: 400, noise: 0.3), batch: 16, epochs: 40, seed: 2\n"
+					   "        test: moons(count: 100, seed: 9)\n"
+					   "        validation: 0.25, early_stop: val_loss(patience: 3, min_delta: 0.001) }\n");
+	char *out, *run, *best, *p1, *p2;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/es'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&run, "'%s/es' --save '%s/es.ckpt'", tmpdir, tmpdir), 0, "%s", run);
+	cr_assert(strstr(run, "300 training samples, 100 validation samples"), "%s", run);
+	/* the epoch lines' val_loss: the stop comes 3 epochs after the first
+	 * minimum (improvements by more than 0.001) */
+	double bestv = INFINITY;
+	long beste = 0, last = 0;
+	for (const char *p = strstr(run, "epoch "); p; p = strstr(p + 1, "\nepoch ")) {
+		long e;
+		const char *v = strstr(p, "val_loss ");
+		if (sscanf(p + (*p == '\n'), "epoch %ld/", &e) != 1 || !v)
+			break;
+		double x = strtod(v + 9, NULL);
+		if (x < bestv - 0.001)
+			bestv = x, beste = e;
+		last = e;
+	}
+	cr_assert(beste > 0 && last < 40, "no early stop:\n%s", run);
+	cr_expect_eq(last, beste + 3, "stopped at epoch %ld, best %ld:\n%s", last, beste, run);
+	char want[200];
+	snprintf(want, sizeof want, "early stop after epoch %ld: val_loss has not improved for 3 epochs", last);
+	cr_expect(strstr(run, want), "no '%s' in\n%s", want, run);
+	snprintf(want, sizeof want, "restored the parameters of epoch %ld (val_loss ", beste);
+	cr_expect(strstr(run, want), "no '%s' in\n%s", want, run);
+	cr_assert_eq(sh_run(&best, "'%s/es' --epochs %ld --quiet --save '%s/best.ckpt'", tmpdir, beste, tmpdir), 0, "%s",
+		     best);
+	cr_assert_eq(sh_run(&p1, "'%s/es' --load '%s/es.ckpt' --eval --print-params", tmpdir, tmpdir), 0, "%s", p1);
+	cr_assert_eq(sh_run(&p2, "'%s/es' --load '%s/best.ckpt' --eval --print-params", tmpdir, tmpdir), 0, "%s", p2);
+	cr_assert(strstr(p1, "dense1.weight"), "%s", p1);
+	cr_expect_str_eq(p1, p2, "the saved parameters are not epoch %ld's", beste);
+	free(run), free(best), free(p1), free(p2);
+}
