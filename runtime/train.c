@@ -889,7 +889,10 @@ static int train(trainer *t)
 	if (st->epoch >= o->epochs && !o->quiet)
 		printf("the checkpoint is at epoch %lld already; nothing to train for --epochs %lld\n",
 		       (long long)st->epoch, (long long)o->epochs);
-	while (st->epoch < o->epochs) {
+	int stopped = st->es && st->es->wait >= m->es_patience; /* a checkpoint of a run that stopped early */
+	if (stopped && st->epoch < o->epochs && !o->quiet)
+		printf("the checkpoint's run stopped early after epoch %lld; nothing to train\n", (long long)st->epoch);
+	while (st->epoch < o->epochs && !stopped) {
 		int64_t epoch = st->epoch + 1;
 		int64_t first = st->batch; /* steps taken by an interrupted run */
 		nnrt_rng before = st->rng;
@@ -955,7 +958,7 @@ static int train(trainer *t)
 		int stop = 0;
 		if (t->val.val_ids) {
 			evaluate_on(t, &t->train, t->val.val_ids, t->val.n_val, &vl, &va);
-			stop = t->val.best && nnrt_es_update(m, &t->val, epoch, vl, va, inst->params, inst->state);
+			stop = st->es && nnrt_es_update(m, st, epoch, vl, va, inst->params, inst->state);
 		}
 		if (!o->quiet) {
 			/* Regression losses get more digits: a good fit's MSE is
@@ -991,19 +994,19 @@ static int train(trainer *t)
 			if (!o->quiet)
 				printf("early stop after epoch %lld: %s has not improved for %lld epoch%s\n", (long long)epoch,
 				       m->es_metric == NNRT_ES_VAL_LOSS ? "val_loss" : "val_acc",
-				       (long long)t->val.wait, t->val.wait == 1 ? "" : "s");
+				       (long long)st->es->wait, st->es->wait == 1 ? "" : "s");
 			break;
 		}
 		if (caught_signal && epoch < o->epochs)
 			return TRAIN_INTERRUPTED;
 	}
-	if (t->val.best && t->val.best_epoch > 0) {
+	if (st->es && st->es->best_epoch > 0) {
 		/* Keras' restore_best_weights: the run ends with the best epoch's model */
-		nnrt_es_restore(m, &t->val, inst->params, inst->state);
+		nnrt_es_restore(m, st, inst->params, inst->state);
 		if (!o->quiet) {
 			printf(m->es_metric == NNRT_ES_VAL_LOSS ? "restored the parameters of epoch %lld (val_loss %.4f)\n"
 			                                        : "restored the parameters of epoch %lld (val_acc %.4f)\n",
-			       (long long)t->val.best_epoch, t->val.best_value);
+			       (long long)st->es->best_epoch, st->es->best_value);
 			flush_stdout();
 		}
 	}
@@ -1171,7 +1174,7 @@ static int run(trainer *t)
 		if (nnrt_data_load(&t->train, m, &o->train_spec, "train", limit, 1))
 			return NNRT_EXIT_FAILURE;
 		apply_limit(&t->train, o->limit);
-		if (nnrt_val_split(m, o->seed, t->train.n, &t->val) || nnrt_es_init(m, &t->val))
+		if (nnrt_val_split(m, o->seed, t->train.n, &t->val))
 			return NNRT_EXIT_FAILURE;
 	}
 	if ((training || o->eval) && o->test_spec.kind != NNRT_DATA_NONE) {
@@ -1184,7 +1187,7 @@ static int run(trainer *t)
 	if (o->predict && nnrt_data_load_predict(&t->pred, m, &o->train_spec, o->predict))
 		return NNRT_EXIT_FAILURE;
 
-	if (alloc_arrays(t))
+	if (alloc_arrays(t) || (training && nnrt_es_init(m, &t->val, &t->inst->st)))
 		return NNRT_EXIT_FAILURE;
 
 	/* Initialised from the seed, then overwritten from a checkpoint: the

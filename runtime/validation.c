@@ -61,48 +61,50 @@ int nnrt_val_split(const nnrt_model *m, uint64_t seed, int64_t n, nnrt_validatio
 	return 0;
 }
 
-int nnrt_es_init(const nnrt_model *m, nnrt_validation *v)
+int nnrt_es_init(const nnrt_model *m, nnrt_validation *v, nnrt_train_state *st)
 {
 	if (m->es_metric == NNRT_ES_NONE)
 		return 0;
-	v->best = nnrt_alloc_floats(m->param_floats + m->state_floats + 1, "the best parameters");
-	if (!v->best)
+	nnrt_early_stop *es = &v->es;
+	es->best = nnrt_alloc_floats(m->param_floats + m->state_floats + 1, "the best parameters");
+	if (!es->best)
 		return -1;
-	v->best_epoch = 0;
-	v->best_value = m->es_metric == NNRT_ES_VAL_LOSS ? INFINITY : -INFINITY;
-	v->wait = 0;
+	es->best_epoch = 0;
+	es->best_value = m->es_metric == NNRT_ES_VAL_LOSS ? INFINITY : -INFINITY;
+	es->wait = 0;
+	st->es = es;
 	return 0;
 }
 
-int nnrt_es_update(const nnrt_model *m, nnrt_validation *v, int64_t epoch, double loss, double acc,
+int nnrt_es_update(const nnrt_model *m, nnrt_train_state *st, int64_t epoch, double loss, double acc,
                    const float *params, const float *state)
 {
 	double x = m->es_metric == NNRT_ES_VAL_LOSS ? loss : acc;
-	int better = m->es_metric == NNRT_ES_VAL_LOSS ? x < v->best_value - m->es_min_delta
-	                                              : x > v->best_value + m->es_min_delta;
+	int better = m->es_metric == NNRT_ES_VAL_LOSS ? x < st->es->best_value - m->es_min_delta
+	                                              : x > st->es->best_value + m->es_min_delta;
 	if (better) {
-		v->best_value = x;
-		v->best_epoch = epoch;
-		v->wait = 0;
-		memcpy(v->best, params, (size_t)m->param_floats * sizeof(float));
+		st->es->best_value = x;
+		st->es->best_epoch = epoch;
+		st->es->wait = 0;
+		memcpy(st->es->best, params, (size_t)m->param_floats * sizeof(float));
 		if (m->state_floats)
-			memcpy(v->best + m->param_floats, state, (size_t)m->state_floats * sizeof(float));
+			memcpy(st->es->best + m->param_floats, state, (size_t)m->state_floats * sizeof(float));
 		return 0;
 	}
-	return ++v->wait >= m->es_patience;
+	return ++st->es->wait >= m->es_patience;
 }
 
-void nnrt_es_restore(const nnrt_model *m, const nnrt_validation *v, float *params, float *state)
+void nnrt_es_restore(const nnrt_model *m, const nnrt_train_state *st, float *params, float *state)
 {
-	memcpy(params, v->best, (size_t)m->param_floats * sizeof(float));
+	memcpy(params, st->es->best, (size_t)m->param_floats * sizeof(float));
 	if (m->state_floats)
-		memcpy(state, v->best + m->param_floats, (size_t)m->state_floats * sizeof(float));
+		memcpy(state, st->es->best + m->param_floats, (size_t)m->state_floats * sizeof(float));
 }
 
 void nnrt_val_free(nnrt_validation *v)
 {
 	nnrt_free(v->train_ids);
 	nnrt_free(v->val_ids);
-	nnrt_free(v->best);
+	nnrt_free(v->es.best);
 	memset(v, 0, sizeof *v);
 }

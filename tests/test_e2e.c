@@ -197,8 +197,8 @@ Test(e2e, save_load_eval_predict)
 /* A checkpoint of format version 1 (tests/fixtures/seed-v1.ckpt, written
  * by the seed example built before checkpoints carried state) still loads:
  * the same evaluation and parameters as that build printed
- * (seed-v1.eval.txt), and --resume from it saves a version 2 file that
- * loads to the same parameters. */
+ * (seed-v1.eval.txt), and --resume from it saves a file of the current
+ * version (3) that loads to the same parameters. */
 Test(e2e, a_version_1_checkpoint_still_loads)
 {
 	compile_example("seed");
@@ -210,8 +210,8 @@ Test(e2e, a_version_1_checkpoint_still_loads)
 	cr_assert_eq(sh_run(&again, "'%s/seed' --resume '%s/tests/fixtures/seed-v1.ckpt' --epochs 3 --quiet --save '%s/v2.ckpt' "
 			      "&& od -An -tu4 -j8 -N4 '%s/v2.ckpt' && '%s/seed' --load '%s/v2.ckpt' --eval --print-params",
 			      tmpdir, NNC_SOURCE_DIR, tmpdir, tmpdir, tmpdir, tmpdir), 0, "%s", again);
-	cr_assert(!strncmp(again, "          2\n", 12), "the new file's version: %s", again);
-	cr_assert_str_eq(again + 12, want, "the version 2 file holds other parameters");
+	cr_assert(!strncmp(again, "          3\n", 12), "the new file's version: %s", again);
+	cr_assert_str_eq(again + 12, want, "the version 3 file holds other parameters");
 	free(out), free(want), free(again);
 }
 
@@ -729,4 +729,48 @@ Test(e2e, early_stopping_stops_and_restores_the_best_epoch)
 	cr_assert(strstr(p1, "dense1.weight"), "%s", p1);
 	cr_expect_str_eq(p1, p2, "the saved parameters are not epoch %ld's", beste);
 	free(run), free(best), free(p1), free(p2);
+}
+
+/* A run with early stopping interrupted after epoch 2 or 3 (head closing
+ * the pipe, as in schedule_resumes_exactly) and resumed stops at the same
+ * epoch, restores the same best epoch and saves the same bytes as the
+ * uninterrupted run: the checkpoint carries the best epoch, its parameters
+ * and the epochs waited (a resume that started afresh would take epoch 4
+ * as its best).  Resuming the finished run trains nothing. */
+Test(e2e, early_stopping_resumes_exactly, .timeout = 300)
+{
+	const char *nn = write_nn("es2.nn", "model es2\ninput x : f32[2]\nlabel y : class(2)\n"
+					    "logits = x |> dense(32) |> relu |> dense(2)\n"
+					    "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.5, momentum: 0.9)\n"
+					    "train { data: moons(count: 20000, noise: 0.3), batch: 16, epochs: 40, seed: 2\n"
+					    "        validation: 0.25, early_stop: val_loss(patience: 3, min_delta: 0.001) }\n");
+	char *out, *full, *a, *b, *cmp, *again;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/es2'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&full, "'%s/es2' --save '%s/full.ckpt'", tmpdir, tmpdir), 0, "%s", full);
+	const char *stop = strstr(full, "early stop after epoch ");
+	cr_assert(stop, "%s", full);
+	long last = strtol(stop + strlen("early stop after epoch "), NULL, 10);
+	long epoch = last;
+	for (int tries = 0; tries < 5 && (epoch < 2 || epoch >= last); tries++) {
+		cr_assert_eq(sh_run(&a, "rm -f '%s/mid.ckpt'; '%s/es2' --save '%s/mid.ckpt' 2>/dev/null | head -n 3 >/dev/null; "
+				    "od -An -tu8 -j56 -N8 '%s/mid.ckpt' 2>/dev/null || echo 0", tmpdir, tmpdir, tmpdir, tmpdir),
+			     0, "%s", a);
+		epoch = strtol(a, NULL, 10);
+		free(a);
+	}
+	cr_assert(epoch >= 2 && epoch < last, "the run was not interrupted before its stop at %ld (epoch %ld)", last, epoch);
+	cr_assert_eq(sh_run(&b, "'%s/es2' --resume '%s/mid.ckpt' --save '%s/end.ckpt'", tmpdir, tmpdir, tmpdir), 0, "%s", b);
+	cr_expect_eq(sh_run(&cmp, "cmp '%s/end.ckpt' '%s/full.ckpt'", tmpdir, tmpdir), 0,
+		     "resumed at epoch %ld, the run ends elsewhere: %s\n%s\nthe whole run:\n%s", epoch, cmp, b, full);
+	/* the last lines, "early stop ..." and "restored ...", have no timing */
+	const char *tail_b = strstr(b, "early stop"), *tail_f = strstr(full, "early stop");
+	const char *end_b = tail_b ? strstr(tail_b, "saved") : NULL, *end_f = tail_f ? strstr(tail_f, "saved") : NULL;
+	cr_assert(end_b && end_f, "%s", b);
+	cr_expect(end_b - tail_b == end_f - tail_f && !memcmp(tail_b, tail_f, (size_t)(end_b - tail_b)),
+		  "the resumed run ends with\n%s\nthe whole run with\n%s", tail_b, tail_f);
+	cr_assert_eq(sh_run(&again, "'%s/es2' --resume '%s/full.ckpt'", tmpdir, tmpdir), 0, "%s", again);
+	cr_expect(strstr(again, "stopped early after epoch"), "%s", again);
+	cr_expect(!strstr(again, "/40  loss"), "a stopped run trained on:\n%s", again);
+	free(full), free(b), free(cmp), free(again);
 }
