@@ -51,7 +51,8 @@
 	F(beta1, F32) F(beta2, F32) F(eps, F32) F(weight_decay, F32) F(alpha, F32) F(dampening, F32)            \
 	F(opt_flags, I32) F(clip_norm, F32) F(clip_value, F32) F(pad2_, F32) F(accumulate, I64) F(schedule, SCHED) F(epochs, I64) F(seed, I64) F(train, DATA)                              \
 	F(test, DATA) F(train_step, PTR) F(eval_step, PTR) F(infer, PTR) F(ops, PTR) F(n_ops, I32)              \
-	F(profiled, I32) F(cpu_features, PTR)
+	F(profiled, I32) F(cpu_features, PTR) F(aug_crop_pad, I32) F(aug_erase_size, I32) F(aug_flip_p, F32)         \
+	F(aug_erase_p, F32) F(val_fraction, F32) F(es_metric, I32) F(es_patience, I32) F(es_min_delta, F32)
 
 /* The chunk an op function works on (compiler-internal; cg.h): its
  * workspace slice, where its gradients and metrics go (the caller's arrays

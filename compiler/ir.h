@@ -200,6 +200,15 @@ typedef struct nnc_train_config {
 	int64_t accumulate;  /* the train block's accumulate: (sema copies it into opt) */
 	int64_t batch, epochs, seed;
 	nnrt_data_spec train, test;
+	struct {                  /* the train block's augment: (nnrt_model's aug_*) */
+		int64_t crop_pad, erase_size;
+		double flip_p, erase_p;
+		nnc_loc loc;      /* of the augment: list, for the check against the input */
+	} aug;
+	double val_fraction;      /* the train block's validation: (0: none) */
+	int64_t es_metric, es_patience; /* early_stop: NNRT_ES_*, patience in epochs */
+	double es_min_delta;
+	nnc_loc es_loc;           /* of the early_stop: metric */
 } nnc_train_config;
 
 typedef struct ir_graph {

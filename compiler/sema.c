@@ -1584,6 +1584,7 @@ ir_graph *nnc_sema(const nnc_program *prog, nnc_train_config *cfg)
 		nnc_hint("add e.g. 'train { data: moons(count: 1000)  batch: 32  epochs: 10 }'");
 	}
 	sema_check_schedule(s);
+	sema_check_augment(s);
 	nnc_diag_flush();
 	if (nnc_diag_error_count() != errors0)
 		return NULL;

@@ -153,6 +153,8 @@ void sema_stmt_optimizer(sema *s, const nnc_stmt *st);
 /* The checks of the schedule that need the optimizer and the train block
  * both (after every statement). */
 void sema_check_schedule(sema *s);
+/* The augmentation against the input's shape (after every statement). */
+void sema_check_augment(sema *s);
 void sema_stmt_train(sema *s, const nnc_stmt *st);
 
 /* ---- passes over the forward graph ---- */

@@ -685,10 +685,156 @@ void sema_check_schedule(sema *s)
 }
 
 static const char *const train_keys[] = {"data",     "test",   "batch",	   "epochs", "seed",
-					 "schedule", "warmup", "accumulate", NULL};
+					 "schedule", "warmup", "accumulate", "augment", "validation", "early_stop", NULL};
+
+/* augment: [crop(pad: 4), flip, flip(p: 0.5), erase(size: 8, p: 0.5)]
+ * The transforms of the training images; whatever the list's order, they
+ * run as crop, flip, erase (augment.c).  Their fit to the input's shape is
+ * checked at the end (sema_check_augment), the input may come later. */
+static const char *const augment_names[] = {"crop", "flip", "erase", NULL};
+
+static void augment_setting(sema *s, const nnc_arg *a, nnc_train_config *cfg)
+{
+	const nnc_ast *l = a->value;
+	if (l->kind != AST_LIST || l->nargs < 1) {
+		nnc_error(s->src, l->loc, "'augment' must be a list of transforms, e.g. augment: [crop(pad: 4), flip]");
+		return;
+	}
+	cfg->aug.loc = l->loc;
+	bool seen[3] = {false, false, false};
+	for (int i = 0; i < l->nargs; i++) {
+		const nnc_ast *e = l->args[i].value;
+		if (e->kind != AST_NAME && e->kind != AST_CALL) {
+			nnc_error(s->src, e->loc, "a transform is expected here: crop(pad: N), flip or erase(size: N)");
+			continue;
+		}
+		nnc_loc at = e->kind == AST_CALL ? e->callee_loc : e->loc;
+		int which = -1;
+		for (int k = 0; augment_names[k]; k++)
+			if (!strcmp(augment_names[k], e->str))
+				which = k;
+		if (which < 0) {
+			nnc_error(s->src, at, "unknown transform '%s'", e->str);
+			const char *best = nnc_suggest(e->str, augment_names);
+			if (best)
+				nnc_hint("did you mean '%s'?", best);
+			else
+				nnc_hint("transforms are: %s", sema_join_choices(augment_names));
+			continue;
+		}
+		if (seen[which]) {
+			nnc_error(s->src, at, "transform '%s' is given twice", e->str);
+			continue;
+		}
+		seen[which] = true;
+		static const char *const crop_opts[] = {"pad", NULL}, *const flip_opts[] = {"p", NULL},
+					 *const erase_opts[] = {"size", "p", NULL};
+		static const char *const *const opts[] = {crop_opts, flip_opts, erase_opts};
+		if (e->kind == AST_CALL && !sema_check_args(s, e, 0, opts[which]))
+			continue;
+		const nnc_arg *pad = e->kind == AST_CALL ? sema_find_named(e, "pad") : NULL;
+		const nnc_arg *size = e->kind == AST_CALL ? sema_find_named(e, "size") : NULL;
+		const nnc_arg *p = e->kind == AST_CALL ? sema_find_named(e, "p") : NULL;
+		double prob = 0.5; /* torchvision's default for flip and erase */
+		if (p && sema_arg_num(s, p, "a probability", &prob) && !(prob > 0 && prob <= 1)) {
+			nnc_error(s->src, p->value->loc, "the probability 'p' must be in (0, 1], not %g", prob);
+			continue;
+		}
+		switch (which) {
+		case 0:
+			if (!pad) {
+				nnc_error(s->src, at, "'crop' needs the padding 'pad' (pixels per side), e.g. crop(pad: 4)");
+				continue;
+			}
+			sema_arg_int_in(s, pad, "'pad' (pixels per side)", 1, 1024, &cfg->aug.crop_pad);
+			break;
+		case 1:
+			cfg->aug.flip_p = prob;
+			break;
+		case 2:
+			if (!size) {
+				nnc_error(s->src, at, "'erase' needs the side 'size' of the square (pixels), e.g. erase(size: 8)");
+				continue;
+			}
+			sema_arg_int_in(s, size, "'size' (pixels)", 1, 65536, &cfg->aug.erase_size);
+			cfg->aug.erase_p = prob;
+			break;
+		}
+	}
+}
+
+/* early_stop: val_loss(patience: 5, min_delta: 0)  or  val_acc(...)
+ * Stops when the metric has not improved by more than min_delta for
+ * `patience` epochs; needs validation: (checked at the end of the block). */
+static const char *const es_metrics[] = {"val_loss", "val_acc", NULL};
+
+static void early_stop_setting(sema *s, const nnc_arg *a, nnc_train_config *cfg)
+{
+	const nnc_ast *e = a->value;
+	if (e->kind != AST_NAME && e->kind != AST_CALL) {
+		nnc_error(s->src, e->loc, "'early_stop' must name a metric, e.g. early_stop: val_loss(patience: 5)");
+		return;
+	}
+	nnc_loc at = e->kind == AST_CALL ? e->callee_loc : e->loc;
+	int which = -1;
+	for (int k = 0; es_metrics[k]; k++)
+		if (!strcmp(es_metrics[k], e->str))
+			which = k;
+	if (which < 0) {
+		nnc_error(s->src, at, "early stopping cannot watch '%s'", e->str);
+		const char *best = nnc_suggest(e->str, es_metrics);
+		if (best)
+			nnc_hint("did you mean '%s'?", best);
+		else
+			nnc_hint("it watches %s", sema_join_choices(es_metrics));
+		return;
+	}
+	static const char *const opts[] = {"patience", "min_delta", NULL};
+	if (e->kind == AST_CALL && !sema_check_args(s, e, 0, opts))
+		return;
+	cfg->es_patience = 5; /* as the example; Keras' default 0 stops at once */
+	const nnc_arg *p = e->kind == AST_CALL ? sema_find_named(e, "patience") : NULL;
+	const nnc_arg *d = e->kind == AST_CALL ? sema_find_named(e, "min_delta") : NULL;
+	if (p && !sema_arg_int_in(s, p, "'patience' (epochs)", 1, 1e9, &cfg->es_patience))
+		return;
+	if (d && sema_arg_num(s, d, "'min_delta'", &cfg->es_min_delta) && !(cfg->es_min_delta >= 0)) {
+		nnc_error(s->src, d->value->loc, "'min_delta' must be >= 0, not %g", cfg->es_min_delta);
+		return;
+	}
+	cfg->es_metric = which == 0 ? NNRT_ES_VAL_LOSS : NNRT_ES_VAL_ACC;
+	cfg->es_loc = at;
+}
+
+/* Augmentation transforms images: the input must be [channels, rows,
+ * columns], and the padding and the square must fit in an image. */
+void sema_check_augment(sema *s)
+{
+	nnc_train_config *cfg = s->cfg;
+	const ir_graph *g = s->g;
+	if (cfg->es_metric == NNRT_ES_VAL_ACC && g->loss_kind == NNRT_LOSS_MSE && nnc_diag_error_count() == s->errors0)
+		nnc_error(s->src, cfg->es_loc, "early stopping cannot watch val_acc: an mse loss has no accuracy");
+	if (!cfg->aug.crop_pad && !cfg->aug.erase_size && cfg->aug.flip_p == 0)
+		return;
+	if (g->input < 0 || nnc_diag_error_count() != s->errors0)
+		return;
+	const ir_node *in = &g->nodes[g->input];
+	if (in->rank != 3) {
+		nnc_error(s->src, cfg->aug.loc, "augmentation needs an image input [channels, rows, columns], but the input "
+			  "is %s", in->rank == 1 ? "a vector" : "not of rank 3");
+		nnc_note(s->src, in->loc, "the input is declared here");
+		return;
+	}
+	int64_t side = in->dims[1] < in->dims[2] ? in->dims[1] : in->dims[2];
+	if (cfg->aug.crop_pad >= side)
+		nnc_error(s->src, cfg->aug.loc, "crop's padding of %lld pixels is not smaller than the image (%lldx%lld)",
+			  (long long)cfg->aug.crop_pad, (long long)in->dims[1], (long long)in->dims[2]);
+	if (cfg->aug.erase_size > side)
+		nnc_error(s->src, cfg->aug.loc, "erase's square of %lld pixels is larger than the image (%lldx%lld)",
+			  (long long)cfg->aug.erase_size, (long long)in->dims[1], (long long)in->dims[2]);
+}
 
 /* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1  schedule: SCHEDULE  warmup: 0
- *         accumulate: 1 } */
+ *         accumulate: 1  augment: [TRANSFORM, ...] } */
 void sema_stmt_train(sema *s, const nnc_stmt *st)
 {
 	nnc_train_config *cfg = s->cfg;
@@ -739,7 +885,24 @@ void sema_stmt_train(sema *s, const nnc_stmt *st)
 			sema_arg_int(s, a, "the warmup (steps)", 0, &cfg->sched.warmup);
 		else if (!strcmp(a->name, "accumulate"))
 			sema_arg_int_in(s, a, "'accumulate' (micro-batches per update)", 1, 65536, &cfg->accumulate);
+		else if (!strcmp(a->name, "augment"))
+			augment_setting(s, a, cfg);
+		else if (!strcmp(a->name, "validation")) {
+			if (sema_arg_num(s, a, "the validation fraction", &cfg->val_fraction) &&
+			    !(cfg->val_fraction > 0 && cfg->val_fraction < 1)) {
+				nnc_error(s->src, a->value->loc, "the validation fraction must be in (0, 1), not %g",
+					  cfg->val_fraction);
+				cfg->val_fraction = 0;
+			}
+		} else if (!strcmp(a->name, "early_stop"))
+			early_stop_setting(s, a, cfg);
 	}
+	for (int i = 0; i < st->nsettings; i++)
+		if (!strcmp(st->settings[i].name, "early_stop") && cfg->es_metric && cfg->val_fraction == 0 &&
+		    nnc_diag_error_count() == s->errors0) {
+			nnc_error(s->src, st->settings[i].name_loc, "early stopping needs validation data");
+			nnc_hint("hold out part of the training data, e.g. validation: 0.1");
+		}
 	bool has_data = false;
 	for (int i = 0; i < st->nsettings; i++)
 		has_data |= nnc_suggest(st->settings[i].name, (const char *const[]){"data", NULL}) != NULL;

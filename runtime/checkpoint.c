@@ -4,9 +4,10 @@
  * A checkpoint is one little-endian file: a fixed header (magic, version,
  * total size, model fingerprint, counters, RNG state), the model name and
  * parameter table (so a mismatch can be explained, not just refused), the
- * state table (version 2), the parameters, the optimizer state, the state
- * tensors, and a CRC32 of everything before it.  Version 1 files, which
- * predate state, still load.
+ * state table (version 2), the early-stopping counters (version 3), the
+ * parameters, the optimizer state, the state tensors, the best epoch's
+ * parameters and state (version 3, with early stopping), and a CRC32 of
+ * everything before it.  Version 1 and 2 files still load.
  *
  * Saving is atomic: the bytes go to a temporary file next to the target,
  * which is flushed, fsync'ed and renamed over it, and then the directory is
@@ -112,11 +113,17 @@ static int64_t table_size(const nnrt_param_info *rows, int n)
 	return size;
 }
 
-/* Bytes of m's checkpoint in the current version. */
-static int64_t ckpt_size(const nnrt_model *m)
+/* Bytes of the early-stopping counters (version 3). */
+#define CKPT_ES 28
+
+/* Bytes of m's checkpoint in the current version, with the best epoch's
+ * arrays of early stopping if `es`. */
+static int64_t ckpt_size(const nnrt_model *m, int es)
 {
 	int64_t size = CKPT_FIXED + 4 + (int64_t)(m->name ? strlen(m->name) : 0);
-	size += table_size(m->params, m->n_params) + 12 + table_size(m->state, m->n_state);
+	size += table_size(m->params, m->n_params) + 12 + table_size(m->state, m->n_state) + CKPT_ES;
+	if (es)
+		size += 4 * (m->param_floats + m->state_floats);
 	return size + 4 * (m->param_floats + m->opt_floats + m->state_floats) + 4;
 }
 
@@ -139,7 +146,7 @@ static void write_all(ckpt_writer *w, const nnrt_model *m, const float *params, 
 	w_bytes(w, NNRT_CKPT_MAGIC, 8);
 	w_u32(w, NNRT_CKPT_VERSION);
 	w_u32(w, (uint32_t)st->batch); /* steps into the next epoch (docs/checkpoint.md) */
-	w_u64(w, (uint64_t)ckpt_size(m));
+	w_u64(w, (uint64_t)ckpt_size(m, st->es != NULL));
 	w_u64(w, m->fingerprint);
 	w_u32(w, (uint32_t)m->optimizer);
 	w_u32(w, (uint32_t)m->n_params);
@@ -154,9 +161,18 @@ static void write_all(ckpt_writer *w, const nnrt_model *m, const float *params, 
 	w_u32(w, (uint32_t)m->n_state);
 	w_u64(w, (uint64_t)m->state_floats);
 	w_table(w, m->state, m->n_state);
+	w_u32(w, st->es != NULL);
+	w_u64(w, st->es ? (uint64_t)st->es->best_epoch : 0);
+	w_u64(w, st->es ? (uint64_t)st->es->wait : 0);
+	uint64_t bits = 0;
+	if (st->es)
+		memcpy(&bits, &st->es->best_value, 8);
+	w_u64(w, bits);
 	w_floats(w, params, m->param_floats);
 	w_floats(w, opt, m->opt_floats);
 	w_floats(w, state, m->state_floats);
+	if (st->es)
+		w_floats(w, st->es->best, m->param_floats + m->state_floats);
 	/* The checksum covers every byte before it; it is not checksummed. */
 	uLong crc = w->crc;
 	w_u32(w, (uint32_t)crc);
@@ -271,7 +287,7 @@ int nnrt_ckpt_save(const char *path, const nnrt_model *m, const float *params, c
 		w.err = errno;
 	if (fclose(f) != 0 && !w.err)
 		w.err = errno ? errno : EIO;
-	if (!w.err && w.bytes != ckpt_size(m))
+	if (!w.err && w.bytes != ckpt_size(m, st->es != NULL))
 		w.err = EIO; /* the size field would lie: a bug, but never write it */
 	if (w.err) {
 		nnrt_sys_error("cannot save checkpoint %s: writing %s failed: %s (the previous checkpoint, if any, is "
@@ -462,7 +478,7 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	 * parameter float (RMSprop centered with momentum, Adam with
 	 * amsgrad): reading stops after it, so /dev/urandom or a huge file
 	 * costs no more. */
-	int64_t want = ckpt_size(m);
+	int64_t want = ckpt_size(m, 1); /* with early stopping's copy: any model's run may have saved one */
 	if (!opt && m->opt_floats < 3 * m->param_floats)
 		want += 4 * (3 * m->param_floats - m->opt_floats);
 	int rc = read_file(path, &data, &len, want);
@@ -557,6 +573,23 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 			goto out;
 		}
 	}
+	/* Version 3 adds early stopping's counters, and with es_present the
+	 * best epoch's parameters and state after the state array. */
+	uint32_t es_present = 0;
+	int64_t es_best_epoch = 0, es_wait = 0;
+	double es_best_value = 0;
+	if (!diff && version >= 3) {
+		es_present = r_u32(&r);
+		es_best_epoch = (int64_t)r_u64(&r);
+		es_wait = (int64_t)r_u64(&r);
+		uint64_t bits = r_u64(&r);
+		memcpy(&es_best_value, &bits, 8);
+		if (r.bad) {
+			nnrt_error("checkpoint %s is malformed (bad early-stopping counters)", path);
+			goto out;
+		}
+	}
+	int64_t es_floats = es_present ? m->param_floats + m->state_floats : 0;
 	int same_name = nlen == strlen(m->name ? m->name : "") && !memcmp(name, m->name ? m->name : "", nlen);
 	if (fingerprint != m->fingerprint && !same_name) {
 		nnrt_error("checkpoint %s was written by model '%.*s' (fingerprint 0x%016llx), not by this model '%s' "
@@ -610,7 +643,8 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 	 * check opt_floats against the model). */
 	int64_t floats_left = (r.end - r.p) / 4;
 	if (param_floats < 0 || opt_floats < 0 || (r.end - r.p) % 4 != 0 || param_floats > floats_left ||
-	    opt_floats > floats_left - param_floats || opt_floats != floats_left - param_floats - state_floats) {
+	    opt_floats > floats_left - param_floats ||
+	    opt_floats != floats_left - param_floats - state_floats - es_floats) {
 		nnrt_error("checkpoint %s is malformed (array sizes do not match the file)", path);
 		goto out;
 	}
@@ -630,6 +664,10 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		         m->optimizer);
 	else if (!(s.rng.s[0] | s.rng.s[1] | s.rng.s[2] | s.rng.s[3]))
 		snprintf(bad, sizeof bad, "its RNG state is all zero, which no run writes");
+	else if (es_present > 1 || es_best_epoch < 0 || es_best_epoch > s.epoch || es_wait < 0 ||
+	         es_wait > NNRT_CKPT_MAX_COUNT)
+		snprintf(bad, sizeof bad, "its early-stopping counters (%u, best epoch %lld, wait %lld) are out of range",
+		         es_present, (long long)es_best_epoch, (long long)es_wait);
 	if (*bad) {
 		nnrt_error("checkpoint %s is corrupt: %s", path, bad);
 		goto out;
@@ -639,8 +677,17 @@ int nnrt_ckpt_load(const char *path, const nnrt_model *m, float *params, float *
 		r_floats(r.p + 4 * param_floats, opt, opt_floats);
 	if (state_floats)
 		r_floats(r.p + 4 * (param_floats + opt_floats), state, state_floats);
-	if (st)
+	if (st) {
+		/* the caller's early stopping goes on from the file's, if both have one */
+		s.es = st->es;
+		if (es_present && s.es) {
+			r_floats(r.p + 4 * (param_floats + opt_floats + state_floats), s.es->best, es_floats);
+			s.es->best_epoch = es_best_epoch;
+			s.es->wait = es_wait;
+			s.es->best_value = es_best_value;
+		}
 		*st = s;
+	}
 	rc = 0;
 out:
 	free(data);

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define NNRT_ABI_VERSION 5
+#define NNRT_ABI_VERSION 6
 #define NNRT_MAX_RANK 4
 #define NNRT_MAX_THREADS 256
 
@@ -267,7 +267,24 @@ typedef struct nnrt_model {
 	int32_t n_ops;
 	int32_t profiled;        /* compiled with nnc --profile: bodies call nnrt_prof_tick */
 	const char *cpu_features; /* extensions the code needs, "avx,avx2,fma,...": see nnrt_cpu_check */
+	/* the train block's augment: of image training inputs (augment.c) */
+	int32_t aug_crop_pad;    /* random crop after zero padding by this many pixels per side, 0: none */
+	int32_t aug_erase_size;  /* random erasing: side of the square, in pixels, 0: none */
+	float aug_flip_p;        /* probability of a horizontal flip, 0: none */
+	float aug_erase_p;       /* probability of erasing a square */
+	/* the train block's validation: and early_stop: (validation.c) */
+	float val_fraction;      /* of the training data held out for validation, 0: none */
+	int32_t es_metric;       /* NNRT_ES_*: what early stopping watches, NNRT_ES_NONE: no early stopping */
+	int32_t es_patience;     /* epochs without improvement before stopping */
+	float es_min_delta;      /* the least change that counts as an improvement */
 } nnrt_model;
+
+/* The metric early stopping watches (nnrt_model.es_metric). */
+enum {
+	NNRT_ES_NONE = 0,
+	NNRT_ES_VAL_LOSS = 1, /* lower is better */
+	NNRT_ES_VAL_ACC = 2,  /* higher is better */
+};
 
 /* A pointer conversion that is C and also warning-free C++ (g++/clang++
  * -Wold-style-cast): the headers of `nnc -c` convert between a model's own
@@ -352,7 +369,8 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  * NNRT_ABI_VERSION versions the layout of nnrt_model and nnrt_step_args,
  * which the generated code shares: version 4 added the state tensors and
  * the random stream, version 5 the optimizers' options (weight decay,
- * RMSprop, AdamW, flags), their hyper-parameter slots and the schedule, so objects of an
+ * RMSprop, AdamW, flags), their hyper-parameter slots and the schedule, version 6
+ * the augmentation of training images, validation and early stopping, so objects of an
  * older nnc are refused with a message asking to rebuild them
  * (nnrt_model_check). */
 

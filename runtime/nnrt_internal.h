@@ -138,6 +138,53 @@ void nnrt_data_free(nnrt_dataset *d);
  * set has labels, y: int32 [n] (CLASS) or float [n][label_size] (REAL). */
 void nnrt_data_gather(const nnrt_dataset *d, const int64_t *idx, int64_t n, float *x, void *y);
 
+/* ---- Validation split and early stopping (validation.c) ---- */
+
+typedef struct nnrt_train_state nnrt_train_state; /* below, with the checkpoints */
+
+/* Early stopping's state, which checkpoints carry (version 3). */
+typedef struct nnrt_early_stop {
+	float *best;         /* params then state of the best epoch (owned) */
+	int64_t best_epoch;  /* 0: none yet */
+	int64_t wait;        /* epochs since best_epoch */
+	double best_value;   /* of the watched metric at best_epoch */
+} nnrt_early_stop;
+
+/* A run's validation samples and early-stopping state.  All arrays are
+ * owned, allocated before the first epoch, released by nnrt_val_free. */
+typedef struct nnrt_validation {
+	int64_t *train_ids, *val_ids; /* sample indices, ascending; NULL: no split */
+	int64_t n_train, n_val;
+	nnrt_early_stop es;  /* early stopping (es.best NULL: none); nnrt_train_state.es points here */
+} nnrt_validation;
+
+/* Splits samples 0..n-1 as m's val_fraction says, from `seed` (no split,
+ * v zeroed, without validation).  Non-zero, reported, if none would be left
+ * to train on or on allocation failure. */
+int nnrt_val_split(const nnrt_model *m, uint64_t seed, int64_t n, nnrt_validation *v);
+/* Allocates the best-parameter copy if m stops early (owned by v, pointed
+ * to by st->es_best) and starts st's early stopping; non-zero on failure. */
+int nnrt_es_init(const nnrt_model *m, nnrt_validation *v, nnrt_train_state *st);
+/* Takes epoch `epoch`'s validation metrics: copies params/state aside if the
+ * watched one improved by more than min_delta.  1: patience is exhausted, stop. */
+int nnrt_es_update(const nnrt_model *m, nnrt_train_state *st, int64_t epoch, double loss, double acc,
+                   const float *params, const float *state);
+/* Puts the best epoch's parameters and state back. */
+void nnrt_es_restore(const nnrt_model *m, const nnrt_train_state *st, float *params, float *state);
+void nnrt_val_free(nnrt_validation *v);
+
+/* ---- Augmentation of training images (augment.c) ---- */
+
+/* Whether m augments its training images (the train block's augment:). */
+int nnrt_augments(const nnrt_model *m);
+/* The key of epoch `epoch`'s random draws (a hash of the seed and the epoch). */
+uint64_t nnrt_augment_key(uint64_t seed, int64_t epoch);
+/* Transforms image x ([C, H, W], m's input) of training sample `sample` in
+ * place: crop, flip, erase, as m's aug_* say, drawn from (key, sample). */
+void nnrt_augment_image(const nnrt_model *m, uint64_t key, int64_t sample, float *x);
+/* The same for the n images of x, (n, input_size), samples idx[0..n). */
+void nnrt_augment_batch(const nnrt_model *m, uint64_t key, const int64_t *idx, int64_t n, float *x);
+
 /* Name of a data kind as written in .nn files ("idx", "moons", ...). */
 const char *nnrt_data_kind_name(int32_t kind);
 /* Default sample count of a synthetic set whose count is 0 (synth.c). */
@@ -146,7 +193,7 @@ int64_t nnrt_data_default_count(const nnrt_data_spec *spec, const nnrt_model *m)
 /* ---- checkpoint.c (format: docs/checkpoint.md) ---- */
 
 #define NNRT_CKPT_MAGIC "NNRTCKPT"
-#define NNRT_CKPT_VERSION 2u /* 2: the state tensors; version 1 files (no state) load too */
+#define NNRT_CKPT_VERSION 3u /* 2: the state tensors, 3: early stopping; versions 1 and 2 load too */
 /* Bound of the epoch and step counters a checkpoint may hold (2^53: exact
  * as a double, and more steps than any run takes). */
 #define NNRT_CKPT_MAX_COUNT ((int64_t)1 << 53)
@@ -158,6 +205,7 @@ typedef struct nnrt_train_state {
 	int64_t batch; /* steps of epoch `epoch + 1` already taken: 0 except
 	                  after a run interrupted in the middle of an epoch */
 	nnrt_rng rng;  /* the shuffling stream before epoch `epoch + 1`'s shuffle */
+	struct nnrt_early_stop *es; /* the trainer's early stopping (checkpoint version 3), or NULL */
 } nnrt_train_state;
 
 /* Writes params, opt and state (m->param_floats / m->opt_floats /
@@ -275,7 +323,7 @@ struct nnrt_instance {
 	int heap;                         /* the block came from nnrt_instance_new */
 	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
 	void *on_error_ctx;
-	char msg[320];                    /* latest failure, for nnrt_instance_error */
+	char msg[312];                    /* latest failure, for nnrt_instance_error (what the 512-byte header leaves) */
 };
 
 /* The hyper-parameters of inst's next step, at rate lr. */

@@ -526,6 +526,7 @@ typedef struct trainer {
 	int bar;             /* draw progress lines (progress.c): a terminal, not --quiet */
 	nnrt_log log;        /* --log FILE (metrics_log.c) */
 	nnrt_plot plot;      /* --plot DIR (plot.c) */
+	nnrt_validation val; /* validation split and early stopping (validation.c) */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -540,6 +541,7 @@ static void trainer_free(trainer *t)
 	nnrt_free(t->perm);
 	nnrt_free(t->order);
 	nnrt_free(t->plot_order);
+	nnrt_val_free(&t->val);
 	nnrt_cli_free(&t->o);
 	nnrt_log_close(&t->log);
 	nnrt_plot_free(&t->plot);
@@ -609,6 +611,8 @@ typedef struct gathered_step {
 	nnrt_body_fn body;
 	const nnrt_dataset *d;
 	const int64_t *idx;
+	const nnrt_model *aug; /* augments the images (augment.c) with aug_key, or NULL */
+	uint64_t aug_key;
 } gathered_step;
 
 static void gather_step(nnrt_step_args *a, int32_t tid, int32_t nthreads)
@@ -618,28 +622,43 @@ static void gather_step(nnrt_step_args *a, int32_t tid, int32_t nthreads)
 	int32_t *y = (int32_t *)a->y; /* int32 or float: 4 bytes per value */
 	int64_t ylen = g->d->y_class ? 1 : g->d->label_size;
 	nnrt_data_gather(g->d, g->idx + lo, hi - lo, (float *)a->x + lo * g->d->dim, y ? y + lo * ylen : NULL);
+	if (g->aug)
+		nnrt_augment_batch(g->aug, g->aug_key, g->idx + lo, hi - lo, (float *)a->x + lo * g->d->dim);
 	nnrt_barrier();
 	g->body(a, tid, nthreads);
 }
 
-/* body on samples idx[0..n) of d (labels too when t->args.y is set). */
-static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t n)
+/* body on samples idx[0..n) of d (labels too when t->args.y is set); the
+ * images augmented by the draws of epoch aug_epoch, if > 0 and the model
+ * augments. */
+static void run_gathered_aug(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t n,
+                             int64_t aug_epoch)
 {
 	gathered_step g = {.args = t->args, .body = body, .d = d, .idx = idx};
+	if (aug_epoch > 0 && nnrt_augments(t->m)) {
+		g.aug = t->m;
+		g.aug_key = nnrt_augment_key(t->inst->seed, aug_epoch);
+	}
 	g.args.n = n;
 	nnrt_run(gather_step, &g.args);
 }
 
-/* Runs `body` on samples idx[0..n) of d in batches; sums the metrics. */
-static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, double *sum)
+static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t n)
+{
+	run_gathered_aug(t, body, d, idx, n, 0);
+}
+
+/* Runs `body` on samples idx[0..count) of d in batches; sums the metrics. */
+static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t count,
+                        double *sum)
 {
 	int64_t batch = t->m->batch;
 	double *m = t->inst->metrics;
 	sum[0] = sum[1] = 0;
 	nnrt_progress bar;
-	nnrt_progress_begin(&bar, t->bar, t->has_acc, "evaluating", 0, (d->n + batch - 1) / batch);
-	for (int64_t b = 0, s = 1; b < d->n; b += batch, s++) {
-		int64_t n = d->n - b < batch ? d->n - b : batch;
+	nnrt_progress_begin(&bar, t->bar, t->has_acc, "evaluating", 0, (count + batch - 1) / batch);
+	for (int64_t b = 0, s = 1; b < count; b += batch, s++) {
+		int64_t n = count - b < batch ? count - b : batch;
 		memset(m, 0, sizeof t->inst->metrics);
 		run_gathered(t, body, d, idx + b, n);
 		sum[0] += m[0];
@@ -651,15 +670,21 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 		flush_stdout();
 }
 
-/* Test loss and accuracy, per sample. */
-static void evaluate(trainer *t, double *loss, double *acc)
+/* Loss and accuracy, per sample, of samples idx[0..n) of d. */
+static void evaluate_on(trainer *t, const nnrt_dataset *d, const int64_t *idx, int64_t n, double *loss, double *acc)
 {
 	double sum[2];
 	nnrt_hyper h = nnrt_instance_hyper(t->inst, t->inst->lr);
 	nnrt_step_hp(&t->args, t->m, &h, 0, t->inst->seed);
-	run_batches(t, t->m->eval_step, &t->test, t->order, sum);
-	*loss = sum[0] / (double)t->test.n;
-	*acc = sum[1] / (double)t->test.n;
+	run_batches(t, t->m->eval_step, d, idx, n, sum);
+	*loss = sum[0] / (double)n;
+	*acc = sum[1] / (double)n;
+}
+
+/* Test loss and accuracy, per sample. */
+static void evaluate(trainer *t, double *loss, double *acc)
+{
+	evaluate_on(t, &t->test, t->order, t->test.n, loss, acc);
 }
 
 static void print_shape(const nnrt_param_info *p)
@@ -926,7 +951,7 @@ static int train(trainer *t)
 	nnrt_step_args *a = &t->args;
 	nnrt_instance *inst = t->inst;
 	nnrt_train_state *st = &inst->st;
-	int64_t n = t->train.n;
+	int64_t n = t->val.train_ids ? t->val.n_train : t->train.n;
 	int64_t steps = (n + m->batch - 1) / m->batch; /* per epoch */
 	int64_t width = 1;
 	for (int64_t e = o->epochs; e >= 10; e /= 10)
@@ -955,7 +980,10 @@ static int train(trainer *t)
 	if (st->epoch >= o->epochs && !o->quiet)
 		printf("the checkpoint is at epoch %lld already; nothing to train for --epochs %lld\n",
 		       (long long)st->epoch, (long long)o->epochs);
-	while (st->epoch < o->epochs) {
+	int stopped = st->es && st->es->wait >= m->es_patience; /* a checkpoint of a run that stopped early */
+	if (stopped && st->epoch < o->epochs && !o->quiet)
+		printf("the checkpoint's run stopped early after epoch %lld; nothing to train\n", (long long)st->epoch);
+	while (st->epoch < o->epochs && !stopped) {
 		int64_t epoch = st->epoch + 1;
 		int64_t first = st->batch; /* steps taken by an interrupted run */
 		nnrt_rng before = st->rng;
@@ -963,7 +991,7 @@ static int train(trainer *t)
 		/* From the identity each time: the order then depends on the RNG
 		 * state alone, which is what a checkpoint restores. */
 		for (int64_t i = 0; i < n; i++)
-			t->perm[i] = i;
+			t->perm[i] = t->val.train_ids ? t->val.train_ids[i] : i;
 		nnrt_rng_shuffle(&st->rng, t->perm, n);
 		double loss = 0, correct = 0, rate = inst->lr;
 		nnrt_progress bar;
@@ -989,7 +1017,7 @@ static int train(trainer *t)
 			nnrt_step_hp(a, m, &h, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
-			run_gathered(t, m->train_step, &t->train, t->perm + b, bn);
+			run_gathered_aug(t, m->train_step, &t->train, t->perm + b, bn, epoch);
 			nnrt_prof_enable(0, 0);
 			if (!isfinite(inst->metrics[0])) {
 				char kept[8192];
@@ -1034,6 +1062,12 @@ static int train(trainer *t)
 		double tl = 0, ta = 0;
 		if (t->test.n > 0 && (!o->quiet || t->log.f || t->plot.on))
 			evaluate(t, &tl, &ta);
+		double vl = 0, va = 0;
+		int stop = 0;
+		if (t->val.val_ids) {
+			evaluate_on(t, &t->train, t->val.val_ids, t->val.n_val, &vl, &va);
+			stop = st->es && nnrt_es_update(m, st, epoch, vl, va, inst->params, inst->state);
+		}
 		if (!o->quiet) {
 			/* Regression losses get more digits: a good fit's MSE is
 			 * small, and 0.0001 alone says little.  An epoch resumed
@@ -1048,6 +1082,11 @@ static int train(trainer *t)
 				if (t->has_acc)
 					printf("  test_acc %.4f", ta);
 			}
+			if (t->val.val_ids) {
+				printf(t->has_acc ? "  val_loss %.4f" : "  val_loss %.6f", vl);
+				if (t->has_acc)
+					printf("  val_acc %.4f", va);
+			}
 			if (scheduled) /* the rate of the epoch's last step */
 				printf("  lr %.4g", (double)(float)rate);
 			double dt = t1 - t0 > 0 ? t1 - t0 : 1e-9;
@@ -1061,8 +1100,25 @@ static int train(trainer *t)
 		if (o->checkpoint_every && epoch % o->checkpoint_every == 0 && epoch < o->epochs)
 			if (save(t, "checkpoint"))
 				return TRAIN_FAILED;
+		if (stop) {
+			if (!o->quiet)
+				printf("early stop after epoch %lld: %s has not improved for %lld epoch%s\n", (long long)epoch,
+				       m->es_metric == NNRT_ES_VAL_LOSS ? "val_loss" : "val_acc",
+				       (long long)st->es->wait, st->es->wait == 1 ? "" : "s");
+			break;
+		}
 		if (caught_signal && epoch < o->epochs)
 			return TRAIN_INTERRUPTED;
+	}
+	if (st->es && st->es->best_epoch > 0) {
+		/* Keras' restore_best_weights: the run ends with the best epoch's model */
+		nnrt_es_restore(m, st, inst->params, inst->state);
+		if (!o->quiet) {
+			printf(m->es_metric == NNRT_ES_VAL_LOSS ? "restored the parameters of epoch %lld (val_loss %.4f)\n"
+			                                        : "restored the parameters of epoch %lld (val_acc %.4f)\n",
+			       (long long)st->es->best_epoch, st->es->best_value);
+			flush_stdout();
+		}
 	}
 	return TRAIN_DONE;
 }
@@ -1293,6 +1349,8 @@ static int run(trainer *t)
 		if (nnrt_data_load(&t->train, m, &o->train_spec, "train", limit, 1))
 			return NNRT_EXIT_FAILURE;
 		apply_limit(&t->train, o->limit);
+		if (nnrt_val_split(m, o->seed, t->train.n, &t->val))
+			return NNRT_EXIT_FAILURE;
 	}
 	if ((training || o->eval) && o->test_spec.kind != NNRT_DATA_NONE) {
 		int64_t limit = o->test_limit ? o->test_limit
@@ -1304,7 +1362,7 @@ static int run(trainer *t)
 	if (o->predict && nnrt_data_load_predict(&t->pred, m, &o->train_spec, o->predict))
 		return NNRT_EXIT_FAILURE;
 
-	if (alloc_arrays(t))
+	if (alloc_arrays(t) || (training && nnrt_es_init(m, &t->val, &t->inst->st)))
 		return NNRT_EXIT_FAILURE;
 	if (t->plot.boundary) {
 		t->plot_order = nnrt_calloc(t->plot.grid.n, sizeof(int64_t), "the plot's lattice order");
@@ -1327,7 +1385,9 @@ static int run(trainer *t)
 	if (training) {
 		if (!o->quiet) {
 			printf("model %s: %lld parameters, %lld training samples", m->name, (long long)param_count(m),
-			       (long long)t->train.n);
+			       (long long)(t->val.train_ids ? t->val.n_train : t->train.n));
+			if (t->val.val_ids)
+				printf(", %lld validation samples", (long long)t->val.n_val);
 			if (t->test.n)
 				printf(", %lld test samples", (long long)t->test.n);
 			printf(", batch %lld, %s lr %g, %d thread%s\n", (long long)m->batch,

@@ -318,6 +318,47 @@ static const diag_case cases[] = {
 	 F ":7:46: error: accumulate does not work with clip_norm yet (the norm of the accumulated gradient is not "
 	   "computed)", NULL},
 
+	/* ---- augmentation ---- */
+#define AUGNET "logits = x |> flatten |> dense(2)\n" LOSS OPT
+#define AUG(list) IMG AUGNET "train { data: idx(\"i.gz\", \"l.gz\"), augment: " list " }\n"
+	{"augmentation of a vector input", HEAD NET LOSS OPT "train { data: moons(count: 100), augment: [flip] }\n", 1,
+	 F ":7:43: error: augmentation needs an image input [channels, rows, columns], but the input is a vector",
+	 F ":2:7: note: the input is declared here"},
+	{"unknown transform", AUG("[flp]"), 1, F ":7:46: error: unknown transform 'flp'", "hint: did you mean 'flip'?"},
+	{"crop without pad", AUG("[crop]"), 1,
+	 F ":7:46: error: 'crop' needs the padding 'pad' (pixels per side), e.g. crop(pad: 4)", NULL},
+	{"crop pad of 0", AUG("[crop(pad: 0)]"), 1,
+	 F ":7:56: error: 'pad' (pixels per side) must be a whole number >= 1, not 0", NULL},
+	{"flip probability above 1", AUG("[flip(p: 1.5)]"), 1,
+	 F ":7:54: error: the probability 'p' must be in (0, 1], not 1.5", NULL},
+	{"crop padding as large as the image", AUG("[crop(pad: 8)]"), 1,
+	 F ":7:45: error: crop's padding of 8 pixels is not smaller than the image (8x8)", NULL},
+	{"erase square larger than the image", AUG("[erase(size: 9)]"), 1,
+	 F ":7:45: error: erase's square of 9 pixels is larger than the image (8x8)", NULL},
+	{"augment not a list", AUG("flip"), 1,
+	 F ":7:45: error: 'augment' must be a list of transforms, e.g. augment: [crop(pad: 4), flip]", NULL},
+	{"transform given twice", AUG("[flip, flip]"), 1, F ":7:52: error: transform 'flip' is given twice", NULL},
+	{"unknown option of erase", AUG("[erase(size: 2, q: 1)]"), 1, F ":7:61: error: 'erase' has no option 'q'",
+	 "hint: did you mean 'p'?"},
+
+	/* ---- validation and early stopping ---- */
+	{"validation fraction of 1", HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 1 }\n", 1,
+	 F ":7:46: error: the validation fraction must be in (0, 1), not 1", NULL},
+	{"early stopping without validation", HEAD NET LOSS OPT "train { data: moons(count: 100), early_stop: val_loss }\n",
+	 1, F ":7:34: error: early stopping needs validation data", "hint: hold out part of the training data, e.g. validation: 0.1"},
+	{"early stopping on an unknown metric",
+	 HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 0.1, early_stop: val_los }\n", 1,
+	 F ":7:63: error: early stopping cannot watch 'val_los'", "hint: did you mean 'val_loss'?"},
+	{"patience of 0",
+	 HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 0.1, early_stop: val_loss(patience: 0) }\n", 1,
+	 F ":7:82: error: 'patience' (epochs) must be a whole number >= 1, not 0", NULL},
+	{"negative min_delta",
+	 HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 0.1, early_stop: val_loss(min_delta: -1) }\n", 1,
+	 F ":7:83: error: 'min_delta' must be >= 0, not -1", NULL},
+	{"val_acc of a regression", REG "logits = x |> dense(8) |> relu |> dense(1)\nloss mse(logits, y)\n" OPT
+	 "train { data: moons(count: 100), validation: 0.2, early_stop: val_acc }\n", 1,
+	 F ":7:63: error: early stopping cannot watch val_acc: an mse loss has no accuracy", NULL},
+
 	/* ---- data sources ---- */
 	{"unknown data source", HEAD NET LOSS OPT "train { data: moon(count: 100) }\n", 1,
 	 F ":7:15: error: unknown data source 'moon'", "hint: did you mean 'moons'?"},

@@ -229,8 +229,8 @@ Test(e2e, save_load_eval_predict)
 /* A checkpoint of format version 1 (tests/fixtures/seed-v1.ckpt, written
  * by the seed example built before checkpoints carried state) still loads:
  * the same evaluation and parameters as that build printed
- * (seed-v1.eval.txt), and --resume from it saves a version 2 file that
- * loads to the same parameters. */
+ * (seed-v1.eval.txt), and --resume from it saves a file of the current
+ * version (3) that loads to the same parameters. */
 Test(e2e, a_version_1_checkpoint_still_loads)
 {
 	compile_example("seed");
@@ -242,8 +242,8 @@ Test(e2e, a_version_1_checkpoint_still_loads)
 	cr_assert_eq(sh_run(&again, "'%s/seed' --resume '%s/tests/fixtures/seed-v1.ckpt' --epochs 3 --quiet --save '%s/v2.ckpt' "
 			      "&& od -An -tu4 -j8 -N4 '%s/v2.ckpt' && '%s/seed' --load '%s/v2.ckpt' --eval --print-params",
 			      tmpdir, NNC_SOURCE_DIR, tmpdir, tmpdir, tmpdir, tmpdir), 0, "%s", again);
-	cr_assert(!strncmp(again, "          2\n", 12), "the new file's version: %s", again);
-	cr_assert_str_eq(again + 12, want, "the version 2 file holds other parameters");
+	cr_assert(!strncmp(again, "          3\n", 12), "the new file's version: %s", again);
+	cr_assert_str_eq(again + 12, want, "the version 3 file holds other parameters");
 	free(out), free(want), free(again);
 }
 
@@ -731,4 +731,149 @@ Test(e2e, batchnorm_state_names_that_clash_are_errors)
 		cr_expect(strstr(out, rows[i].note), "row %zu: wanted '%s' in:\n%s", i, rows[i].note, out);
 		free(out);
 	}
+}
+
+/* Augmented training (crop, flip, erase) is a function of the seed, the
+ * epoch and the sample: one thread or two end with the same checkpoint, a
+ * run resumed after epoch 1 ends byte for byte with the uninterrupted one,
+ * and evaluation sees the images unchanged (--eval of the saved model gives
+ * the run's last test metrics).  The same model without augment: trains on
+ * other numbers. */
+Test(e2e, augmentation_is_deterministic_and_resumes_exactly, .timeout = 300)
+{
+	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+	static const char *const fmt =
+		"model aug\ninput x : f32[1, 28, 28]\nlabel y : class(10)\n"
+		"logits = x |> conv2d(4, 5, pad: 2) |> relu |> maxpool(4) |> flatten |> dense(10)\n"
+		"loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.05, momentum: 0.9)\n"
+		"train {\n"
+		"  data: idx(\"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz\",\n"
+		"            \"/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+		"  test: idx(\"/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\",\n"
+		"            \"/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+		"  batch: 32\n  epochs: 2\n  seed: 3\n%s}\n";
+	char text[2048];
+	snprintf(text, sizeof text, fmt, "  augment: [erase(size: 10, p: 0.5), flip, crop(pad: 3)]\n");
+	const char *nn = write_nn("aug.nn", text);
+	char *out, *one, *two, *half, *res, *ev, *plain, *cmp;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/aug'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	snprintf(text, sizeof text, fmt, "");
+	nn = write_nn("plain.nn", text);
+	cr_assert_eq(sh_run(&plain, "'%s' '%s' -o '%s/plain'", NNC_EXE, nn, tmpdir), 0, "%s", plain);
+	free(plain);
+	const char *slice = "--limit 1000 --test-limit 500";
+	cr_assert_eq(sh_run(&one, "'%s/aug' %s --threads 1 --save '%s/one.ckpt'", tmpdir, slice, tmpdir), 0, "%s", one);
+	cr_assert_eq(sh_run(&two, "'%s/aug' %s --threads 2 --save '%s/two.ckpt'", tmpdir, slice, tmpdir), 0, "%s", two);
+	cr_expect_eq(sh_run(&cmp, "cmp '%s/one.ckpt' '%s/two.ckpt'", tmpdir, tmpdir), 0, "1 and 2 threads differ: %s", cmp);
+	free(cmp);
+	char *s1 = strip_timing(one), *s2 = strip_timing(two);
+	cr_expect_str_eq(s1, s2);
+	cr_assert_eq(sh_run(&half, "'%s/aug' %s --epochs 1 --quiet --save '%s/half.ckpt'", tmpdir, slice, tmpdir), 0, "%s",
+		     half);
+	cr_assert_eq(sh_run(&res, "'%s/aug' %s --resume '%s/half.ckpt' --save '%s/res.ckpt'", tmpdir, slice, tmpdir, tmpdir),
+		     0, "%s", res);
+	cr_expect_eq(sh_run(&cmp, "cmp '%s/res.ckpt' '%s/two.ckpt'", tmpdir, tmpdir), 0, "the resumed run ends elsewhere: %s",
+		     cmp);
+	free(cmp);
+	cr_assert_eq(sh_run(&ev, "'%s/aug' --load '%s/one.ckpt' --eval --test-limit 500", tmpdir, tmpdir), 0, "%s", ev);
+	cr_expect_float_eq(last_value(ev, "test_loss"), last_value(one, "test_loss"), 1e-9, "--eval: %s\nthe run: %s", ev,
+			   one);
+	cr_assert_eq(sh_run(&plain, "'%s/plain' %s --threads 1", tmpdir, slice), 0, "%s", plain);
+	char *sp = strip_timing(plain);
+	cr_expect(strcmp(strstr(sp, "epoch"), strstr(s1, "epoch")) != 0, "augment changed nothing:\n%s", sp);
+	free(s1), free(s2), free(sp);
+	free(out), free(one), free(two), free(half), free(res), free(ev), free(plain);
+}
+
+/* validation: 0.25 holds out 100 of 400 samples; early_stop watches their
+ * loss and stops `patience` epochs after its minimum, which it restores:
+ * the epoch lines say where the minimum was, the run stops 3 epochs later
+ * and names it, and the saved parameters are those of a run of exactly that
+ * many epochs (which restores its own last, best, epoch: nothing). */
+Test(e2e, early_stopping_stops_and_restores_the_best_epoch)
+{
+	const char *nn = write_nn("es.nn", "model es\ninput x : f32[2]\nlabel y : class(2)\n"
+					   "logits = x |> dense(32) |> relu |> dense(2)\n"
+					   "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.5, momentum: 0.9)\n"
+					   "train { data: moons(count: 400, noise: 0.3), batch: 16, epochs: 40, seed: 2\n"
+					   "        test: moons(count: 100, seed: 9)\n"
+					   "        validation: 0.25, early_stop: val_loss(patience: 3, min_delta: 0.001) }\n");
+	char *out, *run, *best, *p1, *p2;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/es'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&run, "'%s/es' --save '%s/es.ckpt'", tmpdir, tmpdir), 0, "%s", run);
+	cr_assert(strstr(run, "300 training samples, 100 validation samples"), "%s", run);
+	/* the epoch lines' val_loss: the stop comes 3 epochs after the first
+	 * minimum (improvements by more than 0.001) */
+	double bestv = INFINITY;
+	long beste = 0, last = 0;
+	for (const char *p = strstr(run, "epoch "); p; p = strstr(p + 1, "\nepoch ")) {
+		long e;
+		const char *v = strstr(p, "val_loss ");
+		if (sscanf(p + (*p == '\n'), "epoch %ld/", &e) != 1 || !v)
+			break;
+		double x = strtod(v + 9, NULL);
+		if (x < bestv - 0.001)
+			bestv = x, beste = e;
+		last = e;
+	}
+	cr_assert(beste > 0 && last < 40, "no early stop:\n%s", run);
+	cr_expect_eq(last, beste + 3, "stopped at epoch %ld, best %ld:\n%s", last, beste, run);
+	char want[200];
+	snprintf(want, sizeof want, "early stop after epoch %ld: val_loss has not improved for 3 epochs", last);
+	cr_expect(strstr(run, want), "no '%s' in\n%s", want, run);
+	snprintf(want, sizeof want, "restored the parameters of epoch %ld (val_loss ", beste);
+	cr_expect(strstr(run, want), "no '%s' in\n%s", want, run);
+	cr_assert_eq(sh_run(&best, "'%s/es' --epochs %ld --quiet --save '%s/best.ckpt'", tmpdir, beste, tmpdir), 0, "%s",
+		     best);
+	cr_assert_eq(sh_run(&p1, "'%s/es' --load '%s/es.ckpt' --eval --print-params", tmpdir, tmpdir), 0, "%s", p1);
+	cr_assert_eq(sh_run(&p2, "'%s/es' --load '%s/best.ckpt' --eval --print-params", tmpdir, tmpdir), 0, "%s", p2);
+	cr_assert(strstr(p1, "dense1.weight"), "%s", p1);
+	cr_expect_str_eq(p1, p2, "the saved parameters are not epoch %ld's", beste);
+	free(run), free(best), free(p1), free(p2);
+}
+
+/* A run with early stopping interrupted after epoch 2 or 3 (head closing
+ * the pipe, as in schedule_resumes_exactly) and resumed stops at the same
+ * epoch, restores the same best epoch and saves the same bytes as the
+ * uninterrupted run: the checkpoint carries the best epoch, its parameters
+ * and the epochs waited (a resume that started afresh would take epoch 4
+ * as its best).  Resuming the finished run trains nothing. */
+Test(e2e, early_stopping_resumes_exactly, .timeout = 300)
+{
+	const char *nn = write_nn("es2.nn", "model es2\ninput x : f32[2]\nlabel y : class(2)\n"
+					    "logits = x |> dense(32) |> relu |> dense(2)\n"
+					    "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.5, momentum: 0.9)\n"
+					    "train { data: moons(count: 20000, noise: 0.3), batch: 16, epochs: 40, seed: 2\n"
+					    "        validation: 0.25, early_stop: val_loss(patience: 3, min_delta: 0.001) }\n");
+	char *out, *full, *a, *b, *cmp, *again;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/es2'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&full, "'%s/es2' --save '%s/full.ckpt'", tmpdir, tmpdir), 0, "%s", full);
+	const char *stop = strstr(full, "early stop after epoch ");
+	cr_assert(stop, "%s", full);
+	long last = strtol(stop + strlen("early stop after epoch "), NULL, 10);
+	long epoch = last;
+	for (int tries = 0; tries < 5 && (epoch < 2 || epoch >= last); tries++) {
+		cr_assert_eq(sh_run(&a, "rm -f '%s/mid.ckpt'; '%s/es2' --save '%s/mid.ckpt' 2>/dev/null | head -n 3 >/dev/null; "
+				    "od -An -tu8 -j56 -N8 '%s/mid.ckpt' 2>/dev/null || echo 0", tmpdir, tmpdir, tmpdir, tmpdir),
+			     0, "%s", a);
+		epoch = strtol(a, NULL, 10);
+		free(a);
+	}
+	cr_assert(epoch >= 2 && epoch < last, "the run was not interrupted before its stop at %ld (epoch %ld)", last, epoch);
+	cr_assert_eq(sh_run(&b, "'%s/es2' --resume '%s/mid.ckpt' --save '%s/end.ckpt'", tmpdir, tmpdir, tmpdir), 0, "%s", b);
+	cr_expect_eq(sh_run(&cmp, "cmp '%s/end.ckpt' '%s/full.ckpt'", tmpdir, tmpdir), 0,
+		     "resumed at epoch %ld, the run ends elsewhere: %s\n%s\nthe whole run:\n%s", epoch, cmp, b, full);
+	/* the last lines, "early stop ..." and "restored ...", have no timing */
+	const char *tail_b = strstr(b, "early stop"), *tail_f = strstr(full, "early stop");
+	const char *end_b = tail_b ? strstr(tail_b, "saved") : NULL, *end_f = tail_f ? strstr(tail_f, "saved") : NULL;
+	cr_assert(end_b && end_f, "%s", b);
+	cr_expect(end_b - tail_b == end_f - tail_f && !memcmp(tail_b, tail_f, (size_t)(end_b - tail_b)),
+		  "the resumed run ends with\n%s\nthe whole run with\n%s", tail_b, tail_f);
+	cr_assert_eq(sh_run(&again, "'%s/es2' --resume '%s/full.ckpt'", tmpdir, tmpdir), 0, "%s", again);
+	cr_expect(strstr(again, "stopped early after epoch"), "%s", again);
+	cr_expect(!strstr(again, "/40  loss"), "a stopped run trained on:\n%s", again);
+	free(full), free(b), free(cmp), free(again);
 }

@@ -2148,16 +2148,16 @@ Test(ckpt, rejects_damaged_and_foreign_files)
 	size_t len = 0;
 	char *bytes = read_all(tpath("good.ckpt"), &len);
 	/* header, name, parameter table, state table (none: its two counts),
-	 * parameters and Adam's state, checksum */
+	 * early-stopping counters (none), parameters and Adam's state, checksum */
 	cr_assert_eq(len, 104 + 4 + 3 + (4 + 10 + 4 + 16 + 16) + (4 + 8 + 4 + 8 + 16) + (4 + 10 + 4 + 16 + 16) +
-	                      (4 + 8 + 4 + 8 + 16) + 12 + 4 * 3 * MP + 4);
+	                      (4 + 8 + 4 + 8 + 16) + 12 + 28 + 4 * 3 * MP + 4);
 	write_bytes(tpath("trunc.ckpt"), bytes, len - 10);
 	write_bytes(tpath("tiny.ckpt"), bytes, 12);
 	bytes[len / 2] ^= 0x10;
 	write_bytes(tpath("flip.ckpt"), bytes, len);
 	bytes[len / 2] ^= 0x10;
-	bytes[8] = 3;
-	write_bytes(tpath("v3.ckpt"), bytes, len);
+	bytes[8] = 4;
+	write_bytes(tpath("v4.ckpt"), bytes, len);
 	write_text(tpath("text.ckpt"), "this is not a checkpoint at all");
 	free(bytes);
 
@@ -2187,8 +2187,8 @@ Test(ckpt, rejects_damaged_and_foreign_files)
 		{"nope.ckpt", 0, 1, "cannot open checkpoint {dir}/nope.ckpt: No such file or directory"},
 		{"text.ckpt", 0, 1, "{dir}/text.ckpt is not an nnc checkpoint (bad magic number)"},
 		{"tiny.ckpt", 0, 1, "checkpoint {dir}/tiny.ckpt is truncated (12 bytes)"},
-		{"trunc.ckpt", 0, 1, "checkpoint {dir}/trunc.ckpt is truncated: 1281 of 1291 bytes"},
-		{"v3.ckpt", 0, 1, "checkpoint {dir}/v3.ckpt has format version 3; this runtime reads versions 1 to 2"},
+		{"trunc.ckpt", 0, 1, "checkpoint {dir}/trunc.ckpt is truncated: 1309 of 1319 bytes"},
+		{"v4.ckpt", 0, 1, "checkpoint {dir}/v4.ckpt has format version 4; this runtime reads versions 1 to 3"},
 		{"other.ckpt", 0, 1,
 		 "checkpoint {dir}/other.ckpt was written by model 'moons' (fingerprint 0x000000000000feed), not by this "
 		 "model 'xor' (fingerprint 0x1234abcd5678ef00)"},
@@ -2321,16 +2321,18 @@ Test(ckpt, reading_is_bounded_by_the_model, .timeout = 30)
 	cr_assert_eq(nnrt_ckpt_save(tpath("g.ckpt"), &m, params, opt, NULL, &st), 0);
 	size_t len = 0;
 	char *bytes = read_all(tpath("g.ckpt"), &len);
-	char *longer = malloc(len + 4);
+	/* the largest has early stopping's copy of the parameters too */
+	size_t extra = 4 * MP + 4;
+	char *longer = malloc(len + extra);
 	memcpy(longer, bytes, len);
-	memset(longer + len, 0, 4);
-	write_bytes(tpath("long.ckpt"), longer, len + 4);
+	memset(longer + len, 0, extra);
+	write_bytes(tpath("long.ckpt"), longer, len + extra);
 	free(longer);
 	free(bytes);
 	cr_assert_neq(nnrt_ckpt_load(tpath("long.ckpt"), &m, p, o, NULL, NULL), 0);
 	char want[512];
 	snprintf(want, sizeof want, "checkpoint %s is corrupt: it is larger than any checkpoint of this model (%zu bytes)",
-	         tpath("long.ckpt"), len);
+	         tpath("long.ckpt"), len + 4 * MP);
 	cr_assert_str_eq(nnrt_last_error(), want);
 	cr_assert_neq(nnrt_ckpt_load("/dev/zero", &m, p, NULL, NULL, NULL), 0);
 	cr_assert_str_eq(nnrt_last_error(), "/dev/zero is not an nnc checkpoint (bad magic number)");
@@ -2350,7 +2352,7 @@ Test(ckpt, reading_is_bounded_by_the_model, .timeout = 30)
 	}
 	cr_assert_neq(nnrt_ckpt_load(tpath("fifo"), &m, p, o, NULL, NULL), 0);
 	kill(pid, SIGKILL);
-	snprintf(want, sizeof want, "checkpoint %s has format version 16843009; this runtime reads versions 1 to 2",
+	snprintf(want, sizeof want, "checkpoint %s has format version 16843009; this runtime reads versions 1 to 3",
 	         tpath("fifo"));
 	cr_assert_str_eq(nnrt_last_error(), want);
 }
@@ -3087,4 +3089,139 @@ Test(fashion, softmax_regression_learns)
 	r = run_main(&m, "--help");
 	cr_assert(strstr(r.out, "input        f32[1,28,28]"), "%s", r.out);
 	run_free(&r);
+}
+
+/* ---- Augmentation (augment.c) ---- */
+
+TestSuite(augment, .init = setup, .fini = teardown);
+
+/* The transforms as the docs define them, written the slow way: the image
+ * copied into a zero-padded canvas and a window read out of it, the flip by
+ * index, the square by its corner.  Draw k of an image is
+ * nnrt_random_uniform(key, sample, k): 0, 1 the window's offset, 2 the
+ * flip, 3 the erasing, 4, 5 the square's centre. */
+static void augment_reference(int64_t c, int64_t h, int64_t w, int pad, float flip_p, int size, float erase_p,
+			      uint64_t key, int64_t sample, const float *in, float *out)
+{
+	int64_t ph = h + 2 * pad, pw = w + 2 * pad;
+	float *canvas = calloc((size_t)(c * ph * pw), sizeof *canvas);
+	cr_assert_not_null(canvas);
+	for (int64_t k = 0; k < c; k++)
+		for (int64_t y = 0; y < h; y++)
+			for (int64_t x = 0; x < w; x++)
+				canvas[(k * ph + y + pad) * pw + x + pad] = in[(k * h + y) * w + x];
+	int64_t oy = 0, ox = 0;
+	if (pad) {
+		oy = (int64_t)floorf(nnrt_random_uniform(key, sample, 0) * (float)(2 * pad + 1));
+		ox = (int64_t)floorf(nnrt_random_uniform(key, sample, 1) * (float)(2 * pad + 1));
+	}
+	int flip = flip_p > 0 && nnrt_random_uniform(key, sample, 2) < flip_p;
+	int erase = size > 0 && nnrt_random_uniform(key, sample, 3) < erase_p;
+	int64_t cy = (int64_t)floorf(nnrt_random_uniform(key, sample, 4) * (float)h);
+	int64_t cx = (int64_t)floorf(nnrt_random_uniform(key, sample, 5) * (float)w);
+	for (int64_t k = 0; k < c; k++)
+		for (int64_t y = 0; y < h; y++)
+			for (int64_t x = 0; x < w; x++) {
+				int64_t sx = flip ? w - 1 - x : x;
+				float v = canvas[(k * ph + y + oy) * pw + sx + ox];
+				if (erase && y >= cy - size / 2 && y < cy - size / 2 + size && x >= cx - size / 2 &&
+				    x < cx - size / 2 + size)
+					v = 0;
+				out[(k * h + y) * w + x] = v;
+			}
+	free(canvas);
+}
+
+/* Every combination of the transforms on 2x5x7 images, 200 samples each,
+ * equal to the reference exactly; and every transform seen to happen. */
+Test(augment, matches_the_reference)
+{
+	nnrt_model m = data_model(70, NNRT_LABEL_CLASS, 2);
+	m.input_rank = 3;
+	m.input_shape[0] = 2, m.input_shape[1] = 5, m.input_shape[2] = 7;
+	float in[70], got[70], want[70];
+	for (int i = 0; i < 70; i++)
+		in[i] = 1.0f + (float)i;
+	static const struct { int pad; float flip; int size; float erase; } combos[] = {
+		{2, 0, 0, 0}, {0, 0.5f, 0, 0}, {0, 0, 3, 0.5f}, {1, 0.5f, 0, 0}, {3, 0.3f, 4, 1.0f}, {4, 1.0f, 5, 0.7f},
+	};
+	for (size_t k = 0; k < sizeof combos / sizeof combos[0]; k++) {
+		m.aug_crop_pad = combos[k].pad, m.aug_flip_p = combos[k].flip;
+		m.aug_erase_size = combos[k].size, m.aug_erase_p = combos[k].erase;
+		cr_assert(nnrt_augments(&m));
+		uint64_t key = nnrt_augment_key(7, (int64_t)k + 1);
+		int changed = 0;
+		for (int64_t s = 0; s < 200; s++) {
+			memcpy(got, in, sizeof in);
+			nnrt_augment_image(&m, key, s, got);
+			augment_reference(2, 5, 7, m.aug_crop_pad, m.aug_flip_p, m.aug_erase_size, m.aug_erase_p, key, s, in,
+					  want);
+			cr_assert_arr_eq(got, want, sizeof got, "combination %zu, sample %lld differs", k, (long long)s);
+			changed += memcmp(got, in, sizeof in) != 0;
+		}
+		cr_expect(changed > 20 && (changed < 200 || combos[k].flip == 1.0f || combos[k].erase == 1.0f),
+			  "combination %zu changed %d of 200",
+			  k, changed);
+	}
+	/* another epoch, other draws; the same epoch, the same ones */
+	cr_expect_neq(nnrt_augment_key(7, 1), nnrt_augment_key(7, 2));
+	cr_expect_neq(nnrt_augment_key(7, 1), nnrt_augment_key(8, 1));
+	m.aug_crop_pad = 0, m.aug_flip_p = 0, m.aug_erase_size = 0;
+	cr_expect(!nnrt_augments(&m));
+}
+
+/* A version 2 file (version 3 without the early-stopping counters, made here
+ * from a version 3 one) loads, and leaves the caller's early stopping as it
+ * was; a version 3 file with early stopping restores it: best epoch, its
+ * parameters, the epochs waited. */
+Test(ckpt, version_2_loads_and_version_3_carries_early_stopping)
+{
+	nnrt_model m = mlp_model();
+	float params[MP], opt[2 * MP] = {0}, best[MP + 1], p2[MP], o2[2 * MP];
+	for (int i = 0; i < MP; i++)
+		params[i] = (float)i, best[i] = (float)(100 + i);
+	nnrt_train_state st = {.epoch = 4, .step = 9};
+	nnrt_rng_seed(&st.rng, 7);
+	cr_assert_eq(nnrt_ckpt_save(tpath("plain.ckpt"), &m, params, opt, NULL, &st), 0);
+	size_t len = 0;
+	unsigned char *b = (unsigned char *)read_all(tpath("plain.ckpt"), &len);
+	/* the counters follow the state table: header, name, two parameter rows
+	 * of this model, the state table's two counts */
+	size_t at = 104 + 4 + 3 + (4 + 10 + 4 + 16 + 16) + (4 + 8 + 4 + 8 + 16) + (4 + 10 + 4 + 16 + 16) +
+		    (4 + 8 + 4 + 8 + 16) + 12;
+	cr_assert_gt(len, at + 28 + 4);
+	memmove(b + at, b + at + 28, len - at - 28);
+	len -= 28;
+	b[8] = 2;
+	uint64_t size = len;
+	memcpy(b + 16, &size, 8);
+	uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(len - 4));
+	memcpy(b + len - 4, &crc, 4);
+	write_bytes(tpath("v2.ckpt"), b, len);
+	free(b);
+	nnrt_early_stop es = {.best = best, .best_epoch = 0, .wait = 0, .best_value = INFINITY};
+	nnrt_train_state s = {.es = &es};
+	cr_assert_eq(nnrt_ckpt_load(tpath("v2.ckpt"), &m, p2, o2, NULL, &s), 0, "%s", nnrt_last_error());
+	cr_expect_eq(s.epoch, 4);
+	cr_expect_eq(s.step, 9);
+	cr_expect_arr_eq(p2, params, sizeof params);
+	cr_expect(s.es == &es && es.best_epoch == 0 && es.wait == 0 && isinf(es.best_value));
+	cr_expect_eq(best[0], 100.0f);
+	/* version 3 with early stopping */
+	nnrt_early_stop saved = {.best = best, .best_epoch = 3, .wait = 1, .best_value = 0.25};
+	st.es = &saved;
+	cr_assert_eq(nnrt_ckpt_save(tpath("es.ckpt"), &m, params, opt, NULL, &st), 0);
+	float back[MP + 1] = {0};
+	nnrt_early_stop got = {.best = back, .best_value = INFINITY};
+	s.es = &got;
+	cr_assert_eq(nnrt_ckpt_load(tpath("es.ckpt"), &m, p2, o2, NULL, &s), 0, "%s", nnrt_last_error());
+	cr_expect(s.es == &got);
+	cr_expect_eq(got.best_epoch, 3);
+	cr_expect_eq(got.wait, 1);
+	cr_expect_eq(got.best_value, 0.25);
+	cr_expect_arr_eq(back, best, MP * sizeof(float));
+	cr_expect_arr_eq(p2, params, sizeof params);
+	/* --load (no early stopping of its own) reads past it */
+	s.es = NULL;
+	cr_assert_eq(nnrt_ckpt_load(tpath("es.ckpt"), &m, p2, NULL, NULL, &s), 0, "%s", nnrt_last_error());
 }
