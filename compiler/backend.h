@@ -39,8 +39,16 @@ const char *nnc_pass_pipeline(int opt_level);
 /* Verifies, optimises and writes the module into `tmp`, a temporary file
  * from output.h.  0, or nnc's exit status (message printed). */
 int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *tmp);
-/* Links an object with the runtime into the executable `exe` (a temporary
+/* The most parts nnc_emit_objects splits a module into, and the size
+ * (instructions after optimisation) from which it splits. */
+#define NNC_EMIT_MAX_PARTS 2
+#define NNC_EMIT_SPLIT_MIN 2000
+/* Verifies, optimises and generates m as *nparts (1..NNC_EMIT_MAX_PARTS)
+ * object files on several threads (target_llvm.cpp), their scratch paths
+ * in paths[]: the objects of an executable.  0, or nnc's exit status. */
+int nnc_emit_objects(LLVMModuleRef m, const nnc_target *t, int opt_level, const char **paths, int *nparts);
+/* Links n objects with the runtime into the executable `exe` (a temporary
  * file from output.h).  0, or nnc's exit status (message printed). */
-int nnc_link(const char *obj, const char *exe);
+int nnc_link(const char *const *objs, int n, const char *exe);
 
 #endif

@@ -3,6 +3,8 @@
  * writing of the module as an object file, assembly or LLVM IR text.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -45,16 +47,16 @@ const char *nnc_pass_pipeline(int opt_level)
 				: "default<O3>";
 }
 
-int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *path)
+/* Verifies and optimises m; its target machine, or NULL (message printed). */
+static LLVMTargetMachineRef optimise(LLVMModuleRef m, const nnc_target *t, int opt_level)
 {
 	char *err = NULL;
 	if (LLVMVerifyModule(m, LLVMReturnStatusAction, &err)) {
 		fprintf(stderr, "nnc: internal error: the generated LLVM module does not verify:\n%s\n", err);
 		LLVMDisposeMessage(err);
-		return NNC_EXIT_INTERNAL;
+		return NULL;
 	}
 	LLVMDisposeMessage(err);
-	err = NULL;
 	baseline_main(m);
 	LLVMTargetMachineRef tm = nnc_target_machine(t, opt_level);
 	const char *passes = nnc_pass_pipeline(opt_level);
@@ -73,8 +75,16 @@ int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind
 		fprintf(stderr, "nnc: internal error: LLVM passes failed: %s\n", msg);
 		LLVMDisposeErrorMessage(msg);
 		LLVMDisposeTargetMachine(tm);
-		return NNC_EXIT_INTERNAL;
+		return NULL;
 	}
+	return tm;
+}
+
+int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *path)
+{
+	LLVMTargetMachineRef tm = optimise(m, t, opt_level);
+	if (!tm)
+		return NNC_EXIT_INTERNAL;
 	/* the bytes go through output.c, which checks every write and whose
 	 * temporary files a signal removes (LLVM's own file streams abort the
 	 * process on a write error) */
@@ -84,6 +94,7 @@ int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind
 		rc = nnc_out_write(path, text, strlen(text));
 		LLVMDisposeMessage(text);
 	} else {
+		char *err = NULL;
 		LLVMMemoryBufferRef buf = NULL;
 		if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, kind == EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile,
 							&err, &buf)) {
@@ -97,5 +108,60 @@ int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind
 			LLVMDisposeMessage(err);
 	}
 	LLVMDisposeTargetMachine(tm);
+	return rc;
+}
+
+/* Instructions in m's function bodies. */
+static long instructions(LLVMModuleRef m)
+{
+	long n = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+		for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b))
+			for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i))
+				n++;
+	return n;
+}
+
+/* The threads that generate code: NNC_CODEGEN_THREADS, or the CPUs online. */
+static unsigned codegen_threads(void)
+{
+	const char *env = getenv("NNC_CODEGEN_THREADS");
+	long n = env && *env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > NNC_EMIT_MAX_PARTS ? NNC_EMIT_MAX_PARTS : (unsigned)n;
+}
+
+int nnc_emit_objects(LLVMModuleRef m, const nnc_target *t, int opt_level, const char **paths, int *nparts)
+{
+	LLVMTargetMachineRef tm = optimise(m, t, opt_level);
+	if (!tm)
+		return NNC_EXIT_INTERNAL;
+	/* The number of parts depends on the module alone, so that the output
+	 * does not depend on the machine. */
+	unsigned n = instructions(m) >= NNC_EMIT_SPLIT_MIN ? NNC_EMIT_MAX_PARTS : 1;
+	LLVMTargetMachineRef tms[NNC_EMIT_MAX_PARTS] = {tm};
+	LLVMMemoryBufferRef bufs[NNC_EMIT_MAX_PARTS] = {0};
+	for (unsigned i = 1; i < n; i++)
+		tms[i] = nnc_target_machine(t, opt_level);
+	char *err = NULL;
+	int rc = 0;
+	bool ok = n == 1 ? !LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &err, &bufs[0])
+			 : nnc_llvm_emit_split(m, tms, n, codegen_threads(), bufs, &err);
+	if (!ok) {
+		fprintf(stderr, "nnc: internal error: LLVM code generation failed: %s\n", err ? err : "");
+		rc = NNC_EXIT_INTERNAL;
+	}
+	if (err)
+		LLVMDisposeMessage(err);
+	for (unsigned i = 0; i < n; i++) {
+		if (!rc) {
+			paths[i] = nnc_scratch(".o");
+			rc = paths[i] ? nnc_out_write(paths[i], LLVMGetBufferStart(bufs[i]), LLVMGetBufferSize(bufs[i]))
+				      : NNC_EXIT_INTERNAL;
+		}
+		if (bufs[i])
+			LLVMDisposeMemoryBuffer(bufs[i]);
+		LLVMDisposeTargetMachine(tms[i]);
+	}
+	*nparts = (int)n;
 	return rc;
 }
