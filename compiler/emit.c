@@ -122,11 +122,12 @@ static long instructions(LLVMModuleRef m)
 	return n;
 }
 
-/* The threads that generate code: NNC_CODEGEN_THREADS, or the CPUs online. */
-static unsigned codegen_threads(void)
+/* The number in the environment variable `name` within 1..NNC_EMIT_MAX_PARTS,
+ * or `dflt`. */
+static unsigned env_count(const char *name, long dflt)
 {
-	const char *env = getenv("NNC_CODEGEN_THREADS");
-	long n = env && *env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+	const char *env = getenv(name);
+	long n = env && *env ? strtol(env, NULL, 10) : dflt;
 	return n < 1 ? 1 : n > NNC_EMIT_MAX_PARTS ? NNC_EMIT_MAX_PARTS : (unsigned)n;
 }
 
@@ -136,8 +137,9 @@ int nnc_emit_objects(LLVMModuleRef m, const nnc_target *t, int opt_level, const 
 	if (!tm)
 		return NNC_EXIT_INTERNAL;
 	/* The number of parts depends on the module alone, so that the output
-	 * does not depend on the machine. */
-	unsigned n = instructions(m) >= NNC_EMIT_SPLIT_MIN ? NNC_EMIT_MAX_PARTS : 1;
+	 * does not depend on the machine; the threads (NNC_CODEGEN_THREADS,
+	 * default the CPUs online) do not change the bytes. */
+	unsigned n = env_count("NNC_CODEGEN_PARTS", instructions(m) >= NNC_EMIT_SPLIT_MIN ? NNC_EMIT_PARTS : 1);
 	LLVMTargetMachineRef tms[NNC_EMIT_MAX_PARTS] = {tm};
 	LLVMMemoryBufferRef bufs[NNC_EMIT_MAX_PARTS] = {0};
 	for (unsigned i = 1; i < n; i++)
@@ -145,7 +147,7 @@ int nnc_emit_objects(LLVMModuleRef m, const nnc_target *t, int opt_level, const 
 	char *err = NULL;
 	int rc = 0;
 	bool ok = n == 1 ? !LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &err, &bufs[0])
-			 : nnc_llvm_emit_split(m, tms, n, codegen_threads(), bufs, &err);
+			 : nnc_llvm_emit_split(m, tms, n, env_count("NNC_CODEGEN_THREADS", sysconf(_SC_NPROCESSORS_ONLN)), bufs, &err);
 	if (!ok) {
 		fprintf(stderr, "nnc: internal error: LLVM code generation failed: %s\n", err ? err : "");
 		rc = NNC_EXIT_INTERNAL;
