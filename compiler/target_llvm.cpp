@@ -82,7 +82,7 @@ extern "C" void nnc_llvm_print_features(LLVMTargetMachineRef tm, FILE *f)
 // order; its locals become hidden globals so that the parts can call each
 // other), each part goes through bitcode into a context of its own (an
 // LLVMContext is not thread-safe), and the parts are generated on
-// `threads` threads, part i with tms[i].  The parts depend on the module
+// `threads` threads, part i with tms[i].  m's bodies are deleted.  The parts depend on the module
 // and n only, never on the threads: the same bytes for any thread count.
 extern "C" bool nnc_llvm_emit_split(LLVMModuleRef mod, LLVMTargetMachineRef *tms, unsigned n, unsigned threads,
 				    LLVMMemoryBufferRef *out, char **err)
@@ -96,6 +96,11 @@ extern "C" bool nnc_llvm_emit_split(LLVMModuleRef mod, LLVMTargetMachineRef *tms
 			llvm::WriteBitcodeToFile(*part, os);
 		},
 		/*PreserveLocals=*/false, /*RoundRobin=*/true);
+	// The parts hold everything now: m's function bodies go before the
+	// parts are parsed (peak RSS of compile_scale.sh's defs 1000: 162 MB
+	// with them kept, 148 MB without; 118 MB in one part); m is only fit
+	// for disposal.
+	llvm::unwrap(mod)->dropAllReferences();
 	std::vector<llvm::SmallString<0>> objects(bitcode.size());
 	std::vector<std::string> errors(bitcode.size());
 	std::atomic<unsigned> next{0};
