@@ -39,8 +39,18 @@ const char *nnc_pass_pipeline(int opt_level);
 /* Verifies, optimises and writes the module into `tmp`, a temporary file
  * from output.h.  0, or nnc's exit status (message printed). */
 int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *tmp);
-/* Links an object with the runtime into the executable `exe` (a temporary
+/* nnc_emit_objects splits a module of NNC_EMIT_SPLIT_MIN instructions or
+ * more (after optimisation) into NNC_EMIT_PARTS parts; NNC_CODEGEN_PARTS
+ * in the environment (1..NNC_EMIT_MAX_PARTS) overrides that, for tests. */
+#define NNC_EMIT_PARTS 2
+#define NNC_EMIT_MAX_PARTS 8
+#define NNC_EMIT_SPLIT_MIN 2000
+/* Verifies, optimises and generates m as *nparts (1..NNC_EMIT_MAX_PARTS)
+ * object files on several threads (target_llvm.cpp), their scratch paths
+ * in paths[]: the objects of an executable.  0, or nnc's exit status. */
+int nnc_emit_objects(LLVMModuleRef m, const nnc_target *t, int opt_level, const char **paths, int *nparts);
+/* Links n objects with the runtime into the executable `exe` (a temporary
  * file from output.h).  0, or nnc's exit status (message printed). */
-int nnc_link(const char *obj, const char *exe);
+int nnc_link(const char *const *objs, int n, const char *exe);
 
 #endif

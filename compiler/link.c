@@ -53,7 +53,7 @@ static const char *runtime_dir(void)
 	return NULL;
 }
 
-int nnc_link(const char *obj, const char *exe)
+int nnc_link(const char *const *objs, int n, const char *exe)
 {
 	const char *dir = runtime_dir();
 	if (!dir) {
@@ -65,7 +65,15 @@ int nnc_link(const char *obj, const char *exe)
 	if (!cc || !*cc)
 		cc = "cc";
 	const char *lib = nnc_sprintf("%s/libnnrt.a", dir);
-	char *argv[] = {(char *)cc, "-o", (char *)exe, (char *)obj, (char *)lib, "-fopenmp", "-lz", "-lm", NULL};
+	char *argv[8 + NNC_EMIT_MAX_PARTS] = {(char *)cc, "-o", (char *)exe};
+	int argc = 3;
+	for (int i = 0; i < n; i++)
+		argv[argc++] = (char *)objs[i];
+	argv[argc++] = (char *)lib;
+	argv[argc++] = "-fopenmp";
+	argv[argc++] = "-lz";
+	argv[argc++] = "-lm";
+	argv[argc] = NULL;
 	pid_t pid;
 	/* The fatal signals stay blocked from before the spawn until the
 	 * handler knows the linker's group: a signal in between (a loaded
@@ -102,7 +110,7 @@ int nnc_link(const char *obj, const char *exe)
 		}
 	nnc_out_set_child(0);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "nnc: error: linking %s failed (%s %s %s ...)\n", exe, cc, obj, lib);
+		fprintf(stderr, "nnc: error: linking %s failed (%s %s %s ...)\n", exe, cc, objs[0], lib);
 		return NNC_EXIT_INTERNAL;
 	}
 	return 0;

@@ -346,12 +346,13 @@ static int write_code(const options *o, ir_graph *g, const nnc_train_config *cfg
 {
 	int rc;
 	if (o->kind == OUT_EXE) {
-		const char *obj = nnc_scratch(".o"), *exe = obj ? nnc_out_stage(out) : NULL;
+		const char *objs[NNC_EMIT_MAX_PARTS], *exe = nnc_out_stage(out);
+		int nobj = 0;
 		if (!exe)
 			return NNC_EXIT_INTERNAL;
-		rc = nnc_emit(mod, &o->target, o->opt_level, EMIT_OBJ, obj);
+		rc = nnc_emit_objects(mod, &o->target, o->opt_level, objs, &nobj);
 		if (!rc)
-			rc = nnc_link(obj, exe);
+			rc = nnc_link(objs, nobj, exe);
 	} else {
 		emit_kind k = o->kind == OUT_OBJ ? EMIT_OBJ : o->kind == OUT_ASM ? EMIT_ASM : EMIT_LL;
 		const char *tmp = nnc_out_stage(out);

@@ -725,3 +725,45 @@ Test(driver, embedded_objects_check_the_cpu_in_new)
 	cr_expect(strstr(out, "this CPU lacks avx2, bmi2, which the model's code was compiled for"), "%s", out);
 	free(out);
 }
+
+/* ---- parallel code generation (emit.c, target_llvm.cpp) ---- */
+
+/* An executable's module is split into parts generated on several
+ * threads: the bytes do not depend on the thread count, and the split
+ * binary (different bytes from the one-part build, so the split happened)
+ * trains exactly like it. */
+Test(driver, split_code_generation_is_deterministic_and_trains_like_one_part)
+{
+	write_file("big.nn", "model big\n"
+			     "input x : f32[2]\n"
+			     "label y : class(2)\n"
+			     "h = x |> dense(32) |> tanh |> dense(32) |> relu |> dense(32) |> sigmoid |> dense(32)\n"
+			     "loss softmax_cross_entropy(h |> dense(2), y)\n"
+			     "optimizer adam(lr: 0.01)\n"
+			     "train { data: moons(count: 256, noise: 0.1, seed: 1), test: moons(count: 64, seed: 2),"
+			     " batch: 32, epochs: 2, seed: 3 }\n");
+	static const char *const builds[][2] = {
+		{"one", "NNC_CODEGEN_PARTS=1"},
+		{"t1", "NNC_CODEGEN_THREADS=1"},
+		{"t2", "NNC_CODEGEN_THREADS=2"},
+		{"t3", "NNC_CODEGEN_THREADS=3"},
+		{"p3t1", "NNC_CODEGEN_PARTS=3 NNC_CODEGEN_THREADS=1"},
+		{"p3t2", "NNC_CODEGEN_PARTS=3 NNC_CODEGEN_THREADS=2"},
+	};
+	char *out;
+	for (size_t i = 0; i < sizeof builds / sizeof builds[0]; i++) {
+		const char *b = builds[i][0];
+		int rc = sh_run(&out, "cd '%s' && env %s '%s' big.nn -o %s", dir, builds[i][1], NNC_EXE, b);
+		cr_assert_eq(rc, 0, "%s: %s", builds[i][1], out);
+		free(out);
+		/* the trained weights, bit for bit */
+		rc = sh_run(&out, "cd '%s' && ./%s --quiet --save %s.ckpt && cmp one.ckpt %s.ckpt", dir, b, b, b);
+		cr_expect_eq(rc, 0, "%s trains differently: %s", builds[i][1], out);
+		free(out);
+	}
+	cr_expect_neq(sh_run(&out, "cd '%s' && cmp -s one t1", dir), 0, "the default build was not split");
+	free(out);
+	cr_expect_eq(sh_run(&out, "cd '%s' && cmp t1 t2 && cmp t1 t3 && cmp p3t1 p3t2", dir), 0,
+		     "the thread count changed the bytes: %s", out);
+	free(out);
+}
