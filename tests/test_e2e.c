@@ -159,7 +159,7 @@ Test(e2e, resnet_learns_from_a_slice, .timeout = 600)
 	compile_example("resnet");
 	char *out;
 	cr_assert_eq(sh_run(&out, "'%s/resnet' --epochs 3 --limit 4096 --test-limit 2000", tmpdir), 0, "%s", out);
-	/* 0.7445 (train 0.774); evaluated with batch statistics instead of the
+	/* 0.7505 (train 0.7703); evaluated with batch statistics instead of the
 	 * running ones, or with running statistics that do not move, the test
 	 * lines stay far below the training accuracy */
 	double acc = last_value(out, "test_acc"), train = last_value(out, "train_acc");
@@ -175,7 +175,7 @@ Test(e2e, vgg_learns_from_a_slice, .timeout = 600)
 	compile_example("vgg");
 	char *out;
 	cr_assert_eq(sh_run(&out, "'%s/vgg' --epochs 3 --limit 4096 --test-limit 2000", tmpdir), 0, "%s", out);
-	double acc = last_value(out, "test_acc"); /* 0.7935 */
+	double acc = last_value(out, "test_acc"); /* 0.7765 */
 	cr_expect_geq(acc, 0.76, "VGG test accuracy %.4f after 3 epochs on 4096 images\n%s", acc, out);
 	free(out);
 }
@@ -365,8 +365,10 @@ Test(e2e, accumulate_trains_like_a_larger_batch)
  * end, or after the run, is tried again, up to eight times.) */
 Test(e2e, accumulate_resumes_mid_group_exactly)
 {
+	/* wide enough that the run lasts a second or more on a fast idle
+	 * machine: the stops below are timed */
 	const char *nn = write_nn("accr.nn", "model accr\ninput x : f32[2]\nlabel y : class(2)\n"
-					     "logits = x |> dense(16) |> tanh |> dense(2)\n"
+					     "logits = x |> dense(256) |> tanh |> dense(256) |> tanh |> dense(2)\n"
 					     "loss softmax_cross_entropy(logits, y)\n"
 					     "optimizer sgd(lr: 0.05, momentum: 0.9, dampening: 0.1)\n"
 					     "train {\n  data: moons(count: 40000, noise: 0.1)\n  batch: 8\n"
