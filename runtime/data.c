@@ -111,7 +111,9 @@ int nnrt_gz_read(gzFile f, const char *path, void *buf, int64_t n, int64_t *got)
 	while (*got < n) {
 		/* gzread takes an unsigned count and returns an int. */
 		int64_t want = n - *got;
-		unsigned chunk = want > (1 << 30) ? (1u << 30) : (unsigned)want;
+		/* 1 MiB at a time while a loading bar is drawn (progress.c) */
+		unsigned most = nnrt_progress_loading_on() ? 1u << 20 : 1u << 30;
+		unsigned chunk = want > most ? most : (unsigned)want;
 		int r = gzread(f, p + *got, chunk);
 		if (r < 0) {
 			int zerr;
@@ -133,6 +135,7 @@ int nnrt_gz_read(gzFile f, const char *path, void *buf, int64_t n, int64_t *got)
 			break;
 		}
 		*got += r;
+		nnrt_progress_read(f, path);
 	}
 	return 0;
 }
@@ -174,6 +177,7 @@ int nnrt_data_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *s
 		rc = -1;
 		break;
 	}
+	nnrt_progress_read_end();
 	if (rc)
 		nnrt_data_free(d);
 	return rc;

@@ -46,5 +46,8 @@ gzFile nnrt_gz_open(const char *path);
 /* Reads up to n bytes; *got = bytes read (short at end of file).  Returns
  * non-zero, reported, on a read or decompression error. */
 int nnrt_gz_read(gzFile f, const char *path, void *buf, int64_t n, int64_t *got);
+/* After each chunk nnrt_gz_read reads: draws the loading bar of path
+ * (progress.c), when nnrt_progress_loading(1) has switched it on. */
+void nnrt_progress_read(gzFile f, const char *path);
 
 #endif

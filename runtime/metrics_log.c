@@ -1,20 +1,27 @@
 /*
- * metrics_log.c - the training binary's --log FILE: one row per epoch that a
- * plotting script, a spreadsheet or pandas reads without parsing the
- * human-readable epoch lines.
+ * metrics_log.c - the training binary's --log FILE: one row per epoch (and,
+ * with --log-every N, one per N steps) that a plotting script, a spreadsheet
+ * or pandas reads without parsing the human-readable epoch lines.
  *
  * The format follows the file name: FILE.jsonl, FILE.ndjson and FILE.json
- * get JSON lines (one object per epoch), FILE.csv gets CSV with a header
+ * get JSON lines (one object per row), FILE.csv gets CSV with a header
  * line.  Every row has every column, in this order:
  *
- *   epoch, step, lr, train_loss, train_acc, test_loss, test_acc, seconds, samples_per_s
+ *   epoch, step, batch, lr, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc,
+ *   seconds, samples_per_s
  *
  * `step` is the number of training steps taken since the start (the counter
- * checkpoints keep), `lr` the rate the epoch trained at.  A value the run
- * does not have (accuracy of a regression, test metrics without test data)
- * is an empty CSV field or JSON null, so that the columns stay put.
- * Numbers carry 9 significant digits (the rate, a float, 7): the epoch
- * line's 4 decimals are these values rounded.
+ * checkpoints keep), `lr` the rate of the row's last step.  An epoch's row
+ * has an empty `batch`; with --log-every N, a row after every N-th step
+ * (of the whole run: step % N == 0) has the step's number within its epoch
+ * in `batch`, the running means of the epoch so far (what the progress bar
+ * shows) as train_loss and train_acc, the time since the epoch began, and
+ * empty test and validation columns (they are measured once an epoch).  A
+ * value the run does not have (accuracy of a regression, test metrics
+ * without test data, validation metrics without a validation split) is an
+ * empty CSV field or JSON null, so that the columns stay put.  Numbers
+ * carry 9 significant digits (the rate, a float, 7): the epoch line's 4
+ * decimals are these values rounded.
  *
  * The file is opened before any data is loaded (train.c), so that a path
  * that cannot be written is an error before training, not after it.  A
@@ -53,7 +60,8 @@ int nnrt_log_open(nnrt_log *l, const char *path, int append)
 	if (!l->f)
 		return -1;
 	if (l->format == NNRT_LOG_CSV && ftell(l->f) == 0) {
-		fputs("epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n", l->f);
+		fputs("epoch,step,batch,lr,train_loss,train_acc,test_loss,test_acc,val_loss,val_acc,seconds,samples_per_s\n",
+		      l->f);
 		if (fflush(l->f) != 0) {
 			int e = errno;
 			fclose(l->f);
@@ -87,11 +95,14 @@ int nnrt_log_row(nnrt_log *l, const nnrt_log_entry *r)
 		fprintf(l->f, "{\"epoch\":%lld,\"step\":%lld", (long long)r->epoch, (long long)r->step);
 	else
 		fprintf(l->f, "%lld,%lld", (long long)r->epoch, (long long)r->step);
+	put_value(l, "batch", r->batch > 0, (double)r->batch, 17);
 	put_value(l, "lr", 1, r->lr, 7); /* a float: 0.02, not 0.0199999996 */
 	put_value(l, "train_loss", 1, r->train_loss, 9);
 	put_value(l, "train_acc", r->has_acc, r->train_acc, 9);
 	put_value(l, "test_loss", r->has_test, r->test_loss, 9);
 	put_value(l, "test_acc", r->has_test && r->has_acc, r->test_acc, 9);
+	put_value(l, "val_loss", r->has_val, r->val_loss, 9);
+	put_value(l, "val_acc", r->has_val && r->has_acc, r->val_acc, 9);
 	put_value(l, "seconds", 1, r->seconds, 9);
 	put_value(l, "samples_per_s", 1, r->samples_per_s, 9);
 	fputs(l->format == NNRT_LOG_JSON ? "}\n" : "\n", l->f);

@@ -288,6 +288,8 @@ typedef struct nnrt_cli {
 	const char *save, *load, *resume, *predict;
 	int64_t checkpoint_every;
 	const char *log; /* --log FILE */
+	int64_t log_every; /* --log-every N: a row every N steps too (0: none) */
+	int64_t verbose;   /* --verbose N: 0 silent (--quiet), 1 bar on a terminal (default), 2 lines only */
 	int eval, quiet, print_params, force, help;
 	int summary; /* --summary */
 	const char *plot;   /* --plot DIR */
@@ -346,21 +348,30 @@ nnrt_instance *nnrt_instance_new_seeded(const nnrt_model *m, uint64_t seed, int 
  * correct are sums over the samples this run saw. */
 typedef struct nnrt_progress {
 	int on, has_acc;
+	int bytes; /* counts are bytes of a file being read (data loading) */
 	char label[48];
 	int64_t first, done, total;
 	double samples, loss, correct;
 	double t0, next; /* start; earliest time of the next redraw */
-	int cols, width; /* terminal width; columns of the line on screen */
+	int cols;        /* terminal width */
 } nnrt_progress;
 
-/* Whether to draw: stdout is a terminal (not TERM=dumb) and not --quiet. */
-int nnrt_progress_wanted(int quiet);
+/* Whether to draw: --verbose 1 (the default; --quiet is 0), and stdout is a
+ * terminal (not TERM=dumb). */
+int nnrt_progress_wanted(int verbose);
 /* Starts a line; with on = 0 every other call does nothing. */
 void nnrt_progress_begin(nnrt_progress *p, int on, int has_acc, const char *label, int64_t done, int64_t total);
 /* Redraws now; returns 1 (it wrote to stdout: the caller flushes). */
 int nnrt_progress_draw(nnrt_progress *p, double now);
 /* Blanks the line (the epoch line replaces it); 1 if it wrote. */
 int nnrt_progress_end(nnrt_progress *p);
+/* Blanks whatever bar is on the line now, and flushes (before an error). */
+void nnrt_progress_clear(void);
+/* Data loading's bar (nnrt_gz_read draws it; loader.h): on or off for the
+ * files read from now on; nnrt_data_load ends each file's line. */
+void nnrt_progress_loading(int on);
+int nnrt_progress_loading_on(void);
+void nnrt_progress_read_end(void);
 
 /* After each step: one clock read, and a redraw at most a few times a
  * second (and at the last step).  1 if it wrote. */
@@ -389,11 +400,13 @@ typedef struct nnrt_log {
 	int format; /* NNRT_LOG_CSV or NNRT_LOG_JSON */
 } nnrt_log;
 
-/* One epoch's row; has_acc and has_test say which columns have values. */
+/* One row: an epoch's (batch 0), or, with --log-every, one after step
+ * `batch` of epoch `epoch`; has_acc, has_test and has_val say which columns
+ * have values (a step row has no test or validation metrics). */
 typedef struct nnrt_log_entry {
-	int64_t epoch, step;
-	double lr, train_loss, train_acc, test_loss, test_acc, seconds, samples_per_s;
-	int has_acc, has_test;
+	int64_t epoch, step, batch;
+	double lr, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc, seconds, samples_per_s;
+	int has_acc, has_test, has_val;
 } nnrt_log_entry;
 
 /* The format path's extension asks for (.csv; .jsonl, .ndjson, .json), or -1. */
@@ -413,12 +426,13 @@ void nnrt_print_summary(const nnrt_model *m);
 /* ---- plot.c ---- */
 
 #define NNRT_PLOT_GRID 80 /* cells per side of the decision-boundary lattice */
+#define NNRT_PLOT_COLS 7  /* an epoch's numbers: epoch, train, test, validation loss and accuracy */
 
 /* The --plot DIR of a training run (plot.c says what it draws). */
 typedef struct nnrt_plot {
 	int on, has_acc;
 	const char *dir;
-	double *hist;        /* [cap][5]: epoch, train loss, train acc, test loss, test acc */
+	double *hist;        /* [cap][NNRT_PLOT_COLS]: epoch, then loss and accuracy of train, test, validation */
 	int64_t n, cap;
 	int boundary;        /* the model classifies two features: draw its boundary */
 	int64_t classes;
@@ -433,9 +447,11 @@ typedef struct nnrt_plot {
 int nnrt_plot_open(nnrt_plot *p, const char *dir, const nnrt_model *m, int64_t epochs, int has_acc);
 /* Fits the lattice to the training data (once it is loaded). */
 void nnrt_plot_set_data(nnrt_plot *p, const nnrt_dataset *train);
-/* Records an epoch and rewrites loss.svg (and accuracy.svg): 0, or -1 with errno. */
-int nnrt_plot_epoch(nnrt_plot *p, int64_t epoch, double train_loss, double train_acc, int has_test,
-                    double test_loss, double test_acc);
+/* Records an epoch, h = {epoch, train loss, train acc, test loss, test acc,
+ * validation loss, validation acc} (has_test, has_val: whether those two
+ * pairs are measured), and rewrites loss.svg (and accuracy.svg): 0, or -1
+ * with errno. */
+int nnrt_plot_epoch(nnrt_plot *p, const double *h, int has_test, int has_val);
 /* Writes boundary.svg from p->cls: 0, or -1 with errno. */
 int nnrt_plot_boundary(nnrt_plot *p, int64_t epoch);
 void nnrt_plot_free(nnrt_plot *p);

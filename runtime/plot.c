@@ -2,8 +2,8 @@
  * plot.c - the training binary's --plot DIR: self-contained SVG pictures of
  * a run, written by the runtime itself.
  *
- *   DIR/loss.svg      train and test loss per epoch
- *   DIR/accuracy.svg  train and test accuracy per epoch (classifiers)
+ *   DIR/loss.svg      train and test (and validation) loss per epoch
+ *   DIR/accuracy.svg  the same for accuracy (classifiers)
  *   DIR/boundary.svg  for a classifier with two input features: the plane
  *                     coloured by the predicted class, the training points
  *                     on top (red and blue for two classes)
@@ -64,7 +64,7 @@ int nnrt_plot_open(nnrt_plot *p, const char *dir, const nnrt_model *m, int64_t e
 	p->on = 1;
 	p->has_acc = has_acc;
 	p->cap = epochs > 0 ? epochs : 1;
-	p->hist = calloc((size_t)p->cap * 5, sizeof(double));
+	p->hist = calloc((size_t)p->cap * NNRT_PLOT_COLS, sizeof(double));
 	if (!p->hist)
 		return -1;
 	/* A boundary for classifiers of two features. */
@@ -200,10 +200,12 @@ static void axes(FILE *f, const char *title, const char *xlabel, const char *yla
 
 /* ---- Curves ---- */
 
-enum { H_EPOCH, H_TRAIN_LOSS, H_TRAIN_ACC, H_TEST_LOSS, H_TEST_ACC };
+enum { H_EPOCH, H_TRAIN_LOSS, H_TRAIN_ACC, H_TEST_LOSS, H_TEST_ACC, H_VAL_LOSS, H_VAL_ACC };
+#define HC NNRT_PLOT_COLS
 
-static int curves(const nnrt_plot *p, const char *name, const char *title, const char *ylabel, int train_col,
-                  int test_col)
+/* One chart: a polyline per column of cols[0..3] that is >= 0 (train,
+ * test, validation), axes fitted to all of them, a legend. */
+static int curves(const nnrt_plot *p, const char *name, const char *title, const char *ylabel, const int cols[3])
 {
 	char tmp[4096];
 	FILE *f = begin_file(p, name, tmp, sizeof tmp);
@@ -212,15 +214,14 @@ static int curves(const nnrt_plot *p, const char *name, const char *title, const
 	const double *h = p->hist;
 	double ylo = INFINITY, yhi = -INFINITY;
 	for (int64_t i = 0; i < p->n; i++)
-		for (int c = 0; c < 2; c++) {
-			int col = c ? test_col : train_col;
-			if (col < 0)
+		for (int c = 0; c < 3; c++) {
+			if (cols[c] < 0)
 				continue;
-			double v = h[i * 5 + col];
+			double v = h[i * HC + cols[c]];
 			ylo = v < ylo ? v : ylo;
 			yhi = v > yhi ? v : yhi;
 		}
-	double x0 = h[H_EPOCH], x1 = h[(p->n - 1) * 5 + H_EPOCH], xs, ys;
+	double x0 = h[H_EPOCH], x1 = h[(p->n - 1) * HC + H_EPOCH], xs, ys;
 	if (x1 - x0 < 1)
 		x1 = x0 + 1;
 	nice_range(&ylo, &yhi, &ys);
@@ -233,46 +234,42 @@ static int curves(const nnrt_plot *p, const char *name, const char *title, const
 	           "font-family=\"sans-serif\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
 	        W, H, W, H);
 	axes(f, title, "epoch", ylabel, x0, x1, xs, ylo, yhi, ys);
-	static const char *const colour[] = {"#1f77b4", "#d62728"};
-	static const char *const label[] = {"train", "test"};
-	for (int c = 0; c < 2; c++) {
-		int col = c ? test_col : train_col;
-		if (col < 0)
+	static const char *const colour[] = {"#1f77b4", "#d62728", "#2ca02c"};
+	static const char *const cls[] = {"train", "test", "val"};
+	static const char *const label[] = {"train", "test", "validation"};
+	for (int c = 0, shown = 0; c < 3; c++) {
+		if (cols[c] < 0)
 			continue;
-		fprintf(f, "<polyline class=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", label[c],
+		fprintf(f, "<polyline class=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", cls[c],
 		        colour[c]);
 		for (int64_t i = 0; i < p->n; i++)
 			fprintf(f, "%s%.1f,%.1f", i ? " " : "",
-			        ML + (h[i * 5 + H_EPOCH] - x0) / (x1 - x0) * (W - ML - MR),
-			        H - MB - (h[i * 5 + col] - ylo) / (yhi - ylo) * (H - MT - MB));
+			        ML + (h[i * HC + H_EPOCH] - x0) / (x1 - x0) * (W - ML - MR),
+			        H - MB - (h[i * HC + cols[c]] - ylo) / (yhi - ylo) * (H - MT - MB));
 		fprintf(f, "\"/>\n");
 		/* The legend, top right. */
-		int ly = MT + 14 + 18 * c;
+		int ly = MT + 14 + 18 * shown++;
 		fprintf(f,
 		        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>"
 		        "<text class=\"legend\" x=\"%d\" y=\"%d\" font-size=\"12\">%s</text>\n",
-		        W - MR - 90, ly, W - MR - 66, ly, colour[c], W - MR - 60, ly + 4, label[c]);
+		        W - MR - 100, ly, W - MR - 76, ly, colour[c], W - MR - 70, ly + 4, label[c]);
 	}
 	fprintf(f, "</svg>\n");
 	return end_file(p, name, f, tmp);
 }
 
-int nnrt_plot_epoch(nnrt_plot *p, int64_t epoch, double train_loss, double train_acc, int has_test,
-                    double test_loss, double test_acc)
+int nnrt_plot_epoch(nnrt_plot *p, const double *h, int has_test, int has_val)
 {
 	if (!p->on)
 		return 0;
 	if (p->n == p->cap) /* more epochs than planned: drop the oldest */
-		memmove(p->hist, p->hist + 5, sizeof(double) * 5 * (size_t)(--p->n));
-	double *r = p->hist + p->n++ * 5;
-	r[H_EPOCH] = (double)epoch;
-	r[H_TRAIN_LOSS] = train_loss;
-	r[H_TRAIN_ACC] = train_acc;
-	r[H_TEST_LOSS] = test_loss;
-	r[H_TEST_ACC] = test_acc;
-	if (curves(p, "loss.svg", "loss", "loss", H_TRAIN_LOSS, has_test ? H_TEST_LOSS : -1))
+		memmove(p->hist, p->hist + HC, sizeof(double) * HC * (size_t)(--p->n));
+	memcpy(p->hist + p->n++ * HC, h, sizeof(double) * HC);
+	int loss[3] = {H_TRAIN_LOSS, has_test ? H_TEST_LOSS : -1, has_val ? H_VAL_LOSS : -1};
+	int acc[3] = {H_TRAIN_ACC, has_test ? H_TEST_ACC : -1, has_val ? H_VAL_ACC : -1};
+	if (curves(p, "loss.svg", "loss", "loss", loss))
 		return -1;
-	if (p->has_acc && curves(p, "accuracy.svg", "accuracy", "accuracy", H_TRAIN_ACC, has_test ? H_TEST_ACC : -1))
+	if (p->has_acc && curves(p, "accuracy.svg", "accuracy", "accuracy", acc))
 		return -1;
 	return 0;
 }

@@ -21,6 +21,19 @@
  * even a terminal that knows none shows it right.  The line is cut to the
  * terminal's width, since a wrapped line cannot be redrawn by '\r'.
  *
+ * Data loading draws the same line, in bytes ("reading
+ * train-images-idx3-ubyte.gz [====>   ] 12.1/26.4 MB ..."): the loaders read
+ * through nnrt_gz_read (data.c), which, while a training binary on a
+ * terminal has switched it on with nnrt_progress_loading(1), reads in 1 MiB
+ * chunks and reports after each how far into the file (compressed, for a
+ * gzip file: zlib's gzoffset) it is.  A file whose size is unknown (a pipe,
+ * a device) draws nothing.
+ *
+ * Every bar draws on the same terminal line, so the width drawn there is
+ * kept once, here: any bar blanks what another left, and an error message
+ * (nnrt_verror calls nnrt_progress_clear) first blanks the line, so that
+ * "error: ..." never appears glued to a half-drawn bar.
+ *
  * The caller flushes stdout after a step that drew (train.c keeps the reason
  * of a failed flush); nothing here allocates.
  */
@@ -28,17 +41,23 @@
 
 #include "nnrt_internal.h"
 
+#include "loader.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define NNRT_PROGRESS_HZ 5
 #define BAR_CELLS 20
 
-int nnrt_progress_wanted(int quiet)
+/* Columns of the line on the terminal now (0: none drawn). */
+static int line_width;
+
+int nnrt_progress_wanted(int verbose)
 {
-	if (quiet || !isatty(STDOUT_FILENO))
+	if (verbose != 1 || !isatty(STDOUT_FILENO))
 		return 0;
 	const char *term = getenv("TERM");
 	return !term || strcmp(term, "dumb") != 0;
@@ -84,7 +103,7 @@ static void fmt_secs(char *buf, size_t cap, double s)
 int nnrt_progress_draw(nnrt_progress *p, double now)
 {
 	char line[512], el[16], eta[16];
-	int64_t run = p->done - p->first; /* steps this run timed */
+	int64_t run = p->done - p->first; /* steps (bytes) this run timed */
 	double dt = now - p->t0;
 	fmt_secs(el, sizeof el, dt);
 	fmt_secs(eta, sizeof eta, run > 0 ? dt / (double)run * (double)(p->total - p->done) : 0);
@@ -93,17 +112,27 @@ int nnrt_progress_draw(nnrt_progress *p, double now)
 	for (int i = 0; i < BAR_CELLS; i++)
 		bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
 	bar[BAR_CELLS] = 0;
-	int tw = 1;
-	for (int64_t v = p->total; v >= 10; v /= 10)
-		tw++;
-	int n = snprintf(line, sizeof line, "%s [%s] %*lld/%lld  %s ETA %s", p->label, bar, tw, (long long)p->done,
-	                 (long long)p->total, el, eta);
-	if (p->samples > 0 && n < (int)sizeof line) {
-		n += snprintf(line + n, sizeof line - (size_t)n, "  loss %.4f", p->loss / p->samples);
-		if (p->has_acc && n < (int)sizeof line)
-			n += snprintf(line + n, sizeof line - (size_t)n, "  acc %.4f", p->correct / p->samples);
+	int n;
+	if (p->bytes) {
+		double unit = p->total >= 1000000 ? 1e6 : 1e3; /* MB, or kB for a small file */
+		const char *u = p->total >= 1000000 ? "MB" : "kB";
+		n = snprintf(line, sizeof line, "%s [%s] %.1f/%.1f %s  %s ETA %s", p->label, bar, (double)p->done / unit,
+		             (double)p->total / unit, u, el, eta);
 		if (dt > 0 && n < (int)sizeof line)
-			n += snprintf(line + n, sizeof line - (size_t)n, "  %.2e samples/s", p->samples / dt);
+			n += snprintf(line + n, sizeof line - (size_t)n, "  %.1f %s/s", (double)run / unit / dt, u);
+	} else {
+		int tw = 1;
+		for (int64_t v = p->total; v >= 10; v /= 10)
+			tw++;
+		n = snprintf(line, sizeof line, "%s [%s] %*lld/%lld  %s ETA %s", p->label, bar, tw, (long long)p->done,
+		             (long long)p->total, el, eta);
+		if (p->samples > 0 && n < (int)sizeof line) {
+			n += snprintf(line + n, sizeof line - (size_t)n, "  loss %.4f", p->loss / p->samples);
+			if (p->has_acc && n < (int)sizeof line)
+				n += snprintf(line + n, sizeof line - (size_t)n, "  acc %.4f", p->correct / p->samples);
+			if (dt > 0 && n < (int)sizeof line)
+				n += snprintf(line + n, sizeof line - (size_t)n, "  %.2e samples/s", p->samples / dt);
+		}
 	}
 	if (n >= (int)sizeof line)
 		n = (int)sizeof line - 1;
@@ -111,17 +140,81 @@ int nnrt_progress_draw(nnrt_progress *p, double now)
 		n = p->cols - 1;
 	line[n] = 0;
 	/* Blank what is left of a longer line drawn before. */
-	printf("\r%s%*s", line, p->width > n ? p->width - n : 0, "");
-	p->width = n;
+	printf("\r%s%*s", line, line_width > n ? line_width - n : 0, "");
+	line_width = n;
 	p->next = now + 1.0 / NNRT_PROGRESS_HZ;
 	return 1;
 }
 
 int nnrt_progress_end(nnrt_progress *p)
 {
-	if (!p->on || !p->width)
+	if (!p->on || !line_width)
 		return 0;
-	printf("\r%*s\r", p->width, "");
-	p->width = 0;
+	printf("\r%*s\r", line_width, "");
+	line_width = 0;
 	return 1;
+}
+
+void nnrt_progress_clear(void)
+{
+	if (!line_width)
+		return;
+	printf("\r%*s\r", line_width, "");
+	line_width = 0;
+	fflush(stdout);
+}
+
+/* ---- Data loading ---- */
+
+static struct {
+	int on;          /* nnrt_progress_loading */
+	char path[1024]; /* the file the bar is of ("": none yet) */
+	nnrt_progress bar;
+} loading;
+
+void nnrt_progress_loading(int on)
+{
+	loading.on = on;
+	loading.path[0] = 0;
+}
+
+int nnrt_progress_loading_on(void)
+{
+	return loading.on;
+}
+
+void nnrt_progress_read(gzFile f, const char *path)
+{
+	if (!loading.on)
+		return;
+	int64_t off = (int64_t)gzoffset(f);
+	nnrt_progress *p = &loading.bar;
+	/* A new file, or the same one opened again: a new line. */
+	if (strcmp(loading.path, path) != 0 || off < p->done) {
+		nnrt_progress_end(p);
+		snprintf(loading.path, sizeof loading.path, "%s", path);
+		struct stat st;
+		int sized = stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+		const char *base = strrchr(path, '/');
+		char label[48];
+		snprintf(label, sizeof label, "reading %s", base ? base + 1 : path);
+		nnrt_progress_begin(p, sized, 0, label, 0, sized ? (int64_t)st.st_size : 0);
+		p->bytes = 1;
+	}
+	if (!p->on)
+		return;
+	p->done = off < p->total ? off : p->total;
+	double now = nnrt_now();
+	if (now >= p->next || p->done >= p->total) {
+		nnrt_progress_draw(p, now);
+		fflush(stdout);
+	}
+}
+
+void nnrt_progress_read_end(void)
+{
+	if (loading.on && nnrt_progress_end(&loading.bar))
+		fflush(stdout);
+	loading.bar.on = 0;
+	loading.path[0] = 0;
 }

@@ -117,9 +117,14 @@ static const struct flag {
 	{"--predict", "FILE", FLAG_PATH, offsetof(opts, predict),
 	 "print a prediction per sample of FILE (IDX images or CSV); needs --load or --resume"},
 	{"--print-params", NULL, FLAG_BOOL, offsetof(opts, print_params), "print every parameter tensor (and state tensor)"},
-	{"--quiet", NULL, FLAG_BOOL, offsetof(opts, quiet), "print no progress lines"},
+	{"--quiet", NULL, FLAG_BOOL, offsetof(opts, quiet), "print no progress lines (--verbose 0)"},
+	{"--verbose", "N", FLAG_COUNT, offsetof(opts, verbose),
+	 "0: print nothing but errors and what was asked for; 1: a live progress bar on a terminal and a line per "
+	 "epoch (default); 2: a line per epoch, no bar"},
 	{"--log", "FILE", FLAG_PATH, offsetof(opts, log),
 	 "write a row of metrics per epoch to FILE (.csv, or .jsonl/.json for JSON lines); --resume appends"},
+	{"--log-every", "N", FLAG_POSINT, offsetof(opts, log_every),
+	 "also write a --log row every N training steps (its test and validation columns empty)"},
 	{"--plot", "DIR", FLAG_PATH, offsetof(opts, plot),
 	 "write SVG loss/accuracy curves every epoch (and a 2-feature model's decision boundary) into DIR"},
 	{"--plot-every", "N", FLAG_POSINT, offsetof(opts, plot_every),
@@ -332,6 +337,7 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 	o->clip_value = m->clip_value;
 	o->warmup = m->schedule.warmup;
 	o->seed = (uint64_t)m->seed;
+	o->verbose = -1; /* not given */
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		if (strncmp(arg, "--", 2) != 0)
@@ -389,6 +395,15 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		return usage_error("--force needs --save FILE");
 	if (o->log && (o->eval || o->predict))
 		return usage_error("--log cannot be used with %s, which trains no epoch to log", o->eval ? "--eval" : "--predict");
+	if (o->verbose > 2)
+		return usage_error("--verbose expects 0 (silent), 1 (progress bar) or 2 (a line per epoch), got '%lld'",
+		                   (long long)o->verbose);
+	if (o->quiet && o->verbose > 0)
+		return usage_error("--quiet and --verbose %lld contradict each other", (long long)o->verbose);
+	o->verbose = o->verbose < 0 ? !o->quiet : o->verbose;
+	o->quiet = o->verbose == 0;
+	if (o->log_every && !o->log)
+		return usage_error("--log-every needs --log FILE");
 	if (o->plot_every && !o->plot)
 		return usage_error("--plot-every needs --plot DIR");
 	if (o->plot && o->predict)
@@ -885,10 +900,12 @@ enum { TRAIN_DONE, TRAIN_FAILED, TRAIN_INTERRUPTED };
 /* --plot: the curves after every epoch, the decision boundary every
  * --plot-every epochs and after the last.  Non-zero if a file cannot be
  * written (reported). */
-static int plot_epoch(trainer *t, int64_t epoch, int64_t first, double tl, double ta, double loss, double correct)
+static int plot_epoch(trainer *t, int64_t epoch, int64_t first, double tl, double ta, double vl, double va,
+                      double loss, double correct)
 {
-	double seen = (double)(t->train.n - first * t->m->batch);
-	int rc = nnrt_plot_epoch(&t->plot, epoch, loss / seen, correct / seen, t->test.n > 0, tl, ta);
+	double seen = (double)((t->val.train_ids ? t->val.n_train : t->train.n) - first * t->m->batch);
+	double h[NNRT_PLOT_COLS] = {(double)epoch, loss / seen, correct / seen, tl, ta, vl, va};
+	int rc = nnrt_plot_epoch(&t->plot, h, t->test.n > 0, t->val.val_ids != NULL);
 	int64_t every = t->o.plot_every ? t->o.plot_every : 1;
 	if (!rc && t->plot.boundary && (epoch % every == 0 || epoch == t->o.epochs)) {
 		/* The lattice through infer, a batch at a time (as --predict). */
@@ -921,27 +938,46 @@ static int plot_epoch(trainer *t, int64_t epoch, int64_t first, double tl, doubl
 	return -1;
 }
 
+/* Writes a --log row; non-zero (reported) if it cannot. */
+static int log_row(trainer *t, const nnrt_log_entry *r)
+{
+	if (nnrt_log_row(&t->log, r) == 0)
+		return 0;
+	char kept[8192];
+	nnrt_error("cannot write to --log %s: %s; %s", t->log.path, strerror(errno), what_is_kept(t, kept, sizeof kept));
+	return -1;
+}
+
 /* The --log row of an epoch: the numbers its epoch line prints, unrounded.
  * first: steps an interrupted run took before this one resumed the epoch;
  * loss, correct: sums over this run's samples; t0, t1: the epoch's start
  * and the end of its last step; lr: the rate of its last step (the
  * schedule's, or the constant one).  Non-zero if the row cannot be written. */
-static int log_epoch(trainer *t, int64_t epoch, int64_t first, double tl, double ta, double loss, double correct,
-                     double t0, double t1, double lr)
+static int log_epoch(trainer *t, int64_t epoch, int64_t first, double tl, double ta, double vl, double va,
+                     double loss, double correct, double t0, double t1, double lr)
 {
 	if (!t->log.f)
 		return 0;
-	double seen = (double)(t->train.n - first * t->m->batch);
+	double seen = (double)((t->val.train_ids ? t->val.n_train : t->train.n) - first * t->m->batch);
 	double dt = t1 - t0 > 0 ? t1 - t0 : 1e-9;
 	nnrt_log_entry r = {.epoch = epoch, .step = t->inst->st.step, .lr = lr,
 	                    .train_loss = loss / seen, .train_acc = correct / seen, .test_loss = tl, .test_acc = ta,
-	                    .seconds = nnrt_now() - t0, .samples_per_s = seen / dt, .has_acc = t->has_acc,
-	                    .has_test = t->test.n > 0};
-	if (nnrt_log_row(&t->log, &r) == 0)
-		return 0;
-	char kept[8192];
-	nnrt_error("cannot write to --log %s: %s; %s", t->log.path, strerror(errno), what_is_kept(t, kept, sizeof kept));
-	return -1;
+	                    .val_loss = vl, .val_acc = va, .seconds = nnrt_now() - t0, .samples_per_s = seen / dt,
+	                    .has_acc = t->has_acc, .has_test = t->test.n > 0, .has_val = t->val.val_ids != NULL};
+	return log_row(t, &r);
+}
+
+/* The --log-every row after step s of epoch `epoch` (metrics_log.c): the
+ * running means over the `seen` samples this run has trained on in the
+ * epoch, as the progress bar shows them. */
+static int log_step(trainer *t, int64_t epoch, int64_t s, double seen, double loss, double correct, double t0,
+                    double lr)
+{
+	double dt = nnrt_now() - t0;
+	nnrt_log_entry r = {.epoch = epoch, .step = t->inst->st.step, .batch = s, .lr = lr, .train_loss = loss / seen,
+	                    .train_acc = correct / seen, .seconds = dt, .samples_per_s = seen / (dt > 0 ? dt : 1e-9),
+	                    .has_acc = t->has_acc};
+	return log_row(t, &r);
 }
 
 static int train(trainer *t)
@@ -1033,6 +1069,9 @@ static int train(trainer *t)
 			correct += inst->metrics[1];
 			if (nnrt_progress_step(&bar, s, (double)(b + bn - first * m->batch), loss, correct))
 				flush_stdout();
+			if (o->log_every && step % o->log_every == 0 &&
+			    log_step(t, epoch, s, (double)(b + bn - first * m->batch), loss, correct, t0, (double)(float)rate))
+				return TRAIN_FAILED;
 			if (caught_signal && b + m->batch < n && s <= (int64_t)UINT32_MAX) {
 				/* Stopped inside the epoch: the checkpoint records
 				 * the steps taken and the RNG state before this
@@ -1093,9 +1132,9 @@ static int train(trainer *t)
 			printf("  %.2e samples/s  %.2f s\n", seen / dt, nnrt_now() - t0);
 			flush_stdout();
 		}
-		if (log_epoch(t, epoch, first, tl, ta, loss, correct, t0, t1, (double)(float)rate))
+		if (log_epoch(t, epoch, first, tl, ta, vl, va, loss, correct, t0, t1, (double)(float)rate))
 			return TRAIN_FAILED;
-		if (t->plot.on && plot_epoch(t, epoch, first, tl, ta, loss, correct))
+		if (t->plot.on && plot_epoch(t, epoch, first, tl, ta, vl, va, loss, correct))
 			return TRAIN_FAILED;
 		if (o->checkpoint_every && epoch % o->checkpoint_every == 0 && epoch < o->epochs)
 			if (save(t, "checkpoint"))
@@ -1295,9 +1334,13 @@ static int eval_classes(trainer *t)
 		return NNRT_EXIT_FAILURE;
 	const nnrt_dataset *d = &t->test;
 	t->args.y = NULL;
+	nnrt_progress bar;
+	nnrt_progress_begin(&bar, t->bar, 0, "classifying", 0, (d->n + m->batch - 1) / m->batch);
 	for (int64_t b = 0; b < d->n; b += m->batch) {
 		int64_t n = d->n - b < m->batch ? d->n - b : m->batch;
 		run_gathered(t, m->infer, d, t->order + b, n);
+		if (nnrt_progress_step(&bar, b / m->batch + 1, 0, 0, 0))
+			flush_stdout();
 		for (int64_t i = 0; i < n; i++) {
 			const float *out = t->out + i * m->output_size;
 			int64_t best = 0;
@@ -1313,6 +1356,8 @@ static int eval_classes(trainer *t)
 		}
 	}
 	t->args.y = t->y;
+	if (nnrt_progress_end(&bar))
+		flush_stdout();
 	const char *const *names = nnrt_class_names(&t->o.test_spec, c.k);
 	nnrt_confusion_print(&c, names);
 	int rc = 0;
@@ -1486,8 +1531,10 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	int xfsz = sigaction(SIGXFSZ, &ign, &old_xfsz) == 0;
 	nnrt_set_threads((int)t.o.threads);
 	t.has_acc = m->loss != NNRT_LOSS_MSE;
-	t.bar = nnrt_progress_wanted(t.o.quiet);
+	t.bar = nnrt_progress_wanted((int)t.o.verbose);
+	nnrt_progress_loading(t.bar);
 	rc = check_stdout(nnrt_team(run_team, &t));
+	nnrt_progress_loading(0);
 	if (xfsz)
 		sigaction(SIGXFSZ, &old_xfsz, NULL);
 	trainer_free(&t);

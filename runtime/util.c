@@ -34,6 +34,7 @@ void nnrt_verror(const char *fmt, va_list ap)
 {
 	vsnprintf(last_error, sizeof last_error, fmt, ap);
 	if (error_echo && !muted) {
+		nnrt_progress_clear(); /* not glued to a progress line on a terminal */
 		fprintf(stderr, "%s: error: %s\n", prog_name, last_error);
 		fflush(stderr);
 	}

@@ -1281,6 +1281,7 @@ static char *run_on_pty(const nnrt_model *m, const char *term, const char *args,
 			setenv("TERM", term, 1);
 		else
 			unsetenv("TERM");
+		nnrt_set_error_echo(1);
 		_exit(nnrt_main(m, argc, argv));
 	}
 	size_t len = 0, cap = 1 << 16;
@@ -1402,6 +1403,90 @@ Test(main, progress_line_fits_the_terminal)
 	free(s);
 }
 
+/* --verbose follows Keras's fit(): 0 prints nothing but what was asked for
+ * (as --quiet), 1 (the default) draws the bar on a terminal, 2 prints the
+ * epoch lines and never a bar.  1 and 2 print the same lines. */
+Test(main, verbose_levels_choose_bar_lines_or_silence)
+{
+	nnrt_model m = mlp_model();
+	int rc;
+	run_result pipe = run_main(&m, "--threads 1 --epochs 2");
+	cr_assert_eq(pipe.rc, 0, "%s", pipe.err);
+	char *want = strip_timing(pipe.out);
+	for (int v = 0; v <= 2; v++) {
+		char args[64];
+		snprintf(args, sizeof args, "--threads 1 --epochs 2 --verbose %d", v);
+		char *tty = run_on_pty(&m, "xterm", args, &rc);
+		cr_assert_eq(rc, 0, "%s", tty);
+		cr_assert(!strchr(tty, '\033'), "%s: escape code:\n%s", args, tty);
+		if (v == 0) {
+			cr_assert_str_eq(tty, "", "%s printed", args);
+		} else {
+			cr_assert((strchr(tty, '\r') != NULL) == (v == 1), "%s: bar drawn or missing:\n%s", args, tty);
+			char *shown = as_shown(tty), *got = strip_timing(shown);
+			cr_assert_str_eq(got, want, "%s shows other lines than a pipe gets", args);
+			free(shown);
+			free(got);
+		}
+		free(tty);
+		/* In a pipe: the lines of the default, or nothing. */
+		run_result r = run_main(&m, "%s", args);
+		cr_assert_eq(r.rc, 0, "%s", r.err);
+		char *got = strip_timing(r.out);
+		cr_assert_str_eq(got, v ? want : "", "%s in a pipe", args);
+		free(got);
+		run_free(&r);
+	}
+	/* Silent training, and what --eval was asked for still printed. */
+	run_result r = run_main(&m, "--threads 1 --epochs 2 --verbose 0 --save %s", tpath("v.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+	run_free(&r);
+	r = run_main(&m, "--threads 1 --verbose 0 --load %s --eval", tpath("v.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(strncmp(r.out, "test_loss ", 10) == 0 && strstr(r.out, "\nconfusion matrix"), "%s", r.out);
+	run_free(&r);
+	free(want);
+	run_free(&pipe);
+}
+
+/* Reading a data file draws a bar in bytes on a terminal, which the next
+ * line replaces: nothing of it in a pipe, no escape code. */
+Test(main, data_loading_draws_a_bar_on_a_terminal)
+{
+	nnrt_model lin = lin_model(tpath("linear.csv"));
+	struct stat st;
+	cr_assert_eq(stat(tpath("linear.csv"), &st), 0);
+	int rc;
+	char *tty = run_on_pty(&lin, "xterm", "--threads 1 --epochs 1", &rc);
+	cr_assert_eq(rc, 0, "%s", tty);
+	char full[128];
+	snprintf(full, sizeof full, "\rreading linear.csv [====================] %.1f/%.1f kB ", st.st_size / 1e3,
+	         st.st_size / 1e3);
+	cr_assert(strstr(tty, full), "no full loading bar (%s):\n%s", full + 1, tty);
+	cr_assert(!strchr(tty, '\033'), "%s", tty);
+	run_result r = run_main(&lin, "--threads 1 --epochs 1");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(!strchr(r.out, '\r') && !strstr(r.out, "reading"), "%s", r.out);
+	char *shown = as_shown(tty), *a = strip_timing(shown), *b = strip_timing(r.out);
+	cr_assert_str_eq(a, b, "the terminal shows other lines than a pipe gets");
+	free(shown);
+	free(a);
+	free(b);
+	free(tty);
+	run_free(&r);
+	/* An error while a bar is drawn starts on a line of its own. */
+	FILE *f = fopen(tpath("linear.csv"), "a");
+	fprintf(f, "1,2\n");
+	fclose(f);
+	tty = run_on_pty(&lin, "xterm", "--threads 1 --epochs 1", &rc);
+	cr_assert_eq(rc, 1, "%s", tty);
+	shown = as_shown(tty);
+	cr_assert(strncmp(shown, "tiny: error: ", 13) == 0, "[%s] [%s]", shown, tty);
+	free(shown);
+	free(tty);
+}
+
 /* ---- Metrics logs (metrics_log.c) ---- */
 
 /* The value of column `key` in an epoch line (NAN if absent). */
@@ -1444,7 +1529,8 @@ static void check_rows(const char *out, const char *log, int json, int first_epo
 	const char *cols[] = {"train_loss", "train_acc", "test_loss", "test_acc"};
 	const char *line = out, *row = log;
 	if (!json) {
-		const char *head = "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n";
+		const char *head = "epoch,step,batch,lr,train_loss,train_acc,test_loss,test_acc,val_loss,val_acc,seconds,"
+		                   "samples_per_s\n";
 		cr_assert(strncmp(log, head, strlen(head)) == 0, "%s", log);
 		row = strchr(log, '\n') + 1;
 	}
@@ -1455,18 +1541,25 @@ static void check_rows(const char *out, const char *log, int json, int first_epo
 		char want[32], got[32];
 		double ep = json ? json_field(row, "epoch") : csv_field(row, 0);
 		cr_assert_eq((int)ep, first_epoch + e, "%s", row);
-		double lr = json ? json_field(row, "lr") : csv_field(row, 2);
+		double lr = json ? json_field(row, "lr") : csv_field(row, 3);
 		cr_assert_eq(lr, 0.02, "%s", row); /* the float rate, printed as a float reads */
 		double step = json ? json_field(row, "step") : csv_field(row, 1);
 		cr_assert_eq((int)step, 32 * (first_epoch + e), "%s", row);
 		for (int k = 0; k < 4; k++) {
-			double v = json ? json_field(row, cols[k]) : csv_field(row, 3 + k);
+			double v = json ? json_field(row, cols[k]) : csv_field(row, 4 + k);
 			snprintf(want, sizeof want, "%.4f", line_value(line, keys[k]));
 			snprintf(got, sizeof got, "%.4f", v);
 			cr_assert_str_eq(got, want, "%s: the log has %s, the epoch line %s", cols[k], got, want);
 		}
-		double secs = json ? json_field(row, "seconds") : csv_field(row, 7);
+		double secs = json ? json_field(row, "seconds") : csv_field(row, 10);
 		cr_assert(secs >= 0 && secs < 60, "%s", row);
+		/* An epoch's row: no batch; no validation split: no val columns. */
+		for (int k = 0; k < 3; k++) {
+			static const char *const empty[] = {"batch", "val_loss", "val_acc"};
+			static const int col[] = {2, 8, 9};
+			double v = json ? json_field(row, empty[k]) : csv_field(row, col[k]);
+			cr_assert(isnan(v), "%s is not empty in %s", empty[k], row);
+		}
 		row = strchr(row, '\n');
 		cr_assert(row, "row %d missing:\n%s", e, log);
 		row++;
@@ -1499,8 +1592,9 @@ Test(main, metrics_log_rows_agree_with_epoch_lines_and_resume_appends)
 			rest = strchr(rest, '\n') + 1;
 		char *tail = json ? strdup(rest) : NULL;
 		if (!json) {
-			tail = malloc(strlen(rest) + 80);
-			strcpy(tail, "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n");
+			tail = malloc(strlen(rest) + 120);
+			strcpy(tail, "epoch,step,batch,lr,train_loss,train_acc,test_loss,test_acc,val_loss,val_acc,seconds,"
+			             "samples_per_s\n");
 			strcat(tail, rest);
 		}
 		char *out = malloc(strlen(r.out) + 2);
@@ -1518,7 +1612,7 @@ Test(main, metrics_log_rows_agree_with_epoch_lines_and_resume_appends)
 		cr_assert_str_eq(r.out, "");
 		run_free(&r);
 		char *a = read_all(qlog, NULL);
-		cr_assert(json ? json_field(strchr(a, '\n') + 1, "test_acc") > 0.5 : csv_field(strchr(strchr(a, '\n') + 1, '\n') + 1, 6) > 0.5,
+		cr_assert(json ? json_field(strchr(a, '\n') + 1, "test_acc") > 0.5 : csv_field(strchr(strchr(a, '\n') + 1, '\n') + 1, 7) > 0.5,
 		          "%s", a);
 		free(a);
 	}
@@ -1529,6 +1623,93 @@ Test(main, metrics_log_rows_agree_with_epoch_lines_and_resume_appends)
 	char *text = read_all(tpath("lin.jsonl"), NULL);
 	cr_assert(strstr(text, "\"train_acc\":null,\"test_loss\":null,\"test_acc\":null,") && strstr(text, "{\"epoch\":1,\"step\":25,"),
 	          "%s", text);
+	free(text);
+	run_free(&r);
+}
+
+/* --log-every N: a row after every N-th step, before the epoch's row, with
+ * the step within the epoch in `batch`, the epoch's running means (the last
+ * one is the epoch row's train metrics exactly), and empty test and
+ * validation columns; epoch rows keep an empty `batch`; --resume appends
+ * and counts on. */
+Test(main, log_every_writes_step_rows_and_resume_appends_them)
+{
+	nnrt_model m = mlp_model(); /* 1000 samples, batch 32: 32 steps an epoch */
+	for (int json = 0; json <= 1; json++) {
+		const char *log = tpath(json ? "s.jsonl" : "s.csv");
+		run_result r = run_main(&m, "--threads 1 --epochs 2 --log %s --log-every 8 --save %s", log, tpath("s.ckpt"));
+		cr_assert_eq(r.rc, 0, "%s", r.err);
+		run_free(&r);
+		r = run_main(&m, "--threads 1 --epochs 3 --log %s --log-every 8 --resume %s", log, tpath("s.ckpt"));
+		cr_assert_eq(r.rc, 0, "%s", r.err);
+		run_free(&r);
+		char *text = read_all(log, NULL);
+		const char *row = json ? text : strchr(text, '\n') + 1;
+		for (int e = 1; e <= 3; e++) {
+			double last_loss = NAN, last_acc = NAN, last_secs = -1;
+			for (int k = 1; k <= 5; k++) {
+				cr_assert(row && *row, "row %d of epoch %d missing:\n%s", k, e, text);
+				double ep = json ? json_field(row, "epoch") : csv_field(row, 0);
+				double step = json ? json_field(row, "step") : csv_field(row, 1);
+				double batch = json ? json_field(row, "batch") : csv_field(row, 2);
+				double loss = json ? json_field(row, "train_loss") : csv_field(row, 4);
+				double acc = json ? json_field(row, "train_acc") : csv_field(row, 5);
+				double secs = json ? json_field(row, "seconds") : csv_field(row, 10);
+				cr_assert_eq(ep, e, "%s", row);
+				if (k <= 4) { /* after steps 8, 16, 24, 32 of the epoch */
+					cr_assert_eq(batch, 8 * k, "%s", row);
+					cr_assert_eq(step, 32 * (e - 1) + 8 * k, "%s", row);
+					for (int c = 0; c < 4; c++) {
+						static const char *const key[] = {"test_loss", "test_acc", "val_loss", "val_acc"};
+						double v = json ? json_field(row, key[c]) : csv_field(row, 6 + c);
+						cr_assert(isnan(v), "%s is not empty in a step row: %s", key[c], row);
+					}
+					cr_assert(loss > 0 && acc >= 0 && acc <= 1 && secs >= last_secs, "%s", row);
+					last_loss = loss, last_acc = acc, last_secs = secs;
+				} else { /* the epoch's row: the last step row's running means */
+					cr_assert(isnan(batch), "%s", row);
+					cr_assert_eq(step, 32 * e, "%s", row);
+					cr_assert(loss == last_loss && acc == last_acc, "epoch row %s against step row %.9g %.9g", row,
+					          last_loss, last_acc);
+					double tl = json ? json_field(row, "test_loss") : csv_field(row, 6);
+					cr_assert(tl > 0, "%s", row);
+				}
+				row = strchr(row, '\n');
+				row = row ? row + 1 : NULL;
+			}
+		}
+		cr_assert(row && !*row, "rows beyond 3 epochs:\n%s", text);
+		free(text);
+	}
+}
+
+/* With a validation split, the epoch rows carry val_loss and val_acc: the
+ * numbers the epoch lines print, and the train means over the samples left
+ * to train on. */
+Test(main, metrics_log_has_the_validation_columns_of_the_epoch_lines)
+{
+	nnrt_model m = mlp_model();
+	m.val_fraction = 0.2f;
+	run_result r = run_main(&m, "--threads 1 --epochs 3 --log %s", tpath("v.csv"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "800 training samples, 200 validation samples"), "%s", r.out);
+	char *text = read_all(tpath("v.csv"), NULL);
+	const char *line = r.out, *row = strchr(text, '\n') + 1;
+	const char *keys[] = {"loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc"};
+	const int cols[] = {4, 5, 6, 7, 8, 9};
+	for (int e = 0; e < 3; e++) {
+		line = strstr(line, "\nepoch ");
+		cr_assert(line, "%s", r.out);
+		line++;
+		for (int k = 0; k < 6; k++) {
+			char want[32], got[32];
+			snprintf(want, sizeof want, "%.4f", line_value(line, keys[k]));
+			snprintf(got, sizeof got, "%.4f", csv_field(row, cols[k]));
+			cr_assert_str_eq(got, want, "epoch %d: %s is %s in the log, %s on the line", e + 1, keys[k], got, want);
+		}
+		row = strchr(row, '\n') + 1;
+	}
+	cr_assert_str_eq(row, "");
 	free(text);
 	run_free(&r);
 }
@@ -2406,6 +2587,11 @@ Test(main, bad_command_lines_exit_2)
 		           "parameters, save them with --epochs 0 --save FILE and load that"},
 		{"--load x --eval --save x", "tiny: error: --save cannot be used with --eval, which changes nothing to save"},
 		{"--force", "tiny: error: --force needs --save FILE"},
+		{"--verbose 3", "tiny: error: --verbose expects 0 (silent), 1 (progress bar) or 2 (a line per epoch), got '3'"},
+		{"--verbose -1", "tiny: error: --verbose expects a whole number >= 0, got '-1'"},
+		{"--quiet --verbose 2", "tiny: error: --quiet and --verbose 2 contradict each other"},
+		{"--log-every 5", "tiny: error: --log-every needs --log FILE"},
+		{"--log m.csv --log-every 0", "tiny: error: --log-every expects a whole number >= 1, got '0'"},
 	};
 	nnrt_model m = mlp_model();
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -3051,9 +3237,9 @@ static void soft_infer(nnrt_step_args *a, int32_t tid, int32_t nt)
 	soft_part(a, tid, nt, NULL, a->out);
 }
 
-Test(fashion, softmax_regression_learns)
+/* Softmax regression on Fashion-MNIST's gzip'ed IDX files. */
+static nnrt_model fashion_model(void)
 {
-	need_fashion();
 	nnrt_model m = data_model(SI, NNRT_LABEL_CLASS, SC);
 	m.name = "fashion";
 	m.input_rank = 3;
@@ -3075,6 +3261,13 @@ Test(fashion, softmax_regression_learns)
 	m.train_step = soft_train;
 	m.eval_step = soft_eval;
 	m.infer = soft_infer;
+	return m;
+}
+
+Test(fashion, softmax_regression_learns)
+{
+	need_fashion();
+	nnrt_model m = fashion_model();
 	run_result r = run_main(&m, "--threads 2 --limit 3000 --test-limit 1000 --save %s", tpath("f.ckpt"));
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	cr_assert(strstr(r.out, "model fashion: 7850 parameters, 3000 training samples, 1000 test samples"), "%s",
@@ -3089,6 +3282,42 @@ Test(fashion, softmax_regression_learns)
 	r = run_main(&m, "--help");
 	cr_assert(strstr(r.out, "input        f32[1,28,28]"), "%s", r.out);
 	run_free(&r);
+}
+
+/* Decompressing the gzip'ed IDX files draws a bar per file on a terminal,
+ * redrawn as the file is read, up to its whole size. */
+Test(fashion, loading_draws_a_bar_per_file_on_a_terminal)
+{
+	need_fashion();
+	nnrt_model m = fashion_model();
+	int rc;
+	char *tty = run_on_pty(&m, "xterm", "--threads 1 --epochs 0", &rc);
+	cr_assert_eq(rc, 0, "%s", tty);
+	const char *files[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+	                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+	for (int i = 0; i < 4; i++) {
+		char path[256], head[128], full[256];
+		snprintf(path, sizeof path, FMNIST "%s", files[i]);
+		struct stat st;
+		cr_assert_eq(stat(path, &st), 0);
+		int mb = st.st_size >= 1000000;
+		snprintf(head, sizeof head, "\rreading %s [", files[i]);
+		snprintf(full, sizeof full, "%s====================] %.1f/%.1f %s ", head, st.st_size / (mb ? 1e6 : 1e3),
+		         st.st_size / (mb ? 1e6 : 1e3), mb ? "MB" : "kB");
+		cr_assert(strstr(tty, full), "no full bar for %s:\n%s", files[i], tty);
+		if (i == 0) { /* 26 MB: redrawn part way through too */
+			int draws = 0;
+			for (const char *p = strstr(tty, head); p; p = strstr(p + 1, head))
+				draws++;
+			cr_assert(draws >= 2, "%d draws:\n%s", draws, tty);
+		}
+	}
+	cr_assert(!strchr(tty, '\033'), "%s", tty);
+	char *shown = as_shown(tty);
+	cr_assert(strncmp(shown, "model fashion: 7850 parameters, 60000 training samples, 10000 test samples", 74) == 0,
+	          "%s", shown);
+	free(shown);
+	free(tty);
 }
 
 /* ---- Augmentation (augment.c) ---- */

@@ -92,6 +92,10 @@ static const char *broken_promise(const nnrt_cli *c)
 		return "--log with --eval or --predict, or without .csv/.jsonl/.ndjson/.json";
 	if ((c->plot_every && !c->plot) || (c->plot && c->predict))
 		return "--plot-every without --plot, or --plot with --predict";
+	if (c->verbose < 0 || c->verbose > 2 || c->quiet != (c->verbose == 0))
+		return "--verbose out of 0..2, or disagreeing with --quiet";
+	if (c->log_every && !c->log)
+		return "--log-every without --log";
 	const char *paths[] = {c->data, c->test, c->save, c->load, c->resume, c->predict, c->log, c->plot};
 	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
 		if (paths[i] && !*paths[i])
