@@ -127,21 +127,26 @@ static image read_png(const char *path)
 
 /* ---- SVG text ---- */
 
-/* The numbers of every <text class="CLASS" ...>N</text>, in order. */
-static int ticks(const char *svg, const char *cls, double *v, int cap)
+/* The numbers of every <text class="CLASS" x=".." y="..">N</text>, in
+ * order, and where each is drawn: its x (for x ticks) or the y of its
+ * tick line (for y ticks, whose text sits 4 units below the line). */
+static int ticks(const char *svg, const char *cls, double *v, double *at, int cap)
 {
 	char pat[64];
 	snprintf(pat, sizeof pat, "<text class=\"%s\"", cls);
 	int n = 0;
 	for (const char *p = strstr(svg, pat); p && n < cap; p = strstr(p + 1, pat)) {
+		double x, y;
+		cr_assert_eq(sscanf(p + strlen(pat), " x=\"%lf\" y=\"%lf\"", &x, &y), 2, "%.80s", p);
 		const char *gt = strchr(p, '>');
 		cr_assert_not_null(gt);
-		v[n++] = strtod(gt + 1, NULL);
+		v[n] = strtod(gt + 1, NULL);
+		at[n++] = cls[0] == 'x' ? x : y - 4;
 	}
 	return n;
 }
 
-/* Column `col` of every data row of the --log CSV. */
+/* Column `col` of every data row of the --log CSV (NAN when empty). */
 static int log_column(const char *csv, int col, double *v, int cap)
 {
 	int n = 0;
@@ -151,26 +156,37 @@ static int log_column(const char *csv, int col, double *v, int cap)
 		const char *f = line;
 		for (int k = 0; k < col; k++)
 			f = strchr(f, ',') + 1;
-		v[n++] = strtod(f, NULL);
+		v[n++] = *f == ',' || *f == '\n' ? NAN : strtod(f, NULL);
 		line = strchr(line, '\n');
 	}
 	return n;
 }
 
-/* The y ticks of `svg` cover the values of the two log columns, and no
- * more than twice their span; the x ticks cover epochs 1..n. */
-static void check_axes(const char *name, const char *svg, const char *csv, int col_a, int col_b, int epochs)
+/* A curve of a chart: its polyline's class, its legend, its log column. */
+typedef struct curve {
+	const char *cls, *legend;
+	int col;
+} curve;
+
+/* The axes of `svg` against the numbers --log wrote: the y ticks cover
+ * every curve's values and no more than twice their span, the x ticks
+ * epochs 1..n; and every point of every polyline, mapped back through the
+ * tick positions to data coordinates, is its row's epoch and logged value
+ * (to a fifth of a pixel).  Each curve has its legend entry. */
+static void check_axes(const char *name, const char *svg, const char *csv, const curve *cv, int ncv, int epochs)
 {
-	double yt[64], xt[64], a[256], b[256];
-	int ny = ticks(svg, "ytick", yt, 64), nx = ticks(svg, "xtick", xt, 64);
-	int na = log_column(csv, col_a, a, 256), nb = log_column(csv, col_b, b, 256);
+	double yt[64], ya[64], xt[64], xa[64], v[8][256];
+	int ny = ticks(svg, "ytick", yt, ya, 64), nx = ticks(svg, "xtick", xt, xa, 64);
 	cr_assert(ny >= 3 && nx >= 2, "%s: %d y ticks, %d x ticks", name, ny, nx);
-	cr_assert_eq(na, epochs, "%s: %d log rows", name, na);
-	cr_assert_eq(nb, epochs);
 	double lo = INFINITY, hi = -INFINITY;
-	for (int i = 0; i < na; i++) {
-		lo = fmin(lo, fmin(a[i], b[i]));
-		hi = fmax(hi, fmax(a[i], b[i]));
+	for (int c = 0; c < ncv; c++) {
+		int n = log_column(csv, cv[c].col, v[c], 256);
+		cr_assert_eq(n, epochs, "%s: %d log rows", name, n);
+		for (int i = 0; i < n; i++) {
+			cr_assert(!isnan(v[c][i]), "%s: no %s value in log row %d", name, cv[c].cls, i + 1);
+			lo = fmin(lo, v[c][i]);
+			hi = fmax(hi, v[c][i]);
+		}
 	}
 	cr_expect(yt[0] <= lo + 1e-9 && yt[ny - 1] >= hi - 1e-9, "%s: y axis %g..%g does not cover %g..%g", name,
 		  yt[0], yt[ny - 1], lo, hi);
@@ -178,10 +194,33 @@ static void check_axes(const char *name, const char *svg, const char *csv, int c
 		  yt[ny - 1], lo, hi);
 	cr_expect(xt[0] <= 1 && xt[nx - 1] >= epochs, "%s: x axis %g..%g for %d epochs", name, xt[0], xt[nx - 1],
 		  epochs);
-	/* Two curves and a legend naming them. */
-	cr_expect(strstr(svg, "<polyline class=\"train\"") && strstr(svg, "<polyline class=\"test\"") &&
-			  strstr(svg, ">train</text>") && strstr(svg, ">test</text>"),
-		  "%s", name);
+	/* Data per SVG unit, from the outermost ticks. */
+	double ys = (yt[ny - 1] - yt[0]) / (ya[ny - 1] - ya[0]), xs = (xt[nx - 1] - xt[0]) / (xa[nx - 1] - xa[0]);
+	for (int c = 0; c < ncv; c++) {
+		char pat[64];
+		snprintf(pat, sizeof pat, "<polyline class=\"%s\"", cv[c].cls);
+		const char *pl = strstr(svg, pat);
+		cr_assert(pl, "%s: no %s curve", name, cv[c].cls);
+		const char *pts = strstr(pl, "points=\"");
+		cr_assert(pts);
+		pts += 8;
+		int i = 0;
+		for (double px, py; sscanf(pts, "%lf,%lf", &px, &py) == 2; i++) {
+			cr_assert(i < epochs, "%s: %s has more points than epochs", name, cv[c].cls);
+			double ep = xt[0] + (px - xa[0]) * xs, val = yt[0] + (py - ya[0]) * ys;
+			cr_expect(fabs(ep - (i + 1)) <= 0.2 * fabs(xs), "%s: %s point %d is at epoch %g", name, cv[c].cls, i,
+				  ep);
+			cr_expect(fabs(val - v[c][i]) <= 0.2 * fabs(ys), "%s: %s point %d is drawn at %g, the log has %g",
+				  name, cv[c].cls, i, val, v[c][i]);
+			pts += strcspn(pts, " \"");
+			if (*pts == ' ')
+				pts++;
+		}
+		cr_expect_eq(i, epochs, "%s: %s has %d points", name, cv[c].cls, i);
+		char leg[64];
+		snprintf(leg, sizeof leg, ">%s</text>", cv[c].legend);
+		cr_expect(strstr(svg, leg), "%s: no legend entry %s", name, cv[c].legend);
+	}
 }
 
 static void xml_ok(const char *path)
@@ -263,8 +302,10 @@ Test(plots, moons_curves_and_decision_boundary)
 		xml_ok(path);
 		svg[i] = slurp(path, NULL);
 	}
-	check_axes("loss.svg", svg[0], csv, 3, 5, 12);
-	check_axes("accuracy.svg", svg[1], csv, 4, 6, 12);
+	const curve loss[] = {{"train", "train", 4}, {"test", "test", 6}}, acc[] = {{"train", "train", 5}, {"test", "test", 7}};
+	check_axes("loss.svg", svg[0], csv, loss, 2, 12);
+	check_axes("accuracy.svg", svg[1], csv, acc, 2, 12);
+	cr_expect(!strstr(svg[0], "class=\"val\""), "a validation curve without a validation split");
 	cr_expect(strstr(svg[2], "decision boundary after epoch 12<"), "the boundary is not the last epoch's");
 	cr_assert_eq(sh_run(&out, "ls -A '%s/pics'", tmpdir), 0);
 	cr_expect_str_eq(out, "accuracy.svg\nboundary.svg\nloss.svg\n", "files left in --plot DIR");
@@ -281,6 +322,55 @@ Test(plots, moons_curves_and_decision_boundary)
 	for (int i = 0; i < 3; i++)
 		free(svg[i]);
 	free(csv);
+}
+
+/* moons with `validation: 0.2`: loss.svg and accuracy.svg draw a third
+ * curve, validation, whose points are the val_loss and val_acc the log
+ * holds, which are the numbers the epoch lines print. */
+Test(plots, validation_curves_follow_the_logged_numbers)
+{
+	need_tool("xmllint", "libxml2-utils");
+	char *out;
+	cr_assert_eq(sh_run(&out, "cd '%s' && sed 's/^  batch:  32$/  batch: 32  validation: 0.2/' '%s/examples/moons.nn' > v.nn "
+				  "&& grep -q 'validation: 0.2' v.nn && '%s' v.nn -o v",
+			    tmpdir, NNC_SOURCE_DIR, NNC_EXE),
+		     0, "%s", out);
+	free(out);
+	char *lines;
+	cr_assert_eq(sh_run(&lines, "cd '%s' && ./v --epochs 6 --threads 2 --plot pics --log v.csv", tmpdir), 0, "%s", lines);
+	cr_assert(strstr(lines, "1600 training samples, 400 validation samples"), "%s", lines);
+	char path[512];
+	snprintf(path, sizeof path, "%s/v.csv", tmpdir);
+	char *csv = slurp(path, NULL);
+	/* The log's validation columns are the epoch lines' numbers. */
+	double vl[8], va[8];
+	cr_assert_eq(log_column(csv, 8, vl, 8), 6);
+	cr_assert_eq(log_column(csv, 9, va, 8), 6);
+	const char *line = lines;
+	for (int e = 0; e < 6; e++) {
+		line = strstr(line, "\nepoch ");
+		cr_assert(line, "%s", lines);
+		line++;
+		double l, a;
+		const char *p = strstr(line, "  val_loss ");
+		cr_assert(p && sscanf(p, "  val_loss %lf  val_acc %lf", &l, &a) == 2, "%.200s", line);
+		char want[64], got[64];
+		snprintf(want, sizeof want, "%.4f %.4f", l, a);
+		snprintf(got, sizeof got, "%.4f %.4f", vl[e], va[e]);
+		cr_expect_str_eq(got, want, "epoch %d: the log's val_loss, val_acc against the epoch line", e + 1);
+	}
+	const curve loss[] = {{"train", "train", 4}, {"test", "test", 6}, {"val", "validation", 8}};
+	const curve acc[] = {{"train", "train", 5}, {"test", "test", 7}, {"val", "validation", 9}};
+	const char *names[] = {"loss.svg", "accuracy.svg"};
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/pics/%s", tmpdir, names[i]);
+		xml_ok(path);
+		char *svg = slurp(path, NULL);
+		check_axes(names[i], svg, csv, i ? acc : loss, 3, 6);
+		free(svg);
+	}
+	free(csv);
+	free(lines);
 }
 
 /* An untrained network's boundary does not separate the moons: the pixel

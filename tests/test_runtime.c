@@ -1445,6 +1445,16 @@ Test(main, verbose_levels_choose_bar_lines_or_silence)
 	r = run_main(&m, "--threads 1 --verbose 0 --load %s --eval", tpath("v.ckpt"));
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	cr_assert(strncmp(r.out, "test_loss ", 10) == 0 && strstr(r.out, "\nconfusion matrix"), "%s", r.out);
+	/* On a terminal, --eval draws its two passes over the test set. */
+	char args[600];
+	snprintf(args, sizeof args, "--threads 1 --load %s --eval", tpath("v.ckpt"));
+	char *tty = run_on_pty(&m, "xterm", args, &rc);
+	cr_assert_eq(rc, 0, "%s", tty);
+	cr_assert(strstr(tty, "\revaluating [") && strstr(tty, "\rclassifying ["), "%s", tty);
+	char *shown = as_shown(tty);
+	cr_assert_str_eq(shown, r.out);
+	free(shown);
+	free(tty);
 	run_free(&r);
 	free(want);
 	run_free(&pipe);
