@@ -7,16 +7,15 @@
  * Why it is cheap: the training loop calls nnrt_progress_step() after every
  * step, and all that costs between two redraws is one clock read and a
  * compare; the line is redrawn at most NNRT_PROGRESS_HZ times a second.
- * Measured on the 2-core build machine: 0.12-0.14 us per step, 8 us per
- * redraw to a pseudo-terminal (4 us to /dev/null).  A LeNet step (batch 64,
- * 2 threads) takes about 20 ms, so the bar costs 0.0007 % per step plus
- * 5 x 8 us = 0.004 % of each second: far below the run-to-run noise of the
- * epoch time (+-15 % on that shared machine).
+ * Measured in the training thread's CPU time (bench/progress_cost.c,
+ * bench/README.md): 38 ns per step, 3.6 us per redraw and flush to a
+ * pseudo-terminal.  LeNet at its fastest here (598 us a step) pays 81 us
+ * per second of training: 0.008 %, where the issue allowed 1 %.
  *
  * Why only on a terminal: scripts and tests parse the one-line-per-epoch
- * output, so when stdout is a pipe or a file (or with --quiet) nothing here
- * writes a byte and the output is exactly what it was before the bar
- * existed.  On a terminal the line is drawn with a carriage return and
+ * output, so when stdout is a pipe or a file (or with --quiet, --verbose 0
+ * or --verbose 2) nothing here writes a byte and the output is exactly what
+ * it was before the bar existed.  On a terminal the line is drawn with a carriage return and
  * blanked with spaces before the epoch line replaces it: no escape codes, so
  * even a terminal that knows none shows it right.  The line is cut to the
  * terminal's width, since a wrapped line cannot be redrawn by '\r'.
@@ -118,7 +117,7 @@ int nnrt_progress_draw(nnrt_progress *p, double now)
 		const char *u = p->total >= 1000000 ? "MB" : "kB";
 		n = snprintf(line, sizeof line, "%s [%s] %.1f/%.1f %s  %s ETA %s", p->label, bar, (double)p->done / unit,
 		             (double)p->total / unit, u, el, eta);
-		if (dt > 0 && n < (int)sizeof line)
+		if (dt >= 0.2 && n < (int)sizeof line) /* before, zlib's read-ahead is most of it */
 			n += snprintf(line + n, sizeof line - (size_t)n, "  %.1f %s/s", (double)run / unit / dt, u);
 	} else {
 		int tw = 1;
