@@ -538,7 +538,7 @@ typedef struct trainer {
 	nnrt_step_args args; /* the instance's arrays and the batch buffers */
 	int has_acc;         /* the loss is a classification loss: print accuracy */
 	int64_t saved_epoch; /* epoch of this run's latest checkpoint, or -1 */
-	int bar;             /* draw progress lines (progress.c): a terminal, not --quiet */
+	int bar;             /* draw progress lines (progress.c): a terminal, --verbose 1 */
 	nnrt_log log;        /* --log FILE (metrics_log.c) */
 	nnrt_plot plot;      /* --plot DIR (plot.c) */
 	nnrt_validation val; /* validation split and early stopping (validation.c) */

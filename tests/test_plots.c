@@ -273,6 +273,8 @@ Test(plots, moons_curves_and_decision_boundary)
 	cr_assert_eq(sh_run(&plotted, "cd '%s' && ./moons --epochs 12 --threads 2 --plot pics --plot-every 4 --log m.csv",
 			    tmpdir),
 		     0, "%s", plotted);
+	/* In a pipe: plain lines, no bar, no escape code. */
+	cr_assert(!strchr(plotted, '\r') && !strchr(plotted, '\033'), "%s", plotted);
 	/* The same epochs, losses and accuracies (timing aside). */
 	for (const char *a = plain, *b = plotted; a && b;) {
 		a = strstr(a, "\nepoch ");
