@@ -318,7 +318,7 @@ static int choose_schedule(opts *o, const nnrt_model *m)
 	if (kind == NNRT_SCHED_COSINE)
 		o->sched.b = 1;
 	if (kind == NNRT_SCHED_ONECYCLE)
-		o->sched.b = 0.3, o->sched.c = 25, o->sched.d = 1e4;
+		o->sched.b = 0.3, o->sched.c = 25, o->sched.d = 1e4, o->sched.mom_base = 0.85, o->sched.mom_max = 0.95;
 	return 0;
 }
 
@@ -1014,6 +1014,7 @@ static int train(trainer *t)
 			}
 			rate = scheduled ? nnrt_schedule_lr(&o->sched, inst->lr, u, updates, total) : inst->lr;
 			h.lr = (float)rate;
+			h.mom = scheduled ? nnrt_schedule_momentum(&o->sched, u, updates, total) : 0;
 			nnrt_step_hp(a, m, &h, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
@@ -1065,7 +1066,7 @@ static int train(trainer *t)
 		double vl = 0, va = 0;
 		int stop = 0;
 		if (t->val.val_ids) {
-			evaluate_on(t, &t->train, t->val.val_ids, t->val.n_val, &vl, &va);
+			evaluate_on(t, nnrt_val_data(&t->val, &t->train), t->val.val_ids, t->val.n_val, &vl, &va);
 			stop = st->es && nnrt_es_update(m, st, epoch, vl, va, inst->params, inst->state);
 		}
 		if (!o->quiet) {
