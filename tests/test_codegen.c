@@ -910,8 +910,15 @@ static double torch_rule(const opt_case *oc, double p, double g, double *st, dou
  * applied in double to the step's gradients and the params and state the
  * program had before the step (each step checked on its own: a state carried
  * in double from step 1 drifts from the float one, most where it cancels). */
-static void check_optimizer(const net *nt, const opt_case *oc)
+/* With cycle set (onecycle's momentum, check_cycled), step t's momentum
+ * (sgd, rmsprop) or beta1 (adam) is cycle(t), handed to the update in
+ * hp[NNRT_HP_MOMENTUM] instead of the compiled constant. */
+static double (*cycle)(int t);
+
+static void check_optimizer(const net *nt, const opt_case *oc0)
 {
+	opt_case cur = *oc0;
+	const opt_case *oc = &cur;
 	jitted j = jit_graph(build_graph(with_optimizer(nt->src, oc->opt), true), true);
 	const nnrt_model *m = j.m;
 	state s = state_new(m);
@@ -919,7 +926,7 @@ static void check_optimizer(const net *nt, const opt_case *oc)
 	cr_assert_eq(m->optimizer, oc->kind, "%s: optimizer %d", oc->opt, m->optimizer);
 	cr_assert_eq(m->opt_flags, oc->flags, "%s: flags %d", oc->opt, m->opt_flags);
 	cr_assert_eq(m->opt_floats, oc->slots * pf, "%s: opt_floats %lld", oc->opt, (long long)m->opt_floats);
-	cr_assert(m->momentum == (float)oc->momentum && m->beta1 == (float)oc->beta1 && m->beta2 == (float)oc->beta2 &&
+	cr_assert(m->momentum == (float)oc0->momentum && m->beta1 == (float)oc->beta1 && m->beta2 == (float)oc->beta2 &&
 			  m->eps == (float)oc->eps && m->alpha == (float)oc->alpha && m->dampening == (float)oc->dampening,
 		  "%s: the model carries momentum %g, betas %g %g, eps %g, alpha %g, dampening %g", oc->opt, m->momentum,
 		  m->beta1, m->beta2, m->eps, m->alpha, m->dampening);
@@ -934,6 +941,15 @@ static void check_optimizer(const net *nt, const opt_case *oc)
 	for (int step = 1; step <= 50; step++) {
 		int64_t n = step % 3 == 2 ? 3 : m->batch;
 		th_fill_batch(&s, n, 600 + (uint64_t)step);
+		if (cycle) { /* torch reads the group's current momentum, and Adam corrects with it */
+			double mt = cycle(step);
+			if (oc->kind == NNRT_OPT_ADAM || oc->kind == NNRT_OPT_ADAMW)
+				cur.beta1 = mt;
+			else
+				cur.momentum = mt;
+			s.a.hp[NNRT_HP_MOMENTUM] = (float)mt;
+			s.a.hp[NNRT_HP_MOMENTUM_1M] = (float)(1 - mt);
+		}
 		double b1 = oc->beta1, b2 = oc->beta2;
 		s.a.hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(b1, step)));
 		s.a.hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(b2, step)));
@@ -1013,6 +1029,29 @@ Test(optimizer, rmsprop_clip_norm_compiled_in_but_off) { check_optimizer(&nets[4
 
 /* Every parameter is checked against the rule, so a test must give the
  * decay something to tell apart: a network with weights and biases. */
+/* onecycle's cycled momentum (nnrt_schedule_momentum gives it, the step
+ * hands it over in hp[]): the update takes each step's value for sgd's
+ * momentum (with Nesterov and dampening), Adam's and AdamW's beta1 and
+ * rmsprop's momentum, against torch's rules with that momentum; a value
+ * that stayed the compiled constant (0.9, 0.5) fails them. */
+static double cycled(int t)
+{
+	return 0.85 + 0.1 * (0.5 + 0.5 * cos(3.14159265358979323846 * t / 25)); /* 0.95 .. 0.85 .. 0.95 */
+}
+
+static void check_cycled(const net *nt, const opt_case *oc)
+{
+	cycle = cycled;
+	check_optimizer(nt, oc);
+	cycle = NULL;
+}
+
+Test(optimizer, sgd_nesterov_cycled_momentum) { check_cycled(&nets[0], &opt_cases[4]); }
+Test(optimizer, sgd_dampening_cycled_momentum) { check_cycled(&nets[4], &opt_cases[5]); }
+Test(optimizer, adam_cycled_beta1) { check_cycled(&nets[0], &opt_cases[7]); }
+Test(optimizer, adamw_cycled_beta1) { check_cycled(&nets[4], &opt_cases[8]); }
+Test(optimizer, rmsprop_cycled_momentum) { check_cycled(&nets[4], &opt_cases[11]); }
+
 Test(optimizer, weight_decay_spares_biases_by_default)
 {
 	ir_graph *g = build_graph(with_optimizer(nets[0].src, "sgd(weight_decay: 0.1)"), true);
