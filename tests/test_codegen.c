@@ -724,6 +724,90 @@ static void check_smoothed_net(const net *nt, double eps)
 Test(network, opsnet_label_smoothing) { check_smoothed_net(&nets[0], 0.1); }
 Test(network, widenet_label_smoothing) { check_smoothed_net(&nets[4], 0.25); }
 
+/* Label smoothing over 50 training steps, against torch's
+ * CrossEntropyLoss(label_smoothing=eps) computed here in double: a linear
+ * classifier (logits = x W + b), whose gradient is (softmax - target) / n
+ * with target (1 - eps) on the label plus eps / K on every class, so that
+ * each step's loss and the parameters after it have an exact reference
+ * (each step checked from the parameters the program had before it).  3
+ * classes (a row is one vector) and 21 (a loop); batches of 8 and of 3. */
+static void check_smoothing_steps(int K, double eps)
+{
+	char src[512];
+	snprintf(src, sizeof src,
+		 "model smooth\ninput x : f32[5]\nlabel y : class(%d)\nlogits = x |> dense(%d)\n"
+		 "loss softmax_cross_entropy(logits, y, smoothing: %g)\noptimizer sgd(lr: 0.5)\n"
+		 "train {\n  data: csv(\"unused.csv\", x: [0, 1, 2, 3, 4], y: 5)\n  batch: 8\n}\n", K, K, eps);
+	jitted j = jit_graph(build_graph(src, true), true);
+	const nnrt_model *m = j.m;
+	state s = state_new(m);
+	cr_assert_eq(m->n_params, 2);
+	const float *W = s.params + m->params[0].offset, *B = s.params + m->params[1].offset;
+	th_fill_params(m, s.params, 41);
+	nnrt_set_threads(2);
+	const double lr = 0.5;
+	double *w0 = calloc(5 * (size_t)K, sizeof(double)), *b0 = calloc((size_t)K, sizeof(double));
+	double *gw = calloc(5 * (size_t)K, sizeof(double)), *gb = calloc((size_t)K, sizeof(double));
+	double z[32], p[32];
+	for (int step = 1; step <= 50; step++) {
+		int64_t n = step % 4 == 3 ? 3 : 8;
+		th_fill_batch(&s, n, 900 + (uint64_t)step);
+		for (int k = 0; k < 5 * K; k++)
+			w0[k] = W[k];
+		for (int k = 0; k < K; k++)
+			b0[k] = B[k];
+		memset(gw, 0, 5 * (size_t)K * sizeof(double));
+		memset(gb, 0, (size_t)K * sizeof(double));
+		double loss = 0;
+		for (int64_t i = 0; i < n; i++) {
+			const float *x = s.x + i * 5;
+			int32_t y = ((const int32_t *)s.y)[i];
+			double mx = -INFINITY, sum = 0, mean_logp = 0;
+			for (int c = 0; c < K; c++) {
+				z[c] = b0[c];
+				for (int f = 0; f < 5; f++)
+					z[c] += x[f] * w0[f * K + c];
+				mx = fmax(mx, z[c]);
+			}
+			for (int c = 0; c < K; c++)
+				sum += exp(z[c] - mx);
+			for (int c = 0; c < K; c++) {
+				p[c] = exp(z[c] - mx) / sum;
+				mean_logp += (z[c] - mx - log(sum)) / K;
+			}
+			/* torch: (1 - eps) * nll + eps * mean over classes of -log p */
+			loss += (1 - eps) * -(z[y] - mx - log(sum)) + eps * -mean_logp;
+			for (int c = 0; c < K; c++) {
+				double d = (p[c] - ((c == y) * (1 - eps) + eps / K)) / (double)n;
+				gb[c] += d;
+				for (int f = 0; f < 5; f++)
+					gw[f * K + c] += x[f] * d;
+			}
+		}
+		run(&s, m->train_step, n, (float)lr);
+		cr_assert(fabs(s.metrics[0] - loss) <= 1e-6 * fabs(loss), "K %d, eps %g, step %d: loss %.9g, torch %.9g", K,
+			  eps, step, s.metrics[0], loss);
+		for (int k = 0; k < 5 * K; k++) {
+			double want = w0[k] - lr * gw[k];
+			cr_assert(fabs(W[k] - want) <= 1e-6 * fmax(1, fabs(want)), "K %d, eps %g, step %d: W[%d] %.9g, want %.9g",
+				  K, eps, step, k, W[k], want);
+		}
+		for (int k = 0; k < K; k++) {
+			double want = b0[k] - lr * gb[k];
+			cr_assert(fabs(B[k] - want) <= 1e-6 * fmax(1, fabs(want)), "K %d, eps %g, step %d: b[%d] %.9g, want %.9g",
+				  K, eps, step, k, B[k], want);
+		}
+	}
+	free(w0), free(b0), free(gw), free(gb);
+	state_free(&s);
+	jit_free(&j);
+}
+Test(network, label_smoothing_follows_torch_over_50_steps)
+{
+	check_smoothing_steps(3, 0.1);
+	check_smoothing_steps(21, 0.3);
+}
+
 /* A loss that reaches no parameter, beside a parameterised output: a step
  * changes nothing, whatever the optimizer, the fusion and the chunking, and
  * the metrics are those of the reference.  (The planner used to reserve the
