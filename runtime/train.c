@@ -972,9 +972,10 @@ static int train(trainer *t)
 	int64_t total = o->epochs * updates;
 	int scheduled = o->sched.kind != NNRT_SCHED_CONSTANT || o->sched.warmup > 0;
 	if (o->sched.warmup > 0 && o->sched.warmup >= total && st->epoch < o->epochs) {
-		nnrt_error("the warmup of %lld steps is not shorter than the training: %lld epoch%s of %lld step%s",
-		           (long long)o->sched.warmup, (long long)o->epochs, o->epochs == 1 ? "" : "s", (long long)steps,
-		           steps == 1 ? "" : "s");
+		nnrt_error("the warmup of %lld steps is not shorter than the training: %lld epoch%s of %lld step%s "
+		           "(shorten warmup: in %s, or pass --warmup N)",
+		           (long long)o->sched.warmup, (long long)o->epochs, o->epochs == 1 ? "" : "s", (long long)updates,
+		           updates == 1 ? "" : "s", m->source ? m->source : "the .nn file");
 		return TRAIN_FAILED;
 	}
 	if (st->epoch >= o->epochs && !o->quiet)
