@@ -458,6 +458,8 @@ static LLVMValueRef schedule(cg_ctx *c, const nnrt_schedule *s)
 	for (int k = 0; k < NNRT_MAX_MILESTONES; k++)
 		ms[k] = LLVMConstReal(c->f64, s->milestones[k]);
 	f[CG_SCHED_milestones] = LLVMConstArray2(c->f64, ms, NNRT_MAX_MILESTONES);
+	f[CG_SCHED_mom_base] = LLVMConstReal(c->f64, s->mom_base);
+	f[CG_SCHED_mom_max] = LLVMConstReal(c->f64, s->mom_max);
 	return LLVMConstNamedStruct(c->abi.schedule, f, CG_SCHED_NFIELDS);
 }
 
@@ -592,6 +594,8 @@ static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options 
 	v[CG_MODEL_es_metric] = ci32(c, (int32_t)cfg->es_metric);
 	v[CG_MODEL_es_patience] = ci32(c, (int32_t)cfg->es_patience);
 	v[CG_MODEL_es_min_delta] = cg_f32(c, cfg->es_min_delta);
+	v[CG_MODEL_pad3_] = ci32(c, 0);
+	v[CG_MODEL_val] = data_spec(c, &cfg->val);
 	LLVMValueRef init = LLVMConstNamedStruct(mt, v, CG_MODEL_NFIELDS);
 	LLVMValueRef gv = LLVMAddGlobal(c->M, mt, nnc_sprintf("%s_model", prefix));
 	LLVMSetInitializer(gv, init);

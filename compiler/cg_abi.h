@@ -36,7 +36,8 @@
 
 /* nnrt_schedule: the learning-rate schedule */
 #define CG_SCHEDULE(F)                                                                                     \
-	F(kind, I32) F(n_milestones, I32) F(warmup, I64) F(a, F64) F(b, F64) F(c, F64) F(d, F64) F(milestones, MILES)
+	F(kind, I32) F(n_milestones, I32) F(warmup, I64) F(a, F64) F(b, F64) F(c, F64) F(d, F64) F(milestones, MILES) \
+	F(mom_base, F64) F(mom_max, F64)
 
 /* nnrt_op_info: one row of the op table */
 #define CG_OP_INFO(F) F(name, PTR) F(kind, PTR) F(flops_per_sample, F64) F(flops_per_step, F64)
@@ -52,7 +53,8 @@
 	F(opt_flags, I32) F(clip_norm, F32) F(clip_value, F32) F(pad2_, F32) F(accumulate, I64) F(schedule, SCHED) F(epochs, I64) F(seed, I64) F(train, DATA)                              \
 	F(test, DATA) F(train_step, PTR) F(eval_step, PTR) F(infer, PTR) F(ops, PTR) F(n_ops, I32)              \
 	F(profiled, I32) F(cpu_features, PTR) F(aug_crop_pad, I32) F(aug_erase_size, I32) F(aug_flip_p, F32)         \
-	F(aug_erase_p, F32) F(val_fraction, F32) F(es_metric, I32) F(es_patience, I32) F(es_min_delta, F32)
+	F(aug_erase_p, F32) F(val_fraction, F32) F(es_metric, I32) F(es_patience, I32) F(es_min_delta, F32) \
+	F(pad3_, I32) F(val, DATA)
 
 /* The chunk an op function works on (compiler-internal; cg.h): its
  * workspace slice, where its gradients and metrics go (the caller's arrays

@@ -16,7 +16,9 @@
  *            r = sqrt(s [- ga^2]) + eps;  [mu: b = mu b + g / r, p -= lr b] else p -= lr g / r
  * The constants of the .nn file (momentum, betas, eps, alpha) are baked in;
  * lr, wd, c1, c2 and d come from the step's hp[] (nnrt.h NNRT_HP_*), so the
- * runtime changes them without recompiling.
+ * runtime changes them without recompiling, and so does the momentum (sgd,
+ * rmsprop) or beta1 (adam) where onecycle cycles it (hp[] > 0, else the
+ * constant).
  *
  * Weight decay applies to the parameters ir_param_decays() chooses (by
  * default not to biases).  The parameters are cut into runs of tensors that
@@ -128,6 +130,8 @@ typedef struct upd_vals {
 	LLVMValueRef wd;           /* splat of this run's decay; */
 	LLVMValueRef no_wd;        /* i1: it is 0 */
 	LLVMValueRef keep;         /* adamw: splat of 1 - lr wd */
+	LLVMValueRef mu, mu1m;     /* splats: the momentum (adam: beta1) and 1 - it, the step's if
+				    * the schedule cycles it, else the compiled constants */
 } upd_vals;
 
 /* Slot k of the optimizer state at element i. */
@@ -176,15 +180,15 @@ static void update_vector(cg_ctx *c, const upd_vals *u, LLVMValueRef i)
 		if (mu != 0) {
 			LLVMValueRef vp = slot(c, u, 0, i);
 			LLVMValueRef dg = n->fa[1] != 0 ? fmul(c, u->d, gv) : gv;
-			LLVMValueRef v = cg_fma(c, cg_vf32(c, mu), cg_vload(c, vp, NULL), dg);
+			LLVMValueRef v = cg_fma(c, u->mu, cg_vload(c, vp, NULL), dg);
 			cg_vstore(c, v, vp, NULL);
-			step = flags & NNRT_OPTF_NESTEROV ? cg_fma(c, cg_vf32(c, mu), v, gv) : v;
+			step = flags & NNRT_OPTF_NESTEROV ? cg_fma(c, u->mu, v, gv) : v;
 		}
 		cg_vstore(c, fsub(c, pv, fmul(c, u->lr, step)), pp, NULL);
 	} else if (n->op == IR_ADAM_UPDATE) {
 		LLVMValueRef mp = slot(c, u, 0, i), vp = slot(c, u, 1, i);
-		double b1 = n->fa[0], b2 = n->fa[1];
-		LLVMValueRef m = cg_fma(c, cg_vf32(c, b1), cg_vload(c, mp, NULL), fmul(c, cg_vf32(c, 1 - b1), gv));
+		double b2 = n->fa[1];
+		LLVMValueRef m = cg_fma(c, u->mu, cg_vload(c, mp, NULL), fmul(c, u->mu1m, gv));
 		LLVMValueRef v =
 			cg_fma(c, cg_vf32(c, b2), cg_vload(c, vp, NULL), fmul(c, cg_vf32(c, 1 - b2), fmul(c, gv, gv)));
 		cg_vstore(c, m, mp, NULL);
@@ -213,7 +217,7 @@ static void update_vector(cg_ctx *c, const upd_vals *u, LLVMValueRef i)
 		LLVMValueRef step = fdiv(c, gv, r);
 		if (mu != 0) {
 			LLVMValueRef bp = slot(c, u, k++, i);
-			step = cg_fma(c, cg_vf32(c, mu), cg_vload(c, bp, NULL), step);
+			step = cg_fma(c, u->mu, cg_vload(c, bp, NULL), step);
 			cg_vstore(c, step, bp, NULL);
 		}
 		cg_vstore(c, fsub(c, pv, fmul(c, u->lr, step)), pp, NULL);
@@ -283,6 +287,23 @@ static LLVMValueRef norm_factor(cg_ctx *c, const upd_vals *u, LLVMValueRef blo, 
 
 static void update_runs(cg_ctx *c, upd_vals *u0, LLVMValueRef start, LLVMValueRef end, LLVMValueRef wd);
 
+/* The momentum of the step: hp[NNRT_HP_MOMENTUM] when it is > 0 (onecycle
+ * cycles it), else the .nn file's constant, exactly the value it was baked
+ * in as before the slot existed (so an uncycled update is bit for bit the
+ * same).  sgd and rmsprop read it only with a momentum compiled in. */
+static void set_momentum(cg_ctx *c, upd_vals *u)
+{
+	ir_node *n = u->n;
+	double mu = n->op == IR_SGD_UPDATE ? n->fa[0] : n->op == IR_ADAM_UPDATE ? n->fa[0] : n->fa[2];
+	if (n->op != IR_ADAM_UPDATE && mu == 0)
+		return;
+	LLVMValueRef hm = cg_hp(c, NNRT_HP_MOMENTUM);
+	LLVMValueRef cyc = LLVMBuildFCmp(c->B, LLVMRealOGT, hm, cg_f32(c, 0), "cycled");
+	u->mu = cg_splat(c, LLVMBuildSelect(c->B, cyc, hm, cg_f32(c, mu), ""));
+	if (n->op == IR_ADAM_UPDATE)
+		u->mu1m = cg_splat(c, LLVMBuildSelect(c->B, cyc, cg_hp(c, NNRT_HP_MOMENTUM_1M), cg_f32(c, 1 - mu), ""));
+}
+
 void lower_update(cg_ctx *c, ir_node *n)
 {
 	ir_graph *g = c->g;
@@ -298,6 +319,7 @@ void lower_update(cg_ctx *c, ir_node *n)
 	}
 	if (n->op == IR_SGD_UPDATE && n->fa[1] != 0)
 		u.d = cg_splat(c, cg_hp(c, NNRT_HP_DAMP));
+	set_momentum(c, &u);
 	LLVMValueRef wd = cg_hp(c, NNRT_HP_WD);
 	u.cv = cg_hp(c, NNRT_HP_CLIP_VALUE);
 	u.cv_on = LLVMBuildFCmp(c->B, LLVMRealOGT, u.cv, cg_f32(c, 0), "");

@@ -205,7 +205,8 @@ typedef struct nnc_train_config {
 		double flip_p, erase_p;
 		nnc_loc loc;      /* of the augment: list, for the check against the input */
 	} aug;
-	double val_fraction;      /* the train block's validation: (0: none) */
+	double val_fraction;      /* the train block's validation: as a fraction (0: none) */
+	nnrt_data_spec val;       /* validation: as a data source (kind NNRT_DATA_NONE: none) */
 	int64_t es_metric, es_patience; /* early_stop: NNRT_ES_*, patience in epochs */
 	double es_min_delta;
 	nnc_loc es_loc;           /* of the early_stop: metric */

@@ -487,7 +487,7 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 static const struct {
 	const char *name;
 	int kind; /* NNRT_SCHED_* */
-	const char *const opts[6];
+	const char *const opts[8];
 } schedules[] = {
 	{"constant", NNRT_SCHED_CONSTANT, {NULL}},
 	{"step", NNRT_SCHED_STEP, {"every", "gamma"}},
@@ -495,7 +495,8 @@ static const struct {
 	{"exponential", NNRT_SCHED_EXPONENTIAL, {"gamma"}},
 	{"cosine", NNRT_SCHED_COSINE, {"epochs", "min", "period", "mult"}},
 	{"polynomial", NNRT_SCHED_POLYNOMIAL, {"epochs", "power", "min"}},
-	{"onecycle", NNRT_SCHED_ONECYCLE, {"epochs", "pct", "div", "final_div"}},
+	{"onecycle", NNRT_SCHED_ONECYCLE,
+	 {"epochs", "pct", "div", "final_div", "base_momentum", "max_momentum", "cycle_momentum"}},
 };
 static const char *const schedule_names[] = {"constant",   "step",     "multistep", "exponential",
 					     "cosine",     "polynomial", "onecycle", NULL};
@@ -520,9 +521,38 @@ static bool sched_num(sema *s, const nnc_ast *e, const char *name, double lo, bo
 	return true;
 }
 
+/* onecycle's momentum: base_momentum: 0.85, max_momentum: 0.95 (both in
+ * (0, 1): 0 would read as "not cycled"), cycle_momentum: false for none. */
+static void onecycle_momentum(sema *s, const nnc_ast *e, nnrt_schedule *sc)
+{
+	const char *const names[] = {"base_momentum", "max_momentum"};
+	double *vals[] = {&sc->mom_base, &sc->mom_max};
+	for (int k = 0; k < 2; k++) {
+		const nnc_arg *a = sema_find_named(e, names[k]);
+		double v = 0;
+		if (!a || !sema_arg_num(s, a, nnc_sprintf("'%s'", names[k]), &v))
+			continue;
+		if (!(v > 0 && v < 1))
+			nnc_error(s->src, a->value->loc, "'%s' must be in (0, 1), not %g", names[k], v);
+		else
+			*vals[k] = v;
+	}
+	const nnc_arg *cy = sema_find_named(e, "cycle_momentum");
+	bool on = true;
+	if (!cy || !sema_arg_bool(s, cy, "'cycle_momentum'", &on) || on)
+		return;
+	sc->mom_base = sc->mom_max = 0;
+	for (int k = 0; k < 2; k++)
+		if (sema_find_named(e, names[k]))
+			nnc_error(s->src, sema_find_named(e, names[k])->name_loc,
+				  "'%s' has no effect with cycle_momentum: false", names[k]);
+}
+
 /* schedule: constant | step(every: E, gamma: 0.1) | multistep(at: [E, ...], gamma: 0.1)
  *         | exponential(gamma: G) | cosine(epochs: T, min: 0) | cosine(period: T0, mult: 1, min: 0)
- *         | polynomial(epochs: T, power: 1, min: 0) | onecycle(epochs: T, pct: 0.3, div: 25, final_div: 1e4)
+ *         | polynomial(epochs: T, power: 1, min: 0)
+ *         | onecycle(epochs: T, pct: 0.3, div: 25, final_div: 1e4, base_momentum: 0.85, max_momentum: 0.95,
+ *                    cycle_momentum: true)
  * Durations are epochs (fractions allowed) after the warmup; T defaults to
  * the rest of the training.  The rates are absolute (min: 1e-5). */
 static void schedule_setting(sema *s, const nnc_arg *setting, nnrt_schedule *sc)
@@ -554,7 +584,9 @@ static void schedule_setting(sema *s, const nnc_arg *setting, nnrt_schedule *sc)
 	case NNRT_SCHED_STEP: case NNRT_SCHED_MULTISTEP: sc->b = 0.1; break;
 	case NNRT_SCHED_POLYNOMIAL: sc->b = 1; break;
 	case NNRT_SCHED_COSINE: sc->b = 1; break;
-	case NNRT_SCHED_ONECYCLE: sc->b = 0.3, sc->c = 25, sc->d = 1e4; break;
+	case NNRT_SCHED_ONECYCLE: /* torch's OneCycleLR, cycle_momentum=True */
+		sc->b = 0.3, sc->c = 25, sc->d = 1e4, sc->mom_base = 0.85, sc->mom_max = 0.95;
+		break;
 	}
 	if (e->kind == AST_NAME) {
 		if (sc->kind == NNRT_SCHED_STEP || sc->kind == NNRT_SCHED_MULTISTEP || sc->kind == NNRT_SCHED_EXPONENTIAL)
@@ -628,6 +660,7 @@ static void schedule_setting(sema *s, const nnc_arg *setting, nnrt_schedule *sc)
 		sched_num(s, e, "pct", 0, false, 1, &sc->b);
 		sched_num(s, e, "div", 0, false, inf, &sc->c);
 		sched_num(s, e, "final_div", 0, false, inf, &sc->d);
+		onecycle_momentum(s, e, sc);
 		break;
 	}
 	return;
@@ -833,6 +866,33 @@ void sema_check_augment(sema *s)
 			  (long long)cfg->aug.erase_size, (long long)in->dims[1], (long long)in->dims[2]);
 }
 
+/* validation: F (a fraction of the training data, in (0, 1)) or
+ * validation: SOURCE (a data set of its own, any source data: takes,
+ * checked against the model like data: and test:). */
+static void validation_setting(sema *s, const nnc_arg *a, nnc_train_config *cfg)
+{
+	const nnc_ast *e = a->value;
+	bool source = e->kind == AST_CALL;
+	for (int k = 0; e->kind == AST_NAME && sema_data_names[k]; k++)
+		source |= !strcmp(e->str, sema_data_names[k]);
+	if (e->kind == AST_STR) {
+		nnc_error(s->src, e->loc, "'validation' must be a fraction such as 0.1 or a data source such as "
+			  "idx(\"images\", \"labels\")");
+		return;
+	}
+	if (source) {
+		if (!data_source(s, a, &cfg->val))
+			cfg->val.kind = NNRT_DATA_NONE;
+		return;
+	}
+	if (sema_arg_num(s, a, "the validation fraction", &cfg->val_fraction) &&
+	    !(cfg->val_fraction > 0 && cfg->val_fraction < 1)) {
+		nnc_error(s->src, a->value->loc, "the validation fraction must be in (0, 1), not %g", cfg->val_fraction);
+		nnc_hint("or give a data set of its own, e.g. validation: moons(count: 200, seed: 2)");
+		cfg->val_fraction = 0;
+	}
+}
+
 /* train { data: SOURCE  test: SOURCE  batch: 32  epochs: 1  seed: 1  schedule: SCHEDULE  warmup: 0
  *         accumulate: 1  augment: [TRANSFORM, ...] } */
 void sema_stmt_train(sema *s, const nnc_stmt *st)
@@ -887,21 +947,17 @@ void sema_stmt_train(sema *s, const nnc_stmt *st)
 			sema_arg_int_in(s, a, "'accumulate' (micro-batches per update)", 1, 65536, &cfg->accumulate);
 		else if (!strcmp(a->name, "augment"))
 			augment_setting(s, a, cfg);
-		else if (!strcmp(a->name, "validation")) {
-			if (sema_arg_num(s, a, "the validation fraction", &cfg->val_fraction) &&
-			    !(cfg->val_fraction > 0 && cfg->val_fraction < 1)) {
-				nnc_error(s->src, a->value->loc, "the validation fraction must be in (0, 1), not %g",
-					  cfg->val_fraction);
-				cfg->val_fraction = 0;
-			}
-		} else if (!strcmp(a->name, "early_stop"))
+		else if (!strcmp(a->name, "validation"))
+			validation_setting(s, a, cfg);
+		else if (!strcmp(a->name, "early_stop"))
 			early_stop_setting(s, a, cfg);
 	}
 	for (int i = 0; i < st->nsettings; i++)
 		if (!strcmp(st->settings[i].name, "early_stop") && cfg->es_metric && cfg->val_fraction == 0 &&
-		    nnc_diag_error_count() == s->errors0) {
+		    cfg->val.kind == NNRT_DATA_NONE && nnc_diag_error_count() == s->errors0) {
 			nnc_error(s->src, st->settings[i].name_loc, "early stopping needs validation data");
-			nnc_hint("hold out part of the training data, e.g. validation: 0.1");
+			nnc_hint("hold out part of the training data, e.g. validation: 0.1, or give a validation set, "
+				 "e.g. validation: idx(\"images\", \"labels\")");
 		}
 	bool has_data = false;
 	for (int i = 0; i < st->nsettings; i++)

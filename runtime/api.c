@@ -275,17 +275,129 @@ int64_t nnrt_instance_epoch(const nnrt_instance *inst)
 	return inst ? inst->st.epoch : 0;
 }
 
-/* Step arguments for n samples at x (and y, out); `step` as nnrt_step_hp()
- * takes it. */
+/* ---- The run: schedule, accumulation, position ----
+ *
+ * With a run set, the next step's place follows from the step count alone,
+ * as train.c's loop computes it: step k + 1 is step s = k mod S + 1 of epoch
+ * k / S + 1 (S steps an epoch); with accumulate A its group is (s - 1) / A,
+ * the group's samples those of its steps (the epoch's last group may be
+ * shorter), and the update's number (the schedule's and Adam's step) counts
+ * groups, ceil(S / A) an epoch.  So the instance's steps get exactly the
+ * binary's rates and accumulation weights. */
+
+/* The next step's position and hyper-parameters, for a step of n samples. */
+static void next_step(const nnrt_instance *inst, int64_t n, nnrt_position *p, nnrt_hyper *h)
+{
+	const nnrt_model *m = inst->m;
+	int64_t k = inst->st.step;
+	*h = nnrt_instance_hyper(inst, inst->lr);
+	memset(p, 0, sizeof *p);
+	p->step = p->update = k;
+	p->epoch = inst->st.epoch;
+	if (inst->run_samples > 0) {
+		int64_t acc = m->accumulate > 1 ? m->accumulate : 1, batch = m->batch;
+		int64_t steps = (inst->run_samples + batch - 1) / batch, updates = (steps + acc - 1) / acc;
+		int64_t total = (inst->run_epochs > 0 ? inst->run_epochs : m->epochs) * updates;
+		int64_t e0 = k / steps, s = k % steps + 1, grp = (s - 1) / acc;
+		int64_t last = (grp + 1) * acc < steps ? (grp + 1) * acc : steps;
+		int64_t end = last * batch < inst->run_samples ? last * batch : inst->run_samples;
+		int64_t u = e0 * updates + grp + 1;
+		if (acc > 1) {
+			h->acc_weight = (float)((double)n / (double)(end - grp * acc * batch));
+			h->acc_apply = s == last;
+			h->t = u;
+		}
+		p->update = u - 1;
+		p->epoch_step = s - 1;
+		p->epoch_steps = steps;
+		p->total_updates = total;
+		const nnrt_schedule *sc = &m->schedule;
+		if (sc->kind != NNRT_SCHED_CONSTANT || sc->warmup > 0) {
+			h->lr = (float)nnrt_schedule_lr(sc, inst->lr, u, updates, total);
+			h->mom = nnrt_schedule_momentum(sc, u, updates, total);
+		}
+	}
+	if (inst->rate > 0)
+		h->lr = inst->rate;
+	p->overridden = inst->rate > 0;
+	p->lr = h->lr;
+	p->momentum = !nnrt_has_momentum(m) ? 0
+	              : h->mom > 0 ? h->mom
+	              : m->optimizer == NNRT_OPT_ADAM || m->optimizer == NNRT_OPT_ADAMW ? m->beta1 : m->momentum;
+}
+
+int nnrt_instance_set_run(nnrt_instance *inst, int64_t samples, int64_t epochs)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	const nnrt_model *m = inst->m;
+	if (samples < 0 || epochs < 0)
+		return fail(inst, NNRT_ERR_ARG, "set_run: %lld samples, %lld epochs; the counts cannot be negative",
+		            (long long)samples, (long long)epochs);
+	int64_t e = epochs > 0 ? epochs : m->epochs;
+	int64_t acc = m->accumulate > 1 ? m->accumulate : 1;
+	int64_t updates = ((samples + m->batch - 1) / m->batch + acc - 1) / acc;
+	if (samples > 0 && m->schedule.warmup > 0 && m->schedule.warmup >= e * updates)
+		return fail(inst, NNRT_ERR_ARG,
+		            "set_run: the warmup of %lld steps is not shorter than the training: %lld epoch%s of %lld "
+		            "step%s", (long long)m->schedule.warmup, (long long)e, e == 1 ? "" : "s", (long long)updates,
+		            updates == 1 ? "" : "s");
+	inst->run_samples = samples;
+	inst->run_epochs = samples > 0 ? e : 0;
+	return NNRT_OK;
+}
+
+int nnrt_instance_position(const nnrt_instance *inst, nnrt_position *pos)
+{
+	if (!inst || !pos)
+		return NNRT_ERR_ARG;
+	nnrt_hyper h;
+	next_step(inst, inst->m->batch, pos, &h);
+	return NNRT_OK;
+}
+
+int nnrt_instance_set_rate(nnrt_instance *inst, float lr)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	if (!isfinite(lr) || lr < 0)
+		return fail(inst, NNRT_ERR_ARG, "set_rate: %g is not a positive rate (or 0: the schedule's)", (double)lr);
+	inst->rate = lr;
+	return NNRT_OK;
+}
+
+int nnrt_instance_set_clip(nnrt_instance *inst, float clip_norm, float clip_value)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	if (!isfinite(clip_norm) || !isfinite(clip_value) || clip_norm < 0 || clip_value < 0)
+		return fail(inst, NNRT_ERR_ARG, "set_clip: the bounds %g and %g must be numbers >= 0 (0: no clipping)",
+		            (double)clip_norm, (double)clip_value);
+	if (clip_norm > 0 && !(inst->m->opt_flags & NNRT_OPTF_CLIP_NORM))
+		return fail(inst, NNRT_ERR_ARG, "set_clip: model '%s' was compiled without clip_norm: (the pass that "
+		            "computes the gradient's norm is compiled in only then)", inst->m->name);
+	inst->clip_norm = clip_norm;
+	inst->clip_value = clip_value;
+	return NNRT_OK;
+}
+
+/* Step arguments for n samples at x (and y, out) with the hyper-parameters
+ * h; `step` as nnrt_step_hp() takes it. */
+static nnrt_step_args step_args_hp(nnrt_instance *inst, const float *x, const void *y, float *out, int64_t n,
+                                   int64_t step, const nnrt_hyper *h)
+{
+	nnrt_step_args a = {.params = inst->params, .grads = inst->grads, .opt = inst->opt, .ws = inst->ws,
+	                    .x = x, .y = y, .out = out, .metrics = inst->metrics, .n = n, .state = inst->state};
+	nnrt_step_hp(&a, inst->m, h, step, inst->seed);
+	return a;
+}
+
+/* The same for a step that does not train. */
 static nnrt_step_args step_args(nnrt_instance *inst, const float *x, const void *y, float *out, int64_t n,
                                 int64_t step)
 {
-	const nnrt_model *m = inst->m;
-	nnrt_step_args a = {.params = inst->params, .grads = inst->grads, .opt = inst->opt, .ws = inst->ws,
-	                    .x = x, .y = y, .out = out, .metrics = inst->metrics, .n = n, .state = inst->state};
 	nnrt_hyper h = nnrt_instance_hyper(inst, inst->lr);
-	nnrt_step_hp(&a, m, &h, step, inst->seed);
-	return a;
+	return step_args_hp(inst, x, y, out, n, step, &h);
 }
 
 static void run(nnrt_instance *inst, nnrt_body_fn body, nnrt_step_args *a)
@@ -349,9 +461,14 @@ int nnrt_instance_train_step(nnrt_instance *inst, const float *x, const void *y,
 		return fail(inst, NNRT_ERR_BATCH, "train_step: %lld samples, but model '%s' was compiled for batches of at most %lld",
 		            (long long)n, m->name, (long long)m->batch);
 	int64_t step = inst->st.step + 1;
-	nnrt_step_args a = step_args(inst, x, y, NULL, n, step);
+	nnrt_position pos;
+	nnrt_hyper h;
+	next_step(inst, n, &pos, &h);
+	nnrt_step_args a = step_args_hp(inst, x, y, NULL, n, step, &h);
 	run(inst, m->train_step, &a);
 	inst->st.step = step;
+	if (pos.epoch_steps > 0 && step % pos.epoch_steps == 0) /* the run's epoch ends */
+		inst->st.epoch = step / pos.epoch_steps;
 	double mean = inst->metrics[0] / (double)n;
 	if (loss)
 		*loss = (float)mean;

@@ -64,7 +64,8 @@ static const char *bad_field(const nnrt_model *m, int training)
 	if (m->param_floats > max || m->opt_floats > max || m->ws_floats > max || m->state_floats > max)
 		return "array size too large";
 	if (m->schedule.kind < NNRT_SCHED_CONSTANT || m->schedule.kind > NNRT_SCHED_ONECYCLE ||
-	    m->schedule.n_milestones < 0 || m->schedule.n_milestones > NNRT_MAX_MILESTONES || m->schedule.warmup < 0)
+	    m->schedule.n_milestones < 0 || m->schedule.n_milestones > NNRT_MAX_MILESTONES || m->schedule.warmup < 0 ||
+	    !(m->schedule.mom_base >= 0 && m->schedule.mom_base < 1) || !(m->schedule.mom_max >= 0 && m->schedule.mom_max < 1))
 		return "invalid learning-rate schedule";
 	if (m->n_params > 0 && !m->params)
 		return "no parameter table";
@@ -260,7 +261,11 @@ char *nnrt_fmt_schedule(const nnrt_schedule *s, char *buf, size_t n)
 		PUT("onecycle(");
 		if (s->a > 0)
 			PUT("epochs: %g, ", s->a);
-		PUT("pct: %g, div: %g, final_div: %g)", s->b, s->c, s->d);
+		PUT("pct: %g, div: %g, final_div: %g", s->b, s->c, s->d);
+		if (s->mom_base > 0 && s->mom_max > 0)
+			PUT(", base_momentum: %g, max_momentum: %g)", s->mom_base, s->mom_max);
+		else
+			PUT(", cycle_momentum: false)");
 		break;
 	default: PUT("constant"); break;
 	}
@@ -293,11 +298,18 @@ void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, const nnrt_hyper *h, i
 	a->hp[NNRT_HP_ACC_APPLY] = h->acc_apply;
 	if (h->t > 0) /* the optimizer's step: the update's number (accumulate) */
 		step = h->t;
+	/* a cycled momentum (onecycle), where the update has one to cycle */
+	double beta1 = m->beta1;
+	if (h->mom > 0 && nnrt_has_momentum(m)) {
+		a->hp[NNRT_HP_MOMENTUM] = (float)h->mom;
+		a->hp[NNRT_HP_MOMENTUM_1M] = (float)(1.0 - h->mom);
+		beta1 = h->mom; /* torch's Adam corrects with the group's current beta1 */
+	}
 	/* torch's SGD starts the velocity at the first gradient, undamped */
 	a->hp[NNRT_HP_DAMP] = step <= 1 ? 1.0f : (float)(1.0 - (double)m->dampening);
 	/* Adam's bias corrections, in double: beta^t of a float beta. */
 	if (step >= 1 && (m->optimizer == NNRT_OPT_ADAM || m->optimizer == NNRT_OPT_ADAMW)) {
-		a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(m->beta1, (double)step)));
+		a->hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(beta1, (double)step)));
 		a->hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(m->beta2, (double)step)));
 	}
 }
@@ -365,6 +377,36 @@ static double schedule_at(const nnrt_schedule *s, double lr, double e, double u,
 	default:
 		return lr;
 	}
+}
+
+/* The momentum of the same position: onecycle's, from mom_max down to
+ * mom_base over the rise and back over the fall (torch's cycle_momentum),
+ * mom_max after the last step; 0 for every other schedule. */
+static double momentum_at(const nnrt_schedule *s, double u, double S, double L)
+{
+	if (s->kind != NNRT_SCHED_ONECYCLE || !(s->mom_base > 0) || !(s->mom_max > 0))
+		return 0;
+	double N = (s->a > 0 ? s->a : L) * S;
+	double up = s->b * N - 1, end = N - 1;
+	if (u <= up)
+		return anneal_cos(s->mom_max, s->mom_base, up > 0 ? u / up : 1);
+	if (u >= end)
+		return s->mom_max;
+	return anneal_cos(s->mom_base, s->mom_max, (u - up) / (end - up));
+}
+
+double nnrt_schedule_momentum(const nnrt_schedule *s, int64_t step, int64_t epoch_steps, int64_t total)
+{
+	double S = epoch_steps > 0 ? (double)epoch_steps : 1;
+	int64_t w = s->warmup > 0 ? s->warmup : 0;
+	/* the warmup keeps the schedule's first momentum, as it ramps to its first rate */
+	double u = step <= w ? 0 : (double)(step - 1 - w);
+	return momentum_at(s, u, S, (double)(total - w) / S);
+}
+
+int nnrt_has_momentum(const nnrt_model *m)
+{
+	return m->optimizer == NNRT_OPT_ADAM || m->optimizer == NNRT_OPT_ADAMW || m->momentum != 0;
 }
 
 double nnrt_schedule_lr(const nnrt_schedule *s, double lr, int64_t step, int64_t epoch_steps, int64_t total)

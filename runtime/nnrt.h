@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define NNRT_ABI_VERSION 6
+#define NNRT_ABI_VERSION 7
 #define NNRT_MAX_RANK 4
 #define NNRT_MAX_THREADS 256
 
@@ -141,7 +141,8 @@ enum {
 	NNRT_SCHED_COSINE = 4,      /* a: epochs (0: the rest), c: minimum rate; or with restarts (SGDR):
 				     * d: the first period (epochs, > 0), b: each next one's factor */
 	NNRT_SCHED_POLYNOMIAL = 5,  /* a: epochs (0: the rest), b: power, c: final rate */
-	NNRT_SCHED_ONECYCLE = 6,    /* a: epochs (0: the rest), b: pct rising, c: div, d: final_div */
+	NNRT_SCHED_ONECYCLE = 6,    /* a: epochs (0: the rest), b: pct rising, c: div, d: final_div;
+				     * the momentum cycles between mom_max and mom_base (0: it does not) */
 };
 #define NNRT_MAX_MILESTONES 8
 
@@ -151,12 +152,17 @@ typedef struct nnrt_schedule {
 	int64_t warmup;       /* steps of linear warmup before the schedule starts, 0: none */
 	double a, b, c, d;    /* the kind's values, above */
 	double milestones[NNRT_MAX_MILESTONES]; /* multistep: epochs, increasing */
+	double mom_base, mom_max; /* onecycle: the momentum (sgd, rmsprop) or beta1 (adam, adamw) falls from
+				   * mom_max to mom_base while the rate rises, and back; 0: not cycled */
 } nnrt_schedule;
 
 /* The rate of training step `step` (1-based) under schedule s at base
  * (peak) rate lr, in a run of `epoch_steps` steps per epoch and `total`
  * steps in all.  Pure: no state, the same value every time. */
 double nnrt_schedule_lr(const nnrt_schedule *s, double lr, int64_t step, int64_t epoch_steps, int64_t total);
+/* The momentum (beta1 for Adam and AdamW) of the same step when s cycles it
+ * (onecycle with mom_base and mom_max), else 0: the optimizer's own. */
+double nnrt_schedule_momentum(const nnrt_schedule *s, int64_t step, int64_t epoch_steps, int64_t total);
 
 /* Arguments of one generated step, filled by the runtime. */
 typedef struct nnrt_step_args {
@@ -203,7 +209,10 @@ enum {
 	NNRT_HP_CLIP_VALUE = 6, /* each gradient value is clipped to [-this, this] (0: not clipped) */
 	NNRT_HP_ACC_WEIGHT = 7, /* accumulate: this micro-batch's share of its group's samples */
 	NNRT_HP_ACC_APPLY = 8,  /* accumulate: 1 on the group's last micro-batch (update), else 0 */
-	NNRT_HP_COUNT = 9,
+	NNRT_HP_MOMENTUM = 9,   /* > 0: this step's momentum (sgd, rmsprop) or beta1 (adam, adamw), which the
+				 * schedule cycles; 0: the optimizer's, compiled in */
+	NNRT_HP_MOMENTUM_1M = 10, /* with NNRT_HP_MOMENTUM > 0: 1 - that momentum (Adam's weight of g) */
+	NNRT_HP_COUNT = 11,
 };
 
 /* One op of the training step, for profiles (nnc --profile) and reports. */
@@ -277,6 +286,8 @@ typedef struct nnrt_model {
 	int32_t es_metric;       /* NNRT_ES_*: what early stopping watches, NNRT_ES_NONE: no early stopping */
 	int32_t es_patience;     /* epochs without improvement before stopping */
 	float es_min_delta;      /* the least change that counts as an improvement */
+	int32_t pad3_;
+	nnrt_data_spec val;      /* the train block's validation: as a data source (kind NNRT_DATA_NONE: none) */
 } nnrt_model;
 
 /* The metric early stopping watches (nnrt_model.es_metric). */
@@ -370,7 +381,8 @@ void nnrt_run_threads(nnrt_body_fn body, nnrt_step_args *args, int nthreads);
  * which the generated code shares: version 4 added the state tensors and
  * the random stream, version 5 the optimizers' options (weight decay,
  * RMSprop, AdamW, flags), their hyper-parameter slots and the schedule, version 6
- * the augmentation of training images, validation and early stopping, so objects of an
+ * the augmentation of training images, validation and early stopping, version 7
+ * the validation data source and onecycle's momentum (nnrt_schedule), so objects of an
  * older nnc are refused with a message asking to rebuild them
  * (nnrt_model_check). */
 
@@ -446,7 +458,9 @@ int nnrt_instance_init(nnrt_instance *inst, uint64_t seed);
  * most all of them; 0: all).  Results are bit-identical for every thread
  * count. */
 int nnrt_instance_set_threads(nnrt_instance *inst, int nthreads);
-/* Learning rate of later training steps (default: the model's). */
+/* Learning rate of later training steps (default: the model's): with a run
+ * set (nnrt_instance_set_run), the schedule's base (peak) rate, as the
+ * training binary's --lr. */
 int nnrt_instance_set_lr(nnrt_instance *inst, float lr);
 float nnrt_instance_lr(const nnrt_instance *inst);
 /* Weight decay of later training steps, >= 0 (default: the model's
@@ -456,6 +470,45 @@ int nnrt_instance_set_weight_decay(nnrt_instance *inst, float wd);
 float nnrt_instance_weight_decay(const nnrt_instance *inst);
 /* Training steps taken (Adam's t), including those of a loaded checkpoint. */
 int64_t nnrt_instance_steps(const nnrt_instance *inst);
+
+/* The caller's training run, laid out as the training binary lays out its
+ * own: epochs of `samples` samples, each fed to train_step in batches of
+ * the compiled batch size in order (the last batch of an epoch smaller),
+ * `epochs` epochs in all (0: the model's).  From then on train_step does
+ * what the training binary does at the same step: the model's learning-rate
+ * schedule with its warmup (and onecycle's momentum) at base rate
+ * nnrt_instance_lr, accumulate's micro-batches (an update every
+ * `accumulate` steps, and at the end of each epoch), and it counts the
+ * epochs (nnrt_instance_epoch) as they end.  Fed the binary's batches, an
+ * instance ends with the binary's parameters, bit for bit.  The position is
+ * a function of the step count, so a loaded checkpoint (the binary's
+ * included) goes on where it left off.  samples = 0 clears the run: a
+ * constant rate, one update per step (the default).  NNRT_ERR_ARG for
+ * negative counts or a warmup not shorter than the run. */
+int nnrt_instance_set_run(nnrt_instance *inst, int64_t samples, int64_t epochs);
+
+/* Where an instance is in its training, and what its next step takes. */
+typedef struct nnrt_position {
+	int64_t step;          /* train_step calls made (micro-batches, with accumulate) */
+	int64_t update;        /* optimizer updates made: the schedule's and Adam's count */
+	int64_t epoch;         /* epochs completed (nnrt_instance_epoch) */
+	int64_t epoch_step;    /* steps of the current epoch made (0 without a run) */
+	int64_t epoch_steps;   /* steps per epoch of the run (0: no run set) */
+	int64_t total_updates; /* updates of the whole run (0: no run set) */
+	double lr;             /* the learning rate of the next step */
+	double momentum;       /* the momentum (Adam: beta1) of the next step: onecycle's when it
+				* cycles it, else the optimizer's (0 for one without momentum) */
+	int overridden;        /* 1 while nnrt_instance_set_rate overrides the schedule */
+} nnrt_position;
+int nnrt_instance_position(const nnrt_instance *inst, nnrt_position *pos);
+/* Overrides the schedule: later steps take rate lr (> 0) whatever the
+ * schedule says, until lr = 0 gives the schedule back.  The schedule's
+ * position goes on counting underneath. */
+int nnrt_instance_set_rate(nnrt_instance *inst, float lr);
+/* Gradient clipping of later steps, as the training binary's --clip-norm
+ * and --clip-value: 0 turns one off; a norm needs a model compiled with
+ * clip_norm: (NNRT_ERR_ARG otherwise).  Default: the model's. */
+int nnrt_instance_set_clip(nnrt_instance *inst, float clip_norm, float clip_value);
 /* Epochs completed, as checkpoints record it: a training binary run with
  * --resume on a checkpoint saved by the instance continues after it.  The
  * instance never changes it by itself (an epoch is the caller's loop);

@@ -155,13 +155,20 @@ typedef struct nnrt_early_stop {
 typedef struct nnrt_validation {
 	int64_t *train_ids, *val_ids; /* sample indices, ascending; NULL: no split */
 	int64_t n_train, n_val;
+	nnrt_dataset set;    /* validation: SOURCE, which val_ids index (n = 0: the training set) */
 	nnrt_early_stop es;  /* early stopping (es.best NULL: none); nnrt_train_state.es points here */
 } nnrt_validation;
 
 /* Splits samples 0..n-1 as m's val_fraction says, from `seed` (no split,
- * v zeroed, without validation).  Non-zero, reported, if none would be left
- * to train on or on allocation failure. */
+ * v zeroed, without validation), or loads m's validation set (m->val) into
+ * v->set.  Non-zero, reported, if none would be left to train on, the set
+ * does not load, or on allocation failure. */
 int nnrt_val_split(const nnrt_model *m, uint64_t seed, int64_t n, nnrt_validation *v);
+/* The set v->val_ids index: its own, or the training set `train`. */
+static inline const nnrt_dataset *nnrt_val_data(const nnrt_validation *v, const nnrt_dataset *train)
+{
+	return v->set.n > 0 ? &v->set : train;
+}
 /* Allocates the best-parameter copy if m stops early (owned by v, pointed
  * to by st->es_best) and starts st's early stopping; non-zero on failure. */
 int nnrt_es_init(const nnrt_model *m, nnrt_validation *v, nnrt_train_state *st);
@@ -255,6 +262,7 @@ typedef struct nnrt_hyper {
 	float lr, wd, clip_norm, clip_value;
 	float acc_weight, acc_apply;
 	int64_t t;
+	double mom; /* the momentum (beta1) the schedule gives the step (nnrt_schedule_momentum), 0: the model's */
 } nnrt_hyper;
 
 /* Sets a->hp for a step of m with the values of h: `step` is the 1-based
@@ -262,6 +270,9 @@ typedef struct nnrt_hyper {
  * does not train (evaluation, inference).  The one place the hyper-parameters
  * are computed, for the training binary and the embedding API alike. */
 void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, const nnrt_hyper *h, int64_t step, uint64_t seed);
+/* Whether m's update has a momentum a schedule can cycle: Adam's beta1, or
+ * sgd's and rmsprop's momentum when it is not 0. */
+int nnrt_has_momentum(const nnrt_model *m);
 /* The name of optimizer `kind` (NNRT_OPT_*) as .nn files write it, or NULL. */
 const char *nnrt_opt_name(int32_t kind);
 /* m's optimizer as the .nn file would write it, into buf (n bytes). */
@@ -320,18 +331,20 @@ struct nnrt_instance {
 	float lr;
 	float wd;                         /* weight decay (nnrt_instance_set_weight_decay) */
 	float clip_norm, clip_value;      /* gradient clipping (the model's, or the flags') */
+	float rate;                       /* nnrt_instance_set_rate's override of the schedule, 0: none */
 	int threads;                      /* 0 = the process default */
 	int trains;                       /* the model has a train_step */
 	int heap;                         /* the block came from nnrt_instance_new */
 	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
 	void *on_error_ctx;
-	char msg[312];                    /* latest failure, for nnrt_instance_error (what the 512-byte header leaves) */
+	int64_t run_samples, run_epochs;  /* nnrt_instance_set_run: the caller's epochs, 0: none */
+	char msg[296];                    /* latest failure, for nnrt_instance_error (what the 512-byte header leaves) */
 };
 
 /* The hyper-parameters of inst's next step, at rate lr. */
 static inline nnrt_hyper nnrt_instance_hyper(const nnrt_instance *inst, float lr)
 {
-	nnrt_hyper h = {lr, inst->wd, inst->clip_norm, inst->clip_value, 1, 1, 0};
+	nnrt_hyper h = {lr, inst->wd, inst->clip_norm, inst->clip_value, 1, 1, 0, 0};
 	return h;
 }
 

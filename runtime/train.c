@@ -323,7 +323,7 @@ static int choose_schedule(opts *o, const nnrt_model *m)
 	if (kind == NNRT_SCHED_COSINE)
 		o->sched.b = 1;
 	if (kind == NNRT_SCHED_ONECYCLE)
-		o->sched.b = 0.3, o->sched.c = 25, o->sched.d = 1e4;
+		o->sched.b = 0.3, o->sched.c = 25, o->sched.d = 1e4, o->sched.mom_base = 0.85, o->sched.mom_max = 0.95;
 	return 0;
 }
 
@@ -1008,9 +1008,10 @@ static int train(trainer *t)
 	int64_t total = o->epochs * updates;
 	int scheduled = o->sched.kind != NNRT_SCHED_CONSTANT || o->sched.warmup > 0;
 	if (o->sched.warmup > 0 && o->sched.warmup >= total && st->epoch < o->epochs) {
-		nnrt_error("the warmup of %lld steps is not shorter than the training: %lld epoch%s of %lld step%s",
-		           (long long)o->sched.warmup, (long long)o->epochs, o->epochs == 1 ? "" : "s", (long long)steps,
-		           steps == 1 ? "" : "s");
+		nnrt_error("the warmup of %lld steps is not shorter than the training: %lld epoch%s of %lld step%s "
+		           "(shorten warmup: in %s, or pass --warmup N)",
+		           (long long)o->sched.warmup, (long long)o->epochs, o->epochs == 1 ? "" : "s", (long long)updates,
+		           updates == 1 ? "" : "s", m->source ? m->source : "the .nn file");
 		return TRAIN_FAILED;
 	}
 	if (st->epoch >= o->epochs && !o->quiet)
@@ -1050,6 +1051,7 @@ static int train(trainer *t)
 			}
 			rate = scheduled ? nnrt_schedule_lr(&o->sched, inst->lr, u, updates, total) : inst->lr;
 			h.lr = (float)rate;
+			h.mom = scheduled ? nnrt_schedule_momentum(&o->sched, u, updates, total) : 0;
 			nnrt_step_hp(a, m, &h, step, inst->seed);
 			memset(inst->metrics, 0, sizeof inst->metrics);
 			nnrt_prof_enable(m->profiled, bn);
@@ -1104,7 +1106,7 @@ static int train(trainer *t)
 		double vl = 0, va = 0;
 		int stop = 0;
 		if (t->val.val_ids) {
-			evaluate_on(t, &t->train, t->val.val_ids, t->val.n_val, &vl, &va);
+			evaluate_on(t, nnrt_val_data(&t->val, &t->train), t->val.val_ids, t->val.n_val, &vl, &va);
 			stop = st->es && nnrt_es_update(m, st, epoch, vl, va, inst->params, inst->state);
 		}
 		if (!o->quiet) {

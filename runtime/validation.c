@@ -2,6 +2,9 @@
  * validation.c - the validation split of the training data (the train
  * block's validation:) and early stopping (early_stop:).
  *
+ * A validation set of its own (validation: SOURCE) is loaded whole, checked
+ * against the model like the test set, and evaluated in sample order.
+ *
  * The split: round(fraction * n) samples (at least 1, and at least one left
  * to train on) are held out, picked by a Fisher-Yates shuffle from an RNG
  * seeded by a hash of the seed alone, so the same seed and data hold out the
@@ -20,9 +23,29 @@
 #include <math.h>
 #include <string.h>
 
+/* validation: SOURCE: the set, and every sample of it to evaluate. */
+static int load_set(const nnrt_model *m, nnrt_validation *v)
+{
+	const nnrt_data_spec *spec = &m->val;
+	int64_t limit = spec->kind <= NNRT_DATA_CSV ? spec->count : 0;
+	if (nnrt_data_load(&v->set, m, spec, "validation", limit, 1))
+		return -1;
+	v->val_ids = nnrt_calloc(v->set.n, sizeof *v->val_ids, "the validation samples");
+	if (!v->val_ids) {
+		nnrt_val_free(v);
+		return -1;
+	}
+	for (int64_t i = 0; i < v->set.n; i++)
+		v->val_ids[i] = i;
+	v->n_val = v->set.n;
+	return 0;
+}
+
 int nnrt_val_split(const nnrt_model *m, uint64_t seed, int64_t n, nnrt_validation *v)
 {
 	memset(v, 0, sizeof *v);
+	if (m->val.kind != NNRT_DATA_NONE)
+		return load_set(m, v);
 	if (m->val_fraction <= 0)
 		return 0;
 	int64_t nv = (int64_t)llround((double)m->val_fraction * (double)n);
@@ -106,5 +129,6 @@ void nnrt_val_free(nnrt_validation *v)
 	nnrt_free(v->train_ids);
 	nnrt_free(v->val_ids);
 	nnrt_free(v->es.best);
+	nnrt_data_free(&v->set);
 	memset(v, 0, sizeof *v);
 }

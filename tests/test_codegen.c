@@ -724,6 +724,90 @@ static void check_smoothed_net(const net *nt, double eps)
 Test(network, opsnet_label_smoothing) { check_smoothed_net(&nets[0], 0.1); }
 Test(network, widenet_label_smoothing) { check_smoothed_net(&nets[4], 0.25); }
 
+/* Label smoothing over 50 training steps, against torch's
+ * CrossEntropyLoss(label_smoothing=eps) computed here in double: a linear
+ * classifier (logits = x W + b), whose gradient is (softmax - target) / n
+ * with target (1 - eps) on the label plus eps / K on every class, so that
+ * each step's loss and the parameters after it have an exact reference
+ * (each step checked from the parameters the program had before it).  3
+ * classes (a row is one vector) and 21 (a loop); batches of 8 and of 3. */
+static void check_smoothing_steps(int K, double eps)
+{
+	char src[512];
+	snprintf(src, sizeof src,
+		 "model smooth\ninput x : f32[5]\nlabel y : class(%d)\nlogits = x |> dense(%d)\n"
+		 "loss softmax_cross_entropy(logits, y, smoothing: %g)\noptimizer sgd(lr: 0.5)\n"
+		 "train {\n  data: csv(\"unused.csv\", x: [0, 1, 2, 3, 4], y: 5)\n  batch: 8\n}\n", K, K, eps);
+	jitted j = jit_graph(build_graph(src, true), true);
+	const nnrt_model *m = j.m;
+	state s = state_new(m);
+	cr_assert_eq(m->n_params, 2);
+	const float *W = s.params + m->params[0].offset, *B = s.params + m->params[1].offset;
+	th_fill_params(m, s.params, 41);
+	nnrt_set_threads(2);
+	const double lr = 0.5;
+	double *w0 = calloc(5 * (size_t)K, sizeof(double)), *b0 = calloc((size_t)K, sizeof(double));
+	double *gw = calloc(5 * (size_t)K, sizeof(double)), *gb = calloc((size_t)K, sizeof(double));
+	double z[32], p[32];
+	for (int step = 1; step <= 50; step++) {
+		int64_t n = step % 4 == 3 ? 3 : 8;
+		th_fill_batch(&s, n, 900 + (uint64_t)step);
+		for (int k = 0; k < 5 * K; k++)
+			w0[k] = W[k];
+		for (int k = 0; k < K; k++)
+			b0[k] = B[k];
+		memset(gw, 0, 5 * (size_t)K * sizeof(double));
+		memset(gb, 0, (size_t)K * sizeof(double));
+		double loss = 0;
+		for (int64_t i = 0; i < n; i++) {
+			const float *x = s.x + i * 5;
+			int32_t y = ((const int32_t *)s.y)[i];
+			double mx = -INFINITY, sum = 0, mean_logp = 0;
+			for (int c = 0; c < K; c++) {
+				z[c] = b0[c];
+				for (int f = 0; f < 5; f++)
+					z[c] += x[f] * w0[f * K + c];
+				mx = fmax(mx, z[c]);
+			}
+			for (int c = 0; c < K; c++)
+				sum += exp(z[c] - mx);
+			for (int c = 0; c < K; c++) {
+				p[c] = exp(z[c] - mx) / sum;
+				mean_logp += (z[c] - mx - log(sum)) / K;
+			}
+			/* torch: (1 - eps) * nll + eps * mean over classes of -log p */
+			loss += (1 - eps) * -(z[y] - mx - log(sum)) + eps * -mean_logp;
+			for (int c = 0; c < K; c++) {
+				double d = (p[c] - ((c == y) * (1 - eps) + eps / K)) / (double)n;
+				gb[c] += d;
+				for (int f = 0; f < 5; f++)
+					gw[f * K + c] += x[f] * d;
+			}
+		}
+		run(&s, m->train_step, n, (float)lr);
+		cr_assert(fabs(s.metrics[0] - loss) <= 1e-6 * fabs(loss), "K %d, eps %g, step %d: loss %.9g, torch %.9g", K,
+			  eps, step, s.metrics[0], loss);
+		for (int k = 0; k < 5 * K; k++) {
+			double want = w0[k] - lr * gw[k];
+			cr_assert(fabs(W[k] - want) <= 1e-6 * fmax(1, fabs(want)), "K %d, eps %g, step %d: W[%d] %.9g, want %.9g",
+				  K, eps, step, k, W[k], want);
+		}
+		for (int k = 0; k < K; k++) {
+			double want = b0[k] - lr * gb[k];
+			cr_assert(fabs(B[k] - want) <= 1e-6 * fmax(1, fabs(want)), "K %d, eps %g, step %d: b[%d] %.9g, want %.9g",
+				  K, eps, step, k, B[k], want);
+		}
+	}
+	free(w0), free(b0), free(gw), free(gb);
+	state_free(&s);
+	jit_free(&j);
+}
+Test(network, label_smoothing_follows_torch_over_50_steps)
+{
+	check_smoothing_steps(3, 0.1);
+	check_smoothing_steps(21, 0.3);
+}
+
 /* A loss that reaches no parameter, beside a parameterised output: a step
  * changes nothing, whatever the optimizer, the fusion and the chunking, and
  * the metrics are those of the reference.  (The planner used to reserve the
@@ -910,8 +994,15 @@ static double torch_rule(const opt_case *oc, double p, double g, double *st, dou
  * applied in double to the step's gradients and the params and state the
  * program had before the step (each step checked on its own: a state carried
  * in double from step 1 drifts from the float one, most where it cancels). */
-static void check_optimizer(const net *nt, const opt_case *oc)
+/* With cycle set (onecycle's momentum, check_cycled), step t's momentum
+ * (sgd, rmsprop) or beta1 (adam) is cycle(t), handed to the update in
+ * hp[NNRT_HP_MOMENTUM] instead of the compiled constant. */
+static double (*cycle)(int t);
+
+static void check_optimizer(const net *nt, const opt_case *oc0)
 {
+	opt_case cur = *oc0;
+	const opt_case *oc = &cur;
 	jitted j = jit_graph(build_graph(with_optimizer(nt->src, oc->opt), true), true);
 	const nnrt_model *m = j.m;
 	state s = state_new(m);
@@ -919,7 +1010,7 @@ static void check_optimizer(const net *nt, const opt_case *oc)
 	cr_assert_eq(m->optimizer, oc->kind, "%s: optimizer %d", oc->opt, m->optimizer);
 	cr_assert_eq(m->opt_flags, oc->flags, "%s: flags %d", oc->opt, m->opt_flags);
 	cr_assert_eq(m->opt_floats, oc->slots * pf, "%s: opt_floats %lld", oc->opt, (long long)m->opt_floats);
-	cr_assert(m->momentum == (float)oc->momentum && m->beta1 == (float)oc->beta1 && m->beta2 == (float)oc->beta2 &&
+	cr_assert(m->momentum == (float)oc0->momentum && m->beta1 == (float)oc->beta1 && m->beta2 == (float)oc->beta2 &&
 			  m->eps == (float)oc->eps && m->alpha == (float)oc->alpha && m->dampening == (float)oc->dampening,
 		  "%s: the model carries momentum %g, betas %g %g, eps %g, alpha %g, dampening %g", oc->opt, m->momentum,
 		  m->beta1, m->beta2, m->eps, m->alpha, m->dampening);
@@ -934,6 +1025,15 @@ static void check_optimizer(const net *nt, const opt_case *oc)
 	for (int step = 1; step <= 50; step++) {
 		int64_t n = step % 3 == 2 ? 3 : m->batch;
 		th_fill_batch(&s, n, 600 + (uint64_t)step);
+		if (cycle) { /* torch reads the group's current momentum, and Adam corrects with it */
+			double mt = cycle(step);
+			if (oc->kind == NNRT_OPT_ADAM || oc->kind == NNRT_OPT_ADAMW)
+				cur.beta1 = mt;
+			else
+				cur.momentum = mt;
+			s.a.hp[NNRT_HP_MOMENTUM] = (float)mt;
+			s.a.hp[NNRT_HP_MOMENTUM_1M] = (float)(1 - mt);
+		}
 		double b1 = oc->beta1, b2 = oc->beta2;
 		s.a.hp[NNRT_HP_ADAM_C1] = (float)(1.0 / (1.0 - pow(b1, step)));
 		s.a.hp[NNRT_HP_ADAM_C2] = (float)(1.0 / (1.0 - pow(b2, step)));
@@ -1013,6 +1113,29 @@ Test(optimizer, rmsprop_clip_norm_compiled_in_but_off) { check_optimizer(&nets[4
 
 /* Every parameter is checked against the rule, so a test must give the
  * decay something to tell apart: a network with weights and biases. */
+/* onecycle's cycled momentum (nnrt_schedule_momentum gives it, the step
+ * hands it over in hp[]): the update takes each step's value for sgd's
+ * momentum (with Nesterov and dampening), Adam's and AdamW's beta1 and
+ * rmsprop's momentum, against torch's rules with that momentum; a value
+ * that stayed the compiled constant (0.9, 0.5) fails them. */
+static double cycled(int t)
+{
+	return 0.85 + 0.1 * (0.5 + 0.5 * cos(3.14159265358979323846 * t / 25)); /* 0.95 .. 0.85 .. 0.95 */
+}
+
+static void check_cycled(const net *nt, const opt_case *oc)
+{
+	cycle = cycled;
+	check_optimizer(nt, oc);
+	cycle = NULL;
+}
+
+Test(optimizer, sgd_nesterov_cycled_momentum) { check_cycled(&nets[0], &opt_cases[4]); }
+Test(optimizer, sgd_dampening_cycled_momentum) { check_cycled(&nets[4], &opt_cases[5]); }
+Test(optimizer, adam_cycled_beta1) { check_cycled(&nets[0], &opt_cases[7]); }
+Test(optimizer, adamw_cycled_beta1) { check_cycled(&nets[4], &opt_cases[8]); }
+Test(optimizer, rmsprop_cycled_momentum) { check_cycled(&nets[4], &opt_cases[11]); }
+
 Test(optimizer, weight_decay_spares_biases_by_default)
 {
 	ir_graph *g = build_graph(with_optimizer(nets[0].src, "sgd(weight_decay: 0.1)"), true);

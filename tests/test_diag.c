@@ -308,6 +308,15 @@ static const diag_case cases[] = {
 	{"milestones out of order", HEAD NET LOSS OPT
 	 "train { data: moons(count: 100), schedule: multistep(at: [5, 3]) }\n", 1,
 	 F ":7:62: error: the milestones must be positive and increasing, not 3 after 5", NULL},
+	{"onecycle's base momentum of 1", HEAD NET LOSS OPT
+	 "train { data: moons(count: 100), schedule: onecycle(base_momentum: 1) }\n", 1,
+	 F ":7:68: error: 'base_momentum' must be in (0, 1), not 1", NULL},
+	{"onecycle's max momentum without cycling", HEAD NET LOSS OPT
+	 "train { data: moons(count: 100), schedule: onecycle(max_momentum: 0.9, cycle_momentum: false) }\n", 1,
+	 F ":7:53: error: 'max_momentum' has no effect with cycle_momentum: false", NULL},
+	{"onecycle's unknown option", HEAD NET LOSS OPT
+	 "train { data: moons(count: 100), schedule: onecycle(base_momentun: 0.8) }\n", 1,
+	 F ":7:53: error: 'onecycle' has no option 'base_momentun'", "hint: did you mean 'base_momentum'?"},
 	{"onecycle's pct above 1", HEAD NET LOSS OPT "train { data: moons(count: 100), schedule: onecycle(pct: 2) }\n", 1,
 	 F ":7:58: error: 'pct' must be in (0, 1], not 2", NULL},
 
@@ -345,7 +354,21 @@ static const diag_case cases[] = {
 	{"validation fraction of 1", HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 1 }\n", 1,
 	 F ":7:46: error: the validation fraction must be in (0, 1), not 1", NULL},
 	{"early stopping without validation", HEAD NET LOSS OPT "train { data: moons(count: 100), early_stop: val_loss }\n",
-	 1, F ":7:34: error: early stopping needs validation data", "hint: hold out part of the training data, e.g. validation: 0.1"},
+	 1, F ":7:34: error: early stopping needs validation data",
+	 "hint: hold out part of the training data, e.g. validation: 0.1, or give a validation set, e.g. "
+	 "validation: idx(\"images\", \"labels\")"},
+	/* validation: as a data source of its own, checked like data: and test: */
+	{"validation set with other classes", HEAD NET LOSS OPT
+	 "train { data: moons(count: 100),\n        validation: spiral(classes: 3) }\n", 1,
+	 F ":8:21: error: spiral() has 3 classes, but label 'y' is class(2)", NULL},
+	{"validation set of another feature count", MODEL "input x : f32[3]\n" LABEL NET LOSS OPT
+	 "train { data: csv(\"d.csv\", x: [0, 1, 2], y: 3), validation: parity(bits: 4) }\n", 1,
+	 F ":7:61: error: parity() gives 4 features per sample, but input 'x' has shape [n, 3]", NULL},
+	{"unknown validation source", HEAD NET LOSS OPT "train { data: moons(count: 100), validation: moon(count: 10) }\n", 1,
+	 F ":7:46: error: unknown data source 'moon'", "hint: did you mean 'moons'?"},
+	{"validation fraction that is not a number", HEAD NET LOSS OPT "train { data: moons(count: 100), validation: \"v.csv\" }\n", 1,
+	 F ":7:46: error: 'validation' must be a fraction such as 0.1 or a data source such as idx(\"images\", \"labels\")",
+	 NULL},
 	{"early stopping on an unknown metric",
 	 HEAD NET LOSS OPT "train { data: moons(count: 100), validation: 0.1, early_stop: val_los }\n", 1,
 	 F ":7:63: error: early stopping cannot watch 'val_los'", "hint: did you mean 'val_loss'?"},

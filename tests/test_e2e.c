@@ -258,12 +258,15 @@ static const char *write_nn(const char *name, const char *text);
  * is head closing the pipe after the first epoch line: SIGPIPE at the
  * next line's write, a save at the end of epoch 2 (or 3, if head was
  * slow): step 500 or 750 of 1000, inside the warmup of 800 steps, past the
- * one of 300.  (A run that wrote every line before head closed the pipe
- * is not interrupted: tried again, up to five times.) */
-Test(e2e, schedule_resumes_exactly)
+ * one of 300, and inside onecycle's cycle of the rate and the momentum
+ * (rising until step 640, then falling).  (A run that wrote every line
+ * before head closed the pipe is not interrupted: tried again, up to five
+ * times.) */
+Test(e2e, schedule_resumes_exactly, .timeout = 300)
 {
-	static const int warmups[] = {800, 300};
-	for (int k = 0; k < 2; k++) {
+	static const int warmups[] = {800, 300, 100};
+	static const char *const schedules[] = {"cosine(min: 0.002)", "cosine(min: 0.002)", "onecycle(pct: 0.6)"};
+	for (int k = 0; k < 3; k++) {
 		char text[1024];
 		snprintf(text, sizeof text,
 			 "model sched\ninput x : f32[2]\nlabel y : class(2)\n"
@@ -271,8 +274,8 @@ Test(e2e, schedule_resumes_exactly)
 			 "loss softmax_cross_entropy(logits, y)\n"
 			 "optimizer sgd(lr: 0.2, momentum: 0.9, nesterov: true, weight_decay: 0.001)\n"
 			 "train {\n  data: moons(count: 8000, noise: 0.1)\n  batch: 32\n  epochs: 4\n"
-			 "  schedule: cosine(min: 0.002)\n  warmup: %d\n}\n",
-			 warmups[k]);
+			 "  schedule: %s\n  warmup: %d\n}\n",
+			 schedules[k], warmups[k]);
 		const char *nn = write_nn("sched.nn", text);
 		char *out, *a, *b, *c, *cmp;
 		cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/sched'", NNC_EXE, nn, tmpdir), 0, "%s", out);
@@ -834,6 +837,54 @@ Test(e2e, early_stopping_stops_and_restores_the_best_epoch)
 	cr_assert(strstr(p1, "dense1.weight"), "%s", p1);
 	cr_expect_str_eq(p1, p2, "the saved parameters are not epoch %ld's", beste);
 	free(run), free(best), free(p1), free(p2);
+}
+
+/* validation: a data set of its own.  It is evaluated whole after every
+ * epoch (given as test: too, its val_loss and val_acc are the test_loss and
+ * test_acc of each epoch line), the training set keeps all its samples, and
+ * early stopping watches it.  A validation file with a bad row is refused
+ * with its name, line and column, before any training. */
+Test(e2e, a_validation_set_of_its_own)
+{
+	const char *nn = write_nn("vs.nn", "model vs\ninput x : f32[2]\nlabel y : class(2)\n"
+					   "logits = x |> dense(32) |> relu |> dense(2)\n"
+					   "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.5, momentum: 0.9)\n"
+					   "train { data: moons(count: 400, noise: 0.3), batch: 16, epochs: 40, seed: 2\n"
+					   "        test: moons(count: 150, noise: 0.3, seed: 7)\n"
+					   "        validation: moons(count: 150, noise: 0.3, seed: 7)\n"
+					   "        early_stop: val_loss(patience: 3, min_delta: 0.001) }\n");
+	char *out, *run;
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/vs'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&run, "'%s/vs'", tmpdir), 0, "%s", run);
+	cr_assert(strstr(run, "400 training samples, 150 validation samples, 150 test samples"), "%s", run);
+	int lines = 0;
+	for (const char *p = strstr(run, "\nepoch "); p; p = strstr(p + 1, "\nepoch ")) {
+		const char *tl = strstr(p, "test_loss "), *vl = strstr(p, "val_loss "), *eol = strchr(p + 1, '\n');
+		cr_assert(tl && vl && vl < eol, "%s", run);
+		cr_expect(!strncmp(tl + 10, vl + 9, 6), "val_loss is not the same set's test_loss:\n%.*s", (int)(eol - p), p);
+		cr_expect(!strncmp(strstr(p, "test_acc ") + 9, strstr(p, "val_acc ") + 8, 6), "%.*s", (int)(eol - p), p);
+		lines++;
+	}
+	cr_assert(lines >= 4 && lines < 40 && strstr(run, "early stop after epoch"), "%d epochs:\n%s", lines, run);
+	free(run);
+
+	char csv[400];
+	snprintf(csv, sizeof csv, "%s/v.csv", tmpdir);
+	FILE *f = fopen(csv, "w");
+	fprintf(f, "x1,x2,label\n0.5,0.25,1\n-1,0.5,7\n");
+	fclose(f);
+	nn = write_nn("vc.nn", "model vc\ninput x : f32[2]\nlabel y : class(2)\n"
+			       "logits = x |> dense(8) |> relu |> dense(2)\n"
+			       "loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.5)\n"
+			       "train { data: moons(count: 100)\n"
+			       "        validation: csv(\"v.csv\", header: true, x: [\"x1\", \"x2\"], y: \"label\") }\n");
+	cr_assert_eq(sh_run(&out, "'%s' '%s' -o '%s/vc'", NNC_EXE, nn, tmpdir), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&run, "'%s/vc' 2>&1", tmpdir), 1, "%s", run);
+	cr_assert(strstr(run, "v.csv:3:") && strstr(run, "class label 7 in column"), "%s", run);
+	cr_assert(!strstr(run, "epoch 1/"), "it trained:\n%s", run);
+	free(run);
 }
 
 /* A run with early stopping interrupted after epoch 2 or 3 (head closing

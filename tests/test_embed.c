@@ -9,7 +9,9 @@
  *   header      what -c writes beside the object, --header, flag errors
  *   predictions the embedded model predicts exactly what the training binary
  *               predicts from the same checkpoint (moons; mlp on Fashion-MNIST)
- *   training    an instance trains bit for bit like the training binary
+ *   training    an instance trains bit for bit like the training binary, also
+ *               with a recipe (schedule, warmup, momentum cycling, accumulate,
+ *               clipping) once it is told the run's layout (_set_run)
  *   inference   --inference-only: no backward symbols, a smaller object, the
  *               same predictions; inference on any n, reading only n rows
  *   instances   two instances stay independent, interleaved and in two
@@ -39,6 +41,7 @@
 #include "mlp.h"
 #include "moons.h"
 #include "moons_inf.h"
+#include "recipe.h"
 #include "nnrt_internal.h"
 #include "sh_harness.h"
 
@@ -540,6 +543,123 @@ Test(embed, an_instance_trains_bit_for_bit_like_the_training_binary)
 	data_free(&d);
 	moons_free(net);
 	moons_free(bin);
+}
+
+/* The field `col` (0-based) of CSV line `row` (1-based, after the header) of text. */
+static char *csv_field(const char *text, int row, int col, char *buf, size_t cap)
+{
+	const char *p = text;
+	for (int r = 0; r < row && p; r++)
+		p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL;
+	cr_assert(p && *p, "no line %d in\n%s", row, text);
+	for (int c = 0; c < col; c++)
+		p = strchr(p, ',') + 1;
+	size_t n = strcspn(p, ",\n");
+	cr_assert(n < cap);
+	memcpy(buf, p, n);
+	buf[n] = 0;
+	return buf;
+}
+
+/* tests/fixtures/recipe.nn trains with onecycle after a warmup (its
+ * momentum cycling), accumulate: 3 over epochs whose last group is
+ * shorter, clipping by value and weight decay.  An instance told the run's
+ * layout (_set_run) and fed the binary's batches gets each step's rate,
+ * momentum and accumulation weight from the same step count: it ends with
+ * the binary's parameters bit for bit, its epochs' last rates are the ones
+ * the binary's --log wrote, and it counts the epochs.  The rate can be read
+ * and overridden; without a run the instance trains at a constant rate. */
+Test(embed, an_instance_with_a_run_follows_the_binarys_schedule_and_accumulation)
+{
+	free(must("nnc", "'%s' '%s/tests/fixtures/recipe.nn' -o '%s'", NNC_EXE, NNC_SOURCE_DIR, path("recipe")));
+	free(must("training", "'%s' --quiet --save '%s' --log '%s'", path("recipe"), path("bin.ckpt"), path("log.csv")));
+	char *log = read_text(path("log.csv"));
+
+	data d = load(&recipe_model, &recipe_model.train);
+	cr_assert_eq(d.n, 500);
+	int err;
+	recipe_instance *net = recipe_new(&err);
+	cr_assert_not_null(net, "%s", nnrt_strerror(err));
+	nnrt_position pos;
+	cr_assert_eq(recipe_position(net, &pos), NNRT_OK);
+	cr_assert(pos.epoch_steps == 0 && pos.lr == (double)recipe_model.lr && pos.momentum == (double)(float)0.9,
+		  "without a run: %lld steps an epoch, rate %g, momentum %g", (long long)pos.epoch_steps, pos.lr,
+		  pos.momentum);
+	cr_assert_eq(recipe_set_run(net, 48, 1), NNRT_ERR_ARG, "a warmup of 5 updates in a run of 1");
+	cr_assert(strstr(recipe_error(net), "the warmup of 5 steps is not shorter than the training"), "%s",
+		  recipe_error(net));
+	cr_assert_eq(recipe_set_run(net, -1, 0), NNRT_ERR_ARG);
+	cr_assert_eq(recipe_set_run(net, d.n, 0), NNRT_OK); /* the model's 3 epochs */
+	cr_assert_eq(recipe_position(net, &pos), NNRT_OK);
+	cr_assert(pos.epoch_steps == 32 && pos.total_updates == 33 && pos.step == 0 && pos.update == 0,
+		  "%lld steps an epoch, %lld updates", (long long)pos.epoch_steps, (long long)pos.total_updates);
+	/* onecycle's first rate lr / 25, and warmup's first fifth of it; the momentum at its maximum */
+	cr_assert_float_eq(pos.lr, 0.2 / 25 / 5, 1e-9, "the first rate: %g", pos.lr);
+	cr_assert_float_eq(pos.momentum, 0.95, 1e-12, "the first momentum: %g", pos.momentum);
+
+	nnrt_rng r;
+	nnrt_rng_seed(&r, (uint64_t)recipe_model.seed);
+	float *scratch = calloc((size_t)recipe_model.param_floats, sizeof(float));
+	nnrt_init_params(&recipe_model, scratch, &r); /* the stream goes on to shuffle */
+	int64_t *perm = malloc((size_t)d.n * sizeof(int64_t));
+	float xb[RECIPE_BATCH * RECIPE_INPUT_SIZE];
+	int32_t yb[RECIPE_BATCH];
+	double lows = 1, highs = 0;
+	for (int e = 0; e < 3; e++) {
+		for (int64_t i = 0; i < d.n; i++)
+			perm[i] = i;
+		nnrt_rng_shuffle(&r, perm, d.n);
+		double last = 0;
+		for (int64_t b = 0; b < d.n; b += RECIPE_BATCH) {
+			int64_t n = d.n - b < RECIPE_BATCH ? d.n - b : RECIPE_BATCH;
+			nnrt_data_gather(&d.d, perm + b, n, xb, yb);
+			cr_assert_eq(recipe_position(net, &pos), NNRT_OK);
+			cr_assert_eq(pos.epoch, e, "step %lld: epoch %lld", (long long)pos.step, (long long)pos.epoch);
+			cr_assert_eq(pos.epoch_step, b / RECIPE_BATCH);
+			last = pos.lr;
+			lows = fmin(lows, pos.momentum), highs = fmax(highs, pos.momentum);
+			cr_assert_eq(recipe_train_step(net, xb, yb, n, NULL), NNRT_OK, "%s", recipe_error(net));
+		}
+		/* the epoch's last rate, as the binary's log row gives it */
+		char want[64], got[64];
+		snprintf(got, sizeof got, "%.7g", (double)(float)last);
+		cr_assert_str_eq(got, csv_field(log, e + 1, 2, want, sizeof want), "epoch %d's last rate", e + 1);
+		cr_assert_eq(recipe_epoch(net), e + 1, "the run's epochs are counted");
+	}
+	cr_assert(lows < 0.86 && highs > 0.94, "the momentum did not cycle: %g to %g", lows, highs);
+	cr_assert_eq(recipe_position(net, &pos), NNRT_OK);
+	cr_assert(pos.step == 96 && pos.update == 33, "%lld steps, %lld updates", (long long)pos.step,
+		  (long long)pos.update);
+	recipe_instance *bin = recipe_new(&err);
+	cr_assert_eq(recipe_load(bin, path("bin.ckpt")), NNRT_OK, "%s", recipe_error(bin));
+	cr_assert(same_params(recipe_params(net), recipe_params(bin), recipe_model.param_floats),
+		  "the parameters differ from those of the training binary");
+
+	/* the rate override, and back to the schedule */
+	double scheduled = pos.lr;
+	cr_assert_eq(recipe_set_rate(net, 0.0125f), NNRT_OK);
+	cr_assert_eq(recipe_position(net, &pos), NNRT_OK);
+	cr_assert(pos.lr == 0.0125f && pos.overridden, "overridden: %g", pos.lr);
+	cr_assert_eq(recipe_set_rate(net, -1), NNRT_ERR_ARG);
+	cr_assert_eq(recipe_set_rate(net, 0), NNRT_OK);
+	cr_assert_eq(recipe_position(net, &pos), NNRT_OK);
+	cr_assert(pos.lr == scheduled && !pos.overridden, "the schedule's again: %g, not %g", pos.lr, scheduled);
+	/* clipping: by value on any model, by norm only where it is compiled in */
+	cr_assert_eq(recipe_set_clip(net, 0, 0.25f), NNRT_OK);
+	cr_assert_eq(recipe_set_clip(net, 1, 0), NNRT_ERR_ARG);
+	cr_assert(strstr(recipe_error(net), "compiled without clip_norm:"), "%s", recipe_error(net));
+
+	/* without a run: the model's rate, one update a step */
+	cr_assert_eq(recipe_init(net, (uint64_t)recipe_model.seed), NNRT_OK);
+	cr_assert_eq(recipe_set_run(net, 0, 0), NNRT_OK);
+	cr_assert_eq(recipe_position(net, &pos), NNRT_OK);
+	cr_assert(pos.lr == (double)recipe_model.lr && pos.epoch_steps == 0, "%g", pos.lr);
+	free(log);
+	free(scratch);
+	free(perm);
+	data_free(&d);
+	recipe_free(net);
+	recipe_free(bin);
 }
 
 /* How far Adam's first step moved each parameter, against the learning rate:

@@ -1918,7 +1918,7 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		nnrt_step_args a;
 		memset(&a, 0x55, sizeof a);
-		nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0}, rows[i].t, 3);
+		nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0, 0}, rows[i].t, 3);
 		cr_assert_eq(a.hp[NNRT_HP_LR], 0.25f);
 		/* the float betas are not exactly 0.9 and 0.999: 1e-5 apart at most */
 		cr_assert_float_eq(a.hp[NNRT_HP_ADAM_C1], rows[i].c1, 1e-5 * rows[i].c1, "t = %lld: c1 %.9g",
@@ -1930,17 +1930,17 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	 * slots are zero */
 	nnrt_step_args a;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0}, 0, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0, 0}, 0, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
 	cr_assert(a.seed == 3 && a.sample0 == 0, "outside a training step: seed %llu, sample0 %lld",
 	          (unsigned long long)a.seed, (long long)a.sample0);
 	/* AdamW has Adam's corrections */
 	m.optimizer = NNRT_OPT_ADAMW;
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0}, 1, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0, 0}, 1, 3);
 	cr_assert(a.hp[NNRT_HP_ADAM_C1] == (float)(1 / (1 - (double)m.beta1)), "adamw: c1 %g", a.hp[NNRT_HP_ADAM_C1]);
 	m.optimizer = NNRT_OPT_SGD;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0.125f, 2.5f, 0.75f, 0, 0, 0}, 7, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0.125f, 2.5f, 0.75f, 0, 0, 0, 0}, 7, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
 	cr_assert(a.hp[NNRT_HP_WD] == 0.125f, "the weight decay is %g", a.hp[NNRT_HP_WD]);
 	cr_assert(a.hp[NNRT_HP_CLIP_NORM] == 2.5f && a.hp[NNRT_HP_CLIP_VALUE] == 0.75f, "clipping %g %g",
@@ -1949,9 +1949,9 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	 * starts the velocity at g), the later ones 1 - dampening of it */
 	cr_assert(a.hp[NNRT_HP_DAMP] == 1.0f, "no dampening: %g", a.hp[NNRT_HP_DAMP]);
 	m.dampening = 0.25f;
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0}, 1, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0, 0}, 1, 3);
 	cr_assert(a.hp[NNRT_HP_DAMP] == 1.0f, "step 1: %g", a.hp[NNRT_HP_DAMP]);
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0}, 7, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0, 0}, 7, 3);
 	cr_assert(a.hp[NNRT_HP_DAMP] == 0.75f, "step 7: %g", a.hp[NNRT_HP_DAMP]);
 	cr_assert(a.seed == 3 && a.sample0 == 6 * m.batch, "step 7 starts at sample %lld", (long long)a.sample0);
 	for (size_t k = NNRT_HP_COUNT; k < sizeof a.hp / sizeof a.hp[0]; k++)
@@ -2011,7 +2011,7 @@ Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 	cr_assert_eq(hp_logged, 3);
 	for (int s = 0; s < 3; s++) {
 		nnrt_step_args want;
-		nnrt_step_hp(&want, &m, &(nnrt_hyper){0.125f, 0.0625f, 0, 0, 1, 1, 0}, s + 1, 9);
+		nnrt_step_hp(&want, &m, &(nnrt_hyper){0.125f, 0.0625f, 0, 0, 1, 1, 0, 0}, s + 1, 9);
 		cr_assert(memcmp(bin[s], want.hp, sizeof want.hp) == 0, "binary, step %d", s + 1);
 		cr_assert(memcmp(hp_log[s], want.hp, sizeof want.hp) == 0, "api, step %d", s + 1);
 		cr_assert(bin_seed[s] == 9 && seed_log[s] == 9, "step %d: seeds %llu and %llu", s + 1,
@@ -2165,6 +2165,132 @@ Test(model, every_schedule_follows_torchs_steps)
 	cr_assert_float_eq(nnrt_schedule_lr(&one, 0.1, 100, 10, 100), 4e-7, 1e-18); /* lr / div / final_div */
 }
 
+/* onecycle's momentum, as torch's OneCycleLR(cycle_momentum=True) steps it:
+ * get_lr()'s two phases written out here, from max_momentum down to
+ * base_momentum while the rate rises and back while it falls, over 200
+ * steps, with and without a warmup (which keeps the first momentum, as it
+ * ramps to the first rate); every other schedule, and cycle_momentum:
+ * false, give 0 (the optimizer's own). */
+Test(model, onecycle_momentum_follows_torchs_steps)
+{
+	static const nnrt_schedule cases[] = {
+		{.kind = NNRT_SCHED_ONECYCLE, .b = 0.3, .c = 25, .d = 1e4, .mom_base = 0.85, .mom_max = 0.95},
+		{.kind = NNRT_SCHED_ONECYCLE, .a = 20, .b = 0.25, .c = 10, .d = 100, .warmup = 3, .mom_base = 0.8,
+		 .mom_max = 0.99},
+		{.kind = NNRT_SCHED_ONECYCLE, .a = 10, .b = 0.5, .c = 25, .d = 1e4, .warmup = 17, .mom_base = 0.95,
+		 .mom_max = 0.85}, /* inverted: torch takes it as written */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const nnrt_schedule *s = &cases[i];
+		int w = (int)s->warmup, n = SCH_TOTAL - w;
+		double N = (s->a > 0 ? s->a : (double)n / SCH_S) * SCH_S, ref[SCH_TOTAL];
+		struct {
+			double end, start, stop;
+		} ph[2] = {{s->b * N - 1, s->mom_max, s->mom_base}, {N - 1, s->mom_base, s->mom_max}};
+		for (int u = 0; u < n; u++) {
+			double start = 0;
+			for (int k = 0; k < 2; k++) {
+				if (u <= ph[k].end || k == 1) {
+					double pct = (u - start) / (ph[k].end - start);
+					ref[u] = u > N - 1 ? s->mom_max : sch_anneal(ph[k].start, ph[k].stop, pct);
+					break;
+				}
+				start = ph[k].end;
+			}
+		}
+		for (int step = 1; step <= SCH_TOTAL; step++) {
+			double want = step <= w ? ref[0] : ref[step - 1 - w];
+			double got = nnrt_schedule_momentum(s, step, SCH_S, SCH_TOTAL);
+			cr_assert(fabs(got - want) <= 1e-6 * want, "case %zu, step %d: momentum %.12g, torch %.12g", i, step,
+			          got, want);
+		}
+	}
+	/* by hand: the maximum first, the base at the peak rate, the maximum at the end */
+	nnrt_schedule one = {.kind = NNRT_SCHED_ONECYCLE, .b = 0.25, .c = 25, .d = 1e4, .mom_base = 0.85, .mom_max = 0.95};
+	cr_assert_float_eq(nnrt_schedule_momentum(&one, 1, 10, 100), 0.95, 1e-15);
+	cr_assert_float_eq(nnrt_schedule_momentum(&one, 25, 10, 100), 0.85, 1e-15);
+	cr_assert_float_eq(nnrt_schedule_momentum(&one, 100, 10, 100), 0.95, 1e-15);
+	cr_assert_float_eq(nnrt_schedule_momentum(&one, 13, 10, 100), 0.9, 1e-15); /* halfway up (u = 12 of 24) */
+	nnrt_schedule off = one;
+	off.mom_base = off.mom_max = 0;
+	nnrt_schedule cos = {.kind = NNRT_SCHED_COSINE, .c = 0.001, .mom_base = 0.85, .mom_max = 0.95};
+	for (int step = 1; step <= 100; step += 9)
+		cr_assert(nnrt_schedule_momentum(&off, step, 10, 100) == 0 && nnrt_schedule_momentum(&cos, step, 10, 100) == 0,
+		          "step %d: a momentum without onecycle's cycling", step);
+}
+
+/* A cycled momentum reaches the update through hp[]: Adam's beta1 (and its
+ * bias correction, from the current beta1 as torch's Adam computes it),
+ * sgd's momentum; an update without a momentum gets none. */
+Test(model, the_step_hands_the_update_its_cycled_momentum)
+{
+	nnrt_model m = mlp_model(); /* adam */
+	nnrt_step_args a;
+	memset(&a, 0x55, sizeof a);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0.875}, 3, 1);
+	cr_assert(a.hp[NNRT_HP_MOMENTUM] == 0.875f && a.hp[NNRT_HP_MOMENTUM_1M] == 0.125f, "%g %g",
+	          a.hp[NNRT_HP_MOMENTUM], a.hp[NNRT_HP_MOMENTUM_1M]);
+	cr_assert(a.hp[NNRT_HP_ADAM_C1] == (float)(1 / (1 - pow(0.875, 3))), "c1 from the cycled beta1: %g",
+	          a.hp[NNRT_HP_ADAM_C1]);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0}, 3, 1);
+	cr_assert(a.hp[NNRT_HP_MOMENTUM] == 0 && a.hp[NNRT_HP_MOMENTUM_1M] == 0, "not cycled: %g",
+	          a.hp[NNRT_HP_MOMENTUM]);
+	cr_assert(a.hp[NNRT_HP_ADAM_C1] == (float)(1 / (1 - pow((double)m.beta1, 3))), "c1 from the model's beta1");
+	m.optimizer = NNRT_OPT_SGD;
+	m.momentum = 0;
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0.875}, 3, 1);
+	cr_assert(a.hp[NNRT_HP_MOMENTUM] == 0, "sgd without momentum: %g", a.hp[NNRT_HP_MOMENTUM]);
+	m.momentum = 0.5f;
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0.875}, 3, 1);
+	cr_assert(a.hp[NNRT_HP_MOMENTUM] == 0.875f && a.hp[NNRT_HP_ADAM_C1] == 0, "sgd: %g", a.hp[NNRT_HP_MOMENTUM]);
+}
+
+/* The binary hands every step onecycle's momentum; --schedule onecycle
+ * brings torch's default cycle (0.95 down to 0.85); an instance with the
+ * same run gives its steps the binary's hyper-parameters, all of them. */
+Test(model, the_binary_and_a_run_cycle_the_momentum)
+{
+	nnrt_model m = mlp_model();
+	m.train_step = logging_train;
+	m.test.kind = NNRT_DATA_NONE;
+	m.schedule = (nnrt_schedule){.kind = NNRT_SCHED_ONECYCLE, .b = 0.4, .c = 10, .d = 100, .warmup = 2,
+	                             .mom_base = 0.8, .mom_max = 0.9};
+	hp_logged = 0;
+	run_result r = run_main(&m, "--epochs 4 --limit 96 --threads 2 --quiet --seed 9");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	cr_assert_eq(hp_logged, 12);
+	float bin[12][sizeof ((nnrt_step_args *)0)->hp / sizeof(float)];
+	memcpy(bin, hp_log, sizeof bin);
+	for (int s = 0; s < 12; s++) {
+		float want = (float)nnrt_schedule_momentum(&m.schedule, s + 1, 3, 12);
+		cr_assert(bin[s][NNRT_HP_MOMENTUM] == want && want >= 0.8f && want <= 0.9f, "step %d: %g, want %g", s + 1,
+		          bin[s][NNRT_HP_MOMENTUM], want);
+	}
+	cr_assert(bin[0][NNRT_HP_MOMENTUM] == 0.9f && bin[5][NNRT_HP_MOMENTUM] < 0.81f, "%g %g",
+	          bin[0][NNRT_HP_MOMENTUM], bin[5][NNRT_HP_MOMENTUM]);
+	hp_logged = 0;
+	int err;
+	nnrt_instance *inst = nnrt_instance_new_seeded(&m, 9, &err);
+	cr_assert_not_null(inst);
+	cr_assert_eq(nnrt_instance_set_run(inst, 96, 4), NNRT_OK, "%s", nnrt_instance_error(inst));
+	float x[32 * MI] = {0};
+	int32_t y[32] = {0};
+	for (int s = 0; s < 12; s++)
+		cr_assert_eq(nnrt_instance_train_step(inst, x, y, 32, NULL), NNRT_OK, "%s", nnrt_instance_error(inst));
+	cr_assert_eq(nnrt_instance_epoch(inst), 4);
+	nnrt_instance_free(inst);
+	for (int s = 0; s < 12; s++)
+		cr_assert(memcmp(bin[s], hp_log[s], sizeof bin[s]) == 0, "step %d: the api's hyper-parameters differ", s + 1);
+	m.schedule = (nnrt_schedule){.kind = NNRT_SCHED_COSINE};
+	hp_logged = 0;
+	r = run_main(&m, "--epochs 2 --limit 96 --schedule onecycle --quiet");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	cr_assert(hp_log[0][NNRT_HP_MOMENTUM] == 0.95f && hp_log[1][NNRT_HP_MOMENTUM] < 0.95f, "%g %g",
+	          hp_log[0][NNRT_HP_MOMENTUM], hp_log[1][NNRT_HP_MOMENTUM]);
+}
+
 /* The training binary's steps get the schedule's rate (and the epoch line
  * shows the last one), from the step count, across epochs. */
 Test(model, the_binary_hands_each_step_its_scheduled_rate)
@@ -2206,7 +2332,8 @@ Test(model, the_binary_hands_each_step_its_scheduled_rate)
 	run_free(&r);
 	r = run_main(&m, "--epochs 1 --limit 96 --warmup 3");
 	cr_assert_eq(r.rc, 1);
-	cr_assert(strstr(r.err, "error: the warmup of 3 steps is not shorter than the training: 1 epoch of 3 steps"), "%s",
+	cr_assert(strstr(r.err, "error: the warmup of 3 steps is not shorter than the training: 1 epoch of 3 steps "
+	                        "(shorten warmup: in "), "%s",
 	          r.err);
 	run_free(&r);
 	/* clipping: by value on any model; by norm only where it is compiled in */
