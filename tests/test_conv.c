@@ -1094,6 +1094,10 @@ Test(conv, lenet33_avx2_tiles) { th_vacc = 6; check_net(NET_LENET33, 2, 2); }
 Test(conv, lenet33_avx512_tiles) { th_vacc = 24; check_net(NET_LENET33, 2, 2); }
 Test(conv, sigstack_avx2_tiles) { th_vacc = 6; check_net(NET_SIGSTACK, 2, 2); }
 Test(conv, sigstack_avx512_tiles) { th_vacc = 24; check_net(NET_SIGSTACK, 2, 2); }
+/* the dense products' tiles (cg_kernels.c gemm): 6 rows x 1 vector on AVX2
+ * (11-sample chunks: a 6-row tile and 5 single rows), 8 x 3 on AVX-512 */
+Test(conv, widedense_avx2_tiles) { th_vacc = 6; check_net(NET_WIDEDENSE, 0, 0); }
+Test(conv, widedense_avx512_tiles) { th_vacc = 24; check_net(NET_WIDEDENSE, 0, 0); }
 Test(conv, twins_avx2_tiles) { th_vacc = 6; check_net(NET_TWINS, 3, 3); }
 
 /* ---- the parallel schedule ------------------------------------------------
