@@ -9,7 +9,7 @@ is the same network in PyTorch) this script
   3. where /usr/bin/python3 has torch, trains the same network (same data,
      initialisation scheme and hyper-parameters, bench/torch_ref.py) with 1 and
      2 torch threads, with OPENBLAS_CORETYPE (SkylakeX where the CPU has
-     AVX-512, else Haswell) and OPENBLAS_NUM_THREADS=1 in that command only
+     AVX-512, Zen on an AVX2 AMD, else Haswell) and OPENBLAS_NUM_THREADS=1 in that command only
      (Debian's OpenBLAS 0.3.21 mis-detects these CPUs), and keeps PyTorch's
      best,
   4. measures inference (forward only) at batch 64 and batch 1: nnc through
@@ -55,13 +55,30 @@ def nn_file(model):
     return os.path.join(ROOT, MODELS[model][0])
 
 
+def openblas_coretype(cpuinfo):
+    """OpenBLAS's kernels for a CPU, from the text of /proc/cpuinfo: SkylakeX (AVX-512) where
+    it has avx512f; without it, Zen on an AMD CPU of family 23 or later (Zen 1-3: what OpenBLAS
+    0.3.21 itself detects on today's EPYC, the AVX2 kernels with Zen's blocking) and Haswell
+    (AVX2) on any other. SkylakeX's kernels die of SIGILL without AVX-512, and the inherited
+    environment may name any of them."""
+    first = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        first.setdefault(key.strip(), value.strip())
+    if " avx512f" in " " + first.get("flags", ""):
+        return "SkylakeX"
+    family = first.get("cpu family", "0")
+    if first.get("vendor_id") == "AuthenticAMD" and family.isdigit() and int(family) >= 23:
+        return "Zen"
+    return "Haswell"
+
+
 def torch_env():
-    """The environment of a PyTorch command: OpenBLAS's kernels chosen for this CPU (SkylakeX,
-    AVX-512, where it has avx512f; Haswell, AVX2, otherwise: SkylakeX's kernels die of SIGILL
-    without AVX-512, and the inherited environment may name either), one OpenBLAS thread."""
+    """The environment of a PyTorch command: OpenBLAS's kernels chosen for this CPU
+    (openblas_coretype), one OpenBLAS thread."""
     with open("/proc/cpuinfo") as f:
-        avx512 = any(l.startswith("flags") and " avx512f" in l for l in f)
-    return dict(os.environ, OPENBLAS_CORETYPE="SkylakeX" if avx512 else "Haswell", OPENBLAS_NUM_THREADS="1")
+        coretype = openblas_coretype(f.read())
+    return dict(os.environ, OPENBLAS_CORETYPE=coretype, OPENBLAS_NUM_THREADS="1")
 
 
 def run(cmd, env=None, timeout=3600):

@@ -25,6 +25,8 @@ typedef struct cg_options {
 	const nnc_target *target; /* --cpu, --target-features; NULL: this host */
 	int vacc;                 /* register-tile budget (cg_build.h cg_ctx.vacc); 0: the target's. Tests
 				   * set it to build the AVX-512 or the AVX2 tiles on any host */
+	bool no_share;            /* one op function per node: no kernel sharing between nodes whose
+				   * code differs only in offsets (cg.c); tests, and NNC_SHARE_KERNELS=0 */
 } cg_options;
 
 /* The planned graph g (and opt->small) as a new module in ctx, with cfg in
@@ -40,7 +42,7 @@ const char *nnc_pass_pipeline(int opt_level);
  * from output.h.  0, or nnc's exit status (message printed). */
 int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *tmp);
 /* nnc_emit_objects splits a module of NNC_EMIT_SPLIT_MIN instructions or
- * more (after optimisation) into NNC_EMIT_PARTS parts; NNC_CODEGEN_PARTS
+ * more (as lowered, before optimisation) into NNC_EMIT_PARTS parts; NNC_CODEGEN_PARTS
  * in the environment (1..NNC_EMIT_MAX_PARTS) overrides that, for tests. */
 #define NNC_EMIT_PARTS 2
 #define NNC_EMIT_MAX_PARTS 8

@@ -12,7 +12,9 @@
  */
 #include "cg.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* What the units of one module share. */
@@ -34,6 +36,8 @@ typedef struct cg_unit {
 	LLVMValueRef *op_fns;  /* node -> its op function, or NULL; the train step's
 				* for a mode-dependent op (ir_op_mode_dependent) */
 	LLVMValueRef *op_fns_eval; /* node -> its eval/infer function if mode-dependent */
+	LLVMValueRef *op_tabs, *op_tabs_eval; /* node -> the offset table its shared kernel
+					       * is called with (kernel sharing, below), or NULL */
 	int *op_index;         /* node -> index in the op table (profile ticks), or -1 */
 } cg_unit;
 
@@ -44,6 +48,8 @@ static cg_unit new_unit(cg_module *m, const cg_ctx *proto, ir_graph *g, const ch
 	u.c.epilogues = &m->epilogues;
 	u.op_fns = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->n);
 	u.op_fns_eval = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->n);
+	u.op_tabs = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->n);
+	u.op_tabs_eval = nnc_alloc(sizeof(LLVMValueRef) * (size_t)g->n);
 	u.op_index = nnc_alloc(sizeof(int) * (size_t)g->n);
 	for (int i = 0; i < g->n; i++)
 		u.op_index[i] = -1;
@@ -103,13 +109,17 @@ static bool has_code(const ir_node *n)
 	       n->op != IR_STATE;
 }
 
-/* The op function of node id for one mode (train: the train step's). */
-static LLVMValueRef lower_fn_for(cg_unit *u, int id, bool train, const char *suffix)
+/* The op function of node id for one mode (train: the train step's); with
+ * `shared`, its tensors' offsets come from the table in its fifth
+ * parameter (cg_ctx.offs), and *nslots, *slots say which node each entry
+ * of the table is. */
+static LLVMValueRef lower_fn_for(cg_unit *u, int id, bool train, bool shared, int *nslots, const void ***slots)
 {
 	cg_ctx *c = &u->c;
 	ir_node *n = &c->g->nodes[id];
 	char name[80];
-	snprintf(name, sizeof name, "%sop%d.%s%s", u->tag, id, ir_op_name(n->op), suffix);
+	snprintf(name, sizeof name, "%sop%d.%s%s", u->tag, id, ir_op_name(n->op),
+		 !ir_op_mode_dependent(n->op) ? "" : train ? ".train" : ".eval");
 	LLVMValueRef fn = LLVMAddFunction(c->M, name, u->m->op_fn_t);
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	cg_fn_attrs(c, fn);
@@ -119,26 +129,313 @@ static LLVMValueRef lower_fn_for(cg_unit *u, int id, bool train, const char *suf
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, noinline, 0));
 	begin_fn(c, fn);
 	c->train_mode = train;
+	c->offs = shared ? LLVMGetParam(fn, 4) : NULL;
+	c->nslots = 0;
+	c->slot_nodes = NULL;
+	c->slot_vals = NULL;
+	c->slot_cap = 0;
 	choose_lowering(u, n)(c, n);
 	c->train_mode = false;
+	c->offs = NULL;
 	LLVMBuildRetVoid(c->B);
+	if (shared) {
+		*nslots = c->nslots;
+		*slots = c->slot_nodes;
+	}
 	return fn;
 }
 
-/* One op function per live node that computes something; two for a
- * mode-dependent op that both the train step and eval/infer run. */
-static void lower_op(cg_unit *u, int id)
+/* ---- kernel sharing ----
+ * Layers of one shape (a ResNet's blocks, their backward twins, the
+ * batchnorms of a stage) would get one op function each, differing only in
+ * the offsets of their tensors, and LLVM's code generation costs about the
+ * same per instruction whoever calls the code (most of a compile: ResNet
+ * 1.7 of 2.1 s).  So every op function is first lowered with its tensors'
+ * offsets read from a table (its fifth parameter); the functions whose IR
+ * then reads the same are one kernel, kept once and called by each node
+ * with the node's own table, a private constant array.  Equal text is equal
+ * code whatever made it so, so no rule of ours decides which nodes may
+ * share, and a difference in anything but an offset (a shape, a fused
+ * activation, the mode, a stride) keeps the kernels apart.  A function that
+ * matches no other is lowered again with its offsets as constants: the code
+ * it had before sharing existed. */
+
+/* ---- a function's code as a sequence of numbers ----
+ * Printing each function as IR text to compare them cost more than the
+ * sharing saved (LLVM's printer numbers the whole module for each); this
+ * walk writes what the text would say: per instruction its opcode, type,
+ * the properties the C API can set or read (predicates, alignment, flags,
+ * GEP and call types, shuffle masks) and each operand, an instruction,
+ * argument or block by its index in the function and anything else (a
+ * constant, a global, a function: unique per context) by identity. */
+
+typedef struct cg_key {
+	uint64_t *v;
+	size_t n, cap;
+} cg_key;
+
+static void key_put(cg_key *k, uint64_t x)
 {
-	ir_node *n = &u->c.g->nodes[id];
-	bool train = (n->entries & IR_ENTRY_TRAIN) != 0, other = (n->entries & ~IR_ENTRY_TRAIN) != 0;
-	if (!ir_op_mode_dependent(n->op)) {
-		u->op_fns[id] = lower_fn_for(u, id, false, "");
-		return;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 1024;
+		uint64_t *v = nnc_alloc(sizeof(uint64_t) * cap);
+		if (k->n)
+			memcpy(v, k->v, sizeof(uint64_t) * k->n);
+		k->v = v; /* the arena frees the old array at exit */
+		k->cap = cap;
 	}
-	if (train)
-		u->op_fns[id] = lower_fn_for(u, id, true, ".train");
-	if (other)
-		u->op_fns_eval[id] = lower_fn_for(u, id, false, ".eval");
+	k->v[k->n++] = x;
+}
+
+/* A map from a function's values (instructions, blocks) to their index. */
+typedef struct cg_numbering {
+	LLVMValueRef *keys;
+	uint64_t *vals;
+	size_t cap;
+} cg_numbering;
+
+static size_t ptr_slot(const cg_numbering *m, LLVMValueRef v)
+{
+	size_t h = (size_t)(((uintptr_t)v >> 4) * 0x9E3779B97F4A7C15ull) & (m->cap - 1);
+	while (m->keys[h] && m->keys[h] != v)
+		h = (h + 1) & (m->cap - 1);
+	return h;
+}
+
+static cg_key function_key(LLVMValueRef fn)
+{
+	size_t ninst = 0, nblocks = 0;
+	for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b), nblocks++)
+		for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i))
+			ninst++;
+	cg_numbering m = {.cap = 16};
+	while (m.cap < 2 * (ninst + nblocks))
+		m.cap *= 2;
+	m.keys = calloc(m.cap, sizeof(LLVMValueRef));
+	m.vals = malloc(m.cap * sizeof(uint64_t));
+	if (!m.keys || !m.vals)
+		nnc_internal_error(__FILE__, __LINE__, "out of memory");
+	uint64_t idx = 0;
+	for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b)) {
+		size_t h = ptr_slot(&m, LLVMBasicBlockAsValue(b));
+		m.keys[h] = LLVMBasicBlockAsValue(b);
+		m.vals[h] = idx++;
+		for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i)) {
+			h = ptr_slot(&m, i);
+			m.keys[h] = i;
+			m.vals[h] = idx++;
+		}
+	}
+	cg_key k = {0};
+	key_put(&k, LLVMCountParams(fn));
+	for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b)) {
+		key_put(&k, 0xB10C);
+		for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i)) {
+			LLVMOpcode op = LLVMGetInstructionOpcode(i);
+			key_put(&k, (uint64_t)op);
+			key_put(&k, (uint64_t)(uintptr_t)LLVMTypeOf(i));
+			switch (op) {
+			case LLVMICmp: key_put(&k, (uint64_t)LLVMGetICmpPredicate(i)); break;
+			case LLVMFCmp: key_put(&k, (uint64_t)LLVMGetFCmpPredicate(i)); break;
+			case LLVMLoad:
+			case LLVMStore:
+				key_put(&k, LLVMGetAlignment(i));
+				key_put(&k, (uint64_t)LLVMGetVolatile(i));
+				key_put(&k, (uint64_t)LLVMGetOrdering(i));
+				break;
+			case LLVMAlloca:
+				key_put(&k, LLVMGetAlignment(i));
+				key_put(&k, (uint64_t)(uintptr_t)LLVMGetAllocatedType(i));
+				break;
+			case LLVMGetElementPtr:
+				key_put(&k, (uint64_t)LLVMIsInBounds(i));
+				key_put(&k, (uint64_t)(uintptr_t)LLVMGetGEPSourceElementType(i));
+				break;
+			case LLVMCall:
+				key_put(&k, (uint64_t)(uintptr_t)LLVMGetCalledFunctionType(i));
+				key_put(&k, LLVMGetInstructionCallConv(i));
+				key_put(&k, (uint64_t)LLVMGetTailCallKind(i));
+				break;
+			case LLVMShuffleVector: {
+				unsigned ne = LLVMGetNumMaskElements(i);
+				key_put(&k, ne);
+				for (unsigned e = 0; e < ne; e++)
+					key_put(&k, (uint64_t)(int64_t)LLVMGetMaskValue(i, e));
+				break;
+			}
+			case LLVMExtractValue:
+			case LLVMInsertValue: {
+				unsigned ne = LLVMGetNumIndices(i);
+				const unsigned *ix = LLVMGetIndices(i);
+				key_put(&k, ne);
+				for (unsigned e = 0; e < ne; e++)
+					key_put(&k, ix[e]);
+				break;
+			}
+			case LLVMAdd:
+			case LLVMSub:
+			case LLVMMul:
+			case LLVMShl:
+				key_put(&k, (uint64_t)LLVMGetNSW(i) | (uint64_t)LLVMGetNUW(i) << 1);
+				break;
+			case LLVMSDiv:
+			case LLVMUDiv:
+			case LLVMAShr:
+			case LLVMLShr: key_put(&k, (uint64_t)LLVMGetExact(i)); break;
+			case LLVMOr: key_put(&k, (uint64_t)LLVMGetIsDisjoint(i)); break;
+			case LLVMZExt: key_put(&k, (uint64_t)LLVMGetNNeg(i)); break;
+			default: break;
+			}
+			if (LLVMCanValueUseFastMathFlags(i))
+				key_put(&k, (uint64_t)LLVMGetFastMathFlags(i));
+			key_put(&k, (uint64_t)LLVMHasMetadata(i));
+			int nops = LLVMGetNumOperands(i);
+			key_put(&k, (uint64_t)nops);
+			for (int o = 0; o < nops; o++) {
+				LLVMValueRef v = LLVMGetOperand(i, (unsigned)o);
+				if (v && (LLVMIsAInstruction(v) || LLVMValueIsBasicBlock(v))) {
+					size_t h = ptr_slot(&m, v);
+					NNC_ASSERT(m.keys[h] == v);
+					key_put(&k, 1);
+					key_put(&k, m.vals[h]);
+				} else if (v && LLVMIsAArgument(v)) {
+					unsigned a = 0;
+					while (LLVMGetParam(fn, a) != v)
+						a++;
+					key_put(&k, 2);
+					key_put(&k, a);
+				} else {
+					key_put(&k, 3);
+					key_put(&k, (uint64_t)(uintptr_t)v);
+				}
+			}
+		}
+	}
+	free(m.keys);
+	free(m.vals);
+	return k;
+}
+
+static uint64_t key_hash(const cg_key *k)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t j = 0; j < k->n; j++)
+		h = (h ^ k->v[j]) * 1099511628211ull;
+	return h;
+}
+
+static bool key_equal(const cg_key *a, const cg_key *b)
+{
+	return a->n == b->n && !memcmp(a->v, b->v, sizeof(uint64_t) * a->n);
+}
+
+typedef struct cg_item {
+	int id;
+	bool train;
+	LLVMValueRef fn;  /* the shared lowering while grouping */
+	cg_key key;       /* its code (function_key) */
+	uint64_t hash;
+	int nslots;
+	const void **slots;
+	int rep;          /* the first item of its group */
+	int count;        /* items in the group (valid at rep) */
+} cg_item;
+
+/* The offset table of a node whose kernel is shared: a private constant
+ * array of its slots' offsets. */
+static LLVMValueRef offset_table(cg_unit *u, const cg_item *it)
+{
+	cg_ctx *c = &u->c;
+	LLVMValueRef *v = nnc_alloc(sizeof(LLVMValueRef) * (size_t)(it->nslots + 1));
+	for (int k = 0; k < it->nslots; k++)
+		v[k] = LLVMConstInt(c->i64, (unsigned long long)((const ir_node *)it->slots[k])->offset, 1);
+	LLVMValueRef init = LLVMConstArray2(c->i64, v, (uint64_t)it->nslots);
+	LLVMValueRef gv = LLVMAddGlobal(c->M, LLVMTypeOf(init), nnc_sprintf("%soffsets.op%d", u->tag, it->id));
+	LLVMSetInitializer(gv, init);
+	LLVMSetGlobalConstant(gv, 1);
+	LLVMSetLinkage(gv, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+	return gv;
+}
+
+/* The op functions of the nodes ids[0..n) of unit u: one per node that
+ * computes something, two for a mode-dependent op that both the train step
+ * and eval/infer run; shared between nodes where the code is the same. */
+static void lower_ops(cg_unit *u, const int *ids, int n)
+{
+	cg_ctx *c = &u->c;
+	cg_item *items = nnc_alloc(sizeof(cg_item) * (size_t)(2 * n + 1));
+	int ni = 0;
+	for (int k = 0; k < n; k++) {
+		ir_node *nd = &c->g->nodes[ids[k]];
+		bool train = (nd->entries & IR_ENTRY_TRAIN) != 0, other = (nd->entries & ~IR_ENTRY_TRAIN) != 0;
+		if (!ir_op_mode_dependent(nd->op)) {
+			items[ni++] = (cg_item){.id = ids[k]};
+			continue;
+		}
+		if (train)
+			items[ni++] = (cg_item){.id = ids[k], .train = true};
+		if (other)
+			items[ni++] = (cg_item){.id = ids[k], .train = false};
+	}
+	bool share = !u->m->opt->no_share;
+	LLVMValueRef last = LLVMGetLastGlobal(c->M); /* globals made by the lowerings follow it */
+	if (share) {
+		/* group by code: an open-addressing table of group leaders */
+		int cap = 16;
+		while (cap < 2 * ni)
+			cap *= 2;
+		int *table = nnc_alloc(sizeof(int) * (size_t)cap);
+		for (int k = 0; k < cap; k++)
+			table[k] = -1;
+		for (int i = 0; i < ni; i++) {
+			cg_item *it = &items[i];
+			it->fn = lower_fn_for(u, it->id, it->train, true, &it->nslots, &it->slots);
+			it->key = function_key(it->fn);
+			it->hash = key_hash(&it->key);
+			it->rep = i;
+			size_t h = (size_t)(it->hash & (uint64_t)(cap - 1));
+			for (; table[h] >= 0; h = (h + 1) & (size_t)(cap - 1)) {
+				cg_item *r = &items[table[h]];
+				if (r->hash == it->hash && key_equal(&r->key, &it->key)) {
+					it->rep = table[h];
+					break;
+				}
+			}
+			if (it->rep == i)
+				table[h] = i;
+			items[it->rep].count++;
+		}
+	}
+	if (share) {
+		/* the lowerings not kept, and the private globals only they used */
+		for (int i = 0; i < ni; i++)
+			if (items[i].rep != i || items[i].count == 1)
+				LLVMDeleteFunction(items[i].fn);
+		for (LLVMValueRef gv = last ? LLVMGetNextGlobal(last) : LLVMGetFirstGlobal(c->M), next; gv; gv = next) {
+			next = LLVMGetNextGlobal(gv);
+			if (!LLVMGetFirstUse(gv) && LLVMGetLinkage(gv) == LLVMPrivateLinkage)
+				LLVMDeleteGlobal(gv);
+		}
+	}
+	for (int i = 0; i < ni; i++) {
+		cg_item *it = &items[i];
+		LLVMValueRef fn, tab = NULL;
+		if (!share || items[it->rep].count == 1) {
+			fn = lower_fn_for(u, it->id, it->train, false, NULL, NULL);
+		} else {
+			fn = items[it->rep].fn;
+			tab = offset_table(u, it);
+		}
+		ir_node *nd = &c->g->nodes[it->id];
+		if (ir_op_mode_dependent(nd->op) && !it->train) {
+			u->op_fns_eval[it->id] = fn;
+			u->op_tabs_eval[it->id] = tab;
+		} else {
+			u->op_fns[it->id] = fn;
+			u->op_tabs[it->id] = tab;
+		}
+	}
 }
 
 static void barrier(cg_unit *u) { LLVMBuildCall2(u->c.B, u->m->barrier_t, u->m->barrier_fn, NULL, 0, ""); }
@@ -207,10 +504,12 @@ static void clear_unwritten(cg_ctx *c, LLVMValueRef grads)
 /* Calls node id's op function; train: from the train step's body. */
 static void call_op(cg_unit *u, int id, bool train, LLVMValueRef tid, LLVMValueRef nth, LLVMValueRef chunk)
 {
-	LLVMValueRef a[4] = {u->c.args, tid, nth, chunk};
-	LLVMValueRef fn = train || !u->op_fns_eval[id] ? u->op_fns[id] : u->op_fns_eval[id];
+	bool eval = !train && u->op_fns_eval[id];
+	LLVMValueRef fn = eval ? u->op_fns_eval[id] : u->op_fns[id];
+	LLVMValueRef tab = eval ? u->op_tabs_eval[id] : u->op_tabs[id];
 	NNC_ASSERT(fn);
-	LLVMBuildCall2(u->c.B, u->m->op_fn_t, fn, a, 4, "");
+	LLVMValueRef a[5] = {u->c.args, tid, nth, chunk, tab ? tab : LLVMConstNull(u->c.ptr)};
+	LLVMBuildCall2(u->c.B, u->m->op_fn_t, fn, a, 5, "");
 }
 
 
@@ -367,8 +666,7 @@ static LLVMValueRef emit_infer(cg_unit *u, cg_unit *few, const char *name, const
 	ir_graph *s = c->g;
 	int *sids = nnc_alloc(sizeof(int) * (size_t)s->n);
 	int ns = entry_ops(s, IR_ENTRY_INFER, sids);
-	for (int k = 0; k < ns; k++)
-		lower_op(few, sids[k]);
+	lower_ops(few, sids, ns);
 	LLVMValueRef small = LLVMAddFunction(c->M, nnc_sprintf("%s.few", name), u->m->body_fn_t);
 	LLVMSetLinkage(small, LLVMInternalLinkage);
 	cg_fn_attrs(c, small);
@@ -629,9 +927,14 @@ LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_optio
 	cg_ctx proto = {0};
 	cg_build_init(&proto, ctx, LLVMModuleCreateWithNameInContext(g->model_name, ctx));
 	proto.abi = cg_abi_types(ctx);
+	cg_options o = *opt;
+	const char *env = getenv("NNC_SHARE_KERNELS");
+	if (env && !strcmp(env, "0"))
+		o.no_share = true;
+	opt = &o;
 	cg_module m = {.opt = opt};
-	LLVMTypeRef op_params[4] = {proto.ptr, proto.i32, proto.i32, proto.ptr};
-	m.op_fn_t = LLVMFunctionType(proto.vt, op_params, 4, 0);
+	LLVMTypeRef op_params[5] = {proto.ptr, proto.i32, proto.i32, proto.ptr, proto.ptr};
+	m.op_fn_t = LLVMFunctionType(proto.vt, op_params, 5, 0);
 	m.body_fn_t = LLVMFunctionType(proto.vt, op_params, 3, 0);
 	m.barrier_t = LLVMFunctionType(proto.vt, NULL, 0, 0);
 	m.barrier_fn = LLVMAddFunction(proto.M, "nnrt_barrier", m.barrier_t);
@@ -669,9 +972,11 @@ LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_optio
 	}
 	/* one op function per node that some entry runs; each entry's body
 	 * calls those of its own node list (ir.h, IR_ENTRY_*) */
+	int nl = 0;
 	for (int i = 0; i < g->n; i++)
 		if (has_code(&g->nodes[i]) && g->nodes[i].entries)
-			lower_op(u, i);
+			ids[nl++] = i;
+	lower_ops(u, ids, nl);
 
 	LLVMValueRef train = NULL, eval, infer = NULL;
 	int n;

@@ -202,11 +202,22 @@ static void gemm_task(cg_ctx *c, const gemm_spec *s, LLVMValueRef b0, LLVMValueR
 static void gemm(cg_ctx *c, const gemm_spec *s)
 {
 	int64_t nvec = (s->N + CG_VW - 1) / CG_VW;
-	/* 8 x 48 floats: 24 accumulators, 3 loads of B and 8 broadcasts of A per
-	 * 24 FMAs (measured faster than 4 x 64 and 6 x 64 on a 784-128 layer);
-	 * 8 rows divide the usual chunk sizes */
-	int nv = nvec >= 3 ? 3 : (int)nvec;
-	int mr = nv == 1 ? 16 : 8;
+	/* AVX-512 (cg_ctx.vacc 24): 8 x 48 floats, 24 accumulators, 3 loads of
+	 * B and 8 broadcasts of A per 24 FMAs (measured faster than 4 x 64 and
+	 * 6 x 64 on a 784-128 layer); 8 rows divide the usual chunk sizes.
+	 * AVX2 (16 registers of 8 floats, a <16 x float> in two): 6 x 16
+	 * floats, 6 accumulators in 12 registers, B's vector in 2 and the
+	 * broadcast in 1, the classic AVX2 tile; 24 accumulators there were 48
+	 * registers and every FMA went through the stack.  Each element adds
+	 * the same products in the same order whatever the tile. */
+	int nv, mr;
+	if (c->vacc >= 24 || c->vacc == 0) {
+		nv = nvec >= 3 ? 3 : (int)nvec;
+		mr = nv == 1 ? 16 : 8;
+	} else {
+		nv = 1;
+		mr = c->vacc;
+	}
 	while (mr > 1 && s->mmax < mr)
 		mr /= 2;
 	int64_t jw = (int64_t)nv * CG_VW;

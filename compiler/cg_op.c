@@ -44,6 +44,43 @@ LLVMValueRef cg_hp(cg_ctx *c, int k)
 	return cg_load(c, c->f32, LLVMBuildInBoundsGEP2(c->B, c->f32, base, &i, 1, ""));
 }
 
+/* A node's offset in its storage (floats, i64): a constant, or with kernel
+ * sharing (cg_ctx.offs) its slot of the op function's offset table, loaded
+ * once in the entry block. */
+static LLVMValueRef tensor_offset(cg_ctx *c, const ir_node *n)
+{
+	if (!c->offs)
+		return cg_i64(c, n->offset);
+	for (int k = 0; k < c->nslots; k++)
+		if (c->slot_nodes[k] == n)
+			return c->slot_vals[k];
+	if (c->nslots == c->slot_cap) {
+		int cap = c->slot_cap ? 2 * c->slot_cap : 8;
+		const void **nodes = nnc_alloc(sizeof *nodes * (size_t)cap);
+		LLVMValueRef *vals = nnc_alloc(sizeof *vals * (size_t)cap);
+		for (int k = 0; k < c->nslots; k++) {
+			nodes[k] = c->slot_nodes[k];
+			vals[k] = c->slot_vals[k];
+		}
+		c->slot_nodes = nodes;
+		c->slot_vals = vals;
+		c->slot_cap = cap;
+	}
+	LLVMBasicBlockRef cur = LLVMGetInsertBlock(c->B);
+	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(c->fn);
+	LLVMValueRef first = LLVMGetFirstInstruction(entry);
+	if (first)
+		LLVMPositionBuilderBefore(c->B, first);
+	else
+		LLVMPositionBuilderAtEnd(c->B, entry);
+	LLVMValueRef k = cg_i64(c, c->nslots);
+	LLVMValueRef v = cg_load(c, c->i64, LLVMBuildInBoundsGEP2(c->B, c->i64, c->offs, &k, 1, ""));
+	LLVMPositionBuilderAtEnd(c->B, cur);
+	c->slot_nodes[c->nslots] = n;
+	c->slot_vals[c->nslots++] = v;
+	return v;
+}
+
 LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n)
 {
 	LLVMValueRef base;
@@ -63,17 +100,18 @@ LLVMValueRef cg_tensor(cg_ctx *c, const ir_node *n)
 	case ST_WS: base = n->batched || ir_per_chunk(n) ? chunk_field(c, CG_CHUNK_ws) : cg_arg(c, CG_ARGS_ws); break;
 	default: nnc_internal_error(__FILE__, __LINE__, "tensor %s has no storage", ir_op_name(n->op));
 	}
-	if (n->offset == 0)
+	if (n->offset == 0 && !c->offs)
 		return base;
-	return cg_gep(c, base, cg_i64(c, n->offset));
+	return cg_gep(c, base, tensor_offset(c, n));
 }
 
 LLVMValueRef cg_chunk_tensor(cg_ctx *c, const ir_node *n, LLVMValueRef k)
 {
 	ir_graph *g = c->g;
 	NNC_ASSERT(n->storage == ST_WS && ir_per_chunk(n));
-	LLVMValueRef off = LLVMBuildAdd(c->B, cg_i64(c, g->ws_chunk0 + n->offset),
-					LLVMBuildMul(c->B, k, cg_i64(c, g->ws_chunk), ""), "");
+	LLVMValueRef base = c->offs ? LLVMBuildAdd(c->B, tensor_offset(c, n), cg_i64(c, g->ws_chunk0), "")
+				    : cg_i64(c, g->ws_chunk0 + n->offset);
+	LLVMValueRef off = LLVMBuildAdd(c->B, base, LLVMBuildMul(c->B, k, cg_i64(c, g->ws_chunk), ""), "");
 	return cg_gep(c, cg_arg(c, CG_ARGS_ws), off);
 }
 

@@ -2,12 +2,11 @@
  * emit.c - verification, optimisation for the target CPU (target.c), and
  * writing of the module as an object file, assembly or LLVM IR text.
  *
- * An executable's objects (nnc_emit_objects) are generated on all cores:
- * LLVM's instruction selection and register allocation are ~80 % of a
- * large model's compile (ResNet: 2.1 s of CPU, 0.4 s of it up to the
- * optimised IR), function by function, so the optimised module is split
- * into parts generated on threads of their own (target_llvm.cpp) and the
- * linker joins them.  -c keeps one module: a user's object must stay one
+ * An executable's objects (nnc_emit_objects) are optimised and generated
+ * on all cores: the passes, LLVM's instruction selection and register
+ * allocation are ~90 % of a large model's compile, function by function,
+ * so the module is split into parts optimised and generated on threads of
+ * their own (target_llvm.cpp) and the linker joins them.  -c keeps one module: a user's object must stay one
  * file whose only global symbols are the documented ones, and the split
  * parts call each other through hidden globals.
  */
@@ -56,18 +55,23 @@ const char *nnc_pass_pipeline(int opt_level)
 				: "default<O3>";
 }
 
-/* Verifies and optimises m; its target machine, or NULL (message printed). */
-static LLVMTargetMachineRef optimise(LLVMModuleRef m, const nnc_target *t, int opt_level)
+/* Verifies m; false (message printed) if it does not verify. */
+static bool verify(LLVMModuleRef m)
 {
 	char *err = NULL;
 	if (LLVMVerifyModule(m, LLVMReturnStatusAction, &err)) {
 		fprintf(stderr, "nnc: internal error: the generated LLVM module does not verify:\n%s\n", err);
 		LLVMDisposeMessage(err);
-		return NULL;
+		return false;
 	}
 	LLVMDisposeMessage(err);
 	baseline_main(m);
-	LLVMTargetMachineRef tm = nnc_target_machine(t, opt_level);
+	return true;
+}
+
+/* Runs the passes of -O<opt_level> on m for tm; an LLVM error or NULL. */
+static LLVMErrorRef run_passes(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level)
+{
 	const char *passes = nnc_pass_pipeline(opt_level);
 	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
 	/* kernels are emitted with explicit <16 x float> vectors; the
@@ -79,6 +83,25 @@ static LLVMTargetMachineRef optimise(LLVMModuleRef m, const nnc_target *t, int o
 	LLVMPassBuilderOptionsSetLoopUnrolling(po, opt_level >= 3);
 	LLVMErrorRef e = LLVMRunPasses(m, passes, tm, po);
 	LLVMDisposePassBuilderOptions(po);
+	return e;
+}
+
+/* A part of a split module (nnc_llvm_emit_split, on its thread). */
+static bool optimise_part(LLVMModuleRef part, LLVMTargetMachineRef tm, void *opt_level, char **err)
+{
+	LLVMErrorRef e = run_passes(part, tm, *(int *)opt_level);
+	if (e)
+		*err = LLVMGetErrorMessage(e); /* LLVMDisposeErrorMessage is LLVMDisposeMessage */
+	return !e;
+}
+
+/* Verifies and optimises m; its target machine, or NULL (message printed). */
+static LLVMTargetMachineRef optimise(LLVMModuleRef m, const nnc_target *t, int opt_level)
+{
+	if (!verify(m))
+		return NULL;
+	LLVMTargetMachineRef tm = nnc_target_machine(t, opt_level);
+	LLVMErrorRef e = run_passes(m, tm, opt_level);
 	if (e) {
 		char *msg = LLVMGetErrorMessage(e);
 		fprintf(stderr, "nnc: internal error: LLVM passes failed: %s\n", msg);
@@ -142,13 +165,15 @@ static unsigned env_count(const char *name, long dflt)
 
 int nnc_emit_objects(LLVMModuleRef m, const nnc_target *t, int opt_level, const char **paths, int *nparts)
 {
-	LLVMTargetMachineRef tm = optimise(m, t, opt_level);
-	if (!tm)
-		return NNC_EXIT_INTERNAL;
 	/* The number of parts depends on the module alone, so that the output
 	 * does not depend on the machine; the threads (NNC_CODEGEN_THREADS,
-	 * default the CPUs online) do not change the bytes. */
+	 * default the CPUs online) do not change the bytes.  A module in parts
+	 * is optimised part by part on the threads too (the passes are
+	 * function passes: the same code as optimised whole). */
 	unsigned n = env_count("NNC_CODEGEN_PARTS", instructions(m) >= NNC_EMIT_SPLIT_MIN ? NNC_EMIT_PARTS : 1);
+	LLVMTargetMachineRef tm = n == 1 ? optimise(m, t, opt_level) : verify(m) ? nnc_target_machine(t, opt_level) : NULL;
+	if (!tm)
+		return NNC_EXIT_INTERNAL;
 	LLVMTargetMachineRef tms[NNC_EMIT_MAX_PARTS] = {tm};
 	LLVMMemoryBufferRef bufs[NNC_EMIT_MAX_PARTS] = {0};
 	for (unsigned i = 1; i < n; i++)
@@ -156,7 +181,8 @@ int nnc_emit_objects(LLVMModuleRef m, const nnc_target *t, int opt_level, const 
 	char *err = NULL;
 	int rc = 0;
 	bool ok = n == 1 ? !LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &err, &bufs[0])
-			 : nnc_llvm_emit_split(m, tms, n, env_count("NNC_CODEGEN_THREADS", sysconf(_SC_NPROCESSORS_ONLN)), bufs, &err);
+			 : nnc_llvm_emit_split(m, tms, n, env_count("NNC_CODEGEN_THREADS", sysconf(_SC_NPROCESSORS_ONLN)),
+					       optimise_part, &opt_level, bufs, &err);
 	if (!ok) {
 		fprintf(stderr, "nnc: internal error: LLVM code generation failed: %s\n", err ? err : "");
 		rc = NNC_EXIT_INTERNAL;

@@ -265,10 +265,28 @@ static const net nets[] = {
 	 {CONV("conv1", 5, 3, 3, 1, 1, 1, 1), LAYER(L_TANH), CONV("conv2", 18, 3, 3, 2, 2, 1, 1), LAYER(L_TANH),
 	  CONV("conv3", 20, 1, 1, 2, 2, 0, 0), LAYER(L_SIGMOID), LAYER(L_GAP), DENSE("dense1", 3)},
 	 {29, 13}, 12},
+	/* three convolutions of one shape (4 -> 4 channels, 3x3 pad 1 on 6x6,
+	 * tanh), as in a ResNet's block, then two dense layers of one shape:
+	 * the second and third convolution, their backward passes and the two
+	 * 5 -> 5 products share their kernels (cg.c, kernel sharing), each
+	 * called with its own weights and tensors */
+	{"twins",
+	 "model twins\n"
+	 "input x : f32[4, 6, 6]\n"
+	 "label y : class(5)\n"
+	 "a = x |> conv2d(4, 3, pad: 1) |> tanh\n"                       /* [4, 6, 6] */
+	 "b = a |> conv2d(4, 3, pad: 1) |> tanh\n"                       /* [4, 6, 6] */
+	 "c = b |> conv2d(4, 3, pad: 1) |> tanh |> global_avgpool\n"     /* [4] */
+	 "d = c |> dense(5) |> tanh |> dense(5) |> tanh\n"
+	 "logits = d |> dense(5)\n" TRAIN_BLOCK(21),
+	 {CONV("conv1", 4, 3, 3, 1, 1, 1, 1), LAYER(L_TANH), CONV("conv2", 4, 3, 3, 1, 1, 1, 1), LAYER(L_TANH),
+	  CONV("conv3", 4, 3, 3, 1, 1, 1, 1), LAYER(L_TANH), LAYER(L_GAP), DENSE("dense1", 5), LAYER(L_TANH),
+	  DENSE("dense2", 5), LAYER(L_TANH), DENSE("dense3", 5)},
+	 {21, 6}, 0},
 };
 
 enum { NET_STRIDED, NET_SAMEPOOL, NET_SIGSTACK, NET_LENET, NET_LENET33, NET_WIDEDENSE, NET_ACTY, NET_ACTX,
-       NET_RESSHAPES };
+       NET_RESSHAPES, NET_TWINS };
 
 /* ---- the reference ---------------------------------------------------- */
 
@@ -1066,6 +1084,7 @@ Test(conv, lenet33) { check_net(NET_LENET33, 2, 2); }
 Test(conv, widedense) { check_net(NET_WIDEDENSE, 0, 0); }
 Test(conv, activations_from_y) { check_net(NET_ACTY, 3, 3); }
 Test(conv, activations_from_x) { check_net(NET_ACTX, 3, 3); }
+Test(conv, twins) { check_net(NET_TWINS, 3, 3); }
 /* cg_conv.c sizes its register tiles for the target (AVX-512: up to 24
  * accumulators of 16 lanes; AVX2: 6, and 8-lane halves in conv dw); both
  * sets of tiles are built and checked here whatever the host runs */
@@ -1075,6 +1094,11 @@ Test(conv, lenet33_avx2_tiles) { th_vacc = 6; check_net(NET_LENET33, 2, 2); }
 Test(conv, lenet33_avx512_tiles) { th_vacc = 24; check_net(NET_LENET33, 2, 2); }
 Test(conv, sigstack_avx2_tiles) { th_vacc = 6; check_net(NET_SIGSTACK, 2, 2); }
 Test(conv, sigstack_avx512_tiles) { th_vacc = 24; check_net(NET_SIGSTACK, 2, 2); }
+/* the dense products' tiles (cg_kernels.c gemm): 6 rows x 1 vector on AVX2
+ * (11-sample chunks: a 6-row tile and 5 single rows), 8 x 3 on AVX-512 */
+Test(conv, widedense_avx2_tiles) { th_vacc = 6; check_net(NET_WIDEDENSE, 0, 0); }
+Test(conv, widedense_avx512_tiles) { th_vacc = 24; check_net(NET_WIDEDENSE, 0, 0); }
+Test(conv, twins_avx2_tiles) { th_vacc = 6; check_net(NET_TWINS, 3, 3); }
 
 /* ---- the parallel schedule ------------------------------------------------
  * Chunks (plan.c) change only the order in which per-chunk gradient sums are
@@ -1226,6 +1250,81 @@ Test(small_batch, the_copy_has_no_batch_innermost_tensor)
 	cr_assert_eq(convs, 2);
 	cr_assert_eq(s->nodes[s->output].storage, ST_OUT);
 	cr_assert(g->ws_floats >= s->ws_floats);
+}
+
+/* ---- kernel sharing (cg.c) ---- */
+
+/* Op functions defined in a module lowered from g, and how many of them
+ * are called with an offset table (shared kernels' tables). */
+static int count_op_functions(ir_graph *g, bool no_share, int *tables)
+{
+	LLVMContextRef ctx = LLVMContextCreate();
+	cg_options co = {.opt_level = 2, .no_share = no_share, .small = nnc_small_batch(g)};
+	LLVMModuleRef mod = nnc_lower(g, th_config(g), &co, ctx);
+	int n = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
+		size_t len;
+		const char *name = LLVMGetValueName2(f, &len);
+		n += !LLVMIsDeclaration(f) && strstr(name, "op") != NULL && !strstr(name, "epilogue");
+	}
+	*tables = 0;
+	for (LLVMValueRef gv = LLVMGetFirstGlobal(mod); gv; gv = LLVMGetNextGlobal(gv)) {
+		size_t len;
+		*tables += strstr(LLVMGetValueName2(gv, &len), "offsets.") != NULL;
+	}
+	LLVMDisposeModule(mod);
+	LLVMContextDispose(ctx);
+	return n;
+}
+
+/* Layers of one shape get one kernel, called with each layer's own
+ * tensors: the twins network checks against the reference above
+ * (conv.twins); here, that the kernels are really shared, and that the
+ * shared build computes exactly what one function per node computes
+ * (gradients, loss, outputs, bit for bit, for a full and a partial batch). */
+Test(sharing, equal_shape_layers_share_kernels_and_compute_the_same, .timeout = 240)
+{
+	const net *nt = &nets[NET_TWINS];
+	ir_graph *g = th_build_graph(SRC_PATH, nt->src, true);
+	int tables_shared, tables_alone;
+	int shared = count_op_functions(g, false, &tables_shared);
+	int alone = count_op_functions(g, true, &tables_alone);
+	/* conv2/conv3 forward, dx, dW; dense2/dense3 forward, dx, dW at least */
+	cr_assert(shared + 6 <= alone, "%d op functions with sharing, %d without", shared, alone);
+	cr_assert(tables_shared >= 12 && tables_alone == 0, "offset tables: %d shared, %d without sharing",
+		  tables_shared, tables_alone);
+
+	jitted js = jit_program(nt->src, V_FUSED);
+	setenv("NNC_SHARE_KERNELS", "0", 1);
+	jitted ja = jit_program(nt->src, V_FUSED);
+	unsetenv("NNC_SHARE_KERNELS");
+	const nnrt_model *m = js.m;
+	state s = state_new(js.m), a = state_new(ja.m);
+	int64_t pf = m->param_floats, K = m->label_size;
+	for (int t = 0; t < 2; t++) {
+		int64_t n = nt->ns[t];
+		th_fill_params(m, s.params, 800 + (uint64_t)t);
+		th_fill_params(ja.m, a.params, 800 + (uint64_t)t);
+		th_fill_batch(&s, n, 900 + (uint64_t)t);
+		th_fill_batch(&a, n, 900 + (uint64_t)t);
+		run(&s, js.m->train_step, n);
+		run(&a, ja.m->train_step, n);
+		cr_assert(s.metrics[0] == a.metrics[0], "n=%lld: loss %.17g shared, %.17g alone", (long long)n,
+			  s.metrics[0], a.metrics[0]);
+		for (int64_t e = 0; e < pf; e++)
+			cr_assert(!memcmp(&s.grads[e], &a.grads[e], sizeof(float)), "n=%lld: grads[%lld] %.9g shared, %.9g alone",
+				  (long long)n, (long long)e, s.grads[e], a.grads[e]);
+		for (int64_t few = 1; few <= n; few += n - 1) { /* infer(): the small copy and the batch */
+			run(&s, js.m->infer, few);
+			run(&a, ja.m->infer, few);
+			cr_assert(!memcmp(s.out, a.out, sizeof(float) * (size_t)(few * K)), "n=%lld: infer differs",
+				  (long long)few);
+		}
+	}
+	state_free(&s);
+	state_free(&a);
+	jit_free(&js);
+	jit_free(&ja);
 }
 
 /* The op function of node `id` in a module lowered from g, as IR text. */
