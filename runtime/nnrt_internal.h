@@ -289,6 +289,7 @@ typedef struct nnrt_cli {
 	int64_t checkpoint_every;
 	const char *log; /* --log FILE */
 	int eval, quiet, print_params, force, help;
+	int allreduce; /* --allreduce: data-parallel runs sum gradients with MPI_Allreduce (dist.c) */
 	int summary; /* --summary */
 	const char *plot;   /* --plot DIR */
 	int64_t plot_every; /* --plot-every N: epochs between decision boundaries */
@@ -323,7 +324,8 @@ struct nnrt_instance {
 	int heap;                         /* the block came from nnrt_instance_new */
 	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
 	void *on_error_ctx;
-	char msg[312];                    /* latest failure, for nnrt_instance_error (what the 512-byte header leaves) */
+	struct nnrt_dist *dist;           /* a data-parallel run (dist.h, nnrt_mpi.h), or NULL */
+	char msg[304];                    /* latest failure, for nnrt_instance_error (what the 512-byte header leaves) */
 };
 
 /* The hyper-parameters of inst's next step, at rate lr. */
