@@ -316,3 +316,29 @@ Test(mpi, binary_without_mpi_refuses_several_ranks)
 	cr_expect(strstr(out, "no MPI support"), "%s", out);
 	free(out);
 }
+
+/* The embedding (examples/embed/train_mpi.c): a host program passes its
+ * communicator; 1 rank and 2 ranks save the same checkpoint, which the
+ * training binary of the same object's model reads. */
+Test(mpi, embedded_instances_share_a_communicator)
+{
+	need_mpi();
+	char *out;
+	int rc = sh_run(&out,
+	                "cd '%s' && '%s' '%s/examples/moons.nn' -c --chunks 4 -o moons.o && "
+	                "mpicc -O2 -Wall -Wextra -Werror -I. -I'%s/runtime' -o train_mpi '%s/examples/embed/train_mpi.c' "
+	                "moons.o '%s/runtime/libnnrt_mpi.a' '%s/runtime/libnnrt.a' -fopenmp -lz -lm",
+	                tmpdir, NNC_EXE, NNC_SOURCE_DIR, NNC_SOURCE_DIR, NNC_SOURCE_DIR, NNC_BINARY_DIR, NNC_BINARY_DIR);
+	cr_assert_eq(rc, 0, "building train_mpi failed:\n%s", out);
+	free(out);
+	char *one = run_ok(MPIRUN " -np 1 ./train_mpi --epochs 3 --save e1.ckpt");
+	char *two = run_ok(MPIRUN " -np 2 ./train_mpi --epochs 3 --save e2.ckpt");
+	cr_expect(same("e1.ckpt", "e2.ckpt"), "1 and 2 ranks saved different checkpoints:\n%s\n%s", one, two);
+	cr_expect(strstr(two, "moons: 2 ranks") && strstr(two, "accuracy"), "%s", two);
+	free(one);
+	free(two);
+	compile_example("moons", "--chunks 4");
+	out = run_ok("./moons --eval --load e2.ckpt --threads 1");
+	cr_expect(strstr(out, "test_acc"), "%s", out);
+	free(out);
+}
