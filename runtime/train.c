@@ -898,6 +898,8 @@ static const char *signal_name(int sig)
 static int interrupted(trainer *t)
 {
 	int sig = caught_signal;
+	if (t->dist && t->dist->rank > 0)
+		return 128 + sig; /* rank 0 says it, and saves */
 	const nnrt_train_state *st = &t->inst->st;
 	char where[128];
 	if (st->batch)
