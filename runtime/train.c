@@ -538,7 +538,7 @@ typedef struct trainer {
 
 /* Rank 0 alone prints, logs, plots and saves; every rank gets its share
  * of the cores by default; messages name the rank. */
-static void nnrt_dist_rank_setup(trainer *t)
+static void dist_rank_setup(trainer *t)
 {
 	nnrt_dist *d = t->dist;
 	static char prog[128];
@@ -559,7 +559,7 @@ static void nnrt_dist_rank_setup(trainer *t)
 }
 
 /* What every rank's run must agree on besides the model object. */
-static uint64_t nnrt_dist_config(const trainer *t)
+static uint64_t dist_config(const trainer *t)
 {
 	const opts *o = &t->o;
 	double r[5] = {o->lr, o->weight_decay, o->clip_norm, o->clip_value, (double)o->allreduce};
@@ -1426,7 +1426,7 @@ static int run(trainer *t)
 		return NNRT_EXIT_FAILURE;
 	if (o->resume && nnrt_ckpt_load(o->resume, m, t->inst->params, t->inst->opt, t->inst->state, &t->inst->st))
 		return NNRT_EXIT_FAILURE;
-	if (t->dist && nnrt_dist_setup(t->dist, t->inst, nnrt_dist_config(t), o->load || o->resume))
+	if (t->dist && nnrt_dist_setup(t->dist, t->inst, dist_config(t), o->load || o->resume))
 		return NNRT_EXIT_FAILURE;
 
 	stop_handlers handlers;
@@ -1536,7 +1536,7 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	int xfsz = sigaction(SIGXFSZ, &ign, &old_xfsz) == 0;
 	t.dist = nnrt_dist_launch(m, &rc);
 	if (!rc && t.dist)
-		nnrt_dist_rank_setup(&t);
+		dist_rank_setup(&t);
 	nnrt_set_threads((int)t.o.threads);
 	t.has_acc = m->loss != NNRT_LOSS_MSE;
 	t.bar = !t.dist && nnrt_progress_wanted(t.o.quiet); /* mpirun's ranks may see a terminal that is not one */
