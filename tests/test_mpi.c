@@ -20,8 +20,14 @@
 
 static char tmpdir[256];
 
-/* mpirun as root needs these; harmless otherwise. */
-#define MPIRUN "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe"
+/* mpirun as root needs the OMPI_ALLOW variables; harmless otherwise.  In
+ * the sanitized build (scripts/test.sh) the ranks run without leak checks:
+ * Open MPI keeps allocations of MPI_Init (some in plugins it unloads, so no
+ * suppression can name them) until exit.  One process, without mpirun,
+ * never initialises MPI and keeps them. */
+#define MPIRUN                                                                                  \
+	"env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 OMPI_ALLOW_RUN_AS_ROOT=1 " \
+	"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe"
 
 static void setup(void)
 {
@@ -283,15 +289,21 @@ Test(mpi, a_killed_rank_stops_every_rank_and_the_checkpoint_stays_valid)
 	snprintf(script, sizeof script, "%s/rank.sh", tmpdir);
 	FILE *f = fopen(script, "w");
 	cr_assert(f);
-	/* rank 1 dies by SIGKILL 2 s into the run, which lasts much longer */
+	/* rank 1 dies by SIGKILL a second after rank 0 wrote its first
+	 * checkpoint (the run would last much longer), noting the time */
 	fputs("#!/bin/sh\n"
-	      "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 2; kill -9 $$) & fi\n"
+	      "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then\n"
+	      "  (while [ ! -e run.ckpt ]; do sleep 0.1; done; sleep 1; date +%s > killed; kill -9 $$) &\n"
+	      "fi\n"
 	      "exec ./bnet --epochs 100000 --threads 1 --checkpoint-every 1 --save run.ckpt --quiet\n",
 	      f);
 	fclose(f);
 	double s;
 	char *out = run_fail(MPIRUN " -np 2 sh rank.sh", &s);
-	cr_expect(s < 30, "took %.1f s to stop:\n%s", s, out);
+	char *killed = run_ok("cat killed");
+	long stop = (long)time(NULL) - strtol(killed, NULL, 10);
+	cr_expect(stop <= 15, "every rank stopped only %ld s after rank 1 was killed:\n%s", stop, out);
+	free(killed);
 	free(out);
 	out = run_ok("./bnet --eval --load run.ckpt --threads 1");
 	cr_expect(strstr(out, "test_acc"), "%s", out);
@@ -326,7 +338,7 @@ Test(mpi, embedded_instances_share_a_communicator)
 	char *out;
 	int rc = sh_run(&out,
 	                "cd '%s' && '%s' '%s/examples/moons.nn' -c --chunks 4 -o moons.o && "
-	                "mpicc -O2 -Wall -Wextra -Werror -I. -I'%s/runtime' -o train_mpi '%s/examples/embed/train_mpi.c' "
+	                "OMPI_CC=\"${CC:-cc}\" mpicc -O2 -Wall -Wextra -Werror -I. -I'%s/runtime' -o train_mpi '%s/examples/embed/train_mpi.c' "
 	                "moons.o '%s/runtime/libnnrt_mpi.a' '%s/runtime/libnnrt.a' -fopenmp -lz -lm",
 	                tmpdir, NNC_EXE, NNC_SOURCE_DIR, NNC_SOURCE_DIR, NNC_SOURCE_DIR, NNC_BINARY_DIR, NNC_BINARY_DIR);
 	cr_assert_eq(rc, 0, "building train_mpi failed:\n%s", out);
