@@ -39,6 +39,7 @@ typedef struct cg_unit {
 	LLVMValueRef *op_tabs, *op_tabs_eval; /* node -> the offset table its shared kernel
 					       * is called with (kernel sharing, below), or NULL */
 	int *op_index;         /* node -> index in the op table (profile ticks), or -1 */
+	bool infer_body;       /* emitting infer(): no data-parallel calls (cg_dist.c) */
 } cg_unit;
 
 static cg_unit new_unit(cg_module *m, const cg_ctx *proto, ir_graph *g, const char *tag)
@@ -596,9 +597,14 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	}
 	if (pre)
 		barrier(u);
-	/* this thread's chunks: [tid K / nth, (tid + 1) K / nth) */
+	/* this thread's chunks: [tid K / nth, (tid + 1) K / nth), of its
+	 * rank's span of them in a data-parallel run (cg_dist.c) */
 	LLVMValueRef lo, hi;
-	cg_partition(c, cg_i64(c, g->chunks), &lo, &hi);
+	bool dist = !u->infer_body;
+	if (dist)
+		cg_dist_span(c, &lo, &hi);
+	else
+		cg_partition(c, cg_i64(c, g->chunks), &lo, &hi);
 	hi = cg_min_i64(c, hi, cg_active_chunks(c, nsteps));
 	LLVMValueRef slot = cg_alloca(c, c->abi.chunk, "chunk");
 	LLVMValueRef zero = cg_i32(c, 0), one = cg_i32(c, 1);
@@ -627,13 +633,20 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 		cg_loop_end(c, &k);
 		if (j == n)
 			break;
+		int comb = j; /* the combine ops [j, comb): the partials they read, from every rank */
+		while (comb < n && body_phase(g, &g->nodes[ids[comb]], train) == PHASE_COMBINE)
+			comb++;
 		if (g->nodes[ids[j]].chunk_copy) {
 			barrier(u); /* every chunk's partial is written */
+			if (dist)
+				cg_dist_sync_partials(c, ids + j, comb - j);
 			continue;
 		}
 		/* the combine ops: every chunk's partial is written; each reads
 		 * the combine before it or is read by the next segment */
 		barrier(u);
+		if (dist)
+			cg_dist_sync_partials(c, ids + j, comb - j);
 		for (; j < n && body_phase(g, &g->nodes[ids[j]], train) == PHASE_COMBINE; j++) {
 			call_op(u, ids[j], train, c->tid, c->nth, ck0);
 			barrier(u);
@@ -642,6 +655,8 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	}
 	if (metrics || post)
 		barrier(u);
+	if (dist && (metrics || post))
+		cg_dist_sync_final(c, metrics, post);
 	if (metrics)
 		sum_metrics(c, nsteps);
 	for (int j = 0; j < n; j++)
@@ -659,7 +674,9 @@ static int entry_ops(ir_graph *g, unsigned entry, int *ids);
  * (small.c), run by thread 0 alone; the other threads return at once. */
 static LLVMValueRef emit_infer(cg_unit *u, cg_unit *few, const char *name, const int *ids, int n)
 {
+	u->infer_body = true;
 	LLVMValueRef big = emit_body(u, nnc_sprintf("%s.batch", name), false, ids, n);
+	u->infer_body = false;
 	if (!few)
 		return big;
 	cg_ctx *c = &few->c;

@@ -60,6 +60,13 @@ LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n);
 /* This thread's share [*lo, *hi) of ntasks tasks. */
 void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef *hi);
 
+/* Data parallelism (cg_dist.c): this thread's chunks [*lo, *hi) of its
+ * rank's span; the sync before the combine ops ids[0..n) (the per-chunk
+ * partials they read); the sync before the metrics and the update. */
+void cg_dist_span(cg_ctx *c, LLVMValueRef *lo, LLVMValueRef *hi);
+void cg_dist_sync_partials(cg_ctx *c, const int *ids, int n);
+void cg_dist_sync_final(cg_ctx *c, bool metrics, bool update);
+
 /* Applies the activation, or multiplies by the derivative of `dact` taken
  * at v (x or y, acts.def's `from`), in place to a tile of `rows` rows of nv
  * vectors, the last one with `tail` lanes: c[r*ldc + v*16 ...],

@@ -4,7 +4,10 @@
  *
  * The runtime is looked for next to the nnc executable in an installed tree
  * (<prefix>/bin/nnc -> <prefix>/lib/libnnrt.a), then in the build tree nnc
- * was built in.  NNC_RUNTIME_DIR overrides both.
+ * was built in.  NNC_RUNTIME_DIR overrides both.  A runtime built with MPI
+ * has libnnrt_mpi.a and libnnrt_mpi.link (the MPI libraries) beside it:
+ * the binary then links them and can run under mpirun (docs/distributed.md);
+ * NNC_MPI=0 leaves them out.
  *
  * The linker runs in a process group of its own, so that a fatal signal to
  * nnc stops it and whatever it started (collect2, ld) before the temporary
@@ -53,6 +56,27 @@ static const char *runtime_dir(void)
 	return NULL;
 }
 
+/* The MPI link arguments of a runtime built with MPI (one a line of
+ * libnnrt_mpi.link), at most max; -1 without MPI support (or NNC_MPI=0). */
+static int mpi_link_args(const char *dir, char **args, int max)
+{
+	const char *env = getenv("NNC_MPI");
+	if ((env && !strcmp(env, "0")) || !file_exists(nnc_sprintf("%s/libnnrt_mpi.a", dir)))
+		return -1;
+	FILE *f = fopen(nnc_sprintf("%s/libnnrt_mpi.link", dir), "r");
+	if (!f)
+		return -1;
+	char line[PATH_MAX];
+	int n = 0;
+	while (n < max && fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\r\n")] = 0;
+		if (*line)
+			args[n++] = (char *)nnc_sprintf("%s", line);
+	}
+	fclose(f);
+	return n;
+}
+
 int nnc_link(const char *const *objs, int n, const char *exe)
 {
 	const char *dir = runtime_dir();
@@ -65,14 +89,23 @@ int nnc_link(const char *const *objs, int n, const char *exe)
 	if (!cc || !*cc)
 		cc = "cc";
 	const char *lib = nnc_sprintf("%s/libnnrt.a", dir);
-	char *argv[8 + NNC_EMIT_MAX_PARTS] = {(char *)cc, "-o", (char *)exe};
+	enum { MAX_MPI_ARGS = 16 };
+	char *argv[10 + NNC_EMIT_MAX_PARTS + MAX_MPI_ARGS] = {(char *)cc, "-o", (char *)exe};
 	int argc = 3;
 	for (int i = 0; i < n; i++)
 		argv[argc++] = (char *)objs[i];
+	char *mpi[MAX_MPI_ARGS];
+	int nmpi = mpi_link_args(dir, mpi, MAX_MPI_ARGS);
+	if (nmpi >= 0) { /* the transport, which libnnrt.a only refers to weakly */
+		argv[argc++] = "-Wl,--undefined=nnrt_dist_mpi";
+		argv[argc++] = (char *)nnc_sprintf("%s/libnnrt_mpi.a", dir);
+	}
 	argv[argc++] = (char *)lib;
 	argv[argc++] = "-fopenmp";
 	argv[argc++] = "-lz";
 	argv[argc++] = "-lm";
+	for (int i = 0; i < nmpi; i++)
+		argv[argc++] = mpi[i];
 	argv[argc] = NULL;
 	pid_t pid;
 	/* The fatal signals stay blocked from before the spawn until the

@@ -21,6 +21,7 @@
  * ends with the parameters a training binary would have.
  */
 #include "nnrt_internal.h"
+#include "dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -166,6 +167,8 @@ nnrt_instance *nnrt_instance_new_in(const nnrt_model *m, void *mem, size_t size,
 
 void nnrt_instance_free(nnrt_instance *inst)
 {
+	if (inst)
+		nnrt_dist_free(inst->dist);
 	if (inst && inst->heap)
 		free(inst);
 }
@@ -403,7 +406,11 @@ static nnrt_step_args step_args(nnrt_instance *inst, const float *x, const void 
 static void run(nnrt_instance *inst, nnrt_body_fn body, nnrt_step_args *a)
 {
 	memset(inst->metrics, 0, sizeof inst->metrics);
+	if (inst->dist) /* a data-parallel step: this rank's chunks (dist.c) */
+		nnrt_dist_bind(inst->dist, a);
 	nnrt_run_threads(body, a, inst->threads);
+	if (inst->dist)
+		nnrt_dist_bind(NULL, NULL);
 }
 
 int nnrt_instance_infer(nnrt_instance *inst, const float *x, int64_t n, float *out)

@@ -330,6 +330,38 @@ void nnrt_barrier(void);
  * start; thread 0 of the team accumulates the time between calls. */
 void nnrt_prof_tick(int32_t op);
 
+/* ---- Data-parallel training (runtime/dist.c, docs/distributed.md) ----
+ *
+ * A train or eval body cut into chunks asks which chunks are its rank's and
+ * says where the per-chunk results are complete; in a run of one process
+ * both calls return at once (the span is every chunk), so nothing changes.
+ * nnrt_dist_span: span[0], span[1] = this rank's chunks [lo, hi) of
+ * `chunks`.  nnrt_dist_sync (every thread of the team calls it): copies
+ * the chunks' results named by `table` between the ranks, so that every
+ * rank holds every chunk's; the table is int64, indexed by NNRT_DIST_*. */
+enum {
+	NNRT_DIST_KIND = 0,     /* NNRT_DIST_PARTIALS or NNRT_DIST_FINAL */
+	NNRT_DIST_CHUNKS = 1,   /* chunks of the compiled batch */
+	NNRT_DIST_CBATCH = 2,   /* samples per chunk */
+	/* PARTIALS (before the combine ops of batch statistics): chunk k's
+	 * copy of tensor i is ws + WS_CHUNK0 + k * WS_CHUNK + table[TENSORS + 2i],
+	 * table[TENSORS + 2i + 1] floats, for i < COUNT */
+	NNRT_DIST_WS_CHUNK0 = 3,
+	NNRT_DIST_WS_CHUNK = 4,
+	NNRT_DIST_COUNT = 5,
+	/* FINAL (before the metrics and the update): chunk 0's gradients are in
+	 * grads, chunk k's at ws + WS_PARTIALS + (k - 1) * PARAM_FLOATS (-1: no
+	 * update); its metrics at metrics, (double *)(ws + WS_METRICS) + 2k (-1:
+	 * none); the state tensors are the chunk 0's rank's */
+	NNRT_DIST_WS_PARTIALS = 3,
+	NNRT_DIST_PARAM_FLOATS = 4,
+	NNRT_DIST_WS_METRICS = 5,
+	NNRT_DIST_TENSORS = 6,
+};
+enum { NNRT_DIST_PARTIALS = 1, NNRT_DIST_FINAL = 2 };
+void nnrt_dist_span(const nnrt_step_args *a, int64_t chunks, int64_t *span);
+void nnrt_dist_sync(nnrt_step_args *a, int32_t tid, int32_t nthreads, const int64_t *table);
+
 /* ---- Profiles (runtime/profile.c) ---- */
 
 /* Starts or stops counting ticks (off by default); `samples` is the batch of

@@ -302,6 +302,7 @@ typedef struct nnrt_cli {
 	int64_t log_every; /* --log-every N: a row every N steps too (0: none) */
 	int64_t verbose;   /* --verbose N: 0 silent (--quiet), 1 bar on a terminal (default), 2 lines only */
 	int eval, quiet, print_params, force, help;
+	int allreduce; /* --allreduce: data-parallel runs sum gradients with MPI_Allreduce (dist.c) */
 	int summary; /* --summary */
 	const char *plot;   /* --plot DIR */
 	int64_t plot_every; /* --plot-every N: epochs between decision boundaries */
@@ -338,7 +339,8 @@ struct nnrt_instance {
 	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
 	void *on_error_ctx;
 	int64_t run_samples, run_epochs;  /* nnrt_instance_set_run: the caller's epochs, 0: none */
-	char msg[296];                    /* latest failure, for nnrt_instance_error (what the 512-byte header leaves) */
+	struct nnrt_dist *dist;           /* a data-parallel run (dist.h, nnrt_mpi.h), or NULL */
+	char msg[288];                    /* latest failure, for nnrt_instance_error (what the 512-byte header leaves) */
 };
 
 /* The hyper-parameters of inst's next step, at rate lr. */

@@ -27,6 +27,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "nnrt_internal.h"
+#include "dist.h"
 
 #include <errno.h>
 #include <float.h>
@@ -129,6 +130,9 @@ static const struct flag {
 	 "write SVG loss/accuracy curves every epoch (and a 2-feature model's decision boundary) into DIR"},
 	{"--plot-every", "N", FLAG_POSINT, offsetof(opts, plot_every),
 	 "redraw the decision boundary every N epochs (default 1; always after the last)"},
+	{"--allreduce", NULL, FLAG_BOOL, offsetof(opts, allreduce),
+	 "under mpirun: sum the ranks' gradients with MPI_Allreduce (faster for many ranks, not bit-identical "
+	 "to one process; docs/distributed.md)"},
 	{"--summary", NULL, FLAG_BOOL, offsetof(opts, summary),
 	 "print the model's layers, tensors, ops and totals, and exit"},
 	{"--help", NULL, FLAG_BOOL, offsetof(opts, help), "print this help and exit"},
@@ -542,7 +546,43 @@ typedef struct trainer {
 	nnrt_log log;        /* --log FILE (metrics_log.c) */
 	nnrt_plot plot;      /* --plot DIR (plot.c) */
 	nnrt_validation val; /* validation split and early stopping (validation.c) */
+	nnrt_dist *dist;     /* under mpirun: this rank's part of a data-parallel run (dist.c), or NULL */
 } trainer;
+
+/* ---- Data-parallel runs (dist.c, docs/distributed.md) ---- */
+
+/* Rank 0 alone prints, logs, plots and saves; every rank gets its share
+ * of the cores by default; messages name the rank. */
+static void dist_rank_setup(trainer *t)
+{
+	nnrt_dist *d = t->dist;
+	static char prog[128];
+	snprintf(prog, sizeof prog, "%s (rank %d)", nnrt_prog(), d->rank);
+	nnrt_set_prog(prog);
+	d->allreduce = t->o.allreduce;
+	if (!t->o.threads) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN), local = d->tp->local_size(d->comm);
+		t->o.threads = cores > local && local > 0 ? cores / local : 1;
+	}
+	if (d->rank > 0) { /* quiet stays rank 0's: it decides what is evaluated */
+		t->o.print_params = 0;
+		t->o.save = t->o.log = t->o.plot = NULL;
+		t->o.checkpoint_every = 0;
+		if (!freopen("/dev/null", "w", stdout))
+			t->o.quiet = 1; /* not reached: /dev/null opens */
+	}
+}
+
+/* What every rank's run must agree on besides the model object. */
+static uint64_t dist_config(const trainer *t)
+{
+	const opts *o = &t->o;
+	double r[5] = {o->lr, o->weight_decay, o->clip_norm, o->clip_value, (double)o->allreduce};
+	int64_t v[6] = {o->epochs, (int64_t)o->seed, t->train.n, t->test.n, t->val.n_train, t->val.n_val};
+	uint64_t h = nnrt_hash(NNRT_HASH0, r, sizeof r);
+	h = nnrt_hash(h, v, sizeof v);
+	return nnrt_hash(h, &o->sched, sizeof o->sched);
+}
 
 static void trainer_free(trainer *t)
 {
@@ -655,7 +695,9 @@ static void run_gathered_aug(trainer *t, nnrt_body_fn body, const nnrt_dataset *
 		g.aug_key = nnrt_augment_key(t->inst->seed, aug_epoch);
 	}
 	g.args.n = n;
+	nnrt_dist_bind(t->dist, &g.args); /* a data-parallel run: this rank's chunks (dist.c) */
 	nnrt_run(gather_step, &g.args);
+	nnrt_dist_bind(NULL, NULL);
 }
 
 static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t n)
@@ -871,6 +913,8 @@ static const char *signal_name(int sig)
 static int interrupted(trainer *t)
 {
 	int sig = caught_signal;
+	if (t->dist && t->dist->rank > 0)
+		return 128 + sig; /* rank 0 says it, and saves */
 	const nnrt_train_state *st = &t->inst->st;
 	char where[128];
 	if (st->batch)
@@ -1067,6 +1111,8 @@ static int train(trainer *t)
 				return TRAIN_FAILED;
 			}
 			st->step = step;
+			if (t->dist) /* every rank stops at the same step */
+				caught_signal = nnrt_dist_signal(t->dist, caught_signal);
 			loss += inst->metrics[0];
 			correct += inst->metrics[1];
 			if (nnrt_progress_step(&bar, s, (double)(b + bn - first * m->batch), loss, correct))
@@ -1101,7 +1147,7 @@ static int train(trainer *t)
 		/* Evaluated before the line is begun: its progress line must
 		 * not draw over half an epoch line. */
 		double tl = 0, ta = 0;
-		if (t->test.n > 0 && (!o->quiet || t->log.f || t->plot.on))
+		if (t->test.n > 0 && (!o->quiet || t->log.f || t->plot.on || t->dist)) /* every rank, or none */
 			evaluate(t, &tl, &ta);
 		double vl = 0, va = 0;
 		int stop = 0;
@@ -1427,6 +1473,8 @@ static int run(trainer *t)
 		return NNRT_EXIT_FAILURE;
 	if (o->resume && nnrt_ckpt_load(o->resume, m, t->inst->params, t->inst->opt, t->inst->state, &t->inst->st))
 		return NNRT_EXIT_FAILURE;
+	if (t->dist && nnrt_dist_setup(t->dist, t->inst, dist_config(t), o->load || o->resume))
+		return NNRT_EXIT_FAILURE;
 
 	stop_handlers handlers;
 	if (training) {
@@ -1473,6 +1521,8 @@ static int run(trainer *t)
 		print_params(m, t->inst);
 	if (training && m->profiled)
 		nnrt_prof_report(m);
+	if (training && m->profiled)
+		nnrt_dist_report(t->dist);
 	fflush(stdout);
 	if (o->save && save(t, "checkpoint"))
 		return NNRT_EXIT_FAILURE;
@@ -1531,12 +1581,17 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	ign.sa_handler = SIG_IGN;
 	sigemptyset(&ign.sa_mask);
 	int xfsz = sigaction(SIGXFSZ, &ign, &old_xfsz) == 0;
+	t.dist = nnrt_dist_launch(m, &rc);
+	if (!rc && t.dist)
+		dist_rank_setup(&t);
 	nnrt_set_threads((int)t.o.threads);
 	t.has_acc = m->loss != NNRT_LOSS_MSE;
-	t.bar = nnrt_progress_wanted((int)t.o.verbose);
+	t.bar = !t.dist && nnrt_progress_wanted((int)t.o.verbose); /* mpirun's ranks may see a terminal that is not one */
 	nnrt_progress_loading(t.bar);
-	rc = check_stdout(nnrt_team(run_team, &t));
+	if (!rc)
+		rc = check_stdout(nnrt_team(run_team, &t));
 	nnrt_progress_loading(0);
+	rc = nnrt_dist_finish(t.dist, rc);
 	if (xfsz)
 		sigaction(SIGXFSZ, &old_xfsz, NULL);
 	trainer_free(&t);

@@ -16,6 +16,15 @@
 #include "diag.h"
 #include "util.h"
 
+/* The runtime functions generated code calls, kept in this executable
+ * (a static libnnrt.a gives only what something references) so that MCJIT
+ * resolves them from it (-rdynamic): the data-parallel calls of the
+ * chunked bodies are otherwise unreferenced here. */
+__attribute__((used)) static void (*const th_runtime_calls[])(void) = {
+	(void (*)(void))nnrt_dist_span,
+	(void (*)(void))nnrt_dist_sync,
+};
+
 uint64_t rng_next(rng *r)
 {
 	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);

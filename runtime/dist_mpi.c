@@ -1,0 +1,229 @@
+/*
+ * dist_mpi.c - the MPI transport of data-parallel training (dist.h), and
+ * the embedding's nnrt_instance_set_mpi_comm (nnrt_mpi.h).  Built only
+ * with NNC_MPI, into libnnrt_mpi, which nnc links before libnnrt.a when it
+ * exists (compiler/link.c); libnnrt.a refers to the transport weakly, so
+ * nothing else depends on MPI.
+ *
+ * Every collective goes through MPI's own algorithms, but only on bytes
+ * (broadcasts, an allgather) except in the --allreduce fast path: the
+ * values the update sums are summed by the generated code, in chunk order.
+ * Two duplicates of the host communicator: one for the steps, one for the
+ * last agreement at exit, so that a rank leaving early can never match a
+ * step's broadcast by mistake.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "dist.h"
+#include "nnrt_mpi.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct mpi_comm {
+	MPI_Comm work, exit;
+} mpi_comm;
+
+static MPI_Comm work(void *c) { return ((mpi_comm *)c)->work; }
+
+static int mpi_launched(void)
+{
+	static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		if (getenv(vars[i]))
+			return 1;
+	return 0;
+}
+
+static mpi_comm *dup_comm(MPI_Comm from)
+{
+	mpi_comm *c = malloc(sizeof *c);
+	if (!c)
+		return NULL;
+	MPI_Comm_dup(from, &c->work);
+	MPI_Comm_dup(from, &c->exit);
+	return c;
+}
+
+static int mpi_init(void **comm, char *err, size_t n)
+{
+	int inited = 0, provided = 0;
+	MPI_Initialized(&inited);
+	if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+		snprintf(err, n, "MPI_Init_thread failed");
+		return -1;
+	}
+	mpi_comm *c = dup_comm(MPI_COMM_WORLD);
+	if (!c) {
+		snprintf(err, n, "out of memory");
+		return -1;
+	}
+	*comm = c;
+	return 0;
+}
+
+static int mpi_rank(void *c)
+{
+	int r = 0;
+	MPI_Comm_rank(work(c), &r);
+	return r;
+}
+
+static int mpi_size(void *c)
+{
+	int s = 1;
+	MPI_Comm_size(work(c), &s);
+	return s;
+}
+
+static int mpi_local_size(void *c)
+{
+	MPI_Comm local;
+	int s = 1;
+	if (MPI_Comm_split_type(work(c), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
+		MPI_Comm_size(local, &s);
+		MPI_Comm_free(&local);
+	}
+	return s;
+}
+
+/* MPI counts are int: buffers go in pieces of at most 1 GiB. */
+#define PIECE ((int64_t)1 << 30)
+enum { MAX_REQS = 512 };
+
+static int mpi_bcast_many(void *c, int count, void *const *bufs, const int64_t *bytes, const int *roots)
+{
+	MPI_Request req[MAX_REQS];
+	int n = 0;
+	for (int i = 0; i < count; i++)
+		for (int64_t off = 0; off < bytes[i]; off += PIECE) {
+			int64_t len = bytes[i] - off < PIECE ? bytes[i] - off : PIECE;
+			if (n == MAX_REQS) {
+				if (MPI_Waitall(n, req, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+					return -1;
+				n = 0;
+			}
+			if (MPI_Ibcast((char *)bufs[i] + off, (int)len, MPI_BYTE, roots[i], work(c), &req[n++]) !=
+			    MPI_SUCCESS)
+				return -1;
+		}
+	return n && MPI_Waitall(n, req, MPI_STATUSES_IGNORE) != MPI_SUCCESS ? -1 : 0;
+}
+
+static int mpi_allgather(void *c, const void *mine, void *all, int64_t bytes)
+{
+	return MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, work(c)) == MPI_SUCCESS ? 0 : -1;
+}
+
+static int allreduce(void *c, void *buf, int64_t n, MPI_Datatype t, size_t size)
+{
+	for (int64_t off = 0; off < n; off += INT_MAX / 8) {
+		int64_t len = n - off < INT_MAX / 8 ? n - off : INT_MAX / 8;
+		if (MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * (int64_t)size, (int)len, t, MPI_SUM, work(c)) !=
+		    MPI_SUCCESS)
+			return -1;
+	}
+	return 0;
+}
+
+static int mpi_allreduce_f32(void *c, float *buf, int64_t n) { return allreduce(c, buf, n, MPI_FLOAT, sizeof(float)); }
+static int mpi_allreduce_f64(void *c, double *buf, int64_t n) { return allreduce(c, buf, n, MPI_DOUBLE, sizeof(double)); }
+
+static int mpi_max_i32(void *c, int *v)
+{
+	return MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_INT, MPI_MAX, work(c)) == MPI_SUCCESS ? 0 : -1;
+}
+
+static void mpi_free_comm(void *comm)
+{
+	mpi_comm *c = comm;
+	if (!c)
+		return;
+	int fin = 0;
+	MPI_Finalized(&fin);
+	if (!fin) {
+		MPI_Comm_free(&c->work);
+		MPI_Comm_free(&c->exit);
+	}
+	free(c);
+}
+
+/* A failed rank waits for the others at the exit communicator's barrier:
+ * if they all failed too (a bad checkpoint every rank saw, an interruption
+ * every rank agreed on), the job ends cleanly; if not, they are blocked in
+ * a step that will never complete, and MPI_Abort ends the whole job (the
+ * launcher names the rank).  Never a hang either way. */
+static void mpi_finish(void *comm, int status, double wait_s, int owns_init)
+{
+	mpi_comm *c = comm;
+	int size = mpi_size(c), done = 1;
+	if (status != 0 && size > 1) {
+		MPI_Request req;
+		MPI_Ibarrier(c->exit, &req);
+		double t0 = nnrt_now();
+		done = 0;
+		while (!done && nnrt_now() - t0 < wait_s) {
+			MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+			if (!done) {
+				struct timespec ts = {0, 1000000};
+				nanosleep(&ts, NULL);
+			}
+		}
+		if (!done) {
+			fprintf(stderr, "%s: stopping every rank: this rank failed (status %d) and the others did not\n",
+			        nnrt_prog(), status);
+			fflush(stderr);
+			MPI_Abort(MPI_COMM_WORLD, status);
+		}
+	}
+	mpi_free_comm(c);
+	if (owns_init)
+		MPI_Finalize();
+}
+
+const nnrt_dist_transport nnrt_dist_mpi = {
+	.name = "MPI",
+	.launched = mpi_launched,
+	.init = mpi_init,
+	.rank = mpi_rank,
+	.size = mpi_size,
+	.local_size = mpi_local_size,
+	.bcast_many = mpi_bcast_many,
+	.allgather = mpi_allgather,
+	.allreduce_f32 = mpi_allreduce_f32,
+	.allreduce_f64 = mpi_allreduce_f64,
+	.max_i32 = mpi_max_i32,
+	.finish = mpi_finish,
+	.free_comm = mpi_free_comm,
+};
+
+int nnrt_instance_set_mpi_comm(nnrt_instance *inst, MPI_Comm comm, int flags)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	nnrt_dist_free(inst->dist);
+	inst->dist = NULL;
+	if (comm == MPI_COMM_NULL)
+		return NNRT_OK;
+	mpi_comm *c = dup_comm(comm);
+	nnrt_dist *d = c ? nnrt_dist_new(&nnrt_dist_mpi, c, inst->m) : NULL;
+	if (!d) {
+		mpi_free_comm(c);
+		return NNRT_ERR_NOMEM;
+	}
+	d->allreduce = (flags & NNRT_MPI_ALLREDUCE) != 0;
+	int mute = nnrt_mute_errors(inst->on_error != NULL);
+	int rc = nnrt_dist_setup(d, inst, 0, 0);
+	nnrt_mute_errors(mute);
+	if (rc) {
+		nnrt_dist_free(d);
+		snprintf(inst->msg, sizeof inst->msg, "set_mpi_comm: %s", nnrt_last_error());
+		if (inst->on_error)
+			inst->on_error(inst->on_error_ctx, NNRT_ERR_MODEL, inst->msg);
+		return NNRT_ERR_MODEL;
+	}
+	inst->dist = d;
+	return NNRT_OK;
+}
