@@ -55,11 +55,18 @@ int nnc_onnx_write_initial(const ir_graph *g, const nnc_train_config *cfg, const
 
 /* nnc import: argv after "import".  Returns an NNC_EXIT_* status. */
 int nnc_onnx_import_main(int argc, char **argv);
-/* The importer on a file's bytes: writes the .nn text into *nn (arena) and
- * the weights into *params / *state (arena, in the order of the program's
- * tables once compiled).  Returns NNC_EXIT_OK, or NNC_EXIT_INPUT after
- * reporting every problem; `path` names the file in messages.  The fuzzing
- * harness calls it directly. */
-int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, const char *model_name, char **nn);
+/* A weight the importer read, under nnc's name ("conv1.weight",
+ * "bn.running_mean") and in nnc's layout. */
+typedef struct nnc_onnx_weight {
+	const char *name;
+	float *data;
+	int64_t count;
+} nnc_onnx_weight;
+/* The importer on a file's bytes: the .nn text into *nn and the weights
+ * into *weights (arena).  Returns NNC_EXIT_OK, or NNC_EXIT_INPUT after
+ * reporting every problem; `path` names the file in messages.  The
+ * fuzzing harness calls it directly. */
+int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, const char *model_name, char **nn,
+		    nnc_onnx_weight **weights, int *nweights);
 
 #endif
