@@ -52,6 +52,7 @@ typedef struct value {
 	int alias;              /* an Identity or Dropout of value alias, or -1 */
 	bool softmax;           /* the output of a Softmax of value alias */
 	const char *node;       /* the name of the node that computes it, or NULL */
+	bool bad;               /* its node could not be imported (reported once, there) */
 } value;
 
 typedef struct line {
@@ -576,7 +577,8 @@ static bool batchnorm(importer *im, const Node *n, int x, int out)
 		unsupported(im, n, "momentum in [0, 1] and epsilon > 0");
 		return false;
 	}
-	stage(im, x, out, nnc_sprintf("batchnorm(momentum: %s, eps: %s, name: \"%s\")", fmt_num(mom), fmt_num(eps), name));
+	/* 1 - 0.9f is 0.100000024: the six digits a momentum is written with */
+	stage(im, x, out, nnc_sprintf("batchnorm(momentum: %.6g, eps: %s, name: \"%s\")", mom, fmt_num(eps), name));
 	set_shape(&im->vals[out], xv->rank, xv->dims);
 	im->vals[out].nnc_rank = xv->nnc_rank;
 	return true;
@@ -637,6 +639,19 @@ static bool arith(importer *im, const Node *n, int out, char op)
 	set_shape(&im->vals[out], tv->rank, tv->dims);
 	im->vals[out].nnc_rank = tv->nnc_rank;
 	return true;
+}
+
+/* The ops node() maps (docs/onnx.md's import table). */
+static bool known_op(const char *op)
+{
+	static const char *known[] = {"Relu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "Elu", "Conv", "Gemm",
+				      "MaxPool", "AveragePool", "BatchNormalization", "Add", "Sub", "Mul",
+				      "GlobalAveragePool", "Flatten", "Reshape", "Identity", "Dropout", "Softmax",
+				      "Concat", "Constant", NULL};
+	for (int i = 0; op && known[i]; i++)
+		if (!strcmp(op, known[i]))
+			return true;
+	return false;
 }
 
 static bool node(importer *im, const Node *n, int out)
@@ -906,7 +921,17 @@ int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, con
 		int out = add_value(im, n->output[0]);
 		im->vals[out].node = n->name && *n->name ? n->name : NULL;
 		count_uses(im, g, n->output[0], &im->vals[out].uses);
-		node(im, n, out);
+		bool poisoned = false; /* reads what an unimportable node computes */
+		for (size_t k = 0; k < n->n_input; k++)
+			if (n->input[k] && *n->input[k] && im->vals[resolve(im, find(im, n->input[k]))].bad)
+				poisoned = true;
+		if (poisoned) {
+			if (!known_op(n->op_type))
+				unsupported(im, n, NULL);
+			im->vals[out].bad = true;
+		} else if (!node(im, n, out)) {
+			im->vals[out].bad = true;
+		}
 		if (im->errors > 20)
 			goto out;
 	}
