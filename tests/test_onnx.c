@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mlp.h"
 #include "onnx.h"
 #include "sh_harness.h"
 
@@ -221,6 +222,21 @@ Test(onnx_export, an_op_without_a_mapping_is_a_clear_error)
 	nnc_onnx_build(g, &cfg, "m.nn", "test", &bad);
 	cr_assert_not_null(bad.error);
 	cr_expect_str_eq(bad.error, "m.nn:4:5: the op 'random_uniform' has no ONNX mapping");
+}
+
+/* The header's export of an embedded model: a new instance starts from the
+ * model's seed, so its file is --emit-onnx's, byte for byte. */
+Test(onnx_export, the_header_exports_an_embedded_model)
+{
+	int err;
+	mlp_instance *net = mlp_new(&err);
+	cr_assert(net, "mlp_new: %d", err);
+	cr_assert_eq(mlp_export_onnx(net, nnc_sprintf("%s/h.onnx", dir)), NNRT_OK, "%s", mlp_error(net));
+	cr_expect_eq(mlp_export_onnx(net, nnc_sprintf("%s/no/such/dir/h.onnx", dir)), NNRT_ERR_IO);
+	cr_expect(strstr(mlp_error(net), "export_onnx: cannot write"), "%s", mlp_error(net));
+	mlp_free(net);
+	free(run_ok("nnc --emit-onnx and cmp", "cd '%s' && '%s' '%s/examples/mlp.nn' --emit-onnx e.onnx && cmp e.onnx h.onnx",
+		    dir, NNC_EXE, NNC_SOURCE_DIR));
 }
 
 Test(onnx_export, export_onnx_needs_a_checkpoint)
