@@ -11,7 +11,7 @@ if(NOT NNC_PROTOC_C OR NOT NNC_ONNX_PROTO OR NOT NNC_PROTOBUF_C OR NOT NNC_PROTO
   message(FATAL_ERROR "nnc needs protoc-c, onnx.proto and libprotobuf-c for ONNX: "
                       "apt-get install protobuf-c-compiler libprotobuf-c-dev libonnx-dev (scripts/deps.sh)")
 endif()
-set(NNC_ONNX_PB_DIR ${PROJECT_BINARY_DIR}/onnx_pb)
+set(NNC_ONNX_PB_DIR ${CMAKE_CURRENT_BINARY_DIR}/onnx_pb) # per directory: the fuzzing harnesses make their own
 get_filename_component(nnc_onnx_proto_dir ${NNC_ONNX_PROTO} DIRECTORY)
 add_custom_command(
   OUTPUT ${NNC_ONNX_PB_DIR}/onnx.pb-c.c ${NNC_ONNX_PB_DIR}/onnx.pb-c.h
