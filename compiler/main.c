@@ -43,6 +43,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: nnc FILE.nn [options]\n"
+		"       nnc import MODEL.onnx [-o MODEL.nn]   (an ONNX model as .nn + checkpoint; nnc import --help)\n"
 		"\n"
 		"Compiles a network description into a native training program.\n"
 		"\n"

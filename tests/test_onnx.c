@@ -23,7 +23,20 @@
 
 #define IMAGES "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 #define FIX NNC_SOURCE_DIR "/tests/fixtures/onnx"
-#define ORT_MODULES NNC_BINARY_DIR "/ort/node_modules"
+/* onnxruntime-node: $NNC_ORT_DIR, else this build's ort/, else build/ort/
+ * of the source tree (scripts/onnxruntime.sh's default, which the
+ * sanitizer build in build-asan/ shares). */
+static const char *ort_modules(void)
+{
+	const char *env = getenv("NNC_ORT_DIR");
+	const char *dirs[3] = {env && *env ? nnc_sprintf("%s/node_modules", env) : NULL,
+			       NNC_BINARY_DIR "/ort/node_modules", NNC_SOURCE_DIR "/build/ort/node_modules"};
+	for (int i = 0; i < 3; i++)
+		if (dirs[i] && access(nnc_sprintf("%s/onnxruntime-node/package.json", dirs[i]), R_OK) == 0)
+			return dirs[i];
+	return NNC_BINARY_DIR "/ort/node_modules";
+}
+#define ORT_MODULES ort_modules()
 
 static char dir[256];
 
