@@ -14,11 +14,12 @@
 #include "backend.h"
 #include "diag.h"
 #include "header.h"
+#include "onnx.h"
 #include "output.h"
 
 #define NNC_VERSION "0.1.0"
 
-typedef enum { OUT_EXE, OUT_OBJ, OUT_ASM, OUT_LL, OUT_IR, OUT_AST, OUT_DOT, OUT_STATS, OUT_SUMMARY } out_kind;
+typedef enum { OUT_EXE, OUT_OBJ, OUT_ASM, OUT_LL, OUT_IR, OUT_AST, OUT_DOT, OUT_STATS, OUT_SUMMARY, OUT_ONNX } out_kind;
 
 typedef struct options {
 	const char *input;
@@ -42,6 +43,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: nnc FILE.nn [options]\n"
+		"       nnc import MODEL.onnx [-o MODEL.nn]   (an ONNX model as .nn + checkpoint; nnc import --help)\n"
 		"\n"
 		"Compiles a network description into a native training program.\n"
 		"\n"
@@ -52,6 +54,7 @@ static void usage(FILE *f)
 		"  --force            replace an existing output even if nnc did not write it\n"
 		"  -S                 write assembly\n"
 		"  --emit-llvm        write the optimised LLVM IR (.ll)\n"
+		"  --emit-onnx FILE   write the inference graph with the initial weights as ONNX (docs/onnx.md)\n"
 		"  --emit-ir          print the tensor IR after all passes (to -o or stdout)\n"
 		"  --emit-ast         print the syntax tree\n"
 		"  --emit-dot         print the graph in Graphviz dot format\n"
@@ -158,7 +161,8 @@ static int parse_args(int argc, char **argv, options *o)
 			printf("nnc %s (LLVM %d)\n", NNC_VERSION, LLVM_VERSION_MAJOR);
 			exit(nnc_out_close_stdout());
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--prefix") || !strcmp(a, "--header") ||
-			   !strcmp(a, "--chunks") || !strcmp(a, "--cpu") || !strcmp(a, "--target-features")) {
+			   !strcmp(a, "--chunks") || !strcmp(a, "--cpu") || !strcmp(a, "--target-features") ||
+			   !strcmp(a, "--emit-onnx")) {
 			if (i + 1 >= argc)
 				return usage_error("%s needs an argument", a);
 			const char *v = argv[++i];
@@ -166,7 +170,9 @@ static int parse_args(int argc, char **argv, options *o)
 				nnc_target_help(stdout);
 				exit(nnc_out_close_stdout());
 			}
-			rc = set_value(!strcmp(a, "-o")         ? &o->output
+			if (!strcmp(a, "--emit-onnx") && (rc = set_kind(o, OUT_ONNX, a)))
+				return rc;
+			rc = set_value(!strcmp(a, "-o") || !strcmp(a, "--emit-onnx") ? &o->output
 				       : !strcmp(a, "--prefix") ? &o->prefix
 				       : !strcmp(a, "--header") ? &o->header
 				       : !strcmp(a, "--cpu")    ? &o->target.cpu
@@ -363,6 +369,17 @@ static int write_code(const options *o, ir_graph *g, const nnc_train_config *cfg
 	return rc ? rc : nnc_out_commit();
 }
 
+/* --emit-onnx: the ONNX graph with the initial weights (onnx_export.c). */
+static int write_onnx(const options *o, const ir_graph *g, const nnc_train_config *cfg, const nnc_onnx_model *m)
+{
+	int rc = claim_outputs(o, o->output);
+	const char *tmp = rc ? NULL : nnc_out_stage(o->output);
+	if (!tmp)
+		return rc ? rc : NNC_EXIT_INTERNAL;
+	rc = nnc_onnx_write_initial(g, cfg, m, tmp);
+	return rc ? rc : nnc_out_commit();
+}
+
 /* The pipeline: parse -> check -> build IR -> autodiff -> fuse -> plan memory
  * -> lower to LLVM -> optimise and emit -> link (or, for -c, the C header). */
 static int compile(const options *o)
@@ -400,6 +417,11 @@ static int compile(const options *o)
 	ir_graph *g = nnc_sema(prog, &cfg);
 	if (!g || !nnc_check_names(prog, g, o->prefix))
 		return NNC_EXIT_INPUT;
+	nnc_onnx_model onnx = {0}; /* the inference graph as ONNX, from sema's graph (onnx_export.c) */
+	if (o->kind == OUT_EXE || o->kind == OUT_OBJ || o->kind == OUT_ASM || o->kind == OUT_LL || o->kind == OUT_ONNX)
+		nnc_onnx_build(g, &cfg, o->input, NNC_VERSION, &onnx);
+	if (o->kind == OUT_ONNX)
+		return write_onnx(o, g, &cfg, &onnx);
 	bool dump = o->kind == OUT_IR || o->kind == OUT_DOT || o->kind == OUT_STATS || o->kind == OUT_SUMMARY;
 	const char *out = dump ? o->output : o->output ? o->output : default_output(o, g->model_name);
 	if ((rc = claim_outputs(o, out)))
@@ -432,6 +454,8 @@ static int compile(const options *o)
 			 .inference_only = o->inference_only, .prefix = o->prefix, .target = &o->target};
 	LLVMContextRef ctx = LLVMContextCreate();
 	LLVMModuleRef mod = nnc_lower(g, &cfg, &co, ctx);
+	nnc_onnx_embed(mod, &onnx, o->kind == OUT_EXE ? "nnrt_main_onnx"
+						       : nnc_sprintf("%s_onnx", o->prefix ? o->prefix : g->model_name));
 	rc = write_code(o, g, &cfg, mod, out);
 	LLVMDisposeModule(mod);
 	LLVMContextDispose(ctx);
@@ -442,6 +466,12 @@ int main(int argc, char **argv)
 {
 	options o = {0};
 	nnc_out_init();
+	if (argc > 1 && !strcmp(argv[1], "import")) { /* nnc import model.onnx -o model.nn */
+		int irc = nnc_onnx_import_main(argc - 1, argv + 1);
+		int orc = nnc_out_close_stdout();
+		nnc_arena_free_all();
+		return irc ? irc : orc;
+	}
 	int rc = parse_args(argc, argv, &o);
 	if (rc == 0)
 		rc = compile(&o);

@@ -596,6 +596,50 @@ float *nnrt_instance_state(nnrt_instance *inst);
 int nnrt_instance_save(nnrt_instance *inst, const char *path);
 int nnrt_instance_load(nnrt_instance *inst, const char *path);
 
+/* ---- ONNX (runtime/onnx.c, docs/onnx.md) ---- */
+
+/* A model's inference graph as an ONNX file, built by nnc at compile time:
+ * the serialized ModelProto with the payloads of the tensors that hold
+ * parameters or state cut out.  Writing the file puts the instance's values
+ * back in at `at` (their sizes are static), so the runtime needs no
+ * protobuf library.  Objects of `nnc -c` define PREFIX_onnx; a training
+ * binary's object defines nnrt_main_onnx (--export-onnx). */
+typedef struct nnrt_onnx_piece {
+	int64_t at;     /* byte position in bytes where the payload goes */
+	int64_t from;   /* NNRT_ONNX_PARAMS or NNRT_ONNX_STATE */
+	int64_t offset; /* in floats, into params or state */
+	int64_t count;  /* floats (little-endian binary32 in the file) */
+} nnrt_onnx_piece;
+enum { NNRT_ONNX_PARAMS = 0, NNRT_ONNX_STATE = 1 };
+typedef struct nnrt_onnx {
+	int64_t version;             /* 1 */
+	const char *error;           /* why the model has no ONNX form (an op without a mapping), or NULL */
+	const unsigned char *bytes;  /* the ModelProto without the payloads */
+	int64_t len;
+	int64_t n_pieces;            /* in increasing `at` */
+	const nnrt_onnx_piece *pieces;
+} nnrt_onnx;
+/* Writes the ONNX file of o with these parameters and state (atomically:
+ * a temporary file renamed over path).  Returns NNRT_OK, or NNRT_ERR_MODEL
+ * (o->error: the model has no ONNX form) or NNRT_ERR_IO with the reason in
+ * err (n bytes; err may be NULL). */
+int nnrt_onnx_write(const nnrt_onnx *o, const float *params, const float *state, const char *path, char *err,
+                    size_t n);
+/* The same with an instance's trained parameters and running statistics
+ * (the generated header's PREFIX_export_onnx). */
+int nnrt_instance_export_onnx(nnrt_instance *inst, const nnrt_onnx *o, const char *path);
+/* The values a training run of m starts from with this seed (params:
+ * m->param_floats floats, state: m->state_floats), from m's tables alone
+ * (n_params, params, n_state, state and the two float counts): what
+ * `nnc --emit-onnx` exports. */
+void nnrt_model_initial_values(const nnrt_model *m, uint64_t seed, float *params, float *state);
+/* Writes a checkpoint of m holding these parameters and state, at epoch 0
+ * with a zero optimizer state, as --save of an untrained run would (m needs
+ * its name, fingerprint, optimizer, tables and float counts): what
+ * `nnc import` writes beside the .nn file.  Returns NNRT_OK or NNRT_ERR_IO
+ * (reported on stderr, and in nnrt's last error). */
+int nnrt_model_save_values(const nnrt_model *m, const float *params, const float *state, const char *path);
+
 /* ---- The training program ---- */
 
 /* main() of a training binary: parses flags, loads data, trains, evaluates,

@@ -297,6 +297,7 @@ typedef struct nnrt_cli {
 	const char *data, *test;
 	int64_t limit, test_limit;
 	const char *save, *load, *resume, *predict;
+	const char *export_onnx; /* --export-onnx FILE (onnx.c) */
 	int64_t checkpoint_every;
 	const char *log; /* --log FILE */
 	int64_t log_every; /* --log-every N: a row every N steps too (0: none) */
@@ -316,6 +317,12 @@ typedef struct nnrt_cli {
  * nnrt_cli_free() either way. */
 int nnrt_cli_parse(nnrt_cli *c, const nnrt_model *m, int argc, char **argv);
 void nnrt_cli_free(nnrt_cli *c);
+
+/* ---- onnx.c ---- */
+
+/* --export-onnx: writes the program's own graph (nnrt_main_onnx) with these
+ * values to path; returns an NNRT_EXIT_* status, having reported. */
+int nnrt_onnx_export_main(const float *params, const float *state, const char *path);
 
 /* ---- api.c ---- */
 

@@ -117,6 +117,8 @@ static const struct flag {
 	 "print test loss and accuracy instead of training; needs --load or --resume"},
 	{"--predict", "FILE", FLAG_PATH, offsetof(opts, predict),
 	 "print a prediction per sample of FILE (IDX images or CSV); needs --load or --resume"},
+	{"--export-onnx", "FILE", FLAG_PATH, offsetof(opts, export_onnx),
+	 "write the model with the --load/--resume checkpoint's values as ONNX to FILE, and exit (docs/onnx.md)"},
 	{"--print-params", NULL, FLAG_BOOL, offsetof(opts, print_params), "print every parameter tensor (and state tensor)"},
 	{"--quiet", NULL, FLAG_BOOL, offsetof(opts, quiet), "print no progress lines (--verbose 0)"},
 	{"--verbose", "N", FLAG_COUNT, offsetof(opts, verbose),
@@ -381,6 +383,9 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		                   "computes the gradient's norm is compiled in only then)");
 	if (o->load && o->resume)
 		return usage_error("--load and --resume cannot be used together");
+	if (o->export_onnx && ((!o->load && !o->resume) || o->eval || o->predict || o->save))
+		return usage_error("--export-onnx needs --load FILE (a trained checkpoint) and goes with no --eval, "
+		                   "--predict or --save");
 	if (o->checkpoint_every && !o->save)
 		return usage_error("--checkpoint-every needs --save FILE");
 	if (o->predict && !o->load && !o->resume)
@@ -429,7 +434,7 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		if (rc)
 			return rc;
 	}
-	if (!o->eval && !o->predict && o->train_spec.kind == NNRT_DATA_NONE)
+	if (!o->eval && !o->predict && !o->export_onnx && o->train_spec.kind == NNRT_DATA_NONE)
 		return usage_error("the model has no training data; pass --data PATH");
 	if (o->eval && o->test_spec.kind == NNRT_DATA_NONE)
 		return usage_error("--eval needs test data, and the model has none; pass --test PATH");
@@ -1421,7 +1426,7 @@ static int run(trainer *t)
 {
 	const nnrt_model *m = t->m;
 	opts *o = &t->o;
-	int training = !o->eval && !o->predict;
+	int training = !o->eval && !o->predict && !o->export_onnx;
 	const nnrt_train_state *st;
 	int rc;
 
@@ -1473,6 +1478,8 @@ static int run(trainer *t)
 		return NNRT_EXIT_FAILURE;
 	if (o->resume && nnrt_ckpt_load(o->resume, m, t->inst->params, t->inst->opt, t->inst->state, &t->inst->st))
 		return NNRT_EXIT_FAILURE;
+	if (o->export_onnx) /* the checkpoint's values into the ONNX graph, nothing else (rank 0 writes) */
+		return t->dist && t->dist->rank > 0 ? 0 : nnrt_onnx_export_main(t->inst->params, t->inst->state, o->export_onnx);
 	if (t->dist && nnrt_dist_setup(t->dist, t->inst, dist_config(t), o->load || o->resume))
 		return NNRT_EXIT_FAILURE;
 

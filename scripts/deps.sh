@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config flex bison llvm-19-dev libcriterion-dev
       zlib1g-dev dataset-fashion-mnist libxml2-utils librsvg2-bin
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin
+      protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -16,3 +17,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
+# onnxruntime for the ONNX tests (docs/onnx.md), into the project: optional.
+bash "$(dirname "$0")/onnxruntime.sh" || echo "nnc: onnxruntime-node not installed; the ONNX tests will skip it"

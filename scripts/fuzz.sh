@@ -3,7 +3,8 @@
 # build-fuzz/ and runs each for SECONDS (default 60), all at once: the front
 # end (fuzz_frontend), the data and checkpoint loaders (fuzz_loaders), the
 # training binary's command line (fuzz_cli) and checkpoints loaded through
-# the embedding API (fuzz_checkpoint).
+# the embedding API (fuzz_checkpoint), and nnc import's ONNX reader
+# (fuzz_onnx).
 #
 #   scripts/fuzz.sh [SECONDS]       fuzz; exit 1 if anything was found
 #   scripts/fuzz.sh --seeds         rewrite tests/fuzz/corpus_loaders/ and the
@@ -27,7 +28,7 @@ esac
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang is needed (apt-get install clang)" >&2; exit 2; }
 CC=clang cmake -S . -B build-fuzz -DNNC_FUZZ=ON -DNNC_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-targets=(frontend loaders cli checkpoint)
+targets=(frontend loaders cli checkpoint onnx)
 cmake --build build-fuzz --target "${targets[@]/#/fuzz_}" -j"$(nproc)" >/dev/null
 
 if [ $seeds = 1 ]; then

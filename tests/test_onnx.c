@@ -1,0 +1,432 @@
+#define _POSIX_C_SOURCE 200809L
+/*
+ * test_onnx.c - ONNX export and import (docs/onnx.md), checked by real
+ * consumers: the ONNX checker of python3-onnx, onnxruntime (the npm package
+ * onnxruntime-node, which scripts/onnxruntime.sh installs into build/ort),
+ * and PyTorch 1.13's own exports and outputs (tests/fixtures/onnx/, made
+ * by make_fixtures.py; PyTorch itself is not needed here).
+ *
+ * A test whose tool or data is missing is skipped with a line on stderr
+ * saying which, never passed silently.
+ */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mlp.h"
+#include "onnx.h"
+#include "sh_harness.h"
+
+#define IMAGES "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+#define FIX NNC_SOURCE_DIR "/tests/fixtures/onnx"
+/* onnxruntime-node: $NNC_ORT_DIR, else this build's ort/, else build/ort/
+ * of the source tree (scripts/onnxruntime.sh's default, which the
+ * sanitizer build in build-asan/ shares). */
+static const char *ort_modules(void)
+{
+	const char *env = getenv("NNC_ORT_DIR");
+	const char *dirs[3] = {env && *env ? nnc_sprintf("%s/node_modules", env) : NULL,
+			       NNC_BINARY_DIR "/ort/node_modules", NNC_SOURCE_DIR "/build/ort/node_modules"};
+	for (int i = 0; i < 3; i++)
+		if (dirs[i] && access(nnc_sprintf("%s/onnxruntime-node/package.json", dirs[i]), R_OK) == 0)
+			return dirs[i];
+	return NNC_BINARY_DIR "/ort/node_modules";
+}
+#define ORT_MODULES ort_modules()
+
+static char dir[256];
+
+static void setup(void)
+{
+	sh_mktemp(dir, sizeof dir, "onnx");
+}
+
+static void teardown(void)
+{
+	sh_rmtree(dir);
+}
+
+TestSuite(onnx_export, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(onnx_import, .init = setup, .fini = teardown, .timeout = 600);
+
+/* ---- What is installed ---- */
+
+static void skip(const char *what)
+{
+	fprintf(stderr, "test_onnx: SKIPPED (%s)\n", what);
+	cr_skip_test("%s", what);
+}
+
+static void need_checker(void)
+{
+	if (sh_run(NULL, "/usr/bin/python3 -c 'import onnx' 2>/dev/null") != 0)
+		skip("python3-onnx is not installed: apt-get install python3-onnx");
+}
+
+static void need_ort(void)
+{
+	if (sh_run(NULL, "NODE_PATH='%s' node -e \"require('onnxruntime-node')\" 2>/dev/null", ORT_MODULES) != 0)
+		skip("onnxruntime-node is not installed in build/ort: run scripts/onnxruntime.sh");
+}
+
+static void need_data(void)
+{
+	if (access(IMAGES, R_OK) != 0)
+		skip("the Fashion-MNIST test images are missing: apt-get install dataset-fashion-mnist");
+}
+
+/* ---- Helpers ---- */
+
+static char *run_ok(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *run_ok(const char *what, const char *fmt, ...)
+{
+	char *out;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sh_vrun(&out, fmt, ap);
+	va_end(ap);
+	cr_assert_eq(rc, 0, "%s failed (%d):\n%s", what, rc, out);
+	return out;
+}
+
+/* The checker on dir/FILE, and what the file says of itself: "INPUT
+ * [dims] OUTPUT [dims] opset NAME". */
+static char *checked(const char *file)
+{
+	return run_ok("the ONNX checker",
+		      "cd '%s' && /usr/bin/python3 -c \"import onnx, sys\n"
+		      "m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True)\n"
+		      "d = lambda v: [x.dim_param or x.dim_value for x in v.type.tensor_type.shape.dim]\n"
+		      "i, o = m.graph.input[0], m.graph.output[0]\n"
+		      "print(i.name, d(i), o.name, d(o), m.opset_import[0].version, m.graph.name)\" '%s'",
+		      dir, file);
+}
+
+/* onnxruntime on dir/MODEL against dir/PRED (--predict lines). */
+static void ort_agrees(const char *model, const char *pred, int count)
+{
+	char *out = run_ok("onnxruntime", "cd '%s' && NODE_PATH='%s' node '%s/ort_check.js' '%s' '%s' %d '%s' 1e-5", dir,
+			   ORT_MODULES, FIX, model, IMAGES, count, pred);
+	cr_expect(strstr(out, nnc_sprintf("ok %d samples", count)), "%s", out);
+	free(out);
+}
+
+/* ---- Export ---- */
+
+Test(onnx_export, examples_pass_the_checker_with_names_shapes_and_opset)
+{
+	need_checker();
+	static const struct {
+		const char *model, *expect;
+	} rows[] = {
+		{"mlp", "x ['N', 784] probabilities ['N', 10] 17 mlp"},
+		{"lenet", "x ['N', 1, 28, 28] probabilities ['N', 10] 17 lenet"},
+		{"resnet", "x ['N', 1, 28, 28] probabilities ['N', 10] 17 resnet"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		free(run_ok("nnc --emit-onnx", "cd '%s' && '%s' '%s/examples/%s.nn' --emit-onnx %s.onnx", dir, NNC_EXE,
+			    NNC_SOURCE_DIR, rows[i].model, rows[i].model));
+		char *out = checked(nnc_sprintf("%s.onnx", rows[i].model));
+		cr_expect(sh_has_line(out, rows[i].expect), "%s: expected '%s', got:\n%s", rows[i].model, rows[i].expect, out);
+		free(out);
+	}
+}
+
+/* Trains an example briefly, exports it with --export-onnx, and runs it in
+ * onnxruntime against the binary's --predict on 1,000 test images. */
+static void trained_export(const char *model, int limit)
+{
+	need_data();
+	need_checker();
+	need_ort();
+	free(run_ok("train, export, predict",
+		    "cd '%s' && '%s' '%s/examples/%s.nn' -o %s && ./%s --epochs 1 --limit %d --test-limit 100 --quiet "
+		    "--save %s.ckpt && ./%s --load %s.ckpt --export-onnx %s.onnx && ./%s --load %s.ckpt --predict '%s' > %s.pred",
+		    dir, NNC_EXE, NNC_SOURCE_DIR, model, model, model, limit, model, model, model, model, model, model, IMAGES,
+		    model));
+	free(checked(nnc_sprintf("%s.onnx", model)));
+	ort_agrees(nnc_sprintf("%s.onnx", model), nnc_sprintf("%s.pred", model), 1000);
+}
+
+Test(onnx_export, trained_mlp_runs_in_onnxruntime) { trained_export("mlp", 2000); }
+Test(onnx_export, trained_lenet_runs_in_onnxruntime) { trained_export("lenet", 2000); }
+/* batchnorm's running statistics travel too: after a short training they
+ * are far from their initial 0 and 1 */
+Test(onnx_export, trained_resnet_with_batchnorm_runs_in_onnxruntime) { trained_export("resnet", 1000); }
+
+/* nnc --emit-onnx writes the weights a training run starts from. */
+Test(onnx_export, emit_onnx_holds_the_initial_weights)
+{
+	need_data();
+	need_ort();
+	free(run_ok("nnc", "cd '%s' && '%s' '%s/examples/mlp.nn' -o mlp && '%s' '%s/examples/mlp.nn' --emit-onnx m0.onnx && "
+			   "./mlp --epochs 0 --quiet --save m0.ckpt && ./mlp --load m0.ckpt --predict '%s' > m0.pred",
+		    dir, NNC_EXE, NNC_SOURCE_DIR, NNC_EXE, NNC_SOURCE_DIR, IMAGES));
+	ort_agrees("m0.onnx", "m0.pred", 1000);
+}
+
+/* Every op of the language, each activation with its options, in one
+ * network: the checker accepts it and onnxruntime computes what nnc does. */
+static const char every_op[] =
+	"model every_op\n"
+	"input x : f32[1, 28, 28]\n"
+	"label y : class(10)\n"
+	"a = x |> conv2d(4, 3, pad: 1) |> batchnorm(affine: false) |> leaky_relu(alpha: 0.2) |> maxpool(2)\n"
+	"b = x |> conv2d(2, [3, 5], stride: [2, 2], pad: [1, 2]) |> elu(alpha: 0.5) |> dropout(0.3)\n"
+	"c = concat(a, b) |> avgpool(2) |> softplus\n"
+	"d = c |> global_avgpool\n"
+	"e = c |> flatten |> dense(16) |> silu |> batchnorm\n"
+	"f = e |> dense(6, bias: false) |> gelu\n"
+	"g = f |> dense(6) |> gelu(approximate: false)\n"
+	"h = concat(d * 2 - 0.5, g - d, g * d |> sigmoid, -g |> tanh, d / 4)\n"
+	"logits = h |> dense(10) |> relu\n"
+	"output logits |> softmax\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer adam(lr: 0.01)\n"
+	"train {\n"
+	"  data: idx(\"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz\",\n"
+	"            \"/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+	"  batch: 32\n"
+	"}\n";
+
+Test(onnx_export, every_op_maps_to_standard_onnx)
+{
+	need_data();
+	need_checker();
+	need_ort();
+	FILE *f = fopen(nnc_sprintf("%s/every_op.nn", dir), "w");
+	cr_assert(f);
+	fputs(every_op, f);
+	fclose(f);
+	free(run_ok("train and export", "cd '%s' && '%s' every_op.nn -o every_op && ./every_op --epochs 1 --limit 512 --quiet "
+					 "--save e.ckpt && ./every_op --load e.ckpt --export-onnx e.onnx && "
+					 "./every_op --load e.ckpt --predict '%s' > e.pred",
+		    dir, NNC_EXE, IMAGES));
+	char *out = checked("e.onnx");
+	cr_expect(strstr(out, "x ['N', 1, 28, 28] ") && strstr(out, " ['N', 10] 17 every_op"), "%s", out);
+	free(out);
+	ort_agrees("e.onnx", "e.pred", 1000);
+}
+
+/* An op without an ONNX form (the internal random_uniform, which no .nn
+ * syntax reaches) is an error naming it, in the file and at export. */
+Test(onnx_export, an_op_without_a_mapping_is_a_clear_error)
+{
+	static const char prog[] = "model m\ninput x : f32[2]\nlabel y : class(2)\nz = x |> dense(2)\n"
+				   "loss softmax_cross_entropy(z, y)\noptimizer sgd(lr: 0.1)\ntrain { data: xor(count: 10) }\n";
+	nnc_source src = {.path = "m.nn", .text = prog, .len = (long)strlen(prog)};
+	nnc_program *p = nnc_parse(&src);
+	nnc_train_config cfg;
+	ir_graph *g = p ? nnc_sema(p, &cfg) : NULL;
+	cr_assert(g);
+	nnc_onnx_model ok;
+	nnc_onnx_build(g, &cfg, "m.nn", "test", &ok);
+	cr_assert_null(ok.error, "%s", ok.error);
+	cr_expect_gt(ok.len, 0);
+	int r = ir_add(g, IR_RANDOM, 1, (int[]){g->input});
+	cr_assert(ir_infer_shape(g, r));
+	g->nodes[r].loc = (nnc_loc){4, 5, 4, 9};
+	g->output = r;
+	nnc_onnx_model bad;
+	nnc_onnx_build(g, &cfg, "m.nn", "test", &bad);
+	cr_assert_not_null(bad.error);
+	cr_expect_str_eq(bad.error, "m.nn:4:5: the op 'random_uniform' has no ONNX mapping");
+}
+
+/* The header's export of an embedded model: a new instance starts from the
+ * model's seed, so its file is --emit-onnx's, byte for byte. */
+Test(onnx_export, the_header_exports_an_embedded_model)
+{
+	int err;
+	mlp_instance *net = mlp_new(&err);
+	cr_assert(net, "mlp_new: %d", err);
+	cr_assert_eq(mlp_export_onnx(net, nnc_sprintf("%s/h.onnx", dir)), NNRT_OK, "%s", mlp_error(net));
+	cr_expect_eq(mlp_export_onnx(net, nnc_sprintf("%s/no/such/dir/h.onnx", dir)), NNRT_ERR_IO);
+	cr_expect(strstr(mlp_error(net), "export_onnx: cannot write"), "%s", mlp_error(net));
+	mlp_free(net);
+	free(run_ok("nnc --emit-onnx and cmp", "cd '%s' && '%s' '%s/examples/mlp.nn' --emit-onnx e.onnx && cmp e.onnx h.onnx",
+		    dir, NNC_EXE, NNC_SOURCE_DIR));
+}
+
+Test(onnx_export, export_onnx_needs_a_checkpoint)
+{
+	char *out;
+	free(run_ok("nnc", "cd '%s' && '%s' '%s/examples/moons.nn' -o moons", dir, NNC_EXE, NNC_SOURCE_DIR));
+	cr_expect_eq(sh_run(&out, "cd '%s' && ./moons --export-onnx m.onnx", dir), 2);
+	cr_expect(strstr(out, "--export-onnx needs --load FILE"), "%s", out);
+	free(out);
+}
+
+/* ---- Import ---- */
+
+/* PyTorch's outputs as --predict lines: "index class max". */
+static int torch_reference(const char *name, const char *pred)
+{
+	FILE *in = fopen(nnc_sprintf("%s/%s.out", FIX, name), "r");
+	FILE *out = fopen(nnc_sprintf("%s/%s", dir, pred), "w");
+	cr_assert(in && out);
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof line, in)) {
+		if (line[0] == '#')
+			continue;
+		char *p = line;
+		int best = 0;
+		double v[10];
+		for (int k = 0; k < 10; k++) {
+			v[k] = strtod(p, &p);
+			if (v[k] > v[best])
+				best = k;
+		}
+		fprintf(out, "%d %d %.9g\n", n++, best, v[best]);
+	}
+	fclose(in);
+	fclose(out);
+	return n;
+}
+
+/* nnc's --predict lines of dir/A against those of dir/B: the same class,
+ * values within 1e-5, on the first n samples. */
+static void same_predictions(const char *a, const char *b, int n)
+{
+	FILE *fa = fopen(nnc_sprintf("%s/%s", dir, a), "r"), *fb = fopen(nnc_sprintf("%s/%s", dir, b), "r");
+	cr_assert(fa && fb);
+	double maxd = 0;
+	for (int i = 0; i < n; i++) {
+		long ia, ib, ca, cb;
+		double pa, pb;
+		cr_assert_eq(fscanf(fa, "%ld %ld %lf", &ia, &ca, &pa), 3, "%s: line %d", a, i);
+		cr_assert_eq(fscanf(fb, "%ld %ld %lf", &ib, &cb, &pb), 3, "%s: line %d", b, i);
+		cr_assert_eq(ca, cb, "sample %d: class %ld in %s, %ld in %s", i, ca, a, cb, b);
+		maxd = fmax(maxd, fabs(pa - pb));
+	}
+	cr_expect_leq(maxd, 1e-5, "largest difference %g", maxd);
+	fclose(fa);
+	fclose(fb);
+}
+
+/* Imports a PyTorch fixture, compiles it and predicts with the imported
+ * weights: PyTorch's outputs within 1e-5; then exports it again and runs
+ * that in onnxruntime: the same outputs. */
+static void torch_import(const char *name)
+{
+	need_data();
+	free(run_ok("nnc import, compile, predict",
+		    "cd '%s' && '%s' import '%s/%s.onnx' -o %s.nn && '%s' %s.nn -o %s && ./%s --load %s.ckpt --predict '%s' "
+		    "| head -200 > %s.pred",
+		    dir, NNC_EXE, FIX, name, name, NNC_EXE, name, name, name, name, IMAGES, name));
+	int n = torch_reference(name, "torch.pred");
+	cr_assert_eq(n, 200);
+	same_predictions(nnc_sprintf("%s.pred", name), "torch.pred", n);
+	/* the round trip: nnc's export of the imported model */
+	need_ort();
+	free(run_ok("--export-onnx", "cd '%s' && ./%s --load %s.ckpt --export-onnx rt.onnx", dir, name, name));
+	ort_agrees("rt.onnx", "torch.pred", n);
+}
+
+Test(onnx_import, pytorch_lenet_computes_what_pytorch_does) { torch_import("torch_lenet"); }
+Test(onnx_import, pytorch_resnet_computes_what_pytorch_does) { torch_import("torch_resnet"); }
+
+/* The program is one a person would write: a pipeline, named layers, the
+ * default training part with its comment; and it trains on. */
+Test(onnx_import, the_program_is_readable_and_trains_on)
+{
+	need_data();
+	free(run_ok("nnc import", "cd '%s' && '%s' import '%s/torch_lenet.onnx' -o lenet.nn", dir, NNC_EXE, FIX));
+	char *nn = run_ok("cat", "cat '%s/lenet.nn'", dir);
+	static const char *lines[] = {
+		"model lenet",
+		"input  x : f32[1, 28, 28]",
+		"label  y : class(10)",
+		"logits = x",
+		"  |> conv2d(6, [5, 5], stride: [1, 1], pad: [0, 0], name: \"conv1\")",
+		"  |> maxpool(size: [2, 2], stride: [2, 2])",
+		"  |> dense(64, name: \"fc1\")",
+		"  |> batchnorm(momentum: 0.1, eps: 1e-05, name: \"bn\")",
+		"# nnc import wrote the training part below with defaults: edit the loss, the optimizer",
+		"loss      softmax_cross_entropy(logits, y)",
+		"optimizer sgd(lr: 0.01, momentum: 0.9)",
+	};
+	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+		cr_expect(sh_has_line(nn, lines[i]), "no line '%s' in:\n%s", lines[i], nn);
+	free(nn);
+	char *out = run_ok("compile, eval, train on",
+			   "cd '%s' && '%s' lenet.nn -o lenet && ./lenet --load lenet.ckpt --eval --test-limit 300 && "
+			   "./lenet --load lenet.ckpt --epochs 1 --limit 512 --test-limit 100 --quiet --save more.ckpt",
+			   dir, NNC_EXE);
+	cr_expect(strstr(out, "test_loss"), "%s", out);
+	free(out);
+}
+
+/* nnc's own export comes back: the ResNet (BatchNormalization, Softmax at
+ * the end) imported and compiled predicts what the original does. */
+Test(onnx_import, an_nnc_export_imports_back_to_the_same_model)
+{
+	need_data();
+	free(run_ok("train, export, import, compile",
+		    "cd '%s' && '%s' '%s/examples/resnet.nn' -o resnet && ./resnet --epochs 1 --limit 500 --test-limit 100 "
+		    "--quiet --save r.ckpt && ./resnet --load r.ckpt --export-onnx r.onnx && ./resnet --load r.ckpt "
+		    "--predict '%s' | head -300 > a.pred && '%s' import r.onnx -o back.nn && '%s' back.nn -o back && "
+		    "./back --load back.ckpt --predict '%s' | head -300 > b.pred",
+		    dir, NNC_EXE, NNC_SOURCE_DIR, IMAGES, NNC_EXE, NNC_EXE, IMAGES));
+	same_predictions("a.pred", "b.pred", 300);
+	char *nn = run_ok("cat", "cat '%s/back.nn'", dir);
+	cr_expect(strstr(nn, "batchnorm(momentum: 0.1, eps: 1e-05, name: \"residual1.batchnorm1\")"), "%s", nn);
+	cr_expect(!strstr(nn, "\noutput "), "a Softmax at the end is the default output:\n%s", nn);
+	free(nn);
+}
+
+/* Bad files: one clear message naming the field or node, exit 1; nothing
+ * written. */
+Test(onnx_import, bad_files_get_clear_errors)
+{
+	cr_assert_eq(sh_run(NULL, "cd '%s' && printf 'not a model at all' > garbage.onnx && head -c 4000 '%s/torch_lenet.onnx' "
+				  "> truncated.onnx && : > empty.onnx",
+			    dir, FIX),
+		     0);
+	static const struct {
+		const char *file, *message;
+	} rows[] = {
+		{"garbage.onnx", "garbage.onnx: error: not an ONNX model: the protobuf does not parse (a malformed or truncated file)"},
+		{"truncated.onnx", "truncated.onnx: error: not an ONNX model: the protobuf does not parse (a malformed or truncated file)"},
+		{"empty.onnx", "empty.onnx: error: field 'graph' is missing"},
+		{FIX "/bad_opset.onnx", "bad_opset.onnx: error: field 'opset_import': ai.onnx opset 99; nnc imports ai.onnx opsets 7 to 21"},
+		{FIX "/bad_dynamic.onnx", "bad_dynamic.onnx: error: graph input 'x': dimension 2 is dynamic ('H'); nnc needs static "
+					  "sizes for everything but the batch (dimension 0)"},
+		{FIX "/bad_external.onnx", "bad_external.onnx: error: tensor 'fc.weight' (read by node 'fc') keeps its data in an "
+					   "external file (data_location EXTERNAL); nnc import reads only weights stored in the model file"},
+		{FIX "/bad_ops.onnx", "bad_ops.onnx: error: 2 nodes nnc cannot import: 'Resize' (node 'up1'), 'LSTM' (node 'rnn')"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		char *out;
+		int rc = sh_run(&out, "cd '%s' && '%s' import '%s' -o out.nn", dir, NNC_EXE, rows[i].file);
+		cr_expect_eq(rc, 1, "%s: exit %d:\n%s", rows[i].file, rc, out);
+		cr_expect(strstr(out, rows[i].message), "%s: expected\n%s\ngot\n%s", rows[i].file, rows[i].message, out);
+		cr_expect_eq(access(nnc_sprintf("%s/out.nn", dir), F_OK), -1, "%s: out.nn written", rows[i].file);
+		free(out);
+	}
+}
+
+Test(onnx_import, command_line_errors_exit_2)
+{
+	static const struct {
+		const char *args, *message;
+	} rows[] = {
+		{"", "no input file"},
+		{"a.onnx b.onnx", "more than one input file ('b.onnx')"},
+		{"a.onnx --frobnicate", "unknown option '--frobnicate'"},
+		{"a.onnx -o", "-o needs an argument"},
+		{"a.onnx --name 9lives", "--name '9lives' is not an identifier"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		char *out;
+		int rc = sh_run(&out, "cd '%s' && '%s' import %s", dir, NNC_EXE, rows[i].args);
+		cr_expect_eq(rc, 2, "'%s': exit %d:\n%s", rows[i].args, rc, out);
+		cr_expect(strstr(out, rows[i].message), "'%s': %s", rows[i].args, out);
+		free(out);
+	}
+}
