@@ -546,8 +546,18 @@ Test(embed, an_instance_trains_bit_for_bit_like_the_training_binary)
 }
 
 /* The field `col` (0-based) of CSV line `row` (1-based, after the header) of text. */
-static char *csv_field(const char *text, int row, int col, char *buf, size_t cap)
+/* The field of column NAME (found in the header line) in data row ROW
+ * (1 = the first after the header) of the CSV TEXT. */
+static char *csv_field(const char *text, int row, const char *name, char *buf, size_t cap)
 {
+	int col = 0;
+	const char *h = text;
+	size_t len = strlen(name);
+	while (strncmp(h, name, len) != 0 || (h[len] != ',' && h[len] != '\n')) {
+		h += strcspn(h, ",\n");
+		cr_assert(*h == ',', "no column '%s' in the header of\n%s", name, text);
+		h++, col++;
+	}
 	const char *p = text;
 	for (int r = 0; r < row && p; r++)
 		p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL;
@@ -623,7 +633,7 @@ Test(embed, an_instance_with_a_run_follows_the_binarys_schedule_and_accumulation
 		/* the epoch's last rate, as the binary's log row gives it */
 		char want[64], got[64];
 		snprintf(got, sizeof got, "%.7g", (double)(float)last);
-		cr_assert_str_eq(got, csv_field(log, e + 1, 2, want, sizeof want), "epoch %d's last rate", e + 1);
+		cr_assert_str_eq(got, csv_field(log, e + 1, "lr", want, sizeof want), "epoch %d's last rate", e + 1);
 		cr_assert_eq(recipe_epoch(net), e + 1, "the run's epochs are counted");
 	}
 	cr_assert(lows < 0.86 && highs > 0.94, "the momentum did not cycle: %g to %g", lows, highs);
