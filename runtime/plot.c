@@ -33,10 +33,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define W 640
+#define W 720
 #define H 400
 #define ML 64 /* margins: left, right, top, bottom */
-#define MR 24
+#define MR 104 /* the legend sits right of the plot: curves near 1 ran under it */
 #define MT 40
 #define MB 48
 
@@ -247,12 +247,12 @@ static int curves(const nnrt_plot *p, const char *name, const char *title, const
 			        ML + (h[i * HC + H_EPOCH] - x0) / (x1 - x0) * (W - ML - MR),
 			        H - MB - (h[i * HC + cols[c]] - ylo) / (yhi - ylo) * (H - MT - MB));
 		fprintf(f, "\"/>\n");
-		/* The legend, top right. */
-		int ly = MT + 14 + 18 * shown++;
+		/* The legend, right of the plot area, where no curve can pass. */
+		int ly = MT + 10 + 18 * shown++;
 		fprintf(f,
 		        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>"
 		        "<text class=\"legend\" x=\"%d\" y=\"%d\" font-size=\"12\">%s</text>\n",
-		        W - MR - 100, ly, W - MR - 76, ly, colour[c], W - MR - 70, ly + 4, label[c]);
+		        W - MR + 10, ly, W - MR + 34, ly, colour[c], W - MR + 40, ly + 4, label[c]);
 	}
 	fprintf(f, "</svg>\n");
 	return end_file(p, name, f, tmp);
