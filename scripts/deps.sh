@@ -23,7 +23,7 @@ fi
 if ! command -v npm >/dev/null; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm ||
+  { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm; } ||
     echo "nnc: nodejs/npm not installed; the ONNX runtime tests will skip"
 fi
 # onnxruntime for the ONNX tests (docs/onnx.md), into the project: optional.
