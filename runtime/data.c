@@ -49,6 +49,8 @@ const char *nnrt_data_kind_name(int32_t kind)
 	case NNRT_DATA_SPIRAL: return "spiral";
 	case NNRT_DATA_PARITY: return "parity";
 	case NNRT_DATA_MAJORITY: return "majority";
+	case NNRT_DATA_REVERSE: return "reverse";
+	case NNRT_DATA_TEXT: return "text";
 	}
 	return "unknown";
 }
@@ -163,6 +165,10 @@ int nnrt_data_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *s
 	case NNRT_DATA_PARITY:
 	case NNRT_DATA_MAJORITY:
 		rc = nnrt_synth_load(d, m, spec, what, need_labels);
+		break;
+	case NNRT_DATA_REVERSE:
+	case NNRT_DATA_TEXT:
+		rc = nnrt_seq_load(d, m, spec, what, limit, need_labels);
 		break;
 	case NNRT_DATA_NONE:
 		nnrt_error("the model has no %s data", what);

@@ -28,6 +28,10 @@ int nnrt_csv_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *sp
 int nnrt_synth_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *spec, const char *what,
                     int need_labels);
 
+/* reverse and text (seqdata.c): token ids and a class per position */
+int nnrt_seq_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *spec, const char *what,
+                  int64_t limit, int need_labels);
+
 /* ---- data.c: shared by the loaders ---- */
 
 /* The spec's scale, 1 where the .nn file left it 0 ("unset"). */

@@ -50,6 +50,8 @@ enum {
 	NNRT_LOSS_SOFTMAX_XENT = 1, /* logits vs class index; output = softmax probabilities */
 	NNRT_LOSS_MSE = 2,          /* prediction vs real target; output = prediction */
 	NNRT_LOSS_BCE = 3,          /* probability (sigmoid output) vs 0/1 target */
+	NNRT_LOSS_SEQ_XENT = 4,     /* logits [T][V] vs a class per position: label_size = T floats, the
+				     * class ids (-1: ignored); output = softmax per position */
 };
 
 /* Optimizers (docs/language.md gives each update rule).  The optimizer
@@ -94,6 +96,9 @@ enum {
 	NNRT_DATA_SPIRAL = 6,   /* `classes` interleaved spiral arms */
 	NNRT_DATA_PARITY = 7,   /* all `bits`-bit patterns, label = parity */
 	NNRT_DATA_MAJORITY = 8, /* all `bits`-bit patterns, label = majority */
+	NNRT_DATA_REVERSE = 9,  /* T random digits (token ids 0..9), label: them reversed; classes = V */
+	NNRT_DATA_TEXT = 10,    /* path_x: a byte corpus, windows of T and the next bytes; classes = V,
+				 * noise = held-out share (split:) */
 };
 
 /* One learnable tensor.  Its gradient sits at the same offset in grads. */

@@ -425,6 +425,7 @@ static const char *loss_name(int32_t loss)
 	case NNRT_LOSS_SOFTMAX_XENT: return "softmax_cross_entropy";
 	case NNRT_LOSS_MSE: return "mse";
 	case NNRT_LOSS_BCE: return "binary_cross_entropy";
+	case NNRT_LOSS_SEQ_XENT: return "softmax_cross_entropy per position";
 	}
 	return "unknown";
 }

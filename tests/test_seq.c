@@ -1,0 +1,392 @@
+/*
+ * test_seq.c - the sequence ops (docs/architecture.md "Sequences"),
+ * compiled by nnc and run in this process (tests/jit_harness.h):
+ *   forward    a per-position network (embedding, positional, dense per
+ *              position, layernorm, attention) against a double-precision C
+ *              reference of the same maths, reading the parameters by name;
+ *              the per-position loss and accuracy with ignored positions;
+ *   gradients  the train step's gradient of every parameter entry against
+ *              central differences of its loss, for every op (fused,
+ *              unfused, reference kernels; full and partial batches);
+ *   threads    1, 2 and 3 threads give bit-identical parameters after
+ *              three Adam steps.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+#include "jit_harness.h"
+#include "nnrt.h"
+#include "util.h"
+
+#define SRC_PATH "/tmp/nnc_test_seq.nn"
+#define TRAIN(batch) \
+	"optimizer adam(lr: 0.01)\ntrain {\n  data: text(\"/nonexistent/corpus.txt\")\n  batch: " #batch "\n}\n"
+
+/* Token ids in [0, V) and labels in [0, V) (every fifth one -1: ignored) */
+static void fill_tokens(state *s, int64_t n, int64_t V, uint64_t seed, bool ignore)
+{
+	const nnrt_model *m = s->m;
+	rng r = {seed};
+	for (int64_t i = 0; i < n * m->input_size; i++)
+		s->x[i] = (float)(rng_next(&r) % (uint64_t)V);
+	for (int64_t i = 0; i < n * m->label_size; i++)
+		((float *)s->y)[i] = ignore && i % 5 == 3 ? -1.0f : (float)(rng_next(&r) % (uint64_t)V);
+}
+
+static void run_step(state *s, nnrt_body_fn body, int64_t n, int threads)
+{
+	const nnrt_model *m = s->m;
+	for (int64_t i = 0; i < m->ws_floats; i++)
+		s->ws[i] = NAN;
+	s->metrics[0] = s->metrics[1] = -1;
+	float hp[16];
+	memcpy(hp, s->a.hp, sizeof hp);
+	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
+				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n, .state = s->st};
+	memcpy(s->a.hp, hp, sizeof hp);
+	nnrt_run_threads(body, &s->a, threads);
+}
+
+static const float *param(const nnrt_model *m, const float *p, const char *name)
+{
+	int i = nnrt_model_param_index(m, name);
+	cr_assert(i >= 0, "no parameter %s", name);
+	return p + m->params[i].offset;
+}
+
+/* ---- the double-precision reference ---- */
+
+/* y[t] = x[t] W + b for t < T: x [T][din], W [din][dout] */
+static void ref_dense(const double *x, int64_t T, int64_t din, const float *W, const float *b, int64_t dout, double *y)
+{
+	for (int64_t t = 0; t < T; t++)
+		for (int64_t o = 0; o < dout; o++) {
+			double a = b ? b[o] : 0;
+			for (int64_t i = 0; i < din; i++)
+				a += x[t * din + i] * W[i * dout + o];
+			y[t * dout + o] = a;
+		}
+}
+
+static void ref_layernorm(double *x, int64_t T, int64_t d, const float *g, const float *b)
+{
+	for (int64_t t = 0; t < T; t++) {
+		double m = 0, v = 0;
+		for (int64_t j = 0; j < d; j++)
+			m += x[t * d + j];
+		m /= (double)d;
+		for (int64_t j = 0; j < d; j++)
+			v += (x[t * d + j] - m) * (x[t * d + j] - m);
+		double r = 1 / sqrt(v / (double)d + 1e-5);
+		for (int64_t j = 0; j < d; j++)
+			x[t * d + j] = (x[t * d + j] - m) * r * g[j] + b[j];
+	}
+}
+
+/* self-attention of x [T][d] with h heads, parameters NAME.q/k/v/out */
+static void ref_attention(const nnrt_model *m, const float *p, const char *name, const double *x, int64_t T, int64_t d,
+			  int64_t h, bool causal, double *y)
+{
+	int64_t k = d / h;
+	double *q = calloc((size_t)(T * d), sizeof(double)), *kk = calloc((size_t)(T * d), sizeof(double));
+	double *v = calloc((size_t)(T * d), sizeof(double)), *ctx = calloc((size_t)(T * d), sizeof(double));
+	char buf[3][64], bb[3][64];
+	double *dst[3] = {q, kk, v};
+	const char *part[3] = {"q", "k", "v"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(buf[i], sizeof buf[i], "%s.%s.weight", name, part[i]);
+		snprintf(bb[i], sizeof bb[i], "%s.%s.bias", name, part[i]);
+		ref_dense(x, T, d, param(m, p, buf[i]), param(m, p, bb[i]), d, dst[i]);
+	}
+	for (int64_t hh = 0; hh < h; hh++)
+		for (int64_t i = 0; i < T; i++) {
+			double sc[64], mx = -1e300, sum = 0;
+			int64_t L = causal ? i + 1 : T;
+			for (int64_t j = 0; j < L; j++) {
+				double a = 0;
+				for (int64_t e = 0; e < k; e++)
+					a += q[i * d + hh * k + e] * kk[j * d + hh * k + e];
+				sc[j] = a / sqrt((double)k);
+				mx = fmax(mx, sc[j]);
+			}
+			for (int64_t j = 0; j < L; j++)
+				sum += sc[j] = exp(sc[j] - mx);
+			for (int64_t e = 0; e < k; e++) {
+				double a = 0;
+				for (int64_t j = 0; j < L; j++)
+					a += sc[j] / sum * v[j * d + hh * k + e];
+				ctx[i * d + hh * k + e] = a;
+			}
+		}
+	char w[64], b[64];
+	snprintf(w, sizeof w, "%s.out.weight", name);
+	snprintf(b, sizeof b, "%s.out.bias", name);
+	ref_dense(ctx, T, d, param(m, p, w), param(m, p, b), d, y);
+	free(q), free(kk), free(v), free(ctx);
+}
+
+/* The per-position loss and accuracy of logits [T][V] against y (-1 ignored) */
+static void ref_xent(const double *z, const float *y, int64_t T, int64_t V, double *loss, double *acc)
+{
+	double l = 0, a = 0, cnt = 0;
+	for (int64_t t = 0; t < T; t++) {
+		if (y[t] < 0)
+			continue;
+		int64_t c = (int64_t)y[t], am = 0;
+		double mx = z[t * V], s = 0;
+		for (int64_t j = 1; j < V; j++)
+			if (z[t * V + j] > mx)
+				mx = z[t * V + j], am = j;
+		for (int64_t j = 0; j < V; j++)
+			s += exp(z[t * V + j] - mx);
+		l += log(s) + mx - z[t * V + c];
+		a += am == c;
+		cnt++;
+	}
+	*loss = cnt ? l / cnt : 0;
+	*acc = cnt ? a / cnt : 0;
+}
+
+/* ---- forward against the reference ---- */
+
+#define T_ 6
+#define V_ 11
+#define D_ 8
+
+static const char fwd_src[] =
+	"model seqfwd\ninput x : token(11)[6]\nlabel y : class(11)[6]\n"
+	"e = x |> embedding(11, 8) |> positional\n"
+	"h = e + (e |> layernorm |> attention(heads: 2, causal: true))\n"
+	"logits = h |> dense(11)\n"
+	"loss softmax_cross_entropy(logits, y)\n" TRAIN(7);
+
+static const char fwd_plain_src[] =
+	"model seqplain\ninput x : token(11)[6]\nlabel y : class(11)[6]\n"
+	"logits = x |> embedding(11, 8) |> dense(16) |> relu |> dense(11)\n"
+	"loss softmax_cross_entropy(logits, y)\n" TRAIN(7);
+
+/* The mean loss and accuracy over n samples of either network */
+static void ref_forward(const nnrt_model *m, const float *p, const float *x, const float *y, int64_t n, bool attn,
+			double *loss, double *acc)
+{
+	*loss = *acc = 0;
+	for (int64_t s = 0; s < n; s++) {
+		double e[T_ * D_], h[T_ * D_], a[T_ * D_], z[T_ * 16], logits[T_ * V_];
+		const float *W = param(m, p, "embedding1.weight");
+		for (int64_t t = 0; t < T_; t++)
+			for (int64_t j = 0; j < D_; j++)
+				e[t * D_ + j] = W[(int64_t)x[s * T_ + t] * D_ + j];
+		if (attn) {
+			const float *P = param(m, p, "positional1.weight");
+			for (int64_t i = 0; i < T_ * D_; i++)
+				e[i] += P[i];
+			memcpy(h, e, sizeof h);
+			ref_layernorm(h, T_, D_, param(m, p, "layernorm1.weight"), param(m, p, "layernorm1.bias"));
+			ref_attention(m, p, "attention1", h, T_, D_, 2, true, a);
+			for (int64_t i = 0; i < T_ * D_; i++)
+				h[i] = e[i] + a[i];
+			ref_dense(h, T_, D_, param(m, p, "dense1.weight"), param(m, p, "dense1.bias"), V_, logits);
+		} else {
+			ref_dense(e, T_, D_, param(m, p, "dense1.weight"), param(m, p, "dense1.bias"), 16, z);
+			for (int64_t i = 0; i < T_ * 16; i++)
+				z[i] = fmax(z[i], 0);
+			ref_dense(z, T_, 16, param(m, p, "dense2.weight"), param(m, p, "dense2.bias"), V_, logits);
+		}
+		double l, c;
+		ref_xent(logits, y + s * T_, T_, V_, &l, &c);
+		*loss += l;
+		*acc += c;
+	}
+}
+
+static void check_forward(const char *src, bool attn, bool fuse, bool naive)
+{
+	jitted j = th_jit(th_build_graph(SRC_PATH, src, fuse), naive, true);
+	const nnrt_model *m = j.m;
+	state s = th_state_new(m);
+	th_fill_params(m, s.params, 5);
+	for (int64_t n = 1; n <= m->batch; n += 3) {
+		fill_tokens(&s, n, V_, 40 + (uint64_t)n, true);
+		run_step(&s, m->eval_step, n, 2);
+		double l, a;
+		ref_forward(m, s.params, s.x, s.y, n, attn, &l, &a);
+		cr_assert(fabs(s.metrics[0] - l) <= 1e-4 * (1 + fabs(l)), "%s n %lld: loss %.7g, reference %.7g", m->name,
+			  (long long)n, s.metrics[0], l);
+		cr_assert(fabs(s.metrics[1] - a) <= 1e-6 * (double)n, "%s n %lld: accuracy %.7g, reference %.7g", m->name, (long long)n,
+			  s.metrics[1], a);
+	}
+	th_state_free(&s);
+	th_jit_free(&j);
+}
+
+Test(seq, forward_plain) { check_forward(fwd_plain_src, false, true, false); }
+Test(seq, forward_plain_naive) { check_forward(fwd_plain_src, false, false, true); }
+Test(seq, forward_attention) { check_forward(fwd_src, true, true, false); }
+Test(seq, forward_attention_naive) { check_forward(fwd_src, true, false, true); }
+
+/* ---- gradients against central differences ---- */
+
+#define FD_STEP 1e-2
+#define GRAD_ATOL 2e-4 /* |g - fd| <= ATOL + RTOL |fd| */
+#define GRAD_RTOL 5e-3
+
+static double step_loss(state *s, int64_t n)
+{
+	run_step(s, s->m->eval_step, n, 1);
+	return s->metrics[0] / (double)n;
+}
+
+static bool near(double a, double b) { return fabs(a - b) <= GRAD_ATOL + GRAD_RTOL * fabs(b); }
+
+/* Every parameter entry's gradient (train step with learning rate 0, two
+ * threads) against the central difference of the eval step's loss; where
+ * the one-sided differences disagree (a relu kink), either one will do, for
+ * at most an eighth of the entries. */
+static void check_gradients(const char *name, const char *src, int64_t V, bool fuse, bool naive, int64_t n_or_batch)
+{
+	jitted j = th_jit(th_build_graph(SRC_PATH, src, fuse), naive, true);
+	const nnrt_model *m = j.m;
+	int64_t n = n_or_batch ? n_or_batch : m->batch;
+	state s = th_state_new(m);
+	th_fill_params(m, s.params, 21);
+	fill_tokens(&s, n, V, 22, true);
+	for (int64_t i = 0; i < m->param_floats; i++)
+		s.grads[i] = NAN;
+	memset(s.a.hp, 0, sizeof s.a.hp);
+	run_step(&s, m->train_step, n, 2);
+	float *g = th_falloc(m->param_floats);
+	memcpy(g, s.grads, sizeof(float) * (size_t)m->param_floats);
+	double l0 = step_loss(&s, n);
+	int64_t checked = 0, kinks = 0;
+	for (int pi = 0; pi < m->n_params; pi++) {
+		const nnrt_param_info *info = &m->params[pi];
+		for (int64_t e = 0; e < info->size; e++) {
+			float *p = &s.params[info->offset + e], orig = *p;
+			*p = (float)(orig + FD_STEP);
+			double hp = *p, lp = step_loss(&s, n);
+			*p = (float)(orig - FD_STEP);
+			double hm = *p, lm = step_loss(&s, n);
+			*p = orig;
+			double ge = g[info->offset + e], fd = (lp - lm) / (hp - hm);
+			double fwd = (lp - l0) / (hp - orig), bwd = (l0 - lm) / (orig - hm);
+			cr_assert(isfinite(ge), "%s: gradient of %s[%lld] is %g", name, info->name, (long long)e, ge);
+			checked++;
+			if (near(ge, fd))
+				continue;
+			bool kink = !near(fwd, bwd) && (near(ge, fwd) || near(ge, bwd));
+			cr_assert(kink, "%s (%s%s, n %lld): d loss / d %s[%lld] is %.7g, central difference %.7g (one-sided %.7g, %.7g)",
+				  name, fuse ? "fused" : "unfused", naive ? ", reference kernels" : "", (long long)n, info->name,
+				  (long long)e, ge, fd, fwd, bwd);
+			kinks++;
+		}
+	}
+	cr_assert(kinks * 8 <= checked, "%s: %lld of %lld entries at kinks", name, (long long)kinks, (long long)checked);
+	free(g);
+	th_state_free(&s);
+	th_jit_free(&j);
+}
+
+static void check_gradients_everywhere(const char *name, const char *src, int64_t V)
+{
+	check_gradients(name, src, V, true, false, 0);
+	check_gradients(name, src, V, true, false, 3);
+	check_gradients(name, src, V, false, false, 0);
+	check_gradients(name, src, V, true, true, 3);
+}
+
+#define HEAD(V, T) "model fd\ninput x : token(" #V ")[" #T "]\nlabel y : class(" #V ")[" #T "]\n"
+
+Test(seq_grad, embedding_dense_per_position)
+{
+	check_gradients_everywhere("embed", HEAD(7, 5) "e = x |> embedding(7, 4) |> positional\n"
+					"logits = e |> dense(6) |> tanh |> dense(7)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 7);
+}
+
+Test(seq_grad, gelu_per_position)
+{
+	check_gradients_everywhere("gelu", HEAD(6, 4) "e = x |> embedding(6, 5)\n"
+				   "logits = e |> dense(8) |> gelu |> dense(6)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 6);
+}
+
+Test(seq_grad, layernorm)
+{
+	check_gradients_everywhere("layernorm", HEAD(6, 4) "e = x |> embedding(6, 5) |> dense(7) |> layernorm\n"
+					"logits = e |> dense(6)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 6);
+}
+
+Test(seq_grad, rmsnorm)
+{
+	check_gradients_everywhere("rmsnorm", HEAD(6, 4) "e = x |> embedding(6, 5) |> rmsnorm(eps: 0.001)\n"
+				      "logits = e |> dense(6)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 6);
+}
+
+Test(seq_grad, matmul_transposes)
+{
+	/* every transpose combination, and a product of a value with itself */
+	check_gradients_everywhere("matmul", HEAD(5, 4) "e = x |> embedding(5, 6)\n"
+				     "a = e |> dense(6)\nb = e |> dense(6)\n"
+				     "s = matmul(a, b, transpose_b: true, scale: 0.5) |> tanh\n"  /* [4, 4] */
+				     "t = matmul(s, b, transpose_a: true)\n"                     /* [4, 6] */
+				     "u = matmul(a, t, transpose_a: true)\n"                    /* [6, 6] */
+				     "w = matmul(u, u, transpose_a: true, transpose_b: true) |> split_heads(2) |> merge_heads\n"
+				     "logits = (w |> flatten |> dense(20))\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 5);
+}
+
+Test(seq_grad, attention_causal)
+{
+	check_gradients_everywhere("attention", HEAD(6, 5) "e = x |> embedding(6, 8) |> positional\n"
+					"h = e + (e |> layernorm |> attention(heads: 2, causal: true))\n"
+					"logits = h |> dense(6)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 6);
+}
+
+Test(seq_grad, attention_full)
+{
+	check_gradients_everywhere("attention_full", HEAD(6, 3) "e = x |> embedding(6, 6)\n"
+					"h = e |> attention(heads: 3)\n"
+					"logits = h |> dense(6)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(5), 6);
+}
+
+Test(seq_grad, softmax_causal)
+{
+	check_gradients_everywhere("softmax", HEAD(5, 4) "e = x |> embedding(5, 4)\n"
+				      "p = matmul(e, e, transpose_b: true) |> softmax(causal: true)\n"
+				      "q = matmul(e |> dense(4), e, transpose_b: true) |> softmax(axis: last)\n"
+				      "logits = (matmul(p, e) + matmul(q, e)) |> dense(5)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 5);
+}
+
+/* ---- threads ---- */
+
+/* Three Adam steps with 1, 2 and 3 threads: bit-identical parameters */
+Test(seq, threads_bit_identical)
+{
+	jitted j = th_jit(th_build_graph(SRC_PATH, fwd_src, true), false, true);
+	const nnrt_model *m = j.m;
+	float *first = NULL;
+	for (int threads = 1; threads <= 3; threads++) {
+		state s = th_state_new(m);
+		th_fill_params(m, s.params, 9);
+		for (int step = 1; step <= 3; step++) {
+			fill_tokens(&s, m->batch, V_, (uint64_t)step, true);
+			memset(s.a.hp, 0, sizeof s.a.hp);
+			s.a.hp[NNRT_HP_LR] = 0.01f;
+			s.a.hp[NNRT_HP_ADAM_C1] = (float)(1 / (1 - pow(0.9, step)));
+			s.a.hp[NNRT_HP_ADAM_C2] = (float)(1 / (1 - pow(0.999, step)));
+			run_step(&s, m->train_step, m->batch, threads);
+		}
+		if (!first) {
+			first = th_falloc(m->param_floats);
+			memcpy(first, s.params, sizeof(float) * (size_t)m->param_floats);
+		} else {
+			cr_assert(!memcmp(first, s.params, sizeof(float) * (size_t)m->param_floats),
+				  "%d threads give other parameters than 1", threads);
+		}
+		th_state_free(&s);
+	}
+	free(first);
+	th_jit_free(&j);
+}
