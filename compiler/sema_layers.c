@@ -731,7 +731,8 @@ static val eval_embedding(sema *s, const nnc_ast *call, ir_op op)
 		return sema_verr(call->loc);
 	}
 	if (s->g->input_vocab > V) {
-		nnc_error(s->src, call->loc, "the input's vocabulary has %lld tokens, more than this embedding's %lld",
+		const nnc_arg *va = sema_positional(call, 1) ? sema_positional(call, 1) : sema_find_named(call, "vocab");
+		nnc_error(s->src, va->value->loc, "the input's vocabulary has %lld tokens, more than this embedding's %lld",
 			  (long long)s->g->input_vocab, (long long)V);
 		nnc_note(s->src, xn->loc, "'%s' is declared here", xn->name);
 		return sema_verr(call->loc);
@@ -918,7 +919,8 @@ static val eval_softmax(sema *s, const nnc_ast *call, ir_op op)
 	int xin = sema_relayout(s, x.node, LAYOUT_NC);
 	ir_node *xn = &s->g->nodes[xin];
 	if (causal && (xn->rank < 2 || xn->dims[xn->rank - 1] != xn->dims[xn->rank - 2])) {
-		nnc_error(s->src, call->loc, "a causal mask needs square matrices of scores [..., L, L], but the input has shape %s",
+		nnc_error(s->src, sema_find_named(call, "causal")->value->loc,
+			  "a causal mask needs square matrices of scores [..., L, L], but the input has shape %s",
 			  ir_shape_str(xn));
 		return sema_verr(call->loc);
 	}

@@ -547,6 +547,8 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 		return false;
 	if (d->kind == NNRT_DATA_CSV)
 		check_csv_columns(s, e, d);
+	if ((d->kind == NNRT_DATA_CSV || d->kind == NNRT_DATA_IDX) && s->g->input_vocab) /* ids checked when read */
+		d->classes = s->g->label_vocab && s->g->label_vocab < s->g->input_vocab ? s->g->label_vocab : s->g->input_vocab;
 	return check_synth_shape(s, e, d);
 }
 

@@ -180,6 +180,8 @@ int nnrt_data_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *s
 		rc = -1;
 		break;
 	}
+	if (!rc)
+		rc = nnrt_seq_check(d, m, spec, what);
 	if (rc)
 		nnrt_data_free(d);
 	return rc;
@@ -203,6 +205,7 @@ int nnrt_data_load_predict(nnrt_dataset *d, const nnrt_model *m, const nnrt_data
 	memset(&spec, 0, sizeof spec);
 	spec.path_x = path;
 	spec.scale = 1.0f;
+	spec.classes = like->classes; /* a sequence model's vocabulary (nnrt_seq_check) */
 	if (got == 4 && h[0] == 0 && h[1] == 0) {
 		spec.kind = NNRT_DATA_IDX;
 		if (like->kind == NNRT_DATA_IDX) {

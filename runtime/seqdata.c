@@ -135,3 +135,34 @@ int nnrt_seq_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *sp
 		return reverse_load(d, m, spec, what, need_labels);
 	return text_load(d, m, spec, what, limit, need_labels);
 }
+
+/* Token ids and per-position labels that another loader (csv, idx) read for
+ * a sequence model: each id an integer in [0, V), each label one too or -1. */
+int nnrt_seq_check(const nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *spec, const char *what)
+{
+	if (m->loss != NNRT_LOSS_SEQ_XENT || spec->classes < 1 || spec->kind == NNRT_DATA_REVERSE ||
+	    spec->kind == NNRT_DATA_TEXT)
+		return 0;
+	int64_t V = spec->classes;
+	for (int64_t i = 0; i < d->n; i++)
+		for (int64_t t = 0; t < d->dim; t++) {
+			float v = d->x_f32 ? d->x_f32[i * d->dim + t] : (float)d->x_u8[i * d->dim + t] * d->scale + d->shift;
+			if (!(v >= 0 && v < (float)V && v == (float)(int64_t)v)) {
+				nnrt_error("%s data%s%s: sample %lld, position %lld: token id %g is not in the vocabulary 0..%lld",
+				           what, spec->path_x ? " " : "", spec->path_x ? spec->path_x : "", (long long)i + 1,
+				           (long long)t, (double)v, (long long)V - 1);
+				return -1;
+			}
+		}
+	for (int64_t i = 0; d->has_labels && d->y_real && i < d->n * d->label_size; i++) {
+		float v = d->y_real[i];
+		if (!(v == -1 || (v >= 0 && v < (float)V && v == (float)(int64_t)v))) {
+			nnrt_error("%s data%s%s: sample %lld, position %lld: label %g is not a class 0..%lld (or -1: ignored)",
+			           what, spec->path_x ? " " : "", spec->path_x ? spec->path_x : "",
+			           (long long)(i / d->label_size) + 1, (long long)(i % d->label_size), (double)v,
+			           (long long)V - 1);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -20,6 +20,7 @@
 
 #include "ir.h"
 #include "jit_harness.h"
+#include "sh_harness.h"
 #include "nnrt.h"
 #include "util.h"
 
@@ -389,4 +390,130 @@ Test(seq, threads_bit_identical)
 	}
 	free(first);
 	th_jit_free(&j);
+}
+
+/* ---- the compiler and the training binary ---- */
+
+/* The value after `key ` in the last line that has it (arena memory). */
+static char *last_field(const char *text, const char *key)
+{
+	const char *hit = NULL;
+	for (const char *p = text; (p = strstr(p, key)); p++)
+		if ((p == text || p[-1] == ' ') && p[strlen(key)] == ' ')
+			hit = p;
+	cr_assert(hit, "no %s in:\n%s", key, text);
+	hit += strlen(key) + 1;
+	return nnc_sprintf("%.*s", (int)strcspn(hit, " \n"), hit);
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert(f, "cannot write %s", path);
+	cr_assert_eq(fwrite(text, 1, len, f), len);
+	fclose(f);
+}
+
+/* examples/reverse.nn learns to reverse 8 digits: every position of the
+ * 1000 test strings right (so every string exactly), and the saved model
+ * reverses strings given to --predict (the argmax of each position's
+ * probabilities, which inference returns). */
+Test(seq_e2e, reverse_example_exact, .timeout = 600)
+{
+	char dir[256], *out = NULL;
+	sh_mktemp(dir, sizeof dir, "seqrev");
+	cr_assert_eq(sh_run(&out, "'%s' '%s/examples/reverse.nn' -o '%s/rev'", NNC_EXE, NNC_SOURCE_DIR, dir), 0, "%s", out);
+	cr_assert_eq(sh_run(&out, "'%s/rev' --epochs 2 --save '%s/rev.ckpt'", dir, dir), 0, "%s", out);
+	double acc = strtod(last_field(out, "test_acc"), NULL);
+	cr_assert_geq(acc, 0.99995, "per-position test accuracy %.4f: not every string reversed exactly\n%s", acc, out);
+	static const int rows[3][8] = {{1, 2, 3, 4, 5, 6, 7, 8}, {9, 9, 0, 0, 1, 1, 2, 3}, {5, 0, 5, 0, 7, 3, 3, 1}};
+	char csv[256];
+	size_t len = 0;
+	for (int r = 0; r < 3; r++)
+		for (int t = 0; t < 8; t++)
+			len += (size_t)snprintf(csv + len, sizeof csv - len, "%d%c", rows[r][t], t == 7 ? '\n' : ',');
+	char *path = nnc_sprintf("%s/p.csv", dir);
+	write_file(path, csv, len);
+	cr_assert_eq(sh_run(&out, "'%s/rev' --load '%s/rev.ckpt' --predict '%s'", dir, dir, path), 0, "%s", out);
+	const char *line = out;
+	for (int r = 0; r < 3; r++) {
+		char *end;
+		cr_assert_eq(strtol(line, &end, 10), r, "%s", out);
+		double p[80];
+		for (int i = 0; i < 80; i++)
+			p[i] = strtod(end, &end);
+		for (int t = 0; t < 8; t++) {
+			int best = 0;
+			for (int v = 1; v < 10; v++)
+				if (p[t * 10 + v] > p[t * 10 + best])
+					best = v;
+			cr_assert_eq(best, rows[r][7 - t], "string %d position %d: %d, not %d\n%s", r, t, best, rows[r][7 - t], out);
+		}
+		line = strchr(end, '\n') + 1;
+	}
+	sh_rmtree(dir);
+}
+
+/* Bad input at run time: the file and the place named, exit status 1 */
+Test(seq_e2e, bad_data_is_refused, .timeout = 300)
+{
+	char dir[256], *out = NULL;
+	sh_mktemp(dir, sizeof dir, "seqbad");
+	static const char prog[] = "model lm\ninput x : token(128)[8]\nlabel y : class(128)[8]\n"
+				   "logits = x |> embedding(128, 8) |> dense(128)\nloss softmax_cross_entropy(logits, y)\n"
+				   "optimizer adam(lr: 0.01)\ntrain {\n  data: text(\"corpus.txt\", context: 8)\n  batch: 4\n  epochs: 1\n}\n";
+	write_file(nnc_sprintf("%s/lm.nn", dir), prog, sizeof prog - 1);
+	cr_assert_eq(sh_run(&out, "'%s' '%s/lm.nn' -o '%s/lm'", NNC_EXE, dir, dir), 0, "%s", out);
+	/* a byte past the vocabulary */
+	write_file(nnc_sprintf("%s/corpus.txt", dir), "hello world, hello text\xc3\xa9 and more text here", 43);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./lm", dir), 1, "%s", out);
+	cr_assert(strstr(out, "corpus.txt: byte 23 is 195, outside the model's vocabulary of 128 tokens (ids 0..127)"), "%s", out);
+	/* shorter than one window */
+	write_file(nnc_sprintf("%s/corpus.txt", dir), "short", 5);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./lm", dir), 1, "%s", out);
+	cr_assert(strstr(out, "corpus.txt: 5 bytes is shorter than one window of context 8 plus the next byte"), "%s", out);
+	/* a --predict file with an id outside the vocabulary */
+	write_file(nnc_sprintf("%s/corpus.txt", dir), "plenty of text to train on for one epoch at least", 50);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./lm --save lm.ckpt", dir), 0, "%s", out);
+	write_file(nnc_sprintf("%s/p.csv", dir), "1,2,3,4,5,6,7,8\n1,2,3,4,5,6,7,200\n", 34);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./lm --load lm.ckpt --predict p.csv", dir), 1, "%s", out);
+	cr_assert(strstr(out, "sample 2, position 7: token id 200 is not in the vocabulary 0..127"), "%s", out);
+	sh_rmtree(dir);
+}
+
+/* Bad programs: the error at the right line and column */
+typedef struct diag_case {
+	const char *name, *body, *want;
+} diag_case;
+
+static const diag_case diags[] = {
+	{"heads that do not divide d", "h = x |> embedding(10, 6) |> attention(heads: 4)\nlogits = h |> dense(10)\n",
+	 ":4:47: error: 6 features do not split into 4 heads: 6 is not a multiple of 4"},
+	{"causal mask on a non-square matrix",
+	 "e = x |> embedding(10, 6)\ns = matmul(e, e, transpose_a: true) |> softmax(causal: false)\n"
+	 "p = matmul(e, e |> dense(5), transpose_a: true) |> softmax(causal: true)\nlogits = e |> dense(10)\n",
+	 ":6:68: error: a causal mask needs square matrices of scores [..., L, L], but the input has shape [n, 6, 5]"},
+	{"embedding smaller than the vocabulary", "logits = x |> embedding(8, 4) |> dense(10)\n",
+	 ":4:25: error: the input's vocabulary has 10 tokens, more than this embedding's 8"},
+	{"embedding of real values", "logits = (x |> embedding(10, 4) |> flatten |> dense(4)) |> embedding(10, 4) |> dense(10)\n",
+	 ":4:10: error: 'embedding' reads token ids: the input declared as token(V)[T], but its input has shape [n, 4]"},
+	{"matmul of mismatched matrices", "e = x |> embedding(10, 4)\nlogits = matmul(e, e) |> dense(10)\n",
+	 ":5:10: error: 'matmul' needs per-sample matrices [..., M, K] and [..., K, N] with the same leading axes, but got [n, 6, 4] and [n, 6, 4]"},
+	{"logits of the wrong size", "logits = x |> embedding(10, 4) |> dense(9)\n",
+	 ":5:6: error: 'softmax_cross_entropy' needs 6 x 10 logits per sample to match label class(10)[6], but got shape [n, 6, 9]"},
+};
+
+Test(seq, diagnostics)
+{
+	for (size_t i = 0; i < sizeof diags / sizeof diags[0]; i++) {
+		char *src = nnc_sprintf("model d\ninput x : token(10)[6]\nlabel y : class(10)[6]\n%sloss softmax_cross_entropy(logits, y)\n"
+					"optimizer adam(lr: 0.01)\ntrain {\n  data: reverse(count: 10)\n  batch: 4\n}\n",
+					diags[i].body);
+		char dir[256], *out = NULL;
+		sh_mktemp(dir, sizeof dir, "seqdiag");
+		write_file(nnc_sprintf("%s/d.nn", dir), src, strlen(src));
+		cr_assert_eq(sh_run(&out, "'%s' '%s/d.nn' -o '%s/d'", NNC_EXE, dir, dir), 1, "%s: %s", diags[i].name, out);
+		cr_assert(strstr(out, diags[i].want), "%s: want\n%s\ngot\n%s", diags[i].name, diags[i].want, out);
+		sh_rmtree(dir);
+	}
 }
