@@ -354,6 +354,17 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 	    "\treturn nnrt_instance_infer(NNRT_PTR_CAST(nnrt_instance *, net), x, n, out);\n"
 	    "}\n"
 	    "\n");
+	if (g->loss_kind == NNRT_LOSS_SEQ_XENT) /* a next-token model: sampling (runtime/generate.c) */
+		put(o, P, U,
+		    "/* n tokens sampled after the np >= 1 ids of prompt, into out (nnrt.h,\n"
+		    " * nnrt_instance_generate): temperature > 0, top_k 0 for all tokens. */\n"
+		    "static inline int $_generate($_instance *net, const int32_t *prompt, int64_t np, int64_t n,\n"
+		    "\tfloat temperature, int64_t top_k, uint64_t seed, int32_t *out)\n"
+		    "{\n"
+		    "\treturn nnrt_instance_generate(NNRT_PTR_CAST(nnrt_instance *, net), prompt, np, n, temperature, top_k,\n"
+		    "\t\tseed, out);\n"
+		    "}\n"
+		    "\n");
 	if (train) {
 		put(o, P, U,
 		    "/* One training step on 1 <= n <= @_BATCH samples: forward, backward, optimizer\n"

@@ -10,9 +10,15 @@
  * `classes`; every id is checked against it here, with the file and the
  * byte offset named, before a step runs.
  */
+#define _DEFAULT_SOURCE /* lstat */
 #include "loader.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The model's shape as a sequence set needs it, or an error. */
 static int seq_shape(const nnrt_model *m, const nnrt_data_spec *spec, const char *what, const char *kind, int need_labels)
@@ -60,6 +66,101 @@ static int reverse_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_sp
 	return 0;
 }
 
+/* Appends the bytes of file `path` (raw or gzip) to *buf (len used, cap
+ * allocated): 0, or -1 after reporting. */
+static int append_file(const char *path, unsigned char **buf, int64_t *len, int64_t *cap)
+{
+	gzFile f = nnrt_gz_open(path);
+	if (!f)
+		return -1;
+	for (;;) {
+		if (*len == *cap) {
+			int64_t nc = *cap ? 2 * *cap : 1 << 20;
+			unsigned char *nb = nnrt_calloc(nc, 1, "the text");
+			if (!nb) {
+				gzclose(f);
+				return -1;
+			}
+			if (*buf)
+				memcpy(nb, *buf, (size_t)*len);
+			nnrt_free(*buf);
+			*buf = nb;
+			*cap = nc;
+		}
+		int64_t got = 0;
+		if (nnrt_gz_read(f, path, *buf + *len, *cap - *len, &got)) {
+			gzclose(f);
+			return -1;
+		}
+		*len += got;
+		if (*len < *cap)
+			break;
+	}
+	gzclose(f);
+	return 0;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The corpus at `path`: a file, or a directory whose regular files (not
+ * the fortune program's .dat indexes, not symbolic links) are read in
+ * the order of their names, one after another. */
+static int read_corpus(const char *path, unsigned char **buf, int64_t *len, int64_t *cap)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		DIR *dir = opendir(path);
+		if (!dir) {
+			nnrt_error("%s: cannot open: %s", path, strerror(errno));
+			return -1;
+		}
+		char **names = NULL;
+		size_t n = 0, capn = 0;
+		int rc = 0;
+		for (struct dirent *e; (e = readdir(dir));) {
+			size_t l = strlen(e->d_name);
+			if (e->d_name[0] == '.' || (l > 4 && !strcmp(e->d_name + l - 4, ".dat")))
+				continue;
+			char *full = nnrt_calloc((int64_t)(strlen(path) + l + 2), 1, "a file name");
+			if (!full) {
+				rc = -1;
+				break;
+			}
+			sprintf(full, "%s/%s", path, e->d_name);
+			struct stat fs;
+			if (lstat(full, &fs) != 0 || !S_ISREG(fs.st_mode)) {
+				nnrt_free(full);
+				continue;
+			}
+			if (n == capn) {
+				char **nn = realloc(names, sizeof(char *) * (capn = capn ? 2 * capn : 64));
+				if (!nn) {
+					nnrt_free(full);
+					rc = -1;
+					break;
+				}
+				names = nn;
+			}
+			names[n++] = full;
+		}
+		closedir(dir);
+		if (!rc && n == 0) {
+			nnrt_error("%s: a directory with no text files", path);
+			rc = -1;
+		}
+		if (!rc)
+			qsort(names, n, sizeof *names, by_name);
+		for (size_t i = 0; i < n; i++) {
+			if (!rc)
+				rc = append_file(names[i], buf, len, cap);
+			nnrt_free(names[i]);
+		}
+		free(names);
+		return rc;
+	}
+	return append_file(path, buf, len, cap);
+}
+
 /* text(path, context: T, limit: N): window i is bytes [i T, i T + T), its
  * label the bytes one further on */
 static int text_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *spec, const char *what,
@@ -70,33 +171,12 @@ static int text_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec 
 		limit = spec->count; /* the .nn file's limit: */
 	if (seq_shape(m, spec, what, "text", need_labels))
 		return -1;
-	gzFile f = nnrt_gz_open(spec->path_x);
-	if (!f)
-		return -1;
-	int64_t cap = 1 << 20, len = 0, got = 0;
+	int64_t cap = 0, len = 0;
 	unsigned char *buf = NULL;
-	for (;;) {
-		unsigned char *nb = nnrt_calloc(cap, 1, "the text");
-		if (!nb) {
-			nnrt_free(buf);
-			gzclose(f);
-			return -1;
-		}
-		if (buf)
-			memcpy(nb, buf, (size_t)len);
+	if (read_corpus(spec->path_x, &buf, &len, &cap)) {
 		nnrt_free(buf);
-		buf = nb;
-		if (nnrt_gz_read(f, spec->path_x, buf + len, cap - len, &got)) {
-			nnrt_free(buf);
-			gzclose(f);
-			return -1;
-		}
-		len += got;
-		if (len < cap)
-			break;
-		cap *= 2;
+		return -1;
 	}
-	gzclose(f);
 	int rc = -1;
 	if (len < T + 1) {
 		nnrt_error("%s: %lld bytes is shorter than one window of context %lld plus the next byte", spec->path_x,

@@ -3,7 +3,8 @@
 # is missing.  Run as root (or with sudo available).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config flex bison llvm-19-dev libcriterion-dev
-      zlib1g-dev dataset-fashion-mnist libxml2-utils librsvg2-bin)
+      zlib1g-dev dataset-fashion-mnist libxml2-utils librsvg2-bin
+      fortunes)  # fortunes: the corpus of examples/charlm.nn
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -517,3 +517,39 @@ Test(seq, diagnostics)
 		sh_rmtree(dir);
 	}
 }
+
+/* --generate samples through the compiled inference graph: the prompt
+ * and N more bytes, the same for the same seed, other text for another;
+ * the epoch lines give the validation loss in bits per character too */
+Test(seq_e2e, generate_is_seeded, .timeout = 300)
+{
+	char dir[256], *out = NULL, *a = NULL, *b = NULL, *c = NULL;
+	sh_mktemp(dir, sizeof dir, "seqgen");
+	static const char prog[] = "model lm\ninput x : token(128)[16]\nlabel y : class(128)[16]\n"
+				   "e = x |> embedding(128, 16) |> positional\n"
+				   "h = e + (e |> layernorm |> attention(heads: 2, causal: true))\n"
+				   "logits = h |> layernorm |> dense(128)\nloss softmax_cross_entropy(logits, y)\n"
+				   "optimizer adam(lr: 0.01)\ntrain {\n  data: text(\"corpus.txt\", context: 16)\n"
+				   "  validation: 0.1\n  batch: 16\n  epochs: 2\n}\n";
+	write_file(nnc_sprintf("%s/lm.nn", dir), prog, sizeof prog - 1);
+	static const char text[] = "the cat sat on the mat. the dog sat on the log. the cat saw the dog.\n";
+	char *corpus = nnc_sprintf("%s%s%s%s%s%s%s%s", text, text, text, text, text, text, text, text);
+	write_file(nnc_sprintf("%s/corpus.txt", dir), corpus, strlen(corpus));
+	cr_assert_eq(sh_run(&out, "'%s' '%s/lm.nn' -o '%s/lm'", NNC_EXE, dir, dir), 0, "%s", out);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./lm --save lm.ckpt", dir), 0, "%s", out);
+	double vl = strtod(last_field(out, "val_loss"), NULL), bpc = strtod(last_field(out, "val_bpc"), NULL);
+	cr_assert(fabs(bpc - vl / log(2)) < 2e-4, "val_bpc %g is not val_loss %g in bits\n%s", bpc, vl, out);
+	const char *gen = "./lm --load lm.ckpt --generate 50 --prompt 'the ' --temperature 0.8 --top-k 10";
+	cr_assert_eq(sh_run(&a, "cd '%s' && %s --seed 5", dir, gen), 0, "%s", a);
+	cr_assert_eq(sh_run(&b, "cd '%s' && %s --seed 5 --threads 1", dir, gen), 0, "%s", b);
+	cr_assert_eq(sh_run(&c, "cd '%s' && %s --seed 6", dir, gen), 0, "%s", c);
+	cr_assert_str_eq(a, b, "the same seed gave other text");
+	cr_assert_str_neq(a, c, "another seed gave the same text");
+	const char *g = strstr(a, "generated:\nthe ");
+	cr_assert(g, "%s", a);
+	cr_assert_eq(strlen(g), strlen("generated:\nthe ") + 50 + 1, "not 50 bytes after the prompt:\n%s", a);
+	/* a model that is no next-token model is refused */
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./lm --prompt x", dir), 2, "%s", out);
+	cr_assert(strstr(out, "--prompt, --temperature and --top-k go with --generate N"), "%s", out);
+	sh_rmtree(dir);
+}
