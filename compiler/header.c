@@ -164,9 +164,14 @@ static void doc_block(ir_graph *g, const nnc_train_config *cfg, const char *P, c
 	nnc_buf_printf(o, " * THE MODEL\n");
 	nnc_buf_printf(o, " *   input      %s : f32%s, %lld floats per sample (%s_INPUT_SIZE)\n",
 		       comment_safe(in->name ? in->name : "x"), ir_dims_str(false, in->rank, in->dims), (long long)in->size, U);
+	if (g->input_vocab)
+		nnc_buf_printf(o, " *   (tokens: the input holds token ids 0 .. %lld as floats)\n", (long long)g->input_vocab - 1);
 	if (g->label_kind == NNRT_LABEL_CLASS)
 		nnc_buf_printf(o, " *   label      class(%lld): one int32_t per sample, 0 <= y < %s_CLASSES\n",
 			       (long long)g->label_size, U);
+	else if (g->label_vocab)
+		nnc_buf_printf(o, " *   label      class(%lld)[%lld]: %s_LABEL_SIZE floats per sample, a class id per "
+			       "position (-1: ignored)\n", (long long)g->label_vocab, (long long)g->label_size, U);
 	else
 		nnc_buf_printf(o, " *   label      f32[%lld]: %s_LABEL_SIZE floats per sample\n", (long long)g->label_size,
 			       U);
