@@ -254,6 +254,11 @@ static void dump_expr(const nnc_ast *e, nnc_buf *out)
 
 static void dump_type(const nnc_type *t, nnc_buf *out)
 {
+	if (t->vocab) {
+		nnc_buf_printf(out, "(%s %lld [%lld])", t->kind == TYPE_TOKEN ? "token" : "class", (long long)t->vocab,
+			       (long long)t->dims[0]);
+		return;
+	}
 	if (t->kind == TYPE_CLASS) {
 		nnc_buf_printf(out, "(class %lld)", (long long)t->dims[0]);
 		return;

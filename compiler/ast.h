@@ -73,13 +73,15 @@ const char *nnc_ast_op_name(char op);
 /* A declared type: `f32[784]`, `f32[1, 28, 28]`, `class(10)`. */
 typedef enum nnc_type_kind {
 	TYPE_TENSOR, /* rank, dims */
-	TYPE_CLASS,  /* dims[0] = number of classes */
+	TYPE_CLASS,  /* dims[0] = number of classes; or, with vocab > 0, class(V)[T]: dims[0] = T */
+	TYPE_TOKEN,  /* token(V)[T]: vocab = V, dims[0] = T */
 } nnc_type_kind;
 
 typedef struct nnc_type {
 	nnc_type_kind kind;
 	int rank;
 	int64_t dims[4];
+	int64_t vocab; /* class(V)[T], token(V)[T]: V; else 0 */
 	nnc_loc loc;
 } nnc_type;
 

@@ -38,6 +38,18 @@ static int emit(ad_ctx *a, ir_op op, int nin, const int *in, int like)
 
 static int emit1(ad_ctx *a, ir_op op, int x, int like) { return emit(a, op, 1, &x, like); }
 
+/* A product of a dense layer's backward pass, with the rows per sample of
+ * the forward (IR_IA_ROWS: a per-position dense) */
+static int emit_rows(ad_ctx *a, ir_op op, int nin, const int *in, int like)
+{
+	ir_graph *g = a->g;
+	int id = ir_add(g, op, nin, in);
+	g->nodes[id].loc = g->nodes[like].loc;
+	g->nodes[id].ia[IR_IA_ROWS] = g->nodes[like].ia[IR_IA_ROWS];
+	NNC_ASSERT(ir_infer_shape(g, id));
+	return id;
+}
+
 static int emit2(ad_ctx *a, ir_op op, int x, int y, int like)
 {
 	int in[2] = {x, y};
@@ -139,13 +151,15 @@ static void grad_dense(ad_ctx *a, int node, int dy)
 			accum(a, x, id);
 		} else {
 			int wt = emit1(a, IR_TRANSPOSE, w, node);
-			accum(a, x, emit2(a, IR_DENSE_BWD_X, dy, wt, node));
+			int in[2] = {dy, wt};
+			accum(a, x, emit_rows(a, IR_DENSE_BWD_X, 2, in, node));
 		}
 	}
-	accum(a, w, emit2(a, IR_DENSE_BWD_W, x, dy, node));
+	int in[2] = {x, dy};
+	accum(a, w, emit_rows(a, IR_DENSE_BWD_W, 2, in, node));
 	if (g->nodes[node].nin > 2) {
 		int b = operand(a, node, 2);
-		accum(a, b, emit1(a, IR_BIAS_GRAD, dy, node));
+		accum(a, b, emit_rows(a, IR_BIAS_GRAD, 1, &dy, node));
 	}
 }
 
@@ -347,6 +361,127 @@ static void grad_xent(ad_ctx *a, int node, int dy)
 }
 static void grad_mse(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_MSE_GRAD); }
 static void grad_bce(ad_ctx *a, int node, int dy) { (void)dy; grad_loss(a, node, IR_BCE_GRAD); }
+
+/* ---- sequences (docs/architecture.md "Sequences") ---- */
+
+/* y[t] = W[id_t]:  dW[v] = sum over positions t with id_t = v of dy[t]
+ * (scatter-add; the ids get no gradient) */
+static void grad_embed(ad_ctx *a, int node, int dy)
+{
+	ir_graph *g = a->g;
+	int w = operand(a, node, 1);
+	int in[2] = {operand(a, node, 0), dy};
+	int id = ir_add(g, IR_EMBED_GRAD, 2, in);
+	g->nodes[id].ia[0] = g->nodes[w].dims[0];
+	g->nodes[id].loc = g->nodes[node].loc;
+	NNC_ASSERT(ir_infer_shape(g, id));
+	accum(a, w, id);
+}
+
+/* y = x + P:  dx = dy,  dP = sum over samples of dy */
+static void grad_bias_add(ad_ctx *a, int node, int dy)
+{
+	accum(a, operand(a, node, 0), dy);
+	if (a->needs_grad[operand(a, node, 1)])
+		accum(a, operand(a, node, 1), emit1(a, IR_BIAS_GRAD, dy, node));
+}
+
+/* y = gamma xhat + beta per row, xhat = (x - mean) / sd (rms: x / rms):
+ *   dbeta = sum over rows of dy,  dgamma = sum over rows of dy xhat,
+ *   dx = (g - mean(g) - xhat mean(g xhat)) / sd with g = gamma dy
+ *   (rms: dx = (g - xhat mean(g xhat)) / rms) */
+static void grad_layernorm(ad_ctx *a, int node, int dy)
+{
+	ir_graph *g = a->g;
+	ir_node *f = &g->nodes[node];
+	int x = operand(a, node, 0), gamma = f->nin > 1 ? operand(a, node, 1) : -1;
+	int64_t d = f->dims[f->rank - 1];
+	if (f->nin > 2) {
+		int id = ir_add(g, IR_BIAS_GRAD, 1, &dy);
+		g->nodes[id].ia[IR_IA_ROWS] = g->nodes[node].size / d;
+		g->nodes[id].loc = g->nodes[node].loc;
+		NNC_ASSERT(ir_infer_shape(g, id));
+		accum(a, operand(a, node, 2), id);
+	}
+	if (gamma >= 0) {
+		int in[2] = {x, dy};
+		int id = emit(a, IR_LN_BWD_GAMMA, 2, in, node);
+		g->nodes[id].ia[0] = g->nodes[node].ia[0];
+		g->nodes[id].fa[0] = g->nodes[node].fa[0];
+		accum(a, gamma, id);
+	}
+	if (!a->needs_grad[x])
+		return;
+	int in[3] = {x, dy, gamma};
+	int id = ir_add(g, IR_LN_BWD_X, gamma >= 0 ? 3 : 2, in);
+	g->nodes[id].ia[0] = g->nodes[node].ia[0];
+	g->nodes[id].fa[0] = g->nodes[node].fa[0];
+	g->nodes[id].loc = g->nodes[node].loc;
+	NNC_ASSERT(ir_infer_shape(g, id));
+	accum(a, x, id);
+}
+
+/* A MATMUL node of the backward pass: op(p) op(q) scale, with transposes */
+static int emit_matmul(ad_ctx *a, int p, bool tp, int q, bool tq, double scale, int like)
+{
+	ir_graph *g = a->g;
+	int in[2] = {p, q};
+	int id = ir_add(g, IR_MATMUL, 2, in);
+	g->nodes[id].ia[0] = tp;
+	g->nodes[id].ia[1] = tq;
+	g->nodes[id].fa[0] = scale;
+	g->nodes[id].loc = g->nodes[like].loc;
+	NNC_ASSERT(ir_infer_shape(g, id));
+	return id;
+}
+
+/* C = s op(A) op(B):
+ *   A plain:      dA = s dC op(B)^T       A transposed: dA = s op(B) dC^T
+ *   B plain:      dB = s op(A)^T dC       B transposed: dB = s dC^T op(A) */
+static void grad_matmul(ad_ctx *a, int node, int dy)
+{
+	ir_node *f = &a->g->nodes[node];
+	int A = operand(a, node, 0), B = operand(a, node, 1);
+	bool ta = f->ia[0], tb = f->ia[1];
+	double s = f->fa[0];
+	if (a->needs_grad[A])
+		accum(a, A, ta ? emit_matmul(a, B, tb, dy, true, s, node) : emit_matmul(a, dy, false, B, !tb, s, node));
+	if (a->needs_grad[B])
+		accum(a, B, tb ? emit_matmul(a, dy, true, A, ta, s, node) : emit_matmul(a, A, !ta, dy, false, s, node));
+}
+
+/* y = x viewed [A, B, C] with its first two axes swapped:  dx = dy viewed
+ * [B, A, C], swapped back, in x's shape */
+static void grad_heads(ad_ctx *a, int node, int dy)
+{
+	ir_graph *g = a->g;
+	int x = operand(a, node, 0);
+	int id = ir_add(g, IR_HEADS, 1, &dy);
+	ir_node *b = &g->nodes[id], *f = &g->nodes[node], *xn = &g->nodes[x];
+	b->ia[0] = f->ia[1];
+	b->ia[1] = f->ia[0];
+	b->ia[2] = f->ia[2];
+	b->ia[3] = xn->rank;
+	for (int k = 0; k < xn->rank; k++)
+		b->ia[4 + k] = xn->dims[k];
+	b->loc = f->loc;
+	NNC_ASSERT(ir_infer_shape(g, id));
+	g->nodes[id].seq = xn->seq;
+	accum(a, x, id);
+}
+
+static void grad_softmax_last(ad_ctx *a, int node, int dy)
+{
+	int id = emit2(a, IR_SOFTMAX_LAST_GRAD, node, dy, node);
+	a->g->nodes[id].ia[0] = a->g->nodes[node].ia[0];
+	accum(a, operand(a, node, 0), id);
+}
+
+static void grad_seq_xent(ad_ctx *a, int node, int dy)
+{
+	(void)dy;
+	grad_loss(a, node, IR_SEQ_XENT_GRAD);
+}
 
 static grad_fn *const grad_rules[IR_NUM_OPS] = {
 #define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = grad,

@@ -583,7 +583,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	for (int k = 0; k < n; k++) {
 		ir_node *nd = &g->nodes[ids[k]];
 		post |= ir_node_phase(g, nd) == PHASE_UPDATE;
-		metrics |= nd->op == IR_XENT || nd->op == IR_MSE || nd->op == IR_BCE;
+		metrics |= nd->op == IR_XENT || nd->op == IR_MSE || nd->op == IR_BCE || nd->op == IR_SEQ_XENT;
 		if (body_phase(g, nd, train) == PHASE_PARAM) {
 			for (int j = 0; pre && j < nd->nin; j++)
 				if (has_code(&g->nodes[nd->in[j]])) { /* reads a packed weight: wait for it */

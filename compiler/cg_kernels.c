@@ -17,6 +17,12 @@
 
 static ir_node *operand(cg_ctx *c, ir_node *n, int k) { return &c->g->nodes[n->in[k]]; }
 
+/* The chunk's rows of R per sample: n R (n itself for R = 1) */
+static LLVMValueRef batch_rows(cg_ctx *c, int64_t R)
+{
+	return R == 1 ? cg_batch_n(c) : LLVMBuildMul(c->B, cg_batch_n(c), cg_i64(c, R), "");
+}
+
 /* ---- matrix product ---- */
 
 /* C[m, j] = epilogue(sum_k A(m, k) B[k, j]) for m < M, j < N, where
@@ -263,19 +269,20 @@ void lower_dense(cg_ctx *c, ir_node *n)
 	s.a = cg_tensor(c, x);
 	s.b = cg_tensor(c, w);
 	s.c = cg_tensor(c, n);
-	s.M = cg_batch_n(c);
-	s.mmax = c->g->cbatch;
-	s.K = cg_i64(c, x->size);
-	s.N = n->size;
+	int64_t R = ir_rows(n); /* a per-position dense: n R rows of x->size / R */
+	s.M = batch_rows(c, R);
+	s.mmax = c->g->cbatch * R;
+	s.K = cg_i64(c, x->size / R);
+	s.N = n->size / R;
 	if (x->layout == LAYOUT_CN) { /* x[i][s]: A(m = s, k = i) */
 		s.sam = 1;
 		s.sak = c->g->bpad;
 	} else {
-		s.sam = x->size;
+		s.sam = x->size / R;
 		s.sak = 1;
 	}
-	s.ldb = n->size;
-	s.ldc = n->size;
+	s.ldb = s.N;
+	s.ldc = s.N;
 	s.bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
 	s.act = n->act;
 	s.opt = n->fa[IR_FA_ACT];
@@ -291,19 +298,20 @@ void lower_dense_bx(cg_ctx *c, ir_node *n)
 	s.a = cg_tensor(c, dy);
 	s.b = cg_tensor(c, wt);
 	s.c = cg_tensor(c, n);
-	s.M = cg_batch_n(c);
-	s.mmax = c->g->cbatch;
-	s.K = cg_i64(c, dy->size);
-	s.N = n->size;
-	s.sam = dy->size;
+	int64_t R = ir_rows(n);
+	s.M = batch_rows(c, R);
+	s.mmax = c->g->cbatch * R;
+	s.K = cg_i64(c, dy->size / R);
+	s.N = n->size / R;
+	s.sam = dy->size / R;
 	s.sak = 1;
-	s.ldb = n->size;
-	s.ldc = n->size;
+	s.ldb = s.N;
+	s.ldc = s.N;
 	if (n->dact) {
 		s.dact = n->dact;
 		s.opt = n->fa[IR_FA_ACT];
 		s.y = cg_tensor(c, operand(c, n, 2));
-		s.ldy = n->size;
+		s.ldy = s.N;
 	}
 	gemm(c, &s);
 }
@@ -343,19 +351,20 @@ void lower_dense_bw(cg_ctx *c, ir_node *n)
 	s.a = cg_tensor(c, x);
 	s.b = cg_tensor(c, dy);
 	s.c = cg_tensor(c, n);
-	s.M = cg_i64(c, x->size);
-	s.mmax = x->size;
-	s.K = cg_batch_n(c);
-	s.N = dy->size;
+	int64_t R = ir_rows(n);
+	s.M = cg_i64(c, x->size / R);
+	s.mmax = x->size / R;
+	s.K = batch_rows(c, R);
+	s.N = dy->size / R;
 	if (x->layout == LAYOUT_CN) { /* x[i][s]: A(m = i, k = s) */
 		s.sam = c->g->bpad;
 		s.sak = 1;
 	} else {
 		s.sam = 1;
-		s.sak = x->size;
+		s.sak = x->size / R;
 	}
-	s.ldb = dy->size;
-	s.ldc = dy->size;
+	s.ldb = s.N;
+	s.ldc = s.N;
 	gemm(c, &s);
 }
 
@@ -364,7 +373,8 @@ void lower_bias_grad(cg_ctx *c, ir_node *n)
 {
 	ir_node *dy = operand(c, n, 0);
 	int64_t O = n->size, nvec = (O + CG_VW - 1) / CG_VW;
-	LLVMValueRef src = cg_tensor(c, dy), dst = cg_tensor(c, n), rows = cg_batch_n(c);
+	LLVMValueRef src = cg_tensor(c, dy), dst = cg_tensor(c, n);
+	LLVMValueRef rows = batch_rows(c, ir_rows(n)); /* [n R][O] */
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, nvec), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);

@@ -37,28 +37,39 @@ static LLVMValueRef at(cg_ctx *c, const ir_node *t, LLVMValueRef s, LLVMValueRef
 	return add(c, mulk(c, s, t->size), i);
 }
 
+/* Row s of R per sample (a per-position dense, IR_IA_ROWS), value i; R = 1: at() */
+static LLVMValueRef atr(cg_ctx *c, const ir_node *t, LLVMValueRef s, LLVMValueRef i, int64_t R)
+{
+	return R == 1 ? at(c, t, s, i) : add(c, mulk(c, s, t->size / R), i);
+}
+
+static LLVMValueRef rows_of(cg_ctx *c, int64_t R)
+{
+	return R == 1 ? cg_batch_n(c) : mulk(c, cg_batch_n(c), R);
+}
+
 /* y(s, j) = act(b[j] + sum_k x(s, k) W[k][j]) */
 void naive_dense(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0);
-	int64_t K = x->size, N = n->size;
+	int64_t R = ir_rows(n), K = x->size / R, N = n->size / R;
 	LLVMValueRef X = cg_tensor(c, x), W = cg_tensor(c, operand(c, n, 1)), Y = cg_tensor(c, n);
 	LLVMValueRef Bs = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
 	LLVMValueRef lo, hi;
-	cg_partition(c, cg_batch_n(c), &lo, &hi);
+	cg_partition(c, rows_of(c, R), &lo, &hi);
 	cg_loop s = cg_loop_begin(c, lo, hi, 1);
 	cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, N), 1);
 	LLVMValueRef acc = zero_acc(c);
 	cg_loop k = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, K), 1);
-	mac(c, acc, ld(c, X, at(c, x, s.i, k.i)), ld(c, W, add(c, mulk(c, k.i, N), j.i)));
+	mac(c, acc, ld(c, X, atr(c, x, s.i, k.i, R)), ld(c, W, add(c, mulk(c, k.i, N), j.i)));
 	cg_loop_end(c, &k);
 	LLVMValueRef v = cg_load(c, c->f32, acc);
 	if (Bs)
 		v = LLVMBuildFAdd(c->B, v, ld(c, Bs, j.i), "");
 	LLVMValueRef Ya = cg_act_dst(c, n); /* act(v) there, v kept; or in place */
-	st(c, Ya ? v : cg_act(c, n->act, n->fa[IR_FA_ACT], v), Y, at(c, n, s.i, j.i));
+	st(c, Ya ? v : cg_act(c, n->act, n->fa[IR_FA_ACT], v), Y, atr(c, n, s.i, j.i, R));
 	if (Ya)
-		st(c, cg_act(c, n->act, n->fa[IR_FA_ACT], v), Ya, at(c, n, s.i, j.i));
+		st(c, cg_act(c, n->act, n->fa[IR_FA_ACT], v), Ya, atr(c, n, s.i, j.i, R));
 	cg_loop_end(c, &j);
 	cg_loop_end(c, &s);
 }
@@ -69,19 +80,19 @@ void naive_dense_bx(cg_ctx *c, ir_node *n)
 {
 	bool cn = n->op == IR_DENSE_BWD_XT;
 	ir_node *dy = operand(c, n, cn ? 1 : 0), *w = operand(c, n, cn ? 0 : 1);
-	int64_t I = n->size, O = dy->size;
+	int64_t R = ir_rows(n), I = n->size / R, O = dy->size / R;
 	LLVMValueRef DY = cg_tensor(c, dy), W = cg_tensor(c, w), DX = cg_tensor(c, n);
 	LLVMValueRef Yv = n->dact ? cg_tensor(c, operand(c, n, 2)) : NULL;
 	LLVMValueRef lo, hi;
-	cg_partition(c, cg_batch_n(c), &lo, &hi);
+	cg_partition(c, rows_of(c, R), &lo, &hi);
 	cg_loop s = cg_loop_begin(c, lo, hi, 1);
 	cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, I), 1);
 	LLVMValueRef acc = zero_acc(c);
 	cg_loop o = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, O), 1);
 	LLVMValueRef wi = cn ? add(c, mulk(c, i.i, O), o.i) : add(c, mulk(c, o.i, I), i.i);
-	mac(c, acc, ld(c, DY, at(c, dy, s.i, o.i)), ld(c, W, wi));
+	mac(c, acc, ld(c, DY, atr(c, dy, s.i, o.i, R)), ld(c, W, wi));
 	cg_loop_end(c, &o);
-	LLVMValueRef idx = at(c, n, s.i, i.i);
+	LLVMValueRef idx = atr(c, n, s.i, i.i, R);
 	LLVMValueRef v = cg_load(c, c->f32, acc);
 	if (Yv)
 		v = cg_dact(c, n->dact, n->fa[IR_FA_ACT], ld(c, Yv, idx), v);
@@ -94,15 +105,15 @@ void naive_dense_bx(cg_ctx *c, ir_node *n)
 void naive_dense_bw(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
-	int64_t I = x->size, O = dy->size;
+	int64_t R = ir_rows(n), I = x->size / R, O = dy->size / R;
 	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DW = cg_tensor(c, n);
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, I), &lo, &hi);
 	cg_loop i = cg_loop_begin(c, lo, hi, 1);
 	cg_loop o = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, O), 1);
 	LLVMValueRef acc = zero_acc(c);
-	cg_loop s = cg_loop_begin(c, cg_i64(c, 0), cg_batch_n(c), 1);
-	mac(c, acc, ld(c, X, at(c, x, s.i, i.i)), ld(c, DY, at(c, dy, s.i, o.i)));
+	cg_loop s = cg_loop_begin(c, cg_i64(c, 0), rows_of(c, R), 1);
+	mac(c, acc, ld(c, X, atr(c, x, s.i, i.i, R)), ld(c, DY, atr(c, dy, s.i, o.i, R)));
 	cg_loop_end(c, &s);
 	st(c, cg_load(c, c->f32, acc), DW, add(c, mulk(c, i.i, O), o.i));
 	cg_loop_end(c, &o);

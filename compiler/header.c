@@ -98,6 +98,7 @@ static const char *loss_name(int kind)
 	case NNRT_LOSS_SOFTMAX_XENT: return "softmax_cross_entropy";
 	case NNRT_LOSS_MSE: return "mse";
 	case NNRT_LOSS_BCE: return "binary_cross_entropy";
+	case NNRT_LOSS_SEQ_XENT: return "softmax_cross_entropy per position";
 	}
 	nnc_unreachable();
 }
@@ -163,9 +164,14 @@ static void doc_block(ir_graph *g, const nnc_train_config *cfg, const char *P, c
 	nnc_buf_printf(o, " * THE MODEL\n");
 	nnc_buf_printf(o, " *   input      %s : f32%s, %lld floats per sample (%s_INPUT_SIZE)\n",
 		       comment_safe(in->name ? in->name : "x"), ir_dims_str(false, in->rank, in->dims), (long long)in->size, U);
+	if (g->input_vocab)
+		nnc_buf_printf(o, " *   (tokens: the input holds token ids 0 .. %lld as floats)\n", (long long)g->input_vocab - 1);
 	if (g->label_kind == NNRT_LABEL_CLASS)
 		nnc_buf_printf(o, " *   label      class(%lld): one int32_t per sample, 0 <= y < %s_CLASSES\n",
 			       (long long)g->label_size, U);
+	else if (g->label_vocab)
+		nnc_buf_printf(o, " *   label      class(%lld)[%lld]: %s_LABEL_SIZE floats per sample, a class id per "
+			       "position (-1: ignored)\n", (long long)g->label_vocab, (long long)g->label_size, U);
 	else
 		nnc_buf_printf(o, " *   label      f32[%lld]: %s_LABEL_SIZE floats per sample\n", (long long)g->label_size,
 			       U);
@@ -353,6 +359,17 @@ static void wrappers(ir_graph *g, const char *P, const char *U, bool train, nnc_
 	    "\treturn nnrt_instance_infer(NNRT_PTR_CAST(nnrt_instance *, net), x, n, out);\n"
 	    "}\n"
 	    "\n");
+	if (g->loss_kind == NNRT_LOSS_SEQ_XENT) /* a next-token model: sampling (runtime/generate.c) */
+		put(o, P, U,
+		    "/* n tokens sampled after the np >= 1 ids of prompt, into out (nnrt.h,\n"
+		    " * nnrt_instance_generate): temperature > 0, top_k 0 for all tokens. */\n"
+		    "static inline int $_generate($_instance *net, const int32_t *prompt, int64_t np, int64_t n,\n"
+		    "\tfloat temperature, int64_t top_k, uint64_t seed, int32_t *out)\n"
+		    "{\n"
+		    "\treturn nnrt_instance_generate(NNRT_PTR_CAST(nnrt_instance *, net), prompt, np, n, temperature, top_k,\n"
+		    "\t\tseed, out);\n"
+		    "}\n"
+		    "\n");
 	if (train) {
 		put(o, P, U,
 		    "/* One training step on 1 <= n <= @_BATCH samples: forward, backward, optimizer\n"

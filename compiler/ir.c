@@ -309,15 +309,23 @@ static double flops_act(const ir_graph *g, const ir_node *n)
 
 static double flops_dense(const ir_graph *g, const ir_node *n)
 {
-	return 2.0 * (double)g->nodes[n->in[0]].size * (double)n->size;
+	return 2.0 * (double)g->nodes[n->in[0]].size * (double)n->size / (double)ir_rows(n);
 }
 
 static double flops_dense_bx(const ir_graph *g, const ir_node *n)
 {
-	return 2.0 * (double)g->nodes[n->in[0]].size * (double)n->size;
+	return 2.0 * (double)g->nodes[n->in[0]].size * (double)n->size / (double)ir_rows(n);
 }
 
-static double flops_dense_bw(const ir_graph *g, const ir_node *n) { (void)g; return 2.0 * (double)n->size; }
+static double flops_dense_bw(const ir_graph *g, const ir_node *n) { (void)g; return 2.0 * (double)n->size * (double)ir_rows(n); }
+
+/* sequences: layernorm about 8 per value; a product 2 M N K per sample */
+static double flops_ln(const ir_graph *g, const ir_node *n) { return 8.0 * (double)g->nodes[n->in[0]].size; }
+static double flops_matmul(const ir_graph *g, const ir_node *n)
+{
+	const ir_node *a = &g->nodes[n->in[0]];
+	return 2.0 * (double)n->size * (double)a->dims[a->rank - (n->ia[0] ? 2 : 1)];
+}
 
 static double flops_dense_bxt(const ir_graph *g, const ir_node *n)
 {

@@ -31,6 +31,10 @@
 #define IR_MAX_IN 5
 #define IR_MAX_RANK 4
 #define IR_FA_ACT 2 /* fa[] slot of an activation's option */
+#define IR_IA_ROWS 11 /* ia[] slot of DENSE, DENSE_BWD_X/W, BIAS_GRAD: rows per sample (0 or 1: the
+		       * sample is one row; T: a per-position dense of a [T, d] value) */
+/* Rows per sample of a product over the last axis (IR_IA_ROWS). */
+#define ir_rows(n) ((n)->ia[IR_IA_ROWS] > 1 ? (n)->ia[IR_IA_ROWS] : 1)
 
 typedef enum ir_op {
 #define OP(id, name, arity, shape, grad, lower, kind, flops) IR_##id,
@@ -142,6 +146,8 @@ typedef struct ir_node {
 				* copy of the workspace, from every chunk's partials: no barrier
 				* after it (plan.c, when the step runs in chunks) */
 	uint8_t entries;       /* IR_ENTRY_* that run it (ir_add gives g->adding) */
+	bool seq;              /* the first axis of the sample's value is the sequence axis
+				* (docs/architecture.md "Sequences"): dense maps its last axis */
 	ir_storage storage;    /* set by plan.c */
 	int64_t offset;        /* floats, within the storage */
 } ir_node;
@@ -233,6 +239,8 @@ typedef struct ir_graph {
 	int loss;              /* loss node */
 	int loss_kind;         /* NNRT_LOSS_* */
 	int output;            /* node whose (transformed) value inference returns */
+	int64_t input_vocab;   /* token(V)[T] input: V; else 0 */
+	int64_t label_vocab;   /* class(V)[T] label: V (label_kind REAL, label_size T); else 0 */
 	uint8_t adding;        /* the entries of the nodes ir_add appends: TRAIN|EVAL for sema's
 				* forward graph, TRAIN for autodiff, INFER for the inference tail */
 

@@ -156,9 +156,12 @@ static bool shape_dense(ir_graph *g, ir_node *n)
 			  ir_shape_str(x));
 		return false;
 	}
-	NNC_ASSERT(w->rank == 2 && w->dims[0] == x->size);
-	int64_t d[1] = {w->dims[1]};
-	ir_set_shape(n, true, 1, d);
+	NNC_ASSERT(w->rank == 2 && w->dims[0] * ir_rows(n) == x->size);
+	int64_t d[2] = {ir_rows(n), w->dims[1]};
+	if (ir_rows(n) > 1) /* per position: [T, d] -> [T, units] */
+		ir_set_shape(n, true, 2, d);
+	else
+		ir_set_shape(n, true, 1, &d[1]);
 	return true;
 }
 
@@ -175,9 +178,12 @@ static bool shape_transpose(ir_graph *g, ir_node *n)
 static bool shape_dense_bx(ir_graph *g, ir_node *n)
 {
 	ir_node *dy = in(g, n, 0), *wt = in(g, n, 1);
-	NNC_ASSERT(dy->batched && wt->rank == 2 && wt->dims[0] == dy->size);
-	int64_t d[1] = {wt->dims[1]};
-	ir_set_shape(n, true, 1, d);
+	NNC_ASSERT(dy->batched && wt->rank == 2 && wt->dims[0] * ir_rows(n) == dy->size);
+	int64_t d[2] = {ir_rows(n), wt->dims[1]};
+	if (ir_rows(n) > 1)
+		ir_set_shape(n, true, 2, d);
+	else
+		ir_set_shape(n, true, 1, &d[1]);
 	return true;
 }
 
@@ -186,7 +192,7 @@ static bool shape_dense_bw(ir_graph *g, ir_node *n)
 {
 	ir_node *x = in(g, n, 0), *dy = in(g, n, 1);
 	NNC_ASSERT(x->batched && dy->batched);
-	int64_t d[2] = {x->size, dy->size};
+	int64_t d[2] = {x->size / ir_rows(n), dy->size / ir_rows(n)};
 	ir_set_shape(n, false, 2, d);
 	return true;
 }
@@ -194,8 +200,74 @@ static bool shape_dense_bw(ir_graph *g, ir_node *n)
 static bool shape_bias_grad(ir_graph *g, ir_node *n)
 {
 	ir_node *dy = in(g, n, 0);
-	int64_t d[1] = {dy->size};
+	int64_t d[1] = {dy->size / ir_rows(n)};
 	ir_set_shape(n, false, 1, d);
+	return true;
+}
+
+/* ---- sequences (docs/architecture.md "Sequences") ---- */
+
+/* ids[T], W[V, d] -> [T, d] */
+static bool shape_embed(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0), *w = in(g, n, 1);
+	NNC_ASSERT(x->batched && x->rank == 1 && w->rank == 2);
+	int64_t d[2] = {x->dims[0], w->dims[1]};
+	ir_set_shape(n, true, 2, d);
+	n->seq = true;
+	return true;
+}
+
+/* (ids, dy[T, d]) -> [V, d], V = ia[0] */
+static bool shape_embed_grad(ir_graph *g, ir_node *n)
+{
+	ir_node *dy = in(g, n, 1);
+	int64_t d[2] = {n->ia[0], dy->dims[dy->rank - 1]};
+	ir_set_shape(n, false, 2, d);
+	return true;
+}
+
+/* (x, dy) -> [d], the last axis */
+static bool shape_ln_gamma(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0);
+	int64_t d[1] = {x->dims[x->rank - 1]};
+	ir_set_shape(n, false, 1, d);
+	return true;
+}
+
+/* a[.., M, K] . b[.., K, N] -> [.., M, N] (ia[0], ia[1]: a, b given transposed) */
+static bool shape_matmul(ir_graph *g, ir_node *n)
+{
+	ir_node *a = in(g, n, 0), *b = in(g, n, 1);
+	int r = a->rank;
+	bool lead = a->batched && b->batched && r >= 2 && b->rank == r;
+	for (int k = 0; lead && k < r - 2; k++)
+		lead = a->dims[k] == b->dims[k];
+	int64_t ka = lead ? a->dims[n->ia[0] ? r - 2 : r - 1] : 0, kb = lead ? b->dims[n->ia[1] ? r - 1 : r - 2] : -1;
+	if (!lead || ka != kb) {
+		nnc_error(g->src, n->loc,
+			  "'matmul' needs per-sample matrices [..., M, K] and [..., K, N] with the same leading axes%s, but got %s and %s",
+			  n->ia[0] || n->ia[1] ? " (after the transposes asked for)" : "", ir_shape_str(a), ir_shape_str(b));
+		note_operand(g, a, "left operand");
+		note_operand(g, b, "right operand");
+		return false;
+	}
+	int64_t d[IR_MAX_RANK];
+	for (int k = 0; k < r - 2; k++)
+		d[k] = a->dims[k];
+	d[r - 2] = a->dims[n->ia[0] ? r - 1 : r - 2];
+	d[r - 1] = b->dims[n->ia[1] ? r - 2 : r - 1];
+	ir_set_shape(n, true, r, d);
+	return true;
+}
+
+/* x viewed as [A, B, C] -> [B, A, C], stored as rank ia[3], dims ia[4..] */
+static bool shape_heads(ir_graph *g, ir_node *n)
+{
+	ir_node *x = in(g, n, 0);
+	ir_set_shape(n, true, (int)n->ia[3], &n->ia[4]);
+	NNC_ASSERT(x->batched && n->size == x->size && n->ia[0] * n->ia[1] * n->ia[2] == x->size);
 	return true;
 }
 
@@ -248,6 +320,15 @@ static bool shape_loss(ir_graph *g, ir_node *n)
 			if (y->loc.line > 0)
 				nnc_note(g->src, y->loc, "label %s is class(%lld)", y->name ? y->name : "",
 					 (long long)g->label_size);
+			return false;
+		}
+	} else if (n->op == IR_SEQ_XENT) {
+		if (p->size != g->label_size * g->label_vocab) {
+			nnc_error(g->src, n->loc,
+				  "'softmax_cross_entropy' needs %lld x %lld logits per sample to match label class(%lld)[%lld], but got shape %s",
+				  (long long)g->label_size, (long long)g->label_vocab, (long long)g->label_vocab,
+				  (long long)g->label_size, ir_shape_str(p));
+			note_operand(g, p, "logits");
 			return false;
 		}
 	} else if (p->size != y->size) {

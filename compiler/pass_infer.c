@@ -18,8 +18,12 @@ static void add_output_tail(sema *s)
 		return;
 	out = sema_relayout(s, out, LAYOUT_NC);
 	ir_op op = (g->output < 0 && g->loss_kind == NNRT_LOSS_SOFTMAX_XENT) ? IR_SOFTMAX : IR_COPY;
+	if (g->output < 0 && g->loss_kind == NNRT_LOSS_SEQ_XENT)
+		op = IR_SOFTMAX_LAST; /* per position: rows of V (ia[1]) */
 	int id = sema_add_shaped(s, op, 1, &out, g->nodes[out].loc);
 	NNC_ASSERT(id >= 0);
+	if (op == IR_SOFTMAX_LAST)
+		g->nodes[id].ia[1] = g->label_vocab;
 	g->output = id;
 }
 

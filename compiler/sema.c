@@ -146,6 +146,11 @@ int sema_add_shaped(sema *s, ir_op op, int nin, const int *in, nnc_loc loc)
 		s->g->nodes[id].dead = true;
 		return -1;
 	}
+	/* a result that keeps an operand's sequence axis (docs/architecture.md "Sequences") */
+	ir_node *r = &s->g->nodes[id];
+	for (int k = 0; k < nin && r->batched && r->rank >= 2; k++)
+		if (in[k] >= 0 && s->g->nodes[in[k]].seq && s->g->nodes[in[k]].dims[0] == r->dims[0])
+			r->seq = true;
 	return id;
 }
 
@@ -538,7 +543,28 @@ static void stmt_tensor_decl(sema *s, const nnc_stmt *st)
 	int id = sema_add_node(s, is_input ? IR_INPUT : IR_LABEL, 0, NULL, st->name_loc);
 	ir_node *n = &g->nodes[id];
 	n->name = st->name;
-	if (t->kind == TYPE_CLASS) {
+	if (t->vocab) { /* token(V)[T] or class(V)[T] (docs/language.md "Sequences") */
+		bool token = t->kind == TYPE_TOKEN;
+		if (token != is_input || t->vocab < 2 || t->vocab > (1 << 24)) {
+			if (token != is_input)
+				nnc_error(s->src, t->loc, is_input ? "an input per position is token(V)[T], not class(V)[T]"
+								   : "a label per position is class(V)[T], not token(V)[T]");
+			else
+				nnc_error(s->src, t->loc, "the vocabulary must have between 2 and 16777216 entries, not %lld",
+					  (long long)t->vocab);
+			n->dead = true;
+			bind(s, st->name, st->name_loc, -1);
+			return;
+		}
+		ir_set_shape(n, true, 1, t->dims);
+		if (is_input) {
+			g->input_vocab = t->vocab;
+		} else {
+			g->label_kind = NNRT_LABEL_REAL; /* T class ids as floats, -1: ignored */
+			g->label_size = t->dims[0];
+			g->label_vocab = t->vocab;
+		}
+	} else if (t->kind == TYPE_CLASS) {
 		if (is_input) {
 			nnc_error(s->src, t->loc, "an input must be a tensor type like f32[784], not class(...)");
 			n->dead = true;
@@ -641,6 +667,20 @@ static void stmt_loss(sema *s, const nnc_stmt *st)
 			nnc_note(s->src, g->nodes[g->label].loc, "the label is declared here");
 		return;
 	}
+	if (g->label_vocab && op != IR_XENT) {
+		nnc_error(s->src, ya->value->loc, "'%s' needs a real-valued label, but '%s' is a class per position", e->str,
+			  g->nodes[g->label].name);
+		nnc_hint("a class(V)[T] label goes with softmax_cross_entropy");
+		return;
+	}
+	if (g->label_vocab) { /* a class per position */
+		op = IR_SEQ_XENT;
+		want_label = NNRT_LABEL_REAL;
+		if (smoothing != 0) {
+			nnc_error(s->src, sa->value->loc, "label smoothing is not supported with a class per position");
+			return;
+		}
+	}
 	if (g->label_kind != want_label) {
 		nnc_error(s->src, ya->value->loc, "'%s' needs %s label, but '%s' is %s", e->str,
 			  want_label == NNRT_LABEL_CLASS ? "a class(N)" : "a real-valued f32[...]",
@@ -668,7 +708,8 @@ static void stmt_loss(sema *s, const nnc_stmt *st)
 		nnc_hint("end the network with '|> sigmoid'");
 	}
 	g->loss = id;
-	g->loss_kind = op == IR_XENT ? NNRT_LOSS_SOFTMAX_XENT : op == IR_MSE ? NNRT_LOSS_MSE : NNRT_LOSS_BCE;
+	g->loss_kind = op == IR_XENT ? NNRT_LOSS_SOFTMAX_XENT : op == IR_SEQ_XENT ? NNRT_LOSS_SEQ_XENT
+		     : op == IR_MSE ? NNRT_LOSS_MSE : NNRT_LOSS_BCE;
 }
 /* ---- blocks and shared layers ----
  *

@@ -113,6 +113,19 @@ static bool parse_weight_opts(sema *s, const nnc_ast *call, weight_opts *o)
 	return ok;
 }
 
+/* A node of op with R rows per sample (IR_IA_ROWS: a per-position
+ * product) and its shape; R = 1: sema_add_shaped. */
+static int add_rows_shaped(sema *s, ir_op op, int nin, const int *in, nnc_loc loc, int64_t R)
+{
+	if (R == 1)
+		return sema_add_shaped(s, op, nin, in, loc);
+	int id = sema_add_node(s, op, nin, in, loc);
+	s->g->nodes[id].ia[IR_IA_ROWS] = R;
+	NNC_ASSERT(ir_infer_shape(s->g, id));
+	s->g->nodes[id].seq = true;
+	return id;
+}
+
 static const char *const dense_opts[] = {"units", "init", "bias_init", "bias", "name", NULL};
 
 /* dense(x, units, init: INIT, bias_init: INIT, bias: true, name: "fc1")
@@ -144,7 +157,8 @@ static val eval_dense(sema *s, const nnc_ast *call, ir_op op)
 		return sema_verr(call->loc);
 	}
 	wo.name = sema_layer_name(s, "dense", wo.name);
-	int64_t in = xn->size;
+	int64_t R = xn->seq && xn->rank == 2 ? xn->dims[0] : 1; /* per position: the last axis */
+	int64_t in = xn->size / R;
 	int64_t wd[2] = {in, units}, bd[1] = {units};
 	if (!sema_size_ok(s, call->loc, "the weight of this layer", 2, wd))
 		return sema_verr(call->loc);
@@ -155,14 +169,9 @@ static val eval_dense(sema *s, const nnc_ast *call, ir_op op)
 				      : -1;
 	if (w < 0 || (wo.has_bias && b < 0))
 		return sema_verr(call->loc);
-	if (!wo.has_bias) {
-		/* DENSE with two operands has no bias */
-		int ins[2] = {x.node, w};
-		int id = sema_add_shaped(s, op, 2, ins, call->loc);
-		return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
-	}
+	/* DENSE with two operands has no bias */
 	int ins[3] = {x.node, w, b};
-	int id = sema_add_shaped(s, op, 3, ins, call->loc);
+	int id = add_rows_shaped(s, op, wo.has_bias ? 3 : 2, ins, call->loc, R);
 	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
 }
 
@@ -505,6 +514,8 @@ static val eval_batchnorm(sema *s, const nnc_ast *call, ir_op op)
 	return sema_vtensor(id, call->loc);
 }
 
+static int add_heads(sema *s, int x, int64_t A, int64_t B, int64_t C, int rank, const int64_t *out, nnc_loc loc);
+
 /* flatten(x) | x |> flatten: every tensor is stored contiguously per sample, so this is free:
  * the value is the same node, and dense reads any rank as a vector. */
 static val eval_flatten(sema *s, const nnc_ast *call, ir_op op)
@@ -516,6 +527,12 @@ static val eval_flatten(sema *s, const nnc_ast *call, ir_op op)
 	if (x.kind == V_TENSOR && !s->g->nodes[x.node].batched) {
 		nnc_error(s->src, call->loc, "'flatten' needs a per-sample value");
 		return sema_verr(call->loc);
+	}
+	if (x.kind == V_TENSOR && s->g->nodes[x.node].seq) {
+		/* a sequence [T, d] becomes one vector (a copy: the node is
+		 * no longer a sequence, so a dense after it reads every value) */
+		int64_t size = s->g->nodes[x.node].size;
+		return sema_vtensor(add_heads(s, x.node, 1, size, 1, 1, &size, call->loc), call->loc);
 	}
 	return x;
 }
@@ -637,13 +654,357 @@ static val eval_concat(sema *s, const nnc_ast *call, ir_op op)
 	return sema_vtensor(id, call->loc);
 }
 
+/* ---- sequences (docs/language.md "Sequences") ---- */
+
+/* The [T, d] value a sequence layer reads, or an error naming the layer. */
+static bool seq_input(sema *s, const nnc_ast *call, val x, int rank, const char *shape)
+{
+	ir_node *xn = &s->g->nodes[x.node];
+	if (!xn->batched || (rank && xn->rank != rank) || xn->layout != LAYOUT_NC) {
+		nnc_error(s->src, call->loc, "'%s' needs a per-sample value of shape %s, but its input has shape %s", call->str,
+			  shape, ir_shape_str(xn));
+		if (xn->loc.line > 0)
+			nnc_note(s->src, xn->loc, "the input%s%s is defined here", xn->name ? " " : "", xn->name ? xn->name : "");
+		return false;
+	}
+	return true;
+}
+
+/* A number option >= lo (named), its default kept when absent. */
+static bool num_opt(sema *s, const nnc_ast *call, const char *name, double lo, double *v)
+{
+	const nnc_arg *a = sema_find_named(call, name);
+	if (!a)
+		return true;
+	const char *what = nnc_sprintf("'%s' of %s", name, call->str);
+	if (!sema_arg_num(s, a, what, v) || !sema_float_ok(s, a->value->loc, what, *v))
+		return false;
+	if (!(*v > lo)) {
+		nnc_error(s->src, a->value->loc, "%s must be greater than %g, not %g", what, lo, *v);
+		return false;
+	}
+	return true;
+}
+
+static bool bool_opt(sema *s, const nnc_ast *call, const char *name, bool *v)
+{
+	const nnc_arg *a = sema_find_named(call, name);
+	return !a || sema_arg_bool(s, a, nnc_sprintf("'%s' of %s", name, call->str), v);
+}
+
+/* An integer given by position k or by name, required. */
+static bool int_arg(sema *s, const nnc_ast *call, int k, const char *name, const char *what, int64_t lo, int64_t *v)
+{
+	const nnc_arg *pa = k >= 0 ? sema_positional(call, k) : NULL, *na = sema_find_named(call, name);
+	if (pa && na) {
+		nnc_error(s->src, na->name_loc, "%s is given twice", what);
+		return false;
+	}
+	if (!pa && !na) {
+		nnc_error(s->src, call->loc, "'%s' needs %s, e.g. %s", call->str, what,
+			  !strcmp(call->str, "embedding") ? "embedding(256, 64)" : nnc_sprintf("%s(%s: 4)", call->str, name));
+		return false;
+	}
+	return sema_arg_int_in(s, pa ? pa : na, what, (double)lo, (double)MAX_ELEMS, v);
+}
+
+static const char *const embed_opts[] = {"vocab", "dim", "init", "name", NULL};
+
+/* embedding(x, V, d, init: normal(1), name: "tok")
+ * x |> embedding(V, d): x the token(V')[T] input (V' <= V) -> [T, d]; the
+ * table NAME.weight [V, d] */
+static val eval_embedding(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool ok = sema_check_args(s, call, 3, embed_opts);
+	val x = sema_tensor_arg(s, call, 0, "token ids");
+	int64_t V = 0, d = 0;
+	ok = ok && int_arg(s, call, 1, "vocab", "the vocabulary size", 1, &V) && int_arg(s, call, 2, "dim", "the embedding size", 1, &d);
+	weight_opts wo;
+	ok &= parse_weight_opts(s, call, &wo);
+	if (!ok || x.kind != V_TENSOR)
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	if (x.node != s->g->input || !s->g->input_vocab) {
+		nnc_error(s->src, call->loc, "'embedding' reads token ids: the input declared as token(V)[T], but its input has shape %s",
+			  ir_shape_str(xn));
+		nnc_hint("declare the input as, e.g., input x : token(%lld)[64]", (long long)V);
+		return sema_verr(call->loc);
+	}
+	if (s->g->input_vocab > V) {
+		const nnc_arg *va = sema_positional(call, 1) ? sema_positional(call, 1) : sema_find_named(call, "vocab");
+		nnc_error(s->src, va->value->loc, "the input's vocabulary has %lld tokens, more than this embedding's %lld",
+			  (long long)s->g->input_vocab, (long long)V);
+		nnc_note(s->src, xn->loc, "'%s' is declared here", xn->name);
+		return sema_verr(call->loc);
+	}
+	const char *name = sema_layer_name(s, "embedding", wo.name);
+	int64_t wd[2] = {V, d};
+	if (!sema_size_ok(s, call->loc, "the table of this embedding", 2, wd))
+		return sema_verr(call->loc);
+	int w = add_param(s, nnc_sprintf("%s.weight", name), 2, wd, wo.wset ? wo.winit : NNRT_INIT_NORMAL,
+			  wo.wset ? wo.warg : 1.0, true, (double)V, (double)d, call->loc);
+	if (w < 0)
+		return sema_verr(call->loc);
+	int ins[2] = {x.node, w};
+	int id = sema_add_shaped(s, op, 2, ins, call->loc);
+	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
+}
+
+static const char *const pos_opts[] = {"init", "name", NULL};
+
+/* positional(x, init: normal(1), name: "pos") | x |> positional
+ * x [T, d] -> x + P, P = NAME.weight [T, d]: a learned vector per position */
+static val eval_positional(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool ok = sema_check_args(s, call, 1, pos_opts);
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	weight_opts wo;
+	ok &= parse_weight_opts(s, call, &wo);
+	if (!ok || x.kind != V_TENSOR || !seq_input(s, call, x, 2, "[T, d]"))
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	const char *name = sema_layer_name(s, "positional", wo.name);
+	int w = add_param(s, nnc_sprintf("%s.weight", name), 2, xn->dims, wo.wset ? wo.winit : NNRT_INIT_NORMAL,
+			  wo.wset ? wo.warg : 1.0, true, (double)xn->dims[0], (double)xn->dims[1], call->loc);
+	if (w < 0)
+		return sema_verr(call->loc);
+	int ins[2] = {x.node, w};
+	int id = sema_add_shaped(s, op, 2, ins, call->loc);
+	if (id >= 0)
+		s->g->nodes[id].seq = xn->seq;
+	return id < 0 ? sema_verr(call->loc) : sema_vtensor(id, call->loc);
+}
+
+static const char *const ln_opts[] = {"eps", "name", NULL};
+
+/* layernorm(x, eps: 1e-5, name: "ln1") | x |> layernorm | x |> rmsnorm
+ * x [..., d] -> the same shape, each row of the last axis normalised;
+ * NAME.weight [d] (1) and, for layernorm, NAME.bias [d] (0) */
+static val eval_layernorm(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool rms = !strcmp(call->str, "rmsnorm");
+	bool ok = sema_check_args(s, call, 1, ln_opts);
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	double eps = 1e-5;
+	const char *name = NULL;
+	const nnc_arg *a;
+	ok &= num_opt(s, call, "eps", 0, &eps);
+	if ((a = sema_find_named(call, "name")))
+		ok &= sema_arg_str(s, a, "a layer name", &name);
+	if (!ok || x.kind != V_TENSOR || !seq_input(s, call, x, 0, "[..., d]"))
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	int64_t d[1] = {xn->dims[xn->rank - 1]};
+	name = sema_layer_name(s, call->str, name);
+	int ins[3] = {x.node, -1, -1};
+	ins[1] = add_param(s, nnc_sprintf("%s.weight", name), 1, d, NNRT_INIT_CONSTANT, 1, true, (double)d[0], (double)d[0], call->loc);
+	if (!rms)
+		ins[2] = add_param(s, nnc_sprintf("%s.bias", name), 1, d, NNRT_INIT_ZEROS, 0, true, (double)d[0], (double)d[0], call->loc);
+	if (ins[1] < 0 || (!rms && ins[2] < 0))
+		return sema_verr(call->loc);
+	int id = sema_add_shaped(s, op, rms ? 2 : 3, ins, call->loc);
+	if (id < 0)
+		return sema_verr(call->loc);
+	s->g->nodes[id].ia[0] = rms;
+	s->g->nodes[id].fa[0] = eps;
+	s->g->nodes[id].name = name;
+	return sema_vtensor(id, call->loc);
+}
+
+static const char *const matmul_opts[] = {"transpose_a", "transpose_b", "scale", NULL};
+
+/* matmul(a, b, transpose_a: false, transpose_b: false, scale: 1) | a |> matmul(b)
+ * a [..., M, K], b [..., K, N] per sample, the same leading axes -> [..., M, N] */
+static val eval_matmul(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool ok = sema_check_args(s, call, 2, matmul_opts), ta = false, tb = false;
+	val a = sema_tensor_arg(s, call, 0, "a tensor");
+	val b = sema_positional(call, 1) ? sema_tensor_arg(s, call, 1, "a tensor") : (val){.kind = V_ERROR};
+	if (!sema_positional(call, 1) && ok) {
+		nnc_error(s->src, call->loc, "'matmul' needs two tensors, e.g. matmul(q, k, transpose_b: true)");
+		ok = false;
+	}
+	double scale = 1;
+	const nnc_arg *sa = sema_find_named(call, "scale");
+	ok &= bool_opt(s, call, "transpose_a", &ta) && bool_opt(s, call, "transpose_b", &tb);
+	if (sa)
+		ok &= sema_arg_num(s, sa, "'scale' of matmul", &scale) && sema_float_ok(s, sa->value->loc, "'scale' of matmul", scale);
+	if (!ok || a.kind != V_TENSOR || b.kind != V_TENSOR)
+		return sema_verr(call->loc);
+	int ins[2] = {sema_relayout(s, a.node, LAYOUT_NC), sema_relayout(s, b.node, LAYOUT_NC)};
+	int id = sema_add_node(s, op, 2, ins, call->loc);
+	s->g->nodes[id].ia[0] = ta;
+	s->g->nodes[id].ia[1] = tb;
+	s->g->nodes[id].fa[0] = scale;
+	if (!ir_infer_shape(s->g, id)) {
+		s->g->nodes[id].dead = true;
+		return sema_verr(call->loc);
+	}
+	ir_node *r = &s->g->nodes[id], *an = &s->g->nodes[ins[0]];
+	r->seq = an->seq && r->dims[0] == an->dims[0]; /* [T, ...] . [...] keeps the positions */
+	return sema_vtensor(id, call->loc);
+}
+
+/* The HEADS node turning x viewed [A, B, C] into [B, A, C], of shape out */
+static int add_heads(sema *s, int x, int64_t A, int64_t B, int64_t C, int rank, const int64_t *out, nnc_loc loc)
+{
+	int id = sema_add_node(s, IR_HEADS, 1, &x, loc);
+	ir_node *n = &s->g->nodes[id];
+	n->ia[0] = A, n->ia[1] = B, n->ia[2] = C, n->ia[3] = rank;
+	for (int k = 0; k < rank; k++)
+		n->ia[4 + k] = out[k];
+	NNC_ASSERT(ir_infer_shape(s->g, id));
+	return id;
+}
+
+static const char *const heads_opts[] = {"heads", NULL};
+
+/* split_heads(x, h) | x |> split_heads(h): [T, h k] -> [h, T, k]
+ * merge_heads(x) | x |> merge_heads: [h, T, k] -> [T, h k] */
+static val eval_heads(sema *s, const nnc_ast *call, ir_op op)
+{
+	(void)op;
+	bool split = !strcmp(call->str, "split_heads");
+	bool ok = sema_check_args(s, call, split ? 2 : 1, split ? heads_opts : NULL);
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	int64_t h = 0;
+	if (split)
+		ok = ok && int_arg(s, call, 1, "heads", "the number of heads", 1, &h);
+	if (!ok || x.kind != V_TENSOR || !seq_input(s, call, x, split ? 2 : 3, split ? "[T, d]" : "[heads, T, k]"))
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	if (split) {
+		int64_t T = xn->dims[0], D = xn->dims[1];
+		if (D % h) {
+			nnc_error(s->src, call->loc, "%lld features do not split into %lld heads: %lld is not a multiple of %lld",
+				  (long long)D, (long long)h, (long long)D, (long long)h);
+			return sema_verr(call->loc);
+		}
+		int64_t out[3] = {h, T, D / h};
+		return sema_vtensor(add_heads(s, x.node, T, h, D / h, 3, out, call->loc), call->loc);
+	}
+	int64_t H = xn->dims[0], T = xn->dims[1], k = xn->dims[2], out[2] = {T, H * k};
+	int id = add_heads(s, x.node, H, T, k, 2, out, call->loc);
+	s->g->nodes[id].seq = true;
+	return sema_vtensor(id, call->loc);
+}
+
+/* A softmax over the last axis, causal or not (softmax(x, axis: last, causal:)) */
+static int add_softmax_last(sema *s, int x, bool causal, nnc_loc loc)
+{
+	int id = sema_add_shaped(s, IR_SOFTMAX_LAST, 1, &x, loc);
+	s->g->nodes[id].ia[0] = causal;
+	return id;
+}
+
+static const char *const softmax_opts[] = {"axis", "causal", NULL};
+
+/* softmax(x) | x |> softmax: over all the sample's values
+ * softmax(x, axis: last, causal: false): over each row of the last axis; a
+ * causal mask keeps the entries j <= i of each square [L, L] matrix */
+static val eval_softmax(sema *s, const nnc_ast *call, ir_op op)
+{
+	if (!sema_find_named(call, "axis") && !sema_find_named(call, "causal"))
+		return eval_unary_layer(s, call, op);
+	bool ok = sema_check_args(s, call, 1, softmax_opts), causal = false;
+	const nnc_arg *a = sema_find_named(call, "axis");
+	if (a && (a->value->kind != AST_NAME || strcmp(a->value->str, "last"))) {
+		nnc_error(s->src, a->value->loc, "softmax's axis is 'last' (the default is every value of the sample)");
+		ok = false;
+	}
+	ok &= bool_opt(s, call, "causal", &causal);
+	val x = eval_unary_layer_input(s, call);
+	if (!ok || x.kind != V_TENSOR)
+		return sema_verr(call->loc);
+	int xin = sema_relayout(s, x.node, LAYOUT_NC);
+	ir_node *xn = &s->g->nodes[xin];
+	if (causal && (xn->rank < 2 || xn->dims[xn->rank - 1] != xn->dims[xn->rank - 2])) {
+		nnc_error(s->src, sema_find_named(call, "causal")->value->loc,
+			  "a causal mask needs square matrices of scores [..., L, L], but the input has shape %s",
+			  ir_shape_str(xn));
+		return sema_verr(call->loc);
+	}
+	return sema_vtensor(add_softmax_last(s, xin, causal, call->loc), call->loc);
+}
+
+/* A per-position dense layer NAME.weight [d, units], NAME.bias [units] of x [T, d] */
+static int seq_dense(sema *s, int x, int64_t units, const char *name, nnc_loc loc)
+{
+	ir_node *xn = &s->g->nodes[x];
+	int64_t d = xn->dims[1], T = xn->dims[0], wd[2] = {d, units}, bd[1] = {units};
+	int w = add_param(s, nnc_sprintf("%s.weight", name), 2, wd, NNRT_INIT_GLOROT_UNIFORM, 0, false, (double)d,
+			  (double)units, loc);
+	int b = w < 0 ? -1 : add_param(s, nnc_sprintf("%s.bias", name), 1, bd, NNRT_INIT_ZEROS, 0, false, (double)d, (double)units, loc);
+	if (w < 0 || b < 0)
+		return -1;
+	int ins[3] = {x, w, b};
+	return add_rows_shaped(s, IR_DENSE, 3, ins, loc, T);
+}
+
+static const char *const attn_opts[] = {"heads", "causal", "name", NULL};
+
+/* attention(x, heads: h, causal: false, name: "attn") | x |> attention(heads: 4)
+ * x [T, d] -> [T, d]: multi-head scaled dot-product self-attention,
+ *   q, k, v = x W_q, x W_k, x W_v (per position, split into h heads),
+ *   y = merge(softmax(q k^T / sqrt(d / h), causal) v) W_out;
+ * NAME.q, NAME.k, NAME.v, NAME.out: dense layers [d, d] with biases */
+static val eval_attention(sema *s, const nnc_ast *call, ir_op op)
+{
+	(void)op;
+	bool ok = sema_check_args(s, call, 1, attn_opts), causal = false;
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	int64_t h = 0;
+	const char *name = NULL;
+	const nnc_arg *a;
+	ok = ok && int_arg(s, call, -1, "heads", "the number of heads", 1, &h);
+	ok = ok && bool_opt(s, call, "causal", &causal);
+	if ((a = sema_find_named(call, "name")))
+		ok &= sema_arg_str(s, a, "a layer name", &name);
+	if (!ok || x.kind != V_TENSOR || !seq_input(s, call, x, 2, "[T, d]"))
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	int64_t T = xn->dims[0], d = xn->dims[1];
+	if (d % h) {
+		nnc_error(s->src, sema_find_named(call, "heads")->value->loc,
+			  "%lld features do not split into %lld heads: %lld is not a multiple of %lld", (long long)d, (long long)h,
+			  (long long)d, (long long)h);
+		return sema_verr(call->loc);
+	}
+	s->g->nodes[x.node].seq = true;
+	name = sema_layer_name(s, "attention", name);
+	nnc_loc loc = call->loc;
+	int64_t k = d / h, split[3] = {h, T, k}, merged[2] = {T, d};
+	int qkv[3];
+	static const char *const part[3] = {"q", "k", "v"};
+	for (int i = 0; i < 3; i++) {
+		int p = seq_dense(s, x.node, d, nnc_sprintf("%s.%s", name, part[i]), loc);
+		if (p < 0)
+			return sema_verr(loc);
+		qkv[i] = add_heads(s, p, T, h, k, 3, split, loc);
+	}
+	int sc = sema_add_node(s, IR_MATMUL, 2, qkv, loc); /* q k^T / sqrt(k): [h, T, T] */
+	s->g->nodes[sc].ia[1] = 1;
+	s->g->nodes[sc].fa[0] = 1 / sqrt((double)k);
+	NNC_ASSERT(ir_infer_shape(s->g, sc));
+	int pr = add_softmax_last(s, sc, causal, loc);
+	int pv[2] = {pr, qkv[2]};
+	int ctx = sema_add_node(s, IR_MATMUL, 2, pv, loc); /* [h, T, k] */
+	s->g->nodes[ctx].fa[0] = 1;
+	NNC_ASSERT(ir_infer_shape(s->g, ctx));
+	int m = add_heads(s, ctx, h, T, k, 2, merged, loc);
+	s->g->nodes[m].seq = true;
+	int y = seq_dense(s, m, d, nnc_sprintf("%s.out", name), loc);
+	return y < 0 ? sema_verr(loc) : sema_vtensor(y, loc);
+}
+
 /* Every layer name (the table below and acts.def), for suggestions. */
 const char *const sema_builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
 					     "batchnorm",
 #define ACT(id, name, from, init, opt, kind, def, min, act, dact, inl, fl, dfl) name,
 #include "acts.def"
 #undef ACT
-					     "softmax", "dropout", "concat", NULL};
+					     "softmax", "dropout", "concat", "embedding", "positional", "layernorm", "rmsnorm",
+					     "matmul", "split_heads", "merge_heads", "attention", NULL};
 
 /* A layer builder checks one call of its layer and appends its nodes; op is
  * its table row's (the one builder of several layers tells them apart by it). */
@@ -662,9 +1023,17 @@ static const struct {
 	{"global_avgpool", eval_gpool, IR_GAVGPOOL},
 	{"batchnorm", eval_batchnorm, IR_BATCHNORM},
 	{"flatten", eval_flatten, IR_NUM_OPS},
-	{"softmax", eval_unary_layer, IR_SOFTMAX},
+	{"softmax", eval_softmax, IR_SOFTMAX},
 	{"dropout", eval_dropout, IR_DROPOUT},
 	{"concat", eval_concat, IR_CONCAT},
+	{"embedding", eval_embedding, IR_EMBED},
+	{"positional", eval_positional, IR_BIAS_ADD},
+	{"layernorm", eval_layernorm, IR_LAYERNORM},
+	{"rmsnorm", eval_layernorm, IR_LAYERNORM},
+	{"matmul", eval_matmul, IR_MATMUL},
+	{"split_heads", eval_heads, IR_HEADS},
+	{"merge_heads", eval_heads, IR_HEADS},
+	{"attention", eval_attention, IR_MATMUL},
 };
 _Static_assert(sizeof layers / sizeof layers[0] + IR_NUM_ACTS == sizeof sema_builtin_layers / sizeof sema_builtin_layers[0],
 	       "every layer of the table is in sema_builtin_layers");

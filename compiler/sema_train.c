@@ -329,6 +329,74 @@ static bool data_synth(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
 	return true;
 }
 
+/* The vocabulary a sequence source may use (the spec's classes): the
+ * smaller of the token input's and the per-position label's; false (after
+ * reporting) when the model is not a sequence model. */
+static bool seq_model(sema *s, const nnc_ast *e, nnrt_data_spec *d)
+{
+	ir_graph *g = s->g;
+	if (g->input < 0 || g->label < 0)
+		return true; /* reported elsewhere */
+	if (!g->input_vocab || !g->label_vocab || g->label_size != g->nodes[g->input].size) {
+		nnc_error(s->src, e->loc,
+			  "%s() gives a class per position: the model needs input token(V)[T] and label class(V)[T] with the same T",
+			  e->str);
+		nnc_note(s->src, g->nodes[g->input].loc, "the input has shape %s", ir_shape_str(&g->nodes[g->input]));
+		return false;
+	}
+	d->classes = g->input_vocab < g->label_vocab ? g->input_vocab : g->label_vocab;
+	if (d->kind == NNRT_DATA_REVERSE && d->classes < 10) {
+		nnc_error(s->src, e->loc, "reverse() gives the digits 0..9, but the vocabulary has only %lld tokens",
+			  (long long)d->classes);
+		return false;
+	}
+	return true;
+}
+
+/* reverse(count: 1000, seed: 1): T random digits, the label them reversed */
+static bool data_reverse(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
+{
+	static const char *const opts[] = {"count", "seed", NULL};
+	const nnc_arg *a;
+	if (!sema_check_args(s, e, 0, opts))
+		return false;
+	d->seed = 1;
+	d->count = 1000;
+	if ((a = sema_find_named(e, "seed")))
+		*ok &= sema_arg_int(s, a, "'seed'", 0, &d->seed);
+	if ((a = sema_find_named(e, "count")))
+		*ok &= sema_arg_int_in(s, a, "'count'", 1, 4294967296.0, &d->count);
+	return seq_model(s, e, d);
+}
+
+/* text("corpus.txt", context: T, limit: N): windows of T bytes, the label
+ * the next byte at each position */
+static bool data_text(sema *s, const nnc_ast *e, nnrt_data_spec *d, bool *ok)
+{
+	static const char *const opts[] = {"context", "limit", NULL};
+	if (!sema_check_args(s, e, 1, opts))
+		return false;
+	const nnc_arg *pp = sema_positional(e, 0), *a;
+	const char *p;
+	if (!pp) {
+		nnc_error(s->src, e->loc, "text() needs the path of the corpus");
+		return false;
+	}
+	if (!sema_arg_str(s, pp, "the corpus", &p))
+		return false;
+	d->path_x = resolve_path(s, p);
+	if (!seq_model(s, e, d))
+		return false;
+	int64_t ctx = 0;
+	if ((a = sema_find_named(e, "context")) && sema_arg_int(s, a, "'context'", 1, &ctx) && s->g->input >= 0 &&
+	    ctx != s->g->nodes[s->g->input].size) {
+		nnc_error(s->src, a->value->loc, "the context of text() is %lld, but input '%s' has %lld positions", (long long)ctx,
+			  s->g->nodes[s->g->input].name, (long long)s->g->nodes[s->g->input].size);
+		*ok = false;
+	}
+	return true;
+}
+
 /* The data sources, in the order sema_data_names lists them. */
 static const struct {
 	const char *name;
@@ -339,10 +407,11 @@ static const struct {
 	{"xor", NNRT_DATA_XOR, data_synth},         {"moons", NNRT_DATA_MOONS, data_synth},
 	{"circles", NNRT_DATA_CIRCLES, data_synth}, {"spiral", NNRT_DATA_SPIRAL, data_synth},
 	{"parity", NNRT_DATA_PARITY, data_synth},   {"majority", NNRT_DATA_MAJORITY, data_synth},
+	{"reverse", NNRT_DATA_REVERSE, data_reverse}, {"text", NNRT_DATA_TEXT, data_text},
 };
 
 /* The names of data_sources, for suggestions. */
-const char *const sema_data_names[] = {"idx", "csv", "xor", "moons", "circles", "spiral", "parity", "majority", NULL};
+const char *const sema_data_names[] = {"idx", "csv", "xor", "moons", "circles", "spiral", "parity", "majority", "reverse", "text", NULL};
 _Static_assert(sizeof data_sources / sizeof data_sources[0] + 1 == sizeof sema_data_names / sizeof sema_data_names[0],
 	       "every data source is in sema_data_names");
 
@@ -478,6 +547,8 @@ static bool data_source(sema *s, const nnc_arg *setting, nnrt_data_spec *d)
 		return false;
 	if (d->kind == NNRT_DATA_CSV)
 		check_csv_columns(s, e, d);
+	if ((d->kind == NNRT_DATA_CSV || d->kind == NNRT_DATA_IDX) && s->g->input_vocab) /* ids checked when read */
+		d->classes = s->g->label_vocab && s->g->label_vocab < s->g->input_vocab ? s->g->label_vocab : s->g->input_vocab;
 	return check_synth_shape(s, e, d);
 }
 

@@ -252,7 +252,7 @@ static int64_t check_dim(nnc_parser *ps, double v, bool is_int, const char *text
 	return (int64_t)v;
 }
 
-static const char *const type_names[] = {"f32", "class", NULL};
+static const char *const type_names[] = {"f32", "class", "token", NULL};
 
 /* Reports `name` (seen where a type was expected, before '[' if
  * `tensor`) as unknown. */
@@ -548,11 +548,28 @@ type:
 		if (strcmp($1, "class") != 0) {
 			if (!strcmp($1, "f32"))
 				nnc_error(ps->src, @$, "'f32' takes its dimensions in brackets, as in f32[4]");
+			else if (!strcmp($1, "token"))
+				nnc_error(ps->src, @$, "'token' needs its number of positions too, as in token(%s)[64]", $3.text);
 			else
 				unknown_type(ps, $1, @1, false);
 		} else {
 			$$.dims[0] = check_dim(ps, $3.v, $3.is_int, $3.text, @3, "number of classes");
 		}
+	}
+	/* class(V)[T] (a class per position) or token(V)[T] (docs/language.md
+	 * "Sequences"): vocab = V, rank/dims the positions */
+|	IDENT '(' dim ')' '[' dims opt_comma ']' {
+		$$ = $6;
+		$$.loc = @$;
+		bool token = !strcmp($1, "token");
+		$$.kind = token ? TYPE_TOKEN : TYPE_CLASS;
+		if (!token && strcmp($1, "class") != 0)
+			unknown_type(ps, $1, @1, false);
+		$$.vocab = check_dim(ps, $3.v, $3.is_int, $3.text, @3, token ? "vocabulary size" : "number of classes");
+		if ($$.rank != 1)
+			nnc_error(ps->src, @6, "a sequence has one axis of positions, as in %s(%lld)[64], not %d", $1,
+				  (long long)$$.vocab, $$.rank);
+		$$.rank = 1;
 	}
 ;
 

@@ -49,6 +49,8 @@ const char *nnrt_data_kind_name(int32_t kind)
 	case NNRT_DATA_SPIRAL: return "spiral";
 	case NNRT_DATA_PARITY: return "parity";
 	case NNRT_DATA_MAJORITY: return "majority";
+	case NNRT_DATA_REVERSE: return "reverse";
+	case NNRT_DATA_TEXT: return "text";
 	}
 	return "unknown";
 }
@@ -167,6 +169,10 @@ int nnrt_data_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *s
 	case NNRT_DATA_MAJORITY:
 		rc = nnrt_synth_load(d, m, spec, what, need_labels);
 		break;
+	case NNRT_DATA_REVERSE:
+	case NNRT_DATA_TEXT:
+		rc = nnrt_seq_load(d, m, spec, what, limit, need_labels);
+		break;
 	case NNRT_DATA_NONE:
 		nnrt_error("the model has no %s data", what);
 		rc = -1;
@@ -178,6 +184,8 @@ int nnrt_data_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *s
 		break;
 	}
 	nnrt_progress_read_end();
+	if (!rc)
+		rc = nnrt_seq_check(d, m, spec, what);
 	if (rc)
 		nnrt_data_free(d);
 	return rc;
@@ -201,6 +209,7 @@ int nnrt_data_load_predict(nnrt_dataset *d, const nnrt_model *m, const nnrt_data
 	memset(&spec, 0, sizeof spec);
 	spec.path_x = path;
 	spec.scale = 1.0f;
+	spec.classes = like->classes; /* a sequence model's vocabulary (nnrt_seq_check) */
 	if (got == 4 && h[0] == 0 && h[1] == 0) {
 		spec.kind = NNRT_DATA_IDX;
 		if (like->kind == NNRT_DATA_IDX) {

@@ -28,6 +28,14 @@ int nnrt_csv_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *sp
 int nnrt_synth_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *spec, const char *what,
                     int need_labels);
 
+/* reverse and text (seqdata.c): token ids and a class per position */
+int nnrt_seq_load(nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *spec, const char *what,
+                  int64_t limit, int need_labels);
+
+/* The ids of a sequence model's data read by csv or idx: 0, or -1 after
+ * reporting the first id outside the vocabulary (spec->classes). */
+int nnrt_seq_check(const nnrt_dataset *d, const nnrt_model *m, const nnrt_data_spec *spec, const char *what);
+
 /* ---- data.c: shared by the loaders ---- */
 
 /* The spec's scale, 1 where the .nn file left it 0 ("unset"). */

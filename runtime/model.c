@@ -51,7 +51,7 @@ static const char *bad_field(const nnrt_model *m, int training)
 		return "label_size < 1";
 	if (m->output_size < 1)
 		return "output_size < 1";
-	if (m->loss < NNRT_LOSS_SOFTMAX_XENT || m->loss > NNRT_LOSS_BCE)
+	if (m->loss < NNRT_LOSS_SOFTMAX_XENT || m->loss > NNRT_LOSS_SEQ_XENT)
 		return "unknown loss";
 	if (!nnrt_opt_name(m->optimizer))
 		return "unknown optimizer";

@@ -50,6 +50,8 @@ enum {
 	NNRT_LOSS_SOFTMAX_XENT = 1, /* logits vs class index; output = softmax probabilities */
 	NNRT_LOSS_MSE = 2,          /* prediction vs real target; output = prediction */
 	NNRT_LOSS_BCE = 3,          /* probability (sigmoid output) vs 0/1 target */
+	NNRT_LOSS_SEQ_XENT = 4,     /* logits [T][V] vs a class per position: label_size = T floats, the
+				     * class ids (-1: ignored); output = softmax per position */
 };
 
 /* Optimizers (docs/language.md gives each update rule).  The optimizer
@@ -94,6 +96,9 @@ enum {
 	NNRT_DATA_SPIRAL = 6,   /* `classes` interleaved spiral arms */
 	NNRT_DATA_PARITY = 7,   /* all `bits`-bit patterns, label = parity */
 	NNRT_DATA_MAJORITY = 8, /* all `bits`-bit patterns, label = majority */
+	NNRT_DATA_REVERSE = 9,  /* T random digits (token ids 0..9), label: them reversed; classes = V */
+	NNRT_DATA_TEXT = 10,    /* path_x: a byte corpus, windows of T and the next bytes; classes = V,
+				 * noise = held-out share (split:) */
 };
 
 /* One learnable tensor.  Its gradient sits at the same offset in grads. */
@@ -553,6 +558,16 @@ int64_t nnrt_instance_epoch(const nnrt_instance *inst);
  * else the prediction).  n may exceed the compiled batch: the samples are
  * run batch by batch. */
 int nnrt_instance_infer(nnrt_instance *inst, const float *x, int64_t n, float *out);
+
+/* Sampling from a next-token model (input token(V)[T], label class(V)[T]:
+ * runtime/generate.c): n tokens after the np >= 1 ids of prompt into out,
+ * each drawn from the model's distribution at the context's last position
+ * with probabilities p^(1 / temperature) (temperature > 0), among the top_k
+ * most likely (0: all), by a generator seeded with seed (the same text for
+ * the same seed).  NNRT_ERR_MODEL for another kind of model, NNRT_ERR_ARG
+ * for an id outside [0, V) or a bad argument. */
+int nnrt_instance_generate(nnrt_instance *inst, const int32_t *prompt, int64_t np, int64_t n, float temperature,
+                           int64_t top_k, uint64_t seed, int32_t *out);
 /* One training step (forward, backward, optimizer update) on a batch of
  * 1 <= n <= batch samples: y is int32_t[n] class indices for class labels,
  * else float[n][label_size].  *loss (if loss is non-NULL) receives the mean

@@ -307,6 +307,9 @@ typedef struct nnrt_cli {
 	int summary; /* --summary */
 	const char *plot;   /* --plot DIR */
 	int64_t plot_every; /* --plot-every N: epochs between decision boundaries */
+	int64_t generate, top_k; /* --generate N tokens after training or --load, --top-k K (0: all) */
+	const char *prompt;      /* --prompt TEXT, or NULL: a newline */
+	double temperature;      /* --temperature X (0: 1) */
 	nnrt_data_spec train_spec, test_spec; /* the model's, or --data/--test's */
 	char *train_buf, *test_buf;
 } nnrt_cli;
@@ -317,6 +320,9 @@ typedef struct nnrt_cli {
  * nnrt_cli_free() either way. */
 int nnrt_cli_parse(nnrt_cli *c, const nnrt_model *m, int argc, char **argv);
 void nnrt_cli_free(nnrt_cli *c);
+/* --generate: prints the prompt and c->generate sampled bytes (generate.c):
+ * 0, or the exit status after reporting. */
+int nnrt_generate_text(nnrt_instance *inst, const nnrt_cli *c);
 
 /* ---- onnx.c ---- */
 

@@ -135,6 +135,11 @@ static const struct flag {
 	{"--allreduce", NULL, FLAG_BOOL, offsetof(opts, allreduce),
 	 "under mpirun: sum the ranks' gradients with MPI_Allreduce (faster for many ranks, not bit-identical "
 	 "to one process; docs/distributed.md)"},
+	{"--generate", "N", FLAG_POSINT, offsetof(opts, generate),
+	 "sample N bytes of text from a next-token model after training, or from --load's parameters (no training)"},
+	{"--prompt", "TEXT", FLAG_PATH, offsetof(opts, prompt), "the text --generate continues (default: a newline)"},
+	{"--temperature", "X", FLAG_LR, offsetof(opts, temperature), "--generate's temperature (default 1)"},
+	{"--top-k", "K", FLAG_COUNT, offsetof(opts, top_k), "--generate draws among the K likeliest (default 0: all)"},
 	{"--summary", NULL, FLAG_BOOL, offsetof(opts, summary),
 	 "print the model's layers, tensors, ops and totals, and exit"},
 	{"--help", NULL, FLAG_BOOL, offsetof(opts, help), "print this help and exit"},
@@ -434,7 +439,12 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		if (rc)
 			return rc;
 	}
-	if (!o->eval && !o->predict && !o->export_onnx && o->train_spec.kind == NNRT_DATA_NONE)
+	if (o->generate && (m->loss != NNRT_LOSS_SEQ_XENT || m->label_size != m->input_size))
+		return usage_error("--generate needs a next-token model (input token(V)[T], label class(V)[T])");
+	if ((o->prompt || o->temperature || o->top_k) && !o->generate)
+		return usage_error("--prompt, --temperature and --top-k go with --generate N");
+	if (!o->eval && !o->predict && !o->export_onnx && !(o->generate && o->load) &&
+	    o->train_spec.kind == NNRT_DATA_NONE)
 		return usage_error("the model has no training data; pass --data PATH");
 	if (o->eval && o->test_spec.kind == NNRT_DATA_NONE)
 		return usage_error("--eval needs test data, and the model has none; pass --test PATH");
@@ -449,6 +459,7 @@ static const char *loss_name(int32_t loss)
 	case NNRT_LOSS_SOFTMAX_XENT: return "softmax_cross_entropy";
 	case NNRT_LOSS_MSE: return "mse";
 	case NNRT_LOSS_BCE: return "binary_cross_entropy";
+	case NNRT_LOSS_SEQ_XENT: return "softmax_cross_entropy per position";
 	}
 	return "unknown";
 }
@@ -1178,6 +1189,8 @@ static int train(trainer *t)
 				printf(t->has_acc ? "  val_loss %.4f" : "  val_loss %.6f", vl);
 				if (t->has_acc)
 					printf("  val_acc %.4f", va);
+				if (m->loss == NNRT_LOSS_SEQ_XENT) /* a language model's nats, in bits per token */
+					printf("  val_bpc %.4f", vl / 0.6931471805599453);
 			}
 			if (scheduled) /* the rate of the epoch's last step */
 				printf("  lr %.4g", (double)(float)rate);
@@ -1426,7 +1439,7 @@ static int run(trainer *t)
 {
 	const nnrt_model *m = t->m;
 	opts *o = &t->o;
-	int training = !o->eval && !o->predict && !o->export_onnx;
+	int training = !o->eval && !o->predict && !o->export_onnx && !(o->generate && o->load);
 	const nnrt_train_state *st;
 	int rc;
 
@@ -1524,6 +1537,8 @@ static int run(trainer *t)
 	}
 	if (o->predict)
 		predict(t);
+	if (o->generate && (rc = nnrt_generate_text(t->inst, o)) != 0)
+		return rc;
 	if (o->print_params || (training && !o->quiet && m->param_floats <= 64))
 		print_params(m, t->inst);
 	if (training && m->profiled)

@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config flex bison llvm-19-dev libcriterion-dev
       zlib1g-dev dataset-fashion-mnist libxml2-utils librsvg2-bin
       libopenmpi-dev openmpi-bin
-      protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx)
+      protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx
+      fortunes)  # fortunes: the corpus of examples/charlm.nn
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

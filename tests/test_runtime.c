@@ -1836,7 +1836,7 @@ Test(model, one_check_refuses_a_bad_model_for_the_binary_and_the_api)
 		memcpy(params, mlp_params, sizeof params);
 		m.params = params;
 		switch (i) {
-		case 0: m.loss = NNRT_LOSS_BCE + 1; break;
+		case 0: m.loss = NNRT_LOSS_SEQ_XENT + 1; break;
 		case 1: m.optimizer = 0; break;
 		case 2: params[1].init = NNRT_INIT_CONSTANT + 1; break;
 		case 3: params[2].shape[0] = MH + 1; break; /* 17 x 2 is not its 32 values */

@@ -1,0 +1,491 @@
+/*
+ * cg_seq.c - the lowering of the sequence ops (docs/architecture.md
+ * "Sequences"): embedding, positional (bias) add, layer and RMS
+ * normalisation, the batched matrix product of two computed tensors, the
+ * head split/merge, softmax over the last axis (with a causal mask), and the
+ * per-position cross-entropy.
+ *
+ * Every value is sample-major (NC) and "a row" is the last axis of a
+ * sample's value, so each op is a loop over the chunk's rows (or samples),
+ * split across the threads when the step runs in one chunk.  Sums run in a
+ * fixed order inside one row or one sample (vectors of 16 reduce with
+ * cg_hsum's fixed tree), so results do not depend on the thread count.
+ * Ops whose result is a sum over the batch (the embedding's and the
+ * normalisation's parameter gradients) split the result across threads and
+ * walk every row in order, each thread adding only to its own part.
+ */
+#include "cg.h"
+
+#include "cg_math.h"
+
+static ir_node *operand(cg_ctx *c, ir_node *n, int k) { return &c->g->nodes[n->in[k]]; }
+static LLVMValueRef I(cg_ctx *c, int64_t v) { return cg_i64(c, v); }
+static LLVMValueRef add(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(c->B, a, b, ""); }
+static LLVMValueRef mul(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildMul(c->B, a, b, ""); }
+static LLVMValueRef mulk(cg_ctx *c, LLVMValueRef a, int64_t k) { return LLVMBuildMul(c->B, a, cg_i64(c, k), ""); }
+static LLVMValueRef fadd(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(c->B, a, b, ""); }
+static LLVMValueRef fsub(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(c->B, a, b, ""); }
+static LLVMValueRef fmul(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(c->B, a, b, ""); }
+static LLVMValueRef fdiv(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFDiv(c->B, a, b, ""); }
+static LLVMValueRef fld(cg_ctx *c, LLVMValueRef base, LLVMValueRef i) { return cg_load(c, c->f32, cg_gep(c, base, i)); }
+static void fst(cg_ctx *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef i) { cg_store(c, v, cg_gep(c, base, i)); }
+static LLVMValueRef fsqrt(cg_ctx *c, LLVMValueRef v) { return cg_call_intr(c, "llvm.sqrt", &c->f32, 1, &v, 1); }
+
+/* A float accumulator in the entry block, set to v. */
+static LLVMValueRef facc(cg_ctx *c, LLVMValueRef v, const char *name)
+{
+	LLVMValueRef p = cg_alloca(c, LLVMTypeOf(v), name);
+	cg_store(c, v, p);
+	return p;
+}
+static void acc_add(cg_ctx *c, LLVMValueRef p, LLVMValueRef v)
+{
+	cg_store(c, LLVMTypeOf(v) == c->v16 ? LLVMBuildFAdd(c->B, cg_load(c, c->v16, p), v, "")
+					    : fadd(c, cg_load(c, c->f32, p), v),
+		 p);
+}
+
+/* The chunk's rows of `len` values of node t: n size / len */
+static LLVMValueRef rows_of(cg_ctx *c, const ir_node *t, int64_t len) { return mulk(c, cg_batch_n(c), t->size / len); }
+static int64_t last_dim(const ir_node *t) { return t->dims[t->rank - 1]; }
+
+/* for (j = 0; j < len; j += 16) body(j, mask): full vectors, then a masked
+ * tail; the callback sees NULL for a full vector. */
+typedef void vec_body(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env);
+static void vec_loop(cg_ctx *c, int64_t len, vec_body *f, void *env)
+{
+	int64_t full = len / CG_VW * CG_VW;
+	if (full) {
+		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, full), CG_VW);
+		f(c, j.i, NULL, env);
+		cg_loop_end(c, &j);
+	}
+	if (len > full)
+		f(c, I(c, full), cg_mask(c, (int)(len - full)), env);
+}
+
+/* ---- embedding ---- */
+
+/* A token id read from a float, clamped to [0, V) (the loaders check ids;
+ * the clamp keeps an API caller's bad id from reading outside the table) */
+static LLVMValueRef token_id(cg_ctx *c, LLVMValueRef f, int64_t V)
+{
+	LLVMValueRef id = LLVMBuildFPToSI(c->B, f, c->i64, "");
+	id = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, id, I(c, 0), ""), I(c, 0), id, "");
+	return cg_min_i64(c, id, I(c, V - 1));
+}
+
+typedef struct copy_env {
+	LLVMValueRef src, dst, src2; /* dst[j] = src[j] (+ src2[j]) */
+} copy_env;
+
+static void copy_vec(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	copy_env *e = env;
+	LLVMValueRef v = cg_vload(c, cg_gep(c, e->src, j), mask);
+	if (e->src2)
+		v = LLVMBuildFAdd(c->B, v, cg_vload(c, cg_gep(c, e->src2, j), mask), "");
+	cg_vstore(c, v, cg_gep(c, e->dst, j), mask);
+}
+
+/* y[r][0..d) = W[id_r][0..d) for each row r (position) of the chunk */
+void lower_embed(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0), *w = operand(c, n, 1);
+	int64_t V = w->dims[0], d = w->dims[1];
+	LLVMValueRef X = cg_tensor(c, x), W = cg_tensor(c, w), Y = cg_tensor(c, n), lo, hi;
+	cg_partition(c, mulk(c, cg_batch_n(c), x->size), &lo, &hi);
+	cg_loop r = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef id = token_id(c, fld(c, X, r.i), V);
+	copy_env e = {cg_gep(c, W, mulk(c, id, d)), cg_gep(c, Y, mulk(c, r.i, d)), NULL};
+	vec_loop(c, d, copy_vec, &e);
+	cg_loop_end(c, &r);
+}
+
+static void add_vec(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	copy_env *e = env; /* dst[j] += src[j] */
+	LLVMValueRef v = LLVMBuildFAdd(c->B, cg_vload(c, cg_gep(c, e->dst, j), mask), cg_vload(c, cg_gep(c, e->src, j), mask), "");
+	cg_vstore(c, v, cg_gep(c, e->dst, j), mask);
+}
+
+/* dW[v] = sum of dy[r] over the chunk's rows r with id_r = v, in row order.
+ * A sum over the samples (a reduce op): each thread owns the rows [lo, hi)
+ * of dW, zeroes them, and walks every position adding those that fall in
+ * its range, so the order of the additions is the positions' order. */
+void lower_embed_grad(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
+	int64_t V = n->dims[0], d = n->dims[1];
+	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DW = cg_tensor(c, n), lo, hi;
+	cg_partition(c, I(c, V), &lo, &hi);
+	LLVMValueRef mine0 = cg_gep(c, DW, mulk(c, lo, d)), span = mulk(c, LLVMBuildSub(c->B, hi, lo, ""), d);
+	cg_loop zi = cg_loop_begin(c, I(c, 0), span, 1);
+	fst(c, cg_f32(c, 0), mine0, zi.i);
+	cg_loop_end(c, &zi);
+	cg_loop r = cg_loop_begin(c, I(c, 0), mulk(c, cg_batch_n(c), x->size), 1);
+	LLVMValueRef id = token_id(c, fld(c, X, r.i), V);
+	LLVMValueRef mine = LLVMBuildAnd(c->B, LLVMBuildICmp(c->B, LLVMIntSGE, id, lo, ""),
+					 LLVMBuildICmp(c->B, LLVMIntSLT, id, hi, ""), "");
+	cg_if f = cg_if_begin(c, mine);
+	copy_env e = {cg_gep(c, DY, mulk(c, r.i, d)), cg_gep(c, DW, mulk(c, id, d)), NULL};
+	vec_loop(c, d, add_vec, &e);
+	cg_if_end(c, &f);
+	cg_loop_end(c, &r);
+}
+
+/* y[s] = x[s] + P for each sample s (a learned positional embedding) */
+void lower_bias_add(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0), *p = operand(c, n, 1);
+	LLVMValueRef X = cg_tensor(c, x), P = cg_tensor(c, p), Y = cg_tensor(c, n), lo, hi;
+	cg_partition(c, cg_batch_n(c), &lo, &hi);
+	cg_loop s = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef base = mulk(c, s.i, n->size);
+	copy_env e = {cg_gep(c, X, base), cg_gep(c, Y, base), P};
+	vec_loop(c, n->size, copy_vec, &e);
+	cg_loop_end(c, &s);
+}
+
+/* ---- layer normalisation over the last axis ---- */
+
+/* mean (0 for rms) and 1/sd (1/rms) of row[0..d) in *mean, *rstd */
+static void row_stats(cg_ctx *c, LLVMValueRef row, int64_t d, bool rms, double eps, LLVMValueRef *mean,
+		      LLVMValueRef *rstd)
+{
+	LLVMValueRef inv_d = cg_f32(c, 1.0 / (double)d);
+	LLVMValueRef m = cg_f32(c, 0);
+	if (!rms) {
+		LLVMValueRef s = facc(c, cg_f32(c, 0), "sum");
+		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, d), 1);
+		acc_add(c, s, fld(c, row, j.i));
+		cg_loop_end(c, &j);
+		m = fmul(c, cg_load(c, c->f32, s), inv_d);
+	}
+	LLVMValueRef q = facc(c, cg_f32(c, 0), "sq");
+	cg_loop j = cg_loop_begin(c, I(c, 0), I(c, d), 1);
+	LLVMValueRef v = fsub(c, fld(c, row, j.i), m);
+	acc_add(c, q, fmul(c, v, v));
+	cg_loop_end(c, &j);
+	LLVMValueRef var = fmul(c, cg_load(c, c->f32, q), inv_d);
+	*mean = m;
+	*rstd = fdiv(c, cg_f32(c, 1), fsqrt(c, fadd(c, var, cg_f32(c, eps))));
+}
+
+/* y[r] = gamma (x[r] - mean) / sd + beta per row r of d values
+ * (rms: gamma x[r] / rms) */
+void lower_layernorm(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	int64_t d = last_dim(n);
+	bool rms = n->ia[0];
+	LLVMValueRef X = cg_tensor(c, x), Y = cg_tensor(c, n), G = cg_tensor(c, operand(c, n, 1));
+	LLVMValueRef Bt = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL, lo, hi;
+	cg_partition(c, rows_of(c, n, d), &lo, &hi);
+	cg_loop r = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef base = mulk(c, r.i, d), row = cg_gep(c, X, base), out = cg_gep(c, Y, base), mean, rstd;
+	row_stats(c, row, d, rms, n->fa[0], &mean, &rstd);
+	cg_loop j = cg_loop_begin(c, I(c, 0), I(c, d), 1);
+	LLVMValueRef v = fmul(c, fmul(c, fsub(c, fld(c, row, j.i), mean), rstd), fld(c, G, j.i));
+	if (Bt)
+		v = fadd(c, v, fld(c, Bt, j.i));
+	fst(c, v, out, j.i);
+	cg_loop_end(c, &j);
+	cg_loop_end(c, &r);
+}
+
+/* dx[r] = (g - mean(g) - xhat mean(g xhat)) / sd, g = gamma dy[r] (rms:
+ * without the mean(g) term); the row's statistics are computed again */
+void lower_ln_bwd_x(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
+	int64_t d = last_dim(n);
+	bool rms = n->ia[0];
+	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DX = cg_tensor(c, n);
+	LLVMValueRef G = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL, lo, hi;
+	LLVMValueRef inv_d = cg_f32(c, 1.0 / (double)d);
+	cg_partition(c, rows_of(c, n, d), &lo, &hi);
+	cg_loop r = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef base = mulk(c, r.i, d), row = cg_gep(c, X, base), drow = cg_gep(c, DY, base), mean, rstd;
+	row_stats(c, row, d, rms, n->fa[0], &mean, &rstd);
+	LLVMValueRef sg = facc(c, cg_f32(c, 0), "sg"), sgx = facc(c, cg_f32(c, 0), "sgx");
+	cg_loop j = cg_loop_begin(c, I(c, 0), I(c, d), 1);
+	LLVMValueRef g = fld(c, drow, j.i);
+	if (G)
+		g = fmul(c, g, fld(c, G, j.i));
+	LLVMValueRef xh = fmul(c, fsub(c, fld(c, row, j.i), mean), rstd);
+	acc_add(c, sg, g);
+	acc_add(c, sgx, fmul(c, g, xh));
+	cg_loop_end(c, &j);
+	LLVMValueRef mg = rms ? cg_f32(c, 0) : fmul(c, cg_load(c, c->f32, sg), inv_d);
+	LLVMValueRef mgx = fmul(c, cg_load(c, c->f32, sgx), inv_d);
+	cg_loop j2 = cg_loop_begin(c, I(c, 0), I(c, d), 1);
+	LLVMValueRef g2 = fld(c, drow, j2.i);
+	if (G)
+		g2 = fmul(c, g2, fld(c, G, j2.i));
+	LLVMValueRef xh2 = fmul(c, fsub(c, fld(c, row, j2.i), mean), rstd);
+	fst(c, fmul(c, fsub(c, fsub(c, g2, mg), fmul(c, xh2, mgx)), rstd), cg_gep(c, DX, base), j2.i);
+	cg_loop_end(c, &j2);
+	cg_loop_end(c, &r);
+}
+
+/* dgamma[j] = sum over the chunk's rows r of dy[r][j] xhat[r][j], in row
+ * order; each thread owns the columns [lo, hi) and computes every row's
+ * statistics (d values a row: cheap beside the sum) */
+void lower_ln_bwd_gamma(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
+	int64_t d = n->dims[0];
+	bool rms = n->ia[0];
+	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DG = cg_tensor(c, n), lo, hi;
+	cg_partition(c, I(c, d), &lo, &hi);
+	cg_loop z = cg_loop_begin(c, lo, hi, 1);
+	fst(c, cg_f32(c, 0), DG, z.i);
+	cg_loop_end(c, &z);
+	cg_loop r = cg_loop_begin(c, I(c, 0), rows_of(c, x, d), 1);
+	LLVMValueRef base = mulk(c, r.i, d), row = cg_gep(c, X, base), drow = cg_gep(c, DY, base), mean, rstd;
+	row_stats(c, row, d, rms, n->fa[0], &mean, &rstd);
+	cg_loop j = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef xh = fmul(c, fsub(c, fld(c, row, j.i), mean), rstd);
+	fst(c, fadd(c, fld(c, DG, j.i), fmul(c, fld(c, drow, j.i), xh)), DG, j.i);
+	cg_loop_end(c, &j);
+	cg_loop_end(c, &r);
+}
+
+/* ---- batched matrix product of two computed tensors ---- */
+
+/* C[g] = scale op(A[g]) op(B[g]) for every matrix g of every sample:
+ * A(i, k) = a[i sai + k sak], B(k, j) = b[k sbk + j sbj]. */
+void lower_matmul(cg_ctx *c, ir_node *n)
+{
+	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
+	int r = n->rank;
+	bool ta = n->ia[0], tb = n->ia[1];
+	int64_t M = n->dims[r - 2], N = n->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1];
+	int64_t G = n->size / (M * N); /* matrices per sample */
+	int64_t sai = ta ? 1 : K, sak = ta ? M : 1, sbk = tb ? 1 : N, sbj = tb ? K : 1;
+	LLVMValueRef Ap = cg_tensor(c, a), Bp = cg_tensor(c, b), Cp = cg_tensor(c, n), lo, hi;
+	LLVMValueRef scale = cg_f32(c, n->fa[0]);
+	cg_partition(c, mulk(c, cg_batch_n(c), G), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1); /* one matrix of one sample */
+	LLVMValueRef A = cg_gep(c, Ap, mulk(c, t.i, M * K)), B = cg_gep(c, Bp, mulk(c, t.i, K * N));
+	LLVMValueRef C = cg_gep(c, Cp, mulk(c, t.i, M * N));
+	cg_loop i = cg_loop_begin(c, I(c, 0), I(c, M), 1);
+	LLVMValueRef arow = cg_gep(c, A, mulk(c, i.i, sai)), crow = cg_gep(c, C, mulk(c, i.i, N));
+	if (!tb) {
+		/* B's rows are contiguous: 16 columns of C at a time, k in order */
+		int64_t full = N / CG_VW * CG_VW;
+		for (int part = 0; part < 2; part++) {
+			if (part == 0 ? full == 0 : full == N)
+				continue;
+			LLVMValueRef mask = part ? cg_mask(c, (int)(N - full)) : NULL;
+			cg_loop j = part ? (cg_loop){0} : cg_loop_begin(c, I(c, 0), I(c, full), CG_VW);
+			LLVMValueRef j0 = part ? I(c, full) : j.i;
+			LLVMValueRef acc = facc(c, LLVMConstNull(c->v16), "acc");
+			cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
+			LLVMValueRef av = cg_splat(c, fld(c, arow, mulk(c, k.i, sak)));
+			LLVMValueRef bv = cg_vload(c, cg_gep(c, B, add(c, mulk(c, k.i, sbk), j0)), mask);
+			cg_store(c, cg_fma(c, av, bv, cg_load(c, c->v16, acc)), acc);
+			cg_loop_end(c, &k);
+			cg_vstore(c, LLVMBuildFMul(c->B, cg_load(c, c->v16, acc), cg_splat(c, scale), ""), cg_gep(c, crow, j0), mask);
+			if (!part)
+				cg_loop_end(c, &j);
+		}
+	} else if (!ta) {
+		/* C(i, j) = a row i . b row j, both contiguous in k: 16 k at a time */
+		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, N), 1);
+		LLVMValueRef brow = cg_gep(c, B, mulk(c, j.i, sbj));
+		LLVMValueRef acc = facc(c, LLVMConstNull(c->v16), "acc");
+		int64_t full = K / CG_VW * CG_VW;
+		if (full) {
+			cg_loop k = cg_loop_begin(c, I(c, 0), I(c, full), CG_VW);
+			cg_store(c, cg_fma(c, cg_vload(c, cg_gep(c, arow, k.i), NULL), cg_vload(c, cg_gep(c, brow, k.i), NULL),
+					   cg_load(c, c->v16, acc)), acc);
+			cg_loop_end(c, &k);
+		}
+		if (K > full) {
+			LLVMValueRef mask = cg_mask(c, (int)(K - full));
+			cg_store(c, cg_fma(c, cg_vload(c, cg_gep(c, arow, I(c, full)), mask),
+					   cg_vload(c, cg_gep(c, brow, I(c, full)), mask), cg_load(c, c->v16, acc)), acc);
+		}
+		fst(c, fmul(c, cg_hsum(c, cg_load(c, c->v16, acc)), scale), crow, j.i);
+		cg_loop_end(c, &j);
+	} else {
+		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, N), 1);
+		LLVMValueRef acc = facc(c, cg_f32(c, 0), "acc");
+		cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
+		acc_add(c, acc, fmul(c, fld(c, arow, mulk(c, k.i, sak)), fld(c, B, add(c, mulk(c, k.i, sbk), mulk(c, j.i, sbj)))));
+		cg_loop_end(c, &k);
+		fst(c, fmul(c, cg_load(c, c->f32, acc), scale), crow, j.i);
+		cg_loop_end(c, &j);
+	}
+	cg_loop_end(c, &i);
+	cg_loop_end(c, &t);
+}
+
+/* y[b][a][0..C) = x[a][b][0..C) per sample: x viewed as [A, B, C] */
+void lower_heads(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	int64_t A = n->ia[0], Bd = n->ia[1], C = n->ia[2];
+	LLVMValueRef X = cg_tensor(c, x), Y = cg_tensor(c, n), lo, hi;
+	cg_partition(c, cg_batch_n(c), &lo, &hi);
+	cg_loop s = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef base = mulk(c, s.i, n->size);
+	cg_loop ai = cg_loop_begin(c, I(c, 0), I(c, A), 1);
+	cg_loop bi = cg_loop_begin(c, I(c, 0), I(c, Bd), 1);
+	LLVMValueRef src = add(c, base, mulk(c, add(c, mulk(c, ai.i, Bd), bi.i), C));
+	LLVMValueRef dst = add(c, base, mulk(c, add(c, mulk(c, bi.i, A), ai.i), C));
+	copy_env e = {cg_gep(c, X, src), cg_gep(c, Y, dst), NULL};
+	vec_loop(c, C, copy_vec, &e);
+	cg_loop_end(c, &bi);
+	cg_loop_end(c, &ai);
+	cg_loop_end(c, &s);
+}
+
+/* ---- softmax over the last axis ---- */
+
+/* SOFTMAX_LAST: y[r] = softmax(x[r]) over the row's L values; causal: over
+ * its first i + 1 values, i = the row's place in its [L, L] matrix, the rest
+ * 0.  SOFTMAX_LAST_GRAD (y, dy): dx[r] = y (dy - sum(dy y)), 0 where y is. */
+void lower_softmax_last(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	int64_t L = n->ia[1] ? n->ia[1] : last_dim(n); /* ia[1]: rows of a flat value (the inference tail) */
+	bool causal = n->ia[0], grad = n->op == IR_SOFTMAX_LAST_GRAD;
+	LLVMValueRef X = cg_tensor(c, x), D = grad ? cg_tensor(c, operand(c, n, 1)) : NULL, Y = cg_tensor(c, n), lo, hi;
+	cg_partition(c, rows_of(c, n, L), &lo, &hi);
+	cg_loop r = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef base = mulk(c, r.i, L), row = cg_gep(c, X, base), out = cg_gep(c, Y, base);
+	LLVMValueRef len = causal ? add(c, LLVMBuildSRem(c->B, r.i, I(c, L), ""), I(c, 1)) : I(c, L);
+	if (grad) {
+		LLVMValueRef drow = cg_gep(c, D, base), dot = facc(c, cg_f32(c, 0), "dot");
+		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, L), 1);
+		acc_add(c, dot, fmul(c, fld(c, row, j.i), fld(c, drow, j.i)));
+		cg_loop_end(c, &j);
+		LLVMValueRef s = cg_load(c, c->f32, dot);
+		cg_loop j2 = cg_loop_begin(c, I(c, 0), I(c, L), 1);
+		fst(c, fmul(c, fld(c, row, j2.i), fsub(c, fld(c, drow, j2.i), s)), out, j2.i);
+		cg_loop_end(c, &j2);
+	} else {
+		LLVMValueRef mx = facc(c, fld(c, row, I(c, 0)), "max");
+		cg_loop j = cg_loop_begin(c, I(c, 1), len, 1);
+		LLVMValueRef v = fld(c, row, j.i), m0 = cg_load(c, c->f32, mx);
+		cg_store(c, LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, ""), v, m0, ""), mx);
+		cg_loop_end(c, &j);
+		LLVMValueRef m = cg_load(c, c->f32, mx), sum = facc(c, cg_f32(c, 0), "sum");
+		cg_loop j2 = cg_loop_begin(c, I(c, 0), len, 1);
+		LLVMValueRef e = cgm_exp(c->B, fsub(c, fld(c, row, j2.i), m));
+		fst(c, e, out, j2.i);
+		acc_add(c, sum, e);
+		cg_loop_end(c, &j2);
+		LLVMValueRef inv = fdiv(c, cg_f32(c, 1), cg_load(c, c->f32, sum));
+		cg_loop j3 = cg_loop_begin(c, I(c, 0), I(c, L), 1);
+		LLVMValueRef in = LLVMBuildICmp(c->B, LLVMIntSLT, j3.i, len, "");
+		fst(c, LLVMBuildSelect(c->B, in, fmul(c, fld(c, out, j3.i), inv), cg_f32(c, 0), ""), out, j3.i);
+		cg_loop_end(c, &j3);
+	}
+	cg_loop_end(c, &r);
+}
+
+/* ---- the per-position cross-entropy ---- */
+
+/* Label of position t of a sample: a class id, or -1 (ignored) for a
+ * negative or out-of-range value */
+static LLVMValueRef pos_label(cg_ctx *c, LLVMValueRef yrow, LLVMValueRef t, int64_t V)
+{
+	LLVMValueRef id = LLVMBuildFPToSI(c->B, fld(c, yrow, t), c->i64, "");
+	LLVMValueRef bad = LLVMBuildOr(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, id, I(c, 0), ""),
+				       LLVMBuildICmp(c->B, LLVMIntSGE, id, I(c, V), ""), "");
+	return LLVMBuildSelect(c->B, bad, I(c, -1), id, "");
+}
+
+/* The positions of sample s that count (label not -1), as a float */
+static LLVMValueRef counted(cg_ctx *c, LLVMValueRef yrow, int64_t T, int64_t V)
+{
+	LLVMValueRef cnt = facc(c, cg_f32(c, 0), "cnt");
+	cg_loop t = cg_loop_begin(c, I(c, 0), I(c, T), 1);
+	LLVMValueRef ok = LLVMBuildICmp(c->B, LLVMIntSGE, pos_label(c, yrow, t.i, V), I(c, 0), "");
+	acc_add(c, cnt, LLVMBuildUIToFP(c->B, ok, c->f32, ""));
+	cg_loop_end(c, &t);
+	return cg_load(c, c->f32, cnt);
+}
+
+/* SEQ_XENT (thread 0, samples in order, like the other losses):
+ *   metrics[0] += mean over counted positions of lse - z[y],
+ *   metrics[1] += share of counted positions whose argmax is y.
+ * SEQ_XENT_GRAD: (softmax(z) - onehot(y)) / (n counted) per counted
+ * position, 0 at an ignored one; split across threads by samples. */
+void lower_seq_xent(cg_ctx *c, ir_node *n)
+{
+	ir_node *p = operand(c, n, 0);
+	int64_t T = c->g->label_size, V = c->g->label_vocab;
+	bool grad = n->op == IR_SEQ_XENT_GRAD;
+	LLVMValueRef P = cg_tensor(c, p), Yl = cg_tensor(c, operand(c, n, 1)), lo, hi;
+	LLVMValueRef loss = NULL, correct = NULL, nf = NULL, Out = NULL;
+	cg_if only0 = {0};
+	if (grad) {
+		Out = cg_tensor(c, n);
+		nf = LLVMBuildSIToFP(c->B, cg_batch_total(c), c->f32, "");
+		cg_partition(c, cg_batch_n(c), &lo, &hi);
+	} else {
+		only0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, c->tid, cg_i32(c, 0), ""));
+		loss = facc(c, LLVMConstReal(c->f64, 0), "loss");
+		correct = facc(c, LLVMConstReal(c->f64, 0), "correct");
+		lo = I(c, 0);
+		hi = cg_batch_n(c);
+	}
+	cg_loop s = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef yrow = cg_gep(c, Yl, mulk(c, s.i, T));
+	LLVMValueRef cnt = counted(c, yrow, T, V);
+	LLVMValueRef cnt1 = LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, cnt, cg_f32(c, 0), ""), cnt, cg_f32(c, 1), "");
+	LLVMValueRef sl = facc(c, cg_f32(c, 0), "sl"), sc = facc(c, cg_f32(c, 0), "sc");
+	cg_loop t = cg_loop_begin(c, I(c, 0), I(c, T), 1);
+	{
+		LLVMValueRef base = mul(c, add(c, mulk(c, s.i, T), t.i), I(c, V)), row = cg_gep(c, P, base);
+		LLVMValueRef y = pos_label(c, yrow, t.i, V);
+		LLVMValueRef ok = LLVMBuildICmp(c->B, LLVMIntSGE, y, I(c, 0), "");
+		LLVMValueRef mx = facc(c, fld(c, row, I(c, 0)), "max"), am = facc(c, I(c, 0), "argmax");
+		cg_loop j = cg_loop_begin(c, I(c, 1), I(c, V), 1);
+		LLVMValueRef v = fld(c, row, j.i), m0 = cg_load(c, c->f32, mx);
+		LLVMValueRef gt = LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, "");
+		cg_store(c, LLVMBuildSelect(c->B, gt, v, m0, ""), mx);
+		cg_store(c, LLVMBuildSelect(c->B, gt, j.i, cg_load(c, c->i64, am), ""), am);
+		cg_loop_end(c, &j);
+		LLVMValueRef m = cg_load(c, c->f32, mx), se = facc(c, cg_f32(c, 0), "se");
+		cg_loop j2 = cg_loop_begin(c, I(c, 0), I(c, V), 1);
+		acc_add(c, se, cgm_exp(c->B, fsub(c, fld(c, row, j2.i), m)));
+		cg_loop_end(c, &j2);
+		LLVMValueRef sum = cg_load(c, c->f32, se);
+		if (grad) {
+			LLVMValueRef scale = LLVMBuildSelect(c->B, ok, fdiv(c, cg_f32(c, 1), fmul(c, nf, cnt1)), cg_f32(c, 0), "");
+			LLVMValueRef inv = fdiv(c, cg_f32(c, 1), sum);
+			cg_loop j3 = cg_loop_begin(c, I(c, 0), I(c, V), 1);
+			LLVMValueRef pr = fmul(c, cgm_exp(c->B, fsub(c, fld(c, row, j3.i), m)), inv);
+			LLVMValueRef hot = LLVMBuildUIToFP(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, j3.i, y, ""), c->f32, "");
+			fst(c, fmul(c, fsub(c, pr, hot), scale), cg_gep(c, Out, base), j3.i);
+			cg_loop_end(c, &j3);
+		} else {
+			cg_if f = cg_if_begin(c, ok);
+			LLVMValueRef lse = fadd(c, cgm_log(c->B, sum), m);
+			acc_add(c, sl, fsub(c, lse, fld(c, row, y)));
+			LLVMValueRef hit = LLVMBuildICmp(c->B, LLVMIntEQ, cg_load(c, c->i64, am), y, "");
+			acc_add(c, sc, LLVMBuildUIToFP(c->B, hit, c->f32, ""));
+			cg_if_end(c, &f);
+		}
+	}
+	cg_loop_end(c, &t);
+	if (!grad) {
+		LLVMValueRef l = LLVMBuildFPExt(c->B, fdiv(c, cg_load(c, c->f32, sl), cnt1), c->f64, "");
+		LLVMValueRef a = LLVMBuildFPExt(c->B, fdiv(c, cg_load(c, c->f32, sc), cnt1), c->f64, "");
+		cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->f64, loss), l, ""), loss);
+		cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->f64, correct), a, ""), correct);
+	}
+	cg_loop_end(c, &s);
+	if (!grad) {
+		LLVMValueRef met = cg_metrics(c), one = I(c, 1);
+		cg_store(c, cg_load(c, c->f64, loss), met);
+		cg_store(c, cg_load(c, c->f64, correct), LLVMBuildInBoundsGEP2(c->B, c->f64, met, &one, 1, ""));
+		cg_if_end(c, &only0);
+	}
+}
