@@ -66,9 +66,8 @@ LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining)
 	return LLVMBuildICmp(c->B, LLVMIntSLT, cg_iota(c, 64), cg_splat(c, remaining), "mask");
 }
 
-LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name)
+LLVMBasicBlockRef cg_at_entry(cg_ctx *c)
 {
-	/* allocas go to the entry block so that mem2reg promotes them */
 	LLVMBasicBlockRef cur = LLVMGetInsertBlock(c->B);
 	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(c->fn);
 	LLVMValueRef first = LLVMGetFirstInstruction(entry);
@@ -76,6 +75,13 @@ LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name)
 		LLVMPositionBuilderBefore(c->B, first);
 	else
 		LLVMPositionBuilderAtEnd(c->B, entry);
+	return cur;
+}
+
+LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name)
+{
+	/* allocas go to the entry block so that mem2reg promotes them */
+	LLVMBasicBlockRef cur = cg_at_entry(c);
 	LLVMValueRef a = LLVMBuildAlloca(c->B, t, name);
 	LLVMPositionBuilderAtEnd(c->B, cur);
 	return a;

@@ -67,6 +67,9 @@ LLVMValueRef cg_vf32(cg_ctx *c, double v);         /* splat constant */
 LLVMValueRef cg_mask(cg_ctx *c, int nlanes);       /* first nlanes lanes on */
 LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining); /* lanes < remaining */
 LLVMValueRef cg_iota(cg_ctx *c, unsigned bits);             /* <0, 1, .., 15> as `bits`-bit integers */
+/* Positions the builder at the start of the function's entry block and
+ * returns the block it was in (to go back to with LLVMPositionBuilderAtEnd). */
+LLVMBasicBlockRef cg_at_entry(cg_ctx *c);
 LLVMValueRef cg_alloca(cg_ctx *c, LLVMTypeRef t, const char *name); /* in the entry block */
 LLVMValueRef cg_load(cg_ctx *c, LLVMTypeRef t, LLVMValueRef p);
 void cg_store(cg_ctx *c, LLVMValueRef v, LLVMValueRef p);

@@ -66,13 +66,7 @@ static LLVMValueRef tensor_offset(cg_ctx *c, const ir_node *n)
 		c->slot_vals = vals;
 		c->slot_cap = cap;
 	}
-	LLVMBasicBlockRef cur = LLVMGetInsertBlock(c->B);
-	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(c->fn);
-	LLVMValueRef first = LLVMGetFirstInstruction(entry);
-	if (first)
-		LLVMPositionBuilderBefore(c->B, first);
-	else
-		LLVMPositionBuilderAtEnd(c->B, entry);
+	LLVMBasicBlockRef cur = cg_at_entry(c); /* loaded once, before any loop */
 	LLVMValueRef k = cg_i64(c, c->nslots);
 	LLVMValueRef v = cg_load(c, c->i64, LLVMBuildInBoundsGEP2(c->B, c->i64, c->offs, &k, 1, ""));
 	LLVMPositionBuilderAtEnd(c->B, cur);
