@@ -352,3 +352,38 @@ void th_fill_batch(state *s, int64_t n, uint64_t seed)
 								 : (float)rng_uniform(&r, -1, 1);
 	}
 }
+
+double th_fd_check(state *s, int64_t n, const float *g, th_loss_fn loss, double step, double atol, double rtol,
+                   const char *what)
+{
+	const nnrt_model *m = s->m;
+	double l0 = loss(s, n), worst = 0;
+	int64_t checked = 0, kinks = 0;
+#define TH_NEAR(a, b) (fabs((a) - (b)) <= atol + rtol * fabs(b))
+	for (int pi = 0; pi < m->n_params; pi++) {
+		const nnrt_param_info *info = &m->params[pi];
+		for (int64_t e = 0; e < info->size; e++) {
+			float *p = &s->params[info->offset + e], orig = *p;
+			*p = (float)(orig + step);
+			double hp = *p, lp = loss(s, n);
+			*p = (float)(orig - step);
+			double hm = *p, lm = loss(s, n);
+			*p = orig;
+			double ge = g[info->offset + e], fd = (lp - lm) / (hp - hm);
+			double fwd = (lp - l0) / (hp - orig), bwd = (l0 - lm) / (orig - hm);
+			cr_assert(isfinite(ge), "%s: gradient of %s[%lld] is %g", what, info->name, (long long)e, ge);
+			checked++;
+			if (TH_NEAR(ge, fd)) {
+				worst = fmax(worst, fabs(ge - fd) / (atol + rtol * fabs(fd)));
+				continue;
+			}
+			bool kink = !TH_NEAR(fwd, bwd) && (TH_NEAR(ge, fwd) || TH_NEAR(ge, bwd));
+			cr_assert(kink, "%s, n %lld: d loss / d %s[%lld] is %.7g, central difference %.7g (one-sided %.7g, %.7g)",
+			          what, (long long)n, info->name, (long long)e, ge, fd, fwd, bwd);
+			kinks++;
+		}
+	}
+#undef TH_NEAR
+	cr_assert(kinks * 8 <= checked, "%s: %lld of %lld entries at kinks", what, (long long)kinks, (long long)checked);
+	return worst;
+}

@@ -99,4 +99,16 @@ void th_fill_params(const nnrt_model *m, float *p, uint64_t seed);
  * other real targets U(-1, 1). */
 void th_fill_batch(state *s, int64_t n, uint64_t seed);
 
+/* The loss a gradient check differentiates: a function of s->params alone
+ * (same batch, same random stream at every call). */
+typedef double (*th_loss_fn)(state *s, int64_t n);
+/* Checks every parameter entry's gradient g[] (param_floats, for the
+ * parameters in s->params) against the central difference of loss() with
+ * steps of +-step: |g - fd| <= atol + rtol |fd|.  Where the one-sided
+ * differences disagree (a relu kink inside the step) either one will do,
+ * for at most an eighth of the entries.  `what` names the case in
+ * failures.  Returns the worst agreement as a share of the tolerance. */
+double th_fd_check(state *s, int64_t n, const float *g, th_loss_fn loss, double step, double atol, double rtol,
+                   const char *what);
+
 #endif

@@ -319,13 +319,13 @@ Test(dropout, the_embedding_api_infers_without_it_and_trains_with_it)
 /* The train step's mean loss at the current parameters (learning rate 0:
  * the parameters stay; the seed and first sample are fixed, so the masks
  * are too, and the loss is a function of the parameters). */
+static bool near(double a, double b) { return fabs(a - b) <= GRAD_ATOL + GRAD_RTOL * fabs(b); }
+
 static double step_loss(state *s, int64_t n)
 {
 	run_step(s, s->m->train_step, n, 1);
 	return s->metrics[0] / (double)n;
 }
-
-static bool near(double a, double b) { return fabs(a - b) <= GRAD_ATOL + GRAD_RTOL * fabs(b); }
 
 /* Every parameter entry's gradient (train step, `threads` threads, lr 0)
  * against the central difference of step_loss.  Where the one-sided
@@ -344,36 +344,10 @@ static void check_gradients(const char *name, const char *src, bool fuse, bool n
 	run_step(&s, m->train_step, n, 2);
 	float *g = th_falloc(m->param_floats);
 	memcpy(g, s.grads, sizeof(float) * (size_t)m->param_floats);
-	double l0 = step_loss(&s, n);
-	int64_t checked = 0, kinks = 0;
-	double worst = 0;
-	for (int pi = 0; pi < m->n_params; pi++) {
-		const nnrt_param_info *info = &m->params[pi];
-		for (int64_t e = 0; e < info->size; e++) {
-			float *p = &s.params[info->offset + e], orig = *p;
-			*p = (float)(orig + step);
-			double hp = *p, lp = step_loss(&s, n);
-			*p = (float)(orig - step);
-			double hm = *p, lm = step_loss(&s, n);
-			*p = orig;
-			double ge = g[info->offset + e], fd = (lp - lm) / (hp - hm);
-			double fwd = (lp - l0) / (hp - orig), bwd = (l0 - lm) / (orig - hm);
-			cr_assert(isfinite(ge), "%s: gradient of %s[%lld] is %g", name, info->name, (long long)e, ge);
-			checked++;
-			if (near(ge, fd)) {
-				worst = fmax(worst, fabs(ge - fd) / (GRAD_ATOL + GRAD_RTOL * fabs(fd)));
-				continue;
-			}
-			bool kink = !near(fwd, bwd) && (near(ge, fwd) || near(ge, bwd));
-			cr_assert(kink, "%s (%s%s, n %lld): d loss / d %s[%lld] is %.7g, central difference %.7g (one-sided %.7g, %.7g)",
-				  name, fuse ? "fused" : "unfused", naive ? ", reference kernels" : "", (long long)n,
-				  info->name, (long long)e, ge, fd, fwd, bwd);
-			kinks++;
-		}
-	}
-	cr_assert(kinks * 8 <= checked, "%s: %lld of %lld entries at kinks", name, (long long)kinks, (long long)checked);
-	cr_log_info("%s: %lld entries, %lld at kinks, worst %.3f of the tolerance", name, (long long)checked,
-		    (long long)kinks, worst);
+	char what[160];
+	snprintf(what, sizeof what, "%s (%s%s)", name, fuse ? "fused" : "unfused", naive ? ", reference kernels" : "");
+	double worst = th_fd_check(&s, n, g, step_loss, step, GRAD_ATOL, GRAD_RTOL, what);
+	cr_log_info("%s: worst %.3f of the tolerance", name, worst);
 	free(g);
 	th_state_free(&s);
 	th_jit_free(&j);

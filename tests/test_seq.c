@@ -243,8 +243,6 @@ static double step_loss(state *s, int64_t n)
 	return s->metrics[0] / (double)n;
 }
 
-static bool near(double a, double b) { return fabs(a - b) <= GRAD_ATOL + GRAD_RTOL * fabs(b); }
-
 /* Every parameter entry's gradient (train step with learning rate 0, two
  * threads) against the central difference of the eval step's loss; where
  * the one-sided differences disagree (a relu kink), either one will do, for
@@ -263,31 +261,9 @@ static void check_gradients(const char *name, const char *src, int64_t V, bool f
 	run_step(&s, m->train_step, n, 2);
 	float *g = th_falloc(m->param_floats);
 	memcpy(g, s.grads, sizeof(float) * (size_t)m->param_floats);
-	double l0 = step_loss(&s, n);
-	int64_t checked = 0, kinks = 0;
-	for (int pi = 0; pi < m->n_params; pi++) {
-		const nnrt_param_info *info = &m->params[pi];
-		for (int64_t e = 0; e < info->size; e++) {
-			float *p = &s.params[info->offset + e], orig = *p;
-			*p = (float)(orig + FD_STEP);
-			double hp = *p, lp = step_loss(&s, n);
-			*p = (float)(orig - FD_STEP);
-			double hm = *p, lm = step_loss(&s, n);
-			*p = orig;
-			double ge = g[info->offset + e], fd = (lp - lm) / (hp - hm);
-			double fwd = (lp - l0) / (hp - orig), bwd = (l0 - lm) / (orig - hm);
-			cr_assert(isfinite(ge), "%s: gradient of %s[%lld] is %g", name, info->name, (long long)e, ge);
-			checked++;
-			if (near(ge, fd))
-				continue;
-			bool kink = !near(fwd, bwd) && (near(ge, fwd) || near(ge, bwd));
-			cr_assert(kink, "%s (%s%s, n %lld): d loss / d %s[%lld] is %.7g, central difference %.7g (one-sided %.7g, %.7g)",
-				  name, fuse ? "fused" : "unfused", naive ? ", reference kernels" : "", (long long)n, info->name,
-				  (long long)e, ge, fd, fwd, bwd);
-			kinks++;
-		}
-	}
-	cr_assert(kinks * 8 <= checked, "%s: %lld of %lld entries at kinks", name, (long long)kinks, (long long)checked);
+	char what[160];
+	snprintf(what, sizeof what, "%s (%s%s)", name, fuse ? "fused" : "unfused", naive ? ", reference kernels" : "");
+	th_fd_check(&s, n, g, step_loss, FD_STEP, GRAD_ATOL, GRAD_RTOL, what);
 	free(g);
 	th_state_free(&s);
 	th_jit_free(&j);
