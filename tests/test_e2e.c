@@ -158,13 +158,14 @@ Test(e2e, resnet_learns_from_a_slice, .timeout = 600)
 		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
 	compile_example("resnet");
 	char *out;
-	cr_assert_eq(sh_run(&out, "'%s/resnet' --epochs 3 --limit 4096 --test-limit 2000", tmpdir), 0, "%s", out);
-	/* 0.7505 (train 0.7703); evaluated with batch statistics instead of the
+	cr_assert_eq(sh_run(&out, "'%s/resnet' --epochs 3 --limit 4096 --test-limit 2000 --warmup 64", tmpdir), 0, "%s", out);
+	/* 0.8045 (train 0.8152), with a warmup of one epoch of this slice;
+	 * evaluated with batch statistics instead of the
 	 * running ones, or with running statistics that do not move, the test
 	 * lines stay far below the training accuracy */
 	double acc = last_value(out, "test_acc"), train = last_value(out, "train_acc");
-	cr_expect_geq(train, 0.72, "ResNet train accuracy %.4f after 3 epochs on 4096 images\n%s", train, out);
-	cr_expect_geq(acc, 0.70, "ResNet test accuracy %.4f after 3 epochs on 4096 images\n%s", acc, out);
+	cr_expect_geq(train, 0.78, "ResNet train accuracy %.4f after 3 epochs on 4096 images\n%s", train, out);
+	cr_expect_geq(acc, 0.77, "ResNet test accuracy %.4f after 3 epochs on 4096 images\n%s", acc, out);
 	free(out);
 }
 
