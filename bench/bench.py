@@ -106,7 +106,8 @@ def nnc_compile(nnc, model, outdir):
 
 
 def limit_args(limit):
-    return ["--limit", str(limit)] if limit else []
+    # a slice is too short for a model's warmup (examples/resnet.nn: one epoch): none then
+    return ["--limit", str(limit), "--warmup", "0"] if limit else []
 
 
 def nnc_train(exe, epochs, threads, limit=None):

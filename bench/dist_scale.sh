@@ -30,14 +30,14 @@ for m in ${models//,/ }; do
   # --profile: the binary reports the exchange (count, bytes, time per step)
   build/compiler/nnc "examples/$m.nn" --chunks 4 --profile -o "$tmp/$m" >/dev/null
   # one process, one thread: the compute time of a step (no exchange)
-  out=$("$tmp/$m" --limit $((steps * batch)) --test-limit 1 --epochs 1 --threads 1)
+  out=$("$tmp/$m" --limit $((steps * batch)) --warmup 0 --test-limit 1 --epochs 1 --threads 1)
   sps=$(sed -n 's/.*  \([0-9.e+]*\) samples\/s.*/\1/p' <<<"$out" | head -1)
   params=$(sed -n 's/^model [^:]*: \([0-9]*\) parameters.*/\1/p' <<<"$out")
   echo "$m batch=$batch params=$params sps1=$sps" >> "$rows"
   [ $measure = 1 ] || continue
   for n in 1 2 4; do
     for mode in "" --allreduce; do
-      out=$(mpirun --oversubscribe -np $n "$tmp/$m" --limit $((steps * batch)) --test-limit 1 --epochs 1 \
+      out=$(mpirun --oversubscribe -np $n "$tmp/$m" --limit $((steps * batch)) --warmup 0 --test-limit 1 --epochs 1 \
             --threads 1 $mode 2>&1)
       ex=$(grep -o 'exchanges, [0-9.]* MB received and [0-9.]* ms per step' <<<"$out" | head -1)
       sps=$(sed -n 's/.*  \([0-9.e+]*\) samples\/s.*/\1/p' <<<"$out" | head -1)

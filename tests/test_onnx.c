@@ -144,7 +144,7 @@ static void trained_export(const char *model, int limit)
 	need_checker();
 	need_ort();
 	free(run_ok("train, export, predict",
-		    "cd '%s' && '%s' '%s/examples/%s.nn' -o %s && ./%s --epochs 1 --limit %d --test-limit 100 --quiet "
+		    "cd '%s' && '%s' '%s/examples/%s.nn' -o %s && ./%s --epochs 1 --limit %d --warmup 0 --test-limit 100 --quiet "
 		    "--save %s.ckpt && ./%s --load %s.ckpt --export-onnx %s.onnx && ./%s --load %s.ckpt --predict '%s' > %s.pred",
 		    dir, NNC_EXE, NNC_SOURCE_DIR, model, model, model, limit, model, model, model, model, model, model, IMAGES,
 		    model));
@@ -368,7 +368,7 @@ Test(onnx_import, an_nnc_export_imports_back_to_the_same_model)
 {
 	need_data();
 	free(run_ok("train, export, import, compile",
-		    "cd '%s' && '%s' '%s/examples/resnet.nn' -o resnet && ./resnet --epochs 1 --limit 500 --test-limit 100 "
+		    "cd '%s' && '%s' '%s/examples/resnet.nn' -o resnet && ./resnet --epochs 1 --limit 500 --warmup 0 --test-limit 100 "
 		    "--quiet --save r.ckpt && ./resnet --load r.ckpt --export-onnx r.onnx && ./resnet --load r.ckpt "
 		    "--predict '%s' | head -300 > a.pred && '%s' import r.onnx -o back.nn && '%s' back.nn -o back && "
 		    "./back --load back.ckpt --predict '%s' | head -300 > b.pred",
