@@ -326,6 +326,98 @@ static void softmax(exporter *e, int id, const char *out, const char *name)
 	node(e, "Reshape", name, 2, in, out);
 }
 
+/* The value x of a [N, dims...] node reshaped to [-1, shape...]. */
+static const char *reshape(exporter *e, const char *x, int k, const int64_t *shape, const char *out)
+{
+	int64_t s[IR_MAX_RANK + 2] = {-1};
+	memcpy(s + 1, shape, sizeof(int64_t) * (size_t)k);
+	const char *in[2] = {x, constant_i64(e, "shape", k + 1, s)};
+	if (!out)
+		out = tmp(e, "reshape");
+	node(e, "Reshape", out, 2, in, out);
+	return out;
+}
+
+/* x (of `rank` axes with the batch) with its last two axes exchanged. */
+static const char *transpose_last2(exporter *e, const char *x, int rank)
+{
+	int64_t perm[IR_MAX_RANK + 1];
+	for (int i = 0; i < rank; i++)
+		perm[i] = i;
+	perm[rank - 2] = rank - 1, perm[rank - 1] = rank - 2;
+	const char *out = tmp(e, "transpose");
+	attr_ints(node(e, "Transpose", out, 1, &x, out), "perm", rank, perm);
+	return out;
+}
+
+/* SOFTMAX_LAST: Softmax over the last axis (ia[1] > 0: rows of ia[1]
+ * values of a flat value, the per-position inference tail; reshaped to
+ * [-1, ia[1]] and back).  Causal: before it, the Add of a constant [L, L]
+ * of 0 on and below the diagonal and -inf above it (docs/onnx.md: the
+ * probabilities there are then exactly 0, as nnc's are, and no row is all
+ * -inf since its diagonal entry stays). */
+static void softmax_last(exporter *e, const ir_node *n, const char *x, const char *out, const char *name)
+{
+	const ir_node *src = &e->g->nodes[n->in[0]];
+	int64_t L = n->ia[1] ? n->ia[1] : src->dims[src->rank - 1];
+	bool flat = n->ia[1] && src->dims[src->rank - 1] != L;
+	if (flat)
+		x = reshape(e, x, 1, &L, NULL);
+	if (n->ia[0]) {
+		float *m = nnc_alloc(sizeof(float) * (size_t)(L * L));
+		for (int64_t i = 0; i < L; i++)
+			for (int64_t j = 0; j < L; j++)
+				m[i * L + j] = j > i ? -INFINITY : 0.0f;
+		int64_t dims[2] = {L, L};
+		const char *in[2] = {x, initializer(e, "causal_mask", 2, dims, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, -1, 0,
+						   m, sizeof(float) * (size_t)(L * L))};
+		const char *masked = tmp(e, "masked");
+		node(e, "Add", masked, 2, in, masked);
+		x = masked;
+	}
+	const char *s = flat ? tmp(e, "softmax") : out;
+	attr_i(node(e, "Softmax", flat ? s : name, 1, &x, s), "axis", -1);
+	if (flat) {
+		int64_t dims[IR_MAX_RANK];
+		memcpy(dims, src->dims, sizeof(int64_t) * (size_t)src->rank);
+		reshape(e, s, src->rank, dims, out);
+	}
+}
+
+/* LAYERNORM: LayerNormalization over the last axis; RMS normalisation
+ * composed, x / sqrt(mean(x^2) + eps) gamma (+ beta), as cg_seq.c's. */
+static void layernorm(exporter *e, const ir_node *n, const char *out)
+{
+	const char **v = e->val;
+	bool beta = n->nin > 2 && n->in[2] >= 0;
+	const char *in[3] = {v[n->in[0]], v[n->in[1]], beta ? v[n->in[2]] : NULL};
+	if (!n->ia[0]) {
+		Onnx__NodeProto *l = node(e, "LayerNormalization", out, beta ? 3 : 2, in, out);
+		attr_i(l, "axis", -1);
+		attr_f(l, "epsilon", n->fa[0]);
+		return;
+	}
+	const char *x = v[n->in[0]], *sq = tmp(e, "rms_sq"), *ms = tmp(e, "rms_mean"), *me = tmp(e, "rms_eps"),
+		   *rms = tmp(e, "rms"), *xn = tmp(e, "rms_norm");
+	in[0] = x, in[1] = x;
+	node(e, "Mul", sq, 2, in, sq);
+	Onnx__NodeProto *r = node(e, "ReduceMean", ms, 1, &sq, ms);
+	attr_ints(r, "axes", 1, (int64_t[]){-1});
+	attr_i(r, "keepdims", 1);
+	in[0] = ms, in[1] = constant(e, "rms_epsilon", 1, (float)n->fa[0]);
+	node(e, "Add", me, 2, in, me);
+	node(e, "Sqrt", rms, 1, &me, rms);
+	in[0] = x, in[1] = rms;
+	node(e, "Div", xn, 2, in, xn);
+	const char *g = beta ? tmp(e, "rms_scaled") : out;
+	in[0] = xn, in[1] = v[n->in[1]];
+	node(e, "Mul", g, 2, in, g);
+	if (beta) {
+		in[0] = g, in[1] = v[n->in[2]];
+		node(e, "Add", out, 2, in, out);
+	}
+}
+
 /* Node id of the graph as ONNX nodes computing e->val[id]. */
 static bool export_node(exporter *e, int id)
 {
@@ -351,6 +443,17 @@ static bool export_node(exporter *e, int id)
 	const char *out = v[id] = result_name(e, id);
 	switch (n->op) {
 	case IR_DENSE: {
+		if (ir_rows(n) > 1) { /* per position: [N, T, i] x [i, o] + [o] */
+			bool bias = n->nin > 2 && n->in[2] >= 0;
+			const char *p = bias ? tmp(e, "matmul") : out;
+			in[0] = v[n->in[0]], in[1] = v[n->in[1]];
+			node(e, "MatMul", bias ? p : layer_of(g, n->in[1]), 2, in, p);
+			if (bias) {
+				in[0] = p, in[1] = v[n->in[2]];
+				node(e, "Add", layer_of(g, n->in[1]), 2, in, out);
+			}
+			return true;
+		}
 		in[0] = as_matrix(e, n->in[0]);
 		in[1] = v[n->in[1]];
 		int nin = 2;
@@ -430,6 +533,48 @@ static bool export_node(exporter *e, int id)
 		return true;
 	case IR_SOFTMAX:
 		softmax(e, n->in[0], out, out);
+		return true;
+	case IR_EMBED: { /* ids as floats: clamped to [0, V) as cg_seq.c does, then int64 */
+		const ir_node *w = &g->nodes[n->in[1]];
+		const char *c = tmp(e, "ids"), *ids = tmp(e, "ids");
+		in[0] = v[n->in[0]], in[1] = constant(e, "id_min", 1, 0.0f),
+		in[2] = constant(e, "id_max", 1, (float)(w->dims[0] - 1));
+		node(e, "Clip", c, 3, in, c);
+		attr_i(node(e, "Cast", ids, 1, &c, ids), "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
+		in[0] = v[n->in[1]], in[1] = ids;
+		attr_i(node(e, "Gather", layer_of(g, n->in[1]), 2, in, out), "axis", 0);
+		return true;
+	}
+	case IR_BIAS_ADD: /* x + P, P broadcast over the batch */
+		in[0] = v[n->in[0]], in[1] = v[n->in[1]];
+		node(e, "Add", out, 2, in, out);
+		return true;
+	case IR_LAYERNORM:
+		layernorm(e, n, out);
+		return true;
+	case IR_MATMUL: { /* scale op(a) op(b), batched over the leading axes */
+		const ir_node *a = &g->nodes[n->in[0]], *b = &g->nodes[n->in[1]];
+		in[0] = n->ia[0] ? transpose_last2(e, v[n->in[0]], a->rank + 1) : v[n->in[0]];
+		in[1] = n->ia[1] ? transpose_last2(e, v[n->in[1]], b->rank + 1) : v[n->in[1]];
+		const char *p = n->fa[0] != 1 ? tmp(e, "matmul") : out;
+		node(e, "MatMul", p, 2, in, p);
+		if (n->fa[0] != 1) {
+			in[0] = p, in[1] = constant(e, nnc_sprintf("%s_scale", out), 1, (float)n->fa[0]);
+			node(e, "Mul", out, 2, in, out);
+		}
+		return true;
+	}
+	case IR_HEADS: { /* view [A, B, C], swap A and B, back to the result's shape */
+		int64_t abc[3] = {n->ia[0], n->ia[1], n->ia[2]}, perm[4] = {0, 2, 1, 3};
+		const char *r = reshape(e, v[n->in[0]], 3, abc, NULL), *t = tmp(e, "heads");
+		attr_ints(node(e, "Transpose", t, 1, &r, t), "perm", 4, perm);
+		int64_t dims[IR_MAX_RANK];
+		memcpy(dims, n->dims, sizeof(int64_t) * (size_t)n->rank);
+		reshape(e, t, n->rank, dims, out);
+		return true;
+	}
+	case IR_SOFTMAX_LAST:
+		softmax_last(e, n, v[n->in[0]], out, out);
 		return true;
 	case IR_CONCAT: {
 		for (int i = 0; i < n->nin; i++)
@@ -541,6 +686,7 @@ void nnc_onnx_build(const ir_graph *g, const nnc_train_config *cfg, const char *
 	/* what inference returns: add_output_tail's choice */
 	int outn = g->output >= 0 ? g->output : g->loss >= 0 ? g->nodes[g->loss].in[0] : -1;
 	bool tail_softmax = g->output < 0 && g->loss_kind == NNRT_LOSS_SOFTMAX_XENT;
+	bool tail_seq = g->output < 0 && g->loss_kind == NNRT_LOSS_SEQ_XENT;
 	NNC_ASSERT(outn >= 0);
 	bool *need = ir_ancestors(g, outn);
 	const ir_node *x = &g->nodes[g->input];
@@ -557,10 +703,16 @@ void nnc_onnx_build(const ir_graph *g, const nnc_train_config *cfg, const char *
 	if (tail_softmax) {
 		result = unique(e, "probabilities");
 		softmax(e, outn, result, "probabilities");
+	} else if (tail_seq) { /* add_output_tail's per-position softmax over V */
+		result = unique(e, "probabilities");
+		ir_node t = {.op = IR_SOFTMAX_LAST, .nin = 1, .in = {outn}, .ia = {0, g->label_vocab}};
+		softmax_last(e, &t, e->val[outn], result, "probabilities");
 	}
 	graph->name = (char *)g->model_name;
 	graph->doc_string = nnc_sprintf("The inference graph of nnc model '%s'%s", g->model_name,
-					tail_softmax ? ": class probabilities (the softmax of the logits)" : "");
+					tail_softmax ? ": class probabilities (the softmax of the logits)"
+					: tail_seq   ? ": class probabilities per position (the softmax of each position's logits)"
+						     : "");
 	graph->n_input = 1;
 	graph->input = nnc_alloc(sizeof *graph->input);
 	graph->input[0] = value_info(e->val[g->input], x->rank, x->dims);

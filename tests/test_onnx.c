@@ -212,6 +212,83 @@ Test(onnx_export, every_op_maps_to_standard_onnx)
 	ort_agrees("e.onnx", "e.pred", 1000);
 }
 
+/* The sequence ops (docs/language.md "Sequences") in a small causal
+ * transformer: trained briefly, exported, and onnxruntime's per-position
+ * probabilities compared with --predict's on 300 token sequences. */
+static const char seq_ops[] =
+	"model seq_ops\n"
+	"input x : token(12)[8]\n"
+	"label y : class(12)[8]\n"
+	"e = x |> embedding(12, 16) |> positional\n"
+	"a = e + (e |> layernorm |> attention(heads: 2, causal: true))\n"
+	"m = a + (a |> rmsnorm |> dense(32) |> gelu |> dense(16))\n"
+	"b = m + (m |> layernorm(eps: 0.001) |> attention(heads: 4))\n"
+	"logits = b |> rmsnorm(eps: 0.01) |> dense(24) |> gelu(approximate: false) |> dense(12)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer adam(lr: 0.01)\n"
+	"train {\n"
+	"  data: reverse(count: 512)\n"
+	"  batch: 32\n"
+	"  seed: 3\n"
+	"}\n";
+
+/* COUNT sequences of T ids below V into dir/FILE (a CSV line each), from
+ * a fixed generator; id V - 1 and 0 appear (the embedding's edge rows). */
+static void token_csv(const char *file, int count, int T, int V)
+{
+	FILE *f = fopen(nnc_sprintf("%s/%s", dir, file), "w");
+	cr_assert(f);
+	uint64_t r = 12345;
+	for (int i = 0; i < count; i++)
+		for (int t = 0; t < T; t++) {
+			r = r * 6364136223846793005ull + 1442695040888963407ull;
+			fprintf(f, "%d%c", (int)((r >> 33) % (uint64_t)V), t == T - 1 ? '\n' : ',');
+		}
+	fclose(f);
+}
+
+static void ort_seq_agrees(const char *model, const char *csv, const char *pred, int count)
+{
+	char *out = run_ok("onnxruntime", "cd '%s' && NODE_PATH='%s' node '%s/ort_seq_check.js' '%s' '%s' '%s' 1e-5", dir,
+			   ORT_MODULES, FIX, model, csv, pred);
+	cr_expect(strstr(out, nnc_sprintf("ok %d sequences", count)), "%s", out);
+	free(out);
+}
+
+Test(onnx_export, sequence_ops_map_to_standard_onnx)
+{
+	need_checker();
+	need_ort();
+	FILE *f = fopen(nnc_sprintf("%s/seq_ops.nn", dir), "w");
+	cr_assert(f);
+	fputs(seq_ops, f);
+	fclose(f);
+	token_csv("tokens.csv", 300, 8, 12);
+	free(run_ok("train and export", "cd '%s' && '%s' seq_ops.nn -o seq_ops && ./seq_ops --epochs 1 --quiet "
+					 "--save s.ckpt && ./seq_ops --load s.ckpt --export-onnx s.onnx && "
+					 "./seq_ops --load s.ckpt --predict tokens.csv > s.pred",
+		    dir, NNC_EXE));
+	char *out = checked("s.onnx");
+	cr_expect(sh_has_line(out, "x ['N', 8] probabilities ['N', 8, 12] 17 seq_ops"), "%s", out);
+	free(out);
+	ort_seq_agrees("s.onnx", "tokens.csv", "s.pred", 300);
+}
+
+/* examples/reverse.nn, as --emit-onnx writes it (its initial weights). */
+Test(onnx_export, reverse_example_runs_in_onnxruntime)
+{
+	need_checker();
+	need_ort();
+	token_csv("digits.csv", 300, 8, 10);
+	free(run_ok("nnc", "cd '%s' && '%s' '%s/examples/reverse.nn' -o rev && '%s' '%s/examples/reverse.nn' --emit-onnx r.onnx && "
+			   "./rev --epochs 0 --quiet --save r.ckpt && ./rev --load r.ckpt --predict digits.csv > r.pred",
+		    dir, NNC_EXE, NNC_SOURCE_DIR, NNC_EXE, NNC_SOURCE_DIR));
+	char *out = checked("r.onnx");
+	cr_expect(sh_has_line(out, "x ['N', 8] probabilities ['N', 8, 10] 17 reverse"), "%s", out);
+	free(out);
+	ort_seq_agrees("r.onnx", "digits.csv", "r.pred", 300);
+}
+
 /* An op without an ONNX form (the internal random_uniform, which no .nn
  * syntax reaches) is an error naming it, in the file and at export. */
 Test(onnx_export, an_op_without_a_mapping_is_a_clear_error)
