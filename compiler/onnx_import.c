@@ -953,6 +953,11 @@ int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, con
 		err(im, "graph output '%s' is not a vector of scores per sample; nnc import makes classifiers", g->output[0]->name);
 		goto out;
 	}
+	if (!im->nw) { /* nnc compiles networks that train (sema refuses one without parameters) */
+		err(im, "the graph has no weights (no Conv, Gemm, MatMul or BatchNormalization with initializers); "
+		        "nnc import makes networks with parameters to train");
+		goto out;
+	}
 	/* the last line is the logits */
 	if (lv->line >= 0 && !lv->var) {
 		lv->var = im->lines[lv->line].name = claim(im, taken(im, "logits") ? value_name(im, "logits") : "logits");
