@@ -241,6 +241,10 @@ static float *floats_of(importer *im, const Onnx__TensorProto *t, const Node *n)
 		err(im, "tensor '%s': field 'dims' is invalid", tn);
 		return NULL;
 	}
+	if (!c) { /* a layer of 0 units or channels: nnc's sizes are positive */
+		err(im, "tensor '%s' (read by node '%s') is empty: one of its dims is 0", tn, node_name(n));
+		return NULL;
+	}
 	float *x = nnc_alloc(sizeof(float) * (size_t)(c ? c : 1));
 	if (t->has_raw_data && t->raw_data.len) {
 		if ((int64_t)t->raw_data.len != 4 * c) {
@@ -255,7 +259,8 @@ static float *floats_of(importer *im, const Onnx__TensorProto *t, const Node *n)
 			memcpy(&x[i], &u, 4);
 		}
 	} else if ((int64_t)t->n_float_data == c) {
-		memcpy(x, t->float_data, sizeof(float) * (size_t)c);
+		if (c) /* an empty field's pointer is NULL */
+			memcpy(x, t->float_data, sizeof(float) * (size_t)c);
 	} else {
 		err(im, "tensor '%s': field 'float_data' holds %zu values but its dims need %lld", tn, t->n_float_data,
 		    (long long)c);
@@ -278,7 +283,8 @@ static int ints_of(const Onnx__TensorProto *t, int64_t *v, int max)
 			v[i] = (int64_t)u;
 		}
 	} else if ((int64_t)t->n_int64_data == c) {
-		memcpy(v, t->int64_data, sizeof(int64_t) * (size_t)c);
+		if (c) /* an empty field's pointer is NULL */
+			memcpy(v, t->int64_data, sizeof(int64_t) * (size_t)c);
 	} else {
 		return -1;
 	}
@@ -666,6 +672,13 @@ static bool node(importer *im, const Node *n, int out)
 		if (strcmp(op, "Constant"))
 			unsupported(im, n, "no input");
 		return false;
+	}
+	for (size_t k = 0; k < n->n_input; k++) { /* a Softmax is imported as the model's output only */
+		int v = input(im, n, k);
+		if (v >= 0 && im->vals[resolve(im, v)].softmax) {
+			unsupported(im, n, "an input computed by a Softmax (nnc import takes a Softmax only as the last node)");
+			return false;
+		}
 	}
 	int xr = resolve(im, x);
 	value *xv = &im->vals[xr], *ov = &im->vals[out];

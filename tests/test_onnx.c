@@ -477,6 +477,12 @@ Test(onnx_import, bad_files_get_clear_errors)
 		{FIX "/bad_external.onnx", "bad_external.onnx: error: tensor 'fc.weight' (read by node 'fc') keeps its data in an "
 					   "external file (data_location EXTERNAL); nnc import reads only weights stored in the model file"},
 		{FIX "/bad_ops.onnx", "bad_ops.onnx: error: 2 nodes nnc cannot import: 'Resize' (node 'up1'), 'LSTM' (node 'rnn')"},
+		/* found by fuzz_onnx: a Gemm of 0 outputs (its float_data field empty) */
+		{FIX "/bad_empty_weight.onnx", "bad_empty_weight.onnx: error: tensor 'fc.weight' (read by node 'fc') is empty: one "
+					       "of its dims is 0"},
+		/* found by fuzz_onnx: a node reading a Softmax's result failed an internal assertion */
+		{FIX "/bad_softmax_inside.onnx", "bad_softmax_inside.onnx: error: 1 node nnc cannot import: 'Tanh' (node 'fc': an "
+						 "input computed by a Softmax (nnc import takes a Softmax only as the last node))"},
 		/* found by fuzz_onnx: Flatten and Tanh alone imported as a program sema refuses */
 		{FIX "/bad_no_weights.onnx", "bad_no_weights.onnx: error: the graph has no weights (no Conv, Gemm, MatMul or "
 					     "BatchNormalization with initializers); nnc import makes networks with parameters to train"},
