@@ -28,6 +28,12 @@
  * fresh run replaces the file; --resume appends to it, and writes the CSV
  * header only into an empty file.  Each row is flushed as it is written,
  * so the file can be read (or plotted) while the run goes on.
+ *
+ * A file being appended to must have this binary's columns: a log written
+ * by an older binary (9 columns before the validation ones came) would get
+ * rows that a reader splits into the wrong columns.  Its first line (the
+ * CSV header, or the keys of the first JSON row) is compared with ours and
+ * a difference refuses the run (NNRT_LOG_COLUMNS) instead of mixing them.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -51,17 +57,56 @@ int nnrt_log_format(const char *path)
 	return -1;
 }
 
+static const char columns[] =
+	"epoch,step,batch,lr,train_loss,train_acc,test_loss,test_acc,val_loss,val_acc,seconds,samples_per_s";
+
+/* The column names of a log's first line, comma-separated, into out: the
+ * CSV header as it is, or the keys of a JSON row in their order. */
+static void first_line_columns(FILE *f, int format, char *out, size_t cap)
+{
+	char line[1024];
+	out[0] = 0;
+	rewind(f);
+	if (!fgets(line, sizeof line, f))
+		return;
+	line[strcspn(line, "\r\n")] = 0;
+	if (format == NNRT_LOG_CSV) {
+		snprintf(out, cap, "%.500s", line);
+		return;
+	}
+	size_t n = 0;
+	for (const char *p = line; (p = strchr(p, '"')) != NULL;) {
+		const char *end = strchr(p + 1, '"');
+		if (!end)
+			break;
+		if (end[1] == ':') { /* a key, not a string value */
+			int k = snprintf(out + n, cap - n, "%s%.*s", n ? "," : "", (int)(end - p - 1), p + 1);
+			if (k < 0 || (size_t)k >= cap - n)
+				break;
+			n += (size_t)k;
+		}
+		p = end + 1;
+	}
+}
+
 int nnrt_log_open(nnrt_log *l, const char *path, int append)
 {
 	memset(l, 0, sizeof *l);
 	l->path = path;
 	l->format = nnrt_log_format(path);
-	l->f = fopen(path, append ? "a" : "w");
+	l->f = fopen(path, append ? "a+" : "w");
 	if (!l->f)
 		return -1;
-	if (l->format == NNRT_LOG_CSV && ftell(l->f) == 0) {
-		fputs("epoch,step,batch,lr,train_loss,train_acc,test_loss,test_acc,val_loss,val_acc,seconds,samples_per_s\n",
-		      l->f);
+	if (append && fseek(l->f, 0, SEEK_END) == 0 && ftell(l->f) > 0) {
+		first_line_columns(l->f, l->format, l->old_columns, sizeof l->old_columns);
+		if (strcmp(l->old_columns, columns) != 0) {
+			fclose(l->f);
+			l->f = NULL;
+			return NNRT_LOG_COLUMNS;
+		}
+	}
+	if (l->format == NNRT_LOG_CSV && fseek(l->f, 0, SEEK_END) == 0 && ftell(l->f) == 0) {
+		fprintf(l->f, "%s\n", columns);
 		if (fflush(l->f) != 0) {
 			int e = errno;
 			fclose(l->f);

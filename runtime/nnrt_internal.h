@@ -421,11 +421,13 @@ static inline int nnrt_progress_step(nnrt_progress *p, int64_t done, double samp
 
 /* The --log FILE of a training run (metrics_log.c says what it holds). */
 enum { NNRT_LOG_CSV, NNRT_LOG_JSON };
+enum { NNRT_LOG_COLUMNS = -2 }; /* nnrt_log_open: the file being appended to has other columns */
 
 typedef struct nnrt_log {
 	FILE *f; /* NULL: no log */
 	const char *path;
 	int format; /* NNRT_LOG_CSV or NNRT_LOG_JSON */
+	char old_columns[512]; /* after NNRT_LOG_COLUMNS: the file's columns */
 } nnrt_log;
 
 /* One row: an epoch's (batch 0), or, with --log-every, one after step
@@ -439,7 +441,9 @@ typedef struct nnrt_log_entry {
 
 /* The format path's extension asks for (.csv; .jsonl, .ndjson, .json), or -1. */
 int nnrt_log_format(const char *path);
-/* Opens path, replacing it or appending to it: 0, or -1 with errno set. */
+/* Opens path, replacing it or appending to it: 0, -1 with errno set, or
+ * NNRT_LOG_COLUMNS when appending to a file with other columns than ours
+ * (l->old_columns has them). */
 int nnrt_log_open(nnrt_log *l, const char *path, int append);
 /* Writes and flushes a row: 0, or -1 with errno set.  No-op without a file. */
 int nnrt_log_row(nnrt_log *l, const nnrt_log_entry *r);

@@ -1381,7 +1381,13 @@ static int open_log(trainer *t)
 		return usage_error("--log %s: is a directory", path);
 	if (t->o.save && stat(path, &st) == 0 && same_file(&st, t->o.save))
 		return usage_error("--log %s is also the --save file", path);
-	if (nnrt_log_open(&t->log, path, t->o.resume != NULL))
+	int rc = nnrt_log_open(&t->log, path, t->o.resume != NULL);
+	if (rc == NNRT_LOG_COLUMNS)
+		return usage_error("--log %s: its first line has the columns '%.200s', not this binary's; it was written "
+		                   "by another version of the program: move it away or give another --log file, "
+		                   "so that its rows are not mixed with rows of other columns",
+		                   path, t->log.old_columns);
+	if (rc)
 		return usage_error("--log %s: cannot open for writing: %s", path, strerror(errno));
 	return 0;
 }

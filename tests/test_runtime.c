@@ -1724,6 +1724,50 @@ Test(main, metrics_log_has_the_validation_columns_of_the_epoch_lines)
 	run_free(&r);
 }
 
+/* --resume appends only to a log with this binary's columns: an older
+ * binary's log (9 columns, before the validation ones) is refused before
+ * training and left as it was; a log with our columns is appended to, and
+ * an empty file gets the CSV header. */
+Test(main, resume_refuses_to_append_to_a_log_of_other_columns)
+{
+	nnrt_model m = mlp_model();
+	run_result r = run_main(&m, "--threads 1 --epochs 1 --quiet --save %s", tpath("c.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	static const char *const old[] = {
+	    "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,samples_per_s\n1,32,0.1,0.5,0.8,0.5,0.8,1,1000\n",
+	    "{\"epoch\":1,\"step\":32,\"lr\":0.1,\"train_loss\":0.5,\"train_acc\":0.8,\"test_loss\":0.5,"
+	    "\"test_acc\":0.8,\"seconds\":1,\"samples_per_s\":1000}\n",
+	};
+	for (int json = 0; json <= 1; json++) {
+		const char *log = tpath(json ? "old.jsonl" : "old.csv");
+		write_text(log, old[json]);
+		r = run_main(&m, "--threads 1 --epochs 2 --log %s --resume %s", log, tpath("c.ckpt"));
+		cr_assert_eq(r.rc, 2, "%d %s", r.rc, r.err);
+		cr_assert(strstr(r.err, "its first line has the columns 'epoch,step,lr,train_loss,"), "%s", r.err);
+		cr_assert(strstr(r.err, "written by another version"), "%s", r.err);
+		cr_assert(!strstr(r.out, "epoch 2"), "trained:\n%s", r.out);
+		char *text = read_all(log, NULL);
+		cr_assert_str_eq(text, old[json], "the old log was changed");
+		free(text);
+		run_free(&r);
+	}
+	write_text(tpath("empty.csv"), "");
+	r = run_main(&m, "--threads 1 --epochs 2 --quiet --log %s --resume %s", tpath("empty.csv"), tpath("c.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	char *text = read_all(tpath("empty.csv"), NULL);
+	cr_assert(strncmp(text, "epoch,step,batch,lr,", 20) == 0 && strstr(text, "\n2,64,"), "%s", text);
+	free(text);
+	/* ours: appended, header once */
+	r = run_main(&m, "--threads 1 --epochs 3 --quiet --log %s --resume %s", tpath("empty.csv"), tpath("c.ckpt"));
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	run_free(&r);
+	text = read_all(tpath("empty.csv"), NULL);
+	cr_assert(strstr(text, "\n2,64,") && strstr(text, "\n3,96,") && !strstr(text + 1, "epoch,step"), "%s", text);
+	free(text);
+}
+
 /* A log that cannot be written is refused before the data is loaded. */
 Test(main, unwritable_log_is_an_error_before_training)
 {
