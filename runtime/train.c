@@ -722,14 +722,14 @@ static void run_gathered(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, c
 }
 
 /* Runs `body` on samples idx[0..count) of d in batches; sums the metrics. */
-static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx, int64_t count,
-                        double *sum)
+static void run_batches(trainer *t, const char *what, nnrt_body_fn body, const nnrt_dataset *d, const int64_t *idx,
+                        int64_t count, double *sum)
 {
 	int64_t batch = t->m->batch;
 	double *m = t->inst->metrics;
 	sum[0] = sum[1] = 0;
 	nnrt_progress bar;
-	nnrt_progress_begin(&bar, t->bar, t->has_acc, "evaluating", 0, (count + batch - 1) / batch);
+	nnrt_progress_begin(&bar, t->bar, t->has_acc, what, 0, (count + batch - 1) / batch);
 	for (int64_t b = 0, s = 1; b < count; b += batch, s++) {
 		int64_t n = count - b < batch ? count - b : batch;
 		memset(m, 0, sizeof t->inst->metrics);
@@ -743,13 +743,14 @@ static void run_batches(trainer *t, nnrt_body_fn body, const nnrt_dataset *d, co
 		flush_stdout();
 }
 
-/* Loss and accuracy, per sample, of samples idx[0..n) of d. */
-static void evaluate_on(trainer *t, const nnrt_dataset *d, const int64_t *idx, int64_t n, double *loss, double *acc)
+/* Loss and accuracy, per sample, of samples idx[0..n) of d; `what` labels
+ * the bar ("evaluating" the test set, "validating"). */
+static void evaluate_on(trainer *t, const char *what, const nnrt_dataset *d, const int64_t *idx, int64_t n, double *loss, double *acc)
 {
 	double sum[2];
 	nnrt_hyper h = nnrt_instance_hyper(t->inst, t->inst->lr);
 	nnrt_step_hp(&t->args, t->m, &h, 0, t->inst->seed);
-	run_batches(t, t->m->eval_step, d, idx, n, sum);
+	run_batches(t, what, t->m->eval_step, d, idx, n, sum);
 	*loss = sum[0] / (double)n;
 	*acc = sum[1] / (double)n;
 }
@@ -757,7 +758,7 @@ static void evaluate_on(trainer *t, const nnrt_dataset *d, const int64_t *idx, i
 /* Test loss and accuracy, per sample. */
 static void evaluate(trainer *t, double *loss, double *acc)
 {
-	evaluate_on(t, &t->test, t->order, t->test.n, loss, acc);
+	evaluate_on(t, "evaluating", &t->test, t->order, t->test.n, loss, acc);
 }
 
 static void print_shape(const nnrt_param_info *p)
@@ -1168,7 +1169,7 @@ static int train(trainer *t)
 		double vl = 0, va = 0;
 		int stop = 0;
 		if (t->val.val_ids) {
-			evaluate_on(t, nnrt_val_data(&t->val, &t->train), t->val.val_ids, t->val.n_val, &vl, &va);
+			evaluate_on(t, "validating", nnrt_val_data(&t->val, &t->train), t->val.val_ids, t->val.n_val, &vl, &va);
 			stop = st->es && nnrt_es_update(m, st, epoch, vl, va, inst->params, inst->state);
 		}
 		if (!o->quiet) {

@@ -1345,8 +1345,16 @@ Test(main, progress_bar_on_a_terminal_plain_lines_elsewhere)
 	/* Steps done/total: 1000 samples in batches of 32 are 32 steps. */
 	cr_assert(strstr(tty, "/32  "), "%s", tty);
 	cr_assert(!strchr(tty, '\033'), "escape code on a terminal:\n%s", tty);
-	/* An evaluation of the test set draws one too. */
+	/* An evaluation of the test set draws one too; a validation split's is
+	 * "validating". */
 	cr_assert(strstr(tty, "\revaluating ["), "%s", tty);
+	cr_assert(!strstr(tty, "\rvalidating ["), "%s", tty);
+	nnrt_model mv = mlp_model();
+	mv.val_fraction = 0.2f;
+	char *vtty = run_on_pty(&mv, "xterm", "--threads 1 --epochs 1", &rc);
+	cr_assert_eq(rc, 0, "%s", vtty);
+	cr_assert(strstr(vtty, "\rvalidating [") && strstr(vtty, "\revaluating ["), "%s", vtty);
+	free(vtty);
 	run_result r = run_main(&m, "--threads 1 --epochs 3");
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	cr_assert(!strchr(r.out, '\r') && !strchr(r.out, '\033'), "%s", r.out);
