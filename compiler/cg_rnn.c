@@ -1,18 +1,20 @@
 /*
  * cg_rnn.c - the lowering of the recurrent layers (docs/architecture.md
- * "Recurrent layers"): LSTM and GRU over the T steps of a [T, d] value,
- * their backward pass, and the gradient of the recurrent weight.
+ * "Recurrent layers"): LSTM and GRU over the T steps of a [T, d] value, the
+ * states taken out of them, W_hh packed in panels, and the backward pass of
+ * the recurrence (dW_hh is a per-position DENSE_BWD_W of the states one
+ * step later, RNN_HPREV).
  *
  * The input projection of every step (x_t W_ih + b_ih) is one per-position
  * DENSE before the op: cg_kernels.c's GEMM over the n T rows at once.  What
  * is left is sequential in t, so one op function runs all T steps: at each
  * step the h_{t-1} of this thread's samples times W_hh, in register tiles of
- * samples x 16-float vectors (a column panel of W_hh stays in L1 while every
- * sample tile uses it), then the gates, element-wise.  A sample's
- * arithmetic does not depend on which samples share its tile (each
- * accumulator lane adds its k in order), so the threads split the samples,
- * with no barrier between the steps, and results are the same for any
- * chunking and thread count.
+ * samples x 16-float vectors (a column panel of W_hh, contiguous after
+ * RNN_PACK, stays in L1 while every sample tile uses it), then the gates,
+ * element-wise.  A sample's arithmetic does not depend on which samples
+ * share its tile (each accumulator lane adds its k in order), so the
+ * threads split the samples, with no barrier between the steps, and
+ * results are the same for any chunking and thread count.
  *
  * The op's result is what the backward pass needs, a row of K H floats per
  * position of each sample:

@@ -492,18 +492,19 @@ Test(rnn, onnx_export_refused)
 	}
 }
 
-/* examples/charlstm.nn on a slice of the fortunes corpus: the validation
- * loss falls well below the uniform ln 256 = 5.55 and below what the
- * byte frequencies alone give (about 3.3 nats), and the saved model writes
- * text seeded and reproducibly */
+/* examples/charlstm.nn on a slice of the fortunes corpus (1000 windows, two
+ * epochs, 60 steps): the validation loss falls well below what the bytes'
+ * frequencies alone give (3.37 nats on those 64000 bytes; the uniform
+ * ln 256 is 5.55), and the saved model writes text, seeded and
+ * reproducibly */
 Test(rnn_e2e, charlstm_trains_and_generates, .timeout = 900)
 {
 	char dir[256], *out = NULL, *a = NULL, *b = NULL;
 	sh_mktemp(dir, sizeof dir, "rnnlm");
 	cr_assert_eq(run(&out, "'%s' '%s/examples/charlstm.nn' -o '%s/lm'", NNC_EXE, NNC_SOURCE_DIR, dir), 0, "%s", out);
-	cr_assert_eq(run(&out, "cd '%s' && ./lm --limit 2000 --epochs 2 --save lm.ckpt", dir), 0, "%s", out);
+	cr_assert_eq(run(&out, "cd '%s' && ./lm --limit 1000 --epochs 2 --save lm.ckpt", dir), 0, "%s", out);
 	double vl = strtod(last_field(out, "val_loss"), NULL), bpc = strtod(last_field(out, "val_bpc"), NULL);
-	cr_assert_lt(vl, 3.0, "validation loss %.4f after two epochs of 2000 windows\n%s", vl, out);
+	cr_assert_lt(vl, 2.8, "validation loss %.4f after two epochs of 1000 windows\n%s", vl, out);
 	cr_assert(fabs(bpc - vl / log(2)) < 2e-4, "val_bpc %g is not val_loss %g in bits\n%s", bpc, vl, out);
 	const char *gen = "./lm --load lm.ckpt --generate 40 --prompt 'The ' --temperature 0.8 --top-k 10 --seed 4";
 	cr_assert_eq(run(&a, "cd '%s' && %s", dir, gen), 0, "%s", a);
