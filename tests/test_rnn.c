@@ -58,6 +58,8 @@ static const net nets[] = {
 	{"gru_last", 5, 4, 7, {{L_EMBED, 3, 0}, {L_GRU, 17, 1}, {L_DENSE, 20, 0}}},
 	/* one of each, on a per-position dense */
 	{"gru_lstm", 6, 5, 8, {{L_EMBED, 5, 0}, {L_DENSE, 8, 0}, {L_GRU, 9, 0}, {L_LSTM, 4, 0}, {L_DENSE, 6, 0}}},
+	/* one unit: every vector a masked tail of one lane */
+	{"units_1", 4, 3, 5, {{L_EMBED, 2, 0}, {L_LSTM, 1, 0}, {L_GRU, 1, 1}, {L_DENSE, 12, 0}}},
 };
 
 /* The .nn program of a net (arena) */
@@ -353,6 +355,7 @@ Test(rnn_grad, gru_stack) { check_gradients_everywhere(&nets[1]); }
 Test(rnn_grad, lstm_last) { check_gradients_everywhere(&nets[2]); }
 Test(rnn_grad, gru_last) { check_gradients_everywhere(&nets[3]); }
 Test(rnn_grad, gru_lstm) { check_gradients_everywhere(&nets[4]); }
+Test(rnn_grad, units_1) { check_gradients_everywhere(&nets[5]); }
 
 /* ---- threads ---- */
 
