@@ -483,6 +483,67 @@ static void grad_seq_xent(ad_ctx *a, int node, int dy)
 	grad_loss(a, node, IR_SEQ_XENT_GRAD);
 }
 
+/* ---- recurrent layers (cg_rnn.c; docs/architecture.md "Recurrent layers") ----
+ *
+ * sema builds  xp = x W_ih + b_ih (a per-position DENSE),  S = LSTM(xp, W_hh,
+ * b_hh) (the saved rows),  y = RNN_OUT(S) (the states, or the last one).  The
+ * saved rows are read by their RNN_OUT alone, so the whole backward pass is
+ * RNN_OUT's rule: the recurrence run backwards over t gives d xp (the
+ * gradient of each step's pre-activations from x), then
+ *   dhp    = d(h_{t-1} W_hh + b_hh)  (d xp itself for LSTM; GRU's n part is
+ *            multiplied by r, which scales the W_hn h + b_hn term),
+ *   dW_hh  = sum over samples and t >= 1 of h_{t-1}^T dhp_t,
+ *   db_hh  = sum over samples and t of dhp_t,
+ * and d xp reaches the DENSE, whose rule gives dW_ih, db_ih and dx. */
+static void grad_rnn(ad_ctx *a, int node, int dy)
+{
+	(void)a, (void)node, (void)dy;
+	nnc_unreachable(); /* the saved rows get no gradient: RNN_OUT's rule does the work */
+}
+
+/* The W_hh of a recurrent op, packed in panels (of W_hh^T: transpose) */
+static int rnn_pack(ad_ctx *a, int w, bool transpose, int like)
+{
+	int id = ir_add(a->g, IR_RNN_PACK, 1, &w);
+	a->g->nodes[id].ia[0] = transpose;
+	a->g->nodes[id].loc = a->g->nodes[like].loc;
+	NNC_ASSERT(ir_infer_shape(a->g, id));
+	return id;
+}
+
+static void grad_rnn_out(ad_ctx *a, int node, int dy)
+{
+	ir_graph *g = a->g;
+	int s = operand(a, node, 0);
+	ir_node *sn = &g->nodes[s];
+	int xp = sn->in[0], w = g->nodes[sn->in[1]].in[0], b = sn->in[2];
+	bool lstm = sn->op == IR_LSTM;
+	int64_t H = g->nodes[node].ia[1], T = sn->dims[0];
+	int bin[3] = {s, dy, rnn_pack(a, w, true, node)};
+	int dxp = ir_add(g, lstm ? IR_LSTM_BWD : IR_GRU_BWD, 3, bin);
+	g->nodes[dxp].ia[0] = g->nodes[node].ia[0];
+	g->nodes[dxp].ia[1] = H;
+	g->nodes[dxp].loc = g->nodes[node].loc;
+	NNC_ASSERT(ir_infer_shape(g, dxp));
+	int dhp = lstm ? dxp : emit2(a, IR_GRU_DHP, dxp, s, node);
+	int hp = ir_add(g, IR_RNN_HPREV, 1, &s); /* h_{t-1}, rows of a per-position dW */
+	g->nodes[hp].ia[1] = H;
+	g->nodes[hp].loc = g->nodes[node].loc;
+	NNC_ASSERT(ir_infer_shape(g, hp));
+	int win[2] = {hp, dhp};
+	int dw = ir_add(g, IR_DENSE_BWD_W, 2, win);
+	g->nodes[dw].ia[IR_IA_ROWS] = T;
+	g->nodes[dw].loc = g->nodes[node].loc;
+	NNC_ASSERT(ir_infer_shape(g, dw));
+	accum(a, w, dw);
+	int db = ir_add(g, IR_BIAS_GRAD, 1, &dhp);
+	g->nodes[db].ia[IR_IA_ROWS] = T;
+	g->nodes[db].loc = g->nodes[node].loc;
+	NNC_ASSERT(ir_infer_shape(g, db));
+	accum(a, b, db);
+	accum(a, xp, dxp);
+}
+
 static grad_fn *const grad_rules[IR_NUM_OPS] = {
 #define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = grad,
 #include "ops.def"

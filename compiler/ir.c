@@ -327,6 +327,20 @@ static double flops_matmul(const ir_graph *g, const ir_node *n)
 	return 2.0 * (double)n->size * (double)a->dims[a->rank - (n->ia[0] ? 2 : 1)];
 }
 
+/* recurrent layers per sample: the step's product h W_hh (2 H G H a
+ * position) and about 30 per unit for the gates; the backward pass the
+ * product dhp W_hh^T of the same size (dW_hh is a DENSE_BWD_W) */
+static double flops_rnn(const ir_graph *g, const ir_node *n)
+{
+	int64_t GH = g->nodes[n->in[2]].dims[0], H = GH / (n->op == IR_LSTM ? 4 : 3);
+	return (double)n->dims[0] * (2.0 * (double)H * (double)GH + 30.0 * (double)H);
+}
+static double flops_rnn_bwd(const ir_graph *g, const ir_node *n)
+{
+	(void)g;
+	return (double)n->dims[0] * (2.0 * (double)n->ia[1] * (double)n->dims[1] + 30.0 * (double)n->ia[1]);
+}
+
 static double flops_dense_bxt(const ir_graph *g, const ir_node *n)
 {
 	return 2.0 * (double)n->size * (double)g->nodes[n->in[1]].size;

@@ -276,6 +276,9 @@ char *ir_shape_str(const ir_node *n); /* "[n, 128]" or "[784, 128]" */
 char *ir_dims_str(bool batched, int rank, const int64_t *dims); /* the same from its parts */
 /* Runs the op's shape rule; reports a user error and returns false on mismatch. */
 bool ir_infer_shape(ir_graph *g, int id);
+/* Floats per position a recurrent op (LSTM, GRU) keeps, in units of its H
+ * (ops.c; the layout is cg_rnn.c's). */
+int64_t ir_rnn_row(ir_op op);
 void ir_dump(ir_graph *g, nnc_buf *out);
 void ir_dump_dot(ir_graph *g, nnc_buf *out);
 /* FLOPs per sample of one node (multiply-adds count 2). */

@@ -438,6 +438,8 @@ static bool export_node(exporter *e, int id)
 		return true;
 	case IR_BN_COMBINE: /* read by its batchnorm */
 		return true;
+	case IR_RNN_PACK: /* read by its lstm or gru, which have no mapping: refused there */
+		return true;
 	default: break;
 	}
 	const char *out = v[id] = result_name(e, id);

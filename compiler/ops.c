@@ -375,6 +375,56 @@ static bool shape_bn_pgrad(ir_graph *g, ir_node *n)
 	return true;
 }
 
+/* ---- recurrent layers (cg_rnn.c): sema checked the operands ---- */
+
+/* Values a recurrent op keeps per position, in units of H: LSTM
+ * [h | c | i f g o], GRU [h | r z n hn] */
+int64_t ir_rnn_row(ir_op op) { return op == IR_LSTM ? 6 : 5; }
+
+/* W [K, N] -> [ceil(N / 16), K, 16] (ia[0]: of W^T: [ceil(K / 16), N, 16]) */
+static bool shape_rnn_pack(ir_graph *g, ir_node *n)
+{
+	ir_node *w = in(g, n, 0);
+	int64_t K = w->dims[n->ia[0] ? 1 : 0], N = w->dims[n->ia[0] ? 0 : 1], d[3] = {(N + 15) / 16, K, 16};
+	ir_set_shape(n, false, 3, d);
+	return true;
+}
+
+/* (xp [T, G H], packed W_hh, b_hh [G H]) -> the saved rows [T, K H] */
+static bool shape_rnn(ir_graph *g, ir_node *n)
+{
+	ir_node *xp = in(g, n, 0), *b = in(g, n, 2);
+	int64_t G = n->op == IR_LSTM ? 4 : 3, H = b->dims[0] / G;
+	NNC_ASSERT(xp->batched && xp->rank == 2 && xp->layout == LAYOUT_NC && xp->dims[1] == G * H);
+	int64_t d[2] = {xp->dims[0], ir_rnn_row(n->op) * H};
+	ir_set_shape(n, true, 2, d);
+	return true;
+}
+
+/* saved [T, K H] -> the states h [T, H], or the last one [H] (ia[0]);
+ * RNN_HPREV: the states one step later, [T, H] */
+static bool shape_rnn_out(ir_graph *g, ir_node *n)
+{
+	ir_node *s = in(g, n, 0);
+	int64_t d[2] = {s->dims[0], n->ia[1]};
+	if (n->ia[0])
+		ir_set_shape(n, true, 1, &d[1]);
+	else
+		ir_set_shape(n, true, 2, d);
+	n->seq = !n->ia[0];
+	return true;
+}
+
+/* (saved [T, K H], dy, packed W_hh^T [., G H, 16]) -> d xp [T, G H] */
+static bool shape_rnn_bwd(ir_graph *g, ir_node *n)
+{
+	ir_node *s = in(g, n, 0), *wt = in(g, n, 2);
+	int64_t d[2] = {s->dims[0], wt->dims[1]};
+	ir_set_shape(n, true, 2, d);
+	n->seq = true;
+	return true;
+}
+
 static shape_fn *const shape_rules[IR_NUM_OPS] = {
 #define OP(id, name, arity, shape, grad, lower, kind, flops) [IR_##id] = shape,
 #include "ops.def"

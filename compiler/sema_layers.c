@@ -997,6 +997,65 @@ static val eval_attention(sema *s, const nnc_ast *call, ir_op op)
 	return y < 0 ? sema_verr(loc) : sema_vtensor(y, loc);
 }
 
+static const char *const rnn_opts[] = {"units", "sequences", "name", NULL};
+
+/* lstm(x, units, sequences: true, name: "enc") | x |> lstm(128) | x |> gru(64)
+ * x [T, d] -> the states [T, units] (sequences: true) or the last state
+ * [units] (sequences: false), torch.nn.LSTM / torch.nn.GRU from a zero
+ * state.  Parameters (G = 4 gates i f g o for lstm, 3 gates r z n for gru),
+ * each U(-1/sqrt(units), 1/sqrt(units)) as in PyTorch:
+ *   NAME.weight_ih [d, G units]      (torch's weight_ih_l0 transposed)
+ *   NAME.weight_hh [units, G units]  (torch's weight_hh_l0 transposed)
+ *   NAME.bias_ih, NAME.bias_hh [G units]
+ * Nodes: the input projection of every step as one per-position DENSE
+ * (x W_ih + b_ih), W_hh packed in panels (RNN_PACK), the recurrence (LSTM
+ * or GRU: the saved rows), and the states taken from them (RNN_OUT);
+ * autodiff.c's grad_rnn_out is the backward pass. */
+static val eval_rnn(sema *s, const nnc_ast *call, ir_op op)
+{
+	bool ok = sema_check_args(s, call, 2, rnn_opts), seqs = true;
+	val x = sema_tensor_arg(s, call, 0, "an input tensor");
+	int64_t H = 0;
+	const char *name = NULL;
+	const nnc_arg *a;
+	ok = ok && int_arg(s, call, 1, "units", "the number of units", 1, &H);
+	ok = ok && bool_opt(s, call, "sequences", &seqs);
+	if ((a = sema_find_named(call, "name")))
+		ok &= sema_arg_str(s, a, "a layer name", &name);
+	if (!ok || x.kind != V_TENSOR || !seq_input(s, call, x, 2, "[T, d] (T steps of d features)"))
+		return sema_verr(call->loc);
+	ir_node *xn = &s->g->nodes[x.node];
+	int64_t T = xn->dims[0], d = xn->dims[1], G = op == IR_LSTM ? 4 : 3;
+	name = sema_layer_name(s, call->str, name);
+	int64_t wi[2] = {d, G * H}, wh[2] = {H, G * H}, bd[1] = {G * H}, saved[2] = {T, ir_rnn_row(op) * H};
+	if (!sema_size_ok(s, call->loc, nnc_sprintf("the input weight of this %s", call->str), 2, wi) ||
+	    !sema_size_ok(s, call->loc, nnc_sprintf("the recurrent weight of this %s", call->str), 2, wh) ||
+	    !sema_size_ok(s, call->loc, nnc_sprintf("what this %s keeps per sample", call->str), 2, saved))
+		return sema_verr(call->loc);
+	double bound = 1 / sqrt((double)H);
+	int p[4];
+	static const char *const pname[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+	for (int k = 0; k < 4; k++) {
+		p[k] = add_param(s, nnc_sprintf("%s.%s", name, pname[k]), k < 2 ? 2 : 1, k == 0 ? wi : k == 1 ? wh : bd,
+				 NNRT_INIT_UNIFORM, bound, true, (double)(k == 0 ? d : H), (double)(G * H), call->loc);
+		if (p[k] < 0)
+			return sema_verr(call->loc);
+	}
+	int din[3] = {x.node, p[0], p[2]};
+	int xp = add_rows_shaped(s, IR_DENSE, 3, din, call->loc, T);
+	int pk = sema_add_node(s, IR_RNN_PACK, 1, &p[1], call->loc); /* W_hh in panels of 16 columns */
+	NNC_ASSERT(ir_infer_shape(s->g, pk));
+	int rin[3] = {xp, pk, p[3]};
+	int sv = sema_add_node(s, op, 3, rin, call->loc);
+	NNC_ASSERT(ir_infer_shape(s->g, sv));
+	s->g->nodes[sv].name = name;
+	int y = sema_add_node(s, IR_RNN_OUT, 1, &sv, call->loc);
+	s->g->nodes[y].ia[0] = !seqs;
+	s->g->nodes[y].ia[1] = H;
+	NNC_ASSERT(ir_infer_shape(s->g, y));
+	return sema_vtensor(y, call->loc);
+}
+
 /* Every layer name (the table below and acts.def), for suggestions. */
 const char *const sema_builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpool", "global_avgpool", "flatten",
 					     "batchnorm",
@@ -1004,7 +1063,7 @@ const char *const sema_builtin_layers[] = {"dense", "conv2d", "maxpool", "avgpoo
 #include "acts.def"
 #undef ACT
 					     "softmax", "dropout", "concat", "embedding", "positional", "layernorm", "rmsnorm",
-					     "matmul", "split_heads", "merge_heads", "attention", NULL};
+					     "matmul", "split_heads", "merge_heads", "attention", "lstm", "gru", NULL};
 
 /* A layer builder checks one call of its layer and appends its nodes; op is
  * its table row's (the one builder of several layers tells them apart by it). */
@@ -1034,6 +1093,8 @@ static const struct {
 	{"split_heads", eval_heads, IR_HEADS},
 	{"merge_heads", eval_heads, IR_HEADS},
 	{"attention", eval_attention, IR_MATMUL},
+	{"lstm", eval_rnn, IR_LSTM},
+	{"gru", eval_rnn, IR_GRU},
 };
 _Static_assert(sizeof layers / sizeof layers[0] + IR_NUM_ACTS == sizeof sema_builtin_layers / sizeof sema_builtin_layers[0],
 	       "every layer of the table is in sema_builtin_layers");

@@ -110,7 +110,7 @@ static const diag_case cases[] = {
 	 F ":4:27: error: unknown layer or function 'frobnicate'",
 	 "hint: layers and activations are: dense, conv2d, maxpool, avgpool, global_avgpool, flatten, batchnorm, relu, sigmoid, "
 	 "tanh, leaky_relu, elu, softplus, silu, gelu, softmax, dropout, concat, embedding, positional, layernorm, rmsnorm, "
-	 "matmul, split_heads, merge_heads, attention"},
+	 "matmul, split_heads, merge_heads, attention, lstm, gru"},
 	{"name used before it is defined", HEAD "logits = h |> dense(2)\nh = x |> dense(8)\n" TAIL, 1,
 	 F ":4:10: error: unknown name 'h'", NULL},
 	{"a value used in its own definition", HEAD "logits = logits |> dense(2)\n" TAIL, 1,
