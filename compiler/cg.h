@@ -60,8 +60,8 @@ LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n);
 /* This thread's share [*lo, *hi) of ntasks tasks. */
 void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef *hi);
 
-/* Data parallelism (cg_dist.c): this thread's chunks [*lo, *hi) of its
- * rank's span; the sync before the combine ops ids[0..n) (the per-chunk
+/* Data parallelism (cg_dist.c): this rank's span of chunks [*lo, *hi)
+ * (every chunk in a run of one process); the sync before the combine ops ids[0..n) (the per-chunk
  * partials they read); the sync before the metrics and the update. */
 void cg_dist_span(cg_ctx *c, LLVMValueRef *lo, LLVMValueRef *hi);
 void cg_dist_sync_partials(cg_ctx *c, const int *ids, int n);
