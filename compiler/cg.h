@@ -6,9 +6,11 @@
  * on the samples of one chunk (plan.c): batched tensors are read and written
  * at the chunk's place, sums over samples go to the chunk's partial gradients
  * and metrics.  The entry points (train_step, eval_step, infer) run the chunks
- * on separate threads (each op with tid 0 of 1), then sum the partials; with
- * one chunk they call the ops in order, split across the threads, with a
- * runtime barrier between them.  Kernels are specialised to static shapes:
+ * on separate threads (each op with tid 0 of 1, or, with more threads than
+ * chunks, split among a group of threads per chunk), then sum the partials;
+ * with one chunk they call the ops in order, split across the threads, with
+ * a runtime barrier between them.  An op's result never depends on its
+ * share: tid and nthreads decide who computes what, not what is computed.  Kernels are specialised to static shapes:
  * only the batch size n is read at run time.  Vectors are <16 x float>.
  *
  * This header is the middle layer (docs/architecture.md, "Code
