@@ -184,7 +184,9 @@ void nnrt_chunks_begin(int64_t lo, int64_t hi, int32_t tid, int32_t nthreads, in
 {
 	int64_t k = hi > lo ? hi - lo : 0, t = tid, n = nthreads > 0 ? nthreads : 1;
 	int64_t size = 1, first = t;
-	if (n <= k || k == 0) { /* alone, on chunks [t k / n, (t + 1) k / n) */
+	/* alone, on chunks [t k / n, (t + 1) k / n); also outside a team of
+	 * ours (no group barriers), where nnrt_barrier could not wait either */
+	if (n <= k || k == 0 || !my_groups) {
 		share[0] = lo + t * k / n;
 		share[1] = lo + (t + 1) * k / n;
 		share[2] = 0;
@@ -198,9 +200,7 @@ void nnrt_chunks_begin(int64_t lo, int64_t hi, int32_t tid, int32_t nthreads, in
 	}
 	share[3] = size;
 	my_group_n = (int)size;
-	my_group = size > 1 && my_groups ? &my_groups[first / 2] : NULL;
-	if (size > 1 && !my_groups)
-		my_group_n = 1; /* not in a team of ours: the caller runs alone */
+	my_group = size > 1 ? &my_groups[first / 2] : NULL;
 	my_chunks_tid = -1;
 	if (nnrt_prof_on()) {
 		nnrt_prof_team(tid, nthreads);
