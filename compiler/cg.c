@@ -578,10 +578,11 @@ static ir_phase body_phase(const ir_graph *g, const ir_node *nd, bool train)
  * ops of its chunks alone, or, with more threads than chunks, with the
  * other threads of its chunk's group, each op split among them and the
  * group's barrier between two ops (nnrt_chunks_begin); a barrier; the
- * metrics and the update sum the chunks' partials.  A combine op (batch statistics: PHASE_COMBINE) cuts
- * the chunk loop into segments: every thread runs the segment's ops on its
- * chunks, a barrier, the combine split across the threads, a barrier, the
- * next segment (docs/architecture.md "Cross-chunk reductions"). */
+ * metrics and the update sum the chunks' partials.  A combine op (batch
+ * statistics: PHASE_COMBINE) cuts the chunk loop into segments: every
+ * thread runs the segment's ops on its chunks, a barrier, the combine
+ * split across the threads, a barrier, the next segment
+ * (docs/architecture.md "Cross-chunk reductions"). */
 static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const int *ids, int n)
 {
 	cg_ctx *c = &u->c;
@@ -665,10 +666,13 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 		}
 		cg_loop k = cg_loop_begin(c, clo, chi, 1);
 		chunk_args(c, slot, k.i, nsteps);
-		if (post && first) {
+		if (post && first) { /* by the group's first thread, before its ops run */
 			cg_if s0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, sub, cg_i32(c, 0), ""));
 			clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->abi.chunk, slot, CG_CHUNK_grads, "")));
 			cg_if_end(c, &s0);
+			cg_if gb = cg_if_begin(c, grouped);
+			barrier(u);
+			cg_if_end(c, &gb);
 		}
 		for (; j < end; j++) {
 			ir_phase ph = body_phase(g, &g->nodes[ids[j]], train);
