@@ -531,6 +531,36 @@ static void sum_metrics(cg_ctx *c, LLVMValueRef n)
 	cg_if_end(c, &t0);
 }
 
+/* nnrt_chunks_begin(lo, hi, tid, nth, share) and nnrt_chunks_end(): this
+ * thread's chunks and group in a segment of the chunk loop (nnrt.h). */
+static void chunks_begin(cg_unit *u, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef share)
+{
+	cg_ctx *c = &u->c;
+	LLVMTypeRef pt[5] = {c->i64, c->i64, c->i32, c->i32, c->ptr};
+	LLVMTypeRef ft = LLVMFunctionType(c->vt, pt, 5, 0);
+	LLVMValueRef fn = LLVMGetNamedFunction(c->M, "nnrt_chunks_begin");
+	if (!fn)
+		fn = LLVMAddFunction(c->M, "nnrt_chunks_begin", ft);
+	LLVMValueRef a[5] = {lo, hi, c->tid, c->nth, share};
+	LLVMBuildCall2(c->B, ft, fn, a, 5, "");
+}
+
+static void chunks_end(cg_unit *u)
+{
+	cg_ctx *c = &u->c;
+	LLVMTypeRef ft = LLVMFunctionType(c->vt, NULL, 0, 0);
+	LLVMValueRef fn = LLVMGetNamedFunction(c->M, "nnrt_chunks_end");
+	if (!fn)
+		fn = LLVMAddFunction(c->M, "nnrt_chunks_end", ft);
+	LLVMBuildCall2(c->B, ft, fn, NULL, 0, "");
+}
+
+static LLVMValueRef share_at(cg_ctx *c, LLVMValueRef share, int i)
+{
+	LLVMValueRef ix = cg_i64(c, i);
+	return cg_load(c, c->i64, LLVMBuildInBoundsGEP2(c->B, c->i64, share, &ix, 1, ""));
+}
+
 /* A node's phase in the body of one mode: a mode-dependent combine reads
  * no partials outside the train step (the running statistics instead), so
  * there it runs before the chunks with the ops on parameters. */
@@ -545,11 +575,14 @@ static ir_phase body_phase(const ir_graph *g, const ir_node *nd, bool train)
 /* An entry body.  One chunk: the listed ops in order, split across the
  * threads, a barrier between two ops.  Several chunks: ops on parameters
  * only (packed weights), a barrier; each thread runs the forward/backward
- * ops of its chunks alone; a barrier; the metrics and the update sum the
- * chunks' partials.  A combine op (batch statistics: PHASE_COMBINE) cuts
- * the chunk loop into segments: every thread runs the segment's ops on its
- * chunks, a barrier, the combine split across the threads, a barrier, the
- * next segment (docs/architecture.md "Cross-chunk reductions"). */
+ * ops of its chunks alone, or, with more threads than chunks, with the
+ * other threads of its chunk's group, each op split among them and the
+ * group's barrier between two ops (nnrt_chunks_begin); a barrier; the
+ * metrics and the update sum the chunks' partials.  A combine op (batch
+ * statistics: PHASE_COMBINE) cuts the chunk loop into segments: every
+ * thread runs the segment's ops on its chunks, a barrier, the combine
+ * split across the threads, a barrier, the next segment
+ * (docs/architecture.md "Cross-chunk reductions"). */
 static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const int *ids, int n)
 {
 	cg_ctx *c = &u->c;
@@ -597,17 +630,17 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	}
 	if (pre)
 		barrier(u);
-	/* this thread's chunks: [tid K / nth, (tid + 1) K / nth), of its
-	 * rank's span of them in a data-parallel run (cg_dist.c) */
-	LLVMValueRef lo, hi;
+	/* the chunks of the step [lo, hi) (its rank's span of them in a
+	 * data-parallel run, cg_dist.c) that hold samples; the runtime shares
+	 * them out (nnrt_chunks_begin): alone, or a group of threads per chunk
+	 * splitting each op of it, with the group's barrier between its ops */
+	LLVMValueRef lo = cg_i64(c, 0), hi = cg_i64(c, g->chunks);
 	bool dist = !u->infer_body;
 	if (dist)
 		cg_dist_span(c, &lo, &hi);
-	else
-		cg_partition(c, cg_i64(c, g->chunks), &lo, &hi);
 	hi = cg_min_i64(c, hi, cg_active_chunks(c, nsteps));
 	LLVMValueRef slot = cg_alloca(c, c->abi.chunk, "chunk");
-	LLVMValueRef zero = cg_i32(c, 0), one = cg_i32(c, 1);
+	LLVMValueRef share = cg_alloca(c, LLVMArrayType2(c->i64, 4), "share");
 	/* segments of the chunk loop, cut by the combine ops (which merge every
 	 * chunk's partials: a barrier before them); none in a graph without
 	 * batch statistics, which keeps the one loop.  A chunk_copy combine
@@ -619,18 +652,42 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 			end++;
 		while (end < n && body_phase(g, &g->nodes[ids[end]], train) != PHASE_COMBINE)
 			end++;
-		cg_loop k = cg_loop_begin(c, lo, hi, 1);
+		LLVMValueRef sub, gsize;
+		chunks_begin(u, lo, hi, share);
+		LLVMValueRef clo = share_at(c, share, 0), chi = share_at(c, share, 1);
+		sub = LLVMBuildTrunc(c->B, share_at(c, share, 2), c->i32, "sub");
+		gsize = LLVMBuildTrunc(c->B, share_at(c, share, 3), c->i32, "group");
+		LLVMValueRef grouped = LLVMBuildICmp(c->B, LLVMIntSGT, gsize, cg_i32(c, 1), "");
+		int lastop = -1; /* the segment's last op that runs in the chunks */
+		for (int q = j; q < end; q++) {
+			ir_phase ph = body_phase(g, &g->nodes[ids[q]], train);
+			if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE || ph == PHASE_COMBINE)
+				lastop = q;
+		}
+		cg_loop k = cg_loop_begin(c, clo, chi, 1);
 		chunk_args(c, slot, k.i, nsteps);
-		if (post && first)
+		if (post && first) { /* by the group's first thread, before its ops run */
+			cg_if s0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, sub, cg_i32(c, 0), ""));
 			clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->abi.chunk, slot, CG_CHUNK_grads, "")));
+			cg_if_end(c, &s0);
+			cg_if gb = cg_if_begin(c, grouped);
+			barrier(u);
+			cg_if_end(c, &gb);
+		}
 		for (; j < end; j++) {
 			ir_phase ph = body_phase(g, &g->nodes[ids[j]], train);
 			if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE || ph == PHASE_COMBINE) {
-				call_op(u, ids[j], train, zero, one, slot);
+				call_op(u, ids[j], train, sub, gsize, slot);
+				if (j != lastop) { /* the group's next op reads this one's results */
+					cg_if gb = cg_if_begin(c, grouped);
+					barrier(u);
+					cg_if_end(c, &gb);
+				}
 				tick(u, u->op_index[ids[j]]); /* a combine's: its op and the wait before it */
 			}
 		}
 		cg_loop_end(c, &k);
+		chunks_end(u);
 		if (j == n)
 			break;
 		int comb = j; /* the combine ops [j, comb): the partials they read, from every rank */

@@ -6,9 +6,11 @@
  * on the samples of one chunk (plan.c): batched tensors are read and written
  * at the chunk's place, sums over samples go to the chunk's partial gradients
  * and metrics.  The entry points (train_step, eval_step, infer) run the chunks
- * on separate threads (each op with tid 0 of 1), then sum the partials; with
- * one chunk they call the ops in order, split across the threads, with a
- * runtime barrier between them.  Kernels are specialised to static shapes:
+ * on separate threads (each op with tid 0 of 1, or, with more threads than
+ * chunks, split among a group of threads per chunk), then sum the partials;
+ * with one chunk they call the ops in order, split across the threads, with
+ * a runtime barrier between them.  An op's result never depends on its
+ * share: tid and nthreads decide who computes what, not what is computed.  Kernels are specialised to static shapes:
  * only the batch size n is read at run time.  Vectors are <16 x float>.
  *
  * This header is the middle layer (docs/architecture.md, "Code
@@ -60,8 +62,8 @@ LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n);
 /* This thread's share [*lo, *hi) of ntasks tasks. */
 void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef *hi);
 
-/* Data parallelism (cg_dist.c): this thread's chunks [*lo, *hi) of its
- * rank's span; the sync before the combine ops ids[0..n) (the per-chunk
+/* Data parallelism (cg_dist.c): this rank's span of chunks [*lo, *hi)
+ * (every chunk in a run of one process); the sync before the combine ops ids[0..n) (the per-chunk
  * partials they read); the sync before the metrics and the update. */
 void cg_dist_span(cg_ctx *c, LLVMValueRef *lo, LLVMValueRef *hi);
 void cg_dist_sync_partials(cg_ctx *c, const int *ids, int n);

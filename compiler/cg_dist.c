@@ -51,14 +51,8 @@ void cg_dist_span(cg_ctx *c, LLVMValueRef *lo, LLVMValueRef *hi)
 	LLVMValueRef a[3] = {c->args, cg_i64(c, c->g->chunks), span};
 	LLVMBuildCall2(c->B, ft, fn, a, 3, "");
 	LLVMValueRef one = cg_i64(c, 1);
-	LLVMValueRef rlo = cg_load(c, c->i64, span);
-	LLVMValueRef rhi = cg_load(c, c->i64, LLVMBuildInBoundsGEP2(c->B, c->i64, span, &one, 1, ""));
-	/* this thread's share of the rank's chunks [rlo, rhi): with the whole
-	 * span [0, K) exactly cg_partition's [tid K / nth, (tid + 1) K / nth) */
-	LLVMValueRef tlo, thi;
-	cg_partition(c, LLVMBuildSub(c->B, rhi, rlo, ""), &tlo, &thi);
-	*lo = LLVMBuildAdd(c->B, rlo, tlo, "lo");
-	*hi = LLVMBuildAdd(c->B, rlo, thi, "hi");
+	*lo = cg_load(c, c->i64, span);
+	*hi = cg_load(c, c->i64, LLVMBuildInBoundsGEP2(c->B, c->i64, span, &one, 1, ""));
 }
 
 void cg_dist_sync_partials(cg_ctx *c, const int *ids, int n)

@@ -216,7 +216,14 @@ typedef struct nnc_train_config {
 	int64_t es_metric, es_patience; /* early_stop: NNRT_ES_*, patience in epochs */
 	double es_min_delta;
 	nnc_loc es_loc;           /* of the early_stop: metric */
+	int precision;            /* the train block's precision: NNC_PRECISION_* */
+	nnc_loc precision_loc;    /* of its value */
 } nnc_train_config;
+
+/* The arithmetic of products and convolutions (train { precision: },
+ * nnc --precision): float32, or bfloat16 operands with float32 sums, which
+ * needs avx512bf16 (main.c refuses it for a target without it). */
+enum { NNC_PRECISION_FP32, NNC_PRECISION_BF16 };
 
 typedef struct ir_graph {
 	const nnc_source *src;

@@ -37,6 +37,7 @@ typedef struct options {
 	const char *dump_after; /* sema | autodiff | fuse | plan */
 	int chunks;             /* --chunks N; 0: NNC_DEFAULT_CHUNKS */
 	nnc_target target;      /* --cpu, --target-features */
+	const char *precision;  /* --precision fp32|bf16, or NULL: the train block's */
 } options;
 
 static void usage(FILE *f)
@@ -79,6 +80,7 @@ static void usage(FILE *f)
 		"                     --cpu help lists the CPUs and features\n"
 		"  --target-features LIST\n"
 		"                     add (+NAME) or remove (-NAME) CPU features, comma-separated\n"
+		"  --precision P      fp32 (default) or bf16 products (bf16 needs avx512bf16; not generated yet)\n"
 		"\n"
 		"other:\n"
 		"  --color=WHEN       colour diagnostics: auto (default), always, never; NO_COLOR is respected\n"
@@ -162,7 +164,7 @@ static int parse_args(int argc, char **argv, options *o)
 			exit(nnc_out_close_stdout());
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--prefix") || !strcmp(a, "--header") ||
 			   !strcmp(a, "--chunks") || !strcmp(a, "--cpu") || !strcmp(a, "--target-features") ||
-			   !strcmp(a, "--emit-onnx")) {
+			   !strcmp(a, "--emit-onnx") || !strcmp(a, "--precision")) {
 			if (i + 1 >= argc)
 				return usage_error("%s needs an argument", a);
 			const char *v = argv[++i];
@@ -177,6 +179,7 @@ static int parse_args(int argc, char **argv, options *o)
 				       : !strcmp(a, "--header") ? &o->header
 				       : !strcmp(a, "--cpu")    ? &o->target.cpu
 				       : !strcmp(a, "--chunks") ? &chunks
+				       : !strcmp(a, "--precision") ? &o->precision
 								: &o->target.features,
 				       a, v);
 		} else if (!strncmp(a, "--dump-after=", 13)) {
@@ -222,6 +225,8 @@ static int parse_args(int argc, char **argv, options *o)
 			return usage_error("--chunks needs a number from 1 to 256, not '%s'", chunks);
 		o->chunks = (int)v;
 	}
+	if (o->precision && strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16"))
+		return usage_error("--precision takes fp32 or bf16, not '%s'", o->precision);
 	if (o->prefix && !is_identifier(o->prefix))
 		return usage_error("--prefix '%s' is not a C identifier (letters, digits, '_'; no digit first)", o->prefix);
 	if (o->prefix && nnc_reserved_name(o->prefix))
@@ -382,6 +387,28 @@ static int write_onnx(const options *o, const ir_graph *g, const nnc_train_confi
 
 /* The pipeline: parse -> check -> build IR -> autodiff -> fuse -> plan memory
  * -> lower to LLVM -> optimise and emit -> link (or, for -c, the C header). */
+/* bf16 products (--precision, the train block's precision:) need the
+ * target's avx512bf16 dot products, and nnc does not generate them yet
+ * (issue #18): a clear error at compile time rather than code that dies
+ * of SIGILL or silently trains in float32.  The flag overrides the file. */
+static int check_precision(const options *o, const nnc_source *src, const nnc_train_config *cfg)
+{
+	bool flag = o->precision != NULL;
+	if (flag ? strcmp(o->precision, "bf16") != 0 : cfg->precision != NNC_PRECISION_BF16)
+		return 0;
+	const char *cpu = nnc_target_describe(&o->target);
+	const char *why = nnc_target_has(&o->target, "avx512bf16")
+				  ? nnc_sprintf("bf16: nnc does not generate bf16 products yet (CPU %s has avx512bf16)", cpu)
+				  : nnc_sprintf("bf16 needs avx512bf16, which CPU %s lacks", cpu);
+	if (flag) {
+		fprintf(stderr, "nnc: error: --precision %s; train in float32 (--precision fp32, the default)\n", why);
+		return NNC_EXIT_USAGE;
+	}
+	nnc_error(src, cfg->precision_loc, "precision: %s", why);
+	nnc_hint("train in float32: precision: fp32 (the default)");
+	return NNC_EXIT_INPUT;
+}
+
 static int compile(const options *o)
 {
 	nnc_source src = {.path = o->input};
@@ -417,6 +444,8 @@ static int compile(const options *o)
 	ir_graph *g = nnc_sema(prog, &cfg);
 	if (!g || !nnc_check_names(prog, g, o->prefix))
 		return NNC_EXIT_INPUT;
+	if ((rc = check_precision(o, &src, &cfg)))
+		return rc;
 	nnc_onnx_model onnx = {0}; /* the inference graph as ONNX, from sema's graph (onnx_export.c) */
 	if (o->kind == OUT_EXE || o->kind == OUT_OBJ || o->kind == OUT_ASM || o->kind == OUT_LL || o->kind == OUT_ONNX)
 		nnc_onnx_build(g, &cfg, o->input, NNC_VERSION, &onnx);

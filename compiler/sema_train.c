@@ -789,7 +789,8 @@ void sema_check_schedule(sema *s)
 }
 
 static const char *const train_keys[] = {"data",     "test",   "batch",	   "epochs", "seed",
-					 "schedule", "warmup", "accumulate", "augment", "validation", "early_stop", NULL};
+					 "schedule", "warmup", "accumulate", "augment", "validation", "early_stop",
+					 "precision", NULL};
 
 /* augment: [crop(pad: 4), flip, flip(p: 0.5), erase(size: 8, p: 0.5)]
  * The transforms of the training images; whatever the list's order, they
@@ -865,6 +866,29 @@ static void augment_setting(sema *s, const nnc_arg *a, nnc_train_config *cfg)
 			break;
 		}
 	}
+}
+
+/* precision: fp32  or  bf16
+ * The arithmetic of products and convolutions; whether the target can do
+ * bf16 is checked with the target (main.c). */
+static const char *const precisions[] = {"fp32", "bf16", NULL};
+
+static void precision_setting(sema *s, const nnc_arg *a, nnc_train_config *cfg)
+{
+	const nnc_ast *e = a->value;
+	int which = -1;
+	for (int k = 0; e->kind == AST_NAME && precisions[k]; k++)
+		if (!strcmp(precisions[k], e->str))
+			which = k;
+	if (which < 0) {
+		nnc_error(s->src, e->loc, "'precision' is fp32 or bf16");
+		const char *best = e->kind == AST_NAME ? nnc_suggest(e->str, precisions) : NULL;
+		if (best)
+			nnc_hint("did you mean '%s'?", best);
+		return;
+	}
+	cfg->precision = which == 1 ? NNC_PRECISION_BF16 : NNC_PRECISION_FP32;
+	cfg->precision_loc = e->loc;
 }
 
 /* early_stop: val_loss(patience: 5, min_delta: 0)  or  val_acc(...)
@@ -1022,6 +1046,8 @@ void sema_stmt_train(sema *s, const nnc_stmt *st)
 			validation_setting(s, a, cfg);
 		else if (!strcmp(a->name, "early_stop"))
 			early_stop_setting(s, a, cfg);
+		else if (!strcmp(a->name, "precision"))
+			precision_setting(s, a, cfg);
 	}
 	for (int i = 0; i < st->nsettings; i++)
 		if (!strcmp(st->settings[i].name, "early_stop") && cfg->es_metric && cfg->val_fraction == 0 &&

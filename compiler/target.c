@@ -142,3 +142,24 @@ const char *nnc_target_required(const nnc_target *t)
 	nnc_buf_free(&b);
 	return s;
 }
+
+bool nnc_target_has(const nnc_target *t, const char *name)
+{
+	LLVMTargetMachineRef tm = nnc_target_machine(t, 0);
+	bool has = nnc_llvm_feature_enabled(tm, name);
+	LLVMDisposeTargetMachine(tm);
+	return has;
+}
+
+const char *nnc_target_describe(const nnc_target *t)
+{
+	const char *cpu = t && t->cpu && !is_host(t) ? t->cpu : NULL;
+	if (!cpu) {
+		char *host = LLVMGetHostCPUName();
+		cpu = nnc_sprintf("%s", host);
+		LLVMDisposeMessage(host);
+	}
+	if (t && t->features && *t->features)
+		return nnc_sprintf("'%s' with --target-features %s", cpu, t->features);
+	return nnc_sprintf("'%s'", cpu);
+}

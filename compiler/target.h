@@ -42,6 +42,12 @@ LLVMTargetMachineRef nnc_target_machine(const nnc_target *t, int opt_level);
  * same architecture can lack, comma-separated in LLVM's names ("" if
  * none).  Arena memory. */
 const char *nnc_target_required(const nnc_target *t);
+/* Code for t may use the feature `name` (LLVM's name, e.g. "avx512bf16"). */
+bool nnc_target_has(const nnc_target *t, const char *name);
+/* The CPU t names, for messages: --cpu's name, or the host's ("znver2"),
+ * followed by " with --target-features LIST" when t adjusts it.  Arena
+ * memory. */
+const char *nnc_target_describe(const nnc_target *t);
 /* The extensions nnc_target_required() considers, NULL-terminated: the
  * ones runtime/cpu.c can detect. */
 extern const char *const nnc_target_checked[];

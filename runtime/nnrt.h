@@ -335,6 +335,18 @@ void nnrt_barrier(void);
  * start; thread 0 of the team accumulates the time between calls. */
 void nnrt_prof_tick(int32_t op);
 
+/* A chunked body's threads share out the step's chunks [lo, hi) by the
+ * fixed rule of docs/architecture.md ("Parallel schedule"): with nthreads
+ * <= hi - lo chunks, thread tid runs chunks [lo + tid K / T, lo + (tid + 1)
+ * K / T) alone (K chunks, T threads); with more threads, the threads form a
+ * group per chunk and each op of a chunk is split among its group.  Writes
+ * share[0..1] = this thread's chunks [first, end), share[2], share[3] = its
+ * rank in its group and the group's size (0, 1: alone); until
+ * nnrt_chunks_end, nnrt_barrier waits for the group only.  Every thread of
+ * the team calls both, with the same lo and hi. */
+void nnrt_chunks_begin(int64_t lo, int64_t hi, int32_t tid, int32_t nthreads, int64_t *share);
+void nnrt_chunks_end(void);
+
 /* ---- Data-parallel training (runtime/dist.c, docs/distributed.md) ----
  *
  * A train or eval body cut into chunks asks which chunks are its rank's and

@@ -508,4 +508,13 @@ void nnrt_confusion_print(const nnrt_confusion *c, const char *const *names);
 /* DIR/confusion.svg of --plot (plot.c): 0, or -1 with errno. */
 int nnrt_plot_confusion(nnrt_plot *p, const nnrt_confusion *c, const char *const *names);
 
+/* ---- profile.c: what parallel.c tells it ---- */
+
+/* A profile is on (nnrt_prof_enable): the threads time their chunks. */
+int nnrt_prof_on(void);
+/* Thread tid of a team of nthreads threads runs a profiled step; it was
+ * busy `seconds` in its chunks (not counting barrier waits). */
+void nnrt_prof_team(int32_t tid, int32_t nthreads);
+void nnrt_prof_busy(int32_t tid, double seconds);
+
 #endif

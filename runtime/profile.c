@@ -8,27 +8,49 @@
  * and nnrt_prof_enable(0) count (the training binary enables it around
  * train_step when its model was compiled with --profile).  Process-wide state: profiles are for
  * the training binaries, not for embedded instances.
+ *
+ * Every thread also reports its busy time in the chunks of the forward and
+ * backward pass (parallel.c: from nnrt_chunks_begin to _end, less the time
+ * it waited in barriers), so that the report shows whether every thread of
+ * the team got work (docs/architecture.md, "Parallel schedule").
  */
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "nnrt.h"
+#include "nnrt_internal.h"
 
 #define MAX_OPS 1024
 
 static struct {
-	int on;
+	atomic_int on; /* read by every thread of the team */
 	double last;
+	double busy[NNRT_MAX_THREADS]; /* busy[t]: written by thread t only */
+	int team;      /* threads of the latest profiled step */
 	double seconds[MAX_OPS];
 	int64_t calls[MAX_OPS];
 	int64_t samples; /* summed over profiled steps */
 	int64_t steps;
 } prof;
 
+int nnrt_prof_on(void) { return atomic_load_explicit(&prof.on, memory_order_relaxed); }
+
+void nnrt_prof_team(int32_t tid, int32_t nthreads)
+{
+	if (tid == 0)
+		prof.team = nthreads < NNRT_MAX_THREADS ? nthreads : NNRT_MAX_THREADS;
+}
+
+void nnrt_prof_busy(int32_t tid, double seconds)
+{
+	if (tid >= 0 && tid < NNRT_MAX_THREADS)
+		prof.busy[tid] += seconds;
+}
+
 void nnrt_prof_tick(int32_t op)
 {
-	if (!prof.on || omp_get_thread_num() != 0)
+	if (!nnrt_prof_on() || omp_get_thread_num() != 0)
 		return;
 	double t = omp_get_wtime();
 	if (op >= 0 && op < MAX_OPS) {
@@ -40,7 +62,7 @@ void nnrt_prof_tick(int32_t op)
 
 void nnrt_prof_enable(int on, int64_t samples)
 {
-	prof.on = on;
+	atomic_store_explicit(&prof.on, on, memory_order_relaxed);
 	if (on) {
 		prof.samples += samples;
 		prof.steps++;
@@ -90,6 +112,13 @@ void nnrt_prof_report(const nnrt_model *m)
 		printf("    %-12s %9.2f ms %6.1f %%", m->ops[i].kind, sec * 1e3, total > 0 ? 100 * sec / total : 0);
 		if (fl > 0)
 			printf("  %7.1f GFLOP/s", gflops(fl, sec));
+		printf("\n");
+	}
+	if (prof.team > 0) {
+		printf("  busy in the forward and backward chunks, ms per thread (%d thread%s):\n   ", prof.team,
+		       prof.team == 1 ? "" : "s");
+		for (int t = 0; t < prof.team; t++)
+			printf(" %d: %.2f%s", t, prof.busy[t] * 1e3, (t + 1) % 8 || t + 1 == prof.team ? "" : "\n   ");
 		printf("\n");
 	}
 	memset(&prof, 0, sizeof prof);

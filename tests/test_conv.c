@@ -35,8 +35,8 @@
  *               their derivatives into conv2d_bwd_x / pooling gradients, and
  *               agrees with the unfused one within 1e-5 (outputs, loss, every
  *               gradient), with the naive one within 1e-4;
- *   threads     fused: gradients, loss and outputs bit-identical for 1, 2
- *               and 3 threads.
+ *   threads     fused: gradients, loss and outputs bit-identical for 1, 2,
+ *               3, 4 and 8 threads (4 and 8: more threads than chunks).
  * The networks are chosen so that conv -> conv (conv2d_bwd_x with act'
  * fused), pool -> conv, overlapping and partial pooling windows, strides,
  * asymmetric padding, `pad: same`, a convolution without bias, register
@@ -1024,7 +1024,9 @@ static void check_threads(const net *nt, const jitted *j, variant v)
 		th_fill_params(m, s.params, 600 + (uint64_t)t);
 		th_fill_batch(&s, n, 700 + (uint64_t)t);
 		double l1 = 0;
-		for (int threads = 1; threads <= 3; threads++) {
+		static const int team[] = {1, 2, 3, 4, 8}; /* 4, 8: groups of threads per chunk */
+		for (size_t ti = 0; ti < NELEMS(team); ti++) {
+			int threads = team[ti];
 			nnrt_set_threads(threads);
 			run(&s, m->train_step, n);
 			double loss = s.metrics[0];

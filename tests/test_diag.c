@@ -235,6 +235,8 @@ static const diag_case cases[] = {
 	 F ":7:34: error: unknown train setting 'epoch'", "hint: did you mean 'epochs'?"},
 	{"duplicate train setting", HEAD NET LOSS OPT "train { data: moons(count: 100), batch: 8, batch: 16 }\n", 1,
 	 F ":7:44: error: train setting 'batch' is given twice", F ":7:34: note: first given here"},
+	{"unknown precision", HEAD NET LOSS OPT "train { data: moons(count: 100), precision: bf61 }\n", 1,
+	 F ":7:45: error: 'precision' is fp32 or bf16", "hint: did you mean 'bf16'?"},
 
 	/* ---- hyper-parameters ---- */
 	{"negative learning rate", HEAD NET LOSS "optimizer sgd(lr: -0.1)\n" TRAIN, 1,

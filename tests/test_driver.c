@@ -580,6 +580,61 @@ Test(driver, cpu_and_target_features_are_checked)
 	free(out);
 }
 
+/* bf16 products (issue #18) need avx512bf16: nnc refuses --precision bf16
+ * and the train block's precision: bf16 at compile time for a CPU without
+ * it, naming the CPU, instead of code that dies of SIGILL; for a CPU with
+ * it, it says that it does not generate them yet.  The flag overrides the
+ * file. */
+Test(driver, bf16_is_refused_at_compile_time)
+{
+	write_file("m.nn", moons_nn);
+	char *b = strdup(moons_nn);
+	char *at = strstr(b, " seed: 3 }");
+	cr_assert(at);
+	memcpy(at, " seed: 3,", 10); /* and the end of the text */
+	char *bf = malloc(strlen(b) + 32);
+	sprintf(bf, "%s precision: bf16 }\n", b);
+	write_file("b.nn", bf);
+	static const usage_case bad[] = {
+		{"m.nn --precision bf16 --cpu x86-64-v3",
+		 "nnc: error: --precision bf16 needs avx512bf16, which CPU 'x86-64-v3' lacks; train in float32 "
+		 "(--precision fp32, the default)"},
+		{"m.nn --precision bf16 --cpu sapphirerapids --target-features -avx512bf16",
+		 "nnc: error: --precision bf16 needs avx512bf16, which CPU 'sapphirerapids' with --target-features "
+		 "-avx512bf16 lacks"},
+		{"m.nn --precision bf16 --cpu sapphirerapids",
+		 "nnc: error: --precision bf16: nnc does not generate bf16 products yet (CPU 'sapphirerapids' has "
+		 "avx512bf16)"},
+		{"m.nn --precision bf16 --cpu x86-64-v3 --target-features +avx512bf16",
+		 "nnc: error: --precision bf16: nnc does not generate bf16 products yet"},
+		{"m.nn --precision bf16 -o m", "avx512bf16"}, /* the host: either message, never a program */
+		{"m.nn --precision fp16", "nnc: error: --precision takes fp32 or bf16, not 'fp16'"},
+		{"b.nn --precision bf16 --cpu x86-64-v3 --stats", "which CPU 'x86-64-v3' lacks"},
+	};
+	char *out;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_expect_eq(nnc(&out, bad[i].args), 2, "nnc %s:\n%s", bad[i].args, out);
+		cr_expect(strstr(out, bad[i].needle), "nnc %s: no '%s' in\n%s", bad[i].args, bad[i].needle, out);
+		free(out);
+	}
+	cr_expect(!exists("m"), "a bf16 program was written");
+	/* the train block's precision: an error of the .nn file, at its value */
+	cr_expect_eq(nnc(&out, "b.nn --cpu x86-64-v3 --stats"), 1, "%s", out);
+	cr_expect(strstr(out, "b.nn:7:130: error: precision: bf16 needs avx512bf16, which CPU 'x86-64-v3' lacks\n"),
+		  "%s", out);
+	cr_expect(strstr(out, "hint: train in float32: precision: fp32 (the default)"), "%s", out);
+	free(out);
+	cr_expect_eq(nnc(&out, "b.nn --cpu sapphirerapids --stats"), 1, "%s", out);
+	cr_expect(strstr(out, "error: precision: bf16: nnc does not generate bf16 products yet"), "%s", out);
+	free(out);
+	cr_expect_eq(nnc(&out, "b.nn --cpu x86-64-v3 --precision fp32 --stats"), 0, "%s", out);
+	free(out);
+	cr_expect_eq(nnc(&out, "m.nn --precision fp32 --stats"), 0, "%s", out);
+	free(out);
+	free(b);
+	free(bf);
+}
+
 /* The extensions nnc records for a CPU are the ones LLVM enables for it,
  * and all of them are ones the runtime can detect. */
 Test(driver, recorded_extensions_are_llvms_and_the_runtime_knows_them)

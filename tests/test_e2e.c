@@ -657,6 +657,81 @@ Test(e2e, profile_reports_every_op_and_class)
 	free(out);
 }
 
+/* The busy time per thread of --profile's last line block ("busy in the
+ * forward and backward chunks, ms per thread (T threads):" then "t: ms"
+ * pairs); returns T, fills ms[0..T). */
+static int busy_per_thread(const char *out, double *ms, int cap)
+{
+	const char *p = strstr(out, "busy in the forward and backward chunks");
+	if (!p || !(p = strstr(p, "(")))
+		return 0;
+	int team = atoi(p + 1), got = 0;
+	p = strchr(p, '\n');
+	for (int t = 0; p && t < team && t < cap; t++) {
+		char key[16];
+		snprintf(key, sizeof key, " %d: ", t);
+		if (!(p = strstr(p, key)))
+			break;
+		p += strlen(key);
+		ms[t] = strtod(p, NULL);
+		got++;
+	}
+	return got == team ? team : -1;
+}
+
+/* All cores of a bigger machine (docs/architecture.md, "Parallel
+ * schedule"): with more threads than chunks (2 by default), the threads
+ * share each chunk's ops in groups, so with 4 and 8 threads every thread
+ * is busy in the forward and backward pass (--profile's busy time per
+ * thread; here oversubscribed, for correctness and balance, not speed),
+ * and 1, 2, 3, 4 and 8 threads train the MLP, LeNet and a batchnorm net to
+ * the same bits. */
+Test(e2e, every_thread_gets_work_and_threads_agree, .timeout = 600)
+{
+	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+		cr_skip_test("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+	const char *bn = write_nn(
+		"bnt.nn",
+		"model bnt\ninput x : f32[1, 28, 28]\nlabel y : class(10)\n"
+		"c1 = x |> conv2d(8, 3, pad: 1, bias: false) |> batchnorm |> relu |> maxpool(2)\n"
+		"f = c1 |> flatten |> dense(32) |> batchnorm |> relu\n"
+		"logits = f |> dense(10)\n"
+		"loss softmax_cross_entropy(logits, y)\noptimizer sgd(lr: 0.05, momentum: 0.9)\n"
+		"train {\n"
+		"  data: idx(\"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz\",\n"
+		"            \"/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+		"  test: idx(\"/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\",\n"
+		"            \"/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+		"  batch: 50\n  epochs: 1\n  seed: 1\n}\n");
+	const char *src[3] = {NULL, NULL, bn}, *names[3] = {"mlp", "lenet", "bnt"};
+	static const int team[] = {1, 2, 3, 4, 8};
+	for (int i = 0; i < 3; i++) {
+		char *out, path[512];
+		snprintf(path, sizeof path, "%s/examples/%s.nn", NNC_SOURCE_DIR, names[i]);
+		const char *nn = src[i] ? src[i] : path;
+		cr_assert_eq(sh_run(&out, "'%s' '%s' --profile -o '%s/%s'", NNC_EXE, nn, tmpdir, names[i]), 0, "%s", out);
+		free(out);
+		/* 1030 samples: a last batch of 6 (mlp, lenet) or 30 (bnt) samples */
+		for (size_t k = 0; k < sizeof team / sizeof team[0]; k++) {
+			int t = team[k];
+			cr_assert_eq(sh_run(&out, "'%s/%s' --epochs 1 --limit 1030 --test-limit 200 --threads %d --save '%s/%s%d.ckpt'",
+					    tmpdir, names[i], t, tmpdir, names[i], t),
+				     0, "%s", out);
+			double ms[8];
+			int n = busy_per_thread(out, ms, 8);
+			cr_assert_eq(n, t, "%s, %d threads: no busy time for each thread:\n%s", names[i], t, out);
+			for (int j = 0; j < n; j++)
+				cr_expect_gt(ms[j], 0, "%s, %d threads: thread %d got no work in the chunks:\n%s", names[i], t, j,
+					     out);
+			free(out);
+			char *cmp;
+			cr_expect_eq(sh_run(&cmp, "cmp '%s/%s1.ckpt' '%s/%s%d.ckpt'", tmpdir, names[i], tmpdir, names[i], t), 0,
+				     "%s: 1 and %d threads train differently: %s", names[i], t, cmp);
+			free(cmp);
+		}
+	}
+}
+
 /* Batch normalisation end to end: a conv net with batchnorm after each
  * convolution and after a dense layer learns from a slice of Fashion-MNIST;
  * --eval of its checkpoint (the running statistics: state the checkpoint

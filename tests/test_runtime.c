@@ -350,6 +350,77 @@ Test(parallel, persistent_team_runs_every_body_on_every_thread)
 	}
 }
 
+/* nnrt_chunks_begin's rule (docs/architecture.md, "Parallel schedule"):
+ * each thread's share of chunks [lo, hi), and the group barrier.  With no
+ * more threads than chunks every chunk is one thread's, alone; with more,
+ * every thread has a chunk, a chunk's group is a run of threads ranked 0 ..
+ * size - 1, and groups differ in size by at most one.  Each round, every
+ * thread of a group writes its slot, waits at the group's barrier and
+ * must then see its partners' slots written. */
+static int64_t chunk_lo, chunk_hi, shares[NNRT_MAX_THREADS][4];
+
+static void chunks_body(nnrt_step_args *a, int32_t tid, int32_t nt)
+{
+	(void)a;
+	seen_nt[tid] = nt;
+	for (int r = 1; r <= 20; r++) {
+		int64_t *sh = shares[tid];
+		nnrt_chunks_begin(chunk_lo, chunk_hi, tid, nt, sh);
+		slots[tid] = r;
+		nnrt_barrier(); /* the group's */
+		for (int t = tid - (int)sh[2]; t < tid - (int)sh[2] + (int)sh[3]; t++)
+			errors[tid] += slots[t] != r;
+		nnrt_barrier();
+		nnrt_chunks_end();
+		nnrt_barrier(); /* the team's again */
+	}
+}
+
+Test(parallel, chunks_are_shared_by_a_fixed_rule)
+{
+	for (int n = 1; n <= 9; n++)
+		for (int64_t k = 0; k <= 5; k++) {
+			memset(errors, 0, sizeof errors);
+			memset(shares, 0, sizeof shares);
+			chunk_lo = 3;
+			chunk_hi = 3 + k;
+			nnrt_set_threads(n);
+			nnrt_step_args args;
+			memset(&args, 0, sizeof args);
+			nnrt_run(chunks_body, &args);
+			int runs[8] = {0}, minsz = n, maxsz = 0;
+			for (int t = 0; t < n; t++) {
+				int64_t *sh = shares[t];
+				cr_assert_eq(errors[t], 0, "%d threads, %lld chunks: thread %d saw its group unfinished", n,
+					     (long long)k, t);
+				cr_assert(sh[0] >= 3 && sh[1] <= 3 + k && sh[0] <= sh[1]);
+				for (int64_t c = sh[0]; c < sh[1]; c++)
+					runs[c - 3] += sh[2] == 0; /* counted once per group */
+				if (n <= k) {
+					cr_assert(sh[2] == 0 && sh[3] == 1, "%d threads, %lld chunks: thread %d in a group", n,
+						  (long long)k, t);
+				} else if (k > 0) {
+					cr_assert_eq(sh[1] - sh[0], 1, "%d threads, %lld chunks: thread %d has no chunk", n,
+						     (long long)k, t);
+					cr_assert(sh[2] >= 0 && sh[2] < sh[3]);
+					/* the group's threads are [t - rank, t - rank + size), all on its chunk */
+					for (int u = t - (int)sh[2]; u < t - (int)sh[2] + (int)sh[3]; u++)
+						cr_assert(u >= 0 && u < n && shares[u][0] == sh[0] && shares[u][3] == sh[3]);
+					minsz = sh[3] < minsz ? (int)sh[3] : minsz;
+					maxsz = sh[3] > maxsz ? (int)sh[3] : maxsz;
+				} else {
+					cr_assert_eq(sh[0], sh[1], "no chunks, but thread %d has some", t);
+				}
+			}
+			for (int64_t c = 0; c < k; c++)
+				cr_assert_eq(runs[c], 1, "%d threads: chunk %lld of %lld run by %d threads or groups", n,
+					     (long long)c, (long long)k, runs[c]);
+			if (n > k && k > 0)
+				cr_assert(maxsz - minsz <= 1, "%d threads, %lld chunks: groups of %d and %d threads", n,
+					  (long long)k, minsz, maxsz);
+		}
+}
+
 Test(parallel, thread_count_is_clamped)
 {
 	nnrt_set_threads(100000);
