@@ -106,12 +106,14 @@ static char *checked(const char *file)
 		      dir, file);
 }
 
-/* onnxruntime on dir/MODEL against dir/PRED (--predict lines). */
+/* onnxruntime on dir/MODEL against dir/PRED (--predict --probabilities
+ * lines): the same classes, and all 10 probabilities of every sample
+ * within 1e-5. */
 static void ort_agrees(const char *model, const char *pred, int count)
 {
 	char *out = run_ok("onnxruntime", "cd '%s' && NODE_PATH='%s' node '%s/ort_check.js' '%s' '%s' %d '%s' 1e-5", dir,
 			   ORT_MODULES, FIX, model, IMAGES, count, pred);
-	cr_expect(strstr(out, nnc_sprintf("ok %d samples", count)), "%s", out);
+	cr_expect(strstr(out, nnc_sprintf("ok %d samples of 10 values", count)), "%s", out);
 	free(out);
 }
 
@@ -145,7 +147,8 @@ static void trained_export(const char *model, int limit)
 	need_ort();
 	free(run_ok("train, export, predict",
 		    "cd '%s' && '%s' '%s/examples/%s.nn' -o %s && ./%s --epochs 1 --limit %d --warmup 0 --test-limit 100 --quiet "
-		    "--save %s.ckpt && ./%s --load %s.ckpt --export-onnx %s.onnx && ./%s --load %s.ckpt --predict '%s' > %s.pred",
+		    "--save %s.ckpt && ./%s --load %s.ckpt --export-onnx %s.onnx && ./%s --load %s.ckpt --predict '%s' --probabilities "
+		    "> %s.pred",
 		    dir, NNC_EXE, NNC_SOURCE_DIR, model, model, model, limit, model, model, model, model, model, model, IMAGES,
 		    model));
 	free(checked(nnc_sprintf("%s.onnx", model)));
@@ -164,7 +167,7 @@ Test(onnx_export, emit_onnx_holds_the_initial_weights)
 	need_data();
 	need_ort();
 	free(run_ok("nnc", "cd '%s' && '%s' '%s/examples/mlp.nn' -o mlp && '%s' '%s/examples/mlp.nn' --emit-onnx m0.onnx && "
-			   "./mlp --epochs 0 --quiet --save m0.ckpt && ./mlp --load m0.ckpt --predict '%s' > m0.pred",
+			   "./mlp --epochs 0 --quiet --save m0.ckpt && ./mlp --load m0.ckpt --predict '%s' --probabilities > m0.pred",
 		    dir, NNC_EXE, NNC_SOURCE_DIR, NNC_EXE, NNC_SOURCE_DIR, IMAGES));
 	ort_agrees("m0.onnx", "m0.pred", 1000);
 }
@@ -204,7 +207,7 @@ Test(onnx_export, every_op_maps_to_standard_onnx)
 	fclose(f);
 	free(run_ok("train and export", "cd '%s' && '%s' every_op.nn -o every_op && ./every_op --epochs 1 --limit 512 --quiet "
 					 "--save e.ckpt && ./every_op --load e.ckpt --export-onnx e.onnx && "
-					 "./every_op --load e.ckpt --predict '%s' > e.pred",
+					 "./every_op --load e.ckpt --predict '%s' --probabilities > e.pred",
 		    dir, NNC_EXE, IMAGES));
 	char *out = checked("e.onnx");
 	cr_expect(strstr(out, "x ['N', 1, 28, 28] ") && strstr(out, " ['N', 10] 17 every_op"), "%s", out);
@@ -338,9 +341,50 @@ Test(onnx_export, export_onnx_needs_a_checkpoint)
 	free(out);
 }
 
+/* --predict --probabilities: every class's value to 9 digits, the class
+ * the largest, the same as --predict's; alone, the flag is refused. */
+Test(onnx_export, predict_probabilities_prints_every_class)
+{
+	FILE *f = fopen(nnc_sprintf("%s/points.csv", dir), "w");
+	cr_assert(f);
+	fputs("x1,x2\n-1.0,0.2\n2.0,0.3\n0.0,0.9\n1.0,-0.4\n0.5,0.25\n", f);
+	fclose(f);
+	char *one = run_ok("train, predict",
+			   "cd '%s' && '%s' '%s/examples/moons.nn' -o moons && ./moons --epochs 2 --quiet --save m.ckpt && "
+			   "./moons --load m.ckpt --predict points.csv",
+			   dir, NNC_EXE, NNC_SOURCE_DIR);
+	char *all = run_ok("predict --probabilities", "cd '%s' && ./moons --load m.ckpt --predict points.csv --probabilities", dir);
+	const char *p = one, *q = all;
+	int lines = 0;
+	for (int idx, cls, idx2, cls2, used; sscanf(p, "%d %d", &idx, &cls) == 2; lines++) {
+		double top, v[2];
+		char end;
+		cr_assert_eq(sscanf(p, "%*d %*d %lf", &top), 1, "%s", one);
+		cr_assert_eq(sscanf(q, "%d %d %lf %lf%c%n", &idx2, &cls2, &v[0], &v[1], &end, &used), 5, "%s", all);
+		cr_expect(end == '\n', "more than 2 values: %s", all);
+		cr_expect_eq(idx2, idx);
+		cr_expect_eq(cls2, cls);
+		cr_expect_eq(cls, v[1] > v[0], "%s", all);
+		cr_expect_float_eq(v[0] + v[1], 1.0, 1e-6, "%s", all);
+		cr_expect_float_eq(v[cls], top, 1e-6, "%s\n%s", one, all);
+		/* to the 9 digits that give the float back */
+		cr_expect(strchr(q, '.') && strcspn(strchr(q, '.'), " \n") > 7, "%s", all);
+		p = strchr(p, '\n') + 1;
+		q += used;
+	}
+	cr_expect_eq(lines, 5, "%s", one);
+	free(one);
+	free(all);
+	char *out;
+	cr_expect_eq(sh_run(&out, "cd '%s' && ./moons --load m.ckpt --eval --probabilities", dir), 2);
+	cr_expect(strstr(out, "--probabilities goes with --predict FILE"), "%s", out);
+	free(out);
+}
+
 /* ---- Import ---- */
 
-/* PyTorch's outputs as --predict lines: "index class max". */
+/* PyTorch's outputs as --predict --probabilities lines: "index class
+ * v0 ... v9". */
 static int torch_reference(const char *name, const char *pred)
 {
 	FILE *in = fopen(nnc_sprintf("%s/%s.out", FIX, name), "r");
@@ -359,15 +403,18 @@ static int torch_reference(const char *name, const char *pred)
 			if (v[k] > v[best])
 				best = k;
 		}
-		fprintf(out, "%d %d %.9g\n", n++, best, v[best]);
+		fprintf(out, "%d %d", n++, best);
+		for (int k = 0; k < 10; k++)
+			fprintf(out, " %.9g", v[k]);
+		fprintf(out, "\n");
 	}
 	fclose(in);
 	fclose(out);
 	return n;
 }
 
-/* nnc's --predict lines of dir/A against those of dir/B: the same class,
- * values within 1e-5, on the first n samples. */
+/* nnc's --predict --probabilities lines of dir/A against those of dir/B:
+ * the same class, all 10 values within 1e-5, on the first n samples. */
 static void same_predictions(const char *a, const char *b, int n)
 {
 	FILE *fa = fopen(nnc_sprintf("%s/%s", dir, a), "r"), *fb = fopen(nnc_sprintf("%s/%s", dir, b), "r");
@@ -375,11 +422,17 @@ static void same_predictions(const char *a, const char *b, int n)
 	double maxd = 0;
 	for (int i = 0; i < n; i++) {
 		long ia, ib, ca, cb;
-		double pa, pb;
-		cr_assert_eq(fscanf(fa, "%ld %ld %lf", &ia, &ca, &pa), 3, "%s: line %d", a, i);
-		cr_assert_eq(fscanf(fb, "%ld %ld %lf", &ib, &cb, &pb), 3, "%s: line %d", b, i);
+		cr_assert_eq(fscanf(fa, "%ld %ld", &ia, &ca), 2, "%s: line %d", a, i);
+		cr_assert_eq(fscanf(fb, "%ld %ld", &ib, &cb), 2, "%s: line %d", b, i);
 		cr_assert_eq(ca, cb, "sample %d: class %ld in %s, %ld in %s", i, ca, a, cb, b);
-		maxd = fmax(maxd, fabs(pa - pb));
+		for (int k = 0; k < 10; k++) {
+			double pa, pb;
+			cr_assert_eq(fscanf(fa, "%lf", &pa), 1, "%s: line %d, value %d", a, i, k);
+			cr_assert_eq(fscanf(fb, "%lf", &pb), 1, "%s: line %d, value %d", b, i, k);
+			maxd = fmax(maxd, fabs(pa - pb));
+		}
+		int ea = fgetc(fa), eb = fgetc(fb);
+		cr_assert(ea == '\n' && eb == '\n', "sample %d: more than 10 values in %s or %s", i, a, b);
 	}
 	cr_expect_leq(maxd, 1e-5, "largest difference %g", maxd);
 	fclose(fa);
@@ -394,7 +447,7 @@ static void torch_import(const char *name)
 	need_data();
 	free(run_ok("nnc import, compile, predict",
 		    "cd '%s' && '%s' import '%s/%s.onnx' -o %s.nn && '%s' %s.nn -o %s && ./%s --load %s.ckpt --predict '%s' "
-		    "| head -200 > %s.pred",
+		    "--probabilities | head -200 > %s.pred",
 		    dir, NNC_EXE, FIX, name, name, NNC_EXE, name, name, name, name, IMAGES, name));
 	int n = torch_reference(name, "torch.pred");
 	cr_assert_eq(n, 200);
@@ -447,8 +500,8 @@ Test(onnx_import, an_nnc_export_imports_back_to_the_same_model)
 	free(run_ok("train, export, import, compile",
 		    "cd '%s' && '%s' '%s/examples/resnet.nn' -o resnet && ./resnet --epochs 1 --limit 500 --warmup 0 --test-limit 100 "
 		    "--quiet --save r.ckpt && ./resnet --load r.ckpt --export-onnx r.onnx && ./resnet --load r.ckpt "
-		    "--predict '%s' | head -300 > a.pred && '%s' import r.onnx -o back.nn && '%s' back.nn -o back && "
-		    "./back --load back.ckpt --predict '%s' | head -300 > b.pred",
+		    "--predict '%s' --probabilities | head -300 > a.pred && '%s' import r.onnx -o back.nn && '%s' back.nn -o back && "
+		    "./back --load back.ckpt --predict '%s' --probabilities | head -300 > b.pred",
 		    dir, NNC_EXE, NNC_SOURCE_DIR, IMAGES, NNC_EXE, NNC_EXE, IMAGES));
 	same_predictions("a.pred", "b.pred", 300);
 	char *nn = run_ok("cat", "cat '%s/back.nn'", dir);
