@@ -461,6 +461,39 @@ static void torch_import(const char *name)
 Test(onnx_import, pytorch_lenet_computes_what_pytorch_does) { torch_import("torch_lenet"); }
 Test(onnx_import, pytorch_resnet_computes_what_pytorch_does) { torch_import("torch_resnet"); }
 
+/* The small ResNet's four residual blocks, two of each structure, are
+ * two blocks called twice each with their filters and strides; the calls
+ * are named after PyTorch's modules, so the layers' names (and the
+ * checkpoint's) are those of the expanded program; torch_import above
+ * checks the outputs and the round trip of this program. */
+Test(onnx_import, repeated_sub_graphs_become_blocks)
+{
+	need_data();
+	free(run_ok("nnc import", "cd '%s' && '%s' import '%s/torch_resnet.onnx' -o res.nn", dir, NNC_EXE, FIX));
+	char *nn = run_ok("cat", "cat '%s/res.nn'", dir);
+	static const char *lines[] = {
+		"block block_1(x, filters) {",
+		"    |> conv2d(filters, [3, 3], stride: 1, pad: [1, 1], name: \"conv1\")",
+		"  return conv2_conv + x |> relu",
+		"block block_2(x, filters, stride) {",
+		"    |> conv2d(filters, [3, 3], stride: stride, pad: [1, 1], name: \"conv1\")",
+		"  short_short_0_conv = x |> conv2d(filters, [1, 1], stride: stride, pad: [0, 0], name: \"short.short.0\")",
+		"  |> block_1(filters: 8, name: \"block1\")",
+		"  |> block_2(filters: 16, stride: 2, name: \"block2\")",
+		"  |> block_1(filters: 16, name: \"block3\")",
+		"  |> block_2(filters: 24, stride: 1, name: \"block4\")",
+	};
+	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+		cr_expect(sh_has_line(nn, lines[i]), "no line '%s' in:\n%s", lines[i], nn);
+	free(nn);
+	char *params = run_ok("compile, print the parameters",
+			      "cd '%s' && '%s' res.nn -o res && ./res --load res.ckpt --print-params --epochs 0 --quiet | "
+			      "grep -c '^  block[1-4]\\.'",
+			      dir, NNC_EXE);
+	cr_expect_eq(atoi(params), 2 * 4 + 2 * 6, "block1..4's weights and biases: %s", params);
+	free(params);
+}
+
 /* The program is one a person would write: a pipeline, named layers, the
  * default training part with its comment; and it trains on. */
 Test(onnx_import, the_program_is_readable_and_trains_on)
