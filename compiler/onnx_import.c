@@ -1124,7 +1124,8 @@ static void end_region(importer *im, saved_top *st)
 {
 	region *r = &im->regs[im->cur];
 	int xr = find(im, r->exit), xo = xr >= 0 ? resolve(im, xr) : -1;
-	if (xo < 0 || xo == st->entry || im->vals[xo].softmax || im->vals[xo].bad || im->vals[xo].init)
+	bool through = xo >= 0 && xo != st->entry; /* the top level goes on from xo */
+	if (!through || im->vals[xo].softmax || im->vals[xo].bad || im->vals[xo].init)
 		r->bad = true;
 	nnc_buf b = {0};
 	if (!r->bad) {
@@ -1150,7 +1151,7 @@ static void end_region(importer *im, saved_top *st)
 	value *e = &im->vals[st->entry];
 	e->var = st->var, e->line = st->line;
 	e->uses = st->raw_entry == st->entry ? st->uses - r->inner_entry_reads + 1 : st->uses;
-	if (xo < 0 || r->bad)
+	if (!through)
 		return;
 	value *x = &im->vals[xo];
 	x->var = NULL, x->line = -1, x->uses = r->outer_exit_reads;
