@@ -992,7 +992,50 @@ static bool written_in(const Onnx__GraphProto *g, int a, int b, const char *name
 	return false;
 }
 
-/* The runs of nodes of one scope with one entry and one exit (region). */
+/* The values nodes a..b read from outside (not weights or constants) and
+ * let out (read after b, or the graph's output): how many of each, the
+ * first of each into *entry, *exit. */
+static void run_io(importer *im, int a, int b, const char **entry, int *nentry, const char **exit, int *nexit)
+{
+	const Onnx__GraphProto *g = im->g;
+	int n = (int)g->n_node;
+	*entry = *exit = NULL;
+	*nentry = *nexit = 0;
+	for (int j = a; j <= b; j++) {
+		const Node *m = g->node[j];
+		for (size_t k = 0; k < m->n_input && !is_constant(m); k++) {
+			const char *in = m->input[k];
+			int v = in && *in ? find(im, in) : -1;
+			if (!in || !*in || (v >= 0 && im->vals[v].init) || written_in(g, a, b, in) ||
+			    (*entry && !strcmp(*entry, in)))
+				continue;
+			*entry = *entry ? *entry : in;
+			++*nentry;
+		}
+		for (size_t k = 0; k < m->n_output; k++) {
+			const char *o = m->output[k];
+			if (!o || !*o || (!(b + 1 < n && reads_in(g, b + 1, n - 1, o)) &&
+					  !(g->n_output && g->output[0]->name && !strcmp(g->output[0]->name, o))))
+				continue;
+			*exit = *exit ? *exit : o;
+			++*nexit;
+		}
+	}
+}
+
+static bool is_activation(const Node *n)
+{
+	static const char *acts[] = {"Relu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "Elu", NULL};
+	for (int i = 0; n->op_type && acts[i]; i++)
+		if (!strcmp(n->op_type, acts[i]))
+			return true;
+	return false;
+}
+
+/* The runs of nodes of one scope with one entry and one exit (region).
+ * A run that lets out two values takes in the unscoped nodes after it
+ * that read only its values (nnc's exports name a block's layers, not
+ * its `h + s`), then the activations of the one value it lets out then. */
 static void find_regions(importer *im)
 {
 	const Onnx__GraphProto *g = im->g;
@@ -1015,27 +1058,33 @@ static void find_regions(importer *im)
 			ok &= !(m->op_type && !strcmp(m->op_type, "Softmax"));
 			last = j, count++;
 		}
-		const char *entry = NULL, *exit = NULL;
-		for (int j = i; j <= last && ok; j++) {
+		const char *entry, *exit;
+		int nentry, nexit;
+		run_io(im, i, last, &entry, &nentry, &exit, &nexit);
+		int scoped_last = last;
+		for (int j = last + 1; nentry == 1 && nexit > 1 && j < n && !scope_of(g->node[j]) && !is_constant(g->node[j]);
+		     j++) {
 			const Node *m = g->node[j];
-			for (size_t k = 0; k < m->n_input && !is_constant(m) && ok; k++) {
+			bool inside = m->op_type && strcmp(m->op_type, "Softmax");
+			for (size_t k = 0; k < m->n_input && inside; k++) {
 				const char *in = m->input[k];
 				int v = in && *in ? find(im, in) : -1;
-				if (!in || !*in || (v >= 0 && im->vals[v].init) || written_in(g, i, last, in))
-					continue;
-				ok = !entry || !strcmp(entry, in);
-				entry = in;
+				inside = !in || !*in || (v >= 0 && im->vals[v].init) || written_in(g, i, last, in) ||
+					 !strcmp(in, entry);
 			}
-			for (size_t k = 0; k < m->n_output && ok; k++) {
-				const char *o = m->output[k];
-				if (!o || !*o || (!(last + 1 < n && reads_in(g, last + 1, n - 1, o)) &&
-						  !(g->n_output && g->output[0]->name && !strcmp(g->output[0]->name, o))))
-					continue;
-				ok = !exit;
-				exit = o;
-			}
+			if (!inside)
+				break;
+			last = j, count++;
+			run_io(im, i, last, &entry, &nentry, &exit, &nexit);
 		}
-		if (ok && count >= 2 && entry && exit) {
+		if (last > scoped_last && nexit == 1)
+			while (last + 1 < n && is_activation(g->node[last + 1]) && !scope_of(g->node[last + 1]) &&
+			       g->node[last + 1]->n_input == 1 && !strcmp(g->node[last + 1]->input[0], exit) &&
+			       reads_in(g, last + 1, n - 1, exit) == 1) {
+				last++, count++;
+				run_io(im, i, last, &entry, &nentry, &exit, &nexit);
+			}
+		if (ok && count >= 2 && nentry == 1 && nexit == 1) {
 			im->regs = nnc_realloc_array(im->regs, (size_t)im->nregs, (size_t)im->nregs + 1, sizeof *im->regs);
 			region *r = &im->regs[im->nregs];
 			memset(r, 0, sizeof *r);

@@ -573,7 +573,8 @@ Test(onnx_import, the_program_is_readable_and_trains_on)
 }
 
 /* nnc's own export comes back: the ResNet (BatchNormalization, Softmax at
- * the end) imported and compiled predicts what the original does. */
+ * the end) imported and compiled predicts what the original does, with
+ * its two projection blocks as one block. */
 Test(onnx_import, an_nnc_export_imports_back_to_the_same_model)
 {
 	need_data();
@@ -586,6 +587,13 @@ Test(onnx_import, an_nnc_export_imports_back_to_the_same_model)
 	same_predictions("a.pred", "b.pred", 300);
 	char *nn = run_ok("cat", "cat '%s/back.nn'", dir);
 	cr_expect(strstr(nn, "batchnorm(momentum: 0.1, eps: 1e-05, name: \"residual1.batchnorm1\")"), "%s", nn);
+	/* residual2 and residual3 (projections, 32 and 64 filters) are one block:
+	 * the run of each scope takes in its unscoped addition and relu */
+	cr_expect(sh_has_line(nn, "block residual(x, filters) {") &&
+			  sh_has_line(nn, "  |> residual(filters: 32, name: \"residual2\")") &&
+			  sh_has_line(nn, "  |> residual(filters: 64, name: \"residual3\")") &&
+			  sh_has_line(nn, "  return batchnorm2_2 + batchnorm3_2 |> relu"),
+		  "%s", nn);
 	cr_expect(!strstr(nn, "\noutput "), "a Softmax at the end is the default output:\n%s", nn);
 	free(nn);
 }
