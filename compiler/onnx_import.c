@@ -32,6 +32,7 @@
 #include "diag.h"
 #include "onnx.h"
 #include "output.h"
+#include "sema.h"
 
 #define MAX_IMPORT_BYTES (1L << 30) /* 1 GiB: larger models keep their weights in external data anyway */
 #define OPSET_MIN 7
@@ -118,6 +119,7 @@ typedef struct importer {
 	names body_names;
 	block_def *blocks;
 	int nblocks;
+	int input;              /* the graph input's value */
 	bool collect;           /* the first pass: every region is imported as a body, to compare them */
 	const int *region_block; /* the first pass's verdict: each region's block, or -1 */
 	int nregion_block;
@@ -1239,9 +1241,24 @@ static void build_blocks(importer *im, importer *next)
 		while (bl && (isdigit((unsigned char)base[bl - 1]) || base[bl - 1] == '_'))
 			base[--bl] = 0;
 		const char *name = bl ? base : "unit";
-		for (int k = 0; reserved[k]; k++) /* "block" (PyTorch's block1, block2): "block_1" after the first call */
-			if (!strcmp(name, reserved[k]))
-				name = nnc_sprintf("%s_%s", name, r->scope[bl] ? sanitize(r->scope, false) + bl : "unit");
+		/* "block" (PyTorch's block1, block2): "block_1" after the first call;
+		 * the same for the names sema keeps for its layers, losses, data */
+		const char *const *lists[] = {reserved, sema_builtin_layers, sema_loss_names, sema_opt_names, sema_data_names};
+		bool builtin = false;
+		for (size_t l = 0; l < sizeof lists / sizeof *lists; l++)
+			for (int k = 0; lists[l][k]; k++)
+				builtin |= !strcmp(name, lists[l][k]);
+		/* the names the program's top level takes: the input, the label, the logits */
+		const char *top[] = {im->vals[im->input].var, "y", "label_", "logits"};
+		for (size_t k = 0; k < sizeof top / sizeof *top; k++)
+			if (!strcasecmp(name, top[k]))
+				name = nnc_sprintf("%s_block", name);
+		if (builtin) {
+			const char *num = sanitize(r->scope, false) + bl;
+			while (*num == '_')
+				num++;
+			name = nnc_sprintf("%s_%s", name, *num ? num : "unit");
+		}
 		next->blocks = nnc_realloc_array(next->blocks, (size_t)next->nblocks, (size_t)next->nblocks + 1,
 						 sizeof *next->blocks);
 		block_def *d = &next->blocks[next->nblocks];
@@ -1360,6 +1377,7 @@ static int import_pass(importer *im, const unsigned char *data, size_t len, cons
 	}
 	if (!check_input(im, xinfo, xin))
 		goto out;
+	im->input = xin;
 	im->vals[xin].var = value_name(im, g->input[0]->name && find(im, g->input[0]->name) == xin ? g->input[0]->name : im->vals[xin].onnx);
 	count_uses(im, g, im->vals[xin].onnx, &im->vals[xin].uses);
 	find_regions(im);

@@ -541,6 +541,28 @@ Test(onnx_import, a_residual_mlp_becomes_one_block)
 	free(nn);
 }
 
+/* A block is named after its scopes without their number, unless that
+ * is a name sema keeps (a loss: mse) or the program's top level takes
+ * (the input x). */
+Test(onnx_import, block_names_avoid_builtin_and_top_level_names)
+{
+	static const struct {
+		const char *file, *lines[3];
+	} rows[] = {
+		{"blocks_mse", {"block mse_1(x, units) {", "  |> mse_1(units: 6, name: \"mse_1\")",
+				"  |> mse_1(units: 8, name: \"mse\")"}},
+		{"blocks_x", {"input  x : f32[6]", "block x_block(x, units) {", "  |> x_block(units: 6, name: \"x1\")"}},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		free(run_ok("import, compile", "cd '%s' && '%s' import '%s/%s.onnx' -o m.nn --force && '%s' m.nn -o m", dir,
+			    NNC_EXE, FIX, rows[i].file, NNC_EXE));
+		char *nn = run_ok("cat", "cat '%s/m.nn'", dir);
+		for (int k = 0; k < 3; k++)
+			cr_expect(sh_has_line(nn, rows[i].lines[k]), "%s: no line '%s' in:\n%s", rows[i].file, rows[i].lines[k], nn);
+		free(nn);
+	}
+}
+
 /* The program is one a person would write: a pipeline, named layers, the
  * default training part with its comment; and it trains on. */
 Test(onnx_import, the_program_is_readable_and_trains_on)
