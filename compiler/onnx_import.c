@@ -1049,7 +1049,9 @@ static void find_regions(importer *im)
 			continue;
 		}
 		int last = i, count = 0;
-		bool ok = !strchr(sanitize(sc, true), '.');
+		bool ok = !strchr(sanitize(sc, true), '.'); /* the call's name */
+		for (int k = 0; k < im->nregs; k++) /* a scope cut in two: one call of that name */
+			ok &= strcasecmp(sanitize(im->regs[k].scope, true), sanitize(sc, true)) != 0;
 		for (int j = i; j < n; j++) {
 			const Node *m = g->node[j];
 			if (is_constant(m))
