@@ -10,6 +10,10 @@
  * once, by the next node); a value read twice, or by an n-ary node, ends
  * its line and gets a name, taken from the ONNX node.  Layers are named
  * after their weights ("conv1.weight" -> name: "conv1") or their node.
+ * Sub-graphs that repeat become blocks: the graph is imported twice, the
+ * first time silently with every candidate (a run of nodes of one ONNX
+ * scope with one entry and one exit) written as a block body, to find the
+ * candidates whose bodies are the same; the second time those are calls.
  *
  * Everything that is wrong with the file is collected, then reported at
  * once: unsupported ops by name and node, attributes nnc cannot express,
