@@ -1181,7 +1181,9 @@ static void end_region(importer *im, saved_top *st)
 {
 	region *r = &im->regs[im->cur];
 	int xr = find(im, r->exit), xo = xr >= 0 ? resolve(im, xr) : -1;
-	bool through = xo >= 0 && xo != st->entry; /* the top level goes on from xo */
+	/* the top level goes on from xo; not from a value an unimportable node
+	 * left without a line (the first pass goes on after errors) */
+	bool through = xo >= 0 && xo != st->entry && !im->vals[xo].bad && !im->vals[st->entry].bad;
 	if (!through || im->vals[xo].softmax || im->vals[xo].bad || im->vals[xo].init)
 		r->bad = true;
 	nnc_buf b = {0};
@@ -1208,6 +1210,10 @@ static void end_region(importer *im, saved_top *st)
 	value *e = &im->vals[st->entry];
 	e->var = st->var, e->line = st->line;
 	e->uses = st->raw_entry == st->entry ? st->uses - r->inner_entry_reads + 1 : st->uses;
+	if (!through && xo >= 0 && xo != st->entry) { /* its line was the body's */
+		im->vals[xo].var = NULL, im->vals[xo].line = -1;
+		im->vals[xo].bad = true;
+	}
 	if (!through)
 		return;
 	value *x = &im->vals[xo];
