@@ -10,6 +10,10 @@
  * once, by the next node); a value read twice, or by an n-ary node, ends
  * its line and gets a name, taken from the ONNX node.  Layers are named
  * after their weights ("conv1.weight" -> name: "conv1") or their node.
+ * Sub-graphs that repeat become blocks: the graph is imported twice, the
+ * first time silently with every candidate (a run of nodes of one ONNX
+ * scope with one entry and one exit) written as a block body, to find the
+ * candidates whose bodies are the same; the second time those are calls.
  *
  * Everything that is wrong with the file is collected, then reported at
  * once: unsupported ops by name and node, attributes nnc cannot express,
@@ -32,6 +36,7 @@
 #include "diag.h"
 #include "onnx.h"
 #include "output.h"
+#include "sema.h"
 
 #define MAX_IMPORT_BYTES (1L << 30) /* 1 GiB: larger models keep their weights in external data anyway */
 #define OPSET_MIN 7
@@ -64,6 +69,43 @@ typedef struct line {
 
 typedef nnc_onnx_weight weight;
 
+/* Names handed out, compared without case. */
+typedef struct names {
+	const char **s;
+	int n;
+} names;
+
+/* A run of consecutive nodes that share an ONNX scope ("/block2/..." of
+ * PyTorch, "residual2." of nnc) and that the rest of the graph sees as a
+ * function of one value: one entry (a value it reads from outside, not an
+ * initializer) and one exit (its only value read outside).  Runs whose
+ * bodies read the same, but for the numbers a block can take as
+ * arguments, become one `block`, called once per run. */
+typedef struct region {
+	const char *scope;      /* "block2": the call's name */
+	int first, last;        /* its first and last node (Constants aside) */
+	const char *entry, *exit; /* ONNX names */
+	int inner_entry_reads;  /* reads of entry inside the run */
+	int outer_exit_reads;   /* reads of exit after it (the graph output counts) */
+	/* written while its nodes are imported as a body */
+	char *body;             /* its statements, each argument a '\1' */
+	const char **arg;       /* the arguments' values ("16", "2", "[2, 1]") */
+	const char **kind;      /* and what they are ("filters", "stride", "units") */
+	int nargs;
+	bool bad;               /* a layer not named under the scope, an exit that is the entry */
+	int block;              /* its block in the second pass, or -1: expanded */
+} region;
+
+/* A block: runs of one body, and which argument of the body is which
+ * parameter (-1: the same literal in every call). */
+typedef struct block_def {
+	const char *name;
+	char *text;             /* "block NAME(x, filters) {\n...}\n" */
+	int *param;             /* per argument of the body */
+	const char **params;    /* the parameters' names after x */
+	int nparams;
+} block_def;
+
 typedef struct importer {
 	const char *path;
 	Onnx__GraphProto *g;
@@ -73,8 +115,19 @@ typedef struct importer {
 	int nlines;
 	weight *w;
 	int nw;
-	const char **names;     /* .nn names and layer names handed out */
-	int nnames;
+	names glob;             /* .nn names and layer names handed out */
+	names *vnames;          /* where value names go: glob, or the body's own */
+	region *regs;
+	int nregs;
+	int cur;                /* the region whose nodes are being imported as a body, or -1 */
+	names body_names;
+	block_def *blocks;
+	int nblocks;
+	int input;              /* the graph input's value */
+	bool collect;           /* the first pass: every region is imported as a body, to compare them */
+	const int *region_block; /* the first pass's verdict: each region's block, or -1 */
+	int nregion_block;
+	bool quiet;             /* the first pass: errors are counted, not printed */
 	nnc_buf unsupported;    /* "'Op' (node 'n'), ..." */
 	int nunsupported;
 	int errors;
@@ -84,13 +137,15 @@ typedef struct importer {
 static void err(importer *im, const char *fmt, ...) NNC_PRINTF(2, 3);
 static void err(importer *im, const char *fmt, ...)
 {
+	im->errors++;
+	if (im->quiet)
+		return;
 	va_list ap;
 	va_start(ap, fmt);
 	fprintf(stderr, "%s: error: ", im->path);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
-	im->errors++;
 }
 
 static const char *node_name(const Node *n)
@@ -132,22 +187,32 @@ static int resolve(importer *im, int v)
 
 /* ---- Names ---- */
 
-static bool taken(importer *im, const char *s)
+static bool taken_in(const names *t, const char *s)
 {
-	for (int i = 0; i < im->nnames; i++)
-		if (!strcasecmp(im->names[i], s))
+	for (int i = 0; i < t->n; i++)
+		if (!strcasecmp(t->s[i], s))
 			return true;
 	return false;
 }
 
-static const char *claim(importer *im, const char *base)
+static const char *claim_in(names *t, const char *base)
 {
 	const char *s = base;
-	for (int k = 2; taken(im, s); k++)
+	for (int k = 2; taken_in(t, s); k++)
 		s = nnc_sprintf("%s_%d", base, k);
-	im->names = nnc_realloc_array(im->names, (size_t)im->nnames, (size_t)im->nnames + 1, sizeof *im->names);
-	im->names[im->nnames++] = s;
+	t->s = nnc_realloc_array(t->s, (size_t)t->n, (size_t)t->n + 1, sizeof *t->s);
+	t->s[t->n++] = s;
 	return s;
+}
+
+static bool taken(importer *im, const char *s)
+{
+	return taken_in(&im->glob, s);
+}
+
+static const char *claim(importer *im, const char *base)
+{
+	return claim_in(&im->glob, base);
 }
 
 /* An identifier from an ONNX name: "/block1/Relu_1" -> "block1_relu_1";
@@ -184,10 +249,16 @@ static const char *reserved[] = {"model", "input", "label", "output", "loss", "o
 static const char *value_name(importer *im, const char *base)
 {
 	char *s = sanitize(base, false);
+	if (im->cur >= 0) { /* "/block2/Relu_1" in block2's body: "relu_1" */
+		const char *sc = sanitize(im->regs[im->cur].scope, false);
+		size_t n = strlen(sc);
+		if (!strncmp(s, sc, n) && s[n] == '_' && s[n + 1] && !isdigit((unsigned char)s[n + 1]))
+			s += n + 1;
+	}
 	for (int i = 0; reserved[i]; i++)
 		if (!strcmp(s, reserved[i]))
 			s = nnc_sprintf("%s_out", s);
-	return claim(im, s);
+	return claim_in(im->vnames, s);
 }
 
 /* The layer's name: its weight's ("conv1.weight" -> "conv1") when PyTorch
@@ -210,6 +281,39 @@ static const char *layer_name(importer *im, const Node *n, const char *weight)
 	}
 	char *s = sanitize(base, true);
 	return claim(im, s);
+}
+
+/* The name a layer is written with: its own, or in a body the part after
+ * the call's name ("block2.conv1" -> "conv1": sema names it "block2." and
+ * that again, so the checkpoint's names are those of the expanded
+ * program).  A layer named otherwise keeps its run from being a block. */
+static const char *written_name(importer *im, const char *layer)
+{
+	if (im->cur < 0)
+		return layer;
+	region *r = &im->regs[im->cur];
+	const char *sc = sanitize(r->scope, true);
+	size_t n = strlen(sc);
+	if (strncmp(layer, sc, n) || layer[n] != '.' || !layer[n + 1]) {
+		r->bad = true;
+		return layer;
+	}
+	return layer + n + 1;
+}
+
+/* A number of a layer's call that a block may take as an argument (of
+ * kind "filters", "stride" or "units"): `top` outside a body; in one, a
+ * '\1' whose value is `val`. */
+static const char *argument(importer *im, const char *kind, const char *top, const char *val)
+{
+	if (im->cur < 0)
+		return top;
+	region *r = &im->regs[im->cur];
+	r->arg = nnc_realloc_array(r->arg, (size_t)r->nargs, (size_t)r->nargs + 1, sizeof *r->arg);
+	r->kind = nnc_realloc_array(r->kind, (size_t)r->nargs, (size_t)r->nargs + 1, sizeof *r->kind);
+	r->arg[r->nargs] = val;
+	r->kind[r->nargs++] = kind;
+	return "\1";
 }
 
 /* ---- Tensors ---- */
@@ -478,10 +582,14 @@ static bool conv(importer *im, const Node *n, int x, int out)
 	add_weight(im, nnc_sprintf("%s.weight", name), wd, tensor_count(W));
 	if (bd)
 		add_weight(im, nnc_sprintf("%s.bias", name), bd, F);
+	const char *fs = nnc_sprintf("%lld", (long long)F);
+	const char *ss = nnc_sprintf("[%lld, %lld]", (long long)s[0], (long long)s[1]);
+	const char *fa = argument(im, "filters", fs, fs);
+	const char *sa = argument(im, "stride", ss, s[0] == s[1] ? nnc_sprintf("%lld", (long long)s[0]) : ss);
 	stage(im, x, out,
-	      nnc_sprintf("conv2d(%lld, [%lld, %lld], stride: [%lld, %lld], pad: [%lld, %lld]%s, name: \"%s\")",
-			  (long long)F, (long long)k[0], (long long)k[1], (long long)s[0], (long long)s[1],
-			  (long long)p[0], (long long)p[1], bd ? "" : ", bias: false", name));
+	      nnc_sprintf("conv2d(%s, [%lld, %lld], stride: %s, pad: [%lld, %lld]%s, name: \"%s\")", fa, (long long)k[0],
+			  (long long)k[1], sa, (long long)p[0], (long long)p[1], bd ? "" : ", bias: false",
+			  written_name(im, name)));
 	set_shape(&im->vals[out], 3, (int64_t[]){F, oh, ow});
 	return true;
 }
@@ -525,7 +633,9 @@ static bool gemm(importer *im, const Node *n, int x, int out)
 			bn[j] = (float)(beta * bd[bc == 1 ? 0 : j]);
 		add_weight(im, nnc_sprintf("%s.bias", name), bn, O);
 	}
-	stage(im, x, out, nnc_sprintf("dense(%lld%s, name: \"%s\")", (long long)O, bd ? "" : ", bias: false", name));
+	const char *os = nnc_sprintf("%lld", (long long)O);
+	stage(im, x, out, nnc_sprintf("dense(%s%s, name: \"%s\")", argument(im, "units", os, os), bd ? "" : ", bias: false",
+				      written_name(im, name)));
 	set_shape(&im->vals[out], 1, (int64_t[]){O});
 	return true;
 }
@@ -584,7 +694,8 @@ static bool batchnorm(importer *im, const Node *n, int x, int out)
 		return false;
 	}
 	/* 1 - 0.9f is 0.100000024: the six digits a momentum is written with */
-	stage(im, x, out, nnc_sprintf("batchnorm(momentum: %.6g, eps: %s, name: \"%s\")", mom, fmt_num(eps), name));
+	stage(im, x, out,
+	      nnc_sprintf("batchnorm(momentum: %.6g, eps: %s, name: \"%s\")", mom, fmt_num(eps), written_name(im, name)));
 	set_shape(&im->vals[out], xv->rank, xv->dims);
 	im->vals[out].nnc_rank = xv->nnc_rank;
 	return true;
@@ -848,12 +959,380 @@ static void count_uses(importer *im, const Onnx__GraphProto *g, const char *name
 	(void)im;
 }
 
-/* The .nn program of the ONNX model, and its weights (weight[]). */
-int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, const char *model_name, char **nn,
-		    nnc_onnx_weight **weights, int *nweights)
+/* ---- Repeated sub-graphs as blocks ---- */
+
+/* The scope of a node's name: "/block2/conv1/Conv" -> "block2" (PyTorch's
+ * module path), "residual2.conv1" -> "residual2" (nnc's layer names);
+ * NULL for a top-level node ("/Relu", "conv1"). */
+static const char *scope_of(const Node *n)
 {
-	importer I = {.path = path};
-	importer *im = &I;
+	const char *s = n->name;
+	if (!s || !*s)
+		return NULL;
+	const char *e = s[0] == '/' ? strchr(s + 1, '/') : strchr(s, '.');
+	const char *b = s[0] == '/' ? s + 1 : s;
+	return e && e > b ? nnc_strndup(b, (size_t)(e - b)) : NULL;
+}
+
+static bool is_constant(const Node *n)
+{
+	return n->op_type && !strcmp(n->op_type, "Constant");
+}
+
+/* Reads of `name` by nodes a..b, and whether one of them writes it. */
+static int reads_in(const Onnx__GraphProto *g, int a, int b, const char *name)
+{
+	int r = 0;
+	for (int i = a; i <= b; i++)
+		for (size_t k = 0; k < g->node[i]->n_input; k++)
+			r += g->node[i]->input[k] && !strcmp(g->node[i]->input[k], name);
+	return r;
+}
+
+static bool written_in(const Onnx__GraphProto *g, int a, int b, const char *name)
+{
+	for (int i = a; i <= b; i++)
+		for (size_t k = 0; k < g->node[i]->n_output; k++)
+			if (g->node[i]->output[k] && !strcmp(g->node[i]->output[k], name))
+				return true;
+	return false;
+}
+
+/* The values nodes a..b read from outside (not weights or constants) and
+ * let out (read after b, or the graph's output): how many of each, the
+ * first of each into *entry, *exit. */
+static void run_io(importer *im, int a, int b, const char **entry, int *nentry, const char **exit, int *nexit)
+{
+	const Onnx__GraphProto *g = im->g;
+	int n = (int)g->n_node;
+	*entry = *exit = NULL;
+	*nentry = *nexit = 0;
+	for (int j = a; j <= b; j++) {
+		const Node *m = g->node[j];
+		for (size_t k = 0; k < m->n_input && !is_constant(m); k++) {
+			const char *in = m->input[k];
+			int v = in && *in ? find(im, in) : -1;
+			if (!in || !*in || (v >= 0 && im->vals[v].init) || written_in(g, a, b, in) ||
+			    (*entry && !strcmp(*entry, in)))
+				continue;
+			*entry = *entry ? *entry : in;
+			++*nentry;
+		}
+		for (size_t k = 0; k < m->n_output; k++) {
+			const char *o = m->output[k];
+			if (!o || !*o || (!(b + 1 < n && reads_in(g, b + 1, n - 1, o)) &&
+					  !(g->n_output && g->output[0]->name && !strcmp(g->output[0]->name, o))))
+				continue;
+			*exit = *exit ? *exit : o;
+			++*nexit;
+		}
+	}
+}
+
+static bool is_activation(const Node *n)
+{
+	static const char *acts[] = {"Relu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "Elu", NULL};
+	for (int i = 0; n->op_type && acts[i]; i++)
+		if (!strcmp(n->op_type, acts[i]))
+			return true;
+	return false;
+}
+
+/* The runs of nodes of one scope with one entry and one exit (region).
+ * A run that lets out two values takes in the unscoped nodes after it
+ * that read only its values (nnc's exports name a block's layers, not
+ * its `h + s`), then the activations of the one value it lets out then. */
+static void find_regions(importer *im)
+{
+	const Onnx__GraphProto *g = im->g;
+	int n = (int)g->n_node;
+	for (int i = 0; i < n;) {
+		const char *sc = is_constant(g->node[i]) ? NULL : scope_of(g->node[i]);
+		if (!sc) {
+			i++;
+			continue;
+		}
+		int last = i, count = 0;
+		bool ok = !strchr(sanitize(sc, true), '.'); /* the call's name */
+		for (int k = 0; k < im->nregs; k++) /* a scope cut in two: one call of that name */
+			ok &= strcasecmp(sanitize(im->regs[k].scope, true), sanitize(sc, true)) != 0;
+		for (int j = i; j < n; j++) {
+			const Node *m = g->node[j];
+			if (is_constant(m))
+				continue;
+			const char *ms = scope_of(m);
+			if (!ms || strcmp(ms, sc))
+				break;
+			ok &= !(m->op_type && !strcmp(m->op_type, "Softmax"));
+			last = j, count++;
+		}
+		const char *entry, *exit;
+		int nentry, nexit;
+		run_io(im, i, last, &entry, &nentry, &exit, &nexit);
+		int scoped_last = last;
+		for (int j = last + 1; nentry == 1 && nexit > 1 && j < n && !scope_of(g->node[j]) && !is_constant(g->node[j]);
+		     j++) {
+			const Node *m = g->node[j];
+			bool inside = m->op_type && strcmp(m->op_type, "Softmax");
+			for (size_t k = 0; k < m->n_input && inside; k++) {
+				const char *in = m->input[k];
+				int v = in && *in ? find(im, in) : -1;
+				inside = !in || !*in || (v >= 0 && im->vals[v].init) || written_in(g, i, last, in) ||
+					 !strcmp(in, entry);
+			}
+			if (!inside)
+				break;
+			last = j, count++;
+			run_io(im, i, last, &entry, &nentry, &exit, &nexit);
+		}
+		if (last > scoped_last && nexit == 1)
+			while (last + 1 < n && is_activation(g->node[last + 1]) && !scope_of(g->node[last + 1]) &&
+			       g->node[last + 1]->n_input == 1 && !strcmp(g->node[last + 1]->input[0], exit) &&
+			       reads_in(g, last + 1, n - 1, exit) == 1) {
+				last++, count++;
+				run_io(im, i, last, &entry, &nentry, &exit, &nexit);
+			}
+		if (ok && count >= 2 && nentry == 1 && nexit == 1) {
+			im->regs = nnc_realloc_array(im->regs, (size_t)im->nregs, (size_t)im->nregs + 1, sizeof *im->regs);
+			region *r = &im->regs[im->nregs];
+			memset(r, 0, sizeof *r);
+			r->scope = sc, r->first = i, r->last = last, r->entry = entry, r->exit = exit;
+			r->inner_entry_reads = reads_in(g, i, last, entry);
+			r->outer_exit_reads = (last + 1 < n ? reads_in(g, last + 1, n - 1, exit) : 0) +
+					      (g->output[0]->name && !strcmp(g->output[0]->name, exit));
+			r->block = im->region_block && im->nregs < im->nregion_block ? im->region_block[im->nregs] : -1;
+			im->nregs++;
+		}
+		i = last + 1;
+	}
+}
+
+/* "NAME = TEXT" (or "return TEXT"), short pipelines on one line, with
+ * `indent` before every line. */
+static void put_line(nnc_buf *b, const char *indent, const char *lhs, const line *l)
+{
+	const char *t = l->text.data;
+	if (l->stages <= 2 && strlen(t) < 100) {
+		char *one = nnc_strdup(t);
+		for (char *p = one; (p = strstr(p, "\n  |>"));)
+			memmove(p, p + 2, strlen(p + 2) + 1), *p = ' ';
+		t = one;
+	}
+	nnc_buf_printf(b, "%s%s", indent, lhs);
+	for (; *t; t++) {
+		nnc_buf_printf(b, "%c", *t);
+		if (*t == '\n')
+			nnc_buf_puts(b, indent);
+	}
+	nnc_buf_puts(b, "\n");
+}
+
+/* What begin_region sets aside of the top level. */
+typedef struct saved_top {
+	line *lines;
+	int nlines;
+	int entry, raw_entry;
+	const char *var;
+	int line, uses;
+} saved_top;
+
+/* The nodes of region ri are imported next as the body of a block: the
+ * entry is the block's x, lines and value names are the body's own. */
+static void begin_region(importer *im, int ri, saved_top *st)
+{
+	region *r = &im->regs[ri];
+	st->raw_entry = find(im, r->entry);
+	st->entry = resolve(im, st->raw_entry);
+	value *e = &im->vals[st->entry];
+	st->var = e->var, st->line = e->line, st->uses = e->uses;
+	st->lines = im->lines, st->nlines = im->nlines;
+	e->var = "x", e->line = -1;
+	im->lines = NULL, im->nlines = 0;
+	im->body_names = (names){0};
+	static const char *own[] = {"x", "filters", "stride", "units", "name"};
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+		claim_in(&im->body_names, own[i]);
+	im->vnames = &im->body_names;
+	im->cur = ri;
+	r->nargs = 0;
+}
+
+/* The call of block b by region r: "NAME(filters: 16, stride: 2, name: \"block2\")". */
+static const char *call_text(importer *im, const region *r)
+{
+	const block_def *d = &im->blocks[r->block];
+	nnc_buf b = {0};
+	nnc_buf_printf(&b, "%s(", d->name);
+	for (int p = 0; p < d->nparams; p++)
+		for (int a = 0; a < r->nargs; a++)
+			if (d->param[a] == p) {
+				nnc_buf_printf(&b, "%s: %s, ", d->params[p], r->arg[a]);
+				break;
+			}
+	nnc_buf_printf(&b, "name: \"%s\")", sanitize(r->scope, true));
+	char *s = nnc_strdup(b.data);
+	nnc_buf_free(&b);
+	return s;
+}
+
+/* The body's statements into r->body; the top level back, with the
+ * region one stage: entry |> call. */
+static void end_region(importer *im, saved_top *st)
+{
+	region *r = &im->regs[im->cur];
+	int xr = find(im, r->exit), xo = xr >= 0 ? resolve(im, xr) : -1;
+	/* the top level goes on from xo; not from a value an unimportable node
+	 * left without a line (the first pass goes on after errors) */
+	bool through = xo >= 0 && xo != st->entry && !im->vals[xo].bad && !im->vals[st->entry].bad;
+	if (!through || im->vals[xo].softmax || im->vals[xo].bad || im->vals[xo].init)
+		r->bad = true;
+	nnc_buf b = {0};
+	if (!r->bad) {
+		int ret = im->vals[xo].var ? -1 : im->vals[xo].line;
+		for (int i = 0; i < im->nlines; i++)
+			if (!im->lines[i].name && i != ret)
+				ref(im, im->lines[i].tail);
+		for (int i = 0; i < im->nlines; i++)
+			if (i != ret)
+				put_line(&b, "  ", nnc_sprintf("%s = ", im->lines[i].name), &im->lines[i]);
+		if (ret >= 0)
+			put_line(&b, "  ", "return ", &im->lines[ret]);
+		else
+			nnc_buf_printf(&b, "  return %s\n", im->vals[xo].var);
+		r->body = nnc_strdup(b.data);
+	}
+	nnc_buf_free(&b);
+	for (int i = 0; i < im->nlines; i++)
+		nnc_buf_free(&im->lines[i].text);
+	im->lines = st->lines, im->nlines = st->nlines;
+	im->vnames = &im->glob;
+	im->cur = -1;
+	value *e = &im->vals[st->entry];
+	e->var = st->var, e->line = st->line;
+	e->uses = st->raw_entry == st->entry ? st->uses - r->inner_entry_reads + 1 : st->uses;
+	if (!through && xo >= 0 && xo != st->entry) { /* its line was the body's */
+		im->vals[xo].var = NULL, im->vals[xo].line = -1;
+		im->vals[xo].bad = true;
+	}
+	if (!through)
+		return;
+	value *x = &im->vals[xo];
+	x->var = NULL, x->line = -1, x->uses = r->outer_exit_reads;
+	stage(im, st->entry, xo, r->block >= 0 ? call_text(im, r) : "region"); /* "region": the first pass's, not written */
+}
+
+/* After the first pass: the regions of one body (two or more) become a
+ * block; an argument that differs between them is a parameter (those
+ * that are equal in every call one parameter), the others literals.
+ * Sets region_block and blocks of `next`, the second pass. */
+static void build_blocks(importer *im, importer *next)
+{
+	int *cls = nnc_alloc(sizeof(int) * (size_t)(im->nregs + 1));
+	next->region_block = cls;
+	next->nregion_block = im->nregs;
+	for (int i = 0; i < im->nregs; i++) {
+		region *r = &im->regs[i];
+		cls[i] = -1;
+		if (r->bad || !r->body)
+			continue;
+		int first = -1, members = 0;
+		for (int j = 0; j < im->nregs; j++)
+			if (!im->regs[j].bad && im->regs[j].body && !strcmp(im->regs[j].body, r->body)) {
+				first = first < 0 ? j : first;
+				members++;
+			}
+		if (members < 2)
+			continue;
+		if (first < i) {
+			cls[i] = cls[first];
+			continue;
+		}
+		/* a new block, after region i's scope: "block2" -> "block" */
+		char *base = sanitize(r->scope, false);
+		size_t bl = strlen(base);
+		while (bl && (isdigit((unsigned char)base[bl - 1]) || base[bl - 1] == '_'))
+			base[--bl] = 0;
+		const char *name = bl ? base : "unit";
+		/* "block" (PyTorch's block1, block2): "block_1" after the first call;
+		 * the same for the names sema keeps for its layers, losses, data */
+		const char *const *lists[] = {reserved, sema_builtin_layers, sema_loss_names, sema_opt_names, sema_data_names};
+		bool builtin = false;
+		for (size_t l = 0; l < sizeof lists / sizeof *lists; l++)
+			for (int k = 0; lists[l][k]; k++)
+				builtin |= !strcmp(name, lists[l][k]);
+		/* the names the program's top level takes: the input, the label, the logits */
+		const char *top[] = {im->vals[im->input].var, "y", "label_", "logits"};
+		for (size_t k = 0; k < sizeof top / sizeof *top; k++)
+			if (!strcasecmp(name, top[k]))
+				name = nnc_sprintf("%s_block", name);
+		if (builtin) {
+			const char *num = sanitize(r->scope, false) + bl;
+			while (*num == '_')
+				num++;
+			name = nnc_sprintf("%s_%s", name, *num ? num : "unit");
+		}
+		next->blocks = nnc_realloc_array(next->blocks, (size_t)next->nblocks, (size_t)next->nblocks + 1,
+						 sizeof *next->blocks);
+		block_def *d = &next->blocks[next->nblocks];
+		memset(d, 0, sizeof *d);
+		d->name = claim(next, name); /* before the second pass's names: nothing else takes it */
+		d->param = nnc_alloc(sizeof(int) * (size_t)(r->nargs + 1));
+		names pn = {0};
+		claim_in(&pn, "x");
+		for (int a = 0; a < r->nargs; a++) {
+			d->param[a] = -1;
+			bool same = true;
+			for (int j = i + 1; j < im->nregs; j++)
+				if (im->regs[j].body && !im->regs[j].bad && !strcmp(im->regs[j].body, r->body))
+					same &= !strcmp(im->regs[j].arg[a], r->arg[a]);
+			if (same)
+				continue;
+			for (int a2 = 0; a2 < a && d->param[a] < 0; a2++) {
+				bool eq = d->param[a2] >= 0 && !strcmp(r->kind[a2], r->kind[a]);
+				for (int j = i; j < im->nregs && eq; j++)
+					if (im->regs[j].body && !im->regs[j].bad && !strcmp(im->regs[j].body, r->body))
+						eq = !strcmp(im->regs[j].arg[a2], im->regs[j].arg[a]);
+				if (eq)
+					d->param[a] = d->param[a2];
+			}
+			if (d->param[a] >= 0)
+				continue;
+			const char *pname = r->kind[a];
+			for (int k = 2; taken_in(&pn, pname); k++)
+				pname = nnc_sprintf("%s%d", r->kind[a], k);
+			claim_in(&pn, pname);
+			d->params = nnc_realloc_array(d->params, (size_t)d->nparams, (size_t)d->nparams + 1, sizeof *d->params);
+			d->param[a] = d->nparams;
+			d->params[d->nparams++] = pname;
+		}
+		nnc_buf b = {0};
+		nnc_buf_printf(&b, "block %s(x", d->name);
+		for (int p = 0; p < d->nparams; p++)
+			nnc_buf_printf(&b, ", %s", d->params[p]);
+		nnc_buf_puts(&b, ") {\n");
+		int a = 0;
+		for (const char *p = r->body; *p; p++)
+			if (*p == '\1') {
+				nnc_buf_puts(&b, d->param[a] >= 0 ? d->params[d->param[a]] : r->arg[a]);
+				a++;
+			} else {
+				nnc_buf_printf(&b, "%c", *p);
+			}
+		nnc_buf_puts(&b, "}\n");
+		d->text = nnc_strdup(b.data);
+		nnc_buf_free(&b);
+		cls[i] = next->nblocks++;
+	}
+}
+
+/* One pass over the model: the .nn program into *nn, the weights into
+ * im->w. */
+static int import_pass(importer *im, const unsigned char *data, size_t len, const char *model_name, char **nn)
+{
+	const char *path = im->path;
+	saved_top top = {0};
+	im->cur = -1;
+	im->vnames = &im->glob;
 	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, data);
 	if (!m) {
 		err(im, "not an ONNX model: the protobuf does not parse (a malformed or truncated file)");
@@ -910,13 +1389,19 @@ int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, con
 	}
 	if (!check_input(im, xinfo, xin))
 		goto out;
+	im->input = xin;
 	im->vals[xin].var = value_name(im, g->input[0]->name && find(im, g->input[0]->name) == xin ? g->input[0]->name : im->vals[xin].onnx);
 	count_uses(im, g, im->vals[xin].onnx, &im->vals[xin].uses);
+	find_regions(im);
 
+	int ri = 0; /* the next region */
 	for (size_t i = 0; i < g->n_node; i++) {
 		const Node *n = g->node[i];
 		if (n->op_type && !strcmp(n->op_type, "Constant"))
 			continue;
+		if (ri < im->nregs && im->regs[ri].first == (int)i && find(im, im->regs[ri].entry) >= 0 &&
+		    (im->collect || im->regs[ri].block >= 0))
+			begin_region(im, ri, &top);
 		for (size_t k = 0; k < n->n_input; k++)
 			if (n->input[k] && *n->input[k] && find(im, n->input[k]) < 0) {
 				err(im, "node '%s' reads '%s', which no earlier node, initializer or input defines", node_name(n),
@@ -947,6 +1432,11 @@ int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, con
 		}
 		if (im->errors > 20)
 			goto out;
+		if (ri < im->nregs && im->regs[ri].last == (int)i) {
+			if (im->cur == ri)
+				end_region(im, &top);
+			ri++;
+		}
 	}
 	if (im->nunsupported)
 		err(im, "%d node%s nnc cannot import: %s", im->nunsupported, im->nunsupported == 1 ? "" : "s",
@@ -993,18 +1483,12 @@ int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, con
 		nnc_buf_printf(&b, "%s%lld", i ? ", " : "", (long long)xv->dims[i]);
 	const char *label = claim(im, taken(im, "y") ? "label_" : "y");
 	nnc_buf_printf(&b, "]\nlabel  %s : class(%lld)\n\n", label, (long long)lv->dims[0]);
-	for (int i = 0; i < im->nlines; i++) {
-		line *l = &im->lines[i];
-		/* short pipelines on one line */
-		const char *t = l->text.data;
-		if (l->stages <= 2 && strlen(t) < 100) {
-			char *one = nnc_strdup(t);
-			for (char *p = one; (p = strstr(p, "\n  |>")); )
-				memmove(p, p + 2, strlen(p + 2) + 1), *p = ' ';
-			t = one;
-		}
-		nnc_buf_printf(&b, "%s = %s\n", l->name, t);
-	}
+	if (im->nblocks)
+		nnc_buf_puts(&b, "# Sub-graphs that repeat, each called once per ONNX scope that computes it.\n");
+	for (int i = 0; i < im->nblocks; i++)
+		nnc_buf_printf(&b, "%s\n", im->blocks[i].text);
+	for (int i = 0; i < im->nlines; i++)
+		put_line(&b, "", nnc_sprintf("%s = ", im->lines[i].name), &im->lines[i]);
 	if (!softmax)
 		nnc_buf_printf(&b, "output %s                 # what the ONNX graph returns: the scores themselves\n", lv->var);
 	nnc_buf_printf(&b,
@@ -1025,14 +1509,34 @@ int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, con
 	nnc_buf_printf(&b, "  batch:  64\n  epochs: 1\n}\n");
 	*nn = nnc_strdup(b.data);
 	nnc_buf_free(&b);
-	*weights = im->w;
-	*nweights = im->nw;
 	rc = NNC_EXIT_OK;
 out:
 	onnx__model_proto__free_unpacked(m, NULL);
+	if (im->cur >= 0) { /* an error inside a body: the top level's lines too */
+		for (int i = 0; i < im->nlines; i++)
+			nnc_buf_free(&im->lines[i].text);
+		im->lines = top.lines, im->nlines = top.nlines;
+	}
 	for (int i = 0; i < im->nlines; i++)
 		nnc_buf_free(&im->lines[i].text);
 	nnc_buf_free(&im->unsupported);
+	return rc;
+}
+
+/* The .nn program of the ONNX model, and its weights (weight[]).  The
+ * first pass, silent, imports every region as a body to compare them; the
+ * second writes the regions that repeat as calls of blocks and the rest
+ * expanded (all of it when the first failed: it reports why). */
+int nnc_onnx_import(const unsigned char *data, size_t len, const char *path, const char *model_name, char **nn,
+		    nnc_onnx_weight **weights, int *nweights)
+{
+	importer first = {.path = path, .quiet = true, .collect = true};
+	importer second = {.path = path};
+	if (import_pass(&first, data, len, model_name, nn) == NNC_EXIT_OK)
+		build_blocks(&first, &second);
+	int rc = import_pass(&second, data, len, model_name, nn);
+	if (rc == NNC_EXIT_OK)
+		*weights = second.w, *nweights = second.nw;
 	return rc;
 }
 

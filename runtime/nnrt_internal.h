@@ -298,6 +298,7 @@ typedef struct nnrt_cli {
 	int64_t limit, test_limit;
 	const char *save, *load, *resume, *predict;
 	const char *export_onnx; /* --export-onnx FILE (onnx.c) */
+	int probabilities;       /* --probabilities: --predict prints every class's probability */
 	int64_t checkpoint_every;
 	const char *log; /* --log FILE */
 	int64_t log_every; /* --log-every N: a row every N steps too (0: none) */

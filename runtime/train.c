@@ -117,6 +117,8 @@ static const struct flag {
 	 "print test loss and accuracy instead of training; needs --load or --resume"},
 	{"--predict", "FILE", FLAG_PATH, offsetof(opts, predict),
 	 "print a prediction per sample of FILE (IDX images or CSV); needs --load or --resume"},
+	{"--probabilities", NULL, FLAG_BOOL, offsetof(opts, probabilities),
+	 "with --predict: a classifier's line holds every class's probability, to 9 digits"},
 	{"--export-onnx", "FILE", FLAG_PATH, offsetof(opts, export_onnx),
 	 "write the model with the --load/--resume checkpoint's values as ONNX to FILE, and exit (docs/onnx.md)"},
 	{"--print-params", NULL, FLAG_BOOL, offsetof(opts, print_params), "print every parameter tensor (and state tensor)"},
@@ -395,6 +397,8 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		return usage_error("--checkpoint-every needs --save FILE");
 	if (o->predict && !o->load && !o->resume)
 		return usage_error("--predict needs --load FILE (a trained checkpoint)");
+	if (o->probabilities && !o->predict)
+		return usage_error("--probabilities goes with --predict FILE");
 	/* Evaluating the random initial parameters is never what was meant;
 	 * whoever wants it saves them first (--epochs 0 --save FILE). */
 	if (o->eval && !o->load && !o->resume)
@@ -1229,9 +1233,11 @@ static int train(trainer *t)
 	return TRAIN_DONE;
 }
 
-/* One line per sample: "index class probability" for classifiers, else
- * "index value...".  Stops at the first failed write (reported by
- * nnrt_main). */
+/* One line per sample: "index class probability" for classifiers (with
+ * --probabilities "index class p0 p1 ...", every class's probability to
+ * the 9 digits that give a float back exactly, which tests/test_onnx.c
+ * compares with onnxruntime's), else "index value...".  Stops at the
+ * first failed write (reported by nnrt_main). */
 static void predict(trainer *t)
 {
 	const nnrt_model *m = t->m;
@@ -1248,10 +1254,19 @@ static void predict(trainer *t)
 				for (int64_t k = 1; k < m->output_size; k++)
 					if (out[k] > out[best])
 						best = k;
-				printf("%lld %lld %.6f\n", (long long)(b + i), (long long)best, out[best]);
+				printf("%lld %lld", (long long)(b + i), (long long)best);
+				if (t->o.probabilities)
+					for (int64_t k = 0; k < m->output_size; k++)
+						printf(" %.9g", out[k]);
+				else
+					printf(" %.6f", out[best]);
+				printf("\n");
 			} else if (m->loss == NNRT_LOSS_BCE && m->output_size == 1) {
 				int cls = out[0] >= 0.5f;
-				printf("%lld %d %.6f\n", (long long)(b + i), cls, cls ? out[0] : 1.0f - out[0]);
+				if (t->o.probabilities)
+					printf("%lld %d %.9g %.9g\n", (long long)(b + i), cls, 1.0f - out[0], out[0]);
+				else
+					printf("%lld %d %.6f\n", (long long)(b + i), cls, cls ? out[0] : 1.0f - out[0]);
 			} else {
 				printf("%lld", (long long)(b + i));
 				for (int64_t k = 0; k < m->output_size; k++)
