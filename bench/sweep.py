@@ -17,7 +17,7 @@ of each side, nnc's GFLOP/s on 1 thread (FLOPs of --stats: forward + backward pe
 the update per step), the share of the machine's 1-thread in-cache sgemm peak (bench/peak.c)
 that is, nnc's 2-thread/1-thread speed-up, and nnc best / PyTorch best.
 
-Usage: bench/sweep.py [--quick] [--repeat N] [--baseline REV] [--only NAME,...] [--no-torch]
+Usage: bench/sweep.py [--quick] [--repeat N] [--baseline REV] [--old-nnc PATH] [--only NAME,...] [--no-torch]
                       [--nnc PATH] [--out PREFIX]
 The default grid takes about 10 minutes on a quiet 2-core machine; --quick runs 3 points.
 Only the standard library is used, so any python3 runs it (PyTorch runs in /usr/bin/python3).
@@ -210,6 +210,8 @@ def main():
     ap.add_argument("--only", help="comma-separated substrings: the points whose name holds one of them")
     ap.add_argument("--repeat", type=int, default=2, help="rounds per point, sides taking turns (default 2)")
     ap.add_argument("--baseline", metavar="REV", help="also run nnc built at git revision REV")
+    ap.add_argument("--old-nnc", metavar="PATH", help="like --baseline, with an nnc already built (named REV by "
+                    "--baseline if given)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--nnc", default=os.path.join(ROOT, "build", "compiler", "nnc"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "sweep"), help="writes OUT.md, OUT.svg, OUT.json")
@@ -224,7 +226,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="nnc-sweep-")
     rows = []
     try:
-        old_nnc = build_baseline(args.baseline, tmp) if args.baseline else None
+        old_nnc = args.old_nnc or (build_baseline(args.baseline, tmp) if args.baseline else None)
+        args.baseline = args.baseline or ("old" if old_nnc else None)
         peak = bench.machine_peak(tmp)
         print(f"peak ({peak['isa']}): in-cache sgemm {peak['sgemm_1t']:.1f} GFLOP/s on 1 thread", flush=True)
         for pt in points:

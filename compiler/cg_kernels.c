@@ -245,6 +245,12 @@ static void gemm_pack(cg_ctx *c, const gemm_spec *s, LLVMValueRef panel, LLVMVal
 					  v == nv - 1 ? tmask : NULL);
 		cg_vstore(c, x, cg_gep(c, panel, LLVMBuildAdd(c->B, dst, cg_i64(c, 16 * v), "")), NULL);
 	}
+	/* the next column block's row k, towards L2, while this panel is used:
+	 * the next task packs it (may pass the end of B: a hint) */
+	LLVMValueRef off = LLVMBuildAdd(c->B, src, cg_i64(c, (int64_t)nv * CG_VW), "");
+	LLVMValueRef pa[4] = {LLVMBuildGEP2(c->B, c->f32, s->b, &off, 1, ""), cg_i32(c, 0), cg_i32(c, 2), cg_i32(c, 1)};
+	LLVMTypeRef pt = c->ptr;
+	cg_call_intr(c, "llvm.prefetch", &pt, 1, pa, 4);
 	cg_loop_end(c, &k);
 }
 
