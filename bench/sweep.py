@@ -123,10 +123,11 @@ def torch_train(pt, threads, limit):
 
 
 def choose_limit(pt, flops):
-    """Samples for an epoch of about half a second on either side (at ~20 GFLOP/s), whole batches."""
+    """Samples for an epoch of about a quarter of a second on either side (at ~20 GFLOP/s), at most
+    12,800, whole batches (PyTorch's 2-thread runs on a busy machine are far slower)."""
     b = pt["batch"]
-    n = int(10e9 / max(flops, 1.0))
-    n = max(4 * b, min(60000, n))
+    n = int(5e9 / max(flops, 1.0))
+    n = max(4 * b, min(12800, n))
     return n // b * b
 
 
@@ -145,6 +146,11 @@ def build_baseline(rev, tmp):
 
 # ---- the report ------------------------------------------------------------------------------
 
+def fmt(side, th):
+    """samples/s of one side at th threads, or - (not run)"""
+    return f"{side[th]:>9,.0f}" if th in side else f"{'-':>9}"
+
+
 def table(rows, peak, baseline):
     head = ["point", "batch", "MFLOP/sample", "nnc 1t", "nnc 2t", "torch 1t", "torch 2t", "nnc GFLOP/s 1t",
             "% of 1t peak", "2t/1t", "nnc/torch"]
@@ -152,9 +158,10 @@ def table(rows, peak, baseline):
         head.append(f"new/old ({baseline})")
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["name"], str(r["batch"]), f"{r['flops'] / 1e6:.2f}", f"{r['nnc'][1]:,.0f}", f"{r['nnc'][2]:,.0f}"]
-        cells += [f"{r['torch'][t]:,.0f}" if r["torch"] else "-" for t in (1, 2)]
-        cells += [f"{r['gflops']:.1f}", f"{r['peak_pct']:.0f} %", f"{r['nnc'][2] / r['nnc'][1]:.2f}",
+        cells = [r["name"], str(r["batch"]), f"{r['flops'] / 1e6:.2f}", fmt(r["nnc"], 1), fmt(r["nnc"], 2)]
+        cells += [fmt(r["torch"], t) for t in (1, 2)]
+        cells += [f"{r['gflops']:.1f}", f"{r['peak_pct']:.0f} %",
+                  f"{r['nnc'][2] / r['nnc'][1]:.2f}" if 2 in r["nnc"] else "-",
                   f"{r['ratio']:.2f}" if r["ratio"] else "-"]
         if baseline:
             cells.append(f"{r['vs_old']:.2f}")
@@ -212,11 +219,16 @@ def main():
     ap.add_argument("--baseline", metavar="REV", help="also run nnc built at git revision REV")
     ap.add_argument("--old-nnc", metavar="PATH", help="like --baseline, with an nnc already built (named REV by "
                     "--baseline if given)")
+    ap.add_argument("--threads", default="1,2", help="thread counts each side runs (default 1,2; 1 alone on a "
+                    "machine so busy that PyTorch's 2-thread runs take minutes)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--nnc", default=os.path.join(ROOT, "build", "compiler", "nnc"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "sweep"), help="writes OUT.md, OUT.svg, OUT.json")
     args = ap.parse_args()
     points = QUICK if args.quick else GRID
+    threads = [int(t) for t in args.threads.split(",")]
+    if 1 not in threads:
+        sys.exit("sweep: --threads must include 1 (GFLOP/s and % of peak are nnc's on 1 thread)")
     if args.only:
         keys = args.only.split(",")
         points = [p for p in points if any(k in p["name"] for k in keys)]
@@ -236,7 +248,7 @@ def main():
             limit = choose_limit(pt, flops)
             r = dict(pt, flops=flops, limit=limit, nnc={}, torch={}, old={})
             for _ in range(args.repeat):
-                for th in (1, 2):
+                for th in threads:
                     r["nnc"][th] = max(r["nnc"].get(th, 0), nnc_train(exe, th, limit))
                     if old:
                         r["old"][th] = max(r["old"].get(th, 0), nnc_train(old, th, limit))
@@ -248,8 +260,8 @@ def main():
             r["ratio"] = best / max(r["torch"].values()) if r["torch"] else None
             r["vs_old"] = best / max(r["old"].values()) if r["old"] else None
             rows.append(r)
-            print(f"{pt['name']:34} nnc {r['nnc'][1]:>9,.0f} {r['nnc'][2]:>9,.0f}  torch "
-                  + (f"{r['torch'][1]:>9,.0f} {r['torch'][2]:>9,.0f}  ratio {r['ratio']:.2f}" if r["torch"] else "-")
+            print(f"{pt['name']:34} nnc {fmt(r['nnc'], 1)} {fmt(r['nnc'], 2)}  torch "
+                  + (f"{fmt(r['torch'], 1)} {fmt(r['torch'], 2)}  ratio {r['ratio']:.2f}" if r["torch"] else "-")
                   + f"  {r['gflops']:.1f} GFLOP/s {r['peak_pct']:.0f} % of peak"
                   + (f"  new/old {r['vs_old']:.2f}" if old else ""), flush=True)
     finally:
