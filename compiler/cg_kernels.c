@@ -313,7 +313,8 @@ static gemm_plan gemm_blocking(cg_ctx *c, const gemm_spec *s, int mr, int nv, in
 			pl.kc = INT64_MAX;
 		return pl;
 	}
-	int64_t kc = c->l1 / 2 / (jw * 4);
+	/* half of L1; at most 64 KiB on the thread's stack, whatever NNC_CACHE says */
+	int64_t kc = (c->l1 < 128 * 1024 ? c->l1 : 128 * 1024) / 2 / (jw * 4);
 	if (kc < 16)
 		kc = 16;
 	pl.kc = even_slices(K, kc);
