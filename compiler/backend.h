@@ -25,6 +25,8 @@ typedef struct cg_options {
 	const nnc_target *target; /* --cpu, --target-features; NULL: this host */
 	int vacc;                 /* register-tile budget (cg_build.h cg_ctx.vacc); 0: the target's. Tests
 				   * set it to build the AVX-512 or the AVX2 tiles on any host */
+	int64_t l1_bytes, l2_bytes; /* per-core L1d and L2 sizes the dense products block for;
+				     * 0: NNC_CACHE, else the host's (sysfs), else 32 KiB and 512 KiB */
 	bool no_share;            /* one op function per node: no kernel sharing between nodes whose
 				   * code differs only in offsets (cg.c); tests, and NNC_SHARE_KERNELS=0 */
 } cg_options;

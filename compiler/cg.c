@@ -1023,6 +1023,7 @@ LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_optio
 	LLVMSetDataLayout(proto.M, dl);
 	/* register tiles sized for the target's vector registers (cg_build.h) */
 	proto.vacc = opt->vacc ? opt->vacc : nnc_llvm_feature_enabled(tm, "avx512f") ? 24 : 6;
+	cg_cache_sizes(opt, &proto.l1, &proto.l2); /* and caches, for blocking the products */
 	LLVMDisposeMessage(dl);
 	LLVMDisposeTargetData(td);
 	LLVMDisposeTargetMachine(tm);

@@ -102,6 +102,10 @@ can_lower_fn can_lower_conv_bwd; /* CONV2D_BWD_X, CONV2D_BWD_W (cg_conv.c) */
 
 /* ---- reference kernels (cg_naive.c): chosen by the dispatcher (cg.c) with
  * cg_options.naive, or where the fast lowering cannot handle the node ---- */
+/* The L1d and L2 bytes per core the dense products block for: opt's, else
+ * NNC_CACHE ("L1,L2" with K or M suffixes, e.g. 48K,2M), else the host's
+ * from sysfs when opt's target is the host, else 32 KiB and 512 KiB. */
+void cg_cache_sizes(const cg_options *opt, int64_t *l1, int64_t *l2);
 void naive_dense(cg_ctx *c, ir_node *n);
 void naive_dense_bx(cg_ctx *c, ir_node *n); /* DENSE_BWD_X and DENSE_BWD_XT */
 void naive_dense_bw(cg_ctx *c, ir_node *n);

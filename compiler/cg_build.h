@@ -44,6 +44,7 @@ typedef struct cg_ctx {
 	int vacc; /* <16 x float> accumulators a register tile may hold on the target: 24 with
 		   * AVX-512 (32 registers of 16 floats), 6 otherwise (16 registers of 8 floats,
 		   * two per vector, the rest for operands); 0 until nnc_lower sets it: 24 */
+	int64_t l1, l2; /* data cache bytes per core the products block for (cg_kernels.c) */
 	/* kernel sharing (cg.c): while offs (the op function's table of i64 offsets) is
 	 * set, cg_tensor takes each tensor's offset from it, slot k for the k-th distinct
 	 * node the lowering asks for (slot_nodes), instead of baking the offset in */

@@ -13,6 +13,10 @@
  */
 #include "cg.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cg_math.h"
 
 static ir_node *operand(cg_ctx *c, ir_node *n, int k) { return &c->g->nodes[n->in[k]]; }
@@ -34,6 +38,7 @@ typedef struct gemm_spec {
 	int64_t N;
 	int64_t sam, sak, ldb, ldc;
 	int64_t mmax;    /* upper bound of M (for choosing tiles) */
+	int64_t kmax;    /* upper bound of a run-time K (for sizing a packed panel); 0: unknown */
 	LLVMValueRef bias; /* float[N] or NULL */
 	ir_act act;
 	ir_act dact;     /* multiply by act'(v), v[m, j] = y[m*ldy + j] (x or y, acts.def) */
@@ -54,13 +59,21 @@ typedef struct kslice {
 	LLVMValueRef first, last;
 } kslice;
 
+/* Where a tile reads B: row k, columns [j, j + 16 nv) at b[(k - k0) * ld + j - j0]: the
+ * operand itself (k0 = 0, j0 = 0, ld = ldb) or the packed panel of one column block and one
+ * slice of k (gemm_task: k0 the slice's first row, j0 the block's first column). */
+typedef struct bsrc {
+	LLVMValueRef b, k0, j0;
+	int64_t ld;
+} bsrc;
+
 static bool is_true(LLVMValueRef v) { return LLVMIsAConstantInt(v) && LLVMConstIntGetZExtValue(v); }
 static bool is_false(LLVMValueRef v) { return LLVMIsAConstantInt(v) && !LLVMConstIntGetZExtValue(v); }
 
 /* One register tile: rows [m0, m0+mr), vectors [j0, j0 + 16 nv), the last
  * vector masked to `tail` lanes (16 = full), over the slice ks of k. */
-static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValueRef m0, LLVMValueRef j0, int mr,
-		      int nv, int tail)
+static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, const bsrc *bs, LLVMValueRef m0,
+		      LLVMValueRef j0, int mr, int nv, int tail)
 {
 	LLVMValueRef acc[16][4];
 	LLVMValueRef tmask = tail < CG_VW ? cg_mask(c, tail) : NULL;
@@ -83,10 +96,12 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValue
 		arow[r] = LLVMBuildMul(c->B, LLVMBuildAdd(c->B, m0, cg_i64(c, r), ""), cg_i64(c, s->sam), "");
 	cg_loop k = cg_loop_begin(c, ks->k0, ks->k1, 1);
 	{
-		LLVMValueRef brow = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, k.i, cg_i64(c, s->ldb), ""), j0, "");
+		LLVMValueRef bk = LLVMBuildSub(c->B, k.i, bs->k0, "");
+		LLVMValueRef brow = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, bk, cg_i64(c, bs->ld), ""),
+						 LLVMBuildSub(c->B, j0, bs->j0, ""), "");
 		LLVMValueRef bv[4];
 		for (int v = 0; v < nv; v++) {
-			LLVMValueRef p = cg_gep(c, s->b, LLVMBuildAdd(c->B, brow, cg_i64(c, 16 * v), ""));
+			LLVMValueRef p = cg_gep(c, bs->b, LLVMBuildAdd(c->B, brow, cg_i64(c, 16 * v), ""));
 			bv[v] = cg_vload(c, p, v == nv - 1 ? tmask : NULL);
 		}
 		LLVMValueRef koff = LLVMBuildMul(c->B, k.i, cg_i64(c, s->sak), "");
@@ -148,61 +163,174 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValue
 	cg_if_end(c, &lf);
 }
 
-/* Rows of a block: a full tile when all mr rows exist, else one row at a time. */
-static void gemm_rows(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValueRef m0, LLVMValueRef j0, int mr,
-		      int nv, int tail)
+/* Rows of a block: a full tile when all mr rows exist; the rows of a last,
+ * partial block as tiles of the powers of two below mr that sum to their
+ * number (5 = 4 + 1): each a register tile with as many independent sums,
+ * where single rows were one chain of dependent FMAs each.  A row's sums
+ * are the same whatever tile computes it. */
+static void gemm_rows(cg_ctx *c, const gemm_spec *s, const kslice *ks, const bsrc *bs, LLVMValueRef m0,
+		      LLVMValueRef j0, int mr, int nv, int tail)
 {
 	if (LLVMIsAConstantInt(s->M) && LLVMConstIntGetSExtValue(s->M) % mr == 0) {
-		gemm_tile(c, s, ks, m0, j0, mr, nv, tail); /* every block is full */
+		gemm_tile(c, s, ks, bs, m0, j0, mr, nv, tail); /* every block is full */
 		return;
 	}
 	LLVMValueRef rows = cg_min_i64(c, cg_i64(c, mr), LLVMBuildSub(c->B, s->M, m0, ""));
 	cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, rows, cg_i64(c, mr), ""));
-	gemm_tile(c, s, ks, m0, j0, mr, nv, tail);
+	gemm_tile(c, s, ks, bs, m0, j0, mr, nv, tail);
 	cg_if_else(c, &f);
-	cg_loop r = cg_loop_begin(c, cg_i64(c, 0), rows, 1);
-	gemm_tile(c, s, ks, LLVMBuildAdd(c->B, m0, r.i, ""), j0, 1, nv, tail);
-	cg_loop_end(c, &r);
+	int p = 1;
+	while (2 * p < mr)
+		p *= 2;
+	LLVMValueRef at = m0; /* the next row of the partial block */
+	for (; p >= 1; p /= 2) {
+		LLVMValueRef bit = LLVMBuildAnd(c->B, rows, cg_i64(c, p), "");
+		cg_if h = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntNE, bit, cg_i64(c, 0), ""));
+		gemm_tile(c, s, ks, bs, at, j0, p, nv, tail);
+		cg_if_end(c, &h);
+		at = LLVMBuildAdd(c->B, at, bit, "");
+	}
 	cg_if_end(c, &f);
 }
 
 /* The row blocks [b0, b1) of one column block over the slice ks. */
-static void gemm_block_rows(cg_ctx *c, const gemm_spec *s, const kslice *ks, LLVMValueRef b0, LLVMValueRef b1,
-			    LLVMValueRef j0, int mr, int nv, int tail)
+static void gemm_block_rows(cg_ctx *c, const gemm_spec *s, const kslice *ks, const bsrc *bs, LLVMValueRef b0,
+			    LLVMValueRef b1, LLVMValueRef j0, int mr, int nv, int tail)
 {
 	cg_loop b = cg_loop_begin(c, b0, b1, 1);
-	gemm_rows(c, s, ks, LLVMBuildMul(c->B, b.i, cg_i64(c, mr), ""), j0, mr, nv, tail);
+	gemm_rows(c, s, ks, bs, LLVMBuildMul(c->B, b.i, cg_i64(c, mr), ""), j0, mr, nv, tail);
 	cg_loop_end(c, &b);
 }
 
-/* Reduction slices: a long constant K is cut so that the slice of B that a
- * column block reads (GEMM_KC rows of 16 nv floats) stays in L1 while every
- * row block of the task uses it; the partial sums wait in C. */
+/* Cache blocking (docs/architecture.md "Dense products and cache
+ * blocking").  A task is one column block (16 nv columns) of a group of row
+ * blocks; inside it the reduction runs in slices of kc rows, each slice
+ * over every row block before the next, the partial sums waiting in C:
+ * C[m, j] is still the one sum over k in increasing order, so slicing never
+ * changes a result.
+ *
+ * Without packing (the rows of B close together, e.g. the examples'
+ * 128-wide layers: the code they were tuned with) a long constant K is cut
+ * so that the slice of B a column block reads (kc rows of 16 nv floats)
+ * fits GEMM_L1_BYTES.  When B's rows are far apart (ldb >= GEMM_PACK_LD
+ * floats: a 1024-wide layer's rows are 4 KiB apart, so a column block's rows
+ * all fall into the same few sets of L1 and L2 and evict each other) and
+ * the panel is used by more than one row block, each slice of the column
+ * block is first copied into a contiguous panel of kc x 16 nv floats that
+ * takes half of L1 (BLIS's packed B panel), which the row blocks then read
+ * with unit stride.  The row group is cut so that the task's rows of A (K
+ * floats each, read again by the next column block) stay in half of L2. */
 #define GEMM_L1_BYTES 32768
 /* Row blocks per task: enough rows to reuse a slice of B, few enough tasks
  * per column block to split across threads when there is a single chunk. */
 #define GEMM_ROWS_PER_TASK 64
+/* Rows of B this far apart (floats) are packed */
+#define GEMM_PACK_LD 256
+
+typedef struct gemm_plan {
+	int64_t kc;         /* rows of k per slice (the whole of K: one slice) */
+	LLVMValueRef panel; /* the packed panel (kc x 16 nv floats), or NULL: B read in place */
+} gemm_plan;
+
+/* panel[k - k0][0, 16 nv) = B[k][j0, j0 + 16 nv) for k in [k0, k1); lanes past `tail` 0 */
+static void gemm_pack(cg_ctx *c, const gemm_spec *s, LLVMValueRef panel, LLVMValueRef k0, LLVMValueRef k1,
+		      LLVMValueRef j0, int nv, int tail)
+{
+	LLVMValueRef tmask = tail < CG_VW ? cg_mask(c, tail) : NULL;
+	cg_loop k = cg_loop_begin(c, k0, k1, 1);
+	LLVMValueRef src = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, k.i, cg_i64(c, s->ldb), ""), j0, "");
+	LLVMValueRef dst = LLVMBuildMul(c->B, LLVMBuildSub(c->B, k.i, k0, ""), cg_i64(c, nv * CG_VW), "");
+	for (int v = 0; v < nv; v++) {
+		LLVMValueRef x = cg_vload(c, cg_gep(c, s->b, LLVMBuildAdd(c->B, src, cg_i64(c, 16 * v), "")),
+					  v == nv - 1 ? tmask : NULL);
+		cg_vstore(c, x, cg_gep(c, panel, LLVMBuildAdd(c->B, dst, cg_i64(c, 16 * v), "")), NULL);
+	}
+	/* the next column block's row k, towards L2, while this panel is used:
+	 * the next task packs it (may pass the end of B: a hint) */
+	LLVMValueRef off = LLVMBuildAdd(c->B, src, cg_i64(c, (int64_t)nv * CG_VW), "");
+	LLVMValueRef pa[4] = {LLVMBuildGEP2(c->B, c->f32, s->b, &off, 1, ""), cg_i32(c, 0), cg_i32(c, 2), cg_i32(c, 1)};
+	LLVMTypeRef pt = c->ptr;
+	cg_call_intr(c, "llvm.prefetch", &pt, 1, pa, 4);
+	cg_loop_end(c, &k);
+}
+
+/* The slice ks of one task: packed first if the plan says so. */
+static void gemm_slice(cg_ctx *c, const gemm_spec *s, const gemm_plan *pl, const kslice *ks, LLVMValueRef b0,
+		       LLVMValueRef b1, LLVMValueRef j0, int mr, int nv, int tail)
+{
+	bsrc bs = {s->b, cg_i64(c, 0), cg_i64(c, 0), s->ldb};
+	if (pl->panel) {
+		gemm_pack(c, s, pl->panel, ks->k0, ks->k1, j0, nv, tail);
+		bs = (bsrc){pl->panel, ks->k0, j0, (int64_t)nv * CG_VW};
+	}
+	gemm_block_rows(c, s, ks, &bs, b0, b1, j0, mr, nv, tail);
+}
 
 /* A task: one column block (ji) and a group of row blocks [b0, b1). */
-static void gemm_task(cg_ctx *c, const gemm_spec *s, LLVMValueRef b0, LLVMValueRef b1, LLVMValueRef j0, int mr,
-		      int nv, int tail)
+static void gemm_task(cg_ctx *c, const gemm_spec *s, const gemm_plan *pl, LLVMValueRef b0, LLVMValueRef b1,
+		      LLVMValueRef j0, int mr, int nv, int tail)
 {
-	int64_t kc = GEMM_L1_BYTES / (nv * CG_VW * 4);
-	if (!LLVMIsAConstantInt(s->K) || LLVMConstIntGetSExtValue(s->K) <= kc + kc / 2) {
+	int64_t kc = pl->kc;
+	if (!LLVMIsAConstantInt(s->K) || LLVMConstIntGetSExtValue(s->K) <= kc) {
 		LLVMValueRef yes = LLVMConstInt(c->i1, 1, 0);
 		kslice ks = {cg_i64(c, 0), s->K, yes, yes};
-		gemm_block_rows(c, s, &ks, b0, b1, j0, mr, nv, tail);
+		gemm_slice(c, s, pl, &ks, b0, b1, j0, mr, nv, tail);
 		return;
 	}
 	int64_t K = LLVMConstIntGetSExtValue(s->K), nk = (K + kc - 1) / kc;
-	kc = (K + nk - 1) / nk; /* even slices */
 	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nk), 1); /* one copy of the code for all slices */
 	LLVMValueRef k0 = LLVMBuildMul(c->B, q.i, cg_i64(c, kc), "");
 	kslice ks = {k0, cg_min_i64(c, cg_i64(c, K), LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
 		     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, cg_i64(c, 0), ""),
 		     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, cg_i64(c, nk - 1), "")};
-	gemm_block_rows(c, s, &ks, b0, b1, j0, mr, nv, tail);
+	gemm_slice(c, s, pl, &ks, b0, b1, j0, mr, nv, tail);
 	cg_loop_end(c, &q);
+}
+
+/* Even slices of at most kc rows of K (K itself when K <= kc). */
+static int64_t even_slices(int64_t K, int64_t kc)
+{
+	if (K <= kc)
+		return K;
+	int64_t nk = (K + kc - 1) / kc;
+	return (K + nk - 1) / nk;
+}
+
+/* The blocking of a product (see above): the slice length, packing, and
+ * the row blocks per task (*group). */
+static gemm_plan gemm_blocking(cg_ctx *c, const gemm_spec *s, int mr, int nv, int64_t *group)
+{
+	gemm_plan pl = {0};
+	bool kconst = LLVMIsAConstantInt(s->K);
+	int64_t K = kconst ? LLVMConstIntGetSExtValue(s->K) : s->kmax;
+	*group = GEMM_ROWS_PER_TASK / mr > 1 ? GEMM_ROWS_PER_TASK / mr : 1;
+	int64_t jw = (int64_t)nv * CG_VW;
+	bool pack = s->ldb >= GEMM_PACK_LD && s->mmax >= 2 * mr && K > 0;
+	if (!pack) { /* the unpacked blocking (constant K only; a slice of 1.5 kc stays whole) */
+		int64_t kc = GEMM_L1_BYTES / (jw * 4);
+		pl.kc = kconst && K > kc + kc / 2 ? even_slices(K, kc) : K > 0 ? K : 1;
+		if (!kconst)
+			pl.kc = INT64_MAX;
+		return pl;
+	}
+	/* half of L1; at most 64 KiB on the thread's stack, whatever NNC_CACHE says */
+	int64_t kc = (c->l1 < 128 * 1024 ? c->l1 : 128 * 1024) / 2 / (jw * 4);
+	if (kc < 16)
+		kc = 16;
+	pl.kc = even_slices(K, kc);
+	if (!kconst && K > pl.kc) { /* a run-time K longer than a panel: not packed */
+		pl.kc = INT64_MAX;
+		return pl;
+	}
+	pl.panel = cg_alloca(c, LLVMArrayType(c->f32, (unsigned)(pl.kc * jw)), "panel");
+	if (kconst) { /* the task's rows of A in half of L2 */
+		int64_t rows = c->l2 / 2 / (K * 4) / mr * mr;
+		if (rows < 2 * mr)
+			rows = 2 * mr;
+		if (rows / mr < *group)
+			*group = rows / mr;
+	}
+	return pl;
 }
 
 static void gemm(cg_ctx *c, const gemm_spec *s)
@@ -232,7 +360,8 @@ static void gemm(cg_ctx *c, const gemm_spec *s)
 	int64_t last_cols = s->N - (nj - 1) * jw;
 	int last_nv = (int)((last_cols + CG_VW - 1) / CG_VW);
 	int last_tail = (int)(last_cols - (int64_t)(last_nv - 1) * CG_VW);
-	int64_t group = GEMM_ROWS_PER_TASK / mr > 1 ? GEMM_ROWS_PER_TASK / mr : 1; /* row blocks per task */
+	int64_t group; /* row blocks per task */
+	gemm_plan pl = gemm_blocking(c, s, mr, nv, &group);
 
 	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
 	LLVMValueRef ng = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, mb, cg_i64(c, group - 1), ""), cg_i64(c, group), "");
@@ -247,18 +376,100 @@ static void gemm(cg_ctx *c, const gemm_spec *s)
 		LLVMValueRef b1 = cg_min_i64(c, mb, LLVMBuildAdd(c->B, b0, cg_i64(c, group), ""));
 		LLVMValueRef j0 = LLVMBuildMul(c->B, ji, cg_i64(c, jw), "");
 		if (last_nv == nv && last_tail == CG_VW) {
-			gemm_task(c, s, b0, b1, j0, mr, nv, CG_VW);
+			gemm_task(c, s, &pl, b0, b1, j0, mr, nv, CG_VW);
 		} else if (nj == 1) {
-			gemm_task(c, s, b0, b1, j0, mr, last_nv, last_tail);
+			gemm_task(c, s, &pl, b0, b1, j0, mr, last_nv, last_tail);
 		} else {
 			cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, ji, cg_i64(c, nj - 1), ""));
-			gemm_task(c, s, b0, b1, j0, mr, last_nv, last_tail);
+			gemm_task(c, s, &pl, b0, b1, j0, mr, last_nv, last_tail);
 			cg_if_else(c, &f);
-			gemm_task(c, s, b0, b1, j0, mr, nv, CG_VW);
+			gemm_task(c, s, &pl, b0, b1, j0, mr, nv, CG_VW);
 			cg_if_end(c, &f);
 		}
 	}
 	cg_loop_end(c, &t);
+}
+
+/* ---- cache sizes ---- */
+
+/* "32K", "2M", "65536": bytes, or -1 */
+static int64_t parse_bytes(const char *p, const char **end)
+{
+	char *e;
+	long long v = strtoll(p, &e, 10);
+	if (e == p || v <= 0)
+		return -1;
+	if (*e == 'K' || *e == 'k')
+		v *= 1024, e++;
+	else if (*e == 'M' || *e == 'm')
+		v *= 1024 * 1024, e++;
+	*end = e;
+	return v;
+}
+
+/* The size of the host's data or unified cache of `level`, per core, from
+ * sysfs (cpu0's view; both Intel's CPUID leaf 4 and AMD's 0x8000001D end up
+ * there), or -1. */
+static int64_t sysfs_cache(int level)
+{
+	for (int i = 0; i < 8; i++) {
+		char path[96], buf[32];
+		int lv = -1;
+		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			return -1;
+		if (fscanf(f, "%d", &lv) != 1)
+			lv = -1;
+		fclose(f);
+		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		bool data = fgets(buf, sizeof buf, f) && (!strncmp(buf, "Data", 4) || !strncmp(buf, "Unified", 7));
+		fclose(f);
+		if (lv != level || !data)
+			continue;
+		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+		f = fopen(path, "r");
+		if (!f)
+			return -1;
+		const char *e;
+		int64_t v = fgets(buf, sizeof buf, f) ? parse_bytes(buf, &e) : -1;
+		fclose(f);
+		return v;
+	}
+	return -1;
+}
+
+void cg_cache_sizes(const cg_options *opt, int64_t *l1, int64_t *l2)
+{
+	*l1 = 32 * 1024;
+	*l2 = 512 * 1024;
+	const char *t = opt->target ? opt->target->cpu : NULL;
+	if (!t || !strcmp(t, "host") || !strcmp(t, "native")) {
+		int64_t a = sysfs_cache(1), b = sysfs_cache(2);
+		if (a >= 4096)
+			*l1 = a;
+		if (b >= *l1)
+			*l2 = b;
+	}
+	const char *env = getenv("NNC_CACHE");
+	if (env && *env) {
+		const char *e, *e2;
+		int64_t a = parse_bytes(env, &e), b = a > 0 && *e == ',' ? parse_bytes(e + 1, &e2) : -1;
+		if (a >= 1024 && b >= a && !*e2) {
+			*l1 = a;
+			*l2 = b;
+		} else {
+			fprintf(stderr, "nnc: warning: NNC_CACHE='%s' is not L1,L2 (e.g. 32K,512K); using %lldK,%lldK\n",
+				env, (long long)(*l1 / 1024), (long long)(*l2 / 1024));
+		}
+	}
+	if (opt->l1_bytes > 0)
+		*l1 = opt->l1_bytes;
+	if (opt->l2_bytes > 0)
+		*l2 = opt->l2_bytes;
 }
 
 /* y[n, o] = act(x[n, i] W[i, o] + b[o]) */
@@ -355,6 +566,7 @@ void lower_dense_bw(cg_ctx *c, ir_node *n)
 	s.M = cg_i64(c, x->size / R);
 	s.mmax = x->size / R;
 	s.K = batch_rows(c, R);
+	s.kmax = c->g->cbatch * R;
 	s.N = dy->size / R;
 	if (x->layout == LAYOUT_CN) { /* x[i][s]: A(m = i, k = s) */
 		s.sam = c->g->bpad;
@@ -392,20 +604,32 @@ void lower_bias_grad(cg_ctx *c, ir_node *n)
 	cg_loop_end(c, &t);
 }
 
-/* wt[o, i] = w[i, o]; tasks are rows of wt */
+/* wt[o, i] = w[i, o], in blocks of 16 x 16: a block reads 16 cache lines
+ * of w and writes 16 of wt, each whole, where a row of wt at a time read
+ * one float per line of w (a 1024 x 1024 weight: 4 KiB apart, every line
+ * fetched 16 times; the transposition took as long as the product it
+ * feeds).  Tasks are blocks of 16 rows of wt. */
 void lower_transpose(cg_ctx *c, ir_node *n)
 {
 	ir_node *w = operand(c, n, 0);
-	int64_t I = w->dims[0], O = w->dims[1];
+	int64_t I = w->dims[0], O = w->dims[1], T = 16;
 	LLVMValueRef src = cg_tensor(c, w), dst = cg_tensor(c, n);
 	LLVMValueRef lo, hi;
-	cg_partition(c, cg_i64(c, O), &lo, &hi);
-	cg_loop o = cg_loop_begin(c, lo, hi, 1);
-	cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, I), 1);
+	cg_partition(c, cg_i64(c, (O + T - 1) / T), &lo, &hi);
+	cg_loop ob = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef o0 = LLVMBuildMul(c->B, ob.i, cg_i64(c, T), "");
+	LLVMValueRef o1 = cg_min_i64(c, cg_i64(c, O), LLVMBuildAdd(c->B, o0, cg_i64(c, T), ""));
+	cg_loop ib = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, (I + T - 1) / T), 1);
+	LLVMValueRef i0 = LLVMBuildMul(c->B, ib.i, cg_i64(c, T), "");
+	LLVMValueRef i1 = cg_min_i64(c, cg_i64(c, I), LLVMBuildAdd(c->B, i0, cg_i64(c, T), ""));
+	cg_loop o = cg_loop_begin(c, o0, o1, 1);
+	cg_loop i = cg_loop_begin(c, i0, i1, 1);
 	LLVMValueRef v = cg_load(c, c->f32, cg_gep(c, src, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, i.i, cg_i64(c, O), ""), o.i, "")));
 	cg_store(c, v, cg_gep(c, dst, LLVMBuildAdd(c->B, LLVMBuildMul(c->B, o.i, cg_i64(c, I), ""), i.i, "")));
 	cg_loop_end(c, &i);
 	cg_loop_end(c, &o);
+	cg_loop_end(c, &ib);
+	cg_loop_end(c, &ob);
 }
 
 /* ---- element-wise ops over the flat tensor, 16 lanes at a time ---- */

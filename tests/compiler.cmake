@@ -42,3 +42,9 @@ add_dependencies(test_layers nnc nnrt)
 # thread and chunk independence of the cross-chunk statistics.
 nnc_add_test(test_norm SOURCES test_norm.c jit_harness.c LIBS nnccore nnrt TIMEOUT 600)
 target_link_options(test_norm PRIVATE -rdynamic)
+
+# The cache blocking of the dense products: tiny and large cache sizes give
+# the same bits, and agree with the reference kernels, on odd shapes,
+# partial batches, 1-3 threads, both register tiles.
+nnc_add_test(test_gemm SOURCES test_gemm.c jit_harness.c LIBS nnccore nnrt TIMEOUT 600)
+target_link_options(test_gemm PRIVATE -rdynamic)

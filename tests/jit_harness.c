@@ -49,6 +49,7 @@ nnc_source *th_make_source(const char *path, const char *text)
 
 int64_t th_chunks;
 int th_vacc;
+int64_t th_l1, th_l2;
 void (*th_graph_hook)(ir_graph *g);
 void (*th_plan_hook)(ir_graph *g);
 
@@ -121,7 +122,7 @@ jitted th_jit(ir_graph *g, bool naive, bool optimise)
 	jitted j = {.g = g};
 	j.ctx = LLVMContextCreate();
 	cg_options co = {.opt_level = optimise ? 2 : 0, .naive = naive, .small = naive ? NULL : nnc_small_batch(g),
-			 .vacc = th_vacc};
+			 .vacc = th_vacc, .l1_bytes = th_l1, .l2_bytes = th_l2};
 	th_check_plan(g); /* also a graph a test planned itself */
 	if (co.small)
 		th_check_plan(co.small);

@@ -41,6 +41,9 @@ extern int64_t th_chunks;
 /* Register-tile budget th_jit lowers with (cg_options.vacc): 0, the host's;
  * 24 or 6 give the AVX-512 or the AVX2 tiles on any host. */
 extern int th_vacc;
+/* Cache sizes th_jit blocks the dense products for (cg_options.l1_bytes,
+ * l2_bytes): 0, the host's; small ones force the blocked paths on small shapes. */
+extern int64_t th_l1, th_l2;
 /* If set, th_build_graph calls it on sema's graph before autodiff: a test
  * adds internal nodes that no surface syntax makes (state, STEP_COUNT). */
 extern void (*th_graph_hook)(ir_graph *g);

@@ -1,0 +1,192 @@
+/*
+ * test_gemm.c - the cache blocking of the dense products (cg_kernels.c,
+ * gemm_blocking): packed panels of B, slices of the reduction, row groups
+ * cut to L2, the partial row blocks' power-of-two tiles, and the blocked
+ * transposition of a weight.
+ *
+ * The blocking depends on the cache sizes, so each network is compiled with
+ * tiny caches (th_l1, th_l2: panels of a few rows, many slices, row groups of
+ * two blocks) and with large ones (one slice, no row cut; packing still where
+ * B's rows are far apart), for the AVX2 and the AVX-512 register tiles.  A
+ * blocking changes only where sums wait, never their order, so:
+ *   - the blocked builds give the same bits as each other, for partial
+ *     batches, one and several chunks, and 1, 2 and 3 threads;
+ *   - they agree with the reference kernels (cg_naive.c) within rounding.
+ * The shapes are odd on purpose: primes, 1, widths just below and above the
+ * packing threshold (GEMM_PACK_LD = 256 floats) and the slice lengths the
+ * tiny caches give (32 rows of 16 floats: K = 31, 32, 33).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "cg.h"
+#include "jit_harness.h"
+
+#define SRC_PATH "gemm.nn"
+
+/* Each layer's products and what they exercise (AVX2 tile 6 x 16, tiny L1
+ * of 4 KiB: slices of 32 rows; L2 of 16 KiB):
+ *   33 -> 257   forward packed (N = 257: 16 full column blocks and a 1-wide
+ *               tail), K = 33 in two slices; dW not packed (K = n at run time,
+ *               ldb 257: packed, one slice of at most cbatch rows)
+ *   257 -> 263  everything packed, K = 257 and 263 in 9 slices each; dx's
+ *               weight transposed in 16 x 16 blocks with ragged edges
+ *   263 -> 31   forward not packed (N = 31); dx packed (Wt rows 263 apart)
+ *   31 -> 1     one output column; K = 31, just below a slice
+ *   1 -> 255    (second net) K = 1; N = 255 just below the threshold
+ */
+static const char *nets[] = {
+	"model g\n"
+	"input x : f32[33]\n"
+	"label y : class(5)\n"
+	"a = x |> dense(257) |> relu\n"
+	"b = a |> dense(263) |> tanh\n"
+	"c = b |> dense(31) |> relu\n"
+	"d = c |> dense(1) |> sigmoid\n"
+	"logits = concat(d, c |> dense(4))\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer sgd(lr: 0.1)\n"
+	"train {\n  data: idx(\"/nonexistent/a\", \"/nonexistent/b\")\n  batch: 40\n}\n",
+
+	"model h\n"
+	"input x : f32[32]\n"
+	"label y : class(3)\n"
+	"s = x |> dense(1) |> tanh\n"
+	"t = s |> dense(255) |> relu |> dense(256) |> relu\n"
+	"logits = t |> dense(3)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer sgd(lr: 0.1)\n"
+	"train {\n  data: idx(\"/nonexistent/a\", \"/nonexistent/b\")\n  batch: 29\n}\n",
+};
+
+/* One step's results: the gradients, the loss and the inference outputs. */
+typedef struct result {
+	float *grads, *out;
+	double loss;
+} result;
+
+static result step(const jitted *j, int64_t n, int threads)
+{
+	const nnrt_model *m = j->m;
+	state s = th_state_new(m);
+	th_fill_params(m, s.params, 11);
+	th_fill_batch(&s, n, 12);
+	nnrt_set_threads(threads);
+	memset(s.a.hp, 0, sizeof s.a.hp);
+	th_run(&s, m->train_step, n);
+	result r = {th_falloc(m->param_floats), th_falloc(n * m->output_size), s.metrics[0]};
+	memcpy(r.grads, s.grads, sizeof(float) * (size_t)m->param_floats);
+	th_run(&s, m->infer, n);
+	memcpy(r.out, s.out, sizeof(float) * (size_t)(n * m->output_size));
+	th_state_free(&s);
+	return r;
+}
+
+static void result_free(result *r)
+{
+	free(r->grads);
+	free(r->out);
+}
+
+static jitted build(int net, bool naive, int64_t l1, int64_t l2)
+{
+	th_l1 = l1;
+	th_l2 = l2;
+	return th_jit(th_build_graph(SRC_PATH, nets[net], true), naive, !naive);
+}
+
+static void same_bits(const jitted *j, const result *a, const result *b, int64_t n, const char *what)
+{
+	const nnrt_model *m = j->m;
+	for (int64_t e = 0; e < m->param_floats; e++)
+		cr_assert(!memcmp(&a->grads[e], &b->grads[e], sizeof(float)), "%s n=%lld: gradient float %lld %.9g vs %.9g",
+			  what, (long long)n, (long long)e, a->grads[e], b->grads[e]);
+	cr_assert(!memcmp(a->out, b->out, sizeof(float) * (size_t)(n * m->output_size)), "%s n=%lld: infer differs",
+		  what, (long long)n);
+	cr_assert(a->loss == b->loss, "%s n=%lld: loss %.17g vs %.17g", what, (long long)n, a->loss, b->loss);
+}
+
+/* |a - b| <= 1e-4 (|b| + the tensor's largest |b| / 100): sums of a few
+ * hundred products in another order (the reference does not fuse its
+ * multiply-adds) */
+static void close_to(const jitted *j, const result *a, const result *b, int64_t n)
+{
+	const nnrt_model *m = j->m;
+	for (int pi = 0; pi < m->n_params; pi++) {
+		const nnrt_param_info *p = &m->params[pi];
+		double big = 0;
+		for (int64_t e = 0; e < p->size; e++)
+			big = fmax(big, fabs(b->grads[p->offset + e]));
+		for (int64_t e = 0; e < p->size; e++) {
+			double x = a->grads[p->offset + e], y = b->grads[p->offset + e];
+			cr_assert(fabs(x - y) <= 1e-4 * (fabs(y) + 1e-2 * big) + 1e-12,
+				  "n=%lld: d loss / d %s[%lld] blocked %.9g, naive %.9g", (long long)n, p->name,
+				  (long long)e, x, y);
+		}
+	}
+	for (int64_t e = 0; e < n * m->output_size; e++)
+		cr_assert(fabs(a->out[e] - b->out[e]) <= 1e-4 * (fabs(b->out[e]) + 1e-3), "n=%lld: output %lld %.9g vs %.9g",
+			  (long long)n, (long long)e, a->out[e], b->out[e]);
+	cr_assert(fabs(a->loss - b->loss) <= 1e-4 * fabs(b->loss), "n=%lld: loss %.9g vs %.9g", (long long)n, a->loss,
+		  b->loss);
+}
+
+/* The tiny-cache build against the large-cache build (bits), the naive
+ * build (rounding), and itself on 2 and 3 threads (bits), for full and
+ * partial batches. */
+static void check(int net, int vacc, int64_t chunks)
+{
+	th_vacc = vacc;
+	th_chunks = chunks;
+	jitted tiny = build(net, false, 4096, 16384), wide = build(net, false, 1 << 20, 64 << 20),
+	       ref = build(net, true, 0, 0);
+	int64_t B = tiny.m->batch, ns[] = {1, 7, B / 2 + 1, B - 1, B};
+	for (size_t k = 0; k < NELEMS(ns); k++) {
+		int64_t n = ns[k];
+		result t1 = step(&tiny, n, 1), w1 = step(&wide, n, 1), r1 = step(&ref, n, 1);
+		same_bits(&tiny, &t1, &w1, n, "tiny vs large caches");
+		close_to(&tiny, &t1, &r1, n);
+		for (int th = 2; th <= 3; th++) {
+			result tt = step(&tiny, n, th);
+			same_bits(&tiny, &tt, &t1, n, th == 2 ? "2 threads vs 1" : "3 threads vs 1");
+			result_free(&tt);
+		}
+		result_free(&t1);
+		result_free(&w1);
+		result_free(&r1);
+	}
+	th_jit_free(&tiny);
+	th_jit_free(&wide);
+	th_jit_free(&ref);
+}
+
+Test(gemm, odd_shapes_avx2_tiles) { check(0, 6, 0); }
+Test(gemm, odd_shapes_avx512_tiles) { check(0, 24, 0); }
+Test(gemm, odd_shapes_one_chunk) { check(0, 6, 1); }
+Test(gemm, threshold_widths_avx2_tiles) { check(1, 6, 0); }
+Test(gemm, threshold_widths_avx512_tiles) { check(1, 24, 3); }
+
+/* NNC_CACHE and the sizes of cg_options: the options win, the variable
+ * comes next, a malformed one is ignored. */
+Test(gemm, cache_sizes_from_options_and_environment)
+{
+	cg_options o = {0};
+	int64_t l1, l2;
+	setenv("NNC_CACHE", "48K,2M", 1);
+	cg_cache_sizes(&o, &l1, &l2);
+	cr_assert(l1 == 48 * 1024 && l2 == 2 * 1024 * 1024, "NNC_CACHE=48K,2M gave %lld, %lld", (long long)l1,
+		  (long long)l2);
+	o.l1_bytes = 4096;
+	cg_cache_sizes(&o, &l1, &l2);
+	cr_assert(l1 == 4096 && l2 == 2 * 1024 * 1024);
+	setenv("NNC_CACHE", "2M,48K", 1); /* L2 below L1: ignored, with a warning */
+	o.l1_bytes = 0;
+	int64_t h1, h2;
+	unsetenv("NNC_CACHE");
+	cg_cache_sizes(&o, &h1, &h2);
+	setenv("NNC_CACHE", "2M,48K", 1);
+	cg_cache_sizes(&o, &l1, &l2);
+	cr_assert(l1 == h1 && l2 == h2, "a malformed NNC_CACHE changed the sizes");
+	cr_assert(h1 >= 4096 && h2 >= h1);
+}
