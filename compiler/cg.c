@@ -96,6 +96,8 @@ static const struct {
 	[IR_MATMUL] = {naive_matmul, NULL},
 	[IR_SOFTMAX_LAST] = {naive_softmax_last, NULL},
 	[IR_SOFTMAX_LAST_GRAD] = {naive_softmax_last, NULL},
+	[IR_SEQ_XENT] = {naive_seq_xent, NULL},
+	[IR_SEQ_XENT_GRAD] = {naive_seq_xent, NULL},
 };
 
 /* Fast or reference, in this one place: the reference kernel when

@@ -416,7 +416,14 @@ static LLVMValueRef counted(cg_ctx *c, LLVMValueRef yrow, int64_t T, int64_t V)
  *   metrics[1] += share of counted positions whose argmax is y.
  * SEQ_XENT_GRAD: (softmax(z) - onehot(y)) / (n counted) per counted
  * position, 0 at an ignored one; split across threads by samples. */
-void lower_seq_xent(cg_ctx *c, ir_node *n)
+static void seq_xent_vec_max(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef *mx, LLVMValueRef *am);
+static LLVMValueRef seq_xent_vec_sumexp(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef mx);
+static void seq_xent_vec_grad(cg_ctx *c, LLVMValueRef row, LLVMValueRef out, int64_t V, LLVMValueRef mx,
+			      LLVMValueRef inv, LLVMValueRef y, LLVMValueRef scale);
+
+/* fast: 16 values of a position's V at a time (the same maths; sums in
+ * another order), else the scalar loops (the reference kernel) */
+static void seq_xent(cg_ctx *c, ir_node *n, bool fast)
 {
 	ir_node *p = operand(c, n, 0);
 	int64_t T = c->g->label_size, V = c->g->label_vocab;
@@ -445,19 +452,30 @@ void lower_seq_xent(cg_ctx *c, ir_node *n)
 		LLVMValueRef base = mul(c, add(c, mulk(c, s.i, T), t.i), I(c, V)), row = cg_gep(c, P, base);
 		LLVMValueRef y = pos_label(c, yrow, t.i, V);
 		LLVMValueRef ok = LLVMBuildICmp(c->B, LLVMIntSGE, y, I(c, 0), "");
-		LLVMValueRef mx = facc(c, fld(c, row, I(c, 0)), "max"), am = facc(c, I(c, 0), "argmax");
-		cg_loop j = cg_loop_begin(c, I(c, 1), I(c, V), 1);
-		LLVMValueRef v = fld(c, row, j.i), m0 = cg_load(c, c->f32, mx);
-		LLVMValueRef gt = LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, "");
-		cg_store(c, LLVMBuildSelect(c->B, gt, v, m0, ""), mx);
-		cg_store(c, LLVMBuildSelect(c->B, gt, j.i, cg_load(c, c->i64, am), ""), am);
-		cg_loop_end(c, &j);
-		LLVMValueRef m = cg_load(c, c->f32, mx), se = facc(c, cg_f32(c, 0), "se");
-		cg_loop j2 = cg_loop_begin(c, I(c, 0), I(c, V), 1);
-		acc_add(c, se, cgm_exp(c->B, fsub(c, fld(c, row, j2.i), m)));
-		cg_loop_end(c, &j2);
-		LLVMValueRef sum = cg_load(c, c->f32, se);
-		if (grad) {
+		LLVMValueRef m, sum, amv = NULL;
+		if (fast) {
+			seq_xent_vec_max(c, row, V, &m, grad ? NULL : &amv);
+			sum = seq_xent_vec_sumexp(c, row, V, m);
+		} else {
+			LLVMValueRef mx = facc(c, fld(c, row, I(c, 0)), "max"), am = facc(c, I(c, 0), "argmax");
+			cg_loop j = cg_loop_begin(c, I(c, 1), I(c, V), 1);
+			LLVMValueRef v = fld(c, row, j.i), m0 = cg_load(c, c->f32, mx);
+			LLVMValueRef gt = LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, "");
+			cg_store(c, LLVMBuildSelect(c->B, gt, v, m0, ""), mx);
+			cg_store(c, LLVMBuildSelect(c->B, gt, j.i, cg_load(c, c->i64, am), ""), am);
+			cg_loop_end(c, &j);
+			m = cg_load(c, c->f32, mx);
+			amv = cg_load(c, c->i64, am);
+			LLVMValueRef se = facc(c, cg_f32(c, 0), "se");
+			cg_loop j2 = cg_loop_begin(c, I(c, 0), I(c, V), 1);
+			acc_add(c, se, cgm_exp(c->B, fsub(c, fld(c, row, j2.i), m)));
+			cg_loop_end(c, &j2);
+			sum = cg_load(c, c->f32, se);
+		}
+		if (grad && fast) {
+			LLVMValueRef scale = LLVMBuildSelect(c->B, ok, fdiv(c, cg_f32(c, 1), fmul(c, nf, cnt1)), cg_f32(c, 0), "");
+			seq_xent_vec_grad(c, row, cg_gep(c, Out, base), V, m, fdiv(c, cg_f32(c, 1), sum), y, scale);
+		} else if (grad) {
 			LLVMValueRef scale = LLVMBuildSelect(c->B, ok, fdiv(c, cg_f32(c, 1), fmul(c, nf, cnt1)), cg_f32(c, 0), "");
 			LLVMValueRef inv = fdiv(c, cg_f32(c, 1), sum);
 			cg_loop j3 = cg_loop_begin(c, I(c, 0), I(c, V), 1);
@@ -469,7 +487,7 @@ void lower_seq_xent(cg_ctx *c, ir_node *n)
 			cg_if f = cg_if_begin(c, ok);
 			LLVMValueRef lse = fadd(c, cgm_log(c->B, sum), m);
 			acc_add(c, sl, fsub(c, lse, fld(c, row, y)));
-			LLVMValueRef hit = LLVMBuildICmp(c->B, LLVMIntEQ, cg_load(c, c->i64, am), y, "");
+			LLVMValueRef hit = LLVMBuildICmp(c->B, LLVMIntEQ, amv, y, "");
 			acc_add(c, sc, LLVMBuildUIToFP(c->B, hit, c->f32, ""));
 			cg_if_end(c, &f);
 		}
@@ -846,4 +864,102 @@ void lower_matmul(cg_ctx *c, ir_node *n)
 	if (M % mr)
 		mm_rows(c, &e, I(c, M / mr * mr), (int)(M % mr));
 	cg_loop_end(c, &t);
+}
+
+void lower_seq_xent(cg_ctx *c, ir_node *n) { seq_xent(c, n, true); }
+void naive_seq_xent(cg_ctx *c, ir_node *n) { seq_xent(c, n, false); }
+
+/* ---- the per-position cross-entropy, 16 classes at a time ---- */
+
+typedef struct xent_env {
+	LLVMValueRef x, out, acc, iacc; /* row, gradient row, accumulators */
+	LLVMValueRef m, inv, y, scale;  /* splats: max, 1/sum, the label (i32), the gradient's scale */
+} xent_env;
+
+static void xent_max(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	xent_env *e = env;
+	LLVMValueRef v = live(c, mask, vld(c, e->x, j, mask), cg_vf32(c, NEG_INF));
+	cg_store(c, vfmax(c, v, cg_load(c, c->v16, e->acc)), e->acc);
+}
+
+/* the class ids of the 16 lanes at j, as i32 */
+static LLVMValueRef lane_ids(cg_ctx *c, LLVMValueRef j)
+{
+	return LLVMBuildAdd(c->B, cg_iota(c, 32), cg_splat(c, LLVMBuildTrunc(c->B, j, c->i32, "")), "");
+}
+
+/* the smallest id whose value is the max: the first argmax, as the scalar loop */
+static void xent_argmax(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	xent_env *e = env;
+	LLVMValueRef hit = LLVMBuildFCmp(c->B, LLVMRealOEQ, vld(c, e->x, j, mask), e->m, "");
+	if (mask)
+		hit = LLVMBuildAnd(c->B, hit, mask, "");
+	LLVMTypeRef vi = LLVMTypeOf(cg_iota(c, 32));
+	LLVMValueRef cand = LLVMBuildSelect(c->B, hit, lane_ids(c, j), cg_splat(c, cg_i32(c, INT32_MAX)), "");
+	LLVMValueRef cur = cg_load(c, vi, e->iacc);
+	cg_store(c, LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, cand, cur, ""), cand, cur, ""), e->iacc);
+}
+
+static LLVMValueRef hmin_i32(cg_ctx *c, LLVMValueRef v)
+{
+	for (int w = CG_VW; w > 1; w /= 2) {
+		LLVMValueRef lo[CG_VW], hi[CG_VW];
+		for (int i = 0; i < w / 2; i++) {
+			lo[i] = cg_i32(c, i);
+			hi[i] = cg_i32(c, i + w / 2);
+		}
+		LLVMValueRef p = LLVMGetPoison(LLVMTypeOf(v));
+		LLVMValueRef a = LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(lo, (unsigned)(w / 2)), "");
+		LLVMValueRef b = LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(hi, (unsigned)(w / 2)), "");
+		v = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, a, b, ""), a, b, "");
+	}
+	return LLVMBuildExtractElement(c->B, v, cg_i32(c, 0), "");
+}
+
+static void seq_xent_vec_max(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef *mx, LLVMValueRef *am)
+{
+	xent_env e = {.x = row, .acc = facc(c, cg_vf32(c, NEG_INF), "xmax")};
+	vec_loop(c, V, xent_max, &e);
+	*mx = hmax(c, cg_load(c, c->v16, e.acc));
+	if (!am)
+		return;
+	e.m = cg_splat(c, *mx);
+	e.iacc = facc(c, cg_splat(c, cg_i32(c, INT32_MAX)), "xam");
+	vec_loop(c, V, xent_argmax, &e);
+	LLVMValueRef first = hmin_i32(c, cg_load(c, LLVMTypeOf(cg_iota(c, 32)), e.iacc));
+	/* no lane equal to the max (a NaN row): 0, as the scalar loop's start */
+	LLVMValueRef none = LLVMBuildICmp(c->B, LLVMIntEQ, first, cg_i32(c, INT32_MAX), "");
+	*am = LLVMBuildSelect(c->B, none, I(c, 0), LLVMBuildSExt(c->B, first, c->i64, ""), "");
+}
+
+static void xent_sumexp(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	xent_env *e = env;
+	LLVMValueRef v = live(c, mask, cgm_exp(c->B, vfsub(c, vld(c, e->x, j, mask), e->m)), vzero(c));
+	vacc_add(c, e->acc, v);
+}
+
+static LLVMValueRef seq_xent_vec_sumexp(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef mx)
+{
+	xent_env e = {.x = row, .m = cg_splat(c, mx), .acc = facc(c, vzero(c), "xsum")};
+	vec_loop(c, V, xent_sumexp, &e);
+	return cg_hsum(c, cg_load(c, c->v16, e.acc));
+}
+
+static void xent_grad(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	xent_env *e = env;
+	LLVMValueRef pr = vfmul(c, cgm_exp(c->B, vfsub(c, vld(c, e->x, j, mask), e->m)), e->inv);
+	LLVMValueRef hot = LLVMBuildUIToFP(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, lane_ids(c, j), e->y, ""), c->v16, "");
+	cg_vstore(c, vfmul(c, vfsub(c, pr, hot), e->scale), cg_gep(c, e->out, j), mask);
+}
+
+static void seq_xent_vec_grad(cg_ctx *c, LLVMValueRef row, LLVMValueRef out, int64_t V, LLVMValueRef mx,
+			      LLVMValueRef inv, LLVMValueRef y, LLVMValueRef scale)
+{
+	xent_env e = {.x = row, .out = out, .m = cg_splat(c, mx), .inv = cg_splat(c, inv),
+		      .y = cg_splat(c, LLVMBuildTrunc(c->B, y, c->i32, "")), .scale = cg_splat(c, scale)};
+	vec_loop(c, V, xent_grad, &e);
 }

@@ -359,8 +359,8 @@ static const char *const equiv_srcs[] = {
 	"logits = z |> split_heads(1) |> merge_heads |> flatten |> dense(9 * 19)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(5),
 };
 
-/* Loss (eval step) and gradients (train step, learning rate 0) of n samples */
-static void loss_and_grads(const jitted *j, int64_t n, int threads, double *loss, float *g)
+/* Loss, accuracy (eval step) and gradients (train step, learning rate 0) of n samples */
+static void loss_acc_grads(const jitted *j, int64_t n, int threads, double *loss, double *acc, float *g)
 {
 	state s = th_state_new(j->m);
 	th_fill_params(j->m, s.params, 31);
@@ -368,6 +368,7 @@ static void loss_and_grads(const jitted *j, int64_t n, int threads, double *loss
 	memset(s.a.hp, 0, sizeof s.a.hp);
 	run_step(&s, j->m->eval_step, n, threads);
 	*loss = s.metrics[0];
+	*acc = s.metrics[1];
 	run_step(&s, j->m->train_step, n, threads);
 	memcpy(g, s.grads, sizeof(float) * (size_t)j->m->param_floats);
 	th_state_free(&s);
@@ -385,9 +386,10 @@ Test(seq, fast_kernels_match_reference, .timeout = 600)
 			int64_t P = m->param_floats;
 			float *gf = th_falloc(P), *gr = th_falloc(P), *gt = th_falloc(P);
 			for (int64_t n = m->batch; n >= 2; n -= m->batch - 2) { /* full, then partial */
-				double lf, lr, lt;
-				loss_and_grads(&fast, n, 2, &lf, gf);
-				loss_and_grads(&ref, n, 2, &lr, gr);
+				double lf, lr, lt, af, ar, at_;
+				loss_acc_grads(&fast, n, 2, &lf, &af, gf);
+				loss_acc_grads(&ref, n, 2, &lr, &ar, gr);
+				cr_assert(af == ar, "net %zu vacc %d n %lld: accuracy %.9g, reference %.9g", k, vacc, (long long)n, af, ar);
 				cr_assert(fabs(lf - lr) <= 1e-5 * (1 + fabs(lr)), "net %zu vacc %d n %lld: loss %.9g, reference %.9g", k,
 					  vacc, (long long)n, lf, lr);
 				double worst = 0;
@@ -401,8 +403,8 @@ Test(seq, fast_kernels_match_reference, .timeout = 600)
 				cr_assert(worst <= 2e-3, "net %zu vacc %d n %lld: gradient %lld is %.9g, reference %.9g", k, vacc,
 					  (long long)n, (long long)at, gf[at], gr[at]);
 				for (int threads = 1; threads <= 3; threads += 2) {
-					loss_and_grads(&fast, n, threads, &lt, gt);
-					cr_assert(lt == lf && !memcmp(gt, gf, sizeof(float) * (size_t)P),
+					loss_acc_grads(&fast, n, threads, &lt, &at_, gt);
+					cr_assert(lt == lf && at_ == af && !memcmp(gt, gf, sizeof(float) * (size_t)P),
 						  "net %zu n %lld: %d threads differ from 2", k, (long long)n, threads);
 				}
 			}
