@@ -270,8 +270,8 @@ def charlm_bench(args, exe, outdir):
         log = os.path.join(outdir, "charlm-steps.csv")
         charlm_nnc(exe, 2, check_limit, "--log", log, "--log-every", "1")
         nl = step_losses(log, 32)
-        t32 = charlm_torch(args, 2, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses")["losses"]
-        t64 = charlm_torch(args, 2, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses",
+        t32 = charlm_torch(args, 1, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses")["losses"]
+        t64 = charlm_torch(args, 1, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses",
                            "--double")["losses"]
         n = min(nsteps, len(nl), len(t32))
         r["loss_check"] = {"steps": n, "nnc_vs_torch32": max_rel(nl, t32, n), "nnc_vs_torch64": max_rel(nl, t64, n),
@@ -297,24 +297,24 @@ def charlm_bench(args, exe, outdir):
                       flush=True)
     r["train_steps"] = train_steps
     if args.charlm_minutes:
-        secs = 60 * args.charlm_minutes
+        # Both sides at once, one thread each, so that they share the machine alike: on a machine
+        # that other jobs load, two runs of 10 minutes one after the other see different loads.
+        secs = int(60 * args.charlm_minutes)
         ck = os.path.join(outdir, "charlm-timed.ckpt")
-        t = time.perf_counter()
-        p = subprocess.run(["timeout", "-s", "INT", str(secs), exe, "--epochs", "1000", "--threads", "2", "--verbose",
-                            "2", "--save", ck], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        wall = time.perf_counter() - t
-        ev = charlm_torch(args, 2, "--eval-ckpt", ck)
-        lines = [l for l in p.stdout.splitlines() if l.startswith("epoch")]
-        r["timed"] = {"minutes": args.charlm_minutes, "nnc_val_loss": ev["val_loss"], "nnc_wall_s": wall,
-                      "nnc_epoch_lines": lines}
-        print(f"charlm: nnc after {wall:.0f} s (2 threads): val_loss {ev['val_loss']:.4f} "
-              f"({ev['val_bpc']:.3f} bits/char); its epochs: {lines}", flush=True)
-        if use_torch:
-            th = max(r["torch"], key=lambda k: r["torch"][k]["samples_per_s"])
-            tt = charlm_torch(args, th, "--init", init, "--seconds", secs)
-            r["timed"].update({"torch_threads": th, "torch_val_loss": tt["val_loss"], "torch_steps": tt["steps"]})
-            print(f"charlm: PyTorch after {secs} s ({th} thread(s), {tt['steps']} steps): val_loss "
-                  f"{tt['val_loss']:.4f} ({tt['val_bpc']:.3f} bits/char)", flush=True)
+        nnc_p = subprocess.Popen(["timeout", "-s", "INT", str(secs), exe, "--epochs", "1000", "--threads", "1",
+                                  "--verbose", "2", "--save", ck], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        tt = charlm_torch(args, 1, "--init", init, "--seconds", secs) if use_torch else None
+        out = nnc_p.communicate()[0]
+        ev = charlm_torch(args, 1, "--eval-ckpt", ck)
+        lines = [l for l in out.splitlines() if l.startswith("epoch")]
+        r["timed"] = {"minutes": args.charlm_minutes, "nnc_val_loss": ev["val_loss"], "nnc_epoch_lines": lines}
+        print(f"charlm: nnc after {secs} s (1 thread): val_loss {ev['val_loss']:.4f} ({ev['val_bpc']:.3f} bits/char); "
+              f"its epochs: {lines}", flush=True)
+        if tt:
+            r["timed"].update({"torch_val_loss": tt["val_loss"], "torch_steps": tt["steps"]})
+            print(f"charlm: PyTorch after {secs} s (1 thread, {tt['steps']} steps): val_loss {tt['val_loss']:.4f} "
+                  f"({tt['val_bpc']:.3f} bits/char)", flush=True)
     return r
 
 
@@ -344,7 +344,8 @@ def main():
                     help="charlm: the speed runs train on the first N windows (1000: 950 training windows, 30 steps)")
     ap.add_argument("--charlm-steps", type=int, default=100, help="charlm: steps of the loss comparison")
     ap.add_argument("--charlm-minutes", type=float, default=0,
-                    help="charlm: also train each side this many minutes and compare the validation loss")
+                    help="charlm: also train each side this many minutes (both at once, one thread each) and "
+                         "compare the validation loss")
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds of every measurement, nnc and PyTorch taking turns; each side keeps its best "
                          "(default 3: this machine's speed varies by 10-30%% from minute to minute)")
