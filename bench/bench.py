@@ -48,6 +48,7 @@ MODELS = {
     "vgg": ("examples/vgg.nn", "vgg"),
     "resnet_plain": ("bench/models/resnet_plain.nn", "resnet_plain"),
     "vgg_plain": ("bench/models/vgg_plain.nn", "vgg_plain"),
+    "charlm": ("examples/charlm.nn", "charlm"),  # its own comparison: charlm_bench (bench/torch_charlm.py)
 }
 
 
@@ -215,6 +216,120 @@ def torch_train(model, epochs, threads, limit=None):
             "test_acc": res["epochs"][-1]["test_acc"], "rss_mib": rss}
 
 
+# ---- charlm (issue #16): the same transformer in PyTorch from nnc's initial weights ----
+
+CHARLM_PY = os.path.join(ROOT, "bench", "torch_charlm.py")
+
+
+def charlm_torch(args, threads, *extra):
+    out, rss = run([TORCH_PY, CHARLM_PY, "--json", "--threads", str(threads)] + [str(a) for a in extra],
+                   env=torch_env())
+    res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+    res["rss_mib"] = rss
+    return res
+
+
+def charlm_nnc(exe, threads, limit, *extra):
+    """One epoch over the first `limit` windows: samples/s and val_loss of its epoch line."""
+    out, rss = run([exe, "--epochs", "1", "--limit", str(limit), "--threads", str(threads), "--verbose", "2"]
+                   + [str(a) for a in extra])
+    line = [l for l in out.splitlines() if l.startswith("epoch")][-1]
+    return {"samples_per_s": float(re.search(r"([0-9.e+]+) samples/s", line).group(1)),
+            "val_loss": float(re.search(r"val_loss ([0-9.]+)", line).group(1)), "rss_mib": rss, "line": line}
+
+
+def step_losses(csv_path, batch):
+    """Each step's batch loss from a --log-every 1 log: its rows hold running means over the
+    samples seen (9 digits), so step s's loss is the difference of two running sums."""
+    import csv
+    rows = [r for r in csv.DictReader(open(csv_path)) if r["batch"]]
+    sums = [float(r["train_loss"]) * int(r["batch"]) * batch for r in rows]
+    return [(sums[i] - (sums[i - 1] if i else 0.0)) / batch for i in range(len(sums))]
+
+
+def max_rel(a, b, n):
+    return max(abs(x - y) / abs(y) for x, y in zip(a[:n], b[:n]))
+
+
+def charlm_bench(args, exe, outdir):
+    """The comparison of examples/charlm.nn (issue #16): (1) loss curves from the same initial
+    weights, windows and optimizer for --charlm-steps steps: nnc against PyTorch in float32, and
+    PyTorch float32 against float64 (what rounding alone does); (2) training samples/s over the
+    first --charlm-limit windows, nnc and PyTorch (1 and 2 threads each, --repeat rounds, taking
+    turns, each side's best); (3) with --charlm-minutes M: the validation loss each reaches in M
+    minutes of training (nnc stopped by SIGINT, which saves its checkpoint; its validation loss is
+    computed by torch_charlm.py --eval-ckpt, the same code as PyTorch's)."""
+    limit, nsteps = args.charlm_limit, args.charlm_steps
+    check_limit = (nsteps * 32 * 20 + 18) // 19 + 32  # windows for nsteps steps after the 5 % validation split
+    r = {"limit": limit, "steps": nsteps, "check_limit": check_limit}
+    init = os.path.join(outdir, "charlm-init.ckpt")
+    # the initial parameters and generator state (the same for any --limit)
+    subprocess.run([exe, "--epochs", "0", "--limit", str(limit), "--save", init, "--quiet"], check=True)
+    use_torch = not args.no_torch and have_torch()
+    if use_torch:
+        log = os.path.join(outdir, "charlm-steps.csv")
+        charlm_nnc(exe, 2, check_limit, "--log", log, "--log-every", "1")
+        nl = step_losses(log, 32)
+        t32 = charlm_torch(args, 1, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses")["losses"]
+        t64 = charlm_torch(args, 1, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses",
+                           "--double")["losses"]
+        n = min(nsteps, len(nl), len(t32))
+        r["loss_check"] = {"steps": n, "nnc_vs_torch32": max_rel(nl, t32, n), "nnc_vs_torch64": max_rel(nl, t64, n),
+                           "torch32_vs_torch64": max_rel(t32, t64, n), "nnc": nl[:n], "torch32": t32[:n],
+                           "torch64": t64[:n]}
+        lc = r["loss_check"]
+        print(f"charlm: losses of the first {n} steps, max relative difference: nnc vs PyTorch float32 "
+              f"{lc['nnc_vs_torch32']:.2e}, nnc vs PyTorch float64 {lc['nnc_vs_torch64']:.2e}, PyTorch float32 vs "
+              f"float64 {lc['torch32_vs_torch64']:.2e} (step 1: {nl[0]:.6f} / {t32[0]:.6f}; step {n}: "
+              f"{nl[n - 1]:.6f} / {t32[n - 1]:.6f})", flush=True)
+    r["nnc"], r["torch"] = {}, {}
+    train_steps = None
+    for rep in range(args.repeat):
+        for th in (1, 2):
+            v = charlm_nnc(exe, th, limit)
+            r["nnc"][th] = max(r["nnc"].get(th, v), v, key=lambda e: e["samples_per_s"])
+            print(f"charlm: nnc {th} thread(s): {v['samples_per_s']:,.1f} samples/s (round {rep + 1})", flush=True)
+            if use_torch:
+                t = charlm_torch(args, th, "--init", init, "--limit", limit)
+                r["torch"][th] = max(r["torch"].get(th, t), t, key=lambda e: e["samples_per_s"])
+                train_steps = t["steps"]
+                print(f"charlm: PyTorch {th} thread(s): {t['samples_per_s']:,.1f} samples/s (round {rep + 1})",
+                      flush=True)
+    r["train_steps"] = train_steps
+    if args.charlm_minutes:
+        # Both sides at once, one thread each, so that they share the machine alike: on a machine
+        # that other jobs load, two runs of 10 minutes one after the other see different loads.
+        secs = int(60 * args.charlm_minutes)
+        ck = os.path.join(outdir, "charlm-timed.ckpt")
+        nnc_p = subprocess.Popen(["timeout", "-s", "INT", str(secs), exe, "--epochs", "1000", "--threads", "1",
+                                  "--verbose", "2", "--save", ck], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        tt = charlm_torch(args, 1, "--init", init, "--seconds", secs) if use_torch else None
+        out = nnc_p.communicate()[0]
+        ev = charlm_torch(args, 1, "--eval-ckpt", ck)
+        lines = [l for l in out.splitlines() if l.startswith("epoch")]
+        r["timed"] = {"minutes": args.charlm_minutes, "nnc_val_loss": ev["val_loss"], "nnc_epoch_lines": lines}
+        print(f"charlm: nnc after {secs} s (1 thread): val_loss {ev['val_loss']:.4f} ({ev['val_bpc']:.3f} bits/char); "
+              f"its epochs: {lines}", flush=True)
+        if tt:
+            r["timed"].update({"torch_val_loss": tt["val_loss"], "torch_steps": tt["steps"]})
+            print(f"charlm: PyTorch after {secs} s (1 thread, {tt['steps']} steps): val_loss {tt['val_loss']:.4f} "
+                  f"({tt['val_bpc']:.3f} bits/char)", flush=True)
+    return r
+
+
+def charlm_table(r, repeat):
+    n1, n2 = r["nnc"][1]["samples_per_s"], r["nnc"][2]["samples_per_s"]
+    print(f"\ncharlm (examples/charlm.nn, batch 32, the first {r['limit']} windows): training samples/s")
+    print(f"{'nnc 1t':>9} {'nnc 2t':>9} {'torch 1t':>9} {'torch 2t':>9} {'ratio':>6}")
+    if r["torch"]:
+        t1, t2 = r["torch"][1]["samples_per_s"], r["torch"][2]["samples_per_s"]
+        print(f"{n1:>9,.1f} {n2:>9,.1f} {t1:>9,.1f} {t2:>9,.1f} {max(n1, n2) / max(t1, t2):>6.2f}")
+    else:
+        print(f"{n1:>9,.1f} {n2:>9,.1f} {'-':>9} {'-':>9} {'-':>6}")
+    print(f"(ratio = nnc's best / PyTorch's best; each the best of {repeat} round(s))")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="mlp,lenet")
@@ -225,6 +340,12 @@ def main():
     ap.add_argument("--json", help="also write all figures to this file")
     ap.add_argument("--no-infer", action="store_true", help="skip the inference measurements")
     ap.add_argument("--profile", action="store_true", help="per-kernel-class GFLOP/s and the machine peak")
+    ap.add_argument("--charlm-limit", type=int, default=1000,
+                    help="charlm: the speed runs train on the first N windows (1000: 950 training windows, 30 steps)")
+    ap.add_argument("--charlm-steps", type=int, default=100, help="charlm: steps of the loss comparison")
+    ap.add_argument("--charlm-minutes", type=float, default=0,
+                    help="charlm: also train each side this many minutes (both at once, one thread each) and "
+                         "compare the validation loss")
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds of every measurement, nnc and PyTorch taking turns; each side keeps its best "
                          "(default 3: this machine's speed varies by 10-30%% from minute to minute)")
@@ -245,6 +366,11 @@ def main():
     try:
         for model in args.models.split(","):
             exe, ctime = nnc_compile(args.nnc, model, tmp)
+            if model == "charlm":  # a comparison of its own (no test accuracy, no inference)
+                report[model] = dict(charlm_bench(args, exe, tmp), compile_s=ctime)
+                if args.profile:
+                    report[model]["profile"] = nnc_profile(args.nnc, model, tmp, 1, args.charlm_limit)
+                continue
             r = {"compile_s": ctime, "nnc": {}, "torch": {}}
             train, infer = ("samples_per_s",), ("infer_batch64", "infer_batch1")
             # (label, run one thread count, where the best goes, figures, RSS rule, printout)
@@ -275,10 +401,14 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print()
-    print(f"{'model':6} {'epochs':>6} {'compile':>8} {'nnc 1t':>10} {'nnc 2t':>10} {'torch best':>11} "
+    generic = [m for m in report if m != "charlm"]
+    if generic:
+        print()
+        print(f"{'model':6} {'epochs':>6} {'compile':>8} {'nnc 1t':>10} {'nnc 2t':>10} {'torch best':>11} "
           f"{'ratio':>6} {'2t/1t':>6} {'acc nnc':>8} {'acc torch':>9} {'RSS nnc':>8} {'RSS torch':>9} {'RSS ratio':>9}")
     for model, r in report.items():
+        if model == "charlm":
+            continue
         n1, n2 = r["nnc"][1], r["nnc"][2]
         best_n = max(n1["samples_per_s"], n2["samples_per_s"])
         rss_n = max(n1["rss_mib"], n2["rss_mib"])
@@ -294,14 +424,19 @@ def main():
             line += (f" {'-':>11} {'-':>6} {n2['samples_per_s'] / n1['samples_per_s']:>6.2f}"
                      f" {n2['test_acc']:>8.4f} {'-':>9} {rss_n:>7.1f}M {'-':>9} {'-':>9}")
         print(line)
-    print("\nratio = nnc best samples/s / PyTorch best samples/s (training, each model's batch); "
-          "RSS ratio = nnc peak RSS / PyTorch's smallest peak RSS")
-    if args.repeat > 1:
+    if generic:
+        print("\nratio = nnc best samples/s / PyTorch best samples/s (training, each model's batch); "
+              "RSS ratio = nnc peak RSS / PyTorch's smallest peak RSS")
+    if generic and args.repeat > 1:
         print(f"(every figure: the best of {args.repeat} rounds, nnc and PyTorch taking turns; nnc's RSS: its largest)")
-    if not args.no_infer:
+    if "charlm" in report:
+        charlm_table(report["charlm"], args.repeat)
+    if not args.no_infer and any(m != "charlm" for m in report):
         print(f"\n{'inference':10} {'nnc b64':>10} {'torch b64':>10} {'ratio':>6} {'nnc b1':>9} {'torch b1':>9} {'ratio':>6}")
         for model in args.models.split(","):
             r = report[model]
+            if model == "charlm":
+                continue
             n64 = max(v["infer_batch64"] for v in r["nnc_infer"].values())
             n1 = max(v["infer_batch1"] for v in r["nnc_infer"].values())
             if r.get("torch_infer"):

@@ -89,6 +89,15 @@ static const struct {
 	[IR_CONV2D] = {naive_conv, NULL},
 	[IR_CONV2D_BWD_X] = {naive_conv_bx, can_lower_conv_bwd},
 	[IR_CONV2D_BWD_W] = {naive_conv_bw, can_lower_conv_bwd},
+	/* the sequence ops (cg_seq.c) */
+	[IR_LAYERNORM] = {naive_layernorm, NULL},
+	[IR_LN_BWD_X] = {naive_ln_bwd_x, NULL},
+	[IR_LN_BWD_GAMMA] = {naive_ln_bwd_gamma, NULL},
+	[IR_MATMUL] = {naive_matmul, NULL},
+	[IR_SOFTMAX_LAST] = {naive_softmax_last, NULL},
+	[IR_SOFTMAX_LAST_GRAD] = {naive_softmax_last, NULL},
+	[IR_SEQ_XENT] = {naive_seq_xent, NULL},
+	[IR_SEQ_XENT_GRAD] = {naive_seq_xent, NULL},
 };
 
 /* Fast or reference, in this one place: the reference kernel when

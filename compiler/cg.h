@@ -112,5 +112,12 @@ void naive_dense_bw(cg_ctx *c, ir_node *n);
 void naive_conv(cg_ctx *c, ir_node *n);
 void naive_conv_bx(cg_ctx *c, ir_node *n);
 void naive_conv_bw(cg_ctx *c, ir_node *n);
+/* the sequence ops' scalar row loops (cg_seq.c) */
+void naive_layernorm(cg_ctx *c, ir_node *n);
+void naive_ln_bwd_x(cg_ctx *c, ir_node *n);
+void naive_ln_bwd_gamma(cg_ctx *c, ir_node *n);
+void naive_matmul(cg_ctx *c, ir_node *n);
+void naive_softmax_last(cg_ctx *c, ir_node *n); /* SOFTMAX_LAST and SOFTMAX_LAST_GRAD */
+void naive_seq_xent(cg_ctx *c, ir_node *n);     /* SEQ_XENT and SEQ_XENT_GRAD */
 
 #endif

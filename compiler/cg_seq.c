@@ -174,7 +174,7 @@ static void row_stats(cg_ctx *c, LLVMValueRef row, int64_t d, bool rms, double e
 
 /* y[r] = gamma (x[r] - mean) / sd + beta per row r of d values
  * (rms: gamma x[r] / rms) */
-void lower_layernorm(cg_ctx *c, ir_node *n)
+void naive_layernorm(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0);
 	int64_t d = last_dim(n);
@@ -196,7 +196,7 @@ void lower_layernorm(cg_ctx *c, ir_node *n)
 
 /* dx[r] = (g - mean(g) - xhat mean(g xhat)) / sd, g = gamma dy[r] (rms:
  * without the mean(g) term); the row's statistics are computed again */
-void lower_ln_bwd_x(cg_ctx *c, ir_node *n)
+void naive_ln_bwd_x(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	int64_t d = last_dim(n);
@@ -232,7 +232,7 @@ void lower_ln_bwd_x(cg_ctx *c, ir_node *n)
 /* dgamma[j] = sum over the chunk's rows r of dy[r][j] xhat[r][j], in row
  * order; each thread owns the columns [lo, hi) and computes every row's
  * statistics (d values a row: cheap beside the sum) */
-void lower_ln_bwd_gamma(cg_ctx *c, ir_node *n)
+void naive_ln_bwd_gamma(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	int64_t d = n->dims[0];
@@ -256,7 +256,7 @@ void lower_ln_bwd_gamma(cg_ctx *c, ir_node *n)
 
 /* C[g] = scale op(A[g]) op(B[g]) for every matrix g of every sample:
  * A(i, k) = a[i sai + k sak], B(k, j) = b[k sbk + j sbj]. */
-void lower_matmul(cg_ctx *c, ir_node *n)
+void naive_matmul(cg_ctx *c, ir_node *n)
 {
 	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
 	int r = n->rank;
@@ -348,7 +348,7 @@ void lower_heads(cg_ctx *c, ir_node *n)
 /* SOFTMAX_LAST: y[r] = softmax(x[r]) over the row's L values; causal: over
  * its first i + 1 values, i = the row's place in its [L, L] matrix, the rest
  * 0.  SOFTMAX_LAST_GRAD (y, dy): dx[r] = y (dy - sum(dy y)), 0 where y is. */
-void lower_softmax_last(cg_ctx *c, ir_node *n)
+void naive_softmax_last(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0);
 	int64_t L = n->ia[1] ? n->ia[1] : last_dim(n); /* ia[1]: rows of a flat value (the inference tail) */
@@ -416,7 +416,14 @@ static LLVMValueRef counted(cg_ctx *c, LLVMValueRef yrow, int64_t T, int64_t V)
  *   metrics[1] += share of counted positions whose argmax is y.
  * SEQ_XENT_GRAD: (softmax(z) - onehot(y)) / (n counted) per counted
  * position, 0 at an ignored one; split across threads by samples. */
-void lower_seq_xent(cg_ctx *c, ir_node *n)
+static void seq_xent_vec_max(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef *mx, LLVMValueRef *am);
+static LLVMValueRef seq_xent_vec_sumexp(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef mx);
+static void seq_xent_vec_grad(cg_ctx *c, LLVMValueRef row, LLVMValueRef out, int64_t V, LLVMValueRef mx,
+			      LLVMValueRef inv, LLVMValueRef y, LLVMValueRef scale);
+
+/* fast: 16 values of a position's V at a time (the same maths; sums in
+ * another order), else the scalar loops (the reference kernel) */
+static void seq_xent(cg_ctx *c, ir_node *n, bool fast)
 {
 	ir_node *p = operand(c, n, 0);
 	int64_t T = c->g->label_size, V = c->g->label_vocab;
@@ -445,19 +452,30 @@ void lower_seq_xent(cg_ctx *c, ir_node *n)
 		LLVMValueRef base = mul(c, add(c, mulk(c, s.i, T), t.i), I(c, V)), row = cg_gep(c, P, base);
 		LLVMValueRef y = pos_label(c, yrow, t.i, V);
 		LLVMValueRef ok = LLVMBuildICmp(c->B, LLVMIntSGE, y, I(c, 0), "");
-		LLVMValueRef mx = facc(c, fld(c, row, I(c, 0)), "max"), am = facc(c, I(c, 0), "argmax");
-		cg_loop j = cg_loop_begin(c, I(c, 1), I(c, V), 1);
-		LLVMValueRef v = fld(c, row, j.i), m0 = cg_load(c, c->f32, mx);
-		LLVMValueRef gt = LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, "");
-		cg_store(c, LLVMBuildSelect(c->B, gt, v, m0, ""), mx);
-		cg_store(c, LLVMBuildSelect(c->B, gt, j.i, cg_load(c, c->i64, am), ""), am);
-		cg_loop_end(c, &j);
-		LLVMValueRef m = cg_load(c, c->f32, mx), se = facc(c, cg_f32(c, 0), "se");
-		cg_loop j2 = cg_loop_begin(c, I(c, 0), I(c, V), 1);
-		acc_add(c, se, cgm_exp(c->B, fsub(c, fld(c, row, j2.i), m)));
-		cg_loop_end(c, &j2);
-		LLVMValueRef sum = cg_load(c, c->f32, se);
-		if (grad) {
+		LLVMValueRef m, sum, amv = NULL;
+		if (fast) {
+			seq_xent_vec_max(c, row, V, &m, grad ? NULL : &amv);
+			sum = seq_xent_vec_sumexp(c, row, V, m);
+		} else {
+			LLVMValueRef mx = facc(c, fld(c, row, I(c, 0)), "max"), am = facc(c, I(c, 0), "argmax");
+			cg_loop j = cg_loop_begin(c, I(c, 1), I(c, V), 1);
+			LLVMValueRef v = fld(c, row, j.i), m0 = cg_load(c, c->f32, mx);
+			LLVMValueRef gt = LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, "");
+			cg_store(c, LLVMBuildSelect(c->B, gt, v, m0, ""), mx);
+			cg_store(c, LLVMBuildSelect(c->B, gt, j.i, cg_load(c, c->i64, am), ""), am);
+			cg_loop_end(c, &j);
+			m = cg_load(c, c->f32, mx);
+			amv = cg_load(c, c->i64, am);
+			LLVMValueRef se = facc(c, cg_f32(c, 0), "se");
+			cg_loop j2 = cg_loop_begin(c, I(c, 0), I(c, V), 1);
+			acc_add(c, se, cgm_exp(c->B, fsub(c, fld(c, row, j2.i), m)));
+			cg_loop_end(c, &j2);
+			sum = cg_load(c, c->f32, se);
+		}
+		if (grad && fast) {
+			LLVMValueRef scale = LLVMBuildSelect(c->B, ok, fdiv(c, cg_f32(c, 1), fmul(c, nf, cnt1)), cg_f32(c, 0), "");
+			seq_xent_vec_grad(c, row, cg_gep(c, Out, base), V, m, fdiv(c, cg_f32(c, 1), sum), y, scale);
+		} else if (grad) {
 			LLVMValueRef scale = LLVMBuildSelect(c->B, ok, fdiv(c, cg_f32(c, 1), fmul(c, nf, cnt1)), cg_f32(c, 0), "");
 			LLVMValueRef inv = fdiv(c, cg_f32(c, 1), sum);
 			cg_loop j3 = cg_loop_begin(c, I(c, 0), I(c, V), 1);
@@ -469,7 +487,7 @@ void lower_seq_xent(cg_ctx *c, ir_node *n)
 			cg_if f = cg_if_begin(c, ok);
 			LLVMValueRef lse = fadd(c, cgm_log(c->B, sum), m);
 			acc_add(c, sl, fsub(c, lse, fld(c, row, y)));
-			LLVMValueRef hit = LLVMBuildICmp(c->B, LLVMIntEQ, cg_load(c, c->i64, am), y, "");
+			LLVMValueRef hit = LLVMBuildICmp(c->B, LLVMIntEQ, amv, y, "");
 			acc_add(c, sc, LLVMBuildUIToFP(c->B, hit, c->f32, ""));
 			cg_if_end(c, &f);
 		}
@@ -488,4 +506,460 @@ void lower_seq_xent(cg_ctx *c, ir_node *n)
 		cg_store(c, cg_load(c, c->f64, correct), LLVMBuildInBoundsGEP2(c->B, c->f64, met, &one, 1, ""));
 		cg_if_end(c, &only0);
 	}
+}
+
+/* ---- the fast kernels: vectorised rows and register-tiled products ----
+ *
+ * The same maths as the scalar loops above (which stay as the reference
+ * kernels: --naive-kernels, cg.c's reference table), 16 values at a time:
+ * a row's sums are vector partial sums reduced by cg_hsum's fixed tree, so
+ * each row's result still depends on nothing but the row. */
+
+/* What a row pass reads and writes (the callbacks of vec_loop). */
+typedef struct row_env {
+	LLVMValueRef x, dy, out;  /* row pointers */
+	LLVMValueRef g, b;        /* gamma, beta (or NULL) */
+	LLVMValueRef acc, acc2;   /* <16 x float> accumulators (allocas) */
+	LLVMValueRef mean, rstd;  /* splats */
+	LLVMValueRef s1, s2;      /* splats: mean(g), mean(g xhat); the softmax's max and 1/sum */
+	LLVMValueRef len;         /* the softmax's live values (i64), or NULL for all */
+} row_env;
+
+static LLVMValueRef vzero(cg_ctx *c) { return LLVMConstNull(c->v16); }
+static LLVMValueRef vld(cg_ctx *c, LLVMValueRef base, LLVMValueRef j, LLVMValueRef mask)
+{
+	return cg_vload(c, cg_gep(c, base, j), mask);
+}
+static void vacc_add(cg_ctx *c, LLVMValueRef p, LLVMValueRef v)
+{
+	cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->v16, p), v, ""), p);
+}
+static LLVMValueRef vfsub(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(c->B, a, b, ""); }
+static LLVMValueRef vfmul(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(c->B, a, b, ""); }
+/* v where the lane is live (mask NULL: every lane), else z */
+static LLVMValueRef live(cg_ctx *c, LLVMValueRef mask, LLVMValueRef v, LLVMValueRef z)
+{
+	return mask ? LLVMBuildSelect(c->B, mask, v, z, "") : v;
+}
+
+static void ln_sum(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env;
+	vacc_add(c, e->acc, vld(c, e->x, j, mask));
+}
+
+static void ln_sq(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env;
+	LLVMValueRef v = live(c, mask, vfsub(c, vld(c, e->x, j, mask), e->mean), vzero(c));
+	cg_store(c, cg_fma(c, v, v, cg_load(c, c->v16, e->acc)), e->acc);
+}
+
+/* splats of mean (0 for rms) and 1/sd of the row e->x of d values */
+static void vrow_stats(cg_ctx *c, row_env *e, int64_t d, bool rms, double eps)
+{
+	LLVMValueRef inv_d = cg_f32(c, 1.0 / (double)d), m = cg_f32(c, 0);
+	e->acc = facc(c, vzero(c), "vsum");
+	if (!rms) {
+		vec_loop(c, d, ln_sum, e);
+		m = fmul(c, cg_hsum(c, cg_load(c, c->v16, e->acc)), inv_d);
+		cg_store(c, vzero(c), e->acc);
+	}
+	e->mean = cg_splat(c, m);
+	vec_loop(c, d, ln_sq, e);
+	LLVMValueRef var = fmul(c, cg_hsum(c, cg_load(c, c->v16, e->acc)), inv_d);
+	e->rstd = cg_splat(c, fdiv(c, cg_f32(c, 1), fsqrt(c, fadd(c, var, cg_f32(c, eps)))));
+}
+
+static LLVMValueRef xhat(cg_ctx *c, row_env *e, LLVMValueRef j, LLVMValueRef mask)
+{
+	return vfmul(c, vfsub(c, vld(c, e->x, j, mask), e->mean), e->rstd);
+}
+
+static void ln_out(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env;
+	LLVMValueRef v = vfmul(c, xhat(c, e, j, mask), vld(c, e->g, j, mask));
+	if (e->b)
+		v = LLVMBuildFAdd(c->B, v, vld(c, e->b, j, mask), "");
+	cg_vstore(c, v, cg_gep(c, e->out, j), mask);
+}
+
+/* y[r] = gamma (x[r] - mean) / sd + beta per row r of d values (rms: gamma x[r] / rms) */
+void lower_layernorm(cg_ctx *c, ir_node *n)
+{
+	int64_t d = last_dim(n);
+	LLVMValueRef X = cg_tensor(c, operand(c, n, 0)), Y = cg_tensor(c, n), lo, hi;
+	row_env e = {.g = cg_tensor(c, operand(c, n, 1)), .b = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL};
+	cg_partition(c, rows_of(c, n, d), &lo, &hi);
+	cg_loop r = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef base = mulk(c, r.i, d);
+	e.x = cg_gep(c, X, base);
+	e.out = cg_gep(c, Y, base);
+	vrow_stats(c, &e, d, n->ia[0], n->fa[0]);
+	vec_loop(c, d, ln_out, &e);
+	cg_loop_end(c, &r);
+}
+
+static LLVMValueRef ln_g(cg_ctx *c, row_env *e, LLVMValueRef j, LLVMValueRef mask)
+{
+	LLVMValueRef g = vld(c, e->dy, j, mask);
+	return e->g ? vfmul(c, g, vld(c, e->g, j, mask)) : g;
+}
+
+static void ln_bx_sums(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env; /* masked lanes: dy = 0, so g = 0 adds nothing */
+	LLVMValueRef g = ln_g(c, e, j, mask);
+	vacc_add(c, e->acc, g);
+	cg_store(c, cg_fma(c, g, xhat(c, e, j, mask), cg_load(c, c->v16, e->acc2)), e->acc2);
+}
+
+static void ln_bx_out(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env;
+	LLVMValueRef v = vfsub(c, vfsub(c, ln_g(c, e, j, mask), e->s1), vfmul(c, xhat(c, e, j, mask), e->s2));
+	cg_vstore(c, vfmul(c, v, e->rstd), cg_gep(c, e->out, j), mask);
+}
+
+/* dx[r] = (g - mean(g) - xhat mean(g xhat)) / sd, g = gamma dy[r] (rms:
+ * without the mean(g) term); the row's statistics are computed again */
+void lower_ln_bwd_x(cg_ctx *c, ir_node *n)
+{
+	int64_t d = last_dim(n);
+	bool rms = n->ia[0];
+	LLVMValueRef X = cg_tensor(c, operand(c, n, 0)), DY = cg_tensor(c, operand(c, n, 1)), DX = cg_tensor(c, n);
+	LLVMValueRef inv_d = cg_f32(c, 1.0 / (double)d), lo, hi;
+	row_env e = {.g = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL};
+	cg_partition(c, rows_of(c, n, d), &lo, &hi);
+	cg_loop r = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef base = mulk(c, r.i, d);
+	e.x = cg_gep(c, X, base);
+	e.dy = cg_gep(c, DY, base);
+	e.out = cg_gep(c, DX, base);
+	vrow_stats(c, &e, d, rms, n->fa[0]);
+	cg_store(c, vzero(c), e.acc);
+	e.acc2 = facc(c, vzero(c), "vsgx");
+	vec_loop(c, d, ln_bx_sums, &e);
+	e.s1 = cg_splat(c, rms ? cg_f32(c, 0) : fmul(c, cg_hsum(c, cg_load(c, c->v16, e.acc)), inv_d));
+	e.s2 = cg_splat(c, fmul(c, cg_hsum(c, cg_load(c, c->v16, e.acc2)), inv_d));
+	vec_loop(c, d, ln_bx_out, &e);
+	cg_loop_end(c, &r);
+}
+
+/* dgamma[j] = sum over the chunk's rows r of dy[r][j] xhat[r][j], in row
+ * order; each thread owns the vectors [lo, hi) of columns and computes
+ * every row's statistics (2 d values a row: cheap beside the sum) */
+void lower_ln_bwd_gamma(cg_ctx *c, ir_node *n)
+{
+	ir_node *x = operand(c, n, 0);
+	int64_t d = n->dims[0], nvec = (d + CG_VW - 1) / CG_VW;
+	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, operand(c, n, 1)), DG = cg_tensor(c, n), lo, hi;
+	cg_partition(c, I(c, nvec), &lo, &hi);
+	/* the last vector of a row that is not a multiple of 16 is masked */
+	cg_loop z = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef j0 = mulk(c, z.i, CG_VW), m0 = d % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, d), j0, "")) : NULL;
+	cg_vstore(c, vzero(c), cg_gep(c, DG, j0), m0);
+	cg_loop_end(c, &z);
+	row_env e = {0};
+	cg_loop r = cg_loop_begin(c, I(c, 0), rows_of(c, x, d), 1);
+	LLVMValueRef base = mulk(c, r.i, d);
+	e.x = cg_gep(c, X, base);
+	e.dy = cg_gep(c, DY, base);
+	vrow_stats(c, &e, d, n->ia[0], n->fa[0]);
+	cg_loop v = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef j = mulk(c, v.i, CG_VW), m = d % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, d), j, "")) : NULL;
+	LLVMValueRef s = cg_fma(c, vld(c, e.dy, j, m), xhat(c, &e, j, m), vld(c, DG, j, m));
+	cg_vstore(c, s, cg_gep(c, DG, j), m);
+	cg_loop_end(c, &v);
+	cg_loop_end(c, &r);
+}
+
+/* ---- softmax over the last axis, 16 values at a time ---- */
+
+#define NEG_INF (-__builtin_inf()) /* not math.h: its fadd, fmul... are names here */
+
+static LLVMValueRef vfmax(cg_ctx *c, LLVMValueRef a, LLVMValueRef b)
+{
+	return LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, a, b, ""), a, b, "");
+}
+
+/* The largest lane of v (exact in any order) */
+static LLVMValueRef hmax(cg_ctx *c, LLVMValueRef v)
+{
+	for (int w = CG_VW; w > 1; w /= 2) {
+		LLVMValueRef lo[CG_VW], hi[CG_VW];
+		for (int i = 0; i < w / 2; i++) {
+			lo[i] = cg_i32(c, i);
+			hi[i] = cg_i32(c, i + w / 2);
+		}
+		LLVMValueRef p = LLVMGetPoison(LLVMTypeOf(v));
+		v = vfmax(c, LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(lo, (unsigned)(w / 2)), ""),
+			  LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(hi, (unsigned)(w / 2)), ""));
+	}
+	return LLVMBuildExtractElement(c->B, v, cg_i32(c, 0), "");
+}
+
+/* The lanes of the vector at j that are live: inside the row (mask) and,
+ * causal, before e->len; NULL when every lane is */
+static LLVMValueRef sm_live(cg_ctx *c, row_env *e, LLVMValueRef j, LLVMValueRef mask)
+{
+	if (!e->len)
+		return mask;
+	LLVMValueRef m = cg_mask_dyn(c, LLVMBuildSub(c->B, e->len, j, ""));
+	return mask ? LLVMBuildAnd(c->B, m, mask, "") : m;
+}
+
+static void sm_max(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env;
+	LLVMValueRef v = live(c, sm_live(c, e, j, mask), vld(c, e->x, j, mask), cg_vf32(c, NEG_INF));
+	cg_store(c, vfmax(c, v, cg_load(c, c->v16, e->acc)), e->acc);
+}
+
+static void sm_exp(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env;
+	LLVMValueRef v = cgm_exp(c->B, vfsub(c, vld(c, e->x, j, mask), e->s1));
+	v = live(c, sm_live(c, e, j, mask), v, vzero(c));
+	cg_vstore(c, v, cg_gep(c, e->out, j), mask);
+	vacc_add(c, e->acc2, v);
+}
+
+static void sm_scale(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env;
+	cg_vstore(c, vfmul(c, vld(c, e->out, j, mask), e->s2), cg_gep(c, e->out, j), mask);
+}
+
+static void smg_dot(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env;
+	cg_store(c, cg_fma(c, vld(c, e->x, j, mask), vld(c, e->dy, j, mask), cg_load(c, c->v16, e->acc)), e->acc);
+}
+
+static void smg_out(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	row_env *e = env;
+	LLVMValueRef v = vfmul(c, vld(c, e->x, j, mask), vfsub(c, vld(c, e->dy, j, mask), e->s1));
+	cg_vstore(c, v, cg_gep(c, e->out, j), mask);
+}
+
+/* SOFTMAX_LAST: y[r] = softmax(x[r]) over the row's L values; causal: over
+ * its first i + 1 values, i = the row's place in its [L, L] matrix, the rest
+ * 0.  SOFTMAX_LAST_GRAD (y, dy): dx[r] = y (dy - sum(dy y)), 0 where y is. */
+void lower_softmax_last(cg_ctx *c, ir_node *n)
+{
+	int64_t L = n->ia[1] ? n->ia[1] : last_dim(n);
+	bool causal = n->ia[0], grad = n->op == IR_SOFTMAX_LAST_GRAD;
+	LLVMValueRef X = cg_tensor(c, operand(c, n, 0)), D = grad ? cg_tensor(c, operand(c, n, 1)) : NULL;
+	LLVMValueRef Y = cg_tensor(c, n), lo, hi;
+	cg_partition(c, rows_of(c, n, L), &lo, &hi);
+	cg_loop r = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef base = mulk(c, r.i, L);
+	row_env e = {.x = cg_gep(c, X, base), .out = cg_gep(c, Y, base)};
+	e.len = causal ? add(c, LLVMBuildSRem(c->B, r.i, I(c, L), ""), I(c, 1)) : NULL;
+	if (grad) {
+		e.dy = cg_gep(c, D, base);
+		e.acc = facc(c, vzero(c), "vdot");
+		vec_loop(c, L, smg_dot, &e);
+		e.s1 = cg_splat(c, cg_hsum(c, cg_load(c, c->v16, e.acc)));
+		vec_loop(c, L, smg_out, &e);
+	} else {
+		e.acc = facc(c, cg_vf32(c, NEG_INF), "vmax");
+		vec_loop(c, L, sm_max, &e);
+		e.s1 = cg_splat(c, hmax(c, cg_load(c, c->v16, e.acc)));
+		e.acc2 = facc(c, vzero(c), "vsum");
+		vec_loop(c, L, sm_exp, &e);
+		e.s2 = cg_splat(c, fdiv(c, cg_f32(c, 1), cg_hsum(c, cg_load(c, c->v16, e.acc2))));
+		vec_loop(c, L, sm_scale, &e);
+	}
+	cg_loop_end(c, &r);
+}
+
+/* ---- the batched product: register tiles per matrix ---- */
+
+/* A transposed b is copied into a stack buffer of at most this many floats
+ * (64 KiB) so that its rows are contiguous in j; a larger one takes the
+ * reference loops. */
+#define MATMUL_BT_FLOATS 16384
+
+typedef struct mm_env {
+	LLVMValueRef A, B, C, scale; /* this matrix's; B(k, j) = B[k N + j]; scale a splat */
+	int64_t K, N, sai, sak;
+} mm_env;
+
+/* C rows [m0, m0 + rows) x the 16 columns at j (mask: the row's tail):
+ * rows accumulators over k in order, then scaled, stored once */
+static void mm_tile(cg_ctx *c, const mm_env *e, LLVMValueRef m0, int rows, LLVMValueRef j, LLVMValueRef mask)
+{
+	LLVMValueRef acc[16], arow[16];
+	for (int q = 0; q < rows; q++) {
+		acc[q] = facc(c, vzero(c), "mmacc");
+		arow[q] = cg_gep(c, e->A, mulk(c, add(c, m0, I(c, q)), e->sai));
+	}
+	cg_loop k = cg_loop_begin(c, I(c, 0), I(c, e->K), 1);
+	LLVMValueRef bv = vld(c, e->B, add(c, mulk(c, k.i, e->N), j), mask), ko = mulk(c, k.i, e->sak);
+	for (int q = 0; q < rows; q++)
+		cg_store(c, cg_fma(c, cg_splat(c, fld(c, arow[q], ko)), bv, cg_load(c, c->v16, acc[q])), acc[q]);
+	cg_loop_end(c, &k);
+	for (int q = 0; q < rows; q++)
+		cg_vstore(c, vfmul(c, cg_load(c, c->v16, acc[q]), e->scale),
+			  cg_gep(c, e->C, add(c, mulk(c, add(c, m0, I(c, q)), e->N), j)), mask);
+}
+
+/* Every column vector of the rows [m0, m0 + rows) */
+static void mm_rows(cg_ctx *c, const mm_env *e, LLVMValueRef m0, int rows)
+{
+	int64_t full = e->N / CG_VW * CG_VW;
+	if (full) {
+		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, full), CG_VW);
+		mm_tile(c, e, m0, rows, j.i, NULL);
+		cg_loop_end(c, &j);
+	}
+	if (e->N > full)
+		mm_tile(c, e, m0, rows, I(c, full), cg_mask(c, (int)(e->N - full)));
+}
+
+/* C[g] = scale op(A[g]) op(B[g]) for every matrix g of every sample:
+ * A(i, k) = a[i sai + k sak]; B's rows (k) contiguous in j, copied so when
+ * B is transposed.  Each matrix is one task, k summed in order: a sample's
+ * results do not depend on the thread count. */
+void lower_matmul(cg_ctx *c, ir_node *n)
+{
+	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
+	int r = n->rank;
+	bool ta = n->ia[0], tb = n->ia[1];
+	int64_t M = n->dims[r - 2], N = n->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1];
+	if (tb && K * N > MATMUL_BT_FLOATS) {
+		naive_matmul(c, n);
+		return;
+	}
+	int64_t G = n->size / (M * N);
+	/* rows per tile: the register tile of the dense products (cg_ctx.vacc) */
+	int mr = c->vacc >= 24 || c->vacc == 0 ? 12 : c->vacc;
+	if (mr > 16)
+		mr = 16;
+	mm_env e = {.K = K, .N = N, .sai = ta ? 1 : K, .sak = ta ? M : 1, .scale = cg_vf32(c, n->fa[0])};
+	LLVMValueRef Ap = cg_tensor(c, a), Bp = cg_tensor(c, b), Cp = cg_tensor(c, n), lo, hi;
+	LLVMValueRef bt = tb ? cg_alloca(c, LLVMArrayType2(c->f32, (uint64_t)(K * N)), "bt") : NULL;
+	cg_partition(c, mulk(c, cg_batch_n(c), G), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	e.A = cg_gep(c, Ap, mulk(c, t.i, M * K));
+	e.B = cg_gep(c, Bp, mulk(c, t.i, K * N));
+	e.C = cg_gep(c, Cp, mulk(c, t.i, M * N));
+	if (tb) { /* bt[k N + j] = b[j K + k] */
+		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, N), 1);
+		cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
+		fst(c, fld(c, e.B, add(c, mulk(c, j.i, K), k.i)), bt, add(c, mulk(c, k.i, N), j.i));
+		cg_loop_end(c, &k);
+		cg_loop_end(c, &j);
+		e.B = bt;
+	}
+	if (M / mr) {
+		cg_loop i = cg_loop_begin(c, I(c, 0), I(c, M / mr * mr), mr);
+		mm_rows(c, &e, i.i, mr);
+		cg_loop_end(c, &i);
+	}
+	if (M % mr)
+		mm_rows(c, &e, I(c, M / mr * mr), (int)(M % mr));
+	cg_loop_end(c, &t);
+}
+
+void lower_seq_xent(cg_ctx *c, ir_node *n) { seq_xent(c, n, true); }
+void naive_seq_xent(cg_ctx *c, ir_node *n) { seq_xent(c, n, false); }
+
+/* ---- the per-position cross-entropy, 16 classes at a time ---- */
+
+typedef struct xent_env {
+	LLVMValueRef x, out, acc, iacc; /* row, gradient row, accumulators */
+	LLVMValueRef m, inv, y, scale;  /* splats: max, 1/sum, the label (i32), the gradient's scale */
+} xent_env;
+
+static void xent_max(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	xent_env *e = env;
+	LLVMValueRef v = live(c, mask, vld(c, e->x, j, mask), cg_vf32(c, NEG_INF));
+	cg_store(c, vfmax(c, v, cg_load(c, c->v16, e->acc)), e->acc);
+}
+
+/* the class ids of the 16 lanes at j, as i32 */
+static LLVMValueRef lane_ids(cg_ctx *c, LLVMValueRef j)
+{
+	return LLVMBuildAdd(c->B, cg_iota(c, 32), cg_splat(c, LLVMBuildTrunc(c->B, j, c->i32, "")), "");
+}
+
+/* the smallest id whose value is the max: the first argmax, as the scalar loop */
+static void xent_argmax(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	xent_env *e = env;
+	LLVMValueRef hit = LLVMBuildFCmp(c->B, LLVMRealOEQ, vld(c, e->x, j, mask), e->m, "");
+	if (mask)
+		hit = LLVMBuildAnd(c->B, hit, mask, "");
+	LLVMTypeRef vi = LLVMTypeOf(cg_iota(c, 32));
+	LLVMValueRef cand = LLVMBuildSelect(c->B, hit, lane_ids(c, j), cg_splat(c, cg_i32(c, INT32_MAX)), "");
+	LLVMValueRef cur = cg_load(c, vi, e->iacc);
+	cg_store(c, LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, cand, cur, ""), cand, cur, ""), e->iacc);
+}
+
+static LLVMValueRef hmin_i32(cg_ctx *c, LLVMValueRef v)
+{
+	for (int w = CG_VW; w > 1; w /= 2) {
+		LLVMValueRef lo[CG_VW], hi[CG_VW];
+		for (int i = 0; i < w / 2; i++) {
+			lo[i] = cg_i32(c, i);
+			hi[i] = cg_i32(c, i + w / 2);
+		}
+		LLVMValueRef p = LLVMGetPoison(LLVMTypeOf(v));
+		LLVMValueRef a = LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(lo, (unsigned)(w / 2)), "");
+		LLVMValueRef b = LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(hi, (unsigned)(w / 2)), "");
+		v = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, a, b, ""), a, b, "");
+	}
+	return LLVMBuildExtractElement(c->B, v, cg_i32(c, 0), "");
+}
+
+static void seq_xent_vec_max(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef *mx, LLVMValueRef *am)
+{
+	xent_env e = {.x = row, .acc = facc(c, cg_vf32(c, NEG_INF), "xmax")};
+	vec_loop(c, V, xent_max, &e);
+	*mx = hmax(c, cg_load(c, c->v16, e.acc));
+	if (!am)
+		return;
+	e.m = cg_splat(c, *mx);
+	e.iacc = facc(c, cg_splat(c, cg_i32(c, INT32_MAX)), "xam");
+	vec_loop(c, V, xent_argmax, &e);
+	LLVMValueRef first = hmin_i32(c, cg_load(c, LLVMTypeOf(cg_iota(c, 32)), e.iacc));
+	/* no lane equal to the max (a NaN row): 0, as the scalar loop's start */
+	LLVMValueRef none = LLVMBuildICmp(c->B, LLVMIntEQ, first, cg_i32(c, INT32_MAX), "");
+	*am = LLVMBuildSelect(c->B, none, I(c, 0), LLVMBuildSExt(c->B, first, c->i64, ""), "");
+}
+
+static void xent_sumexp(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	xent_env *e = env;
+	LLVMValueRef v = live(c, mask, cgm_exp(c->B, vfsub(c, vld(c, e->x, j, mask), e->m)), vzero(c));
+	vacc_add(c, e->acc, v);
+}
+
+static LLVMValueRef seq_xent_vec_sumexp(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef mx)
+{
+	xent_env e = {.x = row, .m = cg_splat(c, mx), .acc = facc(c, vzero(c), "xsum")};
+	vec_loop(c, V, xent_sumexp, &e);
+	return cg_hsum(c, cg_load(c, c->v16, e.acc));
+}
+
+static void xent_grad(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+{
+	xent_env *e = env;
+	LLVMValueRef pr = vfmul(c, cgm_exp(c->B, vfsub(c, vld(c, e->x, j, mask), e->m)), e->inv);
+	LLVMValueRef hot = LLVMBuildUIToFP(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, lane_ids(c, j), e->y, ""), c->v16, "");
+	cg_vstore(c, vfmul(c, vfsub(c, pr, hot), e->scale), cg_gep(c, e->out, j), mask);
+}
+
+static void seq_xent_vec_grad(cg_ctx *c, LLVMValueRef row, LLVMValueRef out, int64_t V, LLVMValueRef mx,
+			      LLVMValueRef inv, LLVMValueRef y, LLVMValueRef scale)
+{
+	xent_env e = {.x = row, .out = out, .m = cg_splat(c, mx), .inv = cg_splat(c, inv),
+		      .y = cg_splat(c, LLVMBuildTrunc(c->B, y, c->i32, "")), .scale = cg_splat(c, scale)};
+	vec_loop(c, V, xent_grad, &e);
 }

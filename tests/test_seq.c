@@ -337,6 +337,83 @@ Test(seq_grad, softmax_causal)
 				      "logits = (matmul(p, e) + matmul(q, e)) |> dense(5)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 5);
 }
 
+/* ---- the fast kernels against the reference kernels ----
+ * cg_seq.c's vectorised rows (layernorm, softmax) and tiled matmul against
+ * the scalar loops of --naive-kernels: the same loss and gradients within
+ * rounding, at sizes that are not multiples of 16 (tails, a causal row
+ * crossing a vector, a row remainder of the register tile), full and partial
+ * batches, both register tiles (th_vacc 6: AVX2, 24: AVX-512), and the fast
+ * kernels bit-identical with 1, 2 and 3 threads. */
+
+static const char *const equiv_srcs[] = {
+	HEAD(13, 18) "e = x |> embedding(13, 21) |> positional\n"
+	"h = e + (e |> layernorm |> attention(heads: 3, causal: true))\n"
+	"logits = h |> rmsnorm |> dense(13)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(7),
+	HEAD(9, 19) "e = x |> embedding(9, 17) |> layernorm\n"
+	"a = e |> dense(17)\nb = e |> dense(17)\n"
+	"s = matmul(a, b, transpose_b: true, scale: 0.3) |> softmax(axis: last)\n" /* [19, 19] */
+	"t = matmul(matmul(s, b), s, transpose_a: true)\n"                        /* [17, 19] */
+	"u = matmul(t, a)\n"                                                       /* [17, 17] */
+	"w = matmul(t, a, transpose_a: true, transpose_b: true)\n"                 /* [19, 19] */
+	"z = matmul(w, matmul(u, t), transpose_b: true)\n"                         /* [19, 17] */
+	"logits = z |> split_heads(1) |> merge_heads |> flatten |> dense(9 * 19)\nloss softmax_cross_entropy(logits, y)\n" TRAIN(5),
+};
+
+/* Loss, accuracy (eval step) and gradients (train step, learning rate 0) of n samples */
+static void loss_acc_grads(const jitted *j, int64_t n, int threads, double *loss, double *acc, float *g)
+{
+	state s = th_state_new(j->m);
+	th_fill_params(j->m, s.params, 31);
+	fill_tokens(&s, n, j->g->label_vocab, 32, true);
+	memset(s.a.hp, 0, sizeof s.a.hp);
+	run_step(&s, j->m->eval_step, n, threads);
+	*loss = s.metrics[0];
+	*acc = s.metrics[1];
+	run_step(&s, j->m->train_step, n, threads);
+	memcpy(g, s.grads, sizeof(float) * (size_t)j->m->param_floats);
+	th_state_free(&s);
+}
+
+Test(seq, fast_kernels_match_reference, .timeout = 600)
+{
+	for (size_t k = 0; k < sizeof equiv_srcs / sizeof *equiv_srcs; k++)
+		for (int vacc = 6; vacc <= 24; vacc += 18) {
+			th_vacc = vacc;
+			jitted fast = th_jit(th_build_graph(SRC_PATH, equiv_srcs[k], true), false, true);
+			jitted ref = th_jit(th_build_graph(SRC_PATH, equiv_srcs[k], true), true, true);
+			th_vacc = 0;
+			const nnrt_model *m = fast.m;
+			int64_t P = m->param_floats;
+			float *gf = th_falloc(P), *gr = th_falloc(P), *gt = th_falloc(P);
+			for (int64_t n = m->batch; n >= 2; n -= m->batch - 2) { /* full, then partial */
+				double lf, lr, lt, af, ar, at_;
+				loss_acc_grads(&fast, n, 2, &lf, &af, gf);
+				loss_acc_grads(&ref, n, 2, &lr, &ar, gr);
+				cr_assert(af == ar, "net %zu vacc %d n %lld: accuracy %.9g, reference %.9g", k, vacc, (long long)n, af, ar);
+				cr_assert(fabs(lf - lr) <= 1e-5 * (1 + fabs(lr)), "net %zu vacc %d n %lld: loss %.9g, reference %.9g", k,
+					  vacc, (long long)n, lf, lr);
+				double worst = 0;
+				int64_t at = 0;
+				for (int64_t i = 0; i < P; i++) {
+					double err = fabs((double)gf[i] - gr[i]) / (1e-4 + fabs((double)gr[i]));
+					cr_assert(isfinite(gf[i]), "net %zu: gradient %lld is %g", k, (long long)i, gf[i]);
+					if (err > worst)
+						worst = err, at = i;
+				}
+				cr_assert(worst <= 2e-3, "net %zu vacc %d n %lld: gradient %lld is %.9g, reference %.9g", k, vacc,
+					  (long long)n, (long long)at, gf[at], gr[at]);
+				for (int threads = 1; threads <= 3; threads += 2) {
+					loss_acc_grads(&fast, n, threads, &lt, &at_, gt);
+					cr_assert(lt == lf && at_ == af && !memcmp(gt, gf, sizeof(float) * (size_t)P),
+						  "net %zu n %lld: %d threads differ from 2", k, (long long)n, threads);
+				}
+			}
+			free(gf), free(gr), free(gt);
+			th_jit_free(&fast);
+			th_jit_free(&ref);
+		}
+}
+
 /* ---- threads ---- */
 
 /* Three Adam steps with 1, 2 and 3 threads: bit-identical parameters */
