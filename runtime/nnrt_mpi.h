@@ -20,6 +20,8 @@ extern "C" {
 enum {
 	NNRT_MPI_ALLREDUCE = 1, /* sum the gradients with MPI_Allreduce: fewer bytes for many ranks, but
 	                         * results then depend on the number of ranks (not bit-identical) */
+	NNRT_MPI_NO_OVERLAP = 2, /* exchange the gradients after the backward pass, not during it (the same
+	                          * results; for measurements) */
 };
 
 /* Makes inst one of the ranks of `comm` (the host's communicator; the

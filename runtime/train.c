@@ -135,6 +135,9 @@ static const struct flag {
 	{"--allreduce", NULL, FLAG_BOOL, offsetof(opts, allreduce),
 	 "under mpirun: sum the ranks' gradients with MPI_Allreduce (faster for many ranks, not bit-identical "
 	 "to one process; docs/distributed.md)"},
+	{"--no-overlap", NULL, FLAG_BOOL, offsetof(opts, no_overlap),
+	 "under mpirun: exchange the gradients after the backward pass instead of during it (the same results; "
+	 "for measurements, docs/distributed.md)"},
 	{"--generate", "N", FLAG_POSINT, offsetof(opts, generate),
 	 "sample N bytes of text from a next-token model after training, or from --load's parameters (no training)"},
 	{"--prompt", "TEXT", FLAG_PATH, offsetof(opts, prompt), "the text --generate continues (default: a newline)"},
@@ -576,6 +579,7 @@ static void dist_rank_setup(trainer *t)
 	snprintf(prog, sizeof prog, "%s (rank %d)", nnrt_prog(), d->rank);
 	nnrt_set_prog(prog);
 	d->allreduce = t->o.allreduce;
+	d->overlap = !t->o.no_overlap;
 	if (!t->o.threads) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN), local = d->tp->local_size(d->comm);
 		t->o.threads = cores > local && local > 0 ? cores / local : 1;
