@@ -117,10 +117,12 @@ static bool writes_grads(const ir_graph *g, const ir_node *nd, int64_t lo, int64
  * parameter that the loss does not reach is complete from the start, the
  * chunk's first clearing having written it).  Buckets gather parameters
  * from the last (the highest offset: the last layer, whose gradient the
- * backward pass completes first) down, each at least BUCKET_FLOATS floats
- * (64 KiB: one message per layer or two of a small net; the exchange of a
- * bucket starts when its last parameter is complete), or the environment's
- * NNC_DIST_BUCKET floats (1: a bucket per parameter, as the tests use).
+ * backward pass completes first) down, a bucket closing when the next
+ * parameter would take it beyond BUCKET_FLOATS floats (64 KiB: a few
+ * messages for a small net, each one's exchange starting when its last
+ * parameter is complete; a larger parameter makes a bucket of its own), or
+ * the environment's NNC_DIST_BUCKET floats (1: a bucket per parameter, as
+ * the tests use).
  * ready[j] (ids positions) = how many buckets, in that order, are complete
  * after op j. */
 enum { BUCKET_FLOATS = 16384 };
@@ -162,22 +164,29 @@ cg_dist_plan *cg_dist_plan_final(cg_ctx *c, bool metrics, bool update, const int
 	}
 	int64_t *bucket_ready = nnc_alloc(sizeof(int64_t) * (size_t)np);
 	int nb = 0;
-	int64_t end = g->param_floats, at = -1, min = bucket_floats(); /* the open bucket: [.., end), complete after op `at` */
+	/* the open bucket: [open, end), complete after op `at` */
+	int64_t end = g->param_floats, open = end, at = -1, cap = bucket_floats();
 	for (int i = 0; i < np; i++) {
 		const ir_param *pr = &g->params[order[i]];
-		int64_t lo = i + 1 == np ? 0 : pr->offset;
+		int64_t lo = i + 1 == np ? 0 : pr->offset; /* its region: [lo, open) */
+		if (open < end && end - lo > cap) {        /* it does not fit: close the bucket */
+			v[NNRT_DIST_BUCKET0 + 2 * nb] = open;
+			v[NNRT_DIST_BUCKET0 + 2 * nb + 1] = end - open;
+			bucket_ready[nb++] = at;
+			end = open;
+			at = -1;
+		}
 		for (int j = 0; j < n; j++)
 			if (writes_grads(g, &g->nodes[ids[j]], pr->offset, pr->offset + pr->size)) {
 				int64_t w = in_loop[j] ? j : n; /* n: not before the end */
 				at = w > at ? w : at;
 			}
-		if (end - lo >= min || i + 1 == np) {
-			v[NNRT_DIST_BUCKET0 + 2 * nb] = lo;
-			v[NNRT_DIST_BUCKET0 + 2 * nb + 1] = end - lo;
-			bucket_ready[nb++] = at;
-			end = lo;
-			at = -1;
-		}
+		open = lo;
+	}
+	if (open < end) {
+		v[NNRT_DIST_BUCKET0 + 2 * nb] = open;
+		v[NNRT_DIST_BUCKET0 + 2 * nb + 1] = end - open;
+		bucket_ready[nb++] = at;
 	}
 	v[NNRT_DIST_NBUCKETS] = nb;
 	/* in order: bucket b goes when it and the buckets before it are complete */

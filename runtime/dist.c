@@ -19,6 +19,11 @@
  * table of collectives that libnnrt.a references weakly, so a binary
  * linked without it runs as one process and needs no MPI library.
  *
+ * The partial gradients do not wait for the sync: they go in buckets as
+ * the backward pass completes them (nnrt_dist_ready, "The overlapped
+ * gradient exchange" below), and the sync before the update waits for the
+ * last ones.
+ *
  * Threads: a sync is called by every thread of the team; thread 0 moves
  * the bytes (the thread that joined the job, MPI_THREAD_FUNNELED is
  * enough) while the others wait at the team's barrier.

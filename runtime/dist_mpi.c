@@ -8,9 +8,12 @@
  * Every collective goes through MPI's own algorithms, but only on bytes
  * (broadcasts, an allgather) except in the --allreduce fast path: the
  * values the update sums are summed by the generated code, in chunk order.
- * Two duplicates of the host communicator: one for the steps, one for the
- * last agreement at exit, so that a rank leaving early can never match a
- * step's broadcast by mistake.
+ * Three duplicates of the host communicator: one for the steps, one for
+ * the last agreement at exit, so that a rank leaving early can never match
+ * a step's broadcast by mistake, and one for the gradient buckets that move
+ * while the backward pass runs (point-to-point messages, or non-blocking
+ * sums with --allreduce), which must not be matched against the step's
+ * broadcasts in between.
  */
 #define _POSIX_C_SOURCE 200809L
 
