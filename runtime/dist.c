@@ -223,6 +223,14 @@ static int tag_of(const nnrt_dist *d, const int64_t *t, int64_t k, int64_t b)
 	return (int)(1 + (k * nbuckets(t) + b) % d->tag_ub);
 }
 
+/* --reduce-scatter: rank r's slice of bucket b, [*lo, *lo + *n) floats */
+static void slice_of(const nnrt_dist *d, const int64_t *t, int64_t b, int r, int64_t *lo, int64_t *n)
+{
+	int64_t off = bucket_off(t, b), len = bucket_bytes(t, b) / (int64_t)sizeof(float);
+	*lo = off + len * r / d->size;
+	*n = off + len * (r + 1) / d->size - *lo;
+}
+
 static int64_t ready_of(nnrt_dist *d, int64_t k)
 {
 	return k < NNRT_DIST_MAX_CHUNKS ? atomic_load_explicit(&d->ready[k], memory_order_acquire) : 0;
@@ -266,10 +274,13 @@ static void open_step(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
 		if (root == d->rank)
 			continue;
 		for (int64_t b = 0; b < nb; b++) {
-			if (d->tp->irecv(d->comm, chunk_grads(a, t, k) + bucket_off(t, b), bucket_bytes(t, b), root,
-			                 tag_of(d, t, k, b)) != 0)
+			int64_t lo = bucket_off(t, b), n = bucket_bytes(t, b) / (int64_t)sizeof(float);
+			if (d->rs) /* only this rank's slice, which it sums */
+				slice_of(d, t, b, d->rank, &lo, &n);
+			if (n && d->tp->irecv(d->comm, chunk_grads(a, t, k) + lo, n * (int64_t)sizeof(float), root,
+			                      tag_of(d, t, k, b)) != 0)
 				abort();
-			d->bytes += bucket_bytes(t, b);
+			d->bytes += n * (int64_t)sizeof(float);
 		}
 	}
 }
@@ -287,10 +298,14 @@ static void hash_bucket(nnrt_dist *d, nnrt_step_args *a, const int64_t *t, int64
 /* Ordered: bucket b of chunk k to every other rank. */
 static void send_bucket(nnrt_dist *d, nnrt_step_args *a, const int64_t *t, int64_t k, int64_t lo, int64_t b)
 {
-	const float *p = chunk_grads(a, t, k) + bucket_off(t, b);
-	for (int r = 0; r < d->size; r++)
-		if (r != d->rank && d->tp->isend(d->comm, p, bucket_bytes(t, b), r, tag_of(d, t, k, b)) != 0)
+	for (int r = 0; r < d->size; r++) {
+		int64_t lo = bucket_off(t, b), n = bucket_bytes(t, b) / (int64_t)sizeof(float);
+		if (d->rs) /* rank r's slice, which rank r sums */
+			slice_of(d, t, b, r, &lo, &n);
+		if (r != d->rank && n &&
+		    d->tp->isend(d->comm, chunk_grads(a, t, k) + lo, n * (int64_t)sizeof(float), r, tag_of(d, t, k, b)) != 0)
 			abort();
+	}
 	if (d->check)
 		hash_bucket(d, a, t, k, lo, b);
 	started(d);
@@ -380,6 +395,47 @@ static void verify(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
 		}
 }
 
+/* --reduce-scatter, once every rank holds its slice of every chunk's
+ * buckets: the rank sums its slices in chunk order into grads (the very
+ * additions the update would make: grads + chunk 1 + chunk 2 ...), sends
+ * the sums to every other rank and receives theirs (an allgather of bytes),
+ * and the other chunks' partials become -0, which the update adds without
+ * changing a value.  Each rank receives (K - K/N) P/N + (N - 1) P/N floats
+ * instead of (K - K/N) P: a ring's 2 (N - 1)/N P when K = N. */
+static void rs_finish(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
+{
+	int64_t cb = t[NNRT_DIST_CBATCH], active = (a->n + cb - 1) / cb, nb = nbuckets(t), lo, n;
+	float *g = a->grads;
+	for (int64_t b = 0; b < nb; b++) {
+		slice_of(d, t, b, d->rank, &lo, &n);
+		for (int64_t k = 1; k < active; k++) {
+			const float *s = chunk_grads(a, t, k);
+			for (int64_t i = lo; i < lo + n; i++)
+				g[i] += s[i];
+		}
+	}
+	for (int64_t b = 0; b < nb; b++)
+		for (int r = 0; r < d->size; r++) {
+			if (r == d->rank)
+				continue;
+			int64_t rlo, rn;
+			slice_of(d, t, b, r, &rlo, &rn);
+			slice_of(d, t, b, d->rank, &lo, &n);
+			int tag = (int)(1 + b % d->tag_ub);
+			if ((rn && d->tp->irecv(d->comm, g + rlo, rn * (int64_t)sizeof(float), r, tag) != 0) ||
+			    (n && d->tp->isend(d->comm, g + lo, n * (int64_t)sizeof(float), r, tag) != 0))
+				abort();
+			d->bytes += rn * (int64_t)sizeof(float);
+		}
+	if (d->tp->test(d->comm, 1) != 1)
+		abort();
+	for (int64_t k = 1; k < active; k++) {
+		float *s = chunk_grads(a, t, k);
+		for (int64_t i = 0; i < t[NNRT_DIST_PARAM_FLOATS]; i++)
+			s[i] = -0.0f;
+	}
+}
+
 /* The FINAL sync's part: the rest of the buckets, then the wait. */
 static void finish_buckets(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
 {
@@ -391,6 +447,8 @@ static void finish_buckets(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
 	d->inflight = 0;
 	if (d->check)
 		verify(d, a, t);
+	if (d->rs && !d->allreduce)
+		rs_finish(d, a, t);
 	int64_t chunks = t[NNRT_DIST_CHUNKS];
 	for (int64_t k = 0; k < chunks && k < NNRT_DIST_MAX_CHUNKS; k++)
 		atomic_store_explicit(&d->ready[k], 0, memory_order_relaxed);
@@ -660,7 +718,8 @@ void nnrt_dist_report(const nnrt_dist *d)
 	       "buckets sent per step\nexchange: %.3f ms exposed, %.3f ms overlapped per step (%.3f s exposed, %.3f s "
 	       "overlapped in all; exposed: the team waits for it; overlapped: in flight while the forward and backward "
 	       "passes ran)\n",
-	       d->tp->name, d->size, d->size == 1 ? "" : "s", d->allreduce ? "allreduce" : "ordered",
+	       d->tp->name, d->size, d->size == 1 ? "" : "s",
+	       d->allreduce ? "allreduce" : d->rs ? "ordered reduce-scatter" : "ordered",
 	       d->overlap ? "overlapped" : "not overlapped", (long long)d->syncs, (double)d->bytes / steps / 1e6,
 	       (double)d->buckets / steps, d->seconds / steps * 1e3, d->overlapped / steps * 1e3, d->seconds,
 	       d->overlapped);

@@ -73,6 +73,7 @@ typedef struct nnrt_dist {
 	int owns_init;          /* this runtime joined the job (the trainer): it leaves it */
 	int allreduce;          /* --allreduce: MPI sums the gradients (fast, not bit-identical) */
 	int overlap;            /* exchange gradient buckets during the backward pass (not --no-overlap) */
+	int rs;                 /* --reduce-scatter: the ordered sums by slices, then an allgather */
 	int check;              /* NNRT_DIST_CHECK=1: every sent bucket must be unchanged at the step's end */
 	int early;              /* NNRT_DIST_CHECK=early: send buckets too early (tests the check) */
 	int64_t state_floats;   /* of the model: the state tensors chunk 0's rank moves */

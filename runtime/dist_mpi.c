@@ -306,8 +306,9 @@ int nnrt_instance_set_mpi_comm(nnrt_instance *inst, MPI_Comm comm, int flags)
 	}
 	d->allreduce = (flags & NNRT_MPI_ALLREDUCE) != 0;
 	d->overlap = (flags & NNRT_MPI_NO_OVERLAP) == 0;
+	d->rs = (flags & NNRT_MPI_REDUCE_SCATTER) != 0;
 	int mute = nnrt_mute_errors(inst->on_error != NULL);
-	int rc = nnrt_dist_setup(d, inst, 0, 0);
+	int rc = nnrt_dist_setup(d, inst, (uint64_t)flags, 0); /* every rank's flags alike */
 	nnrt_mute_errors(mute);
 	if (rc) {
 		nnrt_dist_free(d);

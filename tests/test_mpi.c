@@ -278,6 +278,53 @@ Test(mpi, overlapped_batchnorm_in_small_buckets_identical_and_checked)
 	check_identical_with("bnet", "", "NNRT_DIST_CHECK=1", 2);
 }
 
+/* --reduce-scatter: each rank sums its slice of every chunk's gradients in
+ * chunk order, then the sums are all-gathered: still one process's bytes,
+ * with 3 ranks too (slices of unequal sizes; 8 chunks, unevenly owned). */
+Test(mpi, reduce_scatter_identical_for_1_2_3_4_ranks)
+{
+	need_mpi();
+	write_bn_model();
+	char src[512];
+	snprintf(src, sizeof src, "%s/bnet.nn", tmpdir);
+	compile_small_buckets("bnet", src, "--chunks 8");
+	check_identical_with("bnet", "--reduce-scatter", "NNRT_DIST_CHECK=1", 2);
+	free(run_ok(MPIRUN " -np 3 ./bnet --threads 1 --reduce-scatter --save n3.ckpt"));
+	cr_expect(same("one.ckpt", "n3.ckpt"), "3 ranks: the checkpoint differs from one process's");
+}
+
+Test(mpi, reduce_scatter_lenet_identical)
+{
+	need_mpi();
+	compile_example("lenet", "--chunks 4");
+	check_identical_with("lenet", "--limit 3200 --test-limit 300 --epochs 1 --reduce-scatter", "", 1);
+}
+
+/* The megabytes a rank received per step, from the profile's line. */
+static double profile_mb(const char *out)
+{
+	const char *p = strstr(out, " MB received");
+	cr_assert(p, "no MB received in:\n%s", out);
+	while (p > out && p[-1] != ' ')
+		p--;
+	return strtod(p, NULL);
+}
+
+/* The reduce-scatter's bytes: with 4 ranks of 4 chunks a rank receives 3/4
+ * of P for its slices and 3/4 of P of the others' sums, half of the 3 P of
+ * the ordered broadcasts. */
+Test(mpi, reduce_scatter_moves_fewer_bytes)
+{
+	need_mpi();
+	compile_example("mlp", "--chunks 4 --profile");
+	char *ord = run_ok(MPIRUN " -np 4 ./mlp --limit 1280 --test-limit 1 --epochs 1 --threads 1");
+	char *rs = run_ok(MPIRUN " -np 4 ./mlp --limit 1280 --test-limit 1 --epochs 1 --threads 1 --reduce-scatter");
+	double a = profile_mb(ord), b = profile_mb(rs);
+	cr_expect(a > 1.1 && b < 0.55 * a && b > 0.45 * a, "ordered %g MB, reduce-scatter %g MB per step", a, b);
+	free(ord);
+	free(rs);
+}
+
 /* The check can fail: NNRT_DIST_CHECK=early sends every bucket after the
  * chunk's first op, long before the backward pass completes it; the run
  * must stop, naming the bucket, within seconds. */
