@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel training (docs/distributed.md): the measured cost of the
 # exchange per step at N = 1, 2, 4 ranks on this machine (ordered and
-# --allreduce, each overlapped with the backward pass and --no-overlap:
+# --reduce-scatter and --allreduce, each overlapped with the backward pass, and
+# --no-overlap:
 # --profile's exposed and overlapped times), then a projection
 # to 2-64 machines on 10 and 100 Gbit/s links.  bench/README.md explains
 # the model and its assumptions.
@@ -39,7 +40,7 @@ for m in ${models//,/ }; do
   [ $measure = 1 ] || continue
   for n in 1 2 4; do
     # the four exchanges side by side, one after the other, at each N
-    for mode in ordered ordered,--no-overlap --allreduce --allreduce,--no-overlap; do
+    for mode in ordered ordered,--no-overlap ordered,--reduce-scatter --allreduce --allreduce,--no-overlap; do
       flags=${mode#ordered}
       out=$(mpirun --oversubscribe -np $n "$tmp/$m" --limit $((steps * batch)) --warmup 0 --test-limit 1 --epochs 1 \
             --threads 1 ${flags//,/ } 2>&1)
