@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel training (docs/distributed.md): the measured cost of the
-# exchange per step at N = 1, 2, 4 ranks on this machine (ordered and
-# --reduce-scatter and --allreduce, each overlapped with the backward pass, and
-# --no-overlap:
-# --profile's exposed and overlapped times), then a projection
+# exchange per step at N = 1, 2, 4 ranks on this machine (ordered, overlapped
+# with the backward pass and --no-overlap, --reduce-scatter, and --allreduce
+# overlapped and not: --profile's exposed and overlapped times), then a projection
 # to 2-64 machines on 10 and 100 Gbit/s links.  bench/README.md explains
 # the model and its assumptions.
 #
