@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel training (docs/distributed.md): the measured cost of the
-# exchange per step at N = 1, 2, 4 ranks on this machine, then a projection
+# exchange per step at N = 1, 2, 4 ranks on this machine (ordered, overlapped
+# with the backward pass and --no-overlap, --reduce-scatter, and --allreduce
+# overlapped and not: --profile's exposed and overlapped times), then a projection
 # to 2-64 machines on 10 and 100 Gbit/s links.  bench/README.md explains
 # the model and its assumptions.
 #
@@ -36,12 +38,15 @@ for m in ${models//,/ }; do
   echo "$m batch=$batch params=$params sps1=$sps" >> "$rows"
   [ $measure = 1 ] || continue
   for n in 1 2 4; do
-    for mode in "" --allreduce; do
+    # the four exchanges side by side, one after the other, at each N
+    for mode in ordered ordered,--no-overlap ordered,--reduce-scatter --allreduce --allreduce,--no-overlap; do
+      flags=${mode#ordered}
       out=$(mpirun --oversubscribe -np $n "$tmp/$m" --limit $((steps * batch)) --warmup 0 --test-limit 1 --epochs 1 \
-            --threads 1 $mode 2>&1)
-      ex=$(grep -o 'exchanges, [0-9.]* MB received and [0-9.]* ms per step' <<<"$out" | head -1)
+            --threads 1 ${flags//,/ } 2>&1)
+      mb=$(sed -n 's/.*exchanges, \([0-9.]*\) MB received.*/\1/p' <<<"$out" | head -1)
+      ex=$(sed -n 's/^exchange: \([0-9.]*\) ms exposed, \([0-9.]*\) ms overlapped per step.*/\1 \2/p' <<<"$out" | head -1)
       sps=$(sed -n 's/.*  \([0-9.e+]*\) samples\/s.*/\1/p' <<<"$out" | head -1)
-      echo "$m measured n=$n mode=${mode:-ordered} $ex samples/s=$sps" >> "$rows"
+      echo "$m measured n=$n mode=${mode#,} mb=$mb ms=${ex// /,} samples/s=$sps" >> "$rows"
     done
   done
 done
@@ -49,14 +54,17 @@ python3 - "$rows" <<'PY'
 import re, sys
 rows = open(sys.argv[1]).read().splitlines()
 print("## measured on this machine (--threads 1 per rank, --chunks 4; ranks share 2 cores)\n")
-print("| model | N | exchange | MB received per step | exchange ms per step | samples/s |")
-print("|---|---:|---|---:|---:|---:|")
+print("| model | N | exchange | MB received per step | exposed ms per step | overlapped ms per step | samples/s |")
+print("|---|---:|---|---:|---:|---:|---:|")
 models = {}
 for r in rows:
     if " measured " in r:
-        m = re.match(r"(\S+) measured n=(\d+) mode=(\S+) exchanges, ([0-9.]+) MB received and ([0-9.]+) ms per step samples/s=(\S*)", r)
+        m = re.match(r"(\S+) measured n=(\d+) mode=(\S+) mb=([0-9.]+) ms=([0-9.]+),([0-9.]+) samples/s=(\S*)", r)
         if m:
-            print(f"| {m[1]} | {m[2]} | {m[3]} | {float(m[4]):.3f} | {float(m[5]):.2f} | {m[6]} |")
+            mode = m[3].replace(",", " ")
+            print(f"| {m[1]} | {m[2]} | {mode} | {float(m[4]):.3f} | {float(m[5]):.2f} | {float(m[6]):.2f} | {m[7]} |")
+        else:
+            print(f"| {r} (no profile line) |")
     else:
         m = re.match(r"(\S+) batch=(\d+) params=(\d+) sps1=(\S+)", r)
         models[m[1]] = (int(m[2]), int(m[3]), float(m[4]))

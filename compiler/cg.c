@@ -650,6 +650,18 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	hi = cg_min_i64(c, hi, cg_active_chunks(c, nsteps));
 	LLVMValueRef slot = cg_alloca(c, c->abi.chunk, "chunk");
 	LLVMValueRef share = cg_alloca(c, LLVMArrayType2(c->i64, 4), "share");
+	/* the final sync's table; with an update, the gradient buckets whose
+	 * exchange starts as the chunk loop completes them (cg_dist.c) */
+	cg_dist_plan *plan = NULL;
+	if (dist && (metrics || post)) {
+		bool *in_loop = nnc_alloc((size_t)n + 1);
+		for (int j = 0; j < n; j++) {
+			ir_phase ph = body_phase(g, &g->nodes[ids[j]], train);
+			in_loop[j] = ph == PHASE_SAMPLE || ph == PHASE_REDUCE ||
+				     (ph == PHASE_COMBINE && g->nodes[ids[j]].chunk_copy);
+		}
+		plan = cg_dist_plan_final(c, metrics, post, ids, n, in_loop);
+	}
 	/* segments of the chunk loop, cut by the combine ops (which merge every
 	 * chunk's partials: a barrier before them); none in a graph without
 	 * batch statistics, which keeps the one loop.  A chunk_copy combine
@@ -691,6 +703,12 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 					cg_if gb = cg_if_begin(c, grouped);
 					barrier(u);
 					cg_if_end(c, &gb);
+					if (post) /* op j is complete in the whole chunk: after the group's barrier */
+						cg_dist_ready(c, plan, j, k.i);
+				} else if (post) { /* a group's last op: the final sync waits for it */
+					cg_if gl = cg_if_begin(c, LLVMBuildNot(c->B, grouped, ""));
+					cg_dist_ready(c, plan, j, k.i);
+					cg_if_end(c, &gl);
 				}
 				tick(u, u->op_index[ids[j]]); /* a combine's: its op and the wait before it */
 			}
@@ -722,7 +740,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	if (metrics || post)
 		barrier(u);
 	if (dist && (metrics || post))
-		cg_dist_sync_final(c, metrics, post);
+		cg_dist_sync_final(c, plan);
 	if (metrics)
 		sum_metrics(c, nsteps);
 	for (int j = 0; j < n; j++)

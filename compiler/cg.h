@@ -67,7 +67,18 @@ void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef
  * partials they read); the sync before the metrics and the update. */
 void cg_dist_span(cg_ctx *c, LLVMValueRef *lo, LLVMValueRef *hi);
 void cg_dist_sync_partials(cg_ctx *c, const int *ids, int n);
-void cg_dist_sync_final(cg_ctx *c, bool metrics, bool update);
+/* The FINAL sync's table, and with an update the gradient buckets of the
+ * overlapped exchange: nnrt_dist_ready after op ids[j] of chunk k (i64)
+ * says the first ready[j] buckets are complete (in_loop[j]: ids[j] runs
+ * once per chunk). */
+typedef struct cg_dist_plan {
+	LLVMValueRef table;
+	int64_t *ready;
+	int nbuckets;
+} cg_dist_plan;
+cg_dist_plan *cg_dist_plan_final(cg_ctx *c, bool metrics, bool update, const int *ids, int n, const bool *in_loop);
+void cg_dist_ready(cg_ctx *c, const cg_dist_plan *pl, int j, LLVMValueRef k);
+void cg_dist_sync_final(cg_ctx *c, const cg_dist_plan *pl);
 
 /* Applies the activation, or multiplies by the derivative of `dact` taken
  * at v (x or y, acts.def's `from`), in place to a tile of `rows` rows of nv

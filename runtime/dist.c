@@ -19,6 +19,11 @@
  * table of collectives that libnnrt.a references weakly, so a binary
  * linked without it runs as one process and needs no MPI library.
  *
+ * The partial gradients do not wait for the sync: they go in buckets as
+ * the backward pass completes them (nnrt_dist_ready, "The overlapped
+ * gradient exchange" below), and the sync before the update waits for the
+ * last ones.
+ *
  * Threads: a sync is called by every thread of the team; thread 0 moves
  * the bytes (the thread that joined the job, MPI_THREAD_FUNNELED is
  * enough) while the others wait at the team's barrier.
@@ -122,13 +127,19 @@ static double *chunk_metrics(nnrt_step_args *a, const int64_t *t, int64_t k)
  * summed over the ranks by the transport; the other chunks' partials
  * become -0, which the update adds without changing a value (x + -0 = x
  * for every x, +0 and -0 included). */
-static void reduce_fast(nnrt_dist *d, nnrt_step_args *a, const int64_t *t, int64_t active)
+static void reduce_fast(nnrt_dist *d, nnrt_step_args *a, const int64_t *t, int64_t active, int grads)
 {
 	int64_t lo = (int64_t)d->rank * t[NNRT_DIST_CHUNKS] / d->size;
 	int64_t hi = (int64_t)(d->rank + 1) * t[NNRT_DIST_CHUNKS] / d->size;
 	if (hi > active)
 		hi = active;
-	if (t[NNRT_DIST_WS_PARTIALS] >= 0) {
+	if (t[NNRT_DIST_WS_PARTIALS] >= 0 && !grads) { /* summed in buckets: the others' partials become -0 */
+		for (int64_t k = 1; k < active; k++) {
+			float *s = chunk_grads(a, t, k);
+			for (int64_t i = 0; i < t[NNRT_DIST_PARAM_FLOATS]; i++)
+				s[i] = -0.0f;
+		}
+	} else if (t[NNRT_DIST_WS_PARTIALS] >= 0) {
 		int64_t p = t[NNRT_DIST_PARAM_FLOATS];
 		float *g = a->grads;
 		if (lo >= hi)
@@ -165,13 +176,318 @@ static void reduce_fast(nnrt_dist *d, nnrt_step_args *a, const int64_t *t, int64
 	}
 }
 
+/* ---- The overlapped gradient exchange (FINAL_BUCKETS) ----
+ *
+ * A train body's FINAL table lists buckets: contiguous runs of a chunk's
+ * gradients, the last layers' first, in the order the backward pass
+ * completes them (cg_dist.c).  After each op of a chunk, the thread running
+ * it says how many of the chunk's buckets are complete (nnrt_dist_ready);
+ * thread 0 (the only thread that calls the transport: MPI_THREAD_FUNNELED)
+ * sends them at once and tests the messages in flight at each of its own op
+ * boundaries, since Open MPI moves a message only inside an MPI call.  The
+ * FINAL sync sends what is left and waits.  Ordered path: the owner of
+ * chunk k sends each bucket to every other rank, which posted the matching
+ * receives into chunk k's partials at the step's first call: bytes only,
+ * so every rank sums the same partials as one process.  --allreduce: once
+ * every chunk of the rank has bucket b, the rank sums them (in chunk order)
+ * into grads and posts MPI_Iallreduce on it, buckets in the same order on
+ * every rank.  The messages and sums go on a communicator of their own, so
+ * that the batch statistics' broadcasts in between cannot be confused with
+ * them. */
+
+static int64_t nbuckets(const int64_t *t) { return t[NNRT_DIST_NBUCKETS]; }
+static int64_t bucket_off(const int64_t *t, int64_t b) { return t[NNRT_DIST_BUCKET0 + 2 * b]; }
+static int64_t bucket_bytes(const int64_t *t, int64_t b)
+{
+	return t[NNRT_DIST_BUCKET0 + 2 * b + 1] * (int64_t)sizeof(float);
+}
+
+/* This rank's chunks that hold samples in this step: [*lo, *hi). */
+static void own_active(const nnrt_dist *d, const nnrt_step_args *a, const int64_t *t, int64_t *lo, int64_t *hi)
+{
+	int64_t chunks = t[NNRT_DIST_CHUNKS], cb = t[NNRT_DIST_CBATCH];
+	int64_t active = (a->n + cb - 1) / cb;
+	*lo = (int64_t)d->rank * chunks / d->size;
+	*hi = (int64_t)(d->rank + 1) * chunks / d->size;
+	if (*hi > active)
+		*hi = active;
+	if (*lo > *hi)
+		*lo = *hi;
+}
+
+/* Bucket b of chunk k's tag: unique in a step unless chunks x buckets
+ * exceed the transport's tags, where the buckets are then sent in order
+ * (d->strict), and messages of one source and tag arrive in order. */
+static int tag_of(const nnrt_dist *d, const int64_t *t, int64_t k, int64_t b)
+{
+	return (int)(1 + (k * nbuckets(t) + b) % d->tag_ub);
+}
+
+/* --reduce-scatter: rank r's slice of bucket b, [*lo, *lo + *n) floats */
+static void slice_of(const nnrt_dist *d, const int64_t *t, int64_t b, int r, int64_t *lo, int64_t *n)
+{
+	int64_t off = bucket_off(t, b), len = bucket_bytes(t, b) / (int64_t)sizeof(float);
+	*lo = off + len * r / d->size;
+	*n = off + len * (r + 1) / d->size - *lo;
+}
+
+static int64_t ready_of(nnrt_dist *d, int64_t k)
+{
+	return k < NNRT_DIST_MAX_CHUNKS ? atomic_load_explicit(&d->ready[k], memory_order_acquire) : 0;
+}
+
+static void started(nnrt_dist *d)
+{
+	if (!d->inflight) {
+		d->inflight = 1;
+		d->t_mark = nnrt_now();
+	}
+	d->buckets++;
+}
+
+static void open_step(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
+{
+	int64_t chunks = t[NNRT_DIST_CHUNKS], cb = t[NNRT_DIST_CBATCH], nb = nbuckets(t);
+	int64_t active = (a->n + cb - 1) / cb, lo, hi;
+	own_active(d, a, t, &lo, &hi);
+	d->open = 1;
+	d->table = t;
+	d->sent_sum = 0;
+	for (int64_t k = lo; k < hi && k < NNRT_DIST_MAX_CHUNKS; k++)
+		d->sent[k] = 0;
+	if (!d->tag_ub)
+		d->tag_ub = d->tp->tag_ub(d->comm) > 1 ? d->tp->tag_ub(d->comm) - 1 : 1;
+	d->strict = chunks * nb >= d->tag_ub;
+	if (d->check && (hi - lo) * nb > d->nhashes) {
+		free(d->hashes);
+		d->nhashes = (hi - lo) * nb;
+		d->hashes = calloc((size_t)d->nhashes, sizeof *d->hashes);
+		if (!d->hashes) {
+			nnrt_sys_error("out of memory");
+			abort();
+		}
+	}
+	if (d->allreduce)
+		return;
+	for (int64_t k = 0; k < active; k++) {
+		int root = nnrt_dist_owner(k, chunks, d->size);
+		if (root == d->rank)
+			continue;
+		for (int64_t b = 0; b < nb; b++) {
+			int64_t lo = bucket_off(t, b), n = bucket_bytes(t, b) / (int64_t)sizeof(float);
+			if (d->rs) /* only this rank's slice, which it sums */
+				slice_of(d, t, b, d->rank, &lo, &n);
+			if (n && d->tp->irecv(d->comm, chunk_grads(a, t, k) + lo, n * (int64_t)sizeof(float), root,
+			                      tag_of(d, t, k, b)) != 0)
+				abort();
+			d->bytes += n * (int64_t)sizeof(float);
+		}
+	}
+}
+
+/* The chunks whose bucket the check hashes: --allreduce sums into chunk
+ * 0's partial (grads), which therefore changes after it is sent. */
+static int64_t first_hashed(const nnrt_dist *d, int64_t lo) { return d->allreduce && lo == 0 ? 1 : lo; }
+
+static void hash_bucket(nnrt_dist *d, nnrt_step_args *a, const int64_t *t, int64_t k, int64_t lo, int64_t b)
+{
+	d->hashes[(k - lo) * nbuckets(t) + b] =
+		nnrt_hash(NNRT_HASH0, chunk_grads(a, t, k) + bucket_off(t, b), (size_t)bucket_bytes(t, b));
+}
+
+/* Ordered: bucket b of chunk k to every other rank. */
+static void send_bucket(nnrt_dist *d, nnrt_step_args *a, const int64_t *t, int64_t k, int64_t lo, int64_t b)
+{
+	for (int r = 0; r < d->size; r++) {
+		int64_t lo = bucket_off(t, b), n = bucket_bytes(t, b) / (int64_t)sizeof(float);
+		if (d->rs) /* rank r's slice, which rank r sums */
+			slice_of(d, t, b, r, &lo, &n);
+		if (r != d->rank && n &&
+		    d->tp->isend(d->comm, chunk_grads(a, t, k) + lo, n * (int64_t)sizeof(float), r, tag_of(d, t, k, b)) != 0)
+			abort();
+	}
+	if (d->check)
+		hash_bucket(d, a, t, k, lo, b);
+	started(d);
+}
+
+/* --allreduce: grads' bucket b = the sum of this rank's chunks' (in chunk
+ * order, as reduce_fast), then summed over the ranks. */
+static void sum_bucket(nnrt_dist *d, nnrt_step_args *a, const int64_t *t, int64_t lo, int64_t hi, int64_t b)
+{
+	int64_t off = bucket_off(t, b), n = bucket_bytes(t, b) / (int64_t)sizeof(float);
+	float *g = a->grads + off;
+	for (int64_t k = first_hashed(d, lo); d->check && k < hi; k++)
+		hash_bucket(d, a, t, k, lo, b);
+	if (lo >= hi)
+		memset(g, 0, (size_t)n * sizeof(float));
+	else if (lo > 0)
+		memcpy(g, chunk_grads(a, t, lo) + off, (size_t)n * sizeof(float));
+	for (int64_t k = lo + 1; k < hi; k++) {
+		const float *s = chunk_grads(a, t, k) + off;
+		for (int64_t i = 0; i < n; i++)
+			g[i] += s[i];
+	}
+	if (d->tp->iallreduce_f32(d->comm, g, n) != 0)
+		abort();
+	d->bytes += 2 * (d->size - 1) * n * (int64_t)sizeof(float) / d->size;
+	started(d);
+}
+
+/* Thread 0: sends the complete buckets (all of them when `final`) and lets
+ * the transport move the messages in flight. */
+static void pump(nnrt_dist *d, nnrt_step_args *a, const int64_t *t, int final)
+{
+	if (!d->open)
+		open_step(d, a, t);
+	if (d->inflight && !final) { /* in flight since the last call: behind an op */
+		double now = nnrt_now();
+		d->overlapped += now - d->t_mark;
+		d->t_mark = now;
+	}
+	int64_t lo, hi, nb = nbuckets(t);
+	own_active(d, a, t, &lo, &hi);
+	if (d->allreduce) {
+		for (; d->sent_sum < nb; d->sent_sum++) {
+			for (int64_t k = lo; k < hi && !final; k++)
+				if (ready_of(d, k) <= d->sent_sum)
+					goto sent;
+			sum_bucket(d, a, t, lo, hi, d->sent_sum);
+		}
+	} else {
+		for (int64_t k = lo; k < hi; k++) {
+			int64_t r = final ? nb : ready_of(d, k), s = k < NNRT_DIST_MAX_CHUNKS ? d->sent[k] : 0;
+			for (; s < r; s++)
+				send_bucket(d, a, t, k, lo, s);
+			if (k < NNRT_DIST_MAX_CHUNKS)
+				d->sent[k] = (int32_t)s;
+			if (d->strict && s < nb)
+				break;
+		}
+	}
+sent:
+	if (!final && d->inflight) {
+		int rc = d->tp->test(d->comm, 0);
+		if (rc < 0)
+			abort();
+		d->inflight = rc == 0;
+	}
+}
+
+/* NNRT_DIST_CHECK: a bucket that changed after it was sent was sent
+ * before the backward pass had completed it. */
+static void verify(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
+{
+	int64_t lo, hi, nb = nbuckets(t);
+	own_active(d, a, t, &lo, &hi);
+	for (int64_t k = first_hashed(d, lo); k < hi; k++)
+		for (int64_t b = 0; b < nb; b++) {
+			uint64_t h = nnrt_hash(NNRT_HASH0, chunk_grads(a, t, k) + bucket_off(t, b), (size_t)bucket_bytes(t, b));
+			if (h != d->hashes[(k - lo) * nb + b]) {
+				nnrt_error("internal error: bucket %lld of chunk %lld's gradients (floats %lld to %lld) changed "
+				           "after it was sent: its exchange started before the backward pass completed it "
+				           "(NNRT_DIST_CHECK)",
+				           (long long)b, (long long)k, (long long)bucket_off(t, b),
+				           (long long)(bucket_off(t, b) + bucket_bytes(t, b) / 4));
+				fflush(stderr);
+				abort();
+			}
+		}
+}
+
+/* --reduce-scatter, once every rank holds its slice of every chunk's
+ * buckets: the rank sums its slices in chunk order into grads (the very
+ * additions the update would make: grads + chunk 1 + chunk 2 ...), sends
+ * the sums to every other rank and receives theirs (an allgather of bytes),
+ * and the other chunks' partials become -0, which the update adds without
+ * changing a value.  Each rank receives (K - K/N) P/N + (N - 1) P/N floats
+ * instead of (K - K/N) P: a ring's 2 (N - 1)/N P when K = N. */
+static void rs_finish(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
+{
+	int64_t cb = t[NNRT_DIST_CBATCH], active = (a->n + cb - 1) / cb, nb = nbuckets(t), lo, n;
+	float *g = a->grads;
+	for (int64_t b = 0; b < nb; b++) {
+		slice_of(d, t, b, d->rank, &lo, &n);
+		for (int64_t k = 1; k < active; k++) {
+			const float *s = chunk_grads(a, t, k);
+			for (int64_t i = lo; i < lo + n; i++)
+				g[i] += s[i];
+		}
+	}
+	for (int64_t b = 0; b < nb; b++)
+		for (int r = 0; r < d->size; r++) {
+			if (r == d->rank)
+				continue;
+			int64_t rlo, rn;
+			slice_of(d, t, b, r, &rlo, &rn);
+			slice_of(d, t, b, d->rank, &lo, &n);
+			int tag = (int)(1 + b % d->tag_ub);
+			if ((rn && d->tp->irecv(d->comm, g + rlo, rn * (int64_t)sizeof(float), r, tag) != 0) ||
+			    (n && d->tp->isend(d->comm, g + lo, n * (int64_t)sizeof(float), r, tag) != 0))
+				abort();
+			d->bytes += rn * (int64_t)sizeof(float);
+		}
+	if (d->tp->test(d->comm, 1) != 1)
+		abort();
+	for (int64_t k = 1; k < active; k++) {
+		float *s = chunk_grads(a, t, k);
+		for (int64_t i = 0; i < t[NNRT_DIST_PARAM_FLOATS]; i++)
+			s[i] = -0.0f;
+	}
+}
+
+/* The FINAL sync's part: the rest of the buckets, then the wait. */
+static void finish_buckets(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
+{
+	if (d->inflight)
+		d->overlapped += nnrt_now() - d->t_mark;
+	pump(d, a, t, 1);
+	if (d->tp->test(d->comm, 1) != 1)
+		abort();
+	d->inflight = 0;
+	if (d->check)
+		verify(d, a, t);
+	if (d->rs && !d->allreduce)
+		rs_finish(d, a, t);
+	int64_t chunks = t[NNRT_DIST_CHUNKS];
+	for (int64_t k = 0; k < chunks && k < NNRT_DIST_MAX_CHUNKS; k++)
+		atomic_store_explicit(&d->ready[k], 0, memory_order_relaxed);
+	d->open = 0;
+	d->table = NULL;
+}
+
+void nnrt_dist_ready(nnrt_step_args *a, int32_t tid, int64_t chunk, int64_t nready, const int64_t *table)
+{
+	nnrt_dist *d = dist_of(a);
+	if (!d || !d->overlap)
+		return;
+	if (d->early) /* the test of the check: every bucket "complete" after the chunk's first op */
+		nready = nbuckets(table);
+	if (chunk >= 0 && chunk < NNRT_DIST_MAX_CHUNKS && nready > 0)
+		atomic_store_explicit(&d->ready[chunk], (int32_t)nready, memory_order_release);
+	if (tid == 0)
+		pump(d, a, table, 0);
+}
+
 static void exchange(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
 {
 	double t0 = nnrt_now();
 	int64_t chunks = t[NNRT_DIST_CHUNKS], cb = t[NNRT_DIST_CBATCH];
 	int64_t active = (a->n + cb - 1) / cb;
+	int kind = (int)t[NNRT_DIST_KIND];
 	bufs b = {.d = d};
-	if (t[NNRT_DIST_KIND] == NNRT_DIST_PARTIALS) {
+	if (kind == NNRT_DIST_FINAL_BUCKETS) {
+		/* the gradients went (or go now) in buckets; the metrics and the
+		 * state as below */
+		finish_buckets(d, a, t);
+		if (d->allreduce) {
+			reduce_fast(d, a, t, active, 0);
+		} else if (t[NNRT_DIST_WS_METRICS] >= 0) {
+			for (int64_t k = 0; k < active; k++)
+				add_buf(&b, chunk_metrics(a, t, k), 2 * (int64_t)sizeof(double), nnrt_dist_owner(k, chunks, d->size));
+		}
+		kind = NNRT_DIST_FINAL;
+	} else if (kind == NNRT_DIST_PARTIALS) {
 		for (int64_t k = 0; k < active; k++) {
 			int root = nnrt_dist_owner(k, chunks, d->size);
 			float *base = a->ws + t[NNRT_DIST_WS_CHUNK0] + k * t[NNRT_DIST_WS_CHUNK];
@@ -180,7 +496,7 @@ static void exchange(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
 				        t[NNRT_DIST_TENSORS + 2 * i + 1] * (int64_t)sizeof(float), root);
 		}
 	} else if (d->allreduce) {
-		reduce_fast(d, a, t, active);
+		reduce_fast(d, a, t, active, 1);
 	} else {
 		for (int64_t k = 0; k < active; k++) {
 			int root = nnrt_dist_owner(k, chunks, d->size);
@@ -191,12 +507,12 @@ static void exchange(nnrt_dist *d, nnrt_step_args *a, const int64_t *t)
 		}
 	}
 	/* the train step's state (running statistics): chunk 0 moves it */
-	if (t[NNRT_DIST_KIND] == NNRT_DIST_FINAL && t[NNRT_DIST_WS_PARTIALS] >= 0 && a->state)
+	if (kind == NNRT_DIST_FINAL && t[NNRT_DIST_WS_PARTIALS] >= 0 && a->state)
 		add_buf(&b, a->state, d->state_floats * (int64_t)sizeof(float), nnrt_dist_owner(0, chunks, d->size));
 	flush_bufs(&b);
 	d->syncs++;
-	if (t[NNRT_DIST_KIND] == NNRT_DIST_FINAL)
-		d->steps++;
+	if (kind == NNRT_DIST_FINAL && t[NNRT_DIST_WS_PARTIALS] >= 0)
+		d->steps++; /* training steps (the evaluation's exchanges count in their time) */
 	d->seconds += nnrt_now() - t0;
 }
 
@@ -206,8 +522,11 @@ void nnrt_dist_sync(nnrt_step_args *a, int32_t tid, int32_t nthreads, const int6
 	nnrt_dist *d = dist_of(a);
 	if (!d)
 		return;
-	if (tid == 0)
+	if (tid == 0) {
+		if (d->open && table[NNRT_DIST_KIND] == NNRT_DIST_PARTIALS)
+			pump(d, a, d->table, 0); /* one more chance for the buckets in flight */
 		exchange(d, a, table);
+	}
 	nnrt_barrier();
 }
 
@@ -223,6 +542,10 @@ static nnrt_dist *dist_alloc(const nnrt_dist_transport *tp, void *comm, const nn
 	d->rank = tp->rank(comm);
 	d->size = tp->size(comm);
 	d->state_floats = m->state_floats;
+	d->overlap = 1;
+	const char *check = getenv("NNRT_DIST_CHECK");
+	d->check = check && *check && strcmp(check, "0") != 0;
+	d->early = check && !strcmp(check, "early");
 	return d;
 }
 
@@ -391,10 +714,15 @@ void nnrt_dist_report(const nnrt_dist *d)
 	if (!d || d->rank != 0)
 		return;
 	double steps = d->steps ? (double)d->steps : 1;
-	printf("\ndata-parallel exchange (%s, %d rank%s, %s): %lld exchanges, %.3f MB received and %.3f ms per step, "
-	       "%.3f s in all; exposed (the team waits for it): %.3f s, hidden behind computation: 0 s\n",
-	       d->tp->name, d->size, d->size == 1 ? "" : "s", d->allreduce ? "allreduce" : "ordered",
-	       (long long)d->syncs, (double)d->bytes / steps / 1e6, d->seconds / steps * 1e3, d->seconds, d->seconds);
+	printf("\ndata-parallel exchange (%s, %d rank%s, %s, %s): %lld exchanges, %.3f MB received and %.1f gradient "
+	       "buckets sent per step\nexchange: %.3f ms exposed, %.3f ms overlapped per step (%.3f s exposed, %.3f s "
+	       "overlapped in all; exposed: the team waits for it; overlapped: in flight while the forward and backward "
+	       "passes ran)\n",
+	       d->tp->name, d->size, d->size == 1 ? "" : "s",
+	       d->allreduce ? "allreduce" : d->rs ? "ordered reduce-scatter" : "ordered",
+	       d->overlap ? "overlapped" : "not overlapped", (long long)d->syncs, (double)d->bytes / steps / 1e6,
+	       (double)d->buckets / steps, d->seconds / steps * 1e3, d->overlapped / steps * 1e3, d->seconds,
+	       d->overlapped);
 }
 
 void nnrt_dist_free(nnrt_dist *d)
@@ -405,6 +733,7 @@ void nnrt_dist_free(nnrt_dist *d)
 		nnrt_dist_bind(NULL, NULL);
 	if (!d->owns_init && d->tp->free_comm)
 		d->tp->free_comm(d->comm);
+	free(d->hashes);
 	free(d);
 }
 
@@ -417,6 +746,7 @@ int nnrt_dist_finish(nnrt_dist *d, int rc)
 	if (atomic_load_explicit(&bound, memory_order_relaxed) == d)
 		nnrt_dist_bind(NULL, NULL);
 	d->tp->finish(d->comm, rc, 5.0, d->owns_init);
+	free(d->hashes);
 	free(d);
 	return rc;
 }

@@ -12,6 +12,8 @@
 
 #include "nnrt_internal.h"
 
+#include <stdatomic.h>
+
 /* What dist.c needs of a message-passing library: collectives on an
  * opaque communicator, all called from one thread at a time. */
 typedef struct nnrt_dist_transport {
@@ -37,6 +39,18 @@ typedef struct nnrt_dist_transport {
 	int (*allreduce_f64)(void *comm, double *buf, int64_t n);
 	/* The largest of every rank's v. */
 	int (*max_i32)(void *comm, int *v);
+	/* The overlapped exchange of gradient buckets, on a communicator of its
+	 * own: non-blocking point-to-point messages (bytes, matched by source
+	 * and tag) and in-place sums (--allreduce, posted in the same order on
+	 * every rank), kept by the transport until `test` sees them complete.
+	 * test: 1 when every posted request is complete (they are then
+	 * forgotten), 0 if some are not (wait = 0), -1 on an error; wait = 1
+	 * blocks until they are.  tag_ub: the largest tag. */
+	int (*isend)(void *comm, const void *buf, int64_t bytes, int dest, int tag);
+	int (*irecv)(void *comm, void *buf, int64_t bytes, int src, int tag);
+	int (*iallreduce_f32)(void *comm, float *buf, int64_t n);
+	int (*test)(void *comm, int wait);
+	int (*tag_ub)(void *comm);
 	/* Leaves the job: status 0 finalises after every rank arrived; non-zero
 	 * waits up to `wait_s` seconds for the others to arrive (a failure all
 	 * ranks saw) and else stops the whole job (MPI_Abort), never hanging. */
@@ -47,6 +61,10 @@ typedef struct nnrt_dist_transport {
 /* libnnrt_mpi's transport, if linked (a weak reference: NULL otherwise). */
 extern const nnrt_dist_transport nnrt_dist_mpi __attribute__((weak));
 
+/* Chunks whose buckets can be sent while the step runs; a chunk beyond
+ * (a model compiled with more chunks) sends its buckets at the end. */
+#define NNRT_DIST_MAX_CHUNKS 1024
+
 /* A data-parallel run, of one trainer or one embedded instance. */
 typedef struct nnrt_dist {
 	const nnrt_dist_transport *tp;
@@ -54,11 +72,29 @@ typedef struct nnrt_dist {
 	int rank, size;
 	int owns_init;          /* this runtime joined the job (the trainer): it leaves it */
 	int allreduce;          /* --allreduce: MPI sums the gradients (fast, not bit-identical) */
+	int overlap;            /* exchange gradient buckets during the backward pass (not --no-overlap) */
+	int rs;                 /* --reduce-scatter: the ordered sums by slices, then an allgather */
+	int check;              /* NNRT_DIST_CHECK=1: every sent bucket must be unchanged at the step's end */
+	int early;              /* NNRT_DIST_CHECK=early: send buckets too early (tests the check) */
 	int64_t state_floats;   /* of the model: the state tensors chunk 0's rank moves */
 	const nnrt_step_args *args; /* the step being run (nnrt_dist_bind) */
-	/* counters for --profile: exchanges, their bytes and seconds */
-	int64_t syncs, bytes, steps;
-	double seconds;
+	/* the gradient exchange of the step in flight (dist.c): buckets of chunk
+	 * k complete (written by the thread running chunk k), buckets sent (by
+	 * thread 0, which alone calls the transport) */
+	_Atomic int32_t ready[NNRT_DIST_MAX_CHUNKS];
+	int32_t sent[NNRT_DIST_MAX_CHUNKS];
+	int64_t sent_sum;       /* --allreduce: buckets summed and posted */
+	const int64_t *table;   /* the step's FINAL_BUCKETS table, once open */
+	int open, strict, inflight;
+	int tag_ub;
+	double t_mark;          /* last progress call with requests in flight */
+	uint64_t *hashes;       /* NNRT_DIST_CHECK: each sent bucket's, [chunk - first own][bucket] */
+	int64_t nhashes;
+	/* counters for --profile: exchanges, their bytes and seconds (exposed:
+	 * the team waits for the exchange; overlapped: it was in flight while
+	 * the backward pass ran) */
+	int64_t syncs, bytes, steps, buckets;
+	double seconds, overlapped;
 } nnrt_dist;
 
 /* The owner of chunk k of `chunks` among `size` ranks: rank r runs the

@@ -8,9 +8,12 @@
  * Every collective goes through MPI's own algorithms, but only on bytes
  * (broadcasts, an allgather) except in the --allreduce fast path: the
  * values the update sums are summed by the generated code, in chunk order.
- * Two duplicates of the host communicator: one for the steps, one for the
- * last agreement at exit, so that a rank leaving early can never match a
- * step's broadcast by mistake.
+ * Three duplicates of the host communicator: one for the steps, one for
+ * the last agreement at exit, so that a rank leaving early can never match
+ * a step's broadcast by mistake, and one for the gradient buckets that move
+ * while the backward pass runs (point-to-point messages, or non-blocking
+ * sums with --allreduce), which must not be matched against the step's
+ * broadcasts in between.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -18,12 +21,16 @@
 #include "nnrt_mpi.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 typedef struct mpi_comm {
 	MPI_Comm work, exit;
+	MPI_Comm grad;     /* the overlapped gradient exchange's messages and sums */
+	MPI_Request *req;  /* its requests in flight */
+	int nreq, cap;
 } mpi_comm;
 
 static MPI_Comm work(void *c) { return ((mpi_comm *)c)->work; }
@@ -39,11 +46,12 @@ static int mpi_launched(void)
 
 static mpi_comm *dup_comm(MPI_Comm from)
 {
-	mpi_comm *c = malloc(sizeof *c);
+	mpi_comm *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
 	MPI_Comm_dup(from, &c->work);
 	MPI_Comm_dup(from, &c->exit);
+	MPI_Comm_dup(from, &c->grad);
 	return c;
 }
 
@@ -136,6 +144,82 @@ static int mpi_max_i32(void *c, int *v)
 	return MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_INT, MPI_MAX, work(c)) == MPI_SUCCESS ? 0 : -1;
 }
 
+/* ---- the overlapped exchange: requests in flight on the grad communicator ---- */
+
+static MPI_Request *new_req(mpi_comm *c)
+{
+	if (c->nreq == c->cap) {
+		int cap = c->cap ? 2 * c->cap : 256;
+		MPI_Request *r = realloc(c->req, sizeof *r * (size_t)cap);
+		if (!r)
+			return NULL;
+		c->req = r;
+		c->cap = cap;
+	}
+	return &c->req[c->nreq++];
+}
+
+/* A message in pieces of at most 1 GiB, all of one tag: MPI delivers the
+ * messages of one source and tag in the order they were sent. */
+static int p2p(void *comm, void *buf, int64_t bytes, int peer, int tag, int send)
+{
+	mpi_comm *c = comm;
+	for (int64_t off = 0; off < bytes; off += PIECE) {
+		int len = (int)(bytes - off < PIECE ? bytes - off : PIECE);
+		MPI_Request *r = new_req(c);
+		if (!r)
+			return -1;
+		int rc = send ? MPI_Isend((char *)buf + off, len, MPI_BYTE, peer, tag, c->grad, r)
+		              : MPI_Irecv((char *)buf + off, len, MPI_BYTE, peer, tag, c->grad, r);
+		if (rc != MPI_SUCCESS)
+			return -1;
+	}
+	return 0;
+}
+
+static int mpi_isend(void *c, const void *buf, int64_t bytes, int dest, int tag)
+{
+	return p2p(c, (void *)(uintptr_t)buf, bytes, dest, tag, 1);
+}
+
+static int mpi_irecv(void *c, void *buf, int64_t bytes, int src, int tag) { return p2p(c, buf, bytes, src, tag, 0); }
+
+static int mpi_iallreduce_f32(void *comm, float *buf, int64_t n)
+{
+	mpi_comm *c = comm;
+	for (int64_t off = 0; off < n; off += INT_MAX / 8) {
+		int len = (int)(n - off < INT_MAX / 8 ? n - off : INT_MAX / 8);
+		MPI_Request *r = new_req(c);
+		if (!r || MPI_Iallreduce(MPI_IN_PLACE, buf + off, len, MPI_FLOAT, MPI_SUM, c->grad, r) != MPI_SUCCESS)
+			return -1;
+	}
+	return 0;
+}
+
+/* Open MPI moves a non-blocking message only inside an MPI call (it has no
+ * progress thread: ompi_info says "OMPI progress: no"): each test is one. */
+static int mpi_test(void *comm, int wait)
+{
+	mpi_comm *c = comm;
+	int done = 1;
+	if (c->nreq) {
+		if (wait)
+			done = MPI_Waitall(c->nreq, c->req, MPI_STATUSES_IGNORE) == MPI_SUCCESS ? 1 : -1;
+		else if (MPI_Testall(c->nreq, c->req, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
+			done = -1;
+	}
+	if (done == 1)
+		c->nreq = 0;
+	return done;
+}
+
+static int mpi_tag_ub(void *comm)
+{
+	int *ub = NULL, flag = 0;
+	MPI_Comm_get_attr(((mpi_comm *)comm)->grad, MPI_TAG_UB, &ub, &flag);
+	return flag && ub ? *ub : 32767;
+}
+
 static void mpi_free_comm(void *comm)
 {
 	mpi_comm *c = comm;
@@ -146,7 +230,9 @@ static void mpi_free_comm(void *comm)
 	if (!fin) {
 		MPI_Comm_free(&c->work);
 		MPI_Comm_free(&c->exit);
+		MPI_Comm_free(&c->grad);
 	}
+	free(c->req);
 	free(c);
 }
 
@@ -195,6 +281,11 @@ const nnrt_dist_transport nnrt_dist_mpi = {
 	.allreduce_f32 = mpi_allreduce_f32,
 	.allreduce_f64 = mpi_allreduce_f64,
 	.max_i32 = mpi_max_i32,
+	.isend = mpi_isend,
+	.irecv = mpi_irecv,
+	.iallreduce_f32 = mpi_iallreduce_f32,
+	.test = mpi_test,
+	.tag_ub = mpi_tag_ub,
 	.finish = mpi_finish,
 	.free_comm = mpi_free_comm,
 };
@@ -214,8 +305,10 @@ int nnrt_instance_set_mpi_comm(nnrt_instance *inst, MPI_Comm comm, int flags)
 		return NNRT_ERR_NOMEM;
 	}
 	d->allreduce = (flags & NNRT_MPI_ALLREDUCE) != 0;
+	d->overlap = (flags & NNRT_MPI_NO_OVERLAP) == 0;
+	d->rs = (flags & NNRT_MPI_REDUCE_SCATTER) != 0;
 	int mute = nnrt_mute_errors(inst->on_error != NULL);
-	int rc = nnrt_dist_setup(d, inst, 0, 0);
+	int rc = nnrt_dist_setup(d, inst, (uint64_t)flags, 0); /* every rank's flags alike */
 	nnrt_mute_errors(mute);
 	if (rc) {
 		nnrt_dist_free(d);

@@ -374,10 +374,22 @@ enum {
 	NNRT_DIST_PARAM_FLOATS = 4,
 	NNRT_DIST_WS_METRICS = 5,
 	NNRT_DIST_TENSORS = 6,
+	/* FINAL_BUCKETS (a train body's FINAL whose gradients go in buckets,
+	 * exchanged while the backward pass still runs): the FINAL fields, then
+	 * NBUCKETS buckets, bucket b = floats [table[BUCKET0 + 2b], + table[BUCKET0
+	 * + 2b + 1]) of a chunk's gradients, in the order they are complete (the
+	 * last layer's first) */
+	NNRT_DIST_NBUCKETS = 6,
+	NNRT_DIST_BUCKET0 = 7,
 };
-enum { NNRT_DIST_PARTIALS = 1, NNRT_DIST_FINAL = 2 };
+enum { NNRT_DIST_PARTIALS = 1, NNRT_DIST_FINAL = 2, NNRT_DIST_FINAL_BUCKETS = 3 };
 void nnrt_dist_span(const nnrt_step_args *a, int64_t chunks, int64_t *span);
 void nnrt_dist_sync(nnrt_step_args *a, int32_t tid, int32_t nthreads, const int64_t *table);
+/* After each op of chunk k's forward/backward pass in a train body (any
+ * thread of the team, tid its number): the first `nready` buckets of chunk
+ * k's gradients (the FINAL_BUCKETS table's) are complete.  Thread 0 starts
+ * their exchange and progresses the ones in flight. */
+void nnrt_dist_ready(nnrt_step_args *a, int32_t tid, int64_t chunk, int64_t nready, const int64_t *table);
 
 /* ---- Profiles (runtime/profile.c) ---- */
 

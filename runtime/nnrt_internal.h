@@ -305,6 +305,8 @@ typedef struct nnrt_cli {
 	int64_t verbose;   /* --verbose N: 0 silent (--quiet), 1 bar on a terminal (default), 2 lines only */
 	int eval, quiet, print_params, force, help;
 	int allreduce; /* --allreduce: data-parallel runs sum gradients with MPI_Allreduce (dist.c) */
+	int no_overlap; /* --no-overlap: the gradient exchange waits for the end of the backward pass (dist.c) */
+	int reduce_scatter; /* --reduce-scatter: the ordered exchange as sums by slices and an allgather (dist.c) */
 	int summary; /* --summary */
 	const char *plot;   /* --plot DIR */
 	int64_t plot_every; /* --plot-every N: epochs between decision boundaries */

@@ -20,6 +20,10 @@ extern "C" {
 enum {
 	NNRT_MPI_ALLREDUCE = 1, /* sum the gradients with MPI_Allreduce: fewer bytes for many ranks, but
 	                         * results then depend on the number of ranks (not bit-identical) */
+	NNRT_MPI_NO_OVERLAP = 2, /* exchange the gradients after the backward pass, not during it (the same
+	                          * results; for measurements) */
+	NNRT_MPI_REDUCE_SCATTER = 4, /* the ordered exchange as a reduce-scatter (each rank sums a slice in chunk
+	                              * order) and an allgather: a ring's bytes, still bit-identical */
 };
 
 /* Makes inst one of the ranks of `comm` (the host's communicator; the

@@ -137,6 +137,12 @@ static const struct flag {
 	{"--allreduce", NULL, FLAG_BOOL, offsetof(opts, allreduce),
 	 "under mpirun: sum the ranks' gradients with MPI_Allreduce (faster for many ranks, not bit-identical "
 	 "to one process; docs/distributed.md)"},
+	{"--reduce-scatter", NULL, FLAG_BOOL, offsetof(opts, reduce_scatter),
+	 "under mpirun: the ordered exchange as a reduce-scatter (each rank sums a slice of the gradients in chunk "
+	 "order) and an allgather: a ring's bytes, still bit-identical to one process (docs/distributed.md)"},
+	{"--no-overlap", NULL, FLAG_BOOL, offsetof(opts, no_overlap),
+	 "under mpirun: exchange the gradients after the backward pass instead of during it (the same results; "
+	 "for measurements, docs/distributed.md)"},
 	{"--generate", "N", FLAG_POSINT, offsetof(opts, generate),
 	 "sample N bytes of text from a next-token model after training, or from --load's parameters (no training)"},
 	{"--prompt", "TEXT", FLAG_PATH, offsetof(opts, prompt), "the text --generate continues (default: a newline)"},
@@ -580,6 +586,8 @@ static void dist_rank_setup(trainer *t)
 	snprintf(prog, sizeof prog, "%s (rank %d)", nnrt_prog(), d->rank);
 	nnrt_set_prog(prog);
 	d->allreduce = t->o.allreduce;
+	d->overlap = !t->o.no_overlap;
+	d->rs = t->o.reduce_scatter;
 	if (!t->o.threads) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN), local = d->tp->local_size(d->comm);
 		t->o.threads = cores > local && local > 0 ? cores / local : 1;
@@ -597,7 +605,8 @@ static void dist_rank_setup(trainer *t)
 static uint64_t dist_config(const trainer *t)
 {
 	const opts *o = &t->o;
-	double r[5] = {o->lr, o->weight_decay, o->clip_norm, o->clip_value, (double)o->allreduce};
+	double r[6] = {o->lr, o->weight_decay, o->clip_norm, o->clip_value, (double)o->allreduce,
+	               (double)o->reduce_scatter};
 	int64_t v[6] = {o->epochs, (int64_t)o->seed, t->train.n, t->test.n, t->val.n_train, t->val.n_val};
 	uint64_t h = nnrt_hash(NNRT_HASH0, r, sizeof r);
 	h = nnrt_hash(h, v, sizeof v);

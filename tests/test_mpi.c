@@ -111,7 +111,7 @@ static char *epoch_lines(const char *text)
 /* One process (no mpirun), then mpirun with 1, 2 and 4 ranks, of the same
  * binary and flags: every checkpoint must be the one process's, byte for
  * byte, and every epoch line the same. */
-static void check_identical(const char *bin, const char *flags)
+static void check_identical_with(const char *bin, const char *flags, const char *env, int threads)
 {
 	char cmd[2048];
 	snprintf(cmd, sizeof cmd, "./%s %s --threads 1 --save one.ckpt", bin, flags);
@@ -122,7 +122,8 @@ static void check_identical(const char *bin, const char *flags)
 	for (size_t i = 0; i < sizeof ranks / sizeof ranks[0]; i++) {
 		char ck[32];
 		snprintf(ck, sizeof ck, "n%d.ckpt", ranks[i]);
-		snprintf(cmd, sizeof cmd, MPIRUN " -np %d ./%s %s --threads 1 --save %s", ranks[i], bin, flags, ck);
+		snprintf(cmd, sizeof cmd, "env %s " MPIRUN " -np %d ./%s %s --threads %d --save %s", env, ranks[i], bin, flags,
+		         threads, ck);
 		char *out = run_ok(cmd);
 		char *got = epoch_lines(out);
 		cr_expect_str_eq(got, want, "%d ranks printed other epoch lines:\n%s", ranks[i], out);
@@ -133,6 +134,8 @@ static void check_identical(const char *bin, const char *flags)
 	free(want);
 	free(one);
 }
+
+static void check_identical(const char *bin, const char *flags) { check_identical_with(bin, flags, "", 1); }
 
 /* 50 steps of LeNet (batch 64, 4 chunks): convolutions, pooling, dense. */
 Test(mpi, lenet_50_steps_identical_for_1_2_4_ranks)
@@ -171,7 +174,7 @@ static const char bn_model[] =
 	"  seed: 3\n"
 	"}\n";
 
-static void write_bn_model(void)
+static void write_bn_model_as(const char *bin, const char *opts)
 {
 	char path[512];
 	snprintf(path, sizeof path, "%s/bnet.nn", tmpdir);
@@ -179,8 +182,10 @@ static void write_bn_model(void)
 	cr_assert(f);
 	fputs(bn_model, f);
 	fclose(f);
-	compile(path, "bnet", "--chunks 8");
+	compile(path, bin, opts);
 }
+
+static void write_bn_model(void) { write_bn_model_as("bnet", "--chunks 8"); }
 
 Test(mpi, batchnorm_dropout_identical_for_1_2_4_ranks)
 {
@@ -220,6 +225,167 @@ Test(mpi, allreduce_fast_path_trains)
 	cr_expect(x > 0.7, "the MLP did not learn: test_acc %g", x);
 	free(exact);
 	free(fast);
+}
+
+static char *run_fail(const char *cmd, double *seconds);
+
+/* ---- The overlapped exchange (docs/distributed.md "Overlap") ----
+ *
+ * Compiled with NNC_DIST_BUCKET=1, every parameter's gradient is a bucket of
+ * its own, sent as soon as the op that completes it has run in its chunk;
+ * NNRT_DIST_CHECK=1 makes every rank verify, at the end of each step, that
+ * no bucket it sent changed afterwards (a bucket sent before the backward
+ * pass completed it stops the run).  Ranks then run 2 threads each, so
+ * that another thread than thread 0 (which sends) completes buckets. */
+#define SMALL_BUCKETS "NNC_DIST_BUCKET=1 "
+
+static void compile_small_buckets(const char *name, const char *src, const char *opts)
+{
+	char *out;
+	int rc = sh_run(&out, SMALL_BUCKETS "'%s' '%s' %s -o '%s/%s'", NNC_EXE, src, opts, tmpdir, name);
+	cr_assert_eq(rc, 0, "nnc %s failed (%d):\n%s", src, rc, out);
+	free(out);
+}
+
+static void compile_example_small_buckets(const char *name, const char *opts)
+{
+	char src[512];
+	snprintf(src, sizeof src, "%s/examples/%s.nn", NNC_SOURCE_DIR, name);
+	compile_small_buckets(name, src, opts);
+}
+
+Test(mpi, overlapped_lenet_in_small_buckets_identical_and_checked)
+{
+	need_mpi();
+	compile_example_small_buckets("lenet", "--chunks 4");
+	check_identical_with("lenet", "--limit 3200 --test-limit 300 --epochs 1", "NNRT_DIST_CHECK=1", 2);
+}
+
+Test(mpi, overlapped_mlp_in_small_buckets_identical_and_checked)
+{
+	need_mpi();
+	compile_example_small_buckets("mlp", "--chunks 4");
+	check_identical_with("mlp", "--limit 3200 --test-limit 1000 --epochs 1", "NNRT_DIST_CHECK=1", 2);
+}
+
+Test(mpi, overlapped_batchnorm_in_small_buckets_identical_and_checked)
+{
+	need_mpi();
+	write_bn_model();
+	char src[512];
+	snprintf(src, sizeof src, "%s/bnet.nn", tmpdir);
+	compile_small_buckets("bnet", src, "--chunks 8");
+	check_identical_with("bnet", "", "NNRT_DIST_CHECK=1", 2);
+}
+
+/* --reduce-scatter: each rank sums its slice of every chunk's gradients in
+ * chunk order, then the sums are all-gathered: still one process's bytes,
+ * with 3 ranks too (slices of unequal sizes; 8 chunks, unevenly owned). */
+Test(mpi, reduce_scatter_identical_for_1_2_3_4_ranks)
+{
+	need_mpi();
+	write_bn_model();
+	char src[512];
+	snprintf(src, sizeof src, "%s/bnet.nn", tmpdir);
+	compile_small_buckets("bnet", src, "--chunks 8");
+	check_identical_with("bnet", "--reduce-scatter", "NNRT_DIST_CHECK=1", 2);
+	free(run_ok(MPIRUN " -np 3 ./bnet --threads 1 --reduce-scatter --save n3.ckpt"));
+	cr_expect(same("one.ckpt", "n3.ckpt"), "3 ranks: the checkpoint differs from one process's");
+}
+
+Test(mpi, reduce_scatter_lenet_identical)
+{
+	need_mpi();
+	compile_example("lenet", "--chunks 4");
+	check_identical_with("lenet", "--limit 3200 --test-limit 300 --epochs 1 --reduce-scatter", "", 1);
+}
+
+/* The megabytes a rank received per step, from the profile's line. */
+static double profile_mb(const char *out)
+{
+	const char *p = strstr(out, " MB received");
+	cr_assert(p, "no MB received in:\n%s", out);
+	while (p > out && p[-1] != ' ')
+		p--;
+	return strtod(p, NULL);
+}
+
+/* The reduce-scatter's bytes: with 4 ranks of 4 chunks a rank receives 3/4
+ * of P for its slices and 3/4 of P of the others' sums, half of the 3 P of
+ * the ordered broadcasts. */
+Test(mpi, reduce_scatter_moves_fewer_bytes)
+{
+	need_mpi();
+	compile_example("mlp", "--chunks 4 --profile");
+	char *ord = run_ok(MPIRUN " -np 4 ./mlp --limit 1280 --test-limit 1 --epochs 1 --threads 1");
+	char *rs = run_ok(MPIRUN " -np 4 ./mlp --limit 1280 --test-limit 1 --epochs 1 --threads 1 --reduce-scatter");
+	double a = profile_mb(ord), b = profile_mb(rs);
+	cr_expect(a > 1.1 && b < 0.55 * a && b > 0.45 * a, "ordered %g MB, reduce-scatter %g MB per step", a, b);
+	free(ord);
+	free(rs);
+}
+
+/* The check can fail: NNRT_DIST_CHECK=early sends every bucket after the
+ * chunk's first op, long before the backward pass completes it; the run
+ * must stop, naming the bucket, within seconds. */
+Test(mpi, a_bucket_sent_before_its_gradient_is_complete_is_caught)
+{
+	need_mpi();
+	compile_example_small_buckets("mlp", "--chunks 4");
+	double s;
+	char *out = run_fail("env NNRT_DIST_CHECK=early " MPIRUN " -np 2 ./mlp --limit 640 --test-limit 100 --epochs 1 "
+	                     "--threads 1",
+	                     &s);
+	cr_expect(strstr(out, "changed after it was sent"), "%s", out);
+	cr_expect(s < 30, "took %.1f s to stop", s);
+	free(out);
+}
+
+/* Many steps (2 epochs, 64 steps, the last a partial batch) of the
+ * overlapped exchange against the one that waits for the end of the
+ * backward pass: the same checkpoint, for the ordered path (which is also
+ * one process's) and for --allreduce with 2 ranks (where MPI's sum of two
+ * numbers has one order). */
+Test(mpi, overlapped_and_not_overlapped_give_the_same_checkpoints)
+{
+	need_mpi();
+	write_bn_model_as("bnet", "--chunks 8");
+	free(run_ok("./bnet --threads 1 --save one.ckpt"));
+	free(run_ok(MPIRUN " -np 2 ./bnet --threads 2 --save o.ckpt"));
+	free(run_ok(MPIRUN " -np 2 ./bnet --threads 2 --no-overlap --save n.ckpt"));
+	cr_expect(same("one.ckpt", "o.ckpt"), "overlapped: differs from one process");
+	cr_expect(same("one.ckpt", "n.ckpt"), "not overlapped: differs from one process");
+	free(run_ok(MPIRUN " -np 2 ./bnet --threads 2 --allreduce --save ao.ckpt"));
+	free(run_ok(MPIRUN " -np 2 ./bnet --threads 2 --allreduce --no-overlap --save an.ckpt"));
+	cr_expect(same("ao.ckpt", "an.ckpt"), "--allreduce: overlapped and not overlapped differ");
+}
+
+/* The amount of the exchange's time in a rank's line of the profile, "X
+ * ms exposed" or "Y ms overlapped". */
+static double profile_ms(const char *out, const char *what)
+{
+	const char *p = strstr(out, what);
+	cr_assert(p, "no '%s' in:\n%s", what, out);
+	while (p > out && p[-1] != ' ')
+		p--;
+	return strtod(p, NULL);
+}
+
+/* --profile: the exchange's time, exposed and overlapped; nothing
+ * overlapped with --no-overlap. */
+Test(mpi, profile_reports_exposed_and_overlapped_exchange)
+{
+	need_mpi();
+	compile_example("mlp", "--chunks 4 --profile");
+	char *out = run_ok(MPIRUN " -np 2 ./mlp --limit 1280 --test-limit 100 --epochs 1 --threads 1");
+	cr_expect(strstr(out, "ordered, overlapped"), "%s", out);
+	cr_expect(profile_ms(out, " ms overlapped per step") > 0, "nothing overlapped:\n%s", out);
+	cr_expect(profile_ms(out, " ms exposed") >= 0, "%s", out);
+	free(out);
+	out = run_ok(MPIRUN " -np 2 ./mlp --limit 1280 --test-limit 100 --epochs 1 --threads 1 --no-overlap");
+	cr_expect(strstr(out, "ordered, not overlapped"), "%s", out);
+	cr_expect(profile_ms(out, " ms overlapped per step") == 0, "overlapped without overlap:\n%s", out);
+	free(out);
 }
 
 /* Runs cmd (which must fail) and returns its output and the seconds it took. */
