@@ -44,6 +44,18 @@ LLVMValueRef cg_vf32(cg_ctx *c, double v)
 	return LLVMConstVector(e, CG_VW);
 }
 
+void cg_vec_loop(cg_ctx *c, int64_t len, cg_vec_body *f, void *env)
+{
+	int64_t full = len / CG_VW * CG_VW;
+	if (full) {
+		cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, full), CG_VW);
+		f(c, j.i, NULL, env);
+		cg_loop_end(c, &j);
+	}
+	if (len > full)
+		f(c, cg_i64(c, full), cg_mask(c, (int)(len - full)), env);
+}
+
 LLVMValueRef cg_mask(cg_ctx *c, int nlanes)
 {
 	LLVMValueRef e[CG_VW];

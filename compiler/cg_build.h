@@ -67,6 +67,10 @@ LLVMValueRef cg_splat(cg_ctx *c, LLVMValueRef scalar);   /* 16 copies, of any sc
 LLVMValueRef cg_vf32(cg_ctx *c, double v);         /* splat constant */
 LLVMValueRef cg_mask(cg_ctx *c, int nlanes);       /* first nlanes lanes on */
 LLVMValueRef cg_mask_dyn(cg_ctx *c, LLVMValueRef remaining); /* lanes < remaining */
+/* for (j = 0; j < len; j += CG_VW) body(j, mask): full vectors, then a
+ * masked tail; the callback sees NULL for a full vector. */
+typedef void cg_vec_body(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env);
+void cg_vec_loop(cg_ctx *c, int64_t len, cg_vec_body *f, void *env);
 LLVMValueRef cg_iota(cg_ctx *c, unsigned bits);             /* <0, 1, .., 15> as `bits`-bit integers */
 /* Positions the builder at the start of the function's entry block and
  * returns the block it was in (to go back to with LLVMPositionBuilderAtEnd). */

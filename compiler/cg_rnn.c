@@ -59,21 +59,6 @@ static LLVMValueRef dsig(cg_ctx *c, LLVMValueRef v) { return vmul(c, v, vsub(c, 
 /* 1 - v^2: the derivative of tanh from its value */
 static LLVMValueRef dtanh(cg_ctx *c, LLVMValueRef v) { return vsub(c, one(c), vmul(c, v, v)); }
 
-/* for (j = 0; j < len; j += 16) body(j, mask): full vectors, then a masked
- * tail; the callback sees NULL for a full vector. */
-typedef void vec_body(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env);
-static void vec_loop(cg_ctx *c, int64_t len, vec_body *f, void *env)
-{
-	int64_t full = len / CG_VW * CG_VW;
-	if (full) {
-		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, full), CG_VW);
-		f(c, j.i, NULL, env);
-		cg_loop_end(c, &j);
-	}
-	if (len > full)
-		f(c, I(c, full), cg_mask(c, (int)(len - full)), env);
-}
-
 /* ---- register tiles: mr rows x nv vectors of accumulators ---- */
 
 #define TILE_MR 8
@@ -301,7 +286,7 @@ void lower_rnn(cg_ctx *c, ir_node *n)
 		      .prev = at(c, S, add(c, base, prow)),
 		      .xrow = at(c, X, add(c, mulk(c, s.i, T * GH), mulk(c, t.i, GH))),
 		      .has_prev = has_prev};
-	vec_loop(c, H, lstm ? lstm_cell : gru_cell, &e);
+	cg_vec_loop(c, H, lstm ? lstm_cell : gru_cell, &e);
 	cg_loop_end(c, &s);
 	cg_loop_end(c, &t);
 }
@@ -333,13 +318,13 @@ void lower_rnn_out(cg_ctx *c, ir_node *n)
 	cg_loop s = cg_loop_begin(c, lo, hi, 1);
 	if (shift) {
 		LLVMValueRef y0 = at(c, Y, mulk(c, s.i, T * H));
-		vec_loop(c, H, zero_vec, &y0);
+		cg_vec_loop(c, H, zero_vec, &y0);
 	}
 	cg_loop t = cg_loop_begin(c, I(c, last ? T - 1 : 0), I(c, shift ? T - 1 : T), 1);
 	LLVMValueRef yt = shift ? addk(c, t.i, 1) : t.i;
 	copy_env e = {at(c, S, add(c, mulk(c, s.i, T * RW), mulk(c, t.i, RW))),
 		      at(c, Y, last ? mulk(c, s.i, H) : add(c, mulk(c, s.i, T * H), mulk(c, yt, H)))};
-	vec_loop(c, H, copy_vec, &e);
+	cg_vec_loop(c, H, copy_vec, &e);
 	cg_loop_end(c, &t);
 	cg_loop_end(c, &s);
 }
@@ -436,7 +421,7 @@ void lower_rnn_bwd(cg_ctx *c, ir_node *n)
 	cg_partition(c, cg_batch_n(c), &lo, &hi);
 	cg_loop s0 = cg_loop_begin(c, lo, hi, 1); /* the carries into step T-1: none */
 	LLVMValueRef zrow = at(c, D, add(c, mulk(c, s0.i, DS), I(c, (T - 1) * GH)));
-	vec_loop(c, 2 * H, zero_vec, &zrow);
+	cg_vec_loop(c, 2 * H, zero_vec, &zrow);
 	cg_loop_end(c, &s0);
 	cg_loop tt = cg_loop_begin(c, I(c, 0), I(c, T), 1);
 	LLVMValueRef t = LLVMBuildSub(c->B, I(c, T - 1), tt.i, "");
@@ -455,13 +440,13 @@ void lower_rnn_bwd(cg_ctx *c, ir_node *n)
 		if (last) { /* dy reaches step T-1 only */
 			lastf = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, t, I(c, T - 1), ""));
 			e.dy = at(c, DY, mulk(c, s.i, H));
-			vec_loop(c, H, lstm ? lstm_cell_bwd : gru_cell_bwd, &e);
+			cg_vec_loop(c, H, lstm ? lstm_cell_bwd : gru_cell_bwd, &e);
 			cg_if_else(c, &lastf);
 			e.dy = NULL;
 		} else {
 			e.dy = at(c, DY, add(c, mulk(c, s.i, T * H), mulk(c, t, H)));
 		}
-		vec_loop(c, H, lstm ? lstm_cell_bwd : gru_cell_bwd, &e);
+		cg_vec_loop(c, H, lstm ? lstm_cell_bwd : gru_cell_bwd, &e);
 		if (last)
 			cg_if_end(c, &lastf);
 	}
@@ -507,6 +492,6 @@ void lower_gru_dhp(cg_ctx *c, ir_node *n)
 	cg_partition(c, LLVMBuildMul(c->B, cg_batch_n(c), I(c, T), ""), &lo, &hi);
 	cg_loop r = cg_loop_begin(c, lo, hi, 1); /* a position of a sample */
 	dhp_env e = {H, at(c, D, mulk(c, r.i, GH)), at(c, S, mulk(c, r.i, RW)), at(c, O, mulk(c, r.i, GH))};
-	vec_loop(c, H, dhp_vec, &e);
+	cg_vec_loop(c, H, dhp_vec, &e);
 	cg_loop_end(c, &r);
 }

@@ -49,21 +49,6 @@ static void acc_add(cg_ctx *c, LLVMValueRef p, LLVMValueRef v)
 static LLVMValueRef rows_of(cg_ctx *c, const ir_node *t, int64_t len) { return mulk(c, cg_batch_n(c), t->size / len); }
 static int64_t last_dim(const ir_node *t) { return t->dims[t->rank - 1]; }
 
-/* for (j = 0; j < len; j += 16) body(j, mask): full vectors, then a masked
- * tail; the callback sees NULL for a full vector. */
-typedef void vec_body(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env);
-static void vec_loop(cg_ctx *c, int64_t len, vec_body *f, void *env)
-{
-	int64_t full = len / CG_VW * CG_VW;
-	if (full) {
-		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, full), CG_VW);
-		f(c, j.i, NULL, env);
-		cg_loop_end(c, &j);
-	}
-	if (len > full)
-		f(c, I(c, full), cg_mask(c, (int)(len - full)), env);
-}
-
 /* ---- embedding ---- */
 
 /* A token id read from a float, clamped to [0, V) (the loaders check ids;
@@ -98,7 +83,7 @@ void lower_embed(cg_ctx *c, ir_node *n)
 	cg_loop r = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef id = token_id(c, fld(c, X, r.i), V);
 	copy_env e = {cg_gep(c, W, mulk(c, id, d)), cg_gep(c, Y, mulk(c, r.i, d)), NULL};
-	vec_loop(c, d, copy_vec, &e);
+	cg_vec_loop(c, d, copy_vec, &e);
 	cg_loop_end(c, &r);
 }
 
@@ -129,7 +114,7 @@ void lower_embed_grad(cg_ctx *c, ir_node *n)
 					 LLVMBuildICmp(c->B, LLVMIntSLT, id, hi, ""), "");
 	cg_if f = cg_if_begin(c, mine);
 	copy_env e = {cg_gep(c, DY, mulk(c, r.i, d)), cg_gep(c, DW, mulk(c, id, d)), NULL};
-	vec_loop(c, d, add_vec, &e);
+	cg_vec_loop(c, d, add_vec, &e);
 	cg_if_end(c, &f);
 	cg_loop_end(c, &r);
 }
@@ -143,7 +128,7 @@ void lower_bias_add(cg_ctx *c, ir_node *n)
 	cg_loop s = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef base = mulk(c, s.i, n->size);
 	copy_env e = {cg_gep(c, X, base), cg_gep(c, Y, base), P};
-	vec_loop(c, n->size, copy_vec, &e);
+	cg_vec_loop(c, n->size, copy_vec, &e);
 	cg_loop_end(c, &s);
 }
 
@@ -337,7 +322,7 @@ void lower_heads(cg_ctx *c, ir_node *n)
 	LLVMValueRef src = add(c, base, mulk(c, add(c, mulk(c, ai.i, Bd), bi.i), C));
 	LLVMValueRef dst = add(c, base, mulk(c, add(c, mulk(c, bi.i, A), ai.i), C));
 	copy_env e = {cg_gep(c, X, src), cg_gep(c, Y, dst), NULL};
-	vec_loop(c, C, copy_vec, &e);
+	cg_vec_loop(c, C, copy_vec, &e);
 	cg_loop_end(c, &bi);
 	cg_loop_end(c, &ai);
 	cg_loop_end(c, &s);
@@ -561,12 +546,12 @@ static void vrow_stats(cg_ctx *c, row_env *e, int64_t d, bool rms, double eps)
 	LLVMValueRef inv_d = cg_f32(c, 1.0 / (double)d), m = cg_f32(c, 0);
 	e->acc = facc(c, vzero(c), "vsum");
 	if (!rms) {
-		vec_loop(c, d, ln_sum, e);
+		cg_vec_loop(c, d, ln_sum, e);
 		m = fmul(c, cg_hsum(c, cg_load(c, c->v16, e->acc)), inv_d);
 		cg_store(c, vzero(c), e->acc);
 	}
 	e->mean = cg_splat(c, m);
-	vec_loop(c, d, ln_sq, e);
+	cg_vec_loop(c, d, ln_sq, e);
 	LLVMValueRef var = fmul(c, cg_hsum(c, cg_load(c, c->v16, e->acc)), inv_d);
 	e->rstd = cg_splat(c, fdiv(c, cg_f32(c, 1), fsqrt(c, fadd(c, var, cg_f32(c, eps)))));
 }
@@ -597,7 +582,7 @@ void lower_layernorm(cg_ctx *c, ir_node *n)
 	e.x = cg_gep(c, X, base);
 	e.out = cg_gep(c, Y, base);
 	vrow_stats(c, &e, d, n->ia[0], n->fa[0]);
-	vec_loop(c, d, ln_out, &e);
+	cg_vec_loop(c, d, ln_out, &e);
 	cg_loop_end(c, &r);
 }
 
@@ -640,10 +625,10 @@ void lower_ln_bwd_x(cg_ctx *c, ir_node *n)
 	vrow_stats(c, &e, d, rms, n->fa[0]);
 	cg_store(c, vzero(c), e.acc);
 	e.acc2 = facc(c, vzero(c), "vsgx");
-	vec_loop(c, d, ln_bx_sums, &e);
+	cg_vec_loop(c, d, ln_bx_sums, &e);
 	e.s1 = cg_splat(c, rms ? cg_f32(c, 0) : fmul(c, cg_hsum(c, cg_load(c, c->v16, e.acc)), inv_d));
 	e.s2 = cg_splat(c, fmul(c, cg_hsum(c, cg_load(c, c->v16, e.acc2)), inv_d));
-	vec_loop(c, d, ln_bx_out, &e);
+	cg_vec_loop(c, d, ln_bx_out, &e);
 	cg_loop_end(c, &r);
 }
 
@@ -762,17 +747,17 @@ void lower_softmax_last(cg_ctx *c, ir_node *n)
 	if (grad) {
 		e.dy = cg_gep(c, D, base);
 		e.acc = facc(c, vzero(c), "vdot");
-		vec_loop(c, L, smg_dot, &e);
+		cg_vec_loop(c, L, smg_dot, &e);
 		e.s1 = cg_splat(c, cg_hsum(c, cg_load(c, c->v16, e.acc)));
-		vec_loop(c, L, smg_out, &e);
+		cg_vec_loop(c, L, smg_out, &e);
 	} else {
 		e.acc = facc(c, cg_vf32(c, NEG_INF), "vmax");
-		vec_loop(c, L, sm_max, &e);
+		cg_vec_loop(c, L, sm_max, &e);
 		e.s1 = cg_splat(c, hmax(c, cg_load(c, c->v16, e.acc)));
 		e.acc2 = facc(c, vzero(c), "vsum");
-		vec_loop(c, L, sm_exp, &e);
+		cg_vec_loop(c, L, sm_exp, &e);
 		e.s2 = cg_splat(c, fdiv(c, cg_f32(c, 1), cg_hsum(c, cg_load(c, c->v16, e.acc2))));
-		vec_loop(c, L, sm_scale, &e);
+		cg_vec_loop(c, L, sm_scale, &e);
 	}
 	cg_loop_end(c, &r);
 }
@@ -921,13 +906,13 @@ static LLVMValueRef hmin_i32(cg_ctx *c, LLVMValueRef v)
 static void seq_xent_vec_max(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef *mx, LLVMValueRef *am)
 {
 	xent_env e = {.x = row, .acc = facc(c, cg_vf32(c, NEG_INF), "xmax")};
-	vec_loop(c, V, xent_max, &e);
+	cg_vec_loop(c, V, xent_max, &e);
 	*mx = hmax(c, cg_load(c, c->v16, e.acc));
 	if (!am)
 		return;
 	e.m = cg_splat(c, *mx);
 	e.iacc = facc(c, cg_splat(c, cg_i32(c, INT32_MAX)), "xam");
-	vec_loop(c, V, xent_argmax, &e);
+	cg_vec_loop(c, V, xent_argmax, &e);
 	LLVMValueRef first = hmin_i32(c, cg_load(c, LLVMTypeOf(cg_iota(c, 32)), e.iacc));
 	/* no lane equal to the max (a NaN row): 0, as the scalar loop's start */
 	LLVMValueRef none = LLVMBuildICmp(c->B, LLVMIntEQ, first, cg_i32(c, INT32_MAX), "");
@@ -944,7 +929,7 @@ static void xent_sumexp(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
 static LLVMValueRef seq_xent_vec_sumexp(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef mx)
 {
 	xent_env e = {.x = row, .m = cg_splat(c, mx), .acc = facc(c, vzero(c), "xsum")};
-	vec_loop(c, V, xent_sumexp, &e);
+	cg_vec_loop(c, V, xent_sumexp, &e);
 	return cg_hsum(c, cg_load(c, c->v16, e.acc));
 }
 
@@ -961,5 +946,5 @@ static void seq_xent_vec_grad(cg_ctx *c, LLVMValueRef row, LLVMValueRef out, int
 {
 	xent_env e = {.x = row, .out = out, .m = cg_splat(c, mx), .inv = cg_splat(c, inv),
 		      .y = cg_splat(c, LLVMBuildTrunc(c->B, y, c->i32, "")), .scale = cg_splat(c, scale)};
-	vec_loop(c, V, xent_grad, &e);
+	cg_vec_loop(c, V, xent_grad, &e);
 }

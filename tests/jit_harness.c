@@ -304,7 +304,7 @@ void th_state_free(state *s)
 	free(s->st);
 }
 
-void th_run(state *s, nnrt_body_fn body, int64_t n)
+void th_run_threads(state *s, nnrt_body_fn body, int64_t n, int threads)
 {
 	const nnrt_model *m = s->m;
 	cr_assert(body);
@@ -318,10 +318,49 @@ void th_run(state *s, nnrt_body_fn body, int64_t n)
 	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
 				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n, .state = s->st};
 	memcpy(s->a.hp, hp, sizeof hp);
-	nnrt_run(body, &s->a);
+	if (threads > 0)
+		nnrt_run_threads(body, &s->a, threads);
+	else
+		nnrt_run(body, &s->a);
 	for (int64_t i = n * m->output_size; i < s->out_cap; i++)
 		cr_assert(s->out[i] == TH_CANARY, "%s wrote out[%lld], past its %lld x %lld outputs", m->name,
 			  (long long)i, (long long)n, (long long)m->output_size);
+}
+
+void th_run(state *s, nnrt_body_fn body, int64_t n)
+{
+	th_run_threads(s, body, n, 0);
+}
+
+void th_fill_tokens(state *s, int64_t n, int64_t V, uint64_t seed, bool ignore)
+{
+	const nnrt_model *m = s->m;
+	rng r = {seed};
+	for (int64_t i = 0; i < n * m->input_size; i++)
+		s->x[i] = (float)(rng_next(&r) % (uint64_t)V);
+	for (int64_t i = 0; i < n * m->label_size; i++)
+		((float *)s->y)[i] = ignore && i % 5 == 3 ? -1.0f : (float)(rng_next(&r) % (uint64_t)V);
+}
+
+void th_ref_seq_xent(const double *z, const float *y, int64_t T, int64_t V, double *loss, double *acc)
+{
+	double l = 0, a = 0, cnt = 0;
+	for (int64_t t = 0; t < T; t++) {
+		if (y[t] < 0)
+			continue;
+		int64_t c = (int64_t)y[t], am = 0;
+		double mx = z[t * V], sum = 0;
+		for (int64_t j = 1; j < V; j++)
+			if (z[t * V + j] > mx)
+				mx = z[t * V + j], am = j;
+		for (int64_t j = 0; j < V; j++)
+			sum += exp(z[t * V + j] - mx);
+		l += log(sum) + mx - z[t * V + c];
+		a += am == c;
+		cnt++;
+	}
+	*loss = cnt ? l / cnt : 0;
+	*acc = cnt ? a / cnt : 0;
 }
 
 void th_fill_params(const nnrt_model *m, float *p, uint64_t seed)

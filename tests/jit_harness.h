@@ -94,6 +94,14 @@ void th_state_free(state *s);
  * poisons the result; outputs past n samples hold a canary that must
  * survive. */
 void th_run(state *s, nnrt_body_fn body, int64_t n);
+/* th_run on `threads` threads (0: the runtime's default). */
+void th_run_threads(state *s, nnrt_body_fn body, int64_t n, int threads);
+/* Sequence batches: token ids and labels uniform in [0, V); with `ignore`,
+ * every fifth label is -1 (the ignore index). */
+void th_fill_tokens(state *s, int64_t n, int64_t V, uint64_t seed, bool ignore);
+/* The per-position cross-entropy of logits z [T][V] against labels y
+ * (-1 ignored), in double: mean loss and accuracy over counted positions. */
+void th_ref_seq_xent(const double *z, const float *y, int64_t T, int64_t V, double *loss, double *acc);
 
 /* Parameters U(-a, a): a = 1.5 / sqrt(fan_in) for dense [in][out] and conv
  * [F][C][KH][KW] weights, 0.5 for the rest; padding between tensors 0. */

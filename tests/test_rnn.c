@@ -83,31 +83,6 @@ static const char *net_src(const net *t)
 			   s, (long long)t->batch);
 }
 
-/* Token ids in [0, V) and labels in [0, V) (every fifth one -1: ignored) */
-static void fill_tokens(state *s, int64_t n, int64_t V, uint64_t seed)
-{
-	const nnrt_model *m = s->m;
-	rng r = {seed};
-	for (int64_t i = 0; i < n * m->input_size; i++)
-		s->x[i] = (float)(rng_next(&r) % (uint64_t)V);
-	for (int64_t i = 0; i < n * m->label_size; i++)
-		((float *)s->y)[i] = i % 5 == 3 ? -1.0f : (float)(rng_next(&r) % (uint64_t)V);
-}
-
-static void run_step(state *s, nnrt_body_fn body, int64_t n, int threads)
-{
-	const nnrt_model *m = s->m;
-	for (int64_t i = 0; i < m->ws_floats; i++)
-		s->ws[i] = NAN;
-	s->metrics[0] = s->metrics[1] = -1;
-	float hp[16];
-	memcpy(hp, s->a.hp, sizeof hp);
-	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
-				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n, .state = s->st};
-	memcpy(s->a.hp, hp, sizeof hp);
-	nnrt_run_threads(body, &s->a, threads);
-}
-
 static const float *param(const nnrt_model *m, const float *p, const char *layer_name, const char *what)
 {
 	char name[64];
@@ -157,28 +132,6 @@ static void ref_rnn(const nnrt_model *m, const float *p, const char *name, bool 
 		}
 	}
 	free(h), free(cc), free(xp), free(hp);
-}
-
-/* The per-position loss and accuracy of logits [T][V] against y (-1 ignored) */
-static void ref_xent(const double *z, const float *y, int64_t T, int64_t V, double *loss, double *acc)
-{
-	double l = 0, a = 0, cnt = 0;
-	for (int64_t t = 0; t < T; t++) {
-		if (y[t] < 0)
-			continue;
-		int64_t c = (int64_t)y[t], am = 0;
-		double mx = z[t * V], s = 0;
-		for (int64_t j = 1; j < V; j++)
-			if (z[t * V + j] > mx)
-				mx = z[t * V + j], am = j;
-		for (int64_t j = 0; j < V; j++)
-			s += exp(z[t * V + j] - mx);
-		l += log(s) + mx - z[t * V + c];
-		a += am == c;
-		cnt++;
-	}
-	*loss = cnt ? l / cnt : 0;
-	*acc = cnt ? a / cnt : 0;
 }
 
 /* One sample's logits [T][V] (malloc'd) from its T token ids */
@@ -231,7 +184,7 @@ static void ref_forward(const net *t, const nnrt_model *m, const float *p, const
 	*loss = *acc = 0;
 	for (int64_t s = 0; s < n; s++) {
 		double *z = ref_logits(t, m, p, x + s * t->T), ls, ac;
-		ref_xent(z, y + s * t->T, t->T, t->V, &ls, &ac);
+		th_ref_seq_xent(z, y + s * t->T, t->T, t->V, &ls, &ac);
 		*loss += ls;
 		*acc += ac;
 		free(z);
@@ -247,8 +200,8 @@ static void check_forward(const net *t, int vacc)
 	state s = th_state_new(m);
 	th_fill_params(m, s.params, 5);
 	for (int64_t n = 1; n <= m->batch; n++) {
-		fill_tokens(&s, n, t->V, 40 + (uint64_t)n);
-		run_step(&s, m->eval_step, n, 2);
+		th_fill_tokens(&s, n, t->V, 40 + (uint64_t)n, true);
+		th_run_threads(&s, m->eval_step, n, 2);
 		double l, a;
 		ref_forward(t, m, s.params, s.x, s.y, n, &l, &a);
 		cr_assert(fabs(s.metrics[0] - l) <= 2e-5 * (1 + fabs(l)) * (double)n, "%s (vacc %d) n %lld: loss %.7g, reference %.7g",
@@ -279,8 +232,8 @@ Test(rnn, inference_against_reference)
 		state s = th_state_new(m);
 		th_fill_params(m, s.params, 3);
 		int64_t n = 5, T = t->T, V = t->V;
-		fill_tokens(&s, n, V, 8);
-		run_step(&s, m->infer, n, 2);
+		th_fill_tokens(&s, n, V, 8, true);
+		th_run_threads(&s, m->infer, n, 2);
 		for (int64_t smp = 0; smp < n; smp++) {
 			double *z = ref_logits(t, m, s.params, s.x + smp * T);
 			for (int64_t r = 0; r < T; r++) {
@@ -310,7 +263,7 @@ Test(rnn, inference_against_reference)
 
 static double step_loss(state *s, int64_t n)
 {
-	run_step(s, s->m->eval_step, n, 1);
+	th_run_threads(s, s->m->eval_step, n, 1);
 	return s->metrics[0] / (double)n;
 }
 
@@ -327,11 +280,11 @@ static void check_gradients(const net *t, int64_t n_or_batch, int vacc, int64_t 
 	int64_t n = n_or_batch ? n_or_batch : m->batch;
 	state s = th_state_new(m);
 	th_fill_params(m, s.params, 21);
-	fill_tokens(&s, n, t->V, 22);
+	th_fill_tokens(&s, n, t->V, 22, true);
 	for (int64_t i = 0; i < m->param_floats; i++)
 		s.grads[i] = NAN;
 	memset(s.a.hp, 0, sizeof s.a.hp);
-	run_step(&s, m->train_step, n, 2);
+	th_run_threads(&s, m->train_step, n, 2);
 	float *g = th_falloc(m->param_floats);
 	memcpy(g, s.grads, sizeof(float) * (size_t)m->param_floats);
 	char what[160];
@@ -371,12 +324,12 @@ static void check_threads(const net *t, int64_t chunks)
 		state s = th_state_new(m);
 		th_fill_params(m, s.params, 9);
 		for (int step = 1; step <= 3; step++) {
-			fill_tokens(&s, m->batch, t->V, (uint64_t)step);
+			th_fill_tokens(&s, m->batch, t->V, (uint64_t)step, true);
 			memset(s.a.hp, 0, sizeof s.a.hp);
 			s.a.hp[NNRT_HP_LR] = 0.01f;
 			s.a.hp[NNRT_HP_ADAM_C1] = (float)(1 / (1 - pow(0.9, step)));
 			s.a.hp[NNRT_HP_ADAM_C2] = (float)(1 / (1 - pow(0.999, step)));
-			run_step(&s, m->train_step, m->batch, threads);
+			th_run_threads(&s, m->train_step, m->batch, threads);
 		}
 		if (!first) {
 			first = th_falloc(m->param_floats);

@@ -29,31 +29,6 @@
 #define TRAIN(batch) \
 	"optimizer adam(lr: 0.01)\ntrain {\n  data: text(\"/nonexistent/corpus.txt\")\n  batch: " #batch "\n}\n"
 
-/* Token ids in [0, V) and labels in [0, V) (every fifth one -1: ignored) */
-static void fill_tokens(state *s, int64_t n, int64_t V, uint64_t seed, bool ignore)
-{
-	const nnrt_model *m = s->m;
-	rng r = {seed};
-	for (int64_t i = 0; i < n * m->input_size; i++)
-		s->x[i] = (float)(rng_next(&r) % (uint64_t)V);
-	for (int64_t i = 0; i < n * m->label_size; i++)
-		((float *)s->y)[i] = ignore && i % 5 == 3 ? -1.0f : (float)(rng_next(&r) % (uint64_t)V);
-}
-
-static void run_step(state *s, nnrt_body_fn body, int64_t n, int threads)
-{
-	const nnrt_model *m = s->m;
-	for (int64_t i = 0; i < m->ws_floats; i++)
-		s->ws[i] = NAN;
-	s->metrics[0] = s->metrics[1] = -1;
-	float hp[16];
-	memcpy(hp, s->a.hp, sizeof hp);
-	s->a = (nnrt_step_args){.params = s->params, .grads = s->grads, .opt = s->opt, .ws = s->ws, .x = s->x,
-				.y = s->y, .out = s->out, .metrics = s->metrics, .n = n, .state = s->st};
-	memcpy(s->a.hp, hp, sizeof hp);
-	nnrt_run_threads(body, &s->a, threads);
-}
-
 static const float *param(const nnrt_model *m, const float *p, const char *name)
 {
 	int i = nnrt_model_param_index(m, name);
@@ -132,28 +107,6 @@ static void ref_attention(const nnrt_model *m, const float *p, const char *name,
 	free(q), free(kk), free(v), free(ctx);
 }
 
-/* The per-position loss and accuracy of logits [T][V] against y (-1 ignored) */
-static void ref_xent(const double *z, const float *y, int64_t T, int64_t V, double *loss, double *acc)
-{
-	double l = 0, a = 0, cnt = 0;
-	for (int64_t t = 0; t < T; t++) {
-		if (y[t] < 0)
-			continue;
-		int64_t c = (int64_t)y[t], am = 0;
-		double mx = z[t * V], s = 0;
-		for (int64_t j = 1; j < V; j++)
-			if (z[t * V + j] > mx)
-				mx = z[t * V + j], am = j;
-		for (int64_t j = 0; j < V; j++)
-			s += exp(z[t * V + j] - mx);
-		l += log(s) + mx - z[t * V + c];
-		a += am == c;
-		cnt++;
-	}
-	*loss = cnt ? l / cnt : 0;
-	*acc = cnt ? a / cnt : 0;
-}
-
 /* ---- forward against the reference ---- */
 
 #define T_ 6
@@ -200,7 +153,7 @@ static void ref_forward(const nnrt_model *m, const float *p, const float *x, con
 			ref_dense(z, T_, 16, param(m, p, "dense2.weight"), param(m, p, "dense2.bias"), V_, logits);
 		}
 		double l, c;
-		ref_xent(logits, y + s * T_, T_, V_, &l, &c);
+		th_ref_seq_xent(logits, y + s * T_, T_, V_, &l, &c);
 		*loss += l;
 		*acc += c;
 	}
@@ -213,8 +166,8 @@ static void check_forward(const char *src, bool attn, bool fuse, bool naive)
 	state s = th_state_new(m);
 	th_fill_params(m, s.params, 5);
 	for (int64_t n = 1; n <= m->batch; n += 3) {
-		fill_tokens(&s, n, V_, 40 + (uint64_t)n, true);
-		run_step(&s, m->eval_step, n, 2);
+		th_fill_tokens(&s, n, V_, 40 + (uint64_t)n, true);
+		th_run_threads(&s, m->eval_step, n, 2);
 		double l, a;
 		ref_forward(m, s.params, s.x, s.y, n, attn, &l, &a);
 		cr_assert(fabs(s.metrics[0] - l) <= 1e-4 * (1 + fabs(l)), "%s n %lld: loss %.7g, reference %.7g", m->name,
@@ -239,7 +192,7 @@ Test(seq, forward_attention_naive) { check_forward(fwd_src, true, false, true); 
 
 static double step_loss(state *s, int64_t n)
 {
-	run_step(s, s->m->eval_step, n, 1);
+	th_run_threads(s, s->m->eval_step, n, 1);
 	return s->metrics[0] / (double)n;
 }
 
@@ -254,11 +207,11 @@ static void check_gradients(const char *name, const char *src, int64_t V, bool f
 	int64_t n = n_or_batch ? n_or_batch : m->batch;
 	state s = th_state_new(m);
 	th_fill_params(m, s.params, 21);
-	fill_tokens(&s, n, V, 22, true);
+	th_fill_tokens(&s, n, V, 22, true);
 	for (int64_t i = 0; i < m->param_floats; i++)
 		s.grads[i] = NAN;
 	memset(s.a.hp, 0, sizeof s.a.hp);
-	run_step(&s, m->train_step, n, 2);
+	th_run_threads(&s, m->train_step, n, 2);
 	float *g = th_falloc(m->param_floats);
 	memcpy(g, s.grads, sizeof(float) * (size_t)m->param_floats);
 	char what[160];
@@ -364,12 +317,12 @@ static void loss_acc_grads(const jitted *j, int64_t n, int threads, double *loss
 {
 	state s = th_state_new(j->m);
 	th_fill_params(j->m, s.params, 31);
-	fill_tokens(&s, n, j->g->label_vocab, 32, true);
+	th_fill_tokens(&s, n, j->g->label_vocab, 32, true);
 	memset(s.a.hp, 0, sizeof s.a.hp);
-	run_step(&s, j->m->eval_step, n, threads);
+	th_run_threads(&s, j->m->eval_step, n, threads);
 	*loss = s.metrics[0];
 	*acc = s.metrics[1];
-	run_step(&s, j->m->train_step, n, threads);
+	th_run_threads(&s, j->m->train_step, n, threads);
 	memcpy(g, s.grads, sizeof(float) * (size_t)j->m->param_floats);
 	th_state_free(&s);
 }
@@ -426,12 +379,12 @@ Test(seq, threads_bit_identical)
 		state s = th_state_new(m);
 		th_fill_params(m, s.params, 9);
 		for (int step = 1; step <= 3; step++) {
-			fill_tokens(&s, m->batch, V_, (uint64_t)step, true);
+			th_fill_tokens(&s, m->batch, V_, (uint64_t)step, true);
 			memset(s.a.hp, 0, sizeof s.a.hp);
 			s.a.hp[NNRT_HP_LR] = 0.01f;
 			s.a.hp[NNRT_HP_ADAM_C1] = (float)(1 / (1 - pow(0.9, step)));
 			s.a.hp[NNRT_HP_ADAM_C2] = (float)(1 / (1 - pow(0.999, step)));
-			run_step(&s, m->train_step, m->batch, threads);
+			th_run_threads(&s, m->train_step, m->batch, threads);
 		}
 		if (!first) {
 			first = th_falloc(m->param_floats);
