@@ -427,3 +427,29 @@ double th_fd_check(state *s, int64_t n, const float *g, th_loss_fn loss, double 
 	cr_assert(kinks * 8 <= checked, "%s: %lld of %lld entries at kinks", what, (long long)kinks, (long long)checked);
 	return worst;
 }
+
+void th_check_seq_threads(const nnrt_model *m, int64_t V, const char *what)
+{
+	float *first = NULL;
+	for (int threads = 1; threads <= 3; threads++) {
+		state s = th_state_new(m);
+		th_fill_params(m, s.params, 9);
+		for (int step = 1; step <= 3; step++) {
+			th_fill_tokens(&s, m->batch, V, (uint64_t)step, true);
+			memset(s.a.hp, 0, sizeof s.a.hp);
+			s.a.hp[NNRT_HP_LR] = 0.01f;
+			s.a.hp[NNRT_HP_ADAM_C1] = (float)(1 / (1 - pow(0.9, step)));
+			s.a.hp[NNRT_HP_ADAM_C2] = (float)(1 / (1 - pow(0.999, step)));
+			th_run_threads(&s, m->train_step, m->batch, threads);
+		}
+		if (!first) {
+			first = th_falloc(m->param_floats);
+			memcpy(first, s.params, sizeof(float) * (size_t)m->param_floats);
+		} else {
+			cr_assert(!memcmp(first, s.params, sizeof(float) * (size_t)m->param_floats),
+				  "%s: %d threads give other parameters than 1", what, threads);
+		}
+		th_state_free(&s);
+	}
+	free(first);
+}

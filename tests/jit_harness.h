@@ -101,6 +101,9 @@ void th_run_threads(state *s, nnrt_body_fn body, int64_t n, int threads);
 void th_fill_tokens(state *s, int64_t n, int64_t V, uint64_t seed, bool ignore);
 /* The per-position cross-entropy of logits z [T][V] against labels y
  * (-1 ignored), in double: mean loss and accuracy over counted positions. */
+/* Three Adam steps on token batches of vocabulary V with 1, 2 and 3
+ * threads must leave bit-identical parameters. */
+void th_check_seq_threads(const nnrt_model *m, int64_t V, const char *what);
 void th_ref_seq_xent(const double *z, const float *y, int64_t T, int64_t V, double *loss, double *acc);
 
 /* Parameters U(-a, a): a = 1.5 / sqrt(fan_in) for dense [in][out] and conv

@@ -318,29 +318,9 @@ static void check_threads(const net *t, int64_t chunks)
 	th_chunks = chunks;
 	jitted j = th_jit(th_build_graph(SRC_PATH, net_src(t), true), false, true);
 	th_chunks = 0;
-	const nnrt_model *m = j.m;
-	float *first = NULL;
-	for (int threads = 1; threads <= 3; threads++) {
-		state s = th_state_new(m);
-		th_fill_params(m, s.params, 9);
-		for (int step = 1; step <= 3; step++) {
-			th_fill_tokens(&s, m->batch, t->V, (uint64_t)step, true);
-			memset(s.a.hp, 0, sizeof s.a.hp);
-			s.a.hp[NNRT_HP_LR] = 0.01f;
-			s.a.hp[NNRT_HP_ADAM_C1] = (float)(1 / (1 - pow(0.9, step)));
-			s.a.hp[NNRT_HP_ADAM_C2] = (float)(1 / (1 - pow(0.999, step)));
-			th_run_threads(&s, m->train_step, m->batch, threads);
-		}
-		if (!first) {
-			first = th_falloc(m->param_floats);
-			memcpy(first, s.params, sizeof(float) * (size_t)m->param_floats);
-		} else {
-			cr_assert(!memcmp(first, s.params, sizeof(float) * (size_t)m->param_floats),
-				  "%s, chunks %lld: %d threads give other parameters than 1", t->name, (long long)chunks, threads);
-		}
-		th_state_free(&s);
-	}
-	free(first);
+	char what[64];
+	snprintf(what, sizeof what, "%s, chunks %lld", t->name, (long long)chunks);
+	th_check_seq_threads(j.m, t->V, what);
 	th_jit_free(&j);
 }
 

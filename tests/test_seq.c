@@ -373,29 +373,7 @@ Test(seq, fast_kernels_match_reference, .timeout = 600)
 Test(seq, threads_bit_identical)
 {
 	jitted j = th_jit(th_build_graph(SRC_PATH, fwd_src, true), false, true);
-	const nnrt_model *m = j.m;
-	float *first = NULL;
-	for (int threads = 1; threads <= 3; threads++) {
-		state s = th_state_new(m);
-		th_fill_params(m, s.params, 9);
-		for (int step = 1; step <= 3; step++) {
-			th_fill_tokens(&s, m->batch, V_, (uint64_t)step, true);
-			memset(s.a.hp, 0, sizeof s.a.hp);
-			s.a.hp[NNRT_HP_LR] = 0.01f;
-			s.a.hp[NNRT_HP_ADAM_C1] = (float)(1 / (1 - pow(0.9, step)));
-			s.a.hp[NNRT_HP_ADAM_C2] = (float)(1 / (1 - pow(0.999, step)));
-			th_run_threads(&s, m->train_step, m->batch, threads);
-		}
-		if (!first) {
-			first = th_falloc(m->param_floats);
-			memcpy(first, s.params, sizeof(float) * (size_t)m->param_floats);
-		} else {
-			cr_assert(!memcmp(first, s.params, sizeof(float) * (size_t)m->param_floats),
-				  "%d threads give other parameters than 1", threads);
-		}
-		th_state_free(&s);
-	}
-	free(first);
+	th_check_seq_threads(j.m, V_, "seq");
 	th_jit_free(&j);
 }
 
