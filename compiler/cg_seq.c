@@ -669,8 +669,9 @@ static LLVMValueRef vfmax(cg_ctx *c, LLVMValueRef a, LLVMValueRef b)
 	return LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, a, b, ""), a, b, "");
 }
 
-/* The largest lane of v (exact in any order) */
-static LLVMValueRef hmax(cg_ctx *c, LLVMValueRef v)
+/* v's lanes combined pairwise by op, halving the width each round: the
+ * largest or smallest lane (exact in any order) */
+static LLVMValueRef hreduce(cg_ctx *c, LLVMValueRef v, LLVMValueRef (*op)(cg_ctx *, LLVMValueRef, LLVMValueRef))
 {
 	for (int w = CG_VW; w > 1; w /= 2) {
 		LLVMValueRef lo[CG_VW], hi[CG_VW];
@@ -679,11 +680,13 @@ static LLVMValueRef hmax(cg_ctx *c, LLVMValueRef v)
 			hi[i] = cg_i32(c, i + w / 2);
 		}
 		LLVMValueRef p = LLVMGetPoison(LLVMTypeOf(v));
-		v = vfmax(c, LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(lo, (unsigned)(w / 2)), ""),
-			  LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(hi, (unsigned)(w / 2)), ""));
+		v = op(c, LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(lo, (unsigned)(w / 2)), ""),
+		       LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(hi, (unsigned)(w / 2)), ""));
 	}
 	return LLVMBuildExtractElement(c->B, v, cg_i32(c, 0), "");
 }
+
+static LLVMValueRef hmax(cg_ctx *c, LLVMValueRef v) { return hreduce(c, v, vfmax); }
 
 /* The lanes of the vector at j that are live: inside the row (mask) and,
  * causal, before e->len; NULL when every lane is */
@@ -887,21 +890,12 @@ static void xent_argmax(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
 	cg_store(c, LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, cand, cur, ""), cand, cur, ""), e->iacc);
 }
 
-static LLVMValueRef hmin_i32(cg_ctx *c, LLVMValueRef v)
+static LLVMValueRef imin(cg_ctx *c, LLVMValueRef a, LLVMValueRef b)
 {
-	for (int w = CG_VW; w > 1; w /= 2) {
-		LLVMValueRef lo[CG_VW], hi[CG_VW];
-		for (int i = 0; i < w / 2; i++) {
-			lo[i] = cg_i32(c, i);
-			hi[i] = cg_i32(c, i + w / 2);
-		}
-		LLVMValueRef p = LLVMGetPoison(LLVMTypeOf(v));
-		LLVMValueRef a = LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(lo, (unsigned)(w / 2)), "");
-		LLVMValueRef b = LLVMBuildShuffleVector(c->B, v, p, LLVMConstVector(hi, (unsigned)(w / 2)), "");
-		v = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, a, b, ""), a, b, "");
-	}
-	return LLVMBuildExtractElement(c->B, v, cg_i32(c, 0), "");
+	return LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, a, b, ""), a, b, "");
 }
+
+static LLVMValueRef hmin_i32(cg_ctx *c, LLVMValueRef v) { return hreduce(c, v, imin); }
 
 static void seq_xent_vec_max(cg_ctx *c, LLVMValueRef row, int64_t V, LLVMValueRef *mx, LLVMValueRef *am)
 {
