@@ -152,7 +152,20 @@ static void grad_dense(ad_ctx *a, int node, int dy)
 		} else {
 			int wt = emit1(a, IR_TRANSPOSE, w, node);
 			int in[2] = {dy, wt};
-			accum(a, x, emit_rows(a, IR_DENSE_BWD_X, 2, in, node));
+			int id = ir_add(g, IR_DENSE_BWD_X, 2, in);
+			ir_node *b = &g->nodes[id], *xn = &g->nodes[x];
+			b->loc = g->nodes[node].loc;
+			b->ia[IR_IA_ROWS] = g->nodes[node].ia[IR_IA_ROWS];
+			if (ir_rows(&g->nodes[node]) == 1 && xn->rank > 1) {
+				/* x read flattened (e.g. a matmul's [M, N] before a
+				 * flatten): its gradient has x's shape, which the
+				 * rule of x's producer reads */
+				b->ia[10] = xn->rank;
+				for (int k = 0; k < xn->rank; k++)
+					b->ia[6 + k] = xn->dims[k];
+			}
+			NNC_ASSERT(ir_infer_shape(g, id));
+			accum(a, x, id);
 		}
 	}
 	int in[2] = {x, dy};

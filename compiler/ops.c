@@ -180,7 +180,10 @@ static bool shape_dense_bx(ir_graph *g, ir_node *n)
 	ir_node *dy = in(g, n, 0), *wt = in(g, n, 1);
 	NNC_ASSERT(dy->batched && wt->rank == 2 && wt->dims[0] * ir_rows(n) == dy->size);
 	int64_t d[2] = {ir_rows(n), wt->dims[1]};
-	if (ir_rows(n) > 1)
+	if (ir_rows(n) == 1 && n->ia[10] > 1) { /* the shape of an x read flattened (autodiff's grad_dense) */
+		ir_set_shape(n, true, (int)n->ia[10], &n->ia[6]);
+		NNC_ASSERT(n->size == wt->dims[1]);
+	} else if (ir_rows(n) > 1)
 		ir_set_shape(n, true, 2, d);
 	else
 		ir_set_shape(n, true, 1, &d[1]);

@@ -268,6 +268,18 @@ Test(seq_grad, matmul_transposes)
 				     "logits = (w |> flatten |> dense(20))\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 5);
 }
 
+/* A product read flattened by a dense: the dense's input gradient gets the
+ * product's [M, N] shape back, which the product's rule needs (it stopped
+ * the compiler with an internal error when it stayed flat). */
+Test(seq_grad, matmul_read_flattened)
+{
+	check_gradients_everywhere("matmul_flat", HEAD(5, 4) "e = x |> embedding(5, 6)\n"
+					  "a = e |> dense(6)\n"
+					  "u = matmul(a, a, transpose_a: true)\n"                      /* [6, 6] */
+					  "w = matmul(u, u, transpose_a: true, transpose_b: true)\n" /* [6, 6] */
+					  "logits = (w |> flatten |> dense(20))\nloss softmax_cross_entropy(logits, y)\n" TRAIN(6), 5);
+}
+
 Test(seq_grad, attention_causal)
 {
 	check_gradients_everywhere("attention", HEAD(6, 5) "e = x |> embedding(6, 8) |> positional\n"
