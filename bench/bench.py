@@ -49,6 +49,7 @@ MODELS = {
     "resnet_plain": ("bench/models/resnet_plain.nn", "resnet_plain"),
     "vgg_plain": ("bench/models/vgg_plain.nn", "vgg_plain"),
     "charlm": ("examples/charlm.nn", "charlm"),  # its own comparison: charlm_bench (bench/torch_charlm.py)
+    "charlstm": ("examples/charlstm.nn", "charlstm"),  # the same comparison, torch_charlm.py --model charlstm
 }
 
 
@@ -219,10 +220,12 @@ def torch_train(model, epochs, threads, limit=None):
 # ---- charlm (issue #16): the same transformer in PyTorch from nnc's initial weights ----
 
 CHARLM_PY = os.path.join(ROOT, "bench", "torch_charlm.py")
+SEQ_MODELS = ("charlm", "charlstm")  # compared by charlm_bench, not by the generic table
 
 
-def charlm_torch(args, threads, *extra):
-    out, rss = run([TORCH_PY, CHARLM_PY, "--json", "--threads", str(threads)] + [str(a) for a in extra],
+def charlm_torch(args, flag, model, threads, *extra):
+    """torch_charlm.py --model MODEL (flag is "--model") on `threads` threads with `extra` arguments."""
+    out, rss = run([TORCH_PY, CHARLM_PY, "--json", flag, model, "--threads", str(threads)] + [str(a) for a in extra],
                    env=torch_env())
     res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
     res["rss_mib"] = rss
@@ -251,8 +254,8 @@ def max_rel(a, b, n):
     return max(abs(x - y) / abs(y) for x, y in zip(a[:n], b[:n]))
 
 
-def charlm_bench(args, exe, outdir):
-    """The comparison of examples/charlm.nn (issue #16): (1) loss curves from the same initial
+def charlm_bench(args, exe, outdir, model="charlm"):
+    """The comparison of examples/charlm.nn or charlstm.nn (`model`; issue #16): (1) loss curves from the same initial
     weights, windows and optimizer for --charlm-steps steps: nnc against PyTorch in float32, and
     PyTorch float32 against float64 (what rounding alone does); (2) training samples/s over the
     first --charlm-limit windows, nnc and PyTorch (1 and 2 threads each, --repeat rounds, taking
@@ -261,24 +264,24 @@ def charlm_bench(args, exe, outdir):
     computed by torch_charlm.py --eval-ckpt, the same code as PyTorch's)."""
     limit, nsteps = args.charlm_limit, args.charlm_steps
     check_limit = (nsteps * 32 * 20 + 18) // 19 + 32  # windows for nsteps steps after the 5 % validation split
-    r = {"limit": limit, "steps": nsteps, "check_limit": check_limit}
-    init = os.path.join(outdir, "charlm-init.ckpt")
+    r = {"model": model, "limit": limit, "steps": nsteps, "check_limit": check_limit}
+    init = os.path.join(outdir, f"{model}-init.ckpt")
     # the initial parameters and generator state (the same for any --limit)
     subprocess.run([exe, "--epochs", "0", "--limit", str(limit), "--save", init, "--quiet"], check=True)
     use_torch = not args.no_torch and have_torch()
     if use_torch:
-        log = os.path.join(outdir, "charlm-steps.csv")
+        log = os.path.join(outdir, f"{model}-steps.csv")
         charlm_nnc(exe, 2, check_limit, "--log", log, "--log-every", "1")
         nl = step_losses(log, 32)
-        t32 = charlm_torch(args, 1, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses")["losses"]
-        t64 = charlm_torch(args, 1, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses",
+        t32 = charlm_torch(args, "--model", model, 1, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses")["losses"]
+        t64 = charlm_torch(args, "--model", model, 1, "--init", init, "--limit", check_limit, "--steps", nsteps, "--log-losses",
                            "--double")["losses"]
         n = min(nsteps, len(nl), len(t32))
         r["loss_check"] = {"steps": n, "nnc_vs_torch32": max_rel(nl, t32, n), "nnc_vs_torch64": max_rel(nl, t64, n),
                            "torch32_vs_torch64": max_rel(t32, t64, n), "nnc": nl[:n], "torch32": t32[:n],
                            "torch64": t64[:n]}
         lc = r["loss_check"]
-        print(f"charlm: losses of the first {n} steps, max relative difference: nnc vs PyTorch float32 "
+        print(f"{model}: losses of the first {n} steps, max relative difference: nnc vs PyTorch float32 "
               f"{lc['nnc_vs_torch32']:.2e}, nnc vs PyTorch float64 {lc['nnc_vs_torch64']:.2e}, PyTorch float32 vs "
               f"float64 {lc['torch32_vs_torch64']:.2e} (step 1: {nl[0]:.6f} / {t32[0]:.6f}; step {n}: "
               f"{nl[n - 1]:.6f} / {t32[n - 1]:.6f})", flush=True)
@@ -288,39 +291,39 @@ def charlm_bench(args, exe, outdir):
         for th in (1, 2):
             v = charlm_nnc(exe, th, limit)
             r["nnc"][th] = max(r["nnc"].get(th, v), v, key=lambda e: e["samples_per_s"])
-            print(f"charlm: nnc {th} thread(s): {v['samples_per_s']:,.1f} samples/s (round {rep + 1})", flush=True)
+            print(f"{model}: nnc {th} thread(s): {v['samples_per_s']:,.1f} samples/s (round {rep + 1})", flush=True)
             if use_torch:
-                t = charlm_torch(args, th, "--init", init, "--limit", limit)
+                t = charlm_torch(args, "--model", model, th, "--init", init, "--limit", limit)
                 r["torch"][th] = max(r["torch"].get(th, t), t, key=lambda e: e["samples_per_s"])
                 train_steps = t["steps"]
-                print(f"charlm: PyTorch {th} thread(s): {t['samples_per_s']:,.1f} samples/s (round {rep + 1})",
+                print(f"{model}: PyTorch {th} thread(s): {t['samples_per_s']:,.1f} samples/s (round {rep + 1})",
                       flush=True)
     r["train_steps"] = train_steps
     if args.charlm_minutes:
         # Both sides at once, one thread each, so that they share the machine alike: on a machine
         # that other jobs load, two runs of 10 minutes one after the other see different loads.
         secs = int(60 * args.charlm_minutes)
-        ck = os.path.join(outdir, "charlm-timed.ckpt")
+        ck = os.path.join(outdir, f"{model}-timed.ckpt")
         nnc_p = subprocess.Popen(["timeout", "-s", "INT", str(secs), exe, "--epochs", "1000", "--threads", "1",
                                   "--verbose", "2", "--save", ck], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True)
-        tt = charlm_torch(args, 1, "--init", init, "--seconds", secs) if use_torch else None
+        tt = charlm_torch(args, "--model", model, 1, "--init", init, "--seconds", secs) if use_torch else None
         out = nnc_p.communicate()[0]
-        ev = charlm_torch(args, 1, "--eval-ckpt", ck)
+        ev = charlm_torch(args, "--model", model, 1, "--eval-ckpt", ck)
         lines = [l for l in out.splitlines() if l.startswith("epoch")]
         r["timed"] = {"minutes": args.charlm_minutes, "nnc_val_loss": ev["val_loss"], "nnc_epoch_lines": lines}
-        print(f"charlm: nnc after {secs} s (1 thread): val_loss {ev['val_loss']:.4f} ({ev['val_bpc']:.3f} bits/char); "
+        print(f"{model}: nnc after {secs} s (1 thread): val_loss {ev['val_loss']:.4f} ({ev['val_bpc']:.3f} bits/char); "
               f"its epochs: {lines}", flush=True)
         if tt:
             r["timed"].update({"torch_val_loss": tt["val_loss"], "torch_steps": tt["steps"]})
-            print(f"charlm: PyTorch after {secs} s (1 thread, {tt['steps']} steps): val_loss {tt['val_loss']:.4f} "
+            print(f"{model}: PyTorch after {secs} s (1 thread, {tt['steps']} steps): val_loss {tt['val_loss']:.4f} "
                   f"({tt['val_bpc']:.3f} bits/char)", flush=True)
     return r
 
 
 def charlm_table(r, repeat):
     n1, n2 = r["nnc"][1]["samples_per_s"], r["nnc"][2]["samples_per_s"]
-    print(f"\ncharlm (examples/charlm.nn, batch 32, the first {r['limit']} windows): training samples/s")
+    print(f"\n{r['model']} (examples/{r['model']}.nn, batch 32, the first {r['limit']} windows): training samples/s")
     print(f"{'nnc 1t':>9} {'nnc 2t':>9} {'torch 1t':>9} {'torch 2t':>9} {'ratio':>6}")
     if r["torch"]:
         t1, t2 = r["torch"][1]["samples_per_s"], r["torch"][2]["samples_per_s"]
@@ -366,8 +369,8 @@ def main():
     try:
         for model in args.models.split(","):
             exe, ctime = nnc_compile(args.nnc, model, tmp)
-            if model == "charlm":  # a comparison of its own (no test accuracy, no inference)
-                report[model] = dict(charlm_bench(args, exe, tmp), compile_s=ctime)
+            if model in SEQ_MODELS:  # a comparison of its own (no test accuracy, no inference)
+                report[model] = dict(charlm_bench(args, exe, tmp, model), compile_s=ctime)
                 if args.profile:
                     report[model]["profile"] = nnc_profile(args.nnc, model, tmp, 1, args.charlm_limit)
                 continue
@@ -401,13 +404,13 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    generic = [m for m in report if m != "charlm"]
+    generic = [m for m in report if m not in SEQ_MODELS]
     if generic:
         print()
         print(f"{'model':6} {'epochs':>6} {'compile':>8} {'nnc 1t':>10} {'nnc 2t':>10} {'torch best':>11} "
           f"{'ratio':>6} {'2t/1t':>6} {'acc nnc':>8} {'acc torch':>9} {'RSS nnc':>8} {'RSS torch':>9} {'RSS ratio':>9}")
     for model, r in report.items():
-        if model == "charlm":
+        if model in SEQ_MODELS:
             continue
         n1, n2 = r["nnc"][1], r["nnc"][2]
         best_n = max(n1["samples_per_s"], n2["samples_per_s"])
@@ -429,13 +432,14 @@ def main():
               "RSS ratio = nnc peak RSS / PyTorch's smallest peak RSS")
     if generic and args.repeat > 1:
         print(f"(every figure: the best of {args.repeat} rounds, nnc and PyTorch taking turns; nnc's RSS: its largest)")
-    if "charlm" in report:
-        charlm_table(report["charlm"], args.repeat)
-    if not args.no_infer and any(m != "charlm" for m in report):
+    for model in SEQ_MODELS:
+        if model in report:
+            charlm_table(report[model], args.repeat)
+    if not args.no_infer and any(m not in SEQ_MODELS for m in report):
         print(f"\n{'inference':10} {'nnc b64':>10} {'torch b64':>10} {'ratio':>6} {'nnc b1':>9} {'torch b1':>9} {'ratio':>6}")
         for model in args.models.split(","):
             r = report[model]
-            if model == "charlm":
+            if model in SEQ_MODELS:
                 continue
             n64 = max(v["infer_batch64"] for v in r["nnc_infer"].values())
             n1 = max(v["infer_batch1"] for v in r["nnc_infer"].values())

@@ -1,5 +1,12 @@
 #!/usr/bin/python3
-"""PyTorch twin of examples/charlm.nn, for bench.py's `charlm` comparison (issue #16).
+"""PyTorch twin of examples/charlm.nn and examples/charlstm.nn, for bench.py's `charlm` and
+`charlstm` comparisons (issue #16).
+
+--model charlstm: the character LSTM (embedding 64, one torch LSTM of 256 units run by the
+same function nn.LSTM calls, a dense to the 256 bytes), plain Adam (lr 2e-3, betas 0.9/0.999,
+eps 1e-8, no weight decay), the same windows and order as below.  nnc's lstm parameters map to
+torch's as weight_ih_l0 = lstm1.weight_ih^T, weight_hh_l0 = lstm1.weight_hh^T and the biases as
+they are (docs/language.md, "Recurrent layers").
 
 The same decoder-only transformer (4 pre-norm blocks, d 128, 4 heads, causal attention, a GELU
 MLP of 512, context 64, bytes as tokens), started from nnc's own initial weights (a checkpoint
@@ -44,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 M64 = (1 << 64) - 1
+FORWARD = None  # the model's forward function (MODELS, set by main)
 T, V, D, HEADS, LAYERS, FF, BATCH = 64, 256, 128, 4, 4, 512, 32
 LR, BETAS, EPS, WD, LN_EPS = 1e-3, (0.9, 0.999), 1e-8, 0.01, 1e-5
 CORPUS = "/usr/share/games/fortunes"
@@ -199,12 +207,31 @@ def forward(P, x, causal_mask):
     return torch.addmm(P["dense1.bias"], h, P["dense1.weight"])
 
 
+def forward_lstm(P, x, causal_mask):
+    """examples/charlstm.nn: nnc's parameter layout, the LSTM by torch's own kernel."""
+    del causal_mask
+    B = x.shape[0]
+    e = F.embedding(x, P["embedding1.weight"])
+    H = P["lstm1.weight_hh"].shape[0]
+    z = e.new_zeros(1, B, H)
+    w = [P["lstm1.weight_ih"].t(), P["lstm1.weight_hh"].t(), P["lstm1.bias_ih"], P["lstm1.bias_hh"]]
+    # (input, (h0, c0), weights, has_biases, layers, dropout, train, bidirectional, batch_first)
+    h = torch._VF.lstm(e, (z, z), w, True, 1, 0.0, True, False, True)[0].reshape(-1, H)
+    return torch.addmm(P["dense1.bias"], h, P["dense1.weight"])
+
+
+MODELS = {  # forward, optimizer, learning rate, weight decay (AdamW) or None (Adam)
+    "charlm": (forward, LR, WD),
+    "charlstm": (forward_lstm, 2e-3, None),
+}
+
+
 @torch.no_grad()
 def val_loss(P, x, y, ids, mask, batch=256):
     total = 0.0
     for s in range(0, len(ids), batch):
         b = torch.as_tensor(ids[s:s + batch])
-        logits = forward(P, x[b], mask)
+        logits = FORWARD(P, x[b], mask)
         # nnc: the mean over a sample's positions, then over the samples
         per = F.cross_entropy(logits, y[b].reshape(-1), reduction="none").view(len(b), T).mean(1)
         total += per.double().sum().item()
@@ -213,6 +240,7 @@ def val_loss(P, x, y, ids, mask, batch=256):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", choices=sorted(MODELS), default="charlm")
     ap.add_argument("--init", help="nnc checkpoint with the initial parameters and generator state")
     ap.add_argument("--eval-ckpt", help="print the validation loss of this nnc checkpoint's parameters")
     ap.add_argument("--corpus", default=CORPUS)
@@ -226,6 +254,8 @@ def main(argv=None):
     ap.add_argument("--double", action="store_true", help="in float64 (the rounding reference)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    global FORWARD
+    FORWARD, lr, wd = MODELS[args.model]
     torch.set_num_threads(args.threads)
     dtype = torch.float64 if args.double else torch.float32
     log = sys.stderr if args.json else sys.stdout
@@ -243,9 +273,12 @@ def main(argv=None):
         print(json.dumps({"val_loss": vl, "val_bpc": vl / np.log(2), "val_windows": len(val_ids)}), flush=True)
         return 0
 
-    groups = [{"params": [p for k, p in P.items() if decays(k, p)], "weight_decay": WD},
-              {"params": [p for k, p in P.items() if not decays(k, p)], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS)
+    if wd is None:
+        opt = torch.optim.Adam(list(P.values()), lr=lr, betas=BETAS, eps=EPS)
+    else:
+        groups = [{"params": [p for k, p in P.items() if decays(k, p)], "weight_decay": wd},
+                  {"params": [p for k, p in P.items() if not decays(k, p)], "weight_decay": 0.0}]
+        opt = torch.optim.AdamW(groups, lr=lr, betas=BETAS, eps=EPS)
     rng = Xoshiro(state=rng_state)
     losses, steps, seen, elapsed, epoch = [], 0, 0, 0.0, 0
     limit_steps = args.steps or (None if args.seconds else (len(train_ids) + BATCH - 1) // BATCH)
@@ -259,7 +292,7 @@ def main(argv=None):
         for b in range(0, len(perm), BATCH):
             idx = perm[b:b + BATCH]
             xb, yb = x[idx], y[idx]
-            logits = forward(P, xb, mask)
+            logits = FORWARD(P, xb, mask)
             loss = F.cross_entropy(logits, yb.reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
