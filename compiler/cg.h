@@ -49,6 +49,11 @@ LLVMValueRef cg_first_sample(cg_ctx *c);              /* i64: global index of th
 						       * (args.sample0 + the chunk's start): the
 						       * random stream's sample index */
 LLVMValueRef cg_active_chunks(cg_ctx *c, LLVMValueRef n); /* chunks holding samples: ceil(n / cbatch) */
+/* Scalar row passes (cg_kernels.c), shared by the softmax losses and the
+ * per-position cross-entropy's reference kernel: max and first argmax of
+ * row[0..k) (am may be NULL), and sum_j exp(row[j] - mx) in j order. */
+void cg_row_max(cg_ctx *c, LLVMValueRef row, int64_t k, LLVMValueRef *mx, LLVMValueRef *am);
+LLVMValueRef cg_row_sumexp(cg_ctx *c, LLVMValueRef row, int64_t k, LLVMValueRef mx);
 LLVMValueRef cg_chunk_s0(cg_ctx *c); /* the chunk's first sample in the step: 0 for chunk 0 */
 LLVMValueRef cg_hp(cg_ctx *c, int k);                 /* float hp[k] */
 LLVMValueRef cg_metrics(cg_ctx *c);                   /* double* */

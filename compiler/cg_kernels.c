@@ -698,8 +698,8 @@ static LLVMValueRef fsub(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLV
 static LLVMValueRef fmul(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(c->B, a, b, ""); }
 static LLVMValueRef fdiv(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFDiv(c->B, a, b, ""); }
 
-/* max and argmax of row[0..k) */
-static void row_max(cg_ctx *c, LLVMValueRef row, int64_t k, LLVMValueRef *mx, LLVMValueRef *am)
+/* max and (first) argmax of row[0..k): cg.h */
+void cg_row_max(cg_ctx *c, LLVMValueRef row, int64_t k, LLVMValueRef *mx, LLVMValueRef *am)
 {
 	LLVMValueRef vmax = cg_alloca(c, c->f32, "max"), varg = cg_alloca(c, c->i64, "argmax");
 	cg_store(c, fload(c, row, cg_i64(c, 0)), vmax);
@@ -715,8 +715,8 @@ static void row_max(cg_ctx *c, LLVMValueRef row, int64_t k, LLVMValueRef *mx, LL
 		*am = cg_load(c, c->i64, varg);
 }
 
-/* sum_j exp(row[j] - mx) */
-static LLVMValueRef row_sumexp(cg_ctx *c, LLVMValueRef row, int64_t k, LLVMValueRef mx)
+/* sum_j exp(row[j] - mx), j in order: cg.h */
+LLVMValueRef cg_row_sumexp(cg_ctx *c, LLVMValueRef row, int64_t k, LLVMValueRef mx)
 {
 	LLVMValueRef acc = cg_alloca(c, c->f32, "sum");
 	cg_store(c, cg_f32(c, 0), acc);
@@ -756,9 +756,9 @@ static void lower_loss(cg_ctx *c, ir_node *n)
 		LLVMValueRef l = NULL, ok = NULL;
 		if (n->op == IR_XENT) {
 			LLVMValueRef mx, am;
-			row_max(c, row, k, &mx, &am);
+			cg_row_max(c, row, k, &mx, &am);
 			LLVMValueRef cls = label_class(c, y, r.i);
-			LLVMValueRef lse = fadd(c, cgm_log(c->B, row_sumexp(c, row, k, mx)), mx);
+			LLVMValueRef lse = fadd(c, cgm_log(c->B, cg_row_sumexp(c, row, k, mx)), mx);
 			double eps = n->fa[0];
 			if (eps == 0) {
 				l = fsub(c, lse, fload(c, row, cls));
@@ -886,8 +886,8 @@ static void lower_rows(cg_ctx *c, ir_node *n)
 		case IR_SOFTMAX:
 		case IR_XENT_GRAD: {
 			LLVMValueRef mx;
-			row_max(c, row, k, &mx, NULL);
-			LLVMValueRef inv = fdiv(c, cg_f32(c, 1), row_sumexp(c, row, k, mx));
+			cg_row_max(c, row, k, &mx, NULL);
+			LLVMValueRef inv = fdiv(c, cg_f32(c, 1), cg_row_sumexp(c, row, k, mx));
 			LLVMValueRef cls = n->op == IR_XENT_GRAD ? label_class(c, pb, r.i) : NULL;
 			cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, k), 1);
 			LLVMValueRef v = fmul(c, cgm_exp(c->B, fsub(c, fload(c, row, j.i), mx)), inv);

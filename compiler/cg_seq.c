@@ -442,20 +442,8 @@ static void seq_xent(cg_ctx *c, ir_node *n, bool fast)
 			seq_xent_vec_max(c, row, V, &m, grad ? NULL : &amv);
 			sum = seq_xent_vec_sumexp(c, row, V, m);
 		} else {
-			LLVMValueRef mx = facc(c, fld(c, row, I(c, 0)), "max"), am = facc(c, I(c, 0), "argmax");
-			cg_loop j = cg_loop_begin(c, I(c, 1), I(c, V), 1);
-			LLVMValueRef v = fld(c, row, j.i), m0 = cg_load(c, c->f32, mx);
-			LLVMValueRef gt = LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, "");
-			cg_store(c, LLVMBuildSelect(c->B, gt, v, m0, ""), mx);
-			cg_store(c, LLVMBuildSelect(c->B, gt, j.i, cg_load(c, c->i64, am), ""), am);
-			cg_loop_end(c, &j);
-			m = cg_load(c, c->f32, mx);
-			amv = cg_load(c, c->i64, am);
-			LLVMValueRef se = facc(c, cg_f32(c, 0), "se");
-			cg_loop j2 = cg_loop_begin(c, I(c, 0), I(c, V), 1);
-			acc_add(c, se, cgm_exp(c->B, fsub(c, fld(c, row, j2.i), m)));
-			cg_loop_end(c, &j2);
-			sum = cg_load(c, c->f32, se);
+			cg_row_max(c, row, V, &m, &amv);
+			sum = cg_row_sumexp(c, row, V, m);
 		}
 		if (grad && fast) {
 			LLVMValueRef scale = LLVMBuildSelect(c->B, ok, fdiv(c, cg_f32(c, 1), fmul(c, nf, cnt1)), cg_f32(c, 0), "");
