@@ -86,3 +86,14 @@ bool sh_has_line(const char *s, const char *line)
 			return true;
 	return false;
 }
+
+int sh_rerun(char **out, const char *fmt, ...)
+{
+	free(*out);
+	*out = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sh_vrun(out, fmt, ap);
+	va_end(ap);
+	return rc;
+}

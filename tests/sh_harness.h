@@ -15,6 +15,8 @@
 int sh_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* sh_run with the arguments in a va_list. */
 int sh_vrun(char **out, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* sh_run into *out, freeing what *out held first. */
+int sh_rerun(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Creates /tmp/nnc-TAG-XXXXXX into buf (fails the test if it cannot). */
 void sh_mktemp(char *buf, size_t size, const char *tag);

@@ -334,19 +334,6 @@ Test(rnn, threads_bit_identical)
 
 /* ---- the compiler and the training binary ---- */
 
-/* sh_run into *out, freeing what *out held */
-static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...)
-{
-	free(*out);
-	*out = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = sh_vrun(out, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "wb");
@@ -400,7 +387,7 @@ Test(rnn, diagnostics)
 		char dir[256], *out = NULL;
 		sh_mktemp(dir, sizeof dir, "rnndiag");
 		write_file(nnc_sprintf("%s/d.nn", dir), src);
-		cr_assert_eq(run(&out, "'%s' '%s/d.nn' -o '%s/d'", NNC_EXE, dir, dir), 1, "%s: %s", diags[i].name, out);
+		cr_assert_eq(sh_rerun(&out, "'%s' '%s/d.nn' -o '%s/d'", NNC_EXE, dir, dir), 1, "%s: %s", diags[i].name, out);
 		cr_assert(strstr(out, diags[i].want), "%s: want\n%s\ngot\n%s", diags[i].name, diags[i].want, out);
 		free(out);
 		sh_rmtree(dir);
@@ -420,7 +407,7 @@ Test(rnn, onnx_export_refused)
 		char dir[256], *out = NULL;
 		sh_mktemp(dir, sizeof dir, "rnnonnx");
 		write_file(nnc_sprintf("%s/o.nn", dir), src);
-		cr_assert_eq(run(&out, "'%s' '%s/o.nn' --emit-onnx '%s/o.onnx'", NNC_EXE, dir, dir), 1, "%s", out);
+		cr_assert_eq(sh_rerun(&out, "'%s' '%s/o.nn' --emit-onnx '%s/o.onnx'", NNC_EXE, dir, dir), 1, "%s", out);
 		char *want = nnc_sprintf("o.nn:4:5: the op '%s' has no ONNX mapping", layer[i]);
 		cr_assert(strstr(out, want), "want\n%s\ngot\n%s", want, out);
 		free(out);
@@ -437,14 +424,14 @@ Test(rnn_e2e, charlstm_trains_and_generates, .timeout = 900)
 {
 	char dir[256], *out = NULL, *a = NULL, *b = NULL;
 	sh_mktemp(dir, sizeof dir, "rnnlm");
-	cr_assert_eq(run(&out, "'%s' '%s/examples/charlstm.nn' -o '%s/lm'", NNC_EXE, NNC_SOURCE_DIR, dir), 0, "%s", out);
-	cr_assert_eq(run(&out, "cd '%s' && ./lm --limit 1000 --epochs 2 --save lm.ckpt", dir), 0, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "'%s' '%s/examples/charlstm.nn' -o '%s/lm'", NNC_EXE, NNC_SOURCE_DIR, dir), 0, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "cd '%s' && ./lm --limit 1000 --epochs 2 --save lm.ckpt", dir), 0, "%s", out);
 	double vl = strtod(last_field(out, "val_loss"), NULL), bpc = strtod(last_field(out, "val_bpc"), NULL);
 	cr_assert_lt(vl, 2.8, "validation loss %.4f after two epochs of 1000 windows\n%s", vl, out);
 	cr_assert(fabs(bpc - vl / log(2)) < 2e-4, "val_bpc %g is not val_loss %g in bits\n%s", bpc, vl, out);
 	const char *gen = "./lm --load lm.ckpt --generate 40 --prompt 'The ' --temperature 0.8 --top-k 10 --seed 4";
-	cr_assert_eq(run(&a, "cd '%s' && %s", dir, gen), 0, "%s", a);
-	cr_assert_eq(run(&b, "cd '%s' && %s --threads 1", dir, gen), 0, "%s", b);
+	cr_assert_eq(sh_rerun(&a, "cd '%s' && %s", dir, gen), 0, "%s", a);
+	cr_assert_eq(sh_rerun(&b, "cd '%s' && %s --threads 1", dir, gen), 0, "%s", b);
 	cr_assert_str_eq(a, b, "the same seed gave other text");
 	const char *g = strstr(a, "generated:\nThe ");
 	cr_assert(g, "%s", a);

@@ -403,19 +403,6 @@ static char *last_field(const char *text, const char *key)
 	return nnc_sprintf("%.*s", (int)strcspn(hit, " \n"), hit);
 }
 
-/* sh_run into *out, freeing what *out held */
-static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...)
-{
-	free(*out);
-	*out = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = sh_vrun(out, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static void write_file(const char *path, const char *text, size_t len)
 {
 	FILE *f = fopen(path, "wb");
@@ -432,8 +419,8 @@ Test(seq_e2e, reverse_example_exact, .timeout = 600)
 {
 	char dir[256], *out = NULL;
 	sh_mktemp(dir, sizeof dir, "seqrev");
-	cr_assert_eq(run(&out, "'%s' '%s/examples/reverse.nn' -o '%s/rev'", NNC_EXE, NNC_SOURCE_DIR, dir), 0, "%s", out);
-	cr_assert_eq(run(&out, "'%s/rev' --epochs 2 --save '%s/rev.ckpt'", dir, dir), 0, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "'%s' '%s/examples/reverse.nn' -o '%s/rev'", NNC_EXE, NNC_SOURCE_DIR, dir), 0, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "'%s/rev' --epochs 2 --save '%s/rev.ckpt'", dir, dir), 0, "%s", out);
 	double acc = strtod(last_field(out, "test_acc"), NULL);
 	cr_assert_geq(acc, 0.99995, "per-position test accuracy %.4f: not every string reversed exactly\n%s", acc, out);
 	static const int rows[3][8] = {{1, 2, 3, 4, 5, 6, 7, 8}, {9, 9, 0, 0, 1, 1, 2, 3}, {5, 0, 5, 0, 7, 3, 3, 1}};
@@ -444,7 +431,7 @@ Test(seq_e2e, reverse_example_exact, .timeout = 600)
 			len += (size_t)snprintf(csv + len, sizeof csv - len, "%d%c", rows[r][t], t == 7 ? '\n' : ',');
 	char *path = nnc_sprintf("%s/p.csv", dir);
 	write_file(path, csv, len);
-	cr_assert_eq(run(&out, "'%s/rev' --load '%s/rev.ckpt' --predict '%s'", dir, dir, path), 0, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "'%s/rev' --load '%s/rev.ckpt' --predict '%s'", dir, dir, path), 0, "%s", out);
 	const char *line = out;
 	for (int r = 0; r < 3; r++) {
 		char *end;
@@ -474,20 +461,20 @@ Test(seq_e2e, bad_data_is_refused, .timeout = 300)
 				   "logits = x |> embedding(128, 8) |> dense(128)\nloss softmax_cross_entropy(logits, y)\n"
 				   "optimizer adam(lr: 0.01)\ntrain {\n  data: text(\"corpus.txt\", context: 8)\n  batch: 4\n  epochs: 1\n}\n";
 	write_file(nnc_sprintf("%s/lm.nn", dir), prog, sizeof prog - 1);
-	cr_assert_eq(run(&out, "'%s' '%s/lm.nn' -o '%s/lm'", NNC_EXE, dir, dir), 0, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "'%s' '%s/lm.nn' -o '%s/lm'", NNC_EXE, dir, dir), 0, "%s", out);
 	/* a byte past the vocabulary */
 	write_file(nnc_sprintf("%s/corpus.txt", dir), "hello world, hello text\xc3\xa9 and more text here", 43);
-	cr_assert_eq(run(&out, "cd '%s' && ./lm", dir), 1, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "cd '%s' && ./lm", dir), 1, "%s", out);
 	cr_assert(strstr(out, "corpus.txt: byte 23 is 195, outside the model's vocabulary of 128 tokens (ids 0..127)"), "%s", out);
 	/* shorter than one window */
 	write_file(nnc_sprintf("%s/corpus.txt", dir), "short", 5);
-	cr_assert_eq(run(&out, "cd '%s' && ./lm", dir), 1, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "cd '%s' && ./lm", dir), 1, "%s", out);
 	cr_assert(strstr(out, "corpus.txt: 5 bytes is shorter than one window of context 8 plus the next byte"), "%s", out);
 	/* a --predict file with an id outside the vocabulary */
 	write_file(nnc_sprintf("%s/corpus.txt", dir), "plenty of text to train on for one epoch at least", 50);
-	cr_assert_eq(run(&out, "cd '%s' && ./lm --save lm.ckpt", dir), 0, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "cd '%s' && ./lm --save lm.ckpt", dir), 0, "%s", out);
 	write_file(nnc_sprintf("%s/p.csv", dir), "1,2,3,4,5,6,7,8\n1,2,3,4,5,6,7,200\n", 34);
-	cr_assert_eq(run(&out, "cd '%s' && ./lm --load lm.ckpt --predict p.csv", dir), 1, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "cd '%s' && ./lm --load lm.ckpt --predict p.csv", dir), 1, "%s", out);
 	cr_assert(strstr(out, "sample 2, position 7: token id 200 is not in the vocabulary 0..127"), "%s", out);
 	free(out);
 	sh_rmtree(dir);
@@ -524,7 +511,7 @@ Test(seq, diagnostics)
 		char dir[256], *out = NULL;
 		sh_mktemp(dir, sizeof dir, "seqdiag");
 		write_file(nnc_sprintf("%s/d.nn", dir), src, strlen(src));
-		cr_assert_eq(run(&out, "'%s' '%s/d.nn' -o '%s/d'", NNC_EXE, dir, dir), 1, "%s: %s", diags[i].name, out);
+		cr_assert_eq(sh_rerun(&out, "'%s' '%s/d.nn' -o '%s/d'", NNC_EXE, dir, dir), 1, "%s: %s", diags[i].name, out);
 		cr_assert(strstr(out, diags[i].want), "%s: want\n%s\ngot\n%s", diags[i].name, diags[i].want, out);
 		free(out);
 		sh_rmtree(dir);
@@ -548,21 +535,21 @@ Test(seq_e2e, generate_is_seeded, .timeout = 300)
 	static const char text[] = "the cat sat on the mat. the dog sat on the log. the cat saw the dog.\n";
 	char *corpus = nnc_sprintf("%s%s%s%s%s%s%s%s", text, text, text, text, text, text, text, text);
 	write_file(nnc_sprintf("%s/corpus.txt", dir), corpus, strlen(corpus));
-	cr_assert_eq(run(&out, "'%s' '%s/lm.nn' -o '%s/lm'", NNC_EXE, dir, dir), 0, "%s", out);
-	cr_assert_eq(run(&out, "cd '%s' && ./lm --save lm.ckpt", dir), 0, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "'%s' '%s/lm.nn' -o '%s/lm'", NNC_EXE, dir, dir), 0, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "cd '%s' && ./lm --save lm.ckpt", dir), 0, "%s", out);
 	double vl = strtod(last_field(out, "val_loss"), NULL), bpc = strtod(last_field(out, "val_bpc"), NULL);
 	cr_assert(fabs(bpc - vl / log(2)) < 2e-4, "val_bpc %g is not val_loss %g in bits\n%s", bpc, vl, out);
 	const char *gen = "./lm --load lm.ckpt --generate 50 --prompt 'the ' --temperature 0.8 --top-k 10";
-	cr_assert_eq(run(&a, "cd '%s' && %s --seed 5", dir, gen), 0, "%s", a);
-	cr_assert_eq(run(&b, "cd '%s' && %s --seed 5 --threads 1", dir, gen), 0, "%s", b);
-	cr_assert_eq(run(&c, "cd '%s' && %s --seed 6", dir, gen), 0, "%s", c);
+	cr_assert_eq(sh_rerun(&a, "cd '%s' && %s --seed 5", dir, gen), 0, "%s", a);
+	cr_assert_eq(sh_rerun(&b, "cd '%s' && %s --seed 5 --threads 1", dir, gen), 0, "%s", b);
+	cr_assert_eq(sh_rerun(&c, "cd '%s' && %s --seed 6", dir, gen), 0, "%s", c);
 	cr_assert_str_eq(a, b, "the same seed gave other text");
 	cr_assert_str_neq(a, c, "another seed gave the same text");
 	const char *g = strstr(a, "generated:\nthe ");
 	cr_assert(g, "%s", a);
 	cr_assert_eq(strlen(g), strlen("generated:\nthe ") + 50 + 1, "not 50 bytes after the prompt:\n%s", a);
 	/* a model that is no next-token model is refused */
-	cr_assert_eq(run(&out, "cd '%s' && ./lm --prompt x", dir), 2, "%s", out);
+	cr_assert_eq(sh_rerun(&out, "cd '%s' && ./lm --prompt x", dir), 2, "%s", out);
 	cr_assert(strstr(out, "--prompt, --temperature and --top-k go with --generate N"), "%s", out);
 	free(out), free(a), free(b), free(c);
 	sh_rmtree(dir);
