@@ -195,6 +195,17 @@ static bool taken_in(const names *t, const char *s)
 	return false;
 }
 
+/* s with its control characters (line breaks above all) as spaces, for a
+ * comment of the written program: the file's strings are the producer's. */
+static const char *one_line(const char *s)
+{
+	char *t = nnc_strdup(s);
+	for (char *p = t; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return t;
+}
+
 static const char *claim_in(names *t, const char *base)
 {
 	const char *s = base;
@@ -1473,10 +1484,10 @@ static int import_pass(importer *im, const unsigned char *data, size_t len, cons
 	/* the program */
 	nnc_buf b = {0};
 	value *xv = &im->vals[xin];
-	nnc_buf_printf(&b, "# Imported by nnc import from %s (%s%s%s, ai.onnx opset %d).\n", path,
-		       m->producer_name && *m->producer_name ? m->producer_name : "unknown producer",
-		       m->producer_version && *m->producer_version ? " " : "", m->producer_version ? m->producer_version : "",
-		       im->opset);
+	nnc_buf_printf(&b, "# Imported by nnc import from %s (%s%s%s, ai.onnx opset %d).\n", one_line(path),
+		       m->producer_name && *m->producer_name ? one_line(m->producer_name) : "unknown producer",
+		       m->producer_version && *m->producer_version ? " " : "",
+		       m->producer_version ? one_line(m->producer_version) : "", im->opset);
 	nnc_buf_printf(&b, "model %s\n\n", model_name);
 	nnc_buf_printf(&b, "input  %s : f32[", xv->var);
 	for (int i = 0; i < xv->rank; i++)

@@ -43,8 +43,8 @@ static const char *const messages[] = {
 	[NNRT_ERR_DIVERGED] = "training diverged: the loss is NaN or infinite",
 	[NNRT_ERR_IO] = "a file cannot be opened, read or written",
 	[NNRT_ERR_CHECKPOINT] = "not a valid checkpoint of this model",
-	[NNRT_ERR_CPU] = "this CPU lacks instruction-set extensions the model was compiled for "
-	                 "(nnrt_cpu_check(model->cpu_features, ...) names them; see nnc --cpu)",
+	[NNRT_ERR_CPU] = ("this CPU lacks instruction-set extensions the model was compiled for "
+	                  "(nnrt_cpu_check(model->cpu_features, ...) names them; see nnc --cpu)"),
 };
 
 const char *nnrt_strerror(int code)

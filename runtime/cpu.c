@@ -110,7 +110,7 @@ static bool has(const extension *e)
 	if (listed(getenv("NNRT_CPU_DISABLE"), e->name, strlen(e->name)))
 		return false;
 	unsigned r[4], base = e->leaf & 0x80000000u;
-	if (__get_cpuid_max(base, NULL) < e->leaf)
+	if ((unsigned)__get_cpuid_max(base, NULL) < e->leaf)
 		return false;
 	if (e->sub) {
 		__cpuid_count(7, 0, r[EAX], r[EBX], r[ECX], r[EDX]);

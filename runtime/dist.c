@@ -662,8 +662,8 @@ int nnrt_dist_setup(nnrt_dist *d, nnrt_instance *inst, uint64_t config, int load
 	char who[256];
 	int bad = 0;
 	static const char *const what[3] = {
-		"another model object than rank 0 (compiled from another .nn file, or with other nnc options: "
-		"every rank must run the same binary)",
+		("another model object than rank 0 (compiled from another .nn file, or with other nnc options: "
+		 "every rank must run the same binary)"),
 		"other flags or data sizes than rank 0 (every rank must get the same command line and the same data)",
 		"another checkpoint than rank 0 (every rank must resume from the same file)",
 	};
