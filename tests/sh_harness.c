@@ -87,6 +87,17 @@ bool sh_has_line(const char *s, const char *line)
 	return false;
 }
 
+double sh_last_number(const char *text, const char *key)
+{
+	size_t n = strlen(key);
+	const char *hit = NULL;
+	for (const char *p = text; (p = strstr(p, key)); p++)
+		if ((p == text || p[-1] == ' ') && p[n] == ' ')
+			hit = p;
+	cr_assert(hit, "no field %s in:\n%s", key, text);
+	return strtod(hit + n + 1, NULL);
+}
+
 int sh_rerun(char **out, const char *fmt, ...)
 {
 	free(*out);

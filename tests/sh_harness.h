@@ -28,5 +28,8 @@ void sh_rmtree(const char *dir);
 bool sh_nth_line(const char *s, int k, char *buf, size_t cap);
 /* s has a line equal to `line`. */
 bool sh_has_line(const char *s, const char *line);
+/* The number after "KEY " in the last line of text that has the field (an
+ * epoch line's "test_acc 0.9123"); fails the test if no line has it. */
+double sh_last_number(const char *text, const char *key);
 
 #endif

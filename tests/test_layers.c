@@ -750,18 +750,6 @@ static const char mlp_src[] =
 	"train {\n  data: moons(count: 2000, noise: 0.1, seed: 1)\n  test: moons(count: 1000, noise: 0.1, seed: 2)\n"
 	"  batch: 32\n  epochs: 15\n  seed: 3\n}\n";
 
-/* "KEY VALUE" of the last line that has KEY, as printed. */
-static char *last_field(const char *text, const char *key)
-{
-	const char *hit = NULL;
-	for (const char *p = text; (p = strstr(p, key)); p++)
-		if ((p == text || p[-1] == ' ') && p[strlen(key)] == ' ')
-			hit = p;
-	cr_assert(hit, "no %s in:\n%s", key, text);
-	hit += strlen(key) + 1;
-	return nnc_sprintf("%.*s", (int)strcspn(hit, " \n"), hit);
-}
-
 /* The epoch lines without their timing (the samples/s and seconds at the
  * end of each); arena memory. */
 static char *epoch_lines(const char *text)
@@ -794,11 +782,11 @@ Test(e2e, a_network_with_dropout_learns_and_evaluates_without_it, .timeout = 300
 	cr_assert_eq(sh_run(&out, "'%s' '%s/m.nn' -o '%s/m'", NNC_EXE, dir, dir), 0, "%s", out);
 	free(out);
 	cr_assert_eq(sh_run(&out, "'%s/m' --threads 2 --save '%s/m.ckpt'", dir, dir), 0, "%s", out);
-	double acc = strtod(last_field(out, "test_acc"), NULL);
+	double acc = sh_last_number(out, "test_acc");
 	cr_expect_geq(acc, 0.97, "test accuracy %.4f with dropout\n%s", acc, out);
 	cr_assert_eq(sh_run(&ev, "'%s/m' --load '%s/m.ckpt' --eval", dir, dir), 0, "%s", ev);
-	cr_expect_str_eq(last_field(ev, "test_loss"), last_field(out, "test_loss"), "--eval:\n%s\ntraining:\n%s", ev, out);
-	cr_expect_str_eq(last_field(ev, "test_acc"), last_field(out, "test_acc"), "--eval:\n%s\ntraining:\n%s", ev, out);
+	cr_expect_eq(sh_last_number(ev, "test_loss"), sh_last_number(out, "test_loss"), "--eval:\n%s\ntraining:\n%s", ev, out);
+	cr_expect_eq(sh_last_number(ev, "test_acc"), sh_last_number(out, "test_acc"), "--eval:\n%s\ntraining:\n%s", ev, out);
 	/* --predict passes through the dropouts too: the same lines twice */
 	FILE *pf = fopen(nnc_sprintf("%s/p.csv", dir), "w");
 	cr_assert(pf);

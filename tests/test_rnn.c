@@ -342,18 +342,6 @@ static void write_file(const char *path, const char *text)
 	fclose(f);
 }
 
-/* The value after `key ` in the last line that has it (arena memory). */
-static char *last_field(const char *text, const char *key)
-{
-	const char *hit = NULL;
-	for (const char *p = text; (p = strstr(p, key)); p++)
-		if ((p == text || p[-1] == ' ') && p[strlen(key)] == ' ')
-			hit = p;
-	cr_assert(hit, "no %s in:\n%s", key, text);
-	hit += strlen(key) + 1;
-	return nnc_sprintf("%.*s", (int)strcspn(hit, " \n"), hit);
-}
-
 /* Bad programs: the error at the right line and column */
 typedef struct diag_case {
 	const char *name, *body, *want;
@@ -426,7 +414,7 @@ Test(rnn_e2e, charlstm_trains_and_generates, .timeout = 900)
 	sh_mktemp(dir, sizeof dir, "rnnlm");
 	cr_assert_eq(sh_rerun(&out, "'%s' '%s/examples/charlstm.nn' -o '%s/lm'", NNC_EXE, NNC_SOURCE_DIR, dir), 0, "%s", out);
 	cr_assert_eq(sh_rerun(&out, "cd '%s' && ./lm --limit 1000 --epochs 2 --save lm.ckpt", dir), 0, "%s", out);
-	double vl = strtod(last_field(out, "val_loss"), NULL), bpc = strtod(last_field(out, "val_bpc"), NULL);
+	double vl = sh_last_number(out, "val_loss"), bpc = sh_last_number(out, "val_bpc");
 	cr_assert_lt(vl, 2.8, "validation loss %.4f after two epochs of 1000 windows\n%s", vl, out);
 	cr_assert(fabs(bpc - vl / log(2)) < 2e-4, "val_bpc %g is not val_loss %g in bits\n%s", bpc, vl, out);
 	const char *gen = "./lm --load lm.ckpt --generate 40 --prompt 'The ' --temperature 0.8 --top-k 10 --seed 4";

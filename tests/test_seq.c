@@ -391,18 +391,6 @@ Test(seq, threads_bit_identical)
 
 /* ---- the compiler and the training binary ---- */
 
-/* The value after `key ` in the last line that has it (arena memory). */
-static char *last_field(const char *text, const char *key)
-{
-	const char *hit = NULL;
-	for (const char *p = text; (p = strstr(p, key)); p++)
-		if ((p == text || p[-1] == ' ') && p[strlen(key)] == ' ')
-			hit = p;
-	cr_assert(hit, "no %s in:\n%s", key, text);
-	hit += strlen(key) + 1;
-	return nnc_sprintf("%.*s", (int)strcspn(hit, " \n"), hit);
-}
-
 static void write_file(const char *path, const char *text, size_t len)
 {
 	FILE *f = fopen(path, "wb");
@@ -421,7 +409,7 @@ Test(seq_e2e, reverse_example_exact, .timeout = 600)
 	sh_mktemp(dir, sizeof dir, "seqrev");
 	cr_assert_eq(sh_rerun(&out, "'%s' '%s/examples/reverse.nn' -o '%s/rev'", NNC_EXE, NNC_SOURCE_DIR, dir), 0, "%s", out);
 	cr_assert_eq(sh_rerun(&out, "'%s/rev' --epochs 2 --save '%s/rev.ckpt'", dir, dir), 0, "%s", out);
-	double acc = strtod(last_field(out, "test_acc"), NULL);
+	double acc = sh_last_number(out, "test_acc");
 	cr_assert_geq(acc, 0.99995, "per-position test accuracy %.4f: not every string reversed exactly\n%s", acc, out);
 	static const int rows[3][8] = {{1, 2, 3, 4, 5, 6, 7, 8}, {9, 9, 0, 0, 1, 1, 2, 3}, {5, 0, 5, 0, 7, 3, 3, 1}};
 	char csv[256];
@@ -537,7 +525,7 @@ Test(seq_e2e, generate_is_seeded, .timeout = 300)
 	write_file(nnc_sprintf("%s/corpus.txt", dir), corpus, strlen(corpus));
 	cr_assert_eq(sh_rerun(&out, "'%s' '%s/lm.nn' -o '%s/lm'", NNC_EXE, dir, dir), 0, "%s", out);
 	cr_assert_eq(sh_rerun(&out, "cd '%s' && ./lm --save lm.ckpt", dir), 0, "%s", out);
-	double vl = strtod(last_field(out, "val_loss"), NULL), bpc = strtod(last_field(out, "val_bpc"), NULL);
+	double vl = sh_last_number(out, "val_loss"), bpc = sh_last_number(out, "val_bpc");
 	cr_assert(fabs(bpc - vl / log(2)) < 2e-4, "val_bpc %g is not val_loss %g in bits\n%s", bpc, vl, out);
 	const char *gen = "./lm --load lm.ckpt --generate 50 --prompt 'the ' --temperature 0.8 --top-k 10";
 	cr_assert_eq(sh_rerun(&a, "cd '%s' && %s --seed 5", dir, gen), 0, "%s", a);
