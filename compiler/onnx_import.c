@@ -1023,7 +1023,10 @@ static void run_io(importer *im, int a, int b, const char **entry, int *nentry, 
 		for (size_t k = 0; k < m->n_input && !is_constant(m); k++) {
 			const char *in = m->input[k];
 			int v = in && *in ? find(im, in) : -1;
-			if (!in || !*in || (v >= 0 && im->vals[v].init) || written_in(g, a, b, in) ||
+			/* written by an earlier node of the run: inside (a graph that
+			 * writes a value twice is refused later, but its run must not
+			 * take the value read before the second write for its own) */
+			if (!in || !*in || (v >= 0 && im->vals[v].init) || written_in(g, a, j - 1, in) ||
 			    (*entry && !strcmp(*entry, in)))
 				continue;
 			*entry = *entry ? *entry : in;

@@ -650,6 +650,8 @@ Test(onnx_import, bad_files_get_clear_errors)
 		{FIX "/bad_block_op.onnx", "bad_block_op.onnx: error: 1 node nnc cannot import: 'Resize' (node '/b2/Resize')"},
 		/* found by mutating the seeds: a scope's exit computed from an unimportable node failed an assertion */
 		{FIX "/bad_block_cut.onnx", "bad_block_cut.onnx: error: 1 node nnc cannot import: 'Resize' (node '/b2/Resize')"},
+		/* found by fuzz_onnx: a scope that reads a value and then writes it again crashed the block detection */
+		{FIX "/bad_rewrite.onnx", "bad_rewrite.onnx: error: node '/b2/Add' writes '/b1/out', which is already defined"},
 		/* found by fuzz_onnx: Flatten and Tanh alone imported as a program sema refuses */
 		{FIX "/bad_no_weights.onnx", "bad_no_weights.onnx: error: the graph has no weights (no Conv, Gemm, MatMul or "
 					     "BatchNormalization with initializers); nnc import makes networks with parameters to train"},
