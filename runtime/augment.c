@@ -21,9 +21,17 @@
  * epoch, sample): independent of the batch, the thread that gathers it and
  * the thread count, and the same again when a run is resumed.  Nothing is
  * allocated: the shifts are memmoves inside each plane.
+ *
+ * The training binary's --augment LIST replaces the model's list for a run
+ * (nnrt_augment_parse: the .nn list's syntax, brackets optional, or none).
  */
 #include "nnrt_internal.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The draws of one image, by number in its random stream. */
@@ -106,4 +114,192 @@ void nnrt_augment_batch(const nnrt_model *m, uint64_t key, const int64_t *idx, i
 	/* x is (n, input_size) */
 	for (int64_t i = 0; i < n; i++)
 		nnrt_augment_image(m, key, idx[i], x + i * m->input_size);
+}
+
+/* ---- --augment LIST: the train block's list on the command line ---- */
+
+typedef struct {
+	const char *p;
+	char *why;
+	size_t n;
+} aug_text;
+
+static void skip_blanks(aug_text *t)
+{
+	while (*t->p == ' ' || *t->p == '\t')
+		t->p++;
+}
+
+static int aug_fail(aug_text *t, const char *fmt, ...) NNRT_PRINTF(2, 3);
+static int aug_fail(aug_text *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t->why, t->n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* A name: letters, digits and '_' after a letter; its length into *len. */
+static const char *aug_word(aug_text *t, size_t *len)
+{
+	skip_blanks(t);
+	const char *s = t->p;
+	while ((*t->p >= 'a' && *t->p <= 'z') || (*t->p >= 'A' && *t->p <= 'Z') || *t->p == '_' ||
+	       (t->p > s && *t->p >= '0' && *t->p <= '9'))
+		t->p++;
+	*len = (size_t)(t->p - s);
+	return s;
+}
+
+/* "KEY: NUMBER" of transform `tr`, whose keys are keys[0..): the key's
+ * index into *which, the number into *v. */
+static int aug_option(aug_text *t, const char *tr, const char *const *keys, int *which, double *v)
+{
+	size_t len;
+	const char *k = aug_word(t, &len);
+	*which = -1;
+	for (int i = 0; keys[i]; i++)
+		if (strlen(keys[i]) == len && !strncmp(keys[i], k, len))
+			*which = i;
+	if (*which < 0) {
+		if (!len)
+			return aug_fail(t, "'%s(' must be followed by an option, e.g. %s: 4", tr, keys[0]);
+		return aug_fail(t, "'%s' has no option '%.*s' (its option%s: %s%s%s)", tr, (int)len, k, keys[1] ? "s" : "",
+		                keys[0], keys[1] ? ", " : "", keys[1] ? keys[1] : "");
+	}
+	skip_blanks(t);
+	if (*t->p != ':')
+		return aug_fail(t, "'%s' needs a ':' and a value after it", keys[*which]);
+	t->p++;
+	skip_blanks(t);
+	char *end;
+	errno = 0;
+	*v = strtod(t->p, &end);
+	if (end == t->p || errno || !isfinite(*v))
+		return aug_fail(t, "'%s' of '%s' needs a number", keys[*which], tr);
+	t->p = end;
+	return 0;
+}
+
+int nnrt_augment_parse(const char *text, nnrt_augment_spec *out, char *why, size_t n)
+{
+	static const char *const names[] = {"crop", "flip", "erase"};
+	static const char *const crop_keys[] = {"pad", NULL}, *const flip_keys[] = {"p", NULL},
+	                         *const erase_keys[] = {"size", "p", NULL};
+	static const char *const *const keys[] = {crop_keys, flip_keys, erase_keys};
+	aug_text t = {text, why, n};
+	memset(out, 0, sizeof *out);
+	skip_blanks(&t);
+	if (!strcmp(t.p, "none"))
+		return 0;
+	int bracket = *t.p == '[';
+	t.p += bracket;
+	int seen[3] = {0, 0, 0};
+	for (;;) {
+		size_t len;
+		const char *w = aug_word(&t, &len);
+		int tr = -1;
+		for (int i = 0; i < 3; i++)
+			if (strlen(names[i]) == len && !strncmp(names[i], w, len))
+				tr = i;
+		if (tr < 0) {
+			if (!len)
+				return aug_fail(&t, "a transform is expected at '%s': crop(pad: N), flip, flip(p: P), "
+				                    "erase(size: N, p: P), or none", *t.p ? t.p : "the end");
+			return aug_fail(&t, "unknown transform '%.*s' (transforms: crop(pad: N), flip, flip(p: P), "
+			                    "erase(size: N, p: P), or none)", (int)len, w);
+		}
+		if (seen[tr]++)
+			return aug_fail(&t, "transform '%s' is given twice", names[tr]);
+		double pad = 0, size = 0, p = 0.5; /* torchvision's default probability */
+		int got[2] = {0, 0};
+		skip_blanks(&t);
+		if (*t.p == '(') {
+			t.p++;
+			for (;;) {
+				int which = -1;
+				double v = 0;
+				if (aug_option(&t, names[tr], keys[tr], &which, &v))
+					return -1;
+				if (got[which]++)
+					return aug_fail(&t, "'%s' of '%s' is given twice", keys[tr][which], names[tr]);
+				if (!strcmp(keys[tr][which], "p")) {
+					if (!(v > 0 && v <= 1))
+						return aug_fail(&t, "the probability 'p' of '%s' must be in (0, 1], not %g", names[tr], v);
+					p = v;
+				} else {
+					double hi = tr == 0 ? 1024 : 65536;
+					if (v != floor(v) || v < 1 || v > hi)
+						return aug_fail(&t, "'%s' of '%s' must be a whole number from 1 to %g, not %g",
+						                keys[tr][which], names[tr], hi, v);
+					*(tr == 0 ? &pad : &size) = v;
+				}
+				skip_blanks(&t);
+				if (*t.p == ',') {
+					t.p++;
+					continue;
+				}
+				if (*t.p != ')')
+					return aug_fail(&t, "')' or ',' expected after the options of '%s'", names[tr]);
+				t.p++;
+				break;
+			}
+		}
+		if (tr == 0 && !pad)
+			return aug_fail(&t, "'crop' needs the padding 'pad' (pixels per side), e.g. crop(pad: 4)");
+		if (tr == 2 && !size)
+			return aug_fail(&t, "'erase' needs the side 'size' of the square (pixels), e.g. erase(size: 8)");
+		if (tr == 0)
+			out->crop_pad = (int32_t)pad;
+		else if (tr == 1)
+			out->flip_p = (float)p;
+		else
+			out->erase_size = (int32_t)size, out->erase_p = (float)p;
+		skip_blanks(&t);
+		if (*t.p == ',') {
+			t.p++;
+			continue;
+		}
+		if (bracket) {
+			if (*t.p != ']')
+				return aug_fail(&t, "']' or ',' expected after '%s'", names[tr]);
+			t.p++;
+			skip_blanks(&t);
+		}
+		if (*t.p)
+			return aug_fail(&t, "unexpected '%s' after '%s'", t.p, names[tr]);
+		return 0;
+	}
+}
+
+int nnrt_augment_fit(const nnrt_model *m, const nnrt_augment_spec *a, char *why, size_t n)
+{
+	if (!a->crop_pad && !a->erase_size && a->flip_p == 0)
+		return 0;
+	if (m->input_rank != 3) {
+		snprintf(why, n, "augmentation needs an image input [channels, rows, columns], but the input is %s",
+		         m->input_rank == 1 ? "a vector" : "not of rank 3");
+		return -1;
+	}
+	int64_t h = m->input_shape[1], w = m->input_shape[2], side = h < w ? h : w;
+	if (a->crop_pad >= side) {
+		snprintf(why, n, "crop's padding of %d pixels is not smaller than the image (%lldx%lld)", (int)a->crop_pad,
+		         (long long)h, (long long)w);
+		return -1;
+	}
+	if (a->erase_size > side) {
+		snprintf(why, n, "erase's square of %d pixels is larger than the image (%lldx%lld)", (int)a->erase_size,
+		         (long long)h, (long long)w);
+		return -1;
+	}
+	return 0;
+}
+
+void nnrt_augment_apply(nnrt_model *m, const nnrt_augment_spec *a)
+{
+	m->aug_crop_pad = a->crop_pad;
+	m->aug_flip_p = a->flip_p;
+	m->aug_erase_size = a->erase_size;
+	m->aug_erase_p = a->erase_p;
 }

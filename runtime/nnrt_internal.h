@@ -192,6 +192,20 @@ void nnrt_augment_image(const nnrt_model *m, uint64_t key, int64_t sample, float
 /* The same for the n images of x, (n, input_size), samples idx[0..n). */
 void nnrt_augment_batch(const nnrt_model *m, uint64_t key, const int64_t *idx, int64_t n, float *x);
 
+/* A list of transforms as the model's aug_* fields hold it. */
+typedef struct nnrt_augment_spec {
+	int32_t crop_pad, erase_size;
+	float flip_p, erase_p;
+} nnrt_augment_spec;
+/* Parses --augment's LIST ("crop(pad: 2), flip", "[flip, erase(size: 8)]",
+ * "none") into *out: 0, or -1 with the reason in why[0..n). */
+int nnrt_augment_parse(const char *text, nnrt_augment_spec *out, char *why, size_t n);
+/* Whether a fits m's input, as nnc checks the train block's list: 0, or -1
+ * with the reason in why[0..n). */
+int nnrt_augment_fit(const nnrt_model *m, const nnrt_augment_spec *a, char *why, size_t n);
+/* Sets m's aug_* fields to a. */
+void nnrt_augment_apply(nnrt_model *m, const nnrt_augment_spec *a);
+
 /* Name of a data kind as written in .nn files ("idx", "moons", ...). */
 const char *nnrt_data_kind_name(int32_t kind);
 /* Default sample count of a synthetic set whose count is 0 (synth.c). */
@@ -313,6 +327,8 @@ typedef struct nnrt_cli {
 	int64_t generate, top_k; /* --generate N tokens after training or --load, --top-k K (0: all) */
 	const char *prompt;      /* --prompt TEXT, or NULL: a newline */
 	double temperature;      /* --temperature X (0: 1) */
+	const char *augment;     /* --augment LIST, or NULL: the model's */
+	nnrt_augment_spec aug;   /* --augment's transforms, parsed */
 	nnrt_data_spec train_spec, test_spec; /* the model's, or --data/--test's */
 	char *train_buf, *test_buf;
 } nnrt_cli;

@@ -97,6 +97,9 @@ static const struct flag {
 	 "(default: the model's)"},
 	{"--warmup", "N", FLAG_COUNT, offsetof(opts, warmup),
 	 "steps of linear learning-rate warmup, 0 for none (default: the model's)"},
+	{"--augment", "LIST", FLAG_PATH, offsetof(opts, augment),
+	 "transforms of the training images instead of the model's, as in the .nn: e.g. 'crop(pad: 2), flip', "
+	 "'erase(size: 8, p: 0.5)', or none (docs/language.md#augmentation)"},
 	{"--seed", "N", FLAG_SEED, offsetof(opts, seed), "seed of parameter init and shuffling (default: the model's)"},
 	{"--threads", "N", FLAG_THREADS, offsetof(opts, threads),
 	 "worker threads (default: OMP_NUM_THREADS, or one per core)"},
@@ -240,7 +243,9 @@ static int set_flag(opts *o, const struct flag *f, const char *val)
 	}
 	case FLAG_PATH:
 		if (!*val)
-			return usage_error("%s expects a file name, got ''", f->name);
+			return usage_error("%s expects %s, got ''", f->name,
+			                   !strcmp(f->arg, "LIST") ? "a list of transforms (or none)"
+			                   : !strcmp(f->arg, "TEXT") ? "some text" : "a file name");
 		*(const char **)dst = val;
 		return 0;
 	case FLAG_WORD:
@@ -396,6 +401,14 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 		                   "computes the gradient's norm is compiled in only then)");
 	if (o->load && o->resume)
 		return usage_error("--load and --resume cannot be used together");
+	if (o->augment) {
+		char why[300];
+		if (nnrt_augment_parse(o->augment, &o->aug, why, sizeof why) || nnrt_augment_fit(m, &o->aug, why, sizeof why))
+			return usage_error("--augment '%s': %s", o->augment, why);
+		if (o->eval || o->predict || o->export_onnx)
+			return usage_error("--augment transforms training images: it goes with no --eval, --predict or "
+			                   "--export-onnx");
+	}
 	if (o->export_onnx && ((!o->load && !o->resume) || o->eval || o->predict || o->save))
 		return usage_error("--export-onnx needs --load FILE (a trained checkpoint) and goes with no --eval, "
 		                   "--predict or --save");
@@ -558,6 +571,7 @@ static void print_help(const nnrt_model *m)
  * data sets needs. */
 typedef struct trainer {
 	const nnrt_model *m;
+	nnrt_model augm; /* m with --augment's transforms in its aug_* fields */
 	opts o;
 	nnrt_instance *inst;
 	nnrt_dataset train, test, pred;
@@ -610,6 +624,11 @@ static uint64_t dist_config(const trainer *t)
 	int64_t v[6] = {o->epochs, (int64_t)o->seed, t->train.n, t->test.n, t->val.n_train, t->val.n_val};
 	uint64_t h = nnrt_hash(NNRT_HASH0, r, sizeof r);
 	h = nnrt_hash(h, v, sizeof v);
+	const nnrt_model *a = &t->augm; /* --augment */
+	float ap[2] = {a->aug_flip_p, a->aug_erase_p};
+	int32_t ai[2] = {a->aug_crop_pad, a->aug_erase_size};
+	h = nnrt_hash(h, ap, sizeof ap);
+	h = nnrt_hash(h, ai, sizeof ai);
 	return nnrt_hash(h, &o->sched, sizeof o->sched);
 }
 
@@ -719,8 +738,8 @@ static void run_gathered_aug(trainer *t, nnrt_body_fn body, const nnrt_dataset *
                              int64_t aug_epoch)
 {
 	gathered_step g = {.args = t->args, .body = body, .d = d, .idx = idx};
-	if (aug_epoch > 0 && nnrt_augments(t->m)) {
-		g.aug = t->m;
+	if (aug_epoch > 0 && nnrt_augments(&t->augm)) {
+		g.aug = &t->augm;
 		g.aug_key = nnrt_augment_key(t->inst->seed, aug_epoch);
 	}
 	g.args.n = n;
@@ -1618,6 +1637,9 @@ int nnrt_main(const nnrt_model *m, int argc, char **argv)
 	t.saved_epoch = -1;
 	stdout_errno = 0;
 	int rc = nnrt_cli_parse(&t.o, m, argc, argv);
+	t.augm = *m;
+	if (!rc && t.o.augment)
+		nnrt_augment_apply(&t.augm, &t.o.aug);
 	if (rc || t.o.help || t.o.summary) {
 		if (!rc && t.o.help)
 			print_help(m);

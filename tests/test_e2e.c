@@ -863,6 +863,20 @@ Test(e2e, augmentation_is_deterministic_and_resumes_exactly, .timeout = 300)
 	cr_assert_eq(sh_run(&plain, "'%s/plain' %s --threads 1", tmpdir, slice), 0, "%s", plain);
 	char *sp = strip_timing(plain);
 	cr_expect(strcmp(strstr(sp, "epoch"), strstr(s1, "epoch")) != 0, "augment changed nothing:\n%s", sp);
+	/* --augment LIST: the model without augment trains as the one with the
+	 * list compiled in; --augment none: the one with, as the one without */
+	char *flag, *off;
+	cr_assert_eq(sh_run(&flag, "'%s/plain' %s --threads 2 --augment 'crop(pad: 3), [flip' 2>&1", tmpdir, slice), 2,
+		     "%s", flag);
+	free(flag);
+	cr_assert_eq(sh_run(&flag, "'%s/plain' %s --threads 2 --augment '[crop(pad: 3), flip, erase(size: 10, p: 0.5)]'",
+			    tmpdir, slice),
+		     0, "%s", flag);
+	cr_assert_eq(sh_run(&off, "'%s/aug' %s --threads 1 --augment none", tmpdir, slice), 0, "%s", off);
+	char *sf = strip_timing(flag), *so = strip_timing(off);
+	cr_expect_str_eq(strstr(sf, "epoch"), strstr(s1, "epoch"), "--augment LIST:\n%s\nthe list compiled in:\n%s", sf, s1);
+	cr_expect_str_eq(strstr(so, "epoch"), strstr(sp, "epoch"), "--augment none:\n%s\nno list:\n%s", so, sp);
+	free(sf), free(so), free(flag), free(off);
 	free(s1), free(s2), free(sp);
 	free(out), free(one), free(two), free(half), free(res), free(ev), free(plain);
 }

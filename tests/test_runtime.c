@@ -2852,6 +2852,13 @@ Test(main, bad_command_lines_exit_2)
 		{"--quiet --verbose 2", "tiny: error: --quiet and --verbose 2 contradict each other"},
 		{"--log-every 5", "tiny: error: --log-every needs --log FILE"},
 		{"--log m.csv --log-every 0", "tiny: error: --log-every expects a whole number >= 1, got '0'"},
+		{"--augment flip", "tiny: error: --augment 'flip': augmentation needs an image input [channels, rows, "
+		                   "columns], but the input is a vector"},
+		{"--augment=", "tiny: error: --augment expects a list of transforms (or none), got ''"},
+		{"--augment flp", "tiny: error: --augment 'flp': unknown transform 'flp' (transforms: crop(pad: N), flip, "
+		                  "flip(p: P), erase(size: N, p: P), or none)"},
+		{"--augment none --load x --eval", "tiny: error: --augment transforms training images: it goes with no "
+		                                   "--eval, --predict or --export-onnx"},
 	};
 	nnrt_model m = mlp_model();
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -3657,6 +3664,88 @@ Test(augment, matches_the_reference)
 	cr_expect_neq(nnrt_augment_key(7, 1), nnrt_augment_key(8, 1));
 	m.aug_crop_pad = 0, m.aug_flip_p = 0, m.aug_erase_size = 0;
 	cr_expect(!nnrt_augments(&m));
+}
+
+/* --augment LIST: the .nn list's syntax (brackets optional, spaces
+ * anywhere, none), into the model's fields; every malformed list and every
+ * list that does not fit the image gets its reason. */
+Test(augment, command_line_lists)
+{
+	static const struct {
+		const char *text;
+		int pad, size;
+		float flip, erase;
+	} good[] = {
+		{"crop(pad: 2), flip", 2, 0, 0.5f, 0},
+		{"[crop(pad: 2), flip]", 2, 0, 0.5f, 0},
+		{" [ erase( size :8 , p: 0.25 ) ,flip(p: 1) ] ", 0, 8, 1.0f, 0.25f},
+		{"erase(p: 1, size: 3)", 0, 3, 0, 1.0f},
+		{"flip(p: 0.3), crop(pad: 4)", 4, 0, 0.3f, 0},
+		{"none", 0, 0, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		nnrt_augment_spec a;
+		char why[300] = "";
+		cr_assert_eq(nnrt_augment_parse(good[i].text, &a, why, sizeof why), 0, "'%s': %s", good[i].text, why);
+		cr_expect(a.crop_pad == good[i].pad && a.erase_size == good[i].size && a.flip_p == good[i].flip &&
+			  a.erase_p == good[i].erase,
+			  "'%s' gave pad %d size %d flip %g erase %g", good[i].text, a.crop_pad, a.erase_size, a.flip_p,
+			  a.erase_p);
+	}
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		{"flp", "unknown transform 'flp' (transforms: crop(pad: N), flip, flip(p: P), erase(size: N, p: P), or none)"},
+		{"crop", "'crop' needs the padding 'pad' (pixels per side), e.g. crop(pad: 4)"},
+		{"erase(p: 0.5)", "'erase' needs the side 'size' of the square (pixels), e.g. erase(size: 8)"},
+		{"flip, flip", "transform 'flip' is given twice"},
+		{"flip(p: 0)", "the probability 'p' of 'flip' must be in (0, 1], not 0"},
+		{"flip(p: 1.5)", "the probability 'p' of 'flip' must be in (0, 1], not 1.5"},
+		{"crop(pad: 2.5)", "'pad' of 'crop' must be a whole number from 1 to 1024, not 2.5"},
+		{"crop(pad: 0)", "'pad' of 'crop' must be a whole number from 1 to 1024, not 0"},
+		{"crop(pad 2)", "'pad' needs a ':' and a value after it"},
+		{"crop(pad: x)", "'pad' of 'crop' needs a number"},
+		{"crop(pad: 2, pad: 3)", "'pad' of 'crop' is given twice"},
+		{"erase(size: 8, q: 1)", "'erase' has no option 'q' (its options: size, p)"},
+		{"crop()", "'crop(' must be followed by an option, e.g. pad: 4"},
+		{"crop(pad: 2", "')' or ',' expected after the options of 'crop'"},
+		{"crop(pad: 2) flip", "unexpected 'flip' after 'crop'"},
+		{"[flip", "']' or ',' expected after 'flip'"},
+		{"flip,", "a transform is expected at 'the end': crop(pad: N), flip, flip(p: P), erase(size: N, p: P), or none"},
+		{"none, flip", "unknown transform 'none' (transforms: crop(pad: N), flip, flip(p: P), erase(size: N, p: P), "
+			       "or none)"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		nnrt_augment_spec a;
+		char why[300] = "";
+		cr_expect_eq(nnrt_augment_parse(bad[i].text, &a, why, sizeof why), -1, "'%s' parsed", bad[i].text);
+		cr_expect_str_eq(why, bad[i].why, "'%s'", bad[i].text);
+	}
+	/* the fit to a 2x5x7 image, and to a vector */
+	nnrt_model m = data_model(70, NNRT_LABEL_CLASS, 2);
+	m.input_rank = 3;
+	m.input_shape[0] = 2, m.input_shape[1] = 5, m.input_shape[2] = 7;
+	static const struct {
+		nnrt_augment_spec a;
+		const char *why;
+	} fit[] = {
+		{{4, 5, 0.5f, 0.5f}, ""},
+		{{5, 0, 0, 0}, "crop's padding of 5 pixels is not smaller than the image (5x7)"},
+		{{0, 6, 0, 0.5f}, "erase's square of 6 pixels is larger than the image (5x7)"},
+	};
+	for (size_t i = 0; i < sizeof fit / sizeof fit[0]; i++) {
+		char why[300] = "";
+		cr_expect_eq(nnrt_augment_fit(&m, &fit[i].a, why, sizeof why), *fit[i].why ? -1 : 0, "row %zu", i);
+		cr_expect_str_eq(why, fit[i].why, "row %zu", i);
+	}
+	m.input_rank = 1;
+	char why[300] = "";
+	cr_expect_eq(nnrt_augment_fit(&m, &fit[0].a, why, sizeof why), -1);
+	cr_expect_str_eq(why, "augmentation needs an image input [channels, rows, columns], but the input is a vector");
+	nnrt_augment_spec none = {0, 0, 0, 0};
+	cr_expect_eq(nnrt_augment_fit(&m, &none, why, sizeof why), 0, "no transforms fit anything");
+	nnrt_augment_apply(&m, &fit[0].a);
+	cr_expect(m.aug_crop_pad == 4 && m.aug_erase_size == 5 && m.aug_flip_p == 0.5f && m.aug_erase_p == 0.5f);
 }
 
 /* A version 2 file (version 3 without the early-stopping counters, made here
