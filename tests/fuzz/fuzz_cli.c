@@ -31,6 +31,7 @@
 #define NMODELS 3
 static const nnrt_model models[NMODELS] = {
 	{.struct_size = sizeof(nnrt_model), .abi_version = NNRT_ABI_VERSION, .name = "img", .input_size = 4,
+	 .input_rank = 3, .input_shape = {1, 2, 2},
 	 .label_kind = NNRT_LABEL_CLASS, .label_size = 3, .output_size = 3, .batch = 4, .epochs = 3, .lr = 0.1f,
 	 .loss = NNRT_LOSS_SOFTMAX_XENT, .optimizer = NNRT_OPT_SGD,
 	 .train = {.kind = NNRT_DATA_IDX, .path_x = "train-images", .path_y = "train-labels", .scale = 1},
