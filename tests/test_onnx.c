@@ -292,6 +292,117 @@ Test(onnx_export, reverse_example_runs_in_onnxruntime)
 	ort_seq_agrees("r.onnx", "digits.csv", "r.pred", 300);
 }
 
+/* Recurrent layers (docs/onnx.md "lstm, gru"): ONNX's LSTM and GRU nodes
+ * hold the gates in another order and the weights transposed, which the
+ * runtime writes from nnc's parameters (nnrt_onnx_piece's layout).  After
+ * a short training the weights are far from symmetric, so a wrong gate
+ * order, transposition or bias split changes the probabilities. */
+
+/* Row by row over an image (input f32[28, 28]): all states into a second
+ * layer, its last state into the classifier; 1,000 test images in
+ * onnxruntime give --predict's classes and probabilities. */
+Test(onnx_export, trained_recurrent_layers_run_in_onnxruntime)
+{
+	need_data();
+	need_checker();
+	need_ort();
+	static const char *const layer[2] = {"gru", "lstm"};
+	for (int i = 0; i < 2; i++) {
+		const char *name = nnc_sprintf("rows_%s", layer[i]);
+		FILE *f = fopen(nnc_sprintf("%s/%s.nn", dir, name), "w");
+		cr_assert(f);
+		fprintf(f,
+			"model %s\ninput x : f32[28, 28]\nlabel y : class(10)\n"
+			"logits = x |> %s(24) |> %s(16, sequences: false) |> dense(10)\n"
+			"loss softmax_cross_entropy(logits, y)\noptimizer adam(lr: 0.01)\ntrain {\n"
+			"  data: idx(\"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz\",\n"
+			"            \"/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+			"  batch: 32\n}\n",
+			name, layer[i], layer[i]);
+		fclose(f);
+		free(run_ok("train and export",
+			    "cd '%s' && '%s' %s.nn -o %s && ./%s --epochs 1 --limit 2000 --warmup 0 --test-limit 100 --quiet "
+			    "--save %s.ckpt && ./%s --load %s.ckpt --export-onnx %s.onnx && "
+			    "./%s --load %s.ckpt --predict '%s' --probabilities > %s.pred",
+			    dir, NNC_EXE, name, name, name, name, name, name, name, name, name, IMAGES, name));
+		char *out = checked(nnc_sprintf("%s.onnx", name));
+		cr_expect(sh_has_line(out, nnc_sprintf("x ['N', 28, 28] probabilities ['N', 10] 17 %s", name)), "%s", out);
+		free(out);
+		out = run_ok("the nodes", "cd '%s' && /usr/bin/python3 -c \"import onnx, sys\n"
+					  "print(' '.join(n.op_type for n in onnx.load(sys.argv[1]).graph.node))\" %s.onnx",
+			     dir, name);
+		const char *op = i ? "LSTM" : "GRU";
+		cr_expect(strstr(out, nnc_sprintf("Transpose %s Squeeze Transpose Transpose %s Squeeze Gemm Softmax", op, op)),
+			  "%s", out);
+		free(out);
+		ort_agrees(nnc_sprintf("%s.onnx", name), nnc_sprintf("%s.pred", name), 1000);
+	}
+}
+
+/* examples/charlstm.nn after a few steps on a slice of the fortunes
+ * corpus: every probability of every position of 40 token windows. */
+Test(onnx_export, trained_charlstm_runs_in_onnxruntime)
+{
+	need_checker();
+	need_ort();
+	if (access("/usr/share/games/fortunes", R_OK) != 0)
+		skip("the fortunes corpus is missing: apt-get install fortunes");
+	token_csv("bytes.csv", 40, 64, 256);
+	free(run_ok("train and export",
+		    "cd '%s' && '%s' '%s/examples/charlstm.nn' -o lm && ./lm --limit 200 --epochs 1 --quiet --save lm.ckpt && "
+		    "./lm --load lm.ckpt --export-onnx lm.onnx && ./lm --load lm.ckpt --predict bytes.csv > lm.pred",
+		    dir, NNC_EXE, NNC_SOURCE_DIR));
+	char *out = checked("lm.onnx");
+	cr_expect(sh_has_line(out, "x ['N', 64] probabilities ['N', 64, 256] 17 charlstm"), "%s", out);
+	free(out);
+	ort_seq_agrees("lm.onnx", "bytes.csv", "lm.pred", 40);
+}
+
+/* The runtime's layouts (nnrt_onnx_piece): a 2 x 6 matrix of three column
+ * blocks written with the blocks in the order 2 0 1, as it is and
+ * transposed, and a vector of two blocks swapped after it in the same
+ * tensor; a layout that does not fit its floats, and a graph of another
+ * version, are refused. */
+Test(onnx_export, the_runtime_writes_pieces_in_their_layout)
+{
+	const float params[16] = {0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 20, 21, 22, 23};
+	const unsigned char bytes[3] = {'a', 'b', 'c'};
+	int64_t perm = 2 | 0 << 4 | 1 << 8;
+	nnrt_onnx_piece pieces[3] = {
+		{.at = 1, .from = NNRT_ONNX_PARAMS, .offset = 0, .count = 12, .rows = 2, .blocks = 3, .perm = perm},
+		{.at = 2, .from = NNRT_ONNX_PARAMS, .offset = 0, .count = 12, .rows = 2, .blocks = 3, .perm = perm, .transpose = 1},
+		{.at = 2, .from = NNRT_ONNX_PARAMS, .offset = 12, .count = 4, .rows = 1, .blocks = 2, .perm = 1},
+	};
+	nnrt_onnx o = {.version = NNRT_ONNX_VERSION, .bytes = bytes, .len = 3, .n_pieces = 3, .pieces = pieces};
+	const char *path = nnc_sprintf("%s/p.bin", dir);
+	char err[256] = "";
+	cr_assert_eq(nnrt_onnx_write(&o, params, NULL, path, err, sizeof err), NNRT_OK, "%s", err);
+	const float want[28] = {4, 5, 0, 1, 2, 3, 14, 15, 10, 11, 12, 13,        /* blocks 2 0 1 */
+				4, 14, 5, 15, 0, 10, 1, 11, 2, 12, 3, 13,        /* the same, transposed */
+				22, 23, 20, 21};                                 /* two blocks swapped */
+	unsigned char file[3 + 4 * 28];
+	FILE *f = fopen(path, "rb");
+	cr_assert(f);
+	cr_assert_eq(fread(file, 1, sizeof file + 1, f), sizeof file);
+	fclose(f);
+	cr_expect(file[0] == 'a' && file[1 + 48] == 'b' && file[sizeof file - 1] == 'c');
+	for (int i = 0; i < 28; i++) {
+		float v;
+		memcpy(&v, file + (i < 12 ? 1 : 2) + 4 * i, 4);
+		cr_expect_eq(v, want[i], "float %d: %g, want %g", i, v, want[i]);
+	}
+	pieces[2].blocks = 3; /* 4 columns in 3 blocks */
+	cr_expect_eq(nnrt_onnx_write(&o, params, NULL, path, err, sizeof err), NNRT_ERR_MODEL);
+	cr_expect(strstr(err, "malformed"), "%s", err);
+	pieces[2].blocks = 2;
+	pieces[2].perm = 2; /* block 2 of 2 */
+	cr_expect_eq(nnrt_onnx_write(&o, params, NULL, path, err, sizeof err), NNRT_ERR_MODEL);
+	pieces[2].perm = 1;
+	o.version = 1;
+	cr_expect_eq(nnrt_onnx_write(&o, params, NULL, path, err, sizeof err), NNRT_ERR_MODEL);
+	cr_expect(strstr(err, "rebuild"), "%s", err);
+}
+
 /* An op without an ONNX form (the internal random_uniform, which no .nn
  * syntax reaches) is an error naming it, in the file and at export. */
 Test(onnx_export, an_op_without_a_mapping_is_a_clear_error)
