@@ -298,6 +298,26 @@ Test(onnx_export, reverse_example_runs_in_onnxruntime)
  * a short training the weights are far from symmetric, so a wrong gate
  * order, transposition or bias split changes the probabilities. */
 
+/* dir/rows_LAYER.nn: LAYER (lstm or gru) row by row over an image, all
+ * states into a second one, whose last state the classifier reads.
+ * Returns the model's name. */
+static const char *rows_program(const char *layer)
+{
+	const char *name = nnc_sprintf("rows_%s", layer);
+	FILE *f = fopen(nnc_sprintf("%s/%s.nn", dir, name), "w");
+	cr_assert(f);
+	fprintf(f,
+		"model %s\ninput x : f32[28, 28]\nlabel y : class(10)\n"
+		"logits = x |> %s(24) |> %s(16, sequences: false) |> dense(10)\n"
+		"loss softmax_cross_entropy(logits, y)\noptimizer adam(lr: 0.01)\ntrain {\n"
+		"  data: idx(\"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz\",\n"
+		"            \"/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz\", scale: 1/255)\n"
+		"  batch: 32\n}\n",
+		name, layer, layer);
+	fclose(f);
+	return name;
+}
+
 /* Row by row over an image (input f32[28, 28]): all states into a second
  * layer, its last state into the classifier; 1,000 test images in
  * onnxruntime give --predict's classes and probabilities. */
@@ -308,18 +328,7 @@ Test(onnx_export, trained_recurrent_layers_run_in_onnxruntime)
 	need_ort();
 	static const char *const layer[2] = {"gru", "lstm"};
 	for (int i = 0; i < 2; i++) {
-		const char *name = nnc_sprintf("rows_%s", layer[i]);
-		FILE *f = fopen(nnc_sprintf("%s/%s.nn", dir, name), "w");
-		cr_assert(f);
-		fprintf(f,
-			"model %s\ninput x : f32[28, 28]\nlabel y : class(10)\n"
-			"logits = x |> %s(24) |> %s(16, sequences: false) |> dense(10)\n"
-			"loss softmax_cross_entropy(logits, y)\noptimizer adam(lr: 0.01)\ntrain {\n"
-			"  data: idx(\"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz\",\n"
-			"            \"/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz\", scale: 1/255)\n"
-			"  batch: 32\n}\n",
-			name, layer[i], layer[i]);
-		fclose(f);
+		const char *name = rows_program(layer[i]);
 		free(run_ok("train and export",
 			    "cd '%s' && '%s' %s.nn -o %s && ./%s --epochs 1 --limit 2000 --warmup 0 --test-limit 100 --quiet "
 			    "--save %s.ckpt && ./%s --load %s.ckpt --export-onnx %s.onnx && "
@@ -729,6 +738,73 @@ Test(onnx_import, an_nnc_export_imports_back_to_the_same_model)
 		  "%s", nn);
 	cr_expect(!strstr(nn, "\noutput "), "a Softmax at the end is the default output:\n%s", nn);
 	free(nn);
+}
+
+/* nnc's LSTM and GRU exports come back as lstm and gru layers (the
+ * Transposes and Squeezes around the ONNX nodes vanish), with their
+ * weights in nnc's layout and gate order: trained briefly, exported,
+ * imported and compiled, they predict what the original does; exported
+ * again, they write the same ONNX file. */
+Test(onnx_import, recurrent_layers_import_back_to_the_same_model)
+{
+	need_data();
+	static const char *const layer[2] = {"gru", "lstm"};
+	for (int i = 0; i < 2; i++) {
+		const char *name = rows_program(layer[i]);
+		free(run_ok("train, export, import, compile, predict",
+			    "cd '%s' && '%s' %s.nn -o %s && ./%s --epochs 1 --limit 1000 --warmup 0 --test-limit 100 --quiet "
+			    "--save a.ckpt && ./%s --load a.ckpt --export-onnx a.onnx && ./%s --load a.ckpt --predict '%s' "
+			    "--probabilities | head -300 > a.pred && '%s' import a.onnx -o back.nn --force && '%s' back.nn -o back && "
+			    "./back --load back.ckpt --predict '%s' --probabilities | head -300 > b.pred && "
+			    "./back --load back.ckpt --export-onnx b.onnx",
+			    dir, NNC_EXE, name, name, name, name, name, IMAGES, NNC_EXE, NNC_EXE, IMAGES));
+		same_predictions("a.pred", "b.pred", 300);
+		char *nn = run_ok("cat", "cat '%s/back.nn'", dir);
+		cr_expect(sh_has_line(nn, nnc_sprintf("  |> %s(24, name: \"%s1\")", layer[i], layer[i])) &&
+				  sh_has_line(nn, nnc_sprintf("  |> %s(16, sequences: false, name: \"%s2\")", layer[i], layer[i])),
+			  "%s", nn);
+		free(nn);
+		/* the same weights in the same places: the files differ in the
+		 * model's name and doc strings only, the tensors are equal */
+		free(run_ok("the two exports' tensors",
+			    "cd '%s' && /usr/bin/python3 -c \"import onnx, sys\n"
+			    "a, b = (onnx.load(f).graph for f in sys.argv[1:])\n"
+			    "assert [(t.name, t.raw_data) for t in a.initializer] == [(t.name, t.raw_data) for t in b.initializer]\n"
+			    "assert [n.op_type for n in a.node] == [n.op_type for n in b.node]\" a.onnx b.onnx",
+			    dir));
+	}
+}
+
+/* An LSTM or GRU nnc's layers cannot express is listed with the reason. */
+Test(onnx_import, recurrent_nodes_nnc_cannot_express_are_listed)
+{
+	need_checker();
+	static const struct {
+		const char *layer, *edit, *message;
+	} rows[] = {
+		{"gru", "a = onnx.helper.make_attribute('linear_before_reset', 0)",
+		 "1 node nnc cannot import: 'GRU' (node 'gru1': one forward direction, the default activations, no clip, "
+		 "layout 0 and linear_before_reset 1 (the reset gate times h W_hn + b_hn, as nnc's gru))"},
+		{"lstm", "a = onnx.helper.make_attribute('direction', 'reverse')",
+		 "1 node nnc cannot import: 'LSTM' (node 'lstm1': one forward direction, the default activations, no clip, "
+		 "input_forget 0 and layout 0)"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		const char *name = rows_program(rows[i].layer);
+		free(run_ok("export and edit",
+			    "cd '%s' && rm -f a.onnx && '%s' %s.nn --emit-onnx a.onnx && /usr/bin/python3 -c \"import onnx, onnx.helper\n"
+			    "m = onnx.load('a.onnx'); n = [n for n in m.graph.node if n.op_type in ('LSTM', 'GRU')][0]\n"
+			    "%s\n"
+			    "old = [x for x in n.attribute if x.name == a.name]\n"
+			    "[n.attribute.remove(x) for x in old]; n.attribute.append(a); onnx.save(m, 'bad.onnx')\"",
+			    dir, NNC_EXE, name, rows[i].edit));
+		char *out;
+		int rc = sh_run(&out, "cd '%s' && '%s' import bad.onnx -o bad.nn --force 2>&1", dir, NNC_EXE);
+		cr_expect_eq(rc, 1, "%s", out);
+		cr_expect(strstr(out, nnc_sprintf("bad.onnx: error: %s", rows[i].message)), "%s", out);
+		cr_expect(access(nnc_sprintf("%s/bad.nn", dir), F_OK) != 0, "bad.nn written");
+		free(out);
+	}
 }
 
 /* Bad files: one clear message naming the field or node, exit 1; nothing
