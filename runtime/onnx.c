@@ -40,8 +40,8 @@ static int layout_ok(const nnrt_onnx_piece *p)
 	int64_t cols = p->count / p->rows, nb = p->blocks > 1 ? p->blocks : 1;
 	if (cols % nb)
 		return 0;
-	for (int64_t b = 0; b < nb; b++)
-		if (nb > 1 && ((p->perm >> (4 * b)) & 15) >= nb)
+	for (int64_t b = 0; nb > 1 && b < nb; b++)
+		if (((p->perm >> (4 * b)) & 15) >= nb)
 			return 0;
 	return 1;
 }
