@@ -1603,6 +1603,9 @@ static int import_pass(importer *im, const unsigned char *data, size_t len, cons
 		} else if (!node(im, n, out)) {
 			im->vals[out].bad = true;
 		}
+		for (size_t j = 0; rnn && j < n->n_output; j++) /* the outputs not imported: nothing may read them */
+			if (j != (size_t)k && n->output[j] && *n->output[j] && find(im, n->output[j]) < 0)
+				im->vals[add_value(im, n->output[j])].bad = true;
 		if (im->errors > 20)
 			goto out;
 		if (ri < im->nregs && im->regs[ri].last == (int)i) {
