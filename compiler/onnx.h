@@ -22,10 +22,13 @@
 #define NNC_ONNX_OPSET 17   /* the ai.onnx operator set export writes */
 #define NNC_ONNX_IR_VERSION 8 /* the ONNX IR version that goes with it */
 
-/* A payload cut out of the serialized model (nnrt_onnx_piece). */
+/* A payload cut out of the serialized model: nnrt_onnx_piece, field for
+ * field (the layout fields are nnrt.h's). */
 typedef struct nnc_onnx_piece {
 	int64_t at, from, offset, count;
+	int64_t rows, blocks, perm, transpose;
 } nnc_onnx_piece;
+_Static_assert(sizeof(nnc_onnx_piece) == sizeof(nnrt_onnx_piece), "nnc_onnx_piece mirrors nnrt_onnx_piece");
 
 /* The model as the runtime needs it (nnrt_onnx); with error set, the graph
  * has no ONNX form and error says why (bytes is then empty). */

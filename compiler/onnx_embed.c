@@ -28,13 +28,16 @@ void nnc_onnx_embed(LLVMModuleRef mod, const nnc_onnx_model *m, const char *symb
 		LLVMSetGlobalConstant(gb, 1);
 		LLVMSetLinkage(gb, LLVMPrivateLinkage);
 		bytes = gb;
-		LLVMTypeRef pt = LLVMStructTypeInContext(c, (LLVMTypeRef[]){i64, i64, i64, i64}, 4, 0);
+		/* nnrt_onnx_piece: eight int64_t */
+		LLVMTypeRef pt = LLVMArrayType2(i64, 8);
 		LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)(m->npieces + 1));
 		for (int i = 0; i < m->npieces; i++) {
 			const nnc_onnx_piece *p = &m->pieces[i];
-			LLVMValueRef f[4] = {LLVMConstInt(i64, (uint64_t)p->at, 0), LLVMConstInt(i64, (uint64_t)p->from, 0),
-					     LLVMConstInt(i64, (uint64_t)p->offset, 0), LLVMConstInt(i64, (uint64_t)p->count, 0)};
-			rows[i] = LLVMConstStructInContext(c, f, 4, 0);
+			int64_t v[8] = {p->at, p->from, p->offset, p->count, p->rows, p->blocks, p->perm, p->transpose};
+			LLVMValueRef f[8];
+			for (int k = 0; k < 8; k++)
+				f[k] = LLVMConstInt(i64, (uint64_t)v[k], 0);
+			rows[i] = LLVMConstArray2(i64, f, 8);
 		}
 		LLVMValueRef arr = LLVMConstArray2(pt, rows, (uint64_t)m->npieces);
 		LLVMValueRef gp = LLVMAddGlobal(mod, LLVMTypeOf(arr), nnc_sprintf("%s.pieces", symbol));
@@ -44,7 +47,7 @@ void nnc_onnx_embed(LLVMModuleRef mod, const nnc_onnx_model *m, const char *symb
 		pieces = gp;
 	}
 	/* nnrt_onnx: version, error, bytes, len, n_pieces, pieces */
-	LLVMValueRef f[6] = {LLVMConstInt(i64, 1, 0), err, bytes, LLVMConstInt(i64, (uint64_t)m->len, 0),
+	LLVMValueRef f[6] = {LLVMConstInt(i64, NNRT_ONNX_VERSION, 0), err, bytes, LLVMConstInt(i64, (uint64_t)m->len, 0),
 			     LLVMConstInt(i64, (uint64_t)m->npieces, 0), pieces};
 	LLVMValueRef s = LLVMConstStructInContext(c, f, 6, 0);
 	LLVMValueRef gv = LLVMAddGlobal(mod, LLVMTypeOf(s), symbol);

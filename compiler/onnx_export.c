@@ -38,6 +38,8 @@ typedef struct exporter {
 	const char **names;
 	int64_t *param_from;     /* per initializer: NNRT_ONNX_PARAMS/STATE, or -1 (a constant) */
 	int64_t *param_off;
+	const nnc_onnx_piece **parts; /* per initializer: its pieces in another layout (nparts), or NULL */
+	int *nparts;
 	int cap_nodes, cap_init;
 	int ntmp;
 	const char *error;
@@ -146,12 +148,34 @@ static const char *initializer(exporter *e, const char *name, int rank, const in
 		g->initializer = nnc_realloc_array(g->initializer, (size_t)e->cap_init, (size_t)cap, sizeof *g->initializer);
 		e->param_from = nnc_realloc_array(e->param_from, (size_t)e->cap_init, (size_t)cap, sizeof(int64_t));
 		e->param_off = nnc_realloc_array(e->param_off, (size_t)e->cap_init, (size_t)cap, sizeof(int64_t));
+		e->parts = nnc_realloc_array(e->parts, (size_t)e->cap_init, (size_t)cap, sizeof *e->parts);
+		e->nparts = nnc_realloc_array(e->nparts, (size_t)e->cap_init, (size_t)cap, sizeof(int));
 		e->cap_init = cap;
 	}
 	e->param_from[g->n_initializer] = from;
 	e->param_off[g->n_initializer] = offset;
+	e->parts[g->n_initializer] = NULL;
+	e->nparts[g->n_initializer] = 0;
 	g->initializer[g->n_initializer++] = t;
 	return t->name;
+}
+
+/* A float initializer made of parameters in another layout than nnc's:
+ * the pieces (their at left to cut()) fill it one after the other. */
+static const char *initializer_parts(exporter *e, const char *name, int rank, const int64_t *dims, int nparts,
+				     const nnc_onnx_piece *parts)
+{
+	int64_t count = 0;
+	for (int i = 0; i < nparts; i++)
+		count += parts[i].count;
+	const char *s = initializer(e, name, rank, dims, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, NNRT_ONNX_PARAMS, 0,
+				    NULL, sizeof(float) * (size_t)count);
+	size_t i = e->graph->n_initializer - 1;
+	nnc_onnx_piece *copy = nnc_alloc(sizeof *copy * (size_t)nparts);
+	memcpy(copy, parts, sizeof *copy * (size_t)nparts);
+	e->parts[i] = copy;
+	e->nparts[i] = nparts;
+	return s;
 }
 
 /* A float constant: a scalar (rank 0) or a vector of one value. */
@@ -418,6 +442,73 @@ static void layernorm(exporter *e, const ir_node *n, const char *out)
 	}
 }
 
+/* The nodes of an LSTM or GRU layer that its ONNX node replaces: the
+ * input projection (a per-position DENSE), W_hh's packing and the four
+ * parameters, which go into W, R and B instead (sema's eval_rnn builds
+ * xp = DENSE(x, W_ih, b_ih), RNN_PACK(W_hh), LSTM/GRU(xp, pack, b_hh)). */
+static void rnn_replaced(const ir_graph *g, const ir_node *r, bool *need)
+{
+	const ir_node *xp = &g->nodes[r->in[0]], *pk = &g->nodes[r->in[1]];
+	NNC_ASSERT(xp->op == IR_DENSE && xp->nin > 2 && xp->in[2] >= 0 && pk->op == IR_RNN_PACK);
+	need[r->in[0]] = need[xp->in[1]] = need[xp->in[2]] = false;
+	need[r->in[1]] = need[pk->in[0]] = need[r->in[2]] = false;
+}
+
+/* A piece of parameter node id: its G gate blocks in ONNX's order, and
+ * (rows > 1) transposed, from nnc's [in, G H] to ONNX's [G H, in]. */
+static nnc_onnx_piece gate_piece(const exporter *e, int id, int64_t rows, int64_t G, int64_t perm)
+{
+	const ir_param *p = &e->g->params[e->g->nodes[id].param];
+	return (nnc_onnx_piece){.from = NNRT_ONNX_PARAMS, .offset = p->offset, .count = p->size, .rows = rows,
+				.blocks = G, .perm = perm, .transpose = rows > 1};
+}
+
+/* RNN_OUT of an LSTM or GRU: ONNX's LSTM or GRU node (one direction, zero
+ * initial state) over x transposed to [T, N, d] (layout 1, batch first,
+ * is opset 14's, but onnxruntime refuses it), then the states back to
+ * nnc's [N, T, H], or the last state Y_h as [N, H].  The weights:
+ *   W [1, G H, d] = nnc's W_ih [d, G H] transposed,
+ *   R [1, G H, H] = W_hh [H, G H] transposed,
+ *   B [1, 2 G H]  = b_ih then b_hh (ONNX's Wb and Rb),
+ * each with its gate blocks reordered: ONNX's LSTM holds them i o f c
+ * (nnc's i f g o: blocks 0 3 1 2), its GRU z r h (nnc's r z n: 1 0 2).
+ * GRU's linear_before_reset 1 is nnc's (PyTorch's) formula, the reset
+ * gate times (h W_hn + b_hn). */
+static void recurrent(exporter *e, const ir_node *n, const char *out)
+{
+	const ir_graph *g = e->g;
+	const ir_node *r = &g->nodes[n->in[0]], *xp = &g->nodes[r->in[0]], *pk = &g->nodes[r->in[1]];
+	bool lstm = r->op == IR_LSTM, last = n->ia[0];
+	int64_t H = n->ia[1], G = lstm ? 4 : 3, d = g->nodes[xp->in[1]].dims[0];
+	int64_t perm = lstm ? 0 | 3 << 4 | 1 << 8 | 2 << 12 : 1 | 0 << 4 | 2 << 8;
+	const char *name = r->name ? r->name : out;
+	nnc_onnx_piece w = gate_piece(e, xp->in[1], d, G, perm), rr = gate_piece(e, pk->in[0], H, G, perm);
+	nnc_onnx_piece b[2] = {gate_piece(e, xp->in[2], 1, G, perm), gate_piece(e, r->in[2], 1, G, perm)};
+	int64_t wd[3] = {1, G * H, d}, rd[3] = {1, G * H, H}, bd[2] = {1, 2 * G * H};
+	const char *in[4], *x = e->val[xp->in[0]];
+	const char *xt = tmp(e, "time_major");
+	attr_ints(node(e, "Transpose", xt, 1, &x, xt), "perm", 3, (int64_t[]){1, 0, 2});
+	in[0] = xt;
+	in[1] = initializer_parts(e, nnc_sprintf("%s.W", name), 3, wd, 1, &w);
+	in[2] = initializer_parts(e, nnc_sprintf("%s.R", name), 3, rd, 1, &rr);
+	in[3] = initializer_parts(e, nnc_sprintf("%s.B", name), 2, bd, 2, b);
+	const char *y = tmp(e, last ? "last_state" : "states");
+	Onnx__NodeProto *rn = node(e, lstm ? "LSTM" : "GRU", name, 4, in, y);
+	attr_i(rn, "hidden_size", H);
+	if (!lstm)
+		attr_i(rn, "linear_before_reset", 1);
+	if (last) { /* outputs Y (left out) and Y_h [1, N, H] */
+		rn->n_output = 2;
+		rn->output = nnc_alloc(2 * sizeof(char *));
+		rn->output[0] = "", rn->output[1] = (char *)y;
+	}
+	const char *sq = last ? out : tmp(e, "states"); /* Y [T, 1, N, H] -> [T, N, H] */
+	in[0] = y, in[1] = constant_i64(e, "axes", 1, (int64_t[]){last ? 0 : 1});
+	node(e, "Squeeze", sq, 2, in, sq);
+	if (!last)
+		attr_ints(node(e, "Transpose", out, 1, &sq, out), "perm", 3, (int64_t[]){1, 0, 2});
+}
+
 /* Node id of the graph as ONNX nodes computing e->val[id]. */
 static bool export_node(exporter *e, int id)
 {
@@ -438,7 +529,8 @@ static bool export_node(exporter *e, int id)
 		return true;
 	case IR_BN_COMBINE: /* read by its batchnorm */
 		return true;
-	case IR_RNN_PACK: /* read by its lstm or gru, which have no mapping: refused there */
+	case IR_LSTM: /* its RNN_OUT is the ONNX node (recurrent) */
+	case IR_GRU:
 		return true;
 	default: break;
 	}
@@ -578,6 +670,9 @@ static bool export_node(exporter *e, int id)
 	case IR_SOFTMAX_LAST:
 		softmax_last(e, n, v[n->in[0]], out, out);
 		return true;
+	case IR_RNN_OUT:
+		recurrent(e, n, out);
+		return true;
 	case IR_CONCAT: {
 		for (int i = 0; i < n->nin; i++)
 			in[i] = v[n->in[i]];
@@ -650,7 +745,10 @@ static void cut(exporter *e, Onnx__ModelProto *m, nnc_onnx_model *out)
 	int ni = (int)e->graph->n_initializer;
 	int64_t *iat = nnc_alloc(sizeof(int64_t) * (size_t)(ni + 1)), *ilen = nnc_alloc(sizeof(int64_t) * (size_t)(ni + 1));
 	NNC_ASSERT(fields(buf, buf + gat, buf + gat + glen, 5, iat, ilen, ni) == ni);
-	out->pieces = nnc_alloc(sizeof(nnc_onnx_piece) * (size_t)(ni + 1));
+	int npieces = 1;
+	for (int i = 0; i < ni; i++)
+		npieces += e->nparts[i] ? e->nparts[i] : 1;
+	out->pieces = nnc_alloc(sizeof(nnc_onnx_piece) * (size_t)npieces);
 	out->bytes = nnc_alloc(len ? len : 1);
 	int64_t from = 0, w = 0;
 	for (int i = 0; i < ni; i++) {
@@ -661,8 +759,19 @@ static void cut(exporter *e, Onnx__ModelProto *m, nnc_onnx_model *out)
 		NNC_ASSERT(rlen == (int64_t)e->graph->initializer[i]->raw_data.len);
 		memcpy(out->bytes + w, buf + from, (size_t)(rat - from));
 		w += rat - from;
-		out->pieces[out->npieces++] = (nnc_onnx_piece){.at = w, .from = e->param_from[i],
-								 .offset = e->param_off[i], .count = rlen / 4};
+		if (e->nparts[i]) { /* one after the other, all at w */
+			int64_t count = 0;
+			for (int k = 0; k < e->nparts[i]; k++) {
+				nnc_onnx_piece p = e->parts[i][k];
+				p.at = w;
+				count += p.count;
+				out->pieces[out->npieces++] = p;
+			}
+			NNC_ASSERT(count == rlen / 4);
+		} else {
+			out->pieces[out->npieces++] = (nnc_onnx_piece){.at = w, .from = e->param_from[i],
+									 .offset = e->param_off[i], .count = rlen / 4};
+		}
 		from = rat + rlen;
 	}
 	memcpy(out->bytes + w, buf + from, len - (size_t)from);
@@ -691,6 +800,9 @@ void nnc_onnx_build(const ir_graph *g, const nnc_train_config *cfg, const char *
 	bool tail_seq = g->output < 0 && g->loss_kind == NNRT_LOSS_SEQ_XENT;
 	NNC_ASSERT(outn >= 0);
 	bool *need = ir_ancestors(g, outn);
+	for (int i = 0; i < g->n; i++)
+		if (need[i] && (g->nodes[i].op == IR_LSTM || g->nodes[i].op == IR_GRU))
+			rnn_replaced(g, &g->nodes[i], need);
 	const ir_node *x = &g->nodes[g->input];
 	e->val[g->input] = unique(e, x->name ? x->name : "input");
 	for (int i = 0; i < g->n && !e->error; i++)
@@ -797,7 +909,7 @@ int nnc_onnx_write_initial(const ir_graph *g, const nnc_train_config *cfg, const
 	float *params = nnc_alloc(sizeof(float) * (size_t)(m.param_floats + 1));
 	float *state = nnc_alloc(sizeof(float) * (size_t)(m.state_floats + 1));
 	nnrt_model_initial_values(&m, (uint64_t)cfg->seed, params, state);
-	nnrt_onnx o = {.version = 1, .bytes = om->bytes, .len = om->len, .n_pieces = om->npieces,
+	nnrt_onnx o = {.version = NNRT_ONNX_VERSION, .bytes = om->bytes, .len = om->len, .n_pieces = om->npieces,
 		       .pieces = (const nnrt_onnx_piece *)om->pieces};
 	char err[512];
 	if (nnrt_onnx_write(&o, params, state, path, err, sizeof err)) {

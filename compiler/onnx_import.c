@@ -58,7 +58,20 @@ typedef struct value {
 	bool softmax;           /* the output of a Softmax of value alias */
 	const char *node;       /* the name of the node that computes it, or NULL */
 	bool bad;               /* its node could not be imported (reported once, there) */
+	int tm;                 /* a step of the time-major detour around an LSTM or GRU (TM_*), 0: none */
 } value;
+
+/* ONNX's LSTM and GRU read [T, N, d] and write [T, 1, N, H] (Y) or
+ * [1, N, H] (Y_h); nnc's sequences are batch first, [N, T, d].  The nodes
+ * around them (nnc's own export: Transpose, the node, Squeeze, Transpose)
+ * are aliases of the sequence and of the layer's result, each marked with
+ * where it is in that detour, and read by nothing else. */
+enum {
+	TM_INPUT = 1,   /* x transposed to [T, N, d]: read by LSTM or GRU */
+	TM_STATES,      /* Y [T, 1, N, H]: read by Squeeze (axis 1) */
+	TM_SQUEEZED,    /* [T, N, H]: read by Transpose (1, 0, 2) */
+	TM_LAST,        /* Y_h [1, N, H]: read by Squeeze (axis 0) */
+};
 
 typedef struct line {
 	nnc_buf text;           /* "SRC |> stage |> stage" */
@@ -769,13 +782,138 @@ static bool arith(importer *im, const Node *n, int out, char op)
 	return true;
 }
 
+static void count_uses(importer *im, const Onnx__GraphProto *g, const char *name, int *uses);
+
+/* The output of an LSTM or GRU node the program takes: Y (0, every state)
+ * or Y_h (1, the last one), whichever is read; -1 if none or both, or
+ * LSTM's Y_c, is. */
+static int rnn_output(importer *im, const Node *n)
+{
+	int k = -1;
+	for (size_t i = 0; i < n->n_output && i < 3; i++) {
+		int uses = 0;
+		if (n->output[i] && *n->output[i])
+			count_uses(im, im->g, n->output[i], &uses);
+		if (uses && (i == 2 || k >= 0))
+			return -1;
+		if (uses)
+			k = (int)i;
+	}
+	return k;
+}
+
+/* LSTM, GRU (docs/onnx.md): nnc's lstm and gru layers, one direction from
+ * a zero state with the default activations, X the time-major view of a
+ * [T, d] sequence (TM_INPUT).  The weights back in nnc's layout and gate
+ * order: W [1, G H, d] and R [1, G H, H] transposed, B [1, 2 G H] split
+ * into b_ih and b_hh, the gate blocks from ONNX's i o f c (LSTM) and z r h
+ * (GRU) to nnc's i f g o and r z n. */
+static bool recurrent(importer *im, const Node *n, int x, int out, int which)
+{
+	bool lstm = !strcmp(n->op_type, "LSTM");
+	int64_t G = lstm ? 4 : 3, H = attr_i(n, "hidden_size", 0);
+	static const int from_lstm[4] = {0, 2, 3, 1}, from_gru[3] = {1, 0, 2}; /* ONNX's block of nnc's gate g */
+	const int *from = lstm ? from_lstm : from_gru;
+	int xd = input(im, n, 0), w = input(im, n, 1), r = input(im, n, 2), b = input(im, n, 3);
+	if (xd < 0 || im->vals[xd].tm != TM_INPUT) {
+		unsupported(im, n, "X must be a [T, d] sequence transposed to [T, N, d] (Transpose 1, 0, 2)");
+		return false;
+	}
+	if (w < 0 || r < 0 || !im->vals[w].init || !im->vals[r].init || (n->n_input > 3 && *n->input[3] && (b < 0 || !im->vals[b].init))) {
+		unsupported(im, n, "weights that are not initializers");
+		return false;
+	}
+	for (size_t k = 4; k < n->n_input; k++)
+		if (n->input[k] && *n->input[k]) {
+			unsupported(im, n, "sequence_lens, an initial state or peepholes (nnc's layers start from zero)");
+			return false;
+		}
+	const char *dir = attr_s(n, "direction");
+	if ((dir && strcmp(dir, "forward")) || attr(n, "activations") || attr(n, "clip") || attr_i(n, "input_forget", 0) ||
+	    attr_i(n, "layout", 0) || (!lstm && attr_i(n, "linear_before_reset", 0) != 1)) {
+		unsupported(im, n, lstm ? "one forward direction, the default activations, no clip, input_forget 0 and layout 0"
+					: "one forward direction, the default activations, no clip, layout 0 and linear_before_reset 1 "
+					  "(the reset gate times h W_hn + b_hn, as nnc's gru)");
+		return false;
+	}
+	const value *xv = &im->vals[x];
+	const Onnx__TensorProto *W = im->vals[w].init, *R = im->vals[r].init, *B = b >= 0 ? im->vals[b].init : NULL;
+	int64_t T = xv->dims[0], d = xv->dims[1], GH = G * H;
+	if (which < 0 || xv->nnc_rank != 2 || H < 1 || H > (1 << 20) || W->n_dims != 3 || W->dims[0] != 1 ||
+	    W->dims[1] != GH || W->dims[2] != d || R->n_dims != 3 || R->dims[0] != 1 || R->dims[1] != GH ||
+	    R->dims[2] != H || (B && tensor_count(B) != 2 * GH)) {
+		unsupported(im, n, which < 0 ? "one of Y and Y_h read (and not Y_c)"
+					     : "W [1, G hidden_size, d], R [1, G hidden_size, hidden_size] and B [1, 2 G hidden_size]");
+		return false;
+	}
+	float *wd = floats_of(im, W, n), *rd = floats_of(im, R, n), *bd = B ? floats_of(im, B, n) : NULL;
+	if (!wd || !rd || (B && !bd))
+		return false;
+	const char *name = layer_name(im, n, NULL);
+	float *wi = nnc_alloc(sizeof(float) * (size_t)(d * GH)), *wh = nnc_alloc(sizeof(float) * (size_t)(H * GH));
+	float *bi = nnc_alloc(sizeof(float) * (size_t)GH), *bh = nnc_alloc(sizeof(float) * (size_t)GH);
+	for (int64_t g = 0; g < G; g++)
+		for (int64_t j = 0; j < H; j++) {
+			int64_t row = from[g] * H + j, col = g * H + j; /* ONNX's row, nnc's column */
+			for (int64_t k = 0; k < d; k++)
+				wi[k * GH + col] = wd[row * d + k];
+			for (int64_t k = 0; k < H; k++)
+				wh[k * GH + col] = rd[row * H + k];
+			bi[col] = bd ? bd[row] : 0;
+			bh[col] = bd ? bd[GH + row] : 0;
+		}
+	add_weight(im, nnc_sprintf("%s.weight_ih", name), wi, d * GH);
+	add_weight(im, nnc_sprintf("%s.weight_hh", name), wh, H * GH);
+	add_weight(im, nnc_sprintf("%s.bias_ih", name), bi, GH);
+	add_weight(im, nnc_sprintf("%s.bias_hh", name), bh, GH);
+	const char *hs = nnc_sprintf("%lld", (long long)H);
+	stage(im, x, out, nnc_sprintf("%s(%s%s, name: \"%s\")", lstm ? "lstm" : "gru", argument(im, "units", hs, hs),
+				      which ? ", sequences: false" : "", written_name(im, name)));
+	if (which)
+		set_shape(&im->vals[out], 1, (int64_t[]){H});
+	else
+		set_shape(&im->vals[out], 2, (int64_t[]){T, H});
+	im->vals[out].tm = which ? TM_LAST : TM_STATES;
+	return true;
+}
+
+/* Transpose and Squeeze in the detour around an LSTM or GRU (TM_*): out an
+ * alias of x, one step further; false if not one of them. */
+static bool detour(importer *im, const Node *n, int xd, int xr, int out)
+{
+	value *xv = &im->vals[xd], *ov = &im->vals[out];
+	int64_t v[4];
+	int tm = xv->tm, k = -1;
+	if (!strcmp(n->op_type, "Squeeze")) {
+		int a = input(im, n, 1);
+		if (a >= 0 && im->vals[a].init)
+			k = ints_of(im->vals[a].init, v, 4);
+		else if (a < 0 && attr(n, "axes") && attr(n, "axes")->n_ints == 1)
+			k = 1, v[0] = attr(n, "axes")->ints[0];
+		if (k != 1 || !((tm == TM_STATES && v[0] == 1) || (tm == TM_LAST && v[0] == 0)))
+			return false;
+		ov->tm = tm == TM_STATES ? TM_SQUEEZED : 0;
+	} else {
+		if (!attr_ints(n, "perm", 3, v, -1) || v[0] != 1 || v[1] != 0 || v[2] != 2 ||
+		    !(tm == TM_SQUEEZED || (!tm && !xv->init && im->vals[xr].nnc_rank == 2)))
+			return false;
+		ov->tm = tm ? 0 : TM_INPUT;
+	}
+	ov->alias = xd;
+	set_shape(ov, im->vals[xr].rank, im->vals[xr].dims);
+	ov->nnc_rank = im->vals[xr].nnc_rank;
+	if (!ov->tm) /* the layer's result as read after the detour */
+		im->vals[xr].uses = ov->uses;
+	return true;
+}
+
 /* The ops node() maps (docs/onnx.md's import table). */
 static bool known_op(const char *op)
 {
 	static const char *known[] = {"Relu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "Elu", "Conv", "Gemm",
 				      "MaxPool", "AveragePool", "BatchNormalization", "Add", "Sub", "Mul",
 				      "GlobalAveragePool", "Flatten", "Reshape", "Identity", "Dropout", "Softmax",
-				      "Concat", "Constant", NULL};
+				      "Concat", "Constant", "LSTM", "GRU", "Transpose", "Squeeze", NULL};
 	for (int i = 0; op && known[i]; i++)
 		if (!strcmp(op, known[i]))
 			return true;
@@ -802,8 +940,26 @@ static bool node(importer *im, const Node *n, int out)
 			return false;
 		}
 	}
+	bool rnn = !strcmp(op, "LSTM") || !strcmp(op, "GRU");
+	bool detour_op = !strcmp(op, "Transpose") || !strcmp(op, "Squeeze");
+	for (size_t k = 0; k < n->n_input; k++) { /* the time-major views are read by the detour only */
+		int v = input(im, n, k);
+		if (v >= 0 && im->vals[v].tm &&
+		    !(k == 0 && (im->vals[v].tm == TM_INPUT ? rnn : detour_op))) {
+			unsupported(im, n, "a time-major value of the detour around an LSTM or GRU (nnc's sequences are batch first)");
+			return false;
+		}
+	}
 	int xr = resolve(im, x);
 	value *xv = &im->vals[xr], *ov = &im->vals[out];
+	if (rnn)
+		return recurrent(im, n, xr, out, rnn_output(im, n));
+	if (detour_op) {
+		if (detour(im, n, x, xr, out))
+			return true;
+		unsupported(im, n, "a Transpose (1, 0, 2) or Squeeze around an LSTM or GRU, as nnc exports them");
+		return false;
+	}
 	static const struct {
 		const char *onnx, *nnc, *opt;
 		double def;
@@ -934,8 +1090,8 @@ static bool check_input(importer *im, const Onnx__ValueInfoProto *vi, int v)
 		return false;
 	}
 	size_t r = tt->shape->n_dim;
-	if (r != 2 && r != 4) {
-		err(im, "graph input '%s' has rank %zu; nnc imports [N, features] or [N, C, H, W] inputs", name, r);
+	if (r < 2 || r > 4) {
+		err(im, "graph input '%s' has rank %zu; nnc imports [N, features], [N, T, d] or [N, C, H, W] inputs", name, r);
 		return false;
 	}
 	int64_t dims[4];
@@ -1422,17 +1578,20 @@ static int import_pass(importer *im, const unsigned char *data, size_t len, cons
 				    n->input[k]);
 				goto out;
 			}
-		if (n->n_output < 1 || !n->output[0] || !*n->output[0]) {
+		/* the output imported: the first, but an LSTM's or GRU's last state Y_h */
+		bool rnn = n->op_type && (!strcmp(n->op_type, "LSTM") || !strcmp(n->op_type, "GRU"));
+		int k = rnn && rnn_output(im, n) > 0 ? rnn_output(im, n) : 0;
+		if (n->n_output <= (size_t)k || !n->output[k] || !*n->output[k]) {
 			err(im, "node '%s': field 'output' is empty", node_name(n));
 			goto out;
 		}
-		if (find(im, n->output[0]) >= 0) {
-			err(im, "node '%s' writes '%s', which is already defined", node_name(n), n->output[0]);
+		if (find(im, n->output[k]) >= 0) {
+			err(im, "node '%s' writes '%s', which is already defined", node_name(n), n->output[k]);
 			goto out;
 		}
-		int out = add_value(im, n->output[0]);
+		int out = add_value(im, n->output[k]);
 		im->vals[out].node = n->name && *n->name ? n->name : NULL;
-		count_uses(im, g, n->output[0], &im->vals[out].uses);
+		count_uses(im, g, n->output[k], &im->vals[out].uses);
 		bool poisoned = false; /* reads what an unimportable node computes */
 		for (size_t k = 0; k < n->n_input; k++)
 			if (n->input[k] && *n->input[k] && im->vals[resolve(im, find(im, n->input[k]))].bad)
@@ -1444,6 +1603,9 @@ static int import_pass(importer *im, const unsigned char *data, size_t len, cons
 		} else if (!node(im, n, out)) {
 			im->vals[out].bad = true;
 		}
+		for (size_t j = 0; rnn && j < n->n_output; j++) /* the outputs not imported: nothing may read them */
+			if (j != (size_t)k && n->output[j] && *n->output[j] && find(im, n->output[j]) < 0)
+				im->vals[add_value(im, n->output[j])].bad = true;
 		if (im->errors > 20)
 			goto out;
 		if (ri < im->nregs && im->regs[ri].last == (int)i) {
@@ -1513,6 +1675,7 @@ static int import_pass(importer *im, const unsigned char *data, size_t len, cons
 		       "train {\n",
 		       lv->var, label);
 	if (lv->dims[0] == 10 && ((xv->rank == 3 && xv->dims[0] == 1 && xv->dims[1] == 28 && xv->dims[2] == 28) ||
+				  (xv->rank == 2 && xv->dims[0] == 28 && xv->dims[1] == 28) ||
 				  (xv->rank == 1 && xv->dims[0] == 784)))
 		nnc_buf_printf(&b, "  data:   idx(\"/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz\",\n"
 				   "              \"/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz\", scale: 1/255)\n"

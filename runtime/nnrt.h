@@ -648,10 +648,21 @@ typedef struct nnrt_onnx_piece {
 	int64_t from;   /* NNRT_ONNX_PARAMS or NNRT_ONNX_STATE */
 	int64_t offset; /* in floats, into params or state */
 	int64_t count;  /* floats (little-endian binary32 in the file) */
+	/* The layout ONNX wants, where it is not nnc's (an LSTM's or GRU's
+	 * weights: docs/onnx.md).  rows 0: the floats as they are.  Else they
+	 * are a rows x (count / rows) matrix S, row-major, whose columns are
+	 * `blocks` equal blocks (0 or 1: one); the file holds P, P's column
+	 * block b being S's block (perm >> 4 b) & 15, or P transposed
+	 * (transpose 1: P's column j is the file's row j).  Pieces with the
+	 * same `at` fill one tensor one after the other. */
+	int64_t rows, blocks, perm, transpose;
 } nnrt_onnx_piece;
 enum { NNRT_ONNX_PARAMS = 0, NNRT_ONNX_STATE = 1 };
+/* nnrt_onnx.version: 2 since the pieces carry a layout (objects of an
+ * older nnc are refused with a message asking to rebuild them) */
+#define NNRT_ONNX_VERSION 2
 typedef struct nnrt_onnx {
-	int64_t version;             /* 1 */
+	int64_t version;             /* NNRT_ONNX_VERSION */
 	const char *error;           /* why the model has no ONNX form (an op without a mapping), or NULL */
 	const unsigned char *bytes;  /* the ModelProto without the payloads */
 	int64_t len;

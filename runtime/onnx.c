@@ -7,7 +7,9 @@
  * embeds it without the payloads of the tensors that hold parameters or
  * state; their sizes are static, so writing the file is copying bytes and
  * floats in order, and the runtime needs no protobuf library.  The floats
- * go out little-endian, as ONNX's raw_data requires, whatever the host.
+ * go out little-endian, as ONNX's raw_data requires, whatever the host,
+ * and in the layout the piece gives where ONNX's is not nnc's (an LSTM's
+ * weights transposed, its gates in ONNX's order): a gather per float.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,16 +29,51 @@ static void say(char *err, size_t n, const char *fmt, const char *a, const char 
 		snprintf(err, n, fmt, a, b);
 }
 
-/* Writes count floats little-endian; returns whether all were written. */
-static int put_floats(FILE *f, const float *x, int64_t count)
+/* Whether p's layout (nnrt.h) describes a matrix of its floats: rows
+ * divides count, blocks its columns, and perm names blocks that exist. */
+static int layout_ok(const nnrt_onnx_piece *p)
+{
+	if (p->rows == 0)
+		return 1;
+	if (p->rows < 0 || p->count % p->rows || p->blocks < 0 || p->blocks > 16 || (p->transpose & ~(int64_t)1))
+		return 0;
+	int64_t cols = p->count / p->rows, nb = p->blocks > 1 ? p->blocks : 1;
+	if (cols % nb)
+		return 0;
+	for (int64_t b = 0; nb > 1 && b < nb; b++)
+		if (((p->perm >> (4 * b)) & 15) >= nb)
+			return 0;
+	return 1;
+}
+
+/* The index into the piece's source of the file's i-th float (layout_ok) */
+static int64_t source_index(const nnrt_onnx_piece *p, int64_t i)
+{
+	if (p->rows == 0)
+		return i;
+	int64_t cols = p->count / p->rows, r, c;
+	if (p->transpose)
+		c = i / p->rows, r = i % p->rows;
+	else
+		r = i / cols, c = i % cols;
+	if (p->blocks > 1) {
+		int64_t w = cols / p->blocks;
+		c = ((p->perm >> (4 * (c / w))) & 15) * w + c % w;
+	}
+	return r * cols + c;
+}
+
+/* Writes p's count floats of x little-endian, in p's layout; returns
+ * whether all were written. */
+static int put_floats(FILE *f, const float *x, const nnrt_onnx_piece *p)
 {
 	unsigned char buf[4096];
-	int64_t i = 0;
+	int64_t i = 0, count = p->count;
 	while (i < count) {
 		size_t k = 0;
 		for (; i < count && k + 4 <= sizeof buf; i++, k += 4) {
 			uint32_t u;
-			memcpy(&u, &x[i], 4);
+			memcpy(&u, &x[source_index(p, i)], 4);
 			buf[k] = (unsigned char)u;
 			buf[k + 1] = (unsigned char)(u >> 8);
 			buf[k + 2] = (unsigned char)(u >> 16);
@@ -55,10 +92,19 @@ int nnrt_onnx_write(const nnrt_onnx *o, const float *params, const float *state,
 		say(err, n, "%s%s", "no ONNX graph or no file name", "");
 		return NNRT_ERR_ARG;
 	}
+	if (o->version != NNRT_ONNX_VERSION) {
+		say(err, n, "%s%s", "the model's ONNX graph is of another nnc version: rebuild the program with this nnc", "");
+		return NNRT_ERR_MODEL;
+	}
 	if (o->error) {
 		say(err, n, "%s%s", o->error, "");
 		return NNRT_ERR_MODEL;
 	}
+	for (int64_t i = 0; i < o->n_pieces; i++)
+		if (!layout_ok(&o->pieces[i])) {
+			say(err, n, "%s%s", "the model's ONNX graph is malformed (a tensor's layout)", "");
+			return NNRT_ERR_MODEL;
+		}
 	size_t plen = strlen(path);
 	char *tmp = malloc(plen + 16);
 	if (!tmp) {
@@ -78,7 +124,7 @@ int nnrt_onnx_write(const nnrt_onnx *o, const float *params, const float *state,
 		const nnrt_onnx_piece *p = &o->pieces[i];
 		const float *src = p->from == NNRT_ONNX_STATE ? state : params;
 		ok = fwrite(o->bytes + pos, 1, (size_t)(p->at - pos), f) == (size_t)(p->at - pos) &&
-		     put_floats(f, src + p->offset, p->count);
+		     put_floats(f, src + p->offset, p);
 		pos = p->at;
 	}
 	ok = ok && fwrite(o->bytes + pos, 1, (size_t)(o->len - pos), f) == (size_t)(o->len - pos);

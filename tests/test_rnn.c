@@ -13,8 +13,8 @@
  *   threads    1, 2 and 3 threads give bit-identical parameters after three
  *              Adam steps, with chunks and with one chunk split across the
  *              threads;
- *   programs   errors at the right line, --emit-onnx refused naming the
- *              layer, examples/charlstm.nn trained on a slice of the
+ *   programs   errors at the right line (their ONNX export is
+ *              test_onnx.c's), examples/charlstm.nn trained on a slice of the
  *              fortunes corpus, and --generate from it.
  */
 #include <criterion/criterion.h>
@@ -377,27 +377,6 @@ Test(rnn, diagnostics)
 		write_file(nnc_sprintf("%s/d.nn", dir), src);
 		cr_assert_eq(sh_rerun(&out, "'%s' '%s/d.nn' -o '%s/d'", NNC_EXE, dir, dir), 1, "%s: %s", diags[i].name, out);
 		cr_assert(strstr(out, diags[i].want), "%s: want\n%s\ngot\n%s", diags[i].name, diags[i].want, out);
-		free(out);
-		sh_rmtree(dir);
-	}
-}
-
-/* ONNX's LSTM and GRU order the gates and keep the weights otherwise than
- * these layers: --emit-onnx refuses them with the layer and its place */
-Test(rnn, onnx_export_refused)
-{
-	static const char *const layer[2] = {"lstm", "gru"};
-	for (int i = 0; i < 2; i++) {
-		char *src = nnc_sprintf("model o\ninput x : token(10)[6]\nlabel y : class(10)[6]\n"
-					"h = x |> embedding(10, 4) |> %s(8)\nlogits = h |> dense(10)\nloss softmax_cross_entropy(logits, y)\n"
-					"optimizer adam(lr: 0.01)\ntrain {\n  data: reverse(count: 10)\n  batch: 4\n}\n",
-					layer[i]);
-		char dir[256], *out = NULL;
-		sh_mktemp(dir, sizeof dir, "rnnonnx");
-		write_file(nnc_sprintf("%s/o.nn", dir), src);
-		cr_assert_eq(sh_rerun(&out, "'%s' '%s/o.nn' --emit-onnx '%s/o.onnx'", NNC_EXE, dir, dir), 1, "%s", out);
-		char *want = nnc_sprintf("o.nn:4:5: the op '%s' has no ONNX mapping", layer[i]);
-		cr_assert(strstr(out, want), "want\n%s\ngot\n%s", want, out);
 		free(out);
 		sh_rmtree(dir);
 	}
