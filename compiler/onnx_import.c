@@ -191,6 +191,15 @@ static int add_value(importer *im, const char *name)
 	return im->nvals++;
 }
 
+/* ov becomes another name of value x (an Identity, a Flatten of a vector):
+ * x's readers are then its own but the aliasing node, and ov's, so that a
+ * value read through several names ends its line like one read twice. */
+static void alias_of(importer *im, value *ov, int x)
+{
+	ov->alias = x;
+	im->vals[x].uses += ov->uses - 1;
+}
+
 static int resolve(importer *im, int v)
 {
 	while (v >= 0 && im->vals[v].alias >= 0 && !im->vals[v].softmax)
@@ -1018,7 +1027,7 @@ static bool node(importer *im, const Node *n, int out)
 			}
 		}
 		if (xv->nnc_rank == 1) {
-			ov->alias = xr;
+			alias_of(im, ov, xr);
 		} else {
 			stage(im, xr, out, "flatten");
 		}
@@ -1026,7 +1035,7 @@ static bool node(importer *im, const Node *n, int out)
 		return true;
 	}
 	if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) {
-		ov->alias = xr;
+		alias_of(im, ov, xr);
 		set_shape(ov, xv->rank, xv->dims);
 		ov->nnc_rank = xv->nnc_rank;
 		return true;

@@ -661,6 +661,37 @@ Test(onnx_import, a_residual_mlp_becomes_one_block)
 	free(nn);
 }
 
+/* A value read under several names (Identity of Identity, Flatten of a
+ * vector), each name read once: the program reads the value as often
+ * (an internal error of nnc import before), and computes what onnxruntime
+ * computes from the file. */
+Test(onnx_import, a_value_read_through_aliases)
+{
+	need_ort();
+	FILE *f = fopen(nnc_sprintf("%s/alias_rows.csv", dir), "w");
+	cr_assert(f);
+	uint64_t r = 11;
+	for (int i = 0; i < 50; i++)
+		for (int k = 0; k < 6; k++) {
+			r = r * 6364136223846793005ull + 1442695040888963407ull;
+			fprintf(f, "%.4f%c", (double)(r >> 40) / (1 << 24) * 4 - 2, k == 5 ? '\n' : ',');
+		}
+	fclose(f);
+	free(run_ok("import, compile, predict",
+		    "cd '%s' && '%s' import '%s/alias_reads.onnx' -o ar.nn && '%s' ar.nn -o ar && ./ar --load ar.ckpt "
+		    "--predict alias_rows.csv --probabilities | awk '{$2 = \"\"; print}' > ar.pred",
+		    dir, NNC_EXE, FIX, NNC_EXE));
+	char *nn = run_ok("cat", "cat '%s/ar.nn'", dir);
+	cr_expect(sh_has_line(nn, "add = fc2_2 + fc1_2") && sh_has_line(nn, "logits = add * add |> dense(4, bias: false, name: \"fc3\")"),
+		  "%s", nn);
+	free(nn);
+	char *out = run_ok("onnxruntime", "cd '%s' && NODE_PATH='%s' node '%s/ort_seq_check.js' '%s/alias_reads.onnx' "
+					  "alias_rows.csv ar.pred 1e-5",
+			   dir, ORT_MODULES, FIX, FIX);
+	cr_expect(strstr(out, "ok 50 sequences of 6, 4 values each"), "%s", out);
+	free(out);
+}
+
 /* A block is named after its scopes without their number, unless that
  * is a name sema keeps (a loss: mse) or the program's top level takes
  * (the input x). */
