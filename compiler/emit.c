@@ -176,11 +176,12 @@ static bool is_quick(LLVMValueRef f)
 					     (unsigned)strlen(NNC_QUICK_CODEGEN)) != NULL;
 }
 
-/* Code generation costs about the same per instruction in every kernel,
- * and LLVM's -O0 code generator (the quick part's) about a third of that
- * after the same optimisation (ResNet's glue and sample-major kernels:
- * 0.18 s instead of 0.61 s with llc). */
-enum { QUICK_COST_DIV = 3 };
+/* Optimisation and code generation cost about the same per instruction
+ * (as lowered) in every kernel, and in the quick part, whose optimisation is
+ * the same but whose code generation is LLVM's -O0, about half of that
+ * (ResNet, NNC_TIME=1: 65 us per instruction in the other parts, 33 in the
+ * quick one). */
+enum { QUICK_COST_DIV = 2 };
 
 /* The part of each function of m (fn_part[k] for the k-th, in module
  * order): the functions cg.c marked NNC_QUICK_CODEGEN (with `quick`) in
@@ -196,7 +197,7 @@ static unsigned plan_parts(LLVMModuleRef m, unsigned hot, bool quick, unsigned *
 	for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
 		nf++;
 	long *cost = nnc_alloc(sizeof(long) * (size_t)(nf ? nf : 1));
-	long load[NNC_EMIT_MAX_PARTS] = {0};
+	long load[NNC_EMIT_MAX_PARTS] = {0}, quick_load = 0;
 	bool any_quick = false;
 	long k = 0;
 	for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f), k++) {
@@ -205,6 +206,7 @@ static unsigned plan_parts(LLVMModuleRef m, unsigned hot, bool quick, unsigned *
 		if (quick && cost[k] && is_quick(f)) {
 			fn_part[k] = hot;
 			load[0] += cost[k] / QUICK_COST_DIV;
+			quick_load += cost[k];
 			cost[k] = 0; /* placed */
 			any_quick = true;
 		}
@@ -224,6 +226,11 @@ static unsigned plan_parts(LLVMModuleRef m, unsigned hot, bool quick, unsigned *
 		load[p] += cost[big];
 		cost[big] = 0;
 	}
+	const char *env = getenv("NNC_TIME");
+	if (env && *env && strcmp(env, "0"))
+		for (unsigned i = 0; i < hot; i++)
+			fprintf(stderr, "nnc: time: part %u planned: %ld instructions as lowered%s\n", i, load[i],
+				i || !any_quick ? "" : nnc_sprintf(" (%ld of them the quick part's share)", quick_load / QUICK_COST_DIV));
 	return hot + any_quick;
 }
 
