@@ -191,6 +191,16 @@ enum { QUICK_COST_DIV = 2 };
  * thread that finishes part 0 first takes the quick part next).  Ties go
  * to the lower part and the earlier function, so the plan depends on the
  * module alone.  The number of parts. */
+/* qsort's order for plan_parts: larger cost first, then module order */
+static const long *plan_cost;
+static int by_cost(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	if (plan_cost[x] != plan_cost[y])
+		return plan_cost[x] > plan_cost[y] ? -1 : 1;
+	return (x > y) - (x < y);
+}
+
 static unsigned plan_parts(LLVMModuleRef m, unsigned hot, bool quick, unsigned *fn_part)
 {
 	long nf = 0;
@@ -211,20 +221,21 @@ static unsigned plan_parts(LLVMModuleRef m, unsigned hot, bool quick, unsigned *
 			any_quick = true;
 		}
 	}
-	for (;;) { /* the largest unplaced function, into the lightest part */
-		long big = -1;
-		for (k = 0; k < nf; k++)
-			if (cost[k] && (big < 0 || cost[k] > cost[big]))
-				big = k;
-		if (big < 0)
-			break;
+	/* largest first (sorted once: a model of many layers has tens of
+	 * thousands of functions), each into the lightest part */
+	long *order = nnc_alloc(sizeof(long) * (size_t)(nf ? nf : 1)), no = 0;
+	for (k = 0; k < nf; k++)
+		if (cost[k])
+			order[no++] = k;
+	plan_cost = cost;
+	qsort(order, (size_t)no, sizeof *order, by_cost);
+	for (long j = 0; j < no; j++) {
 		unsigned p = 0;
 		for (unsigned i = 1; i < hot; i++)
 			if (load[i] < load[p])
 				p = i;
-		fn_part[big] = p;
-		load[p] += cost[big];
-		cost[big] = 0;
+		fn_part[order[j]] = p;
+		load[p] += cost[order[j]];
 	}
 	const char *env = getenv("NNC_TIME");
 	if (env && *env && strcmp(env, "0"))
