@@ -45,9 +45,14 @@ const char *nnc_pass_pipeline(int opt_level);
 int nnc_emit(LLVMModuleRef m, const nnc_target *t, int opt_level, emit_kind kind, const char *tmp);
 /* nnc_emit_objects splits a module of NNC_EMIT_SPLIT_MIN instructions or
  * more (as lowered, before optimisation) into NNC_EMIT_PARTS parts; NNC_CODEGEN_PARTS
- * in the environment (1..NNC_EMIT_MAX_PARTS) overrides that, for tests. */
+ * in the environment (1..NNC_EMIT_MAX_PARTS-1) overrides that, for tests.
+ * A split module's functions with the string attribute NNC_QUICK_CODEGEN
+ * (cg.c: code whose speed does not matter) go to one more part, generated
+ * by LLVM's -O0 code generator; NNC_QUICK_CODEGEN=0 in the environment
+ * leaves them with the others, for tests and comparisons. */
 #define NNC_EMIT_PARTS 2
-#define NNC_EMIT_MAX_PARTS 8
+#define NNC_EMIT_MAX_PARTS 9
+#define NNC_QUICK_CODEGEN "nnc-quick-codegen"
 #define NNC_EMIT_SPLIT_MIN 2000
 /* Verifies, optimises and generates m as *nparts (1..NNC_EMIT_MAX_PARTS)
  * object files on several threads (target_llvm.cpp), their scratch paths

@@ -59,6 +59,20 @@ static cg_unit new_unit(cg_module *m, const cg_ctx *proto, ir_graph *g, const ch
 
 /* ---- functions ---- */
 
+/* In an executable, code whose speed does not matter: the entry bodies
+ * (calls and barriers, a few per step) and main, and the sample-major
+ * copy's ops, which infer() runs there only for the last <= NNC_SMALL_BATCH
+ * samples of --predict or a plot.  emit.c generates it with LLVM's -O0
+ * code generator after the same optimisation (backend.h): ResNet's compile
+ * spent a fifth of its code generation on it.  An object (-c) keeps full
+ * code generation: embedding infers on a few samples at a time. */
+static void mark_quick(const cg_module *m, LLVMContextRef C, LLVMValueRef fn)
+{
+	if (m->opt->emit_main)
+		LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+					LLVMCreateStringAttribute(C, NNC_QUICK_CODEGEN, (unsigned)strlen(NNC_QUICK_CODEGEN), "", 0));
+}
+
 static void begin_fn(cg_ctx *c, LLVMValueRef fn)
 {
 	c->fn = fn;
@@ -137,6 +151,8 @@ static LLVMValueRef lower_fn_for(cg_unit *u, int id, bool train, bool shared, in
 	 * once keeps code size and compile time down */
 	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->C, noinline, 0));
+	if (*u->tag)
+		mark_quick(u->m, c->C, fn);
 	begin_fn(c, fn);
 	c->train_mode = train;
 	c->offs = shared ? LLVMGetParam(fn, 4) : NULL;
@@ -599,6 +615,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	LLVMValueRef fn = LLVMAddFunction(c->M, name, u->m->body_fn_t);
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	cg_fn_attrs(c, fn);
+	mark_quick(u->m, c->C, fn);
 	begin_fn(c, fn);
 	LLVMValueRef nsteps = cg_arg(c, CG_ARGS_n);
 	LLVMValueRef ck0 = chunk_args(c, cg_alloca(c, c->abi.chunk, "chunk0"), cg_i64(c, 0), nsteps);
@@ -771,6 +788,7 @@ static LLVMValueRef emit_infer(cg_unit *u, cg_unit *few, const char *name, const
 	LLVMValueRef small = LLVMAddFunction(c->M, nnc_sprintf("%s.few", name), u->m->body_fn_t);
 	LLVMSetLinkage(small, LLVMInternalLinkage);
 	cg_fn_attrs(c, small);
+	mark_quick(u->m, c->C, small);
 	begin_fn(c, small);
 	LLVMValueRef ck = chunk_args(c, cg_alloca(c, c->abi.chunk, "chunk0"), cg_i64(c, 0), cg_arg(c, CG_ARGS_n));
 	for (int k = 0; k < ns; k++)
@@ -781,6 +799,7 @@ static LLVMValueRef emit_infer(cg_unit *u, cg_unit *few, const char *name, const
 	LLVMValueRef fn = LLVMAddFunction(c->M, name, u->m->body_fn_t);
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	cg_fn_attrs(c, fn);
+	mark_quick(u->m, c->C, fn);
 	begin_fn(c, fn);
 	LLVMValueRef a[3] = {c->args, c->tid, c->nth};
 	LLVMValueRef cond = LLVMBuildICmp(c->B, LLVMIntSLE, cg_arg(c, CG_ARGS_n), cg_i64(c, NNC_SMALL_BATCH), "");

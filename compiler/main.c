@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <llvm/Config/llvm-config.h>
@@ -259,6 +260,31 @@ static int parse_args(int argc, char **argv, options *o)
 	return 0;
 }
 
+/* NNC_TIME=1: each phase's wall and CPU seconds on stderr (the parts of a
+ * split module report their own, target_llvm.cpp), to see where a compile's
+ * time goes (bench/README.md, "Compile time of the examples"). */
+static void phase_time(const char *phase)
+{
+	static int on = -1;
+	static struct timespec w0, c0;
+	if (on < 0) {
+		const char *env = getenv("NNC_TIME");
+		on = env && *env && strcmp(env, "0");
+		clock_gettime(CLOCK_MONOTONIC, &w0);
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+	}
+	if (!on || !phase)
+		return;
+	struct timespec w, c;
+	clock_gettime(CLOCK_MONOTONIC, &w);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c);
+	fprintf(stderr, "nnc: time: %-24s %.3f s (%.3f s CPU)\n", phase,
+		(double)(w.tv_sec - w0.tv_sec) + 1e-9 * (double)(w.tv_nsec - w0.tv_nsec),
+		(double)(c.tv_sec - c0.tv_sec) + 1e-9 * (double)(c.tv_nsec - c0.tv_nsec));
+	w0 = w;
+	c0 = c;
+}
+
 /* Writes text to the claimed output `path`, or to stdout if it is NULL
  * (checked once, when nnc closes it). */
 static int write_text(const char *path, const char *text)
@@ -362,12 +388,15 @@ static int write_code(const options *o, ir_graph *g, const nnc_train_config *cfg
 		if (!exe)
 			return NNC_EXIT_INTERNAL;
 		rc = nnc_emit_objects(mod, &o->target, o->opt_level, objs, &nobj);
+		phase_time("optimise and generate");
 		if (!rc)
 			rc = nnc_link(objs, nobj, exe);
+		phase_time("link");
 	} else {
 		emit_kind k = o->kind == OUT_OBJ ? EMIT_OBJ : o->kind == OUT_ASM ? EMIT_ASM : EMIT_LL;
 		const char *tmp = nnc_out_stage(out);
 		rc = tmp ? nnc_emit(mod, &o->target, o->opt_level, k, tmp) : NNC_EXIT_INTERNAL;
+		phase_time("optimise and generate");
 		if (!rc)
 			rc = write_header(o, g, cfg, out);
 	}
@@ -413,6 +442,7 @@ static int compile(const options *o)
 {
 	nnc_source src = {.path = o->input};
 	long len = 0;
+	phase_time(NULL); /* the clock starts */
 	int rc = nnc_out_claim_input(o->input);
 	if (rc)
 		return rc;
@@ -482,7 +512,9 @@ static int compile(const options *o)
 			 .emit_main = o->kind == OUT_EXE,
 			 .inference_only = o->inference_only, .prefix = o->prefix, .target = &o->target};
 	LLVMContextRef ctx = LLVMContextCreate();
+	phase_time("front end");
 	LLVMModuleRef mod = nnc_lower(g, &cfg, &co, ctx);
+	phase_time("lower");
 	nnc_onnx_embed(mod, &onnx, o->kind == OUT_EXE ? "nnrt_main_onnx"
 						       : nnc_sprintf("%s_onnx", o->prefix ? o->prefix : g->model_name));
 	rc = write_code(o, g, &cfg, mod, out);

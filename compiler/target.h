@@ -58,16 +58,17 @@ bool nnc_llvm_feature_known(LLVMTargetMachineRef tm, const char *name);
 bool nnc_llvm_feature_enabled(LLVMTargetMachineRef tm, const char *name);
 void nnc_llvm_print_cpus(LLVMTargetMachineRef tm, FILE *f);
 void nnc_llvm_print_features(LLVMTargetMachineRef tm, FILE *f);
-/* Splits the module m into n parts and, on `threads` threads, optimises
- * part i with optimise(part, tms[i], arg) (NULL: m is optimised already;
- * it returns false with a message in *err) and generates its object code
- * with tms[i] into out[i] (the caller disposes of the buffers); the bytes do
- * not depend on `threads`.  m is left fit only for LLVMDisposeModule (its
- * bodies are deleted to save memory).  false and *err (LLVMDisposeMessage)
- * on failure. */
+/* Splits the module m into n parts, the body of its k-th function (in
+ * module order, declarations counted) into part fn_part[k], and, on
+ * `threads` threads, optimises part i with optimise(part, tms[i], arg)
+ * (NULL: m is optimised already; it returns false with a message in *err)
+ * and generates its object code with tms[i] into out[i] (the caller
+ * disposes of the buffers); the bytes do not depend on `threads`.  m is
+ * left fit only for LLVMDisposeModule (its bodies are deleted to save
+ * memory).  false and *err (LLVMDisposeMessage) on failure. */
 typedef bool nnc_part_pass_fn(LLVMModuleRef part, LLVMTargetMachineRef tm, void *arg, char **err);
-bool nnc_llvm_emit_split(LLVMModuleRef m, LLVMTargetMachineRef *tms, unsigned n, unsigned threads,
-			 nnc_part_pass_fn *optimise, void *arg, LLVMMemoryBufferRef *out, char **err);
+bool nnc_llvm_emit_split(LLVMModuleRef m, const unsigned *fn_part, LLVMTargetMachineRef *tms, unsigned n,
+			 unsigned threads, nnc_part_pass_fn *optimise, void *arg, LLVMMemoryBufferRef *out, char **err);
 
 #ifdef __cplusplus
 }
