@@ -280,7 +280,7 @@ def main(argv=None):
                   {"params": [p for k, p in P.items() if not decays(k, p)], "weight_decay": 0.0}]
         opt = torch.optim.AdamW(groups, lr=lr, betas=BETAS, eps=EPS)
     rng = Xoshiro(state=rng_state)
-    losses, steps, seen, elapsed, epoch = [], 0, 0, 0.0, 0
+    losses, steps, seen, elapsed, cpu, epoch = [], 0, 0, 0.0, 0.0, 0
     limit_steps = args.steps or (None if args.seconds else (len(train_ids) + BATCH - 1) // BATCH)
     done = False
     while not done:
@@ -288,7 +288,7 @@ def main(argv=None):
         perm = list(train_ids)
         rng.shuffle(perm)
         perm = torch.as_tensor(perm)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for b in range(0, len(perm), BATCH):
             idx = perm[b:b + BATCH]
             xb, yb = x[idx], y[idx]
@@ -305,9 +305,10 @@ def main(argv=None):
                 done = True
                 break
         elapsed += time.perf_counter() - t0
+        cpu += time.process_time() - c0
     res = {"impl": "pytorch", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
            "dtype": str(dtype), "steps": steps, "samples": seen, "epochs": epoch, "seconds": elapsed,
-           "samples_per_s": seen / elapsed, "train_windows": len(train_ids), "val_windows": len(val_ids)}
+           "samples_per_s": seen / elapsed, "cpu_seconds": cpu, "train_windows": len(train_ids), "val_windows": len(val_ids)}
     if args.log_losses:
         res["losses"] = losses
     if args.seconds:

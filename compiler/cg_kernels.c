@@ -271,18 +271,27 @@ static void gemm_task(cg_ctx *c, const gemm_spec *s, const gemm_plan *pl, LLVMVa
 		      LLVMValueRef j0, int mr, int nv, int tail)
 {
 	int64_t kc = pl->kc;
-	if (!LLVMIsAConstantInt(s->K) || LLVMConstIntGetSExtValue(s->K) <= kc) {
+	bool kconst = LLVMIsAConstantInt(s->K);
+	if (kconst ? LLVMConstIntGetSExtValue(s->K) <= kc : s->kmax <= kc) {
 		LLVMValueRef yes = LLVMConstInt(c->i1, 1, 0);
 		kslice ks = {cg_i64(c, 0), s->K, yes, yes};
 		gemm_slice(c, s, pl, &ks, b0, b1, j0, mr, nv, tail);
 		return;
 	}
-	int64_t K = LLVMConstIntGetSExtValue(s->K), nk = (K + kc - 1) / kc;
-	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nk), 1); /* one copy of the code for all slices */
+	/* nk slices of kc (the last shorter); a run-time K (dW: the chunk's
+	 * rows) has at least one slice, so that C is written even for K = 0 */
+	LLVMValueRef nk;
+	if (kconst) {
+		nk = cg_i64(c, (LLVMConstIntGetSExtValue(s->K) + kc - 1) / kc);
+	} else {
+		nk = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->K, cg_i64(c, kc - 1), ""), cg_i64(c, kc), "");
+		nk = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, nk, cg_i64(c, 1), ""), cg_i64(c, 1), nk, "");
+	}
+	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), nk, 1); /* one copy of the code for all slices */
 	LLVMValueRef k0 = LLVMBuildMul(c->B, q.i, cg_i64(c, kc), "");
-	kslice ks = {k0, cg_min_i64(c, cg_i64(c, K), LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
+	kslice ks = {k0, cg_min_i64(c, s->K, LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
 		     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, cg_i64(c, 0), ""),
-		     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, cg_i64(c, nk - 1), "")};
+		     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, LLVMBuildSub(c->B, nk, cg_i64(c, 1), ""), "")};
 	gemm_slice(c, s, pl, &ks, b0, b1, j0, mr, nv, tail);
 	cg_loop_end(c, &q);
 }
@@ -306,24 +315,21 @@ static gemm_plan gemm_blocking(cg_ctx *c, const gemm_spec *s, int mr, int nv, in
 	*group = GEMM_ROWS_PER_TASK / mr > 1 ? GEMM_ROWS_PER_TASK / mr : 1;
 	int64_t jw = (int64_t)nv * CG_VW;
 	bool pack = s->ldb >= GEMM_PACK_LD && s->mmax >= 2 * mr && K > 0;
-	if (!pack) { /* the unpacked blocking (constant K only; a slice of 1.5 kc stays whole) */
+	if (!pack) { /* the unpacked blocking (a slice of 1.5 kc stays whole) */
 		int64_t kc = GEMM_L1_BYTES / (jw * 4);
-		pl.kc = kconst && K > kc + kc / 2 ? even_slices(K, kc) : K > 0 ? K : 1;
-		if (!kconst)
+		pl.kc = K > kc + kc / 2 ? even_slices(K, kc) : K > 0 ? K : 1;
+		if (!kconst && K <= 0) /* a run-time K of unknown bound: one slice */
 			pl.kc = INT64_MAX;
 		return pl;
 	}
-	/* half of L1; at most 64 KiB on the thread's stack, whatever NNC_CACHE says */
+	/* half of L1; at most 64 KiB on the thread's stack, whatever NNC_CACHE says.
+	 * A run-time K (dW: the chunk's rows) is sliced for its bound, kmax. */
 	int64_t kc = (c->l1 < 128 * 1024 ? c->l1 : 128 * 1024) / 2 / (jw * 4);
 	if (kc < 16)
 		kc = 16;
 	pl.kc = even_slices(K, kc);
-	if (!kconst && K > pl.kc) { /* a run-time K longer than a panel: not packed */
-		pl.kc = INT64_MAX;
-		return pl;
-	}
 	pl.panel = cg_alloca(c, LLVMArrayType(c->f32, (unsigned)(pl.kc * jw)), "panel");
-	if (kconst) { /* the task's rows of A in half of L2 */
+	if (K > 0) { /* the task's rows of A in half of L2 */
 		int64_t rows = c->l2 / 2 / (K * 4) / mr * mr;
 		if (rows < 2 * mr)
 			rows = 2 * mr;
@@ -580,26 +586,42 @@ void lower_dense_bw(cg_ctx *c, ir_node *n)
 	gemm(c, &s);
 }
 
-/* db[o] = sum_n dy[n, o]; tasks are vectors of o */
+/* db[o] = sum_n dy[n, o], each column's rows in order.  A task is a group
+ * of BIAS_GROUP vectors of o (256 contiguous bytes of each row), so one pass
+ * over dy serves 64 columns: a per-position gradient ([n T, O], megabytes)
+ * was read once per vector, from L3. */
+#define BIAS_GROUP 4
+
 void lower_bias_grad(cg_ctx *c, ir_node *n)
 {
 	ir_node *dy = operand(c, n, 0);
-	int64_t O = n->size, nvec = (O + CG_VW - 1) / CG_VW;
+	int64_t O = n->size, nvec = (O + CG_VW - 1) / CG_VW, ng = (nvec + BIAS_GROUP - 1) / BIAS_GROUP;
 	LLVMValueRef src = cg_tensor(c, dy), dst = cg_tensor(c, n);
 	LLVMValueRef rows = batch_rows(c, ir_rows(n)); /* [n R][O] */
 	LLVMValueRef lo, hi;
-	cg_partition(c, cg_i64(c, nvec), &lo, &hi);
+	cg_partition(c, cg_i64(c, ng), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
 	{
-		LLVMValueRef j = LLVMBuildMul(c->B, t.i, cg_i64(c, CG_VW), "");
-		LLVMValueRef mask = cg_mask_dyn(c, LLVMBuildSub(c->B, cg_i64(c, O), j, ""));
-		LLVMValueRef acc = cg_alloca(c, c->v16, "acc");
-		cg_store(c, LLVMConstNull(c->v16), acc);
+		LLVMValueRef j = LLVMBuildMul(c->B, t.i, cg_i64(c, BIAS_GROUP * CG_VW), "");
+		LLVMValueRef acc[BIAS_GROUP], mask[BIAS_GROUP];
+		int gv = nvec < BIAS_GROUP ? (int)nvec : BIAS_GROUP;
+		for (int v = 0; v < gv; v++) {
+			LLVMValueRef jv = LLVMBuildAdd(c->B, j, cg_i64(c, v * CG_VW), "");
+			/* every group full: plain loads; else lanes past O (a whole vector past it: none) */
+			mask[v] = O % (BIAS_GROUP * CG_VW) ? cg_mask_dyn(c, LLVMBuildSub(c->B, cg_i64(c, O), jv, "")) : NULL;
+			acc[v] = cg_alloca(c, c->v16, "acc");
+			cg_store(c, LLVMConstNull(c->v16), acc[v]);
+		}
 		cg_loop r = cg_loop_begin(c, cg_i64(c, 0), rows, 1);
 		LLVMValueRef off = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, r.i, cg_i64(c, O), ""), j, "");
-		cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->v16, acc), cg_vload(c, cg_gep(c, src, off), mask), ""), acc);
+		for (int v = 0; v < gv; v++) {
+			LLVMValueRef p = cg_gep(c, src, LLVMBuildAdd(c->B, off, cg_i64(c, v * CG_VW), ""));
+			cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->v16, acc[v]), cg_vload(c, p, mask[v]), ""), acc[v]);
+		}
 		cg_loop_end(c, &r);
-		cg_vstore(c, cg_load(c, c->v16, acc), cg_gep(c, dst, j), mask);
+		for (int v = 0; v < gv; v++)
+			cg_vstore(c, cg_load(c, c->v16, acc[v]),
+				  cg_gep(c, dst, LLVMBuildAdd(c->B, j, cg_i64(c, v * CG_VW), "")), mask[v]);
 	}
 	cg_loop_end(c, &t);
 }

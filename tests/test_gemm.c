@@ -35,6 +35,11 @@
  *   263 -> 31   forward not packed (N = 31); dx packed (Wt rows 263 apart)
  *   31 -> 1     one output column; K = 31, just below a slice
  *   1 -> 255    (second net) K = 1; N = 255 just below the threshold
+ * The third net is per position (24 rows a sample): the weight gradients'
+ * K is the chunk's rows at run time (up to 960), sliced for that bound:
+ *   20 -> 300   dW packed (ldb 300), in slices of 32 rows with the tiny L1
+ *               (one of 960 with the large one), the last slice partial
+ *   300 -> 40   dW not packed, K cut in two slices of 480 (32 KiB of B)
  */
 static const char *nets[] = {
 	"model g\n"
@@ -58,7 +63,17 @@ static const char *nets[] = {
 	"loss softmax_cross_entropy(logits, y)\n"
 	"optimizer sgd(lr: 0.1)\n"
 	"train {\n  data: idx(\"/nonexistent/a\", \"/nonexistent/b\")\n  batch: 29\n}\n",
+
+	"model p\n"
+	"input x : token(13)[24]\n"
+	"label y : class(13)[24]\n"
+	"a = x |> embedding(13, 20) |> dense(300) |> gelu\n"
+	"logits = a |> dense(40) |> tanh |> dense(13)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer sgd(lr: 0.1)\n"
+	"train {\n  data: text(\"/nonexistent/corpus.txt\", context: 24)\n  batch: 40\n}\n",
 };
+#define SEQ_NET 2 /* nets[SEQ_NET] reads tokens */
 
 /* One step's results: the gradients, the loss and the inference outputs. */
 typedef struct result {
@@ -66,12 +81,15 @@ typedef struct result {
 	double loss;
 } result;
 
-static result step(const jitted *j, int64_t n, int threads)
+static result step(const jitted *j, int64_t n, int threads, bool tokens)
 {
 	const nnrt_model *m = j->m;
 	state s = th_state_new(m);
 	th_fill_params(m, s.params, 11);
-	th_fill_batch(&s, n, 12);
+	if (tokens)
+		th_fill_tokens(&s, n, 13, 12, false);
+	else
+		th_fill_batch(&s, n, 12);
 	nnrt_set_threads(threads);
 	memset(s.a.hp, 0, sizeof s.a.hp);
 	th_run(&s, m->train_step, n);
@@ -144,11 +162,12 @@ static void check(int net, int vacc, int64_t chunks)
 	int64_t B = tiny.m->batch, ns[] = {1, 7, B / 2 + 1, B - 1, B};
 	for (size_t k = 0; k < NELEMS(ns); k++) {
 		int64_t n = ns[k];
-		result t1 = step(&tiny, n, 1), w1 = step(&wide, n, 1), r1 = step(&ref, n, 1);
+		bool tok = net == SEQ_NET;
+		result t1 = step(&tiny, n, 1, tok), w1 = step(&wide, n, 1, tok), r1 = step(&ref, n, 1, tok);
 		same_bits(&tiny, &t1, &w1, n, "tiny vs large caches");
 		close_to(&tiny, &t1, &r1, n);
 		for (int th = 2; th <= 3; th++) {
-			result tt = step(&tiny, n, th);
+			result tt = step(&tiny, n, th, tok);
 			same_bits(&tiny, &tt, &t1, n, th == 2 ? "2 threads vs 1" : "3 threads vs 1");
 			result_free(&tt);
 		}
@@ -166,6 +185,9 @@ Test(gemm, odd_shapes_avx512_tiles) { check(0, 24, 0); }
 Test(gemm, odd_shapes_one_chunk) { check(0, 6, 1); }
 Test(gemm, threshold_widths_avx2_tiles) { check(1, 6, 0); }
 Test(gemm, threshold_widths_avx512_tiles) { check(1, 24, 3); }
+Test(gemm, run_time_k_slices_avx2_tiles) { check(SEQ_NET, 6, 0); }
+Test(gemm, run_time_k_slices_avx512_tiles) { check(SEQ_NET, 24, 0); }
+Test(gemm, run_time_k_slices_one_chunk) { check(SEQ_NET, 6, 1); }
 
 /* NNC_CACHE and the sizes of cg_options: the options win, the variable
  * comes next, a malformed one is ignored. */
