@@ -614,6 +614,32 @@ Test(onnx_import, repeated_sub_graphs_become_blocks)
 	free(params);
 }
 
+/* nnc import of FIX/FILE.onnx (a graph of 6 inputs and 4 scores) into
+ * NAME.nn, compiled, predicting 50 rows of random inputs drawn from seed;
+ * the program's text (malloc'd), having checked that its scores are
+ * onnxruntime's from the file to 1e-5. */
+static char *import_and_match_onnxruntime(const char *file, const char *name, uint64_t seed)
+{
+	FILE *f = fopen(nnc_sprintf("%s/%s.csv", dir, name), "w");
+	cr_assert(f);
+	for (int i = 0; i < 50; i++)
+		for (int k = 0; k < 6; k++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			fprintf(f, "%.4f%c", (double)(seed >> 40) / (1 << 24) * 4 - 2, k == 5 ? '\n' : ',');
+		}
+	fclose(f);
+	free(run_ok("import, compile, predict",
+		    "cd '%s' && '%s' import '%s/%s.onnx' -o %s.nn && '%s' %s.nn -o %s && ./%s --load %s.ckpt --predict "
+		    "%s.csv --probabilities | awk '{$2 = \"\"; print}' > %s.pred",
+		    dir, NNC_EXE, FIX, file, name, NNC_EXE, name, name, name, name, name, name));
+	char *out = run_ok("onnxruntime", "cd '%s' && NODE_PATH='%s' node '%s/ort_seq_check.js' '%s/%s.onnx' %s.csv "
+					  "%s.pred 1e-5",
+			   dir, ORT_MODULES, FIX, FIX, file, name, name);
+	cr_expect(strstr(out, "ok 50 sequences of 6, 4 values each"), "%s: %s", file, out);
+	free(out);
+	return run_ok("cat", "cat '%s/%s.nn'", dir, name);
+}
+
 /* make_bad.py's residual MLP: three scopes /b1 /b2 /b3 of one structure,
  * the third of 8 units, are one block b(x, units); the program computes
  * what onnxruntime computes from the file (all 4 scores of 50 rows).  The
@@ -623,20 +649,7 @@ Test(onnx_import, repeated_sub_graphs_become_blocks)
 Test(onnx_import, a_residual_mlp_becomes_one_block)
 {
 	need_ort();
-	FILE *f = fopen(nnc_sprintf("%s/rows.csv", dir), "w");
-	cr_assert(f);
-	uint64_t r = 7;
-	for (int i = 0; i < 50; i++)
-		for (int k = 0; k < 6; k++) {
-			r = r * 6364136223846793005ull + 1442695040888963407ull;
-			fprintf(f, "%.4f%c", (double)(r >> 40) / (1 << 24) * 4 - 2, k == 5 ? '\n' : ',');
-		}
-	fclose(f);
-	free(run_ok("import, compile, predict",
-		    "cd '%s' && '%s' import '%s/blocks_mlp.onnx' -o bm.nn && '%s' bm.nn -o bm && ./bm --load bm.ckpt --predict "
-		    "rows.csv --probabilities | awk '{$2 = \"\"; print}' > bm.pred",
-		    dir, NNC_EXE, FIX, NNC_EXE));
-	char *nn = run_ok("cat", "cat '%s/bm.nn'", dir);
+	char *nn = import_and_match_onnxruntime("blocks_mlp", "bm", 7);
 	static const char *lines[] = {
 		"block b(x, units) {",
 		"    |> dense(units, bias: false, name: \"fc1\")",
@@ -649,11 +662,6 @@ Test(onnx_import, a_residual_mlp_becomes_one_block)
 	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
 		cr_expect(sh_has_line(nn, lines[i]), "no line '%s' in:\n%s", lines[i], nn);
 	free(nn);
-	char *out = run_ok("onnxruntime", "cd '%s' && NODE_PATH='%s' node '%s/ort_seq_check.js' '%s/blocks_mlp.onnx' rows.csv "
-					  "bm.pred 1e-5",
-			   dir, ORT_MODULES, FIX, FIX);
-	cr_expect(strstr(out, "ok 50 sequences of 6, 4 values each"), "%s", out);
-	free(out);
 	free(run_ok("import, compile", "cd '%s' && '%s' import '%s/blocks_unnamed.onnx' -o bu.nn && '%s' bu.nn -o bu", dir,
 		    NNC_EXE, FIX, NNC_EXE));
 	nn = run_ok("cat", "cat '%s/bu.nn'", dir);
@@ -668,28 +676,10 @@ Test(onnx_import, a_residual_mlp_becomes_one_block)
 Test(onnx_import, a_value_read_through_aliases)
 {
 	need_ort();
-	FILE *f = fopen(nnc_sprintf("%s/alias_rows.csv", dir), "w");
-	cr_assert(f);
-	uint64_t r = 11;
-	for (int i = 0; i < 50; i++)
-		for (int k = 0; k < 6; k++) {
-			r = r * 6364136223846793005ull + 1442695040888963407ull;
-			fprintf(f, "%.4f%c", (double)(r >> 40) / (1 << 24) * 4 - 2, k == 5 ? '\n' : ',');
-		}
-	fclose(f);
-	free(run_ok("import, compile, predict",
-		    "cd '%s' && '%s' import '%s/alias_reads.onnx' -o ar.nn && '%s' ar.nn -o ar && ./ar --load ar.ckpt "
-		    "--predict alias_rows.csv --probabilities | awk '{$2 = \"\"; print}' > ar.pred",
-		    dir, NNC_EXE, FIX, NNC_EXE));
-	char *nn = run_ok("cat", "cat '%s/ar.nn'", dir);
+	char *nn = import_and_match_onnxruntime("alias_reads", "ar", 11);
 	cr_expect(sh_has_line(nn, "add = fc2_2 + fc1_2") && sh_has_line(nn, "logits = add * add |> dense(4, bias: false, name: \"fc3\")"),
 		  "%s", nn);
 	free(nn);
-	char *out = run_ok("onnxruntime", "cd '%s' && NODE_PATH='%s' node '%s/ort_seq_check.js' '%s/alias_reads.onnx' "
-					  "alias_rows.csv ar.pred 1e-5",
-			   dir, ORT_MODULES, FIX, FIX);
-	cr_expect(strstr(out, "ok 50 sequences of 6, 4 values each"), "%s", out);
-	free(out);
 }
 
 /* A block is named after its scopes without their number, unless that
