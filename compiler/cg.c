@@ -1004,10 +1004,10 @@ static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options 
 	v[CG_MODEL_n_ops] = ci32(c, n_ops);
 	v[CG_MODEL_profiled] = ci32(c, opt->profile);
 	v[CG_MODEL_cpu_features] = cstr(c, nnc_target_required(opt->target));
-	v[CG_MODEL_aug_crop_pad] = ci32(c, (int32_t)cfg->aug.crop_pad);
-	v[CG_MODEL_aug_erase_size] = ci32(c, (int32_t)cfg->aug.erase_size);
-	v[CG_MODEL_aug_flip_p] = cg_f32(c, cfg->aug.flip_p);
-	v[CG_MODEL_aug_erase_p] = cg_f32(c, cfg->aug.erase_p);
+	v[CG_MODEL_aug_crop_pad] = ci32(c, cfg->aug.spec.crop_pad);
+	v[CG_MODEL_aug_erase_size] = ci32(c, cfg->aug.spec.erase_size);
+	v[CG_MODEL_aug_flip_p] = cg_f32(c, cfg->aug.spec.flip_p);
+	v[CG_MODEL_aug_erase_p] = cg_f32(c, cfg->aug.spec.erase_p);
 	v[CG_MODEL_val_fraction] = cg_f32(c, cfg->val_fraction);
 	v[CG_MODEL_es_metric] = ci32(c, (int32_t)cfg->es_metric);
 	v[CG_MODEL_es_patience] = ci32(c, (int32_t)cfg->es_patience);

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "ast.h"
+#include "augment.h"
 #include "nnrt.h"
 #include "util.h"
 
@@ -207,8 +208,7 @@ typedef struct nnc_train_config {
 	int64_t batch, epochs, seed;
 	nnrt_data_spec train, test;
 	struct {                  /* the train block's augment: (nnrt_model's aug_*) */
-		int64_t crop_pad, erase_size;
-		double flip_p, erase_p;
+		nnrt_augment_spec spec; /* the transforms (runtime/augment.h) */
 		nnc_loc loc;      /* of the augment: list, for the check against the input */
 	} aug;
 	double val_fraction;      /* the train block's validation: as a fraction (0: none) */

@@ -794,10 +794,10 @@ static const char *const train_keys[] = {"data",     "test",   "batch",	   "epoc
 
 /* augment: [crop(pad: 4), flip, flip(p: 0.5), erase(size: 8, p: 0.5)]
  * The transforms of the training images; whatever the list's order, they
- * run as crop, flip, erase (augment.c).  Their fit to the input's shape is
- * checked at the end (sema_check_augment), the input may come later. */
-static const char *const augment_names[] = {"crop", "flip", "erase", NULL};
-
+ * run as crop, flip, erase (augment.c).  Names, options, ranges and
+ * messages are the runtime's (runtime/augment.h), which reads the binary's
+ * --augment with the same rules.  Their fit to the input's shape is checked
+ * at the end (sema_check_augment), the input may come later. */
 static void augment_setting(sema *s, const nnc_arg *a, nnc_train_config *cfg)
 {
 	const nnc_ast *l = a->value;
@@ -806,65 +806,53 @@ static void augment_setting(sema *s, const nnc_arg *a, nnc_train_config *cfg)
 		return;
 	}
 	cfg->aug.loc = l->loc;
-	bool seen[3] = {false, false, false};
+	nnrt_augment_spec *spec = &cfg->aug.spec;
+	bool seen[NNRT_AUG_COUNT] = {false};
+	char why[256];
 	for (int i = 0; i < l->nargs; i++) {
 		const nnc_ast *e = l->args[i].value;
 		if (e->kind != AST_NAME && e->kind != AST_CALL) {
-			nnc_error(s->src, e->loc, "a transform is expected here: crop(pad: N), flip or erase(size: N)");
+			nnc_error(s->src, e->loc, "a transform is expected here: %s", nnrt_augment_forms);
 			continue;
 		}
 		nnc_loc at = e->kind == AST_CALL ? e->callee_loc : e->loc;
-		int which = -1;
-		for (int k = 0; augment_names[k]; k++)
-			if (!strcmp(augment_names[k], e->str))
-				which = k;
-		if (which < 0) {
+		int tr = -1;
+		for (int k = 0; k < NNRT_AUG_COUNT; k++)
+			if (!strcmp(nnrt_augment_names[k], e->str))
+				tr = k;
+		if (tr < 0) {
 			nnc_error(s->src, at, "unknown transform '%s'", e->str);
-			const char *best = nnc_suggest(e->str, augment_names);
+			const char *best = nnc_suggest(e->str, nnrt_augment_names);
 			if (best)
 				nnc_hint("did you mean '%s'?", best);
 			else
-				nnc_hint("transforms are: %s", sema_join_choices(augment_names));
+				nnc_hint("transforms are: %s", sema_join_choices(nnrt_augment_names));
 			continue;
 		}
-		if (seen[which]) {
+		if (seen[tr]) {
 			nnc_error(s->src, at, "transform '%s' is given twice", e->str);
 			continue;
 		}
-		seen[which] = true;
-		static const char *const crop_opts[] = {"pad", NULL}, *const flip_opts[] = {"p", NULL},
-					 *const erase_opts[] = {"size", "p", NULL};
-		static const char *const *const opts[] = {crop_opts, flip_opts, erase_opts};
-		if (e->kind == AST_CALL && !sema_check_args(s, e, 0, opts[which]))
+		seen[tr] = true;
+		const char *const *keys = nnrt_augment_keys(tr);
+		if (e->kind == AST_CALL && !sema_check_args(s, e, 0, keys))
 			continue;
-		const nnc_arg *pad = e->kind == AST_CALL ? sema_find_named(e, "pad") : NULL;
-		const nnc_arg *size = e->kind == AST_CALL ? sema_find_named(e, "size") : NULL;
-		const nnc_arg *p = e->kind == AST_CALL ? sema_find_named(e, "p") : NULL;
-		double prob = 0.5; /* torchvision's default for flip and erase */
-		if (p && sema_arg_num(s, p, "a probability", &prob) && !(prob > 0 && prob <= 1)) {
-			nnc_error(s->src, p->value->loc, "the probability 'p' must be in (0, 1], not %g", prob);
-			continue;
-		}
-		switch (which) {
-		case 0:
-			if (!pad) {
-				nnc_error(s->src, at, "'crop' needs the padding 'pad' (pixels per side), e.g. crop(pad: 4)");
+		nnrt_augment_begin(spec, tr);
+		bool ok = true;
+		for (int k = 0; ok && keys[k]; k++) {
+			const nnc_arg *o = e->kind == AST_CALL ? sema_find_named(e, keys[k]) : NULL;
+			double v;
+			if (!o)
 				continue;
+			if (!sema_arg_num(s, o, "a number", &v))
+				ok = false;
+			else if (nnrt_augment_set(spec, tr, k, v, why, sizeof why)) {
+				nnc_error(s->src, o->value->loc, "%s", why);
+				ok = false;
 			}
-			sema_arg_int_in(s, pad, "'pad' (pixels per side)", 1, 1024, &cfg->aug.crop_pad);
-			break;
-		case 1:
-			cfg->aug.flip_p = prob;
-			break;
-		case 2:
-			if (!size) {
-				nnc_error(s->src, at, "'erase' needs the side 'size' of the square (pixels), e.g. erase(size: 8)");
-				continue;
-			}
-			sema_arg_int_in(s, size, "'size' (pixels)", 1, 65536, &cfg->aug.erase_size);
-			cfg->aug.erase_p = prob;
-			break;
 		}
+		if (ok && nnrt_augment_end(spec, tr, why, sizeof why))
+			nnc_error(s->src, at, "%s", why);
 	}
 }
 
@@ -941,24 +929,15 @@ void sema_check_augment(sema *s)
 	const ir_graph *g = s->g;
 	if (cfg->es_metric == NNRT_ES_VAL_ACC && g->loss_kind == NNRT_LOSS_MSE && nnc_diag_error_count() == s->errors0)
 		nnc_error(s->src, cfg->es_loc, "early stopping cannot watch val_acc: an mse loss has no accuracy");
-	if (!cfg->aug.crop_pad && !cfg->aug.erase_size && cfg->aug.flip_p == 0)
-		return;
 	if (g->input < 0 || nnc_diag_error_count() != s->errors0)
 		return;
 	const ir_node *in = &g->nodes[g->input];
-	if (in->rank != 3) {
-		nnc_error(s->src, cfg->aug.loc, "augmentation needs an image input [channels, rows, columns], but the input "
-			  "is %s", in->rank == 1 ? "a vector" : "not of rank 3");
-		nnc_note(s->src, in->loc, "the input is declared here");
-		return;
+	char why[256];
+	if (nnrt_augment_fit_shape(&cfg->aug.spec, in->rank, in->dims, why, sizeof why)) {
+		nnc_error(s->src, cfg->aug.loc, "%s", why);
+		if (in->rank != 3)
+			nnc_note(s->src, in->loc, "the input is declared here");
 	}
-	int64_t side = in->dims[1] < in->dims[2] ? in->dims[1] : in->dims[2];
-	if (cfg->aug.crop_pad >= side)
-		nnc_error(s->src, cfg->aug.loc, "crop's padding of %lld pixels is not smaller than the image (%lldx%lld)",
-			  (long long)cfg->aug.crop_pad, (long long)in->dims[1], (long long)in->dims[2]);
-	if (cfg->aug.erase_size > side)
-		nnc_error(s->src, cfg->aug.loc, "erase's square of %lld pixels is larger than the image (%lldx%lld)",
-			  (long long)cfg->aug.erase_size, (long long)in->dims[1], (long long)in->dims[2]);
 }
 
 /* validation: F (a fraction of the training data, in (0, 1)) or

@@ -182,107 +182,71 @@ static int aug_option(aug_text *t, const char *tr, const char *const *keys, int 
 	return 0;
 }
 
-int nnrt_augment_parse(const char *text, nnrt_augment_spec *out, char *why, size_t n)
+/* ---- the rules (augment.h) ---- */
+
+const char *const nnrt_augment_names[NNRT_AUG_COUNT + 1] = {"crop", "flip", "erase", NULL};
+const char nnrt_augment_forms[] = "crop(pad: N), flip, flip(p: P), erase(size: N, p: P)";
+
+const char *const *nnrt_augment_keys(int tr)
 {
-	static const char *const names[] = {"crop", "flip", "erase"};
-	static const char *const crop_keys[] = {"pad", NULL}, *const flip_keys[] = {"p", NULL},
-	                         *const erase_keys[] = {"size", "p", NULL};
-	static const char *const *const keys[] = {crop_keys, flip_keys, erase_keys};
-	aug_text t = {text, why, n};
-	memset(out, 0, sizeof *out);
-	skip_blanks(&t);
-	if (!strcmp(t.p, "none"))
-		return 0;
-	int bracket = *t.p == '[';
-	t.p += bracket;
-	int seen[3] = {0, 0, 0};
-	for (;;) {
-		size_t len;
-		const char *w = aug_word(&t, &len);
-		int tr = -1;
-		for (int i = 0; i < 3; i++)
-			if (strlen(names[i]) == len && !strncmp(names[i], w, len))
-				tr = i;
-		if (tr < 0) {
-			if (!len)
-				return aug_fail(&t, "a transform is expected at '%s': crop(pad: N), flip, flip(p: P), "
-				                    "erase(size: N, p: P), or none", *t.p ? t.p : "the end");
-			return aug_fail(&t, "unknown transform '%.*s' (transforms: crop(pad: N), flip, flip(p: P), "
-			                    "erase(size: N, p: P), or none)", (int)len, w);
-		}
-		if (seen[tr]++)
-			return aug_fail(&t, "transform '%s' is given twice", names[tr]);
-		double pad = 0, size = 0, p = 0.5; /* torchvision's default probability */
-		int got[2] = {0, 0};
-		skip_blanks(&t);
-		if (*t.p == '(') {
-			t.p++;
-			for (;;) {
-				int which = -1;
-				double v = 0;
-				if (aug_option(&t, names[tr], keys[tr], &which, &v))
-					return -1;
-				if (got[which]++)
-					return aug_fail(&t, "'%s' of '%s' is given twice", keys[tr][which], names[tr]);
-				if (!strcmp(keys[tr][which], "p")) {
-					if (!(v > 0 && v <= 1))
-						return aug_fail(&t, "the probability 'p' of '%s' must be in (0, 1], not %g", names[tr], v);
-					p = v;
-				} else {
-					double hi = tr == 0 ? 1024 : 65536;
-					if (v != floor(v) || v < 1 || v > hi)
-						return aug_fail(&t, "'%s' of '%s' must be a whole number from 1 to %g, not %g",
-						                keys[tr][which], names[tr], hi, v);
-					*(tr == 0 ? &pad : &size) = v;
-				}
-				skip_blanks(&t);
-				if (*t.p == ',') {
-					t.p++;
-					continue;
-				}
-				if (*t.p != ')')
-					return aug_fail(&t, "')' or ',' expected after the options of '%s'", names[tr]);
-				t.p++;
-				break;
-			}
-		}
-		if (tr == 0 && !pad)
-			return aug_fail(&t, "'crop' needs the padding 'pad' (pixels per side), e.g. crop(pad: 4)");
-		if (tr == 2 && !size)
-			return aug_fail(&t, "'erase' needs the side 'size' of the square (pixels), e.g. erase(size: 8)");
-		if (tr == 0)
-			out->crop_pad = (int32_t)pad;
-		else if (tr == 1)
-			out->flip_p = (float)p;
-		else
-			out->erase_size = (int32_t)size, out->erase_p = (float)p;
-		skip_blanks(&t);
-		if (*t.p == ',') {
-			t.p++;
-			continue;
-		}
-		if (bracket) {
-			if (*t.p != ']')
-				return aug_fail(&t, "']' or ',' expected after '%s'", names[tr]);
-			t.p++;
-			skip_blanks(&t);
-		}
-		if (*t.p)
-			return aug_fail(&t, "unexpected '%s' after '%s'", t.p, names[tr]);
-		return 0;
-	}
+	static const char *const crop[] = {"pad", NULL}, *const flip[] = {"p", NULL},
+	                         *const erase[] = {"size", "p", NULL};
+	static const char *const *const keys[NNRT_AUG_COUNT] = {crop, flip, erase};
+	return keys[tr];
 }
 
-int nnrt_augment_fit(const nnrt_model *m, const nnrt_augment_spec *a, char *why, size_t n)
+void nnrt_augment_begin(nnrt_augment_spec *a, int tr)
+{
+	if (tr == NNRT_AUG_FLIP)
+		a->flip_p = 0.5f;
+	else if (tr == NNRT_AUG_ERASE)
+		a->erase_p = 0.5f;
+}
+
+int nnrt_augment_set(nnrt_augment_spec *a, int tr, int key, double v, char *why, size_t n)
+{
+	const char *k = nnrt_augment_keys(tr)[key], *name = nnrt_augment_names[tr];
+	if (!strcmp(k, "p")) {
+		if (!(v > 0 && v <= 1)) {
+			snprintf(why, n, "the probability 'p' of '%s' must be in (0, 1], not %g", name, v);
+			return -1;
+		}
+		*(tr == NNRT_AUG_FLIP ? &a->flip_p : &a->erase_p) = (float)v;
+		return 0;
+	}
+	/* pad or size, in pixels: bounded so that the shifts stay in int32 */
+	double hi = tr == NNRT_AUG_CROP ? 1024 : 65536;
+	if (!(v == floor(v) && v >= 1 && v <= hi)) {
+		snprintf(why, n, "'%s' of '%s' must be a whole number from 1 to %g, not %g", k, name, hi, v);
+		return -1;
+	}
+	*(tr == NNRT_AUG_CROP ? &a->crop_pad : &a->erase_size) = (int32_t)v;
+	return 0;
+}
+
+int nnrt_augment_end(const nnrt_augment_spec *a, int tr, char *why, size_t n)
+{
+	if (tr == NNRT_AUG_CROP && !a->crop_pad) {
+		snprintf(why, n, "'crop' needs the padding 'pad' (pixels per side), e.g. crop(pad: 4)");
+		return -1;
+	}
+	if (tr == NNRT_AUG_ERASE && !a->erase_size) {
+		snprintf(why, n, "'erase' needs the side 'size' of the square (pixels), e.g. erase(size: 8)");
+		return -1;
+	}
+	return 0;
+}
+
+int nnrt_augment_fit_shape(const nnrt_augment_spec *a, int rank, const int64_t *dims, char *why, size_t n)
 {
 	if (!a->crop_pad && !a->erase_size && a->flip_p == 0)
 		return 0;
-	if (m->input_rank != 3) {
+	if (rank != 3) {
 		snprintf(why, n, "augmentation needs an image input [channels, rows, columns], but the input is %s",
-		         m->input_rank == 1 ? "a vector" : "not of rank 3");
+		         rank == 1 ? "a vector" : "not of rank 3");
 		return -1;
 	}
-	int64_t h = m->input_shape[1], w = m->input_shape[2], side = h < w ? h : w;
+	int64_t h = dims[1], w = dims[2], side = h < w ? h : w;
 	if (a->crop_pad >= side) {
 		snprintf(why, n, "crop's padding of %d pixels is not smaller than the image (%lldx%lld)", (int)a->crop_pad,
 		         (long long)h, (long long)w);
@@ -294,6 +258,84 @@ int nnrt_augment_fit(const nnrt_model *m, const nnrt_augment_spec *a, char *why,
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- --augment LIST ---- */
+
+int nnrt_augment_parse(const char *text, nnrt_augment_spec *out, char *why, size_t n)
+{
+	aug_text t = {text, why, n};
+	memset(out, 0, sizeof *out);
+	skip_blanks(&t);
+	if (!strcmp(t.p, "none"))
+		return 0;
+	int bracket = *t.p == '[';
+	t.p += bracket;
+	int seen[NNRT_AUG_COUNT] = {0};
+	for (;;) {
+		size_t len;
+		const char *w = aug_word(&t, &len);
+		int tr = -1;
+		for (int i = 0; i < NNRT_AUG_COUNT; i++)
+			if (strlen(nnrt_augment_names[i]) == len && !strncmp(nnrt_augment_names[i], w, len))
+				tr = i;
+		if (tr < 0) {
+			if (!len)
+				return aug_fail(&t, "a transform is expected at '%s': %s, or none", *t.p ? t.p : "the end",
+				                nnrt_augment_forms);
+			return aug_fail(&t, "unknown transform '%.*s' (transforms: %s, or none)", (int)len, w,
+			                nnrt_augment_forms);
+		}
+		const char *name = nnrt_augment_names[tr];
+		if (seen[tr]++)
+			return aug_fail(&t, "transform '%s' is given twice", name);
+		nnrt_augment_begin(out, tr);
+		int got[2] = {0, 0};
+		skip_blanks(&t);
+		if (*t.p == '(') {
+			t.p++;
+			for (;;) {
+				int which = -1;
+				double v = 0;
+				if (aug_option(&t, name, nnrt_augment_keys(tr), &which, &v))
+					return -1;
+				if (got[which]++)
+					return aug_fail(&t, "'%s' of '%s' is given twice", nnrt_augment_keys(tr)[which], name);
+				if (nnrt_augment_set(out, tr, which, v, why, n))
+					return -1;
+				skip_blanks(&t);
+				if (*t.p == ',') {
+					t.p++;
+					continue;
+				}
+				if (*t.p != ')')
+					return aug_fail(&t, "')' or ',' expected after the options of '%s'", name);
+				t.p++;
+				break;
+			}
+		}
+		if (nnrt_augment_end(out, tr, why, n))
+			return -1;
+		skip_blanks(&t);
+		if (*t.p == ',') {
+			t.p++;
+			continue;
+		}
+		if (bracket) {
+			if (*t.p != ']')
+				return aug_fail(&t, "']' or ',' expected after '%s'", name);
+			t.p++;
+			skip_blanks(&t);
+		}
+		if (*t.p)
+			return aug_fail(&t, "unexpected '%s' after '%s'", t.p, name);
+		return 0;
+	}
+}
+
+int nnrt_augment_fit(const nnrt_model *m, const nnrt_augment_spec *a, char *why, size_t n)
+{
+	return nnrt_augment_fit_shape(a, (int)m->input_rank, m->input_shape, why, n);
 }
 
 void nnrt_augment_apply(nnrt_model *m, const nnrt_augment_spec *a)

@@ -18,6 +18,7 @@
 #ifndef NNRT_INTERNAL_H
 #define NNRT_INTERNAL_H
 
+#include "augment.h"
 #include "nnrt.h"
 
 #include <stdarg.h>
@@ -192,11 +193,7 @@ void nnrt_augment_image(const nnrt_model *m, uint64_t key, int64_t sample, float
 /* The same for the n images of x, (n, input_size), samples idx[0..n). */
 void nnrt_augment_batch(const nnrt_model *m, uint64_t key, const int64_t *idx, int64_t n, float *x);
 
-/* A list of transforms as the model's aug_* fields hold it. */
-typedef struct nnrt_augment_spec {
-	int32_t crop_pad, erase_size;
-	float flip_p, erase_p;
-} nnrt_augment_spec;
+/* nnrt_augment_spec and the transforms' rules: augment.h */
 /* Parses --augment's LIST ("crop(pad: 2), flip", "[flip, erase(size: 8)]",
  * "none") into *out: 0, or -1 with the reason in why[0..n). */
 int nnrt_augment_parse(const char *text, nnrt_augment_spec *out, char *why, size_t n);
