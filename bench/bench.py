@@ -210,7 +210,8 @@ def have_torch():
 
 def torch_train(model, epochs, threads, limit=None):
     out, rss = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", MODELS[model][1],
-                    "--epochs", str(epochs), "--threads", str(threads), "--json"] + limit_args(limit), env=torch_env())
+                    "--epochs", str(epochs), "--threads", str(threads), "--json"]
+                   + (["--limit", str(limit)] if limit else []), env=torch_env())  # no schedule there: no --warmup
     res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
     sps = [e["train_samples_per_s"] for e in res["epochs"]]
     return {"samples_per_s": max(sps), "mean_samples_per_s": sum(sps) / len(sps),
