@@ -4,7 +4,8 @@
  * train block `augment: [...]` (compiler/sema_train.c) and the training
  * binary's `--augment LIST` (augment.c).  Both take their names, options,
  * defaults, ranges and messages from here, so the two cannot drift apart.
- * The transforms themselves are applied by augment.c.
+ * The rules are in augment_rules.c; the transforms themselves are applied
+ * by augment.c.
  */
 #ifndef NNRT_AUGMENT_H
 #define NNRT_AUGMENT_H
