@@ -108,12 +108,18 @@ def nnc_compile(nnc, model, outdir):
 
 
 def limit_args(limit):
-    # a slice is too short for a model's warmup (examples/resnet.nn: one epoch): none then
-    return ["--limit", str(limit), "--warmup", "0"] if limit else []
+    """--limit for either side (torch_ref.py takes it as nnc's binaries do)."""
+    return ["--limit", str(limit)] if limit else []
+
+
+def nnc_limit_args(limit):
+    # a slice is too short for a model's warmup (examples/resnet.nn: one epoch): none then.
+    # Only nnc's side has a schedule; torch_ref.py has no --warmup.
+    return limit_args(limit) + (["--warmup", "0"] if limit else [])
 
 
 def nnc_train(exe, epochs, threads, limit=None):
-    out, rss = run([exe, "--epochs", str(epochs), "--threads", str(threads)] + limit_args(limit))
+    out, rss = run([exe, "--epochs", str(epochs), "--threads", str(threads)] + nnc_limit_args(limit))
     lines = [l for l in out.splitlines() if l.startswith("epoch")]
     if not lines:
         raise RuntimeError(f"no epoch lines from {exe}:\n{out}")
@@ -171,7 +177,7 @@ def nnc_profile(nnc, model, outdir, epochs, limit=None):
     """Per-class GFLOP/s of a `nnc --profile` build, one thread."""
     exe = os.path.join(outdir, f"{model}-prof")
     subprocess.run([nnc, nn_file(model), "--profile", "-o", exe], check=True)
-    out = subprocess.run([exe, "--epochs", str(epochs), "--threads", "1"] + limit_args(limit), check=True,
+    out = subprocess.run([exe, "--epochs", str(epochs), "--threads", "1"] + nnc_limit_args(limit), check=True,
                          stdout=subprocess.PIPE, text=True).stdout
     classes = {}
     on = False
@@ -210,8 +216,7 @@ def have_torch():
 
 def torch_train(model, epochs, threads, limit=None):
     out, rss = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", MODELS[model][1],
-                    "--epochs", str(epochs), "--threads", str(threads), "--json"]
-                   + (["--limit", str(limit)] if limit else []), env=torch_env())  # no schedule there: no --warmup
+                    "--epochs", str(epochs), "--threads", str(threads), "--json"] + limit_args(limit), env=torch_env())
     res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
     sps = [e["train_samples_per_s"] for e in res["epochs"]]
     return {"samples_per_s": max(sps), "mean_samples_per_s": sum(sps) / len(sps),
