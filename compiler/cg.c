@@ -61,11 +61,10 @@ static cg_unit new_unit(cg_module *m, const cg_ctx *proto, ir_graph *g, const ch
 
 /* In an executable, code whose speed does not matter: the entry bodies
  * (calls and barriers, a few per step) and main, and the sample-major
- * copy's ops, which infer() runs there only for the last <= NNC_SMALL_BATCH
- * samples of --predict or a plot.  emit.c generates it with LLVM's -O0
- * code generator after the same optimisation (backend.h): ResNet's compile
- * spent a fifth of its code generation on it.  An object (-c) keeps full
- * code generation: embedding infers on a few samples at a time. */
+ * copy's ops if it has one (the driver makes none for an executable: see
+ * main.c).  emit.c generates it with LLVM's -O0 code generator after the
+ * same optimisation (backend.h).  An object (-c) keeps full code
+ * generation: embedding infers on a few samples at a time. */
 static void mark_quick(const cg_module *m, LLVMContextRef C, LLVMValueRef fn)
 {
 	if (m->opt->emit_main)
@@ -911,7 +910,8 @@ static LLVMValueRef param_table(cg_ctx *c, const char *prefix, const char *what,
 }
 
 /* The ops of the training step with their kernel class and FLOPs; also
- * numbers them (c->op_index) for the profile ticks. */
+ * numbers them (c->op_index) for the profile ticks (the others tick -1:
+ * their time is nobody's). */
 static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 {
 	cg_ctx *c = &u->c;
@@ -919,9 +919,15 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 	LLVMTypeRef ot = c->abi.op_info;
 	LLVMValueRef *rows = nnc_alloc(sizeof(LLVMValueRef) * (size_t)(g->n + 1));
 	int n = 0;
+	/* the ops the profile times: the train step's (or, --inference-only,
+	 * the eval step's), not the layers folded for eval and inference only */
+	uint8_t timed = IR_ENTRY_EVAL;
+	for (int i = 0; i < g->n; i++)
+		if (!g->nodes[i].dead && (g->nodes[i].entries & IR_ENTRY_TRAIN))
+			timed = IR_ENTRY_TRAIN;
 	for (int i = 0; i < g->n; i++) {
 		ir_node *nd = &g->nodes[i];
-		if (!has_code(nd) || !(nd->entries & (IR_ENTRY_TRAIN | IR_ENTRY_EVAL)))
+		if (!has_code(nd) || !(nd->entries & timed))
 			continue;
 		u->op_index[i] = n;
 		const char *name = nd->name ? nnc_sprintf("%s %s", ir_op_name(nd->op), nd->name)

@@ -115,9 +115,28 @@ int ir_entry_nodes(const ir_graph *g, unsigned entry, int *ids)
 
 void ir_settle_infer(ir_graph *g)
 {
-	bool *need = g->output >= 0 ? ir_ancestors(g, g->output) : NULL;
+	if (g->output < 0) {
+		for (int i = 0; i < g->n; i++)
+			g->nodes[i].entries &= (uint8_t)~IR_ENTRY_INFER;
+		return;
+	}
+	/* ir_ancestors, and a node that computes another's value in inference
+	 * (stands_for: a folded layer) is needed with it.  It comes right
+	 * after that node, and every reader after itself, so need[] of the
+	 * node is final when the sweep reaches the copy. */
+	bool *need = nnc_alloc((size_t)g->n);
+	need[g->output] = true;
+	for (int i = g->n - 1; i >= 0; i--) {
+		const ir_node *n = &g->nodes[i];
+		int sf = ir_stands_for(n);
+		if (!n->dead && sf >= 0 && need[sf] && (n->entries & IR_ENTRY_INFER))
+			need[i] = true;
+		for (int k = 0; need[i] && k < n->nin; k++)
+			if (!ir_operand_train_only(n, k))
+				need[n->in[k]] = true;
+	}
 	for (int i = 0; i < g->n; i++)
-		if (!need || !need[i])
+		if (!need[i])
 			g->nodes[i].entries &= (uint8_t)~IR_ENTRY_INFER;
 }
 
@@ -227,6 +246,8 @@ static void dump_node(ir_graph *g, int i, nnc_buf *out)
 		nnc_buf_printf(out, " act=%s", ir_act_str(n->act, n->fa[IR_FA_ACT]));
 	if (n->act_dst >= 0)
 		nnc_buf_printf(out, " into %%%d", n->act_dst);
+	if (ir_stands_for(n) >= 0)
+		nnc_buf_printf(out, " for %%%d", ir_stands_for(n));
 	if (n->dact)
 		nnc_buf_printf(out, " dact=%s", ir_act_str(n->dact, n->fa[IR_FA_ACT]));
 	if (n->op == IR_AFFINE)
@@ -388,16 +409,38 @@ static flops_fn *const op_flops[IR_NUM_OPS] = {
 
 double ir_node_flops(ir_graph *g, const ir_node *n) { return op_flops[n->op](g, n); }
 
+/* The train step's forward pass, node by node: the nodes the eval step runs
+ * too, and the layers and batchnorms it runs folded together
+ * (pass_infer.c: a node that stands for a batchnorm, eval and inference
+ * only, is not a layer of the model). */
+bool *ir_forward_nodes(const ir_graph *g)
+{
+	bool train = false, *f = nnc_alloc((size_t)g->n + 1);
+	for (int i = 0; i < g->n; i++)
+		train |= !g->nodes[i].dead && (g->nodes[i].entries & IR_ENTRY_TRAIN);
+	for (int i = 0; i < g->n; i++) {
+		const ir_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		f[i] |= (n->entries & IR_ENTRY_EVAL) && (!train || (n->entries & IR_ENTRY_TRAIN));
+		int sf = ir_stands_for(n);
+		if (sf >= 0)
+			f[sf] = f[g->nodes[sf].in[0]] = true;
+	}
+	return f;
+}
+
 void ir_stats(ir_graph *g, nnc_buf *out)
 {
 	double ff = 0, bf = 0;
+	bool *fwd = ir_forward_nodes(g);
 	for (int i = 0; i < g->n; i++) {
 		ir_node *n = &g->nodes[i];
 		if (n->dead || !(n->entries & (IR_ENTRY_TRAIN | IR_ENTRY_EVAL)))
 			continue;
-		if (n->entries & IR_ENTRY_EVAL)
+		if (fwd[i])
 			ff += ir_node_flops(g, n);
-		else
+		else if (n->entries & IR_ENTRY_TRAIN)
 			bf += ir_node_flops(g, n);
 	}
 	double upd = 0; /* the update's op, dead or not (--inference-only) */

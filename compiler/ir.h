@@ -149,6 +149,10 @@ typedef struct ir_node {
 	uint8_t entries;       /* IR_ENTRY_* that run it (ir_add gives g->adding) */
 	bool seq;              /* the first axis of the sample's value is the sequence axis
 				* (docs/architecture.md "Sequences"): dense maps its last axis */
+	int stands_for;        /* 0, or 1 + the node whose value this one computes in the eval
+				* and inference entries instead of it, into that node's tensor
+				* (a layer with its batchnorm folded in, pass_infer.c): use
+				* ir_stands_for */
 	ir_storage storage;    /* set by plan.c */
 	int64_t offset;        /* floats, within the storage */
 } ir_node;
@@ -328,6 +332,8 @@ static inline bool ir_bn_residual(const ir_node *n) { return n->op == IR_BATCHNO
 static inline bool ir_bn_affine(const ir_node *n) { return n->nin - (ir_bn_residual(n) ? 1 : 0) > 2; }
 /* Operand k of n is read by the train step only (the batch statistics of
  * a batchnorm's combine): eval and inference do not need what computes it. */
+/* The node whose tensor n writes in its place (ir_node.stands_for), or -1. */
+static inline int ir_stands_for(const ir_node *n) { return n->stands_for - 1; }
 static inline bool ir_operand_train_only(const ir_node *n, int k) { return n->op == IR_BN_COMBINE && k == 0; }
 /* An op that writes a state tensor in place: a side effect, never dead. */
 static inline bool ir_writes_state(const ir_node *n) { return n->op == IR_STEP_COUNT; }
@@ -345,6 +351,11 @@ void nnc_add_inference_tail(ir_graph *g);     /* the value inference returns, in
  * conv2d layer (its only reader) becomes that layer with weights and bias
  * scaled from the running statistics (pass_infer.c). */
 void nnc_fold_batchnorm(ir_graph *g);
+/* A training build, after fusion: the same fold for the eval step and
+ * inference only.  The layer and its batchnorm stay for the train step; a
+ * copy of the layer with the folded weights and bias, run by eval and infer
+ * instead of them, writes the batchnorm's tensor (ir_node.stands_for). */
+void nnc_fold_batchnorm_eval(ir_graph *g);
 void nnc_fuse(ir_graph *g);
 void nnc_plan(ir_graph *g);
 /* A product or convolution whose act_dst node is dead (nothing reads the
@@ -361,6 +372,11 @@ int ir_entry_nodes(const ir_graph *g, unsigned entry, int *ids);
  * on the others (after fusion, which only removes ancestors).  nnc_plan
  * calls it. */
 void ir_settle_infer(ir_graph *g);
+/* The train step's forward pass (--summary's rows, the forward FLOPs of
+ * --stats and --summary): the nodes the eval step runs too (with a train
+ * step, those it runs as well), and the layers and batchnorms that eval
+ * runs folded (nnc_fold_batchnorm_eval); an array of g->n flags (arena). */
+bool *ir_forward_nodes(const ir_graph *g);
 /* Chunks when the driver asks for none (nnc --chunks). */
 #define NNC_DEFAULT_CHUNKS 2
 typedef enum ir_phase {
@@ -377,7 +393,8 @@ ir_phase ir_node_phase(const ir_graph *g, const ir_node *n);
 bool ir_has_update(const ir_graph *g);
 /* small.c: the sample-major copy of the inference graph that infer() runs
  * for n <= NNC_SMALL_BATCH samples, planned; NULL when the main graph has no
- * batch-innermost tensor on the way to the output. */
+ * batch-innermost tensor on the way to the output.  Its batchnorms are
+ * folded (nnc_fold_batchnorm) when the main graph's are. */
 #define NNC_SMALL_BATCH 4
 ir_graph *nnc_small_batch(ir_graph *g);
 

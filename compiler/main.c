@@ -496,13 +496,18 @@ static int compile(const options *o)
 		ir_drop_training(g); /* nothing after the loss gets code or memory */
 		if (!o->no_fuse && o->opt_level > 0)
 			nnc_fold_batchnorm(g);
+	} else if (!o->no_fuse && o->opt_level > 0) {
+		nnc_fold_batchnorm_eval(g); /* for the eval step and inference */
 	}
 	g->chunks = o->chunks;
 	nnc_plan(g);
 	dump_if(o, "plan", g);
 	bool naive = o->naive || o->opt_level == 0;
-	/* infer() on a few samples runs a sample-major copy (small.c) */
-	ir_graph *small = naive ? NULL : nnc_small_batch(g);
+	/* infer() on a few samples runs a sample-major copy (small.c), in an
+	 * object: embedding infers a sample at a time.  An executable infers
+	 * on few samples only at the end of --predict's file: the main graph
+	 * does it there, and the compile is a seventh shorter (ResNet). */
+	ir_graph *small = naive || o->kind == OUT_EXE ? NULL : nnc_small_batch(g);
 	if (dump) {
 		rc = write_dump(o, g);
 		return rc ? rc : nnc_out_commit();

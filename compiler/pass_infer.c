@@ -1,8 +1,9 @@
 /*
  * pass_infer.c - the passes for inference: the inference tail (the value
  * prediction reports: softmax of the logits, or a copy of the output),
- * appended after the training nodes; and with --inference-only, batchnorm
- * folded into the layer before it.
+ * appended after the training nodes; and batchnorm folded into the layer
+ * before it, for the whole program with --inference-only, for the eval
+ * step and inference in a training build.
  */
 
 #include "sema.h"
@@ -45,61 +46,90 @@ void nnc_add_inference_tail(ir_graph *g)
 }
 
 /*
- * Batchnorm folding (--inference-only).  Without a train step, a batchnorm
- * normalises with its running statistics, an affine map per channel:
+ * Batchnorm folding.  Without a train step, a batchnorm normalises with its
+ * running statistics, an affine map per channel:
  *   y = (z - mean) s + beta,  s = gamma / sqrt(var + eps)
  * so after z = x W + b (or a convolution) it is the same layer with
  *   W' = W s (per output channel),  b' = (b - mean) s + beta,
  * computed once per call by two ops on parameters and state (before the
- * chunks), and one pass over the activations fewer.  The batchnorm's
- * position in the node order is where the layer's copy goes (after the
- * statistics and gamma, beta, which sema made after the layer), so the
- * graph is rebuilt with two nodes more per fold and every reference
- * renumbered.
+ * chunks), and one pass over the activations fewer.
+ *
+ * --inference-only (nnc_fold_batchnorm): the batchnorm's position in the
+ * node order is where the layer's copy goes (after the statistics and
+ * gamma, beta, which sema made after the layer), and the layer and the
+ * batchnorm go.
+ *
+ * A training build (nnc_fold_batchnorm_eval): the train step still runs the
+ * layer and the batchnorm (batch statistics, and the backward pass reads
+ * both tensors), so they stay, for the train step only; the two ops and the
+ * layer's copy come right after the batchnorm, for the eval step and
+ * inference only, and the copy writes the batchnorm's tensor
+ * (ir_node.stands_for), which the readers after it read in every entry.
+ * Right after: nothing between the batchnorm and the copy reads that
+ * tensor, and the copy, which reads the layer's input, runs after the
+ * batchnorm's tensor has its memory, so the plan (plan.c) never gives that
+ * input and that tensor one place.
+ *
+ * Either way the graph is rebuilt with two or three nodes more per fold and
+ * every reference renumbered.
  */
 
-static bool foldable(const ir_graph *g, const int *uses, int bn)
+enum { EI = IR_ENTRY_EVAL | IR_ENTRY_INFER };
+
+/* With `keep` (a training build), eval and inference must run the layer and
+ * the batchnorm alike, and the batchnorm must be the layer's only reader
+ * there (the train step's readers stay); without, its only reader. */
+static bool foldable(const ir_graph *g, const int *uses, int bn, bool keep)
 {
 	const ir_node *n = &g->nodes[bn];
-	if (n->dead || n->op != IR_BATCHNORM || ir_bn_residual(n))
+	if (n->dead || n->op != IR_BATCHNORM || ir_bn_residual(n) || n->act_dst >= 0)
 		return false;
 	int l = n->in[0];
 	const ir_node *ln = &g->nodes[l];
+	if (keep && (!(n->entries & EI) || (ln->entries & EI) != (n->entries & EI)))
+		return false;
 	return (ln->op == IR_DENSE || ln->op == IR_CONV2D) && uses[l] == 1 && l != g->output && ln->act == ACT_NONE &&
 	       ln->act_dst < 0 && ln->storage == ST_NONE;
 }
 
-void nnc_fold_batchnorm(ir_graph *g)
+static void fold(ir_graph *g, bool keep)
 {
+	/* readers in eval and inference (--inference-only has no others) */
 	int *uses = nnc_alloc(sizeof(int) * (size_t)(g->n + 1));
 	for (int i = 0; i < g->n; i++)
-		for (int k = 0; !g->nodes[i].dead && k < g->nodes[i].nin; k++)
+		for (int k = 0; !g->nodes[i].dead && (g->nodes[i].entries & EI) && k < g->nodes[i].nin; k++)
 			uses[g->nodes[i].in[k]]++;
 	int nfold = 0;
 	for (int i = 0; i < g->n; i++)
-		nfold += foldable(g, uses, i);
+		nfold += foldable(g, uses, i, keep);
 	if (!nfold)
 		return;
 	ir_node *old = g->nodes;
+	const ir_graph og = {.nodes = old, .output = g->output};
 	int n0 = g->n, *map = nnc_alloc(sizeof(int) * (size_t)n0);
-	g->cap = n0 + 2 * nfold;
+	g->cap = n0 + 3 * nfold;
 	g->nodes = nnc_alloc(sizeof(ir_node) * (size_t)g->cap);
 	g->n = 0;
 	for (int i = 0; i < n0; i++) {
 		ir_node *o = &old[i];
-		if (!foldable(&(ir_graph){.nodes = old, .output = g->output}, uses, i)) {
+		bool f = foldable(&og, uses, i, keep);
+		if (!f || keep) {
 			ir_node *n = &g->nodes[g->n];
 			*n = *o;
 			for (int k = 0; k < n->nin; k++)
 				n->in[k] = map[n->in[k]];
 			if (n->act_dst >= 0)
 				n->act_dst = -1 - n->act_dst; /* renumbered below: a later node */
+			if (n->stands_for)
+				n->stands_for = 1 + map[n->stands_for - 1]; /* an earlier node */
 			map[i] = g->n++;
-			continue;
+			if (!f)
+				continue;
 		}
 		const ir_node *l = &old[o->in[0]];
 		bool affine = o->nin > 2, bias = l->nin > 2;
-		ir_node base = {.param = -1, .act_dst = -1, .entries = o->entries, .loc = o->loc};
+		uint8_t entries = keep ? (uint8_t)(o->entries & EI) : o->entries;
+		ir_node base = {.param = -1, .act_dst = -1, .entries = entries, .loc = o->loc};
 		/* W' = W s */
 		ir_node *w = &g->nodes[g->n];
 		*w = base;
@@ -136,10 +166,17 @@ void nnc_fold_batchnorm(ir_graph *g)
 		y->act = o->act;
 		y->fa[IR_FA_ACT] = o->fa[IR_FA_ACT];
 		y->name = o->name ? o->name : l->name;
-		y->entries = o->entries;
+		y->entries = entries;
 		NNC_ASSERT(ir_infer_shape(g, g->n));
-		g->nodes[map[o->in[0]]].dead = true; /* the layer's only reader was the batchnorm */
-		map[i] = g->n++;
+		if (keep) { /* the train step's alone now; the copy writes bn's tensor */
+			y->stands_for = 1 + map[i];
+			g->nodes[map[o->in[0]]].entries &= (uint8_t)~EI;
+			g->nodes[map[i]].entries &= (uint8_t)~EI;
+			g->n++;
+		} else {
+			g->nodes[map[o->in[0]]].dead = true; /* the layer's only reader was the batchnorm */
+			map[i] = g->n++;
+		}
 	}
 	for (int i = 0; i < g->n; i++)
 		if (g->nodes[i].act_dst < -1)
@@ -153,3 +190,7 @@ void nnc_fold_batchnorm(ir_graph *g)
 	for (int s = 0; s < g->nstates; s++)
 		g->states[s].node = map[g->states[s].node];
 }
+
+void nnc_fold_batchnorm(ir_graph *g) { fold(g, false); }
+
+void nnc_fold_batchnorm_eval(ir_graph *g) { fold(g, true); }

@@ -28,6 +28,8 @@
  *
  * Non-trainable state (ST_STATE) has its own array, laid out by
  * ir_add_state; an op writing state writes its operand's tensor in place.
+ * A node that stands for another in the eval step and inference (a folded
+ * layer, pass_infer.c) writes that node's tensor.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -153,6 +155,13 @@ static int64_t plan_range(ir_graph *g, const int *ids, int nids, int64_t base, b
 			continue; /* a loss: a scalar in metrics */
 		if ((n->batched || ir_per_chunk(n)) != batched)
 			continue; /* a per-chunk partial lives in the chunk's copy */
+		int sf = ir_stands_for(n);
+		if (sf >= 0) { /* writes the tensor of the node it stands for, planned before it */
+			NNC_ASSERT(sf < i && g->nodes[sf].storage != ST_NONE);
+			n->storage = g->nodes[sf].storage;
+			n->offset = g->nodes[sf].offset;
+			continue;
+		}
 		/* give back the blocks whose last reader has run */
 		for (; freed < i; freed++)
 			for (int d = dies[freed]; d >= 0; d = next_dead[d])

@@ -35,10 +35,28 @@ ir_graph *nnc_small_batch(ir_graph *g)
 	if (!uses_cn(g, need))
 		return NULL; /* the main graph is sample-major already */
 
+	/* A training build's eval and inference run a layer and its batchnorm
+	 * folded (pass_infer.c): the copy takes the two, as the train step has
+	 * them (their entries are the train step's alone now, and the folded
+	 * layer, which nothing reads, is not an ancestor), and folds them
+	 * itself, below. */
+	bool *unfold = nnc_alloc((size_t)g->n), folded = false;
+	for (int i = 0; i < g->n; i++) {
+		const ir_node *n = &g->nodes[i];
+		int sf = ir_stands_for(n);
+		folded |= !n->dead && (sf >= 0 || n->op == IR_BN_FOLD_W);
+		if (!n->dead && sf >= 0)
+			unfold[sf] = unfold[g->nodes[sf].in[0]] = true;
+	}
 	ir_graph *s = nnc_alloc(sizeof *s);
 	*s = *g;
 	s->nodes = nnc_alloc(sizeof(ir_node) * (size_t)g->n);
 	memcpy(s->nodes, g->nodes, sizeof(ir_node) * (size_t)g->n);
+	/* nnc_fold_batchnorm renumbers the nodes the tables name: the copy's own */
+	s->params = nnc_alloc(sizeof(ir_param) * (size_t)(g->nparams + 1));
+	memcpy(s->params, g->params, sizeof(ir_param) * (size_t)g->nparams);
+	s->states = nnc_alloc(sizeof(*s->states) * (size_t)(g->nstates + 1));
+	memcpy(s->states, g->states, sizeof(*s->states) * (size_t)g->nstates);
 	/* a conversion's users read its operand instead */
 	int *alias = nnc_alloc(sizeof(int) * (size_t)g->n);
 	for (int i = 0; i < s->n; i++) {
@@ -56,6 +74,8 @@ ir_graph *nnc_small_batch(ir_graph *g)
 			continue;
 		}
 		n->layout = LAYOUT_NC;
+		if (unfold[i])
+			n->entries |= IR_ENTRY_EVAL | IR_ENTRY_INFER;
 		n->entries &= (uint8_t)~IR_ENTRY_TRAIN; /* a mode-dependent op: its eval lowering only */
 		if (n->storage == ST_WS)
 			n->storage = ST_NONE; /* planned again below */
@@ -69,6 +89,11 @@ ir_graph *nnc_small_batch(ir_graph *g)
 	}
 	s->output = out;
 	ir_drop_dead_act_dst(s);
+	if (folded) {
+		nnc_fold_batchnorm(s);
+		for (int i = 0; i < s->n; i++) /* the layers' copies were shaped as the main graph's */
+			s->nodes[i].layout = LAYOUT_NC;
+	}
 	s->loss = -1;
 	s->batch = NNC_SMALL_BATCH;
 	s->chunks = 1;

@@ -36,9 +36,9 @@
 
 /* Whether a node is a row of the table: a forward value with code of its
  * own (an activation fused into the product before it is that row's op). */
-static bool is_row(const ir_node *n)
+static bool is_row(const ir_node *n, const bool *fwd, int i)
 {
-	if (!(n->entries & IR_ENTRY_EVAL) || n->dead || n->in_epilogue)
+	if (!fwd[i] || n->dead || n->in_epilogue)
 		return false;
 	return n->op != IR_PARAM && n->op != IR_STATE && n->op != IR_LABEL && n->op != IR_STEP_COUNT;
 }
@@ -93,9 +93,10 @@ void nnc_summary(ir_graph *g, nnc_buf *out)
 	nnc_buf_printf(out, "%-28s %-26s %-20s %10s %8s %12s %10s\n", "name", "op", "output shape", "params", "state",
 		       "FLOPs", "act. KiB");
 	const char *group = NULL;
+	bool *fwd = ir_forward_nodes(g);
 	for (int i = 0; i < g->n; i++) {
 		ir_node *n = &g->nodes[i];
-		if (!is_row(n))
+		if (!is_row(n, fwd, i))
 			continue;
 		const char *name = row_name(g, n, i);
 		const char *grp = group_of(name);
@@ -105,7 +106,7 @@ void nnc_summary(ir_graph *g, nnc_buf *out)
 			int64_t gp = 0, gs = 0;
 			for (int j = i; j < g->n; j++) {
 				ir_node *m = &g->nodes[j];
-				if (!is_row(m))
+				if (!is_row(m, fwd, j))
 					continue;
 				const char *mg = group_of(row_name(g, m, j));
 				if (!mg || strcmp(mg, grp) != 0)
@@ -138,8 +139,10 @@ void nnc_summary(ir_graph *g, nnc_buf *out)
 		ir_node *n = &g->nodes[i];
 		if (n->dead || !(n->entries & (IR_ENTRY_TRAIN | IR_ENTRY_EVAL)))
 			continue;
-		if (n->entries & IR_ENTRY_EVAL)
+		if (fwd[i])
 			ff += ir_node_flops(g, n);
+		else if (!(n->entries & IR_ENTRY_TRAIN))
+			continue; /* eval and inference only (a folded layer) */
 		else if (n->op != IR_SGD_UPDATE && n->op != IR_ADAM_UPDATE)
 			bf += ir_node_flops(g, n);
 	}

@@ -52,6 +52,7 @@ int th_vacc;
 int64_t th_l1, th_l2;
 void (*th_graph_hook)(ir_graph *g);
 void (*th_plan_hook)(ir_graph *g);
+bool th_fold_eval = true;
 
 /* The graphs th_build_graph made, each with its training configuration. */
 static struct built {
@@ -91,6 +92,8 @@ ir_graph *th_build_graph(const char *path, const char *text, bool fuse)
 		nnc_fuse(g);
 	if (th_plan_hook)
 		th_plan_hook(g);
+	else if (fuse && th_fold_eval)
+		nnc_fold_batchnorm_eval(g); /* as the driver does after fusion */
 	g->chunks = th_chunks;
 	nnc_plan(g);
 	th_check_plan(g);
@@ -213,6 +216,13 @@ const char *th_plan_violation(ir_graph *g, unsigned entries)
 			if (last[p->in[k]] < i)
 				last[p->in[k]] = i;
 	}
+	/* a node standing for another (a folded layer) writes that tensor: it
+	 * lives while that one is read */
+	for (int i = 0; i < g->n; i++) {
+		int sf = ir_stands_for(&g->nodes[i]);
+		if (!g->nodes[i].dead && sf >= 0 && last[i] < last[sf])
+			last[i] = last[sf];
+	}
 	for (int i = 0; i < g->n; i++) {
 		ir_node *a = &g->nodes[i];
 		if (!(a->entries & entries))
@@ -237,6 +247,8 @@ const char *th_plan_violation(ir_graph *g, unsigned entries)
 			ir_node *b = &g->nodes[j];
 			if (b->dead || !(b->entries & entries) || b->storage != ST_WS || (b->batched || ir_per_chunk(b)) != a_chunk)
 				continue;
+			if (ir_stands_for(b) == i || ir_stands_for(a) == j)
+				continue; /* one tensor: b writes a's in eval and inference */
 			int64_t bsz = ws_floats_of(g, b);
 			/* b is defined while a is still read */
 			bool live_together = j <= last[i] || (chunked && !a_chunk);

@@ -48,8 +48,13 @@ extern int64_t th_l1, th_l2;
  * adds internal nodes that no surface syntax makes (state, STEP_COUNT). */
 extern void (*th_graph_hook)(ir_graph *g);
 /* If set, th_build_graph calls it after fusion, before the plan (what the
- * driver does there with --inference-only). */
+ * driver does there with --inference-only), instead of the driver's pass
+ * there for a training build: */
 extern void (*th_plan_hook)(ir_graph *g);
+/* with fusion, th_build_graph folds batchnorms into their layers for the
+ * eval step and inference (nnc_fold_batchnorm_eval), as the driver does;
+ * default true, false keeps the unfolded eval lowering. */
+extern bool th_fold_eval;
 
 /* The memory plan checker: the regions of the workspace (unbatched tensors,
  * partial gradients, partial metrics, chunks) follow each other; parameters
