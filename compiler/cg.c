@@ -108,6 +108,7 @@ static const struct {
 	[IR_LN_BWD_GAMMA] = {naive_ln_bwd_gamma, NULL},
 	[IR_MATMUL] = {naive_matmul, NULL},
 	[IR_SOFTMAX_LAST] = {naive_softmax_last, NULL},
+	[IR_ATTN_PROBS] = {naive_attn_probs, NULL},
 	[IR_SOFTMAX_LAST_GRAD] = {naive_softmax_last, NULL},
 	[IR_SEQ_XENT] = {naive_seq_xent, NULL},
 	[IR_SEQ_XENT_GRAD] = {naive_seq_xent, NULL},

@@ -758,7 +758,7 @@ void lower_softmax_last(cg_ctx *c, ir_node *n)
 /* A transposed b is copied into a stack buffer of at most this many floats
  * (64 KiB) so that its rows are contiguous in j; a larger one takes the
  * reference loops. */
-#define MATMUL_BT_FLOATS 16384
+#define MATMUL_BT_FLOATS IR_MATMUL_BT_FLOATS
 
 typedef struct mm_env {
 	LLVMValueRef A, B, C, scale; /* this matrix's; B(k, j) = B[k N + j]; scale a splat */
@@ -839,6 +839,148 @@ void lower_matmul(cg_ctx *c, ir_node *n)
 	}
 	if (M % mr)
 		mm_rows(c, &e, I(c, M / mr * mr), (int)(M % mr));
+	cg_loop_end(c, &t);
+}
+
+/* ATTN_PROBS (a, b): softmax(scale op(a) op(b)) over each row, causal or
+ * not: attention's scores and probabilities in one op (fuse.c, a matmul
+ * whose only reader is the softmax over its rows).  Per matrix (a sample's
+ * head), as lower_matmul: b^T copied to the stack, register tiles of rows;
+ * each tile's scores go straight into the output rows and each row is
+ * normalised in place while it is in L1, so the scores are no tensor of
+ * their own (one pass over [h, T, T] per sample fewer, read and written).
+ * Causal, a tile computes only the column vectors that reach its last
+ * row's diagonal: the rest of the row is above every row's diagonal, and
+ * the softmax writes its zeros without reading it (sm_live). */
+void lower_attn_probs(cg_ctx *c, ir_node *n)
+{
+	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
+	int r = n->rank;
+	bool ta = n->ia[0], tb = n->ia[1], causal = n->ia[2];
+	int64_t M = n->dims[r - 2], N = n->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1];
+	NNC_ASSERT(!tb || K * N <= MATMUL_BT_FLOATS); /* fuse.c */
+	NNC_ASSERT(!causal || M == N);
+	int64_t G = n->size / (M * N);
+	int mr = c->vacc >= 24 || c->vacc == 0 ? 12 : c->vacc;
+	if (mr > 16)
+		mr = 16;
+	mm_env e = {.K = K, .N = N, .sai = ta ? 1 : K, .sak = ta ? M : 1, .scale = cg_vf32(c, n->fa[0])};
+	LLVMValueRef Ap = cg_tensor(c, a), Bp = cg_tensor(c, b), Cp = cg_tensor(c, n), lo, hi;
+	LLVMValueRef bt = tb ? cg_alloca(c, LLVMArrayType2(c->f32, (uint64_t)(K * N)), "bt") : NULL;
+	cg_partition(c, mulk(c, cg_batch_n(c), G), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	e.A = cg_gep(c, Ap, mulk(c, t.i, M * K));
+	e.B = cg_gep(c, Bp, mulk(c, t.i, K * N));
+	e.C = cg_gep(c, Cp, mulk(c, t.i, M * N));
+	if (tb) { /* bt[k N + j] = b[j K + k] */
+		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, N), 1);
+		cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
+		fst(c, fld(c, e.B, add(c, mulk(c, j.i, K), k.i)), bt, add(c, mulk(c, k.i, N), j.i));
+		cg_loop_end(c, &k);
+		cg_loop_end(c, &j);
+		e.B = bt;
+	}
+	for (int part = 0; part < 2; part++) { /* the full tiles of mr rows, then the rest */
+		int rows = part ? (int)(M % mr) : mr;
+		if (!rows || (!part && !(M / mr)))
+			continue;
+		cg_loop i = part ? (cg_loop){0} : cg_loop_begin(c, I(c, 0), I(c, M / mr * mr), mr);
+		LLVMValueRef m0 = part ? I(c, M / mr * mr) : i.i;
+		if (!causal) {
+			mm_rows(c, &e, m0, rows);
+		} else { /* the vectors of columns < m0 + rows, the last one masked at N */
+			LLVMValueRef jend = cg_min_i64(c, add(c, m0, I(c, rows)), I(c, N));
+			cg_loop j = cg_loop_begin(c, I(c, 0), jend, CG_VW);
+			mm_tile(c, &e, m0, rows, j.i, N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j.i, "")) : NULL);
+			cg_loop_end(c, &j);
+		}
+		/* each row's softmax, in place (a loop: one copy of the code), over
+		 * its live vectors only (causal: those up to the diagonal), then
+		 * zeros to the row's end; lanes past N are the next row's */
+		cg_loop q = cg_loop_begin(c, m0, add(c, m0, I(c, rows)), 1);
+		{
+			LLVMValueRef x = cg_gep(c, e.C, mulk(c, q.i, N));
+			LLVMValueRef len = causal ? add(c, q.i, I(c, 1)) : I(c, N);
+			LLVMValueRef nv = LLVMBuildUDiv(c->B, add(c, len, I(c, CG_VW - 1)), I(c, CG_VW), "");
+			LLVMValueRef amax = facc(c, cg_vf32(c, NEG_INF), "vmax"), asum = facc(c, vzero(c), "vsum");
+			cg_loop v = cg_loop_begin(c, I(c, 0), nv, 1);
+			LLVMValueRef j = mulk(c, v.i, CG_VW), m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
+			LLVMValueRef xv = live(c, m, vld(c, x, j, m), cg_vf32(c, NEG_INF));
+			cg_store(c, vfmax(c, xv, cg_load(c, c->v16, amax)), amax);
+			cg_loop_end(c, &v);
+			LLVMValueRef mx = cg_splat(c, hmax(c, cg_load(c, c->v16, amax)));
+			cg_loop v2 = cg_loop_begin(c, I(c, 0), nv, 1);
+			j = mulk(c, v2.i, CG_VW);
+			m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
+			LLVMValueRef nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
+			LLVMValueRef ev = live(c, m, cgm_exp(c->B, vfsub(c, vld(c, x, j, m), mx)), vzero(c));
+			cg_vstore(c, ev, cg_gep(c, x, j), nm);
+			vacc_add(c, asum, ev);
+			cg_loop_end(c, &v2);
+			LLVMValueRef inv = cg_splat(c, fdiv(c, cg_f32(c, 1), cg_hsum(c, cg_load(c, c->v16, asum))));
+			cg_loop v3 = cg_loop_begin(c, I(c, 0), nv, 1);
+			j = mulk(c, v3.i, CG_VW);
+			nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
+			cg_vstore(c, vfmul(c, vld(c, x, j, nm), inv), cg_gep(c, x, j), nm);
+			cg_loop_end(c, &v3);
+			if (causal) {
+				cg_loop v4 = cg_loop_begin(c, nv, I(c, (N + CG_VW - 1) / CG_VW), 1);
+				j = mulk(c, v4.i, CG_VW);
+				nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
+				cg_vstore(c, vzero(c), cg_gep(c, x, j), nm);
+				cg_loop_end(c, &v4);
+			}
+		}
+		cg_loop_end(c, &q);
+		if (!part)
+			cg_loop_end(c, &i);
+	}
+	cg_loop_end(c, &t);
+}
+
+/* The reference: each row's scores (causal: up to the diagonal), scalar
+ * sums over k in order, then its softmax in place, the rest of it 0. */
+void naive_attn_probs(cg_ctx *c, ir_node *n)
+{
+	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
+	int r = n->rank;
+	bool ta = n->ia[0], tb = n->ia[1], causal = n->ia[2];
+	int64_t M = n->dims[r - 2], N = n->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1];
+	int64_t G = n->size / (M * N);
+	int64_t sai = ta ? 1 : K, sak = ta ? M : 1, sbk = tb ? 1 : N, sbj = tb ? K : 1;
+	LLVMValueRef Ap = cg_tensor(c, a), Bp = cg_tensor(c, b), Cp = cg_tensor(c, n), lo, hi;
+	LLVMValueRef scale = cg_f32(c, n->fa[0]);
+	cg_partition(c, mulk(c, cg_batch_n(c), G), &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef A = cg_gep(c, Ap, mulk(c, t.i, M * K)), B = cg_gep(c, Bp, mulk(c, t.i, K * N));
+	LLVMValueRef C = cg_gep(c, Cp, mulk(c, t.i, M * N));
+	cg_loop i = cg_loop_begin(c, I(c, 0), I(c, M), 1);
+	LLVMValueRef arow = cg_gep(c, A, mulk(c, i.i, sai)), crow = cg_gep(c, C, mulk(c, i.i, N));
+	LLVMValueRef len = causal ? add(c, i.i, I(c, 1)) : I(c, N);
+	cg_loop j = cg_loop_begin(c, I(c, 0), len, 1);
+	LLVMValueRef acc = facc(c, cg_f32(c, 0), "acc");
+	cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
+	acc_add(c, acc, fmul(c, fld(c, arow, mulk(c, k.i, sak)), fld(c, B, add(c, mulk(c, k.i, sbk), mulk(c, j.i, sbj)))));
+	cg_loop_end(c, &k);
+	fst(c, fmul(c, cg_load(c, c->f32, acc), scale), crow, j.i);
+	cg_loop_end(c, &j);
+	LLVMValueRef mx = facc(c, fld(c, crow, I(c, 0)), "max");
+	cg_loop j1 = cg_loop_begin(c, I(c, 1), len, 1);
+	LLVMValueRef v = fld(c, crow, j1.i), m0 = cg_load(c, c->f32, mx);
+	cg_store(c, LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, ""), v, m0, ""), mx);
+	cg_loop_end(c, &j1);
+	LLVMValueRef m = cg_load(c, c->f32, mx), sum = facc(c, cg_f32(c, 0), "sum");
+	cg_loop j2 = cg_loop_begin(c, I(c, 0), len, 1);
+	LLVMValueRef e = cgm_exp(c->B, fsub(c, fld(c, crow, j2.i), m));
+	fst(c, e, crow, j2.i);
+	acc_add(c, sum, e);
+	cg_loop_end(c, &j2);
+	LLVMValueRef inv = fdiv(c, cg_f32(c, 1), cg_load(c, c->f32, sum));
+	cg_loop j3 = cg_loop_begin(c, I(c, 0), I(c, N), 1);
+	LLVMValueRef in = LLVMBuildICmp(c->B, LLVMIntSLT, j3.i, len, "");
+	fst(c, LLVMBuildSelect(c->B, in, fmul(c, fld(c, crow, j3.i), inv), cg_f32(c, 0), ""), crow, j3.i);
+	cg_loop_end(c, &j3);
+	cg_loop_end(c, &i);
 	cg_loop_end(c, &t);
 }
 

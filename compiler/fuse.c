@@ -21,11 +21,16 @@
  *      stored.
  *   4. an activation derivative that rule 3 left, read only by a
  *      batchnorm's backward ops: they apply it where they read dy.
+ *   5. softmax_last(matmul(a, b)) over the product's rows, the product
+ *      read by nothing else  ->  attention_probs(a, b): attention's scores,
+ *      mask and softmax in one pass.
  * Every activation of acts.def takes part; its option (fa[IR_FA_ACT])
  * moves with it into the epilogue.  Then nodes whose value nobody uses are
  * removed.
  */
 #include "ir.h"
+
+#include <string.h>
 
 static bool is_act(ir_op op) { return ir_op_act(op) != ACT_NONE && !ir_op_is_act_grad(op); }
 
@@ -256,6 +261,38 @@ void nnc_fuse(ir_graph *g)
 			add_user(n->in[1], users[i].v[j]);
 		}
 		n->dead = true;
+	}
+	/* 5. attention's scores into their softmax: softmax_last over the rows
+	 * of a matmul that nothing else reads -> ATTN_PROBS (cg_seq.c), which
+	 * normalises each tile's rows as it computes them: the scores are no
+	 * tensor of their own, and causal rows skip the products above the
+	 * diagonal.  The backward pass reads the probabilities only. */
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead || n->op != IR_SOFTMAX_LAST)
+			continue;
+		int s = n->in[0];
+		ir_node *sn = &g->nodes[s];
+		if (sn->op != IR_MATMUL || sole_user(g, s) != i || s == g->output || sn->storage == ST_GRAD ||
+		    sn->entries != n->entries)
+			continue;
+		int r = sn->rank;
+		int64_t M = sn->dims[r - 2], N = sn->dims[r - 1], K = g->nodes[sn->in[0]].dims[r - (sn->ia[0] ? 2 : 1)];
+		bool causal = n->ia[0];
+		if ((n->ia[1] && n->ia[1] != N) || (causal && M != N) || (sn->ia[1] && K * N > IR_MATMUL_BT_FLOATS))
+			continue;
+		n->op = IR_ATTN_PROBS;
+		n->nin = 2;
+		n->in[0] = sn->in[0];
+		n->in[1] = sn->in[1];
+		memset(n->ia, 0, sizeof n->ia);
+		n->ia[0] = sn->ia[0];
+		n->ia[1] = sn->ia[1];
+		n->ia[2] = causal;
+		n->fa[0] = sn->fa[0];
+		add_user(n->in[0], i);
+		add_user(n->in[1], i);
+		sn->dead = true;
 	}
 	/* dead nodes: walk backwards so chains disappear in one pass, counting
 	 * the live reads of each node once */

@@ -347,6 +347,9 @@ static double flops_matmul(const ir_graph *g, const ir_node *n)
 	const ir_node *a = &g->nodes[n->in[0]];
 	return 2.0 * (double)n->size * (double)a->dims[a->rank - (n->ia[0] ? 2 : 1)];
 }
+/* the product's and the softmax's, as before fusion (causal rows compute
+ * about half of the product: not counted) */
+static double flops_attn_probs(const ir_graph *g, const ir_node *n) { return flops_matmul(g, n) + flops_elt(g, n); }
 
 /* recurrent layers per sample: the step's product h W_hh (2 H G H a
  * position) and about 30 per unit for the gates; the backward pass the

@@ -377,6 +377,10 @@ void ir_settle_infer(ir_graph *g);
  * step, those it runs as well), and the layers and batchnorms that eval
  * runs folded (nnc_fold_batchnorm_eval); an array of g->n flags (arena). */
 bool *ir_forward_nodes(const ir_graph *g);
+/* A batched product with b transposed copies b^T to the stack when it has
+ * at most this many floats (64 KiB), else takes the reference loops
+ * (cg_seq.c); fuse.c fuses only the products that fit. */
+#define IR_MATMUL_BT_FLOATS 16384
 /* Chunks when the driver asks for none (nnc --chunks). */
 #define NNC_DEFAULT_CHUNKS 2
 typedef enum ir_phase {

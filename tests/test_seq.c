@@ -379,6 +379,52 @@ Test(seq, fast_kernels_match_reference, .timeout = 600)
 		}
 }
 
+/* fuse.c rule 5: attention's scores go into their softmax (one
+ * attention_probs op: no scores tensor, causal rows skip the products
+ * above the diagonal).  The fused graph has one per attention (and per
+ * matmul |> softmax) and no product left that only a softmax reads; its
+ * loss and gradients agree with the unfused graph's within rounding, with
+ * both register tiles, full and partial batches. */
+Test(seq, attention_scores_fuse_into_the_softmax, .timeout = 300)
+{
+	static const int want[] = {1, 1};
+	for (size_t k = 0; k < sizeof equiv_srcs / sizeof *equiv_srcs; k++)
+		for (int vacc = 6; vacc <= 24; vacc += 18) {
+			th_vacc = vacc;
+			ir_graph *g = th_build_graph(SRC_PATH, equiv_srcs[k], true);
+			int fused = 0;
+			for (int i = 0; i < g->n; i++) {
+				const ir_node *n = &g->nodes[i];
+				if (n->dead)
+					continue;
+				fused += n->op == IR_ATTN_PROBS;
+				cr_assert(!(n->op == IR_SOFTMAX_LAST && g->nodes[n->in[0]].op == IR_MATMUL),
+					  "net %zu: %%%d softmax of a product left unfused", k, i);
+			}
+			cr_assert_eq(fused, want[k], "net %zu: %d attention_probs ops", k, fused);
+			jitted f = th_jit(g, false, true);
+			jitted u = th_jit(th_build_graph(SRC_PATH, equiv_srcs[k], false), false, true);
+			th_vacc = 0;
+			int64_t P = f.m->param_floats;
+			float *gf = th_falloc(P), *gu = th_falloc(P);
+			for (int64_t n = f.m->batch; n >= 2; n -= f.m->batch - 2) {
+				double lf, lu, af, au;
+				loss_acc_grads(&f, n, 2, &lf, &af, gf);
+				loss_acc_grads(&u, n, 2, &lu, &au, gu);
+				cr_assert(af == au && fabs(lf - lu) <= 1e-5 * (1 + fabs(lu)),
+					  "net %zu vacc %d n %lld: fused loss %.9g acc %g, unfused %.9g %g", k, vacc, (long long)n, lf,
+					  af, lu, au);
+				for (int64_t i = 0; i < P; i++)
+					cr_assert(fabs((double)gf[i] - gu[i]) <= 2e-3 * (1e-4 + fabs((double)gu[i])),
+						  "net %zu vacc %d n %lld: gradient %lld fused %.9g, unfused %.9g", k, vacc, (long long)n,
+						  (long long)i, gf[i], gu[i]);
+			}
+			free(gf), free(gu);
+			th_jit_free(&f);
+			th_jit_free(&u);
+		}
+}
+
 /* ---- threads ---- */
 
 /* Three Adam steps with 1, 2 and 3 threads: bit-identical parameters */
