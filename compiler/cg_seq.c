@@ -241,6 +241,20 @@ void naive_ln_bwd_gamma(cg_ctx *c, ir_node *n)
 
 /* C[g] = scale op(A[g]) op(B[g]) for every matrix g of every sample:
  * A(i, k) = a[i sai + k sak], B(k, j) = b[k sbk + j sbj]. */
+/* crow[j] = scale sum over k in order of a[k sak] B[k sbk + j sbj], for
+ * j in [0, jend): one row of a product, scalar (st: sak, sbk, sbj). */
+static void naive_row(cg_ctx *c, LLVMValueRef arow, LLVMValueRef B, LLVMValueRef crow, LLVMValueRef jend, int64_t K,
+		      const int64_t *st, LLVMValueRef scale)
+{
+	cg_loop j = cg_loop_begin(c, I(c, 0), jend, 1);
+	LLVMValueRef acc = facc(c, cg_f32(c, 0), "acc");
+	cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
+	acc_add(c, acc, fmul(c, fld(c, arow, mulk(c, k.i, st[0])), fld(c, B, add(c, mulk(c, k.i, st[1]), mulk(c, j.i, st[2])))));
+	cg_loop_end(c, &k);
+	fst(c, fmul(c, cg_load(c, c->f32, acc), scale), crow, j.i);
+	cg_loop_end(c, &j);
+}
+
 void naive_matmul(cg_ctx *c, ir_node *n)
 {
 	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
@@ -296,13 +310,7 @@ void naive_matmul(cg_ctx *c, ir_node *n)
 		fst(c, fmul(c, cg_hsum(c, cg_load(c, c->v16, acc)), scale), crow, j.i);
 		cg_loop_end(c, &j);
 	} else {
-		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, N), 1);
-		LLVMValueRef acc = facc(c, cg_f32(c, 0), "acc");
-		cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
-		acc_add(c, acc, fmul(c, fld(c, arow, mulk(c, k.i, sak)), fld(c, B, add(c, mulk(c, k.i, sbk), mulk(c, j.i, sbj)))));
-		cg_loop_end(c, &k);
-		fst(c, fmul(c, cg_load(c, c->f32, acc), scale), crow, j.i);
-		cg_loop_end(c, &j);
+		naive_row(c, arow, B, crow, I(c, N), K, (int64_t[3]){sak, sbk, sbj}, scale);
 	}
 	cg_loop_end(c, &i);
 	cg_loop_end(c, &t);
@@ -333,6 +341,27 @@ void lower_heads(cg_ctx *c, ir_node *n)
 /* SOFTMAX_LAST: y[r] = softmax(x[r]) over the row's L values; causal: over
  * its first i + 1 values, i = the row's place in its [L, L] matrix, the rest
  * 0.  SOFTMAX_LAST_GRAD (y, dy): dx[r] = y (dy - sum(dy y)), 0 where y is. */
+/* out[0..L) = softmax of row[0..len), 0 from len on (out may be row) */
+static void naive_softmax_row(cg_ctx *c, LLVMValueRef row, LLVMValueRef out, LLVMValueRef len, int64_t L)
+{
+	LLVMValueRef mx = facc(c, fld(c, row, I(c, 0)), "max");
+	cg_loop j = cg_loop_begin(c, I(c, 1), len, 1);
+	LLVMValueRef v = fld(c, row, j.i), m0 = cg_load(c, c->f32, mx);
+	cg_store(c, LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, ""), v, m0, ""), mx);
+	cg_loop_end(c, &j);
+	LLVMValueRef m = cg_load(c, c->f32, mx), sum = facc(c, cg_f32(c, 0), "sum");
+	cg_loop j2 = cg_loop_begin(c, I(c, 0), len, 1);
+	LLVMValueRef e = cgm_exp(c->B, fsub(c, fld(c, row, j2.i), m));
+	fst(c, e, out, j2.i);
+	acc_add(c, sum, e);
+	cg_loop_end(c, &j2);
+	LLVMValueRef inv = fdiv(c, cg_f32(c, 1), cg_load(c, c->f32, sum));
+	cg_loop j3 = cg_loop_begin(c, I(c, 0), I(c, L), 1);
+	LLVMValueRef in = LLVMBuildICmp(c->B, LLVMIntSLT, j3.i, len, "");
+	fst(c, LLVMBuildSelect(c->B, in, fmul(c, fld(c, out, j3.i), inv), cg_f32(c, 0), ""), out, j3.i);
+	cg_loop_end(c, &j3);
+}
+
 void naive_softmax_last(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0);
@@ -353,22 +382,7 @@ void naive_softmax_last(cg_ctx *c, ir_node *n)
 		fst(c, fmul(c, fld(c, row, j2.i), fsub(c, fld(c, drow, j2.i), s)), out, j2.i);
 		cg_loop_end(c, &j2);
 	} else {
-		LLVMValueRef mx = facc(c, fld(c, row, I(c, 0)), "max");
-		cg_loop j = cg_loop_begin(c, I(c, 1), len, 1);
-		LLVMValueRef v = fld(c, row, j.i), m0 = cg_load(c, c->f32, mx);
-		cg_store(c, LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, ""), v, m0, ""), mx);
-		cg_loop_end(c, &j);
-		LLVMValueRef m = cg_load(c, c->f32, mx), sum = facc(c, cg_f32(c, 0), "sum");
-		cg_loop j2 = cg_loop_begin(c, I(c, 0), len, 1);
-		LLVMValueRef e = cgm_exp(c->B, fsub(c, fld(c, row, j2.i), m));
-		fst(c, e, out, j2.i);
-		acc_add(c, sum, e);
-		cg_loop_end(c, &j2);
-		LLVMValueRef inv = fdiv(c, cg_f32(c, 1), cg_load(c, c->f32, sum));
-		cg_loop j3 = cg_loop_begin(c, I(c, 0), I(c, L), 1);
-		LLVMValueRef in = LLVMBuildICmp(c->B, LLVMIntSLT, j3.i, len, "");
-		fst(c, LLVMBuildSelect(c->B, in, fmul(c, fld(c, out, j3.i), inv), cg_f32(c, 0), ""), out, j3.i);
-		cg_loop_end(c, &j3);
+		naive_softmax_row(c, row, out, len, L);
 	}
 	cg_loop_end(c, &r);
 }
@@ -797,70 +811,63 @@ static void mm_rows(cg_ctx *c, const mm_env *e, LLVMValueRef m0, int rows)
 		mm_tile(c, e, m0, rows, I(c, full), cg_mask(c, (int)(e->N - full)));
 }
 
+/* ATTN_PROBS's rows [m0, m0 + rows) of the matrix at e->C, scores so far:
+ * each row's softmax in place (a loop: one copy of the code), over its live
+ * vectors only (causal: those up to the diagonal), then zeros to the row's
+ * end; lanes past N are the next row's. */
+static void attn_softmax_rows(cg_ctx *c, const mm_env *e, LLVMValueRef m0, int rows, bool causal)
+{
+	int64_t N = e->N;
+	cg_loop q = cg_loop_begin(c, m0, add(c, m0, I(c, rows)), 1);
+	LLVMValueRef x = cg_gep(c, e->C, mulk(c, q.i, N));
+	LLVMValueRef len = causal ? add(c, q.i, I(c, 1)) : I(c, N);
+	LLVMValueRef nv = LLVMBuildUDiv(c->B, add(c, len, I(c, CG_VW - 1)), I(c, CG_VW), "");
+	LLVMValueRef amax = facc(c, cg_vf32(c, NEG_INF), "vmax"), asum = facc(c, vzero(c), "vsum");
+	cg_loop v = cg_loop_begin(c, I(c, 0), nv, 1);
+	LLVMValueRef j = mulk(c, v.i, CG_VW), m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
+	LLVMValueRef xv = live(c, m, vld(c, x, j, m), cg_vf32(c, NEG_INF));
+	cg_store(c, vfmax(c, xv, cg_load(c, c->v16, amax)), amax);
+	cg_loop_end(c, &v);
+	LLVMValueRef mx = cg_splat(c, hmax(c, cg_load(c, c->v16, amax)));
+	cg_loop v2 = cg_loop_begin(c, I(c, 0), nv, 1);
+	j = mulk(c, v2.i, CG_VW);
+	m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
+	LLVMValueRef nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
+	LLVMValueRef ev = live(c, m, cgm_exp(c->B, vfsub(c, vld(c, x, j, m), mx)), vzero(c));
+	cg_vstore(c, ev, cg_gep(c, x, j), nm);
+	vacc_add(c, asum, ev);
+	cg_loop_end(c, &v2);
+	LLVMValueRef inv = cg_splat(c, fdiv(c, cg_f32(c, 1), cg_hsum(c, cg_load(c, c->v16, asum))));
+	cg_loop v3 = cg_loop_begin(c, I(c, 0), nv, 1);
+	j = mulk(c, v3.i, CG_VW);
+	nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
+	cg_vstore(c, vfmul(c, vld(c, x, j, nm), inv), cg_gep(c, x, j), nm);
+	cg_loop_end(c, &v3);
+	if (causal) {
+		cg_loop v4 = cg_loop_begin(c, nv, I(c, (N + CG_VW - 1) / CG_VW), 1);
+		j = mulk(c, v4.i, CG_VW);
+		nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
+		cg_vstore(c, vzero(c), cg_gep(c, x, j), nm);
+		cg_loop_end(c, &v4);
+	}
+	cg_loop_end(c, &q);
+}
+
 /* C[g] = scale op(A[g]) op(B[g]) for every matrix g of every sample:
  * A(i, k) = a[i sai + k sak]; B's rows (k) contiguous in j, copied so when
  * B is transposed.  Each matrix is one task, k summed in order: a sample's
- * results do not depend on the thread count. */
-void lower_matmul(cg_ctx *c, ir_node *n)
+ * results do not depend on the thread count.  With `probs` (ATTN_PROBS),
+ * each tile of rows is then normalised (attn_softmax_rows). */
+static void matmul_tiles(cg_ctx *c, ir_node *n, bool probs)
 {
 	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
 	int r = n->rank;
-	bool ta = n->ia[0], tb = n->ia[1];
+	bool ta = n->ia[0], tb = n->ia[1], causal = probs && n->ia[2];
 	int64_t M = n->dims[r - 2], N = n->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1];
-	if (tb && K * N > MATMUL_BT_FLOATS) {
-		naive_matmul(c, n);
-		return;
-	}
-	int64_t G = n->size / (M * N);
-	/* rows per tile: the register tile of the dense products (cg_ctx.vacc) */
-	int mr = c->vacc >= 24 || c->vacc == 0 ? 12 : c->vacc;
-	if (mr > 16)
-		mr = 16;
-	mm_env e = {.K = K, .N = N, .sai = ta ? 1 : K, .sak = ta ? M : 1, .scale = cg_vf32(c, n->fa[0])};
-	LLVMValueRef Ap = cg_tensor(c, a), Bp = cg_tensor(c, b), Cp = cg_tensor(c, n), lo, hi;
-	LLVMValueRef bt = tb ? cg_alloca(c, LLVMArrayType2(c->f32, (uint64_t)(K * N)), "bt") : NULL;
-	cg_partition(c, mulk(c, cg_batch_n(c), G), &lo, &hi);
-	cg_loop t = cg_loop_begin(c, lo, hi, 1);
-	e.A = cg_gep(c, Ap, mulk(c, t.i, M * K));
-	e.B = cg_gep(c, Bp, mulk(c, t.i, K * N));
-	e.C = cg_gep(c, Cp, mulk(c, t.i, M * N));
-	if (tb) { /* bt[k N + j] = b[j K + k] */
-		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, N), 1);
-		cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
-		fst(c, fld(c, e.B, add(c, mulk(c, j.i, K), k.i)), bt, add(c, mulk(c, k.i, N), j.i));
-		cg_loop_end(c, &k);
-		cg_loop_end(c, &j);
-		e.B = bt;
-	}
-	if (M / mr) {
-		cg_loop i = cg_loop_begin(c, I(c, 0), I(c, M / mr * mr), mr);
-		mm_rows(c, &e, i.i, mr);
-		cg_loop_end(c, &i);
-	}
-	if (M % mr)
-		mm_rows(c, &e, I(c, M / mr * mr), (int)(M % mr));
-	cg_loop_end(c, &t);
-}
-
-/* ATTN_PROBS (a, b): softmax(scale op(a) op(b)) over each row, causal or
- * not: attention's scores and probabilities in one op (fuse.c, a matmul
- * whose only reader is the softmax over its rows).  Per matrix (a sample's
- * head), as lower_matmul: b^T copied to the stack, register tiles of rows;
- * each tile's scores go straight into the output rows and each row is
- * normalised in place while it is in L1, so the scores are no tensor of
- * their own (one pass over [h, T, T] per sample fewer, read and written).
- * Causal, a tile computes only the column vectors that reach its last
- * row's diagonal: the rest of the row is above every row's diagonal, and
- * the softmax writes its zeros without reading it (sm_live). */
-void lower_attn_probs(cg_ctx *c, ir_node *n)
-{
-	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
-	int r = n->rank;
-	bool ta = n->ia[0], tb = n->ia[1], causal = n->ia[2];
-	int64_t M = n->dims[r - 2], N = n->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1];
-	NNC_ASSERT(!tb || K * N <= MATMUL_BT_FLOATS); /* fuse.c */
+	NNC_ASSERT(!tb || K * N <= MATMUL_BT_FLOATS);
 	NNC_ASSERT(!causal || M == N);
 	int64_t G = n->size / (M * N);
+	/* rows per tile: the register tile of the dense products (cg_ctx.vacc) */
 	int mr = c->vacc >= 24 || c->vacc == 0 ? 12 : c->vacc;
 	if (mr > 16)
 		mr = 16;
@@ -894,49 +901,34 @@ void lower_attn_probs(cg_ctx *c, ir_node *n)
 			mm_tile(c, &e, m0, rows, j.i, N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j.i, "")) : NULL);
 			cg_loop_end(c, &j);
 		}
-		/* each row's softmax, in place (a loop: one copy of the code), over
-		 * its live vectors only (causal: those up to the diagonal), then
-		 * zeros to the row's end; lanes past N are the next row's */
-		cg_loop q = cg_loop_begin(c, m0, add(c, m0, I(c, rows)), 1);
-		{
-			LLVMValueRef x = cg_gep(c, e.C, mulk(c, q.i, N));
-			LLVMValueRef len = causal ? add(c, q.i, I(c, 1)) : I(c, N);
-			LLVMValueRef nv = LLVMBuildUDiv(c->B, add(c, len, I(c, CG_VW - 1)), I(c, CG_VW), "");
-			LLVMValueRef amax = facc(c, cg_vf32(c, NEG_INF), "vmax"), asum = facc(c, vzero(c), "vsum");
-			cg_loop v = cg_loop_begin(c, I(c, 0), nv, 1);
-			LLVMValueRef j = mulk(c, v.i, CG_VW), m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
-			LLVMValueRef xv = live(c, m, vld(c, x, j, m), cg_vf32(c, NEG_INF));
-			cg_store(c, vfmax(c, xv, cg_load(c, c->v16, amax)), amax);
-			cg_loop_end(c, &v);
-			LLVMValueRef mx = cg_splat(c, hmax(c, cg_load(c, c->v16, amax)));
-			cg_loop v2 = cg_loop_begin(c, I(c, 0), nv, 1);
-			j = mulk(c, v2.i, CG_VW);
-			m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
-			LLVMValueRef nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
-			LLVMValueRef ev = live(c, m, cgm_exp(c->B, vfsub(c, vld(c, x, j, m), mx)), vzero(c));
-			cg_vstore(c, ev, cg_gep(c, x, j), nm);
-			vacc_add(c, asum, ev);
-			cg_loop_end(c, &v2);
-			LLVMValueRef inv = cg_splat(c, fdiv(c, cg_f32(c, 1), cg_hsum(c, cg_load(c, c->v16, asum))));
-			cg_loop v3 = cg_loop_begin(c, I(c, 0), nv, 1);
-			j = mulk(c, v3.i, CG_VW);
-			nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
-			cg_vstore(c, vfmul(c, vld(c, x, j, nm), inv), cg_gep(c, x, j), nm);
-			cg_loop_end(c, &v3);
-			if (causal) {
-				cg_loop v4 = cg_loop_begin(c, nv, I(c, (N + CG_VW - 1) / CG_VW), 1);
-				j = mulk(c, v4.i, CG_VW);
-				nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
-				cg_vstore(c, vzero(c), cg_gep(c, x, j), nm);
-				cg_loop_end(c, &v4);
-			}
-		}
-		cg_loop_end(c, &q);
+		if (probs)
+			attn_softmax_rows(c, &e, m0, rows, causal);
 		if (!part)
 			cg_loop_end(c, &i);
 	}
 	cg_loop_end(c, &t);
 }
+
+void lower_matmul(cg_ctx *c, ir_node *n)
+{
+	ir_node *a = operand(c, n, 0);
+	int r = n->rank;
+	int64_t N = n->dims[r - 1], K = a->dims[n->ia[0] ? r - 2 : r - 1];
+	if (n->ia[1] && K * N > MATMUL_BT_FLOATS)
+		naive_matmul(c, n);
+	else
+		matmul_tiles(c, n, false);
+}
+
+/* ATTN_PROBS (a, b): softmax(scale op(a) op(b)) over each row, causal or
+ * not: attention's scores and probabilities in one op (fuse.c, a matmul
+ * whose only reader is the softmax over its rows; fuse.c fuses only a
+ * product whose b^T fits on the stack).  Each tile's scores go straight
+ * into the output rows and each row is normalised in place while it is in
+ * L1, so the scores are no tensor of their own.  Causal, a tile computes
+ * only the column vectors that reach its last row's diagonal, and the
+ * softmax passes over the live vectors of each row only. */
+void lower_attn_probs(cg_ctx *c, ir_node *n) { matmul_tiles(c, n, true); }
 
 /* The reference: each row's scores (causal: up to the diagonal), scalar
  * sums over k in order, then its softmax in place, the rest of it 0. */
@@ -957,29 +949,8 @@ void naive_attn_probs(cg_ctx *c, ir_node *n)
 	cg_loop i = cg_loop_begin(c, I(c, 0), I(c, M), 1);
 	LLVMValueRef arow = cg_gep(c, A, mulk(c, i.i, sai)), crow = cg_gep(c, C, mulk(c, i.i, N));
 	LLVMValueRef len = causal ? add(c, i.i, I(c, 1)) : I(c, N);
-	cg_loop j = cg_loop_begin(c, I(c, 0), len, 1);
-	LLVMValueRef acc = facc(c, cg_f32(c, 0), "acc");
-	cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
-	acc_add(c, acc, fmul(c, fld(c, arow, mulk(c, k.i, sak)), fld(c, B, add(c, mulk(c, k.i, sbk), mulk(c, j.i, sbj)))));
-	cg_loop_end(c, &k);
-	fst(c, fmul(c, cg_load(c, c->f32, acc), scale), crow, j.i);
-	cg_loop_end(c, &j);
-	LLVMValueRef mx = facc(c, fld(c, crow, I(c, 0)), "max");
-	cg_loop j1 = cg_loop_begin(c, I(c, 1), len, 1);
-	LLVMValueRef v = fld(c, crow, j1.i), m0 = cg_load(c, c->f32, mx);
-	cg_store(c, LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, v, m0, ""), v, m0, ""), mx);
-	cg_loop_end(c, &j1);
-	LLVMValueRef m = cg_load(c, c->f32, mx), sum = facc(c, cg_f32(c, 0), "sum");
-	cg_loop j2 = cg_loop_begin(c, I(c, 0), len, 1);
-	LLVMValueRef e = cgm_exp(c->B, fsub(c, fld(c, crow, j2.i), m));
-	fst(c, e, crow, j2.i);
-	acc_add(c, sum, e);
-	cg_loop_end(c, &j2);
-	LLVMValueRef inv = fdiv(c, cg_f32(c, 1), cg_load(c, c->f32, sum));
-	cg_loop j3 = cg_loop_begin(c, I(c, 0), I(c, N), 1);
-	LLVMValueRef in = LLVMBuildICmp(c->B, LLVMIntSLT, j3.i, len, "");
-	fst(c, LLVMBuildSelect(c->B, in, fmul(c, fld(c, crow, j3.i), inv), cg_f32(c, 0), ""), crow, j3.i);
-	cg_loop_end(c, &j3);
+	naive_row(c, arow, B, crow, len, K, (int64_t[3]){sak, sbk, sbj}, scale);
+	naive_softmax_row(c, crow, crow, len, N);
 	cg_loop_end(c, &i);
 	cg_loop_end(c, &t);
 }
