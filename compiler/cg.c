@@ -109,6 +109,7 @@ static const struct {
 	[IR_MATMUL] = {naive_matmul, NULL},
 	[IR_SOFTMAX_LAST] = {naive_softmax_last, NULL},
 	[IR_ATTN_PROBS] = {naive_attn_probs, NULL},
+	[IR_ATTN_OUT] = {naive_attn_out, NULL},
 	[IR_SOFTMAX_LAST_GRAD] = {naive_softmax_last, NULL},
 	[IR_SEQ_XENT] = {naive_seq_xent, NULL},
 	[IR_SEQ_XENT_GRAD] = {naive_seq_xent, NULL},

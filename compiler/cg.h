@@ -135,6 +135,7 @@ void naive_ln_bwd_gamma(cg_ctx *c, ir_node *n);
 void naive_matmul(cg_ctx *c, ir_node *n);
 void naive_softmax_last(cg_ctx *c, ir_node *n); /* SOFTMAX_LAST and SOFTMAX_LAST_GRAD */
 void naive_attn_probs(cg_ctx *c, ir_node *n);
+void naive_attn_out(cg_ctx *c, ir_node *n);
 void naive_seq_xent(cg_ctx *c, ir_node *n);     /* SEQ_XENT and SEQ_XENT_GRAD */
 
 #endif

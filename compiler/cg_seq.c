@@ -241,14 +241,14 @@ void naive_ln_bwd_gamma(cg_ctx *c, ir_node *n)
 
 /* C[g] = scale op(A[g]) op(B[g]) for every matrix g of every sample:
  * A(i, k) = a[i sai + k sak], B(k, j) = b[k sbk + j sbj]. */
-/* crow[j] = scale sum over k in order of a[k sak] B[k sbk + j sbj], for
+/* crow[j] = scale sum over k < K in order of a[k sak] B[k sbk + j sbj], for
  * j in [0, jend): one row of a product, scalar (st: sak, sbk, sbj). */
-static void naive_row(cg_ctx *c, LLVMValueRef arow, LLVMValueRef B, LLVMValueRef crow, LLVMValueRef jend, int64_t K,
+static void naive_row(cg_ctx *c, LLVMValueRef arow, LLVMValueRef B, LLVMValueRef crow, LLVMValueRef jend, LLVMValueRef K,
 		      const int64_t *st, LLVMValueRef scale)
 {
 	cg_loop j = cg_loop_begin(c, I(c, 0), jend, 1);
 	LLVMValueRef acc = facc(c, cg_f32(c, 0), "acc");
-	cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
+	cg_loop k = cg_loop_begin(c, I(c, 0), K, 1);
 	acc_add(c, acc, fmul(c, fld(c, arow, mulk(c, k.i, st[0])), fld(c, B, add(c, mulk(c, k.i, st[1]), mulk(c, j.i, st[2])))));
 	cg_loop_end(c, &k);
 	fst(c, fmul(c, cg_load(c, c->f32, acc), scale), crow, j.i);
@@ -310,7 +310,7 @@ void naive_matmul(cg_ctx *c, ir_node *n)
 		fst(c, fmul(c, cg_hsum(c, cg_load(c, c->v16, acc)), scale), crow, j.i);
 		cg_loop_end(c, &j);
 	} else {
-		naive_row(c, arow, B, crow, I(c, N), K, (int64_t[3]){sak, sbk, sbj}, scale);
+		naive_row(c, arow, B, crow, I(c, N), I(c, K), (int64_t[3]){sak, sbk, sbj}, scale);
 	}
 	cg_loop_end(c, &i);
 	cg_loop_end(c, &t);
@@ -776,8 +776,16 @@ void lower_softmax_last(cg_ctx *c, ir_node *n)
 
 typedef struct mm_env {
 	LLVMValueRef A, B, C, scale; /* this matrix's; B(k, j) = B[k N + j]; scale a splat */
+	LLVMValueRef row0;           /* NULL, or the row C's first row is (a tile's buffer) */
+	LLVMValueRef kend;           /* NULL, or k's end at run time (< K: the rest of A is 0) */
 	int64_t K, N, sai, sak;
 } mm_env;
+
+/* Row `row` of C (e->row0: C holds the rows from row0 on). */
+static LLVMValueRef mm_crow(cg_ctx *c, const mm_env *e, LLVMValueRef row)
+{
+	return cg_gep(c, e->C, mulk(c, e->row0 ? LLVMBuildSub(c->B, row, e->row0, "") : row, e->N));
+}
 
 /* C rows [m0, m0 + rows) x the 16 columns at j (mask: the row's tail):
  * rows accumulators over k in order, then scaled, stored once */
@@ -788,14 +796,14 @@ static void mm_tile(cg_ctx *c, const mm_env *e, LLVMValueRef m0, int rows, LLVMV
 		acc[q] = facc(c, vzero(c), "mmacc");
 		arow[q] = cg_gep(c, e->A, mulk(c, add(c, m0, I(c, q)), e->sai));
 	}
-	cg_loop k = cg_loop_begin(c, I(c, 0), I(c, e->K), 1);
+	cg_loop k = cg_loop_begin(c, I(c, 0), e->kend ? e->kend : I(c, e->K), 1);
 	LLVMValueRef bv = vld(c, e->B, add(c, mulk(c, k.i, e->N), j), mask), ko = mulk(c, k.i, e->sak);
 	for (int q = 0; q < rows; q++)
 		cg_store(c, cg_fma(c, cg_splat(c, fld(c, arow[q], ko)), bv, cg_load(c, c->v16, acc[q])), acc[q]);
 	cg_loop_end(c, &k);
 	for (int q = 0; q < rows; q++)
-		cg_vstore(c, vfmul(c, cg_load(c, c->v16, acc[q]), e->scale),
-			  cg_gep(c, e->C, add(c, mulk(c, add(c, m0, I(c, q)), e->N), j)), mask);
+		cg_vstore(c, vfmul(c, cg_load(c, c->v16, acc[q]), e->scale), cg_gep(c, mm_crow(c, e, add(c, m0, I(c, q))), j),
+			  mask);
 }
 
 /* Every column vector of the rows [m0, m0 + rows) */
@@ -819,7 +827,7 @@ static void attn_softmax_rows(cg_ctx *c, const mm_env *e, LLVMValueRef m0, int r
 {
 	int64_t N = e->N;
 	cg_loop q = cg_loop_begin(c, m0, add(c, m0, I(c, rows)), 1);
-	LLVMValueRef x = cg_gep(c, e->C, mulk(c, q.i, N));
+	LLVMValueRef x = mm_crow(c, e, q.i);
 	LLVMValueRef len = causal ? add(c, q.i, I(c, 1)) : I(c, N);
 	LLVMValueRef nv = LLVMBuildUDiv(c->B, add(c, len, I(c, CG_VW - 1)), I(c, CG_VW), "");
 	LLVMValueRef amax = facc(c, cg_vf32(c, NEG_INF), "vmax"), asum = facc(c, vzero(c), "vsum");
@@ -853,32 +861,46 @@ static void attn_softmax_rows(cg_ctx *c, const mm_env *e, LLVMValueRef m0, int r
 	cg_loop_end(c, &q);
 }
 
+/* What matmul_tiles computes: a product, attention's probabilities
+ * (ATTN_PROBS), or (ATTN_OUT in eval and inference) the whole attention. */
+typedef enum { MM_PRODUCT, MM_PROBS, MM_ATTENTION } mm_kind;
+
 /* C[g] = scale op(A[g]) op(B[g]) for every matrix g of every sample:
  * A(i, k) = a[i sai + k sak]; B's rows (k) contiguous in j, copied so when
  * B is transposed.  Each matrix is one task, k summed in order: a sample's
- * results do not depend on the thread count.  With `probs` (ATTN_PROBS),
- * each tile of rows is then normalised (attn_softmax_rows). */
-static void matmul_tiles(cg_ctx *c, ir_node *n, bool probs)
+ * results do not depend on the thread count.  MM_PROBS: each tile of rows
+ * is then normalised (attn_softmax_rows).  MM_ATTENTION: n = p v with p =
+ * ATTN_PROBS(q, k) (n's operands p, v, q, k): p's tiles go to a buffer on
+ * the stack, normalised, and the tile's rows of y are made from them. */
+static void matmul_tiles(cg_ctx *c, ir_node *n, mm_kind kind)
 {
-	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
-	int r = n->rank;
-	bool ta = n->ia[0], tb = n->ia[1], causal = probs && n->ia[2];
-	int64_t M = n->dims[r - 2], N = n->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1];
+	bool att = kind == MM_ATTENTION;
+	ir_node *pn = att ? operand(c, n, 0) : n; /* the scores' product */
+	ir_node *a = operand(c, n, att ? 2 : 0), *b = operand(c, n, att ? 3 : 1);
+	int r = pn->rank;
+	bool ta = pn->ia[0], tb = pn->ia[1], causal = kind != MM_PRODUCT && pn->ia[2];
+	int64_t M = pn->dims[r - 2], N = pn->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1], D = n->dims[r - 1];
 	NNC_ASSERT(!tb || K * N <= MATMUL_BT_FLOATS);
 	NNC_ASSERT(!causal || M == N);
-	int64_t G = n->size / (M * N);
+	int64_t G = pn->size / (M * N);
 	/* rows per tile: the register tile of the dense products (cg_ctx.vacc) */
 	int mr = c->vacc >= 24 || c->vacc == 0 ? 12 : c->vacc;
 	if (mr > 16)
 		mr = 16;
-	mm_env e = {.K = K, .N = N, .sai = ta ? 1 : K, .sak = ta ? M : 1, .scale = cg_vf32(c, n->fa[0])};
+	NNC_ASSERT(!att || mr * N <= MATMUL_BT_FLOATS); /* fuse.c */
+	mm_env e = {.K = K, .N = N, .sai = ta ? 1 : K, .sak = ta ? M : 1, .scale = cg_vf32(c, pn->fa[0])};
 	LLVMValueRef Ap = cg_tensor(c, a), Bp = cg_tensor(c, b), Cp = cg_tensor(c, n), lo, hi;
 	LLVMValueRef bt = tb ? cg_alloca(c, LLVMArrayType2(c->f32, (uint64_t)(K * N)), "bt") : NULL;
+	LLVMValueRef buf = att ? cg_alloca(c, LLVMArrayType2(c->f32, (uint64_t)(mr * N)), "probs") : NULL;
+	LLVMValueRef Vp = att ? cg_tensor(c, operand(c, n, 1)) : NULL, V = NULL;
 	cg_partition(c, mulk(c, cg_batch_n(c), G), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
 	e.A = cg_gep(c, Ap, mulk(c, t.i, M * K));
 	e.B = cg_gep(c, Bp, mulk(c, t.i, K * N));
-	e.C = cg_gep(c, Cp, mulk(c, t.i, M * N));
+	e.C = att ? buf : cg_gep(c, Cp, mulk(c, t.i, M * N));
+	LLVMValueRef Y = att ? cg_gep(c, Cp, mulk(c, t.i, M * D)) : NULL;
+	if (att)
+		V = cg_gep(c, Vp, mulk(c, t.i, N * D));
 	if (tb) { /* bt[k N + j] = b[j K + k] */
 		cg_loop j = cg_loop_begin(c, I(c, 0), I(c, N), 1);
 		cg_loop k = cg_loop_begin(c, I(c, 0), I(c, K), 1);
@@ -893,6 +915,7 @@ static void matmul_tiles(cg_ctx *c, ir_node *n, bool probs)
 			continue;
 		cg_loop i = part ? (cg_loop){0} : cg_loop_begin(c, I(c, 0), I(c, M / mr * mr), mr);
 		LLVMValueRef m0 = part ? I(c, M / mr * mr) : i.i;
+		e.row0 = att ? m0 : NULL;
 		if (!causal) {
 			mm_rows(c, &e, m0, rows);
 		} else { /* the vectors of columns < m0 + rows, the last one masked at N */
@@ -901,8 +924,16 @@ static void matmul_tiles(cg_ctx *c, ir_node *n, bool probs)
 			mm_tile(c, &e, m0, rows, j.i, N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j.i, "")) : NULL);
 			cg_loop_end(c, &j);
 		}
-		if (probs)
+		if (kind != MM_PRODUCT)
 			attn_softmax_rows(c, &e, m0, rows, causal);
+		if (att) { /* the tile's rows of y = scale p v: a product of the tile's p
+			    * (causal: zeros from column m0 + rows on, left out; the
+			    * train step's product adds them: the same sums) */
+			mm_env w = {.A = buf, .B = V, .C = cg_gep(c, Y, mulk(c, m0, D)), .scale = cg_vf32(c, n->fa[0]),
+				    .K = N, .N = D, .sai = N, .sak = 1};
+			w.kend = causal ? cg_min_i64(c, add(c, m0, I(c, rows)), I(c, N)) : NULL;
+			mm_rows(c, &w, I(c, 0), rows);
+		}
 		if (!part)
 			cg_loop_end(c, &i);
 	}
@@ -917,7 +948,7 @@ void lower_matmul(cg_ctx *c, ir_node *n)
 	if (n->ia[1] && K * N > MATMUL_BT_FLOATS)
 		naive_matmul(c, n);
 	else
-		matmul_tiles(c, n, false);
+		matmul_tiles(c, n, MM_PRODUCT);
 }
 
 /* ATTN_PROBS (a, b): softmax(scale op(a) op(b)) over each row, causal or
@@ -928,31 +959,56 @@ void lower_matmul(cg_ctx *c, ir_node *n)
  * L1, so the scores are no tensor of their own.  Causal, a tile computes
  * only the column vectors that reach its last row's diagonal, and the
  * softmax passes over the live vectors of each row only. */
-void lower_attn_probs(cg_ctx *c, ir_node *n) { matmul_tiles(c, n, true); }
+void lower_attn_probs(cg_ctx *c, ir_node *n) { matmul_tiles(c, n, MM_PROBS); }
+
+/* ATTN_OUT (p, v, q, k): the train step's p v (the backward pass reads p);
+ * eval and inference compute attention whole from q, k, v, a tile of p at
+ * a time on the stack: no [h, T, T] tensor at all. */
+void lower_attn_out(cg_ctx *c, ir_node *n) { matmul_tiles(c, n, c->train_mode ? MM_PRODUCT : MM_ATTENTION); }
 
 /* The reference: each row's scores (causal: up to the diagonal), scalar
- * sums over k in order, then its softmax in place, the rest of it 0. */
-void naive_attn_probs(cg_ctx *c, ir_node *n)
+ * sums over k in order, then its softmax in place, the rest of it 0;
+ * `att` (ATTN_OUT in eval and inference: operands p, v, q, k, the scores
+ * as p says), the row on the stack and y's row from it. */
+static void naive_attention(cg_ctx *c, ir_node *n, bool att)
 {
-	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
-	int r = n->rank;
-	bool ta = n->ia[0], tb = n->ia[1], causal = n->ia[2];
-	int64_t M = n->dims[r - 2], N = n->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1];
-	int64_t G = n->size / (M * N);
+	ir_node *pn = att ? operand(c, n, 0) : n;
+	ir_node *a = operand(c, n, att ? 2 : 0), *b = operand(c, n, att ? 3 : 1);
+	int r = pn->rank;
+	bool ta = pn->ia[0], tb = pn->ia[1], causal = pn->ia[2];
+	int64_t M = pn->dims[r - 2], N = pn->dims[r - 1], K = a->dims[ta ? r - 2 : r - 1], D = n->dims[r - 1];
+	int64_t G = pn->size / (M * N);
 	int64_t sai = ta ? 1 : K, sak = ta ? M : 1, sbk = tb ? 1 : N, sbj = tb ? K : 1;
 	LLVMValueRef Ap = cg_tensor(c, a), Bp = cg_tensor(c, b), Cp = cg_tensor(c, n), lo, hi;
-	LLVMValueRef scale = cg_f32(c, n->fa[0]);
+	LLVMValueRef Vp = att ? cg_tensor(c, operand(c, n, 1)) : NULL;
+	LLVMValueRef row = att ? cg_alloca(c, LLVMArrayType2(c->f32, (uint64_t)N), "prow") : NULL;
+	LLVMValueRef scale = cg_f32(c, pn->fa[0]);
 	cg_partition(c, mulk(c, cg_batch_n(c), G), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef A = cg_gep(c, Ap, mulk(c, t.i, M * K)), B = cg_gep(c, Bp, mulk(c, t.i, K * N));
-	LLVMValueRef C = cg_gep(c, Cp, mulk(c, t.i, M * N));
+	LLVMValueRef C = cg_gep(c, Cp, mulk(c, t.i, M * (att ? D : N)));
 	cg_loop i = cg_loop_begin(c, I(c, 0), I(c, M), 1);
-	LLVMValueRef arow = cg_gep(c, A, mulk(c, i.i, sai)), crow = cg_gep(c, C, mulk(c, i.i, N));
+	LLVMValueRef arow = cg_gep(c, A, mulk(c, i.i, sai)), crow = att ? row : cg_gep(c, C, mulk(c, i.i, N));
 	LLVMValueRef len = causal ? add(c, i.i, I(c, 1)) : I(c, N);
-	naive_row(c, arow, B, crow, len, K, (int64_t[3]){sak, sbk, sbj}, scale);
+	naive_row(c, arow, B, crow, len, I(c, K), (int64_t[3]){sak, sbk, sbj}, scale);
 	naive_softmax_row(c, crow, crow, len, N);
+	if (att) { /* y[i][d] = scale sum over j < len of p[j] v[j][d] */
+		LLVMValueRef V = cg_gep(c, Vp, mulk(c, t.i, N * D));
+		naive_row(c, crow, V, cg_gep(c, C, mulk(c, i.i, D)), I(c, D), len, (int64_t[3]){1, D, 1}, cg_f32(c, n->fa[0]));
+	}
 	cg_loop_end(c, &i);
 	cg_loop_end(c, &t);
+}
+
+void naive_attn_probs(cg_ctx *c, ir_node *n) { naive_attention(c, n, false); }
+
+/* ATTN_OUT: the train step's product, or the whole attention */
+void naive_attn_out(cg_ctx *c, ir_node *n)
+{
+	if (c->train_mode)
+		naive_matmul(c, n);
+	else
+		naive_attention(c, n, true);
 }
 
 void lower_seq_xent(cg_ctx *c, ir_node *n) { seq_xent(c, n, true); }

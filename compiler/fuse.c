@@ -24,6 +24,9 @@
  *   5. softmax_last(matmul(a, b)) over the product's rows, the product
  *      read by nothing else  ->  attention_probs(a, b): attention's scores,
  *      mask and softmax in one pass.
+ *   6. matmul(attention_probs(q, k), v), the probabilities read by nothing
+ *      else in eval and inference  ->  attention_out(p, v, q, k): eval and
+ *      inference compute the attention whole, without the probabilities.
  * Every activation of acts.def takes part; its option (fa[IR_FA_ACT])
  * moves with it into the epilogue.  Then nodes whose value nobody uses are
  * removed.
@@ -293,6 +296,35 @@ void nnc_fuse(ir_graph *g)
 		add_user(n->in[0], i);
 		add_user(n->in[1], i);
 		sn->dead = true;
+	}
+	/* 6. the weighted sum after it: y = matmul(p, v), p = attention_probs(q,
+	 * k) that nothing else reads in eval and inference -> attention_out(p,
+	 * v, q, k): the train step's p v as before (the backward pass reads p),
+	 * eval and inference the whole attention from q, k, v a tile of p at a
+	 * time (cg_seq.c), which then never make p */
+	for (int i = 0; i < g->n; i++) {
+		ir_node *n = &g->nodes[i];
+		if (n->dead || n->op != IR_MATMUL || n->ia[0] || n->ia[1] || n->storage == ST_GRAD || i == g->output)
+			continue;
+		int p = n->in[0];
+		ir_node *pn = &g->nodes[p];
+		if (pn->op != IR_ATTN_PROBS || pn->entries != n->entries || !(n->entries & (IR_ENTRY_EVAL | IR_ENTRY_INFER)) ||
+		    16 * pn->dims[pn->rank - 1] > IR_MATMUL_BT_FLOATS || p == g->output)
+			continue;
+		bool alone = true;
+		for (int j = 0; j < users[p].n && alone; j++) {
+			const ir_node *u = &g->nodes[users[p].v[j]];
+			alone = u->dead || !reads(u, p) || users[p].v[j] == i || !(u->entries & (IR_ENTRY_EVAL | IR_ENTRY_INFER));
+		}
+		if (!alone)
+			continue;
+		n->op = IR_ATTN_OUT;
+		n->in[2] = pn->in[0];
+		n->in[3] = pn->in[1];
+		n->nin = 4;
+		add_user(n->in[2], i);
+		add_user(n->in[3], i);
+		pn->entries &= (uint8_t)~(IR_ENTRY_EVAL | IR_ENTRY_INFER);
 	}
 	/* dead nodes: walk backwards so chains disappear in one pass, counting
 	 * the live reads of each node once */

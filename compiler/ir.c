@@ -413,9 +413,10 @@ static flops_fn *const op_flops[IR_NUM_OPS] = {
 double ir_node_flops(ir_graph *g, const ir_node *n) { return op_flops[n->op](g, n); }
 
 /* The train step's forward pass, node by node: the nodes the eval step runs
- * too, and the layers and batchnorms it runs folded together
- * (pass_infer.c: a node that stands for a batchnorm, eval and inference
- * only, is not a layer of the model). */
+ * too, the layers and batchnorms it runs folded together (pass_infer.c: a
+ * node that stands for a batchnorm, eval and inference only, is not a layer
+ * of the model) and the attention probabilities it runs within
+ * attention_out. */
 bool *ir_forward_nodes(const ir_graph *g)
 {
 	bool train = false, *f = nnc_alloc((size_t)g->n + 1);
@@ -430,6 +431,11 @@ bool *ir_forward_nodes(const ir_graph *g)
 		if (sf >= 0)
 			f[sf] = f[g->nodes[sf].in[0]] = true;
 	}
+	/* attention's probabilities, which only the train step makes now
+	 * (fuse.c rule 6: eval computes attention whole) */
+	for (int i = 0; i < g->n; i++)
+		if (f[i] && g->nodes[i].op == IR_ATTN_OUT)
+			f[g->nodes[i].in[0]] = true;
 	return f;
 }
 
@@ -566,6 +572,7 @@ bool ir_op_mode_dependent(ir_op op)
 	switch (op) {
 	case IR_DROPOUT:
 	case IR_BN_COMBINE: /* the batch's statistics, or the running ones */
+	case IR_ATTN_OUT:   /* p v, or the whole attention from q, k, v */
 		return true;
 	default:
 		return false;

@@ -334,7 +334,10 @@ static inline bool ir_bn_affine(const ir_node *n) { return n->nin - (ir_bn_resid
  * a batchnorm's combine): eval and inference do not need what computes it. */
 /* The node whose tensor n writes in its place (ir_node.stands_for), or -1. */
 static inline int ir_stands_for(const ir_node *n) { return n->stands_for - 1; }
-static inline bool ir_operand_train_only(const ir_node *n, int k) { return n->op == IR_BN_COMBINE && k == 0; }
+static inline bool ir_operand_train_only(const ir_node *n, int k)
+{
+	return (n->op == IR_BN_COMBINE || n->op == IR_ATTN_OUT) && k == 0;
+}
 /* An op that writes a state tensor in place: a side effect, never dead. */
 static inline bool ir_writes_state(const ir_node *n) { return n->op == IR_STEP_COUNT; }
 /* An op whose lowering depends on the mode (dropout: a random mask in the

@@ -379,29 +379,39 @@ Test(seq, fast_kernels_match_reference, .timeout = 600)
 		}
 }
 
-/* fuse.c rule 5: attention's scores go into their softmax (one
+/* fuse.c rules 5 and 6: attention's scores go into their softmax (one
  * attention_probs op: no scores tensor, causal rows skip the products
- * above the diagonal).  The fused graph has one per attention (and per
- * matmul |> softmax) and no product left that only a softmax reads; its
- * loss and gradients agree with the unfused graph's within rounding, with
- * both register tiles, full and partial batches. */
+ * above the diagonal), and where eval and inference read the
+ * probabilities only through the weighted sum, that product becomes
+ * attention_out, which computes attention whole there (no probabilities
+ * tensor).  The fused graph has one attention_probs per attention (and per
+ * matmul |> softmax), an attention_out where the probabilities have no
+ * other reader (net 1's are read twice), and no product left that only a
+ * softmax reads; its eval loss and accuracy and its train step's gradients
+ * agree with the unfused graph's within rounding, with both register
+ * tiles, full and partial batches. */
 Test(seq, attention_scores_fuse_into_the_softmax, .timeout = 300)
 {
-	static const int want[] = {1, 1};
+	static const int want[] = {1, 1}, want_out[] = {1, 0};
 	for (size_t k = 0; k < sizeof equiv_srcs / sizeof *equiv_srcs; k++)
 		for (int vacc = 6; vacc <= 24; vacc += 18) {
 			th_vacc = vacc;
 			ir_graph *g = th_build_graph(SRC_PATH, equiv_srcs[k], true);
-			int fused = 0;
+			int fused = 0, whole = 0;
 			for (int i = 0; i < g->n; i++) {
 				const ir_node *n = &g->nodes[i];
 				if (n->dead)
 					continue;
 				fused += n->op == IR_ATTN_PROBS;
+				whole += n->op == IR_ATTN_OUT;
+				cr_assert(n->op != IR_ATTN_OUT || g->nodes[n->in[0]].entries == IR_ENTRY_TRAIN,
+					  "net %zu: the probabilities %%%d run in entries %d", k, n->in[0],
+					  g->nodes[n->in[0]].entries);
 				cr_assert(!(n->op == IR_SOFTMAX_LAST && g->nodes[n->in[0]].op == IR_MATMUL),
 					  "net %zu: %%%d softmax of a product left unfused", k, i);
 			}
 			cr_assert_eq(fused, want[k], "net %zu: %d attention_probs ops", k, fused);
+			cr_assert_eq(whole, want_out[k], "net %zu: %d attention_out ops", k, whole);
 			jitted f = th_jit(g, false, true);
 			jitted u = th_jit(th_build_graph(SRC_PATH, equiv_srcs[k], false), false, true);
 			th_vacc = 0;
