@@ -54,9 +54,11 @@ ir_graph *nnc_small_batch(ir_graph *g)
 	memcpy(s->nodes, g->nodes, sizeof(ir_node) * (size_t)g->n);
 	/* nnc_fold_batchnorm renumbers the nodes the tables name: the copy's own */
 	s->params = nnc_alloc(sizeof(ir_param) * (size_t)(g->nparams + 1));
-	memcpy(s->params, g->params, sizeof(ir_param) * (size_t)g->nparams);
+	if (g->nparams)
+		memcpy(s->params, g->params, sizeof(ir_param) * (size_t)g->nparams);
 	s->states = nnc_alloc(sizeof(*s->states) * (size_t)(g->nstates + 1));
-	memcpy(s->states, g->states, sizeof(*s->states) * (size_t)g->nstates);
+	if (g->nstates) /* no states: g->states is NULL */
+		memcpy(s->states, g->states, sizeof(*s->states) * (size_t)g->nstates);
 	/* a conversion's users read its operand instead */
 	int *alias = nnc_alloc(sizeof(int) * (size_t)g->n);
 	for (int i = 0; i < s->n; i++) {
