@@ -239,8 +239,6 @@ void naive_ln_bwd_gamma(cg_ctx *c, ir_node *n)
 
 /* ---- batched matrix product of two computed tensors ---- */
 
-/* C[g] = scale op(A[g]) op(B[g]) for every matrix g of every sample:
- * A(i, k) = a[i sai + k sak], B(k, j) = b[k sbk + j sbj]. */
 /* crow[j] = scale sum over k < K in order of a[k sak] B[k sbk + j sbj], for
  * j in [0, jend): one row of a product, scalar (st: sak, sbk, sbj). */
 static void naive_row(cg_ctx *c, LLVMValueRef arow, LLVMValueRef B, LLVMValueRef crow, LLVMValueRef jend, LLVMValueRef K,
@@ -255,6 +253,8 @@ static void naive_row(cg_ctx *c, LLVMValueRef arow, LLVMValueRef B, LLVMValueRef
 	cg_loop_end(c, &j);
 }
 
+/* C[g] = scale op(A[g]) op(B[g]) for every matrix g of every sample:
+ * A(i, k) = a[i sai + k sak], B(k, j) = b[k sbk + j sbj]. */
 void naive_matmul(cg_ctx *c, ir_node *n)
 {
 	ir_node *a = operand(c, n, 0), *b = operand(c, n, 1);
@@ -338,9 +338,6 @@ void lower_heads(cg_ctx *c, ir_node *n)
 
 /* ---- softmax over the last axis ---- */
 
-/* SOFTMAX_LAST: y[r] = softmax(x[r]) over the row's L values; causal: over
- * its first i + 1 values, i = the row's place in its [L, L] matrix, the rest
- * 0.  SOFTMAX_LAST_GRAD (y, dy): dx[r] = y (dy - sum(dy y)), 0 where y is. */
 /* out[0..L) = softmax of row[0..len), 0 from len on (out may be row) */
 static void naive_softmax_row(cg_ctx *c, LLVMValueRef row, LLVMValueRef out, LLVMValueRef len, int64_t L)
 {
@@ -362,6 +359,9 @@ static void naive_softmax_row(cg_ctx *c, LLVMValueRef row, LLVMValueRef out, LLV
 	cg_loop_end(c, &j3);
 }
 
+/* SOFTMAX_LAST: y[r] = softmax(x[r]) over the row's L values; causal: over
+ * its first i + 1 values, i = the row's place in its [L, L] matrix, the rest
+ * 0.  SOFTMAX_LAST_GRAD (y, dy): dx[r] = y (dy - sum(dy y)), 0 where y is. */
 void naive_softmax_last(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0);
@@ -508,8 +508,7 @@ typedef struct row_env {
 	LLVMValueRef g, b;        /* gamma, beta (or NULL) */
 	LLVMValueRef acc, acc2;   /* <16 x float> accumulators (allocas) */
 	LLVMValueRef mean, rstd;  /* splats */
-	LLVMValueRef s1, s2;      /* splats: mean(g), mean(g xhat); the softmax's max and 1/sum */
-	LLVMValueRef len;         /* the softmax's live values (i64), or NULL for all */
+	LLVMValueRef s1, s2;      /* splats: mean(g), mean(g xhat); s1: the softmax gradient's sum(dy y) */
 } row_env;
 
 static LLVMValueRef vzero(cg_ctx *c) { return LLVMConstNull(c->v16); }
@@ -690,36 +689,44 @@ static LLVMValueRef hreduce(cg_ctx *c, LLVMValueRef v, LLVMValueRef (*op)(cg_ctx
 
 static LLVMValueRef hmax(cg_ctx *c, LLVMValueRef v) { return hreduce(c, v, vfmax); }
 
-/* The lanes of the vector at j that are live: inside the row (mask) and,
- * causal, before e->len; NULL when every lane is */
-static LLVMValueRef sm_live(cg_ctx *c, row_env *e, LLVMValueRef j, LLVMValueRef mask)
+/* Lanes of the vector at j that lie in a row of n values (NULL: all do). */
+static LLVMValueRef tail_mask(cg_ctx *c, int64_t n, LLVMValueRef j)
 {
-	if (!e->len)
-		return mask;
-	LLVMValueRef m = cg_mask_dyn(c, LLVMBuildSub(c->B, e->len, j, ""));
-	return mask ? LLVMBuildAnd(c->B, m, mask, "") : m;
+	return n % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, n), j, "")) : NULL;
 }
 
-static void sm_max(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
+/* out[0..N) = softmax of x[0..len) and 0 from len on (out may be x), 16
+ * values at a time: the passes go over the vectors that hold live values
+ * only, then (`part`: len may be < N) zeros to the row's end; lanes past N
+ * belong to the next row.  The sums and the max are the same as over the
+ * whole row with dead lanes left out. */
+static void softmax_row(cg_ctx *c, LLVMValueRef x, LLVMValueRef out, LLVMValueRef len, int64_t N, bool part)
 {
-	row_env *e = env;
-	LLVMValueRef v = live(c, sm_live(c, e, j, mask), vld(c, e->x, j, mask), cg_vf32(c, NEG_INF));
-	cg_store(c, vfmax(c, v, cg_load(c, c->v16, e->acc)), e->acc);
-}
-
-static void sm_exp(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
-{
-	row_env *e = env;
-	LLVMValueRef v = cgm_exp(c->B, vfsub(c, vld(c, e->x, j, mask), e->s1));
-	v = live(c, sm_live(c, e, j, mask), v, vzero(c));
-	cg_vstore(c, v, cg_gep(c, e->out, j), mask);
-	vacc_add(c, e->acc2, v);
-}
-
-static void sm_scale(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
-{
-	row_env *e = env;
-	cg_vstore(c, vfmul(c, vld(c, e->out, j, mask), e->s2), cg_gep(c, e->out, j), mask);
+	LLVMValueRef nv = LLVMBuildUDiv(c->B, add(c, len, I(c, CG_VW - 1)), I(c, CG_VW), "");
+	LLVMValueRef amax = facc(c, cg_vf32(c, NEG_INF), "vmax"), asum = facc(c, vzero(c), "vsum");
+	cg_loop v = cg_loop_begin(c, I(c, 0), nv, 1);
+	LLVMValueRef j = mulk(c, v.i, CG_VW), m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
+	cg_store(c, vfmax(c, live(c, m, vld(c, x, j, m), cg_vf32(c, NEG_INF)), cg_load(c, c->v16, amax)), amax);
+	cg_loop_end(c, &v);
+	LLVMValueRef mx = cg_splat(c, hmax(c, cg_load(c, c->v16, amax)));
+	cg_loop v2 = cg_loop_begin(c, I(c, 0), nv, 1);
+	j = mulk(c, v2.i, CG_VW);
+	m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
+	LLVMValueRef ev = live(c, m, cgm_exp(c->B, vfsub(c, vld(c, x, j, m), mx)), vzero(c));
+	cg_vstore(c, ev, cg_gep(c, out, j), tail_mask(c, N, j));
+	vacc_add(c, asum, ev);
+	cg_loop_end(c, &v2);
+	LLVMValueRef inv = cg_splat(c, fdiv(c, cg_f32(c, 1), cg_hsum(c, cg_load(c, c->v16, asum))));
+	cg_loop v3 = cg_loop_begin(c, I(c, 0), nv, 1);
+	j = mulk(c, v3.i, CG_VW);
+	cg_vstore(c, vfmul(c, vld(c, out, j, tail_mask(c, N, j)), inv), cg_gep(c, out, j), tail_mask(c, N, j));
+	cg_loop_end(c, &v3);
+	if (part) {
+		cg_loop v4 = cg_loop_begin(c, nv, I(c, (N + CG_VW - 1) / CG_VW), 1);
+		j = mulk(c, v4.i, CG_VW);
+		cg_vstore(c, vzero(c), cg_gep(c, out, j), tail_mask(c, N, j));
+		cg_loop_end(c, &v4);
+	}
 }
 
 static void smg_dot(cg_ctx *c, LLVMValueRef j, LLVMValueRef mask, void *env)
@@ -748,7 +755,6 @@ void lower_softmax_last(cg_ctx *c, ir_node *n)
 	cg_loop r = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef base = mulk(c, r.i, L);
 	row_env e = {.x = cg_gep(c, X, base), .out = cg_gep(c, Y, base)};
-	e.len = causal ? add(c, LLVMBuildSRem(c->B, r.i, I(c, L), ""), I(c, 1)) : NULL;
 	if (grad) {
 		e.dy = cg_gep(c, D, base);
 		e.acc = facc(c, vzero(c), "vdot");
@@ -756,13 +762,8 @@ void lower_softmax_last(cg_ctx *c, ir_node *n)
 		e.s1 = cg_splat(c, cg_hsum(c, cg_load(c, c->v16, e.acc)));
 		cg_vec_loop(c, L, smg_out, &e);
 	} else {
-		e.acc = facc(c, cg_vf32(c, NEG_INF), "vmax");
-		cg_vec_loop(c, L, sm_max, &e);
-		e.s1 = cg_splat(c, hmax(c, cg_load(c, c->v16, e.acc)));
-		e.acc2 = facc(c, vzero(c), "vsum");
-		cg_vec_loop(c, L, sm_exp, &e);
-		e.s2 = cg_splat(c, fdiv(c, cg_f32(c, 1), cg_hsum(c, cg_load(c, c->v16, e.acc2))));
-		cg_vec_loop(c, L, sm_scale, &e);
+		LLVMValueRef len = causal ? add(c, LLVMBuildSRem(c->B, r.i, I(c, L), ""), I(c, 1)) : I(c, L);
+		softmax_row(c, e.x, e.out, len, L, causal);
 	}
 	cg_loop_end(c, &r);
 }
@@ -820,44 +821,13 @@ static void mm_rows(cg_ctx *c, const mm_env *e, LLVMValueRef m0, int rows)
 }
 
 /* ATTN_PROBS's rows [m0, m0 + rows) of the matrix at e->C, scores so far:
- * each row's softmax in place (a loop: one copy of the code), over its live
- * vectors only (causal: those up to the diagonal), then zeros to the row's
- * end; lanes past N are the next row's. */
+ * each row's softmax in place (a loop: one copy of the code; causal: over
+ * the values up to the diagonal). */
 static void attn_softmax_rows(cg_ctx *c, const mm_env *e, LLVMValueRef m0, int rows, bool causal)
 {
-	int64_t N = e->N;
 	cg_loop q = cg_loop_begin(c, m0, add(c, m0, I(c, rows)), 1);
 	LLVMValueRef x = mm_crow(c, e, q.i);
-	LLVMValueRef len = causal ? add(c, q.i, I(c, 1)) : I(c, N);
-	LLVMValueRef nv = LLVMBuildUDiv(c->B, add(c, len, I(c, CG_VW - 1)), I(c, CG_VW), "");
-	LLVMValueRef amax = facc(c, cg_vf32(c, NEG_INF), "vmax"), asum = facc(c, vzero(c), "vsum");
-	cg_loop v = cg_loop_begin(c, I(c, 0), nv, 1);
-	LLVMValueRef j = mulk(c, v.i, CG_VW), m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
-	LLVMValueRef xv = live(c, m, vld(c, x, j, m), cg_vf32(c, NEG_INF));
-	cg_store(c, vfmax(c, xv, cg_load(c, c->v16, amax)), amax);
-	cg_loop_end(c, &v);
-	LLVMValueRef mx = cg_splat(c, hmax(c, cg_load(c, c->v16, amax)));
-	cg_loop v2 = cg_loop_begin(c, I(c, 0), nv, 1);
-	j = mulk(c, v2.i, CG_VW);
-	m = cg_mask_dyn(c, LLVMBuildSub(c->B, len, j, ""));
-	LLVMValueRef nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
-	LLVMValueRef ev = live(c, m, cgm_exp(c->B, vfsub(c, vld(c, x, j, m), mx)), vzero(c));
-	cg_vstore(c, ev, cg_gep(c, x, j), nm);
-	vacc_add(c, asum, ev);
-	cg_loop_end(c, &v2);
-	LLVMValueRef inv = cg_splat(c, fdiv(c, cg_f32(c, 1), cg_hsum(c, cg_load(c, c->v16, asum))));
-	cg_loop v3 = cg_loop_begin(c, I(c, 0), nv, 1);
-	j = mulk(c, v3.i, CG_VW);
-	nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
-	cg_vstore(c, vfmul(c, vld(c, x, j, nm), inv), cg_gep(c, x, j), nm);
-	cg_loop_end(c, &v3);
-	if (causal) {
-		cg_loop v4 = cg_loop_begin(c, nv, I(c, (N + CG_VW - 1) / CG_VW), 1);
-		j = mulk(c, v4.i, CG_VW);
-		nm = N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j, "")) : NULL;
-		cg_vstore(c, vzero(c), cg_gep(c, x, j), nm);
-		cg_loop_end(c, &v4);
-	}
+	softmax_row(c, x, x, causal ? add(c, q.i, I(c, 1)) : I(c, e->N), e->N, causal);
 	cg_loop_end(c, &q);
 }
 
@@ -885,8 +855,8 @@ static void matmul_tiles(cg_ctx *c, ir_node *n, mm_kind kind)
 	int64_t G = pn->size / (M * N);
 	/* rows per tile: the register tile of the dense products (cg_ctx.vacc) */
 	int mr = c->vacc >= 24 || c->vacc == 0 ? 12 : c->vacc;
-	if (mr > 16)
-		mr = 16;
+	if (mr > IR_MATMUL_ROWS_MAX)
+		mr = IR_MATMUL_ROWS_MAX;
 	NNC_ASSERT(!att || mr * N <= MATMUL_BT_FLOATS); /* fuse.c */
 	mm_env e = {.K = K, .N = N, .sai = ta ? 1 : K, .sak = ta ? M : 1, .scale = cg_vf32(c, pn->fa[0])};
 	LLVMValueRef Ap = cg_tensor(c, a), Bp = cg_tensor(c, b), Cp = cg_tensor(c, n), lo, hi;
@@ -921,7 +891,7 @@ static void matmul_tiles(cg_ctx *c, ir_node *n, mm_kind kind)
 		} else { /* the vectors of columns < m0 + rows, the last one masked at N */
 			LLVMValueRef jend = cg_min_i64(c, add(c, m0, I(c, rows)), I(c, N));
 			cg_loop j = cg_loop_begin(c, I(c, 0), jend, CG_VW);
-			mm_tile(c, &e, m0, rows, j.i, N % CG_VW ? cg_mask_dyn(c, LLVMBuildSub(c->B, I(c, N), j.i, "")) : NULL);
+			mm_tile(c, &e, m0, rows, j.i, tail_mask(c, N, j.i));
 			cg_loop_end(c, &j);
 		}
 		if (kind != MM_PRODUCT)

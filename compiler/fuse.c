@@ -309,7 +309,7 @@ void nnc_fuse(ir_graph *g)
 		int p = n->in[0];
 		ir_node *pn = &g->nodes[p];
 		if (pn->op != IR_ATTN_PROBS || pn->entries != n->entries || !(n->entries & (IR_ENTRY_EVAL | IR_ENTRY_INFER)) ||
-		    16 * pn->dims[pn->rank - 1] > IR_MATMUL_BT_FLOATS || p == g->output)
+		    IR_MATMUL_ROWS_MAX * pn->dims[pn->rank - 1] > IR_MATMUL_BT_FLOATS || p == g->output)
 			continue;
 		bool alone = true;
 		for (int j = 0; j < users[p].n && alone; j++) {

@@ -82,17 +82,27 @@ ir_graph *ir_new(const nnc_source *src)
 	return g;
 }
 
-bool *ir_ancestors(const ir_graph *g, int root)
+/* ir_ancestors; with `copies`, a node that computes another's value in
+ * inference (stands_for: a folded layer) is needed with it.  It comes
+ * right after that node, and every reader after itself, so need[] of the
+ * node is final when the sweep reaches the copy. */
+static bool *ancestors(const ir_graph *g, int root, bool copies)
 {
 	bool *need = nnc_alloc((size_t)g->n);
 	need[root] = true;
-	for (int i = root; i >= 0; i--)
-		if (need[i])
-			for (int k = 0; k < g->nodes[i].nin; k++)
-				if (!ir_operand_train_only(&g->nodes[i], k))
-					need[g->nodes[i].in[k]] = true;
+	for (int i = copies ? g->n - 1 : root; i >= 0; i--) {
+		const ir_node *n = &g->nodes[i];
+		int sf = copies ? ir_stands_for(n) : -1;
+		if (!n->dead && sf >= 0 && need[sf] && (n->entries & IR_ENTRY_INFER))
+			need[i] = true;
+		for (int k = 0; need[i] && k < n->nin; k++)
+			if (!ir_operand_train_only(n, k))
+				need[n->in[k]] = true;
+	}
 	return need;
 }
+
+bool *ir_ancestors(const ir_graph *g, int root) { return ancestors(g, root, false); }
 
 void ir_drop_training(ir_graph *g)
 {
@@ -115,28 +125,9 @@ int ir_entry_nodes(const ir_graph *g, unsigned entry, int *ids)
 
 void ir_settle_infer(ir_graph *g)
 {
-	if (g->output < 0) {
-		for (int i = 0; i < g->n; i++)
-			g->nodes[i].entries &= (uint8_t)~IR_ENTRY_INFER;
-		return;
-	}
-	/* ir_ancestors, and a node that computes another's value in inference
-	 * (stands_for: a folded layer) is needed with it.  It comes right
-	 * after that node, and every reader after itself, so need[] of the
-	 * node is final when the sweep reaches the copy. */
-	bool *need = nnc_alloc((size_t)g->n);
-	need[g->output] = true;
-	for (int i = g->n - 1; i >= 0; i--) {
-		const ir_node *n = &g->nodes[i];
-		int sf = ir_stands_for(n);
-		if (!n->dead && sf >= 0 && need[sf] && (n->entries & IR_ENTRY_INFER))
-			need[i] = true;
-		for (int k = 0; need[i] && k < n->nin; k++)
-			if (!ir_operand_train_only(n, k))
-				need[n->in[k]] = true;
-	}
+	bool *need = g->output >= 0 ? ancestors(g, g->output, true) : NULL;
 	for (int i = 0; i < g->n; i++)
-		if (!need[i])
+		if (!need || !need[i])
 			g->nodes[i].entries &= (uint8_t)~IR_ENTRY_INFER;
 }
 

@@ -330,10 +330,11 @@ static inline bool ir_per_chunk(const ir_node *n)
  * operands 2 and 3 when it has them. */
 static inline bool ir_bn_residual(const ir_node *n) { return n->op == IR_BATCHNORM && n->ia[0]; }
 static inline bool ir_bn_affine(const ir_node *n) { return n->nin - (ir_bn_residual(n) ? 1 : 0) > 2; }
-/* Operand k of n is read by the train step only (the batch statistics of
- * a batchnorm's combine): eval and inference do not need what computes it. */
 /* The node whose tensor n writes in its place (ir_node.stands_for), or -1. */
 static inline int ir_stands_for(const ir_node *n) { return n->stands_for - 1; }
+/* Operand k of n is read by the train step only (the batch statistics of
+ * a batchnorm's combine, the probabilities of attention_out): eval and
+ * inference do not need what computes it. */
 static inline bool ir_operand_train_only(const ir_node *n, int k)
 {
 	return (n->op == IR_BN_COMBINE || n->op == IR_ATTN_OUT) && k == 0;
@@ -371,9 +372,9 @@ void ir_drop_training(ir_graph *g);
 /* The live nodes that `entry` (IR_ENTRY_*) runs, in order, into ids (g->n
  * ints); returns their count. */
 int ir_entry_nodes(const ir_graph *g, unsigned entry, int *ids);
-/* Inference runs exactly the ancestors of the output: clears IR_ENTRY_INFER
- * on the others (after fusion, which only removes ancestors).  nnc_plan
- * calls it. */
+/* Inference runs exactly the ancestors of the output and the nodes that
+ * stand for one (ir_node.stands_for): clears IR_ENTRY_INFER on the others
+ * (after fusion, which only removes ancestors).  nnc_plan calls it. */
 void ir_settle_infer(ir_graph *g);
 /* The train step's forward pass (--summary's rows, the forward FLOPs of
  * --stats and --summary): the nodes the eval step runs too (with a train
@@ -384,6 +385,10 @@ bool *ir_forward_nodes(const ir_graph *g);
  * at most this many floats (64 KiB), else takes the reference loops
  * (cg_seq.c); fuse.c fuses only the products that fit. */
 #define IR_MATMUL_BT_FLOATS 16384
+/* The most rows a batched product's register tile has (cg_seq.c); an
+ * attention_out keeps that many rows of probabilities on the stack, so
+ * fuse.c makes one only where they fit in IR_MATMUL_BT_FLOATS. */
+#define IR_MATMUL_ROWS_MAX 16
 /* Chunks when the driver asks for none (nnc --chunks). */
 #define NNC_DEFAULT_CHUNKS 2
 typedef enum ir_phase {
