@@ -598,6 +598,140 @@ static ir_phase body_phase(const ir_graph *g, const ir_node *nd, bool train)
 	return ph;
 }
 
+/* ---- the owned gradient tail (docs/architecture.md "Owned gradient tail") ----
+ * With several chunks, every chunk computes its partial weight gradients
+ * and the update sums them afterwards, split across the threads: a weight
+ * of 400 KB crossed the cores twice a step that way (each thread's update
+ * reads the other chunk's partial).  A dense layer's weight gradient that
+ * ends the chunk loop instead runs after it, by blocks of its rows: the
+ * thread that owns a block computes it for every chunk (chunk 0 into the
+ * gradients, the others into their partials, as the chunk loop would) and
+ * updates the block at once, while it is in cache.  The same sums in the
+ * same order: bit for bit the schedule it replaces. */
+
+/* Rows of dW per block: about 32 KiB of it, a multiple of 48 rows (the
+ * register tiles' 6 and 8, and 16), at most 480. */
+static int64_t owned_rows(int64_t N)
+{
+	int64_t rb = 8192 / N / 48 * 48;
+	return rb < 48 ? 48 : rb > 480 ? 480 : rb;
+}
+
+/* Smaller weights are not worth a block schedule of their own. */
+#define OWNED_MIN_FLOATS 4096
+
+/* Marks owned[q] for the ops ids[q] of a train body that the tail takes:
+ * the chunk loop's last ops, as far back as all of them write parameter
+ * gradients (so nothing in the loop overwrites what they read once they
+ * move after it), that are dense weight gradients of whole rows of
+ * vectors.  Returns how many. */
+static int owned_tail(const cg_unit *u, bool train, const int *ids, int n, bool *owned)
+{
+	ir_graph *g = u->c.g;
+	const cg_options *o = u->m->opt;
+	if (!train || g->chunks < 2 || o->naive || o->no_owned || u->infer_body)
+		return 0;
+	const ir_node *upd = NULL;
+	for (int q = 0; q < n; q++)
+		if (ir_node_phase(g, &g->nodes[ids[q]]) == PHASE_UPDATE)
+			upd = &g->nodes[ids[q]];
+	if (!upd || !cg_update_piecewise(upd))
+		return 0;
+	int count = 0;
+	for (int q = n - 1; q >= 0; q--) {
+		const ir_node *nd = &g->nodes[ids[q]];
+		ir_phase ph = body_phase(g, nd, train);
+		if (ph == PHASE_UPDATE || ph == PHASE_PARAM)
+			continue; /* not in the chunk loop */
+		if (ph == PHASE_COMBINE && !nd->chunk_copy)
+			break;
+		if (nd->storage != ST_GRAD || nd->param < 0)
+			break;
+		if (nd->op != IR_DENSE_BWD_W)
+			continue;
+		int64_t R = ir_rows(nd), M = g->nodes[nd->in[0]].size / R, N = g->nodes[nd->in[1]].size / R;
+		if (N % CG_VW || M * N != g->params[nd->param].size || M * N < OWNED_MIN_FLOATS)
+			continue;
+		owned[q] = true;
+		count++;
+	}
+	return count;
+}
+
+/* The tail's function for weight gradient d: this thread's blocks of rows,
+ * each computed for every chunk holding samples, then updated by upd. */
+static LLVMValueRef owned_fn(cg_unit *u, ir_node *d, ir_node *upd)
+{
+	cg_ctx *c = &u->c;
+	ir_graph *g = c->g;
+	char name[64];
+	snprintf(name, sizeof name, "%sop%d.owned", u->tag, (int)(d - g->nodes));
+	LLVMValueRef fn = LLVMAddFunction(c->M, name, u->m->body_fn_t);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	cg_fn_attrs(c, fn);
+	begin_fn(c, fn);
+	c->train_mode = true;
+	int64_t R = ir_rows(d), M = g->nodes[d->in[0]].size / R, N = g->nodes[d->in[1]].size / R;
+	int64_t rb = owned_rows(N), off = g->params[d->param].offset;
+	LLVMValueRef nsteps = cg_arg(c, CG_ARGS_n), slot = cg_alloca(c, c->abi.chunk, "chunk");
+	LLVMValueRef active = cg_active_chunks(c, nsteps), lo, hi;
+	cg_partition(c, cg_i64(c, (M + rb - 1) / rb), &lo, &hi);
+	c->chunk = slot;
+	cg_loop b = cg_loop_begin(c, lo, hi, 1);
+	{
+		LLVMValueRef r0 = LLVMBuildMul(c->B, b.i, cg_i64(c, rb), "");
+		LLVMValueRef r1 = cg_min_i64(c, cg_i64(c, M), LLVMBuildAdd(c->B, r0, cg_i64(c, rb), ""));
+		cg_loop k = cg_loop_begin(c, cg_i64(c, 0), active, 1);
+		chunk_args(c, slot, k.i, nsteps);
+		cg_dense_bw_rows(c, d, r0, r1, rb);
+		cg_loop_end(c, &k);
+		chunk_args(c, slot, cg_i64(c, 0), nsteps); /* the update's gradients: chunk 0's */
+		LLVMValueRef n16 = cg_i64(c, N);
+		cg_update_span(c, upd, LLVMBuildAdd(c->B, cg_i64(c, off), LLVMBuildMul(c->B, r0, n16, ""), ""),
+			       LLVMBuildAdd(c->B, cg_i64(c, off), LLVMBuildMul(c->B, r1, n16, ""), ""));
+	}
+	cg_loop_end(c, &b);
+	c->chunk = NULL;
+	c->train_mode = false;
+	LLVMBuildRetVoid(c->B);
+	return fn;
+}
+
+/* The update of every parameter the tail does not own (padding included),
+ * each run of them split across the threads in vectors. */
+static LLVMValueRef rest_fn(cg_unit *u, const bool *owned_param, ir_node *upd)
+{
+	cg_ctx *c = &u->c;
+	ir_graph *g = c->g;
+	LLVMValueRef fn = LLVMAddFunction(c->M, nnc_sprintf("%supdate.rest", u->tag), u->m->body_fn_t);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	cg_fn_attrs(c, fn);
+	begin_fn(c, fn);
+	c->train_mode = true;
+	LLVMValueRef slot = cg_alloca(c, c->abi.chunk, "chunk0");
+	chunk_args(c, slot, cg_i64(c, 0), cg_arg(c, CG_ARGS_n));
+	c->chunk = slot;
+	int64_t a = 0;
+	for (int p = 0; p <= g->nparams; p++) {
+		int64_t lo = p < g->nparams ? g->params[p].offset : g->param_floats;
+		if (p < g->nparams && !owned_param[p])
+			continue;
+		if (lo > a) { /* [a, lo): not owned */
+			LLVMValueRef vlo, vhi;
+			cg_partition(c, cg_i64(c, (lo - a) / CG_VW), &vlo, &vhi);
+			LLVMValueRef s0 = LLVMBuildAdd(c->B, cg_i64(c, a), LLVMBuildMul(c->B, vlo, cg_i64(c, CG_VW), ""), "");
+			LLVMValueRef s1 = LLVMBuildAdd(c->B, cg_i64(c, a), LLVMBuildMul(c->B, vhi, cg_i64(c, CG_VW), ""), "");
+			cg_update_span(c, upd, s0, s1);
+		}
+		if (p < g->nparams)
+			a = lo + (g->params[p].size + CG_VW - 1) / CG_VW * CG_VW;
+	}
+	c->chunk = NULL;
+	c->train_mode = false;
+	LLVMBuildRetVoid(c->B);
+	return fn;
+}
+
 /* An entry body.  One chunk: the listed ops in order, split across the
  * threads, a barrier between two ops.  Several chunks: ops on parameters
  * only (packed weights), a barrier; each thread runs the forward/backward
@@ -613,6 +747,21 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 {
 	cg_ctx *c = &u->c;
 	ir_graph *g = c->g;
+	/* the owned tail's functions first: each is a function of its own */
+	bool *owned = nnc_alloc((size_t)n + 1), *owned_param = nnc_alloc((size_t)g->nparams + 1);
+	LLVMValueRef *owned_fns = nnc_alloc(sizeof(LLVMValueRef) * ((size_t)n + 1)), rest = NULL;
+	if (owned_tail(u, train, ids, n, owned)) {
+		ir_node *upd = NULL;
+		for (int q = 0; q < n; q++)
+			if (ir_node_phase(g, &g->nodes[ids[q]]) == PHASE_UPDATE)
+				upd = &g->nodes[ids[q]];
+		for (int q = 0; q < n; q++)
+			if (owned[q]) {
+				owned_fns[q] = owned_fn(u, &g->nodes[ids[q]], upd);
+				owned_param[g->nodes[ids[q]].param] = true;
+			}
+		rest = rest_fn(u, owned_param, upd);
+	}
 	LLVMValueRef fn = LLVMAddFunction(c->M, name, u->m->body_fn_t);
 	LLVMSetLinkage(fn, LLVMInternalLinkage);
 	cg_fn_attrs(c, fn);
@@ -665,6 +814,12 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 	bool dist = !u->infer_body;
 	if (dist)
 		cg_dist_span(c, &lo, &hi);
+	/* the owned tail needs every chunk's activations: in a run of one
+	 * process; under mpirun the weight gradients stay in the chunks */
+	LLVMValueRef solo = NULL;
+	if (rest)
+		solo = LLVMBuildAnd(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, lo, cg_i64(c, 0), ""),
+				    LLVMBuildICmp(c->B, LLVMIntEQ, hi, cg_i64(c, g->chunks), ""), "solo");
 	hi = cg_min_i64(c, hi, cg_active_chunks(c, nsteps));
 	LLVMValueRef slot = cg_alloca(c, c->abi.chunk, "chunk");
 	LLVMValueRef share = cg_alloca(c, LLVMArrayType2(c->i64, 4), "share");
@@ -716,7 +871,13 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 		for (; j < end; j++) {
 			ir_phase ph = body_phase(g, &g->nodes[ids[j]], train);
 			if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE || ph == PHASE_COMBINE) {
-				call_op(u, ids[j], train, sub, gsize, slot);
+				if (owned[j]) { /* the tail's, when it runs */
+					cg_if o = cg_if_begin(c, LLVMBuildNot(c->B, solo, ""));
+					call_op(u, ids[j], train, sub, gsize, slot);
+					cg_if_end(c, &o);
+				} else {
+					call_op(u, ids[j], train, sub, gsize, slot);
+				}
 				if (j != lastop) { /* the group's next op reads this one's results */
 					cg_if gb = cg_if_begin(c, grouped);
 					barrier(u);
@@ -763,7 +924,24 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 		sum_metrics(c, nsteps);
 	for (int j = 0; j < n; j++)
 		if (ir_node_phase(g, &g->nodes[ids[j]]) == PHASE_UPDATE) {
+			if (!rest) {
+				call_op(u, ids[j], train, c->tid, c->nth, ck0);
+				tick(u, u->op_index[ids[j]]);
+				continue;
+			}
+			/* the owned weights, each block updated by the thread that
+			 * computed its gradient; then every other parameter */
+			LLVMValueRef a[3] = {c->args, c->tid, c->nth};
+			cg_if o = cg_if_begin(c, solo);
+			for (int q = 0; q < n; q++)
+				if (owned[q]) {
+					LLVMBuildCall2(c->B, u->m->body_fn_t, owned_fns[q], a, 3, "");
+					tick(u, u->op_index[ids[q]]);
+				}
+			LLVMBuildCall2(c->B, u->m->body_fn_t, rest, a, 3, "");
+			cg_if_else(c, &o);
 			call_op(u, ids[j], train, c->tid, c->nth, ck0);
+			cg_if_end(c, &o);
 			tick(u, u->op_index[ids[j]]);
 		}
 	LLVMBuildRetVoid(c->B);
@@ -1059,6 +1237,9 @@ LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_optio
 	const char *env = getenv("NNC_SHARE_KERNELS");
 	if (env && !strcmp(env, "0"))
 		o.no_share = true;
+	env = getenv("NNC_OWNED_TAIL");
+	if (env && !strcmp(env, "0"))
+		o.no_owned = true;
 	opt = &o;
 	cg_module m = {.opt = opt};
 	LLVMTypeRef op_params[5] = {proto.ptr, proto.i32, proto.i32, proto.ptr, proto.ptr};

@@ -110,6 +110,18 @@ typedef void lower_fn(cg_ctx *c, ir_node *n);
 #include "ops.def"
 #undef OP
 
+/* ---- the owned gradient tail (cg.c; docs/architecture.md "Owned gradient tail") ---- */
+/* Rows [r0, r1) (i64) of a DENSE_BWD_W node's product, every tile by this
+ * thread, for the chunk c->chunk; rmax bounds r1 - r0.  Each element is the
+ * sum lower_dense_bw computes, in the same order. */
+void cg_dense_bw_rows(cg_ctx *c, ir_node *n, LLVMValueRef r0, LLVMValueRef r1, int64_t rmax);
+/* Whether update node n can run piecewise (no clip_norm, no accumulation),
+ * and its rule on parameters [start, end) (floats, multiples of 16) by this
+ * thread alone, chunk 0's gradients in c->chunk (the partials of the other
+ * chunks summed in, as lower_update does). */
+bool cg_update_piecewise(const ir_node *n);
+void cg_update_span(cg_ctx *c, ir_node *n, LLVMValueRef start, LLVMValueRef end);
+
 /* ---- when a fast lowering applies ----
  * A fast lowering that handles only some nodes of its op says which here;
  * the dispatcher (cg.c) gives the others to the reference kernel. */

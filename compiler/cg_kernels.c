@@ -561,7 +561,7 @@ void lower_dense_bxt(cg_ctx *c, ir_node *n)
 }
 
 /* dW[i, o] = sum_n x[n, i] dy[n, o]: A(m=i, k=n) = x[n*I + i] */
-void lower_dense_bw(cg_ctx *c, ir_node *n)
+static gemm_spec dense_bw_spec(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	gemm_spec s = {0};
@@ -583,7 +583,28 @@ void lower_dense_bw(cg_ctx *c, ir_node *n)
 	}
 	s.ldb = s.N;
 	s.ldc = s.N;
+	return s;
+}
+
+void lower_dense_bw(cg_ctx *c, ir_node *n)
+{
+	gemm_spec s = dense_bw_spec(c, n);
 	gemm(c, &s);
+}
+
+void cg_dense_bw_rows(cg_ctx *c, ir_node *n, LLVMValueRef r0, LLVMValueRef r1, int64_t rmax)
+{
+	gemm_spec s = dense_bw_spec(c, n);
+	s.a = cg_gep(c, s.a, LLVMBuildMul(c->B, r0, cg_i64(c, s.sam), ""));
+	s.c = cg_gep(c, s.c, LLVMBuildMul(c->B, r0, cg_i64(c, s.ldc), ""));
+	s.M = LLVMBuildSub(c->B, r1, r0, "");
+	s.mmax = rmax < s.mmax ? rmax : s.mmax;
+	LLVMValueRef tid = c->tid, nth = c->nth; /* every tile of the rows: this thread's */
+	c->tid = cg_i32(c, 0);
+	c->nth = cg_i32(c, 1);
+	gemm(c, &s);
+	c->tid = tid;
+	c->nth = nth;
 }
 
 /* db[o] = sum_n dy[n, o], each column's rows in order.  A task is a group

@@ -304,10 +304,10 @@ static void set_momentum(cg_ctx *c, upd_vals *u)
 		u->mu1m = cg_splat(c, LLVMBuildSelect(c->B, cyc, cg_hp(c, NNRT_HP_MOMENTUM_1M), cg_f32(c, 1 - mu), ""));
 }
 
-void lower_update(cg_ctx *c, ir_node *n)
+/* The values of the rule every element reads (hoisted out of its loops). */
+static upd_vals update_begin(cg_ctx *c, ir_node *n)
 {
 	ir_graph *g = c->g;
-	int64_t total = g->param_floats; /* a multiple of 16 */
 	ir_node pn = {.storage = ST_PARAM}, gn = {.storage = ST_GRAD};
 	upd_vals u = {.n = n, .P = cg_tensor(c, &pn), .G = cg_tensor(c, &gn)};
 	if (g->opt_floats)
@@ -320,9 +320,26 @@ void lower_update(cg_ctx *c, ir_node *n)
 	if (n->op == IR_SGD_UPDATE && n->fa[1] != 0)
 		u.d = cg_splat(c, cg_hp(c, NNRT_HP_DAMP));
 	set_momentum(c, &u);
-	LLVMValueRef wd = cg_hp(c, NNRT_HP_WD);
 	u.cv = cg_hp(c, NNRT_HP_CLIP_VALUE);
 	u.cv_on = LLVMBuildFCmp(c->B, LLVMRealOGT, u.cv, cg_f32(c, 0), "");
+	return u;
+}
+
+bool cg_update_piecewise(const ir_node *n) { return !(n->ia[0] & (NNRT_OPTF_CLIP_NORM | NNRT_OPTF_ACCUMULATE)); }
+
+void cg_update_span(cg_ctx *c, ir_node *n, LLVMValueRef start, LLVMValueRef end)
+{
+	NNC_ASSERT(cg_update_piecewise(n));
+	upd_vals u = update_begin(c, n);
+	update_runs(c, &u, start, end, cg_hp(c, NNRT_HP_WD));
+}
+
+void lower_update(cg_ctx *c, ir_node *n)
+{
+	ir_graph *g = c->g;
+	int64_t total = g->param_floats; /* a multiple of 16 */
+	upd_vals u = update_begin(c, n);
+	LLVMValueRef wd = cg_hp(c, NNRT_HP_WD);
 	int64_t blocks = (total + UPDATE_BLOCK - 1) / UPDATE_BLOCK;
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, blocks), &lo, &hi);

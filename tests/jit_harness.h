@@ -55,6 +55,8 @@ extern void (*th_plan_hook)(ir_graph *g);
  * eval step and inference (nnc_fold_batchnorm_eval), as the driver does;
  * default true, false keeps the unfolded eval lowering. */
 extern bool th_fold_eval;
+/* th_jit lowers with the owned gradient tail (cg.c; cg_options.no_owned); default true. */
+extern bool th_owned;
 
 /* The memory plan checker: the regions of the workspace (unbatched tensors,
  * partial gradients, partial metrics, chunks) follow each other; parameters

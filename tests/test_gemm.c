@@ -212,3 +212,154 @@ Test(gemm, cache_sizes_from_options_and_environment)
 	cr_assert(l1 == h1 && l2 == h2, "a malformed NNC_CACHE changed the sizes");
 	cr_assert(h1 >= 4096 && h2 >= h1);
 }
+
+/* ---- the owned gradient tail (cg.c) ----
+ * A dense weight gradient at the end of the chunk loop runs after it, by
+ * blocks of rows, each computed for every chunk and updated at once by the
+ * thread that owns it: the same sums in the same order as the chunks and
+ * the update after them, so the two schedules must give the same bits, for
+ * every optimizer rule, full and partial batches, 2 and 3 chunks and any
+ * thread count.  The first net's first layer (100 -> 48) is owned, its
+ * 48 -> 96 is not (its input gradient follows it); the second's per-position
+ * layer (rows n x 12) is owned with its embedding's gradient after it;
+ * the third has a weight gradient too small to own (16 x 32). */
+static const char *owned_nets[] = {
+	"model o\n"
+	"input x : f32[100]\n"
+	"label y : class(10)\n"
+	"h = x |> dense(48) |> relu |> dense(96) |> tanh\n"
+	"logits = h |> dense(10)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer %s\n"
+	"train {\n  data: idx(\"/nonexistent/a\", \"/nonexistent/b\")\n  batch: 40\n}\n",
+
+	"model q\n"
+	"input x : token(13)[12]\n"
+	"label y : class(13)[12]\n"
+	"a = x |> embedding(13, 20) |> dense(256) |> gelu\n"
+	"logits = a |> dense(13)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer %s\n"
+	"train {\n  data: text(\"/nonexistent/corpus.txt\", context: 12)\n  batch: 24\n}\n",
+
+	"model r\n"
+	"input x : f32[16]\n"
+	"label y : class(3)\n"
+	"logits = x |> dense(32) |> relu |> dense(3)\n"
+	"loss softmax_cross_entropy(logits, y)\n"
+	"optimizer %s\n"
+	"train {\n  data: idx(\"/nonexistent/a\", \"/nonexistent/b\")\n  batch: 40\n}\n",
+};
+
+static const char *owned_opts[] = {
+	"sgd(lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01)",
+	"adamw(lr: 0.01, weight_decay: 0.1, amsgrad: true)",
+	"rmsprop(lr: 0.01, centered: true, momentum: 0.5, weight_decay: 0.001, decay_biases: true)",
+	"sgd(lr: 0.05, clip_norm: 1.0)", /* the global norm: no tail */
+};
+
+typedef struct trained3 {
+	float *p, *g, *o;
+	double loss;
+} trained3;
+
+/* Three steps from one start with clip_value on in the last. */
+static trained3 three_steps(const jitted *j, int64_t n, int threads, bool tokens)
+{
+	const nnrt_model *m = j->m;
+	state s = th_state_new(m);
+	th_fill_params(m, s.params, 21);
+	nnrt_set_threads(threads);
+	for (int t = 1; t <= 3; t++) {
+		if (tokens)
+			th_fill_tokens(&s, n, 13, 30 + (uint64_t)t, true);
+		else
+			th_fill_batch(&s, n, 30 + (uint64_t)t);
+		memset(s.a.hp, 0, sizeof s.a.hp);
+		s.a.hp[NNRT_HP_LR] = 0.05f;
+		s.a.hp[NNRT_HP_ADAM_C1] = (float)(1 / (1 - pow(0.9, t)));
+		s.a.hp[NNRT_HP_ADAM_C2] = (float)(1 / (1 - pow(0.999, t)));
+		s.a.hp[NNRT_HP_DAMP] = 1;
+		s.a.hp[NNRT_HP_WD] = 0.01f;
+		s.a.hp[NNRT_HP_CLIP_NORM] = 0.5f;
+		s.a.hp[NNRT_HP_CLIP_VALUE] = t == 3 ? 0.002f : 0;
+		th_run(&s, m->train_step, n);
+	}
+	trained3 r = {th_falloc(m->param_floats), th_falloc(m->param_floats), th_falloc(m->opt_floats), s.metrics[0]};
+	memcpy(r.p, s.params, sizeof(float) * (size_t)m->param_floats);
+	memcpy(r.g, s.grads, sizeof(float) * (size_t)m->param_floats);
+	memcpy(r.o, s.opt, sizeof(float) * (size_t)m->opt_floats);
+	th_state_free(&s);
+	return r;
+}
+
+static void same_training(const nnrt_model *m, const trained3 *a, const trained3 *b, const char *what)
+{
+	for (int64_t e = 0; e < m->param_floats; e++) {
+		cr_assert(!memcmp(&a->p[e], &b->p[e], sizeof(float)), "%s: parameter float %lld %.9g vs %.9g", what,
+			  (long long)e, a->p[e], b->p[e]);
+		cr_assert(!memcmp(&a->g[e], &b->g[e], sizeof(float)), "%s: gradient float %lld %.9g vs %.9g", what,
+			  (long long)e, a->g[e], b->g[e]);
+	}
+	cr_assert(!memcmp(a->o, b->o, sizeof(float) * (size_t)m->opt_floats), "%s: optimizer state differs", what);
+	cr_assert(a->loss == b->loss, "%s: loss %.17g vs %.17g", what, a->loss, b->loss);
+}
+
+static void trained3_free(trained3 *t)
+{
+	free(t->p);
+	free(t->g);
+	free(t->o);
+}
+
+/* Whether g's train step has the tail: its unoptimised module keeps the
+ * tail's function for the other parameters' update. */
+static bool has_tail(int net, const char *opt)
+{
+	jitted j = th_jit(th_build_graph(SRC_PATH, nnc_sprintf(owned_nets[net], opt), true), false, false);
+	LLVMValueRef fn;
+	bool yes = !LLVMFindFunction(j.ee, "update.rest", &fn);
+	th_jit_free(&j);
+	return yes;
+}
+
+static void check_owned(int net, int vacc)
+{
+	th_vacc = vacc;
+	th_l1 = th_l2 = 0;
+	for (size_t oi = 0; oi < NELEMS(owned_opts); oi++) {
+		const char *text = nnc_sprintf(owned_nets[net], owned_opts[oi]);
+		bool tail = has_tail(net, owned_opts[oi]);
+		cr_assert_eq(tail, net != 2 && oi != 3, "net %d, %s: the tail is %s", net, owned_opts[oi],
+			     tail ? "there" : "missing");
+		for (int64_t chunks = 2; chunks <= 3; chunks++) {
+			th_chunks = chunks;
+			th_owned = true;
+			jitted own = th_jit(th_build_graph(SRC_PATH, text, true), false, true);
+			th_owned = false;
+			jitted loop = th_jit(th_build_graph(SRC_PATH, text, true), false, true);
+			th_owned = true;
+			int64_t B = own.m->batch, ns[] = {B, B / 2 + 3, 5, 1};
+			for (size_t k = 0; k < NELEMS(ns); k++) {
+				bool tok = net == 1;
+				trained3 ref = three_steps(&loop, ns[k], 1, tok);
+				for (int th = 1; th <= 4; th++) {
+					trained3 t = three_steps(&own, ns[k], th, tok);
+					same_training(own.m, &t, &ref,
+						      nnc_sprintf("net %d, %s, %lld chunks, n=%lld, %d threads: tail vs chunks", net,
+								  owned_opts[oi], (long long)chunks, (long long)ns[k], th));
+					trained3_free(&t);
+				}
+				trained3_free(&ref);
+			}
+			th_jit_free(&own);
+			th_jit_free(&loop);
+		}
+	}
+	th_chunks = 0;
+}
+
+Test(owned, tail_trains_like_the_chunks_avx2_tiles, .timeout = 300) { check_owned(0, 6); }
+Test(owned, tail_trains_like_the_chunks_avx512_tiles, .timeout = 300) { check_owned(0, 24); }
+Test(owned, per_position_tail_trains_like_the_chunks, .timeout = 300) { check_owned(1, 0); }
+Test(owned, no_tail_for_a_small_weight, .timeout = 300) { check_owned(2, 0); }
