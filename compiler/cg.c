@@ -99,6 +99,7 @@ static const struct {
 	[IR_DENSE_BWD_X] = {naive_dense_bx, NULL},
 	[IR_DENSE_BWD_XT] = {naive_dense_bx, NULL},
 	[IR_DENSE_BWD_W] = {naive_dense_bw, NULL},
+	[IR_TRANSPOSE] = {naive_transpose, NULL},
 	[IR_CONV2D] = {naive_conv, NULL},
 	[IR_CONV2D_BWD_X] = {naive_conv_bx, can_lower_conv_bwd},
 	[IR_CONV2D_BWD_W] = {naive_conv_bw, can_lower_conv_bwd},

@@ -137,6 +137,7 @@ void cg_cache_sizes(const cg_options *opt, int64_t *l1, int64_t *l2);
 void naive_dense(cg_ctx *c, ir_node *n);
 void naive_dense_bx(cg_ctx *c, ir_node *n); /* DENSE_BWD_X and DENSE_BWD_XT */
 void naive_dense_bw(cg_ctx *c, ir_node *n);
+void naive_transpose(cg_ctx *c, ir_node *n);
 void naive_conv(cg_ctx *c, ir_node *n);
 void naive_conv_bx(cg_ctx *c, ir_node *n);
 void naive_conv_bw(cg_ctx *c, ir_node *n);

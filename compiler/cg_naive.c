@@ -120,6 +120,21 @@ void naive_dense_bw(cg_ctx *c, ir_node *n)
 	cg_loop_end(c, &i);
 }
 
+/* wt[o, i] = w[i, o], one element at a time (split by rows of wt) */
+void naive_transpose(cg_ctx *c, ir_node *n)
+{
+	ir_node *w = operand(c, n, 0);
+	int64_t I = w->dims[0], O = w->dims[1];
+	LLVMValueRef W = cg_tensor(c, w), WT = cg_tensor(c, n);
+	LLVMValueRef lo, hi;
+	cg_partition(c, cg_i64(c, O), &lo, &hi);
+	cg_loop o = cg_loop_begin(c, lo, hi, 1);
+	cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, I), 1);
+	st(c, ld(c, W, add(c, mulk(c, i.i, O), o.i)), WT, add(c, mulk(c, o.i, I), i.i));
+	cg_loop_end(c, &i);
+	cg_loop_end(c, &o);
+}
+
 /* value (ch, h, w) of sample s of a CN image tensor with dims [C, H, W] */
 static LLVMValueRef img(cg_ctx *c, const ir_node *t, LLVMValueRef ch, LLVMValueRef h, LLVMValueRef w, LLVMValueRef s)
 {
