@@ -361,5 +361,5 @@ static void check_owned(int net, int vacc)
 
 Test(owned, tail_trains_like_the_chunks_avx2_tiles, .timeout = 300) { check_owned(0, 6); }
 Test(owned, tail_trains_like_the_chunks_avx512_tiles, .timeout = 300) { check_owned(0, 24); }
-Test(owned, per_position_tail_trains_like_the_chunks, .timeout = 300) { check_owned(1, 0); }
+Test(owned, per_position_tail_trains_like_the_chunks, .timeout = 300) { check_owned(1, 24); }
 Test(owned, no_tail_for_a_small_weight, .timeout = 300) { check_owned(2, 0); }
