@@ -497,6 +497,7 @@ static LLVMValueRef chunk_args(cg_ctx *c, LLVMValueRef slot, LLVMValueRef k, LLV
 	f[CG_CHUNK_s0] = s0;
 	f[CG_CHUNK_n] = cg_min_i64(c, left, cg_i64(c, g->cbatch));
 	f[CG_CHUNK_total] = n;
+	f[CG_CHUNK_more] = cg_i64(c, 0);
 	for (int i = 0; i < CG_CHUNK_NFIELDS; i++)
 		cg_store(c, f[i], LLVMBuildStructGEP2(c->B, c->abi.chunk, slot, (unsigned)i, ""));
 	return slot;
@@ -597,6 +598,20 @@ static ir_phase body_phase(const ir_graph *g, const ir_node *nd, bool train)
 	if (ph == PHASE_COMBINE && !train && ir_op_mode_dependent(nd->op))
 		return nd->chunk_copy ? PHASE_SAMPLE : PHASE_PARAM; /* a chunk_copy: in each chunk's copy */
 	return ph;
+}
+
+/* Record k (i64) of the body's array of chunk records. */
+static LLVMValueRef chunk_rec(cg_ctx *c, LLVMValueRef recs, LLVMValueRef k)
+{
+	return LLVMBuildGEP2(c->B, c->abi.chunk, recs, &k, 1, "");
+}
+
+/* Whether the body calls node nd once for all of a thread's chunks: its
+ * fast lowering takes several (cg_multi_chunk). */
+static bool multi_call(const cg_unit *u, const ir_node *nd, bool train)
+{
+	(void)train;
+	return !u->m->opt->naive && cg_multi_chunk(&u->c, nd);
 }
 
 /* ---- the owned gradient tail (docs/architecture.md "Owned gradient tail") ----
@@ -822,7 +837,9 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 		solo = LLVMBuildAnd(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, lo, cg_i64(c, 0), ""),
 				    LLVMBuildICmp(c->B, LLVMIntEQ, hi, cg_i64(c, g->chunks), ""), "solo");
 	hi = cg_min_i64(c, hi, cg_active_chunks(c, nsteps));
-	LLVMValueRef slot = cg_alloca(c, c->abi.chunk, "chunk");
+	/* every chunk's record, filled at the start of each segment for this
+	 * thread's chunks */
+	LLVMValueRef recs = cg_alloca(c, LLVMArrayType2(c->abi.chunk, (uint64_t)g->chunks), "chunks");
 	LLVMValueRef share = cg_alloca(c, LLVMArrayType2(c->i64, 4), "share");
 	/* the final sync's table; with an update, the gradient buckets whose
 	 * exchange starts as the chunk loop completes them (cg_dist.c) */
@@ -859,41 +876,63 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 			if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE || ph == PHASE_COMBINE)
 				lastop = q;
 		}
-		cg_loop k = cg_loop_begin(c, clo, chi, 1);
-		chunk_args(c, slot, k.i, nsteps);
+		cg_loop kf = cg_loop_begin(c, clo, chi, 1);
+		chunk_args(c, chunk_rec(c, recs, kf.i), kf.i, nsteps);
 		if (post && first) { /* by the group's first thread, before its ops run */
 			cg_if s0 = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, sub, cg_i32(c, 0), ""));
-			clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->abi.chunk, slot, CG_CHUNK_grads, "")));
+			clear_unwritten(c, cg_load(c, c->ptr, LLVMBuildStructGEP2(c->B, c->abi.chunk, chunk_rec(c, recs, kf.i),
+										 CG_CHUNK_grads, "")));
 			cg_if_end(c, &s0);
 			cg_if gb = cg_if_begin(c, grouped);
 			barrier(u);
 			cg_if_end(c, &gb);
 		}
+		cg_loop_end(c, &kf);
+		/* op by op, each on all of this thread's chunks (several when
+		 * there are fewer threads than chunks; a group has one): a dense
+		 * product with a large weight takes them in one call, which reads
+		 * the weight once for all of them (cg_multi_chunk); the chunks'
+		 * tensors are apart, so the order of their ops does not matter */
 		for (; j < end; j++) {
 			ir_phase ph = body_phase(g, &g->nodes[ids[j]], train);
-			if (ph == PHASE_SAMPLE || ph == PHASE_REDUCE || ph == PHASE_COMBINE) {
-				if (owned[j]) { /* the tail's, when it runs */
-					cg_if o = cg_if_begin(c, LLVMBuildNot(c->B, solo, ""));
-					call_op(u, ids[j], train, sub, gsize, slot);
-					cg_if_end(c, &o);
-				} else {
-					call_op(u, ids[j], train, sub, gsize, slot);
-				}
-				if (j != lastop) { /* the group's next op reads this one's results */
-					cg_if gb = cg_if_begin(c, grouped);
-					barrier(u);
-					cg_if_end(c, &gb);
-					if (post) /* op j is complete in the whole chunk: after the group's barrier */
-						cg_dist_ready(c, plan, j, k.i);
-				} else if (post) { /* a group's last op: the final sync waits for it */
-					cg_if gl = cg_if_begin(c, LLVMBuildNot(c->B, grouped, ""));
-					cg_dist_ready(c, plan, j, k.i);
-					cg_if_end(c, &gl);
-				}
-				tick(u, u->op_index[ids[j]]); /* a combine's: its op and the wait before it */
+			if (ph != PHASE_SAMPLE && ph != PHASE_REDUCE && ph != PHASE_COMBINE)
+				continue;
+			bool multi = multi_call(u, &g->nodes[ids[j]], train);
+			cg_loop k = {0};
+			LLVMValueRef rec, more = NULL;
+			if (multi) {
+				rec = chunk_rec(c, recs, clo);
+				more = LLVMBuildStructGEP2(c->B, c->abi.chunk, rec, CG_CHUNK_more, "");
+				cg_store(c, LLVMBuildSub(c->B, LLVMBuildSub(c->B, chi, clo, ""), cg_i64(c, 1), ""), more);
+			} else {
+				k = cg_loop_begin(c, clo, chi, 1);
+				rec = chunk_rec(c, recs, k.i);
 			}
+			if (owned[j]) { /* the tail's, when it runs */
+				cg_if o = cg_if_begin(c, LLVMBuildNot(c->B, solo, ""));
+				call_op(u, ids[j], train, sub, gsize, rec);
+				cg_if_end(c, &o);
+			} else {
+				call_op(u, ids[j], train, sub, gsize, rec);
+			}
+			if (multi) {
+				cg_store(c, cg_i64(c, 0), more);
+				k = cg_loop_begin(c, clo, chi, 1); /* for the data-parallel bookkeeping */
+			}
+			if (j != lastop) { /* the group's next op reads this one's results */
+				cg_if gb = cg_if_begin(c, grouped);
+				barrier(u);
+				cg_if_end(c, &gb);
+				if (post) /* op j is complete in the whole chunk: after the group's barrier */
+					cg_dist_ready(c, plan, j, k.i);
+			} else if (post) { /* a group's last op: the final sync waits for it */
+				cg_if gl = cg_if_begin(c, LLVMBuildNot(c->B, grouped, ""));
+				cg_dist_ready(c, plan, j, k.i);
+				cg_if_end(c, &gl);
+			}
+			cg_loop_end(c, &k);
+			tick(u, u->op_index[ids[j]]); /* a combine's: its op and the wait before it */
 		}
-		cg_loop_end(c, &k);
 		chunks_end(u);
 		if (j == n)
 			break;

@@ -45,6 +45,9 @@ typedef struct cg_epilogue {
 LLVMValueRef cg_arg(cg_ctx *c, cg_args_field f);      /* a field of nnrt_step_args, loaded */
 LLVMValueRef cg_batch_n(cg_ctx *c);                   /* i64: samples of this chunk */
 LLVMValueRef cg_batch_total(cg_ctx *c);               /* i64: samples of the whole step (means) */
+LLVMValueRef cg_chunk_more(cg_ctx *c);                /* i64: chunks after this one the call covers (cg_abi.h) */
+/* Whether node n's op function takes several chunks in one call (cg_kernels.c) */
+bool cg_multi_chunk(const cg_ctx *c, const ir_node *n);
 LLVMValueRef cg_first_sample(cg_ctx *c);              /* i64: global index of the chunk's first sample
 						       * (args.sample0 + the chunk's start): the
 						       * random stream's sample index */

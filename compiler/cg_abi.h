@@ -59,8 +59,10 @@
 /* The chunk an op function works on (compiler-internal; cg.h): its
  * workspace slice, where its gradients and metrics go (the caller's arrays
  * for chunk 0, partials in the workspace for the others), its first
- * sample, its samples and the samples of the whole step. */
-#define CG_CHUNK(F) F(ws, PTR) F(grads, PTR) F(metrics, PTR) F(s0, I64) F(n, I64) F(total, I64)
+ * sample, its samples and the samples of the whole step; `more`: how many
+ * chunks after it, the next records of one array, the call covers too
+ * (a dense product on all of a thread's chunks at once, cg.c). */
+#define CG_CHUNK(F) F(ws, PTR) F(grads, PTR) F(metrics, PTR) F(s0, I64) F(n, I64) F(total, I64) F(more, I64)
 
 #define CG_ABI_ENUM_ARGS(f, t) CG_ARGS_##f,
 #define CG_ABI_ENUM_PARAM(f, t) CG_PARAM_##f,

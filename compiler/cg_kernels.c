@@ -46,6 +46,13 @@ typedef struct gemm_spec {
 	LLVMValueRef out2; /* act(C) goes here (ldc apart), C keeping the value; or NULL */
 	LLVMValueRef y;
 	int64_t ldy;
+	/* several chunks in one call (cg_multi_chunk): respec fills a, c, M,
+	 * out2 and y for the chunk c->chunk; with `more` (i64, > 0) set, every
+	 * task is one column block of the rows of chunk0 and the `more` chunk
+	 * records after it, each slice of B (packed once) serving them all */
+	void (*respec)(cg_ctx *c, ir_node *n, struct gemm_spec *s);
+	ir_node *node;
+	LLVMValueRef more, chunk0;
 } gemm_spec;
 
 /* The forward activation goes into the accumulation loop itself. */
@@ -226,6 +233,9 @@ static void gemm_block_rows(cg_ctx *c, const gemm_spec *s, const kslice *ks, con
 #define GEMM_ROWS_PER_TASK 64
 /* Rows of B this far apart (floats) are packed */
 #define GEMM_PACK_LD 256
+/* Dense products with a weight this large (floats) take all of a thread's
+ * chunks in one call (cg_multi_chunk): one pass over the weight */
+#define GEMM_MULTI_MIN 16384
 
 typedef struct gemm_plan {
 	int64_t kc;         /* rows of k per slice (the whole of K: one slice) */
@@ -263,7 +273,18 @@ static void gemm_slice(cg_ctx *c, const gemm_spec *s, const gemm_plan *pl, const
 		gemm_pack(c, s, pl->panel, ks->k0, ks->k1, j0, nv, tail);
 		bs = (bsrc){pl->panel, ks->k0, j0, (int64_t)nv * CG_VW};
 	}
-	gemm_block_rows(c, s, ks, &bs, b0, b1, j0, mr, nv, tail);
+	if (!s->more) {
+		gemm_block_rows(c, s, ks, &bs, b0, b1, j0, mr, nv, tail);
+		return;
+	}
+	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), LLVMBuildAdd(c->B, s->more, cg_i64(c, 1), ""), 1);
+	c->chunk = LLVMBuildGEP2(c->B, c->abi.chunk, s->chunk0, &q.i, 1, "");
+	gemm_spec sq = *s;
+	s->respec(c, s->node, &sq);
+	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, sq.M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
+	gemm_block_rows(c, &sq, ks, &bs, cg_i64(c, 0), mb, j0, mr, nv, tail);
+	cg_loop_end(c, &q);
+	c->chunk = s->chunk0;
 }
 
 /* A task: one column block (ji) and a group of row blocks [b0, b1). */
@@ -314,7 +335,9 @@ static gemm_plan gemm_blocking(cg_ctx *c, const gemm_spec *s, int mr, int nv, in
 	int64_t K = kconst ? LLVMConstIntGetSExtValue(s->K) : s->kmax;
 	*group = GEMM_ROWS_PER_TASK / mr > 1 ? GEMM_ROWS_PER_TASK / mr : 1;
 	int64_t jw = (int64_t)nv * CG_VW;
-	bool pack = s->ldb >= GEMM_PACK_LD && s->mmax >= 2 * mr && K > 0;
+	/* several chunks' rows share each panel */
+	int64_t rows = s->more ? s->mmax * c->g->chunks : s->mmax;
+	bool pack = s->ldb >= GEMM_PACK_LD && rows >= 2 * mr && K > 0;
 	if (!pack) { /* the unpacked blocking (a slice of 1.5 kc stays whole) */
 		int64_t kc = GEMM_L1_BYTES / (jw * 4);
 		pl.kc = K > kc + kc / 2 ? even_slices(K, kc) : K > 0 ? K : 1;
@@ -339,7 +362,28 @@ static gemm_plan gemm_blocking(cg_ctx *c, const gemm_spec *s, int mr, int nv, in
 	return pl;
 }
 
+static void gemm_body(cg_ctx *c, const gemm_spec *s);
+
+/* The product; with several chunks in the call (cg_chunk_more > 0), the
+ * variant whose tasks are column blocks of all of them. */
 static void gemm(cg_ctx *c, const gemm_spec *s)
+{
+	if (!s->respec) {
+		gemm_body(c, s);
+		return;
+	}
+	LLVMValueRef more = cg_chunk_more(c);
+	cg_if one = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, more, cg_i64(c, 0), ""));
+	gemm_body(c, s);
+	cg_if_else(c, &one);
+	gemm_spec m = *s;
+	m.more = more;
+	m.chunk0 = c->chunk;
+	gemm_body(c, &m);
+	cg_if_end(c, &one);
+}
+
+static void gemm_body(cg_ctx *c, const gemm_spec *s)
 {
 	int64_t nvec = (s->N + CG_VW - 1) / CG_VW;
 	/* AVX-512 (cg_ctx.vacc 24): 8 x 48 floats, 24 accumulators, 3 loads of
@@ -371,6 +415,8 @@ static void gemm(cg_ctx *c, const gemm_spec *s)
 
 	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
 	LLVMValueRef ng = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, mb, cg_i64(c, group - 1), ""), cg_i64(c, group), "");
+	if (s->more) /* one task per column block: every chunk's rows */
+		ng = cg_i64(c, 1);
 	LLVMValueRef ntasks = LLVMBuildMul(c->B, ng, cg_i64(c, nj), "");
 	LLVMValueRef lo, hi;
 	cg_partition(c, ntasks, &lo, &hi);
@@ -478,16 +524,32 @@ void cg_cache_sizes(const cg_options *opt, int64_t *l1, int64_t *l2)
 		*l2 = opt->l2_bytes;
 }
 
-/* y[n, o] = act(x[n, i] W[i, o] + b[o]) */
+bool cg_multi_chunk(const cg_ctx *c, const ir_node *n)
+{
+	if ((n->op != IR_DENSE && n->op != IR_DENSE_BWD_X) || ir_rows(n) != 1 || c->g->chunks < 2 || c->g->nodes[n->in[0]].layout != LAYOUT_NC)
+		return false;
+	const ir_node *w = &c->g->nodes[n->in[1]];
+	return w->size >= GEMM_MULTI_MIN;
+}
+
+/* y[n, o] = act(x[n, i] W[i, o] + b[o]): what depends on the chunk */
+static void dense_chunk(cg_ctx *c, ir_node *n, gemm_spec *s)
+{
+	ir_node *x = operand(c, n, 0);
+	int64_t R = ir_rows(n);
+	s->a = cg_tensor(c, x);
+	s->c = cg_tensor(c, n);
+	s->M = batch_rows(c, R);
+	s->out2 = cg_act_dst(c, n);
+}
+
 void lower_dense(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0), *w = operand(c, n, 1);
 	gemm_spec s = {0};
-	s.a = cg_tensor(c, x);
+	dense_chunk(c, n, &s);
 	s.b = cg_tensor(c, w);
-	s.c = cg_tensor(c, n);
 	int64_t R = ir_rows(n); /* a per-position dense: n R rows of x->size / R */
-	s.M = batch_rows(c, R);
 	s.mmax = c->g->cbatch * R;
 	s.K = cg_i64(c, x->size / R);
 	s.N = n->size / R;
@@ -503,20 +565,31 @@ void lower_dense(cg_ctx *c, ir_node *n)
 	s.bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
 	s.act = n->act;
 	s.opt = n->fa[IR_FA_ACT];
-	s.out2 = cg_act_dst(c, n);
+	if (cg_multi_chunk(c, n)) {
+		s.respec = dense_chunk;
+		s.node = n;
+	}
 	gemm(c, &s);
 }
 
-/* dx[n, i] = (dy[n, o] Wt[o, i]) * act'(y[n, i]) */
+/* dx[n, i] = (dy[n, o] Wt[o, i]) * act'(y[n, i]): what depends on the chunk */
+static void dense_bx_chunk(cg_ctx *c, ir_node *n, gemm_spec *s)
+{
+	ir_node *dy = operand(c, n, 0);
+	s->a = cg_tensor(c, dy);
+	s->c = cg_tensor(c, n);
+	s->M = batch_rows(c, ir_rows(n));
+	if (n->dact)
+		s->y = cg_tensor(c, operand(c, n, 2));
+}
+
 void lower_dense_bx(cg_ctx *c, ir_node *n)
 {
 	ir_node *dy = operand(c, n, 0), *wt = operand(c, n, 1);
 	gemm_spec s = {0};
-	s.a = cg_tensor(c, dy);
+	dense_bx_chunk(c, n, &s);
 	s.b = cg_tensor(c, wt);
-	s.c = cg_tensor(c, n);
 	int64_t R = ir_rows(n);
-	s.M = batch_rows(c, R);
 	s.mmax = c->g->cbatch * R;
 	s.K = cg_i64(c, dy->size / R);
 	s.N = n->size / R;
@@ -527,8 +600,11 @@ void lower_dense_bx(cg_ctx *c, ir_node *n)
 	if (n->dact) {
 		s.dact = n->dact;
 		s.opt = n->fa[IR_FA_ACT];
-		s.y = cg_tensor(c, operand(c, n, 2));
 		s.ldy = s.N;
+	}
+	if (cg_multi_chunk(c, n)) {
+		s.respec = dense_bx_chunk;
+		s.node = n;
 	}
 	gemm(c, &s);
 }

@@ -35,6 +35,7 @@ LLVMValueRef cg_first_sample(cg_ctx *c)
 LLVMValueRef cg_batch_n(cg_ctx *c) { return chunk_field(c, CG_CHUNK_n); }
 LLVMValueRef cg_chunk_s0(cg_ctx *c) { return chunk_field(c, CG_CHUNK_s0); }
 LLVMValueRef cg_batch_total(cg_ctx *c) { return chunk_field(c, CG_CHUNK_total); }
+LLVMValueRef cg_chunk_more(cg_ctx *c) { return chunk_field(c, CG_CHUNK_more); }
 LLVMValueRef cg_metrics(cg_ctx *c) { return chunk_field(c, CG_CHUNK_metrics); }
 
 LLVMValueRef cg_hp(cg_ctx *c, int k)
