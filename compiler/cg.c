@@ -608,9 +608,8 @@ static LLVMValueRef chunk_rec(cg_ctx *c, LLVMValueRef recs, LLVMValueRef k)
 
 /* Whether the body calls node nd once for all of a thread's chunks: its
  * fast lowering takes several (cg_multi_chunk). */
-static bool multi_call(const cg_unit *u, const ir_node *nd, bool train)
+static bool multi_call(const cg_unit *u, const ir_node *nd)
 {
-	(void)train;
 	return !u->m->opt->naive && cg_multi_chunk(&u->c, nd);
 }
 
@@ -897,7 +896,7 @@ static LLVMValueRef emit_body(cg_unit *u, const char *name, bool train, const in
 			ir_phase ph = body_phase(g, &g->nodes[ids[j]], train);
 			if (ph != PHASE_SAMPLE && ph != PHASE_REDUCE && ph != PHASE_COMBINE)
 				continue;
-			bool multi = multi_call(u, &g->nodes[ids[j]], train);
+			bool multi = multi_call(u, &g->nodes[ids[j]]);
 			cg_loop k = {0};
 			LLVMValueRef rec, more = NULL;
 			if (multi) {
