@@ -107,6 +107,21 @@ int nnc_link(const char *const *objs, int n, const char *exe)
 	for (int i = 0; i < nmpi; i++)
 		argv[argc++] = mpi[i];
 	argv[argc] = NULL;
+	/* gcc's temporary files go into a directory of nnc's own, removed
+	 * with whatever is in it once the linker is done or stopped */
+	const char *scratch = nnc_scratch_dir();
+	if (!scratch)
+		return NNC_EXIT_INTERNAL;
+	int nenv = 0;
+	while (environ[nenv])
+		nenv++;
+	char **envp = nnc_alloc((size_t)(nenv + 2) * sizeof *envp);
+	int ne = 0;
+	for (int i = 0; i < nenv; i++)
+		if (strncmp(environ[i], "TMPDIR=", 7))
+			envp[ne++] = environ[i];
+	envp[ne++] = (char *)nnc_sprintf("TMPDIR=%s", scratch);
+	envp[ne] = NULL;
 	pid_t pid;
 	/* The fatal signals stay blocked from before the spawn until the
 	 * handler knows the linker's group: a signal in between (a loaded
@@ -125,12 +140,13 @@ int nnc_link(const char *const *objs, int n, const char *exe)
 	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setsigmask(&attr, &before);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-	int rc = posix_spawnp(&pid, cc, NULL, &attr, argv, environ);
+	int rc = posix_spawnp(&pid, cc, NULL, &attr, argv, envp);
 	posix_spawnattr_destroy(&attr);
 	if (rc == 0)
 		nnc_out_set_child(pid);
 	sigprocmask(SIG_SETMASK, &before, NULL);
 	if (rc != 0) {
+		nnc_scratch_dir_done(scratch);
 		fprintf(stderr, "nnc: error: cannot run the linker '%s': %s\n", cc, strerror(rc));
 		return NNC_EXIT_INTERNAL;
 	}
@@ -138,10 +154,12 @@ int nnc_link(const char *const *objs, int n, const char *exe)
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
 			nnc_out_set_child(0);
+			nnc_scratch_dir_done(scratch);
 			fprintf(stderr, "nnc: error: waiting for the linker: %s\n", strerror(errno));
 			return NNC_EXIT_INTERNAL;
 		}
 	nnc_out_set_child(0);
+	nnc_scratch_dir_done(scratch);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "nnc: error: linking %s failed (%s %s %s ...)\n", exe, cc, objs[0], lib);
 		return NNC_EXIT_INTERNAL;

@@ -18,10 +18,11 @@
  *     so the handler can stop it and everything it started.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* mkstemps, memmem */
+#define _GNU_SOURCE /* mkstemps, memmem, getdents64 */
 #endif
 #include "output.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -38,14 +39,46 @@
 
 enum { MAX_TEMPS = 8 };
 static char temp_name[MAX_TEMPS][PATH_MAX];
-static volatile sig_atomic_t temp_live[MAX_TEMPS];
+static volatile sig_atomic_t temp_live[MAX_TEMPS]; /* 1: a file, 2: a directory */
 static volatile sig_atomic_t child_pgid;
+
+/* Empties the directory (one level: the linker's temporary files) and
+ * removes it, with system calls alone (the signal handler runs this).  A
+ * process of the linker that is still stopping may create a file between
+ * the listing and rmdir: then the listing is taken again.  Once rmdir
+ * succeeded nothing can be created there any more. */
+static void remove_dir(const char *path)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return;
+		char buf[4096];
+		ssize_t n;
+		while ((n = getdents64(fd, buf, sizeof buf)) > 0)
+			for (ssize_t off = 0; off < n;) {
+				struct dirent64 *e = (struct dirent64 *)(buf + off);
+				off += e->d_reclen;
+				const char *name = e->d_name;
+				if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
+					continue;
+				if (unlinkat(fd, name, 0) != 0)
+					unlinkat(fd, name, AT_REMOVEDIR);
+			}
+		close(fd);
+		if (rmdir(path) == 0 || errno == ENOENT)
+			return;
+	}
+}
 
 static void remove_temps(void)
 {
 	for (int i = 0; i < MAX_TEMPS; i++)
 		if (temp_live[i]) {
-			unlink(temp_name[i]);
+			if (temp_live[i] == 2)
+				remove_dir(temp_name[i]);
+			else
+				unlink(temp_name[i]);
 			temp_live[i] = 0;
 		}
 }
@@ -128,6 +161,39 @@ static int slot_of(const char *tmp)
 		if (temp_live[i] && temp_name[i] == tmp)
 			return i;
 	nnc_internal_error(__FILE__, __LINE__, "%s is not a temporary file of nnc", tmp);
+}
+
+const char *nnc_scratch_dir(void)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	int k = 0;
+	while (k < MAX_TEMPS && temp_live[k])
+		k++;
+	if (k == MAX_TEMPS)
+		nnc_internal_error(__FILE__, __LINE__, "more than %d temporary files", MAX_TEMPS);
+	const char *templ = nnc_sprintf("%s/nnc-XXXXXX", dir);
+	if (strlen(templ) >= sizeof temp_name[k]) {
+		fprintf(stderr, "nnc: error: cannot create a temporary directory in %s: %s\n", dir, strerror(ENAMETOOLONG));
+		return NULL;
+	}
+	strcpy(temp_name[k], templ);
+	temp_live[k] = 2; /* before it exists, as for files */
+	if (!mkdtemp(temp_name[k])) {
+		int e = errno;
+		temp_live[k] = 0;
+		fprintf(stderr, "nnc: error: cannot create a temporary directory in %s: %s\n", dir, strerror(e));
+		return NULL;
+	}
+	return temp_name[k];
+}
+
+void nnc_scratch_dir_done(const char *path)
+{
+	int k = slot_of(path);
+	remove_dir(temp_name[k]);
+	temp_live[k] = 0;
 }
 
 const char *nnc_scratch(const char *suffix)

@@ -44,6 +44,14 @@ int nnc_out_commit(void);
  * exit, or NULL (message printed). */
 const char *nnc_scratch(const char *suffix);
 
+/* A private directory in $TMPDIR for the linker's temporary files, removed
+ * with everything in it by nnc_scratch_dir_done, at exit and on a fatal
+ * signal (after the linker was stopped), or NULL (message printed).  The
+ * linker's own clean-up cannot be relied on: a SIGTERM at the wrong moment
+ * left gcc's collect2 files behind. */
+const char *nnc_scratch_dir(void);
+void nnc_scratch_dir_done(const char *path);
+
 /* The linker's process group while it runs (0: none): a fatal signal stops
  * it before the temporary files are removed. */
 void nnc_out_set_child(pid_t pgid);

@@ -78,11 +78,13 @@ static const extension extensions[] = {
 	{"fma4", 0x80000001, 0, ECX, 16, OS_YMM},
 };
 
-/* The psABI levels, for the advice in the message. */
+/* The psABI levels, for the advice in the message; each includes the ones
+ * before it (a CPU with AVX-512 but without FMA, or FMA disabled by
+ * NNRT_CPU_DISABLE, runs no level above x86-64-v2). */
 static const char *const levels[][2] = {
-	{"x86-64-v4", "avx512f,avx512bw,avx512cd,avx512dq,avx512vl"},
-	{"x86-64-v3", "avx,avx2,bmi,bmi2,f16c,fma,lzcnt,movbe"},
 	{"x86-64-v2", "cx16,sahf,popcnt,sse3,sse4.1,sse4.2,ssse3"},
+	{"x86-64-v3", "avx,avx2,bmi,bmi2,f16c,fma,lzcnt,movbe"},
+	{"x86-64-v4", "avx512f,avx512bw,avx512cd,avx512dq,avx512vl"},
 };
 
 static const extension *find(const char *name, size_t len)
@@ -164,11 +166,8 @@ int nnrt_cpu_check(const char *features, char *err, size_t n)
 			         unknown, strchr(unknown, ',') ? "them" : "it");
 		} else {
 			const char *level = "x86-64";
-			for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
-				if (has_all(levels[i][1])) {
-					level = levels[i][0];
-					break;
-				}
+			for (size_t i = 0; i < sizeof levels / sizeof levels[0] && has_all(levels[i][1]); i++)
+				level = levels[i][0];
 			snprintf(err, n, "this CPU lacks %s, which the model's code was compiled for; compile it for this "
 			                 "CPU (nnc's default) or a CPU it can run, such as nnc --cpu %s",
 			         missing, level);

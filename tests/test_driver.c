@@ -454,11 +454,13 @@ Test(driver, an_interrupted_link_leaves_nothing_behind)
 	cr_assert_eq(sh_run(&out, "mkdir '%s/tmp'", dir), 0);
 	free(out);
 	/* a linker that says when it starts (with its pid: nnc puts it in a
-	 * process group of its own, led by it), takes its time, and says when
-	 * it went on to link */
+	 * process group of its own, led by it), leaves a temporary file in
+	 * $TMPDIR that it does not remove when stopped (as gcc's collect2 once
+	 * did), takes its time, and says when it went on to link */
 	char script[512];
 	snprintf(script, sizeof script,
-		 "#!/bin/sh\necho $$ >linking.tmp\nmv linking.tmp linking\nsleep 30\ntouch linked\nexec '%s' \"$@\"\n",
+		 "#!/bin/sh\n: >\"$TMPDIR/cc-left.c\"\necho $$ >linking.tmp\nmv linking.tmp linking\nsleep 30\n"
+		 "touch linked\nexec '%s' \"$@\"\n",
 		 real_cc());
 	write_file("slowcc", script);
 	char cc[128];
@@ -496,6 +498,23 @@ Test(driver, an_interrupted_link_leaves_nothing_behind)
 		expect_clean(old, "a compile interrupted by a signal");
 	}
 	free(old);
+}
+
+/* A linker that succeeds but leaves a temporary file in $TMPDIR: nnc gives
+ * it a directory of its own and removes it with what is left. */
+Test(driver, the_linkers_leftovers_are_removed)
+{
+	write_file("m.nn", moons_nn);
+	char *out, script[512];
+	snprintf(script, sizeof script, "#!/bin/sh\n: >\"$TMPDIR/cc-left.c\"\nexec '%s' \"$@\"\n", real_cc());
+	write_file("leavecc", script);
+	cr_assert_eq(sh_run(&out, "cd '%s' && chmod +x leavecc && mkdir tmp && TMPDIR=$PWD/tmp CC=$PWD/leavecc '%s' m.nn -o m",
+			    dir, NNC_EXE),
+		     0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./m --epochs 1 >/dev/null && find tmp | LC_ALL=C sort", dir), 0, "%s", out);
+	cr_expect_str_eq(out, "tmp\n", "the linker's temporary files were left:\n%s", out);
+	free(out);
 }
 
 /* Signals at every moment of a whole compile (parse, emit, link).  The
