@@ -29,6 +29,8 @@ typedef struct cg_options {
 				     * 0: NNC_CACHE, else the host's (sysfs), else 32 KiB and 512 KiB */
 	bool no_share;            /* one op function per node: no kernel sharing between nodes whose
 				   * code differs only in offsets (cg.c); tests, and NNC_SHARE_KERNELS=0 */
+	bool bf16;                /* dense products in bfloat16 with float32 sums (train { precision: bf16 },
+				   * --precision bf16); the target must have avx512bf16 */
 	bool no_owned;            /* no owned gradient tail: every weight gradient in the chunks and one
 				   * update after them (cg.c); tests, and NNC_OWNED_TAIL=0 */
 } cg_options;

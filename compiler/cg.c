@@ -1298,6 +1298,9 @@ LLVMModuleRef nnc_lower(ir_graph *g, const nnc_train_config *cfg, const cg_optio
 	/* register tiles sized for the target's vector registers (cg_build.h) */
 	proto.vacc = opt->vacc ? opt->vacc : nnc_llvm_feature_enabled(tm, "avx512f") ? 24 : 6;
 	cg_cache_sizes(opt, &proto.l1, &proto.l2); /* and caches, for blocking the products */
+	proto.bf16 = opt->bf16;
+	if (opt->bf16 && !nnc_llvm_feature_enabled(tm, "avx512bf16"))
+		nnc_internal_error(__FILE__, __LINE__, "bf16 products for a target without avx512bf16");
 	LLVMDisposeMessage(dl);
 	LLVMDisposeTargetData(td);
 	LLVMDisposeTargetMachine(tm);

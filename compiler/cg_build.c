@@ -285,3 +285,32 @@ LLVMValueRef cg_random_uniform(cg_ctx *c, LLVMValueRef seed, LLVMValueRef sample
 {
 	return cg_random_at(c, cg_random_key(c, seed, sample), elem);
 }
+
+/* The rounded bits of x (i32 or <16 x i32>, the type of x's lanes). */
+static LLVMValueRef bf16_bits(cg_ctx *c, LLVMValueRef x)
+{
+	bool vec = LLVMGetTypeKind(LLVMTypeOf(x)) == LLVMVectorTypeKind;
+	LLVMTypeRef it = vec ? LLVMVectorType(c->i32, CG_VW) : c->i32;
+	LLVMValueRef k = cg_i32(c, 0x7fff), sh = cg_i32(c, 16), one = cg_i32(c, 1), hi = cg_i32(c, (int32_t)0xffff0000u);
+	if (vec) {
+		k = cg_splat(c, k);
+		sh = cg_splat(c, sh);
+		one = cg_splat(c, one);
+		hi = cg_splat(c, hi);
+	}
+	LLVMValueRef u = LLVMBuildBitCast(c->B, x, it, "");
+	LLVMValueRef odd = LLVMBuildAnd(c->B, LLVMBuildLShr(c->B, u, sh, ""), one, "");
+	u = LLVMBuildAdd(c->B, u, LLVMBuildAdd(c->B, k, odd, ""), "");
+	return LLVMBuildAnd(c->B, u, hi, "");
+}
+
+LLVMValueRef cg_round_bf16(cg_ctx *c, LLVMValueRef x)
+{
+	return LLVMBuildBitCast(c->B, bf16_bits(c, x), LLVMTypeOf(x), "");
+}
+
+LLVMValueRef cg_bf16_pairs(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi)
+{
+	LLVMValueRef l = LLVMBuildLShr(c->B, bf16_bits(c, lo), cg_splat(c, cg_i32(c, 16)), "");
+	return LLVMBuildOr(c->B, l, bf16_bits(c, hi), "");
+}

@@ -45,6 +45,8 @@ typedef struct cg_ctx {
 		   * AVX-512 (32 registers of 16 floats), 6 otherwise (16 registers of 8 floats,
 		   * two per vector, the rest for operands); 0 until nnc_lower sets it: 24 */
 	int64_t l1, l2; /* data cache bytes per core the products block for (cg_kernels.c) */
+	bool bf16;      /* dense products take bfloat16 operands, float32 sums (cg_kernels.c
+			 * "bf16 products"; needs avx512bf16) */
 	/* kernel sharing (cg.c): while offs (the op function's table of i64 offsets) is
 	 * set, cg_tensor takes each tensor's offset from it, slot k for the k-th distinct
 	 * node the lowering asks for (slot_nodes), instead of baking the offset in */
@@ -86,6 +88,13 @@ LLVMValueRef cg_call_intr(cg_ctx *c, const char *name, LLVMTypeRef *over, int no
 LLVMValueRef cg_fma(cg_ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
 LLVMValueRef cg_min_i64(cg_ctx *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_hsum(cg_ctx *c, LLVMValueRef v);   /* horizontal sum of a vector */
+/* bfloat16 operands: x (a float or <16 x float>) rounded to the nearest
+ * bfloat16, ties to even, as a float (its low 16 bits zero); and two
+ * <16 x float> rounded and packed lane by lane into <16 x i32>, lo in the
+ * low half (the K-pair layout of vdpbf16ps: element 2j of the pair vector
+ * is lo[j]).  Integer rounding, so the reference kernels round alike. */
+LLVMValueRef cg_round_bf16(cg_ctx *c, LLVMValueRef x);
+LLVMValueRef cg_bf16_pairs(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi);
 /* The runtime's random stream (nnrt.h, nnrt_random_uniform): a float in
  * [0, 1) from i64 seed, global sample index and element index; or, given
  * three <16 x i64> vectors, a <16 x float> of 16 draws. */

@@ -72,10 +72,52 @@ typedef struct kslice {
 typedef struct bsrc {
 	LLVMValueRef b, k0, j0;
 	int64_t ld;
+	/* bf16 products (gemm_bf16): b is the pair panel of one column block (ld i32 per pair
+	 * of rows of k), and A comes packed as well: the pair (A(m, k), A(m, k + 1)) is an i32
+	 * at apack[(m - ar0) * am + (k - k0) / 2 * ak]; NULL: float32 */
+	LLVMValueRef apack, ar0;
+	int64_t am, ak;
 } bsrc;
 
 static bool is_true(LLVMValueRef v) { return LLVMIsAConstantInt(v) && LLVMConstIntGetZExtValue(v); }
 static bool is_false(LLVMValueRef v) { return LLVMIsAConstantInt(v) && !LLVMConstIntGetZExtValue(v); }
+
+/* The reduction of a bf16 tile over the slice ks: per pair of k, one
+ * vdpbf16ps per accumulator adds A(m, k + 1) B[k + 1, j] and then A(m, k)
+ * B[k, j] (products of bfloat16 are exact in float32, each add rounds:
+ * what naive_dense computes in that order). */
+static void tile_bf16(cg_ctx *c, const kslice *ks, const bsrc *bs, LLVMValueRef m0, LLVMValueRef j0, int mr, int nv,
+		      LLVMValueRef acc[16][4])
+{
+	LLVMTypeRef vi = LLVMVectorType(c->i32, CG_VW), vb = LLVMVectorType(LLVMBFloatTypeInContext(c->C), 2 * CG_VW);
+	LLVMValueRef np = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, LLVMBuildSub(c->B, ks->k1, ks->k0, ""), cg_i64(c, 1), ""),
+					cg_i64(c, 2), "");
+	LLVMValueRef abase[16];
+	for (int r = 0; r < mr; r++)
+		abase[r] = LLVMBuildMul(c->B, LLVMBuildSub(c->B, LLVMBuildAdd(c->B, m0, cg_i64(c, r), ""), bs->ar0, ""),
+					cg_i64(c, bs->am), "");
+	LLVMValueRef jb = LLVMBuildSub(c->B, j0, bs->j0, "");
+	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), np, 1);
+	{
+		LLVMValueRef brow = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, p.i, cg_i64(c, bs->ld), ""), jb, "");
+		LLVMValueRef bv[4];
+		for (int v = 0; v < nv; v++) {
+			LLVMValueRef x = LLVMBuildLoad2(c->B, vi, cg_gep_i32(c, bs->b, LLVMBuildAdd(c->B, brow, cg_i64(c, 16 * v), "")), "");
+			LLVMSetAlignment(x, 4);
+			bv[v] = LLVMBuildBitCast(c->B, x, vb, "");
+		}
+		LLVMValueRef aoff = LLVMBuildMul(c->B, p.i, cg_i64(c, bs->ak), "");
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef a = cg_load(c, c->i32, cg_gep_i32(c, bs->apack, LLVMBuildAdd(c->B, abase[r], aoff, "")));
+			LLVMValueRef av = LLVMBuildBitCast(c->B, cg_splat(c, a), vb, "");
+			for (int v = 0; v < nv; v++) {
+				LLVMValueRef args[3] = {cg_load(c, c->v16, acc[r][v]), av, bv[v]};
+				cg_store(c, cg_call_intr(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3), acc[r][v]);
+			}
+		}
+	}
+	cg_loop_end(c, &p);
+}
 
 /* One register tile: rows [m0, m0+mr), vectors [j0, j0 + 16 nv), the last
  * vector masked to `tail` lanes (16 = full), over the slice ks of k. */
@@ -97,6 +139,10 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, const bsr
 			}
 			cg_store(c, init, acc[r][v]);
 		}
+	if (bs->apack) {
+		tile_bf16(c, ks, bs, m0, j0, mr, nv, acc);
+		goto epilogue;
+	}
 	/* row base offsets of A for each r: (m0 + r) * sam */
 	LLVMValueRef arow[16];
 	for (int r = 0; r < mr; r++)
@@ -133,6 +179,7 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, const bsr
 		}
 	}
 	cg_loop_end(c, &k);
+epilogue:;
 	/* epilogue, part 1 (unrolled): accumulators + bias, stored once */
 	LLVMValueRef bias[4] = {0};
 	if (s->bias && !is_false(ks->last))
@@ -268,10 +315,10 @@ static void gemm_pack(cg_ctx *c, const gemm_spec *s, LLVMValueRef panel, LLVMVal
 static void gemm_slice(cg_ctx *c, const gemm_spec *s, const gemm_plan *pl, const kslice *ks, LLVMValueRef b0,
 		       LLVMValueRef b1, LLVMValueRef j0, int mr, int nv, int tail)
 {
-	bsrc bs = {s->b, cg_i64(c, 0), cg_i64(c, 0), s->ldb};
+	bsrc bs = {.b = s->b, .k0 = cg_i64(c, 0), .j0 = cg_i64(c, 0), .ld = s->ldb};
 	if (pl->panel) {
 		gemm_pack(c, s, pl->panel, ks->k0, ks->k1, j0, nv, tail);
-		bs = (bsrc){pl->panel, ks->k0, j0, (int64_t)nv * CG_VW};
+		bs = (bsrc){.b = pl->panel, .k0 = ks->k0, .j0 = j0, .ld = (int64_t)nv * CG_VW};
 	}
 	if (!s->more) {
 		gemm_block_rows(c, s, ks, &bs, b0, b1, j0, mr, nv, tail);
@@ -366,8 +413,14 @@ static void gemm_body(cg_ctx *c, const gemm_spec *s);
 
 /* The product; with several chunks in the call (cg_chunk_more > 0), the
  * variant whose tasks are column blocks of all of them. */
+static void gemm_bf16(cg_ctx *c, const gemm_spec *s);
+
 static void gemm(cg_ctx *c, const gemm_spec *s)
 {
+	if (c->bf16) {
+		gemm_bf16(c, s);
+		return;
+	}
 	if (!s->respec) {
 		gemm_body(c, s);
 		return;
@@ -439,6 +492,201 @@ static void gemm_body(cg_ctx *c, const gemm_spec *s)
 			cg_if_end(c, &f);
 		}
 	}
+	cg_loop_end(c, &t);
+}
+
+/* ---- bf16 products ----
+ *
+ * With train { precision: bf16 } every dense product (forward, input and
+ * weight gradients, the eval and inference steps alike) multiplies
+ * bfloat16 operands and adds in float32 with vdpbf16ps, which takes pairs
+ * of k: lane j of the accumulator gets A(m, k) B[k, j] + A(m, k + 1)
+ * B[k + 1, j].  Both operands are rounded (to nearest, ties to even) and
+ * packed into that pair layout as they are used: a task is a group of row
+ * blocks; for each slice of k its rows of A are packed once into pairs
+ * (apack, read by broadcasts), then for each column block the slice of B
+ * is packed into a panel of pairs (half the bytes of a float panel), which
+ * the group's row blocks read.  Results do not depend on the thread count
+ * (a task's sums are fixed by the spec), nor on the slicing: C holds the
+ * float32 partial sums between slices, and slices start at even k.  The
+ * parameters, their gradients' sums across chunks, the optimizer and every
+ * other op stay float32.
+ */
+
+/* apack <- the pairs of A's rows [r0, r1) over the slice [k0, k1), kp pairs
+ * of capacity: rows along k (sak == 1: 32 floats of a row per step) or
+ * along m (sam == 1: 16 rows per step, two rows of k at a time); pairs past
+ * k1 hold zeros. */
+static void pack_a_bf16(cg_ctx *c, const gemm_spec *s, const bsrc *bs, LLVMValueRef r0, LLVMValueRef r1,
+			LLVMValueRef k0, LLVMValueRef k1)
+{
+	LLVMValueRef np = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, LLVMBuildSub(c->B, k1, k0, ""), cg_i64(c, 1), ""),
+					cg_i64(c, 2), "");
+	LLVMTypeRef vi = LLVMVectorType(c->i32, CG_VW);
+	if (s->sak == 1) {
+		LLVMValueRef ev[CG_VW], od[CG_VW];
+		for (int i = 0; i < CG_VW; i++) {
+			ev[i] = cg_i32(c, 2 * i);
+			od[i] = cg_i32(c, 2 * i + 1);
+		}
+		LLVMValueRef evm = LLVMConstVector(ev, CG_VW), odm = LLVMConstVector(od, CG_VW);
+		cg_loop m = cg_loop_begin(c, r0, r1, 1);
+		LLVMValueRef row = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m.i, cg_i64(c, s->sam), ""), k0, "");
+		LLVMValueRef dst = LLVMBuildMul(c->B, LLVMBuildSub(c->B, m.i, r0, ""), cg_i64(c, bs->am), "");
+		cg_loop p = cg_loop_begin(c, cg_i64(c, 0), np, CG_VW);
+		{
+			LLVMValueRef k = LLVMBuildMul(c->B, p.i, cg_i64(c, 2), ""); /* from k0 */
+			LLVMValueRef left = LLVMBuildSub(c->B, LLVMBuildSub(c->B, k1, k0, ""), k, "");
+			LLVMValueRef at = LLVMBuildAdd(c->B, row, k, "");
+			LLVMValueRef v0 = cg_vload(c, cg_gep(c, s->a, at), cg_mask_dyn(c, left));
+			LLVMValueRef v1 = cg_vload(c, cg_gep(c, s->a, LLVMBuildAdd(c->B, at, cg_i64(c, CG_VW), "")),
+						   cg_mask_dyn(c, LLVMBuildSub(c->B, left, cg_i64(c, CG_VW), "")));
+			LLVMValueRef lo = LLVMBuildShuffleVector(c->B, v0, v1, evm, "");
+			LLVMValueRef hi = LLVMBuildShuffleVector(c->B, v0, v1, odm, "");
+			LLVMValueRef x = cg_bf16_pairs(c, lo, hi);
+			LLVMValueRef st = LLVMBuildStore(c->B, x, cg_gep_i32(c, bs->apack, LLVMBuildAdd(c->B, dst, p.i, "")));
+			LLVMSetAlignment(st, 4);
+		}
+		cg_loop_end(c, &p);
+		cg_loop_end(c, &m);
+		return;
+	}
+	NNC_ASSERT(s->sam == 1);
+	(void)vi;
+	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), np, 1);
+	LLVMValueRef k = LLVMBuildAdd(c->B, k0, LLVMBuildMul(c->B, p.i, cg_i64(c, 2), ""), "");
+	LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, LLVMBuildAdd(c->B, k, cg_i64(c, 1), ""), k1, "");
+	LLVMValueRef rowk = LLVMBuildMul(c->B, k, cg_i64(c, s->sak), "");
+	LLVMValueRef dst = LLVMBuildMul(c->B, p.i, cg_i64(c, bs->ak), "");
+	cg_loop m = cg_loop_begin(c, r0, r1, CG_VW);
+	{
+		LLVMValueRef mask = cg_mask_dyn(c, LLVMBuildSub(c->B, r1, m.i, ""));
+		LLVMValueRef at = LLVMBuildAdd(c->B, rowk, m.i, "");
+		LLVMValueRef lo = cg_vload(c, cg_gep(c, s->a, at), mask);
+		LLVMValueRef m2 = LLVMBuildAnd(c->B, mask, cg_splat(c, has2), "");
+		LLVMValueRef hi = cg_vload(c, cg_gep(c, s->a, LLVMBuildAdd(c->B, at, cg_i64(c, s->sak), "")), m2);
+		LLVMValueRef x = cg_bf16_pairs(c, lo, hi);
+		LLVMValueRef st = LLVMBuildStore(
+			c->B, x, cg_gep_i32(c, bs->apack, LLVMBuildAdd(c->B, dst, LLVMBuildSub(c->B, m.i, r0, ""), "")));
+		LLVMSetAlignment(st, 4);
+	}
+	cg_loop_end(c, &m);
+	cg_loop_end(c, &p);
+}
+
+/* panel[p][0, 16 nv) (rows ld i32 apart) <- the pairs of B's rows k0 + 2p,
+ * k0 + 2p + 1 over the columns [j0, j0 + 16 nv), lanes past `tail` and a
+ * row past k1 zero. */
+static void pack_b_bf16(cg_ctx *c, const gemm_spec *s, LLVMValueRef panel, int64_t ld, LLVMValueRef k0,
+			LLVMValueRef k1, LLVMValueRef j0, int nv, int tail)
+{
+	LLVMValueRef np = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, LLVMBuildSub(c->B, k1, k0, ""), cg_i64(c, 1), ""),
+					cg_i64(c, 2), "");
+	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), np, 1);
+	LLVMValueRef k = LLVMBuildAdd(c->B, k0, LLVMBuildMul(c->B, p.i, cg_i64(c, 2), ""), "");
+	LLVMValueRef has2 = cg_splat(c, LLVMBuildICmp(c->B, LLVMIntSLT, LLVMBuildAdd(c->B, k, cg_i64(c, 1), ""), k1, ""));
+	LLVMValueRef src = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, k, cg_i64(c, s->ldb), ""), j0, "");
+	LLVMValueRef dst = LLVMBuildMul(c->B, p.i, cg_i64(c, ld), "");
+	for (int v = 0; v < nv; v++) {
+		LLVMValueRef tm = cg_mask(c, v == nv - 1 ? tail : CG_VW);
+		LLVMValueRef at = LLVMBuildAdd(c->B, src, cg_i64(c, 16 * v), "");
+		LLVMValueRef lo = cg_vload(c, cg_gep(c, s->b, at), v == nv - 1 && tail < CG_VW ? tm : NULL);
+		LLVMValueRef hi = cg_vload(c, cg_gep(c, s->b, LLVMBuildAdd(c->B, at, cg_i64(c, s->ldb), "")),
+					   LLVMBuildAnd(c->B, tm, has2, ""));
+		LLVMValueRef st = LLVMBuildStore(c->B, cg_bf16_pairs(c, lo, hi),
+						 cg_gep_i32(c, panel, LLVMBuildAdd(c->B, dst, cg_i64(c, 16 * v), "")));
+		LLVMSetAlignment(st, 4);
+	}
+	cg_loop_end(c, &p);
+}
+
+/* Pairs of k per slice: the pair panel of a column block in half of L1. */
+static int64_t bf16_pairs_per_slice(const cg_ctx *c, int64_t jw)
+{
+	int64_t kp = (c->l1 < 128 * 1024 ? c->l1 : 128 * 1024) / 2 / (jw * 4);
+	return kp < 8 ? 8 : kp;
+}
+
+static void gemm_bf16(cg_ctx *c, const gemm_spec *s)
+{
+	NNC_ASSERT(!s->more && (s->sak == 1 || s->sam == 1));
+	int64_t nvec = (s->N + CG_VW - 1) / CG_VW;
+	int nv = nvec >= 3 ? 3 : (int)nvec; /* the AVX-512 tile: avx512bf16 implies it */
+	int mr = nv == 1 ? 16 : 8;
+	while (mr > 1 && s->mmax < mr)
+		mr /= 2;
+	int64_t jw = (int64_t)nv * CG_VW;
+	int64_t nj = (s->N + jw - 1) / jw;
+	int64_t last_cols = s->N - (nj - 1) * jw;
+	int last_nv = (int)((last_cols + CG_VW - 1) / CG_VW);
+	int last_tail = (int)(last_cols - (int64_t)(last_nv - 1) * CG_VW);
+	/* the slice: even, at most kp pairs (cut evenly); one slice for K <= 1.5 kp pairs */
+	bool kconst = LLVMIsAConstantInt(s->K);
+	int64_t K = kconst ? LLVMConstIntGetSExtValue(s->K) : s->kmax;
+	int64_t kp = bf16_pairs_per_slice(c, jw);
+	int64_t kc = K > 3 * kp ? 2 * ((even_slices(K, 2 * kp) + 1) / 2) : K > 0 ? K + (K & 1) : 2;
+	int64_t kpc = kc / 2; /* pairs in a slice */
+	int64_t group = GEMM_ROWS_PER_TASK / mr > 1 ? GEMM_ROWS_PER_TASK / mr : 1;
+	int64_t G = group * mr; /* rows of a task */
+	bsrc bs = {0};
+	if (s->sak == 1) { /* apack[m][p], rows of kpc pairs rounded up to whole vectors */
+		bs.am = (kpc + CG_VW - 1) / CG_VW * CG_VW;
+		bs.ak = 1;
+	} else { /* apack[p][m] */
+		bs.am = 1;
+		bs.ak = (G + CG_VW - 1) / CG_VW * CG_VW;
+	}
+	int64_t asize = s->sak == 1 ? G * bs.am : kpc * bs.ak;
+	bs.apack = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)asize), "apack");
+	LLVMValueRef panel = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)(kpc * jw)), "bpanel");
+	bs.b = panel;
+	bs.ld = jw;
+
+	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
+	LLVMValueRef ntasks = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, mb, cg_i64(c, group - 1), ""), cg_i64(c, group), "");
+	LLVMValueRef lo, hi;
+	cg_partition(c, ntasks, &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef b0 = LLVMBuildMul(c->B, t.i, cg_i64(c, group), "");
+	LLVMValueRef b1 = cg_min_i64(c, mb, LLVMBuildAdd(c->B, b0, cg_i64(c, group), ""));
+	LLVMValueRef r0 = LLVMBuildMul(c->B, b0, cg_i64(c, mr), "");
+	LLVMValueRef r1 = cg_min_i64(c, s->M, LLVMBuildMul(c->B, b1, cg_i64(c, mr), ""));
+	bs.ar0 = r0;
+	/* slices of kc (at least one, so that C is written for K = 0) */
+	LLVMValueRef nk = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->K, cg_i64(c, kc - 1), ""), cg_i64(c, kc), "");
+	nk = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, nk, cg_i64(c, 1), ""), cg_i64(c, 1), nk, "");
+	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), nk, 1);
+	{
+		LLVMValueRef k0 = LLVMBuildMul(c->B, q.i, cg_i64(c, kc), "");
+		kslice ks = {k0, cg_min_i64(c, s->K, LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
+			     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, cg_i64(c, 0), ""),
+			     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, LLVMBuildSub(c->B, nk, cg_i64(c, 1), ""), "")};
+		if (kconst && LLVMConstIntGetSExtValue(s->K) <= kc)
+			ks.first = ks.last = LLVMConstInt(c->i1, 1, 0);
+		pack_a_bf16(c, s, &bs, r0, r1, ks.k0, ks.k1);
+		bs.k0 = ks.k0;
+		cg_loop jl = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nj), 1);
+		{
+			LLVMValueRef j0 = LLVMBuildMul(c->B, jl.i, cg_i64(c, jw), "");
+			bs.j0 = j0;
+			if (last_nv == nv && last_tail == CG_VW) {
+				pack_b_bf16(c, s, panel, jw, ks.k0, ks.k1, j0, nv, CG_VW);
+				gemm_block_rows(c, s, &ks, &bs, b0, b1, j0, mr, nv, CG_VW);
+			} else {
+				cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, jl.i, cg_i64(c, nj - 1), ""));
+				pack_b_bf16(c, s, panel, jw, ks.k0, ks.k1, j0, last_nv, last_tail);
+				gemm_block_rows(c, s, &ks, &bs, b0, b1, j0, mr, last_nv, last_tail);
+				if (nj > 1) {
+					cg_if_else(c, &f);
+					pack_b_bf16(c, s, panel, jw, ks.k0, ks.k1, j0, nv, CG_VW);
+					gemm_block_rows(c, s, &ks, &bs, b0, b1, j0, mr, nv, CG_VW);
+				}
+				cg_if_end(c, &f);
+			}
+		}
+		cg_loop_end(c, &jl);
+	}
+	cg_loop_end(c, &q);
 	cg_loop_end(c, &t);
 }
 
@@ -526,7 +774,7 @@ void cg_cache_sizes(const cg_options *opt, int64_t *l1, int64_t *l2)
 
 bool cg_multi_chunk(const cg_ctx *c, const ir_node *n)
 {
-	if ((n->op != IR_DENSE && n->op != IR_DENSE_BWD_X) || ir_rows(n) != 1 || c->g->chunks < 2 || c->g->nodes[n->in[0]].layout != LAYOUT_NC)
+	if (c->bf16 || (n->op != IR_DENSE && n->op != IR_DENSE_BWD_X) || ir_rows(n) != 1 || c->g->chunks < 2 || c->g->nodes[n->in[0]].layout != LAYOUT_NC)
 		return false;
 	const ir_node *w = &c->g->nodes[n->in[1]];
 	return w->size >= GEMM_MULTI_MIN;

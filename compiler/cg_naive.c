@@ -22,6 +22,34 @@ static void mac(cg_ctx *c, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b)
 	cg_store(c, LLVMBuildFAdd(c->B, cg_load(c, c->f32, acc), LLVMBuildFMul(c->B, a, b, ""), ""), acc);
 }
 
+/* The two factors of term k of a product's sum. */
+typedef void term_fn(cg_ctx *c, const void *env, LLVMValueRef k, LLVMValueRef *a, LLVMValueRef *b);
+
+/* acc += sum_{k < K} a(k) b(k): in order of k; with bf16 products (cg_ctx.bf16)
+ * the factors rounded to bfloat16 and the terms taken by pairs, k + 1
+ * before k (the order of vdpbf16ps: the fast kernels' exact results). */
+static void sum_terms(cg_ctx *c, LLVMValueRef acc, LLVMValueRef K, term_fn *term, const void *env)
+{
+	LLVMValueRef a, b;
+	if (!c->bf16) {
+		cg_loop k = cg_loop_begin(c, cg_i64(c, 0), K, 1);
+		term(c, env, k.i, &a, &b);
+		mac(c, acc, a, b);
+		cg_loop_end(c, &k);
+		return;
+	}
+	LLVMValueRef np = LLVMBuildSDiv(c->B, add(c, K, cg_i64(c, 1)), cg_i64(c, 2), "");
+	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), np, 1);
+	LLVMValueRef k0 = mulk(c, p.i, 2), k1 = add(c, k0, cg_i64(c, 1));
+	cg_if odd = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntSLT, k1, K, ""));
+	term(c, env, k1, &a, &b);
+	mac(c, acc, cg_round_bf16(c, a), cg_round_bf16(c, b));
+	cg_if_end(c, &odd);
+	term(c, env, k0, &a, &b);
+	mac(c, acc, cg_round_bf16(c, a), cg_round_bf16(c, b));
+	cg_loop_end(c, &p);
+}
+
 static LLVMValueRef zero_acc(cg_ctx *c)
 {
 	LLVMValueRef a = cg_alloca(c, c->f32, "acc");
@@ -48,6 +76,19 @@ static LLVMValueRef rows_of(cg_ctx *c, int64_t R)
 	return R == 1 ? cg_batch_n(c) : mulk(c, cg_batch_n(c), R);
 }
 
+typedef struct dense_env {
+	const ir_node *x;
+	LLVMValueRef X, W, s, j;
+	int64_t R, N;
+} dense_env;
+
+static void dense_term(cg_ctx *c, const void *env, LLVMValueRef k, LLVMValueRef *a, LLVMValueRef *b)
+{
+	const dense_env *e = env;
+	*a = ld(c, e->X, atr(c, e->x, e->s, k, e->R));
+	*b = ld(c, e->W, add(c, mulk(c, k, e->N), e->j));
+}
+
 /* y(s, j) = act(b[j] + sum_k x(s, k) W[k][j]) */
 void naive_dense(cg_ctx *c, ir_node *n)
 {
@@ -60,9 +101,8 @@ void naive_dense(cg_ctx *c, ir_node *n)
 	cg_loop s = cg_loop_begin(c, lo, hi, 1);
 	cg_loop j = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, N), 1);
 	LLVMValueRef acc = zero_acc(c);
-	cg_loop k = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, K), 1);
-	mac(c, acc, ld(c, X, atr(c, x, s.i, k.i, R)), ld(c, W, add(c, mulk(c, k.i, N), j.i)));
-	cg_loop_end(c, &k);
+	dense_env e = {x, X, W, s.i, j.i, R, N};
+	sum_terms(c, acc, cg_i64(c, K), dense_term, &e);
 	LLVMValueRef v = cg_load(c, c->f32, acc);
 	if (Bs)
 		v = LLVMBuildFAdd(c->B, v, ld(c, Bs, j.i), "");
@@ -72,6 +112,22 @@ void naive_dense(cg_ctx *c, ir_node *n)
 		st(c, cg_act(c, n->act, n->fa[IR_FA_ACT], v), Ya, atr(c, n, s.i, j.i, R));
 	cg_loop_end(c, &j);
 	cg_loop_end(c, &s);
+}
+
+typedef struct bx_env {
+	const ir_node *dy;
+	LLVMValueRef DY, W, s, i;
+	int64_t R, I, O;
+	bool cn;
+} bx_env;
+
+/* the sum's terms in the fast kernel's order of factors: dy first */
+static void bx_term(cg_ctx *c, const void *env, LLVMValueRef o, LLVMValueRef *a, LLVMValueRef *b)
+{
+	const bx_env *e = env;
+	LLVMValueRef wi = e->cn ? add(c, mulk(c, e->i, e->O), o) : add(c, mulk(c, o, e->I), e->i);
+	*a = ld(c, e->DY, atr(c, e->dy, e->s, o, e->R));
+	*b = ld(c, e->W, wi);
 }
 
 /* dx(s, i) = act'(y(s, i)) * sum_o dy(s, o) W[i][o]: DENSE_BWD_X reads
@@ -88,10 +144,8 @@ void naive_dense_bx(cg_ctx *c, ir_node *n)
 	cg_loop s = cg_loop_begin(c, lo, hi, 1);
 	cg_loop i = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, I), 1);
 	LLVMValueRef acc = zero_acc(c);
-	cg_loop o = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, O), 1);
-	LLVMValueRef wi = cn ? add(c, mulk(c, i.i, O), o.i) : add(c, mulk(c, o.i, I), i.i);
-	mac(c, acc, ld(c, DY, atr(c, dy, s.i, o.i, R)), ld(c, W, wi));
-	cg_loop_end(c, &o);
+	bx_env e = {dy, DY, W, s.i, i.i, R, I, O, cn};
+	sum_terms(c, acc, cg_i64(c, O), bx_term, &e);
 	LLVMValueRef idx = atr(c, n, s.i, i.i, R);
 	LLVMValueRef v = cg_load(c, c->f32, acc);
 	if (Yv)
@@ -99,6 +153,19 @@ void naive_dense_bx(cg_ctx *c, ir_node *n)
 	st(c, v, DX, idx);
 	cg_loop_end(c, &i);
 	cg_loop_end(c, &s);
+}
+
+typedef struct bw_env {
+	const ir_node *x, *dy;
+	LLVMValueRef X, DY, i, o;
+	int64_t R;
+} bw_env;
+
+static void bw_term(cg_ctx *c, const void *env, LLVMValueRef s, LLVMValueRef *a, LLVMValueRef *b)
+{
+	const bw_env *e = env;
+	*a = ld(c, e->X, atr(c, e->x, s, e->i, e->R));
+	*b = ld(c, e->DY, atr(c, e->dy, s, e->o, e->R));
 }
 
 /* dW[i][o] = sum_{s < n} x(s, i) dy(s, o) */
@@ -112,9 +179,8 @@ void naive_dense_bw(cg_ctx *c, ir_node *n)
 	cg_loop i = cg_loop_begin(c, lo, hi, 1);
 	cg_loop o = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, O), 1);
 	LLVMValueRef acc = zero_acc(c);
-	cg_loop s = cg_loop_begin(c, cg_i64(c, 0), rows_of(c, R), 1);
-	mac(c, acc, ld(c, X, atr(c, x, s.i, i.i, R)), ld(c, DY, atr(c, dy, s.i, o.i, R)));
-	cg_loop_end(c, &s);
+	bw_env e = {x, dy, X, DY, i.i, o.i, R};
+	sum_terms(c, acc, rows_of(c, R), bw_term, &e);
 	st(c, cg_load(c, c->f32, acc), DW, add(c, mulk(c, i.i, O), o.i));
 	cg_loop_end(c, &o);
 	cg_loop_end(c, &i);

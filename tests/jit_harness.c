@@ -54,6 +54,7 @@ void (*th_graph_hook)(ir_graph *g);
 void (*th_plan_hook)(ir_graph *g);
 bool th_fold_eval = true;
 bool th_owned = true;
+bool th_bf16;
 
 /* The graphs th_build_graph made, each with its training configuration. */
 static struct built {
@@ -126,7 +127,8 @@ jitted th_jit(ir_graph *g, bool naive, bool optimise)
 	jitted j = {.g = g};
 	j.ctx = LLVMContextCreate();
 	cg_options co = {.opt_level = optimise ? 2 : 0, .naive = naive, .small = naive ? NULL : nnc_small_batch(g),
-			 .vacc = th_vacc, .l1_bytes = th_l1, .l2_bytes = th_l2, .no_owned = !th_owned};
+			 .vacc = th_vacc, .l1_bytes = th_l1, .l2_bytes = th_l2, .no_owned = !th_owned,
+			 .bf16 = th_bf16};
 	th_check_plan(g); /* also a graph a test planned itself */
 	if (co.small)
 		th_check_plan(co.small);

@@ -57,6 +57,8 @@ extern void (*th_plan_hook)(ir_graph *g);
 extern bool th_fold_eval;
 /* th_jit lowers with the owned gradient tail (cg.c; cg_options.no_owned); default true. */
 extern bool th_owned;
+/* th_jit lowers with bf16 dense products (cg_options.bf16); default false. */
+extern bool th_bf16;
 
 /* The memory plan checker: the regions of the workspace (unbatched tensors,
  * partial gradients, partial metrics, chunks) follow each other; parameters

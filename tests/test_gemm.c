@@ -117,9 +117,13 @@ static jitted build(int net, bool naive, int64_t l1, int64_t l2)
 static void same_bits(const jitted *j, const result *a, const result *b, int64_t n, const char *what)
 {
 	const nnrt_model *m = j->m;
-	for (int64_t e = 0; e < m->param_floats; e++)
-		cr_assert(!memcmp(&a->grads[e], &b->grads[e], sizeof(float)), "%s n=%lld: gradient float %lld %.9g vs %.9g",
-			  what, (long long)n, (long long)e, a->grads[e], b->grads[e]);
+	for (int pi = 0; pi < m->n_params; pi++) {
+		const nnrt_param_info *p = &m->params[pi];
+		for (int64_t e = p->offset; e < p->offset + p->size; e++)
+			cr_assert(!memcmp(&a->grads[e], &b->grads[e], sizeof(float)),
+				  "%s n=%lld: d loss / d %s[%lld] %.9g vs %.9g", what, (long long)n, p->name,
+				  (long long)(e - p->offset), a->grads[e], b->grads[e]);
+	}
 	cr_assert(!memcmp(a->out, b->out, sizeof(float) * (size_t)(n * m->output_size)), "%s n=%lld: infer differs",
 		  what, (long long)n);
 	cr_assert(a->loss == b->loss, "%s n=%lld: loss %.17g vs %.17g", what, (long long)n, a->loss, b->loss);
@@ -188,6 +192,73 @@ Test(gemm, threshold_widths_avx512_tiles) { check(1, 24, 3); }
 Test(gemm, run_time_k_slices_avx2_tiles) { check(SEQ_NET, 6, 0); }
 Test(gemm, run_time_k_slices_avx512_tiles) { check(SEQ_NET, 24, 0); }
 Test(gemm, run_time_k_slices_one_chunk) { check(SEQ_NET, 6, 1); }
+
+/* ---- bf16 products ----
+ * The blocked bf16 products (packed pairs of A and B, vdpbf16ps) against
+ * the reference kernels with bf16 (operands rounded the same way, terms
+ * added by pairs in vdpbf16ps's order): the same bits, since every product
+ * of two bfloat16 is exact in float32 and each instruction adds its two in
+ * a fixed order.  (vdpbf16ps flushes denormals, which these values do not
+ * reach.)  Tiny and large caches, partial batches, 1 to 3 threads; and
+ * different from float32. */
+static bool host_bf16(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512bf16");
+}
+
+static void check_bf16(int net, int64_t chunks, bool exact)
+{
+	if (!host_bf16()) {
+		cr_skip_test("this CPU has no avx512bf16");
+		return;
+	}
+	th_bf16 = true;
+	th_vacc = 0;
+	th_chunks = chunks;
+	jitted tiny = build(net, false, 4096, 16384), wide = build(net, false, 1 << 20, 64 << 20);
+	/* the reference products, the other ops optimised as in the fast
+	 * builds (unoptimised, the softmax's float32 rounding differs) */
+	jitted ref = th_jit(th_build_graph(SRC_PATH, nets[net], true), true, true);
+	th_bf16 = false;
+	jitted f32 = build(net, false, 1 << 20, 64 << 20);
+	int64_t B = tiny.m->batch, ns[] = {1, 7, B / 2 + 1, B - 1, B};
+	for (size_t k = 0; k < NELEMS(ns); k++) {
+		int64_t n = ns[k];
+		bool tok = net == SEQ_NET;
+		result t1 = step(&tiny, n, 1, tok), w1 = step(&wide, n, 1, tok), r1 = step(&ref, n, 1, tok);
+		same_bits(&tiny, &t1, &w1, n, "bf16: tiny vs large caches");
+		if (exact)
+			same_bits(&tiny, &t1, &r1, n, "bf16: blocked vs reference");
+		else
+			close_to(&tiny, &t1, &r1, n);
+		for (int th = 2; th <= 3; th++) {
+			result tt = step(&tiny, n, th, tok);
+			same_bits(&tiny, &tt, &t1, n, th == 2 ? "bf16: 2 threads vs 1" : "bf16: 3 threads vs 1");
+			result_free(&tt);
+		}
+		/* and bf16 is not float32: the rounding shows (a build that
+		 * ignored the precision would pass the checks above) */
+		result f = step(&f32, n, 1, tok);
+		bool differs = memcmp(f.grads, t1.grads, sizeof(float) * (size_t)tiny.m->param_floats) != 0;
+		cr_assert(differs, "n=%lld: bf16 gradients equal the float32 ones", (long long)n);
+		result_free(&f);
+		result_free(&t1);
+		result_free(&w1);
+		result_free(&r1);
+	}
+	th_jit_free(&tiny);
+	th_jit_free(&wide);
+	th_jit_free(&ref);
+	th_jit_free(&f32);
+}
+
+Test(bf16, odd_shapes) { check_bf16(0, 0, true); }
+Test(bf16, odd_shapes_one_chunk) { check_bf16(0, 1, true); }
+Test(bf16, threshold_widths) { check_bf16(1, 3, true); }
+/* gelu's scalar code in the reference (an element at a time) and its vector
+ * code in the fast epilogue round differently in float32: within rounding */
+Test(bf16, run_time_k_slices) { check_bf16(SEQ_NET, 0, false); }
 
 /* NNC_CACHE and the sizes of cg_options: the options win, the variable
  * comes next, a malformed one is ignored. */
