@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <llvm-c/ErrorHandling.h>
 #include <llvm/Config/llvm-config.h>
 
 #include "backend.h"
@@ -529,10 +530,26 @@ static int compile(const options *o)
 	return rc;
 }
 
+/* LLVM's own fatal errors (an instruction it cannot select for an unusual
+ * --cpu / --target-features mix): nnc's message and status 3, the
+ * temporary files removed by exit, instead of LLVM's abort(). */
+static const char *llvm_target_desc = "this host";
+
+static void on_llvm_fatal(const char *reason)
+{
+	fprintf(stderr, "nnc: error: LLVM cannot generate code for %s: %.*s\n", llvm_target_desc,
+		(int)strcspn(reason, "\n"), reason);
+	if (strstr(llvm_target_desc, "--target-features"))
+		fprintf(stderr, "nnc: note: a named CPU (nnc --cpu help) or a psABI level such as x86-64-v4 "
+				"gives LLVM a combination of features it supports\n");
+	exit(NNC_EXIT_INTERNAL);
+}
+
 int main(int argc, char **argv)
 {
 	options o = {0};
 	nnc_out_init();
+	LLVMInstallFatalErrorHandler(on_llvm_fatal);
 	if (argc > 1 && !strcmp(argv[1], "import")) { /* nnc import model.onnx -o model.nn */
 		int irc = nnc_onnx_import_main(argc - 1, argv + 1);
 		int orc = nnc_out_close_stdout();
@@ -540,8 +557,10 @@ int main(int argc, char **argv)
 		return irc ? irc : orc;
 	}
 	int rc = parse_args(argc, argv, &o);
-	if (rc == 0)
+	if (rc == 0) {
+		llvm_target_desc = nnc_sprintf("CPU %s", nnc_target_describe(&o.target));
 		rc = compile(&o);
+	}
 	int out_rc = nnc_out_close_stdout();
 	nnc_arena_free_all();
 	return rc ? rc : out_rc;
