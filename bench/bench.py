@@ -21,8 +21,12 @@ is the same network in PyTorch) this script
 Steps 2-4 run --repeat rounds (default 3), nnc and PyTorch taking turns, and
 each side keeps its best figure: the machine's speed drifts by 10-30 %.
 
+With --bf16, every model is also trained as `nnc --precision bf16` and by PyTorch under
+torch.cpu.amp.autocast(dtype=torch.bfloat16), and a second table gives bf16 / float32 on
+each side and the test accuracies.
+
 Usage: bench/bench.py [--models mlp,lenet,resnet,vgg] [--epochs N] [--limit N] [--repeat N] [--no-torch] [--no-infer]
-                      [--profile] [--nnc PATH]
+                      [--profile] [--bf16] [--nnc PATH]
 Only the standard library is used here, so any python3 runs it.
 """
 import argparse
@@ -96,13 +100,14 @@ def run(cmd, env=None, timeout=3600):
     return out, rss
 
 
-def nnc_compile(nnc, model, outdir):
+def nnc_compile(nnc, model, outdir, precision=None):
     src = nn_file(model)
-    exe = os.path.join(outdir, model)
+    exe = os.path.join(outdir, model + (f"-{precision}" if precision else ""))
+    flags = ["--precision", precision] if precision else []
     best = float("inf")
     for _ in range(3):
         t = time.perf_counter()
-        subprocess.run([nnc, src, "-o", exe], check=True)
+        subprocess.run([nnc, src, "-o", exe] + flags, check=True)
         best = min(best, time.perf_counter() - t)
     return exe, best
 
@@ -214,9 +219,11 @@ def have_torch():
                           stderr=subprocess.DEVNULL).returncode == 0
 
 
-def torch_train(model, epochs, threads, limit=None):
+def torch_train(model, epochs, threads, limit=None, autocast=None):
+    ac = ["--autocast", autocast] if autocast else []
     out, rss = run([TORCH_PY, os.path.join(ROOT, "bench", "torch_ref.py"), "--model", MODELS[model][1],
-                    "--epochs", str(epochs), "--threads", str(threads), "--json"] + limit_args(limit), env=torch_env())
+                    "--epochs", str(epochs), "--threads", str(threads), "--json"] + limit_args(limit) + ac,
+                   env=torch_env())
     res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
     sps = [e["train_samples_per_s"] for e in res["epochs"]]
     return {"samples_per_s": max(sps), "mean_samples_per_s": sum(sps) / len(sps),
@@ -355,6 +362,9 @@ def main():
     ap.add_argument("--charlm-minutes", type=float, default=0,
                     help="charlm: also train each side this many minutes (both at once, one thread each) and "
                          "compare the validation loss")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also train each model with nnc --precision bf16 and PyTorch under bf16 autocast, and "
+                         "report bf16 / float32 on each side (needs avx512bf16)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds of every measurement, nnc and PyTorch taking turns; each side keeps its best "
                          "(default 3: this machine's speed varies by 10-30%% from minute to minute)")
@@ -388,6 +398,16 @@ def main():
             if use_torch:
                 jobs.append(("torch", lambda th: torch_train(model, args.epochs, th, args.limit), r["torch"], train,
                              min, train_line))
+            if args.bf16:
+                exe16, r["compile_bf16_s"] = nnc_compile(args.nnc, model, tmp, "bf16")
+                r["nnc_bf16"] = {}
+                jobs.append(("nnc bf16", lambda th: nnc_train(exe16, args.epochs, th, args.limit), r["nnc_bf16"],
+                             train, max, train_line))
+                if use_torch:
+                    r["torch_bf16"] = {}
+                    jobs.append(("torch bf16 autocast",
+                                 lambda th: torch_train(model, args.epochs, th, args.limit, "bf16"), r["torch_bf16"],
+                                 train, min, train_line))
             if not args.no_infer:
                 ib = nnc_infer_build(args.nnc, model, tmp)
                 r["nnc_infer"], r["torch_infer"] = {}, {}
@@ -438,6 +458,24 @@ def main():
               "RSS ratio = nnc peak RSS / PyTorch's smallest peak RSS")
     if generic and args.repeat > 1:
         print(f"(every figure: the best of {args.repeat} rounds, nnc and PyTorch taking turns; nnc's RSS: its largest)")
+    if args.bf16 and generic:
+        print(f"\n{'bf16':6} {'compile':>8} {'nnc 1t':>10} {'nnc 2t':>10} {'vs fp32':>8} {'acc':>7} {'fp32 acc':>8} "
+              f"{'torch bf16':>11} {'vs fp32':>8} {'acc':>7} {'nnc/torch':>9}")
+        for model in generic:
+            r = report[model]
+            b1, b2 = r["nnc_bf16"][1], r["nnc_bf16"][2]
+            bb = max(b1["samples_per_s"], b2["samples_per_s"])
+            fb = max(r["nnc"][1]["samples_per_s"], r["nnc"][2]["samples_per_s"])
+            line = (f"{model:6} {r['compile_bf16_s']:>7.2f}s {b1['samples_per_s']:>10,.0f} {b2['samples_per_s']:>10,.0f}"
+                    f" {bb / fb:>8.2f} {b2['test_acc']:>7.4f} {r['nnc'][2]['test_acc']:>8.4f}")
+            if r.get("torch_bf16"):
+                tb = max(r["torch_bf16"].values(), key=lambda t: t["samples_per_s"])
+                tf = max(r["torch"].values(), key=lambda t: t["samples_per_s"])
+                line += (f" {tb['samples_per_s']:>11,.0f} {tb['samples_per_s'] / tf['samples_per_s']:>8.2f}"
+                         f" {tb['test_acc']:>7.4f} {bb / tb['samples_per_s']:>9.2f}")
+            print(line)
+        print("(vs fp32: best bf16 samples/s over best float32 samples/s of the same side; nnc/torch: the two bf16 "
+              "bests; acc: test accuracy, nnc's with 2 threads)")
     for model in SEQ_MODELS:
         if model in report:
             charlm_table(report[model], args.repeat)

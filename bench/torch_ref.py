@@ -223,8 +223,10 @@ BATCHES = {"resnet": 64, "resnet_plain": 128, "vgg": 128, "vgg_plain": 128}
 NESTEROV = {"resnet"}
 
 
-def train_epoch(model, opt, x, y, gen, batch):
-    """One epoch; returns (mean loss, accuracy, seconds of training loop)."""
+def train_epoch(model, opt, x, y, gen, batch, autocast=False):
+    """One epoch; returns (mean loss, accuracy, seconds of training loop).  With autocast, the
+    forward pass runs under torch.cpu.amp.autocast(dtype=torch.bfloat16): products and
+    convolutions in bf16, float32 master weights (PyTorch's CPU mixed precision)."""
     n = x.shape[0]
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64)
@@ -234,8 +236,9 @@ def train_epoch(model, opt, x, y, gen, batch):
     for start in range(0, n, batch):
         idx = perm[start:start + batch]          # last partial batch kept
         xb, yb = x[idx], y[idx]
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb)       # mean over the batch
+        with torch.cpu.amp.autocast(enabled=autocast, dtype=torch.bfloat16):
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)   # mean over the batch (float32 under autocast)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -247,11 +250,13 @@ def train_epoch(model, opt, x, y, gen, batch):
 
 
 @torch.inference_mode()
-def evaluate(model, x, y, batch=1000):
+def evaluate(model, x, y, batch=1000, autocast=False):
     model.eval()
     correct = 0
     for start in range(0, x.shape[0], batch):
-        correct += (model(x[start:start + batch]).argmax(1) == y[start:start + batch]).sum().item()
+        with torch.cpu.amp.autocast(enabled=autocast, dtype=torch.bfloat16):
+            out = model(x[start:start + batch])
+        correct += (out.argmax(1) == y[start:start + batch]).sum().item()
     return correct / x.shape[0]
 
 
@@ -284,6 +289,8 @@ def main(argv=None):
     p.add_argument("--json", action="store_true",
                    help="print one JSON line of results on stdout (progress goes to stderr)")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                   help="bf16: train and evaluate under torch.cpu.amp.autocast(dtype=torch.bfloat16)")
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
@@ -316,8 +323,9 @@ def main(argv=None):
 
     epochs = []
     for epoch in range(1, args.epochs + 1):
-        loss, acc, seconds = train_epoch(model, opt, x_train, y_train, gen, batch)
-        test_acc = evaluate(model, x_test, y_test)
+        ac = args.autocast == "bf16"
+        loss, acc, seconds = train_epoch(model, opt, x_train, y_train, gen, batch, ac)
+        test_acc = evaluate(model, x_test, y_test, autocast=ac)
         sps = x_train.shape[0] / seconds
         epochs.append({"epoch": epoch, "train_loss": loss, "train_acc": acc,
                        "test_acc": test_acc, "train_seconds": seconds,
