@@ -309,8 +309,27 @@ LLVMValueRef cg_round_bf16(cg_ctx *c, LLVMValueRef x)
 	return LLVMBuildBitCast(c->B, bf16_bits(c, x), LLVMTypeOf(x), "");
 }
 
+/* vcvtne2ps2bf16: 32 bfloat16, a's 16 values in the low half, b's in the
+ * high half, as <32 x i16> */
+static LLVMValueRef cvt2(cg_ctx *c, LLVMValueRef a, LLVMValueRef b)
+{
+	LLVMValueRef args[2] = {b, a};
+	LLVMValueRef r = cg_call_intr(c, "llvm.x86.avx512bf16.cvtne2ps2bf16.512", NULL, 0, args, 2);
+	return LLVMBuildBitCast(c->B, r, LLVMVectorType(LLVMInt16TypeInContext(c->C), 2 * CG_VW), "");
+}
+
 LLVMValueRef cg_bf16_pairs(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi)
 {
-	LLVMValueRef l = LLVMBuildLShr(c->B, bf16_bits(c, lo), cg_splat(c, cg_i32(c, 16)), "");
-	return LLVMBuildOr(c->B, l, bf16_bits(c, hi), "");
+	LLVMValueRef w = cvt2(c, lo, hi), idx[2 * CG_VW];
+	for (int j = 0; j < CG_VW; j++) { /* lo[j], hi[j] side by side */
+		idx[2 * j] = cg_i32(c, j);
+		idx[2 * j + 1] = cg_i32(c, CG_VW + j);
+	}
+	w = LLVMBuildShuffleVector(c->B, w, LLVMGetUndef(LLVMTypeOf(w)), LLVMConstVector(idx, 2 * CG_VW), "");
+	return LLVMBuildBitCast(c->B, w, LLVMVectorType(c->i32, CG_VW), "");
+}
+
+LLVMValueRef cg_bf16_seq(cg_ctx *c, LLVMValueRef v0, LLVMValueRef v1)
+{
+	return LLVMBuildBitCast(c->B, cvt2(c, v0, v1), LLVMVectorType(c->i32, CG_VW), "");
 }

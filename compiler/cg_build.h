@@ -88,13 +88,18 @@ LLVMValueRef cg_call_intr(cg_ctx *c, const char *name, LLVMTypeRef *over, int no
 LLVMValueRef cg_fma(cg_ctx *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
 LLVMValueRef cg_min_i64(cg_ctx *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_hsum(cg_ctx *c, LLVMValueRef v);   /* horizontal sum of a vector */
-/* bfloat16 operands: x (a float or <16 x float>) rounded to the nearest
- * bfloat16, ties to even, as a float (its low 16 bits zero); and two
+/* bfloat16 operands.  cg_round_bf16: x (a float or <16 x float>) rounded
+ * to the nearest bfloat16, ties to even, as a float (its low 16 bits zero),
+ * with integer operations (the reference kernels).  cg_bf16_pairs: two
  * <16 x float> rounded and packed lane by lane into <16 x i32>, lo in the
  * low half (the K-pair layout of vdpbf16ps: element 2j of the pair vector
- * is lo[j]).  Integer rounding, so the reference kernels round alike. */
+ * is lo[j]); cg_bf16_seq: 32 consecutive values v0, v1 as 16 pairs of
+ * neighbours.  Both by vcvtne2ps2bf16 (avx512bf16), which rounds like
+ * cg_round_bf16 except that denormals become zero, as vdpbf16ps reads
+ * them anyway. */
 LLVMValueRef cg_round_bf16(cg_ctx *c, LLVMValueRef x);
 LLVMValueRef cg_bf16_pairs(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi);
+LLVMValueRef cg_bf16_seq(cg_ctx *c, LLVMValueRef v0, LLVMValueRef v1);
 /* The runtime's random stream (nnrt.h, nnrt_random_uniform): a float in
  * [0, 1) from i64 seed, global sample index and element index; or, given
  * three <16 x i64> vectors, a <16 x float> of 16 draws. */

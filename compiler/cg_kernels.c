@@ -524,12 +524,6 @@ static void pack_a_bf16(cg_ctx *c, const gemm_spec *s, const bsrc *bs, LLVMValue
 					cg_i64(c, 2), "");
 	LLVMTypeRef vi = LLVMVectorType(c->i32, CG_VW);
 	if (s->sak == 1) {
-		LLVMValueRef ev[CG_VW], od[CG_VW];
-		for (int i = 0; i < CG_VW; i++) {
-			ev[i] = cg_i32(c, 2 * i);
-			od[i] = cg_i32(c, 2 * i + 1);
-		}
-		LLVMValueRef evm = LLVMConstVector(ev, CG_VW), odm = LLVMConstVector(od, CG_VW);
 		cg_loop m = cg_loop_begin(c, r0, r1, 1);
 		LLVMValueRef row = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m.i, cg_i64(c, s->sam), ""), k0, "");
 		LLVMValueRef dst = LLVMBuildMul(c->B, LLVMBuildSub(c->B, m.i, r0, ""), cg_i64(c, bs->am), "");
@@ -541,9 +535,7 @@ static void pack_a_bf16(cg_ctx *c, const gemm_spec *s, const bsrc *bs, LLVMValue
 			LLVMValueRef v0 = cg_vload(c, cg_gep(c, s->a, at), cg_mask_dyn(c, left));
 			LLVMValueRef v1 = cg_vload(c, cg_gep(c, s->a, LLVMBuildAdd(c->B, at, cg_i64(c, CG_VW), "")),
 						   cg_mask_dyn(c, LLVMBuildSub(c->B, left, cg_i64(c, CG_VW), "")));
-			LLVMValueRef lo = LLVMBuildShuffleVector(c->B, v0, v1, evm, "");
-			LLVMValueRef hi = LLVMBuildShuffleVector(c->B, v0, v1, odm, "");
-			LLVMValueRef x = cg_bf16_pairs(c, lo, hi);
+			LLVMValueRef x = cg_bf16_seq(c, v0, v1);
 			LLVMValueRef st = LLVMBuildStore(c->B, x, cg_gep_i32(c, bs->apack, LLVMBuildAdd(c->B, dst, p.i, "")));
 			LLVMSetAlignment(st, 4);
 		}
@@ -607,19 +599,75 @@ static int64_t bf16_pairs_per_slice(const cg_ctx *c, int64_t jw)
 	return kp < 8 ? 8 : kp;
 }
 
+/* The column blocks [0, nj) of a task's row blocks [b0, b1) over the slice
+ * ks, A packed: each block's pair panel at panel + ji * pstride, packed
+ * here first unless `packed` (then every block's panel is ready). */
+typedef struct bf16_cols {
+	LLVMValueRef panel;
+	int64_t pstride, nj, jw;
+	int nv, last_nv, last_tail;
+	bool packed;
+} bf16_cols;
+
+static void bf16_block(cg_ctx *c, const gemm_spec *s, const bf16_cols *bc, const kslice *ks, bsrc *bs,
+		       LLVMValueRef b0, LLVMValueRef b1, LLVMValueRef ji, int mr, int nv, int tail)
+{
+	LLVMValueRef j0 = LLVMBuildMul(c->B, ji, cg_i64(c, bc->jw), "");
+	bs->j0 = j0;
+	bs->b = cg_gep_i32(c, bc->panel, LLVMBuildMul(c->B, ji, cg_i64(c, bc->pstride), ""));
+	if (!bc->packed || !b0) /* b0 NULL: the packing pass of whole-width panels */
+		pack_b_bf16(c, s, bs->b, bc->jw, ks->k0, ks->k1, j0, nv, tail);
+	if (b0)
+		gemm_block_rows(c, s, ks, bs, b0, b1, j0, mr, nv, tail);
+}
+
+/* Every column block: full ones, then the last (narrower) one. */
+static void bf16_cols_each(cg_ctx *c, const gemm_spec *s, const bf16_cols *bc, const kslice *ks, bsrc *bs,
+			   LLVMValueRef b0, LLVMValueRef b1, int mr)
+{
+	bool ragged = bc->last_nv != bc->nv || bc->last_tail != CG_VW;
+	int64_t nfull = ragged ? bc->nj - 1 : bc->nj;
+	if (nfull > 0) {
+		cg_loop jl = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nfull), 1);
+		bf16_block(c, s, bc, ks, bs, b0, b1, jl.i, mr, bc->nv, CG_VW);
+		cg_loop_end(c, &jl);
+	}
+	if (ragged)
+		bf16_block(c, s, bc, ks, bs, b0, b1, cg_i64(c, bc->nj - 1), mr, bc->last_nv, bc->last_tail);
+}
+
+/* Slice qi of nk, kc rows of k each (the last shorter). */
+static kslice bf16_slice(cg_ctx *c, const gemm_spec *s, LLVMValueRef qi, LLVMValueRef nk, int64_t kc)
+{
+	LLVMValueRef k0 = LLVMBuildMul(c->B, qi, cg_i64(c, kc), "");
+	kslice ks = {k0, cg_min_i64(c, s->K, LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
+		     LLVMBuildICmp(c->B, LLVMIntEQ, qi, cg_i64(c, 0), ""),
+		     LLVMBuildICmp(c->B, LLVMIntEQ, qi, LLVMBuildSub(c->B, nk, cg_i64(c, 1), ""), "")};
+	if (LLVMIsAConstantInt(s->K) && LLVMConstIntGetSExtValue(s->K) <= kc)
+		ks.first = ks.last = LLVMConstInt(c->i1, 1, 0);
+	return ks;
+}
+
+/* Whole-width B panels up to this many bytes on the thread's stack: B's
+ * slice is packed once for all of the thread's tasks (a weight gradient's
+ * 13 row groups of a 784-wide input each packed all of dy before) */
+#define BF16_WHOLE_BYTES (192 * 1024)
+
 static void gemm_bf16(cg_ctx *c, const gemm_spec *s)
 {
 	NNC_ASSERT(!s->more && (s->sak == 1 || s->sam == 1));
 	int64_t nvec = (s->N + CG_VW - 1) / CG_VW;
-	int nv = nvec >= 3 ? 3 : (int)nvec; /* the AVX-512 tile: avx512bf16 implies it */
-	int mr = nv == 1 ? 16 : 8;
+	bf16_cols bc = {0};
+	bc.nv = nvec >= 3 ? 3 : (int)nvec; /* the AVX-512 tile: avx512bf16 implies it */
+	int mr = bc.nv == 1 ? 16 : 8;
 	while (mr > 1 && s->mmax < mr)
 		mr /= 2;
-	int64_t jw = (int64_t)nv * CG_VW;
-	int64_t nj = (s->N + jw - 1) / jw;
-	int64_t last_cols = s->N - (nj - 1) * jw;
-	int last_nv = (int)((last_cols + CG_VW - 1) / CG_VW);
-	int last_tail = (int)(last_cols - (int64_t)(last_nv - 1) * CG_VW);
+	int64_t jw = (int64_t)bc.nv * CG_VW;
+	bc.jw = jw;
+	bc.nj = (s->N + jw - 1) / jw;
+	int64_t last_cols = s->N - (bc.nj - 1) * jw;
+	bc.last_nv = (int)((last_cols + CG_VW - 1) / CG_VW);
+	bc.last_tail = (int)(last_cols - (int64_t)(bc.last_nv - 1) * CG_VW);
 	/* the slice: even, at most kp pairs (cut evenly); one slice for K <= 1.5 kp pairs */
 	bool kconst = LLVMIsAConstantInt(s->K);
 	int64_t K = kconst ? LLVMConstIntGetSExtValue(s->K) : s->kmax;
@@ -628,7 +676,7 @@ static void gemm_bf16(cg_ctx *c, const gemm_spec *s)
 	int64_t kpc = kc / 2; /* pairs in a slice */
 	int64_t group = GEMM_ROWS_PER_TASK / mr > 1 ? GEMM_ROWS_PER_TASK / mr : 1;
 	int64_t G = group * mr; /* rows of a task */
-	bsrc bs = {0};
+	bsrc bs = {.ld = jw};
 	if (s->sak == 1) { /* apack[m][p], rows of kpc pairs rounded up to whole vectors */
 		bs.am = (kpc + CG_VW - 1) / CG_VW * CG_VW;
 		bs.ak = 1;
@@ -638,56 +686,48 @@ static void gemm_bf16(cg_ctx *c, const gemm_spec *s)
 	}
 	int64_t asize = s->sak == 1 ? G * bs.am : kpc * bs.ak;
 	bs.apack = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)asize), "apack");
-	LLVMValueRef panel = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)(kpc * jw)), "bpanel");
-	bs.b = panel;
-	bs.ld = jw;
+	bc.pstride = kpc * jw;
+	bool whole = bc.nj > 1 && bc.nj * bc.pstride * 4 <= BF16_WHOLE_BYTES;
+	bc.panel = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)(whole ? bc.nj * bc.pstride : bc.pstride)), "bpanel");
+	if (!whole)
+		bc.pstride = 0;
 
 	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
 	LLVMValueRef ntasks = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, mb, cg_i64(c, group - 1), ""), cg_i64(c, group), "");
 	LLVMValueRef lo, hi;
 	cg_partition(c, ntasks, &lo, &hi);
-	cg_loop t = cg_loop_begin(c, lo, hi, 1);
-	LLVMValueRef b0 = LLVMBuildMul(c->B, t.i, cg_i64(c, group), "");
+	/* slices of kc (at least one, so that C is written for K = 0) */
+	LLVMValueRef nk = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->K, cg_i64(c, kc - 1), ""), cg_i64(c, kc), "");
+	nk = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, nk, cg_i64(c, 1), ""), cg_i64(c, 1), nk, "");
+	/* whole: for each slice, B packed, then every task; else for each task, every slice, B
+	 * packed per column block */
+	bc.packed = whole;
+	cg_loop outer = cg_loop_begin(c, whole ? cg_i64(c, 0) : lo, whole ? nk : hi, 1);
+	LLVMValueRef qi = NULL, ti = NULL;
+	kslice ks;
+	if (whole) {
+		qi = outer.i;
+		ks = bf16_slice(c, s, qi, nk, kc);
+		bf16_cols_each(c, s, &bc, &ks, &bs, NULL, NULL, mr); /* packs only */
+	}
+	cg_loop inner = cg_loop_begin(c, whole ? lo : cg_i64(c, 0), whole ? hi : nk, 1);
+	if (whole) {
+		ti = inner.i;
+	} else {
+		ti = outer.i;
+		qi = inner.i;
+		ks = bf16_slice(c, s, qi, nk, kc);
+	}
+	LLVMValueRef b0 = LLVMBuildMul(c->B, ti, cg_i64(c, group), "");
 	LLVMValueRef b1 = cg_min_i64(c, mb, LLVMBuildAdd(c->B, b0, cg_i64(c, group), ""));
 	LLVMValueRef r0 = LLVMBuildMul(c->B, b0, cg_i64(c, mr), "");
 	LLVMValueRef r1 = cg_min_i64(c, s->M, LLVMBuildMul(c->B, b1, cg_i64(c, mr), ""));
 	bs.ar0 = r0;
-	/* slices of kc (at least one, so that C is written for K = 0) */
-	LLVMValueRef nk = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->K, cg_i64(c, kc - 1), ""), cg_i64(c, kc), "");
-	nk = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, nk, cg_i64(c, 1), ""), cg_i64(c, 1), nk, "");
-	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), nk, 1);
-	{
-		LLVMValueRef k0 = LLVMBuildMul(c->B, q.i, cg_i64(c, kc), "");
-		kslice ks = {k0, cg_min_i64(c, s->K, LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
-			     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, cg_i64(c, 0), ""),
-			     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, LLVMBuildSub(c->B, nk, cg_i64(c, 1), ""), "")};
-		if (kconst && LLVMConstIntGetSExtValue(s->K) <= kc)
-			ks.first = ks.last = LLVMConstInt(c->i1, 1, 0);
-		pack_a_bf16(c, s, &bs, r0, r1, ks.k0, ks.k1);
-		bs.k0 = ks.k0;
-		cg_loop jl = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, nj), 1);
-		{
-			LLVMValueRef j0 = LLVMBuildMul(c->B, jl.i, cg_i64(c, jw), "");
-			bs.j0 = j0;
-			if (last_nv == nv && last_tail == CG_VW) {
-				pack_b_bf16(c, s, panel, jw, ks.k0, ks.k1, j0, nv, CG_VW);
-				gemm_block_rows(c, s, &ks, &bs, b0, b1, j0, mr, nv, CG_VW);
-			} else {
-				cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, jl.i, cg_i64(c, nj - 1), ""));
-				pack_b_bf16(c, s, panel, jw, ks.k0, ks.k1, j0, last_nv, last_tail);
-				gemm_block_rows(c, s, &ks, &bs, b0, b1, j0, mr, last_nv, last_tail);
-				if (nj > 1) {
-					cg_if_else(c, &f);
-					pack_b_bf16(c, s, panel, jw, ks.k0, ks.k1, j0, nv, CG_VW);
-					gemm_block_rows(c, s, &ks, &bs, b0, b1, j0, mr, nv, CG_VW);
-				}
-				cg_if_end(c, &f);
-			}
-		}
-		cg_loop_end(c, &jl);
-	}
-	cg_loop_end(c, &q);
-	cg_loop_end(c, &t);
+	bs.k0 = ks.k0;
+	pack_a_bf16(c, s, &bs, r0, r1, ks.k0, ks.k1);
+	bf16_cols_each(c, s, &bc, &ks, &bs, b0, b1, mr);
+	cg_loop_end(c, &inner);
+	cg_loop_end(c, &outer);
 }
 
 /* ---- cache sizes ---- */
