@@ -417,22 +417,19 @@ static void gemm_bf16(cg_ctx *c, const gemm_spec *s);
 
 static void gemm(cg_ctx *c, const gemm_spec *s)
 {
-	if (c->bf16) {
-		gemm_bf16(c, s);
-		return;
-	}
+	void (*body)(cg_ctx *, const gemm_spec *) = c->bf16 ? gemm_bf16 : gemm_body;
 	if (!s->respec) {
-		gemm_body(c, s);
+		body(c, s);
 		return;
 	}
 	LLVMValueRef more = cg_chunk_more(c);
 	cg_if one = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, more, cg_i64(c, 0), ""));
-	gemm_body(c, s);
+	body(c, s);
 	cg_if_else(c, &one);
 	gemm_spec m = *s;
 	m.more = more;
 	m.chunk0 = c->chunk;
-	gemm_body(c, &m);
+	body(c, &m);
 	cg_if_end(c, &one);
 }
 
@@ -648,6 +645,46 @@ static kslice bf16_slice(cg_ctx *c, const gemm_spec *s, LLVMValueRef qi, LLVMVal
 	return ks;
 }
 
+typedef struct bf16_plan {
+	bf16_cols *bc;
+	bsrc *bs;
+	int mr;
+	int64_t group, kc;
+	LLVMValueRef nk;
+} bf16_plan;
+
+/* This thread's tasks (groups of row blocks) of s: over the slice *ks
+ * (whole-width B panels ready), or, ks NULL, over every slice, B packed
+ * per column block. */
+static void bf16_tasks(cg_ctx *c, const gemm_spec *s, const bf16_plan *p, const kslice *ks)
+{
+	int mr = p->mr;
+	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
+	LLVMValueRef ntasks = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, mb, cg_i64(c, p->group - 1), ""),
+					    cg_i64(c, p->group), "");
+	LLVMValueRef lo, hi;
+	cg_partition(c, ntasks, &lo, &hi);
+	cg_loop t = cg_loop_begin(c, lo, hi, 1);
+	LLVMValueRef b0 = LLVMBuildMul(c->B, t.i, cg_i64(c, p->group), "");
+	LLVMValueRef b1 = cg_min_i64(c, mb, LLVMBuildAdd(c->B, b0, cg_i64(c, p->group), ""));
+	LLVMValueRef r0 = LLVMBuildMul(c->B, b0, cg_i64(c, mr), "");
+	LLVMValueRef r1 = cg_min_i64(c, s->M, LLVMBuildMul(c->B, b1, cg_i64(c, mr), ""));
+	p->bs->ar0 = r0;
+	cg_loop q = {0};
+	kslice each;
+	if (!ks) {
+		q = cg_loop_begin(c, cg_i64(c, 0), p->nk, 1);
+		each = bf16_slice(c, s, q.i, p->nk, p->kc);
+		ks = &each;
+	}
+	p->bs->k0 = ks->k0;
+	pack_a_bf16(c, s, p->bs, r0, r1, ks->k0, ks->k1);
+	bf16_cols_each(c, s, p->bc, ks, p->bs, b0, b1, mr);
+	if (ks == &each)
+		cg_loop_end(c, &q);
+	cg_loop_end(c, &t);
+}
+
 /* Whole-width B panels up to this many bytes on the thread's stack: B's
  * slice is packed once for all of the thread's tasks (a weight gradient's
  * 13 row groups of a 784-wide input each packed all of dy before) */
@@ -655,7 +692,7 @@ static kslice bf16_slice(cg_ctx *c, const gemm_spec *s, LLVMValueRef qi, LLVMVal
 
 static void gemm_bf16(cg_ctx *c, const gemm_spec *s)
 {
-	NNC_ASSERT(!s->more && (s->sak == 1 || s->sam == 1));
+	NNC_ASSERT(s->sak == 1 || s->sam == 1);
 	int64_t nvec = (s->N + CG_VW - 1) / CG_VW;
 	bf16_cols bc = {0};
 	bc.nv = nvec >= 3 ? 3 : (int)nvec; /* the AVX-512 tile: avx512bf16 implies it */
@@ -692,41 +729,40 @@ static void gemm_bf16(cg_ctx *c, const gemm_spec *s)
 	if (!whole)
 		bc.pstride = 0;
 
-	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
-	LLVMValueRef ntasks = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, mb, cg_i64(c, group - 1), ""), cg_i64(c, group), "");
-	LLVMValueRef lo, hi;
-	cg_partition(c, ntasks, &lo, &hi);
 	/* slices of kc (at least one, so that C is written for K = 0) */
 	LLVMValueRef nk = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->K, cg_i64(c, kc - 1), ""), cg_i64(c, kc), "");
 	nk = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, nk, cg_i64(c, 1), ""), cg_i64(c, 1), nk, "");
-	/* whole: for each slice, B packed, then every task; else for each task, every slice, B
-	 * packed per column block */
-	bc.packed = whole;
-	cg_loop outer = cg_loop_begin(c, whole ? cg_i64(c, 0) : lo, whole ? nk : hi, 1);
-	LLVMValueRef qi = NULL, ti = NULL;
-	kslice ks;
-	if (whole) {
-		qi = outer.i;
-		ks = bf16_slice(c, s, qi, nk, kc);
-		bf16_cols_each(c, s, &bc, &ks, &bs, NULL, NULL, mr); /* packs only */
+	bf16_plan pl = {&bc, &bs, mr, group, kc, nk};
+	if (!whole) { /* for each task, every slice, B packed per column block */
+		if (!s->more) {
+			bf16_tasks(c, s, &pl, NULL);
+			return;
+		}
+		cg_loop q = cg_loop_begin(c, cg_i64(c, 0), LLVMBuildAdd(c->B, s->more, cg_i64(c, 1), ""), 1);
+		c->chunk = LLVMBuildGEP2(c->B, c->abi.chunk, s->chunk0, &q.i, 1, "");
+		gemm_spec sq = *s;
+		s->respec(c, s->node, &sq);
+		bf16_tasks(c, &sq, &pl, NULL);
+		cg_loop_end(c, &q);
+		c->chunk = s->chunk0;
+		return;
 	}
-	cg_loop inner = cg_loop_begin(c, whole ? lo : cg_i64(c, 0), whole ? hi : nk, 1);
-	if (whole) {
-		ti = inner.i;
+	/* whole: for each slice, B packed, then every task (of every chunk in the call) */
+	bc.packed = true;
+	cg_loop outer = cg_loop_begin(c, cg_i64(c, 0), nk, 1);
+	kslice ks = bf16_slice(c, s, outer.i, nk, kc);
+	bf16_cols_each(c, s, &bc, &ks, &bs, NULL, NULL, mr); /* packs only */
+	if (!s->more) {
+		bf16_tasks(c, s, &pl, &ks);
 	} else {
-		ti = outer.i;
-		qi = inner.i;
-		ks = bf16_slice(c, s, qi, nk, kc);
+		cg_loop q = cg_loop_begin(c, cg_i64(c, 0), LLVMBuildAdd(c->B, s->more, cg_i64(c, 1), ""), 1);
+		c->chunk = LLVMBuildGEP2(c->B, c->abi.chunk, s->chunk0, &q.i, 1, "");
+		gemm_spec sq = *s;
+		s->respec(c, s->node, &sq);
+		bf16_tasks(c, &sq, &pl, &ks);
+		cg_loop_end(c, &q);
+		c->chunk = s->chunk0;
 	}
-	LLVMValueRef b0 = LLVMBuildMul(c->B, ti, cg_i64(c, group), "");
-	LLVMValueRef b1 = cg_min_i64(c, mb, LLVMBuildAdd(c->B, b0, cg_i64(c, group), ""));
-	LLVMValueRef r0 = LLVMBuildMul(c->B, b0, cg_i64(c, mr), "");
-	LLVMValueRef r1 = cg_min_i64(c, s->M, LLVMBuildMul(c->B, b1, cg_i64(c, mr), ""));
-	bs.ar0 = r0;
-	bs.k0 = ks.k0;
-	pack_a_bf16(c, s, &bs, r0, r1, ks.k0, ks.k1);
-	bf16_cols_each(c, s, &bc, &ks, &bs, b0, b1, mr);
-	cg_loop_end(c, &inner);
 	cg_loop_end(c, &outer);
 }
 
@@ -814,7 +850,7 @@ void cg_cache_sizes(const cg_options *opt, int64_t *l1, int64_t *l2)
 
 bool cg_multi_chunk(const cg_ctx *c, const ir_node *n)
 {
-	if (c->bf16 || (n->op != IR_DENSE && n->op != IR_DENSE_BWD_X) || ir_rows(n) != 1 || c->g->chunks < 2 || c->g->nodes[n->in[0]].layout != LAYOUT_NC)
+	if ((n->op != IR_DENSE && n->op != IR_DENSE_BWD_X) || ir_rows(n) != 1 || c->g->chunks < 2 || c->g->nodes[n->in[0]].layout != LAYOUT_NC)
 		return false;
 	const ir_node *w = &c->g->nodes[n->in[1]];
 	return w->size >= GEMM_MULTI_MIN;
