@@ -135,6 +135,36 @@ static bool has_code(const ir_node *n)
 	       n->op != IR_STATE;
 }
 
+/* Ops whose code depends on cg_ctx.bf16: the dense products. */
+static bool precision_op(const ir_node *n)
+{
+	return n->op == IR_DENSE || n->op == IR_DENSE_BWD_X || n->op == IR_DENSE_BWD_XT || n->op == IR_DENSE_BWD_W;
+}
+
+/* Where bf16 products are compiled in, f's code twice: the float32 one
+ * when the step's hp[NNRT_HP_FP32] asks for it (the binary's --precision
+ * fp32), else the bf16 one. */
+static void by_precision(cg_ctx *c, void (*f)(cg_ctx *, ir_node *, const void *), ir_node *n, const void *env)
+{
+	if (!c->bf16) {
+		f(c, n, env);
+		return;
+	}
+	cg_if fp = cg_if_begin(c, LLVMBuildFCmp(c->B, LLVMRealONE, cg_hp(c, NNRT_HP_FP32), cg_f32(c, 0), ""));
+	c->bf16 = false;
+	f(c, n, env);
+	c->bf16 = true;
+	cg_if_else(c, &fp);
+	f(c, n, env);
+	cg_if_end(c, &fp);
+}
+
+static void lower_with(cg_ctx *c, ir_node *n, const void *env)
+{
+	const cg_unit *u = env;
+	choose_lowering(u, n)(c, n);
+}
+
 /* The op function of node id for one mode (train: the train step's); with
  * `shared`, its tensors' offsets come from the table in its fifth
  * parameter (cg_ctx.offs), and *nslots, *slots say which node each entry
@@ -162,7 +192,10 @@ static LLVMValueRef lower_fn_for(cg_unit *u, int id, bool train, bool shared, in
 	c->slot_nodes = NULL;
 	c->slot_vals = NULL;
 	c->slot_cap = 0;
-	choose_lowering(u, n)(c, n);
+	if (precision_op(n))
+		by_precision(c, lower_with, n, u);
+	else
+		choose_lowering(u, n)(c, n);
 	c->train_mode = false;
 	c->offs = NULL;
 	LLVMBuildRetVoid(c->B);
@@ -673,6 +706,14 @@ static int owned_tail(const cg_unit *u, bool train, const int *ids, int n, bool 
 	return count;
 }
 
+/* cg_dense_bw_rows of rows [r0, r1) = env[0, 1] (blocks of owned_rows) */
+static void owned_rows_of(cg_ctx *c, ir_node *d, const void *env)
+{
+	const LLVMValueRef *r = env;
+	int64_t R = ir_rows(d), N = c->g->nodes[d->in[1]].size / R;
+	cg_dense_bw_rows(c, d, r[0], r[1], owned_rows(N));
+}
+
 /* The tail's function for weight gradient d: this thread's blocks of rows,
  * each computed for every chunk holding samples, then updated by upd. */
 static LLVMValueRef owned_fn(cg_unit *u, ir_node *d, ir_node *upd)
@@ -698,7 +739,8 @@ static LLVMValueRef owned_fn(cg_unit *u, ir_node *d, ir_node *upd)
 		LLVMValueRef r1 = cg_min_i64(c, cg_i64(c, M), LLVMBuildAdd(c->B, r0, cg_i64(c, rb), ""));
 		cg_loop k = cg_loop_begin(c, cg_i64(c, 0), active, 1);
 		chunk_args(c, slot, k.i, nsteps);
-		cg_dense_bw_rows(c, d, r0, r1, rb);
+		LLVMValueRef rows[2] = {r0, r1};
+		by_precision(c, owned_rows_of, d, rows);
 		cg_loop_end(c, &k);
 		chunk_args(c, slot, cg_i64(c, 0), nsteps); /* the update's gradients: chunk 0's */
 		LLVMValueRef n16 = cg_i64(c, N);
@@ -1237,7 +1279,7 @@ static void emit_model(cg_ctx *c, const nnc_train_config *cfg, const cg_options 
 	v[CG_MODEL_es_metric] = ci32(c, (int32_t)cfg->es_metric);
 	v[CG_MODEL_es_patience] = ci32(c, (int32_t)cfg->es_patience);
 	v[CG_MODEL_es_min_delta] = cg_f32(c, cfg->es_min_delta);
-	v[CG_MODEL_pad3_] = ci32(c, 0);
+	v[CG_MODEL_precision] = ci32(c, opt->bf16 ? NNRT_PRECISION_BF16 : NNRT_PRECISION_FP32);
 	v[CG_MODEL_val] = data_spec(c, &cfg->val);
 	LLVMValueRef init = LLVMConstNamedStruct(mt, v, CG_MODEL_NFIELDS);
 	LLVMValueRef gv = LLVMAddGlobal(c->M, mt, nnc_sprintf("%s_model", prefix));

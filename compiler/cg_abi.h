@@ -54,7 +54,7 @@
 	F(test, DATA) F(train_step, PTR) F(eval_step, PTR) F(infer, PTR) F(ops, PTR) F(n_ops, I32)              \
 	F(profiled, I32) F(cpu_features, PTR) F(aug_crop_pad, I32) F(aug_erase_size, I32) F(aug_flip_p, F32)         \
 	F(aug_erase_p, F32) F(val_fraction, F32) F(es_metric, I32) F(es_patience, I32) F(es_min_delta, F32) \
-	F(pad3_, I32) F(val, DATA)
+	F(precision, I32) F(val, DATA)
 
 /* The chunk an op function works on (compiler-internal; cg.h): its
  * workspace slice, where its gradients and metrics go (the caller's arrays

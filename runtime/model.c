@@ -296,6 +296,7 @@ void nnrt_step_hp(nnrt_step_args *a, const nnrt_model *m, const nnrt_hyper *h, i
 	a->hp[NNRT_HP_CLIP_VALUE] = h->clip_value;
 	a->hp[NNRT_HP_ACC_WEIGHT] = h->acc_weight;
 	a->hp[NNRT_HP_ACC_APPLY] = h->acc_apply;
+	a->hp[NNRT_HP_FP32] = h->fp32 ? 1.0f : 0.0f;
 	if (h->t > 0) /* the optimizer's step: the update's number (accumulate) */
 		step = h->t;
 	/* a cycled momentum (onecycle), where the update has one to cycle */

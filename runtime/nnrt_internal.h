@@ -274,6 +274,7 @@ typedef struct nnrt_hyper {
 	float acc_weight, acc_apply;
 	int64_t t;
 	double mom; /* the momentum (beta1) the schedule gives the step (nnrt_schedule_momentum), 0: the model's */
+	int fp32;   /* a bf16 model's products in float32 (NNRT_HP_FP32) */
 } nnrt_hyper;
 
 /* Sets a->hp for a step of m with the values of h: `step` is the 1-based
@@ -301,6 +302,8 @@ typedef struct nnrt_cli {
 	double weight_decay;
 	double clip_norm, clip_value;
 	const char *schedule; /* --schedule NAME, or NULL */
+	const char *precision; /* --precision fp32|bf16, or NULL: as compiled */
+	int fp32_products;     /* from --precision: a bf16 model's products in float32 */
 	int64_t warmup;       /* --warmup N, or the model's */
 	nnrt_schedule sched;  /* the model's schedule with the flags applied */
 	uint64_t seed;
@@ -365,17 +368,18 @@ struct nnrt_instance {
 	int threads;                      /* 0 = the process default */
 	int trains;                       /* the model has a train_step */
 	int heap;                         /* the block came from nnrt_instance_new */
+	int fp32_products;                /* a bf16 model's products run in float32 (--precision fp32) */
 	nnrt_error_fn on_error;           /* nnrt_instance_set_error_handler, or NULL */
 	void *on_error_ctx;
 	int64_t run_samples, run_epochs;  /* nnrt_instance_set_run: the caller's epochs, 0: none */
 	struct nnrt_dist *dist;           /* a data-parallel run (dist.h, nnrt_mpi.h), or NULL */
-	char msg[288];                    /* latest failure, for nnrt_instance_error (what the 512-byte header leaves) */
+	char msg[280];                    /* latest failure, for nnrt_instance_error (what the 512-byte header leaves) */
 };
 
 /* The hyper-parameters of inst's next step, at rate lr. */
 static inline nnrt_hyper nnrt_instance_hyper(const nnrt_instance *inst, float lr)
 {
-	nnrt_hyper h = {lr, inst->wd, inst->clip_norm, inst->clip_value, 1, 1, 0, 0};
+	nnrt_hyper h = {lr, inst->wd, inst->clip_norm, inst->clip_value, 1, 1, 0, 0, inst->fp32_products};
 	return h;
 }
 

@@ -101,6 +101,9 @@ static const struct flag {
 	 "transforms of the training images instead of the model's, as in the .nn: e.g. 'crop(pad: 2), flip', "
 	 "'erase(size: 8, p: 0.5)', or none (docs/language.md#augmentation)"},
 	{"--seed", "N", FLAG_SEED, offsetof(opts, seed), "seed of parameter init and shuffling (default: the model's)"},
+	{"--precision", "P", FLAG_WORD, offsetof(opts, precision),
+	 "the dense products' arithmetic: bf16 (bfloat16 operands, float32 sums) or fp32; a model compiled with "
+	 "nnc --precision bf16 runs either, one compiled in float32 only fp32 (default: as compiled)"},
 	{"--threads", "N", FLAG_THREADS, offsetof(opts, threads),
 	 "worker threads (default: OMP_NUM_THREADS, or one per core)"},
 	{"--data", "PATH[,LABELS]", FLAG_PATH, offsetof(opts, data),
@@ -395,6 +398,15 @@ int nnrt_cli_parse(nnrt_cli *o, const nnrt_model *m, int argc, char **argv)
 	int bad = choose_schedule(o, m);
 	if (bad)
 		return bad;
+	if (o->precision) {
+		int bf16 = !strcmp(o->precision, "bf16");
+		if (!bf16 && strcmp(o->precision, "fp32"))
+			return usage_error("--precision takes fp32 or bf16, not '%s'", o->precision);
+		if (bf16 && m->precision != NNRT_PRECISION_BF16)
+			return usage_error("--precision bf16: model '%s' was compiled with float32 products; compile it "
+			                   "with nnc --precision bf16 (it then runs either)", m->name);
+		o->fp32_products = !bf16 && m->precision == NNRT_PRECISION_BF16;
+	}
 	/* the norm needs its own pass, compiled in only when the model asks */
 	if (o->clip_norm > 0 && !(m->opt_flags & NNRT_OPTF_CLIP_NORM))
 		return usage_error("--clip-norm needs a model compiled with clip_norm: in its optimizer (the pass that "
@@ -680,6 +692,7 @@ static int alloc_arrays(trainer *t)
 	inst->wd = (float)t->o.weight_decay;
 	inst->clip_norm = (float)t->o.clip_norm;
 	inst->clip_value = (float)t->o.clip_value;
+	inst->fp32_products = t->o.fp32_products;
 	t->x = nnrt_alloc_floats(m->batch * m->input_size, "the input batch");
 	t->y = nnrt_alloc_floats(m->batch * m->label_size, "the label batch");
 	t->out = nnrt_alloc_floats(m->batch * m->output_size, "the output batch");
@@ -1555,9 +1568,10 @@ static int run(trainer *t)
 				printf(", %lld validation samples", (long long)t->val.n_val);
 			if (t->test.n)
 				printf(", %lld test samples", (long long)t->test.n);
-			printf(", batch %lld, %s lr %g, %d thread%s\n", (long long)m->batch,
-			       nnrt_opt_name(m->optimizer), o->lr, nnrt_get_threads(),
-			       nnrt_get_threads() == 1 ? "" : "s");
+			printf(", batch %lld, %s lr %g, %s%d thread%s\n", (long long)m->batch,
+			       nnrt_opt_name(m->optimizer), o->lr,
+			       m->precision == NNRT_PRECISION_BF16 && !o->fp32_products ? "bf16 products, " : "",
+			       nnrt_get_threads(), nnrt_get_threads() == 1 ? "" : "s");
 			if (o->resume && st->batch)
 				printf("resuming from %s in epoch %lld after step %lld (step %lld in all)\n", o->resume,
 				       (long long)st->epoch + 1, (long long)st->batch, (long long)st->step);

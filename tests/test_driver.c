@@ -698,10 +698,29 @@ Test(driver, bf16_needs_avx512bf16_and_trains_like_fp32)
 	cr_assert_eq(nnc(&out, "b.nn -o b16"), 0, "%s", out);
 	free(out);
 	cr_assert_eq(sh_run(&out, "cd '%s' && ./m32 --epochs 4", dir), 0, "%s", out);
-	double acc32 = last_metric(out, "test_acc ");
+	double acc32 = last_metric(out, "test_acc "), loss32 = last_metric(out, "test_loss ");
+	cr_expect(!strstr(out, "bf16"), "%s", out);
 	free(out);
 	cr_assert_eq(sh_run(&out, "cd '%s' && ./m16 --epochs 4", dir), 0, "%s", out);
 	double acc16 = last_metric(out, "test_acc "), loss16 = last_metric(out, "test_loss ");
+	cr_expect(strstr(out, ", bf16 products, "), "the summary line does not say bf16:\n%s", out);
+	free(out);
+	/* the binary's --precision: a bf16 build runs float32 products too,
+	 * exactly as the float32 build; a float32 build refuses bf16 */
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./m16 --epochs 4 --precision fp32", dir), 0, "%s", out);
+	cr_expect_float_eq(last_metric(out, "test_loss "), loss32, 1e-9, "--precision fp32 is not float32:\n%s", out);
+	cr_expect(!strstr(out, "bf16"), "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&out, "cd '%s' && ./m16 --epochs 4 --precision bf16", dir), 0, "%s", out);
+	cr_expect_float_eq(last_metric(out, "test_loss "), loss16, 1e-9, "%s", out);
+	free(out);
+	cr_expect_eq(sh_run(&out, "cd '%s' && ./m32 --precision bf16", dir), 2, "%s", out);
+	cr_expect(strstr(out, "m32: error: --precision bf16: model 'moons' was compiled with float32 products; compile "
+			      "it with nnc --precision bf16"),
+		  "%s", out);
+	free(out);
+	cr_expect_eq(sh_run(&out, "cd '%s' && ./m16 --precision fp16", dir), 2, "%s", out);
+	cr_expect(strstr(out, "--precision takes fp32 or bf16, not 'fp16'"), "%s", out);
 	free(out);
 	cr_expect(fabs(acc16 - acc32) <= 0.05 && acc16 >= 0.8, "bf16 test accuracy %.4f, float32 %.4f", acc16, acc32);
 	cr_assert_eq(sh_run(&out, "cd '%s' && ./b16 --epochs 4", dir), 0, "%s", out);

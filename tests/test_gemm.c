@@ -81,6 +81,9 @@ typedef struct result {
 	double loss;
 } result;
 
+/* hp[NNRT_HP_FP32] of the steps step() runs (a bf16 build's float32 code) */
+static float step_fp32;
+
 static result step(const jitted *j, int64_t n, int threads, bool tokens)
 {
 	const nnrt_model *m = j->m;
@@ -92,6 +95,7 @@ static result step(const jitted *j, int64_t n, int threads, bool tokens)
 		th_fill_batch(&s, n, 12);
 	nnrt_set_threads(threads);
 	memset(s.a.hp, 0, sizeof s.a.hp);
+	s.a.hp[NNRT_HP_FP32] = step_fp32;
 	th_run(&s, m->train_step, n);
 	result r = {th_falloc(m->param_floats), th_falloc(n * m->output_size), s.metrics[0]};
 	memcpy(r.grads, s.grads, sizeof(float) * (size_t)m->param_floats);
@@ -242,6 +246,13 @@ static void check_bf16(int net, int64_t chunks, bool exact)
 		result f = step(&f32, n, 1, tok);
 		bool differs = memcmp(f.grads, t1.grads, sizeof(float) * (size_t)tiny.m->param_floats) != 0;
 		cr_assert(differs, "n=%lld: bf16 gradients equal the float32 ones", (long long)n);
+		/* the float32 code a bf16 build carries (hp[NNRT_HP_FP32], the
+		 * binary's --precision fp32) is the float32 build's */
+		step_fp32 = 1;
+		result w32 = step(&wide, n, 1, tok);
+		step_fp32 = 0;
+		same_bits(&wide, &w32, &f, n, "bf16 build in float32 vs float32 build");
+		result_free(&w32);
 		result_free(&f);
 		result_free(&t1);
 		result_free(&w1);

@@ -2041,7 +2041,7 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		nnrt_step_args a;
 		memset(&a, 0x55, sizeof a);
-		nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0, 0}, rows[i].t, 3);
+		nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0, 0, 0}, rows[i].t, 3);
 		cr_assert_eq(a.hp[NNRT_HP_LR], 0.25f);
 		/* the float betas are not exactly 0.9 and 0.999: 1e-5 apart at most */
 		cr_assert_float_eq(a.hp[NNRT_HP_ADAM_C1], rows[i].c1, 1e-5 * rows[i].c1, "t = %lld: c1 %.9g",
@@ -2053,17 +2053,17 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	 * slots are zero */
 	nnrt_step_args a;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0, 0}, 0, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0, 0, 0}, 0, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
 	cr_assert(a.seed == 3 && a.sample0 == 0, "outside a training step: seed %llu, sample0 %lld",
 	          (unsigned long long)a.seed, (long long)a.sample0);
 	/* AdamW has Adam's corrections */
 	m.optimizer = NNRT_OPT_ADAMW;
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0, 0}, 1, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 0, 0, 0, 0, 0}, 1, 3);
 	cr_assert(a.hp[NNRT_HP_ADAM_C1] == (float)(1 / (1 - (double)m.beta1)), "adamw: c1 %g", a.hp[NNRT_HP_ADAM_C1]);
 	m.optimizer = NNRT_OPT_SGD;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0.125f, 2.5f, 0.75f, 0, 0, 0, 0}, 7, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0.125f, 2.5f, 0.75f, 0, 0, 0, 0, 0}, 7, 3);
 	cr_assert(a.hp[NNRT_HP_LR] == 0.5f && a.hp[NNRT_HP_ADAM_C1] == 0 && a.hp[NNRT_HP_ADAM_C2] == 0);
 	cr_assert(a.hp[NNRT_HP_WD] == 0.125f, "the weight decay is %g", a.hp[NNRT_HP_WD]);
 	cr_assert(a.hp[NNRT_HP_CLIP_NORM] == 2.5f && a.hp[NNRT_HP_CLIP_VALUE] == 0.75f, "clipping %g %g",
@@ -2072,9 +2072,9 @@ Test(model, step_hp_gives_the_rate_and_adams_bias_corrections)
 	 * starts the velocity at g), the later ones 1 - dampening of it */
 	cr_assert(a.hp[NNRT_HP_DAMP] == 1.0f, "no dampening: %g", a.hp[NNRT_HP_DAMP]);
 	m.dampening = 0.25f;
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0, 0}, 1, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0, 0, 0}, 1, 3);
 	cr_assert(a.hp[NNRT_HP_DAMP] == 1.0f, "step 1: %g", a.hp[NNRT_HP_DAMP]);
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0, 0}, 7, 3);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.5f, 0, 0, 0, 0, 0, 0, 0, 0}, 7, 3);
 	cr_assert(a.hp[NNRT_HP_DAMP] == 0.75f, "step 7: %g", a.hp[NNRT_HP_DAMP]);
 	cr_assert(a.seed == 3 && a.sample0 == 6 * m.batch, "step 7 starts at sample %lld", (long long)a.sample0);
 	for (size_t k = NNRT_HP_COUNT; k < sizeof a.hp / sizeof a.hp[0]; k++)
@@ -2134,7 +2134,7 @@ Test(model, the_binary_and_the_api_fill_the_same_hyper_parameters)
 	cr_assert_eq(hp_logged, 3);
 	for (int s = 0; s < 3; s++) {
 		nnrt_step_args want;
-		nnrt_step_hp(&want, &m, &(nnrt_hyper){0.125f, 0.0625f, 0, 0, 1, 1, 0, 0}, s + 1, 9);
+		nnrt_step_hp(&want, &m, &(nnrt_hyper){0.125f, 0.0625f, 0, 0, 1, 1, 0, 0, 0}, s + 1, 9);
 		cr_assert(memcmp(bin[s], want.hp, sizeof want.hp) == 0, "binary, step %d", s + 1);
 		cr_assert(memcmp(hp_log[s], want.hp, sizeof want.hp) == 0, "api, step %d", s + 1);
 		cr_assert(bin_seed[s] == 9 && seed_log[s] == 9, "step %d: seeds %llu and %llu", s + 1,
@@ -2350,21 +2350,21 @@ Test(model, the_step_hands_the_update_its_cycled_momentum)
 	nnrt_model m = mlp_model(); /* adam */
 	nnrt_step_args a;
 	memset(&a, 0x55, sizeof a);
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0.875}, 3, 1);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0.875, 0}, 3, 1);
 	cr_assert(a.hp[NNRT_HP_MOMENTUM] == 0.875f && a.hp[NNRT_HP_MOMENTUM_1M] == 0.125f, "%g %g",
 	          a.hp[NNRT_HP_MOMENTUM], a.hp[NNRT_HP_MOMENTUM_1M]);
 	cr_assert(a.hp[NNRT_HP_ADAM_C1] == (float)(1 / (1 - pow(0.875, 3))), "c1 from the cycled beta1: %g",
 	          a.hp[NNRT_HP_ADAM_C1]);
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0}, 3, 1);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0, 0}, 3, 1);
 	cr_assert(a.hp[NNRT_HP_MOMENTUM] == 0 && a.hp[NNRT_HP_MOMENTUM_1M] == 0, "not cycled: %g",
 	          a.hp[NNRT_HP_MOMENTUM]);
 	cr_assert(a.hp[NNRT_HP_ADAM_C1] == (float)(1 / (1 - pow((double)m.beta1, 3))), "c1 from the model's beta1");
 	m.optimizer = NNRT_OPT_SGD;
 	m.momentum = 0;
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0.875}, 3, 1);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0.875, 0}, 3, 1);
 	cr_assert(a.hp[NNRT_HP_MOMENTUM] == 0, "sgd without momentum: %g", a.hp[NNRT_HP_MOMENTUM]);
 	m.momentum = 0.5f;
-	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0.875}, 3, 1);
+	nnrt_step_hp(&a, &m, &(nnrt_hyper){0.25f, 0, 0, 0, 1, 1, 0, 0.875, 0}, 3, 1);
 	cr_assert(a.hp[NNRT_HP_MOMENTUM] == 0.875f && a.hp[NNRT_HP_ADAM_C1] == 0, "sgd: %g", a.hp[NNRT_HP_MOMENTUM]);
 }
 
