@@ -135,10 +135,12 @@ static bool has_code(const ir_node *n)
 	       n->op != IR_STATE;
 }
 
-/* Ops whose code depends on cg_ctx.bf16: the dense products. */
+/* Ops whose code depends on cg_ctx.bf16: the dense products and the
+ * convolutions. */
 static bool precision_op(const ir_node *n)
 {
-	return n->op == IR_DENSE || n->op == IR_DENSE_BWD_X || n->op == IR_DENSE_BWD_XT || n->op == IR_DENSE_BWD_W;
+	return n->op == IR_DENSE || n->op == IR_DENSE_BWD_X || n->op == IR_DENSE_BWD_XT || n->op == IR_DENSE_BWD_W ||
+	       n->op == IR_CONV2D || n->op == IR_CONV2D_BWD_X || n->op == IR_CONV2D_BWD_W;
 }
 
 /* Where bf16 products are compiled in, f's code twice: the float32 one

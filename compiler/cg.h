@@ -69,6 +69,10 @@ LLVMValueRef cg_chunk_samples(cg_ctx *c, LLVMValueRef k);
 LLVMValueRef cg_rows(cg_ctx *c, const ir_node *n);
 /* This thread's share [*lo, *hi) of ntasks tasks. */
 void cg_partition(cg_ctx *c, LLVMValueRef ntasks, LLVMValueRef *lo, LLVMValueRef *hi);
+/* n (a convolution or one of its gradients) takes bf16 operands (cg_ctx.bf16
+ * and a shape the bf16 kernels take: cg_conv.c "bf16 convolutions"); the
+ * reference kernels round where the fast ones do. */
+bool cg_conv_bf16(const cg_ctx *c, const ir_node *n);
 
 /* Data parallelism (cg_dist.c): this rank's span of chunks [*lo, *hi)
  * (every chunk in a run of one process); the sync before the combine ops ids[0..n) (the per-chunk

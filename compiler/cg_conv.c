@@ -153,6 +153,115 @@ static void conv_accumulate(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt, LLVMV
 	cg_loop_end(c, &ci);
 }
 
+/* ---- bf16 convolutions ----
+ * With bf16 products (cg_ctx.bf16) a batch-innermost forward convolution of
+ * two or more input channels multiplies bfloat16 pairs of channels: for
+ * each pair (2p, 2p + 1) and tap (kh, kw), one vdpbf16ps adds
+ * w[f][2p + 1] x[2p + 1] and w[f][2p] x[2p] into each accumulator lane (a
+ * sample).  The weights are packed into pairs once per call (wp[f][p][kh][kw],
+ * an i32 each, the second channel 0 past an odd C), the inputs as they are
+ * loaded: the two channels' vectors of 16 samples, rounded and interleaved
+ * (cg_bf16_pairs), serve every filter of the tile. */
+
+/* The weight gradient pairs neighbouring samples instead: vectors of 32
+ * samples of dy and of x, rounded into 16 pairs each (cg_bf16_seq, no
+ * interleaving), one vdpbf16ps per accumulator, whose lanes are summed at
+ * the end as before. */
+
+/* Pairs of input channels; the weights' packed size in bytes. */
+static int64_t conv_pairs(const conv_geo *G) { return (G->C + 1) / 2; }
+#define CONV_BF16_WBYTES (256 * 1024) /* packed weights on the thread's stack, at most */
+
+bool cg_conv_bf16(const cg_ctx *c, const ir_node *n)
+{
+	if (!c->bf16)
+		return false;
+	const ir_node *x = &c->g->nodes[n->in[0]];
+	if (c->vacc && c->vacc < 24) /* the AVX-512 tiles (avx512bf16 implies them; tests can ask for others) */
+		return false;
+	if (n->op == IR_CONV2D)
+		return x->layout == LAYOUT_CN && x->dims[0] >= 2 &&
+		       n->dims[0] * ((x->dims[0] + 1) / 2) * n->ia[0] * n->ia[1] * 4 <= CONV_BF16_WBYTES;
+	if (n->op == IR_CONV2D_BWD_W)
+		return true;
+	return false;
+}
+
+/* wp[f][p][kh][kw] = the pair (w[f][2p][kh][kw], w[f][2p + 1][kh][kw]) of
+ * bfloat16, for every filter (this thread's copy, before its tasks). */
+static LLVMValueRef pack_conv_weights(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt)
+{
+	int64_t P = conv_pairs(G), KK = G->KH * G->KW;
+	LLVMValueRef wp = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)(G->F * P * KK)), "wpairs");
+	cg_loop f = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->F), 1);
+	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, P), 1);
+	cg_loop k = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KK), 1);
+	{
+		LLVMValueRef c0 = mulk(c, p.i, 2), c1 = addk(c, c0, 1);
+		LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, c1, cg_i64(c, G->C), "");
+		c1 = LLVMBuildSelect(c->B, has2, c1, c0, "");
+		LLVMValueRef fo = mulk(c, f.i, G->C * KK);
+		LLVMValueRef w0 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, add(c, fo, mulk(c, c0, KK)), k.i)));
+		LLVMValueRef w1 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, add(c, fo, mulk(c, c1, KK)), k.i)));
+		w1 = LLVMBuildSelect(c->B, has2, w1, cg_f32(c, 0), "");
+		LLVMValueRef b0 = LLVMBuildBitCast(c->B, cg_round_bf16(c, w0), c->i32, "");
+		LLVMValueRef b1 = LLVMBuildBitCast(c->B, cg_round_bf16(c, w1), c->i32, "");
+		LLVMValueRef pr = LLVMBuildOr(c->B, LLVMBuildLShr(c->B, b0, cg_i32(c, 16), ""), b1, "");
+		LLVMValueRef at = add(c, mulk(c, add(c, mulk(c, f.i, P), p.i), KK), k.i);
+		cg_store(c, pr, cg_gep_i32(c, wp, at));
+	}
+	cg_loop_end(c, &k);
+	cg_loop_end(c, &p);
+	cg_loop_end(c, &f);
+	return wp;
+}
+
+/* conv_accumulate with bf16 pairs of channels (above): acc[r][v] sums
+ * filter f0 + r over every channel pair and tap, input vectors from `load`. */
+static void conv_accumulate_bf16(cg_ctx *c, const conv_geo *G, LLVMValueRef Wp, LLVMValueRef f0, LLVMValueRef oh,
+				 LLVMValueRef khlo, LLVMValueRef khhi, LLVMValueRef kwlo, LLVMValueRef kwhi, int mr,
+				 int nv, tap_loader *load, const void *ctx, LLVMValueRef acc[24][4])
+{
+	int64_t P = conv_pairs(G), KK = G->KH * G->KW;
+	LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(c->C), 2 * CG_VW);
+	for (int r = 0; r < mr; r++)
+		for (int v = 0; v < nv; v++) {
+			acc[r][v] = cg_alloca(c, c->v16, "acc");
+			cg_store(c, LLVMConstNull(c->v16), acc[r][v]);
+		}
+	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, P), 1);
+	LLVMValueRef c0 = mulk(c, p.i, 2), c1 = addk(c, c0, 1);
+	LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, c1, cg_i64(c, G->C), "");
+	c1 = LLVMBuildSelect(c->B, has2, c1, c0, ""); /* a real channel, its values then zeroed */
+	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
+	LLVMValueRef ih = add(c, sub(c, mulk(c, oh, G->SH), cg_i64(c, G->PH)), kh.i);
+	LLVMValueRef wrow = add(c, mulk(c, p.i, KK), mulk(c, kh.i, G->KW));
+	cg_loop kw = cg_loop_begin(c, kwlo, kwhi, 1);
+	{
+		LLVMValueRef x0[4], x1[4], xv[4];
+		load(c, G, ctx, c0, ih, kw.i, nv, x0);
+		load(c, G, ctx, c1, ih, kw.i, nv, x1);
+		for (int v = 0; v < nv; v++) {
+			if (G->C % 2)
+				x1[v] = LLVMBuildSelect(c->B, has2, x1[v], LLVMConstNull(c->v16), "");
+			xv[v] = LLVMBuildBitCast(c->B, cg_bf16_pairs(c, x0[v], x1[v]), vb, "");
+		}
+		LLVMValueRef widx = add(c, wrow, kw.i);
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef wo = add(c, mulk(c, addk(c, f0, r), P * KK), widx);
+			LLVMValueRef wv = cg_load(c, c->i32, cg_gep_i32(c, Wp, wo));
+			wv = LLVMBuildBitCast(c->B, cg_splat(c, wv), vb, "");
+			for (int v = 0; v < nv; v++) {
+				LLVMValueRef args[3] = {cg_load(c, c->v16, acc[r][v]), wv, xv[v]};
+				cg_store(c, cg_call_intr(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3), acc[r][v]);
+			}
+		}
+	}
+	cg_loop_end(c, &kw);
+	cg_loop_end(c, &kh);
+	cg_loop_end(c, &p);
+}
+
 /* Batch-innermost input: vectors of 16 samples at output column ow, from sample s0. */
 typedef struct cn_taps {
 	LLVMValueRef X, ow, s0;
@@ -170,13 +279,16 @@ static void cn_load(cg_ctx *c, const conv_geo *G, const void *ctx, LLVMValueRef 
 
 /* One register tile of conv_fwd_tile at sample offset s0, nv vectors wide. */
 static void conv_fwd_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt,
-				LLVMValueRef Bias, LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef ow_i, LLVMValueRef khlo, LLVMValueRef khhi,
+				LLVMValueRef Wp, LLVMValueRef Bias, LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef ow_i, LLVMValueRef khlo, LLVMValueRef khhi,
 				 LLVMValueRef kwlo, LLVMValueRef kwhi, LLVMValueRef s0, int mr, int nv)
 {
 	int64_t bp = c->g->bpad;
 	LLVMValueRef acc[24][4]; /* tile_mr() rows x tile_nv() vectors */
 	cn_taps taps = {X, ow_i, s0};
-	conv_accumulate(c, G, Wt, f0, oh, khlo, khhi, kwlo, kwhi, mr, nv, cn_load, &taps, acc);
+	if (Wp)
+		conv_accumulate_bf16(c, G, Wp, f0, oh, khlo, khhi, kwlo, kwhi, mr, nv, cn_load, &taps, acc);
+	else
+		conv_accumulate(c, G, Wt, f0, oh, khlo, khhi, kwlo, kwhi, mr, nv, cn_load, &taps, acc);
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef fr = addk(c, f0, r);
 		LLVMValueRef bv = Bias ? cg_splat(c, cg_load(c, c->f32, cg_gep(c, Bias, fr))) : NULL;
@@ -198,7 +310,8 @@ static void conv_fwd_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVa
 }
 
 static void conv_fwd_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt,
-			  LLVMValueRef Bias, LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, int mr, int nv)
+			  LLVMValueRef Wp, LLVMValueRef Bias, LLVMValueRef Y, LLVMValueRef f0, LLVMValueRef oh, int mr,
+			  int nv)
 {
 	LLVMValueRef khlo, khhi, kwlo, kwhi;
 	tap_range(c, oh, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
@@ -206,12 +319,12 @@ static void conv_fwd_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef
 	tap_range(c, ow.i, G->SW, G->PW, G->KW, G->W, &kwlo, &kwhi);
 	LLVMValueRef nvec = nvec_dyn(c), nfull = LLVMBuildSDiv(c->B, nvec, cg_i64(c, nv), "");
 	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nfull, 1);
-	conv_fwd_tile_block(c, n, G, X, Wt, Bias, Y, f0, oh, ow.i, khlo, khhi, kwlo, kwhi,
+	conv_fwd_tile_block(c, n, G, X, Wt, Wp, Bias, Y, f0, oh, ow.i, khlo, khhi, kwlo, kwhi,
 			    mulk(c, vb.i, (int64_t)nv * CG_VW), mr, nv);
 	cg_loop_end(c, &vb);
 	if (nv > 1) { /* the last vectors one at a time: small n computes no unused lanes */
 		cg_loop v1 = cg_loop_begin(c, mulk(c, nfull, nv), nvec, 1);
-		conv_fwd_tile_block(c, n, G, X, Wt, Bias, Y, f0, oh, ow.i, khlo, khhi, kwlo, kwhi, mulk(c, v1.i, CG_VW),
+		conv_fwd_tile_block(c, n, G, X, Wt, Wp, Bias, Y, f0, oh, ow.i, khlo, khhi, kwlo, kwhi, mulk(c, v1.i, CG_VW),
 				    mr, 1);
 		cg_loop_end(c, &v1);
 	}
@@ -365,18 +478,19 @@ void lower_conv(cg_ctx *c, ir_node *n)
 	int64_t nfb = (G.F + mr - 1) / mr, last = G.F - (nfb - 1) * mr;
 	LLVMValueRef X = cg_tensor(c, x), Wt = cg_tensor(c, operand(c, n, 1)), Y = cg_tensor(c, n);
 	LLVMValueRef Bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	LLVMValueRef Wp = cg_conv_bf16(c, n) ? pack_conv_weights(c, &G, Wt) : NULL;
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, nfb * G.OH), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef fb = LLVMBuildSDiv(c->B, t.i, cg_i64(c, G.OH), ""), oh = LLVMBuildSRem(c->B, t.i, cg_i64(c, G.OH), "");
 	LLVMValueRef f0 = mulk(c, fb, mr);
 	if (last == mr) {
-		conv_fwd_tile(c, n, &G, X, Wt, Bias, Y, f0, oh, mr, nv);
+		conv_fwd_tile(c, n, &G, X, Wt, Wp, Bias, Y, f0, oh, mr, nv);
 	} else {
 		cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, fb, cg_i64(c, nfb - 1), ""));
-		conv_fwd_tile(c, n, &G, X, Wt, Bias, Y, f0, oh, (int)last, nv);
+		conv_fwd_tile(c, n, &G, X, Wt, Wp, Bias, Y, f0, oh, (int)last, nv);
 		cg_if_else(c, &f);
-		conv_fwd_tile(c, n, &G, X, Wt, Bias, Y, f0, oh, mr, nv);
+		conv_fwd_tile(c, n, &G, X, Wt, Wp, Bias, Y, f0, oh, mr, nv);
 		cg_if_end(c, &f);
 	}
 	cg_loop_end(c, &t);
@@ -538,6 +652,8 @@ static void for_samples(cg_ctx *c, sample_body *body, void *ctx)
  * 3 filters x 3 taps (13 of 16 registers) instead of 1 x 3. */
 typedef struct bw_ctx {
 	LLVMValueRef X, DY, xoff[8], doff[8], acc[8][8];
+	bool bf16;         /* 32 samples a step in bf16 pairs (cg_conv_bf16) */
+	LLVMValueRef mask1; /* bf16: the mask of samples 16-31 of the step (NULL: all) */
 	LLVMValueRef valid[8]; /* per kw: tap inside the input (NULL = always) */
 	int mr, kg;
 	int w;             /* lanes per accumulator: 16, or 8 (two halves) */
@@ -571,9 +687,39 @@ static LLVMValueRef lanes(cg_ctx *c, LLVMValueRef v, int lo, int w)
 	return LLVMBuildShuffleVector(c->B, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(e, (unsigned)w), "");
 }
 
+/* bw_body in bf16: samples [s0, s0 + 32), mask and b->mask1 their halves'. */
+static void bw_body_bf16(cg_ctx *c, bw_ctx *b, LLVMValueRef s0, LLVMValueRef mask)
+{
+	LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(c->C), 2 * CG_VW);
+	LLVMValueRef dv[8], s1 = addk(c, s0, CG_VW);
+	for (int r = 0; r < b->mr; r++) {
+		LLVMValueRef lo = load_lanes(c, c->v16, cg_gep(c, b->DY, add(c, b->doff[r], s0)), mask);
+		LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->DY, add(c, b->doff[r], s1)), b->mask1);
+		dv[r] = LLVMBuildBitCast(c->B, cg_bf16_seq(c, lo, hi), vb, "");
+	}
+	for (int k = 0; k < b->kg; k++) {
+		cg_if f = {0};
+		if (b->valid[k])
+			f = cg_if_begin(c, b->valid[k]);
+		LLVMValueRef lo = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s0)), mask);
+		LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s1)), b->mask1);
+		LLVMValueRef xv = LLVMBuildBitCast(c->B, cg_bf16_seq(c, lo, hi), vb, "");
+		for (int r = 0; r < b->mr; r++) {
+			LLVMValueRef args[3] = {cg_load(c, c->v16, b->acc[r][k]), dv[r], xv};
+			cg_store(c, cg_call_intr(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3), b->acc[r][k]);
+		}
+		if (b->valid[k])
+			cg_if_end(c, &f);
+	}
+}
+
 static void bw_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 {
 	bw_ctx *b = p;
+	if (b->bf16) {
+		bw_body_bf16(c, b, s0, mask);
+		return;
+	}
 	LLVMValueRef dv[8], m = mask;
 	if (b->w < CG_VW) { /* this half of the vector, and of its mask */
 		s0 = add(c, s0, mulk(c, b->half, b->w));
@@ -649,15 +795,35 @@ static void bw_row(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 	bw_positions(c, b, b->owhi, cg_i64(c, b->G->OW), true, s0, mask);
 }
 
+/* for_samples 32 samples at a time, for the bf16 weight gradient: the mask
+ * of the tail's first 16 goes to body, that of the next 16 into b->mask1. */
+static void for_sample_pairs(cg_ctx *c, sample_body *body, void *ctx)
+{
+	struct bw_ctx *b = ctx;
+	LLVMValueRef n = cg_batch_n(c);
+	LLVMValueRef full = LLVMBuildSDiv(c->B, n, cg_i64(c, 32), "");
+	b->mask1 = NULL;
+	cg_loop v = cg_loop_begin(c, cg_i64(c, 0), full, 1);
+	body(c, ctx, mulk(c, v.i, 32), NULL);
+	cg_loop_end(c, &v);
+	LLVMValueRef s0 = mulk(c, full, 32);
+	LLVMValueRef rem = sub(c, n, s0);
+	cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntSGT, rem, cg_i64(c, 0), ""));
+	b->mask1 = cg_mask_dyn(c, sub(c, rem, cg_i64(c, CG_VW)));
+	body(c, ctx, s0, cg_mask_dyn(c, rem));
+	cg_if_end(c, &f);
+	b->mask1 = NULL;
+}
+
 /* The tile of filters [f0, f0 + mr), channel ci, taps kw in [kw0, kw0 + kg),
  * every kh.  Output rows outermost: the dy rows of one output row serve every
  * kh (and both halves) while they are in L1, and the task streams dy and x
  * once; each (kh, half)'s accumulators wait in memory between rows.  Every
  * accumulator still takes its positions in increasing order. */
 static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValueRef DY, LLVMValueRef DW,
-			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kw0, int mr, int kg, int w)
+			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kw0, int mr, int kg, int w, bool bf16)
 {
-	bw_ctx b = {.X = X, .DY = DY, .mr = mr, .kg = kg, .w = w, .vt = LLVMVectorType(c->f32, (unsigned)w),
+	bw_ctx b = {.X = X, .DY = DY, .bf16 = bf16, .mr = mr, .kg = kg, .w = w, .vt = LLVMVectorType(c->f32, (unsigned)w),
 		    .G = G, .f0 = f0, .ci = ci, .kw0 = kw0};
 	int64_t halves = CG_VW / w;
 	LLVMTypeRef saved_t = LLVMArrayType(b.vt, (unsigned)(G->KH * halves));
@@ -685,7 +851,10 @@ static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValue
 			cg_store(c, cg_load(c, b.vt, slot[r][k]), b.acc[r][k]);
 		}
 	b.ih = ih, b.oh = oh.i;
-	for_samples(c, bw_row, &b);
+	if (b.bf16)
+		for_sample_pairs(c, bw_row, &b);
+	else
+		for_samples(c, bw_row, &b);
 	for (int r = 0; r < mr; r++)
 		for (int k = 0; k < kg; k++)
 			cg_store(c, cg_load(c, b.vt, b.acc[r][k]), slot[r][k]);
@@ -733,6 +902,8 @@ void lower_conv_bw(cg_ctx *c, ir_node *n)
 	NNC_ASSERT(mr <= 8 && kg <= 8); /* bw_ctx's arrays */
 	int64_t nfb = (G.F + mr - 1) / mr, lastmr = G.F - (nfb - 1) * mr;
 	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DW = cg_tensor(c, n);
+	bool bf16 = cg_conv_bf16(c, n);
+	NNC_ASSERT(!bf16 || w == CG_VW);
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, nfb * G.C * nkg), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
@@ -758,7 +929,7 @@ void lower_conv_bw(cg_ctx *c, ir_node *n)
 			cg_if fbq = {0};
 			if (lastkg != kg)
 				fbq = cg_if_begin(c, bq ? lastg : LLVMBuildNot(c->B, lastg, ""));
-			conv_bw_tile(c, &G, X, DY, DW, f0, ci, kw0, mrs[a], kgs[bq], w);
+			conv_bw_tile(c, &G, X, DY, DW, f0, ci, kw0, mrs[a], kgs[bq], w, bf16);
 			if (lastkg != kg)
 				cg_if_end(c, &fbq);
 		}

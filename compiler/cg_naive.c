@@ -201,6 +201,9 @@ void naive_transpose(cg_ctx *c, ir_node *n)
 	cg_loop_end(c, &o);
 }
 
+/* v rounded to bfloat16 where the fast kernel rounds (cg_conv_bf16) */
+static LLVMValueRef bf(cg_ctx *c, bool bf16, LLVMValueRef v) { return bf16 ? cg_round_bf16(c, v) : v; }
+
 /* value (ch, h, w) of sample s of a CN image tensor with dims [C, H, W] */
 static LLVMValueRef img(cg_ctx *c, const ir_node *t, LLVMValueRef ch, LLVMValueRef h, LLVMValueRef w, LLVMValueRef s)
 {
@@ -223,6 +226,7 @@ void naive_conv(cg_ctx *c, ir_node *n)
 	int64_t KH = n->ia[0], KW = n->ia[1], SH = n->ia[2], SW = n->ia[3], PH = n->ia[4], PW = n->ia[5];
 	LLVMValueRef X = cg_tensor(c, x), Wt = cg_tensor(c, w), Y = cg_tensor(c, n);
 	LLVMValueRef Bs = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	bool bf16 = cg_conv_bf16(c, n);
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, F), &lo, &hi);
 	cg_loop f = cg_loop_begin(c, lo, hi, 1);
@@ -238,7 +242,7 @@ void naive_conv(cg_ctx *c, ir_node *n)
 		LLVMValueRef iw = add(c, sub(c, mulk(c, ow.i, SW), cg_i64(c, PW)), kw.i);
 		cg_if in = cg_if_begin(c, LLVMBuildAnd(c->B, in_range(c, ih, H), in_range(c, iw, W), ""));
 		LLVMValueRef wi = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f.i, C), ch.i), KH), kh.i), KW), kw.i);
-		mac(c, acc, ld(c, Wt, wi), ld(c, X, img(c, x, ch.i, ih, iw, s.i)));
+		mac(c, acc, bf(c, bf16, ld(c, Wt, wi)), bf(c, bf16, ld(c, X, img(c, x, ch.i, ih, iw, s.i))));
 		cg_if_end(c, &in);
 	}
 	cg_loop_end(c, &kw);
@@ -311,6 +315,7 @@ void naive_conv_bw(cg_ctx *c, ir_node *n)
 	int64_t C = x->dims[0], H = x->dims[1], W = x->dims[2], F = dy->dims[0], OH = dy->dims[1], OW = dy->dims[2];
 	int64_t KH = n->ia[0], KW = n->ia[1], SH = n->ia[2], SW = n->ia[3], PH = n->ia[4], PW = n->ia[5];
 	LLVMValueRef X = cg_tensor(c, x), DY = cg_tensor(c, dy), DW = cg_tensor(c, n);
+	bool bf16 = cg_conv_bf16(c, n);
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, F), &lo, &hi);
 	cg_loop f = cg_loop_begin(c, lo, hi, 1);
@@ -325,7 +330,8 @@ void naive_conv_bw(cg_ctx *c, ir_node *n)
 		LLVMValueRef iw = add(c, sub(c, mulk(c, ow.i, SW), cg_i64(c, PW)), kw.i);
 		cg_if in = cg_if_begin(c, LLVMBuildAnd(c->B, in_range(c, ih, H), in_range(c, iw, W), ""));
 		cg_loop s = cg_loop_begin(c, cg_i64(c, 0), cg_batch_n(c), 1);
-		mac(c, acc, ld(c, DY, img(c, dy, f.i, oh.i, ow.i, s.i)), ld(c, X, img(c, x, ch.i, ih, iw, s.i)));
+		mac(c, acc, bf(c, bf16, ld(c, DY, img(c, dy, f.i, oh.i, ow.i, s.i))),
+		    bf(c, bf16, ld(c, X, img(c, x, ch.i, ih, iw, s.i))));
 		cg_loop_end(c, &s);
 		cg_if_end(c, &in);
 	}
