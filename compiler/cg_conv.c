@@ -184,6 +184,10 @@ bool cg_conv_bf16(const cg_ctx *c, const ir_node *n)
 		       n->dims[0] * ((x->dims[0] + 1) / 2) * n->ia[0] * n->ia[1] * 4 <= CONV_BF16_WBYTES;
 	if (n->op == IR_CONV2D_BWD_W)
 		return true;
+	if (n->op == IR_CONV2D_BWD_X) { /* pairs of filters: x has n's shape, dy the filters */
+		const ir_node *dy = x;
+		return dy->dims[0] >= 2 && n->dims[0] * ((dy->dims[0] + 1) / 2) * n->ia[0] * n->ia[1] * 4 <= CONV_BF16_WBYTES;
+	}
 	return false;
 }
 
@@ -498,8 +502,82 @@ void lower_conv(cg_ctx *c, ir_node *n)
 
 /* ---- convolution, gradient of the input ---- */
 
+/* In bf16 the input gradient pairs filters: wq[c][q][kh][kw] = (w[2q][c][kh][kw],
+ * w[2q + 1][c][kh][kw]) (the second 0 past an odd F), dy's two filters'
+ * vectors interleaved as loaded. */
+static LLVMValueRef pack_bx_weights(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt)
+{
+	int64_t Q = (G->F + 1) / 2, KK = G->KH * G->KW;
+	LLVMValueRef wq = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)(G->C * Q * KK)), "wpairs");
+	cg_loop ch = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->C), 1);
+	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, Q), 1);
+	cg_loop k = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KK), 1);
+	{
+		LLVMValueRef f0 = mulk(c, q.i, 2), f1 = addk(c, f0, 1);
+		LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, f1, cg_i64(c, G->F), "");
+		f1 = LLVMBuildSelect(c->B, has2, f1, f0, "");
+		LLVMValueRef co = add(c, mulk(c, ch.i, KK), k.i);
+		LLVMValueRef w0 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, mulk(c, f0, G->C * KK), co)));
+		LLVMValueRef w1 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, mulk(c, f1, G->C * KK), co)));
+		w1 = LLVMBuildSelect(c->B, has2, w1, cg_f32(c, 0), "");
+		LLVMValueRef b0 = LLVMBuildBitCast(c->B, cg_round_bf16(c, w0), c->i32, "");
+		LLVMValueRef b1 = LLVMBuildBitCast(c->B, cg_round_bf16(c, w1), c->i32, "");
+		LLVMValueRef pr = LLVMBuildOr(c->B, LLVMBuildLShr(c->B, b0, cg_i32(c, 16), ""), b1, "");
+		cg_store(c, pr, cg_gep_i32(c, wq, add(c, mulk(c, add(c, mulk(c, ch.i, Q), q.i), KK), k.i)));
+	}
+	cg_loop_end(c, &k);
+	cg_loop_end(c, &q);
+	cg_loop_end(c, &ch);
+	return wq;
+}
+
+/* The bf16 sums of conv_bx_tile_block: per filter pair and reaching tap,
+ * one vdpbf16ps per accumulator. */
+static void bx_accumulate_bf16(cg_ctx *c, const conv_geo *G, LLVMValueRef DY, LLVMValueRef Wq, LLVMValueRef c0,
+			       LLVMValueRef t0, LLVMValueRef u0, LLVMValueRef khlo, LLVMValueRef khhi,
+			       LLVMValueRef kwlo, LLVMValueRef kwhi, LLVMValueRef s0, int mr, int nv,
+			       LLVMValueRef acc[24][4])
+{
+	int64_t bp = c->g->bpad, Q = (G->F + 1) / 2, KK = G->KH * G->KW;
+	LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(c->C), 2 * CG_VW);
+	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, Q), 1);
+	LLVMValueRef f0 = mulk(c, q.i, 2), f1 = addk(c, f0, 1);
+	LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, f1, cg_i64(c, G->F), "");
+	f1 = LLVMBuildSelect(c->B, has2, f1, f0, "");
+	cg_loop kh = cg_loop_begin(c, khlo, khhi, G->SH);
+	LLVMValueRef oh = LLVMBuildExactSDiv(c->B, sub(c, t0, kh.i), cg_i64(c, G->SH), "");
+	cg_loop kw = cg_loop_begin(c, kwlo, kwhi, G->SW);
+	{
+		LLVMValueRef ow = LLVMBuildExactSDiv(c->B, sub(c, u0, kw.i), cg_i64(c, G->SW), "");
+		LLVMValueRef pos = add(c, mulk(c, oh, G->OW), ow);
+		LLVMValueRef d0 = add(c, mulk(c, add(c, mulk(c, f0, G->OH * G->OW), pos), bp), s0);
+		LLVMValueRef d1 = add(c, mulk(c, add(c, mulk(c, f1, G->OH * G->OW), pos), bp), s0);
+		LLVMValueRef dv[4];
+		for (int v = 0; v < nv; v++) {
+			LLVMValueRef a = cg_vload(c, cg_gep(c, DY, addk(c, d0, 16 * v)), NULL);
+			LLVMValueRef b = cg_vload(c, cg_gep(c, DY, addk(c, d1, 16 * v)), NULL);
+			if (G->F % 2)
+				b = LLVMBuildSelect(c->B, has2, b, LLVMConstNull(c->v16), "");
+			dv[v] = LLVMBuildBitCast(c->B, cg_bf16_pairs(c, a, b), vb, "");
+		}
+		LLVMValueRef wbase = add(c, mulk(c, q.i, KK), add(c, mulk(c, kh.i, G->KW), kw.i));
+		for (int r = 0; r < mr; r++) {
+			LLVMValueRef wo = add(c, wbase, mulk(c, addk(c, c0, r), Q * KK));
+			LLVMValueRef wv = cg_load(c, c->i32, cg_gep_i32(c, Wq, wo));
+			wv = LLVMBuildBitCast(c->B, cg_splat(c, wv), vb, "");
+			for (int v = 0; v < nv; v++) {
+				LLVMValueRef args[3] = {cg_load(c, c->v16, acc[r][v]), wv, dv[v]};
+				cg_store(c, cg_call_intr(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3), acc[r][v]);
+			}
+		}
+	}
+	cg_loop_end(c, &kw);
+	cg_loop_end(c, &kh);
+	cg_loop_end(c, &q);
+}
+
 /* One register tile of conv_bx_tile at sample offset s0, nv vectors wide. */
-static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef DY, LLVMValueRef Wt, LLVMValueRef DX,
+static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef DY, LLVMValueRef Wt, LLVMValueRef Wp, LLVMValueRef DX,
 				LLVMValueRef Yact, LLVMValueRef c0, LLVMValueRef ih, LLVMValueRef iw_i, LLVMValueRef t0,
 				LLVMValueRef u0, LLVMValueRef khlo, LLVMValueRef khhi, LLVMValueRef kwlo, LLVMValueRef kwhi, LLVMValueRef s0, int mr, int nv)
 {
@@ -514,27 +592,31 @@ static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVal
 	 * reach this input: the first of them, then every stride-th */
 	khlo = add(c, khlo, LLVMBuildSRem(c->B, sub(c, t0, khlo), cg_i64(c, G->SH), ""));
 	kwlo = add(c, kwlo, LLVMBuildSRem(c->B, sub(c, u0, kwlo), cg_i64(c, G->SW), ""));
-	cg_loop f = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->F), 1);
-	cg_loop kh = cg_loop_begin(c, khlo, khhi, G->SH);
-	LLVMValueRef oh = LLVMBuildExactSDiv(c->B, sub(c, t0, kh.i), cg_i64(c, G->SH), "");
-	cg_loop kw = cg_loop_begin(c, kwlo, kwhi, G->SW);
-	{
-		LLVMValueRef ow = LLVMBuildExactSDiv(c->B, sub(c, u0, kw.i), cg_i64(c, G->SW), "");
-		LLVMValueRef doff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f.i, G->OH), oh), G->OW), ow), bp), s0);
-		LLVMValueRef dv[4];
-		for (int v = 0; v < nv; v++)
-			dv[v] = cg_vload(c, cg_gep(c, DY, addk(c, doff, 16 * v)), NULL);
-		LLVMValueRef wbase = add(c, mulk(c, f.i, G->C * G->KH * G->KW), add(c, mulk(c, kh.i, G->KW), kw.i));
-		for (int r = 0; r < mr; r++) {
-			LLVMValueRef wo = add(c, wbase, mulk(c, addk(c, c0, r), G->KH * G->KW));
-			LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
+	if (Wp) {
+		bx_accumulate_bf16(c, G, DY, Wp, c0, t0, u0, khlo, khhi, kwlo, kwhi, s0, mr, nv, acc);
+	} else {
+		cg_loop f = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->F), 1);
+		cg_loop kh = cg_loop_begin(c, khlo, khhi, G->SH);
+		LLVMValueRef oh = LLVMBuildExactSDiv(c->B, sub(c, t0, kh.i), cg_i64(c, G->SH), "");
+		cg_loop kw = cg_loop_begin(c, kwlo, kwhi, G->SW);
+		{
+			LLVMValueRef ow = LLVMBuildExactSDiv(c->B, sub(c, u0, kw.i), cg_i64(c, G->SW), "");
+			LLVMValueRef doff = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f.i, G->OH), oh), G->OW), ow), bp), s0);
+			LLVMValueRef dv[4];
 			for (int v = 0; v < nv; v++)
-				cg_store(c, cg_fma(c, wv, dv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
+				dv[v] = cg_vload(c, cg_gep(c, DY, addk(c, doff, 16 * v)), NULL);
+			LLVMValueRef wbase = add(c, mulk(c, f.i, G->C * G->KH * G->KW), add(c, mulk(c, kh.i, G->KW), kw.i));
+			for (int r = 0; r < mr; r++) {
+				LLVMValueRef wo = add(c, wbase, mulk(c, addk(c, c0, r), G->KH * G->KW));
+				LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
+				for (int v = 0; v < nv; v++)
+					cg_store(c, cg_fma(c, wv, dv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
+			}
 		}
+		cg_loop_end(c, &kw);
+		cg_loop_end(c, &kh);
+		cg_loop_end(c, &f);
 	}
-	cg_loop_end(c, &kw);
-	cg_loop_end(c, &kh);
-	cg_loop_end(c, &f);
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef cr = addk(c, c0, r);
 		LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, cr, G->H), ih), G->W), iw_i), bp), s0);
@@ -549,7 +631,7 @@ static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVal
 }
 
 static void conv_bx_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef DY, LLVMValueRef Wt,
-			 LLVMValueRef DX, LLVMValueRef Yact, LLVMValueRef c0, LLVMValueRef ih, int mr, int nv)
+			 LLVMValueRef Wp, LLVMValueRef DX, LLVMValueRef Yact, LLVMValueRef c0, LLVMValueRef ih, int mr, int nv)
 {
 	/* taps kh with oh = (ih + ph - kh)/sh integral and in [0, OH) */
 	LLVMValueRef t0 = addk(c, ih, G->PH);
@@ -561,12 +643,12 @@ static void conv_bx_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef 
 	LLVMValueRef kwhi = cg_min_i64(c, cg_i64(c, G->KW), addk(c, u0, 1));
 	LLVMValueRef nvec = nvec_dyn(c), nfull = LLVMBuildSDiv(c->B, nvec, cg_i64(c, nv), "");
 	cg_loop vb = cg_loop_begin(c, cg_i64(c, 0), nfull, 1);
-	conv_bx_tile_block(c, n, G, DY, Wt, DX, Yact, c0, ih, iw.i, t0, u0, khlo, khhi, kwlo, kwhi,
+	conv_bx_tile_block(c, n, G, DY, Wt, Wp, DX, Yact, c0, ih, iw.i, t0, u0, khlo, khhi, kwlo, kwhi,
 			   mulk(c, vb.i, (int64_t)nv * CG_VW), mr, nv);
 	cg_loop_end(c, &vb);
 	if (nv > 1) { /* the last vectors one at a time: small n computes no unused lanes */
 		cg_loop v1 = cg_loop_begin(c, mulk(c, nfull, nv), nvec, 1);
-		conv_bx_tile_block(c, n, G, DY, Wt, DX, Yact, c0, ih, iw.i, t0, u0, khlo, khhi, kwlo, kwhi,
+		conv_bx_tile_block(c, n, G, DY, Wt, Wp, DX, Yact, c0, ih, iw.i, t0, u0, khlo, khhi, kwlo, kwhi,
 				   mulk(c, v1.i, CG_VW), mr, 1);
 		cg_loop_end(c, &v1);
 	}
@@ -594,18 +676,19 @@ void lower_conv_bx(cg_ctx *c, ir_node *n)
 	int64_t ncb = (G.C + mr - 1) / mr, last = G.C - (ncb - 1) * mr;
 	LLVMValueRef DY = cg_tensor(c, dy), Wt = cg_tensor(c, operand(c, n, 1)), DX = cg_tensor(c, n);
 	LLVMValueRef Yact = n->dact ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	LLVMValueRef Wp = cg_conv_bf16(c, n) ? pack_bx_weights(c, &G, Wt) : NULL;
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, ncb * G.H), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef cb = LLVMBuildSDiv(c->B, t.i, cg_i64(c, G.H), ""), ih = LLVMBuildSRem(c->B, t.i, cg_i64(c, G.H), "");
 	LLVMValueRef c0 = mulk(c, cb, mr);
 	if (last == mr) {
-		conv_bx_tile(c, n, &G, DY, Wt, DX, Yact, c0, ih, mr, nv);
+		conv_bx_tile(c, n, &G, DY, Wt, Wp, DX, Yact, c0, ih, mr, nv);
 	} else {
 		cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntEQ, cb, cg_i64(c, ncb - 1), ""));
-		conv_bx_tile(c, n, &G, DY, Wt, DX, Yact, c0, ih, (int)last, nv);
+		conv_bx_tile(c, n, &G, DY, Wt, Wp, DX, Yact, c0, ih, (int)last, nv);
 		cg_if_else(c, &f);
-		conv_bx_tile(c, n, &G, DY, Wt, DX, Yact, c0, ih, mr, nv);
+		conv_bx_tile(c, n, &G, DY, Wt, Wp, DX, Yact, c0, ih, mr, nv);
 		cg_if_end(c, &f);
 	}
 	cg_loop_end(c, &t);

@@ -270,6 +270,7 @@ void naive_conv_bx(cg_ctx *c, ir_node *n)
 	int64_t KH = n->ia[0], KW = n->ia[1], SH = n->ia[2], SW = n->ia[3], PH = n->ia[4], PW = n->ia[5];
 	LLVMValueRef DY = cg_tensor(c, dy), Wt = cg_tensor(c, w), DX = cg_tensor(c, n);
 	LLVMValueRef Yv = n->dact ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	bool bf16 = cg_conv_bf16(c, n);
 	LLVMValueRef lo, hi;
 	cg_partition(c, cg_i64(c, C), &lo, &hi);
 	cg_loop ch = cg_loop_begin(c, lo, hi, 1);
@@ -291,7 +292,7 @@ void naive_conv_bx(cg_ctx *c, ir_node *n)
 		ok = LLVMBuildAnd(c->B, ok, LLVMBuildAnd(c->B, in_range(c, oh, OH), in_range(c, ow, OW), ""), "");
 		cg_if in = cg_if_begin(c, ok);
 		LLVMValueRef wi = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, f.i, C), ch.i), KH), kh.i), KW), kw.i);
-		mac(c, acc, ld(c, Wt, wi), ld(c, DY, img(c, dy, f.i, oh, ow, s.i)));
+		mac(c, acc, bf(c, bf16, ld(c, Wt, wi)), bf(c, bf16, ld(c, DY, img(c, dy, f.i, oh, ow, s.i))));
 		cg_if_end(c, &in);
 	}
 	cg_loop_end(c, &kw);
