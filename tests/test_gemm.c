@@ -73,13 +73,14 @@ static const char *nets[] = {
 	"optimizer sgd(lr: 0.1)\n"
 	"train {\n  data: text(\"/nonexistent/corpus.txt\", context: 24)\n  batch: 40\n}\n",
 
-	/* convolutions for the bf16 tests: pairs of channels from C = 2
-	 * (even), 5 and 3 (odd: a zero channel pads the last pair), 3 x 3,
-	 * 5 x 5 with stride 2, 1 x 1; a batch that is no multiple of 16 */
+	/* convolutions for the bf16 tests: one channel (float32 even in a bf16
+	 * build, next to bf16 layers), pairs of channels from C = 2 (even), 5
+	 * and 3 (odd: a zero channel pads the last pair), 3 x 3, 5 x 5 with
+	 * stride 2, 1 x 1; a batch that is no multiple of 16 */
 	"model k\n"
-	"input x : f32[2, 10, 9]\n"
+	"input x : f32[1, 10, 9]\n"
 	"label y : class(3)\n"
-	"a = x |> conv2d(5, 3, pad: 1) |> relu\n"
+	"a = x |> conv2d(2, 5, pad: 2) |> relu |> conv2d(5, 3, pad: 1) |> relu\n"
 	"b = a |> conv2d(3, 5, stride: 2, pad: 2) |> tanh\n"
 	"logits = b |> conv2d(8, 1) |> relu |> avgpool(2) |> flatten |> dense(3)\n"
 	"loss softmax_cross_entropy(logits, y)\n"
