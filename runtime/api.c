@@ -228,6 +228,20 @@ int nnrt_instance_set_threads(nnrt_instance *inst, int nthreads)
 	return NNRT_OK;
 }
 
+int nnrt_instance_set_precision(nnrt_instance *inst, int precision)
+{
+	if (!inst)
+		return NNRT_ERR_ARG;
+	if (precision != NNRT_PRECISION_FP32 && precision != NNRT_PRECISION_BF16)
+		return fail(inst, NNRT_ERR_ARG, "set_precision: %d is neither NNRT_PRECISION_FP32 nor NNRT_PRECISION_BF16",
+		            precision);
+	if (precision == NNRT_PRECISION_BF16 && inst->m->precision != NNRT_PRECISION_BF16)
+		return fail(inst, NNRT_ERR_ARG, "set_precision: model '%s' was compiled with float32 products; compile it "
+		            "with nnc --precision bf16 (it then runs either)", inst->m->name);
+	inst->fp32_products = inst->m->precision == NNRT_PRECISION_BF16 && precision == NNRT_PRECISION_FP32;
+	return NNRT_OK;
+}
+
 int nnrt_instance_set_lr(nnrt_instance *inst, float lr)
 {
 	if (!inst)

@@ -529,6 +529,12 @@ int nnrt_instance_init(nnrt_instance *inst, uint64_t seed);
  * most all of them; 0: all).  Results are bit-identical for every thread
  * count. */
 int nnrt_instance_set_threads(nnrt_instance *inst, int nthreads);
+/* The arithmetic of the dense products and convolutions of later calls,
+ * NNRT_PRECISION_FP32 or NNRT_PRECISION_BF16 (default: as compiled,
+ * nnrt_model.precision).  A model compiled with bf16 products runs either
+ * (its float32 code is the float32 build's); one compiled in float32 only
+ * float32 (NNRT_ERR_ARG for bf16). */
+int nnrt_instance_set_precision(nnrt_instance *inst, int precision);
 /* Learning rate of later training steps (default: the model's): with a run
  * set (nnrt_instance_set_run), the schedule's base (peak) rate, as the
  * training binary's --lr. */

@@ -727,6 +727,44 @@ Test(driver, bf16_needs_avx512bf16_and_trains_like_fp32)
 	cr_expect_float_eq(last_metric(out, "test_loss "), loss16, 1e-9, "the file's bf16 trains like the flag's:\n%s",
 			   out);
 	free(out);
+	/* the embedding API: <prefix>_set_precision, a float32 object refusing bf16 */
+	write_file("app.c", "#include <stdio.h>\n"
+			    "#include <string.h>\n"
+			    "#include \"m.h\"\n"
+			    "int main(void)\n"
+			    "{\n"
+			    "\tint err = -1;\n"
+			    "\tmoons_instance *net = moons_new(&err);\n"
+			    "\tif (!net)\n"
+			    "\t\treturn 1;\n"
+			    "\tfloat x[64], a[64], b[64], c[64];\n"
+			    "\tfor (int i = 0; i < 64; i++)\n"
+			    "\t\tx[i] = (float)(i % 7) * 0.37f - 1.1f;\n"
+			    "\tint r1 = moons_infer(net, x, 32, a);\n"
+			    "\tint r2 = moons_set_precision(net, NNRT_PRECISION_FP32);\n"
+			    "\tint r3 = moons_infer(net, x, 32, b);\n"
+			    "\tint r4 = moons_set_precision(net, NNRT_PRECISION_BF16);\n"
+			    "\tint r5 = moons_infer(net, x, 32, c);\n"
+			    "\tint r6 = moons_set_precision(net, 7);\n"
+			    "\tprintf(\"model %d rc %d %d %d %d %d %d bf16/fp32 differ %d bf16 again same %d\\n\",\n"
+			    "\t       (int)moons_model.precision, r1, r2, r3, r4, r5, r6, memcmp(a, b, sizeof a) != 0,\n"
+			    "\t       memcmp(a, c, sizeof a) == 0);\n"
+			    "\tmoons_free(net);\n"
+			    "\treturn 0;\n"
+			    "}\n");
+	const char *link = "${CC:-cc} app.c m.o -I'%s/runtime' '%s/runtime/libnnrt.a' -fopenmp -lz -lm -o app";
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "cd '%%s' && %s && ./app", link);
+	cr_assert_eq(nnc(&out, "m.nn --precision bf16 -c -o m.o"), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&out, cmd, dir, NNC_SOURCE_DIR, NNC_BINARY_DIR), 0, "%s", out);
+	cr_expect(strstr(out, "model 1 rc 0 0 0 0 0 1 bf16/fp32 differ 1 bf16 again same 1"), "%s", out);
+	free(out);
+	cr_assert_eq(nnc(&out, "m.nn -c -o m.o"), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sh_run(&out, cmd, dir, NNC_SOURCE_DIR, NNC_BINARY_DIR), 0, "%s", out);
+	cr_expect(strstr(out, "model 0 rc 0 0 0 1 0 1 bf16/fp32 differ 0 bf16 again same 1"), "%s", out);
+	free(out);
 	cr_expect_eq(sh_run(&out, "cd '%s' && NNRT_CPU_DISABLE=avx512bf16 ./m16 --epochs 1", dir), 1, "%s", out);
 	cr_expect(strstr(out, "this CPU lacks avx512bf16, which the model's code was compiled for"), "%s", out);
 	free(out);
