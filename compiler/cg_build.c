@@ -333,3 +333,17 @@ LLVMValueRef cg_bf16_seq(cg_ctx *c, LLVMValueRef v0, LLVMValueRef v1)
 {
 	return LLVMBuildBitCast(c->B, cvt2(c, v0, v1), LLVMVectorType(c->i32, CG_VW), "");
 }
+
+LLVMValueRef cg_bf16_pair(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi)
+{
+	LLVMValueRef b0 = LLVMBuildBitCast(c->B, cg_round_bf16(c, lo), c->i32, "");
+	LLVMValueRef b1 = LLVMBuildBitCast(c->B, cg_round_bf16(c, hi), c->i32, "");
+	return LLVMBuildOr(c->B, LLVMBuildLShr(c->B, b0, cg_i32(c, 16), ""), b1, "");
+}
+
+LLVMValueRef cg_dpbf16(cg_ctx *c, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b)
+{
+	LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(c->C), 2 * CG_VW);
+	LLVMValueRef args[3] = {acc, LLVMBuildBitCast(c->B, a, vb, ""), LLVMBuildBitCast(c->B, b, vb, "")};
+	return cg_call_intr(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3);
+}

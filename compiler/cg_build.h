@@ -100,6 +100,10 @@ LLVMValueRef cg_hsum(cg_ctx *c, LLVMValueRef v);   /* horizontal sum of a vector
 LLVMValueRef cg_round_bf16(cg_ctx *c, LLVMValueRef x);
 LLVMValueRef cg_bf16_pairs(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi);
 LLVMValueRef cg_bf16_seq(cg_ctx *c, LLVMValueRef v0, LLVMValueRef v1);
+/* Two floats rounded (cg_round_bf16) into one i32 pair, lo in the low half. */
+LLVMValueRef cg_bf16_pair(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi);
+/* acc (<16 x float>) + vdpbf16ps of a and b (<16 x i32> of pairs, or already <32 x bfloat>). */
+LLVMValueRef cg_dpbf16(cg_ctx *c, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b);
 /* The runtime's random stream (nnrt.h, nnrt_random_uniform): a float in
  * [0, 1) from i64 seed, global sample index and element index; or, given
  * three <16 x i64> vectors, a <16 x float> of 16 draws. */

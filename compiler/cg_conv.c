@@ -116,6 +116,17 @@ static void tap_range(cg_ctx *c, LLVMValueRef o, int64_t s, int64_t p, int64_t K
 	*hi = cg_min_i64(c, cg_i64(c, K), sub(c, cg_i64(c, extent), base));
 }
 
+/* acc[r][v] += w[w0 + r * ws] (in every lane) * xv[v]: the rows of a register tile */
+static void fma_rows(cg_ctx *c, LLVMValueRef w, LLVMValueRef w0, int64_t ws, const LLVMValueRef *xv, int mr, int nv,
+		     LLVMValueRef acc[24][4])
+{
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, w, addk(c, w0, r * ws))));
+		for (int v = 0; v < nv; v++)
+			cg_store(c, cg_fma(c, wv, xv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
+	}
+}
+
 /* The nv input vectors xv[] of tap (ci, ih, kw) for one register tile. */
 typedef void tap_loader(cg_ctx *c, const conv_geo *G, const void *ctx, LLVMValueRef ci, LLVMValueRef ih,
 			LLVMValueRef kw, int nv, LLVMValueRef *xv);
@@ -140,13 +151,8 @@ static void conv_accumulate(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt, LLVMV
 	{
 		LLVMValueRef xv[4];
 		load(c, G, ctx, ci.i, ih, kw.i, nv, xv);
-		LLVMValueRef widx = add(c, wrow, kw.i);
-		for (int r = 0; r < mr; r++) {
-			LLVMValueRef wo = add(c, mulk(c, addk(c, f0, r), G->C * G->KH * G->KW), widx);
-			LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
-			for (int v = 0; v < nv; v++)
-				cg_store(c, cg_fma(c, wv, xv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
-		}
+		int64_t ckk = G->C * G->KH * G->KW;
+		fma_rows(c, Wt, add(c, mulk(c, f0, ckk), add(c, wrow, kw.i)), ckk, xv, mr, nv, acc);
 	}
 	cg_loop_end(c, &kw);
 	cg_loop_end(c, &kh);
@@ -191,33 +197,50 @@ bool cg_conv_bf16(const cg_ctx *c, const ir_node *n)
 	return false;
 }
 
-/* wp[f][p][kh][kw] = the pair (w[f][2p][kh][kw], w[f][2p + 1][kh][kw]) of
- * bfloat16, for every filter (this thread's copy, before its tasks). */
-static LLVMValueRef pack_conv_weights(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt)
+/* The weights as bf16 pairs along one of their two leading indices:
+ * wp[o][q][kh][kw] = (w(o, 2q), w(o, 2q + 1)) at tap (kh, kw), where w(o, i)
+ * is the tap's weight at o * so + i * si (i < D; the second 0 past an odd
+ * D).  This thread's copy, before its tasks. */
+static LLVMValueRef pack_weight_pairs(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt, int64_t O, int64_t so, int64_t D,
+				      int64_t si)
 {
-	int64_t P = conv_pairs(G), KK = G->KH * G->KW;
-	LLVMValueRef wp = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)(G->F * P * KK)), "wpairs");
-	cg_loop f = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->F), 1);
-	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, P), 1);
+	int64_t Q = (D + 1) / 2, KK = G->KH * G->KW;
+	LLVMValueRef wp = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)(O * Q * KK)), "wpairs");
+	cg_loop o = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, O), 1);
+	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, Q), 1);
 	cg_loop k = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KK), 1);
 	{
-		LLVMValueRef c0 = mulk(c, p.i, 2), c1 = addk(c, c0, 1);
-		LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, c1, cg_i64(c, G->C), "");
-		c1 = LLVMBuildSelect(c->B, has2, c1, c0, "");
-		LLVMValueRef fo = mulk(c, f.i, G->C * KK);
-		LLVMValueRef w0 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, add(c, fo, mulk(c, c0, KK)), k.i)));
-		LLVMValueRef w1 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, add(c, fo, mulk(c, c1, KK)), k.i)));
-		w1 = LLVMBuildSelect(c->B, has2, w1, cg_f32(c, 0), "");
-		LLVMValueRef b0 = LLVMBuildBitCast(c->B, cg_round_bf16(c, w0), c->i32, "");
-		LLVMValueRef b1 = LLVMBuildBitCast(c->B, cg_round_bf16(c, w1), c->i32, "");
-		LLVMValueRef pr = LLVMBuildOr(c->B, LLVMBuildLShr(c->B, b0, cg_i32(c, 16), ""), b1, "");
-		LLVMValueRef at = add(c, mulk(c, add(c, mulk(c, f.i, P), p.i), KK), k.i);
-		cg_store(c, pr, cg_gep_i32(c, wp, at));
+		LLVMValueRef i0 = mulk(c, q.i, 2), i1 = addk(c, i0, 1);
+		LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, i1, cg_i64(c, D), "");
+		i1 = LLVMBuildSelect(c->B, has2, i1, i0, "");
+		LLVMValueRef base = add(c, mulk(c, o.i, so), k.i);
+		LLVMValueRef w0 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, base, mulk(c, i0, si))));
+		LLVMValueRef w1 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, base, mulk(c, i1, si))));
+		LLVMValueRef pr = cg_bf16_pair(c, w0, LLVMBuildSelect(c->B, has2, w1, cg_f32(c, 0), ""));
+		cg_store(c, pr, cg_gep_i32(c, wp, add(c, mulk(c, add(c, mulk(c, o.i, Q), q.i), KK), k.i)));
 	}
 	cg_loop_end(c, &k);
-	cg_loop_end(c, &p);
-	cg_loop_end(c, &f);
+	cg_loop_end(c, &q);
+	cg_loop_end(c, &o);
 	return wp;
+}
+
+/* forward: pairs of input channels, wp[f][p][kh][kw] */
+static LLVMValueRef pack_conv_weights(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt)
+{
+	int64_t KK = G->KH * G->KW;
+	return pack_weight_pairs(c, G, Wt, G->F, G->C * KK, G->C, KK);
+}
+
+/* acc[r][v] += vdpbf16ps(the pair wp[w0 + r * ws] in every lane, xv[v]) */
+static void dp_rows(cg_ctx *c, LLVMValueRef wp, LLVMValueRef w0, int64_t ws, const LLVMValueRef *xv, int mr, int nv,
+		    LLVMValueRef acc[24][4])
+{
+	for (int r = 0; r < mr; r++) {
+		LLVMValueRef wv = cg_splat(c, cg_load(c, c->i32, cg_gep_i32(c, wp, addk(c, w0, r * ws))));
+		for (int v = 0; v < nv; v++)
+			cg_store(c, cg_dpbf16(c, cg_load(c, c->v16, acc[r][v]), wv, xv[v]), acc[r][v]);
+	}
 }
 
 /* conv_accumulate with bf16 pairs of channels (above): acc[r][v] sums
@@ -227,7 +250,6 @@ static void conv_accumulate_bf16(cg_ctx *c, const conv_geo *G, LLVMValueRef Wp, 
 				 int nv, tap_loader *load, const void *ctx, LLVMValueRef acc[24][4])
 {
 	int64_t P = conv_pairs(G), KK = G->KH * G->KW;
-	LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(c->C), 2 * CG_VW);
 	for (int r = 0; r < mr; r++)
 		for (int v = 0; v < nv; v++) {
 			acc[r][v] = cg_alloca(c, c->v16, "acc");
@@ -248,18 +270,9 @@ static void conv_accumulate_bf16(cg_ctx *c, const conv_geo *G, LLVMValueRef Wp, 
 		for (int v = 0; v < nv; v++) {
 			if (G->C % 2)
 				x1[v] = LLVMBuildSelect(c->B, has2, x1[v], LLVMConstNull(c->v16), "");
-			xv[v] = LLVMBuildBitCast(c->B, cg_bf16_pairs(c, x0[v], x1[v]), vb, "");
+			xv[v] = cg_bf16_pairs(c, x0[v], x1[v]);
 		}
-		LLVMValueRef widx = add(c, wrow, kw.i);
-		for (int r = 0; r < mr; r++) {
-			LLVMValueRef wo = add(c, mulk(c, addk(c, f0, r), P * KK), widx);
-			LLVMValueRef wv = cg_load(c, c->i32, cg_gep_i32(c, Wp, wo));
-			wv = LLVMBuildBitCast(c->B, cg_splat(c, wv), vb, "");
-			for (int v = 0; v < nv; v++) {
-				LLVMValueRef args[3] = {cg_load(c, c->v16, acc[r][v]), wv, xv[v]};
-				cg_store(c, cg_call_intr(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3), acc[r][v]);
-			}
-		}
+		dp_rows(c, Wp, add(c, mulk(c, f0, P * KK), add(c, wrow, kw.i)), P * KK, xv, mr, nv, acc);
 	}
 	cg_loop_end(c, &kw);
 	cg_loop_end(c, &kh);
@@ -507,28 +520,8 @@ void lower_conv(cg_ctx *c, ir_node *n)
  * vectors interleaved as loaded. */
 static LLVMValueRef pack_bx_weights(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt)
 {
-	int64_t Q = (G->F + 1) / 2, KK = G->KH * G->KW;
-	LLVMValueRef wq = cg_alloca(c, LLVMArrayType(c->i32, (unsigned)(G->C * Q * KK)), "wpairs");
-	cg_loop ch = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->C), 1);
-	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, Q), 1);
-	cg_loop k = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, KK), 1);
-	{
-		LLVMValueRef f0 = mulk(c, q.i, 2), f1 = addk(c, f0, 1);
-		LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, f1, cg_i64(c, G->F), "");
-		f1 = LLVMBuildSelect(c->B, has2, f1, f0, "");
-		LLVMValueRef co = add(c, mulk(c, ch.i, KK), k.i);
-		LLVMValueRef w0 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, mulk(c, f0, G->C * KK), co)));
-		LLVMValueRef w1 = cg_load(c, c->f32, cg_gep(c, Wt, add(c, mulk(c, f1, G->C * KK), co)));
-		w1 = LLVMBuildSelect(c->B, has2, w1, cg_f32(c, 0), "");
-		LLVMValueRef b0 = LLVMBuildBitCast(c->B, cg_round_bf16(c, w0), c->i32, "");
-		LLVMValueRef b1 = LLVMBuildBitCast(c->B, cg_round_bf16(c, w1), c->i32, "");
-		LLVMValueRef pr = LLVMBuildOr(c->B, LLVMBuildLShr(c->B, b0, cg_i32(c, 16), ""), b1, "");
-		cg_store(c, pr, cg_gep_i32(c, wq, add(c, mulk(c, add(c, mulk(c, ch.i, Q), q.i), KK), k.i)));
-	}
-	cg_loop_end(c, &k);
-	cg_loop_end(c, &q);
-	cg_loop_end(c, &ch);
-	return wq;
+	int64_t KK = G->KH * G->KW;
+	return pack_weight_pairs(c, G, Wt, G->C, KK, G->F, G->C * KK);
 }
 
 /* The bf16 sums of conv_bx_tile_block: per filter pair and reaching tap,
@@ -539,7 +532,6 @@ static void bx_accumulate_bf16(cg_ctx *c, const conv_geo *G, LLVMValueRef DY, LL
 			       LLVMValueRef acc[24][4])
 {
 	int64_t bp = c->g->bpad, Q = (G->F + 1) / 2, KK = G->KH * G->KW;
-	LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(c->C), 2 * CG_VW);
 	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, Q), 1);
 	LLVMValueRef f0 = mulk(c, q.i, 2), f1 = addk(c, f0, 1);
 	LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, f1, cg_i64(c, G->F), "");
@@ -558,18 +550,10 @@ static void bx_accumulate_bf16(cg_ctx *c, const conv_geo *G, LLVMValueRef DY, LL
 			LLVMValueRef b = cg_vload(c, cg_gep(c, DY, addk(c, d1, 16 * v)), NULL);
 			if (G->F % 2)
 				b = LLVMBuildSelect(c->B, has2, b, LLVMConstNull(c->v16), "");
-			dv[v] = LLVMBuildBitCast(c->B, cg_bf16_pairs(c, a, b), vb, "");
+			dv[v] = cg_bf16_pairs(c, a, b);
 		}
 		LLVMValueRef wbase = add(c, mulk(c, q.i, KK), add(c, mulk(c, kh.i, G->KW), kw.i));
-		for (int r = 0; r < mr; r++) {
-			LLVMValueRef wo = add(c, wbase, mulk(c, addk(c, c0, r), Q * KK));
-			LLVMValueRef wv = cg_load(c, c->i32, cg_gep_i32(c, Wq, wo));
-			wv = LLVMBuildBitCast(c->B, cg_splat(c, wv), vb, "");
-			for (int v = 0; v < nv; v++) {
-				LLVMValueRef args[3] = {cg_load(c, c->v16, acc[r][v]), wv, dv[v]};
-				cg_store(c, cg_call_intr(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3), acc[r][v]);
-			}
-		}
+		dp_rows(c, Wq, add(c, wbase, mulk(c, c0, Q * KK)), Q * KK, dv, mr, nv, acc);
 	}
 	cg_loop_end(c, &kw);
 	cg_loop_end(c, &kh);
@@ -606,12 +590,7 @@ static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVal
 			for (int v = 0; v < nv; v++)
 				dv[v] = cg_vload(c, cg_gep(c, DY, addk(c, doff, 16 * v)), NULL);
 			LLVMValueRef wbase = add(c, mulk(c, f.i, G->C * G->KH * G->KW), add(c, mulk(c, kh.i, G->KW), kw.i));
-			for (int r = 0; r < mr; r++) {
-				LLVMValueRef wo = add(c, wbase, mulk(c, addk(c, c0, r), G->KH * G->KW));
-				LLVMValueRef wv = cg_splat(c, cg_load(c, c->f32, cg_gep(c, Wt, wo)));
-				for (int v = 0; v < nv; v++)
-					cg_store(c, cg_fma(c, wv, dv[v], cg_load(c, c->v16, acc[r][v])), acc[r][v]);
-			}
+			fma_rows(c, Wt, add(c, wbase, mulk(c, c0, G->KH * G->KW)), G->KH * G->KW, dv, mr, nv, acc);
 		}
 		cg_loop_end(c, &kw);
 		cg_loop_end(c, &kh);
@@ -706,19 +685,30 @@ static LLVMValueRef load_samples(cg_ctx *c, LLVMValueRef base, LLVMValueRef off,
  * then one masked tail.  body(ctx, s0, mask) is emitted twice. */
 typedef void sample_body(cg_ctx *c, void *ctx, LLVMValueRef s0, LLVMValueRef mask);
 
-static void for_samples(cg_ctx *c, sample_body *body, void *ctx)
+/* for_samples `step` (16, or 32 with mask1) samples at a time: the tail's
+ * first 16 lanes' mask goes to body, the next 16's into *mask1 (NULL for
+ * the full steps). */
+static void for_samples_by(cg_ctx *c, sample_body *body, void *ctx, int64_t step, LLVMValueRef *mask1)
 {
 	LLVMValueRef n = cg_batch_n(c);
-	LLVMValueRef full = LLVMBuildSDiv(c->B, n, cg_i64(c, 16), "");
+	LLVMValueRef full = LLVMBuildSDiv(c->B, n, cg_i64(c, step), "");
+	if (mask1)
+		*mask1 = NULL;
 	cg_loop v = cg_loop_begin(c, cg_i64(c, 0), full, 1);
-	body(c, ctx, mulk(c, v.i, 16), NULL);
+	body(c, ctx, mulk(c, v.i, step), NULL);
 	cg_loop_end(c, &v);
-	LLVMValueRef s0 = mulk(c, full, 16);
+	LLVMValueRef s0 = mulk(c, full, step);
 	LLVMValueRef rem = sub(c, n, s0);
 	cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntSGT, rem, cg_i64(c, 0), ""));
+	if (mask1)
+		*mask1 = cg_mask_dyn(c, sub(c, rem, cg_i64(c, CG_VW)));
 	body(c, ctx, s0, cg_mask_dyn(c, rem));
 	cg_if_end(c, &f);
+	if (mask1)
+		*mask1 = NULL;
 }
+
+static void for_samples(cg_ctx *c, sample_body *body, void *ctx) { for_samples_by(c, body, ctx, CG_VW, NULL); }
 
 /* dw tile: MR filters x KG consecutive kw taps of one (c, kh), accumulated as
  * vectors over samples.  Per position and sample vector it loads MR dy
@@ -773,12 +763,11 @@ static LLVMValueRef lanes(cg_ctx *c, LLVMValueRef v, int lo, int w)
 /* bw_body in bf16: samples [s0, s0 + 32), mask and b->mask1 their halves'. */
 static void bw_body_bf16(cg_ctx *c, bw_ctx *b, LLVMValueRef s0, LLVMValueRef mask)
 {
-	LLVMTypeRef vb = LLVMVectorType(LLVMBFloatTypeInContext(c->C), 2 * CG_VW);
 	LLVMValueRef dv[8], s1 = addk(c, s0, CG_VW);
 	for (int r = 0; r < b->mr; r++) {
 		LLVMValueRef lo = load_lanes(c, c->v16, cg_gep(c, b->DY, add(c, b->doff[r], s0)), mask);
 		LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->DY, add(c, b->doff[r], s1)), b->mask1);
-		dv[r] = LLVMBuildBitCast(c->B, cg_bf16_seq(c, lo, hi), vb, "");
+		dv[r] = cg_bf16_seq(c, lo, hi);
 	}
 	for (int k = 0; k < b->kg; k++) {
 		cg_if f = {0};
@@ -786,11 +775,9 @@ static void bw_body_bf16(cg_ctx *c, bw_ctx *b, LLVMValueRef s0, LLVMValueRef mas
 			f = cg_if_begin(c, b->valid[k]);
 		LLVMValueRef lo = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s0)), mask);
 		LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s1)), b->mask1);
-		LLVMValueRef xv = LLVMBuildBitCast(c->B, cg_bf16_seq(c, lo, hi), vb, "");
-		for (int r = 0; r < b->mr; r++) {
-			LLVMValueRef args[3] = {cg_load(c, c->v16, b->acc[r][k]), dv[r], xv};
-			cg_store(c, cg_call_intr(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3), b->acc[r][k]);
-		}
+		LLVMValueRef xv = cg_bf16_seq(c, lo, hi);
+		for (int r = 0; r < b->mr; r++)
+			cg_store(c, cg_dpbf16(c, cg_load(c, c->v16, b->acc[r][k]), dv[r], xv), b->acc[r][k]);
 		if (b->valid[k])
 			cg_if_end(c, &f);
 	}
@@ -878,25 +865,6 @@ static void bw_row(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 	bw_positions(c, b, b->owhi, cg_i64(c, b->G->OW), true, s0, mask);
 }
 
-/* for_samples 32 samples at a time, for the bf16 weight gradient: the mask
- * of the tail's first 16 goes to body, that of the next 16 into b->mask1. */
-static void for_sample_pairs(cg_ctx *c, sample_body *body, void *ctx)
-{
-	struct bw_ctx *b = ctx;
-	LLVMValueRef n = cg_batch_n(c);
-	LLVMValueRef full = LLVMBuildSDiv(c->B, n, cg_i64(c, 32), "");
-	b->mask1 = NULL;
-	cg_loop v = cg_loop_begin(c, cg_i64(c, 0), full, 1);
-	body(c, ctx, mulk(c, v.i, 32), NULL);
-	cg_loop_end(c, &v);
-	LLVMValueRef s0 = mulk(c, full, 32);
-	LLVMValueRef rem = sub(c, n, s0);
-	cg_if f = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntSGT, rem, cg_i64(c, 0), ""));
-	b->mask1 = cg_mask_dyn(c, sub(c, rem, cg_i64(c, CG_VW)));
-	body(c, ctx, s0, cg_mask_dyn(c, rem));
-	cg_if_end(c, &f);
-	b->mask1 = NULL;
-}
 
 /* The tile of filters [f0, f0 + mr), channel ci, taps kw in [kw0, kw0 + kg),
  * every kh.  Output rows outermost: the dy rows of one output row serve every
@@ -935,7 +903,7 @@ static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValue
 		}
 	b.ih = ih, b.oh = oh.i;
 	if (b.bf16)
-		for_sample_pairs(c, bw_row, &b);
+		for_samples_by(c, bw_row, &b, 2 * CG_VW, &b.mask1); /* 32 samples in bf16 pairs */
 	else
 		for_samples(c, bw_row, &b);
 	for (int r = 0; r < mr; r++)

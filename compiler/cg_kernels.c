@@ -89,7 +89,7 @@ static bool is_false(LLVMValueRef v) { return LLVMIsAConstantInt(v) && !LLVMCons
 static void tile_bf16(cg_ctx *c, const kslice *ks, const bsrc *bs, LLVMValueRef m0, LLVMValueRef j0, int mr, int nv,
 		      LLVMValueRef acc[16][4])
 {
-	LLVMTypeRef vi = LLVMVectorType(c->i32, CG_VW), vb = LLVMVectorType(LLVMBFloatTypeInContext(c->C), 2 * CG_VW);
+	LLVMTypeRef vi = LLVMVectorType(c->i32, CG_VW);
 	LLVMValueRef np = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, LLVMBuildSub(c->B, ks->k1, ks->k0, ""), cg_i64(c, 1), ""),
 					cg_i64(c, 2), "");
 	LLVMValueRef abase[16];
@@ -102,18 +102,15 @@ static void tile_bf16(cg_ctx *c, const kslice *ks, const bsrc *bs, LLVMValueRef 
 		LLVMValueRef brow = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, p.i, cg_i64(c, bs->ld), ""), jb, "");
 		LLVMValueRef bv[4];
 		for (int v = 0; v < nv; v++) {
-			LLVMValueRef x = LLVMBuildLoad2(c->B, vi, cg_gep_i32(c, bs->b, LLVMBuildAdd(c->B, brow, cg_i64(c, 16 * v), "")), "");
-			LLVMSetAlignment(x, 4);
-			bv[v] = LLVMBuildBitCast(c->B, x, vb, "");
+			bv[v] = LLVMBuildLoad2(c->B, vi, cg_gep_i32(c, bs->b, LLVMBuildAdd(c->B, brow, cg_i64(c, 16 * v), "")), "");
+			LLVMSetAlignment(bv[v], 4);
 		}
 		LLVMValueRef aoff = LLVMBuildMul(c->B, p.i, cg_i64(c, bs->ak), "");
 		for (int r = 0; r < mr; r++) {
 			LLVMValueRef a = cg_load(c, c->i32, cg_gep_i32(c, bs->apack, LLVMBuildAdd(c->B, abase[r], aoff, "")));
-			LLVMValueRef av = LLVMBuildBitCast(c->B, cg_splat(c, a), vb, "");
-			for (int v = 0; v < nv; v++) {
-				LLVMValueRef args[3] = {cg_load(c, c->v16, acc[r][v]), av, bv[v]};
-				cg_store(c, cg_call_intr(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3), acc[r][v]);
-			}
+			LLVMValueRef av = cg_splat(c, a);
+			for (int v = 0; v < nv; v++)
+				cg_store(c, cg_dpbf16(c, cg_load(c, c->v16, acc[r][v]), av, bv[v]), acc[r][v]);
 		}
 	}
 	cg_loop_end(c, &p);

@@ -126,6 +126,20 @@ static void result_free(result *r)
 	free(r->out);
 }
 
+static void results_free(result *a, result *b, result *c)
+{
+	result_free(a);
+	result_free(b);
+	result_free(c);
+}
+
+static void jits_free(jitted *a, jitted *b, jitted *c)
+{
+	th_jit_free(a);
+	th_jit_free(b);
+	th_jit_free(c);
+}
+
 static jitted build(int net, bool naive, int64_t l1, int64_t l2)
 {
 	th_l1 = l1;
@@ -199,13 +213,9 @@ static void check(int net, int vacc, int64_t chunks)
 			same_bits(&tiny, &tt, &t1, n, th == 2 ? "2 threads vs 1" : "3 threads vs 1");
 			result_free(&tt);
 		}
-		result_free(&t1);
-		result_free(&w1);
-		result_free(&r1);
+		results_free(&t1, &w1, &r1);
 	}
-	th_jit_free(&tiny);
-	th_jit_free(&wide);
-	th_jit_free(&ref);
+	jits_free(&tiny, &wide, &ref);
 }
 
 Test(gemm, odd_shapes_avx2_tiles) { check(0, 6, 0); }
@@ -275,13 +285,9 @@ static void check_bf16(int net, int64_t chunks, bool exact)
 		same_bits(&wide, &w32, &f, n, "bf16 build in float32 vs float32 build");
 		result_free(&w32);
 		result_free(&f);
-		result_free(&t1);
-		result_free(&w1);
-		result_free(&r1);
+		results_free(&t1, &w1, &r1);
 	}
-	th_jit_free(&tiny);
-	th_jit_free(&wide);
-	th_jit_free(&ref);
+	jits_free(&tiny, &wide, &ref);
 	th_jit_free(&f32);
 }
 
