@@ -217,7 +217,7 @@ enum {
 	NNRT_HP_MOMENTUM = 9,   /* > 0: this step's momentum (sgd, rmsprop) or beta1 (adam, adamw), which the
 				 * schedule cycles; 0: the optimizer's, compiled in */
 	NNRT_HP_MOMENTUM_1M = 10, /* with NNRT_HP_MOMENTUM > 0: 1 - that momentum (Adam's weight of g) */
-	NNRT_HP_FP32 = 11,      /* 1: this step's dense products in float32 although compiled in bf16 (the
+	NNRT_HP_FP32 = 11,      /* 1: this step's products and convolutions in float32 although compiled in bf16 (the
 				 * binary's --precision fp32, nnrt_instance_set_precision); 0: as compiled */
 	NNRT_HP_COUNT = 12,
 };
@@ -293,11 +293,11 @@ typedef struct nnrt_model {
 	int32_t es_metric;       /* NNRT_ES_*: what early stopping watches, NNRT_ES_NONE: no early stopping */
 	int32_t es_patience;     /* epochs without improvement before stopping */
 	float es_min_delta;      /* the least change that counts as an improvement */
-	int32_t precision;       /* NNRT_PRECISION_*: the dense products' arithmetic compiled in */
+	int32_t precision;       /* NNRT_PRECISION_*: the arithmetic of dense products and convolutions compiled in */
 	nnrt_data_spec val;      /* the train block's validation: as a data source (kind NNRT_DATA_NONE: none) */
 } nnrt_model;
 
-/* The arithmetic of the dense products (nnrt_model.precision): float32, or
+/* The arithmetic of dense products and convolutions (nnrt_model.precision): float32, or
  * bfloat16 operands with float32 sums (nnc --precision bf16), which can run
  * in float32 too (NNRT_HP_FP32). */
 enum {

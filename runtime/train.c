@@ -102,7 +102,8 @@ static const struct flag {
 	 "'erase(size: 8, p: 0.5)', or none (docs/language.md#augmentation)"},
 	{"--seed", "N", FLAG_SEED, offsetof(opts, seed), "seed of parameter init and shuffling (default: the model's)"},
 	{"--precision", "P", FLAG_WORD, offsetof(opts, precision),
-	 "the dense products' arithmetic: bf16 (bfloat16 operands, float32 sums) or fp32; a model compiled with "
+	 "the arithmetic of dense products and convolutions: bf16 (bfloat16 operands, float32 sums) or fp32; a model "
+	 "compiled with "
 	 "nnc --precision bf16 runs either, one compiled in float32 only fp32 (default: as compiled)"},
 	{"--threads", "N", FLAG_THREADS, offsetof(opts, threads),
 	 "worker threads (default: OMP_NUM_THREADS, or one per core)"},
