@@ -160,8 +160,9 @@ static void conv_accumulate(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt, LLVMV
 }
 
 /* ---- bf16 convolutions ----
- * With bf16 products (cg_ctx.bf16) a batch-innermost forward convolution of
- * two or more input channels multiplies bfloat16 pairs of channels: for
+ * With bf16 products (cg_ctx.bf16) a forward convolution of two or more
+ * input channels (batch-innermost, or small.c's sample-major one, whose
+ * vectors are 16 output columns) multiplies bfloat16 pairs of channels: for
  * each pair (2p, 2p + 1) and tap (kh, kw), one vdpbf16ps adds
  * w[f][2p + 1] x[2p + 1] and w[f][2p] x[2p] into each accumulator lane (a
  * sample).  The weights are packed into pairs once per call (wp[f][p][kh][kw],
@@ -186,7 +187,7 @@ bool cg_conv_bf16(const cg_ctx *c, const ir_node *n)
 	if (c->vacc && c->vacc < 24) /* the AVX-512 tiles (avx512bf16 implies them; tests can ask for others) */
 		return false;
 	if (n->op == IR_CONV2D)
-		return x->layout == LAYOUT_CN && x->dims[0] >= 2 &&
+		return x->dims[0] >= 2 && /* batch-innermost, or small.c's sample-major copy */
 		       n->dims[0] * ((x->dims[0] + 1) / 2) * n->ia[0] * n->ia[1] * 4 <= CONV_BF16_WBYTES;
 	if (n->op == IR_CONV2D_BWD_W)
 		return true;
@@ -402,14 +403,20 @@ static void nc_taps_load(cg_ctx *c, const conv_geo *G, const void *ctx, LLVMValu
 }
 
 /* ... the last of the nv vectors holding `tail` outputs */
-static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt, LLVMValueRef Bias,
+static void conv_nc_tile(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMValueRef X, LLVMValueRef Wt, LLVMValueRef Wp,
+			 LLVMValueRef Bias,
 			 LLVMValueRef Y, LLVMValueRef Ya, LLVMValueRef f0, LLVMValueRef oh, LLVMValueRef owb, int mr, int nv,
 			 int tail)
 {
 	LLVMValueRef acc[24][4], khlo, khhi;
 	tap_range(c, oh, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
 	nc_taps taps = {X, owb};
-	conv_accumulate(c, G, Wt, f0, oh, khlo, khhi, cg_i64(c, 0), cg_i64(c, G->KW), mr, nv, nc_taps_load, &taps, acc);
+	if (Wp)
+		conv_accumulate_bf16(c, G, Wp, f0, oh, khlo, khhi, cg_i64(c, 0), cg_i64(c, G->KW), mr, nv, nc_taps_load,
+				     &taps, acc);
+	else
+		conv_accumulate(c, G, Wt, f0, oh, khlo, khhi, cg_i64(c, 0), cg_i64(c, G->KW), mr, nv, nc_taps_load, &taps,
+				acc);
 	for (int r = 0; r < mr; r++) {
 		LLVMValueRef fr = addk(c, f0, r);
 		LLVMValueRef bv = Bias ? cg_splat(c, cg_load(c, c->f32, cg_gep(c, Bias, fr))) : NULL;
@@ -441,6 +448,7 @@ static void lower_conv_nc(cg_ctx *c, ir_node *n)
 	int64_t nfb = (G.F + mr - 1) / mr, last = G.F - (nfb - 1) * mr;
 	LLVMValueRef X = cg_tensor(c, x), Wt = cg_tensor(c, operand(c, n, 1)), Y = cg_tensor(c, n);
 	LLVMValueRef Bias = n->nin > 2 ? cg_tensor(c, operand(c, n, 2)) : NULL;
+	LLVMValueRef Wp = cg_conv_bf16(c, n) ? pack_conv_weights(c, &G, Wt) : NULL;
 	int64_t per = nfb * G.OH * ncb; /* tasks per sample */
 	LLVMValueRef lo, hi;
 	cg_partition(c, mulk(c, cg_batch_n(c), per), &lo, &hi);
@@ -468,12 +476,12 @@ static void lower_conv_nc(cg_ctx *c, ir_node *n)
 		int rows = fl == 0 ? mr : (int)last;
 		int tail = (int)(G.OW - (ncb - 1) * 16 * nv - 16 * (lastv - 1)); /* outputs in the last vector */
 		if (ncb == 1) {
-			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, Ya, f0, oh, owb, rows, (int)lastv, tail);
+			conv_nc_tile(c, n, &G, Xs, Wt, Wp, Bias, Ys, Ya, f0, oh, owb, rows, (int)lastv, tail);
 		} else {
 			cg_if fc = cg_if_begin(c, lastc);
-			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, Ya, f0, oh, owb, rows, (int)lastv, tail);
+			conv_nc_tile(c, n, &G, Xs, Wt, Wp, Bias, Ys, Ya, f0, oh, owb, rows, (int)lastv, tail);
 			cg_if_else(c, &fc);
-			conv_nc_tile(c, n, &G, Xs, Wt, Bias, Ys, Ya, f0, oh, owb, rows, nv, CG_VW);
+			conv_nc_tile(c, n, &G, Xs, Wt, Wp, Bias, Ys, Ya, f0, oh, owb, rows, nv, CG_VW);
 			cg_if_end(c, &fc);
 		}
 		if (fsplit)
