@@ -39,7 +39,8 @@
 
 enum { MAX_TEMPS = 8 };
 static char temp_name[MAX_TEMPS][PATH_MAX];
-static volatile sig_atomic_t temp_live[MAX_TEMPS]; /* 1: a file, 2: a directory */
+enum { TEMP_FILE = 1, TEMP_DIR = 2 };
+static volatile sig_atomic_t temp_live[MAX_TEMPS]; /* 0: free, TEMP_FILE or TEMP_DIR */
 static volatile sig_atomic_t child_pgid;
 
 /* Empties the directory (one level: the linker's temporary files) and
@@ -75,7 +76,7 @@ static void remove_temps(void)
 {
 	for (int i = 0; i < MAX_TEMPS; i++)
 		if (temp_live[i]) {
-			if (temp_live[i] == 2)
+			if (temp_live[i] == TEMP_DIR)
 				remove_dir(temp_name[i]);
 			else
 				unlink(temp_name[i]);
@@ -120,8 +121,9 @@ void nnc_out_init(void)
 void nnc_out_set_child(pid_t pgid) { child_pgid = (sig_atomic_t)pgid; }
 
 /* Creates a temporary file from `templ` (ending in XXXXXX and then
- * suffix_len more characters) in a free slot; the slot index, or -1. */
-static int make_temp(const char *templ, int suffix_len)
+ * suffix_len more characters), or with `kind` TEMP_DIR a directory (no
+ * suffix), in a free slot; the slot index, or -1 (errno set). */
+static int make_temp(const char *templ, int suffix_len, int kind)
 {
 	int k = 0;
 	while (k < MAX_TEMPS && temp_live[k])
@@ -135,7 +137,15 @@ static int make_temp(const char *templ, int suffix_len)
 	strcpy(temp_name[k], templ);
 	/* live before the file exists: a signal in between unlinks a name
 	 * that is not there, which is harmless */
-	temp_live[k] = 1;
+	temp_live[k] = kind;
+	if (kind == TEMP_DIR) {
+		if (mkdtemp(temp_name[k]))
+			return k;
+		int e = errno;
+		temp_live[k] = 0;
+		errno = e;
+		return -1;
+	}
 	int fd = mkstemps(temp_name[k], suffix_len);
 	if (fd < 0) {
 		int e = errno;
@@ -163,27 +173,19 @@ static int slot_of(const char *tmp)
 	nnc_internal_error(__FILE__, __LINE__, "%s is not a temporary file of nnc", tmp);
 }
 
-const char *nnc_scratch_dir(void)
+/* $TMPDIR, or /tmp */
+static const char *temp_dir(void)
 {
 	const char *dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	int k = 0;
-	while (k < MAX_TEMPS && temp_live[k])
-		k++;
-	if (k == MAX_TEMPS)
-		nnc_internal_error(__FILE__, __LINE__, "more than %d temporary files", MAX_TEMPS);
-	const char *templ = nnc_sprintf("%s/nnc-XXXXXX", dir);
-	if (strlen(templ) >= sizeof temp_name[k]) {
-		fprintf(stderr, "nnc: error: cannot create a temporary directory in %s: %s\n", dir, strerror(ENAMETOOLONG));
-		return NULL;
-	}
-	strcpy(temp_name[k], templ);
-	temp_live[k] = 2; /* before it exists, as for files */
-	if (!mkdtemp(temp_name[k])) {
-		int e = errno;
-		temp_live[k] = 0;
-		fprintf(stderr, "nnc: error: cannot create a temporary directory in %s: %s\n", dir, strerror(e));
+	return dir && *dir ? dir : "/tmp";
+}
+
+const char *nnc_scratch_dir(void)
+{
+	const char *dir = temp_dir();
+	int k = make_temp(nnc_sprintf("%s/nnc-XXXXXX", dir), 0, TEMP_DIR);
+	if (k < 0) {
+		fprintf(stderr, "nnc: error: cannot create a temporary directory in %s: %s\n", dir, strerror(errno));
 		return NULL;
 	}
 	return temp_name[k];
@@ -198,10 +200,8 @@ void nnc_scratch_dir_done(const char *path)
 
 const char *nnc_scratch(const char *suffix)
 {
-	const char *dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	int k = make_temp(nnc_sprintf("%s/nnc-XXXXXX%s", dir, suffix), (int)strlen(suffix));
+	const char *dir = temp_dir();
+	int k = make_temp(nnc_sprintf("%s/nnc-XXXXXX%s", dir, suffix), (int)strlen(suffix), TEMP_FILE);
 	if (k < 0) {
 		fprintf(stderr, "nnc: error: cannot create a temporary file in %s: %s\n", dir, strerror(errno));
 		return NULL;
@@ -382,7 +382,7 @@ const char *nnc_out_stage(const char *path)
 	}
 	const char *slash = strrchr(f->norm, '/');
 	const char *templ = nnc_sprintf("%.*s/.%s.nnc-XXXXXX", (int)(slash - f->norm), f->norm, slash + 1);
-	int k = make_temp(templ, 0);
+	int k = make_temp(templ, 0, TEMP_FILE);
 	if (k < 0) {
 		fprintf(stderr, "nnc: error: cannot write %s: %s\n", path, strerror(errno));
 		return NULL;
