@@ -175,7 +175,7 @@ static void conv_accumulate(cg_ctx *c, const conv_geo *G, LLVMValueRef Wt, LLVMV
  * interleaving), one vdpbf16ps per accumulator, whose lanes are summed at
  * the end as before. */
 
-/* Pairs of input channels; the weights' packed size in bytes. */
+/* Pairs of input channels; the packed weights' bound in bytes. */
 static int64_t conv_pairs(const conv_geo *G) { return (G->C + 1) / 2; }
 #define CONV_BF16_WBYTES (256 * 1024) /* packed weights on the thread's stack, at most */
 
@@ -186,16 +186,16 @@ bool cg_conv_bf16(const cg_ctx *c, const ir_node *n)
 	const ir_node *x = &c->g->nodes[n->in[0]];
 	if (c->vacc && c->vacc < 24) /* the AVX-512 tiles (avx512bf16 implies them; tests can ask for others) */
 		return false;
-	if (n->op == IR_CONV2D)
-		return x->dims[0] >= 2 && /* batch-innermost, or small.c's sample-major copy */
-		       n->dims[0] * ((x->dims[0] + 1) / 2) * n->ia[0] * n->ia[1] * 4 <= CONV_BF16_WBYTES;
 	if (n->op == IR_CONV2D_BWD_W)
 		return true;
-	if (n->op == IR_CONV2D_BWD_X) { /* pairs of filters: x has n's shape, dy the filters */
-		const ir_node *dy = x;
-		return dy->dims[0] >= 2 && n->dims[0] * ((dy->dims[0] + 1) / 2) * n->ia[0] * n->ia[1] * 4 <= CONV_BF16_WBYTES;
-	}
-	return false;
+	if (n->op != IR_CONV2D && n->op != IR_CONV2D_BWD_X)
+		return false;
+	/* pairs along the first operand's channels (the forward's input
+	 * channels, from either layout; the input gradient's dy: filters),
+	 * for each of n's channels: at least two to pair, the packed weights
+	 * within their bound */
+	int64_t D = x->dims[0], O = n->dims[0];
+	return D >= 2 && O * ((D + 1) / 2) * n->ia[0] * n->ia[1] * 4 <= CONV_BF16_WBYTES;
 }
 
 /* The weights as bf16 pairs along one of their two leading indices:

@@ -82,6 +82,12 @@ typedef struct bsrc {
 static bool is_true(LLVMValueRef v) { return LLVMIsAConstantInt(v) && LLVMConstIntGetZExtValue(v); }
 static bool is_false(LLVMValueRef v) { return LLVMIsAConstantInt(v) && !LLVMConstIntGetZExtValue(v); }
 
+/* Pairs of k in [k0, k1), the last one short for an odd count. */
+static LLVMValueRef pair_count(cg_ctx *c, LLVMValueRef k0, LLVMValueRef k1)
+{
+	return LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, LLVMBuildSub(c->B, k1, k0, ""), cg_i64(c, 1), ""), cg_i64(c, 2), "");
+}
+
 /* The reduction of a bf16 tile over the slice ks: per pair of k, one
  * vdpbf16ps per accumulator adds A(m, k + 1) B[k + 1, j] and then A(m, k)
  * B[k, j] (products of bfloat16 are exact in float32, each add rounds:
@@ -90,8 +96,7 @@ static void tile_bf16(cg_ctx *c, const kslice *ks, const bsrc *bs, LLVMValueRef 
 		      LLVMValueRef acc[16][4])
 {
 	LLVMTypeRef vi = LLVMVectorType(c->i32, CG_VW);
-	LLVMValueRef np = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, LLVMBuildSub(c->B, ks->k1, ks->k0, ""), cg_i64(c, 1), ""),
-					cg_i64(c, 2), "");
+	LLVMValueRef np = pair_count(c, ks->k0, ks->k1);
 	LLVMValueRef abase[16];
 	for (int r = 0; r < mr; r++)
 		abase[r] = LLVMBuildMul(c->B, LLVMBuildSub(c->B, LLVMBuildAdd(c->B, m0, cg_i64(c, r), ""), bs->ar0, ""),
@@ -308,6 +313,66 @@ static void gemm_pack(cg_ctx *c, const gemm_spec *s, LLVMValueRef panel, LLVMVal
 	cg_loop_end(c, &k);
 }
 
+/* Slices of kc rows of K: at least one, so that C is written even for a
+ * run-time K of 0 (dW: the chunk's rows). */
+static LLVMValueRef slice_count(cg_ctx *c, const gemm_spec *s, int64_t kc)
+{
+	if (LLVMIsAConstantInt(s->K)) {
+		int64_t nk = (LLVMConstIntGetSExtValue(s->K) + kc - 1) / kc;
+		return cg_i64(c, nk < 1 ? 1 : nk);
+	}
+	LLVMValueRef nk = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->K, cg_i64(c, kc - 1), ""), cg_i64(c, kc), "");
+	return LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, nk, cg_i64(c, 1), ""), cg_i64(c, 1), nk, "");
+}
+
+/* Slice qi of nk, kc rows of k each (the last shorter); first and last
+ * are constants when a constant K makes one slice. */
+static kslice slice_of(cg_ctx *c, const gemm_spec *s, LLVMValueRef qi, LLVMValueRef nk, int64_t kc)
+{
+	LLVMValueRef k0 = LLVMBuildMul(c->B, qi, cg_i64(c, kc), "");
+	kslice ks = {k0, cg_min_i64(c, s->K, LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
+		     LLVMBuildICmp(c->B, LLVMIntEQ, qi, cg_i64(c, 0), ""),
+		     LLVMBuildICmp(c->B, LLVMIntEQ, qi, LLVMBuildSub(c->B, nk, cg_i64(c, 1), ""), "")};
+	if (LLVMIsAConstantInt(s->K) && LLVMConstIntGetSExtValue(s->K) <= kc)
+		ks.first = ks.last = LLVMConstInt(c->i1, 1, 0);
+	return ks;
+}
+
+/* f(c, spec, env) for every chunk of the call: s itself, or with several
+ * chunks in one call (s->more, cg_multi_chunk) each chunk's spec (respec),
+ * c->chunk pointing at its record meanwhile. */
+typedef void chunk_fn(cg_ctx *c, const gemm_spec *s, void *env);
+
+static void each_call_chunk(cg_ctx *c, const gemm_spec *s, chunk_fn *f, void *env)
+{
+	if (!s->more) {
+		f(c, s, env);
+		return;
+	}
+	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), LLVMBuildAdd(c->B, s->more, cg_i64(c, 1), ""), 1);
+	c->chunk = LLVMBuildGEP2(c->B, c->abi.chunk, s->chunk0, &q.i, 1, "");
+	gemm_spec sq = *s;
+	s->respec(c, s->node, &sq);
+	f(c, &sq, env);
+	cg_loop_end(c, &q);
+	c->chunk = s->chunk0;
+}
+
+/* gemm_block_rows of all row blocks of one chunk of a multi-chunk call */
+typedef struct rows_job {
+	const kslice *ks;
+	const bsrc *bs;
+	LLVMValueRef j0;
+	int mr, nv, tail;
+} rows_job;
+
+static void chunk_rows(cg_ctx *c, const gemm_spec *s, void *env)
+{
+	const rows_job *j = env;
+	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, j->mr - 1), ""), cg_i64(c, j->mr), "");
+	gemm_block_rows(c, s, j->ks, j->bs, cg_i64(c, 0), mb, j->j0, j->mr, j->nv, j->tail);
+}
+
 /* The slice ks of one task: packed first if the plan says so. */
 static void gemm_slice(cg_ctx *c, const gemm_spec *s, const gemm_plan *pl, const kslice *ks, LLVMValueRef b0,
 		       LLVMValueRef b1, LLVMValueRef j0, int mr, int nv, int tail)
@@ -321,14 +386,8 @@ static void gemm_slice(cg_ctx *c, const gemm_spec *s, const gemm_plan *pl, const
 		gemm_block_rows(c, s, ks, &bs, b0, b1, j0, mr, nv, tail);
 		return;
 	}
-	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), LLVMBuildAdd(c->B, s->more, cg_i64(c, 1), ""), 1);
-	c->chunk = LLVMBuildGEP2(c->B, c->abi.chunk, s->chunk0, &q.i, 1, "");
-	gemm_spec sq = *s;
-	s->respec(c, s->node, &sq);
-	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, sq.M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
-	gemm_block_rows(c, &sq, ks, &bs, cg_i64(c, 0), mb, j0, mr, nv, tail);
-	cg_loop_end(c, &q);
-	c->chunk = s->chunk0;
+	rows_job job = {ks, &bs, j0, mr, nv, tail};
+	each_call_chunk(c, s, chunk_rows, &job);
 }
 
 /* A task: one column block (ji) and a group of row blocks [b0, b1). */
@@ -343,20 +402,10 @@ static void gemm_task(cg_ctx *c, const gemm_spec *s, const gemm_plan *pl, LLVMVa
 		gemm_slice(c, s, pl, &ks, b0, b1, j0, mr, nv, tail);
 		return;
 	}
-	/* nk slices of kc (the last shorter); a run-time K (dW: the chunk's
-	 * rows) has at least one slice, so that C is written even for K = 0 */
-	LLVMValueRef nk;
-	if (kconst) {
-		nk = cg_i64(c, (LLVMConstIntGetSExtValue(s->K) + kc - 1) / kc);
-	} else {
-		nk = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->K, cg_i64(c, kc - 1), ""), cg_i64(c, kc), "");
-		nk = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, nk, cg_i64(c, 1), ""), cg_i64(c, 1), nk, "");
-	}
+	/* nk slices of kc (the last shorter) */
+	LLVMValueRef nk = slice_count(c, s, kc);
 	cg_loop q = cg_loop_begin(c, cg_i64(c, 0), nk, 1); /* one copy of the code for all slices */
-	LLVMValueRef k0 = LLVMBuildMul(c->B, q.i, cg_i64(c, kc), "");
-	kslice ks = {k0, cg_min_i64(c, s->K, LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
-		     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, cg_i64(c, 0), ""),
-		     LLVMBuildICmp(c->B, LLVMIntEQ, q.i, LLVMBuildSub(c->B, nk, cg_i64(c, 1), ""), "")};
+	kslice ks = slice_of(c, s, q.i, nk, kc);
 	gemm_slice(c, s, pl, &ks, b0, b1, j0, mr, nv, tail);
 	cg_loop_end(c, &q);
 }
@@ -514,9 +563,7 @@ static void gemm_body(cg_ctx *c, const gemm_spec *s)
 static void pack_a_bf16(cg_ctx *c, const gemm_spec *s, const bsrc *bs, LLVMValueRef r0, LLVMValueRef r1,
 			LLVMValueRef k0, LLVMValueRef k1)
 {
-	LLVMValueRef np = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, LLVMBuildSub(c->B, k1, k0, ""), cg_i64(c, 1), ""),
-					cg_i64(c, 2), "");
-	LLVMTypeRef vi = LLVMVectorType(c->i32, CG_VW);
+	LLVMValueRef np = pair_count(c, k0, k1);
 	if (s->sak == 1) {
 		cg_loop m = cg_loop_begin(c, r0, r1, 1);
 		LLVMValueRef row = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m.i, cg_i64(c, s->sam), ""), k0, "");
@@ -538,7 +585,6 @@ static void pack_a_bf16(cg_ctx *c, const gemm_spec *s, const bsrc *bs, LLVMValue
 		return;
 	}
 	NNC_ASSERT(s->sam == 1);
-	(void)vi;
 	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), np, 1);
 	LLVMValueRef k = LLVMBuildAdd(c->B, k0, LLVMBuildMul(c->B, p.i, cg_i64(c, 2), ""), "");
 	LLVMValueRef has2 = LLVMBuildICmp(c->B, LLVMIntSLT, LLVMBuildAdd(c->B, k, cg_i64(c, 1), ""), k1, "");
@@ -566,8 +612,7 @@ static void pack_a_bf16(cg_ctx *c, const gemm_spec *s, const bsrc *bs, LLVMValue
 static void pack_b_bf16(cg_ctx *c, const gemm_spec *s, LLVMValueRef panel, int64_t ld, LLVMValueRef k0,
 			LLVMValueRef k1, LLVMValueRef j0, int nv, int tail)
 {
-	LLVMValueRef np = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, LLVMBuildSub(c->B, k1, k0, ""), cg_i64(c, 1), ""),
-					cg_i64(c, 2), "");
+	LLVMValueRef np = pair_count(c, k0, k1);
 	cg_loop p = cg_loop_begin(c, cg_i64(c, 0), np, 1);
 	LLVMValueRef k = LLVMBuildAdd(c->B, k0, LLVMBuildMul(c->B, p.i, cg_i64(c, 2), ""), "");
 	LLVMValueRef has2 = cg_splat(c, LLVMBuildICmp(c->B, LLVMIntSLT, LLVMBuildAdd(c->B, k, cg_i64(c, 1), ""), k1, ""));
@@ -630,31 +675,22 @@ static void bf16_cols_each(cg_ctx *c, const gemm_spec *s, const bf16_cols *bc, c
 		bf16_block(c, s, bc, ks, bs, b0, b1, cg_i64(c, bc->nj - 1), mr, bc->last_nv, bc->last_tail);
 }
 
-/* Slice qi of nk, kc rows of k each (the last shorter). */
-static kslice bf16_slice(cg_ctx *c, const gemm_spec *s, LLVMValueRef qi, LLVMValueRef nk, int64_t kc)
-{
-	LLVMValueRef k0 = LLVMBuildMul(c->B, qi, cg_i64(c, kc), "");
-	kslice ks = {k0, cg_min_i64(c, s->K, LLVMBuildAdd(c->B, k0, cg_i64(c, kc), "")),
-		     LLVMBuildICmp(c->B, LLVMIntEQ, qi, cg_i64(c, 0), ""),
-		     LLVMBuildICmp(c->B, LLVMIntEQ, qi, LLVMBuildSub(c->B, nk, cg_i64(c, 1), ""), "")};
-	if (LLVMIsAConstantInt(s->K) && LLVMConstIntGetSExtValue(s->K) <= kc)
-		ks.first = ks.last = LLVMConstInt(c->i1, 1, 0);
-	return ks;
-}
-
 typedef struct bf16_plan {
 	bf16_cols *bc;
 	bsrc *bs;
 	int mr;
 	int64_t group, kc;
 	LLVMValueRef nk;
+	const kslice *ks; /* the slice whose whole-width B panels are ready, or NULL */
 } bf16_plan;
 
-/* This thread's tasks (groups of row blocks) of s: over the slice *ks
- * (whole-width B panels ready), or, ks NULL, over every slice, B packed
- * per column block. */
-static void bf16_tasks(cg_ctx *c, const gemm_spec *s, const bf16_plan *p, const kslice *ks)
+/* This thread's tasks (groups of row blocks) of s (a chunk_fn, env the
+ * bf16_plan): over the slice p->ks (whole-width B panels ready), or, ks
+ * NULL, over every slice, B packed per column block. */
+static void bf16_tasks(cg_ctx *c, const gemm_spec *s, void *env)
 {
+	const bf16_plan *p = env;
+	const kslice *ks = p->ks;
 	int mr = p->mr;
 	LLVMValueRef mb = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->M, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
 	LLVMValueRef ntasks = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, mb, cg_i64(c, p->group - 1), ""),
@@ -671,7 +707,7 @@ static void bf16_tasks(cg_ctx *c, const gemm_spec *s, const bf16_plan *p, const 
 	kslice each;
 	if (!ks) {
 		q = cg_loop_begin(c, cg_i64(c, 0), p->nk, 1);
-		each = bf16_slice(c, s, q.i, p->nk, p->kc);
+		each = slice_of(c, s, q.i, p->nk, p->kc);
 		ks = &each;
 	}
 	p->bs->k0 = ks->k0;
@@ -726,40 +762,19 @@ static void gemm_bf16(cg_ctx *c, const gemm_spec *s)
 	if (!whole)
 		bc.pstride = 0;
 
-	/* slices of kc (at least one, so that C is written for K = 0) */
-	LLVMValueRef nk = LLVMBuildSDiv(c->B, LLVMBuildAdd(c->B, s->K, cg_i64(c, kc - 1), ""), cg_i64(c, kc), "");
-	nk = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntSLT, nk, cg_i64(c, 1), ""), cg_i64(c, 1), nk, "");
-	bf16_plan pl = {&bc, &bs, mr, group, kc, nk};
+	LLVMValueRef nk = slice_count(c, s, kc);
+	bf16_plan pl = {&bc, &bs, mr, group, kc, nk, NULL};
 	if (!whole) { /* for each task, every slice, B packed per column block */
-		if (!s->more) {
-			bf16_tasks(c, s, &pl, NULL);
-			return;
-		}
-		cg_loop q = cg_loop_begin(c, cg_i64(c, 0), LLVMBuildAdd(c->B, s->more, cg_i64(c, 1), ""), 1);
-		c->chunk = LLVMBuildGEP2(c->B, c->abi.chunk, s->chunk0, &q.i, 1, "");
-		gemm_spec sq = *s;
-		s->respec(c, s->node, &sq);
-		bf16_tasks(c, &sq, &pl, NULL);
-		cg_loop_end(c, &q);
-		c->chunk = s->chunk0;
+		each_call_chunk(c, s, bf16_tasks, &pl);
 		return;
 	}
 	/* whole: for each slice, B packed, then every task (of every chunk in the call) */
 	bc.packed = true;
 	cg_loop outer = cg_loop_begin(c, cg_i64(c, 0), nk, 1);
-	kslice ks = bf16_slice(c, s, outer.i, nk, kc);
+	kslice ks = slice_of(c, s, outer.i, nk, kc);
 	bf16_cols_each(c, s, &bc, &ks, &bs, NULL, NULL, mr); /* packs only */
-	if (!s->more) {
-		bf16_tasks(c, s, &pl, &ks);
-	} else {
-		cg_loop q = cg_loop_begin(c, cg_i64(c, 0), LLVMBuildAdd(c->B, s->more, cg_i64(c, 1), ""), 1);
-		c->chunk = LLVMBuildGEP2(c->B, c->abi.chunk, s->chunk0, &q.i, 1, "");
-		gemm_spec sq = *s;
-		s->respec(c, s->node, &sq);
-		bf16_tasks(c, &sq, &pl, &ks);
-		cg_loop_end(c, &q);
-		c->chunk = s->chunk0;
-	}
+	pl.ks = &ks;
+	each_call_chunk(c, s, bf16_tasks, &pl);
 	cg_loop_end(c, &outer);
 }
 
