@@ -532,7 +532,9 @@ static int compile(const options *o)
 
 /* LLVM's own fatal errors (an instruction it cannot select for an unusual
  * --cpu / --target-features mix): nnc's message and status 3, the
- * temporary files removed by exit, instead of LLVM's abort(). */
+ * temporary files removed, instead of LLVM's abort().  It may run on a
+ * code-generation thread: no exit(), whose destructors would free LLVM
+ * under the other threads (a SIGSEGV seen in CI). */
 static const char *llvm_target_desc = "this host";
 
 static void on_llvm_fatal(const char *reason)
@@ -542,7 +544,7 @@ static void on_llvm_fatal(const char *reason)
 	if (strstr(llvm_target_desc, "--target-features"))
 		fprintf(stderr, "nnc: note: a named CPU (nnc --cpu help) or a psABI level such as x86-64-v4 "
 				"gives LLVM a combination of features it supports\n");
-	exit(NNC_EXIT_INTERNAL);
+	nnc_out_abandon(NNC_EXIT_INTERNAL);
 }
 
 int main(int argc, char **argv)

@@ -120,6 +120,12 @@ void nnc_out_init(void)
 
 void nnc_out_set_child(pid_t pgid) { child_pgid = (sig_atomic_t)pgid; }
 
+void nnc_out_abandon(int status)
+{
+	remove_temps();
+	_exit(status);
+}
+
 /* Creates a temporary file from `templ` (ending in XXXXXX and then
  * suffix_len more characters), or with `kind` TEMP_DIR a directory (no
  * suffix), in a free slot; the slot index, or -1 (errno set). */

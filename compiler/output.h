@@ -52,6 +52,12 @@ const char *nnc_scratch(const char *suffix);
 const char *nnc_scratch_dir(void);
 void nnc_scratch_dir_done(const char *path);
 
+/* Ends nnc now with `status` after removing its temporary files, without
+ * running exit()'s handlers and destructors: for a fatal error on any
+ * thread (LLVM's, during parallel code generation, where exit() would tear
+ * LLVM down under the other threads). */
+__attribute__((noreturn)) void nnc_out_abandon(int status);
+
 /* The linker's process group while it runs (0: none): a fatal signal stops
  * it before the temporary files are removed. */
 void nnc_out_set_child(pid_t pgid);

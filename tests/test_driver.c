@@ -600,32 +600,31 @@ Test(driver, cpu_and_target_features_are_checked)
 	free(out);
 }
 
-/* bf16 products (issue #18) need avx512bf16: nnc refuses --precision bf16
- * and the train block's precision: bf16 at compile time for a CPU without
- * it, naming the CPU, instead of code that dies of SIGILL; for a CPU with
- * it, it says that it does not generate them yet.  The flag overrides the
- * file. */
 /* A feature mix LLVM 19 cannot generate nnc's kernels for (AVX-512F without
  * AVX-512VL on a generic CPU: "Cannot select"): nnc's message and status 3,
  * nothing written, never LLVM's abort().  (Should a later LLVM generate it,
- * the compile succeeds, which is fine too.) */
+ * the compile succeeds, which is fine too.)  The error comes from one of the
+ * code-generation threads; exiting from there once crashed 1 time in 3
+ * (SIGSEGV in LLVM's destructors), so the compile is run several times. */
 Test(driver, llvm_fatal_errors_are_reported_not_aborted)
 {
 	write_file("m.nn", moons_nn);
-	char *out;
-	int rc = nnc(&out, "m.nn --cpu x86-64-v3 --target-features +avx512f -o m");
-	cr_expect(rc == 0 || rc == 3, "status %d:\n%s", rc, out);
-	if (rc == 3) {
-		cr_expect(strstr(out, "nnc: error: LLVM cannot generate code for CPU 'x86-64-v3' with --target-features "
-				      "+avx512f: "),
-			  "%s", out);
-		cr_expect(!strstr(out, "LLVM ERROR"), "%s", out);
-		cr_expect(!exists("m"), "an executable was written");
-		char *ls = listing();
-		cr_expect_str_eq(ls, "m.nn\n", "%s", ls);
-		free(ls);
+	for (int i = 0; i < 8; i++) {
+		char *out;
+		int rc = nnc(&out, "m.nn --cpu x86-64-v3 --target-features +avx512f -o m");
+		cr_expect(rc == 0 || rc == 3, "status %d:\n%s", rc, out);
+		if (rc == 3) {
+			cr_expect(strstr(out, "nnc: error: LLVM cannot generate code for CPU 'x86-64-v3' with --target-features "
+					      "+avx512f: "),
+				  "%s", out);
+			cr_expect(!strstr(out, "LLVM ERROR"), "%s", out);
+			cr_expect(!exists("m"), "an executable was written");
+			char *ls = listing();
+			cr_expect_str_eq(ls, "m.nn\n", "%s", ls);
+			free(ls);
+		}
+		free(out);
 	}
-	free(out);
 }
 
 static double last_metric(const char *out, const char *key);
