@@ -723,6 +723,11 @@ void lower_conv_bx(cg_ctx *c, ir_node *n)
 
 /* ---- convolution, gradient of the weights and bias ---- */
 
+/* Columns ahead at which the weight gradient prefetches the next output
+ * row's new input row (measured: 0 and 8 alike; 3-6 % of ResNet's and VGG's
+ * step against no prefetch). */
+#define BW_PREFETCH 8
+
 /* Loads sample vector `v` of a CN row, lanes past n zeroed. */
 static LLVMValueRef load_samples(cg_ctx *c, LLVMValueRef base, LLVMValueRef off, LLVMValueRef mask)
 {
@@ -785,6 +790,7 @@ typedef struct bw_ctx {
 	const conv_geo *G;
 	LLVMValueRef f0, ci, kw0;  /* the tile: filters from f0, channel ci, taps from kw0 */
 	LLVMValueRef oh, ih;       /* the output row and the input row of the tap being walked */
+	LLVMValueRef xpf;          /* nsv > 1: the offset of the x line to prefetch at this position */
 	LLVMValueRef owlo, owhi;   /* the positions where every tap of the group is inside the input */
 } bw_ctx;
 
@@ -842,6 +848,8 @@ static void bw_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 	}
 	LLVMValueRef dv[8], m = mask;
 	if (b->nsv > 1) { /* every sample vector of the chunk at this position */
+		for (int v = 0; v < b->nsv; v++)
+			prefetch(c, b->X, add(c, b->xpf, addk(c, s0, (int64_t)v * CG_VW)));
 		for (int v = 0; v < b->nsv; v++) {
 			LLVMValueRef sv = addk(c, s0, (int64_t)v * CG_VW);
 			for (int r = 0; r < b->mr; r++)
@@ -917,6 +925,13 @@ static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi,
 	}
 	for (int r = 0; r < b->mr; r++)
 		b->doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, b->f0, r), G->OH), b->oh), G->OW), ow.i), bp);
+	if (b->nsv > 1) {
+		/* the input row that the next output row's last tap reads first,
+		 * BW_PREFETCH columns ahead (the walk of a new row stalled on it) */
+		LLVMValueRef ihn = addk(c, mulk(c, b->oh, G->SH), G->SH - G->PH + G->KH - 1);
+		LLVMValueRef iwn = addk(c, mulk(c, ow.i, G->SW), BW_PREFETCH);
+		b->xpf = mulk(c, add(c, mulk(c, add(c, mulk(c, b->ci, G->H), ihn), G->W), iwn), bp);
+	}
 	bw_body(c, b, s0, mask);
 	cg_loop_end(c, &ow);
 }
