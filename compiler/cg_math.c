@@ -10,8 +10,8 @@
  *         results) needs no special case.
  *   log:  x = 2^e * m, m in [sqrt(1/2), sqrt(2)); log x = e*ln2 + log1p(m-1),
  *         log1p(f) = f - f^2/2 + f^3 * q(f), q a degree-7 minimax polynomial.
- *   tanh: |x| < 0.625: x + x^3 * q(x^2) (odd minimax, relative accuracy for
- *         tiny x); else 1 - 2/(e^(2|x|) + 1); sign copied from x at the end.
+ *   tanh: m / (m + 2), m = e^(2|x|) - 1 from exp's reduction and polynomial
+ *         (relatively accurate for tiny x too); sign copied from x at the end.
  *   sigmoid: 1 / (1 + e^-x) with the exp above, which saturates cleanly.
  *
  * The polynomial coefficients were fitted for this file with a weighted
@@ -53,12 +53,6 @@ static const float LOG_P[] = {
 	-1.663231403e-01f, 1.396015435e-01f, -1.287653446e-01f,
 	1.406222135e-01f, -9.770023823e-02f,
 };
-/* tanh x ~ x + x^3 * TANH_P(x^2) on |x| <= 0.625: relative error 3.2e-10. */
-static const float TANH_P[] = {
-	-3.333333433e-01f, 1.333328485e-01f, -5.395484343e-02f,
-	2.173779532e-02f, -8.255786262e-03f, 2.205281751e-03f,
-};
-#define TANH_SMALL 0.625f
 /* tanh rounds to 1.0f from 9.02 on; clamping keeps e^(2|x|) finite. */
 #define TANH_CLAMP 10.0f
 /* cgm_exp's domain: e^89 overflows to +inf, e^-104 rounds to 0. */
@@ -231,20 +225,24 @@ LLVMValueRef cgm_log(LLVMBuilderRef b, LLVMValueRef x)
 LLVMValueRef cgm_tanh(LLVMBuilderRef b, LLVMValueRef x)
 {
 	cgm_emit c = cgm_begin(b, x);
-	/* Both forms are computed on |x| and the sign restored last, which
-	 * also gets tanh(-0) = -0 right. */
-	LLVMValueRef ax = fabs_(&c, x);
-	LLVMValueRef t = LLVMBuildFMul(b, ax, ax, "");
-	LLVMValueRef p = horner(&c, t, TANH_P, NELEMS(TANH_P));
-	LLVMValueRef small = mla(&c, LLVMBuildFMul(b, ax, t, ""), p, ax);
-	/* 1 - 2/(e^(2|x|) + 1); the clamp keeps NaN, so NaN reaches the result. */
-	LLVMValueRef axc = clamp_if(&c, LLVMRealOGT, ax, TANH_CLAMP);
-	LLVMValueRef e = exp_core(&c, LLVMBuildFAdd(b, axc, axc, ""), 0);
-	LLVMValueRef one = kf(&c, 1.0f);
-	LLVMValueRef big = LLVMBuildFSub(b, one,
-	                                 LLVMBuildFDiv(b, kf(&c, 2.0f), LLVMBuildFAdd(b, e, one, ""), ""), "");
-	LLVMValueRef is_small = LLVMBuildFCmp(b, LLVMRealOLT, ax, kf(&c, TANH_SMALL), "");
-	LLVMValueRef y = LLVMBuildSelect(b, is_small, small, big, "");
+	/* tanh|x| = m / (m + 2), m = e^(2|x|) - 1 = 2^n (r + r^2 q(r)) + (2^n - 1)
+	 * with 2|x| = n ln2 + r: the reduction of exp_core, without its final
+	 * 1 + and product, so that m keeps its relative accuracy for tiny x
+	 * (n = 0: m = r + r^2 q, r = 2|x| exactly) and the one division gives
+	 * tanh near 1 within half an ulp.  Computed on |x|, the sign restored
+	 * last (tanh(-0) = -0); the clamp keeps NaN, so NaN reaches the result. */
+	LLVMValueRef ax = clamp_if(&c, LLVMRealOGT, fabs_(&c, x), TANH_CLAMP);
+	LLVMValueRef x2 = LLVMBuildFAdd(b, ax, ax, "");
+	LLVMValueRef t = mla(&c, x2, kf(&c, LOG2E), kf(&c, ROUND_MAGIC));
+	LLVMValueRef nf = LLVMBuildFSub(b, t, kf(&c, ROUND_MAGIC), "");
+	LLVMValueRef r = mla(&c, nf, kf(&c, -LN2_HI), x2);
+	r = mla(&c, nf, kf(&c, -LN2_LO), r);
+	LLVMValueRef q = horner(&c, r, EXP_P, NELEMS(EXP_P));
+	LLVMValueRef pm1 = mla(&c, LLVMBuildFMul(b, r, r, ""), q, r); /* e^r - 1 */
+	LLVMValueRef n = LLVMBuildSub(b, LLVMBuildBitCast(b, t, c.ity, ""), ki(&c, ROUND_MAGIC_BITS), "");
+	LLVMValueRef s = pow2i(&c, n);
+	LLVMValueRef m = mla(&c, s, pm1, LLVMBuildFSub(b, s, kf(&c, 1.0f), ""));
+	LLVMValueRef y = LLVMBuildFDiv(b, m, LLVMBuildFAdd(b, m, kf(&c, 2.0f), ""), "");
 	y = copysign_(&c, y, x);
 	LLVMSetValueName2(y, "tanh", 4);
 	return y;
