@@ -154,41 +154,69 @@ static void for_task(cg_ctx *c, const bn_geo *G, LLVMValueRef t, bn_body *body, 
 
 /* ---- forward statistics ---- */
 
+/* Independent accumulators of a pass over a channel: the vectors of a row
+ * go to them in turn, so that the adds of a row do not wait on each other. */
+#define STAT_ACCS 4
+
 typedef struct stat_ctx {
-	LLVMValueRef X, acc, mean; /* mean: <16 x double>, NULL in the first pass */
+	LLVMValueRef X, shift;        /* shift: <16 x double>, the value subtracted first */
+	LLVMValueRef s1[STAT_ACCS], s2[STAT_ACCS];
+	int next;                     /* the accumulator of the next body emitted */
 } stat_ctx;
 
 static void stat_body(cg_ctx *c, void *p, LLVMValueRef off, LLVMValueRef lmask, LLVMValueRef mask)
 {
 	stat_ctx *s = p;
-	LLVMValueRef x = ext(c, cg_vload(c, cg_gep(c, s->X, off), lmask));
-	if (s->mean) {
-		LLVMValueRef d = LLVMBuildFSub(c->B, x, s->mean, "");
-		x = LLVMBuildFMul(c->B, d, d, "");
-	}
-	acc_add(c, s->acc, zero_off(c, mask, x));
+	int a = s->next++ % STAT_ACCS;
+	/* x - shift and its square are exact in double (24-bit operands) */
+	LLVMValueRef d = zero_off(c, mask, LLVMBuildFSub(c->B, ext(c, cg_vload(c, cg_gep(c, s->X, off), lmask)), s->shift, ""));
+	acc_add(c, s->s1[a], d);
+	acc_add(c, s->s2[a], LLVMBuildFMul(c->B, d, d, ""));
+}
+
+/* The accumulators' sum, in a fixed order. */
+static LLVMValueRef acc_total(cg_ctx *c, const bn_geo *G, LLVMValueRef *acc)
+{
+	LLVMValueRef v = cg_load(c, v64(c), acc[0]);
+	for (int a = 1; a < STAT_ACCS; a++)
+		v = LLVMBuildFAdd(c->B, v, cg_load(c, v64(c), acc[a]), "");
+	return G->cn ? cg_hsum(c, v) : v;
 }
 
 /* partial[0][ch] = mean of the chunk's values of channel ch, partial[1][ch]
- * = their sum of squared deviations from it: two passes over the chunk's
- * values (in cache), in double */
+ * = their sum of squared deviations from it (M2), in double, in one pass:
+ * with K one of the channel's values (its first sample's, at its first
+ * position) and S1, S2 the sums of x - K and (x - K)^2, mean = K + S1/n
+ * and M2 = S2 - S1^2/n.  K is near the data, so S1^2/n is of the order of
+ * M2 and the subtraction keeps its precision, as the two passes did (mean,
+ * then the squares of x - mean) reading the chunk twice. */
 void lower_bn_partial(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0);
 	bn_geo G = geo_of(c, x);
 	NNC_ASSERT(G.cn || G.P == 1); /* images are CN in the step (sema) */
-	LLVMValueRef D = cg_tensor(c, n), lo, hi;
+	LLVMValueRef D = cg_tensor(c, n), X = cg_tensor(c, x), lo, hi;
 	LLVMValueRef count = LLVMBuildSIToFP(c->B, mulk(c, cg_batch_n(c), G.P), c->f64, "");
+	if (!G.cn)
+		count = cg_splat(c, count);
 	cg_partition(c, cg_i64(c, bn_tasks(&G)), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
-	stat_ctx s = {.X = cg_tensor(c, x), .acc = new_acc(c)};
+	stat_ctx s = {.X = X};
+	for (int a = 0; a < STAT_ACCS; a++)
+		s.s1[a] = new_acc(c), s.s2[a] = new_acc(c);
+	/* CN: x[ch][0][sample 0]; NC: sample 0's features of the block */
+	LLVMValueRef k = G.cn ? cg_splat(c, LLVMBuildFPExt(c->B, fload(c, X, mulk(c, t.i, G.P * G.bp)), c->f64, ""))
+			      : ext(c, chan_vec(c, &G, X, t.i));
+	s.shift = k;
 	for_task(c, &G, t.i, stat_body, &s);
-	LLVMValueRef mean = LLVMBuildFDiv(c->B, chan_sum(c, &G, s.acc), G.cn ? count : cg_splat(c, count), "");
-	cg_store(c, LLVMConstNull(v64(c)), s.acc);
-	s.mean = G.cn ? cg_splat(c, mean) : mean;
-	for_task(c, &G, t.i, stat_body, &s);
-	chan_store(c, &G, mean, D, t.i);
-	chan_store(c, &G, chan_sum(c, &G, s.acc), cg_gep(c, D, cg_i64(c, G.C)), t.i);
+	LLVMValueRef s1 = acc_total(c, &G, s.s1), s2 = acc_total(c, &G, s.s2);
+	LLVMValueRef d = LLVMBuildFDiv(c->B, s1, count, ""); /* mean - K */
+	LLVMValueRef kk = G.cn ? LLVMBuildExtractElement(c->B, k, cg_i32(c, 0), "") : k;
+	chan_store(c, &G, LLVMBuildFAdd(c->B, kk, d, ""), D, t.i);
+	LLVMValueRef m2 = LLVMBuildFSub(c->B, s2, LLVMBuildFMul(c->B, s1, d, ""), "");
+	LLVMValueRef z = LLVMConstNull(LLVMTypeOf(m2)); /* rounding must not make it negative */
+	m2 = LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, m2, z, ""), m2, z, "");
+	chan_store(c, &G, m2, cg_gep(c, D, cg_i64(c, G.C)), t.i);
 	cg_loop_end(c, &t);
 }
 

@@ -96,8 +96,14 @@ static const bnnet nets[] = {
 	 "model bns\ninput x : f32[3, 4, 4]\nlabel y : class(3)\n"
 	 "h = relu((x |> conv2d(3, 3, pad: 1) |> batchnorm) + x)\nlogits = h |> flatten |> dense(3)\n" TRAIN_BLOCK(20),
 	 3, 4, 4, true, false, 3, A_RELU, true, 0.1, 1e-5, 3, 20, false, true},
+	/* chunks of 60 samples: rows of 4 vectors, unrolled, each vector into
+	 * its own accumulator of the statistics (cg_norm.c, STAT_ACCS) */
+	{"conv_rows_of_four",
+	 "model bn4\ninput x : f32[2, 5, 5]\nlabel y : class(3)\n"
+	 "h = x |> conv2d(3, 3, pad: 1) |> batchnorm(momentum: 0.2) |> relu\nlogits = h |> flatten |> dense(3)\n" TRAIN_BLOCK(120),
+	 2, 5, 5, true, false, 3, A_RELU, true, 0.2, 1e-5, 3, 120, false, false},
 };
-enum { NET_DENSE_TANH, NET_DENSE_WIDE, NET_DENSE_NOAFFINE, NET_CONV, NET_GAP, NET_RESID, NET_LARGE, NET_SKIP };
+enum { NET_DENSE_TANH, NET_DENSE_WIDE, NET_DENSE_NOAFFINE, NET_CONV, NET_GAP, NET_RESID, NET_LARGE, NET_SKIP, NET_ROWS4 };
 
 /* ---- the double-precision reference ---- */
 
@@ -374,6 +380,17 @@ Test(norm, large_chunks, .timeout = 240)
 	check_forward(nt, &j, V_FUSED, 300);
 	check_forward(nt, &j, V_FUSED, 157);
 	check_gradients(nt, &j, V_FUSED, 157);
+	th_jit_free(&j);
+}
+
+Test(norm, rows_of_four_vectors, .timeout = 240)
+{
+	const bnnet *nt = &nets[NET_ROWS4];
+	jitted j = jit_net(nt, V_FUSED, 0);
+	nnrt_set_threads(2);
+	check_forward(nt, &j, V_FUSED, 120);
+	check_forward(nt, &j, V_FUSED, 101); /* 60 + 41: the second chunk's last vectors masked */
+	check_gradients(nt, &j, V_FUSED, 101);
 	th_jit_free(&j);
 }
 
