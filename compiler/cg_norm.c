@@ -123,14 +123,6 @@ static void chan_store(cg_ctx *c, const bn_geo *G, LLVMValueRef v, LLVMValueRef 
 	cg_vstore(c, LLVMBuildFPTrunc(c->B, v, c->v16, ""), cg_gep(c, base, f0), mask);
 }
 
-/* A per-channel sum: the double accumulator's lanes added (CN: in a fixed
- * pairwise order, cg_hsum), or the accumulator itself (NC: lane = feature). */
-static LLVMValueRef chan_sum(cg_ctx *c, const bn_geo *G, LLVMValueRef acc)
-{
-	LLVMValueRef v = cg_load(c, v64(c), acc);
-	return G->cn ? cg_hsum(c, v) : v;
-}
-
 static LLVMValueRef new_acc(cg_ctx *c)
 {
 	LLVMValueRef a = cg_alloca(c, v64(c), "acc");
@@ -174,7 +166,9 @@ static void stat_body(cg_ctx *c, void *p, LLVMValueRef off, LLVMValueRef lmask, 
 	acc_add(c, s->s2[a], LLVMBuildFMul(c->B, d, d, ""));
 }
 
-/* The accumulators' sum, in a fixed order. */
+/* A per-channel sum: the accumulators added in a fixed order, then their
+ * lanes (CN: in a fixed pairwise order, cg_hsum), or the lanes themselves
+ * (NC: lane = feature). */
 static LLVMValueRef acc_total(cg_ctx *c, const bn_geo *G, LLVMValueRef *acc)
 {
 	LLVMValueRef v = cg_load(c, v64(c), acc[0]);
@@ -399,7 +393,8 @@ typedef struct bwd_ctx {
 	ir_node *n;
 	LLVMValueRef X, DY, V;
 	LLVMValueRef mean, sd;    /* per-channel vectors (splats for CN) */
-	LLVMValueRef acc0, acc1;  /* bwd partial: sum dy, sum dy xhat */
+	LLVMValueRef acc0[STAT_ACCS], acc1[STAT_ACCS]; /* bwd partial: sum dy, sum dy xhat */
+	int next;                 /* bwd partial: the accumulators of the next body emitted */
 	LLVMValueRef a, b, cc, DX; /* bwd x: dx = a dy + b (x - mean) + cc */
 } bwd_ctx;
 
@@ -416,8 +411,9 @@ static void bwd_partial_body(cg_ctx *c, void *p, LLVMValueRef off, LLVMValueRef 
 	bwd_ctx *b = p;
 	LLVMValueRef d = grad_in(c, b, off, lmask);
 	LLVMValueRef xh = LLVMBuildFMul(c->B, LLVMBuildFSub(c->B, cg_vload(c, cg_gep(c, b->X, off), lmask), b->mean, ""), b->sd, "");
-	acc_add(c, b->acc0, zero_off(c, mask, ext(c, d)));
-	acc_add(c, b->acc1, zero_off(c, mask, ext(c, LLVMBuildFMul(c->B, d, xh, ""))));
+	int a = b->next++ % STAT_ACCS;
+	acc_add(c, b->acc0[a], zero_off(c, mask, ext(c, d)));
+	acc_add(c, b->acc1[a], zero_off(c, mask, ext(c, LLVMBuildFMul(c->B, d, xh, ""))));
 }
 
 /* partial[0][ch] = sum of dy, partial[1][ch] = sum of dy xhat over the
@@ -432,13 +428,13 @@ void lower_bn_bwd_partial(cg_ctx *c, ir_node *n)
 	b.V = n->dact ? cg_tensor(c, operand(c, n, n->nin - 1)) : NULL;
 	cg_partition(c, cg_i64(c, bn_tasks(&G)), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
-	b.acc0 = new_acc(c);
-	b.acc1 = new_acc(c);
+	for (int a = 0; a < STAT_ACCS; a++)
+		b.acc0[a] = new_acc(c), b.acc1[a] = new_acc(c);
 	b.mean = chan_vec(c, &G, S, t.i);
 	b.sd = chan_vec(c, &G, cg_gep(c, S, cg_i64(c, G.C)), t.i);
 	for_task(c, &G, t.i, bwd_partial_body, &b);
-	chan_store(c, &G, chan_sum(c, &G, b.acc0), D, t.i);
-	chan_store(c, &G, chan_sum(c, &G, b.acc1), cg_gep(c, D, cg_i64(c, G.C)), t.i);
+	chan_store(c, &G, acc_total(c, &G, b.acc0), D, t.i);
+	chan_store(c, &G, acc_total(c, &G, b.acc1), cg_gep(c, D, cg_i64(c, G.C)), t.i);
 	cg_loop_end(c, &t);
 }
 
