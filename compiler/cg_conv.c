@@ -728,6 +728,10 @@ void lower_conv_bx(cg_ctx *c, ir_node *n)
  * step against no prefetch). */
 #define BW_PREFETCH 8
 
+/* Input channels per weight-gradient tile of a 1x1 convolution: 4 filters x
+ * 6 channels, 24 accumulators. */
+#define BW_CHANNELS 6
+
 /* Loads sample vector `v` of a CN row, lanes past n zeroed. */
 static LLVMValueRef load_samples(cg_ctx *c, LLVMValueRef base, LLVMValueRef off, LLVMValueRef mask)
 {
@@ -789,6 +793,7 @@ typedef struct bw_ctx {
 	LLVMTypeRef vt;    /* <w x float> */
 	const conv_geo *G;
 	LLVMValueRef f0, ci, kw0;  /* the tile: filters from f0, channel ci, taps from kw0 */
+	bool chan;                 /* a 1x1 kernel: k indexes channels ci + k (one tap), not taps */
 	LLVMValueRef oh, ih;       /* the output row and the input row of the tap being walked */
 	LLVMValueRef xpf;          /* nsv > 1: the offset of the x line to prefetch at this position */
 	LLVMValueRef owlo, owhi;   /* the positions where every tap of the group is inside the input */
@@ -914,9 +919,9 @@ static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi,
 	int64_t bp = c->g->bpad;
 	cg_loop ow = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef iw0 = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), b->kw0);
-	LLVMValueRef xrow = mulk(c, add(c, mulk(c, b->ci, G->H), b->ih), G->W);
 	for (int k = 0; k < b->kg; k++) {
-		LLVMValueRef iw = addk(c, iw0, k);
+		LLVMValueRef iw = b->chan ? iw0 : addk(c, iw0, k);
+		LLVMValueRef xrow = mulk(c, add(c, mulk(c, b->chan ? addk(c, b->ci, k) : b->ci, G->H), b->ih), G->W);
 		b->xoff[k] = mulk(c, add(c, xrow, iw), bp);
 		b->valid[k] = NULL;
 		if (checked)
@@ -955,11 +960,11 @@ static void bw_row(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
  * once; each (kh, half)'s accumulators wait in memory between rows.  Every
  * accumulator still takes its positions in increasing order. */
 static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValueRef DY, LLVMValueRef DW,
-			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kw0, int mr, int kg, int w, bool bf16)
+			 LLVMValueRef f0, LLVMValueRef ci, LLVMValueRef kw0, int mr, int kg, int w, bool bf16, bool chan)
 {
 	int64_t nsv = c->g->bpad / CG_VW;
 	bw_ctx b = {.X = X, .DY = DY, .bf16 = bf16, .nsv = !bf16 && w == CG_VW && nsv <= 4 ? (int)nsv : 1, .mr = mr, .kg = kg, .w = w, .vt = LLVMVectorType(c->f32, (unsigned)w),
-		    .G = G, .f0 = f0, .ci = ci, .kw0 = kw0};
+		    .G = G, .f0 = f0, .ci = ci, .kw0 = kw0, .chan = chan};
 	int64_t halves = CG_VW / w;
 	LLVMTypeRef saved_t = LLVMArrayType(b.vt, (unsigned)(G->KH * halves));
 	LLVMValueRef saved[8][8]; /* [kh][half] of each accumulator */
@@ -970,7 +975,7 @@ static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValue
 			cg_store(c, LLVMConstNull(saved_t), saved[r][k]);
 		}
 	LLVMValueRef owlo, owhi, khlo, khhi;
-	pos_range(c, kw0, kg, G->SW, G->PW, G->W, G->OW, &owlo, &owhi);
+	pos_range(c, kw0, chan ? 1 : kg, G->SW, G->PW, G->W, G->OW, &owlo, &owhi);
 	b.owlo = owlo, b.owhi = owhi;
 	cg_loop oh = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->OH), 1);
 	tap_range(c, oh.i, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
@@ -1015,8 +1020,9 @@ static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValue
 	cg_loop kq = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->KH), 1);
 	for (int r = 0; r < mr; r++)
 		for (int k = 0; k < kg; k++) {
-			LLVMValueRef off = add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->C), ci), G->KH * G->KW),
-					       add(c, mulk(c, kq.i, G->KW), addk(c, kw0, k)));
+			LLVMValueRef off = chan ? add(c, mulk(c, addk(c, f0, r), G->C), addk(c, ci, k)) /* KH = KW = 1 */
+					       : add(c, mulk(c, add(c, mulk(c, addk(c, f0, r), G->C), ci), G->KH * G->KW),
+						     add(c, mulk(c, kq.i, G->KW), addk(c, kw0, k)));
 			LLVMValueRef i0[2] = {cg_i64(c, 0), mulk(c, kq.i, halves)};
 			LLVMValueRef v = cg_load(c, b.vt, LLVMBuildInBoundsGEP2(c->B, saved_t, saved[r][k], i0, 2, ""));
 			if (halves > 1) { /* lanes 0-7 from the first walk, 8-15 from the second */
@@ -1035,8 +1041,15 @@ void lower_conv_bw(cg_ctx *c, ir_node *n)
 {
 	ir_node *x = operand(c, n, 0), *dy = operand(c, n, 1);
 	conv_geo G = geometry(x, dy, n->ia);
-	int kg = G.KW <= 5 ? (int)G.KW : G.KW % 4 == 0 ? 4 : 5;
-	int64_t nkg = (G.KW + kg - 1) / kg, lastkg = G.KW - (nkg - 1) * kg;
+	/* a 1x1 kernel (AVX-512 tiles): the tile's second index runs over
+	 * BW_CHANNELS input channels instead of its one tap, so that a
+	 * position's loads serve mr x BW_CHANNELS multiply-adds, not mr */
+	bool chan = G.KH == 1 && G.KW == 1 && tile_acc(c) >= 24;
+	int kg = chan ? (int)(G.C < BW_CHANNELS ? G.C : BW_CHANNELS) : G.KW <= 5 ? (int)G.KW : G.KW % 4 == 0 ? 4 : 5;
+	int64_t nkg = chan ? 1 : (G.KW + kg - 1) / kg, lastkg = G.KW - (nkg - 1) * kg;
+	int64_t ncg = chan ? (G.C + kg - 1) / kg : G.C; /* tasks along the channels */
+	if (chan)
+		lastkg = G.C - (ncg - 1) * kg;
 	int mr, w = CG_VW;
 	if (tile_acc(c) >= 24) {
 		mr = tile_mr(c, G.F, kg <= 4 ? 5 : kg); /* mr * kg accumulators, at most 24 */
@@ -1053,17 +1066,18 @@ void lower_conv_bw(cg_ctx *c, ir_node *n)
 	bool bf16 = cg_conv_bf16(c, n);
 	NNC_ASSERT(!bf16 || w == CG_VW);
 	LLVMValueRef lo, hi;
-	cg_partition(c, cg_i64(c, nfb * G.C * nkg), &lo, &hi);
+	cg_partition(c, cg_i64(c, nfb * ncg * nkg), &lo, &hi);
 	cg_loop t = cg_loop_begin(c, lo, hi, 1);
 	LLVMValueRef q = t.i;
 	LLVMValueRef gi = LLVMBuildSRem(c->B, q, cg_i64(c, nkg), "");
 	q = LLVMBuildSDiv(c->B, q, cg_i64(c, nkg), "");
-	LLVMValueRef ci = LLVMBuildSRem(c->B, q, cg_i64(c, G.C), "");
-	LLVMValueRef fb = LLVMBuildSDiv(c->B, q, cg_i64(c, G.C), "");
-	LLVMValueRef f0 = mulk(c, fb, mr), kw0 = mulk(c, gi, kg);
-	/* up to four static variants: last filter block, last kw group */
+	LLVMValueRef cgi = LLVMBuildSRem(c->B, q, cg_i64(c, ncg), "");
+	LLVMValueRef fb = LLVMBuildSDiv(c->B, q, cg_i64(c, ncg), "");
+	LLVMValueRef f0 = mulk(c, fb, mr), ci = chan ? mulk(c, cgi, kg) : cgi, kw0 = chan ? cg_i64(c, 0) : mulk(c, gi, kg);
+	/* up to four static variants: last filter block, last kw (or channel) group */
 	LLVMValueRef lastf = LLVMBuildICmp(c->B, LLVMIntEQ, fb, cg_i64(c, nfb - 1), "");
-	LLVMValueRef lastg = LLVMBuildICmp(c->B, LLVMIntEQ, gi, cg_i64(c, nkg - 1), "");
+	LLVMValueRef lastg = chan ? LLVMBuildICmp(c->B, LLVMIntEQ, cgi, cg_i64(c, ncg - 1), "")
+				  : LLVMBuildICmp(c->B, LLVMIntEQ, gi, cg_i64(c, nkg - 1), "");
 	int mrs[2] = {mr, (int)lastmr}, kgs[2] = {kg, (int)lastkg};
 	for (int a = 0; a < 2; a++) {
 		if (a == 1 && lastmr == mr)
@@ -1077,7 +1091,7 @@ void lower_conv_bw(cg_ctx *c, ir_node *n)
 			cg_if fbq = {0};
 			if (lastkg != kg)
 				fbq = cg_if_begin(c, bq ? lastg : LLVMBuildNot(c->B, lastg, ""));
-			conv_bw_tile(c, &G, X, DY, DW, f0, ci, kw0, mrs[a], kgs[bq], w, bf16);
+			conv_bw_tile(c, &G, X, DY, DW, f0, ci, kw0, mrs[a], kgs[bq], w, bf16, chan);
 			if (lastkg != kg)
 				cg_if_end(c, &fbq);
 		}
