@@ -551,7 +551,6 @@ static cg_loop taps_down(cg_ctx *c, LLVMValueRef lo, LLVMValueRef hi, int64_t s,
  * output its epilogue will read (measured: 2-8 alike, 4% of VGG's step). */
 #define BX_PREFETCH 4
 
-
 /* In bf16 the input gradient pairs filters: wq[c][q][kh][kw] = (w[2q][c][kh][kw],
  * w[2q + 1][c][kh][kw]) (the second 0 past an odd F), dy's two filters'
  * vectors interleaved as loaded. */
@@ -844,6 +843,26 @@ static void bw_body_bf16(cg_ctx *c, bw_ctx *b, LLVMValueRef s0, LLVMValueRef mas
 	}
 }
 
+/* The float32 multiply-adds of one vector (b->w lanes) of samples from s0
+ * at this position: mr dy loads, then per tap (inside the input) one x load
+ * for mr multiply-adds. */
+static void bw_vector(cg_ctx *c, bw_ctx *b, LLVMValueRef s0, LLVMValueRef mask)
+{
+	LLVMValueRef dv[8];
+	for (int r = 0; r < b->mr; r++)
+		dv[r] = load_lanes(c, b->vt, cg_gep(c, b->DY, add(c, b->doff[r], s0)), mask);
+	for (int k = 0; k < b->kg; k++) {
+		cg_if f = {0};
+		if (b->valid[k])
+			f = cg_if_begin(c, b->valid[k]);
+		LLVMValueRef xv = load_lanes(c, b->vt, cg_gep(c, b->X, add(c, b->xoff[k], s0)), mask);
+		for (int r = 0; r < b->mr; r++)
+			cg_store(c, cg_fma(c, dv[r], xv, cg_load(c, b->vt, b->acc[r][k])), b->acc[r][k]);
+		if (b->valid[k])
+			cg_if_end(c, &f);
+	}
+}
+
 static void bw_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 {
 	bw_ctx *b = p;
@@ -851,25 +870,12 @@ static void bw_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 		bw_body_bf16(c, b, s0, mask);
 		return;
 	}
-	LLVMValueRef dv[8], m = mask;
+	LLVMValueRef m = mask;
 	if (b->nsv > 1) { /* every sample vector of the chunk at this position */
 		for (int v = 0; v < b->nsv; v++)
 			prefetch(c, b->X, add(c, b->xpf, addk(c, s0, (int64_t)v * CG_VW)));
-		for (int v = 0; v < b->nsv; v++) {
-			LLVMValueRef sv = addk(c, s0, (int64_t)v * CG_VW);
-			for (int r = 0; r < b->mr; r++)
-				dv[r] = load_lanes(c, b->vt, cg_gep(c, b->DY, add(c, b->doff[r], sv)), b->svmask[v]);
-			for (int k = 0; k < b->kg; k++) {
-				cg_if f = {0};
-				if (b->valid[k])
-					f = cg_if_begin(c, b->valid[k]);
-				LLVMValueRef xv = load_lanes(c, b->vt, cg_gep(c, b->X, add(c, b->xoff[k], sv)), b->svmask[v]);
-				for (int r = 0; r < b->mr; r++)
-					cg_store(c, cg_fma(c, dv[r], xv, cg_load(c, b->vt, b->acc[r][k])), b->acc[r][k]);
-				if (b->valid[k])
-					cg_if_end(c, &f);
-			}
-		}
+		for (int v = 0; v < b->nsv; v++)
+			bw_vector(c, b, addk(c, s0, (int64_t)v * CG_VW), b->svmask[v]);
 		return;
 	}
 	if (b->w < CG_VW) { /* this half of the vector, and of its mask */
@@ -878,18 +884,7 @@ static void bw_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 			m = LLVMBuildSelect(c->B, LLVMBuildICmp(c->B, LLVMIntEQ, b->half, cg_i64(c, 0), ""),
 					    lanes(c, mask, 0, b->w), lanes(c, mask, b->w, b->w), "");
 	}
-	for (int r = 0; r < b->mr; r++)
-		dv[r] = load_lanes(c, b->vt, cg_gep(c, b->DY, add(c, b->doff[r], s0)), m);
-	for (int k = 0; k < b->kg; k++) {
-		cg_if f = {0};
-		if (b->valid[k])
-			f = cg_if_begin(c, b->valid[k]);
-		LLVMValueRef xv = load_lanes(c, b->vt, cg_gep(c, b->X, add(c, b->xoff[k], s0)), m);
-		for (int r = 0; r < b->mr; r++)
-			cg_store(c, cg_fma(c, dv[r], xv, cg_load(c, b->vt, b->acc[r][k])), b->acc[r][k]);
-		if (b->valid[k])
-			cg_if_end(c, &f);
-	}
+	bw_vector(c, b, s0, m);
 }
 
 /* Positions o in [lo, hi) for which o*s - p + k lands in [0, extent) for
@@ -1046,10 +1041,9 @@ void lower_conv_bw(cg_ctx *c, ir_node *n)
 	 * position's loads serve mr x BW_CHANNELS multiply-adds, not mr */
 	bool chan = G.KH == 1 && G.KW == 1 && tile_acc(c) >= 24;
 	int kg = chan ? (int)(G.C < BW_CHANNELS ? G.C : BW_CHANNELS) : G.KW <= 5 ? (int)G.KW : G.KW % 4 == 0 ? 4 : 5;
-	int64_t nkg = chan ? 1 : (G.KW + kg - 1) / kg, lastkg = G.KW - (nkg - 1) * kg;
+	int64_t nkg = chan ? 1 : (G.KW + kg - 1) / kg;
 	int64_t ncg = chan ? (G.C + kg - 1) / kg : G.C; /* tasks along the channels */
-	if (chan)
-		lastkg = G.C - (ncg - 1) * kg;
+	int64_t lastkg = chan ? G.C - (ncg - 1) * kg : G.KW - (nkg - 1) * kg;
 	int mr, w = CG_VW;
 	if (tile_acc(c) >= 24) {
 		mr = tile_mr(c, G.F, kg <= 4 ? 5 : kg); /* mr * kg accumulators, at most 24 */

@@ -166,7 +166,9 @@ static LLVMValueRef pow2i(const cgm_emit *c, LLVMValueRef k)
 /* e^x for x in [-104, 89] or NaN (no clamping here).  With wide_range the
  * scale 2^n is applied as 2^(n/2) * 2^(n - n/2), which covers every n this
  * domain produces; without it n must stay in [-126, 127] (|x| <= 87). */
-static LLVMValueRef exp_core(const cgm_emit *c, LLVMValueRef x, int wide_range)
+/* x = n ln2 + r: returns e^r - 1 (r + r^2 EXP_P(r)) and sets *n (integer
+ * lanes). */
+static LLVMValueRef exp_reduce(const cgm_emit *c, LLVMValueRef x, LLVMValueRef *n)
 {
 	LLVMBuilderRef b = c->b;
 	LLVMValueRef t = mla(c, x, kf(c, LOG2E), kf(c, ROUND_MAGIC));
@@ -175,16 +177,8 @@ static LLVMValueRef exp_core(const cgm_emit *c, LLVMValueRef x, int wide_range)
 	LLVMValueRef r = mla(c, nf, kf(c, -LN2_HI), x);
 	r = mla(c, nf, kf(c, -LN2_LO), r);
 	LLVMValueRef q = horner(c, r, EXP_P, NELEMS(EXP_P));
-	LLVMValueRef p = mla(c, LLVMBuildFMul(b, r, r, ""), q, r);
-	p = LLVMBuildFAdd(b, p, kf(c, 1.0f), "exp.p");
-	LLVMValueRef n = LLVMBuildSub(b, LLVMBuildBitCast(b, t, c->ity, ""), ki(c, ROUND_MAGIC_BITS), "");
-	if (!wide_range)
-		return LLVMBuildFMul(b, p, pow2i(c, n), "exp");
-	LLVMValueRef n1 = LLVMBuildAShr(b, n, ki(c, 1), "");
-	LLVMValueRef n2 = LLVMBuildSub(b, n, n1, "");
-	/* p * 2^n1 is normal; the second product rounds once into subnormals. */
-	p = LLVMBuildFMul(b, p, pow2i(c, n1), "");
-	return LLVMBuildFMul(b, p, pow2i(c, n2), "exp");
+	*n = LLVMBuildSub(b, LLVMBuildBitCast(b, t, c->ity, ""), ki(c, ROUND_MAGIC_BITS), "");
+	return mla(c, LLVMBuildFMul(b, r, r, ""), q, r);
 }
 
 LLVMValueRef cgm_exp(LLVMBuilderRef b, LLVMValueRef x)
@@ -192,7 +186,13 @@ LLVMValueRef cgm_exp(LLVMBuilderRef b, LLVMValueRef x)
 	cgm_emit c = cgm_begin(b, x);
 	x = clamp_if(&c, LLVMRealOGT, x, EXP_HI);
 	x = clamp_if(&c, LLVMRealOLT, x, EXP_LO);
-	return exp_core(&c, x, 1);
+	LLVMValueRef n, p = LLVMBuildFAdd(b, exp_reduce(&c, x, &n), kf(&c, 1.0f), "exp.p");
+	/* 2^n in two halves: p * 2^n1 is normal; the second product rounds
+	 * once into subnormals. */
+	LLVMValueRef n1 = LLVMBuildAShr(b, n, ki(&c, 1), "");
+	LLVMValueRef n2 = LLVMBuildSub(b, n, n1, "");
+	p = LLVMBuildFMul(b, p, pow2i(&c, n1), "");
+	return LLVMBuildFMul(b, p, pow2i(&c, n2), "exp");
 }
 
 LLVMValueRef cgm_log(LLVMBuilderRef b, LLVMValueRef x)
@@ -226,20 +226,13 @@ LLVMValueRef cgm_tanh(LLVMBuilderRef b, LLVMValueRef x)
 {
 	cgm_emit c = cgm_begin(b, x);
 	/* tanh|x| = m / (m + 2), m = e^(2|x|) - 1 = 2^n (r + r^2 q(r)) + (2^n - 1)
-	 * with 2|x| = n ln2 + r: the reduction of exp_core, without its final
-	 * 1 + and product, so that m keeps its relative accuracy for tiny x
+	 * with 2|x| = n ln2 + r: exp's reduction (exp_reduce), without its
+	 * final 1 + and product, so that m keeps its relative accuracy for tiny x
 	 * (n = 0: m = r + r^2 q, r = 2|x| exactly) and the one division gives
 	 * tanh near 1 within half an ulp.  Computed on |x|, the sign restored
 	 * last (tanh(-0) = -0); the clamp keeps NaN, so NaN reaches the result. */
 	LLVMValueRef ax = clamp_if(&c, LLVMRealOGT, fabs_(&c, x), TANH_CLAMP);
-	LLVMValueRef x2 = LLVMBuildFAdd(b, ax, ax, "");
-	LLVMValueRef t = mla(&c, x2, kf(&c, LOG2E), kf(&c, ROUND_MAGIC));
-	LLVMValueRef nf = LLVMBuildFSub(b, t, kf(&c, ROUND_MAGIC), "");
-	LLVMValueRef r = mla(&c, nf, kf(&c, -LN2_HI), x2);
-	r = mla(&c, nf, kf(&c, -LN2_LO), r);
-	LLVMValueRef q = horner(&c, r, EXP_P, NELEMS(EXP_P));
-	LLVMValueRef pm1 = mla(&c, LLVMBuildFMul(b, r, r, ""), q, r); /* e^r - 1 */
-	LLVMValueRef n = LLVMBuildSub(b, LLVMBuildBitCast(b, t, c.ity, ""), ki(&c, ROUND_MAGIC_BITS), "");
+	LLVMValueRef n, pm1 = exp_reduce(&c, LLVMBuildFAdd(b, ax, ax, ""), &n); /* e^r - 1 */
 	LLVMValueRef s = pow2i(&c, n);
 	LLVMValueRef m = mla(&c, s, pm1, LLVMBuildFSub(b, s, kf(&c, 1.0f), ""));
 	LLVMValueRef y = LLVMBuildFDiv(b, m, LLVMBuildFAdd(b, m, kf(&c, 2.0f), ""), "");
