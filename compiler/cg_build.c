@@ -121,6 +121,13 @@ LLVMValueRef cg_call_intr(cg_ctx *c, const char *name, LLVMTypeRef *over, int no
 	return LLVMBuildCall2(c->B, ft, f, a, (unsigned)na, "");
 }
 
+void cg_prefetch(cg_ctx *c, LLVMValueRef base, LLVMValueRef off, int locality)
+{
+	LLVMValueRef pa[4] = {LLVMBuildGEP2(c->B, c->f32, base, &off, 1, ""), cg_i32(c, 0), cg_i32(c, locality), cg_i32(c, 1)};
+	LLVMTypeRef pt = c->ptr;
+	cg_call_intr(c, "llvm.prefetch", &pt, 1, pa, 4);
+}
+
 LLVMValueRef cg_vload(cg_ctx *c, LLVMValueRef p, LLVMValueRef mask)
 {
 	if (!mask) {

@@ -74,14 +74,6 @@ static int tile_mr(const cg_ctx *c, int64_t count, int nv)
 	return rows_for(count, cap);
 }
 
-/* A hint that base[off] will be read soon (past the end of base is harmless). */
-static void prefetch(cg_ctx *c, LLVMValueRef base, LLVMValueRef off)
-{
-	LLVMValueRef pa[4] = {LLVMBuildGEP2(c->B, c->f32, base, &off, 1, ""), cg_i32(c, 0), cg_i32(c, 3), cg_i32(c, 1)};
-	LLVMTypeRef pt = c->ptr;
-	cg_call_intr(c, "llvm.prefetch", &pt, 1, pa, 4);
-}
-
 /* ---- layout changes ---- */
 
 /* TO_CN: x[s][i] -> xt[i][s];  TO_NC: xt[i][s] -> x[s][i].  Tasks: blocks of i. */
@@ -616,7 +608,7 @@ static void conv_bx_tile_block(cg_ctx *c, ir_node *n, const conv_geo *G, LLVMVal
 		LLVMValueRef y0 = add(c, mulk(c, add(c, mulk(c, add(c, mulk(c, c0, G->H), ih), G->W), addk(c, iw_i, D)), bp), s0);
 		for (int r = 0; r < mr; r++)
 			for (int v = 0; v < nv; v++)
-				prefetch(c, Yact, addk(c, y0, r * G->H * G->W * bp + 16 * v));
+				cg_prefetch(c, Yact, addk(c, y0, r * G->H * G->W * bp + 16 * v), 3);
 	}
 	/* only the taps with (t0 - kh) and (u0 - kw) multiples of the stride
 	 * reach this input: the first of them, then every stride-th */
@@ -873,7 +865,7 @@ static void bw_body(cg_ctx *c, void *p, LLVMValueRef s0, LLVMValueRef mask)
 	LLVMValueRef m = mask;
 	if (b->nsv > 1) { /* every sample vector of the chunk at this position */
 		for (int v = 0; v < b->nsv; v++)
-			prefetch(c, b->X, add(c, b->xpf, addk(c, s0, (int64_t)v * CG_VW)));
+			cg_prefetch(c, b->X, add(c, b->xpf, addk(c, s0, (int64_t)v * CG_VW)), 3);
 		for (int v = 0; v < b->nsv; v++)
 			bw_vector(c, b, addk(c, s0, (int64_t)v * CG_VW), b->svmask[v]);
 		return;

@@ -168,10 +168,7 @@ static void gemm_tile(cg_ctx *c, const gemm_spec *s, const kslice *ks, const bsr
 			LLVMValueRef row = LLVMBuildAdd(c->B, LLVMBuildAdd(c->B, m0, cg_i64(c, mr), ""), r, "");
 			LLVMValueRef off = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, row, cg_i64(c, s->sam), ""),
 							LLVMBuildAdd(c->B, k.i, cg_i64(c, CG_VW), ""), "");
-			LLVMValueRef pp = LLVMBuildGEP2(c->B, c->f32, s->a, &off, 1, ""); /* may pass the end: a hint */
-			LLVMTypeRef pt = c->ptr;
-			LLVMValueRef pa[4] = {pp, cg_i32(c, 0), cg_i32(c, 3), cg_i32(c, 1)};
-			cg_call_intr(c, "llvm.prefetch", &pt, 1, pa, 4);
+			cg_prefetch(c, s->a, off, 3); /* may pass the end: a hint */
 		}
 		for (int r = 0; r < mr; r++) {
 			LLVMValueRef av = cg_load(c, c->f32, cg_gep(c, s->a, LLVMBuildAdd(c->B, arow[r], koff, "")));
@@ -307,9 +304,7 @@ static void gemm_pack(cg_ctx *c, const gemm_spec *s, LLVMValueRef panel, LLVMVal
 	/* the next column block's row k, towards L2, while this panel is used:
 	 * the next task packs it (may pass the end of B: a hint) */
 	LLVMValueRef off = LLVMBuildAdd(c->B, src, cg_i64(c, (int64_t)nv * CG_VW), "");
-	LLVMValueRef pa[4] = {LLVMBuildGEP2(c->B, c->f32, s->b, &off, 1, ""), cg_i32(c, 0), cg_i32(c, 2), cg_i32(c, 1)};
-	LLVMTypeRef pt = c->ptr;
-	cg_call_intr(c, "llvm.prefetch", &pt, 1, pa, 4);
+	cg_prefetch(c, s->b, off, 2);
 	cg_loop_end(c, &k);
 }
 

@@ -33,6 +33,10 @@ static ir_node *operand(cg_ctx *c, ir_node *n, int k) { return &c->g->nodes[n->i
 static LLVMValueRef add(cg_ctx *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(c->B, a, b, ""); }
 static LLVMValueRef mulk(cg_ctx *c, LLVMValueRef a, int64_t k) { return k == 1 ? a : LLVMBuildMul(c->B, a, cg_i64(c, k), ""); }
 static LLVMValueRef fload(cg_ctx *c, LLVMValueRef base, LLVMValueRef i) { return cg_load(c, c->f32, cg_gep(c, base, i)); }
+static LLVMValueRef dload(cg_ctx *c, LLVMValueRef base, LLVMValueRef i)
+{
+	return LLVMBuildFPExt(c->B, fload(c, base, i), c->f64, "");
+}
 
 /* The geometry of a batchnorm's input x: C channels of P positions. */
 typedef struct bn_geo {
@@ -198,25 +202,19 @@ void lower_bn_partial(cg_ctx *c, ir_node *n)
 	stat_ctx s = {.X = X};
 	for (int a = 0; a < STAT_ACCS; a++)
 		s.s1[a] = new_acc(c), s.s2[a] = new_acc(c);
-	/* CN: x[ch][0][sample 0]; NC: sample 0's features of the block */
-	LLVMValueRef k = G.cn ? cg_splat(c, LLVMBuildFPExt(c->B, fload(c, X, mulk(c, t.i, G.P * G.bp)), c->f64, ""))
-			      : ext(c, chan_vec(c, &G, X, t.i));
-	s.shift = k;
+	/* K: CN x[ch][0][sample 0] (a scalar, splat for the vectors); NC
+	 * sample 0's features of the block */
+	LLVMValueRef k = G.cn ? dload(c, X, mulk(c, t.i, G.P * G.bp)) : ext(c, chan_vec(c, &G, X, t.i));
+	s.shift = G.cn ? cg_splat(c, k) : k;
 	for_task(c, &G, t.i, stat_body, &s);
 	LLVMValueRef s1 = acc_total(c, &G, s.s1), s2 = acc_total(c, &G, s.s2);
 	LLVMValueRef d = LLVMBuildFDiv(c->B, s1, count, ""); /* mean - K */
-	LLVMValueRef kk = G.cn ? LLVMBuildExtractElement(c->B, k, cg_i32(c, 0), "") : k;
-	chan_store(c, &G, LLVMBuildFAdd(c->B, kk, d, ""), D, t.i);
+	chan_store(c, &G, LLVMBuildFAdd(c->B, k, d, ""), D, t.i);
 	LLVMValueRef m2 = LLVMBuildFSub(c->B, s2, LLVMBuildFMul(c->B, s1, d, ""), "");
 	LLVMValueRef z = LLVMConstNull(LLVMTypeOf(m2)); /* rounding must not make it negative */
 	m2 = LLVMBuildSelect(c->B, LLVMBuildFCmp(c->B, LLVMRealOGT, m2, z, ""), m2, z, "");
 	chan_store(c, &G, m2, cg_gep(c, D, cg_i64(c, G.C)), t.i);
 	cg_loop_end(c, &t);
-}
-
-static LLVMValueRef dload(cg_ctx *c, LLVMValueRef base, LLVMValueRef i)
-{
-	return LLVMBuildFPExt(c->B, fload(c, base, i), c->f64, "");
 }
 
 static void dstore(cg_ctx *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef i)

@@ -372,27 +372,21 @@ Test(norm, after_global_avgpool, .timeout = 240) { check_net(NET_GAP); }
 Test(norm, residual_activation_derivative_in_batchnorm, .timeout = 240) { check_net(NET_RESID); }
 Test(norm, residual_sum_in_batchnorm, .timeout = 240) { check_net(NET_SKIP); }
 
-Test(norm, large_chunks, .timeout = 240)
+/* The fused build only, on its whole batch and on a partial one. */
+static void check_fused(int which, int64_t partial)
 {
-	const bnnet *nt = &nets[NET_LARGE];
+	const bnnet *nt = &nets[which];
 	jitted j = jit_net(nt, V_FUSED, 0);
 	nnrt_set_threads(2);
-	check_forward(nt, &j, V_FUSED, 300);
-	check_forward(nt, &j, V_FUSED, 157);
-	check_gradients(nt, &j, V_FUSED, 157);
+	check_forward(nt, &j, V_FUSED, nt->batch);
+	check_forward(nt, &j, V_FUSED, partial);
+	check_gradients(nt, &j, V_FUSED, partial);
 	th_jit_free(&j);
 }
 
-Test(norm, rows_of_four_vectors, .timeout = 240)
-{
-	const bnnet *nt = &nets[NET_ROWS4];
-	jitted j = jit_net(nt, V_FUSED, 0);
-	nnrt_set_threads(2);
-	check_forward(nt, &j, V_FUSED, 120);
-	check_forward(nt, &j, V_FUSED, 101); /* 60 + 41: the second chunk's last vectors masked */
-	check_gradients(nt, &j, V_FUSED, 101);
-	th_jit_free(&j);
-}
+Test(norm, large_chunks, .timeout = 240) { check_fused(NET_LARGE, 157); }
+/* 60 + 41: the second chunk's last vectors masked */
+Test(norm, rows_of_four_vectors, .timeout = 240) { check_fused(NET_ROWS4, 101); }
 
 /* What fusion does with the activation after a batchnorm: forward, it is
  * applied in the normalising pass (the node disappears); backward, its
