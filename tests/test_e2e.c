@@ -260,9 +260,11 @@ static const char *write_nn(const char *name, const char *text);
  * next line's write, a save at the end of epoch 2 (or 3, if head was
  * slow): step 500 or 750 of 1000, inside the warmup of 800 steps, past the
  * one of 300, and inside onecycle's cycle of the rate and the momentum
- * (rising until step 640, then falling).  (A run that wrote every line
- * before head closed the pipe is not interrupted: tried again, up to five
- * times.) */
+ * (rising until step 640, then falling).  The hidden layer is wide enough
+ * that an epoch takes tens of milliseconds, far longer than head takes to
+ * exit: with 16 units an epoch took under a millisecond on a fast CPU and
+ * every try ran to the end.  (A run that wrote every line before head
+ * closed the pipe is not interrupted: tried again, up to five times.) */
 Test(e2e, schedule_resumes_exactly, .timeout = 300)
 {
 	static const int warmups[] = {800, 300, 100};
@@ -271,7 +273,7 @@ Test(e2e, schedule_resumes_exactly, .timeout = 300)
 		char text[1024];
 		snprintf(text, sizeof text,
 			 "model sched\ninput x : f32[2]\nlabel y : class(2)\n"
-			 "logits = x |> dense(16) |> relu |> dense(2)\n"
+			 "logits = x |> dense(1024) |> relu |> dense(2)\n"
 			 "loss softmax_cross_entropy(logits, y)\n"
 			 "optimizer sgd(lr: 0.2, momentum: 0.9, nesterov: true, weight_decay: 0.001)\n"
 			 "train {\n  data: moons(count: 8000, noise: 0.1)\n  batch: 32\n  epochs: 4\n"
