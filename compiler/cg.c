@@ -708,12 +708,13 @@ static int owned_tail(const cg_unit *u, bool train, const int *ids, int n, bool 
 	return count;
 }
 
-/* cg_dense_bw_rows of rows [r0, r1) = env[0, 1] (blocks of owned_rows) */
+/* cg_dense_bw_rows of rows [r0, r1) = env[0, 1] (blocks of owned_rows),
+ * into env[2] (or NULL), added to it when env[3] */
 static void owned_rows_of(cg_ctx *c, ir_node *d, const void *env)
 {
 	const LLVMValueRef *r = env;
 	int64_t R = ir_rows(d), N = c->g->nodes[d->in[1]].size / R;
-	cg_dense_bw_rows(c, d, r[0], r[1], owned_rows(N));
+	cg_dense_bw_rows(c, d, r[0], r[1], owned_rows(N), r[2], r[3]);
 }
 
 /* The tail's function for weight gradient d: this thread's blocks of rows,
@@ -735,19 +736,29 @@ static LLVMValueRef owned_fn(cg_unit *u, ir_node *d, ir_node *upd)
 	LLVMValueRef active = cg_active_chunks(c, nsteps), lo, hi;
 	cg_partition(c, cg_i64(c, (M + rb - 1) / rb), &lo, &hi);
 	c->chunk = slot;
+	/* A chunk's rows (K) in one slice: every chunk adds its product to the
+	 * gradient, where the update finds the sum (no partials written and read
+	 * back); else each chunk into its partial, as in the chunk loop. */
+	bool sum_here = g->cbatch * R <= CG_ADDTO_KMAX;
+	LLVMValueRef grad = NULL;
+	if (sum_here) {
+		chunk_args(c, slot, cg_i64(c, 0), nsteps);
+		grad = cg_tensor(c, d);
+	}
 	cg_loop b = cg_loop_begin(c, lo, hi, 1);
 	{
 		LLVMValueRef r0 = LLVMBuildMul(c->B, b.i, cg_i64(c, rb), "");
 		LLVMValueRef r1 = cg_min_i64(c, cg_i64(c, M), LLVMBuildAdd(c->B, r0, cg_i64(c, rb), ""));
 		cg_loop k = cg_loop_begin(c, cg_i64(c, 0), active, 1);
 		chunk_args(c, slot, k.i, nsteps);
-		LLVMValueRef rows[2] = {r0, r1};
+		LLVMValueRef rows[4] = {r0, r1, grad,
+					sum_here ? LLVMBuildICmp(c->B, LLVMIntNE, k.i, cg_i64(c, 0), "") : NULL};
 		by_precision(c, owned_rows_of, d, rows);
 		cg_loop_end(c, &k);
 		chunk_args(c, slot, cg_i64(c, 0), nsteps); /* the update's gradients: chunk 0's */
 		LLVMValueRef n16 = cg_i64(c, N);
 		cg_update_span(c, upd, LLVMBuildAdd(c->B, cg_i64(c, off), LLVMBuildMul(c->B, r0, n16, ""), ""),
-			       LLVMBuildAdd(c->B, cg_i64(c, off), LLVMBuildMul(c->B, r1, n16, ""), ""));
+			       LLVMBuildAdd(c->B, cg_i64(c, off), LLVMBuildMul(c->B, r1, n16, ""), ""), sum_here);
 	}
 	cg_loop_end(c, &b);
 	c->chunk = NULL;
@@ -780,7 +791,7 @@ static LLVMValueRef rest_fn(cg_unit *u, const bool *owned_param, ir_node *upd)
 			cg_partition(c, cg_i64(c, (lo - a) / CG_VW), &vlo, &vhi);
 			LLVMValueRef s0 = LLVMBuildAdd(c->B, cg_i64(c, a), LLVMBuildMul(c->B, vlo, cg_i64(c, CG_VW), ""), "");
 			LLVMValueRef s1 = LLVMBuildAdd(c->B, cg_i64(c, a), LLVMBuildMul(c->B, vhi, cg_i64(c, CG_VW), ""), "");
-			cg_update_span(c, upd, s0, s1);
+			cg_update_span(c, upd, s0, s1, false);
 		}
 		if (p < g->nparams)
 			a = lo + (g->params[p].size + CG_VW - 1) / CG_VW * CG_VW;

@@ -120,14 +120,22 @@ typedef void lower_fn(cg_ctx *c, ir_node *n);
 /* ---- the owned gradient tail (cg.c; docs/architecture.md "Owned gradient tail") ---- */
 /* Rows [r0, r1) (i64) of a DENSE_BWD_W node's product, every tile by this
  * thread, for the chunk c->chunk; rmax bounds r1 - r0.  Each element is the
- * sum lower_dense_bw computes, in the same order. */
-void cg_dense_bw_rows(cg_ctx *c, ir_node *n, LLVMValueRef r0, LLVMValueRef r1, int64_t rmax);
+ * sum lower_dense_bw computes, in the same order.  dst NULL: into the node's
+ * tensor (chunk 0's gradient or this chunk's partial).  Else into dst (the
+ * gradient), added to what is there when addto (i1) is true: chunk k's
+ * product is summed in registers and added to chunks 0..k-1's sum, exactly
+ * the update's sum of the partials; needs the chunk's rows (K) at most
+ * CG_ADDTO_KMAX, which keeps K in one slice. */
+#define CG_ADDTO_KMAX 320
+void cg_dense_bw_rows(cg_ctx *c, ir_node *n, LLVMValueRef r0, LLVMValueRef r1, int64_t rmax, LLVMValueRef dst,
+		      LLVMValueRef addto);
 /* Whether update node n can run piecewise (no clip_norm, no accumulation),
  * and its rule on parameters [start, end) (floats, multiples of 16) by this
  * thread alone, chunk 0's gradients in c->chunk (the partials of the other
- * chunks summed in, as lower_update does). */
+ * chunks summed in, as lower_update does; with `summed`, the gradients hold
+ * the sum already). */
 bool cg_update_piecewise(const ir_node *n);
-void cg_update_span(cg_ctx *c, ir_node *n, LLVMValueRef start, LLVMValueRef end);
+void cg_update_span(cg_ctx *c, ir_node *n, LLVMValueRef start, LLVMValueRef end, bool summed);
 
 /* ---- when a fast lowering applies ----
  * A fast lowering that handles only some nodes of its op says which here;

@@ -53,6 +53,12 @@ typedef struct gemm_spec {
 	void (*respec)(cg_ctx *c, ir_node *n, struct gemm_spec *s);
 	ir_node *node;
 	LLVMValueRef more, chunk0;
+	/* i1 or NULL: when true, C += the product instead of C = it (C holds the
+	 * earlier chunks' sum: the owned tail, cg_dense_bw_rows).  The product is
+	 * summed in registers and added at the end, so C ends as the sum of the
+	 * chunks' products in chunk order, bit for bit what the update makes of
+	 * the partials; K in one slice, no bias or activation. */
+	LLVMValueRef addto;
 } gemm_spec;
 
 /* The forward activation goes into the accumulation loop itself. */
@@ -197,6 +203,10 @@ epilogue:;
 			if (inline_act(s)) /* no constants to keep: inline */
 				x = LLVMBuildSelect(c->B, ks->last, cg_act(c, s->act, s->opt, x), x, "");
 			LLVMValueRef co = LLVMBuildAdd(c->B, LLVMBuildMul(c->B, m, cg_i64(c, s->ldc), ""), j, "");
+			if (s->addto) { /* the earlier chunks' sum + this chunk's */
+				LLVMValueRef old = cg_vload(c, cg_gep(c, s->c, co), v == nv - 1 ? tmask : NULL);
+				x = LLVMBuildSelect(c->B, s->addto, LLVMBuildFAdd(c->B, old, x, ""), x, "");
+			}
 			cg_vstore(c, x, cg_gep(c, s->c, co), v == nv - 1 ? tmask : NULL);
 		}
 	}
@@ -429,16 +439,17 @@ static gemm_plan gemm_blocking(cg_ctx *c, const gemm_spec *s, int mr, int nv, in
 	if (!pack) { /* the unpacked blocking (a slice of 1.5 kc stays whole) */
 		int64_t kc = GEMM_L1_BYTES / (jw * 4);
 		pl.kc = K > kc + kc / 2 ? even_slices(K, kc) : K > 0 ? K : 1;
-		if (!kconst && K <= 0) /* a run-time K of unknown bound: one slice */
+		if ((!kconst && K <= 0) || s->addto) /* a run-time K of unknown bound: one slice */
 			pl.kc = INT64_MAX;
 		return pl;
 	}
 	/* half of L1; at most 64 KiB on the thread's stack, whatever NNC_CACHE says.
-	 * A run-time K (dW: the chunk's rows) is sliced for its bound, kmax. */
+	 * A run-time K (dW: the chunk's rows) is sliced for its bound, kmax.
+	 * One slice for addto (its caller bounds K: CG_ADDTO_KMAX). */
 	int64_t kc = (c->l1 < 128 * 1024 ? c->l1 : 128 * 1024) / 2 / (jw * 4);
 	if (kc < 16)
 		kc = 16;
-	pl.kc = even_slices(K, kc);
+	pl.kc = s->addto ? K : even_slices(K, kc);
 	pl.panel = cg_alloca(c, LLVMArrayType(c->f32, (unsigned)(pl.kc * jw)), "panel");
 	if (K > 0) { /* the task's rows of A in half of L2 */
 		int64_t rows = c->l2 / 2 / (K * 4) / mr * mr;
@@ -737,7 +748,7 @@ static void gemm_bf16(cg_ctx *c, const gemm_spec *s)
 	bool kconst = LLVMIsAConstantInt(s->K);
 	int64_t K = kconst ? LLVMConstIntGetSExtValue(s->K) : s->kmax;
 	int64_t kp = bf16_pairs_per_slice(c, jw);
-	int64_t kc = K > 3 * kp ? 2 * ((even_slices(K, 2 * kp) + 1) / 2) : K > 0 ? K + (K & 1) : 2;
+	int64_t kc = K > 3 * kp && !s->addto ? 2 * ((even_slices(K, 2 * kp) + 1) / 2) : K > 0 ? K + (K & 1) : 2;
 	int64_t kpc = kc / 2; /* pairs in a slice */
 	int64_t group = GEMM_ROWS_PER_TASK / mr > 1 ? GEMM_ROWS_PER_TASK / mr : 1;
 	int64_t G = group * mr; /* rows of a task */
@@ -999,9 +1010,15 @@ void lower_dense_bw(cg_ctx *c, ir_node *n)
 	gemm(c, &s);
 }
 
-void cg_dense_bw_rows(cg_ctx *c, ir_node *n, LLVMValueRef r0, LLVMValueRef r1, int64_t rmax)
+void cg_dense_bw_rows(cg_ctx *c, ir_node *n, LLVMValueRef r0, LLVMValueRef r1, int64_t rmax, LLVMValueRef dst,
+		      LLVMValueRef addto)
 {
 	gemm_spec s = dense_bw_spec(c, n);
+	if (dst) {
+		NNC_ASSERT(c->g->cbatch * ir_rows(n) <= CG_ADDTO_KMAX);
+		s.c = dst;
+		s.addto = addto;
+	}
 	s.a = cg_gep(c, s.a, LLVMBuildMul(c->B, r0, cg_i64(c, s.sam), ""));
 	s.c = cg_gep(c, s.c, LLVMBuildMul(c->B, r0, cg_i64(c, s.ldc), ""));
 	s.M = LLVMBuildSub(c->B, r1, r0, "");

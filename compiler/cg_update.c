@@ -327,10 +327,11 @@ static upd_vals update_begin(cg_ctx *c, ir_node *n)
 
 bool cg_update_piecewise(const ir_node *n) { return !(n->ia[0] & (NNRT_OPTF_CLIP_NORM | NNRT_OPTF_ACCUMULATE)); }
 
-void cg_update_span(cg_ctx *c, ir_node *n, LLVMValueRef start, LLVMValueRef end)
+void cg_update_span(cg_ctx *c, ir_node *n, LLVMValueRef start, LLVMValueRef end, bool summed)
 {
 	NNC_ASSERT(cg_update_piecewise(n));
 	upd_vals u = update_begin(c, n);
+	u.summed = summed;
 	update_runs(c, &u, start, end, cg_hp(c, NNRT_HP_WD));
 }
 

@@ -331,7 +331,9 @@ Test(gemm, cache_sizes_from_options_and_environment)
  * the update after them, so the two schedules must give the same bits, for
  * every optimizer rule, full and partial batches, 2 and 3 chunks and any
  * thread count.  The first net's first layer (100 -> 48) is owned, its
- * 48 -> 96 is not (its input gradient follows it); the second's per-position
+ * 48 -> 96 is not (its input gradient follows it); its chunks of 330 rows
+ * (2 chunks) write partials, those of 220 (3 chunks) add their products to
+ * the gradient (at most CG_ADDTO_KMAX rows); the second's per-position
  * layer (rows n x 12) is owned with its embedding's gradient after it;
  * the third has a weight gradient too small to own (16 x 32). */
 static const char *owned_nets[] = {
@@ -342,7 +344,7 @@ static const char *owned_nets[] = {
 	"logits = h |> dense(10)\n"
 	"loss softmax_cross_entropy(logits, y)\n"
 	"optimizer %s\n"
-	"train {\n  data: idx(\"/nonexistent/a\", \"/nonexistent/b\")\n  batch: 40\n}\n",
+	"train {\n  data: idx(\"/nonexistent/a\", \"/nonexistent/b\")\n  batch: 660\n}\n",
 
 	"model q\n"
 	"input x : token(13)[12]\n"
@@ -361,6 +363,9 @@ static const char *owned_nets[] = {
 	"optimizer %s\n"
 	"train {\n  data: idx(\"/nonexistent/a\", \"/nonexistent/b\")\n  batch: 40\n}\n",
 };
+
+/* the first net's two kinds of chunk (above) */
+_Static_assert(660 / 2 > CG_ADDTO_KMAX && (660 + 2) / 3 + 16 <= CG_ADDTO_KMAX, "both ways of the owned tail");
 
 static const char *owned_opts[] = {
 	"sgd(lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01)",
@@ -434,8 +439,11 @@ static bool has_tail(int net, const char *opt)
 	return yes;
 }
 
-static void check_owned(int net, int vacc)
+static void check_owned(int net, int vacc, bool bf16)
 {
+	if (bf16 && !host_bf16())
+		cr_skip_test("this CPU has no avx512bf16");
+	th_bf16 = bf16;
 	th_vacc = vacc;
 	th_l1 = th_l2 = 0;
 	for (size_t oi = 0; oi < NELEMS(owned_opts); oi++) {
@@ -468,9 +476,11 @@ static void check_owned(int net, int vacc)
 		}
 	}
 	th_chunks = 0;
+	th_bf16 = false;
 }
 
-Test(owned, tail_trains_like_the_chunks_avx2_tiles, .timeout = 300) { check_owned(0, 6); }
-Test(owned, tail_trains_like_the_chunks_avx512_tiles, .timeout = 300) { check_owned(0, 24); }
-Test(owned, per_position_tail_trains_like_the_chunks, .timeout = 300) { check_owned(1, 24); }
-Test(owned, no_tail_for_a_small_weight, .timeout = 300) { check_owned(2, 0); }
+Test(owned, tail_trains_like_the_chunks_avx2_tiles, .timeout = 300) { check_owned(0, 6, false); }
+Test(owned, tail_trains_like_the_chunks_avx512_tiles, .timeout = 300) { check_owned(0, 24, false); }
+Test(owned, bf16_tail_trains_like_the_chunks, .timeout = 300) { check_owned(0, 24, true); }
+Test(owned, per_position_tail_trains_like_the_chunks, .timeout = 300) { check_owned(1, 24, false); }
+Test(owned, no_tail_for_a_small_weight, .timeout = 300) { check_owned(2, 0, false); }
