@@ -652,12 +652,12 @@ static bool multi_call(const cg_unit *u, const ir_node *nd)
  * With several chunks, every chunk computes its partial weight gradients
  * and the update sums them afterwards, split across the threads: a weight
  * of 400 KB crossed the cores twice a step that way (each thread's update
- * reads the other chunk's partial).  A dense layer's weight gradient that
- * ends the chunk loop instead runs after it, by blocks of its rows: the
- * thread that owns a block computes it for every chunk (chunk 0 into the
- * gradients, the others into their partials, as the chunk loop would) and
- * updates the block at once, while it is in cache.  The same sums in the
- * same order: bit for bit the schedule it replaces. */
+ * reads the other chunk's partial).  A large dense layer's weight gradient
+ * instead runs after the loop, by blocks of its rows: the thread that owns
+ * a block computes it for every chunk (each chunk's product added to the
+ * sum of the ones before, or into the partials as the chunk loop would)
+ * and updates the block at once, while it is in cache.  The same sums in
+ * the same order: bit for bit the schedule it replaces. */
 
 /* Rows of dW per block: about 32 KiB of it, a multiple of 48 rows (the
  * register tiles' 6 and 8, and 16), at most 480. */
@@ -667,14 +667,10 @@ static int64_t owned_rows(int64_t N)
 	return rb < 48 ? 48 : rb > 480 ? 480 : rb;
 }
 
-/* Smaller weights are not worth a block schedule of their own. */
-#define OWNED_MIN_FLOATS 4096
-
 /* Marks owned[q] for the ops ids[q] of a train body that the tail takes:
- * the chunk loop's last ops, as far back as all of them write parameter
- * gradients (so nothing in the loop overwrites what they read once they
- * move after it), that are dense weight gradients of whole rows of
- * vectors.  Returns how many. */
+ * the dense weight gradients that plan.c made late (ir_ownable: their
+ * operands live to the step's end, so they can run after the chunk loop
+ * wherever they stand in it).  Returns how many. */
 static int owned_tail(const cg_unit *u, bool train, const int *ids, int n, bool *owned)
 {
 	ir_graph *g = u->c.g;
@@ -688,22 +684,13 @@ static int owned_tail(const cg_unit *u, bool train, const int *ids, int n, bool 
 	if (!upd || !cg_update_piecewise(upd))
 		return 0;
 	int count = 0;
-	for (int q = n - 1; q >= 0; q--) {
+	for (int q = 0; q < n; q++) {
 		const ir_node *nd = &g->nodes[ids[q]];
 		ir_phase ph = body_phase(g, nd, train);
-		if (ph == PHASE_UPDATE || ph == PHASE_PARAM)
-			continue; /* not in the chunk loop */
-		if (ph == PHASE_COMBINE && !nd->chunk_copy)
-			break;
-		if (nd->storage != ST_GRAD || nd->param < 0)
-			break;
-		if (nd->op != IR_DENSE_BWD_W)
-			continue;
-		int64_t R = ir_rows(nd), M = g->nodes[nd->in[0]].size / R, N = g->nodes[nd->in[1]].size / R;
-		if (N % CG_VW || M * N != g->params[nd->param].size || M * N < OWNED_MIN_FLOATS)
-			continue;
-		owned[q] = true;
-		count++;
+		if (nd->late && (ph == PHASE_SAMPLE || ph == PHASE_REDUCE)) {
+			owned[q] = true;
+			count++;
+		}
 	}
 	return count;
 }
@@ -756,9 +743,12 @@ static LLVMValueRef owned_fn(cg_unit *u, ir_node *d, ir_node *upd)
 		by_precision(c, owned_rows_of, d, rows);
 		cg_loop_end(c, &k);
 		chunk_args(c, slot, cg_i64(c, 0), nsteps); /* the update's gradients: chunk 0's */
-		LLVMValueRef n16 = cg_i64(c, N);
+		/* r0 N is a multiple of 16 (rb is of 48); the last block's end is
+		 * rounded up to the weight's padded end, where rest_fn starts */
+		LLVMValueRef n16 = cg_i64(c, N), e = LLVMBuildMul(c->B, r1, n16, "");
+		e = LLVMBuildAnd(c->B, LLVMBuildAdd(c->B, e, cg_i64(c, CG_VW - 1), ""), cg_i64(c, -CG_VW), "");
 		cg_update_span(c, upd, LLVMBuildAdd(c->B, cg_i64(c, off), LLVMBuildMul(c->B, r0, n16, ""), ""),
-			       LLVMBuildAdd(c->B, cg_i64(c, off), LLVMBuildMul(c->B, r1, n16, ""), ""), sum_here);
+			       LLVMBuildAdd(c->B, cg_i64(c, off), e, ""), sum_here);
 	}
 	cg_loop_end(c, &b);
 	c->chunk = NULL;

@@ -146,6 +146,9 @@ typedef struct ir_node {
 	bool chunk_copy;       /* a combine whose result every chunk computes for itself, in its
 				* copy of the workspace, from every chunk's partials: no barrier
 				* after it (plan.c, when the step runs in chunks) */
+	bool late;             /* a dense weight gradient that the owned tail (cg.c) may compute
+				* after the chunk loop: its operands live to the step's end
+				* (plan.c, ir_ownable) */
 	uint8_t entries;       /* IR_ENTRY_* that run it (ir_add gives g->adding) */
 	bool seq;              /* the first axis of the sample's value is the sequence axis
 				* (docs/architecture.md "Sequences"): dense maps its last axis */
@@ -339,6 +342,11 @@ static inline bool ir_operand_train_only(const ir_node *n, int k)
 {
 	return (n->op == IR_BN_COMBINE || n->op == IR_ATTN_OUT) && k == 0;
 }
+/* A DENSE_BWD_W of a train step in chunks whose product the owned tail can
+ * take (docs/architecture.md "Owned gradient tail"): the whole gradient of
+ * a weight of at least IR_OWNED_MIN_FLOATS floats. */
+#define IR_OWNED_MIN_FLOATS 4096
+bool ir_ownable(const ir_graph *g, const ir_node *n);
 /* An op that writes a state tensor in place: a side effect, never dead. */
 static inline bool ir_writes_state(const ir_node *n) { return n->op == IR_STEP_COUNT; }
 /* An op whose lowering depends on the mode (dropout: a random mask in the

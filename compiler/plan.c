@@ -128,9 +128,11 @@ static int64_t plan_range(ir_graph *g, const int *ids, int nids, int64_t base, b
 		ir_node *n = &g->nodes[i];
 		if (n->dead)
 			continue;
+		/* a late op may run after every other op of the list */
+		int at = n->late ? ids[nids - 1] : i;
 		for (int k = 0; k < n->nin; k++)
-			if (last[n->in[k]] < i)
-				last[n->in[k]] = i;
+			if (last[n->in[k]] < at)
+				last[n->in[k]] = at;
 		/* written by its operand's epilogue, while that op still reads its
 		 * own operands: they must not be given this tensor's memory */
 		for (int k = 0; n->in_epilogue && k < g->nodes[n->in[0]].nin; k++)
@@ -196,6 +198,15 @@ static int64_t norm_blocks(const ir_graph *g)
 }
 
 /* Which part of a step a node belongs to in the parallel schedule. */
+bool ir_ownable(const ir_graph *g, const ir_node *n)
+{
+	if (n->dead || n->op != IR_DENSE_BWD_W || g->chunks < 2 || !ir_has_update(g) || n->storage != ST_GRAD ||
+	    n->param < 0 || !(n->entries & IR_ENTRY_TRAIN))
+		return false;
+	int64_t R = ir_rows(n), M = g->nodes[n->in[0]].size / R, N = g->nodes[n->in[1]].size / R;
+	return M * N == g->params[n->param].size && M * N >= IR_OWNED_MIN_FLOATS;
+}
+
 ir_phase ir_node_phase(const ir_graph *g, const ir_node *n)
 {
 	if (ir_is_update(n->op))
@@ -295,6 +306,7 @@ void nnc_plan(ir_graph *g)
 	for (int i = 0; i < g->n; i++) {
 		ir_node *n = &g->nodes[i];
 		n->chunk_copy = chunked && train && !n->dead && (n->op == IR_BN_COMBINE || n->op == IR_BN_BWD_COMBINE);
+		n->late = ir_ownable(g, n);
 	}
 	/* The entries run one at a time, so each could have its own plan; one
 	 * plan serves all instead: the nodes of the train and eval steps with

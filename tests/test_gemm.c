@@ -325,22 +325,26 @@ Test(gemm, cache_sizes_from_options_and_environment)
 }
 
 /* ---- the owned gradient tail (cg.c) ----
- * A dense weight gradient at the end of the chunk loop runs after it, by
- * blocks of rows, each computed for every chunk and updated at once by the
- * thread that owns it: the same sums in the same order as the chunks and
- * the update after them, so the two schedules must give the same bits, for
+ * A large dense weight gradient runs after the chunk loop, by blocks of
+ * rows, each computed for every chunk and updated at once by the thread
+ * that owns it: the same sums in the same order as the chunks and the
+ * update after them, so the two schedules must give the same bits, for
  * every optimizer rule, full and partial batches, 2 and 3 chunks and any
- * thread count.  The first net's first layer (100 -> 48) is owned, its
- * 48 -> 96 is not (its input gradient follows it); its chunks of 330 rows
- * (2 chunks) write partials, those of 220 (3 chunks) add their products to
- * the gradient (at most CG_ADDTO_KMAX rows); the second's per-position
+ * thread count.  The first net's three weights are owned: 100 -> 48, the
+ * last op of the chunk loop, and 48 -> 90 and 90 -> 64 from the middle of
+ * it (their input gradients follow them, and later ops take memory that
+ * would have been theirs if plan.c did not keep their operands alive);
+ * 48 -> 90's rows end in a partial vector, its update at the padded end;
+ * its
+ * chunks of 330 rows (2 chunks) write partials, those of 220 (3 chunks) add
+ * their products to the gradient (at most CG_ADDTO_KMAX rows); the second's per-position
  * layer (rows n x 12) is owned with its embedding's gradient after it;
  * the third has a weight gradient too small to own (16 x 32). */
 static const char *owned_nets[] = {
 	"model o\n"
 	"input x : f32[100]\n"
 	"label y : class(10)\n"
-	"h = x |> dense(48) |> relu |> dense(96) |> tanh\n"
+	"h = x |> dense(48) |> relu |> dense(90) |> tanh |> dense(64) |> relu\n"
 	"logits = h |> dense(10)\n"
 	"loss softmax_cross_entropy(logits, y)\n"
 	"optimizer %s\n"
