@@ -439,7 +439,7 @@ static gemm_plan gemm_blocking(cg_ctx *c, const gemm_spec *s, int mr, int nv, in
 	if (!pack) { /* the unpacked blocking (a slice of 1.5 kc stays whole) */
 		int64_t kc = GEMM_L1_BYTES / (jw * 4);
 		pl.kc = K > kc + kc / 2 ? even_slices(K, kc) : K > 0 ? K : 1;
-		if ((!kconst && K <= 0) || s->addto) /* a run-time K of unknown bound: one slice */
+		if ((!kconst && K <= 0) || s->addto) /* a run-time K of unknown bound, or addto: one slice */
 			pl.kc = INT64_MAX;
 		return pl;
 	}
