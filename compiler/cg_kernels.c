@@ -314,7 +314,8 @@ static void gemm_pack(cg_ctx *c, const gemm_spec *s, LLVMValueRef panel, LLVMVal
 	/* the next column block's row k, towards L2, while this panel is used:
 	 * the next task packs it (may pass the end of B: a hint) */
 	LLVMValueRef off = LLVMBuildAdd(c->B, src, cg_i64(c, (int64_t)nv * CG_VW), "");
-	cg_prefetch(c, s->b, off, 2);
+	for (int v = 0; v < nv; v++)
+		cg_prefetch(c, s->b, LLVMBuildAdd(c->B, off, cg_i64(c, 16 * v), ""), 2);
 	cg_loop_end(c, &k);
 }
 
