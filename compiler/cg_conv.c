@@ -788,6 +788,9 @@ typedef struct bw_ctx {
 	LLVMValueRef oh, ih;       /* the output row and the input row of the tap being walked */
 	LLVMValueRef xpf;          /* nsv > 1: the offset of the x line to prefetch at this position */
 	LLVMValueRef owlo, owhi;   /* the positions where every tap of the group is inside the input */
+	/* bf16, stride 1, inside the input: tap k + 1's converted x at this position is tap
+	 * k's at the next one, carried over (<16 x i32> each); NULL: each tap converts its own */
+	LLVMValueRef carry[8];
 } bw_ctx;
 
 /* w lanes of a CN row from p; lanes where `mask` (w lanes) is off read as 0. */
@@ -821,18 +824,27 @@ static void bw_body_bf16(cg_ctx *c, bw_ctx *b, LLVMValueRef s0, LLVMValueRef mas
 		LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->DY, add(c, b->doff[r], s1)), b->mask1);
 		dv[r] = cg_bf16_seq(c, lo, hi);
 	}
+	LLVMValueRef xs[8];
 	for (int k = 0; k < b->kg; k++) {
 		cg_if f = {0};
 		if (b->valid[k])
 			f = cg_if_begin(c, b->valid[k]);
-		LLVMValueRef lo = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s0)), mask);
-		LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s1)), b->mask1);
-		LLVMValueRef xv = cg_bf16_seq(c, lo, hi);
+		LLVMValueRef xv;
+		if (b->carry[0] && k < b->kg - 1) {
+			xv = cg_load(c, LLVMVectorType(c->i32, CG_VW), b->carry[k]);
+		} else {
+			LLVMValueRef lo = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s0)), mask);
+			LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s1)), b->mask1);
+			xv = cg_bf16_seq(c, lo, hi);
+		}
+		xs[k] = xv;
 		for (int r = 0; r < b->mr; r++)
 			cg_store(c, cg_dpbf16(c, cg_load(c, c->v16, b->acc[r][k]), dv[r], xv), b->acc[r][k]);
 		if (b->valid[k])
 			cg_if_end(c, &f);
 	}
+	for (int k = 0; b->carry[0] && k < b->kg - 1; k++) /* for the next position */
+		cg_store(c, xs[k + 1], b->carry[k]);
 }
 
 /* The float32 multiply-adds of one vector (b->w lanes) of samples from s0
@@ -899,22 +911,46 @@ static void pos_range(cg_ctx *c, LLVMValueRef k0, int64_t kg, int64_t s, int64_t
 /* Positions ow in [lo, hi) of the output row b->oh, input row b->ih, for the
  * sample vector at s0 (mask: its real lanes, NULL = all); `checked` tests
  * each tap. */
-static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi, bool checked, LLVMValueRef s0,
-			 LLVMValueRef mask)
+/* b->xoff[k] (and, when checked, b->valid[k]) of each tap at position ow */
+static void bw_taps_at(cg_ctx *c, bw_ctx *b, LLVMValueRef ow, bool checked)
 {
 	const conv_geo *G = b->G;
-	int64_t bp = c->g->bpad;
-	cg_loop ow = cg_loop_begin(c, lo, hi, 1);
-	LLVMValueRef iw0 = add(c, sub(c, mulk(c, ow.i, G->SW), cg_i64(c, G->PW)), b->kw0);
+	LLVMValueRef iw0 = add(c, sub(c, mulk(c, ow, G->SW), cg_i64(c, G->PW)), b->kw0);
 	for (int k = 0; k < b->kg; k++) {
 		LLVMValueRef iw = b->chan ? iw0 : addk(c, iw0, k);
 		LLVMValueRef xrow = mulk(c, add(c, mulk(c, b->chan ? addk(c, b->ci, k) : b->ci, G->H), b->ih), G->W);
-		b->xoff[k] = mulk(c, add(c, xrow, iw), bp);
+		b->xoff[k] = mulk(c, add(c, xrow, iw), c->g->bpad);
 		b->valid[k] = NULL;
 		if (checked)
 			b->valid[k] = LLVMBuildAnd(c->B, LLVMBuildICmp(c->B, LLVMIntSGE, iw, cg_i64(c, 0), ""),
 						   LLVMBuildICmp(c->B, LLVMIntSLT, iw, cg_i64(c, G->W), ""), "");
 	}
+}
+
+static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi, bool checked, LLVMValueRef s0,
+			 LLVMValueRef mask)
+{
+	const conv_geo *G = b->G;
+	int64_t bp = c->g->bpad;
+	/* bf16 inside the input at stride 1: taps 0 .. kg-2 of the first
+	 * position converted before the walk, then carried (bw_body_bf16) */
+	bool carry = b->bf16 && !checked && G->SW == 1 && !b->chan && b->kg > 1;
+	if (carry) {
+		LLVMTypeRef vi = LLVMVectorType(c->i32, CG_VW);
+		for (int k = 0; k < b->kg - 1; k++)
+			b->carry[k] = cg_alloca(c, vi, "xcarry");
+		cg_if any = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntSLT, lo, hi, ""));
+		bw_taps_at(c, b, lo, false);
+		LLVMValueRef s1 = addk(c, s0, CG_VW);
+		for (int k = 0; k < b->kg - 1; k++) {
+			LLVMValueRef xl = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s0)), mask);
+			LLVMValueRef xh = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s1)), b->mask1);
+			cg_store(c, cg_bf16_seq(c, xl, xh), b->carry[k]);
+		}
+		cg_if_end(c, &any);
+	}
+	cg_loop ow = cg_loop_begin(c, lo, hi, 1);
+	bw_taps_at(c, b, ow.i, checked);
 	for (int r = 0; r < b->mr; r++)
 		b->doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, b->f0, r), G->OH), b->oh), G->OW), ow.i), bp);
 	if (b->nsv > 1) {
@@ -926,6 +962,8 @@ static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi,
 	}
 	bw_body(c, b, s0, mask);
 	cg_loop_end(c, &ow);
+	for (int k = 0; k < 8; k++)
+		b->carry[k] = NULL;
 }
 
 /* One sample vector along the whole row: the border positions test each
