@@ -718,6 +718,8 @@ void lower_conv_bx(cg_ctx *c, ir_node *n)
  * row's new input row (measured: 0 and 8 alike; 3-6 % of ResNet's and VGG's
  * step against no prefetch). */
 #define BW_PREFETCH 8
+/* bf16 weight gradient: an output row's converted dy on the stack, at most */
+#define BW_DYC_BYTES (64 * 1024)
 
 /* Input channels per weight-gradient tile of a 1x1 convolution: 4 filters x
  * 6 channels, 24 accumulators. */
@@ -791,6 +793,10 @@ typedef struct bw_ctx {
 	/* bf16, stride 1, inside the input: tap k + 1's converted x at this position is tap
 	 * k's at the next one, carried over (<16 x i32> each); NULL: each tap converts its own */
 	LLVMValueRef carry[8];
+	/* bf16: the output row's dy, converted at its first tap row (first: i1) and read
+	 * back at the others: dyc[((s0 / 32) OW + ow) mr + r] (<16 x i32>); NULL: converted
+	 * at each */
+	LLVMValueRef dyc, first, ow;
 } bw_ctx;
 
 /* w lanes of a CN row from p; lanes where `mask` (w lanes) is off read as 0. */
@@ -818,11 +824,26 @@ static LLVMValueRef lanes(cg_ctx *c, LLVMValueRef v, int lo, int w)
 /* bw_body in bf16: samples [s0, s0 + 32), mask and b->mask1 their halves'. */
 static void bw_body_bf16(cg_ctx *c, bw_ctx *b, LLVMValueRef s0, LLVMValueRef mask)
 {
-	LLVMValueRef dv[8], s1 = addk(c, s0, CG_VW);
+	LLVMValueRef dv[8], s1 = addk(c, s0, CG_VW), slot[8];
+	LLVMTypeRef vi = LLVMVectorType(c->i32, CG_VW);
+	cg_if f = {0};
+	if (b->dyc) {
+		LLVMValueRef at = mulk(c, add(c, mulk(c, LLVMBuildLShr(c->B, s0, cg_i64(c, 5), ""), b->G->OW), b->ow), b->mr);
+		for (int r = 0; r < b->mr; r++)
+			slot[r] = LLVMBuildGEP2(c->B, vi, b->dyc, (LLVMValueRef[]){addk(c, at, r)}, 1, "");
+		f = cg_if_begin(c, b->first);
+	}
 	for (int r = 0; r < b->mr; r++) {
 		LLVMValueRef lo = load_lanes(c, c->v16, cg_gep(c, b->DY, add(c, b->doff[r], s0)), mask);
 		LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->DY, add(c, b->doff[r], s1)), b->mask1);
 		dv[r] = cg_bf16_seq(c, lo, hi);
+		if (b->dyc)
+			cg_store(c, dv[r], slot[r]);
+	}
+	if (b->dyc) {
+		cg_if_end(c, &f);
+		for (int r = 0; r < b->mr; r++)
+			dv[r] = cg_load(c, vi, slot[r]);
 	}
 	LLVMValueRef xs[8];
 	for (int k = 0; k < b->kg; k++) {
@@ -950,6 +971,7 @@ static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi,
 		cg_if_end(c, &any);
 	}
 	cg_loop ow = cg_loop_begin(c, lo, hi, 1);
+	b->ow = ow.i;
 	bw_taps_at(c, b, ow.i, checked);
 	for (int r = 0; r < b->mr; r++)
 		b->doff[r] = mulk(c, add(c, mulk(c, add(c, mulk(c, addk(c, b->f0, r), G->OH), b->oh), G->OW), ow.i), bp);
@@ -1002,9 +1024,14 @@ static void conv_bw_tile(cg_ctx *c, const conv_geo *G, LLVMValueRef X, LLVMValue
 	LLVMValueRef owlo, owhi, khlo, khhi;
 	pos_range(c, kw0, chan ? 1 : kg, G->SW, G->PW, G->W, G->OW, &owlo, &owhi);
 	b.owlo = owlo, b.owhi = owhi;
+	/* bf16: an output row's dy serves every tap row kh; converted once */
+	int64_t dyc_n = (c->g->bpad + 2 * CG_VW - 1) / (2 * CG_VW) * G->OW * mr;
+	if (bf16 && G->KH > 1 && dyc_n * 64 <= BW_DYC_BYTES)
+		b.dyc = cg_alloca(c, LLVMArrayType(LLVMVectorType(c->i32, CG_VW), (unsigned)dyc_n), "dyc");
 	cg_loop oh = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, G->OH), 1);
 	tap_range(c, oh.i, G->SH, G->PH, G->KH, G->H, &khlo, &khhi);
 	cg_loop kh = cg_loop_begin(c, khlo, khhi, 1);
+	b.first = LLVMBuildICmp(c->B, LLVMIntEQ, kh.i, khlo, "");
 	LLVMValueRef ih = add(c, sub(c, mulk(c, oh.i, G->SH), cg_i64(c, G->PH)), kh.i);
 	/* two halves: the row is walked for each, while it is in L1 */
 	cg_loop hl = cg_loop_begin(c, cg_i64(c, 0), cg_i64(c, halves), 1);
