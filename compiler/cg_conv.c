@@ -821,6 +821,14 @@ static LLVMValueRef lanes(cg_ctx *c, LLVMValueRef v, int lo, int w)
 	return LLVMBuildShuffleVector(c->B, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(e, (unsigned)w), "");
 }
 
+/* Tap k's x for samples [s0, s0 + 32) as 16 bf16 pairs (mask, b->mask1: the halves'). */
+static LLVMValueRef x_bf16(cg_ctx *c, const bw_ctx *b, int k, LLVMValueRef s0, LLVMValueRef mask)
+{
+	LLVMValueRef lo = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s0)), mask);
+	LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], addk(c, s0, CG_VW))), b->mask1);
+	return cg_bf16_seq(c, lo, hi);
+}
+
 /* bw_body in bf16: samples [s0, s0 + 32), mask and b->mask1 their halves'. */
 static void bw_body_bf16(cg_ctx *c, bw_ctx *b, LLVMValueRef s0, LLVMValueRef mask)
 {
@@ -850,14 +858,7 @@ static void bw_body_bf16(cg_ctx *c, bw_ctx *b, LLVMValueRef s0, LLVMValueRef mas
 		cg_if f = {0};
 		if (b->valid[k])
 			f = cg_if_begin(c, b->valid[k]);
-		LLVMValueRef xv;
-		if (b->carry[0] && k < b->kg - 1) {
-			xv = cg_load(c, LLVMVectorType(c->i32, CG_VW), b->carry[k]);
-		} else {
-			LLVMValueRef lo = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s0)), mask);
-			LLVMValueRef hi = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s1)), b->mask1);
-			xv = cg_bf16_seq(c, lo, hi);
-		}
+		LLVMValueRef xv = b->carry[0] && k < b->kg - 1 ? cg_load(c, vi, b->carry[k]) : x_bf16(c, b, k, s0, mask);
 		xs[k] = xv;
 		for (int r = 0; r < b->mr; r++)
 			cg_store(c, cg_dpbf16(c, cg_load(c, c->v16, b->acc[r][k]), dv[r], xv), b->acc[r][k]);
@@ -929,9 +930,6 @@ static void pos_range(cg_ctx *c, LLVMValueRef k0, int64_t kg, int64_t s, int64_t
 	*lo = cg_min_i64(c, *lo, *hi);
 }
 
-/* Positions ow in [lo, hi) of the output row b->oh, input row b->ih, for the
- * sample vector at s0 (mask: its real lanes, NULL = all); `checked` tests
- * each tap. */
 /* b->xoff[k] (and, when checked, b->valid[k]) of each tap at position ow */
 static void bw_taps_at(cg_ctx *c, bw_ctx *b, LLVMValueRef ow, bool checked)
 {
@@ -948,6 +946,9 @@ static void bw_taps_at(cg_ctx *c, bw_ctx *b, LLVMValueRef ow, bool checked)
 	}
 }
 
+/* Positions ow in [lo, hi) of the output row b->oh, input row b->ih, for the
+ * sample vector at s0 (mask: its real lanes, NULL = all); `checked` tests
+ * each tap. */
 static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi, bool checked, LLVMValueRef s0,
 			 LLVMValueRef mask)
 {
@@ -962,12 +963,8 @@ static void bw_positions(cg_ctx *c, bw_ctx *b, LLVMValueRef lo, LLVMValueRef hi,
 			b->carry[k] = cg_alloca(c, vi, "xcarry");
 		cg_if any = cg_if_begin(c, LLVMBuildICmp(c->B, LLVMIntSLT, lo, hi, ""));
 		bw_taps_at(c, b, lo, false);
-		LLVMValueRef s1 = addk(c, s0, CG_VW);
-		for (int k = 0; k < b->kg - 1; k++) {
-			LLVMValueRef xl = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s0)), mask);
-			LLVMValueRef xh = load_lanes(c, c->v16, cg_gep(c, b->X, add(c, b->xoff[k], s1)), b->mask1);
-			cg_store(c, cg_bf16_seq(c, xl, xh), b->carry[k]);
-		}
+		for (int k = 0; k < b->kg - 1; k++)
+			cg_store(c, x_bf16(c, b, k, s0, mask), b->carry[k]);
 		cg_if_end(c, &any);
 	}
 	cg_loop ow = cg_loop_begin(c, lo, hi, 1);
