@@ -671,17 +671,25 @@ static int64_t owned_rows(int64_t N)
  * the dense weight gradients that plan.c made late (ir_ownable: their
  * operands live to the step's end, so they can run after the chunk loop
  * wherever they stand in it).  Returns how many. */
-static int owned_tail(const cg_unit *u, bool train, const int *ids, int n, bool *owned)
+/* The train step's update node when the step has the owned tail, or NULL. */
+static const ir_node *tail_update(const cg_unit *u)
 {
 	ir_graph *g = u->c.g;
 	const cg_options *o = u->m->opt;
-	if (!train || g->chunks < 2 || o->naive || o->no_owned || u->infer_body)
-		return 0;
-	const ir_node *upd = NULL;
-	for (int q = 0; q < n; q++)
-		if (ir_node_phase(g, &g->nodes[ids[q]]) == PHASE_UPDATE)
-			upd = &g->nodes[ids[q]];
-	if (!upd || !cg_update_piecewise(upd))
+	if (g->chunks < 2 || o->naive || o->no_owned)
+		return NULL;
+	for (int i = 0; i < g->n; i++) {
+		const ir_node *nd = &g->nodes[i];
+		if (!nd->dead && (nd->entries & IR_ENTRY_TRAIN) && ir_node_phase(g, nd) == PHASE_UPDATE)
+			return cg_update_piecewise(nd) ? nd : NULL;
+	}
+	return NULL;
+}
+
+static int owned_tail(const cg_unit *u, bool train, const int *ids, int n, bool *owned)
+{
+	ir_graph *g = u->c.g;
+	if (!train || u->infer_body || !tail_update(u))
 		return 0;
 	int count = 0;
 	for (int q = 0; q < n; q++) {
@@ -1202,6 +1210,18 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 		if (ir_is_update(nd->op))
 			per_step = ir_update_flops(g, nd);
 		double per_sample = ir_is_update(nd->op) ? 0 : ir_node_flops(g, nd);
+		/* with the owned tail, a weight's update runs (and is timed) with
+		 * its gradient: its share of the update's FLOPs goes there */
+		const ir_node *upd = timed == IR_ENTRY_TRAIN ? tail_update(u) : NULL;
+		if (upd && nd->late) {
+			per_step = ir_update_flops(g, upd) * (double)g->params[nd->param].size / (double)g->param_floats;
+			name = nnc_sprintf("%s+update d%s", ir_op_name(nd->op), g->params[nd->param].name);
+		} else if (upd && nd == upd) {
+			for (int k = 0; k < g->n; k++)
+				if (!g->nodes[k].dead && g->nodes[k].late)
+					per_step -= ir_update_flops(g, upd) * (double)g->params[g->nodes[k].param].size /
+						    (double)g->param_floats;
+		}
 		LLVMValueRef v[CG_OPINFO_NFIELDS];
 		v[CG_OPINFO_name] = cstr(c, name);
 		v[CG_OPINFO_kind] = cstr(c, ir_op_kind(nd->op));
