@@ -667,10 +667,6 @@ static int64_t owned_rows(int64_t N)
 	return rb < 48 ? 48 : rb > 480 ? 480 : rb;
 }
 
-/* Marks owned[q] for the ops ids[q] of a train body that the tail takes:
- * the dense weight gradients that plan.c made late (ir_ownable: their
- * operands live to the step's end, so they can run after the chunk loop
- * wherever they stand in it).  Returns how many. */
 /* The train step's update node when the step has the owned tail, or NULL. */
 static const ir_node *tail_update(const cg_unit *u)
 {
@@ -686,6 +682,10 @@ static const ir_node *tail_update(const cg_unit *u)
 	return NULL;
 }
 
+/* Marks owned[q] for the ops ids[q] of a train body that the tail takes:
+ * the dense weight gradients that plan.c made late (ir_ownable: their
+ * operands live to the step's end, so they can run after the chunk loop
+ * wherever they stand in it).  Returns how many. */
 static int owned_tail(const cg_unit *u, bool train, const int *ids, int n, bool *owned)
 {
 	ir_graph *g = u->c.g;
@@ -1197,6 +1197,14 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 	for (int i = 0; i < g->n; i++)
 		if (!g->nodes[i].dead && (g->nodes[i].entries & IR_ENTRY_TRAIN))
 			timed = IR_ENTRY_TRAIN;
+	/* with the owned tail, a weight's update runs (and is timed) with its
+	 * gradient: its share of the update's FLOPs goes there, the rest stays
+	 * with the update */
+	const ir_node *upd = timed == IR_ENTRY_TRAIN ? tail_update(u) : NULL;
+	double per_float = upd ? ir_update_flops(g, upd) / (double)g->param_floats : 0, owned_flops = 0;
+	for (int i = 0; upd && i < g->n; i++)
+		if (!g->nodes[i].dead && g->nodes[i].late)
+			owned_flops += per_float * (double)g->params[g->nodes[i].param].size;
 	for (int i = 0; i < g->n; i++) {
 		ir_node *nd = &g->nodes[i];
 		if (!has_code(nd) || !(nd->entries & timed))
@@ -1210,17 +1218,11 @@ static LLVMValueRef op_table(cg_unit *u, const char *prefix, int *count)
 		if (ir_is_update(nd->op))
 			per_step = ir_update_flops(g, nd);
 		double per_sample = ir_is_update(nd->op) ? 0 : ir_node_flops(g, nd);
-		/* with the owned tail, a weight's update runs (and is timed) with
-		 * its gradient: its share of the update's FLOPs goes there */
-		const ir_node *upd = timed == IR_ENTRY_TRAIN ? tail_update(u) : NULL;
 		if (upd && nd->late) {
-			per_step = ir_update_flops(g, upd) * (double)g->params[nd->param].size / (double)g->param_floats;
+			per_step = per_float * (double)g->params[nd->param].size;
 			name = nnc_sprintf("%s+update d%s", ir_op_name(nd->op), g->params[nd->param].name);
-		} else if (upd && nd == upd) {
-			for (int k = 0; k < g->n; k++)
-				if (!g->nodes[k].dead && g->nodes[k].late)
-					per_step -= ir_update_flops(g, upd) * (double)g->params[g->nodes[k].param].size /
-						    (double)g->param_floats;
+		} else if (nd == upd) {
+			per_step -= owned_flops;
 		}
 		LLVMValueRef v[CG_OPINFO_NFIELDS];
 		v[CG_OPINFO_name] = cstr(c, name);

@@ -197,7 +197,6 @@ static int64_t norm_blocks(const ir_graph *g)
 	return 0;
 }
 
-/* Which part of a step a node belongs to in the parallel schedule. */
 bool ir_ownable(const ir_graph *g, const ir_node *n)
 {
 	if (n->dead || n->op != IR_DENSE_BWD_W || g->chunks < 2 || !ir_has_update(g) || n->storage != ST_GRAD ||
@@ -207,6 +206,7 @@ bool ir_ownable(const ir_graph *g, const ir_node *n)
 	return M * N == g->params[n->param].size && M * N >= IR_OWNED_MIN_FLOATS;
 }
 
+/* Which part of a step a node belongs to in the parallel schedule. */
 ir_phase ir_node_phase(const ir_graph *g, const ir_node *n)
 {
 	if (ir_is_update(n->op))

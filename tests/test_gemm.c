@@ -335,10 +335,10 @@ Test(gemm, cache_sizes_from_options_and_environment)
  * it (their input gradients follow them, and later ops take memory that
  * would have been theirs if plan.c did not keep their operands alive);
  * 48 -> 90's rows end in a partial vector, its update at the padded end;
- * its
- * chunks of 330 rows (2 chunks) write partials, those of 220 (3 chunks) add
- * their products to the gradient (at most CG_ADDTO_KMAX rows); the second's per-position
- * layer (rows n x 12) is owned with its embedding's gradient after it;
+ * its chunks of 330 rows (2 chunks) write partials, those of 220 (3 chunks)
+ * add their products to the gradient (at most CG_ADDTO_KMAX rows).  The
+ * second's per-position layer (rows n x 12) is owned with its embedding's
+ * gradient after it;
  * the third has a weight gradient too small to own (16 x 32). */
 static const char *owned_nets[] = {
 	"model o\n"
